@@ -1,0 +1,56 @@
+# ksmfleet: `make run` and `make test` are the two commands on a fresh machine.
+SHELL := /bin/bash
+SWIFT ?= swift
+APT_PACKAGES := libsqlite3-dev libcurl4-openssl-dev
+DATA_DIR ?= $(CURDIR)/data
+PORT ?= 8080
+
+.PHONY: run test deps build release agent-static test-swift test-schemathesis test-dashboard bench clean
+
+## Install the system libraries the build links against (sudo only when not root).
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+## Build, then start the server on an embedded SQLite file plus a local agent.
+run: build
+	DATA_DIR="$(DATA_DIR)" PORT="$(PORT)" BIN="$$($(SWIFT) build --show-bin-path)" ./scripts/run-local.sh
+
+## Build and run every suite.
+test: deps
+	$(SWIFT) build --build-tests
+	$(MAKE) test-swift
+	$(MAKE) test-schemathesis
+	$(MAKE) test-dashboard
+
+test-swift:
+	$(SWIFT) test --skip-build 2>&1 | tee .build/swift-test.log; exit $${PIPESTATUS[0]}
+
+test-schemathesis:
+	@if [ -x scripts/schemathesis.sh ]; then BIN="$$($(SWIFT) build --show-bin-path)" ./scripts/schemathesis.sh; fi
+
+test-dashboard:
+	@if [ -x scripts/dashboard-test.sh ]; then BIN="$$($(SWIFT) build --show-bin-path)" ./scripts/dashboard-test.sh; fi
+
+## Release builds; the agent is linked with the static Swift standard library.
+release: deps
+	$(SWIFT) build -c release --product ksmfleet-server
+	$(SWIFT) build -c release --product ksmfleet
+	$(MAKE) agent-static
+
+agent-static: deps
+	$(SWIFT) build -c release --product ksmfleet-agent --static-swift-stdlib -Xlinker -lcurl
+	strip -o .build/release/ksmfleet-agent.stripped .build/release/ksmfleet-agent
+
+bench:
+	@if [ -x Benchmarks/run.sh ]; then ./Benchmarks/run.sh; fi
+
+clean:
+	rm -rf .build

@@ -1,0 +1,129 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+// Warnings are errors in every build of our own targets (CI included).
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .unsafeFlags(["-warnings-as-errors"]),
+]
+
+let package = Package(
+    name: "ksmfleet",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "ksmfleet-server", targets: ["ksmfleet-server"]),
+        .executable(name: "ksmfleet-agent", targets: ["ksmfleet-agent"]),
+        .executable(name: "ksmfleet", targets: ["ksmfleet"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+    ],
+    targets: [
+        // Pure domain: config model, presets, validation, tuner step, throttle machine, savings math.
+        .target(name: "KSMCore", swiftSettings: swiftSettings),
+        // The kernel edge: sysfs/procfs reader and writer, fake kernel, unmerge protocol.
+        .target(
+            name: "KSMNode",
+            dependencies: ["KSMCore", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings),
+        // Wire types shared by server, agent and CLI.
+        .target(name: "FleetAPI", dependencies: ["KSMCore"], swiftSettings: swiftSettings),
+        // Generates the schema from migrations/*.sql into the FleetStore module.
+        .executableTarget(name: "MigrationsGen", swiftSettings: swiftSettings),
+        .plugin(name: "MigrationsPlugin", capability: .buildTool(), dependencies: ["MigrationsGen"]),
+        .target(
+            name: "FleetStore",
+            dependencies: [
+                "KSMCore", "FleetAPI",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings,
+            plugins: ["MigrationsPlugin"]),
+        .target(
+            name: "FleetServer",
+            dependencies: [
+                "KSMCore", "FleetAPI", "FleetStore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings),
+        // libcurl with small C shims for its variadic setopt/getinfo calls.
+        .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
+        .target(
+            name: "FleetClient",
+            dependencies: ["FleetAPI", "CCurl"],
+            swiftSettings: swiftSettings),
+        .target(
+            name: "FleetAgent",
+            dependencies: [
+                "KSMCore", "KSMNode", "FleetAPI", "FleetClient",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "ksmfleet-server",
+            dependencies: [
+                "FleetServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "ksmfleet-agent",
+            dependencies: [
+                "FleetAgent",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "ksmfleet",
+            dependencies: [
+                "FleetClient", "FleetAPI", "KSMCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings),
+        // Shared test helpers: the kernel-test lock, sysfs snapshot/restore, mergeable buffers,
+        // paths of the built executables.
+        .target(
+            name: "TestSupport",
+            dependencies: ["KSMCore", "KSMNode"],
+            path: "Tests/TestSupport",
+            swiftSettings: swiftSettings),
+        .testTarget(name: "KSMCoreTests", dependencies: ["KSMCore", "FleetAPI"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "KSMNodeTests", dependencies: ["KSMCore", "KSMNode", "FleetAPI", "TestSupport"],
+            swiftSettings: swiftSettings),
+        // Real kernel: serialized through TestSupport's kernel lock, restores KSM settings.
+        .testTarget(
+            name: "KernelTests",
+            dependencies: ["KSMCore", "KSMNode", "FleetAPI", "FleetAgent", "TestSupport"],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "FleetStoreTests", dependencies: ["FleetStore", "FleetAPI", "KSMCore"],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "FleetServerTests",
+            dependencies: ["FleetServer", "FleetStore", "FleetClient", "FleetAPI", "KSMCore", "TestSupport"],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "FleetAgentTests",
+            dependencies: [
+                "FleetAgent", "FleetClient", "FleetServer", "FleetAPI", "KSMCore", "KSMNode", "TestSupport",
+            ],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "CLITests",
+            dependencies: ["FleetServer", "FleetClient", "FleetAPI", "KSMCore", "TestSupport"],
+            swiftSettings: swiftSettings),
+    ]
+)

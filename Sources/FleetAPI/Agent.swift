@@ -1,0 +1,151 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import KSMCore
+
+/// `POST /api/v1/register` (enrollment token).
+public struct RegisterRequest: Codable, Sendable, Equatable, KnownFields {
+    public var hostname: String
+    /// /etc/machine-id: re-registering the same machine returns the same node.
+    public var machineId: String
+    public var kernel: String
+    public var memTotalBytes: Int64
+    public var numaNodes: Int
+    /// KSM files found under /sys/kernel/mm/ksm (features are detected, never assumed).
+    public var ksmFeatures: [String]
+    public var agentVersion: String
+    public var pageSize: Int?
+
+    public init(
+        hostname: String, machineId: String, kernel: String, memTotalBytes: Int64, numaNodes: Int,
+        ksmFeatures: [String], agentVersion: String, pageSize: Int? = nil
+    ) {
+        self.hostname = hostname
+        self.machineId = machineId
+        self.kernel = kernel
+        self.memTotalBytes = memTotalBytes
+        self.numaNodes = numaNodes
+        self.ksmFeatures = ksmFeatures
+        self.agentVersion = agentVersion
+        self.pageSize = pageSize
+    }
+
+    public static let fieldNames: Set<String> = [
+        "hostname", "machineId", "kernel", "memTotalBytes", "numaNodes", "ksmFeatures", "agentVersion", "pageSize",
+    ]
+}
+
+public struct RegisterResponse: Codable, Sendable, Equatable, KnownFields {
+    public var nodeId: String
+    /// Shown once; the server keeps only its hash.
+    public var nodeToken: String
+    public var config: NodeConfig
+    /// True when this machine id was already known (its token was rotated).
+    public var reregistered: Bool
+
+    public init(nodeId: String, nodeToken: String, config: NodeConfig, reregistered: Bool) {
+        self.nodeId = nodeId
+        self.nodeToken = nodeToken
+        self.config = config
+        self.reregistered = reregistered
+    }
+
+    public static let fieldNames: Set<String> = ["nodeId", "nodeToken", "config", "reregistered"]
+    public static var nestedFields: [String: any KnownFields.Type] { ["config": NodeConfig.self] }
+}
+
+/// One status sample from an agent. `seq` increases by one per sample on a node and survives
+/// agent restarts (it is kept in the state directory), so the server can deduplicate replays.
+public struct StatusSample: Codable, Sendable, Equatable, KnownFields {
+    public var seq: Int64
+    public var takenAt: Date
+    public var status: KSMStatus
+    public var memory: MemorySnapshot
+    public var pageSize: Int
+    /// ksmd CPU in % of one CPU since the previous sample; nil for the first one.
+    public var ksmdCPUPercent: Double?
+    /// Cumulative ksmd CPU seconds (utime+stime), for CPU-hours in reports.
+    public var ksmdCPUSeconds: Double?
+    public var phase: KSMPhase
+    public var phaseReason: String
+    /// The config generation in force on the node; nil before the first apply.
+    public var appliedGeneration: Int64?
+    /// Why the last apply failed, in words; nil when it succeeded.
+    public var applyError: String?
+    /// Samples the agent's spool dropped (oldest first) since the last accepted batch.
+    public var droppedSamples: Int64?
+
+    public init(
+        seq: Int64, takenAt: Date, status: KSMStatus, memory: MemorySnapshot, pageSize: Int,
+        ksmdCPUPercent: Double? = nil, ksmdCPUSeconds: Double? = nil, phase: KSMPhase,
+        phaseReason: String, appliedGeneration: Int64? = nil, applyError: String? = nil,
+        droppedSamples: Int64? = nil
+    ) {
+        self.seq = seq
+        self.takenAt = takenAt
+        self.status = status
+        self.memory = memory
+        self.pageSize = pageSize
+        self.ksmdCPUPercent = ksmdCPUPercent
+        self.ksmdCPUSeconds = ksmdCPUSeconds
+        self.phase = phase
+        self.phaseReason = phaseReason
+        self.appliedGeneration = appliedGeneration
+        self.applyError = applyError
+        self.droppedSamples = droppedSamples
+    }
+
+    /// Bytes KSM saves on the node at this sample.
+    public var savedBytes: Int64 { Savings.savedBytes(status, pageSize: pageSize) }
+
+    public static let fieldNames: Set<String> = [
+        "seq", "takenAt", "status", "memory", "pageSize", "ksmdCPUPercent", "ksmdCPUSeconds", "phase",
+        "phaseReason", "appliedGeneration", "applyError", "droppedSamples",
+    ]
+    public static var nestedFields: [String: any KnownFields.Type] {
+        ["status": KSMStatus.self, "memory": MemorySnapshot.self]
+    }
+}
+
+extension KSMStatus: KnownFields {
+    public static let fieldNames: Set<String> = [
+        "run", "pagesToScan", "sleepMillisecs", "pagesShared", "pagesSharing", "pagesUnshared",
+        "pagesVolatile", "fullScans", "mergeAcrossNodes", "maxPageSharing", "stableNodeChains",
+        "stableNodeDups", "useZeroPages", "ksmZeroPages", "generalProfit", "pagesScanned", "pagesSkipped",
+        "smartScan", "advisorMode",
+    ]
+}
+
+extension MemorySnapshot: KnownFields {
+    public static let fieldNames: Set<String> = [
+        "memTotalKB", "memAvailableKB", "memFreeKB", "buffersKB", "cachedKB", "anonPagesKB",
+    ]
+}
+
+/// `POST /api/v1/nodes/{id}/samples`.
+public struct SampleBatch: Codable, Sendable, Equatable, KnownFields {
+    public var samples: [StatusSample]
+    public init(samples: [StatusSample]) { self.samples = samples }
+    public static let fieldNames: Set<String> = ["samples"]
+    public static var nestedFields: [String: any KnownFields.Type] { ["samples": StatusSample.self] }
+    /// Most samples one batch may carry.
+    public static let maxSamples = 1000
+}
+
+public struct SampleBatchAck: Codable, Sendable, Equatable, KnownFields {
+    /// Highest sequence number the server holds for this node; the agent may forget every
+    /// spooled sample up to it.
+    public var highestSeq: Int64
+    /// Samples of this batch that were new.
+    public var stored: Int
+    /// Samples of this batch the server already had.
+    public var duplicates: Int
+    public init(highestSeq: Int64, stored: Int, duplicates: Int) {
+        self.highestSeq = highestSeq
+        self.stored = stored
+        self.duplicates = duplicates
+    }
+    public static let fieldNames: Set<String> = ["highestSeq", "stored", "duplicates"]
+}
