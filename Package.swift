@@ -99,6 +99,13 @@ let package = Package(
             dependencies: ["KSMCore", "KSMNode"],
             path: "Tests/TestSupport",
             swiftSettings: swiftSettings),
+        // Starting a real server (in-process on an ephemeral port, or the built binary as a
+        // subprocess) for the HTTP, agent and CLI suites.
+        .target(
+            name: "FleetTestSupport",
+            dependencies: ["FleetServer", "FleetStore", "FleetClient", "FleetAPI", "KSMCore", "TestSupport"],
+            path: "Tests/FleetTestSupport",
+            swiftSettings: swiftSettings),
         .testTarget(name: "KSMCoreTests", dependencies: ["KSMCore", "FleetAPI"], swiftSettings: swiftSettings),
         .testTarget(
             name: "KSMNodeTests", dependencies: ["KSMCore", "KSMNode", "FleetAPI", "TestSupport"],
@@ -113,17 +120,17 @@ let package = Package(
             swiftSettings: swiftSettings),
         .testTarget(
             name: "FleetServerTests",
-            dependencies: ["FleetServer", "FleetStore", "FleetClient", "FleetAPI", "KSMCore", "TestSupport"],
+            dependencies: ["FleetTestSupport", "FleetServer", "FleetStore", "FleetClient", "FleetAPI", "KSMCore", "TestSupport"],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "FleetAgentTests",
-            dependencies: [
+            dependencies: ["FleetTestSupport", 
                 "FleetAgent", "FleetClient", "FleetServer", "FleetAPI", "KSMCore", "KSMNode", "TestSupport",
             ],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "CLITests",
-            dependencies: ["FleetServer", "FleetClient", "FleetAPI", "KSMCore", "TestSupport"],
+            dependencies: ["FleetTestSupport", "FleetServer", "FleetClient", "FleetAPI", "KSMCore", "TestSupport"],
             swiftSettings: swiftSettings),
     ]
 )

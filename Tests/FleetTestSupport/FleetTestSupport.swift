@@ -1,0 +1,1 @@
+// Server harness for tests (owned by the server work).
