@@ -1,0 +1,123 @@
+/// One node's figures for a report period, as the store reads them (rollups for whole hours and
+/// days, raw samples for partial edges).
+public struct NodeReportInput: Sendable, Equatable {
+    public var nodeId: String
+    public var name: String
+    public var labels: [String: String]
+    public var deleted: Bool
+    /// The part of the period the node existed (registered … deleted).
+    public var existence: Interval
+    public var stats: BucketStats
+    /// Intervals of `existence` without data.
+    public var gaps: [Interval]
+    /// Average saved bytes per bucket start (hours, or days for long periods), for group peaks.
+    public var series: [Double: Double]
+
+    public init(
+        nodeId: String, name: String, labels: [String: String] = [:], deleted: Bool = false, existence: Interval,
+        stats: BucketStats, gaps: [Interval], series: [Double: Double] = [:]
+    ) {
+        self.nodeId = nodeId
+        self.name = name
+        self.labels = labels
+        self.deleted = deleted
+        self.existence = existence
+        self.stats = stats
+        self.gaps = gaps
+        self.series = series
+    }
+
+    /// The covered parts of `existence`.
+    public var covered: [Interval] { ReportMath.complement(of: gaps, within: existence) }
+}
+
+/// The figures of one report row (node, label value, day or fleet).
+public struct ReportRowFigures: Sendable, Equatable {
+    public var key: String
+    public var name: String?
+    public var deleted: Bool?
+    public var nodes: Int
+    public var avgSavedBytes: Double?
+    public var peakSavedBytes: Double?
+    public var savedGiBHours: Double
+    public var ksmdCPUHours: Double
+    public var avgKsmdCPUCores: Double?
+    public var efficiencyGiBPerCore: Double?
+    public var avgNetProfitBytes: Double?
+    public var phaseHours: [String: Double]
+    public var dataHours: Double
+    public var periodHours: Double
+    public var coverage: Double
+    public var gaps: [Interval]
+}
+
+public enum ReportAggregation {
+    static let gib = 1_073_741_824.0
+
+    static func efficiency(avgSaved: Double?, avgCores: Double?) -> Double? {
+        guard let s = avgSaved, let c = avgCores, c > 0 else { return nil }
+        return s / gib / c
+    }
+
+    static func phaseHours(_ st: BucketStats) -> [String: Double] {
+        st.phaseSeconds.mapValues { $0 / 3600 }
+    }
+
+    /// A node's row.
+    public static func nodeRow(_ n: NodeReportInput) -> ReportRowFigures {
+        let st = n.stats
+        let period = n.existence.length / 3600
+        let data = st.dataSeconds / 3600
+        return ReportRowFigures(
+            key: n.nodeId, name: n.name, deleted: n.deleted, nodes: st.dataSeconds > 0 ? 1 : 0,
+            avgSavedBytes: st.avgSavedBytes, peakSavedBytes: st.peakSavedBytes.map(Double.init),
+            savedGiBHours: st.savedGiBHours, ksmdCPUHours: st.cpuSeconds / 3600, avgKsmdCPUCores: st.avgCPUCores,
+            efficiencyGiBPerCore: efficiency(avgSaved: st.avgSavedBytes, avgCores: st.avgCPUCores),
+            avgNetProfitBytes: st.avgNetProfitBytes, phaseHours: phaseHours(st), dataHours: data,
+            periodHours: period, coverage: period > 0 ? min(1, data / period) : 0, gaps: n.gaps)
+    }
+
+    /// A group's row (label value, day, fleet): averages are sums of the nodes' averages, hour
+    /// figures are sums, the peak is the highest total of the nodes' bucket averages, and the
+    /// gaps are where none of the nodes had data within `period`.
+    public static func groupRow(key: String, nodes: [NodeReportInput], period: Interval) -> ReportRowFigures {
+        var total = BucketStats()
+        var avgSaved: Double?
+        var avgCores: Double?
+        var netProfit: Double?
+        var withData = 0
+        var periodSeconds = 0.0
+        var series: [Double: Double] = [:]
+        var covered: [Interval] = []
+        for n in nodes {
+            total.merge(n.stats)
+            periodSeconds += n.existence.length
+            if let a = n.stats.avgSavedBytes {
+                withData += 1
+                avgSaved = (avgSaved ?? 0) + a
+            }
+            if let c = n.stats.avgCPUCores { avgCores = (avgCores ?? 0) + c }
+            if let p = n.stats.avgNetProfitBytes { netProfit = (netProfit ?? 0) + p }
+            for (k, v) in n.series { series[k, default: 0] += v }
+            covered.append(contentsOf: n.covered)
+        }
+        let peak = series.values.max() ?? total.peakSavedBytes.map(Double.init)
+        let data = total.dataSeconds / 3600
+        let periodHours = periodSeconds / 3600
+        return ReportRowFigures(
+            key: key, name: nil, deleted: nil, nodes: withData, avgSavedBytes: avgSaved,
+            peakSavedBytes: withData > 0 ? peak : nil, savedGiBHours: total.savedGiBHours,
+            ksmdCPUHours: total.cpuSeconds / 3600, avgKsmdCPUCores: avgCores,
+            efficiencyGiBPerCore: efficiency(avgSaved: avgSaved, avgCores: avgCores), avgNetProfitBytes: netProfit,
+            phaseHours: phaseHours(total), dataHours: data, periodHours: periodHours,
+            coverage: periodHours > 0 ? min(1, data / periodHours) : 0,
+            gaps: ReportMath.complement(of: covered, within: period))
+    }
+
+    /// Rows grouped by the value of `label` (nodes without it under ""), sorted by value.
+    public static func labelRows(_ nodes: [NodeReportInput], label: String, period: Interval) -> [ReportRowFigures] {
+        var groups: [String: [NodeReportInput]] = [:]
+        for n in nodes { groups[n.labels[label] ?? "", default: []].append(n) }
+        return groups.keys.sorted().map { groupRow(key: $0, nodes: groups[$0] ?? [], period: period) }
+    }
+}
