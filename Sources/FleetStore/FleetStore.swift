@@ -4,3 +4,9 @@ public struct EmbeddedMigration: Sendable {
     public let name: String
     public let sql: String
 }
+
+/// The migrations this build carries, in order (generated from `migrations/*.sql`).
+public let allMigrations: [EmbeddedMigration] = embeddedMigrations
+
+/// The schema version this build understands: the highest embedded migration number.
+public let latestSchemaVersion: Int = embeddedMigrations.map(\.number).max() ?? 0

@@ -1,0 +1,182 @@
+import FleetAPI
+import Foundation
+import GRDB
+import KSMCore
+
+/// A config write: the config before and after, and whether anything changed (an unchanged
+/// write keeps the generation, so agents are not woken for nothing).
+public struct ConfigChange: Sendable, Equatable {
+    public var nodeId: String
+    public var before: NodeConfig
+    public var after: NodeConfig
+    public var changes: [String]
+    public var changed: Bool { before != after }
+}
+
+/// One node's result in a fleet-wide apply.
+public struct ApplyItem: Sendable, Equatable {
+    public enum Status: String, Sendable {
+        case changed, unchanged
+        case wouldChange = "would_change"
+        case failed
+        case notFound = "not_found"
+    }
+    public var nodeId: String
+    public var name: String?
+    public var status: Status
+    public var generation: Int64?
+    public var changes: [String]
+    public var error: ConfigValidationError?
+}
+
+extension FleetDatabase {
+    /// A live node's desired config.
+    public func config(nodeId: String) async throws -> NodeConfig? {
+        try await pool.read { db in try Self.fetchConfig(db, nodeId: nodeId) }
+    }
+
+    static func fetchConfig(_ db: Database, nodeId: String) throws -> NodeConfig? {
+        guard
+            let row = try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT c.generation, c.kick_counter, c.config_json FROM node_configs c
+                    JOIN nodes n ON n.id = c.node_id WHERE c.node_id = ? AND n.deleted_at IS NULL
+                    """, arguments: [nodeId])
+        else { return nil }
+        return NodeConfig(
+            generation: row["generation"], kickCounter: row["kick_counter"],
+            config: try StoredJSON.decode(KSMConfig.self, row["config_json"]))
+    }
+
+    /// Writes a new config (inside the transaction) and its audit entry; bumps the generation.
+    static func storeConfig(
+        _ db: Database, nodeId: String, before: NodeConfig, config: KSMConfig, kick: Bool, actor: String,
+        action: String, now: Date
+    ) throws -> NodeConfig {
+        let after = NodeConfig(
+            generation: before.generation + 1, kickCounter: before.kickCounter + (kick ? 1 : 0), config: config)
+        try db.execute(
+            sql: """
+                UPDATE node_configs SET generation = ?, kick_counter = ?, config_json = ?, updated_at = ?, updated_by = ?
+                WHERE node_id = ?
+                """,
+            arguments: [
+                after.generation, after.kickCounter, try StoredJSON.encode(config), Time.ms(now), actor, nodeId,
+            ])
+        try audit(
+            db, actor: actor, nodeId: nodeId, action: action, generation: after.generation, before: before.config,
+            after: config, at: now)
+        return after
+    }
+
+    /// Changes one node's config in one transaction. `change` gets the current config and returns
+    /// the new one (validated; throw `ConfigValidationError` to refuse). With `ifMatch`, the
+    /// current generation must equal it (`StoreError.generationConflict` otherwise).
+    public func updateConfig(
+        nodeId: String, ifMatch: Int64? = nil, actor: String = "admin", action: String,
+        now: Date = Date(), _ change: @escaping @Sendable (KSMConfig) throws(ConfigValidationError) -> KSMConfig
+    ) async throws -> ConfigChange {
+        try await pool.write { db in
+            guard let before = try Self.fetchConfig(db, nodeId: nodeId) else { throw StoreError.nodeNotFound(nodeId) }
+            if let ifMatch, ifMatch != before.generation {
+                throw StoreError.generationConflict(expected: ifMatch, current: before.generation)
+            }
+            let config: KSMConfig
+            do throws(ConfigValidationError) {
+                config = try change(before.config)
+            } catch {
+                throw StoreError.invalidConfig(error)
+            }
+            if config == before.config {
+                return ConfigChange(nodeId: nodeId, before: before, after: before, changes: [])
+            }
+            let after = try Self.storeConfig(
+                db, nodeId: nodeId, before: before, config: config, kick: false, actor: actor, action: action, now: now)
+            return ConfigChange(nodeId: nodeId, before: before, after: after, changes: configDiff(before.config, config))
+        }
+    }
+
+    /// Kick (throttle mode): bumps the kick counter and the generation, so a waiting long-poll wakes.
+    public func kick(nodeId: String, actor: String = "admin", now: Date = Date()) async throws -> NodeConfig {
+        try await pool.write { db in
+            guard let before = try Self.fetchConfig(db, nodeId: nodeId) else { throw StoreError.nodeNotFound(nodeId) }
+            return try Self.storeConfig(
+                db, nodeId: nodeId, before: before, config: before.config, kick: true, actor: actor, action: "kick",
+                now: now)
+        }
+    }
+
+    /// Applies one change to many nodes in one transaction, each node's result on its own
+    /// (a node whose result is invalid fails alone). A dry run changes nothing.
+    public func apply(
+        _ patch: ConfigPatch, to nodeIds: [String], dryRun: Bool, actor: String = "admin", now: Date = Date()
+    ) async throws -> [ApplyItem] {
+        try await pool.write { db in
+            var items: [ApplyItem] = []
+            for id in nodeIds {
+                guard let node = try Self.fetchNode(db, id: id), let before = node.config else {
+                    items.append(ApplyItem(nodeId: id, name: nil, status: .notFound, generation: nil, changes: []))
+                    continue
+                }
+                let config: KSMConfig
+                do throws(ConfigValidationError) {
+                    config = try patch.applied(to: before.config)
+                } catch {
+                    items.append(
+                        ApplyItem(
+                            nodeId: id, name: node.name, status: .failed, generation: before.generation, changes: [],
+                            error: error))
+                    continue
+                }
+                let changes = configDiff(before.config, config)
+                if config == before.config {
+                    items.append(
+                        ApplyItem(nodeId: id, name: node.name, status: .unchanged, generation: before.generation, changes: []))
+                } else if dryRun {
+                    items.append(
+                        ApplyItem(
+                            nodeId: id, name: node.name, status: .wouldChange, generation: before.generation,
+                            changes: changes))
+                } else {
+                    let after = try Self.storeConfig(
+                        db, nodeId: id, before: before, config: config, kick: false, actor: actor, action: "apply", now: now)
+                    items.append(
+                        ApplyItem(nodeId: id, name: node.name, status: .changed, generation: after.generation, changes: changes))
+                }
+            }
+            return items
+        }
+    }
+
+    /// Audit entries, newest first.
+    public func auditLog(nodeId: String? = nil, limit: Int = 100) async throws -> [AuditEntry] {
+        try await pool.read { db in
+            let rows: [Row]
+            if let nodeId {
+                rows = try Row.fetchAll(
+                    db, sql: "SELECT * FROM audit_log WHERE node_id = ? ORDER BY id DESC LIMIT ?",
+                    arguments: [nodeId, limit])
+            } else {
+                rows = try Row.fetchAll(db, sql: "SELECT * FROM audit_log ORDER BY id DESC LIMIT ?", arguments: [limit])
+            }
+            return rows.map { row in
+                AuditEntry(
+                    at: Time.date(row["at"] as Int64), actor: row["actor"], nodeId: row["node_id"],
+                    action: row["action"], generation: row["generation"], beforeJSON: row["before_json"],
+                    afterJSON: row["after_json"])
+            }
+        }
+    }
+}
+
+/// One audit log entry: who changed what, when, with the config before and after (JSON).
+public struct AuditEntry: Sendable, Equatable {
+    public var at: Date
+    public var actor: String
+    public var nodeId: String
+    public var action: String
+    public var generation: Int64?
+    public var beforeJSON: String?
+    public var afterJSON: String?
+}

@@ -1,0 +1,271 @@
+import FleetAPI
+import Foundation
+import GRDB
+import KSMCore
+
+/// A node as stored, with its desired config (nil once the node is deleted).
+public struct StoredNode: Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var machineId: String
+    public var labels: [String: String]
+    public var kernel: String
+    public var memTotalBytes: Int64
+    public var numaNodes: Int
+    public var ksmFeatures: [String]
+    public var agentVersion: String
+    public var pageSize: Int?
+    public var registeredAt: Date
+    public var lastSeenAt: Date?
+    public var phase: KSMPhase?
+    public var phaseReason: String?
+    public var appliedGeneration: Int64?
+    public var applyError: String?
+    /// Highest sample sequence number stored for this node.
+    public var lastSeq: Int64?
+    public var lastSample: StatusSample?
+    public var deletedAt: Date?
+    public var config: NodeConfig?
+}
+
+/// The outcome of `register`.
+public struct Registration: Sendable, Equatable {
+    public var node: StoredNode
+    public var config: NodeConfig
+    /// The machine id was already known: same node, token rotated.
+    public var reregistered: Bool
+}
+
+extension FleetDatabase {
+    static let nodeColumns = """
+        n.id, n.name, n.machine_id, n.labels, n.kernel, n.mem_total_bytes, n.numa_nodes, n.ksm_features,
+        n.agent_version, n.page_size, n.registered_at, n.last_seen_at, n.phase, n.phase_reason,
+        n.applied_generation, n.apply_error, n.last_seq, n.last_sample_json, n.deleted_at,
+        c.generation, c.kick_counter, c.config_json
+        """
+    static let nodeFrom = "nodes n LEFT JOIN node_configs c ON c.node_id = n.id"
+
+    static func node(_ row: Row) throws -> StoredNode {
+        var config: NodeConfig?
+        if let json: String = row["config_json"] {
+            config = NodeConfig(
+                generation: row["generation"], kickCounter: row["kick_counter"],
+                config: try StoredJSON.decode(KSMConfig.self, json))
+        }
+        let phase: String? = row["phase"]
+        let lastSample: String? = row["last_sample_json"]
+        return StoredNode(
+            id: row["id"], name: row["name"], machineId: row["machine_id"],
+            labels: try StoredJSON.decode([String: String].self, row["labels"]),
+            kernel: row["kernel"], memTotalBytes: row["mem_total_bytes"], numaNodes: row["numa_nodes"],
+            ksmFeatures: try StoredJSON.decode([String].self, row["ksm_features"]),
+            agentVersion: row["agent_version"], pageSize: row["page_size"],
+            registeredAt: Time.date(row["registered_at"] as Int64),
+            lastSeenAt: Time.date(row["last_seen_at"] as Int64?),
+            phase: phase.flatMap(KSMPhase.init(rawValue:)), phaseReason: row["phase_reason"],
+            appliedGeneration: row["applied_generation"], applyError: row["apply_error"],
+            lastSeq: row["last_seq"],
+            lastSample: try lastSample.map { try StoredJSON.decode(StatusSample.self, $0) },
+            deletedAt: Time.date(row["deleted_at"] as Int64?), config: config)
+    }
+
+    static func fetchNode(_ db: Database, id: String) throws -> StoredNode? {
+        try Row.fetchOne(
+            db, sql: "SELECT \(nodeColumns) FROM \(nodeFrom) WHERE n.id = ? AND n.deleted_at IS NULL",
+            arguments: [id]
+        ).map(node)
+    }
+
+    static func audit(
+        _ db: Database, actor: String, nodeId: String, action: String, generation: Int64?,
+        before: KSMConfig?, after: KSMConfig?, at: Date
+    ) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO audit_log (at, actor, node_id, action, generation, before_json, after_json)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                Time.ms(at), actor, nodeId, action, generation,
+                try before.map { try StoredJSON.encode($0) }, try after.map { try StoredJSON.encode($0) },
+            ])
+    }
+
+    /// Registers a node with an enrollment token (checked in the same transaction), or
+    /// re-registers a known live machine id: same node, token rotated, config kept. A new node
+    /// gets `KSMConfig.standardDefault` at generation 1.
+    public func register(
+        _ request: RegisterRequest, enrollmentTokenHash: String, nodeTokenHash: String, now: Date = Date()
+    ) async throws -> Registration {
+        try await pool.write { db in
+            guard
+                let token = try Row.fetchOne(
+                    db, sql: "SELECT id, expires_at, revoked_at FROM enrollment_tokens WHERE token_hash = ?",
+                    arguments: [enrollmentTokenHash])
+            else { throw StoreError.enrollmentRefused("unknown enrollment token") }
+            let tokenId: String = token["id"]
+            if let revoked: Int64 = token["revoked_at"] {
+                throw StoreError.enrollmentRefused(
+                    "enrollment token \(tokenId) was revoked at \(Time.date(revoked).formatted(.iso8601))")
+            }
+            if let expires: Int64 = token["expires_at"], expires <= Time.ms(now) {
+                throw StoreError.enrollmentRefused(
+                    "enrollment token \(tokenId) expired at \(Time.date(expires).formatted(.iso8601))")
+            }
+            let labels = try StoredJSON.encode([String: String]())
+            let features = try StoredJSON.encode(request.ksmFeatures)
+            let existing = try String.fetchOne(
+                db, sql: "SELECT id FROM nodes WHERE machine_id = ? AND deleted_at IS NULL",
+                arguments: [request.machineId])
+            let id: String
+            if let existing {
+                id = existing
+                try db.execute(
+                    sql: """
+                        UPDATE nodes SET name = ?, kernel = ?, mem_total_bytes = ?, numa_nodes = ?, ksm_features = ?,
+                          agent_version = ?, page_size = COALESCE(?, page_size), token_hash = ?, last_seen_at = ?
+                        WHERE id = ?
+                        """,
+                    arguments: [
+                        request.hostname, request.kernel, request.memTotalBytes, request.numaNodes, features,
+                        request.agentVersion, request.pageSize, nodeTokenHash, Time.ms(now), id,
+                    ])
+            } else {
+                var candidate = Secrets.newID(prefix: "n-")
+                while try Bool.fetchOne(db, sql: "SELECT 1 FROM nodes WHERE id = ?", arguments: [candidate]) == true {
+                    candidate = Secrets.newID(prefix: "n-")
+                }
+                id = candidate
+                try db.execute(
+                    sql: """
+                        INSERT INTO nodes (id, name, machine_id, labels, kernel, mem_total_bytes, numa_nodes,
+                          ksm_features, agent_version, page_size, registered_at, last_seen_at, token_hash)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [
+                        id, request.hostname, request.machineId, labels, request.kernel, request.memTotalBytes,
+                        request.numaNodes, features, request.agentVersion, request.pageSize, Time.ms(now),
+                        Time.ms(now), nodeTokenHash,
+                    ])
+            }
+            let hasConfig = try Bool.fetchOne(
+                db, sql: "SELECT 1 FROM node_configs WHERE node_id = ?", arguments: [id]) == true
+            if !hasConfig {
+                let standard = KSMConfig.standardDefault.normalized()
+                try db.execute(
+                    sql: """
+                        INSERT INTO node_configs (node_id, generation, kick_counter, config_json, updated_at, updated_by)
+                        VALUES (?, 1, 0, ?, ?, 'registration')
+                        """,
+                    arguments: [id, try StoredJSON.encode(standard), Time.ms(now)])
+                try Self.audit(
+                    db, actor: "registration", nodeId: id, action: "create", generation: 1, before: nil,
+                    after: standard, at: now)
+            }
+            guard let node = try Self.fetchNode(db, id: id), let config = node.config else {
+                throw StoreError.nodeNotFound(id)
+            }
+            return Registration(node: node, config: config, reregistered: existing != nil)
+        }
+    }
+
+    /// The live node whose token hashes to `tokenHash`.
+    public func nodeID(forTokenHash tokenHash: String) async throws -> String? {
+        try await pool.read { db in
+            try String.fetchOne(
+                db, sql: "SELECT id FROM nodes WHERE token_hash = ? AND deleted_at IS NULL", arguments: [tokenHash])
+        }
+    }
+
+    /// A live node by id or, when no id matches, by exact name (the most recently seen one).
+    public func node(idOrName: String) async throws -> StoredNode? {
+        try await pool.read { db in
+            if let n = try Self.fetchNode(db, id: idOrName) { return n }
+            return try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT \(Self.nodeColumns) FROM \(Self.nodeFrom) WHERE n.name = ? AND n.deleted_at IS NULL
+                    ORDER BY n.last_seen_at DESC LIMIT 1
+                    """, arguments: [idOrName]
+            ).map(Self.node)
+        }
+    }
+
+    /// Every live node (or every node, deleted ones included), by name.
+    public func nodes(includeDeleted: Bool = false) async throws -> [StoredNode] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: "SELECT \(Self.nodeColumns) FROM \(Self.nodeFrom)"
+                    + (includeDeleted ? "" : " WHERE n.deleted_at IS NULL") + " ORDER BY n.name, n.id"
+            ).map(Self.node)
+        }
+    }
+
+    /// Replaces a node's labels.
+    public func setLabels(nodeId: String, _ labels: [String: String], actor: String = "admin", now: Date = Date())
+        async throws -> StoredNode
+    {
+        try await pool.write { db in
+            guard let before = try Self.fetchNode(db, id: nodeId) else { throw StoreError.nodeNotFound(nodeId) }
+            try db.execute(
+                sql: "UPDATE nodes SET labels = ? WHERE id = ?", arguments: [try StoredJSON.encode(labels), nodeId])
+            try db.execute(
+                sql: """
+                    INSERT INTO audit_log (at, actor, node_id, action, generation, before_json, after_json)
+                    VALUES (?, ?, ?, 'labels', NULL, ?, ?)
+                    """,
+                arguments: [
+                    Time.ms(now), actor, nodeId, try StoredJSON.encode(before.labels), try StoredJSON.encode(labels),
+                ])
+            guard let node = try Self.fetchNode(db, id: nodeId) else { throw StoreError.nodeNotFound(nodeId) }
+            return node
+        }
+    }
+
+    /// Deletes a node: its config and token go at once; its samples stay for reports unless
+    /// `purgeHistory`, which also removes the node row and every other row keyed by its id
+    /// (samples, rollups) except the audit log.
+    public func deleteNode(nodeId: String, purgeHistory: Bool, actor: String = "admin", now: Date = Date())
+        async throws
+    {
+        try await pool.write { db in
+            guard let node = try Self.fetchNode(db, id: nodeId) else { throw StoreError.nodeNotFound(nodeId) }
+            try db.execute(sql: "DELETE FROM node_configs WHERE node_id = ?", arguments: [nodeId])
+            try Self.audit(
+                db, actor: actor, nodeId: nodeId, action: purgeHistory ? "purge" : "delete",
+                generation: node.config?.generation, before: node.config?.config, after: nil, at: now)
+            if purgeHistory {
+                let tables = try String.fetchAll(
+                    db,
+                    sql: """
+                        SELECT m.name FROM sqlite_master m WHERE m.type = 'table'
+                          AND m.name NOT IN ('nodes', 'audit_log', 'node_configs')
+                          AND EXISTS (SELECT 1 FROM pragma_table_info(m.name) p WHERE p.name = 'node_id')
+                        """)
+                for table in tables {
+                    try db.execute(sql: "DELETE FROM \(table.quotedDatabaseIdentifier) WHERE node_id = ?", arguments: [nodeId])
+                }
+                try db.execute(sql: "DELETE FROM nodes WHERE id = ?", arguments: [nodeId])
+            } else {
+                try db.execute(
+                    sql: "UPDATE nodes SET deleted_at = ?, token_hash = NULL WHERE id = ?",
+                    arguments: [Time.ms(now), nodeId])
+            }
+        }
+    }
+
+    /// Number of samples stored for a node (tests, diagnostics).
+    public func sampleCount(nodeId: String) async throws -> Int {
+        try await pool.read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM samples WHERE node_id = ?", arguments: [nodeId]) ?? 0
+        }
+    }
+
+    /// Sequence numbers stored for a node, ascending (tests, diagnostics).
+    public func sampleSeqs(nodeId: String) async throws -> [Int64] {
+        try await pool.read { db in
+            try Int64.fetchAll(db, sql: "SELECT seq FROM samples WHERE node_id = ? ORDER BY seq", arguments: [nodeId])
+        }
+    }
+}

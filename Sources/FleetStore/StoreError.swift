@@ -1,0 +1,31 @@
+import FleetAPI
+import KSMCore
+
+/// Errors of the store, each carrying what a caller needs to answer the request.
+public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The database was written by a newer ksmfleet-server (schema `database` > `supported`).
+    case databaseTooNew(path: String, database: Int, supported: Int)
+    /// No live node with this id (or name).
+    case nodeNotFound(String)
+    case enrollmentTokenNotFound(String)
+    /// The enrollment token is unknown, revoked or expired.
+    case enrollmentRefused(String)
+    /// `If-Match` named a generation that is no longer current.
+    case generationConflict(expected: Int64, current: Int64)
+    /// The change produced an invalid config.
+    case invalidConfig(ConfigValidationError)
+
+    public var description: String {
+        switch self {
+        case .databaseTooNew(let path, let database, let supported):
+            return
+                "the database \(path) has schema version \(database), but this ksmfleet-server supports up to version \(supported); it was written by a newer server. Run that newer version (or restore a backup made for this one); refusing to start so as not to damage it"
+        case .nodeNotFound(let id): return "node '\(id)' not found"
+        case .enrollmentTokenNotFound(let id): return "enrollment token '\(id)' not found"
+        case .enrollmentRefused(let why): return why
+        case .generationConflict(let expected, let current):
+            return "config generation is \(current), not \(expected): it was changed meanwhile; read it again and retry"
+        case .invalidConfig(let e): return e.description
+        }
+    }
+}

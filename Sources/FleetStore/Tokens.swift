@@ -1,0 +1,64 @@
+import FleetAPI
+import Foundation
+import GRDB
+
+extension FleetDatabase {
+    /// Creates an enrollment token and returns it with its secret, which is shown only here.
+    public func createEnrollmentToken(description: String?, expiresAt: Date?, now: Date = Date()) async throws
+        -> EnrollmentTokenInfo
+    {
+        let token = Secrets.newToken(.enrollment)
+        let hash = Secrets.hash(token)
+        let id = Secrets.newID(prefix: "e-")
+        try await pool.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO enrollment_tokens (id, token_hash, description, created_at, expires_at)
+                    VALUES (?, ?, ?, ?, ?)
+                    """,
+                arguments: [id, hash, description, Time.ms(now), expiresAt.map(Time.ms)])
+        }
+        return EnrollmentTokenInfo(
+            id: id, description: description, createdAt: Time.date(Time.ms(now)),
+            expiresAt: expiresAt.map { Time.date(Time.ms($0)) }, revokedAt: nil, token: token)
+    }
+
+    static func tokenInfo(_ row: Row) -> EnrollmentTokenInfo {
+        EnrollmentTokenInfo(
+            id: row["id"], description: row["description"], createdAt: Time.date(row["created_at"] as Int64),
+            expiresAt: Time.date(row["expires_at"] as Int64?), revokedAt: Time.date(row["revoked_at"] as Int64?))
+    }
+
+    /// Every enrollment token (without secrets), oldest first.
+    public func enrollmentTokens() async throws -> [EnrollmentTokenInfo] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM enrollment_tokens ORDER BY created_at, id").map(Self.tokenInfo)
+        }
+    }
+
+    /// Revokes an enrollment token (idempotent; the first revocation time is kept).
+    public func revokeEnrollmentToken(id: String, now: Date = Date()) async throws -> EnrollmentTokenInfo {
+        try await pool.write { db in
+            try db.execute(
+                sql: "UPDATE enrollment_tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?",
+                arguments: [Time.ms(now), id])
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM enrollment_tokens WHERE id = ?", arguments: [id])
+            else { throw StoreError.enrollmentTokenNotFound(id) }
+            return Self.tokenInfo(row)
+        }
+    }
+
+    /// The stored hash of the admin token, if one was set.
+    public func adminTokenHash() async throws -> String? {
+        try await pool.read { db in
+            try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = 'admin_token_hash'")
+        }
+    }
+
+    public func setAdminTokenHash(_ hash: String) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO settings (key, value) VALUES ('admin_token_hash', ?)", arguments: [hash])
+        }
+    }
+}
