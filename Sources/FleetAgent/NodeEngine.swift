@@ -1,0 +1,226 @@
+import KSMCore
+import KSMNode
+import Logging
+
+/// What one tuning step did.
+public struct EngineOutcome: Sendable {
+    /// The tuner's decision: settings, phase and reason.
+    public var decision: TuningDecision
+    /// The config generation in force after this step (nil before the first successful apply,
+    /// and for a standalone config that has no generation).
+    public var appliedGeneration: Int64?
+    /// Why the settings could not be applied, in an operator's words; nil when they were.
+    public var applyError: String?
+    /// What was written (nil when nothing was attempted, e.g. unmanaged or no config yet).
+    public var report: ApplyReport?
+
+    public init(decision: TuningDecision, appliedGeneration: Int64?, applyError: String?, report: ApplyReport?) {
+        self.decision = decision
+        self.appliedGeneration = appliedGeneration
+        self.applyError = applyError
+        self.report = report
+    }
+}
+
+/// Everything a StatusSample needs except its sequence number and time.
+public struct EngineSnapshot: Sendable {
+    public var status: KSMStatus
+    public var memory: MemorySnapshot
+    public var pageSize: Int
+    /// ksmd CPU in % of one CPU since the previous snapshot; nil for the first one or without ksmd.
+    public var ksmdCPUPercent: Double?
+    /// ksmd's cumulative utime + stime in seconds; nil when no ksmd was found.
+    public var ksmdCPUSeconds: Double?
+    public var phase: KSMPhase
+    public var phaseReason: String
+    public var appliedGeneration: Int64?
+    public var applyError: String?
+
+    public init(
+        status: KSMStatus, memory: MemorySnapshot, pageSize: Int, ksmdCPUPercent: Double?,
+        ksmdCPUSeconds: Double?, phase: KSMPhase, phaseReason: String, appliedGeneration: Int64?,
+        applyError: String?
+    ) {
+        self.status = status
+        self.memory = memory
+        self.pageSize = pageSize
+        self.ksmdCPUPercent = ksmdCPUPercent
+        self.ksmdCPUSeconds = ksmdCPUSeconds
+        self.phase = phase
+        self.phaseReason = phaseReason
+        self.appliedGeneration = appliedGeneration
+        self.applyError = applyError
+    }
+
+    /// Bytes KSM saves now.
+    public var savedBytes: Int64 { Savings.savedBytes(status, pageSize: pageSize) }
+}
+
+/// The node policy in one place: holds the config and the tuner state, runs `Tuner.decide`,
+/// applies the result through `Applier`, and reports. Used by the standalone mode and by the
+/// server-connected agent alike.
+public actor NodeEngine {
+    public let kernel: any KSMKernel
+    let clock: any MonotonicClock
+    let logger: Logger
+    let unmergeTimeout: Duration
+
+    /// The kernel's KSM settings when the engine started (throttle's initial level, and what
+    /// `restoreInitial()` puts back).
+    public nonisolated let initialSettings: KernelSettings
+
+    /// The config in force; nil until the first `setConfig`.
+    public private(set) var config: KSMConfig?
+    public private(set) var generation: Int64?
+    public private(set) var state = TunerState()
+    public private(set) var appliedGeneration: Int64?
+    public private(set) var applyError: String?
+    public private(set) var lastOutcome: EngineOutcome?
+    private var lastCPU: CPUTimeSample?
+
+    public init(
+        kernel: any KSMKernel, clock: any MonotonicClock = SystemMonotonicClock(), logger: Logger,
+        unmergeTimeout: Duration = .seconds(60)
+    ) throws {
+        self.kernel = kernel
+        self.clock = clock
+        self.logger = logger
+        self.unmergeTimeout = unmergeTimeout
+        self.initialSettings = try kernel.readStatus().tunables
+    }
+
+    /// Installs a new config (already validated) and applies it at once (one tuning step).
+    @discardableResult
+    public func setConfig(_ config: KSMConfig, generation: Int64?) async -> EngineOutcome {
+        if let old = self.config, old.mode != config.mode || old.run != config.run {
+            // A new mode or run starts the ksmtuned loop from minPages again; kicks are kept.
+            state.pagesToScan = nil
+        }
+        self.config = config
+        self.generation = generation
+        logger.info(
+            "config installed",
+            metadata: [
+                "generation": "\(generation.map(String.init) ?? "-")", "run": "\(config.run.rawValue)",
+                "mode": "\(config.mode.rawValue)", "thresCoef": "\(config.thresCoef)",
+            ])
+        return await tune()
+    }
+
+    /// A throttle kick (server kickCounter change, watched directory, SIGUSR1); tunes at once.
+    @discardableResult
+    public func kick(source: String) async -> EngineOutcome {
+        state = Tuner.kick(state: state, now: clock.now())
+        logger.info("kick", metadata: ["source": "\(source)", "kicks": "\(state.throttle.kicks)"])
+        return await tune()
+    }
+
+    /// One tuning step with the current config (called every tuning interval).
+    @discardableResult
+    public func tune() async -> EngineOutcome {
+        let config = self.config ?? KSMConfig(run: .unmanaged)
+        let memory: MemorySnapshot
+        do {
+            memory = try kernel.readMemory()
+        } catch {
+            return fail("cannot read memory figures: \(error)", config: config)
+        }
+        let input = TunerInput(memory: memory, pageSize: kernel.pageSize, initial: initialSettings, now: clock.now())
+        let decision = Tuner.decide(config: config, input: input, state: state)
+        state = decision.state
+
+        guard self.config != nil else {
+            return record(EngineOutcome(decision: decision, appliedGeneration: nil, applyError: nil, report: nil))
+        }
+        if config.run == .unmanaged {
+            // Nothing to write: the config is in force as soon as it is installed.
+            appliedGeneration = generation
+            applyError = nil
+            return record(
+                EngineOutcome(decision: decision, appliedGeneration: appliedGeneration, applyError: nil, report: nil))
+        }
+        do {
+            let report = try await Applier.apply(
+                decision.settings, to: kernel, unmergeTimeout: unmergeTimeout, logger: logger)
+            if !report.written.isEmpty || appliedGeneration != generation {
+                logger.info(
+                    "applied",
+                    metadata: [
+                        "generation": "\(generation.map(String.init) ?? "-")",
+                        "written": "\(report.written.map(\.description).joined(separator: ", "))",
+                        "phase": "\(decision.phase.rawValue)",
+                    ])
+            }
+            for warning in report.warnings { logger.warning("\(warning)") }
+            appliedGeneration = generation
+            applyError = nil
+            return record(
+                EngineOutcome(decision: decision, appliedGeneration: appliedGeneration, applyError: nil, report: report))
+        } catch {
+            let message = error.description
+            logger.error(
+                "config not applied",
+                metadata: ["generation": "\(generation.map(String.init) ?? "-")", "error": "\(message)"])
+            applyError = message
+            return record(
+                EngineOutcome(
+                    decision: decision, appliedGeneration: appliedGeneration, applyError: message, report: error.report))
+        }
+    }
+
+    private func fail(_ message: String, config: KSMConfig) -> EngineOutcome {
+        logger.error("tuning step failed", metadata: ["error": "\(message)"])
+        applyError = message
+        let decision =
+            lastOutcome?.decision
+            ?? Tuner.decide(
+                config: KSMConfig(run: .unmanaged),
+                input: TunerInput(
+                    memory: MemorySnapshot(memTotalKB: 0, memAvailableKB: 0), pageSize: kernel.pageSize,
+                    initial: initialSettings, now: clock.now()), state: state)
+        return record(EngineOutcome(decision: decision, appliedGeneration: appliedGeneration, applyError: message, report: nil))
+    }
+
+    private func record(_ outcome: EngineOutcome) -> EngineOutcome {
+        lastOutcome = outcome
+        return outcome
+    }
+
+    /// Reads status + meminfo + ksmd CPU and returns what a StatusSample needs (the agent adds seq).
+    public func snapshot() async throws -> EngineSnapshot {
+        let status = try kernel.readStatus()
+        let memory = try kernel.readMemory()
+        var percent: Double?
+        var seconds: Double?
+        if let ticks = try kernel.ksmdCPUTicks() {
+            let sample = CPUTimeSample(ticks: ticks, at: clock.now())
+            if let last = lastCPU {
+                percent = Savings.cpuPercent(from: last, to: sample, ticksPerSecond: kernel.clockTicksPerSecond)
+            }
+            lastCPU = sample
+            seconds = Double(ticks) / Double(max(kernel.clockTicksPerSecond, 1))
+        } else {
+            lastCPU = nil
+        }
+        let phase: KSMPhase
+        let reason: String
+        if let decision = lastOutcome?.decision, self.config != nil {
+            phase = decision.phase
+            reason = decision.reason
+        } else {
+            phase = .unmanaged
+            reason = "Unmanaged: no config yet; the agent only reports (kernel run is \(status.run))"
+        }
+        return EngineSnapshot(
+            status: status, memory: memory, pageSize: kernel.pageSize, ksmdCPUPercent: percent,
+            ksmdCPUSeconds: seconds, phase: phase, phaseReason: reason, appliedGeneration: appliedGeneration,
+            applyError: applyError)
+    }
+
+    /// Puts back the settings captured at start (for --restore-on-exit).
+    public func restoreInitial() async throws {
+        let report = try await Applier.restore(
+            initialSettings, to: kernel, unmergeTimeout: unmergeTimeout, logger: logger)
+        logger.info("restored the KSM settings captured at start", metadata: ["written": "\(report)"])
+    }
+}

@@ -1,0 +1,287 @@
+import KSMCore
+import Logging
+
+/// What one apply did.
+public struct ApplyReport: Sendable, Equatable, CustomStringConvertible {
+    /// One value written: the file, what the kernel had, what it has now.
+    public struct Change: Sendable, Equatable, CustomStringConvertible {
+        public var tunable: KSMTunable
+        public var from: Int?
+        public var to: Int
+        public init(_ tunable: KSMTunable, from: Int?, to: Int) {
+            self.tunable = tunable
+            self.from = from
+            self.to = to
+        }
+        public var description: String { "\(tunable.fileName) \(from.map(String.init) ?? "?")→\(to)" }
+    }
+
+    /// Values written, in order.
+    public var written: [Change] = []
+    /// Values asked for that the kernel already had.
+    public var unchanged: [KSMTunable] = []
+    /// Values asked for that were not written (the kernel lacks the file, or the advisor owns it).
+    public var skipped: [KSMTunable] = []
+    /// Things an operator should know (skips, unmerges).
+    public var warnings: [String] = []
+    /// True when every merged page was unmerged (run=2) to change merge_across_nodes or
+    /// max_page_sharing.
+    public var unmerged = false
+
+    public init() {}
+
+    public var description: String {
+        var parts: [String] = []
+        parts.append(written.isEmpty ? "nothing written" : "wrote " + written.map(\.description).joined(separator: ", "))
+        if !unchanged.isEmpty { parts.append("unchanged " + unchanged.map(\.fileName).joined(separator: ", ")) }
+        if !skipped.isEmpty { parts.append("skipped " + skipped.map(\.fileName).joined(separator: ", ")) }
+        return parts.joined(separator: "; ")
+    }
+}
+
+/// Why settings could not be applied, in an operator's words, with what was done before.
+public struct KSMApplyError: Error, Sendable, CustomStringConvertible {
+    public enum Reason: Sendable, Equatable {
+        /// A read or write failed.
+        case kernel(KSMKernelError)
+        /// pages_shared did not reach 0 in time after run=2. `restoredRun` is the run value put
+        /// back (nil when restoring failed too, see `restoreError`).
+        case unmergeTimeout(
+            tunables: [KSMTunable], timeout: Duration, pagesShared: Int64, restoredRun: Int?, restoreError: String?)
+        /// The settings would break a rule (pages_to_scan 0 with run 1); nothing was written.
+        case invalidSettings(String)
+        /// The task was cancelled while waiting for the unmerge; run was restored.
+        case cancelled(restoredRun: Int?)
+    }
+
+    public var reason: Reason
+    /// What was written before the failure.
+    public var report: ApplyReport
+
+    public init(_ reason: Reason, report: ApplyReport) {
+        self.reason = reason
+        self.report = report
+    }
+
+    public var description: String {
+        switch reason {
+        case .kernel(let e):
+            return e.description
+        case .unmergeTimeout(let tunables, let timeout, let shared, let restoredRun, let restoreError):
+            let names = tunables.map(\.fileName).joined(separator: " and ")
+            var text =
+                "\(names) change timed out after \(Applier.format(timeout)): pages_shared still \(shared)"
+            if let restoredRun {
+                text += "; run restored to \(restoredRun)"
+            } else if let restoreError {
+                text += "; restoring run failed: \(restoreError)"
+            }
+            return text
+        case .invalidSettings(let why):
+            return why
+        case .cancelled(let restoredRun):
+            return "cancelled while waiting for the unmerge" + (restoredRun.map { "; run restored to \($0)" } ?? "")
+        }
+    }
+}
+
+/// Writes KernelSettings to a kernel: only what differs, in a safe order, with the unmerge
+/// protocol for merge_across_nodes and max_page_sharing.
+public enum Applier {
+    /// Applies `settings` (nil fields are left alone).
+    ///
+    /// Order: pages_to_scan and sleep_millisecs first (so ksmd never starts with stale values),
+    /// then use_zero_pages and smart_scan, then run, and last merge_across_nodes/max_page_sharing
+    /// (so the tuning is in force even when their unmerge times out). Those two need
+    /// pages_shared == 0: when pages are shared (or ksmd runs and could share some), the
+    /// protocol remembers run, writes run=2, waits until pages_shared is 0 (at most
+    /// `unmergeTimeout`, logging progress), writes them and restores run. A timeout restores run
+    /// and throws; it never hangs.
+    @discardableResult
+    public static func apply(
+        _ settings: KernelSettings, to kernel: any KSMKernel, unmergeTimeout: Duration = .seconds(60),
+        pollInterval: Duration = .milliseconds(100), logger: Logger
+    ) async throws(KSMApplyError) -> ApplyReport {
+        var report = ApplyReport()
+        func kernelCall<T>(_ body: () throws -> T) throws(KSMApplyError) -> T {
+            do {
+                return try body()
+            } catch let error as KSMKernelError {
+                throw KSMApplyError(.kernel(error), report: report)
+            } catch {
+                throw KSMApplyError(
+                    .kernel(KSMKernelError(path: "", operation: .read, errno: 0, detail: "\(error)")), report: report)
+            }
+        }
+        var status = try kernelCall { try kernel.readStatus() }
+        let present = Set(try kernelCall { try kernel.features() })
+        let advisorOwnsScan = status.advisorMode == "scan-time"
+
+        // Refuse pages_to_scan 0 with run 1 before writing anything.
+        let finalRun = settings.run ?? status.run
+        let finalPages = advisorOwnsScan ? status.pagesToScan : (settings.pagesToScan ?? status.pagesToScan)
+        if finalRun == 1 && finalPages == 0 && !advisorOwnsScan {
+            throw KSMApplyError(
+                .invalidSettings(
+                    "pages_to_scan 0 with run 1 would let ksmd run while scanning nothing; nothing was written"),
+                report: report)
+        }
+
+        func supported(_ t: KSMTunable) -> Bool {
+            if present.contains(t.fileName) { return true }
+            report.skipped.append(t)
+            report.warnings.append("\(t.fileName) is not supported by this kernel (no \(t.fileName) file); left alone")
+            return false
+        }
+
+        func writeIfChanged(_ t: KSMTunable, _ target: Int?, current: Int?) throws(KSMApplyError) {
+            guard let target, supported(t) else { return }
+            if current == target {
+                report.unchanged.append(t)
+                return
+            }
+            try kernelCall { try kernel.write(t, target) }
+            report.written.append(.init(t, from: current, to: target))
+            logger.debug("wrote \(t.fileName)", metadata: ["from": "\(current.map(String.init) ?? "?")", "to": "\(target)"])
+        }
+
+        if let pages = settings.pagesToScan, advisorOwnsScan, pages != status.pagesToScan {
+            report.skipped.append(.pagesToScan)
+            report.warnings.append(
+                "advisor_mode is scan-time: the kernel picks pages_to_scan itself; pages_to_scan \(pages) not written")
+        } else {
+            try writeIfChanged(.pagesToScan, settings.pagesToScan, current: status.pagesToScan)
+        }
+        try writeIfChanged(.sleepMillisecs, settings.sleepMillisecs, current: status.sleepMillisecs)
+        try writeIfChanged(.useZeroPages, settings.useZeroPages, current: status.useZeroPages)
+        try writeIfChanged(.smartScan, settings.smartScan, current: status.smartScan)
+        try writeIfChanged(.run, settings.run, current: status.run)
+
+        // The knobs that need pages_shared == 0.
+        var pending: [(KSMTunable, Int, Int?)] = []
+        for (t, target, current) in [
+            (KSMTunable.mergeAcrossNodes, settings.mergeAcrossNodes, status.mergeAcrossNodes),
+            (.maxPageSharing, settings.maxPageSharing, status.maxPageSharing),
+        ] {
+            guard let target, supported(t) else { continue }
+            if current == target {
+                report.unchanged.append(t)
+            } else {
+                pending.append((t, target, current))
+            }
+        }
+        guard !pending.isEmpty else { return report }
+
+        status = try kernelCall { try kernel.readStatus() }
+        if status.pagesShared == 0 && status.run != 1 {
+            var busy = false
+            for (t, target, current) in pending {
+                do throws(KSMKernelError) {
+                    try kernel.write(t, target)
+                    report.written.append(.init(t, from: current, to: target))
+                } catch where error.isBusy {
+                    busy = true  // ksmd merged something meanwhile: fall through to the protocol
+                    break
+                } catch {
+                    throw KSMApplyError(.kernel(error), report: report)
+                }
+            }
+            if !busy { return report }
+            let done = Set(report.written.map(\.tunable))
+            pending = pending.filter { !done.contains($0.0) }
+            status = try kernelCall { try kernel.readStatus() }
+        }
+
+        // The unmerge protocol.
+        let names = pending.map(\.0.fileName).joined(separator: " and ")
+        let remembered = status.run
+        let restoreTo: Int? = remembered == 2 ? nil : remembered
+        logger.info(
+            "unmerging every KSM page to change \(names)",
+            metadata: ["pages_shared": "\(status.pagesShared)", "run": "\(remembered)"])
+        if remembered != 2 {
+            try kernelCall { try kernel.write(.run, 2) }
+        }
+        report.unmerged = true
+        report.warnings.append("unmerged every KSM page (run=2) to change \(names)")
+
+        func restoreRun() -> (Int?, String?) {
+            guard let restoreTo else { return (2, nil) }
+            do throws(KSMKernelError) {
+                try kernel.write(.run, restoreTo)
+                return (restoreTo, nil)
+            } catch {
+                return (nil, error.description)
+            }
+        }
+
+        let clock = ContinuousClock()
+        let start = clock.now
+        let deadline = start.advanced(by: unmergeTimeout)
+        var lastLog = start
+        while true {
+            status = try kernelCall { try kernel.readStatus() }
+            if status.pagesShared == 0 { break }
+            let now = clock.now
+            if now >= deadline {
+                let (restored, restoreError) = restoreRun()
+                logger.error(
+                    "unmerge timed out",
+                    metadata: [
+                        "knobs": "\(names)", "pages_shared": "\(status.pagesShared)",
+                        "timeout": "\(format(unmergeTimeout))",
+                    ])
+                throw KSMApplyError(
+                    .unmergeTimeout(
+                        tunables: pending.map(\.0), timeout: unmergeTimeout, pagesShared: status.pagesShared,
+                        restoredRun: restored, restoreError: restoreError), report: report)
+            }
+            if now - lastLog >= .seconds(5) {
+                lastLog = now
+                logger.info(
+                    "waiting for the unmerge",
+                    metadata: ["pages_shared": "\(status.pagesShared)", "elapsed": "\(format(now - start))"])
+            }
+            do {
+                try await Task.sleep(for: min(pollInterval, deadline - now))
+            } catch {
+                let (restored, _) = restoreRun()
+                throw KSMApplyError(.cancelled(restoredRun: restored), report: report)
+            }
+        }
+        for (t, target, current) in pending {
+            do throws(KSMKernelError) {
+                try kernel.write(t, target)
+                report.written.append(.init(t, from: current, to: target))
+            } catch {
+                _ = restoreRun()
+                throw KSMApplyError(.kernel(error), report: report)
+            }
+        }
+        let (_, restoreError) = restoreRun()
+        if let restoreError {
+            report.warnings.append("restoring run to \(remembered) failed: \(restoreError)")
+            throw KSMApplyError(
+                .kernel(KSMKernelError(path: "run", operation: .write(String(remembered)), errno: 0, detail: restoreError)),
+                report: report)
+        }
+        logger.info("unmerge protocol done", metadata: ["knobs": "\(names)", "run": "\(remembered)"])
+        return report
+    }
+
+    /// Puts back settings captured earlier (`KSMStatus.tunables`), e.g. on exit.
+    @discardableResult
+    public static func restore(
+        _ captured: KernelSettings, to kernel: any KSMKernel, unmergeTimeout: Duration = .seconds(60),
+        logger: Logger
+    ) async throws(KSMApplyError) -> ApplyReport {
+        try await apply(captured, to: kernel, unmergeTimeout: unmergeTimeout, logger: logger)
+    }
+
+    /// "60 s", "0.5 s".
+    static func format(_ d: Duration) -> String {
+        let seconds = Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+        if seconds == seconds.rounded() { return "\(Int(seconds)) s" }
+        return "\((seconds * 10).rounded() / 10) s"
+    }
+}

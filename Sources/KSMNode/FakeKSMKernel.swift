@@ -1,0 +1,221 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import KSMCore
+import Synchronization
+
+/// An in-memory kernel that follows the real one's rules, for tests:
+/// - EBUSY on changing merge_across_nodes or max_page_sharing while pages_shared > 0;
+/// - EINVAL on pages_to_scan while advisor_mode is scan-time, and on out-of-range values;
+/// - ENOENT on files the modelled kernel lacks (features are configurable);
+/// - run=2 unmerges every page (at once, gradually, or never, as the test chooses).
+/// Tests set counters, "merge" pages, move ksmd's CPU ticks and read back every write.
+public final class FakeKSMKernel: KSMKernel {
+    /// How the fake reacts to run=2.
+    public enum UnmergeBehaviour: Sendable, Equatable {
+        /// pages_shared and pages_sharing drop to 0 within the write, as on a small host.
+        case immediate
+        /// pages_shared drops by this many pages per status read while run is 2 (a big host).
+        case gradual(perRead: Int64)
+        /// pages_shared never drops (a stuck unmerge), to test the timeout.
+        case never
+    }
+
+    /// One accepted write.
+    public struct Write: Sendable, Equatable, CustomStringConvertible {
+        public var tunable: KSMTunable
+        public var value: Int
+        public init(_ tunable: KSMTunable, _ value: Int) {
+            self.tunable = tunable
+            self.value = value
+        }
+        public var description: String { "\(tunable.fileName)=\(value)" }
+    }
+
+    /// Which optional files exist.
+    public enum Features {
+        /// A 6.7+ kernel: every file of KSM.md §1.
+        public static let modern: Set<String> = Set(KSMFiles.all)
+        /// An older kernel (5.x): no advisor, smart_scan, general_profit, ksm_zero_pages,
+        /// pages_scanned or pages_skipped.
+        public static let legacy: Set<String> = modern.subtracting([
+            "advisor_mode", "advisor_target_scan_time", "advisor_min_pages_to_scan", "advisor_max_pages_to_scan",
+            "advisor_max_cpu", "smart_scan", "general_profit", "ksm_zero_pages", "pages_scanned", "pages_skipped",
+        ])
+        /// Only the files every KSM kernel has.
+        public static let minimal: Set<String> = Set(KSMFiles.required)
+    }
+
+    struct State {
+        var status: KSMStatus
+        var features: Set<String>
+        var memory: MemorySnapshot
+        var ksmdTicks: UInt64?
+        var unmerge: UnmergeBehaviour
+        var writes: [Write] = []
+        var failures: [KSMTunable: Int32] = [:]
+        var statusReads = 0
+    }
+
+    private let state: Mutex<State>
+    public let pageSize: Int
+    public let clockTicksPerSecond: Int
+    /// The directory the fake pretends to be, used in error messages.
+    public let root: String
+
+    public init(
+        features: Set<String> = Features.modern,
+        status: KSMStatus? = nil,
+        memory: MemorySnapshot = MemorySnapshot(
+            memTotalKB: 16 * 1024 * 1024, memAvailableKB: 8 * 1024 * 1024, memFreeKB: 4 * 1024 * 1024,
+            anonPagesKB: 4 * 1024 * 1024),
+        ksmdTicks: UInt64? = 0,
+        unmerge: UnmergeBehaviour = .immediate,
+        pageSize: Int = 4096,
+        clockTicksPerSecond: Int = 100,
+        root: String = "/sys/kernel/mm/ksm"
+    ) {
+        var s = status ?? KSMStatus(run: 0, pagesToScan: 100, sleepMillisecs: 20)
+        if status == nil {
+            // The kernel defaults for the files this kernel has.
+            func has(_ name: String) -> Bool { features.contains(name) }
+            s.mergeAcrossNodes = has("merge_across_nodes") ? 1 : nil
+            s.maxPageSharing = has("max_page_sharing") ? 256 : nil
+            s.stableNodeChains = has("stable_node_chains") ? 0 : nil
+            s.stableNodeDups = has("stable_node_dups") ? 0 : nil
+            s.useZeroPages = has("use_zero_pages") ? 0 : nil
+            s.ksmZeroPages = has("ksm_zero_pages") ? 0 : nil
+            s.generalProfit = has("general_profit") ? 0 : nil
+            s.pagesScanned = has("pages_scanned") ? 0 : nil
+            s.pagesSkipped = has("pages_skipped") ? 0 : nil
+            s.smartScan = has("smart_scan") ? 1 : nil
+            s.advisorMode = has("advisor_mode") ? "none" : nil
+        }
+        state = Mutex(State(status: s, features: features, memory: memory, ksmdTicks: ksmdTicks, unmerge: unmerge))
+        self.pageSize = pageSize
+        self.clockTicksPerSecond = clockTicksPerSecond
+        self.root = root
+    }
+
+    // MARK: KSMKernel
+
+    public func features() throws(KSMKernelError) -> [String] {
+        state.withLock { $0.features }.sorted()
+    }
+
+    public func readStatus() throws(KSMKernelError) -> KSMStatus {
+        state.withLock { st in
+            st.statusReads += 1
+            if st.status.run == 2, case .gradual(let step) = st.unmerge, st.status.pagesShared > 0 {
+                let before = st.status.pagesShared
+                st.status.pagesShared = max(0, before - step)
+                if st.status.pagesShared == 0 {
+                    st.status.pagesSharing = 0
+                } else {
+                    st.status.pagesSharing = st.status.pagesSharing * st.status.pagesShared / max(before, 1)
+                }
+            }
+            return st.status
+        }
+    }
+
+    public func write(_ tunable: KSMTunable, _ value: Int) throws(KSMKernelError) {
+        let result: KSMKernelError? = state.withLock { st in
+            let file = root + "/" + tunable.fileName
+            func fail(_ code: Int32, _ detail: String? = nil) -> KSMKernelError {
+                KSMKernelError(path: file, operation: .write(String(value)), errno: code, detail: detail)
+            }
+            guard st.features.contains(tunable.fileName) else { return fail(ENOENT) }
+            if let code = st.failures[tunable] { return fail(code, "injected by the test") }
+            guard value >= 0, value <= Int(UInt32.max) else { return fail(EINVAL) }
+            switch tunable {
+            case .run:
+                guard value <= 2 else { return fail(EINVAL) }
+                st.status.run = value
+                if value == 2, st.unmerge == .immediate { Self.unmergeAll(&st.status) }
+            case .pagesToScan:
+                if st.status.advisorMode == "scan-time" {
+                    return fail(EINVAL, "advisor_mode is scan-time")
+                }
+                st.status.pagesToScan = value
+            case .sleepMillisecs:
+                st.status.sleepMillisecs = value
+            case .mergeAcrossNodes:
+                guard value <= 1 else { return fail(EINVAL) }
+                if value != st.status.mergeAcrossNodes && st.status.pagesShared > 0 { return fail(EBUSY) }
+                st.status.mergeAcrossNodes = value
+            case .maxPageSharing:
+                guard value >= 2 else { return fail(EINVAL) }
+                if value != st.status.maxPageSharing && st.status.pagesShared > 0 { return fail(EBUSY) }
+                st.status.maxPageSharing = value
+            case .useZeroPages:
+                guard value <= 1 else { return fail(EINVAL) }
+                st.status.useZeroPages = value
+            case .smartScan:
+                guard value <= 1 else { return fail(EINVAL) }
+                st.status.smartScan = value
+            }
+            st.writes.append(Write(tunable, value))
+            return nil
+        }
+        if let result { throw result }
+    }
+
+    public func readMemory() throws(KSMKernelError) -> MemorySnapshot {
+        state.withLock { $0.memory }
+    }
+
+    public func ksmdCPUTicks() throws(KSMKernelError) -> UInt64? {
+        state.withLock { $0.ksmdTicks }
+    }
+
+    // MARK: Test controls
+
+    static func unmergeAll(_ s: inout KSMStatus) {
+        s.pagesShared = 0
+        s.pagesSharing = 0
+        if s.ksmZeroPages != nil { s.ksmZeroPages = 0 }
+        if s.stableNodeChains != nil { s.stableNodeChains = 0 }
+        if s.stableNodeDups != nil { s.stableNodeDups = 0 }
+    }
+
+    /// Every accepted write, in order.
+    public var writes: [Write] { state.withLock { $0.writes } }
+
+    /// Forgets the recorded writes.
+    public func clearWrites() { state.withLock { $0.writes = [] } }
+
+    /// The status as the fake holds it, without the side effects of a kernel read.
+    public var current: KSMStatus { state.withLock { $0.status } }
+
+    /// Changes the status directly (counters, advisor mode, anything), bypassing the write rules.
+    public func update(_ body: (inout KSMStatus) -> Void) {
+        state.withLock { body(&$0.status) }
+    }
+
+    /// ksmd merged pages: `shared` more KSM pages now back `sharing` more sharers.
+    public func merge(shared: Int64, sharing: Int64) {
+        state.withLock {
+            $0.status.pagesShared += shared
+            $0.status.pagesSharing += sharing
+            $0.status.fullScans += 1
+        }
+    }
+
+    public func setMemory(_ memory: MemorySnapshot) { state.withLock { $0.memory = memory } }
+
+    public func setKsmdTicks(_ ticks: UInt64?) { state.withLock { $0.ksmdTicks = ticks } }
+
+    public func addKsmdTicks(_ ticks: UInt64) { state.withLock { $0.ksmdTicks = ($0.ksmdTicks ?? 0) + ticks } }
+
+    public func setUnmergeBehaviour(_ b: UnmergeBehaviour) { state.withLock { $0.unmerge = b } }
+
+    /// Makes every write of `tunable` fail with `errno` (nil to stop).
+    public func failWrites(of tunable: KSMTunable, errno code: Int32?) {
+        state.withLock { $0.failures[tunable] = code }
+    }
+}
