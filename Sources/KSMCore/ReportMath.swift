@@ -196,17 +196,23 @@ public enum ReportMath {
             let end = contiguous ? (next?.at ?? s.at) : s.at + policy.tailSeconds
             let span = end - s.at
 
-            // CPU rate (cores) over this segment.
-            var rate: Double = 0
+            // CPU rate (cores) over this segment, as a fraction kept apart so that whole
+            // figures stay exact: cpu seconds over `dur` = rateNum × dur / rateDen.
+            var rateNum: Double = 0
+            var rateDen: Double = 1
             if let n = next, contiguous, span > 0 {
                 if let a = s.cpuSeconds, let b = n.cpuSeconds {
-                    rate = counterDelta(from: a, to: b) / span
+                    rateNum = counterDelta(from: a, to: b)
+                    rateDen = span
                 } else if let p = n.cpuPercent {
-                    rate = p / 100
+                    rateNum = p
+                    rateDen = 100
                 }
             } else if !contiguous, let p = s.cpuPercent {
-                rate = p / 100
+                rateNum = p
+                rateDen = 100
             }
+            let percent = rateNum * 100 / rateDen
 
             if s.at >= from && s.at < to {
                 buckets[bucketStart(s.at), default: BucketStats()].samples += 1
@@ -234,8 +240,8 @@ public enum ReportMath {
                 st.dataSeconds += dur
                 st.savedByteSeconds += Double(s.savedBytes) * dur
                 st.peakSavedBytes = maxOpt(st.peakSavedBytes, s.savedBytes)
-                st.cpuSeconds += rate * dur
-                st.peakCPUPercent = maxOpt(st.peakCPUPercent, rate * 100)
+                st.cpuSeconds += rateNum * dur / rateDen
+                st.peakCPUPercent = maxOpt(st.peakCPUPercent, percent)
                 st.addPhase(s.phase, dur)
                 if let p = s.netProfit {
                     st.profitByteSeconds += Double(p) * dur

@@ -139,7 +139,7 @@ public enum ReportTime {
         var scale = 1.0
         for _ in 0..<places { scale *= 10 }
         let scaled = (abs(v) * scale).rounded()
-        guard scaled < 9.0e18 else { return String(Int64(v.rounded())) }
+        guard scaled < 9.0e18 else { return "\(v.rounded())" }
         let n = UInt64(scaled)
         let s = UInt64(scale)
         var intPart = String(n / s)
