@@ -1,0 +1,92 @@
+import FleetAPI
+import Foundation
+import Testing
+
+@testable import FleetClient
+
+@Suite("FleetClient without a server")
+struct ClientUnitTests {
+    @Test("a closed port is .unreachable and names the server and the reason")
+    func unreachable() async throws {
+        let client = try FleetClient(ClientOptions(serverURL: "http://127.0.0.1:1", connectTimeout: 2))
+        do {
+            _ = try await client.send(method: "GET", path: "/healthz")
+            Issue.record("expected an error")
+        } catch {
+            guard case .unreachable(let message) = error else {
+                Issue.record("expected .unreachable, got \(error)")
+                return
+            }
+            #expect(message.hasPrefix("cannot reach http://127.0.0.1:1"))
+            #expect(message.contains("Connection refused"))
+        }
+    }
+
+    @Test("typed calls report an unreachable server the same way")
+    func unreachableTyped() async throws {
+        let client = try FleetClient(ClientOptions(serverURL: "http://127.0.0.1:1/", token: "t", connectTimeout: 2))
+        await #expect(throws: ClientError.self) {
+            _ = try await client.config(nodeId: "n1", ifNoneMatch: 3, waitSeconds: 1)
+        }
+    }
+
+    @Test(
+        "bad server URLs are refused up front",
+        arguments: ["127.0.0.1:8080", "ftp://host", "http://", "https:///x", "http://h/?q=1", ""])
+    func invalidURL(_ url: String) {
+        #expect(throws: ClientError.self) { try FleetClient(ClientOptions(serverURL: url)) }
+        do {
+            _ = try FleetClient(ClientOptions(serverURL: url))
+        } catch {
+            guard case .invalidURL = error else {
+                Issue.record("expected .invalidURL, got \(error)")
+                return
+            }
+        }
+    }
+
+    @Test("URLs join the base, the path and a percent-encoded query")
+    func urls() throws {
+        let client = try FleetClient(ClientOptions(serverURL: "https://fleet.example:8443/base/"))
+        #expect(client.url(path: "/api/v1/nodes") == "https://fleet.example:8443/base/api/v1/nodes")
+        #expect(
+            client.url(path: "/api/v1/nodes", query: [("selector", "rack=a b,zone=é"), ("wait", "30")])
+                == "https://fleet.example:8443/base/api/v1/nodes?selector=rack%3Da%20b%2Czone%3D%C3%A9&wait=30")
+    }
+
+    @Test("headers: names lowercased, repeats joined, only the final response after 1xx")
+    func headers() {
+        let raw =
+            "HTTP/1.1 100 Continue\r\nX-Old: 1\r\n\r\nHTTP/1.1 200 OK\r\nContent-Type: application/json\r\nETag: \"7\"\r\nSet-Cookie: a\r\nset-cookie: b\r\n\r\n"
+        let h = parseHeaders(raw)
+        #expect(h["content-type"] == "application/json")
+        #expect(h["etag"] == "\"7\"")
+        #expect(h["set-cookie"] == "a, b")
+        #expect(h["x-old"] == nil)
+    }
+
+    @Test("non-JSON error bodies become a synthesized API error")
+    func synthesizedError() {
+        let response = HTTPResponse(status: 502, headers: [:], body: Data("<html>bad gateway</html>".utf8))
+        do {
+            try FleetClient.throwIfError(response)
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.status == 502)
+            #expect(error.code == "http_502")
+            #expect(error.description.contains("bad gateway"))
+        }
+    }
+
+    @Test("JSON error bodies keep the server's code and field")
+    func jsonError() throws {
+        let body = try JSONEncoder().encode(APIErrorBody(code: "invalid_value", message: "too big", field: "thresCoef"))
+        do {
+            try FleetClient.throwIfError(HTTPResponse(status: 422, headers: [:], body: body))
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.code == "invalid_value")
+            #expect(error.description.contains("thresCoef"))
+        }
+    }
+}
