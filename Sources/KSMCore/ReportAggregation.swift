@@ -80,7 +80,11 @@ public enum ReportAggregation {
     /// A group's row (label value, day, fleet): averages are sums of the nodes' averages, hour
     /// figures are sums, the peak is the highest total of the nodes' bucket averages, and the
     /// gaps are where none of the nodes had data within `period`.
-    public static func groupRow(key: String, nodes: [NodeReportInput], period: Interval) -> ReportRowFigures {
+    /// `series`, when given, is the group's own total per bucket (read in one query) instead of
+    /// the sum of the nodes' series.
+    public static func groupRow(
+        key: String, nodes: [NodeReportInput], period: Interval, series given: [Double: Double]? = nil
+    ) -> ReportRowFigures {
         var total = BucketStats()
         var avgSaved: Double?
         var avgCores: Double?
@@ -98,9 +102,10 @@ public enum ReportAggregation {
             }
             if let c = n.stats.avgCPUCores { avgCores = (avgCores ?? 0) + c }
             if let p = n.stats.avgNetProfitBytes { netProfit = (netProfit ?? 0) + p }
-            for (k, v) in n.series { series[k, default: 0] += v }
+            if given == nil { for (k, v) in n.series { series[k, default: 0] += v } }
             covered.append(contentsOf: n.covered)
         }
+        if let given { series = given }
         let peak = series.values.max() ?? total.peakSavedBytes.map(Double.init)
         let data = total.dataSeconds / 3600
         let periodHours = periodSeconds / 3600
@@ -115,9 +120,13 @@ public enum ReportAggregation {
     }
 
     /// Rows grouped by the value of `label` (nodes without it under ""), sorted by value.
-    public static func labelRows(_ nodes: [NodeReportInput], label: String, period: Interval) -> [ReportRowFigures] {
+    public static func labelRows(
+        _ nodes: [NodeReportInput], label: String, period: Interval, series: [String: [Double: Double]]? = nil
+    ) -> [ReportRowFigures] {
         var groups: [String: [NodeReportInput]] = [:]
         for n in nodes { groups[n.labels[label] ?? "", default: []].append(n) }
-        return groups.keys.sorted().map { groupRow(key: $0, nodes: groups[$0] ?? [], period: period) }
+        return groups.keys.sorted().map { key in
+            groupRow(key: key, nodes: groups[key] ?? [], period: period, series: series.map { $0[key] ?? [:] })
+        }
     }
 }

@@ -1,0 +1,383 @@
+import FleetAPI
+import Foundation
+import GRDB
+import KSMCore
+
+/// A node as reports see it (deleted nodes included until purged).
+struct ReportNode: Sendable {
+    var id: String
+    var name: String
+    var labels: [String: String]
+    var registeredAt: Double
+    var deletedAt: Double?
+}
+
+/// One source of a report period: a rollup table over whole buckets, or raw samples.
+enum ReportSource: Sendable, Equatable {
+    case rollup(RollupLevel, Interval)
+    case raw(Interval)
+
+    /// How a period [since, until) splits: raw samples for partial hours at the edges, hour
+    /// rollups for whole hours, and day rollups for whole days when the period is longer than
+    /// 31 days (so that group peaks stay hourly for periods up to a month).
+    static func plan(_ period: Interval) -> [ReportSource] {
+        let hs = (period.from / ReportTime.hour).rounded(.up) * ReportTime.hour
+        let he = ReportTime.hourStart(period.to)
+        guard hs < he else { return period.length > 0 ? [.raw(period)] : [] }
+        var out: [ReportSource] = []
+        if period.from < hs { out.append(.raw(Interval(period.from, hs))) }
+        if period.length > 31 * ReportTime.day {
+            let ds = (hs / ReportTime.day).rounded(.up) * ReportTime.day
+            let de = ReportTime.dayStart(he)
+            if ds < de {
+                if hs < ds { out.append(.rollup(.hour, Interval(hs, ds))) }
+                out.append(.rollup(.day, Interval(ds, de)))
+                if de < he { out.append(.rollup(.hour, Interval(de, he))) }
+            } else {
+                out.append(.rollup(.hour, Interval(hs, he)))
+            }
+        } else {
+            out.append(.rollup(.hour, Interval(hs, he)))
+        }
+        if he < period.to { out.append(.raw(Interval(he, period.to))) }
+        return out
+    }
+}
+
+/// Per-node figures gathered from the sources of a period.
+struct NodeAccumulator: Sendable {
+    var stats = BucketStats()
+    var covered: [Interval] = []
+}
+
+extension FleetDatabase {
+    static func reportNodes(_ db: Database, period: Interval) throws -> [ReportNode] {
+        let rows = try Row.fetchAll(
+            db,
+            sql: """
+                SELECT id, name, labels, registered_at, deleted_at FROM nodes
+                WHERE deleted_at IS NULL OR deleted_at > ? ORDER BY name, id
+                """,
+            arguments: [Int64(period.from * 1000)])
+        return try rows.map { r in
+            ReportNode(
+                id: r["id"], name: r["name"], labels: try StoredJSON.decode([String: String].self, r["labels"]),
+                registeredAt: Double(r["registered_at"] as Int64) / 1000,
+                deletedAt: (r["deleted_at"] as Int64?).map { Double($0) / 1000 })
+        }
+    }
+
+    /// The part of `period` a node existed: from its registration (or its first data, for
+    /// history older than the registration, e.g. replayed) to its deletion.
+    static func existence(_ db: Database, node: ReportNode, period: Interval) throws -> Interval? {
+        var start = node.registeredAt
+        if start > period.from {
+            let first = try Int64.fetchOne(
+                db, sql: "SELECT MIN(bucket_start) FROM rollup_hour WHERE node_id = ?", arguments: [node.id])
+            if let first { start = min(start, Double(first)) }
+            let firstRaw = try Int64.fetchOne(
+                db, sql: "SELECT MIN(taken_at) FROM samples WHERE node_id = ?", arguments: [node.id])
+            if let firstRaw { start = min(start, Double(firstRaw) / 1000) }
+        }
+        let iv = Interval(max(period.from, start), min(period.to, node.deletedAt ?? period.to))
+        return iv.length > 0 ? iv : nil
+    }
+
+    /// Adds one rollup source to the accumulators: sums by SQL, coverage from bucket rows and
+    /// their recorded gaps; optionally the per-group series of bucket averages.
+    static func accumulate(
+        _ db: Database, level: RollupLevel, range: Interval, into acc: inout [String: NodeAccumulator],
+        groups: [String: String]?, series: inout [String: [Double: Double]]
+    ) throws {
+        let table = level.table
+        let len = level.seconds
+        let args: StatementArguments = [Int64(range.from), Int64(range.to)]
+        let sums = try Row.fetchCursor(
+            db,
+            sql: """
+                SELECT node_id, SUM(data_seconds) AS data_seconds, SUM(samples) AS samples,
+                  SUM(saved_byte_seconds) AS saved_byte_seconds, MAX(saved_peak) AS saved_peak,
+                  SUM(cpu_seconds) AS cpu_seconds, MAX(cpu_pct_peak) AS cpu_pct_peak, SUM(full_scans) AS full_scans,
+                  SUM(running_seconds) AS running_seconds, SUM(stopped_seconds) AS stopped_seconds,
+                  SUM(pruned_seconds) AS pruned_seconds, SUM(unmanaged_seconds) AS unmanaged_seconds,
+                  SUM(profit_byte_seconds) AS profit_byte_seconds, SUM(profit_seconds) AS profit_seconds,
+                  MIN(bucket_start) AS first, MAX(bucket_start) AS last
+                FROM \(table) WHERE bucket_start >= ? AND bucket_start < ? GROUP BY node_id
+                """, arguments: args)
+        // Covered = [first, last + len) minus missing buckets minus recorded gaps.
+        var spans: [String: Interval] = [:]
+        while let r = try sums.next() {
+            let id: String = r["node_id"]
+            guard acc[id] != nil else { continue }
+            acc[id]?.stats.merge(stats(r))
+            spans[id] = Interval(Double(r["first"] as Int64), Double(r["last"] as Int64) + len)
+        }
+        var holes: [String: [Interval]] = [:]
+        let missing = try Row.fetchCursor(
+            db,
+            sql: """
+                SELECT node_id, prev, bucket_start FROM (
+                  SELECT node_id, bucket_start, LAG(bucket_start) OVER (PARTITION BY node_id ORDER BY bucket_start) AS prev
+                  FROM \(table) WHERE bucket_start >= ? AND bucket_start < ?)
+                WHERE bucket_start - prev > ?
+                """, arguments: [Int64(range.from), Int64(range.to), Int64(len)])
+        while let r = try missing.next() {
+            let prev: Int64 = r["prev"]
+            let start: Int64 = r["bucket_start"]
+            holes[r["node_id"], default: []].append(Interval(Double(prev) + len, Double(start)))
+        }
+        let gapRows = try Row.fetchCursor(
+            db,
+            sql: "SELECT node_id, gaps FROM \(table) WHERE gaps IS NOT NULL AND bucket_start >= ? AND bucket_start < ?",
+            arguments: args)
+        while let r = try gapRows.next() {
+            holes[r["node_id"], default: []].append(contentsOf: decodeGaps(r["gaps"]))
+        }
+        for (id, span) in spans where acc[id] != nil {
+            let clipped = Interval(max(span.from, range.from), min(span.to, range.to))
+            acc[id]?.covered.append(contentsOf: ReportMath.complement(of: holes[id] ?? [], within: clipped))
+        }
+        if let groups {
+            let map = String(decoding: try JSONEncoder().encode(groups), as: UTF8.self)
+            let rows = try Row.fetchCursor(
+                db,
+                sql: """
+                    SELECT g.value AS grp, r.bucket_start AS b, SUM(r.saved_avg) AS s
+                    FROM \(table) r JOIN json_each(?) g ON g.key = r.node_id
+                    WHERE r.bucket_start >= ? AND r.bucket_start < ? GROUP BY grp, b
+                    """, arguments: [map, Int64(range.from), Int64(range.to)])
+            while let r = try rows.next() {
+                series[r["grp"], default: [:]][Double(r["b"] as Int64)] = r["s"]
+            }
+        }
+    }
+
+    /// Adds raw samples over a partial-hour edge.
+    static func accumulateRaw(
+        _ db: Database, range: Interval, policy: ReportPolicy, into acc: inout [String: NodeAccumulator],
+        groups: [String: String]?, series: inout [String: [Double: Double]]
+    ) throws {
+        let rows = try Row.fetchCursor(
+            db,
+            sql: """
+                SELECT node_id, taken_at, saved_bytes, ksmd_cpu_seconds, ksmd_cpu_percent, full_scans, phase, general_profit
+                FROM samples WHERE taken_at >= ? AND taken_at < ? ORDER BY node_id, taken_at
+                """,
+            arguments: [
+                Int64(((range.from - policy.maxGapSeconds) * 1000).rounded(.down)),
+                Int64(((range.to + policy.maxGapSeconds) * 1000).rounded(.up)),
+            ])
+        var byNode: [String: [ReportSample]] = [:]
+        while let r = try rows.next() {
+            let id: String = r["node_id"]
+            guard acc[id] != nil else { continue }
+            let phase: String = r["phase"]
+            byNode[id, default: []].append(
+                ReportSample(
+                    at: Double(r["taken_at"] as Int64) / 1000, savedBytes: r["saved_bytes"],
+                    cpuSeconds: r["ksmd_cpu_seconds"], cpuPercent: r["ksmd_cpu_percent"],
+                    fullScans: (r["full_scans"] as Int64?) ?? 0, phase: KSMPhase(rawValue: phase) ?? .stopped,
+                    netProfit: r["general_profit"]))
+        }
+        for (id, samples) in byNode {
+            let result = ReportMath.integrate(
+                samples, from: range.from, to: range.to, bucketSeconds: ReportTime.hour, policy: policy)
+            acc[id]?.stats.merge(result.total)
+            acc[id]?.covered.append(contentsOf: result.covered)
+            if let g = groups?[id] {
+                for (b, st) in result.buckets { if let a = st.avgSavedBytes { series[g, default: [:]][b, default: 0] += a } }
+            }
+        }
+    }
+
+    /// Every node's figures over `period`, and the series of each group named in `groups`
+    /// (node id → group key) for group peaks.
+    static func nodeInputs(
+        _ db: Database, period: Interval, policy: ReportPolicy, groups: ((ReportNode) -> String)?
+    ) throws -> (inputs: [NodeReportInput], series: [String: [Double: Double]]) {
+        var nodes: [ReportNode] = []
+        var existence: [String: Interval] = [:]
+        for n in try reportNodes(db, period: period) {
+            if let e = try self.existence(db, node: n, period: period) {
+                nodes.append(n)
+                existence[n.id] = e
+            }
+        }
+        var acc: [String: NodeAccumulator] = [:]
+        for n in nodes { acc[n.id] = NodeAccumulator() }
+        var groupMap: [String: String]?
+        if let groups {
+            var m: [String: String] = [:]
+            for n in nodes { m[n.id] = groups(n) }
+            groupMap = m
+        }
+        var series: [String: [Double: Double]] = [:]
+        for source in ReportSource.plan(period) {
+            switch source {
+            case .rollup(let level, let range):
+                try accumulate(db, level: level, range: range, into: &acc, groups: groupMap, series: &series)
+            case .raw(let range):
+                try accumulateRaw(db, range: range, policy: policy, into: &acc, groups: groupMap, series: &series)
+            }
+        }
+        let inputs = nodes.compactMap { n -> NodeReportInput? in
+            guard let e = existence[n.id], let a = acc[n.id] else { return nil }
+            let covered = ReportMath.clip(ReportMath.coalesce(a.covered), to: e)
+            return NodeReportInput(
+                nodeId: n.id, name: n.name, labels: n.labels, deleted: n.deletedAt != nil, existence: e,
+                stats: a.stats, gaps: ReportMath.complement(of: covered, within: e))
+        }
+        return (inputs, series)
+    }
+
+    /// The savings report over [since, until). Rolls up samples that just arrived first.
+    public func savingsReport(
+        since: Date, until: Date, by: ReportGrouping, label: String?, policy: ReportPolicy = .default,
+        now: Date = Date()
+    ) async throws -> SavingsReport {
+        try await rollupCatchUp(policy: policy)
+        let period = Interval(since.timeIntervalSince1970, until.timeIntervalSince1970)
+        return try await pool.read { db in
+            var rows: [SavingsRow] = []
+            let total: ReportRowFigures
+            switch by {
+            case .node, .label:
+                let labelKey = label ?? ""
+                let (inputs, series) = try Self.nodeInputs(
+                    db, period: period, policy: policy,
+                    groups: by == .label ? { n in n.labels[labelKey] ?? "" } : { _ in "fleet" })
+                if by == .node {
+                    rows = inputs.map { SavingsRow(ReportAggregation.nodeRow($0)) }
+                    total = ReportAggregation.groupRow(
+                        key: "fleet", nodes: inputs, period: period, series: series["fleet"] ?? [:])
+                } else {
+                    rows = ReportAggregation.labelRows(inputs, label: labelKey, period: period, series: series)
+                        .map(SavingsRow.init)
+                    var fleet: [Double: Double] = [:]
+                    for s in series.values { for (k, v) in s { fleet[k, default: 0] += v } }
+                    total = ReportAggregation.groupRow(key: "fleet", nodes: inputs, period: period, series: fleet)
+                }
+            case .day:
+                var d = ReportTime.dayStart(period.from)
+                var fleetSeries: [Double: Double] = [:]
+                var all: [String: NodeReportInput] = [:]
+                while d < period.to {
+                    let window = Interval(max(d, period.from), min(d + ReportTime.day, period.to))
+                    let (inputs, series) = try Self.nodeInputs(db, period: window, policy: policy, groups: { _ in "fleet" })
+                    let s = series["fleet"] ?? [:]
+                    rows.append(
+                        SavingsRow(
+                            ReportAggregation.groupRow(key: ReportTime.dayKey(d), nodes: inputs, period: window, series: s)))
+                    for (k, v) in s { fleetSeries[k, default: 0] += v }
+                    for n in inputs {
+                        if var prev = all[n.nodeId] {
+                            prev.stats.merge(n.stats)
+                            prev.gaps += n.gaps
+                            prev.existence = Interval(min(prev.existence.from, n.existence.from), max(prev.existence.to, n.existence.to))
+                            all[n.nodeId] = prev
+                        } else {
+                            all[n.nodeId] = n
+                        }
+                    }
+                    d += ReportTime.day
+                }
+                total = ReportAggregation.groupRow(
+                    key: "fleet", nodes: all.values.sorted { $0.nodeId < $1.nodeId }, period: period, series: fleetSeries)
+            }
+            return SavingsReport(
+                since: since, until: until, by: by, label: by == .label ? label : nil, generatedAt: now, rows: rows,
+                total: SavingsRow(total), maxGapSeconds: policy.maxGapSeconds)
+        }
+    }
+
+    /// A node's history over [since, until): raw samples or hour/day rollups, with its gaps.
+    /// nil when the node is unknown (deleted nodes' history stays until purged).
+    public func history(
+        nodeId: String, since: Date, until: Date, resolution: HistoryResolution, policy: ReportPolicy = .default,
+        maxSamples: Int = 20_000
+    ) async throws -> HistoryResponse? {
+        if resolution != .raw { try await rollupCatchUp(policy: policy) }
+        let period = Interval(since.timeIntervalSince1970, until.timeIntervalSince1970)
+        return try await pool.read { db -> HistoryResponse? in
+            guard let row = try Row.fetchOne(db, sql: "SELECT id, name FROM nodes WHERE id = ?", arguments: [nodeId])
+            else { return nil }
+            let name: String = row["name"]
+            switch resolution {
+            case .raw:
+                let rows = try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT seq, taken_at, phase, phase_reason, run, pages_to_scan, sleep_millisecs, pages_shared,
+                          pages_sharing, pages_unshared, pages_volatile, full_scans, saved_bytes, general_profit,
+                          mem_total_kb, mem_available_kb, ksmd_cpu_percent, ksmd_cpu_seconds, applied_generation, apply_error
+                        FROM samples WHERE node_id = ? AND taken_at >= ? AND taken_at < ? ORDER BY taken_at LIMIT ?
+                        """,
+                    arguments: [nodeId, Int64(period.from * 1000), Int64(period.to * 1000), maxSamples])
+                let samples = rows.map { r -> HistorySample in
+                    let phase: String = r["phase"]
+                    return HistorySample(
+                        seq: r["seq"], takenAt: Time.date(r["taken_at"] as Int64),
+                        phase: KSMPhase(rawValue: phase) ?? .stopped, phaseReason: (r["phase_reason"] as String?) ?? "",
+                        run: (r["run"] as Int?) ?? 0, pagesToScan: (r["pages_to_scan"] as Int?) ?? 0,
+                        sleepMillisecs: (r["sleep_millisecs"] as Int?) ?? 0,
+                        pagesShared: (r["pages_shared"] as Int64?) ?? 0, pagesSharing: (r["pages_sharing"] as Int64?) ?? 0,
+                        pagesUnshared: (r["pages_unshared"] as Int64?) ?? 0,
+                        pagesVolatile: (r["pages_volatile"] as Int64?) ?? 0, fullScans: (r["full_scans"] as Int64?) ?? 0,
+                        savedBytes: r["saved_bytes"], generalProfit: r["general_profit"],
+                        memTotalBytes: ((r["mem_total_kb"] as Int64?) ?? 0) * 1024,
+                        memAvailableBytes: ((r["mem_available_kb"] as Int64?) ?? 0) * 1024,
+                        ksmdCPUPercent: r["ksmd_cpu_percent"], ksmdCPUSeconds: r["ksmd_cpu_seconds"],
+                        appliedGeneration: r["applied_generation"], applyError: r["apply_error"])
+                }
+                let reduced = try Self.reportSamples(
+                    db, nodeId: nodeId, from: period.from - policy.maxGapSeconds, to: period.to + policy.maxGapSeconds)
+                let integ = ReportMath.integrate(
+                    reduced, from: period.from, to: period.to, bucketSeconds: ReportTime.hour, policy: policy)
+                return HistoryResponse(
+                    nodeId: nodeId, name: name, since: since, until: until, resolution: .raw, samples: samples,
+                    gaps: integ.gaps.map(TimeRange.init))
+            case .hour, .day:
+                let level: RollupLevel = resolution == .hour ? .hour : .day
+                let from = level == .hour ? ReportTime.hourStart(period.from) : ReportTime.dayStart(period.from)
+                let rows = try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT bucket_start, \(Self.rollupColumns) FROM \(level.table)
+                        WHERE node_id = ? AND bucket_start >= ? AND bucket_start < ? ORDER BY bucket_start
+                        """,
+                    arguments: [nodeId, Int64(from), Int64(period.to)])
+                var covered: [Interval] = []
+                let buckets = rows.map { r -> HistoryBucket in
+                    let start = Double(r["bucket_start"] as Int64)
+                    covered += ReportMath.complement(
+                        of: Self.decodeGaps(r["gaps"]), within: Interval(start, start + level.seconds))
+                    return HistoryBucket(start: start, seconds: level.seconds, stats: Self.stats(r))
+                }
+                let gaps = ReportMath.complement(of: covered, within: period)
+                return HistoryResponse(
+                    nodeId: nodeId, name: name, since: since, until: until, resolution: resolution, buckets: buckets,
+                    gaps: gaps.map(TimeRange.init))
+            }
+        }
+    }
+
+    /// The fleet's saved bytes per bucket over [since, until) (sum of the nodes' bucket averages),
+    /// and the ksmd CPU % summed likewise, for the dashboard's savings chart.
+    public func fleetSeries(since: Date, until: Date, level: RollupLevel) async throws
+        -> [(start: Date, savedBytes: Double, cpuPercent: Double, nodes: Int)]
+    {
+        try await rollupCatchUp()
+        return try await pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT bucket_start, SUM(saved_avg) AS s, SUM(cpu_pct_avg) AS c, COUNT(*) AS n FROM \(level.table)
+                    WHERE bucket_start >= ? AND bucket_start < ? GROUP BY bucket_start ORDER BY bucket_start
+                    """,
+                arguments: [Int64(since.timeIntervalSince1970), Int64(until.timeIntervalSince1970)]
+            ).map { r in
+                (Date(timeIntervalSince1970: Double(r["bucket_start"] as Int64)), r["s"], r["c"], r["n"])
+            }
+        }
+    }
+}

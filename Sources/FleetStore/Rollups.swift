@@ -1,0 +1,285 @@
+import FleetAPI
+import Foundation
+import GRDB
+import KSMCore
+
+/// Which rollup table.
+public enum RollupLevel: String, Sendable, CaseIterable {
+    case hour, day
+    var table: String { self == .hour ? "rollup_hour" : "rollup_day" }
+    public var seconds: Double { self == .hour ? ReportTime.hour : ReportTime.day }
+}
+
+/// What one rollup pass did.
+public struct RollupPassResult: Sendable, Equatable {
+    public var samples: Int
+    public var hours: Int
+    public var days: Int
+    /// More new samples are waiting (the pass hit its batch size).
+    public var more: Bool
+}
+
+/// What one retention pass deleted.
+public struct RetentionResult: Sendable, Equatable {
+    public var samples: Int
+    public var hours: Int
+    public var days: Int
+}
+
+extension FleetDatabase {
+    static let rollupColumns = """
+        data_seconds, samples, saved_byte_seconds, saved_avg, saved_peak, cpu_seconds, cpu_pct_avg, cpu_pct_peak,
+        full_scans, running_seconds, stopped_seconds, pruned_seconds, unmanaged_seconds, profit_byte_seconds,
+        profit_seconds, gaps
+        """
+    static let watermarkKey = "rollup_rowid"
+
+    static func stats(_ row: Row) -> BucketStats {
+        BucketStats(
+            dataSeconds: row["data_seconds"], samples: row["samples"], savedByteSeconds: row["saved_byte_seconds"],
+            peakSavedBytes: row["saved_peak"], cpuSeconds: row["cpu_seconds"], peakCPUPercent: row["cpu_pct_peak"],
+            fullScans: row["full_scans"], runningSeconds: row["running_seconds"], stoppedSeconds: row["stopped_seconds"],
+            prunedSeconds: row["pruned_seconds"], unmanagedSeconds: row["unmanaged_seconds"],
+            profitByteSeconds: row["profit_byte_seconds"], profitSeconds: row["profit_seconds"])
+    }
+
+    static func encodeGaps(_ gaps: [Interval]) -> String? {
+        guard !gaps.isEmpty else { return nil }
+        return "[" + gaps.map { "[\(ReportTime.decimal($0.from, places: 3)),\(ReportTime.decimal($0.to, places: 3))]" }
+            .joined(separator: ",") + "]"
+    }
+
+    static func decodeGaps(_ text: String?) -> [Interval] {
+        guard let text, let data = text.data(using: .utf8),
+            let pairs = try? JSONDecoder().decode([[Double]].self, from: data)
+        else { return [] }
+        return pairs.compactMap { $0.count == 2 ? Interval($0[0], $0[1]) : nil }
+    }
+
+    static func upsertRollup(_ db: Database, level: RollupLevel, nodeId: String, start: Double, stats s: BucketStats, gaps: [Interval]) throws {
+        try db.execute(
+            sql: """
+                INSERT OR REPLACE INTO \(level.table) (node_id, bucket_start, \(rollupColumns))
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                nodeId, Int64(start), s.dataSeconds, s.samples, s.savedByteSeconds, s.avgSavedBytes ?? 0, s.peakSavedBytes,
+                s.cpuSeconds, s.avgCPUPercent ?? 0, s.peakCPUPercent, s.fullScans, s.runningSeconds, s.stoppedSeconds,
+                s.prunedSeconds, s.unmanagedSeconds, s.profitByteSeconds, s.profitSeconds, encodeGaps(gaps),
+            ])
+    }
+
+    /// A node's samples with `taken_at` in [from, to) (Unix seconds), reduced for the report math.
+    static func reportSamples(_ db: Database, nodeId: String, from: Double, to: Double) throws -> [ReportSample] {
+        let rows = try Row.fetchCursor(
+            db,
+            sql: """
+                SELECT taken_at, saved_bytes, ksmd_cpu_seconds, ksmd_cpu_percent, full_scans, phase, general_profit
+                FROM samples WHERE node_id = ? AND taken_at >= ? AND taken_at < ? ORDER BY taken_at
+                """,
+            arguments: [nodeId, Int64((from * 1000).rounded(.down)), Int64((to * 1000).rounded(.up))])
+        var out: [ReportSample] = []
+        while let r = try rows.next() {
+            let phase: String = r["phase"]
+            out.append(
+                ReportSample(
+                    at: Double(r["taken_at"] as Int64) / 1000, savedBytes: r["saved_bytes"],
+                    cpuSeconds: r["ksmd_cpu_seconds"], cpuPercent: r["ksmd_cpu_percent"],
+                    fullScans: (r["full_scans"] as Int64?) ?? 0, phase: KSMPhase(rawValue: phase) ?? .stopped,
+                    netProfit: r["general_profit"]))
+        }
+        return out
+    }
+
+    /// The highest samples rowid already rolled up.
+    public func rollupWatermark() async throws -> Int64 {
+        try await pool.read { db in
+            try Int64.fetchOne(db, sql: "SELECT value FROM rollup_state WHERE key = ?", arguments: [Self.watermarkKey]) ?? 0
+        }
+    }
+
+    /// Rolls up samples stored since the last pass (at most `batch` of them): recomputes every
+    /// hour those samples touch (a late or out-of-order sample changes its neighbours' spans too)
+    /// from the raw samples, then the days holding those hours, then moves the watermark. The
+    /// computation runs on a reader; the writer is held only to store the results, so ingest is
+    /// never blocked for long.
+    public func rollupPass(batch: Int = 5000, policy: ReportPolicy = .default) async throws -> RollupPassResult {
+        struct Computed: Sendable {
+            var watermark: Int64
+            var maxRowid: Int64
+            var samples: Int
+            var hours: [(String, Double, BucketStats?, [Interval])]
+            var days: Set<NodeBucket>
+        }
+        let key = Self.watermarkKey
+        let computed: Computed? = try await pool.read { db in
+            let watermark =
+                try Int64.fetchOne(db, sql: "SELECT value FROM rollup_state WHERE key = ?", arguments: [key]) ?? 0
+            let rows = try Row.fetchAll(
+                db, sql: "SELECT rowid, node_id, taken_at FROM samples WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                arguments: [watermark, batch])
+            guard !rows.isEmpty else { return nil }
+            var touched: [String: Set<Double>] = [:]
+            var maxRowid = watermark
+            for r in rows {
+                let rowid: Int64 = r["rowid"]
+                maxRowid = max(maxRowid, rowid)
+                let t = Double(r["taken_at"] as Int64) / 1000
+                var h = ReportTime.hourStart(t - policy.maxGapSeconds)
+                let last = ReportTime.hourStart(t + policy.maxGapSeconds)
+                while h <= last {
+                    touched[r["node_id"], default: []].insert(h)
+                    h += ReportTime.hour
+                }
+            }
+            var hours: [(String, Double, BucketStats?, [Interval])] = []
+            var days: Set<NodeBucket> = []
+            for (node, set) in touched {
+                // Runs of nearby hours share one fetch.
+                var runs: [(Double, Double)] = []
+                for h in set.sorted() {
+                    if let last = runs.last, h - last.1 <= 2 * ReportTime.hour {
+                        runs[runs.count - 1].1 = h
+                    } else {
+                        runs.append((h, h))
+                    }
+                }
+                for (a, b) in runs {
+                    let from = a
+                    let to = b + ReportTime.hour
+                    let samples = try Self.reportSamples(
+                        db, nodeId: node, from: from - policy.maxGapSeconds, to: to + policy.maxGapSeconds)
+                    let result = ReportMath.integrate(samples, from: from, to: to, bucketSeconds: ReportTime.hour, policy: policy)
+                    var h = from
+                    while h < to {
+                        if let st = result.buckets[h], st.dataSeconds > 0 || st.samples > 0 {
+                            let gaps = ReportMath.clip(result.gaps, to: Interval(h, h + ReportTime.hour))
+                            hours.append((node, h, st, gaps))
+                        } else {
+                            hours.append((node, h, nil, []))
+                        }
+                        days.insert(NodeBucket(nodeId: node, start: ReportTime.dayStart(h)))
+                        h += ReportTime.hour
+                    }
+                }
+            }
+            return Computed(watermark: watermark, maxRowid: maxRowid, samples: rows.count, hours: hours, days: days)
+        }
+        guard let computed else { return RollupPassResult(samples: 0, hours: 0, days: 0, more: false) }
+        // Compare-and-set on the watermark: a concurrent pass (the service and a report's catch-up)
+        // that got there first makes this computation stale, so it is dropped and redone.
+        let stored = try await pool.write { db -> Bool in
+            let current =
+                try Int64.fetchOne(db, sql: "SELECT value FROM rollup_state WHERE key = ?", arguments: [key]) ?? 0
+            guard current == computed.watermark else { return false }
+            for (node, h, st, gaps) in computed.hours {
+                if let st {
+                    try Self.upsertRollup(db, level: .hour, nodeId: node, start: h, stats: st, gaps: gaps)
+                } else {
+                    try db.execute(
+                        sql: "DELETE FROM rollup_hour WHERE node_id = ? AND bucket_start = ?", arguments: [node, Int64(h)])
+                }
+            }
+            for d in computed.days {
+                try Self.rebuildDay(db, nodeId: d.nodeId, dayStart: d.start)
+            }
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO rollup_state (key, value) VALUES (?, ?)",
+                arguments: [key, computed.maxRowid])
+            return true
+        }
+        guard stored else { return RollupPassResult(samples: 0, hours: 0, days: 0, more: true) }
+        return RollupPassResult(
+            samples: computed.samples, hours: computed.hours.count, days: computed.days.count,
+            more: computed.samples >= batch)
+    }
+
+    /// Recomputes one day row from its hour rows (hour → day merge; missing hours are gaps).
+    static func rebuildDay(_ db: Database, nodeId: String, dayStart: Double) throws {
+        let rows = try Row.fetchAll(
+            db,
+            sql: """
+                SELECT bucket_start, \(rollupColumns) FROM rollup_hour
+                WHERE node_id = ? AND bucket_start >= ? AND bucket_start < ? ORDER BY bucket_start
+                """,
+            arguments: [nodeId, Int64(dayStart), Int64(dayStart + ReportTime.day)])
+        guard !rows.isEmpty else {
+            try db.execute(
+                sql: "DELETE FROM rollup_day WHERE node_id = ? AND bucket_start = ?", arguments: [nodeId, Int64(dayStart)])
+            return
+        }
+        var total = BucketStats()
+        var covered: [Interval] = []
+        for r in rows {
+            total.merge(stats(r))
+            let h = Double(r["bucket_start"] as Int64)
+            covered += ReportMath.complement(of: decodeGaps(r["gaps"]), within: Interval(h, h + ReportTime.hour))
+        }
+        let gaps = ReportMath.complement(of: covered, within: Interval(dayStart, dayStart + ReportTime.day))
+        try upsertRollup(db, level: .day, nodeId: nodeId, start: dayStart, stats: total, gaps: gaps)
+    }
+
+    /// Runs rollup passes until every stored sample is rolled up (bounded by `maxPasses`).
+    /// Reports call this first so that they include samples that just arrived.
+    @discardableResult
+    public func rollupCatchUp(policy: ReportPolicy = .default, maxPasses: Int = 1000) async throws -> Int {
+        var total = 0
+        for _ in 0..<maxPasses {
+            let r = try await rollupPass(policy: policy)
+            total += r.samples
+            if !r.more { break }
+        }
+        return total
+    }
+
+    /// Deletes, in small batches (one short write transaction each), raw samples taken before
+    /// `samplesBefore` that are already rolled up, and rollups before `rollupsBefore`. The newest
+    /// sample row is always kept so that rowids never go back below the watermark.
+    public func retentionPass(samplesBefore: Date, rollupsBefore: Date, batch: Int = 1000, maxBatches: Int = 1000) async throws
+        -> RetentionResult
+    {
+        var result = RetentionResult(samples: 0, hours: 0, days: 0)
+        let sampleCut = Time.ms(samplesBefore)
+        let rollupCut = Int64(rollupsBefore.timeIntervalSince1970)
+        let key = Self.watermarkKey
+        for _ in 0..<maxBatches {
+            let n = try await pool.write { db -> Int in
+                try db.execute(
+                    sql: """
+                        DELETE FROM samples WHERE rowid IN (
+                          SELECT rowid FROM samples WHERE taken_at < ?
+                            AND rowid <= COALESCE((SELECT value FROM rollup_state WHERE key = ?), 0)
+                            AND rowid < (SELECT MAX(rowid) FROM samples)
+                          LIMIT ?)
+                        """,
+                    arguments: [sampleCut, key, batch])
+                return db.changesCount
+            }
+            result.samples += n
+            if n < batch { break }
+            await Task.yield()
+        }
+        for level in RollupLevel.allCases {
+            for _ in 0..<maxBatches {
+                let n = try await pool.write { db -> Int in
+                    try db.execute(
+                        sql: """
+                            DELETE FROM \(level.table) WHERE (node_id, bucket_start) IN (
+                              SELECT node_id, bucket_start FROM \(level.table) WHERE bucket_start < ? LIMIT ?)
+                            """,
+                        arguments: [rollupCut, batch])
+                    return db.changesCount
+                }
+                if level == .hour { result.hours += n } else { result.days += n }
+                if n < batch { break }
+                await Task.yield()
+            }
+        }
+        return result
+    }
+}
+
+struct NodeBucket: Hashable, Sendable {
+    var nodeId: String
+    var start: Double
+}

@@ -1,0 +1,291 @@
+import FleetAPI
+import FleetStore
+import Foundation
+import KSMCore
+import Testing
+
+/// 2026-11-02T00:00:00Z.
+private let t0: Double = 1_793_577_600
+private let gib: Int64 = 1_073_741_824
+private let pageSize = 4096
+
+/// A temporary database with registered nodes, removed at the end.
+final class ReportFixture {
+    let dir: URL
+    let db: FleetDatabase
+    private var token = ""
+    private var seqs: [String: Int64] = [:]
+
+    init() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("reports-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        db = try FleetDatabase(path: dir.appendingPathComponent("fleet.db").path)
+    }
+
+    deinit {
+        try? db.close()
+        try? FileManager.default.removeItem(at: dir)
+    }
+
+    func node(_ name: String, labels: [String: String] = [:], registeredAt: Double = t0 - 86400) async throws -> String {
+        if token.isEmpty {
+            token = try await db.createEnrollmentToken(description: "test", expiresAt: nil).token ?? ""
+        }
+        let req = RegisterRequest(
+            hostname: name, machineId: "m-\(name)", kernel: "6.8", memTotalBytes: 64 * gib, numaNodes: 1,
+            ksmFeatures: ["run"], agentVersion: "test", pageSize: pageSize)
+        let reg = try await db.register(
+            req, enrollmentTokenHash: Secrets.hash(token), nodeTokenHash: Secrets.hash("kn_\(name)"),
+            now: Date(timeIntervalSince1970: registeredAt))
+        if !labels.isEmpty { _ = try await db.setLabels(nodeId: reg.node.id, labels) }
+        return reg.node.id
+    }
+
+    /// Pushes samples every `step` s from `start`, `count` of them; CPU counter +cpuPerStep each.
+    func push(
+        _ id: String, start: Double, step: Double = 60, count: Int, saved: Int64 = gib, cpuStart: Double = 100,
+        cpuPerStep: Double = 6, scansStart: Int64 = 0, phase: KSMPhase = .running, profit: Int64? = nil
+    ) async throws {
+        var batch: [StatusSample] = []
+        for i in 0..<count {
+            let seq = (seqs[id] ?? 0) + 1
+            seqs[id] = seq
+            batch.append(
+                StatusSample(
+                    seq: seq, takenAt: Date(timeIntervalSince1970: start + Double(i) * step),
+                    status: KSMStatus(
+                        run: phase == .running ? 1 : 0, pagesSharing: saved / Int64(pageSize),
+                        fullScans: scansStart + Int64(i), generalProfit: profit),
+                    memory: MemorySnapshot(memTotalKB: 64 * 1024 * 1024, memAvailableKB: 8 * 1024 * 1024),
+                    pageSize: pageSize, ksmdCPUPercent: cpuPerStep * 100 / step,
+                    ksmdCPUSeconds: cpuStart + Double(i) * cpuPerStep, phase: phase, phaseReason: "test"))
+            if batch.count == 500 {
+                _ = try await db.insertSamples(nodeId: id, batch)
+                batch = []
+            }
+        }
+        if !batch.isEmpty { _ = try await db.insertSamples(nodeId: id, batch) }
+    }
+
+    func report(_ since: Double, _ until: Double, by: ReportGrouping = .node, label: String? = nil) async throws
+        -> SavingsReport
+    {
+        try await db.savingsReport(
+            since: Date(timeIntervalSince1970: since), until: Date(timeIntervalSince1970: until), by: by, label: label)
+    }
+}
+
+private func range(_ a: Double, _ b: Double) -> TimeRange {
+    TimeRange(from: Date(timeIntervalSince1970: a), to: Date(timeIntervalSince1970: b))
+}
+
+@Suite struct ReportStoreTests {
+    @Test func steadyNodeFromRollupsAndRawEdges() async throws {
+        let f = try ReportFixture()
+        let id = try await f.node("alpha")
+        try await f.push(id, start: t0, count: 241)  // t0 … t0+4h, one a minute
+        // Half-hour edges come from raw samples, the two whole hours from hour rollups.
+        let r = try await f.report(t0 + 1800, t0 + 3 * 3600 + 1800)
+        #expect(r.rows.count == 1)
+        let row = try #require(r.rows.first)
+        #expect(row.key == id && row.name == "alpha" && row.deleted == false)
+        #expect(row.avgSavedBytes == Double(gib))
+        #expect(row.peakSavedBytes == Double(gib))
+        #expect(row.savedGiBHours == 3)
+        #expect(row.ksmdCPUHours == 0.3)
+        #expect(row.avgKsmdCPUCores == 0.1)
+        #expect(row.efficiencyGiBPerCore == 10)
+        #expect(row.dataHours == 3 && row.periodHours == 3 && row.coverage == 1)
+        #expect(row.phaseHours == ["Running": 3])
+        #expect(row.gaps.isEmpty)
+        #expect(r.total.key == "fleet" && r.total.nodes == 1 && r.total.savedGiBHours == 3)
+        #expect(r.total.peakSavedBytes == Double(gib))
+
+        // The hour history agrees.
+        let h = try #require(
+            try await f.db.history(
+                nodeId: id, since: Date(timeIntervalSince1970: t0), until: Date(timeIntervalSince1970: t0 + 4 * 3600),
+                resolution: .hour))
+        #expect(h.buckets?.count == 4)
+        #expect(h.buckets?.first?.savedByteHours == Double(gib))
+        #expect(h.buckets?.first?.avgKsmdCPUPercent == 10)
+        #expect(h.buckets?.first?.fullScans == 59)
+        #expect(h.buckets?[1].fullScans == 60)
+        #expect(h.gaps.isEmpty)
+    }
+
+    @Test func offlineNodeIsAGapNotZero() async throws {
+        let f = try ReportFixture()
+        let id = try await f.node("beta")
+        try await f.push(id, start: t0, count: 31)  // 0:00 … 0:30
+        try await f.push(id, start: t0 + 5400, count: 31, cpuStart: 9000)  // 1:30 … 2:00
+        let r = try await f.report(t0, t0 + 7200)
+        let row = try #require(r.rows.first)
+        #expect(row.gaps == [range(t0 + 1860, t0 + 5400)])
+        #expect(row.dataHours == 3660.0 / 3600)
+        #expect(row.coverage == 3660.0 / 7200)
+        #expect(row.avgSavedBytes == Double(gib))  // not diluted by the gap
+        #expect(row.ksmdCPUHours == 366.0 / 3600)  // the counter jump across the gap is not covered time
+        #expect(r.total.gaps == [range(t0 + 1860, t0 + 5400)])
+        let hist = try #require(
+            try await f.db.history(
+                nodeId: id, since: Date(timeIntervalSince1970: t0), until: Date(timeIntervalSince1970: t0 + 7200),
+                resolution: .raw))
+        #expect(hist.samples?.count == 61)
+        #expect(hist.gaps == [range(t0 + 1860, t0 + 5400)])
+        let hours = try #require(
+            try await f.db.history(
+                nodeId: id, since: Date(timeIntervalSince1970: t0), until: Date(timeIntervalSince1970: t0 + 7200),
+                resolution: .hour))
+        #expect(hours.gaps == [range(t0 + 1860, t0 + 5400)])
+        #expect(hours.buckets?.map(\.dataSeconds) == [1860, 1800])
+    }
+
+    @Test func counterResetAfterHostReboot() async throws {
+        let f = try ReportFixture()
+        let id = try await f.node("gamma")
+        try await f.push(id, start: t0, count: 31, cpuStart: 500, scansStart: 40)  // 0:00 … 0:30
+        // Reboot: counters start again from small values, samples keep coming every minute.
+        try await f.push(id, start: t0 + 1860, count: 30, cpuStart: 2, scansStart: 0)  // 0:31 … 1:00 (30 samples)
+        let r = try await f.report(t0, t0 + 3600)
+        let row = try #require(r.rows.first)
+        // 30 intervals × 6 s, then the reset interval counts the new value (2 s), then 29 × 6 s
+        // (the last sample is at 1:00, the end of the period).
+        let cpuSeconds: Double = 180 + 2 + 174
+        #expect(row.ksmdCPUHours == cpuSeconds / 3600)
+        let h = try #require(
+            try await f.db.history(
+                nodeId: id, since: Date(timeIntervalSince1970: t0), until: Date(timeIntervalSince1970: t0 + 3600),
+                resolution: .hour))
+        // 30 scans, 0 (reset to 0: the new value), 28 (the pair ending at 1:00 is the next hour's).
+        #expect(h.buckets?.first?.fullScans == 58)
+        #expect(row.gaps.isEmpty)
+    }
+
+    @Test func deletedNodeCountsUntilItsDeletion() async throws {
+        let f = try ReportFixture()
+        let keep = try await f.node("keep")
+        let gone = try await f.node("gone")
+        try await f.push(keep, start: t0, count: 121)
+        try await f.push(gone, start: t0, count: 60, saved: 2 * gib)  // 0:00 … 0:59, holds until 1:00
+        try await f.db.deleteNode(nodeId: gone, purgeHistory: false, now: Date(timeIntervalSince1970: t0 + 3600))
+        let r = try await f.report(t0, t0 + 7200)
+        #expect(r.rows.map(\.name) == ["gone", "keep"])
+        let g = r.rows[0]
+        #expect(g.deleted == true)
+        #expect(g.periodHours == 1)
+        #expect(g.savedGiBHours == 2)
+        #expect(g.coverage == 1)
+        #expect(g.gaps.isEmpty)
+        #expect(r.total.savedGiBHours == 4)
+        #expect(r.total.periodHours == 3)
+        #expect(r.total.avgSavedBytes == Double(3 * gib))
+        #expect(r.total.peakSavedBytes == Double(3 * gib))  // the first hour, both up
+
+        // Purged: gone from reports.
+        let f2 = try ReportFixture()
+        let p = try await f2.node("purged")
+        try await f2.push(p, start: t0, count: 61)
+        _ = try await f2.report(t0, t0 + 3600)  // rolled up first
+        try await f2.db.deleteNode(nodeId: p, purgeHistory: true)
+        let r2 = try await f2.report(t0, t0 + 3600)
+        #expect(r2.rows.isEmpty)
+        #expect(r2.total.nodes == 0 && r2.total.avgSavedBytes == nil)
+    }
+
+    @Test func groupsByLabelAndDay() async throws {
+        let f = try ReportFixture()
+        let a = try await f.node("a", labels: ["rack": "r1"])
+        let b = try await f.node("b", labels: ["rack": "r1"])
+        let c = try await f.node("c", labels: ["rack": "r2"])
+        let d = try await f.node("d")
+        // Two days from 22:00 to 02:00 for a and c; b only the first hour; d silent.
+        try await f.push(a, start: t0 + 22 * 3600, count: 241)
+        try await f.push(b, start: t0 + 22 * 3600, count: 60, saved: 3 * gib)
+        try await f.push(c, start: t0 + 22 * 3600, count: 241, saved: 4 * gib, cpuPerStep: 12)
+        _ = d
+        let since = t0 + 22 * 3600
+        let until = t0 + 26 * 3600
+        let byLabel = try await f.report(since, until, by: .label, label: "rack")
+        #expect(byLabel.rows.map(\.key) == ["", "r1", "r2"])
+        let none = byLabel.rows[0]
+        #expect(none.nodes == 0 && none.avgSavedBytes == nil && none.gaps == [range(since, until)])
+        let r1 = byLabel.rows[1]
+        #expect(r1.nodes == 2)
+        #expect(r1.avgSavedBytes == Double(4 * gib))  // 1 + 3 GiB while up
+        #expect(r1.peakSavedBytes == Double(4 * gib))
+        #expect(r1.savedGiBHours == 4 + 3)
+        #expect(r1.dataHours == 5 && r1.periodHours == 8)
+        #expect(r1.gaps.isEmpty)
+        let r2 = byLabel.rows[2]
+        #expect(r2.avgKsmdCPUCores == 0.2 && r2.efficiencyGiBPerCore == 20)
+        #expect(byLabel.total.savedGiBHours == 4 + 3 + 16)
+        #expect(byLabel.total.periodHours == 16)
+
+        let byDay = try await f.report(since, until, by: .day)
+        #expect(byDay.rows.map(\.key) == ["2026-11-02", "2026-11-03"])
+        #expect(byDay.rows[0].savedGiBHours == 2 + 3 + 8)
+        #expect(byDay.rows[1].savedGiBHours == 2 + 8)
+        #expect(byDay.rows[0].periodHours == 8 && byDay.rows[1].periodHours == 8)
+        #expect(byDay.rows[1].dataHours == 4)
+        #expect(byDay.total.savedGiBHours == 23)
+        #expect(byDay.total.dataHours == 9)
+
+        let csv = byDay.csv()
+        let lines = csv.split(separator: "\n")
+        #expect(lines.first.map(String.init) == SavingsReport.csvHeader)
+        #expect(lines.count == 4)
+        #expect(lines[1].hasPrefix("2026-11-02,,,3,"))
+        #expect(lines[3].hasPrefix("fleet,,,3,"))
+    }
+
+    @Test func lateSamplesRecomputeTheHoursTheyTouch() async throws {
+        let f = try ReportFixture()
+        let id = try await f.node("late")
+        try await f.push(id, start: t0 + 3600, count: 60, cpuStart: 460)  // the second hour arrives first
+        let first = try await f.report(t0, t0 + 7200)
+        #expect(first.rows.first?.dataHours == 1)
+        #expect(first.rows.first?.gaps == [range(t0, t0 + 3600)])
+        try await f.push(id, start: t0, count: 60)  // then the first hour, replayed from a spool
+        let second = try await f.report(t0, t0 + 7200)
+        let row = try #require(second.rows.first)
+        #expect(row.dataHours == 2)
+        #expect(row.gaps.isEmpty)
+        #expect(row.ksmdCPUHours == 0.2)
+        #expect(try await f.db.rollupWatermark() > 0)
+    }
+
+    @Test func longPeriodsReadDayRollups() async throws {
+        let f = try ReportFixture()
+        let id = try await f.node("long", registeredAt: t0 - 40 * 86400)
+        try await f.push(id, start: t0, step: 300, count: 288 * 2 + 1)  // two days, every 5 min
+        let r = try await f.report(t0 - 35 * 86400, t0 + 5 * 86400)
+        let row = try #require(r.rows.first)
+        // Two days, plus the last sample's tail minute.
+        #expect(abs(row.savedGiBHours - (48 + 60.0 / 3600)) < 1e-9)
+        #expect(abs(row.dataHours - (48 + 60.0 / 3600)) < 1e-9)
+        #expect(row.gaps == [range(t0 - 35 * 86400, t0), range(t0 + 2 * 86400 + 60, t0 + 5 * 86400)])
+        #expect(row.periodHours == 40 * 24)
+    }
+
+    @Test func retentionDeletesOnlyRolledUpOldSamples() async throws {
+        let f = try ReportFixture()
+        let id = try await f.node("old")
+        try await f.push(id, start: t0, count: 120)
+        // Nothing rolled up yet: nothing may go.
+        let none = try await f.db.retentionPass(
+            samplesBefore: Date(timeIntervalSince1970: t0 + 86400), rollupsBefore: Date(timeIntervalSince1970: 0))
+        #expect(none.samples == 0)
+        _ = try await f.db.rollupCatchUp()
+        let some = try await f.db.retentionPass(
+            samplesBefore: Date(timeIntervalSince1970: t0 + 3600), rollupsBefore: Date(timeIntervalSince1970: 0), batch: 7)
+        #expect(some.samples == 60)
+        // The report still comes from the rollups.
+        let r = try await f.report(t0, t0 + 3600)
+        #expect(r.rows.first?.savedGiBHours == 1)
+        let old = try await f.db.retentionPass(
+            samplesBefore: Date(timeIntervalSince1970: t0 + 86400), rollupsBefore: Date(timeIntervalSince1970: t0 + 86400))
+        #expect(old.samples == 59)  // the newest row always stays
+        #expect(old.hours == 2 && old.days == 1)
+    }
+}
