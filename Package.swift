@@ -56,6 +56,8 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            // openapi.yaml is a symlink to the one at the package root, embedded in the binary.
+            resources: [.embedInCode("openapi.yaml")],
             swiftSettings: swiftSettings),
         // libcurl with small C shims for its variadic setopt/getinfo calls.
         .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),

@@ -1,7 +1,86 @@
 import ArgumentParser
+import FleetServer
+import Foundation
+import Logging
 
+/// `ksmfleet-server`: parses flags and runs the app until SIGTERM/SIGINT (graceful shutdown).
 @main
 struct ServerCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "ksmfleet-server", abstract: "Not built yet (issue 4).")
-    func run() async throws { throw ValidationError("the server is not built yet") }
+    static let configuration = CommandConfiguration(
+        commandName: "ksmfleet-server",
+        abstract: "The ksmfleet central server: node configs, status history, admin API, metrics.",
+        discussion: """
+            On first start it generates an admin token, prints it once and writes it to \
+            DATA-DIR/admin-token (mode 0600). KSMFLEET_ADMIN_TOKEN in the environment sets the \
+            admin token instead.
+            """)
+
+    @Option(help: "Address to listen on.")
+    var host = "127.0.0.1"
+
+    @Option(help: "Port to listen on (0 picks a free one).")
+    var port = 8080
+
+    @Option(help: "Directory for the SQLite database and the generated admin token.")
+    var dataDir: String
+
+    @Option(help: "Seconds without news after which a node counts as offline (3 × the agent's sample interval).")
+    var offlineAfter: Double = 60
+
+    @Option(help: "Days of raw samples to keep (rollups keep the long history).")
+    var rawRetentionDays = 14
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel = "info"
+
+    @Option(help: "Largest request body in bytes (413 above).")
+    var maxBodyBytes = 1 << 20
+
+    @Option(help: ArgumentHelp("Write the bound port to this file once listening (for tests and scripts).", visibility: .hidden))
+    var portFile: String?
+
+    func validate() throws {
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level must be one of: trace, debug, info, notice, warning, error, critical")
+        }
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be 0–65535") }
+        guard offlineAfter > 0 else { throw ValidationError("--offline-after must be positive") }
+        guard rawRetentionDays > 0 else { throw ValidationError("--raw-retention-days must be positive") }
+    }
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        raiseFileLimit()
+        let env = ProcessInfo.processInfo.environment["KSMFLEET_ADMIN_TOKEN"]
+        let config = ServerConfig(
+            host: host, port: port, dataDir: URL(fileURLWithPath: dataDir, isDirectory: true),
+            offlineAfterSeconds: offlineAfter, rawRetentionDays: rawRetentionDays,
+            adminToken: env?.isEmpty == false ? env : nil, maxBodyBytes: maxBodyBytes, logLevel: level,
+            onAdminTokenGenerated: { token, file in
+                // Printed once, on stdout, for the operator; never logged.
+                let text = "admin token (also written to \(file.path), mode 0600):\n\(token)\n"
+                FileHandle.standardOutput.write(Data(text.utf8))
+            },
+            onServerRunning: { [portFile] port in
+                if let portFile {
+                    try? Data("\(port)\n".utf8).write(to: URL(fileURLWithPath: portFile), options: .atomic)
+                }
+            })
+        let app = try await buildApplication(config)
+        try await app.runService()
+    }
+
+    /// Each waiting long-poll holds a socket: allow as many as the hard limit permits.
+    func raiseFileLimit() {
+        var limit = rlimit()
+        if getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max
+            _ = setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+        }
+    }
 }

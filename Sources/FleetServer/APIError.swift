@@ -1,0 +1,73 @@
+import FleetAPI
+import FleetStore
+import Foundation
+import Hummingbird
+import KSMCore
+
+/// An error answered as the JSON error body `{error: {code, message, field?}}` (plus, for
+/// validation errors, every issue in `issues`).
+struct APIError: Error, HTTPResponseError, Sendable {
+    var status: HTTPResponse.Status
+    var detail: APIErrorBody.Detail
+    var issues: [APIErrorBody.Detail]?
+    var headers: HTTPFields = [:]
+
+    init(_ status: HTTPResponse.Status, code: String, message: String, field: String? = nil) {
+        self.status = status
+        self.detail = .init(code: code, message: message, field: field)
+    }
+
+    static func badRequest(_ e: InputError) -> APIError {
+        APIError(.badRequest, code: e.code, message: e.message, field: e.field)
+    }
+    static func invalid(_ e: ConfigValidationError) -> APIError {
+        let first =
+            e.issues.first.map { APIErrorBody.Detail(code: $0.code, message: $0.message, field: $0.field) }
+            ?? .init(code: APIErrorCode.invalidValue, message: "invalid config")
+        var error = APIError(.unprocessableContent, code: first.code, message: first.message, field: first.field)
+        error.issues = e.issues.map { .init(code: $0.code, message: $0.message, field: $0.field) }
+        return error
+    }
+    static func invalidValue(_ field: String?, _ message: String) -> APIError {
+        APIError(.unprocessableContent, code: APIErrorCode.invalidValue, message: message, field: field)
+    }
+    static func unauthorized(_ message: String) -> APIError {
+        var e = APIError(.unauthorized, code: APIErrorCode.unauthorized, message: message)
+        e.headers[.wwwAuthenticate] = "Bearer"
+        return e
+    }
+    static func forbidden(_ message: String) -> APIError {
+        APIError(.forbidden, code: APIErrorCode.forbidden, message: message)
+    }
+    static func notFound(_ message: String) -> APIError {
+        APIError(.notFound, code: APIErrorCode.notFound, message: message)
+    }
+
+    /// Maps a store error to its HTTP answer.
+    static func from(_ error: StoreError) -> APIError {
+        switch error {
+        case .nodeNotFound, .enrollmentTokenNotFound:
+            return .notFound(error.description)
+        case .enrollmentRefused(let why):
+            return .unauthorized(why)
+        case .generationConflict:
+            return APIError(.conflict, code: APIErrorCode.generationConflict, message: error.description, field: "generation")
+        case .invalidConfig(let e):
+            return .invalid(e)
+        case .databaseTooNew:
+            return APIError(.internalServerError, code: APIErrorCode.internalError, message: error.description)
+        }
+    }
+
+    struct Body: Encodable {
+        var error: APIErrorBody.Detail
+        var issues: [APIErrorBody.Detail]?
+    }
+
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        var headers = self.headers
+        headers[.contentType] = "application/json; charset=utf-8"
+        let data = try StrictJSON.encoder().encode(Body(error: detail, issues: issues))
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}

@@ -1,0 +1,127 @@
+import FleetAPI
+import FleetStore
+import Foundation
+import Hummingbird
+import KSMCore
+import Logging
+
+/// The agent's side of the API: register, long-poll its config, push samples.
+struct AgentController<Context: RequestContext>: Sendable {
+    let state: ServerState
+
+    func addRoutes(to router: Router<Context>) {
+        router.post("/api/v1/register", use: register)
+        router.get("/api/v1/nodes/:id/config", use: getConfig)
+        router.post("/api/v1/nodes/:id/samples", use: pushSamples)
+    }
+
+    @Sendable func register(_ request: Request, context: Context) async throws -> Response {
+        guard let enrollment = Auth.bearer(request) else {
+            throw APIError.unauthorized("missing enrollment token: send 'Authorization: Bearer <enrollment token>'")
+        }
+        let body = try await HTTP.decode(RegisterRequest.self, request, limit: state.config.maxBodyBytes)
+        for (field, value) in [("hostname", body.hostname), ("machineId", body.machineId)] {
+            if value.trimmingCharacters(in: .whitespaces).isEmpty { throw APIError.invalidValue(field, "must not be empty") }
+        }
+        if body.memTotalBytes < 0 { throw APIError.invalidValue("memTotalBytes", "must not be negative") }
+        if body.numaNodes < 0 { throw APIError.invalidValue("numaNodes", "must not be negative") }
+        if let p = body.pageSize, p <= 0 { throw APIError.invalidValue("pageSize", "must be positive") }
+        let nodeToken = Secrets.newToken(.node)
+        let reg = try await state.database.register(
+            body, enrollmentTokenHash: Secrets.hash(enrollment), nodeTokenHash: Secrets.hash(nodeToken))
+        state.logger.info(
+            reg.reregistered ? "node re-registered, token rotated" : "node registered with the standard config",
+            metadata: [
+                "node": "\(reg.node.id)", "name": "\(reg.node.name)", "generation": "\(reg.config.generation)",
+            ])
+        return try HTTP.json(
+            RegisterResponse(nodeId: reg.node.id, nodeToken: nodeToken, config: reg.config, reregistered: reg.reregistered),
+            status: reg.reregistered ? .ok : .created)
+    }
+
+    /// Long-poll: with `If-None-Match: "<generation>"` and `?wait=<s>` (up to 60), answers 200 as
+    /// soon as the generation differs, or 304 at the deadline.
+    @Sendable func getConfig(_ request: Request, context: Context) async throws -> Response {
+        let raw = try context.parameters.require("id")
+        let principal = try await state.auth.principal(request)
+        var id = raw
+        if case .node(let own) = principal, own != raw {
+            throw APIError.forbidden("a node token may only touch its own node (\(own))")
+        }
+        if principal == .admin, let n = try await state.database.node(idOrName: raw) { id = n.id }
+        let tag = HTTP.generationTag(request.headers[.ifNoneMatch])
+        if tag.invalid {
+            throw APIError(.badRequest, code: APIErrorCode.invalidValue, message: "If-None-Match must be a generation such as \"7\"", field: "If-None-Match")
+        }
+        var wait = 0
+        if let w = HTTP.query(request, "wait") {
+            guard let v = Int(w), v >= 0 else {
+                throw APIError.invalidValue("wait", "wait must be a whole number of seconds (0–\(APIPaths.maxWaitSeconds))")
+            }
+            wait = min(v, APIPaths.maxWaitSeconds)
+        }
+        var epoch = state.waiters.epoch(id)
+        guard var current = try await state.database.config(nodeId: id) else {
+            throw APIError.notFound("node '\(raw)' not found")
+        }
+        guard let known = tag.generation, known == current.generation else {
+            return try configResponse(current)
+        }
+        let deadline = ContinuousClock.now + .seconds(wait)
+        while ContinuousClock.now < deadline {
+            switch await state.waiters.wait(id, since: epoch, timeout: deadline - ContinuousClock.now) {
+            case .timedOut:
+                return notModified(current)
+            case .changed(let config, let newEpoch):
+                epoch = newEpoch
+                if let config {
+                    current = config
+                } else {
+                    guard let fresh = try await state.database.config(nodeId: id) else {
+                        throw APIError.notFound("node '\(raw)' was deleted")
+                    }
+                    current = fresh
+                }
+                if current.generation != known { return try configResponse(current) }
+            }
+        }
+        return notModified(current)
+    }
+
+    func configResponse(_ config: NodeConfig) throws -> Response {
+        var headers = HTTPFields()
+        headers[.eTag] = HTTP.etag(config.generation)
+        headers[.cacheControl] = "no-store"
+        return try HTTP.json(config, headers: headers)
+    }
+
+    func notModified(_ config: NodeConfig) -> Response {
+        var headers = HTTPFields()
+        headers[.eTag] = HTTP.etag(config.generation)
+        return Response(status: .notModified, headers: headers)
+    }
+
+    @Sendable func pushSamples(_ request: Request, context: Context) async throws -> Response {
+        let id = try context.parameters.require("id")
+        try await state.auth.requireNode(request, nodeId: id)
+        // Room for a full batch: about 1.5 KiB of JSON per sample.
+        let limit = max(state.config.maxBodyBytes, SampleBatch.maxSamples * 2048)
+        let batch = try await HTTP.decode(SampleBatch.self, request, limit: limit)
+        if batch.samples.count > SampleBatch.maxSamples {
+            throw APIError(
+                .contentTooLarge, code: APIErrorCode.bodyTooLarge,
+                message: "a batch may carry at most \(SampleBatch.maxSamples) samples, this one has \(batch.samples.count)",
+                field: "samples")
+        }
+        for (i, s) in batch.samples.enumerated() {
+            if s.seq < 0 { throw APIError.invalidValue("samples[\(i)].seq", "seq must not be negative") }
+            if s.pageSize <= 0 { throw APIError.invalidValue("samples[\(i)].pageSize", "pageSize must be positive") }
+        }
+        let ack = try await state.database.insertSamples(nodeId: id, batch.samples)
+        state.metrics.samplesStored(ack.stored, duplicates: ack.duplicates)
+        state.logger.debug(
+            "samples stored",
+            metadata: ["node": "\(id)", "stored": "\(ack.stored)", "duplicates": "\(ack.duplicates)", "highestSeq": "\(ack.highestSeq)"])
+        return try HTTP.json(ack)
+    }
+}

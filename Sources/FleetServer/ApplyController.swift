@@ -1,0 +1,64 @@
+import FleetAPI
+import FleetStore
+import Foundation
+import Hummingbird
+import KSMCore
+import Logging
+
+/// Admin: one change to many nodes (ids/names, a label selector, or all), per-node results.
+struct ApplyController<Context: RequestContext>: Sendable {
+    let state: ServerState
+
+    func addRoutes(to router: Router<Context>) {
+        router.post("/api/v1/config/apply", use: apply)
+    }
+
+    @Sendable func apply(_ request: Request, context: Context) async throws -> Response {
+        try await state.auth.requireAdmin(request)
+        let body = try await HTTP.decode(ApplyRequest.self, request, limit: state.config.maxBodyBytes)
+        let given = [body.nodes != nil, body.selector != nil, body.all == true].filter { $0 }.count
+        guard given == 1 else {
+            throw APIError.invalidValue("nodes", "give exactly one of nodes, selector or all=true")
+        }
+        let live = try await state.database.nodes()
+        var ids: [String] = []
+        if let names = body.nodes {
+            for name in names {
+                if let n = live.first(where: { $0.id == name }) ?? live.first(where: { $0.name == name }) {
+                    ids.append(n.id)
+                } else {
+                    ids.append(name)  // reported as not_found
+                }
+            }
+        } else if let s = body.selector {
+            let selector: [String: String]
+            do { selector = try parseSelector(s) } catch { throw HTTP.inputError(error) }
+            ids = live.filter { n in selector.allSatisfy { n.labels[$0.key] == $0.value } }.map(\.id)
+        } else {
+            ids = live.map(\.id)
+        }
+        var seen = Set<String>()
+        ids = ids.filter { seen.insert($0).inserted }
+        let dryRun = body.dryRun ?? false
+        let items = try await state.database.apply(body.change, to: ids, dryRun: dryRun)
+        var configs: [String: NodeConfig] = [:]
+        if !dryRun {
+            for item in items where item.status == .changed {
+                if let c = try await state.database.config(nodeId: item.nodeId) { configs[item.nodeId] = c }
+            }
+            for (id, c) in configs {
+                state.waiters.notify(id, config: c)
+                state.logger.info("config changed by fleet apply", metadata: ["node": "\(id)", "generation": "\(c.generation)"])
+            }
+        }
+        let results = items.map { i in
+            ApplyResult(
+                status: i.status.rawValue, nodeId: i.nodeId, name: i.name, generation: i.generation, changes: i.changes,
+                error: i.error.map { e in
+                    e.issues.first.map { APIErrorBody.Detail(code: $0.code, message: $0.message, field: $0.field) }
+                        ?? APIErrorBody.Detail(code: APIErrorCode.invalidValue, message: e.description)
+                } ?? (i.status == .notFound ? APIErrorBody.Detail(code: APIErrorCode.notFound, message: "node '\(i.nodeId)' not found") : nil))
+        }
+        return try HTTP.json(ApplyResponse(results: results, dryRun: dryRun))
+    }
+}

@@ -1,0 +1,62 @@
+import FleetAPI
+import Foundation
+import FleetStore
+import Hummingbird
+
+/// Who sent a request.
+enum Principal: Sendable, Equatable {
+    case admin
+    case node(String)
+}
+
+/// Bearer-token checks. The admin token's hash is held in memory; node tokens are looked up by
+/// hash (an indexed read) per request. Secrets are never logged.
+struct Auth: Sendable {
+    let database: FleetDatabase
+    let adminTokenHash: String
+
+    static func bearer(_ request: Request) -> String? {
+        guard let value = request.headers[.authorization] else { return nil }
+        let parts = value.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+        let token = parts[1].trimmingCharacters(in: .whitespaces)
+        return token.isEmpty ? nil : token
+    }
+
+    func principal(_ request: Request) async throws -> Principal {
+        guard let token = Self.bearer(request) else {
+            throw APIError.unauthorized("missing token: send 'Authorization: Bearer <token>'")
+        }
+        let hash = Secrets.hash(token)
+        if Secrets.constantTimeEqual(hash, adminTokenHash) { return .admin }
+        if let node = try await database.nodeID(forTokenHash: hash) { return .node(node) }
+        throw APIError.unauthorized("wrong token (unknown, rotated by a re-registration, or its node was deleted)")
+    }
+
+    @discardableResult
+    func requireAdmin(_ request: Request) async throws -> Principal {
+        let p = try await principal(request)
+        guard p == .admin else { throw APIError.forbidden("this needs the admin token") }
+        return p
+    }
+
+    /// The admin, or the node `nodeId` itself; another node gets 403.
+    @discardableResult
+    func requireNodeOrAdmin(_ request: Request, nodeId: String) async throws -> Principal {
+        let p = try await principal(request)
+        if case .node(let id) = p, id != nodeId {
+            throw APIError.forbidden("a node token may only touch its own node (\(id))")
+        }
+        return p
+    }
+
+    /// The node `nodeId` itself (admins may not push samples for a node).
+    func requireNode(_ request: Request, nodeId: String) async throws {
+        let p = try await principal(request)
+        switch p {
+        case .node(let id) where id == nodeId: return
+        case .node(let id): throw APIError.forbidden("a node token may only touch its own node (\(id))")
+        case .admin: throw APIError.forbidden("samples are pushed with the node's own token")
+        }
+    }
+}

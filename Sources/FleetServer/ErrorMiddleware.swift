@@ -1,0 +1,56 @@
+import FleetAPI
+import FleetStore
+import Hummingbird
+import KSMCore
+import Logging
+
+/// Turns every error, ours or Hummingbird's (unknown route, body too large), into the JSON
+/// error body with the right status, so clients parse one shape.
+struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+        async throws -> Response
+    {
+        do {
+            return try await next(request, context)
+        } catch {
+            return try Self.apiError(for: error, request: request, logger: context.logger)
+                .response(from: request, context: context)
+        }
+    }
+
+    static func apiError(for error: any Error, request: Request, logger: Logger) -> APIError {
+        switch error {
+        case let e as APIError:
+            return e
+        case let e as StoreError:
+            return .from(e)
+        case let e as InputError:
+            return .badRequest(e)
+        case let e as ConfigValidationError:
+            return .invalid(e)
+        case let e as any HTTPResponseError:
+            let status = e.status
+            let message = (e as? HTTPError)?.body
+            switch status {
+            case .notFound:
+                return .notFound(message ?? "no route \(request.method) \(request.uri.path)")
+            case .methodNotAllowed:
+                return APIError(status, code: "method_not_allowed", message: message ?? "method not allowed")
+            case .contentTooLarge:
+                return APIError(
+                    status, code: APIErrorCode.bodyTooLarge, message: message ?? "the request body is too large")
+            case .unauthorized:
+                return .unauthorized(message ?? "missing or wrong token")
+            case .badRequest:
+                return APIError(status, code: "bad_request", message: message ?? "bad request")
+            default:
+                return APIError(
+                    status, code: status.code >= 500 ? APIErrorCode.internalError : "http_\(status.code)",
+                    message: message ?? status.reasonPhrase)
+            }
+        default:
+            logger.error("request failed", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
+            return APIError(.internalServerError, code: APIErrorCode.internalError, message: "internal error; see the server log")
+        }
+    }
+}

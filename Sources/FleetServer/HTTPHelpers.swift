@@ -1,0 +1,83 @@
+import FleetAPI
+import Foundation
+import Hummingbird
+import KSMCore
+
+/// JSON in and out, ETags, query parameters.
+enum HTTP {
+    static func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) throws
+        -> Response
+    {
+        var headers = headers
+        headers[.contentType] = "application/json; charset=utf-8"
+        let data = try StrictJSON.encoder().encode(value)
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func text(_ text: String, contentType: String, status: HTTPResponse.Status = .ok) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = contentType
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    /// The request body, at most `limit` bytes (413 above).
+    static func body(_ request: Request, limit: Int) async throws -> Data {
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > limit {
+            throw APIError(
+                .contentTooLarge, code: APIErrorCode.bodyTooLarge,
+                message: "the request body is \(length) bytes; the limit is \(limit)")
+        }
+        do {
+            let buffer = try await request.body.collect(upTo: limit)
+            return Data(buffer.readableBytesView)
+        } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
+            throw APIError(
+                .contentTooLarge, code: APIErrorCode.bodyTooLarge, message: "the request body is over the \(limit)-byte limit")
+        }
+    }
+
+    /// Decodes a body strictly: malformed JSON, unknown fields, missing fields and wrong types
+    /// are 400 with the field named; an impossible value (an unknown enum case) is 422.
+    static func decode<T: Decodable & KnownFields>(_ type: T.Type, _ request: Request, limit: Int) async throws -> T {
+        let data = try await body(request, limit: limit)
+        return try decode(type, data)
+    }
+
+    static func decode<T: Decodable & KnownFields>(_ type: T.Type, _ data: Data) throws -> T {
+        do {
+            return try StrictJSON.decode(type, from: data)
+        } catch {
+            throw inputError(error)
+        }
+    }
+
+    static func inputError(_ e: InputError) -> APIError {
+        let status: HTTPResponse.Status = e.code == APIErrorCode.invalidValue ? .unprocessableContent : .badRequest
+        return APIError(status, code: e.code, message: e.message, field: e.field)
+    }
+
+    /// `"7"`, `W/"7"` or `7` → 7; `*` → nil with `any` true.
+    static func generationTag(_ value: String?) -> (generation: Int64?, invalid: Bool) {
+        guard var v = value?.trimmingCharacters(in: .whitespaces), !v.isEmpty else { return (nil, false) }
+        if v == "*" { return (nil, false) }
+        if v.hasPrefix("W/") { v.removeFirst(2) }
+        if v.hasPrefix("\"") && v.hasSuffix("\"") && v.count >= 2 { v = String(v.dropFirst().dropLast()) }
+        guard let g = Int64(v) else { return (nil, true) }
+        return (g, false)
+    }
+
+    static func etag(_ generation: Int64) -> String { "\"\(generation)\"" }
+
+    static func query(_ request: Request, _ name: String) -> String? {
+        request.uri.queryParameters[Substring(name)].map(String.init)
+    }
+
+    static func boolQuery(_ request: Request, _ name: String) throws -> Bool? {
+        guard let v = query(request, name) else { return nil }
+        switch v.lowercased() {
+        case "true", "1", "yes": return true
+        case "false", "0", "no": return false
+        default: throw APIError.invalidValue(name, "'\(v)' is not true or false")
+        }
+    }
+}

@@ -1,0 +1,173 @@
+import FleetAPI
+import FleetStore
+import Foundation
+import Hummingbird
+import KSMCore
+import Logging
+
+/// Admin: nodes list/show/labels/delete, config replace/patch, kick.
+struct NodesController<Context: RequestContext>: Sendable {
+    let state: ServerState
+
+    func addRoutes(to router: Router<Context>) {
+        router.get("/api/v1/nodes", use: list)
+        router.get("/api/v1/nodes/:id", use: show)
+        router.delete("/api/v1/nodes/:id", use: delete)
+        router.put("/api/v1/nodes/:id/labels", use: setLabels)
+        router.put("/api/v1/nodes/:id/config", use: putConfig)
+        router.patch("/api/v1/nodes/:id/config", use: patchConfig)
+        router.post("/api/v1/nodes/:id/kick", use: kick)
+    }
+
+    /// A live node by id or exact name, or 404.
+    func resolve(_ context: Context) async throws -> StoredNode {
+        let raw = try context.parameters.require("id")
+        guard let node = try await state.database.node(idOrName: raw) else {
+            throw APIError.notFound("node '\(raw)' not found")
+        }
+        return node
+    }
+
+    @Sendable func list(_ request: Request, context: Context) async throws -> Response {
+        try await state.auth.requireAdmin(request)
+        var selector: [String: String]?
+        if let s = HTTP.query(request, "selector") {
+            do { selector = try parseSelector(s) } catch { throw HTTP.inputError(error) }
+        }
+        var phase: KSMPhase?
+        if let p = HTTP.query(request, "phase") {
+            guard let v = KSMPhase.allCases.first(where: { $0.rawValue.lowercased() == p.lowercased() }) else {
+                throw APIError.invalidValue(
+                    "phase", "'\(p)' is not a phase; expected one of: \(KSMPhase.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            phase = v
+        }
+        let online = try HTTP.boolQuery(request, "online")
+        let drift = try HTTP.boolQuery(request, "drift")
+        let now = Date()
+        let nodes = try await state.database.nodes().map { state.nodeInfo($0, now: now) }.filter { n in
+            if let selector, !selector.allSatisfy({ n.labels[$0.key] == $0.value }) { return false }
+            if let phase, n.phase != phase { return false }
+            if let online, n.online != online { return false }
+            if let drift, n.drift != drift { return false }
+            return true
+        }
+        return try HTTP.json(NodeList(nodes: nodes))
+    }
+
+    @Sendable func show(_ request: Request, context: Context) async throws -> Response {
+        try await state.auth.requireAdmin(request)
+        return try HTTP.json(state.nodeInfo(try await resolve(context)))
+    }
+
+    @Sendable func delete(_ request: Request, context: Context) async throws -> Response {
+        try await state.auth.requireAdmin(request)
+        let node = try await resolve(context)
+        let purge = try HTTP.boolQuery(request, "purgeHistory") ?? false
+        try await state.database.deleteNode(nodeId: node.id, purgeHistory: purge)
+        state.waiters.notify(node.id, config: nil)
+        state.logger.info(
+            purge ? "node deleted with its history" : "node deleted (history kept)",
+            metadata: ["node": "\(node.id)", "name": "\(node.name)"])
+        return Response(status: .noContent)
+    }
+
+    @Sendable func setLabels(_ request: Request, context: Context) async throws -> Response {
+        try await state.auth.requireAdmin(request)
+        let node = try await resolve(context)
+        let body = try await HTTP.decode(LabelsRequest.self, request, limit: state.config.maxBodyBytes)
+        for key in body.labels.keys.sorted() {
+            if key.isEmpty || key.contains(where: { $0 == "=" || $0 == "," || $0.isWhitespace }) {
+                throw APIError.invalidValue("labels.\(key)", "label keys must be non-empty without '=', ',' or spaces")
+            }
+            if let v = body.labels[key], v.contains(",") {
+                throw APIError.invalidValue("labels.\(key)", "label values may not contain ','")
+            }
+        }
+        let updated = try await state.database.setLabels(nodeId: node.id, body.labels)
+        state.logger.info("node labels set", metadata: ["node": "\(node.id)", "labels": "\(body.labels)"])
+        return try HTTP.json(state.nodeInfo(updated))
+    }
+
+    /// `If-Match` as a generation, or nil; 400 for a value that is not one.
+    func ifMatch(_ request: Request) throws -> Int64? {
+        let tag = HTTP.generationTag(request.headers[.ifMatch])
+        if tag.invalid {
+            throw APIError(
+                .badRequest, code: APIErrorCode.invalidValue, message: "If-Match must be a generation such as \"7\"",
+                field: "If-Match")
+        }
+        return tag.generation
+    }
+
+    /// PUT: the body is a whole `KSMConfig`, or a `NodeConfig` whose `generation` must be current.
+    @Sendable func putConfig(_ request: Request, context: Context) async throws -> Response {
+        try await state.auth.requireAdmin(request)
+        let node = try await resolve(context)
+        let data = try await HTTP.body(request, limit: state.config.maxBodyBytes)
+        var expected = try ifMatch(request)
+        let config: KSMConfig
+        let value: JSONValue
+        do {
+            value = try StrictJSON.decoder().decode(JSONValue.self, from: data)
+        } catch {
+            throw APIError(.badRequest, code: APIErrorCode.malformedJSON, message: "the body is not valid JSON")
+        }
+        if case .object(let o) = value, o["generation"] != nil || o["kickCounter"] != nil {
+            let nc: NodeConfig
+            do { nc = try StrictJSON.decode(NodeConfig.self, from: value, originalData: data) } catch {
+                throw HTTP.inputError(error)
+            }
+            if let e = expected, e != nc.generation {
+                throw APIError(
+                    .conflict, code: APIErrorCode.generationConflict,
+                    message: "If-Match says generation \(e) but the body says \(nc.generation)", field: "generation")
+            }
+            expected = nc.generation
+            config = nc.config
+        } else {
+            config = try HTTP.decode(KSMConfig.self, data)
+        }
+        let change = try await state.database.updateConfig(nodeId: node.id, ifMatch: expected, action: "replace") {
+            _ throws(ConfigValidationError) in try config.validated()
+        }
+        return try changed(change, node: node)
+    }
+
+    @Sendable func patchConfig(_ request: Request, context: Context) async throws -> Response {
+        try await state.auth.requireAdmin(request)
+        let node = try await resolve(context)
+        let expected = try ifMatch(request)
+        let patch = try await HTTP.decode(ConfigPatch.self, request, limit: state.config.maxBodyBytes)
+        let change = try await state.database.updateConfig(nodeId: node.id, ifMatch: expected, action: "patch") {
+            base throws(ConfigValidationError) in try patch.applied(to: base)
+        }
+        return try changed(change, node: node)
+    }
+
+    func changed(_ change: ConfigChange, node: StoredNode) throws -> Response {
+        if change.changed {
+            state.waiters.notify(change.nodeId, config: change.after)
+            state.logger.info(
+                "config changed",
+                metadata: [
+                    "node": "\(change.nodeId)", "name": "\(node.name)", "generation": "\(change.after.generation)",
+                    "changes": "\(change.changes.joined(separator: "; "))",
+                ])
+        }
+        var headers = HTTPFields()
+        headers[.eTag] = HTTP.etag(change.after.generation)
+        return try HTTP.json(change.after, headers: headers)
+    }
+
+    @Sendable func kick(_ request: Request, context: Context) async throws -> Response {
+        try await state.auth.requireAdmin(request)
+        let node = try await resolve(context)
+        let config = try await state.database.kick(nodeId: node.id)
+        state.waiters.notify(node.id, config: config)
+        state.logger.info(
+            "node kicked",
+            metadata: ["node": "\(node.id)", "generation": "\(config.generation)", "kickCounter": "\(config.kickCounter)"])
+        return try HTTP.json(KickResponse(nodeId: node.id, kickCounter: config.kickCounter, generation: config.generation))
+    }
+}

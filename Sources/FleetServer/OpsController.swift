@@ -1,0 +1,34 @@
+import FleetAPI
+import FleetStore
+import Foundation
+import Hummingbird
+
+/// `/healthz`, `/readyz`, `/metrics`, `/openapi.yaml`.
+struct OpsController<Context: RequestContext>: Sendable {
+    let state: ServerState
+
+    func addRoutes(to router: Router<Context>) {
+        router.get("/healthz") { _, _ in try HTTP.json(["status": "ok"]) }
+        router.get("/readyz") { _, _ in
+            guard await state.database.ping() else {
+                throw APIError(.serviceUnavailable, code: "not_ready", message: "the database does not answer")
+            }
+            return try HTTP.json(["status": "ready"])
+        }
+        router.get("/metrics") { _, _ in
+            let nodes = try await state.database.nodes().map { state.nodeInfo($0) }
+            return HTTP.text(
+                state.metrics.render(nodes: nodes, waiting: state.waiters.waitingCount),
+                contentType: "text/plain; version=0.0.4; charset=utf-8")
+        }
+        router.get("/openapi.yaml") { _, _ in
+            HTTP.text(OpenAPISpec.yaml, contentType: "application/yaml; charset=utf-8")
+        }
+    }
+}
+
+/// The API description, embedded in the binary at build time (the server never reads the
+/// source tree).
+enum OpenAPISpec {
+    static let yaml = String(decoding: PackageResources.openapi_yaml, as: UTF8.self)
+}

@@ -1,0 +1,50 @@
+import Foundation
+import Logging
+
+/// Everything the server needs to start; the executable fills it from flags and environment,
+/// tests from `TestServer`.
+public struct ServerConfig: Sendable {
+    /// Address to bind, e.g. `127.0.0.1` or `0.0.0.0`.
+    public var host: String
+    /// Port to bind; 0 picks a free one (learn it through `onServerRunning`).
+    public var port: Int
+    /// Directory for the database and the generated admin token (created with mode 0700).
+    public var dataDir: URL
+    /// A node is online when seen within this many seconds (3 × the agent's sample interval).
+    public var offlineAfterSeconds: Double
+    /// Raw samples older than this many days may be removed once rolled up.
+    public var rawRetentionDays: Int
+    /// Admin token given by the operator (`KSMFLEET_ADMIN_TOKEN`); overrides the stored one.
+    public var adminToken: String?
+    /// Largest request body accepted (413 above).
+    public var maxBodyBytes: Int
+    public var logLevel: Logger.Level
+    /// Called once with a newly generated admin token (first start, no token given), so the
+    /// executable can print it. The token is also written to `<dataDir>/admin-token` (0600).
+    public var onAdminTokenGenerated: (@Sendable (String, URL) -> Void)?
+    /// Called with the bound port once the server listens.
+    public var onServerRunning: (@Sendable (Int) async -> Void)?
+
+    public init(
+        host: String = "127.0.0.1", port: Int = 8080, dataDir: URL, offlineAfterSeconds: Double = 60,
+        rawRetentionDays: Int = 14, adminToken: String? = nil, maxBodyBytes: Int = 1 << 20,
+        logLevel: Logger.Level = .info, onAdminTokenGenerated: (@Sendable (String, URL) -> Void)? = nil,
+        onServerRunning: (@Sendable (Int) async -> Void)? = nil
+    ) {
+        self.host = host
+        self.port = port
+        self.dataDir = dataDir
+        self.offlineAfterSeconds = offlineAfterSeconds
+        self.rawRetentionDays = rawRetentionDays
+        self.adminToken = adminToken
+        self.maxBodyBytes = maxBodyBytes
+        self.logLevel = logLevel
+        self.onAdminTokenGenerated = onAdminTokenGenerated
+        self.onServerRunning = onServerRunning
+    }
+
+    /// The SQLite file inside the data directory.
+    public var databasePath: URL { dataDir.appending(path: "ksmfleet.sqlite") }
+    /// Where a generated admin token is written.
+    public var adminTokenFile: URL { dataDir.appending(path: "admin-token") }
+}

@@ -1,0 +1,50 @@
+import FleetAPI
+import FleetStore
+import Foundation
+import Logging
+
+/// What every controller shares: the database, auth, long-poll waiters, metrics and options.
+/// Controllers added by other features (reports, dashboard) take this in their initializer.
+final class ServerState: Sendable {
+    let config: ServerConfig
+    let database: FleetDatabase
+    let auth: Auth
+    let waiters: ConfigWaiters
+    let metrics: ServerMetrics
+    let logger: Logger
+
+    init(config: ServerConfig, database: FleetDatabase, adminTokenHash: String, logger: Logger) {
+        self.config = config
+        self.database = database
+        self.auth = Auth(database: database, adminTokenHash: adminTokenHash)
+        self.waiters = ConfigWaiters()
+        self.metrics = ServerMetrics()
+        self.logger = logger
+    }
+
+    /// The API view of a stored node: online state and drift worked out at `now`.
+    func nodeInfo(_ n: StoredNode, now: Date = Date()) -> NodeInfo {
+        let config = n.config ?? NodeConfig(generation: 0, config: .standardDefault.normalized())
+        let online = n.lastSeenAt.map { now.timeIntervalSince($0) <= self.config.offlineAfterSeconds } ?? false
+        let drift = n.appliedGeneration != config.generation
+        var reason: String?
+        if drift {
+            if let e = n.applyError {
+                reason = "apply failed: \(e)"
+            } else if !online {
+                let since = n.lastSeenAt.map { "offline since \($0.formatted(.iso8601))" } ?? "never seen"
+                reason = "not yet applied (agent \(since))"
+            } else if let applied = n.appliedGeneration {
+                reason = "applied generation \(applied), desired \(config.generation)"
+            } else {
+                reason = "not yet applied (desired generation \(config.generation))"
+            }
+        }
+        return NodeInfo(
+            id: n.id, name: n.name, machineId: n.machineId, labels: n.labels, kernel: n.kernel,
+            memTotalBytes: n.memTotalBytes, numaNodes: n.numaNodes, ksmFeatures: n.ksmFeatures,
+            agentVersion: n.agentVersion, registeredAt: n.registeredAt, lastSeenAt: n.lastSeenAt, online: online,
+            config: config, phase: n.phase, phaseReason: n.phaseReason, appliedGeneration: n.appliedGeneration,
+            applyError: n.applyError, drift: drift, driftReason: reason, lastSample: n.lastSample)
+    }
+}

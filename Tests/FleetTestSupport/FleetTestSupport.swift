@@ -1,1 +1,0 @@
-// Server harness for tests (owned by the server work).

@@ -1,0 +1,110 @@
+import FleetServer
+import FleetStore
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// The real server, in-process, on 127.0.0.1 and an ephemeral port, with a temporary data
+/// directory. Start it, talk to `baseURL` with the real client, `stop()` it. Restarting on the
+/// same `dataDir` keeps everything.
+public final class TestServer: Sendable {
+    /// `http://127.0.0.1:<port>`
+    public let baseURL: String
+    public let port: Int
+    public let adminToken: String
+    public let dataDir: URL
+    private let group: ServiceGroup
+    private let runTask: Task<Void, Never>
+
+    private init(baseURL: String, port: Int, adminToken: String, dataDir: URL, group: ServiceGroup, runTask: Task<Void, Never>) {
+        self.baseURL = baseURL
+        self.port = port
+        self.adminToken = adminToken
+        self.dataDir = dataDir
+        self.group = group
+        self.runTask = runTask
+    }
+
+    public struct StartError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Starts a server. `dataDir` nil makes a fresh temporary directory; `adminToken` nil makes a
+    /// random one. `offlineAfterSeconds` is the server's online threshold.
+    public static func start(
+        dataDir: URL? = nil, port: Int = 0, adminToken: String? = nil, offlineAfterSeconds: Double = 60
+    ) async throws -> TestServer {
+        let dir = dataDir ?? makeTemporaryDirectory(prefix: "ksmfleet-server")
+        let token = adminToken ?? Secrets.newToken(.admin)
+        let (ports, continuation) = AsyncStream<Int>.makeStream()
+        let config = ServerConfig(
+            host: "127.0.0.1", port: port, dataDir: dir, offlineAfterSeconds: offlineAfterSeconds, adminToken: token,
+            logLevel: testLogLevel(),
+            onServerRunning: { port in
+                continuation.yield(port)
+                continuation.finish()
+            })
+        let app = try await buildApplication(config)
+        var logger = Logger(label: "ksmfleet.test-server")
+        logger.logLevel = testLogLevel()
+        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
+        let runTask = Task {
+            do {
+                try await group.run()
+            } catch {
+                logger.error("test server stopped with an error", metadata: ["error": "\(error)"])
+            }
+            continuation.finish()
+        }
+        var bound: Int?
+        for await p in ports {
+            bound = p
+            break
+        }
+        guard let bound, bound > 0 else {
+            await group.triggerGracefulShutdown()
+            _ = await runTask.value
+            throw StartError(description: "the test server did not start listening (port \(port), data dir \(dir.path))")
+        }
+        return TestServer(
+            baseURL: "http://127.0.0.1:\(bound)", port: bound, adminToken: token, dataDir: dir, group: group,
+            runTask: runTask)
+    }
+
+    /// A fresh enrollment token (created directly in the database, as an admin would through the API).
+    public func makeEnrollmentToken() async throws -> String {
+        try await Self.makeEnrollmentToken(dataDir: dataDir)
+    }
+
+    static func makeEnrollmentToken(dataDir: URL, expiresAt: Date? = nil) async throws -> String {
+        let db = try FleetDatabase(path: dataDir.appending(path: "ksmfleet.sqlite").path)
+        let info = try await db.createEnrollmentToken(description: "test", expiresAt: expiresAt)
+        try db.close()
+        guard let token = info.token else { throw StartError(description: "no token returned") }
+        return token
+    }
+
+    /// Graceful shutdown; waiting long-polls are answered at once.
+    public func stop() async {
+        await group.triggerGracefulShutdown()
+        _ = await runTask.value
+    }
+
+    /// Removes the data directory (after `stop()`).
+    public func removeDataDir() {
+        try? FileManager.default.removeItem(at: dataDir)
+    }
+}
+
+/// A new empty directory under the system temp dir.
+public func makeTemporaryDirectory(prefix: String) -> URL {
+    let url = FileManager.default.temporaryDirectory.appending(
+        path: "\(prefix)-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString.prefix(8))", directoryHint: .isDirectory)
+    try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}
+
+/// Server logs in tests: warnings and up unless `KSMFLEET_TEST_LOG=debug|info|…`.
+func testLogLevel() -> Logger.Level {
+    ProcessInfo.processInfo.environment["KSMFLEET_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
+}
