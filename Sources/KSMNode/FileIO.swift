@@ -29,7 +29,7 @@ enum FileIO {
 
     /// Writes `text` to an existing file in one write(2), as sysfs expects.
     static func write(_ path: String, _ text: String) throws(KSMKernelError) {
-        let fd = open(path, O_WRONLY | O_CLOEXEC)
+        let fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC)
         if fd < 0 { throw KSMKernelError(path: path, operation: .write(text), errno: errno) }
         defer { close(fd) }
         let bytes = Array(text.utf8)

@@ -1,7 +1,60 @@
 import ArgumentParser
+import FleetAgent
+import Logging
 
-/// Owned by the node-engine work (issue 3): the tuning loop from a local config file.
+/// `ksmfleet-agent standalone --config FILE`: the tuning loop from a local config file, no server.
 struct StandaloneCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "standalone", abstract: "Not built yet (issue 3).")
-    func run() async throws { throw ValidationError("standalone mode is not built yet") }
+    static let configuration = CommandConfiguration(
+        commandName: "standalone",
+        abstract: "Tune KSM on this host from a local config file (JSON or YAML), with no server.",
+        discussion: """
+            Every interval one tuning step runs and a status line (counters, saved MiB, ksmd CPU %, \
+            phase and reason) is logged to stderr. SIGUSR1 retunes at once (a kick in throttle mode); \
+            SIGTERM or SIGINT stop cleanly. An invalid config file is refused before anything is written.
+            """)
+
+    @Option(name: .long, help: "The config file (.json, .yaml or .yml): the shape of a node config, without generation.")
+    var config: String
+
+    @Option(name: .long, help: "Seconds between tuning steps.")
+    var interval: Double = 60
+
+    @Option(name: .customLong("sample-interval"), help: "Seconds between status lines (default: one per tuning step).")
+    var sampleInterval: Double?
+
+    @Flag(name: .customLong("restore-on-exit"), help: "Put back the KSM settings captured at start when stopping.")
+    var restoreOnExit = false
+
+    @Option(
+        name: .customLong("unmerge-timeout"),
+        help: "Longest wait, in seconds, for pages to unmerge when merge_across_nodes or max_page_sharing change.")
+    var unmergeTimeout: Double = 60
+
+    @Option(name: .long, help: "The KSM sysfs directory.")
+    var sysfs: String = "/sys/kernel/mm/ksm"
+
+    @Option(name: .long, help: ArgumentHelp("The procfs directory.", visibility: .hidden))
+    var proc: String = "/proc"
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        guard interval > 0 else { throw ValidationError("--interval must be greater than 0") }
+        if let s = sampleInterval, s <= 0 { throw ValidationError("--sample-interval must be greater than 0") }
+        guard unmergeTimeout > 0 else { throw ValidationError("--unmerge-timeout must be greater than 0") }
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
+        }
+    }
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in StderrLogHandler(label: label, level: level) }
+        let options = StandaloneOptions(
+            configPath: config, interval: interval, sampleInterval: sampleInterval, restoreOnExit: restoreOnExit,
+            unmergeTimeout: unmergeTimeout, sysfsRoot: sysfs, procRoot: proc)
+        let code = await Standalone.run(options, logger: Logger(label: "ksmfleet-agent"))
+        if code != 0 { throw ExitCode(code) }
+    }
 }

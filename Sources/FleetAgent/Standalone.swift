@@ -1,0 +1,178 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import FleetAPI
+import KSMCore
+import KSMNode
+import Logging
+
+/// How `ksmfleet-agent standalone` runs.
+public struct StandaloneOptions: Sendable {
+    public var configPath: String
+    /// Seconds between tuning steps.
+    public var interval: Double
+    /// Seconds between status log lines; nil logs one after each tuning step.
+    public var sampleInterval: Double?
+    /// Put back the KSM settings captured at start when stopping.
+    public var restoreOnExit: Bool
+    /// Longest wait for pages_shared to reach 0 when merge_across_nodes/max_page_sharing change.
+    public var unmergeTimeout: Double
+    public var sysfsRoot: String
+    public var procRoot: String
+
+    public init(
+        configPath: String, interval: Double = 60, sampleInterval: Double? = nil, restoreOnExit: Bool = false,
+        unmergeTimeout: Double = 60, sysfsRoot: String = "/sys/kernel/mm/ksm", procRoot: String = "/proc"
+    ) {
+        self.configPath = configPath
+        self.interval = interval
+        self.sampleInterval = sampleInterval
+        self.restoreOnExit = restoreOnExit
+        self.unmergeTimeout = unmergeTimeout
+        self.sysfsRoot = sysfsRoot
+        self.procRoot = procRoot
+    }
+}
+
+/// The tuning loop from a local config file, with no server (the ksmtuned replacement).
+public enum Standalone {
+    /// Exit codes: 0 clean stop, 1 runtime failure (no KSM, restore failed), 2 invalid config.
+    public static let exitInvalidConfig: Int32 = 2
+    public static let exitFailure: Int32 = 1
+
+    /// Runs until SIGTERM or SIGINT. The config file is read and validated before anything is
+    /// written; every interval one tuning step runs and a status line is logged; SIGUSR1
+    /// retunes at once (a kick in throttle mode).
+    public static func run(_ options: StandaloneOptions, kernel: (any KSMKernel)? = nil, logger: Logger) async -> Int32 {
+        let config: KSMConfig
+        do {
+            config = try ConfigFile.load(path: options.configPath)
+        } catch {
+            StandardError.write("ksmfleet-agent: invalid config file: \(error)\n")
+            return exitInvalidConfig
+        }
+        // From here on SIGTERM/SIGINT are handled by the loop, not by the default action.
+        let signals = Signals.stream([SIGUSR1, SIGTERM, SIGINT])
+
+        let kernel = kernel ?? LinuxKSMKernel(root: options.sysfsRoot, proc: options.procRoot)
+        let engine: NodeEngine
+        do {
+            engine = try NodeEngine(
+                kernel: kernel, logger: logger, unmergeTimeout: .milliseconds(Int64(options.unmergeTimeout * 1000)))
+        } catch {
+            StandardError.write("ksmfleet-agent: cannot read KSM: \(error)\n")
+            return exitFailure
+        }
+        let initial = engine.initialSettings
+        logger.info(
+            "standalone mode started",
+            metadata: [
+                "config": "\(options.configPath)", "interval_s": "\(format(options.interval))",
+                "run": "\(config.run.rawValue)", "mode": "\(config.mode.rawValue)",
+                "captured": "run=\(initial.run ?? -1) pages_to_scan=\(initial.pagesToScan ?? -1) sleep_millisecs=\(initial.sleepMillisecs ?? -1)",
+                "restore_on_exit": "\(options.restoreOnExit)",
+            ])
+
+        await engine.setConfig(config, generation: nil)
+        await logStatus(engine, logger: logger)
+
+        enum Event: Sendable {
+            case tune
+            case sample
+            case signal(Int32)
+        }
+        let (events, continuation) = AsyncStream<Event>.makeStream()
+        let interval = Duration.milliseconds(Int64(options.interval * 1000))
+        let tuneTask = Task {
+            while !Task.isCancelled {
+                do { try await Task.sleep(for: interval) } catch { return }
+                continuation.yield(.tune)
+            }
+        }
+        let sampleTask = options.sampleInterval.map { seconds in
+            let every = Duration.milliseconds(Int64(seconds * 1000))
+            return Task {
+                while !Task.isCancelled {
+                    do { try await Task.sleep(for: every) } catch { return }
+                    continuation.yield(.sample)
+                }
+            }
+        }
+        let signalTask = Task {
+            for await sig in signals { continuation.yield(.signal(sig)) }
+        }
+
+        loop: for await event in events {
+            switch event {
+            case .tune:
+                await engine.tune()
+                if options.sampleInterval == nil { await logStatus(engine, logger: logger) }
+            case .sample:
+                await logStatus(engine, logger: logger)
+            case .signal(let sig) where sig == SIGUSR1:
+                await engine.kick(source: "SIGUSR1")
+                await logStatus(engine, logger: logger)
+            case .signal(let sig):
+                logger.info("stopping", metadata: ["signal": "\(Signals.name(sig))"])
+                break loop
+            }
+        }
+        tuneTask.cancel()
+        sampleTask?.cancel()
+        signalTask.cancel()
+        continuation.finish()
+
+        if options.restoreOnExit {
+            do {
+                try await engine.restoreInitial()
+            } catch {
+                logger.error("could not restore the KSM settings captured at start", metadata: ["error": "\(error)"])
+                return exitFailure
+            }
+        }
+        logger.info("stopped")
+        return 0
+    }
+
+    /// One structured line with the counters, the saving, ksmd CPU and the phase with its reason.
+    static func logStatus(_ engine: NodeEngine, logger: Logger) async {
+        let snap: EngineSnapshot
+        do {
+            snap = try await engine.snapshot()
+        } catch {
+            logger.error("cannot read KSM status", metadata: ["error": "\(error)"])
+            return
+        }
+        let s = snap.status
+        var metadata: Logger.Metadata = [
+            "phase": "\(snap.phase.rawValue)",
+            "reason": "\(snap.phaseReason)",
+            "run": "\(s.run)",
+            "pages_to_scan": "\(s.pagesToScan)",
+            "sleep_millisecs": "\(s.sleepMillisecs)",
+            "pages_shared": "\(s.pagesShared)",
+            "pages_sharing": "\(s.pagesSharing)",
+            "pages_unshared": "\(s.pagesUnshared)",
+            "pages_volatile": "\(s.pagesVolatile)",
+            "full_scans": "\(s.fullScans)",
+            "saved_mib": "\(format(Double(snap.savedBytes) / 1_048_576))",
+            "mem_available_pct": "\(format(snap.memory.availablePercent))",
+            "ksmd_cpu_pct": "\(snap.ksmdCPUPercent.map { format($0) } ?? "-")",
+        ]
+        if let z = s.ksmZeroPages { metadata["ksm_zero_pages"] = "\(z)" }
+        if let p = s.generalProfit { metadata["general_profit_mib"] = "\(format(Double(p) / 1_048_576))" }
+        if let e = snap.applyError { metadata["apply_error"] = "\(e)" }
+        logger.info("status", metadata: metadata)
+    }
+
+    /// One decimal at most: 12, 12.5.
+    static func format(_ v: Double) -> String {
+        guard v.isFinite else { return "\(v)" }
+        let r = (v * 10).rounded() / 10
+        return r == r.rounded() ? "\(Int(r))" : "\(r)"
+    }
+}

@@ -1,0 +1,200 @@
+import KSMCore
+import KSMNode
+import Testing
+import TestSupport
+
+@Suite("Applier")
+struct ApplierTests {
+    let log = quietLogger()
+
+    @Test func writesOnlyValuesThatDiffer() async throws {
+        let k = FakeKSMKernel()  // run 0, pages_to_scan 100, sleep 20, merge_across_nodes 1
+        let report = try await Applier.apply(
+            KernelSettings(run: 1, pagesToScan: 100, sleepMillisecs: 30, mergeAcrossNodes: 1), to: k, logger: log)
+        #expect(k.writes == [.init(.sleepMillisecs, 30), .init(.run, 1)])
+        #expect(report.written.map(\.tunable) == [.sleepMillisecs, .run])
+        #expect(report.written.first?.from == 20)
+        #expect(Set(report.unchanged) == [.pagesToScan, .mergeAcrossNodes])
+
+        k.clearWrites()
+        let again = try await Applier.apply(
+            KernelSettings(run: 1, pagesToScan: 100, sleepMillisecs: 30, mergeAcrossNodes: 1), to: k, logger: log)
+        #expect(k.writes.isEmpty)
+        #expect(again.written.isEmpty)
+    }
+
+    @Test func nilFieldsAreLeftAlone() async throws {
+        let k = FakeKSMKernel()
+        try await Applier.apply(KernelSettings(), to: k, logger: log)
+        #expect(k.writes.isEmpty)
+    }
+
+    @Test func scanParametersAreWrittenBeforeRunOne() async throws {
+        let k = FakeKSMKernel()
+        try await Applier.apply(KernelSettings(run: 1, pagesToScan: 5000, sleepMillisecs: 10), to: k, logger: log)
+        #expect(k.writes == [.init(.pagesToScan, 5000), .init(.sleepMillisecs, 10), .init(.run, 1)])
+    }
+
+    @Test func neverPagesToScanZeroWithRunOne() async throws {
+        let k = FakeKSMKernel()
+        await #expect(throws: KSMApplyError.self) {
+            try await Applier.apply(KernelSettings(run: 1, pagesToScan: 0), to: k, logger: log)
+        }
+        #expect(k.writes.isEmpty)
+
+        // Also when the 0 is already in the kernel and only run=1 is asked for.
+        k.update { $0.pagesToScan = 0 }
+        do {
+            try await Applier.apply(KernelSettings(run: 1), to: k, logger: log)
+            Issue.record("expected a refusal")
+        } catch {
+            guard case .invalidSettings(let why) = error.reason else {
+                Issue.record("unexpected \(error)")
+                return
+            }
+            #expect(why.contains("pages_to_scan 0 with run 1"))
+        }
+        #expect(k.writes.isEmpty)
+        // pages_to_scan 0 with run 0 is harmless.
+        try await Applier.apply(KernelSettings(run: 0, pagesToScan: 0), to: k, logger: log)
+    }
+
+    @Test func mergeAcrossNodesWithoutSharedPagesIsWrittenDirectly() async throws {
+        let k = FakeKSMKernel()
+        let report = try await Applier.apply(KernelSettings(mergeAcrossNodes: 0), to: k, logger: log)
+        #expect(k.writes == [.init(.mergeAcrossNodes, 0)])
+        #expect(!report.unmerged)
+    }
+
+    @Test func unmergeProtocolChangesTheKnobAndRestoresRun() async throws {
+        let k = FakeKSMKernel(unmerge: .gradual(perRead: 4))
+        try k.write(.run, 1)
+        k.merge(shared: 10, sharing: 300)
+        k.clearWrites()
+        let capture = LogCapture()
+        let report = try await Applier.apply(
+            KernelSettings(run: 1, mergeAcrossNodes: 0, maxPageSharing: 512), to: k, unmergeTimeout: .seconds(5),
+            pollInterval: .milliseconds(1), logger: capture.logger())
+        #expect(
+            k.writes == [
+                .init(.run, 2), .init(.mergeAcrossNodes, 0), .init(.maxPageSharing, 512), .init(.run, 1),
+            ])
+        #expect(report.unmerged)
+        #expect(report.written.map(\.tunable) == [.mergeAcrossNodes, .maxPageSharing])
+        #expect(report.warnings.contains { $0.contains("unmerged") })
+        let s = try k.readStatus()
+        #expect(s.run == 1)
+        #expect(s.mergeAcrossNodes == 0)
+        #expect(s.maxPageSharing == 512)
+        #expect(!capture.messages(containing: "unmerg").isEmpty)
+    }
+
+    @Test func unmergeProtocolRunsWhileKsmdRunsEvenWithNothingShared() async throws {
+        // ksmd could merge a page between the read and the write: do not race it.
+        let k = FakeKSMKernel()
+        try k.write(.run, 1)
+        k.clearWrites()
+        try await Applier.apply(KernelSettings(mergeAcrossNodes: 0), to: k, logger: log)
+        #expect(k.writes == [.init(.run, 2), .init(.mergeAcrossNodes, 0), .init(.run, 1)])
+    }
+
+    @Test func unmergeTimeoutRestoresRunAndSaysWhatHappened() async throws {
+        let k = FakeKSMKernel(unmerge: .never)
+        try k.write(.run, 1)
+        k.merge(shared: 1234, sharing: 5000)
+        k.clearWrites()
+        let clock = ContinuousClock()
+        let start = clock.now
+        do {
+            try await Applier.apply(
+                KernelSettings(mergeAcrossNodes: 0), to: k, unmergeTimeout: .milliseconds(300),
+                pollInterval: .milliseconds(20), logger: log)
+            Issue.record("expected a timeout")
+        } catch {
+            guard case .unmergeTimeout(let tunables, _, let shared, let restoredRun, _) = error.reason else {
+                Issue.record("unexpected \(error)")
+                return
+            }
+            #expect(tunables == [.mergeAcrossNodes])
+            #expect(shared == 1234)
+            #expect(restoredRun == 1)
+            #expect(
+                error.description
+                    == "merge_across_nodes change timed out after 0.3 s: pages_shared still 1234; run restored to 1")
+        }
+        #expect(clock.now - start < .seconds(5))
+        #expect(k.writes == [.init(.run, 2), .init(.run, 1)])
+        #expect(k.current.mergeAcrossNodes == 1)
+        #expect(k.current.run == 1)
+    }
+
+    @Test func timeoutMessageInWholeSeconds() async throws {
+        let k = FakeKSMKernel(unmerge: .never)
+        k.merge(shared: 3, sharing: 3)
+        do {
+            try await Applier.apply(
+                KernelSettings(maxPageSharing: 300), to: k, unmergeTimeout: .seconds(1), pollInterval: .milliseconds(50),
+                logger: log)
+            Issue.record("expected a timeout")
+        } catch {
+            #expect(
+                error.description == "max_page_sharing change timed out after 1 s: pages_shared still 3; run restored to 0")
+        }
+    }
+
+    @Test func pruneWithAKnobChangeLeavesRunAtTwo() async throws {
+        let k = FakeKSMKernel()
+        try k.write(.run, 1)
+        k.merge(shared: 5, sharing: 50)
+        k.clearWrites()
+        try await Applier.apply(KernelSettings(run: 2, mergeAcrossNodes: 0), to: k, logger: log)
+        #expect(k.writes == [.init(.run, 2), .init(.mergeAcrossNodes, 0)])
+        #expect(k.current.run == 2)
+    }
+
+    @Test func kernelErrorsAreTypedAndKeepThePartialReport() async throws {
+        let k = FakeKSMKernel()
+        k.failWrites(of: .run, errno: 13)  // EACCES
+        do {
+            try await Applier.apply(KernelSettings(run: 1, pagesToScan: 300), to: k, logger: log)
+            Issue.record("expected a failure")
+        } catch {
+            guard case .kernel(let e) = error.reason else {
+                Issue.record("unexpected \(error)")
+                return
+            }
+            #expect(e.isPermissionDenied)
+            #expect(error.report.written.map(\.tunable) == [.pagesToScan])
+            #expect(error.description.contains("/sys/kernel/mm/ksm/run"))
+        }
+    }
+
+    @Test func advisorOwnsPagesToScan() async throws {
+        let k = FakeKSMKernel()
+        k.update { $0.advisorMode = "scan-time" }
+        let report = try await Applier.apply(KernelSettings(run: 1, pagesToScan: 700, sleepMillisecs: 15), to: k, logger: log)
+        #expect(k.writes == [.init(.sleepMillisecs, 15), .init(.run, 1)])
+        #expect(report.skipped == [.pagesToScan])
+        #expect(report.warnings.contains { $0.contains("advisor_mode is scan-time") })
+    }
+
+    @Test func featuresTheKernelLacksAreSkippedWithAWarning() async throws {
+        let k = FakeKSMKernel(features: FakeKSMKernel.Features.legacy)
+        let report = try await Applier.apply(KernelSettings(sleepMillisecs: 40, smartScan: 1), to: k, logger: log)
+        #expect(k.writes == [.init(.sleepMillisecs, 40)])
+        #expect(report.skipped == [.smartScan])
+        #expect(report.warnings.contains { $0.contains("smart_scan is not supported") })
+    }
+
+    @Test func captureAndRestore() async throws {
+        let k = FakeKSMKernel()
+        let captured = try k.readStatus().tunables
+        try await Applier.apply(
+            KernelSettings(run: 1, pagesToScan: 5000, sleepMillisecs: 10, mergeAcrossNodes: 0, useZeroPages: 1),
+            to: k, logger: log)
+        k.merge(shared: 4, sharing: 40)
+        #expect(try k.readStatus().tunables != captured)
+        try await Applier.restore(captured, to: k, logger: log)
+        #expect(try k.readStatus().tunables == captured)
+    }
+}
