@@ -28,12 +28,12 @@ public func buildApplication(_ config: ServerConfig) async throws -> some Applic
     ApplyController(state: state).addRoutes(to: router)
     EnrollmentTokensController(state: state).addRoutes(to: router)
     // ---- Other features register their controllers here (one line each): ----
-    // ReportsController(state: state).addRoutes(to: router)
+    ReportsController(state: state).addRoutes(to: router)
     // DashboardController(state: state).addRoutes(to: router)
     // ---- end of controller registrations ----
     let services: [any Service] = [
         // ---- Background services (rollups, retention) register here, one line each: ----
-        // RollupService(state: state),
+        RollupService(state: state),
     ]
 
     let onRunning = config.onServerRunning

@@ -1,0 +1,95 @@
+import FleetAPI
+import FleetStore
+import Foundation
+import Hummingbird
+import KSMCore
+
+/// Admin: a node's history and the fleet savings report (JSON or CSV).
+struct ReportsController<Context: RequestContext>: Sendable {
+    let state: ServerState
+
+    func addRoutes(to router: Router<Context>) {
+        router.get("/api/v1/nodes/:id/history", use: history)
+        router.get("/api/v1/reports/savings", use: savings)
+    }
+
+    /// Longest period a report or a history answers.
+    static var maxPeriodDays: Double { 3 * 366 }
+
+    /// `since`/`until` from the query: until defaults to now, since to until − `defaultSpan`.
+    static func period(_ request: Request, now: Date, defaultSpan: Double) throws -> (Date, Date) {
+        func parse(_ name: String) throws -> Date? {
+            guard let text = HTTP.query(request, name), !text.isEmpty else { return nil }
+            guard let d = ReportTime.parseDate(text, now: now) else {
+                throw APIError.invalidValue(
+                    name, "'\(text)' is not a time: use ISO 8601 (2026-11-01T00:00:00Z), a date (2026-11-01), now, or -24h / -30d")
+            }
+            return d
+        }
+        let until = try parse("until") ?? now
+        let since = try parse("since") ?? until.addingTimeInterval(-defaultSpan)
+        guard since < until else {
+            throw APIError.invalidValue("since", "since (\(since.formatted(.iso8601))) must be before until (\(until.formatted(.iso8601)))")
+        }
+        guard until.timeIntervalSince(since) <= maxPeriodDays * 86400 else {
+            throw APIError.invalidValue("since", "the period may be at most \(Int(maxPeriodDays)) days")
+        }
+        return (since, until)
+    }
+
+    @Sendable func history(_ request: Request, context: Context) async throws -> Response {
+        try await state.auth.requireAdmin(request)
+        let raw = try context.parameters.require("id")
+        let now = Date()
+        let (since, until) = try Self.period(request, now: now, defaultSpan: 86400)
+        var resolution = HistoryResolution.automatic(spanSeconds: until.timeIntervalSince(since))
+        if let r = HTTP.query(request, "resolution"), !r.isEmpty {
+            guard let v = HistoryResolution(rawValue: r.lowercased()) else {
+                throw APIError.invalidValue("resolution", "'\(r)' is not a resolution; expected raw, hour or day")
+            }
+            resolution = v
+        }
+        // A live node by id or name; a deleted node's history by its id.
+        let id = try await state.database.node(idOrName: raw)?.id ?? raw
+        guard
+            let answer = try await state.database.history(
+                nodeId: id, since: since, until: until, resolution: resolution)
+        else { throw APIError.notFound("node '\(raw)' not found") }
+        return try HTTP.json(answer)
+    }
+
+    @Sendable func savings(_ request: Request, context: Context) async throws -> Response {
+        try await state.auth.requireAdmin(request)
+        let now = Date()
+        let (since, until) = try Self.period(request, now: now, defaultSpan: 86400)
+        var by = ReportGrouping.node
+        if let b = HTTP.query(request, "by"), !b.isEmpty {
+            guard let v = ReportGrouping(rawValue: b.lowercased()) else {
+                throw APIError.invalidValue("by", "'\(b)' is not a grouping; expected node, label or day")
+            }
+            by = v
+        }
+        let label = HTTP.query(request, "label").flatMap { $0.isEmpty ? nil : $0 }
+        if by == .label && label == nil {
+            throw APIError.invalidValue("label", "by=label needs label=KEY (the label to group by)")
+        }
+        var csv = request.headers[.accept].map { $0.lowercased().contains("text/csv") } ?? false
+        if let f = HTTP.query(request, "format"), !f.isEmpty {
+            switch f.lowercased() {
+            case "csv": csv = true
+            case "json": csv = false
+            default: throw APIError.invalidValue("format", "'\(f)' is not a format; expected json or csv")
+            }
+        }
+        let report = try await state.database.savingsReport(since: since, until: until, by: by, label: label, now: now)
+        state.logger.debug(
+            "savings report", metadata: ["by": "\(by.rawValue)", "rows": "\(report.rows.count)", "csv": "\(csv)"])
+        if csv {
+            var response = HTTP.text(report.csv(), contentType: "text/csv; charset=utf-8")
+            let name = "ksm-savings-\(ReportTime.dayKey(since.timeIntervalSince1970))-\(ReportTime.dayKey(until.timeIntervalSince1970))-by-\(by.rawValue).csv"
+            response.headers[.contentDisposition] = "attachment; filename=\"\(name)\""
+            return response
+        }
+        return try HTTP.json(report)
+    }
+}

@@ -1,0 +1,64 @@
+import FleetStore
+import Foundation
+import KSMCore
+import Logging
+import ServiceLifecycle
+
+/// Background upkeep of history: rolls new samples up into hour/day rollups every few seconds,
+/// and now and then deletes raw samples past the retention window and rollups past theirs, in
+/// small batches so that ingest is never blocked for long. Stops on graceful shutdown.
+struct RollupService: Service {
+    let database: FleetDatabase
+    let logger: Logger
+    let rawRetentionDays: Int
+    let rollupRetentionDays: Int
+    let rollupInterval: Duration
+    let retentionInterval: Duration
+
+    init(
+        state: ServerState, rollupRetentionDays: Int = 730, rollupInterval: Duration = .seconds(10),
+        retentionInterval: Duration = .seconds(600)
+    ) {
+        database = state.database
+        logger = state.logger
+        rawRetentionDays = state.config.rawRetentionDays
+        self.rollupRetentionDays = rollupRetentionDays
+        self.rollupInterval = rollupInterval
+        self.retentionInterval = retentionInterval
+    }
+
+    func run() async throws {
+        try? await cancelWhenGracefulShutdown {
+            var sinceRetention = Duration.zero
+            // First retention pass shortly after start, then every retentionInterval.
+            var retentionDue = Duration.seconds(30)
+            while !Task.isCancelled {
+                do {
+                    let n = try await database.rollupCatchUp()
+                    if n > 0 { logger.debug("rolled up samples", metadata: ["samples": "\(n)"]) }
+                } catch {
+                    logger.error("rollup pass failed", metadata: ["error": "\(error)"])
+                }
+                if sinceRetention >= retentionDue {
+                    sinceRetention = .zero
+                    retentionDue = retentionInterval
+                    do {
+                        let now = Date()
+                        let r = try await database.retentionPass(
+                            samplesBefore: now.addingTimeInterval(-Double(rawRetentionDays) * 86400),
+                            rollupsBefore: now.addingTimeInterval(-Double(rollupRetentionDays) * 86400))
+                        if r.samples + r.hours + r.days > 0 {
+                            logger.info(
+                                "retention removed old history",
+                                metadata: ["samples": "\(r.samples)", "hourRollups": "\(r.hours)", "dayRollups": "\(r.days)"])
+                        }
+                    } catch {
+                        logger.error("retention pass failed", metadata: ["error": "\(error)"])
+                    }
+                }
+                try await Task.sleep(for: rollupInterval)
+                sinceRetention += rollupInterval
+            }
+        }
+    }
+}
