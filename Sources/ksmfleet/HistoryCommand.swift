@@ -1,0 +1,99 @@
+import ArgumentParser
+import FleetAPI
+import FleetClient
+import Foundation
+import KSMCore
+
+extension HistoryResolution: ExpressibleByArgument {}
+extension ReportGrouping: ExpressibleByArgument {}
+
+/// `--since` / `--until` for history and reports.
+struct PeriodOptions: ParsableArguments {
+    @Option(help: "Start: ISO 8601 or a duration ago (24h, 7d). Default: 24h before --until.")
+    var since: String?
+
+    @Option(help: "End: ISO 8601 or a duration ago. Default: now.")
+    var until: String?
+
+    func resolved(now: Date = Date()) throws(CLIError) -> (Date?, Date?) {
+        let s = try since.map { t throws(CLIError) in try TimeArgument.parse(t, option: "--since", direction: .past, now: now) }
+        let u = try until.map { t throws(CLIError) in try TimeArgument.parse(t, option: "--until", direction: .past, now: now) }
+        if let s, let u, s >= u {
+            throw .usage("--since (\(Fmt.isoSeconds(s))) must be before --until (\(Fmt.isoSeconds(u)))")
+        }
+        if let s, u == nil, s >= now { throw .usage("--since \(Fmt.isoSeconds(s)) is in the future") }
+        return (s, u)
+    }
+}
+
+struct HistoryCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "history",
+        abstract: "A node's samples (short periods) or hourly/daily rollups (long ones) over time.",
+        discussion: "Gaps (node offline, not yet registered) are listed, never shown as zero.")
+
+    @Argument(help: "Node id or name.")
+    var node: String
+
+    @OptionGroup var period: PeriodOptions
+
+    @Option(help: "raw samples, hour or day buckets. Default: the server picks by the length of the period.")
+    var resolution: HistoryResolution?
+
+    @OptionGroup var global: GlobalOptions
+
+    func run() async throws {
+        let (since, until) = orExit { () throws(CLIError) in try period.resolved() }
+        try await global.run { session in
+            let n = try await session.resolve(node)
+            let h = try await session.client.history(n.id, since: since, until: until, resolution: resolution)
+            if session.json {
+                try printJSON(h)
+                return
+            }
+            print("\(h.name) (\(h.nodeId)) from \(Fmt.isoSeconds(h.since)) to \(Fmt.isoSeconds(h.until)), \(h.resolution.rawValue)")
+            print("")
+            if let samples = h.samples {
+                if samples.isEmpty { print("no samples in this period") }
+                var t = Table(
+                    [("TAKEN", .left), ("PHASE", .left), ("SAVED", .right), ("KSMD CPU", .right), ("SHARED", .right),
+                     ("SHARING", .right), ("TO SCAN", .right), ("SLEEP", .right), ("FULL SCANS", .right),
+                     ("MEM AVAIL", .right), ("WHY", .left)])
+                for s in samples where !samples.isEmpty {
+                    t.add([
+                        Fmt.isoSeconds(s.takenAt), s.phase.rawValue, Fmt.bytes(s.savedBytes), Fmt.percent(s.ksmdCPUPercent),
+                        "\(s.pagesShared)", "\(s.pagesSharing)", "\(s.pagesToScan)", "\(s.sleepMillisecs)ms",
+                        "\(s.fullScans)",
+                        s.memTotalBytes > 0
+                            ? String(format: "%.0f %%", Double(s.memAvailableBytes) * 100 / Double(s.memTotalBytes)) : "-",
+                        s.applyError.map { "apply failed: \($0)" } ?? s.phaseReason,
+                    ])
+                }
+                if !samples.isEmpty { print(t.render()) }
+            }
+            if let buckets = h.buckets {
+                if buckets.isEmpty { print("no data in this period") }
+                var t = Table(
+                    [("START", .left), ("SAMPLES", .right), ("AVG SAVED", .right), ("PEAK SAVED", .right),
+                     ("AVG CPU", .right), ("CPU SEC", .right), ("FULL SCANS", .right), ("RUNNING", .right),
+                     ("COVERED", .right)])
+                for b in buckets {
+                    let span = b.end.timeIntervalSince(b.start)
+                    t.add([
+                        Fmt.isoSeconds(b.start), "\(b.samples)", Fmt.bytes(Int64(b.avgSavedBytes)), Fmt.bytes(b.peakSavedBytes),
+                        Fmt.percent(b.avgKsmdCPUPercent), String(format: "%.1f", b.ksmdCPUSeconds), "\(b.fullScans)",
+                        Fmt.duration(Int(b.runningSeconds)),
+                        span > 0 ? String(format: "%.0f %%", b.dataSeconds * 100 / span) : "-",
+                    ])
+                }
+                if !buckets.isEmpty { print(t.render()) }
+            }
+            if !h.gaps.isEmpty {
+                print("\nGaps (no data):")
+                for g in h.gaps {
+                    print("  \(Fmt.isoSeconds(g.from)) → \(Fmt.isoSeconds(g.to)) (\(Fmt.duration(Int(g.seconds))))")
+                }
+            }
+        }
+    }
+}

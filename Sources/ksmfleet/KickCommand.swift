@@ -1,0 +1,85 @@
+import ArgumentParser
+import FleetAPI
+import FleetClient
+import Foundation
+import KSMCore
+
+struct KickCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kick",
+        abstract: "Kick nodes in throttle mode: ksmd scans aggressively again, then slows down.")
+
+    @Argument(help: "Node ids or names.")
+    var nodes: [String] = []
+
+    @Option(help: "Kick every node whose labels match, k=v[,k2=v2].")
+    var selector: String?
+
+    @OptionGroup var global: GlobalOptions
+
+    struct Result: Codable {
+        var nodeId: String
+        var name: String
+        var kickCounter: Int64?
+        var generation: Int64?
+        var error: APIErrorBody.Detail?
+    }
+
+    struct Results: Codable {
+        var results: [Result]
+    }
+
+    func validate() throws {
+        if nodes.isEmpty == (selector == nil) {
+            throw ValidationError("give either NODE... or --selector k=v")
+        }
+    }
+
+    func run() async throws {
+        if let selector {
+            do throws(InputError) {
+                _ = try parseSelector(selector)
+            } catch {
+                fail(.usage("--selector: \(error.message); use --selector key=value[,key2=value2]"))
+            }
+        }
+        try await global.run { session in
+            var targets: [(id: String, name: String)] = []
+            if let selector {
+                targets = try await session.client.listNodes(selector: selector).nodes.map { ($0.id, $0.name) }
+                if targets.isEmpty { throw CLIError(ExitStatus.refused, "no node matches --selector \(selector)") }
+            } else {
+                for node in nodes {
+                    let n = try await session.resolve(node)
+                    targets.append((n.id, n.name))
+                }
+            }
+            var results: [Result] = []
+            for t in targets {
+                do throws(ClientError) {
+                    let k = try await session.client.kick(t.id)
+                    results.append(Result(nodeId: t.id, name: t.name, kickCounter: k.kickCounter, generation: k.generation))
+                } catch {
+                    guard case .api(let status, let body) = error, (400..<500).contains(status), status != 401, status != 403
+                    else { throw error }
+                    results.append(Result(nodeId: t.id, name: t.name, error: body.error))
+                }
+            }
+            if session.json {
+                try printJSON(Results(results: results))
+            } else {
+                var table = Table([("NODE", .left), ("ID", .left), ("KICKS", .right), ("GEN", .right), ("RESULT", .left)])
+                for r in results {
+                    table.add([
+                        r.name, r.nodeId, Fmt.opt(r.kickCounter), Fmt.opt(r.generation),
+                        r.error.map { "failed: \($0.code): \($0.message)" } ?? "kicked",
+                    ])
+                }
+                print(table.render())
+            }
+            if results.contains(where: { $0.error != nil }) {
+                throw CLIError(ExitStatus.refused, "some kicks were refused (see the table)")
+            }
+        }
+    }
+}
