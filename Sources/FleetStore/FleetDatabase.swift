@@ -26,7 +26,7 @@ public final class FleetDatabase: Sendable {
     /// Opens (creating if needed) the database file at `path` and brings its schema up to date
     /// in one transaction. Throws `StoreError.databaseTooNew` for a database written by a newer
     /// server.
-    public init(path: String, logger: Logger = Logger(label: "ksmfleet.store")) throws {
+    public init(path: String, logger: Logger = FleetDatabase.quietLogger) throws {
         self.path = path
         self.logger = logger
         var config = Configuration()
@@ -36,6 +36,13 @@ public final class FleetDatabase: Sendable {
         config.maximumReaderCount = 8
         pool = try DatabasePool(path: path, configuration: config)
         try migrate()
+    }
+
+    /// The default logger: notices and up (tests and tools open databases often).
+    public static var quietLogger: Logger {
+        var logger = Logger(label: "ksmfleet.store")
+        logger.logLevel = .notice
+        return logger
     }
 
     /// Applies the embedded migrations that the database lacks, all in one transaction.

@@ -1,0 +1,100 @@
+import FleetAPI
+import FleetStore
+import Foundation
+import KSMCore
+import Testing
+
+@Suite struct NodeStoreTests {
+    @Test func aNewNodeGetsTheStandardConfigAtGenerationOne() async throws {
+        let (db, dir) = try makeDatabase()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let reg = try await registerNode(db)
+        #expect(!reg.reregistered)
+        #expect(reg.node.id.hasPrefix("n-"))
+        #expect(reg.config.generation == 1)
+        #expect(reg.config.config == KSMConfig.standardDefault.normalized())
+        #expect(reg.config.config.mergeAcrossNodes == nil)
+        let audit = try await db.auditLog(nodeId: reg.node.id)
+        #expect(audit.map(\.action) == ["create"])
+    }
+
+    @Test func reRegistrationKeepsTheNodeAndRotatesItsToken() async throws {
+        let (db, dir) = try makeDatabase()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let first = try await registerNode(db, nodeToken: "kn_old")
+        _ = try await db.updateConfig(nodeId: first.node.id, action: "patch") { base throws(ConfigValidationError) in
+            try ConfigPatch(run: .run).applied(to: base)
+        }
+        let second = try await registerNode(db, nodeToken: "kn_new")
+        #expect(second.reregistered)
+        #expect(second.node.id == first.node.id)
+        #expect(second.config.generation == 2, "re-registration keeps the config")
+        #expect(try await db.nodeID(forTokenHash: Secrets.hash("kn_old")) == nil)
+        #expect(try await db.nodeID(forTokenHash: Secrets.hash("kn_new")) == first.node.id)
+    }
+
+    @Test func samplesAreStoredOnceWhateverTheOrder() async throws {
+        let (db, dir) = try makeDatabase()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let id = try await registerNode(db).node.id
+        var ack = try await db.insertSamples(nodeId: id, [sample(1), sample(2), sample(3)])
+        #expect(ack == SampleBatchAck(highestSeq: 3, stored: 3, duplicates: 0))
+        ack = try await db.insertSamples(nodeId: id, [sample(3), sample(2), sample(5, sharing: 99, phase: .stopped)])
+        #expect(ack == SampleBatchAck(highestSeq: 5, stored: 1, duplicates: 2))
+        // An old batch replayed late: stored, but the node's state stays at seq 5.
+        ack = try await db.insertSamples(nodeId: id, [sample(4, phase: .running, applied: 0)])
+        #expect(ack == SampleBatchAck(highestSeq: 5, stored: 1, duplicates: 0))
+        #expect(try await db.sampleSeqs(nodeId: id) == [1, 2, 3, 4, 5])
+        let node = try #require(try await db.node(idOrName: id))
+        #expect(node.phase == .stopped)
+        #expect(node.lastSeq == 5)
+        #expect(node.lastSample?.status.pagesSharing == 99)
+        #expect(node.lastSeenAt != nil)
+        // An empty batch just reports the highest seq.
+        #expect(try await db.insertSamples(nodeId: id, []).highestSeq == 5)
+    }
+
+    @Test func generationsIncreaseAndStaleIfMatchConflicts() async throws {
+        let (db, dir) = try makeDatabase()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let id = try await registerNode(db).node.id
+        let change = try await db.updateConfig(nodeId: id, ifMatch: 1, action: "patch") { base throws(ConfigValidationError) in
+            try ConfigPatch(run: .run).applied(to: base)
+        }
+        #expect(change.after.generation == 2 && change.changed)
+        let same = try await db.updateConfig(nodeId: id, action: "patch") { base throws(ConfigValidationError) in
+            try ConfigPatch(run: .run).applied(to: base)
+        }
+        #expect(!same.changed && same.after.generation == 2, "a write that changes nothing keeps the generation")
+        await #expect(throws: StoreError.generationConflict(expected: 1, current: 2)) {
+            _ = try await db.updateConfig(nodeId: id, ifMatch: 1, action: "patch") { base throws(ConfigValidationError) in
+                try ConfigPatch(run: .stop).applied(to: base)
+            }
+        }
+        let kicked = try await db.kick(nodeId: id)
+        #expect(kicked.generation == 3 && kicked.kickCounter == 1)
+        let audit = try await db.auditLog(nodeId: id)
+        #expect(audit.map(\.action) == ["kick", "patch", "create"])
+    }
+
+    @Test func deleteKeepsHistoryUnlessPurged() async throws {
+        let (db, dir) = try makeDatabase()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let a = try await registerNode(db, machine: "a", nodeToken: "kn_a").node.id
+        let b = try await registerNode(db, machine: "b", nodeToken: "kn_b").node.id
+        _ = try await db.insertSamples(nodeId: a, [sample(1), sample(2)])
+        _ = try await db.insertSamples(nodeId: b, [sample(1)])
+        try await db.deleteNode(nodeId: a, purgeHistory: false)
+        #expect(try await db.config(nodeId: a) == nil)
+        #expect(try await db.nodeID(forTokenHash: Secrets.hash("kn_a")) == nil)
+        #expect(try await db.node(idOrName: a) == nil)
+        #expect(try await db.sampleCount(nodeId: a) == 2)
+        #expect(try await db.nodes(includeDeleted: true).contains { $0.id == a && $0.deletedAt != nil })
+        try await db.deleteNode(nodeId: b, purgeHistory: true)
+        #expect(try await db.sampleCount(nodeId: b) == 0)
+        #expect(try await db.nodes(includeDeleted: true).allSatisfy { $0.id != b })
+        // The same machine may register again, as a new node.
+        let again = try await registerNode(db, machine: "a", nodeToken: "kn_a2")
+        #expect(!again.reregistered && again.node.id != a)
+    }
+}

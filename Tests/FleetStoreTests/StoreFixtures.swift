@@ -1,0 +1,35 @@
+import FleetAPI
+import FleetStore
+import Foundation
+import KSMCore
+
+/// A fresh database file in its own temp directory.
+func makeDatabase() throws -> (FleetDatabase, URL) {
+    let dir = FileManager.default.temporaryDirectory.appending(path: "fleetstore-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    let path = dir.appending(path: "ksmfleet.sqlite")
+    return (try FleetDatabase(path: path.path), dir)
+}
+
+func registerRequest(_ machine: String = "m-1", host: String = "host-1") -> RegisterRequest {
+    RegisterRequest(
+        hostname: host, machineId: machine, kernel: "6.8.0", memTotalBytes: 16 << 30, numaNodes: 1,
+        ksmFeatures: ["run", "pages_to_scan"], agentVersion: "test", pageSize: 4096)
+}
+
+func sample(_ seq: Int64, sharing: Int64 = 10, phase: KSMPhase = .running, applied: Int64? = 1) -> StatusSample {
+    StatusSample(
+        seq: seq, takenAt: Date(timeIntervalSince1970: 1_700_000_000 + Double(seq) * 20),
+        status: KSMStatus(run: 1, pagesShared: 2, pagesSharing: sharing),
+        memory: MemorySnapshot(memTotalKB: 16_000_000, memAvailableKB: 8_000_000), pageSize: 4096,
+        ksmdCPUPercent: 1.5, ksmdCPUSeconds: Double(seq), phase: phase, phaseReason: "sample \(seq)",
+        appliedGeneration: applied)
+}
+
+/// Registers a node with a fresh enrollment token; returns its id.
+func registerNode(_ db: FleetDatabase, machine: String = "m-1", nodeToken: String = "kn_test") async throws -> Registration {
+    let enrollment = try await db.createEnrollmentToken(description: nil, expiresAt: nil)
+    return try await db.register(
+        registerRequest(machine), enrollmentTokenHash: Secrets.hash(enrollment.token ?? ""),
+        nodeTokenHash: Secrets.hash(nodeToken))
+}

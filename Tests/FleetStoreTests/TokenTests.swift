@@ -1,0 +1,69 @@
+import FleetStore
+import Foundation
+import Testing
+
+@Suite struct TokenTests {
+    /// FIPS 180-2 test vectors.
+    @Test(arguments: [
+        ("", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
+        ("abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+        (
+            "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
+        ),
+        (
+            "The quick brown fox jumps over the lazy dog",
+            "d7a8fbb307d7809469ca9abcb0082e4f8d5651e46d3cdb762d02d0bf37c9e592"
+        ),
+    ])
+    func sha256MatchesTheStandardVectors(input: String, expected: String) {
+        #expect(Secrets.hash(input) == expected)
+    }
+
+    @Test func sha256OfAMillionAs() {
+        #expect(
+            Secrets.hex(SHA256.digest([UInt8](repeating: UInt8(ascii: "a"), count: 1_000_000)))
+                == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+    }
+
+    @Test func tokensAreRandomPrefixedAndOnlyTheirHashIsStored() async throws {
+        let a = Secrets.newToken(.node), b = Secrets.newToken(.node)
+        #expect(a != b)
+        #expect(a.hasPrefix("kn_") && a.count == 3 + 64)
+        #expect(Secrets.newToken(.admin).hasPrefix("ka_"))
+        #expect(Secrets.newID(prefix: "n-").count == 2 + 12)
+
+        let (db, dir) = try makeDatabase()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let info = try await db.createEnrollmentToken(description: "rack 4", expiresAt: nil)
+        let token = try #require(info.token)
+        #expect(token.hasPrefix("ke_"))
+        let listed = try await db.enrollmentTokens()
+        #expect(listed.count == 1 && listed[0].token == nil && listed[0].description == "rack 4")
+        // The secret itself is nowhere in the database file.
+        try db.close()
+        for suffix in ["", "-wal"] {
+            let bytes = (try? Data(contentsOf: dir.appending(path: "ksmfleet.sqlite\(suffix)"))) ?? Data()
+            #expect(bytes.range(of: Data(token.utf8)) == nil, "the raw enrollment token is stored in ksmfleet.sqlite\(suffix)")
+            #expect(bytes.range(of: Data(Secrets.hash(token).utf8)) != nil || suffix == "")
+        }
+    }
+
+    @Test func enrollmentIsRefusedForRevokedExpiredAndUnknownTokens() async throws {
+        let (db, dir) = try makeDatabase()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let revoked = try await db.createEnrollmentToken(description: nil, expiresAt: nil)
+        _ = try await db.revokeEnrollmentToken(id: revoked.id)
+        let expired = try await db.createEnrollmentToken(description: nil, expiresAt: Date(timeIntervalSinceNow: 1))
+        for (token, now, why) in [
+            (revoked.token ?? "", Date(), "revoked"), (expired.token ?? "", Date(timeIntervalSinceNow: 5), "expired"),
+            ("ke_unknown", Date(), "unknown"),
+        ] {
+            await #expect(throws: StoreError.self) {
+                _ = try await db.register(
+                    registerRequest(), enrollmentTokenHash: Secrets.hash(token), nodeTokenHash: "h-\(why)", now: now)
+            }
+        }
+        #expect(try await db.nodes().isEmpty)
+    }
+}
