@@ -1,0 +1,134 @@
+import FleetAgent
+import KSMCore
+import KSMNode
+import Testing
+import TestSupport
+
+/// The engine on the real kernel with a test-owned buffer of identical MADV_MERGEABLE pages.
+@Suite("Real kernel: NodeEngine", .serialized)
+struct RealKernelTests {
+    static let pages = 4096
+
+    @Test func runMergesTheTestPages() async throws {
+        try await withRealKSM { _ in
+            let baseline = try realStatus().pagesSharing
+            let buffer = try MergeableBuffer(pages: Self.pages)
+            let engine = try NodeEngine(kernel: LinuxKSMKernel(), logger: quietLogger())
+            let outcome = await engine.setConfig(fastMerge, generation: 1)
+            #expect(outcome.applyError == nil)
+            #expect(outcome.decision.phase == .running)
+            let s = try realStatus()
+            #expect(s.run == 1)
+            #expect(s.pagesToScan == 5000)
+            let merged = await waitForMerge(above: baseline, pages: Int64(Self.pages / 2))
+            #expect(merged, "pages_sharing did not grow by \(Self.pages / 2) within 20 s: \(statusText())")
+            let snap = try await engine.snapshot()
+            #expect(snap.savedBytes >= Int64(Self.pages / 2) * Int64(snap.pageSize))
+            _ = buffer.checksum()
+        }
+    }
+
+    @Test func stopKeepsTheMergedPages() async throws {
+        try await withRealKSM { _ in
+            let baseline = try realStatus().pagesSharing
+            let buffer = try MergeableBuffer(pages: Self.pages)
+            let engine = try NodeEngine(kernel: LinuxKSMKernel(), logger: quietLogger())
+            await engine.setConfig(fastMerge, generation: 1)
+            #expect(await waitForMerge(above: baseline, pages: Int64(Self.pages / 2)))
+            var stop = fastMerge
+            stop.run = .stop
+            let outcome = await engine.setConfig(stop, generation: 2)
+            #expect(outcome.applyError == nil)
+            #expect(outcome.decision.phase == .stopped)
+            try await Task.sleep(for: .milliseconds(500))
+            let s = try realStatus()
+            #expect(s.run == 0)
+            #expect(s.pagesSharing >= baseline + Int64(Self.pages / 2), "stop must keep merged pages: \(s)")
+            _ = buffer.checksum()
+        }
+    }
+
+    @Test func pruneUnmergesEverything() async throws {
+        try await withRealKSM { _ in
+            let baseline = try realStatus().pagesSharing
+            let buffer = try MergeableBuffer(pages: Self.pages)
+            let engine = try NodeEngine(kernel: LinuxKSMKernel(), logger: quietLogger())
+            await engine.setConfig(fastMerge, generation: 1)
+            #expect(await waitForMerge(above: baseline, pages: Int64(Self.pages / 2)))
+            var prune = fastMerge
+            prune.run = .prune
+            let outcome = await engine.setConfig(prune, generation: 2)
+            #expect(outcome.applyError == nil)
+            #expect(outcome.decision.phase == .pruned)
+            let unmerged = await waitUntil(timeout: .seconds(10)) { (try? realStatus().pagesShared) == 0 }
+            #expect(unmerged, "pages_shared not 0 after prune: \(statusText())")
+            #expect(try realStatus().run == 2)
+            _ = buffer.checksum()
+        }
+    }
+
+    @Test func mergeAcrossNodesChangesWhilePagesAreMerged() async throws {
+        try await withRealKSM { snapshot in
+            guard let original = try realStatus().mergeAcrossNodes else {
+                print("⚠️  SKIPPED: this kernel has no merge_across_nodes (no NUMA support)")
+                try Test.cancel("this kernel has no merge_across_nodes")
+            }
+            let baseline = try realStatus().pagesSharing
+            let buffer = try MergeableBuffer(pages: Self.pages)
+            let engine = try NodeEngine(kernel: LinuxKSMKernel(), logger: quietLogger())
+            await engine.setConfig(fastMerge, generation: 1)
+            #expect(await waitForMerge(above: baseline, pages: Int64(Self.pages / 2)))
+
+            var flipped = fastMerge
+            flipped.mergeAcrossNodes = 1 - original
+            let outcome = await engine.setConfig(flipped, generation: 2)
+            #expect(outcome.applyError == nil)
+            #expect(outcome.appliedGeneration == 2)
+            #expect(outcome.report?.unmerged == true)
+            var s = try realStatus()
+            #expect(s.mergeAcrossNodes == 1 - original)
+            #expect(s.run == 1, "run must be restored after the unmerge")
+
+            // And back, again through the protocol once ksmd merged the pages again.
+            #expect(await waitForMerge(above: baseline, pages: Int64(Self.pages / 2)))
+            var back = fastMerge
+            back.mergeAcrossNodes = original
+            let restored = await engine.setConfig(back, generation: 3)
+            #expect(restored.applyError == nil)
+            s = try realStatus()
+            #expect(s.mergeAcrossNodes == original)
+            #expect(s.run == 1)
+            #expect(snapshot.settings.mergeAcrossNodes == original)
+            _ = buffer.checksum()
+        }
+    }
+
+    @Test func ksmdUsesCPUWhileScanning() async throws {
+        try await withRealKSM { _ in
+            let buffer = try MergeableBuffer(pages: 16384)
+            let kernel = LinuxKSMKernel()
+            #expect(try kernel.ksmdCPUTicks() != nil, "no ksmd thread found in /proc")
+            let engine = try NodeEngine(kernel: kernel, logger: quietLogger())
+            await engine.setConfig(fastMerge, generation: 1)
+            _ = try await engine.snapshot()
+            var last: Double?
+            let busy = await waitUntil(timeout: .seconds(15), poll: .seconds(1)) {
+                last = try? await engine.snapshot().ksmdCPUPercent
+                return (last ?? 0) > 0
+            }
+            #expect(busy, "ksmd CPU % stayed at \(String(describing: last))")
+            _ = buffer.checksum()
+        }
+    }
+
+    @Test func restoreInitialPutsBackWhatWasCaptured() async throws {
+        try await withRealKSM { snapshot in
+            let engine = try NodeEngine(kernel: LinuxKSMKernel(), logger: quietLogger())
+            #expect(engine.initialSettings == snapshot.settings)
+            await engine.setConfig(fastMerge, generation: 1)
+            #expect(try realStatus().tunables != snapshot.settings)
+            try await engine.restoreInitial()
+            #expect(try snapshot.matchesKernel())
+        }
+    }
+}
