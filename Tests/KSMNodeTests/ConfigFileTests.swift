@@ -308,3 +308,28 @@ struct YAMLSubsetTests {
         }
     }
 }
+
+@Suite("The example config files in agent/examples")
+struct ExampleConfigTests {
+    static var examples: String {
+        // Tests/KSMNodeTests/ConfigFileTests.swift → the package root.
+        let file = "\(#filePath)"
+        var parts = file.split(separator: "/", omittingEmptySubsequences: false)
+        parts.removeLast(3)
+        return parts.joined(separator: "/") + "/agent/examples"
+    }
+
+    @Test func yamlExampleIsValid() throws {
+        let c = try ConfigFile.load(path: Self.examples + "/standalone.yaml")
+        #expect(c.run == .run)
+        #expect(c.mode == .customized)
+        #expect(c.parameters == TunerParameters(boost: 300, decay: 50, minPages: 64, maxPages: 1250, sleepMsec: 10))
+        #expect(c.mergeAcrossNodes == nil)
+    }
+
+    @Test func jsonExampleIsValid() throws {
+        let c = try ConfigFile.load(path: Self.examples + "/standalone.json")
+        #expect(c.mode == .throttle)
+        #expect(c.effectiveThrottle == .ccProxy)
+    }
+}
