@@ -1,16 +1,17 @@
+import KSMCore
+
 #if canImport(FoundationEssentials)
-import FoundationEssentials
+    import FoundationEssentials
 #else
-import Foundation
+    import Foundation
 #endif
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
-import KSMCore
 
 /// A config file that cannot be used, with where and why: the file, the line (YAML syntax), the
 /// field (unknown, wrong type, invalid value) and the reason.
@@ -74,7 +75,8 @@ public enum ConfigFile {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         if fd < 0 {
             let code = errno
-            throw ConfigFileError(code: "unreadable", path: path, message: "cannot open: \(String(cString: strerror(code)))")
+            throw ConfigFileError(
+                code: "unreadable", path: path, message: "cannot open: \(String(cString: strerror(code)))")
         }
         defer { close(fd) }
         var bytes: [UInt8] = []
@@ -84,7 +86,8 @@ public enum ConfigFile {
             if n < 0 {
                 if errno == EINTR { continue }
                 let code = errno
-                throw ConfigFileError(code: "unreadable", path: path, message: "cannot read: \(String(cString: strerror(code)))")
+                throw ConfigFileError(
+                    code: "unreadable", path: path, message: "cannot read: \(String(cString: strerror(code)))")
             }
             if n == 0 { break }
             bytes.append(contentsOf: chunk[0..<n])
@@ -100,7 +103,9 @@ public enum ConfigFile {
         let value: JSONValue
         switch format {
         case .json:
-            guard !text.trimmed.isEmpty else { throw ConfigFileError(code: "empty", path: path, message: "the file is empty") }
+            guard !text.trimmed.isEmpty else {
+                throw ConfigFileError(code: "empty", path: path, message: "the file is empty")
+            }
             do {
                 value = try StrictJSON.decoder().decode(JSONValue.self, from: Data(text.utf8))
             } catch {
@@ -233,7 +238,8 @@ public enum YAMLSubset {
             if indent == 0 && (content == "---" || content.hasPrefix("--- ")) {
                 if started || content != "---" {
                     throw YAMLSubsetError(
-                        line: number, message: "several documents (or content after ---) are outside the supported subset")
+                        line: number,
+                        message: "several documents (or content after ---) are outside the supported subset")
                 }
                 continue
             }
@@ -266,7 +272,8 @@ public enum YAMLSubset {
                 if c == "'" { inSingle = false }  // '' re-opens on the next char: same result
             } else if c == "#" && (prev == nil || prev == " " || prev == "\t") {
                 return trimTrailing(s[s.startIndex..<i])
-            } else if (c == "\"" || c == "'") && (prevSignificant == nil || prevSignificant == ":" || prevSignificant == "-")
+            } else if (c == "\"" || c == "'")
+                && (prevSignificant == nil || prevSignificant == ":" || prevSignificant == "-")
                 && (prev == nil || prev == " " || prev == "\t")
             {
                 if c == "\"" { inDouble = true } else { inSingle = true }
@@ -318,7 +325,8 @@ public enum YAMLSubset {
                     throw YAMLSubsetError(line: l.number, message: "unexpected indentation (\(l.indent) spaces)")
                 }
                 if Self.isSequenceItem(l.text) {
-                    throw YAMLSubsetError(line: l.number, message: "a sequence item where a 'key: value' line was expected")
+                    throw YAMLSubsetError(
+                        line: l.number, message: "a sequence item where a 'key: value' line was expected")
                 }
                 guard let (key, rest) = try YAMLSubset.splitKey(l.text, line: l.number) else {
                     throw YAMLSubsetError(line: l.number, message: "expected 'key: value'")
@@ -373,7 +381,8 @@ public enum YAMLSubset {
                 items.append(try YAMLSubset.scalar(rest, line: l.number))
                 i += 1
                 if i < lines.count && lines[i].indent > indent {
-                    throw YAMLSubsetError(line: lines[i].number, message: "unexpected indentation (\(lines[i].indent) spaces)")
+                    throw YAMLSubsetError(
+                        line: lines[i].number, message: "unexpected indentation (\(lines[i].indent) spaces)")
                 }
             }
             return .array(items)

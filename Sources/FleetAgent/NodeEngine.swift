@@ -155,7 +155,8 @@ public actor NodeEngine {
             appliedGeneration = generation
             applyError = nil
             return record(
-                EngineOutcome(decision: decision, appliedGeneration: appliedGeneration, applyError: nil, report: report))
+                EngineOutcome(decision: decision, appliedGeneration: appliedGeneration, applyError: nil, report: report)
+            )
         } catch {
             let message = error.description
             logger.error(
@@ -164,7 +165,8 @@ public actor NodeEngine {
             applyError = message
             return record(
                 EngineOutcome(
-                    decision: decision, appliedGeneration: appliedGeneration, applyError: message, report: error.report))
+                    decision: decision, appliedGeneration: appliedGeneration, applyError: message, report: error.report)
+            )
         }
     }
 
@@ -178,7 +180,8 @@ public actor NodeEngine {
                 input: TunerInput(
                     memory: MemorySnapshot(memTotalKB: 0, memAvailableKB: 0), pageSize: kernel.pageSize,
                     initial: initialSettings, now: clock.now()), state: state)
-        return record(EngineOutcome(decision: decision, appliedGeneration: appliedGeneration, applyError: message, report: nil))
+        return record(
+            EngineOutcome(decision: decision, appliedGeneration: appliedGeneration, applyError: message, report: nil))
     }
 
     private func record(_ outcome: EngineOutcome) -> EngineOutcome {

@@ -1,14 +1,15 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import FleetAPI
 import KSMCore
 import KSMNode
 import Logging
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// How `ksmfleet-agent standalone` runs.
 public struct StandaloneOptions: Sendable {
@@ -47,7 +48,8 @@ public enum Standalone {
     /// Runs until SIGTERM or SIGINT. The config file is read and validated before anything is
     /// written; every interval one tuning step runs and a status line is logged; SIGUSR1
     /// retunes at once (a kick in throttle mode).
-    public static func run(_ options: StandaloneOptions, kernel: (any KSMKernel)? = nil, logger: Logger) async -> Int32 {
+    public static func run(_ options: StandaloneOptions, kernel: (any KSMKernel)? = nil, logger: Logger) async -> Int32
+    {
         let config: KSMConfig
         do {
             config = try ConfigFile.load(path: options.configPath)
@@ -73,7 +75,8 @@ public enum Standalone {
             metadata: [
                 "config": "\(options.configPath)", "interval_s": "\(format(options.interval))",
                 "run": "\(config.run.rawValue)", "mode": "\(config.mode.rawValue)",
-                "captured": "run=\(initial.run ?? -1) pages_to_scan=\(initial.pagesToScan ?? -1) sleep_millisecs=\(initial.sleepMillisecs ?? -1)",
+                "captured":
+                    "run=\(initial.run ?? -1) pages_to_scan=\(initial.pagesToScan ?? -1) sleep_millisecs=\(initial.sleepMillisecs ?? -1)",
                 "restore_on_exit": "\(options.restoreOnExit)",
             ])
 

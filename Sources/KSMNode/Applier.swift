@@ -32,7 +32,8 @@ public struct ApplyReport: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String {
         var parts: [String] = []
-        parts.append(written.isEmpty ? "nothing written" : "wrote " + written.map(\.description).joined(separator: ", "))
+        parts.append(
+            written.isEmpty ? "nothing written" : "wrote " + written.map(\.description).joined(separator: ", "))
         if !unchanged.isEmpty { parts.append("unchanged " + unchanged.map(\.fileName).joined(separator: ", ")) }
         if !skipped.isEmpty { parts.append("skipped " + skipped.map(\.fileName).joined(separator: ", ")) }
         return parts.joined(separator: "; ")
@@ -142,7 +143,8 @@ public enum Applier {
             }
             try kernelCall { try kernel.write(t, target) }
             report.written.append(.init(t, from: current, to: target))
-            logger.debug("wrote \(t.fileName)", metadata: ["from": "\(current.map(String.init) ?? "?")", "to": "\(target)"])
+            logger.debug(
+                "wrote \(t.fileName)", metadata: ["from": "\(current.map(String.init) ?? "?")", "to": "\(target)"])
         }
 
         if let pages = settings.pagesToScan, advisorOwnsScan, pages != status.pagesToScan {
@@ -179,7 +181,7 @@ public enum Applier {
                 do throws(KSMKernelError) {
                     try kernel.write(t, target)
                     report.written.append(.init(t, from: current, to: target))
-                } catch where error.isBusy {
+                } catch  where error.isBusy {
                     busy = true  // ksmd merged something meanwhile: fall through to the protocol
                     break
                 } catch {
@@ -262,7 +264,8 @@ public enum Applier {
         if let restoreError {
             report.warnings.append("restoring run to \(remembered) failed: \(restoreError)")
             throw KSMApplyError(
-                .kernel(KSMKernelError(path: "run", operation: .write(String(remembered)), errno: 0, detail: restoreError)),
+                .kernel(
+                    KSMKernelError(path: "run", operation: .write(String(remembered)), errno: 0, detail: restoreError)),
                 report: report)
         }
         logger.info("unmerge protocol done", metadata: ["knobs": "\(names)", "run": "\(remembered)"])

@@ -1,9 +1,9 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Small system-call wrappers for sysfs and procfs: one read or one write per file, errno kept.
@@ -41,7 +41,8 @@ enum FileIO {
             }
             if n != bytes.count {
                 throw KSMKernelError(
-                    path: path, operation: .write(text), errno: EIO, detail: "short write (\(n) of \(bytes.count) bytes)")
+                    path: path, operation: .write(text), errno: EIO,
+                    detail: "short write (\(n) of \(bytes.count) bytes)")
             }
             return
         }

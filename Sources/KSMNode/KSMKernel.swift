@@ -25,10 +25,11 @@ public enum KSMFiles {
         "stable_node_chains", "stable_node_dups", "ksm_zero_pages", "general_profit", "pages_scanned",
         "pages_skipped",
     ]
-    public static let tunables = KSMTunable.allCases.map(\.fileName) + [
-        "advisor_mode", "advisor_target_scan_time", "advisor_min_pages_to_scan", "advisor_max_pages_to_scan",
-        "advisor_max_cpu", "stable_node_chains_prune_millisecs",
-    ]
+    public static let tunables =
+        KSMTunable.allCases.map(\.fileName) + [
+            "advisor_mode", "advisor_target_scan_time", "advisor_min_pages_to_scan", "advisor_max_pages_to_scan",
+            "advisor_max_cpu", "stable_node_chains_prune_millisecs",
+        ]
     /// Files every KSM kernel has; their absence means KSM itself is missing.
     public static let required = [
         "run", "pages_to_scan", "sleep_millisecs", "pages_shared", "pages_sharing", "pages_unshared",

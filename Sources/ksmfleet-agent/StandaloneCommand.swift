@@ -13,7 +13,8 @@ struct StandaloneCommand: AsyncParsableCommand {
             SIGTERM or SIGINT stop cleanly. An invalid config file is refused before anything is written.
             """)
 
-    @Option(name: .long, help: "The config file (.json, .yaml or .yml): the shape of a node config, without generation.")
+    @Option(
+        name: .long, help: "The config file (.json, .yaml or .yml): the shape of a node config, without generation.")
     var config: String
 
     @Option(name: .long, help: "Seconds between tuning steps.")

@@ -1,7 +1,7 @@
 import KSMCore
 import KSMNode
-import Testing
 import TestSupport
+import Testing
 
 @Suite("Applier")
 struct ApplierTests {
@@ -133,12 +133,14 @@ struct ApplierTests {
         k.merge(shared: 3, sharing: 3)
         do {
             try await Applier.apply(
-                KernelSettings(maxPageSharing: 300), to: k, unmergeTimeout: .seconds(1), pollInterval: .milliseconds(50),
+                KernelSettings(maxPageSharing: 300), to: k, unmergeTimeout: .seconds(1),
+                pollInterval: .milliseconds(50),
                 logger: log)
             Issue.record("expected a timeout")
         } catch {
             #expect(
-                error.description == "max_page_sharing change timed out after 1 s: pages_shared still 3; run restored to 0")
+                error.description
+                    == "max_page_sharing change timed out after 1 s: pages_shared still 3; run restored to 0")
         }
     }
 
@@ -172,7 +174,8 @@ struct ApplierTests {
     @Test func advisorOwnsPagesToScan() async throws {
         let k = FakeKSMKernel()
         k.update { $0.advisorMode = "scan-time" }
-        let report = try await Applier.apply(KernelSettings(run: 1, pagesToScan: 700, sleepMillisecs: 15), to: k, logger: log)
+        let report = try await Applier.apply(
+            KernelSettings(run: 1, pagesToScan: 700, sleepMillisecs: 15), to: k, logger: log)
         #expect(k.writes == [.init(.sleepMillisecs, 15), .init(.run, 1)])
         #expect(report.skipped == [.pagesToScan])
         #expect(report.warnings.contains { $0.contains("advisor_mode is scan-time") })

@@ -177,7 +177,9 @@ struct ConfigFileTests {
         let j = dir.appendingPathComponent("c.conf").path
         try #"{"run":"stop","mode":"standard","thresCoef":20}"#.write(toFile: j, atomically: true, encoding: .utf8)
         #expect(try ConfigFile.load(path: j).run == .stop)
-        #expect(try ConfigFile.value(path: j) == .object(["run": .string("stop"), "mode": .string("standard"), "thresCoef": .int(20)]))
+        #expect(
+            try ConfigFile.value(path: j)
+                == .object(["run": .string("stop"), "mode": .string("standard"), "thresCoef": .int(20)]))
         do {
             _ = try ConfigFile.load(path: dir.appendingPathComponent("missing.yaml").path)
             Issue.record("expected a refusal")

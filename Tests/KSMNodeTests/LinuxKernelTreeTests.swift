@@ -2,8 +2,8 @@ import Foundation
 import Glibc
 import KSMCore
 import KSMNode
-import Testing
 import TestSupport
+import Testing
 
 /// LinuxKSMKernel against a fake sysfs/procfs tree in a temporary directory.
 @Suite("LinuxKSMKernel on a directory tree")
@@ -15,8 +15,10 @@ struct LinuxKernelTreeTests {
 
         init(files: [String: String]) throws {
             root = FileManager.default.temporaryDirectory.appendingPathComponent("ksmfleet-tree-\(UUID().uuidString)")
-            try FileManager.default.createDirectory(atPath: root.appendingPathComponent("ksm").path, withIntermediateDirectories: true)
-            try FileManager.default.createDirectory(atPath: root.appendingPathComponent("proc").path, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                atPath: root.appendingPathComponent("ksm").path, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                atPath: root.appendingPathComponent("proc").path, withIntermediateDirectories: true)
             for (name, content) in files { try set(name, content) }
         }
 
@@ -69,7 +71,9 @@ struct LinuxKernelTreeTests {
 
     @Test func aMissingOptionalFileIsAnAbsentFeature() throws {
         var files = Self.modernFiles
-        for name in ["general_profit", "advisor_mode", "advisor_max_cpu", "smart_scan", "ksm_zero_pages", "max_page_sharing"] {
+        for name in [
+            "general_profit", "advisor_mode", "advisor_max_cpu", "smart_scan", "ksm_zero_pages", "max_page_sharing",
+        ] {
             files[name] = nil
         }
         let t = try Tree(files: files)
@@ -202,12 +206,14 @@ struct LinuxKernelTreeTests {
     @Test func hostInfo() throws {
         let t = try Tree(files: [:])
         for d in ["node0", "node1", "node12", "nodes", "possible", "online"] {
-            try FileManager.default.createDirectory(atPath: t.root.path + "/node/" + d, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                atPath: t.root.path + "/node/" + d, withIntermediateDirectories: true)
         }
         #expect(HostInfo.numaNodeCount(root: t.root.path + "/node") == 3)
         #expect(HostInfo.numaNodeCount(root: "/nonexistent") == 1)
         try t.proc("machine-id", "3d1219c7c4c5404aaa1f6d2a48adfda4\n")
-        #expect(HostInfo.machineId(paths: ["/nonexistent", t.proc + "/machine-id"]) == "3d1219c7c4c5404aaa1f6d2a48adfda4")
+        #expect(
+            HostInfo.machineId(paths: ["/nonexistent", t.proc + "/machine-id"]) == "3d1219c7c4c5404aaa1f6d2a48adfda4")
         #expect(!HostInfo.kernelRelease().isEmpty)
         #expect(!HostInfo.hostname().isEmpty)
         #expect(HostInfo.current().numaNodes >= 1)

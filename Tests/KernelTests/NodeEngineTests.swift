@@ -1,8 +1,8 @@
 import FleetAgent
 import KSMCore
 import KSMNode
-import Testing
 import TestSupport
+import Testing
 
 /// NodeEngine against the fake kernel (no real kernel needed; lives here because this target
 /// links FleetAgent).

@@ -1,8 +1,8 @@
 import FleetAgent
 import KSMCore
 import KSMNode
-import Testing
 import TestSupport
+import Testing
 
 /// Runs `body` against the real KSM sysfs: skipped (visibly, with the reason) where it is not
 /// writable; otherwise under the kernel test lock, with the settings captured before and

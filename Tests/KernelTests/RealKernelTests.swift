@@ -1,8 +1,8 @@
 import FleetAgent
 import KSMCore
 import KSMNode
-import Testing
 import TestSupport
+import Testing
 
 /// The engine on the real kernel with a test-owned buffer of identical MADV_MERGEABLE pages.
 @Suite("Real kernel: NodeEngine", .serialized)

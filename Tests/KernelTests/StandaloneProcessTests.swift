@@ -1,8 +1,8 @@
 import Foundation
 import KSMCore
 import KSMNode
-import Testing
 import TestSupport
+import Testing
 
 /// `ksmfleet-agent standalone` as a subprocess on the real kernel.
 @Suite("Real kernel: standalone agent process", .serialized)
@@ -24,7 +24,8 @@ struct StandaloneProcessTests {
     static func agentPath() throws -> String {
         guard let path = builtProduct("ksmfleet-agent") else {
             Issue.record(
-                "ksmfleet-agent is not built next to the test binary (\(productsDirectory() ?? "?")); run `swift build --build-tests` first")
+                "ksmfleet-agent is not built next to the test binary (\(productsDirectory() ?? "?")); run `swift build --build-tests` first"
+            )
             throw CancellationError()
         }
         return path
@@ -104,7 +105,11 @@ struct StandaloneProcessTests {
     @Test(arguments: [
         ("bad.yaml", "run: run\nmode: standard\nthresCoef: 150\n", "thresCoef"),
         ("bad.json", #"{"run": "run", "mode": "standard", "thresCoef": 20, "speed": 9}"#, "speed"),
-        ("bad2.yaml", "run: run\nmode: customized\nthresCoef: 20\nparameters:\n  boost: 0\n  decay: 0\n  minPages: 900\n  maxPages: 100\n  sleepMsec: 10\n", "parameters.minPages"),
+        (
+            "bad2.yaml",
+            "run: run\nmode: customized\nthresCoef: 20\nparameters:\n  boost: 0\n  decay: 0\n  minPages: 900\n  maxPages: 100\n  sleepMsec: 10\n",
+            "parameters.minPages"
+        ),
     ])
     func invalidConfigIsRefusedBeforeAnythingIsWritten(file: String, content: String, field: String) async throws {
         try await withRealKSM { snapshot in

@@ -1,12 +1,13 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import KSMCore
 import KSMNode
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Whether the real KSM sysfs can be written here, and if not, why.
 public struct SysfsAccess: Sendable {
@@ -26,7 +27,8 @@ public func sysfsWritable(root: String = "/sys/kernel/mm/ksm") -> SysfsAccess {
     do {
         try kernel.write(.sleepMillisecs, status.sleepMillisecs)
     } catch {
-        return SysfsAccess(writable: false, reason: "\(root) is not writable here (\(error)); run as root on a KSM kernel")
+        return SysfsAccess(
+            writable: false, reason: "\(root) is not writable here (\(error)); run as root on a KSM kernel")
     }
     return SysfsAccess(writable: true, reason: "\(root) is writable")
 }

@@ -1,9 +1,9 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 public struct MergeableBufferError: Error, CustomStringConvertible {
@@ -23,7 +23,8 @@ public final class MergeableBuffer: @unchecked Sendable {
         guard let p = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
             p != MAP_FAILED
         else {
-            throw MergeableBufferError(description: "mmap of \(length) bytes failed: \(String(cString: strerror(errno)))")
+            throw MergeableBufferError(
+                description: "mmap of \(length) bytes failed: \(String(cString: strerror(errno)))")
         }
         self.pages = pages
         self.pageSize = pageSize
@@ -38,7 +39,8 @@ public final class MergeableBuffer: @unchecked Sendable {
         if madvise(p, length, MADV_MERGEABLE) != 0 {
             let code = errno
             munmap(p, length)
-            throw MergeableBufferError(description: "madvise(MADV_MERGEABLE) failed: \(String(cString: strerror(code)))")
+            throw MergeableBufferError(
+                description: "madvise(MADV_MERGEABLE) failed: \(String(cString: strerror(code)))")
         }
     }
 
