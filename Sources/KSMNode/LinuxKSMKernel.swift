@@ -31,7 +31,15 @@ public final class LinuxKSMKernel: KSMKernel {
     func path(_ name: String) -> String { root + "/" + name }
 
     public func features() throws(KSMKernelError) -> [String] {
-        let present = Set(try FileIO.list(root))
+        let names: [String]
+        do {
+            names = try FileIO.list(root)
+        } catch {
+            var e = error
+            if e.isNotFound { e.detail = "no KSM directory here (a kernel without CONFIG_KSM, or the wrong --sysfs)" }
+            throw e
+        }
+        let present = Set(names)
         return KSMFiles.all.filter { present.contains($0) }.sorted()
     }
 
