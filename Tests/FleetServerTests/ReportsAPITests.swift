@@ -1,0 +1,137 @@
+import FleetAPI
+import FleetClient
+import FleetTestSupport
+import Foundation
+import KSMCore
+import Testing
+
+/// 2026-11-02T00:00:00Z.
+private let t0: Double = 1_793_577_600
+private let gib: Int64 = 1_073_741_824
+
+private func header(_ r: HTTPResponse, _ name: String) -> String? {
+    r.headers.first { $0.key.lowercased() == name.lowercased() }?.value
+}
+
+/// A server with two nodes: alpha (rack=r1) steady for two hours; beta (rack=r2) for the first
+/// half hour only.
+private func seeded() async throws -> (TestServer, FleetClient, alpha: String, beta: String) {
+    let server = try await TestServer.start()
+    let admin = try FleetClient(ClientOptions(serverURL: server.baseURL, token: server.adminToken))
+    let enroll = try await server.makeEnrollmentToken()
+    var ids: [String] = []
+    let fleet: [(String, String, Int64, Int)] = [("alpha", "r1", gib, 121), ("beta", "r2", 2 * gib, 31)]
+    for (name, rack, saved, count) in fleet {
+        let reg = try await admin.register(
+            RegisterRequest(
+                hostname: name, machineId: "m-\(name)", kernel: "6.8", memTotalBytes: 64 * gib, numaNodes: 1,
+                ksmFeatures: ["run"], agentVersion: "test", pageSize: 4096),
+            enrollmentToken: enroll)
+        _ = try await admin.request(
+            "PUT", APIPaths.labels(reg.nodeId), json: LabelsRequest(labels: ["rack": rack]), as: NodeInfo.self)
+        let node = try FleetClient(ClientOptions(serverURL: server.baseURL, token: reg.nodeToken))
+        var samples: [StatusSample] = []
+        for i in 0..<count {
+            let at = Date(timeIntervalSince1970: t0 + Double(i) * 60)
+            let status = KSMStatus(run: 1, pagesSharing: saved / 4096, fullScans: Int64(i))
+            let memory = MemorySnapshot(memTotalKB: 64 << 20, memAvailableKB: 8 << 20)
+            let cpu: Double = 100 + Double(i) * 6
+            samples.append(
+                StatusSample(
+                    seq: Int64(i + 1), takenAt: at, status: status, memory: memory, pageSize: 4096, ksmdCPUPercent: 10,
+                    ksmdCPUSeconds: cpu, phase: .running, phaseReason: "test"))
+        }
+        _ = try await node.pushSamples(nodeId: reg.nodeId, SampleBatch(samples: samples))
+        ids.append(reg.nodeId)
+    }
+    return (server, admin, ids[0], ids[1])
+}
+
+@Suite(.serialized) struct ReportsAPITests {
+    @Test func savingsReportJSONHasExactFiguresAndGaps() async throws {
+        let (server, admin, alpha, beta) = try await seeded()
+        defer { server.removeDataDir() }
+        let report = try await admin.request(
+            "GET", APIPaths.savingsReport,
+            query: [("since", "2026-11-02T00:00:00Z"), ("until", "2026-11-02T02:00:00Z"), ("by", "node")],
+            as: SavingsReport.self)
+        await server.stop()
+        #expect(report.rows.map(\.key) == [alpha, beta])
+        let a = report.rows[0]
+        #expect(a.name == "alpha" && a.savedGiBHours == 2 && a.avgSavedBytes == Double(gib))
+        #expect(a.ksmdCPUHours == 0.2 && a.efficiencyGiBPerCore == 10 && a.coverage == 1 && a.gaps.isEmpty)
+        let b = report.rows[1]
+        // beta: 0:00–0:30 plus the last sample's minute, then nothing: a gap, not zeros.
+        #expect(b.savedGiBHours == 2 * 1860.0 / 3600)
+        #expect(b.avgSavedBytes == Double(2 * gib))
+        #expect(b.gaps == [TimeRange(from: Date(timeIntervalSince1970: t0 + 1860), to: Date(timeIntervalSince1970: t0 + 7200))])
+        #expect(report.total.avgSavedBytes == Double(3 * gib))
+        #expect(report.total.nodes == 2)
+    }
+
+    @Test func csvByAcceptHeaderAndByFormat() async throws {
+        let (server, admin, _, _) = try await seeded()
+        defer { server.removeDataDir() }
+        let q = [("since", "2026-11-02"), ("until", "2026-11-02T02:00:00Z"), ("by", "label"), ("label", "rack")]
+        let viaAccept = try await admin.send(
+            method: "GET", path: APIPaths.savingsReport, query: q, headers: ["Accept": "text/csv"])
+        let viaFormat = try await admin.send(method: "GET", path: APIPaths.savingsReport, query: q + [("format", "csv")])
+        await server.stop()
+        #expect(viaAccept.status == 200)
+        #expect(header(viaAccept, "Content-Type")?.hasPrefix("text/csv") == true)
+        #expect(header(viaAccept, "Content-Disposition")?.contains("attachment") == true)
+        let lines = viaAccept.text.split(separator: "\n").map(String.init)
+        #expect(lines.first == SavingsReport.csvHeader)
+        #expect(lines.count == 4)
+        #expect(lines[1].hasPrefix("r1,,,1,1073741824,1073741824,2,0.2,0.1,10,"))
+        #expect(lines[3].hasPrefix("fleet,,,2,3221225472,"))
+        #expect(viaFormat.text == viaAccept.text)
+    }
+
+    @Test func historyRawAndHourly() async throws {
+        let (server, admin, _, beta) = try await seeded()
+        defer { server.removeDataDir() }
+        let raw = try await admin.request(
+            "GET", APIPaths.history(beta),
+            query: [("since", "2026-11-02T00:00:00Z"), ("until", "2026-11-02T01:00:00Z"), ("resolution", "raw")],
+            as: HistoryResponse.self)
+        let hourly = try await admin.request(
+            "GET", APIPaths.history("beta"),  // by name too
+            query: [("since", "2026-11-02T00:00:00Z"), ("until", "2026-11-02T02:00:00Z")], as: HistoryResponse.self)
+        let hours = try await admin.request(
+            "GET", APIPaths.history(beta),
+            query: [("since", "2026-11-02T00:00:00Z"), ("until", "2026-11-02T02:00:00Z"), ("resolution", "hour")],
+            as: HistoryResponse.self)
+        await server.stop()
+        #expect(raw.resolution == .raw && raw.samples?.count == 31 && raw.samples?.first?.savedBytes == 2 * gib)
+        #expect(raw.gaps == [TimeRange(from: Date(timeIntervalSince1970: t0 + 1860), to: Date(timeIntervalSince1970: t0 + 3600))])
+        #expect(hourly.resolution == .raw && hourly.samples?.count == 31)
+        #expect(hours.buckets?.count == 1)
+        #expect(hours.buckets?.first?.dataSeconds == 1860)
+        #expect(hours.buckets?.first?.avgSavedBytes == Double(2 * gib))
+        #expect(hours.gaps.count == 1)
+    }
+
+    @Test func badParametersAndAuth() async throws {
+        let (server, admin, alpha, _) = try await seeded()
+        defer { server.removeDataDir() }
+        let bad = try await admin.send(method: "GET", path: APIPaths.savingsReport, query: [("since", "yesterday")])
+        let reversed = try await admin.send(
+            method: "GET", path: APIPaths.savingsReport, query: [("since", "2026-11-03"), ("until", "2026-11-02")])
+        let noLabel = try await admin.send(method: "GET", path: APIPaths.savingsReport, query: [("by", "label")])
+        let badRes = try await admin.send(method: "GET", path: APIPaths.history(alpha), query: [("resolution", "minute")])
+        let unknown = try await admin.send(method: "GET", path: APIPaths.history("n-nope"))
+        let anon = try FleetClient(ClientOptions(serverURL: server.baseURL))
+        let noToken = try await anon.send(method: "GET", path: APIPaths.savingsReport)
+        let page = try await anon.send(method: "GET", path: "/")
+        await server.stop()
+        #expect(bad.status == 422 && bad.text.contains("\"field\":\"since\""))
+        #expect(reversed.status == 422)
+        #expect(noLabel.status == 422 && noLabel.text.contains("\"field\":\"label\""))
+        #expect(badRes.status == 422 && badRes.text.contains("resolution"))
+        #expect(unknown.status == 404)
+        #expect(noToken.status == 401)
+        // The dashboard sends a browser without a session to the login page.
+        #expect(page.status == 303 && header(page, "Location")?.hasPrefix("/login") == true)
+    }
+}

@@ -1,0 +1,343 @@
+#!/usr/bin/env python3
+"""Drives the ksmfleet dashboard in a real headless Chromium.
+
+Starts the BUILT server on a free loopback port with a temporary data dir, seeds fake nodes with
+two days of history through the API (register + push samples, as agents do), then logs in, loads
+every page, checks the DOM for node names and figures, edits a config (and checks it through the
+API), submits invalid values (and sees the field errors), kicks a throttle-mode node, downloads the
+CSV, checks CSRF refusal and logout, and saves a screenshot of each page.
+
+Bounded: every wait has a deadline, the whole run is limited by the caller's `timeout`.
+Prints 'dashboard: N passed, N failed' and exits non-zero on any failure.
+"""
+import argparse
+import http.cookiejar
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+GIB = 1 << 30
+PAGE = 4096
+ADMIN = "ka_dashboardtest" + "0" * 48
+
+results = []
+
+
+def check(name, ok, detail=""):
+    results.append((name, bool(ok)))
+    print(("PASS " if ok else "FAIL ") + name + ("" if ok else f"  -- {detail}"), flush=True)
+    return ok
+
+
+def api(base, method, path, body=None, token=ADMIN, headers=None):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(base + path, data=data, method=method)
+    req.add_header("Authorization", "Bearer " + token)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    for k, v in (headers or {}).items():
+        req.add_header(k, v)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            raw = r.read()
+            return r.status, (json.loads(raw) if raw and r.headers.get("Content-Type", "").startswith("application/json") else raw)
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def iso(t):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def sample(seq, t, saved, cpu_s, cpu_pct, scans, phase, reason, gen):
+    return {
+        "seq": seq, "takenAt": iso(t),
+        "status": {"run": 1 if phase == "Running" else 0, "pagesToScan": 100, "sleepMillisecs": 20,
+                   "pagesShared": saved // PAGE // 4, "pagesSharing": saved // PAGE, "pagesUnshared": 5000,
+                   "pagesVolatile": 100, "fullScans": scans, "stableNodeChains": 3, "stableNodeDups": 12},
+        "memory": {"memTotalKB": 64 * 1024 * 1024, "memAvailableKB": 8 * 1024 * 1024, "memFreeKB": 4 * 1024 * 1024,
+                   "buffersKB": 0, "cachedKB": 0, "anonPagesKB": 40 * 1024 * 1024},
+        "pageSize": PAGE, "ksmdCPUPercent": cpu_pct, "ksmdCPUSeconds": cpu_s, "phase": phase, "phaseReason": reason,
+        "appliedGeneration": gen,
+    }
+
+
+def seed(base):
+    st, tok = api(base, "POST", "/api/v1/enrollment-tokens", {"description": "dashboard test"})
+    assert st in (200, 201), (st, tok)
+    enroll = tok["token"]
+    now = int(time.time())
+    start = now - 48 * 3600
+    # name, labels, saved bytes, ksmd CPU % , phase, silent window (a gap), counter reset time
+    fleet = [
+        ("alpha", {"rack": "r1"}, 2 * GIB, 12.0, "Running", None, None),
+        ("bravo", {"rack": "r1"}, 1 * GIB, 4.0, "Running", None, now - 20 * 3600),
+        ("charlie", {"rack": "r2"}, 3 * GIB, 25.0, "Running", None, None),
+        ("delta", {}, GIB // 2, 1.0, "Stopped", (now - 30 * 3600, now - 6 * 3600), None),
+    ]
+    ids = {}
+    for name, labels, saved, pct, phase, silent, reset in fleet:
+        st, reg = api(base, "POST", "/api/v1/register", {
+            "hostname": name, "machineId": "machine-" + name, "kernel": "6.8.0-test", "memTotalBytes": 64 * GIB,
+            "numaNodes": 1, "ksmFeatures": ["run", "pages_to_scan"], "agentVersion": "test", "pageSize": PAGE,
+        }, token=enroll)
+        assert st in (200, 201), (st, reg)
+        nid, ntok, gen = reg["nodeId"], reg["nodeToken"], reg["config"]["generation"]
+        ids[name] = nid
+        if labels:
+            st, _ = api(base, "PUT", f"/api/v1/nodes/{nid}/labels", {"labels": labels})
+            assert st == 200, st
+        reason = ("Running: MemAvailable 12 % is below the 20 % threshold" if phase == "Running"
+                  else "Stopped: run is stop (KSM is off by default)")
+        samples, cpu, seq, t = [], 1000.0, 0, start
+        while t <= now:
+            if silent and silent[0] <= t < silent[1]:
+                t += 300
+                continue
+            if reset and reset <= t < reset + 300:
+                cpu = 3.0  # host reboot: the counter restarts
+            cpu += pct / 100 * 300
+            seq += 1
+            samples.append(sample(seq, t, saved, round(cpu, 3), pct, seq, phase, reason, gen))
+            t += 300
+        for i in range(0, len(samples), 500):
+            st, ack = api(base, "POST", f"/api/v1/nodes/{nid}/samples", {"samples": samples[i:i + 500]}, token=ntok)
+            assert st == 200, (st, ack)
+    # charlie runs in throttle mode (kick button).
+    st, _ = api(base, "PATCH", f"/api/v1/nodes/{ids['charlie']}/config", {"mode": "throttle", "run": "run"})
+    assert st == 200, st
+    return ids
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--screenshots", required=True)
+    args = ap.parse_args()
+    os.makedirs(args.screenshots, exist_ok=True)
+    data = tempfile.mkdtemp(prefix="ksmfleet-dash-")
+    port_file = os.path.join(data, "port")
+    log = open(os.path.join(data, "server.log"), "w")
+    env = dict(os.environ, KSMFLEET_ADMIN_TOKEN=ADMIN)
+    server = subprocess.Popen(
+        [os.path.join(args.bin, "ksmfleet-server"), "--host", "127.0.0.1", "--port", "0", "--data-dir", data,
+         "--port-file", port_file, "--offline-after", "900"], stdout=log, stderr=subprocess.STDOUT, env=env)
+    driver = None
+    try:
+        deadline = time.time() + 60
+        while not (os.path.exists(port_file) and open(port_file).read().strip()):
+            if time.time() > deadline or server.poll() is not None:
+                raise SystemExit("server did not start; log: " + open(os.path.join(data, "server.log")).read()[-2000:])
+            time.sleep(0.2)
+        base = f"http://127.0.0.1:{open(port_file).read().strip()}"
+        ids = seed(base)
+        print(f"seeded {len(ids)} nodes on {base}", flush=True)
+
+        opts = Options()
+        for a in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1440,1000",
+                  "--force-device-scale-factor=1"]:
+            opts.add_argument(a)
+        chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+        if chromium:
+            opts.binary_location = chromium
+        driver = webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"), options=opts)
+        driver.set_page_load_timeout(60)
+        wait = WebDriverWait(driver, 20)
+
+        def shot(name, width=1440):
+            height = driver.execute_script("return Math.max(document.body.scrollHeight, 600)")
+            driver.set_window_size(width, min(int(height) + 40, 4000))
+            path = os.path.join(args.screenshots, f"{name}.png")
+            driver.save_screenshot(path)
+            driver.set_window_size(1440, 1000)
+
+        def text(css):
+            els = driver.find_elements(By.CSS_SELECTOR, css)
+            return els[0].text if els else ""
+
+        # Login: wrong token, then the right one.
+        driver.get(base + "/")
+        check("unauthenticated visit lands on the login page", "/login" in driver.current_url, driver.current_url)
+        shot("01-login")
+        driver.find_element(By.ID, "token").send_keys("ka_wrong")
+        driver.find_element(By.ID, "login-submit").click()
+        check("wrong token is refused", "not the admin token" in text("#login-error"), driver.page_source[:300])
+        driver.find_element(By.ID, "token").send_keys(ADMIN)
+        driver.find_element(By.ID, "login-submit").click()
+        wait.until(lambda d: d.find_elements(By.ID, "card-saved-now"))
+        cookies = {c["name"]: c for c in driver.get_cookies()}
+        sess = cookies.get("ksmfleet_session", {})
+        check("session cookie is HTTP-only and SameSite=Strict",
+              sess.get("httpOnly") is True and sess.get("sameSite") == "Strict", sess)
+
+        # Overview.
+        check("overview: memory saved now is the sum of the nodes' last samples (6.50 GiB)",
+              "6.50 GiB" in text("#card-saved-now"), text("#card-saved-now"))
+        check("overview: nodes online", text("#nodes-online") == "4", text("#nodes-online"))
+        check("overview: drift count shown", text("#drift-count").isdigit(), text("#drift-count"))
+        top = text("#top-cpu-table")
+        check("overview: top ksmd CPU table lists charlie first",
+              top.splitlines()[1:2] and top.splitlines()[1].startswith("charlie"), top)
+        check("overview: top ksmd CPU chart names the nodes",
+              all(n in driver.find_element(By.ID, "chart-top-cpu").get_attribute("innerHTML") for n in ["alpha", "charlie"]))
+        check("overview: savings chart drawn", len(driver.find_elements(By.CSS_SELECTOR, "#chart-fleet-saved path")) >= 1)
+        check("overview: 24 h average saved is 6.5 GiB", "6.50 GiB" in text("#card-saved-24h") or "6.5" in text("#card-saved-24h"),
+              text("#card-saved-24h"))
+        shot("02-overview")
+        shot("02-overview-laptop", width=1280)
+
+        # Nodes table, filter, sort.
+        driver.get(base + "/nodes")
+        table = text("#nodes-table")
+        check("nodes: every node listed", all(n in table for n in ["alpha", "bravo", "charlie", "delta"]), table)
+        shot("03-nodes")
+        driver.get(base + "/nodes?label=rack%3Dr1")
+        rows = [r.get_attribute("data-node") for r in driver.find_elements(By.CSS_SELECTOR, "#nodes-table tbody tr[data-node]")]
+        check("nodes: label filter rack=r1", sorted(rows) == ["alpha", "bravo"], rows)
+        driver.get(base + "/nodes?sort=saved&dir=desc")
+        rows = [r.get_attribute("data-node") for r in driver.find_elements(By.CSS_SELECTOR, "#nodes-table tbody tr[data-node]")]
+        check("nodes: sorted by saved memory, largest first", rows == ["charlie", "alpha", "bravo", "delta"], rows)
+        driver.get(base + "/nodes?phase=Stopped")
+        rows = [r.get_attribute("data-node") for r in driver.find_elements(By.CSS_SELECTOR, "#nodes-table tbody tr[data-node]")]
+        check("nodes: phase filter", rows == ["delta"], rows)
+
+        # Node page.
+        alpha = ids["alpha"]
+        driver.get(base + f"/nodes/{alpha}")
+        check("node: phase with its reason", "below the 20 % threshold" in text("#phase-reason"), text("#phase-reason"))
+        check("node: saved counter", "2.00 GiB" in text("#st-saved"), text("#st-saved"))
+        check("node: status counters", "524" in text("#st-sharing"), text("#st-sharing"))
+        check("node: saved-memory chart drawn", len(driver.find_elements(By.CSS_SELECTOR, "#chart-node-saved path")) >= 1)
+        check("node: ksmd CPU chart drawn", len(driver.find_elements(By.CSS_SELECTOR, "#chart-node-cpu path")) >= 1)
+        check("node: side-channel note", "side channels" in driver.page_source)
+        check("node: preset parameters are read-only", driver.find_element(By.ID, "maxPages").get_attribute("readonly") is not None)
+        shot("04-node")
+
+        # A valid edit: run, customized parameters, thresCoef, mergeAcrossNodes.
+        Select(driver.find_element(By.ID, "run")).select_by_value("run")
+        Select(driver.find_element(By.ID, "mode")).select_by_value("customized")
+        for fid, val in [("thresCoef", "35"), ("maxPages", "5000"), ("boost", "300")]:
+            el = driver.find_element(By.ID, fid)
+            el.clear()
+            el.send_keys(val)
+        Select(driver.find_element(By.ID, "mergeAcrossNodes")).select_by_value("1")
+        driver.find_element(By.ID, "save-config").click()
+        wait.until(lambda d: d.find_elements(By.ID, "flash"))
+        check("config edit: saved message", "Saved" in text("#flash"), text("#flash"))
+        st, cfg = api(base, "GET", f"/api/v1/nodes/{alpha}/config")
+        check("config edit: stored (seen through the API)",
+              st == 200 and cfg.get("thresCoef") == 35 and cfg.get("mode") == "customized" and cfg.get("run") == "run"
+              and cfg.get("parameters", {}).get("maxPages") == 5000 and cfg.get("parameters", {}).get("boost") == 300
+              and cfg.get("mergeAcrossNodes") == 1, cfg)
+        gen = cfg.get("generation")
+        shot("05-node-saved")
+
+        # An invalid edit: minPages > maxPages and thresCoef out of range.
+        for fid, val in [("minPages", "6000"), ("thresCoef", "150")]:
+            el = driver.find_element(By.ID, fid)
+            el.clear()
+            el.send_keys(val)
+        driver.find_element(By.ID, "save-config").click()
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".field-error"))
+        check("invalid edit: thresCoef error next to its field", "outside 0–100" in text("#error-thresCoef"), text("#error-thresCoef"))
+        check("invalid edit: minPages error next to its field", "greater than maxPages" in text("#error-parameters-minPages"),
+              text("#error-parameters-minPages"))
+        check("invalid edit: submitted values kept in the form",
+              driver.find_element(By.ID, "minPages").get_attribute("value") == "6000")
+        st, cfg2 = api(base, "GET", f"/api/v1/nodes/{alpha}/config")
+        check("invalid edit: nothing stored", cfg2.get("generation") == gen and cfg2.get("thresCoef") == 35, cfg2)
+        shot("06-node-invalid")
+
+        # Kick a throttle-mode node.
+        charlie = ids["charlie"]
+        driver.get(base + f"/nodes/{charlie}")
+        driver.find_element(By.ID, "kick").click()
+        wait.until(lambda d: d.find_elements(By.ID, "flash"))
+        st, cfg3 = api(base, "GET", f"/api/v1/nodes/{charlie}/config")
+        check("kick: counter raised (API)", cfg3.get("kickCounter") == 1, cfg3)
+
+        # Savings report.
+        driver.get(base + "/reports?since=-24h&until=now&by=node")
+        rep = text("#report-table")
+        check("report: every node listed", all(n in rep for n in ["alpha", "bravo", "charlie", "delta"]), rep)
+        row = text("#report-table tr[data-key='%s']" % alpha)
+        check("report: alpha averages 2.00 GiB saved", "2.00 GiB" in row, row)
+        drow = text("#report-table tr[data-key='%s']" % ids["delta"])
+        check("report: delta's silent hours listed as a gap", "1:" in drow and "UTC" in drow, drow)
+        shot("07-report")
+        driver.get(base + "/reports?since=-7d&until=now&by=label&label=rack")
+        rep = text("#report-table")
+        check("report: grouped by label", "rack=r1" in rep and "rack=r2" in rep, rep)
+        driver.get(base + "/reports?since=-3d&until=now&by=day")
+        check("report: grouped by day", len(driver.find_elements(By.CSS_SELECTOR, "#report-table tbody tr")) >= 3)
+        shot("08-report-by-day")
+        # CSV download with the browser's session.
+        href = driver.find_element(By.ID, "csv-download").get_attribute("href")
+        jar = http.cookiejar.CookieJar()
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+        opener.addheaders = [("Cookie", "ksmfleet_session=" + sess.get("value", ""))]
+        with opener.open(href, timeout=30) as r:
+            csv = r.read().decode()
+            check("report: CSV download", r.headers.get("Content-Type", "").startswith("text/csv")
+                  and csv.startswith("key,name,deleted,nodes,") and "\nfleet," in csv, csv[:200])
+
+        # CSRF: a POST without the form token is refused and changes nothing.
+        req = urllib.request.Request(base + f"/nodes/{alpha}/config", data=b"run=stop&mode=standard&thresCoef=20&mergeAcrossNodes=",
+                                     method="POST", headers={"Cookie": "ksmfleet_session=" + sess.get("value", ""),
+                                                             "Content-Type": "application/x-www-form-urlencoded"})
+        try:
+            urllib.request.urlopen(req, timeout=30)
+            code = 200
+        except urllib.error.HTTPError as e:
+            code = e.code
+        st, cfg4 = api(base, "GET", f"/api/v1/nodes/{alpha}/config")
+        check("CSRF: a POST without the token is refused", code == 403 and cfg4.get("run") == "run", (code, cfg4.get("run")))
+
+        # Logout.
+        driver.get(base + "/")
+        driver.find_element(By.CSS_SELECTOR, "header.top form button").click()
+        wait.until(lambda d: "/login" in d.current_url)
+        driver.get(base + "/nodes")
+        check("logout: the session is gone", "/login" in driver.current_url, driver.current_url)
+    except Exception as e:  # report, then fail
+        check("dashboard run completed", False, repr(e))
+        if driver is not None:
+            try:
+                driver.save_screenshot(os.path.join(args.screenshots, "zz-failure.png"))
+            except Exception:
+                pass
+    finally:
+        if driver is not None:
+            driver.quit()
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+        failed = sum(1 for _, ok in results if not ok)
+        if failed:
+            print("server log tail:\n" + open(os.path.join(data, "server.log")).read()[-3000:])
+        shutil.rmtree(data, ignore_errors=True)
+    passed = sum(1 for _, ok in results if ok)
+    failed = len(results) - passed
+    print(f"dashboard: {passed} passed, {failed} failed")
+    sys.exit(1 if failed or not results else 0)
+
+
+if __name__ == "__main__":
+    main()
