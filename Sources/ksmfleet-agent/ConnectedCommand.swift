@@ -1,7 +1,127 @@
 import ArgumentParser
+import FleetAgent
+import Logging
 
-/// Owned by the agent work (issue 5): register with the server, long-poll, apply, push.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// `ksmfleet-agent run` (the default): register with the server, long-poll the config, apply it,
+/// tune, sample and push; spool samples on disk while the server is away.
 struct ConnectedCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "run", abstract: "Not built yet (issue 5).")
-    func run() async throws { throw ValidationError("the server-connected agent is not built yet") }
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Tune KSM on this host under a ksmfleet server (the default command).",
+        discussion: """
+            Settings come from flags, then the environment (KSMFLEET_SERVER, KSMFLEET_ENROLL_TOKEN, \
+            KSMFLEET_ENROLL_TOKEN_FILE, KSMFLEET_CA_FILE, KSMFLEET_STATE_DIR, KSMFLEET_SAMPLE_INTERVAL, \
+            KSMFLEET_TUNE_INTERVAL, KSMFLEET_WATCH, KSMFLEET_RESTORE_ON_EXIT, …), then the config file \
+            (key=value lines, the same names). SIGUSR1 is a kick; SIGTERM/SIGINT stop cleanly. \
+            Exit status: 0 stopped cleanly, 1 failure, 2 invalid settings, 3 not enrolled (no \
+            enrollment token and no valid node token).
+            """)
+
+    @Option(name: .long, help: "The server URL (http:// or https://).")
+    var server: String?
+
+    @Option(name: .customLong("enroll-token"), help: "Enrollment token for the first registration (prefer --enroll-token-file).")
+    var enrollToken: String?
+
+    @Option(name: .customLong("enroll-token-file"), help: "A file holding the enrollment token.")
+    var enrollTokenFile: String?
+
+    @Option(name: .customLong("ca-file"), help: "A PEM CA bundle for a server certificate from a private CA.")
+    var caFile: String?
+
+    @Option(name: .customLong("state-dir"), help: "Where node id, token, last good config and spool live (default /var/lib/ksmfleet-agent).")
+    var stateDir: String?
+
+    @Option(name: .customLong("sample-interval"), help: "Seconds between status samples (default 10).")
+    var sampleInterval: String?
+
+    @Option(name: .customLong("tune-interval"), help: "Seconds between tuning steps (default 60).")
+    var tuneInterval: String?
+
+    @Option(name: .customLong("watch"), help: "A directory whose new entries are kicks (repeatable), e.g. /run/libvirt/qemu.")
+    var watch: [String] = []
+
+    @Flag(name: .customLong("restore-on-exit"), help: "Put back the KSM settings captured at start when stopping.")
+    var restoreOnExit = false
+
+    @Flag(name: .customLong("once"), help: "One register/apply/sample/push cycle, then exit (0 on success).")
+    var once = false
+
+    @Option(name: .customLong("unmerge-timeout"), help: "Longest wait, in seconds, for pages to unmerge (default 60).")
+    var unmergeTimeout: String?
+
+    @Option(name: .long, help: "The KSM sysfs directory (default /sys/kernel/mm/ksm; tests use a fake one).")
+    var sysfs: String?
+
+    @Option(name: .long, help: ArgumentHelp("The procfs directory.", visibility: .hidden))
+    var proc: String = "/proc"
+
+    @Option(name: .customLong("node-name"), help: "The name to register with (default: the host name).")
+    var nodeName: String?
+
+    @Option(name: .customLong("config-file"), help: "A key=value settings file, e.g. /etc/ksmfleet/agent.conf.")
+    var configFile: String?
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
+        }
+    }
+
+    func flags() -> [String: [String]] {
+        var f: [String: [String]] = [:]
+        func put(_ name: String, _ value: String?) { if let value { f[name] = [value] } }
+        put("server", server)
+        put("enroll-token", enrollToken)
+        put("enroll-token-file", enrollTokenFile)
+        put("ca-file", caFile)
+        put("state-dir", stateDir)
+        put("sample-interval", sampleInterval)
+        put("tune-interval", tuneInterval)
+        put("unmerge-timeout", unmergeTimeout)
+        put("sysfs", sysfs)
+        put("node-name", nodeName)
+        if !watch.isEmpty { f["watch"] = watch }
+        if restoreOnExit { f["restore-on-exit"] = ["true"] }
+        return f
+    }
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in StderrLogHandler(label: label, level: level) }
+        let logger = Logger(label: "ksmfleet-agent")
+        var options: AgentOptions
+        do {
+            options = try AgentOptions.resolve(
+                flags: flags(), environment: processEnvironment(), configFile: configFile)
+        } catch {
+            StandardError.write("ksmfleet-agent: \(error)\n")
+            throw ExitCode(2)
+        }
+        options.once = once
+        options.procRoot = proc
+        let code = await ConnectedAgent.run(options, logger: logger)
+        if code != 0 { throw ExitCode(code) }
+    }
+}
+
+/// The environment as a dictionary, without Foundation.
+func processEnvironment() -> [String: String] {
+    var out: [String: String] = [:]
+    var p = environ
+    while let entry = p.pointee {
+        let s = String(cString: entry)
+        if let eq = s.firstIndex(of: "=") { out[String(s[..<eq])] = String(s[s.index(after: eq)...]) }
+        p += 1
+    }
+    return out
 }

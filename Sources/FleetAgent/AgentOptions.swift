@@ -1,0 +1,171 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import KSMCore
+import KSMNode
+
+/// Everything the server-connected agent needs to run. Built from flags, environment and a
+/// key=value file by `AgentOptions.resolve`, or directly by tests.
+public struct AgentOptions: Sendable {
+    public var serverURL: String
+    /// Enrollment token for the first registration (and re-registration after a revoked token).
+    public var enrollToken: String?
+    public var caFile: String?
+    public var stateDir: String = "/var/lib/ksmfleet-agent"
+    /// Seconds between status samples.
+    public var sampleInterval: Double = 10
+    /// Seconds between tuning steps.
+    public var tuneInterval: Double = 60
+    /// Directories whose new entries are kicks (inotify IN_CREATE / IN_MOVED_TO).
+    public var watchPaths: [String] = []
+    public var restoreOnExit = false
+    public var once = false
+    /// Seconds to wait for pages to unmerge when merge_across_nodes/max_page_sharing change.
+    public var unmergeTimeout: Double = 60
+    public var sysfsRoot: String = "/sys/kernel/mm/ksm"
+    public var procRoot: String = "/proc"
+    /// Reported name (default: the host name).
+    public var nodeName: String?
+    /// Machine id override (default: /etc/machine-id); tests run several agents on one host.
+    public var machineId: String?
+
+    // Tuning of the loops (tests shorten these).
+    /// Long-poll wait, a random value in this range per request (jitter).
+    public var longPollWait: ClosedRange<Int> = 30...55
+    public var backoffBase: Double = 1
+    public var backoffCap: Double = 60
+    public var connectTimeout: Double = 5
+    public var requestTimeout: Double = 30
+    /// Samples per push (the server accepts up to `SampleBatch.maxSamples`).
+    public var batchSize = 500
+    public var spoolLimits = SampleSpool.Limits()
+
+    public init(serverURL: String, enrollToken: String? = nil, stateDir: String = "/var/lib/ksmfleet-agent") {
+        self.serverURL = serverURL
+        self.enrollToken = enrollToken
+        self.stateDir = stateDir
+    }
+}
+
+/// A setting the agent cannot run with, naming where it came from.
+public struct AgentOptionsError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+extension AgentOptions {
+    /// Settings by name, as flags, environment and file give them. Names are the long flag
+    /// names (`server`, `enroll-token`, …); the environment uses `KSMFLEET_` + upper case with
+    /// underscores (`KSMFLEET_ENROLL_TOKEN`), and the file accepts either spelling.
+    public static let settingNames: [String] = [
+        "server", "enroll-token", "enroll-token-file", "ca-file", "state-dir", "sample-interval",
+        "tune-interval", "watch", "restore-on-exit", "unmerge-timeout", "sysfs", "node-name", "spool-max-samples",
+        "spool-max-bytes",
+    ]
+
+    public static func envName(_ setting: String) -> String {
+        "KSMFLEET_" + setting.uppercased().replacing("-", with: "_")
+    }
+
+    /// Parses a config file of `key=value` lines (`#` comments, blank lines, optional quotes,
+    /// an optional `export `). Keys are setting names or their `KSMFLEET_*` spelling, so the
+    /// same file can serve as a systemd EnvironmentFile.
+    public static func parseConfigFile(_ text: String, path: String) throws(AgentOptionsError) -> [String: [String]] {
+        var out: [String: [String]] = [:]
+        for (i, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
+            var line = raw.trimmed
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            if line.hasPrefix("export ") { line = String(line.dropFirst(7)).trimmed }
+            guard let eq = line.firstIndex(of: "=") else {
+                throw AgentOptionsError("\(path):\(i + 1): expected key=value, found '\(line)'")
+            }
+            let key = line[..<eq].trimmed
+            var value = line[line.index(after: eq)...].trimmed
+            if value.count >= 2, let f = value.first, f == "\"" || f == "'", value.last == f {
+                value = String(value.dropFirst().dropLast())
+            }
+            guard let name = settingNames.first(where: { $0 == key || envName($0) == key }) else {
+                throw AgentOptionsError(
+                    "\(path):\(i + 1): unknown setting '\(key)'; known: \(settingNames.joined(separator: ", "))")
+            }
+            out[name, default: []].append(value)
+        }
+        return out
+    }
+
+    /// Resolves the settings: flags first, then the environment, then the config file, then defaults.
+    /// `flags` holds only settings given on the command line (`watch` may repeat).
+    public static func resolve(
+        flags: [String: [String]], environment: [String: String], configFile: String?
+    ) throws(AgentOptionsError) -> AgentOptions {
+        var file: [String: [String]] = [:]
+        let filePath = flags["config-file"]?.last ?? configFile ?? environment["KSMFLEET_CONFIG_FILE"]
+        if let filePath {
+            let text: String?
+            do { text = try StateFiles.readText(filePath) } catch { throw AgentOptionsError("\(error)") }
+            guard let text else { throw AgentOptionsError("\(filePath): no such config file") }
+            file = try parseConfigFile(text, path: filePath)
+        }
+        func values(_ name: String) -> [String]? {
+            if let v = flags[name], !v.isEmpty { return v }
+            if let v = environment[envName(name)] { return [v] }
+            return file[name]
+        }
+        func value(_ name: String) -> String? { values(name)?.last }
+        func number(_ name: String, _ current: Double) throws(AgentOptionsError) -> Double {
+            guard let text = value(name) else { return current }
+            guard let v = Double(text), v > 0, v.isFinite else {
+                throw AgentOptionsError("\(name) must be a number of seconds greater than 0, not '\(text)'")
+            }
+            return v
+        }
+        func integer(_ name: String, _ current: Int) throws(AgentOptionsError) -> Int {
+            guard let text = value(name) else { return current }
+            guard let v = Int(text), v > 0 else { throw AgentOptionsError("\(name) must be a positive integer, not '\(text)'") }
+            return v
+        }
+        func bool(_ name: String) throws(AgentOptionsError) -> Bool {
+            guard let text = value(name)?.lowercased() else { return false }
+            switch text {
+            case "", "1", "true", "yes", "on": return true
+            case "0", "false", "no", "off": return false
+            default: throw AgentOptionsError("\(name) must be true or false, not '\(text)'")
+            }
+        }
+
+        guard let server = value("server"), !server.isEmpty else {
+            throw AgentOptionsError(
+                "no server URL: give --server, KSMFLEET_SERVER or server= in the config file (or use `standalone`)")
+        }
+        var o = AgentOptions(serverURL: server)
+        var token = value("enroll-token")
+        if token?.isEmpty == true { token = nil }
+        if token == nil, let tokenFile = value("enroll-token-file"), !tokenFile.isEmpty {
+            let text: String?
+            do { text = try StateFiles.readText(tokenFile) } catch { throw AgentOptionsError("enrollment token file \(error)") }
+            guard let text, !text.trimmed.isEmpty else {
+                throw AgentOptionsError("enrollment token file \(tokenFile) is missing or empty")
+            }
+            token = text.trimmed
+        }
+        o.enrollToken = token
+        o.caFile = value("ca-file").flatMap { $0.isEmpty ? nil : $0 }
+        if let dir = value("state-dir"), !dir.isEmpty { o.stateDir = dir }
+        o.sampleInterval = try number("sample-interval", o.sampleInterval)
+        o.tuneInterval = try number("tune-interval", o.tuneInterval)
+        o.unmergeTimeout = try number("unmerge-timeout", o.unmergeTimeout)
+        o.watchPaths = (values("watch") ?? []).flatMap { $0.split(whereSeparator: { $0 == "," || $0 == ":" }) }
+            .map(\.trimmed).filter { !$0.isEmpty }
+        o.restoreOnExit = try bool("restore-on-exit")
+        if let sysfs = value("sysfs"), !sysfs.isEmpty { o.sysfsRoot = sysfs }
+        o.nodeName = value("node-name").flatMap { $0.isEmpty ? nil : $0 }
+        o.spoolLimits = SampleSpool.Limits(
+            maxSamples: try integer("spool-max-samples", o.spoolLimits.maxSamples),
+            maxBytes: try integer("spool-max-bytes", o.spoolLimits.maxBytes))
+        if let ca = o.caFile, !StateFiles.exists(ca) { throw AgentOptionsError("CA file \(ca) does not exist") }
+        return o
+    }
+}

@@ -1,0 +1,158 @@
+import FleetAPI
+import FleetTestSupport
+import Foundation
+import Testing
+
+@testable import FleetAgent
+
+@Suite("Sample spool")
+struct SpoolTests {
+    func dir() -> String { makeTemporaryDirectory(prefix: "ksmfleet-spool").path + "/spool" }
+
+    @Test("appends and replays in order; acknowledged samples are forgotten exactly")
+    func orderAndAck() throws {
+        let d = dir()
+        var spool = try SampleSpool(directory: d, limits: .init(maxSamples: 100))
+        try spool.append((1...30).map(makeSample))
+        #expect(spool.count == 30)
+        #expect(try spool.oldest(10).map(\.seq) == Array(1...10))
+        try spool.acknowledge(upTo: 12)
+        #expect(spool.count == 18)
+        #expect(try spool.oldest(100).map(\.seq) == Array(13...30))
+        try spool.append((31...35).map(makeSample))
+        try spool.acknowledge(upTo: 35)
+        #expect(spool.isEmpty)
+        #expect(try spool.oldest(10).isEmpty)
+    }
+
+    @Test("bounded: when full the oldest are dropped and counted")
+    func dropOldest() throws {
+        let d = dir()
+        var spool = try SampleSpool(directory: d, limits: .init(maxSamples: 20))
+        try spool.append((1...15).map(makeSample))
+        try spool.append((16...27).map(makeSample))
+        #expect(spool.count == 20)
+        #expect(spool.dropped == 7)
+        #expect(try spool.oldest(100).map(\.seq) == Array(8...27))
+        try spool.clearDropped(5)
+        #expect(spool.dropped == 2)
+    }
+
+    @Test("bounded by bytes as well")
+    func dropByBytes() throws {
+        let d = dir()
+        let one = try SampleSpool.line(makeSample(1)).count
+        var spool = try SampleSpool(directory: d, limits: .init(maxSamples: 1000, maxBytes: max(one * 40, 1024)))
+        for chunk in stride(from: 1, through: 200, by: 10) {
+            try spool.append((Int64(chunk)...Int64(chunk + 9)).map(makeSample))
+        }
+        #expect(spool.bytes <= max(one * 40, 1024))
+        #expect(spool.dropped > 0)
+        #expect(Int64(spool.count) + spool.dropped == 200)
+        let seqs = try spool.oldest(1000).map(\.seq)
+        #expect(seqs == seqs.sorted())
+        #expect(seqs.last == 200)
+    }
+
+    @Test("survives a restart: the same samples, the dropped count, private files")
+    func restart() throws {
+        let d = dir()
+        do {
+            var spool = try SampleSpool(directory: d, limits: .init(maxSamples: 10))
+            try spool.append((1...14).map(makeSample))
+            try spool.acknowledge(upTo: 6)
+        }
+        let reopened = try SampleSpool(directory: d, limits: .init(maxSamples: 10))
+        #expect(reopened.dropped == 4)
+        #expect(try reopened.oldest(100).map(\.seq) == Array(7...14))
+        #expect(reopened.lastSeq == 14)
+        #expect(StateFiles.mode(d) == 0o700)
+        for name in try StateFiles.list(d) { #expect(StateFiles.mode(d + "/" + name) == 0o600, "\(name)") }
+    }
+
+    @Test("a torn last line (crash during append) is skipped, the rest kept")
+    func tornLine() throws {
+        let d = dir()
+        do {
+            var spool = try SampleSpool(directory: d)
+            try spool.append((1...3).map(makeSample))
+        }
+        let seg = try #require(try StateFiles.list(d).first { $0.hasPrefix("seg-") })
+        try StateFiles.append(d + "/" + seg, Data("{\"seq\": 4, \"takenAt".utf8))
+        let reopened = try SampleSpool(directory: d)
+        #expect(try reopened.oldest(10).map(\.seq) == [1, 2, 3])
+    }
+}
+
+@Suite("Agent state directory and settings")
+struct AgentStateTests {
+    @Test("identity, config and sequence files are 0600 in a 0700 directory and read back")
+    func stateFiles() throws {
+        let path = makeTemporaryDirectory(prefix: "ksmfleet-state").path + "/state"
+        let dir = try AgentStateDir(path)
+        try dir.saveIdentity(NodeIdentity(nodeId: "n1", nodeToken: "secret", serverURL: "http://x"))
+        try dir.saveConfig(NodeConfig(generation: 4, kickCounter: 2, config: .standardDefault))
+        try dir.reserveSequence(upTo: 300)
+        let again = try AgentStateDir(path)
+        #expect(try again.loadIdentity()?.nodeToken == "secret")
+        #expect(try again.loadConfig()?.generation == 4)
+        #expect(try again.loadSequenceStart() == 300)
+        #expect(StateFiles.mode(path) == 0o700)
+        for f in [dir.nodeFile, dir.configFile, dir.seqFile] { #expect(StateFiles.mode(f) == 0o600, "\(f)") }
+    }
+
+    @Test("settings: flags over environment over file; file accepts both spellings")
+    func resolve() throws {
+        let tmp = makeTemporaryDirectory(prefix: "ksmfleet-conf").path
+        let tokenFile = tmp + "/token"
+        try "tok-from-file\n".write(toFile: tokenFile, atomically: true, encoding: .utf8)
+        let conf = tmp + "/agent.conf"
+        try """
+            # comment
+            KSMFLEET_SERVER=http://file:1
+            enroll-token-file=\(tokenFile)
+            sample-interval = 20
+            KSMFLEET_WATCH="/run/a,/run/b"
+            restore-on-exit=yes
+            """.write(toFile: conf, atomically: true, encoding: .utf8)
+        let o = try AgentOptions.resolve(
+            flags: ["tune-interval": ["5"]], environment: ["KSMFLEET_SAMPLE_INTERVAL": "15"], configFile: conf)
+        #expect(o.serverURL == "http://file:1")
+        #expect(o.enrollToken == "tok-from-file")
+        #expect(o.sampleInterval == 15)
+        #expect(o.tuneInterval == 5)
+        #expect(o.watchPaths == ["/run/a", "/run/b"])
+        #expect(o.restoreOnExit)
+        let o2 = try AgentOptions.resolve(flags: ["server": ["http://flag:2"]], environment: [:], configFile: conf)
+        #expect(o2.serverURL == "http://flag:2")
+    }
+
+    @Test("settings: unknown keys, bad numbers and a missing server are refused with the reason")
+    func refuse() throws {
+        let tmp = makeTemporaryDirectory(prefix: "ksmfleet-conf").path
+        let conf = tmp + "/agent.conf"
+        try "server=http://x\nsevrer=typo\n".write(toFile: conf, atomically: true, encoding: .utf8)
+        #expect(throws: AgentOptionsError.self) { try AgentOptions.resolve(flags: [:], environment: [:], configFile: conf) }
+        do {
+            _ = try AgentOptions.resolve(flags: [:], environment: [:], configFile: conf)
+        } catch {
+            #expect(error.description.contains("sevrer"))
+            #expect(error.description.contains(":2"))
+        }
+        #expect(throws: AgentOptionsError.self) {
+            try AgentOptions.resolve(flags: ["server": ["http://x"], "sample-interval": ["0"]], environment: [:], configFile: nil)
+        }
+        #expect(throws: AgentOptionsError.self) { try AgentOptions.resolve(flags: [:], environment: [:], configFile: nil) }
+    }
+
+    @Test("backoff grows, stays under the cap, resets")
+    func backoff() {
+        var b = Backoff(base: 1, cap: 8)
+        let waits = (0..<10).map { _ in b.next() }
+        #expect(waits.allSatisfy { $0 <= 8 && $0 > 0 })
+        #expect(waits[0] <= 1)
+        #expect(waits[9] >= 4)
+        b.reset()
+        #expect(b.next() <= 1)
+    }
+}
