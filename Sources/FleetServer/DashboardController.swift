@@ -176,7 +176,7 @@ struct DashboardController<Context: RequestContext>: Sendable {
             id: "chart-fleet-saved", title: "Fleet memory saved, last 7 days (hourly)",
             points: series.map { .init(t: $0.start.timeIntervalSince1970, v: $0.savedBytes) }, gaps: [],
             from: from.timeIntervalSince1970, to: now.timeIntervalSince1970, maxStep: 1.5 * 3600,
-            unit: { HTML.bytes($0) })
+            unit: { HTML.bytes($0) }, binary: true)
         let top = r24.rows.filter { ($0.avgKsmdCPUCores ?? 0) > 0 }
             .sorted { ($0.avgKsmdCPUCores ?? 0) > ($1.avgKsmdCPUCores ?? 0) }.prefix(10)
         let topChart = Charts.bars(
@@ -376,7 +376,7 @@ struct DashboardController<Context: RequestContext>: Sendable {
         let savedChart = Charts.line(
             id: "chart-node-saved", title: "Memory saved",
             points: buckets.map { .init(t: $0.start.timeIntervalSince1970, v: $0.avgSavedBytes) }, gaps: gaps, from: from,
-            to: to, maxStep: 1.5 * 3600, color: "#2563eb", unit: { HTML.bytes($0) })
+            to: to, maxStep: 1.5 * 3600, color: "#2563eb", unit: { HTML.bytes($0) }, binary: true)
         let cpuChart = Charts.line(
             id: "chart-node-cpu", title: "ksmd CPU",
             points: buckets.map { .init(t: $0.start.timeIntervalSince1970, v: $0.avgKsmdCPUPercent) }, gaps: gaps,
@@ -444,7 +444,7 @@ struct DashboardController<Context: RequestContext>: Sendable {
             <label\(cls("run"))>run\(select("run", RunMode.allCases.map { ($0.rawValue, $0.rawValue) }, form.run))\(err("run"))</label>
             <label\(cls("mode"))>mode\(select("mode", TuningMode.allCases.map { ($0.rawValue, $0.rawValue) }, form.mode))\(err("mode"))</label>
             <label\(cls("thresCoef"))>thresCoef (%)<input name="thresCoef" id="thresCoef" value="\(HTML.esc(form.thresCoef))" inputmode="numeric">\(err("thresCoef"))</label>
-            <label\(cls("mergeAcrossNodes"))>mergeAcrossNodes\(select("mergeAcrossNodes", [("", "unset (keep kernel value)"), ("1", "1 (merge across NUMA nodes)"), ("0", "0 (per NUMA node)")], form.mergeAcrossNodes))\(err("mergeAcrossNodes"))</label>
+            <label\(cls("mergeAcrossNodes"))>mergeAcrossNodes\(select("mergeAcrossNodes", [("", "unset (keep kernel value)"), ("1", "1 (across NUMA nodes)"), ("0", "0 (per NUMA node)")], form.mergeAcrossNodes))\(err("mergeAcrossNodes"))</label>
             </div>
             <div class="muted" style="margin:4px 0 6px">Parameters: \(customized ? "your own (mode customized)" : "the preset's (switch mode to customized to edit)")\(err("parameters").isEmpty ? "" : " — " + err("parameters"))</div>
             <div class="form">\(param("boost", form.boost))\(param("decay", form.decay))\(param("minPages", form.minPages))\(param("maxPages", form.maxPages))\(param("sleepMsec", form.sleepMsec))</div>
@@ -634,7 +634,7 @@ struct DashboardController<Context: RequestContext>: Sendable {
                 <td class="num">\(HTML.num(r.savedGiBHours, places: 1))</td><td class="num">\(HTML.num(r.ksmdCPUHours, places: 2))</td>
                 <td class="num">\(HTML.num(r.avgKsmdCPUCores, places: 3))</td><td class="num">\(HTML.num(r.efficiencyGiBPerCore, places: 1))</td>
                 <td class="num">\(r.avgNetProfitBytes.map { HTML.bytes($0) } ?? "<span class=\"muted\">n/a</span>")</td>
-                <td>\(phases.isEmpty ? "—" : phases)</td><td class="num">\(HTML.percent(r.coverage * 100, places: 0))</td><td>\(gapText)</td></tr>
+                <td class="wrap">\(phases.isEmpty ? "—" : phases)</td><td class="num">\(HTML.percent(r.coverage * 100, places: 0))</td><td class="wrap">\(gapText)</td></tr>
                 """
         }
         func opt(_ g: ReportGrouping, _ label: String) -> String {

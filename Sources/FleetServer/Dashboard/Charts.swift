@@ -22,7 +22,7 @@ enum Charts {
     /// `maxStep` are not joined; `gaps` are shaded.
     static func line(
         id: String, title: String, points: [Point], gaps: [Interval], from: Double, to: Double, maxStep: Double,
-        color: String = "#2563eb", unit: (Double) -> String, yMax: Double? = nil
+        color: String = "#2563eb", unit: (Double) -> String, yMax: Double? = nil, binary: Bool = false
     ) -> String {
         let w = 760.0
         let h = 230.0
@@ -33,7 +33,12 @@ enum Charts {
         let pw = w - left - right
         let ph = h - top - bottom
         let span = max(1, to - from)
-        let ymax = yMax ?? niceMax((points.map(\.v).max() ?? 0) * 1.08)
+        let top0 = (points.map(\.v).max() ?? 0) * 1.08
+        // Byte axes step in whole KiB/MiB/GiB so the labels read 2 GiB, 4 GiB, not 2.33 GiB.
+        var scale = 1.0
+        if binary { while top0 / scale >= 1024 { scale *= 1024 } }
+        // Four grid steps of a nice size each.
+        let ymax = yMax ?? 4 * niceMax(top0 / scale / 4) * scale
         func x(_ t: Double) -> Double { left + (t - from) / span * pw }
         func y(_ v: Double) -> Double { top + ph - min(max(v / ymax, 0), 1) * ph }
         var svg =

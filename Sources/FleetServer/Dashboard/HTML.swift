@@ -135,7 +135,10 @@ enum HTML {
         input[readonly]{background:#f1f3f6;color:var(--muted)}
         button.primary,a.button{background:var(--accent);color:#fff;border:0;border-radius:6px;padding:7px 14px;font:inherit;cursor:pointer;text-decoration:none;display:inline-block}
         button.secondary{background:#fff;color:var(--fg);border:1px solid #c7ccd6;border-radius:6px;padding:7px 14px;font:inherit;cursor:pointer}
-        .form{display:grid;grid-template-columns:repeat(auto-fill,minmax(170px,1fr));gap:12px 16px;margin-bottom:12px}
+        .form{display:grid;grid-template-columns:repeat(auto-fill,minmax(190px,1fr));gap:12px 16px;margin-bottom:12px}
+        .form input,.form select{width:100%}
+        td.wrap{white-space:normal;min-width:160px;max-width:340px}
+        .filters a{align-self:center}
         .field-error{color:var(--bad);font-size:12px}
         .has-error input,.has-error select{border-color:var(--bad);background:#fef2f2}
         .flash{padding:10px 14px;border-radius:8px;margin-bottom:14px}
