@@ -44,7 +44,8 @@ public final class ServerProcess: Sendable {
         return FileManager.default.isExecutableFile(atPath: path) ? path : nil
     }
 
-    /// Starts the binary and waits (up to `timeout`) until it listens.
+    /// Starts the binary and waits (up to `timeout`) until it listens. Without `adminToken` the
+    /// server keeps (or generates) its own, read back from `<dataDir>/admin-token`.
     public static func start(
         dataDir: URL? = nil, adminToken: String? = nil, extraArguments: [String] = [], timeout: Duration = .seconds(30)
     ) async throws -> ServerProcess {
@@ -54,7 +55,6 @@ public final class ServerProcess: Sendable {
         }
         let dir = dataDir ?? makeTemporaryDirectory(prefix: "ksmfleet-server-proc")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let token = adminToken ?? Secrets.newToken(.admin)
         let portFile = dir.appending(path: "port")
         try? FileManager.default.removeItem(at: portFile)
         let logFile = dir.appending(path: "server-\(UUID().uuidString.prefix(6)).log")
@@ -67,7 +67,8 @@ public final class ServerProcess: Sendable {
             ["--host", "127.0.0.1", "--port", "0", "--data-dir", dir.path, "--port-file", portFile.path, "--log-level", "info"]
             + extraArguments
         var env = ProcessInfo.processInfo.environment
-        env["KSMFLEET_ADMIN_TOKEN"] = token
+        // No token given: the server uses its stored one or generates one into <dataDir>/admin-token.
+        env["KSMFLEET_ADMIN_TOKEN"] = adminToken
         p.environment = env
         p.standardOutput = log
         p.standardError = log
@@ -81,6 +82,8 @@ public final class ServerProcess: Sendable {
             if let text = try? String(contentsOf: portFile, encoding: .utf8),
                 let port = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)), port > 0
             {
+                let stored = try? String(contentsOf: dir.appending(path: "admin-token"), encoding: .utf8)
+                let token = adminToken ?? stored?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
                 return ServerProcess(
                     baseURL: "http://127.0.0.1:\(port)", port: port, adminToken: token, dataDir: dir, logFile: logFile,
                     process: p)
@@ -95,8 +98,8 @@ public final class ServerProcess: Sendable {
     }
 
     /// A fresh enrollment token, written straight into the server's database (WAL allows it).
-    public func makeEnrollmentToken() async throws -> String {
-        try await TestServer.makeEnrollmentToken(dataDir: dataDir)
+    public func makeEnrollmentToken(expiresAt: Date? = nil) async throws -> String {
+        try await TestServer.makeEnrollmentToken(dataDir: dataDir, expiresAt: expiresAt)
     }
 
     public var isRunning: Bool { process.withLock { $0.isRunning } }

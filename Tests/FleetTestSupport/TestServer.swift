@@ -71,9 +71,10 @@ public final class TestServer: Sendable {
             runTask: runTask)
     }
 
-    /// A fresh enrollment token (created directly in the database, as an admin would through the API).
-    public func makeEnrollmentToken() async throws -> String {
-        try await Self.makeEnrollmentToken(dataDir: dataDir)
+    /// A fresh enrollment token (created directly in the database, as an admin would through the
+    /// API). `expiresAt` may be in the past here, to test expiry.
+    public func makeEnrollmentToken(expiresAt: Date? = nil) async throws -> String {
+        try await Self.makeEnrollmentToken(dataDir: dataDir, expiresAt: expiresAt)
     }
 
     static func makeEnrollmentToken(dataDir: URL, expiresAt: Date? = nil) async throws -> String {

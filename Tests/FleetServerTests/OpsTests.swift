@@ -1,0 +1,34 @@
+import FleetAPI
+import FleetClient
+import FleetTestSupport
+import Foundation
+import Testing
+
+@Suite struct OpsTests {
+    @Test func healthReadinessMetricsAndTheSpec() async throws {
+        let h = try await Harness.start()
+        defer { Task { await h.finish() } }
+        let anon = try Fixtures.client(h.server.baseURL, token: nil)
+        #expect(try await anon.send(method: "GET", path: "/healthz").status == 200)
+        #expect(try await anon.send(method: "GET", path: "/readyz").status == 200)
+        let (reg, node) = try await h.register(hostname: "metered")
+        _ = try await node.pushSamples(nodeId: reg.nodeId, Fixtures.batch([1]))
+        let metrics = try await anon.send(method: "GET", path: "/metrics")
+        #expect(metrics.status == 200)
+        let text = metrics.text
+        let labels = "{node_id=\"\(reg.nodeId)\",node=\"metered\"}"
+        for line in [
+            "ksmfleet_node_saved_bytes\(labels) \(Fixtures.sample(1).savedBytes)", "ksmfleet_node_pages_sharing\(labels) 1000",
+            "ksmfleet_node_ksmd_cpu_percent\(labels) 2.5", "ksmfleet_node_config_generation_desired\(labels) 1",
+            "ksmfleet_node_config_generation_applied\(labels) 1", "ksmfleet_node_full_scans\(labels) 0",
+        ] {
+            #expect(text.contains(line + "\n"), "missing: \(line)")
+        }
+        #expect(text.contains("ksmfleet_node_seconds_since_last_seen\(labels) "))
+        #expect(text.contains("ksmfleet_http_requests_total{route=\"/api/v1/nodes/{id}/samples\",method=\"POST\",status=\"200\"} 1"))
+        #expect(text.contains("ksmfleet_http_request_duration_seconds_bucket{"))
+        let spec = try await anon.send(method: "GET", path: "/openapi.yaml")
+        #expect(spec.status == 200 && spec.text.hasPrefix("openapi: 3"))
+        #expect(spec.text.contains("/api/v1/nodes/{id}/config"))
+    }
+}

@@ -1,0 +1,90 @@
+import FleetAPI
+import FleetClient
+import FleetStore
+import FleetTestSupport
+import Foundation
+import KSMCore
+import Testing
+
+@Suite struct RestartTests {
+    @Test func aRestartKeepsEverything() async throws {
+        let first = try await Harness.start()
+        let (reg, _) = try await first.register(hostname: "keeper")
+        _ = try await first.admin.patchConfig(reg.nodeId, ConfigPatch(run: .run, mode: .high))
+        try await first.admin.setLabels(reg.nodeId, ["zone": "b"])
+        let node = try Fixtures.client(first.server.baseURL, token: reg.nodeToken)
+        _ = try await node.pushSamples(nodeId: reg.nodeId, Fixtures.batch(1...5))
+        let enrollment = try await first.admin.createEnrollmentToken(CreateEnrollmentTokenRequest(description: "kept"))
+        await first.server.stop()
+
+        let second = try await Harness.start(dataDir: first.server.dataDir, adminToken: first.server.adminToken)
+        defer { Task { await second.finish() } }
+        let info = try await second.admin.node(reg.nodeId)
+        #expect(info.name == "keeper" && info.labels == ["zone": "b"])
+        #expect(info.config.generation == 2 && info.config.config.mode == .high && info.config.config.run == .run)
+        #expect(info.lastSample?.seq == 5)
+        let again = try Fixtures.client(second.server.baseURL, token: reg.nodeToken)
+        #expect(try await again.config(nodeId: reg.nodeId, ifNoneMatch: nil, waitSeconds: nil)?.generation == 2)
+        #expect(try await again.pushSamples(nodeId: reg.nodeId, Fixtures.batch([5, 6])).highestSeq == 6)
+        #expect(try await second.admin.enrollmentTokens().tokens.contains { $0.id == enrollment.id })
+        let audit = try await second.database().auditLog(nodeId: reg.nodeId)
+        #expect(audit.contains { $0.action == "patch" && $0.afterJSON?.contains("\"high\"") == true })
+    }
+
+    /// The built binary is killed with SIGKILL right after its acknowledgement: every acknowledged
+    /// sample is still there when it starts again. (A commit is in the WAL file, written with
+    /// write(2), before the acknowledgement; the kernel keeps it across the process's death.)
+    @Test func killMinus9RightAfterAnAcknowledgedBatchLosesNothing() async throws {
+        let first = try await ServerProcess.start()
+        let dir = first.dataDir
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let anon = try Fixtures.client(first.baseURL, token: nil)
+        let reg = try await anon.register(Fixtures.registerRequest(), enrollmentToken: try await first.makeEnrollmentToken())
+        let node = try Fixtures.client(first.baseURL, token: reg.nodeToken)
+        var acknowledged: Int64 = 0
+        for start in stride(from: Int64(1), through: 451, by: 50) {
+            let ack = try await node.pushSamples(nodeId: reg.nodeId, Fixtures.batch(start...(start + 49)))
+            acknowledged = ack.highestSeq
+        }
+        await first.kill9()
+        #expect(!first.isRunning)
+        #expect(acknowledged == 500)
+
+        let second = try await ServerProcess.start(dataDir: dir, adminToken: first.adminToken)
+        let admin = try Fixtures.client(second.baseURL, token: second.adminToken)
+        let info = try await admin.node(reg.nodeId)
+        #expect(info.lastSample?.seq == 500)
+        let db = try FleetDatabase(path: dir.appending(path: "ksmfleet.sqlite").path)
+        #expect(try await db.sampleSeqs(nodeId: reg.nodeId) == Array(1...500))
+        try db.close()
+        await second.stop()
+        #expect(second.terminationStatus == 0, "SIGTERM is a graceful shutdown: \(second.output())")
+    }
+
+    @Test func theAdminTokenIsGeneratedOnceWrittenWithMode0600AndKept() async throws {
+        let first = try await ServerProcess.start()
+        let dir = first.dataDir
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appending(path: "admin-token")
+        let attributes = try FileManager.default.attributesOfItem(atPath: file.path)
+        #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
+        #expect(first.adminToken.hasPrefix("ka_"))
+        #expect(first.output().contains(first.adminToken), "printed once on stdout")
+        let admin = try Fixtures.client(first.baseURL, token: first.adminToken)
+        #expect(try await admin.listNodes().nodes.isEmpty)
+        await first.stop()
+
+        let second = try await ServerProcess.start(dataDir: dir)
+        #expect(!second.output().contains(first.adminToken), "not printed again")
+        let again = try Fixtures.client(second.baseURL, token: first.adminToken)
+        #expect(try await again.listNodes().nodes.isEmpty)
+        await second.stop()
+
+        // The environment overrides it.
+        let third = try await ServerProcess.start(dataDir: dir, adminToken: "ka_from_env")
+        let old = await apiError { _ = try await Fixtures.client(third.baseURL, token: first.adminToken).listNodes() }
+        #expect(old?.0 == 401)
+        #expect(try await Fixtures.client(third.baseURL, token: "ka_from_env").listNodes().nodes.isEmpty)
+        await third.stop()
+    }
+}

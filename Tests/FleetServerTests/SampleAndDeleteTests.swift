@@ -1,0 +1,60 @@
+import FleetAPI
+import FleetClient
+import FleetTestSupport
+import Foundation
+import KSMCore
+import Testing
+
+@Suite struct SampleAndDeleteTests {
+    @Test func duplicateAndOutOfOrderBatchesAreStoredOnce() async throws {
+        let h = try await Harness.start()
+        defer { Task { await h.finish() } }
+        let (reg, node) = try await h.register()
+        let id = reg.nodeId
+        var ack = try await node.pushSamples(nodeId: id, Fixtures.batch([1, 2, 3]))
+        #expect(ack == SampleBatchAck(highestSeq: 3, stored: 3, duplicates: 0))
+        ack = try await node.pushSamples(nodeId: id, Fixtures.batch([1, 2, 3]))
+        #expect(ack == SampleBatchAck(highestSeq: 3, stored: 0, duplicates: 3))
+        ack = try await node.pushSamples(nodeId: id, Fixtures.batch([7, 5, 6]))
+        #expect(ack == SampleBatchAck(highestSeq: 7, stored: 3, duplicates: 0))
+        ack = try await node.pushSamples(nodeId: id, Fixtures.batch([4, 5]))
+        #expect(ack == SampleBatchAck(highestSeq: 7, stored: 1, duplicates: 1))
+        let db = try h.database()
+        #expect(try await db.sampleSeqs(nodeId: id) == [1, 2, 3, 4, 5, 6, 7])
+        try db.close()
+        // The node's state comes from the newest sample.
+        let info = try await h.admin.node(id)
+        #expect(info.lastSample?.seq == 7)
+        #expect(info.appliedGeneration == 1 && !info.drift && info.online && info.phase == .running)
+        // Batch size limit.
+        let tooMany = await apiError {
+            _ = try await node.pushSamples(nodeId: id, Fixtures.batch(Int64(100)...Int64(100 + SampleBatch.maxSamples)))
+        }
+        #expect(tooMany?.0 == 413 && tooMany?.1.error.field == "samples")
+    }
+
+    @Test func deleteRemovesConfigAndTokenButKeepsHistoryUnlessPurged() async throws {
+        let h = try await Harness.start()
+        defer { Task { await h.finish() } }
+        let (a, nodeA) = try await h.register(hostname: "a")
+        let (b, _) = try await h.register(hostname: "b")
+        _ = try await nodeA.pushSamples(nodeId: a.nodeId, Fixtures.batch([1, 2]))
+        // A waiting long-poll of the deleted node ends (404), it does not hang.
+        let waiting = Task { try await nodeA.config(nodeId: a.nodeId, ifNoneMatch: 1, waitSeconds: 30) }
+        try await Task.sleep(for: .milliseconds(300))
+        try await h.admin.deleteNode(a.nodeId)
+        let ended = await apiError { _ = try await waiting.value }
+        #expect(ended?.0 == 401 || ended?.0 == 404)
+        let gone = await apiError { _ = try await h.admin.node(a.nodeId) }
+        #expect(gone?.0 == 404)
+        let token = await apiError { _ = try await nodeA.pushSamples(nodeId: a.nodeId, Fixtures.batch([3])) }
+        #expect(token?.0 == 401)
+        let db = try h.database()
+        #expect(try await db.sampleCount(nodeId: a.nodeId) == 2, "history stays for reports")
+        #expect(try await db.config(nodeId: a.nodeId) == nil)
+        try await h.admin.deleteNode("b", purgeHistory: true)  // by name
+        #expect(try await db.nodes(includeDeleted: true).allSatisfy { $0.id != b.nodeId })
+        try db.close()
+        #expect(try await h.admin.listNodes().nodes.isEmpty)
+    }
+}
