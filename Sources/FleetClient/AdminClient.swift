@@ -1,10 +1,11 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import FleetAPI
 import KSMCore
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// Typed calls for the admin API (admin token). Every path segment is percent-encoded; every
 /// status outside 2xx throws `ClientError.api` with the server's code, message and field.

@@ -1,10 +1,11 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import FleetAPI
 import KSMCore
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
 
 /// Typed calls for the history and savings-report API (admin token).
 extension FleetClient {
@@ -40,7 +41,9 @@ extension FleetClient {
 
     // MARK: helpers
 
-    static func reportQuery(_ since: Date?, _ until: Date?, _ by: ReportGrouping?, _ label: String?) -> [(String, String)] {
+    static func reportQuery(_ since: Date?, _ until: Date?, _ by: ReportGrouping?, _ label: String?) -> [(
+        String, String
+    )] {
         var query: [(String, String)] = []
         if let since { query.append(("since", wireTime(since))) }
         if let until { query.append(("until", wireTime(until))) }

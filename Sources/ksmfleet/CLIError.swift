@@ -54,7 +54,8 @@ struct CLIError: Error, CustomStringConvertible {
         case .decoding(let detail):
             return CLIError(
                 ExitStatus.serverError,
-                "the server's reply could not be read (\(detail)); check that --server points at a ksmfleet-server of a matching version")
+                "the server's reply could not be read (\(detail)); check that --server points at a ksmfleet-server of a matching version"
+            )
         case .api(let status, let body):
             let d = body.error
             let field = d.field.map { " (field \($0))" } ?? ""
@@ -62,7 +63,8 @@ struct CLIError: Error, CustomStringConvertible {
             case 401:
                 return CLIError(
                     ExitStatus.auth,
-                    "authentication failed (401 \(d.code): \(d.message)); check --token / KSMFLEET_TOKEN or token= in the config file")
+                    "authentication failed (401 \(d.code): \(d.message)); check --token / KSMFLEET_TOKEN or token= in the config file"
+                )
             case 403:
                 return CLIError(
                     ExitStatus.auth,
@@ -72,7 +74,8 @@ struct CLIError: Error, CustomStringConvertible {
                     ExitStatus.serverError,
                     "the server failed (\(status) \(d.code): \(d.message)); see the server's log and try again")
             default:
-                return CLIError(ExitStatus.refused, "the server refused the request (\(status) \(d.code)\(field)): \(d.message)")
+                return CLIError(
+                    ExitStatus.refused, "the server refused the request (\(status) \(d.code)\(field)): \(d.message)")
             }
         }
     }

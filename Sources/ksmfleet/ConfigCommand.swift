@@ -54,7 +54,10 @@ extension ConfigCommand {
         func run() async throws {
             let patch = flags.patch
             if patch.isEmpty {
-                fail(.usage("nothing to change; give at least one of --run, --mode, --thres-coef, --boost, --decay, --min-pages, --max-pages, --sleep-msec, --merge-across-nodes"))
+                fail(
+                    .usage(
+                        "nothing to change; give at least one of --run, --mode, --thres-coef, --boost, --decay, --min-pages, --max-pages, --sleep-msec, --merge-across-nodes"
+                    ))
             }
             orExit { () throws(CLIError) in try PatchCheck.check(patch) }
             try await global.run { session in
@@ -72,7 +75,8 @@ extension ConfigCommand {
                     guard error.status == 409 else { throw error }
                     throw CLIError(
                         ExitStatus.refused,
-                        "the config of \(n.name) changed on the server after it was read (generation \(current.generation)); nothing was changed, run the command again")
+                        "the config of \(n.name) changed on the server after it was read (generation \(current.generation)); nothing was changed, run the command again"
+                    )
                 }
                 if session.json {
                     try printJSON(updated)

@@ -9,31 +9,33 @@ extension KSMPhase: ExpressibleByArgument {}
 
 /// The config flags of `config set` and `config apply`, turned into a `ConfigPatch`.
 struct ConfigFlags: ParsableArguments {
-    @Option(help: "What ksmd should do: stop (keep merged pages), run, prune (unmerge all), unmanaged (agent only reports).")
+    @Option(
+        help: "What ksmd should do: stop (keep merged pages), run, prune (unmerge all), unmanaged (agent only reports)."
+    )
     var run: RunMode?
 
     @Option(help: "Tuning mode: standard, high (presets), customized (your parameters), throttle (kick-driven).")
     var mode: TuningMode?
 
-    @Option(help: "KSM runs while MemAvailable is below this % of MemTotal (0-100).")
+    @Option(parsing: .unconditional, help: "KSM runs while MemAvailable is below this % of MemTotal (0-100).")
     var thresCoef: Int?
 
-    @Option(help: "pages_to_scan increase per tuning step (mode customized).")
+    @Option(parsing: .unconditional, help: "pages_to_scan increase per tuning step (mode customized).")
     var boost: Int?
 
-    @Option(help: "pages_to_scan decrease per tuning step (mode customized).")
+    @Option(parsing: .unconditional, help: "pages_to_scan decrease per tuning step (mode customized).")
     var decay: Int?
 
-    @Option(help: "Lowest pages_to_scan (mode customized).")
+    @Option(parsing: .unconditional, help: "Lowest pages_to_scan (mode customized).")
     var minPages: Int?
 
-    @Option(help: "Highest pages_to_scan (mode customized).")
+    @Option(parsing: .unconditional, help: "Highest pages_to_scan (mode customized).")
     var maxPages: Int?
 
-    @Option(help: "Base ksmd sleep in ms for a 16 GiB host (mode customized).")
+    @Option(parsing: .unconditional, help: "Base ksmd sleep in ms for a 16 GiB host (mode customized).")
     var sleepMsec: Int?
 
-    @Option(help: "merge_across_nodes: 0 or 1 (changing it unmerges every page first).")
+    @Option(parsing: .unconditional, help: "merge_across_nodes: 0 or 1 (changing it unmerges every page first).")
     var mergeAcrossNodes: Int?
 
     var isEmpty: Bool { patch.isEmpty }
@@ -57,8 +59,10 @@ enum PatchCheck {
         // the given values can fail.
         let mode = patch.mode ?? .customized
         let given = patch.parameters ?? ConfigPatch.PartialParameters()
-        let neutral = mode.preset ?? TunerParameters(
-            boost: 0, decay: 0, minPages: 1, maxPages: ConfigLimits.maxPagesToScan, sleepMsec: 20)
+        let neutral =
+            mode.preset
+            ?? TunerParameters(
+                boost: 0, decay: 0, minPages: 1, maxPages: ConfigLimits.maxPagesToScan, sleepMsec: 20)
         var params = neutral
         if let v = given.boost { params.boost = v }
         if let v = given.decay { params.decay = v }
@@ -97,7 +101,9 @@ enum PatchCheck {
             issues.append(
                 ValidationIssue(
                     code: "invalid_value", field: "clear",
-                    message: "'\(name)' cannot be cleared; clearable: \(ConfigPatch.clearable.sorted().joined(separator: ", "))"))
+                    message:
+                        "'\(name)' cannot be cleared; clearable: \(ConfigPatch.clearable.sorted().joined(separator: ", "))"
+                ))
         }
         return issues
     }

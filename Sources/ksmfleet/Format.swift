@@ -132,7 +132,8 @@ enum Fmt {
             let p = k.effectiveParameters
             kv.add(
                 "parameters",
-                "boost \(p.boost), decay \(p.decay), minPages \(p.minPages), maxPages \(p.maxPages), sleepMsec \(p.sleepMsec)")
+                "boost \(p.boost), decay \(p.decay), minPages \(p.minPages), maxPages \(p.maxPages), sleepMsec \(p.sleepMsec)"
+            )
         }
         if let v = k.maxPageSharing { kv.add("maxPageSharing", "\(v)") }
         if let v = k.useZeroPages { kv.add("useZeroPages", "\(v)") }

@@ -42,11 +42,13 @@ struct GlobalOptions: ParsableArguments {
         }
         guard let server = pick(server, "KSMFLEET_SERVER", "server") else {
             throw .usage(
-                "no server given; pass --server URL, set KSMFLEET_SERVER, or put server=URL in \(ConfigFileSettings.path(environment: environment))")
+                "no server given; pass --server URL, set KSMFLEET_SERVER, or put server=URL in \(ConfigFileSettings.path(environment: environment))"
+            )
         }
         guard let token = pick(token, "KSMFLEET_TOKEN", "token") else {
             throw .usage(
-                "no admin token given; pass --token, set KSMFLEET_TOKEN, or put token=... in \(ConfigFileSettings.path(environment: environment))")
+                "no admin token given; pass --token, set KSMFLEET_TOKEN, or put token=... in \(ConfigFileSettings.path(environment: environment))"
+            )
         }
         return Connection(
             server: server, token: token, caFile: pick(caFile, "KSMFLEET_CA_FILE", "ca-file"), timeout: timeout,
@@ -125,7 +127,9 @@ struct ConfigFileSettings {
             let kv = t.split(separator: "=", maxSplits: 1).map(\.trimmed)
             guard kv.count == 2 else { continue }
             var value = kv[1]
-            if value.count >= 2, (value.hasPrefix("\"") && value.hasSuffix("\"")) || (value.hasPrefix("'") && value.hasSuffix("'")) {
+            if value.count >= 2,
+                (value.hasPrefix("\"") && value.hasSuffix("\"")) || (value.hasPrefix("'") && value.hasSuffix("'"))
+            {
                 value = String(value.dropFirst().dropLast())
             }
             out.values[kv[0].lowercased()] = value

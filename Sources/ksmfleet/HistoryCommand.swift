@@ -16,8 +16,12 @@ struct PeriodOptions: ParsableArguments {
     var until: String?
 
     func resolved(now: Date = Date()) throws(CLIError) -> (Date?, Date?) {
-        let s = try since.map { t throws(CLIError) in try TimeArgument.parse(t, option: "--since", direction: .past, now: now) }
-        let u = try until.map { t throws(CLIError) in try TimeArgument.parse(t, option: "--until", direction: .past, now: now) }
+        let s = try since.map { t throws(CLIError) in
+            try TimeArgument.parse(t, option: "--since", direction: .past, now: now)
+        }
+        let u = try until.map { t throws(CLIError) in
+            try TimeArgument.parse(t, option: "--until", direction: .past, now: now)
+        }
         if let s, let u, s >= u {
             throw .usage("--since (\(Fmt.isoSeconds(s))) must be before --until (\(Fmt.isoSeconds(u)))")
         }
@@ -51,21 +55,27 @@ struct HistoryCommand: AsyncParsableCommand {
                 try printJSON(h)
                 return
             }
-            print("\(h.name) (\(h.nodeId)) from \(Fmt.isoSeconds(h.since)) to \(Fmt.isoSeconds(h.until)), \(h.resolution.rawValue)")
+            print(
+                "\(h.name) (\(h.nodeId)) from \(Fmt.isoSeconds(h.since)) to \(Fmt.isoSeconds(h.until)), \(h.resolution.rawValue)"
+            )
             print("")
             if let samples = h.samples {
                 if samples.isEmpty { print("no samples in this period") }
                 var t = Table(
-                    [("TAKEN", .left), ("PHASE", .left), ("SAVED", .right), ("KSMD CPU", .right), ("SHARED", .right),
-                     ("SHARING", .right), ("TO SCAN", .right), ("SLEEP", .right), ("FULL SCANS", .right),
-                     ("MEM AVAIL", .right), ("WHY", .left)])
+                    [
+                        ("TAKEN", .left), ("PHASE", .left), ("SAVED", .right), ("KSMD CPU", .right), ("SHARED", .right),
+                        ("SHARING", .right), ("TO SCAN", .right), ("SLEEP", .right), ("FULL SCANS", .right),
+                        ("MEM AVAIL", .right), ("WHY", .left),
+                    ])
                 for s in samples where !samples.isEmpty {
                     t.add([
-                        Fmt.isoSeconds(s.takenAt), s.phase.rawValue, Fmt.bytes(s.savedBytes), Fmt.percent(s.ksmdCPUPercent),
+                        Fmt.isoSeconds(s.takenAt), s.phase.rawValue, Fmt.bytes(s.savedBytes),
+                        Fmt.percent(s.ksmdCPUPercent),
                         "\(s.pagesShared)", "\(s.pagesSharing)", "\(s.pagesToScan)", "\(s.sleepMillisecs)ms",
                         "\(s.fullScans)",
                         s.memTotalBytes > 0
-                            ? String(format: "%.0f %%", Double(s.memAvailableBytes) * 100 / Double(s.memTotalBytes)) : "-",
+                            ? String(format: "%.0f %%", Double(s.memAvailableBytes) * 100 / Double(s.memTotalBytes))
+                            : "-",
                         s.applyError.map { "apply failed: \($0)" } ?? s.phaseReason,
                     ])
                 }
@@ -74,13 +84,16 @@ struct HistoryCommand: AsyncParsableCommand {
             if let buckets = h.buckets {
                 if buckets.isEmpty { print("no data in this period") }
                 var t = Table(
-                    [("START", .left), ("SAMPLES", .right), ("AVG SAVED", .right), ("PEAK SAVED", .right),
-                     ("AVG CPU", .right), ("CPU SEC", .right), ("FULL SCANS", .right), ("RUNNING", .right),
-                     ("COVERED", .right)])
+                    [
+                        ("START", .left), ("SAMPLES", .right), ("AVG SAVED", .right), ("PEAK SAVED", .right),
+                        ("AVG CPU", .right), ("CPU SEC", .right), ("FULL SCANS", .right), ("RUNNING", .right),
+                        ("COVERED", .right),
+                    ])
                 for b in buckets {
                     let span = b.end.timeIntervalSince(b.start)
                     t.add([
-                        Fmt.isoSeconds(b.start), "\(b.samples)", Fmt.bytes(Int64(b.avgSavedBytes)), Fmt.bytes(b.peakSavedBytes),
+                        Fmt.isoSeconds(b.start), "\(b.samples)", Fmt.bytes(Int64(b.avgSavedBytes)),
+                        Fmt.bytes(b.peakSavedBytes),
                         Fmt.percent(b.avgKsmdCPUPercent), String(format: "%.1f", b.ksmdCPUSeconds), "\(b.fullScans)",
                         Fmt.duration(Int(b.runningSeconds)),
                         span > 0 ? String(format: "%.0f %%", b.dataSeconds * 100 / span) : "-",

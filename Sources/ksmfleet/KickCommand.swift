@@ -58,9 +58,11 @@ struct KickCommand: AsyncParsableCommand {
             for t in targets {
                 do throws(ClientError) {
                     let k = try await session.client.kick(t.id)
-                    results.append(Result(nodeId: t.id, name: t.name, kickCounter: k.kickCounter, generation: k.generation))
+                    results.append(
+                        Result(nodeId: t.id, name: t.name, kickCounter: k.kickCounter, generation: k.generation))
                 } catch {
-                    guard case .api(let status, let body) = error, (400..<500).contains(status), status != 401, status != 403
+                    guard case .api(let status, let body) = error, (400..<500).contains(status), status != 401,
+                        status != 403
                     else { throw error }
                     results.append(Result(nodeId: t.id, name: t.name, error: body.error))
                 }
@@ -68,7 +70,9 @@ struct KickCommand: AsyncParsableCommand {
             if session.json {
                 try printJSON(Results(results: results))
             } else {
-                var table = Table([("NODE", .left), ("ID", .left), ("KICKS", .right), ("GEN", .right), ("RESULT", .left)])
+                var table = Table([
+                    ("NODE", .left), ("ID", .left), ("KICKS", .right), ("GEN", .right), ("RESULT", .left),
+                ])
                 for r in results {
                     table.add([
                         r.name, r.nodeId, Fmt.opt(r.kickCounter), Fmt.opt(r.generation),

@@ -53,8 +53,11 @@ extension NodesCommand {
                     return
                 }
                 var t = Table(
-                    [("NAME", .left), ("ID", .left), ("ONLINE", .left), ("PHASE", .left), ("MODE", .left),
-                     ("GEN", .right), ("SAVED", .right), ("KSMD CPU", .right), ("LAST SEEN", .left), ("LABELS", .left)])
+                    [
+                        ("NAME", .left), ("ID", .left), ("ONLINE", .left), ("PHASE", .left), ("MODE", .left),
+                        ("GEN", .right), ("SAVED", .right), ("KSMD CPU", .right), ("LAST SEEN", .left),
+                        ("LABELS", .left),
+                    ])
                 for n in list.nodes.sorted(by: { ($0.name, $0.id) < ($1.name, $1.id) }) {
                     let gen =
                         n.drift ? "\(Fmt.opt(n.appliedGeneration))/\(n.config.generation)!" : "\(n.config.generation)"
@@ -67,7 +70,9 @@ extension NodesCommand {
                 }
                 print(t.render())
                 if list.nodes.contains(where: \.drift) {
-                    print("\nGEN a/b! = applied generation a of desired b (drift); see `ksmfleet nodes show NODE` for why")
+                    print(
+                        "\nGEN a/b! = applied generation a of desired b (drift); see `ksmfleet nodes show NODE` for why"
+                    )
                 }
             }
         }
@@ -116,7 +121,8 @@ extension NodesCommand {
                     let key = change[..<eq].trimmed
                     let value = change[change.index(after: eq)...].trimmed
                     guard !key.isEmpty, !key.contains(","), !value.contains(",") else {
-                        throw .usage("label '\(change)': the key must not be empty and neither may contain ','; use k=v or k-")
+                        throw .usage(
+                            "label '\(change)': the key must not be empty and neither may contain ','; use k=v or k-")
                     }
                     set[key] = value
                 } else if change.hasSuffix("-"), change.count > 1 {
@@ -176,7 +182,9 @@ extension NodesCommand {
 
         func run() async throws {
             if !yes && !Terminal.stdinIsTTY {
-                fail(.usage("refusing to delete node '\(node)' without confirmation: stdin is not a terminal; pass --yes"))
+                fail(
+                    .usage(
+                        "refusing to delete node '\(node)' without confirmation: stdin is not a terminal; pass --yes"))
             }
             try await global.run { session in
                 let n = try await session.resolve(node)
@@ -192,7 +200,9 @@ extension NodesCommand {
                 if session.json {
                     try printJSON(Result(deleted: n.id, name: n.name, purgedHistory: purgeHistory))
                 } else {
-                    print("deleted node \(n.name) (\(n.id))\(purgeHistory ? " and its history" : "; its history stays for reports")")
+                    print(
+                        "deleted node \(n.name) (\(n.id))\(purgeHistory ? " and its history" : "; its history stays for reports")"
+                    )
                 }
             }
         }
@@ -223,7 +233,9 @@ enum NodeView {
         }
         if let e = n.applyError { kv.add("Apply error", e) }
         if let s = n.lastSample {
-            kv.add("Saved", "\(Fmt.bytes(s.savedBytes))" + (s.status.generalProfit.map { " (net profit \(Fmt.bytes($0)))" } ?? ""))
+            kv.add(
+                "Saved",
+                "\(Fmt.bytes(s.savedBytes))" + (s.status.generalProfit.map { " (net profit \(Fmt.bytes($0)))" } ?? ""))
             kv.add("ksmd CPU", Fmt.percent(s.ksmdCPUPercent))
         } else {
             kv.add("Saved", "- (no sample yet)")

@@ -52,10 +52,12 @@ extension ReportCommand {
             try await global.run { session in
                 switch format {
                 case .csv:
-                    let text = try await session.client.savingsReportCSV(since: since, until: until, by: by, label: label)
+                    let text = try await session.client.savingsReportCSV(
+                        since: since, until: until, by: by, label: label)
                     print(text, terminator: text.hasSuffix("\n") ? "" : "\n")
                 case .json:
-                    try printJSON(try await session.client.savingsReport(since: since, until: until, by: by, label: label))
+                    try printJSON(
+                        try await session.client.savingsReport(since: since, until: until, by: by, label: label))
                 case .table:
                     let r = try await session.client.savingsReport(since: since, until: until, by: by, label: label)
                     print(Self.table(r))
@@ -69,24 +71,29 @@ extension ReportCommand {
             out += "\n\n"
             let keyHeader = r.by == .node ? "NODE" : r.by == .day ? "DAY" : "VALUE"
             var t = Table(
-                [(keyHeader, .left), ("NODES", .right), ("AVG SAVED", .right), ("PEAK SAVED", .right),
-                 ("GiB-HOURS", .right), ("CPU-HOURS", .right), ("AVG CPU", .right), ("GiB/CORE", .right),
-                 ("RUNNING", .right), ("COVERAGE", .right)])
+                [
+                    (keyHeader, .left), ("NODES", .right), ("AVG SAVED", .right), ("PEAK SAVED", .right),
+                    ("GiB-HOURS", .right), ("CPU-HOURS", .right), ("AVG CPU", .right), ("GiB/CORE", .right),
+                    ("RUNNING", .right), ("COVERAGE", .right),
+                ])
             func add(_ row: SavingsRow, key: String) {
                 let running = row.phaseHours[KSMPhase.running.rawValue] ?? 0
                 t.add([
                     key, "\(row.nodes)", row.avgSavedBytes.map { Fmt.bytes(Int64($0)) } ?? "-",
-                    row.peakSavedBytes.map { Fmt.bytes(Int64($0)) } ?? "-", String(format: "%.2f", row.savedGiBHours),
+                    row.peakSavedBytes.map { Fmt.bytes(Int64($0)) } ?? "-", String(format: "%.3f", row.savedGiBHours),
                     String(format: "%.3f", row.ksmdCPUHours), row.avgKsmdCPUCores.map { Fmt.percent($0 * 100) } ?? "-",
-                    row.efficiencyGiBPerCore.map { String(format: "%.1f", $0) } ?? "-", String(format: "%.1fh", running),
+                    row.efficiencyGiBPerCore.map { String(format: "%.1f", $0) } ?? "-",
+                    Fmt.duration(Int((running * 3600).rounded())),
                     String(format: "%.0f %%", row.coverage * 100),
                 ])
             }
-            for row in r.rows {
-                var key = row.name.map { "\($0) (\(row.key))" } ?? (row.key.isEmpty && r.by == .label ? "(none)" : row.key)
+            func label(_ row: SavingsRow) -> String {
+                var key =
+                    row.name.map { "\($0) (\(row.key))" } ?? (row.key.isEmpty && r.by == .label ? "(none)" : row.key)
                 if row.deleted == true { key += " [deleted]" }
-                add(row, key: key)
+                return key
             }
+            for row in r.rows { add(row, key: label(row)) }
             add(r.total, key: "TOTAL")
             out += t.render()
             let gappy = r.rows.filter { !$0.gaps.isEmpty }
@@ -96,7 +103,7 @@ extension ReportCommand {
                     let shown = row.gaps.prefix(5).map {
                         "\(Fmt.isoSeconds($0.from)) → \(Fmt.isoSeconds($0.to))"
                     }.joined(separator: ", ")
-                    out += "\n  \(row.name ?? row.key): \(shown)\(row.gaps.count > 5 ? " and \(row.gaps.count - 5) more" : "")"
+                    out += "\n  \(label(row)): \(shown)\(row.gaps.count > 5 ? " and \(row.gaps.count - 5) more" : "")"
                 }
             }
             return out

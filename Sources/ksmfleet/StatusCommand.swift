@@ -81,11 +81,14 @@ struct StatusCommand: AsyncParsableCommand {
             if !list.isEmpty {
                 print("")
                 var t = Table(
-                    [("NAME", .left), ("ONLINE", .left), ("PHASE", .left), ("SAVED", .right), ("KSMD CPU", .right),
-                     ("WHY", .left)])
+                    [
+                        ("NAME", .left), ("ONLINE", .left), ("PHASE", .left), ("SAVED", .right), ("KSMD CPU", .right),
+                        ("WHY", .left),
+                    ])
                 for n in list.sorted(by: { ($0.name, $0.id) < ($1.name, $1.id) }) {
                     t.add([
-                        n.name, n.online ? "yes" : "no", Fmt.phase(n), n.lastSample.map { Fmt.bytes($0.savedBytes) } ?? "-",
+                        n.name, n.online ? "yes" : "no", Fmt.phase(n),
+                        n.lastSample.map { Fmt.bytes($0.savedBytes) } ?? "-",
                         Fmt.percent(n.lastSample?.ksmdCPUPercent), n.phaseReason ?? "-",
                     ])
                 }

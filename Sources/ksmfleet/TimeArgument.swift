@@ -5,14 +5,16 @@ import Foundation
 enum TimeArgument {
     enum Direction { case past, future }
 
-    static func parse(_ text: String, option: String, direction: Direction, now: Date = Date()) throws(CLIError) -> Date {
+    static func parse(_ text: String, option: String, direction: Direction, now: Date = Date()) throws(CLIError) -> Date
+    {
         let t = text.trimmingCharacters(in: .whitespaces)
         if let seconds = relativeSeconds(t) {
             return direction == .past ? now.addingTimeInterval(-seconds) : now.addingTimeInterval(seconds)
         }
         if let d = iso(t) { return d }
         throw .usage(
-            "\(option): '\(text)' is not a time; use ISO 8601 (2026-11-01 or 2026-11-01T12:00:00Z) or a duration like 30m, 24h, 7d")
+            "\(option): '\(text)' is not a time; use ISO 8601 (2026-11-01 or 2026-11-01T12:00:00Z) or a duration like 30m, 24h, 7d"
+        )
     }
 
     /// `7d` → 604800; nil when the text is not a duration.

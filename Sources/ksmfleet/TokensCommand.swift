@@ -28,7 +28,9 @@ extension TokensCommand {
             let expiresAt = orExit { () throws(CLIError) -> Date? in
                 guard let expires else { return nil }
                 let d = try TimeArgument.parse(expires, option: "--expires", direction: .future)
-                if d <= Date() { throw .usage("--expires \(expires) is in the past; give a future time or a duration like 7d") }
+                if d <= Date() {
+                    throw .usage("--expires \(expires) is in the past; give a future time or a duration like 7d")
+                }
                 return d
             }
             try await global.run { session in
@@ -44,7 +46,9 @@ extension TokensCommand {
                 kv.add("Description", info.description ?? "-")
                 kv.add("Expires", info.expiresAt.map { Fmt.dateAgo($0) } ?? "never")
                 print(kv.render())
-                print("\nThe token is shown only now. Enroll a node with:\n  ksmfleet-agent --server \(session.server) --enroll-token \(info.token ?? "TOKEN") --state-dir /var/lib/ksmfleet-agent")
+                print(
+                    "\nThe token is shown only now. Enroll a node with:\n  ksmfleet-agent --server \(session.server) --enroll-token \(info.token ?? "TOKEN") --state-dir /var/lib/ksmfleet-agent"
+                )
             }
         }
     }
@@ -102,7 +106,8 @@ extension TokensCommand {
                     try await session.client.revokeEnrollmentToken(id)
                 } catch {
                     guard error.status == 404 else { throw error }
-                    throw CLIError(ExitStatus.refused, "no enrollment token has the id '\(id)'; see `ksmfleet tokens list`")
+                    throw CLIError(
+                        ExitStatus.refused, "no enrollment token has the id '\(id)'; see `ksmfleet tokens list`")
                 }
                 if session.json {
                     try printJSON(Result(revoked: id))
