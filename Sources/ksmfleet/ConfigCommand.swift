@@ -125,7 +125,7 @@ extension ConfigCommand {
         func validate() throws {
             let targets = (all ? 1 : 0) + (selector == nil ? 0 : 1) + (nodes.isEmpty ? 0 : 1)
             if targets != 1 {
-                throw ValidationError("give exactly one of --all, --selector k=v, or NODE...")
+                throw ValidationError("give exactly one of --all, --selector k=v, or NODE arguments")
             }
             if file != nil && !flags.isEmpty {
                 throw ValidationError("give the change either as flags or as --file, not both")

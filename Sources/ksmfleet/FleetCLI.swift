@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 @main
 struct FleetCLI: AsyncParsableCommand {
@@ -30,6 +31,34 @@ struct FleetCLI: AsyncParsableCommand {
             StatusCommand.self, NodesCommand.self, ConfigCommand.self, KickCommand.self,
             HistoryCommand.self, ReportCommand.self, TokensCommand.self,
         ])
+
+    /// ArgumentParser's main, except that a usage error is one line on stderr (exit 64) instead
+    /// of the message plus the whole usage text; help and --version print as usual.
+    static func main() async {
+        do {
+            var command = try await asyncParseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success || error is ExitCode || error is CleanExit {
+                exit(withError: error)
+            }
+            var text = message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+            while text.hasSuffix(".") { text.removeLast() }
+            // ArgumentParser's own hint names the subcommand: "See 'ksmfleet config set --help' …".
+            let full = fullMessage(for: error)
+            var help = "ksmfleet --help"
+            if let start = full.range(of: "See '"), let end = full[start.upperBound...].firstIndex(of: "'") {
+                help = String(full[start.upperBound..<end])
+            }
+            writeStderr("ksmfleet: error: \(text); see '\(help)'\n")
+            Foundation.exit(code.rawValue)
+        }
+    }
 }
 
 enum CLIVersion {

@@ -31,7 +31,7 @@ struct KickCommand: AsyncParsableCommand {
 
     func validate() throws {
         if nodes.isEmpty == (selector == nil) {
-            throw ValidationError("give either NODE... or --selector k=v")
+            throw ValidationError("give either NODE arguments or --selector k=v")
         }
     }
 

@@ -46,6 +46,9 @@ struct OfflineCLITests {
         ] {
             let r = try await CLI.run(args + ["--server", "http://127.0.0.1:1", "--token", "t"])
             #expect(r.status == Exit.usage, "\(args): \(r)")
+            #expect(r.stderr.hasPrefix("ksmfleet: error: "), "\(r)")
+            #expect(r.stderr.split(separator: "\n").count == 1, "one line: \(r)")
+            #expect(r.stderr.contains("--help"), "\(r)")
         }
     }
 
