@@ -9,10 +9,12 @@ extension ReportGrouping: ExpressibleByArgument {}
 
 /// `--since` / `--until` for history and reports.
 struct PeriodOptions: ParsableArguments {
-    @Option(help: "Start: ISO 8601 or a duration ago (24h, 7d). Default: 24h before --until.")
+    @Option(
+        parsing: .unconditional, help: "Start: ISO 8601, now, or a duration ago (24h, 7d). Default: 24h before --until."
+    )
     var since: String?
 
-    @Option(help: "End: ISO 8601 or a duration ago. Default: now.")
+    @Option(parsing: .unconditional, help: "End: ISO 8601, now, or a duration ago. Default: now.")
     var until: String?
 
     func resolved(now: Date = Date()) throws(CLIError) -> (Date?, Date?) {

@@ -7,9 +7,16 @@ enum TimeArgument {
 
     static func parse(_ text: String, option: String, direction: Direction, now: Date = Date()) throws(CLIError) -> Date
     {
-        let t = text.trimmingCharacters(in: .whitespaces)
+        var t = text.trimmingCharacters(in: .whitespaces)
+        if t.lowercased() == "now" { return now }
+        // "-24h" (ago) and "+7d" (from now) say the direction themselves; "24h" takes the option's.
+        var dir = direction
+        if t.count > 1, let sign = t.first, sign == "-" || sign == "+", relativeSeconds(String(t.dropFirst())) != nil {
+            dir = sign == "-" ? .past : .future
+            t.removeFirst()
+        }
         if let seconds = relativeSeconds(t) {
-            return direction == .past ? now.addingTimeInterval(-seconds) : now.addingTimeInterval(seconds)
+            return dir == .past ? now.addingTimeInterval(-seconds) : now.addingTimeInterval(seconds)
         }
         if let d = iso(t) { return d }
         throw .usage(
@@ -19,7 +26,8 @@ enum TimeArgument {
 
     /// `7d` → 604800; nil when the text is not a duration.
     static func relativeSeconds(_ t: String) -> Double? {
-        guard let unit = t.last, let n = Double(t.dropLast()), n >= 0, !t.dropLast().contains("-") else { return nil }
+        guard let unit = t.last, let n = Double(t.dropLast()), n.isFinite, n >= 0, n < 1e9, !t.dropLast().contains("-")
+        else { return nil }
         switch unit {
         case "s": return n
         case "m": return n * 60

@@ -309,7 +309,7 @@ struct CLIAgainstServerTests {
             let table = try await f.cli(["history", "web-2", "--since", "1h", "--resolution", "raw"])
             #expect(table.status == Exit.ok, "\(table)")
             #expect(table.stdout.contains("200.0 MiB"), "\(table)")
-            let hourly = try await f.cli(["history", "web-2", "--since", "2d", "--until", "0s", "-o", "json"])
+            let hourly = try await f.cli(["history", "web-2", "--since", "-2d", "--until", "now", "-o", "json"])
             #expect(hourly.status == Exit.ok, "\(hourly)")
             #expect(try hourly.json(HistoryResponse.self).resolution == .hour)
         }
