@@ -5,7 +5,15 @@ import KSMCore
 
 extension RunMode: ExpressibleByArgument {}
 extension TuningMode: ExpressibleByArgument {}
-extension KSMPhase: ExpressibleByArgument {}
+extension KSMPhase: ExpressibleByArgument {
+    /// `running` works as well as `Running`.
+    public init?(argument: String) {
+        guard let phase = KSMPhase.allCases.first(where: { $0.rawValue.lowercased() == argument.lowercased() }) else {
+            return nil
+        }
+        self = phase
+    }
+}
 
 /// The config flags of `config set` and `config apply`, turned into a `ConfigPatch`.
 struct ConfigFlags: ParsableArguments {

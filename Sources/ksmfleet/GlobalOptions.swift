@@ -50,8 +50,12 @@ struct GlobalOptions: ParsableArguments {
                 "no admin token given; pass --token, set KSMFLEET_TOKEN, or put token=... in \(ConfigFileSettings.path(environment: environment))"
             )
         }
+        let ca = pick(caFile, "KSMFLEET_CA_FILE", "ca-file")
+        if let ca, !FileManager.default.isReadableFile(atPath: ca) {
+            throw .usage("the CA file \(ca) does not exist or cannot be read; pass --ca-file with a PEM file")
+        }
         return Connection(
-            server: server, token: token, caFile: pick(caFile, "KSMFLEET_CA_FILE", "ca-file"), timeout: timeout,
+            server: server, token: token, caFile: ca, timeout: timeout,
             output: output)
     }
 

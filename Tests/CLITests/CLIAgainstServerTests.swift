@@ -58,6 +58,27 @@ struct CLIAgainstServerTests {
         }
     }
 
+    @Test("offline nodes: nodes list --offline and status say so, with the last time seen")
+    func offline() async throws {
+        try await Fleet.with(offlineAfterSeconds: 1) { f in
+            // Functional deadline: the nodes stop reporting, so they go offline after 1 s.
+            let clock = ContinuousClock()
+            let deadline = clock.now + .seconds(30)
+            while try await f.admin.listNodes().nodes.contains(where: \.online), clock.now < deadline {
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            let offline = try await f.cli(["nodes", "list", "--offline", "-o", "json"]).json(NodeList.self)
+            #expect(Set(offline.nodes.map(\.name)) == ["web-1", "web-2", "db-1"])
+            let status = try await f.cli(["status", "-o", "json"])
+            let s = try status.object()
+            #expect(s["offline"] as? Int == 3, "\(status)")
+            #expect(s["savedBytes"] as? Int == 0, "only online nodes count: \(status)")
+            #expect((s["attention"] as? [Any])?.count == 3, "\(status)")
+            let table = try await f.cli(["status"])
+            #expect(table.stdout.contains("offline, last seen"), "\(table)")
+        }
+    }
+
     @Test("nodes show by name and by id, and nodes label set/remove")
     func showAndLabel() async throws {
         try await Fleet.with { f in

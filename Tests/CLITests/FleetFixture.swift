@@ -42,8 +42,8 @@ struct Fleet: Sendable {
         try await admin.nodeConfig(try id(name))
     }
 
-    static func with(_ body: (Fleet) async throws -> Void) async throws {
-        let server = try await TestServer.start()
+    static func with(offlineAfterSeconds: Double = 60, _ body: (Fleet) async throws -> Void) async throws {
+        let server = try await TestServer.start(offlineAfterSeconds: offlineAfterSeconds)
         do {
             let fleet = try await make(server)
             try await body(fleet)
