@@ -27,6 +27,7 @@ struct CLIAgainstServerTests {
             #expect(table.stdout.contains("3 (3 online, 0 offline)"), "\(table)")
             #expect(table.stdout.contains("300.0 MiB"), "\(table)")
             #expect(table.stdout.contains(Fleet.stoppedReason), "the phase reason is shown: \(table)")
+            #expect(table.stdout.contains("apply failed: \(Fleet.applyError)"), "the apply error is shown: \(table)")
 
             let all = try await f.cli(["nodes", "list", "-o", "json"]).json(NodeList.self)
             #expect(Set(all.nodes.map(\.name)) == ["web-1", "web-2", "db-1"])
@@ -92,7 +93,8 @@ struct CLIAgainstServerTests {
             let db = try await f.cli(["nodes", "show", "db-1"])
             #expect(db.status == Exit.ok, "\(db)")
             for text in [
-                Fleet.stoppedReason, "6.8.0-test", "0.1.0-test", "16.00 GiB", "pages_sharing", "Drift:", "Last seen:",
+                Fleet.stoppedReason, "Apply error:  \(Fleet.applyError)", "6.8.0-test", "0.1.0-test", "16.00 GiB",
+                "pages_sharing", "Drift:", "Last seen:",
             ] {
                 #expect(db.stdout.contains(text), "\(text) in \(db)")
             }

@@ -27,6 +27,7 @@ struct Fleet: Sendable {
         "web-1": ["env": "prod", "role": "web"], "web-2": ["env": "prod", "role": "web"],
         "db-1": ["env": "staging", "role": "db"],
     ]
+    static let applyError = "merge_across_nodes: EBUSY, pages are still shared"
     static let stoppedReason = "Stopped: MemAvailable 81 % is above the 20 % threshold"
 
     /// Runs the CLI against this server with the admin token.
@@ -90,7 +91,8 @@ struct Fleet: Sendable {
                         pageSize: pageSize, ksmdCPUPercent: i == 0 ? nil : cpu[name], ksmdCPUSeconds: Double(i) * 0.5,
                         phase: running ? .running : .stopped,
                         phaseReason: running ? "Running: MemAvailable 12 % is below the 20 % threshold" : stoppedReason,
-                        appliedGeneration: reg.config.generation))
+                        appliedGeneration: reg.config.generation,
+                        applyError: name == "db-1" && i == 2 ? applyError : nil))
             }
             let ack = try await node.pushSamples(nodeId: reg.nodeId, SampleBatch(samples: samples))
             #expect(ack.highestSeq == 3)
