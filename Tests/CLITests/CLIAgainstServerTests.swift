@@ -250,7 +250,7 @@ struct CLIAgainstServerTests {
             #expect(again.status == Exit.refused, "\(again)")
 
             // On a terminal it asks: "n" keeps the node, "y" deletes it.
-            let auth = ["--server", f.server.baseURL, "--token", f.server.adminToken]
+            let auth = ["--server", f.server.baseURL, "--token", f.server.adminToken, "--timeout", "180"]
             guard let no = try await CLI.runOnTerminal(["nodes", "delete", "web-2"] + auth, input: "n\n") else {
                 print("skipping the terminal prompt check: /usr/bin/script (util-linux) is not installed")
                 return

@@ -50,7 +50,7 @@ enum CLI {
     }
 
     static func run(
-        _ arguments: [String], environment: [String: String] = [:], home: URL? = nil, timeout: Double = 60,
+        _ arguments: [String], environment: [String: String] = [:], home: URL? = nil, timeout: Double = 300,
         executable: URL? = nil, stdin: String? = nil
     ) async throws -> CLIResult {
         let binary = try executable ?? binary()

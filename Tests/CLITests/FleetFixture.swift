@@ -30,9 +30,12 @@ struct Fleet: Sendable {
     static let applyError = "merge_across_nodes: EBUSY, pages are still shared"
     static let stoppedReason = "Stopped: MemAvailable 81 % is above the 20 % threshold"
 
-    /// Runs the CLI against this server with the admin token.
+    /// Runs the CLI against this server with the admin token. The request timeout is generous:
+    /// the in-process server shares the test process's two cooperative threads with every other
+    /// suite, and the machine is loaded.
     func cli(_ args: [String], token: String? = nil) async throws -> CLIResult {
-        try await CLI.run(args + ["--server", server.baseURL, "--token", token ?? server.adminToken])
+        try await CLI.run(
+            args + ["--server", server.baseURL, "--token", token ?? server.adminToken, "--timeout", "180"])
     }
 
     func id(_ name: String) throws -> String {
