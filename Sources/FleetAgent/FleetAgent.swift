@@ -153,7 +153,9 @@ public actor FleetAgent {
     public func run() async throws(AgentError) {
         await startLocally()
         let watcher = options.watchPaths.isEmpty ? nil : DirectoryWatcher(paths: options.watchPaths)
-        watcher?.start()
+        if let watcher, !watcher.start() {
+            logger.warning("cannot watch directories (inotify unavailable); kicks come from the server and SIGUSR1 only")
+        }
         let failure: AgentError? = await withTaskGroup(of: AgentError?.self) { group in
             group.addTask { await self.configLoop() }
             group.addTask { await self.tuneLoop(); return nil }
@@ -297,6 +299,12 @@ public actor FleetAgent {
         do {
             response = try await anonymous.register(request, enrollmentToken: token)
         } catch {
+            if error.status == 401 || error.status == 403 {
+                // Retrying cannot help: the token is wrong, expired or revoked.
+                throw .notEnrolled(
+                    "the server refused the enrollment token (\(error)); create a new one (ksmfleet tokens create) and configure it"
+                )
+            }
             throw .server(error)
         }
         let id = NodeIdentity(nodeId: response.nodeId, nodeToken: response.nodeToken, serverURL: options.serverURL)

@@ -245,6 +245,21 @@ struct AgentEndToEndTests {
                     return
                 }
             }
+
+            // A wrong enrollment token ends the agent with the reason, instead of retrying forever.
+            let wrong = try FleetAgent(
+                options: testAgentOptions(server: server.baseURL, enrollToken: "ksme_wrong", stateDir: root + "/c", name: "wrong"),
+                kernel: FakeKSMKernel(), logger: agentLogger("wrong"))
+            do {
+                try await wrong.run()
+                Issue.record("ran with a wrong enrollment token")
+            } catch {
+                guard case .notEnrolled(let message) = error else {
+                    Issue.record("expected notEnrolled, got \(error)")
+                    return
+                }
+                #expect(message.contains("enrollment token"))
+            }
         } catch {
             await server.stop()
             throw error
