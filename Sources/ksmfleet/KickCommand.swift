@@ -20,6 +20,8 @@ struct KickCommand: AsyncParsableCommand {
     struct Result: Codable {
         var nodeId: String
         var name: String
+        /// The node's mode when kicked: kicks only change what ksmd does in throttle mode.
+        var mode: TuningMode
         var kickCounter: Int64?
         var generation: Int64?
         var error: APIErrorBody.Detail?
@@ -44,27 +46,26 @@ struct KickCommand: AsyncParsableCommand {
             }
         }
         try await global.run { session in
-            var targets: [(id: String, name: String)] = []
+            var targets: [NodeInfo] = []
             if let selector {
-                targets = try await session.client.listNodes(selector: selector).nodes.map { ($0.id, $0.name) }
+                targets = try await session.client.listNodes(selector: selector).nodes
                 if targets.isEmpty { throw CLIError(ExitStatus.refused, "no node matches --selector \(selector)") }
             } else {
-                for node in nodes {
-                    let n = try await session.resolve(node)
-                    targets.append((n.id, n.name))
-                }
+                for node in nodes { targets.append(try await session.resolve(node)) }
             }
             var results: [Result] = []
             for t in targets {
                 do throws(ClientError) {
                     let k = try await session.client.kick(t.id)
                     results.append(
-                        Result(nodeId: t.id, name: t.name, kickCounter: k.kickCounter, generation: k.generation))
+                        Result(
+                            nodeId: t.id, name: t.name, mode: t.config.config.mode, kickCounter: k.kickCounter,
+                            generation: k.generation))
                 } catch {
                     guard case .api(let status, let body) = error, (400..<500).contains(status), status != 401,
                         status != 403
                     else { throw error }
-                    results.append(Result(nodeId: t.id, name: t.name, error: body.error))
+                    results.append(Result(nodeId: t.id, name: t.name, mode: t.config.config.mode, error: body.error))
                 }
             }
             if session.json {
@@ -76,7 +77,10 @@ struct KickCommand: AsyncParsableCommand {
                 for r in results {
                     table.add([
                         r.name, r.nodeId, Fmt.opt(r.kickCounter), Fmt.opt(r.generation),
-                        r.error.map { "failed: \($0.code): \($0.message)" } ?? "kicked",
+                        r.error.map { "failed: \($0.code): \($0.message)" }
+                            ?? (r.mode == .throttle
+                                ? "kicked"
+                                : "kicked; no effect while mode is \(r.mode.rawValue) (kicks drive throttle mode)"),
                     ])
                 }
                 print(table.render())

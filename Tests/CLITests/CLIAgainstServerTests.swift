@@ -228,11 +228,16 @@ struct CLIAgainstServerTests {
             let results = try #require(try one.object()["results"] as? [[String: Any]])
             #expect(results.count == 1)
             #expect(results.first?["kickCounter"] as? Int == 1)
+            #expect(results.first?["mode"] as? String == "throttle")
             let many = try await f.cli(["kick", "--selector", "role=web"])
             #expect(many.status == Exit.ok, "\(many)")
             #expect(try await f.config("web-1").kickCounter == 2)
             #expect(try await f.config("web-2").kickCounter == 1)
             #expect(try await f.config("db-1").kickCounter == 0)
+            // Not in throttle mode: the kick is recorded, and the CLI says it does nothing there.
+            let standard = try await f.cli(["kick", "db-1"])
+            #expect(standard.status == Exit.ok, "\(standard)")
+            #expect(standard.stdout.contains("no effect while mode is standard"), "\(standard)")
         }
     }
 
