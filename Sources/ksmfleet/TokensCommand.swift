@@ -47,7 +47,7 @@ extension TokensCommand {
                 kv.add("Expires", info.expiresAt.map { Fmt.dateAgo($0) } ?? "never")
                 print(kv.render())
                 print(
-                    "\nThe token is shown only now. Enroll a node with:\n  ksmfleet-agent --server \(session.server) --enroll-token \(info.token ?? "TOKEN") --state-dir /var/lib/ksmfleet-agent"
+                    "\nThe token is shown only now. Enroll a node with:\n  ksmfleet-agent --server \(session.server) --enroll-token \(info.token ?? "TOKEN")"
                 )
             }
         }
