@@ -324,6 +324,29 @@ struct CLIAgainstServerTests {
         }
     }
 
+    @Test("a stale admin token (replaced when the server restarted with a new one) gives the auth exit code")
+    func staleToken() async throws {
+        let first = try await TestServer.start(adminToken: "old-admin-token-\(UUID().uuidString)")
+        let ok = try await CLI.run([
+            "status", "--server", first.baseURL, "--token", first.adminToken, "--timeout", "180",
+        ])
+        await first.stop()
+        #expect(ok.status == Exit.ok, "\(ok)")
+        let second = try await TestServer.start(
+            dataDir: first.dataDir, adminToken: "new-admin-token-\(UUID().uuidString)")
+        defer { second.removeDataDir() }
+        let stale = try await CLI.run([
+            "status", "--server", second.baseURL, "--token", first.adminToken, "--timeout", "180",
+        ])
+        let fresh = try await CLI.run([
+            "status", "--server", second.baseURL, "--token", second.adminToken, "--timeout", "180",
+        ])
+        await second.stop()
+        #expect(stale.status == Exit.auth, "\(stale)")
+        #expect(stale.stderr.contains("authentication failed"), "\(stale)")
+        #expect(fresh.status == Exit.ok, "\(fresh)")
+    }
+
     @Test("history: the node's samples over a period")
     func history() async throws {
         try await Fleet.with { f in
