@@ -1,4 +1,5 @@
 import ArgumentParser
+import FleetAPI
 import Foundation
 
 @main
@@ -26,7 +27,7 @@ struct FleetCLI: AsyncParsableCommand {
 
             Shell completion: ksmfleet --generate-completion-script bash|zsh|fish
             """,
-        version: CLIVersion.current,
+        version: FleetVersion.current,
         subcommands: [
             StatusCommand.self, NodesCommand.self, ConfigCommand.self, KickCommand.self,
             HistoryCommand.self, ReportCommand.self, TokensCommand.self,
@@ -59,8 +60,4 @@ struct FleetCLI: AsyncParsableCommand {
             Foundation.exit(code.rawValue)
         }
     }
-}
-
-enum CLIVersion {
-    static let current = "0.1.0"
 }
