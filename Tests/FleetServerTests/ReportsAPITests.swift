@@ -5,8 +5,12 @@ import Foundation
 import KSMCore
 import Testing
 
-/// 2026-11-02T00:00:00Z.
-private let t0: Double = 1_793_577_600
+/// Midnight UTC two days ago: recent enough that raw-sample retention (14 days) never touches
+/// the seeded history, whole hours so the expected figures are exact.
+private let t0: Double = ReportTime.dayStart(Date().timeIntervalSince1970) - 2 * 86400
+private let t0ISO = ReportTime.iso(t0)
+private let t0Plus1h = ReportTime.iso(t0 + 3600)
+private let t0Plus2h = ReportTime.iso(t0 + 7200)
 private let gib: Int64 = 1_073_741_824
 
 private func header(_ r: HTTPResponse, _ name: String) -> String? {
@@ -53,7 +57,7 @@ private func seeded() async throws -> (TestServer, FleetClient, alpha: String, b
         defer { server.removeDataDir() }
         let report = try await admin.request(
             "GET", APIPaths.savingsReport,
-            query: [("since", "2026-11-02T00:00:00Z"), ("until", "2026-11-02T02:00:00Z"), ("by", "node")],
+            query: [("since", t0ISO), ("until", t0Plus2h), ("by", "node")],
             as: SavingsReport.self)
         await server.stop()
         #expect(report.rows.map(\.key) == [alpha, beta])
@@ -72,7 +76,7 @@ private func seeded() async throws -> (TestServer, FleetClient, alpha: String, b
     @Test func csvByAcceptHeaderAndByFormat() async throws {
         let (server, admin, _, _) = try await seeded()
         defer { server.removeDataDir() }
-        let q = [("since", "2026-11-02"), ("until", "2026-11-02T02:00:00Z"), ("by", "label"), ("label", "rack")]
+        let q = [("since", String(t0ISO.prefix(10))), ("until", t0Plus2h), ("by", "label"), ("label", "rack")]
         let viaAccept = try await admin.send(
             method: "GET", path: APIPaths.savingsReport, query: q, headers: ["Accept": "text/csv"])
         let viaFormat = try await admin.send(method: "GET", path: APIPaths.savingsReport, query: q + [("format", "csv")])
@@ -93,14 +97,14 @@ private func seeded() async throws -> (TestServer, FleetClient, alpha: String, b
         defer { server.removeDataDir() }
         let raw = try await admin.request(
             "GET", APIPaths.history(beta),
-            query: [("since", "2026-11-02T00:00:00Z"), ("until", "2026-11-02T01:00:00Z"), ("resolution", "raw")],
+            query: [("since", t0ISO), ("until", t0Plus1h), ("resolution", "raw")],
             as: HistoryResponse.self)
         let hourly = try await admin.request(
             "GET", APIPaths.history("beta"),  // by name too
-            query: [("since", "2026-11-02T00:00:00Z"), ("until", "2026-11-02T02:00:00Z")], as: HistoryResponse.self)
+            query: [("since", t0ISO), ("until", t0Plus2h)], as: HistoryResponse.self)
         let hours = try await admin.request(
             "GET", APIPaths.history(beta),
-            query: [("since", "2026-11-02T00:00:00Z"), ("until", "2026-11-02T02:00:00Z"), ("resolution", "hour")],
+            query: [("since", t0ISO), ("until", t0Plus2h), ("resolution", "hour")],
             as: HistoryResponse.self)
         await server.stop()
         #expect(raw.resolution == .raw && raw.samples?.count == 31 && raw.samples?.first?.savedBytes == 2 * gib)
@@ -117,7 +121,7 @@ private func seeded() async throws -> (TestServer, FleetClient, alpha: String, b
         defer { server.removeDataDir() }
         let bad = try await admin.send(method: "GET", path: APIPaths.savingsReport, query: [("since", "yesterday")])
         let reversed = try await admin.send(
-            method: "GET", path: APIPaths.savingsReport, query: [("since", "2026-11-03"), ("until", "2026-11-02")])
+            method: "GET", path: APIPaths.savingsReport, query: [("since", t0Plus2h), ("until", t0ISO)])
         let noLabel = try await admin.send(method: "GET", path: APIPaths.savingsReport, query: [("by", "label")])
         let badRes = try await admin.send(method: "GET", path: APIPaths.history(alpha), query: [("resolution", "minute")])
         let unknown = try await admin.send(method: "GET", path: APIPaths.history("n-nope"))

@@ -58,13 +58,20 @@ enum Charts {
             svg += "<line x1=\"\(f(left))\" x2=\"\(f(w - right))\" y1=\"\(f(yy))\" y2=\"\(f(yy))\" stroke=\"#e5e7eb\"/>"
             svg += "<text x=\"\(f(left - 6))\" y=\"\(f(yy + 4))\" text-anchor=\"end\">\(HTML.esc(unit(v)))</text>"
         }
-        // X labels.
-        let ticks = 6
-        for i in 0...ticks {
-            let t = from + span * Double(i) / Double(ticks)
-            let label = span > 3 * 86400 ? String(ReportTime.dayKey(t).dropFirst(5)) : String(ReportTime.iso(t).dropFirst(11).prefix(5))
-            let anchor = i == 0 ? "start" : (i == ticks ? "end" : "middle")
-            svg += "<text x=\"\(f(x(t)))\" y=\"\(f(h - 10))\" text-anchor=\"\(anchor)\">\(label)</text>"
+        // X labels: on UTC midnights (every few days) for long spans, on whole hours otherwise.
+        let step: Double
+        if span > 3 * 86400 {
+            step = 86400 * max(1, (span / 86400 / 7).rounded(.up))
+        } else {
+            step = 3600 * max(1, (span / 3600 / 7).rounded(.up))
+        }
+        var tick = (from / step).rounded(.up) * step
+        while tick <= to {
+            let label = span > 3 * 86400 ? String(ReportTime.dayKey(tick).dropFirst(5)) : String(ReportTime.iso(tick).dropFirst(11).prefix(5))
+            let xx = x(tick)
+            svg += "<line x1=\"\(f(xx))\" x2=\"\(f(xx))\" y1=\"\(f(top + ph))\" y2=\"\(f(top + ph + 4))\" stroke=\"#9ca3af\"/>"
+            svg += "<text x=\"\(f(xx))\" y=\"\(f(h - 10))\" text-anchor=\"middle\">\(label)</text>"
+            tick += step
         }
         // The line, broken at gaps.
         var path = ""
