@@ -106,7 +106,10 @@ struct AgentController<Context: RequestContext>: Sendable {
         try await state.auth.requireNode(request, nodeId: id)
         // Room for a full batch: about 1.5 KiB of JSON per sample.
         let limit = max(state.config.maxBodyBytes, SampleBatch.maxSamples * 2048)
-        let batch = try await HTTP.decode(SampleBatch.self, request, limit: limit)
+        let data = try await HTTP.body(request, limit: limit)
+        let batch: SampleBatch
+        let parsed: Any
+        do { (batch, parsed) = try FastJSON.decode(SampleBatch.self, from: data) } catch { throw HTTP.inputError(error) }
         if batch.samples.count > SampleBatch.maxSamples {
             throw APIError(
                 .contentTooLarge, code: APIErrorCode.bodyTooLarge,
@@ -117,7 +120,8 @@ struct AgentController<Context: RequestContext>: Sendable {
             if s.seq < 0 { throw APIError.invalidValue("samples[\(i)].seq", "seq must not be negative") }
             if s.pageSize <= 0 { throw APIError.invalidValue("samples[\(i)].pageSize", "pageSize must be positive") }
         }
-        let ack = try await state.database.insertSamples(nodeId: id, batch.samples)
+        let ack = try await state.database.insertSamples(
+            nodeId: id, batch.samples, json: FastJSON.sampleJSON(parsed).flatMap { $0.count == batch.samples.count ? $0 : nil })
         state.metrics.samplesStored(ack.stored, duplicates: ack.duplicates)
         state.logger.debug(
             "samples stored",

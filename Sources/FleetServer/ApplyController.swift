@@ -41,14 +41,12 @@ struct ApplyController<Context: RequestContext>: Sendable {
         ids = ids.filter { seen.insert($0).inserted }
         let dryRun = body.dryRun ?? false
         let items = try await state.database.apply(body.change, to: ids, dryRun: dryRun)
-        var configs: [String: NodeConfig] = [:]
         if !dryRun {
             for item in items where item.status == .changed {
-                if let c = try await state.database.config(nodeId: item.nodeId) { configs[item.nodeId] = c }
-            }
-            for (id, c) in configs {
-                state.waiters.notify(id, config: c)
-                state.logger.info("config changed by fleet apply", metadata: ["node": "\(id)", "generation": "\(c.generation)"])
+                guard let config = item.config else { continue }
+                state.waiters.notify(item.nodeId, config: config)
+                state.logger.info(
+                    "config changed by fleet apply", metadata: ["node": "\(item.nodeId)", "generation": "\(config.generation)"])
             }
         }
         let results = items.map { i in

@@ -27,6 +27,8 @@ public struct ApplyItem: Sendable, Equatable {
     public var generation: Int64?
     public var changes: [String]
     public var error: ConfigValidationError?
+    /// The config now in force, when it changed.
+    public var config: NodeConfig?
 }
 
 extension FleetDatabase {
@@ -142,7 +144,9 @@ extension FleetDatabase {
                     let after = try Self.storeConfig(
                         db, nodeId: id, before: before, config: config, kick: false, actor: actor, action: "apply", now: now)
                     items.append(
-                        ApplyItem(nodeId: id, name: node.name, status: .changed, generation: after.generation, changes: changes))
+                        ApplyItem(
+                            nodeId: id, name: node.name, status: .changed, generation: after.generation, changes: changes,
+                            config: after))
                 }
             }
             return items

@@ -8,11 +8,17 @@ extension FleetDatabase {
     /// (node_id, seq), so replays and duplicates are stored once) and updates the node's
     /// last-seen time and, from the newest sample, its phase and applied generation. Returns
     /// only after the commit: the acknowledgement may be trusted by the agent.
-    public func insertSamples(nodeId: String, _ samples: [StatusSample], receivedAt: Date = Date()) async throws
-        -> SampleBatchAck
-    {
+    /// `json` may carry each sample's JSON as received (same order), saving the re-encoding.
+    public func insertSamples(
+        nodeId: String, _ samples: [StatusSample], json: [String]? = nil, receivedAt: Date = Date()
+    ) async throws -> SampleBatchAck {
         // Encode outside the write transaction: the writer is the one shared resource.
-        let rows: [(StatusSample, String)] = try samples.map { ($0, try StoredJSON.encode($0)) }
+        let rows: [(StatusSample, String)]
+        if let json, json.count == samples.count {
+            rows = Array(zip(samples, json))
+        } else {
+            rows = try samples.map { ($0, try StoredJSON.encode($0)) }
+        }
         let received = Time.ms(receivedAt)
         return try await pool.write { db in
             guard
