@@ -29,6 +29,7 @@ struct AgentController<Context: RequestContext>: Sendable {
         let nodeToken = Secrets.newToken(.node)
         let reg = try await state.database.register(
             body, enrollmentTokenHash: Secrets.hash(enrollment), nodeTokenHash: Secrets.hash(nodeToken))
+        state.auth.forgetNodeTokens()
         state.logger.info(
             reg.reregistered ? "node re-registered, token rotated" : "node registered with the standard config",
             metadata: [

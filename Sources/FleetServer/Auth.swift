@@ -1,5 +1,6 @@
 import FleetAPI
 import Foundation
+import Synchronization
 import FleetStore
 import Hummingbird
 
@@ -10,10 +11,20 @@ enum Principal: Sendable, Equatable {
 }
 
 /// Bearer-token checks. The admin token's hash is held in memory; node tokens are looked up by
-/// hash (an indexed read) per request. Secrets are never logged.
+/// hash (an indexed read) and remembered, so a busy agent costs no query per request. Every
+/// registration (token rotation) and node deletion forgets them all. Secrets are never logged.
 struct Auth: Sendable {
     let database: FleetDatabase
     let adminTokenHash: String
+    private let known = NodeTokenCache()
+
+    init(database: FleetDatabase, adminTokenHash: String) {
+        self.database = database
+        self.adminTokenHash = adminTokenHash
+    }
+
+    /// Forget every remembered node token (call after a registration or a deletion).
+    func forgetNodeTokens() { known.clear() }
 
     static func bearer(_ request: Request) -> String? {
         guard let value = request.headers[.authorization] else { return nil }
@@ -29,7 +40,12 @@ struct Auth: Sendable {
         }
         let hash = Secrets.hash(token)
         if Secrets.constantTimeEqual(hash, adminTokenHash) { return .admin }
-        if let node = try await database.nodeID(forTokenHash: hash) { return .node(node) }
+        if let node = known.node(for: hash) { return .node(node) }
+        let generation = known.generation
+        if let node = try await database.nodeID(forTokenHash: hash) {
+            known.remember(hash, node: node, ifStill: generation)
+            return .node(node)
+        }
         throw APIError.unauthorized("wrong token (unknown, rotated by a re-registration, or its node was deleted)")
     }
 
@@ -57,6 +73,35 @@ struct Auth: Sendable {
         case .node(let id) where id == nodeId: return
         case .node(let id): throw APIError.forbidden("a node token may only touch its own node (\(id))")
         case .admin: throw APIError.forbidden("samples are pushed with the node's own token")
+        }
+    }
+}
+
+/// Node token hash → node id, with a generation so that a lookup racing a `clear()` does not
+/// put back a token that was just rotated or deleted.
+final class NodeTokenCache: Sendable {
+    private struct State {
+        var map: [String: String] = [:]
+        var generation: UInt64 = 0
+    }
+    private let state = Mutex(State())
+
+    var generation: UInt64 { state.withLock { $0.generation } }
+
+    func node(for hash: String) -> String? { state.withLock { $0.map[hash] } }
+
+    func remember(_ hash: String, node: String, ifStill generation: UInt64) {
+        state.withLock { s in
+            guard s.generation == generation else { return }
+            if s.map.count > 200_000 { s.map.removeAll() }
+            s.map[hash] = node
+        }
+    }
+
+    func clear() {
+        state.withLock { s in
+            s.map.removeAll()
+            s.generation &+= 1
         }
     }
 }
