@@ -3,7 +3,7 @@
 # Prints the dashboard URL and the admin token; Ctrl-C stops both (the agent puts the
 # KSM settings it found at start back on exit).
 set -euo pipefail
-BIN=${BIN:?BIN must point at the build's bin directory}
+BIN=${BIN:?BIN must point at the directory of the built binaries}
 DATA_DIR=${DATA_DIR:-$PWD/data}
 PORT=${PORT:-8080}
 HOST=${HOST:-127.0.0.1}
@@ -36,9 +36,11 @@ export KSMFLEET_SERVER="$URL" KSMFLEET_TOKEN="$ADMIN_TOKEN"
 
 # The local agent enrolls once; later runs reuse the node id and token in its state dir.
 agent_args=(--server "$URL" --state-dir "$DATA_DIR/agent" --restore-on-exit)
-if [ ! -s "$DATA_DIR/agent/node.json" ] && [ ! -s "$DATA_DIR/agent/identity.json" ]; then
-  ENROLL=$("$BIN/ksmfleet" tokens create --description "make run local agent" --expires 1h --output json \
-    | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+if [ ! -s "$DATA_DIR/agent/node.json" ]; then
+  "$BIN/ksmfleet" tokens create --description "make run local agent" --expires 1h --output json \
+    >"$DATA_DIR/.enroll.json"
+  ENROLL=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['token'])" "$DATA_DIR/.enroll.json")
+  rm -f "$DATA_DIR/.enroll.json"
   agent_args+=(--enroll-token "$ENROLL")
 fi
 "$BIN/ksmfleet-agent" run "${agent_args[@]}" >>"$DATA_DIR/agent.log" 2>&1 &
