@@ -23,6 +23,9 @@ struct AgentBinaryTests {
         guard let agent = builtProduct("ksmfleet-agent") else {
             try Test.cancel("ksmfleet-agent is not built next to the tests (swift build --build-tests builds it)")
         }
+        for tool in ["/usr/bin/ldd", "/usr/bin/nm"] where !FileManager.default.isExecutableFile(atPath: tool) {
+            try Test.cancel("\(tool) is not installed")
+        }
         let libs = try run("/usr/bin/ldd", [agent])
         #expect(libs.contains("libcurl"), "ldd output: \(libs)")
         for forbidden in ["libFoundation.so", "libFoundationInternationalization", "libFoundationNetworking", "lib_FoundationICU", "libsqlite3"] {
