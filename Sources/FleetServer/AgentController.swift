@@ -109,8 +109,7 @@ struct AgentController<Context: RequestContext>: Sendable {
         let limit = max(state.config.maxBodyBytes, SampleBatch.maxSamples * 2048)
         let data = try await HTTP.body(request, limit: limit)
         let batch: SampleBatch
-        let parsed: Any
-        do { (batch, parsed) = try FastJSON.decode(SampleBatch.self, from: data) } catch { throw HTTP.inputError(error) }
+        do { (batch, _) = try FastJSON.decode(SampleBatch.self, from: data) } catch { throw HTTP.inputError(error) }
         if batch.samples.count > SampleBatch.maxSamples {
             throw APIError(
                 .contentTooLarge, code: APIErrorCode.bodyTooLarge,
@@ -122,7 +121,7 @@ struct AgentController<Context: RequestContext>: Sendable {
             if s.pageSize <= 0 { throw APIError.invalidValue("samples[\(i)].pageSize", "pageSize must be positive") }
         }
         let ack = try await state.database.insertSamples(
-            nodeId: id, batch.samples, json: FastJSON.sampleJSON(parsed).flatMap { $0.count == batch.samples.count ? $0 : nil })
+            nodeId: id, batch.samples, json: FastJSON.sampleSlices(data).flatMap { $0.count == batch.samples.count ? $0 : nil })
         state.metrics.samplesStored(ack.stored, duplicates: ack.duplicates)
         state.logger.debug(
             "samples stored",
