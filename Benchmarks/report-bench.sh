@@ -21,7 +21,8 @@ start_server() {
   PORT="$(cat "$DATA/port")"
 }
 stop_server() { kill "$PID"; wait "$PID" 2>/dev/null || true; }
-trap 'kill "$PID" 2>/dev/null || true; rm -rf "$DATA"' EXIT
+# KEEP=1 keeps the filled data dir (printed) for profiling.
+trap 'kill "$PID" 2>/dev/null || true; if [ "${KEEP:-0}" = 1 ]; then echo "kept $DATA"; else rm -rf "$DATA"; fi' EXIT
 start_server; stop_server   # creates the schema
 echo "filling $NODES nodes x $DAYS days of hourly rollups..."
 python3 Benchmarks/report_bench.py fill "$DATA/ksmfleet.sqlite" --nodes "$NODES" --days "$DAYS"

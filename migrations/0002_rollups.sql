@@ -26,7 +26,8 @@ CREATE TABLE rollup_hour (
   gaps TEXT,
   PRIMARY KEY (node_id, bucket_start)
 ) WITHOUT ROWID;
-CREATE INDEX rollup_hour_start ON rollup_hour (bucket_start);
+-- Covering: fleet series (sum per bucket) read the index alone.
+CREATE INDEX rollup_hour_start ON rollup_hour (bucket_start, saved_avg, cpu_pct_avg);
 CREATE INDEX rollup_hour_gaps ON rollup_hour (node_id, bucket_start) WHERE gaps IS NOT NULL;
 
 CREATE TABLE rollup_day (
@@ -50,7 +51,7 @@ CREATE TABLE rollup_day (
   gaps TEXT,
   PRIMARY KEY (node_id, bucket_start)
 ) WITHOUT ROWID;
-CREATE INDEX rollup_day_start ON rollup_day (bucket_start);
+CREATE INDEX rollup_day_start ON rollup_day (bucket_start, saved_avg, cpu_pct_avg);
 CREATE INDEX rollup_day_gaps ON rollup_day (node_id, bucket_start) WHERE gaps IS NOT NULL;
 
 -- Progress of background jobs, e.g. 'rollup_rowid': the highest samples.rowid rolled up.

@@ -220,8 +220,9 @@ public struct SavingsRow: Codable, Sendable, Equatable {
     public var nodes: Int
     /// Average memory saved (bytes); nil without data.
     public var avgSavedBytes: Double?
-    /// Node rows: the highest sample. Group rows: the highest total of its nodes' hourly
-    /// averages over one hour (over one UTC day when the period is longer than 31 days).
+    /// Node rows: the highest sample. Group rows: the highest total of its nodes' averages over
+    /// one rollup bucket: an hour for periods up to 31 days; for longer periods the whole days
+    /// (and, beyond 62 days, whole calendar months) are read as day (month) buckets.
     public var peakSavedBytes: Double?
     /// Memory saved integrated over time, GiB-hours.
     public var savedGiBHours: Double

@@ -32,6 +32,12 @@ struct RollupService: Service {
             var sinceRetention = Duration.zero
             // First retention pass shortly after start, then every retentionInterval.
             var retentionDue = Duration.seconds(30)
+            do {
+                let n = try await database.backfillMonthRollups()
+                if n > 0 { logger.info("merged day rollups into months", metadata: ["months": "\(n)"]) }
+            } catch {
+                logger.error("month rollup backfill failed", metadata: ["error": "\(error)"])
+            }
             while !Task.isCancelled {
                 do {
                     let n = try await database.rollupCatchUp()

@@ -18,8 +18,9 @@ enum ReportSource: Sendable, Equatable {
     case raw(Interval)
 
     /// How a period [since, until) splits: raw samples for partial hours at the edges, hour
-    /// rollups for whole hours, and day rollups for whole days when the period is longer than
-    /// 31 days (so that group peaks stay hourly for periods up to a month).
+    /// rollups for whole hours, day rollups for whole days when the period is longer than
+    /// 31 days (so that group peaks stay hourly for periods up to a month), and month rollups
+    /// for whole calendar months when it is longer than 62 days.
     static func plan(_ period: Interval) -> [ReportSource] {
         let hs = (period.from / ReportTime.hour).rounded(.up) * ReportTime.hour
         let he = ReportTime.hourStart(period.to)
@@ -31,7 +32,15 @@ enum ReportSource: Sendable, Equatable {
             let de = ReportTime.dayStart(he)
             if ds < de {
                 if hs < ds { out.append(.rollup(.hour, Interval(hs, ds))) }
-                out.append(.rollup(.day, Interval(ds, de)))
+                let ms = ReportTime.monthStart(ds) == ds ? ds : ReportTime.nextMonthStart(ds)
+                let me = ReportTime.monthStart(de)
+                if period.length > 62 * ReportTime.day && ms < me {
+                    if ds < ms { out.append(.rollup(.day, Interval(ds, ms))) }
+                    out.append(.rollup(.month, Interval(ms, me)))
+                    if me < de { out.append(.rollup(.day, Interval(me, de))) }
+                } else {
+                    out.append(.rollup(.day, Interval(ds, de)))
+                }
                 if de < he { out.append(.rollup(.hour, Interval(de, he))) }
             } else {
                 out.append(.rollup(.hour, Interval(hs, he)))
@@ -101,34 +110,47 @@ extension FleetDatabase {
                   SUM(running_seconds) AS running_seconds, SUM(stopped_seconds) AS stopped_seconds,
                   SUM(pruned_seconds) AS pruned_seconds, SUM(unmanaged_seconds) AS unmanaged_seconds,
                   SUM(profit_byte_seconds) AS profit_byte_seconds, SUM(profit_seconds) AS profit_seconds,
-                  MIN(bucket_start) AS first, MAX(bucket_start) AS last
+                  MIN(bucket_start) AS first, MAX(bucket_start) AS last, COUNT(*) AS n
                 FROM \(table) WHERE bucket_start >= ? AND bucket_start < ? GROUP BY node_id
                 """, arguments: args)
         // Covered = [first, last + len) minus missing buckets minus recorded gaps.
         var spans: [String: Interval] = [:]
+        var withHoles: [String] = []
         while let r = try sums.next() {
             let id: String = r["node_id"]
             guard acc[id] != nil else { continue }
             acc[id]?.stats.merge(stats(r))
-            spans[id] = Interval(Double(r["first"] as Int64), Double(r["last"] as Int64) + len)
+            let first = Double(r["first"] as Int64)
+            let last = Double(r["last"] as Int64)
+            spans[id] = Interval(first, last + len)
+            // A node with fewer rows than buckets in its span misses some: find them below.
+            if Double(r["n"] as Int64) < ((last - first) / len).rounded() + 1 { withHoles.append(id) }
         }
         var holes: [String: [Interval]] = [:]
-        let missing = try Row.fetchCursor(
-            db,
-            sql: """
-                SELECT node_id, prev, bucket_start FROM (
-                  SELECT node_id, bucket_start, LAG(bucket_start) OVER (PARTITION BY node_id ORDER BY bucket_start) AS prev
-                  FROM \(table) WHERE bucket_start >= ? AND bucket_start < ?)
-                WHERE bucket_start - prev > ?
-                """, arguments: [Int64(range.from), Int64(range.to), Int64(len)])
-        while let r = try missing.next() {
-            let prev: Int64 = r["prev"]
-            let start: Int64 = r["bucket_start"]
-            holes[r["node_id"], default: []].append(Interval(Double(prev) + len, Double(start)))
+        if !withHoles.isEmpty {
+            let list = String(decoding: try JSONEncoder().encode(withHoles), as: UTF8.self)
+            let missing = try Row.fetchCursor(
+                db,
+                sql: """
+                    SELECT node_id, prev, bucket_start FROM (
+                      SELECT node_id, bucket_start,
+                        LAG(bucket_start) OVER (PARTITION BY node_id ORDER BY bucket_start) AS prev
+                      FROM \(table) WHERE node_id IN (SELECT value FROM json_each(?))
+                        AND bucket_start >= ? AND bucket_start < ?)
+                    WHERE bucket_start - prev > ?
+                    """, arguments: [list, Int64(range.from), Int64(range.to), Int64(len)])
+            while let r = try missing.next() {
+                let prev: Int64 = r["prev"]
+                let start: Int64 = r["bucket_start"]
+                holes[r["node_id"], default: []].append(Interval(Double(prev) + len, Double(start)))
+            }
         }
         let gapRows = try Row.fetchCursor(
             db,
-            sql: "SELECT node_id, gaps FROM \(table) WHERE gaps IS NOT NULL AND bucket_start >= ? AND bucket_start < ?",
+            sql: """
+                SELECT node_id, gaps FROM \(table) INDEXED BY \(table)_gaps
+                WHERE gaps IS NOT NULL AND bucket_start >= ? AND bucket_start < ?
+                """,
             arguments: args)
         while let r = try gapRows.next() {
             holes[r["node_id"], default: []].append(contentsOf: decodeGaps(r["gaps"]))
@@ -137,7 +159,18 @@ extension FleetDatabase {
             let clipped = Interval(max(span.from, range.from), min(span.to, range.to))
             acc[id]?.covered.append(contentsOf: ReportMath.complement(of: holes[id] ?? [], within: clipped))
         }
-        if let groups {
+        if let groups, let only = groups.values.first, groups.values.allSatisfy({ $0 == only }) {
+            // One group (the fleet): a plain sum per bucket, no join.
+            let rows = try Row.fetchCursor(
+                db,
+                sql: """
+                    SELECT bucket_start AS b, SUM(saved_avg) AS s FROM \(table)
+                    WHERE bucket_start >= ? AND bucket_start < ? GROUP BY bucket_start
+                    """, arguments: args)
+            while let r = try rows.next() {
+                series[only, default: [:]][Double(r["b"] as Int64)] = r["s"]
+            }
+        } else if let groups {
             let map = String(decoding: try JSONEncoder().encode(groups), as: UTF8.self)
             let rows = try Row.fetchCursor(
                 db,
@@ -149,6 +182,29 @@ extension FleetDatabase {
             while let r = try rows.next() {
                 series[r["grp"], default: [:]][Double(r["b"] as Int64)] = r["s"]
             }
+        }
+    }
+
+    /// Adds month rollups (few rows per node: aggregated here rather than in SQL).
+    static func accumulateMonths(
+        _ db: Database, range: Interval, into acc: inout [String: NodeAccumulator], groups: [String: String]?,
+        series: inout [String: [Double: Double]]
+    ) throws {
+        let rows = try Row.fetchCursor(
+            db,
+            sql: """
+                SELECT node_id, bucket_start, \(rollupColumns) FROM rollup_month
+                WHERE bucket_start >= ? AND bucket_start < ?
+                """, arguments: [Int64(range.from), Int64(range.to)])
+        while let r = try rows.next() {
+            let id: String = r["node_id"]
+            guard acc[id] != nil else { continue }
+            let start = Double(r["bucket_start"] as Int64)
+            let st = stats(r)
+            acc[id]?.stats.merge(st)
+            let bucket = Interval(start, min(ReportTime.nextMonthStart(start), range.to))
+            acc[id]?.covered.append(contentsOf: ReportMath.complement(of: decodeGaps(r["gaps"]), within: bucket))
+            if let g = groups?[id], let a = st.avgSavedBytes { series[g, default: [:]][start, default: 0] += a }
         }
     }
 
@@ -193,11 +249,12 @@ extension FleetDatabase {
     /// Every node's figures over `period`, and the series of each group named in `groups`
     /// (node id → group key) for group peaks.
     static func nodeInputs(
-        _ db: Database, period: Interval, policy: ReportPolicy, groups: ((ReportNode) -> String)?
+        _ db: Database, period: Interval, policy: ReportPolicy, groups: ((ReportNode) -> String)?,
+        candidates: [ReportNode]? = nil
     ) throws -> (inputs: [NodeReportInput], series: [String: [Double: Double]]) {
         var nodes: [ReportNode] = []
         var existence: [String: Interval] = [:]
-        for n in try reportNodes(db, period: period) {
+        for n in try candidates ?? reportNodes(db, period: period) {
             if let e = try self.existence(db, node: n, period: period) {
                 nodes.append(n)
                 existence[n.id] = e
@@ -214,6 +271,8 @@ extension FleetDatabase {
         var series: [String: [Double: Double]] = [:]
         for source in ReportSource.plan(period) {
             switch source {
+            case .rollup(.month, let range):
+                try accumulateMonths(db, range: range, into: &acc, groups: groupMap, series: &series)
             case .rollup(let level, let range):
                 try accumulate(db, level: level, range: range, into: &acc, groups: groupMap, series: &series)
             case .raw(let range):
@@ -261,9 +320,11 @@ extension FleetDatabase {
                 var d = ReportTime.dayStart(period.from)
                 var fleetSeries: [Double: Double] = [:]
                 var all: [String: NodeReportInput] = [:]
+                let candidates = try Self.reportNodes(db, period: period)
                 while d < period.to {
                     let window = Interval(max(d, period.from), min(d + ReportTime.day, period.to))
-                    let (inputs, series) = try Self.nodeInputs(db, period: window, policy: policy, groups: { _ in "fleet" })
+                    let (inputs, series) = try Self.nodeInputs(
+                        db, period: window, policy: policy, groups: { _ in "fleet" }, candidates: candidates)
                     let s = series["fleet"] ?? [:]
                     rows.append(
                         SavingsRow(

@@ -5,9 +5,26 @@ import KSMCore
 
 /// Which rollup table.
 public enum RollupLevel: String, Sendable, CaseIterable {
-    case hour, day
-    var table: String { self == .hour ? "rollup_hour" : "rollup_day" }
-    public var seconds: Double { self == .hour ? ReportTime.hour : ReportTime.day }
+    case hour, day, month
+    var table: String {
+        switch self {
+        case .hour: return "rollup_hour"
+        case .day: return "rollup_day"
+        case .month: return "rollup_month"
+        }
+    }
+    /// Bucket length (months: the longest, 31 days; use `end(of:)` for a month's real end).
+    public var seconds: Double {
+        switch self {
+        case .hour: return ReportTime.hour
+        case .day: return ReportTime.day
+        case .month: return 31 * ReportTime.day
+        }
+    }
+    /// The end of the bucket starting at `start`.
+    public func end(of start: Double) -> Double {
+        self == .month ? ReportTime.nextMonthStart(start) : start + seconds
+    }
 }
 
 /// What one rollup pass did.
@@ -24,6 +41,7 @@ public struct RetentionResult: Sendable, Equatable {
     public var samples: Int
     public var hours: Int
     public var days: Int
+    public var months: Int = 0
 }
 
 extension FleetDatabase {
@@ -180,8 +198,13 @@ extension FleetDatabase {
                         sql: "DELETE FROM rollup_hour WHERE node_id = ? AND bucket_start = ?", arguments: [node, Int64(h)])
                 }
             }
+            var months: Set<NodeBucket> = []
             for d in computed.days {
                 try Self.rebuildDay(db, nodeId: d.nodeId, dayStart: d.start)
+                months.insert(NodeBucket(nodeId: d.nodeId, start: ReportTime.monthStart(d.start)))
+            }
+            for m in months {
+                try Self.rebuildMonth(db, nodeId: m.nodeId, monthStart: m.start)
             }
             try db.execute(
                 sql: "INSERT OR REPLACE INTO rollup_state (key, value) VALUES (?, ?)",
@@ -217,6 +240,62 @@ extension FleetDatabase {
         }
         let gaps = ReportMath.complement(of: covered, within: Interval(dayStart, dayStart + ReportTime.day))
         try upsertRollup(db, level: .day, nodeId: nodeId, start: dayStart, stats: total, gaps: gaps)
+    }
+
+    /// Recomputes one month row from its day rows (day → month merge; missing days are gaps).
+    static func rebuildMonth(_ db: Database, nodeId: String, monthStart: Double) throws {
+        let monthEnd = ReportTime.nextMonthStart(monthStart)
+        let rows = try Row.fetchAll(
+            db,
+            sql: """
+                SELECT bucket_start, \(rollupColumns) FROM rollup_day
+                WHERE node_id = ? AND bucket_start >= ? AND bucket_start < ? ORDER BY bucket_start
+                """,
+            arguments: [nodeId, Int64(monthStart), Int64(monthEnd)])
+        guard !rows.isEmpty else {
+            try db.execute(
+                sql: "DELETE FROM rollup_month WHERE node_id = ? AND bucket_start = ?",
+                arguments: [nodeId, Int64(monthStart)])
+            return
+        }
+        var total = BucketStats()
+        var covered: [Interval] = []
+        for r in rows {
+            total.merge(stats(r))
+            let d = Double(r["bucket_start"] as Int64)
+            covered += ReportMath.complement(of: decodeGaps(r["gaps"]), within: Interval(d, d + ReportTime.day))
+        }
+        let gaps = ReportMath.complement(of: covered, within: Interval(monthStart, monthEnd))
+        try upsertRollup(db, level: .month, nodeId: nodeId, start: monthStart, stats: total, gaps: gaps)
+    }
+
+    /// Merges day rollups into months where month rows are missing (a database upgraded from
+    /// before month rollups). Idempotent and cheap when there is nothing to do.
+    @discardableResult
+    public func backfillMonthRollups() async throws -> Int {
+        let missing: [NodeBucket] = try await pool.read { db in
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT DISTINCT d.node_id, d.bucket_start FROM rollup_day d
+                    WHERE NOT EXISTS (SELECT 1 FROM rollup_month m WHERE m.node_id = d.node_id
+                      AND m.bucket_start <= d.bucket_start AND m.bucket_start > d.bucket_start - 32 * 86400)
+                    """)
+            var set: Set<NodeBucket> = []
+            for r in rows {
+                set.insert(NodeBucket(nodeId: r["node_id"], start: ReportTime.monthStart(Double(r["bucket_start"] as Int64))))
+            }
+            return Array(set)
+        }
+        var done = 0
+        while done < missing.count {
+            let chunk = missing[done..<min(done + 200, missing.count)]
+            try await pool.write { db in
+                for m in chunk { try Self.rebuildMonth(db, nodeId: m.nodeId, monthStart: m.start) }
+            }
+            done += chunk.count
+        }
+        return missing.count
     }
 
     /// Runs rollup passes until every stored sample is rolled up (bounded by `maxPasses`).
@@ -270,7 +349,11 @@ extension FleetDatabase {
                         arguments: [rollupCut, batch])
                     return db.changesCount
                 }
-                if level == .hour { result.hours += n } else { result.days += n }
+                switch level {
+                case .hour: result.hours += n
+                case .day: result.days += n
+                case .month: result.months += n
+                }
                 if n < batch { break }
                 await Task.yield()
             }

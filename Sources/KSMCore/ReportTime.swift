@@ -9,6 +9,18 @@ public enum ReportTime {
     /// Start of the UTC day holding `t`.
     public static func dayStart(_ t: Double) -> Double { (t / day).rounded(.down) * day }
 
+    /// Start of the UTC calendar month holding `t`.
+    public static func monthStart(_ t: Double) -> Double {
+        let (y, m, _) = civilFromDays(Int((t / day).rounded(.down)))
+        return Double(daysFromCivil(year: y, month: m, day: 1)) * day
+    }
+
+    /// Start of the UTC calendar month after the one holding `t`.
+    public static func nextMonthStart(_ t: Double) -> Double {
+        let (y, m, _) = civilFromDays(Int((t / day).rounded(.down)))
+        return Double(daysFromCivil(year: m == 12 ? y + 1 : y, month: m == 12 ? 1 : m + 1, day: 1)) * day
+    }
+
     /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
     public static func daysFromCivil(year: Int, month: Int, day: Int) -> Int {
         let y = month <= 2 ? year - 1 : year

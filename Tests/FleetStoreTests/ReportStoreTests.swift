@@ -268,6 +268,25 @@ private func range(_ a: Double, _ b: Double) -> TimeRange {
         #expect(row.periodHours == 40 * 24)
     }
 
+    @Test func yearLongPeriodsReadMonthRollupsAndBackfill() async throws {
+        let f = try ReportFixture()
+        let id = try await f.node("months", registeredAt: t0 - 60 * 86400)
+        let nov28 = t0 + 26 * 86400
+        try await f.push(id, start: nov28, step: 300, count: 4 * 288 + 1)  // Nov 28 → Dec 2, across a month end
+        let since = t0 - 32 * 86400  // 2026-10-01
+        let until = t0 + 69 * 86400  // 2027-01-10
+        #expect(ReportTime.dayKey(since) == "2026-10-01" && ReportTime.dayKey(until) == "2027-01-10")
+        let r = try await f.report(since, until)
+        let row = try #require(r.rows.first)
+        #expect(abs(row.savedGiBHours - (96 + 60.0 / 3600)) < 1e-9)
+        #expect(row.gaps == [range(since, nov28), range(nov28 + 4 * 86400 + 60, until)])
+        #expect(row.avgSavedBytes == Double(gib))
+        #expect(r.total.peakSavedBytes == Double(gib))
+        // A database from before month rollups: months are merged from days again.
+        let merged = try await f.db.backfillMonthRollups()
+        #expect(merged == 0)
+    }
+
     @Test func retentionDeletesOnlyRolledUpOldSamples() async throws {
         let f = try ReportFixture()
         let id = try await f.node("old")
@@ -286,6 +305,6 @@ private func range(_ a: Double, _ b: Double) -> TimeRange {
         let old = try await f.db.retentionPass(
             samplesBefore: Date(timeIntervalSince1970: t0 + 86400), rollupsBefore: Date(timeIntervalSince1970: t0 + 86400))
         #expect(old.samples == 59)  // the newest row always stays
-        #expect(old.hours == 2 && old.days == 1)
+        #expect(old.hours == 2 && old.days == 1 && old.months == 1)
     }
 }
