@@ -1,0 +1,254 @@
+#!/usr/bin/env python3
+"""ksmfleet-server benchmarks (not tests): sample ingest rate and long-poll capacity.
+
+Starts the given ksmfleet-server binary on a free loopback port with a temp data dir and
+drives it with plain HTTP/1.1 keep-alive connections from asyncio (no third-party modules):
+
+  ingest    N agents push sample batches (seq-numbered, as the agent sends them) over C
+            connections; reports samples/s stored (acknowledged after commit).
+  longpoll  W agents, each with its own node and token, wait on GET /config with
+            If-None-Match and wait=60; one fleet-wide change (POST /config/apply all=true)
+            must wake them all; reports how many woke and the wake-up latency.
+
+  python3 Benchmarks/server_bench.py --server .build/release/ksmfleet-server [--waiters 10000]
+"""
+import argparse, asyncio, json, os, resource, shutil, statistics, subprocess, sys, tempfile, time
+
+
+class Conn:
+    """One keep-alive HTTP/1.1 connection."""
+
+    def __init__(self, port):
+        self.port = port
+        self.reader = self.writer = None
+
+    async def open(self):
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+
+    async def request(self, method, path, token=None, body=None, headers=None):
+        if self.writer is None:
+            await self.open()
+        data = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+        lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {len(data)}"]
+        if data:
+            lines.append("Content-Type: application/json")
+        if token:
+            lines.append(f"Authorization: Bearer {token}")
+        for k, v in (headers or {}).items():
+            lines.append(f"{k}: {v}")
+        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + data)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        status = int(status_line.split(" ")[1])
+        length = 0
+        for h in header_lines:
+            if h.lower().startswith("content-length:"):
+                length = int(h.split(":", 1)[1])
+        payload = await self.reader.readexactly(length) if length else b""
+        return status, payload
+
+    def close(self):
+        if self.writer is not None:
+            self.writer.close()
+
+
+def sample(seq, taken):
+    return {
+        "seq": seq, "takenAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(taken)),
+        "status": {"run": 1, "pagesToScan": 100, "sleepMillisecs": 20, "pagesShared": 1000 + seq % 50,
+                   "pagesSharing": 9000 + seq % 500, "pagesUnshared": 20000, "pagesVolatile": 300,
+                   "fullScans": seq // 10},
+        "memory": {"memTotalKB": 16_000_000, "memAvailableKB": 2_500_000, "memFreeKB": 1_000_000,
+                   "buffersKB": 10_000, "cachedKB": 900_000, "anonPagesKB": 9_000_000},
+        "pageSize": 4096, "ksmdCPUPercent": 3.5, "ksmdCPUSeconds": seq * 0.7, "phase": "Running",
+        "phaseReason": "Running: MemAvailable 15 % is below the 20 % threshold", "appliedGeneration": 1,
+    }
+
+
+class Server:
+    def __init__(self, binary, data_dir):
+        self.token = "ka_bench_" + os.urandom(16).hex()
+        port_file = os.path.join(data_dir, "port")
+        env = dict(os.environ, KSMFLEET_ADMIN_TOKEN=self.token)
+        self.log = open(os.path.join(data_dir, "server.log"), "wb")
+        self.proc = subprocess.Popen(
+            [binary, "--host", "127.0.0.1", "--port", "0", "--data-dir", os.path.join(data_dir, "db"),
+             "--port-file", port_file, "--log-level", "warning"], env=env, stdout=self.log, stderr=self.log)
+        for _ in range(300):
+            if os.path.exists(port_file) and open(port_file).read().strip():
+                break
+            time.sleep(0.1)
+        self.port = int(open(port_file).read().strip())
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+async def register_nodes(server, count, concurrency=32):
+    admin = Conn(server.port)
+    st, body = await admin.request("POST", "/api/v1/enrollment-tokens", server.token, {"description": "bench"})
+    assert st == 201, body
+    enroll = json.loads(body)["token"]
+    admin.close()
+    nodes = [None] * count
+    queue = asyncio.Queue()
+    for i in range(count):
+        queue.put_nowait(i)
+
+    async def worker():
+        c = Conn(server.port)
+        while not queue.empty():
+            i = queue.get_nowait()
+            req = {"hostname": f"bench-{i:05d}", "machineId": f"bench-machine-{i:05d}", "kernel": "6.8",
+                   "memTotalBytes": 17179869184, "numaNodes": 1, "ksmFeatures": ["run"], "agentVersion": "bench",
+                   "pageSize": 4096}
+            st, body = await c.request("POST", "/api/v1/register", enroll, req)
+            assert st in (200, 201), body
+            r = json.loads(body)
+            nodes[i] = (r["nodeId"], r["nodeToken"], r["config"]["generation"])
+        c.close()
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return nodes
+
+
+async def bench_ingest(server, agents, batch, connections, total):
+    nodes = await register_nodes(server, agents)
+    per_conn = max(1, total // connections)
+    start_gate = asyncio.Event()
+    stored = 0
+    next_seq = {n[0]: 1 for n in nodes}
+
+    async def worker(k):
+        nonlocal stored
+        c = Conn(server.port)
+        await c.open()
+        await start_gate.wait()
+        sent = 0
+        i = k
+        while sent < per_conn:
+            node_id, token, _ = nodes[i % len(nodes)]
+            i += connections
+            seq = next_seq[node_id]
+            next_seq[node_id] = seq + batch
+            now = time.time()
+            body = json.dumps({"samples": [sample(s, now) for s in range(seq, seq + batch)]}).encode()
+            st, resp = await c.request("POST", f"/api/v1/nodes/{node_id}/samples", token, body)
+            assert st == 200, resp
+            stored += json.loads(resp)["stored"]
+            sent += batch
+        c.close()
+
+    tasks = [asyncio.create_task(worker(k)) for k in range(connections)]
+    await asyncio.sleep(0.2)
+    t0 = time.perf_counter()
+    start_gate.set()
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - t0
+    return {"agents": agents, "batch": batch, "connections": connections, "stored": stored,
+            "seconds": round(elapsed, 3), "samples_per_second": round(stored / elapsed)}
+
+
+async def bench_longpoll(server, waiters):
+    t_reg = time.perf_counter()
+    nodes = await register_nodes(server, waiters, concurrency=64)
+    reg_seconds = time.perf_counter() - t_reg
+    conns = [Conn(server.port) for _ in nodes]
+    # Open the connections in slices: a 10,000-socket burst overflows the listen backlog.
+    for i in range(0, len(conns), 500):
+        await asyncio.gather(*(c.open() for c in conns[i:i + 500]))
+    woken_at = [None] * len(nodes)
+    statuses = [None] * len(nodes)
+
+    async def wait_one(i):
+        node_id, token, gen = nodes[i]
+        st, _ = await conns[i].request("GET", f"/api/v1/nodes/{node_id}/config?wait=60", token,
+                                       headers={"If-None-Match": f'"{gen}"'})
+        woken_at[i] = time.perf_counter()
+        statuses[i] = st
+
+    tasks = [asyncio.create_task(wait_one(i)) for i in range(len(nodes))]
+    admin = Conn(server.port)
+    deadline = time.time() + 120
+    waiting = 0
+    while time.time() < deadline:
+        st, body = await admin.request("GET", "/metrics")
+        for line in body.decode().splitlines():
+            if line.startswith("ksmfleet_config_waiters "):
+                waiting = int(float(line.split()[1]))
+        if waiting >= len(nodes):
+            break
+        await asyncio.sleep(0.2)
+    # One node's change while all wait: how fast its own agent hears of it.
+    one_id, one_token, one_gen = nodes[0]
+    t_one = time.perf_counter()
+    st, body = await admin.request("PATCH", f"/api/v1/nodes/{one_id}/config", server.token, {"thresCoef": 25})
+    assert st == 200, body
+    await tasks[0]
+    single_ms = (woken_at[0] - t_one) * 1000
+    nodes[0] = (one_id, one_token, one_gen + 1)
+    tasks[0] = asyncio.create_task(wait_one(0))
+    await asyncio.sleep(0.5)
+    t0 = time.perf_counter()
+    st, body = await admin.request("POST", "/api/v1/config/apply", server.token,
+                                   {"all": True, "change": {"run": "run"}})
+    t_applied = time.perf_counter()
+    assert st == 200, body
+    changed = sum(1 for r in json.loads(body)["results"] if r["status"] == "changed")
+    done, pending = await asyncio.wait(tasks, timeout=70)
+    for t in pending:
+        t.cancel()
+    lat = sorted((w - t0) * 1000 for w in woken_at if w is not None)
+    for c in conns:
+        c.close()
+    admin.close()
+    ok = sum(1 for s in statuses if s == 200)
+    pct = lambda p: round(lat[min(len(lat) - 1, int(p * len(lat)))], 1) if lat else None
+    return {"waiters": len(nodes), "single_change_wake_ms": round(single_ms, 1), "registered_in_s": round(reg_seconds, 1), "waiting_before_change": waiting,
+            "apply_changed": changed, "apply_request_ms": round((t_applied - t0) * 1000, 1), "woken_200": ok,
+            "woken_within_1s": sum(1 for x in lat if x <= 1000), "latency_ms_p50": pct(0.5),
+            "latency_ms_p99": pct(0.99), "latency_ms_max": round(lat[-1], 1) if lat else None,
+            # First wake-up to last: the notifications start right after the commit.
+            "spread_first_to_last_ms": round(lat[-1] - lat[0], 1) if lat else None,
+            "woken_within_1s_of_apply_reply": sum(1 for x in lat if x <= (t_applied - t0) * 1000 + 1000)}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--server", required=True)
+    ap.add_argument("--only", choices=["ingest", "longpoll"])
+    ap.add_argument("--waiters", type=int, default=10000)
+    ap.add_argument("--ingest-total", type=int, default=200_000)
+    args = ap.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    results = []
+
+    def run(name, coro_fn):
+        tmp = tempfile.mkdtemp(prefix="ksmfleet-bench-")
+        server = Server(args.server, tmp)
+        try:
+            r = asyncio.run(coro_fn(server))
+            r["bench"] = name
+            print(json.dumps(r), flush=True)
+            results.append(r)
+        finally:
+            server.stop()
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    if args.only in (None, "ingest"):
+        for batch in (1, 10, 100, 1000):
+            run(f"ingest batch={batch}",
+                lambda s, b=batch: bench_ingest(s, agents=100, batch=b, connections=16,
+                                                total=min(args.ingest_total, 20_000 * b)))
+    if args.only in (None, "longpoll"):
+        run("longpoll", lambda s: bench_longpoll(s, args.waiters))
+    return results
+
+
+if __name__ == "__main__":
+    main()
