@@ -109,7 +109,7 @@ struct AgentController<Context: RequestContext>: Sendable {
         let limit = max(state.config.maxBodyBytes, SampleBatch.maxSamples * 2048)
         let data = try await HTTP.body(request, limit: limit)
         let batch: SampleBatch
-        do { (batch, _) = try FastJSON.decode(SampleBatch.self, from: data) } catch { throw HTTP.inputError(error) }
+        do { batch = try FastJSON.decode(SampleBatch.self, from: data) } catch { throw HTTP.inputError(error) }
         if batch.samples.count > SampleBatch.maxSamples {
             throw APIError(
                 .contentTooLarge, code: APIErrorCode.bodyTooLarge,

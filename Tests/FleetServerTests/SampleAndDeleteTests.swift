@@ -33,6 +33,37 @@ import Testing
         #expect(tooMany?.0 == 413 && tooMany?.1.error.field == "samples")
     }
 
+    /// The fast sample path gives the same errors as every other endpoint.
+    @Test func badSampleBatchesFollowTheErrorContract() async throws {
+        let h = try await Harness.start()
+        defer { Task { await h.finish() } }
+        let (reg, node) = try await h.register()
+        var good = try #require(try JSONSerialization.jsonObject(with: try jsonBody(Fixtures.batch([1]))) as? [String: Any])
+        var samples = try #require(good["samples"] as? [[String: Any]])
+        var status = try #require(samples[0]["status"] as? [String: Any])
+        status["turbo"] = 1
+        samples[0]["status"] = status
+        good["samples"] = samples
+        let cases: [(Data, Int, String, String?)] = [
+            (try JSONSerialization.data(withJSONObject: good), 400, "unknown_field", "samples[0].status.turbo"),
+            (Data(#"{"samples": [{"seq": 1"#.utf8), 400, "malformed_json", nil),
+            (Data(#"{"samples": [{"seq": 1}]}"#.utf8), 400, "missing_field", nil),
+            (Data(#"{"samples": [], "extra": true}"#.utf8), 400, "unknown_field", "extra"),
+            (Data(#"{"sampl\u0065s": [], "x": 1}"#.utf8), 400, "unknown_field", "x"),
+        ]
+        for (body, status, code, field) in cases {
+            let r = try await node.send(
+                method: "POST", path: APIPaths.samples(reg.nodeId), headers: ["Content-Type": "application/json"], body: body)
+            #expect(r.status == status, "\(r.text)")
+            #expect(errorBody(r)?.error.code == code, "\(r.text)")
+            if let field { #expect(errorBody(r)?.error.field == field, "\(r.text)") }
+        }
+        // A good batch after all that, stored as the bytes received.
+        #expect(try await node.pushSamples(nodeId: reg.nodeId, Fixtures.batch([1, 2])).stored == 2)
+        let info = try await h.admin.node(reg.nodeId)
+        #expect(info.lastSample == Fixtures.sample(2))
+    }
+
     @Test func deleteRemovesConfigAndTokenButKeepsHistoryUnlessPurged() async throws {
         let h = try await Harness.start()
         defer { Task { await h.finish() } }
