@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Fills a ksmfleet database with N nodes x one year of HOURLY history (hour and day rollups, as
+"""Fills a ksmfleet database with N nodes x one year of HOURLY history (hour, day and month rollups, as
 the rollup service leaves them once raw samples have aged out), for the savings-report benchmark.
 
 Usage: report_bench.py fill DB_PATH [--nodes 1000] [--days 365]
@@ -7,6 +7,7 @@ The schema must exist (start the server once on the data dir). Every 50th node h
 (a gap) so the gap machinery is exercised too.
 """
 import argparse
+import calendar
 import json
 import sqlite3
 import time
@@ -23,6 +24,7 @@ def fill(path, nodes, days):
     hours = days * 24
     db.execute("DELETE FROM rollup_hour")
     db.execute("DELETE FROM rollup_day")
+    db.execute("DELETE FROM rollup_month")
     db.execute("DELETE FROM nodes WHERE id LIKE 'n-bench%'")
     for i in range(nodes):
         nid = f"n-bench{i:05d}"
@@ -36,6 +38,7 @@ def fill(path, nodes, days):
             " unmanaged_seconds, profit_byte_seconds, profit_seconds, gaps")
     ins_h = f"INSERT INTO rollup_hour ({cols}) VALUES ({','.join('?' * 18)})"
     ins_d = f"INSERT INTO rollup_day ({cols}) VALUES ({','.join('?' * 18)})"
+    ins_m = f"INSERT INTO rollup_month ({cols}) VALUES ({','.join('?' * 18)})"
     t = time.time()
     for i in range(nodes):
         nid = f"n-bench{i:05d}"
@@ -73,6 +76,41 @@ def fill(path, nodes, days):
             drows.append((nid, d, a[0], a[1], a[2], a[2] / a[0], a[3], a[4], a[4] / a[0] * 100, a[5], a[6], a[0],
                           0.0, 0.0, 0.0, 0.0, 0.0, json.dumps(gaps) if gaps else None))
         db.executemany(ins_d, drows)
+        # Month rows merged from the day rows (what the rollup service does), with their gaps.
+        months = {}
+        for r in drows:
+            d = r[1]
+            y, m = time.gmtime(d).tm_year, time.gmtime(d).tm_mon
+            ms = calendar.timegm((y, m, 1, 0, 0, 0))
+            me = calendar.timegm((y + (m == 12), 1 if m == 12 else m + 1, 1, 0, 0, 0))
+            acc = months.setdefault(ms, [me, 0.0, 0, 0.0, 0, 0.0, 0.0, 0, []])
+            acc[1] += r[2]
+            acc[2] += r[3]
+            acc[3] += r[4]
+            acc[4] = max(acc[4], r[6])
+            acc[5] += r[7]
+            acc[6] = max(acc[6], r[9])
+            acc[7] += r[10]
+            gaps = json.loads(r[17]) if r[17] else []
+            lo, hi = d, d + 86400
+            for g in gaps:
+                if g[0] <= lo:
+                    lo = max(lo, g[1])
+                if g[1] >= hi:
+                    hi = min(hi, g[0])
+            acc[8].append((lo, hi))
+        mrows = []
+        for ms, a in sorted(months.items()):
+            gaps, t0 = [], ms
+            for lo, hi in sorted(a[8]):
+                if lo > t0:
+                    gaps.append([t0, lo])
+                t0 = max(t0, hi)
+            if t0 < a[0]:
+                gaps.append([t0, a[0]])
+            mrows.append((nid, ms, a[1], a[2], a[3], a[3] / a[1], a[4], a[5], a[5] / a[1] * 100, a[6], a[7], a[1],
+                          0.0, 0.0, 0.0, 0.0, 0.0, json.dumps(gaps) if gaps else None))
+        db.executemany(ins_m, mrows)
         if i % 100 == 99:
             db.commit()
             print(f"  {i + 1} nodes, {time.time() - t:.0f} s", flush=True)

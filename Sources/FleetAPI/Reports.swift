@@ -221,7 +221,7 @@ public struct SavingsRow: Codable, Sendable, Equatable {
     /// Average memory saved (bytes); nil without data.
     public var avgSavedBytes: Double?
     /// Node rows: the highest sample. Group rows: the highest total of its nodes' averages over
-    /// one rollup bucket: an hour for periods up to 31 days; for longer periods the whole days
+    /// one rollup bucket: an hour for periods up to 7 days; for longer periods the whole days
     /// (and, beyond 62 days, whole calendar months) are read as day (month) buckets.
     public var peakSavedBytes: Double?
     /// Memory saved integrated over time, GiB-hours.

@@ -19,7 +19,7 @@ enum ReportSource: Sendable, Equatable {
 
     /// How a period [since, until) splits: raw samples for partial hours at the edges, hour
     /// rollups for whole hours, day rollups for whole days when the period is longer than
-    /// 31 days (so that group peaks stay hourly for periods up to a month), and month rollups
+    /// 7 days (so that group peaks stay hourly for periods up to a week), and month rollups
     /// for whole calendar months when it is longer than 62 days.
     static func plan(_ period: Interval) -> [ReportSource] {
         let hs = (period.from / ReportTime.hour).rounded(.up) * ReportTime.hour
@@ -27,7 +27,7 @@ enum ReportSource: Sendable, Equatable {
         guard hs < he else { return period.length > 0 ? [.raw(period)] : [] }
         var out: [ReportSource] = []
         if period.from < hs { out.append(.raw(Interval(period.from, hs))) }
-        if period.length > 31 * ReportTime.day {
+        if period.length > 7 * ReportTime.day {
             let ds = (hs / ReportTime.day).rounded(.up) * ReportTime.day
             let de = ReportTime.dayStart(he)
             if ds < de {
@@ -289,6 +289,70 @@ extension FleetDatabase {
         return (inputs, series)
     }
 
+    /// Per-node inputs and the fleet's hourly series for every whole UTC day of `period`, read
+    /// in two queries (day rollups, and hour sums for the day's busiest hour) instead of one
+    /// report per day.
+    static func wholeDayInputs(_ db: Database, period: Interval, candidates: [ReportNode]) throws
+        -> [Double: (inputs: [NodeReportInput], series: [Double: Double])]
+    {
+        let first = (period.from / ReportTime.day).rounded(.up) * ReportTime.day
+        let last = ReportTime.dayStart(period.to)
+        guard first < last else { return [:] }
+        var existence: [String: Interval] = [:]
+        var nodes: [ReportNode] = []
+        for n in candidates {
+            if let e = try Self.existence(db, node: n, period: period) {
+                existence[n.id] = e
+                nodes.append(n)
+            }
+        }
+        var rowsByDay: [Double: [String: (BucketStats, [Interval])]] = [:]
+        let rows = try Row.fetchCursor(
+            db,
+            sql: "SELECT node_id, bucket_start, \(rollupColumns) FROM rollup_day WHERE bucket_start >= ? AND bucket_start < ?",
+            arguments: [Int64(first), Int64(last)])
+        while let r = try rows.next() {
+            let d = Double(r["bucket_start"] as Int64)
+            rowsByDay[d, default: [:]][r["node_id"]] = (stats(r), decodeGaps(r["gaps"]))
+        }
+        var hourSums: [Double: [Double: Double]] = [:]
+        let hours = try Row.fetchCursor(
+            db,
+            sql: """
+                SELECT bucket_start AS b, SUM(saved_avg) AS s FROM rollup_hour
+                WHERE bucket_start >= ? AND bucket_start < ? GROUP BY bucket_start
+                """, arguments: [Int64(first), Int64(last)])
+        while let r = try hours.next() {
+            let b = Double(r["b"] as Int64)
+            hourSums[ReportTime.dayStart(b), default: [:]][b] = r["s"]
+        }
+        var out: [Double: (inputs: [NodeReportInput], series: [Double: Double])] = [:]
+        var d = first
+        while d < last {
+            let day = Interval(d, d + ReportTime.day)
+            let dayRows = rowsByDay[d] ?? [:]
+            var inputs: [NodeReportInput] = []
+            for n in nodes {
+                guard let e = existence[n.id] else { continue }
+                let ex = Interval(max(day.from, e.from), min(day.to, e.to))
+                guard ex.length > 0 else { continue }
+                var stats = BucketStats()
+                var gaps = [ex]
+                if let (st, g) = dayRows[n.id] {
+                    stats = st
+                    gaps = ReportMath.clip(ReportMath.coalesce(g), to: ex)
+                }
+                inputs.append(
+                    NodeReportInput(
+                        nodeId: n.id, name: n.name, labels: n.labels, deleted: n.deletedAt != nil, existence: ex,
+                        stats: stats, gaps: gaps))
+            }
+            out[d] = (inputs, hourSums[d] ?? [:])
+            d += ReportTime.day
+        }
+        return out
+    }
+
     /// The savings report over [since, until). Rolls up samples that just arrived first.
     public func savingsReport(
         since: Date, until: Date, by: ReportGrouping, label: String?, policy: ReportPolicy = .default,
@@ -321,11 +385,18 @@ extension FleetDatabase {
                 var fleetSeries: [Double: Double] = [:]
                 var all: [String: NodeReportInput] = [:]
                 let candidates = try Self.reportNodes(db, period: period)
+                let whole = try Self.wholeDayInputs(db, period: period, candidates: candidates)
                 while d < period.to {
                     let window = Interval(max(d, period.from), min(d + ReportTime.day, period.to))
-                    let (inputs, series) = try Self.nodeInputs(
-                        db, period: window, policy: policy, groups: { _ in "fleet" }, candidates: candidates)
-                    let s = series["fleet"] ?? [:]
+                    let inputs: [NodeReportInput]
+                    let s: [Double: Double]
+                    if let w = whole[d] {
+                        (inputs, s) = w
+                    } else {
+                        let (i, series) = try Self.nodeInputs(
+                            db, period: window, policy: policy, groups: { _ in "fleet" }, candidates: candidates)
+                        (inputs, s) = (i, series["fleet"] ?? [:])
+                    }
                     rows.append(
                         SavingsRow(
                             ReportAggregation.groupRow(key: ReportTime.dayKey(d), nodes: inputs, period: window, series: s)))

@@ -266,6 +266,17 @@ private func range(_ a: Double, _ b: Double) -> TimeRange {
         #expect(abs(row.dataHours - (48 + 60.0 / 3600)) < 1e-9)
         #expect(row.gaps == [range(t0 - 35 * 86400, t0), range(t0 + 2 * 86400 + 60, t0 + 5 * 86400)])
         #expect(row.periodHours == 40 * 24)
+
+        // By day over whole days (read from day rollups in one go), with a partial last day.
+        let byDay = try await f.report(t0 - 86400, t0 + 2 * 86400 + 7200, by: .day)
+        #expect(byDay.rows.map(\.key) == ["2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04"])
+        #expect(byDay.rows.map(\.savedGiBHours) == [0, 24, 24, 1.0 / 60])
+        #expect(byDay.rows[0].gaps == [range(t0 - 86400, t0)] && byDay.rows[0].nodes == 0)
+        #expect(byDay.rows[1].gaps.isEmpty && byDay.rows[1].coverage == 1 && byDay.rows[1].periodHours == 24)
+        #expect(byDay.rows[3].gaps == [range(t0 + 2 * 86400 + 60, t0 + 2 * 86400 + 7200)])
+        #expect(byDay.rows[3].periodHours == 2)
+        #expect(byDay.rows[1].peakSavedBytes == Double(gib))
+        #expect(abs(byDay.total.savedGiBHours - (48 + 1.0 / 60)) < 1e-9)
     }
 
     @Test func yearLongPeriodsReadMonthRollupsAndBackfill() async throws {
