@@ -227,6 +227,15 @@ def main():
         check("node: preset parameters are read-only", driver.find_element(By.ID, "maxPages").get_attribute("readonly") is not None)
         shot("04-node")
 
+        # An offline stretch is drawn as a gap (shaded, line broken), not as zero.
+        driver.get(base + f"/nodes/{ids['delta']}?range=7d")
+        saved_svg = driver.find_element(By.ID, "chart-node-saved").get_attribute("innerHTML")
+        check("node: the silent day is shaded as a gap", "<title>no data</title>" in saved_svg)
+        paths = [e.get_attribute("d") or "" for e in driver.find_elements(By.CSS_SELECTOR, "#chart-node-saved path")]
+        check("node: the line breaks at the gap", len(paths) == 1 and paths[0].count("M") == 2, paths)
+        shot("04b-node-with-gap")
+        driver.get(base + f"/nodes/{alpha}")
+
         # A valid edit: run, customized parameters, thresCoef, mergeAcrossNodes.
         Select(driver.find_element(By.ID, "run")).select_by_value("run")
         Select(driver.find_element(By.ID, "mode")).select_by_value("customized")
