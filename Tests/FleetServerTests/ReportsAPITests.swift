@@ -1,5 +1,6 @@
 import FleetAPI
 import FleetClient
+import FleetStore
 import FleetTestSupport
 import Foundation
 import KSMCore
@@ -114,6 +115,28 @@ private func seeded() async throws -> (TestServer, FleetClient, alpha: String, b
         #expect(hours.buckets?.first?.dataSeconds == 1860)
         #expect(hours.buckets?.first?.avgSavedBytes == Double(2 * gib))
         #expect(hours.gaps.count == 1)
+    }
+
+    @Test func rollupServiceRollsUpInTheBackground() async throws {
+        let (server, _, alpha, _) = try await seeded()
+        defer { server.removeDataDir() }
+        // A second connection to the same WAL database watches the service's watermark; no
+        // report is asked for, so only the background service can move it.
+        let db = try FleetDatabase(path: server.dataDir.appending(path: "ksmfleet.sqlite").path)
+        var watermark: Int64 = 0
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            watermark = try await db.rollupWatermark()
+            if watermark >= 152 { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        let hours = try await db.history(
+            nodeId: alpha, since: Date(timeIntervalSince1970: t0), until: Date(timeIntervalSince1970: t0 + 7200),
+            resolution: .hour)
+        try db.close()
+        await server.stop()
+        #expect(watermark >= 152)  // 121 + 31 samples
+        #expect(hours?.buckets?.map(\.dataSeconds) == [3600, 3600])
     }
 
     @Test func badParametersAndAuth() async throws {
