@@ -197,13 +197,15 @@ extension FleetDatabase {
                 WHERE bucket_start >= ? AND bucket_start < ?
                 """, arguments: [Int64(range.from), Int64(range.to)])
         while let r = try rows.next() {
-            let id: String = r["node_id"]
+            let id: String = r[0]
             guard acc[id] != nil else { continue }
-            let start = Double(r["bucket_start"] as Int64)
-            let st = stats(r)
+            let start = Double(r[1] as Int64)
+            let st = stats(r, at: 2)
             acc[id]?.stats.merge(st)
             let bucket = Interval(start, min(ReportTime.nextMonthStart(start), range.to))
-            acc[id]?.covered.append(contentsOf: ReportMath.complement(of: decodeGaps(r["gaps"]), within: bucket))
+            let gapText: String? = r[17]
+            acc[id]?.covered.append(
+                contentsOf: ReportMath.complement(of: gapText == nil ? [] : decodeGaps(gapText), within: bucket))
             if let g = groups?[id], let a = st.avgSavedBytes { series[g, default: [:]][start, default: 0] += a }
         }
     }
@@ -312,8 +314,9 @@ extension FleetDatabase {
             sql: "SELECT node_id, bucket_start, \(rollupColumns) FROM rollup_day WHERE bucket_start >= ? AND bucket_start < ?",
             arguments: [Int64(first), Int64(last)])
         while let r = try rows.next() {
-            let d = Double(r["bucket_start"] as Int64)
-            rowsByDay[d, default: [:]][r["node_id"]] = (stats(r), decodeGaps(r["gaps"]))
+            let d = Double(r[1] as Int64)
+            let gapText: String? = r[17]
+            rowsByDay[d, default: [:]][r[0] as String] = (stats(r, at: 2), gapText == nil ? [] : decodeGaps(gapText))
         }
         var hourSums: [Double: [Double: Double]] = [:]
         let hours = try Row.fetchCursor(

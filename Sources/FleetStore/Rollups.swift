@@ -61,6 +61,15 @@ extension FleetDatabase {
             profitByteSeconds: row["profit_byte_seconds"], profitSeconds: row["profit_seconds"])
     }
 
+    /// `stats(_:)` by position, for hot loops: the row holds `rollupColumns` from index `o` on.
+    static func stats(_ row: Row, at o: Int) -> BucketStats {
+        BucketStats(
+            dataSeconds: row[o], samples: row[o + 1], savedByteSeconds: row[o + 2], peakSavedBytes: row[o + 4],
+            cpuSeconds: row[o + 5], peakCPUPercent: row[o + 7], fullScans: row[o + 8], runningSeconds: row[o + 9],
+            stoppedSeconds: row[o + 10], prunedSeconds: row[o + 11], unmanagedSeconds: row[o + 12],
+            profitByteSeconds: row[o + 13], profitSeconds: row[o + 14])
+    }
+
     static func encodeGaps(_ gaps: [Interval]) -> String? {
         guard !gaps.isEmpty else { return nil }
         return "[" + gaps.map { "[\(ReportTime.decimal($0.from, places: 3)),\(ReportTime.decimal($0.to, places: 3))]" }
