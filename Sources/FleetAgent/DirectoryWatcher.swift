@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import FleetClient
 import Synchronization
 
 /// Watches directories with inotify and reports each new entry (IN_CREATE, IN_MOVED_TO) as a
@@ -36,7 +37,7 @@ public final class DirectoryWatcher: Sendable {
             continuation.finish()
             return false
         }
-        let ok = spawnThread { [self] in self.loop(fd: fd) }
+        let ok = runOnDedicatedThread(stackSize: 256 << 10) { [self] in self.loop(fd: fd) }
         if !ok {
             close(fd)
             continuation.finish()
@@ -101,31 +102,4 @@ func monotonicSeconds() -> Double {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}
-
-/// Runs `body` on a new detached thread (blocking work kept off the cooperative pool).
-func spawnThread(_ body: @escaping @Sendable () -> Void) -> Bool {
-    final class Box {
-        let body: @Sendable () -> Void
-        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
-    }
-    let context = Unmanaged.passRetained(Box(body)).toOpaque()
-    var attr = pthread_attr_t()
-    pthread_attr_init(&attr)
-    defer { pthread_attr_destroy(&attr) }
-    pthread_attr_setdetachstate(&attr, Int32(PTHREAD_CREATE_DETACHED))
-    pthread_attr_setstacksize(&attr, 256 << 10)
-    var thread = pthread_t()
-    let rc = pthread_create(
-        &thread, &attr,
-        { raw in
-            guard let raw else { return nil }
-            Unmanaged<Box>.fromOpaque(raw).takeRetainedValue().body()
-            return nil
-        }, context)
-    if rc != 0 {
-        Unmanaged<Box>.fromOpaque(context).release()
-        return false
-    }
-    return true
 }

@@ -96,34 +96,6 @@ struct PreparedRequest: Sendable {
     var userAgent: String
 }
 
-/// Runs a blocking closure on a new detached thread, so that libcurl's blocking calls never
-/// occupy Swift's cooperative pool (which has one thread per core).
-func runOnDedicatedThread(_ body: @escaping @Sendable () -> Void) -> Bool {
-    final class Box {
-        let body: @Sendable () -> Void
-        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
-    }
-    let context = Unmanaged.passRetained(Box(body)).toOpaque()
-    var attr = pthread_attr_t()
-    pthread_attr_init(&attr)
-    defer { pthread_attr_destroy(&attr) }
-    pthread_attr_setdetachstate(&attr, Int32(PTHREAD_CREATE_DETACHED))
-    pthread_attr_setstacksize(&attr, 1 << 20)
-    var thread = pthread_t()
-    let rc = pthread_create(
-        &thread, &attr,
-        { raw in
-            guard let raw else { return nil }
-            let box = Unmanaged<Box>.fromOpaque(raw).takeRetainedValue()
-            box.body()
-            return nil
-        }, context)
-    if rc != 0 {
-        Unmanaged<Box>.fromOpaque(context).release()
-        return false
-    }
-    return true
-}
 
 /// Performs one request on a pooled handle on a dedicated thread.
 func performTransfer(_ request: PreparedRequest, pool: EasyHandlePool) async -> TransferResult {
