@@ -33,6 +33,13 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             let message = (e as? HTTPError)?.body
             switch status {
             case .notFound:
+                if message == nil, let allowed = APIRoutes.allowedMethods(request.uri.path), !allowed.isEmpty {
+                    var e = APIError(
+                        .methodNotAllowed, code: "method_not_allowed",
+                        message: "\(request.method) is not allowed on \(request.uri.path); allowed: \(allowed.joined(separator: ", "))")
+                    e.headers[.allow] = allowed.joined(separator: ", ")
+                    return e
+                }
                 return .notFound(message ?? "no route \(request.method) \(request.uri.path)")
             case .methodNotAllowed:
                 return APIError(status, code: "method_not_allowed", message: message ?? "method not allowed")
@@ -52,5 +59,28 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             logger.error("request failed", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
             return APIError(.internalServerError, code: APIErrorCode.internalError, message: "internal error; see the server log")
         }
+    }
+}
+
+/// The API's routes and their methods, to tell "no such path" (404) from "wrong method" (405):
+/// Hummingbird's router answers both with 404.
+enum APIRoutes {
+    static let table: [([Substring], [String])] = [
+        ("/api/v1/register", ["POST"]), ("/api/v1/nodes", ["GET"]), ("/api/v1/nodes/*", ["GET", "DELETE"]),
+        ("/api/v1/nodes/*/labels", ["PUT"]), ("/api/v1/nodes/*/config", ["GET", "PUT", "PATCH"]),
+        ("/api/v1/nodes/*/samples", ["POST"]), ("/api/v1/nodes/*/kick", ["POST"]),
+        ("/api/v1/nodes/*/history", ["GET"]), ("/api/v1/config/apply", ["POST"]),
+        ("/api/v1/reports/savings", ["GET"]), ("/api/v1/enrollment-tokens", ["GET", "POST"]),
+        ("/api/v1/enrollment-tokens/*", ["DELETE"]), ("/healthz", ["GET"]), ("/readyz", ["GET"]),
+        ("/metrics", ["GET"]), ("/openapi.yaml", ["GET"]),
+    ].map { ($0.0.split(separator: "/"), $0.1) }
+
+    /// The methods a known path accepts, nil for an unknown path.
+    static func allowedMethods(_ path: String) -> [String]? {
+        let parts = path.split(separator: "/")
+        for (pattern, methods) in table where pattern.count == parts.count {
+            if zip(pattern, parts).allSatisfy({ $0 == "*" || $0 == $1 }) { return methods }
+        }
+        return nil
     }
 }

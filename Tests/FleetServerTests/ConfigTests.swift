@@ -194,6 +194,8 @@ struct BadInput: Sendable, CustomTestStringConvertible {
                  status: 404, code: "not_found", field: nil),
         BadInput(name: "unknown route", method: "GET", path: "/api/v1/nope", token: .admin, body: nil,
                  status: 404, code: "not_found", field: nil),
+        BadInput(name: "wrong method", method: "DELETE", path: "/api/v1/config/apply", token: .admin, body: nil,
+                 status: 405, code: "method_not_allowed", field: nil),
         BadInput(name: "bad wait", method: "GET", path: config + "?wait=soon", token: .admin, body: nil,
                  status: 422, code: "invalid_value", field: "wait"),
     ]
