@@ -87,4 +87,23 @@ import Testing
         #expect(try await Fixtures.client(third.baseURL, token: "ka_from_env").listNodes().nodes.isEmpty)
         await third.stop()
     }
+
+    /// The binary refuses a database written by a newer server, saying so, and leaves it alone.
+    @Test func theBinaryRefusesANewerDatabase() async throws {
+        let first = try await ServerProcess.start()
+        let dir = first.dataDir
+        defer { try? FileManager.default.removeItem(at: dir) }
+        await first.stop()
+        let db = try FleetDatabase(path: dir.appending(path: "ksmfleet.sqlite").path)
+        try await db.markNewerSchemaForTesting(latestSchemaVersion + 1)
+        try db.close()
+        do {
+            let second = try await ServerProcess.start(dataDir: dir, adminToken: first.adminToken, timeout: .seconds(20))
+            await second.stop()
+            Issue.record("the server started on a newer database")
+        } catch let error as ServerProcess.StartError {
+            #expect(error.description.contains("schema version \(latestSchemaVersion + 1)"))
+            #expect(error.description.contains("newer"))
+        }
+    }
 }
