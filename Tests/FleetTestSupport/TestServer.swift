@@ -48,7 +48,10 @@ public final class TestServer: Sendable {
         var logger = Logger(label: "ksmfleet.test-server")
         logger.logLevel = testLogLevel()
         let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
-        let runTask = Task {
+        // The server's tasks run on their own threads: a test elsewhere in the process that
+        // blocks the cooperative pool (Process.waitUntilExit, readDataToEndOfFile) must not
+        // stop this server from answering.
+        let runTask = Task(executorPreference: TestServerExecutor.shared) {
             do {
                 try await group.run()
             } catch {
@@ -108,4 +111,17 @@ public func makeTemporaryDirectory(prefix: String) -> URL {
 /// Server logs in tests: warnings and up unless `KSMFLEET_TEST_LOG=debug|info|…`.
 func testLogLevel() -> Logger.Level {
     ProcessInfo.processInfo.environment["KSMFLEET_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
+}
+
+/// Runs jobs on dispatch threads (an overcommitting concurrent queue grows when its threads
+/// block) instead of the cooperative pool, which has one thread per CPU: two blocked test
+/// tasks on this 2-CPU machine would otherwise freeze every in-process server.
+final class TestServerExecutor: TaskExecutor {
+    static let shared = TestServerExecutor()
+    private let queue = DispatchQueue(label: "ksmfleet.test-server", attributes: .concurrent)
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        queue.async { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+    }
 }
