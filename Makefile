@@ -5,7 +5,7 @@ APT_PACKAGES := libsqlite3-dev libcurl4-openssl-dev
 DATA_DIR ?= $(CURDIR)/data
 PORT ?= 8080
 
-.PHONY: run test deps build release agent-static test-swift test-schemathesis test-dashboard bench clean
+.PHONY: run test deps build release agent-static test-swift test-schemathesis test-dashboard bench bench-server bench-agent bench-report clean
 
 ## Install the system libraries the build links against (sudo only when not root).
 deps:
@@ -49,8 +49,17 @@ agent-static: deps
 	$(SWIFT) build -c release --product ksmfleet-agent --static-swift-stdlib -Xlinker -lcurl
 	strip -o .build/release/ksmfleet-agent.stripped .build/release/ksmfleet-agent
 
-bench:
-	@if [ -x Benchmarks/run.sh ]; then ./Benchmarks/run.sh; fi
+## Benchmarks (not tests): they print figures; docs/benchmarks.md records them with these commands.
+bench: bench-server bench-agent bench-report
+
+bench-server: deps
+	Benchmarks/server-bench.sh
+
+bench-agent: deps
+	Benchmarks/agent-footprint.sh
+
+bench-report: deps
+	Benchmarks/report-bench.sh
 
 clean:
 	rm -rf .build
