@@ -5,7 +5,11 @@ import TestSupport
 /// The agent must stay lean: no full Foundation, no server stack (Hummingbird/NIO), no GRDB.
 @Suite("ksmfleet-agent binary")
 struct AgentBinaryTests {
-    func run(_ tool: String, _ args: [String]) throws -> String {
+    func run(_ tool: String, _ args: [String]) async throws -> String {
+        try await offPool { try Self.runBlocking(tool, args) }
+    }
+
+    static func runBlocking(_ tool: String, _ args: [String]) throws -> String {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: tool)
         p.arguments = args
@@ -19,19 +23,19 @@ struct AgentBinaryTests {
     }
 
     @Test("links neither full Foundation nor Hummingbird, NIO or GRDB")
-    func lean() throws {
+    func lean() async throws {
         guard let agent = builtProduct("ksmfleet-agent") else {
             try Test.cancel("ksmfleet-agent is not built next to the tests (swift build --build-tests builds it)")
         }
         for tool in ["/usr/bin/ldd", "/usr/bin/nm"] where !FileManager.default.isExecutableFile(atPath: tool) {
             try Test.cancel("\(tool) is not installed")
         }
-        let libs = try run("/usr/bin/ldd", [agent])
+        let libs = try await run("/usr/bin/ldd", [agent])
         #expect(libs.contains("libcurl"), "ldd output: \(libs)")
         for forbidden in ["libFoundation.so", "libFoundationInternationalization", "libFoundationNetworking", "lib_FoundationICU", "libsqlite3"] {
             #expect(!libs.contains(forbidden), "ksmfleet-agent links \(forbidden)")
         }
-        let symbols = try run("/usr/bin/nm", ["--defined-only", agent])
+        let symbols = try await run("/usr/bin/nm", ["--defined-only", agent])
         // The check itself works: the agent's own module is found the same way.
         #expect(symbols.contains("$s10FleetAgent"), "no symbols read from \(agent)")
         for module in ["11Hummingbird", "4GRDB", "6NIOCore", "10FleetStore", "11FleetServer"] {

@@ -112,7 +112,10 @@ struct AgentProcessTests {
         let root = makeTemporaryDirectory(prefix: "ksmfleet-proc-exit").path
         defer { try? FileManager.default.removeItem(atPath: root) }
         try Self.fakeSysfs(root + "/ksm")
-        func run(_ args: [String]) throws -> (Int32, String) {
+        func run(_ args: [String]) async throws -> (Int32, String) {
+            try await offPool { try runBlocking(args) }
+        }
+        @Sendable func runBlocking(_ args: [String]) throws -> (Int32, String) {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: binary)
             p.arguments = args
@@ -125,13 +128,13 @@ struct AgentProcessTests {
             p.waitUntilExit()
             return (p.terminationStatus, String(decoding: data, as: UTF8.self))
         }
-        let (bad, badText) = try run(["run", "--server", "http://127.0.0.1:1", "--sample-interval", "zero"])
+        let (bad, badText) = try await run(["run", "--server", "http://127.0.0.1:1", "--sample-interval", "zero"])
         #expect(bad == 2, "\(badText)")
         #expect(badText.contains("sample-interval"))
-        let (noServer, noServerText) = try run(["run", "--state-dir", root + "/s0"])
+        let (noServer, noServerText) = try await run(["run", "--state-dir", root + "/s0"])
         #expect(noServer == 2)
         #expect(noServerText.contains("server"))
-        let (notEnrolled, text) = try run([
+        let (notEnrolled, text) = try await run([
             "run", "--server", "http://127.0.0.1:1", "--state-dir", root + "/s1", "--sysfs", root + "/ksm", "--once",
         ])
         #expect(notEnrolled == 3, "\(text)")

@@ -2,6 +2,7 @@ import FleetClient
 import FleetTestSupport
 import Foundation
 import Testing
+import TestSupport
 
 /// HTTPS with a private CA (CURLOPT_CAINFO): a throwaway self-signed certificate (openssl) and a
 /// tiny TLS server (python3) on 127.0.0.1. Skipped where either tool is missing.
@@ -23,7 +24,7 @@ struct ClientTLSTests {
         gen.standardOutput = FileHandle.nullDevice
         gen.standardError = FileHandle.nullDevice
         try gen.run()
-        gen.waitUntilExit()
+        _ = try await offPool { gen.waitUntilExit() }
         try #require(gen.terminationStatus == 0, "openssl could not make a certificate")
 
         let script = """
