@@ -16,13 +16,13 @@ struct RollupService: Service {
     let retentionInterval: Duration
 
     init(
-        state: ServerState, rollupRetentionDays: Int = 730, rollupInterval: Duration = .seconds(10),
+        state: ServerState, rollupInterval: Duration = .seconds(10),
         retentionInterval: Duration = .seconds(600)
     ) {
         database = state.database
         logger = state.logger
         rawRetentionDays = state.config.rawRetentionDays
-        self.rollupRetentionDays = rollupRetentionDays
+        rollupRetentionDays = state.config.rollupRetentionDays
         self.rollupInterval = rollupInterval
         self.retentionInterval = retentionInterval
     }

@@ -14,6 +14,8 @@ public struct ServerConfig: Sendable {
     public var offlineAfterSeconds: Double
     /// Raw samples older than this many days may be removed once rolled up.
     public var rawRetentionDays: Int
+    /// Hourly/daily/monthly rollups older than this many days are removed (default 2 years).
+    public var rollupRetentionDays: Int
     /// Admin token given by the operator (`KSMFLEET_ADMIN_TOKEN`); overrides the stored one.
     public var adminToken: String?
     /// Largest request body accepted (413 above).
@@ -27,7 +29,7 @@ public struct ServerConfig: Sendable {
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, dataDir: URL, offlineAfterSeconds: Double = 60,
-        rawRetentionDays: Int = 14, adminToken: String? = nil, maxBodyBytes: Int = 1 << 20,
+        rawRetentionDays: Int = 14, rollupRetentionDays: Int = 730, adminToken: String? = nil, maxBodyBytes: Int = 1 << 20,
         logLevel: Logger.Level = .info, onAdminTokenGenerated: (@Sendable (String, URL) -> Void)? = nil,
         onServerRunning: (@Sendable (Int) async -> Void)? = nil
     ) {
@@ -36,6 +38,7 @@ public struct ServerConfig: Sendable {
         self.dataDir = dataDir
         self.offlineAfterSeconds = offlineAfterSeconds
         self.rawRetentionDays = rawRetentionDays
+        self.rollupRetentionDays = rollupRetentionDays
         self.adminToken = adminToken
         self.maxBodyBytes = maxBodyBytes
         self.logLevel = logLevel

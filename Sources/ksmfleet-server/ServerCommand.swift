@@ -30,6 +30,9 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(help: "Days of raw samples to keep (rollups keep the long history).")
     var rawRetentionDays = 14
 
+    @Option(help: "Days of hourly/daily rollups to keep (the history reports read).")
+    var rollupRetentionDays = 730
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
@@ -46,6 +49,9 @@ struct ServerCommand: AsyncParsableCommand {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0–65535") }
         guard offlineAfter > 0 else { throw ValidationError("--offline-after must be positive") }
         guard rawRetentionDays > 0 else { throw ValidationError("--raw-retention-days must be positive") }
+        guard rollupRetentionDays >= rawRetentionDays else {
+            throw ValidationError("--rollup-retention-days must be at least --raw-retention-days")
+        }
     }
 
     func run() async throws {
@@ -60,6 +66,7 @@ struct ServerCommand: AsyncParsableCommand {
         let config = ServerConfig(
             host: host, port: port, dataDir: URL(fileURLWithPath: dataDir, isDirectory: true),
             offlineAfterSeconds: offlineAfter, rawRetentionDays: rawRetentionDays,
+            rollupRetentionDays: rollupRetentionDays,
             adminToken: env?.isEmpty == false ? env : nil, maxBodyBytes: maxBodyBytes, logLevel: level,
             onAdminTokenGenerated: { token, file in
                 // Printed once, on stdout, for the operator; never logged.
