@@ -74,6 +74,21 @@ measure() {
     echo "$rss $anon $(awk -v t="$ticks" -v h="$tck" 'BEGIN {printf "%.2f", t / h}')"
 }
 
+# Rss per mapped object (all segments of a file summed), largest first, as Markdown rows.
+smaps_breakdown() {
+    awk '
+        /^[0-9a-f]+-[0-9a-f]+ / { n = (NF >= 6) ? $6 : "[anon]"; sub(/.*\//, "", n); if (n ~ /\.stripped$/) n = "ksmfleet-agent (binary)"; next }
+        /^Rss:/ { rss[n] += $2; tot["rss"] += $2 }
+        /^Shared_Clean:/ { sc[n] += $2; tot["sc"] += $2 }
+        /^Private_(Clean|Dirty):/ { pr[n] += $2; tot["pr"] += $2 }
+        /^Anonymous:/ { an[n] += $2; tot["an"] += $2 }
+        END {
+            for (k in rss) if (rss[k] >= 64) printf "| %s | %d | %d | %d | %d |\n", k, rss[k], sc[k], pr[k], an[k] | "sort -t\"|\" -k3 -n -r"
+            close("sort -t\"|\" -k3 -n -r")
+            printf "| **total** | %d | %d | %d | %d |\n", tot["rss"], tot["sc"], tot["pr"], tot["an"]
+        }' "/proc/$1/smaps"
+}
+
 start_agent() {  # start_agent NAME SAMPLE TUNE
     local name=$1
     fake_sysfs "$work/$name/ksm"
@@ -110,6 +125,12 @@ for q in 1 2 3 4; do
     printf '| %s min | %.1f | %.2f | %s |\n' "$((q * 15 * SIM_HOURS))" "$(awk -v k="$rss" 'BEGIN {print k / 1024}')" \
         "$(awk -v k="$anon" 'BEGIN {print k / 1024}')" "$cpu"
 done
+echo
+echo "Where the RSS is at the end (/proc/PID/smaps, kB, all segments of a file summed; \"private\" = mapped by this process only, for a file still page-cache pages; only \"anonymous\" is the agent's own memory):"
+echo
+echo "| mapping | Rss | Shared_Clean | Private (clean+dirty) | Anonymous |"
+echo "|---|---|---|---|---|"
+smaps_breakdown "$pid"
 samples=$(curl -sf -H "Authorization: Bearer $admin" "$url/api/v1/nodes" |
     python3 -c 'import json,sys; n=[x for x in json.load(sys.stdin)["nodes"] if x["name"]=="sim"][0]; print((n.get("lastSample") or {}).get("seq", 0))')
 echo
