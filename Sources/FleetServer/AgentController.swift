@@ -108,8 +108,9 @@ struct AgentController<Context: RequestContext>: Sendable {
         // Room for a full batch: about 1.5 KiB of JSON per sample.
         let limit = max(state.config.maxBodyBytes, SampleBatch.maxSamples * 2048)
         let data = try await HTTP.body(request, limit: limit)
-        let batch: SampleBatch
-        do { batch = try FastJSON.decode(SampleBatch.self, from: data) } catch { throw HTTP.inputError(error) }
+        let decoded: SampleBatchDecoder.Decoded
+        do { decoded = try SampleBatchDecoder.decode(data) } catch { throw HTTP.inputError(error) }
+        let batch = decoded.batch
         if batch.samples.count > SampleBatch.maxSamples {
             throw APIError(
                 .contentTooLarge, code: APIErrorCode.bodyTooLarge,
@@ -119,9 +120,17 @@ struct AgentController<Context: RequestContext>: Sendable {
         for (i, s) in batch.samples.enumerated() {
             if s.seq < 0 { throw APIError.invalidValue("samples[\(i)].seq", "seq must not be negative") }
             if s.pageSize <= 0 { throw APIError.invalidValue("samples[\(i)].pageSize", "pageSize must be positive") }
+            // Saved bytes ((pagesSharing + ksmZeroPages) × pageSize) must fit in 64 bits.
+            let (pages, o1) = s.status.pagesSharing.addingReportingOverflow(s.status.ksmZeroPages ?? 0)
+            if o1 || pages.multipliedReportingOverflow(by: Int64(s.pageSize)).overflow {
+                throw APIError.invalidValue(
+                    "samples[\(i)].status.pagesSharing", "(pagesSharing + ksmZeroPages) × pageSize does not fit in 64 bits")
+            }
         }
         let ack = try await state.database.insertSamples(
-            nodeId: id, batch.samples, json: FastJSON.sampleSlices(data).flatMap { $0.count == batch.samples.count ? $0 : nil })
+            nodeId: id, batch.samples,
+            json: decoded.sampleRanges.map { SampleBatchDecoder.sampleJSON(data, $0) }
+                ?? FastJSON.sampleSlices(data).flatMap { $0.count == batch.samples.count ? $0 : nil })
         state.metrics.samplesStored(ack.stored, duplicates: ack.duplicates)
         state.logger.debug(
             "samples stored",

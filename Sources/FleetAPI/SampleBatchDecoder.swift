@@ -1,0 +1,556 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import KSMCore
+
+/// A hand-written, single-pass decoder for `SampleBatch`, the one body the server takes in bulk.
+///
+/// It walks the UTF-8 bytes once and builds the `StatusSample`s directly, with no `Codable`
+/// machinery and no intermediate tree. It takes only the plain, well-formed input that agents
+/// send; whenever anything is unusual or wrong (an unknown, duplicate or escaped key, a missing
+/// field, a wrong type, a bad phase or date, a number it does not parse the same way
+/// `JSONDecoder` does, malformed JSON) it gives up and `decode` falls back to `StrictJSON`, which
+/// produces the exact result or error (code, field, message) the rest of the API gives.
+public enum SampleBatchDecoder {
+    /// A decoded batch, and where each sample's JSON object lies in the input (byte offsets
+    /// from the start of the data, same order as `batch.samples`); nil when the batch came
+    /// through the `StrictJSON` fallback.
+    public struct Decoded: Sendable, Equatable {
+        public var batch: SampleBatch
+        public var sampleRanges: [Range<Int>]?
+    }
+
+    /// Decodes a batch as `StrictJSON.decode(SampleBatch.self, from:)` does, fast when the input
+    /// is plain.
+    public static func decode(_ data: Data) throws(InputError) -> Decoded {
+        if let fast = fastDecode(data) { return fast }
+        return Decoded(batch: try StrictJSON.decode(SampleBatch.self, from: data), sampleRanges: nil)
+    }
+
+    /// The fast path alone: nil when it cannot decide (the caller then takes `StrictJSON`).
+    public static func fastDecode(_ data: Data) -> Decoded? {
+        data.withUnsafeBytes { raw -> Decoded? in
+            guard let base = raw.baseAddress else { return nil }
+            var p = Parser(base.assumingMemoryBound(to: UInt8.self), raw.count)
+            return try? p.batch()
+        }
+    }
+
+    /// The JSON of each sample as received, from `Decoded.sampleRanges`.
+    public static func sampleJSON(_ data: Data, _ ranges: [Range<Int>]) -> [String] {
+        data.withUnsafeBytes { raw -> [String] in
+            let bytes = raw.bindMemory(to: UInt8.self)
+            return ranges.map { String(decoding: UnsafeBufferPointer(rebasing: bytes[$0]), as: UTF8.self) }
+        }
+    }
+}
+
+/// Anything the fast path does not take: the caller falls back to `StrictJSON`.
+struct Unusual: Error {}
+
+private let sampleKeys: [StaticString] = [
+    "seq", "takenAt", "status", "memory", "pageSize", "ksmdCPUPercent", "ksmdCPUSeconds", "phase",
+    "phaseReason", "appliedGeneration", "applyError", "droppedSamples",
+]
+private let statusKeys: [StaticString] = [
+    "run", "pagesToScan", "sleepMillisecs", "pagesShared", "pagesSharing", "pagesUnshared",
+    "pagesVolatile", "fullScans", "mergeAcrossNodes", "maxPageSharing", "stableNodeChains",
+    "stableNodeDups", "useZeroPages", "ksmZeroPages", "generalProfit", "pagesScanned", "pagesSkipped",
+    "smartScan", "advisorMode",
+]
+private let memoryKeys: [StaticString] = [
+    "memTotalKB", "memAvailableKB", "memFreeKB", "buffersKB", "cachedKB", "anonPagesKB",
+]
+private let phases: [(StaticString, KSMPhase)] = [
+    ("Stopped", .stopped), ("Running", .running), ("Pruned", .pruned), ("Unmanaged", .unmanaged),
+]
+
+private struct Parser {
+    let p: UnsafePointer<UInt8>
+    let n: Int
+    var i = 0
+
+    init(_ p: UnsafePointer<UInt8>, _ n: Int) {
+        self.p = p
+        self.n = n
+    }
+
+    // MARK: structure
+
+    mutating func batch() throws(Unusual) -> SampleBatchDecoder.Decoded {
+        ws()
+        try expect(0x7B)  // {
+        ws()
+        try expect(0x22)
+        guard try key(["samples"]) == 0 else { throw Unusual() }
+        ws()
+        try expect(0x3A)
+        ws()
+        try expect(0x5B)  // [
+        var samples: [StatusSample] = []
+        var ranges: [Range<Int>] = []
+        samples.reserveCapacity(min(n / 256 + 1, SampleBatch.maxSamples + 1))
+        ranges.reserveCapacity(min(n / 256 + 1, SampleBatch.maxSamples + 1))
+        ws()
+        if peek() == 0x5D {
+            i += 1
+        } else {
+            while true {
+                ws()
+                let start = i
+                samples.append(try sample())
+                ranges.append(start..<i)
+                ws()
+                let c = try next()
+                if c == 0x5D { break }
+                guard c == 0x2C else { throw Unusual() }
+            }
+        }
+        ws()
+        try expect(0x7D)  // } : a second key (even a duplicate "samples") is left to StrictJSON
+        ws()
+        guard i == n else { throw Unusual() }
+        return SampleBatchDecoder.Decoded(batch: SampleBatch(samples: samples), sampleRanges: ranges)
+    }
+
+    /// Walks the members of an object (at its `{`), calling `member` with the index of each key
+    /// in `keys` (the value is next). Unknown, escaped or repeated keys are unusual.
+    mutating func object(_ keys: [StaticString], _ member: (inout Parser, Int) throws(Unusual) -> Void) throws(Unusual) {
+        try expect(0x7B)
+        ws()
+        if peek() == 0x7D {
+            i += 1
+            return
+        }
+        var seen: UInt32 = 0
+        while true {
+            ws()
+            try expect(0x22)
+            let k = try key(keys)
+            let bit: UInt32 = 1 << UInt32(k)
+            guard seen & bit == 0 else { throw Unusual() }
+            seen |= bit
+            ws()
+            try expect(0x3A)
+            ws()
+            try member(&self, k)
+            ws()
+            let c = try next()
+            if c == 0x7D { return }
+            guard c == 0x2C else { throw Unusual() }
+        }
+    }
+
+    mutating func sample() throws(Unusual) -> StatusSample {
+        var seq: Int64?
+        var takenAt: Date?
+        var status: KSMStatus?
+        var memory: MemorySnapshot?
+        var pageSize: Int?
+        var cpuPercent: Double?
+        var cpuSeconds: Double?
+        var phase: KSMPhase?
+        var phaseReason: String?
+        var appliedGeneration: Int64?
+        var applyError: String?
+        var dropped: Int64?
+        try object(sampleKeys) { (q: inout Parser, k: Int) throws(Unusual) in
+            switch k {
+            case 0: seq = try q.int()
+            case 1: takenAt = try q.date()
+            case 2: status = try q.status()
+            case 3: memory = try q.memory()
+            case 4: pageSize = Int(try q.int())
+            case 5: cpuPercent = try q.optional { (r: inout Parser) throws(Unusual) in try r.double() }
+            case 6: cpuSeconds = try q.optional { (r: inout Parser) throws(Unusual) in try r.double() }
+            case 7: phase = try q.phase()
+            case 8: phaseReason = try q.string()
+            case 9: appliedGeneration = try q.optional { (r: inout Parser) throws(Unusual) in try r.int() }
+            case 10: applyError = try q.optional { (r: inout Parser) throws(Unusual) in try r.string() }
+            default: dropped = try q.optional { (r: inout Parser) throws(Unusual) in try r.int() }
+            }
+        }
+        guard let seq, let takenAt, let status, let memory, let pageSize, let phase, let phaseReason else {
+            throw Unusual()
+        }
+        return StatusSample(
+            seq: seq, takenAt: takenAt, status: status, memory: memory, pageSize: pageSize,
+            ksmdCPUPercent: cpuPercent, ksmdCPUSeconds: cpuSeconds, phase: phase, phaseReason: phaseReason,
+            appliedGeneration: appliedGeneration, applyError: applyError, droppedSamples: dropped)
+    }
+
+    mutating func status() throws(Unusual) -> KSMStatus {
+        var s = KSMStatus()
+        var required: UInt32 = 0
+        try object(statusKeys) { (q: inout Parser, k: Int) throws(Unusual) in
+            func opt(_ q: inout Parser) throws(Unusual) -> Int64? {
+                try q.optional { (r: inout Parser) throws(Unusual) in try r.int() }
+            }
+            switch k {
+            case 0: s.run = Int(try q.int())
+            case 1: s.pagesToScan = Int(try q.int())
+            case 2: s.sleepMillisecs = Int(try q.int())
+            case 3: s.pagesShared = try q.int()
+            case 4: s.pagesSharing = try q.int()
+            case 5: s.pagesUnshared = try q.int()
+            case 6: s.pagesVolatile = try q.int()
+            case 7: s.fullScans = try q.int()
+            case 8: s.mergeAcrossNodes = try opt(&q).map { Int($0) }
+            case 9: s.maxPageSharing = try opt(&q).map { Int($0) }
+            case 10: s.stableNodeChains = try opt(&q)
+            case 11: s.stableNodeDups = try opt(&q)
+            case 12: s.useZeroPages = try opt(&q).map { Int($0) }
+            case 13: s.ksmZeroPages = try opt(&q)
+            case 14: s.generalProfit = try opt(&q)
+            case 15: s.pagesScanned = try opt(&q)
+            case 16: s.pagesSkipped = try opt(&q)
+            case 17: s.smartScan = try opt(&q).map { Int($0) }
+            default: s.advisorMode = try q.optional { (r: inout Parser) throws(Unusual) in try r.string() }
+            }
+            if k < 8 { required |= 1 << UInt32(k) }
+        }
+        guard required == 0xFF else { throw Unusual() }
+        return s
+    }
+
+    mutating func memory() throws(Unusual) -> MemorySnapshot {
+        var m = MemorySnapshot(memTotalKB: 0, memAvailableKB: 0)
+        var required: UInt32 = 0
+        try object(memoryKeys) { (q: inout Parser, k: Int) throws(Unusual) in
+            let v = try q.int()
+            switch k {
+            case 0: m.memTotalKB = v
+            case 1: m.memAvailableKB = v
+            case 2: m.memFreeKB = v
+            case 3: m.buffersKB = v
+            case 4: m.cachedKB = v
+            default: m.anonPagesKB = v
+            }
+            required |= 1 << UInt32(k)
+        }
+        guard required == 0x3F else { throw Unusual() }
+        return m
+    }
+
+    // MARK: tokens
+
+    @inline(__always) func peek() -> UInt8 { i < n ? p[i] : 0 }
+
+    @inline(__always) mutating func next() throws(Unusual) -> UInt8 {
+        guard i < n else { throw Unusual() }
+        defer { i += 1 }
+        return p[i]
+    }
+
+    @inline(__always) mutating func expect(_ c: UInt8) throws(Unusual) {
+        guard i < n, p[i] == c else { throw Unusual() }
+        i += 1
+    }
+
+    @inline(__always) mutating func ws() {
+        while i < n {
+            let c = p[i]
+            guard c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09 else { return }
+            i += 1
+        }
+    }
+
+    /// A key (after its opening quote) as its index in `keys`; escapes and unknown keys are
+    /// unusual.
+    mutating func key(_ keys: [StaticString]) throws(Unusual) -> Int {
+        let start = i
+        while i < n, p[i] != 0x22 {
+            guard p[i] != 0x5C else { throw Unusual() }
+            i += 1
+        }
+        guard i < n else { throw Unusual() }
+        let length = i - start
+        i += 1
+        for (k, name) in keys.enumerated() where name.utf8CodeUnitCount == length {
+            if same(start, name) { return k }
+        }
+        throw Unusual()
+    }
+
+    /// Whether the bytes at `start` are `name` (whose length the caller checked).
+    @inline(__always) func same(_ start: Int, _ name: StaticString) -> Bool {
+        let q = name.utf8Start
+        for k in 0..<name.utf8CodeUnitCount where p[start + k] != q[k] { return false }
+        return true
+    }
+
+    /// `null` (nil) or a value read by `read`.
+    @inline(__always) mutating func optional<T>(_ read: (inout Parser) throws(Unusual) -> T) throws(Unusual) -> T? {
+        if peek() == 0x6E {  // n
+            guard i + 4 <= n, p[i + 1] == 0x75, p[i + 2] == 0x6C, p[i + 3] == 0x6C else { throw Unusual() }
+            i += 4
+            return nil
+        }
+        return try read(&self)
+    }
+
+    /// The end of a number token; what follows must end the value.
+    @inline(__always) func endsValue(_ j: Int) -> Bool {
+        guard j < n else { return true }
+        let c = p[j]
+        return c == 0x2C || c == 0x7D || c == 0x5D || c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09
+    }
+
+    /// An integer written as one (`-?(0|[1-9][0-9]*)`), within Int64. Fractions, exponents,
+    /// `-0` and overflow are unusual.
+    mutating func int() throws(Unusual) -> Int64 {
+        var j = i
+        let negative = j < n && p[j] == 0x2D
+        if negative { j += 1 }
+        guard j < n else { throw Unusual() }
+        let first = p[j] &- 0x30
+        guard first <= 9 else { throw Unusual() }
+        j += 1
+        var v = -Int64(first)  // accumulated negatively: Int64.min fits
+        if first == 0 {
+            if negative { throw Unusual() }
+        } else {
+            while j < n {
+                let d = p[j] &- 0x30
+                guard d <= 9 else { break }
+                let (m, o1) = v.multipliedReportingOverflow(by: 10)
+                let (s, o2) = m.subtractingReportingOverflow(Int64(d))
+                guard !o1, !o2 else { throw Unusual() }
+                v = s
+                j += 1
+            }
+        }
+        guard endsValue(j) else { throw Unusual() }
+        i = j
+        if negative { return v }
+        guard v != Int64.min else { throw Unusual() }
+        return -v
+    }
+
+    /// A JSON number as a finite Double (the grammar checked here, the value converted by the
+    /// standard library's correctly rounded parser, as `JSONDecoder` does).
+    mutating func double() throws(Unusual) -> Double {
+        let start = i
+        var j = i
+        if j < n, p[j] == 0x2D { j += 1 }
+        func digits(_ j: inout Int) -> Int {
+            let s = j
+            while j < n, p[j] &- 0x30 <= 9 { j += 1 }
+            return j - s
+        }
+        let intStart = j
+        let intDigits = digits(&j)
+        guard intDigits > 0, !(intDigits > 1 && p[intStart] == 0x30) else { throw Unusual() }
+        var plain = true
+        if j < n, p[j] == 0x2E {
+            j += 1
+            guard digits(&j) > 0 else { throw Unusual() }
+            plain = false
+        }
+        if j < n, p[j] == 0x65 || p[j] == 0x45 {
+            j += 1
+            if j < n, p[j] == 0x2B || p[j] == 0x2D { j += 1 }
+            guard digits(&j) > 0 else { throw Unusual() }
+            plain = false
+        }
+        guard endsValue(j) else { throw Unusual() }
+        i = j
+        if plain, intDigits <= 15 {
+            // Exact: fewer than 2^53.
+            var v: Int64 = 0
+            for k in intStart..<j { v = v * 10 + Int64(p[k] &- 0x30) }
+            let d = Double(v)
+            return p[start] == 0x2D ? -d : d
+        }
+        let text = String(decoding: UnsafeBufferPointer(start: p + start, count: j - start), as: UTF8.self)
+        guard let d = Double(text), d.isFinite else { throw Unusual() }
+        return d
+    }
+
+    /// A string value; escapes are decoded, invalid UTF-8, control characters and lone
+    /// surrogates are unusual.
+    mutating func string() throws(Unusual) -> String {
+        try expect(0x22)
+        let start = i
+        while i < n {
+            let c = p[i]
+            if c == 0x22 {
+                let bytes = UnsafeBufferPointer(start: p + start, count: i - start)
+                i += 1
+                guard let s = String(validating: bytes, as: UTF8.self) else { throw Unusual() }
+                return s
+            }
+            if c == 0x5C { return try escapedString(start) }
+            guard c >= 0x20 else { throw Unusual() }
+            i += 1
+        }
+        throw Unusual()
+    }
+
+    mutating func escapedString(_ start: Int) throws(Unusual) -> String {
+        var out: [UInt8] = Array(UnsafeBufferPointer(start: p + start, count: i - start))
+        while i < n {
+            let c = p[i]
+            if c == 0x22 {
+                i += 1
+                guard let s = String(validating: out, as: UTF8.self) else { throw Unusual() }
+                return s
+            }
+            guard c >= 0x20 else { throw Unusual() }
+            if c != 0x5C {
+                out.append(c)
+                i += 1
+                continue
+            }
+            i += 1
+            let e = try next()
+            switch e {
+            case 0x22, 0x5C, 0x2F: out.append(e)
+            case 0x62: out.append(0x08)
+            case 0x66: out.append(0x0C)
+            case 0x6E: out.append(0x0A)
+            case 0x72: out.append(0x0D)
+            case 0x74: out.append(0x09)
+            case 0x75:
+                var scalar = try hex4()
+                if scalar >= 0xD800 && scalar < 0xDC00 {
+                    guard i + 6 <= n, p[i] == 0x5C, p[i + 1] == 0x75 else { throw Unusual() }
+                    i += 2
+                    let low = try hex4()
+                    guard low >= 0xDC00 && low < 0xE000 else { throw Unusual() }
+                    scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                } else if scalar >= 0xDC00 && scalar < 0xE000 {
+                    throw Unusual()
+                }
+                guard let u = Unicode.Scalar(scalar) else { throw Unusual() }
+                out.append(contentsOf: UTF8.encode(u)!)
+            default:
+                throw Unusual()
+            }
+        }
+        throw Unusual()
+    }
+
+    mutating func hex4() throws(Unusual) -> UInt32 {
+        guard i + 4 <= n else { throw Unusual() }
+        var v: UInt32 = 0
+        for _ in 0..<4 {
+            let c = p[i]
+            let d: UInt8
+            switch c {
+            case 0x30...0x39: d = c - 0x30
+            case 0x41...0x46: d = c - 0x41 + 10
+            case 0x61...0x66: d = c - 0x61 + 10
+            default: throw Unusual()
+            }
+            v = v << 4 | UInt32(d)
+            i += 1
+        }
+        return v
+    }
+
+    mutating func phase() throws(Unusual) -> KSMPhase {
+        try expect(0x22)
+        let start = i
+        while i < n, p[i] != 0x22 {
+            guard p[i] != 0x5C else { throw Unusual() }
+            i += 1
+        }
+        guard i < n else { throw Unusual() }
+        let length = i - start
+        i += 1
+        for (name, phase) in phases where name.utf8CodeUnitCount == length {
+            if same(start, name) { return phase }
+        }
+        throw Unusual()
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS[.f{1,9}](Z|±HH:MM)`, as `JSONDecoder`'s `.iso8601` reads it, for
+    /// years 1900–9999, offsets up to ±18:00 and valid calendar values; anything else (leap
+    /// seconds, 24:00, other forms it may or may not take) is unusual.
+    mutating func date() throws(Unusual) -> Date {
+        try expect(0x22)
+        let start = i
+        while i < n, p[i] != 0x22 { i += 1 }
+        guard i < n else { throw Unusual() }
+        let end = i
+        i += 1
+        var j = start
+        func num(_ count: Int) throws(Unusual) -> Int {
+            guard j + count <= end else { throw Unusual() }
+            var v = 0
+            for _ in 0..<count {
+                let d = p[j] &- 0x30
+                guard d <= 9 else { throw Unusual() }
+                v = v * 10 + Int(d)
+                j += 1
+            }
+            return v
+        }
+        func lit(_ c: UInt8) throws(Unusual) {
+            guard j < end, p[j] == c else { throw Unusual() }
+            j += 1
+        }
+        let year = try num(4)
+        try lit(0x2D)
+        let month = try num(2)
+        try lit(0x2D)
+        let day = try num(2)
+        try lit(0x54)  // T
+        let hour = try num(2)
+        try lit(0x3A)
+        let minute = try num(2)
+        try lit(0x3A)
+        let second = try num(2)
+        var nanos: Int64 = 0
+        if j < end, p[j] == 0x2E {
+            j += 1
+            var count = 0
+            while j < end, p[j] &- 0x30 <= 9 {
+                nanos = nanos * 10 + Int64(p[j] &- 0x30)
+                count += 1
+                j += 1
+                guard count <= 9 else { throw Unusual() }
+            }
+            guard count > 0 else { throw Unusual() }
+            for _ in count..<9 { nanos *= 10 }
+        }
+        var offset = 0
+        guard j < end else { throw Unusual() }
+        if p[j] == 0x5A {  // Z
+            j += 1
+        } else if p[j] == 0x2B || p[j] == 0x2D {
+            let sign = p[j] == 0x2D ? -1 : 1
+            j += 1
+            let oh = try num(2)
+            try lit(0x3A)
+            let om = try num(2)
+            // Foundation takes offsets up to 18 hours.
+            guard om <= 59, oh * 60 + om <= 18 * 60 else { throw Unusual() }
+            offset = sign * (oh * 3600 + om * 60)
+        } else {
+            throw Unusual()
+        }
+        guard j == end else { throw Unusual() }
+        guard (1900...9999).contains(year), (1...12).contains(month), hour <= 23, minute <= 59, second <= 59 else {
+            throw Unusual()
+        }
+        let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+        let monthDays = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+        guard day >= 1, day <= monthDays[month - 1] else { throw Unusual() }
+        // Days from civil (proleptic Gregorian), H. Hinnant's algorithm.
+        let y = month <= 2 ? year - 1 : year
+        let era = y / 400
+        let yoe = y - era * 400
+        let mp = (month + 9) % 12
+        let doy = (153 * mp + 2) / 5 + day - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        let days = era * 146097 + doe - 719468
+        let unix = Int64(days) * 86400 + Int64(hour * 3600 + minute * 60 + second) - Int64(offset)
+        // The same arithmetic as Foundation's parser: whole seconds since 2001 plus the fraction.
+        let sinceReference = Double(unix - 978_307_200) + Double(nanos) / 1e9
+        return Date(timeIntervalSinceReferenceDate: sinceReference)
+    }
+}
