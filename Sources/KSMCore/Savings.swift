@@ -11,8 +11,13 @@ public struct CPUTimeSample: Codable, Sendable, Equatable, Hashable {
 /// Memory saved and what it cost.
 public enum Savings {
     /// Bytes saved: (pages_sharing + ksm_zero_pages) × page size. pages_shared is not a saving.
+    /// Saturates at Int64.max instead of trapping on counters no real host reaches.
     public static func savedBytes(_ status: KSMStatus, pageSize: Int) -> Int64 {
-        (status.pagesSharing + (status.ksmZeroPages ?? 0)) * Int64(pageSize)
+        let (pages, o1) = status.pagesSharing.addingReportingOverflow(status.ksmZeroPages ?? 0)
+        if o1 { return status.pagesSharing < 0 ? .min : .max }
+        let (bytes, o2) = pages.multipliedReportingOverflow(by: Int64(pageSize))
+        if o2 { return (pages < 0) != (pageSize < 0) ? .min : .max }
+        return bytes
     }
 
     /// Net saving in bytes after rmap metadata, where the kernel reports general_profit (6.7+).

@@ -272,6 +272,12 @@ struct SavingsTests {
         #expect(Savings.savedBytes(KSMStatus(pagesShared: 9, pagesSharing: 0), pageSize: 65536) == 0)
     }
 
+    @Test("absurd counters saturate instead of crashing the server")
+    func savedSaturates() {
+        #expect(Savings.savedBytes(KSMStatus(pagesSharing: Int64.max / 2, ksmZeroPages: Int64.max / 2), pageSize: 4096) == Int64.max)
+        #expect(Savings.savedBytes(KSMStatus(pagesSharing: Int64.max, ksmZeroPages: 1), pageSize: 1) == Int64.max)
+    }
+
     @Test("net saving comes from general_profit where the kernel reports it")
     func net() {
         #expect(Savings.netProfitBytes(KSMStatus(generalProfit: 123_456)) == 123_456)
