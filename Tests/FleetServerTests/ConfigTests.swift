@@ -22,7 +22,7 @@ import Testing
         start = clock.now
         let immediate = try await node.config(nodeId: id, ifNoneMatch: 0, waitSeconds: 30)
         #expect(immediate?.generation == 1)
-        #expect(clock.now - start < .seconds(10))
+        #expect(clock.now - start < .seconds(20))  // well before the 30 s deadline
 
         // Changed while waiting: 200 with the new config, long before the 30 s deadline.
         let waiter = Task { () -> (NodeConfig?, ContinuousClock.Instant) in
@@ -35,7 +35,7 @@ import Testing
         let (woken, at) = try await waiter.value
         #expect(woken?.generation == 2 && woken?.config.run == .run)
         // "Well under a second" on an idle machine; generous here because the machine is shared.
-        #expect(at - changedAt < .seconds(5))
+        #expect(at - changedAt < .seconds(20))  // woken, not answered at the 30 s deadline
 
         // A kick also wakes a waiting agent (generation and kick counter move).
         let kickWaiter = Task { try await node.config(nodeId: id, ifNoneMatch: 2, waitSeconds: 30) }

@@ -64,6 +64,6 @@ import Testing
         // After shutdown nothing waits any more.
         let start = ContinuousClock.now
         _ = await waiters.wait("c", since: 0, timeout: .seconds(30))
-        #expect(ContinuousClock.now - start < .seconds(5))
+        #expect(ContinuousClock.now - start < .seconds(20))  // not the 30 s timeout
     }
 }

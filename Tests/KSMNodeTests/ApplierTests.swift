@@ -73,7 +73,9 @@ struct ApplierTests {
         k.clearWrites()
         let capture = LogCapture()
         let report = try await Applier.apply(
-            KernelSettings(run: 1, mergeAcrossNodes: 0, maxPageSharing: 512), to: k, unmergeTimeout: .seconds(5),
+            // A generous timeout: the fake unmerges in three polls, but a loaded test machine can
+            // leave this task unscheduled for seconds; the timeout case is tested below.
+            KernelSettings(run: 1, mergeAcrossNodes: 0, maxPageSharing: 512), to: k, unmergeTimeout: .seconds(120),
             pollInterval: .milliseconds(1), logger: capture.logger())
         #expect(
             k.writes == [
@@ -122,7 +124,9 @@ struct ApplierTests {
                 error.description
                     == "merge_across_nodes change timed out after 0.3 s: pages_shared still 1234; run restored to 1")
         }
-        #expect(clock.now - start < .seconds(5))
+        // Never a hang: the call returns on its own (bounded far above the 0.3 s timeout so a
+        // loaded machine does not fail it; no timing is asserted beyond that).
+        #expect(clock.now - start < .seconds(120))
         #expect(k.writes == [.init(.run, 2), .init(.run, 1)])
         #expect(k.current.mergeAcrossNodes == 1)
         #expect(k.current.run == 1)
