@@ -30,8 +30,16 @@ test: deps
 	$(MAKE) test-schemathesis
 	$(MAKE) test-dashboard
 
+# Tests run one at a time (about a minute in all). In parallel, on this 2-CPU machine, the
+# in-process servers intermittently stopped answering for ~3 minutes (2 of 8 full runs; not
+# reproduced under gdb in time to find the cause: see the closing note), which no one-off timeout
+# can absorb. The real-kernel suites run in a process of their own, after the rest, so ksmd
+# scanning their buffers never shares a process with the other suites.
+KERNEL_SUITES := ^KernelTests\.|\.RealKernelAgentTests
+
 test-swift:
-	$(SWIFT) test --skip-build 2>&1 | tee .build/swift-test.log; exit $${PIPESTATUS[0]}
+	$(SWIFT) test --skip-build --no-parallel --skip '$(KERNEL_SUITES)' 2>&1 | tee .build/swift-test.log; exit $${PIPESTATUS[0]}
+	$(SWIFT) test --skip-build --no-parallel --filter '$(KERNEL_SUITES)' 2>&1 | tee .build/swift-kernel-test.log; exit $${PIPESTATUS[0]}
 
 test-schemathesis:
 	@if [ -x scripts/schemathesis.sh ]; then BIN="$$($(SWIFT) build --show-bin-path)" ./scripts/schemathesis.sh; fi
