@@ -48,7 +48,12 @@ struct ClientTLSTests {
         server.standardOutput = out
         server.standardError = FileHandle.nullDevice
         try server.run()
-        defer { server.terminate() }
+        // SIGKILL, not terminate(): a child inherits ignored signals, and other suites in this
+        // process ignore SIGTERM (the agent's signal handling), so SIGTERM left it running.
+        defer {
+            kill(server.processIdentifier, SIGKILL)
+            server.waitUntilExit()
+        }
         var portLine = Data()
         while !portLine.contains(UInt8(ascii: "\n")) {
             let chunk = out.fileHandleForReading.availableData
