@@ -553,11 +553,7 @@ struct DashboardController<Context: RequestContext>: Sendable {
         guard try await checkedForm(request, page: page) != nil else { return forbidden(page) }
         let raw = try context.parameters.require("id")
         guard let node = try await state.database.node(idOrName: raw) else { return notFound(raw, page: page) }
-        let config = try await state.database.kick(nodeId: node.id, actor: "dashboard")
-        state.waiters.notify(node.id, config: config)
-        state.logger.info(
-            "node kicked from the dashboard",
-            metadata: ["node": "\(node.id)", "generation": "\(config.generation)", "kickCounter": "\(config.kickCounter)"])
+        let config = try await state.kick(nodeId: node.id, actor: "dashboard")
         return Self.redirect("/nodes/\(HTML.q(node.id))?kicked=\(config.kickCounter)")
     }
 

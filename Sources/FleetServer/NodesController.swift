@@ -164,11 +164,7 @@ struct NodesController<Context: RequestContext>: Sendable {
     @Sendable func kick(_ request: Request, context: Context) async throws -> Response {
         try await state.auth.requireAdmin(request)
         let node = try await resolve(context)
-        let config = try await state.database.kick(nodeId: node.id)
-        state.waiters.notify(node.id, config: config)
-        state.logger.info(
-            "node kicked",
-            metadata: ["node": "\(node.id)", "generation": "\(config.generation)", "kickCounter": "\(config.kickCounter)"])
+        let config = try await state.kick(nodeId: node.id, actor: "admin")
         return try HTTP.json(KickResponse(nodeId: node.id, kickCounter: config.kickCounter, generation: config.generation))
     }
 }

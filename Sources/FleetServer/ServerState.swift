@@ -23,6 +23,20 @@ final class ServerState: Sendable {
     }
 
     /// The API view of a stored node: online state and drift worked out at `now`.
+    /// A kick (throttle mode) for one node: bumps its kick counter and generation, wakes its
+    /// waiting long-poll with the new config, and logs it. The API and the dashboard both call this.
+    func kick(nodeId: String, actor: String) async throws -> NodeConfig {
+        let config = try await database.kick(nodeId: nodeId, actor: actor)
+        waiters.notify(nodeId, config: config)
+        logger.info(
+            "node kicked",
+            metadata: [
+                "node": "\(nodeId)", "generation": "\(config.generation)", "kickCounter": "\(config.kickCounter)",
+                "by": "\(actor)",
+            ])
+        return config
+    }
+
     func nodeInfo(_ n: StoredNode, now: Date = Date()) -> NodeInfo {
         let config = n.config ?? NodeConfig(generation: 0, config: .standardDefault.normalized())
         let online = n.lastSeenAt.map { now.timeIntervalSince($0) <= self.config.offlineAfterSeconds } ?? false
