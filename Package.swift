@@ -42,6 +42,8 @@ let package = Package(
             dependencies: [
                 "KSMCore", "FleetAPI",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                // The SQLite C API for the sample insert's direct binding (Samples.swift).
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings,

@@ -7,8 +7,9 @@ import Logging
 /// The server's database (the `AppDatabase` of STYLE.md): owns a WAL `DatabasePool`, applies the
 /// embedded migrations at open and exposes intention-named async methods. Callers never see SQL.
 ///
-/// All writes go through the pool's single writer connection, one transaction per call, so a
-/// sample batch is acknowledged only after its commit.
+/// All writes go through the pool's single writer connection, one transaction per call (sample
+/// batches that arrive together share one, see `SampleGroupCommit`), so a sample batch is
+/// acknowledged only after its commit.
 ///
 /// Durability: GRDB opens the pool in WAL mode with `synchronous=NORMAL`. A commit then appends
 /// the transaction to the `-wal` file with write(2) before `write {}` returns; only the fsync is
@@ -20,6 +21,8 @@ public final class FleetDatabase: Sendable {
     /// The writer and readers. Internal so that other FleetStore files (rollups, reports) can add
     /// their own intention-named methods in extensions.
     let pool: DatabasePool
+    /// Sample batches go through it: concurrent pushes share one commit.
+    let sampleWriter: SampleGroupCommit
     public let path: String
     let logger: Logger
 
@@ -35,6 +38,7 @@ public final class FleetDatabase: Sendable {
         config.busyMode = .timeout(10)
         config.maximumReaderCount = 8
         pool = try DatabasePool(path: path, configuration: config)
+        sampleWriter = SampleGroupCommit(pool: pool, write: FleetDatabase.writeSampleBatch)
         try migrate()
     }
 

@@ -1,0 +1,52 @@
+import FleetAPI
+import FleetStore
+import Foundation
+import KSMCore
+import Testing
+
+/// Batches pushed at the same time share commits (SampleGroupCommit); each must still be
+/// answered for itself: stored once, or refused alone when its node is gone.
+@Suite struct SampleGroupCommitTests {
+    @Test func concurrentBatchesAreEachStoredOnceAndAFailingOneCostsTheOthersNothing() async throws {
+        let (db, dir) = try makeDatabase()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var ids: [String] = []
+        for i in 0..<8 { ids.append(try await registerNode(db, machine: "m-\(i)", nodeToken: "kn_\(i)").node.id) }
+        let gone = try await registerNode(db, machine: "m-gone", nodeToken: "kn_gone").node.id
+        try await db.deleteNode(nodeId: gone, purgeHistory: false)
+
+        // 8 nodes × 10 batches of 5 samples, plus 10 batches for the deleted node, all at once;
+        // every node's batches also overlap by one sample, so each batch has one duplicate
+        // except the first to land.
+        let results = await withTaskGroup(of: (String, Int, Result<SampleBatchAck, any Error>).self) { group in
+            for id in ids + [gone] {
+                for b in 0..<10 {
+                    group.addTask {
+                        let first = Int64(b * 4 + 1)
+                        let batch = (first..<first + 5).map { sample($0) }
+                        do { return (id, b, .success(try await db.insertSamples(nodeId: id, batch))) } catch {
+                            return (id, b, .failure(error))
+                        }
+                    }
+                }
+            }
+            var all: [(String, Int, Result<SampleBatchAck, any Error>)] = []
+            for await r in group { all.append(r) }
+            return all
+        }
+        #expect(results.count == 90)
+        for (id, b, result) in results where id == gone {
+            #expect(throws: StoreError.nodeNotFound(gone), "batch \(b) of the deleted node") { try result.get() }
+        }
+        for id in ids {
+            let acks = try results.filter { $0.0 == id }.map { try $0.2.get() }
+            #expect(acks.count == 10)
+            #expect(acks.reduce(0) { $0 + $1.stored } == 41, "seq 1...41, each stored once")
+            #expect(acks.reduce(0) { $0 + $1.duplicates } == 9)
+            #expect(acks.allSatisfy { $0.highestSeq >= 5 && $0.highestSeq <= 41 })
+            #expect(try await db.sampleSeqs(nodeId: id) == Array(1...41))
+            #expect(try await db.node(idOrName: id)?.lastSeq == 41)
+        }
+        #expect(try await db.sampleSeqs(nodeId: gone).isEmpty)
+    }
+}
