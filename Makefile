@@ -9,7 +9,7 @@ PORT ?= 8080
 
 ## Install the system libraries the build links against (sudo only when not root).
 deps:
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(APT_PACKAGES) $(EXTRA_APT); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
@@ -60,7 +60,8 @@ agent-static: deps
 ## Benchmarks (not tests): they print figures; docs/benchmarks.md records them with these commands.
 bench: bench-server bench-agent bench-report
 
-bench-server: deps
+bench-server:
+	$(MAKE) deps EXTRA_APT=wrk
 	Benchmarks/server-bench.sh
 
 bench-agent: deps

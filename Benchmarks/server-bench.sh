@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Server benchmarks (ingest rate, long-poll capacity) on a release build. Results: docs/benchmarks.md.
-#   Benchmarks/server-bench.sh [--only ingest|longpoll] [--waiters N]
+#   Benchmarks/server-bench.sh [--only ingest|longpoll] [--waiters N] [--batches 1,10,100,1000]
+#                              [--seconds 10] [--connections 16] [--driver wrk|python]
+# The ingest load comes from wrk (Debian package `wrk`; `make bench-server` installs it) when it is
+# installed, else from the Python asyncio client.
 # SCRATCH_PATH=.build-x builds into that scratch directory instead of .build (parallel builds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
