@@ -85,6 +85,7 @@ public actor FleetAgent {
     private let stopSignal: AsyncStream<Void>.Continuation
     private let stopSignals: AsyncStream<Void>
     private var stopping = false
+    private var memoryTrimmed = false
 
     public init(options: AgentOptions, kernel: (any KSMKernel)? = nil, logger: Logger) throws(AgentError) {
         self.options = options
@@ -173,6 +174,16 @@ public actor FleetAgent {
             group.addTask {
                 for await _ in stops { break }
                 return nil
+            }
+            if options.trimMemory {
+                // At the latest a minute after start, even if the server never answered. (The
+                // first child to return ends run(), so this one waits for cancellation.)
+                group.addTask {
+                    do { try await Task.sleep(for: .seconds(60)) } catch { return nil }
+                    await self.trimStartupMemory()
+                    while (try? await Task.sleep(for: .seconds(86_400))) != nil {}
+                    return nil
+                }
             }
             let first = await group.next() ?? nil
             group.cancelAll()
@@ -618,7 +629,25 @@ public actor FleetAgent {
         return nil
     }
 
+    /// Start-up is over (registered, config applied, samples accepted): drop its pages from the
+    /// page tables once (`ProcessMemory.trimCleanFileMappings`). Logs RSS before and after.
+    func trimStartupMemory() {
+        guard options.trimMemory, !memoryTrimmed, !Task.isCancelled else { return }
+        memoryTrimmed = true
+        let before = ProcessMemory.usage()
+        guard let trim = ProcessMemory.trimCleanFileMappings() else { return }
+        let after = ProcessMemory.usage()
+        logger.info(
+            "start-up over: dropped clean file pages from the page tables",
+            metadata: [
+                "mappings": "\(trim.mappings)", "released_kb": "\(trim.releasedKB)",
+                "rss_kb_before": "\((before?.residentBytes ?? 0) / 1024)", "rss_kb_after": "\((after?.residentBytes ?? 0) / 1024)",
+                "anon_kb": "\((after?.anonymousBytes ?? 0) / 1024)",
+            ])
+    }
+
     private func accepted(_ ack: SampleBatchAck, batch: [StatusSample], reported: Int64, fromSpool: Bool, last: StatusSample) {
+        if !memoryTrimmed, options.trimMemory { trimStartupMemory() }
         pushBackoff.reset()
         nextPushAttempt = 0
         lastAckedSeq = ack.highestSeq

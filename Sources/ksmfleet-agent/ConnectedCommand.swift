@@ -50,6 +50,11 @@ struct ConnectedCommand: AsyncParsableCommand {
     @Flag(name: .customLong("restore-on-exit"), help: "Put back the KSM settings captured at start when stopping.")
     var restoreOnExit = false
 
+    @Flag(
+        name: .customLong("no-trim-memory"),
+        help: "Keep start-up's clean file pages mapped (by default they are dropped from the page tables once, see agent/README.md).")
+    var noTrimMemory = false
+
     @Flag(name: .customLong("once"), help: "One register/apply/sample/push cycle, then exit (0 on success).")
     var once = false
 
@@ -92,6 +97,7 @@ struct ConnectedCommand: AsyncParsableCommand {
         put("node-name", nodeName)
         if !watch.isEmpty { f["watch"] = watch }
         if restoreOnExit { f["restore-on-exit"] = ["true"] }
+        if noTrimMemory { f["trim-memory"] = ["false"] }
         return f
     }
 
