@@ -30,13 +30,17 @@ struct CLIRunnerError: Error, CustomStringConvertible {
     init(_ d: String) { description = d }
 }
 
-/// Runs the built `ksmfleet` as a subprocess. The process is started and waited for on a
-/// dedicated dispatch queue, never on the cooperative pool the in-process server shares.
+/// Runs the built `ksmfleet` as a subprocess. The process is started and waited for on a thread
+/// of its own (`offPool`), never on a dispatch worker: on Linux the cooperative pool, every
+/// concurrent queue and `DispatchQueue.global()` share one small thread pool, and parallel CLI
+/// tests blocked there in `waitUntilExit` starved the in-process servers the CLIs were calling.
 /// stdout/stderr go to temporary files (no pipe can fill up), stdin is /dev/null (not a
 /// terminal), and the environment is clean: HOME and XDG_CONFIG_HOME point at an empty
 /// directory unless the caller gives others.
 enum CLI {
-    static let queue = DispatchQueue(label: "cli-tests.subprocess", attributes: .concurrent)
+    /// Deadlines only. Serial, so it runs on libdispatch's overcommitting pool, which gets a
+    /// thread even when the default pool is busy.
+    static let deadlines = DispatchQueue(label: "cli-tests.deadlines")
 
     /// The built `ksmfleet` binary (next to the test binary; `KSMFLEET_CLI_BINARY` overrides).
     static func binary() throws -> URL {
@@ -76,36 +80,31 @@ enum CLI {
         for (k, v) in environment { env[k] = v }
         let processEnvironment = env
 
-        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
-            queue.async {
-                do {
-                    let out = try FileHandle(forWritingTo: outURL)
-                    let err = try FileHandle(forWritingTo: errURL)
-                    let input = try FileHandle(forReadingFrom: inURL)
-                    defer {
-                        try? out.close()
-                        try? err.close()
-                        try? input.close()
-                    }
-                    let p = Process()
-                    p.executableURL = binary
-                    p.arguments = arguments
-                    p.environment = processEnvironment
-                    p.standardInput = stdin == nil ? FileHandle.nullDevice : input
-                    p.standardOutput = out
-                    p.standardError = err
-                    try p.run()
-                    // A functional deadline: a hung CLI is killed, and the test fails on its status.
-                    let deadline = DispatchTime.now() + timeout
-                    let killer = DispatchWorkItem { if p.isRunning { p.terminate() } }
-                    queue.asyncAfter(deadline: deadline, execute: killer)
-                    p.waitUntilExit()
-                    killer.cancel()
-                    continuation.resume(returning: p.terminationStatus)
-                } catch {
-                    continuation.resume(throwing: error)
-                }
+        let status: Int32 = try await offPool {
+            let out = try FileHandle(forWritingTo: outURL)
+            let err = try FileHandle(forWritingTo: errURL)
+            let input = try FileHandle(forReadingFrom: inURL)
+            defer {
+                try? out.close()
+                try? err.close()
+                try? input.close()
             }
+            let p = Process()
+            p.executableURL = binary
+            p.arguments = arguments
+            p.environment = processEnvironment
+            p.standardInput = stdin == nil ? FileHandle.nullDevice : input
+            p.standardOutput = out
+            p.standardError = err
+            try p.run()
+            // A functional deadline: a hung CLI is killed, and the test fails on its status.
+            // SIGKILL: the CLI inherits this process's ignored SIGTERM (the agent suites').
+            let pid = p.processIdentifier
+            let killer = DispatchWorkItem { if p.isRunning { kill(pid, SIGKILL) } }
+            deadlines.asyncAfter(deadline: .now() + timeout, execute: killer)
+            p.waitUntilExit()
+            killer.cancel()
+            return p.terminationStatus
         }
         let stdout = (try? String(contentsOf: outURL, encoding: .utf8)) ?? ""
         let stderr = (try? String(contentsOf: errURL, encoding: .utf8)) ?? ""

@@ -48,17 +48,33 @@ struct ClientTLSTests {
         server.standardOutput = out
         server.standardError = FileHandle.nullDevice
         try server.run()
-        // SIGKILL, not terminate(): a child inherits ignored signals, and other suites in this
-        // process ignore SIGTERM (the agent's signal handling), so SIGTERM left it running.
-        defer {
-            kill(server.processIdentifier, SIGKILL)
-            server.waitUntilExit()
+        do {
+            try await Self.useServer(stdout: out, dir: dir)
+        } catch {
+            await Self.stop(server)
+            throw error
         }
-        var portLine = Data()
-        while !portLine.contains(UInt8(ascii: "\n")) {
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            portLine.append(chunk)
+        await Self.stop(server)
+    }
+
+    /// SIGKILL, not terminate(): a child inherits ignored signals, and other suites in this
+    /// process ignore SIGTERM (the agent's signal handling), so SIGTERM left it running. Reaped
+    /// off the cooperative pool.
+    static func stop(_ server: Process) async {
+        kill(server.processIdentifier, SIGKILL)
+        _ = try? await offPool { server.waitUntilExit() }
+    }
+
+    static func useServer(stdout out: Pipe, dir: String) async throws {
+        // Reading the port blocks until python prints it: off the cooperative pool.
+        let portLine = try await offPool { () -> Data in
+            var line = Data()
+            while !line.contains(UInt8(ascii: "\n")) {
+                let chunk = out.fileHandleForReading.availableData
+                if chunk.isEmpty { break }
+                line.append(chunk)
+            }
+            return line
         }
         let port = try #require(Int(String(decoding: portLine, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)))
         let url = "https://127.0.0.1:\(port)"

@@ -1,6 +1,7 @@
 import FleetStore
 import Foundation
 import Synchronization
+import TestSupport
 
 /// The BUILT `ksmfleet-server` binary as a subprocess on 127.0.0.1 and a free port, for tests
 /// that kill -9 or restart the server. Its output goes to `logFile`.
@@ -92,7 +93,7 @@ public final class ServerProcess: Sendable {
             try await Task.sleep(for: .milliseconds(50))
         }
         if p.isRunning { kill(p.processIdentifier, SIGKILL) }
-        p.waitUntilExit()
+        _ = try? await offPool { p.waitUntilExit() }
         let output = (try? String(contentsOf: logFile, encoding: .utf8)) ?? ""
         throw StartError(description: "ksmfleet-server did not start within \(timeout):\n\(output)")
     }

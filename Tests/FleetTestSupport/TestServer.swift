@@ -113,15 +113,53 @@ func testLogLevel() -> Logger.Level {
     ProcessInfo.processInfo.environment["KSMFLEET_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
 }
 
-/// Runs jobs on dispatch threads (an overcommitting concurrent queue grows when its threads
-/// block) instead of the cooperative pool, which has one thread per CPU: two blocked test
-/// tasks on this 2-CPU machine would otherwise freeze every in-process server.
-final class TestServerExecutor: TaskExecutor {
-    static let shared = TestServerExecutor()
-    private let queue = DispatchQueue(label: "ksmfleet.test-server", attributes: .concurrent)
+/// Runs the in-process servers' jobs on threads of its own (plain pthreads, not dispatch).
+///
+/// On Linux, Swift's cooperative pool is a dispatch queue of width "one per CPU" that targets
+/// libdispatch's default-QoS global root queue, and so does every concurrent `DispatchQueue`
+/// (concurrent queues are NOT overcommitting; only serial queues are) and
+/// `DispatchQueue.global()`. That root queue has a small thread pool (the CPU count, grown by a
+/// once-a-second monitor to about twice that). A dispatch-backed executor therefore shares its
+/// threads with every blocked test: when a few tests wait on subprocesses there, the servers'
+/// jobs never run, and a subprocess waiting for a server waits out its whole timeout.
+/// Threads owned here cannot be taken by anything else.
+final class TestServerExecutor: TaskExecutor, @unchecked Sendable {
+    static let shared = TestServerExecutor(threads: 4)
+
+    // Guarded by `condition`.
+    private let condition = NSCondition()
+    private var jobs: [UnownedJob] = []
+    private var head = 0
+
+    private init(threads: Int) {
+        for i in 0..<threads {
+            let thread = Thread { [self] in self.work() }
+            thread.name = "test-server-\(i)"
+            thread.stackSize = 8 << 20
+            thread.start()
+        }
+    }
 
     func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
-        queue.async { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+        condition.lock()
+        jobs.append(job)
+        condition.signal()
+        condition.unlock()
+    }
+
+    private func work() {
+        while true {
+            condition.lock()
+            while head == jobs.count { condition.wait() }
+            let job = jobs[head]
+            head += 1
+            if head == jobs.count {
+                jobs.removeAll(keepingCapacity: true)
+                head = 0
+            }
+            condition.unlock()
+            job.runSynchronously(on: asUnownedTaskExecutor())
+        }
     }
 }

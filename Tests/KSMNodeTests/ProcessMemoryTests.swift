@@ -1,3 +1,4 @@
+import Foundation
 import KSMNode
 import Testing
 
@@ -70,15 +71,23 @@ struct ProcessMemoryTests {
     /// On this very test process: the trim releases resident pages, and the code it dropped
     /// still runs afterwards (it faults back in from the page cache).
     @Test func trimmingThisProcessReleasesPagesAndEverythingStillRuns() throws {
-        let before = try #require(ProcessMemory.usage())
+        // Other suites may run in this process at the same time, so only the clean file
+        // mappings are compared (they are what the trim touches; the others allocate anonymous
+        // memory).
+        func cleanFileKB() throws -> Int64 {
+            let text = try String(contentsOfFile: "/proc/self/smaps", encoding: .utf8)
+            return ProcessMemory.mappings(smaps: text).filter(\.isCleanFileMapping).reduce(0) { $0 + $1.residentKB }
+        }
+        #expect(try cleanFileKB() > 0)
+        #expect(ProcessMemory.usage().map { $0.residentBytes > 0 && $0.anonymousBytes > 0 } == true)
         let started = ContinuousClock.now
         let trim = try #require(ProcessMemory.trimCleanFileMappings(settle: .milliseconds(30)))
         #expect(ContinuousClock.now - started >= .milliseconds(30), "it reads smaps twice, 30 ms apart")
         #expect(trim.mappings > 0)
-        #expect(trim.releasedKB > 0)
-        let after = try #require(ProcessMemory.usage())
-        #expect(after.residentBytes < before.residentBytes)
-        #expect(after.anonymousBytes <= before.anonymousBytes + 1 << 20, "anonymous memory is not touched")
+        #expect(trim.releasedKB > 1024, "a test process maps megabytes of code")
+        let after = try cleanFileKB()
+        // Pages used since then are back, but far fewer than were dropped.
+        #expect(after < trim.releasedKB / 2, "released \(trim.releasedKB) kB, resident again \(after) kB")
         // Code and read-only data that were just dropped work again.
         let parsed = ProcessMemory.mappings(smaps: Self.smaps)
         #expect(parsed.filter(\.isCleanFileMapping).count == 2)
