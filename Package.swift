@@ -61,6 +61,10 @@ let package = Package(
             // openapi.yaml is a symlink to the one at the package root, embedded in the binary.
             resources: [.embedInCode("openapi.yaml")],
             swiftSettings: swiftSettings),
+        // The one-line-per-record stderr log format of the server and the agent.
+        .target(
+            name: "FleetLog", dependencies: [.product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings),
         // libcurl with small C shims for its variadic setopt/getinfo calls.
         .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
         .target(
@@ -70,21 +74,21 @@ let package = Package(
         .target(
             name: "FleetAgent",
             dependencies: [
-                "KSMCore", "KSMNode", "FleetAPI", "FleetClient",
+                "KSMCore", "KSMNode", "FleetAPI", "FleetClient", "FleetLog",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings),
         .executableTarget(
             name: "ksmfleet-server",
             dependencies: [
-                "FleetServer",
+                "FleetServer", "FleetLog",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings),
         .executableTarget(
             name: "ksmfleet-agent",
             dependencies: [
-                "FleetAgent",
+                "FleetAgent", "FleetLog",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -128,8 +132,8 @@ let package = Package(
             swiftSettings: swiftSettings),
         .testTarget(
             name: "FleetAgentTests",
-            dependencies: ["FleetTestSupport", 
-                "FleetAgent", "FleetClient", "FleetServer", "FleetAPI", "KSMCore", "KSMNode", "TestSupport",
+            dependencies: ["FleetTestSupport",
+                "FleetAgent", "FleetLog", "FleetClient", "FleetServer", "FleetAPI", "KSMCore", "KSMNode", "TestSupport",
             ],
             swiftSettings: swiftSettings),
         .testTarget(

@@ -1,6 +1,7 @@
 import FleetAPI
 import KSMCore
 import KSMNode
+import FleetLog
 import Logging
 
 #if canImport(Glibc)

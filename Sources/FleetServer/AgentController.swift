@@ -135,6 +135,6 @@ struct AgentController<Context: RequestContext>: Sendable {
         state.logger.debug(
             "samples stored",
             metadata: ["node": "\(id)", "stored": "\(ack.stored)", "duplicates": "\(ack.duplicates)", "highestSeq": "\(ack.highestSeq)"])
-        return try HTTP.json(ack)
+        return HTTP.jsonText(ack.json)
     }
 }

@@ -26,12 +26,20 @@ struct Auth: Sendable {
     /// Forget every remembered node token (call after a registration or a deletion).
     func forgetNodeTokens() { known.clear() }
 
+    /// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive, spaces
+    /// and tabs around the token ignored), nil when there is none. Runs on every request, so
+    /// it works on the header's bytes rather than through Foundation.
     static func bearer(_ request: Request) -> String? {
         guard let value = request.headers[.authorization] else { return nil }
-        let parts = value.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
-        let token = parts[1].trimmingCharacters(in: .whitespaces)
-        return token.isEmpty ? nil : token
+        var bytes = Substring(value).utf8[...]
+        let blank: (UInt8) -> Bool = { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
+        guard bytes.count > 7, let space = bytes.firstIndex(of: UInt8(ascii: " ")) else { return nil }
+        let scheme = bytes[..<space]
+        guard scheme.count == 6, zip(scheme, "bearer".utf8).allSatisfy({ $0 | 0x20 == $1 }) else { return nil }
+        bytes = bytes[bytes.index(after: space)...]
+        while let first = bytes.first, blank(first) { bytes = bytes.dropFirst() }
+        while let last = bytes.last, blank(last) { bytes = bytes.dropLast() }
+        return bytes.isEmpty ? nil : String(Substring(bytes))
     }
 
     func principal(_ request: Request) async throws -> Principal {

@@ -14,6 +14,11 @@ enum HTTP {
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
+    /// JSON already rendered (a hot path's small reply).
+    static func jsonText(_ json: String, status: HTTPResponse.Status = .ok) -> Response {
+        text(json, contentType: "application/json; charset=utf-8", status: status)
+    }
+
     static func text(_ text: String, contentType: String, status: HTTPResponse.Status = .ok) -> Response {
         var headers = HTTPFields()
         headers[.contentType] = contentType

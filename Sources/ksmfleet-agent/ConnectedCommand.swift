@@ -1,5 +1,6 @@
 import ArgumentParser
 import FleetAgent
+import FleetLog
 import Logging
 
 #if canImport(Glibc)

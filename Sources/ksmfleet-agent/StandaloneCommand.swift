@@ -1,5 +1,6 @@
 import ArgumentParser
 import FleetAgent
+import FleetLog
 import Logging
 
 /// `ksmfleet-agent standalone --config FILE`: the tuning loop from a local config file, no server.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import FleetServer
 import Foundation
+import FleetLog
 import Logging
 
 /// `ksmfleet-server`: parses flags and runs the app until SIGTERM/SIGINT (graceful shutdown).
@@ -56,11 +57,9 @@ struct ServerCommand: AsyncParsableCommand {
 
     func run() async throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        // One line per record, keys sorted (the agent's format). swift-log's StreamLogHandler
+        // re-renders all metadata whenever a key is set, which Hummingbird does per request.
+        LoggingSystem.bootstrap { label in StderrLogHandler(label: label, level: level) }
         raiseFileLimit()
         let env = ProcessInfo.processInfo.environment["KSMFLEET_ADMIN_TOKEN"]
         let config = ServerConfig(

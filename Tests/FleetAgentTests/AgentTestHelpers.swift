@@ -5,6 +5,7 @@ import FleetTestSupport
 import Foundation
 import KSMCore
 import KSMNode
+import FleetLog
 import Logging
 import TestSupport
 
