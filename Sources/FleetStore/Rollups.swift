@@ -106,14 +106,16 @@ extension FleetDatabase {
                 """,
             arguments: [nodeId, Int64((from * 1000).rounded(.down)), Int64((to * 1000).rounded(.up))])
         var out: [ReportSample] = []
+        // By position (the SELECT's order): looking columns up by name cost more than the rest
+        // of the row, and a rollup pass reads every sample of each hour it touches.
         while let r = try rows.next() {
-            let phase: String = r["phase"]
+            let phase: String = r[5]
             out.append(
                 ReportSample(
-                    at: Double(r["taken_at"] as Int64) / 1000, savedBytes: r["saved_bytes"],
-                    cpuSeconds: r["ksmd_cpu_seconds"], cpuPercent: r["ksmd_cpu_percent"],
-                    fullScans: (r["full_scans"] as Int64?) ?? 0, phase: KSMPhase(rawValue: phase) ?? .stopped,
-                    netProfit: r["general_profit"]))
+                    at: Double(r[0] as Int64) / 1000, savedBytes: r[1],
+                    cpuSeconds: r[2], cpuPercent: r[3],
+                    fullScans: (r[4] as Int64?) ?? 0, phase: KSMPhase(rawValue: phase) ?? .stopped,
+                    netProfit: r[6]))
         }
         return out
     }
