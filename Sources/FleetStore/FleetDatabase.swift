@@ -23,6 +23,7 @@ public final class FleetDatabase: Sendable {
     let pool: DatabasePool
     /// Sample batches go through it: concurrent pushes share one commit.
     let sampleWriter: SampleGroupCommit
+    let checkpointer: WALCheckpointer
     public let path: String
     let logger: Logger
 
@@ -37,8 +38,14 @@ public final class FleetDatabase: Sendable {
         // Another process (a backup, the CLI on the same host) may briefly hold the write lock.
         config.busyMode = .timeout(10)
         config.maximumReaderCount = 8
+        // Checkpoints come from `WALCheckpointer` while samples stream in; SQLite's own (in
+        // the committing writer) only when that one falls behind.
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = \(WALCheckpointer.writerAutocheckpointPages)")
+        }
         pool = try DatabasePool(path: path, configuration: config)
-        sampleWriter = SampleGroupCommit(pool: pool, write: FleetDatabase.writeSampleBatch)
+        checkpointer = WALCheckpointer(path: path)
+        sampleWriter = SampleGroupCommit(pool: pool, checkpointer: checkpointer, write: FleetDatabase.writeSampleBatch)
         try migrate()
     }
 
@@ -106,6 +113,7 @@ public final class FleetDatabase: Sendable {
 
     /// Closes the pool (tests that reopen the same file; the server simply exits).
     public func close() throws {
+        checkpointer.close()
         try pool.close()
     }
 }

@@ -1,6 +1,6 @@
 import FleetAPI
+import Foundation
 import GRDB
-import Synchronization
 
 /// One agent's batch, waiting for the writer.
 struct PendingSampleBatch: Sendable {
@@ -12,76 +12,75 @@ struct PendingSampleBatch: Sendable {
 }
 
 /// Group commit for sample batches. An agent normally pushes one sample at a time, so the cost of
-/// ingest is per transaction (the hop to the writer, BEGIN, COMMIT and its WAL write), not per
-/// row. Batches that arrive while a commit is under way queue here; the next transaction takes
-/// them all (up to `maxSamplesPerCommit`), each inside its own savepoint, and every waiting
-/// request is answered only after that commit: the acknowledgement means the same as before.
-final class SampleGroupCommit: Sendable {
-    private struct Waiting: Sendable {
+/// ingest is per transaction (BEGIN, COMMIT and its WAL write), not per row. Batches that arrive
+/// while a commit is under way queue here; the next transaction takes them all (up to
+/// `maxSamplesPerCommit`), each inside its own savepoint, and every waiting request is answered
+/// only after that commit: the acknowledgement means the same as before.
+///
+/// The commits run on a thread of their own, started when batches arrive and ended after a
+/// second without any: on the cooperative pool the next commit waited behind every request
+/// being decoded, and the writer sat idle while requests queued.
+final class SampleGroupCommit: @unchecked Sendable {
+    private struct Waiting {
         let batch: PendingSampleBatch
         let continuation: CheckedContinuation<SampleBatchAck, any Error>
-    }
-    private struct State {
-        var queue: [Waiting] = []
-        var draining = false
     }
 
     /// Upper bound of samples in one transaction (a full 1,000-sample batch always goes alone
     /// or with small ones), so that one commit never holds the writer for long.
     static let maxSamplesPerCommit = 5_000
+    /// The commit thread ends after this long without work.
+    static let idleSeconds = 1.0
 
-    private let state = Mutex(State())
     private let pool: DatabasePool
+    private let checkpointer: WALCheckpointer
+    /// Commits between checkpoint requests.
+    static let commitsPerCheckpoint = 16
+    private var commitsSinceCheckpoint = 0  // the commit thread's own
     private let write: @Sendable (Database, PendingSampleBatch) throws -> SampleBatchAck
+    // Guarded by `condition`.
+    private let condition = NSCondition()
+    private var queue: [Waiting] = []
+    private var threadRunning = false
 
-    init(pool: DatabasePool, write: @escaping @Sendable (Database, PendingSampleBatch) throws -> SampleBatchAck) {
+    init(
+        pool: DatabasePool, checkpointer: WALCheckpointer,
+        write: @escaping @Sendable (Database, PendingSampleBatch) throws -> SampleBatchAck
+    ) {
         self.pool = pool
+        self.checkpointer = checkpointer
         self.write = write
     }
 
     /// Queues the batch and waits for the commit that includes it.
     func submit(_ batch: PendingSampleBatch) async throws -> SampleBatchAck {
         try await withCheckedThrowingContinuation { continuation in
-            let startDrain = state.withLock { s -> Bool in
-                s.queue.append(Waiting(batch: batch, continuation: continuation))
-                if s.draining { return false }
-                s.draining = true
-                return true
+            condition.lock()
+            queue.append(Waiting(batch: batch, continuation: continuation))
+            let start = !threadRunning
+            threadRunning = true
+            condition.signal()
+            condition.unlock()
+            if start {
+                let thread = Thread { self.commitLoop() }
+                thread.name = "ksmfleet-sample-commit"
+                thread.start()
             }
-            if startDrain { Task { await self.drain() } }
         }
     }
 
-    /// Commits queued batches, a group per transaction, until the queue is empty.
-    private func drain() async {
-        while true {
-            let group = state.withLock { s -> [Waiting] in
-                guard !s.queue.isEmpty else {
-                    s.draining = false
-                    return []
-                }
-                var count = 0
-                var samples = 0
-                for w in s.queue {
-                    if count > 0 && samples + w.batch.rows.count > Self.maxSamplesPerCommit { break }
-                    samples += w.batch.rows.count
-                    count += 1
-                }
-                let group = Array(s.queue.prefix(count))
-                s.queue.removeFirst(count)
-                return group
-            }
-            if group.isEmpty { return }
+    /// Commits queued batches, a group per transaction; returns after `idleSeconds` without any.
+    private func commitLoop() {
+        while let group = nextGroup() {
             let results: [Result<SampleBatchAck, any Error>]
             do {
                 let write = self.write
-                let batches = group.map(\.batch)
-                results = try await pool.write { db in
-                    try batches.map { batch in
+                results = try pool.write { db in
+                    try group.map { w in
                         var result: Result<SampleBatchAck, any Error> = .failure(CancellationError())
                         do {
                             try db.inSavepoint {
-                                result = .success(try write(db, batch))
+                                result = .success(try write(db, w.batch))
                                 return .commit
                             }
                         } catch {
@@ -98,6 +97,34 @@ final class SampleGroupCommit: Sendable {
                 results = Array(repeating: .failure(error), count: group.count)
             }
             for (w, result) in zip(group, results) { w.continuation.resume(with: result) }
+            commitsSinceCheckpoint += 1
+            if commitsSinceCheckpoint >= Self.commitsPerCheckpoint {
+                commitsSinceCheckpoint = 0
+                checkpointer.request()
+            }
         }
+    }
+
+    /// The next group to commit, waiting for one; nil (and the thread ends) after
+    /// `idleSeconds` without work.
+    private func nextGroup() -> [Waiting]? {
+        condition.lock()
+        defer { condition.unlock() }
+        while queue.isEmpty {
+            if !condition.wait(until: Date(timeIntervalSinceNow: Self.idleSeconds)) && queue.isEmpty {
+                threadRunning = false
+                return nil
+            }
+        }
+        var count = 0
+        var samples = 0
+        for w in queue {
+            if count > 0 && samples + w.batch.rows.count > Self.maxSamplesPerCommit { break }
+            samples += w.batch.rows.count
+            count += 1
+        }
+        let group = Array(queue.prefix(count))
+        queue.removeFirst(count)
+        return group
     }
 }
