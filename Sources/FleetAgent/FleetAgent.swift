@@ -634,16 +634,7 @@ public actor FleetAgent {
     func trimStartupMemory() {
         guard options.trimMemory, !memoryTrimmed, !Task.isCancelled else { return }
         memoryTrimmed = true
-        let before = ProcessMemory.usage()
-        guard let trim = ProcessMemory.trimCleanFileMappings() else { return }
-        let after = ProcessMemory.usage()
-        logger.info(
-            "start-up over: dropped clean file pages from the page tables",
-            metadata: [
-                "mappings": "\(trim.mappings)", "released_kb": "\(trim.releasedKB)",
-                "rss_kb_before": "\((before?.residentBytes ?? 0) / 1024)", "rss_kb_after": "\((after?.residentBytes ?? 0) / 1024)",
-                "anon_kb": "\((after?.anonymousBytes ?? 0) / 1024)",
-            ])
+        StartupTrim.run(logger: logger)
     }
 
     private func accepted(_ ack: SampleBatchAck, batch: [StatusSample], reported: Int64, fromSpool: Bool, last: StatusSample) {

@@ -25,6 +25,9 @@ public struct StandaloneOptions: Sendable {
     public var unmergeTimeout: Double
     public var sysfsRoot: String
     public var procRoot: String
+    /// After the first tuning step, drop start-up's clean file pages from the page tables once
+    /// (see `StartupTrim`).
+    public var trimMemory = true
 
     public init(
         configPath: String, interval: Double = 60, sampleInterval: Double? = nil, restoreOnExit: Bool = false,
@@ -110,11 +113,16 @@ public enum Standalone {
             for await sig in signals { continuation.yield(.signal(sig)) }
         }
 
+        var trimmed = false
         loop: for await event in events {
             switch event {
             case .tune:
                 await engine.tune()
                 if options.sampleInterval == nil { await logStatus(engine, logger: logger) }
+                if options.trimMemory && !trimmed {
+                    trimmed = true
+                    StartupTrim.run(logger: logger)
+                }
             case .sample:
                 await logStatus(engine, logger: logger)
             case .signal(let sig) where sig == SIGUSR1:
@@ -178,5 +186,23 @@ public enum Standalone {
         guard v.isFinite else { return "\(v)" }
         let r = (v * 10).rounded() / 10
         return r == r.rounded() ? "\(Int(r))" : "\(r)"
+    }
+}
+
+/// Start-up is over: drop its clean file pages from the page tables, once, and log the figures
+/// (`ProcessMemory.trimCleanFileMappings`; agent/README.md, "Memory").
+enum StartupTrim {
+    static func run(logger: Logger) {
+        let before = ProcessMemory.usage()
+        guard let trim = ProcessMemory.trimCleanFileMappings() else { return }
+        let after = ProcessMemory.usage()
+        logger.info(
+            "start-up over: dropped clean file pages from the page tables",
+            metadata: [
+                "mappings": "\(trim.mappings)", "released_kb": "\(trim.releasedKB)",
+                "rss_kb_before": "\((before?.residentBytes ?? 0) / 1024)",
+                "rss_kb_after": "\((after?.residentBytes ?? 0) / 1024)",
+                "anon_kb": "\((after?.anonymousBytes ?? 0) / 1024)",
+            ])
     }
 }

@@ -27,6 +27,11 @@ struct StandaloneCommand: AsyncParsableCommand {
     @Flag(name: .customLong("restore-on-exit"), help: "Put back the KSM settings captured at start when stopping.")
     var restoreOnExit = false
 
+    @Flag(
+        name: .customLong("no-trim-memory"),
+        help: "Keep start-up's clean file pages mapped (by default they are dropped from the page tables once, see agent/README.md).")
+    var noTrimMemory = false
+
     @Option(
         name: .customLong("unmerge-timeout"),
         help: "Longest wait, in seconds, for pages to unmerge when merge_across_nodes or max_page_sharing change.")
@@ -53,9 +58,10 @@ struct StandaloneCommand: AsyncParsableCommand {
     func run() async throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in StderrLogHandler(label: label, level: level) }
-        let options = StandaloneOptions(
+        var options = StandaloneOptions(
             configPath: config, interval: interval, sampleInterval: sampleInterval, restoreOnExit: restoreOnExit,
             unmergeTimeout: unmergeTimeout, sysfsRoot: sysfs, procRoot: proc)
+        options.trimMemory = !noTrimMemory
         let code = await Standalone.run(options, logger: Logger(label: "ksmfleet-agent"))
         if code != 0 { throw ExitCode(code) }
     }
