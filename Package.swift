@@ -124,7 +124,7 @@ let package = Package(
             dependencies: ["KSMCore", "KSMNode", "FleetAPI", "FleetAgent", "TestSupport"],
             swiftSettings: swiftSettings),
         .testTarget(
-            name: "FleetStoreTests", dependencies: ["FleetStore", "FleetAPI", "KSMCore"],
+            name: "FleetStoreTests", dependencies: ["FleetStore", "FleetAPI", "KSMCore", "TestSupport"],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "FleetServerTests",

@@ -5,11 +5,14 @@ import GRDB
 /// thread of its own while samples stream in. Left to SQLite, the checkpoint runs inside the
 /// commit that crosses the WAL threshold, on the one writer: at 40,000 samples/s that was a
 /// fifth of the writer's time (reading WAL frames, writing pages, fdatasync). A PASSIVE
-/// checkpoint takes no write lock, so commits go on meanwhile; the writer keeps SQLite's own
-/// checkpoint as a backstop at a larger threshold (`writerAutocheckpointPages`).
+/// checkpoint takes no write lock, so commits go on meanwhile. It cannot restart the WAL (the
+/// writer keeps appending while it copies), so the writer keeps SQLite's own checkpoint at a
+/// larger threshold (`writerAutocheckpointPages`): by then nearly every frame has been copied,
+/// the writer's checkpoint only finishes the tail, and the WAL starts again from the beginning.
 final class WALCheckpointer: @unchecked Sendable {
-    /// The writer's `wal_autocheckpoint`, used only when this checkpointer falls behind.
-    static let writerAutocheckpointPages = 16_384
+    /// The writer's `wal_autocheckpoint` (pages; 16 MiB): finishes what this checkpointer
+    /// copied and restarts the WAL, which bounds its size.
+    static let writerAutocheckpointPages = 4_096
     /// The thread ends after this long without a request.
     static let idleSeconds = 2.0
 

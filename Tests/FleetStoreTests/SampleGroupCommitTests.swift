@@ -2,6 +2,7 @@ import FleetAPI
 import FleetStore
 import Foundation
 import KSMCore
+import TestSupport
 import Testing
 
 /// Batches pushed at the same time share commits (SampleGroupCommit); each must still be
@@ -48,5 +49,32 @@ import Testing
             #expect(try await db.node(idOrName: id)?.lastSeq == 41)
         }
         #expect(try await db.sampleSeqs(nodeId: gone).isEmpty)
+    }
+
+    /// WALCheckpointer copies the WAL into the database file while samples stream in: the
+    /// file grows although the WAL never reaches the writer's own checkpoint threshold
+    /// (4,096 pages, 16 MiB), so nothing else copied those pages.
+    @Test func theWALIsCopiedIntoTheDatabaseWhileSamplesStreamIn() async throws {
+        let (db, dir) = try makeDatabase()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let id = try await registerNode(db).node.id
+        let main = dir.appending(path: "ksmfleet.sqlite").path
+        func size(_ path: String) -> Int {
+            (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+        }
+        let before = size(main)
+        // 100 batches of 40 samples with ~1 kB of JSON each: about 4 MB of rows.
+        let padding = String(repeating: "x", count: 900)
+        var seq: Int64 = 1
+        for _ in 0..<100 {
+            let batch = (seq..<seq + 40).map { sample($0) }
+            let json = batch.map { #"{"seq":\#($0.seq),"pad":"\#(padding)"}"# }
+            _ = try await db.insertSamples(nodeId: id, batch, json: json)
+            seq += 40
+        }
+        #expect(size(dir.appending(path: "ksmfleet.sqlite-wal").path) < 16 << 20, "below the writer's threshold")
+        let copied = await waitUntil(timeout: .seconds(5)) { size(main) > before + (2 << 20) }
+        #expect(copied, "the database file stayed at \(size(main)) bytes (\(before) before)")
+        try db.close()
     }
 }
