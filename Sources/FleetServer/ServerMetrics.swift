@@ -3,6 +3,7 @@ import FleetStore
 import Foundation
 import Hummingbird
 import Prometheus
+import Synchronization
 
 /// Request counts and latencies (swift-prometheus registry, one per app so tests may run many
 /// servers in one process) plus per-node gauges rendered from the database at scrape time, so
@@ -35,15 +36,39 @@ final class ServerMetrics: Sendable {
         .seconds(10), .seconds(30), .seconds(60),
     ]
 
+    /// The registry builds each metric's name and looks it up under a lock on every `make…`
+    /// call; the series are created once and kept here instead (a few dozen routes × statuses).
+    private struct RequestKey: Hashable {
+        let route: String, method: String, status: Int
+    }
+    private let requestSeries = Mutex([RequestKey: (Counter, DurationHistogram)]())
+    private let storedCounter: Counter
+    private let duplicateCounter: Counter
+
+    init() {
+        storedCounter = registry.makeCounter(descriptor: Self.samples)
+        duplicateCounter = registry.makeCounter(descriptor: Self.duplicates)
+    }
+
     func record(route: String, method: String, status: Int, duration: Duration) {
-        let labels = [("route", route), ("method", method), ("status", "\(status)")]
-        registry.makeCounter(descriptor: Self.requests, labels: labels).increment()
-        registry.makeDurationHistogram(descriptor: Self.latency, labels: labels, buckets: Self.buckets).record(duration)
+        let key = RequestKey(route: route, method: method, status: status)
+        let (counter, histogram) = requestSeries.withLock { series in
+            if let known = series[key] { return known }
+            let labels = [("route", route), ("method", method), ("status", "\(status)")]
+            let made = (
+                registry.makeCounter(descriptor: Self.requests, labels: labels),
+                registry.makeDurationHistogram(descriptor: Self.latency, labels: labels, buckets: Self.buckets)
+            )
+            series[key] = made
+            return made
+        }
+        counter.increment()
+        histogram.record(duration)
     }
 
     func samplesStored(_ stored: Int, duplicates dup: Int) {
-        registry.makeCounter(descriptor: Self.samples).increment(by: Int64(stored))
-        registry.makeCounter(descriptor: Self.duplicates).increment(by: Int64(dup))
+        storedCounter.increment(by: Int64(stored))
+        duplicateCounter.increment(by: Int64(dup))
     }
 
     /// The whole exposition: per-node gauges, then the registry.
