@@ -634,7 +634,9 @@ public actor FleetAgent {
     func trimStartupMemory() {
         guard options.trimMemory, !memoryTrimmed, !Task.isCancelled else { return }
         memoryTrimmed = true
-        StartupTrim.run(logger: logger)
+        // Not on the actor: the trim waits 50 ms between its two reads of smaps.
+        let logger = self.logger
+        Task.detached(priority: .background) { await StartupTrim.run(logger: logger) }
     }
 
     private func accepted(_ ack: SampleBatchAck, batch: [StatusSample], reported: Int64, fromSpool: Bool, last: StatusSample) {

@@ -121,7 +121,7 @@ public enum Standalone {
                 if options.sampleInterval == nil { await logStatus(engine, logger: logger) }
                 if options.trimMemory && !trimmed {
                     trimmed = true
-                    StartupTrim.run(logger: logger)
+                    await StartupTrim.run(logger: logger)
                 }
             case .sample:
                 await logStatus(engine, logger: logger)
@@ -192,9 +192,9 @@ public enum Standalone {
 /// Start-up is over: drop its clean file pages from the page tables, once, and log the figures
 /// (`ProcessMemory.trimCleanFileMappings`; agent/README.md, "Memory").
 enum StartupTrim {
-    static func run(logger: Logger) {
+    static func run(logger: Logger) async {
         let before = ProcessMemory.usage()
-        guard let trim = ProcessMemory.trimCleanFileMappings() else { return }
+        guard let trim = await ProcessMemory.trimCleanFileMappings() else { return }
         let after = ProcessMemory.usage()
         logger.info(
             "start-up over: dropped clean file pages from the page tables",

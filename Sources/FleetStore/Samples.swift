@@ -51,7 +51,7 @@ extension FleetDatabase {
         // Bound directly with the C API: building `StatementArguments` (28 boxed values a row)
         // cost more than SQLite's own work for the row.
         var stored = 0
-        let row = RawRow(insert.sqliteStatement)
+        var row = RawRow(insert.sqliteStatement)
         for (s, json) in rows {
             let st = s.status
             row.bind(1, nodeId)
@@ -119,32 +119,49 @@ extension FleetDatabase {
 }
 
 /// Binds one row of a prepared INSERT with the SQLite C API and runs it. The statement belongs to
-/// GRDB's statement cache; it is left reset, as GRDB expects to find it.
+/// GRDB's statement cache; it is left reset, as GRDB expects to find it. GRDB's statement hooks do
+/// not see these inserts: nothing observes `samples` (no ValueObservation); if something ever
+/// does, call `db.notifyChanges(in: Table("samples"))` after the batch.
 struct RawRow {
     private let statement: OpaquePointer
+    /// The first failed bind of the current row (SQLITE_NOMEM, SQLITE_TOOBIG, …): `step` throws
+    /// it instead of inserting a row with the previous row's value left bound.
+    private var bindError: Int32 = SQLITE_OK
     /// `SQLITE_TRANSIENT`: SQLite copies the bytes before `bind` returns.
     private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
     init(_ statement: OpaquePointer) { self.statement = statement }
 
-    func bind(_ index: Int32, _ value: Int64?) {
-        if let value { sqlite3_bind_int64(statement, index, value) } else { sqlite3_bind_null(statement, index) }
+    private mutating func check(_ code: Int32) {
+        if code != SQLITE_OK && bindError == SQLITE_OK { bindError = code }
     }
-    func bind(_ index: Int32, _ value: Int?) { bind(index, value.map { Int64($0) }) }
-    func bind(_ index: Int32, _ value: Double?) {
-        if let value { sqlite3_bind_double(statement, index, value) } else { sqlite3_bind_null(statement, index) }
+    mutating func bind(_ index: Int32, _ value: Int64?) {
+        check(value.map { sqlite3_bind_int64(statement, index, $0) } ?? sqlite3_bind_null(statement, index))
     }
-    func bind(_ index: Int32, _ value: String?) {
-        guard var value else { sqlite3_bind_null(statement, index); return }
-        value.withUTF8 { bytes in
-            _ = sqlite3_bind_text(
+    mutating func bind(_ index: Int32, _ value: Int?) { bind(index, value.map { Int64($0) }) }
+    mutating func bind(_ index: Int32, _ value: Double?) {
+        check(value.map { sqlite3_bind_double(statement, index, $0) } ?? sqlite3_bind_null(statement, index))
+    }
+    mutating func bind(_ index: Int32, _ value: String?) {
+        guard var value else { check(sqlite3_bind_null(statement, index)); return }
+        let statement = self.statement
+        let code = value.withUTF8 { bytes in
+            // Sample bodies are limited to a few MiB, far below Int32.max.
+            sqlite3_bind_text(
                 statement, index, UnsafeRawPointer(bytes.baseAddress ?? UnsafePointer(bitPattern: 1)!)
-                    .assumingMemoryBound(to: CChar.self), Int32(bytes.count), Self.transient)
+                    .assumingMemoryBound(to: CChar.self), Int32(clamping: bytes.count), Self.transient)
         }
+        check(code)
     }
 
-    /// Runs the bound row; throws SQLite's error with its message.
-    func step(_ db: Database) throws {
+    /// Runs the bound row; throws SQLite's error with its message (a failed bind included).
+    mutating func step(_ db: Database) throws {
+        if bindError != SQLITE_OK {
+            let code = bindError
+            bindError = SQLITE_OK
+            sqlite3_reset(statement)
+            throw DatabaseError(resultCode: ResultCode(rawValue: code), message: "binding a sample row failed")
+        }
         let code = sqlite3_step(statement)
         sqlite3_reset(statement)
         guard code == SQLITE_DONE else {

@@ -5,10 +5,11 @@ import GRDB
 /// thread of its own while samples stream in. Left to SQLite, the checkpoint runs inside the
 /// commit that crosses the WAL threshold, on the one writer: at 40,000 samples/s that was a
 /// fifth of the writer's time (reading WAL frames, writing pages, fdatasync). A PASSIVE
-/// checkpoint takes no write lock, so commits go on meanwhile. It cannot restart the WAL (the
-/// writer keeps appending while it copies), so the writer keeps SQLite's own checkpoint at a
-/// larger threshold (`writerAutocheckpointPages`): by then nearly every frame has been copied,
-/// the writer's checkpoint only finishes the tail, and the WAL starts again from the beginning.
+/// checkpoint takes no write lock, so commits go on meanwhile. The WAL starts again from its
+/// beginning only when a commit finds it entirely copied, which a writer that keeps appending
+/// while this copies seldom does; so the writer keeps SQLite's own checkpoint at a larger
+/// threshold (`writerAutocheckpointPages`): by then nearly every frame has been copied here, the
+/// writer's checkpoint only finishes the tail, and the WAL restarts — which bounds its size.
 final class WALCheckpointer: @unchecked Sendable {
     /// The writer's `wal_autocheckpoint` (pages; 16 MiB): finishes what this checkpointer
     /// copied and restarts the WAL, which bounds its size.
@@ -25,6 +26,9 @@ final class WALCheckpointer: @unchecked Sendable {
     // Guarded by `connectionLock`: only the checkpoint thread and `close()` use it.
     private let connectionLock = NSLock()
     private var connection: DatabaseQueue?
+    /// Set by `close()`: no connection is opened any more (it would outlive the database and
+    /// could create the file again after a test removed it).
+    private var connectionClosed = false
 
     init(path: String) { self.path = path }
 
@@ -49,6 +53,7 @@ final class WALCheckpointer: @unchecked Sendable {
         condition.signal()
         condition.unlock()
         connectionLock.lock()
+        connectionClosed = true
         try? connection?.close()
         connection = nil
         connectionLock.unlock()
@@ -74,6 +79,7 @@ final class WALCheckpointer: @unchecked Sendable {
     private func checkpoint() {
         connectionLock.lock()
         defer { connectionLock.unlock() }
+        guard !connectionClosed else { return }
         do {
             if connection == nil {
                 var config = Configuration()

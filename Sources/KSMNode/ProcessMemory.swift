@@ -31,15 +31,24 @@ public enum ProcessMemory {
         public var path: String
         public var residentKB: Int64 = 0
         public var anonymousKB: Int64 = 0
+        /// Copy-on-write pages of this mapping that were swapped out (not counted as Anonymous).
+        public var swapKB: Int64 = 0
         public var flags: [String] = []
 
         /// Read-only pages of a regular file that this process never wrote (no anonymous
-        /// copy-on-write page in it) and that are not locked: dropping them from the page tables
-        /// loses nothing, the next access maps them again from the page cache.
+        /// copy-on-write page in it, in memory or in swap) and that are not locked, huge-page or
+        /// device memory: dropping them from the page tables loses nothing, the next access maps
+        /// them again from the page cache.
         public var isCleanFileMapping: Bool {
             permissions.hasPrefix("r-") && path.hasPrefix("/") && !path.hasPrefix("/dev/")
-                && !path.hasSuffix(" (deleted)") && anonymousKB == 0 && !flags.contains("lo")
-                && !flags.contains("io") && !flags.contains("pf")
+                && !path.hasSuffix(" (deleted)") && anonymousKB == 0 && swapKB == 0
+                && !flags.contains("lo") && !flags.contains("io") && !flags.contains("pf") && !flags.contains("ht")
+        }
+
+        /// The executable or a shared library: mapped by the loader and never unmapped while
+        /// the agent runs (it unloads no library), so its range cannot be reused under the trim.
+        public func isLoadedObject(executable: String) -> Bool {
+            path == executable || (path.split(separator: "/").last ?? "").contains(".so")
         }
     }
 
@@ -64,6 +73,8 @@ public enum ProcessMemory {
                     result[result.count - 1].residentKB = kilobytes(line)
                 } else if line.hasPrefix("Anonymous:") {
                     result[result.count - 1].anonymousKB = kilobytes(line)
+                } else if line.hasPrefix("Swap:") {
+                    result[result.count - 1].swapKB = kilobytes(line)
                 } else if line.hasPrefix("VmFlags:") {
                     result[result.count - 1].flags = line.dropFirst("VmFlags:".count).split(separator: " ").map(String.init)
                 }
@@ -79,28 +90,32 @@ public enum ProcessMemory {
         public var releasedKB: Int64
     }
 
-    /// Drops this process's page-table entries for its clean file pages (`MADV_DONTNEED` on
-    /// read-only file mappings without anonymous pages): the code and data that only start-up
-    /// touched (argument parsing, registration, the runtime's first scans, the libraries'
-    /// initialisers) stop counting in its RSS. The pages stay in the page cache, where the kernel
-    /// can reclaim them without unmapping anything, and the ones still used come back at their
-    /// next access: the same thing page reclaim does to any process at any time, so it adds no
-    /// new way to fail. Writable, anonymous, locked and device mappings are left alone.
+    /// Drops this process's page-table entries for the clean file pages of its executable and
+    /// shared libraries (`MADV_DONTNEED` on their read-only mappings that hold no anonymous page,
+    /// in memory or in swap): the code and data that only start-up touched (argument parsing,
+    /// registration, the runtime's first scans, the libraries' initialisers) stop counting in its
+    /// RSS. The pages stay in the page cache, where the kernel can reclaim them without unmapping
+    /// anything, and the ones still used come back at their next access — what page reclaim does
+    /// to any process at any time. Writable, anonymous, locked, huge-page and device mappings,
+    /// and files other than the loaded objects, are left alone.
     ///
     /// Only mappings found identical in two reads of smaps `settle` apart are trimmed: a library
     /// being loaded at that moment (ld.so maps its whole span read-only first, then maps and
-    /// relocates the data segment over part of it) is never caught between the two steps.
-    public static func trimCleanFileMappings(settle: Duration = .milliseconds(50)) -> Trim? {
+    /// relocates the data segment over part of it) is never caught between the two steps. What
+    /// this cannot rule out: a library unloaded and its range reused, or a debugger breakpoint
+    /// (a copy-on-write page) planted, in the microseconds between the second read and
+    /// `madvise`. The agent unloads no library; a breakpoint set at that instant would be lost.
+    public static func trimCleanFileMappings(settle: Duration = .milliseconds(50)) async -> Trim? {
+        let executable = (try? FileIO.readLink("/proc/self/exe")) ?? ""
+        func candidates(_ text: String) -> [Mapping] {
+            mappings(smaps: text).filter { $0.isCleanFileMapping && $0.isLoadedObject(executable: executable) }
+        }
         guard let first = try? FileIO.read("/proc/self/smaps") else { return nil }
-        let candidates = Set(mappings(smaps: first).filter(\.isCleanFileMapping).map(MappingKey.init))
-        let nanos = settle.components.seconds * 1_000_000_000 + settle.components.attoseconds / 1_000_000_000
-        var pause = timespec(tv_sec: Int(nanos / 1_000_000_000), tv_nsec: Int(nanos % 1_000_000_000))
-        var left = timespec()
-        while nanosleep(&pause, &left) != 0 && errno == EINTR { pause = left }
+        let stable = Set(candidates(first).map(MappingKey.init))
+        try? await Task.sleep(for: settle)
         guard let second = try? FileIO.read("/proc/self/smaps") else { return nil }
         var trim = Trim(mappings: 0, releasedKB: 0)
-        for m in mappings(smaps: second)
-        where m.isCleanFileMapping && m.residentKB > 0 && candidates.contains(MappingKey(m)) {
+        for m in candidates(second) where m.residentKB > 0 && stable.contains(MappingKey(m)) {
             guard let address = UnsafeMutableRawPointer(bitPattern: m.start) else { continue }
             if madvise(address, Int(m.end - m.start), MADV_DONTNEED) == 0 {
                 trim.mappings += 1

@@ -44,11 +44,28 @@ struct ProcessMemoryTests {
         Rss:                   4 kB
         Anonymous:             0 kB
         VmFlags: rd ex mr mw me de sd
+        7f0000500000-7f0000600000 r--p 00000000 fd:01 101                        /usr/lib/x86_64-linux-gnu/libssl.so.3
+        Rss:                  96 kB
+        Anonymous:             0 kB
+        Swap:                  8 kB
+        VmFlags: rd mr mw me sd
+        7f0000600000-7f0000800000 r--p 00000000 00:10 102                        /dev/hugepages/buf
+        Rss:                2048 kB
+        Anonymous:             0 kB
+        VmFlags: rd mr mw me ht sd
+        7f0000900000-7f0000a00000 r--p 00000000 fd:01 103                        /usr/lib/locale/locale-archive
+        Rss:                  64 kB
+        Anonymous:             0 kB
+        VmFlags: rd mr mw me sd
+        7f0000a00000-7f0000b00000 r-xp 00000000 fd:01 104                        /opt/my dir/libspace.so.1
+        Rss:                  64 kB
+        Anonymous:             0 kB
+        VmFlags: rd ex mr mw me sd
         """
 
     @Test func onlyCleanReadOnlyFileMappingsAreTrimmed() {
         let maps = ProcessMemory.mappings(smaps: Self.smaps)
-        #expect(maps.count == 9)
+        #expect(maps.count == 13)
         #expect(maps[1].start == 0x55d0_c0b0_0000 && maps[1].end == 0x55d0_c180_0000)
         #expect(maps[1].permissions == "r-xp" && maps[1].path == "/usr/local/bin/ksmfleet-agent")
         #expect(maps[1].residentKB == 12000)
@@ -65,23 +82,34 @@ struct ProcessMemoryTests {
                 false,  // a device/shm file
                 false,  // a deleted file: nothing to fault the pages back from but the old inode
                 false,  // not a file
+                false,  // copy-on-write pages in swap
+                false,  // huge pages
+                true,  // a plain file...
+                true,  // a path with a space
             ])
+        let exe = "/usr/local/bin/ksmfleet-agent"
+        #expect(maps[12].path == "/opt/my dir/libspace.so.1")
+        #expect(maps.map { $0.isLoadedObject(executable: exe) } == [
+            true, true, true, true, false, true, false, true, false, true, false, false, true,
+        ])
     }
 
     /// On this very test process: the trim releases resident pages, and the code it dropped
     /// still runs afterwards (it faults back in from the page cache).
-    @Test func trimmingThisProcessReleasesPagesAndEverythingStillRuns() throws {
+    @Test func trimmingThisProcessReleasesPagesAndEverythingStillRuns() async throws {
         // Other suites may run in this process at the same time, so only the clean file
         // mappings are compared (they are what the trim touches; the others allocate anonymous
         // memory).
         func cleanFileKB() throws -> Int64 {
             let text = try String(contentsOfFile: "/proc/self/smaps", encoding: .utf8)
-            return ProcessMemory.mappings(smaps: text).filter(\.isCleanFileMapping).reduce(0) { $0 + $1.residentKB }
+            let exe = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+            return ProcessMemory.mappings(smaps: text).filter { $0.isCleanFileMapping && $0.isLoadedObject(executable: exe) }
+                .reduce(0) { $0 + $1.residentKB }
         }
         #expect(try cleanFileKB() > 0)
         #expect(ProcessMemory.usage().map { $0.residentBytes > 0 && $0.anonymousBytes > 0 } == true)
         let started = ContinuousClock.now
-        let trim = try #require(ProcessMemory.trimCleanFileMappings(settle: .milliseconds(30)))
+        let trim = try #require(await ProcessMemory.trimCleanFileMappings(settle: .milliseconds(30)))
         #expect(ContinuousClock.now - started >= .milliseconds(30), "it reads smaps twice, 30 ms apart")
         #expect(trim.mappings > 0)
         #expect(trim.releasedKB > 1024, "a test process maps megabytes of code")
@@ -90,6 +118,6 @@ struct ProcessMemoryTests {
         #expect(after < trim.releasedKB / 2, "released \(trim.releasedKB) kB, resident again \(after) kB")
         // Code and read-only data that were just dropped work again.
         let parsed = ProcessMemory.mappings(smaps: Self.smaps)
-        #expect(parsed.filter(\.isCleanFileMapping).count == 2)
+        #expect(parsed.filter(\.isCleanFileMapping).count == 4)
     }
 }
