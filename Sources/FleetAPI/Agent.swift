@@ -114,7 +114,8 @@ extension KSMStatus: KnownFields {
         "run", "pagesToScan", "sleepMillisecs", "pagesShared", "pagesSharing", "pagesUnshared",
         "pagesVolatile", "fullScans", "mergeAcrossNodes", "maxPageSharing", "stableNodeChains",
         "stableNodeDups", "useZeroPages", "ksmZeroPages", "generalProfit", "pagesScanned", "pagesSkipped",
-        "smartScan", "advisorMode",
+        "smartScan", "advisorMode", "advisorTargetScanTime", "advisorMinPagesToScan", "advisorMaxPagesToScan",
+        "advisorMaxCPU",
     ]
 }
 

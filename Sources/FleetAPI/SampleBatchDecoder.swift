@@ -58,7 +58,8 @@ private let statusKeys: [StaticString] = [
     "run", "pagesToScan", "sleepMillisecs", "pagesShared", "pagesSharing", "pagesUnshared",
     "pagesVolatile", "fullScans", "mergeAcrossNodes", "maxPageSharing", "stableNodeChains",
     "stableNodeDups", "useZeroPages", "ksmZeroPages", "generalProfit", "pagesScanned", "pagesSkipped",
-    "smartScan", "advisorMode",
+    "smartScan", "advisorMode", "advisorTargetScanTime", "advisorMinPagesToScan", "advisorMaxPagesToScan",
+    "advisorMaxCPU",
 ]
 private let memoryKeys: [StaticString] = [
     "memTotalKB", "memAvailableKB", "memFreeKB", "buffersKB", "cachedKB", "anonPagesKB",
@@ -207,7 +208,11 @@ private struct Parser {
             case 15: s.pagesScanned = try opt(&q)
             case 16: s.pagesSkipped = try opt(&q)
             case 17: s.smartScan = try opt(&q).map { Int($0) }
-            default: s.advisorMode = try q.optional { (r: inout Parser) throws(Unusual) in try r.string() }
+            case 18: s.advisorMode = try q.optional { (r: inout Parser) throws(Unusual) in try r.string() }
+            case 19: s.advisorTargetScanTime = try opt(&q)
+            case 20: s.advisorMinPagesToScan = try opt(&q)
+            case 21: s.advisorMaxPagesToScan = try opt(&q)
+            default: s.advisorMaxCPU = try opt(&q)
             }
             if k < 8 { required |= 1 << UInt32(k) }
         }

@@ -51,6 +51,12 @@ public struct KSMStatus: Codable, Sendable, Equatable, Hashable {
     public var smartScan: Int?
     /// `none` or `scan-time` on kernels with the advisor (6.7+).
     public var advisorMode: String?
+    /// The advisor's settings (6.7+): target seconds per full scan, the pages_to_scan range it
+    /// may pick, and the ksmd CPU % it may use.
+    public var advisorTargetScanTime: Int64?
+    public var advisorMinPagesToScan: Int64?
+    public var advisorMaxPagesToScan: Int64?
+    public var advisorMaxCPU: Int64?
 
     public init(
         run: Int = 0, pagesToScan: Int = 100, sleepMillisecs: Int = 20, pagesShared: Int64 = 0,
@@ -58,7 +64,9 @@ public struct KSMStatus: Codable, Sendable, Equatable, Hashable {
         fullScans: Int64 = 0, mergeAcrossNodes: Int? = nil, maxPageSharing: Int? = nil,
         stableNodeChains: Int64? = nil, stableNodeDups: Int64? = nil, useZeroPages: Int? = nil,
         ksmZeroPages: Int64? = nil, generalProfit: Int64? = nil, pagesScanned: Int64? = nil,
-        pagesSkipped: Int64? = nil, smartScan: Int? = nil, advisorMode: String? = nil
+        pagesSkipped: Int64? = nil, smartScan: Int? = nil, advisorMode: String? = nil,
+        advisorTargetScanTime: Int64? = nil, advisorMinPagesToScan: Int64? = nil,
+        advisorMaxPagesToScan: Int64? = nil, advisorMaxCPU: Int64? = nil
     ) {
         self.run = run
         self.pagesToScan = pagesToScan
@@ -79,6 +87,10 @@ public struct KSMStatus: Codable, Sendable, Equatable, Hashable {
         self.pagesSkipped = pagesSkipped
         self.smartScan = smartScan
         self.advisorMode = advisorMode
+        self.advisorTargetScanTime = advisorTargetScanTime
+        self.advisorMinPagesToScan = advisorMinPagesToScan
+        self.advisorMaxPagesToScan = advisorMaxPagesToScan
+        self.advisorMaxCPU = advisorMaxCPU
     }
 
     /// The tunables in force, as settings (for capture at start and restore on exit).

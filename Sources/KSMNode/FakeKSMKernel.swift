@@ -95,6 +95,10 @@ public final class FakeKSMKernel: KSMKernel {
             s.pagesSkipped = has("pages_skipped") ? 0 : nil
             s.smartScan = has("smart_scan") ? 1 : nil
             s.advisorMode = has("advisor_mode") ? "none" : nil
+            s.advisorTargetScanTime = has("advisor_target_scan_time") ? 200 : nil
+            s.advisorMinPagesToScan = has("advisor_min_pages_to_scan") ? 500 : nil
+            s.advisorMaxPagesToScan = has("advisor_max_pages_to_scan") ? 30000 : nil
+            s.advisorMaxCPU = has("advisor_max_cpu") ? 70 : nil
         }
         state = Mutex(State(status: s, features: features, memory: memory, ksmdTicks: ksmdTicks, unmerge: unmerge))
         self.pageSize = pageSize

@@ -84,6 +84,10 @@ public final class LinuxKSMKernel: KSMKernel {
         if present.contains("advisor_mode") {
             s.advisorMode = ProcParsing.selectedChoice(try FileIO.read(path("advisor_mode")))
         }
+        s.advisorTargetScanTime = try int64("advisor_target_scan_time")
+        s.advisorMinPagesToScan = try int64("advisor_min_pages_to_scan")
+        s.advisorMaxPagesToScan = try int64("advisor_max_pages_to_scan")
+        s.advisorMaxCPU = try int64("advisor_max_cpu")
         return s
     }
 

@@ -258,7 +258,9 @@ enum Gen {
             useZeroPages: opt(&rng) { Int(int64(&$0)) }, ksmZeroPages: opt(&rng) { int64(&$0) },
             generalProfit: opt(&rng) { int64(&$0) }, pagesScanned: opt(&rng) { int64(&$0) },
             pagesSkipped: opt(&rng) { int64(&$0) }, smartScan: opt(&rng) { Int(int64(&$0)) },
-            advisorMode: opt(&rng) { string(&$0) })
+            advisorMode: opt(&rng) { string(&$0) }, advisorTargetScanTime: opt(&rng) { int64(&$0) },
+            advisorMinPagesToScan: opt(&rng) { int64(&$0) }, advisorMaxPagesToScan: opt(&rng) { int64(&$0) },
+            advisorMaxCPU: opt(&rng) { int64(&$0) })
         let memory = MemorySnapshot(
             memTotalKB: int64(&rng), memAvailableKB: int64(&rng), memFreeKB: int64(&rng), buffersKB: int64(&rng),
             cachedKB: int64(&rng), anonPagesKB: int64(&rng))
@@ -356,7 +358,8 @@ enum Gen {
         ].map { ($0, intText(&rng)) }
         for key in [
             "mergeAcrossNodes", "maxPageSharing", "stableNodeChains", "stableNodeDups", "useZeroPages", "ksmZeroPages",
-            "generalProfit", "pagesScanned", "pagesSkipped", "smartScan",
+            "generalProfit", "pagesScanned", "pagesSkipped", "smartScan", "advisorTargetScanTime",
+            "advisorMinPagesToScan", "advisorMaxPagesToScan", "advisorMaxCPU",
         ] {
             optional(&rng, key, &status, intText(&rng))
         }

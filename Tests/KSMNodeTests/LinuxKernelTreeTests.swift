@@ -46,7 +46,8 @@ struct LinuxKernelTreeTests {
         "merge_across_nodes": "1\n", "max_page_sharing": "256\n", "stable_node_chains": "0\n",
         "stable_node_dups": "0\n", "use_zero_pages": "0\n", "ksm_zero_pages": "5\n", "general_profit": "16551936\n",
         "pages_scanned": "123456\n", "pages_skipped": "42\n", "smart_scan": "1\n",
-        "advisor_mode": "[none] scan-time\n", "advisor_max_cpu": "70\n",
+        "advisor_mode": "[none] scan-time\n", "advisor_max_cpu": "70\n", "advisor_target_scan_time": "200\n",
+        "advisor_min_pages_to_scan": "500\n", "advisor_max_pages_to_scan": "30000\n",
     ]
 
     @Test func readsEveryFileThatExists() throws {
@@ -66,6 +67,10 @@ struct LinuxKernelTreeTests {
         #expect(s.pagesSkipped == 42)
         #expect(s.smartScan == 1)
         #expect(s.advisorMode == "none")
+        #expect(s.advisorMaxCPU == 70)
+        #expect(s.advisorTargetScanTime == 200)
+        #expect(s.advisorMinPagesToScan == 500)
+        #expect(s.advisorMaxPagesToScan == 30000)
         #expect(try k.features().contains("advisor_max_cpu"))
     }
 
@@ -81,6 +86,7 @@ struct LinuxKernelTreeTests {
         let s = try k.readStatus()
         #expect(s.generalProfit == nil)
         #expect(s.advisorMode == nil)
+        #expect(s.advisorMaxCPU == nil)
         #expect(s.smartScan == nil)
         #expect(s.ksmZeroPages == nil)
         #expect(s.maxPageSharing == nil)

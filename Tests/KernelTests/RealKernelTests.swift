@@ -1,4 +1,5 @@
 import FleetAgent
+import Foundation
 import KSMCore
 import KSMNode
 import TestSupport
@@ -25,6 +26,23 @@ struct RealKernelTests {
             let snap = try await engine.snapshot()
             #expect(snap.savedBytes >= Int64(Self.pages / 2) * Int64(snap.pageSize))
             _ = buffer.checksum()
+        }
+    }
+
+    /// Every file of the KSM directory that the status carries is read, advisor settings included
+    /// (on kernels that have them; the field is nil where the file is missing).
+    @Test func theStatusCarriesTheAdvisorSettingsTheKernelHas() async throws {
+        try await withRealKSM { _ in
+            let s = try realStatus()
+            func file(_ name: String) -> Int64? {
+                (try? String(contentsOfFile: "/sys/kernel/mm/ksm/" + name, encoding: .utf8))
+                    .flatMap { Int64($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            }
+            #expect(s.advisorTargetScanTime == file("advisor_target_scan_time"))
+            #expect(s.advisorMinPagesToScan == file("advisor_min_pages_to_scan"))
+            #expect(s.advisorMaxPagesToScan == file("advisor_max_pages_to_scan"))
+            #expect(s.advisorMaxCPU == file("advisor_max_cpu"))
+            #expect(s.pagesToScan == Int(file("pages_to_scan") ?? -1))
         }
     }
 
