@@ -640,7 +640,7 @@ public actor FleetAgent {
     }
 
     private func accepted(_ ack: SampleBatchAck, batch: [StatusSample], reported: Int64, fromSpool: Bool, last: StatusSample) {
-        if !memoryTrimmed, options.trimMemory { trimStartupMemory() }
+        trimStartupMemory()
         pushBackoff.reset()
         nextPushAttempt = 0
         lastAckedSeq = ack.highestSeq
