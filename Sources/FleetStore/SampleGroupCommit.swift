@@ -26,8 +26,8 @@ final class SampleGroupCommit: @unchecked Sendable {
         let continuation: CheckedContinuation<SampleBatchAck, any Error>
     }
 
-    /// Upper bound of samples in one transaction (a full 1,000-sample batch always goes alone
-    /// or with small ones), so that one commit never holds the writer for long.
+    /// Upper bound of samples in one transaction (at most five full 1,000-sample batches), so
+    /// that one commit never holds the writer for long; a group always takes at least one batch.
     static let maxSamplesPerCommit = 5_000
     /// The commit thread ends after this long without work.
     static let idleSeconds = 1.0
