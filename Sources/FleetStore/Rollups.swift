@@ -211,11 +211,11 @@ extension FleetDatabase {
             }
             var months: Set<NodeBucket> = []
             for d in computed.days {
-                try Self.rebuildDay(db, nodeId: d.nodeId, dayStart: d.start)
+                try Self.rebuild(db, .day, from: .hour, nodeId: d.nodeId, start: d.start)
                 months.insert(NodeBucket(nodeId: d.nodeId, start: ReportTime.monthStart(d.start)))
             }
             for m in months {
-                try Self.rebuildMonth(db, nodeId: m.nodeId, monthStart: m.start)
+                try Self.rebuild(db, .month, from: .day, nodeId: m.nodeId, start: m.start)
             }
             try db.execute(
                 sql: "INSERT OR REPLACE INTO rollup_state (key, value) VALUES (?, ?)",
@@ -228,56 +228,33 @@ extension FleetDatabase {
             more: computed.samples >= batch)
     }
 
-    /// Recomputes one day row from its hour rows (hour → day merge; missing hours are gaps).
-    static func rebuildDay(_ db: Database, nodeId: String, dayStart: Double) throws {
+    /// Recomputes one `level` row from the `child` rows inside it (hour → day, day → month);
+    /// missing children are gaps.
+    static func rebuild(
+        _ db: Database, _ level: RollupLevel, from child: RollupLevel, nodeId: String, start: Double
+    ) throws {
+        let end = level.end(of: start)
         let rows = try Row.fetchAll(
             db,
             sql: """
-                SELECT bucket_start, \(rollupColumns) FROM rollup_hour
+                SELECT bucket_start, \(rollupColumns) FROM \(child.table)
                 WHERE node_id = ? AND bucket_start >= ? AND bucket_start < ? ORDER BY bucket_start
                 """,
-            arguments: [nodeId, Int64(dayStart), Int64(dayStart + ReportTime.day)])
+            arguments: [nodeId, Int64(start), Int64(end)])
         guard !rows.isEmpty else {
             try db.execute(
-                sql: "DELETE FROM rollup_day WHERE node_id = ? AND bucket_start = ?", arguments: [nodeId, Int64(dayStart)])
+                sql: "DELETE FROM \(level.table) WHERE node_id = ? AND bucket_start = ?", arguments: [nodeId, Int64(start)])
             return
         }
         var total = BucketStats()
         var covered: [Interval] = []
         for r in rows {
             total.merge(stats(r))
-            let h = Double(r["bucket_start"] as Int64)
-            covered += ReportMath.complement(of: decodeGaps(r["gaps"]), within: Interval(h, h + ReportTime.hour))
+            let c = Double(r["bucket_start"] as Int64)
+            covered += ReportMath.complement(of: decodeGaps(r["gaps"]), within: Interval(c, child.end(of: c)))
         }
-        let gaps = ReportMath.complement(of: covered, within: Interval(dayStart, dayStart + ReportTime.day))
-        try upsertRollup(db, level: .day, nodeId: nodeId, start: dayStart, stats: total, gaps: gaps)
-    }
-
-    /// Recomputes one month row from its day rows (day → month merge; missing days are gaps).
-    static func rebuildMonth(_ db: Database, nodeId: String, monthStart: Double) throws {
-        let monthEnd = ReportTime.nextMonthStart(monthStart)
-        let rows = try Row.fetchAll(
-            db,
-            sql: """
-                SELECT bucket_start, \(rollupColumns) FROM rollup_day
-                WHERE node_id = ? AND bucket_start >= ? AND bucket_start < ? ORDER BY bucket_start
-                """,
-            arguments: [nodeId, Int64(monthStart), Int64(monthEnd)])
-        guard !rows.isEmpty else {
-            try db.execute(
-                sql: "DELETE FROM rollup_month WHERE node_id = ? AND bucket_start = ?",
-                arguments: [nodeId, Int64(monthStart)])
-            return
-        }
-        var total = BucketStats()
-        var covered: [Interval] = []
-        for r in rows {
-            total.merge(stats(r))
-            let d = Double(r["bucket_start"] as Int64)
-            covered += ReportMath.complement(of: decodeGaps(r["gaps"]), within: Interval(d, d + ReportTime.day))
-        }
-        let gaps = ReportMath.complement(of: covered, within: Interval(monthStart, monthEnd))
-        try upsertRollup(db, level: .month, nodeId: nodeId, start: monthStart, stats: total, gaps: gaps)
+        let gaps = ReportMath.complement(of: covered, within: Interval(start, end))
+        try upsertRollup(db, level: level, nodeId: nodeId, start: start, stats: total, gaps: gaps)
     }
 
     /// Merges day rollups into months where month rows are missing (a database upgraded from
@@ -302,7 +279,7 @@ extension FleetDatabase {
         while done < missing.count {
             let chunk = missing[done..<min(done + 200, missing.count)]
             try await pool.write { db in
-                for m in chunk { try Self.rebuildMonth(db, nodeId: m.nodeId, monthStart: m.start) }
+                for m in chunk { try Self.rebuild(db, .month, from: .day, nodeId: m.nodeId, start: m.start) }
             }
             done += chunk.count
         }
