@@ -265,18 +265,24 @@ private struct Parser {
     /// A key (after its opening quote) as its index in `keys`; escapes and unknown keys are
     /// unusual.
     mutating func key(_ keys: [StaticString]) throws(Unusual) -> Int {
+        let (start, length) = try plainStringBody()
+        for (k, name) in keys.enumerated() where name.utf8CodeUnitCount == length {
+            if same(start, name) { return k }
+        }
+        throw Unusual()
+    }
+
+    /// The bytes of a string without escapes, after its opening quote, as (start, length);
+    /// leaves `i` after the closing quote. An escape is unusual.
+    @inline(__always) mutating func plainStringBody() throws(Unusual) -> (Int, Int) {
         let start = i
         while i < n, p[i] != 0x22 {
             guard p[i] != 0x5C else { throw Unusual() }
             i += 1
         }
         guard i < n else { throw Unusual() }
-        let length = i - start
         i += 1
-        for (k, name) in keys.enumerated() where name.utf8CodeUnitCount == length {
-            if same(start, name) { return k }
-        }
-        throw Unusual()
+        return (start, i - 1 - start)
     }
 
     /// Whether the bytes at `start` are `name` (whose length the caller checked).
@@ -458,14 +464,7 @@ private struct Parser {
 
     mutating func phase() throws(Unusual) -> KSMPhase {
         try expect(0x22)
-        let start = i
-        while i < n, p[i] != 0x22 {
-            guard p[i] != 0x5C else { throw Unusual() }
-            i += 1
-        }
-        guard i < n else { throw Unusual() }
-        let length = i - start
-        i += 1
+        let (start, length) = try plainStringBody()
         for (name, phase) in phases where name.utf8CodeUnitCount == length {
             if same(start, name) { return phase }
         }
@@ -477,11 +476,8 @@ private struct Parser {
     /// seconds, 24:00, other forms it may or may not take) is unusual.
     mutating func date() throws(Unusual) -> Date {
         try expect(0x22)
-        let start = i
-        while i < n, p[i] != 0x22 { i += 1 }
-        guard i < n else { throw Unusual() }
-        let end = i
-        i += 1
+        let (start, length) = try plainStringBody()
+        let end = start + length
         var j = start
         func num(_ count: Int) throws(Unusual) -> Int {
             guard j + count <= end else { throw Unusual() }
