@@ -48,13 +48,7 @@ struct ConnectedCommand: AsyncParsableCommand {
     @Option(name: .customLong("watch"), help: "A directory whose new entries are kicks (repeatable), e.g. /run/libvirt/qemu.")
     var watch: [String] = []
 
-    @Flag(name: .customLong("restore-on-exit"), help: "Put back the KSM settings captured at start when stopping.")
-    var restoreOnExit = false
-
-    @Flag(
-        name: .customLong("no-trim-memory"),
-        help: "Keep start-up's clean file pages mapped (by default they are dropped from the page tables once, see agent/README.md).")
-    var noTrimMemory = false
+    @OptionGroup var process: ProcessFlags
 
     @Flag(name: .customLong("once"), help: "One register/apply/sample/push cycle, then exit (0 on success).")
     var once = false
@@ -97,8 +91,8 @@ struct ConnectedCommand: AsyncParsableCommand {
         put("sysfs", sysfs)
         put("node-name", nodeName)
         if !watch.isEmpty { f["watch"] = watch }
-        if restoreOnExit { f["restore-on-exit"] = ["true"] }
-        if noTrimMemory { f["trim-memory"] = ["false"] }
+        if process.restoreOnExit { f["restore-on-exit"] = ["true"] }
+        if process.noTrimMemory { f["trim-memory"] = ["false"] }
         return f
     }
 

@@ -24,13 +24,7 @@ struct StandaloneCommand: AsyncParsableCommand {
     @Option(name: .customLong("sample-interval"), help: "Seconds between status lines (default: one per tuning step).")
     var sampleInterval: Double?
 
-    @Flag(name: .customLong("restore-on-exit"), help: "Put back the KSM settings captured at start when stopping.")
-    var restoreOnExit = false
-
-    @Flag(
-        name: .customLong("no-trim-memory"),
-        help: "Keep start-up's clean file pages mapped (by default they are dropped from the page tables once, see agent/README.md).")
-    var noTrimMemory = false
+    @OptionGroup var process: ProcessFlags
 
     @Option(
         name: .customLong("unmerge-timeout"),
@@ -59,9 +53,9 @@ struct StandaloneCommand: AsyncParsableCommand {
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in StderrLogHandler(label: label, level: level) }
         var options = StandaloneOptions(
-            configPath: config, interval: interval, sampleInterval: sampleInterval, restoreOnExit: restoreOnExit,
+            configPath: config, interval: interval, sampleInterval: sampleInterval, restoreOnExit: process.restoreOnExit,
             unmergeTimeout: unmergeTimeout, sysfsRoot: sysfs, procRoot: proc)
-        options.trimMemory = !noTrimMemory
+        options.trimMemory = !process.noTrimMemory
         let code = await Standalone.run(options, logger: Logger(label: "ksmfleet-agent"))
         if code != 0 { throw ExitCode(code) }
     }
