@@ -114,7 +114,7 @@ let package = Package(
             dependencies: ["FleetServer", "FleetStore", "FleetClient", "FleetAPI", "KSMCore", "TestSupport"],
             path: "Tests/FleetTestSupport",
             swiftSettings: swiftSettings),
-        .testTarget(name: "KSMCoreTests", dependencies: ["KSMCore", "FleetAPI"], swiftSettings: swiftSettings),
+        .testTarget(name: "KSMCoreTests", dependencies: ["KSMCore", "FleetAPI", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "KSMNodeTests", dependencies: ["KSMCore", "KSMNode", "FleetAPI", "TestSupport"],
             swiftSettings: swiftSettings),

@@ -166,12 +166,15 @@ public struct HistoryResponse: Codable, Sendable, Equatable {
     public var resolution: HistoryResolution
     public var samples: [HistorySample]?
     public var buckets: [HistoryBucket]?
-    /// Intervals of [since, until) with no data (node offline, not yet registered, deleted).
+    /// Intervals of `existence` with no data (the node existed but sent nothing).
     public var gaps: [TimeRange]
+    /// The part of [since, until) the node existed: from its registration (or first data) to its
+    /// deletion or now. nil when it did not exist in the period at all. Outside it is not a gap.
+    public var existence: TimeRange?
 
     public init(
         nodeId: String, name: String, since: Date, until: Date, resolution: HistoryResolution,
-        samples: [HistorySample]? = nil, buckets: [HistoryBucket]? = nil, gaps: [TimeRange]
+        samples: [HistorySample]? = nil, buckets: [HistoryBucket]? = nil, gaps: [TimeRange], existence: TimeRange? = nil
     ) {
         self.nodeId = nodeId
         self.name = name
@@ -181,6 +184,7 @@ public struct HistoryResponse: Codable, Sendable, Equatable {
         self.samples = samples
         self.buckets = buckets
         self.gaps = gaps
+        self.existence = existence
     }
 }
 
@@ -220,10 +224,12 @@ public struct SavingsRow: Codable, Sendable, Equatable {
     public var nodes: Int
     /// Average memory saved (bytes); nil without data.
     public var avgSavedBytes: Double?
-    /// Node rows: the highest sample. Group rows: the highest total of its nodes' averages over
-    /// one rollup bucket: an hour for periods up to 7 days; for longer periods the whole days
-    /// (and, beyond 62 days, whole calendar months) are read as day (month) buckets.
+    /// Node rows: the highest sample. Group rows: the highest sum of the nodes' values at one
+    /// moment, exact from the raw samples for periods up to 24 h; for longer periods a lower bound
+    /// from rollups (see `peakBasis` and docs/numbers.md). Never below any member's peak.
     public var peakSavedBytes: Double?
+    /// What `peakSavedBytes` was computed from: `samples` (exact), or `hour`/`day`/`month` rollups.
+    public var peakBasis: PeakBasis?
     /// Memory saved integrated over time, GiB-hours.
     public var savedGiBHours: Double
     /// ksmd CPU spent, CPU-hours.
@@ -248,7 +254,7 @@ public struct SavingsRow: Codable, Sendable, Equatable {
 
     public init(
         key: String, name: String? = nil, deleted: Bool? = nil, nodes: Int, avgSavedBytes: Double?,
-        peakSavedBytes: Double?, savedGiBHours: Double, ksmdCPUHours: Double, avgKsmdCPUCores: Double?,
+        peakSavedBytes: Double?, peakBasis: PeakBasis? = nil, savedGiBHours: Double, ksmdCPUHours: Double, avgKsmdCPUCores: Double?,
         efficiencyGiBPerCore: Double?, avgNetProfitBytes: Double?, phaseHours: [String: Double],
         dataHours: Double, periodHours: Double, coverage: Double, gaps: [TimeRange]
     ) {
@@ -258,6 +264,7 @@ public struct SavingsRow: Codable, Sendable, Equatable {
         self.nodes = nodes
         self.avgSavedBytes = avgSavedBytes
         self.peakSavedBytes = peakSavedBytes
+        self.peakBasis = peakBasis
         self.savedGiBHours = savedGiBHours
         self.ksmdCPUHours = ksmdCPUHours
         self.avgKsmdCPUCores = avgKsmdCPUCores
@@ -300,7 +307,7 @@ public struct SavingsReport: Codable, Sendable, Equatable {
     }
 
     public static let csvHeader =
-        "key,name,deleted,nodes,avg_saved_bytes,peak_saved_bytes,saved_gib_hours,ksmd_cpu_hours,avg_ksmd_cpu_cores,efficiency_gib_per_core,avg_net_profit_bytes,running_hours,stopped_hours,pruned_hours,unmanaged_hours,data_hours,period_hours,coverage,gaps"
+        "key,name,deleted,nodes,avg_saved_bytes,peak_saved_bytes,saved_gib_hours,ksmd_cpu_hours,avg_ksmd_cpu_cores,efficiency_gib_per_core,avg_net_profit_bytes,running_hours,stopped_hours,pruned_hours,unmanaged_hours,data_hours,period_hours,coverage,gaps,peak_basis"
 }
 
 extension SavingsReport {
@@ -331,7 +338,7 @@ extension SavingsRow {
             num(avgKsmdCPUCores, 6), num(efficiencyGiBPerCore, 3), num(avgNetProfitBytes, 0),
             num(phaseHours[KSMPhase.running.rawValue] ?? 0, 6), num(phaseHours[KSMPhase.stopped.rawValue] ?? 0, 6),
             num(phaseHours[KSMPhase.pruned.rawValue] ?? 0, 6), num(phaseHours[KSMPhase.unmanaged.rawValue] ?? 0, 6),
-            num(dataHours, 6), num(periodHours, 6), num(coverage, 6), field(gapText),
+            num(dataHours, 6), num(periodHours, 6), num(coverage, 6), field(gapText), peakBasis?.rawValue ?? "",
         ]
         return cols.joined(separator: ",")
     }
@@ -355,7 +362,7 @@ extension SavingsRow {
     public init(_ f: ReportRowFigures) {
         self.init(
             key: f.key, name: f.name, deleted: f.deleted, nodes: f.nodes, avgSavedBytes: f.avgSavedBytes,
-            peakSavedBytes: f.peakSavedBytes, savedGiBHours: f.savedGiBHours, ksmdCPUHours: f.ksmdCPUHours,
+            peakSavedBytes: f.peakSavedBytes, peakBasis: f.peakBasis, savedGiBHours: f.savedGiBHours, ksmdCPUHours: f.ksmdCPUHours,
             avgKsmdCPUCores: f.avgKsmdCPUCores, efficiencyGiBPerCore: f.efficiencyGiBPerCore,
             avgNetProfitBytes: f.avgNetProfitBytes, phaseHours: f.phaseHours, dataHours: f.dataHours,
             periodHours: f.periodHours, coverage: f.coverage, gaps: f.gaps.map(TimeRange.init))

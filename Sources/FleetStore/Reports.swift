@@ -76,20 +76,106 @@ extension FleetDatabase {
         }
     }
 
-    /// The part of `period` a node existed: from its registration (or its first data, for
-    /// history older than the registration, e.g. replayed) to its deletion.
-    static func existence(_ db: Database, node: ReportNode, period: Interval) throws -> Interval? {
-        var start = node.registeredAt
-        if start > period.from {
-            let first = try Int64.fetchOne(
-                db, sql: "SELECT MIN(bucket_start) FROM rollup_hour WHERE node_id = ?", arguments: [node.id])
-            if let first { start = min(start, Double(first)) }
-            let firstRaw = try Int64.fetchOne(
-                db, sql: "SELECT MIN(taken_at) FROM samples WHERE node_id = ?", arguments: [node.id])
-            if let firstRaw { start = min(start, Double(firstRaw) / 1000) }
+    /// The part of `period` a node existed, up to `now` (`ReportMath.existence`): from its
+    /// registration, or from its first data when history predates the registration (replayed).
+    static func existence(_ db: Database, node: ReportNode, period: Interval, now: Double) throws -> Interval? {
+        var firstData: Double?
+        if node.registeredAt > period.from {
+            firstData = try Self.firstData(db, nodeId: node.id)
         }
-        let iv = Interval(max(period.from, start), min(period.to, node.deletedAt ?? period.to))
-        return iv.length > 0 ? iv : nil
+        return ReportMath.existence(
+            registeredAt: node.registeredAt, firstData: firstData, deletedAt: node.deletedAt, period: period,
+            now: now)
+    }
+
+    /// The first instant a node has data for: its oldest raw sample, or the first covered
+    /// instant of its oldest hour rollup (the bucket's start plus any gap it opens with).
+    static func firstData(_ db: Database, nodeId: String) throws -> Double? {
+        var first: Double?
+        if let r = try Row.fetchOne(
+            db, sql: "SELECT bucket_start, gaps FROM rollup_hour WHERE node_id = ? ORDER BY bucket_start LIMIT 1",
+            arguments: [nodeId])
+        {
+            let start = Double(r[0] as Int64)
+            let bucket = Interval(start, start + ReportTime.hour)
+            first = ReportMath.complement(of: decodeGaps(r[1]), within: bucket).first?.from
+        }
+        if let raw = try Int64.fetchOne(db, sql: "SELECT MIN(taken_at) FROM samples WHERE node_id = ?", arguments: [nodeId]) {
+            first = min(first ?? .infinity, Double(raw) / 1000)
+        }
+        return first
+    }
+
+    /// Periods up to this long get exact group peaks from the raw samples.
+    static let exactPeakMaxSeconds = ReportTime.day
+
+    /// Exact group peaks (`ReportMath.groupPeak`) per group key, from the raw samples of every
+    /// node in `nodes`; nil when the period is longer than `exactPeakMaxSeconds` or its raw
+    /// samples are no longer all kept (retention), so that the caller falls back to rollups.
+    static func exactGroupPeaks(
+        _ db: Database, period: Interval, nodes: [ReportNode], group: (ReportNode) -> String, policy: ReportPolicy,
+        now: Double
+    ) throws -> [String: Double]? {
+        guard period.length <= exactPeakMaxSeconds, period.length > 0 else { return nil }
+        // Raw samples are complete for the period unless an hour rollup older than the oldest
+        // sample still kept (retention deleted its samples) reaches into it.
+        if let oldest = try Int64.fetchOne(db, sql: "SELECT MIN(taken_at) FROM samples").map({ Double($0) / 1000 }),
+            oldest > period.from - policy.maxGapSeconds
+        {
+            let older = try Int64.fetchOne(
+                db, sql: "SELECT 1 FROM rollup_hour WHERE bucket_start < ? AND bucket_start > ? LIMIT 1",
+                arguments: [
+                    Int64(ReportTime.hourStart(oldest)), Int64(period.from - policy.maxGapSeconds - ReportTime.hour),
+                ])
+            if older != nil { return nil }
+        }
+        var groupOf: [String: String] = [:]
+        for n in nodes { groupOf[n.id] = group(n) }
+        let rows = try Row.fetchCursor(
+            db,
+            sql: """
+                SELECT node_id, taken_at, saved_bytes, ends_data FROM samples
+                WHERE taken_at >= ? AND taken_at < ? ORDER BY node_id, taken_at
+                """,
+            arguments: [
+                Int64(((period.from - policy.maxGapSeconds) * 1000).rounded(.down)),
+                Int64(((period.to + policy.maxGapSeconds) * 1000).rounded(.up)),
+            ])
+        var horizonOf: [String: Double] = [:]
+        for n in nodes { horizonOf[n.id] = min(now, n.deletedAt ?? now) }
+        var streams: [String: [(samples: [ReportSample], horizon: Double)]] = [:]
+        var currentNode = ""
+        var current: [ReportSample] = []
+        func flush() {
+            if let g = groupOf[currentNode], !current.isEmpty {
+                streams[g, default: []].append((current, horizonOf[currentNode] ?? now))
+            }
+            current = []
+        }
+        while let r = try rows.next() {
+            let id: String = r[0]
+            if id != currentNode {
+                flush()
+                currentNode = id
+            }
+            guard groupOf[id] != nil else { continue }
+            current.append(
+                ReportSample(at: Double(r[1] as Int64) / 1000, savedBytes: r[2], endsData: ((r[3] as Int64?) ?? 0) != 0))
+        }
+        flush()
+        var out: [String: Double] = [:]
+        for (g, list) in streams {
+            if let p = ReportMath.groupPeak(list, from: period.from, to: period.to, policy: policy) {
+                out[g] = p
+            }
+        }
+        return out
+    }
+
+    /// The rollup level a period's group series are read at (`ReportSource.plan`).
+    static func peakBasis(_ period: Interval) -> PeakBasis {
+        if period.length > 62 * ReportTime.day { return .month }
+        return period.length > 7 * ReportTime.day ? .day : .hour
     }
 
     /// Adds one rollup source to the accumulators: sums by SQL, coverage from bucket rows and
@@ -212,13 +298,15 @@ extension FleetDatabase {
 
     /// Adds raw samples over a partial-hour edge.
     static func accumulateRaw(
-        _ db: Database, range: Interval, policy: ReportPolicy, into acc: inout [String: NodeAccumulator],
+        _ db: Database, range: Interval, policy: ReportPolicy, now: Double, horizons: [String: Double],
+        into acc: inout [String: NodeAccumulator],
         groups: [String: String]?, series: inout [String: [Double: Double]]
     ) throws {
         let rows = try Row.fetchCursor(
             db,
             sql: """
-                SELECT node_id, taken_at, saved_bytes, ksmd_cpu_seconds, ksmd_cpu_percent, full_scans, phase, general_profit
+                SELECT node_id, taken_at, saved_bytes, ksmd_cpu_seconds, ksmd_cpu_percent, full_scans, phase, general_profit,
+                  ends_data
                 FROM samples WHERE taken_at >= ? AND taken_at < ? ORDER BY node_id, taken_at
                 """,
             arguments: [
@@ -235,11 +323,12 @@ extension FleetDatabase {
                     at: Double(r["taken_at"] as Int64) / 1000, savedBytes: r["saved_bytes"],
                     cpuSeconds: r["ksmd_cpu_seconds"], cpuPercent: r["ksmd_cpu_percent"],
                     fullScans: (r["full_scans"] as Int64?) ?? 0, phase: KSMPhase(rawValue: phase) ?? .stopped,
-                    netProfit: r["general_profit"]))
+                    netProfit: r["general_profit"], endsData: ((r["ends_data"] as Int64?) ?? 0) != 0))
         }
         for (id, samples) in byNode {
             let result = ReportMath.integrate(
-                samples, from: range.from, to: range.to, bucketSeconds: ReportTime.hour, policy: policy)
+                samples, from: range.from, to: range.to, bucketSeconds: ReportTime.hour, policy: policy,
+                horizon: min(now, horizons[id] ?? now))
             acc[id]?.stats.merge(result.total)
             acc[id]?.covered.append(contentsOf: result.covered)
             if let g = groups?[id] {
@@ -251,19 +340,23 @@ extension FleetDatabase {
     /// Every node's figures over `period`, and the series of each group named in `groups`
     /// (node id → group key) for group peaks.
     static func nodeInputs(
-        _ db: Database, period: Interval, policy: ReportPolicy, groups: ((ReportNode) -> String)?,
+        _ db: Database, period: Interval, policy: ReportPolicy, now: Double, groups: ((ReportNode) -> String)?,
         candidates: [ReportNode]? = nil
-    ) throws -> (inputs: [NodeReportInput], series: [String: [Double: Double]]) {
+    ) throws -> (inputs: [NodeReportInput], series: [String: [Double: Double]], nodes: [ReportNode]) {
         var nodes: [ReportNode] = []
         var existence: [String: Interval] = [:]
         for n in try candidates ?? reportNodes(db, period: period) {
-            if let e = try self.existence(db, node: n, period: period) {
+            if let e = try self.existence(db, node: n, period: period, now: now) {
                 nodes.append(n)
                 existence[n.id] = e
             }
         }
         var acc: [String: NodeAccumulator] = [:]
-        for n in nodes { acc[n.id] = NodeAccumulator() }
+        var deletions: [String: Double] = [:]
+        for n in nodes {
+            acc[n.id] = NodeAccumulator()
+            if let d = n.deletedAt { deletions[n.id] = d }
+        }
         var groupMap: [String: String]?
         if let groups {
             var m: [String: String] = [:]
@@ -278,7 +371,9 @@ extension FleetDatabase {
             case .rollup(let level, let range):
                 try accumulate(db, level: level, range: range, into: &acc, groups: groupMap, series: &series)
             case .raw(let range):
-                try accumulateRaw(db, range: range, policy: policy, into: &acc, groups: groupMap, series: &series)
+                try accumulateRaw(
+                    db, range: range, policy: policy, now: now, horizons: deletions, into: &acc, groups: groupMap,
+                    series: &series)
             }
         }
         let inputs = nodes.compactMap { n -> NodeReportInput? in
@@ -288,13 +383,13 @@ extension FleetDatabase {
                 nodeId: n.id, name: n.name, labels: n.labels, deleted: n.deletedAt != nil, existence: e,
                 stats: a.stats, gaps: ReportMath.complement(of: covered, within: e))
         }
-        return (inputs, series)
+        return (inputs, series, nodes)
     }
 
     /// Per-node inputs and the fleet's hourly series for every whole UTC day of `period`, read
     /// in two queries (day rollups, and hour sums for the day's busiest hour) instead of one
     /// report per day.
-    static func wholeDayInputs(_ db: Database, period: Interval, candidates: [ReportNode]) throws
+    static func wholeDayInputs(_ db: Database, period: Interval, candidates: [ReportNode], now: Double) throws
         -> [Double: (inputs: [NodeReportInput], series: [Double: Double])]
     {
         let first = (period.from / ReportTime.day).rounded(.up) * ReportTime.day
@@ -303,7 +398,7 @@ extension FleetDatabase {
         var existence: [String: Interval] = [:]
         var nodes: [ReportNode] = []
         for n in candidates {
-            if let e = try Self.existence(db, node: n, period: period) {
+            if let e = try Self.existence(db, node: n, period: period, now: now) {
                 existence[n.id] = e
                 nodes.append(n)
             }
@@ -361,34 +456,47 @@ extension FleetDatabase {
         since: Date, until: Date, by: ReportGrouping, label: String?, policy: ReportPolicy = .default,
         now: Date = Date()
     ) async throws -> SavingsReport {
-        try await rollupCatchUp(policy: policy)
+        try await rollupCatchUp(policy: policy, now: now)
         let period = Interval(since.timeIntervalSince1970, until.timeIntervalSince1970)
+        let nowT = now.timeIntervalSince1970
+        let basis = Self.peakBasis(period)
         return try await pool.read { db in
             var rows: [SavingsRow] = []
             let total: ReportRowFigures
             switch by {
             case .node, .label:
                 let labelKey = label ?? ""
-                let (inputs, series) = try Self.nodeInputs(
-                    db, period: period, policy: policy,
-                    groups: by == .label ? { n in n.labels[labelKey] ?? "" } : { _ in "fleet" })
+                let group: (ReportNode) -> String = by == .label ? { n in n.labels[labelKey] ?? "" } : { _ in "fleet" }
+                let (inputs, series, nodes) = try Self.nodeInputs(
+                    db, period: period, policy: policy, now: nowT, groups: group)
+                let exact = try Self.exactGroupPeaks(
+                    db, period: period, nodes: nodes, group: group, policy: policy, now: nowT)
                 if by == .node {
                     rows = inputs.map { SavingsRow(ReportAggregation.nodeRow($0)) }
                     total = ReportAggregation.groupRow(
-                        key: "fleet", nodes: inputs, period: period, series: series["fleet"] ?? [:])
+                        key: "fleet", nodes: inputs, period: period, series: series["fleet"] ?? [:],
+                        exactPeak: exact?["fleet"], basis: basis)
                 } else {
-                    rows = ReportAggregation.labelRows(inputs, label: labelKey, period: period, series: series)
-                        .map(SavingsRow.init)
+                    rows = ReportAggregation.labelRows(
+                        inputs, label: labelKey, period: period, series: series, exactPeaks: exact, basis: basis
+                    ).map(SavingsRow.init)
                     var fleet: [Double: Double] = [:]
                     for s in series.values { for (k, v) in s { fleet[k, default: 0] += v } }
-                    total = ReportAggregation.groupRow(key: "fleet", nodes: inputs, period: period, series: fleet)
+                    let fleetPeak =
+                        exact == nil
+                        ? nil
+                        : try Self.exactGroupPeaks(
+                            db, period: period, nodes: nodes, group: { _ in "fleet" }, policy: policy, now: nowT)?["fleet"]
+                    total = ReportAggregation.groupRow(
+                        key: "fleet", nodes: inputs, period: period, series: fleet, exactPeak: fleetPeak, basis: basis)
                 }
             case .day:
                 var d = ReportTime.dayStart(period.from)
                 var fleetSeries: [Double: Double] = [:]
                 var all: [String: NodeReportInput] = [:]
                 let candidates = try Self.reportNodes(db, period: period)
-                let whole = try Self.wholeDayInputs(db, period: period, candidates: candidates)
+                let whole = try Self.wholeDayInputs(db, period: period, candidates: candidates, now: nowT)
+                let short = period.length <= Self.exactPeakMaxSeconds
                 while d < period.to {
                     let window = Interval(max(d, period.from), min(d + ReportTime.day, period.to))
                     let inputs: [NodeReportInput]
@@ -396,13 +504,21 @@ extension FleetDatabase {
                     if let w = whole[d] {
                         (inputs, s) = w
                     } else {
-                        let (i, series) = try Self.nodeInputs(
-                            db, period: window, policy: policy, groups: { _ in "fleet" }, candidates: candidates)
+                        let (i, series, _) = try Self.nodeInputs(
+                            db, period: window, policy: policy, now: nowT, groups: { _ in "fleet" },
+                            candidates: candidates)
                         (inputs, s) = (i, series["fleet"] ?? [:])
                     }
+                    let dayPeak =
+                        short
+                        ? try Self.exactGroupPeaks(
+                            db, period: window, nodes: candidates, group: { _ in "fleet" }, policy: policy, now: nowT)?[
+                                "fleet"] : nil
                     rows.append(
                         SavingsRow(
-                            ReportAggregation.groupRow(key: ReportTime.dayKey(d), nodes: inputs, period: window, series: s)))
+                            ReportAggregation.groupRow(
+                                key: ReportTime.dayKey(d), nodes: inputs, period: window, series: s, exactPeak: dayPeak,
+                                basis: .hour)))
                     for (k, v) in s { fleetSeries[k, default: 0] += v }
                     for n in inputs {
                         if var prev = all[n.nodeId] {
@@ -416,8 +532,14 @@ extension FleetDatabase {
                     }
                     d += ReportTime.day
                 }
+                let fleetPeak =
+                    short
+                    ? try Self.exactGroupPeaks(
+                        db, period: period, nodes: candidates, group: { _ in "fleet" }, policy: policy, now: nowT)?["fleet"]
+                    : nil
                 total = ReportAggregation.groupRow(
-                    key: "fleet", nodes: all.values.sorted { $0.nodeId < $1.nodeId }, period: period, series: fleetSeries)
+                    key: "fleet", nodes: all.values.sorted { $0.nodeId < $1.nodeId }, period: period, series: fleetSeries,
+                    exactPeak: fleetPeak, basis: .hour)
             }
             return SavingsReport(
                 since: since, until: until, by: by, label: by == .label ? label : nil, generatedAt: now, rows: rows,
@@ -427,16 +549,31 @@ extension FleetDatabase {
 
     /// A node's history over [since, until): raw samples or hour/day rollups, with its gaps.
     /// nil when the node is unknown (deleted nodes' history stays until purged).
+    ///
+    /// Gaps are only where the node existed (registered, not yet deleted, and time has passed)
+    /// and sent nothing: the time before its registration or after `now` is not a gap, it is
+    /// outside the node's life (`existence` in the reply).
     public func history(
         nodeId: String, since: Date, until: Date, resolution: HistoryResolution, policy: ReportPolicy = .default,
-        maxSamples: Int = 20_000
+        maxSamples: Int = 20_000, now: Date = Date()
     ) async throws -> HistoryResponse? {
-        if resolution != .raw { try await rollupCatchUp(policy: policy) }
+        if resolution != .raw { try await rollupCatchUp(policy: policy, now: now) }
         let period = Interval(since.timeIntervalSince1970, until.timeIntervalSince1970)
+        let nowT = now.timeIntervalSince1970
         return try await pool.read { db -> HistoryResponse? in
-            guard let row = try Row.fetchOne(db, sql: "SELECT id, name FROM nodes WHERE id = ?", arguments: [nodeId])
+            guard
+                let row = try Row.fetchOne(
+                    db, sql: "SELECT id, name, registered_at, deleted_at FROM nodes WHERE id = ?", arguments: [nodeId])
             else { return nil }
             let name: String = row["name"]
+            let node = ReportNode(
+                id: nodeId, name: name, labels: [:], registeredAt: Double(row["registered_at"] as Int64) / 1000,
+                deletedAt: (row["deleted_at"] as Int64?).map { Double($0) / 1000 })
+            let existence = try Self.existence(db, node: node, period: period, now: nowT)
+            func gapsWithin(_ covered: [Interval]) -> [TimeRange] {
+                guard let existence else { return [] }
+                return ReportMath.complement(of: covered, within: existence).map(TimeRange.init)
+            }
             switch resolution {
             case .raw:
                 let rows = try Row.fetchAll(
@@ -467,10 +604,11 @@ extension FleetDatabase {
                 let reduced = try Self.reportSamples(
                     db, nodeId: nodeId, from: period.from - policy.maxGapSeconds, to: period.to + policy.maxGapSeconds)
                 let integ = ReportMath.integrate(
-                    reduced, from: period.from, to: period.to, bucketSeconds: ReportTime.hour, policy: policy)
+                    reduced, from: period.from, to: period.to, bucketSeconds: ReportTime.hour, policy: policy,
+                    horizon: nowT)
                 return HistoryResponse(
                     nodeId: nodeId, name: name, since: since, until: until, resolution: .raw, samples: samples,
-                    gaps: integ.gaps.map(TimeRange.init))
+                    gaps: gapsWithin(integ.covered), existence: existence.map(TimeRange.init))
             case .hour, .day:
                 let level: RollupLevel = resolution == .hour ? .hour : .day
                 let from = level == .hour ? ReportTime.hourStart(period.from) : ReportTime.dayStart(period.from)
@@ -488,10 +626,9 @@ extension FleetDatabase {
                         of: Self.decodeGaps(r["gaps"]), within: Interval(start, start + level.seconds))
                     return HistoryBucket(start: start, seconds: level.seconds, stats: Self.stats(r))
                 }
-                let gaps = ReportMath.complement(of: covered, within: period)
                 return HistoryResponse(
                     nodeId: nodeId, name: name, since: since, until: until, resolution: resolution, buckets: buckets,
-                    gaps: gaps.map(TimeRange.init))
+                    gaps: gapsWithin(covered), existence: existence.map(TimeRange.init))
             }
         }
     }

@@ -101,7 +101,8 @@ extension FleetDatabase {
         let rows = try Row.fetchCursor(
             db,
             sql: """
-                SELECT taken_at, saved_bytes, ksmd_cpu_seconds, ksmd_cpu_percent, full_scans, phase, general_profit
+                SELECT taken_at, saved_bytes, ksmd_cpu_seconds, ksmd_cpu_percent, full_scans, phase, general_profit,
+                  ends_data
                 FROM samples WHERE node_id = ? AND taken_at >= ? AND taken_at < ? ORDER BY taken_at
                 """,
             arguments: [nodeId, Int64((from * 1000).rounded(.down)), Int64((to * 1000).rounded(.up))])
@@ -115,7 +116,7 @@ extension FleetDatabase {
                     at: Double(r[0] as Int64) / 1000, savedBytes: r[1],
                     cpuSeconds: r[2], cpuPercent: r[3],
                     fullScans: (r[4] as Int64?) ?? 0, phase: KSMPhase(rawValue: phase) ?? .stopped,
-                    netProfit: r[6]))
+                    netProfit: r[6], endsData: ((r[7] as Int64?) ?? 0) != 0))
         }
         return out
     }
@@ -132,23 +133,34 @@ extension FleetDatabase {
     /// from the raw samples, then the days holding those hours, then moves the watermark. The
     /// computation runs on a reader; the writer is held only to store the results, so ingest is
     /// never blocked for long.
-    public func rollupPass(batch: Int = 5000, policy: ReportPolicy = .default) async throws -> RollupPassResult {
+    public func rollupPass(batch: Int = 5000, policy: ReportPolicy = .default, now: Date = Date()) async throws
+        -> RollupPassResult
+    {
         struct Computed: Sendable {
             var watermark: Int64
             var maxRowid: Int64
             var samples: Int
             var hours: [(String, Double, BucketStats?, [Interval])]
             var days: Set<NodeBucket>
+            var pendingBefore: Set<NodeBucket>
+            var pending: Set<NodeBucket>
         }
         let key = Self.watermarkKey
+        let horizon = now.timeIntervalSince1970
         let computed: Computed? = try await pool.read { db in
             let watermark =
                 try Int64.fetchOne(db, sql: "SELECT value FROM rollup_state WHERE key = ?", arguments: [key]) ?? 0
+            // Hours whose last sample's tail was cut at "now" by an earlier pass: recomputed until
+            // the tail is whole, so an hour never claims time that had not passed and still gets
+            // all of it once it has.
+            let pendingBefore = try Self.pendingHours(db)
             let rows = try Row.fetchAll(
                 db, sql: "SELECT rowid, node_id, taken_at FROM samples WHERE rowid > ? ORDER BY rowid LIMIT ?",
                 arguments: [watermark, batch])
-            guard !rows.isEmpty else { return nil }
+            guard !rows.isEmpty || !pendingBefore.isEmpty else { return nil }
             var touched: [String: Set<Double>] = [:]
+            for p in pendingBefore { touched[p.nodeId, default: []].insert(p.start) }
+            var pending: Set<NodeBucket> = []
             var maxRowid = watermark
             for r in rows {
                 let rowid: Int64 = r["rowid"]
@@ -178,7 +190,13 @@ extension FleetDatabase {
                     let to = b + ReportTime.hour
                     let samples = try Self.reportSamples(
                         db, nodeId: node, from: from - policy.maxGapSeconds, to: to + policy.maxGapSeconds)
-                    let result = ReportMath.integrate(samples, from: from, to: to, bucketSeconds: ReportTime.hour, policy: policy)
+                    let result = ReportMath.integrate(
+                        samples, from: from, to: to, bucketSeconds: ReportTime.hour, policy: policy, horizon: horizon)
+                    if result.clippedAtHorizon {
+                        // The cut tail lies in the hour of `now`, or spills into the next one.
+                        pending.insert(NodeBucket(nodeId: node, start: ReportTime.hourStart(horizon)))
+                        pending.insert(NodeBucket(nodeId: node, start: ReportTime.hourStart(horizon + policy.tailSeconds)))
+                    }
                     var h = from
                     while h < to {
                         if let st = result.buckets[h], st.dataSeconds > 0 || st.samples > 0 {
@@ -192,7 +210,9 @@ extension FleetDatabase {
                     }
                 }
             }
-            return Computed(watermark: watermark, maxRowid: maxRowid, samples: rows.count, hours: hours, days: days)
+            return Computed(
+                watermark: watermark, maxRowid: maxRowid, samples: rows.count, hours: hours, days: days,
+                pendingBefore: pendingBefore, pending: pending)
         }
         guard let computed else { return RollupPassResult(samples: 0, hours: 0, days: 0, more: false) }
         // Compare-and-set on the watermark: a concurrent pass (the service and a report's catch-up)
@@ -200,7 +220,7 @@ extension FleetDatabase {
         let stored = try await pool.write { db -> Bool in
             let current =
                 try Int64.fetchOne(db, sql: "SELECT value FROM rollup_state WHERE key = ?", arguments: [key]) ?? 0
-            guard current == computed.watermark else { return false }
+            guard current == computed.watermark, try Self.pendingHours(db) == computed.pendingBefore else { return false }
             for (node, h, st, gaps) in computed.hours {
                 if let st {
                     try Self.upsertRollup(db, level: .hour, nodeId: node, start: h, stats: st, gaps: gaps)
@@ -220,12 +240,25 @@ extension FleetDatabase {
             try db.execute(
                 sql: "INSERT OR REPLACE INTO rollup_state (key, value) VALUES (?, ?)",
                 arguments: [key, computed.maxRowid])
+            try db.execute(sql: "DELETE FROM rollup_pending")
+            for p in computed.pending {
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO rollup_pending (node_id, bucket_start) VALUES (?, ?)",
+                    arguments: [p.nodeId, Int64(p.start)])
+            }
             return true
         }
         guard stored else { return RollupPassResult(samples: 0, hours: 0, days: 0, more: true) }
         return RollupPassResult(
             samples: computed.samples, hours: computed.hours.count, days: computed.days.count,
             more: computed.samples >= batch)
+    }
+
+    static func pendingHours(_ db: Database) throws -> Set<NodeBucket> {
+        var out: Set<NodeBucket> = []
+        let rows = try Row.fetchCursor(db, sql: "SELECT node_id, bucket_start FROM rollup_pending")
+        while let r = try rows.next() { out.insert(NodeBucket(nodeId: r[0], start: Double(r[1] as Int64))) }
+        return out
     }
 
     /// Recomputes one `level` row from the `child` rows inside it (hour → day, day → month);
@@ -289,10 +322,12 @@ extension FleetDatabase {
     /// Runs rollup passes until every stored sample is rolled up (bounded by `maxPasses`).
     /// Reports call this first so that they include samples that just arrived.
     @discardableResult
-    public func rollupCatchUp(policy: ReportPolicy = .default, maxPasses: Int = 1000) async throws -> Int {
+    public func rollupCatchUp(policy: ReportPolicy = .default, maxPasses: Int = 1000, now: Date = Date()) async throws
+        -> Int
+    {
         var total = 0
         for _ in 0..<maxPasses {
-            let r = try await rollupPass(policy: policy)
+            let r = try await rollupPass(policy: policy, now: now)
             total += r.samples
             if !r.more { break }
         }

@@ -31,6 +31,16 @@ public struct NodeReportInput: Sendable, Equatable {
     public var covered: [Interval] { ReportMath.complement(of: gaps, within: existence) }
 }
 
+/// What a row's peak was computed from (docs/numbers.md, "Peak").
+public enum PeakBasis: String, Sendable, Equatable, Codable, CaseIterable {
+    /// Exact: the highest value (node) or highest sum of the nodes' values at one moment (group),
+    /// from the raw samples.
+    case samples
+    /// A group over rollups: the higher of the highest sum of its nodes' bucket averages and its
+    /// highest single-node peak sample. A lower bound of the exact peak.
+    case hour, day, month
+}
+
 /// The figures of one report row (node, label value, day or fleet).
 public struct ReportRowFigures: Sendable, Equatable {
     public var key: String
@@ -39,6 +49,7 @@ public struct ReportRowFigures: Sendable, Equatable {
     public var nodes: Int
     public var avgSavedBytes: Double?
     public var peakSavedBytes: Double?
+    public var peakBasis: PeakBasis?
     public var savedGiBHours: Double
     public var ksmdCPUHours: Double
     public var avgKsmdCPUCores: Double?
@@ -71,19 +82,21 @@ public enum ReportAggregation {
         return ReportRowFigures(
             key: n.nodeId, name: n.name, deleted: n.deleted, nodes: st.dataSeconds > 0 ? 1 : 0,
             avgSavedBytes: st.avgSavedBytes, peakSavedBytes: st.peakSavedBytes.map(Double.init),
-            savedGiBHours: st.savedGiBHours, ksmdCPUHours: st.cpuSeconds / 3600, avgKsmdCPUCores: st.avgCPUCores,
+            peakBasis: st.peakSavedBytes == nil ? nil : .samples, savedGiBHours: st.savedGiBHours, ksmdCPUHours: st.cpuSeconds / 3600, avgKsmdCPUCores: st.avgCPUCores,
             efficiencyGiBPerCore: efficiency(avgSaved: st.avgSavedBytes, avgCores: st.avgCPUCores),
             avgNetProfitBytes: st.avgNetProfitBytes, phaseHours: phaseHours(st), dataHours: data,
             periodHours: period, coverage: period > 0 ? min(1, data / period) : 0, gaps: n.gaps)
     }
 
     /// A group's row (label value, day, fleet): averages are sums of the nodes' averages, hour
-    /// figures are sums, the peak is the highest total of the nodes' bucket averages, and the
-    /// gaps are where none of the nodes had data within `period`.
-    /// `series`, when given, is the group's own total per bucket (read in one query) instead of
-    /// the sum of the nodes' series.
+    /// figures are sums, and the gaps are where none of the nodes had data within `period`.
+    /// The peak is `exactPeak` (the highest sum at one moment, `ReportMath.groupPeak`) when the
+    /// raw samples were read; otherwise the higher of the highest total of the nodes' bucket
+    /// averages (`series`, or the sum of the nodes' series) and the highest member peak, a lower
+    /// bound of the exact figure that is never below any member's own peak.
     public static func groupRow(
-        key: String, nodes: [NodeReportInput], period: Interval, series given: [Double: Double]? = nil
+        key: String, nodes: [NodeReportInput], period: Interval, series given: [Double: Double]? = nil,
+        exactPeak: Double? = nil, basis: PeakBasis = .hour
     ) -> ReportRowFigures {
         var total = BucketStats()
         var avgSaved: Double?
@@ -106,12 +119,15 @@ public enum ReportAggregation {
             covered.append(contentsOf: n.covered)
         }
         if let given { series = given }
-        let peak = series.values.max() ?? total.peakSavedBytes.map(Double.init)
+        let memberPeak = total.peakSavedBytes.map(Double.init)
+        let peak = exactPeak ?? maxOpt(series.values.max(), memberPeak)
         let data = total.dataSeconds / 3600
         let periodHours = periodSeconds / 3600
         return ReportRowFigures(
             key: key, name: nil, deleted: nil, nodes: withData, avgSavedBytes: avgSaved,
-            peakSavedBytes: withData > 0 ? peak : nil, savedGiBHours: total.savedGiBHours,
+            peakSavedBytes: withData > 0 ? peak : nil,
+            peakBasis: withData > 0 && peak != nil ? (exactPeak != nil ? .samples : basis) : nil,
+            savedGiBHours: total.savedGiBHours,
             ksmdCPUHours: total.cpuSeconds / 3600, avgKsmdCPUCores: avgCores,
             efficiencyGiBPerCore: efficiency(avgSaved: avgSaved, avgCores: avgCores), avgNetProfitBytes: netProfit,
             phaseHours: phaseHours(total), dataHours: data, periodHours: periodHours,
@@ -121,12 +137,15 @@ public enum ReportAggregation {
 
     /// Rows grouped by the value of `label` (nodes without it under ""), sorted by value.
     public static func labelRows(
-        _ nodes: [NodeReportInput], label: String, period: Interval, series: [String: [Double: Double]]? = nil
+        _ nodes: [NodeReportInput], label: String, period: Interval, series: [String: [Double: Double]]? = nil,
+        exactPeaks: [String: Double]? = nil, basis: PeakBasis = .hour
     ) -> [ReportRowFigures] {
         var groups: [String: [NodeReportInput]] = [:]
         for n in nodes { groups[n.labels[label] ?? "", default: []].append(n) }
         return groups.keys.sorted().map { key in
-            groupRow(key: key, nodes: groups[key] ?? [], period: period, series: series.map { $0[key] ?? [:] })
+            groupRow(
+                key: key, nodes: groups[key] ?? [], period: period, series: series.map { $0[key] ?? [:] },
+                exactPeak: exactPeaks?[key], basis: basis)
         }
     }
 }

@@ -11,10 +11,12 @@ public struct ReportSample: Sendable, Equatable {
     public var phase: KSMPhase
     /// general_profit where the kernel reports it.
     public var netProfit: Int64?
+    /// The agent's last sample before a clean stop: its data ends at this instant (no tail).
+    public var endsData: Bool
 
     public init(
         at: Double, savedBytes: Int64, cpuSeconds: Double? = nil, cpuPercent: Double? = nil, fullScans: Int64 = 0,
-        phase: KSMPhase = .running, netProfit: Int64? = nil
+        phase: KSMPhase = .running, netProfit: Int64? = nil, endsData: Bool = false
     ) {
         self.at = at
         self.savedBytes = savedBytes
@@ -23,6 +25,7 @@ public struct ReportSample: Sendable, Equatable {
         self.fullScans = fullScans
         self.phase = phase
         self.netProfit = netProfit
+        self.endsData = endsData
     }
 }
 
@@ -161,6 +164,8 @@ public struct Integration: Sendable, Equatable {
     public var gaps: [Interval]
     /// The covered parts of [from, to), ordered.
     public var covered: [Interval]
+    /// A segment was cut short at the horizon ("now"): the buckets around it grow when computed later.
+    public var clippedAtHorizon: Bool = false
 
     public var total: BucketStats {
         buckets.keys.sorted().reduce(into: BucketStats()) { $0.merge(buckets[$1] ?? BucketStats()) }
@@ -182,19 +187,25 @@ public enum ReportMath {
     /// counter delta to the next sample (a reset counts the new value) spread evenly over the
     /// segment; a tail segment (before a gap, or the last) uses the sample's own CPU %. Full scans:
     /// the counter delta counted in the bucket of the later sample, only across contiguous pairs.
+    ///
+    /// `horizon` is "now": no segment reaches past it, so no bucket ever holds more data time
+    /// than has elapsed (the last sample's tail grows as time passes, up to `tailSeconds`).
     public static func integrate(
-        _ input: [ReportSample], from: Double, to: Double, bucketSeconds: Double, policy: ReportPolicy = .default
+        _ input: [ReportSample], from: Double, to: Double, bucketSeconds: Double, policy: ReportPolicy = .default,
+        horizon: Double = .infinity
     ) -> Integration {
         let samples = input.sorted { $0.at < $1.at }
         var buckets: [Double: BucketStats] = [:]
         var covered: [Interval] = []
+        var clipped = false
         func bucketStart(_ t: Double) -> Double { (t / bucketSeconds).rounded(.down) * bucketSeconds }
 
         for (i, s) in samples.enumerated() {
             let next: ReportSample? = i + 1 < samples.count ? samples[i + 1] : nil
-            let contiguous = next.map { $0.at - s.at <= policy.maxGapSeconds } ?? false
-            let end = contiguous ? (next?.at ?? s.at) : s.at + policy.tailSeconds
-            let span = end - s.at
+            let contiguous = !s.endsData && (next.map { $0.at - s.at <= policy.maxGapSeconds } ?? false)
+            let span = segmentEnd(s, next: next, policy: policy) - s.at
+            let end = min(s.at + span, horizon)
+            if end < s.at + span && end < to { clipped = true }
 
             // CPU rate (cores) over this segment, as a fraction kept apart so that whole
             // figures stay exact: cpu seconds over `dur` = rateNum × dur / rateDen.
@@ -251,7 +262,83 @@ public enum ReportMath {
                 t = e
             }
         }
-        return Integration(buckets: buckets, gaps: complement(of: covered, within: Interval(from, to)), covered: covered)
+        return Integration(
+            buckets: buckets, gaps: complement(of: covered, within: Interval(from, to)), covered: covered,
+            clippedAtHorizon: clipped)
+    }
+
+    /// Where the value of sample `s` stops holding (before any horizon): the next sample when it
+    /// follows within `maxGapSeconds`, else `tailSeconds` later; at once for an agent's goodbye.
+    static func segmentEnd(_ s: ReportSample, next: ReportSample?, policy: ReportPolicy) -> Double {
+        if s.endsData { return s.at }
+        if let n = next, n.at - s.at <= policy.maxGapSeconds { return n.at }
+        return s.at + policy.tailSeconds
+    }
+
+    /// One node's saved bytes as a step function: the intervals of [from, to) where a sample's
+    /// value holds (the same segments `integrate` counts), with that value.
+    public static func savedSegments(
+        _ input: [ReportSample], from: Double, to: Double, policy: ReportPolicy = .default,
+        horizon: Double = .infinity
+    ) -> [(Interval, Int64)] {
+        let samples = input.sorted { $0.at < $1.at }
+        var out: [(Interval, Int64)] = []
+        for (i, s) in samples.enumerated() {
+            let next: ReportSample? = i + 1 < samples.count ? samples[i + 1] : nil
+            let a = max(s.at, from)
+            let b = min(segmentEnd(s, next: next, policy: policy), horizon, to)
+            if b > a { out.append((Interval(a, b), s.savedBytes)) }
+        }
+        return out
+    }
+
+    /// A group's peak: the highest sum of its nodes' saved bytes at one moment of [from, to)
+    /// (a node without data at that moment adds nothing). nil when no node has data.
+    /// Never below any member's own peak, since saved bytes are never negative.
+    public static func groupPeak(
+        _ streams: [[ReportSample]], from: Double, to: Double, policy: ReportPolicy = .default,
+        horizon: Double = .infinity
+    ) -> Double? {
+        groupPeak(streams.map { ($0, horizon) }, from: from, to: to, policy: policy)
+    }
+
+    /// `groupPeak` with a horizon per node (min of "now" and its deletion).
+    public static func groupPeak(
+        _ streams: [(samples: [ReportSample], horizon: Double)], from: Double, to: Double,
+        policy: ReportPolicy = .default
+    ) -> Double? {
+        var events: [(Double, Double)] = []
+        for (stream, horizon) in streams {
+            for (iv, v) in savedSegments(stream, from: from, to: to, policy: policy, horizon: horizon) {
+                events.append((iv.from, Double(v)))
+                events.append((iv.to, -Double(v)))
+            }
+        }
+        guard !events.isEmpty else { return nil }
+        events.sort { $0.0 < $1.0 }
+        var sum = 0.0
+        var best: Double?
+        var i = 0
+        while i < events.count {
+            let t = events[i].0
+            while i < events.count && events[i].0 == t {
+                sum += events[i].1
+                i += 1
+            }
+            // The sum holds on [t, next event): only a stretch of positive length is a moment.
+            if i < events.count && events[i].0 > t { best = max(best ?? sum, sum) }
+        }
+        return best
+    }
+
+    /// The part of `period` a node existed and time has passed: from its registration (or its
+    /// first data, when history predates the registration) to its deletion, and never past `now`.
+    public static func existence(
+        registeredAt: Double, firstData: Double?, deletedAt: Double?, period: Interval, now: Double
+    ) -> Interval? {
+        let start = min(registeredAt, firstData ?? registeredAt)
+        let iv = Interval(max(period.from, start), min(period.to, deletedAt ?? period.to, now))
+        return iv.length > 0 ? iv : nil
     }
 
     /// Sorted, overlapping or touching intervals joined.

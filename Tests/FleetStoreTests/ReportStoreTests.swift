@@ -2,6 +2,7 @@ import FleetAPI
 import FleetStore
 import Foundation
 import KSMCore
+import TestSupport
 import Testing
 
 /// 2026-11-02T00:00:00Z.
@@ -67,11 +68,34 @@ final class ReportFixture {
         if !batch.isEmpty { _ = try await db.insertSamples(nodeId: id, batch) }
     }
 
+    /// Pushes the given samples (saved bytes in whole pages), in batches.
+    func pushSamples(_ id: String, _ samples: [ReportSample]) async throws {
+        var batch: [StatusSample] = []
+        for s in samples {
+            let seq = (seqs[id] ?? 0) + 1
+            seqs[id] = seq
+            batch.append(
+                StatusSample(
+                    seq: seq, takenAt: Date(timeIntervalSince1970: s.at),
+                    status: KSMStatus(run: 1, pagesSharing: s.savedBytes / Int64(pageSize), fullScans: s.fullScans),
+                    memory: MemorySnapshot(memTotalKB: 64 * 1024 * 1024, memAvailableKB: 8 * 1024 * 1024),
+                    pageSize: pageSize, ksmdCPUPercent: s.cpuPercent, ksmdCPUSeconds: s.cpuSeconds, phase: s.phase,
+                    phaseReason: "test"))
+            if batch.count == 500 {
+                _ = try await db.insertSamples(nodeId: id, batch)
+                batch = []
+            }
+        }
+        if !batch.isEmpty { _ = try await db.insertSamples(nodeId: id, batch) }
+    }
+
     func report(_ since: Double, _ until: Double, by: ReportGrouping = .node, label: String? = nil) async throws
         -> SavingsReport
     {
+        // "Now" is after the period (some fixtures put data after the wall clock's now).
         try await db.savingsReport(
-            since: Date(timeIntervalSince1970: since), until: Date(timeIntervalSince1970: until), by: by, label: label)
+            since: Date(timeIntervalSince1970: since), until: Date(timeIntervalSince1970: until), by: by, label: label,
+            now: Date(timeIntervalSince1970: max(until, Date().timeIntervalSince1970)))
     }
 }
 
@@ -317,5 +341,73 @@ private func range(_ a: Double, _ b: Double) -> TimeRange {
             samplesBefore: Date(timeIntervalSince1970: t0 + 86400), rollupsBefore: Date(timeIntervalSince1970: t0 + 86400))
         #expect(old.samples == 59)  // the newest row always stays
         #expect(old.hours == 2 && old.days == 1 && old.months == 1)
+    }
+}
+
+/// The store's reports (rollups for whole hours, raw samples at the edges, "now" inside an hour)
+/// against the report math run directly on the same samples: the numbers are the same whichever
+/// way the data is read, and the invariants hold (docs/numbers.md).
+@Suite struct ReportStorePropertyTests {
+    static let policy = ReportPolicy.default
+
+    @Test(arguments: Array(UInt64(1)...UInt64(16))) func storeReportsMatchTheMathOnRawSamples(seed: UInt64) async throws {
+        let fleet = RandomFleet.make(seed: seed, policy: Self.policy, wholeSeconds: true, goodbyes: false)
+        let f = try ReportFixture()
+        var ids: [String] = []
+        for (i, n) in fleet.nodes.enumerated() {
+            let id = try await f.node("n\(i)", registeredAt: n.registeredAt)
+            ids.append(id)
+            try await f.pushSamples(id, n.samples)
+        }
+        for (i, n) in fleet.nodes.enumerated() {
+            if let d = n.deletedAt, d <= fleet.now {
+                try await f.db.deleteNode(nodeId: ids[i], purgeHistory: false, now: Date(timeIntervalSince1970: d))
+            }
+        }
+        let now = Date(timeIntervalSince1970: fleet.now)
+        let report = try await f.db.savingsReport(
+            since: Date(timeIntervalSince1970: fleet.period.from), until: Date(timeIntervalSince1970: fleet.period.to),
+            by: .node, label: nil, now: now)
+        var peaks: [(samples: [ReportSample], horizon: Double)] = []
+        var expectedRows = 0
+        for (i, n) in fleet.nodes.enumerated() {
+            let deletedAt = n.deletedAt.flatMap { $0 <= fleet.now ? $0 : nil }
+            let horizon = min(fleet.now, deletedAt ?? fleet.now)
+            peaks.append((n.samples, horizon))
+            guard
+                let existence = ReportMath.existence(
+                    registeredAt: n.registeredAt, firstData: n.samples.first?.at, deletedAt: deletedAt,
+                    period: fleet.period, now: fleet.now)
+            else {
+                #expect(!report.rows.contains { $0.key == ids[i] }, "seed \(seed): n\(i) did not exist in the period")
+                continue
+            }
+            expectedRows += 1
+            let integ = ReportMath.integrate(
+                n.samples, from: fleet.period.from, to: fleet.period.to, bucketSeconds: 3600, policy: Self.policy,
+                horizon: horizon)
+            let row = try #require(report.rows.first { $0.key == ids[i] }, "seed \(seed): row of n\(i)")
+            let expected = ReportAggregation.nodeRow(
+                NodeReportInput(
+                    nodeId: ids[i], name: "n\(i)", existence: existence, stats: integ.total,
+                    gaps: ReportMath.complement(of: ReportMath.clip(integ.covered, to: existence), within: existence)))
+            #expect(abs(row.dataHours - expected.dataHours) < 1e-6, "seed \(seed) n\(i) data")
+            #expect(abs(row.periodHours - expected.periodHours) < 1e-6, "seed \(seed) n\(i) period")
+            #expect(abs(row.coverage - expected.coverage) < 1e-6, "seed \(seed) n\(i) coverage \(row.coverage)")
+            #expect(row.coverage <= 1, "seed \(seed)")
+            #expect(row.peakSavedBytes == expected.peakSavedBytes, "seed \(seed) n\(i) peak")
+            #expect(abs(row.savedGiBHours - expected.savedGiBHours) < 1e-6, "seed \(seed) n\(i) GiB-h")
+            if n.gapless && deletedAt == nil {
+                #expect(abs(row.coverage - 1) < 1e-9, "seed \(seed) n\(i): gapless coverage \(row.coverage)")
+            }
+            #expect(row.dataHours * 3600 <= max(0, min(fleet.period.to, fleet.now) - fleet.period.from) + 1e-6)
+        }
+        #expect(report.rows.count == expectedRows, "seed \(seed)")
+        let exactPeak = ReportMath.groupPeak(peaks, from: fleet.period.from, to: fleet.period.to, policy: Self.policy)
+        #expect(report.total.peakSavedBytes == exactPeak, "seed \(seed): fleet peak")
+        #expect(report.total.peakBasis == (exactPeak == nil ? nil : .samples), "seed \(seed)")
+        for row in report.rows {
+            #expect((report.total.peakSavedBytes ?? -1) >= (row.peakSavedBytes ?? 0), "seed \(seed)")
+        }
     }
 }

@@ -237,7 +237,7 @@ func series(
         let line = row.csvLine()
         #expect(
             line
-                == "\"rack,1\",\"say \"\"hi\"\"\",,1,1024,2048,1.5,0.25,0.1,10,,2,0,0,0,2,4,0.5,2026-11-02T00:00:00Z/2026-11-02T01:00:00Z"
+                == "\"rack,1\",\"say \"\"hi\"\"\",,1,1024,2048,1.5,0.25,0.1,10,,2,0,0,0,2,4,0.5,2026-11-02T00:00:00Z/2026-11-02T01:00:00Z,"
         )
         #expect(line.split(separator: ",", omittingEmptySubsequences: false).count >= SavingsReport.csvHeader.split(separator: ",").count)
     }
