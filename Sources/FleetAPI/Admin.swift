@@ -18,8 +18,10 @@ public struct NodeInfo: Codable, Sendable, Equatable, KnownFields {
     public var agentVersion: String
     public var registeredAt: Date
     public var lastSeenAt: Date?
-    /// Seen within the server's offline threshold.
+    /// Seen within the server's offline threshold, and the agent did not say goodbye.
     public var online: Bool
+    /// online, agentStopped (clean stop, with a goodbye sample), offline (silent), never.
+    public var connection: NodeConnection
     public var config: NodeConfig
     /// Last reported phase and why.
     public var phase: KSMPhase?
@@ -34,7 +36,8 @@ public struct NodeInfo: Codable, Sendable, Equatable, KnownFields {
     public init(
         id: String, name: String, machineId: String, labels: [String: String], kernel: String,
         memTotalBytes: Int64, numaNodes: Int, ksmFeatures: [String], agentVersion: String,
-        registeredAt: Date, lastSeenAt: Date?, online: Bool, config: NodeConfig, phase: KSMPhase?,
+        registeredAt: Date, lastSeenAt: Date?, online: Bool, connection: NodeConnection, config: NodeConfig,
+        phase: KSMPhase?,
         phaseReason: String?, appliedGeneration: Int64?, applyError: String?, drift: Bool,
         driftReason: String?, lastSample: StatusSample?
     ) {
@@ -50,6 +53,7 @@ public struct NodeInfo: Codable, Sendable, Equatable, KnownFields {
         self.registeredAt = registeredAt
         self.lastSeenAt = lastSeenAt
         self.online = online
+        self.connection = connection
         self.config = config
         self.phase = phase
         self.phaseReason = phaseReason
@@ -62,14 +66,31 @@ public struct NodeInfo: Codable, Sendable, Equatable, KnownFields {
 
     public static let fieldNames: Set<String> = [
         "id", "name", "machineId", "labels", "kernel", "memTotalBytes", "numaNodes", "ksmFeatures",
-        "agentVersion", "registeredAt", "lastSeenAt", "online", "config", "phase", "phaseReason",
+        "agentVersion", "registeredAt", "lastSeenAt", "online", "connection", "config", "phase", "phaseReason",
         "appliedGeneration", "applyError", "drift", "driftReason", "lastSample",
     ]
 }
 
 public struct NodeList: Codable, Sendable, Equatable {
     public var nodes: [NodeInfo]
-    public init(nodes: [NodeInfo]) { self.nodes = nodes }
+    /// The listed nodes' figures now (`FleetNow.summarize`), the one source of "saved now".
+    public var summary: FleetNow?
+    public init(nodes: [NodeInfo], summary: FleetNow? = nil) {
+        self.nodes = nodes
+        self.summary = summary
+    }
+}
+
+extension FleetNow {
+    /// The summary of these nodes.
+    public static func of(_ nodes: [NodeInfo]) -> FleetNow {
+        summarize(
+            nodes.map {
+                Node(
+                    connection: $0.connection, savedBytes: $0.lastSample?.savedBytes,
+                    ksmdCPUPercent: $0.lastSample?.ksmdCPUPercent)
+            })
+    }
 }
 
 /// `PUT /api/v1/nodes/{id}/labels`: the node's whole label set.

@@ -76,12 +76,15 @@ public struct StatusSample: Codable, Sendable, Equatable, KnownFields {
     public var applyError: String?
     /// Samples the agent's spool dropped (oldest first) since the last accepted batch.
     public var droppedSamples: Int64?
+    /// The agent's goodbye on a clean stop: the kernel as it left it (run state, pages still
+    /// merged) and, in `phaseReason`, what it did. Its data ends here (no tail).
+    public var agentStopped: Bool?
 
     public init(
         seq: Int64, takenAt: Date, status: KSMStatus, memory: MemorySnapshot, pageSize: Int,
         ksmdCPUPercent: Double? = nil, ksmdCPUSeconds: Double? = nil, phase: KSMPhase,
         phaseReason: String, appliedGeneration: Int64? = nil, applyError: String? = nil,
-        droppedSamples: Int64? = nil
+        droppedSamples: Int64? = nil, agentStopped: Bool? = nil
     ) {
         self.seq = seq
         self.takenAt = takenAt
@@ -95,6 +98,7 @@ public struct StatusSample: Codable, Sendable, Equatable, KnownFields {
         self.appliedGeneration = appliedGeneration
         self.applyError = applyError
         self.droppedSamples = droppedSamples
+        self.agentStopped = agentStopped
     }
 
     /// Bytes KSM saves on the node at this sample.
@@ -102,7 +106,7 @@ public struct StatusSample: Codable, Sendable, Equatable, KnownFields {
 
     public static let fieldNames: Set<String> = [
         "seq", "takenAt", "status", "memory", "pageSize", "ksmdCPUPercent", "ksmdCPUSeconds", "phase",
-        "phaseReason", "appliedGeneration", "applyError", "droppedSamples",
+        "phaseReason", "appliedGeneration", "applyError", "droppedSamples", "agentStopped",
     ]
     public static var nestedFields: [String: any KnownFields.Type] {
         ["status": KSMStatus.self, "memory": MemorySnapshot.self]

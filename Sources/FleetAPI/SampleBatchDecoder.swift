@@ -52,7 +52,7 @@ struct Unusual: Error {}
 
 private let sampleKeys: [StaticString] = [
     "seq", "takenAt", "status", "memory", "pageSize", "ksmdCPUPercent", "ksmdCPUSeconds", "phase",
-    "phaseReason", "appliedGeneration", "applyError", "droppedSamples",
+    "phaseReason", "appliedGeneration", "applyError", "droppedSamples", "agentStopped",
 ]
 private let statusKeys: [StaticString] = [
     "run", "pagesToScan", "sleepMillisecs", "pagesShared", "pagesSharing", "pagesUnshared",
@@ -157,6 +157,7 @@ private struct Parser {
         var appliedGeneration: Int64?
         var applyError: String?
         var dropped: Int64?
+        var agentStopped: Bool?
         try object(sampleKeys) { (q: inout Parser, k: Int) throws(Unusual) in
             switch k {
             case 0: seq = try q.int()
@@ -170,7 +171,8 @@ private struct Parser {
             case 8: phaseReason = try q.string()
             case 9: appliedGeneration = try q.optional { (r: inout Parser) throws(Unusual) in try r.int() }
             case 10: applyError = try q.optional { (r: inout Parser) throws(Unusual) in try r.string() }
-            default: dropped = try q.optional { (r: inout Parser) throws(Unusual) in try r.int() }
+            case 11: dropped = try q.optional { (r: inout Parser) throws(Unusual) in try r.int() }
+            default: agentStopped = try q.optional { (r: inout Parser) throws(Unusual) in try r.bool() }
             }
         }
         guard let seq, let takenAt, let status, let memory, let pageSize, let phase, let phaseReason else {
@@ -179,7 +181,8 @@ private struct Parser {
         return StatusSample(
             seq: seq, takenAt: takenAt, status: status, memory: memory, pageSize: pageSize,
             ksmdCPUPercent: cpuPercent, ksmdCPUSeconds: cpuSeconds, phase: phase, phaseReason: phaseReason,
-            appliedGeneration: appliedGeneration, applyError: applyError, droppedSamples: dropped)
+            appliedGeneration: appliedGeneration, applyError: applyError, droppedSamples: dropped,
+            agentStopped: agentStopped)
     }
 
     mutating func status() throws(Unusual) -> KSMStatus {
@@ -300,6 +303,21 @@ private struct Parser {
             return nil
         }
         return try read(&self)
+    }
+
+    /// `true` or `false`.
+    mutating func bool() throws(Unusual) -> Bool {
+        if i + 4 <= n, p[i] == 0x74, p[i + 1] == 0x72, p[i + 2] == 0x75, p[i + 3] == 0x65, endsValue(i + 4) {
+            i += 4
+            return true
+        }
+        if i + 5 <= n, p[i] == 0x66, p[i + 1] == 0x61, p[i + 2] == 0x6C, p[i + 3] == 0x73, p[i + 4] == 0x65,
+            endsValue(i + 5)
+        {
+            i += 5
+            return false
+        }
+        throw Unusual()
     }
 
     /// The end of a number token; what follows must end the value.

@@ -52,7 +52,7 @@ struct NodesController<Context: RequestContext>: Sendable {
             if let drift, n.drift != drift { return false }
             return true
         }
-        return try HTTP.json(NodeList(nodes: nodes))
+        return try HTTP.json(NodeList(nodes: nodes, summary: FleetNow.of(nodes)))
     }
 
     @Sendable func show(_ request: Request, context: Context) async throws -> Response {

@@ -1,5 +1,6 @@
 import FleetAPI
 import FleetStore
+import KSMCore
 import Foundation
 import Logging
 
@@ -39,14 +40,20 @@ final class ServerState: Sendable {
 
     func nodeInfo(_ n: StoredNode, now: Date = Date()) -> NodeInfo {
         let config = n.config ?? NodeConfig(generation: 0, config: .standardDefault.normalized())
-        let online = n.lastSeenAt.map { now.timeIntervalSince($0) <= self.config.offlineAfterSeconds } ?? false
+        let connection = NodeConnection.of(
+            lastSeenAt: n.lastSeenAt?.timeIntervalSince1970, agentStopped: n.lastSample?.agentStopped == true,
+            now: now.timeIntervalSince1970, offlineAfter: self.config.offlineAfterSeconds)
+        let online = connection == .online
         let drift = n.appliedGeneration != config.generation
         var reason: String?
         if drift {
             if let e = n.applyError {
                 reason = "apply failed: \(e)"
             } else if !online {
-                let since = n.lastSeenAt.map { "offline since \($0.formatted(.iso8601))" } ?? "never seen"
+                let since =
+                    n.lastSeenAt.map {
+                        "\(connection == .agentStopped ? "stopped" : "offline") since \($0.formatted(.iso8601))"
+                    } ?? "never seen"
                 reason = "not yet applied (agent \(since))"
             } else if let applied = n.appliedGeneration {
                 reason = "applied generation \(applied), desired \(config.generation)"
@@ -58,7 +65,7 @@ final class ServerState: Sendable {
             id: n.id, name: n.name, machineId: n.machineId, labels: n.labels, kernel: n.kernel,
             memTotalBytes: n.memTotalBytes, numaNodes: n.numaNodes, ksmFeatures: n.ksmFeatures,
             agentVersion: n.agentVersion, registeredAt: n.registeredAt, lastSeenAt: n.lastSeenAt, online: online,
-            config: config, phase: n.phase, phaseReason: n.phaseReason, appliedGeneration: n.appliedGeneration,
+            connection: connection, config: config, phase: n.phase, phaseReason: n.phaseReason, appliedGeneration: n.appliedGeneration,
             applyError: n.applyError, drift: drift, driftReason: reason, lastSample: n.lastSample)
     }
 }

@@ -45,10 +45,10 @@ extension FleetDatabase {
                   pages_to_scan, sleep_millisecs, pages_shared, pages_sharing, pages_unshared, pages_volatile,
                   full_scans, stable_node_chains, stable_node_dups, ksm_zero_pages, general_profit, mem_total_kb,
                   mem_available_kb, anon_pages_kb, page_size, saved_bytes, ksmd_cpu_percent, ksmd_cpu_seconds,
-                  applied_generation, apply_error, sample_json)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                  applied_generation, apply_error, sample_json, ends_data)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
-        // Bound directly with the C API: building `StatementArguments` (28 boxed values a row)
+        // Bound directly with the C API: building `StatementArguments` (29 boxed values a row)
         // cost more than SQLite's own work for the row.
         var stored = 0
         var row = RawRow(insert.sqliteStatement)
@@ -82,6 +82,7 @@ extension FleetDatabase {
             row.bind(26, s.appliedGeneration)
             row.bind(27, s.applyError)
             row.bind(28, json)
+            row.bind(29, Int64(s.agentStopped == true ? 1 : 0))
             try row.step(db)
             stored += db.changesCount
         }

@@ -55,16 +55,28 @@ struct KeyValues {
 }
 
 enum Fmt {
-    /// Saved memory: MiB below 1 GiB, GiB above.
-    static func bytes(_ n: Int64) -> String {
-        let mib = Double(n) / 1_048_576
-        if abs(mib) >= 1024 { return String(format: "%.2f GiB", mib / 1024) }
-        return String(format: "%.1f MiB", mib)
+    /// Bytes as everywhere else (`Display.bytes`: three significant digits, binary units).
+    static func bytes(_ n: Int64) -> String { Display.bytes(n) }
+    static func bytes(_ n: Double?) -> String { n.map(Display.bytes) ?? "-" }
+
+    static func percent(_ p: Double?) -> String { p.map(Display.percent) ?? "-" }
+
+    static func number(_ v: Double?) -> String { v.map { Display.number($0) } ?? "-" }
+
+    /// A node's connection in words: "online", "agent stopped, last reported 5m ago", …
+    static func connection(_ n: NodeInfo, now: Date = Date()) -> String {
+        n.connection.describe(lastSeenAgo: n.lastSeenAt.map { duration(Int(now.timeIntervalSince($0))) })
     }
 
-    static func percent(_ p: Double?) -> String {
-        guard let p else { return "-" }
-        return String(format: "%.1f %%", p)
+    /// The phase, marked when it is only what a node that is not reporting said last.
+    static func phaseShown(_ n: NodeInfo) -> String {
+        let p = phase(n)
+        return n.online || n.phase == nil ? p : "\(p) (last reported)"
+    }
+
+    /// MemAvailable in % as the tuner's reason writes it (same rounding, same digits near the threshold).
+    static func memAvailable(_ m: MemorySnapshot, thresCoef: Int) -> String {
+        m.memTotalKB > 0 ? Percent.format(m.availablePercent, against: thresCoef) + " %" : "-"
     }
 
     static func date(_ d: Date?) -> String {

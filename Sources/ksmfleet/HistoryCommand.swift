@@ -75,9 +75,9 @@ struct HistoryCommand: AsyncParsableCommand {
                         Fmt.percent(s.ksmdCPUPercent),
                         "\(s.pagesShared)", "\(s.pagesSharing)", "\(s.pagesToScan)", "\(s.sleepMillisecs)ms",
                         "\(s.fullScans)",
-                        s.memTotalBytes > 0
-                            ? String(format: "%.0f %%", Double(s.memAvailableBytes) * 100 / Double(s.memTotalBytes))
-                            : "-",
+                        Fmt.memAvailable(
+                            MemorySnapshot(memTotalKB: s.memTotalBytes / 1024, memAvailableKB: s.memAvailableBytes / 1024),
+                            thresCoef: n.config.config.thresCoef),
                         s.applyError.map { "apply failed: \($0)" } ?? s.phaseReason,
                     ])
                 }
@@ -94,11 +94,11 @@ struct HistoryCommand: AsyncParsableCommand {
                 for b in buckets {
                     let span = b.end.timeIntervalSince(b.start)
                     t.add([
-                        Fmt.isoSeconds(b.start), "\(b.samples)", Fmt.bytes(Int64(b.avgSavedBytes)),
+                        Fmt.isoSeconds(b.start), "\(b.samples)", Display.bytes(b.avgSavedBytes),
                         Fmt.bytes(b.peakSavedBytes),
-                        Fmt.percent(b.avgKsmdCPUPercent), String(format: "%.1f", b.ksmdCPUSeconds), "\(b.fullScans)",
+                        Fmt.percent(b.avgKsmdCPUPercent), Display.number(b.ksmdCPUSeconds), "\(b.fullScans)",
                         Fmt.duration(Int(b.runningSeconds)),
-                        span > 0 ? String(format: "%.0f %%", b.dataSeconds * 100 / span) : "-",
+                        span > 0 ? Display.fraction(b.dataSeconds / span) : "-",
                     ])
                 }
                 if !buckets.isEmpty { print(t.render()) }

@@ -54,7 +54,7 @@ extension NodesCommand {
                 }
                 var t = Table(
                     [
-                        ("NAME", .left), ("ID", .left), ("ONLINE", .left), ("PHASE", .left), ("MODE", .left),
+                        ("NAME", .left), ("ID", .left), ("STATE", .left), ("PHASE", .left), ("MODE", .left),
                         ("GEN", .right), ("SAVED", .right), ("KSMD CPU", .right), ("LAST SEEN", .left),
                         ("LABELS", .left),
                     ])
@@ -62,7 +62,7 @@ extension NodesCommand {
                     let gen =
                         n.drift ? "\(Fmt.opt(n.appliedGeneration))/\(n.config.generation)!" : "\(n.config.generation)"
                     t.add([
-                        n.name, n.id, n.online ? "yes" : "no", Fmt.phase(n),
+                        n.name, n.id, n.connection.describe(lastSeenAgo: nil), Fmt.phaseShown(n),
                         "\(n.config.config.run.rawValue)/\(n.config.config.mode.rawValue)", gen,
                         n.lastSample.map { Fmt.bytes($0.savedBytes) } ?? "-", Fmt.percent(n.lastSample?.ksmdCPUPercent),
                         n.lastSeenAt.map { Fmt.ago($0) } ?? "never", Fmt.labels(n.labels),
@@ -217,14 +217,14 @@ enum NodeView {
         kv.add("ID", n.id)
         kv.add("Machine ID", n.machineId)
         kv.add("Labels", Fmt.labels(n.labels))
-        kv.add("Online", n.online ? "yes" : "no")
+        kv.add("State", Fmt.connection(n, now: now))
         kv.add("Last seen", Fmt.dateAgo(n.lastSeenAt, now: now))
         kv.add("Registered", Fmt.date(n.registeredAt))
         kv.add("Agent", n.agentVersion)
         kv.add("Kernel", n.kernel)
         kv.add("Memory", "\(Fmt.bytes(n.memTotalBytes)), \(n.numaNodes) NUMA node(s)")
         kv.add("KSM features", n.ksmFeatures.isEmpty ? "-" : n.ksmFeatures.joined(separator: ", "))
-        kv.add("Phase", Fmt.phaseWhy(n))
+        kv.add("Phase", Fmt.phaseWhy(n) + (n.online || n.phase == nil ? "" : " (last reported)"))
         let applied = n.appliedGeneration.map { "\($0)" } ?? "none yet"
         if n.drift {
             kv.add("Drift", "yes: " + (n.driftReason ?? "applied generation \(applied) of \(n.config.generation)"))
@@ -237,6 +237,7 @@ enum NodeView {
                 "Saved",
                 "\(Fmt.bytes(s.savedBytes))" + (s.status.generalProfit.map { " (net profit \(Fmt.bytes($0)))" } ?? ""))
             kv.add("ksmd CPU", Fmt.percent(s.ksmdCPUPercent))
+            if !n.online { kv.add("Reported", "these are the last figures, \(Fmt.dateAgo(s.takenAt, now: now))") }
         } else {
             kv.add("Saved", "- (no sample yet)")
         }
@@ -257,7 +258,7 @@ enum NodeView {
             if let v = s.status.ksmZeroPages { st.add("ksm_zero_pages", "\(v)") }
             st.add(
                 "MemAvailable",
-                "\(String(format: "%.0f", s.memory.availablePercent)) % of \(Fmt.bytes(s.memory.memTotalKB * 1024))")
+                "\(Fmt.memAvailable(s.memory, thresCoef: n.config.config.thresCoef)) of \(Fmt.bytes(s.memory.memTotalKB * 1024))")
             out += "\n\nLast status:\n" + st.render(indent: "  ")
         }
         return out

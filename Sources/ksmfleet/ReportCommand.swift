@@ -79,12 +79,11 @@ extension ReportCommand {
             func add(_ row: SavingsRow, key: String) {
                 let running = row.phaseHours[KSMPhase.running.rawValue] ?? 0
                 t.add([
-                    key, "\(row.nodes)", row.avgSavedBytes.map { Fmt.bytes(Int64($0)) } ?? "-",
-                    row.peakSavedBytes.map { Fmt.bytes(Int64($0)) } ?? "-", String(format: "%.3f", row.savedGiBHours),
-                    String(format: "%.3f", row.ksmdCPUHours), row.avgKsmdCPUCores.map { Fmt.percent($0 * 100) } ?? "-",
-                    row.efficiencyGiBPerCore.map { String(format: "%.1f", $0) } ?? "-",
-                    Fmt.duration(Int((running * 3600).rounded())),
-                    String(format: "%.0f %%", row.coverage * 100),
+                    key, "\(row.nodes)", Fmt.bytes(row.avgSavedBytes),
+                    Fmt.bytes(row.peakSavedBytes) + (row.peakBasis.map { $0 == .samples ? "" : "*" } ?? ""),
+                    Display.number(row.savedGiBHours), Display.number(row.ksmdCPUHours),
+                    row.avgKsmdCPUCores.map { Fmt.percent($0 * 100) } ?? "-", Fmt.number(row.efficiencyGiBPerCore),
+                    Display.hours(running), Display.fraction(row.coverage),
                 ])
             }
             func label(_ row: SavingsRow) -> String {
@@ -96,6 +95,11 @@ extension ReportCommand {
             for row in r.rows { add(row, key: label(row)) }
             add(r.total, key: "TOTAL")
             out += t.render()
+            if (r.rows + [r.total]).contains(where: { $0.peakBasis != nil && $0.peakBasis != .samples }) {
+                out +=
+                    "\n\n* peak from rollups (periods over 24 h): the higher of the highest sum of hourly (daily) averages and"
+                    + " the highest single-node peak, a lower bound of the peak at one moment (docs/numbers.md)"
+            }
             let gappy = r.rows.filter { !$0.gaps.isEmpty }
             if !gappy.isEmpty {
                 out += "\n\nGaps (no data; not counted as zero):"

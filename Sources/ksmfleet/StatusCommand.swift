@@ -10,6 +10,7 @@ struct FleetStatus: Codable, Equatable {
         var id: String
         var name: String
         var online: Bool
+        var connection: NodeConnection
         var lastSeenAt: Date?
         var phase: KSMPhase?
         var phaseReason: String?
@@ -22,31 +23,37 @@ struct FleetStatus: Codable, Equatable {
 
     var nodes: Int
     var online: Int
+    /// Not reporting: agent stopped cleanly, or silent (offline), or never reported.
     var offline: Int
+    var agentStopped: Int
     /// Nodes per last reported phase; nodes that never reported count as `unknown`.
     var phases: [String: Int]
     var driftNodes: Int
-    /// Sum over online nodes of their last sample's saved bytes.
+    /// Sum over online nodes of their last sample's saved bytes (`FleetNow`, as the server computed it).
     var savedBytes: Int64
     /// Sum over online nodes of their last sample's ksmd CPU (% of one CPU).
     var ksmdCPUPercent: Double
+    /// Sum of the last saved bytes of the nodes that are not reporting (shown apart).
+    var lastKnownSavedBytesNotReporting: Int64
     /// Nodes that are offline, drifting or failed to apply, with why.
     var attention: [Attention]
 
-    init(_ list: [NodeInfo]) {
+    init(_ list: [NodeInfo], summary: FleetNow? = nil) {
+        let now = summary ?? FleetNow.of(list)
         nodes = list.count
-        online = list.filter(\.online).count
-        offline = nodes - online
+        online = now.online
+        offline = nodes - online - now.agentStopped
+        agentStopped = now.agentStopped
         phases = Dictionary(grouping: list, by: { $0.phase?.rawValue ?? "unknown" }).mapValues(\.count)
         driftNodes = list.filter(\.drift).count
-        let live = list.filter(\.online).compactMap(\.lastSample)
-        savedBytes = live.reduce(0) { $0 + $1.savedBytes }
-        ksmdCPUPercent = live.reduce(0) { $0 + ($1.ksmdCPUPercent ?? 0) }
+        savedBytes = now.savedBytes
+        ksmdCPUPercent = now.ksmdCPUPercent
+        lastKnownSavedBytesNotReporting = now.lastKnownSavedBytesNotReporting
         attention = list.filter { !$0.online || $0.drift || $0.applyError != nil }
             .sorted { ($0.name, $0.id) < ($1.name, $1.id) }
             .map {
                 Attention(
-                    id: $0.id, name: $0.name, online: $0.online, lastSeenAt: $0.lastSeenAt, phase: $0.phase,
+                    id: $0.id, name: $0.name, online: $0.online, connection: $0.connection, lastSeenAt: $0.lastSeenAt, phase: $0.phase,
                     phaseReason: $0.phaseReason, drift: $0.drift, driftReason: $0.driftReason,
                     applyError: $0.applyError, desiredGeneration: $0.config.generation,
                     appliedGeneration: $0.appliedGeneration)
@@ -63,31 +70,40 @@ struct StatusCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await global.run { session in
-            let list = try await session.client.listNodes().nodes
-            let status = FleetStatus(list)
+            let reply = try await session.client.listNodes()
+            let list = reply.nodes
+            let status = FleetStatus(list, summary: reply.summary)
             if session.json {
                 try printJSON(status)
                 return
             }
             var kv = KeyValues()
-            kv.add("Nodes", "\(status.nodes) (\(status.online) online, \(status.offline) offline)")
+            kv.add(
+                "Nodes",
+                "\(status.nodes) (\(status.online) online, \(status.agentStopped) agent stopped, \(status.offline) offline)")
             let phaseOrder = KSMPhase.allCases.map(\.rawValue) + ["unknown"]
             let phases = phaseOrder.compactMap { p in status.phases[p].map { "\(p) \($0)" } }
             kv.add("Phases", phases.isEmpty ? "-" : phases.joined(separator: ", "))
             kv.add("Drift", status.driftNodes == 0 ? "none" : "\(status.driftNodes) node(s) lag their desired config")
             kv.add("Memory saved", "\(Fmt.bytes(status.savedBytes)) (online nodes, last samples)")
+            if status.online < status.nodes {
+                kv.add(
+                    "Not reporting",
+                    "\(Fmt.bytes(status.lastKnownSavedBytesNotReporting)) at their last report"
+                        + " (\(status.agentStopped) agent stopped, \(status.offline) offline; not counted above)")
+            }
             kv.add("ksmd CPU", "\(Fmt.percent(status.ksmdCPUPercent)) of one CPU (sum over online nodes)")
             print(kv.render())
             if !list.isEmpty {
                 print("")
                 var t = Table(
                     [
-                        ("NAME", .left), ("ONLINE", .left), ("PHASE", .left), ("SAVED", .right), ("KSMD CPU", .right),
+                        ("NAME", .left), ("STATE", .left), ("PHASE", .left), ("SAVED", .right), ("KSMD CPU", .right),
                         ("WHY", .left),
                     ])
                 for n in list.sorted(by: { ($0.name, $0.id) < ($1.name, $1.id) }) {
                     t.add([
-                        n.name, n.online ? "yes" : "no", Fmt.phase(n),
+                        n.name, Fmt.connection(n), Fmt.phaseShown(n),
                         n.lastSample.map { Fmt.bytes($0.savedBytes) } ?? "-",
                         Fmt.percent(n.lastSample?.ksmdCPUPercent), n.phaseReason ?? "-",
                     ])
@@ -98,7 +114,9 @@ struct StatusCommand: AsyncParsableCommand {
                 print("\nNeeds attention:")
                 for a in status.attention {
                     var why: [String] = []
-                    if !a.online { why.append("offline, last seen \(Fmt.dateAgo(a.lastSeenAt))") }
+                    if !a.online {
+                        why.append("\(a.connection.describe(lastSeenAgo: nil)), last reported \(Fmt.dateAgo(a.lastSeenAt))")
+                    }
                     if a.drift {
                         why.append(
                             "drift: "

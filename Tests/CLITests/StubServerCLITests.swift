@@ -12,7 +12,8 @@ struct StubServerCLITests {
             id: "n-1", name: "web-1", machineId: "m", labels: [:], kernel: "6.8", memTotalBytes: 1 << 34, numaNodes: 1,
             ksmFeatures: [], agentVersion: "t", registeredAt: Date(timeIntervalSince1970: 1_700_000_000),
             lastSeenAt: nil,
-            online: true, config: config, phase: nil, phaseReason: nil, appliedGeneration: generation, applyError: nil,
+            online: true, connection: .online, config: config, phase: nil, phaseReason: nil,
+            appliedGeneration: generation, applyError: nil,
             drift: false, driftReason: nil, lastSample: nil)
         return String(decoding: try StrictJSON.encoder().encode(node), as: UTF8.self)
     }
