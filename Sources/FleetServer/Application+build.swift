@@ -34,6 +34,7 @@ public func buildApplication(_ config: ServerConfig) async throws -> some Applic
     let services: [any Service] = [
         // ---- Background services (rollups, retention) register here, one line each: ----
         RollupService(state: state),
+        ShutdownLogService(logger: logger),
     ]
 
     let onRunning = config.onServerRunning

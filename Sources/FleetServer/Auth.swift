@@ -42,7 +42,12 @@ struct Auth: Sendable {
         return bytes.isEmpty ? nil : String(Substring(bytes))
     }
 
-    func principal(_ request: Request) async throws -> Principal {
+    /// Which credential a route takes, so that a refusal speaks of the credential that was tried.
+    enum Expecting: Sendable {
+        case admin, node, nodeOrAdmin
+    }
+
+    func principal(_ request: Request, expecting: Expecting = .nodeOrAdmin) async throws -> Principal {
         guard let token = Self.bearer(request) else {
             throw APIError.unauthorized("missing token: send 'Authorization: Bearer <token>'")
         }
@@ -54,12 +59,29 @@ struct Auth: Sendable {
             known.remember(hash, node: node, ifStill: generation)
             return .node(node)
         }
-        throw APIError.unauthorized("wrong token (unknown, rotated by a re-registration, or its node was deleted)")
+        if try await database.isEnrollmentToken(hash: hash) {
+            throw APIError.forbidden(
+                "this is an enrollment token: it only registers nodes (POST /api/v1/register); "
+                    + (expecting == .node ? "this route needs the node's own token" : "this route needs the admin token"))
+        }
+        switch expecting {
+        case .admin:
+            throw APIError.unauthorized(
+                "wrong admin token: it is not this server's admin token (the server keeps it in "
+                    + "<data-dir>/server/admin-token, or it was set with KSMFLEET_ADMIN_TOKEN)")
+        case .node:
+            throw APIError.unauthorized(
+                "wrong node token (unknown, rotated by a re-registration, or its node was deleted)")
+        case .nodeOrAdmin:
+            throw APIError.unauthorized(
+                "wrong token: neither this server's admin token nor a current node token (node tokens are "
+                    + "rotated by a re-registration and end with their node)")
+        }
     }
 
     @discardableResult
     func requireAdmin(_ request: Request) async throws -> Principal {
-        let p = try await principal(request)
+        let p = try await principal(request, expecting: .admin)
         guard p == .admin else { throw APIError.forbidden("this needs the admin token") }
         return p
     }
@@ -76,7 +98,7 @@ struct Auth: Sendable {
 
     /// The node `nodeId` itself (admins may not push samples for a node).
     func requireNode(_ request: Request, nodeId: String) async throws {
-        let p = try await principal(request)
+        let p = try await principal(request, expecting: .node)
         switch p {
         case .node(let id) where id == nodeId: return
         case .node(let id): throw APIError.forbidden("a node token may only touch its own node (\(id))")

@@ -29,6 +29,15 @@ extension FleetDatabase {
             expiresAt: Time.date(row["expires_at"] as Int64?), revokedAt: Time.date(row["revoked_at"] as Int64?))
     }
 
+    /// Whether `hash` is the hash of an enrollment token (active or not), so that a refusal can
+    /// say what kind of credential was sent.
+    public func isEnrollmentToken(hash: String) async throws -> Bool {
+        try await pool.read { db in
+            try Bool.fetchOne(
+                db, sql: "SELECT EXISTS (SELECT 1 FROM enrollment_tokens WHERE token_hash = ?)", arguments: [hash]) ?? false
+        }
+    }
+
     /// Every enrollment token (without secrets), oldest first.
     public func enrollmentTokens() async throws -> [EnrollmentTokenInfo] {
         try await pool.read { db in

@@ -79,6 +79,7 @@ struct ServerCommand: AsyncParsableCommand {
             })
         let app = try await buildApplication(config)
         try await app.runService()
+        Logger(label: "ksmfleet-server").notice("ksmfleet-server stopped")
     }
 
     /// Each waiting long-poll holds a socket: allow as many as the hard limit permits.

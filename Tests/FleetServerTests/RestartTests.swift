@@ -59,6 +59,9 @@ import Testing
         try db.close()
         await second.stop()
         #expect(second.terminationStatus == 0, "SIGTERM is a graceful shutdown: \(second.output())")
+        // The log says so (it said nothing before).
+        #expect(second.output().contains("shutting down"), "\(second.output())")
+        #expect(second.output().contains("ksmfleet-server stopped"), "\(second.output())")
     }
 
     @Test func theAdminTokenIsGeneratedOnceWrittenWithMode0600AndKept() async throws {

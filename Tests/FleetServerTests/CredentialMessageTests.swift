@@ -1,0 +1,73 @@
+import FleetAPI
+import FleetClient
+import FleetTestSupport
+import Foundation
+import KSMCore
+import Testing
+
+/// A refusal speaks of the credential that was tried (issue: a wrong admin token got the
+/// message written for node tokens, and an enrollment token used as admin got 401, not 403).
+@Suite struct CredentialMessageTests {
+    @Test func eachWrongCredentialGetsItsOwnMessageAndStatus() async throws {
+        let h = try await Harness.start()
+        defer { Task { await h.finish() } }
+        let (reg, node) = try await h.register()
+
+        let wrongAdmin = try Fixtures.client(h.server.baseURL, token: "ka_not-the-admin-token")
+        let (s1, e1) = try #require(await apiError { _ = try await wrongAdmin.listNodes() })
+        #expect(s1 == 401 && e1.error.code == "unauthorized")
+        #expect(e1.error.message.contains("admin token"), "\(e1.error.message)")
+        #expect(!e1.error.message.contains("re-registration"), "not the node-token message: \(e1.error.message)")
+
+        let enrollment = try await h.server.makeEnrollmentToken()
+        let asAdmin = try Fixtures.client(h.server.baseURL, token: enrollment)
+        let (s2, e2) = try #require(await apiError { _ = try await asAdmin.listNodes() })
+        #expect(s2 == 403 && e2.error.code == "forbidden", "docs/cli.md: not an admin token is 403 (\(s2))")
+        #expect(e2.error.message.contains("enrollment token"), "\(e2.error.message)")
+
+        // A node route with an unknown token speaks of node tokens.
+        let stale = try Fixtures.client(h.server.baseURL, token: "kn_stale")
+        let batch = SampleBatch(samples: [])
+        let (s3, e3) = try #require(await apiError { _ = try await stale.pushSamples(nodeId: reg.nodeId, batch) })
+        #expect(s3 == 401)
+        #expect(e3.error.message.contains("node token"), "\(e3.error.message)")
+
+        // A node token on an admin route: 403, it is a real credential of another kind.
+        let (s4, e4) = try #require(await apiError { _ = try await node.listNodes() })
+        #expect(s4 == 403, "\(e4.error.message)")
+    }
+}
+
+/// The agent's goodbye: the node is "agent stopped" at once, not online for another minute.
+@Suite struct GoodbyeTests {
+    @Test func aGoodbyeSampleMarksTheNodeAgentStoppedAtOnce() async throws {
+        let h = try await Harness.start()
+        defer { Task { await h.finish() } }
+        let (reg, node) = try await h.register()
+        var batch = Fixtures.batch(1...3)
+        _ = try await node.pushSamples(nodeId: reg.nodeId, batch)
+        #expect(try await h.admin.node(reg.nodeId).connection == .online)
+        batch = Fixtures.batch(4...4)
+        batch.samples[0].agentStopped = true
+        batch.samples[0].phaseReason = "agent stopped: left KSM running (run=1), 100 pages still merged"
+        _ = try await node.pushSamples(nodeId: reg.nodeId, batch)
+        let info = try await h.admin.node(reg.nodeId)
+        #expect(info.connection == .agentStopped)
+        #expect(!info.online)
+        #expect(info.lastSample?.agentStopped == true)
+        let list = try await h.admin.listNodes()
+        #expect(list.summary?.agentStopped == 1 && list.summary?.online == 0)
+        #expect(list.summary?.savedBytes == 0)
+        #expect(list.summary?.lastKnownSavedBytesNotReporting == info.lastSample?.savedBytes)
+        // The stored row ends the node's data there.
+        let db = try h.database()
+        defer { try? db.close() }
+        let history = try #require(
+            try await db.history(
+                nodeId: reg.nodeId, since: Date(timeIntervalSince1970: 1_790_000_000),
+                until: Date(timeIntervalSince1970: 1_790_000_000 + 3600), resolution: .raw))
+        #expect(history.samples?.count == 4)
+        // Data ends at the goodbye (t = 80 s): no 60 s tail after it.
+        #expect(history.gaps.first?.from == Date(timeIntervalSince1970: 1_790_000_080), "\(history.gaps)")
+    }
+}
