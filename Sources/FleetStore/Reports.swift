@@ -80,7 +80,7 @@ extension FleetDatabase {
     /// registration, or from its first data when history predates the registration (replayed).
     static func existence(_ db: Database, node: ReportNode, period: Interval, now: Double) throws -> Interval? {
         var firstData: Double?
-        if node.registeredAt > period.from {
+        if node.registeredAt > period.from - ReportPolicy.default.maxGapSeconds {
             firstData = try Self.firstData(db, nodeId: node.id)
         }
         return ReportMath.existence(

@@ -331,12 +331,16 @@ public enum ReportMath {
         return best
     }
 
-    /// The part of `period` a node existed and time has passed: from its registration (or its
-    /// first data, when history predates the registration) to its deletion, and never past `now`.
+    /// The part of `period` a node existed and time has passed: from its registration to its
+    /// deletion, and never past `now`. The start is its first data instead when that predates
+    /// the registration (replayed history) or follows it within `setupSeconds` (an agent
+    /// registers, then takes its first sample: that moment is set-up, not a gap).
     public static func existence(
-        registeredAt: Double, firstData: Double?, deletedAt: Double?, period: Interval, now: Double
+        registeredAt: Double, firstData: Double?, deletedAt: Double?, period: Interval, now: Double,
+        setupSeconds: Double = ReportPolicy.default.maxGapSeconds
     ) -> Interval? {
-        let start = min(registeredAt, firstData ?? registeredAt)
+        var start = registeredAt
+        if let first = firstData, first < registeredAt || first - registeredAt <= setupSeconds { start = first }
         let iv = Interval(max(period.from, start), min(period.to, deletedAt ?? period.to, now))
         return iv.length > 0 ? iv : nil
     }

@@ -50,7 +50,9 @@ public struct RandomFleet {
             let gapless = Int.random(in: 0..<3, using: &rng) == 0
             let step = Double(Int.random(in: 1...90, using: &rng))
             let end = min(now, deletedAt ?? now)
-            var t = registeredAt
+            // The first sample follows the registration after a set-up delay (sometimes too long).
+            let setup = Int.random(in: 0..<3, using: &rng) == 0 ? Double(Int.random(in: 0...400, using: &rng)) : 0
+            var t = registeredAt + setup
             var samples: [ReportSample] = []
             var saved = Int64.random(in: 0...(1 << 32), using: &rng)
             while t <= end {
@@ -72,7 +74,7 @@ public struct RandomFleet {
             nodes.append(
                 RandomNode(
                     registeredAt: registeredAt, deletedAt: deletedAt, samples: samples,
-                    gapless: gapless && gaplessHolds && deletedAt == nil))
+                    gapless: gapless && gaplessHolds && deletedAt == nil && setup <= policy.maxGapSeconds))
         }
         return RandomFleet(period: period, now: now, nodes: nodes)
     }
