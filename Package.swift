@@ -128,7 +128,11 @@ let package = Package(
             swiftSettings: swiftSettings),
         .testTarget(
             name: "FleetServerTests",
-            dependencies: ["FleetTestSupport", "FleetServer", "FleetStore", "FleetClient", "FleetAPI", "KSMCore", "TestSupport"],
+            dependencies: [
+                "FleetTestSupport", "FleetServer", "FleetStore", "FleetClient", "FleetAPI", "KSMCore", "TestSupport",
+                // Raw SQL on a stopped server's database file (RestartTests).
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "FleetAgentTests",
