@@ -1,7 +1,8 @@
 # ksmfleet: `make run` and `make test` are the two commands on a fresh machine.
 SHELL := /bin/bash
 SWIFT ?= swift
-APT_PACKAGES := libsqlite3-dev libcurl4-openssl-dev
+# bsdutils: util-linux's `script`, the pseudo-terminal of the CLI's prompt test.
+APT_PACKAGES := libsqlite3-dev libcurl4-openssl-dev bsdutils
 DATA_DIR ?= $(CURDIR)/data
 PORT ?= 8080
 
