@@ -6,7 +6,7 @@ APT_PACKAGES := libsqlite3-dev libcurl4-openssl-dev bsdutils
 DATA_DIR ?= $(CURDIR)/data
 PORT ?= 8080
 
-.PHONY: run test deps build release agent-static test-swift test-schemathesis test-dashboard bench bench-server bench-agent bench-report clean
+.PHONY: run test deps build release agent-static test-swift test-metrics test-schemathesis test-dashboard bench bench-server bench-agent bench-report clean
 
 ## Install the system libraries the build links against (sudo only when not root).
 deps:
@@ -28,6 +28,7 @@ run: build
 test: deps
 	$(SWIFT) build --build-tests
 	$(MAKE) test-swift
+	$(MAKE) test-metrics
 	$(MAKE) test-schemathesis
 	$(MAKE) test-dashboard
 
@@ -41,6 +42,10 @@ KERNEL_SUITES := ^KernelTests\.|\.RealKernelAgentTests
 test-swift:
 	$(SWIFT) test --skip-build --no-parallel --skip '$(KERNEL_SUITES)' 2>&1 | tee .build/swift-test.log; exit $${PIPESTATUS[0]}
 	$(SWIFT) test --skip-build --no-parallel --filter '$(KERNEL_SUITES)' 2>&1 | tee .build/swift-kernel-test.log; exit $${PIPESTATUS[0]}
+
+## /metrics of the built server through `promtool check metrics`.
+test-metrics:
+	BIN="$$($(SWIFT) build --show-bin-path)" ./scripts/metrics-check.sh
 
 test-schemathesis:
 	@if [ -x scripts/schemathesis.sh ]; then BIN="$$($(SWIFT) build --show-bin-path)" ./scripts/schemathesis.sh; fi
