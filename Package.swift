@@ -27,7 +27,7 @@ let package = Package(
     targets: [
         // Pure domain: config model, presets, validation, tuner step, throttle machine, savings math.
         .target(name: "KSMCore", swiftSettings: swiftSettings),
-        // The kernel edge: sysfs/procfs reader and writer, fake kernel, unmerge protocol.
+        // The kernel edge: sysfs/procfs reader and writer, unmerge protocol.
         .target(
             name: "KSMNode",
             dependencies: ["KSMCore", .product(name: "Logging", package: "swift-log")],
@@ -100,8 +100,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings),
-        // Shared test helpers: the kernel-test lock, sysfs snapshot/restore, mergeable buffers,
-        // paths of the built executables.
+        // Shared test helpers: the fake kernel, the kernel-test lock, sysfs snapshot/restore,
+        // mergeable buffers, paths of the built executables.
         .target(
             name: "TestSupport",
             dependencies: ["KSMCore", "KSMNode"],
@@ -128,7 +128,11 @@ let package = Package(
             swiftSettings: swiftSettings),
         .testTarget(
             name: "FleetServerTests",
-            dependencies: ["FleetTestSupport", "FleetServer", "FleetStore", "FleetClient", "FleetAPI", "KSMCore", "TestSupport"],
+            dependencies: [
+                "FleetTestSupport", "FleetServer", "FleetStore", "FleetClient", "FleetAPI", "KSMCore", "TestSupport",
+                // Raw SQL on a stopped server's database file (RestartTests).
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "FleetAgentTests",
