@@ -2,6 +2,7 @@ import FleetAPI
 import FleetStore
 import Foundation
 import Hummingbird
+import KSMCore
 import Prometheus
 import Synchronization
 
@@ -46,6 +47,11 @@ final class ServerMetrics: Sendable {
     private let duplicateCounter: Counter
     private let nodesGauge: Gauge
     private let waitersGauge: Gauge
+    /// The fleet "now" (`FleetNow`), the same figures as the API, CLI and dashboard show.
+    private let fleetSaved: Gauge
+    private let fleetNotReportingSaved: Gauge
+    private let fleetCPU: Gauge
+    private let nodesByConnection: [NodeConnection: Gauge]
     /// The per-node series as of the last scrape, by node id. Held for the whole scrape (update
     /// and emit), so one scrape never sees another's half-updated values.
     private let nodeSeries = Mutex([String: NodeSeries]())
@@ -60,6 +66,27 @@ final class ServerMetrics: Sendable {
             descriptor: MetricNameDescriptor(
                 namespace: "ksmfleet", subsystem: "config", metricName: "waiters", unitName: "",
                 helpText: "Config long-polls waiting now"))
+        fleetSaved = registry.makeGauge(
+            descriptor: MetricNameDescriptor(
+                namespace: "ksmfleet", subsystem: "fleet", metricName: "saved", unitName: "bytes",
+                helpText: "Memory KSM saves now on the nodes that are reporting (sum of their last samples)"))
+        fleetNotReportingSaved = registry.makeGauge(
+            descriptor: MetricNameDescriptor(
+                namespace: "ksmfleet", subsystem: "fleet", metricName: "not_reporting_saved", unitName: "bytes",
+                helpText: "Last reported saving of the nodes that are not reporting (agent stopped or offline)"))
+        fleetCPU = registry.makeGauge(
+            descriptor: MetricNameDescriptor(
+                namespace: "ksmfleet", subsystem: "fleet", metricName: "ksmd_cpu", unitName: "percent",
+                helpText: "ksmd CPU now on the nodes that are reporting, % of one CPU, summed"))
+        var byConnection: [NodeConnection: Gauge] = [:]
+        for c in NodeConnection.allCases {
+            byConnection[c] = registry.makeGauge(
+                descriptor: MetricNameDescriptor(
+                    namespace: "ksmfleet", metricName: "nodes_by_connection", unitName: "",
+                    helpText: "Nodes by connection: online, agentStopped, offline, never"),
+                labels: [("connection", c.rawValue)])
+        }
+        nodesByConnection = byConnection
     }
 
     func record(route: String, method: String, status: Int, duration: Duration) {
@@ -105,6 +132,15 @@ final class ServerMetrics: Sendable {
             }
             nodesGauge.set(to: Double(nodes.count))
             waitersGauge.set(to: Double(waiting))
+            let fleet = FleetNow.of(nodes)
+            fleetSaved.set(to: Double(fleet.savedBytes))
+            fleetNotReportingSaved.set(to: Double(fleet.lastKnownSavedBytesNotReporting))
+            fleetCPU.set(to: fleet.ksmdCPUPercent)
+            let counts: [NodeConnection: Int] = [
+                .online: fleet.online, .agentStopped: fleet.agentStopped, .offline: fleet.offline,
+                .never: fleet.neverReported,
+            ]
+            for (c, gauge) in nodesByConnection { gauge.set(to: Double(counts[c] ?? 0)) }
             return registry.emitToString()
         }
     }
@@ -174,7 +210,12 @@ struct NodeFamily: Sendable {
         .gauge("seconds_since_last_seen", "Seconds since the node was last heard from") { n, now in
             n.lastSeenAt.map { max(0, now.timeIntervalSince($0)) }
         },
-        .gauge("online", "1 when the node was seen within the offline threshold") { n, _ in n.online ? 1 : 0 },
+        .gauge("online", "1 when the node was seen within the offline threshold and its agent did not stop") { n, _ in
+            n.online ? 1 : 0
+        },
+        .gauge("agent_stopped", "1 when the node's agent said goodbye on a clean stop (its figures are the last ones)") {
+            n, _ in n.connection == .agentStopped ? 1 : 0
+        },
         .gauge("config_generation_desired", "Desired config generation") { n, _ in Double(n.config.generation) },
         .gauge("config_generation_applied", "Config generation the agent reports as applied") { n, _ in
             n.appliedGeneration.map(Double.init)

@@ -15,7 +15,7 @@ import Testing
         NodeInfo(
             id: id, name: name, machineId: "m-\(id)", labels: [:], kernel: "6.8", memTotalBytes: 1 << 34, numaNodes: 1,
             ksmFeatures: [], agentVersion: "t", registeredAt: now.addingTimeInterval(-600),
-            lastSeenAt: now.addingTimeInterval(-30), online: true,
+            lastSeenAt: now.addingTimeInterval(-30), online: true, connection: .online,
             config: NodeConfig(generation: 1, config: .standardDefault), phase: sample?.phase,
             phaseReason: sample?.phaseReason, appliedGeneration: sample?.appliedGeneration, applyError: nil,
             drift: false, driftReason: nil, lastSample: sample)
@@ -43,6 +43,23 @@ import Testing
         #expect(m.values["ksmfleet_samples_duplicate_total"] == 1)
         #expect(m.values["ksmfleet_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"}"] == 1)
         #expect(m.node("ksmfleet_node_seconds_since_last_seen", id: "n1", node: "web-1") == 30)
+    }
+
+    @Test func fleetFiguresAreTheFleetNowFiguresAndStoppedAgentsShowApart() {
+        let metrics = ServerMetrics()
+        var stopped = node("n2", "b")
+        stopped.connection = .agentStopped
+        stopped.online = false
+        let nodes = [node("n1", "a"), stopped]
+        let m = MetricsText(metrics.render(nodes: nodes, waiting: 0, now: now))
+        let fleet = FleetNow.of(nodes)
+        #expect(m.values["ksmfleet_fleet_saved_bytes"] == Double(fleet.savedBytes))
+        #expect(m.values["ksmfleet_fleet_not_reporting_saved_bytes"] == Double(fleet.lastKnownSavedBytesNotReporting))
+        #expect(fleet.lastKnownSavedBytesNotReporting > 0)
+        #expect(m.values["ksmfleet_nodes_by_connection{connection=\"agentStopped\"}"] == 1)
+        #expect(m.values["ksmfleet_nodes_by_connection{connection=\"online\"}"] == 1)
+        #expect(m.node("ksmfleet_node_agent_stopped", id: "n2", node: "b") == 1)
+        #expect(m.node("ksmfleet_node_online", id: "n2", node: "b") == 0)
     }
 
     @Test func theCountersCarryTheAgentsTotalsAndFollowAReboot() {
