@@ -525,17 +525,8 @@ struct DashboardController<Context: RequestContext>: Sendable {
                 run: run, mode: mode, thresCoef: thres, mergeAcrossNodes: merge, parameters: params,
                 clear: form.mergeAcrossNodes.isEmpty ? ["mergeAcrossNodes"] : nil)
             do {
-                let change = try await state.database.updateConfig(
-                    nodeId: node.id, ifMatch: expected, actor: "dashboard", action: "patch"
-                ) { base throws(ConfigValidationError) in try patch.applied(to: base) }
+                let change = try await state.patchConfig(node: node, patch, ifMatch: expected, actor: "dashboard")
                 guard change.changed else { return Self.redirect("/nodes/\(HTML.q(node.id))?unchanged=1") }
-                state.waiters.notify(change.nodeId, config: change.after)
-                state.logger.info(
-                    "config changed from the dashboard",
-                    metadata: [
-                        "node": "\(change.nodeId)", "name": "\(node.name)", "generation": "\(change.after.generation)",
-                        "changes": "\(change.changes.joined(separator: "; "))",
-                    ])
                 return Self.redirect("/nodes/\(HTML.q(node.id))?saved=\(change.after.generation)")
             } catch StoreError.invalidConfig(let e) {
                 for issue in e.issues where errors[issue.field] == nil { errors[issue.field] = issue.message }
