@@ -31,7 +31,9 @@ extension ServerState {
     }
 
     /// PATCH: the fields `patch` names replace the node's, the rest stay (audit action "patch").
-    func patchConfig(node: StoredNode, _ patch: ConfigPatch, ifMatch: Int64?, actor: String) async throws -> ConfigChange {
+    func patchConfig(node: StoredNode, _ patch: ConfigPatch, ifMatch: Int64?, actor: String) async throws
+        -> ConfigChange
+    {
         try await changeConfig(node: node, ifMatch: ifMatch, actor: actor, action: "patch") {
             base throws(ConfigValidationError) in try patch.applied(to: base)
         }
