@@ -124,4 +124,62 @@ import Testing
             try templates.render("no-such-page", frame: frame, page: NoPageData())
         }
     }
+
+    /// The optional fields, in `value` and below, that share their name with a field of a value
+    /// around them: Mustache would show the outer one's value when the inner one is nil.
+    static func shadowingOptionals(_ value: Any, path: String = "page", enclosing: Set<String> = ["frame", "page"])
+        -> [String]
+    {
+        let mirror = Mirror(reflecting: value)
+        if mirror.displayStyle == .collection {
+            return mirror.children.flatMap { shadowingOptionals($0.value, path: path + "[]", enclosing: enclosing) }
+        }
+        guard mirror.displayStyle == .struct else { return [] }
+        let labels = Set(mirror.children.compactMap(\.label))
+        var found: [String] = []
+        for child in mirror.children {
+            guard let label = child.label else { continue }
+            let inner = Mirror(reflecting: child.value)
+            if inner.displayStyle == .optional {
+                if enclosing.contains(label) { found.append("\(path).\(label)") }
+                if let wrapped = inner.children.first?.value {
+                    found += shadowingOptionals(wrapped, path: "\(path).\(label)", enclosing: enclosing.union(labels))
+                }
+            } else {
+                found += shadowingOptionals(child.value, path: "\(path).\(label)", enclosing: enclosing.union(labels))
+            }
+        }
+        return found
+    }
+
+    @Test func noOptionalFieldIsShadowedByAnEnclosingOne() {
+        let row = SavingsRow(
+            key: "n-a", name: "alpha", nodes: 1, avgSavedBytes: nil, peakSavedBytes: nil, savedGiBHours: 0,
+            ksmdCPUHours: 0, avgKsmdCPUCores: 0.1, efficiencyGiBPerCore: nil, avgNetProfitBytes: nil, phaseHours: [:],
+            dataHours: 0, periodHours: 1, coverage: 0, gaps: [])
+        let report = SavingsReport(
+            since: Self.now, until: Self.now, by: .node, label: nil, generatedAt: Self.now, rows: [row], total: row,
+            maxGapSeconds: 0)
+        let query = ReportQuery(since: "-24h", until: "now", by: "node", label: nil, now: Self.now)
+        let pages: [Any] = [
+            OverviewPage(
+                nodes: Self.fleet, last24h: report, last30d: report, series: [], seriesFrom: Self.now, now: Self.now),
+            NodesPage(nodes: Self.fleet, filters: .init(), now: Self.now),
+            NodePage(
+                info: Self.fleet[0], form: ConfigForm(Self.fleet[0].config), errors: [:], flash: nil, range: "24h",
+                history: nil, since: Self.now, now: Self.now),
+            ReportsPage(query: query, report: report),
+            LoginPage(error: nil, loginToken: "t", next: "/"),
+            NotFoundPage(name: "x"),
+        ]
+        struct Inner { var name: String? }
+        struct Outer {
+            var name: String
+            var rows: [Inner]
+        }
+        #expect(Self.shadowingOptionals(Outer(name: "a", rows: [Inner(name: nil)])) == ["page.rows[].name"])
+        for page in pages {
+            #expect(Self.shadowingOptionals(page) == [], "\(type(of: page))")
+        }
+    }
 }

@@ -5,6 +5,11 @@ import Mustache
 /// by SwiftPM's `.embedInCode` resource rule, so the server needs no template files at run time.
 /// Mustache HTML-escapes every `{{value}}`; `{{{raw}}}` appears only for the SVG charts, which
 /// `Charts` builds and escapes itself.
+///
+/// Extending a page: add a field to its data struct and use it in its template. Mustache looks a
+/// name up in the current section's value, then in the enclosing ones (the page, the frame), and
+/// a nil optional counts as "not here": so an optional field of a row or form field must not share
+/// its name with a field of the page around it, or a nil would show the page's value instead.
 struct DashboardTemplates: Sendable {
     /// A template that did not parse, or a page template name that is not registered.
     struct TemplateError: Error, CustomStringConvertible {
