@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
     ],
     targets: [
         // Pure domain: config model, presets, validation, tuner step, throttle machine, savings math.
@@ -53,13 +54,15 @@ let package = Package(
             dependencies: [
                 "KSMCore", "FleetAPI", "FleetStore",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            // openapi.yaml is a symlink to the one at the package root, embedded in the binary.
-            resources: [.embedInCode("openapi.yaml")],
+            // openapi.yaml is a symlink to the one at the package root, embedded in the binary; so
+            // are the dashboard's templates (one `PackageResources` array per file).
+            resources: [.embedInCode("openapi.yaml"), .embedInCode("Dashboard/Templates")],
             swiftSettings: swiftSettings),
         // The one-line-per-record stderr log format of the server and the agent.
         .target(
