@@ -23,7 +23,8 @@ import Testing
             memTotalBytes: 1 << 34,
             numaNodes: 1, ksmFeatures: [], agentVersion: "test", registeredAt: now,
             lastSeenAt: now.addingTimeInterval(-30),
-            online: online, config: NodeConfig(generation: 2, config: config), phase: phase, phaseReason: "because",
+            online: online, connection: online ? .online : .offline, config: NodeConfig(generation: 2, config: config),
+            phase: phase, phaseReason: "because",
             appliedGeneration: drift ? 1 : 2, applyError: nil, drift: drift,
             driftReason: drift ? "not yet applied" : nil,
             lastSample: Fixtures.sample(1, pagesSharing: savedPages, phase: phase ?? .running, takenAt: now))
