@@ -72,9 +72,71 @@ import Testing
         #expect(page.params.map(\.name) == ["boost", "decay", "minPages", "maxPages", "sleepMsec"])
         #expect(page.params[0].error == "too big" && page.params[0].errorId == "error-parameters-boost")
         #expect(page.mode.options.filter(\.selected).map(\.value) == ["throttle"])
-        #expect(page.ranges.map(\.current) == [false, true, false])
+        #expect(page.ranges.map(\.current) == [false, false, false, true, false])
+        #expect(NodePage.resolution("6h") == .raw && NodePage.resolution("24h") == .raw)
+        #expect(NodePage.resolution("7d") == .hour)
         #expect(page.base == "/nodes/n-charlie" && page.labels == "rack=r2")
         #expect(NodePage.span("7d") == 7 * 86400 && NodePage.span("junk") == 86400)
+    }
+
+    @Test func aNodeThatIsNotReportingShowsItsLastFiguresAsSuch() {
+        var stopped = Self.fleet[1]
+        stopped.online = false
+        stopped.connection = .agentStopped
+        stopped.lastSeenAt = Self.now.addingTimeInterval(-300)
+        let page = NodePage(
+            info: stopped, form: ConfigForm(stopped.config), errors: [:], flash: nil, range: "24h", history: nil,
+            since: Self.now.addingTimeInterval(-86400), now: Self.now)
+        #expect(page.onlineBadge.text == "agent stopped")
+        #expect(page.phaseBadge.kind == "muted" && page.phaseBadge.text.contains("last reported"))
+        #expect(page.staleNote?.contains("agent stopped") == true || page.staleNote?.contains("The agent stopped") == true)
+        #expect(page.lastSeen.hasPrefix("last reported"))
+        let rows = NodesPage(nodes: [stopped], filters: .init(), now: Self.now).rows
+        #expect(rows.first?.live == false && rows.first?.online.text == "agent stopped")
+        #expect(rows.first?.phase.kind == "muted")
+        #expect(rows.first?.lastSeen.hasPrefix("last reported") == true)
+        let live = NodePage(
+            info: Self.fleet[1], form: ConfigForm(Self.fleet[1].config), errors: [:], flash: nil, range: "24h",
+            history: nil, since: Self.now.addingTimeInterval(-86400), now: Self.now)
+        #expect(live.staleNote == nil && live.phaseBadge.kind == "ok")
+    }
+
+    @Test func shortRangesDrawRawSamplesFromTheNodesRegistration() {
+        let born = Self.now.addingTimeInterval(-600)
+        let samples = (0..<60).map { i in
+            HistorySample(
+                seq: Int64(i), takenAt: born.addingTimeInterval(Double(i) * 10), phase: .running, phaseReason: "",
+                run: 1, pagesToScan: 100, sleepMillisecs: 20, pagesShared: 0, pagesSharing: Int64(i) * 1000,
+                pagesUnshared: 0, pagesVolatile: 0, fullScans: 0, savedBytes: Int64(i) * 4_096_000, generalProfit: nil,
+                memTotalBytes: 1 << 34, memAvailableBytes: 1 << 33, ksmdCPUPercent: 5, ksmdCPUSeconds: nil,
+                appliedGeneration: 1, applyError: nil)
+        }
+        let history = HistoryResponse(
+            nodeId: "n-alpha", name: "alpha", since: Self.now.addingTimeInterval(-86400), until: Self.now,
+            resolution: .raw, samples: samples, gaps: [], existence: TimeRange(from: born, to: Self.now))
+        let page = NodePage(
+            info: Self.fleet[1], form: ConfigForm(Self.fleet[1].config), errors: [:], flash: nil, range: "24h",
+            history: history, since: Self.now.addingTimeInterval(-86400), now: Self.now)
+        #expect(page.historyNote.hasPrefix("Raw samples"))
+        #expect(page.historyNote.contains("since the node registered"))
+        // One point per sample: the ramp is drawn, not one hourly dot.
+        #expect(page.savedChart.components(separatedBy: ",").count > 50)
+        // No "no data" shading before the node existed.
+        #expect(!page.savedChart.contains("no data"))
+        // Thinning keeps the highest value of each slice.
+        let many = (0..<5000).map { Charts.Point(t: Double($0), v: $0 == 2500 ? 99 : 1) }
+        let thinned = NodePage.rawPoints(
+            many.map { p in
+                HistorySample(
+                    seq: Int64(p.t), takenAt: Date(timeIntervalSince1970: p.t), phase: .running, phaseReason: "", run: 1,
+                    pagesToScan: 0, sleepMillisecs: 0, pagesShared: 0, pagesSharing: 0, pagesUnshared: 0,
+                    pagesVolatile: 0, fullScans: 0, savedBytes: Int64(p.v), generalProfit: nil, memTotalBytes: 0,
+                    memAvailableBytes: 0, ksmdCPUPercent: nil, ksmdCPUSeconds: nil, appliedGeneration: nil,
+                    applyError: nil)
+            }, from: 0, to: 5000
+        ) { Double($0.savedBytes) }
+        #expect(thinned.count <= NodePage.maxPoints)
+        #expect(thinned.contains { $0.v == 99 })
     }
 
     @Test func reportQueryFallsBackToTheLastWeekWithAReason() {

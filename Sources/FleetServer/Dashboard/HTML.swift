@@ -30,29 +30,19 @@ enum HTML {
         return s.addingPercentEncoding(withAllowedCharacters: allowed) ?? ""
     }
 
-    static func bytes(_ v: Double?) -> String {
-        guard let v else { return "—" }
-        let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
-        var x = v
-        var i = 0
-        while abs(x) >= 1024 && i < units.count - 1 {
-            x /= 1024
-            i += 1
-        }
-        return ReportTime.decimal(x, places: i == 0 ? 0 : (abs(x) < 10 ? 2 : 1)) + " " + units[i]
-    }
+    // Figures are written as everywhere else (`Display`, docs/numbers.md): three significant
+    // digits, never a bare 0 for a value that is not zero. "—" where there is no value.
+
+    static func bytes(_ v: Double?) -> String { v.map(Display.bytes) ?? "—" }
 
     static func bytes(_ v: Int64?) -> String { bytes(v.map(Double.init)) }
 
-    static func percent(_ v: Double?, places: Int = 1) -> String {
-        guard let v else { return "—" }
-        return ReportTime.decimal(v, places: places) + " %"
-    }
+    static func percent(_ v: Double?) -> String { v.map(Display.percent) ?? "—" }
 
-    static func num(_ v: Double?, places: Int = 2) -> String {
-        guard let v else { return "—" }
-        return ReportTime.decimal(v, places: places)
-    }
+    static func num(_ v: Double?) -> String { v.map { Display.number($0) } ?? "—" }
+
+    /// A coverage fraction 0…1 as "99.97 %", never rounded up to 100 %.
+    static func fraction(_ v: Double?) -> String { v.map(Display.fraction) ?? "—" }
 
     static func int(_ v: Int64?) -> String {
         guard let v else { return "—" }

@@ -32,14 +32,45 @@ struct NodePage: Sendable {
         var current: Bool
     }
 
-    /// The history ranges the page offers: (query value, label, seconds).
-    static let ranges: [(value: String, label: String, span: TimeInterval)] = [
-        ("24h", "24 h", 86400), ("7d", "7 days", 7 * 86400), ("30d", "30 days", 30 * 86400),
+    /// The history ranges the page offers: (query value, label, seconds, resolution). Up to a day
+    /// the charts draw the raw samples (a merge ramp or a prune shows as it happened); longer
+    /// ranges draw hourly rollups.
+    static let ranges: [(value: String, label: String, span: TimeInterval, resolution: HistoryResolution)] = [
+        ("1h", "1 h", 3600, .raw), ("6h", "6 h", 6 * 3600, .raw), ("24h", "24 h", 86400, .raw),
+        ("7d", "7 days", 7 * 86400, .hour), ("30d", "30 days", 30 * 86400, .hour),
     ]
 
     /// The span of a `range` query value (24 hours for an unknown one).
     static func span(_ range: String) -> TimeInterval {
         ranges.first { $0.value == range }?.span ?? 86400
+    }
+
+    /// The resolution a `range` is drawn at.
+    static func resolution(_ range: String) -> HistoryResolution {
+        ranges.first { $0.value == range }?.resolution ?? .raw
+    }
+
+    /// At most this many points per chart: more raw samples are thinned to the highest value
+    /// per equal slice of time (a peak is never thinned away).
+    static let maxPoints = 1500
+
+    /// Raw samples as chart points, thinned to `maxPoints` by the highest value per slice.
+    static func rawPoints(_ samples: [HistorySample], from: Double, to: Double, value: (HistorySample) -> Double?)
+        -> [Charts.Point]
+    {
+        let points = samples.compactMap { s in value(s).map { Charts.Point(t: s.takenAt.timeIntervalSince1970, v: $0) } }
+        guard points.count > maxPoints, to > from else { return points }
+        let slice = (to - from) / Double(maxPoints)
+        var out: [Charts.Point] = []
+        for p in points {
+            let k = ((p.t - from) / slice).rounded(.down)
+            if let last = out.last, ((last.t - from) / slice).rounded(.down) == k {
+                if p.v > last.v { out[out.count - 1].v = p.v }
+            } else {
+                out.append(p)
+            }
+        }
+        return out
     }
 
     var name: String
@@ -62,6 +93,12 @@ struct NodePage: Sendable {
     var labels: String
     var onlineBadge: Badge
     var lastSeen: String
+    /// Set when the node is not reporting: the counters are the last ones it sent.
+    var staleNote: String?
+    /// The node's config says run: the side-channel note warns that KSM is on, not that it is off.
+    var ksmOn: Bool
+    /// What the history charts show: "raw samples" or "hourly averages", and from when.
+    var historyNote: String
     var applyError: String?
     var formGeneration: String
     /// The error of the form as a whole (a conflicting edit).
@@ -92,7 +129,7 @@ struct NodePage: Sendable {
         nodeId = n.id
         base = "/nodes/" + HTML.q(n.id)
         self.flash = flash
-        phaseBadge = Badge.phase(n.phase)
+        phaseBadge = Badge.phase(n.phase, live: n.online)
         phaseReason = n.phaseReason ?? "no sample yet"
         driftBadge = Badge.drift(n)
         drifting = n.drift
@@ -126,8 +163,20 @@ struct NodePage: Sendable {
         labels =
             n.labels.isEmpty
             ? "—" : n.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
-        onlineBadge = Badge.online(n.online)
-        lastSeen = HTML.ago(n.lastSeenAt, now: now)
+        onlineBadge = Badge.connection(n.connection)
+        lastSeen = n.online || n.lastSeenAt == nil ? HTML.ago(n.lastSeenAt, now: now) : "last reported " + HTML.ago(n.lastSeenAt, now: now)
+        switch n.connection {
+        case .online, .never: staleNote = nil
+        case .agentStopped:
+            staleNote =
+                "The agent stopped \(HTML.ago(n.lastSeenAt, now: now)); these are the figures it reported last. "
+                + "The kernel keeps what it left (see the phase): nobody is watching it now."
+        case .offline:
+            staleNote =
+                "Not reporting since \(HTML.ago(n.lastSeenAt, now: now)) (no goodbye from the agent: crash, host down "
+                + "or network); these are the figures it reported last."
+        }
+        ksmOn = n.config.config.run == .run
         applyError = n.applyError
 
         formGeneration = form.generation
@@ -159,19 +208,37 @@ struct NodePage: Sendable {
         ranges = Self.ranges.map {
             RangeLink(label: $0.label, href: "\(base)?range=\($0.value)", current: $0.value == range)
         }
-        let buckets = history?.buckets ?? []
         let gaps = (history?.gaps ?? []).map { Interval($0.from.timeIntervalSince1970, $0.to.timeIntervalSince1970) }
-        let from = since.timeIntervalSince1970
+        // The axis starts when the node came to exist if that is inside the range: time before
+        // its registration is neither data nor a gap.
+        let born = history?.existence?.from.timeIntervalSince1970
+        let from = max(since.timeIntervalSince1970, born ?? since.timeIntervalSince1970)
         let to = now.timeIntervalSince1970
+        let savedPoints: [Charts.Point]
+        let cpuPoints: [Charts.Point]
+        let maxStep: Double
+        if let samples = history?.samples {
+            savedPoints = Self.rawPoints(samples, from: from, to: to) { Double($0.savedBytes) }
+            cpuPoints = Self.rawPoints(samples, from: from, to: to) { $0.ksmdCPUPercent }
+            maxStep = ReportPolicy.default.maxGapSeconds
+            historyNote =
+                "Raw samples" + (samples.count > Self.maxPoints ? " (the highest per \(Self.maxPoints)th of the range)" : "")
+        } else {
+            let buckets = history?.buckets ?? []
+            savedPoints = buckets.map { .init(t: $0.start.timeIntervalSince1970, v: $0.avgSavedBytes) }
+            cpuPoints = buckets.map { .init(t: $0.start.timeIntervalSince1970, v: $0.avgKsmdCPUPercent) }
+            maxStep = 1.5 * 3600
+            historyNote = "Hourly averages"
+        }
+        if let born, born > since.timeIntervalSince1970 {
+            historyNote += ", since the node registered (\(HTML.time(Date(timeIntervalSince1970: born))))"
+        }
         savedChart = Charts.line(
-            id: "chart-node-saved", title: "Memory saved",
-            points: buckets.map { .init(t: $0.start.timeIntervalSince1970, v: $0.avgSavedBytes) }, gaps: gaps,
-            from: from,
-            to: to, maxStep: 1.5 * 3600, color: "#2563eb", unit: { HTML.bytes($0) }, binary: true)
+            id: "chart-node-saved", title: "Memory saved", points: savedPoints, gaps: gaps, from: from, to: to,
+            maxStep: maxStep, color: "#2563eb", unit: { HTML.bytes($0) }, binary: true)
         cpuChart = Charts.line(
-            id: "chart-node-cpu", title: "ksmd CPU",
-            points: buckets.map { .init(t: $0.start.timeIntervalSince1970, v: $0.avgKsmdCPUPercent) }, gaps: gaps,
-            from: from, to: to, maxStep: 1.5 * 3600, color: "#d97706", unit: { HTML.percent($0, places: 1) })
+            id: "chart-node-cpu", title: "ksmd CPU", points: cpuPoints, gaps: gaps, from: from, to: to,
+            maxStep: maxStep, color: "#d97706", unit: { HTML.percent($0) })
     }
 }
 
@@ -199,7 +266,9 @@ extension DashboardController {
         let now = Date()
         let range = HTTP.query(request, "range") ?? "24h"
         let since = now.addingTimeInterval(-NodePage.span(range))
-        let history = try await state.database.history(nodeId: info.id, since: since, until: now, resolution: .hour)
+        let history = try await state.database.history(
+            nodeId: info.id, since: since, until: now, resolution: NodePage.resolution(range), maxSamples: 100_000,
+            now: now)
         let page = NodePage(
             info: info, form: form, errors: errors, flash: flash, range: range, history: history, since: since, now: now
         )

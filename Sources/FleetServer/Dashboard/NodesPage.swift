@@ -38,6 +38,8 @@ struct NodesPage: Sendable {
         var phase: Badge
         var phaseReason: String
         var online: Badge
+        /// Reporting now; otherwise the row's figures are the last ones it reported (shown muted).
+        var live: Bool
         var drift: Badge
         var driftReason: String
         var runMode: String
@@ -113,7 +115,7 @@ struct NodesPage: Sendable {
         }
         func plain(_ title: String) -> Column { Column(title: title, href: nil, num: false, arrow: "") }
         columns = [
-            sortable("Node", "name"), plain("Labels"), sortable("Phase", "phase"), plain("Online"), plain("Drift"),
+            sortable("Node", "name"), plain("Labels"), sortable("Phase", "phase"), plain("State"), plain("Drift"),
             plain("Run / mode"), sortable("Saved now", "saved", num: true), sortable("ksmd CPU", "cpu", num: true),
             sortable("Last seen", "seen"),
         ]
@@ -121,11 +123,13 @@ struct NodesPage: Sendable {
             let labels = n.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
             return Row(
                 name: n.name, id: n.id, href: "/nodes/" + HTML.q(n.id), labels: labels.isEmpty ? nil : labels,
-                phase: Badge.phase(n.phase), phaseReason: n.phaseReason ?? "", online: Badge.online(n.online),
+                phase: Badge.phase(n.phase, live: n.online), phaseReason: n.phaseReason ?? "",
+                online: Badge.connection(n.connection), live: n.online,
                 drift: Badge.drift(n), driftReason: n.driftReason ?? "",
                 runMode: "\(n.config.config.run.rawValue) / \(n.config.config.mode.rawValue)",
                 saved: HTML.bytes(n.lastSample?.savedBytes), cpu: HTML.percent(n.lastSample?.ksmdCPUPercent),
-                lastSeen: HTML.ago(n.lastSeenAt, now: now))
+                lastSeen: n.online || n.lastSeenAt == nil
+                    ? HTML.ago(n.lastSeenAt, now: now) : "last reported " + HTML.ago(n.lastSeenAt, now: now))
         }
         count = "\(nodes.count) node\(nodes.count == 1 ? "" : "s")"
     }

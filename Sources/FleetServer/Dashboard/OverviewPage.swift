@@ -1,6 +1,7 @@
 import FleetAPI
 import Foundation
 import Hummingbird
+import KSMCore
 
 /// The fleet overview (`overview.mustache`): cards with the fleet's totals, the saved-memory
 /// chart over 7 days and the nodes whose ksmd used the most CPU in the last 24 hours.
@@ -23,7 +24,11 @@ struct OverviewPage: Sendable {
     var cpuNow: String
     var cpuNowSub: String
     var online: Int
+    /// Not online: agent stopped, offline or never reported.
     var offline: Int
+    var agentStopped: Int
+    var anyAgentStopped: Bool
+    var notReporting: Int
     var registered: Int
     var drift: Int
     var anyDrift: Bool
@@ -39,21 +44,29 @@ struct OverviewPage: Sendable {
         nodes: [NodeInfo], last24h r24: SavingsReport, last30d r30: SavingsReport,
         series: [(start: Date, savedBytes: Double, cpuPercent: Double, nodes: Int)], seriesFrom from: Date, now: Date
     ) {
-        let online = nodes.filter(\.online)
-        let saved = online.compactMap { $0.lastSample?.savedBytes }.reduce(Int64(0), +)
-        let cpu = online.compactMap { $0.lastSample?.ksmdCPUPercent }.reduce(0, +)
-        savedNow = HTML.bytes(saved)
-        savedNowSub = "\(online.count) online node\(online.count == 1 ? "" : "s") reporting"
+        // The same summary as GET /nodes, `ksmfleet status` and /metrics (FleetNow).
+        let fleet = FleetNow.of(nodes)
+        let silent = fleet.agentStopped + fleet.offline
+        savedNow = HTML.bytes(fleet.savedBytes)
+        savedNowSub =
+            "\(fleet.online) online node\(fleet.online == 1 ? "" : "s") reporting"
+            + (silent == 0
+                ? ""
+                : " · not counted: \(silent) not reporting (\(fleet.agentStopped) agent stopped, \(fleet.offline) offline),"
+                    + " \(HTML.bytes(fleet.lastKnownSavedBytesNotReporting)) at their last report")
+        notReporting = silent
         saved24h = HTML.bytes(r24.total.avgSavedBytes)
         saved24hSub =
-            "\(HTML.num(r24.total.savedGiBHours, places: 1)) GiB-hours · coverage \(HTML.percent(r24.total.coverage * 100, places: 0))"
+            "\(HTML.num(r24.total.savedGiBHours)) GiB-hours · coverage \(HTML.fraction(r24.total.coverage))"
         saved30d = HTML.bytes(r30.total.avgSavedBytes)
         saved30dSub =
-            "\(HTML.num(r30.total.savedGiBHours, places: 0)) GiB-hours · coverage \(HTML.percent(r30.total.coverage * 100, places: 0))"
-        cpuNow = HTML.percent(cpu)
-        cpuNowSub = "of one CPU, summed · 24 h: \(HTML.num(r24.total.ksmdCPUHours, places: 2)) CPU-h"
-        self.online = online.count
-        offline = nodes.count - online.count
+            "\(HTML.num(r30.total.savedGiBHours)) GiB-hours · coverage \(HTML.fraction(r30.total.coverage))"
+        cpuNow = HTML.percent(fleet.ksmdCPUPercent)
+        cpuNowSub = "of one CPU, summed · 24 h: \(HTML.num(r24.total.ksmdCPUHours)) CPU-h"
+        self.online = fleet.online
+        offline = nodes.count - fleet.online
+        agentStopped = fleet.agentStopped
+        anyAgentStopped = fleet.agentStopped > 0
         registered = nodes.count
         drift = nodes.filter(\.drift).count
         anyDrift = drift > 0
@@ -74,7 +87,7 @@ struct OverviewPage: Sendable {
             TopNode(
                 href: "/nodes/" + HTML.q(row.key), name: row.name ?? row.key,
                 cpu: HTML.percent((row.avgKsmdCPUCores ?? 0) * 100), saved: HTML.bytes(row.avgSavedBytes),
-                efficiency: HTML.num(row.efficiencyGiBPerCore, places: 1))
+                efficiency: HTML.num(row.efficiencyGiBPerCore))
         }
     }
 }

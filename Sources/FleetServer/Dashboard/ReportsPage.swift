@@ -144,7 +144,7 @@ struct ReportsPage: Sendable {
         default:
             break
         }
-        let phases = r.phaseHours.sorted { $0.key < $1.key }.map { "\($0.key) \(HTML.num($0.value, places: 1)) h" }
+        let phases = r.phaseHours.sorted { $0.key < $1.key }.map { "\($0.key) \(HTML.num($0.value)) h" }
             .joined(separator: ", ")
         let gaps =
             r.gaps.isEmpty
@@ -156,10 +156,10 @@ struct ReportsPage: Sendable {
             key: r.key, isTotal: total, name: name, nameHref: href, nameMuted: muted, deleted: deleted,
             nodes: String(r.nodes),
             avgSaved: HTML.bytes(r.avgSavedBytes), peakSaved: HTML.bytes(r.peakSavedBytes),
-            gibHours: HTML.num(r.savedGiBHours, places: 1), cpuHours: HTML.num(r.ksmdCPUHours, places: 2),
-            cores: HTML.num(r.avgKsmdCPUCores, places: 3), efficiency: HTML.num(r.efficiencyGiBPerCore, places: 1),
+            gibHours: HTML.num(r.savedGiBHours), cpuHours: HTML.num(r.ksmdCPUHours),
+            cores: HTML.num(r.avgKsmdCPUCores), efficiency: HTML.num(r.efficiencyGiBPerCore),
             net: r.avgNetProfitBytes.map { HTML.bytes($0) }, phases: phases.isEmpty ? "—" : phases,
-            coverage: HTML.percent(r.coverage * 100, places: 0), gaps: gaps)
+            coverage: HTML.fraction(r.coverage), gaps: gaps)
     }
 }
 
