@@ -85,7 +85,6 @@ public actor FleetAgent {
     private let stopSignal: AsyncStream<Void>.Continuation
     private let stopSignals: AsyncStream<Void>
     private var stopping = false
-    private var memoryTrimmed = false
 
     public init(options: AgentOptions, kernel: (any KSMKernel)? = nil, logger: Logger) throws(AgentError) {
         self.options = options
@@ -174,16 +173,6 @@ public actor FleetAgent {
             group.addTask {
                 for await _ in stops { break }
                 return nil
-            }
-            if options.trimMemory {
-                // At the latest a minute after start, even if the server never answered. (The
-                // first child to return ends run(), so this one waits for cancellation.)
-                group.addTask {
-                    do { try await Task.sleep(for: .seconds(60)) } catch { return nil }
-                    await self.trimStartupMemory()
-                    while (try? await Task.sleep(for: .seconds(86_400))) != nil {}
-                    return nil
-                }
             }
             let first = await group.next() ?? nil
             group.cancelAll()
@@ -629,18 +618,7 @@ public actor FleetAgent {
         return nil
     }
 
-    /// Start-up is over (registered, config applied, samples accepted): drop its pages from the
-    /// page tables once (`ProcessMemory.trimCleanFileMappings`). Logs RSS before and after.
-    func trimStartupMemory() {
-        guard options.trimMemory, !memoryTrimmed, !Task.isCancelled else { return }
-        memoryTrimmed = true
-        // Not on the actor: the trim waits 50 ms between its two reads of smaps.
-        let logger = self.logger
-        Task.detached(priority: .background) { await StartupTrim.run(logger: logger) }
-    }
-
     private func accepted(_ ack: SampleBatchAck, batch: [StatusSample], reported: Int64, fromSpool: Bool, last: StatusSample) {
-        trimStartupMemory()
         pushBackoff.reset()
         nextPushAttempt = 0
         lastAckedSeq = ack.highestSeq

@@ -52,10 +52,9 @@ struct StandaloneCommand: AsyncParsableCommand {
     func run() async throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in StderrLogHandler(label: label, level: level) }
-        var options = StandaloneOptions(
+        let options = StandaloneOptions(
             configPath: config, interval: interval, sampleInterval: sampleInterval, restoreOnExit: process.restoreOnExit,
             unmergeTimeout: unmergeTimeout, sysfsRoot: sysfs, procRoot: proc)
-        options.trimMemory = !process.noTrimMemory
         let code = await Standalone.run(options, logger: Logger(label: "ksmfleet-agent"))
         if code != 0 { throw ExitCode(code) }
     }
