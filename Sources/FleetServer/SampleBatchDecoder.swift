@@ -3,6 +3,7 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import FleetAPI
 import KSMCore
 
 /// A hand-written, single-pass decoder for `SampleBatch`, the one body the server takes in bulk.
