@@ -1,6 +1,7 @@
 import FleetAPI
 import Foundation
 import KSMCore
+import KSMNode
 
 /// Reads a config change from a file: JSON, or the YAML subset of `ConfigFile` (`.yaml`/`.yml`),
 /// with the fields of `ConfigPatch` (unknown fields refused, with the field named).

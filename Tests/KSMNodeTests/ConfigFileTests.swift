@@ -1,6 +1,7 @@
 import FleetAPI
 import Foundation
 import KSMCore
+import KSMNode
 import Testing
 
 @Suite("Config files (JSON and the YAML subset)")
