@@ -28,7 +28,7 @@ let package = Package(
         // Pure domain: config model, presets, validation, tuner step, throttle machine, savings math.
         .target(name: "KSMCore", swiftSettings: swiftSettings),
         // The node edge: sysfs/procfs reader and writer, fake kernel, unmerge protocol, and the
-        // config files the standalone agent and the CLI read.
+        // (JSON) config files the standalone agent and the CLI read.
         .target(
             name: "KSMNode",
             dependencies: ["KSMCore", .product(name: "Logging", package: "swift-log")],

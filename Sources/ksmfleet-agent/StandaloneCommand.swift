@@ -7,7 +7,7 @@ import Logging
 struct StandaloneCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "standalone",
-        abstract: "Tune KSM on this host from a local config file (JSON or YAML), with no server.",
+        abstract: "Tune KSM on this host from a local JSON config file, with no server.",
         discussion: """
             Every interval one tuning step runs and a status line (counters, saved MiB, ksmd CPU %, \
             phase and reason) is logged to stderr. SIGUSR1 retunes at once (a kick in throttle mode); \
@@ -15,7 +15,7 @@ struct StandaloneCommand: AsyncParsableCommand {
             """)
 
     @Option(
-        name: .long, help: "The config file (.json, .yaml or .yml): the shape of a node config, without generation.")
+        name: .long, help: "The JSON config file: the shape of a node config, without generation.")
     var config: String
 
     @Option(name: .long, help: "Seconds between tuning steps.")
