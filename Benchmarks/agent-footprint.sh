@@ -48,7 +48,12 @@ cgroups=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    for c in "${cgroups[@]}"; do rmdir "$c" 2>/dev/null || true; done
+    # The agents are not this shell's children (started from $(start_agent)): wait until they
+    # are gone, or their cgroups cannot be removed.
+    for p in "${pids[@]}"; do
+        for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    done
+    for c in "${cgroups[@]}"; do rmdir "$c" 2>/dev/null || echo "could not remove $c" >&2; done
     rm -rf "$work"
 }
 trap cleanup EXIT
