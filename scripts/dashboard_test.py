@@ -203,7 +203,7 @@ def main():
         driver.find_element(By.ID, "login-submit").click()
         # The refusal is a new page: wait for it rather than read the old one.
         WebDriverWait(driver, 20).until(lambda d: d.find_elements(By.ID, "login-error"))
-        check("wrong token is refused", "not the admin token" in text("#login-error"), driver.page_source[:300])
+        check("wrong token is refused", "neither the admin token nor a live credential" in text("#login-error"), driver.page_source[:300])
         driver.find_element(By.ID, "token").send_keys(ADMIN)
         driver.find_element(By.ID, "login-submit").click()
         wait.until(lambda d: d.find_elements(By.ID, "card-saved-now"))

@@ -46,8 +46,10 @@ struct APIError: Error, HTTPResponseError, Sendable {
     /// Maps a store error to its HTTP answer.
     static func from(_ error: StoreError) -> APIError {
         switch error {
-        case .nodeNotFound, .enrollmentTokenNotFound:
+        case .nodeNotFound, .enrollmentTokenNotFound, .credentialNotFound:
             return .notFound(error.description)
+        case .credentialNameTaken:
+            return APIError(.conflict, code: "name_taken", message: error.description, field: "name")
         case .enrollmentRefused(let why):
             return .unauthorized(why)
         case .generationConflict:

@@ -16,21 +16,26 @@ public func buildApplication(_ config: ServerConfig) async throws -> some Applic
     let adminHash = try await AdminToken.settle(config, database: database, logger: logger)
     let state = ServerState(config: config, database: database, adminTokenHash: adminHash, logger: logger)
 
-    let router = Router(context: BasicRequestContext.self)
+    let router = Router(context: FleetRequestContext.self)
     // Middleware first: routes capture the middleware added before them.
     router.add(middleware: MetricsMiddleware(metrics: state.metrics))
     router.add(middleware: ErrorMiddleware())
     router.add(middleware: LogRequestsMiddleware(.debug))
 
-    OpsController(state: state).addRoutes(to: router)
-    AgentController(state: state).addRoutes(to: router)
-    NodesController(state: state).addRoutes(to: router)
-    ApplyController(state: state).addRoutes(to: router)
-    EnrollmentTokensController(state: state).addRoutes(to: router)
+    // Every route is registered through the route table (RouteTable.swift: who may do what).
+    let routes = CheckedRouter(router: router, state: state)
+    OpsController(state: state).addRoutes(to: routes)
+    AgentController(state: state).addRoutes(to: routes)
+    NodesController(state: state).addRoutes(to: routes)
+    ApplyController(state: state).addRoutes(to: routes)
+    EnrollmentTokensController(state: state).addRoutes(to: routes)
     // ---- Other features register their controllers here (one line each): ----
-    ReportsController(state: state).addRoutes(to: router)
-    try DashboardController(state: state).addRoutes(to: router)
+    ReportsController(state: state).addRoutes(to: routes)
+    CredentialsController(state: state).addRoutes(to: routes)
+    AuditController(state: state).addRoutes(to: routes)
+    try DashboardController(state: state).addRoutes(to: routes)
     // ---- end of controller registrations ----
+    try routes.verify()
     let services: [any Service] = [
         // ---- Background services (rollups, retention) register here, one line each: ----
         RollupService(state: state),

@@ -9,12 +9,11 @@ import Logging
 struct ApplyController<Context: RequestContext>: Sendable {
     let state: ServerState
 
-    func addRoutes(to router: Router<Context>) {
-        router.post("/api/v1/config/apply", use: apply)
+    func addRoutes(to router: CheckedRouter<Context>) {
+        router.on(.post, "/api/v1/config/apply", use: apply)
     }
 
     @Sendable func apply(_ request: Request, context: Context) async throws -> Response {
-        try await state.auth.requireAdmin(request)
         let body = try await HTTP.decode(ApplyRequest.self, request, limit: state.config.maxBodyBytes)
         let given = [body.nodes != nil, body.selector != nil, body.all == true].filter { $0 }.count
         guard given == 1 else {

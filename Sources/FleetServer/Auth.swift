@@ -2,25 +2,56 @@ import FleetAPI
 import Foundation
 import Synchronization
 import FleetStore
+import HTTPTypes
 import Hummingbird
+import NIOCore
 
 /// Who sent a request.
 enum Principal: Sendable, Equatable {
-    case admin
+    /// The bootstrap admin token or a named credential, with its role.
+    case credential(Credential)
     case node(String)
+
+    var role: Role? {
+        if case .credential(let c) = self { return c.role }
+        return nil
+    }
+
+    /// The name the audit trail records.
+    var name: String {
+        switch self {
+        case .credential(let c): c.name
+        case .node(let id): "node:\(id)"
+        }
+    }
+
+    var credentialId: String? {
+        if case .credential(let c) = self { return c.id }
+        return nil
+    }
 }
 
-/// Bearer-token checks. The admin token's hash is held in memory; node tokens are looked up by
-/// hash (an indexed read) and remembered, so a busy agent costs no query per request. Every
-/// registration (token rotation) and node deletion forgets them all. Secrets are never logged.
+/// The principal of the request being handled (set by `CheckedRouter` around the handler).
+enum Caller {
+    @TaskLocal static var current: Principal?
+}
+
+/// Bearer-token checks. The bootstrap admin token's hash is held in memory; node tokens are
+/// looked up by hash (an indexed read) and remembered, so a busy agent costs no query per
+/// request. Every registration (token rotation) and node deletion forgets them all. Named
+/// credentials are looked up on every request (so a revocation or expiry takes effect at once).
+/// Secrets are never logged.
 struct Auth: Sendable {
     let database: FleetDatabase
     let adminTokenHash: String
+    /// `--metrics-public`: `/metrics` needs no credential.
+    let metricsPublic: Bool
     private let known = NodeTokenCache()
 
-    init(database: FleetDatabase, adminTokenHash: String) {
+    init(database: FleetDatabase, adminTokenHash: String, metricsPublic: Bool = false) {
         self.database = database
         self.adminTokenHash = adminTokenHash
+        self.metricsPublic = metricsPublic
     }
 
     /// Forget every remembered node token (call after a registration or a deletion).
@@ -42,19 +73,30 @@ struct Auth: Sendable {
         return bytes.isEmpty ? nil : String(Substring(bytes))
     }
 
-    /// Which credential a route takes, so that a refusal speaks of the credential that was tried.
-    enum Expecting: Sendable {
-        case admin, node, nodeOrAdmin
+    /// The credential a token is (bootstrap admin or a live named credential), or nil.
+    func credential(token: String) async throws -> Credential? {
+        let hash = Secrets.hash(token)
+        if Secrets.constantTimeEqual(hash, adminTokenHash) { return .bootstrap }
+        return try await database.credential(forTokenHash: hash)
     }
 
-    func principal(_ request: Request, expecting: Expecting = .nodeOrAdmin) async throws -> Principal {
+    /// Whether a credential id (from a dashboard session) is still valid, with its current role.
+    func credential(id: String) async throws -> Credential? {
+        if id == Credential.bootstrap.id { return .bootstrap }
+        return try await database.credential(id: id)
+    }
+
+    /// Who a bearer token is; throws 401 for an unknown token and 403 for an enrollment token.
+    /// `access` only shapes the refusal's message.
+    func principal(_ request: Request, for access: Access) async throws -> Principal {
         guard let token = Self.bearer(request) else {
             throw APIError.unauthorized("missing token: send 'Authorization: Bearer <token>'")
         }
         let hash = Secrets.hash(token)
-        if Secrets.constantTimeEqual(hash, adminTokenHash) { return .admin }
+        if Secrets.constantTimeEqual(hash, adminTokenHash) { return .credential(.bootstrap) }
         if let node = known.node(for: hash) { return .node(node) }
         let generation = known.generation
+        if let c = try await database.credential(forTokenHash: hash) { return .credential(c) }
         if let node = try await database.nodeID(forTokenHash: hash) {
             known.remember(hash, node: node, ifStill: generation)
             return .node(node)
@@ -62,37 +104,161 @@ struct Auth: Sendable {
         if try await database.isEnrollmentToken(hash: hash) {
             throw APIError.forbidden(
                 "this is an enrollment token: it only registers nodes (POST /api/v1/register); "
-                    + (expecting == .node ? "this route needs the node's own token" : "this route needs the admin token"))
+                    + (access == .node ? "this route needs the node's own token" : "this route needs \(Self.needs(access))"))
         }
-        switch expecting {
-        case .admin:
-            throw APIError.unauthorized(
-                "wrong admin token: it is not this server's admin token (the server keeps it in "
-                    + "<data-dir>/server/admin-token, or it was set with KSMFLEET_ADMIN_TOKEN)")
+        switch access {
         case .node:
             throw APIError.unauthorized(
                 "wrong node token (unknown, rotated by a re-registration, or its node was deleted)")
-        case .nodeOrAdmin:
+        case .nodeOrRole:
             throw APIError.unauthorized(
-                "wrong token: neither this server's admin token nor a current node token (node tokens are "
-                    + "rotated by a re-registration and end with their node)")
+                "wrong token: neither a credential of this server (admin token or named credential) nor a current "
+                    + "node token (node tokens are rotated by a re-registration and end with their node)")
+        default:
+            throw APIError.unauthorized(
+                "wrong token: it is neither this server's admin token (kept in <data-dir>/server/admin-token, or set "
+                    + "with KSMFLEET_ADMIN_TOKEN) nor a live named credential (revoked or expired ones stop working)")
         }
     }
 
-    @discardableResult
-    func requireAdmin(_ request: Request) async throws -> Principal {
-        let p = try await principal(request, expecting: .admin)
-        guard p == .admin else { throw APIError.forbidden("this needs the admin token") }
-        return p
+    static func needs(_ access: Access) -> String {
+        switch access {
+        case .role(let r), .nodeOrRole(let r): "a credential with the \(r.rawValue) role or above"
+        case .metrics: "a credential with the viewer role or above"
+        case .node: "the node's own token"
+        case .anyone, .enrollment: "no credential"
+        }
     }
 
-    /// The node `nodeId` itself (admins may not push samples for a node).
-    func requireNode(_ request: Request, nodeId: String) async throws {
-        let p = try await principal(request, expecting: .node)
-        switch p {
-        case .node(let id) where id == nodeId: return
-        case .node(let id): throw APIError.forbidden("a node token may only touch its own node (\(id))")
-        case .admin: throw APIError.forbidden("samples are pushed with the node's own token")
+    /// THE role check: whether `principal` (nil: no credential) may call a route with `access`
+    /// on node `nodeId` (the path's `:id`, when it has one). The API and the dashboard both ask
+    /// this; nothing else decides.
+    func allows(_ access: Access, _ principal: Principal?, nodeId: String?) -> Bool {
+        switch access {
+        case .anyone, .enrollment: return true
+        case .metrics: return metricsPublic || (principal?.role ?? nil).map { $0 >= .viewer } == true
+        case .role(let needed): return (principal?.role).map { $0 >= needed } == true
+        case .node:
+            if case .node(let id) = principal { return nodeId == nil || id == nodeId }
+            return false
+        case .nodeOrRole(let needed):
+            if case .node(let id) = principal { return nodeId == nil || id == nodeId }
+            return (principal?.role).map { $0 >= needed } == true
+        }
+    }
+
+    /// Checks a request against its route's access: returns who it is (nil for routes anyone may
+    /// call without sending a credential), or throws 401/403 as JSON.
+    func check(_ spec: RouteSpec, _ request: Request, nodeId: String?) async throws -> Principal? {
+        switch spec.access {
+        case .anyone, .enrollment: return nil
+        case .metrics where metricsPublic: return nil
+        default: break
+        }
+        let principal = try await principal(request, for: spec.access)
+        guard allows(spec.access, principal, nodeId: nodeId) else {
+            switch (principal, spec.access) {
+            case (.node(let id), .node), (.node(let id), .nodeOrRole):
+                throw APIError.forbidden("a node token may only touch its own node (\(id))")
+            case (.credential, .node):
+                throw APIError.forbidden("samples are pushed with the node's own token")
+            case (.node, _):
+                throw APIError.forbidden("a node token only serves its agent; this route needs \(Self.needs(spec.access))")
+            case (.credential(let c), _):
+                throw APIError.forbidden(
+                    "the credential '\(c.name)' has the \(c.role.rawValue) role; this route needs \(Self.needs(spec.access))")
+            }
+        }
+        return principal
+    }
+}
+
+/// The server's request context: Hummingbird's basic one plus the peer's address (for the
+/// audit trail's "from where").
+public struct FleetRequestContext: RequestContext, RemoteAddressRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let remoteAddress: SocketAddress?
+
+    public init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+        self.remoteAddress = source.channel.remoteAddress
+    }
+}
+
+/// The client's address for the audit trail: the peer's, or, when the peer is a proxy the
+/// operator named as trusted (`--trusted-proxy`), the last X-Forwarded-For entry not itself a
+/// trusted proxy.
+enum ClientAddress {
+    static let forwardedFor = HTTPField.Name("X-Forwarded-For")
+
+    static func of(_ request: Request, context: some RequestContext, trustedProxies: Set<String>) -> String? {
+        let peer = (context as? any RemoteAddressRequestContext)?.remoteAddress?.ipAddress
+        guard let peer, trustedProxies.contains(peer), let name = forwardedFor else { return peer }
+        // Several X-Forwarded-For fields read as one list, in order.
+        let forwarded = request.headers[values: name].joined(separator: ",")
+        let hops = forwarded.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        return hops.last(where: { !trustedProxies.contains($0) }) ?? peer
+    }
+}
+
+/// Registers routes only through the route table: each handler runs after `Auth.check` with the
+/// caller set for the audit trail (`AuditContext`). `verify()` (at startup) fails when a
+/// registered route has no table entry or a table entry was never registered.
+final class CheckedRouter<Context: RequestContext> {
+    let router: Router<Context>
+    let state: ServerState
+    private var registered: [String] = []
+    private var missing: [String] = []
+
+    init(router: Router<Context>, state: ServerState) {
+        self.router = router
+        self.state = state
+    }
+
+    struct TableError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// The table entry for a route, recorded as registered (nil when there is none).
+    func spec(_ method: HTTPRequest.Method, _ path: String) -> RouteSpec? {
+        guard let spec = RouteTable.spec(method, path) else {
+            missing.append("\(method.rawValue) \(path)")
+            return nil
+        }
+        registered.append(spec.key)
+        return spec
+    }
+
+    /// An API route: JSON 401/403 before the handler runs.
+    func on(
+        _ method: HTTPRequest.Method, _ path: String,
+        use handler: @escaping @Sendable (Request, Context) async throws -> Response
+    ) {
+        guard let spec = spec(method, path) else { return }
+        let state = self.state
+        router.on(RouterPath(path), method: method) { request, context in
+            let principal = try await state.auth.check(spec, request, nodeId: context.parameters.get("id"))
+            let who = AuditWho(
+                name: principal?.name ?? "anonymous", credentialId: principal?.credentialId,
+                source: state.clientAddress(request, context: context))
+            return try await Caller.$current.withValue(principal) {
+                try await AuditContext.$current.withValue(who) { try await handler(request, context) }
+            }
+        }
+    }
+
+    /// Throws unless every registration had a table entry and every entry was registered once.
+    func verify() throws {
+        if !missing.isEmpty {
+            throw TableError(description: "routes without an entry in RouteTable: \(missing.joined(separator: ", "))")
+        }
+        let expected = RouteTable.routes.map(\.key)
+        let unregistered = expected.filter { !registered.contains($0) }
+        let twice = Dictionary(grouping: registered, by: { $0 }).filter { $0.value.count > 1 }.keys
+        if !unregistered.isEmpty || !twice.isEmpty || Set(expected).count != expected.count {
+            throw TableError(
+                description: "RouteTable and the registered routes differ: never registered \(unregistered), "
+                    + "registered twice \(Array(twice))")
         }
     }
 }

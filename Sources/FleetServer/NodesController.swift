@@ -9,14 +9,14 @@ import Logging
 struct NodesController<Context: RequestContext>: Sendable {
     let state: ServerState
 
-    func addRoutes(to router: Router<Context>) {
-        router.get("/api/v1/nodes", use: list)
-        router.get("/api/v1/nodes/:id", use: show)
-        router.delete("/api/v1/nodes/:id", use: delete)
-        router.put("/api/v1/nodes/:id/labels", use: setLabels)
-        router.put("/api/v1/nodes/:id/config", use: putConfig)
-        router.patch("/api/v1/nodes/:id/config", use: patchConfig)
-        router.post("/api/v1/nodes/:id/kick", use: kick)
+    func addRoutes(to router: CheckedRouter<Context>) {
+        router.on(.get, "/api/v1/nodes", use: list)
+        router.on(.get, "/api/v1/nodes/:id", use: show)
+        router.on(.delete, "/api/v1/nodes/:id", use: delete)
+        router.on(.put, "/api/v1/nodes/:id/labels", use: setLabels)
+        router.on(.put, "/api/v1/nodes/:id/config", use: putConfig)
+        router.on(.patch, "/api/v1/nodes/:id/config", use: patchConfig)
+        router.on(.post, "/api/v1/nodes/:id/kick", use: kick)
     }
 
     /// A live node by id or exact name, or 404.
@@ -29,7 +29,6 @@ struct NodesController<Context: RequestContext>: Sendable {
     }
 
     @Sendable func list(_ request: Request, context: Context) async throws -> Response {
-        try await state.auth.requireAdmin(request)
         var selector: [String: String]?
         if let s = HTTP.query(request, "selector") {
             do { selector = try parseSelector(s) } catch { throw HTTP.inputError(error) }
@@ -56,12 +55,10 @@ struct NodesController<Context: RequestContext>: Sendable {
     }
 
     @Sendable func show(_ request: Request, context: Context) async throws -> Response {
-        try await state.auth.requireAdmin(request)
         return try HTTP.json(state.nodeInfo(try await resolve(context)))
     }
 
     @Sendable func delete(_ request: Request, context: Context) async throws -> Response {
-        try await state.auth.requireAdmin(request)
         let node = try await resolve(context)
         let purge = try HTTP.boolQuery(request, "purgeHistory") ?? false
         try await state.database.deleteNode(nodeId: node.id, purgeHistory: purge)
@@ -74,7 +71,6 @@ struct NodesController<Context: RequestContext>: Sendable {
     }
 
     @Sendable func setLabels(_ request: Request, context: Context) async throws -> Response {
-        try await state.auth.requireAdmin(request)
         let node = try await resolve(context)
         let body = try await HTTP.decode(LabelsRequest.self, request, limit: state.config.maxBodyBytes)
         for key in body.labels.keys.sorted() {
@@ -103,7 +99,6 @@ struct NodesController<Context: RequestContext>: Sendable {
 
     /// PUT: the body is a whole `KSMConfig`, or a `NodeConfig` whose `generation` must be current.
     @Sendable func putConfig(_ request: Request, context: Context) async throws -> Response {
-        try await state.auth.requireAdmin(request)
         let node = try await resolve(context)
         let data = try await HTTP.body(request, limit: state.config.maxBodyBytes)
         var expected = try ifMatch(request)
@@ -136,7 +131,6 @@ struct NodesController<Context: RequestContext>: Sendable {
     }
 
     @Sendable func patchConfig(_ request: Request, context: Context) async throws -> Response {
-        try await state.auth.requireAdmin(request)
         let node = try await resolve(context)
         let expected = try ifMatch(request)
         let patch = try await HTTP.decode(ConfigPatch.self, request, limit: state.config.maxBodyBytes)
@@ -152,7 +146,6 @@ struct NodesController<Context: RequestContext>: Sendable {
     }
 
     @Sendable func kick(_ request: Request, context: Context) async throws -> Response {
-        try await state.auth.requireAdmin(request)
         let node = try await resolve(context)
         let config = try await state.kick(nodeId: node.id, actor: "admin")
         return try HTTP.json(KickResponse(nodeId: node.id, kickCounter: config.kickCounter, generation: config.generation))

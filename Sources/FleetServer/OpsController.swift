@@ -7,21 +7,21 @@ import Hummingbird
 struct OpsController<Context: RequestContext>: Sendable {
     let state: ServerState
 
-    func addRoutes(to router: Router<Context>) {
-        router.get("/healthz") { _, _ in try HTTP.json(["status": "ok"]) }
-        router.get("/readyz") { _, _ in
+    func addRoutes(to router: CheckedRouter<Context>) {
+        router.on(.get, "/healthz") { _, _ in try HTTP.json(["status": "ok"]) }
+        router.on(.get, "/readyz") { _, _ in
             guard await state.database.ping() else {
                 throw APIError(.serviceUnavailable, code: "not_ready", message: "the database does not answer")
             }
             return try HTTP.json(["status": "ready"])
         }
-        router.get("/metrics") { _, _ in
+        router.on(.get, "/metrics") { _, _ in
             let nodes = try await state.database.nodes().map { state.nodeInfo($0) }
             return HTTP.text(
                 state.metrics.render(nodes: nodes, waiting: state.waiters.waitingCount),
                 contentType: "text/plain; version=0.0.4; charset=utf-8")
         }
-        router.get("/openapi.yaml") { _, _ in
+        router.on(.get, "/openapi.yaml") { _, _ in
             HTTP.text(OpenAPISpec.yaml, contentType: "application/yaml; charset=utf-8")
         }
     }

@@ -21,6 +21,11 @@ public struct ServerConfig: Sendable {
     /// Largest request body accepted (413 above).
     public var maxBodyBytes: Int
     public var logLevel: Logger.Level
+    /// `--metrics-public`: serve `/metrics` without a credential (else it needs a viewer's).
+    public var metricsPublic: Bool = false
+    /// `--trusted-proxy`: addresses of reverse proxies whose `X-Forwarded-For` names the client
+    /// in the audit trail (from anyone else the header is ignored).
+    public var trustedProxies: [String] = []
     /// Called once with a newly generated admin token (first start, no token given), so the
     /// executable can print it. The token is also written to `<dataDir>/admin-token` (0600).
     public var onAdminTokenGenerated: (@Sendable (String, URL) -> Void)?

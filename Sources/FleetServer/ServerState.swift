@@ -2,6 +2,7 @@ import FleetAPI
 import FleetStore
 import KSMCore
 import Foundation
+import Hummingbird
 import Logging
 
 /// What every controller shares: the database, auth, long-poll waiters, metrics and options.
@@ -13,14 +14,21 @@ final class ServerState: Sendable {
     let waiters: ConfigWaiters
     let metrics: ServerMetrics
     let logger: Logger
+    let trustedProxies: Set<String>
 
     init(config: ServerConfig, database: FleetDatabase, adminTokenHash: String, logger: Logger) {
         self.config = config
         self.database = database
-        self.auth = Auth(database: database, adminTokenHash: adminTokenHash)
+        self.auth = Auth(database: database, adminTokenHash: adminTokenHash, metricsPublic: config.metricsPublic)
+        self.trustedProxies = Set(config.trustedProxies)
         self.waiters = ConfigWaiters()
         self.metrics = ServerMetrics()
         self.logger = logger
+    }
+
+    /// The client's address for the audit trail (`ClientAddress`).
+    func clientAddress(_ request: Request, context: some RequestContext) -> String? {
+        ClientAddress.of(request, context: context, trustedProxies: trustedProxies)
     }
 
     /// The API view of a stored node: online state and drift worked out at `now`.

@@ -53,7 +53,7 @@ extension FleetDatabase {
 
     /// Writes a new config (inside the transaction) and its audit entry; bumps the generation.
     static func storeConfig(
-        _ db: Database, nodeId: String, before: NodeConfig, config: KSMConfig, kick: Bool, actor: String,
+        _ db: Database, nodeId: String, before: NodeConfig, config: KSMConfig, kick: Bool, who: AuditWho,
         action: String, now: Date
     ) throws -> NodeConfig {
         let after = NodeConfig(
@@ -64,10 +64,10 @@ extension FleetDatabase {
                 WHERE node_id = ?
                 """,
             arguments: [
-                after.generation, after.kickCounter, try StoredJSON.encode(config), Time.ms(now), actor, nodeId,
+                after.generation, after.kickCounter, try StoredJSON.encode(config), Time.ms(now), who.name, nodeId,
             ])
         try audit(
-            db, actor: actor, nodeId: nodeId, action: action, generation: after.generation, before: before.config,
+            db, who: who, nodeId: nodeId, action: action, generation: after.generation, before: before.config,
             after: config, at: now)
         return after
     }
@@ -79,7 +79,8 @@ extension FleetDatabase {
         nodeId: String, ifMatch: Int64? = nil, actor: String = "admin", action: String,
         now: Date = Date(), _ change: @escaping @Sendable (KSMConfig) throws(ConfigValidationError) -> KSMConfig
     ) async throws -> ConfigChange {
-        try await pool.write { db in
+        let who = AuditWho.current(default: actor)
+        return try await pool.write { db in
             guard let before = try Self.fetchConfig(db, nodeId: nodeId) else { throw StoreError.nodeNotFound(nodeId) }
             if let ifMatch, ifMatch != before.generation {
                 throw StoreError.generationConflict(expected: ifMatch, current: before.generation)
@@ -94,17 +95,18 @@ extension FleetDatabase {
                 return ConfigChange(nodeId: nodeId, before: before, after: before, changes: [])
             }
             let after = try Self.storeConfig(
-                db, nodeId: nodeId, before: before, config: config, kick: false, actor: actor, action: action, now: now)
+                db, nodeId: nodeId, before: before, config: config, kick: false, who: who, action: action, now: now)
             return ConfigChange(nodeId: nodeId, before: before, after: after, changes: configDiff(before.config, config))
         }
     }
 
     /// Kick (throttle mode): bumps the kick counter and the generation, so a waiting long-poll wakes.
     public func kick(nodeId: String, actor: String = "admin", now: Date = Date()) async throws -> NodeConfig {
-        try await pool.write { db in
+        let who = AuditWho.current(default: actor)
+        return try await pool.write { db in
             guard let before = try Self.fetchConfig(db, nodeId: nodeId) else { throw StoreError.nodeNotFound(nodeId) }
             return try Self.storeConfig(
-                db, nodeId: nodeId, before: before, config: before.config, kick: true, actor: actor, action: "kick",
+                db, nodeId: nodeId, before: before, config: before.config, kick: true, who: who, action: "kick",
                 now: now)
         }
     }
@@ -116,7 +118,8 @@ extension FleetDatabase {
     public func apply(
         _ patch: ConfigPatch, to nodeIds: [String], dryRun: Bool, actor: String = "admin", now: Date = Date()
     ) async throws -> [ApplyItem] {
-        try await pool.write { db in
+        let who = AuditWho.current(default: actor)
+        return try await pool.write { db in
             let wanted = Set(nodeIds)
             var current: [String: (name: String, config: NodeConfig, json: String)] = [:]
             let rows = try Row.fetchCursor(
@@ -144,8 +147,9 @@ extension FleetDatabase {
                     """)
             let audit = try db.cachedStatement(
                 sql: """
-                    INSERT INTO audit_log (at, actor, node_id, action, generation, before_json, after_json)
-                    VALUES (?, ?, ?, 'apply', ?, ?, ?)
+                    INSERT INTO audit_log (at, actor, credential_id, source, node_id, action, generation,
+                      before_json, after_json)
+                    VALUES (?, ?, ?, ?, ?, 'apply', ?, ?, ?)
                     """)
             let at = Time.ms(now)
             var items: [ApplyItem] = []
@@ -179,8 +183,9 @@ extension FleetDatabase {
                 }
                 let after = NodeConfig(generation: before.generation + 1, kickCounter: before.kickCounter, config: config)
                 let afterJSON = try StoredJSON.encode(config)
-                try update.execute(arguments: [after.generation, afterJSON, at, actor, id])
-                try audit.execute(arguments: [at, actor, id, after.generation, beforeJSON, afterJSON])
+                try update.execute(arguments: [after.generation, afterJSON, at, who.name, id])
+                try audit.execute(
+                    arguments: [at, who.name, who.credentialId, who.source, id, after.generation, beforeJSON, afterJSON])
                 items.append(
                     ApplyItem(
                         nodeId: id, name: name, status: .changed, generation: after.generation, changes: changes,
@@ -189,35 +194,4 @@ extension FleetDatabase {
             return items
         }
     }
-
-    /// Audit entries, newest first.
-    public func auditLog(nodeId: String? = nil, limit: Int = 100) async throws -> [AuditEntry] {
-        try await pool.read { db in
-            let rows: [Row]
-            if let nodeId {
-                rows = try Row.fetchAll(
-                    db, sql: "SELECT * FROM audit_log WHERE node_id = ? ORDER BY id DESC LIMIT ?",
-                    arguments: [nodeId, limit])
-            } else {
-                rows = try Row.fetchAll(db, sql: "SELECT * FROM audit_log ORDER BY id DESC LIMIT ?", arguments: [limit])
-            }
-            return rows.map { row in
-                AuditEntry(
-                    at: Time.date(row["at"] as Int64), actor: row["actor"], nodeId: row["node_id"],
-                    action: row["action"], generation: row["generation"], beforeJSON: row["before_json"],
-                    afterJSON: row["after_json"])
-            }
-        }
-    }
-}
-
-/// One audit log entry: who changed what, when, with the config before and after (JSON).
-public struct AuditEntry: Sendable, Equatable {
-    public var at: Date
-    public var actor: String
-    public var nodeId: String
-    public var action: String
-    public var generation: Int64?
-    public var beforeJSON: String?
-    public var afterJSON: String?
 }

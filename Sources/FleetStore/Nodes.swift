@@ -77,18 +77,13 @@ extension FleetDatabase {
     }
 
     static func audit(
-        _ db: Database, actor: String, nodeId: String, action: String, generation: Int64?,
+        _ db: Database, who: AuditWho, nodeId: String, action: String, generation: Int64?,
         before: KSMConfig?, after: KSMConfig?, at: Date
     ) throws {
-        try db.execute(
-            sql: """
-                INSERT INTO audit_log (at, actor, node_id, action, generation, before_json, after_json)
-                VALUES (?, ?, ?, ?, ?, ?, ?)
-                """,
-            arguments: [
-                Time.ms(at), actor, nodeId, action, generation,
-                try before.map { try StoredJSON.encode($0) }, try after.map { try StoredJSON.encode($0) },
-            ])
+        try audit(
+            db, who: who, nodeId: nodeId, action: action, generation: generation,
+            beforeJSON: try before.map { try StoredJSON.encode($0) }, afterJSON: try after.map { try StoredJSON.encode($0) },
+            at: at)
     }
 
     /// Registers a node with an enrollment token (checked in the same transaction), or
@@ -97,7 +92,8 @@ extension FleetDatabase {
     public func register(
         _ request: RegisterRequest, enrollmentTokenHash: String, nodeTokenHash: String, now: Date = Date()
     ) async throws -> Registration {
-        try await pool.write { db in
+        let source = AuditContext.current?.source
+        return try await pool.write { db in
             guard
                 let token = try Row.fetchOne(
                     db, sql: "SELECT id, expires_at, revoked_at FROM enrollment_tokens WHERE token_hash = ?",
@@ -159,7 +155,7 @@ extension FleetDatabase {
                         """,
                     arguments: [id, try StoredJSON.encode(standard), Time.ms(now)])
                 try Self.audit(
-                    db, actor: "registration", nodeId: id, action: "create", generation: 1, before: nil,
+                    db, who: AuditWho(name: "registration", credentialId: nil, source: source), nodeId: id, action: "create", generation: 1, before: nil,
                     after: standard, at: now)
             }
             guard let node = try Self.fetchNode(db, id: id), let config = node.config else {
@@ -206,18 +202,14 @@ extension FleetDatabase {
     public func setLabels(nodeId: String, _ labels: [String: String], actor: String = "admin", now: Date = Date())
         async throws -> StoredNode
     {
-        try await pool.write { db in
+        let who = AuditWho.current(default: actor)
+        return try await pool.write { db in
             guard let before = try Self.fetchNode(db, id: nodeId) else { throw StoreError.nodeNotFound(nodeId) }
             try db.execute(
                 sql: "UPDATE nodes SET labels = ? WHERE id = ?", arguments: [try StoredJSON.encode(labels), nodeId])
-            try db.execute(
-                sql: """
-                    INSERT INTO audit_log (at, actor, node_id, action, generation, before_json, after_json)
-                    VALUES (?, ?, ?, 'labels', NULL, ?, ?)
-                    """,
-                arguments: [
-                    Time.ms(now), actor, nodeId, try StoredJSON.encode(before.labels), try StoredJSON.encode(labels),
-                ])
+            try Self.audit(
+                db, who: who, nodeId: nodeId, action: "labels", generation: nil,
+                beforeJSON: try StoredJSON.encode(before.labels), afterJSON: try StoredJSON.encode(labels), at: now)
             guard let node = try Self.fetchNode(db, id: nodeId) else { throw StoreError.nodeNotFound(nodeId) }
             return node
         }
@@ -229,11 +221,12 @@ extension FleetDatabase {
     public func deleteNode(nodeId: String, purgeHistory: Bool, actor: String = "admin", now: Date = Date())
         async throws
     {
+        let who = AuditWho.current(default: actor)
         try await pool.write { db in
             guard let node = try Self.fetchNode(db, id: nodeId) else { throw StoreError.nodeNotFound(nodeId) }
             try db.execute(sql: "DELETE FROM node_configs WHERE node_id = ?", arguments: [nodeId])
             try Self.audit(
-                db, actor: actor, nodeId: nodeId, action: purgeHistory ? "purge" : "delete",
+                db, who: who, nodeId: nodeId, action: purgeHistory ? "purge" : "delete",
                 generation: node.config?.generation, before: node.config?.config, after: nil, at: now)
             if purgeHistory {
                 let tables = try String.fetchAll(

@@ -8,6 +8,9 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     /// No live node with this id (or name).
     case nodeNotFound(String)
     case enrollmentTokenNotFound(String)
+    case credentialNotFound(String)
+    /// A live credential already has this name.
+    case credentialNameTaken(String)
     /// The enrollment token is unknown, revoked or expired.
     case enrollmentRefused(String)
     /// `If-Match` named a generation that is no longer current.
@@ -22,6 +25,9 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
                 "the database \(path) has schema version \(database), but this ksmfleet-server supports up to version \(supported); it was written by a newer server. Run that newer version (or restore a backup made for this one); refusing to start so as not to damage it"
         case .nodeNotFound(let id): return "node '\(id)' not found"
         case .enrollmentTokenNotFound(let id): return "enrollment token '\(id)' not found"
+        case .credentialNotFound(let id): return "credential '\(id)' not found"
+        case .credentialNameTaken(let name):
+            return "a live credential is already named '\(name)'; revoke it first or choose another name"
         case .enrollmentRefused(let why): return why
         case .generationConflict(let expected, let current):
             return "config generation is \(current), not \(expected): it was changed meanwhile; read it again and retry"

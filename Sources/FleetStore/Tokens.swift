@@ -10,6 +10,7 @@ extension FleetDatabase {
         let token = Secrets.newToken(.enrollment)
         let hash = Secrets.hash(token)
         let id = Secrets.newID(prefix: "e-")
+        let who = AuditWho.current(default: "admin")
         try await pool.write { db in
             try db.execute(
                 sql: """
@@ -17,6 +18,10 @@ extension FleetDatabase {
                     VALUES (?, ?, ?, ?, ?)
                     """,
                 arguments: [id, hash, description, Time.ms(now), expiresAt.map(Time.ms)])
+            let info = try Row.fetchOne(db, sql: "SELECT * FROM enrollment_tokens WHERE id = ?", arguments: [id])
+            try Self.audit(
+                db, who: who, nodeId: nil, action: "enrollment-token-create", target: id, generation: nil,
+                beforeJSON: nil, afterJSON: try info.map { try StoredJSON.encode(Self.tokenInfo($0)) }, at: now)
         }
         return EnrollmentTokenInfo(
             id: id, description: description, createdAt: Time.date(Time.ms(now)),
@@ -47,13 +52,22 @@ extension FleetDatabase {
 
     /// Revokes an enrollment token (idempotent; the first revocation time is kept).
     public func revokeEnrollmentToken(id: String, now: Date = Date()) async throws -> EnrollmentTokenInfo {
-        try await pool.write { db in
+        let who = AuditWho.current(default: "admin")
+        return try await pool.write { db in
+            let before = try Row.fetchOne(db, sql: "SELECT * FROM enrollment_tokens WHERE id = ?", arguments: [id])
             try db.execute(
                 sql: "UPDATE enrollment_tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?",
                 arguments: [Time.ms(now), id])
             guard let row = try Row.fetchOne(db, sql: "SELECT * FROM enrollment_tokens WHERE id = ?", arguments: [id])
             else { throw StoreError.enrollmentTokenNotFound(id) }
-            return Self.tokenInfo(row)
+            let after = Self.tokenInfo(row)
+            if let before, (before["revoked_at"] as Int64?) == nil {
+                try Self.audit(
+                    db, who: who, nodeId: nil, action: "enrollment-token-revoke", target: id, generation: nil,
+                    beforeJSON: try StoredJSON.encode(Self.tokenInfo(before)), afterJSON: try StoredJSON.encode(after),
+                    at: now)
+            }
+            return after
         }
     }
 

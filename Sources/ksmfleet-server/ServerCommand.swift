@@ -40,6 +40,15 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(help: "Largest request body in bytes (413 above).")
     var maxBodyBytes = 1 << 20
 
+    @Flag(help: "Serve /metrics without a credential (by default a scrape needs a viewer credential).")
+    var metricsPublic = false
+
+    @Option(
+        name: .customLong("trusted-proxy"),
+        help: "Address of a reverse proxy whose X-Forwarded-For names the client in the audit trail (repeatable; from anyone else the header is ignored)."
+    )
+    var trustedProxies: [String] = []
+
     @Option(help: ArgumentHelp("Write the bound port to this file once listening (for tests and scripts).", visibility: .hidden))
     var portFile: String?
 
@@ -62,7 +71,7 @@ struct ServerCommand: AsyncParsableCommand {
         LoggingSystem.bootstrap { label in StderrLogHandler(label: label, level: level) }
         raiseFileLimit()
         let env = ProcessInfo.processInfo.environment["KSMFLEET_ADMIN_TOKEN"]
-        let config = ServerConfig(
+        var config = ServerConfig(
             host: host, port: port, dataDir: URL(fileURLWithPath: dataDir, isDirectory: true),
             offlineAfterSeconds: offlineAfter, rawRetentionDays: rawRetentionDays,
             rollupRetentionDays: rollupRetentionDays,
@@ -77,6 +86,8 @@ struct ServerCommand: AsyncParsableCommand {
                     try? Data("\(port)\n".utf8).write(to: URL(fileURLWithPath: portFile), options: .atomic)
                 }
             })
+        config.metricsPublic = metricsPublic
+        config.trustedProxies = trustedProxies
         let app = try await buildApplication(config)
         try await app.runService()
         Logger(label: "ksmfleet-server").notice("ksmfleet-server stopped")

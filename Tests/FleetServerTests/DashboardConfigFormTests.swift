@@ -114,7 +114,7 @@ import Testing
             let db = try harness.database()
             let audit = try await db.auditLog(nodeId: reg.nodeId, limit: 1)
             try db.close()
-            #expect(audit.first?.actor == "dashboard" && audit.first?.action == "patch")
+            #expect(audit.first?.credential == "bootstrap" && audit.first?.action == "patch")
             #expect(audit.first?.generation == generation + 1)
 
             // A stale form (the generation moved on) is refused, nothing stored.

@@ -13,7 +13,11 @@ import Testing
         #expect(try await anon.send(method: "GET", path: "/readyz").status == 200)
         let (reg, node) = try await h.register(hostname: "metered")
         _ = try await node.pushSamples(nodeId: reg.nodeId, Fixtures.batch([1]))
-        let metrics = try await anon.send(method: "GET", path: "/metrics")
+        // /metrics needs a viewer credential (issue 14: it lists node names and savings).
+        let refused = try await anon.send(method: "GET", path: "/metrics")
+        #expect(refused.status == 401, "anonymous scrape: \(refused.status)")
+        #expect(errorBody(refused)?.error.code == "unauthorized")
+        let metrics = try await h.admin.send(method: "GET", path: "/metrics")
         #expect(metrics.status == 200)
         let text = metrics.text
         let m = MetricsText(text)

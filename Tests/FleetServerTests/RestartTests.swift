@@ -29,7 +29,7 @@ import Testing
         #expect(try await again.pushSamples(nodeId: reg.nodeId, Fixtures.batch([5, 6])).highestSeq == 6)
         #expect(try await second.admin.enrollmentTokens().tokens.contains { $0.id == enrollment.id })
         let audit = try await second.database().auditLog(nodeId: reg.nodeId)
-        #expect(audit.contains { $0.action == "patch" && $0.afterJSON?.contains("\"high\"") == true })
+        #expect(audit.contains { $0.action == "patch" && $0.after?.contains("\"high\"") == true })
     }
 
     /// The built binary is killed with SIGKILL right after its acknowledgement: every acknowledged

@@ -1,5 +1,6 @@
 import FleetAPI
 import FleetClient
+import FleetServer
 import FleetStore
 import FleetTestSupport
 import Foundation
@@ -11,8 +12,10 @@ struct Harness {
     let server: TestServer
     let admin: FleetClient
 
-    static func start(dataDir: URL? = nil, adminToken: String? = nil) async throws -> Harness {
-        let server = try await TestServer.start(dataDir: dataDir, adminToken: adminToken)
+    static func start(
+        dataDir: URL? = nil, adminToken: String? = nil, configure: (@Sendable (inout ServerConfig) -> Void)? = nil
+    ) async throws -> Harness {
+        let server = try await TestServer.start(dataDir: dataDir, adminToken: adminToken, configure: configure)
         return Harness(server: server, admin: try Fixtures.client(server.baseURL, token: server.adminToken))
     }
 

@@ -53,4 +53,50 @@ import Testing
             #expect(error.description.contains("version \(newer)"))
         }
     }
+
+    /// 0020_credentials rebuilds audit_log (node_id nullable, credential and source columns):
+    /// a database written before it keeps its audit rows, and its admin token hash still verifies.
+    @Test func aDatabaseFromBeforeCredentialsKeepsItsAuditTrailAndAdminToken() async throws {
+        let dir = FileManager.default.temporaryDirectory.appending(path: "ksmfleet-mig-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appending(path: "ksmfleet.sqlite").path
+        let token = "ka_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+        do {
+            let old = try DatabaseQueue(path: path)
+            try await old.write { db in
+                try db.execute(
+                    sql: "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY NOT NULL, name TEXT NOT NULL, applied_at INTEGER NOT NULL)")
+                for m in allMigrations where m.number <= 4 {
+                    try db.execute(sql: m.sql)
+                    try db.execute(
+                        sql: "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, 0)",
+                        arguments: [m.number, m.name])
+                }
+                try db.execute(
+                    sql: """
+                        INSERT INTO audit_log (at, actor, node_id, action, generation, before_json, after_json)
+                        VALUES (1000, 'dashboard', 'n-000000000001', 'patch', 2, '{"a":1}', '{"a":2}')
+                        """)
+                // The hash the hand-written SHA-256 stored for `token`.
+                try db.execute(
+                    sql: "INSERT INTO settings (key, value) VALUES ('admin_token_hash', ?)",
+                    arguments: ["877071f650b3a2ea60dfc6a721e9cd7003f211ecac0b5667cc1b061167f6866f"])
+            }
+            try old.close()
+        }
+        let db = try FleetDatabase(path: path)
+        defer { try? db.close() }
+        #expect(try await db.schemaVersion() == latestSchemaVersion)
+        let rows = try await db.auditLog(nodeId: "n-000000000001")
+        #expect(rows.count == 1)
+        #expect(rows.first?.credential == "dashboard" && rows.first?.credentialId == nil && rows.first?.source == nil)
+        #expect(rows.first?.before == #"{"a":1}"# && rows.first?.after == #"{"a":2}"# && rows.first?.generation == 2)
+        let stored = try #require(try await db.adminTokenHash())
+        #expect(Secrets.verify(token, storedHash: stored))
+        // A fleet-wide record (no node) fits the rebuilt table.
+        try await db.recordAudit(action: "login", who: AuditWho(name: "alice", credentialId: "c-1", source: "10.0.0.1"))
+        let login = try #require(try await db.auditLog(AuditFilter(action: "login")).first)
+        #expect(login.nodeId == nil && login.credential == "alice" && login.source == "10.0.0.1")
+    }
 }

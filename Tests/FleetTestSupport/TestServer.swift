@@ -32,18 +32,20 @@ public final class TestServer: Sendable {
     /// Starts a server. `dataDir` nil makes a fresh temporary directory; `adminToken` nil makes a
     /// random one. `offlineAfterSeconds` is the server's online threshold.
     public static func start(
-        dataDir: URL? = nil, port: Int = 0, adminToken: String? = nil, offlineAfterSeconds: Double = 60
+        dataDir: URL? = nil, port: Int = 0, adminToken: String? = nil, offlineAfterSeconds: Double = 60,
+        configure: (@Sendable (inout ServerConfig) -> Void)? = nil
     ) async throws -> TestServer {
         let dir = dataDir ?? makeTemporaryDirectory(prefix: "ksmfleet-server")
         let token = adminToken ?? Secrets.newToken(.admin)
         let (ports, continuation) = AsyncStream<Int>.makeStream()
-        let config = ServerConfig(
+        var config = ServerConfig(
             host: "127.0.0.1", port: port, dataDir: dir, offlineAfterSeconds: offlineAfterSeconds, adminToken: token,
             logLevel: testLogLevel(),
             onServerRunning: { port in
                 continuation.yield(port)
                 continuation.finish()
             })
+        configure?(&config)
         let app = try await buildApplication(config)
         var logger = Logger(label: "ksmfleet.test-server")
         logger.logLevel = testLogLevel()

@@ -1,5 +1,6 @@
 import FleetStore
 import Foundation
+import HTTPTypes
 import Hummingbird
 
 /// The web dashboard: server-rendered pages from Mustache templates (escaping by default), with
@@ -19,15 +20,52 @@ struct DashboardController<Context: RequestContext>: Sendable {
         self.pages = DashboardPages(templates: try DashboardTemplates())
     }
 
-    func addRoutes(to router: Router<Context>) {
-        DashboardLoginController<Context>(state: state, sessions: sessions, pages: pages).addRoutes(to: router)
-        router.get("/", use: overview)
-        router.get("/nodes", use: nodesPage)
-        router.get("/nodes/:id", use: nodePage)
-        router.post("/nodes/:id/config", use: saveConfig)
-        router.post("/nodes/:id/kick", use: kick)
-        router.get("/reports", use: reportsPage)
-        router.get("/reports/savings.csv", use: reportCSV)
+    func addRoutes(to routes: CheckedRouter<Context>) {
+        DashboardLoginController<Context>(state: state, sessions: sessions, pages: pages).addRoutes(to: self, routes)
+        route(.get, "/", routes, use: overview)
+        route(.get, "/nodes", routes, use: nodesPage)
+        route(.get, "/nodes/:id", routes, use: nodePage)
+        route(.post, "/nodes/:id/config", routes, use: saveConfig)
+        route(.post, "/nodes/:id/kick", routes, use: kick)
+        route(.get, "/reports", routes, use: reportsPage)
+        route(.get, "/reports/savings.csv", routes, use: reportCSV)
+        route(.get, "/audit", routes, use: auditPage)
+        route(.get, "/credentials", routes, use: credentialsPage)
+        route(.post, "/credentials", routes, use: createCredential)
+        route(.post, "/credentials/:id/revoke", routes, use: revokeCredential)
+    }
+
+    /// A dashboard route, through the route table like the API's: no session (or a session whose
+    /// credential was revoked or expired) goes to the login page; a role below the route's gets
+    /// the 403 page from `Auth.allows`, the same check as the API. The handler runs with the
+    /// session's credential as the caller of the audit trail.
+    func route(
+        _ method: HTTPRequest.Method, _ path: String, _ routes: CheckedRouter<Context>,
+        use handler: @escaping @Sendable (Request, Context) async throws -> Response
+    ) {
+        guard let spec = routes.spec(method, path) else { return }
+        let state = self.state, sessions = self.sessions, pages = self.pages
+        routes.router.on(RouterPath(path), method: method) { request, context in
+            if spec.access == .anyone { return try await handler(request, context) }
+            guard let session = sessions.signedIn(request),
+                let credential = try await state.auth.credential(id: session.credential.id)
+            else {
+                sessions.remove(request.cookies[DashboardSessions.cookie]?.value)
+                return DashboardPages.toLogin(request)
+            }
+            let principal = Principal.credential(credential)
+            guard state.auth.allows(spec.access, principal, nodeId: nil) else {
+                state.logger.notice(
+                    "dashboard request refused: role too low",
+                    metadata: ["credential": "\(credential.name)", "route": "\(spec.key)"])
+                return try pages.forbidden(session, needs: Auth.needs(spec.access))
+            }
+            let who = AuditWho(
+                name: credential.name, credentialId: credential.id, source: state.clientAddress(request, context: context))
+            return try await Caller.$current.withValue(principal) {
+                try await AuditContext.$current.withValue(who) { try await handler(request, context) }
+            }
+        }
     }
 
     /// The live node a dashboard URL names (by id or name), or nil.

@@ -4,7 +4,8 @@ import HTTPTypes
 import Hummingbird
 import Logging
 
-/// Dashboard sign-in and sign-out. Sign-in with the admin token gives an HTTP-only,
+/// Dashboard sign-in and sign-out. Sign-in with a credential (the bootstrap admin token or a named
+/// credential of any role; the session carries it, audited as a "login") gives an HTTP-only,
 /// SameSite=Strict session cookie (`DashboardSessions`); the login form itself is protected by a
 /// one-off token that is both a cookie (path /login) and a hidden field.
 struct DashboardLoginController<Context: RequestContext>: Sendable {
@@ -12,10 +13,10 @@ struct DashboardLoginController<Context: RequestContext>: Sendable {
     let sessions: DashboardSessions
     let pages: DashboardPages
 
-    func addRoutes(to router: Router<Context>) {
-        router.get("/login", use: loginPage)
-        router.post("/login", use: login)
-        router.post("/logout", use: logout)
+    func addRoutes(to dashboard: DashboardController<Context>, _ routes: CheckedRouter<Context>) {
+        dashboard.route(.get, "/login", routes, use: loginPage)
+        dashboard.route(.post, "/login", routes, use: login)
+        dashboard.route(.post, "/logout", routes, use: logout)
     }
 
     /// The posted login form.
@@ -49,12 +50,18 @@ struct DashboardLoginController<Context: RequestContext>: Sendable {
             return try renderLogin(request, error: "The sign-in form expired. Please try again.")
         }
         let token = (form.token ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !token.isEmpty, Secrets.constantTimeEqual(Secrets.hash(token), state.auth.adminTokenHash) else {
+        guard !token.isEmpty, let credential = try await state.auth.credential(token: token) else {
             state.logger.notice("dashboard sign-in refused: wrong token")
-            return try renderLogin(request, error: "That is not the admin token.")
+            return try renderLogin(
+                request, error: "That is neither the admin token nor a live credential (revoked or expired ones stop working).")
         }
-        let (id, _) = sessions.create()
-        state.logger.info("dashboard sign-in")
+        let (id, _) = sessions.create(credential)
+        let who = AuditWho(
+            name: credential.name, credentialId: credential.id, source: state.clientAddress(request, context: context))
+        try await state.database.recordAudit(
+            action: "login", target: credential.id, after: "{\"role\":\"\(credential.role.rawValue)\"}", who: who)
+        state.logger.info(
+            "dashboard sign-in", metadata: ["credential": "\(credential.name)", "role": "\(credential.role.rawValue)"])
         var r = DashboardPages.redirect(LoginPage.safeNext(form.next))
         r.headers[values: .setCookie].append(
             "\(DashboardSessions.cookie)=\(id); Path=/; HttpOnly; SameSite=Strict; Max-Age=\(Int(sessions.lifetime))")
@@ -69,6 +76,7 @@ struct DashboardLoginController<Context: RequestContext>: Sendable {
             return try pages.refused(session)
         }
         sessions.remove(request.cookies[DashboardSessions.cookie]?.value)
+        try await state.database.recordAudit(action: "logout", target: session.credential.id)
         var r = DashboardPages.redirect("/login")
         r.headers[values: .setCookie].append(
             "\(DashboardSessions.cookie)=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")

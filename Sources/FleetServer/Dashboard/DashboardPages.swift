@@ -16,9 +16,9 @@ struct DashboardPages: Sendable {
         _ template: String, title: String, section: PageFrame.Section, session: DashboardSession, page: Page,
         status: HTTPResponse.Status = .ok
     ) throws -> Response {
-        try render(
-            template, title: title, section: section, csrf: session.csrf, nonce: session.nonce, page: page,
-            status: status)
+        let frame = PageFrame(
+            title: title, section: section, csrf: session.csrf, nonce: session.nonce, credential: session.credential)
+        return Self.html(try templates.render(template, frame: frame, page: page), nonce: session.nonce, status: status)
     }
 
     /// A page; `csrf` nil for a visitor who is not signed in (no navigation, no logout form).
@@ -26,7 +26,7 @@ struct DashboardPages: Sendable {
         _ template: String, title: String, section: PageFrame.Section, csrf: String?, nonce: String, page: Page,
         status: HTTPResponse.Status = .ok
     ) throws -> Response {
-        let frame = PageFrame(title: title, section: section, csrf: csrf, nonce: nonce)
+        let frame = PageFrame(title: title, section: section, csrf: csrf, nonce: nonce, credential: nil)
         return Self.html(try templates.render(template, frame: frame, page: page), nonce: nonce, status: status)
     }
 
@@ -60,6 +60,23 @@ struct DashboardPages: Sendable {
         try render(
             "refused", title: "Refused", section: .none, session: session, page: NoPageData(), status: .forbidden)
     }
+}
+
+extension DashboardPages {
+    /// 403: the signed-in credential's role is below what the page or form needs.
+    func forbidden(_ session: DashboardSession, needs: String) throws -> Response {
+        try render(
+            "forbidden", title: "Not allowed", section: .none, session: session,
+            page: ForbiddenPage(name: session.credential.name, role: session.credential.role.rawValue, needs: needs),
+            status: .forbidden)
+    }
+}
+
+/// The 403 page (`forbidden.mustache`).
+struct ForbiddenPage: Sendable, Equatable {
+    var name: String
+    var role: String
+    var needs: String
 }
 
 /// The data of a page that shows nothing but its template's text.

@@ -4,11 +4,14 @@ import Hummingbird
 import Synchronization
 
 /// Dashboard sessions, kept in server memory (a restart logs everyone out): a random session id
-/// (the HTTP-only, SameSite=Strict cookie) maps to its CSRF token and expiry. Bounded in number.
+/// (the HTTP-only, SameSite=Strict cookie) maps to its CSRF token, expiry and the credential that
+/// signed in (its id, name and role: every request re-checks that the credential still works, and
+/// its role decides what the dashboard shows and accepts). Bounded in number.
 final class DashboardSessions: Sendable {
     struct Session: Sendable {
         var csrf: String
         var expires: Date
+        var credential: Credential
     }
 
     static let cookie = "ksmfleet_session"
@@ -22,8 +25,8 @@ final class DashboardSessions: Sendable {
         self.maxSessions = maxSessions
     }
 
-    /// A new session; returns (session id, CSRF token).
-    func create(now: Date = Date()) -> (id: String, csrf: String) {
+    /// A new session of `credential`; returns (session id, CSRF token).
+    func create(_ credential: Credential, now: Date = Date()) -> (id: String, csrf: String) {
         let id = Secrets.randomHex(bytes: 32)
         let csrf = Secrets.randomHex(bytes: 32)
         let lifetime = self.lifetime
@@ -33,16 +36,16 @@ final class DashboardSessions: Sendable {
             if s.count >= maxSessions, let oldest = s.min(by: { $0.value.expires < $1.value.expires }) {
                 s.removeValue(forKey: oldest.key)
             }
-            s[id] = Session(csrf: csrf, expires: now.addingTimeInterval(lifetime))
+            s[id] = Session(csrf: csrf, expires: now.addingTimeInterval(lifetime), credential: credential)
         }
         return (id, csrf)
     }
 
-    /// The live session's CSRF token; sliding expiry.
-    func csrf(for id: String?, now: Date = Date()) -> String? {
+    /// The live session; sliding expiry.
+    func session(for id: String?, now: Date = Date()) -> Session? {
         guard let id, !id.isEmpty else { return nil }
         let lifetime = self.lifetime
-        return sessions.withLock { s -> String? in
+        return sessions.withLock { s -> Session? in
             guard var session = s[id] else { return nil }
             guard session.expires > now else {
                 s.removeValue(forKey: id)
@@ -50,7 +53,7 @@ final class DashboardSessions: Sendable {
             }
             session.expires = now.addingTimeInterval(lifetime)
             s[id] = session
-            return session.csrf
+            return session
         }
     }
 
@@ -60,17 +63,18 @@ final class DashboardSessions: Sendable {
     }
 }
 
-/// A signed-in request: its session's CSRF token (for the forms on the page) and a fresh nonce
-/// for the page's inline script.
+/// A signed-in request: its session's CSRF token (for the forms on the page), a fresh nonce
+/// for the page's inline script, and the credential that signed in.
 struct DashboardSession: Sendable {
     var csrf: String
     var nonce: String
+    var credential: Credential
 }
 
 extension DashboardSessions {
     /// The request's live session, or nil (then the caller redirects to the login page).
     func signedIn(_ request: Request) -> DashboardSession? {
-        guard let csrf = csrf(for: request.cookies[Self.cookie]?.value) else { return nil }
-        return DashboardSession(csrf: csrf, nonce: DashboardPages.nonce())
+        guard let s = session(for: request.cookies[Self.cookie]?.value) else { return nil }
+        return DashboardSession(csrf: s.csrf, nonce: DashboardPages.nonce(), credential: s.credential)
     }
 }

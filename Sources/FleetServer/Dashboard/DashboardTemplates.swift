@@ -32,6 +32,10 @@ struct DashboardTemplates: Sendable {
         ("node", PackageResources.node_mustache),
         ("report-row", PackageResources.report_row_mustache),
         ("reports", PackageResources.reports_mustache),
+        ("forbidden", PackageResources.forbidden_mustache),
+        ("audit-table", PackageResources.audit_table_mustache),
+        ("audit", PackageResources.audit_mustache),
+        ("credentials", PackageResources.credentials_mustache),
     ]
 
     let library: MustacheLibrary

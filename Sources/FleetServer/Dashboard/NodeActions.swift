@@ -19,7 +19,7 @@ extension DashboardController {
         do {
             let patch = try form.patch()
             let change = try await state.patchConfig(
-                node: stored, patch, ifMatch: form.expectedGeneration, actor: "dashboard")
+                node: stored, patch, ifMatch: form.expectedGeneration, actor: session.credential.name)
             let base = "/nodes/" + HTML.q(stored.id)
             guard change.changed else { return DashboardPages.redirect(base + "?unchanged=1") }
             return DashboardPages.redirect(base + "?saved=\(change.after.generation)")
@@ -43,7 +43,7 @@ extension DashboardController {
         }
         let (raw, stored) = try await node(context)
         guard let stored else { return try notFound(raw, session: session) }
-        let config = try await state.kick(nodeId: stored.id, actor: "dashboard")
+        let config = try await state.kick(nodeId: stored.id, actor: session.credential.name)
         return DashboardPages.redirect("/nodes/\(HTML.q(stored.id))?kicked=\(config.kickCounter)")
     }
 }

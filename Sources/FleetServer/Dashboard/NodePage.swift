@@ -118,6 +118,11 @@ struct NodePage: Sendable {
     var savedChart: String
     /// SVG, built and escaped by `Charts`.
     var cpuChart: String
+    /// The node's latest audit records (filled by the handler; empty in page-data tests).
+    var audit = AuditTable(tableId: "node-audit", rows: [])
+    /// The fleet-wide audit page filtered to this node (a stored property: templates read
+    /// stored properties only).
+    var auditHref = ""
 
     /// The page for node `n` with the config `form` (its stored config, or what was posted) and
     /// its field `errors`, and its hourly `history` over [since, now) for `range`.
@@ -269,9 +274,12 @@ extension DashboardController {
         let history = try await state.database.history(
             nodeId: info.id, since: since, until: now, resolution: NodePage.resolution(range), maxSamples: 100_000,
             now: now)
-        let page = NodePage(
+        var page = NodePage(
             info: info, form: form, errors: errors, flash: flash, range: range, history: history, since: since, now: now
         )
+        page.auditHref = "/audit?node=" + HTML.q(info.id)
+        page.audit = AuditTable(
+            tableId: "node-audit", rows: try await state.database.auditLog(nodeId: info.id, limit: 20).map(AuditTable.row))
         return try pages.render("node", title: info.name, section: .nodes, session: session, page: page, status: status)
     }
 }

@@ -1,0 +1,71 @@
+import FleetAPI
+import FleetStore
+import Foundation
+import Hummingbird
+import KSMCore
+
+/// Audit records as the dashboard shows them (`audit-table.mustache`), on the audit page and
+/// the node page.
+struct AuditTable: Sendable, Equatable {
+    struct Row: Sendable, Equatable {
+        var at: String
+        var credential: String
+        var source: String
+        var action: String
+        var nodeId: String
+        var nodeHref: String?
+        var target: String
+        var before: String
+        var after: String
+    }
+    var tableId: String
+    var rows: [Row]
+
+    /// A long JSON value is cut for the table (the API has it whole).
+    static func cut(_ s: String?) -> String {
+        guard let s else { return "" }
+        return s.count > 160 ? String(s.prefix(160)) + "…" : s
+    }
+
+    static func row(_ r: AuditRecord) -> Row {
+        Row(
+            at: r.at.formatted(.iso8601), credential: r.credential, source: r.source ?? "", action: r.action,
+            nodeId: r.nodeId ?? "", nodeHref: r.nodeId.map { "/nodes/" + HTML.q($0) }, target: r.target ?? "",
+            before: cut(r.before), after: cut(r.after))
+    }
+}
+
+/// The fleet-wide audit page (`audit.mustache`): filters as typed, the matching records.
+struct AuditPage: Sendable, Equatable {
+    var node: String
+    var credential: String
+    var action: String
+    var since: String
+    var until: String
+    var filterError: String?
+    var table: AuditTable
+    var count: String
+}
+
+extension DashboardController {
+    @Sendable func auditPage(_ request: Request, context: Context) async throws -> Response {
+        guard let session = sessions.signedIn(request) else { return DashboardPages.toLogin(request) }
+        var page = AuditPage(
+            node: HTTP.query(request, "node") ?? "", credential: HTTP.query(request, "credential") ?? "",
+            action: HTTP.query(request, "action") ?? "", since: HTTP.query(request, "since") ?? "",
+            until: HTTP.query(request, "until") ?? "", filterError: nil,
+            table: AuditTable(tableId: "audit-table", rows: []), count: "")
+        var status = HTTPResponse.Status.ok
+        do {
+            var filter = try await AuditController<Context>.filter(request, state: state)
+            if HTTP.query(request, "limit") == nil { filter.limit = 500 }
+            let records = try await state.database.auditLog(filter)
+            page.table.rows = records.map(AuditTable.row)
+            page.count = "\(records.count) record\(records.count == 1 ? "" : "s") (newest first, at most \(filter.limit))"
+        } catch let e as APIError {
+            page.filterError = e.detail.message
+            status = .badRequest
+        }
+        return try pages.render("audit", title: "Audit trail", section: .audit, session: session, page: page, status: status)
+    }
+}

@@ -1,0 +1,171 @@
+import FleetAPI
+import FleetClient
+import FleetStore
+import FleetTestSupport
+import Foundation
+import KSMCore
+import Testing
+
+/// The token in the reply to create (a test failure when it is missing).
+func secret(_ info: CredentialInfo, sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
+    try #require(info.token, sourceLocation: sourceLocation)
+}
+
+/// Named credentials with roles and the audit trail (issue 14).
+@Suite struct CredentialAndAuditTests {
+    @Test func aCredentialWorksWithItsRoleUntilRevokedAndItsSecretIsOnlyStoredHashed() async throws {
+        let h = try await Harness.start()
+        defer { Task { await h.finish() } }
+        let created = try await h.admin.createCredential(CreateCredentialRequest(name: "grafana", role: .viewer))
+        let token = try #require(created.token)
+        #expect(token.hasPrefix("kc_") && created.role == .viewer && created.createdBy == "bootstrap")
+        let viewer = try Fixtures.client(h.server.baseURL, token: token)
+        #expect(try await viewer.whoami() == WhoAmI(name: "grafana", role: .viewer, credentialId: created.id))
+        _ = try await viewer.listNodes()
+        // The list never shows a secret.
+        let list = try await h.admin.credentials()
+        #expect(list.credentials.map(\.name) == ["grafana"] && list.credentials.allSatisfy { $0.token == nil })
+        // Stored hashed only.
+        let bytes = try Data(contentsOf: h.server.dataDir.appending(path: "ksmfleet.sqlite"))
+        #expect(bytes.range(of: Data(token.utf8)) == nil)
+        // One live credential per name.
+        let (status, body) = try #require(
+            await apiError { _ = try await h.admin.createCredential(CreateCredentialRequest(name: "grafana", role: .admin)) })
+        #expect(status == 409 && body.error.field == "name")
+        // Names are checked.
+        let (s2, b2) = try #require(
+            await apiError { _ = try await h.admin.createCredential(CreateCredentialRequest(name: "a b<", role: .admin)) })
+        #expect(s2 == 400 || s2 == 422)
+        #expect(b2.error.field == "name")
+        // Revoked: 401 at once.
+        _ = try await h.admin.revokeCredential(created.id)
+        let (s3, _) = try #require(await apiError { _ = try await viewer.listNodes() })
+        #expect(s3 == 401)
+    }
+
+    @Test func anExpiredCredentialStopsWorking() async throws {
+        let h = try await Harness.start()
+        defer { Task { await h.finish() } }
+        let db = try h.database()
+        defer { try? db.close() }
+        let info = try await db.createCredential(
+            name: "short", role: .admin, expiresAt: Date().addingTimeInterval(1), now: Date())
+        let client = try Fixtures.client(h.server.baseURL, token: try secret(info))
+        _ = try await client.listNodes()
+        try await Task.sleep(for: .milliseconds(1200))
+        let (status, _) = try #require(await apiError { _ = try await client.listNodes() })
+        #expect(status == 401)
+    }
+
+    @Test func auditRecordsNameTheCredentialAndWhereItCameFrom() async throws {
+        let h = try await Harness.start()
+        defer { Task { await h.finish() } }
+        let op = try await h.admin.createCredential(CreateCredentialRequest(name: "alice", role: .operator))
+        let alice = try Fixtures.client(h.server.baseURL, token: try secret(op))
+        let (reg, _) = try await h.register(hostname: "audited")
+        _ = try await alice.patchConfig(reg.nodeId, ConfigPatch(thresCoef: 33))
+        try await alice.setLabels(reg.nodeId, ["rack": "r9"])
+        _ = try await alice.kick(reg.nodeId)
+        // X-Forwarded-For is ignored: no trusted proxy was named.
+        _ = try await alice.send(
+            method: "PATCH", path: APIPaths.config(reg.nodeId), headers: ["X-Forwarded-For": "203.0.113.9", "Content-Type": "application/json"],
+            body: Data(#"{"thresCoef":34}"#.utf8))
+        try await h.admin.deleteNode(reg.nodeId)
+
+        let all = try await h.admin.audit(node: reg.nodeId)
+        #expect(all.entries.map(\.action) == ["delete", "patch", "kick", "labels", "patch", "create"])
+        let byAlice = all.entries.filter { $0.credential == "alice" }
+        #expect(byAlice.count == 4)
+        #expect(byAlice.allSatisfy { $0.credentialId == op.id && $0.source == "127.0.0.1" }, "\(byAlice)")
+        #expect(all.entries.first?.credential == "bootstrap" && all.entries.first?.credentialId == "bootstrap")
+        let labels = try #require(all.entries.first { $0.action == "labels" })
+        #expect(labels.before == "{}" && labels.after?.contains("r9") == true)
+        // Filters: credential, action, a viewer may read.
+        let viewerInfo = try await h.admin.createCredential(CreateCredentialRequest(name: "v", role: .viewer))
+        let viewer = try Fixtures.client(h.server.baseURL, token: try secret(viewerInfo))
+        let kicks = try await viewer.audit(credential: "alice", action: "kick")
+        #expect(kicks.entries.count == 1 && kicks.entries[0].nodeId == reg.nodeId)
+        #expect(try await viewer.audit(since: "2099-01-01").entries.isEmpty)
+        #expect(try await viewer.audit(limit: 2).entries.count == 2)
+        // Credential changes are audited without a node.
+        let credentialAudit = try await viewer.audit(action: "credential-create")
+        #expect(credentialAudit.entries.count == 2 && credentialAudit.entries.allSatisfy { $0.nodeId == nil })
+        #expect(credentialAudit.entries.allSatisfy { $0.credential == "bootstrap" && $0.after?.contains("kc_") == false })
+        // A bad filter is a JSON error.
+        let bad = try await viewer.send(method: "GET", path: APIPaths.audit, query: [("limit", "0")])
+        #expect(bad.status == 422 && errorBody(bad)?.error.field == "limit")
+    }
+
+    @Test func xForwardedForCountsOnlyFromANamedTrustedProxy() async throws {
+        let h = try await Harness.start(configure: { $0.trustedProxies = ["127.0.0.1"] })
+        defer { Task { await h.finish() } }
+        let (reg, _) = try await h.register(hostname: "proxied")
+        _ = try await h.admin.send(
+            method: "POST", path: APIPaths.kick(reg.nodeId), headers: ["X-Forwarded-For": "198.51.100.7, 127.0.0.1"])
+        let entry = try #require(try await h.admin.audit(action: "kick").entries.first)
+        #expect(entry.source == "198.51.100.7")
+    }
+
+    @Test func metricsNeedAViewerUnlessMadePublic() async throws {
+        let h = try await Harness.start()
+        defer { Task { await h.finish() } }
+        let anon = try Fixtures.client(h.server.baseURL, token: nil)
+        #expect(try await anon.send(method: "GET", path: "/metrics").status == 401)
+        let v = try await h.admin.createCredential(CreateCredentialRequest(name: "prometheus", role: .viewer))
+        let viewer = try Fixtures.client(h.server.baseURL, token: try secret(v))
+        #expect(try await viewer.send(method: "GET", path: "/metrics").status == 200)
+        let open = try await Harness.start(configure: { $0.metricsPublic = true })
+        defer { Task { await open.finish() } }
+        let anon2 = try Fixtures.client(open.server.baseURL, token: nil)
+        #expect(try await anon2.send(method: "GET", path: "/metrics").status == 200)
+    }
+
+    @Test func aViewerSeesTheDashboardWithoutFormsAndItsPostsAreRefused() async throws {
+        let h = try await Harness.start()
+        defer { Task { await h.finish() } }
+        let (reg, _) = try await h.register(hostname: "looked-at")
+        let v = try await h.admin.createCredential(CreateCredentialRequest(name: "colleague", role: .viewer))
+        var browser = try DashboardBrowser(h.server)
+        try await browser.signIn(adminToken: try secret(v))
+        let page = try await browser.get("/nodes/\(reg.nodeId)")
+        #expect(page.status == 200)
+        #expect(!page.text.contains("id=\"config-form\"") && !page.text.contains("id=\"save-config\""))
+        #expect(page.text.contains("id=\"read-only-note\"") && page.text.contains("colleague (viewer)"))
+        #expect(!page.text.contains("href=\"/credentials\""))
+        let post = try await browser.post("/nodes/\(reg.nodeId)/kick", [])
+        #expect(post.status == 403 && post.text.contains("viewer"))
+        #expect(try await h.admin.nodeConfig(reg.nodeId).kickCounter == 0)
+        // The sign-in is audited under the credential's name; the audit page shows it.
+        let audit = try await browser.get("/audit")
+        #expect(audit.status == 200 && audit.text.contains("colleague") && audit.text.contains(">login<"))
+        // Revoking the credential ends its session.
+        _ = try await h.admin.revokeCredential(v.id)
+        let after = try await browser.get("/nodes")
+        #expect(after.status == 303 && (after.headers["location"] ?? "").hasPrefix("/login"))
+    }
+
+    @Test func anAdminManagesCredentialsFromTheDashboardAndTheTokenIsShownOnce() async throws {
+        let h = try await Harness.start()
+        defer { Task { await h.finish() } }
+        var browser = try DashboardBrowser(h.server)
+        try await browser.signIn(adminToken: h.server.adminToken)
+        let made = try await browser.post("/credentials", [("name", "ci<bot>"), ("role", "operator"), ("expires", "")])
+        #expect(made.status == 422 && made.text.contains("id=\"credential-error\""))
+        #expect(!made.text.contains("ci<bot>"), "escaped")
+        let ok = try await browser.post("/credentials", [("name", "ci-bot"), ("role", "operator"), ("expires", "30d")])
+        #expect(ok.status == 201)
+        let range = try #require(ok.text.range(of: "id=\"new-token\">"))
+        let token = String(ok.text[range.upperBound...].prefix { $0 != "<" })
+        #expect(token.hasPrefix("kc_"))
+        let client = try Fixtures.client(h.server.baseURL, token: token)
+        #expect(try await client.whoami().role == .operator)
+        let list = try await browser.get("/credentials")
+        #expect(list.text.contains("ci-bot") && !list.text.contains(token))
+        let id = try #require(try await h.admin.credentials().credentials.first?.id)
+        let revoked = try await browser.post("/credentials/\(id)/revoke", [])
+        #expect(revoked.status == 303)
+        #expect(try await h.admin.credentials().credentials.first?.revokedAt != nil)
+        let audit = try await h.admin.audit(credential: "bootstrap")
+        #expect(Set(audit.entries.map(\.action)).isSuperset(of: ["login", "credential-create", "credential-revoke"]))
+    }
+}

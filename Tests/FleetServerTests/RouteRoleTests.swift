@@ -1,0 +1,204 @@
+import FleetAPI
+import FleetClient
+import FleetStore
+import FleetTestSupport
+import Foundation
+import KSMCore
+import Testing
+
+@testable import FleetServer
+
+/// Who may do what (issue 14): every route of the route table, called by every kind of caller.
+/// The routes come from `RouteTable.routes`, the table the server registers its routes through,
+/// so a new route is walked here as soon as it exists; the expectation is written out below on
+/// its own (role rank), not asked of `Auth`.
+@Suite(.serialized) struct RouteRoleTests {
+    enum Who: String, CaseIterable {
+        case none, viewer, `operator`, admin, node, enrollment
+
+        var role: Role? {
+            switch self {
+            case .viewer: .viewer
+            case .operator: .operator
+            case .admin: .admin
+            default: nil
+            }
+        }
+    }
+
+    /// Whether `who` may call a route with `access` (the node token is the node's own).
+    static func expectedAllowed(_ access: Access, _ who: Who, metricsPublic: Bool = false) -> Bool {
+        switch access {
+        case .anyone: return true
+        case .enrollment: return who == .enrollment
+        case .metrics: return metricsPublic || (who.role.map { $0 >= .viewer } ?? false)
+        case .role(let r): return who.role.map { $0 >= r } ?? false
+        case .node: return who == .node
+        case .nodeOrRole(let r): return who == .node || (who.role.map { $0 >= r } ?? false)
+        }
+    }
+
+    struct Tokens {
+        var viewer: String
+        var `operator`: String
+        var admin: String
+        var enrollment: String
+    }
+
+    static func token(_ who: Who, _ tokens: Tokens, nodeToken: String) -> String? {
+        switch who {
+        case .none: nil
+        case .viewer: tokens.viewer
+        case .operator: tokens.operator
+        case .admin: tokens.admin
+        case .node: nodeToken
+        case .enrollment: tokens.enrollment
+        }
+    }
+
+    @Test func everyAPIRouteWithEveryKindOfCaller() async throws {
+        let h = try await Harness.start()
+        defer { Task { await h.finish() } }
+        func make(_ name: String, _ role: Role) async throws -> String {
+            try #require(try await h.admin.createCredential(CreateCredentialRequest(name: name, role: role)).token)
+        }
+        let tokens = Tokens(
+            viewer: try await make("walk-viewer", .viewer), operator: try await make("walk-operator", .operator),
+            admin: try await make("walk-admin", .admin), enrollment: try await h.server.makeEnrollmentToken())
+        let json = { (value: any Encodable) throws -> Data in try StrictJSON.encoder().encode(value) }
+        var walked = 0
+        for spec in RouteTable.routes where !spec.dashboard {
+            for who in Who.allCases {
+                // A fresh node (and fresh ids) per call: deletes and revocations do not disturb the next.
+                let (reg, _) = try await h.register(hostname: "walk-\(walked)")
+                var path = spec.path
+                if path.hasPrefix("/api/v1/enrollment-tokens/") {
+                    let id = try await h.admin.createEnrollmentToken(CreateEnrollmentTokenRequest()).id
+                    path = path.replacingOccurrences(of: ":id", with: id)
+                } else if path.hasPrefix("/api/v1/credentials/") {
+                    let id = try await h.admin.createCredential(
+                        CreateCredentialRequest(name: "walk-c-\(walked)", role: .viewer)
+                    ).id
+                    path = path.replacingOccurrences(of: ":id", with: id)
+                } else {
+                    path = path.replacingOccurrences(of: ":id", with: reg.nodeId)
+                }
+                var body: Data?
+                switch spec.key {
+                case "POST /api/v1/register":
+                    body = try json(Fixtures.registerRequest(machineId: "walk-m-\(walked)", hostname: "walk-r-\(walked)"))
+                case "POST /api/v1/nodes/:id/samples": body = try json(Fixtures.batch([1]))
+                case "PUT /api/v1/nodes/:id/labels": body = try json(LabelsRequest(labels: ["rack": "r1"]))
+                case "PUT /api/v1/nodes/:id/config": body = try json(KSMConfig.standardDefault)
+                case "PATCH /api/v1/nodes/:id/config": body = try json(ConfigPatch(thresCoef: 25))
+                case "POST /api/v1/config/apply":
+                    body = try json(ApplyRequest(nodes: [reg.nodeId], change: ConfigPatch(thresCoef: 30)))
+                case "POST /api/v1/enrollment-tokens": body = Data("{}".utf8)
+                case "POST /api/v1/credentials":
+                    body = try json(CreateCredentialRequest(name: "walk-new-\(walked)", role: .viewer))
+                default: body = nil
+                }
+                let client = try Fixtures.client(
+                    h.server.baseURL, token: Self.token(who, tokens, nodeToken: reg.nodeToken))
+                let reply = try await client.send(
+                    method: spec.method.rawValue, path: path,
+                    headers: body == nil ? [:] : ["Content-Type": "application/json"], body: body)
+                let allowed = Self.expectedAllowed(spec.access, who)
+                if allowed {
+                    #expect(
+                        (200..<300).contains(reply.status),
+                        "\(spec.key) as \(who.rawValue): expected 2xx, got \(reply.status) \(reply.text.prefix(200))")
+                } else {
+                    #expect(
+                        reply.status == 401 || reply.status == 403,
+                        "\(spec.key) as \(who.rawValue): expected 401/403, got \(reply.status) \(reply.text.prefix(200))")
+                    #expect(errorBody(reply)?.error.code != nil, "\(spec.key) as \(who.rawValue): JSON error body")
+                    if who == .none { #expect(reply.status == 401, "\(spec.key) without a credential: 401") }
+                }
+                walked += 1
+            }
+        }
+        #expect(walked == RouteTable.routes.filter { !$0.dashboard }.count * Who.allCases.count)
+    }
+
+    @Test func everyDashboardRouteWithEveryKindOfCaller() async throws {
+        let h = try await Harness.start()
+        defer { Task { await h.finish() } }
+        func make(_ name: String, _ role: Role) async throws -> String {
+            try #require(try await h.admin.createCredential(CreateCredentialRequest(name: name, role: role)).token)
+        }
+        let tokens = Tokens(
+            viewer: try await make("dash-viewer", .viewer), operator: try await make("dash-operator", .operator),
+            admin: try await make("dash-admin", .admin), enrollment: try await h.server.makeEnrollmentToken())
+        let (reg, _) = try await h.register(hostname: "dash-node")
+        var walked = 0
+        for spec in RouteTable.routes where spec.dashboard {
+            for who in Who.allCases {
+                var browser = try DashboardBrowser(h.server)
+                // Only credentials sign in; a node or enrollment token is refused at the login form.
+                if let token = Self.token(who, tokens, nodeToken: reg.nodeToken), who.role != nil {
+                    try await browser.signIn(adminToken: token)
+                } else if let token = Self.token(who, tokens, nodeToken: reg.nodeToken) {
+                    let server = h.server
+                    await #expect(throws: (any Error).self, "\(who.rawValue) token signs in to the dashboard") {
+                        var other = try DashboardBrowser(server)
+                        try await other.signIn(adminToken: token)
+                    }
+                }
+                var path = spec.path.replacingOccurrences(of: ":id", with: reg.nodeId)
+                if spec.path == "/credentials/:id/revoke" {
+                    let id = try await h.admin.createCredential(
+                        CreateCredentialRequest(name: "dash-c-\(walked)", role: .viewer)
+                    ).id
+                    path = "/credentials/\(id)/revoke"
+                }
+                let fields: [(String, String)]
+                switch spec.key {
+                case "POST /nodes/:id/config":
+                    fields = [
+                        ("generation", ""), ("run", "stop"), ("mode", "standard"), ("thresCoef", "20"),
+                        ("mergeAcrossNodes", "1"),
+                    ]
+                case "POST /credentials": fields = [("name", "dash-new-\(walked)"), ("role", "viewer"), ("expires", "")]
+                default: fields = []
+                }
+                let reply = spec.method == .get ? try await browser.get(path) : try await browser.post(path, fields)
+                let location = reply.headers["location"] ?? ""
+                let label = "\(spec.key) as \(who.rawValue): \(reply.status) \(location)"
+                walked += 1
+                if spec.access == .anyone {
+                    #expect(reply.status != 403 && reply.status < 500, "\(label)")
+                    continue
+                }
+                if spec.key == "POST /logout" {
+                    #expect(reply.status == 303 && location.hasPrefix("/login"), "\(label)")
+                    continue
+                }
+                if Self.expectedAllowed(spec.access, who) {
+                    #expect(
+                        [200, 201, 303, 422].contains(reply.status) && !location.hasPrefix("/login"), "\(label)")
+                } else if who.role == nil {
+                    #expect(reply.status == 303 && location.hasPrefix("/login"), "\(label): to the login page")
+                } else {
+                    #expect(reply.status == 403, "\(label): a role too low is refused")
+                }
+            }
+        }
+        #expect(walked == RouteTable.routes.filter(\.dashboard).count * Who.allCases.count)
+    }
+
+    /// docs/security.md carries the route table as the server has it.
+    @Test func theDocsListEveryRouteWithItsRole() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let doc = try String(contentsOf: root.appending(path: "docs/security.md"), encoding: .utf8)
+        #expect(doc.contains(RouteTable.markdown), "docs/security.md's table differs; it should read:\n\(RouteTable.markdown)")
+    }
+
+    /// The table has no duplicates and every API route's access is one the walk understands.
+    @Test func theRouteTableIsWellFormed() {
+        let keys = RouteTable.routes.map(\.key)
+        #expect(Set(keys).count == keys.count)
+        #expect(RouteTable.routes.allSatisfy { $0.path.hasPrefix("/") })
+    }
+}
