@@ -68,7 +68,7 @@ struct CLIError: Error, CustomStringConvertible {
             case 403:
                 return CLIError(
                     ExitStatus.auth,
-                    "access denied (403 \(d.code): \(d.message)); use an admin token (--token / KSMFLEET_TOKEN)")
+                    "access denied (403 \(d.code): \(d.message)); use a credential whose role allows this (--token / KSMFLEET_TOKEN)")
             case 500...:
                 return CLIError(
                     ExitStatus.serverError,

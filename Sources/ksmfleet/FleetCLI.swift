@@ -30,7 +30,8 @@ struct FleetCLI: AsyncParsableCommand {
         version: FleetVersion.current,
         subcommands: [
             StatusCommand.self, NodesCommand.self, ConfigCommand.self, KickCommand.self,
-            HistoryCommand.self, ReportCommand.self, TokensCommand.self,
+            HistoryCommand.self, ReportCommand.self, TokensCommand.self, CredentialsCommand.self,
+            AuditCommand.self,
         ])
 
     /// ArgumentParser's main, except that a usage error is one line on stderr (exit 64) instead

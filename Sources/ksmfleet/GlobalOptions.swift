@@ -8,12 +8,12 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable, Sendable {
     case table, json
 }
 
-/// Options every command takes: where the server is, the admin token, the output format.
+/// Options every command takes: where the server is, the credential, the output format.
 struct GlobalOptions: ParsableArguments {
     @Option(help: "Server URL, e.g. http://fleet:8080 (else KSMFLEET_SERVER, else server= in the config file).")
     var server: String?
 
-    @Option(help: "Admin token (else KSMFLEET_TOKEN, else token= in the config file).")
+    @Option(help: "Credential: the admin token or a named credential's token (else KSMFLEET_TOKEN, else token= in the config file).")
     var token: String?
 
     @Option(name: .customLong("ca-file"), help: "CA certificate file (PEM) to verify an https server with.")

@@ -1,0 +1,193 @@
+import ArgumentParser
+import FleetAPI
+import FleetClient
+import Foundation
+import KSMCore
+
+extension Role: ExpressibleByArgument {}
+
+struct CredentialsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "credentials",
+        abstract: "Named API credentials with a role (viewer, operator, admin); admin only.",
+        discussion: """
+            viewer: reads everything, changes nothing (monitoring, /metrics). operator: also changes configs and \
+            labels, kicks, applies. admin: also credentials, enrollment tokens, deletes and purges. The bootstrap \
+            admin token keeps working as the admin credential named 'bootstrap'.
+            """,
+        subcommands: [Create.self, List.self, Revoke.self, WhoAmI.self])
+}
+
+extension CredentialsCommand {
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create a credential; its token is shown only this once.")
+
+        @Argument(help: "Its name, as the audit trail shows it: letters, digits, '.', '_', '-', '@' (up to 64).")
+        var name: String
+
+        @Option(help: "viewer, operator or admin.")
+        var role: Role
+
+        @Option(help: "When it stops working: ISO 8601 or a duration from now (90d, 24h). Default: never.")
+        var expires: String?
+
+        @OptionGroup var global: GlobalOptions
+
+        func run() async throws {
+            let expiresAt = orExit { () throws(CLIError) -> Date? in
+                if let problem = CreateCredentialRequest.nameProblem(name) {
+                    throw .usage("credential name '\(name)' \(problem)")
+                }
+                guard let expires else { return nil }
+                let d = try TimeArgument.parse(expires, option: "--expires", direction: .future)
+                if d <= Date() {
+                    throw .usage("--expires \(expires) is in the past; give a future time or a duration like 90d")
+                }
+                return d
+            }
+            try await global.run { session in
+                let info = try await session.client.createCredential(
+                    CreateCredentialRequest(name: name, role: role, expiresAt: expiresAt))
+                if session.json {
+                    try printJSON(info)
+                    return
+                }
+                var kv = KeyValues()
+                kv.add("Token", info.token ?? "(not returned)")
+                kv.add("ID", info.id)
+                kv.add("Name", info.name)
+                kv.add("Role", info.role.rawValue)
+                kv.add("Expires", info.expiresAt.map { Fmt.dateAgo($0) } ?? "never")
+                print(kv.render())
+                print("\nThe token is shown only now. Use it with --token or KSMFLEET_TOKEN.")
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Named credentials and whether they still work.")
+
+        @OptionGroup var global: GlobalOptions
+
+        func run() async throws {
+            try await global.run { session in
+                let list = try await session.client.credentials()
+                if session.json {
+                    try printJSON(list)
+                    return
+                }
+                var t = Table("ID", "NAME", "ROLE", "STATE", "CREATED", "BY", "EXPIRES")
+                t.add(["bootstrap", "bootstrap", "admin", "active", "-", "-", "never"])
+                for c in list.credentials {
+                    t.add([
+                        c.id, c.name, c.role.rawValue, c.state(), Fmt.date(c.createdAt), c.createdBy ?? "-",
+                        c.expiresAt.map(Fmt.isoSeconds) ?? "never",
+                    ])
+                }
+                print(t.render())
+            }
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Revoke a credential: it stops working at once, dashboard sessions included.")
+
+        @Argument(help: "Credential id (see `ksmfleet credentials list`).")
+        var id: String
+
+        @OptionGroup var global: GlobalOptions
+
+        func run() async throws {
+            try await global.run { session in
+                let info: CredentialInfo
+                do throws(ClientError) {
+                    info = try await session.client.revokeCredential(id)
+                } catch {
+                    guard error.status == 404 else { throw error }
+                    throw CLIError(ExitStatus.refused, "no credential has the id '\(id)'; see `ksmfleet credentials list`")
+                }
+                if session.json {
+                    try printJSON(info)
+                } else {
+                    print("revoked credential \(info.id) (\(info.name))")
+                }
+            }
+        }
+    }
+
+    struct WhoAmI: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "whoami", abstract: "The credential this CLI uses: its name and role.")
+
+        @OptionGroup var global: GlobalOptions
+
+        func run() async throws {
+            try await global.run { session in
+                let me = try await session.client.whoami()
+                if session.json {
+                    try printJSON(me)
+                } else {
+                    print("\(me.name) (\(me.role.rawValue))")
+                }
+            }
+        }
+    }
+}
+
+struct AuditCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "audit",
+        abstract: "The audit trail: which credential changed what, when, from where, before and after (viewer and up).")
+
+    @Option(help: "Only this node (id or name).")
+    var node: String?
+
+    @Option(help: "Only this credential (name or id; 'bootstrap' for the admin token).")
+    var credential: String?
+
+    @Option(help: "Only this action (patch, replace, apply, kick, labels, delete, purge, create, login, credential-create, …).")
+    var action: String?
+
+    @Option(help: "From this time: ISO 8601 or a duration back from now (24h, 7d).")
+    var since: String?
+
+    @Option(help: "Until this time: ISO 8601 or a duration back from now.")
+    var until: String?
+
+    @Option(help: "At most this many records (newest first, 1-10000).")
+    var limit: Int = 50
+
+    @OptionGroup var global: GlobalOptions
+
+    func run() async throws {
+        let (s, u) = orExit { () throws(CLIError) -> (String?, String?) in
+            if !(1...10_000).contains(limit) { throw .usage("--limit must be from 1 to 10000") }
+            var s: String?, u: String?
+            if let since { s = Fmt.isoSeconds(try TimeArgument.parse(since, option: "--since", direction: .past)) }
+            if let until { u = Fmt.isoSeconds(try TimeArgument.parse(until, option: "--until", direction: .past)) }
+            return (s, u)
+        }
+        try await global.run { session in
+            let list = try await session.client.audit(
+                node: node, credential: credential, action: action, since: s, until: u, limit: limit)
+            if session.json {
+                try printJSON(list)
+                return
+            }
+            if list.entries.isEmpty {
+                print("no audit records match")
+                return
+            }
+            var t = Table("TIME", "CREDENTIAL", "FROM", "ACTION", "NODE", "TARGET", "GEN")
+            for e in list.entries {
+                t.add([
+                    Fmt.isoSeconds(e.at), e.credential, e.source ?? "-", e.action, e.nodeId ?? "-", e.target ?? "-",
+                    e.generation.map(String.init) ?? "-",
+                ])
+            }
+            print(t.render())
+        }
+    }
+}

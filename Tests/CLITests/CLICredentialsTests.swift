@@ -1,0 +1,51 @@
+import FleetAPI
+import FleetClient
+import FleetTestSupport
+import Foundation
+import KSMCore
+import Testing
+
+/// `ksmfleet credentials` and `ksmfleet audit` (issue 14) with the built binary.
+@Suite("ksmfleet credentials and audit")
+struct CLICredentialsTests {
+    @Test("create (token once), whoami, a viewer is refused a change, the audit names the credential, revoke")
+    func credentialsAndAudit() async throws {
+        try await Fleet.with { f in
+            let made = try await f.cli(["credentials", "create", "ops-alice", "--role", "operator", "-o", "json"])
+            #expect(made.status == Exit.ok, "\(made)")
+            let info = try made.json(CredentialInfo.self)
+            let token = try #require(info.token)
+            #expect(info.role == .operator && token.hasPrefix("kc_"))
+
+            let who = try await f.cli(["credentials", "whoami"], token: token)
+            #expect(who.stdout.contains("ops-alice (operator)"), "\(who)")
+
+            let kick = try await f.cli(["kick", "web-1"], token: token)
+            #expect(kick.status == Exit.ok, "\(kick)")
+
+            let viewer = try await f.cli(["credentials", "create", "looker", "--role", "viewer", "-o", "json"])
+                .json(CredentialInfo.self)
+            let viewerToken = try #require(viewer.token)
+            let refused = try await f.cli(["kick", "web-1"], token: viewerToken)
+            #expect(refused.status == Exit.auth, "403 for a viewer: \(refused)")
+            #expect(refused.stderr.contains("viewer"), "\(refused)")
+
+            let audit = try await f.cli(["audit", "--credential", "ops-alice", "-o", "json"], token: viewerToken)
+            #expect(audit.status == Exit.ok, "\(audit)")
+            let entries = try audit.json(AuditList.self).entries
+            let web1 = try f.id("web-1")
+            #expect(entries.map(\.action) == ["kick"] && entries.first?.nodeId == web1)
+            let table = try await f.cli(["audit", "--action", "credential-create"])
+            #expect(table.stdout.contains("bootstrap") && table.stdout.contains("credential-create"), "\(table)")
+
+            let list = try await f.cli(["credentials", "list"])
+            #expect(list.stdout.contains("ops-alice") && !list.stdout.contains(token), "\(list)")
+            let revoked = try await f.cli(["credentials", "revoke", info.id])
+            #expect(revoked.status == Exit.ok, "\(revoked)")
+            let after = try await f.cli(["credentials", "whoami"], token: token)
+            #expect(after.status == Exit.auth, "\(after)")
+            let bad = try await f.cli(["credentials", "create", "no spaces", "--role", "viewer"])
+            #expect(bad.status == Exit.usage, "\(bad)")
+        }
+    }
+}
