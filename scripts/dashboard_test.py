@@ -391,6 +391,44 @@ def main():
         wait.until(lambda d: "/login" in d.current_url)
         driver.get(base + "/nodes")
         check("logout: the session is gone", "/login" in driver.current_url, driver.current_url)
+
+        # Issue 14: an admin creates a viewer credential on the Credentials page (token shown
+        # once); the viewer signs in, sees the node page without forms, and the audit page names
+        # who changed what.
+        driver.find_element(By.ID, "token").send_keys(ADMIN)
+        driver.find_element(By.ID, "login-submit").click()
+        wait.until(lambda d: d.find_elements(By.ID, "card-saved-now"))
+        driver.get(base + "/credentials")
+        driver.find_element(By.ID, "credential-name").send_keys("browser-viewer")
+        Select(driver.find_element(By.ID, "credential-role")).select_by_value("viewer")
+        driver.find_element(By.ID, "create-credential").click()
+        wait.until(lambda d: d.find_elements(By.ID, "new-token"))
+        viewer_token = text("#new-token")
+        check("credentials: the new token is shown once", viewer_token.startswith("kc_"), viewer_token)
+        shot("12-credentials")
+        driver.get(base + "/credentials")
+        check("credentials: the list does not show the token", viewer_token not in driver.page_source)
+        driver.find_element(By.CSS_SELECTOR, "header.top form button").click()
+        wait.until(lambda d: "/login" in d.current_url)
+        driver.find_element(By.ID, "token").send_keys(viewer_token)
+        driver.find_element(By.ID, "login-submit").click()
+        wait.until(lambda d: d.find_elements(By.ID, "card-saved-now"))
+        driver.get(base + f"/nodes/{alpha}")
+        wait.until(lambda d: d.find_elements(By.ID, "read-only-note"))
+        check("viewer: no config form and no kick on the node page",
+              not driver.find_elements(By.ID, "config-form") and not driver.find_elements(By.ID, "save-config"))
+        check("viewer: the header names the credential", "browser-viewer (viewer)" in text("#signed-in-as"))
+        check("viewer: the node page lists the node's audit trail",
+              "bootstrap" in text("#node-audit") or "registration" in text("#node-audit"), text("#node-audit")[:300])
+        shot("13-viewer-node")
+        driver.get(base + "/audit")
+        wait.until(lambda d: d.find_elements(By.ID, "audit-table"))
+        audit_text = text("#audit-table")
+        check("audit page: changes are named by credential",
+              "bootstrap" in audit_text and "credential-create" in audit_text and "browser-viewer" in audit_text,
+              audit_text[:400])
+        shot("14-audit")
+        check("viewer: no Credentials link", not driver.find_elements(By.CSS_SELECTOR, "a[href='/credentials']"))
     except Exception as e:  # report, then fail
         check("dashboard run completed", False, repr(e))
         if driver is not None:
