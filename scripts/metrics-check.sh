@@ -53,10 +53,19 @@ api() {  # api METHOD PATH [JSON] [TOKEN]
     -H 'Content-Type: application/json' ${3:+--data "$3"}
 }
 json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
-# /metrics needs no credential today. If it gets one (issue 14), send it here, e.g.
-#   curl ... -H "Authorization: Bearer $KSMFLEET_ADMIN_TOKEN"
-scrape() { curl -sS --fail-with-body "$BASE/metrics"; }
+# /metrics needs a viewer credential (issue 14; the server's --metrics-public turns that off):
+# scrape as Prometheus would, with a viewer credential made for it. The anonymous scrape below
+# must be refused.
+VIEWER=""
+scrape() { curl -sS --fail-with-body -H "Authorization: Bearer $VIEWER" "$BASE/metrics"; }
 
+VIEWER="$(api POST /api/v1/credentials '{"name":"metrics-check","role":"viewer"}' | json '["token"]')"
+ANON_STATUS="$(curl -sS -o "$WORK/anon.json" -w '%{http_code}' "$BASE/metrics")"
+if [ "$ANON_STATUS" != 401 ]; then
+  echo "metrics-check: an anonymous scrape got $ANON_STATUS, not 401: $(head -c 300 "$WORK/anon.json")" >&2
+  exit 1
+fi
+echo "metrics-check: an anonymous scrape is refused (401)"
 ENROLL="$(api POST /api/v1/enrollment-tokens '{"description":"metrics-check"}' | json '["token"]')"
 register() {
   api POST /api/v1/register "{\"hostname\":\"$1\",\"machineId\":\"$1-machine\",\"kernel\":\"6.8\",\"memTotalBytes\":17179869184,\"numaNodes\":1,\"ksmFeatures\":[\"run\"],\"agentVersion\":\"metrics-check\",\"pageSize\":4096}" "$ENROLL"
