@@ -104,6 +104,10 @@ import Testing
                     method: spec.method.rawValue, path: path,
                     headers: body == nil ? [:] : ["Content-Type": "application/json"], body: body)
                 let allowed = Self.expectedAllowed(spec.access, who)
+                // Whatever the table says: a viewer never changes anything.
+                if who == .viewer && spec.method != .get {
+                    #expect(!(200..<300).contains(reply.status), "\(spec.key): a viewer got \(reply.status)")
+                }
                 if allowed {
                     #expect(
                         (200..<300).contains(reply.status),
@@ -195,10 +199,27 @@ import Testing
         #expect(doc.contains(RouteTable.markdown), "docs/security.md's table differs; it should read:\n\(RouteTable.markdown)")
     }
 
-    /// The table has no duplicates and every API route's access is one the walk understands.
-    @Test func theRouteTableIsWellFormed() {
+    /// The table has no duplicates, and its roles keep the issue's rules: a viewer changes
+    /// nothing, credentials, enrollment tokens and deletes are the admin's.
+    @Test func theRouteTableKeepsTheRoleRules() {
         let keys = RouteTable.routes.map(\.key)
         #expect(Set(keys).count == keys.count)
         #expect(RouteTable.routes.allSatisfy { $0.path.hasPrefix("/") })
+        for r in RouteTable.routes where r.method != .get {
+            switch r.access {
+            case .role(let role):
+                // Signing out changes only the caller's own session.
+                #expect(role >= .operator || r.path == "/logout", "\(r.key) is a change: operator at least")
+            case .node, .enrollment: break
+            case .anyone: #expect(["/login", "/logout"].contains(r.path), "\(r.key) open to anyone")
+            default: Issue.record("\(r.key): unexpected access \(r.access) for a change")
+            }
+        }
+        for r in RouteTable.routes
+        where r.path.hasPrefix("/api/v1/credentials") || r.path.hasPrefix("/api/v1/enrollment-tokens")
+            || r.path.hasPrefix("/credentials") || r.method == .delete
+        {
+            #expect(r.access == .role(.admin), "\(r.key) is the admin's")
+        }
     }
 }
