@@ -63,17 +63,22 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
 }
 
 /// The API's routes and their methods, to tell "no such path" (404) from "wrong method" (405):
-/// Hummingbird's router answers both with 404.
+/// Hummingbird's router answers both with 404. Read from the route table (`RouteTable`), so a
+/// new route is known here without a second list.
 enum APIRoutes {
-    static let table: [([Substring], [String])] = [
-        ("/api/v1/register", ["POST"]), ("/api/v1/nodes", ["GET"]), ("/api/v1/nodes/*", ["GET", "DELETE"]),
-        ("/api/v1/nodes/*/labels", ["PUT"]), ("/api/v1/nodes/*/config", ["GET", "PUT", "PATCH"]),
-        ("/api/v1/nodes/*/samples", ["POST"]), ("/api/v1/nodes/*/kick", ["POST"]),
-        ("/api/v1/nodes/*/history", ["GET"]), ("/api/v1/config/apply", ["POST"]),
-        ("/api/v1/reports/savings", ["GET"]), ("/api/v1/enrollment-tokens", ["GET", "POST"]),
-        ("/api/v1/enrollment-tokens/*", ["DELETE"]), ("/healthz", ["GET"]), ("/readyz", ["GET"]),
-        ("/metrics", ["GET"]), ("/openapi.yaml", ["GET"]),
-    ].map { ($0.0.split(separator: "/"), $0.1) }
+    static let table: [([Substring], [String])] = {
+        var byPath: [(String, [String])] = []
+        for route in RouteTable.routes where !route.dashboard {
+            let pattern = route.path.split(separator: "/").map { $0.hasPrefix(":") ? "*" : String($0) }
+                .joined(separator: "/")
+            if let i = byPath.firstIndex(where: { $0.0 == pattern }) {
+                byPath[i].1.append(route.method.rawValue)
+            } else {
+                byPath.append((pattern, [route.method.rawValue]))
+            }
+        }
+        return byPath.map { ($0.0.split(separator: "/"), $0.1) }
+    }()
 
     /// The methods a known path accepts, nil for an unknown path.
     static func allowedMethods(_ path: String) -> [String]? {
