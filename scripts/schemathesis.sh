@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Runs schemathesis against a live ksmfleet-server and its own /openapi.yaml: no 5xx, and every
-# response (status, content type, headers, body) as the spec says. Bounded: a few examples per
-# operation and a time budget, so it finishes in a few minutes.
+# response (status, content type, headers, body) as the spec says. Three runs: with the admin
+# token, with an operator credential and with a viewer credential (issue 14); in the viewer run
+# a writing route (POST/PUT/PATCH/DELETE) must never answer 2xx (check `viewer_never_writes` in
+# scripts/schemathesis_hooks.py). Bounded: a few examples per operation and a time budget per run.
 #
 #   BIN=$(swift build --show-bin-path) scripts/schemathesis.sh
 #
 # Env: BIN (directory holding ksmfleet-server; default: swift build --show-bin-path),
-#      MAX_EXAMPLES (default 25), MAX_TIME (seconds per run, default 60).
+#      MAX_EXAMPLES (default 25), MAX_TIME (seconds of the admin run, default 60),
+#      ROLE_MAX_TIME (seconds of each of the operator and viewer runs, default 40),
+#      KEEP=1 (keep the work directory with the server's log), LOG_LEVEL (the server's, default warning).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +18,7 @@ BIN="${BIN:-$(swift build --show-bin-path)}"
 SERVER="$BIN/ksmfleet-server"
 MAX_EXAMPLES="${MAX_EXAMPLES:-25}"
 MAX_TIME="${MAX_TIME:-60}"
+ROLE_MAX_TIME="${ROLE_MAX_TIME:-40}"
 [ -x "$SERVER" ] || { echo "schemathesis.sh: $SERVER is not built (swift build first)" >&2; exit 1; }
 
 if ! command -v schemathesis >/dev/null 2>&1; then
@@ -30,13 +35,13 @@ cleanup() {
     for _ in $(seq 1 50); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$PID" 2>/dev/null || true
   fi
-  rm -rf "$WORK"
+  if [ -n "${KEEP:-}" ]; then echo "schemathesis.sh: kept $WORK" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 
 # A free loopback port: the server binds port 0 and writes the port it got.
 export KSMFLEET_ADMIN_TOKEN="ka_schemathesis_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
-"$SERVER" --host 127.0.0.1 --port 0 --data-dir "$WORK/data" --port-file "$WORK/port" --log-level warning \
+"$SERVER" --host 127.0.0.1 --port 0 --data-dir "$WORK/data" --port-file "$WORK/port" --log-level "${LOG_LEVEL:-warning}" \
   >"$WORK/server.log" 2>&1 &
 PID=$!
 for _ in $(seq 1 300); do [ -s "$WORK/port" ] && break; sleep 0.1; done
@@ -65,7 +70,7 @@ export ENROLL_TOKEN="$ENROLL"
 
 # Operation-specific auth and ids (schemathesis substitutes ${VAR} from the environment).
 cat >"$WORK/schemathesis.toml" <<'TOML'
-headers = { Authorization = "Bearer ${KSMFLEET_ADMIN_TOKEN}" }
+headers = { Authorization = "Bearer ${ST_TOKEN}" }
 
 [[operations]]
 include-operation-id = "register"
@@ -87,12 +92,34 @@ include-operation-id-regex = "^(showNode|setLabels|replaceConfig|patchConfig|kic
 parameters = { "path.id" = "${ADMIN_NODE_ID}" }
 TOML
 
-CHECKS="not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,unsupported_method"
+CHECKS="not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,unsupported_method,refusals_are_401_or_403_json"
+export PYTHONPATH="$PWD/scripts${PYTHONPATH:+:$PYTHONPATH}" SCHEMATHESIS_HOOKS=schemathesis_hooks
 status=0
-$ST --config-file "$WORK/schemathesis.toml" run "$BASE/openapi.yaml" --url "$BASE" \
-  --checks "$CHECKS" --max-examples "$MAX_EXAMPLES" --max-time "$MAX_TIME" --mode all \
-  --phases examples,coverage,fuzzing --request-timeout 10 --workers 2 --seed 42 \
-  --suppress-health-check all --report junit --report-dir "$WORK/report" || status=$?
+run() {  # run LABEL TOKEN MAX_TIME EXTRA_CHECKS [schemathesis options...]
+  local label="$1" token="$2" max_time="$3" extra="$4"
+  shift 4
+  echo "schemathesis.sh: run as $label"
+  ST_TOKEN="$token" $ST --config-file "$WORK/schemathesis.toml" run "$BASE/openapi.yaml" --url "$BASE" \
+    --checks "$CHECKS$extra" --max-examples "$MAX_EXAMPLES" --max-time "$max_time" --mode all \
+    --phases examples,coverage,fuzzing --request-timeout 10 --workers 2 --seed 42 \
+    --suppress-health-check all --report junit --report-dir "$WORK/report-$label" "$@" || status=$?
+}
+# The agent's operations carry their own tokens (enrollment, node), so the role runs leave them out.
+run admin "$KSMFLEET_ADMIN_TOKEN" "$MAX_TIME" ""
+# The role credentials are made after the admin run: it revokes credentials it finds (the
+# list links to them), and theirs must stay live.
+OPERATOR_TOKEN="$(api POST /api/v1/credentials '{"name":"st-operator","role":"operator"}' | json '["token"]')"
+VIEWER_TOKEN="$(api POST /api/v1/credentials '{"name":"st-viewer","role":"viewer"}' | json '["token"]')"
+# A node of their own too: the admin run may have deleted the first (and revoked the
+# enrollment token it was registered with).
+ENROLL="$(api POST /api/v1/enrollment-tokens '{"description":"schemathesis roles"}' | json '["token"]')"
+ROLES_NODE_ID="$(register st-roles | json '["nodeId"]')"
+[ -n "$ROLES_NODE_ID" ] || { echo "schemathesis.sh: could not register the role runs' node" >&2; exit 1; }
+export ADMIN_NODE_ID="$ROLES_NODE_ID"
+run operator "$OPERATOR_TOKEN" "$ROLE_MAX_TIME" "" \
+  --exclude-operation-id register --exclude-operation-id pushSamples --exclude-operation-id getConfig
+run viewer "$VIEWER_TOKEN" "$ROLE_MAX_TIME" ",viewer_never_writes" \
+  --exclude-operation-id register --exclude-operation-id pushSamples --exclude-operation-id getConfig
 
 if grep -qiE "fatal|panic" "$WORK/server.log"; then
   echo "schemathesis.sh: the server log shows a crash:" >&2
