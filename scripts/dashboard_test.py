@@ -397,7 +397,7 @@ def main():
         # who changed what.
         driver.find_element(By.ID, "token").send_keys(ADMIN)
         driver.find_element(By.ID, "login-submit").click()
-        wait.until(lambda d: d.find_elements(By.ID, "card-saved-now"))
+        wait.until(lambda d: d.find_elements(By.ID, "signed-in-as"))
         driver.get(base + "/credentials")
         driver.find_element(By.ID, "credential-name").send_keys("browser-viewer")
         Select(driver.find_element(By.ID, "credential-role")).select_by_value("viewer")
@@ -412,7 +412,7 @@ def main():
         wait.until(lambda d: "/login" in d.current_url)
         driver.find_element(By.ID, "token").send_keys(viewer_token)
         driver.find_element(By.ID, "login-submit").click()
-        wait.until(lambda d: d.find_elements(By.ID, "card-saved-now"))
+        wait.until(lambda d: d.find_elements(By.ID, "signed-in-as"))
         driver.get(base + f"/nodes/{alpha}")
         wait.until(lambda d: d.find_elements(By.ID, "read-only-note"))
         check("viewer: no config form and no kick on the node page",
