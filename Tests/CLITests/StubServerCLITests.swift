@@ -68,7 +68,7 @@ struct StubServerCLITests {
         #expect(garbled.status == Exit.serverError, "\(garbled)")
         let forbidden = try await CLI.run(["nodes", "show", "x", "--server", stub.baseURL, "--token", "t"])
         #expect(forbidden.status == Exit.auth, "\(forbidden)")
-        #expect(forbidden.stderr.contains("admin token"), "\(forbidden)")
+        #expect(forbidden.stderr.contains("a credential whose role allows this"), "\(forbidden)")
     }
 
     @Test("refused values send no request at all")
