@@ -138,7 +138,7 @@ final class AgentRegistration {
     func handleRefusedToken(_ error: ClientError) throws(AgentError) {
         guard options.enrollToken != nil else {
             throw .notEnrolled(
-                "the server refused this node's token (\(error)); the node was revoked or deleted. Configure an enrollment token to register again, or remove \(stateDir.nodeFile)"
+                "the server refused this node's token (\(error)); the node was deleted, or another host took it over through an accepted registration. Configure an enrollment token to register again (an admin then accepts or rejects it: ksmfleet nodes pending)"
             )
         }
         logger.warning(
