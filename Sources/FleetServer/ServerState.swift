@@ -13,6 +13,10 @@ final class ServerState: Sendable {
     let waiters: ConfigWaiters
     let metrics: ServerMetrics
     let logger: Logger
+    /// Whether a request came over HTTPS, and the client's address (trusted proxies).
+    let transport: TransportSecurity
+    /// Failed dashboard sign-ins per address.
+    let loginThrottle: LoginThrottle
 
     init(config: ServerConfig, database: FleetDatabase, adminTokenHash: String, logger: Logger) {
         self.config = config
@@ -21,6 +25,9 @@ final class ServerState: Sendable {
         self.waiters = ConfigWaiters()
         self.metrics = ServerMetrics()
         self.logger = logger
+        self.transport = TransportSecurity(
+            servesTLS: config.tls != nil, trustedProxies: Set(config.trustedProxies))
+        self.loginThrottle = LoginThrottle(maxFailures: config.loginMaxFailures, window: config.loginThrottleSeconds)
     }
 
     /// The API view of a stored node: online state and drift worked out at `now`.

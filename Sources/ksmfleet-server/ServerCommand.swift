@@ -14,6 +14,11 @@ struct ServerCommand: AsyncParsableCommand {
             On first start it generates an admin token, prints it once and writes it to \
             DATA-DIR/admin-token (mode 0600). KSMFLEET_ADMIN_TOKEN in the environment sets the \
             admin token instead.
+
+            TLS: with --tls-cert and --tls-key the server speaks HTTPS itself; SIGHUP re-reads \
+            both files (new connections get the new certificate, nothing is dropped). Behind a \
+            reverse proxy that terminates TLS instead, name it with --trusted-proxy so that its \
+            X-Forwarded-Proto/-For are believed (Secure cookies, HSTS, the client's address).
             """)
 
     @Option(help: "Address to listen on.")
@@ -40,6 +45,21 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(help: "Largest request body in bytes (413 above).")
     var maxBodyBytes = 1 << 20
 
+    @Option(help: "PEM certificate (chain) to serve HTTPS with; needs --tls-key. Re-read on SIGHUP.")
+    var tlsCert: String?
+
+    @Option(help: "PEM private key of --tls-cert (keep it mode 0600). Re-read on SIGHUP.")
+    var tlsKey: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "IP address of a reverse proxy whose X-Forwarded-Proto and X-Forwarded-For are believed (repeatable).",
+            valueName: "address"))
+    var trustedProxy: [String] = []
+
+    @Option(help: "Failed dashboard sign-ins from one address within 15 minutes before it gets 429 for the rest of them.")
+    var loginMaxFailures = 5
+
     @Option(help: ArgumentHelp("Write the bound port to this file once listening (for tests and scripts).", visibility: .hidden))
     var portFile: String?
 
@@ -50,6 +70,13 @@ struct ServerCommand: AsyncParsableCommand {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0–65535") }
         guard offlineAfter > 0 else { throw ValidationError("--offline-after must be positive") }
         guard rawRetentionDays > 0 else { throw ValidationError("--raw-retention-days must be positive") }
+        guard (tlsCert == nil) == (tlsKey == nil) else {
+            throw ValidationError("--tls-cert and --tls-key go together")
+        }
+        guard loginMaxFailures > 0 else { throw ValidationError("--login-max-failures must be positive") }
+        for proxy in trustedProxy where proxy.isEmpty {
+            throw ValidationError("--trusted-proxy needs an IP address")
+        }
         guard rollupRetentionDays >= rawRetentionDays else {
             throw ValidationError("--rollup-retention-days must be at least --raw-retention-days")
         }
@@ -62,7 +89,7 @@ struct ServerCommand: AsyncParsableCommand {
         LoggingSystem.bootstrap { label in StderrLogHandler(label: label, level: level) }
         raiseFileLimit()
         let env = ProcessInfo.processInfo.environment["KSMFLEET_ADMIN_TOKEN"]
-        let config = ServerConfig(
+        var config = ServerConfig(
             host: host, port: port, dataDir: URL(fileURLWithPath: dataDir, isDirectory: true),
             offlineAfterSeconds: offlineAfter, rawRetentionDays: rawRetentionDays,
             rollupRetentionDays: rollupRetentionDays,
@@ -77,6 +104,11 @@ struct ServerCommand: AsyncParsableCommand {
                     try? Data("\(port)\n".utf8).write(to: URL(fileURLWithPath: portFile), options: .atomic)
                 }
             })
+        if let tlsCert, let tlsKey {
+            config.tls = .init(certificatePath: tlsCert, privateKeyPath: tlsKey)
+        }
+        config.trustedProxies = trustedProxy
+        config.loginMaxFailures = loginMaxFailures
         let app = try await buildApplication(config)
         try await app.runService()
         Logger(label: "ksmfleet-server").notice("ksmfleet-server stopped")

@@ -137,7 +137,7 @@ struct NodesPage: Sendable {
 
 extension DashboardController {
     @Sendable func nodesPage(_ request: Request, context: Context) async throws -> Response {
-        guard let session = sessions.signedIn(request) else { return DashboardPages.toLogin(request) }
+        guard let session = try await sessions.signedIn(request) else { return DashboardPages.toLogin(request) }
         let now = Date()
         let filters = NodesPage.Filters(
             label: (HTTP.query(request, "label") ?? "").trimmingCharacters(in: .whitespaces),
