@@ -96,6 +96,9 @@ struct ServerTLSTests {
             #expect(error.isUnreachable)
             #expect(error.description.contains("certificate"), "\(error)")
         }
+        // The real agent binary, pinning the CA with --ca-file: registers and reports once.
+        try await Self.agentOnce(server: server, caFile: dir.appending(path: "one-ca.pem").path, in: dir, admin: admin)
+
         // Plain HTTP to the TLS port gets nothing useful.
         let plain = try Self.client("http://127.0.0.1:\(server.port)", caFile: nil)
         let plainReply = try? await plain.send(method: "GET", path: "/healthz")
@@ -125,6 +128,47 @@ struct ServerTLSTests {
             await waitUntil(timeout: .seconds(10)) { server.output().contains("TLS reload refused") },
             "\(server.output())")
         #expect(try await fresh.send(method: "GET", path: "/healthz").status == 200)
+    }
+
+    /// `ksmfleet-agent run --once` over HTTPS with `--ca-file` (a fake KSM sysfs): the node is
+    /// registered and its sample arrives. With the wrong CA it fails and says the certificate is
+    /// the problem.
+    static func agentOnce(server: ServerProcess, caFile: String, in dir: URL, admin: FleetClient) async throws {
+        guard let binary = builtProduct("ksmfleet-agent") else {
+            Issue.record("ksmfleet-agent is not built next to the tests")
+            return
+        }
+        let sysfs = dir.appending(path: "ksm").path
+        try FakeSysfsDirectory.create(at: sysfs)
+        @Sendable func run(_ args: [String]) throws -> (Int32, String) {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: binary)
+            p.arguments = args
+            p.environment = ["PATH": "/usr/bin:/bin"]
+            let err = Pipe()
+            p.standardError = err
+            p.standardOutput = FileHandle.nullDevice
+            try p.run()
+            let data = err.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        }
+        let token = try await server.makeEnrollmentToken()
+        let common = ["--server", server.baseURL, "--enroll-token", token, "--sysfs", sysfs, "--once"]
+        let wrongCA = dir.appending(path: "two-ca.pem").path
+        let (refused, refusedText) = try await offPool {
+            try run(["run", "--ca-file", wrongCA, "--state-dir", dir.appending(path: "agent-wrong").path] + common)
+        }
+        #expect(refused != 0, "\(refusedText)")
+        #expect(refusedText.contains("certificate"), "\(refusedText)")
+        let (status, text) = try await offPool {
+            try run(
+                ["run", "--ca-file", caFile, "--state-dir", dir.appending(path: "agent").path, "--node-name", "tls-agent"]
+                    + common)
+        }
+        #expect(status == 0, "\(text)")
+        let nodes = try await admin.listNodes().nodes
+        #expect(nodes.contains { $0.name == "tls-agent" && $0.lastSample != nil }, "\(nodes.map(\.name))")
     }
 
     /// A server given a key that does not belong to its certificate refuses to start, saying so.
