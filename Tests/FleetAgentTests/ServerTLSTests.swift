@@ -1,4 +1,6 @@
+import FleetAPI
 import FleetClient
+import KSMCore
 import FleetTestSupport
 import Foundation
 import Testing
@@ -104,6 +106,20 @@ struct ServerTLSTests {
         let plainReply = try? await plain.send(method: "GET", path: "/healthz")
         #expect(plainReply?.status != 200)
 
+        // A long-poll open across the reload (its connection shook hands with the old
+        // certificate) is not dropped: it returns the config changed after the reload.
+        let anon = try Self.client(server.baseURL, caFile: dir.appending(path: "one-ca.pem").path)
+        let reg = try await anon.register(
+            Fixtures.registerRequest(hostname: "long-poller"), enrollmentToken: try await server.makeEnrollmentToken())
+        let poller = try FleetClient(
+            ClientOptions(
+                serverURL: server.baseURL, token: reg.nodeToken, caFile: dir.appending(path: "one-ca.pem").path,
+                connectTimeout: 5, requestTimeout: 30))
+        let generation = try #require(try await poller.config(nodeId: reg.nodeId, ifNoneMatch: nil, waitSeconds: nil))
+            .generation
+        let longPoll = Task { try await poller.config(nodeId: reg.nodeId, ifNoneMatch: generation, waitSeconds: 20) }
+        try await Task.sleep(for: .milliseconds(300))
+
         // New files from CA two, then SIGHUP: new connections get the new certificate.
         try FileManager.default.removeItem(at: cert)
         try FileManager.default.removeItem(at: key)
@@ -120,6 +136,13 @@ struct ServerTLSTests {
         let stale = try Self.client(server.baseURL, caFile: dir.appending(path: "one-ca.pem").path)
         await #expect(throws: ClientError.self) { _ = try await stale.send(method: "GET", path: "/healthz") }
         #expect(server.isRunning)
+        let adminTwo = try FleetClient(
+            ClientOptions(
+                serverURL: server.baseURL, token: server.adminToken, caFile: dir.appending(path: "two-ca.pem").path,
+                connectTimeout: 5))
+        let changed = try await adminTwo.patchConfig(reg.nodeId, ConfigPatch(mode: .high))
+        let woken = try await longPoll.value
+        #expect(woken?.generation == changed.generation, "the long-poll across the reload was dropped")
 
         // A broken key on reload is refused and the served certificate stays.
         try "not a key".write(to: key, atomically: true, encoding: .utf8)
