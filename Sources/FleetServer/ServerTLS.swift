@@ -57,7 +57,8 @@ public final class ServerTLS: Sendable {
         } catch {
             throw LoadError(
                 description:
-                    "the TLS private key \(files.privateKeyPath) does not fit the certificate \(files.certificatePath): \(error)")
+                    "the TLS private key \(files.privateKeyPath) does not fit the certificate \(files.certificatePath): \(error)"
+            )
         }
         return identity
     }
@@ -112,7 +113,8 @@ struct TLSReloadService: Service {
                 try tls.reload()
                 logger.notice("TLS certificate reloaded", metadata: ["certificate": "\(tls.files.certificatePath)"])
             } catch {
-                logger.error("TLS reload refused, the previous certificate stays in use", metadata: ["error": "\(error)"])
+                logger.error(
+                    "TLS reload refused, the previous certificate stays in use", metadata: ["error": "\(error)"])
             }
         }
     }

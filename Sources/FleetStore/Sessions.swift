@@ -30,7 +30,8 @@ extension FleetDatabase {
         idHash: String, lifetime: TimeInterval, slideGranularity: TimeInterval = 60, now: Date = Date()
     ) async throws -> Bool {
         let expires = try await pool.read { db in
-            try Int64.fetchOne(db, sql: "SELECT expires_at FROM dashboard_sessions WHERE id_hash = ?", arguments: [idHash])
+            try Int64.fetchOne(
+                db, sql: "SELECT expires_at FROM dashboard_sessions WHERE id_hash = ?", arguments: [idHash])
         }
         guard let expires else { return false }
         let nowMs = Time.ms(now)

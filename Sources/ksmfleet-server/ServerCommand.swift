@@ -57,7 +57,8 @@ struct ServerCommand: AsyncParsableCommand {
             valueName: "address"))
     var trustedProxy: [String] = []
 
-    @Option(help: "Failed dashboard sign-ins from one address within 15 minutes before it gets 429 for the rest of them.")
+    @Option(
+        help: "Failed dashboard sign-ins from one address within 15 minutes before it gets 429 for the rest of them.")
     var loginMaxFailures = 5
 
     @Option(help: ArgumentHelp("Write the bound port to this file once listening (for tests and scripts).", visibility: .hidden))

@@ -1,10 +1,10 @@
 import FleetAPI
 import FleetClient
-import KSMCore
 import FleetTestSupport
 import Foundation
-import Testing
+import KSMCore
 import TestSupport
+import Testing
 
 /// The server's own TLS end to end: a throwaway CA and server certificate (openssl), the BUILT
 /// server started with `--tls-cert/--tls-key` on 127.0.0.1, and the agent's HTTP client pinning
@@ -27,7 +27,9 @@ struct ServerTLSTests {
             p.waitUntilExit()
             return data
         }
-        try #require(p.terminationStatus == 0, "openssl \(arguments.joined(separator: " ")): \(String(decoding: text, as: UTF8.self))")
+        try #require(
+            p.terminationStatus == 0,
+            "openssl \(arguments.joined(separator: " ")): \(String(decoding: text, as: UTF8.self))")
     }
 
     /// A CA (`<name>-ca.pem`) and a server certificate for 127.0.0.1 signed by it
@@ -35,7 +37,8 @@ struct ServerTLSTests {
     static func makeCA(_ name: String, in dir: URL) async throws {
         try await openssl(
             [
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "\(name)-ca-key.pem", "-out", "\(name)-ca.pem",
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "\(name)-ca-key.pem", "-out",
+                "\(name)-ca.pem",
                 "-days", "2", "-subj", "/CN=ksmfleet test CA \(name)",
                 "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
             ], in: dir)
@@ -186,7 +189,10 @@ struct ServerTLSTests {
         #expect(refusedText.contains("certificate"), "\(refusedText)")
         let (status, text) = try await offPool {
             try run(
-                ["run", "--ca-file", caFile, "--state-dir", dir.appending(path: "agent").path, "--node-name", "tls-agent"]
+                [
+                    "run", "--ca-file", caFile, "--state-dir", dir.appending(path: "agent").path, "--node-name",
+                    "tls-agent",
+                ]
                     + common)
         }
         #expect(status == 0, "\(text)")
@@ -207,7 +213,8 @@ struct ServerTLSTests {
             let server = try await ServerProcess.start(
                 dataDir: dir.appending(path: "data"),
                 extraArguments: [
-                    "--tls-cert", dir.appending(path: "one-cert.pem").path, "--tls-key", dir.appending(path: "two-key.pem").path,
+                    "--tls-cert", dir.appending(path: "one-cert.pem").path, "--tls-key",
+                    dir.appending(path: "two-key.pem").path,
                 ], timeout: .seconds(15))
             await server.stop()
             Issue.record("the server started with a key that does not fit its certificate")

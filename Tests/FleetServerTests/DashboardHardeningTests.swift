@@ -1,9 +1,10 @@
 import FleetClient
 import FleetStore
-@testable import FleetServer
 import FleetTestSupport
 import Foundation
 import Testing
+
+@testable import FleetServer
 
 /// Where the dashboard sends a browser after sign-in: a path on this origin only.
 @Suite struct SafeRedirectTests {
@@ -53,7 +54,11 @@ import Testing
     @Test(arguments: ["/\t/evil.example", "/%09/evil.example", "//evil.example", "/\\evil.example"])
     func aHostileNextLandsOnThisOrigin(_ next: String) async throws {
         let server = try await TestServer.start()
-        defer { Task { await server.stop(); server.removeDataDir() } }
+        defer {
+            Task {
+                await server.stop(); server.removeDataDir()
+            }
+        }
         let client = try Fixtures.client(server.baseURL, token: nil)
         let reply = try await Self.signIn(client, token: server.adminToken, next: next)
         #expect(reply.status == 303)
@@ -65,7 +70,11 @@ import Testing
 
     @Test func aPathOnThisOriginIsKept() async throws {
         let server = try await TestServer.start()
-        defer { Task { await server.stop(); server.removeDataDir() } }
+        defer {
+            Task {
+                await server.stop(); server.removeDataDir()
+            }
+        }
         let client = try Fixtures.client(server.baseURL, token: nil)
         let reply = try await Self.signIn(client, token: server.adminToken, next: "/reports")
         #expect(reply.status == 303)
@@ -76,7 +85,11 @@ import Testing
     /// client that claims HTTPS itself is not believed.
     @Test func plainHTTPHasNoSecureCookieAndNoHSTS() async throws {
         let server = try await TestServer.start()
-        defer { Task { await server.stop(); server.removeDataDir() } }
+        defer {
+            Task {
+                await server.stop(); server.removeDataDir()
+            }
+        }
         let client = try Fixtures.client(server.baseURL, token: nil)
         let reply = try await Self.signIn(
             client, token: server.adminToken, next: "/", headers: ["X-Forwarded-Proto": "https"])
@@ -91,7 +104,11 @@ import Testing
     /// cookie is Secure and HSTS is sent; the same proxy saying HTTP gets neither.
     @Test func aTrustedProxySayingHTTPSGetsSecureCookiesAndHSTS() async throws {
         let server = try await TestServer.start(configure: { $0.trustedProxies = ["127.0.0.1"] })
-        defer { Task { await server.stop(); server.removeDataDir() } }
+        defer {
+            Task {
+                await server.stop(); server.removeDataDir()
+            }
+        }
         let client = try Fixtures.client(server.baseURL, token: nil)
         let page = try await client.send(method: "GET", path: "/login", headers: ["X-Forwarded-Proto": "https"])
         #expect(page.headers["set-cookie"]?.contains("Secure") == true)
@@ -116,7 +133,11 @@ import Testing
     /// right token, until the window has passed.
     @Test func failedSignInsAreThrottled() async throws {
         let server = try await TestServer.start(configure: { $0.loginMaxFailures = 3 })
-        defer { Task { await server.stop(); server.removeDataDir() } }
+        defer {
+            Task {
+                await server.stop(); server.removeDataDir()
+            }
+        }
         let client = try Fixtures.client(server.baseURL, token: nil)
         for _ in 0..<3 {
             let wrong = try await Self.signIn(client, token: "ka_wrong", next: "/")
@@ -147,7 +168,11 @@ import Testing
     /// The session is a row keyed by the hash of the cookie's value; signing out removes it.
     @Test func sessionsAreStoredHashedAndSignOutRemovesThem() async throws {
         let server = try await TestServer.start()
-        defer { Task { await server.stop(); server.removeDataDir() } }
+        defer {
+            Task {
+                await server.stop(); server.removeDataDir()
+            }
+        }
         var browser = try DashboardBrowser(server)
         try await browser.signIn(adminToken: server.adminToken)
         let database = try FleetDatabase(path: server.dataDir.appending(path: "ksmfleet.sqlite").path)

@@ -16,7 +16,8 @@ import Testing
         // Used at +500 with a 1000 s lifetime: now good until +1500 (a slide of less than a
         // minute is not written).
         #expect(try await db.touchDashboardSession(idHash: "h1", lifetime: 1000, now: t0.addingTimeInterval(1400)))
-        #expect(try await db.touchDashboardSession(idHash: "h1", lifetime: 1000, now: t0.addingTimeInterval(9000)) == false)
+        #expect(
+            try await db.touchDashboardSession(idHash: "h1", lifetime: 1000, now: t0.addingTimeInterval(9000)) == false)
         #expect(try await db.dashboardSessionCount() == 0)
     }
 
@@ -25,7 +26,8 @@ import Testing
         defer { try? FileManager.default.removeItem(at: dir) }
         for i in 0..<3 {
             try await db.createDashboardSession(
-                idHash: "h\(i)", expiresAt: t0.addingTimeInterval(Double(1000 + i)), address: nil, maxSessions: 2, now: t0)
+                idHash: "h\(i)", expiresAt: t0.addingTimeInterval(Double(1000 + i)), address: nil, maxSessions: 2,
+                now: t0)
         }
         #expect(try await db.dashboardSessionCount() == 2)
         #expect(try await db.touchDashboardSession(idHash: "h0", lifetime: 1000, now: t0) == false)

@@ -34,7 +34,8 @@ struct DashboardLoginController<Context: RemoteAddressRequestContext>: Sendable 
     func renderLogin(_ request: Request, error: String?, status: HTTPResponse.Status? = nil) throws -> Response {
         let nonce = DashboardPages.nonce()
         let page = LoginPage(
-            error: error, loginToken: Secrets.randomHex(bytes: 16), next: LoginPage.safeNext(HTTP.query(request, "next")))
+            error: error, loginToken: Secrets.randomHex(bytes: 16),
+            next: LoginPage.safeNext(HTTP.query(request, "next")))
         var r = try pages.render(
             "login", title: "Sign in", section: .none, csrf: nil, nonce: nonce, page: page,
             status: status ?? (error == nil ? .ok : .unauthorized))
@@ -46,7 +47,8 @@ struct DashboardLoginController<Context: RemoteAddressRequestContext>: Sendable 
     @Sendable func login(_ request: Request, context: Context) async throws -> Response {
         let address = state.transport.clientAddress(request, peer: context.remoteAddress)
         if let wait = state.loginThrottle.retryAfter(address) {
-            state.logger.notice("dashboard sign-in throttled", metadata: ["address": "\(address)", "retryAfter": "\(wait)"])
+            state.logger.notice(
+                "dashboard sign-in throttled", metadata: ["address": "\(address)", "retryAfter": "\(wait)"])
             var r = try renderLogin(
                 request, error: "Too many failed sign-ins from your address. Try again in \(wait) seconds.",
                 status: .tooManyRequests)
