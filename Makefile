@@ -6,7 +6,7 @@ APT_PACKAGES := libsqlite3-dev libcurl4-openssl-dev bsdutils
 DATA_DIR ?= $(CURDIR)/data
 PORT ?= 8080
 
-.PHONY: run test deps build release agent-static test-swift test-metrics test-schemathesis test-dashboard bench bench-server bench-agent bench-report clean
+.PHONY: run test deps build release agent-static test-swift test-metrics test-schemathesis test-dashboard test-units bench bench-server bench-agent bench-report clean
 
 ## Install the system libraries the build links against (sudo only when not root).
 deps:
@@ -26,6 +26,7 @@ run: build
 
 ## Build and run every suite.
 test: deps
+	$(MAKE) test-units
 	$(SWIFT) build --build-tests
 	$(MAKE) test-swift
 	$(MAKE) test-metrics
@@ -42,6 +43,10 @@ KERNEL_SUITES := ^KernelTests\.|\.RealKernelAgentTests
 test-swift:
 	$(SWIFT) test --skip-build --no-parallel --skip '$(KERNEL_SUITES)' 2>&1 | tee .build/swift-test.log; exit $${PIPESTATUS[0]}
 	$(SWIFT) test --skip-build --no-parallel --filter '$(KERNEL_SUITES)' 2>&1 | tee .build/swift-kernel-test.log; exit $${PIPESTATUS[0]}
+
+## The shipped systemd units' exposure (`systemd-analyze security --offline=true`) under their ceilings.
+test-units:
+	./scripts/unit-security.sh
 
 ## /metrics of the built server through `promtool check metrics`.
 test-metrics:

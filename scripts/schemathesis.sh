@@ -38,7 +38,7 @@ trap cleanup EXIT
 export KSMFLEET_ADMIN_TOKEN="ka_schemathesis_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 # Rate limits off: every request comes from 127.0.0.1 (RateLimitAPITests covers the 429s).
 "$SERVER" --host 127.0.0.1 --port 0 --data-dir "$WORK/data" --port-file "$WORK/port" --log-level warning \
-  --registration-rate-limit 0 --failed-auth-rate-limit 0 --login-rate-limit 0 \
+  --registration-rate-limit 0 --failed-auth-rate-limit 0 \
   >"$WORK/server.log" 2>&1 &
 PID=$!
 for _ in $(seq 1 300); do [ -s "$WORK/port" ] && break; sleep 0.1; done

@@ -85,16 +85,6 @@ public final class RateLimiter: Sendable {
 
 /// The server's request context: Hummingbird's basic one plus the peer's address, which the
 /// rate limits key on.
-public struct FleetRequestContext: RequestContext, SourceAddressContext {
-    public var coreContext: CoreRequestContextStorage
-    public let sourceAddress: String?
-
-    public init(source: ApplicationRequestContextSource) {
-        coreContext = .init(source: source)
-        sourceAddress = source.channel.remoteAddress?.ipAddress
-    }
-}
-
 /// A context that knows the peer's IP address.
 public protocol SourceAddressContext {
     var sourceAddress: String? { get }

@@ -13,10 +13,13 @@ final class ServerState: Sendable {
     let waiters: ConfigWaiters
     let metrics: ServerMetrics
     let logger: Logger
-    /// Per source address: registrations, failed token checks, failed dashboard logins.
+    /// Per source address: registrations and failed token checks (failed dashboard sign-ins: `loginThrottle`).
     let registrationLimiter: RateLimiter
     let failedAuthLimiter: RateLimiter
-    let loginLimiter: RateLimiter
+    /// Whether a request came over HTTPS, and the client's address (trusted proxies).
+    let transport: TransportSecurity
+    /// Failed dashboard sign-ins per address.
+    let loginThrottle: LoginThrottle
 
     init(config: ServerConfig, database: FleetDatabase, adminTokenHash: String, logger: Logger) {
         self.config = config
@@ -26,10 +29,12 @@ final class ServerState: Sendable {
             rotationSeconds: config.tokenRotationDays > 0 ? config.tokenRotationDays * 86400 : nil)
         self.registrationLimiter = RateLimiter(limit: config.registrationRateLimit, window: 60)
         self.failedAuthLimiter = RateLimiter(limit: config.failedAuthRateLimit, window: 60)
-        self.loginLimiter = RateLimiter(limit: config.loginRateLimit, window: 60)
         self.waiters = ConfigWaiters()
         self.metrics = ServerMetrics()
         self.logger = logger
+        self.transport = TransportSecurity(
+            servesTLS: config.tls != nil, trustedProxies: Set(config.trustedProxies))
+        self.loginThrottle = LoginThrottle(maxFailures: config.loginMaxFailures, window: config.loginThrottleSeconds)
     }
 
     /// The API view of a stored node: online state and drift worked out at `now`.

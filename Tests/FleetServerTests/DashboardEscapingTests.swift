@@ -55,8 +55,11 @@ import Testing
             var browser = try DashboardBrowser(harness.server)
             try await browser.signIn(adminToken: harness.server.adminToken)
 
+            // A hostile `next` is not a path on this origin (SafeRedirect): it never reaches the
+            // page, whose form carries "/" instead.
             let login = try await browser.client.send(method: "GET", path: "/login", query: [("next", "/" + Self.name)])
-            Self.expectEscaped(login.text, shows: "/" + Self.name, page: "login")
+            for markup in Self.raw { #expect(!login.text.contains(markup), "login contains raw '\(markup)'") }
+            #expect(login.text.contains("name=\"next\" value=\"/\""))
 
             let overview = try await browser.get("/")
             #expect(overview.status == 200)

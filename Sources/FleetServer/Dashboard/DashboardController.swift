@@ -7,15 +7,15 @@ import Hummingbird
 /// file (`OverviewPage`, `NodesPage`, `NodePage`, `ReportsPage`: data built by a pure function,
 /// plus its route handler). Every form carries the session's CSRF token and every POST checks
 /// it. A config edit goes through `ServerState.patchConfig`, the same path as the API's PATCH.
-struct DashboardController<Context: RequestContext>: Sendable {
+struct DashboardController<Context: RemoteAddressRequestContext>: Sendable {
     let state: ServerState
     let sessions: DashboardSessions
     let pages: DashboardPages
 
     /// Throws when an embedded template does not parse (a build defect, caught by the tests).
-    init(state: ServerState, sessions: DashboardSessions = DashboardSessions()) throws {
+    init(state: ServerState, sessions: DashboardSessions? = nil) throws {
         self.state = state
-        self.sessions = sessions
+        self.sessions = sessions ?? DashboardSessions(database: state.database)
         self.pages = DashboardPages(templates: try DashboardTemplates())
     }
 

@@ -6,8 +6,10 @@ import Logging
 
 /// Dashboard sign-in and sign-out. Sign-in with the admin token gives an HTTP-only,
 /// SameSite=Strict session cookie (`DashboardSessions`); the login form itself is protected by a
-/// one-off token that is both a cookie (path /login) and a hidden field.
-struct DashboardLoginController<Context: RequestContext>: Sendable {
+/// one-off token that is both a cookie (path /login) and a hidden field. Failed sign-ins are
+/// throttled per client address (`LoginThrottle`: 429 with Retry-After). Over HTTPS the cookies
+/// get `Secure` from `TransportSecurityMiddleware`.
+struct DashboardLoginController<Context: RemoteAddressRequestContext>: Sendable {
     let state: ServerState
     let sessions: DashboardSessions
     let pages: DashboardPages
@@ -29,41 +31,45 @@ struct DashboardLoginController<Context: RequestContext>: Sendable {
         try renderLogin(request, error: nil)
     }
 
-    func renderLogin(_ request: Request, error: String?) throws -> Response {
+    func renderLogin(_ request: Request, error: String?, status: HTTPResponse.Status? = nil) throws -> Response {
         let nonce = DashboardPages.nonce()
         let page = LoginPage(
-            error: error, loginToken: Secrets.randomHex(bytes: 16), next: HTTP.query(request, "next") ?? "/")
+            error: error, loginToken: Secrets.randomHex(bytes: 16),
+            next: LoginPage.safeNext(HTTP.query(request, "next")))
         var r = try pages.render(
             "login", title: "Sign in", section: .none, csrf: nil, nonce: nonce, page: page,
-            status: error == nil ? .ok : .unauthorized)
+            status: status ?? (error == nil ? .ok : .unauthorized))
         r.headers[values: .setCookie].append(
             "\(DashboardSessions.loginCookie)=\(page.loginToken); Path=/login; HttpOnly; SameSite=Strict; Max-Age=1800")
         return r
     }
 
     @Sendable func login(_ request: Request, context: Context) async throws -> Response {
+        let address = state.transport.clientAddress(request, peer: context.remoteAddress)
+        if let wait = state.loginThrottle.retryAfter(address) {
+            state.logger.notice(
+                "dashboard sign-in throttled", metadata: ["address": "\(address)", "retryAfter": "\(wait)"])
+            var r = try renderLogin(
+                request, error: "Too many failed sign-ins from your address. Try again in \(wait) seconds.",
+                status: .tooManyRequests)
+            r.headers[.retryAfter] = "\(wait)"
+            return r
+        }
         let form = try DashboardForm.decode(LoginForm.self, from: try await HTTP.body(request, limit: 16 * 1024))
         guard let pre = request.cookies[DashboardSessions.loginCookie]?.value, let posted = form.csrf,
             Secrets.constantTimeEqual(pre, posted)
         else {
             return try renderLogin(request, error: "The sign-in form expired. Please try again.")
         }
-        // Failed sign-ins per source address (RateLimiter, --login-rate-limit).
-        let source = SourceAddress.of(context)
-        if case .limited(let after) = state.loginLimiter.check(source) {
-            var r = try renderLogin(request, error: "Too many failed sign-ins from \(source). Try again in \(after) s.")
-            r.status = .tooManyRequests
-            r.headers[.retryAfter] = String(after)
-            return r
-        }
         let token = (form.token ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
         guard !token.isEmpty, Secrets.constantTimeEqual(Secrets.hash(token), state.auth.adminTokenHash) else {
-            state.loginLimiter.hit(source)
-            state.logger.notice("dashboard sign-in refused: wrong token", metadata: ["source": "\(source)"])
+            state.loginThrottle.failed(address)
+            state.logger.notice("dashboard sign-in refused: wrong token", metadata: ["address": "\(address)"])
             return try renderLogin(request, error: "That is not the admin token.")
         }
-        let (id, _) = sessions.create()
-        state.logger.info("dashboard sign-in")
+        state.loginThrottle.succeeded(address)
+        let (id, _) = try await sessions.create(address: address)
+        state.logger.info("dashboard sign-in", metadata: ["address": "\(address)"])
         var r = DashboardPages.redirect(LoginPage.safeNext(form.next))
         r.headers[values: .setCookie].append(
             "\(DashboardSessions.cookie)=\(id); Path=/; HttpOnly; SameSite=Strict; Max-Age=\(Int(sessions.lifetime))")
@@ -73,11 +79,11 @@ struct DashboardLoginController<Context: RequestContext>: Sendable {
     }
 
     @Sendable func logout(_ request: Request, context: Context) async throws -> Response {
-        guard let session = sessions.signedIn(request) else { return DashboardPages.redirect("/login") }
+        guard let session = try await sessions.signedIn(request) else { return DashboardPages.redirect("/login") }
         guard try await DashboardForm.checked(request, session: session, logger: state.logger) != nil else {
             return try pages.refused(session)
         }
-        sessions.remove(request.cookies[DashboardSessions.cookie]?.value)
+        try await sessions.remove(request.cookies[DashboardSessions.cookie]?.value)
         var r = DashboardPages.redirect("/login")
         r.headers[values: .setCookie].append(
             "\(DashboardSessions.cookie)=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
@@ -94,9 +100,9 @@ struct LoginPage: Sendable, Equatable {
     /// Where to go after signing in (a path on this server).
     var next: String
 
-    /// `next` when it is a path on this server, else "/" (no open redirect to another host).
+    /// `next` when it is a path on this server, else "/" (no open redirect to another host;
+    /// see `SafeRedirect`).
     static func safeNext(_ next: String?) -> String {
-        guard let next, next.hasPrefix("/"), !next.hasPrefix("//"), !next.hasPrefix("/\\") else { return "/" }
-        return next
+        SafeRedirect.path(next)
     }
 }

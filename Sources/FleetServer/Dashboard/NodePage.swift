@@ -244,7 +244,7 @@ struct NodePage: Sendable {
 
 extension DashboardController {
     @Sendable func nodePage(_ request: Request, context: Context) async throws -> Response {
-        guard let session = sessions.signedIn(request) else { return DashboardPages.toLogin(request) }
+        guard let session = try await sessions.signedIn(request) else { return DashboardPages.toLogin(request) }
         let (raw, stored) = try await node(context)
         guard let stored else { return try notFound(raw, session: session) }
         var flash: String?

@@ -172,7 +172,7 @@ struct NodesPage: Sendable {
 
 extension DashboardController {
     @Sendable func nodesPage(_ request: Request, context: Context) async throws -> Response {
-        guard let session = sessions.signedIn(request) else { return DashboardPages.toLogin(request) }
+        guard let session = try await sessions.signedIn(request) else { return DashboardPages.toLogin(request) }
         let now = Date()
         let filters = NodesPage.Filters(
             label: (HTTP.query(request, "label") ?? "").trimmingCharacters(in: .whitespaces),
@@ -187,7 +187,7 @@ extension DashboardController {
 
     /// Accept or reject a pending registration (the nodes page's buttons), like the API.
     @Sendable func decideRegistration(_ request: Request, context: Context) async throws -> Response {
-        guard let session = sessions.signedIn(request) else { return DashboardPages.toLogin(request) }
+        guard let session = try await sessions.signedIn(request) else { return DashboardPages.toLogin(request) }
         guard try await DashboardForm.checked(request, session: session, logger: state.logger) != nil else {
             return try pages.refused(session)
         }

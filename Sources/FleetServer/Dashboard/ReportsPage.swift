@@ -165,7 +165,7 @@ struct ReportsPage: Sendable {
 
 extension DashboardController {
     @Sendable func reportsPage(_ request: Request, context: Context) async throws -> Response {
-        guard let session = sessions.signedIn(request) else { return DashboardPages.toLogin(request) }
+        guard let session = try await sessions.signedIn(request) else { return DashboardPages.toLogin(request) }
         let now = Date()
         let q = ReportQuery(request, now: now)
         let report = try await state.database.savingsReport(
@@ -175,7 +175,7 @@ extension DashboardController {
     }
 
     @Sendable func reportCSV(_ request: Request, context: Context) async throws -> Response {
-        guard sessions.signedIn(request) != nil else { return DashboardPages.toLogin(request) }
+        guard try await sessions.signedIn(request) != nil else { return DashboardPages.toLogin(request) }
         let now = Date()
         let q = ReportQuery(request, now: now)
         if let e = q.error { throw APIError.invalidValue(nil, e) }
