@@ -55,6 +55,7 @@ public enum APIPaths {
     public static func history(_ id: String) -> String { "/api/v1/nodes/\(id)/history" }
     public static let apply = "/api/v1/config/apply"
     public static let savingsReport = "/api/v1/reports/savings"
+    public static let processReport = "/api/v1/reports/processes"
     public static let enrollmentTokens = "/api/v1/enrollment-tokens"
     public static func enrollmentToken(_ id: String) -> String { "/api/v1/enrollment-tokens/\(id)" }
     /// Longest long-poll the server grants.
