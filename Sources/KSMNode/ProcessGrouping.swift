@@ -6,20 +6,57 @@ public enum ProcessGrouping {
     /// `/proc/PID/ksm_stat` (6.1+): "ksm_rmap_items 12\n…ksm_merge_any: no\nksm_mergeable: yes".
     /// Nil when no known line is found.
     public static func ksmStat(_ text: String) -> ProcessKSMStat? {
+        var text = text
+        return text.withUTF8 { ksmStat(bytes: UnsafeRawBufferPointer($0)) }
+    }
+
+    /// `ksmStat` on the file's bytes, without building strings (the scan reads one per process).
+    public static func ksmStat(bytes: UnsafeRawBufferPointer) -> ProcessKSMStat? {
         var stat = ProcessKSMStat()
         var found = false
-        for line in text.split(separator: "\n") {
-            let parts = line.split(whereSeparator: { $0 == " " || $0 == ":" || $0 == "\t" })
-            guard parts.count >= 2 else { continue }
-            let value = parts[1]
-            switch parts[0] {
-            case "ksm_rmap_items": stat.rmapItems = Int64(value) ?? 0
-            case "ksm_zero_pages": stat.zeroPages = Int64(value) ?? 0
-            case "ksm_merging_pages": stat.mergingPages = Int64(value) ?? 0
-            case "ksm_process_profit": stat.profitBytes = Int64(value)
-            case "ksm_merge_any": stat.mergeAny = value == "yes"
-            case "ksm_mergeable": stat.mergeable = value == "yes"
-            default: continue
+        var i = 0
+        let n = bytes.count
+        while i < n {
+            // The key: up to ':' or ' '.
+            let keyStart = i
+            while i < n, bytes[i] != 0x3A, bytes[i] != 0x20, bytes[i] != 0x0A { i += 1 }
+            let keyEnd = i
+            while i < n, bytes[i] == 0x3A || bytes[i] == 0x20 || bytes[i] == 0x09 { i += 1 }
+            var value: Int64 = 0
+            var digits = 0
+            var yes = false
+            if i < n, bytes[i] == 0x79 { yes = true }  // 'y'
+            let negative = i < n && bytes[i] == 0x2D  // '-': ksm_process_profit may be below zero
+            if negative { i += 1 }
+            while i < n, bytes[i] >= 0x30, bytes[i] <= 0x39, digits < 18 {
+                value = value * 10 + Int64(bytes[i] - 0x30)
+                digits += 1
+                i += 1
+            }
+            if negative { value = -value }
+            while i < n, bytes[i] != 0x0A { i += 1 }
+            i += 1
+            let key = UnsafeRawBufferPointer(rebasing: bytes[keyStart..<keyEnd])
+            func isKey(_ name: StaticString) -> Bool {
+                guard key.count == name.utf8CodeUnitCount else { return false }
+                let p = name.utf8Start
+                for k in 0..<key.count where key[k] != p[k] { return false }
+                return true
+            }
+            if isKey("ksm_rmap_items") {
+                stat.rmapItems = value
+            } else if isKey("ksm_zero_pages") {
+                stat.zeroPages = value
+            } else if isKey("ksm_merging_pages") {
+                stat.mergingPages = value
+            } else if isKey("ksm_process_profit") {
+                stat.profitBytes = digits > 0 ? value : nil
+            } else if isKey("ksm_merge_any") {
+                stat.mergeAny = yes
+            } else if isKey("ksm_mergeable") {
+                stat.mergeable = yes
+            } else {
+                continue
             }
             found = true
         }

@@ -50,6 +50,7 @@ public struct ProcessScanner: Sendable {
         var rmapItems: Int64 = 0
         var mergingPages: Int64 = 0
         var merging = 0
+        let reader = SmallFileReader()
         for name in names {
             guard let pid = Int32(name) else { continue }
             guard scanned < maxProcesses else {
@@ -57,7 +58,7 @@ public struct ProcessScanner: Sendable {
                 break
             }
             scanned += 1
-            guard let stat = readStat(pid) else { continue }
+            guard let stat = readStat(pid, reader) else { continue }
             anyStat = true
             rmapItems += stat.rmapItems
             mergingPages += stat.mergingPages
@@ -99,8 +100,10 @@ public struct ProcessScanner: Sendable {
     }
 
     /// `ksm_stat`, or on 5.19–6.0 kernels the lone `ksm_merging_pages`; nil when neither is there.
-    func readStat(_ pid: Int32) -> ProcessKSMStat? {
-        if let text = try? FileIO.read("\(proc)/\(pid)/ksm_stat") { return ProcessGrouping.ksmStat(text) }
+    func readStat(_ pid: Int32, _ reader: SmallFileReader) -> ProcessKSMStat? {
+        if let stat = reader.withContents(proc + "/" + String(pid) + "/ksm_stat", ProcessGrouping.ksmStat(bytes:)) {
+            return stat
+        }
         if let text = try? FileIO.read("\(proc)/\(pid)/ksm_merging_pages"), let v = ProcParsing.integer(text) {
             return ProcessKSMStat(mergingPages: v)
         }

@@ -30,6 +30,8 @@ struct ProcessGroupingTests {
             ))
         #expect(!s.isMergeable)
         #expect(ProcessGrouping.ksmStat("") == nil)
+        // More rmap metadata than merged pages: a negative profit.
+        #expect(ProcessGrouping.ksmStat("ksm_rmap_items 100\nksm_process_profit -6400\n")?.profitBytes == -6400)
         // prctl(PR_SET_MEMORY_MERGE) alone makes a process count, before KSM tracked any page.
         let prctl = try #require(ProcessGrouping.ksmStat("ksm_rmap_items 0\nksm_merge_any: yes\n"))
         #expect(prctl.isMergeable)
