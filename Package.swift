@@ -28,7 +28,8 @@ let package = Package(
     targets: [
         // Pure domain: config model, presets, validation, tuner step, throttle machine, savings math.
         .target(name: "KSMCore", swiftSettings: swiftSettings),
-        // The kernel edge: sysfs/procfs reader and writer, unmerge protocol.
+        // The node edge: sysfs/procfs reader and writer, unmerge protocol, and the (JSON) config
+        // files the standalone agent and the CLI read.
         .target(
             name: "KSMNode",
             dependencies: ["KSMCore", .product(name: "Logging", package: "swift-log")],
@@ -100,6 +101,8 @@ let package = Package(
             name: "ksmfleet",
             dependencies: [
                 "FleetClient", "FleetAPI", "KSMCore",
+                // ConfigFile (`config apply --file`).
+                "KSMNode",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings),

@@ -192,14 +192,19 @@ struct CLIAgainstServerTests {
         }
     }
 
-    @Test("config apply from a YAML file to a node list; a failing node gives exit 65 with the reason")
+    @Test("config apply from a JSON file to a node list (YAML refused); a failing node gives exit 65 with the reason")
     func applyFileAndFailures() async throws {
         try await Fleet.with { f in
             let dir = makeTemporaryDirectory(prefix: "ksmfleet-cli-apply")
             defer { try? FileManager.default.removeItem(at: dir) }
             let yaml = dir.appending(path: "change.yaml")
             try "# slower scanning\nthresCoef: 40\nrun: run\n".write(to: yaml, atomically: true, encoding: .utf8)
-            let r = try await f.cli(["config", "apply", "db-1", "web-2", "--file", yaml.path, "-o", "json"])
+            let notJSON = try await f.cli(["config", "apply", "db-1", "--file", yaml.path])
+            #expect(notJSON.status == Exit.usage, "\(notJSON)")
+            #expect(notJSON.stderr.contains("YAML") && notJSON.stderr.contains("JSON"), "\(notJSON)")
+            let change = dir.appending(path: "change.json")
+            try #"{"thresCoef": 40, "run": "run"}"#.write(to: change, atomically: true, encoding: .utf8)
+            let r = try await f.cli(["config", "apply", "db-1", "web-2", "--file", change.path, "-o", "json"])
             #expect(r.status == Exit.ok, "\(r)")
             #expect(try r.json(ApplyResponse.self).results.count == 2)
             #expect(try await f.config("db-1").config.thresCoef == 40)
