@@ -133,8 +133,10 @@ extension ProcessReport: KnownFields {
         "mergingPages", "anonHugePagesKB", "anonymousKB", "transparentHugePages", "truncated", "scanMillis", "groups",
     ]
     public static var nestedFields: [String: any KnownFields.Type] { ["groups": ProcessGroupSavings.self] }
-    /// Most groups a report may carry.
+    /// Most groups a report may carry (the server keeps no more).
     public static let maxGroups = 50
+    /// Longest group name the server keeps (longer ones are cut).
+    public static let maxNameLength = 200
 }
 
 extension ProcessGroupSavings: KnownFields {

@@ -10,7 +10,11 @@ extension FleetDatabase {
     /// must not count twice).
     static func writeProcessReport(_ db: Database, nodeId: String, sample: StatusSample) throws {
         guard var report = sample.processes else { return }
+        // Bounded whatever an agent sends: the top groups, names as long as any real one.
         report.groups = Array(report.groups.prefix(ProcessReport.maxGroups))
+        for i in report.groups.indices where report.groups[i].name.count > ProcessReport.maxNameLength {
+            report.groups[i].name = String(report.groups[i].name.prefix(ProcessReport.maxNameLength))
+        }
         let at = Time.ms(sample.takenAt)
         try db.cachedStatement(
             sql: """
