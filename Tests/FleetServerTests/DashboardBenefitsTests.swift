@@ -41,6 +41,13 @@ import Testing
         #expect(html.contains("id=\"finding-transparent_huge_pages\""))
         #expect(html.contains("transparent_hugepage/enabled is [always]"))
 
+        // The savings report page lists who benefited over its period, escaped too.
+        let report = try await browser.get("/reports", query: [("since", "-24h"), ("until", "now")])
+        #expect(report.status == 200)
+        #expect(report.text.contains("id=\"process-report-table\""), "\(report.text)")
+        #expect(report.text.contains("&lt;script&gt;alert(1)&lt;/script&gt;"))
+        #expect(!report.text.contains(Self.hostile))
+
         // A node without a report says why there is no table.
         let (other, _) = try await h.register(hostname: "node-b")
         let empty = try await browser.get("/nodes/" + other.nodeId)
