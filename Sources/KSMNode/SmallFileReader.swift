@@ -17,7 +17,8 @@ final class SmallFileReader {
 
     deinit { buffer.deallocate() }
 
-    /// The first `capacity` bytes of the file handed to `body`; nil when it cannot be read.
+    /// The first `capacity` bytes of the file handed to `body`; nil when it cannot be read. For
+    /// procfs files (one short read is the whole file), not for regular files.
     func withContents<T>(_ path: String, _ body: (UnsafeRawBufferPointer) -> T) -> T? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
@@ -31,6 +32,9 @@ final class SmallFileReader {
             }
             if n == 0 { break }
             total += n
+            // procfs fills a read with the whole (small) file at once: a short read is the end,
+            // and skipping the read that would return 0 saves a system call per process.
+            if total < buffer.count { break }
         }
         return body(UnsafeRawBufferPointer(rebasing: buffer[0..<total]))
     }
