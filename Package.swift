@@ -143,7 +143,8 @@ let package = Package(
         .testTarget(
             name: "FleetAgentTests",
             dependencies: ["FleetTestSupport",
-                "FleetAgent", "FleetLog", "FleetClient", "FleetServer", "FleetAPI", "KSMCore", "KSMNode", "TestSupport",
+                "FleetAgent", "FleetLog", "FleetClient", "FleetServer", "FleetStore", "FleetAPI", "KSMCore", "KSMNode",
+                "TestSupport",
             ],
             swiftSettings: swiftSettings),
         .testTarget(

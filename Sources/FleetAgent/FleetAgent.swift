@@ -20,6 +20,8 @@ public actor FleetAgent {
     /// When the next sample carries a process report (who benefits).
     var processReporting: ProcessReporting
 
+    /// The current wait between registration attempts while pending (nil when not pending).
+    var pendingBackoff: Double?
     private let pushSignal: AsyncStream<Void>.Continuation
     private let pushSignals: AsyncStream<Void>
     private let stopSignal: AsyncStream<Void>.Continuation
@@ -78,7 +80,8 @@ public actor FleetAgent {
             nodeId: registration.identity?.nodeId, configGeneration: configSync.current?.generation,
             appliedGeneration: await engine.appliedGeneration, nextSeq: samples.nextSeq,
             samplesTaken: samples.samplesTaken, spooled: samples.spooled, outbox: samples.outbox.count,
-            dropped: samples.dropped, lastAckedSeq: samples.lastAckedSeq, serverReachable: configSync.serverReachable)
+            dropped: samples.dropped, lastAckedSeq: samples.lastAckedSeq, serverReachable: configSync.serverReachable,
+            registrationWaiting: registration.waitingReason)
     }
 
     // MARK: - run
@@ -224,6 +227,7 @@ public actor FleetAgent {
         while !Task.isCancelled {
             do throws(AgentError) {
                 let connection = try await connect()
+                pendingBackoff = nil
                 let generation = configSync.seenGeneration
                 let wait = generation == nil ? nil : Int.random(in: options.longPollWait)
                 let config: NodeConfig?
@@ -246,11 +250,30 @@ public actor FleetAgent {
                 }
                 if case .notEnrolled = error { return error }
                 if case .invalidOptions = error { return error }
-                let delay = configSync.serverIsAway(error)
+                let delay: Double
+                if case .pending(let reason, let retryAfter) = error {
+                    delay = pendingDelay(reason, retryAfter: retryAfter)
+                } else {
+                    pendingBackoff = nil
+                    delay = configSync.serverIsAway(error)
+                }
                 do { try await Task.sleep(for: .milliseconds(Int64(delay * 1000))) } catch { return nil }
             }
         }
         return nil
+    }
+
+    /// The wait before asking again about a pending registration: the server's hint, doubled on
+    /// every further pending answer up to 15 minutes, with ±10 % jitter; logged in words.
+    func pendingDelay(_ reason: String, retryAfter: Double) -> Double {
+        let previous = pendingBackoff ?? 0
+        let next = previous == 0 ? max(retryAfter, 1) : min(max(previous * 2, retryAfter), max(900, retryAfter))
+        pendingBackoff = next
+        let delay = next * Double.random(in: 0.9...1.1)
+        logger.warning(
+            "this host is not connected to the server: \(reason)",
+            metadata: ["retry_in_s": "\(Int(delay))"])
+        return delay
     }
 
     /// Applies a config from the server; a change or a kick is reported at once.
@@ -299,6 +322,10 @@ public actor FleetAgent {
         for await _ in pushSignals {
             if Task.isCancelled { return }
             _ = await samples.flush(to: registration.connected, force: false)
+            if samples.rotationDue {
+                samples.rotationDue = false
+                await registration.rotateToken()
+            }
         }
     }
 }

@@ -31,6 +31,8 @@ final class SamplePipeline {
     private(set) var outbox: [StatusSample] = []
     private(set) var samplesTaken = 0
     private(set) var lastAckedSeq: Int64?
+    /// A sample reply said the node token is due for rotation.
+    var rotationDue = false
     private var pushBackoff: Backoff
     /// Monotonic seconds before which a push is not tried again (unless forced).
     private var nextPushAttempt = 0.0
@@ -210,6 +212,7 @@ final class SamplePipeline {
     private func accepted(_ ack: SampleBatchAck, batch: [StatusSample], reported: Int64, fromSpool: Bool, last: StatusSample) {
         retryNow()
         lastAckedSeq = ack.highestSeq
+        if ack.rotateToken == true { rotationDue = true }
         do {
             try spool.clearDropped(reported)
         } catch {

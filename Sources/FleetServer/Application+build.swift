@@ -16,10 +16,11 @@ public func buildApplication(_ config: ServerConfig) async throws -> some Applic
     let adminHash = try await AdminToken.settle(config, database: database, logger: logger)
     let state = ServerState(config: config, database: database, adminTokenHash: adminHash, logger: logger)
 
-    let router = Router(context: BasicRequestContext.self)
+    let router = Router(context: FleetRequestContext.self)
     // Middleware first: routes capture the middleware added before them.
     router.add(middleware: MetricsMiddleware(metrics: state.metrics))
     router.add(middleware: ErrorMiddleware())
+    router.add(middleware: FailedAuthLimitMiddleware(limiter: state.failedAuthLimiter))
     router.add(middleware: LogRequestsMiddleware(.debug))
 
     OpsController(state: state).addRoutes(to: router)
@@ -27,6 +28,7 @@ public func buildApplication(_ config: ServerConfig) async throws -> some Applic
     NodesController(state: state).addRoutes(to: router)
     ApplyController(state: state).addRoutes(to: router)
     EnrollmentTokensController(state: state).addRoutes(to: router)
+    IdentityController(state: state).addRoutes(to: router)
     // ---- Other features register their controllers here (one line each): ----
     ReportsController(state: state).addRoutes(to: router)
     try DashboardController(state: state).addRoutes(to: router)

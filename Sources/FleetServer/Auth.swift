@@ -10,17 +10,26 @@ enum Principal: Sendable, Equatable {
     case node(String)
 }
 
+/// A node's token check: which node, and whether its agent should replace the token now.
+struct NodeAuth: Sendable, Equatable {
+    var nodeId: String
+    var rotationDue: Bool
+}
+
 /// Bearer-token checks. The admin token's hash is held in memory; node tokens are looked up by
 /// hash (an indexed read) and remembered, so a busy agent costs no query per request. Every
 /// registration (token rotation) and node deletion forgets them all. Secrets are never logged.
 struct Auth: Sendable {
     let database: FleetDatabase
     let adminTokenHash: String
+    /// Scheduled node token rotation (nil: only on an admin's request).
+    let rotationSeconds: Double?
     private let known = NodeTokenCache()
 
-    init(database: FleetDatabase, adminTokenHash: String) {
+    init(database: FleetDatabase, adminTokenHash: String, rotationSeconds: Double? = nil) {
         self.database = database
         self.adminTokenHash = adminTokenHash
+        self.rotationSeconds = rotationSeconds
     }
 
     /// Forget every remembered node token (call after a registration or a deletion).
@@ -48,16 +57,32 @@ struct Auth: Sendable {
     }
 
     func principal(_ request: Request, expecting: Expecting = .nodeOrAdmin) async throws -> Principal {
+        try await check(request, expecting: expecting).principal
+    }
+
+    /// The token's principal and, for a node, whether its token is due for rotation.
+    func check(_ request: Request, expecting: Expecting = .nodeOrAdmin) async throws -> (
+        principal: Principal, rotationDue: Bool
+    ) {
         guard let token = Self.bearer(request) else {
             throw APIError.unauthorized("missing token: send 'Authorization: Bearer <token>'")
         }
         let hash = Secrets.hash(token)
-        if Secrets.constantTimeEqual(hash, adminTokenHash) { return .admin }
-        if let node = known.node(for: hash) { return .node(node) }
+        if Secrets.constantTimeEqual(hash, adminTokenHash) { return (.admin, false) }
+        let now = Date()
+        if let cached = known.node(for: hash) {
+            return (.node(cached.node), cached.dueAt.map { $0 <= now } ?? false)
+        }
         let generation = known.generation
-        if let node = try await database.nodeID(forTokenHash: hash) {
-            known.remember(hash, node: node, ifStill: generation)
-            return .node(node)
+        if let credential = try await database.nodeCredential(forTokenHash: hash, now: now) {
+            if credential.previousAwaitsConfirmation {
+                // The agent uses its new token: the previous one ends after a short grace.
+                try await database.confirmNewToken(nodeId: credential.nodeId, now: now)
+            }
+            if !credential.isPrevious {
+                known.remember(hash, node: credential.nodeId, dueAt: dueAt(credential), ifStill: generation)
+            }
+            return (.node(credential.nodeId), credential.rotationDue(everySeconds: rotationSeconds, now: now))
         }
         if try await database.isEnrollmentToken(hash: hash) {
             throw APIError.forbidden(
@@ -71,12 +96,19 @@ struct Auth: Sendable {
                     + "<data-dir>/server/admin-token, or it was set with KSMFLEET_ADMIN_TOKEN)")
         case .node:
             throw APIError.unauthorized(
-                "wrong node token (unknown, rotated by a re-registration, or its node was deleted)")
+                "wrong node token (unknown, replaced by a rotation or an accepted registration, or its node was deleted)")
         case .nodeOrAdmin:
             throw APIError.unauthorized(
                 "wrong token: neither this server's admin token nor a current node token (node tokens are "
-                    + "rotated by a re-registration and end with their node)")
+                    + "replaced by rotations and end with their node)")
         }
+    }
+
+    /// When a credential's token falls due for rotation (nil: never, on this schedule).
+    private func dueAt(_ c: NodeCredential) -> Date? {
+        if let requested = c.rotateRequestedAt { return requested }
+        guard let rotationSeconds, let issued = c.issuedAt else { return nil }
+        return issued.addingTimeInterval(rotationSeconds)
     }
 
     @discardableResult
@@ -86,11 +118,13 @@ struct Auth: Sendable {
         return p
     }
 
-    /// The node `nodeId` itself (admins may not push samples for a node).
-    func requireNode(_ request: Request, nodeId: String) async throws {
-        let p = try await principal(request, expecting: .node)
+    /// The node `nodeId` itself (admins may not push samples for a node); whether its token is
+    /// due for rotation.
+    @discardableResult
+    func requireNode(_ request: Request, nodeId: String) async throws -> NodeAuth {
+        let (p, due) = try await check(request, expecting: .node)
         switch p {
-        case .node(let id) where id == nodeId: return
+        case .node(let id) where id == nodeId: return NodeAuth(nodeId: id, rotationDue: due)
         case .node(let id): throw APIError.forbidden("a node token may only touch its own node (\(id))")
         case .admin: throw APIError.forbidden("samples are pushed with the node's own token")
         }
@@ -100,21 +134,26 @@ struct Auth: Sendable {
 /// Node token hash → node id, with a generation so that a lookup racing a `clear()` does not
 /// put back a token that was just rotated or deleted.
 final class NodeTokenCache: Sendable {
+    struct Entry: Sendable {
+        var node: String
+        /// When the token falls due for rotation.
+        var dueAt: Date?
+    }
     private struct State {
-        var map: [String: String] = [:]
+        var map: [String: Entry] = [:]
         var generation: UInt64 = 0
     }
     private let state = Mutex(State())
 
     var generation: UInt64 { state.withLock { $0.generation } }
 
-    func node(for hash: String) -> String? { state.withLock { $0.map[hash] } }
+    func node(for hash: String) -> Entry? { state.withLock { $0.map[hash] } }
 
-    func remember(_ hash: String, node: String, ifStill generation: UInt64) {
+    func remember(_ hash: String, node: String, dueAt: Date? = nil, ifStill generation: UInt64) {
         state.withLock { s in
             guard s.generation == generation else { return }
             if s.map.count > 200_000 { s.map.removeAll() }
-            s.map[hash] = node
+            s.map[hash] = Entry(node: node, dueAt: dueAt)
         }
     }
 

@@ -72,7 +72,9 @@ enum APIRoutes {
         ("/api/v1/nodes/*/history", ["GET"]), ("/api/v1/config/apply", ["POST"]),
         ("/api/v1/reports/savings", ["GET"]), ("/api/v1/enrollment-tokens", ["GET", "POST"]),
         ("/api/v1/enrollment-tokens/*", ["DELETE"]), ("/healthz", ["GET"]), ("/readyz", ["GET"]),
-        ("/metrics", ["GET"]), ("/openapi.yaml", ["GET"]),
+        ("/metrics", ["GET"]), ("/openapi.yaml", ["GET"]), ("/api/v1/nodes/*/token", ["POST"]),
+        ("/api/v1/nodes/*/rotate-token", ["POST"]), ("/api/v1/registrations", ["GET"]),
+        ("/api/v1/registrations/*/accept", ["POST"]), ("/api/v1/registrations/*/reject", ["POST"]),
     ].map { ($0.0.split(separator: "/"), $0.1) }
 
     /// The methods a known path accepts, nil for an unknown path.

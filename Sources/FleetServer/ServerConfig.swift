@@ -21,6 +21,16 @@ public struct ServerConfig: Sendable {
     /// Largest request body accepted (413 above).
     public var maxBodyBytes: Int
     public var logLevel: Logger.Level
+    /// Node tokens are replaced after this many days (the agent is told in a sample reply and
+    /// gets a new one; no sample or config is lost). 0 turns scheduled rotation off.
+    public var tokenRotationDays: Double = 30
+    /// Registrations accepted per source address per minute (429 above). 0 = no limit.
+    public var registrationRateLimit: Int = 30
+    /// Failed token checks (401) per source address per minute before every request from that
+    /// address gets 429 until the minute is over. 0 = no limit.
+    public var failedAuthRateLimit: Int = 30
+    /// Failed dashboard logins per source address per minute. 0 = no limit.
+    public var loginRateLimit: Int = 10
     /// Called once with a newly generated admin token (first start, no token given), so the
     /// executable can print it. The token is also written to `<dataDir>/admin-token` (0600).
     public var onAdminTokenGenerated: (@Sendable (String, URL) -> Void)?

@@ -13,11 +13,20 @@ final class ServerState: Sendable {
     let waiters: ConfigWaiters
     let metrics: ServerMetrics
     let logger: Logger
+    /// Per source address: registrations, failed token checks, failed dashboard logins.
+    let registrationLimiter: RateLimiter
+    let failedAuthLimiter: RateLimiter
+    let loginLimiter: RateLimiter
 
     init(config: ServerConfig, database: FleetDatabase, adminTokenHash: String, logger: Logger) {
         self.config = config
         self.database = database
-        self.auth = Auth(database: database, adminTokenHash: adminTokenHash)
+        self.auth = Auth(
+            database: database, adminTokenHash: adminTokenHash,
+            rotationSeconds: config.tokenRotationDays > 0 ? config.tokenRotationDays * 86400 : nil)
+        self.registrationLimiter = RateLimiter(limit: config.registrationRateLimit, window: 60)
+        self.failedAuthLimiter = RateLimiter(limit: config.failedAuthRateLimit, window: 60)
+        self.loginLimiter = RateLimiter(limit: config.loginRateLimit, window: 60)
         self.waiters = ConfigWaiters()
         self.metrics = ServerMetrics()
         self.logger = logger

@@ -40,6 +40,18 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(help: "Largest request body in bytes (413 above).")
     var maxBodyBytes = 1 << 20
 
+    @Option(help: "Days after which a node's token is replaced (the agent is told in a sample reply; nothing is lost). 0 turns scheduled rotation off.")
+    var tokenRotationDays: Double = 30
+
+    @Option(help: "Registrations accepted per source address per minute (429 with Retry-After above). 0 = no limit.")
+    var registrationRateLimit = 30
+
+    @Option(help: "Failed token checks (401) per source address per minute; above it every request from that address gets 429 until the minute is over. 0 = no limit.")
+    var failedAuthRateLimit = 30
+
+    @Option(help: "Failed dashboard logins per source address per minute (429 above). 0 = no limit.")
+    var loginRateLimit = 10
+
     @Option(help: ArgumentHelp("Write the bound port to this file once listening (for tests and scripts).", visibility: .hidden))
     var portFile: String?
 
@@ -50,6 +62,13 @@ struct ServerCommand: AsyncParsableCommand {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0–65535") }
         guard offlineAfter > 0 else { throw ValidationError("--offline-after must be positive") }
         guard rawRetentionDays > 0 else { throw ValidationError("--raw-retention-days must be positive") }
+        guard tokenRotationDays >= 0 else { throw ValidationError("--token-rotation-days must not be negative") }
+        for (flag, value) in [
+            ("--registration-rate-limit", registrationRateLimit), ("--failed-auth-rate-limit", failedAuthRateLimit),
+            ("--login-rate-limit", loginRateLimit),
+        ] where value < 0 {
+            throw ValidationError("\(flag) must not be negative (0 turns the limit off)")
+        }
         guard rollupRetentionDays >= rawRetentionDays else {
             throw ValidationError("--rollup-retention-days must be at least --raw-retention-days")
         }
@@ -62,7 +81,7 @@ struct ServerCommand: AsyncParsableCommand {
         LoggingSystem.bootstrap { label in StderrLogHandler(label: label, level: level) }
         raiseFileLimit()
         let env = ProcessInfo.processInfo.environment["KSMFLEET_ADMIN_TOKEN"]
-        let config = ServerConfig(
+        var config = ServerConfig(
             host: host, port: port, dataDir: URL(fileURLWithPath: dataDir, isDirectory: true),
             offlineAfterSeconds: offlineAfter, rawRetentionDays: rawRetentionDays,
             rollupRetentionDays: rollupRetentionDays,
@@ -77,6 +96,10 @@ struct ServerCommand: AsyncParsableCommand {
                     try? Data("\(port)\n".utf8).write(to: URL(fileURLWithPath: portFile), options: .atomic)
                 }
             })
+        config.tokenRotationDays = tokenRotationDays
+        config.registrationRateLimit = registrationRateLimit
+        config.failedAuthRateLimit = failedAuthRateLimit
+        config.loginRateLimit = loginRateLimit
         let app = try await buildApplication(config)
         try await app.runService()
         Logger(label: "ksmfleet-server").notice("ksmfleet-server stopped")

@@ -65,7 +65,8 @@ public final class ServerProcess: Sendable {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: binary)
         p.arguments =
-            ["--host", "127.0.0.1", "--port", "0", "--data-dir", dir.path, "--port-file", portFile.path, "--log-level", "info"]
+            ["--host", "127.0.0.1", "--port", "0", "--data-dir", dir.path, "--port-file", portFile.path, "--log-level", "info",
+             "--registration-rate-limit", "0", "--failed-auth-rate-limit", "0", "--login-rate-limit", "0"]
             + extraArguments
         var env = ProcessInfo.processInfo.environment
         // No token given: the server uses its stored one or generates one into <dataDir>/admin-token.

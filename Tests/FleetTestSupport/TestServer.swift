@@ -31,19 +31,26 @@ public final class TestServer: Sendable {
 
     /// Starts a server. `dataDir` nil makes a fresh temporary directory; `adminToken` nil makes a
     /// random one. `offlineAfterSeconds` is the server's online threshold.
+    /// `configure` changes the config before start (rate limits, token rotation); by default the
+    /// rate limits are off, since every test client comes from 127.0.0.1.
     public static func start(
-        dataDir: URL? = nil, port: Int = 0, adminToken: String? = nil, offlineAfterSeconds: Double = 60
+        dataDir: URL? = nil, port: Int = 0, adminToken: String? = nil, offlineAfterSeconds: Double = 60,
+        configure: (inout ServerConfig) -> Void = { _ in }
     ) async throws -> TestServer {
         let dir = dataDir ?? makeTemporaryDirectory(prefix: "ksmfleet-server")
         let token = adminToken ?? Secrets.newToken(.admin)
         let (ports, continuation) = AsyncStream<Int>.makeStream()
-        let config = ServerConfig(
+        var config = ServerConfig(
             host: "127.0.0.1", port: port, dataDir: dir, offlineAfterSeconds: offlineAfterSeconds, adminToken: token,
             logLevel: testLogLevel(),
             onServerRunning: { port in
                 continuation.yield(port)
                 continuation.finish()
             })
+        config.registrationRateLimit = 0
+        config.failedAuthRateLimit = 0
+        config.loginRateLimit = 0
+        configure(&config)
         let app = try await buildApplication(config)
         var logger = Logger(label: "ksmfleet.test-server")
         logger.logLevel = testLogLevel()

@@ -26,6 +26,8 @@ struct DashboardController<Context: RequestContext>: Sendable {
         router.get("/nodes/:id", use: nodePage)
         router.post("/nodes/:id/config", use: saveConfig)
         router.post("/nodes/:id/kick", use: kick)
+        router.post("/registrations/:id/accept", use: decideRegistration)
+        router.post("/registrations/:id/reject", use: decideRegistration)
         router.get("/reports", use: reportsPage)
         router.get("/reports/savings.csv", use: reportCSV)
     }

@@ -48,9 +48,18 @@ struct DashboardLoginController<Context: RequestContext>: Sendable {
         else {
             return try renderLogin(request, error: "The sign-in form expired. Please try again.")
         }
+        // Failed sign-ins per source address (RateLimiter, --login-rate-limit).
+        let source = SourceAddress.of(context)
+        if case .limited(let after) = state.loginLimiter.check(source) {
+            var r = try renderLogin(request, error: "Too many failed sign-ins from \(source). Try again in \(after) s.")
+            r.status = .tooManyRequests
+            r.headers[.retryAfter] = String(after)
+            return r
+        }
         let token = (form.token ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
         guard !token.isEmpty, Secrets.constantTimeEqual(Secrets.hash(token), state.auth.adminTokenHash) else {
-            state.logger.notice("dashboard sign-in refused: wrong token")
+            state.loginLimiter.hit(source)
+            state.logger.notice("dashboard sign-in refused: wrong token", metadata: ["source": "\(source)"])
             return try renderLogin(request, error: "That is not the admin token.")
         }
         let (id, _) = sessions.create()
