@@ -91,12 +91,15 @@ public struct StatusSample: Codable, Sendable, Equatable, KnownFields {
     /// The agent's goodbye on a clean stop: the kernel as it left it (run state, pages still
     /// merged) and, in `phaseReason`, what it did. Its data ends here (no tail).
     public var agentStopped: Bool?
+    /// Who benefits: the agent's scan of `/proc/PID/ksm_stat`, on every Nth sample only (see
+    /// agent/README); nil on the others and on kernels before 5.19.
+    public var processes: ProcessReport?
 
     public init(
         seq: Int64, takenAt: Date, status: KSMStatus, memory: MemorySnapshot, pageSize: Int,
         ksmdCPUPercent: Double? = nil, ksmdCPUSeconds: Double? = nil, phase: KSMPhase,
         phaseReason: String, appliedGeneration: Int64? = nil, applyError: String? = nil,
-        droppedSamples: Int64? = nil, agentStopped: Bool? = nil
+        droppedSamples: Int64? = nil, agentStopped: Bool? = nil, processes: ProcessReport? = nil
     ) {
         self.seq = seq
         self.takenAt = takenAt
@@ -111,6 +114,7 @@ public struct StatusSample: Codable, Sendable, Equatable, KnownFields {
         self.applyError = applyError
         self.droppedSamples = droppedSamples
         self.agentStopped = agentStopped
+        self.processes = processes
     }
 
     /// Bytes KSM saves on the node at this sample.
@@ -118,10 +122,10 @@ public struct StatusSample: Codable, Sendable, Equatable, KnownFields {
 
     public static let fieldNames: Set<String> = [
         "seq", "takenAt", "status", "memory", "pageSize", "ksmdCPUPercent", "ksmdCPUSeconds", "phase",
-        "phaseReason", "appliedGeneration", "applyError", "droppedSamples", "agentStopped",
+        "phaseReason", "appliedGeneration", "applyError", "droppedSamples", "agentStopped", "processes",
     ]
     public static var nestedFields: [String: any KnownFields.Type] {
-        ["status": KSMStatus.self, "memory": MemorySnapshot.self]
+        ["status": KSMStatus.self, "memory": MemorySnapshot.self, "processes": ProcessReport.self]
     }
 }
 
@@ -132,6 +136,24 @@ extension KSMStatus: KnownFields {
         "stableNodeDups", "useZeroPages", "ksmZeroPages", "generalProfit", "pagesScanned", "pagesSkipped",
         "smartScan", "advisorMode", "advisorTargetScanTime", "advisorMinPagesToScan", "advisorMaxPagesToScan",
         "advisorMaxCPU",
+    ]
+}
+
+extension ProcessReport: KnownFields {
+    public static let fieldNames: Set<String> = [
+        "perProcessStats", "processesScanned", "mergeableProcesses", "mergingProcesses", "rmapItems",
+        "mergingPages", "anonHugePagesKB", "anonymousKB", "transparentHugePages", "truncated", "scanMillis", "groups",
+    ]
+    public static var nestedFields: [String: any KnownFields.Type] { ["groups": ProcessGroupSavings.self] }
+    /// Most groups a report may carry (the server keeps no more).
+    public static let maxGroups = 50
+    /// Longest group name the server keeps (longer ones are cut).
+    public static let maxNameLength = 200
+}
+
+extension ProcessGroupSavings: KnownFields {
+    public static let fieldNames: Set<String> = [
+        "kind", "name", "processes", "mergingPages", "zeroPages", "rmapItems", "profitBytes",
     ]
 }
 

@@ -62,6 +62,7 @@ public enum APIPaths {
     public static func history(_ id: String) -> String { "/api/v1/nodes/\(id)/history" }
     public static let apply = "/api/v1/config/apply"
     public static let savingsReport = "/api/v1/reports/savings"
+    public static let processReport = "/api/v1/reports/processes"
     public static let enrollmentTokens = "/api/v1/enrollment-tokens"
     public static func enrollmentToken(_ id: String) -> String { "/api/v1/enrollment-tokens/\(id)" }
     /// The node replaces its own token (node token).

@@ -17,6 +17,8 @@ public actor FleetAgent {
     let registration: AgentRegistration
     let configSync: ConfigSync
     let samples: SamplePipeline
+    /// When the next sample carries a process report (who benefits).
+    var processReporting: ProcessReporting
 
     /// The current wait between registration attempts while pending (nil when not pending).
     var pendingBackoff: Double?
@@ -38,6 +40,10 @@ public actor FleetAgent {
             throw .kernel("cannot read \(options.sysfsRoot): \(error)")
         }
         self.engine = engine
+        // The real /proc, or a fake tree a test points the agent at; not a test's fake kernel alone.
+        processReporting = ProcessReporting(
+            scanner: kernel is LinuxKSMKernel || options.procRoot != "/proc" ? ProcessScanner(proc: options.procRoot) : nil,
+            interval: options.processInterval)
         do {
             let stateDir = try AgentStateDir(options.stateDir)
             samples = try SamplePipeline(stateDir: stateDir, options: options, logger: logger)
@@ -308,7 +314,8 @@ public actor FleetAgent {
             logger.error("cannot read the KSM status", metadata: ["error": "\(error)"])
             return
         }
-        samples.record(snapshot, applyError: configSync.refusal ?? snapshot.applyError)
+        let processes = processReporting.reportIfDue(now: monotonicSeconds(), logger: logger)
+        samples.record(snapshot, applyError: configSync.refusal ?? snapshot.applyError, processes: processes)
     }
 
     func pushLoop() async {

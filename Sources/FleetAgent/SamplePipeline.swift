@@ -56,13 +56,16 @@ final class SamplePipeline {
     /// Adds a sample of `snapshot` to the outbox with the next sequence number. `applyError`
     /// replaces the engine's (a config the agent refused is reported as such).
     /// `agentStopped`: the goodbye on a clean stop (the server marks the node at once).
-    func record(_ snapshot: EngineSnapshot, applyError: String?, agentStopped: Bool = false) {
+    /// `processes`: the process report due with this sample, if any.
+    func record(
+        _ snapshot: EngineSnapshot, applyError: String?, agentStopped: Bool = false, processes: ProcessReport? = nil
+    ) {
         let sample = StatusSample(
             seq: sequence.allocate(), takenAt: Date(), status: snapshot.status, memory: snapshot.memory,
             pageSize: snapshot.pageSize, ksmdCPUPercent: snapshot.ksmdCPUPercent,
             ksmdCPUSeconds: snapshot.ksmdCPUSeconds, phase: snapshot.phase, phaseReason: snapshot.phaseReason,
             appliedGeneration: snapshot.appliedGeneration, applyError: applyError,
-            agentStopped: agentStopped ? true : nil)
+            agentStopped: agentStopped ? true : nil, processes: processes)
         samplesTaken += 1
         outbox.append(sample)
         if outbox.count >= batchSize * 2 { spoolOutbox() }

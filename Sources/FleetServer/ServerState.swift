@@ -80,6 +80,19 @@ final class ServerState: Sendable {
             memTotalBytes: n.memTotalBytes, numaNodes: n.numaNodes, ksmFeatures: n.ksmFeatures,
             agentVersion: n.agentVersion, registeredAt: n.registeredAt, lastSeenAt: n.lastSeenAt, online: online,
             connection: connection, config: config, phase: n.phase, phaseReason: n.phaseReason, appliedGeneration: n.appliedGeneration,
-            applyError: n.applyError, drift: drift, driftReason: reason, lastSample: n.lastSample)
+            applyError: n.applyError, drift: drift, driftReason: reason, lastSample: n.lastSample,
+            processes: n.processes, processesAt: n.processesAt, findings: Self.findings(n))
+    }
+
+    /// Why KSM saves little on the node, from its newest sample and process report. The ksmd CPU
+    /// finding uses `Findings.defaultCPUBudgetPercent` until configs carry a CPU budget.
+    static func findings(_ n: StoredNode) -> [Finding] {
+        guard n.deletedAt == nil else { return [] }
+        let s = n.lastSample
+        return Findings.evaluate(
+            NodeFacts(
+                status: s?.agentStopped == true ? nil : s?.status, pageSize: s?.pageSize ?? n.pageSize ?? 4096,
+                ksmdCPUPercent: s?.ksmdCPUPercent, cpuBudgetPercent: nil, applyError: n.applyError,
+                processes: n.processes))
     }
 }

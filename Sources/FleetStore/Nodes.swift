@@ -26,6 +26,9 @@ public struct StoredNode: Sendable, Equatable {
     public var lastSample: StatusSample?
     public var deletedAt: Date?
     public var config: NodeConfig?
+    /// The newest process report (who benefits) and its sample time.
+    public var processes: ProcessReport? = nil
+    public var processesAt: Date? = nil
 }
 
 /// The outcome of `register`.
@@ -40,7 +43,8 @@ extension FleetDatabase {
     static let nodeColumns = """
         n.id, n.name, n.machine_id, n.labels, n.kernel, n.mem_total_bytes, n.numa_nodes, n.ksm_features,
         n.agent_version, n.page_size, n.registered_at, n.last_seen_at, n.phase, n.phase_reason,
-        n.applied_generation, n.apply_error, n.last_seq, n.last_sample_json, n.deleted_at,
+        n.applied_generation, n.apply_error, n.last_seq, n.last_sample_json, n.deleted_at, n.processes_json,
+        n.processes_at,
         c.generation, c.kick_counter, c.config_json
         """
     static let nodeFrom = "nodes n LEFT JOIN node_configs c ON c.node_id = n.id"
@@ -54,7 +58,8 @@ extension FleetDatabase {
         }
         let phase: String? = row["phase"]
         let lastSample: String? = row["last_sample_json"]
-        return StoredNode(
+        let processes: String? = row["processes_json"]
+        var node = StoredNode(
             id: row["id"], name: row["name"], machineId: row["machine_id"],
             labels: try StoredJSON.decode([String: String].self, row["labels"]),
             kernel: row["kernel"], memTotalBytes: row["mem_total_bytes"], numaNodes: row["numa_nodes"],
@@ -67,6 +72,10 @@ extension FleetDatabase {
             lastSeq: row["last_seq"],
             lastSample: try lastSample.map { try StoredJSON.decode(StatusSample.self, $0) },
             deletedAt: Time.date(row["deleted_at"] as Int64?), config: config)
+        // A report that no longer decodes (an older shape) is left out rather than failing the node.
+        node.processes = processes.flatMap { try? StoredJSON.decode(ProcessReport.self, $0) }
+        node.processesAt = Time.date(row["processes_at"] as Int64?)
+        return node
     }
 
     static func fetchNode(_ db: Database, id: String) throws -> StoredNode? {

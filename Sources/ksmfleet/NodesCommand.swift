@@ -376,6 +376,12 @@ enum NodeView {
                 "\(Fmt.memAvailable(s.memory, thresCoef: n.config.config.thresCoef)) of \(Fmt.bytes(s.memory.memTotalKB * 1024))")
             out += "\n\nLast status:\n" + st.render(indent: "  ")
         }
+        if let p = n.processes {
+            out += "\n\n" + ProcessesView.render(p, at: n.processesAt, pageSize: n.lastSample?.pageSize ?? 4096, now: now)
+        }
+        if let f = n.findings {
+            out += "\n\n" + ProcessesView.render(findings: f)
+        }
         return out
     }
 }

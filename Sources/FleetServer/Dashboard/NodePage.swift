@@ -118,6 +118,8 @@ struct NodePage: Sendable {
     var savedChart: String
     /// SVG, built and escaped by `Charts`.
     var cpuChart: String
+    /// Why KSM saves little, and who benefits.
+    var benefits: NodeBenefits
 
     /// The page for node `n` with the config `form` (its stored config, or what was posted) and
     /// its field `errors`, and its hourly `history` over [since, now) for `range`.
@@ -178,6 +180,7 @@ struct NodePage: Sendable {
         }
         ksmOn = n.config.config.run == .run
         applyError = n.applyError
+        benefits = NodeBenefits(n, now: now)
 
         formGeneration = form.generation
         formError = errors["_form"]
