@@ -1,11 +1,12 @@
 # ksmfleet: `make run` and `make test` are the two commands on a fresh machine.
 SHELL := /bin/bash
 SWIFT ?= swift
-APT_PACKAGES := libsqlite3-dev libcurl4-openssl-dev
+# bsdutils: util-linux's `script`, the pseudo-terminal of the CLI's prompt test.
+APT_PACKAGES := libsqlite3-dev libcurl4-openssl-dev bsdutils
 DATA_DIR ?= $(CURDIR)/data
 PORT ?= 8080
 
-.PHONY: run test deps build release agent-static test-swift test-schemathesis test-dashboard bench bench-server bench-agent bench-report bench-ksm clean
+.PHONY: run test deps build release agent-static test-swift test-metrics test-schemathesis test-dashboard bench bench-server bench-agent bench-report bench-ksm clean
 
 ## Install the system libraries the build links against (sudo only when not root).
 deps:
@@ -27,19 +28,24 @@ run: build
 test: deps
 	$(SWIFT) build --build-tests
 	$(MAKE) test-swift
+	$(MAKE) test-metrics
 	$(MAKE) test-schemathesis
 	$(MAKE) test-dashboard
 
-# Tests run one at a time (about a minute in all). In parallel, on this 2-CPU machine, the
-# in-process servers intermittently stopped answering for ~3 minutes (2 of 8 full runs; not
-# reproduced under gdb in time to find the cause: see the closing note), which no one-off timeout
-# can absorb. The real-kernel suites run in a process of their own, after the rest, so ksmd
-# scanning their buffers never shares a process with the other suites.
+# Tests run one at a time (about a minute in all): a conservative choice for CI, not a
+# workaround. The suites also pass in parallel (`swift test` alone); the stalls once seen in
+# parallel runs had a cause that was found and fixed (README.md, Development). The real-kernel
+# suites run in a process of their own, after the rest, so ksmd scanning their buffers never
+# shares a process with the other suites.
 KERNEL_SUITES := ^KernelTests\.|\.RealKernelAgentTests
 
 test-swift:
 	$(SWIFT) test --skip-build --no-parallel --skip '$(KERNEL_SUITES)' 2>&1 | tee .build/swift-test.log; exit $${PIPESTATUS[0]}
 	$(SWIFT) test --skip-build --no-parallel --filter '$(KERNEL_SUITES)' 2>&1 | tee .build/swift-kernel-test.log; exit $${PIPESTATUS[0]}
+
+## /metrics of the built server through `promtool check metrics`.
+test-metrics:
+	BIN="$$($(SWIFT) build --show-bin-path)" ./scripts/metrics-check.sh
 
 test-schemathesis:
 	@if [ -x scripts/schemathesis.sh ]; then BIN="$$($(SWIFT) build --show-bin-path)" ./scripts/schemathesis.sh; fi

@@ -23,11 +23,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
     ],
     targets: [
         // Pure domain: config model, presets, validation, tuner step, throttle machine, savings math.
         .target(name: "KSMCore", swiftSettings: swiftSettings),
-        // The kernel edge: sysfs/procfs reader and writer, fake kernel, unmerge protocol.
+        // The node edge: sysfs/procfs reader and writer, unmerge protocol, and the (JSON) config
+        // files the standalone agent and the CLI read.
         .target(
             name: "KSMNode",
             dependencies: ["KSMCore", .product(name: "Logging", package: "swift-log")],
@@ -53,13 +55,15 @@ let package = Package(
             dependencies: [
                 "KSMCore", "FleetAPI", "FleetStore",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            // openapi.yaml is a symlink to the one at the package root, embedded in the binary.
-            resources: [.embedInCode("openapi.yaml")],
+            // openapi.yaml is a symlink to the one at the package root, embedded in the binary; so
+            // are the dashboard's templates (one `PackageResources` array per file).
+            resources: [.embedInCode("openapi.yaml"), .embedInCode("Dashboard/Templates")],
             swiftSettings: swiftSettings),
         // The one-line-per-record stderr log format of the server and the agent.
         .target(
@@ -97,11 +101,13 @@ let package = Package(
             name: "ksmfleet",
             dependencies: [
                 "FleetClient", "FleetAPI", "KSMCore",
+                // ConfigFile (`config apply --file`).
+                "KSMNode",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings),
-        // Shared test helpers: the kernel-test lock, sysfs snapshot/restore, mergeable buffers,
-        // paths of the built executables.
+        // Shared test helpers: the fake kernel, the kernel-test lock, sysfs snapshot/restore,
+        // mergeable buffers, paths of the built executables.
         .target(
             name: "TestSupport",
             dependencies: ["KSMCore", "KSMNode"],
@@ -128,7 +134,11 @@ let package = Package(
             swiftSettings: swiftSettings),
         .testTarget(
             name: "FleetServerTests",
-            dependencies: ["FleetTestSupport", "FleetServer", "FleetStore", "FleetClient", "FleetAPI", "KSMCore", "TestSupport"],
+            dependencies: [
+                "FleetTestSupport", "FleetServer", "FleetStore", "FleetClient", "FleetAPI", "KSMCore", "TestSupport",
+                // Raw SQL on a stopped server's database file (RestartTests).
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "FleetAgentTests",

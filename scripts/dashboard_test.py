@@ -117,6 +117,32 @@ def seed(base):
         for i in range(0, len(samples), 500):
             st, ack = api(base, "POST", f"/api/v1/nodes/{nid}/samples", {"samples": samples[i:i + 500]}, token=ntok)
             assert st == 200, (st, ack)
+    # echo: an agent that stopped cleanly two minutes ago (its last sample is a goodbye).
+    # foxtrot: registered ten minutes ago; its saving ramps from 0 to 768 MiB, a sample every 10 s.
+    for name in ["echo", "foxtrot"]:
+        st, reg = api(base, "POST", "/api/v1/register", {
+            "hostname": name, "machineId": "machine-" + name, "kernel": "6.8.0-test", "memTotalBytes": 64 * GIB,
+            "numaNodes": 1, "ksmFeatures": ["run"], "agentVersion": "test", "pageSize": PAGE,
+        }, token=enroll)
+        assert st in (200, 201), (st, reg)
+        ids[name] = reg["nodeId"]
+        samples = []
+        if name == "echo":
+            for i in range(30):
+                samples.append(sample(i + 1, now - 420 + i * 10, GIB // 4, 10.0 + i, 1.0, i, "Running",
+                                      "Running: MemAvailable 12 % is below the 20 % threshold", reg["config"]["generation"]))
+            bye = sample(31, now - 120, GIB // 4, 41.0, 1.0, 30, "Running",
+                         "agent stopped: left KSM running (run=1), 65536 pages still merged", reg["config"]["generation"])
+            bye["agentStopped"] = True
+            samples.append(bye)
+        else:
+            for i in range(60):
+                saved = min(3 * GIB // 4, 3 * GIB * i // 120) // PAGE * PAGE
+                samples.append(sample(i + 1, now - 600 + i * 10, saved, 5.0 + i, 50.0, i, "Running",
+                                      "Running: MemAvailable 12 % is below the 20 % threshold", reg["config"]["generation"]))
+        st, ack = api(base, "POST", f"/api/v1/nodes/{reg['nodeId']}/samples", {"samples": samples},
+                      token=reg["nodeToken"])
+        assert st == 200, (st, ack)
     # charlie runs in throttle mode (kick button).
     st, _ = api(base, "PATCH", f"/api/v1/nodes/{ids['charlie']}/config", {"mode": "throttle", "run": "run"})
     assert st == 200, st
@@ -175,6 +201,8 @@ def main():
         shot("01-login")
         driver.find_element(By.ID, "token").send_keys("ka_wrong")
         driver.find_element(By.ID, "login-submit").click()
+        # The refusal is a new page: wait for it rather than read the old one.
+        WebDriverWait(driver, 20).until(lambda d: d.find_elements(By.ID, "login-error"))
         check("wrong token is refused", "not the admin token" in text("#login-error"), driver.page_source[:300])
         driver.find_element(By.ID, "token").send_keys(ADMIN)
         driver.find_element(By.ID, "login-submit").click()
@@ -185,9 +213,15 @@ def main():
               sess.get("httpOnly") is True and sess.get("sameSite") == "Strict", sess)
 
         # Overview.
-        check("overview: memory saved now is the sum of the nodes' last samples (6.5 GiB)",
-              "6.5 GiB" in text("#card-saved-now"), text("#card-saved-now"))
-        check("overview: nodes online", text("#nodes-online") == "4", text("#nodes-online"))
+        check("overview: memory saved now is the sum of the online nodes' last samples (7.25 GiB)",
+              "7.25 GiB" in text("#card-saved-now"), text("#card-saved-now"))
+        check("overview: nodes online (echo's agent stopped: not online)", text("#nodes-online") == "5",
+              text("#nodes-online"))
+        check("overview: the stopped agent is counted apart", text("#nodes-agent-stopped") == "1",
+              text("#card-nodes"))
+        check("overview: saved now leaves the stopped node out and says so",
+              "not counted" in text("#card-saved-now") and "256 MiB at their last report" in text("#card-saved-now"),
+              text("#card-saved-now"))
         check("overview: drift count shown", text("#drift-count").isdigit(), text("#drift-count"))
         top = text("#top-cpu-table")
         check("overview: top ksmd CPU table lists charlie first",
@@ -195,8 +229,11 @@ def main():
         check("overview: top ksmd CPU chart names the nodes",
               all(n in driver.find_element(By.ID, "chart-top-cpu").get_attribute("innerHTML") for n in ["alpha", "charlie"]))
         check("overview: savings chart drawn", len(driver.find_elements(By.CSS_SELECTOR, "#chart-fleet-saved path")) >= 1)
-        check("overview: 24 h average saved is 6.5 GiB", "6.5 GiB" in text("#card-saved-24h"),
-              text("#card-saved-24h"))
+        # alpha 2 + bravo 1 + charlie 3 + delta 0.5 + echo 0.25 + foxtrot's ramp ~0.56 (0 → 0.75 GiB in 5 min,
+        # then 0.75 GiB for 5 min; its last sample's tail grows until the page loads).
+        avg24 = text("#card-saved-24h").split(" GiB")[0].split()[-1] if " GiB" in text("#card-saved-24h") else ""
+        check("overview: 24 h average saved is the sum of the nodes' averages (~7.3 GiB)",
+              avg24.replace(".", "").isdigit() and 7.28 <= float(avg24) <= 7.4, text("#card-saved-24h"))
         shot("02-overview")
         shot("02-overview-laptop", width=1280)
 
@@ -210,7 +247,17 @@ def main():
         check("nodes: label filter rack=r1", sorted(rows) == ["alpha", "bravo"], rows)
         driver.get(base + "/nodes?sort=saved&dir=desc")
         rows = [r.get_attribute("data-node") for r in driver.find_elements(By.CSS_SELECTOR, "#nodes-table tbody tr[data-node]")]
-        check("nodes: sorted by saved memory, largest first", rows == ["charlie", "alpha", "bravo", "delta"], rows)
+        check("nodes: sorted by saved memory, largest first",
+              rows == ["charlie", "alpha", "bravo", "foxtrot", "delta", "echo"], rows)
+        # A node whose agent stopped: no live badge, its last figures marked as such.
+        driver.get(base + "/nodes")
+        echo_row = driver.find_element(By.CSS_SELECTOR, "#nodes-table tr[data-node='echo']")
+        check("nodes: the stopped agent's row says so", "agent stopped" in echo_row.text
+              and "Running (last reported)" in echo_row.text and "last reported" in echo_row.text, echo_row.text)
+        check("nodes: the stopped agent's row is marked stale", "stale" in (echo_row.get_attribute("class") or ""))
+        check("nodes: a reporting node has a live phase badge",
+              "(last reported)" not in driver.find_element(By.CSS_SELECTOR, "#nodes-table tr[data-node='alpha']").text)
+        shot("03b-nodes-agent-stopped")
         driver.get(base + "/nodes?phase=Stopped")
         rows = [r.get_attribute("data-node") for r in driver.find_elements(By.CSS_SELECTOR, "#nodes-table tbody tr[data-node]")]
         check("nodes: phase filter", rows == ["delta"], rows)
@@ -224,8 +271,29 @@ def main():
         check("node: saved-memory chart drawn", len(driver.find_elements(By.CSS_SELECTOR, "#chart-node-saved path")) >= 1)
         check("node: ksmd CPU chart drawn", len(driver.find_elements(By.CSS_SELECTOR, "#chart-node-cpu path")) >= 1)
         check("node: side-channel note", "side channels" in driver.page_source)
+        check("node: the note says KSM is off while the config stops it", "KSM is off" in text("#side-channel-note"),
+              text("#side-channel-note"))
         check("node: preset parameters are read-only", driver.find_element(By.ID, "maxPages").get_attribute("readonly") is not None)
         shot("04-node")
+
+        # The stopped agent's page: marked, with its last figures.
+        driver.get(base + f"/nodes/{ids['echo']}")
+        check("node: agent stopped note", "The agent stopped" in text("#stale-note"), text("#stale-note"))
+        check("node: no live phase badge for a stopped agent", "last reported" in driver.find_element(
+            By.CSS_SELECTOR, ".panel .badge").text, driver.find_element(By.CSS_SELECTOR, ".panel .badge").text)
+        shot("04c-node-agent-stopped")
+
+        # A node registered ten minutes ago: its 24 h chart is drawn from raw samples from its
+        # registration on, the ramp visible, no "no data" field before it existed.
+        driver.get(base + f"/nodes/{ids['foxtrot']}")
+        check("node: short ranges are raw samples since registration",
+              "Raw samples" in text("#history-note") and "since the node registered" in text("#history-note"),
+              text("#history-note"))
+        saved_svg = driver.find_element(By.ID, "chart-node-saved").get_attribute("innerHTML")
+        paths = [e.get_attribute("d") or "" for e in driver.find_elements(By.CSS_SELECTOR, "#chart-node-saved path")]
+        check("node: the merge ramp is drawn sample by sample", sum(p.count("L") for p in paths) >= 50, paths)
+        check("node: no 'no data' shading before the node existed", "<title>no data</title>" not in saved_svg)
+        shot("04d-node-new-raw")
 
         # An offline stretch is drawn as a gap (shaded, line broken), not as zero.
         driver.get(base + f"/nodes/{ids['delta']}?range=7d")
@@ -282,7 +350,7 @@ def main():
         # Savings report.
         driver.get(base + "/reports?since=-24h&until=now&by=node")
         rep = text("#report-table")
-        check("report: every node listed", all(n in rep for n in ["alpha", "bravo", "charlie", "delta"]), rep)
+        check("report: every node listed", all(n in rep for n in ["alpha", "bravo", "charlie", "delta", "echo"]), rep)
         row = text("#report-table tr[data-key='%s']" % alpha)
         check("report: alpha averages 2 GiB saved, 48 GiB-hours over 24 h, 100 % coverage",
               row.startswith("alpha 1 2 GiB 2 GiB 48 ") and "100 %" in row, row)

@@ -21,10 +21,6 @@ public struct AgentOptions: Sendable {
     /// Directories whose new entries are kicks (inotify IN_CREATE / IN_MOVED_TO).
     public var watchPaths: [String] = []
     public var restoreOnExit = false
-    /// Once start-up is over (first samples accepted, or a minute after start), drop the clean
-    /// file pages that only start-up touched from the agent's page tables
-    /// (`ProcessMemory.trimCleanFileMappings`). `trim-memory=false` turns it off.
-    public var trimMemory = true
     public var once = false
     /// Seconds to wait for pages to unmerge when merge_across_nodes/max_page_sharing change.
     public var unmergeTimeout: Double = 60
@@ -67,7 +63,7 @@ extension AgentOptions {
     public static let settingNames: [String] = [
         "server", "enroll-token", "enroll-token-file", "ca-file", "state-dir", "sample-interval",
         "tune-interval", "watch", "restore-on-exit", "unmerge-timeout", "sysfs", "node-name", "spool-max-samples",
-        "spool-max-bytes", "trim-memory",
+        "spool-max-bytes",
     ]
 
     public static func envName(_ setting: String) -> String {
@@ -164,7 +160,6 @@ extension AgentOptions {
         o.watchPaths = (values("watch") ?? []).flatMap { $0.split(whereSeparator: { $0 == "," || $0 == ":" }) }
             .map(\.trimmed).filter { !$0.isEmpty }
         o.restoreOnExit = try bool("restore-on-exit")
-        o.trimMemory = try bool("trim-memory", default: true)
         if let sysfs = value("sysfs"), !sysfs.isEmpty { o.sysfsRoot = sysfs }
         o.nodeName = value("node-name").flatMap { $0.isEmpty ? nil : $0 }
         o.spoolLimits = SampleSpool.Limits(

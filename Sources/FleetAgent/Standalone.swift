@@ -25,9 +25,6 @@ public struct StandaloneOptions: Sendable {
     public var unmergeTimeout: Double
     public var sysfsRoot: String
     public var procRoot: String
-    /// After the first tuning step, drop start-up's clean file pages from the page tables once
-    /// (see `StartupTrim`).
-    public var trimMemory = true
 
     public init(
         configPath: String, interval: Double = 60, sampleInterval: Double? = nil, restoreOnExit: Bool = false,
@@ -113,16 +110,11 @@ public enum Standalone {
             for await sig in signals { continuation.yield(.signal(sig)) }
         }
 
-        var trimmed = false
         loop: for await event in events {
             switch event {
             case .tune:
                 await engine.tune()
                 if options.sampleInterval == nil { await logStatus(engine, logger: logger) }
-                if options.trimMemory && !trimmed {
-                    trimmed = true
-                    await StartupTrim.run(logger: logger)
-                }
             case .sample:
                 await logStatus(engine, logger: logger)
             case .signal(let sig) where sig == SIGUSR1:

@@ -29,7 +29,7 @@ public func buildApplication(_ config: ServerConfig) async throws -> some Applic
     EnrollmentTokensController(state: state).addRoutes(to: router)
     // ---- Other features register their controllers here (one line each): ----
     ReportsController(state: state).addRoutes(to: router)
-    DashboardController(state: state).addRoutes(to: router)
+    try DashboardController(state: state).addRoutes(to: router)
     // ---- end of controller registrations ----
     let services: [any Service] = [
         // ---- Background services (rollups, retention) register here, one line each: ----

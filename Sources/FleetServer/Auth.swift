@@ -86,16 +86,6 @@ struct Auth: Sendable {
         return p
     }
 
-    /// The admin, or the node `nodeId` itself; another node gets 403.
-    @discardableResult
-    func requireNodeOrAdmin(_ request: Request, nodeId: String) async throws -> Principal {
-        let p = try await principal(request)
-        if case .node(let id) = p, id != nodeId {
-            throw APIError.forbidden("a node token may only touch its own node (\(id))")
-        }
-        return p
-    }
-
     /// The node `nodeId` itself (admins may not push samples for a node).
     func requireNode(_ request: Request, nodeId: String) async throws {
         let p = try await principal(request, expecting: .node)

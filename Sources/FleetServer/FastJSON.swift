@@ -2,8 +2,8 @@ import FleetAPI
 import Foundation
 import KSMCore
 
-/// Byte-level helpers for sample batches (the fast decoder itself is `SampleBatchDecoder` in
-/// FleetAPI); used when a batch was decoded by the exact `StrictJSON` path.
+/// Byte-level helpers for sample batches (the fast decoder itself is `SampleBatchDecoder`); used
+/// when a batch was decoded by the exact `StrictJSON` path.
 enum FastJSON {
     /// The bytes of each element of the top-level `samples` array, as received (for storage:
     /// re-serializing them costs more than everything else in the request). The body has been

@@ -129,10 +129,10 @@ struct NodesController<Context: RequestContext>: Sendable {
         } else {
             config = try HTTP.decode(KSMConfig.self, data)
         }
-        let change = try await state.database.updateConfig(nodeId: node.id, ifMatch: expected, action: "replace") {
+        let change = try await state.changeConfig(node: node, ifMatch: expected, actor: "admin", action: "replace") {
             _ throws(ConfigValidationError) in try config.validated()
         }
-        return try changed(change, node: node)
+        return try changed(change)
     }
 
     @Sendable func patchConfig(_ request: Request, context: Context) async throws -> Response {
@@ -140,22 +140,12 @@ struct NodesController<Context: RequestContext>: Sendable {
         let node = try await resolve(context)
         let expected = try ifMatch(request)
         let patch = try await HTTP.decode(ConfigPatch.self, request, limit: state.config.maxBodyBytes)
-        let change = try await state.database.updateConfig(nodeId: node.id, ifMatch: expected, action: "patch") {
-            base throws(ConfigValidationError) in try patch.applied(to: base)
-        }
-        return try changed(change, node: node)
+        let change = try await state.patchConfig(node: node, patch, ifMatch: expected, actor: "admin")
+        return try changed(change)
     }
 
-    func changed(_ change: ConfigChange, node: StoredNode) throws -> Response {
-        if change.changed {
-            state.waiters.notify(change.nodeId, config: change.after)
-            state.logger.info(
-                "config changed",
-                metadata: [
-                    "node": "\(change.nodeId)", "name": "\(node.name)", "generation": "\(change.after.generation)",
-                    "changes": "\(change.changes.joined(separator: "; "))",
-                ])
-        }
+    /// The node's config after a change (or none), with its generation as the ETag.
+    func changed(_ change: ConfigChange) throws -> Response {
         var headers = HTTPFields()
         headers[.eTag] = HTTP.etag(change.after.generation)
         return try HTTP.json(change.after, headers: headers)

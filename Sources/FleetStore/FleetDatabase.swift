@@ -101,16 +101,6 @@ public final class FleetDatabase: Sendable {
         }
     }
 
-    /// Records a schema version as applied without applying anything: only for tests of the
-    /// "refuse a newer database" rule.
-    public func markNewerSchemaForTesting(_ version: Int) async throws {
-        try await pool.write { db in
-            try db.execute(
-                sql: "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'from_a_newer_server', 0)",
-                arguments: [version])
-        }
-    }
-
     /// Closes the pool (tests that reopen the same file; the server simply exits).
     public func close() throws {
         checkpointer.close()

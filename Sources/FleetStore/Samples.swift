@@ -108,15 +108,6 @@ extension FleetDatabase {
         }
         return SampleBatchAck(highestSeq: highest, stored: stored, duplicates: rows.count - stored)
     }
-
-    /// Marks a node as seen now (a config poll counts as a sign of life).
-    public func touch(nodeId: String, at: Date = Date()) async throws {
-        try await pool.write { db in
-            try db.execute(
-                sql: "UPDATE nodes SET last_seen_at = ? WHERE id = ? AND deleted_at IS NULL",
-                arguments: [Time.ms(at), nodeId])
-        }
-    }
 }
 
 /// Binds one row of a prepared INSERT with the SQLite C API and runs it. The statement belongs to

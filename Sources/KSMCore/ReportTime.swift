@@ -1,5 +1,5 @@
-/// UTC calendar arithmetic and parsing for reports, on Unix seconds (no Foundation calendar,
-/// so it behaves the same on the agent, the CLI and the server).
+/// UTC calendar arithmetic, formatting and the parsing of times people write, on Unix seconds
+/// (no Foundation calendar, so it behaves the same on the agent, the CLI and the server).
 public enum ReportTime {
     public static let hour: Double = 3600
     public static let day: Double = 86400
@@ -64,84 +64,50 @@ public enum ReportTime {
         return "\(dayKey(t))T\(pad(rem / 3600, 2)):\(pad(rem % 3600 / 60, 2)):\(pad(rem % 60, 2))Z"
     }
 
-    /// Parses a report time: `now`; relative `-30m`, `-24h`, `-7d`, `-2w` (or `30m` etc., also meaning
-    /// ago); a UTC date `YYYY-MM-DD`; ISO 8601 `YYYY-MM-DDTHH:MM[:SS[.fff]](Z|±HH:MM|±HHMM)`
-    /// (a space may replace the T; without a zone it is UTC); or Unix seconds `@1700000000`.
-    /// Returns Unix seconds, nil when the text is none of these.
-    public static func parse(_ text: String, now: Double) -> Double? {
+    /// Which way a duration without a sign goes from now.
+    public enum Direction: Sendable {
+        /// Ago: `--since 24h`, a report's `since=7d`.
+        case past
+        /// From now: `--expires 7d`.
+        case future
+    }
+
+    /// Parses a time as people write it: `now`; a duration `30s`, `30m`, `24h`, `7d`, `2w`, ago
+    /// or from now as `direction` says, or as its sign says (`-24h` ago, `+7d` from now); a UTC
+    /// date `YYYY-MM-DD`; ISO 8601 `YYYY-MM-DDTHH:MM[:SS[.fff]](Z|±HH:MM|±HHMM)` (a space may
+    /// replace the T; without a zone it is UTC; `Timestamp`'s `.lenient` form); or Unix seconds
+    /// `@1700000000`. Returns Unix seconds, nil when the text is none of these.
+    public static func parse(_ text: String, now: Double, direction: Direction = .past) -> Double? {
         let s = text.trimmed
         if s.isEmpty { return nil }
         if s.lowercased() == "now" { return now }
         if s.hasPrefix("@") { return Double(s.dropFirst()) }
-        // Relative.
-        if let unit = s.last, "smhdw".contains(unit), !s.contains(":") {
-            var body = Substring(s.dropLast())
-            if body.hasPrefix("-") { body = body.dropFirst() }
-            if let n = Double(body), n >= 0, n.isFinite {
-                let mult: Double = ["s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800][String(unit)] ?? 1
-                return now - n * mult
-            }
+        if let seconds = durationSeconds(s) {
+            var ago = direction == .past
+            if s.hasPrefix("-") { ago = true }
+            if s.hasPrefix("+") { ago = false }
+            return ago ? now - seconds : now + seconds
         }
-        return parseISO(s)
+        return Timestamp.parse(s, form: .lenient)?.unixTime
     }
 
-    static func parseISO(_ s: String) -> Double? {
-        let chars = Array(s.utf8)
-        var i = 0
-        func number(_ width: Int) -> Int? {
-            guard i + width <= chars.count else { return nil }
-            var v = 0
-            for k in 0..<width {
-                let c = chars[i + k]
-                guard c >= 48 && c <= 57 else { return nil }
-                v = v * 10 + Int(c - 48)
-            }
-            i += width
-            return v
+    /// `7d` → 604800, `-24h` → 86400 (the sign is the caller's); nil when the text is not a
+    /// duration (a number ≥ 0 below 10⁹ and one of the units s, m, h, d, w).
+    public static func durationSeconds(_ s: String) -> Double? {
+        guard let unit = s.last else { return nil }
+        var body = Substring(s.dropLast())
+        if body.hasPrefix("-") || body.hasPrefix("+") { body = body.dropFirst() }
+        guard !body.contains("-"), !body.contains("+"), let n = Double(body), n.isFinite, n >= 0, n < 1e9 else {
+            return nil
         }
-        func expect(_ c: UInt8) -> Bool {
-            guard i < chars.count, chars[i] == c else { return false }
-            i += 1
-            return true
+        switch unit {
+        case "s": return n
+        case "m": return n * 60
+        case "h": return n * hour
+        case "d": return n * day
+        case "w": return n * 7 * day
+        default: return nil
         }
-        guard let y = number(4), expect(45), let mo = number(2), expect(45), let d = number(2),
-            (1...12).contains(mo), (1...31).contains(d)
-        else { return nil }
-        var t = Double(daysFromCivil(year: y, month: mo, day: d)) * day
-        if i == chars.count { return t }
-        guard i < chars.count, chars[i] == 84 || chars[i] == 116 || chars[i] == 32 else { return nil }
-        i += 1
-        guard let h = number(2), expect(58), let mi = number(2), h < 24, mi < 60 else { return nil }
-        t += Double(h * 3600 + mi * 60)
-        if expect(58) {
-            guard let sec = number(2), sec < 61 else { return nil }
-            t += Double(sec)
-            if expect(46) || expect(44) {
-                var frac = 0.0
-                var scale = 0.1
-                var digits = 0
-                while i < chars.count, chars[i] >= 48 && chars[i] <= 57 {
-                    frac += Double(chars[i] - 48) * scale
-                    scale /= 10
-                    i += 1
-                    digits += 1
-                }
-                guard digits > 0 else { return nil }
-                t += frac
-            }
-        }
-        if i == chars.count { return t }
-        if chars[i] == 90 || chars[i] == 122 {  // Z
-            i += 1
-            return i == chars.count ? t : nil
-        }
-        guard chars[i] == 43 || chars[i] == 45 else { return nil }
-        let sign: Double = chars[i] == 43 ? 1 : -1
-        i += 1
-        guard let oh = number(2) else { return nil }
-        _ = expect(58)
-        guard let om = number(2), i == chars.count, oh < 24, om < 60 else { return nil }
-        return t - sign * Double(oh * 3600 + om * 60)
     }
 
     /// A decimal with at most `places` digits after the point, trailing zeros removed

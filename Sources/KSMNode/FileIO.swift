@@ -64,14 +64,6 @@ enum FileIO {
         return names
     }
 
-    /// The target of a symbolic link (e.g. /proc/self/exe).
-    static func readLink(_ path: String) throws(KSMKernelError) -> String {
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let n = readlink(path, &buffer, buffer.count)
-        if n < 0 { throw KSMKernelError(path: path, operation: .read, errno: errno) }
-        return String(decoding: buffer.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-
     static func exists(_ path: String) -> Bool {
         access(path, F_OK) == 0
     }

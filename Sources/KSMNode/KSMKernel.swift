@@ -39,7 +39,8 @@ public enum KSMFiles {
 }
 
 /// The node's kernel as far as KSM is concerned. `LinuxKSMKernel` is the real one,
-/// `FakeKSMKernel` an in-memory stand-in that follows the kernel's rules.
+/// `FakeKSMKernel` (in the TestSupport test target) an in-memory stand-in that follows the
+/// kernel's rules.
 public protocol KSMKernel: Sendable {
     /// The KSM files present on this kernel (file names, sorted), for feature detection.
     func features() throws(KSMKernelError) -> [String]

@@ -92,7 +92,6 @@ struct ConnectedCommand: AsyncParsableCommand {
         put("node-name", nodeName)
         if !watch.isEmpty { f["watch"] = watch }
         if process.restoreOnExit { f["restore-on-exit"] = ["true"] }
-        if process.noTrimMemory { f["trim-memory"] = ["false"] }
         return f
     }
 

@@ -7,7 +7,7 @@ import Logging
 struct StandaloneCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "standalone",
-        abstract: "Tune KSM on this host from a local config file (JSON or YAML), with no server.",
+        abstract: "Tune KSM on this host from a local JSON config file, with no server.",
         discussion: """
             Every interval one tuning step runs and a status line (counters, saved MiB, ksmd CPU %, \
             phase and reason) is logged to stderr. SIGUSR1 retunes at once (a kick in throttle mode); \
@@ -15,7 +15,7 @@ struct StandaloneCommand: AsyncParsableCommand {
             """)
 
     @Option(
-        name: .long, help: "The config file (.json, .yaml or .yml): the shape of a node config, without generation.")
+        name: .long, help: "The JSON config file: the shape of a node config, without generation.")
     var config: String
 
     @Option(name: .long, help: "Seconds between tuning steps.")
@@ -52,10 +52,9 @@ struct StandaloneCommand: AsyncParsableCommand {
     func run() async throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in StderrLogHandler(label: label, level: level) }
-        var options = StandaloneOptions(
+        let options = StandaloneOptions(
             configPath: config, interval: interval, sampleInterval: sampleInterval, restoreOnExit: process.restoreOnExit,
             unmergeTimeout: unmergeTimeout, sysfsRoot: sysfs, procRoot: proc)
-        options.trimMemory = !process.noTrimMemory
         let code = await Standalone.run(options, logger: Logger(label: "ksmfleet-agent"))
         if code != 0 { throw ExitCode(code) }
     }

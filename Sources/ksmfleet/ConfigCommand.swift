@@ -97,8 +97,8 @@ extension ConfigCommand {
         static let configuration = CommandConfiguration(
             abstract: "Change the config of many nodes at once: all, by label selector, or a list.",
             discussion: """
-                The change comes from the flags or from --file (YAML or JSON with the fields of a \
-                config change, e.g. {"mode": "customized", "parameters": {"maxPages": 5000}}). \
+                The change comes from the flags or from --file (JSON with the fields of a config \
+                change, e.g. {"mode": "customized", "parameters": {"maxPages": 5000}}). \
                 Prints one line per node: changed, unchanged, would_change (--dry-run), failed (with \
                 the reason) or not_found. Exits 65 when any node failed or was not found.
                 """)
@@ -114,7 +114,7 @@ extension ConfigCommand {
 
         @OptionGroup var flags: ConfigFlags
 
-        @Option(help: "The change as a YAML or JSON file instead of flags.")
+        @Option(help: "The change as a JSON file instead of flags.")
         var file: String?
 
         @Flag(help: "Show, per node, what would change; change nothing.")

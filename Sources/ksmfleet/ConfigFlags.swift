@@ -129,7 +129,7 @@ enum PatchCheck {
         if !found.isEmpty { throw CLIError.invalid(found) }
     }
 
-    /// A change from a YAML or JSON file: the fields of `ConfigPatch` (unknown fields refused).
+    /// A change from a JSON file: the fields of `ConfigPatch` (unknown fields refused).
     static func load(file path: String) throws(CLIError) -> ConfigPatch {
         try PatchFile.load(path: path)
     }

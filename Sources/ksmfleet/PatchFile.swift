@@ -1,9 +1,10 @@
 import FleetAPI
 import Foundation
 import KSMCore
+import KSMNode
 
-/// Reads a config change from a file: JSON, or the YAML subset of `ConfigFile` (`.yaml`/`.yml`),
-/// with the fields of `ConfigPatch` (unknown fields refused, with the field named).
+/// Reads a config change from a JSON file (`ConfigFile`; a YAML file is refused as such), with
+/// the fields of `ConfigPatch` (unknown fields refused, with the field named).
 enum PatchFile {
     static func load(path: String) throws(CLIError) -> ConfigPatch {
         let value: JSONValue

@@ -113,11 +113,14 @@ enum CLI {
 }
 
 extension CLI {
-    /// Runs the CLI on a pseudo-terminal through util-linux `script`, typing `input`; nil when
-    /// `script` is not installed.
-    static func runOnTerminal(_ arguments: [String], input: String) async throws -> CLIResult? {
-        let script = URL(fileURLWithPath: "/usr/bin/script")
-        guard FileManager.default.isExecutableFile(atPath: script.path) else { return nil }
+    static let script = URL(fileURLWithPath: "/usr/bin/script")
+
+    /// Whether util-linux `script` is installed (the terminal tests are skipped, visibly, without it).
+    static var canRunOnTerminal: Bool { FileManager.default.isExecutableFile(atPath: script.path) }
+
+    /// Runs the CLI on a pseudo-terminal through util-linux `script`, typing `input`.
+    static func runOnTerminal(_ arguments: [String], input: String) async throws -> CLIResult {
+        guard canRunOnTerminal else { throw CLIRunnerError("\(script.path) (util-linux) is not installed") }
         let command = ([try binary().path] + arguments).map {
             "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'"
         }

@@ -139,7 +139,7 @@ import Testing
         let deadline = ContinuousClock.now + .seconds(20)
         while ContinuousClock.now < deadline {
             if let m = try? await h.admin.send(method: "GET", path: "/metrics"),
-                m.text.contains("ksmfleet_config_waiters \(count)\n")
+                MetricsText(m.text).values["ksmfleet_config_waiters"] == Double(count)
             {
                 return true
             }

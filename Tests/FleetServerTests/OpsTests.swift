@@ -16,16 +16,22 @@ import Testing
         let metrics = try await anon.send(method: "GET", path: "/metrics")
         #expect(metrics.status == 200)
         let text = metrics.text
-        let labels = "{node_id=\"\(reg.nodeId)\",node=\"metered\"}"
-        for line in [
-            "ksmfleet_node_saved_bytes\(labels) \(Fixtures.sample(1).savedBytes)", "ksmfleet_node_pages_sharing\(labels) 1000",
-            "ksmfleet_node_ksmd_cpu_percent\(labels) 2.5", "ksmfleet_node_config_generation_desired\(labels) 1",
-            "ksmfleet_node_config_generation_applied\(labels) 1", "ksmfleet_node_full_scans\(labels) 0",
+        let m = MetricsText(text)
+        func value(_ name: String) -> Double? { m.node(name, id: reg.nodeId, node: "metered") }
+        let sample = Fixtures.sample(1)
+        for (name, expected) in [
+            ("ksmfleet_node_saved_bytes", Double(sample.savedBytes)), ("ksmfleet_node_pages_sharing", 1000),
+            ("ksmfleet_node_ksmd_cpu_percent", 2.5), ("ksmfleet_node_config_generation_desired", 1),
+            ("ksmfleet_node_config_generation_applied", 1), ("ksmfleet_node_full_scans_total", 0),
+            ("ksmfleet_node_ksmd_cpu_seconds_total", 0.5), ("ksmfleet_node_online", 1), ("ksmfleet_node_drift", 0),
         ] {
-            #expect(text.contains(line + "\n"), "missing: \(line)")
+            #expect(value(name) == expected, "\(name): \(value(name).map(String.init(describing:)) ?? "missing")")
         }
-        #expect(text.contains("ksmfleet_node_seconds_since_last_seen\(labels) "))
-        #expect(text.contains("ksmfleet_http_requests_total{route=\"/api/v1/nodes/{id}/samples\",method=\"POST\",status=\"200\"} 1"))
+        #expect(value("ksmfleet_node_seconds_since_last_seen") != nil)
+        #expect(m.types["ksmfleet_node_full_scans_total"] == "counter")
+        #expect(m.types["ksmfleet_node_ksmd_cpu_seconds_total"] == "counter")
+        #expect(m.values["ksmfleet_nodes"] == 1)
+        #expect(m.values["ksmfleet_http_requests_total{route=\"/api/v1/nodes/{id}/samples\",method=\"POST\",status=\"200\"}"] == 1)
         #expect(text.contains("ksmfleet_http_request_duration_seconds_bucket{"))
         let spec = try await anon.send(method: "GET", path: "/openapi.yaml")
         #expect(spec.status == 200 && spec.text.hasPrefix("openapi: 3"))

@@ -3,6 +3,7 @@ import FleetClient
 import FleetStore
 import FleetTestSupport
 import Foundation
+import GRDB
 import KSMCore
 import Testing
 
@@ -97,9 +98,14 @@ import Testing
         let dir = first.dataDir
         defer { try? FileManager.default.removeItem(at: dir) }
         await first.stop()
-        let db = try FleetDatabase(path: dir.appending(path: "ksmfleet.sqlite").path)
-        try await db.markNewerSchemaForTesting(latestSchemaVersion + 1)
-        try db.close()
+        // What a newer server leaves behind: one more applied migration, written with plain SQL.
+        let file = try DatabaseQueue(path: dir.appending(path: "ksmfleet.sqlite").path)
+        try await file.write { db in
+            try db.execute(
+                sql: "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'from_a_newer_server', 0)",
+                arguments: [latestSchemaVersion + 1])
+        }
+        try file.close()
         do {
             let second = try await ServerProcess.start(dataDir: dir, adminToken: first.adminToken, timeout: .seconds(20))
             await second.stop()

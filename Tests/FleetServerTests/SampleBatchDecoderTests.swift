@@ -1,4 +1,5 @@
 import FleetAPI
+import FleetServer
 import Foundation
 import KSMCore
 import Testing

@@ -1,73 +1,43 @@
 import FleetAPI
 import Foundation
 import KSMCore
+import KSMNode
 import Testing
 
-@Suite("Config files (JSON and the YAML subset)")
+@Suite("Config files (JSON)")
 struct ConfigFileTests {
-    static let yaml = """
-        # standalone config
-        run: run
-        mode: customized
-        thresCoef: 30      # percent
-        mergeAcrossNodes: 1
-        parameters:
-          boost: 300
-          decay: 50
-          minPages: 64
-          maxPages: 1250
-          sleepMsec: 10
+    static let json = """
+        {"run": "run", "mode": "customized", "thresCoef": 30, "mergeAcrossNodes": 1,
+         "parameters": {"boost": 300, "decay": 50, "minPages": 64, "maxPages": 1250, "sleepMsec": 10}}
         """
 
     static let expected = KSMConfig(
         run: .run, mode: .customized, thresCoef: 30, mergeAcrossNodes: 1,
         parameters: TunerParameters(boost: 300, decay: 50, minPages: 64, maxPages: 1250, sleepMsec: 10))
 
-    @Test func yamlConfig() throws {
-        #expect(try ConfigFile.parse(Self.yaml, format: .yaml) == Self.expected)
-    }
-
     @Test func jsonConfig() throws {
-        let json = """
-            {"run": "run", "mode": "customized", "thresCoef": 30, "mergeAcrossNodes": 1,
-             "parameters": {"boost": 300, "decay": 50, "minPages": 64, "maxPages": 1250, "sleepMsec": 10}}
-            """
-        #expect(try ConfigFile.parse(json, format: .json) == Self.expected)
+        #expect(try ConfigFile.parse(Self.json) == Self.expected)
     }
 
     @Test func presetModeGetsItsParametersFilledIn() throws {
-        let c = try ConfigFile.parse("run: run\nmode: high\nthresCoef: 20\n", format: .yaml)
+        let c = try ConfigFile.parse(#"{"run": "run", "mode": "high", "thresCoef": 20}"#)
         #expect(c.parameters == .high)
     }
 
     @Test func throttleSettingsNest() throws {
         let text = """
-            run: run
-            mode: throttle
-            thresCoef: 20
-            throttle:
-              aggressiveDivisor: 10
-              aggressiveSleepMsec: 1
-              standardDivisor: 100
-              standardSleepMsec: 10
-              slowDivisor: 500
-              slowSleepMsec: 100
-              toStandardSeconds: 5
-              toSlowSeconds: 10
-              toInitialSeconds: 10
+            {"run": "run", "mode": "throttle", "thresCoef": 20,
+             "throttle": {"aggressiveDivisor": 10, "aggressiveSleepMsec": 1, "standardDivisor": 100,
+                          "standardSleepMsec": 10, "slowDivisor": 500, "slowSleepMsec": 100,
+                          "toStandardSeconds": 5, "toSlowSeconds": 10, "toInitialSeconds": 10}}
             """
-        let c = try ConfigFile.parse(text, format: .yaml)
+        let c = try ConfigFile.parse(text)
         #expect(c.throttle?.toStandardSeconds == 5)
     }
 
-    @Test(arguments: [ConfigFile.Format.yaml, .json])
-    func unknownFieldIsRefusedWithItsName(format: ConfigFile.Format) {
-        let text =
-            format == .yaml
-            ? "run: run\nmode: standard\nthresCoef: 20\nparameters:\n  boots: 1\n"
-            : #"{"run": "run", "mode": "standard", "thresCoef": 20, "parameters": {"boots": 1}}"#
+    @Test func unknownFieldIsRefusedWithItsName() {
         do {
-            _ = try ConfigFile.parse(text, format: format)
+            _ = try ConfigFile.parse(#"{"run": "run", "mode": "standard", "thresCoef": 20, "parameters": {"boots": 1}}"#)
             Issue.record("expected a refusal")
         } catch {
             #expect(error.code == "unknown_field")
@@ -78,7 +48,7 @@ struct ConfigFileTests {
 
     @Test func generationIsNotPartOfAStandaloneFile() {
         do {
-            _ = try ConfigFile.parse("generation: 3\nrun: stop\nmode: standard\nthresCoef: 20\n", format: .yaml)
+            _ = try ConfigFile.parse(#"{"generation": 3, "run": "stop", "mode": "standard", "thresCoef": 20}"#)
             Issue.record("expected a refusal")
         } catch {
             #expect(error.field == "generation")
@@ -87,7 +57,7 @@ struct ConfigFileTests {
 
     @Test func badValueIsRefusedWithFieldAndReason() {
         do {
-            _ = try ConfigFile.parse("run: run\nmode: standard\nthresCoef: 150\n", format: .yaml)
+            _ = try ConfigFile.parse(#"{"run": "run", "mode": "standard", "thresCoef": 150}"#)
             Issue.record("expected a refusal")
         } catch {
             #expect(error.field == "thresCoef")
@@ -99,26 +69,11 @@ struct ConfigFileTests {
 
     @Test func everyInvalidFieldIsListed() {
         let text = """
-            run: run
-            mode: customized
-            thresCoef: -1
-            parameters: {boost: 1}
-            """
-        // Flow mappings are outside the subset: that comes first.
-        #expect(throws: ConfigFileError.self) { try ConfigFile.parse(text, format: .yaml) }
-        let block = """
-            run: run
-            mode: customized
-            thresCoef: -1
-            parameters:
-              boost: 0
-              decay: 0
-              minPages: 500
-              maxPages: 100
-              sleepMsec: 10
+            {"run": "run", "mode": "customized", "thresCoef": -1,
+             "parameters": {"boost": 0, "decay": 0, "minPages": 500, "maxPages": 100, "sleepMsec": 10}}
             """
         do {
-            _ = try ConfigFile.parse(block, format: .yaml)
+            _ = try ConfigFile.parse(text)
             Issue.record("expected a refusal")
         } catch {
             #expect(error.issues.map(\.field).contains("thresCoef"))
@@ -129,7 +84,7 @@ struct ConfigFileTests {
 
     @Test func wrongTypeNamesTheField() {
         do {
-            _ = try ConfigFile.parse("run: run\nmode: standard\nthresCoef: lots\n", format: .yaml)
+            _ = try ConfigFile.parse(#"{"run": "run", "mode": "standard", "thresCoef": "lots"}"#)
             Issue.record("expected a refusal")
         } catch {
             #expect(error.field == "thresCoef")
@@ -139,7 +94,7 @@ struct ConfigFileTests {
 
     @Test func unknownEnumValueNamesTheAllowedOnes() {
         do {
-            _ = try ConfigFile.parse("run: sometimes\nmode: standard\nthresCoef: 20\n", format: .yaml)
+            _ = try ConfigFile.parse(#"{"run": "sometimes", "mode": "standard", "thresCoef": 20}"#)
             Issue.record("expected a refusal")
         } catch {
             #expect(error.field == "run")
@@ -149,164 +104,76 @@ struct ConfigFileTests {
 
     @Test func malformedJSON() {
         do {
-            _ = try ConfigFile.parse("{\"run\": ", format: .json)
+            _ = try ConfigFile.parse("{\"run\": ")
             Issue.record("expected a refusal")
         } catch {
             #expect(error.code == "malformed_json")
         }
     }
 
-    @Test func emptyFile() {
-        for format in [ConfigFile.Format.yaml, .json] {
-            do {
-                _ = try ConfigFile.parse("# nothing\n", format: format)
-                Issue.record("expected a refusal")
-            } catch {
-                #expect(error.code == "empty" || error.code == "malformed_json")
-            }
+    @Test(arguments: ["", "  \n", "null"])
+    func emptyFile(text: String) {
+        do {
+            _ = try ConfigFile.parse(text)
+            Issue.record("expected a refusal")
+        } catch {
+            #expect(error.code == "empty")
         }
     }
 
-    @Test func filesByExtensionAndContent() throws {
+    /// Config files used to be read as YAML too: such a file is refused with a message that says
+    /// so and what to do, not with a JSON syntax error.
+    @Test(arguments: [
+        ("c.yaml", "run: run\nmode: standard\nthresCoef: 20\n"),
+        ("c.yml", "# comment\nrun: run\n"),
+        ("c.conf", "# slower scanning\nthresCoef: 40\nrun: run\n"),
+        ("c.yaml", "---\nrun: run\n"),
+    ])
+    func yamlIsRefusedClearly(name: String, text: String) throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ksmfleet-cf-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let y = dir.appendingPathComponent("c.yml").path
-        try Self.yaml.write(toFile: y, atomically: true, encoding: .utf8)
-        #expect(try ConfigFile.load(path: y) == Self.expected)
-        let j = dir.appendingPathComponent("c.conf").path
-        try #"{"run":"stop","mode":"standard","thresCoef":20}"#.write(toFile: j, atomically: true, encoding: .utf8)
-        #expect(try ConfigFile.load(path: j).run == .stop)
+        let path = dir.appendingPathComponent(name).path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        do {
+            _ = try ConfigFile.load(path: path)
+            Issue.record("expected a refusal")
+        } catch {
+            #expect(error.code == "yaml_not_supported")
+            #expect(error.description.hasPrefix(path + ": "))
+            #expect(error.description.contains("JSON"), "\(error)")
+        }
+    }
+
+    @Test func filesAreReadWhateverTheirExtension() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ksmfleet-cf-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let j = dir.appendingPathComponent("c.json").path
+        try Self.json.write(toFile: j, atomically: true, encoding: .utf8)
+        #expect(try ConfigFile.load(path: j) == Self.expected)
+        let c = dir.appendingPathComponent("c.conf").path
+        try #"{"run":"stop","mode":"standard","thresCoef":20}"#.write(toFile: c, atomically: true, encoding: .utf8)
+        #expect(try ConfigFile.load(path: c).run == .stop)
         #expect(
-            try ConfigFile.value(path: j)
+            try ConfigFile.value(path: c)
                 == .object(["run": .string("stop"), "mode": .string("standard"), "thresCoef": .int(20)]))
         do {
-            _ = try ConfigFile.load(path: dir.appendingPathComponent("missing.yaml").path)
+            _ = try ConfigFile.load(path: dir.appendingPathComponent("missing.json").path)
             Issue.record("expected a refusal")
         } catch {
             #expect(error.code == "unreadable")
-            #expect(error.description.contains("missing.yaml"))
+            #expect(error.description.contains("missing.json"))
         }
-        // A bad YAML file names its path and line.
-        let bad = dir.appendingPathComponent("bad.yaml").path
-        try "run: run\nmode: [a, b]\n".write(toFile: bad, atomically: true, encoding: .utf8)
+        // A bad JSON file names its path.
+        let bad = dir.appendingPathComponent("bad.json").path
+        try #"{"run": "run", "mode": ["a"]"#.write(toFile: bad, atomically: true, encoding: .utf8)
         do {
             _ = try ConfigFile.load(path: bad)
             Issue.record("expected a refusal")
         } catch {
-            #expect(error.line == 2)
-            #expect(error.description.hasPrefix(bad + ": line 2: "))
-        }
-    }
-}
-
-@Suite("YAML subset reader")
-struct YAMLSubsetTests {
-    @Test func scalars() throws {
-        let v = try YAMLSubset.parse(
-            """
-            i: 42
-            neg: -7
-            plus: +3
-            f: 2.5
-            e: 1e3
-            t: true
-            F: False
-            n: null
-            tilde: ~
-            empty:
-            s: hello world
-            dq: "a \\"quoted\\" # not a comment\\n"
-            sq: 'it''s'
-            url: http://example.invalid/x#frag
-            ver: 1.2.3
-            """)
-        #expect(
-            v
-                == .object([
-                    "i": .int(42), "neg": .int(-7), "plus": .int(3), "f": .double(2.5), "e": .double(1000),
-                    "t": .bool(true), "F": .bool(false), "n": .null, "tilde": .null, "empty": .null,
-                    "s": .string("hello world"), "dq": .string("a \"quoted\" # not a comment\n"),
-                    "sq": .string("it's"), "url": .string("http://example.invalid/x#frag"), "ver": .string("1.2.3"),
-                ]))
-    }
-
-    @Test func nestingAndSequences() throws {
-        let v = try YAMLSubset.parse(
-            """
-            ---
-            a:
-              b:
-                c: 1
-              d: x
-            list:
-              - 1
-              - two   # comment
-            sameIndent:
-            - a
-            - "b"
-            last: 0
-            ...
-            ignored: [after, the, end]
-            """)
-        #expect(
-            v
-                == .object([
-                    "a": .object(["b": .object(["c": .int(1)]), "d": .string("x")]),
-                    "list": .array([.int(1), .string("two")]),
-                    "sameIndent": .array([.string("a"), .string("b")]),
-                    "last": .int(0),
-                ]))
-    }
-
-    @Test func commentsAndBlankLines() throws {
-        let v = try YAMLSubset.parse("\n# top\n\nk: v # trailing\n   # indented comment\n\r\nk2: 'x # y'\n")
-        #expect(v == .object(["k": .string("v"), "k2": .string("x # y")]))
-    }
-
-    @Test func apostropheInAPlainValueIsNotAQuote() throws {
-        #expect(try YAMLSubset.parse("k: it's fine # c\n") == .object(["k": .string("it's fine")]))
-    }
-
-    @Test func scalarDocumentAndEmptyDocument() throws {
-        #expect(try YAMLSubset.parse("42\n") == .int(42))
-        #expect(try YAMLSubset.parse("# nothing\n") == .null)
-    }
-
-    static let errorCases: [(String, Int, String)] = [
-        ("a: 1\n\tb: 2\n", 2, "tab"),
-        ("a: {b: 1}\n", 1, "flow"),
-        ("a: [1, 2]\n", 1, "flow"),
-        ("a: &x 1\n", 1, "anchors"),
-        ("a: *x\n", 1, "aliases"),
-        ("a: !!int 1\n", 1, "tags"),
-        ("a: |\n  text\n", 1, "block scalars"),
-        ("a: 1\na: 2\n", 2, "duplicate key 'a' (first on line 1)"),
-        ("a: 1\n  b: 2\n", 2, "indentation"),
-        ("a:\n    b: 1\n  c: 2\n", 3, "indentation"),
-        ("a: \"open\n", 1, "unterminated"),
-        ("a: 'x' y\n", 1, "after the quoted string"),
-        ("a: b: c\n", 1, "quote the value"),
-        ("list:\n  - a: 1\n", 2, "sequences of mappings"),
-        ("list:\n  - - 1\n", 2, "nested sequence"),
-        ("a: 1\n---\nb: 2\n", 2, "several documents"),
-        ("just some\ntext\n", 2, "several lines"),
-        ("a: 99999999999999999999\n", 1, "out of range"),
-        ("a: .inf\n", 1, "infinite"),
-        ("k: v\n- item\n", 2, "sequence item"),
-        ("%YAML 1.2\na: 1\n", 1, "directives"),
-        ("a: \"\\q\"\n", 1, "escape"),
-    ]
-
-    @Test(arguments: errorCases)
-    func errorsNameTheLine(text: String, line: Int, fragment: String) {
-        do {
-            let v = try YAMLSubset.parse(text)
-            Issue.record("expected an error for \(text.debugDescription), got \(v)")
-        } catch {
-            #expect(error.line == line, "\(error)")
-            #expect(error.message.contains(fragment), "\(error)")
-            #expect(error.description.hasPrefix("line \(line): "))
+            #expect(error.code == "malformed_json")
+            #expect(error.description.hasPrefix(bad + ": "))
         }
     }
 }
@@ -321,8 +188,14 @@ struct ExampleConfigTests {
         return parts.joined(separator: "/") + "/agent/examples"
     }
 
-    @Test func yamlExampleIsValid() throws {
-        let c = try ConfigFile.load(path: Self.examples + "/standalone.yaml")
+    @Test func everyExampleIsJSON() throws {
+        let names = try FileManager.default.contentsOfDirectory(atPath: Self.examples)
+        #expect(!names.isEmpty)
+        #expect(names.allSatisfy { $0.hasSuffix(".json") }, "\(names)")
+    }
+
+    @Test func customizedExampleIsValid() throws {
+        let c = try ConfigFile.load(path: Self.examples + "/standalone-customized.json")
         #expect(c.run == .run)
         #expect(c.mode == .customized)
         #expect(c.parameters == TunerParameters(boost: 300, decay: 50, minPages: 64, maxPages: 1250, sleepMsec: 10))

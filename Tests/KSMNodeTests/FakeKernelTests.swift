@@ -1,6 +1,7 @@
 import Glibc
 import KSMCore
 import KSMNode
+import TestSupport
 import Testing
 
 @Suite("FakeKSMKernel follows the kernel's rules")

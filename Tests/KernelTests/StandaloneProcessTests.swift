@@ -53,18 +53,11 @@ struct StandaloneProcessTests {
         try await withRealKSM { snapshot in
             let dir = try Self.tempDir()
             defer { try? FileManager.default.removeItem(at: dir) }
-            let config = dir.appendingPathComponent("ksm.yaml").path
+            let config = dir.appendingPathComponent("ksm.json").path
+            // Merge the test buffer fast.
             try """
-            # merge the test buffer fast
-            run: run
-            mode: customized
-            thresCoef: 100
-            parameters:
-              boost: 0
-              decay: 0
-              minPages: 5000
-              maxPages: 5000
-              sleepMsec: 10
+            {"run": "run", "mode": "customized", "thresCoef": 100,
+             "parameters": {"boost": 0, "decay": 0, "minPages": 5000, "maxPages": 5000, "sleepMsec": 10}}
             """.write(toFile: config, atomically: true, encoding: .utf8)
 
             let baseline = try realStatus().pagesSharing
@@ -103,13 +96,14 @@ struct StandaloneProcessTests {
     }
 
     @Test(arguments: [
-        ("bad.yaml", "run: run\nmode: standard\nthresCoef: 150\n", "thresCoef"),
+        ("bad.json", #"{"run": "run", "mode": "standard", "thresCoef": 150}"#, "thresCoef"),
         ("bad.json", #"{"run": "run", "mode": "standard", "thresCoef": 20, "speed": 9}"#, "speed"),
         (
-            "bad2.yaml",
-            "run: run\nmode: customized\nthresCoef: 20\nparameters:\n  boost: 0\n  decay: 0\n  minPages: 900\n  maxPages: 100\n  sleepMsec: 10\n",
+            "bad2.json",
+            #"{"run": "run", "mode": "customized", "thresCoef": 20, "parameters": {"boost": 0, "decay": 0, "minPages": 900, "maxPages": 100, "sleepMsec": 10}}"#,
             "parameters.minPages"
         ),
+        ("old.yaml", "run: run\nmode: standard\nthresCoef: 20\n", "YAML"),
     ])
     func invalidConfigIsRefusedBeforeAnythingIsWritten(file: String, content: String, field: String) async throws {
         try await withRealKSM { snapshot in

@@ -1,4 +1,5 @@
 import KSMCore
+import KSMNode
 import Synchronization
 
 #if canImport(Glibc)

@@ -1,5 +1,6 @@
 import FleetStore
 import Foundation
+import Hummingbird
 import Synchronization
 
 /// Dashboard sessions, kept in server memory (a restart logs everyone out): a random session id
@@ -56,5 +57,20 @@ final class DashboardSessions: Sendable {
     func remove(_ id: String?) {
         guard let id else { return }
         _ = sessions.withLock { $0.removeValue(forKey: id) }
+    }
+}
+
+/// A signed-in request: its session's CSRF token (for the forms on the page) and a fresh nonce
+/// for the page's inline script.
+struct DashboardSession: Sendable {
+    var csrf: String
+    var nonce: String
+}
+
+extension DashboardSessions {
+    /// The request's live session, or nil (then the caller redirects to the login page).
+    func signedIn(_ request: Request) -> DashboardSession? {
+        guard let csrf = csrf(for: request.cookies[Self.cookie]?.value) else { return nil }
+        return DashboardSession(csrf: csrf, nonce: DashboardPages.nonce())
     }
 }

@@ -3,6 +3,7 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import FleetAPI
 import KSMCore
 
 /// A hand-written, single-pass decoder for `SampleBatch`, the one body the server takes in bulk.
@@ -489,87 +490,18 @@ private struct Parser {
         throw Unusual()
     }
 
-    /// `YYYY-MM-DDTHH:MM:SS[.f{1,9}](Z|±HH:MM)`, as `JSONDecoder`'s `.iso8601` reads it, for
-    /// years 1900–9999, offsets up to ±18:00 and valid calendar values; anything else (leap
-    /// seconds, 24:00, other forms it may or may not take) is unusual.
+    /// `YYYY-MM-DDTHH:MM:SS[.f{1,9}](Z|±HH:MM)` (`Timestamp`'s `.rfc3339` form), as
+    /// `JSONDecoder`'s `.iso8601` reads it, for years 1900–9999, offsets up to ±18:00 and valid
+    /// calendar values; anything else (leap seconds, 24:00, other forms it may or may not take)
+    /// is unusual.
     mutating func date() throws(Unusual) -> Date {
         try expect(0x22)
         let (start, length) = try plainStringBody()
-        let end = start + length
-        var j = start
-        func num(_ count: Int) throws(Unusual) -> Int {
-            guard j + count <= end else { throw Unusual() }
-            var v = 0
-            for _ in 0..<count {
-                let d = p[j] &- 0x30
-                guard d <= 9 else { throw Unusual() }
-                v = v * 10 + Int(d)
-                j += 1
-            }
-            return v
-        }
-        func lit(_ c: UInt8) throws(Unusual) {
-            guard j < end, p[j] == c else { throw Unusual() }
-            j += 1
-        }
-        let year = try num(4)
-        try lit(0x2D)
-        let month = try num(2)
-        try lit(0x2D)
-        let day = try num(2)
-        try lit(0x54)  // T
-        let hour = try num(2)
-        try lit(0x3A)
-        let minute = try num(2)
-        try lit(0x3A)
-        let second = try num(2)
-        var nanos: Int64 = 0
-        if j < end, p[j] == 0x2E {
-            j += 1
-            var count = 0
-            while j < end, p[j] &- 0x30 <= 9 {
-                nanos = nanos * 10 + Int64(p[j] &- 0x30)
-                count += 1
-                j += 1
-                guard count <= 9 else { throw Unusual() }
-            }
-            guard count > 0 else { throw Unusual() }
-            for _ in count..<9 { nanos *= 10 }
-        }
-        var offset = 0
-        guard j < end else { throw Unusual() }
-        if p[j] == 0x5A {  // Z
-            j += 1
-        } else if p[j] == 0x2B || p[j] == 0x2D {
-            let sign = p[j] == 0x2D ? -1 : 1
-            j += 1
-            let oh = try num(2)
-            try lit(0x3A)
-            let om = try num(2)
-            // Foundation takes offsets up to 18 hours.
-            guard om <= 59, oh * 60 + om <= 18 * 60 else { throw Unusual() }
-            offset = sign * (oh * 3600 + om * 60)
-        } else {
-            throw Unusual()
-        }
-        guard j == end else { throw Unusual() }
-        guard (1900...9999).contains(year), (1...12).contains(month), hour <= 23, minute <= 59, second <= 59 else {
-            throw Unusual()
-        }
-        let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
-        let monthDays = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
-        guard day >= 1, day <= monthDays[month - 1] else { throw Unusual() }
-        // Days from civil (proleptic Gregorian), H. Hinnant's algorithm.
-        let y = month <= 2 ? year - 1 : year
-        let era = y / 400
-        let yoe = y - era * 400
-        let mp = (month + 9) % 12
-        let doy = (153 * mp + 2) / 5 + day - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        let days = era * 146097 + doe - 719468
-        let unix = Int64(days) * 86400 + Int64(hour * 3600 + minute * 60 + second) - Int64(offset)
+        guard let t = Timestamp.parse(UnsafeBufferPointer(start: p + start, count: length), form: .rfc3339),
+            (1900...9999).contains(t.year), abs(t.offsetSeconds) <= 18 * 3600
+        else { throw Unusual() }
         // The same arithmetic as Foundation's parser: whole seconds since 2001 plus the fraction.
-        let sinceReference = Double(unix - 978_307_200) + Double(nanos) / 1e9
+        let sinceReference = Double(t.unixSeconds - 978_307_200) + Double(t.nanoseconds) / 1e9
         return Date(timeIntervalSinceReferenceDate: sinceReference)
     }
 }

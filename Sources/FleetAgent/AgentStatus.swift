@@ -1,0 +1,13 @@
+/// What the agent is doing, for tests and logs.
+public struct AgentStatus: Sendable {
+    public var nodeId: String?
+    public var configGeneration: Int64?
+    public var appliedGeneration: Int64?
+    public var nextSeq: Int64
+    public var samplesTaken: Int
+    public var spooled: Int
+    public var outbox: Int
+    public var dropped: Int64
+    public var lastAckedSeq: Int64?
+    public var serverReachable: Bool
+}

@@ -1,0 +1,251 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import FleetAPI
+import FleetClient
+import KSMCore
+import Logging
+
+/// A node's samples from the moment they are taken to the server's acknowledgement: sequence
+/// numbers, the outbox in memory, the spool on disk while the server is away, pushes in batches
+/// (the spool oldest first, then the outbox), acks, and the backoff between failed pushes.
+/// Owned by the `FleetAgent` actor; its async methods run on the actor.
+///
+/// Stopping is `finish(to:deadline:)`: one last push, bounded by the deadline, and whatever does
+/// not go stays in the spool for the next start. A final sample (say, one telling the server the
+/// agent stopped) is `record`ed just before `finish`, so it leaves in that last push or with the
+/// spool at the next start.
+final class SamplePipeline {
+    /// Where samples go: a client with the node token, and the node's id.
+    typealias Destination = (client: FleetClient, nodeId: String)
+
+    let batchSize: Int
+    var logger: Logger {
+        didSet { sequence.logger = logger }
+    }
+    private var sequence: SequenceNumbers
+    private var spool: SampleSpool
+    /// Samples taken and not yet pushed or spooled.
+    private(set) var outbox: [StatusSample] = []
+    private(set) var samplesTaken = 0
+    private(set) var lastAckedSeq: Int64?
+    private var pushBackoff: Backoff
+    /// Monotonic seconds before which a push is not tried again (unless forced).
+    private var nextPushAttempt = 0.0
+
+    init(stateDir: AgentStateDir, options: AgentOptions, logger: Logger) throws(AgentFileError) {
+        self.logger = logger
+        batchSize = options.batchSize
+        spool = try SampleSpool(directory: stateDir.spoolDir, limits: options.spoolLimits)
+        sequence = try SequenceNumbers(stateDir: stateDir, lastSpooled: spool.lastSeq, logger: logger)
+        pushBackoff = Backoff(base: options.backoffBase, cap: options.backoffCap)
+    }
+
+    var nextSeq: Int64 { sequence.next }
+    var spooled: Int { spool.count }
+    var dropped: Int64 { spool.dropped }
+    /// Nothing to push: no sample in memory, none in the spool.
+    var isEmpty: Bool { outbox.isEmpty && spool.isEmpty }
+
+    // MARK: - taking
+
+    /// Adds a sample of `snapshot` to the outbox with the next sequence number. `applyError`
+    /// replaces the engine's (a config the agent refused is reported as such).
+    func record(_ snapshot: EngineSnapshot, applyError: String?) {
+        let sample = StatusSample(
+            seq: sequence.allocate(), takenAt: Date(), status: snapshot.status, memory: snapshot.memory,
+            pageSize: snapshot.pageSize, ksmdCPUPercent: snapshot.ksmdCPUPercent,
+            ksmdCPUSeconds: snapshot.ksmdCPUSeconds, phase: snapshot.phase, phaseReason: snapshot.phaseReason,
+            appliedGeneration: snapshot.appliedGeneration, applyError: applyError)
+        samplesTaken += 1
+        outbox.append(sample)
+        if outbox.count >= batchSize * 2 { spoolOutbox() }
+    }
+
+    /// Moves the samples in memory to the spool.
+    func spoolOutbox() {
+        guard !outbox.isEmpty else { return }
+        let moving = outbox
+        outbox = []
+        do {
+            try spool.append(moving)
+        } catch {
+            logger.error("cannot spool samples; they are lost", metadata: ["count": "\(moving.count)", "error": "\(error)"])
+            try? spool.countDropped(moving.count)
+        }
+    }
+
+    /// Records the exact next sequence number (at exit).
+    func persistSequence() {
+        sequence.persist()
+    }
+
+    // MARK: - pushing
+
+    /// The server is back: the next push goes at once, without waiting for the backoff.
+    func retryNow() {
+        pushBackoff.reset()
+        nextPushAttempt = 0
+    }
+
+    /// Pushes the spool (oldest first), then the samples in memory. On failure everything left
+    /// goes to the spool and pushes wait for the backoff (or for the server to be back);
+    /// `force` ignores the backoff. No new batch starts after `deadline` (a batch in flight ends
+    /// within the client's request timeout); what is left then is spooled.
+    /// Returns the error that stopped it, nil when everything was accepted.
+    nonisolated(nonsending) func flush(
+        to destination: Destination?, force: Bool, deadline: ContinuousClock.Instant? = nil
+    ) async -> ClientError? {
+        guard let destination else {
+            spoolOutbox()
+            return .unreachable("not registered yet")
+        }
+        let (client, nodeId) = destination
+        if !force && monotonicSeconds() < nextPushAttempt {
+            spoolOutbox()
+            return .unreachable("waiting to retry")
+        }
+        var rounds = 0
+        while rounds < 10_000 {
+            rounds += 1
+            if let deadline, ContinuousClock.now >= deadline, !isEmpty {
+                spoolOutbox()
+                return .unreachable("no time left to push")
+            }
+            let fromSpool = !spool.isEmpty
+            let batch: [StatusSample]
+            if fromSpool {
+                do { batch = try spool.oldest(batchSize) } catch {
+                    logger.error("cannot read the spool", metadata: ["error": "\(error)"])
+                    spoolOutbox()
+                    return .unreachable("spool unreadable")
+                }
+            } else {
+                batch = Array(outbox.prefix(batchSize))
+            }
+            guard let last = batch.last else { return nil }
+            let (result, reported) = await push(batch, nodeId: nodeId, client: client)
+            switch result {
+            case .accepted(let ack):
+                accepted(ack, batch: batch, reported: reported, fromSpool: fromSpool, last: last)
+            case .refused(let error):
+                logger.error(
+                    "the server refused a batch of samples; dropping it",
+                    metadata: ["count": "\(batch.count)", "first_seq": "\(batch[0].seq)", "error": "\(error)"])
+                dropBatch(batch, fromSpool: fromSpool, last: last)
+            case .failed(let error):
+                let delay = pushBackoff.next()
+                nextPushAttempt = monotonicSeconds() + delay
+                if pushBackoff.failures <= 3 || pushBackoff.failures % 20 == 0 {
+                    logger.warning(
+                        "cannot push samples; spooling them",
+                        metadata: [
+                            "error": "\(error)", "spooled": "\(spool.count + outbox.count)",
+                            "retry_in_s": "\(Int(delay.rounded(.up)))",
+                        ])
+                }
+                spoolOutbox()
+                return error
+            }
+        }
+        return nil
+    }
+
+    /// At stop: one last push of everything (unless the task is cancelled), no new batch after
+    /// `deadline`; whatever does not go is spooled for the next start, and the sequence number
+    /// is stored.
+    nonisolated(nonsending) func finish(to destination: Destination?, deadline: ContinuousClock.Instant? = nil) async {
+        if !isEmpty {
+            if Task.isCancelled {
+                spoolOutbox()
+            } else {
+                _ = await flush(to: destination, force: true, deadline: deadline)
+            }
+        }
+        spoolOutbox()
+        persistSequence()
+    }
+
+    enum PushResult {
+        case accepted(SampleBatchAck)
+        /// The server refused the batch for good (400/413/422): drop it, or it blocks forever.
+        case refused(ClientError)
+        case failed(ClientError)
+    }
+
+    /// One batch to the server; the count of dropped samples not yet reported rides on its last
+    /// sample. Returns what happened and that count.
+    nonisolated(nonsending) func push(
+        _ samples: [StatusSample], nodeId: String, client: FleetClient
+    ) async -> (PushResult, Int64) {
+        var batch = samples
+        let reported = spool.dropped
+        if reported > 0, !batch.isEmpty { batch[batch.count - 1].droppedSamples = reported }
+        do {
+            let ack = try await client.pushSamples(nodeId: nodeId, SampleBatch(samples: batch))
+            return (.accepted(ack), reported)
+        } catch {
+            if Self.isTransient(error) || AgentRegistration.isRefusedToken(error) { return (.failed(error), reported) }
+            return (.refused(error), reported)
+        }
+    }
+
+    static func isTransient(_ error: ClientError) -> Bool {
+        switch error {
+        case .unreachable: return true
+        case .api(let status, _): return status >= 500 || status == 408 || status == 429
+        case .invalidURL, .decoding: return false
+        }
+    }
+
+    // MARK: - acknowledgements
+
+    private func accepted(_ ack: SampleBatchAck, batch: [StatusSample], reported: Int64, fromSpool: Bool, last: StatusSample) {
+        retryNow()
+        lastAckedSeq = ack.highestSeq
+        do {
+            try spool.clearDropped(reported)
+        } catch {
+            logger.error("cannot update the spool", metadata: ["error": "\(error)"])
+        }
+        if fromSpool {
+            do {
+                try spool.acknowledge(upTo: max(ack.highestSeq, last.seq))
+            } catch {
+                logger.error("cannot update the spool", metadata: ["error": "\(error)"])
+            }
+            if !batch.isEmpty {
+                logger.info(
+                    "replayed spooled samples",
+                    metadata: ["count": "\(batch.count)", "stored": "\(ack.stored)", "duplicates": "\(ack.duplicates)", "left": "\(spool.count)"])
+            }
+        } else {
+            outbox.removeFirst(min(batch.count, outbox.count))
+        }
+        if ack.highestSeq >= sequence.next {
+            // The server holds numbers this agent never issued (its state directory was reset
+            // while the server kept the node): continue above them so new samples are not
+            // taken for duplicates.
+            logger.warning(
+                "the server holds higher sequence numbers than this agent; continuing above them",
+                metadata: ["server_highest": "\(ack.highestSeq)", "next_seq": "\(sequence.next)"])
+            sequence.skip(past: ack.highestSeq)
+            outbox = outbox.filter { $0.seq > ack.highestSeq }
+        }
+    }
+
+    private func dropBatch(_ batch: [StatusSample], fromSpool: Bool, last: StatusSample) {
+        do {
+            if fromSpool {
+                try spool.acknowledge(upTo: last.seq)
+            } else {
+                outbox.removeFirst(min(batch.count, outbox.count))
+            }
+            try spool.countDropped(batch.count)
+        } catch {
+            logger.error("cannot update the spool", metadata: ["error": "\(error)"])
+        }
+    }
+}

@@ -1,0 +1,151 @@
+import FleetAPI
+import Foundation
+import Hummingbird
+import KSMCore
+
+/// The nodes table (`nodes.mustache`): filters by labels, phase, online and drift; sortable columns.
+struct NodesPage: Sendable {
+    /// The table's filters and sort order, as in the page's query string.
+    struct Filters: Sendable, Equatable {
+        /// A label selector, k=v,k2=v2.
+        var label = ""
+        /// A phase name, or "" for any.
+        var phase = ""
+        /// "true", "false" or "" for any.
+        var online = ""
+        /// "true", "false" or "" for any.
+        var drift = ""
+        /// name, phase, saved, cpu or seen.
+        var sort = "name"
+        var descending = false
+    }
+
+    /// A column header; `href` (sort by this column) nil for one that does not sort.
+    struct Column: Sendable, Equatable {
+        var title: String
+        var href: String?
+        var num: Bool
+        /// " ▲" or " ▼" on the column the table is sorted by.
+        var arrow: String
+    }
+
+    struct Row: Sendable, Equatable {
+        var name: String
+        var id: String
+        var href: String
+        /// "k=v, k2=v2"; nil for a node without labels.
+        var labels: String?
+        var phase: Badge
+        var phaseReason: String
+        var online: Badge
+        /// Reporting now; otherwise the row's figures are the last ones it reported (shown muted).
+        var live: Bool
+        var drift: Badge
+        var driftReason: String
+        var runMode: String
+        var saved: String
+        var cpu: String
+        var lastSeen: String
+    }
+
+    var label: String
+    var sort: String
+    var dir: String
+    var phaseOptions: [SelectOption]
+    var onlineOptions: [SelectOption]
+    var driftOptions: [SelectOption]
+    var filterError: String?
+    var columns: [Column]
+    var rows: [Row]
+    /// "3 nodes".
+    var count: String
+
+    /// The page for all live `nodes`, filtered and sorted by `filters`.
+    init(nodes all: [NodeInfo], filters f: Filters, now: Date) {
+        var selector: [String: String] = [:]
+        if !f.label.isEmpty {
+            do { selector = try parseSelector(f.label) } catch { filterError = error.message }
+        }
+        var nodes = all.filter { n in
+            if !selector.allSatisfy({ n.labels[$0.key] == $0.value }) { return false }
+            if !f.phase.isEmpty && n.phase?.rawValue != f.phase { return false }
+            if f.online == "true" && !n.online || f.online == "false" && n.online { return false }
+            if f.drift == "true" && !n.drift || f.drift == "false" && n.drift { return false }
+            return true
+        }
+        func key(_ n: NodeInfo) -> Double {
+            switch f.sort {
+            case "saved": return Double(n.lastSample?.savedBytes ?? -1)
+            case "cpu": return n.lastSample?.ksmdCPUPercent ?? -1
+            case "seen": return n.lastSeenAt?.timeIntervalSince1970 ?? 0
+            default: return 0
+            }
+        }
+        nodes.sort { a, b in
+            let less: Bool
+            switch f.sort {
+            case "phase": less = (a.phase?.rawValue ?? "", a.name) < (b.phase?.rawValue ?? "", b.name)
+            case "saved", "cpu", "seen": less = key(a) == key(b) ? a.name < b.name : key(a) < key(b)
+            default: less = a.name.localizedStandardCompare(b.name) == .orderedAscending
+            }
+            return f.descending ? !less : less
+        }
+        let direction = f.descending ? "desc" : "asc"
+        label = f.label
+        sort = f.sort
+        dir = direction
+        phaseOptions = SelectOption.list(
+            [("", "any")] + KSMPhase.allCases.map { ($0.rawValue, $0.rawValue) }, current: f.phase)
+        onlineOptions = SelectOption.list([("", "any"), ("true", "online"), ("false", "offline")], current: f.online)
+        driftOptions = SelectOption.list([("", "any"), ("true", "drifting"), ("false", "in sync")], current: f.drift)
+        func params(_ overrides: [String: String]) -> String {
+            var p = [
+                "label": f.label, "phase": f.phase, "online": f.online, "drift": f.drift, "sort": f.sort,
+                "dir": direction,
+            ]
+            for (k, v) in overrides { p[k] = v }
+            return p.filter { !$0.value.isEmpty }.sorted { $0.key < $1.key }.map { "\($0.key)=\(HTML.q($0.value))" }
+                .joined(separator: "&")
+        }
+        func sortable(_ title: String, _ k: String, num: Bool = false) -> Column {
+            let dir = f.sort == k && !f.descending ? "desc" : "asc"
+            return Column(
+                title: title, href: "/nodes?" + params(["sort": k, "dir": dir]), num: num,
+                arrow: f.sort == k ? (f.descending ? " ▼" : " ▲") : "")
+        }
+        func plain(_ title: String) -> Column { Column(title: title, href: nil, num: false, arrow: "") }
+        columns = [
+            sortable("Node", "name"), plain("Labels"), sortable("Phase", "phase"), plain("State"), plain("Drift"),
+            plain("Run / mode"), sortable("Saved now", "saved", num: true), sortable("ksmd CPU", "cpu", num: true),
+            sortable("Last seen", "seen"),
+        ]
+        rows = nodes.map { n in
+            let labels = n.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
+            return Row(
+                name: n.name, id: n.id, href: "/nodes/" + HTML.q(n.id), labels: labels.isEmpty ? nil : labels,
+                phase: Badge.phase(n.phase, live: n.online), phaseReason: n.phaseReason ?? "",
+                online: Badge.connection(n.connection), live: n.online,
+                drift: Badge.drift(n), driftReason: n.driftReason ?? "",
+                runMode: "\(n.config.config.run.rawValue) / \(n.config.config.mode.rawValue)",
+                saved: HTML.bytes(n.lastSample?.savedBytes), cpu: HTML.percent(n.lastSample?.ksmdCPUPercent),
+                lastSeen: n.online || n.lastSeenAt == nil
+                    ? HTML.ago(n.lastSeenAt, now: now) : "last reported " + HTML.ago(n.lastSeenAt, now: now))
+        }
+        count = "\(nodes.count) node\(nodes.count == 1 ? "" : "s")"
+    }
+}
+
+extension DashboardController {
+    @Sendable func nodesPage(_ request: Request, context: Context) async throws -> Response {
+        guard let session = sessions.signedIn(request) else { return DashboardPages.toLogin(request) }
+        let now = Date()
+        let filters = NodesPage.Filters(
+            label: (HTTP.query(request, "label") ?? "").trimmingCharacters(in: .whitespaces),
+            phase: HTTP.query(request, "phase") ?? "", online: HTTP.query(request, "online") ?? "",
+            drift: HTTP.query(request, "drift") ?? "", sort: HTTP.query(request, "sort") ?? "name",
+            descending: HTTP.query(request, "dir") == "desc")
+        let nodes = try await state.database.nodes().map { state.nodeInfo($0, now: now) }
+        let page = NodesPage(nodes: nodes, filters: filters, now: now)
+        return try pages.render("nodes", title: "Nodes", section: .nodes, session: session, page: page)
+    }
+}

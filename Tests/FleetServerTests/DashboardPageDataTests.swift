@@ -1,0 +1,248 @@
+import FleetAPI
+import FleetTestSupport
+import Foundation
+import KSMCore
+import Testing
+
+@testable import FleetServer
+
+/// The dashboard pages' data, built by pure functions from what the store returns: checked
+/// without HTML and without a server.
+@Suite struct DashboardPageDataTests {
+    static let now = Date(timeIntervalSince1970: 1_790_000_000)
+
+    static func node(
+        _ name: String, labels: [String: String] = [:], online: Bool = true, drift: Bool = false,
+        savedPages: Int64 = 1000,
+        phase: KSMPhase? = .running, mode: TuningMode = .standard
+    ) -> NodeInfo {
+        var config = KSMConfig.standardDefault.normalized()
+        config.mode = mode
+        return NodeInfo(
+            id: "n-" + name, name: name, machineId: "m-" + name, labels: labels, kernel: "6.8.0",
+            memTotalBytes: 1 << 34,
+            numaNodes: 1, ksmFeatures: [], agentVersion: "test", registeredAt: now,
+            lastSeenAt: now.addingTimeInterval(-30),
+            online: online, connection: online ? .online : .offline, config: NodeConfig(generation: 2, config: config),
+            phase: phase, phaseReason: "because",
+            appliedGeneration: drift ? 1 : 2, applyError: nil, drift: drift,
+            driftReason: drift ? "not yet applied" : nil,
+            lastSample: Fixtures.sample(1, pagesSharing: savedPages, phase: phase ?? .running, takenAt: now))
+    }
+
+    static let fleet = [
+        node("bravo", labels: ["rack": "r1"], online: false, drift: true, savedPages: 3000, phase: .stopped),
+        node("alpha", labels: ["rack": "r1"], savedPages: 1000),
+        node("charlie", labels: ["rack": "r2"], savedPages: 2000, mode: .throttle),
+    ]
+
+    @Test func nodesTableFiltersAndSorts() {
+        let all = NodesPage(nodes: Self.fleet, filters: .init(), now: Self.now)
+        #expect(all.rows.map(\.name) == ["alpha", "bravo", "charlie"])
+        #expect(all.count == "3 nodes")
+        #expect(all.rows[0].labels == "rack=r1" && all.rows[1].online == Badge(text: "offline", kind: "bad"))
+        #expect(all.rows[1].drift == Badge(text: "drift", kind: "warn"))
+
+        let rack = NodesPage(nodes: Self.fleet, filters: .init(label: "rack=r1"), now: Self.now)
+        #expect(rack.rows.map(\.name) == ["alpha", "bravo"])
+        let online = NodesPage(nodes: Self.fleet, filters: .init(online: "true", drift: "false"), now: Self.now)
+        #expect(online.rows.map(\.name) == ["alpha", "charlie"])
+        #expect(online.onlineOptions.filter(\.selected).map(\.value) == ["true"])
+
+        let bySaved = NodesPage(nodes: Self.fleet, filters: .init(sort: "saved", descending: true), now: Self.now)
+        #expect(bySaved.rows.map(\.name) == ["bravo", "charlie", "alpha"])
+        let saved = bySaved.columns.first { $0.title == "Saved now" }
+        #expect(saved?.arrow == " ▼" && saved?.href == "/nodes?dir=asc&sort=saved")
+        #expect(bySaved.columns.first { $0.title == "Labels" }?.href == nil)
+
+        let bad = NodesPage(nodes: Self.fleet, filters: .init(label: "rack"), now: Self.now)
+        #expect(bad.filterError != nil)
+        #expect(NodesPage(nodes: [], filters: .init(), now: Self.now).count == "0 nodes")
+    }
+
+    @Test func nodePageShowsTheFormAsTypedWithItsErrors() {
+        var form = ConfigForm(Self.fleet[2].config)
+        form.thresCoef = "x"
+        let page = NodePage(
+            info: Self.fleet[2], form: form,
+            errors: ["thresCoef": "'x' is not a whole number", "parameters.boost": "too big"],
+            flash: nil, range: "7d", history: nil, since: Self.now.addingTimeInterval(-7 * 86400), now: Self.now)
+        #expect(page.throttle && !page.customized)
+        #expect(page.thresCoef.value == "x" && page.thresCoef.error == "'x' is not a whole number")
+        #expect(page.params.map(\.name) == ["boost", "decay", "minPages", "maxPages", "sleepMsec"])
+        #expect(page.params[0].error == "too big" && page.params[0].errorId == "error-parameters-boost")
+        #expect(page.mode.options.filter(\.selected).map(\.value) == ["throttle"])
+        #expect(page.ranges.map(\.current) == [false, false, false, true, false])
+        #expect(NodePage.resolution("6h") == .raw && NodePage.resolution("24h") == .raw)
+        #expect(NodePage.resolution("7d") == .hour)
+        #expect(page.base == "/nodes/n-charlie" && page.labels == "rack=r2")
+        #expect(NodePage.span("7d") == 7 * 86400 && NodePage.span("junk") == 86400)
+    }
+
+    @Test func aNodeThatIsNotReportingShowsItsLastFiguresAsSuch() {
+        var stopped = Self.fleet[1]
+        stopped.online = false
+        stopped.connection = .agentStopped
+        stopped.lastSeenAt = Self.now.addingTimeInterval(-300)
+        let page = NodePage(
+            info: stopped, form: ConfigForm(stopped.config), errors: [:], flash: nil, range: "24h", history: nil,
+            since: Self.now.addingTimeInterval(-86400), now: Self.now)
+        #expect(page.onlineBadge.text == "agent stopped")
+        #expect(page.phaseBadge.kind == "muted" && page.phaseBadge.text.contains("last reported"))
+        #expect(page.staleNote?.contains("agent stopped") == true || page.staleNote?.contains("The agent stopped") == true)
+        #expect(page.lastSeen.hasPrefix("last reported"))
+        let rows = NodesPage(nodes: [stopped], filters: .init(), now: Self.now).rows
+        #expect(rows.first?.live == false && rows.first?.online.text == "agent stopped")
+        #expect(rows.first?.phase.kind == "muted")
+        #expect(rows.first?.lastSeen.hasPrefix("last reported") == true)
+        let live = NodePage(
+            info: Self.fleet[1], form: ConfigForm(Self.fleet[1].config), errors: [:], flash: nil, range: "24h",
+            history: nil, since: Self.now.addingTimeInterval(-86400), now: Self.now)
+        #expect(live.staleNote == nil && live.phaseBadge.kind == "ok")
+    }
+
+    @Test func shortRangesDrawRawSamplesFromTheNodesRegistration() {
+        let born = Self.now.addingTimeInterval(-600)
+        let samples = (0..<60).map { i in
+            HistorySample(
+                seq: Int64(i), takenAt: born.addingTimeInterval(Double(i) * 10), phase: .running, phaseReason: "",
+                run: 1, pagesToScan: 100, sleepMillisecs: 20, pagesShared: 0, pagesSharing: Int64(i) * 1000,
+                pagesUnshared: 0, pagesVolatile: 0, fullScans: 0, savedBytes: Int64(i) * 4_096_000, generalProfit: nil,
+                memTotalBytes: 1 << 34, memAvailableBytes: 1 << 33, ksmdCPUPercent: 5, ksmdCPUSeconds: nil,
+                appliedGeneration: 1, applyError: nil)
+        }
+        let history = HistoryResponse(
+            nodeId: "n-alpha", name: "alpha", since: Self.now.addingTimeInterval(-86400), until: Self.now,
+            resolution: .raw, samples: samples, gaps: [], existence: TimeRange(from: born, to: Self.now))
+        let page = NodePage(
+            info: Self.fleet[1], form: ConfigForm(Self.fleet[1].config), errors: [:], flash: nil, range: "24h",
+            history: history, since: Self.now.addingTimeInterval(-86400), now: Self.now)
+        #expect(page.historyNote.hasPrefix("Raw samples"))
+        #expect(page.historyNote.contains("since the node registered"))
+        // One point per sample: the ramp is drawn, not one hourly dot.
+        #expect(page.savedChart.components(separatedBy: ",").count > 50)
+        // No "no data" shading before the node existed.
+        #expect(!page.savedChart.contains("no data"))
+        // Thinning keeps the highest value of each slice.
+        let many = (0..<5000).map { Charts.Point(t: Double($0), v: $0 == 2500 ? 99 : 1) }
+        let thinned = NodePage.rawPoints(
+            many.map { p in
+                HistorySample(
+                    seq: Int64(p.t), takenAt: Date(timeIntervalSince1970: p.t), phase: .running, phaseReason: "", run: 1,
+                    pagesToScan: 0, sleepMillisecs: 0, pagesShared: 0, pagesSharing: 0, pagesUnshared: 0,
+                    pagesVolatile: 0, fullScans: 0, savedBytes: Int64(p.v), generalProfit: nil, memTotalBytes: 0,
+                    memAvailableBytes: 0, ksmdCPUPercent: nil, ksmdCPUSeconds: nil, appliedGeneration: nil,
+                    applyError: nil)
+            }, from: 0, to: 5000
+        ) { Double($0.savedBytes) }
+        #expect(thinned.count <= NodePage.maxPoints)
+        #expect(thinned.contains { $0.v == 99 })
+    }
+
+    @Test func reportQueryFallsBackToTheLastWeekWithAReason() {
+        let bad = ReportQuery(since: "yesterday", until: nil, by: "node", label: nil, now: Self.now)
+        #expect(bad.error?.contains("'yesterday' is not a time") == true)
+        #expect(bad.since == Self.now.addingTimeInterval(-7 * 86400) && bad.until == Self.now)
+        let noKey = ReportQuery(since: "-24h", until: "now", by: "label", label: " ", now: Self.now)
+        #expect(noKey.by == .node && noKey.error == "choose the label key to group by")
+        let ok = ReportQuery(since: "-24h", until: "now", by: "label", label: "rack", now: Self.now)
+        #expect(ok.error == nil && ok.by == .label && ok.query == "since=-24h&until=now&by=label&label=rack")
+    }
+
+    @Test func reportRowsNameTheirGroup() {
+        func row(_ key: String, name: String? = nil, deleted: Bool? = nil) -> SavingsRow {
+            SavingsRow(
+                key: key, name: name, deleted: deleted, nodes: 1, avgSavedBytes: 1024, peakSavedBytes: 2048,
+                savedGiBHours: 1, ksmdCPUHours: 0.5, avgKsmdCPUCores: 0.02, efficiencyGiBPerCore: 3,
+                avgNetProfitBytes: nil,
+                phaseHours: ["Running": 2], dataHours: 2, periodHours: 2, coverage: 1, gaps: [])
+        }
+        let byNode = ReportQuery(since: "-24h", until: "now", by: "node", label: nil, now: Self.now)
+        let live = ReportsPage.row(row("n-a", name: "alpha"), query: byNode, total: false)
+        #expect(live.name == "alpha" && live.nameHref == "/nodes/n-a" && !live.deleted)
+        let gone = ReportsPage.row(row("n-b", name: "bravo", deleted: true), query: byNode, total: false)
+        #expect(gone.nameHref == nil && gone.deleted)
+        #expect(live.net == nil && live.gaps == nil && live.phases == "Running 2 h")
+        let byLabel = ReportQuery(since: "-24h", until: "now", by: "label", label: "rack", now: Self.now)
+        #expect(ReportsPage.row(row("r1"), query: byLabel, total: false).name == "rack=r1")
+        let none = ReportsPage.row(row(""), query: byLabel, total: false)
+        #expect(none.name == "(no rack label)" && none.nameMuted)
+        #expect(ReportsPage.row(row("fleet"), query: byLabel, total: true).name == "Fleet total")
+    }
+
+    @Test func everyTemplateParsesAndTheLayoutFramesThePage() throws {
+        let templates = try DashboardTemplates()
+        let frame = PageFrame(title: "Nodes", section: .nodes, csrf: "c0ffee", nonce: "n0nce")
+        let html = try templates.render(
+            "nodes", frame: frame, page: NodesPage(nodes: Self.fleet, filters: .init(), now: Self.now))
+        #expect(html.hasPrefix("<!doctype html>") && html.hasSuffix("</main></body></html>"))
+        #expect(html.contains("<a href=\"/nodes\" class=\"active\">Nodes</a>"))
+        #expect(html.contains("<input type=\"hidden\" name=\"csrf\" value=\"c0ffee\">"))
+        #expect(html.contains("<tr data-node=\"charlie\">"))
+        let login = try templates.render(
+            "login", frame: PageFrame(title: "Sign in", section: .none, csrf: nil, nonce: "n"),
+            page: LoginPage(error: nil, loginToken: "t", next: "/"))
+        #expect(!login.contains("<nav>") && !login.contains("Log out"))
+        #expect(throws: DashboardTemplates.TemplateError.self) {
+            try templates.render("no-such-page", frame: frame, page: NoPageData())
+        }
+    }
+
+    /// The optional fields, in `value` and below, that share their name with a field of a value
+    /// around them: Mustache would show the outer one's value when the inner one is nil.
+    static func shadowingOptionals(_ value: Any, path: String = "page", enclosing: Set<String> = ["frame", "page"])
+        -> [String]
+    {
+        let mirror = Mirror(reflecting: value)
+        if mirror.displayStyle == .collection {
+            return mirror.children.flatMap { shadowingOptionals($0.value, path: path + "[]", enclosing: enclosing) }
+        }
+        guard mirror.displayStyle == .struct else { return [] }
+        let labels = Set(mirror.children.compactMap(\.label))
+        var found: [String] = []
+        for child in mirror.children {
+            guard let label = child.label else { continue }
+            let inner = Mirror(reflecting: child.value)
+            if inner.displayStyle == .optional {
+                if enclosing.contains(label) { found.append("\(path).\(label)") }
+                if let wrapped = inner.children.first?.value {
+                    found += shadowingOptionals(wrapped, path: "\(path).\(label)", enclosing: enclosing.union(labels))
+                }
+            } else {
+                found += shadowingOptionals(child.value, path: "\(path).\(label)", enclosing: enclosing.union(labels))
+            }
+        }
+        return found
+    }
+
+    @Test func noOptionalFieldIsShadowedByAnEnclosingOne() {
+        let row = SavingsRow(
+            key: "n-a", name: "alpha", nodes: 1, avgSavedBytes: nil, peakSavedBytes: nil, savedGiBHours: 0,
+            ksmdCPUHours: 0, avgKsmdCPUCores: 0.1, efficiencyGiBPerCore: nil, avgNetProfitBytes: nil, phaseHours: [:],
+            dataHours: 0, periodHours: 1, coverage: 0, gaps: [])
+        let report = SavingsReport(
+            since: Self.now, until: Self.now, by: .node, label: nil, generatedAt: Self.now, rows: [row], total: row,
+            maxGapSeconds: 0)
+        let query = ReportQuery(since: "-24h", until: "now", by: "node", label: nil, now: Self.now)
+        let pages: [Any] = [
+            OverviewPage(
+                nodes: Self.fleet, last24h: report, last30d: report, series: [], seriesFrom: Self.now, now: Self.now),
+            NodesPage(nodes: Self.fleet, filters: .init(), now: Self.now),
+            NodePage(
+                info: Self.fleet[0], form: ConfigForm(Self.fleet[0].config), errors: [:], flash: nil, range: "24h",
+                history: nil, since: Self.now, now: Self.now),
+            ReportsPage(query: query, report: report),
+            LoginPage(error: nil, loginToken: "t", next: "/"),
+            NotFoundPage(name: "x"),
+        ]
+        struct Inner { var name: String? }
+        struct Outer {
+            var name: String
+            var rows: [Inner]
+        }
+        #expect(Self.shadowingOptionals(Outer(name: "a", rows: [Inner(name: nil)])) == ["page.rows[].name"])
+        for page in pages {
+            #expect(Self.shadowingOptionals(page) == [], "\(type(of: page))")
+        }
+    }
+}
