@@ -146,6 +146,22 @@ extension KSMConfig {
     }
 }
 
+extension KSMConfig {
+    /// Problems of this config on a node whose kernel has the KSM files `features` (as the agent
+    /// reported at registration): mode advisor needs `advisor_mode` (Linux 6.7+). An empty list
+    /// means the features are not known, and nothing is refused for them.
+    public func issues(onKernelWith features: [String], kernel: String) -> [ValidationIssue] {
+        guard !features.isEmpty, mode == .advisor, !features.contains("advisor_mode") else { return [] }
+        return [
+            ValidationIssue(
+                code: "unsupported", field: "mode",
+                message:
+                    "mode advisor needs the kernel's KSM advisor (advisor_mode, Linux 6.7+); this node's kernel \(kernel) has none: use adaptive"
+            )
+        ]
+    }
+}
+
 extension TunerParameters {
     func value(of key: CodingKeys) -> Int {
         switch key {

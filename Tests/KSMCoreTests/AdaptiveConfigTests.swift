@@ -51,4 +51,13 @@ struct AdaptiveConfigTests {
         let cleared = try ConfigPatch(clear: ["maxCpuPercent"]).applied(to: set)
         #expect(cleared.maxCpuPercent == nil)
     }
+
+    @Test("mode advisor is refused for a kernel whose features lack advisor_mode, and only then")
+    func advisorOnKernel() {
+        let c = KSMConfig(run: .run, mode: .advisor)
+        #expect(c.issues(onKernelWith: ["run", "pages_to_scan"], kernel: "5.15.0").map(\.field) == ["mode"])
+        #expect(c.issues(onKernelWith: ["run", "advisor_mode"], kernel: "6.18").isEmpty)
+        #expect(c.issues(onKernelWith: [], kernel: "?").isEmpty, "unknown features refuse nothing")
+        #expect(KSMConfig(run: .run, mode: .adaptive).issues(onKernelWith: ["run"], kernel: "5.15").isEmpty)
+    }
 }
