@@ -165,7 +165,7 @@ public actor NodeEngine {
                     "applied",
                     metadata: [
                         "generation": "\(generation.map(String.init) ?? "-")",
-                        "written": "\(report.written.map(\.description).joined(separator: ", "))",
+                        "written": "\((report.advisorWritten + report.written.map(\.description)).joined(separator: ", "))",
                         "phase": "\(decision.phase.rawValue)", "reason": "\(decision.reason)",
                     ])
             }
@@ -211,6 +211,7 @@ public actor NodeEngine {
         return KernelObservation(
             status: status,
             ksmdCPUSeconds: ticks.map { Double($0) / Double(max(kernel.clockTicksPerSecond, 1)) },
+            mergeablePages: config.mode == .adaptive ? kernel.mergeableAnonPages() : nil,
             memoryPressureSomeAvg10: kernel.memoryPressureSomeAvg10())
     }
 

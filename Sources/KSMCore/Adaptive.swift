@@ -103,7 +103,7 @@ public enum Adaptive {
             wake = "a kick"
         } else if s.phase == .backingOff || s.phase == .idle {
             if mergeable - s.mergeableRef >= growth {
-                let what = obs.mergeablePages == nil ? "AnonPages" : "mergeable memory"
+                let what = obs.mergeablePages == nil ? "AnonPages" : "the memory of mergeable processes"
                 wake = "\(what) grew by \(Display.bytes((mergeable - s.mergeableRef) * pageSize))"
             } else if tracked - s.trackedRef >= growth {
                 wake = "KSM found \(Display.bytes((tracked - s.trackedRef) * pageSize)) of new pages"
@@ -145,8 +145,10 @@ public enum Adaptive {
             s.target = target
             s.targetSince = now
         } else if target < 0.999, now - s.targetSince >= tuning.recentWindowSeconds, let recent = s.cpuRecent {
+            // With smart_scan most of a slow pass is skipped pages, which cost CPU but are not
+            // counted as scanned: the cost model is then far off, and only this loop can tell.
             let ratio = target / max(recent, target / 20)
-            s.gain = min(max(s.gain * min(max(1 + 0.3 * (ratio - 1), 0.8), 1.25), 0.05), 20)
+            s.gain = min(max(s.gain * min(max(1 + 0.3 * (ratio - 1), 0.8), 1.5), 0.01), 1000)
         }
         next.adaptive = s
         return decision(s, budget: budget, obs: obs, tuning: tuning, state: next, pressured: pressured)

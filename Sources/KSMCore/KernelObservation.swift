@@ -5,8 +5,8 @@ public struct KernelObservation: Sendable, Equatable {
     public var status: KSMStatus
     /// ksmd's cumulative utime + stime in seconds; nil when no ksmd thread was found.
     public var ksmdCPUSeconds: Double?
-    /// Pages of memory marked mergeable (sum of `ksm_rmap_items` of the processes whose
-    /// `/proc/PID/ksm_stat` the agent could read); nil when unknown, and AnonPages stands in.
+    /// Pages of anonymous memory of the processes marked mergeable (`ksm_mergeable: yes` in
+    /// `/proc/PID/ksm_stat`, kernels 6.10+); nil when unknown, and AnonPages stands in.
     public var mergeablePages: Int64?
     /// `/proc/pressure/memory` "some avg10" in percent; nil where PSI is missing.
     public var memoryPressureSomeAvg10: Double?

@@ -58,12 +58,15 @@ public protocol KSMKernel: Sendable {
     var clockTicksPerSecond: Int { get }
     /// `/proc/pressure/memory` some avg10 in percent; nil where PSI is missing.
     func memoryPressureSomeAvg10() -> Double?
+    /// Pages of anonymous memory of the processes marked mergeable; nil where unknown.
+    func mergeableAnonPages() -> Int64?
     /// Writes a KSM file as text (`advisor_mode` takes a word; the advisor's numbers go here too).
     func writeRaw(_ name: String, _ text: String) throws(KSMKernelError)
 }
 
 extension KSMKernel {
     public func memoryPressureSomeAvg10() -> Double? { nil }
+    public func mergeableAnonPages() -> Int64? { nil }
 
     /// True when the kernel has the file `name` under its KSM directory.
     public func hasFeature(_ name: String) -> Bool {

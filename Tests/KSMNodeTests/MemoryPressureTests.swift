@@ -15,3 +15,19 @@ struct MemoryPressureTests {
         #expect(ProcParsing.pressureSomeAvg10("") == nil)
     }
 }
+
+@Suite("mergeable memory parsing")
+struct MergeableMemoryTests {
+    @Test("ksm_mergeable yes/no, and nil on kernels without the line")
+    func mergeable() {
+        #expect(ProcParsing.ksmMergeable("ksm_rmap_items 0\nksm_merge_any: no\nksm_mergeable: yes\n") == true)
+        #expect(ProcParsing.ksmMergeable("ksm_mergeable: no\n") == false)
+        #expect(ProcParsing.ksmMergeable("ksm_rmap_items 12\nksm_merging_pages 3\n") == nil)
+    }
+
+    @Test("RssAnon in kB")
+    func rssAnon() {
+        #expect(ProcParsing.rssAnonKB("Name:\tqemu\nRssAnon:\t  524288 kB\nRssFile:\t 10 kB\n") == 524_288)
+        #expect(ProcParsing.rssAnonKB("Name:\tkthreadd\n") == nil)
+    }
+}
