@@ -155,6 +155,7 @@ def modes(agent, workdir, only):
     all_modes = [
         Policy("full-speed", agent, workdir, sysfs=[("pages_to_scan", 20000), ("sleep_millisecs", 0), ("run", 1)]),
         Policy("adaptive", agent, workdir, config={**run, "mode": "adaptive"}),
+        Policy("adaptive-budget-20", agent, workdir, config={**run, "mode": "adaptive", "maxCpuPercent": 20}),
         Policy("throttle-kick", agent, workdir, config={**run, "mode": "throttle"}, kick=True),
         Policy("high", agent, workdir, config={**run, "mode": "high"}),
         Policy("standard", agent, workdir, config={**run, "mode": "standard"}),
@@ -192,6 +193,8 @@ def measure(policy, args, exe, pid, defaults):
     result = {"mode": policy.name, "possible_pages": wave1.possible}
     hit = until(lambda r: r["sharing"] >= 0.9 * wave1.possible, args.cap)
     result["t90"] = hit["t"] if hit else None
+    # ksmd's average share of a core up to 90 % (what a CPU budget limits while merging).
+    result["cpu_share_to_90"] = round(hit["cpu"] / hit["t"], 3) if hit and hit["t"] > 0 else None
     result["cpu90"] = hit["cpu"] if hit else None
     # Nothing new merges from here on: wait, then measure a window.
     until(lambda r: False, args.settle)

@@ -140,15 +140,25 @@ public enum Adaptive {
         if s.phase == .idle { s.speed = idle }
 
         // Correct the settings so that the measured share meets the target once it has settled.
+        // Once per window at a steady target, the share measured over that window corrects the
+        // settings. With smart_scan most of a slow pass is skipped pages, which cost CPU but are
+        // not counted as scanned: the cost model is then far off, and only this loop can tell.
         let target = min(s.speed, budget ?? 1)
-        if abs(target - s.target) > target * 0.01 {
+        if abs(target - s.target) > target * 0.01 || s.windowCPU == nil {
             s.target = target
             s.targetSince = now
-        } else if target < 0.999, now - s.targetSince >= tuning.recentWindowSeconds, let recent = s.cpuRecent {
-            // With smart_scan most of a slow pass is skipped pages, which cost CPU but are not
-            // counted as scanned: the cost model is then far off, and only this loop can tell.
-            let ratio = target / max(recent, target / 20)
-            s.gain = min(max(s.gain * min(max(1 + 0.3 * (ratio - 1), 0.8), 1.5), 0.01), 1000)
+            s.windowStart = now
+            s.windowCPU = obs.ksmdCPUSeconds
+        } else if now - s.windowStart >= tuning.recentWindowSeconds, let start = s.windowCPU,
+            let cpu = obs.ksmdCPUSeconds, cpu >= start
+        {
+            if target < 0.999 {
+                let measured = (cpu - start) / (now - s.windowStart)
+                let ratio = target / max(measured, target / 20)
+                s.gain = min(max(s.gain * min(max(ratio, 0.5), 2), 0.01), 1000)
+            }
+            s.windowStart = now
+            s.windowCPU = cpu
         }
         next.adaptive = s
         return decision(s, budget: budget, obs: obs, tuning: tuning, state: next, pressured: pressured)

@@ -49,6 +49,9 @@ public struct AdaptiveState: Codable, Sendable, Equatable, Hashable {
     /// The share targeted, and since when (the correction waits for it to settle).
     public var target: Double
     public var targetSince: Double
+    /// The correction's window: when it started and ksmd's CPU seconds then.
+    public var windowStart: Double = 0
+    public var windowCPU: Double?
 
     public init(
         phase: AdaptivePhase, speed: Double, wakeCause: String, passesSinceWake: Int64, lastFullScans: Int64,
