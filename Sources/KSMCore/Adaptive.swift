@@ -87,7 +87,8 @@ public enum Adaptive {
                 s.speed = 1
             } else if s.passesSinceWake >= tuning.warmPasses && (s.phase == .warming || s.phase == .merging) {
                 s.phase = .backingOff
-                s.speed = 0.5
+                // Halving starts from the speed in force, which the budget may have capped.
+                s.speed = min(1, budget ?? 1) / 2
                 s.lastBackoffAt = now
             }
             s.lastFullScans = status.fullScans

@@ -102,6 +102,17 @@ struct AdaptiveTests {
         #expect(reason.contains("the ksmd CPU budget of \(Display.number(percent, significant: 2)) % of a core is the limit"), "\(reason)")
     }
 
+    @Test("under a budget it also idles once passes stop paying, backing off from the budget")
+    func budgetThenIdle() throws {
+        let (m, possible) = Self.workload()
+        var run = SimulationRun(model: m, config: Self.adaptive(maxCpu: 20))
+        run.run(for: 300)
+        #expect(run.reach(0.9, of: possible) != nil)
+        let perMinute = run.cpu(at: 300) - run.cpu(at: 240)
+        #expect(perMinute <= 0.6, "\(perMinute) CPU-s in the last minute")
+        #expect(run.reasons.contains { $0.1.contains("slowing to 10 % of a core") }, "the back-off starts from the budget")
+    }
+
     @Test("memory pressure keeps a higher idle speed")
     func pressure() throws {
         let (m, _) = Self.workload()
