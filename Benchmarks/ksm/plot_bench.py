@@ -38,6 +38,7 @@ def main():
     ax2.set_ylabel("ksmd CPU seconds since the policy started")
     ax2.set_xlabel("seconds since the policy started")
     ax2.set_yscale("symlog", linthresh=1)
+    ax2.set_ylim(bottom=0)
     for ax in (ax1, ax2):
         ax.grid(True, alpha=0.3)
         ax.legend(loc="best", fontsize=8)
