@@ -167,10 +167,26 @@ public actor FleetAgent {
 
     func shutdown() async {
         logger.info("stopping", metadata: ["outbox": "\(samples.outbox.count)", "spooled": "\(samples.spooled)"])
-        // One last push attempt; whatever does not go is spooled for the next start.
-        await samples.finish(to: registration.connected)
         if options.restoreOnExit { await restore() }
+        await sayGoodbye()
+        // One last push attempt, bounded; whatever does not go is spooled for the next start.
+        await samples.finish(to: registration.connected, deadline: .now + .seconds(5))
         logger.info("stopped", metadata: ["spooled": "\(samples.spooled)"])
+    }
+
+    /// The last sample: the kernel as the agent leaves it (run state, pages still merged), so
+    /// the server marks the node "agent stopped" at once instead of "online" for another minute.
+    func sayGoodbye() async {
+        guard var snapshot = try? await engine.snapshot() else {
+            logger.warning("cannot read the KSM status for the goodbye sample")
+            return
+        }
+        snapshot.phase = Goodbye.phase(snapshot.status)
+        snapshot.phaseReason = Goodbye.reason(
+            snapshot.status, pageSize: snapshot.pageSize, restored: options.restoreOnExit)
+        samples.record(snapshot, applyError: configSync.refusal ?? snapshot.applyError, agentStopped: true)
+        logger.notice(
+            "agent stopping", metadata: ["run": "\(snapshot.status.run)", "reason": "\(snapshot.phaseReason)"])
     }
 
     func restore() async {

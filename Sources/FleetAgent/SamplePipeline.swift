@@ -53,12 +53,14 @@ final class SamplePipeline {
 
     /// Adds a sample of `snapshot` to the outbox with the next sequence number. `applyError`
     /// replaces the engine's (a config the agent refused is reported as such).
-    func record(_ snapshot: EngineSnapshot, applyError: String?) {
+    /// `agentStopped`: the goodbye on a clean stop (the server marks the node at once).
+    func record(_ snapshot: EngineSnapshot, applyError: String?, agentStopped: Bool = false) {
         let sample = StatusSample(
             seq: sequence.allocate(), takenAt: Date(), status: snapshot.status, memory: snapshot.memory,
             pageSize: snapshot.pageSize, ksmdCPUPercent: snapshot.ksmdCPUPercent,
             ksmdCPUSeconds: snapshot.ksmdCPUSeconds, phase: snapshot.phase, phaseReason: snapshot.phaseReason,
-            appliedGeneration: snapshot.appliedGeneration, applyError: applyError)
+            appliedGeneration: snapshot.appliedGeneration, applyError: applyError,
+            agentStopped: agentStopped ? true : nil)
         samplesTaken += 1
         outbox.append(sample)
         if outbox.count >= batchSize * 2 { spoolOutbox() }

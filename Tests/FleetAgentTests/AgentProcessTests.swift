@@ -10,15 +10,7 @@ import TestSupport
 /// (regular files), so it never touches the real kernel.
 @Suite("ksmfleet-agent run as a process")
 struct AgentProcessTests {
-    static func fakeSysfs(_ dir: String) throws {
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let values: [String: String] = [
-            "run": "0", "pages_to_scan": "100", "sleep_millisecs": "20", "pages_shared": "0", "pages_sharing": "0",
-            "pages_unshared": "0", "pages_volatile": "0", "full_scans": "0", "merge_across_nodes": "1",
-            "max_page_sharing": "256", "stable_node_chains": "0", "stable_node_dups": "0", "use_zero_pages": "0",
-        ]
-        for (name, value) in values { try "\(value)\n".write(toFile: "\(dir)/\(name)", atomically: false, encoding: .utf8) }
-    }
+    static func fakeSysfs(_ dir: String) throws { try FakeSysfsDirectory.create(at: dir) }
 
     static func read(_ path: String) -> String {
         ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
