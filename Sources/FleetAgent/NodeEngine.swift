@@ -165,7 +165,8 @@ public actor NodeEngine {
                     "applied",
                     metadata: [
                         "generation": "\(generation.map(String.init) ?? "-")",
-                        "written": "\((report.advisorWritten + report.written.map(\.description)).joined(separator: ", "))",
+                        "written":
+                            "\((report.advisorWritten + report.written.map(\.description)).joined(separator: ", "))",
                         "phase": "\(decision.phase.rawValue)", "reason": "\(decision.reason)",
                     ])
             }

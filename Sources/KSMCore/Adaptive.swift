@@ -213,7 +213,10 @@ public enum Adaptive {
         case .idle:
             reason =
                 "Running: adaptive, idle at \(speed): passes stopped paying (\(lastPass ?? "no pass yet")); waiting for new mergeable memory"
-            if pressured { reason += "; memory is under pressure (PSI some avg10 ≥ \(Int(tuning.pressurePercent)) %), so the idle speed is higher" }
+            if pressured {
+                reason +=
+                    "; memory is under pressure (PSI some avg10 ≥ \(Int(tuning.pressurePercent)) %), so the idle speed is higher"
+            }
         }
         if limited, let budget {
             reason += "; the ksmd CPU budget of \(pct(budget)) of a core is the limit"

@@ -49,7 +49,8 @@ public enum AdvisorPolicy {
             "the kernel advisor picks pages_to_scan to finish a full scan in \(a.targetScanTimeSeconds) s, using at most \(a.maxCpuPercent) % of a core (pages_to_scan \(a.minPagesToScan)–\(a.maxPagesToScan))"
         guard let obs = input.observation, obs.status.advisorMode != nil else {
             // No advisor here (or no counters): ask for it and let the apply say why it cannot.
-            return TuningDecision(settings: advisorSettings, phase: .running, reason: "Running: \(describe)", state: next)
+            return TuningDecision(
+                settings: advisorSettings, phase: .running, reason: "Running: \(describe)", state: next)
         }
         let pageSize = Int64(max(input.pageSize, 1))
         let pages = max(obs.trackedPages, obs.mergeablePages ?? memory.anonPagesKB * 1024 / pageSize)
