@@ -287,10 +287,12 @@ public actor FleetAgent {
 
     // MARK: - tuning
 
+    /// One tuning step every tuning interval, or every second while the mode feeds back from the
+    /// kernel (adaptive; advisor until it has taken over): the engine says which.
     func tuneLoop() async {
-        let every = Duration.milliseconds(Int64(options.tuneInterval * 1000))
         while !Task.isCancelled {
-            do { try await Task.sleep(for: every) } catch { return }
+            let seconds = await engine.tuneInterval(default: options.tuneInterval)
+            do { try await Task.sleep(for: .milliseconds(Int64(seconds * 1000))) } catch { return }
             await engine.tune()
         }
     }

@@ -107,6 +107,7 @@ struct NodePage: Sendable {
     var mode: FormField
     var thresCoef: FormField
     var mergeAcrossNodes: FormField
+    var maxCpuPercent: FormField
     var parametersError: String?
     /// Mode customized: the parameters are editable; otherwise they show the preset's, read-only.
     var customized: Bool
@@ -198,13 +199,14 @@ struct NodePage: Sendable {
         mergeAcrossNodes = field(
             "mergeAcrossNodes", form.mergeAcrossNodes,
             options: [("", "unset (keep kernel value)"), ("1", "1 (across NUMA nodes)"), ("0", "0 (per NUMA node)")])
+        maxCpuPercent = field("maxCpuPercent", form.maxCpuPercent)
         parametersError = errors["parameters"]
         customized = form.mode == TuningMode.customized.rawValue
         params = [
             ("boost", form.boost), ("decay", form.decay), ("minPages", form.minPages), ("maxPages", form.maxPages),
             ("sleepMsec", form.sleepMsec),
         ].map { field($0.0, $0.1, error: "parameters." + $0.0) }
-        throttle = n.config.config.mode == .throttle
+        throttle = n.config.config.mode == .throttle || n.config.config.mode == .adaptive
         kickCounter = n.config.kickCounter
 
         let base = self.base
