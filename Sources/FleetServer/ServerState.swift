@@ -85,14 +85,16 @@ final class ServerState: Sendable {
     }
 
     /// Why KSM saves little on the node, from its newest sample and process report. The ksmd CPU
-    /// finding uses `Findings.defaultCPUBudgetPercent` until configs carry a CPU budget.
+    /// finding measures against the node's budget (`maxCpuPercent`) when its config sets one,
+    /// `Findings.defaultCPUBudgetPercent` otherwise.
     static func findings(_ n: StoredNode) -> [Finding] {
         guard n.deletedAt == nil else { return [] }
         let s = n.lastSample
         return Findings.evaluate(
             NodeFacts(
                 status: s?.agentStopped == true ? nil : s?.status, pageSize: s?.pageSize ?? n.pageSize ?? 4096,
-                ksmdCPUPercent: s?.ksmdCPUPercent, cpuBudgetPercent: nil, applyError: n.applyError,
+                ksmdCPUPercent: s?.ksmdCPUPercent, cpuBudgetPercent: n.config?.config.maxCpuPercent,
+                applyError: n.applyError,
                 processes: n.processes))
     }
 }
