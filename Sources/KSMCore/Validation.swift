@@ -115,6 +115,15 @@ extension KSMConfig {
                         message: "sleepMsec must be at least 1 (0 would make ksmd spin)"))
             }
         }
+        if mode == .throttle, let p = parameters {
+            // Throttle mode does not use them, but they are stored and shown (the API says each
+            // is 0…maxPagesToScan / maxSleepMsec): out-of-range values are refused here too.
+            outOfRange("parameters.boost", p.boost, 0...ConfigLimits.maxPagesToScan)
+            outOfRange("parameters.decay", p.decay, 0...ConfigLimits.maxPagesToScan)
+            outOfRange("parameters.minPages", p.minPages, 0...ConfigLimits.maxPagesToScan)
+            outOfRange("parameters.maxPages", p.maxPages, 0...ConfigLimits.maxPagesToScan)
+            outOfRange("parameters.sleepMsec", p.sleepMsec, 0...ConfigLimits.maxSleepMsec)
+        }
         if let t = throttle {
             for (name, v) in [
                 ("aggressiveDivisor", t.aggressiveDivisor), ("standardDivisor", t.standardDivisor),

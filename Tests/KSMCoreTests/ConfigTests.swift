@@ -95,6 +95,11 @@ struct ConfigTests {
         ("useZeroPages 3", KSMConfig(useZeroPages: 3), "useZeroPages", "out_of_range"),
         ("throttle divisor 0", KSMConfig(mode: .throttle, throttle: ThrottleSettings(aggressiveDivisor: 0)), "throttle.aggressiveDivisor", "out_of_range"),
         ("throttle timer 0", KSMConfig(mode: .throttle, throttle: ThrottleSettings(toSlowSeconds: 0)), "throttle.toSlowSeconds", "out_of_range"),
+        (
+            "throttle with negative stored parameters",
+            KSMConfig(mode: .throttle, parameters: .init(boost: 0, decay: 0, minPages: -3628, maxPages: 100, sleepMsec: 20)),
+            "parameters.minPages", "negative"
+        ),
     ]
 
     @Test("every invalid value is refused with its own field and code", arguments: invalid)
