@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         // TLS in the server itself (`--tls-cert/--tls-key`); never linked into the agent or the CLI.
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         // NIOCore's SocketAddress (the peer address for login throttling and trusted proxies);
@@ -52,6 +53,8 @@ let package = Package(
                 // The SQLite C API for the sample insert's direct binding (Samples.swift).
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
+                // SHA-256 of stored secrets (Secrets.swift). Only the server links FleetStore.
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings,
             plugins: ["MigrationsPlugin"]),

@@ -22,8 +22,19 @@ import Testing
 
     @Test func sha256OfAMillionAs() {
         #expect(
-            Secrets.hex(SHA256.digest([UInt8](repeating: UInt8(ascii: "a"), count: 1_000_000)))
+            Secrets.hex(Secrets.sha256([UInt8](repeating: UInt8(ascii: "a"), count: 1_000_000)))
                 == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+    }
+
+    /// Hashes stored by the hand-written SHA-256 (before swift-crypto) still verify: this pair was
+    /// computed by that implementation (kept in git history, commit 3704dc5).
+    @Test func aHashStoredBeforeSwiftCryptoStillVerifies() {
+        let token = "ka_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+        let stored = "877071f650b3a2ea60dfc6a721e9cd7003f211ecac0b5667cc1b061167f6866f"
+        #expect(Secrets.hash(token) == stored)
+        #expect(Secrets.verify(token, storedHash: stored))
+        #expect(!Secrets.verify(token + "0", storedHash: stored))
+        #expect(!Secrets.verify(token, storedHash: String(stored.dropLast()) + "0"))
     }
 
     @Test func tokensAreRandomPrefixedAndOnlyTheirHashIsStored() async throws {
