@@ -6,7 +6,7 @@ APT_PACKAGES := libsqlite3-dev libcurl4-openssl-dev bsdutils
 DATA_DIR ?= $(CURDIR)/data
 PORT ?= 8080
 
-.PHONY: run test deps build release agent-static test-swift test-metrics test-schemathesis test-dashboard bench bench-server bench-agent bench-report clean
+.PHONY: run test deps build release agent-static test-swift test-metrics test-schemathesis test-dashboard test-units bench bench-server bench-agent bench-report bench-ksm clean
 
 ## Install the system libraries the build links against (sudo only when not root).
 deps:
@@ -26,6 +26,7 @@ run: build
 
 ## Build and run every suite.
 test: deps
+	$(MAKE) test-units
 	$(SWIFT) build --build-tests
 	$(MAKE) test-swift
 	$(MAKE) test-metrics
@@ -42,6 +43,10 @@ KERNEL_SUITES := ^KernelTests\.|\.RealKernelAgentTests
 test-swift:
 	$(SWIFT) test --skip-build --no-parallel --skip '$(KERNEL_SUITES)' 2>&1 | tee .build/swift-test.log; exit $${PIPESTATUS[0]}
 	$(SWIFT) test --skip-build --no-parallel --filter '$(KERNEL_SUITES)' 2>&1 | tee .build/swift-kernel-test.log; exit $${PIPESTATUS[0]}
+
+## The shipped systemd units' exposure (`systemd-analyze security --offline=true`) under their ceilings.
+test-units:
+	./scripts/unit-security.sh
 
 ## /metrics of the built server through `promtool check metrics`.
 test-metrics:
@@ -75,6 +80,15 @@ bench-agent: deps
 
 bench-report: deps
 	Benchmarks/report-bench.sh
+
+## KSM policies on the real kernel (root; about 25 minutes; holds the kernel test lock).
+## BENCH_ARGS="--procs 4 --mib 512 --only adaptive full-speed" narrows it.
+bench-ksm: deps
+	$(SWIFT) build --product ksmfleet-agent
+	gcc -O2 -Wall -o .build/ksm-workload Benchmarks/ksm/ksm-workload.c
+	flock /tmp/ksmfleet-kernel-tests.lock python3 Benchmarks/ksm/ksm_bench.py \
+	  --agent "$$($(SWIFT) build --show-bin-path)/ksmfleet-agent" --workload .build/ksm-workload \
+	  --out .build/ksm-bench $(BENCH_ARGS)
 
 clean:
 	rm -rf .build

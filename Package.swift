@@ -25,8 +25,11 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
-        // Already in the graph through Hummingbird; named for NIOCore.SocketAddress (client address).
-        .package(url: "https://github.com/apple/swift-nio", from: "2.81.0"),
+        // TLS in the server itself (`--tls-cert/--tls-key`); never linked into the agent or the CLI.
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        // NIOCore's SocketAddress (the peer address for rate limits, login throttling, trusted
+        // proxies and the audit trail); already in the graph through Hummingbird.
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
     ],
     targets: [
         // Pure domain: config model, presets, validation, tuner step, throttle machine, savings math.
@@ -60,12 +63,17 @@ let package = Package(
             dependencies: [
                 "KSMCore", "FleetAPI", "FleetStore",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                // SIGHUP reloads the TLS certificate.
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "NIOCore", package: "swift-nio"),
             ],
             // openapi.yaml is a symlink to the one at the package root, embedded in the binary; so
             // are the dashboard's templates (one `PackageResources` array per file).
@@ -149,7 +157,8 @@ let package = Package(
         .testTarget(
             name: "FleetAgentTests",
             dependencies: ["FleetTestSupport",
-                "FleetAgent", "FleetLog", "FleetClient", "FleetServer", "FleetAPI", "KSMCore", "KSMNode", "TestSupport",
+                "FleetAgent", "FleetLog", "FleetClient", "FleetServer", "FleetStore", "FleetAPI", "KSMCore", "KSMNode",
+                "TestSupport",
             ],
             swiftSettings: swiftSettings),
         .testTarget(

@@ -43,3 +43,15 @@ echo "fleet report, by label, ${DAYS} d: $(time_query "/api/v1/reports/savings?s
 echo "fleet report, CSV, ${DAYS} d: $(time_query "/api/v1/reports/savings?since=-${DAYS}d&format=csv") s"
 echo "fleet report, by node, 30 d: $(time_query "/api/v1/reports/savings?since=-30d&by=node") s"
 stop_server
+# RAW_NODES=N: also raw samples for the last 24 h on N nodes (every RAW_INTERVAL s, default 10),
+# and the 24 h report that reads them for exact group peaks (docs/numbers.md, "Peak").
+if [ "${RAW_NODES:-0}" -gt 0 ]; then
+  python3 Benchmarks/report_bench.py fill-raw "$DATA/ksmfleet.sqlite" --nodes "$RAW_NODES" --interval "${RAW_INTERVAL:-10}"
+  start_server
+  FIRST="$(curl -s -o /dev/null -w '%{time_total}' -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/api/v1/reports/savings?since=-1h")"
+  echo "rolling up the raw samples (first report): $FIRST s"
+  echo "fleet report, by node, 24 h, exact peaks from $RAW_NODES nodes' raw samples: $(time_query "/api/v1/reports/savings?since=-24h&by=node") s"
+  echo "  peak basis: $(python3 -c "import json;d=json.load(open('$DATA/out'));print(d['total'].get('peakBasis'), round(d['total']['peakSavedBytes']/2**30,2), 'GiB')")"
+  echo "fleet report, by node, 25 h (rollup peaks): $(time_query "/api/v1/reports/savings?since=-25h&by=node") s"
+  stop_server
+fi

@@ -123,11 +123,46 @@ def fill(path, nodes, days):
     print(f"filled {nodes} nodes x {hours} hours in {time.time() - t:.0f} s")
 
 
+def fill_raw(path, nodes, interval):
+    """Raw samples for the last 24 h, one every `interval` s per node (the first `nodes` bench
+    nodes), not yet rolled up: what a 24 h report reads for its exact group peaks."""
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA synchronous=OFF")
+    now = int(time.time())
+    start = now - 86400
+    t = time.time()
+    ins = ("INSERT INTO samples (node_id, seq, taken_at, received_at, phase, page_size, saved_bytes, ksmd_cpu_percent,"
+           " ksmd_cpu_seconds, full_scans, sample_json) VALUES (?,?,?,?,?,?,?,?,?,?,?)")
+    total = 0
+    for i in range(nodes):
+        nid = f"n-bench{i:05d}"
+        saved = (1 + i % 16) * GIB // 2
+        rows = []
+        for k, ts in enumerate(range(start, now, interval)):
+            s = saved + ((ts // 600) % 7) * GIB // 64
+            rows.append((nid, k + 1, ts * 1000, ts * 1000, "Running", 4096, s, 5.0, 1000.0 + k * 0.5, k, "{}"))
+        db.executemany(ins, rows)
+        total += len(rows)
+        db.execute("UPDATE nodes SET last_seq = ? WHERE id = ?", (len(rows), nid))
+        if i % 50 == 49:
+            db.commit()
+            print(f"  {i + 1} nodes, {total} samples, {time.time() - t:.0f} s", flush=True)
+    db.commit()
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.execute("ANALYZE")
+    db.close()
+    print(f"filled {total} raw samples ({nodes} nodes x 24 h every {interval} s) in {time.time() - t:.0f} s")
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("cmd", choices=["fill"])
+    ap.add_argument("cmd", choices=["fill", "fill-raw"])
     ap.add_argument("db")
     ap.add_argument("--nodes", type=int, default=1000)
     ap.add_argument("--days", type=int, default=365)
+    ap.add_argument("--interval", type=int, default=10)
     a = ap.parse_args()
-    fill(a.db, a.nodes, a.days)
+    if a.cmd == "fill":
+        fill(a.db, a.nodes, a.days)
+    else:
+        fill_raw(a.db, a.nodes, a.interval)

@@ -429,6 +429,23 @@ def main():
               audit_text[:400])
         shot("14-audit")
         check("viewer: no Credentials link", not driver.find_elements(By.CSS_SELECTOR, "a[href='/credentials']"))
+        driver.delete_all_cookies()
+        # Open redirect: a `next` with an encoded tab (%09) that a browser drops, which turned
+        # /%09/evil.example into //evil.example, another host. Sign-in must land on this origin.
+        origin = urllib.parse.urlsplit(base).netloc
+        for hostile in ["/%09/evil.example", "/%5Cevil.example", "//evil.example"]:
+            driver.get(base + "/login?next=" + hostile)
+            driver.find_element(By.ID, "token").send_keys(ADMIN)
+            driver.find_element(By.ID, "login-submit").click()
+            try:
+                WebDriverWait(driver, 20).until(lambda d: "/login" not in d.current_url)
+            except Exception:
+                pass
+            landed = urllib.parse.urlsplit(driver.current_url)
+            check(f"sign-in with next={hostile} lands on this origin",
+                  landed.scheme == "http" and landed.netloc == origin and "evil" not in driver.current_url,
+                  driver.current_url)
+            driver.delete_all_cookies()
     except Exception as e:  # report, then fail
         check("dashboard run completed", False, repr(e))
         if driver is not None:

@@ -41,7 +41,9 @@ trap cleanup EXIT
 
 # A free loopback port: the server binds port 0 and writes the port it got.
 export KSMFLEET_ADMIN_TOKEN="ka_schemathesis_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+# Rate limits off: every request comes from 127.0.0.1 (RateLimitAPITests covers the 429s).
 "$SERVER" --host 127.0.0.1 --port 0 --data-dir "$WORK/data" --port-file "$WORK/port" --log-level "${LOG_LEVEL:-warning}" \
+  --registration-rate-limit 0 --failed-auth-rate-limit 0 \
   >"$WORK/server.log" 2>&1 &
 PID=$!
 for _ in $(seq 1 300); do [ -s "$WORK/port" ] && break; sleep 0.1; done
@@ -82,13 +84,18 @@ headers = { Authorization = "Bearer ${NODE_TOKEN}" }
 parameters = { "path.id" = "${NODE_ID}" }
 
 [[operations]]
+include-operation-id = "rotateNodeToken"
+headers = { Authorization = "Bearer ${NODE_TOKEN}" }
+parameters = { "path.id" = "${NODE_ID}" }
+
+[[operations]]
 include-operation-id = "getConfig"
 headers = { Authorization = "Bearer ${NODE_TOKEN}" }
 # A matching If-None-Match would hold the request for `wait` seconds: keep it short.
 parameters = { "path.id" = "${NODE_ID}", "query.wait" = 1 }
 
 [[operations]]
-include-operation-id-regex = "^(showNode|setLabels|replaceConfig|patchConfig|kick)$"
+include-operation-id-regex = "^(showNode|setLabels|replaceConfig|patchConfig|kick|requestTokenRotation)$"
 parameters = { "path.id" = "${ADMIN_NODE_ID}" }
 TOML
 

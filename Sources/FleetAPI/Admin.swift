@@ -32,6 +32,12 @@ public struct NodeInfo: Codable, Sendable, Equatable, KnownFields {
     public var drift: Bool
     public var driftReason: String?
     public var lastSample: StatusSample?
+    /// Who benefits: the newest process report the agent sent (every Nth sample), and when.
+    public var processes: ProcessReport?
+    public var processesAt: Date?
+    /// Why KSM saves little on this node, most severe first (`Findings.evaluate`); empty when
+    /// nothing stands out, nil from a server older than findings.
+    public var findings: [Finding]?
 
     public init(
         id: String, name: String, machineId: String, labels: [String: String], kernel: String,
@@ -39,7 +45,8 @@ public struct NodeInfo: Codable, Sendable, Equatable, KnownFields {
         registeredAt: Date, lastSeenAt: Date?, online: Bool, connection: NodeConnection, config: NodeConfig,
         phase: KSMPhase?,
         phaseReason: String?, appliedGeneration: Int64?, applyError: String?, drift: Bool,
-        driftReason: String?, lastSample: StatusSample?
+        driftReason: String?, lastSample: StatusSample?, processes: ProcessReport? = nil,
+        processesAt: Date? = nil, findings: [Finding]? = nil
     ) {
         self.id = id
         self.name = name
@@ -62,12 +69,16 @@ public struct NodeInfo: Codable, Sendable, Equatable, KnownFields {
         self.drift = drift
         self.driftReason = driftReason
         self.lastSample = lastSample
+        self.processes = processes
+        self.processesAt = processesAt
+        self.findings = findings
     }
 
     public static let fieldNames: Set<String> = [
         "id", "name", "machineId", "labels", "kernel", "memTotalBytes", "numaNodes", "ksmFeatures",
         "agentVersion", "registeredAt", "lastSeenAt", "online", "connection", "config", "phase", "phaseReason",
-        "appliedGeneration", "applyError", "drift", "driftReason", "lastSample",
+        "appliedGeneration", "applyError", "drift", "driftReason", "lastSample", "processes", "processesAt",
+        "findings",
     ]
 }
 

@@ -17,10 +17,18 @@ public struct RegisterRequest: Codable, Sendable, Equatable, KnownFields {
     public var ksmFeatures: [String]
     public var agentVersion: String
     public var pageSize: Int?
+    /// Proof of identity: the node's current token. A machine id the server already knows keeps
+    /// its node only with it; without it the registration becomes a pending one (409).
+    public var nodeToken: String?
+    /// A random secret the agent keeps in its state directory (0600) and sends with every
+    /// registration attempt, so that an accepted pending registration is claimed by this agent
+    /// alone (and not by another host with the same machine id).
+    public var registrationKey: String?
 
     public init(
         hostname: String, machineId: String, kernel: String, memTotalBytes: Int64, numaNodes: Int,
-        ksmFeatures: [String], agentVersion: String, pageSize: Int? = nil
+        ksmFeatures: [String], agentVersion: String, pageSize: Int? = nil, nodeToken: String? = nil,
+        registrationKey: String? = nil
     ) {
         self.hostname = hostname
         self.machineId = machineId
@@ -30,10 +38,13 @@ public struct RegisterRequest: Codable, Sendable, Equatable, KnownFields {
         self.ksmFeatures = ksmFeatures
         self.agentVersion = agentVersion
         self.pageSize = pageSize
+        self.nodeToken = nodeToken
+        self.registrationKey = registrationKey
     }
 
     public static let fieldNames: Set<String> = [
         "hostname", "machineId", "kernel", "memTotalBytes", "numaNodes", "ksmFeatures", "agentVersion", "pageSize",
+        "nodeToken", "registrationKey",
     ]
 }
 
@@ -42,7 +53,8 @@ public struct RegisterResponse: Codable, Sendable, Equatable, KnownFields {
     /// Shown once; the server keeps only its hash.
     public var nodeToken: String
     public var config: NodeConfig
-    /// True when this machine id was already known (its token was rotated).
+    /// True when this machine id was already known (the node proved its identity, or an admin
+    /// accepted this registration; its token was replaced).
     public var reregistered: Bool
 
     public init(nodeId: String, nodeToken: String, config: NodeConfig, reregistered: Bool) {
@@ -79,12 +91,15 @@ public struct StatusSample: Codable, Sendable, Equatable, KnownFields {
     /// The agent's goodbye on a clean stop: the kernel as it left it (run state, pages still
     /// merged) and, in `phaseReason`, what it did. Its data ends here (no tail).
     public var agentStopped: Bool?
+    /// Who benefits: the agent's scan of `/proc/PID/ksm_stat`, on every Nth sample only (see
+    /// agent/README); nil on the others and on kernels before 5.19.
+    public var processes: ProcessReport?
 
     public init(
         seq: Int64, takenAt: Date, status: KSMStatus, memory: MemorySnapshot, pageSize: Int,
         ksmdCPUPercent: Double? = nil, ksmdCPUSeconds: Double? = nil, phase: KSMPhase,
         phaseReason: String, appliedGeneration: Int64? = nil, applyError: String? = nil,
-        droppedSamples: Int64? = nil, agentStopped: Bool? = nil
+        droppedSamples: Int64? = nil, agentStopped: Bool? = nil, processes: ProcessReport? = nil
     ) {
         self.seq = seq
         self.takenAt = takenAt
@@ -99,6 +114,7 @@ public struct StatusSample: Codable, Sendable, Equatable, KnownFields {
         self.applyError = applyError
         self.droppedSamples = droppedSamples
         self.agentStopped = agentStopped
+        self.processes = processes
     }
 
     /// Bytes KSM saves on the node at this sample.
@@ -106,10 +122,10 @@ public struct StatusSample: Codable, Sendable, Equatable, KnownFields {
 
     public static let fieldNames: Set<String> = [
         "seq", "takenAt", "status", "memory", "pageSize", "ksmdCPUPercent", "ksmdCPUSeconds", "phase",
-        "phaseReason", "appliedGeneration", "applyError", "droppedSamples", "agentStopped",
+        "phaseReason", "appliedGeneration", "applyError", "droppedSamples", "agentStopped", "processes",
     ]
     public static var nestedFields: [String: any KnownFields.Type] {
-        ["status": KSMStatus.self, "memory": MemorySnapshot.self]
+        ["status": KSMStatus.self, "memory": MemorySnapshot.self, "processes": ProcessReport.self]
     }
 }
 
@@ -120,6 +136,24 @@ extension KSMStatus: KnownFields {
         "stableNodeDups", "useZeroPages", "ksmZeroPages", "generalProfit", "pagesScanned", "pagesSkipped",
         "smartScan", "advisorMode", "advisorTargetScanTime", "advisorMinPagesToScan", "advisorMaxPagesToScan",
         "advisorMaxCPU",
+    ]
+}
+
+extension ProcessReport: KnownFields {
+    public static let fieldNames: Set<String> = [
+        "perProcessStats", "processesScanned", "mergeableProcesses", "mergingProcesses", "rmapItems",
+        "mergingPages", "anonHugePagesKB", "anonymousKB", "transparentHugePages", "truncated", "scanMillis", "groups",
+    ]
+    public static var nestedFields: [String: any KnownFields.Type] { ["groups": ProcessGroupSavings.self] }
+    /// Most groups a report may carry (the server keeps no more).
+    public static let maxGroups = 50
+    /// Longest group name the server keeps (longer ones are cut).
+    public static let maxNameLength = 200
+}
+
+extension ProcessGroupSavings: KnownFields {
+    public static let fieldNames: Set<String> = [
+        "kind", "name", "processes", "mergingPages", "zeroPages", "rmapItems", "profitBytes",
     ]
 }
 
@@ -147,16 +181,24 @@ public struct SampleBatchAck: Codable, Sendable, Equatable, KnownFields {
     public var stored: Int
     /// Samples of this batch the server already had.
     public var duplicates: Int
-    public init(highestSeq: Int64, stored: Int, duplicates: Int) {
+    /// True when the node's token is due for rotation (the server's schedule, or an admin's
+    /// `ksmfleet nodes rotate-token`): the agent should get a new one with
+    /// `POST /api/v1/nodes/{id}/token`. Absent otherwise.
+    public var rotateToken: Bool?
+    public init(highestSeq: Int64, stored: Int, duplicates: Int, rotateToken: Bool? = nil) {
         self.highestSeq = highestSeq
         self.stored = stored
         self.duplicates = duplicates
+        self.rotateToken = rotateToken
     }
-    public static let fieldNames: Set<String> = ["highestSeq", "stored", "duplicates"]
+    public static let fieldNames: Set<String> = ["highestSeq", "stored", "duplicates", "rotateToken"]
 }
 
 extension SampleBatchAck {
     /// The reply body as `JSONEncoder` with sorted keys writes it (three integers, so no
     /// escaping), without the encoder: it is sent once per push.
-    public var json: String { #"{"duplicates":\#(duplicates),"highestSeq":\#(highestSeq),"stored":\#(stored)}"# }
+    public var json: String {
+        let rotate = rotateToken == true ? #","rotateToken":true"# : ""
+        return #"{"duplicates":\#(duplicates),"highestSeq":\#(highestSeq)\#(rotate),"stored":\#(stored)}"#
+    }
 }

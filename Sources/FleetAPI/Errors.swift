@@ -31,6 +31,13 @@ public enum APIErrorCode {
     public static let generationConflict = "generation_conflict"
     public static let bodyTooLarge = "body_too_large"
     public static let internalError = "internal_error"
+    /// 409 on register: the machine id belongs to a live (or deleted) node and no proof of
+    /// identity came with it; the registration waits for an admin (`ksmfleet nodes accept`).
+    public static let registrationPending = "registration_pending"
+    /// 403 on register: an admin rejected this host's pending registration.
+    public static let registrationRejected = "registration_rejected"
+    /// 429: too many requests (registrations, failed token checks, logins) from one address.
+    public static let rateLimited = "rate_limited"
 }
 
 extension InputError {
@@ -55,8 +62,16 @@ public enum APIPaths {
     public static func history(_ id: String) -> String { "/api/v1/nodes/\(id)/history" }
     public static let apply = "/api/v1/config/apply"
     public static let savingsReport = "/api/v1/reports/savings"
+    public static let processReport = "/api/v1/reports/processes"
     public static let enrollmentTokens = "/api/v1/enrollment-tokens"
     public static func enrollmentToken(_ id: String) -> String { "/api/v1/enrollment-tokens/\(id)" }
+    /// The node replaces its own token (node token).
+    public static func nodeToken(_ id: String) -> String { "/api/v1/nodes/\(id)/token" }
+    /// An admin asks the node's agent to replace its token at its next push.
+    public static func rotateToken(_ id: String) -> String { "/api/v1/nodes/\(id)/rotate-token" }
+    public static let registrations = "/api/v1/registrations"
+    public static func acceptRegistration(_ id: String) -> String { "/api/v1/registrations/\(id)/accept" }
+    public static func rejectRegistration(_ id: String) -> String { "/api/v1/registrations/\(id)/reject" }
     /// Longest long-poll the server grants.
     public static let maxWaitSeconds = 60
 }

@@ -50,6 +50,8 @@ public struct ConfigPatch: Codable, Sendable, Equatable, KnownFields {
     public var maxPageSharing: Int?
     public var useZeroPages: Int?
     public var smartScan: Int?
+    public var maxCpuPercent: Double?
+    public var advisor: AdvisorSettings?
     public var clear: [String]?
 
     public struct PartialParameters: Codable, Sendable, Equatable, KnownFields {
@@ -72,7 +74,8 @@ public struct ConfigPatch: Codable, Sendable, Equatable, KnownFields {
     public init(
         run: RunMode? = nil, mode: TuningMode? = nil, thresCoef: Int? = nil, mergeAcrossNodes: Int? = nil,
         parameters: PartialParameters? = nil, throttle: ThrottleSettings? = nil, maxPageSharing: Int? = nil,
-        useZeroPages: Int? = nil, smartScan: Int? = nil, clear: [String]? = nil
+        useZeroPages: Int? = nil, smartScan: Int? = nil, maxCpuPercent: Double? = nil,
+        advisor: AdvisorSettings? = nil, clear: [String]? = nil
     ) {
         self.run = run
         self.mode = mode
@@ -83,16 +86,18 @@ public struct ConfigPatch: Codable, Sendable, Equatable, KnownFields {
         self.maxPageSharing = maxPageSharing
         self.useZeroPages = useZeroPages
         self.smartScan = smartScan
+        self.maxCpuPercent = maxCpuPercent
+        self.advisor = advisor
         self.clear = clear
     }
 
     public static let clearable: Set<String> = [
-        "mergeAcrossNodes", "maxPageSharing", "useZeroPages", "smartScan", "throttle",
+        "mergeAcrossNodes", "maxPageSharing", "useZeroPages", "smartScan", "throttle", "maxCpuPercent", "advisor",
     ]
 
     public static var fieldNames: Set<String> { KSMConfig.fieldNames.union(["clear"]) }
     public static var nestedFields: [String: any KnownFields.Type] {
-        ["parameters": PartialParameters.self, "throttle": ThrottleSettings.self]
+        ["parameters": PartialParameters.self, "throttle": ThrottleSettings.self, "advisor": AdvisorSettings.self]
     }
 
     public var isEmpty: Bool { self == ConfigPatch() }
@@ -114,6 +119,8 @@ public struct ConfigPatch: Codable, Sendable, Equatable, KnownFields {
             case "maxPageSharing": c.maxPageSharing = nil
             case "useZeroPages": c.useZeroPages = nil
             case "smartScan": c.smartScan = nil
+            case "maxCpuPercent": c.maxCpuPercent = nil
+            case "advisor": c.advisor = nil
             default: c.throttle = nil
             }
         }
@@ -130,6 +137,8 @@ public struct ConfigPatch: Codable, Sendable, Equatable, KnownFields {
         if let useZeroPages { c.useZeroPages = useZeroPages }
         if let smartScan { c.smartScan = smartScan }
         if let throttle { c.throttle = throttle }
+        if let maxCpuPercent { c.maxCpuPercent = maxCpuPercent }
+        if let advisor { c.advisor = advisor }
         if let p = parameters, !p.isEmpty {
             var q = c.parameters ?? c.effectiveParameters
             if let v = p.boost { q.boost = v }
@@ -163,5 +172,7 @@ public func configDiff(_ a: KSMConfig, _ b: KSMConfig) -> [String] {
     cmp("maxPageSharing", a.maxPageSharing, b.maxPageSharing)
     cmp("useZeroPages", a.useZeroPages, b.useZeroPages)
     cmp("smartScan", a.smartScan, b.smartScan)
+    cmp("maxCpuPercent", a.maxCpuPercent, b.maxCpuPercent)
+    if a.advisor != b.advisor { out.append("advisor: changed") }
     return out
 }

@@ -320,14 +320,10 @@ extension SavingsReport {
 }
 
 extension SavingsRow {
-    /// One CSV line (RFC 4180 quoting); gaps as `from/to` ISO pairs separated by `;`.
+    /// One CSV line (RFC 4180 quoting, text cells made inert per OWASP's CSV-injection
+    /// guidance: see `CSVCell`); gaps as `from/to` ISO pairs separated by `;`.
     public func csvLine() -> String {
-        func field(_ s: String) -> String {
-            if s.contains(",") || s.contains("\"") || s.contains("\n") || s.contains("\r") {
-                return "\"" + s.replacing("\"", with: "\"\"") + "\""
-            }
-            return s
-        }
+        func field(_ s: String) -> String { CSVCell.text(s) }
         func num(_ v: Double?, _ places: Int = 3) -> String { v.map { ReportTime.decimal($0, places: places) } ?? "" }
         let gapText = gaps.map {
             ReportTime.iso($0.from.timeIntervalSince1970) + "/" + ReportTime.iso($0.to.timeIntervalSince1970)
@@ -341,6 +337,23 @@ extension SavingsRow {
             num(dataHours, 6), num(periodHours, 6), num(coverage, 6), field(gapText), peakBasis?.rawValue ?? "",
         ]
         return cols.joined(separator: ",")
+    }
+}
+
+/// CSV cells that a spreadsheet cannot take for formulas (OWASP, "CSV Injection"): a text cell
+/// that starts with `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading `'` and is
+/// quoted; any cell holding `,`, `"`, CR or LF is quoted with `"` doubled (RFC 4180). Numbers
+/// the server computes are written as they are.
+public enum CSVCell {
+    public static func text(_ s: String) -> String {
+        var value = s
+        var quote = false
+        if let first = value.unicodeScalars.first, "=+-@\t\r".unicodeScalars.contains(first) {
+            value = "'" + value
+            quote = true
+        }
+        if value.unicodeScalars.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) { quote = true }
+        return quote ? "\"" + value.replacing("\"", with: "\"\"") + "\"" : value
     }
 }
 

@@ -11,6 +11,9 @@ public enum AgentError: Error, Sendable, CustomStringConvertible {
     /// `--once`: a call to the server failed.
     case server(ClientError)
     case invalidOptions(String)
+    /// The server keeps this host's registration pending (the machine id belongs to another
+    /// node, or to a deleted one) or an admin rejected it: wait `retryAfter` seconds, then ask again.
+    case pending(String, retryAfter: Double)
 
     public var description: String {
         switch self {
@@ -19,6 +22,7 @@ public enum AgentError: Error, Sendable, CustomStringConvertible {
         case .kernel(let s): return "KSM: \(s)"
         case .server(let e): return "\(e)"
         case .invalidOptions(let s): return s
+        case .pending(let s, _): return s
         }
     }
 }

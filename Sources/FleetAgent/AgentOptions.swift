@@ -26,6 +26,9 @@ public struct AgentOptions: Sendable {
     public var unmergeTimeout: Double = 60
     public var sysfsRoot: String = "/sys/kernel/mm/ksm"
     public var procRoot: String = "/proc"
+    /// Seconds between scans of /proc for per-process KSM figures (sent with the sample that
+    /// follows); 0 turns them off.
+    public var processInterval: Double = 60
     /// Reported name (default: the host name).
     public var nodeName: String?
     /// Machine id override (default: /etc/machine-id); tests run several agents on one host.
@@ -63,7 +66,7 @@ extension AgentOptions {
     public static let settingNames: [String] = [
         "server", "enroll-token", "enroll-token-file", "ca-file", "state-dir", "sample-interval",
         "tune-interval", "watch", "restore-on-exit", "unmerge-timeout", "sysfs", "node-name", "spool-max-samples",
-        "spool-max-bytes",
+        "spool-max-bytes", "process-interval",
     ]
 
     public static func envName(_ setting: String) -> String {
@@ -157,6 +160,12 @@ extension AgentOptions {
         o.sampleInterval = try number("sample-interval", o.sampleInterval)
         o.tuneInterval = try number("tune-interval", o.tuneInterval)
         o.unmergeTimeout = try number("unmerge-timeout", o.unmergeTimeout)
+        if let text = value("process-interval") {
+            guard let v = Double(text), v >= 0, v.isFinite else {
+                throw AgentOptionsError("process-interval must be a number of seconds (0 turns process reports off), not '\(text)'")
+            }
+            o.processInterval = v
+        }
         o.watchPaths = (values("watch") ?? []).flatMap { $0.split(whereSeparator: { $0 == "," || $0 == ":" }) }
             .map(\.trimmed).filter { !$0.isEmpty }
         o.restoreOnExit = try bool("restore-on-exit")

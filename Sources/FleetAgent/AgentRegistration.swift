@@ -22,6 +22,12 @@ final class AgentRegistration {
     var logger: Logger
     private(set) var identity: NodeIdentity?
     private var client: FleetClient?
+    /// The server refused the node token: register again, proving the identity with the token
+    /// held (the identity file is kept, so a restart still has the proof).
+    private(set) var mustRegister = false
+    /// Why the server keeps this host waiting (a pending or rejected registration), in words;
+    /// nil when registered.
+    private(set) var waitingReason: String?
 
     init(options: AgentOptions, stateDir: AgentStateDir, kernel: any KSMKernel, logger: Logger) throws(AgentFileError) {
         self.options = options
@@ -39,7 +45,7 @@ final class AgentRegistration {
 
     /// The client and node id when connected already (no request is made).
     var connected: SamplePipeline.Destination? {
-        guard let client, let nodeId = identity?.nodeId else { return nil }
+        guard !mustRegister, let client, let nodeId = identity?.nodeId else { return nil }
         return (client, nodeId)
     }
 
@@ -57,7 +63,7 @@ final class AgentRegistration {
 
     /// The client with the node token, registering first when there is no identity.
     nonisolated(nonsending) func connect() async throws(AgentError) -> Connection {
-        if let identity {
+        if let identity, !mustRegister {
             if let client { return Connection(client: client, nodeId: identity.nodeId) }
             let c = try makeClient(token: identity.nodeToken)
             client = c
@@ -68,12 +74,26 @@ final class AgentRegistration {
                 "this node is not registered (no node identity in \(options.stateDir)) and no enrollment token is configured: give --enroll-token, --enroll-token-file or KSMFLEET_ENROLL_TOKEN"
             )
         }
-        let request = try registerRequest()
+        var request = try registerRequest()
+        // Proof of identity: the node's current token, when this agent has one.
+        request.nodeToken = identity?.nodeToken
+        do { request.registrationKey = try stateDir.registrationKey() } catch { throw .state(error) }
         let response: RegisterResponse
         let anonymous = try makeClient(token: nil)
         do {
             response = try await anonymous.register(request, enrollmentToken: token)
         } catch {
+            if case .api(_, let body) = error,
+                body.error.code == APIErrorCode.registrationPending || body.error.code == APIErrorCode.registrationRejected
+            {
+                let rejected = body.error.code == APIErrorCode.registrationRejected
+                let reason =
+                    rejected
+                    ? "waiting: an admin rejected this host's registration; \(body.error.message)"
+                    : "waiting for an admin: \(body.error.message)"
+                waitingReason = reason
+                throw .pending(reason, retryAfter: rejected ? 3600 : 60)
+            }
             if error.status == 401 || error.status == 403 {
                 // Retrying cannot help: the token is wrong, expired or revoked.
                 throw .notEnrolled(
@@ -85,9 +105,11 @@ final class AgentRegistration {
         let id = NodeIdentity(nodeId: response.nodeId, nodeToken: response.nodeToken, serverURL: options.serverURL)
         do { try stateDir.saveIdentity(id) } catch { throw .state(error) }
         identity = id
+        mustRegister = false
+        waitingReason = nil
         logger[metadataKey: "node"] = "\(id.nodeId)"
         logger.info(
-            response.reregistered ? "registered again (same machine id, new token)" : "registered",
+            response.reregistered ? "registered again (identity proven or accepted by an admin, new token)" : "registered",
             metadata: ["hostname": "\(request.hostname)", "generation": "\(response.config.generation)"])
         let c = try makeClient(token: id.nodeToken)
         client = c
@@ -116,13 +138,33 @@ final class AgentRegistration {
     func handleRefusedToken(_ error: ClientError) throws(AgentError) {
         guard options.enrollToken != nil else {
             throw .notEnrolled(
-                "the server refused this node's token (\(error)); the node was revoked or deleted. Configure an enrollment token to register again, or remove \(stateDir.nodeFile)"
+                "the server refused this node's token (\(error)); the node was deleted, or another host took it over through an accepted registration. Configure an enrollment token to register again (an admin then accepts or rejects it: ksmfleet nodes pending)"
             )
         }
-        logger.warning("the server refused the node token; registering again", metadata: ["error": "\(error)"])
-        identity = nil
+        logger.warning(
+            "the server refused the node token; registering again with it as proof of identity",
+            metadata: ["error": "\(error)"])
+        mustRegister = true
         client = nil
-        stateDir.forgetIdentity()
+    }
+
+    /// Replaces the node token (the server said it is due). The new token is stored before it
+    /// is used; the old one stays valid on the server until the new one is used, so a sample
+    /// push or long-poll in flight is not lost. On failure the old token goes on working and
+    /// the next sample reply asks again.
+    nonisolated(nonsending) func rotateToken() async {
+        guard !mustRegister, let identity, let client else { return }
+        do {
+            let reply = try await client.rotateNodeToken(nodeId: identity.nodeId)
+            let next = NodeIdentity(nodeId: identity.nodeId, nodeToken: reply.nodeToken, serverURL: identity.serverURL)
+            try stateDir.saveIdentity(next)
+            let c = try makeClient(token: next.nodeToken)
+            self.identity = next
+            self.client = c
+            logger.info("node token rotated")
+        } catch {
+            logger.warning("could not rotate the node token; the current one goes on working", metadata: ["error": "\(error)"])
+        }
     }
 
     static func isRefusedToken(_ error: ClientError) -> Bool {

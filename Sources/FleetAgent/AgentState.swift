@@ -29,6 +29,9 @@ public struct AgentStateDir: Sendable {
     public var nodeFile: String { path + "/node.json" }
     public var configFile: String { path + "/config.json" }
     public var seqFile: String { path + "/seq" }
+    /// The agent's registration key (0600): sent with every registration, so that a pending
+    /// registration an admin accepted is claimed by this agent and no other host.
+    public var registrationKeyFile: String { path + "/registration-key" }
     public var spoolDir: String { path + "/spool" }
 
     public init(_ path: String) throws(AgentFileError) {
@@ -44,6 +47,17 @@ public struct AgentStateDir: Sendable {
 
     public func saveIdentity(_ id: NodeIdentity) throws(AgentFileError) {
         try saveJSON(id, nodeFile)
+    }
+
+    /// The registration key, created (random, 0600) on first use.
+    public func registrationKey() throws(AgentFileError) -> String {
+        if let text = try StateFiles.readText(registrationKeyFile), !text.trimmed.isEmpty { return text.trimmed }
+        var bytes = [UInt8](repeating: 0, count: 32)
+        var rng = SystemRandomNumberGenerator()
+        for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255, using: &rng) }
+        let key = "kr_" + bytes.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+        try StateFiles.writeAtomically(registrationKeyFile, Data((key + "\n").utf8))
+        return key
     }
 
     public func forgetIdentity() {

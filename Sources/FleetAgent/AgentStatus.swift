@@ -10,4 +10,6 @@ public struct AgentStatus: Sendable {
     public var dropped: Int64
     public var lastAckedSeq: Int64?
     public var serverReachable: Bool
+    /// Why the server keeps this host waiting (pending or rejected registration), nil otherwise.
+    public var registrationWaiting: String? = nil
 }

@@ -17,7 +17,11 @@ public actor FleetAgent {
     let registration: AgentRegistration
     let configSync: ConfigSync
     let samples: SamplePipeline
+    /// When the next sample carries a process report (who benefits).
+    var processReporting: ProcessReporting
 
+    /// The current wait between registration attempts while pending (nil when not pending).
+    var pendingBackoff: Double?
     private let pushSignal: AsyncStream<Void>.Continuation
     private let pushSignals: AsyncStream<Void>
     private let stopSignal: AsyncStream<Void>.Continuation
@@ -36,6 +40,10 @@ public actor FleetAgent {
             throw .kernel("cannot read \(options.sysfsRoot): \(error)")
         }
         self.engine = engine
+        // The real /proc, or a fake tree a test points the agent at; not a test's fake kernel alone.
+        processReporting = ProcessReporting(
+            scanner: kernel is LinuxKSMKernel || options.procRoot != "/proc" ? ProcessScanner(proc: options.procRoot) : nil,
+            interval: options.processInterval)
         do {
             let stateDir = try AgentStateDir(options.stateDir)
             samples = try SamplePipeline(stateDir: stateDir, options: options, logger: logger)
@@ -72,7 +80,8 @@ public actor FleetAgent {
             nodeId: registration.identity?.nodeId, configGeneration: configSync.current?.generation,
             appliedGeneration: await engine.appliedGeneration, nextSeq: samples.nextSeq,
             samplesTaken: samples.samplesTaken, spooled: samples.spooled, outbox: samples.outbox.count,
-            dropped: samples.dropped, lastAckedSeq: samples.lastAckedSeq, serverReachable: configSync.serverReachable)
+            dropped: samples.dropped, lastAckedSeq: samples.lastAckedSeq, serverReachable: configSync.serverReachable,
+            registrationWaiting: registration.waitingReason)
     }
 
     // MARK: - run
@@ -218,6 +227,7 @@ public actor FleetAgent {
         while !Task.isCancelled {
             do throws(AgentError) {
                 let connection = try await connect()
+                pendingBackoff = nil
                 let generation = configSync.seenGeneration
                 let wait = generation == nil ? nil : Int.random(in: options.longPollWait)
                 let config: NodeConfig?
@@ -240,11 +250,30 @@ public actor FleetAgent {
                 }
                 if case .notEnrolled = error { return error }
                 if case .invalidOptions = error { return error }
-                let delay = configSync.serverIsAway(error)
+                let delay: Double
+                if case .pending(let reason, let retryAfter) = error {
+                    delay = pendingDelay(reason, retryAfter: retryAfter)
+                } else {
+                    pendingBackoff = nil
+                    delay = configSync.serverIsAway(error)
+                }
                 do { try await Task.sleep(for: .milliseconds(Int64(delay * 1000))) } catch { return nil }
             }
         }
         return nil
+    }
+
+    /// The wait before asking again about a pending registration: the server's hint, doubled on
+    /// every further pending answer up to 15 minutes, with ±10 % jitter; logged in words.
+    func pendingDelay(_ reason: String, retryAfter: Double) -> Double {
+        let previous = pendingBackoff ?? 0
+        let next = previous == 0 ? max(retryAfter, 1) : min(max(previous * 2, retryAfter), max(900, retryAfter))
+        pendingBackoff = next
+        let delay = next * Double.random(in: 0.9...1.1)
+        logger.warning(
+            "this host is not connected to the server: \(reason)",
+            metadata: ["retry_in_s": "\(Int(delay))"])
+        return delay
     }
 
     /// Applies a config from the server; a change or a kick is reported at once.
@@ -258,10 +287,12 @@ public actor FleetAgent {
 
     // MARK: - tuning
 
+    /// One tuning step every tuning interval, or every second while the mode feeds back from the
+    /// kernel (adaptive; advisor until it has taken over): the engine says which.
     func tuneLoop() async {
-        let every = Duration.milliseconds(Int64(options.tuneInterval * 1000))
         while !Task.isCancelled {
-            do { try await Task.sleep(for: every) } catch { return }
+            let seconds = await engine.tuneInterval(default: options.tuneInterval)
+            do { try await Task.sleep(for: .milliseconds(Int64(seconds * 1000))) } catch { return }
             await engine.tune()
         }
     }
@@ -285,13 +316,18 @@ public actor FleetAgent {
             logger.error("cannot read the KSM status", metadata: ["error": "\(error)"])
             return
         }
-        samples.record(snapshot, applyError: configSync.refusal ?? snapshot.applyError)
+        let processes = processReporting.reportIfDue(now: monotonicSeconds(), logger: logger)
+        samples.record(snapshot, applyError: configSync.refusal ?? snapshot.applyError, processes: processes)
     }
 
     func pushLoop() async {
         for await _ in pushSignals {
             if Task.isCancelled { return }
             _ = await samples.flush(to: registration.connected, force: false)
+            if samples.rotationDue {
+                samples.rotationDue = false
+                await registration.rotateToken()
+            }
         }
     }
 }

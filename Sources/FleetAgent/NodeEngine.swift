@@ -77,6 +77,7 @@ public actor NodeEngine {
     public private(set) var applyError: String?
     public private(set) var lastOutcome: EngineOutcome?
     private var lastCPU: CPUTimeSample?
+    private var lastAdaptivePhase: AdaptivePhase?
 
     public init(
         kernel: any KSMKernel, clock: any MonotonicClock = SystemMonotonicClock(), logger: Logger,
@@ -93,8 +94,11 @@ public actor NodeEngine {
     @discardableResult
     public func setConfig(_ config: KSMConfig, generation: Int64?) async -> EngineOutcome {
         if let old = self.config, old.mode != config.mode || old.run != config.run {
-            // A new mode or run starts the ksmtuned loop from minPages again; kicks are kept.
+            // A new mode or run starts the ksmtuned loop from minPages again, and the adaptive and
+            // advisor modes from their start; kicks are kept.
             state.pagesToScan = nil
+            state.adaptive = nil
+            state.advisor = nil
         }
         self.config = config
         self.generation = generation
@@ -125,7 +129,9 @@ public actor NodeEngine {
         } catch {
             return fail("cannot read memory figures: \(error)", config: config)
         }
-        let input = TunerInput(memory: memory, pageSize: kernel.pageSize, initial: initialSettings, now: clock.now())
+        let input = TunerInput(
+            memory: memory, pageSize: kernel.pageSize, initial: initialSettings, now: clock.now(),
+            observation: observe(config))
         let decision = Tuner.decide(config: config, input: input, state: state)
         state = decision.state
 
@@ -142,13 +148,26 @@ public actor NodeEngine {
         do {
             let report = try await Applier.apply(
                 decision.settings, to: kernel, unmergeTimeout: unmergeTimeout, logger: logger)
-            if !report.written.isEmpty || appliedGeneration != generation {
+            // The adaptive mode steps every second and retunes pages_to_scan as it measures: its
+            // writes are logged at info only when its phase changes.
+            let phase = decision.state.adaptive?.phase
+            let routine = config.mode == .adaptive && phase == lastAdaptivePhase && appliedGeneration == generation
+            lastAdaptivePhase = phase
+            if routine && !report.written.isEmpty {
+                logger.debug(
+                    "applied",
+                    metadata: [
+                        "written": "\(report.written.map(\.description).joined(separator: ", "))",
+                        "reason": "\(decision.reason)",
+                    ])
+            } else if !report.written.isEmpty || !report.advisorWritten.isEmpty || appliedGeneration != generation {
                 logger.info(
                     "applied",
                     metadata: [
                         "generation": "\(generation.map(String.init) ?? "-")",
-                        "written": "\(report.written.map(\.description).joined(separator: ", "))",
-                        "phase": "\(decision.phase.rawValue)",
+                        "written":
+                            "\((report.advisorWritten + report.written.map(\.description)).joined(separator: ", "))",
+                        "phase": "\(decision.phase.rawValue)", "reason": "\(decision.reason)",
                     ])
             }
             for warning in report.warnings { logger.warning("\(warning)") }
@@ -168,6 +187,33 @@ public actor NodeEngine {
                     decision: decision, appliedGeneration: appliedGeneration, applyError: message, report: error.report)
             )
         }
+    }
+
+    /// How often the agent should step: every second while a mode that reads the kernel's
+    /// feedback needs it (adaptive; advisor until it has handed over), else `default`.
+    public func tuneInterval(default seconds: Double) -> Double {
+        guard let config, config.run == .run else { return seconds }
+        switch config.mode {
+        case .adaptive:
+            return min(seconds, AdaptiveTuning.standard.stepSeconds)
+        case .advisor where state.advisor?.handedOver != true:
+            return min(seconds, AdaptiveTuning.standard.stepSeconds)
+        default:
+            return seconds
+        }
+    }
+
+    /// What the feedback modes see of the kernel this step; nil for the other modes (they only
+    /// need /proc/meminfo) or when the counters cannot be read (the mode then says so).
+    private func observe(_ config: KSMConfig) -> KernelObservation? {
+        guard config.run == .run, config.mode == .adaptive || config.mode == .advisor else { return nil }
+        guard let status = try? kernel.readStatus() else { return nil }
+        let ticks = (try? kernel.ksmdCPUTicks()) ?? nil
+        return KernelObservation(
+            status: status,
+            ksmdCPUSeconds: ticks.map { Double($0) / Double(max(kernel.clockTicksPerSecond, 1)) },
+            mergeablePages: config.mode == .adaptive ? kernel.mergeableAnonPages() : nil,
+            memoryPressureSomeAvg10: kernel.memoryPressureSomeAvg10())
     }
 
     private func fail(_ message: String, config: KSMConfig) -> EngineOutcome {

@@ -31,6 +31,8 @@ final class SamplePipeline {
     private(set) var outbox: [StatusSample] = []
     private(set) var samplesTaken = 0
     private(set) var lastAckedSeq: Int64?
+    /// A sample reply said the node token is due for rotation.
+    var rotationDue = false
     private var pushBackoff: Backoff
     /// Monotonic seconds before which a push is not tried again (unless forced).
     private var nextPushAttempt = 0.0
@@ -54,13 +56,16 @@ final class SamplePipeline {
     /// Adds a sample of `snapshot` to the outbox with the next sequence number. `applyError`
     /// replaces the engine's (a config the agent refused is reported as such).
     /// `agentStopped`: the goodbye on a clean stop (the server marks the node at once).
-    func record(_ snapshot: EngineSnapshot, applyError: String?, agentStopped: Bool = false) {
+    /// `processes`: the process report due with this sample, if any.
+    func record(
+        _ snapshot: EngineSnapshot, applyError: String?, agentStopped: Bool = false, processes: ProcessReport? = nil
+    ) {
         let sample = StatusSample(
             seq: sequence.allocate(), takenAt: Date(), status: snapshot.status, memory: snapshot.memory,
             pageSize: snapshot.pageSize, ksmdCPUPercent: snapshot.ksmdCPUPercent,
             ksmdCPUSeconds: snapshot.ksmdCPUSeconds, phase: snapshot.phase, phaseReason: snapshot.phaseReason,
             appliedGeneration: snapshot.appliedGeneration, applyError: applyError,
-            agentStopped: agentStopped ? true : nil)
+            agentStopped: agentStopped ? true : nil, processes: processes)
         samplesTaken += 1
         outbox.append(sample)
         if outbox.count >= batchSize * 2 { spoolOutbox() }
@@ -207,6 +212,7 @@ final class SamplePipeline {
     private func accepted(_ ack: SampleBatchAck, batch: [StatusSample], reported: Int64, fromSpool: Bool, last: StatusSample) {
         retryNow()
         lastAckedSeq = ack.highestSeq
+        if ack.rotateToken == true { rotationDue = true }
         do {
             try spool.clearDropped(reported)
         } catch {

@@ -90,10 +90,11 @@ public enum Standalone {
             case signal(Int32)
         }
         let (events, continuation) = AsyncStream<Event>.makeStream()
-        let interval = Duration.milliseconds(Int64(options.interval * 1000))
+        // Every interval, or every second while the mode feeds back from the kernel (adaptive).
         let tuneTask = Task {
             while !Task.isCancelled {
-                do { try await Task.sleep(for: interval) } catch { return }
+                let seconds = await engine.tuneInterval(default: options.interval)
+                do { try await Task.sleep(for: .milliseconds(Int64(seconds * 1000))) } catch { return }
                 continuation.yield(.tune)
             }
         }
@@ -110,11 +111,18 @@ public enum Standalone {
             for await sig in signals { continuation.yield(.signal(sig)) }
         }
 
+        let clock = ContinuousClock()
+        var lastStatus = clock.now
+        let statusEvery = Duration.milliseconds(Int64(options.interval * 1000) - 50)
         loop: for await event in events {
             switch event {
             case .tune:
                 await engine.tune()
-                if options.sampleInterval == nil { await logStatus(engine, logger: logger) }
+                // A status line per interval, not per step of a mode that steps every second.
+                if options.sampleInterval == nil && clock.now - lastStatus >= statusEvery {
+                    lastStatus = clock.now
+                    await logStatus(engine, logger: logger)
+                }
             case .sample:
                 await logStatus(engine, logger: logger)
             case .signal(let sig) where sig == SIGUSR1:

@@ -103,3 +103,29 @@ extension FleetClient {
         generation.map { ["If-Match": "\"\($0)\""] } ?? [:]
     }
 }
+
+// MARK: - node identity
+
+extension FleetClient {
+    /// `POST /api/v1/nodes/{id}/token` with the node's token: a new token for the node.
+    public func rotateNodeToken(nodeId: String) async throws(ClientError) -> TokenRotationResponse {
+        try await request("POST", APIPaths.nodeToken(percentEncode(nodeId)), as: TokenRotationResponse.self)
+    }
+
+    /// `POST /api/v1/nodes/{id}/rotate-token` (admin): the agent replaces its token at its next push.
+    public func requestTokenRotation(_ id: String) async throws(ClientError) -> RotationRequestedResponse {
+        try await request("POST", APIPaths.rotateToken(percentEncode(id)), as: RotationRequestedResponse.self)
+    }
+
+    /// `GET /api/v1/registrations` (admin): pending (and decided, not yet claimed) registrations.
+    public func pendingRegistrations() async throws(ClientError) -> PendingRegistrationList {
+        try await request("GET", APIPaths.registrations, as: PendingRegistrationList.self)
+    }
+
+    /// `POST /api/v1/registrations/{id}/accept|reject` (admin).
+    public func decideRegistration(_ id: String, accept: Bool) async throws(ClientError) -> PendingRegistration {
+        try await request(
+            "POST", accept ? APIPaths.acceptRegistration(percentEncode(id)) : APIPaths.rejectRegistration(percentEncode(id)),
+            as: PendingRegistration.self)
+    }
+}

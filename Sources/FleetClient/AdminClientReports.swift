@@ -39,6 +39,16 @@ extension FleetClient {
         return response.text
     }
 
+    /// `GET /api/v1/reports/processes`: who benefited, per node and process group.
+    public func processReport(
+        since: Date? = nil, until: Date? = nil, node: String? = nil, limit: Int? = nil
+    ) async throws(ClientError) -> ProcessSavingsReport {
+        var query = Self.reportQuery(since, until, nil, nil)
+        if let node { query.append(("node", node)) }
+        if let limit { query.append(("limit", String(limit))) }
+        return try await request("GET", APIPaths.processReport, query: query, as: ProcessSavingsReport.self)
+    }
+
     // MARK: helpers
 
     static func reportQuery(_ since: Date?, _ until: Date?, _ by: ReportGrouping?, _ label: String?) -> [(

@@ -39,6 +39,12 @@ struct APIError: Error, HTTPResponseError, Sendable {
     static func forbidden(_ message: String) -> APIError {
         APIError(.forbidden, code: APIErrorCode.forbidden, message: message)
     }
+    /// 429 with `Retry-After`.
+    static func rateLimited(_ message: String, retryAfter: Int) -> APIError {
+        var e = APIError(.tooManyRequests, code: APIErrorCode.rateLimited, message: message)
+        e.headers[.retryAfter] = String(max(1, retryAfter))
+        return e
+    }
     static func notFound(_ message: String) -> APIError {
         APIError(.notFound, code: APIErrorCode.notFound, message: message)
     }
@@ -46,7 +52,15 @@ struct APIError: Error, HTTPResponseError, Sendable {
     /// Maps a store error to its HTTP answer.
     static func from(_ error: StoreError) -> APIError {
         switch error {
-        case .nodeNotFound, .enrollmentTokenNotFound, .credentialNotFound:
+        case .registrationPending:
+            var e = APIError(.conflict, code: APIErrorCode.registrationPending, message: error.description, field: "machineId")
+            e.headers[.retryAfter] = "60"
+            return e
+        case .registrationRejected:
+            var e = APIError(.forbidden, code: APIErrorCode.registrationRejected, message: error.description, field: "machineId")
+            e.headers[.retryAfter] = "3600"
+            return e
+        case .nodeNotFound, .enrollmentTokenNotFound, .registrationNotFound, .credentialNotFound:
             return .notFound(error.description)
         case .credentialNameTaken:
             return APIError(.conflict, code: "name_taken", message: error.description, field: "name")

@@ -13,31 +13,79 @@ struct AgentController<Context: RequestContext>: Sendable {
         router.on(.post, "/api/v1/register", use: register)
         router.on(.get, "/api/v1/nodes/:id/config", use: getConfig)
         router.on(.post, "/api/v1/nodes/:id/samples", use: pushSamples)
+        router.on(.post, "/api/v1/nodes/:id/token", use: rotateToken)
     }
 
     @Sendable func register(_ request: Request, context: Context) async throws -> Response {
+        let source = SourceAddress.of(context)
+        if case .limited(let after) = state.registrationLimiter.hit(source) {
+            throw APIError.rateLimited(
+                "too many registrations from \(source) in the last \(Int(state.registrationLimiter.window)) s; try again in \(after) s",
+                retryAfter: after)
+        }
         guard let enrollment = Auth.bearer(request) else {
             throw APIError.unauthorized("missing enrollment token: send 'Authorization: Bearer <enrollment token>'")
         }
-        let body = try await HTTP.decode(RegisterRequest.self, request, limit: state.config.maxBodyBytes)
-        for (field, value) in [("hostname", body.hostname), ("machineId", body.machineId)] {
-            if value.trimmingCharacters(in: .whitespaces).isEmpty { throw APIError.invalidValue(field, "must not be empty") }
+        var body = try await HTTP.decode(RegisterRequest.self, request, limit: state.config.maxBodyBytes)
+        if body.machineId.trimmingCharacters(in: .whitespaces).isEmpty {
+            throw APIError.invalidValue("machineId", "must not be empty")
+        }
+        if body.machineId.utf8.count > 256 { throw APIError.invalidValue("machineId", "must be at most 256 bytes") }
+        switch NodeName.normalize(body.hostname) {
+        case .success(let name): body.hostname = name
+        case .failure(let why): throw APIError.invalidValue("hostname", "hostname \(why.message)")
+        }
+        for (field, value) in [("kernel", body.kernel), ("agentVersion", body.agentVersion)] where value.utf8.count > 256 {
+            throw APIError.invalidValue(field, "must be at most 256 bytes")
         }
         if body.memTotalBytes < 0 { throw APIError.invalidValue("memTotalBytes", "must not be negative") }
         if body.numaNodes < 0 { throw APIError.invalidValue("numaNodes", "must not be negative") }
         if let p = body.pageSize, p <= 0 { throw APIError.invalidValue("pageSize", "must be positive") }
         let nodeToken = Secrets.newToken(.node)
-        let reg = try await state.database.register(
-            body, enrollmentTokenHash: Secrets.hash(enrollment), nodeTokenHash: Secrets.hash(nodeToken))
+        let reg: Registration
+        do {
+            reg = try await state.database.register(
+                body, enrollmentTokenHash: Secrets.hash(enrollment), nodeTokenHash: Secrets.hash(nodeToken),
+                source: source)
+        } catch let e as StoreError {
+            switch e {
+            case .registrationPending(let p), .registrationRejected(let p):
+                state.logger.warning(
+                    "registration kept pending: the machine id is known and no proof of identity came with it",
+                    metadata: [
+                        "pending": "\(p.id)", "status": "\(p.status)", "reason": "\(p.reason)",
+                        "node": "\(p.holder?.nodeId ?? "-")", "hostname": "\(body.hostname)", "source": "\(source)",
+                        "attempts": "\(p.attempts)",
+                    ])
+            default: break
+            }
+            throw e
+        }
         state.auth.forgetNodeTokens()
         state.logger.info(
-            reg.reregistered ? "node re-registered, token rotated" : "node registered with the standard config",
+            reg.reregistered ? "node re-registered, token replaced" : "node registered with the standard config",
             metadata: [
                 "node": "\(reg.node.id)", "name": "\(reg.node.name)", "generation": "\(reg.config.generation)",
+                "source": "\(source)",
             ])
         return try HTTP.json(
             RegisterResponse(nodeId: reg.node.id, nodeToken: nodeToken, config: reg.config, reregistered: reg.reregistered),
             status: reg.reregistered ? .ok : .created)
+    }
+
+    /// The node replaces its own token. The token it used stays valid until the new one is used
+    /// (plus a short grace), so nothing in flight is lost.
+    @Sendable func rotateToken(_ request: Request, context: Context) async throws -> Response {
+        let id = try context.parameters.require("id")
+        guard let presented = Auth.bearer(request) else { throw APIError.unauthorized("missing token") }
+        let newToken = Secrets.newToken(.node)
+        try await state.database.rotateNodeToken(
+            nodeId: id, presentedHash: Secrets.hash(presented), newHash: Secrets.hash(newToken))
+        state.auth.forgetNodeTokens()
+        state.logger.info("node token rotated", metadata: ["node": "\(id)"])
+        var headers = HTTPFields()
+        headers[.cacheControl] = "no-store"
+        return try HTTP.json(TokenRotationResponse(nodeId: id, nodeToken: newToken), headers: headers)
     }
 
     /// Long-poll: with `If-None-Match: "<generation>"` and `?wait=<s>` (up to 60), answers 200 as
@@ -123,10 +171,11 @@ struct AgentController<Context: RequestContext>: Sendable {
                     "samples[\(i)].status.pagesSharing", "(pagesSharing + ksmZeroPages) × pageSize does not fit in 64 bits")
             }
         }
-        let ack = try await state.database.insertSamples(
+        var ack = try await state.database.insertSamples(
             nodeId: id, batch.samples,
             json: decoded.sampleRanges.map { SampleBatchDecoder.sampleJSON(data, $0) }
                 ?? FastJSON.sampleSlices(data).flatMap { $0.count == batch.samples.count ? $0 : nil })
+        if try await state.auth.rotationDue(request) { ack.rotateToken = true }
         state.metrics.samplesStored(ack.stored, duplicates: ack.duplicates)
         state.logger.debug(
             "samples stored",

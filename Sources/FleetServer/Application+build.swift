@@ -2,6 +2,8 @@ import FleetAPI
 import FleetStore
 import Foundation
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import Logging
 import ServiceLifecycle
 
@@ -16,10 +18,16 @@ public func buildApplication(_ config: ServerConfig) async throws -> some Applic
     let adminHash = try await AdminToken.settle(config, database: database, logger: logger)
     let state = ServerState(config: config, database: database, adminTokenHash: adminHash, logger: logger)
 
+    // The server's own TLS, loaded (and checked) before anything listens.
+    let tls = try config.tls.map { try ServerTLS(files: $0) }
+
     let router = Router(context: FleetRequestContext.self)
     // Middleware first: routes capture the middleware added before them.
     router.add(middleware: MetricsMiddleware(metrics: state.metrics))
+    // Secure cookies and HSTS over HTTPS (own TLS or a trusted proxy's X-Forwarded-Proto).
+    router.add(middleware: TransportSecurityMiddleware(security: state.transport))
     router.add(middleware: ErrorMiddleware())
+    router.add(middleware: FailedAuthLimitMiddleware(limiter: state.failedAuthLimiter))
     router.add(middleware: LogRequestsMiddleware(.debug))
 
     // Every route is registered through the route table (RouteTable.swift: who may do what).
@@ -29,6 +37,7 @@ public func buildApplication(_ config: ServerConfig) async throws -> some Applic
     NodesController(state: state).addRoutes(to: routes)
     ApplyController(state: state).addRoutes(to: routes)
     EnrollmentTokensController(state: state).addRoutes(to: routes)
+    IdentityController(state: state).addRoutes(to: routes)
     // ---- Other features register their controllers here (one line each): ----
     ReportsController(state: state).addRoutes(to: routes)
     CredentialsController(state: state).addRoutes(to: routes)
@@ -40,19 +49,22 @@ public func buildApplication(_ config: ServerConfig) async throws -> some Applic
         // ---- Background services (rollups, retention) register here, one line each: ----
         RollupService(state: state),
         ShutdownLogService(logger: logger),
+        TLSReloadService(tls: tls, logger: logger),
     ]
 
     let onRunning = config.onServerRunning
     let runningLogger = logger
     let app = Application(
         router: router,
-        server: .http1(),
+        server: try tls.map { try HTTPServerBuilder.tls(.http1(), tlsConfiguration: $0.configuration) } ?? .http1(),
         configuration: .init(
             address: .hostname(config.host, port: config.port), serverName: "ksmfleet", backlog: 4096),
         services: services,
         onServerRunning: { channel in
             let port = channel.localAddress?.port ?? 0
-            runningLogger.info("ksmfleet-server listening", metadata: ["host": "\(config.host)", "port": "\(port)"])
+            runningLogger.info(
+                "ksmfleet-server listening",
+                metadata: ["host": "\(config.host)", "port": "\(port)", "scheme": "\(tls == nil ? "http" : "https")"])
             await onRunning?(port)
         },
         logger: logger)

@@ -23,7 +23,7 @@ struct ApplyController<Context: RequestContext>: Sendable {
         var ids: [String] = []
         if let names = body.nodes {
             for name in names {
-                if let n = live.first(where: { $0.id == name }) ?? live.first(where: { $0.name == name }) {
+                if let n = live.first(where: { $0.id == name }) ?? live.first(where: { $0.name == name.lowercased() }) {
                     ids.append(n.id)
                 } else {
                     ids.append(name)  // reported as not_found

@@ -6,6 +6,12 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 
+/// A node's token check: which node, and whether its agent should replace the token now.
+struct NodeAuth: Sendable, Equatable {
+    var nodeId: String
+    var rotationDue: Bool
+}
+
 /// Who sent a request.
 enum Principal: Sendable, Equatable {
     /// The bootstrap admin token or a named credential, with its role.
@@ -46,12 +52,15 @@ struct Auth: Sendable {
     let adminTokenHash: String
     /// `--metrics-public`: `/metrics` needs no credential.
     let metricsPublic: Bool
+    /// Scheduled node token rotation (nil: only on an admin's request).
+    let rotationSeconds: Double?
     private let known = NodeTokenCache()
 
-    init(database: FleetDatabase, adminTokenHash: String, metricsPublic: Bool = false) {
+    init(database: FleetDatabase, adminTokenHash: String, metricsPublic: Bool = false, rotationSeconds: Double? = nil) {
         self.database = database
         self.adminTokenHash = adminTokenHash
         self.metricsPublic = metricsPublic
+        self.rotationSeconds = rotationSeconds
     }
 
     /// Forget every remembered node token (call after a registration or a deletion).
@@ -94,13 +103,8 @@ struct Auth: Sendable {
         }
         let hash = Secrets.hash(token)
         if Secrets.constantTimeEqual(hash, adminTokenHash) { return .credential(.bootstrap) }
-        if let node = known.node(for: hash) { return .node(node) }
-        let generation = known.generation
+        if let node = try await nodeToken(hash)?.nodeId { return .node(node) }
         if let c = try await database.credential(forTokenHash: hash) { return .credential(c) }
-        if let node = try await database.nodeID(forTokenHash: hash) {
-            known.remember(hash, node: node, ifStill: generation)
-            return .node(node)
-        }
         if try await database.isEnrollmentToken(hash: hash) {
             throw APIError.forbidden(
                 "this is an enrollment token: it only registers nodes (POST /api/v1/register); "
@@ -109,16 +113,51 @@ struct Auth: Sendable {
         switch access {
         case .node:
             throw APIError.unauthorized(
-                "wrong node token (unknown, rotated by a re-registration, or its node was deleted)")
+                "wrong node token (unknown, replaced by a rotation or an accepted registration, or its node was deleted)")
         case .nodeOrRole:
             throw APIError.unauthorized(
                 "wrong token: neither a credential of this server (admin token or named credential) nor a current "
-                    + "node token (node tokens are rotated by a re-registration and end with their node)")
+                    + "node token (node tokens are replaced by rotations and end with their node)")
         default:
             throw APIError.unauthorized(
                 "wrong token: it is neither this server's admin token (kept in <data-dir>/server/admin-token, or set "
                     + "with KSMFLEET_ADMIN_TOKEN) nor a live named credential (revoked or expired ones stop working)")
         }
+    }
+
+    /// A node token: its node and whether its agent should replace it now (rotation on a
+    /// schedule or on an admin's request). nil when the hash is no node's token. The previous
+    /// token of a rotation works during its grace period; the first use of the new one starts
+    /// the previous one's short end.
+    func nodeToken(_ hash: String) async throws -> NodeAuth? {
+        let now = Date()
+        if let cached = known.node(for: hash) {
+            return NodeAuth(nodeId: cached.node, rotationDue: cached.dueAt.map { $0 <= now } ?? false)
+        }
+        let generation = known.generation
+        guard let credential = try await database.nodeCredential(forTokenHash: hash, now: now) else { return nil }
+        if credential.previousAwaitsConfirmation {
+            // The agent uses its new token: the previous one ends after a short grace.
+            try await database.confirmNewToken(nodeId: credential.nodeId, now: now)
+        }
+        if !credential.isPrevious {
+            known.remember(hash, node: credential.nodeId, dueAt: dueAt(credential), ifStill: generation)
+        }
+        return NodeAuth(
+            nodeId: credential.nodeId, rotationDue: credential.rotationDue(everySeconds: rotationSeconds, now: now))
+    }
+
+    /// Whether the node token of this (already checked) request is due for rotation.
+    func rotationDue(_ request: Request) async throws -> Bool {
+        guard let token = Self.bearer(request) else { return false }
+        return try await nodeToken(Secrets.hash(token))?.rotationDue ?? false
+    }
+
+    /// When a credential's token falls due for rotation (nil: never, on this schedule).
+    private func dueAt(_ c: NodeCredential) -> Date? {
+        if let requested = c.rotateRequestedAt { return requested }
+        guard let rotationSeconds, let issued = c.issuedAt else { return nil }
+        return issued.addingTimeInterval(rotationSeconds)
     }
 
     static func needs(_ access: Access) -> String {
@@ -170,34 +209,6 @@ struct Auth: Sendable {
             }
         }
         return principal
-    }
-}
-
-/// The server's request context: Hummingbird's basic one plus the peer's address (for the
-/// audit trail's "from where").
-public struct FleetRequestContext: RequestContext, RemoteAddressRequestContext {
-    public var coreContext: CoreRequestContextStorage
-    public let remoteAddress: SocketAddress?
-
-    public init(source: ApplicationRequestContextSource) {
-        self.coreContext = .init(source: source)
-        self.remoteAddress = source.channel.remoteAddress
-    }
-}
-
-/// The client's address for the audit trail: the peer's, or, when the peer is a proxy the
-/// operator named as trusted (`--trusted-proxy`), the last X-Forwarded-For entry not itself a
-/// trusted proxy.
-enum ClientAddress {
-    static let forwardedFor = HTTPField.Name("X-Forwarded-For")
-
-    static func of(_ request: Request, context: some RequestContext, trustedProxies: Set<String>) -> String? {
-        let peer = (context as? any RemoteAddressRequestContext)?.remoteAddress?.ipAddress
-        guard let peer, trustedProxies.contains(peer), let name = forwardedFor else { return peer }
-        // Several X-Forwarded-For fields read as one list, in order.
-        let forwarded = request.headers[values: name].joined(separator: ",")
-        let hops = forwarded.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        return hops.last(where: { !trustedProxies.contains($0) }) ?? peer
     }
 }
 
@@ -266,21 +277,26 @@ final class CheckedRouter<Context: RequestContext> {
 /// Node token hash → node id, with a generation so that a lookup racing a `clear()` does not
 /// put back a token that was just rotated or deleted.
 final class NodeTokenCache: Sendable {
+    struct Entry: Sendable {
+        var node: String
+        /// When the token falls due for rotation.
+        var dueAt: Date?
+    }
     private struct State {
-        var map: [String: String] = [:]
+        var map: [String: Entry] = [:]
         var generation: UInt64 = 0
     }
     private let state = Mutex(State())
 
     var generation: UInt64 { state.withLock { $0.generation } }
 
-    func node(for hash: String) -> String? { state.withLock { $0.map[hash] } }
+    func node(for hash: String) -> Entry? { state.withLock { $0.map[hash] } }
 
-    func remember(_ hash: String, node: String, ifStill generation: UInt64) {
+    func remember(_ hash: String, node: String, dueAt: Date? = nil, ifStill generation: UInt64) {
         state.withLock { s in
             guard s.generation == generation else { return }
             if s.map.count > 200_000 { s.map.removeAll() }
-            s.map[hash] = node
+            s.map[hash] = Entry(node: node, dueAt: dueAt)
         }
     }
 

@@ -11,6 +11,7 @@ struct ReportsController<Context: RequestContext>: Sendable {
     func addRoutes(to router: CheckedRouter<Context>) {
         router.on(.get, "/api/v1/nodes/:id/history", use: history)
         router.on(.get, "/api/v1/reports/savings", use: savings)
+        router.on(.get, "/api/v1/reports/processes", use: processes)
     }
 
     /// Longest period a report or a history answers.
@@ -89,5 +90,27 @@ struct ReportsController<Context: RequestContext>: Sendable {
             return response
         }
         return try HTTP.json(report)
+    }
+
+    /// Who benefited: per node and process group, peak, mean and last merged bytes over the
+    /// period (default the last 24 h); `node=` (id or name) for one node, `limit=` rows.
+    @Sendable func processes(_ request: Request, context: Context) async throws -> Response {
+        let now = Date()
+        let (since, until) = try Self.period(request, now: now, defaultSpan: 86400)
+        var nodeId: String?
+        if let raw = HTTP.query(request, "node"), !raw.isEmpty {
+            // A live node by id or name; a deleted node's history by its id.
+            nodeId = try await state.database.node(idOrName: raw)?.id ?? raw
+        }
+        var limit = 100
+        if let l = HTTP.query(request, "limit"), !l.isEmpty {
+            guard let v = Int(l), (1...10_000).contains(v) else {
+                throw APIError.invalidValue("limit", "'\(l)' is not a row count from 1 to 10000")
+            }
+            limit = v
+        }
+        let rows = try await state.database.processSavings(nodeId: nodeId, since: since, until: until, limit: limit)
+        return try HTTP.json(
+            ProcessSavingsReport(since: since, until: until, node: nodeId, generatedAt: now, rows: rows))
     }
 }

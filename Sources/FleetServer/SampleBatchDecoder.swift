@@ -53,7 +53,17 @@ struct Unusual: Error {}
 
 private let sampleKeys: [StaticString] = [
     "seq", "takenAt", "status", "memory", "pageSize", "ksmdCPUPercent", "ksmdCPUSeconds", "phase",
-    "phaseReason", "appliedGeneration", "applyError", "droppedSamples", "agentStopped",
+    "phaseReason", "appliedGeneration", "applyError", "droppedSamples", "agentStopped", "processes",
+]
+private let processReportKeys: [StaticString] = [
+    "perProcessStats", "processesScanned", "mergeableProcesses", "mergingProcesses", "rmapItems",
+    "mergingPages", "anonHugePagesKB", "anonymousKB", "transparentHugePages", "truncated", "scanMillis", "groups",
+]
+private let processGroupKeys: [StaticString] = [
+    "kind", "name", "processes", "mergingPages", "zeroPages", "rmapItems", "profitBytes",
+]
+private let processGroupKinds: [(StaticString, ProcessGroupKind)] = [
+    ("vm", .vm), ("container", .container), ("pod", .pod), ("unit", .unit), ("command", .command),
 ]
 private let statusKeys: [StaticString] = [
     "run", "pagesToScan", "sleepMillisecs", "pagesShared", "pagesSharing", "pagesUnshared",
@@ -159,6 +169,7 @@ private struct Parser {
         var applyError: String?
         var dropped: Int64?
         var agentStopped: Bool?
+        var processes: ProcessReport?
         try object(sampleKeys) { (q: inout Parser, k: Int) throws(Unusual) in
             switch k {
             case 0: seq = try q.int()
@@ -173,7 +184,8 @@ private struct Parser {
             case 9: appliedGeneration = try q.optional { (r: inout Parser) throws(Unusual) in try r.int() }
             case 10: applyError = try q.optional { (r: inout Parser) throws(Unusual) in try r.string() }
             case 11: dropped = try q.optional { (r: inout Parser) throws(Unusual) in try r.int() }
-            default: agentStopped = try q.optional { (r: inout Parser) throws(Unusual) in try r.bool() }
+            case 12: agentStopped = try q.optional { (r: inout Parser) throws(Unusual) in try r.bool() }
+            default: processes = try q.optional { (r: inout Parser) throws(Unusual) in try r.processReport() }
             }
         }
         guard let seq, let takenAt, let status, let memory, let pageSize, let phase, let phaseReason else {
@@ -183,7 +195,7 @@ private struct Parser {
             seq: seq, takenAt: takenAt, status: status, memory: memory, pageSize: pageSize,
             ksmdCPUPercent: cpuPercent, ksmdCPUSeconds: cpuSeconds, phase: phase, phaseReason: phaseReason,
             appliedGeneration: appliedGeneration, applyError: applyError, droppedSamples: dropped,
-            agentStopped: agentStopped)
+            agentStopped: agentStopped, processes: processes)
     }
 
     mutating func status() throws(Unusual) -> KSMStatus {
@@ -222,6 +234,75 @@ private struct Parser {
         }
         guard required == 0xFF else { throw Unusual() }
         return s
+    }
+
+    /// A `ProcessReport` (sent with every Nth sample).
+    mutating func processReport() throws(Unusual) -> ProcessReport {
+        var r = ProcessReport(perProcessStats: false)
+        var required: UInt32 = 0
+        try object(processReportKeys) { (q: inout Parser, k: Int) throws(Unusual) in
+            switch k {
+            case 0: r.perProcessStats = try q.bool()
+            case 1: r.processesScanned = Int(try q.int())
+            case 2: r.mergeableProcesses = Int(try q.int())
+            case 3: r.mergingProcesses = Int(try q.int())
+            case 4: r.rmapItems = try q.int()
+            case 5: r.mergingPages = try q.int()
+            case 6: r.anonHugePagesKB = try q.optional { (x: inout Parser) throws(Unusual) in try x.int() }
+            case 7: r.anonymousKB = try q.optional { (x: inout Parser) throws(Unusual) in try x.int() }
+            case 8: r.transparentHugePages = try q.optional { (x: inout Parser) throws(Unusual) in try x.string() }
+            case 9: r.truncated = try q.bool()
+            case 10: r.scanMillis = try q.double()
+            default: r.groups = try q.array { (x: inout Parser) throws(Unusual) in try x.processGroup() }
+            }
+            if k != 6 && k != 7 && k != 8 { required |= 1 << UInt32(k) }
+        }
+        guard required == 0xE3F else { throw Unusual() }
+        return r
+    }
+
+    mutating func processGroup() throws(Unusual) -> ProcessGroupSavings {
+        var g = ProcessGroupSavings(
+            kind: .command, name: "", processes: 0, mergingPages: 0, zeroPages: 0, rmapItems: 0, profitBytes: nil)
+        var required: UInt32 = 0
+        try object(processGroupKeys) { (q: inout Parser, k: Int) throws(Unusual) in
+            switch k {
+            case 0:
+                try q.expect(0x22)
+                let (start, length) = try q.plainStringBody()
+                guard let kind = processGroupKinds.first(where: { $0.0.utf8CodeUnitCount == length && q.same(start, $0.0) })
+                else { throw Unusual() }
+                g.kind = kind.1
+            case 1: g.name = try q.string()
+            case 2: g.processes = Int(try q.int())
+            case 3: g.mergingPages = try q.int()
+            case 4: g.zeroPages = try q.int()
+            case 5: g.rmapItems = try q.int()
+            default: g.profitBytes = try q.optional { (x: inout Parser) throws(Unusual) in try x.int() }
+            }
+            if k < 6 { required |= 1 << UInt32(k) }
+        }
+        guard required == 0x3F else { throw Unusual() }
+        return g
+    }
+
+    /// A JSON array of values read by `element`.
+    mutating func array<T>(_ element: (inout Parser) throws(Unusual) -> T) throws(Unusual) -> [T] {
+        try expect(0x5B)
+        ws()
+        var out: [T] = []
+        if peek() == 0x5D {
+            i += 1
+            return out
+        }
+        while true {
+            ws()
+            out.append(try element(&self))
+            ws()
+            let c = try next()
+            if c == 0x5D { return out }
+            guard c == 0x2C else { throw Unusual() }
+        }
     }
 
     mutating func memory() throws(Unusual) -> MemorySnapshot {

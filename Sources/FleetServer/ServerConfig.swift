@@ -23,14 +23,37 @@ public struct ServerConfig: Sendable {
     public var logLevel: Logger.Level
     /// `--metrics-public`: serve `/metrics` without a credential (else it needs a viewer's).
     public var metricsPublic: Bool = false
-    /// `--trusted-proxy`: addresses of reverse proxies whose `X-Forwarded-For` names the client
-    /// in the audit trail (from anyone else the header is ignored).
-    public var trustedProxies: [String] = []
+    /// Node tokens are replaced after this many days (the agent is told in a sample reply and
+    /// gets a new one; no sample or config is lost). 0 turns scheduled rotation off.
+    public var tokenRotationDays: Double = 30
+    /// Registrations accepted per source address per minute (429 above). 0 = no limit.
+    public var registrationRateLimit: Int = 30
+    /// Failed token checks (401) per source address per minute before every request from that
+    /// address gets 429 until the minute is over. 0 = no limit.
+    public var failedAuthRateLimit: Int = 30
     /// Called once with a newly generated admin token (first start, no token given), so the
     /// executable can print it. The token is also written to `<dataDir>/admin-token` (0600).
     public var onAdminTokenGenerated: (@Sendable (String, URL) -> Void)?
     /// Called with the bound port once the server listens.
     public var onServerRunning: (@Sendable (Int) async -> Void)?
+    /// Serve HTTPS with this certificate and key (PEM files, re-read on SIGHUP); nil: plain HTTP.
+    public var tls: TLSFiles?
+    /// Peer addresses of reverse proxies whose `X-Forwarded-Proto`/`X-Forwarded-For` are believed.
+    public var trustedProxies: [String] = []
+    /// Failed dashboard sign-ins from one address before it is refused (429) for a while.
+    public var loginMaxFailures = 5
+    /// The window in which failed sign-ins are counted, and how long a refusal lasts at most.
+    public var loginThrottleSeconds: TimeInterval = 15 * 60
+
+    /// The PEM files of the server's own TLS.
+    public struct TLSFiles: Sendable, Equatable {
+        public var certificatePath: String
+        public var privateKeyPath: String
+        public init(certificatePath: String, privateKeyPath: String) {
+            self.certificatePath = certificatePath
+            self.privateKeyPath = privateKeyPath
+        }
+    }
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, dataDir: URL, offlineAfterSeconds: Double = 60,

@@ -16,8 +16,17 @@ extension ServerState {
         node: StoredNode, ifMatch: Int64?, actor: String, action: String,
         _ change: @escaping @Sendable (KSMConfig) throws(ConfigValidationError) -> KSMConfig
     ) async throws -> ConfigChange {
+        // What the node's kernel cannot do is refused here, before the agent would have to.
+        let features = node.ksmFeatures
+        let kernel = node.kernel
         let result = try await database.updateConfig(
-            nodeId: node.id, ifMatch: ifMatch, actor: actor, action: action, change)
+            nodeId: node.id, ifMatch: ifMatch, actor: actor, action: action
+        ) { base throws(ConfigValidationError) in
+            let next = try change(base)
+            let issues = next.issues(onKernelWith: features, kernel: kernel)
+            if !issues.isEmpty && next.mode != base.mode { throw ConfigValidationError(issues) }
+            return next
+        }
         if result.changed {
             waiters.notify(result.nodeId, config: result.after)
             logger.info(

@@ -14,21 +14,33 @@ final class ServerState: Sendable {
     let waiters: ConfigWaiters
     let metrics: ServerMetrics
     let logger: Logger
-    let trustedProxies: Set<String>
+    /// Per source address: registrations and failed token checks (failed dashboard sign-ins: `loginThrottle`).
+    let registrationLimiter: RateLimiter
+    let failedAuthLimiter: RateLimiter
+    /// Whether a request came over HTTPS, and the client's address (trusted proxies).
+    let transport: TransportSecurity
+    /// Failed dashboard sign-ins per address.
+    let loginThrottle: LoginThrottle
 
     init(config: ServerConfig, database: FleetDatabase, adminTokenHash: String, logger: Logger) {
         self.config = config
         self.database = database
-        self.auth = Auth(database: database, adminTokenHash: adminTokenHash, metricsPublic: config.metricsPublic)
-        self.trustedProxies = Set(config.trustedProxies)
+        self.auth = Auth(
+            database: database, adminTokenHash: adminTokenHash, metricsPublic: config.metricsPublic,
+            rotationSeconds: config.tokenRotationDays > 0 ? config.tokenRotationDays * 86400 : nil)
+        self.registrationLimiter = RateLimiter(limit: config.registrationRateLimit, window: 60)
+        self.failedAuthLimiter = RateLimiter(limit: config.failedAuthRateLimit, window: 60)
         self.waiters = ConfigWaiters()
         self.metrics = ServerMetrics()
         self.logger = logger
+        self.transport = TransportSecurity(
+            servesTLS: config.tls != nil, trustedProxies: Set(config.trustedProxies))
+        self.loginThrottle = LoginThrottle(maxFailures: config.loginMaxFailures, window: config.loginThrottleSeconds)
     }
 
     /// The client's address for the audit trail (`ClientAddress`).
     func clientAddress(_ request: Request, context: some RequestContext) -> String? {
-        ClientAddress.of(request, context: context, trustedProxies: trustedProxies)
+        transport.clientAddress(request, peer: (context as? any RemoteAddressRequestContext)?.remoteAddress)
     }
 
     /// The API view of a stored node: online state and drift worked out at `now`.
@@ -74,6 +86,21 @@ final class ServerState: Sendable {
             memTotalBytes: n.memTotalBytes, numaNodes: n.numaNodes, ksmFeatures: n.ksmFeatures,
             agentVersion: n.agentVersion, registeredAt: n.registeredAt, lastSeenAt: n.lastSeenAt, online: online,
             connection: connection, config: config, phase: n.phase, phaseReason: n.phaseReason, appliedGeneration: n.appliedGeneration,
-            applyError: n.applyError, drift: drift, driftReason: reason, lastSample: n.lastSample)
+            applyError: n.applyError, drift: drift, driftReason: reason, lastSample: n.lastSample,
+            processes: n.processes, processesAt: n.processesAt, findings: Self.findings(n))
+    }
+
+    /// Why KSM saves little on the node, from its newest sample and process report. The ksmd CPU
+    /// finding measures against the node's budget (`maxCpuPercent`) when its config sets one,
+    /// `Findings.defaultCPUBudgetPercent` otherwise.
+    static func findings(_ n: StoredNode) -> [Finding] {
+        guard n.deletedAt == nil else { return [] }
+        let s = n.lastSample
+        return Findings.evaluate(
+            NodeFacts(
+                status: s?.agentStopped == true ? nil : s?.status, pageSize: s?.pageSize ?? n.pageSize ?? 4096,
+                ksmdCPUPercent: s?.ksmdCPUPercent, cpuBudgetPercent: n.config?.config.maxCpuPercent,
+                applyError: n.applyError,
+                processes: n.processes))
     }
 }

@@ -122,16 +122,18 @@ extension FleetDatabase {
         return try await pool.write { db in
             let wanted = Set(nodeIds)
             var current: [String: (name: String, config: NodeConfig, json: String)] = [:]
+            var kernels: [String: (kernel: String, features: [String])] = [:]
             let rows = try Row.fetchCursor(
                 db,
                 sql: """
-                    SELECT n.id, n.name, c.generation, c.kick_counter, c.config_json
+                    SELECT n.id, n.name, n.kernel, n.ksm_features, c.generation, c.kick_counter, c.config_json
                     FROM nodes n JOIN node_configs c ON c.node_id = n.id WHERE n.deleted_at IS NULL
                     """)
             while let row = try rows.next() {
                 let id: String = row["id"]
                 guard wanted.contains(id) else { continue }
                 let json: String = row["config_json"]
+                kernels[id] = (row["kernel"], (try? StoredJSON.decode([String].self, row["ksm_features"])) ?? [])
                 current[id] = (
                     row["name"],
                     NodeConfig(
@@ -162,6 +164,10 @@ extension FleetDatabase {
                 let config: KSMConfig
                 do throws(ConfigValidationError) {
                     config = try patch.applied(to: before.config)
+                    // What this node's kernel cannot do fails this node (mode advisor before 6.7).
+                    let k = kernels[id] ?? ("?", [])
+                    let issues = config.issues(onKernelWith: k.features, kernel: k.kernel)
+                    if !issues.isEmpty && config.mode != before.config.mode { throw ConfigValidationError(issues) }
                 } catch {
                     items.append(
                         ApplyItem(

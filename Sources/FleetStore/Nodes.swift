@@ -26,6 +26,9 @@ public struct StoredNode: Sendable, Equatable {
     public var lastSample: StatusSample?
     public var deletedAt: Date?
     public var config: NodeConfig?
+    /// The newest process report (who benefits) and its sample time.
+    public var processes: ProcessReport? = nil
+    public var processesAt: Date? = nil
 }
 
 /// The outcome of `register`.
@@ -40,7 +43,8 @@ extension FleetDatabase {
     static let nodeColumns = """
         n.id, n.name, n.machine_id, n.labels, n.kernel, n.mem_total_bytes, n.numa_nodes, n.ksm_features,
         n.agent_version, n.page_size, n.registered_at, n.last_seen_at, n.phase, n.phase_reason,
-        n.applied_generation, n.apply_error, n.last_seq, n.last_sample_json, n.deleted_at,
+        n.applied_generation, n.apply_error, n.last_seq, n.last_sample_json, n.deleted_at, n.processes_json,
+        n.processes_at,
         c.generation, c.kick_counter, c.config_json
         """
     static let nodeFrom = "nodes n LEFT JOIN node_configs c ON c.node_id = n.id"
@@ -54,7 +58,8 @@ extension FleetDatabase {
         }
         let phase: String? = row["phase"]
         let lastSample: String? = row["last_sample_json"]
-        return StoredNode(
+        let processes: String? = row["processes_json"]
+        var node = StoredNode(
             id: row["id"], name: row["name"], machineId: row["machine_id"],
             labels: try StoredJSON.decode([String: String].self, row["labels"]),
             kernel: row["kernel"], memTotalBytes: row["mem_total_bytes"], numaNodes: row["numa_nodes"],
@@ -67,6 +72,10 @@ extension FleetDatabase {
             lastSeq: row["last_seq"],
             lastSample: try lastSample.map { try StoredJSON.decode(StatusSample.self, $0) },
             deletedAt: Time.date(row["deleted_at"] as Int64?), config: config)
+        // A report that no longer decodes (an older shape) is left out rather than failing the node.
+        node.processes = processes.flatMap { try? StoredJSON.decode(ProcessReport.self, $0) }
+        node.processesAt = Time.date(row["processes_at"] as Int64?)
+        return node
     }
 
     static func fetchNode(_ db: Database, id: String) throws -> StoredNode? {
@@ -86,14 +95,43 @@ extension FleetDatabase {
             at: at)
     }
 
-    /// Registers a node with an enrollment token (checked in the same transaction), or
-    /// re-registers a known live machine id: same node, token rotated, config kept. A new node
-    /// gets `KSMConfig.standardDefault` at generation 1.
+    /// Registers a node with an enrollment token (checked in the same transaction).
+    ///
+    /// - A machine id nobody has: a new node with `KSMConfig.standardDefault` at generation 1.
+    /// - A machine id a live node has: the same node (token replaced, config kept) only when
+    ///   `request.nodeToken` is that node's current (or still valid previous) token, or when an
+    ///   admin accepted this agent's pending registration (matched by its registration key).
+    ///   Otherwise the node is left alone and the attempt is kept as a pending registration:
+    ///   throws `.registrationPending` (or `.registrationRejected` once an admin rejected it).
+    /// - A machine id only a deleted node had: pending too (a deleted node does not come back by
+    ///   itself); accepted, it becomes a new node.
+    ///
+    /// The name is the host name in its stored form (`NodeName`), unique among live nodes: a
+    /// name another live node has gets `-2`, `-3`, … on its first label.
     public func register(
-        _ request: RegisterRequest, enrollmentTokenHash: String, nodeTokenHash: String, now: Date = Date()
+        _ request: RegisterRequest, enrollmentTokenHash: String, nodeTokenHash: String, source: String? = nil,
+        now: Date = Date()
     ) async throws -> Registration {
-        let source = AuditContext.current?.source
-        return try await pool.write { db in
+        // A pending (or rejected) attempt is recorded, so its transaction must commit: it comes
+        // out of the transaction as a value and is thrown after.
+        let outcome: Result<Registration, StoreError> = try await pool.write { db in
+            do {
+                return .success(try Self.register(db, request, enrollmentTokenHash, nodeTokenHash, source, now))
+            } catch let e as StoreError {
+                switch e {
+                case .registrationPending, .registrationRejected: return .failure(e)
+                default: throw e
+                }
+            }
+        }
+        return try outcome.get()
+    }
+
+    static func register(
+        _ db: Database, _ request: RegisterRequest, _ enrollmentTokenHash: String, _ nodeTokenHash: String,
+        _ source: String?, _ now: Date
+    ) throws -> Registration {
+        do {
             guard
                 let token = try Row.fetchOne(
                     db, sql: "SELECT id, expires_at, revoked_at FROM enrollment_tokens WHERE token_hash = ?",
@@ -108,40 +146,81 @@ extension FleetDatabase {
                 throw StoreError.enrollmentRefused(
                     "enrollment token \(tokenId) expired at \(Time.date(expires).formatted(.iso8601))")
             }
-            let labels = try StoredJSON.encode([String: String]())
+            let wantedName = (try? NodeName.normalize(request.hostname).get()) ?? request.hostname
             let features = try StoredJSON.encode(request.ksmFeatures)
-            let existing = try String.fetchOne(
-                db, sql: "SELECT id FROM nodes WHERE machine_id = ? AND deleted_at IS NULL",
+            let live = try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT id, token_hash, previous_token_hash, previous_token_expires_at FROM nodes
+                    WHERE machine_id = ? AND deleted_at IS NULL
+                    """,
                 arguments: [request.machineId])
-            let id: String
-            if let existing {
-                id = existing
+            var existing: String?
+            if let live {
+                let id: String = live["id"]
+                var proven = false
+                if let proof = request.nodeToken, !proof.isEmpty {
+                    let h = Secrets.hash(proof)
+                    let current: String? = live["token_hash"]
+                    let previous: String? = live["previous_token_hash"]
+                    let previousUntil: Int64? = live["previous_token_expires_at"]
+                    proven =
+                        current.map { Secrets.constantTimeEqual($0, h) } == true
+                        || (previous.map { Secrets.constantTimeEqual($0, h) } == true && (previousUntil ?? 0) > Time.ms(now))
+                }
+                if !proven {
+                    let claim = try Self.pendingAttempt(
+                        db, request, reason: "conflict", nodeId: id, enrollmentTokenId: tokenId, source: source, now: now)
+                    guard claim else {
+                        // Unreachable: pendingAttempt throws unless the registration was accepted.
+                        throw StoreError.nodeNotFound(id)
+                    }
+                }
+                existing = id
+                let name = try Self.uniqueName(db, wantedName, exceptNode: id)
                 try db.execute(
                     sql: """
                         UPDATE nodes SET name = ?, kernel = ?, mem_total_bytes = ?, numa_nodes = ?, ksm_features = ?,
-                          agent_version = ?, page_size = COALESCE(?, page_size), token_hash = ?, last_seen_at = ?
+                          agent_version = ?, page_size = COALESCE(?, page_size), token_hash = ?, last_seen_at = ?,
+                          token_issued_at = ?, token_rotate_requested_at = NULL, previous_token_hash = NULL,
+                          previous_token_expires_at = NULL, last_source = ?
                         WHERE id = ?
                         """,
                     arguments: [
-                        request.hostname, request.kernel, request.memTotalBytes, request.numaNodes, features,
-                        request.agentVersion, request.pageSize, nodeTokenHash, Time.ms(now), id,
+                        name, request.kernel, request.memTotalBytes, request.numaNodes, features,
+                        request.agentVersion, request.pageSize, nodeTokenHash, Time.ms(now), Time.ms(now), source, id,
                     ])
+            } else {
+                let deleted = try String.fetchOne(
+                    db,
+                    sql: "SELECT id FROM nodes WHERE machine_id = ? AND deleted_at IS NOT NULL ORDER BY deleted_at DESC LIMIT 1",
+                    arguments: [request.machineId])
+                if let deleted {
+                    _ = try Self.pendingAttempt(
+                        db, request, reason: "deleted", nodeId: deleted, enrollmentTokenId: tokenId, source: source, now: now)
+                }
+            }
+            let id: String
+            if let existing {
+                id = existing
             } else {
                 var candidate = Secrets.newID(prefix: "n-")
                 while try Bool.fetchOne(db, sql: "SELECT 1 FROM nodes WHERE id = ?", arguments: [candidate]) == true {
                     candidate = Secrets.newID(prefix: "n-")
                 }
                 id = candidate
+                let name = try Self.uniqueName(db, wantedName, exceptNode: nil)
                 try db.execute(
                     sql: """
                         INSERT INTO nodes (id, name, machine_id, labels, kernel, mem_total_bytes, numa_nodes,
-                          ksm_features, agent_version, page_size, registered_at, last_seen_at, token_hash)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                          ksm_features, agent_version, page_size, registered_at, last_seen_at, token_hash,
+                          token_issued_at, last_source)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                         """,
                     arguments: [
-                        id, request.hostname, request.machineId, labels, request.kernel, request.memTotalBytes,
-                        request.numaNodes, features, request.agentVersion, request.pageSize, Time.ms(now),
-                        Time.ms(now), nodeTokenHash,
+                        id, name, request.machineId, try StoredJSON.encode([String: String]()), request.kernel,
+                        request.memTotalBytes, request.numaNodes, features, request.agentVersion, request.pageSize,
+                        Time.ms(now), Time.ms(now), nodeTokenHash, Time.ms(now), source,
                     ])
             }
             let hasConfig = try Bool.fetchOne(
@@ -165,15 +244,8 @@ extension FleetDatabase {
         }
     }
 
-    /// The live node whose token hashes to `tokenHash`.
-    public func nodeID(forTokenHash tokenHash: String) async throws -> String? {
-        try await pool.read { db in
-            try String.fetchOne(
-                db, sql: "SELECT id FROM nodes WHERE token_hash = ? AND deleted_at IS NULL", arguments: [tokenHash])
-        }
-    }
-
-    /// A live node by id or, when no id matches, by exact name (the most recently seen one).
+    /// A live node by id or, when no id matches, by name (names are unique among live nodes and
+    /// compared in lower case, so this is unambiguous).
     public func node(idOrName: String) async throws -> StoredNode? {
         try await pool.read { db in
             if let n = try Self.fetchNode(db, id: idOrName) { return n }
@@ -181,8 +253,8 @@ extension FleetDatabase {
                 db,
                 sql: """
                     SELECT \(Self.nodeColumns) FROM \(Self.nodeFrom) WHERE n.name = ? AND n.deleted_at IS NULL
-                    ORDER BY n.last_seen_at DESC LIMIT 1
-                    """, arguments: [idOrName]
+                    LIMIT 1
+                    """, arguments: [idOrName.lowercased()]
             ).map(Self.node)
         }
     }
@@ -242,7 +314,10 @@ extension FleetDatabase {
                 try db.execute(sql: "DELETE FROM nodes WHERE id = ?", arguments: [nodeId])
             } else {
                 try db.execute(
-                    sql: "UPDATE nodes SET deleted_at = ?, token_hash = NULL WHERE id = ?",
+                    sql: """
+                        UPDATE nodes SET deleted_at = ?, token_hash = NULL, previous_token_hash = NULL,
+                          previous_token_expires_at = NULL WHERE id = ?
+                        """,
                     arguments: [Time.ms(now), nodeId])
             }
         }

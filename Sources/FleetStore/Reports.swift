@@ -114,9 +114,9 @@ extension FleetDatabase {
     /// samples are no longer all kept (retention), so that the caller falls back to rollups.
     static func exactGroupPeaks(
         _ db: Database, period: Interval, nodes: [ReportNode], group: (ReportNode) -> String, policy: ReportPolicy,
-        now: Double
+        now: Double, enabled: Bool = true
     ) throws -> [String: Double]? {
-        guard period.length <= exactPeakMaxSeconds, period.length > 0 else { return nil }
+        guard enabled, period.length <= exactPeakMaxSeconds, period.length > 0 else { return nil }
         // Raw samples are complete for the period unless an hour rollup older than the oldest
         // sample still kept (retention deleted its samples) reaches into it.
         if let oldest = try Int64.fetchOne(db, sql: "SELECT MIN(taken_at) FROM samples").map({ Double($0) / 1000 }),
@@ -452,9 +452,13 @@ extension FleetDatabase {
     }
 
     /// The savings report over [since, until). Rolls up samples that just arrived first.
+    ///
+    /// `exactPeaks: false` skips reading the raw samples for exact group peaks (periods up to
+    /// 24 h): for callers that do not show peaks (the dashboard's overview cards), since on a big
+    /// fleet that read is most of the report's cost. The peaks then come from rollups.
     public func savingsReport(
         since: Date, until: Date, by: ReportGrouping, label: String?, policy: ReportPolicy = .default,
-        now: Date = Date()
+        now: Date = Date(), exactPeaks: Bool = true
     ) async throws -> SavingsReport {
         try await rollupCatchUp(policy: policy, now: now)
         let period = Interval(since.timeIntervalSince1970, until.timeIntervalSince1970)
@@ -470,7 +474,7 @@ extension FleetDatabase {
                 let (inputs, series, nodes) = try Self.nodeInputs(
                     db, period: period, policy: policy, now: nowT, groups: group)
                 let exact = try Self.exactGroupPeaks(
-                    db, period: period, nodes: nodes, group: group, policy: policy, now: nowT)
+                    db, period: period, nodes: nodes, group: group, policy: policy, now: nowT, enabled: exactPeaks)
                 if by == .node {
                     rows = inputs.map { SavingsRow(ReportAggregation.nodeRow($0)) }
                     total = ReportAggregation.groupRow(
@@ -486,7 +490,7 @@ extension FleetDatabase {
                         exact == nil
                         ? nil
                         : try Self.exactGroupPeaks(
-                            db, period: period, nodes: nodes, group: { _ in "fleet" }, policy: policy, now: nowT)?["fleet"]
+                            db, period: period, nodes: nodes, group: { _ in "fleet" }, policy: policy, now: nowT, enabled: exactPeaks)?["fleet"]
                     total = ReportAggregation.groupRow(
                         key: "fleet", nodes: inputs, period: period, series: fleet, exactPeak: fleetPeak, basis: basis)
                 }
@@ -512,7 +516,7 @@ extension FleetDatabase {
                     let dayPeak =
                         short
                         ? try Self.exactGroupPeaks(
-                            db, period: window, nodes: candidates, group: { _ in "fleet" }, policy: policy, now: nowT)?[
+                            db, period: window, nodes: candidates, group: { _ in "fleet" }, policy: policy, now: nowT, enabled: exactPeaks)?[
                                 "fleet"] : nil
                     rows.append(
                         SavingsRow(
@@ -535,7 +539,7 @@ extension FleetDatabase {
                 let fleetPeak =
                     short
                     ? try Self.exactGroupPeaks(
-                        db, period: period, nodes: candidates, group: { _ in "fleet" }, policy: policy, now: nowT)?["fleet"]
+                        db, period: period, nodes: candidates, group: { _ in "fleet" }, policy: policy, now: nowT, enabled: exactPeaks)?["fleet"]
                     : nil
                 total = ReportAggregation.groupRow(
                     key: "fleet", nodes: all.values.sorted { $0.nodeId < $1.nodeId }, period: period, series: fleetSeries,

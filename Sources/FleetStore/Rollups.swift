@@ -42,6 +42,8 @@ public struct RetentionResult: Sendable, Equatable {
     public var hours: Int
     public var days: Int
     public var months: Int = 0
+    /// Per-day process group rows (`process_savings_day`), pruned with the rollups.
+    public var processDays: Int = 0
 }
 
 extension FleetDatabase {
@@ -380,6 +382,20 @@ extension FleetDatabase {
                 if n < batch { break }
                 await Task.yield()
             }
+        }
+        for _ in 0..<maxBatches {
+            let n = try await pool.write { db -> Int in
+                try db.execute(
+                    sql: """
+                        DELETE FROM process_savings_day WHERE (node_id, day_start, kind, name) IN (
+                          SELECT node_id, day_start, kind, name FROM process_savings_day WHERE day_start < ? LIMIT ?)
+                        """,
+                    arguments: [rollupCut, batch])
+                return db.changesCount
+            }
+            result.processDays += n
+            if n < batch { break }
+            await Task.yield()
         }
         return result
     }

@@ -84,7 +84,12 @@ extension FleetDatabase {
             row.bind(28, json)
             row.bind(29, Int64(s.agentStopped == true ? 1 : 0))
             try row.step(db)
-            stored += db.changesCount
+            let inserted = db.changesCount
+            stored += inserted
+            // Who benefits: only for a sample that was new (a replay must not count twice).
+            if inserted > 0, s.processes != nil {
+                try Self.writeProcessReport(db, nodeId: nodeId, sample: s)
+            }
         }
         let highest =
             try Int64.fetchOne(

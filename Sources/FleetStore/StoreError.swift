@@ -17,6 +17,11 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     case generationConflict(expected: Int64, current: Int64)
     /// The change produced an invalid config.
     case invalidConfig(ConfigValidationError)
+    /// A registration claimed a known (or deleted) machine id without proof: kept as pending.
+    case registrationPending(PendingRegistration)
+    /// An admin rejected this agent's pending registration.
+    case registrationRejected(PendingRegistration)
+    case registrationNotFound(String)
 
     public var description: String {
         switch self {
@@ -32,6 +37,11 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
         case .generationConflict(let expected, let current):
             return "config generation is \(current), not \(expected): it was changed meanwhile; read it again and retry"
         case .invalidConfig(let e): return e.description
+        case .registrationPending(let p):
+            return "registration \(p.id) is waiting for an admin: \(p.explanation) (ksmfleet nodes accept|reject \(p.id))"
+        case .registrationRejected(let p):
+            return "an admin rejected registration \(p.id) of this host (machine id \(p.machineId)); give the host its own machine id, or ask an admin to accept it"
+        case .registrationNotFound(let id): return "pending registration '\(id)' not found"
         }
     }
 }

@@ -30,6 +30,11 @@ public enum TuningMode: String, Codable, Sendable, CaseIterable {
     case customized
     /// cc-proxy's kick-driven throttle: aggressive → standard → slow → initial settings.
     case throttle
+    /// Feedback from the kernel: full speed while passes still merge, near idle when they stop,
+    /// full speed again when new mergeable memory appears (see `Adaptive`).
+    case adaptive
+    /// The kernel's own advisor (`advisor_mode` scan-time, kernels 6.7+) with `advisor` settings.
+    case advisor
 
     public init(from decoder: any Decoder) throws {
         self = try decodeEnum(decoder, Self.self)
@@ -40,7 +45,7 @@ public enum TuningMode: String, Codable, Sendable, CaseIterable {
         switch self {
         case .standard: return .standard
         case .high: return .high
-        case .customized, .throttle: return nil
+        case .customized, .throttle, .adaptive, .advisor: return nil
         }
     }
 }
@@ -128,6 +133,31 @@ public struct ThrottleSettings: Codable, Sendable, Equatable, Hashable {
     public static let ccProxy = ThrottleSettings()
 }
 
+/// The kernel advisor's settings (`advisor_*` files, kernels 6.7+).
+public struct AdvisorSettings: Codable, Sendable, Equatable, Hashable {
+    /// Seconds the advisor aims to take for one full scan (`advisor_target_scan_time`).
+    public var targetScanTimeSeconds: Int
+    /// ksmd CPU % the advisor may use (`advisor_max_cpu`).
+    public var maxCpuPercent: Int
+    /// The pages_to_scan range the advisor may pick.
+    public var minPagesToScan: Int
+    public var maxPagesToScan: Int
+
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case targetScanTimeSeconds, maxCpuPercent, minPagesToScan, maxPagesToScan
+    }
+
+    public init(targetScanTimeSeconds: Int = 30, maxCpuPercent: Int = 70, minPagesToScan: Int = 500, maxPagesToScan: Int = 30_000) {
+        self.targetScanTimeSeconds = targetScanTimeSeconds
+        self.maxCpuPercent = maxCpuPercent
+        self.minPagesToScan = minPagesToScan
+        self.maxPagesToScan = maxPagesToScan
+    }
+
+    /// A 30 s target (the kernel's 200 s merges too slowly: KSM.md §6) and the kernel's bounds.
+    public static let defaults = AdvisorSettings()
+}
+
 /// One node's KSM tuning config (Harvester's Ksmtuned spec plus throttle mode).
 /// Optional kernel knobs mean "leave the kernel's value alone".
 public struct KSMConfig: Codable, Sendable, Equatable, Hashable {
@@ -145,17 +175,23 @@ public struct KSMConfig: Codable, Sendable, Equatable, Hashable {
     public var maxPageSharing: Int?
     public var useZeroPages: Int?
     public var smartScan: Int?
+    /// ksmd CPU budget in % of one core, averaged over a minute; nil means no cap. The adaptive
+    /// mode keeps to it (and says when it is the limit); other modes only report against it.
+    public var maxCpuPercent: Double?
+    /// The kernel advisor's settings (mode advisor); nil means `AdvisorSettings.defaults`.
+    public var advisor: AdvisorSettings?
 
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case run, mode, thresCoef, mergeAcrossNodes, parameters, throttle
-        case maxPageSharing, useZeroPages, smartScan
+        case maxPageSharing, useZeroPages, smartScan, maxCpuPercent, advisor
     }
 
     public init(
         run: RunMode = .stop, mode: TuningMode = .standard, thresCoef: Int = 20,
         mergeAcrossNodes: Int? = nil, parameters: TunerParameters? = nil,
         throttle: ThrottleSettings? = nil, maxPageSharing: Int? = nil,
-        useZeroPages: Int? = nil, smartScan: Int? = nil
+        useZeroPages: Int? = nil, smartScan: Int? = nil, maxCpuPercent: Double? = nil,
+        advisor: AdvisorSettings? = nil
     ) {
         self.run = run
         self.mode = mode
@@ -166,6 +202,8 @@ public struct KSMConfig: Codable, Sendable, Equatable, Hashable {
         self.maxPageSharing = maxPageSharing
         self.useZeroPages = useZeroPages
         self.smartScan = smartScan
+        self.maxCpuPercent = maxCpuPercent
+        self.advisor = advisor
     }
 
     /// The config every newly registered node gets: mode standard, thresCoef 20, run stop,
@@ -181,6 +219,8 @@ public struct KSMConfig: Codable, Sendable, Equatable, Hashable {
     }
 
     public var effectiveThrottle: ThrottleSettings { throttle ?? .ccProxy }
+
+    public var effectiveAdvisor: AdvisorSettings { advisor ?? .defaults }
 
     /// The same config with the preset's parameters spelled out, as it is stored and shown.
     public func normalized() -> KSMConfig {

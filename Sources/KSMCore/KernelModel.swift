@@ -10,11 +10,18 @@ public struct KernelSettings: Codable, Sendable, Equatable, Hashable {
     public var maxPageSharing: Int?
     public var useZeroPages: Int?
     public var smartScan: Int?
+    /// The kernel advisor (6.7+): `none` or `scan-time`, and its settings. nil leaves them alone.
+    public var advisorMode: String?
+    public var advisorTargetScanTime: Int?
+    public var advisorMaxCPU: Int?
+    public var advisorMinPagesToScan: Int?
+    public var advisorMaxPagesToScan: Int?
 
     public init(
         run: Int? = nil, pagesToScan: Int? = nil, sleepMillisecs: Int? = nil,
         mergeAcrossNodes: Int? = nil, maxPageSharing: Int? = nil, useZeroPages: Int? = nil,
-        smartScan: Int? = nil
+        smartScan: Int? = nil, advisorMode: String? = nil, advisorTargetScanTime: Int? = nil,
+        advisorMaxCPU: Int? = nil, advisorMinPagesToScan: Int? = nil, advisorMaxPagesToScan: Int? = nil
     ) {
         self.run = run
         self.pagesToScan = pagesToScan
@@ -23,6 +30,11 @@ public struct KernelSettings: Codable, Sendable, Equatable, Hashable {
         self.maxPageSharing = maxPageSharing
         self.useZeroPages = useZeroPages
         self.smartScan = smartScan
+        self.advisorMode = advisorMode
+        self.advisorTargetScanTime = advisorTargetScanTime
+        self.advisorMaxCPU = advisorMaxCPU
+        self.advisorMinPagesToScan = advisorMinPagesToScan
+        self.advisorMaxPagesToScan = advisorMaxPagesToScan
     }
 
     /// True when nothing is to be written.
@@ -98,7 +110,7 @@ public struct KSMStatus: Codable, Sendable, Equatable, Hashable {
         KernelSettings(
             run: run, pagesToScan: pagesToScan, sleepMillisecs: sleepMillisecs,
             mergeAcrossNodes: mergeAcrossNodes, maxPageSharing: maxPageSharing,
-            useZeroPages: useZeroPages, smartScan: smartScan)
+            useZeroPages: useZeroPages, smartScan: smartScan, advisorMode: advisorMode)
     }
 }
 

@@ -3,10 +3,19 @@ public struct TunerState: Codable, Sendable, Equatable, Hashable {
     /// pages_to_scan the ksmtuned loop last chose; nil before its first step.
     public var pagesToScan: Int?
     public var throttle: ThrottleState
+    /// The adaptive mode's memory; nil until its first step (and after it stops).
+    public var adaptive: AdaptiveState?
+    /// The advisor mode's start-up; nil until its first step.
+    public var advisor: AdvisorHandover?
 
-    public init(pagesToScan: Int? = nil, throttle: ThrottleState = ThrottleState()) {
+    public init(
+        pagesToScan: Int? = nil, throttle: ThrottleState = ThrottleState(), adaptive: AdaptiveState? = nil,
+        advisor: AdvisorHandover? = nil
+    ) {
         self.pagesToScan = pagesToScan
         self.throttle = throttle
+        self.adaptive = adaptive
+        self.advisor = advisor
     }
 }
 

@@ -225,9 +225,13 @@ extension ThrottleSettings: KnownFields {
     public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.stringValue)) }
 }
 
+extension AdvisorSettings: KnownFields {
+    public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.stringValue)) }
+}
+
 extension KSMConfig: KnownFields {
     public static var fieldNames: Set<String> { Set(CodingKeys.allCases.map(\.stringValue)) }
     public static var nestedFields: [String: any KnownFields.Type] {
-        ["parameters": TunerParameters.self, "throttle": ThrottleSettings.self]
+        ["parameters": TunerParameters.self, "throttle": ThrottleSettings.self, "advisor": AdvisorSettings.self]
     }
 }

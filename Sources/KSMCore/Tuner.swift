@@ -6,12 +6,18 @@ public struct TunerInput: Sendable {
     public var initial: KernelSettings
     /// Monotonic seconds now.
     public var now: Double
+    /// The kernel's counters and ksmd's CPU, for the feedback (adaptive) mode; nil when not read.
+    public var observation: KernelObservation?
 
-    public init(memory: MemorySnapshot, pageSize: Int, initial: KernelSettings, now: Double) {
+    public init(
+        memory: MemorySnapshot, pageSize: Int, initial: KernelSettings, now: Double,
+        observation: KernelObservation? = nil
+    ) {
         self.memory = memory
         self.pageSize = pageSize
         self.initial = initial
         self.now = now
+        self.observation = observation
     }
 }
 
@@ -36,6 +42,12 @@ public enum Tuner {
                 reason: "Pruned: run is prune (ksmd is off and every merged page is unmerged)", state: state)
         case .run where config.mode == .throttle:
             decision = throttleStep(config: config, input: input, state: state)
+        case .run where config.mode == .adaptive:
+            decision = Adaptive.step(config: config, input: input, state: state)
+            // The adaptive mode writes pages_to_scan, which the kernel refuses while its advisor runs.
+            decision.settings.advisorMode = "none"
+        case .run where config.mode == .advisor:
+            decision = AdvisorPolicy.step(config: config, input: input, state: state)
         case .run:
             decision = Ksmtuned.step(config: config, memory: input.memory, state: state)
         }

@@ -30,6 +30,8 @@ public enum ConfigLimits {
     public static let maxThrottleSeconds = 86_400
     public static let maxDivisor = 1_000_000
     public static let maxPageSharingRange = 2...1_000_000
+    /// The smallest ksmd CPU budget: below it ksmd could not finish a pass on a large host.
+    public static let minCpuPercent = 0.1
 }
 
 extension KSMConfig {
@@ -50,6 +52,13 @@ extension KSMConfig {
         if let v = maxPageSharing { outOfRange("maxPageSharing", v, ConfigLimits.maxPageSharingRange) }
         if let v = useZeroPages { outOfRange("useZeroPages", v, 0...1) }
         if let v = smartScan { outOfRange("smartScan", v, 0...1) }
+        if let v = maxCpuPercent, !(v >= ConfigLimits.minCpuPercent && v <= 100) {
+            issues.append(
+                ValidationIssue(
+                    code: v.isNaN || v < 0 ? "negative" : "out_of_range", field: "maxCpuPercent",
+                    message:
+                        "\(v) is outside \(ConfigLimits.minCpuPercent)–100 (percent of one core; ksmd is one thread)"))
+        }
 
         if let preset = mode.preset, let given = parameters, given != preset {
             let diffs = TunerParameters.CodingKeys.allCases.filter {
@@ -68,7 +77,19 @@ extension KSMConfig {
                     code: "required", field: "parameters",
                     message: "mode customized needs parameters {boost, decay, minPages, maxPages, sleepMsec}"))
         }
-        if mode != .throttle {
+        if let a = advisor {
+            outOfRange("advisor.targetScanTimeSeconds", a.targetScanTimeSeconds, 1...ConfigLimits.maxThrottleSeconds)
+            outOfRange("advisor.maxCpuPercent", a.maxCpuPercent, 1...100)
+            outOfRange("advisor.minPagesToScan", a.minPagesToScan, 1...ConfigLimits.maxPagesToScan)
+            outOfRange("advisor.maxPagesToScan", a.maxPagesToScan, 1...ConfigLimits.maxPagesToScan)
+            if a.minPagesToScan > a.maxPagesToScan {
+                issues.append(
+                    ValidationIssue(
+                        code: "min_above_max", field: "advisor.minPagesToScan",
+                        message: "minPagesToScan \(a.minPagesToScan) is greater than maxPagesToScan \(a.maxPagesToScan)"))
+            }
+        }
+        if mode != .throttle && mode != .adaptive && mode != .advisor {
             let p = effectiveParameters
             outOfRange("parameters.boost", p.boost, 0...ConfigLimits.maxPagesToScan)
             outOfRange("parameters.decay", p.decay, 0...ConfigLimits.maxPagesToScan)
@@ -131,6 +152,22 @@ extension KSMConfig {
         let issues = validate()
         if !issues.isEmpty { throw ConfigValidationError(issues) }
         return normalized()
+    }
+}
+
+extension KSMConfig {
+    /// Problems of this config on a node whose kernel has the KSM files `features` (as the agent
+    /// reported at registration): mode advisor needs `advisor_mode` (Linux 6.7+). An empty list
+    /// means the features are not known, and nothing is refused for them.
+    public func issues(onKernelWith features: [String], kernel: String) -> [ValidationIssue] {
+        guard !features.isEmpty, mode == .advisor, !features.contains("advisor_mode") else { return [] }
+        return [
+            ValidationIssue(
+                code: "unsupported", field: "mode",
+                message:
+                    "mode advisor needs the kernel's KSM advisor (advisor_mode, Linux 6.7+); this node's kernel \(kernel) has none: use adaptive"
+            )
+        ]
     }
 }
 

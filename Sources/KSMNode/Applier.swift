@@ -18,6 +18,8 @@ public struct ApplyReport: Sendable, Equatable, CustomStringConvertible {
 
     /// Values written, in order.
     public var written: [Change] = []
+    /// The advisor's files written ("advisor_mode none→scan-time").
+    public var advisorWritten: [String] = []
     /// Values asked for that the kernel already had.
     public var unchanged: [KSMTunable] = []
     /// Values asked for that were not written (the kernel lacks the file, or the advisor owns it).
@@ -33,7 +35,9 @@ public struct ApplyReport: Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         var parts: [String] = []
         parts.append(
-            written.isEmpty ? "nothing written" : "wrote " + written.map(\.description).joined(separator: ", "))
+            written.isEmpty && advisorWritten.isEmpty
+                ? "nothing written"
+                : "wrote " + (advisorWritten + written.map(\.description)).joined(separator: ", "))
         if !unchanged.isEmpty { parts.append("unchanged " + unchanged.map(\.fileName).joined(separator: ", ")) }
         if !skipped.isEmpty { parts.append("skipped " + skipped.map(\.fileName).joined(separator: ", ")) }
         return parts.joined(separator: "; ")
@@ -116,6 +120,9 @@ public enum Applier {
         }
         var status = try kernelCall { try kernel.readStatus() }
         let present = Set(try kernelCall { try kernel.features() })
+        if try applyAdvisor(settings, status: status, present: present, kernel: kernel, report: &report) {
+            status = try kernelCall { try kernel.readStatus() }
+        }
         let advisorOwnsScan = status.advisorMode == "scan-time"
 
         // Refuse pages_to_scan 0 with run 1 before writing anything.
@@ -270,6 +277,49 @@ public enum Applier {
         }
         logger.info("unmerge protocol done", metadata: ["knobs": "\(names)", "run": "\(remembered)"])
         return report
+    }
+
+    /// The advisor's settings, then advisor_mode (leaving scan-time first makes pages_to_scan
+    /// writable again). Returns true when anything was written. A kernel without the advisor
+    /// refuses scan-time in words; `none` there is already the case.
+    static func applyAdvisor(
+        _ settings: KernelSettings, status: KSMStatus, present: Set<String>, kernel: any KSMKernel,
+        report: inout ApplyReport
+    ) throws(KSMApplyError) -> Bool {
+        guard let mode = settings.advisorMode else { return false }
+        guard present.contains("advisor_mode") else {
+            if mode == "none" { return false }
+            throw KSMApplyError(
+                .invalidSettings(
+                    "mode advisor needs the kernel's KSM advisor (advisor_mode, Linux 6.7+); this kernel has none, so nothing was written"
+                ), report: report)
+        }
+        var wrote = false
+        func put(_ name: String, _ target: Int?, _ current: Int64?) throws(KSMApplyError) {
+            guard let target, present.contains(name), Int64(target) != current else { return }
+            do {
+                try kernel.writeRaw(name, String(target))
+            } catch {
+                throw KSMApplyError(.kernel(error), report: report)
+            }
+            report.advisorWritten.append("\(name) \(current.map(String.init) ?? "?")→\(target)")
+            wrote = true
+        }
+        // max before min so that raising both never passes through min > max.
+        try put("advisor_max_pages_to_scan", settings.advisorMaxPagesToScan, status.advisorMaxPagesToScan)
+        try put("advisor_min_pages_to_scan", settings.advisorMinPagesToScan, status.advisorMinPagesToScan)
+        try put("advisor_target_scan_time", settings.advisorTargetScanTime, status.advisorTargetScanTime)
+        try put("advisor_max_cpu", settings.advisorMaxCPU, status.advisorMaxCPU)
+        if status.advisorMode != mode {
+            do {
+                try kernel.writeRaw("advisor_mode", mode)
+            } catch {
+                throw KSMApplyError(.kernel(error), report: report)
+            }
+            report.advisorWritten.append("advisor_mode \(status.advisorMode ?? "?")→\(mode)")
+            wrote = true
+        }
+        return wrote
     }
 
     /// Puts back settings captured earlier (`KSMStatus.tunables`), e.g. on exit.

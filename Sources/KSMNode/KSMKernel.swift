@@ -56,9 +56,18 @@ public protocol KSMKernel: Sendable {
     var pageSize: Int { get }
     /// Clock ticks per second of the CPU times in `/proc/PID/stat` (`sysconf(_SC_CLK_TCK)`).
     var clockTicksPerSecond: Int { get }
+    /// `/proc/pressure/memory` some avg10 in percent; nil where PSI is missing.
+    func memoryPressureSomeAvg10() -> Double?
+    /// Pages of anonymous memory of the processes marked mergeable; nil where unknown.
+    func mergeableAnonPages() -> Int64?
+    /// Writes a KSM file as text (`advisor_mode` takes a word; the advisor's numbers go here too).
+    func writeRaw(_ name: String, _ text: String) throws(KSMKernelError)
 }
 
 extension KSMKernel {
+    public func memoryPressureSomeAvg10() -> Double? { nil }
+    public func mergeableAnonPages() -> Int64? { nil }
+
     /// True when the kernel has the file `name` under its KSM directory.
     public func hasFeature(_ name: String) -> Bool {
         (try? features().contains(name)) ?? false

@@ -50,6 +50,11 @@ struct ConnectedCommand: AsyncParsableCommand {
 
     @OptionGroup var process: ProcessFlags
 
+    @Option(
+        name: .customLong("process-interval"),
+        help: "Seconds between scans of /proc/PID/ksm_stat for who benefits (default 60; 0 = off).")
+    var processInterval: String?
+
     @Flag(name: .customLong("once"), help: "One register/apply/sample/push cycle, then exit (0 on success).")
     var once = false
 
@@ -88,6 +93,7 @@ struct ConnectedCommand: AsyncParsableCommand {
         put("sample-interval", sampleInterval)
         put("tune-interval", tuneInterval)
         put("unmerge-timeout", unmergeTimeout)
+        put("process-interval", processInterval)
         put("sysfs", sysfs)
         put("node-name", nodeName)
         if !watch.isEmpty { f["watch"] = watch }

@@ -14,6 +14,11 @@ struct ServerCommand: AsyncParsableCommand {
             On first start it generates an admin token, prints it once and writes it to \
             DATA-DIR/admin-token (mode 0600). KSMFLEET_ADMIN_TOKEN in the environment sets the \
             admin token instead.
+
+            TLS: with --tls-cert and --tls-key the server speaks HTTPS itself; SIGHUP re-reads \
+            both files (new connections get the new certificate, nothing is dropped). Behind a \
+            reverse proxy that terminates TLS instead, name it with --trusted-proxy so that its \
+            X-Forwarded-Proto/-For are believed (Secure cookies, HSTS, the client's address).
             """)
 
     @Option(help: "Address to listen on.")
@@ -43,11 +48,29 @@ struct ServerCommand: AsyncParsableCommand {
     @Flag(help: "Serve /metrics without a credential (by default a scrape needs a viewer credential).")
     var metricsPublic = false
 
+    @Option(help: "Days after which a node's token is replaced (the agent is told in a sample reply; nothing is lost). 0 turns scheduled rotation off.")
+    var tokenRotationDays: Double = 30
+
+    @Option(help: "Registrations accepted per source address per minute (429 with Retry-After above). 0 = no limit.")
+    var registrationRateLimit = 30
+
+    @Option(help: "Failed token checks (401) per source address per minute; above it every request from that address gets 429 until the minute is over. 0 = no limit.")
+    var failedAuthRateLimit = 30
+    @Option(help: "PEM certificate (chain) to serve HTTPS with; needs --tls-key. Re-read on SIGHUP.")
+    var tlsCert: String?
+
+    @Option(help: "PEM private key of --tls-cert (keep it mode 0600). Re-read on SIGHUP.")
+    var tlsKey: String?
+
     @Option(
-        name: .customLong("trusted-proxy"),
-        help: "Address of a reverse proxy whose X-Forwarded-For names the client in the audit trail (repeatable; from anyone else the header is ignored)."
-    )
-    var trustedProxies: [String] = []
+        help: ArgumentHelp(
+            "IP address of a reverse proxy whose X-Forwarded-Proto and X-Forwarded-For are believed (repeatable).",
+            valueName: "address"))
+    var trustedProxy: [String] = []
+
+    @Option(
+        help: "Failed dashboard sign-ins from one address within 15 minutes before it gets 429 for the rest of them.")
+    var loginMaxFailures = 5
 
     @Option(help: ArgumentHelp("Write the bound port to this file once listening (for tests and scripts).", visibility: .hidden))
     var portFile: String?
@@ -59,6 +82,19 @@ struct ServerCommand: AsyncParsableCommand {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0–65535") }
         guard offlineAfter > 0 else { throw ValidationError("--offline-after must be positive") }
         guard rawRetentionDays > 0 else { throw ValidationError("--raw-retention-days must be positive") }
+        guard tokenRotationDays >= 0 else { throw ValidationError("--token-rotation-days must not be negative") }
+        for (flag, value) in [
+            ("--registration-rate-limit", registrationRateLimit), ("--failed-auth-rate-limit", failedAuthRateLimit),
+        ] where value < 0 {
+            throw ValidationError("\(flag) must not be negative (0 turns the limit off)")
+        }
+        guard (tlsCert == nil) == (tlsKey == nil) else {
+            throw ValidationError("--tls-cert and --tls-key go together")
+        }
+        guard loginMaxFailures > 0 else { throw ValidationError("--login-max-failures must be positive") }
+        for proxy in trustedProxy where proxy.isEmpty {
+            throw ValidationError("--trusted-proxy needs an IP address")
+        }
         guard rollupRetentionDays >= rawRetentionDays else {
             throw ValidationError("--rollup-retention-days must be at least --raw-retention-days")
         }
@@ -87,7 +123,14 @@ struct ServerCommand: AsyncParsableCommand {
                 }
             })
         config.metricsPublic = metricsPublic
-        config.trustedProxies = trustedProxies
+        config.tokenRotationDays = tokenRotationDays
+        config.registrationRateLimit = registrationRateLimit
+        config.failedAuthRateLimit = failedAuthRateLimit
+        if let tlsCert, let tlsKey {
+            config.tls = .init(certificatePath: tlsCert, privateKeyPath: tlsKey)
+        }
+        config.trustedProxies = trustedProxy
+        config.loginMaxFailures = loginMaxFailures
         let app = try await buildApplication(config)
         try await app.runService()
         Logger(label: "ksmfleet-server").notice("ksmfleet-server stopped")

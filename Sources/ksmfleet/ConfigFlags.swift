@@ -22,8 +22,16 @@ struct ConfigFlags: ParsableArguments {
     )
     var run: RunMode?
 
-    @Option(help: "Tuning mode: standard, high (presets), customized (your parameters), throttle (kick-driven).")
+    @Option(
+        help:
+            "Tuning mode: standard, high (presets), customized (your parameters), throttle (kick-driven), adaptive (feedback from the kernel), advisor (the kernel's own, 6.7+)."
+    )
     var mode: TuningMode?
+
+    @Option(
+        parsing: .unconditional,
+        help: "ksmd CPU budget in % of one core, averaged over a minute (mode adaptive keeps to it).")
+    var maxCpuPercent: Double?
 
     @Option(parsing: .unconditional, help: "KSM runs while MemAvailable is below this % of MemTotal (0-100).")
     var thresCoef: Int?
@@ -53,7 +61,7 @@ struct ConfigFlags: ParsableArguments {
             boost: boost, decay: decay, minPages: minPages, maxPages: maxPages, sleepMsec: sleepMsec)
         return ConfigPatch(
             run: run, mode: mode, thresCoef: thresCoef, mergeAcrossNodes: mergeAcrossNodes,
-            parameters: params.isEmpty ? nil : params)
+            parameters: params.isEmpty ? nil : params, maxCpuPercent: maxCpuPercent)
     }
 }
 
@@ -83,9 +91,9 @@ enum PatchCheck {
         if let v = given.sleepMsec { params.sleepMsec = v }
         var config = KSMConfig(
             run: patch.run ?? .stop, mode: mode, thresCoef: patch.thresCoef ?? 20,
-            mergeAcrossNodes: patch.mergeAcrossNodes, parameters: mode == .throttle ? nil : params,
+            mergeAcrossNodes: patch.mergeAcrossNodes, parameters: mode == .throttle || mode == .adaptive || mode == .advisor ? nil : params,
             throttle: patch.throttle, maxPageSharing: patch.maxPageSharing, useZeroPages: patch.useZeroPages,
-            smartScan: patch.smartScan)
+            smartScan: patch.smartScan, maxCpuPercent: patch.maxCpuPercent, advisor: patch.advisor)
         if mode.preset != nil && patch.parameters == nil { config.parameters = nil }
         var issues = config.validate()
         // minPages 0 with run=run only counts when both are in this change.
@@ -97,7 +105,7 @@ enum PatchCheck {
             issues.removeAll { $0.code == "min_above_max" }
         }
         // Page counts and sleeps are never negative nor out of range, whatever the mode.
-        if mode == .throttle, patch.parameters != nil {
+        if mode == .throttle || mode == .adaptive || mode == .advisor, patch.parameters != nil {
             var asCustom = config
             asCustom.mode = .customized
             asCustom.parameters = params

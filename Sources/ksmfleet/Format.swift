@@ -140,6 +140,15 @@ enum Fmt {
                 "aggressive 1/\(t.aggressiveDivisor) @\(t.aggressiveSleepMsec)ms, standard 1/\(t.standardDivisor) @\(t.standardSleepMsec)ms, slow 1/\(t.slowDivisor) @\(t.slowSleepMsec)ms; after \(t.toStandardSeconds)s/\(t.toSlowSeconds)s/\(t.toInitialSeconds)s"
                     + (k.throttle == nil ? " (defaults)" : ""))
             kv.add("kickCounter", "\(c.kickCounter)")
+        } else if k.mode == .adaptive {
+            kv.add("adaptive", "full speed while passes merge, near idle when they stop; kicks and new memory wake it")
+            kv.add("kickCounter", "\(c.kickCounter)")
+        } else if k.mode == .advisor {
+            let a = k.effectiveAdvisor
+            kv.add(
+                "advisor",
+                "target scan time \(a.targetScanTimeSeconds) s, max CPU \(a.maxCpuPercent) %, pages_to_scan \(a.minPagesToScan)–\(a.maxPagesToScan)"
+                    + (k.advisor == nil ? " (defaults)" : ""))
         } else {
             let p = k.effectiveParameters
             kv.add(
@@ -150,6 +159,7 @@ enum Fmt {
         if let v = k.maxPageSharing { kv.add("maxPageSharing", "\(v)") }
         if let v = k.useZeroPages { kv.add("useZeroPages", "\(v)") }
         if let v = k.smartScan { kv.add("smartScan", "\(v)") }
+        if let v = k.maxCpuPercent { kv.add("maxCpuPercent", "\(Display.number(v)) % of one core") }
         return kv
     }
 }

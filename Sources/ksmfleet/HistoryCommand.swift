@@ -36,7 +36,7 @@ struct HistoryCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "history",
         abstract: "A node's samples (short periods) or hourly/daily rollups (long ones) over time.",
-        discussion: "Gaps (node offline, not yet registered) are listed, never shown as zero.")
+        discussion: "Gaps (the node existed but sent nothing: offline, agent stopped) are listed, never shown as zero; time before its registration is not a gap.")
 
     @Argument(help: "Node id or name.")
     var node: String

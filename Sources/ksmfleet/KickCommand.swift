@@ -78,9 +78,9 @@ struct KickCommand: AsyncParsableCommand {
                     table.add([
                         r.name, r.nodeId, Fmt.opt(r.kickCounter), Fmt.opt(r.generation),
                         r.error.map { "failed: \($0.code): \($0.message)" }
-                            ?? (r.mode == .throttle
+                            ?? (r.mode == .throttle || r.mode == .adaptive
                                 ? "kicked"
-                                : "kicked; no effect while mode is \(r.mode.rawValue) (kicks drive throttle mode)"),
+                                : "kicked; no effect while mode is \(r.mode.rawValue) (kicks drive the throttle and adaptive modes)"),
                     ])
                 }
                 print(table.render())

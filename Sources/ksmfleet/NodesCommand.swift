@@ -7,8 +7,10 @@ import KSMCore
 struct NodesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nodes",
-        abstract: "List, show, label and delete nodes.",
-        subcommands: [List.self, Show.self, Label.self, Delete.self])
+        abstract: "List, show, label and delete nodes; decide pending registrations; rotate node tokens.",
+        subcommands: [
+            List.self, Show.self, Label.self, Delete.self, Pending.self, Accept.self, Reject.self, RotateToken.self,
+        ])
 }
 
 extension NodesCommand {
@@ -209,6 +211,119 @@ extension NodesCommand {
     }
 }
 
+extension NodesCommand {
+    struct Pending: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List pending registrations: hosts that claimed a known or deleted node's machine id without proof.",
+            discussion: """
+                A registration whose machine id belongs to a live node is kept pending unless the agent proves \
+                it is that node (its current node token); so is one whose machine id belongs to a deleted node. \
+                Decide with 'ksmfleet nodes accept ID' or 'ksmfleet nodes reject ID'.
+                """)
+
+        @OptionGroup var global: GlobalOptions
+
+        func run() async throws {
+            try await global.run { session in
+                let list = try await session.client.pendingRegistrations()
+                if session.json {
+                    try printJSON(list)
+                    return
+                }
+                if list.registrations.isEmpty {
+                    print("no pending registrations")
+                    return
+                }
+                for p in list.registrations {
+                    print(PendingView.render(p))
+                    print("")
+                }
+            }
+        }
+    }
+
+    struct Accept: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Accept a pending registration: the host's next attempt takes the node over (or becomes a new node).",
+            discussion: """
+                For a 'conflict' (a live node has the machine id) the accepted host takes that node over, config and \
+                history included, and the other host's token stops working: the way back for a re-imaged host. For \
+                a 'deleted' one the host registers as a new node.
+                """)
+
+        @Argument(help: "Pending registration id (p-…).")
+        var id: String
+
+        @OptionGroup var global: GlobalOptions
+
+        func run() async throws {
+            try await global.run { session in
+                let p = try await session.client.decideRegistration(id, accept: true)
+                if session.json { try printJSON(p) } else {
+                    print("accepted registration \(p.id) of \(p.newcomer.hostname); its agent takes over at its next attempt")
+                }
+            }
+        }
+    }
+
+    struct Reject: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Reject a pending registration: the host stays out (its agent waits an hour between attempts).")
+
+        @Argument(help: "Pending registration id (p-…).")
+        var id: String
+
+        @OptionGroup var global: GlobalOptions
+
+        func run() async throws {
+            try await global.run { session in
+                let p = try await session.client.decideRegistration(id, accept: false)
+                if session.json { try printJSON(p) } else { print("rejected registration \(p.id) of \(p.newcomer.hostname)") }
+            }
+        }
+    }
+
+    struct RotateToken: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "rotate-token",
+            abstract: "Have a node's agent replace its token at its next sample push (no sample or config is lost).")
+
+        @Argument(help: "Node id or name.")
+        var node: String
+
+        @OptionGroup var global: GlobalOptions
+
+        func run() async throws {
+            try await global.run { session in
+                let n = try await session.resolve(node)
+                let r = try await session.client.requestTokenRotation(n.id)
+                if session.json { try printJSON(r) } else {
+                    print("token rotation asked for node \(n.name) (\(n.id)); its agent replaces the token at its next push")
+                }
+            }
+        }
+    }
+}
+
+/// `nodes pending` for people.
+enum PendingView {
+    static func render(_ p: PendingRegistration, now: Date = Date()) -> String {
+        var kv = KeyValues()
+        kv.add("Pending", "\(p.id) (\(p.status), \(p.reason))")
+        kv.add("Machine ID", p.machineId)
+        kv.add("Why", p.explanation)
+        kv.add("New host", host(p.newcomer, now: now))
+        if let h = p.holder { kv.add(h.deleted == true ? "Deleted node" : "Current node", host(h, now: now)) }
+        kv.add("Attempts", "\(p.attempts), first \(Fmt.dateAgo(p.firstSeenAt, now: now)), last \(Fmt.dateAgo(p.lastSeenAt, now: now))")
+        return kv.render()
+    }
+
+    static func host(_ h: RegistrationHost, now: Date) -> String {
+        (h.nodeId.map { "\($0) " } ?? "") + "\(h.hostname), kernel \(h.kernel), agent \(h.agentVersion), from "
+            + (h.source ?? "?") + ", seen " + Fmt.dateAgo(h.lastSeenAt, now: now)
+    }
+}
+
 /// `nodes show` for people.
 enum NodeView {
     static func render(_ n: NodeInfo, now: Date = Date()) -> String {
@@ -260,6 +375,12 @@ enum NodeView {
                 "MemAvailable",
                 "\(Fmt.memAvailable(s.memory, thresCoef: n.config.config.thresCoef)) of \(Fmt.bytes(s.memory.memTotalKB * 1024))")
             out += "\n\nLast status:\n" + st.render(indent: "  ")
+        }
+        if let p = n.processes {
+            out += "\n\n" + ProcessesView.render(p, at: n.processesAt, pageSize: n.lastSample?.pageSize ?? 4096, now: now)
+        }
+        if let f = n.findings {
+            out += "\n\n" + ProcessesView.render(findings: f)
         }
         return out
     }

@@ -8,7 +8,7 @@ struct ReportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "report",
         abstract: "Reports over the fleet's history.",
-        subcommands: [Savings.self])
+        subcommands: [Savings.self, Processes.self])
 }
 
 extension ReportCommand {

@@ -19,6 +19,8 @@ struct FleetStatus: Codable, Equatable {
         var applyError: String?
         var desiredGeneration: Int64
         var appliedGeneration: Int64?
+        /// The node's warning and error findings (why KSM saves little), most severe first.
+        var findings: [Finding]?
     }
 
     var nodes: Int
@@ -49,15 +51,20 @@ struct FleetStatus: Codable, Equatable {
         savedBytes = now.savedBytes
         ksmdCPUPercent = now.ksmdCPUPercent
         lastKnownSavedBytesNotReporting = now.lastKnownSavedBytesNotReporting
-        attention = list.filter { !$0.online || $0.drift || $0.applyError != nil }
+        attention = list.filter { !$0.online || $0.drift || $0.applyError != nil || !Self.serious($0).isEmpty }
             .sorted { ($0.name, $0.id) < ($1.name, $1.id) }
             .map {
                 Attention(
                     id: $0.id, name: $0.name, online: $0.online, connection: $0.connection, lastSeenAt: $0.lastSeenAt, phase: $0.phase,
                     phaseReason: $0.phaseReason, drift: $0.drift, driftReason: $0.driftReason,
                     applyError: $0.applyError, desiredGeneration: $0.config.generation,
-                    appliedGeneration: $0.appliedGeneration)
+                    appliedGeneration: $0.appliedGeneration, findings: Self.serious($0).nilIfEmpty)
             }
+    }
+
+    /// Findings worth the attention list: warnings and errors (info ones are in `nodes show`).
+    static func serious(_ n: NodeInfo) -> [Finding] {
+        (n.findings ?? []).filter { $0.severity >= .warning }
     }
 }
 
@@ -124,9 +131,17 @@ struct StatusCommand: AsyncParsableCommand {
                                     ?? "applied generation \(Fmt.opt(a.appliedGeneration)) of \(a.desiredGeneration)"))
                     }
                     if let e = a.applyError { why.append("apply failed: \(e)") }
+                    // The apply error is said above; the other findings with their code.
+                    for f in a.findings ?? [] where f.code != "config_not_applied" {
+                        why.append("\(f.message) [\(f.code)]")
+                    }
                     print("  \(a.name) (\(a.id)): \(why.joined(separator: "; "))")
                 }
             }
         }
     }
+}
+
+extension Array {
+    fileprivate var nilIfEmpty: Self? { isEmpty ? nil : self }
 }

@@ -16,6 +16,7 @@ struct OfflineCLITests {
             ),
             (["config", "set", "n1", "--boost", "-1"], "parameters.boost: -1 is outside"),
             (["config", "set", "n1", "--merge-across-nodes", "2"], "mergeAcrossNodes: 2 is outside 0–1"),
+            (["config", "set", "n1", "--mode", "adaptive", "--max-cpu-percent", "0"], "maxCpuPercent: 0.0 is outside 0.1–100"),
             (["config", "apply", "--all", "--thres-coef", "-5"], "thresCoef: -5 is outside 0–100"),
             (
                 ["config", "apply", "--selector", "env=prod", "--min-pages", "500", "--max-pages", "100"],

@@ -46,6 +46,22 @@ import Testing
         #expect(kicked?.kickCounter == 1 && kicked?.generation == 3)
     }
 
+    /// The test agent registers a kernel without advisor_mode: mode advisor is refused for it,
+    /// by PATCH and by a fleet-wide apply, with the field and the reason.
+    @Test func advisorModeIsRefusedForAKernelWithoutTheAdvisor() async throws {
+        let h = try await Harness.start()
+        defer { Task { await h.finish() } }
+        let (reg, _) = try await h.register()
+        let refused = await apiError { _ = try await h.admin.patchConfig(reg.nodeId, ConfigPatch(mode: .advisor)) }
+        #expect(refused?.0 == 422)
+        #expect(refused?.1.error.message.contains("mode advisor needs the kernel's KSM advisor") == true, "\(String(describing: refused))")
+        let applied = try await h.admin.applyConfig(ApplyRequest(all: true, change: ConfigPatch(mode: .advisor)))
+        #expect(applied.results.allSatisfy { $0.status == "failed" && $0.error?.code == "unsupported" })
+        // Adaptive works everywhere.
+        let ok = try await h.admin.patchConfig(reg.nodeId, ConfigPatch(mode: .adaptive, maxCpuPercent: 10))
+        #expect(ok.config.mode == .adaptive && ok.config.maxCpuPercent == 10)
+    }
+
     @Test func staleIfMatchIs409() async throws {
         let h = try await Harness.start()
         defer { Task { await h.finish() } }

@@ -38,7 +38,23 @@ import Testing
         let patch = try form.patch()
         #expect(patch.run == .run && patch.mode == .high && patch.thresCoef == 25)
         #expect(patch.parameters == nil)
-        #expect(patch.mergeAcrossNodes == nil && patch.clear == ["mergeAcrossNodes"])
+        // Empty fields clear what they stand for: mergeAcrossNodes, and the ksmd CPU budget.
+        #expect(patch.mergeAcrossNodes == nil && patch.clear == ["mergeAcrossNodes", "maxCpuPercent"])
+    }
+
+    @Test func adaptiveWithABudgetSendsIt() throws {
+        let form = try Self.decode("run=run&mode=adaptive&thresCoef=100&mergeAcrossNodes=1&maxCpuPercent=12.5")
+        let patch = try form.patch()
+        #expect(patch.mode == .adaptive)
+        #expect(patch.maxCpuPercent == 12.5)
+        #expect(patch.clear == nil)
+        let bad = try Self.decode("run=run&mode=adaptive&thresCoef=100&maxCpuPercent=lots")
+        #expect(throws: ConfigForm.FieldErrors.self) { try bad.patch() }
+        do {
+            _ = try bad.patch()
+        } catch {
+            #expect(error.fields["maxCpuPercent"]?.contains("is not a number") == true)
+        }
     }
 
     @Test func customizedSendsTheParameters() throws {
@@ -46,7 +62,7 @@ import Testing
             "run=stop&mode=customized&thresCoef=0&mergeAcrossNodes=1&boost=300&decay=10&minPages=100&maxPages=5000&sleepMsec=20"
         )
         let patch = try form.patch()
-        #expect(patch.mergeAcrossNodes == 1 && patch.clear == nil)
+        #expect(patch.mergeAcrossNodes == 1 && patch.clear == ["maxCpuPercent"])
         #expect(
             patch.parameters
                 == ConfigPatch.PartialParameters(boost: 300, decay: 10, minPages: 100, maxPages: 5000, sleepMsec: 20))

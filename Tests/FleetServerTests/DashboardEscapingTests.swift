@@ -2,6 +2,7 @@ import FleetAPI
 import FleetClient
 import FleetTestSupport
 import Foundation
+import GRDB
 import KSMCore
 import Testing
 
@@ -33,7 +34,13 @@ import Testing
     @Test func hostileNamesAndLabelsRenderAsTextOnEveryPage() async throws {
         let harness = try await Harness.start()
         do {
-            let (reg, node) = try await harness.register(hostname: Self.name)
+            // Registration refuses such a name now (NodeIdentityTests); a database from before
+            // that check may hold one, so it is written directly.
+            let (reg, node) = try await harness.register(hostname: "hostile")
+            let queue = try DatabaseQueue(path: harness.server.dataDir.appending(path: "ksmfleet.sqlite").path)
+            try await queue.write { db in
+                try db.execute(sql: "UPDATE nodes SET name = ? WHERE id = ?", arguments: [Self.name, reg.nodeId])
+            }
             let labelKey = "k\"><img/src/onerror>"
             try await harness.admin.setLabels(reg.nodeId, [labelKey: Self.script + Self.image, "rack": Self.template])
             let now = Date()
@@ -48,8 +55,11 @@ import Testing
             var browser = try DashboardBrowser(harness.server)
             try await browser.signIn(adminToken: harness.server.adminToken)
 
+            // A hostile `next` is not a path on this origin (SafeRedirect): it never reaches the
+            // page, whose form carries "/" instead.
             let login = try await browser.client.send(method: "GET", path: "/login", query: [("next", "/" + Self.name)])
-            Self.expectEscaped(login.text, shows: "/" + Self.name, page: "login")
+            for markup in Self.raw { #expect(!login.text.contains(markup), "login contains raw '\(markup)'") }
+            #expect(login.text.contains("name=\"next\" value=\"/\""))
 
             let overview = try await browser.get("/")
             #expect(overview.status == 200)

@@ -33,12 +33,16 @@ import Testing
         #expect(info.drift && info.driftReason?.contains("not yet applied") == true)
     }
 
-    @Test func reRegistrationReturnsTheSameNodeAndRotatesTheToken() async throws {
+    @Test func reRegistrationWithTheNodeTokenReturnsTheSameNodeAndRotatesTheToken() async throws {
         let h = try await Harness.start()
         defer { Task { await h.finish() } }
         let (first, oldClient) = try await h.register(machineId: "machine-1")
         _ = try await h.admin.patchConfig(first.nodeId, ConfigPatch(run: .run))
-        let (second, newClient) = try await h.register(machineId: "machine-1")
+        var request = Fixtures.registerRequest(machineId: "machine-1")
+        request.nodeToken = first.nodeToken
+        let second = try await Fixtures.client(h.server.baseURL, token: nil).register(
+            request, enrollmentToken: try await h.server.makeEnrollmentToken())
+        let newClient = try Fixtures.client(h.server.baseURL, token: second.nodeToken)
         #expect(second.reregistered)
         #expect(second.nodeId == first.nodeId)
         #expect(second.nodeToken != first.nodeToken)

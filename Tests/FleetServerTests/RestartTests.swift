@@ -115,4 +115,27 @@ import Testing
             #expect(error.description.contains("newer"))
         }
     }
+
+    /// A dashboard session is stored in the database: the built server restarted (SIGTERM, new
+    /// process) still knows the browser, which stays signed in.
+    @Test func aDashboardSessionSurvivesARestart() async throws {
+        let first = try await ServerProcess.start()
+        let dir = first.dataDir
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var browser = DashboardBrowser(client: try Fixtures.client(first.baseURL, token: nil))
+        try await browser.signIn(adminToken: first.adminToken)
+        #expect(try await browser.get("/nodes").status == 200)
+
+        let second = try await first.restart()
+        defer { Task { await second.stop() } }
+        var again = DashboardBrowser(client: try Fixtures.client(second.baseURL, token: nil))
+        again.session = browser.session
+        again.csrf = browser.csrf
+        let page = try await again.get("/nodes")
+        #expect(page.status == 200, "signed out by the restart (status \(page.status))")
+        // Its CSRF token still holds: a form posted after the restart is accepted.
+        let out = try await again.post("/logout", [])
+        #expect(out.status == 303 && out.headers["location"] == "/login")
+        #expect(try await again.get("/nodes").status == 303)
+    }
 }

@@ -56,6 +56,25 @@ import Testing
         }
     }
 
+    /// A fresh pending registration (a second host claiming a known machine id without proof),
+    /// for the accept/reject routes; returns its id.
+    static func pendingRegistration(_ h: Harness, _ n: Int) async throws -> String {
+        let (reg, _) = try await h.register(machineId: "walk-clone-\(n)", hostname: "walk-holder-\(n)")
+        _ = reg
+        let anon = try Fixtures.client(h.server.baseURL, token: nil)
+        let enrollment = try await h.server.makeEnrollmentToken()
+        do {
+            _ = try await anon.register(
+                Fixtures.registerRequest(machineId: "walk-clone-\(n)", hostname: "walk-claimer-\(n)"),
+                enrollmentToken: enrollment)
+        } catch {}  // 409 registration_pending, as intended
+        for p in try await h.admin.pendingRegistrations().registrations
+        where p.newcomer.hostname == "walk-claimer-\(n)" {
+            return p.id
+        }
+        throw CancellationError()  // no pending registration was made: the route walk fails on it
+    }
+
     @Test func everyAPIRouteWithEveryKindOfCaller() async throws {
         let h = try await Harness.start()
         defer { Task { await h.finish() } }
@@ -75,6 +94,8 @@ import Testing
                 if path.hasPrefix("/api/v1/enrollment-tokens/") {
                     let id = try await h.admin.createEnrollmentToken(CreateEnrollmentTokenRequest()).id
                     path = path.replacingOccurrences(of: ":id", with: id)
+                } else if path.hasPrefix("/api/v1/registrations/") {
+                    path = path.replacingOccurrences(of: ":id", with: try await Self.pendingRegistration(h, walked))
                 } else if path.hasPrefix("/api/v1/credentials/") {
                     let id = try await h.admin.createCredential(
                         CreateCredentialRequest(name: "walk-c-\(walked)", role: .viewer)
@@ -150,6 +171,10 @@ import Testing
                     }
                 }
                 var path = spec.path.replacingOccurrences(of: ":id", with: reg.nodeId)
+                if spec.path.hasPrefix("/registrations/") {
+                    path = spec.path.replacingOccurrences(
+                        of: ":id", with: try await Self.pendingRegistration(h, 10_000 + walked))
+                }
                 if spec.path == "/credentials/:id/revoke" {
                     let id = try await h.admin.createCredential(
                         CreateCredentialRequest(name: "dash-c-\(walked)", role: .viewer)

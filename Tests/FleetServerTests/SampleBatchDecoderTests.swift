@@ -272,7 +272,24 @@ enum Gen {
             ksmdCPUPercent: opt(&rng) { double(&$0) }, ksmdCPUSeconds: opt(&rng) { double(&$0) },
             phase: KSMPhase.allCases[rng.int(0...3)], phaseReason: string(&rng),
             appliedGeneration: opt(&rng) { int64(&$0) }, applyError: opt(&rng) { string(&$0) },
-            droppedSamples: opt(&rng) { int64(&$0) })
+            droppedSamples: opt(&rng) { int64(&$0) }, processes: opt(&rng) { processReport(&$0) })
+    }
+
+    /// A process report as the agent sends it with every Nth sample.
+    static func processReport(_ rng: inout SplitMix) -> ProcessReport {
+        func opt<T>(_ rng: inout SplitMix, _ make: (inout SplitMix) -> T) -> T? { rng.bool() ? make(&rng) : nil }
+        let groups = (0..<rng.int(0...4)).map { _ in
+            ProcessGroupSavings(
+                kind: ProcessGroupKind.allCases[rng.int(0...(ProcessGroupKind.allCases.count - 1))], name: string(&rng),
+                processes: Int(int64(&rng)), mergingPages: int64(&rng), zeroPages: int64(&rng), rmapItems: int64(&rng),
+                profitBytes: opt(&rng) { int64(&$0) })
+        }
+        return ProcessReport(
+            perProcessStats: rng.bool(), processesScanned: Int(int64(&rng)), mergeableProcesses: Int(int64(&rng)),
+            mergingProcesses: Int(int64(&rng)), rmapItems: int64(&rng), mergingPages: int64(&rng),
+            anonHugePagesKB: opt(&rng) { int64(&$0) }, anonymousKB: opt(&rng) { int64(&$0) },
+            transparentHugePages: opt(&rng) { string(&$0) }, truncated: rng.bool(), scanMillis: double(&rng),
+            groups: groups)
     }
 
     // Hand-written JSON.

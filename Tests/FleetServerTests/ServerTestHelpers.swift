@@ -13,7 +13,7 @@ struct Harness {
     let admin: FleetClient
 
     static func start(
-        dataDir: URL? = nil, adminToken: String? = nil, configure: (@Sendable (inout ServerConfig) -> Void)? = nil
+        dataDir: URL? = nil, adminToken: String? = nil, configure: (inout ServerConfig) -> Void = { _ in }
     ) async throws -> Harness {
         let server = try await TestServer.start(dataDir: dataDir, adminToken: adminToken, configure: configure)
         return Harness(server: server, admin: try Fixtures.client(server.baseURL, token: server.adminToken))

@@ -18,14 +18,28 @@ import Testing
         #expect(audit.map(\.action) == ["create"])
     }
 
-    @Test func reRegistrationKeepsTheNodeAndRotatesItsToken() async throws {
+    @Test func reRegistrationWithoutProofIsPendingAndLeavesTheNodeAlone() async throws {
+        let (db, dir) = try makeDatabase()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let first = try await registerNode(db, nodeToken: "kn_old")
+        await #expect {
+            _ = try await registerNode(db, nodeToken: "kn_thief")
+        } throws: { e in
+            if case .registrationPending(let p) = e as? StoreError { return p.holder?.nodeId == first.node.id }
+            return false
+        }
+        #expect(try await db.nodeID(forTokenHash: Secrets.hash("kn_old")) == first.node.id)
+        #expect(try await db.nodeID(forTokenHash: Secrets.hash("kn_thief")) == nil)
+    }
+
+    @Test func reRegistrationWithProofKeepsTheNodeAndRotatesItsToken() async throws {
         let (db, dir) = try makeDatabase()
         defer { try? FileManager.default.removeItem(at: dir) }
         let first = try await registerNode(db, nodeToken: "kn_old")
         _ = try await db.updateConfig(nodeId: first.node.id, action: "patch") { base throws(ConfigValidationError) in
             try ConfigPatch(run: .run).applied(to: base)
         }
-        let second = try await registerNode(db, nodeToken: "kn_new")
+        let second = try await registerNode(db, nodeToken: "kn_new", proof: "kn_old")
         #expect(second.reregistered)
         #expect(second.node.id == first.node.id)
         #expect(second.config.generation == 2, "re-registration keeps the config")
@@ -93,8 +107,16 @@ import Testing
         try await db.deleteNode(nodeId: b, purgeHistory: true)
         #expect(try await db.sampleCount(nodeId: b) == 0)
         #expect(try await db.nodes(includeDeleted: true).allSatisfy { $0.id != b })
-        // The same machine may register again, as a new node.
-        let again = try await registerNode(db, machine: "a", nodeToken: "kn_a2")
-        #expect(!again.reregistered && again.node.id != a)
+        // A deleted node does not come back by itself: its machine's registration is pending.
+        await #expect {
+            _ = try await registerNode(db, machine: "a", nodeToken: "kn_a2")
+        } throws: { e in
+            if case .registrationPending(let p) = e as? StoreError { return p.reason == "deleted" && p.holder?.nodeId == a }
+            return false
+        }
+        #expect(try await db.nodeID(forTokenHash: Secrets.hash("kn_a2")) == nil)
+        // A purged node is forgotten, machine id included: its machine registers as a new node.
+        let again = try await registerNode(db, machine: "b", nodeToken: "kn_b2")
+        #expect(!again.reregistered && again.node.id != b)
     }
 }

@@ -27,9 +27,13 @@ func sample(_ seq: Int64, sharing: Int64 = 10, phase: KSMPhase = .running, appli
 }
 
 /// Registers a node with a fresh enrollment token; returns its id.
-func registerNode(_ db: FleetDatabase, machine: String = "m-1", nodeToken: String = "kn_test") async throws -> Registration {
+func registerNode(
+    _ db: FleetDatabase, machine: String = "m-1", nodeToken: String = "kn_test", proof: String? = nil
+) async throws -> Registration {
     let enrollment = try await db.createEnrollmentToken(description: nil, expiresAt: nil)
+    var request = registerRequest(machine)
+    request.nodeToken = proof
     return try await db.register(
-        registerRequest(machine), enrollmentTokenHash: Secrets.hash(enrollment.token ?? ""),
+        request, enrollmentTokenHash: Secrets.hash(enrollment.token ?? ""),
         nodeTokenHash: Secrets.hash(nodeToken))
 }

@@ -16,6 +16,11 @@ public struct DashboardBrowser {
         client = try Fixtures.client(server.baseURL, token: nil)
     }
 
+    /// A browser for any server URL (a `ServerProcess`, another client such as one pinning a CA).
+    public init(client: FleetClient) {
+        self.client = client
+    }
+
     /// The value of cookie `name` in a reply's Set-Cookie headers.
     public static func cookie(_ name: String, in response: HTTPResponse) -> String? {
         guard let header = response.headers["set-cookie"], let start = header.range(of: name + "=") else { return nil }

@@ -12,9 +12,15 @@ public final class ServerProcess: Sendable {
     public let dataDir: URL
     public let logFile: URL
     public let pid: Int32
+    /// The flags given on top of the usual ones (kept for `restart()`).
+    public let extraArguments: [String]
     private let process: Mutex<Process>
 
-    private init(baseURL: String, port: Int, adminToken: String, dataDir: URL, logFile: URL, process: Process) {
+    private init(
+        baseURL: String, port: Int, adminToken: String, dataDir: URL, logFile: URL, extraArguments: [String],
+        process: Process
+    ) {
+        self.extraArguments = extraArguments
         self.baseURL = baseURL
         self.port = port
         self.adminToken = adminToken
@@ -65,7 +71,8 @@ public final class ServerProcess: Sendable {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: binary)
         p.arguments =
-            ["--host", "127.0.0.1", "--port", "0", "--data-dir", dir.path, "--port-file", portFile.path, "--log-level", "info"]
+            ["--host", "127.0.0.1", "--port", "0", "--data-dir", dir.path, "--port-file", portFile.path, "--log-level", "info",
+             "--registration-rate-limit", "0", "--failed-auth-rate-limit", "0"]
             + extraArguments
         var env = ProcessInfo.processInfo.environment
         // No token given: the server uses its stored one or generates one into <dataDir>/admin-token.
@@ -85,9 +92,11 @@ public final class ServerProcess: Sendable {
             {
                 let stored = try? String(contentsOf: dir.appending(path: "admin-token"), encoding: .utf8)
                 let token = adminToken ?? stored?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+                // With --tls-cert the server speaks HTTPS.
+                let scheme = extraArguments.contains("--tls-cert") ? "https" : "http"
                 return ServerProcess(
-                    baseURL: "http://127.0.0.1:\(port)", port: port, adminToken: token, dataDir: dir, logFile: logFile,
-                    process: p)
+                    baseURL: "\(scheme)://127.0.0.1:\(port)", port: port, adminToken: token, dataDir: dir,
+                    logFile: logFile, extraArguments: extraArguments, process: p)
             }
             if !p.isRunning { break }
             try await Task.sleep(for: .milliseconds(50))
@@ -134,7 +143,12 @@ public final class ServerProcess: Sendable {
     /// A new process on the same data directory and admin token (a restart).
     public func restart() async throws -> ServerProcess {
         await stop()
-        return try await ServerProcess.start(dataDir: dataDir, adminToken: adminToken)
+        return try await ServerProcess.start(dataDir: dataDir, adminToken: adminToken, extraArguments: extraArguments)
+    }
+
+    /// Sends `signal` (e.g. SIGHUP) and returns at once.
+    public func send(signal: Int32) {
+        kill(pid, signal)
     }
 
     /// What the server printed so far.

@@ -31,9 +31,11 @@ public final class TestServer: Sendable {
 
     /// Starts a server. `dataDir` nil makes a fresh temporary directory; `adminToken` nil makes a
     /// random one. `offlineAfterSeconds` is the server's online threshold.
+    /// `configure` changes the config before start (rate limits, token rotation, trusted proxies,
+    /// login throttling); by default the rate limits are off, since every test client comes from 127.0.0.1.
     public static func start(
         dataDir: URL? = nil, port: Int = 0, adminToken: String? = nil, offlineAfterSeconds: Double = 60,
-        configure: (@Sendable (inout ServerConfig) -> Void)? = nil
+        configure: (inout ServerConfig) -> Void = { _ in }
     ) async throws -> TestServer {
         let dir = dataDir ?? makeTemporaryDirectory(prefix: "ksmfleet-server")
         let token = adminToken ?? Secrets.newToken(.admin)
@@ -45,7 +47,9 @@ public final class TestServer: Sendable {
                 continuation.yield(port)
                 continuation.finish()
             })
-        configure?(&config)
+        config.registrationRateLimit = 0
+        config.failedAuthRateLimit = 0
+        configure(&config)
         let app = try await buildApplication(config)
         var logger = Logger(label: "ksmfleet.test-server")
         logger.logLevel = testLogLevel()

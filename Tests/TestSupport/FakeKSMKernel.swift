@@ -175,6 +175,37 @@ public final class FakeKSMKernel: KSMKernel {
         state.withLock { $0.memory }
     }
 
+    /// The advisor's files, with the kernel's rules: EINVAL for other words, and entering
+    /// scan-time resets pages_to_scan to advisor_min_pages_to_scan, leaving it resets it to 100.
+    public func writeRaw(_ name: String, _ text: String) throws(KSMKernelError) {
+        let result: KSMKernelError? = state.withLock { st in
+            let file = root + "/" + name
+            func fail(_ code: Int32) -> KSMKernelError {
+                KSMKernelError(path: file, operation: .write(text), errno: code, detail: nil)
+            }
+            guard st.features.contains(name) else { return fail(ENOENT) }
+            if name == "advisor_mode" {
+                guard text == "none" || text == "scan-time" else { return fail(EINVAL) }
+                if st.status.advisorMode != text {
+                    st.status.pagesToScan =
+                        text == "scan-time" ? Int(st.status.advisorMinPagesToScan ?? 500) : 100
+                }
+                st.status.advisorMode = text
+                return nil
+            }
+            guard let v = Int64(text), v > 0 else { return fail(EINVAL) }
+            switch name {
+            case "advisor_target_scan_time": st.status.advisorTargetScanTime = v
+            case "advisor_max_cpu": st.status.advisorMaxCPU = v
+            case "advisor_min_pages_to_scan": st.status.advisorMinPagesToScan = v
+            case "advisor_max_pages_to_scan": st.status.advisorMaxPagesToScan = v
+            default: return fail(EINVAL)
+            }
+            return nil
+        }
+        if let result { throw result }
+    }
+
     public func ksmdCPUTicks() throws(KSMKernelError) -> UInt64? {
         state.withLock { $0.ksmdTicks }
     }

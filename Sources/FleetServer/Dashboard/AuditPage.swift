@@ -49,7 +49,7 @@ struct AuditPage: Sendable, Equatable {
 
 extension DashboardController {
     @Sendable func auditPage(_ request: Request, context: Context) async throws -> Response {
-        guard let session = sessions.signedIn(request) else { return DashboardPages.toLogin(request) }
+        guard let session = try await sessions.signedIn(request) else { return DashboardPages.toLogin(request) }
         var page = AuditPage(
             node: HTTP.query(request, "node") ?? "", credential: HTTP.query(request, "credential") ?? "",
             action: HTTP.query(request, "action") ?? "", since: HTTP.query(request, "since") ?? "",

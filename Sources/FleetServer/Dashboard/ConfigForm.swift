@@ -14,6 +14,8 @@ struct ConfigForm: Sendable, Equatable {
     var minPages = ""
     var maxPages = ""
     var sleepMsec = ""
+    /// ksmd CPU budget in % of one core; empty means no cap.
+    var maxCpuPercent = ""
     /// The generation the form was filled from: the change applies only if it is still current.
     var generation = ""
 
@@ -31,6 +33,7 @@ struct ConfigForm: Sendable, Equatable {
         minPages = String(p.minPages)
         maxPages = String(p.maxPages)
         sleepMsec = String(p.sleepMsec)
+        maxCpuPercent = cfg.maxCpuPercent.map { Display.number($0, significant: 6) } ?? ""
         generation = String(c.generation)
     }
 
@@ -59,13 +62,24 @@ struct ConfigForm: Sendable, Equatable {
         let run = RunMode(rawValue: self.run)
         if run == nil { errors["run"] = "choose stop, run, prune or unmanaged" }
         let mode = TuningMode(rawValue: self.mode)
-        if mode == nil { errors["mode"] = "choose standard, high, customized or throttle" }
+        if mode == nil {
+            errors["mode"] = "choose " + TuningMode.allCases.map(\.rawValue).joined(separator: ", ")
+        }
         let thres = int("thresCoef", thresCoef)
         var merge: Int?
         switch mergeAcrossNodes {
         case "": merge = nil
         case "0", "1": merge = Int(mergeAcrossNodes)
         default: errors["mergeAcrossNodes"] = "choose unset, 0 or 1"
+        }
+        let budgetText = maxCpuPercent.trimmingCharacters(in: .whitespaces)
+        var budget: Double?
+        if !budgetText.isEmpty {
+            if let v = Double(budgetText), v.isFinite {
+                budget = v
+            } else {
+                errors["maxCpuPercent"] = "'\(budgetText)' is not a number (percent of one core; empty for no cap)"
+            }
         }
         var params: ConfigPatch.PartialParameters?
         if mode == .customized {
@@ -75,16 +89,18 @@ struct ConfigForm: Sendable, Equatable {
                 sleepMsec: int("parameters.sleepMsec", sleepMsec))
         }
         guard errors.isEmpty else { throw FieldErrors(fields: errors) }
+        let clear = (mergeAcrossNodes.isEmpty ? ["mergeAcrossNodes"] : []) + (budget == nil ? ["maxCpuPercent"] : [])
         return ConfigPatch(
             run: run, mode: mode, thresCoef: thres, mergeAcrossNodes: merge, parameters: params,
-            clear: mergeAcrossNodes.isEmpty ? ["mergeAcrossNodes"] : nil)
+            maxCpuPercent: budget, clear: clear.isEmpty ? nil : clear)
     }
 }
 
 /// The posted form: every field optional (a missing one reads as empty, then refused as such).
 extension ConfigForm: Decodable {
     enum CodingKeys: String, CodingKey {
-        case run, mode, thresCoef, mergeAcrossNodes, boost, decay, minPages, maxPages, sleepMsec, generation
+        case run, mode, thresCoef, mergeAcrossNodes, boost, decay, minPages, maxPages, sleepMsec, maxCpuPercent
+        case generation
     }
 
     init(from decoder: any Decoder) throws {
@@ -99,6 +115,7 @@ extension ConfigForm: Decodable {
         minPages = try text(.minPages)
         maxPages = try text(.maxPages)
         sleepMsec = try text(.sleepMsec)
+        maxCpuPercent = try text(.maxCpuPercent)
         generation = try text(.generation)
     }
 }

@@ -64,13 +64,13 @@ extension DashboardController {
     }
 
     @Sendable func credentialsPage(_ request: Request, context: Context) async throws -> Response {
-        guard let session = sessions.signedIn(request) else { return DashboardPages.toLogin(request) }
+        guard let session = try await sessions.signedIn(request) else { return DashboardPages.toLogin(request) }
         let page = CredentialsPage(credentials: try await state.database.credentials())
         return try pages.render("credentials", title: "Credentials", section: .credentials, session: session, page: page)
     }
 
     @Sendable func createCredential(_ request: Request, context: Context) async throws -> Response {
-        guard let session = sessions.signedIn(request) else { return DashboardPages.toLogin(request) }
+        guard let session = try await sessions.signedIn(request) else { return DashboardPages.toLogin(request) }
         guard let data = try await DashboardForm.checked(request, session: session, logger: state.logger) else {
             return try pages.refused(session)
         }
@@ -108,7 +108,7 @@ extension DashboardController {
     }
 
     @Sendable func revokeCredential(_ request: Request, context: Context) async throws -> Response {
-        guard let session = sessions.signedIn(request) else { return DashboardPages.toLogin(request) }
+        guard let session = try await sessions.signedIn(request) else { return DashboardPages.toLogin(request) }
         guard try await DashboardForm.checked(request, session: session, logger: state.logger) != nil else {
             return try pages.refused(session)
         }

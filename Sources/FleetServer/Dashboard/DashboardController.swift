@@ -8,15 +8,15 @@ import Hummingbird
 /// file (`OverviewPage`, `NodesPage`, `NodePage`, `ReportsPage`: data built by a pure function,
 /// plus its route handler). Every form carries the session's CSRF token and every POST checks
 /// it. A config edit goes through `ServerState.patchConfig`, the same path as the API's PATCH.
-struct DashboardController<Context: RequestContext>: Sendable {
+struct DashboardController<Context: RemoteAddressRequestContext>: Sendable {
     let state: ServerState
     let sessions: DashboardSessions
     let pages: DashboardPages
 
     /// Throws when an embedded template does not parse (a build defect, caught by the tests).
-    init(state: ServerState, sessions: DashboardSessions = DashboardSessions()) throws {
+    init(state: ServerState, sessions: DashboardSessions? = nil) throws {
         self.state = state
-        self.sessions = sessions
+        self.sessions = sessions ?? DashboardSessions(database: state.database)
         self.pages = DashboardPages(templates: try DashboardTemplates())
     }
 
@@ -27,6 +27,8 @@ struct DashboardController<Context: RequestContext>: Sendable {
         route(.get, "/nodes/:id", routes, use: nodePage)
         route(.post, "/nodes/:id/config", routes, use: saveConfig)
         route(.post, "/nodes/:id/kick", routes, use: kick)
+        route(.post, "/registrations/:id/accept", routes, use: decideRegistration)
+        route(.post, "/registrations/:id/reject", routes, use: decideRegistration)
         route(.get, "/reports", routes, use: reportsPage)
         route(.get, "/reports/savings.csv", routes, use: reportCSV)
         route(.get, "/audit", routes, use: auditPage)
@@ -47,10 +49,10 @@ struct DashboardController<Context: RequestContext>: Sendable {
         let state = self.state, sessions = self.sessions, pages = self.pages
         routes.router.on(RouterPath(path), method: method) { request, context in
             if spec.access == .anyone { return try await handler(request, context) }
-            guard let session = sessions.signedIn(request),
+            guard let session = try await sessions.signedIn(request),
                 let credential = try await state.auth.credential(id: session.credential.id)
             else {
-                sessions.remove(request.cookies[DashboardSessions.cookie]?.value)
+                try await sessions.remove(request.cookies[DashboardSessions.cookie]?.value)
                 return DashboardPages.toLogin(request)
             }
             let principal = Principal.credential(credential)

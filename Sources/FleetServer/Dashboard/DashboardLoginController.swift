@@ -7,8 +7,10 @@ import Logging
 /// Dashboard sign-in and sign-out. Sign-in with a credential (the bootstrap admin token or a named
 /// credential of any role; the session carries it, audited as a "login") gives an HTTP-only,
 /// SameSite=Strict session cookie (`DashboardSessions`); the login form itself is protected by a
-/// one-off token that is both a cookie (path /login) and a hidden field.
-struct DashboardLoginController<Context: RequestContext>: Sendable {
+/// one-off token that is both a cookie (path /login) and a hidden field. Failed sign-ins are
+/// throttled per client address (`LoginThrottle`: 429 with Retry-After). Over HTTPS the cookies
+/// get `Secure` from `TransportSecurityMiddleware`.
+struct DashboardLoginController<Context: RemoteAddressRequestContext>: Sendable {
     let state: ServerState
     let sessions: DashboardSessions
     let pages: DashboardPages
@@ -30,19 +32,30 @@ struct DashboardLoginController<Context: RequestContext>: Sendable {
         try renderLogin(request, error: nil)
     }
 
-    func renderLogin(_ request: Request, error: String?) throws -> Response {
+    func renderLogin(_ request: Request, error: String?, status: HTTPResponse.Status? = nil) throws -> Response {
         let nonce = DashboardPages.nonce()
         let page = LoginPage(
-            error: error, loginToken: Secrets.randomHex(bytes: 16), next: HTTP.query(request, "next") ?? "/")
+            error: error, loginToken: Secrets.randomHex(bytes: 16),
+            next: LoginPage.safeNext(HTTP.query(request, "next")))
         var r = try pages.render(
             "login", title: "Sign in", section: .none, csrf: nil, nonce: nonce, page: page,
-            status: error == nil ? .ok : .unauthorized)
+            status: status ?? (error == nil ? .ok : .unauthorized))
         r.headers[values: .setCookie].append(
             "\(DashboardSessions.loginCookie)=\(page.loginToken); Path=/login; HttpOnly; SameSite=Strict; Max-Age=1800")
         return r
     }
 
     @Sendable func login(_ request: Request, context: Context) async throws -> Response {
+        let address = state.transport.clientAddress(request, peer: context.remoteAddress)
+        if let wait = state.loginThrottle.retryAfter(address) {
+            state.logger.notice(
+                "dashboard sign-in throttled", metadata: ["address": "\(address)", "retryAfter": "\(wait)"])
+            var r = try renderLogin(
+                request, error: "Too many failed sign-ins from your address. Try again in \(wait) seconds.",
+                status: .tooManyRequests)
+            r.headers[.retryAfter] = "\(wait)"
+            return r
+        }
         let form = try DashboardForm.decode(LoginForm.self, from: try await HTTP.body(request, limit: 16 * 1024))
         guard let pre = request.cookies[DashboardSessions.loginCookie]?.value, let posted = form.csrf,
             Secrets.constantTimeEqual(pre, posted)
@@ -51,17 +64,22 @@ struct DashboardLoginController<Context: RequestContext>: Sendable {
         }
         let token = (form.token ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
         guard !token.isEmpty, let credential = try await state.auth.credential(token: token) else {
-            state.logger.notice("dashboard sign-in refused: wrong token")
+            state.loginThrottle.failed(address)
+            state.logger.notice("dashboard sign-in refused: wrong token", metadata: ["address": "\(address)"])
             return try renderLogin(
                 request, error: "That is neither the admin token nor a live credential (revoked or expired ones stop working).")
         }
-        let (id, _) = sessions.create(credential)
+        state.loginThrottle.succeeded(address)
+        let (id, _) = try await sessions.create(credential, address: address)
         let who = AuditWho(
             name: credential.name, credentialId: credential.id, source: state.clientAddress(request, context: context))
         try await state.database.recordAudit(
             action: "login", target: credential.id, after: "{\"role\":\"\(credential.role.rawValue)\"}", who: who)
         state.logger.info(
-            "dashboard sign-in", metadata: ["credential": "\(credential.name)", "role": "\(credential.role.rawValue)"])
+            "dashboard sign-in",
+            metadata: [
+                "credential": "\(credential.name)", "role": "\(credential.role.rawValue)", "address": "\(address)",
+            ])
         var r = DashboardPages.redirect(LoginPage.safeNext(form.next))
         r.headers[values: .setCookie].append(
             "\(DashboardSessions.cookie)=\(id); Path=/; HttpOnly; SameSite=Strict; Max-Age=\(Int(sessions.lifetime))")
@@ -71,11 +89,11 @@ struct DashboardLoginController<Context: RequestContext>: Sendable {
     }
 
     @Sendable func logout(_ request: Request, context: Context) async throws -> Response {
-        guard let session = sessions.signedIn(request) else { return DashboardPages.redirect("/login") }
+        guard let session = try await sessions.signedIn(request) else { return DashboardPages.redirect("/login") }
         guard try await DashboardForm.checked(request, session: session, logger: state.logger) != nil else {
             return try pages.refused(session)
         }
-        sessions.remove(request.cookies[DashboardSessions.cookie]?.value)
+        try await sessions.remove(request.cookies[DashboardSessions.cookie]?.value)
         try await state.database.recordAudit(action: "logout", target: session.credential.id)
         var r = DashboardPages.redirect("/login")
         r.headers[values: .setCookie].append(
@@ -93,9 +111,9 @@ struct LoginPage: Sendable, Equatable {
     /// Where to go after signing in (a path on this server).
     var next: String
 
-    /// `next` when it is a path on this server, else "/" (no open redirect to another host).
+    /// `next` when it is a path on this server, else "/" (no open redirect to another host;
+    /// see `SafeRedirect`).
     static func safeNext(_ next: String?) -> String {
-        guard let next, next.hasPrefix("/"), !next.hasPrefix("//"), !next.hasPrefix("/\\") else { return "/" }
-        return next
+        SafeRedirect.path(next)
     }
 }

@@ -1,70 +1,58 @@
 import FleetStore
 import Foundation
 import Hummingbird
-import Synchronization
 
-/// Dashboard sessions, kept in server memory (a restart logs everyone out): a random session id
-/// (the HTTP-only, SameSite=Strict cookie) maps to its CSRF token, expiry and the credential that
-/// signed in (its id, name and role: every request re-checks that the credential still works, and
-/// its role decides what the dashboard shows and accepts). Bounded in number.
+/// Dashboard sessions, stored in the database (`dashboard_sessions`) so that a restart signs
+/// nobody out: a random session id (the HTTP-only, SameSite=Strict cookie) whose SHA-256 is the
+/// row's key, with a sliding expiry, and the credential that signed in (every request re-checks
+/// that it still works; its role decides what the dashboard shows and accepts). The session's
+/// CSRF token is derived from the id (a hash with its own prefix), so neither secret is stored.
+/// Bounded in number.
 final class DashboardSessions: Sendable {
-    struct Session: Sendable {
-        var csrf: String
-        var expires: Date
-        var credential: Credential
-    }
-
     static let cookie = "ksmfleet_session"
     static let loginCookie = "ksmfleet_login"
+    let database: FleetDatabase
     let lifetime: TimeInterval
     let maxSessions: Int
-    private let sessions = Mutex<[String: Session]>([:])
 
-    init(lifetime: TimeInterval = 12 * 3600, maxSessions: Int = 1000) {
+    init(database: FleetDatabase, lifetime: TimeInterval = 12 * 3600, maxSessions: Int = 1000) {
+        self.database = database
         self.lifetime = lifetime
         self.maxSessions = maxSessions
     }
 
+    /// The stored key of a session id.
+    static func idHash(_ id: String) -> String { Secrets.hash("session:" + id) }
+    /// The CSRF token of a session id.
+    static func csrf(_ id: String) -> String { Secrets.hash("csrf:" + id) }
+
     /// A new session of `credential`; returns (session id, CSRF token).
-    func create(_ credential: Credential, now: Date = Date()) -> (id: String, csrf: String) {
+    func create(_ credential: Credential, address: String?, now: Date = Date()) async throws -> (id: String, csrf: String) {
         let id = Secrets.randomHex(bytes: 32)
-        let csrf = Secrets.randomHex(bytes: 32)
-        let lifetime = self.lifetime
-        let maxSessions = self.maxSessions
-        sessions.withLock { s in
-            s = s.filter { $0.value.expires > now }
-            if s.count >= maxSessions, let oldest = s.min(by: { $0.value.expires < $1.value.expires }) {
-                s.removeValue(forKey: oldest.key)
-            }
-            s[id] = Session(csrf: csrf, expires: now.addingTimeInterval(lifetime), credential: credential)
-        }
-        return (id, csrf)
+        try await database.createDashboardSession(
+            idHash: Self.idHash(id), expiresAt: now.addingTimeInterval(lifetime), address: address,
+            credentialId: credential.id == Credential.bootstrap.id ? nil : credential.id, maxSessions: maxSessions,
+            now: now)
+        return (id, Self.csrf(id))
     }
 
-    /// The live session; sliding expiry.
-    func session(for id: String?, now: Date = Date()) -> Session? {
-        guard let id, !id.isEmpty else { return nil }
-        let lifetime = self.lifetime
-        return sessions.withLock { s -> Session? in
-            guard var session = s[id] else { return nil }
-            guard session.expires > now else {
-                s.removeValue(forKey: id)
-                return nil
-            }
-            session.expires = now.addingTimeInterval(lifetime)
-            s[id] = session
-            return session
-        }
+    /// The live session (CSRF token and its credential's id, nil for the bootstrap admin);
+    /// sliding expiry.
+    func session(for id: String?, now: Date = Date()) async throws -> (csrf: String, credentialId: String?)? {
+        guard let id, !id.isEmpty, id.count <= 128 else { return nil }
+        guard let live = try await database.touchDashboardSession(idHash: Self.idHash(id), lifetime: lifetime, now: now)
+        else { return nil }
+        return (Self.csrf(id), live.credentialId)
     }
 
-    func remove(_ id: String?) {
-        guard let id else { return }
-        _ = sessions.withLock { $0.removeValue(forKey: id) }
+    func remove(_ id: String?) async throws {
+        guard let id, !id.isEmpty else { return }
+        try await database.deleteDashboardSession(idHash: Self.idHash(id))
     }
 }
 
-/// A signed-in request: its session's CSRF token (for the forms on the page), a fresh nonce
-/// for the page's inline script, and the credential that signed in.
+/// A signed-in request: its session's CSRF token (for the forms on the page), a fresh nonce for
+/// the page's inline script, and the credential that signed in.
 struct DashboardSession: Sendable {
     var csrf: String
     var nonce: String
@@ -72,9 +60,17 @@ struct DashboardSession: Sendable {
 }
 
 extension DashboardSessions {
-    /// The request's live session, or nil (then the caller redirects to the login page).
-    func signedIn(_ request: Request) -> DashboardSession? {
-        guard let s = session(for: request.cookies[Self.cookie]?.value) else { return nil }
-        return DashboardSession(csrf: s.csrf, nonce: DashboardPages.nonce(), credential: s.credential)
+    /// The request's live session whose credential still works, or nil (then the caller
+    /// redirects to the login page).
+    func signedIn(_ request: Request) async throws -> DashboardSession? {
+        guard let s = try await session(for: request.cookies[Self.cookie]?.value) else { return nil }
+        let credential: Credential?
+        if let id = s.credentialId {
+            credential = try await database.credential(id: id)
+        } else {
+            credential = .bootstrap
+        }
+        guard let credential else { return nil }
+        return DashboardSession(csrf: s.csrf, nonce: DashboardPages.nonce(), credential: credential)
     }
 }

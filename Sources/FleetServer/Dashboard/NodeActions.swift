@@ -8,7 +8,7 @@ extension DashboardController {
     /// The config form, through `ServerState.patchConfig` like the API's PATCH; a refused form
     /// comes back with its values as typed and the errors beside their fields (422).
     @Sendable func saveConfig(_ request: Request, context: Context) async throws -> Response {
-        guard let session = sessions.signedIn(request) else { return DashboardPages.toLogin(request) }
+        guard let session = try await sessions.signedIn(request) else { return DashboardPages.toLogin(request) }
         guard let data = try await DashboardForm.checked(request, session: session, logger: state.logger) else {
             return try pages.refused(session)
         }
@@ -37,7 +37,7 @@ extension DashboardController {
     }
 
     @Sendable func kick(_ request: Request, context: Context) async throws -> Response {
-        guard let session = sessions.signedIn(request) else { return DashboardPages.toLogin(request) }
+        guard let session = try await sessions.signedIn(request) else { return DashboardPages.toLogin(request) }
         guard try await DashboardForm.checked(request, session: session, logger: state.logger) != nil else {
             return try pages.refused(session)
         }

@@ -107,6 +107,7 @@ struct NodePage: Sendable {
     var mode: FormField
     var thresCoef: FormField
     var mergeAcrossNodes: FormField
+    var maxCpuPercent: FormField
     var parametersError: String?
     /// Mode customized: the parameters are editable; otherwise they show the preset's, read-only.
     var customized: Bool
@@ -123,6 +124,8 @@ struct NodePage: Sendable {
     /// The fleet-wide audit page filtered to this node (a stored property: templates read
     /// stored properties only).
     var auditHref = ""
+    /// Why KSM saves little, and who benefits.
+    var benefits: NodeBenefits
 
     /// The page for node `n` with the config `form` (its stored config, or what was posted) and
     /// its field `errors`, and its hourly `history` over [since, now) for `range`.
@@ -183,6 +186,7 @@ struct NodePage: Sendable {
         }
         ksmOn = n.config.config.run == .run
         applyError = n.applyError
+        benefits = NodeBenefits(n, now: now)
 
         formGeneration = form.generation
         formError = errors["_form"]
@@ -200,13 +204,14 @@ struct NodePage: Sendable {
         mergeAcrossNodes = field(
             "mergeAcrossNodes", form.mergeAcrossNodes,
             options: [("", "unset (keep kernel value)"), ("1", "1 (across NUMA nodes)"), ("0", "0 (per NUMA node)")])
+        maxCpuPercent = field("maxCpuPercent", form.maxCpuPercent)
         parametersError = errors["parameters"]
         customized = form.mode == TuningMode.customized.rawValue
         params = [
             ("boost", form.boost), ("decay", form.decay), ("minPages", form.minPages), ("maxPages", form.maxPages),
             ("sleepMsec", form.sleepMsec),
         ].map { field($0.0, $0.1, error: "parameters." + $0.0) }
-        throttle = n.config.config.mode == .throttle
+        throttle = n.config.config.mode == .throttle || n.config.config.mode == .adaptive
         kickCounter = n.config.kickCounter
 
         let base = self.base
@@ -249,7 +254,7 @@ struct NodePage: Sendable {
 
 extension DashboardController {
     @Sendable func nodePage(_ request: Request, context: Context) async throws -> Response {
-        guard let session = sessions.signedIn(request) else { return DashboardPages.toLogin(request) }
+        guard let session = try await sessions.signedIn(request) else { return DashboardPages.toLogin(request) }
         let (raw, stored) = try await node(context)
         guard let stored else { return try notFound(raw, session: session) }
         var flash: String?

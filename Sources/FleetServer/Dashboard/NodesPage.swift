@@ -1,4 +1,5 @@
 import FleetAPI
+import FleetStore
 import Foundation
 import Hummingbird
 import KSMCore
@@ -46,6 +47,40 @@ struct NodesPage: Sendable {
         var saved: String
         var cpu: String
         var lastSeen: String
+    }
+
+    /// A pending registration: a host claimed a known or deleted node's machine id without proof.
+    struct PendingRow: Sendable, Equatable {
+        var id: String
+        var status: String
+        var explanation: String
+        var newcomer: String
+        var holder: String
+        var attempts: String
+        var accept: String
+        var reject: String
+        var undecided: Bool
+    }
+
+    /// Pending registrations, shown above the table with Accept/Reject buttons.
+    var pending: [PendingRow] = [] {
+        didSet { hasPending = !pending.isEmpty }
+    }
+    var hasPending = false
+
+    static func pendingRows(_ list: [PendingRegistration], now: Date) -> [PendingRow] {
+        func host(_ h: RegistrationHost) -> String {
+            (h.nodeId.map { "\($0) " } ?? "") + "\(h.hostname) · kernel \(h.kernel) · agent \(h.agentVersion) · from "
+                + (h.source ?? "?") + " · seen " + HTML.ago(h.lastSeenAt, now: now)
+                + (h.deleted == true ? " · deleted" : "")
+        }
+        return list.map { p in
+            PendingRow(
+                id: p.id, status: p.status, explanation: p.explanation, newcomer: host(p.newcomer),
+                holder: p.holder.map(host) ?? "—", attempts: "\(p.attempts), last " + HTML.ago(p.lastSeenAt, now: now),
+                accept: "/registrations/" + HTML.q(p.id) + "/accept", reject: "/registrations/" + HTML.q(p.id) + "/reject",
+                undecided: p.status == "pending")
+        }
     }
 
     var label: String
@@ -137,7 +172,7 @@ struct NodesPage: Sendable {
 
 extension DashboardController {
     @Sendable func nodesPage(_ request: Request, context: Context) async throws -> Response {
-        guard let session = sessions.signedIn(request) else { return DashboardPages.toLogin(request) }
+        guard let session = try await sessions.signedIn(request) else { return DashboardPages.toLogin(request) }
         let now = Date()
         let filters = NodesPage.Filters(
             label: (HTTP.query(request, "label") ?? "").trimmingCharacters(in: .whitespaces),
@@ -145,7 +180,27 @@ extension DashboardController {
             drift: HTTP.query(request, "drift") ?? "", sort: HTTP.query(request, "sort") ?? "name",
             descending: HTTP.query(request, "dir") == "desc")
         let nodes = try await state.database.nodes().map { state.nodeInfo($0, now: now) }
-        let page = NodesPage(nodes: nodes, filters: filters, now: now)
+        var page = NodesPage(nodes: nodes, filters: filters, now: now)
+        page.pending = NodesPage.pendingRows(try await state.database.pendingRegistrations(), now: now)
         return try pages.render("nodes", title: "Nodes", section: .nodes, session: session, page: page)
+    }
+
+    /// Accept or reject a pending registration (the nodes page's buttons), like the API.
+    @Sendable func decideRegistration(_ request: Request, context: Context) async throws -> Response {
+        guard let session = try await sessions.signedIn(request) else { return DashboardPages.toLogin(request) }
+        guard try await DashboardForm.checked(request, session: session, logger: state.logger) != nil else {
+            return try pages.refused(session)
+        }
+        let id = try context.parameters.require("id")
+        let accept = request.uri.path.hasSuffix("/accept")
+        do {
+            let p = try await state.database.decideRegistration(id: id, accept: accept, actor: "dashboard")
+            state.logger.notice(
+                accept ? "pending registration accepted" : "pending registration rejected",
+                metadata: ["pending": "\(id)", "node": "\(p.holder?.nodeId ?? "-")", "by": "dashboard"])
+        } catch StoreError.registrationNotFound {
+            return try notFound(id, session: session)
+        }
+        return DashboardPages.redirect("/nodes")
     }
 }

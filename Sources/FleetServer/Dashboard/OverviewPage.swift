@@ -94,11 +94,12 @@ struct OverviewPage: Sendable {
 
 extension DashboardController {
     @Sendable func overview(_ request: Request, context: Context) async throws -> Response {
-        guard let session = sessions.signedIn(request) else { return DashboardPages.toLogin(request) }
+        guard let session = try await sessions.signedIn(request) else { return DashboardPages.toLogin(request) }
         let now = Date()
         let nodes = try await state.database.nodes().map { state.nodeInfo($0, now: now) }
+        // The cards show averages, hours and coverage, not peaks: no raw read for exact peaks.
         let r24 = try await state.database.savingsReport(
-            since: now.addingTimeInterval(-86400), until: now, by: .node, label: nil, now: now)
+            since: now.addingTimeInterval(-86400), until: now, by: .node, label: nil, now: now, exactPeaks: false)
         let r30 = try await state.database.savingsReport(
             since: now.addingTimeInterval(-30 * 86400), until: now, by: .node, label: nil, now: now)
         let from = now.addingTimeInterval(-7 * 86400)

@@ -105,7 +105,29 @@ struct ReportsPage: Sendable {
     var rows: [Row]
     var total: Row
 
-    init(query q: ReportQuery, report: SavingsReport) {
+    /// Who benefited: a process group on a node over the period (`GET /api/v1/reports/processes`).
+    struct ProcessRow: Sendable, Equatable {
+        var node: String
+        var nodeHref: String
+        var group: String
+        var kind: String
+        var peak: String
+        var avg: String
+        var last: String
+        var lastSeen: String
+    }
+    var processRows: [ProcessRow]
+    /// Stored, not computed: the templates see stored properties only.
+    var hasProcessRows: Bool
+
+    init(query q: ReportQuery, report: SavingsReport, processes: [ProcessSavingsRow] = []) {
+        processRows = processes.map {
+            ProcessRow(
+                node: $0.nodeName ?? $0.nodeId, nodeHref: "/nodes/" + HTML.q($0.nodeId), group: $0.name,
+                kind: $0.kind.rawValue, peak: HTML.bytes($0.peakMergedBytes), avg: HTML.bytes($0.avgMergedBytes),
+                last: HTML.bytes($0.lastMergedBytes), lastSeen: HTML.time($0.lastAt))
+        }
+        hasProcessRows = !processRows.isEmpty
         since = q.sinceText
         until = q.untilText
         labelKey = q.label
@@ -127,6 +149,9 @@ struct ReportsPage: Sendable {
         rows = report.rows.map { Self.row($0, query: q, total: false) }
         total = Self.row(report.total, query: q, total: true)
     }
+
+    /// Process groups the page lists (the API and the CLI give more).
+    static let processRowLimit = 20
 
     static func row(_ r: SavingsRow, query q: ReportQuery, total: Bool) -> Row {
         var name = total ? "Fleet total" : r.key
@@ -165,17 +190,19 @@ struct ReportsPage: Sendable {
 
 extension DashboardController {
     @Sendable func reportsPage(_ request: Request, context: Context) async throws -> Response {
-        guard let session = sessions.signedIn(request) else { return DashboardPages.toLogin(request) }
+        guard let session = try await sessions.signedIn(request) else { return DashboardPages.toLogin(request) }
         let now = Date()
         let q = ReportQuery(request, now: now)
         let report = try await state.database.savingsReport(
             since: q.since, until: q.until, by: q.by, label: q.by == .label ? q.label : nil, now: now)
-        let page = ReportsPage(query: q, report: report)
+        let processes = try await state.database.processSavings(
+            nodeId: nil, since: q.since, until: q.until, limit: ReportsPage.processRowLimit)
+        let page = ReportsPage(query: q, report: report, processes: processes)
         return try pages.render("reports", title: "Savings report", section: .reports, session: session, page: page)
     }
 
     @Sendable func reportCSV(_ request: Request, context: Context) async throws -> Response {
-        guard sessions.signedIn(request) != nil else { return DashboardPages.toLogin(request) }
+        guard try await sessions.signedIn(request) != nil else { return DashboardPages.toLogin(request) }
         let now = Date()
         let q = ReportQuery(request, now: now)
         if let e = q.error { throw APIError.invalidValue(nil, e) }

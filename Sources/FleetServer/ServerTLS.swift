@@ -1,0 +1,121 @@
+import Foundation
+import Logging
+import NIOSSL
+import ServiceLifecycle
+import Synchronization
+import UnixSignals
+
+/// The server's own TLS: a certificate chain and private key from PEM files, re-read on SIGHUP
+/// without restarting or dropping connections.
+///
+/// Hummingbird's `TLSChannel` builds one `NIOSSLContext` at start. That context is given an
+/// `sslContextCallback`, which swift-nio-ssl calls for every new handshake (after the
+/// ClientHello); it hands over the identity loaded last. So after a reload new connections get
+/// the new certificate, while open ones keep the one they shook hands with. A reload whose files
+/// do not load, or whose key does not match its certificate, is refused (logged) and the
+/// previous identity stays in use.
+public final class ServerTLS: Sendable {
+    struct Identity: Sendable {
+        var chain: [NIOSSLCertificate]
+        var key: NIOSSLPrivateKey
+    }
+
+    /// A certificate or key that could not be used, with the file and why.
+    public struct LoadError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    let files: ServerConfig.TLSFiles
+    private let current: Mutex<Identity>
+
+    public init(files: ServerConfig.TLSFiles) throws {
+        self.files = files
+        self.current = Mutex(try Self.load(files))
+    }
+
+    /// Reads and checks both files (the key must belong to the first certificate).
+    static func load(_ files: ServerConfig.TLSFiles) throws -> Identity {
+        let chain: [NIOSSLCertificate]
+        do {
+            chain = try NIOSSLCertificate.fromPEMFile(files.certificatePath)
+        } catch {
+            throw LoadError(description: "cannot read the TLS certificate \(files.certificatePath): \(error)")
+        }
+        guard !chain.isEmpty else {
+            throw LoadError(description: "no PEM certificate in \(files.certificatePath)")
+        }
+        let key: NIOSSLPrivateKey
+        do {
+            key = try NIOSSLPrivateKey(file: files.privateKeyPath, format: .pem)
+        } catch {
+            throw LoadError(description: "cannot read the TLS private key \(files.privateKeyPath): \(error)")
+        }
+        let identity = Identity(chain: chain, key: key)
+        // BoringSSL checks that the key matches the certificate when a context is made from them.
+        do {
+            _ = try NIOSSLContext(configuration: staticConfiguration(identity))
+        } catch {
+            throw LoadError(
+                description:
+                    "the TLS private key \(files.privateKeyPath) does not fit the certificate \(files.certificatePath): \(error)"
+            )
+        }
+        return identity
+    }
+
+    static func staticConfiguration(_ identity: Identity) -> TLSConfiguration {
+        var configuration = TLSConfiguration.makeServerConfiguration(
+            certificateChain: identity.chain.map { .certificate($0) }, privateKey: .privateKey(identity.key))
+        configuration.minimumTLSVersion = .tlsv12
+        return configuration
+    }
+
+    /// Re-reads the files; on failure the previous identity stays and the error is thrown.
+    public func reload() throws {
+        let identity = try Self.load(files)
+        current.withLock { $0 = identity }
+    }
+
+    /// The configuration for Hummingbird's TLS channel: the current identity, per handshake.
+    public var configuration: TLSConfiguration {
+        var configuration = Self.staticConfiguration(current.withLock { $0 })
+        configuration.sslContextCallback = { [self] _, promise in
+            let identity = current.withLock { $0 }
+            var override = NIOSSLContextConfigurationOverride()
+            override.certificateChain = identity.chain.map { .certificate($0) }
+            override.privateKey = .privateKey(identity.key)
+            promise.succeed(override)
+        }
+        return configuration
+    }
+}
+
+/// Reloads the server's TLS identity on every SIGHUP until shutdown. Without TLS a SIGHUP is
+/// logged and ignored (rather than ending the process, its default action), so that
+/// `systemctl reload` is always safe.
+struct TLSReloadService: Service {
+    let tls: ServerTLS?
+    let logger: Logger
+
+    func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        if let tls {
+            logger.info(
+                "TLS: serving the certificate; SIGHUP reloads it",
+                metadata: ["certificate": "\(tls.files.certificatePath)"])
+        }
+        for await _ in signals.cancelOnGracefulShutdown() {
+            guard let tls else {
+                logger.notice("SIGHUP: no TLS certificate to reload (plain HTTP)")
+                continue
+            }
+            do {
+                try tls.reload()
+                logger.notice("TLS certificate reloaded", metadata: ["certificate": "\(tls.files.certificatePath)"])
+            } catch {
+                logger.error(
+                    "TLS reload refused, the previous certificate stays in use", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+}

@@ -1,0 +1,189 @@
+import FleetClient
+import FleetStore
+import FleetTestSupport
+import Foundation
+import Testing
+
+@testable import FleetServer
+
+/// Where the dashboard sends a browser after sign-in: a path on this origin only.
+@Suite struct SafeRedirectTests {
+    /// Each of these leaves this origin in some browser: `%09`/tab and newlines are dropped by
+    /// the URL parser (`/\t/evil.example` is `//evil.example`), `\` counts as `/`, schemes run.
+    @Test(arguments: [
+        "/\t/evil.example", "/%09/evil.example", "/%2509/evil.example", "/\n/evil.example", "/%0a/evil.example",
+        "/%0d%0a/evil.example", "//evil.example", "/%2F/evil.example", "/%2f%2fevil.example", "/\\evil.example",
+        "/%5Cevil.example", "\\\\evil.example", "https://evil.example/", "javascript:alert(1)", "evil.example",
+        " /x", "/ /evil.example", "/\u{200B}/evil.example", "/\u{0000}x", "", "%2F%2Fevil.example",
+        "http:/evil.example", String(repeating: "/a", count: 2000),
+    ])
+    func refused(_ target: String) {
+        #expect(LoginPage.safeNext(target) == "/", "\(target.debugDescription) was let through")
+    }
+
+    @Test(arguments: ["/", "/nodes", "/nodes/n-1a2b3c4d5e6f", "/reports?days=7", "/nodes/web%2D1", "/a/b#frag"])
+    func kept(_ target: String) {
+        #expect(LoginPage.safeNext(target) == target)
+    }
+
+    @Test func nothingGivenGoesHome() {
+        #expect(LoginPage.safeNext(nil) == "/")
+    }
+}
+
+/// The dashboard's sign-in as a browser sees it over HTTP: redirects, cookies, HSTS, throttling.
+@Suite struct DashboardSignInHardeningTests {
+    /// GET /login (with `next`), then POST the form as a browser would; returns the reply.
+    static func signIn(
+        _ client: FleetClient, token: String, next: String, headers: [String: String] = [:]
+    ) async throws -> HTTPResponse {
+        let page = try await client.send(method: "GET", path: "/login", query: [("next", next)], headers: headers)
+        let loginToken = try #require(DashboardBrowser.cookie("ksmfleet_login", in: page))
+        // The hidden field carries `next` as the page rendered it; post what was asked for.
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        let body = [("csrf", loginToken), ("next", next), ("token", token)].map {
+            "\($0.0)=\($0.1.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")"
+        }.joined(separator: "&")
+        var all = headers
+        all["Cookie"] = "ksmfleet_login=\(loginToken)"
+        all["Content-Type"] = DashboardBrowser.form
+        return try await client.send(method: "POST", path: "/login", headers: all, body: Data(body.utf8))
+    }
+
+    @Test(arguments: ["/\t/evil.example", "/%09/evil.example", "//evil.example", "/\\evil.example"])
+    func aHostileNextLandsOnThisOrigin(_ next: String) async throws {
+        let server = try await TestServer.start()
+        defer {
+            Task {
+                await server.stop(); server.removeDataDir()
+            }
+        }
+        let client = try Fixtures.client(server.baseURL, token: nil)
+        let reply = try await Self.signIn(client, token: server.adminToken, next: next)
+        #expect(reply.status == 303)
+        #expect(reply.headers["location"] == "/")
+        // Nor does the login page carry it into its form.
+        let page = try await client.send(method: "GET", path: "/login", query: [("next", next)])
+        #expect(!page.text.contains("evil.example"))
+    }
+
+    @Test func aPathOnThisOriginIsKept() async throws {
+        let server = try await TestServer.start()
+        defer {
+            Task {
+                await server.stop(); server.removeDataDir()
+            }
+        }
+        let client = try Fixtures.client(server.baseURL, token: nil)
+        let reply = try await Self.signIn(client, token: server.adminToken, next: "/reports")
+        #expect(reply.status == 303)
+        #expect(reply.headers["location"] == "/reports")
+    }
+
+    /// Over plain HTTP from anyone: no Secure (the browser would drop the cookie), no HSTS. A
+    /// client that claims HTTPS itself is not believed.
+    @Test func plainHTTPHasNoSecureCookieAndNoHSTS() async throws {
+        let server = try await TestServer.start()
+        defer {
+            Task {
+                await server.stop(); server.removeDataDir()
+            }
+        }
+        let client = try Fixtures.client(server.baseURL, token: nil)
+        let reply = try await Self.signIn(
+            client, token: server.adminToken, next: "/", headers: ["X-Forwarded-Proto": "https"])
+        #expect(reply.status == 303)
+        let cookie = try #require(reply.headers["set-cookie"])
+        #expect(cookie.contains("ksmfleet_session="))
+        #expect(!cookie.contains("Secure"))
+        #expect(reply.headers["strict-transport-security"] == nil)
+    }
+
+    /// Behind a proxy the operator named (`--trusted-proxy 127.0.0.1`) that says HTTPS: every
+    /// cookie is Secure and HSTS is sent; the same proxy saying HTTP gets neither.
+    @Test func aTrustedProxySayingHTTPSGetsSecureCookiesAndHSTS() async throws {
+        let server = try await TestServer.start(configure: { $0.trustedProxies = ["127.0.0.1"] })
+        defer {
+            Task {
+                await server.stop(); server.removeDataDir()
+            }
+        }
+        let client = try Fixtures.client(server.baseURL, token: nil)
+        let page = try await client.send(method: "GET", path: "/login", headers: ["X-Forwarded-Proto": "https"])
+        #expect(page.headers["set-cookie"]?.contains("Secure") == true)
+        let reply = try await Self.signIn(
+            client, token: server.adminToken, next: "/", headers: ["X-Forwarded-Proto": "https"])
+        #expect(reply.status == 303)
+        let cookies = try #require(reply.headers["set-cookie"])
+        #expect(cookies.contains("ksmfleet_session="))
+        // Both cookies (the session and the cleared login cookie) are Secure.
+        #expect(cookies.components(separatedBy: "Secure").count - 1 == 2, "\(cookies)")
+        #expect(reply.headers["strict-transport-security"]?.hasPrefix("max-age=") == true)
+        let health = try await client.send(method: "GET", path: "/healthz", headers: ["X-Forwarded-Proto": "https"])
+        #expect(health.headers["strict-transport-security"] != nil)
+
+        let plain = try await Self.signIn(
+            client, token: server.adminToken, next: "/", headers: ["X-Forwarded-Proto": "http"])
+        #expect(plain.headers["set-cookie"]?.contains("Secure") == false)
+        #expect(plain.headers["strict-transport-security"] == nil)
+    }
+
+    /// After `loginMaxFailures` wrong tokens from one address: 429 with Retry-After, even for the
+    /// right token, until the window has passed.
+    @Test func failedSignInsAreThrottled() async throws {
+        let server = try await TestServer.start(configure: { $0.loginMaxFailures = 3 })
+        defer {
+            Task {
+                await server.stop(); server.removeDataDir()
+            }
+        }
+        let client = try Fixtures.client(server.baseURL, token: nil)
+        for _ in 0..<3 {
+            let wrong = try await Self.signIn(client, token: "ka_wrong", next: "/")
+            #expect(wrong.status == 401)
+        }
+        let refused = try await Self.signIn(client, token: server.adminToken, next: "/")
+        #expect(refused.status == 429)
+        let retry = try #require(refused.headers["retry-after"].flatMap { Int($0) })
+        #expect(retry > 0 && retry <= 15 * 60)
+        #expect(refused.headers["set-cookie"]?.contains("ksmfleet_session=") != true)
+    }
+
+    @Test func theThrottleForgetsAfterItsWindowAndOnSuccess() {
+        let throttle = LoginThrottle(maxFailures: 2, window: 60)
+        let t0 = Date(timeIntervalSince1970: 1_000_000)
+        throttle.failed("a", now: t0)
+        #expect(throttle.retryAfter("a", now: t0) == nil)
+        throttle.failed("a", now: t0.addingTimeInterval(1))
+        #expect(throttle.retryAfter("a", now: t0.addingTimeInterval(2)) == 58)
+        #expect(throttle.retryAfter("b", now: t0.addingTimeInterval(2)) == nil)
+        #expect(throttle.retryAfter("a", now: t0.addingTimeInterval(61)) == nil)
+        throttle.failed("c", now: t0)
+        throttle.succeeded("c")
+        throttle.failed("c", now: t0)
+        #expect(throttle.retryAfter("c", now: t0) == nil)
+    }
+
+    /// The session is a row keyed by the hash of the cookie's value; signing out removes it.
+    @Test func sessionsAreStoredHashedAndSignOutRemovesThem() async throws {
+        let server = try await TestServer.start()
+        defer {
+            Task {
+                await server.stop(); server.removeDataDir()
+            }
+        }
+        var browser = try DashboardBrowser(server)
+        try await browser.signIn(adminToken: server.adminToken)
+        let database = try FleetDatabase(path: server.dataDir.appending(path: "ksmfleet.sqlite").path)
+        #expect(try await database.dashboardSessionCount() == 1)
+        for file in ["ksmfleet.sqlite", "ksmfleet.sqlite-wal"] {
+            let raw = (try? Data(contentsOf: server.dataDir.appending(path: file))) ?? Data()
+            #expect(raw.range(of: Data(browser.session.utf8)) == nil, "the session id is stored in clear in \(file)")
+        }
+        let out = try await browser.post("/logout", [])
+        #expect(out.status == 303)
+        #expect(try await database.dashboardSessionCount() == 0)
+        #expect(try await browser.get("/").status == 303)
+    }
+}
