@@ -170,6 +170,9 @@ struct AgentController<Context: RequestContext>: Sendable {
                 throw APIError.invalidValue(
                     "samples[\(i)].status.pagesSharing", "(pagesSharing + ksmZeroPages) × pageSize does not fit in 64 bits")
             }
+            if let bad = s.processes?.invalidField(pageSize: s.pageSize) {
+                throw APIError.invalidValue("samples[\(i)].processes.\(bad.field)", bad.message)
+            }
         }
         var ack = try await state.database.insertSamples(
             nodeId: id, batch.samples,

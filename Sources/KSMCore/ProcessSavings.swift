@@ -106,8 +106,14 @@ public struct ProcessGroupSavings: Codable, Sendable, Equatable, Hashable {
     /// The group's merged memory in bytes: its pages that map a KSM page or the zero page. The
     /// sum over all groups exceeds the node's saving by the node's `pages_shared` (one copy of
     /// each merged page is kept).
+    /// Saturates instead of trapping on counts no real host reaches (the server refuses such
+    /// reports at ingest: `ProcessReport.invalidField(pageSize:)`).
     public func mergedBytes(pageSize: Int) -> Int64 {
-        (mergingPages + zeroPages) * Int64(pageSize)
+        let (pages, o1) = mergingPages.addingReportingOverflow(zeroPages)
+        if o1 { return mergingPages < 0 ? .min : .max }
+        let (bytes, o2) = pages.multipliedReportingOverflow(by: Int64(pageSize))
+        if o2 { return (pages < 0) != (pageSize < 0) ? .min : .max }
+        return bytes
     }
 }
 
@@ -159,6 +165,34 @@ public struct ProcessReport: Codable, Sendable, Equatable {
 }
 
 extension ProcessReport {
+    /// The first field (relative to the report) that no real scan could produce: a negative
+    /// count, or page counts whose bytes do not fit in 64 bits. nil when the report is plausible.
+    public func invalidField(pageSize: Int) -> (field: String, message: String)? {
+        let counts: [(String, Int64)] = [
+            ("processesScanned", Int64(processesScanned)), ("mergeableProcesses", Int64(mergeableProcesses)),
+            ("mergingProcesses", Int64(mergingProcesses)), ("rmapItems", rmapItems), ("mergingPages", mergingPages),
+            ("anonHugePagesKB", anonHugePagesKB ?? 0), ("anonymousKB", anonymousKB ?? 0),
+        ]
+        for (name, v) in counts where v < 0 { return (name, "\(name) must not be negative") }
+        if !scanMillis.isFinite || scanMillis < 0 { return ("scanMillis", "scanMillis must be a time, not \(scanMillis)") }
+        func fits(_ pages: Int64) -> Bool { !pages.multipliedReportingOverflow(by: Int64(pageSize)).overflow }
+        if !fits(rmapItems) || !fits(mergingPages) {
+            return ("mergingPages", "page counts × pageSize must fit in 64 bits")
+        }
+        for (j, g) in groups.enumerated() {
+            let values: [(String, Int64)] = [
+                ("processes", Int64(g.processes)), ("mergingPages", g.mergingPages), ("zeroPages", g.zeroPages),
+                ("rmapItems", g.rmapItems),
+            ]
+            for (name, v) in values where v < 0 { return ("groups[\(j)].\(name)", "\(name) must not be negative") }
+            let (pages, o) = g.mergingPages.addingReportingOverflow(g.zeroPages)
+            if o || !fits(pages) || !fits(g.rmapItems) {
+                return ("groups[\(j)].mergingPages", "page counts × pageSize must fit in 64 bits")
+            }
+        }
+        return nil
+    }
+
     /// Groups the scanned records and keeps the `top` groups with the most merged pages (then
     /// the most tracked pages, then by name, so the order is stable).
     public static func groups(_ records: [ProcessKSMRecord], top: Int) -> [ProcessGroupSavings] {

@@ -71,3 +71,31 @@ import Testing
         #expect(history.gaps.first?.from == Date(timeIntervalSince1970: 1_790_000_080), "\(history.gaps)")
     }
 }
+
+/// A process report no scan could produce is refused with the field named, and never traps the
+/// server (schemathesis found `mergingPages` near Int64.min crashing the sample insert).
+@Suite struct HostileProcessReportTests {
+    @Test func impossibleProcessCountsAreRefusedNotTrapped() async throws {
+        let h = try await Harness.start()
+        defer { Task { await h.finish() } }
+        let (reg, node) = try await h.register()
+        var batch = Fixtures.batch(1...1)
+        batch.samples[0].processes = ProcessReport(
+            perProcessStats: true, groups: [
+                ProcessGroupSavings(
+                    kind: .pod, name: "x", processes: 1, mergingPages: .min, zeroPages: 788, rmapItems: 1,
+                    profitBytes: nil)
+            ])
+        let (status, body) = try #require(await apiError { _ = try await node.pushSamples(nodeId: reg.nodeId, batch) })
+        #expect(status == 422)
+        #expect(body.error.field == "samples[0].processes.groups[0].mergingPages")
+        // The server is still there and takes a plausible report.
+        batch.samples[0].processes?.groups[0].mergingPages = 100
+        let ack = try await node.pushSamples(nodeId: reg.nodeId, batch)
+        #expect(ack.stored == 1)
+        #expect(
+            ProcessGroupSavings(
+                kind: .pod, name: "x", processes: 1, mergingPages: .max, zeroPages: 1, rmapItems: 0, profitBytes: nil
+            ).mergedBytes(pageSize: 4096) == .max)
+    }
+}
