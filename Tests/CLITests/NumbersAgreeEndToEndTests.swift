@@ -79,7 +79,9 @@ struct NumbersAgreeEndToEndTests {
                 (try? await admin.node(nodeId).lastSample?.savedBytes) == Self.gib
             }
             try #require(atTop, "the agent did not report 1 GiB: \(log)")
-            try await Task.sleep(for: .milliseconds(600))
+            // More than a second: the client sends report times in whole seconds (rounded down),
+            // so the 1 GiB samples must be over a second old to be inside [since, until).
+            try await Task.sleep(for: .milliseconds(1500))
 
             // Saved now: the API's summary, the nodes table and `ksmfleet status` agree.
             let list = try await admin.listNodes()
