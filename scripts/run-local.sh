@@ -13,7 +13,12 @@ chmod 700 "$DATA_DIR"
 
 pids=()
 cleanup() {
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  # The agent first, so that its goodbye sample (what it left in the kernel) reaches the server
+  # before the server stops; then the server.
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    kill -TERM "${pids[$i]}" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "${pids[$i]}" 2>/dev/null || break; sleep 0.1; done
+  done
   wait 2>/dev/null || true
 }
 trap cleanup EXIT INT TERM
