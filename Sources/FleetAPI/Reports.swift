@@ -248,8 +248,8 @@ public struct SavingsRow: Codable, Sendable, Equatable {
     public var periodHours: Double
     /// dataHours / periodHours (0...1).
     public var coverage: Double
-    /// Node rows: the node's intervals without data. Group rows: intervals where none of its
-    /// nodes had data.
+    /// Node rows: the node's intervals without data. Group rows: intervals where some of its
+    /// nodes existed and none had data.
     public var gaps: [TimeRange]
 
     public init(

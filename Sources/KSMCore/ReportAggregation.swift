@@ -89,7 +89,8 @@ public enum ReportAggregation {
     }
 
     /// A group's row (label value, day, fleet): averages are sums of the nodes' averages, hour
-    /// figures are sums, and the gaps are where none of the nodes had data within `period`.
+    /// figures are sums, and the gaps are where some of the nodes existed and none had data (time
+    /// before the first of them registered is no gap).
     /// The peak is `exactPeak` (the highest sum at one moment, `ReportMath.groupPeak`) when the
     /// raw samples were read; otherwise the higher of the highest total of the nodes' bucket
     /// averages (`series`, or the sum of the nodes' series) and the highest member peak, a lower
@@ -132,7 +133,9 @@ public enum ReportAggregation {
             efficiencyGiBPerCore: efficiency(avgSaved: avgSaved, avgCores: avgCores), avgNetProfitBytes: netProfit,
             phaseHours: phaseHours(total), dataHours: data, periodHours: periodHours,
             coverage: periodHours > 0 ? min(1, data / periodHours) : 0,
-            gaps: ReportMath.complement(of: covered, within: period))
+            gaps: ReportMath.coalesce(nodes.map(\.existence)).flatMap {
+                ReportMath.complement(of: covered, within: $0)
+            })
     }
 
     /// Rows grouped by the value of `label` (nodes without it under ""), sorted by value.

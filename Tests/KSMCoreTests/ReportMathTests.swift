@@ -185,7 +185,7 @@ func series(
         let unlabelled = rows[0]
         #expect(unlabelled.nodes == 0)
         #expect(unlabelled.avgSavedBytes == nil)
-        #expect(unlabelled.gaps == [period])
+        #expect(unlabelled.gaps == [Interval(t0 + 3600, t0 + 7200)])  // c existed only then
         let fleet = ReportAggregation.groupRow(key: "fleet", nodes: nodes, period: period)
         #expect(fleet.periodHours == 5)
         #expect(fleet.coverage == 0.6)

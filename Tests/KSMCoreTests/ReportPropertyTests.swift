@@ -80,6 +80,11 @@ import Testing
         }
         let fleetRow = ReportAggregation.groupRow(key: "fleet", nodes: inputs, period: fleet.period)
         #expect(fleetRow.coverage >= 0 && fleetRow.coverage <= 1, "seed \(seed)")
+        // A group's gaps lie inside some member's life: not before the first registration.
+        let lives = ReportMath.coalesce(inputs.map(\.existence))
+        for g in fleetRow.gaps {
+            #expect(lives.contains { $0.from <= g.from && g.to <= $0.to }, "seed \(seed): group gap \(g) outside \(lives)")
+        }
         #expect(fleetRow.dataHours <= fleetRow.periodHours + 1e-9, "seed \(seed)")
     }
 
