@@ -17,7 +17,7 @@ struct AgentController<Context: RequestContext>: Sendable {
     }
 
     @Sendable func register(_ request: Request, context: Context) async throws -> Response {
-        let source = SourceAddress.of(context)
+        let source = state.clientAddress(request, context: context)
         if case .limited(let after) = state.registrationLimiter.hit(source) {
             throw APIError.rateLimited(
                 "too many registrations from \(source) in the last \(Int(state.registrationLimiter.window)) s; try again in \(after) s",

@@ -27,7 +27,10 @@ public func buildApplication(_ config: ServerConfig) async throws -> some Applic
     // Secure cookies and HSTS over HTTPS (own TLS or a trusted proxy's X-Forwarded-Proto).
     router.add(middleware: TransportSecurityMiddleware(security: state.transport))
     router.add(middleware: ErrorMiddleware())
-    router.add(middleware: FailedAuthLimitMiddleware(limiter: state.failedAuthLimiter))
+    router.add(
+        middleware: FailedAuthLimitMiddleware(limiter: state.failedAuthLimiter) { request, context in
+            state.clientAddress(request, context: context)
+        })
     router.add(middleware: LogRequestsMiddleware(.debug))
 
     // Every route is registered through the route table (RouteTable.swift: who may do what).

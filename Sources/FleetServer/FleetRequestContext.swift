@@ -3,11 +3,9 @@ import NIOCore
 
 /// The server's request context: Hummingbird's basic one plus the TCP peer's address (login
 /// throttling, and whether a request came through a trusted proxy).
-public struct FleetRequestContext: RequestContext, RemoteAddressRequestContext, SourceAddressContext {
+public struct FleetRequestContext: RequestContext, RemoteAddressRequestContext {
     public var coreContext: CoreRequestContextStorage
     public let remoteAddress: SocketAddress?
-    /// The peer's IP address without the port (rate limits key on it).
-    public var sourceAddress: String? { remoteAddress?.ipAddress }
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)

@@ -2,10 +2,12 @@ import Foundation
 import Hummingbird
 import Synchronization
 
-/// A fixed-window counter per key (a source address): at most `limit` events per `window`
+/// A fixed-window counter per key (a client address): at most `limit` events per `window`
 /// seconds. Memory is bounded: at most `maxKeys` keys are tracked; when the table is full and
-/// no window has ended, new keys share one overflow counter (so a flood from many addresses is
-/// limited as one, rather than growing the table). `limit == 0` turns the limiter off.
+/// no window has ended, new keys count on one overflow counter (a flood from many addresses is
+/// counted as one, rather than growing the table). Only a key that was counted is ever refused:
+/// an address with no events (a healthy agent) is never limited by someone else's flood.
+/// `limit == 0` turns the limiter off.
 ///
 /// Used for registrations, failed token checks and dashboard logins; each has its own instance.
 public final class RateLimiter: Sendable {
@@ -26,6 +28,8 @@ public final class RateLimiter: Sendable {
     }
     private struct State {
         var entries: [String: Entry] = [:]
+        /// When ended windows were last swept from a full table (at most once a window).
+        var lastSweep: Double = -.infinity
     }
     private let state = Mutex(State())
     static let overflowKey = "\u{0}overflow"
@@ -45,8 +49,7 @@ public final class RateLimiter: Sendable {
         guard limit > 0 else { return .allowed }
         let now = clock()
         return state.withLock { s in
-            let k = s.entries[key] != nil ? key : (s.entries.count >= maxKeys ? Self.overflowKey : key)
-            guard let e = s.entries[k], now < e.start + window else { return .allowed }
+            guard let e = s.entries[key], now < e.start + window else { return .allowed }
             return e.count >= limit ? .limited(retryAfter: retryAfter(e, now)) : .allowed
         }
     }
@@ -59,7 +62,10 @@ public final class RateLimiter: Sendable {
         return state.withLock { s in
             var k = key
             if s.entries[k] == nil, s.entries.count >= maxKeys {
-                s.entries = s.entries.filter { now < $0.value.start + window }
+                if now >= s.lastSweep + window {
+                    s.entries = s.entries.filter { now < $0.value.start + window }
+                    s.lastSweep = now
+                }
                 if s.entries.count >= maxKeys { k = Self.overflowKey }
             }
             var e = s.entries[k] ?? Entry(start: now, count: 0)
@@ -70,11 +76,6 @@ public final class RateLimiter: Sendable {
         }
     }
 
-    /// Forget `key` (e.g. after a successful login).
-    public func reset(_ key: String) {
-        state.withLock { _ = $0.entries.removeValue(forKey: key) }
-    }
-
     /// Keys tracked now (tests).
     public var trackedKeys: Int { state.withLock { $0.entries.count } }
 
@@ -83,31 +84,18 @@ public final class RateLimiter: Sendable {
     }
 }
 
-/// The server's request context: Hummingbird's basic one plus the peer's address, which the
-/// rate limits key on.
-/// A context that knows the peer's IP address.
-public protocol SourceAddressContext {
-    var sourceAddress: String? { get }
-}
-
-enum SourceAddress {
-    /// The peer's IP address (no port), or "unknown". Proxies are not trusted here: behind a
-    /// reverse proxy every request has the proxy's address, so raise the limits there.
-    static func of(_ context: some RequestContext) -> String {
-        (context as? any SourceAddressContext)?.sourceAddress ?? "unknown"
-    }
-}
-
 /// Answers 429 to a source address that failed too many token checks (401) lately, and counts
 /// every 401 the routes behind it answer. Sits inside `ErrorMiddleware`, so it sees the
 /// `APIError`s the routes throw.
 struct FailedAuthLimitMiddleware<Context: RequestContext>: RouterMiddleware {
     let limiter: RateLimiter
+    /// The client's address (`ServerState.clientAddress`: through a trusted proxy, the client's).
+    let address: @Sendable (Request, Context) -> String
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
         async throws -> Response
     {
-        let source = SourceAddress.of(context)
+        let source = address(request, context)
         if case .limited(let after) = limiter.check(source) {
             throw APIError.rateLimited(
                 "too many failed token checks from \(source) in the last \(Int(limiter.window)) s; try again in \(after) s",

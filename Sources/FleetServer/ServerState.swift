@@ -38,8 +38,9 @@ final class ServerState: Sendable {
         self.loginThrottle = LoginThrottle(maxFailures: config.loginMaxFailures, window: config.loginThrottleSeconds)
     }
 
-    /// The client's address for the audit trail (`ClientAddress`).
-    func clientAddress(_ request: Request, context: some RequestContext) -> String? {
+    /// The client's address, for rate limits, login throttling and the audit trail: the peer's,
+    /// or through a trusted proxy the client's (`TransportSecurity.clientAddress`).
+    func clientAddress(_ request: Request, context: some RequestContext) -> String {
         transport.clientAddress(request, peer: (context as? any RemoteAddressRequestContext)?.remoteAddress)
     }
 

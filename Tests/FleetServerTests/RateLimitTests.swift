@@ -32,6 +32,9 @@ import Testing
         #expect(limiter.trackedKeys <= 101)
         // Addresses beyond the table share one counter: a flood is still limited.
         #expect(limiter.hit("192.168.9.9") != .allowed)
+        // An address that never failed is not refused for someone else's flood (a healthy agent
+        // behind a full table used to share the overflow counter's 429).
+        #expect(limiter.check("203.0.113.1") == .allowed)
     }
 
     @Test func zeroTurnsItOff() {

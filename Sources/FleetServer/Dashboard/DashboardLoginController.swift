@@ -46,7 +46,7 @@ struct DashboardLoginController<Context: RemoteAddressRequestContext>: Sendable 
     }
 
     @Sendable func login(_ request: Request, context: Context) async throws -> Response {
-        let address = state.transport.clientAddress(request, peer: context.remoteAddress)
+        let address = state.clientAddress(request, context: context)
         if let wait = state.loginThrottle.retryAfter(address) {
             state.logger.notice(
                 "dashboard sign-in throttled", metadata: ["address": "\(address)", "retryAfter": "\(wait)"])
@@ -72,7 +72,7 @@ struct DashboardLoginController<Context: RemoteAddressRequestContext>: Sendable 
         state.loginThrottle.succeeded(address)
         let (id, _) = try await sessions.create(credential, address: address)
         let who = AuditWho(
-            name: credential.name, credentialId: credential.id, source: state.clientAddress(request, context: context))
+            name: credential.name, credentialId: credential.id, source: address)
         try await state.database.recordAudit(
             action: "login", target: credential.id, after: "{\"role\":\"\(credential.role.rawValue)\"}", who: who)
         state.logger.info(
