@@ -13,13 +13,19 @@ public struct NodeCredential: Sendable, Equatable {
     public var issuedAt: Date?
     /// An admin asked for a rotation at this time.
     public var rotateRequestedAt: Date?
-    /// A previous token is still valid with no end in sight yet: the first use of the current
-    /// one should call `confirmNewToken`.
+    /// A previous token is still valid with no end in sight yet (the new one was never used):
+    /// the first use of the current one should call `confirmNewToken`.
     public var previousAwaitsConfirmation: Bool
+    /// A previous token still in use more than a grace period after its rotation while the new
+    /// token was never used: the agent lost the rotation's reply.
+    public var lostRotationReply: Bool = false
 
-    /// Whether the agent should replace this token now.
+    /// Whether the agent should replace this token now. An agent still on its previous token
+    /// while the new one was never used lost the reply of that rotation: it is asked again (and
+    /// `rotateNodeToken` keeps the previous token as it is), rather than running into the
+    /// previous token's end a day later and becoming a pending registration.
     public func rotationDue(everySeconds: Double?, now: Date) -> Bool {
-        if isPrevious { return false }
+        if isPrevious { return lostRotationReply }
         if rotateRequestedAt != nil { return true }
         guard let everySeconds, everySeconds > 0, let issuedAt else { return false }
         return now.timeIntervalSince(issuedAt) >= everySeconds
@@ -51,15 +57,22 @@ extension FleetDatabase {
                     previousAwaitsConfirmation: previous != nil
                         && (until ?? 0) > Time.ms(now.addingTimeInterval(Self.previousTokenGrace)))
             }
-            if let id = try String.fetchOne(
+            if let row = try Row.fetchOne(
                 db,
                 sql: """
-                    SELECT id FROM nodes WHERE previous_token_hash = ? AND previous_token_expires_at > ?
-                      AND deleted_at IS NULL
+                    SELECT id, previous_token_expires_at FROM nodes WHERE previous_token_hash = ?
+                      AND previous_token_expires_at > ? AND deleted_at IS NULL
                     """, arguments: [hash, Time.ms(now)])
             {
+                let until: Int64 = row["previous_token_expires_at"]
+                // Unconfirmed, the previous token ends `previousTokenLifetime` after the rotation.
+                let unconfirmed = until > Time.ms(now.addingTimeInterval(Self.previousTokenGrace))
+                let rotatedAt = Double(until) / 1000 - Self.previousTokenLifetime
                 return NodeCredential(
-                    nodeId: id, isPrevious: true, issuedAt: nil, rotateRequestedAt: nil, previousAwaitsConfirmation: false)
+                    nodeId: row["id"], isPrevious: true, issuedAt: nil, rotateRequestedAt: nil,
+                    previousAwaitsConfirmation: false,
+                    lostRotationReply: unconfirmed
+                        && now.timeIntervalSince1970 - rotatedAt >= Self.previousTokenGrace)
             }
             return nil
         }
@@ -245,23 +258,19 @@ extension FleetDatabase {
 
     /// An admin accepts (the agent's next attempt takes the node over, or becomes a new node
     /// for a deleted one) or rejects a pending registration.
+    /// The audit row names the credential of the request (`AuditContext`), like every other change.
     public func decideRegistration(id: String, accept: Bool, actor: String = "admin", now: Date = Date()) async throws
         -> PendingRegistration
     {
-        try await pool.write { db in
+        let who = AuditWho.current(default: actor)
+        return try await pool.write { db in
             guard let p = try Self.fetchPending(db, id: id) else { throw StoreError.registrationNotFound(id) }
             try db.execute(
                 sql: "UPDATE pending_registrations SET status = ?, decided_at = ?, decided_by = ? WHERE id = ?",
-                arguments: [accept ? "accepted" : "rejected", Time.ms(now), actor, id])
-            try db.execute(
-                sql: """
-                    INSERT INTO audit_log (at, actor, node_id, action, generation, before_json, after_json)
-                    VALUES (?, ?, ?, ?, NULL, NULL, ?)
-                    """,
-                arguments: [
-                    Time.ms(now), actor, p.holder?.nodeId ?? "-", accept ? "registration-accept" : "registration-reject",
-                    try StoredJSON.encode(p.newcomer),
-                ])
+                arguments: [accept ? "accepted" : "rejected", Time.ms(now), who.name, id])
+            try Self.audit(
+                db, who: who, nodeId: p.holder?.nodeId, action: accept ? "registration-accept" : "registration-reject",
+                target: id, generation: nil, beforeJSON: nil, afterJSON: try StoredJSON.encode(p.newcomer), at: now)
             guard let decided = try Self.fetchPending(db, id: id) else { throw StoreError.registrationNotFound(id) }
             return decided
         }

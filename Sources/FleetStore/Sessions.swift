@@ -64,13 +64,6 @@ extension FleetDatabase {
         return live
     }
 
-    /// Signs out every session of a credential (it was revoked).
-    public func deleteDashboardSessions(credentialId: String) async throws {
-        try await pool.write { db in
-            try db.execute(sql: "DELETE FROM dashboard_sessions WHERE credential_id = ?", arguments: [credentialId])
-        }
-    }
-
     public func deleteDashboardSession(idHash: String) async throws {
         try await pool.write { db in
             try db.execute(sql: "DELETE FROM dashboard_sessions WHERE id_hash = ?", arguments: [idHash])

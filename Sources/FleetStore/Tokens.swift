@@ -78,10 +78,16 @@ extension FleetDatabase {
         }
     }
 
+    /// Sets the bootstrap admin token's hash. A new token ends the dashboard sessions signed in
+    /// with the old one (rotating the token is how a leaked one is taken back).
     public func setAdminTokenHash(_ hash: String) async throws {
         try await pool.write { db in
+            let old = try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = 'admin_token_hash'")
             try db.execute(
                 sql: "INSERT OR REPLACE INTO settings (key, value) VALUES ('admin_token_hash', ?)", arguments: [hash])
+            if old != hash {
+                try db.execute(sql: "DELETE FROM dashboard_sessions WHERE credential_id IS NULL")
+            }
         }
     }
 }

@@ -93,6 +93,10 @@ import Testing
             return
         }
         #expect(reg.nodeId != gone.nodeId && !reg.reregistered)
+        // The decisions are audited with the credential that made them, like every change.
+        let decisions = try await h.admin.audit(action: "registration-accept").entries
+        #expect(decisions.count == 1 && decisions.first?.credential == "bootstrap")
+        #expect(decisions.first?.credentialId != nil && decisions.first?.source != nil)
     }
 
     @Test("a re-imaged host comes back through accept; the old holder is then pending, never flipped back by itself")
@@ -146,6 +150,28 @@ import Testing
         #expect(try await newClient.config(nodeId: reg.nodeId, ifNoneMatch: nil, waitSeconds: nil) != nil)
         let db = try h.database()
         #expect(try await db.sampleSeqs(nodeId: reg.nodeId) == Array(1...45))
+    }
+
+    @Test("an agent that lost a rotation's reply is asked to rotate again, not left to run into the old token's end")
+    func lostRotationReplyIsAskedAgain() async throws {
+        let h = try await Harness.start()
+        defer { Task { await h.finish() } }
+        let (reg, _) = try await h.register(machineId: "lost-reply", hostname: "lost-reply")
+        let db = try h.database()
+        defer { try? db.close() }
+        let old = Secrets.hash(reg.nodeToken)
+        let t = Date()
+        try await db.rotateNodeToken(nodeId: reg.nodeId, presentedHash: old, newHash: Secrets.hash("kn_new"), now: t)
+        // Right after the rotation a push still on its way with the old token is not asked again.
+        let soon = try #require(try await db.nodeCredential(forTokenHash: old, now: t.addingTimeInterval(5)))
+        #expect(soon.isPrevious && !soon.rotationDue(everySeconds: nil, now: t.addingTimeInterval(5)))
+        // Minutes later, the new token still unused: the reply was lost; ask again.
+        let later = try #require(try await db.nodeCredential(forTokenHash: old, now: t.addingTimeInterval(600)))
+        #expect(later.rotationDue(everySeconds: nil, now: t.addingTimeInterval(600)))
+        // Once the new token was used, the old one is only a grace period's leftover: not asked.
+        try await db.confirmNewToken(nodeId: reg.nodeId, now: t.addingTimeInterval(600))
+        let confirmed = try #require(try await db.nodeCredential(forTokenHash: old, now: t.addingTimeInterval(601)))
+        #expect(!confirmed.rotationDue(everySeconds: nil, now: t.addingTimeInterval(601)))
     }
 
     @Test("scheduled rotation: the sample reply says so once the token is older than the server's setting")

@@ -35,4 +35,20 @@ import Testing
         try await db.deleteDashboardSession(idHash: "h2")
         #expect(try await db.dashboardSessionCount() == 1)
     }
+
+    @Test func aNewAdminTokenEndsTheSessionsSignedInWithTheOldOne() async throws {
+        let (db, dir) = try makeDatabase()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try await db.setAdminTokenHash("old")
+        try await db.createDashboardSession(
+            idHash: "boot", expiresAt: t0.addingTimeInterval(1000), address: nil, maxSessions: 10, now: t0)
+        try await db.createDashboardSession(
+            idHash: "named", expiresAt: t0.addingTimeInterval(1000), address: nil, credentialId: "c-1", maxSessions: 10,
+            now: t0)
+        try await db.setAdminTokenHash("old")  // unchanged: nobody is signed out
+        #expect(try await db.dashboardSessionCount() == 2)
+        try await db.setAdminTokenHash("new")
+        #expect(try await db.touchDashboardSession(idHash: "boot", lifetime: 1000, now: t0) == nil)
+        #expect(try await db.touchDashboardSession(idHash: "named", lifetime: 1000, now: t0) != nil)
+    }
 }
