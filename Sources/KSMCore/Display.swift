@@ -67,6 +67,12 @@ public enum Display {
         return number(f * 100, significant: 4) + " %"
     }
 
+    /// MemAvailable in % as the tuner's reasons write it (`Percent.format`: one decimal only near
+    /// the threshold), so that a counter and the reason beside it never disagree.
+    public static func memAvailable(_ m: MemorySnapshot, thresCoef: Int) -> String {
+        m.memTotalKB > 0 ? Percent.format(m.availablePercent, against: thresCoef) + " %" : "—"
+    }
+
     /// Hours: 0.004 → "0.004 h".
     public static func hours(_ h: Double) -> String { number(h) + " h" }
 }

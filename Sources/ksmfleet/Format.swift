@@ -76,7 +76,7 @@ enum Fmt {
 
     /// MemAvailable in % as the tuner's reason writes it (same rounding, same digits near the threshold).
     static func memAvailable(_ m: MemorySnapshot, thresCoef: Int) -> String {
-        m.memTotalKB > 0 ? Percent.format(m.availablePercent, against: thresCoef) + " %" : "-"
+        m.memTotalKB > 0 ? Display.memAvailable(m, thresCoef: thresCoef) : "-"
     }
 
     static func date(_ d: Date?) -> String {

@@ -25,9 +25,10 @@ struct FleetStatus: Codable, Equatable {
 
     var nodes: Int
     var online: Int
-    /// Not reporting: agent stopped cleanly, or silent (offline), or never reported.
+    /// Silent past the offline threshold without a goodbye (`FleetNow.offline`).
     var offline: Int
     var agentStopped: Int
+    var neverReported: Int
     /// Nodes per last reported phase; nodes that never reported count as `unknown`.
     var phases: [String: Int]
     var driftNodes: Int
@@ -44,8 +45,9 @@ struct FleetStatus: Codable, Equatable {
         let now = summary ?? FleetNow.of(list)
         nodes = list.count
         online = now.online
-        offline = nodes - online - now.agentStopped
+        offline = now.offline
         agentStopped = now.agentStopped
+        neverReported = now.neverReported
         phases = Dictionary(grouping: list, by: { $0.phase?.rawValue ?? "unknown" }).mapValues(\.count)
         driftNodes = list.filter(\.drift).count
         savedBytes = now.savedBytes
@@ -87,7 +89,8 @@ struct StatusCommand: AsyncParsableCommand {
             var kv = KeyValues()
             kv.add(
                 "Nodes",
-                "\(status.nodes) (\(status.online) online, \(status.agentStopped) agent stopped, \(status.offline) offline)")
+                "\(status.nodes) (\(status.online) online, \(status.agentStopped) agent stopped, \(status.offline) offline"
+                    + (status.neverReported > 0 ? ", \(status.neverReported) never reported)" : ")"))
             let phaseOrder = KSMPhase.allCases.map(\.rawValue) + ["unknown"]
             let phases = phaseOrder.compactMap { p in status.phases[p].map { "\(p) \($0)" } }
             kv.add("Phases", phases.isEmpty ? "-" : phases.joined(separator: ", "))
@@ -122,7 +125,9 @@ struct StatusCommand: AsyncParsableCommand {
                 for a in status.attention {
                     var why: [String] = []
                     if !a.online {
-                        why.append("\(a.connection.describe(lastSeenAgo: nil)), last reported \(Fmt.dateAgo(a.lastSeenAt))")
+                        why.append(
+                            a.connection.describe(lastSeenAgo: nil)
+                                + (a.lastSeenAt == nil ? "" : ", last reported \(Fmt.dateAgo(a.lastSeenAt))"))
                     }
                     if a.drift {
                         why.append(

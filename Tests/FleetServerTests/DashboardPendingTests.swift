@@ -22,7 +22,8 @@ import Testing
         page.pending = NodesPage.pendingRows([pending], now: now)
         #expect(page.hasPending)
         let html = try DashboardTemplates().render(
-            "nodes", frame: PageFrame(title: "Nodes", section: .nodes, csrf: "c0ffee", nonce: "n"), page: page)
+            "nodes", frame: PageFrame(title: "Nodes", section: .nodes, csrf: "c0ffee", nonce: "n", credential: .bootstrap),
+            page: page)
         #expect(html.contains("id=\"pending-registrations\""))
         #expect(html.contains("<form method=\"post\" action=\"/registrations/p-0123456789ab/accept\""))
         #expect(html.contains("<form method=\"post\" action=\"/registrations/p-0123456789ab/reject\""))

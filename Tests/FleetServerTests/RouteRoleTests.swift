@@ -248,3 +248,22 @@ import Testing
         }
     }
 }
+
+/// The dashboard shows a form only to a role the route behind it allows.
+@Suite struct DashboardFormsFollowRolesTests {
+    @Test func pendingRegistrationButtonsAreForAdminsOnly() async throws {
+        let h = try await Harness.start()
+        defer { Task { await h.finish() } }
+        _ = try await RouteRoleTests.pendingRegistration(h, 1)
+        for (role, sees) in [(Role.viewer, false), (.operator, false), (.admin, true)] {
+            let token = try #require(
+                try await h.admin.createCredential(CreateCredentialRequest(name: "forms-\(role.rawValue)", role: role))
+                    .token)
+            var browser = try DashboardBrowser(h.server)
+            try await browser.signIn(adminToken: token)
+            let page = try await browser.get("/nodes").text
+            #expect(page.contains("pending-registrations"), "\(role): the panel is shown")
+            #expect(page.contains("/accept\"") == sees, "\(role): accept form shown = \(sees)")
+        }
+    }
+}

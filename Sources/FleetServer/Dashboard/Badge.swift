@@ -20,10 +20,6 @@ struct Badge: Sendable, Equatable {
         }
     }
 
-    static func online(_ online: Bool) -> Badge {
-        online ? Badge(text: "online", kind: "ok") : Badge(text: "offline", kind: "bad")
-    }
-
     /// online, agent stopped (a clean stop), offline (silent), never reported.
     static func connection(_ c: NodeConnection) -> Badge {
         switch c {

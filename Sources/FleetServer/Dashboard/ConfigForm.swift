@@ -33,7 +33,9 @@ struct ConfigForm: Sendable, Equatable {
         minPages = String(p.minPages)
         maxPages = String(p.maxPages)
         sleepMsec = String(p.sleepMsec)
-        maxCpuPercent = cfg.maxCpuPercent.map { Display.number($0, significant: 6) } ?? ""
+        // The stored value as it is (a form must round-trip: a rounded value would change the
+        // config on the next save of any other field).
+        maxCpuPercent = cfg.maxCpuPercent.map { $0.description } ?? ""
         generation = String(c.generation)
     }
 

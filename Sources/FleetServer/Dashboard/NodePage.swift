@@ -162,7 +162,9 @@ struct NodePage: Sendable {
             Counter(
                 label: "pages_to_scan / sleep",
                 value: st.map { "\(HTML.int(Int64($0.pagesToScan))) / \($0.sleepMillisecs) ms" } ?? "—"),
-            Counter(label: "MemAvailable", value: s.map { HTML.percent($0.memory.availablePercent) } ?? "—"),
+            Counter(
+                label: "MemAvailable",
+                value: s.map { Display.memAvailable($0.memory, thresCoef: n.config.config.thresCoef) } ?? "—"),
         ]
         kernel = n.kernel
         memory = HTML.bytes(n.memTotalBytes)

@@ -24,11 +24,12 @@ struct OverviewPage: Sendable {
     var cpuNow: String
     var cpuNowSub: String
     var online: Int
-    /// Not online: agent stopped, offline or never reported.
+    /// Silent past the offline threshold without a goodbye (`FleetNow.offline`).
     var offline: Int
     var agentStopped: Int
+    var neverReported: Int
+    var anyNeverReported: Bool
     var anyAgentStopped: Bool
-    var notReporting: Int
     var registered: Int
     var drift: Int
     var anyDrift: Bool
@@ -54,7 +55,6 @@ struct OverviewPage: Sendable {
                 ? ""
                 : " · not counted: \(silent) not reporting (\(fleet.agentStopped) agent stopped, \(fleet.offline) offline),"
                     + " \(HTML.bytes(fleet.lastKnownSavedBytesNotReporting)) at their last report")
-        notReporting = silent
         saved24h = HTML.bytes(r24.total.avgSavedBytes)
         saved24hSub =
             "\(HTML.num(r24.total.savedGiBHours)) GiB-hours · coverage \(HTML.fraction(r24.total.coverage))"
@@ -64,8 +64,10 @@ struct OverviewPage: Sendable {
         cpuNow = HTML.percent(fleet.ksmdCPUPercent)
         cpuNowSub = "of one CPU, summed · 24 h: \(HTML.num(r24.total.ksmdCPUHours)) CPU-h"
         self.online = fleet.online
-        offline = nodes.count - fleet.online
+        offline = fleet.offline
         agentStopped = fleet.agentStopped
+        neverReported = fleet.neverReported
+        anyNeverReported = fleet.neverReported > 0
         anyAgentStopped = fleet.agentStopped > 0
         registered = nodes.count
         drift = nodes.filter(\.drift).count

@@ -104,6 +104,8 @@ struct ReportsPage: Sendable {
     var groupTitle: String
     var rows: [Row]
     var total: Row
+    /// Some peak comes from rollups (marked *, with a legend).
+    var anyRollupPeak: Bool
 
     /// Who benefited: a process group on a node over the period (`GET /api/v1/reports/processes`).
     struct ProcessRow: Sendable, Equatable {
@@ -148,6 +150,7 @@ struct ReportsPage: Sendable {
         groupTitle = q.by == .day ? "Day (UTC)" : (q.by == .label ? "Label" : "Node")
         rows = report.rows.map { Self.row($0, query: q, total: false) }
         total = Self.row(report.total, query: q, total: true)
+        anyRollupPeak = (report.rows + [report.total]).contains { $0.peakBasis != nil && $0.peakBasis != .samples }
     }
 
     /// Process groups the page lists (the API and the CLI give more).
@@ -180,7 +183,9 @@ struct ReportsPage: Sendable {
         return Row(
             key: r.key, isTotal: total, name: name, nameHref: href, nameMuted: muted, deleted: deleted,
             nodes: String(r.nodes),
-            avgSaved: HTML.bytes(r.avgSavedBytes), peakSaved: HTML.bytes(r.peakSavedBytes),
+            avgSaved: HTML.bytes(r.avgSavedBytes),
+            // A peak from rollups is a lower bound of the peak at one moment: marked, as in the CLI.
+            peakSaved: HTML.bytes(r.peakSavedBytes) + (r.peakBasis.map { $0 == .samples ? "" : "*" } ?? ""),
             gibHours: HTML.num(r.savedGiBHours), cpuHours: HTML.num(r.ksmdCPUHours),
             cores: HTML.num(r.avgKsmdCPUCores), efficiency: HTML.num(r.efficiencyGiBPerCore),
             net: r.avgNetProfitBytes.map { HTML.bytes($0) }, phases: phases.isEmpty ? "—" : phases,
