@@ -78,6 +78,9 @@ public actor NodeEngine {
     public private(set) var lastOutcome: EngineOutcome?
     private var lastCPU: CPUTimeSample?
     private var lastAdaptivePhase: AdaptivePhase?
+    /// The warnings of the last apply: logged again only when they change (the adaptive mode
+    /// applies every second; a kernel without a configured file would fill the journal).
+    private var lastWarnings: [String] = []
 
     public init(
         kernel: any KSMKernel, clock: any MonotonicClock = SystemMonotonicClock(), logger: Logger,
@@ -170,7 +173,10 @@ public actor NodeEngine {
                         "phase": "\(decision.phase.rawValue)", "reason": "\(decision.reason)",
                     ])
             }
-            for warning in report.warnings { logger.warning("\(warning)") }
+            if report.warnings != lastWarnings || appliedGeneration != generation {
+                for warning in report.warnings { logger.warning("\(warning)") }
+            }
+            lastWarnings = report.warnings
             appliedGeneration = generation
             applyError = nil
             return record(

@@ -44,12 +44,17 @@ public enum Tuner {
             decision = throttleStep(config: config, input: input, state: state)
         case .run where config.mode == .adaptive:
             decision = Adaptive.step(config: config, input: input, state: state)
-            // The adaptive mode writes pages_to_scan, which the kernel refuses while its advisor runs.
-            decision.settings.advisorMode = "none"
         case .run where config.mode == .advisor:
             decision = AdvisorPolicy.step(config: config, input: input, state: state)
         case .run:
             decision = Ksmtuned.step(config: config, memory: input.memory, state: state)
+        }
+        // Every other mode writes pages_to_scan, which the kernel refuses while its advisor runs:
+        // leaving the advisor mode switches it off (on kernels that have it). Throttle's idle
+        // level puts back the settings captured at start, the advisor's among them.
+        let restoresInitial = config.mode == .throttle && decision.state.throttle.level == .initial
+        if config.run == .run && config.mode != .advisor && !restoresInitial {
+            decision.settings.advisorMode = "none"
         }
         decision.settings.mergeAcrossNodes = config.mergeAcrossNodes
         decision.settings.maxPageSharing = config.maxPageSharing

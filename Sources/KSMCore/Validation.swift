@@ -89,13 +89,16 @@ extension KSMConfig {
                         message: "minPagesToScan \(a.minPagesToScan) is greater than maxPagesToScan \(a.maxPagesToScan)"))
             }
         }
-        if mode != .throttle && mode != .adaptive && mode != .advisor {
-            let p = effectiveParameters
+        func inRange(_ p: TunerParameters) {
             outOfRange("parameters.boost", p.boost, 0...ConfigLimits.maxPagesToScan)
             outOfRange("parameters.decay", p.decay, 0...ConfigLimits.maxPagesToScan)
             outOfRange("parameters.minPages", p.minPages, 0...ConfigLimits.maxPagesToScan)
             outOfRange("parameters.maxPages", p.maxPages, 0...ConfigLimits.maxPagesToScan)
             outOfRange("parameters.sleepMsec", p.sleepMsec, 0...ConfigLimits.maxSleepMsec)
+        }
+        if mode != .throttle && mode != .adaptive && mode != .advisor {
+            let p = effectiveParameters
+            inRange(p)
             if p.minPages > p.maxPages {
                 issues.append(
                     ValidationIssue(
@@ -114,15 +117,10 @@ extension KSMConfig {
                         code: "zero", field: "parameters.sleepMsec",
                         message: "sleepMsec must be at least 1 (0 would make ksmd spin)"))
             }
-        }
-        if mode == .throttle, let p = parameters {
-            // Throttle mode does not use them, but they are stored and shown (the API says each
-            // is 0…maxPagesToScan / maxSleepMsec): out-of-range values are refused here too.
-            outOfRange("parameters.boost", p.boost, 0...ConfigLimits.maxPagesToScan)
-            outOfRange("parameters.decay", p.decay, 0...ConfigLimits.maxPagesToScan)
-            outOfRange("parameters.minPages", p.minPages, 0...ConfigLimits.maxPagesToScan)
-            outOfRange("parameters.maxPages", p.maxPages, 0...ConfigLimits.maxPagesToScan)
-            outOfRange("parameters.sleepMsec", p.sleepMsec, 0...ConfigLimits.maxSleepMsec)
+        } else if let p = parameters {
+            // The throttle, adaptive and advisor modes do not use them, but they are stored and
+            // shown (the API says each is 0…maxPagesToScan / maxSleepMsec): out of range is refused.
+            inRange(p)
         }
         if let t = throttle {
             for (name, v) in [

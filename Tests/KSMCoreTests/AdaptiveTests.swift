@@ -200,3 +200,30 @@ struct AdaptiveFigures {
         for (t, r) in adaptive.reasons where t.truncatingRemainder(dividingBy: 5) == 0 && t <= 40 { print("  t=\(t) \(r)") }
     }
 }
+
+@Suite struct LeavingTheAdvisorTests {
+    @Test("every running mode but advisor switches the kernel's advisor off, so its pages_to_scan is written")
+    func otherModesSwitchTheAdvisorOff() {
+        let input = TunerInput(
+            memory: MemorySnapshot(memTotalKB: 1000, memAvailableKB: 10), pageSize: 4096, initial: KernelSettings(),
+            now: 0, observation: KernelObservation(status: KSMStatus(), ksmdCPUSeconds: 0))
+        for mode in TuningMode.allCases where mode != .advisor {
+            // Throttle scans only after a kick; idle, it puts back the settings captured at start.
+            let state = mode == .throttle ? Tuner.kick(state: TunerState(), now: 0) : TunerState()
+            let d = Tuner.decide(config: KSMConfig(run: .run, mode: mode, thresCoef: 100), input: input, state: state)
+            #expect(d.settings.advisorMode == "none", "\(mode)")
+        }
+        let stopped = Tuner.decide(config: KSMConfig(run: .stop, mode: .high), input: input, state: TunerState())
+        #expect(stopped.settings.advisorMode == nil)
+    }
+
+    @Test("parameters are range-checked in every mode, also where the mode does not use them")
+    func parametersInEveryMode() {
+        for mode in [TuningMode.throttle, .adaptive, .advisor] {
+            let c = KSMConfig(
+                run: .run, mode: mode,
+                parameters: TunerParameters(boost: -5, decay: 0, minPages: 1, maxPages: 2, sleepMsec: 1))
+            #expect(c.validate().contains { $0.field == "parameters.boost" }, "\(mode)")
+        }
+    }
+}

@@ -74,3 +74,19 @@ struct FeedbackModesEngineTests {
         #expect(k.writes.isEmpty)
     }
 }
+
+/// The adaptive mode applies every second: a warning about the kernel (a configured file it
+/// lacks) is logged when it appears, not once a second.
+@Suite struct EngineWarningTests {
+    @Test func aRepeatedWarningIsLoggedOnce() async throws {
+        let capture = LogCapture()
+        let kernel = FakeKSMKernel(features: FakeKSMKernel.Features.modern.subtracting(["smart_scan"]))
+        let engine = try NodeEngine(kernel: kernel, clock: ManualClock(), logger: capture.logger())
+        var config = KSMConfig(run: .run, mode: .adaptive, thresCoef: 100)
+        config.smartScan = 1
+        _ = await engine.setConfig(config, generation: 1)
+        for _ in 0..<5 { _ = await engine.tune() }
+        let warnings = capture.all.filter { $0.level == .warning && $0.message.contains("smart_scan") }
+        #expect(warnings.count == 1, "\(warnings.map(\.message))")
+    }
+}
