@@ -319,6 +319,14 @@ extension FleetDatabase {
                           previous_token_expires_at = NULL WHERE id = ?
                         """,
                     arguments: [Time.ms(now), nodeId])
+                // The node's data ends at its deletion: the next rollup pass recomputes the hours
+                // its last sample's tail reached into (as raw reads already stop there).
+                let t = now.timeIntervalSince1970
+                for h in Set([ReportTime.hourStart(t), ReportTime.hourStart(t + ReportPolicy.default.tailSeconds)]) {
+                    try db.execute(
+                        sql: "INSERT OR REPLACE INTO rollup_pending (node_id, bucket_start) VALUES (?, ?)",
+                        arguments: [nodeId, Int64(h)])
+                }
             }
         }
     }

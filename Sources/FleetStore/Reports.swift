@@ -117,17 +117,13 @@ extension FleetDatabase {
         now: Double, enabled: Bool = true
     ) throws -> [String: Double]? {
         guard enabled, period.length <= exactPeakMaxSeconds, period.length > 0 else { return nil }
-        // Raw samples are complete for the period unless an hour rollup older than the oldest
-        // sample still kept (retention deleted its samples) reaches into it.
-        if let oldest = try Int64.fetchOne(db, sql: "SELECT MIN(taken_at) FROM samples").map({ Double($0) / 1000 }),
-            oldest > period.from - policy.maxGapSeconds
+        // Raw samples are complete for the period unless retention has cut into it (the cut it
+        // applied is recorded by `retentionPass`).
+        if let cut = try Int64.fetchOne(
+            db, sql: "SELECT value FROM rollup_state WHERE key = ?", arguments: [Self.samplesCutKey]),
+            Double(cut) / 1000 > period.from - policy.maxGapSeconds
         {
-            let older = try Int64.fetchOne(
-                db, sql: "SELECT 1 FROM rollup_hour WHERE bucket_start < ? AND bucket_start > ? LIMIT 1",
-                arguments: [
-                    Int64(ReportTime.hourStart(oldest)), Int64(period.from - policy.maxGapSeconds - ReportTime.hour),
-                ])
-            if older != nil { return nil }
+            return nil
         }
         var groupOf: [String: String] = [:]
         for n in nodes { groupOf[n.id] = group(n) }
@@ -245,12 +241,17 @@ extension FleetDatabase {
             let clipped = Interval(max(span.from, range.from), min(span.to, range.to))
             acc[id]?.covered.append(contentsOf: ReportMath.complement(of: holes[id] ?? [], within: clipped))
         }
+        // A group's series value for a bucket is the time average of its nodes' summed saving over
+        // the whole bucket (a node without data adds nothing): never above what the group saved at
+        // some moment of it, so the peak built from it is a lower bound. (Summing the nodes'
+        // averages over their own data time is not: a node that left at 10:30 and one that came
+        // at 10:30 would add up to both at once.)
         if let groups, let only = groups.values.first, groups.values.allSatisfy({ $0 == only }) {
             // One group (the fleet): a plain sum per bucket, no join.
             let rows = try Row.fetchCursor(
                 db,
                 sql: """
-                    SELECT bucket_start AS b, SUM(saved_avg) AS s FROM \(table)
+                    SELECT bucket_start AS b, SUM(saved_byte_seconds) / \(len) AS s FROM \(table)
                     WHERE bucket_start >= ? AND bucket_start < ? GROUP BY bucket_start
                     """, arguments: args)
             while let r = try rows.next() {
@@ -261,7 +262,7 @@ extension FleetDatabase {
             let rows = try Row.fetchCursor(
                 db,
                 sql: """
-                    SELECT g.value AS grp, r.bucket_start AS b, SUM(r.saved_avg) AS s
+                    SELECT g.value AS grp, r.bucket_start AS b, SUM(r.saved_byte_seconds) / \(len) AS s
                     FROM \(table) r JOIN json_each(?) g ON g.key = r.node_id
                     WHERE r.bucket_start >= ? AND r.bucket_start < ? GROUP BY grp, b
                     """, arguments: [map, Int64(range.from), Int64(range.to)])
@@ -292,7 +293,10 @@ extension FleetDatabase {
             let gapText: String? = r[17]
             acc[id]?.covered.append(
                 contentsOf: ReportMath.complement(of: gapText == nil ? [] : decodeGaps(gapText), within: bucket))
-            if let g = groups?[id], let a = st.avgSavedBytes { series[g, default: [:]][start, default: 0] += a }
+            if let g = groups?[id] {
+                // Time average over the whole month (see `accumulate`).
+                series[g, default: [:]][start, default: 0] += st.savedByteSeconds / (ReportTime.nextMonthStart(start) - start)
+            }
         }
     }
 
@@ -332,7 +336,11 @@ extension FleetDatabase {
             acc[id]?.stats.merge(result.total)
             acc[id]?.covered.append(contentsOf: result.covered)
             if let g = groups?[id] {
-                for (b, st) in result.buckets { if let a = st.avgSavedBytes { series[g, default: [:]][b, default: 0] += a } }
+                // Time average over the part of the hour in the range and past (see `accumulate`).
+                for (b, st) in result.buckets {
+                    let length = min(b + ReportTime.hour, range.to, now) - max(b, range.from)
+                    if length > 0 { series[g, default: [:]][b, default: 0] += st.savedByteSeconds / length }
+                }
             }
         }
     }
@@ -417,7 +425,7 @@ extension FleetDatabase {
         let hours = try Row.fetchCursor(
             db,
             sql: """
-                SELECT bucket_start AS b, SUM(saved_avg) AS s FROM rollup_hour
+                SELECT bucket_start AS b, SUM(saved_byte_seconds) / 3600.0 AS s FROM rollup_hour
                 WHERE bucket_start >= ? AND bucket_start < ? GROUP BY bucket_start
                 """, arguments: [Int64(first), Int64(last)])
         while let r = try hours.next() {

@@ -53,6 +53,8 @@ extension FleetDatabase {
         profit_seconds, gaps
         """
     static let watermarkKey = "rollup_rowid"
+    /// The latest retention cut of raw samples (unix ms): before it, samples may be gone.
+    static let samplesCutKey = "samples_cut"
 
     static func stats(_ row: Row) -> BucketStats {
         BucketStats(
@@ -187,14 +189,21 @@ extension FleetDatabase {
                         runs.append((h, h))
                     }
                 }
+                // A deleted node's data ends at its deletion, as in the raw reads of reports.
+                let deletedAt = try Int64.fetchOne(
+                    db, sql: "SELECT deleted_at FROM nodes WHERE id = ?", arguments: [node]
+                ).map { Double($0) / 1000 }
+                let nodeHorizon = min(horizon, deletedAt ?? horizon)
                 for (a, b) in runs {
                     let from = a
                     let to = b + ReportTime.hour
                     let samples = try Self.reportSamples(
                         db, nodeId: node, from: from - policy.maxGapSeconds, to: to + policy.maxGapSeconds)
                     let result = ReportMath.integrate(
-                        samples, from: from, to: to, bucketSeconds: ReportTime.hour, policy: policy, horizon: horizon)
-                    if result.clippedAtHorizon {
+                        samples, from: from, to: to, bucketSeconds: ReportTime.hour, policy: policy,
+                        horizon: nodeHorizon)
+                    // Cut at now (not at a deletion, which is final): recomputed while time passes.
+                    if result.clippedAtHorizon && nodeHorizon == horizon {
                         // The cut tail lies in the hour of `now`, or spills into the next one.
                         pending.insert(NodeBucket(nodeId: node, start: ReportTime.hourStart(horizon)))
                         pending.insert(NodeBucket(nodeId: node, start: ReportTime.hourStart(horizon + policy.tailSeconds)))
@@ -357,7 +366,16 @@ extension FleetDatabase {
                           LIMIT ?)
                         """,
                     arguments: [sampleCut, key, batch])
-                return db.changesCount
+                let deleted = db.changesCount
+                if deleted > 0 {
+                    // Reports read raw samples only after this (exact group peaks).
+                    try db.execute(
+                        sql: """
+                            INSERT INTO rollup_state (key, value) VALUES (?, ?)
+                            ON CONFLICT (key) DO UPDATE SET value = MAX(value, excluded.value)
+                            """, arguments: [Self.samplesCutKey, sampleCut])
+                }
+                return deleted
             }
             result.samples += n
             if n < batch { break }

@@ -10,7 +10,8 @@ public struct NodeReportInput: Sendable, Equatable {
     public var stats: BucketStats
     /// Intervals of `existence` without data.
     public var gaps: [Interval]
-    /// Average saved bytes per bucket start (hours, or days for long periods), for group peaks.
+    /// Saved bytes per bucket start averaged over the whole bucket (hours, or days for long
+    /// periods), for group peaks.
     public var series: [Double: Double]
 
     public init(
@@ -92,9 +93,10 @@ public enum ReportAggregation {
     /// figures are sums, and the gaps are where some of the nodes existed and none had data (time
     /// before the first of them registered is no gap).
     /// The peak is `exactPeak` (the highest sum at one moment, `ReportMath.groupPeak`) when the
-    /// raw samples were read; otherwise the higher of the highest total of the nodes' bucket
-    /// averages (`series`, or the sum of the nodes' series) and the highest member peak, a lower
-    /// bound of the exact figure that is never below any member's own peak.
+    /// raw samples were read; otherwise the higher of the highest value of `series` (the group's
+    /// summed saving averaged over each whole bucket, or the sum of the nodes' series) and the
+    /// highest member peak: values the group reached at some moment, so a lower bound of the
+    /// exact figure that is never below any member's own peak.
     public static func groupRow(
         key: String, nodes: [NodeReportInput], period: Interval, series given: [Double: Double]? = nil,
         exactPeak: Double? = nil, basis: PeakBasis = .hour

@@ -341,6 +341,9 @@ public enum ReportMath {
     ) -> Interval? {
         var start = registeredAt
         if let first = firstData, first < registeredAt || first - registeredAt <= setupSeconds { start = first }
+        // Registered, no sample yet, still within its set-up time: not yet counted (it would show a
+        // gap that vanishes when the first sample arrives).
+        if firstData == nil && now - registeredAt <= setupSeconds { return nil }
         let iv = Interval(max(period.from, start), min(period.to, deletedAt ?? period.to, now))
         return iv.length > 0 ? iv : nil
     }

@@ -303,6 +303,24 @@ private func range(_ a: Double, _ b: Double) -> TimeRange {
         #expect(abs(byDay.total.savedGiBHours - (48 + 1.0 / 60)) < 1e-9)
     }
 
+    @Test func aRollupPeakNeverExceedsWhatTheFleetSavedAtOnce() async throws {
+        // alpha saves 10 GiB until 10:30 and is deleted; bravo registers at 10:30 and saves
+        // 10 GiB. The fleet never saved more than 10 GiB at once: a peak read from hour rollups
+        // (period over 24 h) must not say 20 (the sum of their averages over their own data time).
+        let f = try ReportFixture()
+        let alpha = try await f.node("alpha", registeredAt: t0)
+        try await f.push(alpha, start: t0, count: 31, saved: 10 * gib)  // 0:00 … 0:30
+        try await f.db.deleteNode(
+            nodeId: alpha, purgeHistory: false, now: Date(timeIntervalSince1970: t0 + 1800))
+        let bravo = try await f.node("bravo", registeredAt: t0 + 1800)
+        try await f.push(bravo, start: t0 + 1800, count: 31, saved: 10 * gib)  // 0:30 … 1:00
+        let r = try await f.report(t0 - 86400, t0 + 3600)
+        #expect(r.total.peakBasis == .hour)
+        let peak = try #require(r.total.peakSavedBytes)
+        #expect(peak <= Double(10 * gib) + 1, "\(peak / Double(gib)) GiB")
+        #expect(peak >= Double(10 * gib) - 1, "never below a member's own peak")
+    }
+
     @Test func yearLongPeriodsReadMonthRollupsAndBackfill() async throws {
         let f = try ReportFixture()
         let id = try await f.node("months", registeredAt: t0 - 60 * 86400)
@@ -337,6 +355,11 @@ private func range(_ a: Double, _ b: Double) -> TimeRange {
         // The report still comes from the rollups.
         let r = try await f.report(t0, t0 + 3600)
         #expect(r.rows.first?.savedGiBHours == 1)
+        // Its raw samples are gone: the fleet peak is not called exact (it comes from rollups); a
+        // period after the cut still reads them.
+        #expect(r.total.peakBasis == .hour)
+        let later = try await f.report(t0 + 3600 + 300, t0 + 7200)
+        #expect(later.total.peakBasis == .samples)
         let old = try await f.db.retentionPass(
             samplesBefore: Date(timeIntervalSince1970: t0 + 86400), rollupsBefore: Date(timeIntervalSince1970: t0 + 86400))
         #expect(old.samples == 59)  // the newest row always stays

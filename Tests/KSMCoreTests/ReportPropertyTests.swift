@@ -169,6 +169,12 @@ import Testing
         let late = ReportMath.existence(
             registeredAt: p.from + 360, firstData: p.from + 1000, deletedAt: nil, period: p, now: p.from + 1800)
         #expect(late == Interval(p.from + 360, p.from + 1800), "a first sample 640 s late leaves a gap")
+        // Registered a moment ago, no sample yet: not counted (no gap that the first sample would
+        // take back); silent past the set-up time: counted, with its gap.
+        #expect(ReportMath.existence(registeredAt: p.from + 360, firstData: nil, deletedAt: nil, period: p, now: p.from + 370) == nil)
+        #expect(
+            ReportMath.existence(registeredAt: p.from + 360, firstData: nil, deletedAt: nil, period: p, now: p.from + 1000)
+                == Interval(p.from + 360, p.from + 1000))
         #expect(ReportMath.existence(registeredAt: p.to + 1, firstData: nil, deletedAt: nil, period: p, now: p.to + 5) == nil)
         // History replayed from before the registration counts from its first sample.
         let replayed = ReportMath.existence(
