@@ -103,9 +103,13 @@ struct Auth: Sendable {
         }
         let hash = Secrets.hash(token)
         if Secrets.constantTimeEqual(hash, adminTokenHash) { return .credential(.bootstrap) }
-        if let node = try await nodeToken(hash)?.nodeId { return .node(node) }
-        if let c = try await database.credential(forTokenHash: hash) { return .credential(c) }
-        if try await database.isEnrollmentToken(hash: hash) {
+        // Every token the server makes names its kind in a prefix (Secrets.Kind): one lookup, in
+        // the one place that kind lives, and none at all for a token of no known kind.
+        if token.hasPrefix(Secrets.Kind.node.rawValue) {
+            if let node = try await nodeToken(hash)?.nodeId { return .node(node) }
+        } else if token.hasPrefix(Secrets.Kind.credential.rawValue) {
+            if let c = try await database.credential(forTokenHash: hash) { return .credential(c) }
+        } else if token.hasPrefix(Secrets.Kind.enrollment.rawValue), try await database.isEnrollmentToken(hash: hash) {
             throw APIError.forbidden(
                 "this is an enrollment token: it only registers nodes (POST /api/v1/register); "
                     + (access == .node ? "this route needs the node's own token" : "this route needs \(Self.needs(access))"))
@@ -120,7 +124,7 @@ struct Auth: Sendable {
                     + "node token (node tokens are replaced by rotations and end with their node)")
         default:
             throw APIError.unauthorized(
-                "wrong token: it is neither this server's admin token (kept in <data-dir>/server/admin-token, or set "
+                "wrong token: it is neither this server's admin token (kept in <data-dir>/admin-token, or set "
                     + "with KSMFLEET_ADMIN_TOKEN) nor a live named credential (revoked or expired ones stop working)")
         }
     }
