@@ -175,7 +175,8 @@ public struct KSMConfig: Codable, Sendable, Equatable, Hashable {
     public var maxPageSharing: Int?
     public var useZeroPages: Int?
     public var smartScan: Int?
-    /// ksmd CPU budget in % of one core, averaged over a minute; nil means no cap. The adaptive
+    /// ksmd CPU budget in % of one core (the adaptive mode corrects its settings to it once per
+    /// 20 s window of measured ksmd CPU); nil means no cap. The adaptive
     /// mode keeps to it (and says when it is the limit); other modes only report against it.
     public var maxCpuPercent: Double?
     /// The kernel advisor's settings (mode advisor); nil means `AdvisorSettings.defaults`.

@@ -30,7 +30,7 @@ struct ConfigFlags: ParsableArguments {
 
     @Option(
         parsing: .unconditional,
-        help: "ksmd CPU budget in % of one core, averaged over a minute (mode adaptive keeps to it).")
+        help: "ksmd CPU budget in % of one core (mode adaptive keeps to it, measured over 20 s windows).")
     var maxCpuPercent: Double?
 
     @Option(parsing: .unconditional, help: "KSM runs while MemAvailable is below this % of MemTotal (0-100).")

@@ -7,7 +7,7 @@ enum ProcessesView {
     static func render(_ p: ProcessReport, at: Date?, pageSize: Int, now: Date = Date()) -> String {
         var out = "Who benefits (processes, \(Fmt.dateAgo(at, now: now))):\n"
         guard p.perProcessStats else {
-            return out + "  this kernel gives no per-process KSM figures (/proc/PID/ksm_stat needs 6.1+)"
+            return out + "  this kernel gives no per-process KSM figures (/proc/PID/ksm_stat needs 6.1+, ksm_merging_pages 5.19+)"
         }
         var kv = KeyValues()
         kv.add(

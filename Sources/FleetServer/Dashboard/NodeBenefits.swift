@@ -46,13 +46,13 @@ struct NodeBenefits: Sendable, Equatable {
             summary = nil
             note =
                 "No process report yet: agents send one with a sample about once a minute, on kernels with "
-                + "/proc/PID/ksm_stat (6.1+)."
+                + "/proc/PID/ksm_stat (6.1+) or /proc/PID/ksm_merging_pages (5.19+)."
             groups = []
             return
         }
         guard p.perProcessStats else {
             summary = nil
-            note = "This kernel gives no per-process KSM figures (/proc/PID/ksm_stat needs Linux 6.1 or later)."
+            note = "This kernel gives no per-process KSM figures (/proc/PID/ksm_stat needs Linux 6.1, ksm_merging_pages 5.19)."
             groups = []
             return
         }
