@@ -30,19 +30,15 @@ struct NumbersAgreeEndToEndTests {
         let enroll = try await server.makeEnrollmentToken()
         try enroll.write(toFile: tokenFile, atomically: true, encoding: .utf8)
 
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: agentBinary)
-        p.arguments = [
-            "run", "--server", server.baseURL, "--enroll-token-file", tokenFile, "--state-dir", root + "/state",
-            "--sysfs", sysfs, "--node-name", "ramp", "--sample-interval", "0.25", "--tune-interval", "1",
-        ]
         let logPath = root + "/agent.log"
-        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        p.standardError = FileHandle(forWritingAtPath: logPath)
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
+        let p = try startLogged(
+            agentBinary,
+            [
+                "run", "--server", server.baseURL, "--enroll-token-file", tokenFile, "--state-dir", root + "/state",
+                "--sysfs", sysfs, "--node-name", "ramp", "--sample-interval", "0.25", "--tune-interval", "1",
+            ], logPath: logPath)
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
-        var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+        var log: String { readText(logPath) }
         func cli(_ args: [String]) async throws -> CLIResult {
             try await CLI.run(args + ["--server", server.baseURL, "--token", server.adminToken, "--timeout", "60"])
         }

@@ -10,12 +10,6 @@ import TestSupport
 /// (regular files), so it never touches the real kernel.
 @Suite("ksmfleet-agent run as a process")
 struct AgentProcessTests {
-    static func fakeSysfs(_ dir: String) throws { try FakeSysfsDirectory.create(at: dir) }
-
-    static func read(_ path: String) -> String {
-        ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
-    }
-
     @Test("registers, applies a server change, takes SIGUSR1, stops on SIGTERM with exit 0 and restores")
     func lifecycle() async throws {
         guard let binary = builtProduct("ksmfleet-agent") else {
@@ -26,7 +20,7 @@ struct AgentProcessTests {
         let root = makeTemporaryDirectory(prefix: "ksmfleet-proc").path
         defer { try? FileManager.default.removeItem(atPath: root) }
         let sysfs = root + "/ksm"
-        try Self.fakeSysfs(sysfs)
+        try FakeSysfsDirectory.create(at: sysfs)
         let enroll = try await server.makeEnrollmentToken()
         let tokenFile = root + "/enroll-token"
         try enroll.write(toFile: tokenFile, atomically: true, encoding: .utf8)
@@ -39,18 +33,13 @@ struct AgentProcessTests {
             restore-on-exit=true
             """.write(toFile: conf, atomically: true, encoding: .utf8)
 
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: binary)
-        p.arguments = [
-            "run", "--config-file", conf, "--state-dir", root + "/state", "--sysfs", sysfs, "--node-name", "proc-agent",
-        ]
         let logPath = root + "/agent.log"
-        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        p.standardError = FileHandle(forWritingAtPath: logPath)
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
+        let p = try startLogged(
+            binary,
+            ["run", "--config-file", conf, "--state-dir", root + "/state", "--sysfs", sysfs, "--node-name", "proc-agent"],
+            logPath: logPath)
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
-        var log: String { Self.read(logPath) }
+        var log: String { readText(logPath) }
 
         do {
             let admin = try adminClient(server)
@@ -66,7 +55,7 @@ struct AgentProcessTests {
             let id = try #require(nodeId)
 
             _ = try await admin.patchConfig(id, ConfigPatch(run: .run, thresCoef: 100))
-            let running = await waitUntil(timeout: .seconds(5), poll: .milliseconds(50)) { Self.read(sysfs + "/run") == "1" }
+            let running = await waitUntil(timeout: .seconds(5), poll: .milliseconds(50)) { readText(sysfs + "/run") == "1" }
             #expect(running, "the server's change did not reach the fake sysfs: \(log)")
 
             kill(p.processIdentifier, SIGUSR1)
@@ -78,7 +67,7 @@ struct AgentProcessTests {
             let exited = await waitUntil(timeout: .seconds(15), poll: .milliseconds(50)) { !p.isRunning }
             #expect(exited, "the agent did not stop on SIGTERM")
             if exited { #expect(p.terminationStatus == 0, "exit status \(p.terminationStatus): \(log)") }
-            #expect(Self.read(sysfs + "/run") == "0", "run was not restored on exit")
+            #expect(readText(sysfs + "/run") == "0", "run was not restored on exit")
 
             // Secrets stay out of the log; the state files are private.
             let nodeFile = root + "/state/node.json"
@@ -103,7 +92,7 @@ struct AgentProcessTests {
         }
         let root = makeTemporaryDirectory(prefix: "ksmfleet-proc-exit").path
         defer { try? FileManager.default.removeItem(atPath: root) }
-        try Self.fakeSysfs(root + "/ksm")
+        try FakeSysfsDirectory.create(at: root + "/ksm")
         func run(_ args: [String]) async throws -> (Int32, String) {
             try await offPool { try runBlocking(args) }
         }

@@ -35,21 +35,7 @@ public final class ServerProcess: Sendable {
     }
 
     /// The path of the built `ksmfleet-server`, next to the test binary.
-    public static func binaryPath() -> String? {
-        guard let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return nil }
-        var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
-        // Inside an .xctest bundle: the directory that holds the bundle.
-        var probe = dir
-        while probe.path != "/" {
-            if probe.lastPathComponent.hasSuffix(".xctest") {
-                dir = probe.deletingLastPathComponent()
-                break
-            }
-            probe = probe.deletingLastPathComponent()
-        }
-        let path = dir.appending(path: "ksmfleet-server").path
-        return FileManager.default.isExecutableFile(atPath: path) ? path : nil
-    }
+    public static func binaryPath() -> String? { builtProduct("ksmfleet-server") }
 
     /// Starts the binary and waits (up to `timeout`) until it listens. Without `adminToken` the
     /// server keeps (or generates) its own, read back from `<dataDir>/admin-token`.
