@@ -45,7 +45,7 @@ public enum Adaptive {
                 lastFullScans: status.fullScans, passStartSharing: status.pagesSharing, passStartTime: now,
                 lastBackoffAt: now, mergeableRef: mergeable, trackedRef: tracked, kicks: state.throttle.kicks,
                 lastTime: now, lastCPUSeconds: obs.ksmdCPUSeconds, lastPagesScanned: status.pagesScanned,
-                target: min(1, budget ?? 1), targetSince: now)
+                target: min(1, budget ?? 1))
             next.adaptive = fresh
             return decision(fresh, budget: budget, obs: obs, tuning: tuning, state: next)
         }
@@ -55,7 +55,6 @@ public enum Adaptive {
         if dt > 0, let cpu = obs.ksmdCPUSeconds, let lastCPU = s.lastCPUSeconds, cpu >= lastCPU {
             let used = cpu - lastCPU
             let share = used / dt
-            s.cpuMinute = ewma(s.cpuMinute, share, dt: dt, window: tuning.budgetWindowSeconds)
             s.cpuRecent = ewma(s.cpuRecent, share, dt: dt, window: tuning.recentWindowSeconds)
             var scanned: Int64?
             if let p = status.pagesScanned, let lp = s.lastPagesScanned, p >= lp {
@@ -147,7 +146,6 @@ public enum Adaptive {
         let target = min(s.speed, budget ?? 1)
         if abs(target - s.target) > target * 0.01 || s.windowCPU == nil {
             s.target = target
-            s.targetSince = now
             s.windowStart = now
             s.windowCPU = obs.ksmdCPUSeconds
         } else if now - s.windowStart >= tuning.recentWindowSeconds, let start = s.windowCPU,

@@ -41,14 +41,12 @@ public struct AdaptiveState: Codable, Sendable, Equatable, Hashable {
     public var lastPagesScanned: Int64?
     /// ksmd CPU seconds per scanned page, estimated from the kernel's own counters.
     public var costPerPage: Double?
-    /// ksmd's CPU share over about a minute (the budget's window) and over about 20 s.
-    public var cpuMinute: Double?
+    /// ksmd's CPU share over about 20 s (a moving average, for diagnostics).
     public var cpuRecent: Double?
     /// Correction of the settings so that the measured CPU share meets the target.
     public var gain: Double
-    /// The share targeted, and since when (the correction waits for it to settle).
+    /// The share targeted (a change starts a new correction window).
     public var target: Double
-    public var targetSince: Double
     /// The correction's window: when it started and ksmd's CPU seconds then.
     public var windowStart: Double = 0
     public var windowCPU: Double?
@@ -58,8 +56,8 @@ public struct AdaptiveState: Codable, Sendable, Equatable, Hashable {
         passStartSharing: Int64, passStartTime: Double, fastPassSeconds: Double? = nil,
         lastPassMergedPercent: Double? = nil, lastPassNumber: Int64? = nil, lastBackoffAt: Double,
         mergeableRef: Int64, trackedRef: Int64, kicks: Int, lastTime: Double, lastCPUSeconds: Double?,
-        lastPagesScanned: Int64?, costPerPage: Double? = nil, cpuMinute: Double? = nil, cpuRecent: Double? = nil,
-        gain: Double = 1, target: Double = 1, targetSince: Double
+        lastPagesScanned: Int64?, costPerPage: Double? = nil, cpuRecent: Double? = nil,
+        gain: Double = 1, target: Double = 1
     ) {
         self.phase = phase
         self.speed = speed
@@ -79,11 +77,9 @@ public struct AdaptiveState: Codable, Sendable, Equatable, Hashable {
         self.lastCPUSeconds = lastCPUSeconds
         self.lastPagesScanned = lastPagesScanned
         self.costPerPage = costPerPage
-        self.cpuMinute = cpuMinute
         self.cpuRecent = cpuRecent
         self.gain = gain
         self.target = target
-        self.targetSince = targetSince
     }
 }
 
@@ -104,7 +100,6 @@ public struct AdaptiveTuning: Sendable, Equatable {
     public var fullSpeedPages = 20_000
     /// Cost of a scanned page before the kernel has told us (seconds of ksmd CPU).
     public var defaultCostPerPage = 3e-6
-    public var budgetWindowSeconds = 60.0
     public var recentWindowSeconds = 20.0
     /// How often the agent should run a step while the mode is adaptive.
     public var stepSeconds = 1.0
