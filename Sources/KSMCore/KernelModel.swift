@@ -110,7 +110,12 @@ public struct KSMStatus: Codable, Sendable, Equatable, Hashable {
         KernelSettings(
             run: run, pagesToScan: pagesToScan, sleepMillisecs: sleepMillisecs,
             mergeAcrossNodes: mergeAcrossNodes, maxPageSharing: maxPageSharing,
-            useZeroPages: useZeroPages, smartScan: smartScan, advisorMode: advisorMode)
+            useZeroPages: useZeroPages, smartScan: smartScan, advisorMode: advisorMode,
+            // The advisor's own settings too: the advisor mode writes them, a restore puts them back.
+            advisorTargetScanTime: advisorTargetScanTime.map { Int(clamping: $0) },
+            advisorMaxCPU: advisorMaxCPU.map { Int(clamping: $0) },
+            advisorMinPagesToScan: advisorMinPagesToScan.map { Int(clamping: $0) },
+            advisorMaxPagesToScan: advisorMaxPagesToScan.map { Int(clamping: $0) })
     }
 }
 

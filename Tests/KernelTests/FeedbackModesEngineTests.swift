@@ -65,6 +65,21 @@ struct FeedbackModesEngineTests {
         #expect(s.pagesToScan == 20_000)
     }
 
+    @Test func restoringPutsBackTheAdvisorsOwnSettings() async throws {
+        let k = FakeKSMKernel()
+        let clock = ManualClock()
+        let engine = try NodeEngine(kernel: k, clock: clock, logger: quietLogger())
+        let before = try k.readStatus()
+        await engine.setConfig(Self.advisor, generation: 1)
+        clock.advance(2)
+        _ = await engine.tune()
+        #expect(try k.readStatus().advisorTargetScanTime == 30)
+        try await engine.restoreInitial()
+        let after = try k.readStatus()
+        #expect(after.advisorTargetScanTime == before.advisorTargetScanTime)
+        #expect(after.advisorMode == before.advisorMode)
+    }
+
     @Test func theAdvisorIsRefusedInWordsOnAKernelWithoutIt() async throws {
         let k = FakeKSMKernel(features: FakeKSMKernel.Features.legacy)
         let engine = try NodeEngine(kernel: k, clock: ManualClock(), logger: quietLogger())
