@@ -251,11 +251,15 @@ extension FleetDatabase {
             try db.execute(
                 sql: "INSERT OR REPLACE INTO rollup_state (key, value) VALUES (?, ?)",
                 arguments: [key, computed.maxRowid])
-            try db.execute(sql: "DELETE FROM rollup_pending")
-            for p in computed.pending {
-                try db.execute(
-                    sql: "INSERT OR REPLACE INTO rollup_pending (node_id, bucket_start) VALUES (?, ?)",
-                    arguments: [p.nodeId, Int64(p.start)])
+            // Only the rows that changed: a live node's hour stays pending pass after pass.
+            let drop = try db.cachedStatement(sql: "DELETE FROM rollup_pending WHERE node_id = ? AND bucket_start = ?")
+            for p in computed.pendingBefore.subtracting(computed.pending) {
+                try drop.execute(arguments: [p.nodeId, Int64(p.start)])
+            }
+            let add = try db.cachedStatement(
+                sql: "INSERT OR REPLACE INTO rollup_pending (node_id, bucket_start) VALUES (?, ?)")
+            for p in computed.pending.subtracting(computed.pendingBefore) {
+                try add.execute(arguments: [p.nodeId, Int64(p.start)])
             }
             return true
         }
