@@ -32,6 +32,20 @@ struct CLIError: Error, CustomStringConvertible {
 
     static func usage(_ message: String) -> CLIError { CLIError(ExitStatus.usage, message) }
 
+    /// Runs a request whose 404 means "nothing has that id": that becomes this refusal, with
+    /// where to look; every other failure passes through.
+    @discardableResult
+    static func notFound<T>(
+        _ message: String, _ request: () async throws(ClientError) -> T
+    ) async throws -> T {
+        do throws(ClientError) {
+            return try await request()
+        } catch {
+            guard error.status == 404 else { throw error }
+            throw CLIError(ExitStatus.refused, message)
+        }
+    }
+
     /// A config value the server would refuse, caught before sending (same words as the server).
     static func invalid(_ issues: [ValidationIssue]) -> CLIError {
         let text = issues.map { "\($0.field): \($0.message)" }.joined(separator: "; ")

@@ -39,12 +39,7 @@ extension CredentialsCommand {
                 if let problem = CreateCredentialRequest.nameProblem(name) {
                     throw .usage("credential name '\(name)' \(problem)")
                 }
-                guard let expires else { return nil }
-                let d = try TimeArgument.parse(expires, option: "--expires", direction: .future)
-                if d <= Date() {
-                    throw .usage("--expires \(expires) is in the past; give a future time or a duration like 90d")
-                }
-                return d
+                return try TimeArgument.expiry(expires, example: "90d")
             }
             try await global.run { session in
                 let info = try await session.client.createCredential(
@@ -101,13 +96,9 @@ extension CredentialsCommand {
 
         func run() async throws {
             try await global.run { session in
-                let info: CredentialInfo
-                do throws(ClientError) {
-                    info = try await session.client.revokeCredential(id)
-                } catch {
-                    guard error.status == 404 else { throw error }
-                    throw CLIError(ExitStatus.refused, "no credential has the id '\(id)'; see `ksmfleet credentials list`")
-                }
+                let info = try await CLIError.notFound(
+                    "no credential has the id '\(id)'; see `ksmfleet credentials list`"
+                ) { () async throws(ClientError) in try await session.client.revokeCredential(id) }
                 if session.json {
                     try printJSON(info)
                 } else {

@@ -16,4 +16,14 @@ enum TimeArgument {
         }
         return Date(timeIntervalSince1970: t)
     }
+
+    /// An --expires value: nil when not given, else a time that must lie in the future.
+    static func expiry(_ text: String?, example: String, now: Date = Date()) throws(CLIError) -> Date? {
+        guard let text else { return nil }
+        let d = try parse(text, option: "--expires", direction: .future, now: now)
+        if d <= now {
+            throw .usage("--expires \(text) is in the past; give a future time or a duration like \(example)")
+        }
+        return d
+    }
 }

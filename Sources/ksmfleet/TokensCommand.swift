@@ -25,14 +25,7 @@ extension TokensCommand {
         @OptionGroup var global: GlobalOptions
 
         func run() async throws {
-            let expiresAt = orExit { () throws(CLIError) -> Date? in
-                guard let expires else { return nil }
-                let d = try TimeArgument.parse(expires, option: "--expires", direction: .future)
-                if d <= Date() {
-                    throw .usage("--expires \(expires) is in the past; give a future time or a duration like 7d")
-                }
-                return d
-            }
+            let expiresAt = orExit { () throws(CLIError) in try TimeArgument.expiry(expires, example: "7d") }
             try await global.run { session in
                 let info = try await session.client.createEnrollmentToken(
                     CreateEnrollmentTokenRequest(expiresAt: expiresAt, description: description))
@@ -102,13 +95,9 @@ extension TokensCommand {
 
         func run() async throws {
             try await global.run { session in
-                do throws(ClientError) {
-                    try await session.client.revokeEnrollmentToken(id)
-                } catch {
-                    guard error.status == 404 else { throw error }
-                    throw CLIError(
-                        ExitStatus.refused, "no enrollment token has the id '\(id)'; see `ksmfleet tokens list`")
-                }
+                try await CLIError.notFound(
+                    "no enrollment token has the id '\(id)'; see `ksmfleet tokens list`"
+                ) { () async throws(ClientError) in try await session.client.revokeEnrollmentToken(id) }
                 if session.json {
                     try printJSON(Result(revoked: id))
                 } else {

@@ -313,6 +313,8 @@ struct CLIAgainstServerTests {
             }
             let unknown = try await f.cli(["tokens", "revoke", "no-such-token"])
             #expect(unknown.status == Exit.refused, "\(unknown)")
+            let past = try await f.cli(["tokens", "create", "--expires", "2020-01-01"])
+            #expect(past.status == Exit.usage && past.stderr.contains("in the past"), "\(past)")
         }
     }
 

@@ -46,6 +46,10 @@ struct CLICredentialsTests {
             #expect(after.status == Exit.auth, "\(after)")
             let bad = try await f.cli(["credentials", "create", "no spaces", "--role", "viewer"])
             #expect(bad.status == Exit.usage, "\(bad)")
+            let past = try await f.cli(["credentials", "create", "late", "--role", "viewer", "--expires", "2020-01-01"])
+            #expect(past.status == Exit.usage && past.stderr.contains("in the past"), "\(past)")
+            let unknown = try await f.cli(["credentials", "revoke", "c-no-such"])
+            #expect(unknown.status == Exit.refused && unknown.stderr.contains("no credential has the id"), "\(unknown)")
         }
     }
 }
