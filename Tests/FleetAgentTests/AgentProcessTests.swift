@@ -94,20 +94,7 @@ struct AgentProcessTests {
         defer { try? FileManager.default.removeItem(atPath: root) }
         try FakeSysfsDirectory.create(at: root + "/ksm")
         func run(_ args: [String]) async throws -> (Int32, String) {
-            try await offPool { try runBlocking(args) }
-        }
-        @Sendable func runBlocking(_ args: [String]) throws -> (Int32, String) {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: binary)
-            p.arguments = args
-            p.environment = ["PATH": "/usr/bin:/bin"]
-            let err = Pipe()
-            p.standardError = err
-            p.standardOutput = FileHandle.nullDevice
-            try p.run()
-            let data = err.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+            try await offPool { try runToEnd(binary, args) }
         }
         let (bad, badText) = try await run(["run", "--server", "http://127.0.0.1:1", "--sample-interval", "zero"])
         #expect(bad == 2, "\(badText)")

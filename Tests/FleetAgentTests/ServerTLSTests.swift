@@ -166,33 +166,19 @@ struct ServerTLSTests {
         }
         let sysfs = dir.appending(path: "ksm").path
         try FakeSysfsDirectory.create(at: sysfs)
-        @Sendable func run(_ args: [String]) throws -> (Int32, String) {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: binary)
-            p.arguments = args
-            p.environment = ["PATH": "/usr/bin:/bin"]
-            let err = Pipe()
-            p.standardError = err
-            p.standardOutput = FileHandle.nullDevice
-            try p.run()
-            let data = err.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            return (p.terminationStatus, String(decoding: data, as: UTF8.self))
-        }
         let token = try await server.makeEnrollmentToken()
         let common = ["--server", server.baseURL, "--enroll-token", token, "--sysfs", sysfs, "--once"]
         let wrongCA = dir.appending(path: "two-ca.pem").path
         let (refused, refusedText) = try await offPool {
-            try run(["run", "--ca-file", wrongCA, "--state-dir", dir.appending(path: "agent-wrong").path] + common)
+            try runToEnd(
+                binary, ["run", "--ca-file", wrongCA, "--state-dir", dir.appending(path: "agent-wrong").path] + common)
         }
         #expect(refused != 0, "\(refusedText)")
         #expect(refusedText.contains("certificate"), "\(refusedText)")
         let (status, text) = try await offPool {
-            try run(
-                [
-                    "run", "--ca-file", caFile, "--state-dir", dir.appending(path: "agent").path, "--node-name",
-                    "tls-agent",
-                ]
+            try runToEnd(
+                binary,
+                ["run", "--ca-file", caFile, "--state-dir", dir.appending(path: "agent").path, "--node-name", "tls-agent"]
                     + common)
         }
         #expect(status == 0, "\(text)")

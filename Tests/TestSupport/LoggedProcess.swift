@@ -17,3 +17,19 @@ public func startLogged(_ executable: String, _ arguments: [String], logPath: St
 public func readText(_ path: String) -> String {
     ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
 }
+
+/// Runs a built executable to its end (a minimal PATH, standard output discarded) and returns
+/// its exit status and standard error. Blocks: call it off the cooperative pool.
+public func runToEnd(_ executable: String, _ arguments: [String]) throws -> (status: Int32, stderr: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: executable)
+    p.arguments = arguments
+    p.environment = ["PATH": "/usr/bin:/bin"]
+    let err = Pipe()
+    p.standardError = err
+    p.standardOutput = FileHandle.nullDevice
+    try p.run()
+    let data = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+}
