@@ -26,6 +26,12 @@ if ! command -v schemathesis >/dev/null 2>&1; then
   python3 -m pip install --quiet schemathesis
 fi
 ST="$(command -v schemathesis || echo "python3 -m schemathesis.cli")"
+# Two workers are two threads calling ast.parse (hypothesis describes lambdas from their source).
+# CPython 3.11 before 3.11.8 (and 3.12 before 3.12.2) shares the AST recursion counter between
+# threads (gh-106905): a run then dies with "AST constructor recursion depth mismatch" in the
+# tool, not in the server. Such an interpreter gets one worker.
+WORKERS="$(python3 -c 'import sys; v=sys.version_info[:3]; print(1 if (3,11)<=v<(3,11,8) or (3,12)<=v<(3,12,2) else 2)')"
+echo "schemathesis.sh: $(python3 --version 2>&1), $WORKERS worker(s)"
 
 WORK="$(mktemp -d -t ksmfleet-schemathesis.XXXXXX)"
 PID=""
@@ -108,7 +114,7 @@ run() {  # run LABEL TOKEN MAX_TIME EXTRA_CHECKS [schemathesis options...]
   echo "schemathesis.sh: run as $label"
   ST_TOKEN="$token" $ST --config-file "$WORK/schemathesis.toml" run "$BASE/openapi.yaml" --url "$BASE" \
     --checks "$CHECKS$extra" --max-examples "$MAX_EXAMPLES" --max-time "$max_time" --mode all \
-    --phases examples,coverage,fuzzing --request-timeout 10 --workers 2 --seed 42 \
+    --phases examples,coverage,fuzzing --request-timeout 10 --workers "$WORKERS" --seed 42 \
     --suppress-health-check all --report junit --report-dir "$WORK/report-$label" "$@" || status=$?
 }
 # The agent's operations carry their own tokens (enrollment, node), so the role runs leave them out.
