@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Runs schemathesis against a live ksmfleet-server and its own /openapi.yaml: no 5xx, and every
-# response (status, content type, headers, body) as the spec says. Three runs: with the admin
-# token, with an operator credential and with a viewer credential (issue 14); in the viewer run
-# a writing route (POST/PUT/PATCH/DELETE) must never answer 2xx (check `viewer_never_writes` in
-# scripts/schemathesis_hooks.py). Bounded: a few examples per operation and a time budget per run.
+# response (status, content type, headers, body) as the spec says. Four runs: the agent's own
+# operations (enrollment and node tokens; some fuzzed samples must be stored), then with the
+# admin token, with an operator credential and with a viewer credential (issue 14); in the
+# viewer run a writing route (POST/PUT/PATCH/DELETE) must never answer 2xx (check
+# `viewer_never_writes` in scripts/schemathesis_hooks.py). Bounded: a few examples per
+# operation and a time budget per run.
 #
 #   BIN=$(swift build --show-bin-path) scripts/schemathesis.sh
 #
 # Env: BIN (directory holding ksmfleet-server; default: swift build --show-bin-path),
 #      MAX_EXAMPLES (default 25), MAX_TIME (seconds of the admin run, default 60),
 #      ROLE_MAX_TIME (seconds of each of the operator and viewer runs, default 40),
+#      AGENT_MAX_TIME (seconds of the run of the agent's own operations, default 30),
 #      KEEP=1 (keep the work directory with the server's log), LOG_LEVEL (the server's, default warning).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +22,7 @@ SERVER="$BIN/ksmfleet-server"
 MAX_EXAMPLES="${MAX_EXAMPLES:-25}"
 MAX_TIME="${MAX_TIME:-60}"
 ROLE_MAX_TIME="${ROLE_MAX_TIME:-40}"
+AGENT_MAX_TIME="${AGENT_MAX_TIME:-30}"
 [ -x "$SERVER" ] || { echo "schemathesis.sh: $SERVER is not built (swift build first)" >&2; exit 1; }
 
 if ! command -v schemathesis >/dev/null 2>&1; then
@@ -74,6 +78,11 @@ REG="$(register st-agent)"
 export NODE_ID="$(echo "$REG" | json '["nodeId"]')"
 export NODE_TOKEN="$(echo "$REG" | json '["nodeToken"]')"
 export ADMIN_NODE_ID="$(register st-admin | json '["nodeId"]')"
+# Token rotation gets a node of its own: a rotation retires the token it was called with, and
+# pushSamples and getConfig must keep a live one, or they are only ever answered 401.
+REG="$(register st-rotate)"
+export ROTATE_NODE_ID="$(echo "$REG" | json '["nodeId"]')"
+export ROTATE_NODE_TOKEN="$(echo "$REG" | json '["nodeToken"]')"
 export ENROLL_TOKEN="$ENROLL"
 
 # Operation-specific auth and ids (schemathesis substitutes ${VAR} from the environment).
@@ -91,8 +100,8 @@ parameters = { "path.id" = "${NODE_ID}" }
 
 [[operations]]
 include-operation-id = "rotateNodeToken"
-headers = { Authorization = "Bearer ${NODE_TOKEN}" }
-parameters = { "path.id" = "${NODE_ID}" }
+headers = { Authorization = "Bearer ${ROTATE_NODE_TOKEN}" }
+parameters = { "path.id" = "${ROTATE_NODE_ID}" }
 
 [[operations]]
 include-operation-id = "getConfig"
@@ -118,7 +127,19 @@ run() {  # run LABEL TOKEN MAX_TIME EXTRA_CHECKS [schemathesis options...]
     --suppress-health-check all --report junit --report-dir "$WORK/report-$label" "$@" || status=$?
 }
 # The agent's operations carry their own tokens (enrollment, node), so the role runs leave them out.
-run admin "$KSMFLEET_ADMIN_TOKEN" "$MAX_TIME" ""
+# The agent's operations first, in a run of their own: the admin run deletes and purges the
+# nodes it finds (the node list links to them), after which a node token is only ever answered
+# 401 and the push would never be fuzzed past its token.
+AGENT_OPS="--include-operation-id register --include-operation-id pushSamples --include-operation-id getConfig --include-operation-id rotateNodeToken"
+run agent "$KSMFLEET_ADMIN_TOKEN" "$AGENT_MAX_TIME" "" $AGENT_OPS
+# The push must have been exercised past validation: some fuzzed batches stored.
+STORED="$(python3 -c 'import sqlite3,sys; db=sqlite3.connect("file:"+sys.argv[1]+"?mode=ro", uri=True); print(db.execute("SELECT COUNT(*) FROM samples WHERE node_id=?", (sys.argv[2],)).fetchone()[0])' "$WORK/data/ksmfleet.sqlite" "$NODE_ID")"
+echo "schemathesis.sh: $STORED fuzzed samples stored for $NODE_ID"
+if [ "$STORED" -eq 0 ]; then
+  echo "schemathesis.sh: no pushed sample was ever accepted: pushSamples was not tested past its token" >&2
+  status=1
+fi
+run admin "$KSMFLEET_ADMIN_TOKEN" "$MAX_TIME" "" ${AGENT_OPS//--include/--exclude}
 # The role credentials are made after the admin run: it revokes credentials it finds (the
 # list links to them), and theirs must stay live.
 OPERATOR_TOKEN="$(api POST /api/v1/credentials '{"name":"st-operator","role":"operator"}' | json '["token"]')"

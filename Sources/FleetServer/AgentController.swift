@@ -161,17 +161,13 @@ struct AgentController<Context: RequestContext>: Sendable {
                 message: "a batch may carry at most \(SampleBatch.maxSamples) samples, this one has \(batch.samples.count)",
                 field: "samples")
         }
+        let now = Date()
         for (i, s) in batch.samples.enumerated() {
-            if s.seq < 0 { throw APIError.invalidValue("samples[\(i)].seq", "seq must not be negative") }
-            if s.pageSize <= 0 { throw APIError.invalidValue("samples[\(i)].pageSize", "pageSize must be positive") }
-            // Saved bytes ((pagesSharing + ksmZeroPages) × pageSize) must fit in 64 bits.
-            let (pages, o1) = s.status.pagesSharing.addingReportingOverflow(s.status.ksmZeroPages ?? 0)
-            if o1 || pages.multipliedReportingOverflow(by: Int64(s.pageSize)).overflow {
-                throw APIError.invalidValue(
-                    "samples[\(i)].status.pagesSharing", "(pagesSharing + ksmZeroPages) × pageSize does not fit in 64 bits")
-            }
-            if let bad = s.processes?.invalidField(pageSize: s.pageSize) {
-                throw APIError.invalidValue("samples[\(i)].processes.\(bad.field)", bad.message)
+            if let bad = s.invalidField(now: now) {
+                state.logger.warning(
+                    "sample batch refused",
+                    metadata: ["node": "\(id)", "field": "samples[\(i)].\(bad.field)", "reason": "\(bad.message)"])
+                throw APIError.invalidValue("samples[\(i)].\(bad.field)", bad.message)
             }
         }
         var ack = try await state.database.insertSamples(

@@ -64,6 +64,53 @@ import Testing
         #expect(info.lastSample == Fixtures.sample(2))
     }
 
+    /// A sample no real agent could send refuses its whole batch (422 naming the field), and
+    /// nothing of that batch is stored, not even the good sample before it.
+    @Test func implausibleSamplesRefuseTheirBatchAndStoreNothing() async throws {
+        let h = try await Harness.start()
+        defer { Task { await h.finish() } }
+        let (reg, node) = try await h.register()
+        let now = Date()
+        func bad(_ edit: (inout StatusSample) -> Void) -> StatusSample {
+            var s = Fixtures.sample(2)
+            edit(&s)
+            return s
+        }
+        let cases: [(StatusSample, String)] = [
+            (bad { $0.takenAt = now.addingTimeInterval(3600) }, "takenAt"),
+            (bad { $0.takenAt = Date(timeIntervalSince1970: 0) }, "takenAt"),
+            (bad { $0.seq = -1 }, "seq"),
+            (bad { $0.pageSize = 1 }, "pageSize"),
+            (bad { $0.pageSize = 12288 }, "pageSize"),
+            (bad { $0.status.pagesUnshared = -1 }, "status.pagesUnshared"),
+            (bad { $0.status.run = -1 }, "status.run"),
+            (bad { $0.memory.memAvailableKB = -5 }, "memory.memAvailableKB"),
+            (bad { $0.ksmdCPUPercent = -1 }, "ksmdCPUPercent"),
+            (bad { $0.ksmdCPUPercent = 1e300 }, "ksmdCPUPercent"),
+            (bad { $0.ksmdCPUSeconds = -0.5 }, "ksmdCPUSeconds"),
+            (bad { $0.appliedGeneration = -1 }, "appliedGeneration"),
+            (bad { $0.droppedSamples = -5 }, "droppedSamples"),
+        ]
+        for (sample, field) in cases {
+            let refused = await apiError {
+                _ = try await node.pushSamples(nodeId: reg.nodeId, SampleBatch(samples: [Fixtures.sample(1), sample]))
+            }
+            #expect(refused?.0 == 422, "\(field): \(String(describing: refused))")
+            #expect(refused?.1.error.code == "invalid_value" && refused?.1.error.field == "samples[1].\(field)")
+        }
+        let db = try h.database()
+        #expect(try await db.sampleSeqs(nodeId: reg.nodeId).isEmpty)
+        try db.close()
+        // What real nodes do send is taken: a clock a few minutes ahead, 64 KiB pages, a negative
+        // general_profit (rmap overhead above the saving), ksmd a hair over one core by tick rounding.
+        var edge = Fixtures.sample(2)
+        edge.takenAt = now.addingTimeInterval(300)
+        edge.pageSize = 65536
+        edge.status.generalProfit = -4096
+        edge.ksmdCPUPercent = 100.4
+        #expect(try await node.pushSamples(nodeId: reg.nodeId, SampleBatch(samples: [Fixtures.sample(1), edge])).stored == 2)
+    }
+
     @Test func deleteRemovesConfigAndTokenButKeepsHistoryUnlessPurged() async throws {
         let h = try await Harness.start()
         defer { Task { await h.finish() } }
