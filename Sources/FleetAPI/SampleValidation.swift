@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import KSMCore
 
 extension StatusSample {
@@ -55,7 +59,7 @@ extension StatusSample {
     }
 
     private static func iso(_ date: Date) -> String {
-        date.formatted(.iso8601)
+        ReportTime.iso(date.timeIntervalSince1970)
     }
 }
 

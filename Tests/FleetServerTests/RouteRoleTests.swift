@@ -224,6 +224,33 @@ import Testing
         #expect(doc.contains(RouteTable.markdown), "docs/security.md's table differs; it should read:\n\(RouteTable.markdown)")
     }
 
+    /// openapi.yaml states every API route's role (`x-role`) as the route table has it, so a client
+    /// written from the spec knows which credential an operation needs.
+    @Test func theSpecStatesEveryRouteWithItsRole() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let spec = try String(contentsOf: root.appending(path: "openapi.yaml"), encoding: .utf8)
+        // "METHOD /path/{id}" -> x-role, read off the spec's `paths` (two-space path keys,
+        // four-space methods, six-space operation fields).
+        var roles: [String: String] = [:]
+        var path = "", method = ""
+        for line in spec.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("components:") { break }
+            if line.hasPrefix("  /"), line.hasSuffix(":") {
+                path = String(line.dropFirst(2).dropLast())
+                method = ""
+            } else if line.hasPrefix("    "), !line.hasPrefix("     "), line.hasSuffix(":") {
+                method = line.trimmingCharacters(in: .whitespaces).dropLast().uppercased()
+            } else if line.hasPrefix("      x-role: "), !method.isEmpty {
+                roles["\(method) \(path)"] = String(line.dropFirst("      x-role: ".count))
+            }
+        }
+        for r in RouteTable.routes where !r.dashboard && r.path != "/openapi.yaml" {
+            let key = "\(r.method.rawValue) " + r.path.replacing(/:(\w+)/) { "{\($0.output.1)}" }
+            #expect(roles[key] == r.access.description, "\(key): x-role \(roles[key] ?? "missing"), the server says \(r.access)")
+        }
+    }
+
     /// The table has no duplicates, and its roles keep the issue's rules: a viewer changes
     /// nothing, credentials, enrollment tokens and deletes are the admin's.
     @Test func theRouteTableKeepsTheRoleRules() {
