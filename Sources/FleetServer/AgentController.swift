@@ -167,6 +167,7 @@ struct AgentController<Context: RequestContext>: Sendable {
                 state.logger.warning(
                     "sample batch refused",
                     metadata: ["node": "\(id)", "field": "samples[\(i)].\(bad.field)", "reason": "\(bad.message)"])
+                state.metrics.sampleBatchRefused(field: bad.field)
                 throw APIError.invalidValue("samples[\(i)].\(bad.field)", bad.message)
             }
         }

@@ -31,6 +31,11 @@ final class ServerMetrics: Sendable {
             namespace: "ksmfleet", subsystem: "samples", metricName: "duplicate", unitName: "total",
             helpText: "Status samples received again and ignored")
     }
+    private static var refused: MetricNameDescriptor {
+        MetricNameDescriptor(
+            namespace: "ksmfleet", subsystem: "samples", metricName: "refused_batches", unitName: "total",
+            helpText: "Sample batches refused because a sample held what no agent could send, by field (the server log names the node)")
+    }
     static let buckets: [Duration] = [
         .milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
         .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5),
@@ -44,6 +49,8 @@ final class ServerMetrics: Sendable {
     }
     private let requestSeries = Mutex([RequestKey: (Counter, DurationHistogram)]())
     private let storedCounter: Counter
+    /// By field without its index (`takenAt`, `status.pagesUnshared`): a bounded set.
+    private let refusedSeries = Mutex([String: Counter]())
     private let duplicateCounter: Counter
     private let nodesGauge: Gauge
     private let waitersGauge: Gauge
@@ -108,6 +115,16 @@ final class ServerMetrics: Sendable {
     func samplesStored(_ stored: Int, duplicates dup: Int) {
         storedCounter.increment(by: Int64(stored))
         duplicateCounter.increment(by: Int64(dup))
+    }
+
+    func sampleBatchRefused(field: String) {
+        let counter = refusedSeries.withLock { series in
+            if let known = series[field] { return known }
+            let made = registry.makeCounter(descriptor: Self.refused, labels: [("field", field)])
+            series[field] = made
+            return made
+        }
+        counter.increment()
     }
 
     /// The whole exposition: the per-node series brought up to date with `nodes`, then the

@@ -101,6 +101,10 @@ import Testing
         let db = try h.database()
         #expect(try await db.sampleSeqs(nodeId: reg.nodeId).isEmpty)
         try db.close()
+        // Counted in /metrics by field, so an operator can alert on nodes whose data is refused.
+        let metrics = MetricsText(try await h.admin.send(method: "GET", path: "/metrics").text)
+        #expect(metrics.values[#"ksmfleet_samples_refused_batches_total{field="takenAt"}"#] == 2)
+        #expect(metrics.values[#"ksmfleet_samples_refused_batches_total{field="ksmdCPUPercent"}"#] == 2)
         // What real nodes do send is taken: a clock a few minutes ahead, 64 KiB pages, a negative
         // general_profit (rmap overhead above the saving), ksmd a hair over one core by tick rounding.
         var edge = Fixtures.sample(2)
