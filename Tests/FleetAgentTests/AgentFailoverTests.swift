@@ -1,0 +1,178 @@
+import FleetAPI
+import FleetAgent
+import FleetClient
+import FleetTestSupport
+import Foundation
+import KSMCore
+import TestSupport
+import Testing
+
+/// The agent with several server URLs (replicas of one fleet): two real `ksmfleet-server`
+/// processes on one data directory (one SQLite file in WAL mode), the real agent binary on a
+/// fake sysfs directory, and kill -9 of the server it uses.
+@Suite("agent failover between server replicas")
+struct AgentFailoverTests {
+    @Test(
+        "kill -9 of the server in use: the agent switches to the other, loses and duplicates no sample, gets a config change made there"
+    )
+    func killTheServerInUse() async throws {
+        guard let binary = builtProduct("ksmfleet-agent"), ServerProcess.binaryPath() != nil else {
+            try Test.cancel(
+                "ksmfleet-agent and ksmfleet-server are not built next to the tests (swift build --build-tests)")
+        }
+        let a = try await ServerProcess.start()
+        defer { try? FileManager.default.removeItem(at: a.dataDir) }
+        // A second process on the same data directory: nothing in the server refuses it.
+        let b: ServerProcess
+        do {
+            b = try await ServerProcess.start(dataDir: a.dataDir, adminToken: a.adminToken)
+        } catch {
+            await a.stop()
+            throw error
+        }
+        let root = makeTemporaryDirectory(prefix: "ksmfleet-failover").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let sysfs = root + "/ksm"
+        try FakeSysfsDirectory.create(at: sysfs)
+        let tokenFile = root + "/enroll-token"
+        let enroll = try await a.makeEnrollmentToken()
+        try enroll.write(toFile: tokenFile, atomically: true, encoding: .utf8)
+        let state = root + "/state"
+        let logPath = root + "/agent.log"
+        let p = try startLogged(
+            binary,
+            [
+                "run", "--server", a.baseURL, "--server", b.baseURL, "--enroll-token-file", tokenFile,
+                "--state-dir", state, "--sysfs", sysfs, "--node-name", "failover-agent", "--sample-interval", "0.2",
+                "--tune-interval", "1", "--process-interval", "0",
+            ],
+            logPath: logPath)
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        var log: String { readText(logPath) }
+        func switches() -> [Substring] { log.split(separator: "\n").filter { $0.contains("switching server") } }
+
+        do {
+            let adminA = try Fixtures.client(a.baseURL, token: a.adminToken)
+            let adminB = try Fixtures.client(b.baseURL, token: b.adminToken)
+            var nodeId: String?
+            let registered = await waitUntil(timeout: .seconds(20)) {
+                guard let n = try? await adminA.listNodes().nodes.first(where: { $0.name == "failover-agent" }) else {
+                    return false
+                }
+                nodeId = n.id
+                return (try? await storedSeqs(adminA, nodeId: n.id).count) ?? 0 >= 5
+            }
+            #expect(registered, "the agent did not register and push through the first server: \(log)")
+            let id = try #require(nodeId)
+            #expect(switches().isEmpty, "switched while the first server was up: \(log)")
+
+            await a.kill9()
+            let storedAtKill = try await storedSeqs(adminB, nodeId: id).count
+            let goesOn = await waitUntil(timeout: .seconds(20)) {
+                (try? await storedSeqs(adminB, nodeId: id).count) ?? 0 >= storedAtKill + 10
+            }
+            #expect(goesOn, "samples stopped arriving after the first server died: \(log)")
+            // One switch, from A to B, with the reason and the node; sticky on B after it.
+            let lines = switches()
+            #expect(lines.count == 1, "expected one switch: \(lines)")
+            if let line = lines.first {
+                #expect(line.contains("from=\(a.baseURL)") && line.contains("to=\(b.baseURL)"), "\(line)")
+                #expect(line.contains("node=\(id)") && line.contains("reason="), "\(line)")
+            }
+
+            // A config change made through B reaches the agent, which reports it to B.
+            let changed = try await adminB.patchConfig(id, ConfigPatch(run: .run, thresCoef: 100))
+            let applied = await waitUntil(timeout: .seconds(10), poll: .milliseconds(50)) {
+                guard readText(sysfs + "/run") == "1",
+                    let n = try? await adminB.listNodes().nodes.first(where: { $0.id == id })
+                else { return false }
+                return n.appliedGeneration == changed.generation
+            }
+            #expect(applied, "the change made through the second server did not reach the agent: \(log)")
+
+            kill(p.processIdentifier, SIGTERM)
+            let exited = await waitUntil(timeout: .seconds(15), poll: .milliseconds(50)) { !p.isRunning }
+            #expect(exited, "the agent did not stop on SIGTERM")
+            if exited { #expect(p.terminationStatus == 0, "exit status \(p.terminationStatus): \(log)") }
+
+            // Every number the agent issued (1 ..< the next one, stored exactly at exit) is in
+            // the database once: none lost across the kill, none stored twice, none left over.
+            let next = try #require(Int64(readText(state + "/seq")), "no sequence number stored")
+            let stored = try await storedSeqs(adminB, nodeId: id)
+            #expect(next > Int64(storedAtKill) + 10)
+            #expect(stored == Array(1..<next), "stored \(stored.count) samples for \(next - 1) numbers")
+            let spooled = (try? FileManager.default.contentsOfDirectory(atPath: state + "/spool")) ?? []
+            #expect(spooled.filter { $0.hasPrefix("seg-") }.isEmpty, "samples left in the spool: \(spooled)")
+            #expect(!log.contains("registered again"), "the switch must not cost the node its identity: \(log)")
+        } catch {
+            await a.stop()
+            await b.stop()
+            throw error
+        }
+        await b.stop()
+    }
+
+    /// An agent in this process on `servers` (`server` among them, its fresh enrollment token),
+    /// its state in a new temporary directory; `body` runs while it runs, then it stops.
+    func withAgent(
+        on server: TestServer, servers: [String], name: String, _ body: (RunningAgent) async throws -> Void
+    ) async throws {
+        let root = makeTemporaryDirectory(prefix: "ksmfleet-failover-\(name)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        var o = testAgentOptions(
+            server: server.baseURL, enrollToken: try await server.makeEnrollmentToken(), stateDir: root + "/state",
+            name: name)
+        o.serverURLs = servers
+        let agent = try RunningAgent.start(o, name: name)
+        do { try await body(agent) } catch {
+            await agent.stop()
+            throw error
+        }
+        await agent.stop()
+    }
+
+    @Test("the first server down at start: the agent registers through the second, and its status says so")
+    func firstDownAtStart() async throws {
+        let server = try await TestServer.start()
+        defer { server.removeDataDir() }
+        try await withAgent(on: server, servers: ["http://127.0.0.1:1", server.baseURL], name: "second") { agent in
+            let acked = await waitUntil(timeout: .seconds(20)) { await agent.agent.status().lastAckedSeq != nil }
+            #expect(acked, "no sample acknowledged through the second server")
+            #expect(await agent.agent.status().server == server.baseURL)
+        }
+        await server.stop()
+    }
+
+    @Test("a 4xx is not failed over: it means the same on every replica")
+    func notOn4xx() async throws {
+        let server = try await TestServer.start()
+        defer { server.removeDataDir() }
+        // The first URL reaches the server but no API (404 for every call); the second works.
+        let wrong = server.baseURL + "/no-such-prefix"
+        try await withAgent(on: server, servers: [wrong, server.baseURL], name: "four") { agent in
+            try await Task.sleep(for: .seconds(3))
+            let status = await agent.agent.status()
+            #expect(status.server == wrong)
+            #expect(status.nodeId == nil)
+            let nodes = try await adminClient(server).listNodes().nodes
+            #expect(nodes.isEmpty, "registered through the second server after a 404: \(nodes.map(\.name))")
+        }
+        await server.stop()
+    }
+
+    @Test("invalid server lists are a usage error (exit 2) that names the entry")
+    func usage() async throws {
+        guard let binary = builtProduct("ksmfleet-agent") else {
+            try Test.cancel("ksmfleet-agent is not built next to the tests")
+        }
+        for (args, message) in [
+            (["--server", "http://127.0.0.1:1", "--server", "ftp://x"], "ftp://x"),
+            (["--server", "http://127.0.0.1:1,127.0.0.1:2"], "127.0.0.1:2"),
+            (["--server", "http://127.0.0.1:1,http://127.0.0.1:1/"], "listed twice"),
+        ] {
+            let (status, text) = try await offPool { try runToEnd(binary, ["run"] + args + ["--once"]) }
+            #expect(status == 2, "\(args): \(text)")
+            #expect(text.contains(message), "\(args): \(text)")
+        }
+    }
+}
