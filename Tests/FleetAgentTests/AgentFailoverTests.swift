@@ -160,6 +160,74 @@ struct AgentFailoverTests {
         await server.stop()
     }
 
+    @Test("a hung server (SIGSTOP): the push times out and goes again to the other with the same sequence numbers")
+    func pushFailsOverFromAHungServer() async throws {
+        guard ServerProcess.binaryPath() != nil else {
+            try Test.cancel("ksmfleet-server is not built next to the tests (swift build --build-tests)")
+        }
+        let a = try await ServerProcess.start()
+        defer { try? FileManager.default.removeItem(at: a.dataDir) }
+        let b: ServerProcess
+        do {
+            b = try await ServerProcess.start(dataDir: a.dataDir, adminToken: a.adminToken)
+        } catch {
+            await a.stop()
+            throw error
+        }
+        let root = makeTemporaryDirectory(prefix: "ksmfleet-failover-hung").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        var o = testAgentOptions(
+            server: a.baseURL, enrollToken: try await a.makeEnrollmentToken(), stateDir: root + "/state", name: "hung")
+        o.serverURLs = [a.baseURL, b.baseURL]
+        // A push gives up after 1 s; the long-poll held on A only after 5-8 s + 15 s, so the
+        // switch below can only come from the push.
+        o.requestTimeout = 1
+        let agent = try RunningAgent.start(o, name: "hung")
+        do {
+            let admin = try Fixtures.client(b.baseURL, token: b.adminToken)
+            let started = await waitUntil(timeout: .seconds(20)) { (await agent.agent.status().lastAckedSeq ?? 0) >= 3 }
+            #expect(started, "no samples acknowledged through the first server")
+            #expect(await agent.agent.status().server == a.baseURL)
+            // Freeze A just after an acknowledgement (not in the middle of one of its writes).
+            let acked = await agent.agent.status().lastAckedSeq ?? 0
+            _ = await waitUntil(timeout: .seconds(5), poll: .milliseconds(5)) {
+                (await agent.agent.status().lastAckedSeq ?? 0) > acked
+            }
+            a.send(signal: SIGSTOP)
+            let frozenAt = ContinuousClock.now
+            let frozenAck = await agent.agent.status().lastAckedSeq ?? 0
+            let switched = await waitUntil(timeout: .seconds(10), poll: .milliseconds(50)) {
+                let s = await agent.agent.status()
+                return s.server == b.baseURL && (s.lastAckedSeq ?? 0) >= frozenAck + 5
+            }
+            #expect(switched, "pushes did not move to the second server while the first hung")
+            #expect(elapsedSeconds(since: frozenAt) < 10)
+            // A dies with the push that timed out unread: only its retry on B can have stored those
+            // numbers (a batch dropped or renumbered at the switch leaves a gap below).
+            await a.kill9()
+            let nodeId = try #require(await agent.agent.status().nodeId)
+            let changed = try await admin.patchConfig(nodeId, ConfigPatch(run: .run, thresCoef: 100))
+            let applied = await waitUntil(timeout: .seconds(30)) {
+                await agent.agent.status().appliedGeneration == changed.generation
+            }
+            #expect(applied, "the config change made through the second server did not arrive")
+            #expect(await agent.agent.status().server == b.baseURL, "not sticky on the second server")
+            await agent.stop()
+            let end = await agent.agent.status()
+            #expect(end.spooled == 0 && end.outbox == 0)
+            let stored = try await storedSeqs(admin, nodeId: nodeId)
+            #expect(stored == Array(1..<end.nextSeq), "stored \(stored.count) samples for \(end.nextSeq - 1) numbers")
+        } catch {
+            a.send(signal: SIGCONT)
+            await agent.stop()
+            await a.stop()
+            await b.stop()
+            throw error
+        }
+        await a.stop()
+        await b.stop()
+    }
+
     @Test("invalid server lists are a usage error (exit 2) that names the entry")
     func usage() async throws {
         guard let binary = builtProduct("ksmfleet-agent") else {
