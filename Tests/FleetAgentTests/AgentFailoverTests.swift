@@ -12,6 +12,19 @@ import Testing
 /// fake sysfs directory, and kill -9 of the server it uses.
 @Suite("agent failover between server replicas")
 struct AgentFailoverTests {
+    /// Two `ksmfleet-server` processes on one data directory (one SQLite file in WAL mode, one
+    /// admin token): replicas of one fleet. Nothing in the server refuses the second process.
+    static func startReplicas() async throws -> (ServerProcess, ServerProcess) {
+        let a = try await ServerProcess.start()
+        do {
+            return (a, try await ServerProcess.start(dataDir: a.dataDir, adminToken: a.adminToken))
+        } catch {
+            await a.stop()
+            try? FileManager.default.removeItem(at: a.dataDir)
+            throw error
+        }
+    }
+
     @Test(
         "kill -9 of the server in use: the agent switches to the other, loses and duplicates no sample, gets a config change made there"
     )
@@ -20,16 +33,8 @@ struct AgentFailoverTests {
             try Test.cancel(
                 "ksmfleet-agent and ksmfleet-server are not built next to the tests (swift build --build-tests)")
         }
-        let a = try await ServerProcess.start()
+        let (a, b) = try await Self.startReplicas()
         defer { try? FileManager.default.removeItem(at: a.dataDir) }
-        // A second process on the same data directory: nothing in the server refuses it.
-        let b: ServerProcess
-        do {
-            b = try await ServerProcess.start(dataDir: a.dataDir, adminToken: a.adminToken)
-        } catch {
-            await a.stop()
-            throw error
-        }
         let root = makeTemporaryDirectory(prefix: "ksmfleet-failover").path
         defer { try? FileManager.default.removeItem(atPath: root) }
         let sysfs = root + "/ksm"
@@ -165,15 +170,8 @@ struct AgentFailoverTests {
         guard ServerProcess.binaryPath() != nil else {
             try Test.cancel("ksmfleet-server is not built next to the tests (swift build --build-tests)")
         }
-        let a = try await ServerProcess.start()
+        let (a, b) = try await Self.startReplicas()
         defer { try? FileManager.default.removeItem(at: a.dataDir) }
-        let b: ServerProcess
-        do {
-            b = try await ServerProcess.start(dataDir: a.dataDir, adminToken: a.adminToken)
-        } catch {
-            await a.stop()
-            throw error
-        }
         let root = makeTemporaryDirectory(prefix: "ksmfleet-failover-hung").path
         defer { try? FileManager.default.removeItem(atPath: root) }
         var o = testAgentOptions(
