@@ -226,6 +226,49 @@ struct AgentFailoverTests {
         await b.stop()
     }
 
+    @Test("a proxy's 502 (nginx in front of a replica that died) fails over to the next server")
+    func proxy502FailsOver() async throws {
+        guard ServerProcess.binaryPath() != nil, FileManager.default.isExecutableFile(atPath: "/usr/sbin/nginx") else {
+            try Test.cancel("needs ksmfleet-server built next to the tests and nginx (/usr/sbin/nginx)")
+        }
+        let (a, b) = try await Self.startReplicas()
+        defer { try? FileManager.default.removeItem(at: a.dataDir) }
+        let root = makeTemporaryDirectory(prefix: "ksmfleet-failover-nginx").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let nginx = try await LoopbackNginx.start(directory: root + "/nginx", upstream: a.port)
+        var o = testAgentOptions(
+            server: nginx.baseURL, enrollToken: try await a.makeEnrollmentToken(), stateDir: root + "/state",
+            name: "proxied")
+        o.serverURLs = [nginx.baseURL, b.baseURL]
+        let agent = try RunningAgent.start(o, name: "proxied")
+        do {
+            let started = await waitUntil(timeout: .seconds(20)) { (await agent.agent.status().lastAckedSeq ?? 0) >= 3 }
+            #expect(started, "no samples acknowledged through nginx: \(nginx.errorLog())")
+            #expect(await agent.agent.status().server == nginx.baseURL)
+            await a.kill9()
+            let ackAtKill = await agent.agent.status().lastAckedSeq ?? 0
+            let switched = await waitUntil(timeout: .seconds(10), poll: .milliseconds(50)) {
+                let s = await agent.agent.status()
+                return s.server == b.baseURL && (s.lastAckedSeq ?? 0) >= ackAtKill + 5
+            }
+            #expect(switched, "the agent did not move to the second server")
+            // nginx answered the agent 502 (it could not reach the replica): that is what moved it.
+            #expect(nginx.accessLog().contains(" 502 "), "nginx served no 502: \(nginx.accessLog())")
+            await agent.stop()
+            let end = await agent.agent.status()
+            let nodeId = try #require(end.nodeId)
+            let stored = try await storedSeqs(try Fixtures.client(b.baseURL, token: b.adminToken), nodeId: nodeId)
+            #expect(stored == Array(1..<end.nextSeq), "stored \(stored.count) samples for \(end.nextSeq - 1) numbers")
+        } catch {
+            await agent.stop()
+            await nginx.stop()
+            await b.stop()
+            throw error
+        }
+        await nginx.stop()
+        await b.stop()
+    }
+
     @Test("invalid server lists are a usage error (exit 2) that names the entry")
     func usage() async throws {
         guard let binary = builtProduct("ksmfleet-agent") else {
