@@ -54,7 +54,7 @@ struct AgentFailoverTests {
             logPath: logPath)
         defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
         var log: String { readText(logPath) }
-        func switches() -> [Substring] { log.split(separator: "\n").filter { $0.contains("switching server") } }
+        func switches() -> [Substring] { log.split(separator: "\n").filter { $0.contains(": switching server") } }
 
         do {
             let adminA = try Fixtures.client(a.baseURL, token: a.adminToken)
@@ -267,6 +267,41 @@ struct AgentFailoverTests {
         }
         await nginx.stop()
         await b.stop()
+    }
+
+    @Test("every server down: one switch per server, then the backoff, round after round (no busy loop)")
+    func allDown() async throws {
+        guard let binary = builtProduct("ksmfleet-agent") else {
+            try Test.cancel("ksmfleet-agent is not built next to the tests")
+        }
+        let root = makeTemporaryDirectory(prefix: "ksmfleet-failover-down").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try FakeSysfsDirectory.create(at: root + "/ksm")
+        let logPath = root + "/agent.log"
+        let p = try startLogged(
+            binary,
+            [
+                "run", "--server", "http://127.0.0.1:1,http://127.0.0.1:2", "--enroll-token", "ksme_unused",
+                "--state-dir", root + "/state", "--sysfs", root + "/ksm",
+            ],
+            logPath: logPath)
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        // Backoff 1 s doubling: rounds start at about 0, 1, 2-3 and 4-7 s.
+        try await Task.sleep(for: .seconds(4))
+        kill(p.processIdentifier, SIGTERM)
+        let exited = await waitUntil(timeout: .seconds(15), poll: .milliseconds(50)) { !p.isRunning }
+        #expect(exited, "the agent did not stop on SIGTERM")
+        let lines = readText(logPath).split(separator: "\n")
+        let switches = lines.filter { $0.contains(": switching server") }
+        let rounds = lines.filter { $0.contains("every server failed in turn") }
+        #expect((1...4).contains(rounds.count), "\(rounds.count) rounds in 4 s: \(lines.suffix(20))")
+        #expect(switches.count == rounds.count || switches.count == rounds.count + 1, "\(switches.count) switches")
+        #expect(
+            switches.first?.contains("from=http://127.0.0.1:1") == true
+                && switches.first?.contains("to=http://127.0.0.1:2") == true)
+        #expect(
+            rounds.first?.contains("from=http://127.0.0.1:2") == true
+                && rounds.first?.contains("to=http://127.0.0.1:1") == true)
     }
 
     @Test("invalid server lists are a usage error (exit 2) that names the entry")
