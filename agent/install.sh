@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs ksmfleet-agent: binary, systemd unit, config (0600). Run as root.
-#   agent/install.sh [--binary PATH] [--server URL] [--enroll-token TOKEN | --enroll-token-file FILE] [--no-start]
+#   agent/install.sh [--binary PATH] [--server URL[,URL…]] [--enroll-token TOKEN | --enroll-token-file FILE] [--no-start]
 # The binary defaults to the static release build (`make agent-static`).
 set -eu
 

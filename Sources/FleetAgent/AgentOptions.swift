@@ -3,13 +3,22 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import FleetClient
 import KSMCore
 import KSMNode
 
 /// Everything the server-connected agent needs to run. Built from flags, environment and a
 /// key=value file by `AgentOptions.resolve`, or directly by tests.
 public struct AgentOptions: Sendable {
-    public var serverURL: String
+    /// The servers, in order of preference: replicas of one fleet (or one URL, say a load
+    /// balancer in front of them). The agent stays on the one that answers and fails over to the
+    /// next (`ServerRotation`). Never empty.
+    public var serverURLs: [String]
+    /// The first server; setting it makes it the only one.
+    public var serverURL: String {
+        get { serverURLs[0] }
+        set { serverURLs = [newValue] }
+    }
     /// Enrollment token for the first registration (and re-registration after a revoked token).
     public var enrollToken: String?
     public var caFile: String?
@@ -46,7 +55,13 @@ public struct AgentOptions: Sendable {
     public var spoolLimits = SampleSpool.Limits()
 
     public init(serverURL: String, enrollToken: String? = nil, stateDir: String = "/var/lib/ksmfleet-agent") {
-        self.serverURL = serverURL
+        self.init(serverURLs: [serverURL], enrollToken: enrollToken, stateDir: stateDir)
+    }
+
+    /// `serverURLs` must not be empty.
+    public init(serverURLs: [String], enrollToken: String? = nil, stateDir: String = "/var/lib/ksmfleet-agent") {
+        precondition(!serverURLs.isEmpty, "AgentOptions needs at least one server URL")
+        self.serverURLs = serverURLs
         self.enrollToken = enrollToken
         self.stateDir = stateDir
     }
@@ -139,11 +154,7 @@ extension AgentOptions {
             }
         }
 
-        guard let server = value("server"), !server.isEmpty else {
-            throw AgentOptionsError(
-                "no server URL: give --server, KSMFLEET_SERVER or server= in the config file (or use `standalone`)")
-        }
-        var o = AgentOptions(serverURL: server)
+        var o = AgentOptions(serverURLs: try serverList(values("server") ?? []))
         var token = value("enroll-token")
         if token?.isEmpty == true { token = nil }
         if token == nil, let tokenFile = value("enroll-token-file"), !tokenFile.isEmpty {
@@ -176,5 +187,28 @@ extension AgentOptions {
             maxBytes: try integer("spool-max-bytes", o.spoolLimits.maxBytes))
         if let ca = o.caFile, !StateFiles.exists(ca) { throw AgentOptionsError("CA file \(ca) does not exist") }
         return o
+    }
+
+    /// The servers from the values of one source (the flag repeated, the file's key repeated, or
+    /// the environment variable): each value may be a comma-separated list. Every entry must be
+    /// an http(s) URL, and none may be listed twice.
+    public static func serverList(_ values: [String]) throws(AgentOptionsError) -> [String] {
+        let urls = values.flatMap { $0.split(separator: ",") }.map(\.trimmed).filter { !$0.isEmpty }
+        guard !urls.isEmpty else {
+            throw AgentOptionsError(
+                "no server URL: give --server, KSMFLEET_SERVER or server= in the config file (or use `standalone`)")
+        }
+        var seen: [String: String] = [:]
+        for url in urls {
+            let base: String
+            do { base = try FleetClient.checkedBase(url) } catch {
+                throw AgentOptionsError("server: \(error)")
+            }
+            if let earlier = seen[base] {
+                throw AgentOptionsError("server: '\(url)' is listed twice (as '\(earlier)')")
+            }
+            seen[base] = url
+        }
+        return urls
     }
 }

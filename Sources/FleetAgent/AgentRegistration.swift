@@ -6,7 +6,9 @@ import Logging
 
 /// The node's identity with the server: the node id and token from the state directory, or a
 /// registration with the enrollment token when there is none (or the server refused the node
-/// token), and the client that carries the node token. Owned by the `FleetAgent` actor.
+/// token), and the client that carries the node token to the current server. With several
+/// servers (replicas of one fleet) it holds the `ServerRotation` that says which one is current:
+/// registration, long-poll and pushes all go there. Owned by the `FleetAgent` actor.
 final class AgentRegistration {
     /// A client with the node token. `firstConfig` is the config a registration answered with
     /// (nil when the node was registered already).
@@ -21,7 +23,11 @@ final class AgentRegistration {
     let kernel: any KSMKernel
     var logger: Logger
     private(set) var identity: NodeIdentity?
+    /// The client with the node token, for the current server.
     private var client: FleetClient?
+    private(set) var rotation: ServerRotation
+    /// The server calls go to now.
+    var currentServer: String { rotation.current }
     /// The server refused the node token: register again, proving the identity with the token
     /// held (the identity file is kept, so a restart still has the proof).
     private(set) var mustRegister = false
@@ -34,11 +40,16 @@ final class AgentRegistration {
         self.stateDir = stateDir
         self.kernel = kernel
         self.logger = logger
+        rotation = ServerRotation(options.serverURLs)
         identity = try stateDir.loadIdentity()
-        if let identity, identity.serverURL != options.serverURL {
+        // The identity stays valid while the server that issued it is one of the configured
+        // replicas (they share one fleet).
+        if let identity, !options.serverURLs.contains(identity.serverURL) {
             logger.warning(
                 "the state directory belongs to another server; registering again",
-                metadata: ["stored_server": "\(identity.serverURL)", "server": "\(options.serverURL)"])
+                metadata: [
+                    "stored_server": "\(identity.serverURL)", "server": "\(options.serverURLs.joined(separator: ","))",
+                ])
             self.identity = nil
         }
     }
@@ -49,9 +60,10 @@ final class AgentRegistration {
         return (client, nodeId)
     }
 
+    /// A client for the current server.
     func makeClient(token: String?) throws(AgentError) -> FleetClient {
         var o = ClientOptions(
-            serverURL: options.serverURL, token: token, caFile: options.caFile,
+            serverURL: currentServer, token: token, caFile: options.caFile,
             connectTimeout: options.connectTimeout, requestTimeout: options.requestTimeout)
         o.userAgent = "ksmfleet-agent/\(FleetVersion.current)"
         do {
@@ -102,7 +114,8 @@ final class AgentRegistration {
             }
             throw .server(error)
         }
-        let id = NodeIdentity(nodeId: response.nodeId, nodeToken: response.nodeToken, serverURL: options.serverURL)
+        let id = NodeIdentity(
+            nodeId: response.nodeId, nodeToken: response.nodeToken, serverURL: anonymous.options.serverURL)
         do { try stateDir.saveIdentity(id) } catch { throw .state(error) }
         identity = id
         mustRegister = false
@@ -110,7 +123,10 @@ final class AgentRegistration {
         logger[metadataKey: "node"] = "\(id.nodeId)"
         logger.info(
             response.reregistered ? "registered again (identity proven or accepted by an admin, new token)" : "registered",
-            metadata: ["hostname": "\(request.hostname)", "generation": "\(response.config.generation)"])
+            metadata: [
+                "hostname": "\(request.hostname)", "generation": "\(response.config.generation)",
+                "server": "\(anonymous.options.serverURL)",
+            ])
         let c = try makeClient(token: id.nodeToken)
         client = c
         return Connection(client: c, nodeId: id.nodeId, firstConfig: response.config)
@@ -131,6 +147,45 @@ final class AgentRegistration {
             hostname: options.nodeName ?? facts.hostname, machineId: machineId.isEmpty ? facts.hostname : machineId,
             kernel: facts.kernelRelease, memTotalBytes: memory.memTotalKB * 1024, numaNodes: facts.numaNodes,
             ksmFeatures: features, agentVersion: FleetVersion.current, pageSize: kernel.pageSize)
+    }
+
+    // MARK: - failover
+
+    /// A call to `server` failed with `error`. When it is worth another replica
+    /// (`ServerRotation.failsOver`), the rotation moves on and the switch is logged with its
+    /// reason. Returns true when the next attempt should go at once (to the next server, or to
+    /// the current one when `server` was left already); false when the caller backs off: the
+    /// error does not fail over, or every server has failed in turn.
+    func serverFailed(_ error: ClientError, on server: String) -> Bool {
+        guard ServerRotation.failsOver(error) else { return false }
+        switch rotation.failed(server) {
+        case .alreadyLeft:
+            return true
+        case .switchTo(let next):
+            logger.warning(
+                "switching server", metadata: ["from": "\(server)", "to": "\(next)", "reason": "\(error)"])
+            clientForCurrentServer()
+            return true
+        case .backOff(let next):
+            if rotation.servers.count > 1 {
+                logger.warning(
+                    "every server failed in turn; backing off, then switching server",
+                    metadata: ["from": "\(server)", "to": "\(next)", "reason": "\(error)"])
+            }
+            clientForCurrentServer()
+            return false
+        }
+    }
+
+    /// `server` answered a call: the agent stays on it.
+    func serverAnswered(_ server: String) {
+        rotation.answered(server)
+    }
+
+    /// Points the node-token client at the current server (after a switch).
+    private func clientForCurrentServer() {
+        guard let current = client, current.options.serverURL != currentServer else { return }
+        client = try? makeClient(token: current.options.token)
     }
 
     /// The server refused the node token (revoked, or the node was deleted): forget the identity

@@ -12,4 +12,6 @@ public struct AgentStatus: Sendable {
     public var serverReachable: Bool
     /// Why the server keeps this host waiting (pending or rejected registration), nil otherwise.
     public var registrationWaiting: String? = nil
+    /// The server the agent talks to now (one of `AgentOptions.serverURLs`).
+    public var server: String
 }

@@ -93,9 +93,12 @@ final class ConfigSync {
     }
 
     /// A poll failed: logs it (the first failures, then every 20th, so a long outage does not
-    /// flood the journal) and returns the seconds to wait before the next one.
-    func serverIsAway(_ error: AgentError) -> Double {
+    /// flood the journal) and returns the seconds to wait before the next one. `backOff` false:
+    /// the agent switched to another server (`AgentRegistration.serverFailed` logged it), which
+    /// is asked at once.
+    func serverIsAway(_ error: AgentError, backOff: Bool = true) -> Double {
         serverReachable = false
+        guard backOff else { return 0 }
         pollFailuresLogged += 1
         if pollFailuresLogged <= 3 || pollFailuresLogged % 20 == 0 {
             logger.warning(

@@ -81,7 +81,7 @@ public actor FleetAgent {
             appliedGeneration: await engine.appliedGeneration, nextSeq: samples.nextSeq,
             samplesTaken: samples.samplesTaken, spooled: samples.spooled, outbox: samples.outbox.count,
             dropped: samples.dropped, lastAckedSeq: samples.lastAckedSeq, serverReachable: configSync.serverReachable,
-            registrationWaiting: registration.waitingReason)
+            registrationWaiting: registration.waitingReason, server: registration.currentServer)
     }
 
     // MARK: - run
@@ -126,10 +126,14 @@ public actor FleetAgent {
     public func runOnce() async throws(AgentError) {
         await startLocally()
         var failure: AgentError?
-        for attempt in 1...2 {
+        var registeredAgain = false
+        // Every server once (failing over), and once more after registering again.
+        for _ in 0..<(options.serverURLs.count + 1) {
             failure = nil
+            var server = registration.currentServer
             do throws(AgentError) {
                 let connection = try await connect()
+                server = connection.client.options.serverURL
                 do {
                     if let config = try await connection.client.config(
                         nodeId: connection.nodeId, ifNoneMatch: nil, waitSeconds: nil)
@@ -139,11 +143,14 @@ public actor FleetAgent {
                 } catch {
                     throw AgentError.server(error)
                 }
+                registration.serverAnswered(server)
                 break
             } catch {
                 failure = error
-                guard attempt == 1, case .server(let clientError) = error, AgentRegistration.isRefusedToken(clientError)
-                else { break }
+                guard case .server(let clientError) = error else { break }
+                if registration.serverFailed(clientError, on: server) { continue }
+                guard !registeredAgain, AgentRegistration.isRefusedToken(clientError) else { break }
+                registeredAgain = true
                 do throws(AgentError) { try registration.handleRefusedToken(clientError) } catch {
                     failure = error
                     break
@@ -152,7 +159,7 @@ public actor FleetAgent {
         }
         await takeSample()
         if failure == nil {
-            if let error = await samples.flush(to: registration.connected, force: true) { failure = .server(error) }
+            if let error = await samples.flush(via: registration, force: true) { failure = .server(error) }
         } else {
             samples.spoolOutbox()
         }
@@ -166,7 +173,7 @@ public actor FleetAgent {
         logger.info(
             "agent started",
             metadata: [
-                "server": "\(options.serverURL)", "state_dir": "\(options.stateDir)",
+                "server": "\(options.serverURLs.joined(separator: ","))", "state_dir": "\(options.stateDir)",
                 "sample_interval_s": "\(options.sampleInterval)", "tune_interval_s": "\(options.tuneInterval)",
                 "watch": "\(options.watchPaths.joined(separator: ","))", "spooled": "\(samples.spooled)",
                 "version": "\(FleetVersion.current)",
@@ -179,7 +186,7 @@ public actor FleetAgent {
         if options.restoreOnExit { await restore() }
         await sayGoodbye()
         // One last push attempt, bounded; whatever does not go is spooled for the next start.
-        await samples.finish(to: registration.connected, deadline: .now + .seconds(5))
+        await samples.finish(via: registration, deadline: .now + .seconds(5))
         logger.info("stopped", metadata: ["spooled": "\(samples.spooled)"])
     }
 
@@ -225,8 +232,11 @@ public actor FleetAgent {
 
     func configLoop() async -> AgentError? {
         while !Task.isCancelled {
+            // The server this round's calls go to (registration, then the long-poll).
+            var server = registration.currentServer
             do throws(AgentError) {
                 let connection = try await connect()
+                server = connection.client.options.serverURL
                 pendingBackoff = nil
                 let generation = configSync.seenGeneration
                 let wait = generation == nil ? nil : Int.random(in: options.longPollWait)
@@ -237,6 +247,7 @@ public actor FleetAgent {
                 } catch {
                     throw AgentError.server(error)
                 }
+                registration.serverAnswered(server)
                 if configSync.serverAnswered(spooled: samples.spooled) {
                     // Replay the spool now rather than at the next sample.
                     samples.retryNow()
@@ -255,7 +266,12 @@ public actor FleetAgent {
                     delay = pendingDelay(reason, retryAfter: retryAfter)
                 } else {
                     pendingBackoff = nil
-                    delay = configSync.serverIsAway(error)
+                    // Another server is asked at once; the backoff waits for a full round.
+                    var switched = false
+                    if case .server(let clientError) = error {
+                        switched = registration.serverFailed(clientError, on: server)
+                    }
+                    delay = configSync.serverIsAway(error, backOff: !switched)
                 }
                 do { try await Task.sleep(for: .milliseconds(Int64(delay * 1000))) } catch { return nil }
             }
@@ -323,7 +339,7 @@ public actor FleetAgent {
     func pushLoop() async {
         for await _ in pushSignals {
             if Task.isCancelled { return }
-            _ = await samples.flush(to: registration.connected, force: false)
+            _ = await samples.flush(via: registration, force: false)
             if samples.rotationDue {
                 samples.rotationDue = false
                 await registration.rotateToken()

@@ -97,19 +97,22 @@ final class SamplePipeline {
         nextPushAttempt = 0
     }
 
-    /// Pushes the spool (oldest first), then the samples in memory. On failure everything left
-    /// goes to the spool and pushes wait for the backoff (or for the server to be back);
-    /// `force` ignores the backoff. No new batch starts after `deadline` (a batch in flight ends
-    /// within the client's request timeout); what is left then is spooled.
+    /// Pushes the spool (oldest first), then the samples in memory, to the registration's
+    /// current server. A batch that fails in a way another server may not is pushed again at
+    /// once, with the same sequence numbers, to the server `registration` switches to (the
+    /// server stores each number once, so a batch whose reply was lost is not stored twice).
+    /// On any other failure, or when every server has failed in turn, everything left goes to
+    /// the spool and pushes wait for the backoff (or for the server to be back); `force` ignores
+    /// the backoff. No new batch starts after `deadline` (a batch in flight ends within the
+    /// client's request timeout); what is left then is spooled.
     /// Returns the error that stopped it, nil when everything was accepted.
     nonisolated(nonsending) func flush(
-        to destination: Destination?, force: Bool, deadline: ContinuousClock.Instant? = nil
+        via registration: AgentRegistration, force: Bool, deadline: ContinuousClock.Instant? = nil
     ) async -> ClientError? {
-        guard let destination else {
+        guard var (client, nodeId) = registration.connected else {
             spoolOutbox()
             return .unreachable("not registered yet")
         }
-        let (client, nodeId) = destination
         if !force && monotonicSeconds() < nextPushAttempt {
             spoolOutbox()
             return .unreachable("waiting to retry")
@@ -136,6 +139,7 @@ final class SamplePipeline {
             let (result, reported) = await push(batch, nodeId: nodeId, client: client)
             switch result {
             case .accepted(let ack):
+                registration.serverAnswered(client.options.serverURL)
                 accepted(ack, batch: batch, reported: reported, fromSpool: fromSpool, last: last)
             case .refused(let error):
                 logger.error(
@@ -143,13 +147,20 @@ final class SamplePipeline {
                     metadata: ["count": "\(batch.count)", "first_seq": "\(batch[0].seq)", "error": "\(error)"])
                 dropBatch(batch, fromSpool: fromSpool, last: last)
             case .failed(let error):
+                if registration.serverFailed(error, on: client.options.serverURL),
+                    let next = registration.connected
+                {
+                    (client, nodeId) = next
+                    continue
+                }
                 let delay = pushBackoff.next()
                 nextPushAttempt = monotonicSeconds() + delay
                 if pushBackoff.failures <= 3 || pushBackoff.failures % 20 == 0 {
                     logger.warning(
                         "cannot push samples; spooling them",
                         metadata: [
-                            "error": "\(error)", "spooled": "\(spool.count + outbox.count)",
+                            "error": "\(error)", "server": "\(client.options.serverURL)",
+                            "spooled": "\(spool.count + outbox.count)",
                             "retry_in_s": "\(Int(delay.rounded(.up)))",
                         ])
                 }
@@ -163,12 +174,14 @@ final class SamplePipeline {
     /// At stop: one last push of everything (unless the task is cancelled), no new batch after
     /// `deadline`; whatever does not go is spooled for the next start, and the sequence number
     /// is stored.
-    nonisolated(nonsending) func finish(to destination: Destination?, deadline: ContinuousClock.Instant? = nil) async {
+    nonisolated(nonsending) func finish(
+        via registration: AgentRegistration, deadline: ContinuousClock.Instant? = nil
+    ) async {
         if !isEmpty {
             if Task.isCancelled {
                 spoolOutbox()
             } else {
-                _ = await flush(to: destination, force: true, deadline: deadline)
+                _ = await flush(via: registration, force: true, deadline: deadline)
             }
         }
         spoolOutbox()

@@ -28,8 +28,9 @@ public final class FleetClient: Sendable {
         base = try Self.checkedBase(options.serverURL)
     }
 
-    /// The server URL, checked: http or https, a host, no query or fragment.
-    static func checkedBase(_ url: String) throws(ClientError) -> String {
+    /// The server URL, checked: http or https, a host, no query or fragment; returned without
+    /// a trailing slash. The agent checks its list of servers with it before it starts.
+    public static func checkedBase(_ url: String) throws(ClientError) -> String {
         var u = url.trimmed
         while u.hasSuffix("/") { u.removeLast() }
         let lower = u.lowercased()

@@ -19,13 +19,20 @@ struct ConnectedCommand: AsyncParsableCommand {
             Settings come from flags, then the environment (KSMFLEET_SERVER, KSMFLEET_ENROLL_TOKEN, \
             KSMFLEET_ENROLL_TOKEN_FILE, KSMFLEET_CA_FILE, KSMFLEET_STATE_DIR, KSMFLEET_SAMPLE_INTERVAL, \
             KSMFLEET_TUNE_INTERVAL, KSMFLEET_WATCH, KSMFLEET_RESTORE_ON_EXIT, …), then the config file \
-            (key=value lines, the same names). SIGUSR1 is a kick; SIGTERM/SIGINT stop cleanly. \
+            (key=value lines, the same names). Several servers (replicas of one fleet): repeat \
+            --server or the server= key, or give a comma-separated list; the first of flags, \
+            environment and file that names any server gives the whole list. SIGUSR1 is a kick; \
+            SIGTERM/SIGINT stop cleanly. \
             Exit status: 0 stopped cleanly, 1 failure, 2 invalid settings, 3 not enrolled (no \
             enrollment token and no valid node token).
             """)
 
-    @Option(name: .long, help: "The server URL (http:// or https://).")
-    var server: String?
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "A server URL (http:// or https://); repeat it or give a comma-separated list for replicas of one fleet.",
+            discussion: "It stays on the server that answers; fails over on connection errors, timeouts and 5xx."))
+    var server: [String] = []
 
     @Option(name: .customLong("enroll-token"), help: "Enrollment token for the first registration (prefer --enroll-token-file).")
     var enrollToken: String?
@@ -85,7 +92,7 @@ struct ConnectedCommand: AsyncParsableCommand {
     func flags() -> [String: [String]] {
         var f: [String: [String]] = [:]
         func put(_ name: String, _ value: String?) { if let value { f[name] = [value] } }
-        put("server", server)
+        if !server.isEmpty { f["server"] = server }
         put("enroll-token", enrollToken)
         put("enroll-token-file", enrollTokenFile)
         put("ca-file", caFile)

@@ -1,0 +1,111 @@
+import Foundation
+import TestSupport
+
+/// Debian's nginx (`/usr/sbin/nginx`) as a plain reverse proxy on 127.0.0.1 and a free port, in
+/// front of one upstream port: no daemon, every file (config, logs, temp dirs, pid) in
+/// `directory`. The access log records each reply's status.
+struct LoopbackNginx {
+    let process: Process
+    let directory: String
+    let port: Int
+    var baseURL: String { "http://127.0.0.1:\(port)" }
+
+    struct StartError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    static func start(directory: String, upstream: Int) async throws -> LoopbackNginx {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let port = try freeLoopbackPort()
+        let conf = """
+            daemon off;
+            master_process off;
+            worker_processes 1;
+            pid \(directory)/nginx.pid;
+            error_log \(directory)/error.log warn;
+            events { worker_connections 256; }
+            http {
+                access_log \(directory)/access.log;
+                client_body_temp_path \(directory)/body;
+                proxy_temp_path \(directory)/proxy;
+                fastcgi_temp_path \(directory)/fastcgi;
+                uwsgi_temp_path \(directory)/uwsgi;
+                scgi_temp_path \(directory)/scgi;
+                server {
+                    listen 127.0.0.1:\(port);
+                    location / {
+                        proxy_pass http://127.0.0.1:\(upstream);
+                        proxy_http_version 1.1;
+                        proxy_set_header Connection "";
+                        proxy_read_timeout 120s;
+                    }
+                }
+            }
+            """
+        try conf.write(toFile: directory + "/nginx.conf", atomically: true, encoding: .utf8)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/sbin/nginx")
+        p.arguments = ["-c", directory + "/nginx.conf", "-p", directory, "-e", directory + "/error.log"]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let nginx = LoopbackNginx(process: p, directory: directory, port: port)
+        let listening = await waitUntil(timeout: .seconds(10), poll: .milliseconds(50)) {
+            guard p.isRunning else { return false }
+            return canConnect(port: port)
+        }
+        guard listening else {
+            await nginx.stop()
+            throw StartError(description: "nginx did not start on port \(port): \(nginx.errorLog())")
+        }
+        return nginx
+    }
+
+    /// SIGKILL: started from the test process, nginx inherits its blocked signals (SIGTERM
+    /// included: it never stops on it, and with `master_process off` it does not unblock them),
+    /// and a proxy in a test has nothing to save. Never blocks a thread waiting.
+    func stop() async {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
+        _ = await waitUntil(timeout: .seconds(5), poll: .milliseconds(20)) { !process.isRunning }
+    }
+
+    func accessLog() -> String { readText(directory + "/access.log") }
+    func errorLog() -> String { readText(directory + "/error.log") }
+}
+
+/// A TCP port on 127.0.0.1 that nothing listens on now (the kernel picks it; a small race with
+/// other processes remains until the caller binds it).
+func freeLoopbackPort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw LoopbackNginx.StartError(description: "socket: errno \(errno)") }
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = 0
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0
+        }
+    }
+    guard bound else { throw LoopbackNginx.StartError(description: "bind: errno \(errno)") }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}
+
+/// Whether something accepts TCP connections on 127.0.0.1:`port`.
+func canConnect(port: Int) -> Bool {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = in_port_t(UInt16(port).bigEndian)
+    return withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+        }
+    }
+}
