@@ -24,8 +24,11 @@ build: deps
 run: build
 	DATA_DIR="$(DATA_DIR)" PORT="$(PORT)" BIN="$$($(SWIFT) build --show-bin-path)" ./scripts/run-local.sh
 
-## Build and run every suite.
-test: deps
+## Build and run every suite. nginx (Debian's nginx-light) is a test service: the agent's
+## failover test puts it in front of a replica, on loopback, started and stopped by the test.
+TEST_APT_PACKAGES := nginx-light
+test:
+	$(MAKE) deps EXTRA_APT="$(TEST_APT_PACKAGES)"
 	$(MAKE) test-units
 	$(SWIFT) build --build-tests
 	$(MAKE) test-swift
