@@ -75,7 +75,7 @@ agent-static: deps
 bench: bench-server bench-agent bench-report
 
 bench-server:
-	$(MAKE) deps EXTRA_APT=wrk
+	$(MAKE) deps EXTRA_APT="wrk nginx"
 	Benchmarks/server-bench.sh
 
 bench-agent: deps

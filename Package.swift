@@ -144,7 +144,12 @@ let package = Package(
             dependencies: ["KSMCore", "KSMNode", "FleetAPI", "FleetAgent", "TestSupport"],
             swiftSettings: swiftSettings),
         .testTarget(
-            name: "FleetStoreTests", dependencies: ["FleetStore", "FleetAPI", "KSMCore", "TestSupport"],
+            name: "FleetStoreTests",
+            dependencies: [
+                "FleetStore", "FleetAPI", "KSMCore", "TestSupport",
+                // Raw SQL on the writer's connection (SampleSavepointTests).
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "FleetServerTests",

@@ -8,13 +8,17 @@ drives it with plain HTTP/1.1 keep-alive connections from asyncio (no third-part
             connections; reports samples/s stored (acknowledged after commit) and the server's
             CPU time per sample and per request. The load comes from wrk with a Lua script
             (--driver wrk, the default when wrk is installed) or from asyncio (--driver python).
+  push      the issue's yardstick for an agent's normal push: in one run, with the same wrk
+            (-t2, --connections), nginx (Debian's, one worker) answering `return 204` on loopback,
+            the server's GET /healthz, and single-sample pushes from 100 nodes, each with its own
+            token; prints each rate, pushes/s as a fraction of nginx's, and server CPU µs per push.
   longpoll  W agents, each with its own node and token, wait on GET /config with
             If-None-Match and wait=60; one fleet-wide change (POST /config/apply all=true)
             must wake them all; reports how many woke and the wake-up latency.
 
   python3 Benchmarks/server_bench.py --server .build/release/ksmfleet-server [--waiters 10000]
 """
-import argparse, asyncio, json, os, re, resource, shutil, statistics, subprocess, sys, tempfile, time
+import argparse, asyncio, json, os, re, resource, shutil, socket, statistics, subprocess, sys, tempfile, time
 
 
 class Conn:
@@ -75,7 +79,10 @@ class Server:
         self.log = open(os.path.join(data_dir, "server.log"), "wb")
         self.proc = subprocess.Popen(
             [binary, "--host", "127.0.0.1", "--port", "0", "--data-dir", os.path.join(data_dir, "db"),
-             "--port-file", port_file, "--log-level", "warning"], env=env, stdout=self.log, stderr=self.log)
+             "--port-file", port_file, "--log-level", "warning",
+             # Every simulated node registers from 127.0.0.1: the per-address limit (30 a minute) is
+             # for real fleets, where each machine has its own address.
+             "--registration-rate-limit", "0"], env=env, stdout=self.log, stderr=self.log)
         for _ in range(300):
             if os.path.exists(port_file) and open(port_file).read().strip():
                 break
@@ -199,25 +206,98 @@ end
 
 async def metric(server, name):
     c = Conn(server.port)
-    st, body = await c.request("GET", "/metrics")
+    st, body = await c.request("GET", "/metrics", server.token)
     c.close()
+    assert st == 200, body
     for line in body.decode().splitlines():
         if line.startswith(name + " ") or line.startswith(name + "{"):
             return float(line.split()[-1])
     return 0.0
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid %(dir)s/nginx.pid;
+error_log %(dir)s/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path %(dir)s/body;
+    proxy_temp_path %(dir)s/proxy;
+    fastcgi_temp_path %(dir)s/fastcgi;
+    uwsgi_temp_path %(dir)s/uwsgi;
+    scgi_temp_path %(dir)s/scgi;
+    keepalive_requests 1000000;
+    server {
+        listen 127.0.0.1:%(port)d;
+        location / { return 204; }
+    }
+}
+"""
+
+
+def wrk_rate(url, connections, seconds, threads=2, script=None):
+    """Runs wrk; returns (requests, seconds, stdout)."""
+    cmd = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency"]
+    if script:
+        cmd += ["-s", script]
+    out = subprocess.run(cmd + [url], capture_output=True, text=True, timeout=seconds + 60)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr)
+    reqs = re.search(r"(\d+) requests in ([\d.]+)s", out.stdout)
+    return int(reqs.group(1)), float(reqs.group(2)), out.stdout
+
+
+def latency(text, pct):
+    m = re.search(r"\s%d%%\s+(\S+)" % pct, text)
+    return m.group(1) if m else None
+
+
+def bench_nginx(connections, seconds, threads=2):
+    """The machine's HTTP limit under this load generator: nginx (Debian's package, one worker)
+    answering `return 204` on loopback, as the issue measures it."""
+    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+    if nginx is None:
+        raise RuntimeError("nginx is not installed (Debian package nginx; make bench-server installs it)")
+    tmp = tempfile.mkdtemp(prefix="ksmfleet-nginx-")
+    port = free_port()
+    conf = os.path.join(tmp, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(NGINX_CONF % {"dir": tmp, "port": port})
+    proc = subprocess.Popen([nginx, "-p", tmp, "-e", os.path.join(tmp, "error.log"), "-c", conf],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        n, elapsed, text = wrk_rate(f"http://127.0.0.1:{port}/", connections, seconds, threads)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {"driver": "wrk", "path": "nginx return 204", "connections": connections, "requests": n,
+            "requests_per_second": round(n / elapsed), "latency_p99": latency(text, 99),
+            "load": os.getloadavg()}
+
+
 async def bench_http_floor(server, connections, seconds, threads=2):
     """GET /healthz (no auth, no body, no database): what one request costs the HTTP stack alone."""
     cpu_before = server.cpu_seconds()
-    out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency",
-                          f"http://127.0.0.1:{server.port}/healthz"], capture_output=True, text=True,
-                         timeout=seconds + 60)
+    n, elapsed, text = wrk_rate(f"http://127.0.0.1:{server.port}/healthz", connections, seconds, threads)
     cpu = server.cpu_seconds() - cpu_before
-    reqs = re.search(r"(\d+) requests in ([\d.]+)s", out.stdout)
-    n, elapsed = int(reqs.group(1)), float(reqs.group(2))
     return {"driver": "wrk", "path": "/healthz", "connections": connections, "requests": n,
-            "requests_per_second": round(n / elapsed), "server_cpu_us_per_request": round(cpu * 1e6 / max(n, 1), 1)}
+            "requests_per_second": round(n / elapsed), "server_cpu_us_per_request": round(cpu * 1e6 / max(n, 1), 1),
+            "latency_p99": latency(text, 99), "load": os.getloadavg()}
 
 
 async def bench_ingest_wrk(server, agents, batch, connections, seconds, threads=2):
@@ -230,33 +310,26 @@ async def bench_ingest_wrk(server, agents, batch, connections, seconds, threads=
                               "threads": threads, "batch": batch})
     before = await metric(server, "ksmfleet_samples_stored_total")
     cpu_before = server.cpu_seconds()
-    out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency",
-                          "-s", script, f"http://127.0.0.1:{server.port}"], capture_output=True, text=True,
-                         timeout=seconds + 60)
-    shutil.rmtree(tmp, ignore_errors=True)
-    if out.returncode != 0:
-        raise RuntimeError(out.stderr)
+    try:
+        n, elapsed, text = wrk_rate(f"http://127.0.0.1:{server.port}", connections, seconds, threads, script)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     cpu = server.cpu_seconds() - cpu_before
     stored = await metric(server, "ksmfleet_samples_stored_total") - before
     dups = await metric(server, "ksmfleet_samples_duplicate_total")
-    text = out.stdout
-    reqs = re.search(r"(\d+) requests in ([\d.]+)s", text)
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
     errors = re.search(r"Socket errors: (.*)", text)
-    p50 = re.search(r"\s50%\s+(\S+)", text)
-    p99 = re.search(r"\s99%\s+(\S+)", text)
-    elapsed = float(reqs.group(2))
-    if int(reqs.group(1)) > 0 and stored == 0:
-        raise RuntimeError("wrk sent requests but nothing was stored (Lua script error?):\n" + out.stderr + text)
+    if n > 0 and stored == 0:
+        raise RuntimeError("wrk sent requests but nothing was stored (Lua script error?):\n" + text)
     return {"driver": "wrk", "agents": agents, "batch": batch, "connections": connections,
-            "requests": int(reqs.group(1)), "non_2xx": int(bad.group(1)) if bad else 0,
+            "requests": n, "non_2xx": int(bad.group(1)) if bad else 0,
             "socket_errors": errors.group(1) if errors else None, "duplicates": int(dups),
-            "stored": int(stored), "seconds": elapsed, "requests_per_second": round(int(reqs.group(1)) / elapsed),
+            "stored": int(stored), "seconds": elapsed, "requests_per_second": round(n / elapsed),
             "samples_per_second": round(stored / elapsed),
             # Less noisy than the rate on a shared machine: the server's own CPU time per sample.
             "server_cpu_s": round(cpu, 2), "server_cpu_us_per_sample": round(cpu * 1e6 / max(stored, 1), 1),
-            "server_cpu_us_per_request": round(cpu * 1e6 / max(int(reqs.group(1)), 1), 1),
-            "latency_p50": p50.group(1) if p50 else None, "latency_p99": p99.group(1) if p99 else None}
+            "server_cpu_us_per_request": round(cpu * 1e6 / max(n, 1), 1),
+            "latency_p50": latency(text, 50), "latency_p99": latency(text, 99), "load": os.getloadavg()}
 
 
 async def bench_longpoll(server, waiters):
@@ -282,7 +355,7 @@ async def bench_longpoll(server, waiters):
     deadline = time.time() + 120
     waiting = 0
     while time.time() < deadline:
-        st, body = await admin.request("GET", "/metrics")
+        st, body = await admin.request("GET", "/metrics", server.token)
         for line in body.decode().splitlines():
             if line.startswith("ksmfleet_config_waiters "):
                 waiting = int(float(line.split()[1]))
@@ -326,13 +399,14 @@ async def bench_longpoll(server, waiters):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--server", required=True)
-    ap.add_argument("--only", choices=["ingest", "longpoll"])
+    ap.add_argument("--only", choices=["ingest", "push", "longpoll"])
     ap.add_argument("--waiters", type=int, default=10000)
     ap.add_argument("--ingest-total", type=int, default=200_000)
     ap.add_argument("--driver", choices=["wrk", "python"], default="wrk" if shutil.which("wrk") else "python",
                     help="ingest load generator (default: wrk when installed)")
     ap.add_argument("--seconds", type=int, default=10, help="wrk run length per batch size")
     ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--agents", type=int, default=100, help="nodes pushing in --only push (each its own token)")
     ap.add_argument("--batches", default="1,10,100,500,1000",
                     help="samples per push: 1 is an agent's normal push, 500 its spool replay, 1000 the limit")
     args = ap.parse_args()
@@ -352,6 +426,27 @@ def main():
             server.stop()
             shutil.rmtree(tmp, ignore_errors=True)
 
+    if args.only == "push":
+        # The issue's yardstick, all with the same wrk in one run: nginx `return 204`, /healthz,
+        # single-sample pushes; pushes/s as a fraction of nginx's.
+        if args.driver != "wrk":
+            raise SystemExit("--only push needs wrk (Debian package wrk)")
+        floor = bench_nginx(args.connections, args.seconds)
+        floor["bench"] = "nginx"
+        print(json.dumps(floor), flush=True)
+        results.append(floor)
+        run("http floor", lambda s: bench_http_floor(s, connections=args.connections, seconds=args.seconds))
+        run("ingest batch=1", lambda s: bench_ingest_wrk(s, agents=args.agents, batch=1,
+                                                         connections=args.connections, seconds=args.seconds))
+        push = results[-1]
+        summary = {"bench": "push vs nginx", "nginx_rps": floor["requests_per_second"],
+                   "healthz_rps": results[-2]["requests_per_second"], "push_rps": push["requests_per_second"],
+                   "push_over_nginx": round(push["requests_per_second"] / floor["requests_per_second"], 3),
+                   "server_cpu_us_per_push": push["server_cpu_us_per_request"], "push_p99": push["latency_p99"],
+                   "target_0_5x_met": push["requests_per_second"] >= 0.5 * floor["requests_per_second"]}
+        print(json.dumps(summary), flush=True)
+        results.append(summary)
+        return results
     if args.only in (None, "ingest") and args.driver == "wrk":
         run("http floor", lambda s: bench_http_floor(s, connections=args.connections, seconds=args.seconds))
     if args.only in (None, "ingest"):

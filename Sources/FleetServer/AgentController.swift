@@ -175,7 +175,8 @@ struct AgentController<Context: RequestContext>: Sendable {
             nodeId: id, batch.samples,
             json: decoded.sampleRanges.map { SampleBatchDecoder.sampleJSON(data, $0) }
                 ?? FastJSON.sampleSlices(data).flatMap { $0.count == batch.samples.count ? $0 : nil })
-        if try await state.auth.rotationDue(request) { ack.rotateToken = true }
+        // The token check (CheckedRouter) found whether this node's token is due for rotation.
+        if case .node(_, rotationDue: true) = Caller.current { ack.rotateToken = true }
         state.metrics.samplesStored(ack.stored, duplicates: ack.duplicates)
         state.logger.debug(
             "samples stored",

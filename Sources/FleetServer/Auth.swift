@@ -16,7 +16,10 @@ struct NodeAuth: Sendable, Equatable {
 enum Principal: Sendable, Equatable {
     /// The bootstrap admin token or a named credential, with its role.
     case credential(Credential)
-    case node(String)
+    /// A node's own token, and whether its agent should replace that token now (rotation on a
+    /// schedule or on an admin's request; the sample reply says so). Worked out once, in the
+    /// token check, so the push does not hash the bearer token a second time.
+    case node(String, rotationDue: Bool = false)
 
     var role: Role? {
         if case .credential(let c) = self { return c.role }
@@ -27,7 +30,7 @@ enum Principal: Sendable, Equatable {
     var name: String {
         switch self {
         case .credential(let c): c.name
-        case .node(let id): "node:\(id)"
+        case .node(let id, _): "node:\(id)"
         }
     }
 
@@ -106,7 +109,7 @@ struct Auth: Sendable {
         // Every token the server makes names its kind in a prefix (Secrets.Kind): one lookup, in
         // the one place that kind lives, and none at all for a token of no known kind.
         if token.hasPrefix(Secrets.Kind.node.rawValue) {
-            if let node = try await nodeToken(hash)?.nodeId { return .node(node) }
+            if let node = try await nodeToken(hash) { return .node(node.nodeId, rotationDue: node.rotationDue) }
         } else if token.hasPrefix(Secrets.Kind.credential.rawValue) {
             if let c = try await database.credential(forTokenHash: hash) { return .credential(c) }
         } else if token.hasPrefix(Secrets.Kind.enrollment.rawValue), try await database.isEnrollmentToken(hash: hash) {
@@ -151,12 +154,6 @@ struct Auth: Sendable {
             nodeId: credential.nodeId, rotationDue: credential.rotationDue(everySeconds: rotationSeconds, now: now))
     }
 
-    /// Whether the node token of this (already checked) request is due for rotation.
-    func rotationDue(_ request: Request) async throws -> Bool {
-        guard let token = Self.bearer(request) else { return false }
-        return try await nodeToken(Secrets.hash(token))?.rotationDue ?? false
-    }
-
     /// When a credential's token falls due for rotation (nil: never, on this schedule).
     private func dueAt(_ c: NodeCredential) -> Date? {
         if let requested = c.rotateRequestedAt { return requested }
@@ -182,10 +179,10 @@ struct Auth: Sendable {
         case .metrics: return metricsPublic || (principal?.role ?? nil).map { $0 >= .viewer } == true
         case .role(let needed): return (principal?.role).map { $0 >= needed } == true
         case .node:
-            if case .node(let id) = principal { return nodeId == nil || id == nodeId }
+            if case .node(let id, _) = principal { return nodeId == nil || id == nodeId }
             return false
         case .nodeOrRole(let needed):
-            if case .node(let id) = principal { return nodeId == nil || id == nodeId }
+            if case .node(let id, _) = principal { return nodeId == nil || id == nodeId }
             return (principal?.role).map { $0 >= needed } == true
         }
     }
@@ -201,7 +198,7 @@ struct Auth: Sendable {
         let principal = try await principal(request, for: spec.access)
         guard allows(spec.access, principal, nodeId: nodeId) else {
             switch (principal, spec.access) {
-            case (.node(let id), .node), (.node(let id), .nodeOrRole):
+            case (.node(let id, _), .node), (.node(let id, _), .nodeOrRole):
                 throw APIError.forbidden("a node token may only touch its own node (\(id))")
             case (.credential, .node):
                 throw APIError.forbidden("samples are pushed with the node's own token")

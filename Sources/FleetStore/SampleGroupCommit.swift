@@ -77,20 +77,16 @@ final class SampleGroupCommit: @unchecked Sendable {
                 let write = self.write
                 results = try pool.write { db in
                     try group.map { w in
-                        var result: Result<SampleBatchAck, any Error> = .failure(CancellationError())
                         do {
-                            try db.inSavepoint {
-                                result = .success(try write(db, w.batch))
-                                return .commit
-                            }
+                            return .success(try Self.inSavepoint(db) { try write(db, w.batch) })
                         } catch {
                             // Some SQLite failures (disk full, I/O error) roll back the whole
                             // transaction, the batches before this one included: then none of
-                            // the group is stored and all of it must fail.
-                            guard db.isInsideTransaction else { throw error }
-                            result = .failure(error)
+                            // the group is stored and all of it must fail. So must it when the
+                            // failed batch could not be undone on its own.
+                            guard db.isInsideTransaction, !(error is SavepointRollbackFailed) else { throw error }
+                            return .failure(error)
                         }
-                        return result
                     }
                 }
             } catch {
@@ -103,6 +99,36 @@ final class SampleGroupCommit: @unchecked Sendable {
                 checkpointer.request()
             }
         }
+    }
+
+    /// Runs `body` in a savepoint of the current transaction: released when it returns, rolled
+    /// back (and released) when it throws. What GRDB's `inSavepoint` does, with the SAVEPOINT and
+    /// RELEASE statements prepared once: `inSavepoint` parses them anew on every call, two
+    /// statement compilations per batch, and an agent's normal batch is one sample.
+    static func inSavepoint<T>(_ db: Database, _ body: () throws -> T) throws -> T {
+        try db.cachedStatement(sql: "SAVEPOINT sample_batch").execute()
+        let value: T
+        do {
+            value = try body()
+        } catch {
+            // After an error that ended the whole transaction there is no savepoint to undo.
+            guard db.isInsideTransaction else { throw error }
+            do {
+                try db.cachedStatement(sql: "ROLLBACK TO SAVEPOINT sample_batch").execute()
+                try db.cachedStatement(sql: "RELEASE SAVEPOINT sample_batch").execute()
+            } catch let undo {
+                throw SavepointRollbackFailed(batchError: error, rollbackError: undo)
+            }
+            throw error
+        }
+        try db.cachedStatement(sql: "RELEASE SAVEPOINT sample_batch").execute()
+        return value
+    }
+
+    /// A failed batch's writes could not be rolled back on their own: the whole group fails.
+    struct SavepointRollbackFailed: Error {
+        let batchError: any Error
+        let rollbackError: any Error
     }
 
     /// The next group to commit, waiting for one; nil (and the thread ends) after

@@ -33,12 +33,12 @@ extension FleetDatabase {
         let nodeId = batch.nodeId
         let rows = batch.rows
         let received = batch.receivedAt
-        guard
-            let lastSeq = try Row.fetchOne(
-                db.cachedStatement(sql: "SELECT last_seq FROM nodes WHERE id = ? AND deleted_at IS NULL"),
-                arguments: [nodeId])
-        else { throw StoreError.nodeNotFound(nodeId) }
-        let previousHighest: Int64? = lastSeq["last_seq"]
+        // The per-batch statements are bound with the C API too (see `RawRow`): an agent's
+        // normal batch is one sample, so they cost as much as its row.
+        var lastSeq = RawRow(try db.cachedStatement(
+            sql: "SELECT last_seq FROM nodes WHERE id = ? AND deleted_at IS NULL").sqliteStatement)
+        lastSeq.bind(1, nodeId)
+        guard let previousHighest = try lastSeq.firstInt64(db) else { throw StoreError.nodeNotFound(nodeId) }
         let insert = try db.cachedStatement(
             sql: """
                 INSERT OR IGNORE INTO samples (node_id, seq, taken_at, received_at, phase, phase_reason, run,
@@ -91,25 +91,37 @@ extension FleetDatabase {
                 try Self.writeProcessReport(db, nodeId: nodeId, sample: s)
             }
         }
-        let highest =
-            try Int64.fetchOne(
-                db.cachedStatement(sql: "SELECT MAX(seq) FROM samples WHERE node_id = ?"), arguments: [nodeId]) ?? -1
+        var maxSeq = RawRow(try db.cachedStatement(sql: "SELECT MAX(seq) FROM samples WHERE node_id = ?").sqliteStatement)
+        maxSeq.bind(1, nodeId)
+        let highest = try maxSeq.firstInt64(db).flatMap { $0 } ?? -1
         // The node's state comes from the newest sample it ever sent: an old batch replayed
         // out of order must not roll the phase back.
         if let (newest, json) = rows.max(by: { $0.0.seq < $1.0.seq }), newest.seq >= (previousHighest ?? Int64.min) {
-            try db.cachedStatement(
-                sql: """
-                    UPDATE nodes SET last_seen_at = ?, phase = ?, phase_reason = ?, applied_generation = ?,
-                      apply_error = ?, last_seq = ?, last_sample_json = ?, page_size = ?
-                    WHERE id = ?
-                    """
-            ).execute(arguments: [
-                received, newest.phase.rawValue, newest.phaseReason, newest.appliedGeneration,
-                newest.applyError, highest, json, newest.pageSize, nodeId,
-            ])
+            var update = RawRow(
+                try db.cachedStatement(
+                    sql: """
+                        UPDATE nodes SET last_seen_at = ?, phase = ?, phase_reason = ?, applied_generation = ?,
+                          apply_error = ?, last_seq = ?, last_sample_json = ?, page_size = ?
+                        WHERE id = ?
+                        """
+                ).sqliteStatement)
+            update.bind(1, received)
+            update.bind(2, newest.phase.rawValue)
+            update.bind(3, newest.phaseReason)
+            update.bind(4, newest.appliedGeneration)
+            update.bind(5, newest.applyError)
+            update.bind(6, highest)
+            update.bind(7, json)
+            update.bind(8, newest.pageSize)
+            update.bind(9, nodeId)
+            try update.step(db)
         } else {
-            try db.cachedStatement(sql: "UPDATE nodes SET last_seen_at = ?, last_seq = ? WHERE id = ?")
-                .execute(arguments: [received, highest >= 0 ? highest : nil, nodeId])
+            var update = RawRow(
+                try db.cachedStatement(sql: "UPDATE nodes SET last_seen_at = ?, last_seq = ? WHERE id = ?").sqliteStatement)
+            update.bind(1, received)
+            update.bind(2, highest >= 0 ? highest : nil)
+            update.bind(3, nodeId)
+            try update.step(db)
         }
         return SampleBatchAck(highestSeq: highest, stored: stored, duplicates: rows.count - stored)
     }
@@ -153,17 +165,37 @@ struct RawRow {
 
     /// Runs the bound row; throws SQLite's error with its message (a failed bind included).
     mutating func step(_ db: Database) throws {
-        if bindError != SQLITE_OK {
-            let code = bindError
-            bindError = SQLITE_OK
-            sqlite3_reset(statement)
-            throw DatabaseError(resultCode: ResultCode(rawValue: code), message: "binding a sample row failed")
-        }
+        try checkBinds()
         let code = sqlite3_step(statement)
         sqlite3_reset(statement)
-        guard code == SQLITE_DONE else {
-            throw DatabaseError(
-                resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
+        guard code == SQLITE_DONE else { throw Self.error(code, db) }
+    }
+
+    /// Runs a bound query of one integer column: nil when it returns no row, else the first
+    /// row's value (`.some(nil)` for NULL).
+    mutating func firstInt64(_ db: Database) throws -> Int64?? {
+        try checkBinds()
+        let code = sqlite3_step(statement)
+        defer { sqlite3_reset(statement) }
+        switch code {
+        case SQLITE_ROW:
+            return .some(sqlite3_column_type(statement, 0) == SQLITE_NULL ? nil : sqlite3_column_int64(statement, 0))
+        case SQLITE_DONE:
+            return nil
+        default:
+            throw Self.error(code, db)
         }
+    }
+
+    private mutating func checkBinds() throws {
+        guard bindError != SQLITE_OK else { return }
+        let code = bindError
+        bindError = SQLITE_OK
+        sqlite3_reset(statement)
+        throw DatabaseError(resultCode: ResultCode(rawValue: code), message: "binding a sample row failed")
+    }
+
+    private static func error(_ code: Int32, _ db: Database) -> DatabaseError {
+        DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
     }
 }

@@ -35,10 +35,24 @@ public enum Secrets {
         return hex(out)
     }
 
-    /// The stored form of a token: lowercase hex SHA-256 of its UTF-8 bytes.
+    /// The stored form of a token: lowercase hex SHA-256 of its UTF-8 bytes. Runs on every
+    /// authenticated request, so it hashes the string's own bytes and writes the hex straight
+    /// into the result (no intermediate arrays).
     public static func hash(_ token: String) -> String {
-        hex(sha256(Array(token.utf8)))
+        var token = token
+        let digest = token.withUTF8 { SHA256.hash(data: UnsafeRawBufferPointer($0)) }
+        return digest.withUnsafeBytes { bytes in
+            String(unsafeUninitializedCapacity: bytes.count * 2) { out in
+                for (i, b) in bytes.enumerated() {
+                    out[2 * i] = hexDigits[Int(b >> 4)]
+                    out[2 * i + 1] = hexDigits[Int(b & 0x0f)]
+                }
+                return bytes.count * 2
+            }
+        }
     }
+
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
     /// The SHA-256 digest of `bytes` (swift-crypto).
     public static func sha256(_ bytes: [UInt8]) -> [UInt8] {
@@ -51,22 +65,21 @@ public enum Secrets {
     }
 
     public static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count * 2)
         for b in bytes {
-            out.append(digits[Int(b >> 4)])
-            out.append(digits[Int(b & 0x0f)])
+            out.append(hexDigits[Int(b >> 4)])
+            out.append(hexDigits[Int(b & 0x0f)])
         }
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// Compares two strings in time independent of where they differ.
+    /// Compares two strings in time independent of where they differ (for strings of the same
+    /// length; the length itself, a hash's, is no secret).
     public static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
-        let x = Array(a.utf8), y = Array(b.utf8)
-        guard x.count == y.count else { return false }
+        guard a.utf8.count == b.utf8.count else { return false }
         var diff: UInt8 = 0
-        for i in 0..<x.count { diff |= x[i] ^ y[i] }
+        for (x, y) in zip(a.utf8, b.utf8) { diff |= x ^ y }
         return diff == 0
     }
 }

@@ -20,6 +20,26 @@ import Testing
         #expect(Secrets.hash(input) == expected)
     }
 
+    /// `hash` works on the string's own bytes: a bridged or sliced string (not native UTF-8
+    /// storage) and non-ASCII text hash the same as their UTF-8 bytes do.
+    @Test func hashOfAnyStringIsTheHashOfItsUTF8Bytes() {
+        for token in ["kn_" + String(repeating: "ab", count: 32), "nœud-€-𝄞", String(Substring("xx-abc-yy").dropFirst(3).dropLast(3))] {
+            #expect(Secrets.hash(token) == Secrets.hex(Secrets.sha256(Array(token.utf8))))
+        }
+        #expect(Secrets.hash("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+    }
+
+    @Test func constantTimeEqualComparesWholeStrings() {
+        let h = Secrets.hash("abc")
+        #expect(Secrets.constantTimeEqual(h, String(h)))
+        #expect(!Secrets.constantTimeEqual(h, String(h.dropLast()) + "0"))
+        #expect(!Secrets.constantTimeEqual(h, "0" + String(h.dropFirst())))
+        #expect(!Secrets.constantTimeEqual(h, String(h.dropLast())))
+        #expect(!Secrets.constantTimeEqual(h, h + "0"))
+        #expect(Secrets.constantTimeEqual("", ""))
+        #expect(!Secrets.constantTimeEqual("é", "e\u{301}"), "compared as UTF-8 bytes, not as Characters")
+    }
+
     @Test func sha256OfAMillionAs() {
         #expect(
             Secrets.hex(Secrets.sha256([UInt8](repeating: UInt8(ascii: "a"), count: 1_000_000)))
