@@ -68,14 +68,14 @@ def sample(seq, taken):
 
 
 class Server:
-    def __init__(self, binary, data_dir):
+    def __init__(self, binary, data_dir, extra_args=()):
         self.token = "ka_bench_" + os.urandom(16).hex()
         port_file = os.path.join(data_dir, "port")
         env = dict(os.environ, KSMFLEET_ADMIN_TOKEN=self.token)
         self.log = open(os.path.join(data_dir, "server.log"), "wb")
         self.proc = subprocess.Popen(
             [binary, "--host", "127.0.0.1", "--port", "0", "--data-dir", os.path.join(data_dir, "db"),
-             "--port-file", port_file, "--log-level", "warning"], env=env, stdout=self.log, stderr=self.log)
+             "--port-file", port_file, "--log-level", "warning", *extra_args], env=env, stdout=self.log, stderr=self.log)
         for _ in range(300):
             if os.path.exists(port_file) and open(port_file).read().strip():
                 break
