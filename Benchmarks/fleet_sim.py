@@ -534,6 +534,11 @@ def run_fleet(a, nodes):
     result["push_ms"] = ms([s for _, s in lat])
     # From every node registered and holding its long-poll to the stop: the load of the target.
     result["push_ms_run"] = ms([s for t, s in lat if t >= t_ready])
+    if a.dump_latencies:  # seconds since every node held its long-poll, push latency in seconds
+        with open(a.dump_latencies, "w") as f:
+            f.write(f"# steady {t_steady - t_ready:.3f}..{t_steady_end - t_ready:.3f} apply {t_apply - t_ready:.3f}\n")
+            for t, s in sorted(lat):
+                f.write(f"{t - t_ready:.4f} {s:.5f}\n")
     result["push_ms_steady"] = ms([s for t, s in lat if t_steady <= t < t_steady_end])
     result["push_ms_after_change"] = ms([s for t, s in lat if t_apply <= t < t_apply + 10])
     # Config change: per node, from the admin sending the request to its long-poll returning it.
@@ -595,7 +600,7 @@ def main():
     ap.add_argument("--addresses", type=int, default=32, help="source addresses 127.0.0.2..: node i connects from the (i %% N)th")
     ap.add_argument("--register-concurrency", type=int, default=32, help="registrations in flight per process")
     ap.add_argument("--max-seconds", type=float, default=900, help="hard deadline of a worker")
-    ap.add_argument("--find-max", action="store_true", help="step --nodes up by --step until a target fails")
+    ap.add_argument("--find-max", action="store_true", help="step the fleet up (--start/--step or --sizes) until errors or lost samples appear")
     ap.add_argument("--start", type=int, default=2500)
     ap.add_argument("--step", type=int, default=2500)
     ap.add_argument("--max-steps", type=int, default=6)
@@ -605,6 +610,7 @@ def main():
     ap.add_argument("--p99-over", choices=["steady", "run"], default="steady",
                     help="pushes the p99 target is judged on: the steady window, or all after the fleet is up "
                          "(the burst after the fleet-wide change included)")
+    ap.add_argument("--dump-latencies", help="write every push (start, latency) to this file")
     ap.add_argument("--json", help="append every result as a JSON line to this file")
     # worker mode (internal)
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -633,10 +639,16 @@ def main():
         if a.json:
             with open(a.json, "a") as f:
                 f.write(json.dumps(r) + "\n")
-        if a.find_max and not r["pass"]:
+        # Past a fleet that errs or loses samples nothing else means much: stop there. The latency
+        # and spread targets may fail earlier on a busy machine; the steps go on to show the rest.
+        if a.find_max and not (r["targets"]["0 errors"] and r["targets"]["0 lost"]):
             break
     print(table(results), flush=True)
     if a.find_max:
+        for target in results[0]["targets"]:
+            met = [r["nodes"] for r in results if r["targets"][target]]
+            print(f"  {target}: met up to {max(met) if met else 'none'} of the sizes tried "
+                  f"({', '.join(str(r['nodes']) + ('' if r['targets'][target] else ' no') for r in results)})")
         ok = [r["nodes"] for r in results if r["pass"]]
         print(f"largest fleet meeting every target: {f'{max(ok)} nodes' if ok else 'none of the sizes tried'} "
               f"(first failure: {next((r['nodes'] for r in results if not r['pass']), 'none within the steps')})")
