@@ -131,9 +131,11 @@ class Worker:
         self.stats = {"registered": 0, "register_errors": 0, "pushes": 0, "push_errors": 0, "poll_200": 0,
                       "poll_304": 0, "poll_errors": 0, "errors_by_kind": {}}
         self.push_lat = []  # (start monotonic, seconds, samples)
+        self.error_times = []
         self.nodes = []
 
     def error(self, kind, exc):
+        self.error_times.append(round(time.monotonic(), 3))
         key = f"{kind}: {type(exc).__name__} {str(exc)[:80]}"
         d = self.stats["errors_by_kind"]
         d[key] = d.get(key, 0) + 1
@@ -306,7 +308,7 @@ class Worker:
         emit({"event": "done", "stats": self.stats,
               "nodes": [[n.id, n.acked, n.acked_highest, n.next_seq - 1, len(n.outbox)] for n in self.nodes if n.id],
               "changed_at": [n.changed_at for n in self.nodes if n.id],
-              "push_lat": self.push_lat})
+              "push_lat": self.push_lat, "error_times": self.error_times})
 
 
 def emit(obj):
@@ -534,6 +536,15 @@ def run_fleet(a, nodes):
     result["push_ms"] = ms([s for _, s in lat])
     # From every node registered and holding its long-poll to the stop: the load of the target.
     result["push_ms_run"] = ms([s for t, s in lat if t >= t_ready])
+    # When the errors happened, in 10 s buckets from every node holding its long-poll (negative:
+    # during the registrations; the change was made at "apply_at_s").
+    hist = {}
+    for o in outs:
+        for t in o.get("error_times", []):
+            b = int((t - t_ready) // 10 * 10)
+            hist[b] = hist.get(b, 0) + 1
+    result["errors_at_s"] = dict(sorted(hist.items()))
+    result["apply_at_s"] = round(t_apply - t_ready, 1)
     if a.dump_latencies:  # seconds since every node held its long-poll, push latency in seconds
         with open(a.dump_latencies, "w") as f:
             f.write(f"# steady {t_steady - t_ready:.3f}..{t_steady_end - t_ready:.3f} apply {t_apply - t_ready:.3f}\n")
