@@ -18,8 +18,9 @@ connection alive between pushes 60 s apart: its idle limit is 118 s, the server 
 
 The orchestrator starts the release server on a fresh data dir (loopback, registration rate
 limit off: `--registration-rate-limit 0`, what an operator sets while enrolling a fleet at once),
-spreads the nodes over worker processes (at most --conns-per-proc connections each: a process
-here cannot open more than 20,000 files) and source addresses 127.0.0.2..., waits for every
+spreads the nodes over worker processes (at most --conns-per-proc connections each, 8,000 by
+default: a process here cannot open more than 20,000 files, and one process of 15,000 saw
+long-poll timeouts of its own) and source addresses 127.0.0.2..., waits for every
 long-poll to be held, measures a steady window (server CPU seconds and RSS from /proc), makes one
 fleet-wide change (`POST /api/v1/config/apply {"all": true}`) and measures for every node the
 time until its long-poll returns the new generation, then stops the workers (each pushes what it
@@ -607,7 +608,8 @@ def main():
     ap.add_argument("--settle", type=float, default=5, help="seconds after every long-poll is held, before the window")
     ap.add_argument("--steady", type=float, default=75, help="steady window measured (seconds; ≥ the interval)")
     ap.add_argument("--after", type=float, default=20, help="seconds after the fleet-wide change before stopping")
-    ap.add_argument("--conns-per-proc", type=int, default=15000, help="connections per simulator process")
+    ap.add_argument("--conns-per-proc", type=int, default=8000,
+                    help="connections per simulator process (≤ 15,000; one process of 15,000 saw long-poll timeouts of its own)")
     ap.add_argument("--addresses", type=int, default=32, help="source addresses 127.0.0.2..: node i connects from the (i %% N)th")
     ap.add_argument("--register-concurrency", type=int, default=32, help="registrations in flight per process")
     ap.add_argument("--max-seconds", type=float, default=900, help="hard deadline of a worker")
