@@ -6,7 +6,7 @@ APT_PACKAGES := libsqlite3-dev libcurl4-openssl-dev bsdutils
 DATA_DIR ?= $(CURDIR)/data
 PORT ?= 8080
 
-.PHONY: run test deps build release agent-static test-swift test-metrics test-schemathesis test-dashboard test-units bench bench-server bench-agent bench-report bench-ksm clean
+.PHONY: run test deps build release agent-static test-swift test-metrics test-schemathesis test-dashboard test-units bench bench-server bench-fleet bench-agent bench-report bench-ksm clean
 
 ## Install the system libraries the build links against (sudo only when not root).
 deps:
@@ -77,6 +77,11 @@ bench: bench-server bench-agent bench-report
 bench-server:
 	$(MAKE) deps EXTRA_APT="wrk nginx"
 	Benchmarks/server-bench.sh
+
+## N simulated agents (register, long-poll, a sample every 60 s) against one server; about 2 minutes.
+## BENCH_ARGS="--nodes 5000" picks the fleet; BENCH_ARGS="--find-max" steps it up until a target fails.
+bench-fleet: deps
+	Benchmarks/fleet-sim.sh $(BENCH_ARGS)
 
 bench-agent: deps
 	Benchmarks/agent-footprint.sh

@@ -72,7 +72,7 @@ def sample(seq, taken):
 
 
 class Server:
-    def __init__(self, binary, data_dir):
+    def __init__(self, binary, data_dir, extra_args=()):
         self.token = "ka_bench_" + os.urandom(16).hex()
         port_file = os.path.join(data_dir, "port")
         env = dict(os.environ, KSMFLEET_ADMIN_TOKEN=self.token)
@@ -81,8 +81,8 @@ class Server:
             [binary, "--host", "127.0.0.1", "--port", "0", "--data-dir", os.path.join(data_dir, "db"),
              "--port-file", port_file, "--log-level", "warning",
              # Every simulated node registers from 127.0.0.1: the per-address limit (30 a minute) is
-             # for real fleets, where each machine has its own address.
-             "--registration-rate-limit", "0"], env=env, stdout=self.log, stderr=self.log)
+             # for real fleets, where each machine has its own address. Later flags win (extra_args).
+             "--registration-rate-limit", "0", *extra_args], env=env, stdout=self.log, stderr=self.log)
         for _ in range(300):
             if os.path.exists(port_file) and open(port_file).read().strip():
                 break
