@@ -55,11 +55,14 @@ public func buildApplication(_ config: ServerConfig) async throws -> some Applic
         TLSReloadService(tls: tls, logger: logger),
     ]
 
+    let connections = ConnectionLimit(limit: config.maxConnections ?? ConnectionLimit.fromFileLimit(), logger: logger)
+    logger.info("connection limit", metadata: ["max_connections": "\(connections.limit)"])
+    let http1 = HTTPServerBuilder.http1(configuration: .init(additionalChannelHandlers: [connections.handler()]))
     let onRunning = config.onServerRunning
     let runningLogger = logger
     let app = Application(
         router: router,
-        server: try tls.map { try HTTPServerBuilder.tls(.http1(), tlsConfiguration: $0.configuration) } ?? .http1(),
+        server: try tls.map { try HTTPServerBuilder.tls(http1, tlsConfiguration: $0.configuration) } ?? http1,
         configuration: .init(
             address: .hostname(config.host, port: config.port), serverName: "ksmfleet", backlog: 4096),
         services: services,

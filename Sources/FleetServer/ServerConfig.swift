@@ -26,6 +26,9 @@ public struct ServerConfig: Sendable {
     /// Node tokens are replaced after this many days (the agent is told in a sample reply and
     /// gets a new one; no sample or config is lost). 0 turns scheduled rotation off.
     public var tokenRotationDays: Double = 30
+    /// Open client connections at most; a new one above it is closed at once. nil: the file
+    /// limit less `ConnectionLimit.reserve` (every agent holds one or two connections).
+    public var maxConnections: Int?
     /// Registrations accepted per source address per minute (429 above). 0 = no limit.
     public var registrationRateLimit: Int = 30
     /// Failed token checks (401) per source address per minute before every request from that

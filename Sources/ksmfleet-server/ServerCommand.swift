@@ -56,6 +56,9 @@ struct ServerCommand: AsyncParsableCommand {
 
     @Option(help: "Failed token checks (401) per source address per minute; above it every request from that address gets 429 until the minute is over. 0 = no limit.")
     var failedAuthRateLimit = 30
+    @Option(help: "Open client connections at most (each agent holds one or two); a new one above it is closed at once. Default: the file limit less 512.")
+    var maxConnections: Int?
+
     @Option(help: "PEM certificate (chain) to serve HTTPS with; needs --tls-key. Re-read on SIGHUP.")
     var tlsCert: String?
 
@@ -91,6 +94,7 @@ struct ServerCommand: AsyncParsableCommand {
         guard (tlsCert == nil) == (tlsKey == nil) else {
             throw ValidationError("--tls-cert and --tls-key go together")
         }
+        if let maxConnections, maxConnections < 1 { throw ValidationError("--max-connections must be positive") }
         guard loginMaxFailures > 0 else { throw ValidationError("--login-max-failures must be positive") }
         for proxy in trustedProxy where proxy.isEmpty {
             throw ValidationError("--trusted-proxy needs an IP address")
@@ -131,6 +135,7 @@ struct ServerCommand: AsyncParsableCommand {
         }
         config.trustedProxies = trustedProxy
         config.loginMaxFailures = loginMaxFailures
+        config.maxConnections = maxConnections
         let app = try await buildApplication(config)
         try await app.runService()
         Logger(label: "ksmfleet-server").notice("ksmfleet-server stopped")
