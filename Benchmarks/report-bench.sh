@@ -8,21 +8,24 @@
 # env: SCRATCH (SwiftPM scratch path), RAW_NODES (nodes with raw samples for the last 24 h,
 #      default all; 0 for none), RAW_INTERVAL (s; default 0 = 10..60 s by node), REPS (5),
 #      DATA (a data dir to fill, or to reuse when it holds a filled database: its raw samples
-#      then end where they ended when it was filled), KEEP=1 (keep the data dir), OUT (table file).
+#      then end where they ended when it was filled), KEEP=1 (keep the data dir), OUT (table file),
+#      SERVER (a server binary to time instead of building this checkout's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NODES="${1:-1000}"
 DAYS="${2:-365}"
 SCRATCH="${SCRATCH:-.build}"
 RAW_NODES="${RAW_NODES:-$NODES}"
-swift build -c release --scratch-path "$SCRATCH" --product ksmfleet-server >/dev/null
-BIN="$(swift build -c release --scratch-path "$SCRATCH" --show-bin-path)"
+if [ -z "${SERVER:-}" ]; then
+  swift build -c release --scratch-path "$SCRATCH" --product ksmfleet-server >/dev/null
+  SERVER="$(swift build -c release --scratch-path "$SCRATCH" --show-bin-path)/ksmfleet-server"
+fi
 if [ -n "${DATA:-}" ]; then mkdir -p "$DATA"; KEEP=1; else DATA="$(mktemp -d /tmp/ksmfleet-bench.XXXXXX)"; fi
 TOKEN="ka_bench$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 PID=""
 start_server() {
   rm -f "$DATA/port"
-  KSMFLEET_ADMIN_TOKEN="$TOKEN" "$BIN/ksmfleet-server" --host 127.0.0.1 --port 0 --data-dir "$DATA" \
+  KSMFLEET_ADMIN_TOKEN="$TOKEN" "$SERVER" --host 127.0.0.1 --port 0 --data-dir "$DATA" \
     --port-file "$DATA/port" --log-level warning >"$DATA/server.log" 2>&1 &
   PID=$!
   for _ in $(seq 1 600); do [ -s "$DATA/port" ] && break; sleep 0.1; done
