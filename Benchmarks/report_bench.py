@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
-"""Fills a ksmfleet database with N nodes x one year of HOURLY history (hour, day and month rollups, as
-the rollup service leaves them once raw samples have aged out), for the savings-report benchmark.
+"""Report benchmark: fills a ksmfleet database with N nodes x one year of HOURLY history (hour, day
+and month rollups, as the rollup service leaves them once raw samples have aged out; per-day process
+savings), optionally raw samples for the last 24 h, and times every report and history query shape
+over HTTP.
 
-Usage: report_bench.py fill DB_PATH [--nodes 1000] [--days 365]
+Usage: report_bench.py fill DB_PATH [--nodes 1000] [--days 365] [--groups 4]
+       report_bench.py fill-raw DB_PATH [--nodes 1000]          (every 10-60 s, by node)
+       report_bench.py time URL TOKEN SERVER_PID [--reps 5] [--days 365] [--out table.md]
 The schema must exist (start the server once on the data dir). Every 50th node has one silent day
 (a gap) so the gap machinery is exercised too.
 """
@@ -10,12 +14,15 @@ import argparse
 import calendar
 import json
 import sqlite3
+import os
+import statistics
 import time
+import urllib.request
 
 GIB = 1 << 30
 
 
-def fill(path, nodes, days):
+def fill(path, nodes, days, groups=4):
     db = sqlite3.connect(path)
     db.execute("PRAGMA synchronous=OFF")
     now = int(time.time())
@@ -25,6 +32,7 @@ def fill(path, nodes, days):
     db.execute("DELETE FROM rollup_hour")
     db.execute("DELETE FROM rollup_day")
     db.execute("DELETE FROM rollup_month")
+    db.execute("DELETE FROM process_savings_day")
     db.execute("DELETE FROM nodes WHERE id LIKE 'n-bench%'")
     for i in range(nodes):
         nid = f"n-bench{i:05d}"
@@ -111,6 +119,16 @@ def fill(path, nodes, days):
             mrows.append((nid, ms, a[1], a[2], a[3], a[3] / a[1], a[4], a[5], a[5] / a[1] * 100, a[6], a[7], a[1],
                           0.0, 0.0, 0.0, 0.0, 0.0, json.dumps(gaps) if gaps else None))
         db.executemany(ins_m, mrows)
+        # Per-day process savings: `groups` process groups a node a day (VMs), as the ingest keeps them.
+        prows = []
+        for d, _ in sorted(day_rows.items()):
+            for g in range(groups):
+                merged = (g + 1) * GIB // 8 + (i % 7) * GIB // 64
+                prows.append((nid, d, "vm", f"vm-{i % 40}-{g}", 24, merged + GIB // 32, (d + 3600 * (g + 1)) * 1000,
+                              merged, (d + 86000) * 1000, 1, merged * 24.0))
+        db.executemany(
+            "INSERT INTO process_savings_day (node_id, day_start, kind, name, reports, peak_merged_bytes, peak_at,"
+            " last_merged_bytes, last_at, processes, sum_merged_bytes) VALUES (?,?,?,?,?,?,?,?,?,?,?)", prows)
         if i % 100 == 99:
             db.commit()
             print(f"  {i + 1} nodes, {time.time() - t:.0f} s", flush=True)
@@ -124,45 +142,136 @@ def fill(path, nodes, days):
 
 
 def fill_raw(path, nodes, interval):
-    """Raw samples for the last 24 h, one every `interval` s per node (the first `nodes` bench
-    nodes), not yet rolled up: what a 24 h report reads for its exact group peaks."""
+    """Raw samples for the last 24 h (the first `nodes` bench nodes): what a 24 h report reads
+    for its exact group peaks and partial-hour edges. One every `interval` s, or with interval 0 every
+    10, 20, ... 60 s by node (agents' intervals differ). Inserted in time order, every node
+    interleaved, as concurrent agents' pushes land (rowid order is time order, not node order)."""
     db = sqlite3.connect(path)
     db.execute("PRAGMA synchronous=OFF")
+    db.execute("DELETE FROM samples")
     now = int(time.time())
     start = now - 86400
     t = time.time()
     ins = ("INSERT INTO samples (node_id, seq, taken_at, received_at, phase, page_size, saved_bytes, ksmd_cpu_percent,"
            " ksmd_cpu_seconds, full_scans, sample_json) VALUES (?,?,?,?,?,?,?,?,?,?,?)")
+    steps = [interval or 10 * (1 + i % 6) for i in range(nodes)]
+    nxt = [start + i % steps[i] for i in range(nodes)]
+    seq = [0] * nodes
     total = 0
-    for i in range(nodes):
-        nid = f"n-bench{i:05d}"
-        saved = (1 + i % 16) * GIB // 2
+    for h0 in range(start, now, 3600):
+        h1 = min(h0 + 3600, now)
         rows = []
-        for k, ts in enumerate(range(start, now, interval)):
-            s = saved + ((ts // 600) % 7) * GIB // 64
-            rows.append((nid, k + 1, ts * 1000, ts * 1000, "Running", 4096, s, 5.0, 1000.0 + k * 0.5, k, "{}"))
-        db.executemany(ins, rows)
+        for i in range(nodes):
+            nid = f"n-bench{i:05d}"
+            saved = (1 + i % 16) * GIB // 2
+            while nxt[i] < h1:
+                ts = nxt[i]
+                seq[i] += 1
+                k = seq[i]
+                s = saved + ((ts // 600) % 7) * GIB // 64
+                rows.append((ts, nid, k, s))
+                nxt[i] += steps[i]
+        rows.sort()
+        db.executemany(ins, [(nid, k, ts * 1000, ts * 1000, "Running", 4096, s, 5.0, 1000.0 + k * 0.5, k, "{}")
+                             for ts, nid, k, s in rows])
         total += len(rows)
-        db.execute("UPDATE nodes SET last_seq = ? WHERE id = ?", (len(rows), nid))
-        if i % 50 == 49:
-            db.commit()
-            print(f"  {i + 1} nodes, {total} samples, {time.time() - t:.0f} s", flush=True)
+        db.commit()
+    for i in range(nodes):
+        db.execute("UPDATE nodes SET last_seq = ? WHERE id = ?", (seq[i], f"n-bench{i:05d}"))
+    # Counted as rolled up: the hour rollups of these hours are already filled (`fill`), and a
+    # rollup service that runs all along has no day-long backlog (catching 3.5 M time-ordered
+    # samples up at once would take the server most of an hour).
+    db.execute("INSERT OR REPLACE INTO rollup_state (key, value) VALUES ('rollup_rowid',"
+               " COALESCE((SELECT MAX(rowid) FROM samples), 0))")
     db.commit()
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.execute("ANALYZE")
     db.close()
-    print(f"filled {total} raw samples ({nodes} nodes x 24 h every {interval} s) in {time.time() - t:.0f} s")
+    print(f"filled {total} raw samples ({nodes} nodes x 24 h every {interval or '10-60'} s, in time order)"
+          f" in {time.time() - t:.0f} s")
+
+
+def shapes(days):
+    """Every report and history query shape: (name, path)."""
+    out = []
+    for p in ["1h", "24h", "7d", "30d", f"{days}d"]:
+        out.append((f"savings by node, {p}", f"/api/v1/reports/savings?since=-{p}&by=node"))
+    for p in ["1h", "24h", "7d", "30d", f"{days}d"]:
+        out.append((f"savings by label (20 racks), {p}", f"/api/v1/reports/savings?since=-{p}&by=label&label=rack"))
+    for p in ["1h", "24h", "7d", "30d", f"{days}d"]:
+        out.append((f"savings by day, {p}", f"/api/v1/reports/savings?since=-{p}&by=day"))
+    for by in ["node", "day"]:
+        for p in ["24h", f"{days}d"]:
+            extra = "&label=rack" if by == "label" else ""
+            out.append((f"savings CSV by {by}, {p}", f"/api/v1/reports/savings?since=-{p}&by={by}{extra}&format=csv"))
+    out.append((f"savings CSV by label, {days}d", f"/api/v1/reports/savings?since=-{days}d&by=label&label=rack&format=csv"))
+    for p in ["24h", "7d", f"{days}d"]:
+        out.append((f"processes (top 100), {p}", f"/api/v1/reports/processes?since=-{p}"))
+    out.append((f"processes of one node, {days}d", f"/api/v1/reports/processes?since=-{days}d&node=bench-00007"))
+    node = "bench-00050"  # has a silent day: gaps
+    for p, res in [("1h", "raw"), ("6h", "raw"), ("24h", "raw"), ("24h", "hour"), ("7d", "hour"), ("30d", "hour"),
+                   ("30d", "day"), (f"{days}d", "hour"), (f"{days}d", "day")]:
+        out.append((f"node history, {p}, {res}", f"/api/v1/nodes/{node}/history?since=-{p}&resolution={res}"))
+    out.append((f"node history, {days}d, automatic", f"/api/v1/nodes/{node}/history?since=-{days}d"))
+    return out
+
+
+def cpu_seconds(pid):
+    """utime + stime of a process (its own threads), in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def timed(url, token, pid):
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    c0, t0 = cpu_seconds(pid), time.perf_counter()
+    with urllib.request.urlopen(req) as r:
+        body = r.read()
+    return time.perf_counter() - t0, cpu_seconds(pid) - c0, len(body)
+
+
+def time_all(base, token, pid, reps, days, out):
+    """First request of each shape (no earlier request of that shape since the server started),
+    then the median of `reps` more: wall time and the server's CPU time (utime+stime, 10 ms ticks,
+    so each CPU figure is a median of tick-rounded values)."""
+    lines = ["| query | first (s) | median wall (s) | median server CPU (s) | size | load (1 min) |",
+             "|---|---|---|---|---|---|"]
+    print(lines[0], flush=True)
+    print(lines[1], flush=True)
+    for name, path in shapes(days):
+        load = open("/proc/loadavg").read().split()[0]
+        first, _, size = timed(base + path, token, pid)
+        walls, cpus = [], []
+        for _ in range(reps):
+            w, c, size = timed(base + path, token, pid)
+            walls.append(w)
+            cpus.append(c)
+        line = (f"| {name} | {first:.3f} | {statistics.median(walls):.3f} | {statistics.median(cpus):.2f} |"
+                f" {size / 1024:.0f} KB | {load} |")
+        lines.append(line)
+        print(line, flush=True)
+    if out:
+        with open(out, "w") as f:
+            f.write("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("cmd", choices=["fill", "fill-raw"])
-    ap.add_argument("db")
+    ap.add_argument("cmd", choices=["fill", "fill-raw", "time"])
+    ap.add_argument("db", help="DB_PATH, or the base URL for time")
+    ap.add_argument("token", nargs="?")
+    ap.add_argument("pid", nargs="?", type=int)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--groups", type=int, default=4)
+    ap.add_argument("--out")
     ap.add_argument("--nodes", type=int, default=1000)
     ap.add_argument("--days", type=int, default=365)
-    ap.add_argument("--interval", type=int, default=10)
+    ap.add_argument("--interval", type=int, default=0)
     a = ap.parse_args()
     if a.cmd == "fill":
-        fill(a.db, a.nodes, a.days)
+        fill(a.db, a.nodes, a.days, a.groups)
+    elif a.cmd == "time":
+        time_all(a.db, a.token, a.pid, a.reps, a.days, a.out)
     else:
         fill_raw(a.db, a.nodes, a.interval)

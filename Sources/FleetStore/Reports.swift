@@ -53,6 +53,24 @@ enum ReportSource: Sendable, Equatable {
     }
 }
 
+/// Every node's raw samples over a period (and `maxGapSeconds` either side), by node id.
+struct PeakStreams {
+    var streams: [(node: ReportNode, samples: [ReportSample], horizon: Double)]
+    var policy: ReportPolicy
+
+    /// Exact group peaks (`ReportMath.groupPeak`) per group key over `window` (inside the
+    /// period read): a node's samples outside the window and its margins make no segment in it.
+    func peaks(within window: Interval, group: (ReportNode) -> String) -> [String: Double] {
+        var lists: [String: [(samples: [ReportSample], horizon: Double)]] = [:]
+        for s in streams { lists[group(s.node), default: []].append((s.samples, s.horizon)) }
+        var out: [String: Double] = [:]
+        for (g, list) in lists {
+            if let p = ReportMath.groupPeak(list, from: window.from, to: window.to, policy: policy) { out[g] = p }
+        }
+        return out
+    }
+}
+
 /// Per-node figures gathered from the sources of a period.
 struct NodeAccumulator: Sendable {
     var stats = BucketStats()
@@ -109,13 +127,13 @@ extension FleetDatabase {
     /// Periods up to this long get exact group peaks from the raw samples.
     static let exactPeakMaxSeconds = ReportTime.day
 
-    /// Exact group peaks (`ReportMath.groupPeak`) per group key, from the raw samples of every
-    /// node in `nodes`; nil when the period is longer than `exactPeakMaxSeconds` or its raw
-    /// samples are no longer all kept (retention), so that the caller falls back to rollups.
-    static func exactGroupPeaks(
-        _ db: Database, period: Interval, nodes: [ReportNode], group: (ReportNode) -> String, policy: ReportPolicy,
-        now: Double, enabled: Bool = true
-    ) throws -> [String: Double]? {
+    /// The raw sample streams exact group peaks are computed from (`PeakStreams`), read once
+    /// for every grouping and window of a report; nil when the period is longer than
+    /// `exactPeakMaxSeconds` or its raw samples are no longer all kept (retention), so that the
+    /// caller falls back to rollups.
+    static func peakStreams(
+        _ db: Database, period: Interval, nodes: [ReportNode], policy: ReportPolicy, now: Double, enabled: Bool = true
+    ) throws -> PeakStreams? {
         guard enabled, period.length <= exactPeakMaxSeconds, period.length > 0 else { return nil }
         // Raw samples are complete for the period unless retention has cut into it (the cut it
         // applied is recorded by `retentionPass`).
@@ -125,47 +143,42 @@ extension FleetDatabase {
         {
             return nil
         }
-        var groupOf: [String: String] = [:]
-        for n in nodes { groupOf[n.id] = group(n) }
+        var known: [String: ReportNode] = [:]
+        for n in nodes { known[n.id] = n }
+        // In time order (the `taken_at` index: a range, not a scan of every node's samples),
+        // split by node; each node's samples keep the order (taken_at, rowid) that reading by
+        // (node_id, taken_at) gave.
         let rows = try Row.fetchCursor(
             db,
             sql: """
-                SELECT node_id, taken_at, saved_bytes, ends_data FROM samples
-                WHERE taken_at >= ? AND taken_at < ? ORDER BY node_id, taken_at
+                SELECT node_id, taken_at, saved_bytes, ends_data FROM samples INDEXED BY samples_taken_at
+                WHERE taken_at >= ? AND taken_at < ? ORDER BY taken_at
                 """,
             arguments: [
                 Int64(((period.from - policy.maxGapSeconds) * 1000).rounded(.down)),
                 Int64(((period.to + policy.maxGapSeconds) * 1000).rounded(.up)),
             ])
-        var horizonOf: [String: Double] = [:]
-        for n in nodes { horizonOf[n.id] = min(now, n.deletedAt ?? now) }
-        var streams: [String: [(samples: [ReportSample], horizon: Double)]] = [:]
-        var currentNode = ""
-        var current: [ReportSample] = []
-        func flush() {
-            if let g = groupOf[currentNode], !current.isEmpty {
-                streams[g, default: []].append((current, horizonOf[currentNode] ?? now))
-            }
-            current = []
-        }
+        var byNode: [String: [ReportSample]] = [:]
         while let r = try rows.next() {
             let id: String = r[0]
-            if id != currentNode {
-                flush()
-                currentNode = id
-            }
-            guard groupOf[id] != nil else { continue }
-            current.append(
+            guard known[id] != nil else { continue }
+            byNode[id, default: []].append(
                 ReportSample(at: Double(r[1] as Int64) / 1000, savedBytes: r[2], endsData: ((r[3] as Int64?) ?? 0) != 0))
         }
-        flush()
-        var out: [String: Double] = [:]
-        for (g, list) in streams {
-            if let p = ReportMath.groupPeak(list, from: period.from, to: period.to, policy: policy) {
-                out[g] = p
-            }
-        }
-        return out
+        return PeakStreams(
+            streams: byNode.keys.sorted().compactMap { id -> (node: ReportNode, samples: [ReportSample], horizon: Double)? in
+                guard let n = known[id], let samples = byNode[id], !samples.isEmpty else { return nil }
+                return (n, samples, min(now, n.deletedAt ?? now))
+            }, policy: policy)
+    }
+
+    /// Exact group peaks per group key (see `PeakStreams.peaks`), or nil (see `peakStreams`).
+    static func exactGroupPeaks(
+        _ db: Database, period: Interval, nodes: [ReportNode], group: (ReportNode) -> String, policy: ReportPolicy,
+        now: Double, enabled: Bool = true
+    ) throws -> [String: Double]? {
+        try peakStreams(db, period: period, nodes: nodes, policy: policy, now: now, enabled: enabled)?
+            .peaks(within: period, group: group)
     }
 
     /// The rollup level a period's group series are read at (`ReportSource.plan`).
@@ -178,7 +191,7 @@ extension FleetDatabase {
     /// their recorded gaps; optionally the per-group series of bucket averages.
     static func accumulate(
         _ db: Database, level: RollupLevel, range: Interval, into acc: inout [String: NodeAccumulator],
-        groups: [String: String]?, series: inout [String: [Double: Double]]
+        groups: [String: String]?, series: inout [String: [Double: Double]], fleetRollup: Bool = true
     ) throws {
         let table = level.table
         let len = level.seconds
@@ -247,7 +260,12 @@ extension FleetDatabase {
         // averages over their own data time is not: a node that left at 10:30 and one that came
         // at 10:30 would add up to both at once.)
         if let groups, let only = groups.values.first, groups.values.allSatisfy({ $0 == only }) {
-            // One group (the fleet): a plain sum per bucket, no join.
+            // One group (the fleet): a plain sum per bucket, no join; hours from the fleet rollup.
+            if level == .hour && fleetRollup {
+                let hours = try fleetHourSeries(db, range: range)
+                series[only, default: [:]].merge(hours) { _, new in new }
+                return
+            }
             let rows = try Row.fetchCursor(
                 db,
                 sql: """
@@ -270,6 +288,23 @@ extension FleetDatabase {
                 series[r["grp"], default: [:]][Double(r["b"] as Int64)] = r["s"]
             }
         }
+    }
+
+    /// The fleet's hourly series over [from, to): hour start → the sum of every node's
+    /// `saved_byte_seconds` in that hour over the hour's length, from `rollup_fleet_hour`; hours the
+    /// rollup service has not recomputed yet (`rollup_fleet_dirty`) are summed from `rollup_hour`
+    /// here, so the series always equals the sum over `rollup_hour` as this read sees it.
+    static func fleetHourSeries(_ db: Database, range: Interval) throws -> [Double: Double] {
+        let args: StatementArguments = [Int64(range.from), Int64(range.to)]
+        var out: [Double: Double] = [:]
+        let rows = try Row.fetchCursor(
+            db, sql: "SELECT bucket_start, saved_byte_seconds FROM rollup_fleet_hour WHERE bucket_start >= ? AND bucket_start < ?",
+            arguments: args)
+        while let r = try rows.next() { out[Double(r[0] as Int64)] = (r[1] as Double) / ReportTime.hour }
+        let dirty = try Int64.fetchAll(
+            db, sql: "SELECT bucket_start FROM rollup_fleet_dirty WHERE bucket_start >= ? AND bucket_start < ?", arguments: args)
+        for h in dirty { out[Double(h)] = try fleetHourSum(db, hour: h).map { $0 / ReportTime.hour } }
+        return out
     }
 
     /// Adds month rollups (few rows per node: aggregated here rather than in SQL).
@@ -300,7 +335,7 @@ extension FleetDatabase {
         }
     }
 
-    /// Adds raw samples over a partial-hour edge.
+    /// Adds raw samples over a partial-hour edge. Read in time order (see `peakStreams`).
     static func accumulateRaw(
         _ db: Database, range: Interval, policy: ReportPolicy, now: Double, horizons: [String: Double],
         into acc: inout [String: NodeAccumulator],
@@ -311,7 +346,7 @@ extension FleetDatabase {
             sql: """
                 SELECT node_id, taken_at, saved_bytes, ksmd_cpu_seconds, ksmd_cpu_percent, full_scans, phase, general_profit,
                   ends_data
-                FROM samples WHERE taken_at >= ? AND taken_at < ? ORDER BY node_id, taken_at
+                FROM samples INDEXED BY samples_taken_at WHERE taken_at >= ? AND taken_at < ? ORDER BY taken_at
                 """,
             arguments: [
                 Int64(((range.from - policy.maxGapSeconds) * 1000).rounded(.down)),
@@ -349,7 +384,7 @@ extension FleetDatabase {
     /// (node id → group key) for group peaks.
     static func nodeInputs(
         _ db: Database, period: Interval, policy: ReportPolicy, now: Double, groups: ((ReportNode) -> String)?,
-        candidates: [ReportNode]? = nil
+        candidates: [ReportNode]? = nil, fleetRollup: Bool = true
     ) throws -> (inputs: [NodeReportInput], series: [String: [Double: Double]], nodes: [ReportNode]) {
         var nodes: [ReportNode] = []
         var existence: [String: Interval] = [:]
@@ -377,7 +412,8 @@ extension FleetDatabase {
             case .rollup(.month, let range):
                 try accumulateMonths(db, range: range, into: &acc, groups: groupMap, series: &series)
             case .rollup(let level, let range):
-                try accumulate(db, level: level, range: range, into: &acc, groups: groupMap, series: &series)
+                try accumulate(
+                    db, level: level, range: range, into: &acc, groups: groupMap, series: &series, fleetRollup: fleetRollup)
             case .raw(let range):
                 try accumulateRaw(
                     db, range: range, policy: policy, now: now, horizons: deletions, into: &acc, groups: groupMap,
@@ -397,9 +433,9 @@ extension FleetDatabase {
     /// Per-node inputs and the fleet's hourly series for every whole UTC day of `period`, read
     /// in two queries (day rollups, and hour sums for the day's busiest hour) instead of one
     /// report per day.
-    static func wholeDayInputs(_ db: Database, period: Interval, candidates: [ReportNode], now: Double) throws
-        -> [Double: (inputs: [NodeReportInput], series: [Double: Double])]
-    {
+    static func wholeDayInputs(
+        _ db: Database, period: Interval, candidates: [ReportNode], now: Double, fleetRollup: Bool = true
+    ) throws -> [Double: (inputs: [NodeReportInput], series: [Double: Double])] {
         let first = (period.from / ReportTime.day).rounded(.up) * ReportTime.day
         let last = ReportTime.dayStart(period.to)
         guard first < last else { return [:] }
@@ -422,15 +458,21 @@ extension FleetDatabase {
             rowsByDay[d, default: [:]][r[0] as String] = (stats(r, at: 2), gapText == nil ? [] : decodeGaps(gapText))
         }
         var hourSums: [Double: [Double: Double]] = [:]
-        let hours = try Row.fetchCursor(
-            db,
-            sql: """
-                SELECT bucket_start AS b, SUM(saved_byte_seconds) / 3600.0 AS s FROM rollup_hour
-                WHERE bucket_start >= ? AND bucket_start < ? GROUP BY bucket_start
-                """, arguments: [Int64(first), Int64(last)])
-        while let r = try hours.next() {
-            let b = Double(r["b"] as Int64)
-            hourSums[ReportTime.dayStart(b), default: [:]][b] = r["s"]
+        if fleetRollup {
+            for (b, v) in try fleetHourSeries(db, range: Interval(first, last)) {
+                hourSums[ReportTime.dayStart(b), default: [:]][b] = v
+            }
+        } else {
+            let hours = try Row.fetchCursor(
+                db,
+                sql: """
+                    SELECT bucket_start AS b, SUM(saved_byte_seconds) / 3600.0 AS s FROM rollup_hour
+                    WHERE bucket_start >= ? AND bucket_start < ? GROUP BY bucket_start
+                    """, arguments: [Int64(first), Int64(last)])
+            while let r = try hours.next() {
+                let b = Double(r["b"] as Int64)
+                hourSums[ReportTime.dayStart(b), default: [:]][b] = r["s"]
+            }
         }
         var out: [Double: (inputs: [NodeReportInput], series: [Double: Double])] = [:]
         var d = first
@@ -469,6 +511,18 @@ extension FleetDatabase {
         now: Date = Date(), exactPeaks: Bool = true
     ) async throws -> SavingsReport {
         try await rollupCatchUp(policy: policy, now: now)
+        return try await savingsReport(
+            since: since, until: until, by: by, label: label, policy: policy, now: now, exactPeaks: exactPeaks,
+            fleetRollup: true)
+    }
+
+    /// The report as it stands, without a catch-up. `fleetRollup: false` reads the fleet's hourly
+    /// series by summing `rollup_hour` (how reports read it before `rollup_fleet_hour`), the
+    /// reference the fleet rollup is tested against.
+    func savingsReport(
+        since: Date, until: Date, by: ReportGrouping, label: String?, policy: ReportPolicy, now: Date,
+        exactPeaks: Bool, fleetRollup: Bool
+    ) async throws -> SavingsReport {
         let period = Interval(since.timeIntervalSince1970, until.timeIntervalSince1970)
         let nowT = now.timeIntervalSince1970
         let basis = Self.peakBasis(period)
@@ -480,9 +534,10 @@ extension FleetDatabase {
                 let labelKey = label ?? ""
                 let group: (ReportNode) -> String = by == .label ? { n in n.labels[labelKey] ?? "" } : { _ in "fleet" }
                 let (inputs, series, nodes) = try Self.nodeInputs(
-                    db, period: period, policy: policy, now: nowT, groups: group)
-                let exact = try Self.exactGroupPeaks(
-                    db, period: period, nodes: nodes, group: group, policy: policy, now: nowT, enabled: exactPeaks)
+                    db, period: period, policy: policy, now: nowT, groups: group, fleetRollup: fleetRollup)
+                let streams = try Self.peakStreams(
+                    db, period: period, nodes: nodes, policy: policy, now: nowT, enabled: exactPeaks)
+                let exact = streams?.peaks(within: period, group: group)
                 if by == .node {
                     rows = inputs.map { SavingsRow(ReportAggregation.nodeRow($0)) }
                     total = ReportAggregation.groupRow(
@@ -494,11 +549,7 @@ extension FleetDatabase {
                     ).map(SavingsRow.init)
                     var fleet: [Double: Double] = [:]
                     for s in series.values { for (k, v) in s { fleet[k, default: 0] += v } }
-                    let fleetPeak =
-                        exact == nil
-                        ? nil
-                        : try Self.exactGroupPeaks(
-                            db, period: period, nodes: nodes, group: { _ in "fleet" }, policy: policy, now: nowT, enabled: exactPeaks)?["fleet"]
+                    let fleetPeak = streams?.peaks(within: period, group: { _ in "fleet" })["fleet"]
                     total = ReportAggregation.groupRow(
                         key: "fleet", nodes: inputs, period: period, series: fleet, exactPeak: fleetPeak, basis: basis)
                 }
@@ -507,8 +558,12 @@ extension FleetDatabase {
                 var fleetSeries: [Double: Double] = [:]
                 var all: [String: NodeReportInput] = [:]
                 let candidates = try Self.reportNodes(db, period: period)
-                let whole = try Self.wholeDayInputs(db, period: period, candidates: candidates, now: nowT)
-                let short = period.length <= Self.exactPeakMaxSeconds
+                let whole = try Self.wholeDayInputs(
+                    db, period: period, candidates: candidates, now: nowT, fleetRollup: fleetRollup)
+                let streams =
+                    period.length <= Self.exactPeakMaxSeconds
+                    ? try Self.peakStreams(
+                        db, period: period, nodes: candidates, policy: policy, now: nowT, enabled: exactPeaks) : nil
                 while d < period.to {
                     let window = Interval(max(d, period.from), min(d + ReportTime.day, period.to))
                     let inputs: [NodeReportInput]
@@ -518,14 +573,17 @@ extension FleetDatabase {
                     } else {
                         let (i, series, _) = try Self.nodeInputs(
                             db, period: window, policy: policy, now: nowT, groups: { _ in "fleet" },
-                            candidates: candidates)
+                            candidates: candidates, fleetRollup: fleetRollup)
                         (inputs, s) = (i, series["fleet"] ?? [:])
                     }
-                    let dayPeak =
-                        short
-                        ? try Self.exactGroupPeaks(
-                            db, period: window, nodes: candidates, group: { _ in "fleet" }, policy: policy, now: nowT, enabled: exactPeaks)?[
-                                "fleet"] : nil
+                    // Read once for every day; a day after a retention cut inside the period reads its own.
+                    let dayPeaks =
+                        try streams?.peaks(within: window, group: { _ in "fleet" })
+                        ?? (period.length <= Self.exactPeakMaxSeconds
+                            ? Self.exactGroupPeaks(
+                                db, period: window, nodes: candidates, group: { _ in "fleet" }, policy: policy, now: nowT,
+                                enabled: exactPeaks) : nil)
+                    let dayPeak = dayPeaks?["fleet"]
                     rows.append(
                         SavingsRow(
                             ReportAggregation.groupRow(
@@ -544,11 +602,7 @@ extension FleetDatabase {
                     }
                     d += ReportTime.day
                 }
-                let fleetPeak =
-                    short
-                    ? try Self.exactGroupPeaks(
-                        db, period: period, nodes: candidates, group: { _ in "fleet" }, policy: policy, now: nowT, enabled: exactPeaks)?["fleet"]
-                    : nil
+                let fleetPeak = streams?.peaks(within: period, group: { _ in "fleet" })["fleet"]
                 total = ReportAggregation.groupRow(
                     key: "fleet", nodes: all.values.sorted { $0.nodeId < $1.nodeId }, period: period, series: fleetSeries,
                     exactPeak: fleetPeak, basis: .hour)

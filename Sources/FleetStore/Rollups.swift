@@ -269,6 +269,48 @@ extension FleetDatabase {
             more: computed.samples >= batch)
     }
 
+    /// Recomputes up to `limit` fleet hour rows (`rollup_fleet_hour`) whose hours the triggers on
+    /// `rollup_hour` marked dirty, each with the per-hour sum `fleetHourSum` (the sum reports ran
+    /// over `rollup_hour` themselves before the table existed, so the same double). Returns how
+    /// many hours it recomputed.
+    static func flushFleetHours(_ db: Database, limit: Int) throws -> Int {
+        let hours = try Int64.fetchAll(
+            db, sql: "SELECT bucket_start FROM rollup_fleet_dirty ORDER BY bucket_start LIMIT ?", arguments: [limit])
+        let put = try db.cachedStatement(
+            sql: "INSERT OR REPLACE INTO rollup_fleet_hour (bucket_start, saved_byte_seconds) VALUES (?, ?)")
+        let drop = try db.cachedStatement(sql: "DELETE FROM rollup_fleet_hour WHERE bucket_start = ?")
+        let clean = try db.cachedStatement(sql: "DELETE FROM rollup_fleet_dirty WHERE bucket_start = ?")
+        for h in hours {
+            if let sum = try fleetHourSum(db, hour: h) {
+                try put.execute(arguments: [h, sum])
+            } else {
+                try drop.execute(arguments: [h])
+            }
+            try clean.execute(arguments: [h])
+        }
+        return hours.count
+    }
+
+    /// The sum of `saved_byte_seconds` over every node's row of one hour (nil without rows), read
+    /// from the covering index `rollup_hour_start` in its order, as the fleet series always was.
+    static func fleetHourSum(_ db: Database, hour: Int64) throws -> Double? {
+        let sum = try db.cachedStatement(
+            sql: "SELECT SUM(saved_byte_seconds) FROM rollup_hour INDEXED BY rollup_hour_start WHERE bucket_start = ?")
+        return try Double.fetchOne(sum, arguments: [hour])
+    }
+
+    /// Recomputes every dirty fleet hour, in short write transactions.
+    @discardableResult
+    public func flushFleetHours(batch: Int = 200) async throws -> Int {
+        var total = 0
+        while true {
+            let n = try await pool.write { db in try Self.flushFleetHours(db, limit: batch) }
+            total += n
+            if n < batch { return total }
+            await Task.yield()
+        }
+    }
+
     static func pendingHours(_ db: Database) throws -> Set<NodeBucket> {
         var out: Set<NodeBucket> = []
         let rows = try Row.fetchCursor(db, sql: "SELECT node_id, bucket_start FROM rollup_pending")
@@ -346,6 +388,7 @@ extension FleetDatabase {
             total += r.samples
             if !r.more { break }
         }
+        try await flushFleetHours()
         return total
     }
 

@@ -1,0 +1,104 @@
+import FleetAPI
+import Foundation
+import GRDB
+import KSMCore
+import TestSupport
+import Testing
+
+@testable import FleetStore
+
+/// 2026-11-02T00:00:00Z.
+private let t0: Double = 1_793_577_600
+private let hour = 3600.0
+private let day = 86400.0
+
+/// Reports that read the fleet's hourly series from `rollup_fleet_hour` (maintained beside
+/// `rollup_hour`) against the same reports summing `rollup_hour` per request, as they did before
+/// that table: the two must be the same to the last bit, on random fleets over several days with
+/// gaps, late samples, deletions, a purge and retention, whether the rollup service has
+/// recomputed the fleet hours yet or not.
+@Suite struct FleetRollupReportTests {
+    /// A random fleet over `days` days: nodes on three racks, samples every 1 to 15 minutes with
+    /// silences, saved bytes in whole pages.
+    static func fill(_ f: ReportFixture, seed: UInt64, days: Int) async throws -> [String] {
+        var rng = SeededRandom(seed: seed)
+        var ids: [String] = []
+        for i in 0..<Int.random(in: 3...7, using: &rng) {
+            let registeredAt = t0 + Double(Int.random(in: -2...Int(Double(days) * 0.6), using: &rng)) * day / 2
+            let id = try await f.node(
+                "r\(seed)-\(i)", labels: ["rack": ["a", "b", "c"][Int.random(in: 0..<3, using: &rng)]],
+                registeredAt: registeredAt)
+            ids.append(id)
+            var samples: [ReportSample] = []
+            var t = (registeredAt + Double(Int.random(in: 0...200, using: &rng))).rounded(.down)
+            var saved = Int64.random(in: 0...(1 << 34), using: &rng)
+            let step = Double(Int.random(in: 60...900, using: &rng))
+            let end = t0 + Double(days) * day
+            while t < end {
+                saved = max(0, saved + Int64.random(in: -(1 << 29)...(1 << 29), using: &rng)) / 4096 * 4096
+                samples.append(
+                    ReportSample(
+                        at: t, savedBytes: saved, cpuSeconds: Double(samples.count) * 0.7, cpuPercent: 1.5,
+                        fullScans: Int64(samples.count), phase: .running))
+                t += step
+                if Int.random(in: 0..<40, using: &rng) == 0 { t += Double(Int.random(in: 600...(3 * 86400), using: &rng)) }
+            }
+            // Late samples: the last part first, then the rest (hours recomputed when they arrive).
+            let cut = samples.count * Int.random(in: 1...3, using: &rng) / 4
+            try await f.pushSamples(id, Array(samples[cut...]))
+            _ = try await f.db.rollupCatchUp(now: Date(timeIntervalSince1970: end))
+            try await f.pushSamples(id, Array(samples[..<cut]))
+        }
+        return ids
+    }
+
+    /// Every grouping over periods from an hour to more than a week, edges on and off the hour.
+    static func expectSameReports(_ f: ReportFixture, days: Int, now: Double, _ note: String) async throws {
+        let end = t0 + Double(days) * day
+        let periods: [(Double, Double)] = [
+            (end - hour - 1234, end - 1234), (end - day, end), (end - day - 1800, end - 600),
+            (t0 + 3 * day + 77, t0 + 6 * day + 5000), (t0, end), (t0 + 1800, end - 1800),
+        ]
+        for (a, b) in periods {
+            for (by, label) in [(ReportGrouping.node, nil), (.label, "rack"), (.day, nil)] as [(ReportGrouping, String?)] {
+                func report(_ fleetRollup: Bool) async throws -> SavingsReport {
+                    try await f.db.savingsReport(
+                        since: Date(timeIntervalSince1970: a), until: Date(timeIntervalSince1970: b), by: by,
+                        label: label, policy: .default, now: Date(timeIntervalSince1970: now), exactPeaks: true,
+                        fleetRollup: fleetRollup)
+                }
+                let fast = try await report(true)
+                let reference = try await report(false)
+                #expect(fast == reference, "\(note): \(by) \(a - t0)…\(b - t0)")
+                #expect(fast.rows.count == reference.rows.count)
+            }
+        }
+    }
+
+    @Test(arguments: [UInt64(1), 2, 3, 4, 5, 6]) func fleetRollupReportsAreTheReferenceReports(seed: UInt64) async throws {
+        let days = 10
+        let f = try ReportFixture()
+        let ids = try await Self.fill(f, seed: seed, days: days)
+        let now = t0 + Double(days) * day + 1
+        // Hours rolled up but their fleet rows not yet recomputed: reports sum those hours themselves.
+        var passes = 0
+        while try await f.db.rollupPass(now: Date(timeIntervalSince1970: now)).more && passes < 100 { passes += 1 }
+        let dirty = try await f.db.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM rollup_fleet_dirty") }
+        #expect((dirty ?? 0) > 0, "seed \(seed): the triggers mark the hours they change")
+        try await Self.expectSameReports(f, days: days, now: now, "seed \(seed), fleet hours dirty")
+        // Recomputed by the rollup service.
+        _ = try await f.db.rollupCatchUp(now: Date(timeIntervalSince1970: now))
+        let left = try await f.db.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM rollup_fleet_dirty") }
+        #expect(left == 0)
+        try await Self.expectSameReports(f, days: days, now: now, "seed \(seed), fleet hours recomputed")
+        // A purge, a deletion and retention change hour rows behind the rollup pass's back.
+        try await f.db.deleteNode(nodeId: ids[0], purgeHistory: true, now: Date(timeIntervalSince1970: now))
+        try await f.db.deleteNode(nodeId: ids[1], purgeHistory: false, now: Date(timeIntervalSince1970: now - 7200))
+        _ = try await f.db.retentionPass(
+            samplesBefore: Date(timeIntervalSince1970: t0 + 2 * day),
+            rollupsBefore: Date(timeIntervalSince1970: t0 + day + 5 * hour))
+        try await Self.expectSameReports(f, days: days, now: now + 60, "seed \(seed), after purge and retention")
+        _ = try await f.db.rollupCatchUp(now: Date(timeIntervalSince1970: now + 60))
+        try await Self.expectSameReports(f, days: days, now: now + 60, "seed \(seed), recomputed again")
+    }
+}
