@@ -61,7 +61,8 @@ struct AgentController<Context: RequestContext>: Sendable {
             }
             throw e
         }
-        state.auth.forgetNodeTokens()
+        // A new node's token was never remembered; a re-registration replaced the node's token.
+        if reg.reregistered { state.auth.forgetNodeTokens(of: reg.node.id) }
         state.logger.info(
             reg.reregistered ? "node re-registered, token replaced" : "node registered with the standard config",
             metadata: [
@@ -81,7 +82,7 @@ struct AgentController<Context: RequestContext>: Sendable {
         let newToken = Secrets.newToken(.node)
         try await state.database.rotateNodeToken(
             nodeId: id, presentedHash: Secrets.hash(presented), newHash: Secrets.hash(newToken))
-        state.auth.forgetNodeTokens()
+        state.auth.forgetNodeTokens(of: id)
         state.logger.info("node token rotated", metadata: ["node": "\(id)"])
         var headers = HTTPFields()
         headers[.cacheControl] = "no-store"

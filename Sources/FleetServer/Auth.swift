@@ -66,8 +66,10 @@ struct Auth: Sendable {
         self.rotationSeconds = rotationSeconds
     }
 
-    /// Forget every remembered node token (call after a registration or a deletion).
-    func forgetNodeTokens() { known.clear() }
+    /// Forget the remembered tokens of one node (call after its token changed, it was deleted or
+    /// a rotation was requested). Other nodes' entries stay: a fleet enrolling thousands of nodes
+    /// must not send every push of the others back to the database.
+    func forgetNodeTokens(of nodeId: String) { known.forget(node: nodeId) }
 
     /// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive, spaces
     /// and tabs around the token ignored), nil when there is none. Runs on every request, so
@@ -301,9 +303,11 @@ final class NodeTokenCache: Sendable {
         }
     }
 
-    func clear() {
+    /// Drops the node's entries. The generation moves on too, so a lookup that read the database
+    /// before this never stores what it read (it may be the token just replaced).
+    func forget(node: String) {
         state.withLock { s in
-            s.map.removeAll()
+            s.map = s.map.filter { $0.value.node != node }
             s.generation &+= 1
         }
     }

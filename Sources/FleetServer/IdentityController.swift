@@ -46,7 +46,7 @@ struct IdentityController<Context: RequestContext>: Sendable {
         guard let node = try await state.database.node(idOrName: raw) else { throw APIError.notFound("node '\(raw)' not found") }
         let now = Date()
         try await state.database.requestTokenRotation(nodeId: node.id, now: now)
-        state.auth.forgetNodeTokens()
+        state.auth.forgetNodeTokens(of: node.id)
         state.logger.info("node token rotation requested", metadata: ["node": "\(node.id)"])
         return try HTTP.json(RotationRequestedResponse(nodeId: node.id, requestedAt: now))
     }

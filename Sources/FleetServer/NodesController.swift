@@ -62,7 +62,7 @@ struct NodesController<Context: RequestContext>: Sendable {
         let node = try await resolve(context)
         let purge = try HTTP.boolQuery(request, "purgeHistory") ?? false
         try await state.database.deleteNode(nodeId: node.id, purgeHistory: purge)
-        state.auth.forgetNodeTokens()
+        state.auth.forgetNodeTokens(of: node.id)
         state.waiters.notify(node.id, config: nil)
         state.logger.info(
             purge ? "node deleted with its history" : "node deleted (history kept)",
