@@ -169,6 +169,7 @@ struct AgentController<Context: RequestContext>: Sendable {
                     "sample batch refused",
                     metadata: ["node": "\(id)", "field": "samples[\(i)].\(bad.field)", "reason": "\(bad.message)"])
                 state.metrics.sampleBatchRefused(field: bad.field)
+                state.sampleRefusals.withLock { $0[id] = ("samples[\(i)].\(bad.field): \(bad.message)", now) }
                 throw APIError.invalidValue("samples[\(i)].\(bad.field)", bad.message)
             }
         }
@@ -179,6 +180,7 @@ struct AgentController<Context: RequestContext>: Sendable {
         // The token check (CheckedRouter) found whether this node's token is due for rotation.
         if case .node(_, rotationDue: true) = Caller.current { ack.rotateToken = true }
         state.metrics.samplesStored(ack.stored, duplicates: ack.duplicates)
+        state.sampleRefusals.withLock { if !$0.isEmpty { $0[id] = nil } }
         state.logger.debug(
             "samples stored",
             metadata: ["node": "\(id)", "stored": "\(ack.stored)", "duplicates": "\(ack.duplicates)", "highestSeq": "\(ack.highestSeq)"])

@@ -4,6 +4,7 @@ import KSMCore
 import Foundation
 import Hummingbird
 import Logging
+import Synchronization
 
 /// What every controller shares: the database, auth, long-poll waiters, metrics and options.
 /// Controllers added by other features (reports, dashboard) take this in their initializer.
@@ -21,6 +22,10 @@ final class ServerState: Sendable {
     let transport: TransportSecurity
     /// Failed dashboard sign-ins per address.
     let loginThrottle: LoginThrottle
+    /// Per node, why its newest sample batch was refused and when (a `samples_refused` finding);
+    /// dropped when a batch of it is stored. At most one entry per node; in memory, as the agent
+    /// sends again within seconds.
+    let sampleRefusals = Mutex([String: (reason: String, at: Date)]())
 
     init(config: ServerConfig, database: FleetDatabase, adminTokenHash: String, logger: Logger) {
         self.config = config
@@ -88,13 +93,14 @@ final class ServerState: Sendable {
             agentVersion: n.agentVersion, registeredAt: n.registeredAt, lastSeenAt: n.lastSeenAt, online: online,
             connection: connection, config: config, phase: n.phase, phaseReason: n.phaseReason, appliedGeneration: n.appliedGeneration,
             applyError: n.applyError, drift: drift, driftReason: reason, lastSample: n.lastSample,
-            processes: n.processes, processesAt: n.processesAt, findings: Self.findings(n))
+            processes: n.processes, processesAt: n.processesAt,
+            findings: Self.findings(n, refusal: sampleRefusals.withLock { $0[n.id] }))
     }
 
     /// Why KSM saves little on the node, from its newest sample and process report. The ksmd CPU
     /// finding measures against the node's budget (`maxCpuPercent`) when its config sets one,
     /// `Findings.defaultCPUBudgetPercent` otherwise.
-    static func findings(_ n: StoredNode) -> [Finding] {
+    static func findings(_ n: StoredNode, refusal: (reason: String, at: Date)? = nil) -> [Finding] {
         guard n.deletedAt == nil else { return [] }
         let s = n.lastSample
         return Findings.evaluate(
@@ -102,6 +108,7 @@ final class ServerState: Sendable {
                 status: s?.agentStopped == true ? nil : s?.status, pageSize: s?.pageSize ?? n.pageSize ?? 4096,
                 ksmdCPUPercent: s?.ksmdCPUPercent, cpuBudgetPercent: n.config?.config.maxCpuPercent,
                 applyError: n.applyError,
-                processes: n.processes))
+                processes: n.processes,
+                sampleRefusal: refusal.map { ($0.reason, ReportTime.iso($0.at.timeIntervalSince1970)) }))
     }
 }

@@ -48,10 +48,13 @@ public struct NodeFacts: Sendable, Equatable {
     public var applyError: String?
     /// The newest scan of the node's processes; nil when the agent sent none.
     public var processes: ProcessReport?
+    /// Why the server refused the node's newest sample batch (field: message), and when; nil when
+    /// its newest batch was stored.
+    public var sampleRefusal: (reason: String, at: String)?
 
     public init(
         status: KSMStatus?, pageSize: Int = 4096, ksmdCPUPercent: Double? = nil, cpuBudgetPercent: Double? = nil,
-        applyError: String? = nil, processes: ProcessReport? = nil
+        applyError: String? = nil, processes: ProcessReport? = nil, sampleRefusal: (reason: String, at: String)? = nil
     ) {
         self.status = status
         self.pageSize = pageSize
@@ -59,6 +62,13 @@ public struct NodeFacts: Sendable, Equatable {
         self.cpuBudgetPercent = cpuBudgetPercent
         self.applyError = applyError
         self.processes = processes
+        self.sampleRefusal = sampleRefusal
+    }
+
+    public static func == (a: NodeFacts, b: NodeFacts) -> Bool {
+        a.status == b.status && a.pageSize == b.pageSize && a.ksmdCPUPercent == b.ksmdCPUPercent
+            && a.cpuBudgetPercent == b.cpuBudgetPercent && a.applyError == b.applyError && a.processes == b.processes
+            && a.sampleRefusal?.reason == b.sampleRefusal?.reason && a.sampleRefusal?.at == b.sampleRefusal?.at
     }
 }
 
@@ -77,6 +87,16 @@ public enum Findings {
     /// The findings for these facts, most severe first.
     public static func evaluate(_ f: NodeFacts) -> [Finding] {
         var out: [Finding] = []
+        if let r = f.sampleRefusal {
+            out.append(
+                Finding(
+                    code: "samples_refused", severity: .error,
+                    message: "The server refuses this node's samples, so its history has a gap: \(r.reason)",
+                    evidence: ["last refused batch at \(r.at)"],
+                    advice:
+                        "Fix what the message names; most often the node's clock (run chrony or systemd-timesyncd). "
+                        + "The agent drops each refused batch, and the gap ends with the first batch the server stores."))
+        }
         if let e = f.applyError { out.append(configNotApplied(e, status: f.status)) }
         if let s = f.status, s.run == 1 {
             if let n = noMergeableMemory(s, f.processes) { out.append(n) }

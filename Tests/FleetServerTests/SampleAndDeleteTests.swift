@@ -105,6 +105,10 @@ import Testing
         let metrics = MetricsText(try await h.admin.send(method: "GET", path: "/metrics").text)
         #expect(metrics.values[#"ksmfleet_samples_refused_batches_total{field="takenAt"}"#] == 2)
         #expect(metrics.values[#"ksmfleet_samples_refused_batches_total{field="ksmdCPUPercent"}"#] == 2)
+        // The node says why its data stops, where operators look (CLI, dashboard: findings).
+        let refusedNode = try await h.admin.node(reg.nodeId)
+        let finding = try #require(refusedNode.findings?.first { $0.code == "samples_refused" })
+        #expect(finding.severity == .error && finding.message.contains("samples[1].droppedSamples"), "\(finding)")
         // What real nodes do send is taken: a clock a few minutes ahead, 64 KiB pages, a negative
         // general_profit (rmap overhead above the saving), ksmd a hair over one core by tick rounding.
         var edge = Fixtures.sample(2)
@@ -113,6 +117,8 @@ import Testing
         edge.status.generalProfit = -4096
         edge.ksmdCPUPercent = 100.4
         #expect(try await node.pushSamples(nodeId: reg.nodeId, SampleBatch(samples: [Fixtures.sample(1), edge])).stored == 2)
+        // A stored batch ends the finding.
+        #expect(try await h.admin.node(reg.nodeId).findings?.contains { $0.code == "samples_refused" } == false)
     }
 
     @Test func deleteRemovesConfigAndTokenButKeepsHistoryUnlessPurged() async throws {
