@@ -27,10 +27,14 @@ extension StatusSample {
         }
         let ahead = takenAt.timeIntervalSince(now)
         if ahead > Self.maxClockAheadSeconds {
+            let skew =
+                ahead >= 86400
+                ? Display.number(ahead / 86400) + " days"
+                : ahead >= 3600 ? Display.hours(ahead / 3600) : Display.number(ahead / 60) + " min"
             return (
                 "takenAt",
-                "takenAt \(Self.iso(takenAt)) is \(Int(ahead)) s ahead of the server's clock (at most "
-                    + "\(Int(Self.maxClockAheadSeconds)) s): check the node's clock (NTP)"
+                "takenAt \(Self.iso(takenAt)) is \(skew) ahead of the server's clock (at most "
+                    + "\(Int(Self.maxClockAheadSeconds / 60)) min): check the node's clock (NTP)"
             )
         }
         if !Self.pageSizes.contains(pageSize) || pageSize & (pageSize - 1) != 0 {
