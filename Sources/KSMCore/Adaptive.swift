@@ -18,12 +18,9 @@ public enum Adaptive {
         guard Ksmtuned.belowThreshold(thresCoef: config.thresCoef, memory: memory) else {
             // The threshold rules like in the ksmtuned modes; the cycle restarts when it runs again.
             next.adaptive = nil
-            let avail = Percent.format(memory.availablePercent, against: config.thresCoef)
             return TuningDecision(
                 settings: KernelSettings(run: 0), phase: .stopped,
-                reason:
-                    "Stopped: MemAvailable \(avail) % is above the \(config.thresCoef) % threshold (KSM runs only below it)",
-                state: next)
+                reason: Ksmtuned.aboveThresholdReason(config: config, memory: memory), state: next)
         }
         guard let obs = input.observation else {
             return TuningDecision(

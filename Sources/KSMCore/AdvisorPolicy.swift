@@ -34,12 +34,9 @@ public enum AdvisorPolicy {
         let memory = input.memory
         guard Ksmtuned.belowThreshold(thresCoef: config.thresCoef, memory: memory) else {
             next.advisor = nil
-            let avail = Percent.format(memory.availablePercent, against: config.thresCoef)
             return TuningDecision(
                 settings: KernelSettings(run: 0), phase: .stopped,
-                reason:
-                    "Stopped: MemAvailable \(avail) % is above the \(config.thresCoef) % threshold (KSM runs only below it)",
-                state: next)
+                reason: Ksmtuned.aboveThresholdReason(config: config, memory: memory), state: next)
         }
         var advisorSettings = KernelSettings(
             run: 1, sleepMillisecs: sleepMillisecs, advisorMode: "scan-time",

@@ -48,6 +48,13 @@ public enum Ksmtuned {
         memory.memAvailableKB * 100 < memory.memTotalKB * Int64(thresCoef)
     }
 
+    /// Why KSM is stopped when MemAvailable is not below the threshold: the one wording of every
+    /// mode that honours `thresCoef` (ksmtuned modes, adaptive, advisor).
+    public static func aboveThresholdReason(config: KSMConfig, memory: MemorySnapshot) -> String {
+        let avail = Percent.format(memory.availablePercent, against: config.thresCoef)
+        return "Stopped: MemAvailable \(avail) % is above the \(config.thresCoef) % threshold (KSM runs only below it)"
+    }
+
     /// One step of the loop for run=run in a ksmtuned mode (standard, high, customized).
     public static func step(config: KSMConfig, memory: MemorySnapshot, state: TunerState) -> TuningDecision {
         let p = config.effectiveParameters
@@ -74,9 +81,7 @@ public enum Ksmtuned {
             settings.pagesToScan = pages
             return TuningDecision(
                 settings: settings, phase: .stopped,
-                reason:
-                    "Stopped: MemAvailable \(avail) % is above the \(config.thresCoef) % threshold (KSM runs only below it)",
-                state: next)
+                reason: aboveThresholdReason(config: config, memory: memory), state: next)
         }
     }
 }
