@@ -68,34 +68,39 @@ extension StatusSample {
 }
 
 extension KSMStatus {
-    /// The first counter the kernel could not report: every KSM count is a number of pages,
-    /// scans or milliseconds, never negative. `general_profit` alone may be (the rmap overhead
-    /// can exceed what merging saves), so it is not checked.
+    /// Every counter the kernel reports as a count of pages, scans or milliseconds, never negative.
+    /// `general_profit` alone may be (the rmap overhead can exceed what merging saves), so it is
+    /// not here. Built once: the check runs on every ingested sample.
+    static let nonNegative: [(String, @Sendable (KSMStatus) -> Int64?)] = [
+        ("run", { Int64($0.run) }), ("pagesToScan", { Int64($0.pagesToScan) }),
+        ("sleepMillisecs", { Int64($0.sleepMillisecs) }), ("pagesShared", \.pagesShared),
+        ("pagesSharing", \.pagesSharing), ("pagesUnshared", \.pagesUnshared), ("pagesVolatile", \.pagesVolatile),
+        ("fullScans", \.fullScans), ("mergeAcrossNodes", { $0.mergeAcrossNodes.map(Int64.init) }),
+        ("maxPageSharing", { $0.maxPageSharing.map(Int64.init) }), ("stableNodeChains", \.stableNodeChains),
+        ("stableNodeDups", \.stableNodeDups), ("useZeroPages", { $0.useZeroPages.map(Int64.init) }),
+        ("ksmZeroPages", \.ksmZeroPages), ("pagesScanned", \.pagesScanned), ("pagesSkipped", \.pagesSkipped),
+        ("smartScan", { $0.smartScan.map(Int64.init) }), ("advisorTargetScanTime", \.advisorTargetScanTime),
+        ("advisorMinPagesToScan", \.advisorMinPagesToScan), ("advisorMaxPagesToScan", \.advisorMaxPagesToScan),
+        ("advisorMaxCPU", \.advisorMaxCPU),
+    ]
+
+    /// The first counter the kernel could not report (a negative one); nil when all are plausible.
     public func invalidField() -> (field: String, message: String)? {
-        let values: [(String, Int64?)] = [
-            ("run", Int64(run)), ("pagesToScan", Int64(pagesToScan)), ("sleepMillisecs", Int64(sleepMillisecs)),
-            ("pagesShared", pagesShared), ("pagesSharing", pagesSharing), ("pagesUnshared", pagesUnshared),
-            ("pagesVolatile", pagesVolatile), ("fullScans", fullScans),
-            ("mergeAcrossNodes", mergeAcrossNodes.map(Int64.init)), ("maxPageSharing", maxPageSharing.map(Int64.init)),
-            ("stableNodeChains", stableNodeChains), ("stableNodeDups", stableNodeDups),
-            ("useZeroPages", useZeroPages.map(Int64.init)), ("ksmZeroPages", ksmZeroPages),
-            ("pagesScanned", pagesScanned), ("pagesSkipped", pagesSkipped), ("smartScan", smartScan.map(Int64.init)),
-            ("advisorTargetScanTime", advisorTargetScanTime), ("advisorMinPagesToScan", advisorMinPagesToScan),
-            ("advisorMaxPagesToScan", advisorMaxPagesToScan), ("advisorMaxCPU", advisorMaxCPU),
-        ]
-        for (name, v) in values where (v ?? 0) < 0 { return (name, "\(name) must not be negative") }
+        for (name, value) in Self.nonNegative where (value(self) ?? 0) < 0 { return (name, "\(name) must not be negative") }
         return nil
     }
 }
 
 extension MemorySnapshot {
-    /// The first /proc/meminfo figure no kernel reports: kilobyte counts are never negative.
+    /// /proc/meminfo figures, kilobyte counts that are never negative. Built once (see above).
+    static let nonNegative: [(String, @Sendable (MemorySnapshot) -> Int64)] = [
+        ("memTotalKB", \.memTotalKB), ("memAvailableKB", \.memAvailableKB), ("memFreeKB", \.memFreeKB),
+        ("buffersKB", \.buffersKB), ("cachedKB", \.cachedKB), ("anonPagesKB", \.anonPagesKB),
+    ]
+
+    /// The first /proc/meminfo figure no kernel reports (a negative one); nil when all are plausible.
     public func invalidField() -> (field: String, message: String)? {
-        let values: [(String, Int64)] = [
-            ("memTotalKB", memTotalKB), ("memAvailableKB", memAvailableKB), ("memFreeKB", memFreeKB),
-            ("buffersKB", buffersKB), ("cachedKB", cachedKB), ("anonPagesKB", anonPagesKB),
-        ]
-        for (name, v) in values where v < 0 { return (name, "\(name) must not be negative") }
+        for (name, value) in Self.nonNegative where value(self) < 0 { return (name, "\(name) must not be negative") }
         return nil
     }
 }
