@@ -1,7 +1,7 @@
 import Foundation
 import PackagePlugin
 
-/// Reads `migrations/*.sql` at the package root and generates `Migrations.generated.swift`
+/// Reads `migrations/*.sql` (SQLite) and `migrations/postgres/*.sql` at the package root and generates `Migrations.generated.swift`
 /// in the target that uses the plugin, so the binary carries its schema and never reads the
 /// source tree at run time. A new SQL file is picked up by the next build.
 @main
@@ -9,7 +9,10 @@ struct MigrationsPlugin: BuildToolPlugin {
     func createBuildCommands(context: PluginContext, target: any Target) async throws -> [Command] {
         let dir = context.package.directoryURL.appending(path: "migrations")
         let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
+        let pgDir = dir.appending(path: "postgres")
+        let pgNames = (try? FileManager.default.contentsOfDirectory(atPath: pgDir.path)) ?? []
         let inputs = names.filter { $0.hasSuffix(".sql") }.sorted().map { dir.appending(path: $0) }
+            + pgNames.filter { $0.hasSuffix(".sql") }.sorted().map { pgDir.appending(path: $0) }
         let output = context.pluginWorkDirectoryURL.appending(path: "Migrations.generated.swift")
         return [
             .buildCommand(
