@@ -30,6 +30,9 @@ let package = Package(
         // NIOCore's SocketAddress (the peer address for rate limits, login throttling, trusted
         // proxies and the audit trail); already in the graph through Hummingbird.
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
+        // The PostgreSQL engine of the store (`--database postgres://…`): Vapor's client, built on
+        // the SwiftNIO, swift-log and swift-crypto the server already links.
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // Pure domain: config model, presets, validation, tuner step, throttle machine, savings math.
@@ -55,6 +58,9 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 // SHA-256 of stored secrets (Secrets.swift). Only the server links FleetStore.
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings,
             plugins: ["MigrationsPlugin"]),

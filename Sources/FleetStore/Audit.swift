@@ -1,6 +1,5 @@
 import FleetAPI
 import Foundation
-import GRDB
 
 /// Who made a change, as the audit trail records it: the credential's name and id, and the
 /// client's address.
@@ -16,7 +15,7 @@ public struct AuditWho: Sendable, Equatable {
 
     /// The caller of the request being handled (`AuditContext.current`), else `name` alone
     /// (registration, background jobs, tests calling the store directly). Read it in the async
-    /// function, before `pool.write`: a task-local is not visible on the database's queue.
+    /// function, before `write`: a task-local is not visible on the database's queue.
     static func current(default name: String) -> AuditWho {
         AuditContext.current ?? AuditWho(name: name, credentialId: nil, source: nil)
     }
@@ -54,7 +53,7 @@ public struct AuditFilter: Sendable, Equatable {
 extension FleetDatabase {
     /// Writes one audit row (inside the caller's transaction).
     static func audit(
-        _ db: Database, who: AuditWho, nodeId: String?, action: String, target: String? = nil, generation: Int64?,
+        _ db: StoreDB, who: AuditWho, nodeId: String?, action: String, target: String? = nil, generation: Int64?,
         beforeJSON: String?, afterJSON: String?, at: Date
     ) throws {
         try db.execute(
@@ -76,7 +75,7 @@ extension FleetDatabase {
         who: AuditWho? = nil, now: Date = Date()
     ) async throws {
         let who = who ?? AuditWho.current(default: "system")
-        try await pool.write { db in
+        try await write { db in
             try Self.audit(
                 db, who: who, nodeId: nodeId, action: action, target: target, generation: nil, beforeJSON: before,
                 afterJSON: after, at: now)
@@ -85,9 +84,9 @@ extension FleetDatabase {
 
     /// Audit records matching `filter`, newest first.
     public func auditLog(_ filter: AuditFilter) async throws -> [AuditRecord] {
-        try await pool.read { db in
+        try await read { db in
             var clauses: [String] = []
-            var arguments: [(any DatabaseValueConvertible)?] = []
+            var arguments: [(any StoreBindable)?] = []
             if let n = filter.nodeId {
                 clauses.append("node_id = ?")
                 arguments.append(n)
@@ -113,7 +112,7 @@ extension FleetDatabase {
             let sql =
                 "SELECT * FROM audit_log" + (clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND "))
                 + " ORDER BY id DESC LIMIT ?"
-            return try Row.fetchAll(db, sql: sql, arguments: StatementArguments(arguments)).map { row in
+            return try StoreRow.fetchAll(db, sql: sql, arguments: StoreArguments(arguments)).map { row in
                 AuditRecord(
                     id: row["id"], at: Time.date(row["at"] as Int64), credential: row["actor"],
                     credentialId: row["credential_id"], source: row["source"], nodeId: row["node_id"],

@@ -1,6 +1,5 @@
 import FleetAPI
 import Foundation
-import GRDB
 import KSMCore
 
 /// A config write: the config before and after, and whether anything changed (an unchanged
@@ -34,12 +33,12 @@ public struct ApplyItem: Sendable, Equatable {
 extension FleetDatabase {
     /// A live node's desired config.
     public func config(nodeId: String) async throws -> NodeConfig? {
-        try await pool.read { db in try Self.fetchConfig(db, nodeId: nodeId) }
+        try await read { db in try Self.fetchConfig(db, nodeId: nodeId) }
     }
 
-    static func fetchConfig(_ db: Database, nodeId: String) throws -> NodeConfig? {
+    static func fetchConfig(_ db: StoreDB, nodeId: String) throws -> NodeConfig? {
         guard
-            let row = try Row.fetchOne(
+            let row = try StoreRow.fetchOne(
                 db,
                 sql: """
                     SELECT c.generation, c.kick_counter, c.config_json FROM node_configs c
@@ -53,7 +52,7 @@ extension FleetDatabase {
 
     /// Writes a new config (inside the transaction) and its audit entry; bumps the generation.
     static func storeConfig(
-        _ db: Database, nodeId: String, before: NodeConfig, config: KSMConfig, kick: Bool, who: AuditWho,
+        _ db: StoreDB, nodeId: String, before: NodeConfig, config: KSMConfig, kick: Bool, who: AuditWho,
         action: String, now: Date
     ) throws -> NodeConfig {
         let after = NodeConfig(
@@ -80,7 +79,7 @@ extension FleetDatabase {
         now: Date = Date(), _ change: @escaping @Sendable (KSMConfig) throws(ConfigValidationError) -> KSMConfig
     ) async throws -> ConfigChange {
         let who = AuditWho.current(default: actor)
-        return try await pool.write { db in
+        return try await write { db in
             guard let before = try Self.fetchConfig(db, nodeId: nodeId) else { throw StoreError.nodeNotFound(nodeId) }
             if let ifMatch, ifMatch != before.generation {
                 throw StoreError.generationConflict(expected: ifMatch, current: before.generation)
@@ -103,7 +102,7 @@ extension FleetDatabase {
     /// Kick (throttle mode): bumps the kick counter and the generation, so a waiting long-poll wakes.
     public func kick(nodeId: String, actor: String = "admin", now: Date = Date()) async throws -> NodeConfig {
         let who = AuditWho.current(default: actor)
-        return try await pool.write { db in
+        return try await write { db in
             guard let before = try Self.fetchConfig(db, nodeId: nodeId) else { throw StoreError.nodeNotFound(nodeId) }
             return try Self.storeConfig(
                 db, nodeId: nodeId, before: before, config: before.config, kick: true, who: who, action: "kick",
@@ -119,11 +118,11 @@ extension FleetDatabase {
         _ patch: ConfigPatch, to nodeIds: [String], dryRun: Bool, actor: String = "admin", now: Date = Date()
     ) async throws -> [ApplyItem] {
         let who = AuditWho.current(default: actor)
-        return try await pool.write { db in
+        return try await write { db in
             let wanted = Set(nodeIds)
             var current: [String: (name: String, config: NodeConfig, json: String)] = [:]
             var kernels: [String: (kernel: String, features: [String])] = [:]
-            let rows = try Row.fetchCursor(
+            let rows = try StoreRow.fetchCursor(
                 db,
                 sql: """
                     SELECT n.id, n.name, n.kernel, n.ksm_features, c.generation, c.kick_counter, c.config_json

@@ -1,6 +1,5 @@
 import FleetAPI
 import Foundation
-import GRDB
 
 /// A credential as the server checks it: who (its name, for the audit trail), its id and role.
 public struct Credential: Sendable, Equatable {
@@ -28,7 +27,7 @@ extension FleetDatabase {
         let token = Secrets.newToken(.credential)
         let hash = Secrets.hash(token)
         let id = Secrets.newID(prefix: "c-")
-        return try await pool.write { db in
+        return try await write { db in
             let taken =
                 try Bool.fetchOne(
                     db, sql: "SELECT 1 FROM credentials WHERE name = ? AND revoked_at IS NULL", arguments: [name]) == true
@@ -48,15 +47,15 @@ extension FleetDatabase {
         }
     }
 
-    static func credentialInfo(_ row: Row) -> CredentialInfo {
+    static func credentialInfo(_ row: StoreRow) -> CredentialInfo {
         CredentialInfo(
             id: row["id"], name: row["name"], role: Role(rawValue: row["role"]) ?? .viewer,
             createdAt: Time.date(row["created_at"] as Int64), createdBy: row["created_by"],
             expiresAt: Time.date(row["expires_at"] as Int64?), revokedAt: Time.date(row["revoked_at"] as Int64?))
     }
 
-    static func credentialInfo(_ db: Database, id: String) throws -> CredentialInfo {
-        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM credentials WHERE id = ?", arguments: [id]) else {
+    static func credentialInfo(_ db: StoreDB, id: String) throws -> CredentialInfo {
+        guard let row = try StoreRow.fetchOne(db, sql: "SELECT * FROM credentials WHERE id = ?", arguments: [id]) else {
             throw StoreError.credentialNotFound(id)
         }
         return credentialInfo(row)
@@ -64,15 +63,15 @@ extension FleetDatabase {
 
     /// Every named credential (without secrets), oldest first.
     public func credentials() async throws -> [CredentialInfo] {
-        try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM credentials ORDER BY created_at, id").map(Self.credentialInfo)
+        try await read { db in
+            try StoreRow.fetchAll(db, sql: "SELECT * FROM credentials ORDER BY created_at, id").map(Self.credentialInfo)
         }
     }
 
     /// The live (not revoked, not expired) credential whose token hashes to `hash`.
     public func credential(forTokenHash hash: String, now: Date = Date()) async throws -> Credential? {
-        try await pool.read { db in
-            try Row.fetchOne(
+        try await read { db in
+            try StoreRow.fetchOne(
                 db,
                 sql: """
                     SELECT id, name, role FROM credentials WHERE token_hash = ? AND revoked_at IS NULL
@@ -87,8 +86,8 @@ extension FleetDatabase {
     /// The live credential with this id (a dashboard session re-checks its credential on every
     /// request, so a revocation ends its sessions).
     public func credential(id: String, now: Date = Date()) async throws -> Credential? {
-        try await pool.read { db in
-            try Row.fetchOne(
+        try await read { db in
+            try StoreRow.fetchOne(
                 db,
                 sql: """
                     SELECT id, name, role FROM credentials WHERE id = ? AND revoked_at IS NULL
@@ -103,7 +102,7 @@ extension FleetDatabase {
     /// Revokes a credential (idempotent; the first revocation time is kept), audited.
     public func revokeCredential(id: String, now: Date = Date()) async throws -> CredentialInfo {
         let who = AuditWho.current(default: "admin")
-        return try await pool.write { db in
+        return try await write { db in
             let before = try Self.credentialInfo(db, id: id)
             try db.execute(
                 sql: "UPDATE credentials SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?",

@@ -18,14 +18,39 @@ import Logging
 /// database (FleetServerTests checks this with a real subprocess). What NORMAL can lose is the
 /// last commits on a power failure or kernel crash, which is an accepted trade for ingest speed.
 public final class FleetDatabase: Sendable {
-    /// The writer and readers. Internal so that other FleetStore files (rollups, reports) can add
-    /// their own intention-named methods in extensions.
-    let pool: DatabasePool
+    /// The engine underneath: a SQLite file (GRDB's WAL pool and the checkpointer) or a
+    /// PostgreSQL database (`PostgresEngine`).
+    enum Backend: Sendable {
+        case sqlite(DatabasePool, WALCheckpointer)
+        case postgres(PostgresEngine)
+    }
+    let backend: Backend
     /// Sample batches go through it: concurrent pushes share one commit.
     let sampleWriter: SampleGroupCommit
-    let checkpointer: WALCheckpointer
+    /// The SQLite file, or the PostgreSQL URL without its password.
     public let path: String
     let logger: Logger
+
+    public var engine: StoreEngine {
+        if case .sqlite = backend { return .sqlite }
+        return .postgres
+    }
+
+    /// GRDB's pool (SQLite only: tests and tools that read the file directly).
+    var pool: DatabasePool {
+        guard case .sqlite(let pool, _) = backend else { preconditionFailure("a SQLite-only path ran on PostgreSQL") }
+        return pool
+    }
+
+    /// Opens the store at `location`: a `postgres://` URL, or a SQLite file (a path, or
+    /// `sqlite:PATH`).
+    public static func open(_ location: String, logger: Logger = FleetDatabase.quietLogger) throws -> FleetDatabase {
+        if location.hasPrefix("postgres://") || location.hasPrefix("postgresql://") {
+            return try FleetDatabase(postgres: location, logger: logger)
+        }
+        let path = location.hasPrefix("sqlite:") ? String(location.dropFirst("sqlite:".count)) : location
+        return try FleetDatabase(path: path, logger: logger)
+    }
 
     /// Opens (creating if needed) the database file at `path` and brings its schema up to date
     /// in one transaction. Throws `StoreError.databaseTooNew` for a database written by a newer
@@ -43,9 +68,26 @@ public final class FleetDatabase: Sendable {
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA wal_autocheckpoint = \(WALCheckpointer.writerAutocheckpointPages)")
         }
-        pool = try DatabasePool(path: path, configuration: config)
-        checkpointer = WALCheckpointer(path: path)
-        sampleWriter = SampleGroupCommit(pool: pool, checkpointer: checkpointer, write: FleetDatabase.writeSampleBatch)
+        let pool = try DatabasePool(path: path, configuration: config)
+        let checkpointer = WALCheckpointer(path: path)
+        backend = .sqlite(pool, checkpointer)
+        sampleWriter = SampleGroupCommit(
+            transaction: { body in try pool.write { db in try body(StoreDB(.sqlite(db))) } },
+            afterCommits: { checkpointer.request() }, write: FleetDatabase.writeSampleBatch)
+        try migrate()
+    }
+
+    /// Connects to the PostgreSQL database at `url` (`postgres://user:password@host:port/db`)
+    /// and brings its schema up to date (`migrations/postgres/`), under an advisory lock so that
+    /// replicas starting together apply each migration once.
+    public init(postgres url: String, logger: Logger = FleetDatabase.quietLogger) throws {
+        guard let location = PostgresLocation(url: url) else { throw StoreError.badDatabaseURL(url) }
+        path = location.description
+        self.logger = logger
+        let engine = try PostgresEngine(location: location, logger: logger)
+        backend = .postgres(engine)
+        sampleWriter = SampleGroupCommit(
+            transaction: { body in try engine.writeSync(body) }, afterCommits: {}, write: FleetDatabase.writeSampleBatch)
         try migrate()
     }
 
@@ -56,23 +98,44 @@ public final class FleetDatabase: Sendable {
         return logger
     }
 
+    /// Runs `body` in a read transaction (a consistent snapshot on both engines).
+    func read<T: Sendable>(_ body: @escaping @Sendable (StoreDB) throws -> T) async throws -> T {
+        switch backend {
+        case .sqlite(let pool, _): return try await pool.read { db in try body(StoreDB(.sqlite(db))) }
+        case .postgres(let engine): return try await engine.read(body)
+        }
+    }
+
+    /// Runs `body` in a write transaction: committed when it returns, rolled back when it throws.
+    func write<T: Sendable>(_ body: @escaping @Sendable (StoreDB) throws -> T) async throws -> T {
+        switch backend {
+        case .sqlite(let pool, _): return try await pool.write { db in try body(StoreDB(.sqlite(db))) }
+        case .postgres(let engine): return try await engine.write(body)
+        }
+    }
+
     /// Applies the embedded migrations that the database lacks, all in one transaction.
     private func migrate() throws {
         let path = self.path
-        let logger = self.logger
-        let applied: [String] = try pool.write { db in
+        let migrations = engine == .sqlite ? allMigrations : allPostgresMigrations
+        let latest = migrations.map(\.number).max() ?? 0
+        let body: (StoreDB) throws -> [String] = { db in
+            if db.engine == .postgres {
+                // Replicas starting together: the second waits here, then finds nothing to do.
+                try db.execute(sql: "SELECT pg_advisory_xact_lock(\(PostgresLocks.migrations))")
+            }
             try db.execute(
                 sql: """
                     CREATE TABLE IF NOT EXISTS schema_migrations (
-                      version INTEGER PRIMARY KEY NOT NULL, name TEXT NOT NULL, applied_at INTEGER NOT NULL)
+                      version BIGINT PRIMARY KEY NOT NULL, name TEXT NOT NULL, applied_at BIGINT NOT NULL)
                     """)
             let current = try Int.fetchOne(db, sql: "SELECT MAX(version) FROM schema_migrations") ?? 0
-            if current > latestSchemaVersion {
-                throw StoreError.databaseTooNew(path: path, database: current, supported: latestSchemaVersion)
+            if current > latest {
+                throw StoreError.databaseTooNew(path: path, database: current, supported: latest)
             }
             var names: [String] = []
-            for m in allMigrations where m.number > current {
-                try db.execute(sql: m.sql)
+            for m in migrations where m.number > current {
+                try db.executeScript(m.sql)
                 try db.execute(
                     sql: "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
                     arguments: [m.number, m.name, Time.ms(Date())])
@@ -80,32 +143,48 @@ public final class FleetDatabase: Sendable {
             }
             return names
         }
+        let applied: [String]
+        switch backend {
+        case .sqlite(let pool, _): applied = try pool.write { db in try body(StoreDB(.sqlite(db))) }
+        case .postgres(let engine): applied = try engine.writeSync(body)
+        }
         if !applied.isEmpty {
             logger.info(
                 "applied schema migrations",
-                metadata: ["migrations": "\(applied.joined(separator: ", "))", "path": "\(path)"])
+                metadata: ["migrations": "\(applied.joined(separator: ", "))", "path": "\(path)", "engine": "\(engine)"])
         }
     }
 
     /// The schema version recorded in the database.
     public func schemaVersion() async throws -> Int {
-        try await pool.read { db in try Int.fetchOne(db, sql: "SELECT MAX(version) FROM schema_migrations") ?? 0 }
+        try await read { db in try Int.fetchOne(db, sql: "SELECT MAX(version) FROM schema_migrations") ?? 0 }
     }
 
     /// True when the database answers a query (for `/readyz`).
     public func ping() async -> Bool {
         do {
-            return try await pool.read { db in try Int.fetchOne(db, sql: "SELECT 1") } == 1
+            return try await read { db in try Int.fetchOne(db, sql: "SELECT 1") } == 1
         } catch {
             return false
         }
     }
 
-    /// Closes the pool (tests that reopen the same file; the server simply exits).
+    /// Closes the connections (tests that reopen the same file; the server simply exits).
     public func close() throws {
-        checkpointer.close()
-        try pool.close()
+        switch backend {
+        case .sqlite(let pool, let checkpointer):
+            checkpointer.close()
+            try pool.close()
+        case .postgres(let engine):
+            engine.close()
+        }
     }
+}
+
+/// Advisory lock keys (PostgreSQL), one per job; arbitrary constants ("ksmf" + a number).
+enum PostgresLocks {
+    static let migrations: Int64 = 0x6B73_6D66_0001
+    static let background: Int64 = 0x6B73_6D66_0002
 }
 
 /// Unix milliseconds, the time unit of the schema.
@@ -122,5 +201,66 @@ enum StoredJSON {
     }
     static func decode<T: Decodable>(_ type: T.Type, _ text: String) throws -> T {
         try StrictJSON.decoder().decode(type, from: Data(text.utf8))
+    }
+}
+
+/// A config change another replica committed (PostgreSQL notifications).
+public struct ConfigChangeNotice: Sendable, Equatable {
+    public var nodeId: String
+    /// The new config; nil when the node was deleted, or when it did not fit the notification
+    /// (`needsRead`).
+    public var config: NodeConfig?
+    /// The config was too long to travel with the notice: read it from the store.
+    public var needsRead: Bool
+
+    /// Parses a `ksmfleet_config` payload (migrations/postgres/0002_config_notify.sql).
+    static func parse(_ payload: String) -> ConfigChangeNotice? {
+        struct Payload: Decodable {
+            var n: String
+            var g: Int64?
+            var k: Int64?
+            var c: String?
+            var deleted: Bool?
+        }
+        guard let p = try? JSONDecoder().decode(Payload.self, from: Data(payload.utf8)) else { return nil }
+        if p.deleted == true { return ConfigChangeNotice(nodeId: p.n, config: nil, needsRead: false) }
+        guard let g = p.g, let c = p.c, let config = try? StoredJSON.decode(KSMConfig.self, c) else {
+            return ConfigChangeNotice(nodeId: p.n, config: nil, needsRead: true)
+        }
+        return ConfigChangeNotice(
+            nodeId: p.n, config: NodeConfig(generation: g, kickCounter: p.k ?? 0, config: config), needsRead: false)
+    }
+}
+
+extension FleetDatabase {
+    /// Whether several server processes may share this store (PostgreSQL).
+    public var isShared: Bool { engine == .postgres }
+
+    /// Hands every config change committed by any process on this store to `handler`, until the
+    /// task is cancelled. Only PostgreSQL has other processes to hear from (LISTEN/NOTIFY); on
+    /// SQLite it returns at once. `resync` is called after a lost listening connection came
+    /// back: changes made meanwhile were not heard.
+    public func followConfigChanges(
+        _ handler: @escaping @Sendable (ConfigChangeNotice) -> Void, resync: @escaping @Sendable () -> Void
+    ) async {
+        guard case .postgres(let engine) = backend else { return }
+        let logger = self.logger
+        await engine.listen(
+            channel: "ksmfleet_config",
+            handler: { payload in
+                guard let notice = ConfigChangeNotice.parse(payload) else {
+                    logger.warning("unreadable config notification", metadata: ["payload": "\(payload.prefix(200))"])
+                    return
+                }
+                handler(notice)
+            }, onReconnect: resync)
+    }
+
+    /// True when this process should run the background work (rollups, retention) now. On
+    /// SQLite always (one server per file); on PostgreSQL for the one replica holding the
+    /// background advisory lock; another takes over when that replica's connection ends.
+    public func holdsBackgroundLock() async -> Bool {
+        guard case .postgres(let engine) = backend else { return true }
+        return await engine.onThread { engine.holdsBackgroundLock() }
     }
 }

@@ -10,3 +10,6 @@ public let allMigrations: [EmbeddedMigration] = embeddedMigrations
 
 /// The schema version this build understands: the highest embedded migration number.
 public let latestSchemaVersion: Int = embeddedMigrations.map(\.number).max() ?? 0
+
+/// The PostgreSQL series (`migrations/postgres/*.sql`), in order.
+public let allPostgresMigrations: [EmbeddedMigration] = embeddedPostgresMigrations

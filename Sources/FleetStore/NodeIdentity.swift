@@ -1,6 +1,5 @@
 import FleetAPI
 import Foundation
-import GRDB
 import KSMCore
 
 /// What a node token is, as `Auth` needs it.
@@ -41,8 +40,8 @@ extension FleetDatabase {
 
     /// The live node a token belongs to (its current token, or its previous one while valid).
     public func nodeCredential(forTokenHash hash: String, now: Date = Date()) async throws -> NodeCredential? {
-        try await pool.read { db in
-            if let row = try Row.fetchOne(
+        try await read { db in
+            if let row = try StoreRow.fetchOne(
                 db,
                 sql: """
                     SELECT id, token_issued_at, token_rotate_requested_at, previous_token_hash, previous_token_expires_at
@@ -57,7 +56,7 @@ extension FleetDatabase {
                     previousAwaitsConfirmation: previous != nil
                         && (until ?? 0) > Time.ms(now.addingTimeInterval(Self.previousTokenGrace)))
             }
-            if let row = try Row.fetchOne(
+            if let row = try StoreRow.fetchOne(
                 db,
                 sql: """
                     SELECT id, previous_token_expires_at FROM nodes WHERE previous_token_hash = ?
@@ -85,10 +84,10 @@ extension FleetDatabase {
 
     /// The agent used its new token: its previous one ends after a short grace.
     public func confirmNewToken(nodeId: String, now: Date = Date()) async throws {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(
                 sql: """
-                    UPDATE nodes SET previous_token_expires_at = MIN(previous_token_expires_at, ?)
+                    UPDATE nodes SET previous_token_expires_at = \(db.least("previous_token_expires_at", "?"))
                     WHERE id = ? AND previous_token_hash IS NOT NULL
                     """, arguments: [Time.ms(now.addingTimeInterval(Self.previousTokenGrace)), nodeId])
         }
@@ -98,9 +97,9 @@ extension FleetDatabase {
     /// stays valid as the previous one until the new one is used; when it presented its previous
     /// token (it lost the reply of an earlier rotation), that previous one is kept as it is.
     public func rotateNodeToken(nodeId: String, presentedHash: String, newHash: String, now: Date = Date()) async throws {
-        try await pool.write { db in
+        try await write { db in
             guard
-                let row = try Row.fetchOne(
+                let row = try StoreRow.fetchOne(
                     db, sql: "SELECT token_hash FROM nodes WHERE id = ? AND deleted_at IS NULL", arguments: [nodeId])
             else { throw StoreError.nodeNotFound(nodeId) }
             let current: String? = row["token_hash"]
@@ -124,7 +123,7 @@ extension FleetDatabase {
     /// An admin asks the node's agent to replace its token at its next sample push.
     public func requestTokenRotation(nodeId: String, actor: String = "admin", now: Date = Date()) async throws {
         let who = AuditWho.current(default: actor)
-        try await pool.write { db in
+        try await write { db in
             guard try Self.fetchNode(db, id: nodeId) != nil else { throw StoreError.nodeNotFound(nodeId) }
             try db.execute(
                 sql: "UPDATE nodes SET token_rotate_requested_at = ? WHERE id = ?", arguments: [Time.ms(now), nodeId])
@@ -143,7 +142,7 @@ extension FleetDatabase {
         """
     static let pendingFrom = "pending_registrations p LEFT JOIN nodes n ON n.id = p.node_id"
 
-    static func pending(_ row: Row) -> PendingRegistration {
+    static func pending(_ row: StoreRow) -> PendingRegistration {
         let reason: String = row["reason"]
         let nodeId: String? = row["node_id"]
         var holder: RegistrationHost?
@@ -171,8 +170,8 @@ extension FleetDatabase {
             decidedAt: Time.date(row["decided_at"] as Int64?))
     }
 
-    static func fetchPending(_ db: Database, id: String) throws -> PendingRegistration? {
-        try Row.fetchOne(
+    static func fetchPending(_ db: StoreDB, id: String) throws -> PendingRegistration? {
+        try StoreRow.fetchOne(
             db, sql: "SELECT \(pendingColumns) FROM \(pendingFrom) WHERE p.id = ?", arguments: [id]
         ).map(pending)
     }
@@ -181,12 +180,12 @@ extension FleetDatabase {
     /// admin accepted this agent's registration (the caller goes on to hand out the node; the
     /// pending row is removed); throws `.registrationPending` / `.registrationRejected` otherwise.
     static func pendingAttempt(
-        _ db: Database, _ request: RegisterRequest, reason: String, nodeId: String, enrollmentTokenId: String,
+        _ db: StoreDB, _ request: RegisterRequest, reason: String, nodeId: String, enrollmentTokenId: String,
         source: String?, now: Date
     ) throws -> Bool {
         let keyHash = Secrets.hash(request.registrationKey ?? "")
         let features = try StoredJSON.encode(request.ksmFeatures)
-        if let row = try Row.fetchOne(
+        if let row = try StoreRow.fetchOne(
             db, sql: "SELECT id, status FROM pending_registrations WHERE machine_id = ? AND registration_key_hash = ?",
             arguments: [request.machineId, keyHash])
         {
@@ -232,7 +231,7 @@ extension FleetDatabase {
     }
 
     /// `wanted`, or `wanted` with `-2`, `-3`, … when another live node has it.
-    static func uniqueName(_ db: Database, _ wanted: String, exceptNode: String?) throws -> String {
+    static func uniqueName(_ db: StoreDB, _ wanted: String, exceptNode: String?) throws -> String {
         var candidate = wanted
         var n = 2
         while let holder = try String.fetchOne(
@@ -247,8 +246,8 @@ extension FleetDatabase {
 
     /// Pending registrations (and decided ones not yet claimed), newest first.
     public func pendingRegistrations(includeDecided: Bool = true) async throws -> [PendingRegistration] {
-        try await pool.read { db in
-            try Row.fetchAll(
+        try await read { db in
+            try StoreRow.fetchAll(
                 db,
                 sql: "SELECT \(Self.pendingColumns) FROM \(Self.pendingFrom)"
                     + (includeDecided ? "" : " WHERE p.status = 'pending'") + " ORDER BY p.last_seen_at DESC, p.id"
@@ -263,7 +262,7 @@ extension FleetDatabase {
         -> PendingRegistration
     {
         let who = AuditWho.current(default: actor)
-        return try await pool.write { db in
+        return try await write { db in
             guard let p = try Self.fetchPending(db, id: id) else { throw StoreError.registrationNotFound(id) }
             try db.execute(
                 sql: "UPDATE pending_registrations SET status = ?, decided_at = ?, decided_by = ? WHERE id = ?",

@@ -1,6 +1,5 @@
 import FleetAPI
 import Foundation
-import GRDB
 import KSMCore
 
 /// A node as stored, with its desired config (nil once the node is deleted).
@@ -49,7 +48,7 @@ extension FleetDatabase {
         """
     static let nodeFrom = "nodes n LEFT JOIN node_configs c ON c.node_id = n.id"
 
-    static func node(_ row: Row) throws -> StoredNode {
+    static func node(_ row: StoreRow) throws -> StoredNode {
         var config: NodeConfig?
         if let json: String = row["config_json"] {
             config = NodeConfig(
@@ -78,15 +77,15 @@ extension FleetDatabase {
         return node
     }
 
-    static func fetchNode(_ db: Database, id: String) throws -> StoredNode? {
-        try Row.fetchOne(
+    static func fetchNode(_ db: StoreDB, id: String) throws -> StoredNode? {
+        try StoreRow.fetchOne(
             db, sql: "SELECT \(nodeColumns) FROM \(nodeFrom) WHERE n.id = ? AND n.deleted_at IS NULL",
             arguments: [id]
         ).map(node)
     }
 
     static func audit(
-        _ db: Database, who: AuditWho, nodeId: String, action: String, generation: Int64?,
+        _ db: StoreDB, who: AuditWho, nodeId: String, action: String, generation: Int64?,
         before: KSMConfig?, after: KSMConfig?, at: Date
     ) throws {
         try audit(
@@ -114,7 +113,7 @@ extension FleetDatabase {
     ) async throws -> Registration {
         // A pending (or rejected) attempt is recorded, so its transaction must commit: it comes
         // out of the transaction as a value and is thrown after.
-        let outcome: Result<Registration, StoreError> = try await pool.write { db in
+        let outcome: Result<Registration, StoreError> = try await write { db in
             do {
                 return .success(try Self.register(db, request, enrollmentTokenHash, nodeTokenHash, source, now))
             } catch let e as StoreError {
@@ -128,12 +127,12 @@ extension FleetDatabase {
     }
 
     static func register(
-        _ db: Database, _ request: RegisterRequest, _ enrollmentTokenHash: String, _ nodeTokenHash: String,
+        _ db: StoreDB, _ request: RegisterRequest, _ enrollmentTokenHash: String, _ nodeTokenHash: String,
         _ source: String?, _ now: Date
     ) throws -> Registration {
         do {
             guard
-                let token = try Row.fetchOne(
+                let token = try StoreRow.fetchOne(
                     db, sql: "SELECT id, expires_at, revoked_at FROM enrollment_tokens WHERE token_hash = ?",
                     arguments: [enrollmentTokenHash])
             else { throw StoreError.enrollmentRefused("unknown enrollment token") }
@@ -148,7 +147,7 @@ extension FleetDatabase {
             }
             let wantedName = (try? NodeName.normalize(request.hostname).get()) ?? request.hostname
             let features = try StoredJSON.encode(request.ksmFeatures)
-            let live = try Row.fetchOne(
+            let live = try StoreRow.fetchOne(
                 db,
                 sql: """
                     SELECT id, token_hash, previous_token_hash, previous_token_expires_at FROM nodes
@@ -247,9 +246,9 @@ extension FleetDatabase {
     /// A live node by id or, when no id matches, by name (names are unique among live nodes and
     /// compared in lower case, so this is unambiguous).
     public func node(idOrName: String) async throws -> StoredNode? {
-        try await pool.read { db in
+        try await read { db in
             if let n = try Self.fetchNode(db, id: idOrName) { return n }
-            return try Row.fetchOne(
+            return try StoreRow.fetchOne(
                 db,
                 sql: """
                     SELECT \(Self.nodeColumns) FROM \(Self.nodeFrom) WHERE n.name = ? AND n.deleted_at IS NULL
@@ -261,8 +260,8 @@ extension FleetDatabase {
 
     /// Every live node (or every node, deleted ones included), by name.
     public func nodes(includeDeleted: Bool = false) async throws -> [StoredNode] {
-        try await pool.read { db in
-            try Row.fetchAll(
+        try await read { db in
+            try StoreRow.fetchAll(
                 db,
                 sql: "SELECT \(Self.nodeColumns) FROM \(Self.nodeFrom)"
                     + (includeDeleted ? "" : " WHERE n.deleted_at IS NULL") + " ORDER BY n.name, n.id"
@@ -275,7 +274,7 @@ extension FleetDatabase {
         async throws -> StoredNode
     {
         let who = AuditWho.current(default: actor)
-        return try await pool.write { db in
+        return try await write { db in
             guard let before = try Self.fetchNode(db, id: nodeId) else { throw StoreError.nodeNotFound(nodeId) }
             try db.execute(
                 sql: "UPDATE nodes SET labels = ? WHERE id = ?", arguments: [try StoredJSON.encode(labels), nodeId])
@@ -294,22 +293,16 @@ extension FleetDatabase {
         async throws
     {
         let who = AuditWho.current(default: actor)
-        try await pool.write { db in
+        try await write { db in
             guard let node = try Self.fetchNode(db, id: nodeId) else { throw StoreError.nodeNotFound(nodeId) }
             try db.execute(sql: "DELETE FROM node_configs WHERE node_id = ?", arguments: [nodeId])
             try Self.audit(
                 db, who: who, nodeId: nodeId, action: purgeHistory ? "purge" : "delete",
                 generation: node.config?.generation, before: node.config?.config, after: nil, at: now)
             if purgeHistory {
-                let tables = try String.fetchAll(
-                    db,
-                    sql: """
-                        SELECT m.name FROM sqlite_master m WHERE m.type = 'table'
-                          AND m.name NOT IN ('nodes', 'audit_log', 'node_configs')
-                          AND EXISTS (SELECT 1 FROM pragma_table_info(m.name) p WHERE p.name = 'node_id')
-                        """)
+                let tables = try db.tablesWithColumn("node_id").filter { !["nodes", "audit_log", "node_configs"].contains($0) }
                 for table in tables {
-                    try db.execute(sql: "DELETE FROM \(table.quotedDatabaseIdentifier) WHERE node_id = ?", arguments: [nodeId])
+                    try db.execute(sql: "DELETE FROM \(StoreDB.quoted(table)) WHERE node_id = ?", arguments: [nodeId])
                 }
                 try db.execute(sql: "DELETE FROM nodes WHERE id = ?", arguments: [nodeId])
             } else {
@@ -324,7 +317,7 @@ extension FleetDatabase {
                 let t = now.timeIntervalSince1970
                 for h in Set([ReportTime.hourStart(t), ReportTime.hourStart(t + ReportPolicy.default.tailSeconds)]) {
                     try db.execute(
-                        sql: "INSERT OR REPLACE INTO rollup_pending (node_id, bucket_start) VALUES (?, ?)",
+                        sql: "INSERT INTO rollup_pending (node_id, bucket_start) VALUES (?, ?) ON CONFLICT DO NOTHING",
                         arguments: [nodeId, Int64(h)])
                 }
             }
@@ -333,14 +326,14 @@ extension FleetDatabase {
 
     /// Number of samples stored for a node (tests, diagnostics).
     public func sampleCount(nodeId: String) async throws -> Int {
-        try await pool.read { db in
+        try await read { db in
             try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM samples WHERE node_id = ?", arguments: [nodeId]) ?? 0
         }
     }
 
     /// Sequence numbers stored for a node, ascending (tests, diagnostics).
     public func sampleSeqs(nodeId: String) async throws -> [Int64] {
-        try await pool.read { db in
+        try await read { db in
             try Int64.fetchAll(db, sql: "SELECT seq FROM samples WHERE node_id = ? ORDER BY seq", arguments: [nodeId])
         }
     }

@@ -1,6 +1,5 @@
 import FleetAPI
 import Foundation
-import GRDB
 import KSMCore
 
 extension FleetDatabase {
@@ -8,7 +7,7 @@ extension FleetDatabase {
     /// this one is not older than the one kept) and each listed group's figures of that UTC day.
     /// Called inside the sample batch's transaction, only for samples that were new (a replay
     /// must not count twice).
-    static func writeProcessReport(_ db: Database, nodeId: String, sample: StatusSample) throws {
+    static func writeProcessReport(_ db: StoreDB, nodeId: String, sample: StatusSample) throws {
         guard var report = sample.processes else { return }
         // Bounded whatever an agent sends: the top groups, names as long as any real one.
         report.groups = Array(report.groups.prefix(ProcessReport.maxGroups))
@@ -26,18 +25,18 @@ extension FleetDatabase {
         let day = seconds - ((seconds % 86400) + 86400) % 86400
         let upsert = try db.cachedStatement(
             sql: """
-                INSERT INTO process_savings_day (node_id, day_start, kind, name, reports, peak_merged_bytes, peak_at,
+                INSERT INTO process_savings_day AS d (node_id, day_start, kind, name, reports, peak_merged_bytes, peak_at,
                   last_merged_bytes, last_at, processes, sum_merged_bytes)
                 VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (node_id, day_start, kind, name) DO UPDATE SET
-                  reports = reports + 1,
-                  peak_at = CASE WHEN excluded.peak_merged_bytes > peak_merged_bytes THEN excluded.peak_at ELSE peak_at END,
-                  peak_merged_bytes = MAX(peak_merged_bytes, excluded.peak_merged_bytes),
-                  last_merged_bytes = CASE WHEN excluded.last_at >= last_at THEN excluded.last_merged_bytes
-                    ELSE last_merged_bytes END,
-                  processes = CASE WHEN excluded.last_at >= last_at THEN excluded.processes ELSE processes END,
-                  last_at = MAX(last_at, excluded.last_at),
-                  sum_merged_bytes = sum_merged_bytes + excluded.sum_merged_bytes
+                  reports = d.reports + 1,
+                  peak_at = CASE WHEN excluded.peak_merged_bytes > d.peak_merged_bytes THEN excluded.peak_at ELSE d.peak_at END,
+                  peak_merged_bytes = \(db.greatest("d.peak_merged_bytes", "excluded.peak_merged_bytes")),
+                  last_merged_bytes = CASE WHEN excluded.last_at >= d.last_at THEN excluded.last_merged_bytes
+                    ELSE d.last_merged_bytes END,
+                  processes = CASE WHEN excluded.last_at >= d.last_at THEN excluded.processes ELSE d.processes END,
+                  last_at = \(db.greatest("d.last_at", "excluded.last_at")),
+                  sum_merged_bytes = d.sum_merged_bytes + excluded.sum_merged_bytes
                 """)
         for g in report.groups {
             let bytes = g.mergedBytes(pageSize: sample.pageSize)
@@ -55,14 +54,14 @@ extension FleetDatabase {
         let from = Int64(since.timeIntervalSince1970.rounded(.down))
         let fromDay = from - ((from % 86400) + 86400) % 86400
         let to = Int64(until.timeIntervalSince1970.rounded(.up))
-        return try await pool.read { db in
+        return try await read { db in
             var sql = """
                 SELECT p.node_id, n.name AS node_name, p.kind, p.name, p.reports, p.peak_merged_bytes, p.peak_at,
                   p.last_merged_bytes, p.last_at, p.processes, p.sum_merged_bytes
                 FROM process_savings_day p LEFT JOIN nodes n ON n.id = p.node_id
                 WHERE p.day_start >= ? AND p.day_start < ?
                 """
-            var arguments: StatementArguments = [fromDay, to]
+            var arguments: StoreArguments = [fromDay, to]
             if let nodeId {
                 sql += " AND p.node_id = ?"
                 arguments += [nodeId]
@@ -71,7 +70,7 @@ extension FleetDatabase {
                 var node: String, kind: String, name: String
             }
             var rows: [Key: (row: ProcessSavingsRow, sum: Double)] = [:]
-            for r in try Row.fetchAll(db, sql: sql, arguments: arguments) {
+            for r in try StoreRow.fetchAll(db, sql: sql, arguments: arguments) {
                 let kindText: String = r["kind"]
                 guard let kind = ProcessGroupKind(rawValue: kindText) else { continue }
                 let key = Key(node: r["node_id"], kind: kindText, name: r["name"])

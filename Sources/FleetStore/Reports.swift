@@ -1,6 +1,5 @@
 import FleetAPI
 import Foundation
-import GRDB
 import KSMCore
 
 /// A node as reports see it (deleted nodes included until purged).
@@ -78,8 +77,8 @@ struct NodeAccumulator: Sendable {
 }
 
 extension FleetDatabase {
-    static func reportNodes(_ db: Database, period: Interval) throws -> [ReportNode] {
-        let rows = try Row.fetchAll(
+    static func reportNodes(_ db: StoreDB, period: Interval) throws -> [ReportNode] {
+        let rows = try StoreRow.fetchAll(
             db,
             sql: """
                 SELECT id, name, labels, registered_at, deleted_at FROM nodes
@@ -96,7 +95,7 @@ extension FleetDatabase {
 
     /// The part of `period` a node existed, up to `now` (`ReportMath.existence`): from its
     /// registration, or from its first data when history predates the registration (replayed).
-    static func existence(_ db: Database, node: ReportNode, period: Interval, now: Double) throws -> Interval? {
+    static func existence(_ db: StoreDB, node: ReportNode, period: Interval, now: Double) throws -> Interval? {
         var firstData: Double?
         if node.registeredAt > period.from - ReportPolicy.default.maxGapSeconds {
             firstData = try Self.firstData(db, nodeId: node.id)
@@ -108,9 +107,9 @@ extension FleetDatabase {
 
     /// The first instant a node has data for: its oldest raw sample, or the first covered
     /// instant of its oldest hour rollup (the bucket's start plus any gap it opens with).
-    static func firstData(_ db: Database, nodeId: String) throws -> Double? {
+    static func firstData(_ db: StoreDB, nodeId: String) throws -> Double? {
         var first: Double?
-        if let r = try Row.fetchOne(
+        if let r = try StoreRow.fetchOne(
             db, sql: "SELECT bucket_start, gaps FROM rollup_hour WHERE node_id = ? ORDER BY bucket_start LIMIT 1",
             arguments: [nodeId])
         {
@@ -132,7 +131,7 @@ extension FleetDatabase {
     /// `exactPeakMaxSeconds` or its raw samples are no longer all kept (retention), so that the
     /// caller falls back to rollups.
     static func peakStreams(
-        _ db: Database, period: Interval, nodes: [ReportNode], policy: ReportPolicy, now: Double, enabled: Bool = true
+        _ db: StoreDB, period: Interval, nodes: [ReportNode], policy: ReportPolicy, now: Double, enabled: Bool = true
     ) throws -> PeakStreams? {
         guard enabled, period.length <= exactPeakMaxSeconds, period.length > 0 else { return nil }
         // Raw samples are complete for the period unless retention has cut into it (the cut it
@@ -148,10 +147,10 @@ extension FleetDatabase {
         // In time order (the `taken_at` index: a range, not a scan of every node's samples),
         // split by node; each node's samples keep the order (taken_at, rowid) that reading by
         // (node_id, taken_at) gave.
-        let rows = try Row.fetchCursor(
+        let rows = try StoreRow.fetchCursor(
             db,
             sql: """
-                SELECT node_id, taken_at, saved_bytes, ends_data FROM samples INDEXED BY samples_taken_at
+                SELECT node_id, taken_at, saved_bytes, ends_data FROM samples \(db.indexedBy("samples_taken_at"))
                 WHERE taken_at >= ? AND taken_at < ? ORDER BY taken_at
                 """,
             arguments: [
@@ -174,7 +173,7 @@ extension FleetDatabase {
 
     /// Exact group peaks per group key (see `PeakStreams.peaks`), or nil (see `peakStreams`).
     static func exactGroupPeaks(
-        _ db: Database, period: Interval, nodes: [ReportNode], group: (ReportNode) -> String, policy: ReportPolicy,
+        _ db: StoreDB, period: Interval, nodes: [ReportNode], group: (ReportNode) -> String, policy: ReportPolicy,
         now: Double, enabled: Bool = true
     ) throws -> [String: Double]? {
         try peakStreams(db, period: period, nodes: nodes, policy: policy, now: now, enabled: enabled)?
@@ -190,13 +189,13 @@ extension FleetDatabase {
     /// Adds one rollup source to the accumulators: sums by SQL, coverage from bucket rows and
     /// their recorded gaps; optionally the per-group series of bucket averages.
     static func accumulate(
-        _ db: Database, level: RollupLevel, range: Interval, into acc: inout [String: NodeAccumulator],
+        _ db: StoreDB, level: RollupLevel, range: Interval, into acc: inout [String: NodeAccumulator],
         groups: [String: String]?, series: inout [String: [Double: Double]], fleetRollup: Bool = true
     ) throws {
         let table = level.table
         let len = level.seconds
-        let args: StatementArguments = [Int64(range.from), Int64(range.to)]
-        let sums = try Row.fetchCursor(
+        let args: StoreArguments = [Int64(range.from), Int64(range.to)]
+        let sums = try StoreRow.fetchCursor(
             db,
             sql: """
                 SELECT node_id, SUM(data_seconds) AS data_seconds, SUM(samples) AS samples,
@@ -224,14 +223,14 @@ extension FleetDatabase {
         var holes: [String: [Interval]] = [:]
         if !withHoles.isEmpty {
             let list = String(decoding: try JSONEncoder().encode(withHoles), as: UTF8.self)
-            let missing = try Row.fetchCursor(
+            let missing = try StoreRow.fetchCursor(
                 db,
                 sql: """
                     SELECT node_id, prev, bucket_start FROM (
                       SELECT node_id, bucket_start,
                         LAG(bucket_start) OVER (PARTITION BY node_id ORDER BY bucket_start) AS prev
-                      FROM \(table) WHERE node_id IN (SELECT value FROM json_each(?))
-                        AND bucket_start >= ? AND bucket_start < ?)
+                      FROM \(table) WHERE node_id IN \(db.jsonArrayValues())
+                        AND bucket_start >= ? AND bucket_start < ?) AS w
                     WHERE bucket_start - prev > ?
                     """, arguments: [list, Int64(range.from), Int64(range.to), Int64(len)])
             while let r = try missing.next() {
@@ -240,10 +239,10 @@ extension FleetDatabase {
                 holes[r["node_id"], default: []].append(Interval(Double(prev) + len, Double(start)))
             }
         }
-        let gapRows = try Row.fetchCursor(
+        let gapRows = try StoreRow.fetchCursor(
             db,
             sql: """
-                SELECT node_id, gaps FROM \(table) INDEXED BY \(table)_gaps
+                SELECT node_id, gaps FROM \(table) \(db.indexedBy("\(table)_gaps"))
                 WHERE gaps IS NOT NULL AND bucket_start >= ? AND bucket_start < ?
                 """,
             arguments: args)
@@ -266,7 +265,7 @@ extension FleetDatabase {
                 series[only, default: [:]].merge(hours) { _, new in new }
                 return
             }
-            let rows = try Row.fetchCursor(
+            let rows = try StoreRow.fetchCursor(
                 db,
                 sql: """
                     SELECT bucket_start AS b, SUM(saved_byte_seconds) / \(len) AS s FROM \(table)
@@ -277,11 +276,11 @@ extension FleetDatabase {
             }
         } else if let groups {
             let map = String(decoding: try JSONEncoder().encode(groups), as: UTF8.self)
-            let rows = try Row.fetchCursor(
+            let rows = try StoreRow.fetchCursor(
                 db,
                 sql: """
                     SELECT g.value AS grp, r.bucket_start AS b, SUM(r.saved_byte_seconds) / \(len) AS s
-                    FROM \(table) r JOIN json_each(?) g ON g.key = r.node_id
+                    FROM \(table) r JOIN \(db.jsonObjectEntries()) g ON g.key = r.node_id
                     WHERE r.bucket_start >= ? AND r.bucket_start < ? GROUP BY grp, b
                     """, arguments: [map, Int64(range.from), Int64(range.to)])
             while let r = try rows.next() {
@@ -294,10 +293,10 @@ extension FleetDatabase {
     /// `saved_byte_seconds` in that hour over the hour's length, from `rollup_fleet_hour`; hours the
     /// rollup service has not recomputed yet (`rollup_fleet_dirty`) are summed from `rollup_hour`
     /// here, so the series always equals the sum over `rollup_hour` as this read sees it.
-    static func fleetHourSeries(_ db: Database, range: Interval) throws -> [Double: Double] {
-        let args: StatementArguments = [Int64(range.from), Int64(range.to)]
+    static func fleetHourSeries(_ db: StoreDB, range: Interval) throws -> [Double: Double] {
+        let args: StoreArguments = [Int64(range.from), Int64(range.to)]
         var out: [Double: Double] = [:]
-        let rows = try Row.fetchCursor(
+        let rows = try StoreRow.fetchCursor(
             db, sql: "SELECT bucket_start, saved_byte_seconds FROM rollup_fleet_hour WHERE bucket_start >= ? AND bucket_start < ?",
             arguments: args)
         while let r = try rows.next() { out[Double(r[0] as Int64)] = (r[1] as Double) / ReportTime.hour }
@@ -309,10 +308,10 @@ extension FleetDatabase {
 
     /// Adds month rollups (few rows per node: aggregated here rather than in SQL).
     static func accumulateMonths(
-        _ db: Database, range: Interval, into acc: inout [String: NodeAccumulator], groups: [String: String]?,
+        _ db: StoreDB, range: Interval, into acc: inout [String: NodeAccumulator], groups: [String: String]?,
         series: inout [String: [Double: Double]]
     ) throws {
-        let rows = try Row.fetchCursor(
+        let rows = try StoreRow.fetchCursor(
             db,
             sql: """
                 SELECT node_id, bucket_start, \(rollupColumns) FROM rollup_month
@@ -337,16 +336,16 @@ extension FleetDatabase {
 
     /// Adds raw samples over a partial-hour edge. Read in time order (see `peakStreams`).
     static func accumulateRaw(
-        _ db: Database, range: Interval, policy: ReportPolicy, now: Double, horizons: [String: Double],
+        _ db: StoreDB, range: Interval, policy: ReportPolicy, now: Double, horizons: [String: Double],
         into acc: inout [String: NodeAccumulator],
         groups: [String: String]?, series: inout [String: [Double: Double]]
     ) throws {
-        let rows = try Row.fetchCursor(
+        let rows = try StoreRow.fetchCursor(
             db,
             sql: """
                 SELECT node_id, taken_at, saved_bytes, ksmd_cpu_seconds, ksmd_cpu_percent, full_scans, phase, general_profit,
                   ends_data
-                FROM samples INDEXED BY samples_taken_at WHERE taken_at >= ? AND taken_at < ? ORDER BY taken_at
+                FROM samples \(db.indexedBy("samples_taken_at")) WHERE taken_at >= ? AND taken_at < ? ORDER BY taken_at
                 """,
             arguments: [
                 Int64(((range.from - policy.maxGapSeconds) * 1000).rounded(.down)),
@@ -383,7 +382,7 @@ extension FleetDatabase {
     /// Every node's figures over `period`, and the series of each group named in `groups`
     /// (node id → group key) for group peaks.
     static func nodeInputs(
-        _ db: Database, period: Interval, policy: ReportPolicy, now: Double, groups: ((ReportNode) -> String)?,
+        _ db: StoreDB, period: Interval, policy: ReportPolicy, now: Double, groups: ((ReportNode) -> String)?,
         candidates: [ReportNode]? = nil, fleetRollup: Bool = true
     ) throws -> (inputs: [NodeReportInput], series: [String: [Double: Double]], nodes: [ReportNode]) {
         var nodes: [ReportNode] = []
@@ -434,7 +433,7 @@ extension FleetDatabase {
     /// in two queries (day rollups, and hour sums for the day's busiest hour) instead of one
     /// report per day.
     static func wholeDayInputs(
-        _ db: Database, period: Interval, candidates: [ReportNode], now: Double, fleetRollup: Bool = true
+        _ db: StoreDB, period: Interval, candidates: [ReportNode], now: Double, fleetRollup: Bool = true
     ) throws -> [Double: (inputs: [NodeReportInput], series: [Double: Double])] {
         let first = (period.from / ReportTime.day).rounded(.up) * ReportTime.day
         let last = ReportTime.dayStart(period.to)
@@ -448,7 +447,7 @@ extension FleetDatabase {
             }
         }
         var rowsByDay: [Double: [String: (BucketStats, [Interval])]] = [:]
-        let rows = try Row.fetchCursor(
+        let rows = try StoreRow.fetchCursor(
             db,
             sql: "SELECT node_id, bucket_start, \(rollupColumns) FROM rollup_day WHERE bucket_start >= ? AND bucket_start < ?",
             arguments: [Int64(first), Int64(last)])
@@ -463,7 +462,7 @@ extension FleetDatabase {
                 hourSums[ReportTime.dayStart(b), default: [:]][b] = v
             }
         } else {
-            let hours = try Row.fetchCursor(
+            let hours = try StoreRow.fetchCursor(
                 db,
                 sql: """
                     SELECT bucket_start AS b, SUM(saved_byte_seconds) / 3600.0 AS s FROM rollup_hour
@@ -526,7 +525,7 @@ extension FleetDatabase {
         let period = Interval(since.timeIntervalSince1970, until.timeIntervalSince1970)
         let nowT = now.timeIntervalSince1970
         let basis = Self.peakBasis(period)
-        return try await pool.read { db in
+        return try await read { db in
             var rows: [SavingsRow] = []
             let total: ReportRowFigures
             switch by {
@@ -626,9 +625,9 @@ extension FleetDatabase {
         if resolution != .raw { try await rollupCatchUp(policy: policy, now: now) }
         let period = Interval(since.timeIntervalSince1970, until.timeIntervalSince1970)
         let nowT = now.timeIntervalSince1970
-        return try await pool.read { db -> HistoryResponse? in
+        return try await read { db -> HistoryResponse? in
             guard
-                let row = try Row.fetchOne(
+                let row = try StoreRow.fetchOne(
                     db, sql: "SELECT id, name, registered_at, deleted_at FROM nodes WHERE id = ?", arguments: [nodeId])
             else { return nil }
             let name: String = row["name"]
@@ -642,7 +641,7 @@ extension FleetDatabase {
             }
             switch resolution {
             case .raw:
-                let rows = try Row.fetchAll(
+                let rows = try StoreRow.fetchAll(
                     db,
                     sql: """
                         SELECT seq, taken_at, phase, phase_reason, run, pages_to_scan, sleep_millisecs, pages_shared,
@@ -678,7 +677,7 @@ extension FleetDatabase {
             case .hour, .day:
                 let level: RollupLevel = resolution == .hour ? .hour : .day
                 let from = level == .hour ? ReportTime.hourStart(period.from) : ReportTime.dayStart(period.from)
-                let rows = try Row.fetchAll(
+                let rows = try StoreRow.fetchAll(
                     db,
                     sql: """
                         SELECT bucket_start, \(Self.rollupColumns) FROM \(level.table)
@@ -705,8 +704,8 @@ extension FleetDatabase {
         -> [(start: Date, savedBytes: Double, cpuPercent: Double, nodes: Int)]
     {
         try await rollupCatchUp()
-        return try await pool.read { db in
-            try Row.fetchAll(
+        return try await read { db in
+            try StoreRow.fetchAll(
                 db,
                 sql: """
                     SELECT bucket_start, SUM(saved_avg) AS s, SUM(cpu_pct_avg) AS c, COUNT(*) AS n FROM \(level.table)

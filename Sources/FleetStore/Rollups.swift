@@ -1,6 +1,5 @@
 import FleetAPI
 import Foundation
-import GRDB
 import KSMCore
 
 /// Which rollup table.
@@ -52,11 +51,17 @@ extension FleetDatabase {
         full_scans, running_seconds, stopped_seconds, pruned_seconds, unmanaged_seconds, profit_byte_seconds,
         profit_seconds, gaps
         """
+    /// `column = excluded.column` for every rollup column (the upsert of a bucket on PostgreSQL;
+    /// SQLite keeps `INSERT OR REPLACE`: an upsert's conflict clause would override the `OR
+    /// IGNORE` of the rollup_hour triggers, 0040_rollup_fleet_hour.sql).
+    static let rollupUpdates = rollupColumns.split(separator: ",")
+        .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+        .map { "\($0) = excluded.\($0)" }.joined(separator: ", ")
     static let watermarkKey = "rollup_rowid"
     /// The latest retention cut of raw samples (unix ms): before it, samples may be gone.
     static let samplesCutKey = "samples_cut"
 
-    static func stats(_ row: Row) -> BucketStats {
+    static func stats(_ row: StoreRow) -> BucketStats {
         BucketStats(
             dataSeconds: row["data_seconds"], samples: row["samples"], savedByteSeconds: row["saved_byte_seconds"],
             peakSavedBytes: row["saved_peak"], cpuSeconds: row["cpu_seconds"], peakCPUPercent: row["cpu_pct_peak"],
@@ -66,7 +71,7 @@ extension FleetDatabase {
     }
 
     /// `stats(_:)` by position, for hot loops: the row holds `rollupColumns` from index `o` on.
-    static func stats(_ row: Row, at o: Int) -> BucketStats {
+    static func stats(_ row: StoreRow, at o: Int) -> BucketStats {
         BucketStats(
             dataSeconds: row[o], samples: row[o + 1], savedByteSeconds: row[o + 2], peakSavedBytes: row[o + 4],
             cpuSeconds: row[o + 5], peakCPUPercent: row[o + 7], fullScans: row[o + 8], runningSeconds: row[o + 9],
@@ -87,11 +92,12 @@ extension FleetDatabase {
         return pairs.compactMap { $0.count == 2 ? Interval($0[0], $0[1]) : nil }
     }
 
-    static func upsertRollup(_ db: Database, level: RollupLevel, nodeId: String, start: Double, stats s: BucketStats, gaps: [Interval]) throws {
+    static func upsertRollup(_ db: StoreDB, level: RollupLevel, nodeId: String, start: Double, stats s: BucketStats, gaps: [Interval]) throws {
         try db.execute(
             sql: """
-                INSERT OR REPLACE INTO \(level.table) (node_id, bucket_start, \(rollupColumns))
+                \(db.engine == .sqlite ? "INSERT OR REPLACE" : "INSERT") INTO \(level.table) (node_id, bucket_start, \(rollupColumns))
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                \(db.engine == .sqlite ? "" : "ON CONFLICT (node_id, bucket_start) DO UPDATE SET \(rollupUpdates)")
                 """,
             arguments: [
                 nodeId, Int64(start), s.dataSeconds, s.samples, s.savedByteSeconds, s.avgSavedBytes ?? 0, s.peakSavedBytes,
@@ -101,8 +107,8 @@ extension FleetDatabase {
     }
 
     /// A node's samples with `taken_at` in [from, to) (Unix seconds), reduced for the report math.
-    static func reportSamples(_ db: Database, nodeId: String, from: Double, to: Double) throws -> [ReportSample] {
-        let rows = try Row.fetchCursor(
+    static func reportSamples(_ db: StoreDB, nodeId: String, from: Double, to: Double) throws -> [ReportSample] {
+        let rows = try StoreRow.fetchCursor(
             db,
             sql: """
                 SELECT taken_at, saved_bytes, ksmd_cpu_seconds, ksmd_cpu_percent, full_scans, phase, general_profit,
@@ -125,9 +131,23 @@ extension FleetDatabase {
         return out
     }
 
+    /// The highest samples rowid below which no sample can still appear. SQLite has one writer,
+    /// so every rowid it shows is final. On PostgreSQL, replicas insert concurrently and a
+    /// transaction can commit a lower rowid after a higher one is visible: a watermark moved past
+    /// it would skip that sample for good. A SHARE lock on `samples` waits for the inserts under
+    /// way (they hold ROW EXCLUSIVE until their commit) and makes new ones wait a moment; the
+    /// highest rowid seen then has no uncommitted one below it.
+    func committedRowidBound() async throws -> Int64 {
+        guard engine == .postgres else { return Int64.max }
+        return try await write { db in
+            try db.execute(sql: "LOCK TABLE samples IN SHARE MODE")
+            return try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(rowid), 0) FROM samples") ?? 0
+        }
+    }
+
     /// The highest samples rowid already rolled up.
     public func rollupWatermark() async throws -> Int64 {
-        try await pool.read { db in
+        try await read { db in
             try Int64.fetchOne(db, sql: "SELECT value FROM rollup_state WHERE key = ?", arguments: [Self.watermarkKey]) ?? 0
         }
     }
@@ -151,16 +171,17 @@ extension FleetDatabase {
         }
         let key = Self.watermarkKey
         let horizon = now.timeIntervalSince1970
-        let computed: Computed? = try await pool.read { db in
+        let bound = try await committedRowidBound()
+        let computed: Computed? = try await read { db in
             let watermark =
                 try Int64.fetchOne(db, sql: "SELECT value FROM rollup_state WHERE key = ?", arguments: [key]) ?? 0
             // Hours whose last sample's tail was cut at "now" by an earlier pass: recomputed until
             // the tail is whole, so an hour never claims time that had not passed and still gets
             // all of it once it has.
             let pendingBefore = try Self.pendingHours(db)
-            let rows = try Row.fetchAll(
-                db, sql: "SELECT rowid, node_id, taken_at FROM samples WHERE rowid > ? ORDER BY rowid LIMIT ?",
-                arguments: [watermark, batch])
+            let rows = try StoreRow.fetchAll(
+                db, sql: "SELECT rowid, node_id, taken_at FROM samples WHERE rowid > ? AND rowid <= ? ORDER BY rowid LIMIT ?",
+                arguments: [watermark, bound, batch])
             guard !rows.isEmpty || !pendingBefore.isEmpty else { return nil }
             var touched: [String: Set<Double>] = [:]
             for p in pendingBefore { touched[p.nodeId, default: []].insert(p.start) }
@@ -228,7 +249,7 @@ extension FleetDatabase {
         guard let computed else { return RollupPassResult(samples: 0, hours: 0, days: 0, more: false) }
         // Compare-and-set on the watermark: a concurrent pass (the service and a report's catch-up)
         // that got there first makes this computation stale, so it is dropped and redone.
-        let stored = try await pool.write { db -> Bool in
+        let stored = try await write { db -> Bool in
             let current =
                 try Int64.fetchOne(db, sql: "SELECT value FROM rollup_state WHERE key = ?", arguments: [key]) ?? 0
             guard current == computed.watermark, try Self.pendingHours(db) == computed.pendingBefore else { return false }
@@ -249,7 +270,7 @@ extension FleetDatabase {
                 try Self.rebuild(db, .month, from: .day, nodeId: m.nodeId, start: m.start)
             }
             try db.execute(
-                sql: "INSERT OR REPLACE INTO rollup_state (key, value) VALUES (?, ?)",
+                sql: "INSERT INTO rollup_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 arguments: [key, computed.maxRowid])
             // Only the rows that changed: a live node's hour stays pending pass after pass.
             let drop = try db.cachedStatement(sql: "DELETE FROM rollup_pending WHERE node_id = ? AND bucket_start = ?")
@@ -257,7 +278,7 @@ extension FleetDatabase {
                 try drop.execute(arguments: [p.nodeId, Int64(p.start)])
             }
             let add = try db.cachedStatement(
-                sql: "INSERT OR REPLACE INTO rollup_pending (node_id, bucket_start) VALUES (?, ?)")
+                sql: "INSERT INTO rollup_pending (node_id, bucket_start) VALUES (?, ?) ON CONFLICT DO NOTHING")
             for p in computed.pending.subtracting(computed.pendingBefore) {
                 try add.execute(arguments: [p.nodeId, Int64(p.start)])
             }
@@ -273,11 +294,14 @@ extension FleetDatabase {
     /// `rollup_hour` marked dirty, each with the per-hour sum `fleetHourSum` (the sum reports ran
     /// over `rollup_hour` themselves before the table existed, so the same double). Returns how
     /// many hours it recomputed.
-    static func flushFleetHours(_ db: Database, limit: Int) throws -> Int {
+    static func flushFleetHours(_ db: StoreDB, limit: Int) throws -> Int {
         let hours = try Int64.fetchAll(
             db, sql: "SELECT bucket_start FROM rollup_fleet_dirty ORDER BY bucket_start LIMIT ?", arguments: [limit])
         let put = try db.cachedStatement(
-            sql: "INSERT OR REPLACE INTO rollup_fleet_hour (bucket_start, saved_byte_seconds) VALUES (?, ?)")
+            sql: """
+                INSERT INTO rollup_fleet_hour (bucket_start, saved_byte_seconds) VALUES (?, ?)
+                ON CONFLICT (bucket_start) DO UPDATE SET saved_byte_seconds = excluded.saved_byte_seconds
+                """)
         let drop = try db.cachedStatement(sql: "DELETE FROM rollup_fleet_hour WHERE bucket_start = ?")
         let clean = try db.cachedStatement(sql: "DELETE FROM rollup_fleet_dirty WHERE bucket_start = ?")
         for h in hours {
@@ -293,9 +317,9 @@ extension FleetDatabase {
 
     /// The sum of `saved_byte_seconds` over every node's row of one hour (nil without rows), read
     /// from the covering index `rollup_hour_start` in its order, as the fleet series always was.
-    static func fleetHourSum(_ db: Database, hour: Int64) throws -> Double? {
+    static func fleetHourSum(_ db: StoreDB, hour: Int64) throws -> Double? {
         let sum = try db.cachedStatement(
-            sql: "SELECT SUM(saved_byte_seconds) FROM rollup_hour INDEXED BY rollup_hour_start WHERE bucket_start = ?")
+            sql: "SELECT SUM(saved_byte_seconds) FROM rollup_hour \(db.indexedBy("rollup_hour_start")) WHERE bucket_start = ?")
         return try Double.fetchOne(sum, arguments: [hour])
     }
 
@@ -304,16 +328,16 @@ extension FleetDatabase {
     public func flushFleetHours(batch: Int = 200) async throws -> Int {
         var total = 0
         while true {
-            let n = try await pool.write { db in try Self.flushFleetHours(db, limit: batch) }
+            let n = try await write { db in try Self.flushFleetHours(db, limit: batch) }
             total += n
             if n < batch { return total }
             await Task.yield()
         }
     }
 
-    static func pendingHours(_ db: Database) throws -> Set<NodeBucket> {
+    static func pendingHours(_ db: StoreDB) throws -> Set<NodeBucket> {
         var out: Set<NodeBucket> = []
-        let rows = try Row.fetchCursor(db, sql: "SELECT node_id, bucket_start FROM rollup_pending")
+        let rows = try StoreRow.fetchCursor(db, sql: "SELECT node_id, bucket_start FROM rollup_pending")
         while let r = try rows.next() { out.insert(NodeBucket(nodeId: r[0], start: Double(r[1] as Int64))) }
         return out
     }
@@ -321,10 +345,10 @@ extension FleetDatabase {
     /// Recomputes one `level` row from the `child` rows inside it (hour → day, day → month);
     /// missing children are gaps.
     static func rebuild(
-        _ db: Database, _ level: RollupLevel, from child: RollupLevel, nodeId: String, start: Double
+        _ db: StoreDB, _ level: RollupLevel, from child: RollupLevel, nodeId: String, start: Double
     ) throws {
         let end = level.end(of: start)
-        let rows = try Row.fetchAll(
+        let rows = try StoreRow.fetchAll(
             db,
             sql: """
                 SELECT bucket_start, \(rollupColumns) FROM \(child.table)
@@ -351,8 +375,8 @@ extension FleetDatabase {
     /// before month rollups). Idempotent and cheap when there is nothing to do.
     @discardableResult
     public func backfillMonthRollups() async throws -> Int {
-        let missing: [NodeBucket] = try await pool.read { db in
-            let rows = try Row.fetchAll(
+        let missing: [NodeBucket] = try await read { db in
+            let rows = try StoreRow.fetchAll(
                 db,
                 sql: """
                     SELECT DISTINCT d.node_id, d.bucket_start FROM rollup_day d
@@ -368,7 +392,7 @@ extension FleetDatabase {
         var done = 0
         while done < missing.count {
             let chunk = missing[done..<min(done + 200, missing.count)]
-            try await pool.write { db in
+            try await write { db in
                 for m in chunk { try Self.rebuild(db, .month, from: .day, nodeId: m.nodeId, start: m.start) }
             }
             done += chunk.count
@@ -403,7 +427,7 @@ extension FleetDatabase {
         let rollupCut = Int64(rollupsBefore.timeIntervalSince1970)
         let key = Self.watermarkKey
         for _ in 0..<maxBatches {
-            let n = try await pool.write { db -> Int in
+            let n = try await write { db -> Int in
                 try db.execute(
                     sql: """
                         DELETE FROM samples WHERE rowid IN (
@@ -419,7 +443,7 @@ extension FleetDatabase {
                     try db.execute(
                         sql: """
                             INSERT INTO rollup_state (key, value) VALUES (?, ?)
-                            ON CONFLICT (key) DO UPDATE SET value = MAX(value, excluded.value)
+                            ON CONFLICT (key) DO UPDATE SET value = \(db.greatest("rollup_state.value", "excluded.value"))
                             """, arguments: [Self.samplesCutKey, sampleCut])
                 }
                 return deleted
@@ -430,7 +454,7 @@ extension FleetDatabase {
         }
         for level in RollupLevel.allCases {
             for _ in 0..<maxBatches {
-                let n = try await pool.write { db -> Int in
+                let n = try await write { db -> Int in
                     try db.execute(
                         sql: """
                             DELETE FROM \(level.table) WHERE (node_id, bucket_start) IN (
@@ -449,7 +473,7 @@ extension FleetDatabase {
             }
         }
         for _ in 0..<maxBatches {
-            let n = try await pool.write { db -> Int in
+            let n = try await write { db -> Int in
                 try db.execute(
                     sql: """
                         DELETE FROM process_savings_day WHERE (node_id, day_start, kind, name) IN (

@@ -1,6 +1,5 @@
 import FleetAPI
 import Foundation
-import GRDB
 
 /// One agent's batch, waiting for the writer.
 struct PendingSampleBatch: Sendable {
@@ -32,23 +31,28 @@ final class SampleGroupCommit: @unchecked Sendable {
     /// The commit thread ends after this long without work.
     static let idleSeconds = 1.0
 
-    private let pool: DatabasePool
-    private let checkpointer: WALCheckpointer
+    /// One results array per group.
+    typealias GroupResults = [Result<SampleBatchAck, any Error>]
+    /// Runs a group's closure in one write transaction of the engine (blocking).
+    private let transaction: @Sendable (_ body: (StoreDB) throws -> GroupResults) throws -> GroupResults
+    /// Called every `commitsPerCheckpoint` commits (SQLite: a WAL checkpoint request).
+    private let afterCommits: @Sendable () -> Void
     /// Commits between checkpoint requests.
     static let commitsPerCheckpoint = 16
     private var commitsSinceCheckpoint = 0  // the commit thread's own
-    private let write: @Sendable (Database, PendingSampleBatch) throws -> SampleBatchAck
+    private let write: @Sendable (StoreDB, PendingSampleBatch) throws -> SampleBatchAck
     // Guarded by `condition`.
     private let condition = NSCondition()
     private var queue: [Waiting] = []
     private var threadRunning = false
 
     init(
-        pool: DatabasePool, checkpointer: WALCheckpointer,
-        write: @escaping @Sendable (Database, PendingSampleBatch) throws -> SampleBatchAck
+        transaction: @escaping @Sendable (_ body: (StoreDB) throws -> GroupResults) throws -> GroupResults,
+        afterCommits: @escaping @Sendable () -> Void,
+        write: @escaping @Sendable (StoreDB, PendingSampleBatch) throws -> SampleBatchAck
     ) {
-        self.pool = pool
-        self.checkpointer = checkpointer
+        self.transaction = transaction
+        self.afterCommits = afterCommits
         self.write = write
     }
 
@@ -72,10 +76,10 @@ final class SampleGroupCommit: @unchecked Sendable {
     /// Commits queued batches, a group per transaction; returns after `idleSeconds` without any.
     private func commitLoop() {
         while let group = nextGroup() {
-            let results: [Result<SampleBatchAck, any Error>]
+            let results: GroupResults
             do {
                 let write = self.write
-                results = try pool.write { db in
+                results = try transaction { db in
                     try group.map { w in
                         do {
                             return .success(try Self.inSavepoint(db) { try write(db, w.batch) })
@@ -83,7 +87,9 @@ final class SampleGroupCommit: @unchecked Sendable {
                             // Some SQLite failures (disk full, I/O error) roll back the whole
                             // transaction, the batches before this one included: then none of
                             // the group is stored and all of it must fail. So must it when the
-                            // failed batch could not be undone on its own.
+                            // failed batch could not be undone on its own. (On PostgreSQL a
+                            // serialization failure or deadlock ends the transaction too; the
+                            // engine then runs the whole group again.)
                             guard db.isInsideTransaction, !(error is SavepointRollbackFailed) else { throw error }
                             return .failure(error)
                         }
@@ -96,7 +102,7 @@ final class SampleGroupCommit: @unchecked Sendable {
             commitsSinceCheckpoint += 1
             if commitsSinceCheckpoint >= Self.commitsPerCheckpoint {
                 commitsSinceCheckpoint = 0
-                checkpointer.request()
+                afterCommits()
             }
         }
     }
@@ -105,7 +111,7 @@ final class SampleGroupCommit: @unchecked Sendable {
     /// back (and released) when it throws. What GRDB's `inSavepoint` does, with the SAVEPOINT and
     /// RELEASE statements prepared once: `inSavepoint` parses them anew on every call, two
     /// statement compilations per batch, and an agent's normal batch is one sample.
-    static func inSavepoint<T>(_ db: Database, _ body: () throws -> T) throws -> T {
+    static func inSavepoint<T>(_ db: StoreDB, _ body: () throws -> T) throws -> T {
         try db.cachedStatement(sql: "SAVEPOINT sample_batch").execute()
         let value: T
         do {

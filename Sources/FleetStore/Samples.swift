@@ -5,7 +5,7 @@ import GRDBSQLite
 import KSMCore
 
 extension FleetDatabase {
-    /// Stores a batch of samples for a live node (`INSERT OR IGNORE` on (node_id, seq), so replays
+    /// Stores a batch of samples for a live node (`ON CONFLICT DO NOTHING` on (node_id, seq), so replays
     /// and duplicates are stored once) and updates the node's last-seen time and, from the newest
     /// sample, its phase and applied generation. Returns only after the commit: the
     /// acknowledgement may be trusted by the agent.
@@ -29,101 +29,173 @@ extension FleetDatabase {
     }
 
     /// Writes one batch inside the current transaction (the group commit's savepoint).
-    static func writeSampleBatch(_ db: Database, _ batch: PendingSampleBatch) throws -> SampleBatchAck {
+    static func writeSampleBatch(_ db: StoreDB, _ batch: PendingSampleBatch) throws -> SampleBatchAck {
         let nodeId = batch.nodeId
         let rows = batch.rows
         let received = batch.receivedAt
-        // The per-batch statements are bound with the C API too (see `RawRow`): an agent's
-        // normal batch is one sample, so they cost as much as its row.
-        var lastSeq = RawRow(try db.cachedStatement(
-            sql: "SELECT last_seq FROM nodes WHERE id = ? AND deleted_at IS NULL").sqliteStatement)
-        lastSeq.bind(1, nodeId)
-        guard let previousHighest = try lastSeq.firstInt64(db) else { throw StoreError.nodeNotFound(nodeId) }
-        let insert = try db.cachedStatement(
-            sql: """
-                INSERT OR IGNORE INTO samples (node_id, seq, taken_at, received_at, phase, phase_reason, run,
-                  pages_to_scan, sleep_millisecs, pages_shared, pages_sharing, pages_unshared, pages_volatile,
-                  full_scans, stable_node_chains, stable_node_dups, ksm_zero_pages, general_profit, mem_total_kb,
-                  mem_available_kb, anon_pages_kb, page_size, saved_bytes, ksmd_cpu_percent, ksmd_cpu_seconds,
-                  applied_generation, apply_error, sample_json, ends_data)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """)
-        // Bound directly with the C API: building `StatementArguments` (29 boxed values a row)
-        // cost more than SQLite's own work for the row.
+        let statements: any SampleStatements =
+            if let sqlite = db.sqlite { SQLiteSampleStatements(db: sqlite) } else { PlainSampleStatements(db: db) }
+        guard let previousHighest = try statements.lastSeq(nodeId) else { throw StoreError.nodeNotFound(nodeId) }
         var stored = 0
-        var row = RawRow(insert.sqliteStatement)
         for (s, json) in rows {
-            let st = s.status
-            row.bind(1, nodeId)
-            row.bind(2, s.seq)
-            row.bind(3, Time.ms(s.takenAt))
-            row.bind(4, received)
-            row.bind(5, s.phase.rawValue)
-            row.bind(6, s.phaseReason)
-            row.bind(7, st.run)
-            row.bind(8, st.pagesToScan)
-            row.bind(9, st.sleepMillisecs)
-            row.bind(10, st.pagesShared)
-            row.bind(11, st.pagesSharing)
-            row.bind(12, st.pagesUnshared)
-            row.bind(13, st.pagesVolatile)
-            row.bind(14, st.fullScans)
-            row.bind(15, st.stableNodeChains)
-            row.bind(16, st.stableNodeDups)
-            row.bind(17, st.ksmZeroPages)
-            row.bind(18, st.generalProfit)
-            row.bind(19, s.memory.memTotalKB)
-            row.bind(20, s.memory.memAvailableKB)
-            row.bind(21, s.memory.anonPagesKB)
-            row.bind(22, s.pageSize)
-            row.bind(23, s.savedBytes)
-            row.bind(24, s.ksmdCPUPercent)
-            row.bind(25, s.ksmdCPUSeconds)
-            row.bind(26, s.appliedGeneration)
-            row.bind(27, s.applyError)
-            row.bind(28, json)
-            row.bind(29, Int64(s.agentStopped == true ? 1 : 0))
-            try row.step(db)
-            let inserted = db.changesCount
+            let inserted = try statements.insert(nodeId: nodeId, s, json: json, receivedAt: received)
             stored += inserted
             // Who benefits: only for a sample that was new (a replay must not count twice).
             if inserted > 0, s.processes != nil {
                 try Self.writeProcessReport(db, nodeId: nodeId, sample: s)
             }
         }
-        var maxSeq = RawRow(try db.cachedStatement(sql: "SELECT MAX(seq) FROM samples WHERE node_id = ?").sqliteStatement)
-        maxSeq.bind(1, nodeId)
-        let highest = try maxSeq.firstInt64(db).flatMap { $0 } ?? -1
+        let highest = try statements.maxSeq(nodeId) ?? -1
         // The node's state comes from the newest sample it ever sent: an old batch replayed
         // out of order must not roll the phase back.
         if let (newest, json) = rows.max(by: { $0.0.seq < $1.0.seq }), newest.seq >= (previousHighest ?? Int64.min) {
-            var update = RawRow(
-                try db.cachedStatement(
-                    sql: """
-                        UPDATE nodes SET last_seen_at = ?, phase = ?, phase_reason = ?, applied_generation = ?,
-                          apply_error = ?, last_seq = ?, last_sample_json = ?, page_size = ?
-                        WHERE id = ?
-                        """
-                ).sqliteStatement)
-            update.bind(1, received)
-            update.bind(2, newest.phase.rawValue)
-            update.bind(3, newest.phaseReason)
-            update.bind(4, newest.appliedGeneration)
-            update.bind(5, newest.applyError)
-            update.bind(6, highest)
-            update.bind(7, json)
-            update.bind(8, newest.pageSize)
-            update.bind(9, nodeId)
-            try update.step(db)
+            try statements.updateNode(nodeId, newest: newest, json: json, highestSeq: highest, receivedAt: received)
         } else {
-            var update = RawRow(
-                try db.cachedStatement(sql: "UPDATE nodes SET last_seen_at = ?, last_seq = ? WHERE id = ?").sqliteStatement)
-            update.bind(1, received)
-            update.bind(2, highest >= 0 ? highest : nil)
-            update.bind(3, nodeId)
-            try update.step(db)
+            try statements.touchNode(nodeId, highestSeq: highest >= 0 ? highest : nil, receivedAt: received)
         }
         return SampleBatchAck(highestSeq: highest, stored: stored, duplicates: rows.count - stored)
+    }
+}
+
+/// The statements of a sample batch, the same SQL on both engines; SQLite binds them with its
+/// C API (`SQLiteSampleStatements`), PostgreSQL through `StoreDB` (`PlainSampleStatements`).
+protocol SampleStatements {
+    /// nil: no live node; `.some(nil)`: a node without samples yet.
+    func lastSeq(_ nodeId: String) throws -> Int64??
+    /// 1 when stored, 0 for a duplicate (node, seq).
+    func insert(nodeId: String, _ s: StatusSample, json: String, receivedAt: Int64) throws -> Int
+    func maxSeq(_ nodeId: String) throws -> Int64?
+    func updateNode(_ nodeId: String, newest: StatusSample, json: String, highestSeq: Int64, receivedAt: Int64) throws
+    func touchNode(_ nodeId: String, highestSeq: Int64?, receivedAt: Int64) throws
+}
+
+enum SampleSQL {
+    static let lastSeq = "SELECT last_seq FROM nodes WHERE id = ? AND deleted_at IS NULL"
+    static let insert = """
+        INSERT INTO samples (node_id, seq, taken_at, received_at, phase, phase_reason, run,
+          pages_to_scan, sleep_millisecs, pages_shared, pages_sharing, pages_unshared, pages_volatile,
+          full_scans, stable_node_chains, stable_node_dups, ksm_zero_pages, general_profit, mem_total_kb,
+          mem_available_kb, anon_pages_kb, page_size, saved_bytes, ksmd_cpu_percent, ksmd_cpu_seconds,
+          applied_generation, apply_error, sample_json, ends_data)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT DO NOTHING
+        """
+    static let maxSeq = "SELECT MAX(seq) FROM samples WHERE node_id = ?"
+    static let updateNode = """
+        UPDATE nodes SET last_seen_at = ?, phase = ?, phase_reason = ?, applied_generation = ?,
+          apply_error = ?, last_seq = ?, last_sample_json = ?, page_size = ?
+        WHERE id = ?
+        """
+    static let touchNode = "UPDATE nodes SET last_seen_at = ?, last_seq = ? WHERE id = ?"
+}
+
+/// Through `StoreDB` (PostgreSQL).
+struct PlainSampleStatements: SampleStatements {
+    let db: StoreDB
+
+    func lastSeq(_ nodeId: String) throws -> Int64?? {
+        guard let row = try StoreRow.fetchOne(db, sql: SampleSQL.lastSeq, arguments: [nodeId]) else { return nil }
+        return .some(row[0] as Int64?)
+    }
+    func insert(nodeId: String, _ s: StatusSample, json: String, receivedAt: Int64) throws -> Int {
+        let st = s.status
+        let arguments: StoreArguments = [
+            nodeId, s.seq, Time.ms(s.takenAt), receivedAt, s.phase.rawValue, s.phaseReason, st.run,
+            st.pagesToScan, st.sleepMillisecs, st.pagesShared, st.pagesSharing, st.pagesUnshared, st.pagesVolatile,
+            st.fullScans, st.stableNodeChains, st.stableNodeDups, st.ksmZeroPages, st.generalProfit,
+            s.memory.memTotalKB, s.memory.memAvailableKB, s.memory.anonPagesKB, s.pageSize, s.savedBytes,
+            s.ksmdCPUPercent, s.ksmdCPUSeconds, s.appliedGeneration, s.applyError, json,
+            Int64(s.agentStopped == true ? 1 : 0),
+        ]
+        try db.execute(sql: SampleSQL.insert, arguments: arguments)
+        return db.changesCount
+    }
+    func maxSeq(_ nodeId: String) throws -> Int64? {
+        try Int64.fetchOne(db, sql: SampleSQL.maxSeq, arguments: [nodeId])
+    }
+    func updateNode(_ nodeId: String, newest: StatusSample, json: String, highestSeq: Int64, receivedAt: Int64) throws {
+        try db.execute(
+            sql: SampleSQL.updateNode,
+            arguments: [
+                receivedAt, newest.phase.rawValue, newest.phaseReason, newest.appliedGeneration, newest.applyError,
+                highestSeq, json, newest.pageSize, nodeId,
+            ])
+    }
+    func touchNode(_ nodeId: String, highestSeq: Int64?, receivedAt: Int64) throws {
+        try db.execute(sql: SampleSQL.touchNode, arguments: [receivedAt, highestSeq, nodeId])
+    }
+}
+
+/// Bound with the C API: building `StatementArguments` (29 boxed values a row) cost more than
+/// SQLite's own work for the row, and an agent's normal batch is one sample, so the per-batch
+/// statements cost as much as its row.
+struct SQLiteSampleStatements: SampleStatements {
+    let db: Database
+
+    func lastSeq(_ nodeId: String) throws -> Int64?? {
+        var lastSeq = RawRow(try db.cachedStatement(sql: SampleSQL.lastSeq).sqliteStatement)
+        lastSeq.bind(1, nodeId)
+        return try lastSeq.firstInt64(db)
+    }
+    func insert(nodeId: String, _ s: StatusSample, json: String, receivedAt: Int64) throws -> Int {
+        let st = s.status
+        var row = RawRow(try db.cachedStatement(sql: SampleSQL.insert).sqliteStatement)
+        row.bind(1, nodeId)
+        row.bind(2, s.seq)
+        row.bind(3, Time.ms(s.takenAt))
+        row.bind(4, receivedAt)
+        row.bind(5, s.phase.rawValue)
+        row.bind(6, s.phaseReason)
+        row.bind(7, st.run)
+        row.bind(8, st.pagesToScan)
+        row.bind(9, st.sleepMillisecs)
+        row.bind(10, st.pagesShared)
+        row.bind(11, st.pagesSharing)
+        row.bind(12, st.pagesUnshared)
+        row.bind(13, st.pagesVolatile)
+        row.bind(14, st.fullScans)
+        row.bind(15, st.stableNodeChains)
+        row.bind(16, st.stableNodeDups)
+        row.bind(17, st.ksmZeroPages)
+        row.bind(18, st.generalProfit)
+        row.bind(19, s.memory.memTotalKB)
+        row.bind(20, s.memory.memAvailableKB)
+        row.bind(21, s.memory.anonPagesKB)
+        row.bind(22, s.pageSize)
+        row.bind(23, s.savedBytes)
+        row.bind(24, s.ksmdCPUPercent)
+        row.bind(25, s.ksmdCPUSeconds)
+        row.bind(26, s.appliedGeneration)
+        row.bind(27, s.applyError)
+        row.bind(28, json)
+        row.bind(29, Int64(s.agentStopped == true ? 1 : 0))
+        try row.step(db)
+        return db.changesCount
+    }
+    func maxSeq(_ nodeId: String) throws -> Int64? {
+        var maxSeq = RawRow(try db.cachedStatement(sql: SampleSQL.maxSeq).sqliteStatement)
+        maxSeq.bind(1, nodeId)
+        return try maxSeq.firstInt64(db).flatMap { $0 }
+    }
+    func updateNode(_ nodeId: String, newest: StatusSample, json: String, highestSeq: Int64, receivedAt: Int64) throws {
+        var update = RawRow(try db.cachedStatement(sql: SampleSQL.updateNode).sqliteStatement)
+        update.bind(1, receivedAt)
+        update.bind(2, newest.phase.rawValue)
+        update.bind(3, newest.phaseReason)
+        update.bind(4, newest.appliedGeneration)
+        update.bind(5, newest.applyError)
+        update.bind(6, highestSeq)
+        update.bind(7, json)
+        update.bind(8, newest.pageSize)
+        update.bind(9, nodeId)
+        try update.step(db)
+    }
+    func touchNode(_ nodeId: String, highestSeq: Int64?, receivedAt: Int64) throws {
+        var update = RawRow(try db.cachedStatement(sql: SampleSQL.touchNode).sqliteStatement)
+        update.bind(1, receivedAt)
+        update.bind(2, highestSeq)
+        update.bind(3, nodeId)
+        try update.step(db)
     }
 }
 

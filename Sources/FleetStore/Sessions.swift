@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 
 /// Dashboard sessions (`dashboard_sessions`, migration 0030): keyed by the SHA-256 of the
 /// session id, with a sliding expiry. The id itself never reaches the database.
@@ -11,12 +10,12 @@ extension FleetDatabase {
         idHash: String, expiresAt: Date, address: String?, credentialId: String? = nil, maxSessions: Int,
         now: Date = Date()
     ) async throws {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(sql: "DELETE FROM dashboard_sessions WHERE expires_at <= ?", arguments: [Time.ms(now)])
             try db.execute(
                 sql: """
                     DELETE FROM dashboard_sessions WHERE id_hash IN (
-                      SELECT id_hash FROM dashboard_sessions ORDER BY expires_at DESC LIMIT -1 OFFSET ?)
+                      SELECT id_hash FROM dashboard_sessions ORDER BY expires_at DESC \(db.noLimit) OFFSET ?)
                     """,
                 arguments: [max(0, maxSessions - 1)])
             try db.execute(
@@ -39,9 +38,9 @@ extension FleetDatabase {
     public func touchDashboardSession(
         idHash: String, lifetime: TimeInterval, slideGranularity: TimeInterval = 60, now: Date = Date()
     ) async throws -> LiveDashboardSession? {
-        let found: (expires: Int64, live: LiveDashboardSession)? = try await pool.read { db in
+        let found: (expires: Int64, live: LiveDashboardSession)? = try await read { db in
             guard
-                let row = try Row.fetchOne(
+                let row = try StoreRow.fetchOne(
                     db, sql: "SELECT expires_at, credential_id FROM dashboard_sessions WHERE id_hash = ?",
                     arguments: [idHash])
             else { return nil }
@@ -55,7 +54,7 @@ extension FleetDatabase {
         }
         let newExpiry = Time.ms(now.addingTimeInterval(lifetime))
         if newExpiry - expires > Int64(slideGranularity * 1000) {
-            try await pool.write { db in
+            try await write { db in
                 try db.execute(
                     sql: "UPDATE dashboard_sessions SET expires_at = ? WHERE id_hash = ? AND expires_at > ?",
                     arguments: [newExpiry, idHash, nowMs])
@@ -65,13 +64,13 @@ extension FleetDatabase {
     }
 
     public func deleteDashboardSession(idHash: String) async throws {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(sql: "DELETE FROM dashboard_sessions WHERE id_hash = ?", arguments: [idHash])
         }
     }
 
     /// How many sessions are stored (live or not yet purged).
     public func dashboardSessionCount() async throws -> Int {
-        try await pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM dashboard_sessions") ?? 0 }
+        try await read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM dashboard_sessions") ?? 0 }
     }
 }

@@ -7,6 +7,8 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     case databaseTooNew(path: String, database: Int, supported: Int)
     /// No live node with this id (or name).
     case nodeNotFound(String)
+    /// `--database` is neither a SQLite path nor a `postgres://` URL the store can use.
+    case badDatabaseURL(String)
     case enrollmentTokenNotFound(String)
     case credentialNotFound(String)
     /// A live credential already has this name.
@@ -29,6 +31,8 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
             return
                 "the database \(path) has schema version \(database), but this ksmfleet-server supports up to version \(supported); it was written by a newer server. Run that newer version (or restore a backup made for this one); refusing to start so as not to damage it"
         case .nodeNotFound(let id): return "node '\(id)' not found"
+        case .badDatabaseURL(let url):
+            return "'\(url)' is not a database this server can open: give postgres://user:password@host:port/database or a SQLite file path"
         case .enrollmentTokenNotFound(let id): return "enrollment token '\(id)' not found"
         case .credentialNotFound(let id): return "credential '\(id)' not found"
         case .credentialNameTaken(let name):

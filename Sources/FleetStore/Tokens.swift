@@ -1,6 +1,5 @@
 import FleetAPI
 import Foundation
-import GRDB
 
 extension FleetDatabase {
     /// Creates an enrollment token and returns it with its secret, which is shown only here.
@@ -11,14 +10,14 @@ extension FleetDatabase {
         let hash = Secrets.hash(token)
         let id = Secrets.newID(prefix: "e-")
         let who = AuditWho.current(default: "admin")
-        try await pool.write { db in
+        try await write { db in
             try db.execute(
                 sql: """
                     INSERT INTO enrollment_tokens (id, token_hash, description, created_at, expires_at)
                     VALUES (?, ?, ?, ?, ?)
                     """,
                 arguments: [id, hash, description, Time.ms(now), expiresAt.map(Time.ms)])
-            let info = try Row.fetchOne(db, sql: "SELECT * FROM enrollment_tokens WHERE id = ?", arguments: [id])
+            let info = try StoreRow.fetchOne(db, sql: "SELECT * FROM enrollment_tokens WHERE id = ?", arguments: [id])
             try Self.audit(
                 db, who: who, nodeId: nil, action: "enrollment-token-create", target: id, generation: nil,
                 beforeJSON: nil, afterJSON: try info.map { try StoredJSON.encode(Self.tokenInfo($0)) }, at: now)
@@ -28,7 +27,7 @@ extension FleetDatabase {
             expiresAt: expiresAt.map { Time.date(Time.ms($0)) }, revokedAt: nil, token: token)
     }
 
-    static func tokenInfo(_ row: Row) -> EnrollmentTokenInfo {
+    static func tokenInfo(_ row: StoreRow) -> EnrollmentTokenInfo {
         EnrollmentTokenInfo(
             id: row["id"], description: row["description"], createdAt: Time.date(row["created_at"] as Int64),
             expiresAt: Time.date(row["expires_at"] as Int64?), revokedAt: Time.date(row["revoked_at"] as Int64?))
@@ -37,7 +36,7 @@ extension FleetDatabase {
     /// Whether `hash` is the hash of an enrollment token (active or not), so that a refusal can
     /// say what kind of credential was sent.
     public func isEnrollmentToken(hash: String) async throws -> Bool {
-        try await pool.read { db in
+        try await read { db in
             try Bool.fetchOne(
                 db, sql: "SELECT EXISTS (SELECT 1 FROM enrollment_tokens WHERE token_hash = ?)", arguments: [hash]) ?? false
         }
@@ -45,20 +44,20 @@ extension FleetDatabase {
 
     /// Every enrollment token (without secrets), oldest first.
     public func enrollmentTokens() async throws -> [EnrollmentTokenInfo] {
-        try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM enrollment_tokens ORDER BY created_at, id").map(Self.tokenInfo)
+        try await read { db in
+            try StoreRow.fetchAll(db, sql: "SELECT * FROM enrollment_tokens ORDER BY created_at, id").map(Self.tokenInfo)
         }
     }
 
     /// Revokes an enrollment token (idempotent; the first revocation time is kept).
     public func revokeEnrollmentToken(id: String, now: Date = Date()) async throws -> EnrollmentTokenInfo {
         let who = AuditWho.current(default: "admin")
-        return try await pool.write { db in
-            let before = try Row.fetchOne(db, sql: "SELECT * FROM enrollment_tokens WHERE id = ?", arguments: [id])
+        return try await write { db in
+            let before = try StoreRow.fetchOne(db, sql: "SELECT * FROM enrollment_tokens WHERE id = ?", arguments: [id])
             try db.execute(
                 sql: "UPDATE enrollment_tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?",
                 arguments: [Time.ms(now), id])
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM enrollment_tokens WHERE id = ?", arguments: [id])
+            guard let row = try StoreRow.fetchOne(db, sql: "SELECT * FROM enrollment_tokens WHERE id = ?", arguments: [id])
             else { throw StoreError.enrollmentTokenNotFound(id) }
             let after = Self.tokenInfo(row)
             if let before, (before["revoked_at"] as Int64?) == nil {
@@ -73,7 +72,7 @@ extension FleetDatabase {
 
     /// The stored hash of the admin token, if one was set.
     public func adminTokenHash() async throws -> String? {
-        try await pool.read { db in
+        try await read { db in
             try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = 'admin_token_hash'")
         }
     }
@@ -81,10 +80,13 @@ extension FleetDatabase {
     /// Sets the bootstrap admin token's hash. A new token ends the dashboard sessions signed in
     /// with the old one (rotating the token is how a leaked one is taken back).
     public func setAdminTokenHash(_ hash: String) async throws {
-        try await pool.write { db in
+        try await write { db in
             let old = try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = 'admin_token_hash'")
             try db.execute(
-                sql: "INSERT OR REPLACE INTO settings (key, value) VALUES ('admin_token_hash', ?)", arguments: [hash])
+                sql: """
+                    INSERT INTO settings (key, value) VALUES ('admin_token_hash', ?)
+                    ON CONFLICT (key) DO UPDATE SET value = excluded.value
+                    """, arguments: [hash])
             if old != hash {
                 try db.execute(sql: "DELETE FROM dashboard_sessions WHERE credential_id IS NULL")
             }

@@ -1,0 +1,586 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import PostgresNIO
+
+/// Where a PostgreSQL store lives, from a `postgres://user:password@host:port/database` URL
+/// (`?sslmode=require` asks for TLS; the default is a plain connection, as on loopback).
+public struct PostgresLocation: Sendable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+    public var username: String
+    public var password: String?
+    public var database: String
+    public var requireTLS: Bool
+
+    /// Nil when `url` is not a postgres URL.
+    public init?(url: String) {
+        guard let c = URLComponents(string: url), c.scheme == "postgres" || c.scheme == "postgresql",
+            let host = c.host, !host.isEmpty
+        else { return nil }
+        self.host = host
+        port = c.port ?? 5432
+        username = c.user ?? "postgres"
+        password = c.password
+        let path = c.path.hasPrefix("/") ? String(c.path.dropFirst()) : c.path
+        database = path.isEmpty ? username : path
+        let mode = c.queryItems?.first { $0.name == "sslmode" }?.value ?? "disable"
+        requireTLS = ["require", "verify-ca", "verify-full"].contains(mode)
+    }
+
+    /// The URL without its password (for logs).
+    public var description: String { "postgres://\(username)@\(host):\(port)/\(database)" }
+
+    func configuration() throws -> PostgresConnection.Configuration {
+        let tls: PostgresConnection.Configuration.TLS =
+            requireTLS ? .require(try NIOSSLContext(configuration: .makeClientConfiguration())) : .disable
+        return PostgresConnection.Configuration(
+            host: host, port: port, username: username, password: password, database: database, tls: tls)
+    }
+}
+
+/// One PostgreSQL connection lent to a store closure, inside a transaction. Its calls block the
+/// calling thread (never a Swift concurrency thread: `PostgresEngine` runs closures on threads
+/// of its own), so the store's logic is the same synchronous code on both engines.
+public final class PostgresSession {
+    let connection: PostgresConnection
+    let logger: Logger
+    /// Rows changed by the latest statement.
+    private(set) var lastChanges = 0
+    /// A failure that ended the transaction as a whole (serialization, deadlock, lost
+    /// connection): savepoints cannot undo it, the engine retries or fails the transaction.
+    private(set) var transactionDoomed = false
+
+    init(connection: PostgresConnection, logger: Logger) {
+        self.connection = connection
+        self.logger = logger
+    }
+
+    /// Runs a statement with `?` placeholders.
+    @discardableResult
+    func run(_ sql: String, _ arguments: StoreArguments) throws -> PostgresQueryResult {
+        var binds = PostgresBindings(capacity: arguments.values.count)
+        for value in arguments.values {
+            switch value {
+            case .null: binds.appendNull()
+            case .int(let v): binds.append(v)
+            case .double(let v): binds.append(v)
+            case .text(let v): binds.append(v)
+            case .blob(let v): binds.append(ByteBuffer(bytes: v))
+            }
+        }
+        let query = PostgresQuery(unsafeSQL: Placeholders.numbered(sql), binds: binds)
+        do {
+            let result = try connection.query(query, logger: logger).wait()
+            lastChanges = result.metadata.rows ?? 0
+            return result
+        } catch {
+            let e = PostgresError(error, sql: sql)
+            if e.endsTransaction { transactionDoomed = true }
+            throw e
+        }
+    }
+
+    /// Several statements without arguments, one after the other (postgres-nio speaks only the
+    /// extended protocol, one statement per query).
+    func script(_ sql: String) throws {
+        for statement in Placeholders.statements(sql) { try run(statement, []) }
+    }
+
+    /// Rows of a query, as engine-neutral values.
+    func rows(_ sql: String, _ arguments: StoreArguments) throws -> [ValueRow] {
+        let result = try run(sql, arguments)
+        guard let first = result.rows.first else { return [] }
+        let columns = ColumnIndex(first.map(\.columnName))
+        return try result.rows.map { row in ValueRow(columns: columns, values: try row.map(Self.value)) }
+    }
+
+    static func value(_ cell: PostgresCell) throws -> SQLValue {
+        guard cell.bytes != nil else { return .null }
+        switch cell.dataType {
+        case .int8: return .int(try cell.decode(Int64.self))
+        case .int4: return .int(Int64(try cell.decode(Int32.self)))
+        case .int2: return .int(Int64(try cell.decode(Int16.self)))
+        case .float8: return .double(try cell.decode(Double.self))
+        case .float4: return .double(Double(try cell.decode(Float.self)))
+        case .bool: return .int(try cell.decode(Bool.self) ? 1 : 0)
+        case .numeric:
+            // SUM and AVG of integers: whole numbers stay integers (as in SQLite).
+            let d = try cell.decode(Decimal.self)
+            var rounded = Decimal()
+            var copy = d
+            NSDecimalRound(&rounded, &copy, 0, .plain)
+            if rounded == d, let i = Int64(exactly: NSDecimalNumber(decimal: d).doubleValue), abs(i) < 1 << 53 {
+                return .int(i)
+            }
+            if rounded == d, let i = Int64(NSDecimalNumber(decimal: d).stringValue) { return .int(i) }
+            return .double(NSDecimalNumber(decimal: d).doubleValue)
+        case .bytea:
+            var buffer = cell.bytes!
+            return .blob(buffer.readBytes(length: buffer.readableBytes) ?? [])
+        default:
+            return .text(try cell.decode(String.self))
+        }
+    }
+}
+
+/// A PostgreSQL failure, with the server's message and SQLSTATE (postgres-nio's `PSQLError`
+/// prints only "Generic description" so that it never leaks data; ours holds the statement's
+/// text, never its bound values).
+public struct PostgresError: Error, CustomStringConvertible {
+    public let sqlState: String?
+    public let message: String
+    public let sql: String?
+
+    init(_ error: any Error, sql: String?) {
+        if let e = error as? PostgresError {
+            self = e
+            return
+        }
+        self.sql = sql
+        if let e = error as? PSQLError {
+            sqlState = e.serverInfo?[.sqlState]
+            if let info = e.serverInfo {
+                var text = info[.message] ?? "error"
+                if let detail = info[.detail] { text += " (\(detail))" }
+                message = text
+            } else {
+                message = "\(e.code)"
+            }
+        } else {
+            sqlState = nil
+            message = "\(error)"
+        }
+    }
+
+    /// Serialization failure or deadlock: the transaction may succeed when run again.
+    var retryable: Bool { sqlState == "40001" || sqlState == "40P01" }
+    /// No server answer (a lost connection), or a failure that aborts the transaction as a whole.
+    var endsTransaction: Bool { sqlState == nil || retryable }
+
+    public var description: String {
+        var text = "PostgreSQL: \(message)"
+        if let sqlState { text += " [SQLSTATE \(sqlState)]" }
+        if let sql { text += " in `\(sql.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ").prefix(160))`" }
+        return text
+    }
+}
+
+/// `?` placeholders → PostgreSQL's `$1, $2, …` (outside quotes and comments), cached per SQL text.
+enum Placeholders {
+    private static let cache = Mutex<[String: String]>([:])
+
+    static func numbered(_ sql: String) -> String {
+        if let hit = cache.withLock({ $0[sql] }) { return hit }
+        var out = ""
+        out.reserveCapacity(sql.utf8.count + 16)
+        var n = 0
+        var quote: Character? = nil
+        var lineComment = false
+        var previous: Character = " "
+        for ch in sql {
+            if lineComment {
+                if ch == "\n" { lineComment = false }
+            } else if let q = quote {
+                if ch == q { quote = nil }
+            } else if ch == "'" || ch == "\"" {
+                quote = ch
+            } else if ch == "-" && previous == "-" {
+                lineComment = true
+            } else if ch == "?" {
+                n += 1
+                out += "$\(n)"
+                previous = ch
+                continue
+            }
+            out.append(ch)
+            previous = ch
+        }
+        cache.withLock { if $0.count < 4096 { $0[sql] = out } }
+        return out
+    }
+}
+
+extension Placeholders {
+    /// A script's statements: split at `;` outside quotes, `$$` bodies and `--` comments.
+    static func statements(_ sql: String) -> [String] {
+        var out: [String] = []
+        var current = ""
+        var quote: Character? = nil
+        var dollar = false
+        var lineComment = false
+        var previous: Character = " "
+        for ch in sql {
+            current.append(ch)
+            if lineComment {
+                if ch == "\n" { lineComment = false }
+            } else if dollar {
+                if ch == "$" && previous == "$" { dollar = false; previous = " "; continue }
+            } else if let q = quote {
+                if ch == q { quote = nil }
+            } else if ch == "'" || ch == "\"" {
+                quote = ch
+            } else if ch == "-" && previous == "-" {
+                lineComment = true
+            } else if ch == "$" && previous == "$" {
+                dollar = true
+                previous = " "
+                continue
+            } else if ch == ";" {
+                current.removeLast()
+                out.append(current)
+                current = ""
+            }
+            previous = ch
+        }
+        out.append(current)
+        // Drop what is only blanks and comments.
+        return out.filter { piece in
+            piece.split(separator: "\n").contains { line in
+                let t = line.trimmingCharacters(in: .whitespaces)
+                return !t.isEmpty && !t.hasPrefix("--")
+            }
+        }
+    }
+}
+
+/// A lock around a value (Synchronization's `Mutex` needs macOS 15 everywhere; this is enough).
+final class Mutex<Value>: @unchecked Sendable {
+    private var value: Value
+    private let lock = NSLock()
+    init(_ value: Value) { self.value = value }
+    func withLock<T>(_ body: (inout Value) throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(&value)
+    }
+}
+
+/// The PostgreSQL side of `FleetDatabase`: connections, transactions with retries, migrations
+/// under a lock, the background lock shared by replicas, and config-change notifications.
+///
+/// Like the SQLite side it has one writer per process (writes queue for it; sample batches
+/// share its transactions through `SampleGroupCommit`) and several readers. Replicas write
+/// concurrently; write transactions run at REPEATABLE READ, so two replicas changing the same
+/// row conflict instead of losing an update, and a transaction that hits a serialization
+/// failure or a deadlock is run again from the start (up to `maxAttempts` times).
+final class PostgresEngine: @unchecked Sendable {
+    let location: PostgresLocation
+    let logger: Logger
+    private let configuration: PostgresConnection.Configuration
+    private let group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    private let readers: ConnectionSlots
+    private let writer: ConnectionSlots
+    /// Threads the blocking closures run on: threads of their own, not Dispatch's shared pool
+    /// (on Linux it is also the pool of Swift concurrency; blocking it stalls the server).
+    private let readThreads: WorkerThreads
+    private let writeThread = WorkerThreads(name: "ksmfleet-pg-write", max: 1)
+    static let maxAttempts = 8
+    private let nextID = Mutex(0)
+
+    init(location: PostgresLocation, maxReaders: Int = 8, logger: Logger) throws {
+        self.location = location
+        self.logger = logger
+        configuration = try location.configuration()
+        readers = ConnectionSlots(limit: maxReaders)
+        readThreads = WorkerThreads(name: "ksmfleet-pg-read", max: maxReaders)
+        writer = ConnectionSlots(limit: 1)
+    }
+
+    /// A new connection (blocking).
+    func connect() throws -> PostgresConnection {
+        let id = nextID.withLock { v -> Int in
+            v += 1
+            return v
+        }
+        return try PostgresConnection.connect(on: group.next(), configuration: configuration, id: id, logger: logger)
+            .wait()
+    }
+
+    /// Runs `body` in a write transaction on the writer connection (blocking).
+    func writeSync<T>(_ body: (StoreDB) throws -> T) throws -> T {
+        try transaction(slots: writer, begin: "BEGIN ISOLATION LEVEL REPEATABLE READ", body)
+    }
+
+    /// Runs `body` in a read-only snapshot on a reader connection (blocking).
+    func readSync<T>(_ body: (StoreDB) throws -> T) throws -> T {
+        try transaction(slots: readers, begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", body)
+    }
+
+    func write<T: Sendable>(_ body: @escaping @Sendable (StoreDB) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            writeThread.submit { continuation.resume(with: Result { try self.writeSync(body) }) }
+        }
+    }
+
+    func read<T: Sendable>(_ body: @escaping @Sendable (StoreDB) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            readThreads.submit { continuation.resume(with: Result { try self.readSync(body) }) }
+        }
+    }
+
+    /// Runs `body` on one of the engine's threads (blocking calls from async code).
+    func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in readThreads.submit { continuation.resume(returning: body()) } }
+    }
+
+    /// Runs `body` on a connection outside any transaction (blocking): migrations, locks.
+    func withConnection<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
+        let connection = try readers.acquire(connect: connect)
+        do {
+            let value = try body(connection)
+            readers.release(connection)
+            return value
+        } catch {
+            readers.release(connection, broken: connection.isClosed)
+            throw error
+        }
+    }
+
+    private func transaction<T>(slots: ConnectionSlots, begin: String, _ body: (StoreDB) throws -> T) throws -> T {
+        var attempt = 1
+        while true {
+            let connection = try slots.acquire(connect: connect)
+            let session = PostgresSession(connection: connection, logger: logger)
+            do {
+                try session.run(begin, [])
+                let value: T
+                do {
+                    value = try body(StoreDB(.postgres(session)))
+                } catch {
+                    _ = try? session.run("ROLLBACK", [])
+                    throw error
+                }
+                try session.run("COMMIT", [])
+                slots.release(connection)
+                return value
+            } catch {
+                slots.release(connection, broken: connection.isClosed)
+                guard Self.retryable(error), attempt < Self.maxAttempts else { throw error }
+                logger.debug(
+                    "postgres transaction retried", metadata: ["attempt": "\(attempt)", "error": "\(Self.describe(error))"])
+                attempt += 1
+                // A little jitter so that two replicas do not collide again in step.
+                usleep(UInt32.random(in: 1_000...(5_000 * UInt32(attempt))))
+            }
+        }
+    }
+
+    /// Serialization failure or deadlock: the transaction may succeed when run again.
+    static func retryable(_ error: any Error) -> Bool {
+        (error as? PostgresError)?.retryable ?? false
+    }
+
+    /// The server's message (and SQLSTATE) for logs; PSQLError's own description hides it.
+    static func describe(_ error: any Error) -> String {
+        "\(error as? PostgresError ?? PostgresError(error, sql: nil))"
+    }
+
+    // MARK: The background lock (one replica runs rollups and retention)
+
+    /// The connection holding the background advisory lock, while this process holds it.
+    private let leader = Mutex<PostgresConnection?>(nil)
+
+    /// True while this process holds the background lock: takes it when free (a session lock on
+    /// a connection of its own, so it ends with the process or its connection), keeps it while
+    /// that connection lives. Blocking.
+    func holdsBackgroundLock() -> Bool {
+        if let held = leader.withLock({ $0 }), !held.isClosed { return true }
+        do {
+            let connection = try connect()
+            let rows = try connection.query(
+                PostgresQuery(unsafeSQL: "SELECT pg_try_advisory_lock(\(PostgresLocks.background))"), logger: logger
+            ).wait().rows
+            let got = try rows.first?.first.map { try $0.decode(Bool.self) } ?? false
+            if got {
+                leader.withLock { $0 = connection }
+                return true
+            }
+            connection.close().whenComplete { _ in _ = connection }  // kept until closed (postgres-nio asserts it)
+            return false
+        } catch {
+            logger.warning("could not ask for the background lock", metadata: ["error": "\(Self.describe(error))"])
+            return false
+        }
+    }
+
+    // MARK: Config-change notifications
+
+    /// Listens on `channel` until the task is cancelled, handing every payload to `handler`;
+    /// reconnects after a lost connection (`onReconnect` is called then: changes made while
+    /// disconnected were not heard).
+    func listen(
+        channel: String, handler: @escaping @Sendable (String) -> Void, onReconnect: @escaping @Sendable () -> Void
+    ) async {
+        var delay = 0.5
+        var first = true
+        while !Task.isCancelled {
+            do {
+                let connection = try await PostgresConnection.connect(
+                    on: group.next(), configuration: configuration, id: 0, logger: logger)
+                if !first { onReconnect() }
+                first = false
+                delay = 0.5
+                do {
+                    try await connection.listen(on: channel) { notifications in
+                        for try await n in notifications { handler(n.payload) }
+                    }
+                } catch {
+                    if !Task.isCancelled {
+                        logger.warning("config notifications interrupted", metadata: ["error": "\(Self.describe(error))"])
+                    }
+                }
+                try? await connection.close()
+            } catch {
+                logger.warning(
+                    "cannot listen for config changes", metadata: ["error": "\(Self.describe(error))", "retryIn": "\(delay)s"])
+            }
+            try? await Task.sleep(for: .seconds(delay))
+            delay = min(delay * 2, 10)
+        }
+    }
+
+    deinit { close() }
+
+    func close() {
+        readThreads.close()
+        writeThread.close()
+        for c in readers.drain() + writer.drain() { try? c.close().wait() }
+        if let held = leader.withLock({ l -> PostgresConnection? in
+            defer { l = nil }
+            return l
+        }) {
+            try? held.close().wait()
+        }
+    }
+}
+
+/// A bounded set of open connections: `acquire` takes an idle one, opens a new one below the
+/// limit, or waits.
+final class ConnectionSlots: @unchecked Sendable {
+    private let limit: Int
+    private let condition = NSCondition()
+    private var idle: [PostgresConnection] = []
+    private var open = 0
+
+    init(limit: Int) { self.limit = limit }
+
+    func acquire(connect: () throws -> PostgresConnection) throws -> PostgresConnection {
+        condition.lock()
+        while true {
+            while let c = idle.popLast() {
+                if !c.isClosed {
+                    condition.unlock()
+                    return c
+                }
+                open -= 1
+            }
+            if open < limit {
+                open += 1
+                condition.unlock()
+                do {
+                    return try connect()
+                } catch {
+                    condition.lock()
+                    open -= 1
+                    condition.signal()
+                    condition.unlock()
+                    throw error
+                }
+            }
+            condition.wait()
+        }
+    }
+
+    func release(_ connection: PostgresConnection, broken: Bool = false) {
+        condition.lock()
+        if broken || connection.isClosed {
+            open -= 1
+            connection.close().whenComplete { _ in _ = connection }  // kept until closed (postgres-nio asserts it)
+        } else {
+            idle.append(connection)
+        }
+        condition.signal()
+        condition.unlock()
+    }
+
+    func drain() -> [PostgresConnection] {
+        condition.lock()
+        defer { condition.unlock() }
+        let all = idle
+        idle = []
+        open -= all.count
+        return all
+    }
+}
+
+/// Threads for blocking jobs: started as jobs come (up to `max`), ended after a while idle or
+/// at `close()`.
+final class WorkerThreads: @unchecked Sendable {
+    private let name: String
+    private let max: Int
+    private let condition = NSCondition()
+    private var jobs: [() -> Void] = []
+    private var head = 0
+    private var running = 0
+    private var idle = 0
+    private var closed = false
+    static let idleSeconds = 10.0
+
+    init(name: String, max: Int) {
+        self.name = name
+        self.max = max
+    }
+
+    func submit(_ job: @escaping () -> Void) {
+        condition.lock()
+        jobs.append(job)
+        let spawn = idle == 0 && running < max
+        if spawn { running += 1 }
+        condition.signal()
+        condition.unlock()
+        if spawn {
+            let thread = Thread { self.loop() }
+            thread.name = name
+            thread.start()
+        }
+    }
+
+    func close() {
+        condition.lock()
+        closed = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    private func loop() {
+        condition.lock()
+        while true {
+            while head == jobs.count {
+                if closed {
+                    running -= 1
+                    condition.unlock()
+                    return
+                }
+                idle += 1
+                let signalled = condition.wait(until: Date(timeIntervalSinceNow: Self.idleSeconds))
+                idle -= 1
+                if !signalled && head == jobs.count {
+                    running -= 1
+                    condition.unlock()
+                    return
+                }
+            }
+            let job = jobs[head]
+            head += 1
+            if head > 64 && head * 2 > jobs.count {
+                jobs.removeFirst(head)
+                head = 0
+            }
+            condition.unlock()
+            job()
+            condition.lock()
+        }
+    }
+}

@@ -1,0 +1,387 @@
+import Foundation
+import GRDB
+
+// The store's SQL layer: one store logic (every file of FleetStore) over two engines. A method
+// writes its SQL once, with `?` placeholders, and runs it through `StoreDB`: on SQLite through
+// GRDB's connection, on PostgreSQL through postgres-nio (`PostgresEngine`, placeholders become
+// `$1…`). The few statements the engines spell differently ask `db.engine`; the schema is one
+// migration series per engine (`migrations/`, `migrations/postgres/`).
+//
+// The types mirror the part of GRDB the store used before (`Row.fetchOne(db, sql:arguments:)`,
+// `row["column"]`, `Int64.fetchOne`, cursors), so the store's code reads as before.
+
+/// Which database engine a store runs on.
+public enum StoreEngine: String, Sendable {
+    case sqlite, postgres
+}
+
+/// One SQL value, engine-neutral.
+public enum SQLValue: Sendable, Equatable {
+    case null
+    case int(Int64)
+    case double(Double)
+    case text(String)
+    case blob([UInt8])
+
+    var databaseValue: DatabaseValue {
+        switch self {
+        case .null: return .null
+        case .int(let v): return v.databaseValue
+        case .double(let v): return v.databaseValue
+        case .text(let v): return v.databaseValue
+        case .blob(let v): return Data(v).databaseValue
+        }
+    }
+}
+
+/// A Swift value that can be bound to a statement.
+public protocol StoreBindable {
+    var sqlValue: SQLValue { get }
+}
+
+extension Int: StoreBindable { public var sqlValue: SQLValue { .int(Int64(self)) } }
+extension Int64: StoreBindable { public var sqlValue: SQLValue { .int(self) } }
+extension Int32: StoreBindable { public var sqlValue: SQLValue { .int(Int64(self)) } }
+extension Double: StoreBindable { public var sqlValue: SQLValue { .double(self) } }
+extension String: StoreBindable { public var sqlValue: SQLValue { .text(self) } }
+/// Booleans are stored as 0/1 integers on both engines.
+extension Bool: StoreBindable { public var sqlValue: SQLValue { .int(self ? 1 : 0) } }
+extension Data: StoreBindable { public var sqlValue: SQLValue { .blob([UInt8](self)) } }
+extension Optional: StoreBindable where Wrapped: StoreBindable {
+    public var sqlValue: SQLValue { self?.sqlValue ?? .null }
+}
+
+/// A statement's arguments, in placeholder order.
+public struct StoreArguments: ExpressibleByArrayLiteral, Sendable {
+    var values: [SQLValue]
+
+    public init(arrayLiteral elements: (any StoreBindable)?...) {
+        values = elements.map { $0?.sqlValue ?? .null }
+    }
+    public init(_ elements: [(any StoreBindable)?]) {
+        values = elements.map { $0?.sqlValue ?? .null }
+    }
+    public static func += (lhs: inout StoreArguments, rhs: StoreArguments) {
+        lhs.values += rhs.values
+    }
+    var grdb: StatementArguments { StatementArguments(values.map(\.databaseValue)) }
+}
+
+/// A Swift type a column can be read as.
+public protocol StoreValue: DatabaseValueConvertible {
+    /// The value from an engine-neutral one; nil when it does not convert (NULL included).
+    static func from(_ value: SQLValue) -> Self?
+}
+
+extension Int64: StoreValue {
+    public static func from(_ value: SQLValue) -> Int64? {
+        switch value {
+        case .int(let v): return v
+        case .double(let v): return v.isFinite && v >= -9.2e18 && v <= 9.2e18 ? Int64(v) : nil
+        case .text(let s): return Int64(s)
+        default: return nil
+        }
+    }
+}
+extension Int: StoreValue {
+    public static func from(_ value: SQLValue) -> Int? { Int64.from(value).flatMap { Int(exactly: $0) } }
+}
+extension Double: StoreValue {
+    public static func from(_ value: SQLValue) -> Double? {
+        switch value {
+        case .int(let v): return Double(v)
+        case .double(let v): return v
+        case .text(let s): return Double(s)
+        default: return nil
+        }
+    }
+}
+extension String: StoreValue {
+    public static func from(_ value: SQLValue) -> String? {
+        switch value {
+        case .text(let s): return s
+        case .int(let v): return String(v)
+        case .double(let v): return String(v)
+        case .blob(let b): return String(decoding: b, as: UTF8.self)
+        case .null: return nil
+        }
+    }
+}
+extension Bool: StoreValue {
+    public static func from(_ value: SQLValue) -> Bool? {
+        switch value {
+        case .int(let v): return v != 0
+        case .double(let v): return v != 0
+        default: return nil
+        }
+    }
+}
+extension Data: StoreValue {
+    public static func from(_ value: SQLValue) -> Data? {
+        switch value {
+        case .blob(let b): return Data(b)
+        case .text(let s): return Data(s.utf8)
+        default: return nil
+        }
+    }
+}
+
+extension StoreValue {
+    /// The first column of the first row; nil without a row or for NULL.
+    public static func fetchOne(_ db: StoreDB, sql: String, arguments: StoreArguments = []) throws -> Self? {
+        switch db.kind {
+        case .sqlite(let grdb): return try Self.fetchOne(grdb, sql: sql, arguments: arguments.grdb)
+        case .postgres(let session): return try session.rows(sql, arguments).first.flatMap { Self.from($0.value(at: 0)) }
+        }
+    }
+    /// The first column of every row (NULLs left out).
+    public static func fetchAll(_ db: StoreDB, sql: String, arguments: StoreArguments = []) throws -> [Self] {
+        switch db.kind {
+        case .sqlite(let grdb):
+            return try Row.fetchAll(grdb, sql: sql, arguments: arguments.grdb).compactMap { $0[0] as Self? }
+        case .postgres(let session): return try session.rows(sql, arguments).compactMap { Self.from($0.value(at: 0)) }
+        }
+    }
+    /// The first column of a prepared statement's first row.
+    public static func fetchOne(_ statement: StoreStatement, arguments: StoreArguments = []) throws -> Self? {
+        switch statement.kind {
+        case .sqlite(let s): return try Self.fetchOne(s, arguments: arguments.grdb)
+        case .postgres(let session, let sql):
+            return try session.rows(sql, arguments).first.flatMap { Self.from($0.value(at: 0)) }
+        }
+    }
+}
+
+/// The values of one PostgreSQL result row, with the column names shared by the whole result.
+struct ValueRow: Sendable {
+    let columns: ColumnIndex
+    let values: [SQLValue]
+    func value(at index: Int) -> SQLValue { index < values.count ? values[index] : .null }
+    func value(named name: String) -> SQLValue {
+        guard let i = columns.index[name] else { preconditionFailure("no column \(name) in the result") }
+        return values[i]
+    }
+}
+
+/// Column name → position, built once per result.
+final class ColumnIndex: Sendable {
+    let index: [String: Int]
+    init(_ names: [String]) {
+        var index: [String: Int] = [:]
+        // The first of two equal names wins, as in SQLite.
+        for (i, n) in names.enumerated() where index[n] == nil { index[n] = i }
+        self.index = index
+    }
+}
+
+/// One result row.
+public struct StoreRow {
+    enum Storage {
+        case sqlite(Row)
+        case values(ValueRow)
+    }
+    let storage: Storage
+
+    public subscript<T: StoreValue>(_ column: String) -> T {
+        switch storage {
+        case .sqlite(let row): return row[column]
+        case .values(let row):
+            guard let v = T.from(row.value(named: column)) else {
+                preconditionFailure("column \(column) is NULL or not a \(T.self)")
+            }
+            return v
+        }
+    }
+    public subscript<T: StoreValue>(_ column: String) -> T? {
+        switch storage {
+        case .sqlite(let row): return row[column]
+        case .values(let row): return T.from(row.value(named: column))
+        }
+    }
+    public subscript<T: StoreValue>(_ index: Int) -> T {
+        switch storage {
+        case .sqlite(let row): return row[index]
+        case .values(let row):
+            guard let v = T.from(row.value(at: index)) else {
+                preconditionFailure("column \(index) is NULL or not a \(T.self)")
+            }
+            return v
+        }
+    }
+    public subscript<T: StoreValue>(_ index: Int) -> T? {
+        switch storage {
+        case .sqlite(let row): return row[index]
+        case .values(let row): return T.from(row.value(at: index))
+        }
+    }
+
+    public static func fetchOne(_ db: StoreDB, sql: String, arguments: StoreArguments = []) throws -> StoreRow? {
+        switch db.kind {
+        case .sqlite(let grdb): return try Row.fetchOne(grdb, sql: sql, arguments: arguments.grdb).map { StoreRow(storage: .sqlite($0)) }
+        case .postgres(let session): return try session.rows(sql, arguments).first.map { StoreRow(storage: .values($0)) }
+        }
+    }
+    public static func fetchAll(_ db: StoreDB, sql: String, arguments: StoreArguments = []) throws -> [StoreRow] {
+        switch db.kind {
+        case .sqlite(let grdb): return try Row.fetchAll(grdb, sql: sql, arguments: arguments.grdb).map { StoreRow(storage: .sqlite($0)) }
+        case .postgres(let session): return try session.rows(sql, arguments).map { StoreRow(storage: .values($0)) }
+        }
+    }
+    /// Rows one at a time. On SQLite a row is valid only until the next `next()` (GRDB reuses
+    /// it); on PostgreSQL the result is read whole first.
+    public static func fetchCursor(_ db: StoreDB, sql: String, arguments: StoreArguments = []) throws -> StoreCursor {
+        switch db.kind {
+        case .sqlite(let grdb): return StoreCursor(kind: .sqlite(try Row.fetchCursor(grdb, sql: sql, arguments: arguments.grdb)))
+        case .postgres(let session): return StoreCursor(kind: .values(try session.rows(sql, arguments)[...]))
+        }
+    }
+}
+
+/// Rows of a query, one at a time (`while let row = try cursor.next()`).
+public final class StoreCursor {
+    enum Kind {
+        case sqlite(RowCursor)
+        case values(ArraySlice<ValueRow>)
+    }
+    private var kind: Kind
+    init(kind: Kind) { self.kind = kind }
+
+    public func next() throws -> StoreRow? {
+        switch kind {
+        case .sqlite(let cursor): return try cursor.next().map { StoreRow(storage: .sqlite($0)) }
+        case .values(var rows):
+            guard let first = rows.popFirst() else { return nil }
+            kind = .values(rows)
+            return StoreRow(storage: .values(first))
+        }
+    }
+    public func forEach(_ body: (StoreRow) throws -> Void) throws {
+        while let row = try next() { try body(row) }
+    }
+}
+
+/// A statement run many times in one transaction (prepared once on SQLite).
+public struct StoreStatement {
+    enum Kind {
+        case sqlite(Statement)
+        case postgres(PostgresSession, String)
+    }
+    let kind: Kind
+
+    public func execute(arguments: StoreArguments = []) throws {
+        switch kind {
+        case .sqlite(let s): try s.execute(arguments: arguments.grdb)
+        case .postgres(let session, let sql): _ = try session.run(sql, arguments)
+        }
+    }
+}
+
+/// A connection inside a transaction: what a store method's closure gets.
+public final class StoreDB {
+    enum Kind {
+        case sqlite(Database)
+        case postgres(PostgresSession)
+    }
+    let kind: Kind
+    init(_ kind: Kind) { self.kind = kind }
+
+    public var engine: StoreEngine {
+        if case .sqlite = kind { return .sqlite }
+        return .postgres
+    }
+    /// The GRDB connection (SQLite only; its fast paths).
+    var sqlite: Database? {
+        if case .sqlite(let db) = kind { return db }
+        return nil
+    }
+
+    /// Runs one statement (on SQLite also several, separated by `;`, without arguments).
+    public func execute(sql: String, arguments: StoreArguments = []) throws {
+        switch kind {
+        case .sqlite(let db): try db.execute(sql: sql, arguments: arguments.grdb)
+        case .postgres(let session): _ = try session.run(sql, arguments)
+        }
+    }
+
+    /// Runs a script of several statements without arguments (a migration).
+    func executeScript(_ sql: String) throws {
+        switch kind {
+        case .sqlite(let db): try db.execute(sql: sql)
+        case .postgres(let session): try session.script(sql)
+        }
+    }
+
+    /// A statement to run many times (SQLite: from GRDB's statement cache).
+    public func cachedStatement(sql: String) throws -> StoreStatement {
+        switch kind {
+        case .sqlite(let db): return StoreStatement(kind: .sqlite(try db.cachedStatement(sql: sql)))
+        case .postgres(let session): return StoreStatement(kind: .postgres(session, sql))
+        }
+    }
+
+    /// Rows changed by the latest INSERT, UPDATE or DELETE.
+    public var changesCount: Int {
+        switch kind {
+        case .sqlite(let db): return db.changesCount
+        case .postgres(let session): return session.lastChanges
+        }
+    }
+
+    /// False once a failure ended the whole transaction (SQLite's disk full; on PostgreSQL a
+    /// serialization failure, which the engine retries as a whole).
+    public var isInsideTransaction: Bool {
+        switch kind {
+        case .sqlite(let db): return db.isInsideTransaction
+        case .postgres(let session): return !session.transactionDoomed
+        }
+    }
+
+    /// `INDEXED BY name` on SQLite (its planner needs the hint there), nothing on PostgreSQL.
+    func indexedBy(_ index: String) -> String {
+        engine == .sqlite ? "INDEXED BY \(index)" : ""
+    }
+    /// `(SELECT value …)`: the strings of a JSON array bound to the next placeholder.
+    func jsonArrayValues() -> String {
+        engine == .sqlite
+            ? "(SELECT value FROM json_each(?))" : "(SELECT value FROM json_array_elements_text(CAST(? AS json)))"
+    }
+    /// A table of `key`, `value` (text): the entries of a JSON object of strings bound to the
+    /// next placeholder.
+    func jsonObjectEntries() -> String {
+        engine == .sqlite ? "json_each(?)" : "json_each_text(CAST(? AS json))"
+    }
+    /// The tables that have a column of this name.
+    func tablesWithColumn(_ column: String) throws -> [String] {
+        switch engine {
+        case .sqlite:
+            return try String.fetchAll(
+                self,
+                sql: """
+                    SELECT m.name FROM sqlite_master m WHERE m.type = 'table'
+                      AND EXISTS (SELECT 1 FROM pragma_table_info(m.name) p WHERE p.name = ?)
+                    """, arguments: [column])
+        case .postgres:
+            return try String.fetchAll(
+                self,
+                sql: """
+                    SELECT c.table_name FROM information_schema.columns c
+                    JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name
+                    WHERE c.table_schema = current_schema() AND t.table_type = 'BASE TABLE' AND c.column_name = ?
+                    """, arguments: [column])
+        }
+    }
+    /// A name quoted as an SQL identifier (the same on both engines).
+    static func quoted(_ name: String) -> String {
+        "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+    /// No row limit before an OFFSET: SQLite's `LIMIT -1`, PostgreSQL's `LIMIT ALL`.
+    var noLimit: String { engine == .sqlite ? "LIMIT -1" : "LIMIT ALL" }
+    /// The larger of two values: SQLite's scalar `MAX(a, b)`, PostgreSQL's `GREATEST(a, b)`.
+    func greatest(_ a: String, _ b: String) -> String {
+        engine == .sqlite ? "MAX(\(a), \(b))" : "GREATEST(\(a), \(b))"
+    }
+    /// The smaller of two values: SQLite's scalar `MIN(a, b)`, PostgreSQL's `LEAST(a, b)`.
+    func least(_ a: String, _ b: String) -> String {
+        engine == .sqlite ? "MIN(\(a), \(b))" : "LEAST(\(a), \(b))"
+    }
+}
