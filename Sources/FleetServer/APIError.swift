@@ -70,7 +70,7 @@ struct APIError: Error, HTTPResponseError, Sendable {
             return APIError(.conflict, code: APIErrorCode.generationConflict, message: error.description, field: "generation")
         case .invalidConfig(let e):
             return .invalid(e)
-        case .databaseTooNew:
+        case .databaseTooNew, .badDatabaseURL:
             return APIError(.internalServerError, code: APIErrorCode.internalError, message: error.description)
         }
     }

@@ -14,7 +14,8 @@ public func buildApplication(_ config: ServerConfig) async throws -> some Applic
     logger.logLevel = config.logLevel
     try FileManager.default.createDirectory(
         at: config.dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-    let database = try FleetDatabase(path: config.databasePath.path, logger: logger)
+    let database = try FleetDatabase.open(config.database ?? config.databasePath.path, logger: logger)
+    logger.info("store opened", metadata: ["engine": "\(database.engine)", "database": "\(database.path)"])
     let adminHash = try await AdminToken.settle(config, database: database, logger: logger)
     let state = ServerState(config: config, database: database, adminTokenHash: adminHash, logger: logger)
 
@@ -51,6 +52,7 @@ public func buildApplication(_ config: ServerConfig) async throws -> some Applic
     let services: [any Service] = [
         // ---- Background services (rollups, retention) register here, one line each: ----
         RollupService(state: state),
+        ConfigNotificationService(state: state),
         ShutdownLogService(logger: logger),
         TLSReloadService(tls: tls, logger: logger),
     ]

@@ -37,6 +37,11 @@ final class ConfigWaiters: Sendable {
         state.withLock { $0.waiters.values.reduce(0) { $0 + $1.count } }
     }
 
+    /// Nodes with a request waiting now.
+    var waitingNodeIds: [String] {
+        state.withLock { Array($0.waiters.keys) }
+    }
+
     /// Wakes every waiter of a node with its new config (nil when the node was deleted).
     /// Call after the change is committed.
     func notify(_ nodeId: String, config: NodeConfig?) {

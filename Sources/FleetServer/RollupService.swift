@@ -38,7 +38,20 @@ struct RollupService: Service {
             } catch {
                 logger.error("month rollup backfill failed", metadata: ["error": "\(error)"])
             }
+            var leading = false
             while !Task.isCancelled {
+                // Replicas on one PostgreSQL database: one of them does this work at a time.
+                let lead = await database.holdsBackgroundLock()
+                if lead != leading {
+                    leading = lead
+                    if database.isShared {
+                        logger.info(lead ? "this replica runs rollups and retention" : "another replica runs rollups and retention")
+                    }
+                }
+                if !lead {
+                    try await Task.sleep(for: rollupInterval)
+                    continue
+                }
                 do {
                     let n = try await database.rollupCatchUp()
                     if n > 0 { logger.debug("rolled up samples", metadata: ["samples": "\(n)"]) }

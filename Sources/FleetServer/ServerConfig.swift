@@ -77,6 +77,10 @@ public struct ServerConfig: Sendable {
         self.onServerRunning = onServerRunning
     }
 
+    /// The store: nil for the SQLite file in the data directory, or a `postgres://` URL (several
+    /// replicas may share one PostgreSQL database).
+    public var database: String? = nil
+
     /// The SQLite file inside the data directory.
     public var databasePath: URL { dataDir.appending(path: "ksmfleet.sqlite") }
     /// Where a generated admin token is written.

@@ -30,6 +30,12 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(help: "Directory for the SQLite database and the generated admin token.")
     var dataDir: String
 
+    @Option(
+        help: ArgumentHelp(
+            "The store: a postgres://user:password@host:port/database URL (several replicas may share it), else the SQLite file in --data-dir. Also KSMFLEET_DATABASE.",
+            valueName: "url"))
+    var database: String?
+
     @Option(help: "Seconds without news after which a node counts as offline (3 × the agent's sample interval).")
     var offlineAfter: Double = 60
 
@@ -136,6 +142,8 @@ struct ServerCommand: AsyncParsableCommand {
         config.trustedProxies = trustedProxy
         config.loginMaxFailures = loginMaxFailures
         config.maxConnections = maxConnections
+        let envDatabase = ProcessInfo.processInfo.environment["KSMFLEET_DATABASE"]
+        config.database = database ?? (envDatabase?.isEmpty == false ? envDatabase : nil)
         let app = try await buildApplication(config)
         try await app.runService()
         Logger(label: "ksmfleet-server").notice("ksmfleet-server stopped")
