@@ -68,7 +68,7 @@ struct AgentIdentityTests {
         await agent.stop()
         let status = await agent.agent.status()
         #expect(status.spooled == 0 && status.outbox == 0 && status.dropped == 0)
-        let db = try FleetDatabase(path: server.dataDir.appending(path: "ksmfleet.sqlite").path)
+        let db = try FleetDatabase.open(try TestStore.location(for: server.dataDir))
         let seqs = try await db.sampleSeqs(nodeId: nodeId)
         let last = try #require(seqs.last)
         #expect(seqs == Array(1...last), "a sample is missing across the rotation")

@@ -2,6 +2,7 @@ import FleetAPI
 import FleetClient
 import FleetStore
 import FleetTestSupport
+import TestSupport
 import Foundation
 import KSMCore
 import Testing
@@ -26,7 +27,7 @@ func secret(_ info: CredentialInfo, sourceLocation: SourceLocation = #_sourceLoc
         let list = try await h.admin.credentials()
         #expect(list.credentials.map(\.name) == ["grafana"] && list.credentials.allSatisfy { $0.token == nil })
         // Stored hashed only.
-        let bytes = try Data(contentsOf: h.server.dataDir.appending(path: "ksmfleet.sqlite"))
+        let bytes = try TestStore.storedBytes(of: h.server.dataDir)
         #expect(bytes.range(of: Data(token.utf8)) == nil)
         // One live credential per name.
         let (status, body) = try #require(

@@ -1,6 +1,7 @@
 import FleetAPI
 import FleetClient
 import FleetTestSupport
+import TestSupport
 import Foundation
 import GRDB
 import KSMCore
@@ -37,9 +38,15 @@ import Testing
             // Registration refuses such a name now (NodeIdentityTests); a database from before
             // that check may hold one, so it is written directly.
             let (reg, node) = try await harness.register(hostname: "hostile")
-            let queue = try DatabaseQueue(path: harness.server.dataDir.appending(path: "ksmfleet.sqlite").path)
-            try await queue.write { db in
-                try db.execute(sql: "UPDATE nodes SET name = ? WHERE id = ?", arguments: [Self.name, reg.nodeId])
+            if TestStore.isPostgres {
+                try TestStore.psql(
+                    try TestStore.location(for: harness.server.dataDir), "UPDATE nodes SET name = :'name' WHERE id = :'id'",
+                    variables: ["name": Self.name, "id": reg.nodeId])
+            } else {
+                let queue = try DatabaseQueue(path: harness.server.dataDir.appending(path: "ksmfleet.sqlite").path)
+                try await queue.write { db in
+                    try db.execute(sql: "UPDATE nodes SET name = ? WHERE id = ?", arguments: [Self.name, reg.nodeId])
+                }
             }
             let labelKey = "k\"><img/src/onerror>"
             try await harness.admin.setLabels(reg.nodeId, [labelKey: Self.script + Self.image, "rack": Self.template])

@@ -5,6 +5,7 @@ import Foundation
 import Testing
 
 @testable import FleetServer
+import TestSupport
 
 /// Where the dashboard sends a browser after sign-in: a path on this origin only.
 @Suite struct SafeRedirectTests {
@@ -175,7 +176,7 @@ import Testing
         }
         var browser = try DashboardBrowser(server)
         try await browser.signIn(adminToken: server.adminToken)
-        let database = try FleetDatabase(path: server.dataDir.appending(path: "ksmfleet.sqlite").path)
+        let database = try FleetDatabase.open(try TestStore.location(for: server.dataDir))
         #expect(try await database.dashboardSessionCount() == 1)
         for file in ["ksmfleet.sqlite", "ksmfleet.sqlite-wal"] {
             let raw = (try? Data(contentsOf: server.dataDir.appending(path: file))) ?? Data()

@@ -5,6 +5,7 @@ import FleetTestSupport
 import Foundation
 import KSMCore
 import Testing
+import TestSupport
 
 /// Midnight UTC two days ago: recent enough that raw-sample retention (14 days) never touches
 /// the seeded history, whole hours so the expected figures are exact.
@@ -122,7 +123,7 @@ private func seeded() async throws -> (TestServer, FleetClient, alpha: String, b
         defer { server.removeDataDir() }
         // A second connection to the same WAL database watches the service's watermark; no
         // report is asked for, so only the background service can move it.
-        let db = try FleetDatabase(path: server.dataDir.appending(path: "ksmfleet.sqlite").path)
+        let db = try FleetDatabase.open(try TestStore.location(for: server.dataDir))
         var watermark: Int64 = 0
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {

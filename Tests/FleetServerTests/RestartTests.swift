@@ -2,6 +2,7 @@ import FleetAPI
 import FleetClient
 import FleetStore
 import FleetTestSupport
+import TestSupport
 import Foundation
 import GRDB
 import KSMCore
@@ -55,7 +56,7 @@ import Testing
         let admin = try Fixtures.client(second.baseURL, token: second.adminToken)
         let info = try await admin.node(reg.nodeId)
         #expect(info.lastSample?.seq == 500)
-        let db = try FleetDatabase(path: dir.appending(path: "ksmfleet.sqlite").path)
+        let db = try FleetDatabase.open(try TestStore.location(for: dir))
         #expect(try await db.sampleSeqs(nodeId: reg.nodeId) == Array(1...500))
         try db.close()
         await second.stop()
@@ -99,19 +100,26 @@ import Testing
         defer { try? FileManager.default.removeItem(at: dir) }
         await first.stop()
         // What a newer server leaves behind: one more applied migration, written with plain SQL.
-        let file = try DatabaseQueue(path: dir.appending(path: "ksmfleet.sqlite").path)
-        try await file.write { db in
-            try db.execute(
-                sql: "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'from_a_newer_server', 0)",
-                arguments: [latestSchemaVersion + 1])
+        let newer = TestStore.isPostgres ? (allPostgresMigrations.map(\.number).max() ?? 0) + 1 : latestSchemaVersion + 1
+        if TestStore.isPostgres {
+            try TestStore.psql(
+                try TestStore.location(for: dir),
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (\(newer), 'from_a_newer_server', 0)")
+        } else {
+            let file = try DatabaseQueue(path: dir.appending(path: "ksmfleet.sqlite").path)
+            try await file.write { db in
+                try db.execute(
+                    sql: "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'from_a_newer_server', 0)",
+                    arguments: [newer])
+            }
+            try file.close()
         }
-        try file.close()
         do {
             let second = try await ServerProcess.start(dataDir: dir, adminToken: first.adminToken, timeout: .seconds(20))
             await second.stop()
             Issue.record("the server started on a newer database")
         } catch let error as ServerProcess.StartError {
-            #expect(error.description.contains("schema version \(latestSchemaVersion + 1)"))
+            #expect(error.description.contains("schema version \(newer)"))
             #expect(error.description.contains("newer"))
         }
     }

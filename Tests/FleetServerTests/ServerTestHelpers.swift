@@ -6,6 +6,7 @@ import FleetTestSupport
 import Foundation
 import KSMCore
 import Testing
+import TestSupport
 
 /// A started in-process server with an admin client; stopped and removed by `finish()`.
 struct Harness {
@@ -32,7 +33,7 @@ struct Harness {
 
     /// A second connection to the server's database, to check what is stored.
     func database() throws -> FleetDatabase {
-        try FleetDatabase(path: server.dataDir.appending(path: "ksmfleet.sqlite").path)
+        try FleetDatabase.open(try TestStore.location(for: server.dataDir))
     }
 
     func finish() async {

@@ -83,12 +83,12 @@ private let day = 86400.0
         // Hours rolled up but their fleet rows not yet recomputed: reports sum those hours themselves.
         var passes = 0
         while try await f.db.rollupPass(now: Date(timeIntervalSince1970: now)).more && passes < 100 { passes += 1 }
-        let dirty = try await f.db.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM rollup_fleet_dirty") }
+        let dirty = try await f.db.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM rollup_fleet_dirty") }
         #expect((dirty ?? 0) > 0, "seed \(seed): the triggers mark the hours they change")
         try await Self.expectSameReports(f, days: days, now: now, "seed \(seed), fleet hours dirty")
         // Recomputed by the rollup service.
         _ = try await f.db.rollupCatchUp(now: Date(timeIntervalSince1970: now))
-        let left = try await f.db.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM rollup_fleet_dirty") }
+        let left = try await f.db.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM rollup_fleet_dirty") }
         #expect(left == 0)
         try await Self.expectSameReports(f, days: days, now: now, "seed \(seed), fleet hours recomputed")
         // A purge, a deletion and retention change hour rows behind the rollup pass's back.

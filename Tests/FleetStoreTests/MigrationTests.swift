@@ -7,7 +7,7 @@ import Testing
 
 @Suite struct MigrationTests {
     @Test func migrationsApplyOnAFreshDatabase() async throws {
-        let (db, dir) = try makeDatabase()
+        let (db, dir) = try makeSQLiteDatabase()
         defer { try? FileManager.default.removeItem(at: dir) }
         #expect(latestSchemaVersion >= 1)
         #expect(try await db.schemaVersion() == latestSchemaVersion)
@@ -22,7 +22,7 @@ import Testing
     }
 
     @Test func reopeningAppliesNothingTwice() async throws {
-        let (db, dir) = try makeDatabase()
+        let (db, dir) = try makeSQLiteDatabase()
         defer { try? FileManager.default.removeItem(at: dir) }
         _ = try await registerNode(db)
         try db.close()
@@ -34,7 +34,7 @@ import Testing
     }
 
     @Test func aNewerDatabaseIsRefusedWithAClearMessage() async throws {
-        let (db, dir) = try makeDatabase()
+        let (db, dir) = try makeSQLiteDatabase()
         defer { try? FileManager.default.removeItem(at: dir) }
         let newer = latestSchemaVersion + 1
         try await db.pool.write { db in

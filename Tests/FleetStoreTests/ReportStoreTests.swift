@@ -20,7 +20,7 @@ final class ReportFixture {
     init() throws {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("reports-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        db = try FleetDatabase(path: dir.appendingPathComponent("fleet.db").path)
+        db = try FleetDatabase.open(try TestStore.location(for: dir))
     }
 
     deinit {

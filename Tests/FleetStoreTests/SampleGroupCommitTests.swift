@@ -55,7 +55,7 @@ import Testing
     /// file grows although the WAL never reaches the writer's own checkpoint threshold
     /// (4,096 pages, 16 MiB), so nothing else copied those pages.
     @Test func theWALIsCopiedIntoTheDatabaseWhileSamplesStreamIn() async throws {
-        let (db, dir) = try makeDatabase()
+        let (db, dir) = try makeSQLiteDatabase()
         defer { try? FileManager.default.removeItem(at: dir) }
         let id = try await registerNode(db).node.id
         let main = dir.appending(path: "ksmfleet.sqlite").path

@@ -9,7 +9,7 @@ import Testing
 /// batches committed with it in the same transaction are stored as if it had never come.
 @Suite struct SampleSavepointTests {
     @Test func aBatchThatFailsHalfWrittenIsUndoneAloneInsideItsGroup() async throws {
-        let (db, dir) = try makeDatabase()
+        let (db, dir) = try makeSQLiteDatabase()
         defer { try? FileManager.default.removeItem(at: dir) }
         var ids: [String] = []
         for i in 0..<6 { ids.append(try await registerNode(db, machine: "sp-\(i)", nodeToken: "kn_sp\(i)").node.id) }

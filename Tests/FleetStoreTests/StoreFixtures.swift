@@ -2,13 +2,22 @@ import FleetAPI
 import FleetStore
 import Foundation
 import KSMCore
+import TestSupport
 
-/// A fresh database file in its own temp directory.
+/// A fresh SQLite file in its own temp directory, whatever the run's engine (tests of what only
+/// SQLite has: its file, WAL, temp triggers).
+func makeSQLiteDatabase() throws -> (FleetDatabase, URL) {
+    let dir = FileManager.default.temporaryDirectory.appending(path: "fleetstore-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    return (try FleetDatabase(path: dir.appending(path: "ksmfleet.sqlite").path), dir)
+}
+
+/// A fresh store in its own temp directory: a SQLite file, or on the PostgreSQL pass
+/// (`TestStore`) a database of its own.
 func makeDatabase() throws -> (FleetDatabase, URL) {
     let dir = FileManager.default.temporaryDirectory.appending(path: "fleetstore-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    let path = dir.appending(path: "ksmfleet.sqlite")
-    return (try FleetDatabase(path: path.path), dir)
+    return (try FleetDatabase.open(try TestStore.location(for: dir)), dir)
 }
 
 func registerRequest(_ machine: String = "m-1", host: String = "host-1") -> RegisterRequest {

@@ -64,7 +64,7 @@ import Testing
         #expect(Secrets.newToken(.admin).hasPrefix("ka_"))
         #expect(Secrets.newID(prefix: "n-").count == 2 + 12)
 
-        let (db, dir) = try makeDatabase()
+        let (db, dir) = try makeSQLiteDatabase()
         defer { try? FileManager.default.removeItem(at: dir) }
         let info = try await db.createEnrollmentToken(description: "rack 4", expiresAt: nil)
         let token = try #require(info.token)

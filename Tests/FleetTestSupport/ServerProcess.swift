@@ -59,6 +59,7 @@ public final class ServerProcess: Sendable {
         p.arguments =
             ["--host", "127.0.0.1", "--port", "0", "--data-dir", dir.path, "--port-file", portFile.path, "--log-level", "info",
              "--registration-rate-limit", "0", "--failed-auth-rate-limit", "0"]
+            + (TestStore.isPostgres ? ["--database", try TestStore.location(for: dir)] : [])
             + extraArguments
         var env = ProcessInfo.processInfo.environment
         // No token given: the server uses its stored one or generates one into <dataDir>/admin-token.

@@ -3,6 +3,7 @@ import FleetStore
 import Foundation
 import Logging
 import ServiceLifecycle
+import TestSupport
 
 /// The real server, in-process, on 127.0.0.1 and an ephemeral port, with a temporary data
 /// directory. Start it, talk to `baseURL` with the real client, `stop()` it. Restarting on the
@@ -47,6 +48,7 @@ public final class TestServer: Sendable {
                 continuation.yield(port)
                 continuation.finish()
             })
+        if TestStore.isPostgres { config.database = try TestStore.location(for: dir) }
         config.registrationRateLimit = 0
         config.failedAuthRateLimit = 0
         configure(&config)
@@ -87,7 +89,7 @@ public final class TestServer: Sendable {
     }
 
     static func makeEnrollmentToken(dataDir: URL, expiresAt: Date? = nil) async throws -> String {
-        let db = try FleetDatabase(path: dataDir.appending(path: "ksmfleet.sqlite").path)
+        let db = try FleetDatabase.open(try TestStore.location(for: dataDir))
         let info = try await db.createEnrollmentToken(description: "test", expiresAt: expiresAt)
         try db.close()
         guard let token = info.token else { throw StartError(description: "no token returned") }
