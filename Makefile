@@ -6,7 +6,7 @@ APT_PACKAGES := libsqlite3-dev libcurl4-openssl-dev bsdutils
 DATA_DIR ?= $(CURDIR)/data
 PORT ?= 8080
 
-.PHONY: run test deps build release agent-static test-swift test-metrics test-schemathesis test-dashboard test-units bench bench-server bench-fleet bench-agent bench-report bench-ksm clean
+.PHONY: run test deps build release agent-static test-swift test-postgres test-metrics test-schemathesis test-dashboard test-units bench bench-server bench-fleet bench-agent bench-report bench-ksm clean
 
 ## Install the system libraries the build links against (sudo only when not root).
 deps:
@@ -24,14 +24,17 @@ build: deps
 run: build
 	DATA_DIR="$(DATA_DIR)" PORT="$(PORT)" BIN="$$($(SWIFT) build --show-bin-path)" ./scripts/run-local.sh
 
-## Build and run every suite. nginx (Debian's nginx-light) is a test service: the agent's
-## failover test puts it in front of a replica, on loopback, started and stopped by the test.
-TEST_APT_PACKAGES := nginx-light
+## Build and run every suite. nginx (Debian's nginx-light) and PostgreSQL (Debian's postgresql)
+## are test services: nginx goes in front of server replicas, on loopback, started and stopped by
+## the tests; PostgreSQL is started by `test-postgres` (scripts/postgres-test-server.sh: its own
+## data directory under .build, loopback only, an unprivileged user) and stopped at its end.
+TEST_APT_PACKAGES := nginx-light postgresql
 test:
 	$(MAKE) deps EXTRA_APT="$(TEST_APT_PACKAGES)"
 	$(MAKE) test-units
 	$(SWIFT) build --build-tests
 	$(MAKE) test-swift
+	$(MAKE) test-postgres
 	$(MAKE) test-metrics
 	$(MAKE) test-schemathesis
 	$(MAKE) test-dashboard
@@ -46,6 +49,15 @@ KERNEL_SUITES := ^KernelTests\.|\.RealKernelAgentTests
 test-swift:
 	$(SWIFT) test --skip-build --no-parallel --skip '$(KERNEL_SUITES)' 2>&1 | tee .build/swift-test.log; exit $${PIPESTATUS[0]}
 	$(SWIFT) test --skip-build --no-parallel --filter '$(KERNEL_SUITES)' 2>&1 | tee .build/swift-kernel-test.log; exit $${PIPESTATUS[0]}
+
+## The store and server suites (and the replica and failover tests) again, on PostgreSQL: a
+## throwaway server, a database per test data directory, stopped at the end whatever the result.
+PG_SUITES := FleetStoreTests|FleetServerTests|AgentFailoverTests|ReplicaDeploymentTests
+PG_DIR := $(CURDIR)/.build/postgres
+test-postgres:
+	url="$$(./scripts/postgres-test-server.sh start $(PG_DIR))" || exit 1; \
+	KSMFLEET_TEST_POSTGRES="$$url" $(SWIFT) test --skip-build --no-parallel --filter '$(PG_SUITES)' 2>&1 | tee .build/swift-postgres-test.log; \
+	rc=$${PIPESTATUS[0]}; ./scripts/postgres-test-server.sh stop $(PG_DIR); exit $$rc
 
 ## The shipped systemd units' exposure (`systemd-analyze security --offline=true`) under their ceilings.
 test-units:

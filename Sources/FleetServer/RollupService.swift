@@ -79,5 +79,7 @@ struct RollupService: Service {
                 sinceRetention += rollupInterval
             }
         }
+        // Another replica takes the work over now rather than when this process is gone.
+        await database.releaseBackgroundLock()
     }
 }

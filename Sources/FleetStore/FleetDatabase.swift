@@ -264,3 +264,12 @@ extension FleetDatabase {
         return await engine.onThread { engine.holdsBackgroundLock() }
     }
 }
+
+extension FleetDatabase {
+    /// Gives up the background lock (at shutdown: another replica takes the work over at once
+    /// instead of when this process's connection ends).
+    public func releaseBackgroundLock() async {
+        guard case .postgres(let engine) = backend else { return }
+        await engine.onThread { engine.releaseBackgroundLock() }
+    }
+}

@@ -277,6 +277,7 @@ final class PostgresEngine: @unchecked Sendable {
     private let readThreads: WorkerThreads
     private let writeThread = WorkerThreads(name: "ksmfleet-pg-write", max: 1)
     static let maxAttempts = 8
+    private var reaper: RepeatedTask? = nil
     private let nextID = Mutex(0)
 
     init(location: PostgresLocation, maxReaders: Int = 8, logger: Logger) throws {
@@ -284,8 +285,15 @@ final class PostgresEngine: @unchecked Sendable {
         self.logger = logger
         configuration = try location.configuration()
         readers = ConnectionSlots(limit: maxReaders)
-        readThreads = WorkerThreads(name: "ksmfleet-pg-read", max: maxReaders)
         writer = ConnectionSlots(limit: 1)
+        readThreads = WorkerThreads(name: "ksmfleet-pg-read", max: maxReaders)
+        // Connections idle for a while are closed (a quiet server holds none; a busy one keeps
+        // what it uses). The task holds the slots, not the engine.
+        let readers = self.readers, writer = self.writer
+        reaper = group.next().scheduleRepeatedTask(initialDelay: .seconds(5), delay: .seconds(5)) { _ in
+            readers.closeIdle(olderThan: ConnectionSlots.idleSeconds)
+            writer.closeIdle(olderThan: ConnectionSlots.idleSeconds)
+        }
     }
 
     /// A new connection (blocking).
@@ -443,7 +451,18 @@ final class PostgresEngine: @unchecked Sendable {
 
     deinit { close() }
 
+    /// Gives the background lock up (graceful shutdown: another replica takes over at once).
+    func releaseBackgroundLock() {
+        if let held = leader.withLock({ l -> PostgresConnection? in
+            defer { l = nil }
+            return l
+        }) {
+            try? held.close().wait()
+        }
+    }
+
     func close() {
+        reaper?.cancel()
         readThreads.close()
         writeThread.close()
         for c in readers.drain() + writer.drain() { try? c.close().wait() }
@@ -459,9 +478,12 @@ final class PostgresEngine: @unchecked Sendable {
 /// A bounded set of open connections: `acquire` takes an idle one, opens a new one below the
 /// limit, or waits.
 final class ConnectionSlots: @unchecked Sendable {
+    /// Idle connections older than this are closed.
+    static let idleSeconds = 15.0
     private let limit: Int
     private let condition = NSCondition()
     private var idle: [PostgresConnection] = []
+    private var idleSince: [ObjectIdentifier: Date] = [:]
     private var open = 0
 
     init(limit: Int) { self.limit = limit }
@@ -470,6 +492,7 @@ final class ConnectionSlots: @unchecked Sendable {
         condition.lock()
         while true {
             while let c = idle.popLast() {
+                idleSince[ObjectIdentifier(c)] = nil
                 if !c.isClosed {
                     condition.unlock()
                     return c
@@ -500,9 +523,27 @@ final class ConnectionSlots: @unchecked Sendable {
             connection.close().whenComplete { _ in _ = connection }  // kept until closed (postgres-nio asserts it)
         } else {
             idle.append(connection)
+            idleSince[ObjectIdentifier(connection)] = Date()
         }
         condition.signal()
         condition.unlock()
+    }
+
+    /// Closes the connections idle for longer than `seconds`.
+    func closeIdle(olderThan seconds: Double) {
+        condition.lock()
+        let cutoff = Date(timeIntervalSinceNow: -seconds)
+        var stale: [PostgresConnection] = []
+        idle.removeAll { c in
+            let old = (idleSince[ObjectIdentifier(c)] ?? .distantPast) < cutoff
+            if old { stale.append(c) }
+            return old
+        }
+        for c in stale { idleSince[ObjectIdentifier(c)] = nil }
+        open -= stale.count
+        condition.signal()
+        condition.unlock()
+        for c in stale { c.close().whenComplete { _ in _ = c } }
     }
 
     func drain() -> [PostgresConnection] {
@@ -510,6 +551,7 @@ final class ConnectionSlots: @unchecked Sendable {
         defer { condition.unlock() }
         let all = idle
         idle = []
+        idleSince = [:]
         open -= all.count
         return all
     }
