@@ -93,6 +93,7 @@ enum AdminToken {
         }
         if let stored = try await database.adminTokenHash() { return stored }
         let token = Secrets.newToken(.admin)
+        let hash = Secrets.hash(token)
         let file = config.adminTokenFile
         try? FileManager.default.removeItem(at: file)
         guard
@@ -101,8 +102,14 @@ enum AdminToken {
         else {
             throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: file.path])
         }
-        let hash = Secrets.hash(token)
-        try await database.setAdminTokenHash(hash)
+        // A replica that started at the same moment on the same database may have stored its
+        // own token first: then that one is the fleet's, and this one is thrown away.
+        let stored = try await database.claimAdminTokenHash(hash)
+        guard stored == hash else {
+            try? FileManager.default.removeItem(at: file)
+            logger.notice("another replica generated the admin token first; it is in that replica's data directory")
+            return stored
+        }
         logger.notice("generated an admin token", metadata: ["file": "\(file.path)"])
         config.onAdminTokenGenerated?(token, file)
         return hash

@@ -176,63 +176,29 @@ enum Placeholders {
         var out = ""
         out.reserveCapacity(sql.utf8.count + 16)
         var n = 0
-        var quote: Character? = nil
-        var lineComment = false
-        var previous: Character = " "
-        for ch in sql {
-            if lineComment {
-                if ch == "\n" { lineComment = false }
-            } else if let q = quote {
-                if ch == q { quote = nil }
-            } else if ch == "'" || ch == "\"" {
-                quote = ch
-            } else if ch == "-" && previous == "-" {
-                lineComment = true
-            } else if ch == "?" {
+        scan(sql) { ch, code in
+            if code && ch == "?" {
                 n += 1
                 out += "$\(n)"
-                previous = ch
-                continue
+            } else {
+                out.append(ch)
             }
-            out.append(ch)
-            previous = ch
         }
         cache.withLock { if $0.count < 4096 { $0[sql] = out } }
         return out
     }
-}
 
-extension Placeholders {
     /// A script's statements: split at `;` outside quotes, `$$` bodies and `--` comments.
     static func statements(_ sql: String) -> [String] {
         var out: [String] = []
         var current = ""
-        var quote: Character? = nil
-        var dollar = false
-        var lineComment = false
-        var previous: Character = " "
-        for ch in sql {
-            current.append(ch)
-            if lineComment {
-                if ch == "\n" { lineComment = false }
-            } else if dollar {
-                if ch == "$" && previous == "$" { dollar = false; previous = " "; continue }
-            } else if let q = quote {
-                if ch == q { quote = nil }
-            } else if ch == "'" || ch == "\"" {
-                quote = ch
-            } else if ch == "-" && previous == "-" {
-                lineComment = true
-            } else if ch == "$" && previous == "$" {
-                dollar = true
-                previous = " "
-                continue
-            } else if ch == ";" {
-                current.removeLast()
+        scan(sql) { ch, code in
+            if code && ch == ";" {
                 out.append(current)
                 current = ""
+            } else {
+                current.append(ch)
             }
-            previous = ch
         }
         out.append(current)
         // Drop what is only blanks and comments.
@@ -241,6 +207,43 @@ extension Placeholders {
                 let t = line.trimmingCharacters(in: .whitespaces)
                 return !t.isEmpty && !t.hasPrefix("--")
             }
+        }
+    }
+
+    /// Hands every character of `sql` to `body`, saying whether it is code: false inside quotes
+    /// ('…', "…"), `$$` bodies and `--` comments (their delimiters included).
+    static func scan(_ sql: String, _ body: (Character, Bool) -> Void) {
+        var quote: Character? = nil
+        var dollar = false
+        var lineComment = false
+        var previous: Character = " "
+        for ch in sql {
+            var code = false
+            if lineComment {
+                if ch == "\n" { lineComment = false }
+            } else if dollar {
+                if ch == "$" && previous == "$" {
+                    dollar = false
+                    body(ch, false)
+                    previous = " "
+                    continue
+                }
+            } else if let q = quote {
+                if ch == q { quote = nil }
+            } else if ch == "'" || ch == "\"" {
+                quote = ch
+            } else if ch == "-" && previous == "-" {
+                lineComment = true
+            } else if ch == "$" && previous == "$" {
+                dollar = true
+                body(ch, false)
+                previous = " "
+                continue
+            } else {
+                code = true
+            }
+            body(ch, code)
+            previous = ch
         }
     }
 }

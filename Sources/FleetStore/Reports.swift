@@ -268,7 +268,7 @@ extension FleetDatabase {
             let rows = try StoreRow.fetchCursor(
                 db,
                 sql: """
-                    SELECT bucket_start AS b, SUM(saved_byte_seconds) / \(len) AS s FROM \(table)
+                    SELECT bucket_start AS b, \(db.fleetSum("saved_byte_seconds")) / \(len) AS s FROM \(table)
                     WHERE bucket_start >= ? AND bucket_start < ? GROUP BY bucket_start
                     """, arguments: args)
             while let r = try rows.next() {
@@ -465,7 +465,7 @@ extension FleetDatabase {
             let hours = try StoreRow.fetchCursor(
                 db,
                 sql: """
-                    SELECT bucket_start AS b, SUM(saved_byte_seconds) / 3600.0 AS s FROM rollup_hour
+                    SELECT bucket_start AS b, \(db.fleetSum("saved_byte_seconds")) / 3600.0 AS s FROM rollup_hour
                     WHERE bucket_start >= ? AND bucket_start < ? GROUP BY bucket_start
                     """, arguments: [Int64(first), Int64(last)])
             while let r = try hours.next() {

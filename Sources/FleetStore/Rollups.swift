@@ -319,7 +319,7 @@ extension FleetDatabase {
     /// from the covering index `rollup_hour_start` in its order, as the fleet series always was.
     static func fleetHourSum(_ db: StoreDB, hour: Int64) throws -> Double? {
         let sum = try db.cachedStatement(
-            sql: "SELECT SUM(saved_byte_seconds) FROM rollup_hour \(db.indexedBy("rollup_hour_start")) WHERE bucket_start = ?")
+            sql: "SELECT \(db.fleetSum("saved_byte_seconds")) FROM rollup_hour \(db.indexedBy("rollup_hour_start")) WHERE bucket_start = ?")
         return try Double.fetchOne(sum, arguments: [hour])
     }
 

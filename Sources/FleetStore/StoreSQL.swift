@@ -374,6 +374,13 @@ public final class StoreDB {
     static func quoted(_ name: String) -> String {
         "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
+    /// The sum of a column over the nodes' rows of one bucket, always added in the same order, so
+    /// that the fleet rollup and a sum over rollup_hour are the same double (0040): SQLite adds
+    /// in the order of the index both queries use; PostgreSQL's SUM has no defined order (it may
+    /// even run in parallel) unless one is given.
+    func fleetSum(_ column: String) -> String {
+        engine == .sqlite ? "SUM(\(column))" : "SUM(\(column) ORDER BY node_id)"
+    }
     /// No row limit before an OFFSET: SQLite's `LIMIT -1`, PostgreSQL's `LIMIT ALL`.
     var noLimit: String { engine == .sqlite ? "LIMIT -1" : "LIMIT ALL" }
     /// The larger of two values: SQLite's scalar `MAX(a, b)`, PostgreSQL's `GREATEST(a, b)`.

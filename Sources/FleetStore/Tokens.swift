@@ -77,6 +77,18 @@ extension FleetDatabase {
         }
     }
 
+    /// Stores `hash` as the admin token's unless one is stored already; returns the stored one.
+    /// Replicas starting together on one database without a given token: the first to commit
+    /// wins, the others adopt its token instead of replacing it.
+    public func claimAdminTokenHash(_ hash: String) async throws -> String {
+        try await write { db in
+            try db.execute(
+                sql: "INSERT INTO settings (key, value) VALUES ('admin_token_hash', ?) ON CONFLICT (key) DO NOTHING",
+                arguments: [hash])
+            return try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = 'admin_token_hash'") ?? hash
+        }
+    }
+
     /// Sets the bootstrap admin token's hash. A new token ends the dashboard sessions signed in
     /// with the old one (rotating the token is how a leaked one is taken back).
     public func setAdminTokenHash(_ hash: String) async throws {

@@ -1,0 +1,33 @@
+@testable import FleetStore
+import Testing
+
+/// The SQL text the PostgreSQL engine sends: `?` numbered outside quotes and comments, and
+/// migration scripts split into statements without cutting a quoted `;` or a `$$` body.
+@Suite struct PlaceholderTests {
+    @Test func questionMarksOutsideQuotesAndCommentsBecomeNumberedParameters() {
+        #expect(Placeholders.numbered("SELECT a FROM t WHERE b = ? AND c IN (?, ?)") == "SELECT a FROM t WHERE b = $1 AND c IN ($2, $3)")
+        #expect(Placeholders.numbered("SELECT '?', \"a?\" FROM t WHERE x = ?") == "SELECT '?', \"a?\" FROM t WHERE x = $1")
+        #expect(Placeholders.numbered("SELECT 1 -- why?\nWHERE y = ?") == "SELECT 1 -- why?\nWHERE y = $1")
+        #expect(Placeholders.numbered("SELECT 'it''s ?' , ?") == "SELECT 'it''s ?' , $1")
+    }
+
+    @Test func scriptsSplitAtSemicolonsInCodeOnly() {
+        let script = """
+            -- a comment; with a semicolon
+            CREATE TABLE a (x TEXT DEFAULT ';');
+            CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              PERFORM pg_notify('c', 'x;y');
+              RETURN NEW;
+            END;
+            $$;
+            CREATE INDEX a_x ON a (x);
+            -- trailing comment only
+            """
+        let statements = Placeholders.statements(script)
+        #expect(statements.count == 3, "\(statements)")
+        #expect(statements[0].contains("DEFAULT ';'"))
+        #expect(statements[1].contains("RETURN NEW;") && statements[1].hasSuffix("$$"))
+        #expect(statements[2].contains("CREATE INDEX a_x"))
+    }
+}
