@@ -74,6 +74,13 @@ struct ConnectedCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The procfs directory.", visibility: .hidden))
     var proc: String = "/proc"
 
+    /// Several agents on one host (tests of replicas with several real agent processes) each
+    /// need a machine id of their own; a real host has /etc/machine-id.
+    @Option(
+        name: .customLong("machine-id"),
+        help: ArgumentHelp("The machine id to register with (default: /etc/machine-id).", visibility: .hidden))
+    var machineId: String?
+
     @Option(name: .customLong("node-name"), help: "The name to register with (default: the host name).")
     var nodeName: String?
 
@@ -122,6 +129,7 @@ struct ConnectedCommand: AsyncParsableCommand {
         }
         options.once = once
         options.procRoot = proc
+        if let machineId, !machineId.isEmpty { options.machineId = machineId }
         let code = await ConnectedAgent.run(options, logger: logger)
         if code != 0 { throw ExitCode(code) }
     }
