@@ -121,7 +121,9 @@ public final class FleetDatabase: Sendable {
         let latest = migrations.map(\.number).max() ?? 0
         let body: (StoreDB) throws -> [String] = { db in
             if db.engine == .postgres {
-                // Replicas starting together: the second waits here, then finds nothing to do.
+                // Replicas starting together: the second waits here, then finds nothing to do
+                // (READ COMMITTED, `migrateSync`: the statements after the wait see what the
+                // first one committed).
                 try db.execute(sql: "SELECT pg_advisory_xact_lock(\(PostgresLocks.migrations))")
             }
             try db.execute(
@@ -146,7 +148,7 @@ public final class FleetDatabase: Sendable {
         let applied: [String]
         switch backend {
         case .sqlite(let pool, _): applied = try pool.write { db in try body(StoreDB(.sqlite(db))) }
-        case .postgres(let engine): applied = try engine.writeSync(body)
+        case .postgres(let engine): applied = try engine.migrateSync(body)
         }
         if !applied.isEmpty {
             logger.info(

@@ -314,6 +314,16 @@ final class PostgresEngine: @unchecked Sendable {
         try transaction(slots: writer, begin: "BEGIN ISOLATION LEVEL REPEATABLE READ", body)
     }
 
+    /// Runs `body` in a READ COMMITTED write transaction on the writer connection (blocking):
+    /// each statement sees what other transactions committed before it began. Migrations need
+    /// it: they wait for the migrations lock inside their transaction and must then see the
+    /// schema that the replica which held the lock committed meanwhile. In REPEATABLE READ the
+    /// snapshot is the one the lock statement took before its wait, and the replica that waited
+    /// applies every migration again (`relation "nodes" already exists`).
+    func migrateSync<T>(_ body: (StoreDB) throws -> T) throws -> T {
+        try transaction(slots: writer, begin: "BEGIN ISOLATION LEVEL READ COMMITTED", body)
+    }
+
     /// Runs `body` in a read-only snapshot on a reader connection (blocking).
     func readSync<T>(_ body: (StoreDB) throws -> T) throws -> T {
         try transaction(slots: readers, begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", body)
