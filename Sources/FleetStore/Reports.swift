@@ -641,13 +641,16 @@ extension FleetDatabase {
             }
             switch resolution {
             case .raw:
+                // Times are whole seconds on the wire: samples less than a second apart share a
+                // taken_at, and PostgreSQL returns ties in any order (SQLite in insertion order).
+                // Ties go by sequence number, the agent's order, on both engines.
                 let rows = try StoreRow.fetchAll(
                     db,
                     sql: """
                         SELECT seq, taken_at, phase, phase_reason, run, pages_to_scan, sleep_millisecs, pages_shared,
                           pages_sharing, pages_unshared, pages_volatile, full_scans, saved_bytes, general_profit,
                           mem_total_kb, mem_available_kb, ksmd_cpu_percent, ksmd_cpu_seconds, applied_generation, apply_error
-                        FROM samples WHERE node_id = ? AND taken_at >= ? AND taken_at < ? ORDER BY taken_at LIMIT ?
+                        FROM samples WHERE node_id = ? AND taken_at >= ? AND taken_at < ? ORDER BY taken_at, seq LIMIT ?
                         """,
                     arguments: [nodeId, Int64(period.from * 1000), Int64(period.to * 1000), maxSamples])
                 let samples = rows.map { r -> HistorySample in
