@@ -1,0 +1,100 @@
+import FleetAPI
+import FleetClient
+import FleetTestSupport
+import Foundation
+import KSMCore
+import TestSupport
+import Testing
+
+/// Two in-process servers on one PostgreSQL database (one data directory, so one database, and
+/// one admin token): replicas of one fleet. A config change through either one must wake the
+/// long-polls held by the other (LISTEN/NOTIFY, `ConfigNotificationService`).
+@Suite("replicas on one PostgreSQL database")
+struct ReplicaTests {
+    static let postgresOnly: Comment =
+        "replicas share a PostgreSQL database: runs on the PostgreSQL pass of make test (KSMFLEET_TEST_POSTGRES)"
+
+    /// Waits until the server of `h` holds `count` config long-polls (its /metrics).
+    func waiters(_ h: Harness, count: Int) async -> Bool {
+        await waitUntil(timeout: .seconds(20), poll: .milliseconds(20)) {
+            guard let m = try? await h.admin.send(method: "GET", path: "/metrics") else { return false }
+            return MetricsText(m.text).values["ksmfleet_config_waiters"] == Double(count)
+        }
+    }
+
+    @Test(
+        "a config change through one replica ends a long-poll held by the other at once; deleting the node through it ends one with 404"
+    )
+    func longPollsWakeAcrossReplicas() async throws {
+        guard TestStore.isPostgres else { try Test.cancel(Self.postgresOnly) }
+        let a = try await Harness.start()
+        let b: Harness
+        do {
+            b = try await Harness.start(dataDir: a.server.dataDir, adminToken: a.server.adminToken)
+        } catch {
+            await a.finish()
+            throw error
+        }
+        do {
+            let (reg, _) = try await a.register(hostname: "replicated")
+            let nodeOnB = try Fixtures.client(b.server.baseURL, token: reg.nodeToken)
+            let current = try #require(try await nodeOnB.config(nodeId: reg.nodeId, ifNoneMatch: nil, waitSeconds: nil))
+
+            // A long-poll held by B (its waiter counted there, none on A) …
+            let clock = ContinuousClock()
+            let poll = Task {
+                let c = try await nodeOnB.config(nodeId: reg.nodeId, ifNoneMatch: current.generation, waitSeconds: 30)
+                return (c, clock.now)
+            }
+            #expect(await waiters(b, count: 1), "the long-poll is not waiting on the second replica")
+            #expect(await waiters(a, count: 0))
+            // … ends with the change made through A, long before its 30 s are up.
+            let sent = clock.now
+            let changed = try await a.admin.patchConfig(reg.nodeId, ConfigPatch(thresCoef: 55))
+            let committed = clock.now
+            let (got, returned) = try await poll.value
+            let latency = returned - sent
+            print(
+                "ReplicaTests: a change through replica A woke the long-poll on replica B \(latency) after the request "
+                    + "(\(returned - committed) after A's reply)")
+            #expect(changed.generation > current.generation)
+            #expect(got?.generation == changed.generation, "the long-poll on B returned \(String(describing: got))")
+            #expect(got?.config.thresCoef == 55)
+            #expect(latency < .seconds(10), "the long-poll on B returned only after \(latency)")
+
+            // A config change made on B wakes a long-poll held by A the same way (both directions).
+            let pollA = Task {
+                try await Fixtures.client(a.server.baseURL, token: reg.nodeToken)
+                    .config(nodeId: reg.nodeId, ifNoneMatch: changed.generation, waitSeconds: 30)
+            }
+            #expect(await waiters(a, count: 1), "the long-poll is not waiting on the first replica")
+            let start2 = clock.now
+            let again = try await b.admin.patchConfig(reg.nodeId, ConfigPatch(thresCoef: 60))
+            let gotA = try await pollA.value
+            let latency2 = clock.now - start2
+            print("ReplicaTests: a change through replica B woke the long-poll on replica A \(latency2) after the request")
+            #expect(gotA?.generation == again.generation)
+            #expect(latency2 < .seconds(10), "the long-poll on A returned only after \(latency2)")
+
+            // Deleting the node through A ends B's long-poll with 404.
+            let doomed = Task {
+                try await nodeOnB.config(nodeId: reg.nodeId, ifNoneMatch: again.generation, waitSeconds: 30)
+            }
+            #expect(await waiters(b, count: 1), "the second long-poll is not waiting on the second replica")
+            let deleteSent = clock.now
+            try await a.admin.deleteNode(reg.nodeId)
+            let error = await apiError { _ = try await doomed.value }
+            let deleteLatency = clock.now - deleteSent
+            print("ReplicaTests: deleting the node through A ended the long-poll on B \(deleteLatency) after the request")
+            #expect(error?.0 == 404, "\(String(describing: error))")
+            #expect(deleteLatency < .seconds(10), "the long-poll on B ended only after \(deleteLatency)")
+            #expect(await waiters(b, count: 0))
+        } catch {
+            await b.server.stop()
+            await a.finish()
+            throw error
+        }
+        await b.server.stop()
+        await a.finish()
+    }
+}
