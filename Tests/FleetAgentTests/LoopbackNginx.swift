@@ -2,8 +2,9 @@ import Foundation
 import TestSupport
 
 /// Debian's nginx (`/usr/sbin/nginx`) as a plain reverse proxy on 127.0.0.1 and a free port, in
-/// front of one upstream port: no daemon, every file (config, logs, temp dirs, pid) in
-/// `directory`. The access log records each reply's status.
+/// front of one or several upstream ports (replicas of one server): no daemon, every file
+/// (config, logs, temp dirs, pid) in `directory`. The access log records each reply's status
+/// and the upstream(s) that served it.
 struct LoopbackNginx {
     let process: Process
     let directory: String
@@ -15,8 +16,21 @@ struct LoopbackNginx {
     }
 
     static func start(directory: String, upstream: Int) async throws -> LoopbackNginx {
+        try await start(directory: directory, upstreams: [upstream])
+    }
+
+    /// In front of several replicas, as a deployment would put them: requests are spread over
+    /// the upstreams; one that refuses or drops a connection is taken out for 10 s
+    /// (`max_fails=1 fail_timeout=10s`) and the request goes to the next one, POSTs included
+    /// (`non_idempotent`: a sample push is idempotent by sequence number, a config change by
+    /// its generation check). With one upstream nginx answers 502 when it is down.
+    /// `proxy_read_timeout` is above the longest long-poll wait (60 s).
+    static func start(directory: String, upstreams: [Int]) async throws -> LoopbackNginx {
+        precondition(!upstreams.isEmpty, "nginx needs an upstream")
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let port = try freeLoopbackPort()
+        let servers = upstreams.map { "        server 127.0.0.1:\($0) max_fails=1 fail_timeout=10s;" }
+            .joined(separator: "\n")
         let conf = """
             daemon off;
             master_process off;
@@ -25,19 +39,27 @@ struct LoopbackNginx {
             error_log \(directory)/error.log warn;
             events { worker_connections 256; }
             http {
-                access_log \(directory)/access.log;
+                log_format upstreams '$remote_addr [$time_local] "$request" $status $body_bytes_sent '
+                                     'upstream=$upstream_addr upstream_status=$upstream_status';
+                access_log \(directory)/access.log upstreams;
                 client_body_temp_path \(directory)/body;
                 proxy_temp_path \(directory)/proxy;
                 fastcgi_temp_path \(directory)/fastcgi;
                 uwsgi_temp_path \(directory)/uwsgi;
                 scgi_temp_path \(directory)/scgi;
+                upstream replicas {
+            \(servers)
+                    keepalive 16;
+                }
                 server {
                     listen 127.0.0.1:\(port);
                     location / {
-                        proxy_pass http://127.0.0.1:\(upstream);
+                        proxy_pass http://replicas;
                         proxy_http_version 1.1;
                         proxy_set_header Connection "";
+                        proxy_connect_timeout 2s;
                         proxy_read_timeout 120s;
+                        proxy_next_upstream error timeout http_502 http_503 non_idempotent;
                     }
                 }
             }
