@@ -17,7 +17,6 @@ struct ConfigNotificationService: Service {
         }
         let state = self.state
         let logger = state.logger
-        logger.info("following config changes of other replicas")
         await cancelWhenGracefulShutdown {
             await state.database.followConfigChanges(
                 { notice in
@@ -27,13 +26,19 @@ struct ConfigNotificationService: Service {
                         state.waiters.notify(notice.nodeId, config: notice.config)
                     }
                 },
-                resync: {
-                    // Changes made while the listening connection was down were not heard: every
-                    // waiting node gets its config read again.
+                resync: { first in
+                    // Changes committed before listening began (at start, or while the listening
+                    // connection was down) were not heard: every waiting node gets its config
+                    // read again.
                     let nodes = state.waiters.waitingNodeIds
-                    logger.warning(
-                        "config notifications resumed; re-reading the configs of waiting nodes",
-                        metadata: ["nodes": "\(nodes.count)"])
+                    if first {
+                        logger.info("listening for config changes of other replicas", metadata: ["waiting": "\(nodes.count)"])
+                    } else {
+                        logger.warning(
+                            "config notifications resumed; re-reading the configs of waiting nodes",
+                            metadata: ["nodes": "\(nodes.count)"])
+                    }
+                    if nodes.isEmpty { return }
                     Task { for id in nodes { await Self.readAndWake(state, nodeId: id) } }
                 })
         }

@@ -240,10 +240,11 @@ extension FleetDatabase {
 
     /// Hands every config change committed by any process on this store to `handler`, until the
     /// task is cancelled. Only PostgreSQL has other processes to hear from (LISTEN/NOTIFY); on
-    /// SQLite it returns at once. `resync` is called after a lost listening connection came
-    /// back: changes made meanwhile were not heard.
+    /// SQLite it returns at once. `resync(first)` is called each time listening starts (at
+    /// start, `first`, and after a lost connection came back): changes committed before it were
+    /// not heard.
     public func followConfigChanges(
-        _ handler: @escaping @Sendable (ConfigChangeNotice) -> Void, resync: @escaping @Sendable () -> Void
+        _ handler: @escaping @Sendable (ConfigChangeNotice) -> Void, resync: @escaping @Sendable (_ first: Bool) -> Void
     ) async {
         guard case .postgres(let engine) = backend else { return }
         let logger = self.logger
@@ -255,7 +256,7 @@ extension FleetDatabase {
                     return
                 }
                 handler(notice)
-            }, onReconnect: resync)
+            }, onListening: resync)
     }
 
     /// True when this process should run the background work (rollups, retention) now. On

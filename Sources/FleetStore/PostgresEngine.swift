@@ -429,10 +429,11 @@ final class PostgresEngine: @unchecked Sendable {
     // MARK: Config-change notifications
 
     /// Listens on `channel` until the task is cancelled, handing every payload to `handler`;
-    /// reconnects after a lost connection (`onReconnect` is called then: changes made while
-    /// disconnected were not heard).
+    /// reconnects after a lost connection. `onListening(first)` is called each time LISTEN is in
+    /// place: changes committed before (at start, or while disconnected) were not heard.
     func listen(
-        channel: String, handler: @escaping @Sendable (String) -> Void, onReconnect: @escaping @Sendable () -> Void
+        channel: String, handler: @escaping @Sendable (String) -> Void,
+        onListening: @escaping @Sendable (_ first: Bool) -> Void
     ) async {
         var delay = 0.5
         var first = true
@@ -440,11 +441,12 @@ final class PostgresEngine: @unchecked Sendable {
             do {
                 let connection = try await PostgresConnection.connect(
                     on: group.next(), configuration: configuration, id: 0, logger: logger)
-                if !first { onReconnect() }
-                first = false
                 delay = 0.5
+                let wasFirst = first
+                first = false
                 do {
                     try await connection.listen(on: channel) { notifications in
+                        onListening(wasFirst)
                         for try await n in notifications { handler(n.payload) }
                     }
                 } catch {

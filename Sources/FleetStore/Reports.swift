@@ -151,7 +151,7 @@ extension FleetDatabase {
             db,
             sql: """
                 SELECT node_id, taken_at, saved_bytes, ends_data FROM samples \(db.indexedBy("samples_taken_at"))
-                WHERE taken_at >= ? AND taken_at < ? ORDER BY taken_at
+                WHERE taken_at >= ? AND taken_at < ? ORDER BY \(db.sampleOrder)
                 """,
             arguments: [
                 Int64(((period.from - policy.maxGapSeconds) * 1000).rounded(.down)),
@@ -345,7 +345,7 @@ extension FleetDatabase {
             sql: """
                 SELECT node_id, taken_at, saved_bytes, ksmd_cpu_seconds, ksmd_cpu_percent, full_scans, phase, general_profit,
                   ends_data
-                FROM samples \(db.indexedBy("samples_taken_at")) WHERE taken_at >= ? AND taken_at < ? ORDER BY taken_at
+                FROM samples \(db.indexedBy("samples_taken_at")) WHERE taken_at >= ? AND taken_at < ? ORDER BY \(db.sampleOrder)
                 """,
             arguments: [
                 Int64(((range.from - policy.maxGapSeconds) * 1000).rounded(.down)),

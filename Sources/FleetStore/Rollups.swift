@@ -113,7 +113,7 @@ extension FleetDatabase {
             sql: """
                 SELECT taken_at, saved_bytes, ksmd_cpu_seconds, ksmd_cpu_percent, full_scans, phase, general_profit,
                   ends_data
-                FROM samples WHERE node_id = ? AND taken_at >= ? AND taken_at < ? ORDER BY taken_at
+                FROM samples WHERE node_id = ? AND taken_at >= ? AND taken_at < ? ORDER BY \(db.sampleOrder)
                 """,
             arguments: [nodeId, Int64((from * 1000).rounded(.down)), Int64((to * 1000).rounded(.up))])
         var out: [ReportSample] = []

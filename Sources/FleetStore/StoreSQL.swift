@@ -381,6 +381,10 @@ public final class StoreDB {
     func fleetSum(_ column: String) -> String {
         engine == .sqlite ? "SUM(\(column))" : "SUM(\(column) ORDER BY node_id)"
     }
+    /// Raw samples in time order, ties (samples of one second) in the order they were sent:
+    /// SQLite's taken_at indexes keep ties in rowid order (as stored) without a sort; PostgreSQL
+    /// has no such order, so ties go by sequence number.
+    var sampleOrder: String { engine == .sqlite ? "taken_at" : "taken_at, seq" }
     /// No row limit before an OFFSET: SQLite's `LIMIT -1`, PostgreSQL's `LIMIT ALL`.
     var noLimit: String { engine == .sqlite ? "LIMIT -1" : "LIMIT ALL" }
     /// The larger of two values: SQLite's scalar `MAX(a, b)`, PostgreSQL's `GREATEST(a, b)`.
