@@ -9,7 +9,11 @@
 #      default all; 0 for none), RAW_INTERVAL (s; default 0 = 10..60 s by node), REPS (5),
 #      DATA (a data dir to fill, or to reuse when it holds a filled database: its raw samples
 #      then end where they ended when it was filled), KEEP=1 (keep the data dir), OUT (table file),
-#      SERVER (a server binary to time instead of building this checkout's).
+#      SERVER (a server binary to time instead of building this checkout's),
+#      POSTGRES (a PostgreSQL server URL, e.g. the one scripts/postgres-test-server.sh prints:
+#      the filled SQLite database is copied with `ksmfleet-server migrate-data` into a new
+#      database there, and the server is timed on it; the server's CPU column then leaves out
+#      PostgreSQL's own).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NODES="${1:-1000}"
@@ -23,9 +27,10 @@ fi
 if [ -n "${DATA:-}" ]; then mkdir -p "$DATA"; KEEP=1; else DATA="$(mktemp -d /tmp/ksmfleet-bench.XXXXXX)"; fi
 TOKEN="ka_bench$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 PID=""
+DB_ARGS=()
 start_server() {
   rm -f "$DATA/port"
-  KSMFLEET_ADMIN_TOKEN="$TOKEN" "$SERVER" --host 127.0.0.1 --port 0 --data-dir "$DATA" \
+  KSMFLEET_ADMIN_TOKEN="$TOKEN" "$SERVER" --host 127.0.0.1 --port 0 --data-dir "$DATA" "${DB_ARGS[@]}" \
     --port-file "$DATA/port" --log-level warning >"$DATA/server.log" 2>&1 &
   PID=$!
   for _ in $(seq 1 600); do [ -s "$DATA/port" ] && break; sleep 0.1; done
@@ -43,6 +48,15 @@ if [ ! -e "$DATA/filled" ]; then
   fi
   echo "$NODES nodes, $DAYS days, raw samples for $RAW_NODES nodes, filled $(date -u +%FT%TZ)" >"$DATA/filled"
 fi
+if [ -n "${POSTGRES:-}" ]; then
+  db="ksmfleet_bench_$$"
+  psql "$POSTGRES" -qc "CREATE DATABASE $db"
+  DB_URL="${POSTGRES%/*}/$db"
+  echo "copying into PostgreSQL ($db)..."
+  time "$SERVER" migrate-data --from "sqlite:$DATA/ksmfleet.sqlite" --to "$DB_URL"
+  DB_ARGS=(--database "$DB_URL")
+  trap '[ -n "$PID" ] && kill "$PID" 2>/dev/null || true; psql "$POSTGRES" -qc "DROP DATABASE IF EXISTS $db" || true; if [ "${KEEP:-0}" = 1 ]; then echo "kept $DATA"; else rm -rf "$DATA"; fi' EXIT
+fi
 start_server
 # The first request after the fill rolls the raw samples up (the rollup service's catch-up): timed
 # apart, it is not a report's cost.
@@ -50,7 +64,7 @@ echo "catch-up (first request, rolls up raw samples): $(curl -s -o /dev/null -w 
   -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/api/v1/reports/savings?since=-1h") s"
 stop_server
 start_server
-echo "database: $(du -sh "$DATA/ksmfleet.sqlite" | cut -f1) ($(cat "$DATA/filled")); $(uptime)"
+echo "database: $(du -sh "$DATA/ksmfleet.sqlite" | cut -f1) ($(cat "$DATA/filled"))${POSTGRES:+, on PostgreSQL}; $(uptime)"
 python3 Benchmarks/report_bench.py time "http://127.0.0.1:$PORT" "$TOKEN" "$PID" --reps "${REPS:-5}" \
   --days "$DAYS" ${OUT:+--out "$OUT"}
 echo "after: $(uptime)"

@@ -38,7 +38,7 @@ struct RollupService: Service {
             } catch {
                 logger.error("month rollup backfill failed", metadata: ["error": "\(error)"])
             }
-            var leading = false
+            var leading: Bool? = nil
             while !Task.isCancelled {
                 // Replicas on one PostgreSQL database: one of them does this work at a time.
                 let lead = await database.holdsBackgroundLock()
