@@ -146,7 +146,8 @@ public struct PostgresError: Error, CustomStringConvertible {
                 if let detail = info[.detail] { text += " (\(detail))" }
                 message = text
             } else {
-                message = "\(e.code)"
+                // No server answer: what failed underneath (connection refused, TLS).
+                message = "\(e.code)" + (e.underlying.map { ": \($0)" } ?? "")
             }
         } else {
             sqlState = nil
