@@ -23,6 +23,17 @@ public enum SQLValue: Sendable, Equatable {
     case text(String)
     case blob([UInt8])
 
+    /// A value read by GRDB.
+    init(_ value: DatabaseValue) {
+        switch value.storage {
+        case .null: self = .null
+        case .int64(let v): self = .int(v)
+        case .double(let v): self = .double(v)
+        case .string(let v): self = .text(v)
+        case .blob(let v): self = .blob([UInt8](v))
+        }
+    }
+
     var databaseValue: DatabaseValue {
         switch self {
         case .null: return .null
@@ -61,6 +72,8 @@ public struct StoreArguments: ExpressibleByArrayLiteral, Sendable {
     public init(_ elements: [(any StoreBindable)?]) {
         values = elements.map { $0?.sqlValue ?? .null }
     }
+    /// Values as they are (copying rows generically).
+    init(values: [SQLValue]) { self.values = values }
     public static func += (lhs: inout StoreArguments, rhs: StoreArguments) {
         lhs.values += rhs.values
     }
@@ -212,6 +225,14 @@ public struct StoreRow {
         switch storage {
         case .sqlite(let row): return row[index]
         case .values(let row): return T.from(row.value(at: index))
+        }
+    }
+
+    /// Every column's value, in the order of the query's columns (copying rows generically).
+    var values: [SQLValue] {
+        switch storage {
+        case .sqlite(let row): return row.databaseValues.map(SQLValue.init)
+        case .values(let row): return row.values
         }
     }
 
