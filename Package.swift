@@ -105,7 +105,7 @@ let package = Package(
         .executableTarget(
             name: "ksmfleet-server",
             dependencies: [
-                "FleetServer", "FleetLog",
+                "FleetServer", "FleetStore", "FleetLog",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings),

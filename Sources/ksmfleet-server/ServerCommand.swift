@@ -4,13 +4,37 @@ import Foundation
 import FleetLog
 import Logging
 
-/// `ksmfleet-server`: parses flags and runs the app until SIGTERM/SIGINT (graceful shutdown).
+/// `ksmfleet-server`: the server (`serve`, the default: `ksmfleet-server --data-dir …` as
+/// always) and `migrate-data` (a SQLite store into PostgreSQL).
 @main
 struct ServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ksmfleet-server",
+        abstract: "The ksmfleet central server (serve, the default) and moving its data (migrate-data).",
+        subcommands: [Serve.self, MigrateData.self],
+        defaultSubcommand: Serve.self)
+
+    /// `ksmfleet-server --help` shows the server's options, as before there were subcommands
+    /// (argument-parser would show the list of subcommands); `ksmfleet-server help` shows that.
+    static func main() async {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if arguments == ["--help"] || arguments == ["-h"] {
+            print(helpMessage(for: Serve.self))
+            return
+        }
+        await main(arguments)
+    }
+}
+
+/// `ksmfleet-server [serve]`: parses flags and runs the app until SIGTERM/SIGINT (graceful shutdown).
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
         abstract: "The ksmfleet central server: node configs, status history, admin API, metrics.",
         discussion: """
+            The default subcommand: `ksmfleet-server --data-dir …` is `ksmfleet-server serve \
+            --data-dir …`.
+
             On first start it generates an admin token, prints it once and writes it to \
             DATA-DIR/admin-token (mode 0600). KSMFLEET_ADMIN_TOKEN in the environment sets the \
             admin token instead.
@@ -19,6 +43,10 @@ struct ServerCommand: AsyncParsableCommand {
             both files (new connections get the new certificate, nothing is dropped). Behind a \
             reverse proxy that terminates TLS instead, name it with --trusted-proxy so that its \
             X-Forwarded-Proto/-For are believed (Secure cookies, HSTS, the client's address).
+
+            Moving a SQLite installation to PostgreSQL: `ksmfleet-server migrate-data --from \
+            sqlite:DATA-DIR/ksmfleet.sqlite --to postgres://…` (see `ksmfleet-server \
+            migrate-data --help`), then start the server with --database.
             """)
 
     @Option(help: "Address to listen on.")
