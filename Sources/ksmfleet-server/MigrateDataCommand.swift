@@ -24,14 +24,25 @@ struct MigrateData: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "The PostgreSQL database: postgres://user:password@host:port/database (empty, schema applied here).",
+            "The PostgreSQL database, empty (its schema is applied here): postgres://user:password@host:port/database. Default: KSMFLEET_DATABASE (keeps the password out of the process list).",
             valueName: "url"))
-    var to: String
+    var to: String?
+
+    /// `--to`, else KSMFLEET_DATABASE (as the server reads it).
+    var targetURL: String? {
+        if let to { return to }
+        let env = ProcessInfo.processInfo.environment["KSMFLEET_DATABASE"] ?? ""
+        return env.isEmpty ? nil : env
+    }
 
     func validate() throws {
-        guard PostgresLocation(url: to) != nil else {
+        guard let url = targetURL else {
+            throw ValidationError("name the PostgreSQL database with --to or KSMFLEET_DATABASE")
+        }
+        guard PostgresLocation(url: url) != nil else {
             // The URL is not repeated: it may hold a password.
-            throw ValidationError("--to must be a postgres://user:password@host:port/database URL")
+            throw ValidationError(
+                "--to (or KSMFLEET_DATABASE) must be a postgres://user:password@host:port/database URL")
         }
     }
 
@@ -47,7 +58,8 @@ struct MigrateData: AsyncParsableCommand {
 
     func run() async throws {
         let path = sourcePath
-        let location = PostgresLocation(url: to)!
+        // Both checked by validate().
+        guard let url = targetURL, let location = PostgresLocation(url: url) else { throw ExitCode.validationFailure }
         // Opening a missing file would create an empty store and copy nothing.
         guard FileManager.default.fileExists(atPath: path) else {
             fail("no SQLite database at \(path)")
@@ -57,11 +69,11 @@ struct MigrateData: AsyncParsableCommand {
         do {
             let source = try FleetDatabase.open("sqlite:" + path)
             defer { try? source.close() }
-            let target = try FleetDatabase.open(to)
+            let target = try FleetDatabase.open(url)
             defer { try? target.close() }
             standardError("copying sqlite:\(path) to \(location) …\n")
             copies = try await FleetDatabase.copyData(from: source, to: target) { table, rows in
-                standardError("  \(table): \(rows) rows\n")
+                standardError("  \(table): \(rows) \(rows == 1 ? "row" : "rows")\n")
             }
         } catch {
             fail(FleetDatabase.describe(error))
@@ -75,7 +87,8 @@ struct MigrateData: AsyncParsableCommand {
         let width = max(24, (copies.map(\.table.count).max() ?? 0) + 2)
         let total = copies.reduce(0) { $0 + $1.rows }
         func line(_ name: String, _ rows: String) -> String {
-            name.padding(toLength: width, withPad: " ", startingAt: 0) + String(repeating: " ", count: max(0, 12 - rows.count))
+            name.padding(toLength: width, withPad: " ", startingAt: 0)
+                + String(repeating: " ", count: max(0, 12 - rows.count))
                 + rows
         }
         var lines = ["copied sqlite:\(source) to \(target)", "", line("table", "rows")]

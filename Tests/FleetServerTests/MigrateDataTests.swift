@@ -19,8 +19,8 @@ struct MigrateDataTests {
         var stderr: String
     }
 
-    /// Runs the built ksmfleet-server with `arguments` to its end.
-    static func run(_ arguments: [String], in dir: URL) async throws -> Run {
+    /// Runs the built ksmfleet-server with `arguments` to its end (KSMFLEET_DATABASE only as given).
+    static func run(_ arguments: [String], in dir: URL, database: String? = nil) async throws -> Run {
         let binary = try #require(ServerProcess.binaryPath(), "swift build --build-tests first")
         return try await offPool {
             let id = UUID().uuidString.prefix(6)
@@ -31,6 +31,9 @@ struct MigrateDataTests {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: binary)
             p.arguments = arguments
+            var env = ProcessInfo.processInfo.environment
+            env["KSMFLEET_DATABASE"] = database
+            p.environment = env
             p.standardOutput = try FileHandle(forWritingTo: out)
             p.standardError = try FileHandle(forWritingTo: err)
             p.standardInput = FileHandle.nullDevice
@@ -90,8 +93,8 @@ struct MigrateDataTests {
         #expect(!first.stdout.contains("s3cret-pw") && !first.stderr.contains("s3cret-pw"))
         #expect(first.stderr.contains("samples: 30 rows"), "progress: \(first.stderr)")
 
-        // Again into the same database: refused, nothing written.
-        let second = try await Self.run(["migrate-data", "--from", "sqlite:" + sqlite, "--to", targetURL], in: dir)
+        // Again into the same database (named by KSMFLEET_DATABASE this time): refused, nothing written.
+        let second = try await Self.run(["migrate-data", "--from", "sqlite:" + sqlite], in: dir, database: targetURL)
         #expect(second.status != 0)
         #expect(second.stderr.contains("not empty") && second.stderr.contains("nodes"), "\(second)")
         #expect(!second.stderr.contains("s3cret-pw"))
@@ -133,6 +136,8 @@ struct MigrateDataTests {
         #expect(serveHelp.status == 0 && serveHelp.stdout.contains("--data-dir"), "\(serveHelp)")
         let migrateHelp = try await Self.run(["migrate-data", "--help"], in: dir)
         #expect(migrateHelp.status == 0 && migrateHelp.stdout.contains("--from") && migrateHelp.stdout.contains("--to"))
+        let noTarget = try await Self.run(["migrate-data", "--from", "x"], in: dir)
+        #expect(noTarget.status != 0 && noTarget.stderr.contains("KSMFLEET_DATABASE"), "\(noTarget)")
         let badURL = try await Self.run(["migrate-data", "--from", "x", "--to", "mysql://u:secret@h/db"], in: dir)
         #expect(badURL.status != 0 && badURL.stderr.contains("postgres://"), "\(badURL)")
         #expect(!badURL.stderr.contains("secret"))
