@@ -175,7 +175,9 @@ struct DataCopy {
         var rest = tables.filter { !Self.filledByTriggers.contains($0) }
         while !rest.isEmpty {
             // A cycle (none in the schema) falls back to the name order.
-            let ready = rest.filter { t in dependsOn[t, default: []].allSatisfy { placed.contains($0) || !present.contains($0) } }
+            let ready = rest.filter { t in
+                dependsOn[t, default: []].allSatisfy { placed.contains($0) || !present.contains($0) }
+            }
             let next = ready.first ?? rest[0]
             order.append(next)
             placed.insert(next)
