@@ -6,6 +6,9 @@
 # Results: docs/benchmarks.md, "Fleet simulator".
 #   Benchmarks/fleet-sim.sh [--nodes 1000] [--interval 60] [--steady 75] [--after 20]
 #   Benchmarks/fleet-sim.sh --find-max [--start 2500] [--step 2500] [--max-steps 6]
+#   Benchmarks/fleet-sim.sh --postgres postgres://postgres@127.0.0.1:PORT/postgres --replicas 2 --nodes 10000
+#     (PostgreSQL: a fresh database per run, dropped after, R replicas on it, node i on replica
+#     i % R; also measures the PostgreSQL server's processes; R ≥ nodes / 9,000, the file limit)
 #   (python3 Benchmarks/fleet_sim.py --help for the rest)
 # SCRATCH_PATH=.build-x builds into that scratch directory instead of .build (parallel builds).
 set -euo pipefail

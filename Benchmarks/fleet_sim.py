@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""ksmfleet fleet simulator (a benchmark, not a test): N simulated agents against one server.
+"""ksmfleet fleet simulator (a benchmark, not a test): N simulated agents against one server (or replicas).
 
 Each simulated node does what `ksmfleet-agent` does (Sources/FleetAgent), over plain HTTP/1.1
 keep-alive from asyncio (stdlib only):
@@ -27,12 +27,23 @@ time until its long-poll returns the new generation, then stops the workers (eac
 has left), stops the server and counts in its SQLite file the samples stored per node against
 the samples acknowledged to the simulator.
 
+With --postgres URL (a PostgreSQL server on loopback) each run gets a fresh database on it
+(dropped after) and --replicas R server processes on that database (each its own port and data
+dir, one admin token): node i registers, polls and pushes on replica i % R, as agents each given
+one replica's URL; the fleet-wide change goes through replica 0 only, so the spread over all nodes
+measures the wake-up of the other replicas through LISTEN/NOTIFY. /metrics is read from every
+replica; CPU and RSS are summed over the replicas and, separately, over the PostgreSQL server's
+processes (the postmaster and its children); the stored samples are counted in the run's database
+once every replica has stopped. R must leave each replica at most ~9,000 nodes (the file limit).
+
   python3 Benchmarks/fleet_sim.py --server .build/release/ksmfleet-server --nodes 1000
   python3 Benchmarks/fleet_sim.py --server ... --find-max --start 2500 --step 2500 --max-steps 6
+  python3 Benchmarks/fleet_sim.py --server ... --postgres postgres://postgres@127.0.0.1:PORT/postgres \
+      --replicas 2 --nodes 10000
 Everything is bounded: counts, and a deadline on every wait.
 """
-import argparse, asyncio, glob, json, os, random, resource, shutil, signal, socket, sqlite3, subprocess, sys
-import tempfile, time
+import argparse, asyncio, glob, json, math, os, random, resource, shutil, signal, socket, sqlite3, subprocess, sys
+import tempfile, threading, time, urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from server_bench import Server, sample  # noqa: E402  (the same sample body as the ingest bench)
@@ -106,11 +117,11 @@ class Conn:
 
 
 class Node:
-    __slots__ = ("i", "id", "token", "source", "gen", "initial_gen", "next_seq", "outbox", "signal",
+    __slots__ = ("i", "port", "id", "token", "source", "gen", "initial_gen", "next_seq", "outbox", "signal",
                  "acked", "acked_highest", "poll", "push", "changed_at", "failures", "retry_at")
 
-    def __init__(self, i, source):
-        self.i, self.source = i, source
+    def __init__(self, i, port, source):
+        self.i, self.port, self.source = i, port, source  # port: the replica of this node (i % R)
         self.id = self.token = None
         self.gen = self.initial_gen = None
         self.next_seq = 1
@@ -127,7 +138,7 @@ class Node:
 class Worker:
     def __init__(self, a):
         self.a = a
-        self.port = a.port
+        self.ports = [int(p) for p in a.ports.split(",")]
         self.stopping = False
         self.stats = {"registered": 0, "register_errors": 0, "pushes": 0, "push_errors": 0, "poll_200": 0,
                       "poll_304": 0, "poll_errors": 0, "errors_by_kind": {}}
@@ -160,7 +171,7 @@ class Worker:
         req = {"hostname": f"sim-{node.i:06d}", "machineId": f"sim-machine-{node.i:06d}", "kernel": "6.8",
                "memTotalBytes": 17179869184, "numaNodes": 1, "ksmFeatures": ["run", "pages_to_scan"],
                "agentVersion": "fleet-sim", "pageSize": 4096, "registrationKey": f"sim-key-{node.i:06d}"}
-        c = Conn(self.port, node.source)
+        c = Conn(node.port, node.source)
         try:
             st, body = await asyncio.wait_for(
                 c.request("POST", "/api/v1/register", self.a.enroll, json.dumps(req).encode()), REQUEST_TIMEOUT)
@@ -173,7 +184,7 @@ class Worker:
         node.gen = node.initial_gen = r["config"]["generation"]
 
     async def poll_loop(self, node):
-        node.poll = Conn(self.port, node.source)
+        node.poll = Conn(node.port, node.source)
         backoff = 1.0
         while not self.stopping:
             wait = random.randint(*LONG_POLL_WAIT)
@@ -207,7 +218,7 @@ class Worker:
                 backoff *= 2
 
     async def push_loop(self, node):
-        node.push = Conn(self.port, node.source)
+        node.push = Conn(node.port, node.source)
         while True:
             if not node.outbox:
                 if self.stopping:
@@ -249,7 +260,8 @@ class Worker:
     async def run(self):
         a = self.a
         sources = [f"127.0.0.{2 + k}" for k in range(a.addresses)]
-        self.nodes = [Node(i, sources[i % len(sources)]) for i in range(a.first, a.first + a.count)]
+        self.nodes = [Node(i, self.ports[i % len(self.ports)], sources[i % len(sources)])
+                      for i in range(a.first, a.first + a.count)]
         deadline = time.monotonic() + a.max_seconds
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
@@ -308,7 +320,7 @@ class Worker:
                     c.close()
         emit({"event": "done", "stats": self.stats,
               "nodes": [[n.id, n.acked, n.acked_highest, n.next_seq - 1, len(n.outbox)] for n in self.nodes if n.id],
-              "changed_at": [n.changed_at for n in self.nodes if n.id],
+              "changed_at": [[n.i, n.changed_at] for n in self.nodes if n.id],
               "push_lat": self.push_lat, "error_times": self.error_times})
 
 
@@ -381,18 +393,207 @@ def metric(server, name):
     return None
 
 
+def metric_sum(servers, name):
+    """The metric summed over every replica that answers; None when none does."""
+    values = [v for v in (metric(s, name) for s in servers) if v is not None]
+    return sum(values) if values else None
+
+
+def servers_stat(servers):
+    """Over every server process: (CPU seconds, RSS MiB, VmHWM MiB summed; the most fds one holds)."""
+    stats = [proc_stat(s.proc.pid) for s in servers]
+    return (sum(x[0] for x in stats), sum(x[1] for x in stats), sum(x[2] for x in stats),
+            max(x[3] for x in stats))
+
+
 def log(msg):
     print(f"[fleet-sim {time.strftime('%H:%M:%S')}] {msg} (load {loadavg()})", file=sys.stderr, flush=True)
 
 
+# --- PostgreSQL mode: a fresh database per run, R replicas on it, the PostgreSQL server measured
+
+
+def psql(url, sql, timeout=300):
+    """One statement through psql; the rows as lists of fields."""
+    r = subprocess.run(["psql", url, "-X", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-c", sql],
+                       capture_output=True, text=True, timeout=timeout)
+    if r.returncode != 0:
+        raise RuntimeError(f"psql {sql[:60]!r}: {r.stderr.strip()[:300]}")
+    return [line.split("\t") for line in r.stdout.splitlines() if line]
+
+
+def database_url(url, name):
+    """`url` with its database replaced by `name`."""
+    u = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit((u.scheme, u.netloc, "/" + name, u.query, u.fragment))
+
+
+def find_postmaster(url):
+    """The pid of the local postmaster serving the URL's port: a `postgres` process whose data
+    directory (its working directory) holds a postmaster.pid naming that pid and that port."""
+    port = str(urllib.parse.urlsplit(url).port or 5432)
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/comm") as f:
+                if f.read().strip() != "postgres":
+                    continue
+            with open(os.path.join(os.readlink(f"/proc/{d}/cwd"), "postmaster.pid")) as f:
+                lines = f.read().splitlines()
+        except OSError:
+            continue
+        if len(lines) > 3 and lines[0].strip() == d and lines[3].strip() == port:
+            return int(d)
+    return None
+
+
+def children(pid):
+    kids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        kids.append(int(d))
+            except (OSError, ValueError, IndexError):
+                pass
+    return kids
+
+
+def tree_stat(pid):
+    """The postmaster and its children: (CPU seconds, RSS MiB summed, PSS MiB summed, processes).
+    The CPU includes children that have ended (the postmaster's cutime/cstime), so a difference
+    of two readings is the tree's CPU in between. RSS counts shared_buffers once per process that
+    touched them; PSS shares them out."""
+    cpu = rss = pss = 0.0
+    n = 0
+    for p in [pid] + children(pid):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            c = sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
+            r = q = 0.0
+            with open(f"/proc/{p}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Rss:"):
+                        r = int(line.split()[1]) / 1024
+                    elif line.startswith("Pss:"):
+                        q = int(line.split()[1]) / 1024
+        except (OSError, ValueError, IndexError):
+            continue  # ended meanwhile
+        cpu, rss, pss, n = cpu + c, rss + r, pss + q, n + 1
+    return cpu, rss, pss, n
+
+
+# --- a memory guard: the machine is shared; a fleet too big for it is stopped, not swapped/OOM-killed
+
+
+class Aborted(Exception):
+    pass
+
+
+class MemoryGuard:
+    """Checks MemAvailable every second; below the floor it kills the simulator's workers (their
+    memory and connections go) and marks the run aborted. Stopped with stop()."""
+
+    def __init__(self, floor_mib):
+        self.floor = floor_mib
+        self.workers = []
+        self.reason = None
+        self.lowest = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def available_mib():
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 1024
+        return float("inf")
+
+    def _run(self):
+        while not self._stop.wait(1.0):
+            avail = self.available_mib()
+            self.lowest = avail if self.lowest is None else min(self.lowest, avail)
+            if avail < self.floor and self.reason is None:
+                self.reason = f"MemAvailable {avail:.0f} MiB < {self.floor} MiB (--min-mem-available-mib)"
+                log(f"ABORTING the run: {self.reason}; killing the simulator's workers")
+                for w in list(self.workers):
+                    if w.poll() is None:
+                        w.kill()
+
+    def check(self):
+        if self.reason:
+            raise Aborted(self.reason)
+
+    def nap(self, seconds):
+        end = time.monotonic() + seconds
+        while True:
+            self.check()
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(0.5, left))
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(5)
+
+
+def server_log_errors(tmp, servers):
+    """Lines at level error or critical in the servers' logs: a count per replica, and the first few."""
+    counts, first = [], []
+    for s in servers:
+        n = 0
+        try:
+            with open(s.log.name, errors="replace") as f:
+                for line in f:
+                    if " error " in line[:48] or " critical " in line[:48]:  # "<timestamp> <level> <label>: …"
+                        n += 1
+                        if len(first) < 5:
+                            first.append(line.strip()[:300])
+        except OSError:
+            pass
+        counts.append(n)
+    return {"per_replica": counts, "first": first}
+
+
 def run_fleet(a, nodes):
-    """One fleet of `nodes` against a fresh server; returns the result dict."""
+    """One fleet of `nodes` against a fresh server (or fresh database and --replicas servers on
+    PostgreSQL); returns the result dict."""
     tmp = tempfile.mkdtemp(prefix="ksmfleet-fleet-")
+    replicas = a.replicas if a.postgres else 1
     result = {"nodes": nodes, "interval_s": a.interval, "load_start": loadavg(),
-              "utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())}
-    server = Server(a.server, tmp, a.server_args.split())
-    workers = []
+              "utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+              "database": "postgres" if a.postgres else "sqlite", "replicas": replicas,
+              "mem_available_mib_start": round(MemoryGuard.available_mib())}
+    dbname = run_url = None
+    servers, workers, outs = [], [], []
+    guard = MemoryGuard(a.min_mem_available_mib)
     try:
+        if a.postgres:
+            dbname = f"ksmfleet_sim_{nodes}_{os.getpid()}_{int(time.time())}"
+            psql(a.postgres, f"CREATE DATABASE {dbname}")
+            run_url = database_url(a.postgres, dbname)
+            result["postgres_database"] = dbname
+            result["postgres_fsync"] = psql(run_url, "SHOW fsync")[0][0]
+            result["postgres_synchronous_commit"] = psql(run_url, "SHOW synchronous_commit")[0][0]
+            token = "ka_bench_" + os.urandom(16).hex()
+            t_up = time.monotonic()
+            # Replica 0 first (it migrates the fresh database), then the others.
+            for r in range(replicas):
+                d = os.path.join(tmp, f"replica-{r}")
+                os.makedirs(d)
+                servers.append(Server(a.server, d, a.server_args.split() + ["--database", run_url], token=token))
+            result["replicas_start_s"] = round(time.monotonic() - t_up, 1)
+            log(f"{replicas} replicas on database {dbname} up in {result['replicas_start_s']} s "
+                f"(ports {', '.join(str(s.port) for s in servers)}; fsync={result['postgres_fsync']})")
+        else:
+            servers.append(Server(a.server, tmp, a.server_args.split()))
+        server = servers[0]
         st, body = admin_request(server, "POST", "/api/v1/enrollment-tokens", {"description": "fleet-sim"})
         assert st == 201, body
         enroll = json.loads(body)["token"]
@@ -401,14 +602,16 @@ def run_fleet(a, nodes):
         result["sim_processes"] = nprocs
         base, extra = divmod(nodes, nprocs)
         first = 0
+        ports = ",".join(str(s.port) for s in servers)
         for w in range(nprocs):
             count = base + (1 if w < extra else 0)
-            cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--port", str(server.port),
+            cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--ports", ports,
                    "--enroll", enroll, "--first", str(first), "--count", str(count), "--interval", str(a.interval),
                    "--addresses", str(a.addresses), "--register-concurrency", str(a.register_concurrency),
                    "--max-seconds", str(a.max_seconds)]
             # Each worker's nodes get their own source addresses (127.0.0.2 + offset ...).
             workers.append(subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
+            guard.workers.append(workers[-1])
             first += count
         t_start = time.monotonic()
         registered = reg_errors = 0
@@ -417,28 +620,32 @@ def run_fleet(a, nodes):
             ev = json.loads(line) if line else {}
             registered += ev.get("count", 0)
             reg_errors += ev.get("errors", 0)
+        guard.check()
         result["registered"] = registered
         result["register_errors"] = reg_errors
         result["register_seconds"] = round(time.monotonic() - t_start, 1)
         log(f"{registered} of {nodes} registered in {result['register_seconds']} s")
-        # Every node holds its long-poll.
+        # Every node holds its long-poll (on whichever replica it was given).
         waiting, deadline = 0, time.monotonic() + 60
         while time.monotonic() < deadline:
-            waiting = int(metric(server, "ksmfleet_config_waiters") or 0)
+            waiting = int(metric_sum(servers, "ksmfleet_config_waiters") or 0)
             if waiting >= registered:
                 break
-            time.sleep(1)
+            guard.nap(1)
         result["waiters_before_change"] = waiting
         t_ready = time.monotonic()
         # Steady window: samples every interval, long-polls held and renewed.
-        time.sleep(a.settle)
+        guard.nap(a.settle)
         t_steady = time.monotonic()
-        cpu0, rss0, _, fds0 = proc_stat(server.proc.pid)
+        cpu0, rss0, _, fds0 = servers_stat(servers)
         sim0 = sum(proc_stat(w.pid)[0] for w in workers)
+        pg0 = tree_stat(a.postgres_pid) if a.postgres else None
         load_steady_start = loadavg()
-        time.sleep(a.steady)
-        cpu1, rss1, hwm1, fds1 = proc_stat(server.proc.pid)
-        sim1 = sum(proc_stat(w.pid)[0] for w in workers)
+        guard.nap(a.steady)
+        cpu1, rss1, hwm1, fds1 = servers_stat(servers)
+        sim = [proc_stat(w.pid) for w in workers]
+        sim1 = sum(x[0] for x in sim)
+        pg1 = tree_stat(a.postgres_pid) if a.postgres else None
         t_steady_end = time.monotonic()
         result["load_steady"] = f"{load_steady_start} -> {loadavg()}"
         steady_s = t_steady_end - t_steady
@@ -447,13 +654,25 @@ def run_fleet(a, nodes):
         result["server_cpu_pct_steady"] = round((cpu1 - cpu0) / steady_s * 100, 2)
         result["server_rss_mib"] = round(rss1, 1)
         result["sim_cpu_s_steady"] = round(sim1 - sim0, 2)
-        result["server_fds"] = fds1
-        log(f"steady {steady_s:.0f} s: server CPU {cpu1 - cpu0:.2f} s, RSS {rss1:.0f} MiB, {fds1} fds")
-        # The fleet-wide change.
-        waiting = int(metric(server, "ksmfleet_config_waiters") or 0)
+        result["sim_cpu_pct_steady"] = round((sim1 - sim0) / steady_s * 100, 2)
+        result["sim_rss_mib"] = round(sum(x[1] for x in sim), 1)
+        result["server_fds"] = fds1  # the most one server process holds (the limit is per process)
+        msg = f"steady {steady_s:.0f} s: server CPU {cpu1 - cpu0:.2f} s, RSS {rss1:.0f} MiB, {fds1} fds"
+        if pg0:
+            result["pg_cpu_s_steady"] = round(pg1[0] - pg0[0], 2)
+            result["pg_cpu_pct_steady"] = round((pg1[0] - pg0[0]) / steady_s * 100, 2)
+            result["pg_rss_mib"] = round(pg1[1], 1)
+            result["pg_pss_mib"] = round(pg1[2], 1)
+            result["pg_processes"] = pg1[3]
+            msg += (f"; PostgreSQL CPU {pg1[0] - pg0[0]:.2f} s, RSS {pg1[1]:.0f} MiB (PSS {pg1[2]:.0f}),"
+                    f" {pg1[3]} processes")
+        log(msg + f"; simulator CPU {sim1 - sim0:.2f} s")
+        # The fleet-wide change (through replica 0 only: the others hear of it by LISTEN/NOTIFY).
+        waiting = int(metric_sum(servers, "ksmfleet_config_waiters") or 0)
         result["waiters_at_change"] = waiting
-        cpu_c0 = proc_stat(server.proc.pid)[0]
+        cpu_c0 = servers_stat(servers)[0]
         sim_c0 = sum(proc_stat(w.pid)[0] for w in workers)
+        pg_c0 = tree_stat(a.postgres_pid)[0] if a.postgres else None
         t_apply = time.monotonic()
         try:
             st, body = admin_request(server, "POST", "/api/v1/config/apply", {"all": True, "change": {"thresCoef": 25}})
@@ -466,14 +685,15 @@ def run_fleet(a, nodes):
         if st != 200:
             log(f"the fleet-wide change failed: {st} {body[:200]!r}")
         result["apply_request_s"] = round(t_reply - t_apply, 3)
-        time.sleep(a.after)
-        result["server_cpu_s_change"] = round(proc_stat(server.proc.pid)[0] - cpu_c0, 2)
+        guard.nap(a.after)
+        result["server_cpu_s_change"] = round(servers_stat(servers)[0] - cpu_c0, 2)
         result["sim_cpu_s_change"] = round(sum(proc_stat(w.pid)[0] for w in workers) - sim_c0, 2)
-        cpu_end, rss_end, hwm_end, _ = proc_stat(server.proc.pid)
+        if a.postgres:
+            result["pg_cpu_s_change"] = round(tree_stat(a.postgres_pid)[0] - pg_c0, 2)
+        cpu_end, rss_end, hwm_end, _ = servers_stat(servers)
         result["server_rss_mib_peak"] = round(hwm_end, 1)
         # Stop the workers: each pushes what it holds, then reports.
         t_stop = time.monotonic()
-        outs = []
         for w in workers:
             try:
                 w.stdin.write("stop\n")
@@ -486,14 +706,52 @@ def run_fleet(a, nodes):
                 ev = json.loads(line)
                 if ev.get("event") == "done":
                     outs.append(ev)
+        guard.check()
         result["run_seconds"] = round(time.monotonic() - t_start, 1)
-        stored_metric = metric(server, "ksmfleet_samples_stored_total")
+        stored_metric = metric_sum(servers, "ksmfleet_samples_stored_total")
         result["load_end"] = loadavg()
+    except Aborted as e:
+        result["aborted"] = str(e)
     finally:
+        guard.stop()
+        result["mem_available_mib_lowest"] = None if guard.lowest is None else round(guard.lowest)
         for w in workers:
             if w.poll() is None:
                 w.kill()
-        server.stop()
+        for s in servers:  # every replica at once, then wait for each
+            if s.proc.poll() is None:
+                s.proc.terminate()
+        for s in servers:
+            s.stop()
+        if servers:
+            result["server_log_errors"] = server_log_errors(tmp, servers)
+        try:
+            stored = {}
+            if run_url and "aborted" not in result:
+                # Counted in the database the replicas shared, after all of them stopped.
+                for node_id, count, highest in psql(run_url, "SELECT node_id, COUNT(*), MAX(seq) FROM samples GROUP BY node_id"):
+                    stored[node_id] = (int(count), int(highest))
+                result["db"] = dbname
+                result["db_size_mib"] = round(int(psql(run_url, f"SELECT pg_database_size('{dbname}')")[0][0]) / 2**20, 1)
+            elif not run_url:
+                dbs = [p for p in glob.glob(os.path.join(tmp, "db", "*")) if p.endswith((".sqlite", ".db", ".sqlite3"))]
+                if dbs:
+                    db = sqlite3.connect(dbs[0])
+                    for node_id, count, highest in db.execute("SELECT node_id, COUNT(*), MAX(seq) FROM samples GROUP BY node_id"):
+                        stored[node_id] = (count, highest)
+                    db.close()
+                result["db"] = os.path.basename(dbs[0]) if dbs else None
+        finally:
+            if dbname and not a.keep_database:
+                try:
+                    psql(a.postgres, f"DROP DATABASE IF EXISTS {dbname} WITH (FORCE)")
+                except (RuntimeError, subprocess.TimeoutExpired) as e:
+                    log(f"could not drop database {dbname}: {e}")
+            shutil.rmtree(tmp, ignore_errors=True)
+    if "aborted" in result:
+        result["pass"] = False
+        result["targets"] = {}
+        return result
     # Tally.
     stats = {}
     for o in outs:
@@ -511,14 +769,6 @@ def run_fleet(a, nodes):
             acked[node_id] = (n_acked, highest)
             taken += n_taken
             unpushed += left
-    stored = {}
-    dbs = [p for p in glob.glob(os.path.join(tmp, "db", "*")) if p.endswith((".sqlite", ".db", ".sqlite3"))]
-    if dbs:
-        db = sqlite3.connect(dbs[0])
-        for node_id, count, highest in db.execute("SELECT node_id, COUNT(*), MAX(seq) FROM samples GROUP BY node_id"):
-            stored[node_id] = (count, highest)
-        db.close()
-    result["db"] = os.path.basename(dbs[0]) if dbs else None
     lost = sum(max(0, n_acked - stored.get(nid, (0, 0))[0]) for nid, (n_acked, _) in acked.items())
     result.update({
         "samples_taken": taken, "samples_acked": sum(v[0] for v in acked.values()),
@@ -554,15 +804,26 @@ def run_fleet(a, nodes):
     result["push_ms_steady"] = ms([s for t, s in lat if t_steady <= t < t_steady_end])
     result["push_ms_after_change"] = ms([s for t, s in lat if t_apply <= t < t_apply + 10])
     # Config change: per node, from the admin sending the request to its long-poll returning it.
-    changed = [c - t_apply for o in outs for c in o["changed_at"] if c is not None]
+    spread = lambda xs: None if not xs else {
+        "p50": round(pct(xs, .5), 3), "p99": round(pct(xs, .99), 3), "max": round(max(xs), 3)}
+    changed = [(i, c - t_apply) for o in outs for i, c in o["changed_at"] if c is not None]
     result["change_received"] = len(changed)
-    result["change_within_2s"] = sum(1 for c in changed if c <= 2.0)
-    result["change_s"] = None if not changed else {
-        "p50": round(pct(changed, .5), 3), "p99": round(pct(changed, .99), 3), "max": round(max(changed), 3)}
+    result["change_within_2s"] = sum(1 for _, c in changed if c <= 2.0)
+    result["change_s"] = spread([c for _, c in changed])
+    if replicas > 1:
+        # Nodes of replica 0 (woken by the replica that made the change) and of the others
+        # (woken through LISTEN/NOTIFY).
+        result["change_s_replica0"] = spread([c for i, c in changed if i % replicas == 0])
+        result["change_s_other_replicas"] = spread([c for i, c in changed if i % replicas != 0])
     per10k = 10000 / nodes
     result["server_cpu_pct_per_10k"] = round(result["server_cpu_pct_steady"] * per10k, 2)
     result["server_cpu_s_per_min_per_10k"] = round(result["server_cpu_s_steady"] / steady_s * 60 * per10k, 2)
     result["server_rss_mib_per_10k"] = round(result["server_rss_mib"] * per10k, 1)
+    result["sim_cpu_pct_per_10k"] = round(result["sim_cpu_pct_steady"] * per10k, 2)
+    if a.postgres:
+        result["pg_cpu_pct_per_10k"] = round(result["pg_cpu_pct_steady"] * per10k, 2)
+        result["pg_rss_mib_per_10k"] = round(result["pg_rss_mib"] * per10k, 1)
+        result["pg_pss_mib_per_10k"] = round(result["pg_pss_mib"] * per10k, 1)
     # The push target is judged on the steady window (--p99-over steady: samples every interval,
     # long-polls held) or on everything after the fleet was up, the change's burst included
     # (--p99-over run: every node pushes a sample at once when its new config arrives).
@@ -575,24 +836,37 @@ def run_fleet(a, nodes):
         "change to all within 2 s": result["change_within_2s"] == nodes,
     }
     result["pass"] = all(result["targets"].values())
-    shutil.rmtree(tmp, ignore_errors=True)
     return result
 
 
 def table(results):
+    pg = any(r.get("database") == "postgres" for r in results)
     cols = ["nodes", "procs", "pushes", "errors", "lost", "acked", "push ms (run) p50/p99/max", "steady p99", "burst p99",
             "change s p50/p99/max", "≤2 s", "CPU %", "CPU %/10k", "CPU s/min/10k", "RSS MiB", "RSS/10k", "fds",
             "load", "pass"]
+    if pg:  # PostgreSQL mode: the replicas, and the PostgreSQL server and the simulator measured too
+        cols[1:1] = ["replicas"]
+        cols[-2:-2] = ["PG CPU %", "PG CPU %/10k", "PG RSS/PSS MiB", "PG PSS/10k", "sim CPU %"]
     rows = []
     for r in results:
+        if "aborted" in r:
+            rows.append([r["nodes"]] + ([r["replicas"]] if pg else []) + ["-"] * (len(cols) - 2 - pg)
+                        + ["NO: aborted: " + r["aborted"]])
+            continue
         p, ps, c = r.get("push_ms_run") or {}, r.get("push_ms_steady") or {}, r.get("change_s") or {}
         pb = r.get("push_ms_after_change") or {}
-        rows.append([r["nodes"], r.get("sim_processes"), r["pushes"], r["errors"], r["lost"], r["samples_acked"],
-                     f"{p.get('p50')}/{p.get('p99')}/{p.get('max')}", ps.get("p99"), pb.get("p99"),
-                     f"{c.get('p50')}/{c.get('p99')}/{c.get('max')}", f"{r['change_within_2s']}/{r['nodes']}",
-                     r["server_cpu_pct_steady"], r["server_cpu_pct_per_10k"], r["server_cpu_s_per_min_per_10k"],
-                     r["server_rss_mib"], r["server_rss_mib_per_10k"], r["server_fds"], r["load_steady"],
-                     "yes" if r["pass"] else "NO: " + ", ".join(k for k, v in r["targets"].items() if not v)])
+        row = [r["nodes"], r.get("sim_processes"), r["pushes"], r["errors"], r["lost"], r["samples_acked"],
+               f"{p.get('p50')}/{p.get('p99')}/{p.get('max')}", ps.get("p99"), pb.get("p99"),
+               f"{c.get('p50')}/{c.get('p99')}/{c.get('max')}", f"{r['change_within_2s']}/{r['nodes']}",
+               r["server_cpu_pct_steady"], r["server_cpu_pct_per_10k"], r["server_cpu_s_per_min_per_10k"],
+               r["server_rss_mib"], r["server_rss_mib_per_10k"], r["server_fds"], r["load_steady"],
+               "yes" if r["pass"] else "NO: " + ", ".join(k for k, v in r["targets"].items() if not v)]
+        if pg:
+            row[1:1] = [r.get("replicas")]
+            row[-2:-2] = [r.get("pg_cpu_pct_steady"), r.get("pg_cpu_pct_per_10k"),
+                          f"{r.get('pg_rss_mib')}/{r.get('pg_pss_mib')}", r.get("pg_pss_mib_per_10k"),
+                          r.get("sim_cpu_pct_steady")]
+        rows.append(row)
     widths = [max(len(str(x)) for x in col) for col in zip(cols, *rows)]
     out = [" | ".join(str(x).ljust(w) for x, w in zip(cols, widths))]
     out.append("-+-".join("-" * w for w in widths))
@@ -624,10 +898,22 @@ def main():
                     help="pushes the p99 target is judged on: the steady window, or all after the fleet is up "
                          "(the burst after the fleet-wide change included)")
     ap.add_argument("--dump-latencies", help="write every push (start, latency) to this file")
+    ap.add_argument("--postgres", metavar="URL",
+                    help="a PostgreSQL server (postgres://user@127.0.0.1:PORT/postgres): each run gets a fresh database "
+                         "on it (dropped after) and --replicas servers on that database instead of one on SQLite")
+    ap.add_argument("--replicas", type=int, default=1,
+                    help="--postgres: server processes on the run's database; node i registers, polls and pushes "
+                         "on replica i %% R; the fleet-wide change goes through replica 0 (default 1)")
+    ap.add_argument("--postgres-pid", type=int,
+                    help="--postgres: the postmaster's pid, whose process tree is measured (default: found from "
+                         "the URL's port, as the postgres process whose data directory's postmaster.pid names it)")
+    ap.add_argument("--keep-database", action="store_true", help="--postgres: do not drop the run's database")
+    ap.add_argument("--min-mem-available-mib", type=int, default=1536,
+                    help="abort a run (kill the simulator's workers) when MemAvailable falls below this (default 1536)")
     ap.add_argument("--json", help="append every result as a JSON line to this file")
     # worker mode (internal)
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--ports", help=argparse.SUPPRESS)  # the replicas' ports: node i uses the (i % R)th
     ap.add_argument("--enroll", help=argparse.SUPPRESS)
     ap.add_argument("--first", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--count", type=int, default=0, help=argparse.SUPPRESS)
@@ -643,6 +929,39 @@ def main():
     if a.find_max:
         sizes = ([int(x) for x in a.sizes.split(",")][:a.max_steps] if a.sizes
                  else [a.start + k * a.step for k in range(a.max_steps)])
+    if a.replicas < 1:
+        ap.error("--replicas must be at least 1")
+    if a.replicas > 1 and not a.postgres:
+        ap.error("--replicas needs --postgres (replicas share one PostgreSQL database; SQLite is one server)")
+    if a.postgres:
+        # Each replica holds two connections per node of its own, plus its database connections and
+        # files: past ~(limit − 2,000) / 2 nodes (9,000 at 20,000 files) it runs out of descriptors
+        # mid-run (docs/benchmarks.md, "The cap"). Refuse before starting instead.
+        per_replica = max(1, (hard - 2000) // 2)
+        for n in sizes:
+            need = math.ceil(n / per_replica)
+            if a.replicas < need:
+                ap.error(f"--replicas {a.replicas} is too few for {n} nodes: a replica holds 2 connections per node and "
+                         f"may open at most {hard} files here, so at most {per_replica} nodes each; "
+                         f"use --replicas {need} or more")
+        if not shutil.which("psql"):
+            ap.error("--postgres needs psql (apt-get install postgresql-client)")
+        if urllib.parse.urlsplit(a.postgres).hostname not in ("127.0.0.1", "localhost", "::1"):
+            ap.error("--postgres: loopback only (127.0.0.1)")
+        try:
+            max_conns = int(psql(a.postgres, "SHOW max_connections")[0][0])
+        except (RuntimeError, subprocess.TimeoutExpired) as e:
+            ap.error(f"--postgres: cannot reach it: {e}")
+        # A replica opens up to 8 reader connections, 1 writer, 1 listener and 1 for the background lock.
+        if a.replicas * 11 + 5 > max_conns:
+            ap.error(f"--replicas {a.replicas} may open {a.replicas * 11} PostgreSQL connections; "
+                     f"the server allows {max_conns} (max_connections)")
+        if a.postgres_pid is None:
+            a.postgres_pid = find_postmaster(a.postgres)
+            if a.postgres_pid is None:
+                ap.error("--postgres: no local postmaster found for that port; give --postgres-pid")
+        print(f"PostgreSQL: postmaster pid {a.postgres_pid}, max_connections {max_conns}; "
+              f"{a.replicas} replica(s)", file=sys.stderr)
     results = []
     for n in sizes:
         log(f"fleet of {n} nodes")
@@ -654,14 +973,14 @@ def main():
                 f.write(json.dumps(r) + "\n")
         # Past a fleet that errs or loses samples nothing else means much: stop there. The latency
         # and spread targets may fail earlier on a busy machine; the steps go on to show the rest.
-        if a.find_max and not (r["targets"]["0 errors"] and r["targets"]["0 lost"]):
+        if a.find_max and not (r["targets"].get("0 errors") and r["targets"].get("0 lost")):
             break
     print(table(results), flush=True)
     if a.find_max:
-        for target in results[0]["targets"]:
-            met = [r["nodes"] for r in results if r["targets"][target]]
+        for target in next((r["targets"] for r in results if r["targets"]), {}):
+            met = [r["nodes"] for r in results if r["targets"].get(target)]
             print(f"  {target}: met up to {max(met) if met else 'none'} of the sizes tried "
-                  f"({', '.join(str(r['nodes']) + ('' if r['targets'][target] else ' no') for r in results)})")
+                  f"({', '.join(str(r['nodes']) + ('' if r['targets'].get(target) else ' no') for r in results)})")
         ok = [r["nodes"] for r in results if r["pass"]]
         print(f"largest fleet meeting every target: {f'{max(ok)} nodes' if ok else 'none of the sizes tried'} "
               f"(first failure: {next((r['nodes'] for r in results if not r['pass']), 'none within the steps')})")

@@ -72,8 +72,9 @@ def sample(seq, taken):
 
 
 class Server:
-    def __init__(self, binary, data_dir, extra_args=()):
-        self.token = "ka_bench_" + os.urandom(16).hex()
+    def __init__(self, binary, data_dir, extra_args=(), token=None):
+        # Replicas on one database share one admin token (KSMFLEET_ADMIN_TOKEN).
+        self.token = token or "ka_bench_" + os.urandom(16).hex()
         port_file = os.path.join(data_dir, "port")
         env = dict(os.environ, KSMFLEET_ADMIN_TOKEN=self.token)
         self.log = open(os.path.join(data_dir, "server.log"), "wb")
