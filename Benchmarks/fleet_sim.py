@@ -42,7 +42,7 @@ once every replica has stopped. R must leave each replica at most ~9,000 nodes (
       --replicas 2 --nodes 10000
 Everything is bounded: counts, and a deadline on every wait.
 """
-import argparse, asyncio, glob, json, math, os, random, resource, shutil, signal, socket, sqlite3, subprocess, sys
+import argparse, asyncio, glob, json, math, os, random, resource, select, shutil, signal, socket, sqlite3, subprocess, sys
 import tempfile, threading, time, urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -118,7 +118,7 @@ class Conn:
 
 class Node:
     __slots__ = ("i", "port", "id", "token", "source", "gen", "initial_gen", "next_seq", "outbox", "signal",
-                 "acked", "acked_highest", "poll", "push", "changed_at", "failures", "retry_at")
+                 "acked", "acked_highest", "poll", "push", "changed_at", "failures", "retry_at", "polling")
 
     def __init__(self, i, port, source):
         self.i, self.port, self.source = i, port, source  # port: the replica of this node (i % R)
@@ -133,6 +133,7 @@ class Node:
         self.failures = 0
         self.retry_at = 0.0
         self.poll = self.push = None
+        self.polling = False  # a long-poll sent and not answered yet
 
 
 class Worker:
@@ -142,7 +143,7 @@ class Worker:
         self.stopping = False
         self.stats = {"registered": 0, "register_errors": 0, "pushes": 0, "push_errors": 0, "poll_200": 0,
                       "poll_304": 0, "poll_errors": 0, "errors_by_kind": {}}
-        self.push_lat = []  # (start monotonic, seconds, samples)
+        self.push_lat = []  # (start monotonic, seconds, samples, replica)
         self.error_times = []
         self.nodes = []
 
@@ -189,9 +190,13 @@ class Worker:
         while not self.stopping:
             wait = random.randint(*LONG_POLL_WAIT)
             try:
-                st, body = await asyncio.wait_for(node.poll.request(
-                    "GET", f"/api/v1/nodes/{node.id}/config?wait={wait}", node.token,
-                    headers={"If-None-Match": f'"{node.gen}"', "Accept": "application/json"}), wait + 15)
+                node.polling = True
+                try:
+                    st, body = await asyncio.wait_for(node.poll.request(
+                        "GET", f"/api/v1/nodes/{node.id}/config?wait={wait}", node.token,
+                        headers={"If-None-Match": f'"{node.gen}"', "Accept": "application/json"}), wait + 15)
+                finally:
+                    node.polling = False
                 if st == 304:
                     self.stats["poll_304"] += 1
                 elif st == 200:
@@ -249,7 +254,7 @@ class Worker:
                 node.failures += 1
                 node.retry_at = time.monotonic() + min(2 ** (node.failures - 1), 60)
                 continue
-            self.push_lat.append((round(t0, 4), round(time.monotonic() - t0, 5), len(batch)))
+            self.push_lat.append((round(t0, 4), round(time.monotonic() - t0, 5), len(batch), node.i % len(self.ports)))
             self.stats["pushes"] += 1
             node.failures = 0
             node.retry_at = 0
@@ -266,9 +271,21 @@ class Worker:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
 
-        def on_stdin():  # "stop" from the orchestrator, or its end (EOF)
-            loop.remove_reader(sys.stdin.fileno())
-            stop.set()
+        pending = bytearray()
+
+        def on_stdin():  # "stop" from the orchestrator, or its end (EOF); "count": long-polls in flight
+            data = os.read(sys.stdin.fileno(), 4096)
+            pending.extend(data)
+            while b"\n" in pending:
+                line, _, rest = bytes(pending).partition(b"\n")
+                pending[:] = rest
+                if line.strip() == b"count":
+                    emit({"event": "polls", "held": sum(1 for n in self.nodes if n.polling)})
+                elif line.strip() == b"stop":
+                    data = b""
+            if not data:
+                loop.remove_reader(sys.stdin.fileno())
+                stop.set()
         loop.add_reader(sys.stdin.fileno(), on_stdin)
         tasks = []
         queue = list(reversed(self.nodes))
@@ -393,10 +410,39 @@ def metric(server, name):
     return None
 
 
+SCRAPES = []  # seconds each /metrics request of the run took (a scrape renders every node's series)
+
+
 def metric_sum(servers, name):
     """The metric summed over every replica that answers; None when none does."""
-    values = [v for v in (metric(s, name) for s in servers) if v is not None]
+    values = []
+    for s in servers:
+        t0 = time.monotonic()
+        v = metric(s, name)
+        SCRAPES.append(time.monotonic() - t0)
+        if v is not None:
+            values.append(v)
     return sum(values) if values else None
+
+
+def simulator_polls(workers, timeout=20):
+    """Long-polls the simulator's nodes have sent and not had answered (its own view of the
+    waiters, for --no-metrics); None when a worker does not answer in time."""
+    total = 0
+    for w in workers:
+        try:
+            w.stdin.write("count\n")
+            w.stdin.flush()
+        except (BrokenPipeError, OSError):
+            return None
+    for w in workers:
+        r, _, _ = select.select([w.stdout], [], [], timeout)
+        line = w.stdout.readline() if r else ""
+        try:
+            total += json.loads(line)["held"]
+        except (ValueError, KeyError):
+            return None
+    return total
 
 
 def servers_stat(servers):
@@ -626,9 +672,13 @@ def run_fleet(a, nodes):
         result["register_seconds"] = round(time.monotonic() - t_start, 1)
         log(f"{registered} of {nodes} registered in {result['register_seconds']} s")
         # Every node holds its long-poll (on whichever replica it was given).
+        SCRAPES.clear()
         waiting, deadline = 0, time.monotonic() + 60
         while time.monotonic() < deadline:
-            waiting = int(metric_sum(servers, "ksmfleet_config_waiters") or 0)
+            if a.no_metrics:
+                waiting = int(simulator_polls(workers) or 0)
+            else:
+                waiting = int(metric_sum(servers, "ksmfleet_config_waiters") or 0)
             if waiting >= registered:
                 break
             guard.nap(1)
@@ -668,7 +718,10 @@ def run_fleet(a, nodes):
                     f" {pg1[3]} processes")
         log(msg + f"; simulator CPU {sim1 - sim0:.2f} s")
         # The fleet-wide change (through replica 0 only: the others hear of it by LISTEN/NOTIFY).
-        waiting = int(metric_sum(servers, "ksmfleet_config_waiters") or 0)
+        if a.no_metrics:
+            waiting = int(simulator_polls(workers) or 0)
+        else:
+            waiting = int(metric_sum(servers, "ksmfleet_config_waiters") or 0)
         result["waiters_at_change"] = waiting
         cpu_c0 = servers_stat(servers)[0]
         sim_c0 = sum(proc_stat(w.pid)[0] for w in workers)
@@ -708,7 +761,11 @@ def run_fleet(a, nodes):
                     outs.append(ev)
         guard.check()
         result["run_seconds"] = round(time.monotonic() - t_start, 1)
-        stored_metric = metric_sum(servers, "ksmfleet_samples_stored_total")
+        stored_metric = None if a.no_metrics else metric_sum(servers, "ksmfleet_samples_stored_total")
+        result["waiters_from"] = "simulator" if a.no_metrics else "metrics"
+        if SCRAPES:
+            result["metrics_scrapes"] = len(SCRAPES)
+            result["metrics_scrape_s_max"] = round(max(SCRAPES), 2)
         result["load_end"] = loadavg()
     except Aborted as e:
         result["aborted"] = str(e)
@@ -781,7 +838,7 @@ def run_fleet(a, nodes):
         "errors_by_kind": stats.get("errors_by_kind", {}),
     })
     # Push latency: all, the steady window, and the 10 s after the change (every node pushes then).
-    lat = [(t, s) for o in outs for t, s, _ in o["push_lat"]]
+    lat = [(t, s) for o in outs for t, s, *_ in o["push_lat"]]
     ms = lambda xs: None if not xs else {"p50": round(pct(xs, .5) * 1000, 1), "p99": round(pct(xs, .99) * 1000, 1),
                                          "max": round(max(xs) * 1000, 1), "n": len(xs)}
     result["push_ms"] = ms([s for _, s in lat])
@@ -796,12 +853,16 @@ def run_fleet(a, nodes):
             hist[b] = hist.get(b, 0) + 1
     result["errors_at_s"] = dict(sorted(hist.items()))
     result["apply_at_s"] = round(t_apply - t_ready, 1)
-    if a.dump_latencies:  # seconds since every node held its long-poll, push latency in seconds
+    if a.dump_latencies:  # seconds since every node held its long-poll, push latency in seconds, replica
         with open(a.dump_latencies, "w") as f:
             f.write(f"# steady {t_steady - t_ready:.3f}..{t_steady_end - t_ready:.3f} apply {t_apply - t_ready:.3f}\n")
-            for t, s in sorted(lat):
-                f.write(f"{t - t_ready:.4f} {s:.5f}\n")
+            for t, s, r in sorted((t, s, r) for o in outs for t, s, _, r in o["push_lat"]):
+                f.write(f"{t - t_ready:.4f} {s:.5f} {r}\n")
     result["push_ms_steady"] = ms([s for t, s in lat if t_steady <= t < t_steady_end])
+    if replicas > 1:  # the steady window per replica (one of them runs the rollups)
+        result["push_ms_steady_by_replica"] = [
+            ms([s for o in outs for t, s, _, r in o["push_lat"] if r == k and t_steady <= t < t_steady_end])
+            for k in range(replicas)]
     result["push_ms_after_change"] = ms([s for t, s in lat if t_apply <= t < t_apply + 10])
     # Config change: per node, from the admin sending the request to its long-poll returning it.
     spread = lambda xs: None if not xs else {
@@ -908,6 +969,10 @@ def main():
                     help="--postgres: the postmaster's pid, whose process tree is measured (default: found from "
                          "the URL's port, as the postgres process whose data directory's postmaster.pid names it)")
     ap.add_argument("--keep-database", action="store_true", help="--postgres: do not drop the run's database")
+    ap.add_argument("--no-metrics", action="store_true",
+                    help="do not scrape /metrics: count the long-polls held from the simulator's side (sent, not yet "
+                         "answered). A scrape renders every node's series, and its first one at a large fleet keeps a "
+                         "server busy for minutes (docs/benchmarks.md)")
     ap.add_argument("--min-mem-available-mib", type=int, default=1536,
                     help="abort a run (kill the simulator's workers) when MemAvailable falls below this (default 1536)")
     ap.add_argument("--json", help="append every result as a JSON line to this file")
