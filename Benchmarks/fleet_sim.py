@@ -271,14 +271,14 @@ class Worker:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
 
-        pending = bytearray()
+        stdin_buf = bytearray()
 
         def on_stdin():  # "stop" from the orchestrator, or its end (EOF); "count": long-polls in flight
             data = os.read(sys.stdin.fileno(), 4096)
-            pending.extend(data)
-            while b"\n" in pending:
-                line, _, rest = bytes(pending).partition(b"\n")
-                pending[:] = rest
+            stdin_buf.extend(data)
+            while b"\n" in stdin_buf:
+                line, _, rest = bytes(stdin_buf).partition(b"\n")
+                stdin_buf[:] = rest
                 if line.strip() == b"count":
                     emit({"event": "polls", "held": sum(1 for n in self.nodes if n.polling)})
                 elif line.strip() == b"stop":
@@ -435,14 +435,21 @@ def simulator_polls(workers, timeout=20):
             w.stdin.flush()
         except (BrokenPipeError, OSError):
             return None
+    answered = True
     for w in workers:
-        r, _, _ = select.select([w.stdout], [], [], timeout)
-        line = w.stdout.readline() if r else ""
-        try:
-            total += json.loads(line)["held"]
-        except (ValueError, KeyError):
-            return None
-    return total
+        while True:  # a worker past its --max-seconds may have sent its "done" line instead: kept
+            r, _, _ = select.select([w.stdout], [], [], timeout)
+            line = w.stdout.readline() if r else ""
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                answered = False
+                break
+            if ev.get("event") == "polls":
+                total += ev["held"]
+                break
+            w.extra_lines.append(line)
+    return total if answered else None
 
 
 def servers_stat(servers):
@@ -657,6 +664,7 @@ def run_fleet(a, nodes):
                    "--max-seconds", str(a.max_seconds)]
             # Each worker's nodes get their own source addresses (127.0.0.2 + offset ...).
             workers.append(subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
+            workers[-1].extra_lines = []  # lines read while asking for the long-polls held
             guard.workers.append(workers[-1])
             first += count
         t_start = time.monotonic()
@@ -755,7 +763,7 @@ def run_fleet(a, nodes):
                 pass
         for w in workers:
             out, _ = w.communicate(timeout=REQUEST_TIMEOUT + 60)
-            for line in out.splitlines():
+            for line in w.extra_lines + out.splitlines():
                 ev = json.loads(line)
                 if ev.get("event") == "done":
                     outs.append(ev)
