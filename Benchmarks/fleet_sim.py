@@ -35,6 +35,7 @@ measures the wake-up of the other replicas through LISTEN/NOTIFY. /metrics is re
 replica; CPU and RSS are summed over the replicas and, separately, over the PostgreSQL server's
 processes (the postmaster and its children); the stored samples are counted in the run's database
 once every replica has stopped. R must leave each replica at most ~9,000 nodes (the file limit).
+--no-metrics counts the long-polls held from the simulator's side instead of scraping /metrics.
 
   python3 Benchmarks/fleet_sim.py --server .build/release/ksmfleet-server --nodes 1000
   python3 Benchmarks/fleet_sim.py --server ... --find-max --start 2500 --step 2500 --max-steps 6
