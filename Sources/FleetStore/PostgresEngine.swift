@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import PostgresNIO
+import Synchronization
 
 /// Where a PostgreSQL store lives, from a `postgres://user:password@host:port/database` URL
 /// (`?sslmode=require` asks for TLS; the default is a plain connection, as on loopback).
@@ -107,15 +108,9 @@ public final class PostgresSession {
         case .bool: return .int(try cell.decode(Bool.self) ? 1 : 0)
         case .numeric:
             // SUM and AVG of integers: whole numbers stay integers (as in SQLite).
-            let d = try cell.decode(Decimal.self)
-            var rounded = Decimal()
-            var copy = d
-            NSDecimalRound(&rounded, &copy, 0, .plain)
-            if rounded == d, let i = Int64(exactly: NSDecimalNumber(decimal: d).doubleValue), abs(i) < 1 << 53 {
-                return .int(i)
-            }
-            if rounded == d, let i = Int64(NSDecimalNumber(decimal: d).stringValue) { return .int(i) }
-            return .double(NSDecimalNumber(decimal: d).doubleValue)
+            let text = NSDecimalNumber(decimal: try cell.decode(Decimal.self)).stringValue
+            if let i = Int64(text) { return .int(i) }
+            return .double(Double(text) ?? .nan)
         case .bytea:
             var buffer = cell.bytes!
             return .blob(buffer.readBytes(length: buffer.readableBytes) ?? [])
@@ -249,18 +244,6 @@ enum Placeholders {
     }
 }
 
-/// A lock around a value (Synchronization's `Mutex` needs macOS 15 everywhere; this is enough).
-final class Mutex<Value>: @unchecked Sendable {
-    private var value: Value
-    private let lock = NSLock()
-    init(_ value: Value) { self.value = value }
-    func withLock<T>(_ body: (inout Value) throws -> T) rethrows -> T {
-        lock.lock()
-        defer { lock.unlock() }
-        return try body(&value)
-    }
-}
-
 /// The PostgreSQL side of `FleetDatabase`: connections, transactions with retries, migrations
 /// under a lock, the background lock shared by replicas, and config-change notifications.
 ///
@@ -345,19 +328,6 @@ final class PostgresEngine: @unchecked Sendable {
     /// Runs `body` on one of the engine's threads (blocking calls from async code).
     func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { continuation in readThreads.submit { continuation.resume(returning: body()) } }
-    }
-
-    /// Runs `body` on a connection outside any transaction (blocking): migrations, locks.
-    func withConnection<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
-        let connection = try readers.acquire(connect: connect)
-        do {
-            let value = try body(connection)
-            readers.release(connection)
-            return value
-        } catch {
-            readers.release(connection, broken: connection.isClosed)
-            throw error
-        }
     }
 
     private func transaction<T>(slots: ConnectionSlots, begin: String, _ body: (StoreDB) throws -> T) throws -> T {

@@ -2,6 +2,7 @@ import FleetAPI
 import Foundation
 import GRDB
 import KSMCore
+import Synchronization
 import TestSupport
 import Testing
 
@@ -150,9 +151,10 @@ struct DataCopyTests {
         defer { try? pg.close() }
 
         // Small batches and frequent progress: the partial last batch and the reports are used.
-        let reported = Mutex<[String: [Int]]>([:])
+        final class Reported: Sendable { let rows = Mutex<[String: [Int]]>([:]) }
+        let reported = Reported()
         let copies = try await FleetDatabase.copyData(from: sqlite, to: pg, batchRows: 7, progressEvery: 50) {
-            table, rows in reported.withLock { $0[table, default: []].append(rows) }
+            table, rows in reported.rows.withLock { $0[table, default: []].append(rows) }
         }
 
         // Every table, every row.
@@ -171,7 +173,7 @@ struct DataCopyTests {
             #expect((counts[table] ?? 0) > 0, "\(table) holds rows to copy")
         }
         let samples = try #require(counts["samples"])
-        let progress = reported.withLock { $0 }
+        let progress = reported.rows.withLock { $0 }
         // Every 50 rows (in steps of 7, the batch) and at the end.
         let steps = try #require(progress["samples"])
         #expect(steps.last == samples && steps == steps.sorted() && steps.count >= samples / 50)
