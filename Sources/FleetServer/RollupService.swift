@@ -14,6 +14,10 @@ struct RollupService: Service {
     let rollupRetentionDays: Int
     let rollupInterval: Duration
     let retentionInterval: Duration
+    /// A current hour that no new sample touched is recomputed at most this often (seconds) by
+    /// the service; a live node's next sample recomputes it anyway, and reports bring every hour
+    /// up to now before they read.
+    static let pendingRefresh = 60.0
 
     init(
         state: ServerState, rollupInterval: Duration = .seconds(10),
@@ -53,7 +57,7 @@ struct RollupService: Service {
                     continue
                 }
                 do {
-                    let n = try await database.rollupCatchUp()
+                    let n = try await database.rollupCatchUp(pendingRefresh: Self.pendingRefresh)
                     if n > 0 { logger.debug("rolled up samples", metadata: ["samples": "\(n)"]) }
                 } catch {
                     logger.error("rollup pass failed", metadata: ["error": "\(error)"])

@@ -3,6 +3,7 @@ import Foundation
 import GRDB
 import KSMCore
 import Logging
+import Synchronization
 
 /// The server's database (the `AppDatabase` of STYLE.md): owns a WAL `DatabasePool`, applies the
 /// embedded migrations at open and exposes intention-named async methods. Callers never see SQL.
@@ -30,6 +31,10 @@ public final class FleetDatabase: Sendable {
     /// The SQLite file, or the PostgreSQL URL without its password.
     public let path: String
     let logger: Logger
+    /// When this process last recomputed each pending rollup hour (unix seconds): rollup passes
+    /// of the background service refresh an hour that no new sample touched only now and then
+    /// (`rollupPass(pendingRefresh:)`).
+    let pendingComputedAt = Mutex<[NodeBucket: Double]>([:])
 
     public var engine: StoreEngine {
         if case .sqlite = backend { return .sqlite }
@@ -111,6 +116,15 @@ public final class FleetDatabase: Sendable {
         switch backend {
         case .sqlite(let pool, _): return try await pool.write { db in try body(StoreDB(.sqlite(db))) }
         case .postgres(let engine): return try await engine.write(body)
+        }
+    }
+
+    /// Runs `body` in a write transaction of background work (rollups, retention): on PostgreSQL
+    /// on a connection of its own, so that ingest does not wait behind it; SQLite has one writer.
+    func backgroundWrite<T: Sendable>(_ body: @escaping @Sendable (StoreDB) throws -> T) async throws -> T {
+        switch backend {
+        case .sqlite(let pool, _): return try await pool.write { db in try body(StoreDB(.sqlite(db))) }
+        case .postgres(let engine): return try await engine.backgroundWrite(body)
         }
     }
 

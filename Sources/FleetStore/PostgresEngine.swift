@@ -259,10 +259,16 @@ final class PostgresEngine: @unchecked Sendable {
     private let group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     private let readers: ConnectionSlots
     private let writer: ConnectionSlots
+    /// Background work (rollups, retention) writes on a connection of its own, so that a rollup
+    /// pass never holds the connection that sample pushes and config changes commit on. The
+    /// tables it writes are not the ones ingest writes (it only reads samples), so the two do not
+    /// conflict; SQLite has one writer and shares it.
+    private let background: ConnectionSlots
     /// Threads the blocking closures run on: threads of their own, not Dispatch's shared pool
     /// (on Linux it is also the pool of Swift concurrency; blocking it stalls the server).
     private let readThreads: WorkerThreads
     private let writeThread = WorkerThreads(name: "ksmfleet-pg-write", max: 1)
+    private let backgroundThread = WorkerThreads(name: "ksmfleet-pg-background", max: 1)
     static let maxAttempts = 8
     private var reaper: RepeatedTask? = nil
     private let nextID = Mutex(0)
@@ -273,13 +279,13 @@ final class PostgresEngine: @unchecked Sendable {
         configuration = try location.configuration()
         readers = ConnectionSlots(limit: maxReaders)
         writer = ConnectionSlots(limit: 1)
+        background = ConnectionSlots(limit: 1)
         readThreads = WorkerThreads(name: "ksmfleet-pg-read", max: maxReaders)
         // Connections idle for a while are closed (a quiet server holds none; a busy one keeps
         // what it uses). The task holds the slots, not the engine.
-        let readers = self.readers, writer = self.writer
+        let slots = [self.readers, self.writer, self.background]
         reaper = group.next().scheduleRepeatedTask(initialDelay: .seconds(5), delay: .seconds(5)) { _ in
-            readers.closeIdle(olderThan: ConnectionSlots.idleSeconds)
-            writer.closeIdle(olderThan: ConnectionSlots.idleSeconds)
+            for s in slots { s.closeIdle(olderThan: ConnectionSlots.idleSeconds) }
         }
     }
 
@@ -316,6 +322,18 @@ final class PostgresEngine: @unchecked Sendable {
     func write<T: Sendable>(_ body: @escaping @Sendable (StoreDB) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             writeThread.submit { continuation.resume(with: Result { try self.writeSync(body) }) }
+        }
+    }
+
+    /// A write transaction of background work, on its own connection and thread.
+    func backgroundWrite<T: Sendable>(_ body: @escaping @Sendable (StoreDB) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            backgroundThread.submit {
+                continuation.resume(
+                    with: Result {
+                        try self.transaction(slots: self.background, begin: "BEGIN ISOLATION LEVEL REPEATABLE READ", body)
+                    })
+            }
         }
     }
 
@@ -451,7 +469,8 @@ final class PostgresEngine: @unchecked Sendable {
         reaper?.cancel()
         readThreads.close()
         writeThread.close()
-        for c in readers.drain() + writer.drain() { try? c.close().wait() }
+        backgroundThread.close()
+        for c in readers.drain() + writer.drain() + background.drain() { try? c.close().wait() }
         if let held = leader.withLock({ l -> PostgresConnection? in
             defer { l = nil }
             return l

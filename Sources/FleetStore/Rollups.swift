@@ -58,6 +58,9 @@ extension FleetDatabase {
         .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
         .map { "\($0) = excluded.\($0)" }.joined(separator: ", ")
     static let watermarkKey = "rollup_rowid"
+    /// Counts the rollup passes stored: a pass stores its results only if none was stored since
+    /// its snapshot.
+    static let passKey = "rollup_pass"
     /// The latest retention cut of raw samples (unix ms): before it, samples may be gone.
     static let samplesCutKey = "samples_cut"
 
@@ -90,20 +93,6 @@ extension FleetDatabase {
             let pairs = try? JSONDecoder().decode([[Double]].self, from: data)
         else { return [] }
         return pairs.compactMap { $0.count == 2 ? Interval($0[0], $0[1]) : nil }
-    }
-
-    static func upsertRollup(_ db: StoreDB, level: RollupLevel, nodeId: String, start: Double, stats s: BucketStats, gaps: [Interval]) throws {
-        try db.execute(
-            sql: """
-                \(db.engine == .sqlite ? "INSERT OR REPLACE" : "INSERT") INTO \(level.table) (node_id, bucket_start, \(rollupColumns))
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                \(db.engine == .sqlite ? "" : "ON CONFLICT (node_id, bucket_start) DO UPDATE SET \(rollupUpdates)")
-                """,
-            arguments: [
-                nodeId, Int64(start), s.dataSeconds, s.samples, s.savedByteSeconds, s.avgSavedBytes ?? 0, s.peakSavedBytes,
-                s.cpuSeconds, s.avgCPUPercent ?? 0, s.peakCPUPercent, s.fullScans, s.runningSeconds, s.stoppedSeconds,
-                s.prunedSeconds, s.unmanagedSeconds, s.profitByteSeconds, s.profitSeconds, encodeGaps(gaps),
-            ])
     }
 
     /// A node's samples with `taken_at` in [from, to) (Unix seconds), reduced for the report math.
@@ -139,7 +128,7 @@ extension FleetDatabase {
     /// highest rowid seen then has no uncommitted one below it.
     func committedRowidBound() async throws -> Int64 {
         guard engine == .postgres else { return Int64.max }
-        return try await write { db in
+        return try await backgroundWrite { db in
             try db.execute(sql: "LOCK TABLE samples IN SHARE MODE")
             return try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(rowid), 0) FROM samples") ?? 0
         }
@@ -154,25 +143,39 @@ extension FleetDatabase {
 
     /// Rolls up samples stored since the last pass (at most `batch` of them): recomputes every
     /// hour those samples touch (a late or out-of-order sample changes its neighbours' spans too)
-    /// from the raw samples, then the days holding those hours, then moves the watermark. The
-    /// computation runs on a reader; the writer is held only to store the results, so ingest is
-    /// never blocked for long.
-    public func rollupPass(batch: Int = 5000, policy: ReportPolicy = .default, now: Date = Date()) async throws
-        -> RollupPassResult
-    {
+    /// from the raw samples, then the days holding those hours and the months holding those days,
+    /// then moves the watermark. Everything is computed on a reader snapshot; the write
+    /// transaction only stores the results, a few multi-row statements (on PostgreSQL on the
+    /// background connection: ingest never waits for it there).
+    ///
+    /// `pendingRefresh`: an hour an earlier pass cut at "now" (its last sample's tail had not
+    /// passed yet) is recomputed while time passes. Reports want it now (0, the default); the
+    /// background service refreshes an hour that no new sample touched only when this process
+    /// last computed it at least that many seconds ago. A live node's hour is touched by its
+    /// next sample anyway, so the service's pass costs what the new samples cost, not the fleet.
+    public func rollupPass(
+        batch: Int = 5000, policy: ReportPolicy = .default, now: Date = Date(), pendingRefresh: Double = 0
+    ) async throws -> RollupPassResult {
         struct Computed: Sendable {
+            var pass: Int64
             var watermark: Int64
             var maxRowid: Int64
             var samples: Int
-            var hours: [(String, Double, BucketStats?, [Interval])]
-            var days: Set<NodeBucket>
+            var hours: [(NodeBucket, RollupBucket?)]
+            var days: [(NodeBucket, RollupBucket?)]
+            var months: [(NodeBucket, RollupBucket?)]
             var pendingBefore: Set<NodeBucket>
+            /// Pending after this pass: the hours it cut at "now", and those it did not recompute.
             var pending: Set<NodeBucket>
+            /// The hours this pass cut at "now".
+            var cut: Set<NodeBucket>
         }
         let key = Self.watermarkKey
         let horizon = now.timeIntervalSince1970
+        let computedAt = pendingRefresh > 0 ? pendingComputedAt.withLock { $0 } : [:]
         let bound = try await committedRowidBound()
         let computed: Computed? = try await read { db in
+            let pass = try Int64.fetchOne(db, sql: "SELECT value FROM rollup_state WHERE key = ?", arguments: [Self.passKey]) ?? 0
             let watermark =
                 try Int64.fetchOne(db, sql: "SELECT value FROM rollup_state WHERE key = ?", arguments: [key]) ?? 0
             // Hours whose last sample's tail was cut at "now" by an earlier pass: recomputed until
@@ -182,25 +185,33 @@ extension FleetDatabase {
             let rows = try StoreRow.fetchAll(
                 db, sql: "SELECT rowid, node_id, taken_at FROM samples WHERE rowid > ? AND rowid <= ? ORDER BY rowid LIMIT ?",
                 arguments: [watermark, bound, batch])
-            guard !rows.isEmpty || !pendingBefore.isEmpty else { return nil }
             var touched: [String: Set<Double>] = [:]
-            for p in pendingBefore { touched[p.nodeId, default: []].insert(p.start) }
-            var pending: Set<NodeBucket> = []
             var maxRowid = watermark
             for r in rows {
-                let rowid: Int64 = r["rowid"]
+                let rowid: Int64 = r[0]
                 maxRowid = max(maxRowid, rowid)
-                let t = Double(r["taken_at"] as Int64) / 1000
+                let t = Double(r[2] as Int64) / 1000
                 var h = ReportTime.hourStart(t - policy.maxGapSeconds)
                 let last = ReportTime.hourStart(t + policy.maxGapSeconds)
                 while h <= last {
-                    touched[r["node_id"], default: []].insert(h)
+                    touched[r[1], default: []].insert(h)
                     h += ReportTime.hour
                 }
             }
-            var hours: [(String, Double, BucketStats?, [Interval])] = []
-            var days: Set<NodeBucket> = []
-            for (node, set) in touched {
+            var pending: Set<NodeBucket> = []
+            for p in pendingBefore where !(touched[p.nodeId]?.contains(p.start) ?? false) {
+                if let at = computedAt[p], horizon - at < pendingRefresh {
+                    pending.insert(p)  // computed a moment ago: stays pending, refreshed later
+                } else {
+                    touched[p.nodeId, default: []].insert(p.start)
+                }
+            }
+            guard !touched.isEmpty else { return nil }
+            var cut: Set<NodeBucket> = []
+            var hours: [(NodeBucket, RollupBucket?)] = []
+            var days: [(NodeBucket, RollupBucket?)] = []
+            var months: [(NodeBucket, RollupBucket?)] = []
+            for (node, set) in touched.sorted(by: { $0.key < $1.key }) {
                 // Runs of nearby hours share one fetch.
                 var runs: [(Double, Double)] = []
                 for h in set.sorted() {
@@ -215,6 +226,7 @@ extension FleetDatabase {
                     db, sql: "SELECT deleted_at FROM nodes WHERE id = ?", arguments: [node]
                 ).map { Double($0) / 1000 }
                 let nodeHorizon = min(horizon, deletedAt ?? horizon)
+                var nodeHours: [Double: RollupBucket?] = [:]
                 for (a, b) in runs {
                     let from = a
                     let to = b + ReportTime.hour
@@ -226,68 +238,144 @@ extension FleetDatabase {
                     // Cut at now (not at a deletion, which is final): recomputed while time passes.
                     if result.clippedAtHorizon && nodeHorizon == horizon {
                         // The cut tail lies in the hour of `now`, or spills into the next one.
-                        pending.insert(NodeBucket(nodeId: node, start: ReportTime.hourStart(horizon)))
-                        pending.insert(NodeBucket(nodeId: node, start: ReportTime.hourStart(horizon + policy.tailSeconds)))
+                        cut.insert(NodeBucket(nodeId: node, start: ReportTime.hourStart(horizon)))
+                        cut.insert(NodeBucket(nodeId: node, start: ReportTime.hourStart(horizon + policy.tailSeconds)))
                     }
                     var h = from
                     while h < to {
                         if let st = result.buckets[h], st.dataSeconds > 0 || st.samples > 0 {
                             let gaps = ReportMath.clip(result.gaps, to: Interval(h, h + ReportTime.hour))
-                            hours.append((node, h, st, gaps))
+                            nodeHours[h] = .some(RollupBucket(st, gaps: gaps))
                         } else {
-                            hours.append((node, h, nil, []))
+                            nodeHours[h] = .some(nil)
                         }
-                        days.insert(NodeBucket(nodeId: node, start: ReportTime.dayStart(h)))
                         h += ReportTime.hour
                     }
                 }
+                // The days holding those hours and the months holding those days, from this
+                // snapshot's rows with the new hours (and then days) in place of the old ones.
+                let newDays = try Self.rebuilt(
+                    db, .day, from: .hour, nodeId: node, children: nodeHours, starts: Set(nodeHours.keys.map(ReportTime.dayStart)))
+                let newMonths = try Self.rebuilt(
+                    db, .month, from: .day, nodeId: node, children: newDays, starts: Set(newDays.keys.map(ReportTime.monthStart)))
+                for (h, b) in nodeHours.sorted(by: { $0.key < $1.key }) { hours.append((NodeBucket(nodeId: node, start: h), b)) }
+                for (d, b) in newDays.sorted(by: { $0.key < $1.key }) { days.append((NodeBucket(nodeId: node, start: d), b)) }
+                for (m, b) in newMonths.sorted(by: { $0.key < $1.key }) { months.append((NodeBucket(nodeId: node, start: m), b)) }
             }
             return Computed(
-                watermark: watermark, maxRowid: maxRowid, samples: rows.count, hours: hours, days: days,
-                pendingBefore: pendingBefore, pending: pending)
+                pass: pass, watermark: watermark, maxRowid: maxRowid, samples: rows.count, hours: hours, days: days,
+                months: months, pendingBefore: pendingBefore, pending: pending.union(cut), cut: cut)
         }
         guard let computed else { return RollupPassResult(samples: 0, hours: 0, days: 0, more: false) }
-        // Compare-and-set on the watermark: a concurrent pass (the service and a report's catch-up)
-        // that got there first makes this computation stale, so it is dropped and redone.
-        let stored = try await write { db -> Bool in
+        // Compare-and-set on the pass counter: a concurrent pass (the service and a report's
+        // catch-up, or another replica's) that stored first makes this computation stale, so it
+        // is dropped and redone.
+        let stored = try await backgroundWrite { db -> Bool in
+            let pass = try Int64.fetchOne(db, sql: "SELECT value FROM rollup_state WHERE key = ?", arguments: [Self.passKey]) ?? 0
             let current =
                 try Int64.fetchOne(db, sql: "SELECT value FROM rollup_state WHERE key = ?", arguments: [key]) ?? 0
-            guard current == computed.watermark, try Self.pendingHours(db) == computed.pendingBefore else { return false }
-            for (node, h, st, gaps) in computed.hours {
-                if let st {
-                    try Self.upsertRollup(db, level: .hour, nodeId: node, start: h, stats: st, gaps: gaps)
-                } else {
-                    try db.execute(
-                        sql: "DELETE FROM rollup_hour WHERE node_id = ? AND bucket_start = ?", arguments: [node, Int64(h)])
-                }
+            guard pass == computed.pass, current == computed.watermark else { return false }
+            for level in RollupLevel.allCases {
+                let buckets = level == .hour ? computed.hours : level == .day ? computed.days : computed.months
+                try Self.storeRollups(db, level: level, buckets)
             }
-            var months: Set<NodeBucket> = []
-            for d in computed.days {
-                try Self.rebuild(db, .day, from: .hour, nodeId: d.nodeId, start: d.start)
-                months.insert(NodeBucket(nodeId: d.nodeId, start: ReportTime.monthStart(d.start)))
-            }
-            for m in months {
-                try Self.rebuild(db, .month, from: .day, nodeId: m.nodeId, start: m.start)
-            }
-            try db.execute(
-                sql: "INSERT INTO rollup_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                arguments: [key, computed.maxRowid])
+            try db.executeValues(
+                "INSERT INTO rollup_state (key, value)", [[key, computed.maxRowid], [Self.passKey, pass + 1]],
+                tail: "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
             // Only the rows that changed: a live node's hour stays pending pass after pass.
-            let drop = try db.cachedStatement(sql: "DELETE FROM rollup_pending WHERE node_id = ? AND bucket_start = ?")
-            for p in computed.pendingBefore.subtracting(computed.pending) {
-                try drop.execute(arguments: [p.nodeId, Int64(p.start)])
-            }
-            let add = try db.cachedStatement(
-                sql: "INSERT INTO rollup_pending (node_id, bucket_start) VALUES (?, ?) ON CONFLICT DO NOTHING")
-            for p in computed.pending.subtracting(computed.pendingBefore) {
-                try add.execute(arguments: [p.nodeId, Int64(p.start)])
-            }
+            try db.executeValues(
+                "DELETE FROM rollup_pending WHERE (node_id, bucket_start) IN (",
+                computed.pendingBefore.subtracting(computed.pending).sorted().map { [$0.nodeId, Int64($0.start)] },
+                tail: ")")
+            try db.executeValues(
+                "INSERT INTO rollup_pending (node_id, bucket_start)",
+                computed.pending.subtracting(computed.pendingBefore).sorted().map { [$0.nodeId, Int64($0.start)] },
+                tail: "ON CONFLICT DO NOTHING")
             return true
         }
         guard stored else { return RollupPassResult(samples: 0, hours: 0, days: 0, more: true) }
+        pendingComputedAt.withLock { at in
+            at = at.filter { computed.pending.contains($0.key) }
+            for p in computed.cut { at[p] = horizon }
+        }
         return RollupPassResult(
             samples: computed.samples, hours: computed.hours.count, days: computed.days.count,
             more: computed.samples >= batch)
+    }
+
+    /// Stores computed rollup rows of one level: upserts the rows with data and deletes those
+    /// without, a few hundred rows a statement.
+    static func storeRollups(_ db: StoreDB, level: RollupLevel, _ buckets: [(NodeBucket, RollupBucket?)]) throws {
+        var upserts: [StoreArguments] = []
+        var deletes: [StoreArguments] = []
+        for (key, bucket) in buckets {
+            guard let bucket else {
+                deletes.append([key.nodeId, Int64(key.start)])
+                continue
+            }
+            let s = bucket.stats
+            upserts.append([
+                key.nodeId, Int64(key.start), s.dataSeconds, s.samples, s.savedByteSeconds, s.avgSavedBytes ?? 0,
+                s.peakSavedBytes, s.cpuSeconds, s.avgCPUPercent ?? 0, s.peakCPUPercent, s.fullScans, s.runningSeconds,
+                s.stoppedSeconds, s.prunedSeconds, s.unmanagedSeconds, s.profitByteSeconds, s.profitSeconds,
+                encodeGaps(bucket.gaps),
+            ])
+        }
+        try db.executeValues(
+            "\(db.engine == .sqlite ? "INSERT OR REPLACE" : "INSERT") INTO \(level.table) (node_id, bucket_start, \(rollupColumns))",
+            upserts, tail: db.engine == .sqlite ? "" : "ON CONFLICT (node_id, bucket_start) DO UPDATE SET \(rollupUpdates)")
+        try db.executeValues("DELETE FROM \(level.table) WHERE (node_id, bucket_start) IN (", deletes, tail: ")")
+    }
+
+    /// The `level` rows starting at `starts` for one node, merged from its stored `child` rows
+    /// in their range with `children` (new values; nil: the child is gone) in their place. Nil
+    /// for a row left without children.
+    static func rebuilt(
+        _ db: StoreDB, _ level: RollupLevel, from child: RollupLevel, nodeId: String, children: [Double: RollupBucket?],
+        starts: Set<Double>
+    ) throws -> [Double: RollupBucket?] {
+        guard let first = starts.min(), let last = starts.max() else { return [:] }
+        var rows = try rollupRows(db, child, nodeId: nodeId, from: first, to: level.end(of: last))
+        for (start, bucket) in children { rows[start] = bucket }
+        var out: [Double: RollupBucket?] = [:]
+        for start in starts {
+            let end = level.end(of: start)
+            out[start] = .some(merged(level, from: child, start: start, rows.filter { $0.key >= start && $0.key < end }))
+        }
+        return out
+    }
+
+    /// A node's `level` rows starting in [from, to).
+    static func rollupRows(_ db: StoreDB, _ level: RollupLevel, nodeId: String, from: Double, to: Double) throws
+        -> [Double: RollupBucket]
+    {
+        let rows = try StoreRow.fetchCursor(
+            db,
+            sql: """
+                SELECT bucket_start, \(rollupColumns) FROM \(level.table)
+                WHERE node_id = ? AND bucket_start >= ? AND bucket_start < ?
+                """,
+            arguments: [nodeId, Int64(from), Int64(to)])
+        var out: [Double: RollupBucket] = [:]
+        while let r = try rows.next() {
+            out[Double(r[0] as Int64)] = RollupBucket(stats: stats(r, at: 1), storedGaps: decodeGaps(r[16]))
+        }
+        return out
+    }
+
+    /// One `level` row from its `child` rows (any order): their sums, and as gaps what they do
+    /// not cover (a missing child is a gap). Nil without children.
+    static func merged(_ level: RollupLevel, from child: RollupLevel, start: Double, _ children: [Double: RollupBucket])
+        -> RollupBucket?
+    {
+        guard !children.isEmpty else { return nil }
+        var total = BucketStats()
+        var covered: [Interval] = []
+        for (c, bucket) in children.sorted(by: { $0.key < $1.key }) {
+            total.merge(bucket.stats)
+            covered += ReportMath.complement(of: bucket.gaps, within: Interval(c, child.end(of: c)))
+        }
+        return RollupBucket(total, gaps: ReportMath.complement(of: covered, within: Interval(start, level.end(of: start))))
     }
 
     /// Recomputes up to `limit` fleet hour rows (`rollup_fleet_hour`) whose hours the triggers on
@@ -328,7 +416,7 @@ extension FleetDatabase {
     public func flushFleetHours(batch: Int = 200) async throws -> Int {
         var total = 0
         while true {
-            let n = try await write { db in try Self.flushFleetHours(db, limit: batch) }
+            let n = try await backgroundWrite { db in try Self.flushFleetHours(db, limit: batch) }
             total += n
             if n < batch { return total }
             await Task.yield()
@@ -347,28 +435,9 @@ extension FleetDatabase {
     static func rebuild(
         _ db: StoreDB, _ level: RollupLevel, from child: RollupLevel, nodeId: String, start: Double
     ) throws {
-        let end = level.end(of: start)
-        let rows = try StoreRow.fetchAll(
-            db,
-            sql: """
-                SELECT bucket_start, \(rollupColumns) FROM \(child.table)
-                WHERE node_id = ? AND bucket_start >= ? AND bucket_start < ? ORDER BY bucket_start
-                """,
-            arguments: [nodeId, Int64(start), Int64(end)])
-        guard !rows.isEmpty else {
-            try db.execute(
-                sql: "DELETE FROM \(level.table) WHERE node_id = ? AND bucket_start = ?", arguments: [nodeId, Int64(start)])
-            return
-        }
-        var total = BucketStats()
-        var covered: [Interval] = []
-        for r in rows {
-            total.merge(stats(r))
-            let c = Double(r["bucket_start"] as Int64)
-            covered += ReportMath.complement(of: decodeGaps(r["gaps"]), within: Interval(c, child.end(of: c)))
-        }
-        let gaps = ReportMath.complement(of: covered, within: Interval(start, end))
-        try upsertRollup(db, level: level, nodeId: nodeId, start: start, stats: total, gaps: gaps)
+        let rows = try rollupRows(db, child, nodeId: nodeId, from: start, to: level.end(of: start))
+        try storeRollups(
+            db, level: level, [(NodeBucket(nodeId: nodeId, start: start), merged(level, from: child, start: start, rows))])
     }
 
     /// Merges day rollups into months where month rows are missing (a database upgraded from
@@ -392,7 +461,7 @@ extension FleetDatabase {
         var done = 0
         while done < missing.count {
             let chunk = missing[done..<min(done + 200, missing.count)]
-            try await write { db in
+            try await backgroundWrite { db in
                 for m in chunk { try Self.rebuild(db, .month, from: .day, nodeId: m.nodeId, start: m.start) }
             }
             done += chunk.count
@@ -401,14 +470,15 @@ extension FleetDatabase {
     }
 
     /// Runs rollup passes until every stored sample is rolled up (bounded by `maxPasses`).
-    /// Reports call this first so that they include samples that just arrived.
+    /// Reports call this first so that they include samples that just arrived (and the current
+    /// hours as of now: `pendingRefresh` 0, see `rollupPass`).
     @discardableResult
-    public func rollupCatchUp(policy: ReportPolicy = .default, maxPasses: Int = 1000, now: Date = Date()) async throws
-        -> Int
-    {
+    public func rollupCatchUp(
+        policy: ReportPolicy = .default, maxPasses: Int = 1000, now: Date = Date(), pendingRefresh: Double = 0
+    ) async throws -> Int {
         var total = 0
         for _ in 0..<maxPasses {
-            let r = try await rollupPass(policy: policy, now: now)
+            let r = try await rollupPass(policy: policy, now: now, pendingRefresh: pendingRefresh)
             total += r.samples
             if !r.more { break }
         }
@@ -427,7 +497,7 @@ extension FleetDatabase {
         let rollupCut = Int64(rollupsBefore.timeIntervalSince1970)
         let key = Self.watermarkKey
         for _ in 0..<maxBatches {
-            let n = try await write { db -> Int in
+            let n = try await backgroundWrite { db -> Int in
                 try db.execute(
                     sql: """
                         DELETE FROM samples WHERE rowid IN (
@@ -454,7 +524,7 @@ extension FleetDatabase {
         }
         for level in RollupLevel.allCases {
             for _ in 0..<maxBatches {
-                let n = try await write { db -> Int in
+                let n = try await backgroundWrite { db -> Int in
                     try db.execute(
                         sql: """
                             DELETE FROM \(level.table) WHERE (node_id, bucket_start) IN (
@@ -473,7 +543,7 @@ extension FleetDatabase {
             }
         }
         for _ in 0..<maxBatches {
-            let n = try await write { db -> Int in
+            let n = try await backgroundWrite { db -> Int in
                 try db.execute(
                     sql: """
                         DELETE FROM process_savings_day WHERE (node_id, day_start, kind, name) IN (
@@ -490,7 +560,25 @@ extension FleetDatabase {
     }
 }
 
-struct NodeBucket: Hashable, Sendable {
+struct NodeBucket: Hashable, Sendable, Comparable {
     var nodeId: String
     var start: Double
+
+    static func < (a: NodeBucket, b: NodeBucket) -> Bool { (a.nodeId, a.start) < (b.nodeId, b.start) }
+}
+
+/// One rollup row's figures and gaps. Gaps are kept as they are stored (milliseconds), so that a
+/// row merged from computed children equals one merged from the stored children.
+struct RollupBucket: Sendable, Equatable {
+    var stats: BucketStats
+    var gaps: [Interval]
+
+    init(_ stats: BucketStats, gaps: [Interval]) {
+        self.stats = stats
+        self.gaps = FleetDatabase.decodeGaps(FleetDatabase.encodeGaps(gaps))
+    }
+    init(stats: BucketStats, storedGaps: [Interval]) {
+        self.stats = stats
+        self.gaps = storedGaps
+    }
 }

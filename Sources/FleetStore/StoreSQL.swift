@@ -324,6 +324,28 @@ public final class StoreDB {
         }
     }
 
+    /// Runs `head VALUES (?, …), (?, …), … tail` for `rows`, at most `chunk` rows a statement:
+    /// many rows written in a few statements (on PostgreSQL each statement is a round trip, so
+    /// row by row costs one per row). Every row has the same number of values.
+    public func executeValues(_ head: String, _ rows: [StoreArguments], tail: String = "", chunk: Int = 500) throws {
+        guard let width = rows.first?.values.count, width > 0 else { return }
+        let tuple = "(" + repeatElement("?", count: width).joined(separator: ", ") + ")"
+        var i = 0
+        while i < rows.count {
+            let part = rows[i..<min(i + chunk, rows.count)]
+            var arguments = StoreArguments(values: [])
+            arguments.values.reserveCapacity(width * part.count)
+            for r in part {
+                precondition(r.values.count == width, "executeValues: rows of different widths")
+                arguments += r
+            }
+            try execute(
+                sql: "\(head) VALUES \(repeatElement(tuple, count: part.count).joined(separator: ", ")) \(tail)",
+                arguments: arguments)
+            i += part.count
+        }
+    }
+
     /// Runs a script of several statements without arguments (a migration).
     func executeScript(_ sql: String) throws {
         switch kind {

@@ -1,0 +1,146 @@
+import FleetAPI
+import Foundation
+import KSMCore
+import TestSupport
+import Testing
+
+@testable import FleetStore
+
+/// 2026-11-02T00:00:00Z.
+private let t0: Double = 1_793_577_600
+/// 2026-11-29T00:00:00Z: the fleets below cross the month's end.
+private let lateNovember: Double = t0 + 27 * 86400
+
+/// The rollup pass as it runs in the server: samples arriving a few at a time, passes with a
+/// small batch between them, the background service's `pendingRefresh` skipping current hours it
+/// computed a moment ago. Whatever the order, the stored hours, days and months must end the
+/// same as one pass over everything.
+@Suite struct RollupPassTests {
+    /// Random nodes sampling every 1–10 minutes from 27 November to 2 December, with silences.
+    static func fleet(seed: UInt64) -> [(name: String, samples: [ReportSample])] {
+        var rng = SeededRandom(seed: seed)
+        return (0..<Int.random(in: 2...4, using: &rng)).map { i in
+            var t = lateNovember - 2 * 86400 + Double(Int.random(in: 0...7200, using: &rng))
+            let end = lateNovember + 3 * 86400
+            let step = Double(Int.random(in: 60...600, using: &rng))
+            var saved = Int64.random(in: 0...(1 << 33), using: &rng)
+            var samples: [ReportSample] = []
+            while t < end {
+                saved = max(0, saved + Int64.random(in: -(1 << 28)...(1 << 28), using: &rng)) / 4096 * 4096
+                samples.append(
+                    ReportSample(
+                        at: t, savedBytes: saved, cpuSeconds: Double(samples.count) * 0.3, cpuPercent: 0.5,
+                        fullScans: Int64(samples.count / 3), phase: .running))
+                t += step
+                if Int.random(in: 0..<30, using: &rng) == 0 { t += Double(Int.random(in: 400...30000, using: &rng)) }
+            }
+            return ("p\(seed)-\(i)", samples)
+        }
+    }
+
+    /// Every rollup row and pending hour, by node name.
+    static func dump(_ db: FleetDatabase) async throws -> [String: [[SQLValue]]] {
+        try await db.read { db in
+            var out: [String: [[SQLValue]]] = [:]
+            for table in ["rollup_hour", "rollup_day", "rollup_month"] {
+                out[table] = try StoreRow.fetchAll(
+                    db,
+                    sql: """
+                        SELECT n.name, r.bucket_start, \(FleetDatabase.rollupColumns) FROM \(table) r
+                        JOIN nodes n ON n.id = r.node_id ORDER BY n.name, r.bucket_start
+                        """
+                ).map(\.values)
+            }
+            out["rollup_pending"] = try StoreRow.fetchAll(
+                db,
+                sql: """
+                    SELECT n.name, p.bucket_start FROM rollup_pending p JOIN nodes n ON n.id = p.node_id
+                    ORDER BY n.name, p.bucket_start
+                    """
+            ).map(\.values)
+            return out
+        }
+    }
+
+    @Test(arguments: [UInt64(1), 2, 3]) func passesAsSamplesArriveEndAsOnePassOverAll(seed: UInt64) async throws {
+        let nodes = Self.fleet(seed: seed)
+        let end = lateNovember + 3 * 86400 + 600
+        // All at once.
+        let whole = try ReportFixture()
+        for n in nodes { try await whole.pushSamples(try await whole.node(n.name, registeredAt: lateNovember - 3 * 86400), n.samples) }
+        try await whole.db.rollupCatchUp(now: Date(timeIntervalSince1970: end))
+        // As they arrive: in time order, a few at a time, passes in between at a "now" just after
+        // the latest sample, with every kind of refresh.
+        var rng = SeededRandom(seed: seed + 100)
+        let live = try ReportFixture()
+        var ids: [String: String] = [:]
+        for n in nodes { ids[n.name] = try await live.node(n.name, registeredAt: lateNovember - 3 * 86400) }
+        var arrivals = nodes.flatMap { n in n.samples.map { (n.name, $0) } }.sorted { $0.1.at < $1.1.at }
+        var passes = 0
+        var skipped = 0
+        while !arrivals.isEmpty {
+            let chunk = arrivals.prefix(Int.random(in: 5...120, using: &rng))
+            arrivals.removeFirst(chunk.count)
+            for name in Set(chunk.map(\.0)).sorted() {
+                try await live.pushSamples(ids[name]!, chunk.filter { $0.0 == name }.map(\.1))
+            }
+            let now = chunk.last!.1.at + Double(Int.random(in: 0...90, using: &rng))
+            let refresh = [0.0, 60, 600][Int.random(in: 0..<3, using: &rng)]
+            while true {
+                let r = try await live.db.rollupPass(
+                    batch: 37, now: Date(timeIntervalSince1970: now), pendingRefresh: refresh)
+                passes += 1
+                if !r.more { break }
+            }
+            // The service a second later: what is due now, then nothing (computed a moment ago).
+            _ = try await live.db.rollupPass(now: Date(timeIntervalSince1970: now + 1), pendingRefresh: 60)
+            let again = try await live.db.rollupPass(now: Date(timeIntervalSince1970: now + 2), pendingRefresh: 60)
+            #expect(again.samples == 0 && again.hours == 0)
+            if again.hours == 0 { skipped += 1 }
+        }
+        #expect(skipped > 10)
+        try await live.db.rollupCatchUp(now: Date(timeIntervalSince1970: end))
+        let expected = try await Self.dump(whole.db)
+        let got = try await Self.dump(live.db)
+        #expect(expected["rollup_month"]?.count ?? 0 >= nodes.count * 2, "the fleet crosses a month's end")
+        for table in expected.keys.sorted() {
+            #expect(got[table] == expected[table], "seed \(seed), \(table) after \(passes) passes")
+        }
+    }
+
+    /// The service's passes recompute a current hour that no new sample touched only when this
+    /// process computed it at least `pendingRefresh` seconds ago; reports (0) always do.
+    @Test func aCurrentHourIsRefreshedWhenDue() async throws {
+        let f = try ReportFixture()
+        let id = try await f.node("refresh", registeredAt: t0)
+        try await f.push(id, start: t0 + 3600, step: 60, count: 21)  // the last at t0 + 4800
+        func pass(_ now: Double, refresh: Double) async throws -> RollupPassResult {
+            try await f.db.rollupPass(now: Date(timeIntervalSince1970: t0 + now), pendingRefresh: refresh)
+        }
+        func dataSeconds() async throws -> Double? {
+            try await f.db.read { db in
+                try Double.fetchOne(
+                    db, sql: "SELECT data_seconds FROM rollup_hour WHERE node_id = ? AND bucket_start = ?",
+                    arguments: [id, Int64(t0 + 3600)])
+            }
+        }
+        func pending() async throws -> Int {
+            try await f.db.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM rollup_pending") ?? 0 }
+        }
+        #expect(try await pass(4810, refresh: 60).samples == 21)
+        #expect(try await dataSeconds() == 1210, "cut at now: 10 s of the last sample's 60 s tail")
+        #expect(try await pending() > 0)
+        #expect(try await pass(4830, refresh: 60).hours == 0, "computed 20 s ago")
+        #expect(try await dataSeconds() == 1210)
+        #expect(try await pass(4830, refresh: 0).hours > 0, "a report brings it up to now")
+        #expect(try await dataSeconds() == 1230)
+        #expect(try await pass(4845, refresh: 60).hours == 0, "computed 15 s ago")
+        #expect(try await pass(4895, refresh: 60).hours > 0, "65 s ago: due")
+        #expect(try await dataSeconds() == 1260, "the tail is whole")
+        #expect(try await pending() == 0, "nothing is cut any more")
+        // A new sample touches its hour whatever the refresh.
+        try await f.push(id, start: t0 + 4860, step: 60, count: 1)
+        #expect(try await pass(4870, refresh: 600).samples == 1)
+        #expect(try await dataSeconds() == 1270)
+    }
+}
