@@ -80,7 +80,11 @@ final class SampleGroupCommit: @unchecked Sendable {
             do {
                 let write = self.write
                 results = try transaction { db in
-                    try group.map { w in
+                    // One batch (an agent's normal push on a quiet server): the transaction is its
+                    // savepoint, a failure rolls it back and fails the batch alone — two
+                    // statements fewer (on PostgreSQL two round trips) on the common path.
+                    if group.count == 1 { return [.success(try write(db, group[0].batch))] }
+                    return try group.map { w in
                         do {
                             return .success(try Self.inSavepoint(db) { try write(db, w.batch) })
                         } catch {

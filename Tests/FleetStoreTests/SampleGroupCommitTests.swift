@@ -51,6 +51,23 @@ import Testing
         #expect(try await db.sampleSeqs(nodeId: gone).isEmpty)
     }
 
+    /// A batch alone in its transaction (no savepoint then): its failure rolls back the
+    /// transaction, fails that batch, and the next commit works as before.
+    @Test func aBatchAloneFailsAloneAndTheWriterGoesOn() async throws {
+        let (db, dir) = try makeDatabase()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let live = try await registerNode(db, machine: "m-live", nodeToken: "kn_live").node.id
+        let gone = try await registerNode(db, machine: "m-gone", nodeToken: "kn_gone").node.id
+        try await db.deleteNode(nodeId: gone, purgeHistory: false)
+        await #expect(throws: StoreError.nodeNotFound(gone)) { try await db.insertSamples(nodeId: gone, [sample(1)]) }
+        let ack = try await db.insertSamples(nodeId: live, [sample(1), sample(2)])
+        #expect(ack.stored == 2 && ack.highestSeq == 2)
+        let again = try await db.insertSamples(nodeId: live, [sample(2)])
+        #expect(again.stored == 0 && again.duplicates == 1 && again.highestSeq == 2)
+        #expect(try await db.sampleSeqs(nodeId: live) == [1, 2])
+        #expect(try await db.sampleSeqs(nodeId: gone).isEmpty)
+    }
+
     /// WALCheckpointer copies the WAL into the database file while samples stream in: the
     /// file grows although the WAL never reaches the writer's own checkpoint threshold
     /// (4,096 pages, 16 MiB), so nothing else copied those pages.
