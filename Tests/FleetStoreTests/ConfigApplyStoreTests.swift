@@ -1,0 +1,187 @@
+import FleetAPI
+@testable import FleetStore
+import Foundation
+import KSMCore
+import Synchronization
+import TestSupport
+import Testing
+
+/// `FleetDatabase.apply`, the fleet-wide change: per-node results, the configs and audit rows it
+/// writes (in several multi-row statements), and on PostgreSQL the notifications.
+@Suite struct ConfigApplyStoreTests {
+    /// Registers a node whose kernel has the KSM advisor, or not.
+    static func register(_ db: FleetDatabase, _ name: String, advisor: Bool = true) async throws -> String {
+        let enrollment = try await db.createEnrollmentToken(description: nil, expiresAt: nil)
+        var request = registerRequest("m-\(name)", host: name)
+        request.ksmFeatures = ["run", "pages_to_scan"] + (advisor ? ["advisor_mode"] : [])
+        return try await db.register(
+            request, enrollmentTokenHash: Secrets.hash(enrollment.token ?? ""), nodeTokenHash: Secrets.hash("kn_\(name)")
+        ).node.id
+    }
+
+    @Test func statementSizesAreFullChunksThenPowersOfTwo() {
+        #expect(FleetDatabase.statementSizes(0, chunk: 1024) == [])
+        #expect(FleetDatabase.statementSizes(5, chunk: 2) == [2, 2, 1])
+        #expect(FleetDatabase.statementSizes(7, chunk: 8) == [4, 2, 1])
+        #expect(FleetDatabase.statementSizes(10_000, chunk: 1024) == Array(repeating: 1024, count: 9) + [512, 256, 16])
+        for count in [1, 2, 3, 1023, 1024, 1025, 4097, 25_000] {
+            let sizes = FleetDatabase.statementSizes(count, chunk: 1024)
+            #expect(sizes.reduce(0, +) == count)
+            #expect(sizes.allSatisfy { $0 == 1024 || $0.nonzeroBitCount == 1 })
+        }
+    }
+
+    /// Several nodes, more changed ones than one statement takes: every changed node gets its
+    /// config and generation and one audit row (in the order asked), the others nothing.
+    @Test func applyWritesEachChangedNodeAndItsAuditRowInOrder() async throws {
+        let (db, dir) = try makeDatabase()
+        defer {
+            try? db.close()
+            try? FileManager.default.removeItem(at: dir)
+        }
+        let c1 = try await Self.register(db, "c1")
+        let c2 = try await Self.register(db, "c2")
+        let c3 = try await Self.register(db, "c3")
+        let c4 = try await Self.register(db, "c4")
+        let c5 = try await Self.register(db, "c5")
+        let same = try await Self.register(db, "same")
+        let noAdvisor = try await Self.register(db, "no-advisor", advisor: false)
+        let gone = try await Self.register(db, "gone")
+        // Configs and generations that differ from node to node.
+        _ = try await db.updateConfig(nodeId: c2, action: "patch") { base throws(ConfigValidationError) in
+            try ConfigPatch(run: .run, thresCoef: 30).applied(to: base)
+        }
+        _ = try await db.kick(nodeId: c3)
+        _ = try await db.updateConfig(nodeId: same, action: "patch") { base throws(ConfigValidationError) in
+            try ConfigPatch(mode: .advisor).applied(to: base)
+        }
+        _ = try await db.deleteNode(nodeId: gone, purgeHistory: false)
+
+        let ids = [c5, same, c1, "ghost", noAdvisor, c3, gone, c2, c4]
+        var before: [String: NodeConfig] = [:]
+        for id in ids { before[id] = try await db.config(nodeId: id) }
+        let auditBefore = try await db.auditLog(limit: 1000)
+        let patch = ConfigPatch(mode: .advisor)
+        let now = Date(timeIntervalSince1970: 1_750_000_000.123)
+        let who = AuditWho(name: "ops", credentialId: "cred-1", source: "192.0.2.7")
+
+        // A dry run: the same verdicts, nothing written.
+        let dry = try await AuditContext.$current.withValue(who) {
+            try await db.apply(patch, to: ids, dryRun: true, actor: "admin", now: now, chunkRows: 2)
+        }
+        #expect(dry.map(\.status) == [
+            .wouldChange, .unchanged, .wouldChange, .notFound, .failed, .wouldChange, .notFound, .wouldChange,
+            .wouldChange,
+        ])
+        #expect(try await db.auditLog(limit: 1000) == auditBefore, "a dry run writes no audit row")
+        for id in ids { #expect(try await db.config(nodeId: id) == before[id], "a dry run changes no config") }
+
+        // 5 changed nodes, 2 a statement: three statements of each kind.
+        let items = try await AuditContext.$current.withValue(who) {
+            try await db.apply(patch, to: ids, dryRun: false, actor: "admin", now: now, chunkRows: 2)
+        }
+        #expect(items.map(\.nodeId) == ids)
+        #expect(items.map(\.status) == [
+            .changed, .unchanged, .changed, .notFound, .failed, .changed, .notFound, .changed, .changed,
+        ])
+        #expect(items.map(\.name) == ["c5", "same", "c1", nil, "no-advisor", "c3", nil, "c2", "c4"])
+        #expect(items[4].error?.issues.first?.code == "unsupported")
+        let changed = [c5, c1, c3, c2, c4]
+        for item in items {
+            guard let old = before[item.nodeId] ?? nil else {
+                #expect(item.generation == nil && item.config == nil)
+                continue
+            }
+            let stored = try #require(try await db.config(nodeId: item.nodeId))
+            if changed.contains(item.nodeId) {
+                #expect(item.generation == old.generation + 1)
+                #expect(item.config == stored)
+                #expect(stored.generation == old.generation + 1)
+                #expect(stored.kickCounter == old.kickCounter)
+                #expect(stored.config == (try patch.applied(to: old.config)))
+                #expect(stored.config.mode == .advisor)
+                #expect(item.changes == configDiff(old.config, stored.config) && !item.changes.isEmpty)
+            } else {
+                #expect(item.generation == old.generation)
+                #expect(stored == old, "\(item.nodeId) was not changed")
+            }
+        }
+        #expect(try await db.config(nodeId: c3)?.kickCounter == 1, "the kick counter stays")
+
+        // One audit row per changed node, in the order of the request, with what changed.
+        let all = try await db.auditLog(limit: 1000)
+        let added = Array(all.filter { a in !auditBefore.contains { $0.id == a.id } }.reversed())
+        #expect(added.map(\.nodeId) == changed)
+        #expect(added.map(\.id) == added.map(\.id).sorted(), "audit ids follow the order of the request")
+        for (record, id) in zip(added, changed) {
+            let old = try #require(before[id] ?? nil)
+            #expect(record.action == "apply")
+            #expect(record.credential == "ops" && record.credentialId == "cred-1" && record.source == "192.0.2.7")
+            #expect(record.at == Time.date(Time.ms(now)))
+            #expect(record.target == nil)
+            #expect(record.generation == old.generation + 1)
+            let recordedBefore = try StoredJSON.decode(KSMConfig.self, try #require(record.before))
+            let recordedAfter = try StoredJSON.decode(KSMConfig.self, try #require(record.after))
+            #expect(recordedBefore == old.config)
+            #expect(recordedAfter == (try patch.applied(to: old.config)))
+        }
+
+        // Applied again: nothing left to change, nothing written.
+        let again = try await db.apply(patch, to: ids, dryRun: false, actor: "admin", now: now, chunkRows: 2)
+        #expect(again.filter { $0.status == .changed }.isEmpty)
+        #expect(try await db.auditLog(limit: 1000).count == all.count)
+    }
+
+    /// A node named twice gets its change once (one generation), reported and audited twice, as
+    /// when every node was written by statements of its own.
+    @Test func aNodeNamedTwiceChangesOnce() async throws {
+        let (db, dir) = try makeDatabase()
+        defer {
+            try? db.close()
+            try? FileManager.default.removeItem(at: dir)
+        }
+        let a = try await Self.register(db, "a")
+        let b = try await Self.register(db, "b")
+        let items = try await db.apply(
+            ConfigPatch(run: .run), to: [a, b, a], dryRun: false, actor: "admin", now: Date(), chunkRows: 2)
+        #expect(items.map(\.status) == [.changed, .changed, .changed])
+        #expect(items.map(\.generation) == [2, 2, 2])
+        #expect(try await db.config(nodeId: a)?.generation == 2)
+        #expect(try await db.config(nodeId: b)?.generation == 2)
+        #expect(try await db.auditLog(AuditFilter(action: "apply")).map(\.nodeId).reversed() == [a, b, a])
+    }
+
+    /// On PostgreSQL, every changed node's new config is announced to the replicas (the
+    /// node_configs trigger fires once per row of the multi-row UPDATE).
+    @Test func everyChangedNodeIsAnnounced() async throws {
+        guard TestStore.isPostgres else {
+            try Test.cancel("notifications: runs on the PostgreSQL pass of make test (KSMFLEET_TEST_POSTGRES)")
+        }
+        let (db, dir) = try makeDatabase()
+        defer {
+            try? db.close()
+            try? FileManager.default.removeItem(at: dir)
+        }
+        var ids: [String] = []
+        for i in 0..<5 { ids.append(try await Self.register(db, "n\(i)")) }
+        let heard = Mutex<[String: NodeConfig]>([:])
+        let listening = Mutex(false)
+        let follower = Task {
+            await db.followConfigChanges(
+                { notice in
+                    if let config = notice.config { heard.withLock { $0[notice.nodeId] = config } }
+                }, resync: { _ in listening.withLock { $0 = true } })
+        }
+        defer { follower.cancel() }
+        #expect(await waitUntil(timeout: .seconds(15)) { listening.withLock { $0 } }, "never listening")
+
+        let items = try await db.apply(
+            ConfigPatch(run: .run), to: ids, dryRun: false, actor: "admin", now: Date(), chunkRows: 2)
+        #expect(items.allSatisfy { $0.status == .changed })
+        let all = await waitUntil(timeout: .seconds(15)) {
+            heard.withLock { h in ids.allSatisfy { h[$0]?.generation == 2 } }
+        }
+        #expect(all, "announced: \(heard.withLock { $0.keys.sorted() }) of \(ids.sorted())")
+        for item in items { #expect(heard.withLock { $0[item.nodeId] } == item.config) }
+    }
+}
