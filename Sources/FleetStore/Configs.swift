@@ -222,65 +222,17 @@ extension FleetDatabase {
     static func storeConfigs(
         _ db: StoreDB, _ writes: [ConfigWrite], who: AuditWho, action: String, at: Int64, chunkRows: Int
     ) throws {
-        var rest = writes[...]
-        for rows in statementSizes(writes.count, chunk: chunkRows) {
-            let chunk = rest.prefix(rows)
-            rest = rest.dropFirst(rows)
-            // Both engines name a VALUES list's columns column1, column2, …; the parameters' types
-            // (bigint, text) come with the values on PostgreSQL, so the list needs no casts. A node
-            // named twice is in it twice with the same values: either row updates it.
-            var update: [SQLValue] = [.int(at), .text(who.name)]
-            update.reserveCapacity(2 + rows * 3)
-            for w in chunk {
-                update.append(.text(w.nodeId))
-                update.append(.int(w.generation))
-                update.append(.text(w.afterJSON))
-            }
-            let updateSQL = """
-                UPDATE node_configs SET generation = v.column2, config_json = v.column3, updated_at = ?, updated_by = ?
-                FROM (VALUES \(valuesRows(rows, "(?, ?, ?)"))) AS v WHERE node_configs.node_id = v.column1
-                """
-            try db.cachedStatement(sql: updateSQL).execute(arguments: StoreArguments(values: update))
-            var audit: [SQLValue] = []
-            audit.reserveCapacity(rows * 9)
-            for w in chunk {
-                audit += [
-                    .int(at), .text(who.name), who.credentialId.sqlValue, who.source.sqlValue, .text(w.nodeId),
-                    .text(action), .int(w.generation), .text(w.beforeJSON), .text(w.afterJSON),
-                ]
-            }
-            // One multi-row VALUES: rows are inserted (and their ids assigned) in list order.
-            let auditSQL = """
-                INSERT INTO audit_log (at, actor, credential_id, source, node_id, action, generation,
-                  before_json, after_json)
-                VALUES \(valuesRows(rows, "(?, ?, ?, ?, ?, ?, ?, ?, ?)"))
-                """
-            try db.cachedStatement(sql: auditSQL).execute(arguments: StoreArguments(values: audit))
-        }
-    }
-
-    /// `row` repeated `count` times, comma-separated (a multi-row VALUES list).
-    static func valuesRows(_ count: Int, _ row: String) -> String {
-        Array(repeating: row, count: count).joined(separator: ", ")
-    }
-
-    /// How many rows each statement of `count` rows takes: full chunks of `chunk`, then the rest
-    /// in powers of two, largest first. So a statement has one of a few sizes (as many as the
-    /// powers of two below `chunk`, plus one), whatever the count: each size is a text of its
-    /// own that GRDB's statement cache and the PostgreSQL placeholder cache keep.
-    static func statementSizes(_ count: Int, chunk: Int) -> [Int] {
-        precondition(chunk > 0)
-        var sizes = Array(repeating: chunk, count: count / chunk)
-        var rest = count % chunk
-        var power = 1
-        while power * 2 <= rest { power *= 2 }
-        while rest > 0 {
-            if power <= rest {
-                sizes.append(power)
-                rest -= power
-            }
-            power /= 2
-        }
-        return sizes
+        // Both engines name a VALUES list's columns column1, column2, …; the parameters' types
+        // (bigint, text) come with the values on PostgreSQL, so the list needs no casts. A node
+        // named twice is in it twice with the same values: either row updates it.
+        try db.executeValues(
+            "UPDATE node_configs SET generation = v.column2, config_json = v.column3, updated_at = ?, updated_by = ? FROM (",
+            writes.map { [$0.nodeId, $0.generation, $0.afterJSON] }, leading: [at, who.name],
+            tail: ") AS v WHERE node_configs.node_id = v.column1", chunk: chunkRows)
+        // One multi-row VALUES: rows are inserted (and their ids assigned) in list order.
+        try db.executeValues(
+            "INSERT INTO audit_log (at, actor, credential_id, source, node_id, action, generation, before_json, after_json)",
+            writes.map { [at, who.name, who.credentialId, who.source, $0.nodeId, action, $0.generation, $0.beforeJSON, $0.afterJSON] },
+            chunk: chunkRows)
     }
 }

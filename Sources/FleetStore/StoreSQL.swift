@@ -324,26 +324,48 @@ public final class StoreDB {
         }
     }
 
-    /// Runs `head VALUES (?, …), (?, …), … tail` for `rows`, at most `chunk` rows a statement:
-    /// many rows written in a few statements (on PostgreSQL each statement is a round trip, so
-    /// row by row costs one per row). Every row has the same number of values.
-    public func executeValues(_ head: String, _ rows: [StoreArguments], tail: String = "", chunk: Int = 500) throws {
+    /// Runs `head VALUES (?, …), (?, …), … tail` for `rows`, at most `chunk` rows a statement
+    /// (`leading` bound before each statement's rows, for placeholders in `head`): many rows
+    /// written in a few statements, where row by row costs a statement each (on PostgreSQL a
+    /// round trip each). Every row has the same number of values. The statements come in the
+    /// few sizes of `statementSizes`, so the statement caches keep a few texts, not one per count.
+    public func executeValues(
+        _ head: String, _ rows: [StoreArguments], leading: StoreArguments = [], tail: String = "", chunk: Int = 512
+    ) throws {
         guard let width = rows.first?.values.count, width > 0 else { return }
         let tuple = "(" + repeatElement("?", count: width).joined(separator: ", ") + ")"
         var i = 0
-        while i < rows.count {
-            let part = rows[i..<min(i + chunk, rows.count)]
-            var arguments = StoreArguments(values: [])
-            arguments.values.reserveCapacity(width * part.count)
-            for r in part {
+        for size in Self.statementSizes(rows.count, chunk: chunk) {
+            var arguments = leading
+            arguments.values.reserveCapacity(leading.values.count + width * size)
+            for r in rows[i..<i + size] {
                 precondition(r.values.count == width, "executeValues: rows of different widths")
                 arguments += r
             }
-            try execute(
-                sql: "\(head) VALUES \(repeatElement(tuple, count: part.count).joined(separator: ", ")) \(tail)",
-                arguments: arguments)
-            i += part.count
+            let sql = "\(head) VALUES \(repeatElement(tuple, count: size).joined(separator: ", ")) \(tail)"
+            try cachedStatement(sql: sql).execute(arguments: arguments)
+            i += size
         }
+    }
+
+    /// How many rows each statement of `count` rows takes: full chunks of `chunk`, then the rest
+    /// in powers of two, largest first. So a statement has one of a few sizes (as many as the
+    /// powers of two below `chunk`, plus one), whatever the count: each size is a text of its
+    /// own that GRDB's statement cache and the PostgreSQL placeholder cache keep.
+    static func statementSizes(_ count: Int, chunk: Int) -> [Int] {
+        precondition(chunk > 0)
+        var sizes = Array(repeating: chunk, count: count / chunk)
+        var rest = count % chunk
+        var power = 1
+        while power * 2 <= rest { power *= 2 }
+        while rest > 0 {
+            if power <= rest {
+                sizes.append(power)
+                rest -= power
+            }
+            power /= 2
+        }
+        return sizes
     }
 
     /// Runs a script of several statements without arguments (a migration).

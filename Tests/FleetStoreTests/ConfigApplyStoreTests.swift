@@ -20,12 +20,12 @@ import Testing
     }
 
     @Test func statementSizesAreFullChunksThenPowersOfTwo() {
-        #expect(FleetDatabase.statementSizes(0, chunk: 1024) == [])
-        #expect(FleetDatabase.statementSizes(5, chunk: 2) == [2, 2, 1])
-        #expect(FleetDatabase.statementSizes(7, chunk: 8) == [4, 2, 1])
-        #expect(FleetDatabase.statementSizes(10_000, chunk: 1024) == Array(repeating: 1024, count: 9) + [512, 256, 16])
+        #expect(StoreDB.statementSizes(0, chunk: 1024) == [])
+        #expect(StoreDB.statementSizes(5, chunk: 2) == [2, 2, 1])
+        #expect(StoreDB.statementSizes(7, chunk: 8) == [4, 2, 1])
+        #expect(StoreDB.statementSizes(10_000, chunk: 1024) == Array(repeating: 1024, count: 9) + [512, 256, 16])
         for count in [1, 2, 3, 1023, 1024, 1025, 4097, 25_000] {
-            let sizes = FleetDatabase.statementSizes(count, chunk: 1024)
+            let sizes = StoreDB.statementSizes(count, chunk: 1024)
             #expect(sizes.reduce(0, +) == count)
             #expect(sizes.allSatisfy { $0 == 1024 || $0.nonzeroBitCount == 1 })
         }
