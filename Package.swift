@@ -163,6 +163,8 @@ let package = Package(
                 "FleetTestSupport", "FleetServer", "FleetStore", "FleetClient", "FleetAPI", "KSMCore", "TestSupport",
                 // Raw SQL on a stopped server's database file (RestartTests).
                 .product(name: "GRDB", package: "GRDB.swift"),
+                // /metrics compared with what swift-prometheus's registry writes (ServerMetricsTests).
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: swiftSettings),
         .testTarget(

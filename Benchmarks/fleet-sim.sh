@@ -10,7 +10,8 @@
 #     (PostgreSQL: a fresh database per run, dropped after, R replicas on it, node i on replica
 #     i % R; also measures the PostgreSQL server's processes; R ≥ nodes / 9,000, the file limit)
 #   --no-metrics: count the held long-polls in the simulator instead of scraping /metrics (a first
-#     scrape of a 10,000-node fleet keeps a server busy for ~50 s: docs/benchmarks.md)
+#     scrape of a 10,000-node fleet kept a server busy for ~50 s until the per-node series were
+#     written straight into the text; ~1 s a scrape since: docs/benchmarks.md)
 #   (python3 Benchmarks/fleet_sim.py --help for the rest)
 # SCRATCH_PATH=.build-x builds into that scratch directory instead of .build (parallel builds).
 set -euo pipefail

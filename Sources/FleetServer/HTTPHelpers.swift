@@ -20,9 +20,14 @@ enum HTTP {
     }
 
     static func text(_ text: String, contentType: String, status: HTTPResponse.Status = .ok) -> Response {
+        self.text(ByteBuffer(string: text), contentType: contentType, status: status)
+    }
+
+    /// Text already in a buffer (`/metrics`: megabytes, not copied through a String again).
+    static func text(_ text: ByteBuffer, contentType: String, status: HTTPResponse.Status = .ok) -> Response {
         var headers = HTTPFields()
         headers[.contentType] = contentType
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
+        return Response(status: status, headers: headers, body: .init(byteBuffer: text))
     }
 
     /// The request body, at most `limit` bytes (413 above).

@@ -6,9 +6,13 @@ import KSMCore
 import Prometheus
 import Synchronization
 
-/// Every series of `/metrics` lives in one swift-prometheus registry (one per app, so tests may
-/// run many servers in one process): request counts and latencies as they happen, and per-node
-/// series mirrored from the database at scrape time, so a deleted node's series disappear with it.
+/// `/metrics`: what is counted as it happens (request counts and latencies, samples stored,
+/// duplicated, refused) lives in a swift-prometheus registry (one per app, so tests may run many
+/// servers in one process); the figures of the fleet and of each node are read from the database
+/// at every scrape and written straight into the text after the registry's. Nothing per node is
+/// kept between scrapes: a deleted or renamed node's series are gone from the next one, and a
+/// scrape costs time linear in the fleet (registering tens of thousands of labelled series in
+/// the registry copied its dictionary at each one, a first scrape of 10,000 nodes took 51 s).
 final class ServerMetrics: Sendable {
     let registry = PrometheusCollectorRegistry()
     private static var requests: MetricNameDescriptor {
@@ -52,48 +56,10 @@ final class ServerMetrics: Sendable {
     /// By field without its index (`takenAt`, `status.pagesUnshared`): a bounded set.
     private let refusedSeries = Mutex([String: Counter]())
     private let duplicateCounter: Counter
-    private let nodesGauge: Gauge
-    private let waitersGauge: Gauge
-    /// The fleet "now" (`FleetNow`), the same figures as the API, CLI and dashboard show.
-    private let fleetSaved: Gauge
-    private let fleetNotReportingSaved: Gauge
-    private let fleetCPU: Gauge
-    private let nodesByConnection: [NodeConnection: Gauge]
-    /// The per-node series as of the last scrape, by node id. Held for the whole scrape (update
-    /// and emit), so one scrape never sees another's half-updated values.
-    private let nodeSeries = Mutex([String: NodeSeries]())
 
     init() {
         storedCounter = registry.makeCounter(descriptor: Self.samples)
         duplicateCounter = registry.makeCounter(descriptor: Self.duplicates)
-        nodesGauge = registry.makeGauge(
-            descriptor: MetricNameDescriptor(
-                namespace: "ksmfleet", metricName: "nodes", unitName: "", helpText: "Live registered nodes"))
-        waitersGauge = registry.makeGauge(
-            descriptor: MetricNameDescriptor(
-                namespace: "ksmfleet", subsystem: "config", metricName: "waiters", unitName: "",
-                helpText: "Config long-polls waiting now"))
-        fleetSaved = registry.makeGauge(
-            descriptor: MetricNameDescriptor(
-                namespace: "ksmfleet", subsystem: "fleet", metricName: "saved", unitName: "bytes",
-                helpText: "Memory KSM saves now on the nodes that are reporting (sum of their last samples)"))
-        fleetNotReportingSaved = registry.makeGauge(
-            descriptor: MetricNameDescriptor(
-                namespace: "ksmfleet", subsystem: "fleet", metricName: "not_reporting_saved", unitName: "bytes",
-                helpText: "Last reported saving of the nodes that are not reporting (agent stopped or offline)"))
-        fleetCPU = registry.makeGauge(
-            descriptor: MetricNameDescriptor(
-                namespace: "ksmfleet", subsystem: "fleet", metricName: "ksmd_cpu", unitName: "percent",
-                helpText: "ksmd CPU now on the nodes that are reporting, % of one CPU, summed"))
-        var byConnection: [NodeConnection: Gauge] = [:]
-        for c in NodeConnection.allCases {
-            byConnection[c] = registry.makeGauge(
-                descriptor: MetricNameDescriptor(
-                    namespace: "ksmfleet", metricName: "nodes_by_connection", unitName: "",
-                    helpText: "Nodes by connection: online, agentStopped, offline, never"),
-                labels: [("connection", c.rawValue)])
-        }
-        nodesByConnection = byConnection
     }
 
     func record(route: String, method: String, status: Int, duration: Duration) {
@@ -127,38 +93,142 @@ final class ServerMetrics: Sendable {
         counter.increment()
     }
 
-    /// The whole exposition: the per-node series brought up to date with `nodes`, then the
-    /// registry's text.
+    /// The whole exposition: the registry's text, then the fleet's and the nodes' series as of
+    /// `nodes`, in a buffer for the response. Holds no lock of its own: concurrent scrapes
+    /// share nothing but the registry.
+    func page(nodes: [NodeInfo], waiting: Int, now: Date = Date()) -> ByteBuffer {
+        var out = Exposition()
+        // ~1.2 kB a node (14 families, two labels), so a large fleet's page is not regrown 20 times.
+        out.bytes.reserveCapacity(16_384 + nodes.count * 1_280)
+        registry.emit(into: &out.bytes)
+        FleetFamilies.write(nodes, waiting: waiting, into: &out)
+        NodeFamily.write(nodes, now: now, into: &out)
+        return ByteBuffer(bytes: out.bytes)
+    }
+
+    /// `page` as text.
     func render(nodes: [NodeInfo], waiting: Int, now: Date = Date()) -> String {
-        nodeSeries.withLock { known in
-            var seen = Set<String>()
-            for node in nodes {
-                seen.insert(node.id)
-                var series = known[node.id] ?? NodeSeries(name: node.name)
-                if series.name != node.name {
-                    // A renamed node: its label set changes, so its old series go.
-                    series.unregister(from: registry)
-                    series = NodeSeries(name: node.name)
+        String(buffer: page(nodes: nodes, waiting: waiting, now: now))
+    }
+}
+
+/// One family written at scrape time: its name, help text and type, and its values formatted
+/// as swift-prometheus's `Gauge` and `Counter` do (`/metrics` reads the same either way).
+struct ExpositionFamily: Sendable {
+    enum Kind: String, Sendable { case gauge, counter }
+    let name: String
+    let help: String
+    let kind: Kind
+
+    init(_ descriptor: MetricNameDescriptor, _ kind: Kind) {
+        name = descriptor.name
+        help = descriptor.helpText ?? ""
+        self.kind = kind
+    }
+
+    /// A gauge's value as `Double.description`; a counter's whole values below 9e15 as integers
+    /// (the registry's counter held those in its integer part), others as `Double.description`.
+    func text(_ value: Double) -> String {
+        if kind == .counter, value == value.rounded(.towardZero), value < 9e15 { return "\(Int64(value))" }
+        return "\(value)"
+    }
+}
+
+/// The Prometheus text format (0.0.4), appended to by hand for the series of a scrape.
+struct Exposition {
+    var bytes: [UInt8] = []
+
+    /// `# HELP` (backslash and line feed escaped) and `# TYPE`, once per family, before its series.
+    mutating func declare(_ family: ExpositionFamily) {
+        if !family.help.isEmpty {
+            bytes.append(contentsOf: "# HELP \(family.name) ".utf8)
+            Self.escape(family.help, quotes: false, into: &bytes)
+            bytes.append(UInt8(ascii: "\n"))
+        }
+        bytes.append(contentsOf: "# TYPE \(family.name) \(family.kind.rawValue)\n".utf8)
+    }
+
+    /// `name{labels} value`; `labels` from `Exposition.labels`.
+    mutating func series(_ family: ExpositionFamily, labels: [UInt8], value: Double) {
+        bytes.append(contentsOf: family.name.utf8)
+        bytes.append(contentsOf: labels)
+        bytes.append(UInt8(ascii: " "))
+        bytes.append(contentsOf: family.text(value).utf8)
+        bytes.append(UInt8(ascii: "\n"))
+    }
+
+    /// `{name="value",…}` with each value's backslashes, double quotes and line feeds escaped,
+    /// as the text format requires (names are ours and valid). Nothing for no labels.
+    static func labels(_ pairs: KeyValuePairs<String, String>) -> [UInt8] {
+        guard !pairs.isEmpty else { return [] }
+        var out: [UInt8] = [UInt8(ascii: "{")]
+        for (i, (name, value)) in pairs.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(contentsOf: name.utf8)
+            out.append(contentsOf: #"=""#.utf8)
+            escape(value, quotes: true, into: &out)
+            out.append(UInt8(ascii: "\""))
+        }
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
+
+    /// `text` with `\` and line feeds escaped (help text), and `"` too (label values).
+    private static func escape(_ text: String, quotes: Bool, into out: inout [UInt8]) {
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\\"): out.append(contentsOf: #"\\"#.utf8)
+            case UInt8(ascii: "\n"): out.append(contentsOf: #"\n"#.utf8)
+            case UInt8(ascii: "\"") where quotes: out.append(contentsOf: #"\""#.utf8)
+            default: out.append(byte)
+            }
+        }
+    }
+}
+
+/// The fleet "now" (`FleetNow`), the same figures as the API, CLI and dashboard show, and the
+/// server's own counts, as of each scrape.
+enum FleetFamilies {
+    static let nodes = gauge(nil, "nodes", "", "Live registered nodes")
+    static let waiters = gauge("config", "waiters", "", "Config long-polls waiting now")
+    static let saved = gauge(
+        "fleet", "saved", "bytes", "Memory KSM saves now on the nodes that are reporting (sum of their last samples)")
+    static let notReportingSaved = gauge(
+        "fleet", "not_reporting_saved", "bytes",
+        "Last reported saving of the nodes that are not reporting (agent stopped or offline)")
+    static let cpu = gauge(
+        "fleet", "ksmd_cpu", "percent", "ksmd CPU now on the nodes that are reporting, % of one CPU, summed")
+    static let byConnection = gauge(
+        nil, "nodes_by_connection", "", "Nodes by connection: online, agentStopped, offline, never")
+
+    private static func gauge(_ subsystem: String?, _ metricName: String, _ unit: String, _ help: String)
+        -> ExpositionFamily
+    {
+        ExpositionFamily(
+            MetricNameDescriptor(
+                namespace: "ksmfleet", subsystem: subsystem, metricName: metricName, unitName: unit, helpText: help),
+            .gauge)
+    }
+
+    static func write(_ nodes: [NodeInfo], waiting: Int, into out: inout Exposition) {
+        let fleet = FleetNow.of(nodes)
+        for (family, value) in [
+            (Self.nodes, Double(nodes.count)), (waiters, Double(waiting)), (saved, Double(fleet.savedBytes)),
+            (notReportingSaved, Double(fleet.lastKnownSavedBytesNotReporting)), (cpu, fleet.ksmdCPUPercent),
+        ] {
+            out.declare(family)
+            out.series(family, labels: [], value: value)
+        }
+        out.declare(byConnection)
+        for connection in NodeConnection.allCases {
+            let count =
+                switch connection {
+                case .online: fleet.online
+                case .agentStopped: fleet.agentStopped
+                case .offline: fleet.offline
+                case .never: fleet.neverReported
                 }
-                series.update(node, now: now, in: registry)
-                known[node.id] = series
-            }
-            for (id, series) in known where !seen.contains(id) {
-                series.unregister(from: registry)
-                known[id] = nil
-            }
-            nodesGauge.set(to: Double(nodes.count))
-            waitersGauge.set(to: Double(waiting))
-            let fleet = FleetNow.of(nodes)
-            fleetSaved.set(to: Double(fleet.savedBytes))
-            fleetNotReportingSaved.set(to: Double(fleet.lastKnownSavedBytesNotReporting))
-            fleetCPU.set(to: fleet.ksmdCPUPercent)
-            let counts: [NodeConnection: Int] = [
-                .online: fleet.online, .agentStopped: fleet.agentStopped, .offline: fleet.offline,
-                .never: fleet.neverReported,
-            ]
-            for (c, gauge) in nodesByConnection { gauge.set(to: Double(counts[c] ?? 0)) }
-            return registry.emitToString()
+            out.series(byConnection, labels: Exposition.labels(["connection": connection.rawValue]), value: Double(count))
         }
     }
 }
@@ -167,42 +237,47 @@ final class ServerMetrics: Sendable {
 /// carries a cumulative value the agent reports (Prometheus's `rate()` handles its resets when a
 /// node reboots).
 struct NodeFamily: Sendable {
-    enum Kind: Sendable { case gauge, counter }
-    let metricName: String
-    let unit: String
-    let kind: Kind
-    let help: String
+    let family: ExpositionFamily
     let value: @Sendable (NodeInfo, Date) -> Double?
-    /// `ksmfleet_node_<metricName>[_<unit>]`, worked out once (the scrape looks series up by it).
-    let name: String
-
-    init(
-        metricName: String, unit: String, kind: Kind, help: String, value: @escaping @Sendable (NodeInfo, Date) -> Double?
-    ) {
-        self.metricName = metricName
-        self.unit = unit
-        self.kind = kind
-        self.help = help
-        self.value = value
-        name = MetricNameDescriptor(
-            namespace: "ksmfleet", subsystem: "node", metricName: metricName, unitName: unit, helpText: help
-        ).name
-    }
-
-    var descriptor: MetricNameDescriptor {
-        MetricNameDescriptor(namespace: "ksmfleet", subsystem: "node", metricName: metricName, unitName: unit, helpText: help)
-    }
 
     static func gauge(
         _ metricName: String, unit: String = "", _ help: String, _ value: @escaping @Sendable (NodeInfo, Date) -> Double?
     ) -> Self {
-        NodeFamily(metricName: metricName, unit: unit, kind: .gauge, help: help, value: value)
+        NodeFamily(family: ExpositionFamily(descriptor(metricName, unit, help), .gauge), value: value)
     }
     /// Counters' names end in `_total`.
     static func counter(
         _ metricName: String, _ help: String, _ value: @escaping @Sendable (NodeInfo, Date) -> Double?
     ) -> Self {
-        NodeFamily(metricName: metricName, unit: "total", kind: .counter, help: help, value: value)
+        NodeFamily(family: ExpositionFamily(descriptor(metricName, "total", help), .counter), value: value)
+    }
+
+    private static func descriptor(_ metricName: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "ksmfleet", subsystem: "node", metricName: metricName, unitName: unit, helpText: help)
+    }
+
+    /// The node's value, if it is one: not-a-number and infinities are no measurement, and a
+    /// counter never goes below zero.
+    func measurement(_ node: NodeInfo, now: Date) -> Double? {
+        value(node, now).flatMap { v in v.isFinite && (family.kind == .gauge || v >= 0) ? v : nil }
+    }
+
+    /// Every family with a series for each node that has a value for it (a family no node has a
+    /// value for, say before any sample, is left out, `# HELP` and `# TYPE` too), labelled
+    /// `node_id` and `node`, the nodes in the order given.
+    static func write(_ nodes: [NodeInfo], now: Date, into out: inout Exposition) {
+        let labels = nodes.map { Exposition.labels(["node_id": $0.id, "node": $0.name]) }
+        for family in all {
+            var declared = false
+            for (node, labels) in zip(nodes, labels) {
+                guard let value = family.measurement(node, now: now) else { continue }
+                if !declared {
+                    out.declare(family.family)
+                    declared = true
+                }
+                out.series(family.family, labels: labels, value: value)
+            }
+        }
     }
 
     /// Every per-node family, labelled `node_id` and `node`. A family without a value for a node
@@ -239,55 +314,6 @@ struct NodeFamily: Sendable {
         },
         .gauge("drift", "1 when the applied generation differs from the desired one") { n, _ in n.drift ? 1 : 0 },
     ]
-}
-
-/// One node's series in the registry. Only `ServerMetrics.render` touches it, under its lock.
-struct NodeSeries {
-    let name: String
-    var gauges: [String: Gauge] = [:]
-    var counters: [String: Counter] = [:]
-
-    init(name: String) { self.name = name }
-
-    mutating func update(_ node: NodeInfo, now: Date, in registry: PrometheusCollectorRegistry) {
-        let labels = [("node_id", node.id), ("node", node.name)]
-        for family in NodeFamily.all {
-            // Not-a-number and infinities are no measurement; a counter never goes below zero.
-            let value = family.value(node, now).flatMap { v in
-                v.isFinite && (family.kind == .gauge || v >= 0) ? v : nil
-            }
-            switch family.kind {
-            case .gauge:
-                guard let value else {
-                    if let gone = gauges.removeValue(forKey: family.name) { registry.unregisterGauge(gone) }
-                    continue
-                }
-                let gauge = gauges[family.name] ?? registry.makeGauge(descriptor: family.descriptor, labels: labels)
-                gauges[family.name] = gauge
-                gauge.set(to: value)
-            case .counter:
-                guard let value else {
-                    if let gone = counters.removeValue(forKey: family.name) { registry.unregisterCounter(gone) }
-                    continue
-                }
-                let counter =
-                    counters[family.name] ?? registry.makeCounter(descriptor: family.descriptor, labels: labels)
-                counters[family.name] = counter
-                // The value is the agent's own total: set it (the scrape lock hides the reset).
-                counter.reset()
-                if value == value.rounded(.towardZero), value < 9e15 {
-                    counter.increment(by: Int64(value))
-                } else {
-                    counter.increment(by: value)
-                }
-            }
-        }
-    }
-
-    func unregister(from registry: PrometheusCollectorRegistry) {
-        for gauge in gauges.values { registry.unregisterGauge(gauge) }
-        for counter in counters.values { registry.unregisterCounter(counter) }
-    }
 }
 
 /// Counts every request and its latency by route pattern (not the raw path: node ids would

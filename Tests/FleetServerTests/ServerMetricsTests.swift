@@ -2,12 +2,14 @@ import FleetAPI
 import FleetTestSupport
 import Foundation
 import KSMCore
+import Prometheus
 import Testing
 
 @testable import FleetServer
 
-/// The exposition on its own: every series from the one registry, counters named `…_total` and
-/// typed as counters, per-node series that follow the nodes (deleted, renamed, hostile names).
+/// The exposition on its own: counters named `…_total` and typed as counters, per-node series
+/// that follow the nodes (deleted, renamed, hostile names), and the text written at scrape time
+/// line for line what swift-prometheus's registry wrote when those series lived in it.
 @Suite struct ServerMetricsTests {
     let now = Date(timeIntervalSince1970: 1_790_000_100)
 
@@ -105,5 +107,136 @@ import Testing
         let m = MetricsText(text)
         #expect(m.values["ksmfleet_node_online{node_id=\"n1\",node=\"web\\\"1\\\\x\\nevil 1\"}"] == 1, "\(text)")
         #expect(!text.contains("\nevil"), "the name broke a line")
+    }
+
+    /// Nodes whose series test the edges: a hostile name, no sample, a counter with a fraction,
+    /// one too large for the registry's integer part, a negative one and not-a-number (no
+    /// series), a stopped agent, a node never heard from.
+    func edgeNodes() -> [NodeInfo] {
+        var fraction = Fixtures.sample(7)  // ksmdCPUSeconds 3.5
+        fraction.status.fullScans = 42
+        var huge = Fixtures.sample(2)
+        huge.status.fullScans = 9_007_199_254_740_993
+        huge.ksmdCPUSeconds = 1e16
+        var broken = Fixtures.sample(3)
+        broken.ksmdCPUSeconds = -1
+        broken.ksmdCPUPercent = .nan
+        var stopped = node("n5", "stopped.example", sample: Fixtures.sample(4, pagesSharing: 0))
+        stopped.connection = .agentStopped
+        stopped.online = false
+        stopped.drift = true
+        var never = node("n6", "never", sample: nil)
+        never.lastSeenAt = nil
+        never.connection = .never
+        never.online = false
+        never.appliedGeneration = nil
+        return [
+            node("n1", "web\"1\\x\nevil 1", sample: fraction), node("n2", "big", sample: huge),
+            node("n3", "broken", sample: broken), node("n4", "fresh", sample: nil), stopped, never,
+        ]
+    }
+
+    /// What the server wrote while every series lived in its registry: the fleet's gauges and a
+    /// labelled gauge or counter per node per family, set as `ServerMetrics` set them.
+    func registryText(nodes: [NodeInfo], waiting: Int) -> String {
+        let registry = PrometheusCollectorRegistry()
+        func gauge(_ family: ExpositionFamily, _ value: Double, _ labels: [(String, String)] = []) {
+            let descriptor = MetricNameDescriptor(metricName: family.name, unitName: "", helpText: family.help)
+            registry.makeGauge(descriptor: descriptor, labels: labels).set(to: value)
+        }
+        let fleet = FleetNow.of(nodes)
+        gauge(FleetFamilies.nodes, Double(nodes.count))
+        gauge(FleetFamilies.waiters, Double(waiting))
+        gauge(FleetFamilies.saved, Double(fleet.savedBytes))
+        gauge(FleetFamilies.notReportingSaved, Double(fleet.lastKnownSavedBytesNotReporting))
+        gauge(FleetFamilies.cpu, fleet.ksmdCPUPercent)
+        let counts: [NodeConnection: Int] = [
+            .online: fleet.online, .agentStopped: fleet.agentStopped, .offline: fleet.offline, .never: fleet.neverReported,
+        ]
+        for c in NodeConnection.allCases { gauge(FleetFamilies.byConnection, Double(counts[c]!), [("connection", c.rawValue)]) }
+        for node in nodes {
+            let labels = [("node_id", node.id), ("node", node.name)]
+            for family in NodeFamily.all {
+                guard let value = family.measurement(node, now: now) else { continue }
+                switch family.family.kind {
+                case .gauge: gauge(family.family, value, labels)
+                case .counter:
+                    let descriptor = MetricNameDescriptor(
+                        metricName: family.family.name, unitName: "", helpText: family.family.help)
+                    let counter = registry.makeCounter(descriptor: descriptor, labels: labels)
+                    if value == value.rounded(.towardZero), value < 9e15 {
+                        counter.increment(by: Int64(value))
+                    } else {
+                        counter.increment(by: value)
+                    }
+                }
+            }
+        }
+        return registry.emitToString()
+    }
+
+    /// Each family is declared once, `# HELP` then `# TYPE`, and its series follow it unbroken.
+    func expectWellFormed(_ text: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        var declared = Set<String>()
+        var current: String?
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false).dropLast() {
+            let words = line.split(separator: " ")
+            if line.hasPrefix("# HELP ") {
+                #expect(!declared.contains(String(words[2])), "\(words[2]) has a second HELP", sourceLocation: sourceLocation)
+                current = nil
+            } else if line.hasPrefix("# TYPE ") {
+                let name = String(words[2])
+                #expect(declared.insert(name).inserted, "\(name) is declared twice", sourceLocation: sourceLocation)
+                current = name
+            } else {
+                #expect(current.map { line.hasPrefix($0) } == true, "\(line) is outside its family", sourceLocation: sourceLocation)
+            }
+        }
+        #expect(text.hasSuffix("\n"), sourceLocation: sourceLocation)
+    }
+
+    func lines(_ text: String) -> [Substring] { text.split(separator: "\n").sorted() }
+
+    @Test func theScrapeWritesWhatTheRegistryWroteAndForgetsRemovedNodes() {
+        let metrics = ServerMetrics()
+        metrics.record(route: "/healthz", method: "GET", status: 200, duration: .milliseconds(2))
+        metrics.sampleBatchRefused(field: "takenAt")
+        let nodes = edgeNodes()
+        let first = metrics.render(nodes: nodes, waiting: 3, now: now)
+        expectWellFormed(first)
+        let own = metrics.registry.emitToString()
+        #expect(lines(first) == lines(own + registryText(nodes: nodes, waiting: 3)))
+        #expect(first.contains(#"node="web\"1\\x\nevil 1"}"#))
+        #expect(first.contains("ksmfleet_node_ksmd_cpu_seconds_total{node_id=\"n1\",node=\"web\\\"1\\\\x\\nevil 1\"} 3.5\n"))
+        #expect(first.contains("ksmfleet_node_full_scans_total{node_id=\"n2\",node=\"big\"} 9007199254740992.0\n"))
+        #expect(!first.contains("ksmfleet_node_ksmd_cpu_seconds_total{node_id=\"n3\""), "a negative counter")
+        #expect(!first.contains("ksmfleet_node_ksmd_cpu_percent{node_id=\"n3\""), "not a number")
+        // Each per-node family: one series per node with a value, all of them under one HELP/TYPE.
+        let m = MetricsText(first)
+        for family in NodeFamily.all {
+            let expected = nodes.filter { family.measurement($0, now: now) != nil }.count
+            let series = m.values.keys.filter { $0.hasPrefix(family.family.name + "{") }.count
+            #expect(series == expected, "\(family.family.name)")
+        }
+
+        // The hostile node deleted, another renamed, every sample gone: their series go, and so do
+        // the families no node has a value for any more.
+        var renamed = nodes[5]
+        renamed.name = "renamed"
+        let rest = [nodes[3], renamed]
+        let second = metrics.render(nodes: rest, waiting: 0, now: now)
+        expectWellFormed(second)
+        #expect(lines(second) == lines(metrics.registry.emitToString() + registryText(nodes: rest, waiting: 0)))
+        #expect(!second.contains("evil"))
+        #expect(!second.contains("\"n1\""))
+        #expect(!second.contains("node=\"never\""))
+        #expect(!second.contains("ksmfleet_node_pages_sharing"), "a family without a series kept its HELP and TYPE")
+        #expect(MetricsText(second).node("ksmfleet_node_online", id: "n6", node: "renamed") == 0)
+
+        // No node at all: the fleet's series only.
+        let empty = metrics.render(nodes: [], waiting: 0, now: now)
+        expectWellFormed(empty)
+        #expect(lines(empty) == lines(metrics.registry.emitToString() + registryText(nodes: [], waiting: 0)))
+        #expect(!empty.contains("ksmfleet_node_"))
     }
 }
