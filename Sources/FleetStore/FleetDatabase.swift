@@ -92,7 +92,8 @@ public final class FleetDatabase: Sendable {
         let engine = try PostgresEngine(location: location, logger: logger)
         backend = .postgres(engine)
         sampleWriter = SampleGroupCommit(
-            transaction: { body in try engine.writeSync(body) }, afterCommits: {}, write: FleetDatabase.writeSampleBatch)
+            transaction: { body in try engine.writeSync(body) }, afterCommits: {}, write: FleetDatabase.writeSampleBatch,
+            writeGroup: FleetDatabase.writeSampleGroup)
         try migrate()
     }
 

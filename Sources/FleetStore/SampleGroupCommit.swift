@@ -41,6 +41,9 @@ final class SampleGroupCommit: @unchecked Sendable {
     static let commitsPerCheckpoint = 16
     private var commitsSinceCheckpoint = 0  // the commit thread's own
     private let write: @Sendable (StoreDB, PendingSampleBatch) throws -> SampleBatchAck
+    /// A whole group in a few statements (PostgreSQL, where every statement is a round trip):
+    /// nil when it did not apply, and the group is then written batch by batch.
+    private let writeGroup: (@Sendable (StoreDB, [PendingSampleBatch]) throws -> GroupResults?)?
     // Guarded by `condition`.
     private let condition = NSCondition()
     private var queue: [Waiting] = []
@@ -49,11 +52,13 @@ final class SampleGroupCommit: @unchecked Sendable {
     init(
         transaction: @escaping @Sendable (_ body: (StoreDB) throws -> GroupResults) throws -> GroupResults,
         afterCommits: @escaping @Sendable () -> Void,
-        write: @escaping @Sendable (StoreDB, PendingSampleBatch) throws -> SampleBatchAck
+        write: @escaping @Sendable (StoreDB, PendingSampleBatch) throws -> SampleBatchAck,
+        writeGroup: (@Sendable (StoreDB, [PendingSampleBatch]) throws -> GroupResults?)? = nil
     ) {
         self.transaction = transaction
         self.afterCommits = afterCommits
         self.write = write
+        self.writeGroup = writeGroup
     }
 
     /// Queues the batch and waits for the commit that includes it.
@@ -79,11 +84,13 @@ final class SampleGroupCommit: @unchecked Sendable {
             let results: GroupResults
             do {
                 let write = self.write
+                let writeGroup = self.writeGroup
                 results = try transaction { db in
                     // One batch (an agent's normal push on a quiet server): the transaction is its
                     // savepoint, a failure rolls it back and fails the batch alone — two
                     // statements fewer (on PostgreSQL two round trips) on the common path.
                     if group.count == 1 { return [.success(try write(db, group[0].batch))] }
+                    if let writeGroup, let results = try writeGroup(db, group.map(\.batch)) { return results }
                     return try group.map { w in
                         do {
                             return .success(try Self.inSavepoint(db) { try write(db, w.batch) })

@@ -28,7 +28,8 @@ extension FleetDatabase {
             PendingSampleBatch(nodeId: nodeId, rows: rows, receivedAt: Time.ms(receivedAt)))
     }
 
-    /// Writes one batch inside the current transaction (the group commit's savepoint).
+    /// Writes one batch inside the current transaction (the group commit's savepoint, or the
+    /// transaction itself for a batch alone).
     static func writeSampleBatch(_ db: StoreDB, _ batch: PendingSampleBatch) throws -> SampleBatchAck {
         let nodeId = batch.nodeId
         let rows = batch.rows
@@ -45,41 +46,164 @@ extension FleetDatabase {
                 try Self.writeProcessReport(db, nodeId: nodeId, sample: s)
             }
         }
-        let highest = try statements.maxSeq(nodeId) ?? -1
         // The node's state comes from the newest sample it ever sent: an old batch replayed
         // out of order must not roll the phase back.
-        if let (newest, json) = rows.max(by: { $0.0.seq < $1.0.seq }), newest.seq >= (previousHighest ?? Int64.min) {
-            try statements.updateNode(nodeId, newest: newest, json: json, highestSeq: highest, receivedAt: received)
-        } else {
-            try statements.touchNode(nodeId, highestSeq: highest >= 0 ? highest : nil, receivedAt: received)
-        }
+        var newest = rows.max(by: { $0.0.seq < $1.0.seq })
+        if let n = newest, n.0.seq < (previousHighest ?? Int64.min) { newest = nil }
+        let highest = try statements.finish(nodeId, newest: newest, receivedAt: received) ?? -1
         return SampleBatchAck(highestSeq: highest, stored: stored, duplicates: rows.count - stored)
     }
 }
 
-/// The statements of a sample batch, the same SQL on both engines; SQLite binds them with its
-/// C API (`SQLiteSampleStatements`), PostgreSQL through `StoreDB` (`PlainSampleStatements`).
+extension FleetDatabase {
+    /// Writes a group of batches (PostgreSQL) in a few statements instead of five per batch:
+    /// which nodes are live, every row in multi-row INSERTs, every node's update in multi-row
+    /// UPDATEs. The same outcome as writing the batches one after the other (`writeSampleBatch`):
+    /// a row in two batches is stored for the first, a node's state comes from its newest
+    /// sample unless that is older than what it sent before; a batch's ack gives its node's
+    /// highest seq after the whole group. Returns nil, with nothing written, when a statement
+    /// failed without ending the transaction: the group is then written batch by batch, where a
+    /// failing batch fails alone.
+    static func writeSampleGroup(_ db: StoreDB, _ batches: [PendingSampleBatch]) throws -> SampleGroupCommit.GroupResults? {
+        try db.execute(sql: "SAVEPOINT sample_group")
+        do {
+            let results = try writeSampleGroupRows(db, batches)
+            try db.execute(sql: "RELEASE SAVEPOINT sample_group")
+            return results
+        } catch {
+            guard db.isInsideTransaction else { throw error }  // the engine runs the whole group again
+            try db.execute(sql: "ROLLBACK TO SAVEPOINT sample_group")
+            try db.execute(sql: "RELEASE SAVEPOINT sample_group")
+            return nil
+        }
+    }
+
+    private static func writeSampleGroupRows(_ db: StoreDB, _ batches: [PendingSampleBatch]) throws
+        -> SampleGroupCommit.GroupResults
+    {
+        // Live nodes and the highest seq each had before this group.
+        var previous: [String: Int64?] = [:]
+        let ids = Array(Set(batches.map(\.nodeId)))
+        for row in try StoreRow.fetchAll(
+            db, sql: "SELECT id, last_seq FROM nodes WHERE deleted_at IS NULL AND id IN \(db.jsonArrayValues())",
+            arguments: [try StoredJSON.encode(ids)])
+        {
+            previous[row[0] as String] = .some(row[1] as Int64?)
+        }
+        struct Key: Hashable {
+            var node: String
+            var seq: Int64
+        }
+        // Every row of the live nodes' batches, first occurrences first (as batch by batch).
+        var rows: [StoreArguments] = []
+        var firstIn: [Key: Int] = [:]  // (node, seq) → the batch that stores it, if new
+        for (b, batch) in batches.enumerated() where previous[batch.nodeId] != nil {
+            for (s, json) in batch.rows {
+                let key = Key(node: batch.nodeId, seq: s.seq)
+                if firstIn[key] == nil { firstIn[key] = b }
+                rows.append(SampleSQL.insertArguments(nodeId: batch.nodeId, s, json: json, receivedAt: batch.receivedAt))
+            }
+        }
+        var inserted: Set<Key> = []
+        try db.executeValues(
+            "INSERT INTO samples (\(SampleSQL.insertColumns))", rows, tail: "ON CONFLICT DO NOTHING RETURNING node_id, seq",
+            chunk: 256
+        ) { row in inserted.insert(Key(node: row[0], seq: row[1])) }
+        // Who benefits: only for a sample that was new (a replay must not count twice).
+        var stored = Array(repeating: 0, count: batches.count)
+        for (b, batch) in batches.enumerated() where previous[batch.nodeId] != nil {
+            for (s, _) in batch.rows {
+                let key = Key(node: batch.nodeId, seq: s.seq)
+                guard firstIn[key] == b, inserted.contains(key) else { continue }
+                firstIn[key] = -1  // counted once, also when a batch holds it twice
+                stored[b] += 1
+                if s.processes != nil { try Self.writeProcessReport(db, nodeId: batch.nodeId, sample: s) }
+            }
+        }
+        // Each node's newest sample in the group, kept when not older than what it sent before;
+        // its last-seen time from its latest batch.
+        var newest: [String: (StatusSample, String)] = [:]
+        var seen: [String: Int64] = [:]
+        for batch in batches where previous[batch.nodeId] != nil {
+            seen[batch.nodeId] = max(seen[batch.nodeId] ?? Int64.min, batch.receivedAt)
+            for (s, json) in batch.rows where s.seq >= (newest[batch.nodeId]?.0.seq ?? Int64.min) {
+                newest[batch.nodeId] = (s, json)
+            }
+        }
+        var updates: [StoreArguments] = []
+        var touches: [StoreArguments] = []
+        for (id, at) in seen.sorted(by: { $0.key < $1.key }) {
+            if let (s, json) = newest[id], s.seq >= ((previous[id] ?? nil) ?? Int64.min) {
+                updates.append([id, at, s.phase.rawValue, s.phaseReason, s.appliedGeneration, s.applyError, json, s.pageSize])
+            } else {
+                touches.append([id, at])
+            }
+        }
+        var highest: [String: Int64] = [:]
+        let record: (StoreRow) throws -> Void = { row in highest[row[0] as String] = row[1] as Int64? }
+        // Casts: a VALUES column of NULLs only is text.
+        try db.executeValues(
+            """
+            UPDATE nodes SET last_seen_at = v.column2::bigint, phase = v.column3::text, phase_reason = v.column4::text,
+              applied_generation = v.column5::bigint, apply_error = v.column6::text, last_sample_json = v.column7::text,
+              page_size = v.column8::bigint, last_seq = (SELECT MAX(seq) FROM samples WHERE node_id = nodes.id) FROM (
+            """, updates, tail: ") AS v WHERE nodes.id = v.column1 RETURNING nodes.id, nodes.last_seq", chunk: 256,
+            each: record)
+        try db.executeValues(
+            """
+            UPDATE nodes SET last_seen_at = v.column2::bigint,
+              last_seq = (SELECT MAX(seq) FROM samples WHERE node_id = nodes.id) FROM (
+            """, touches, tail: ") AS v WHERE nodes.id = v.column1 RETURNING nodes.id, nodes.last_seq", chunk: 512,
+            each: record)
+        return batches.enumerated().map { b, batch in
+            guard previous[batch.nodeId] != nil else { return .failure(StoreError.nodeNotFound(batch.nodeId)) }
+            return .success(
+                SampleBatchAck(
+                    highestSeq: highest[batch.nodeId] ?? -1, stored: stored[b], duplicates: batch.rows.count - stored[b]))
+        }
+    }
+}
+
+/// The statements of a sample batch. SQLite binds them with its C API (`SQLiteSampleStatements`);
+/// PostgreSQL runs them through `StoreDB` (`PlainSampleStatements`), the node's update and its
+/// highest seq in one statement (each statement is a round trip there).
 protocol SampleStatements {
     /// nil: no live node; `.some(nil)`: a node without samples yet.
     func lastSeq(_ nodeId: String) throws -> Int64??
     /// 1 when stored, 0 for a duplicate (node, seq).
     func insert(nodeId: String, _ s: StatusSample, json: String, receivedAt: Int64) throws -> Int
-    func maxSeq(_ nodeId: String) throws -> Int64?
-    func updateNode(_ nodeId: String, newest: StatusSample, json: String, highestSeq: Int64, receivedAt: Int64) throws
-    func touchNode(_ nodeId: String, highestSeq: Int64?, receivedAt: Int64) throws
+    /// Stores the node's last-seen time and highest seq, and from `newest` (nil: the batch
+    /// holds nothing newer than what the node sent before) its phase and applied generation.
+    /// Returns the node's highest stored seq.
+    func finish(_ nodeId: String, newest: (StatusSample, String)?, receivedAt: Int64) throws -> Int64?
 }
 
 enum SampleSQL {
     static let lastSeq = "SELECT last_seq FROM nodes WHERE id = ? AND deleted_at IS NULL"
-    static let insert = """
-        INSERT INTO samples (node_id, seq, taken_at, received_at, phase, phase_reason, run,
+    static let insertColumns = """
+        node_id, seq, taken_at, received_at, phase, phase_reason, run,
           pages_to_scan, sleep_millisecs, pages_shared, pages_sharing, pages_unshared, pages_volatile,
           full_scans, stable_node_chains, stable_node_dups, ksm_zero_pages, general_profit, mem_total_kb,
           mem_available_kb, anon_pages_kb, page_size, saved_bytes, ksmd_cpu_percent, ksmd_cpu_seconds,
-          applied_generation, apply_error, sample_json, ends_data)
+          applied_generation, apply_error, sample_json, ends_data
+        """
+    static let insert = """
+        INSERT INTO samples (\(insertColumns))
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         ON CONFLICT DO NOTHING
         """
+    /// The values of one `insert` row, in its column order.
+    static func insertArguments(nodeId: String, _ s: StatusSample, json: String, receivedAt: Int64) -> StoreArguments {
+        let st = s.status
+        return [
+            nodeId, s.seq, Time.ms(s.takenAt), receivedAt, s.phase.rawValue, s.phaseReason, st.run,
+            st.pagesToScan, st.sleepMillisecs, st.pagesShared, st.pagesSharing, st.pagesUnshared, st.pagesVolatile,
+            st.fullScans, st.stableNodeChains, st.stableNodeDups, st.ksmZeroPages, st.generalProfit,
+            s.memory.memTotalKB, s.memory.memAvailableKB, s.memory.anonPagesKB, s.pageSize, s.savedBytes,
+            s.ksmdCPUPercent, s.ksmdCPUSeconds, s.appliedGeneration, s.applyError, json,
+            Int64(s.agentStopped == true ? 1 : 0),
+        ]
+    }
     static let maxSeq = "SELECT MAX(seq) FROM samples WHERE node_id = ?"
     static let updateNode = """
         UPDATE nodes SET last_seen_at = ?, phase = ?, phase_reason = ?, applied_generation = ?,
@@ -87,6 +211,15 @@ enum SampleSQL {
         WHERE id = ?
         """
     static let touchNode = "UPDATE nodes SET last_seen_at = ?, last_seq = ? WHERE id = ?"
+    /// `updateNode` and `touchNode` with the highest seq found in the same statement (one round
+    /// trip on PostgreSQL; the subquery sees this transaction's inserts).
+    static let highest = "(SELECT MAX(seq) FROM samples WHERE node_id = ?)"
+    static let updateNodeReturning = """
+        UPDATE nodes SET last_seen_at = ?, phase = ?, phase_reason = ?, applied_generation = ?,
+          apply_error = ?, last_seq = \(highest), last_sample_json = ?, page_size = ?
+        WHERE id = ? RETURNING last_seq
+        """
+    static let touchNodeReturning = "UPDATE nodes SET last_seen_at = ?, last_seq = \(highest) WHERE id = ? RETURNING last_seq"
 }
 
 /// Through `StoreDB` (PostgreSQL).
@@ -98,31 +231,20 @@ struct PlainSampleStatements: SampleStatements {
         return .some(row[0] as Int64?)
     }
     func insert(nodeId: String, _ s: StatusSample, json: String, receivedAt: Int64) throws -> Int {
-        let st = s.status
-        let arguments: StoreArguments = [
-            nodeId, s.seq, Time.ms(s.takenAt), receivedAt, s.phase.rawValue, s.phaseReason, st.run,
-            st.pagesToScan, st.sleepMillisecs, st.pagesShared, st.pagesSharing, st.pagesUnshared, st.pagesVolatile,
-            st.fullScans, st.stableNodeChains, st.stableNodeDups, st.ksmZeroPages, st.generalProfit,
-            s.memory.memTotalKB, s.memory.memAvailableKB, s.memory.anonPagesKB, s.pageSize, s.savedBytes,
-            s.ksmdCPUPercent, s.ksmdCPUSeconds, s.appliedGeneration, s.applyError, json,
-            Int64(s.agentStopped == true ? 1 : 0),
-        ]
+        let arguments = SampleSQL.insertArguments(nodeId: nodeId, s, json: json, receivedAt: receivedAt)
         try db.execute(sql: SampleSQL.insert, arguments: arguments)
         return db.changesCount
     }
-    func maxSeq(_ nodeId: String) throws -> Int64? {
-        try Int64.fetchOne(db, sql: SampleSQL.maxSeq, arguments: [nodeId])
-    }
-    func updateNode(_ nodeId: String, newest: StatusSample, json: String, highestSeq: Int64, receivedAt: Int64) throws {
-        try db.execute(
-            sql: SampleSQL.updateNode,
+    func finish(_ nodeId: String, newest: (StatusSample, String)?, receivedAt: Int64) throws -> Int64? {
+        guard let (s, json) = newest else {
+            return try Int64.fetchOne(db, sql: SampleSQL.touchNodeReturning, arguments: [receivedAt, nodeId, nodeId])
+        }
+        return try Int64.fetchOne(
+            db, sql: SampleSQL.updateNodeReturning,
             arguments: [
-                receivedAt, newest.phase.rawValue, newest.phaseReason, newest.appliedGeneration, newest.applyError,
-                highestSeq, json, newest.pageSize, nodeId,
+                receivedAt, s.phase.rawValue, s.phaseReason, s.appliedGeneration, s.applyError, nodeId, json, s.pageSize,
+                nodeId,
             ])
-    }
-    func touchNode(_ nodeId: String, highestSeq: Int64?, receivedAt: Int64) throws {
-        try db.execute(sql: SampleSQL.touchNode, arguments: [receivedAt, highestSeq, nodeId])
     }
 }
 
@@ -172,12 +294,21 @@ struct SQLiteSampleStatements: SampleStatements {
         try row.step(db)
         return db.changesCount
     }
+    func finish(_ nodeId: String, newest: (StatusSample, String)?, receivedAt: Int64) throws -> Int64? {
+        let highest = try maxSeq(nodeId)
+        if let (s, json) = newest {
+            try updateNode(nodeId, newest: s, json: json, highestSeq: highest, receivedAt: receivedAt)
+        } else {
+            try touchNode(nodeId, highestSeq: highest, receivedAt: receivedAt)
+        }
+        return highest
+    }
     func maxSeq(_ nodeId: String) throws -> Int64? {
         var maxSeq = RawRow(try db.cachedStatement(sql: SampleSQL.maxSeq).sqliteStatement)
         maxSeq.bind(1, nodeId)
         return try maxSeq.firstInt64(db).flatMap { $0 }
     }
-    func updateNode(_ nodeId: String, newest: StatusSample, json: String, highestSeq: Int64, receivedAt: Int64) throws {
+    func updateNode(_ nodeId: String, newest: StatusSample, json: String, highestSeq: Int64?, receivedAt: Int64) throws {
         var update = RawRow(try db.cachedStatement(sql: SampleSQL.updateNode).sqliteStatement)
         update.bind(1, receivedAt)
         update.bind(2, newest.phase.rawValue)

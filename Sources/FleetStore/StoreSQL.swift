@@ -329,8 +329,10 @@ public final class StoreDB {
     /// written in a few statements, where row by row costs a statement each (on PostgreSQL a
     /// round trip each). Every row has the same number of values. The statements come in the
     /// few sizes of `statementSizes`, so the statement caches keep a few texts, not one per count.
+    /// `each` gets the rows the statements return (a `RETURNING` in `tail`).
     public func executeValues(
-        _ head: String, _ rows: [StoreArguments], leading: StoreArguments = [], tail: String = "", chunk: Int = 512
+        _ head: String, _ rows: [StoreArguments], leading: StoreArguments = [], tail: String = "", chunk: Int = 512,
+        each: ((StoreRow) throws -> Void)? = nil
     ) throws {
         guard let width = rows.first?.values.count, width > 0 else { return }
         let tuple = "(" + repeatElement("?", count: width).joined(separator: ", ") + ")"
@@ -343,7 +345,11 @@ public final class StoreDB {
                 arguments += r
             }
             let sql = "\(head) VALUES \(repeatElement(tuple, count: size).joined(separator: ", ")) \(tail)"
-            try cachedStatement(sql: sql).execute(arguments: arguments)
+            if let each {
+                for row in try StoreRow.fetchAll(self, sql: sql, arguments: arguments) { try each(row) }
+            } else {
+                try cachedStatement(sql: sql).execute(arguments: arguments)
+            }
             i += size
         }
     }
