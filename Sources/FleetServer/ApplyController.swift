@@ -19,7 +19,7 @@ struct ApplyController<Context: RequestContext>: Sendable {
         guard given == 1 else {
             throw APIError.invalidValue("nodes", "give exactly one of nodes, selector or all=true")
         }
-        let live = try await state.database.nodes()
+        let live = try await state.database.liveNodeKeys()
         var ids: [String] = []
         if let names = body.nodes {
             for name in names {

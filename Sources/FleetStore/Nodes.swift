@@ -269,6 +269,15 @@ extension FleetDatabase {
         }
     }
 
+    /// Every live node's id, name and labels, by name: what picking nodes by name or label
+    /// needs (a fleet-wide change), without reading each node's last sample and config.
+    public func liveNodeKeys() async throws -> [(id: String, name: String, labels: [String: String])] {
+        try await read { db in
+            try StoreRow.fetchAll(db, sql: "SELECT id, name, labels FROM nodes WHERE deleted_at IS NULL ORDER BY name, id")
+                .map { r in (r[0], r[1], try StoredJSON.decode([String: String].self, r[2] as String)) }
+        }
+    }
+
     /// Replaces a node's labels.
     public func setLabels(nodeId: String, _ labels: [String: String], actor: String = "admin", now: Date = Date())
         async throws -> StoredNode
