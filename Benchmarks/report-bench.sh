@@ -9,7 +9,8 @@
 #      default all; 0 for none), RAW_INTERVAL (s; default 0 = 10..60 s by node), REPS (5),
 #      DATA (a data dir to fill, or to reuse when it holds a filled database: its raw samples
 #      then end where they ended when it was filled), KEEP=1 (keep the data dir), OUT (table file),
-#      SERVER (a server binary to time instead of building this checkout's),
+#      SERVER (a server binary to time instead of building this checkout's), ONCE (a regex: the
+#      query shapes it matches are timed once, e.g. ONCE=24h where they take a minute),
 #      POSTGRES (a PostgreSQL server URL, e.g. the one scripts/postgres-test-server.sh prints:
 #      the filled SQLite database is copied with `ksmfleet-server migrate-data` into a new
 #      database there, and the server is timed on it; the server's CPU column then leaves out
@@ -66,6 +67,6 @@ stop_server
 start_server
 echo "database: $(du -sh "$DATA/ksmfleet.sqlite" | cut -f1) ($(cat "$DATA/filled"))${POSTGRES:+, on PostgreSQL}; $(uptime)"
 python3 Benchmarks/report_bench.py time "http://127.0.0.1:$PORT" "$TOKEN" "$PID" --reps "${REPS:-5}" \
-  --days "$DAYS" ${OUT:+--out "$OUT"}
+  --days "$DAYS" ${OUT:+--out "$OUT"} ${ONCE:+--once "$ONCE"}
 echo "after: $(uptime)"
 stop_server

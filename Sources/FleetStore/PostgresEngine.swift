@@ -58,9 +58,14 @@ public final class PostgresSession {
         self.logger = logger
     }
 
-    /// Runs a statement with `?` placeholders.
+    /// Runs a statement with `?` placeholders; returns its rows (engine-neutral values).
+    ///
+    /// Rows arrive through postgres-nio's row callback and are decoded as they come: its
+    /// collect-everything `query(…) -> EventLoopFuture<PostgresQueryResult>` copies the rows read
+    /// so far on every network read (its row stream appends to an array still held by its state),
+    /// so a result of 3.5 million rows took 52 s of CPU, quadratic in the rows.
     @discardableResult
-    func run(_ sql: String, _ arguments: StoreArguments) throws -> PostgresQueryResult {
+    func run(_ sql: String, _ arguments: StoreArguments) throws -> [ValueRow] {
         var binds = PostgresBindings(capacity: arguments.values.count)
         for value in arguments.values {
             switch value {
@@ -72,10 +77,11 @@ public final class PostgresSession {
             }
         }
         let query = PostgresQuery(unsafeSQL: Placeholders.numbered(sql), binds: binds)
+        let collected = RowCollector()
         do {
-            let result = try connection.query(query, logger: logger).wait()
-            lastChanges = result.metadata.rows ?? 0
-            return result
+            let metadata = try connection.query(query, logger: logger) { row in try collected.add(row) }.wait()
+            lastChanges = metadata.rows ?? 0
+            return collected.rows
         } catch {
             let e = PostgresError(error, sql: sql)
             if e.endsTransaction { transactionDoomed = true }
@@ -91,10 +97,7 @@ public final class PostgresSession {
 
     /// Rows of a query, as engine-neutral values.
     func rows(_ sql: String, _ arguments: StoreArguments) throws -> [ValueRow] {
-        let result = try run(sql, arguments)
-        guard let first = result.rows.first else { return [] }
-        let columns = ColumnIndex(first.map(\.columnName))
-        return try result.rows.map { row in ValueRow(columns: columns, values: try row.map(Self.value)) }
+        try run(sql, arguments)
     }
 
     static func value(_ cell: PostgresCell) throws -> SQLValue {
@@ -117,6 +120,19 @@ public final class PostgresSession {
         default:
             return .text(try cell.decode(String.self))
         }
+    }
+}
+
+/// Decodes rows as postgres-nio hands them over (on its event loop; read after the query's
+/// future completed, which orders the two).
+private final class RowCollector: @unchecked Sendable {
+    private(set) var rows: [ValueRow] = []
+    private var columns: ColumnIndex?
+
+    func add(_ row: PostgresRow) throws {
+        let columns = self.columns ?? ColumnIndex(row.map(\.columnName))
+        self.columns = columns
+        rows.append(ValueRow(columns: columns, values: try row.map(PostgresSession.value)))
     }
 }
 
