@@ -1026,9 +1026,9 @@ def main():
             max_conns = int(psql(a.postgres, "SHOW max_connections")[0][0])
         except (RuntimeError, subprocess.TimeoutExpired) as e:
             ap.error(f"--postgres: cannot reach it: {e}")
-        # A replica opens up to 8 reader connections, 1 writer, 1 listener and 1 for the background lock.
-        if a.replicas * 11 + 5 > max_conns:
-            ap.error(f"--replicas {a.replicas} may open {a.replicas * 11} PostgreSQL connections; "
+        # A replica opens up to 8 reader connections, 1 writer, 1 for background writes, 1 listener and 1 for the background lock.
+        if a.replicas * 12 + 5 > max_conns:
+            ap.error(f"--replicas {a.replicas} may open {a.replicas * 12} PostgreSQL connections; "
                      f"the server allows {max_conns} (max_connections)")
         if a.postgres_pid is None:
             a.postgres_pid = find_postmaster(a.postgres)
