@@ -195,15 +195,17 @@ extension FleetDatabase {
         let table = level.table
         let len = level.seconds
         let args: StoreArguments = [Int64(range.from), Int64(range.to)]
+        // Each node's rows added in bucket order on both engines (SQLite reads them so by the key).
+        let sum = { (column: String) in db.sum(column, orderedBy: "bucket_start") }
         let sums = try StoreRow.fetchCursor(
             db,
             sql: """
-                SELECT node_id, SUM(data_seconds) AS data_seconds, SUM(samples) AS samples,
-                  SUM(saved_byte_seconds) AS saved_byte_seconds, MAX(saved_peak) AS saved_peak,
-                  SUM(cpu_seconds) AS cpu_seconds, MAX(cpu_pct_peak) AS cpu_pct_peak, SUM(full_scans) AS full_scans,
-                  SUM(running_seconds) AS running_seconds, SUM(stopped_seconds) AS stopped_seconds,
-                  SUM(pruned_seconds) AS pruned_seconds, SUM(unmanaged_seconds) AS unmanaged_seconds,
-                  SUM(profit_byte_seconds) AS profit_byte_seconds, SUM(profit_seconds) AS profit_seconds,
+                SELECT node_id, \(sum("data_seconds")) AS data_seconds, SUM(samples) AS samples,
+                  \(sum("saved_byte_seconds")) AS saved_byte_seconds, MAX(saved_peak) AS saved_peak,
+                  \(sum("cpu_seconds")) AS cpu_seconds, MAX(cpu_pct_peak) AS cpu_pct_peak, SUM(full_scans) AS full_scans,
+                  \(sum("running_seconds")) AS running_seconds, \(sum("stopped_seconds")) AS stopped_seconds,
+                  \(sum("pruned_seconds")) AS pruned_seconds, \(sum("unmanaged_seconds")) AS unmanaged_seconds,
+                  \(sum("profit_byte_seconds")) AS profit_byte_seconds, \(sum("profit_seconds")) AS profit_seconds,
                   MIN(bucket_start) AS first, MAX(bucket_start) AS last, COUNT(*) AS n
                 FROM \(table) WHERE bucket_start >= ? AND bucket_start < ? GROUP BY node_id
                 """, arguments: args)
@@ -279,7 +281,7 @@ extension FleetDatabase {
             let rows = try StoreRow.fetchCursor(
                 db,
                 sql: """
-                    SELECT g.value AS grp, r.bucket_start AS b, SUM(r.saved_byte_seconds) / \(len) AS s
+                    SELECT g.value AS grp, r.bucket_start AS b, \(db.sum("r.saved_byte_seconds", orderedBy: "r.node_id")) / \(len) AS s
                     FROM \(table) r JOIN \(db.jsonObjectEntries()) g ON g.key = r.node_id
                     WHERE r.bucket_start >= ? AND r.bucket_start < ? GROUP BY grp, b
                     """, arguments: [map, Int64(range.from), Int64(range.to)])
@@ -711,7 +713,7 @@ extension FleetDatabase {
             try StoreRow.fetchAll(
                 db,
                 sql: """
-                    SELECT bucket_start, SUM(saved_avg) AS s, SUM(cpu_pct_avg) AS c, COUNT(*) AS n FROM \(level.table)
+                    SELECT bucket_start, \(db.sum("saved_avg", orderedBy: "node_id")) AS s, \(db.sum("cpu_pct_avg", orderedBy: "node_id")) AS c, COUNT(*) AS n FROM \(level.table)
                     WHERE bucket_start >= ? AND bucket_start < ? GROUP BY bucket_start ORDER BY bucket_start
                     """,
                 arguments: [Int64(since.timeIntervalSince1970), Int64(until.timeIntervalSince1970)]

@@ -449,8 +449,13 @@ public final class StoreDB {
     /// that the fleet rollup and a sum over rollup_hour are the same double (0040): SQLite adds
     /// in the order of the index both queries use; PostgreSQL's SUM has no defined order (it may
     /// even run in parallel) unless one is given.
-    func fleetSum(_ column: String) -> String {
-        engine == .sqlite ? "SUM(\(column))" : "SUM(\(column) ORDER BY node_id)"
+    func fleetSum(_ column: String) -> String { sum(column, orderedBy: "node_id") }
+    /// `SUM(column)` with its rows added in a fixed order: SQLite adds them in the order its plan
+    /// reads them (for a GROUP BY on a key prefix, the key's), PostgreSQL in whatever order its
+    /// plan of the moment gives (a hash aggregate over the heap, or an index) unless told: a
+    /// double sum then changes in its last bits from one call to the next.
+    func sum(_ column: String, orderedBy order: String) -> String {
+        engine == .sqlite ? "SUM(\(column))" : "SUM(\(column) ORDER BY \(order))"
     }
     /// Raw samples in time order, ties (samples of one second) in the order they were sent:
     /// SQLite's taken_at indexes keep ties in rowid order (as stored) without a sort; PostgreSQL
