@@ -24,7 +24,11 @@ public enum JSONValue: Codable, Sendable, Equatable, Hashable {
     public init(from decoder: any Decoder) throws {
         if let keyed = try? decoder.container(keyedBy: Key.self) {
             var object: [String: JSONValue] = [:]
-            for key in keyed.allKeys { object[key.stringValue] = try keyed.decode(JSONValue.self, forKey: key) }
+            // In a fixed order: `allKeys` comes from a dictionary, whose order differs from one
+            // decoding to the next, and a body with two bad values must get the same error each time.
+            for key in keyed.allKeys.sorted(by: { $0.stringValue < $1.stringValue }) {
+                object[key.stringValue] = try keyed.decode(JSONValue.self, forKey: key)
+            }
             self = .object(object)
         } else if var list = try? decoder.unkeyedContainer() {
             var items: [JSONValue] = []
