@@ -14,7 +14,8 @@
 #      POSTGRES (a PostgreSQL server URL, e.g. the one scripts/postgres-test-server.sh prints:
 #      the filled SQLite database is copied with `ksmfleet-server migrate-data` into a new
 #      database there, and the server is timed on it; the server's CPU column then leaves out
-#      PostgreSQL's own).
+#      PostgreSQL's own). After the catch-up it waits (up to 15 min) until the rollup service has
+#      stored the exact fleet peak of every hour the raw samples reach (sqlite3 or psql reads it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NODES="${1:-1000}"
@@ -63,6 +64,18 @@ start_server
 # apart, it is not a report's cost.
 echo "catch-up (first request, rolls up raw samples): $(curl -s -o /dev/null -w '%{time_total}' \
   -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/api/v1/reports/savings?since=-1h") s"
+# A running server's rollup service stores the exact fleet peak of every hour that ended (a day of
+# hours every 10 s): wait for it, as a server that has been up a while has them, and time apart.
+PENDING_SQL="SELECT COUNT(*) FROM rollup_fleet_hour WHERE peak_known = 0
+  AND bucket_start >= ((SELECT MIN(taken_at) FROM samples) / 1000 - 300) / 3600 * 3600
+  AND bucket_start <= (SELECT MAX(taken_at) FROM samples) / 1000 - 3600
+  AND bucket_start NOT IN (SELECT bucket_start FROM rollup_fleet_dirty)"
+pending() {
+  if [ -n "${POSTGRES:-}" ]; then psql "$DB_URL" -Atc "$PENDING_SQL"; else sqlite3 "$DATA/ksmfleet.sqlite" "$PENDING_SQL"; fi
+}
+t0=$(date +%s)
+while [ "$(pending)" != 0 ] && [ $(( $(date +%s) - t0 )) -lt 900 ]; do sleep 5; done
+echo "fleet hour peaks stored after $(( $(date +%s) - t0 )) s ($(pending) hours left)"
 stop_server
 start_server
 echo "database: $(du -sh "$DATA/ksmfleet.sqlite" | cut -f1) ($(cat "$DATA/filled"))${POSTGRES:+, on PostgreSQL}; $(uptime)"

@@ -179,11 +179,14 @@ def fill_raw(path, nodes, interval):
         db.commit()
     for i in range(nodes):
         db.execute("UPDATE nodes SET last_seq = ? WHERE id = ?", (seq[i], f"n-bench{i:05d}"))
-    # Counted as rolled up: the hour rollups of these hours are already filled (`fill`), and a
-    # rollup service that runs all along has no day-long backlog (catching 3.5 M time-ordered
-    # samples up at once would take the server most of an hour).
+    # Counted as rolled up up to the last whole hour: the hour rollups of those hours are already
+    # filled (`fill`), and a rollup service that runs all along has no day-long backlog (catching
+    # 3.5 M time-ordered samples up at once would take the server most of an hour). The samples
+    # of the hour under way are left to the server's catch-up, as on a live server (`fill` has no
+    # rollups for that hour).
+    hour_start = (now - now % 3600) * 1000
     db.execute("INSERT OR REPLACE INTO rollup_state (key, value) VALUES ('rollup_rowid',"
-               " COALESCE((SELECT MAX(rowid) FROM samples), 0))")
+               " COALESCE((SELECT MAX(rowid) FROM samples WHERE taken_at < ?), 0))", (hour_start,))
     db.commit()
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.execute("ANALYZE")

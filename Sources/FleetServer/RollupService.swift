@@ -62,6 +62,16 @@ struct RollupService: Service {
                 } catch {
                     logger.error("rollup pass failed", metadata: ["error": "\(error)"])
                 }
+                do {
+                    // Exact fleet peaks of the hours that ended (a day's worth at most a round).
+                    let n = try await database.fleetPeakPass()
+                    if n > 0 {
+                        logger.log(
+                            level: n >= 24 ? .info : .debug, "computed exact fleet peaks", metadata: ["hours": "\(n)"])
+                    }
+                } catch {
+                    logger.error("fleet peak pass failed", metadata: ["error": "\(error)"])
+                }
                 if sinceRetention >= retentionDue {
                     sinceRetention = .zero
                     retentionDue = retentionInterval

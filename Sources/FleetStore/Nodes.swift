@@ -314,6 +314,9 @@ extension FleetDatabase {
                     try db.execute(sql: "DELETE FROM \(StoreDB.quoted(table)) WHERE node_id = ?", arguments: [nodeId])
                 }
                 try db.execute(sql: "DELETE FROM nodes WHERE id = ?", arguments: [nodeId])
+                // Its hour rows' triggers marked the fleet hours it was in dirty; a fleet peak
+                // computed from its samples meanwhile must not be stored.
+                try Self.bumpRollupPass(db)
             } else {
                 try db.execute(
                     sql: """
@@ -329,6 +332,8 @@ extension FleetDatabase {
                         sql: "INSERT INTO rollup_pending (node_id, bucket_start) VALUES (?, ?) ON CONFLICT DO NOTHING",
                         arguments: [nodeId, Int64(h)])
                 }
+                // Fleet peaks from its deletion on no longer count its samples.
+                try Self.invalidateFleetHours(db, from: t)
             }
         }
     }

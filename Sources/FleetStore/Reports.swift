@@ -70,6 +70,63 @@ struct PeakStreams {
     }
 }
 
+/// Raw samples split by node as they are read in time order: one hash look-up a row (a node's
+/// list by its slot), and the check whether the report wants the node once per node.
+struct SamplesByNode {
+    private var slots: [String: Int] = [:]
+    private var refused: Set<String> = []
+    private var ids: [String] = []
+    var lists: [[ReportSample]] = []
+
+    /// The slot of node `id`'s list, made when first seen if `wanted(id)`; nil when not wanted.
+    mutating func slot(_ id: String, if wanted: (String) -> Bool) -> Int? {
+        if let i = slots[id] { return i }
+        if refused.contains(id) { return nil }
+        guard wanted(id) else {
+            refused.insert(id)
+            return nil
+        }
+        slots[id] = lists.count
+        ids.append(id)
+        lists.append([])
+        return lists.count - 1
+    }
+
+    /// Every node's list, by node id.
+    var sorted: [(String, [ReportSample])] {
+        ids.indices.sorted { ids[$0] < ids[$1] }.map { (ids[$0], lists[$0]) }
+    }
+}
+
+/// Raw samples a report has read (by node, in read order), with the range of `taken_at` read
+/// and the nodes it kept, so that the exact-peak sweep of the same edges reuses them instead of
+/// reading them again. Lives for one report, inside one read transaction.
+final class RawReads {
+    private var reads: [(from: Int64, to: Int64, wanted: Set<String>, samples: [(String, [ReportSample])])] = []
+
+    func add(from: Int64, to: Int64, wanted: Set<String>, samples: [(String, [ReportSample])]) {
+        reads.append((from, to, wanted, samples))
+    }
+
+    /// What reading `taken_at` in [from, to) for `nodes` would give, from a read that covers it
+    /// (every wanted node's samples in that range, in the same order); nil without one.
+    func samples(from: Int64, to: Int64, nodes: [String: ReportNode]) -> [(String, [ReportSample])]? {
+        guard
+            let read = reads.first(where: { r in
+                r.from <= from && r.to >= to && nodes.keys.allSatisfy { r.wanted.contains($0) }
+            })
+        else { return nil }
+        return read.samples.compactMap { (id, list) in
+            guard nodes[id] != nil else { return nil }
+            let inside = list.filter { s in
+                let ms = Int64((s.at * 1000).rounded())
+                return ms >= from && ms < to
+            }
+            return inside.isEmpty ? nil : (id, inside)
+        }
+    }
+}
+
 /// Per-node figures gathered from the sources of a period.
 struct NodeAccumulator: Sendable {
     var stats = BucketStats()
@@ -131,19 +188,20 @@ extension FleetDatabase {
     /// `exactPeakMaxSeconds` or its raw samples are no longer all kept (retention), so that the
     /// caller falls back to rollups.
     static func peakStreams(
-        _ db: StoreDB, period: Interval, nodes: [ReportNode], policy: ReportPolicy, now: Double, enabled: Bool = true
+        _ db: StoreDB, period: Interval, nodes: [ReportNode], policy: ReportPolicy, now: Double, enabled: Bool = true,
+        reads: RawReads? = nil
     ) throws -> PeakStreams? {
-        guard enabled, period.length <= exactPeakMaxSeconds, period.length > 0 else { return nil }
-        // Raw samples are complete for the period unless retention has cut into it (the cut it
-        // applied is recorded by `retentionPass`).
-        if let cut = try Int64.fetchOne(
-            db, sql: "SELECT value FROM rollup_state WHERE key = ?", arguments: [Self.samplesCutKey]),
-            Double(cut) / 1000 > period.from - policy.maxGapSeconds
-        {
-            return nil
-        }
+        guard try exactPeaksPossible(db, period: period, policy: policy, enabled: enabled) else { return nil }
         var known: [String: ReportNode] = [:]
         for n in nodes { known[n.id] = n }
+        let from = Int64(((period.from - policy.maxGapSeconds) * 1000).rounded(.down))
+        let to = Int64(((period.to + policy.maxGapSeconds) * 1000).rounded(.up))
+        if let cached = reads?.samples(from: from, to: to, nodes: known) {
+            return PeakStreams(
+                streams: cached.compactMap { (id, samples) in
+                    known[id].map { n in (n, samples, min(now, n.deletedAt ?? now)) }
+                }, policy: policy)
+        }
         // In time order (the `taken_at` index: a range, not a scan of every node's samples),
         // split by node; each node's samples keep the order (taken_at, rowid) that reading by
         // (node_id, taken_at) gave.
@@ -153,22 +211,81 @@ extension FleetDatabase {
                 SELECT node_id, taken_at, saved_bytes, ends_data FROM samples \(db.indexedBy("samples_taken_at"))
                 WHERE taken_at >= ? AND taken_at < ? ORDER BY \(db.sampleOrder)
                 """,
-            arguments: [
-                Int64(((period.from - policy.maxGapSeconds) * 1000).rounded(.down)),
-                Int64(((period.to + policy.maxGapSeconds) * 1000).rounded(.up)),
-            ])
-        var byNode: [String: [ReportSample]] = [:]
+            arguments: [from, to])
+        var byNode = SamplesByNode()
         while let r = try rows.next() {
-            let id: String = r[0]
-            guard known[id] != nil else { continue }
-            byNode[id, default: []].append(
+            guard let i = byNode.slot(r[0], if: { known[$0] != nil }) else { continue }
+            byNode.lists[i].append(
                 ReportSample(at: Double(r[1] as Int64) / 1000, savedBytes: r[2], endsData: ((r[3] as Int64?) ?? 0) != 0))
         }
         return PeakStreams(
-            streams: byNode.keys.sorted().compactMap { id -> (node: ReportNode, samples: [ReportSample], horizon: Double)? in
-                guard let n = known[id], let samples = byNode[id], !samples.isEmpty else { return nil }
+            streams: byNode.sorted.compactMap { (id, samples) -> (node: ReportNode, samples: [ReportSample], horizon: Double)? in
+                guard let n = known[id], !samples.isEmpty else { return nil }
                 return (n, samples, min(now, n.deletedAt ?? now))
             }, policy: policy)
+    }
+
+    /// Whether a period's group peaks can be exact: it is up to `exactPeakMaxSeconds` long and
+    /// its raw samples are complete, which they are unless retention has cut into them (the cut
+    /// it applied is recorded by `retentionPass`).
+    static func exactPeaksPossible(_ db: StoreDB, period: Interval, policy: ReportPolicy, enabled: Bool) throws -> Bool {
+        guard enabled, period.length <= exactPeakMaxSeconds, period.length > 0 else { return false }
+        if let cut = try Int64.fetchOne(
+            db, sql: "SELECT value FROM rollup_state WHERE key = ?", arguments: [Self.samplesCutKey]),
+            Double(cut) / 1000 > period.from - policy.maxGapSeconds
+        {
+            return false
+        }
+        return true
+    }
+
+    /// The fleet's exact peak over `window` (what `exactGroupPeaks` gives for the fleet as one
+    /// group), or nil (no exact peak: see `peakStreams`; or no node had data). With `stored`,
+    /// whole hours whose peak `fleetPeakPass` stored (and that did not change since) are not
+    /// swept again: the window's peak is the highest of those hours' peaks and of the sweeps of
+    /// the rest (the partial hours at its edges, hours not computed yet) — the same value, since
+    /// a peak is a maximum over moments and sums of whole bytes are exact in any order.
+    static func exactFleetPeak(
+        _ db: StoreDB, window: Interval, nodes: [ReportNode], policy: ReportPolicy, now: Double, enabled: Bool,
+        stored: Bool, reads: RawReads? = nil
+    ) throws -> Double? {
+        let fleet: (ReportNode) -> String = { _ in "fleet" }
+        guard stored, policy == .default else {
+            return try exactGroupPeaks(
+                db, period: window, nodes: nodes, group: fleet, policy: policy, now: now, enabled: enabled)?["fleet"]
+        }
+        guard try exactPeaksPossible(db, period: window, policy: policy, enabled: enabled) else { return nil }
+        let hs = (window.from / ReportTime.hour).rounded(.up) * ReportTime.hour
+        let he = ReportTime.hourStart(window.to)
+        var best: Double?
+        var sweep: [Interval] = []
+        var t = window.from
+        if hs < he {
+            let rows = try StoreRow.fetchAll(
+                db,
+                sql: """
+                    SELECT bucket_start, saved_peak FROM rollup_fleet_hour
+                    WHERE bucket_start >= ? AND bucket_start < ? AND peak_known = 1
+                      AND bucket_start NOT IN (
+                        SELECT bucket_start FROM rollup_fleet_dirty WHERE bucket_start >= ? AND bucket_start < ?)
+                    ORDER BY bucket_start
+                    """, arguments: [Int64(hs), Int64(he), Int64(hs), Int64(he)])
+            for r in rows {
+                let h = Double(r[0] as Int64)
+                if t < h { sweep.append(Interval(t, h)) }
+                t = h + ReportTime.hour
+                if let p = r[1] as Int64? { best = max(best ?? Double(p), Double(p)) }
+            }
+        }
+        if t < window.to { sweep.append(Interval(t, window.to)) }
+        for w in sweep {
+            if let p = try peakStreams(db, period: w, nodes: nodes, policy: policy, now: now, reads: reads)?
+                .peaks(within: w, group: fleet)["fleet"]
+            {
+                best = max(best ?? p, p)
+            }
+        }
+        return best
     }
 
     /// Exact group peaks per group key (see `PeakStreams.peaks`), or nil (see `peakStreams`).
@@ -340,8 +457,10 @@ extension FleetDatabase {
     static func accumulateRaw(
         _ db: StoreDB, range: Interval, policy: ReportPolicy, now: Double, horizons: [String: Double],
         into acc: inout [String: NodeAccumulator],
-        groups: [String: String]?, series: inout [String: [Double: Double]]
+        groups: [String: String]?, series: inout [String: [Double: Double]], reads: RawReads? = nil
     ) throws {
+        let from = Int64(((range.from - policy.maxGapSeconds) * 1000).rounded(.down))
+        let to = Int64(((range.to + policy.maxGapSeconds) * 1000).rounded(.up))
         let rows = try StoreRow.fetchCursor(
             db,
             sql: """
@@ -349,23 +468,21 @@ extension FleetDatabase {
                   ends_data
                 FROM samples \(db.indexedBy("samples_taken_at")) WHERE taken_at >= ? AND taken_at < ? ORDER BY \(db.sampleOrder)
                 """,
-            arguments: [
-                Int64(((range.from - policy.maxGapSeconds) * 1000).rounded(.down)),
-                Int64(((range.to + policy.maxGapSeconds) * 1000).rounded(.up)),
-            ])
-        var byNode: [String: [ReportSample]] = [:]
+            arguments: [from, to])
+        var byNode = SamplesByNode()
+        // Columns by position: millions of rows over a day.
         while let r = try rows.next() {
-            let id: String = r["node_id"]
-            guard acc[id] != nil else { continue }
-            let phase: String = r["phase"]
-            byNode[id, default: []].append(
+            guard let i = byNode.slot(r[0], if: { acc[$0] != nil }) else { continue }
+            let phase: String = r[6]
+            byNode.lists[i].append(
                 ReportSample(
-                    at: Double(r["taken_at"] as Int64) / 1000, savedBytes: r["saved_bytes"],
-                    cpuSeconds: r["ksmd_cpu_seconds"], cpuPercent: r["ksmd_cpu_percent"],
-                    fullScans: (r["full_scans"] as Int64?) ?? 0, phase: KSMPhase(rawValue: phase) ?? .stopped,
-                    netProfit: r["general_profit"], endsData: ((r["ends_data"] as Int64?) ?? 0) != 0))
+                    at: Double(r[1] as Int64) / 1000, savedBytes: r[2], cpuSeconds: r[3], cpuPercent: r[4],
+                    fullScans: (r[5] as Int64?) ?? 0, phase: KSMPhase(rawValue: phase) ?? .stopped,
+                    netProfit: r[7], endsData: ((r[8] as Int64?) ?? 0) != 0))
         }
-        for (id, samples) in byNode {
+        let sorted = byNode.sorted
+        reads?.add(from: from, to: to, wanted: Set(acc.keys), samples: sorted)
+        for (id, samples) in sorted {
             let result = ReportMath.integrate(
                 samples, from: range.from, to: range.to, bucketSeconds: ReportTime.hour, policy: policy,
                 horizon: min(now, horizons[id] ?? now))
@@ -385,7 +502,7 @@ extension FleetDatabase {
     /// (node id → group key) for group peaks.
     static func nodeInputs(
         _ db: StoreDB, period: Interval, policy: ReportPolicy, now: Double, groups: ((ReportNode) -> String)?,
-        candidates: [ReportNode]? = nil, fleetRollup: Bool = true
+        candidates: [ReportNode]? = nil, fleetRollup: Bool = true, reads: RawReads? = nil
     ) throws -> (inputs: [NodeReportInput], series: [String: [Double: Double]], nodes: [ReportNode]) {
         var nodes: [ReportNode] = []
         var existence: [String: Interval] = [:]
@@ -418,7 +535,7 @@ extension FleetDatabase {
             case .raw(let range):
                 try accumulateRaw(
                     db, range: range, policy: policy, now: now, horizons: deletions, into: &acc, groups: groupMap,
-                    series: &series)
+                    series: &series, reads: reads)
             }
         }
         let inputs = nodes.compactMap { n -> NodeReportInput? in
@@ -534,17 +651,23 @@ extension FleetDatabase {
             case .node, .label:
                 let labelKey = label ?? ""
                 let group: (ReportNode) -> String = by == .label ? { n in n.labels[labelKey] ?? "" } : { _ in "fleet" }
+                // The raw edges read for the figures serve the fleet peak's sweep of the same edges.
+                let reads = fleetRollup ? RawReads() : nil
                 let (inputs, series, nodes) = try Self.nodeInputs(
-                    db, period: period, policy: policy, now: nowT, groups: group, fleetRollup: fleetRollup)
-                let streams = try Self.peakStreams(
-                    db, period: period, nodes: nodes, policy: policy, now: nowT, enabled: exactPeaks)
-                let exact = streams?.peaks(within: period, group: group)
+                    db, period: period, policy: policy, now: nowT, groups: group, fleetRollup: fleetRollup, reads: reads)
                 if by == .node {
                     rows = inputs.map { SavingsRow(ReportAggregation.nodeRow($0)) }
+                    // The fleet is one group: its stored hour peaks spare most of the raw read.
+                    let peak = try Self.exactFleetPeak(
+                        db, window: period, nodes: nodes, policy: policy, now: nowT, enabled: exactPeaks,
+                        stored: fleetRollup, reads: reads)
                     total = ReportAggregation.groupRow(
                         key: "fleet", nodes: inputs, period: period, series: series["fleet"] ?? [:],
-                        exactPeak: exact?["fleet"], basis: basis)
+                        exactPeak: peak, basis: basis)
                 } else {
+                    let streams = try Self.peakStreams(
+                        db, period: period, nodes: nodes, policy: policy, now: nowT, enabled: exactPeaks)
+                    let exact = streams?.peaks(within: period, group: group)
                     rows = ReportAggregation.labelRows(
                         inputs, label: labelKey, period: period, series: series, exactPeaks: exact, basis: basis
                     ).map(SavingsRow.init)
@@ -561,30 +684,42 @@ extension FleetDatabase {
                 let candidates = try Self.reportNodes(db, period: period)
                 let whole = try Self.wholeDayInputs(
                     db, period: period, candidates: candidates, now: nowT, fleetRollup: fleetRollup)
+                // The reference reads every raw sample of the period once. With stored fleet hour
+                // peaks each day sweeps only what has none, and the period's peak is the highest
+                // of its days' (when the period's raw samples are all kept).
                 let streams =
-                    period.length <= Self.exactPeakMaxSeconds
+                    period.length <= Self.exactPeakMaxSeconds && !fleetRollup
                     ? try Self.peakStreams(
                         db, period: period, nodes: candidates, policy: policy, now: nowT, enabled: exactPeaks) : nil
+                let storedPeaks =
+                    try fleetRollup && Self.exactPeaksPossible(db, period: period, policy: policy, enabled: exactPeaks)
+                var highestDay: Double?
                 while d < period.to {
                     let window = Interval(max(d, period.from), min(d + ReportTime.day, period.to))
                     let inputs: [NodeReportInput]
                     let s: [Double: Double]
+                    // A partial day's raw edges serve its peak's sweep (with the nodes that existed in it).
+                    let reads = fleetRollup ? RawReads() : nil
+                    var dayNodes = candidates
                     if let w = whole[d] {
                         (inputs, s) = w
                     } else {
-                        let (i, series, _) = try Self.nodeInputs(
+                        let (i, series, nodes) = try Self.nodeInputs(
                             db, period: window, policy: policy, now: nowT, groups: { _ in "fleet" },
-                            candidates: candidates, fleetRollup: fleetRollup)
+                            candidates: candidates, fleetRollup: fleetRollup, reads: reads)
                         (inputs, s) = (i, series["fleet"] ?? [:])
+                        if fleetRollup { dayNodes = nodes }
                     }
                     // Read once for every day; a day after a retention cut inside the period reads its own.
-                    let dayPeaks =
-                        try streams?.peaks(within: window, group: { _ in "fleet" })
-                        ?? (period.length <= Self.exactPeakMaxSeconds
-                            ? Self.exactGroupPeaks(
-                                db, period: window, nodes: candidates, group: { _ in "fleet" }, policy: policy, now: nowT,
-                                enabled: exactPeaks) : nil)
-                    let dayPeak = dayPeaks?["fleet"]
+                    var dayPeak: Double?
+                    if let streams {
+                        dayPeak = streams.peaks(within: window, group: { _ in "fleet" })["fleet"]
+                    } else if period.length <= Self.exactPeakMaxSeconds {
+                        dayPeak = try Self.exactFleetPeak(
+                            db, window: window, nodes: dayNodes, policy: policy, now: nowT, enabled: exactPeaks,
+                            stored: fleetRollup, reads: reads)
+                        if let p = dayPeak { highestDay = max(highestDay ?? p, p) }
+                    }
                     rows.append(
                         SavingsRow(
                             ReportAggregation.groupRow(
@@ -603,7 +738,8 @@ extension FleetDatabase {
                     }
                     d += ReportTime.day
                 }
-                let fleetPeak = streams?.peaks(within: period, group: { _ in "fleet" })["fleet"]
+                let fleetPeak =
+                    storedPeaks ? highestDay : streams?.peaks(within: period, group: { _ in "fleet" })["fleet"]
                 total = ReportAggregation.groupRow(
                     key: "fleet", nodes: all.values.sorted { $0.nodeId < $1.nodeId }, period: period, series: fleetSeries,
                     exactPeak: fleetPeak, basis: .hour)

@@ -380,15 +380,17 @@ extension FleetDatabase {
 
     /// Recomputes up to `limit` fleet hour rows (`rollup_fleet_hour`) whose hours the triggers on
     /// `rollup_hour` marked dirty, each with the per-hour sum `fleetHourSum` (the sum reports ran
-    /// over `rollup_hour` themselves before the table existed, so the same double). Returns how
-    /// many hours it recomputed.
+    /// over `rollup_hour` themselves before the table existed, so the same double), and forgets
+    /// their exact peaks (`fleetPeakPass` computes them again). Returns how many hours it
+    /// recomputed.
     static func flushFleetHours(_ db: StoreDB, limit: Int) throws -> Int {
         let hours = try Int64.fetchAll(
             db, sql: "SELECT bucket_start FROM rollup_fleet_dirty ORDER BY bucket_start LIMIT ?", arguments: [limit])
         let put = try db.cachedStatement(
             sql: """
                 INSERT INTO rollup_fleet_hour (bucket_start, saved_byte_seconds) VALUES (?, ?)
-                ON CONFLICT (bucket_start) DO UPDATE SET saved_byte_seconds = excluded.saved_byte_seconds
+                ON CONFLICT (bucket_start) DO UPDATE SET saved_byte_seconds = excluded.saved_byte_seconds,
+                  saved_peak = NULL, peak_known = 0
                 """)
         let drop = try db.cachedStatement(sql: "DELETE FROM rollup_fleet_hour WHERE bucket_start = ?")
         let clean = try db.cachedStatement(sql: "DELETE FROM rollup_fleet_dirty WHERE bucket_start = ?")
@@ -421,6 +423,85 @@ extension FleetDatabase {
             if n < batch { return total }
             await Task.yield()
         }
+    }
+
+    /// Computes the exact fleet peak (`ReportMath.groupPeak` over every node's raw samples, what a
+    /// report up to 24 h long would sweep) of up to `limit` hours whose peak is not known, newest
+    /// first: hours that are over, whose fleet sums are up to date (not in `rollup_fleet_dirty`)
+    /// and whose raw samples are all kept. Read on a snapshot, stored only if no rollup pass,
+    /// deletion or purge ran meanwhile (the pass counter); a later change of the hour's rows
+    /// makes it unknown again (`flushFleetHours`). Returns how many hours it stored.
+    @discardableResult
+    public func fleetPeakPass(now: Date = Date(), limit: Int = 24) async throws -> Int {
+        let policy = ReportPolicy.default
+        let nowT = now.timeIntervalSince1970
+        let computed: (pass: Int64, peaks: [(Int64, Int64?)])? = try await read { db in
+            let pass = try Int64.fetchOne(db, sql: "SELECT value FROM rollup_state WHERE key = ?", arguments: [Self.passKey]) ?? 0
+            // Hours with no raw sample within reach hold no peak to compute (reports sweep them
+            // at no cost), nor do hours whose samples retention cut.
+            guard let first = try Int64.fetchOne(db, sql: "SELECT MIN(taken_at) FROM samples") else { return nil }
+            var lower = ReportTime.hourStart(Double(first) / 1000 - policy.maxGapSeconds)
+            if let cut = try Int64.fetchOne(
+                db, sql: "SELECT value FROM rollup_state WHERE key = ?", arguments: [Self.samplesCutKey])
+            {
+                lower = max(lower, (Double(cut) / 1000 + policy.maxGapSeconds) / ReportTime.hour).rounded(.up) * ReportTime.hour
+            }
+            let hours = try Int64.fetchAll(
+                db,
+                sql: """
+                    SELECT bucket_start FROM rollup_fleet_hour
+                    WHERE peak_known = 0 AND bucket_start >= ? AND bucket_start <= ?
+                      AND bucket_start NOT IN (SELECT bucket_start FROM rollup_fleet_dirty)
+                    ORDER BY bucket_start DESC LIMIT ?
+                    """, arguments: [Int64(lower), Int64(nowT - ReportTime.hour), limit])
+            guard !hours.isEmpty else { return nil }
+            var peaks: [(Int64, Int64?)] = []
+            for h in hours {
+                let window = Interval(Double(h), Double(h) + ReportTime.hour)
+                let nodes = try Self.reportNodes(db, period: window)
+                guard
+                    let streams = try Self.peakStreams(db, period: window, nodes: nodes, policy: policy, now: nowT)
+                else { continue }
+                let peak = streams.peaks(within: window, group: { _ in "fleet" })["fleet"]
+                peaks.append((h, peak.map { Int64($0) }))
+            }
+            return (pass, peaks)
+        }
+        guard let computed, !computed.peaks.isEmpty else { return 0 }
+        return try await backgroundWrite { db -> Int in
+            let pass = try Int64.fetchOne(db, sql: "SELECT value FROM rollup_state WHERE key = ?", arguments: [Self.passKey]) ?? 0
+            guard pass == computed.pass else { return 0 }
+            let put = try db.cachedStatement(
+                sql: """
+                    UPDATE rollup_fleet_hour SET saved_peak = ?, peak_known = 1
+                    WHERE bucket_start = ? AND peak_known = 0
+                      AND NOT EXISTS (SELECT 1 FROM rollup_fleet_dirty d WHERE d.bucket_start = ?)
+                    """)
+            for (h, peak) in computed.peaks { try put.execute(arguments: [peak, h, h]) }
+            return computed.peaks.count
+        }
+    }
+
+    /// Makes every fleet hour from `from` on dirty (its sum recomputed, its peak unknown) and
+    /// bumps the pass counter so that a peak computed on an older snapshot is not stored: for
+    /// changes that alter what the raw samples say without a rollup pass (a deletion moves the
+    /// node's horizon back; a purge removes its samples).
+    static func invalidateFleetHours(_ db: StoreDB, from: Double) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO rollup_fleet_dirty (bucket_start) SELECT bucket_start FROM rollup_fleet_hour
+                WHERE bucket_start >= ? ON CONFLICT DO NOTHING
+                """, arguments: [Int64(ReportTime.hourStart(from))])
+        try bumpRollupPass(db)
+    }
+
+    /// Bumps the pass counter (see `invalidateFleetHours`).
+    static func bumpRollupPass(_ db: StoreDB) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO rollup_state (key, value) VALUES (?, 1)
+                ON CONFLICT (key) DO UPDATE SET value = rollup_state.value + 1
+                """, arguments: [Self.passKey])
     }
 
     static func pendingHours(_ db: StoreDB) throws -> Set<NodeBucket> {

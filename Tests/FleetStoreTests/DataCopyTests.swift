@@ -109,7 +109,8 @@ struct DataCopyTests {
         // One pass over part of them, without the fleet series' flush: hours left marked dirty.
         let pass = try await db.rollupPass(batch: 20, now: Date(timeIntervalSince1970: t0 + 5 * 3600))
         #expect(pass.samples == 20 && pass.more)
-        try await db.deleteNode(nodeId: c, purgeHistory: false, now: Date(timeIntervalSince1970: t0 + 3600))
+        // Deleted after its data (a deletion makes the fleet hours from then on dirty).
+        try await db.deleteNode(nodeId: c, purgeHistory: false, now: Date(timeIntervalSince1970: t0 + 5 * 3600))
 
         let ops = try await db.createCredential(name: "ops", role: .operator, expiresAt: nil)
         let old = try await db.createCredential(name: "old", role: .viewer, expiresAt: Date(timeIntervalSince1970: t0))

@@ -91,6 +91,13 @@ private let day = 86400.0
         let left = try await f.db.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM rollup_fleet_dirty") }
         #expect(left == 0)
         try await Self.expectSameReports(f, days: days, now: now, "seed \(seed), fleet hours recomputed")
+        // Exact fleet peaks stored for some hours (newest first), then for every hour.
+        try await f.db.fleetPeakPass(now: Date(timeIntervalSince1970: now), limit: 7)
+        #expect(try await Self.knownPeaks(f) == 7)
+        try await Self.expectSameReports(f, days: days, now: now, "seed \(seed), some fleet peaks stored")
+        let stored = try await Self.storeAllPeaks(f, now: now)
+        #expect(stored > 24, "seed \(seed): every hour with data in reach of the raw samples")
+        try await Self.expectSameReports(f, days: days, now: now, "seed \(seed), fleet peaks stored")
         // A purge, a deletion and retention change hour rows behind the rollup pass's back.
         try await f.db.deleteNode(nodeId: ids[0], purgeHistory: true, now: Date(timeIntervalSince1970: now))
         try await f.db.deleteNode(nodeId: ids[1], purgeHistory: false, now: Date(timeIntervalSince1970: now - 7200))
@@ -100,5 +107,50 @@ private let day = 86400.0
         try await Self.expectSameReports(f, days: days, now: now + 60, "seed \(seed), after purge and retention")
         _ = try await f.db.rollupCatchUp(now: Date(timeIntervalSince1970: now + 60))
         try await Self.expectSameReports(f, days: days, now: now + 60, "seed \(seed), recomputed again")
+        _ = try await Self.storeAllPeaks(f, now: now + 60)
+        try await Self.expectSameReports(f, days: days, now: now + 60, "seed \(seed), peaks stored again")
+    }
+
+    static func knownPeaks(_ f: ReportFixture) async throws -> Int {
+        try await f.db.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM rollup_fleet_hour WHERE peak_known = 1") } ?? 0
+    }
+
+    /// Runs the peak pass until it has nothing left; returns how many hours hold a known peak.
+    static func storeAllPeaks(_ f: ReportFixture, now: Double) async throws -> Int {
+        for _ in 0..<100 where try await f.db.fleetPeakPass(now: Date(timeIntervalSince1970: now), limit: 50) > 0 {}
+        return try await knownPeaks(f)
+    }
+
+    /// The reports up to 24 h long read the stored hour peaks (a wrong stored value shows), and
+    /// a change to an hour's rows makes its peak unknown again until the pass recomputes it.
+    @Test func reportsReadTheStoredHourPeaks() async throws {
+        let f = try ReportFixture()
+        let id = try await f.node("peak-a", labels: [:], registeredAt: t0 - day)
+        let samples = stride(from: t0 - 6 * hour, to: t0, by: 60).map { t in
+            ReportSample(at: t, savedBytes: Int64((t - t0) / 60 + 400) * 4096, phase: .running)
+        }
+        try await f.pushSamples(id, samples)
+        let now = t0 + 600
+        _ = try await f.db.rollupCatchUp(now: Date(timeIntervalSince1970: now))
+        #expect(try await Self.storeAllPeaks(f, now: now) == 6)
+        func fleetPeak() async throws -> Double? {
+            try await f.db.savingsReport(
+                since: Date(timeIntervalSince1970: t0 - 5 * hour - 1800), until: Date(timeIntervalSince1970: now), by: .node,
+                label: nil, policy: .default, now: Date(timeIntervalSince1970: now), exactPeaks: true, fleetRollup: true
+            ).total.peakSavedBytes
+        }
+        // The highest value: the last sample (t0 - 60, 399 pages), in the last whole hour.
+        #expect(try await fleetPeak() == 399 * 4096)
+        try await f.db.write { db in
+            try db.execute(sql: "UPDATE rollup_fleet_hour SET saved_peak = ? WHERE bucket_start = ?", arguments: [1 << 40, Int64(t0 - 3 * hour)])
+        }
+        #expect(try await fleetPeak() == Double(1 << 40), "the stored peak of 03:00-04:00 before t0 is read, not swept")
+        // A late sample in that hour: its rows change, the stored peak is forgotten.
+        try await f.pushSamples(id, [ReportSample(at: t0 - 3 * hour + 30, savedBytes: 1 << 32, phase: .running)])
+        _ = try await f.db.rollupCatchUp(now: Date(timeIntervalSince1970: now))
+        #expect(try await Self.knownPeaks(f) < 6)
+        #expect(try await fleetPeak() == Double(1 << 32))
+        #expect(try await Self.storeAllPeaks(f, now: now) == 6)
+        #expect(try await fleetPeak() == Double(1 << 32))
     }
 }

@@ -120,6 +120,37 @@ import Testing
         }
     }
 
+    /// The stored fleet peaks rest on this: a period's group peak is the highest of the peaks of
+    /// any partition of it into windows (each swept from only the samples within `maxGapSeconds`
+    /// of the window, as the store reads them), none of them being nil unless all are.
+    @Test(arguments: seeds) func groupPeakOfAPeriodIsTheHighestPeakOfItsParts(seed: UInt64) {
+        let fleet = RandomFleet.make(seed: seed, policy: Self.policy, wholeSeconds: true)
+        var rng = SeededRandom(seed: seed &* 7919)
+        let streams = fleet.nodes.map { n in (samples: n.samples, horizon: min(fleet.now, n.deletedAt ?? fleet.now)) }
+        let whole = ReportMath.groupPeak(streams, from: fleet.period.from, to: fleet.period.to, policy: Self.policy)
+        // Cut points: every whole hour inside the period (the store's split), plus random ones.
+        var cuts = Set<Double>()
+        var h = (fleet.period.from / 3600).rounded(.up) * 3600
+        while h < fleet.period.to {
+            cuts.insert(h)
+            h += 3600
+        }
+        for _ in 0..<Int.random(in: 0...4, using: &rng) {
+            cuts.insert((fleet.period.from + Double.random(in: 0..<1, using: &rng) * fleet.period.length).rounded(.down))
+        }
+        let edges = [fleet.period.from] + cuts.filter { $0 > fleet.period.from && $0 < fleet.period.to }.sorted()
+            + [fleet.period.to]
+        var best: Double?
+        for (a, b) in zip(edges, edges.dropFirst()) {
+            let near = streams.map { s in
+                (samples: s.samples.filter { $0.at >= a - Self.policy.maxGapSeconds && $0.at < b + Self.policy.maxGapSeconds },
+                 horizon: s.horizon)
+            }
+            if let p = ReportMath.groupPeak(near, from: a, to: b, policy: Self.policy) { best = max(best ?? p, p) }
+        }
+        #expect(best == whole, "seed \(seed): parts \(String(describing: best)) vs whole \(String(describing: whole))")
+    }
+
     @Test func aOneNodeGroupPeakIsItsPeak() {
         let samples = (0..<21).map { i in ReportSample(at: 1_793_577_600 + Double(i), savedBytes: Int64(i) << 26) }
         let peak = ReportMath.groupPeak([samples], from: 1_793_577_600, to: 1_793_577_600 + 3600)
