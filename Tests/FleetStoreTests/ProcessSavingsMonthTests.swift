@@ -328,3 +328,83 @@ struct ProcessSavingsMonthTests {
         #expect(p.months.isEmpty && p.head == feb + 3 * day..<feb + 4 * day && p.tail.isEmpty)
     }
 }
+
+/// Timing of the process report on 1,000 nodes x 365 days x 4 groups, only when
+/// KSMFLEET_PROCESS_BENCH is set (SQLite; on PostgreSQL with KSMFLEET_TEST_POSTGRES too):
+/// `KSMFLEET_PROCESS_BENCH=1 swift test --skip-build --filter ProcessSavingsBench`.
+@Suite("Process savings timing", .enabled(if: ProcessInfo.processInfo.environment["KSMFLEET_PROCESS_BENCH"] != nil))
+struct ProcessSavingsBench {
+    @Test func aYearOfAThousandNodes() async throws {
+        let (db, dir) = try makeDatabase()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let gib: Int64 = 1 << 30
+        let end: Int64 = 1_795_003_200  // 2026-11-19 00:00 UTC: the data's last day is the 18th
+        let start = end - 365 * 86400
+        var t = Date()
+        try await db.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO process_savings_day (node_id, day_start, kind, name, reports, peak_merged_bytes, peak_at,
+                      last_merged_bytes, last_at, processes, sum_merged_bytes)
+                    WITH RECURSIVE n(i) AS (SELECT CAST(0 AS BIGINT) UNION ALL SELECT i + 1 FROM n WHERE i < 999),
+                      d(j) AS (SELECT CAST(0 AS BIGINT) UNION ALL SELECT j + 1 FROM d WHERE j < 364),
+                      g(k) AS (SELECT CAST(0 AS BIGINT) UNION ALL SELECT k + 1 FROM g WHERE k < 3),
+                      v AS (SELECT i, j, k, \(start) + j * 86400 AS day,
+                        (k + 1) * \(gib / 8) + (i % 7) * \(gib / 64) + ((j * 7919 + k) % 1000) * 4096 AS merged
+                        FROM n, d, g)
+                    SELECT 'n-bench' || i, day, 'vm', 'vm-' || (i % 40) || '-' || k, 24, merged + \(gib / 32),
+                      (day + 3600 * (k + 1)) * 1000, merged, (day + 86000) * 1000, 1, merged * 24.0
+                    FROM v
+                    """)
+            try db.execute(sql: "DROP TABLE process_savings_month")
+            let migration = try #require(
+                (db.engine == .sqlite ? allMigrations : allPostgresMigrations).first {
+                    $0.name.hasSuffix("process_savings_month")
+                })
+            try db.executeScript(migration.sql)
+            try db.execute(sql: "ANALYZE")
+        }
+        print("filled 1.46 M day rows and their months in \(Date().timeIntervalSince(t)) s")
+        let until = Date(timeIntervalSince1970: Double(end - 43200))
+        let shapes: [(String, Date, Date, String?, Int)] = [
+            ("365 d to now, top 100", until.addingTimeInterval(-365 * 86400), until, nil, 100),
+            ("365 d to now, top 1000", until.addingTimeInterval(-365 * 86400), until, nil, 1000),
+            ("mid-month to mid-month (15 + 15 edge days), top 100",
+             Date(timeIntervalSince1970: 1_768_521_600), Date(timeIntervalSince1970: 1_784_160_000), nil, 100),
+            ("365 d to now, one node", until.addingTimeInterval(-365 * 86400), until, "n-bench7", 1000),
+        ]
+        for (name, since, until, node, limit) in shapes {
+            var times: [Double] = []
+            var rows: [ProcessSavingsRow] = []
+            for _ in 0..<5 {
+                t = Date()
+                rows = try await db.processSavings(nodeId: node, since: since, until: until, limit: limit)
+                times.append(Date().timeIntervalSince(t))
+            }
+            times.sort()
+            print("new \(db.engine) \(name): median \(Int(times[2] * 1000)) ms, min \(Int(times[0] * 1000)) ms, \(rows.count) rows")
+            // The merge it replaced (the day rows of the period, fetched and merged in Swift), once.
+            t = Date()
+            let from = Int64(since.timeIntervalSince1970.rounded(.down))
+            let days = try await db.read { db in
+                try StoreRow.fetchAll(
+                    db,
+                    sql: """
+                        SELECT node_id, day_start AS start, kind, name, reports, peak_merged_bytes, peak_at,
+                          last_merged_bytes, last_at, processes, sum_merged_bytes FROM process_savings_day
+                        WHERE day_start >= ? AND day_start < ? \(node == nil ? "" : "AND node_id = '\(node!)'")
+                        """, arguments: [from - from % 86400, Int64(until.timeIntervalSince1970.rounded(.up))]
+                ).map { r in
+                    ProcessSavingsMonthTests.DayRow(
+                        node: r["node_id"], start: r["start"], kind: r["kind"], name: r["name"], reports: r["reports"],
+                        peak: r["peak_merged_bytes"], peakAt: r["peak_at"], last: r["last_merged_bytes"],
+                        lastAt: r["last_at"], processes: r["processes"], sum: r["sum_merged_bytes"])
+                }.sorted { $0.start < $1.start }
+            }
+            let old = ProcessSavingsMonthTests.reference(
+                days, names: [:], nodeId: node, since: since, until: until, limit: limit)
+            print("old \(db.engine) \(name): \(Int(Date().timeIntervalSince(t) * 1000)) ms")
+            #expect(old == rows, "\(name)")
+        }
+    }
+}
