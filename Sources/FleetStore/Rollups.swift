@@ -544,40 +544,27 @@ extension FleetDatabase {
                 await Task.yield()
             }
         }
-        for _ in 0..<maxBatches {
-            let n = try await backgroundWrite { db -> Int in
-                try db.execute(
-                    sql: """
-                        DELETE FROM process_savings_day WHERE (node_id, day_start, kind, name) IN (
-                          SELECT node_id, day_start, kind, name FROM process_savings_day WHERE day_start < ? LIMIT ?)
-                        """,
-                    arguments: [rollupCut, batch])
-                let deleted = db.changesCount
-                if deleted > 0 { try Self.recordProcessCut(db, rollupCut) }
-                return deleted
+        // Process rows, each deleting transaction recording the cut. A month row goes once
+        // retention cuts any of its days (the report reads the remaining days of such a month
+        // from the day table: ProcessSavingsPlan), so no month row keeps the figures of days no
+        // longer stored past the next pass.
+        for (table, start) in [("process_savings_day", "day_start"), ("process_savings_month", "month_start")] {
+            for _ in 0..<maxBatches {
+                let n = try await backgroundWrite { db -> Int in
+                    try db.execute(
+                        sql: """
+                            DELETE FROM \(table) WHERE (node_id, \(start), kind, name) IN (
+                              SELECT node_id, \(start), kind, name FROM \(table) WHERE \(start) < ? LIMIT ?)
+                            """,
+                        arguments: [rollupCut, batch])
+                    let deleted = db.changesCount
+                    if deleted > 0 { try Self.recordProcessCut(db, rollupCut) }
+                    return deleted
+                }
+                if table == "process_savings_day" { result.processDays += n } else { result.processMonths += n }
+                if n < batch { break }
+                await Task.yield()
             }
-            result.processDays += n
-            if n < batch { break }
-            await Task.yield()
-        }
-        // A month row goes once retention cuts any of its days (the report reads the remaining
-        // days of such a month from the day table: ProcessSavingsPlan), so no month row keeps
-        // the figures of days no longer stored past the next pass.
-        for _ in 0..<maxBatches {
-            let n = try await backgroundWrite { db -> Int in
-                try db.execute(
-                    sql: """
-                        DELETE FROM process_savings_month WHERE (node_id, kind, name, month_start) IN (
-                          SELECT node_id, kind, name, month_start FROM process_savings_month WHERE month_start < ? LIMIT ?)
-                        """,
-                    arguments: [rollupCut, batch])
-                let deleted = db.changesCount
-                if deleted > 0 { try Self.recordProcessCut(db, rollupCut) }
-                return deleted
-            }
-            result.processMonths += n
-            if n < batch { break }
-            await Task.yield()
         }
         return result
     }
