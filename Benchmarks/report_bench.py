@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Report benchmark: fills a ksmfleet database with N nodes x one year of HOURLY history (hour, day
 and month rollups, as the rollup service leaves them once raw samples have aged out; per-day process
-savings), optionally raw samples for the last 24 h, and times every report and history query shape
+savings and their months), optionally raw samples for the last 24 h, and times every report and history query shape
 over HTTP.
 
 Usage: report_bench.py fill DB_PATH [--nodes 1000] [--days 365] [--groups 4]
@@ -134,6 +134,14 @@ def fill(path, nodes, days, groups=4):
             db.commit()
             print(f"  {i + 1} nodes, {time.time() - t:.0f} s", flush=True)
     db.execute("INSERT OR REPLACE INTO rollup_state (key, value) VALUES ('rollup_rowid', COALESCE((SELECT MAX(rowid) FROM samples), 0))")
+    db.commit()
+    # The month rows of those days, as the migration that created the table fills them (the
+    # server writes both as reports arrive; the report reads whole months from the month rows).
+    here = os.path.dirname(os.path.abspath(__file__))
+    sql = open(os.path.join(here, "..", "migrations", "0042_process_savings_month.sql")).read()
+    db.execute("DROP TABLE process_savings_month")
+    db.executescript(sql)
+    db.execute("DELETE FROM rollup_state WHERE key = 'process_savings_cut'")
     db.commit()
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.execute("ANALYZE")

@@ -23,92 +23,208 @@ extension FleetDatabase {
         ).execute(arguments: [try StoredJSON.encode(report), at, nodeId, at])
         let seconds = Int64(sample.takenAt.timeIntervalSince1970.rounded(.down))
         let day = seconds - ((seconds % 86400) + 86400) % 86400
-        let upsert = try db.cachedStatement(
-            sql: """
-                INSERT INTO process_savings_day AS d (node_id, day_start, kind, name, reports, peak_merged_bytes, peak_at,
-                  last_merged_bytes, last_at, processes, sum_merged_bytes)
-                VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT (node_id, day_start, kind, name) DO UPDATE SET
-                  reports = d.reports + 1,
-                  peak_at = CASE WHEN excluded.peak_merged_bytes > d.peak_merged_bytes THEN excluded.peak_at ELSE d.peak_at END,
-                  peak_merged_bytes = \(db.greatest("d.peak_merged_bytes", "excluded.peak_merged_bytes")),
-                  last_merged_bytes = CASE WHEN excluded.last_at >= d.last_at THEN excluded.last_merged_bytes
-                    ELSE d.last_merged_bytes END,
-                  processes = CASE WHEN excluded.last_at >= d.last_at THEN excluded.processes ELSE d.processes END,
-                  last_at = \(db.greatest("d.last_at", "excluded.last_at")),
-                  sum_merged_bytes = d.sum_merged_bytes + excluded.sum_merged_bytes
-                """)
+        let month = Int64(ReportTime.monthStart(Double(day)))
+        // The same upsert for the day's row and the month's, so that a month row is always the
+        // aggregate of its day rows: reports and sums added, the largest peak at the earliest time
+        // it was reported (whatever order samples arrive in), the latest report's figures.
+        func upsert(_ table: String, _ start: String) throws -> StoreStatement {
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO \(table) AS d (node_id, \(start), kind, name, reports, peak_merged_bytes, peak_at,
+                      last_merged_bytes, last_at, processes, sum_merged_bytes)
+                    VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (node_id, \(start), kind, name) DO UPDATE SET
+                      reports = d.reports + 1,
+                      peak_at = CASE WHEN excluded.peak_merged_bytes > d.peak_merged_bytes
+                          OR (excluded.peak_merged_bytes = d.peak_merged_bytes AND excluded.peak_at < d.peak_at)
+                        THEN excluded.peak_at ELSE d.peak_at END,
+                      peak_merged_bytes = \(db.greatest("d.peak_merged_bytes", "excluded.peak_merged_bytes")),
+                      last_merged_bytes = CASE WHEN excluded.last_at >= d.last_at THEN excluded.last_merged_bytes
+                        ELSE d.last_merged_bytes END,
+                      processes = CASE WHEN excluded.last_at >= d.last_at THEN excluded.processes ELSE d.processes END,
+                      last_at = \(db.greatest("d.last_at", "excluded.last_at")),
+                      sum_merged_bytes = d.sum_merged_bytes + excluded.sum_merged_bytes
+                    """)
+        }
+        let upserts = [(try upsert("process_savings_day", "day_start"), day),
+                       (try upsert("process_savings_month", "month_start"), month)]
         for g in report.groups {
             let bytes = g.mergedBytes(pageSize: sample.pageSize)
-            try upsert.execute(arguments: [
-                nodeId, day, g.kind.rawValue, g.name, bytes, at, bytes, at, g.processes, Double(bytes),
-            ])
+            for (statement, start) in upserts {
+                try statement.execute(arguments: [
+                    nodeId, start, g.kind.rawValue, g.name, bytes, at, bytes, at, g.processes, Double(bytes),
+                ])
+            }
         }
     }
 
+    /// `rollup_state` key: the latest cut before which retention deleted `process_savings_day`
+    /// rows (unix seconds), recorded in the transaction that deletes them.
+    static let processCutKey = "process_savings_cut"
+
     /// Who benefited over a period: per node and group, the peak, mean and last merged bytes of
     /// the UTC days that overlap [since, until), largest peak first, at most `limit` rows.
+    ///
+    /// Read as the day rows of the period would add up (the peak at its earliest report, the
+    /// figures of the latest report, reports and sums added), but a month whose days all count
+    /// is read from its `process_savings_month` row: the calendar months inside the period, and
+    /// a first or last month the period cuts when the day table holds no row of it outside the
+    /// period (a period ending now: no later days yet), provided retention has cut none of its
+    /// days (the month starts at or after the recorded cut; an older month's remaining days are
+    /// read one by one). The rest comes from the day rows.
     public func processSavings(nodeId: String?, since: Date, until: Date, limit: Int = 1000) async throws
         -> [ProcessSavingsRow]
     {
         let from = Int64(since.timeIntervalSince1970.rounded(.down))
         let fromDay = from - ((from % 86400) + 86400) % 86400
         let to = Int64(until.timeIntervalSince1970.rounded(.up))
+        // The day rows of the period: day_start in [fromDay, to), i.e. in [fromDay, toDay).
+        let toDay = to - ((to % 86400) + 86400) % 86400 + (to % 86400 == 0 ? 0 : 86400)
+        guard limit > 0, fromDay < toDay else { return [] }
         return try await read { db in
-            var sql = """
-                SELECT p.node_id, n.name AS node_name, p.kind, p.name, p.reports, p.peak_merged_bytes, p.peak_at,
-                  p.last_merged_bytes, p.last_at, p.processes, p.sum_merged_bytes
-                FROM process_savings_day p LEFT JOIN nodes n ON n.id = p.node_id
-                WHERE p.day_start >= ? AND p.day_start < ?
-                """
-            var arguments: StoreArguments = [fromDay, to]
-            if let nodeId {
-                sql += " AND p.node_id = ?"
-                arguments += [nodeId]
-            }
-            struct Key: Hashable {
-                var node: String, kind: String, name: String
-            }
-            var rows: [Key: (row: ProcessSavingsRow, sum: Double)] = [:]
-            for r in try StoreRow.fetchAll(db, sql: sql, arguments: arguments) {
-                let kindText: String = r["kind"]
-                guard let kind = ProcessGroupKind(rawValue: kindText) else { continue }
-                let key = Key(node: r["node_id"], kind: kindText, name: r["name"])
-                let reports: Int = r["reports"]
-                let peak: Int64 = r["peak_merged_bytes"]
-                let peakAt = Time.date(r["peak_at"] as Int64)
-                let last: Int64 = r["last_merged_bytes"]
-                let lastAt = Time.date(r["last_at"] as Int64)
-                let processes: Int = r["processes"]
-                let sum: Double = r["sum_merged_bytes"]
-                if var (row, total) = rows[key] {
-                    row.reports += reports
-                    if peak > row.peakMergedBytes {
-                        row.peakMergedBytes = peak
-                        row.peakAt = peakAt
-                    }
-                    if lastAt >= row.lastAt {
-                        row.lastAt = lastAt
-                        row.lastMergedBytes = last
-                        row.processes = processes
-                    }
-                    total += sum
-                    row.avgMergedBytes = total / Double(max(row.reports, 1))
-                    rows[key] = (row, total)
-                } else {
-                    let row = ProcessSavingsRow(
-                        nodeId: key.node, nodeName: r["node_name"], kind: kind, name: key.name, reports: reports,
-                        peakMergedBytes: peak, peakAt: peakAt, avgMergedBytes: sum / Double(max(reports, 1)),
-                        lastMergedBytes: last, lastAt: lastAt, processes: processes)
-                    rows[key] = (row, sum)
+            let cut = try Int64.fetchOne(
+                db, sql: "SELECT value FROM rollup_state WHERE key = ?", arguments: [Self.processCutKey])
+            let plan = try ProcessSavingsPlan(fromDay: fromDay, toDay: toDay, cut: cut) { lo, hi in
+                // Any day row of [lo, hi) (of the node asked for)?
+                var sql = "SELECT 1 FROM process_savings_day WHERE day_start >= ? AND day_start < ?"
+                var arguments: StoreArguments = [lo, hi]
+                if let nodeId {
+                    sql += " AND node_id = ?"
+                    arguments += [nodeId]
                 }
+                return try Int.fetchOne(db, sql: sql + " LIMIT 1", arguments: arguments) != nil
             }
-            let sorted = rows.values.map(\.row).sorted {
-                if $0.peakMergedBytes != $1.peakMergedBytes { return $0.peakMergedBytes > $1.peakMergedBytes }
-                if $0.nodeId != $1.nodeId { return $0.nodeId < $1.nodeId }
-                return ($0.kind.rawValue, $0.name) < ($1.kind.rawValue, $1.name)
-            }
-            return Array(sorted.prefix(max(limit, 0)))
+            return try Self.processSavingsRows(db, plan: plan, nodeId: nodeId, limit: limit)
+        }
+    }
+
+    static func processSavingsRows(_ db: StoreDB, plan: ProcessSavingsPlan, nodeId: String?, limit: Int) throws
+        -> [ProcessSavingsRow]
+    {
+        // The day rows of the period outside the months read whole (two ranges, either may be
+        // empty), and the months: each as a condition on a table aliased `d` / `m`, with its
+        // arguments.
+        let days = "((d.day_start >= ? AND d.day_start < ?) OR (d.day_start >= ? AND d.day_start < ?))"
+        let dayArgs: StoreArguments = [plan.head.lowerBound, plan.head.upperBound, plan.tail.lowerBound, plan.tail.upperBound]
+        // `+` keeps SQLite off the month_start index: the primary key's order (node, kind, name,
+        // month) groups the months without a sort.
+        let months = db.engine == .sqlite
+            ? "+m.month_start >= ? AND +m.month_start < ?" : "m.month_start >= ? AND m.month_start < ?"
+        let monthArgs: StoreArguments = [plan.months.lowerBound, plan.months.upperBound]
+        var filter = " AND d.kind IN (\(ProcessGroupKind.allCases.map { "'\($0.rawValue)'" }.joined(separator: ", ")))"
+        var filterArgs: StoreArguments = []
+        if let nodeId {
+            filter += " AND d.node_id = ?"
+            filterArgs = [nodeId]
+        }
+        let monthFilter = filter.replacingOccurrences(of: "d.", with: "m.")
+        // Of one group `t` (the rows of the outer query): its parts (day and month rows) of the
+        // period, as (value, start) of `column` where `condition` holds.
+        func parts(_ column: String, where condition: String) -> (sql: String, arguments: StoreArguments) {
+            (
+                """
+                SELECT d.\(column) AS v, d.day_start AS start FROM process_savings_day d
+                  WHERE d.node_id = t.node_id AND \(days) AND d.kind = t.kind AND d.name = t.name
+                    AND d.\(condition)
+                UNION ALL
+                SELECT m.\(column), m.month_start FROM process_savings_month m
+                  WHERE m.node_id = t.node_id AND m.kind = t.kind AND m.name = t.name AND \(months)
+                    AND m.\(condition)
+                """, { var a = dayArgs; a += monthArgs; return a }()
+            )
+        }
+        // The peak at its earliest report (peak_at order is time order, the parts being disjoint
+        // spans of time); the last report's figures (ties, reports of one millisecond in two
+        // parts: the later part's, as adding the days in order keeps the last one).
+        let peakAt = parts("peak_at", where: "peak_merged_bytes = t.peak")
+        let last = parts("last_merged_bytes", where: "last_at = t.last_at")
+        let processes = parts("processes", where: "last_at = t.last_at")
+        // Largest peak first, then by node, kind and name in byte order (PostgreSQL's text order
+        // depends on the database's collation; SQLite's is bytes, and so was the merge in Swift).
+        func order(_ p: String) -> String {
+            let text = { (c: String) in db.engine == .postgres ? "\(p)\(c) COLLATE \"C\"" : "\(p)\(c)" }
+            return "\(p)peak DESC, \(text("node_id")), \(text("kind")), \(text("name"))"
+        }
+        let sql = """
+            SELECT t.node_id, n.name AS node_name, t.kind, t.name, t.reports, t.peak,
+              (SELECT MIN(x.v) FROM (\(peakAt.sql)) x) AS peak_at,
+              (SELECT x.v FROM (\(last.sql)) x ORDER BY x.start DESC LIMIT 1) AS last_merged_bytes,
+              t.last_at,
+              (SELECT x.v FROM (\(processes.sql)) x ORDER BY x.start DESC LIMIT 1) AS processes,
+              t.total
+            FROM (
+              SELECT node_id, kind, name, SUM(reports) AS reports, MAX(peak) AS peak, MAX(last_at) AS last_at,
+                \(db.sum("total", orderedBy: "start")) AS total
+              FROM (
+                SELECT d.node_id, d.kind, d.name, SUM(d.reports) AS reports, MAX(d.peak_merged_bytes) AS peak,
+                  MAX(d.last_at) AS last_at, \(db.sum("d.sum_merged_bytes", orderedBy: "d.day_start")) AS total,
+                  MIN(d.day_start) AS start
+                FROM process_savings_day d WHERE \(days)\(filter)
+                GROUP BY d.node_id, d.kind, d.name
+                UNION ALL
+                SELECT m.node_id, m.kind, m.name, SUM(m.reports), MAX(m.peak_merged_bytes), MAX(m.last_at),
+                  \(db.sum("m.sum_merged_bytes", orderedBy: "m.month_start")), MIN(m.month_start)
+                FROM process_savings_month m WHERE \(months)\(monthFilter)
+                GROUP BY m.node_id, m.kind, m.name
+              ) AS u
+              GROUP BY node_id, kind, name ORDER BY \(order("")) LIMIT ?
+            ) AS t LEFT JOIN nodes n ON n.id = t.node_id
+            ORDER BY \(order("t."))
+            """
+        var arguments = peakAt.arguments
+        for more in [last.arguments, processes.arguments, dayArgs, filterArgs, monthArgs, filterArgs, [limit]] {
+            arguments += more
+        }
+        return try StoreRow.fetchAll(db, sql: sql, arguments: arguments).compactMap { r in
+            guard let kind = ProcessGroupKind(rawValue: r["kind"]) else { return nil }
+            let reports: Int = r["reports"]
+            let total: Double = r["total"]
+            return ProcessSavingsRow(
+                nodeId: r["node_id"], nodeName: r["node_name"], kind: kind, name: r["name"], reports: reports,
+                peakMergedBytes: r["peak"], peakAt: Time.date(r["peak_at"] as Int64),
+                avgMergedBytes: total / Double(max(reports, 1)), lastMergedBytes: r["last_merged_bytes"],
+                lastAt: Time.date(r["last_at"] as Int64), processes: r["processes"])
+        }
+    }
+}
+
+/// Which rows a process report over the days [fromDay, toDay) reads: the months `months` from
+/// `process_savings_month`, the days `head` and `tail` (before and after them; either may be
+/// empty) from `process_savings_day`. A month is read whole only when every day row it holds
+/// counts: it lies inside the period, or the day table holds none of its rows outside the period
+/// (`hasDays(lo, hi)`: any day row in [lo, hi)); and retention has cut none of its days (it
+/// starts at or after `cut`, the latest retention cut: a month row keeps the figures of days
+/// deleted since, so a month partly cut is read from its remaining days).
+struct ProcessSavingsPlan: Equatable {
+    var months: Range<Int64>
+    var head: Range<Int64>
+    var tail: Range<Int64>
+
+    init(fromDay: Int64, toDay: Int64, cut: Int64?, hasDays: (Int64, Int64) throws -> Bool) rethrows {
+        func monthStart(_ t: Int64) -> Int64 { Int64(ReportTime.monthStart(Double(t))) }
+        func nextMonth(_ t: Int64) -> Int64 { Int64(ReportTime.nextMonthStart(Double(t))) }
+        let first = monthStart(fromDay)
+        let last = monthStart(toDay - 1)
+        var lo = first
+        var hi = nextMonth(last)
+        if let cut, cut > lo { lo = monthStart(cut) == cut ? cut : nextMonth(cut) }
+        // The months the period cuts, read whole only when their rows outside it are none.
+        func wholeOutside(_ m: Int64) throws -> Bool {
+            let end = nextMonth(m)
+            if m < fromDay, try hasDays(m, min(fromDay, end)) { return false }
+            if end > toDay, try hasDays(max(toDay, m), end) { return false }
+            return true
+        }
+        if lo == first, first < fromDay || nextMonth(first) > toDay, try !wholeOutside(first) { lo = nextMonth(first) }
+        if hi > toDay, last >= lo, last != first || lo != first, try !wholeOutside(last) { hi = last }
+        if lo >= hi {
+            months = fromDay..<fromDay
+            head = fromDay..<toDay
+            tail = toDay..<toDay
+        } else {
+            months = lo..<hi
+            head = fromDay..<max(fromDay, lo)
+            tail = min(max(hi, fromDay), toDay)..<toDay
         }
     }
 }

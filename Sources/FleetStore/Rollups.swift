@@ -43,6 +43,8 @@ public struct RetentionResult: Sendable, Equatable {
     public var months: Int = 0
     /// Per-day process group rows (`process_savings_day`), pruned with the rollups.
     public var processDays: Int = 0
+    /// Per-month process group rows (`process_savings_month`): those of months retention cut.
+    public var processMonths: Int = 0
 }
 
 extension FleetDatabase {
@@ -632,21 +634,41 @@ extension FleetDatabase {
                 await Task.yield()
             }
         }
-        for _ in 0..<maxBatches {
-            let n = try await backgroundWrite { db -> Int in
-                try db.execute(
-                    sql: """
-                        DELETE FROM process_savings_day WHERE (node_id, day_start, kind, name) IN (
-                          SELECT node_id, day_start, kind, name FROM process_savings_day WHERE day_start < ? LIMIT ?)
-                        """,
-                    arguments: [rollupCut, batch])
-                return db.changesCount
+        // Process rows, each deleting transaction recording the cut. A month row goes once
+        // retention cuts any of its days (the report reads the remaining days of such a month
+        // from the day table: ProcessSavingsPlan), so no month row keeps the figures of days no
+        // longer stored past the next pass.
+        for (table, start) in [("process_savings_day", "day_start"), ("process_savings_month", "month_start")] {
+            for _ in 0..<maxBatches {
+                let n = try await backgroundWrite { db -> Int in
+                    try db.execute(
+                        sql: """
+                            DELETE FROM \(table) WHERE (node_id, \(start), kind, name) IN (
+                              SELECT node_id, \(start), kind, name FROM \(table) WHERE \(start) < ? LIMIT ?)
+                            """,
+                        arguments: [rollupCut, batch])
+                    let deleted = db.changesCount
+                    if deleted > 0 { try Self.recordProcessCut(db, rollupCut) }
+                    return deleted
+                }
+                if table == "process_savings_day" { result.processDays += n } else { result.processMonths += n }
+                if n < batch { break }
+                await Task.yield()
             }
-            result.processDays += n
-            if n < batch { break }
-            await Task.yield()
         }
         return result
+    }
+}
+
+extension FleetDatabase {
+    /// Records that retention deleted process rows before `cut` (unix seconds), in the deleting
+    /// transaction: the process report reads a month from its month row only from there on.
+    static func recordProcessCut(_ db: StoreDB, _ cut: Int64) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO rollup_state (key, value) VALUES (?, ?)
+                ON CONFLICT (key) DO UPDATE SET value = \(db.greatest("rollup_state.value", "excluded.value"))
+                """, arguments: [processCutKey, cut])
     }
 }
 

@@ -168,7 +168,7 @@ struct DataCopyTests {
         }
         for table in [
             "nodes", "node_configs", "samples", "rollup_hour", "rollup_day", "rollup_state", "audit_log",
-            "enrollment_tokens", "credentials", "dashboard_sessions", "pending_registrations", "process_savings_day",
+            "enrollment_tokens", "credentials", "dashboard_sessions", "pending_registrations", "process_savings_day", "process_savings_month",
             "settings",
         ] {
             #expect((counts[table] ?? 0) > 0, "\(table) holds rows to copy")
