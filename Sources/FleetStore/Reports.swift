@@ -565,15 +565,22 @@ extension FleetDatabase {
                 nodes.append(n)
             }
         }
-        var rowsByDay: [Double: [String: (BucketStats, [Interval])]] = [:]
+        // Day × node slots (365 k rows over a year): one hash look-up a row, no nested dictionaries.
+        var slot: [String: Int] = [:]
+        for (i, n) in nodes.enumerated() { slot[n.id] = i }
+        let days = Int(((last - first) / ReportTime.day).rounded())
+        var rowsByDay = [[(BucketStats, [Interval])?]](repeating: [], count: days)
         let rows = try StoreRow.fetchCursor(
             db,
             sql: "SELECT node_id, bucket_start, \(rollupColumns) FROM rollup_day WHERE bucket_start >= ? AND bucket_start < ?",
             arguments: [Int64(first), Int64(last)])
         while let r = try rows.next() {
-            let d = Double(r[1] as Int64)
+            guard let i = slot[r[0] as String] else { continue }
+            let di = Int(((Double(r[1] as Int64) - first) / ReportTime.day).rounded(.down))
+            guard di >= 0 && di < days else { continue }
+            if rowsByDay[di].isEmpty { rowsByDay[di] = Array(repeating: nil, count: nodes.count) }
             let gapText: String? = r[17]
-            rowsByDay[d, default: [:]][r[0] as String] = (stats(r, at: 2), gapText == nil ? [] : decodeGaps(gapText))
+            rowsByDay[di][i] = (stats(r, at: 2), gapText == nil ? [] : decodeGaps(gapText))
         }
         var hourSums: [Double: [Double: Double]] = [:]
         if fleetRollup {
@@ -594,17 +601,19 @@ extension FleetDatabase {
         }
         var out: [Double: (inputs: [NodeReportInput], series: [Double: Double])] = [:]
         var d = first
+        var di = 0
         while d < last {
             let day = Interval(d, d + ReportTime.day)
-            let dayRows = rowsByDay[d] ?? [:]
+            let dayRows = rowsByDay[di]
             var inputs: [NodeReportInput] = []
-            for n in nodes {
+            inputs.reserveCapacity(nodes.count)
+            for (i, n) in nodes.enumerated() {
                 guard let e = existence[n.id] else { continue }
                 let ex = Interval(max(day.from, e.from), min(day.to, e.to))
                 guard ex.length > 0 else { continue }
                 var stats = BucketStats()
                 var gaps = [ex]
-                if let (st, g) = dayRows[n.id] {
+                if !dayRows.isEmpty, let (st, g) = dayRows[i] {
                     stats = st
                     gaps = ReportMath.clip(ReportMath.coalesce(g), to: ex)
                 }
@@ -615,6 +624,7 @@ extension FleetDatabase {
             }
             out[d] = (inputs, hourSums[d] ?? [:])
             d += ReportTime.day
+            di += 1
         }
         return out
     }
