@@ -1,6 +1,7 @@
 import FleetAPI
 import Foundation
 import KSMCore
+import TestSupport
 import Testing
 
 @testable import FleetStore
@@ -9,16 +10,11 @@ import Testing
 /// the merge it replaced: every day row of the period added up in Swift.
 @Suite("Process savings by month")
 struct ProcessSavingsMonthTests {
-    /// SplitMix64: the same reports for a seed on every run.
+    /// The shared SplitMix64 (`SeededRandom`): the same reports for a seed on every run.
     struct Rng {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+        var random: SeededRandom
+        init(state: UInt64) { random = SeededRandom(seed: state) }
+        mutating func next() -> UInt64 { random.next() }
         mutating func int(_ range: ClosedRange<Int>) -> Int {
             range.lowerBound + Int(next() % UInt64(range.upperBound - range.lowerBound + 1))
         }
