@@ -287,6 +287,12 @@ extension FleetDatabase {
             guard let before = try Self.fetchNode(db, id: nodeId) else { throw StoreError.nodeNotFound(nodeId) }
             try db.execute(
                 sql: "UPDATE nodes SET labels = ? WHERE id = ?", arguments: [try StoredJSON.encode(labels), nodeId])
+            // Label groups are the nodes' current labels: every stored hour peak of a label group
+            // may now be wrong (the rollup service computes them again).
+            if before.labels != labels {
+                try db.execute(sql: "UPDATE rollup_fleet_hour SET labels_known = 0 WHERE labels_known = 1")
+                try Self.bumpRollupPass(db)
+            }
             try Self.audit(
                 db, who: who, nodeId: nodeId, action: "labels", generation: nil,
                 beforeJSON: try StoredJSON.encode(before.labels), afterJSON: try StoredJSON.encode(labels), at: now)

@@ -242,9 +242,7 @@ extension FleetDatabase {
     /// The fleet's exact peak over `window` (what `exactGroupPeaks` gives for the fleet as one
     /// group), or nil (no exact peak: see `peakStreams`; or no node had data). With `stored`,
     /// whole hours whose peak `fleetPeakPass` stored (and that did not change since) are not
-    /// swept again: the window's peak is the highest of those hours' peaks and of the sweeps of
-    /// the rest (the partial hours at its edges, hours not computed yet) — the same value, since
-    /// a peak is a maximum over moments and sums of whole bytes are exact in any order.
+    /// swept again: see `storedPeaks`.
     static func exactFleetPeak(
         _ db: StoreDB, window: Interval, nodes: [ReportNode], policy: ReportPolicy, now: Double, enabled: Bool,
         stored: Bool, reads: RawReads? = nil
@@ -254,35 +252,89 @@ extension FleetDatabase {
             return try exactGroupPeaks(
                 db, period: window, nodes: nodes, group: fleet, policy: policy, now: now, enabled: enabled)?["fleet"]
         }
+        return try storedPeaks(
+            db, window: window, nodes: nodes, label: nil, group: fleet, policy: policy, now: now, enabled: enabled,
+            reads: reads)?["fleet"]
+    }
+
+    /// Exact peaks of the groups of label key `label` over `window` (what `exactGroupPeaks` gives
+    /// grouping by the nodes' values of it), or nil when they cannot be exact; with `stored`,
+    /// from the hour peaks `fleetPeakPass` stored per label group (see `storedPeaks`).
+    static func exactLabelPeaks(
+        _ db: StoreDB, window: Interval, nodes: [ReportNode], label: String, policy: ReportPolicy, now: Double,
+        enabled: Bool, stored: Bool, reads: RawReads? = nil
+    ) throws -> [String: Double]? {
+        let group: (ReportNode) -> String = { n in n.labels[label] ?? "" }
+        guard stored, policy == .default else {
+            return try exactGroupPeaks(db, period: window, nodes: nodes, group: group, policy: policy, now: now, enabled: enabled)
+        }
+        return try storedPeaks(
+            db, window: window, nodes: nodes, label: label, group: group, policy: policy, now: now, enabled: enabled,
+            reads: reads)
+    }
+
+    /// Group peaks over `window` from stored hour peaks: the fleet's (`label` nil, key "fleet")
+    /// or label `label`'s groups. Each group's peak is the highest of its whole hours' stored
+    /// peaks and of a sweep of the rest (the partial hours at the window's edges, hours whose
+    /// peaks are not known), with the raw samples already read where `reads` has them — the
+    /// same value as one sweep of the window, since a peak is a maximum over moments and sums of
+    /// whole bytes are exact in any order. nil when the peaks cannot be exact
+    /// (`exactPeaksPossible`).
+    static func storedPeaks(
+        _ db: StoreDB, window: Interval, nodes: [ReportNode], label: String?, group: (ReportNode) -> String,
+        policy: ReportPolicy, now: Double, enabled: Bool, reads: RawReads?
+    ) throws -> [String: Double]? {
         guard try exactPeaksPossible(db, period: window, policy: policy, enabled: enabled) else { return nil }
         let hs = (window.from / ReportTime.hour).rounded(.up) * ReportTime.hour
         let he = ReportTime.hourStart(window.to)
-        var best: Double?
+        var best: [String: Double] = [:]
+        func note(_ key: String, _ p: Double) { best[key] = max(best[key] ?? p, p) }
+        var known: [Double] = []
+        if hs < he {
+            let notDirty = "bucket_start NOT IN (SELECT bucket_start FROM rollup_fleet_dirty WHERE bucket_start >= ? AND bucket_start < ?)"
+            if let label {
+                // An hour is known for the key when its label peaks are (labels_known) and it has
+                // rows of the key (a key no node had when they were computed has none).
+                let rows = try StoreRow.fetchAll(
+                    db,
+                    sql: """
+                        SELECT l.bucket_start, l.label_value, l.saved_peak FROM rollup_label_hour l
+                        JOIN rollup_fleet_hour f ON f.bucket_start = l.bucket_start
+                        WHERE l.label_key = ? AND l.bucket_start >= ? AND l.bucket_start < ?
+                          AND f.peak_known = 1 AND f.labels_known = 1 AND f.\(notDirty)
+                        ORDER BY l.bucket_start
+                        """, arguments: [label, Int64(hs), Int64(he), Int64(hs), Int64(he)])
+                for r in rows {
+                    let h = Double(r[0] as Int64)
+                    if known.last != h { known.append(h) }
+                    if let p = r[2] as Int64? { note(r[1], Double(p)) }
+                }
+            } else {
+                let rows = try StoreRow.fetchAll(
+                    db,
+                    sql: """
+                        SELECT bucket_start, saved_peak FROM rollup_fleet_hour
+                        WHERE bucket_start >= ? AND bucket_start < ? AND peak_known = 1 AND \(notDirty)
+                        ORDER BY bucket_start
+                        """, arguments: [Int64(hs), Int64(he), Int64(hs), Int64(he)])
+                for r in rows {
+                    known.append(Double(r[0] as Int64))
+                    if let p = r[1] as Int64? { note("fleet", Double(p)) }
+                }
+            }
+        }
         var sweep: [Interval] = []
         var t = window.from
-        if hs < he {
-            let rows = try StoreRow.fetchAll(
-                db,
-                sql: """
-                    SELECT bucket_start, saved_peak FROM rollup_fleet_hour
-                    WHERE bucket_start >= ? AND bucket_start < ? AND peak_known = 1
-                      AND bucket_start NOT IN (
-                        SELECT bucket_start FROM rollup_fleet_dirty WHERE bucket_start >= ? AND bucket_start < ?)
-                    ORDER BY bucket_start
-                    """, arguments: [Int64(hs), Int64(he), Int64(hs), Int64(he)])
-            for r in rows {
-                let h = Double(r[0] as Int64)
-                if t < h { sweep.append(Interval(t, h)) }
-                t = h + ReportTime.hour
-                if let p = r[1] as Int64? { best = max(best ?? Double(p), Double(p)) }
-            }
+        for h in known {
+            if t < h { sweep.append(Interval(t, h)) }
+            t = h + ReportTime.hour
         }
         if t < window.to { sweep.append(Interval(t, window.to)) }
         for w in sweep {
-            if let p = try peakStreams(db, period: w, nodes: nodes, policy: policy, now: now, reads: reads)?
-                .peaks(within: w, group: fleet)["fleet"]
+            for (key, p) in try peakStreams(db, period: w, nodes: nodes, policy: policy, now: now, reads: reads)?
+                .peaks(within: w, group: group) ?? [:]
             {
-                best = max(best ?? p, p)
+                note(key, p)
             }
         }
         return best
@@ -674,6 +726,21 @@ extension FleetDatabase {
                     total = ReportAggregation.groupRow(
                         key: "fleet", nodes: inputs, period: period, series: series["fleet"] ?? [:],
                         exactPeak: peak, basis: basis)
+                } else if fleetRollup {
+                    // Label groups and the fleet from their stored hour peaks.
+                    let exact = try Self.exactLabelPeaks(
+                        db, window: period, nodes: nodes, label: labelKey, policy: policy, now: nowT, enabled: exactPeaks,
+                        stored: true, reads: reads)
+                    rows = ReportAggregation.labelRows(
+                        inputs, label: labelKey, period: period, series: series, exactPeaks: exact, basis: basis
+                    ).map(SavingsRow.init)
+                    var fleet: [Double: Double] = [:]
+                    for s in series.values { for (k, v) in s { fleet[k, default: 0] += v } }
+                    let fleetPeak = try Self.exactFleetPeak(
+                        db, window: period, nodes: nodes, policy: policy, now: nowT, enabled: exactPeaks, stored: true,
+                        reads: reads)
+                    total = ReportAggregation.groupRow(
+                        key: "fleet", nodes: inputs, period: period, series: fleet, exactPeak: fleetPeak, basis: basis)
                 } else {
                     let streams = try Self.peakStreams(
                         db, period: period, nodes: nodes, policy: policy, now: nowT, enabled: exactPeaks)

@@ -389,8 +389,8 @@ extension FleetDatabase {
     /// Recomputes up to `limit` fleet hour rows (`rollup_fleet_hour`) whose hours the triggers on
     /// `rollup_hour` marked dirty, each with the per-hour sum `fleetHourSum` (the sum reports ran
     /// over `rollup_hour` themselves before the table existed, so the same double), and forgets
-    /// their exact peaks (`fleetPeakPass` computes them again). Returns how many hours it
-    /// recomputed.
+    /// their exact fleet and label peaks (`fleetPeakPass` computes them again). Returns how many
+    /// hours it recomputed.
     static func flushFleetHours(_ db: StoreDB, limit: Int) throws -> Int {
         let hours = try Int64.fetchAll(
             db, sql: "SELECT bucket_start FROM rollup_fleet_dirty ORDER BY bucket_start LIMIT ?", arguments: [limit])
@@ -398,8 +398,9 @@ extension FleetDatabase {
             sql: """
                 INSERT INTO rollup_fleet_hour (bucket_start, saved_byte_seconds) VALUES (?, ?)
                 ON CONFLICT (bucket_start) DO UPDATE SET saved_byte_seconds = excluded.saved_byte_seconds,
-                  saved_peak = NULL, peak_known = 0
+                  saved_peak = NULL, peak_known = 0, labels_known = 0
                 """)
+        let dropLabels = try db.cachedStatement(sql: "DELETE FROM rollup_label_hour WHERE bucket_start = ?")
         let drop = try db.cachedStatement(sql: "DELETE FROM rollup_fleet_hour WHERE bucket_start = ?")
         let clean = try db.cachedStatement(sql: "DELETE FROM rollup_fleet_dirty WHERE bucket_start = ?")
         for h in hours {
@@ -408,6 +409,7 @@ extension FleetDatabase {
             } else {
                 try drop.execute(arguments: [h])
             }
+            try dropLabels.execute(arguments: [h])
             try clean.execute(arguments: [h])
         }
         return hours.count
@@ -435,15 +437,23 @@ extension FleetDatabase {
 
     /// Computes the exact fleet peak (`ReportMath.groupPeak` over every node's raw samples, what a
     /// report up to 24 h long would sweep) of up to `limit` hours whose peak is not known, newest
-    /// first: hours that are over, whose fleet sums are up to date (not in `rollup_fleet_dirty`)
-    /// and whose raw samples are all kept. Read on a snapshot, stored only if no rollup pass,
-    /// deletion or purge ran meanwhile (the pass counter); a later change of the hour's rows
-    /// makes it unknown again (`flushFleetHours`). Returns how many hours it stored.
+    /// first, and with it the exact peak of every group of every label key the nodes have
+    /// (`rollup_label_hour`): hours that are over, whose fleet sums are up to date (not in
+    /// `rollup_fleet_dirty`) and whose raw samples are all kept. Read on a snapshot, stored only
+    /// if no rollup pass, deletion, purge or label change ran meanwhile (the pass counter); a
+    /// later change of the hour's rows makes it unknown again (`flushFleetHours`), a label change
+    /// makes every hour's label peaks unknown (`setLabels`). Returns how many hours it stored.
     @discardableResult
     public func fleetPeakPass(now: Date = Date(), limit: Int = 24) async throws -> Int {
+        struct HourPeaks: Sendable {
+            var hour: Int64
+            var fleet: Int64?
+            /// label key → value → peak (nil: no node of the group had data).
+            var labels: [String: [String: Int64?]]
+        }
         let policy = ReportPolicy.default
         let nowT = now.timeIntervalSince1970
-        let computed: (pass: Int64, peaks: [(Int64, Int64?)])? = try await read { db in
+        let computed: (pass: Int64, hours: [HourPeaks])? = try await read { db in
             let pass = try Int64.fetchOne(db, sql: "SELECT value FROM rollup_state WHERE key = ?", arguments: [Self.passKey]) ?? 0
             // Hours with no raw sample within reach hold no peak to compute (reports sweep them
             // at no cost), nor do hours whose samples retention cut.
@@ -452,41 +462,64 @@ extension FleetDatabase {
             if let cut = try Int64.fetchOne(
                 db, sql: "SELECT value FROM rollup_state WHERE key = ?", arguments: [Self.samplesCutKey])
             {
-                lower = max(lower, (Double(cut) / 1000 + policy.maxGapSeconds) / ReportTime.hour).rounded(.up) * ReportTime.hour
+                let firstWhole = ((Double(cut) / 1000 + policy.maxGapSeconds) / ReportTime.hour).rounded(.up) * ReportTime.hour
+                lower = max(lower, firstWhole)
             }
             let hours = try Int64.fetchAll(
                 db,
                 sql: """
                     SELECT bucket_start FROM rollup_fleet_hour
-                    WHERE peak_known = 0 AND bucket_start >= ? AND bucket_start <= ?
+                    WHERE (peak_known = 0 OR labels_known = 0) AND bucket_start >= ? AND bucket_start <= ?
                       AND bucket_start NOT IN (SELECT bucket_start FROM rollup_fleet_dirty)
                     ORDER BY bucket_start DESC LIMIT ?
                     """, arguments: [Int64(lower), Int64(nowT - ReportTime.hour), limit])
             guard !hours.isEmpty else { return nil }
-            var peaks: [(Int64, Int64?)] = []
+            var out: [HourPeaks] = []
             for h in hours {
                 let window = Interval(Double(h), Double(h) + ReportTime.hour)
                 let nodes = try Self.reportNodes(db, period: window)
                 guard
                     let streams = try Self.peakStreams(db, period: window, nodes: nodes, policy: policy, now: nowT)
                 else { continue }
-                let peak = streams.peaks(within: window, group: { _ in "fleet" })["fleet"]
-                peaks.append((h, peak.map { Int64($0) }))
+                let fleet = streams.peaks(within: window, group: { _ in "fleet" })["fleet"].map { Int64($0) }
+                var labels: [String: [String: Int64?]] = [:]
+                for key in Set(nodes.flatMap(\.labels.keys)) {
+                    // Every group of the key, with or without data in the hour.
+                    var groups: [String: Int64?] = [:]
+                    for n in nodes { groups[n.labels[key] ?? ""] = .some(nil) }
+                    for (value, peak) in streams.peaks(within: window, group: { $0.labels[key] ?? "" }) {
+                        groups[value] = .some(Int64(peak))
+                    }
+                    labels[key] = groups
+                }
+                out.append(HourPeaks(hour: h, fleet: fleet, labels: labels))
             }
-            return (pass, peaks)
+            return (pass, out)
         }
-        guard let computed, !computed.peaks.isEmpty else { return 0 }
+        guard let computed, !computed.hours.isEmpty else { return 0 }
         return try await backgroundWrite { db -> Int in
             let pass = try Int64.fetchOne(db, sql: "SELECT value FROM rollup_state WHERE key = ?", arguments: [Self.passKey]) ?? 0
             guard pass == computed.pass else { return 0 }
             let put = try db.cachedStatement(
                 sql: """
-                    UPDATE rollup_fleet_hour SET saved_peak = ?, peak_known = 1
-                    WHERE bucket_start = ? AND peak_known = 0
+                    UPDATE rollup_fleet_hour SET saved_peak = ?, peak_known = 1, labels_known = 1
+                    WHERE bucket_start = ? AND (peak_known = 0 OR labels_known = 0)
                       AND NOT EXISTS (SELECT 1 FROM rollup_fleet_dirty d WHERE d.bucket_start = ?)
                     """)
-            for (h, peak) in computed.peaks { try put.execute(arguments: [peak, h, h]) }
-            return computed.peaks.count
+            let clear = try db.cachedStatement(sql: "DELETE FROM rollup_label_hour WHERE bucket_start = ?")
+            var stored = 0
+            for hp in computed.hours {
+                try put.execute(arguments: [hp.fleet, hp.hour, hp.hour])
+                guard db.changesCount == 1 else { continue }
+                stored += 1
+                try clear.execute(arguments: [hp.hour])
+                var rows: [StoreArguments] = []
+                for (key, groups) in hp.labels.sorted(by: { $0.key < $1.key }) {
+                    for (value, peak) in groups.sorted(by: { $0.key < $1.key }) { rows.append([hp.hour, key, value, peak]) }
+                }
+                try db.executeValues("INSERT INTO rollup_label_hour (bucket_start, label_key, label_value, saved_peak)", rows)
+            }
+            return stored
         }
     }
 

@@ -97,7 +97,15 @@ private let day = 86400.0
         try await Self.expectSameReports(f, days: days, now: now, "seed \(seed), some fleet peaks stored")
         let stored = try await Self.storeAllPeaks(f, now: now)
         #expect(stored > 24, "seed \(seed): every hour with data in reach of the raw samples")
+        #expect(try await Self.count(f, "SELECT COUNT(*) FROM rollup_label_hour WHERE label_key = 'rack'") >= stored)
         try await Self.expectSameReports(f, days: days, now: now, "seed \(seed), fleet peaks stored")
+        // A node moves to another rack: every stored label peak is forgotten until recomputed.
+        _ = try await f.db.setLabels(nodeId: ids[2], ["rack": "z"])
+        #expect(try await Self.count(f, "SELECT COUNT(*) FROM rollup_fleet_hour WHERE labels_known = 1") == 0)
+        try await Self.expectSameReports(f, days: days, now: now, "seed \(seed), labels changed")
+        _ = try await Self.storeAllPeaks(f, now: now)
+        #expect(try await Self.count(f, "SELECT COUNT(*) FROM rollup_fleet_hour WHERE labels_known = 1") == stored)
+        try await Self.expectSameReports(f, days: days, now: now, "seed \(seed), label peaks stored again")
         // A purge, a deletion and retention change hour rows behind the rollup pass's back.
         try await f.db.deleteNode(nodeId: ids[0], purgeHistory: true, now: Date(timeIntervalSince1970: now))
         try await f.db.deleteNode(nodeId: ids[1], purgeHistory: false, now: Date(timeIntervalSince1970: now - 7200))
@@ -108,7 +116,15 @@ private let day = 86400.0
         _ = try await f.db.rollupCatchUp(now: Date(timeIntervalSince1970: now + 60))
         try await Self.expectSameReports(f, days: days, now: now + 60, "seed \(seed), recomputed again")
         _ = try await Self.storeAllPeaks(f, now: now + 60)
+        // Hours after the retention cut (and its margin) get their peaks again.
+        let afterCut = try await Self.count(
+            f, "SELECT COUNT(*) FROM rollup_fleet_hour WHERE peak_known = 1 AND bucket_start >= \(Int64(t0 + 2 * day + hour))")
+        #expect(afterCut > 24, "seed \(seed)")
         try await Self.expectSameReports(f, days: days, now: now + 60, "seed \(seed), peaks stored again")
+    }
+
+    static func count(_ f: ReportFixture, _ sql: String) async throws -> Int {
+        try await f.db.read { db in try Int.fetchOne(db, sql: sql) } ?? 0
     }
 
     static func knownPeaks(_ f: ReportFixture) async throws -> Int {
@@ -119,6 +135,42 @@ private let day = 86400.0
     static func storeAllPeaks(_ f: ReportFixture, now: Double) async throws -> Int {
         for _ in 0..<100 where try await f.db.fleetPeakPass(now: Date(timeIntervalSince1970: now), limit: 50) > 0 {}
         return try await knownPeaks(f)
+    }
+
+    /// Label reports up to 24 h long read the stored hour peaks of the label's groups, and a label
+    /// change makes them unknown.
+    @Test func labelReportsReadTheStoredGroupPeaks() async throws {
+        let f = try ReportFixture()
+        let a = try await f.node("peak-a", labels: ["rack": "r1"], registeredAt: t0 - day)
+        let b = try await f.node("peak-b", labels: ["rack": "r2"], registeredAt: t0 - day)
+        for (id, pages) in [(a, 100), (b, 300)] {
+            try await f.pushSamples(
+                id, stride(from: t0 - 6 * hour, to: t0, by: 60).map { ReportSample(at: $0, savedBytes: Int64(pages) * 4096, phase: .running) })
+        }
+        let now = t0 + 600
+        _ = try await f.db.rollupCatchUp(now: Date(timeIntervalSince1970: now))
+        #expect(try await Self.storeAllPeaks(f, now: now) == 6)
+        func peaks() async throws -> [String: Double?] {
+            let r = try await f.db.savingsReport(
+                since: Date(timeIntervalSince1970: t0 - 5 * hour - 1800), until: Date(timeIntervalSince1970: now), by: .label,
+                label: "rack", policy: .default, now: Date(timeIntervalSince1970: now), exactPeaks: true, fleetRollup: true)
+            var out: [String: Double?] = [:]
+            for row in r.rows { out[row.key] = row.peakSavedBytes }
+            out["fleet"] = r.total.peakSavedBytes
+            return out
+        }
+        #expect(try await peaks() == ["r1": 100 * 4096, "r2": 300 * 4096, "fleet": 400 * 4096])
+        try await f.db.write { db in
+            try db.execute(
+                sql: "UPDATE rollup_label_hour SET saved_peak = ? WHERE bucket_start = ? AND label_value = 'r1'",
+                arguments: [1 << 40, Int64(t0 - 3 * hour)])
+        }
+        #expect(try await peaks()["r1"] == Double(1 << 40), "the stored peak of r1 is read, not swept")
+        // b joins r1: the stored label peaks are forgotten, the report sweeps (and the fake is gone).
+        _ = try await f.db.setLabels(nodeId: b, ["rack": "r1"])
+        #expect(try await peaks() == ["r1": 400 * 4096, "fleet": 400 * 4096])
+        #expect(try await Self.storeAllPeaks(f, now: now) == 6)
+        #expect(try await peaks() == ["r1": 400 * 4096, "fleet": 400 * 4096])
     }
 
     /// The reports up to 24 h long read the stored hour peaks (a wrong stored value shows), and
