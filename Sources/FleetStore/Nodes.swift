@@ -288,10 +288,12 @@ extension FleetDatabase {
             try db.execute(
                 sql: "UPDATE nodes SET labels = ? WHERE id = ?", arguments: [try StoredJSON.encode(labels), nodeId])
             // Label groups are the nodes' current labels: every stored hour peak of a label group
-            // may now be wrong (the rollup service computes them again).
+            // may now be wrong (the rollup service computes them again), and so may one being
+            // computed on a snapshot from before (a new version: see `fleetPeakPass`).
             if before.labels != labels {
-                try db.execute(sql: "UPDATE rollup_fleet_hour SET labels_known = 0 WHERE labels_known = 1")
-                try Self.bumpRollupPass(db)
+                try db.execute(
+                    sql: "UPDATE rollup_fleet_hour SET labels_known = 0, peak_version = ?",
+                    arguments: [try Self.nextPeakVersion(db)])
             }
             try Self.audit(
                 db, who: who, nodeId: nodeId, action: "labels", generation: nil,
@@ -315,14 +317,28 @@ extension FleetDatabase {
                 db, who: who, nodeId: nodeId, action: purgeHistory ? "purge" : "delete",
                 generation: node.config?.generation, before: node.config?.config, after: nil, at: now)
             if purgeHistory {
+                // Samples not rolled up yet have no hour rows whose deletion would make their
+                // hours' fleet peaks unknown, yet a peak may have been computed from them.
+                let watermark =
+                    try Int64.fetchOne(db, sql: "SELECT value FROM rollup_state WHERE key = ?", arguments: [Self.watermarkKey]) ?? 0
+                let unrolled = try Int64.fetchOne(
+                    db, sql: "SELECT MIN(taken_at) FROM samples WHERE node_id = ? AND rowid > ?",
+                    arguments: [nodeId, watermark])
                 let tables = try db.tablesWithColumn("node_id").filter { !["nodes", "audit_log", "node_configs"].contains($0) }
                 for table in tables {
                     try db.execute(sql: "DELETE FROM \(StoreDB.quoted(table)) WHERE node_id = ?", arguments: [nodeId])
                 }
                 try db.execute(sql: "DELETE FROM nodes WHERE id = ?", arguments: [nodeId])
-                // Its hour rows' triggers marked the fleet hours it was in dirty; a fleet peak
-                // computed from its samples meanwhile must not be stored.
-                try Self.bumpRollupPass(db)
+                // Its hour rows' triggers marked the fleet hours they were in dirty; the hours of
+                // its samples not rolled up yet (and those their tail reaches) are made dirty here.
+                // Either way a peak computed from its samples is not stored, nor a rollup pass
+                // that read them (the pass counter).
+                if let unrolled {
+                    try Self.invalidateFleetHours(
+                        db, from: Double(unrolled) / 1000 - ReportPolicy.default.maxGapSeconds)
+                } else {
+                    try Self.bumpRollupPass(db)
+                }
             } else {
                 try db.execute(
                     sql: """

@@ -65,6 +65,9 @@ extension FleetDatabase {
     static let passKey = "rollup_pass"
     /// The latest retention cut of raw samples (unix ms): before it, samples may be gone.
     static let samplesCutKey = "samples_cut"
+    /// Counts the changes that made stored hour peaks unknown: its value becomes the changed
+    /// hours' `peak_version` (migrations/0044_fleet_hour_peak_version.sql).
+    static let peakVersionKey = "peak_version"
 
     static func stats(_ row: StoreRow) -> BucketStats {
         BucketStats(
@@ -394,18 +397,21 @@ extension FleetDatabase {
     static func flushFleetHours(_ db: StoreDB, limit: Int) throws -> Int {
         let hours = try Int64.fetchAll(
             db, sql: "SELECT bucket_start FROM rollup_fleet_dirty ORDER BY bucket_start LIMIT ?", arguments: [limit])
+        guard !hours.isEmpty else { return 0 }
+        // A peak computed on a snapshot from before this change must not be stored.
+        let version = try nextPeakVersion(db)
         let put = try db.cachedStatement(
             sql: """
-                INSERT INTO rollup_fleet_hour (bucket_start, saved_byte_seconds) VALUES (?, ?)
+                INSERT INTO rollup_fleet_hour (bucket_start, saved_byte_seconds, peak_version) VALUES (?, ?, ?)
                 ON CONFLICT (bucket_start) DO UPDATE SET saved_byte_seconds = excluded.saved_byte_seconds,
-                  saved_peak = NULL, peak_known = 0, labels_known = 0
+                  saved_peak = NULL, peak_known = 0, labels_known = 0, peak_version = excluded.peak_version
                 """)
         let dropLabels = try db.cachedStatement(sql: "DELETE FROM rollup_label_hour WHERE bucket_start = ?")
         let drop = try db.cachedStatement(sql: "DELETE FROM rollup_fleet_hour WHERE bucket_start = ?")
         let clean = try db.cachedStatement(sql: "DELETE FROM rollup_fleet_dirty WHERE bucket_start = ?")
         for h in hours {
             if let sum = try fleetHourSum(db, hour: h) {
-                try put.execute(arguments: [h, sum])
+                try put.execute(arguments: [h, sum, version])
             } else {
                 try drop.execute(arguments: [h])
             }
@@ -439,25 +445,38 @@ extension FleetDatabase {
     /// report up to 24 h long would sweep) of up to `limit` hours whose peak is not known, newest
     /// first, and with it the exact peak of every group of every label key the nodes have
     /// (`rollup_label_hour`): hours that are over, whose fleet sums are up to date (not in
-    /// `rollup_fleet_dirty`) and whose raw samples are all kept. Read on a snapshot, stored only
-    /// if no rollup pass, deletion, purge or label change ran meanwhile (the pass counter); a
-    /// later change of the hour's rows makes it unknown again (`flushFleetHours`), a label change
-    /// makes every hour's label peaks unknown (`setLabels`). Returns how many hours it stored.
+    /// `rollup_fleet_dirty`) and whose raw samples are all kept. Only hours over for at least
+    /// `maxGapSeconds`: until then a live node's next sample still rewrites its rows of the hour
+    /// (its rollup stays pending), which would make a peak stored earlier unknown again. Read on
+    /// a snapshot; an hour's peaks are stored only if the hour's `peak_version` is still the one
+    /// read there and it is not dirty: a change of the hour's rows (`flushFleetHours`, after a
+    /// rollup pass, deletion or purge) or of any node's labels (`setLabels`) sets a new version,
+    /// and makes the stored peaks unknown again. Returns how many hours it stored.
     @discardableResult
     public func fleetPeakPass(now: Date = Date(), limit: Int = 24) async throws -> Int {
-        struct HourPeaks: Sendable {
-            var hour: Int64
-            var fleet: Int64?
-            /// label key → value → peak (nil: no node of the group had data).
-            var labels: [String: [String: Int64?]]
-        }
+        let computed = try await computeHourPeaks(now: now, limit: limit)
+        guard !computed.isEmpty else { return 0 }
+        return try await storeHourPeaks(computed)
+    }
+
+    /// One hour's peaks as `fleetPeakPass` computed them, for the `peak_version` it read.
+    struct HourPeaks: Sendable {
+        var hour: Int64
+        var version: Int64
+        /// The fleet's exact peak (nil: no node had data).
+        var fleet: Int64?
+        /// label key → value → peak (nil: no node of the group had data).
+        var labels: [String: [String: Int64?]]
+    }
+
+    /// The read half of `fleetPeakPass`: the peaks of up to `limit` hours, on one snapshot.
+    func computeHourPeaks(now: Date, limit: Int) async throws -> [HourPeaks] {
         let policy = ReportPolicy.default
         let nowT = now.timeIntervalSince1970
-        let computed: (pass: Int64, hours: [HourPeaks])? = try await read { db in
-            let pass = try Int64.fetchOne(db, sql: "SELECT value FROM rollup_state WHERE key = ?", arguments: [Self.passKey]) ?? 0
+        return try await read { db in
             // Hours with no raw sample within reach hold no peak to compute (reports sweep them
             // at no cost), nor do hours whose samples retention cut.
-            guard let first = try Int64.fetchOne(db, sql: "SELECT MIN(taken_at) FROM samples") else { return nil }
+            guard let first = try Int64.fetchOne(db, sql: "SELECT MIN(taken_at) FROM samples") else { return [] }
             var lower = ReportTime.hourStart(Double(first) / 1000 - policy.maxGapSeconds)
             if let cut = try Int64.fetchOne(
                 db, sql: "SELECT value FROM rollup_state WHERE key = ?", arguments: [Self.samplesCutKey])
@@ -465,17 +484,17 @@ extension FleetDatabase {
                 let firstWhole = ((Double(cut) / 1000 + policy.maxGapSeconds) / ReportTime.hour).rounded(.up) * ReportTime.hour
                 lower = max(lower, firstWhole)
             }
-            let hours = try Int64.fetchAll(
+            let hours = try StoreRow.fetchAll(
                 db,
                 sql: """
-                    SELECT bucket_start FROM rollup_fleet_hour
+                    SELECT bucket_start, peak_version FROM rollup_fleet_hour
                     WHERE (peak_known = 0 OR labels_known = 0) AND bucket_start >= ? AND bucket_start <= ?
                       AND bucket_start NOT IN (SELECT bucket_start FROM rollup_fleet_dirty)
                     ORDER BY bucket_start DESC LIMIT ?
-                    """, arguments: [Int64(lower), Int64(nowT - ReportTime.hour), limit])
-            guard !hours.isEmpty else { return nil }
+                    """, arguments: [Int64(lower), Int64(nowT - ReportTime.hour - policy.maxGapSeconds), limit]
+            ).map { r -> (Int64, Int64) in (r[0], r[1]) }
             var out: [HourPeaks] = []
-            for h in hours {
+            for (h, version) in hours {
                 let window = Interval(Double(h), Double(h) + ReportTime.hour)
                 let nodes = try Self.reportNodes(db, period: window)
                 guard
@@ -492,24 +511,29 @@ extension FleetDatabase {
                     }
                     labels[key] = groups
                 }
-                out.append(HourPeaks(hour: h, fleet: fleet, labels: labels))
+                out.append(HourPeaks(hour: h, version: version, fleet: fleet, labels: labels))
             }
-            return (pass, out)
+            return out
         }
-        guard let computed, !computed.hours.isEmpty else { return 0 }
-        return try await backgroundWrite { db -> Int in
-            let pass = try Int64.fetchOne(db, sql: "SELECT value FROM rollup_state WHERE key = ?", arguments: [Self.passKey]) ?? 0
-            guard pass == computed.pass else { return 0 }
+    }
+
+    /// The write half of `fleetPeakPass`: stores the peaks of the hours whose `peak_version` is
+    /// still the one they were computed for and that are not dirty; returns how many it stored.
+    func storeHourPeaks(_ computed: [HourPeaks]) async throws -> Int {
+        try await backgroundWrite { db -> Int in
+            // On PostgreSQL a version changed by a transaction that committed after this one's
+            // snapshot is a serialization failure here (the engine retries the whole write, which
+            // then sees the new version and stores nothing for the hour).
             let put = try db.cachedStatement(
                 sql: """
                     UPDATE rollup_fleet_hour SET saved_peak = ?, peak_known = 1, labels_known = 1
-                    WHERE bucket_start = ? AND (peak_known = 0 OR labels_known = 0)
+                    WHERE bucket_start = ? AND peak_version = ? AND (peak_known = 0 OR labels_known = 0)
                       AND NOT EXISTS (SELECT 1 FROM rollup_fleet_dirty d WHERE d.bucket_start = ?)
                     """)
             let clear = try db.cachedStatement(sql: "DELETE FROM rollup_label_hour WHERE bucket_start = ?")
             var stored = 0
-            for hp in computed.hours {
-                try put.execute(arguments: [hp.fleet, hp.hour, hp.hour])
+            for hp in computed {
+                try put.execute(arguments: [hp.fleet, hp.hour, hp.version, hp.hour])
                 guard db.changesCount == 1 else { continue }
                 stored += 1
                 try clear.execute(arguments: [hp.hour])
@@ -523,8 +547,9 @@ extension FleetDatabase {
         }
     }
 
-    /// Makes every fleet hour from `from` on dirty (its sum recomputed, its peak unknown) and
-    /// bumps the pass counter so that a peak computed on an older snapshot is not stored: for
+    /// Makes every fleet hour from `from` on dirty (its sum recomputed, its peaks unknown: a
+    /// peak computed on an older snapshot is not stored, see `fleetPeakPass`) and bumps the pass
+    /// counter so that a rollup pass computed on an older snapshot is not stored either: for
     /// changes that alter what the raw samples say without a rollup pass (a deletion moves the
     /// node's horizon back; a purge removes its samples).
     static func invalidateFleetHours(_ db: StoreDB, from: Double) throws {
@@ -534,6 +559,17 @@ extension FleetDatabase {
                 WHERE bucket_start >= ? ON CONFLICT DO NOTHING
                 """, arguments: [Int64(ReportTime.hourStart(from))])
         try bumpRollupPass(db)
+    }
+
+    /// A new `peak_version` for hours whose stored peaks become unknown (bumps its counter).
+    static func nextPeakVersion(_ db: StoreDB) throws -> Int64 {
+        try db.execute(
+            sql: """
+                INSERT INTO rollup_state (key, value) VALUES (?, 1)
+                ON CONFLICT (key) DO UPDATE SET value = rollup_state.value + 1
+                """, arguments: [Self.peakVersionKey])
+        return try Int64.fetchOne(
+            db, sql: "SELECT value FROM rollup_state WHERE key = ?", arguments: [Self.peakVersionKey]) ?? 1
     }
 
     /// Bumps the pass counter (see `invalidateFleetHours`).

@@ -205,4 +205,143 @@ private let day = 86400.0
         #expect(try await Self.storeAllPeaks(f, now: now) == 6)
         #expect(try await fleetPeak() == Double(1 << 32))
     }
+
+    /// The fleet peak of every report shape that reads stored hour peaks, against the same
+    /// report sweeping the raw samples (`fleetRollup: false`).
+    static func expectStoredPeaksRight(_ f: ReportFixture, since: Double, now: Double, _ note: Comment) async throws {
+        for by in [ReportGrouping.node, .day] {
+            func report(_ fleetRollup: Bool) async throws -> SavingsReport {
+                try await f.db.savingsReport(
+                    since: Date(timeIntervalSince1970: since), until: Date(timeIntervalSince1970: now), by: by, label: nil,
+                    policy: .default, now: Date(timeIntervalSince1970: now), exactPeaks: true, fleetRollup: fleetRollup)
+            }
+            let fast = try await report(true)
+            let reference = try await report(false)
+            #expect(fast == reference, note)
+        }
+    }
+
+    /// A node purged before the rollup pass saw its latest samples: the hour peaks computed from
+    /// those samples meanwhile are forgotten too (no hour row of the node marked those hours).
+    @Test func purgeForgetsPeaksOfSamplesNotRolledUp() async throws {
+        let f = try ReportFixture()
+        let a = try await f.node("a", registeredAt: t0 - day)
+        try await f.pushSamples(a, stride(from: t0 - 6 * hour, to: t0, by: 60).map { ReportSample(at: $0, savedBytes: 100 * 4096, phase: .running) })
+        let now = t0 + 600
+        _ = try await f.db.rollupCatchUp(now: Date(timeIntervalSince1970: now))
+        // b's samples of three hours ago arrive late, after the last rollup pass.
+        let b = try await f.node("b", registeredAt: t0 - day)
+        try await f.pushSamples(b, stride(from: t0 - 3 * hour, to: t0 - 2 * hour, by: 60).map { ReportSample(at: $0, savedBytes: 1000 * 4096, phase: .running) })
+        #expect(try await Self.storeAllPeaks(f, now: now) == 6)
+        #expect(try await Self.count(f, "SELECT saved_peak FROM rollup_fleet_hour WHERE bucket_start = \(Int64(t0 - 3 * hour))") == 1100 * 4096)
+        try await f.db.deleteNode(nodeId: b, purgeHistory: true, now: Date(timeIntervalSince1970: now))
+        try await Self.expectStoredPeaksRight(f, since: t0 - 5 * hour - 1800, now: now, "right after the purge")
+        _ = try await f.db.rollupCatchUp(now: Date(timeIntervalSince1970: now))
+        try await Self.expectStoredPeaksRight(f, since: t0 - 5 * hour - 1800, now: now, "after the rollup pass")
+        #expect(try await Self.storeAllPeaks(f, now: now) == 6)
+        #expect(try await Self.count(f, "SELECT MAX(saved_peak) FROM rollup_fleet_hour") == 100 * 4096)
+        try await Self.expectStoredPeaksRight(f, since: t0 - 5 * hour - 1800, now: now, "peaks stored again")
+    }
+
+    /// A deletion dated in the past (the node's data ends there): the hour peaks from then on
+    /// are forgotten and computed again without the samples after it.
+    @Test func deletionForgetsThePeaksAfterIt() async throws {
+        let f = try ReportFixture()
+        let a = try await f.node("a", registeredAt: t0 - day)
+        let b = try await f.node("b", registeredAt: t0 - day)
+        for (id, pages) in [(a, 100), (b, 300)] {
+            try await f.pushSamples(
+                id, stride(from: t0 - 6 * hour, to: t0, by: 60).map { ReportSample(at: $0, savedBytes: Int64(pages) * 4096, phase: .running) })
+        }
+        let now = t0 + 600
+        _ = try await f.db.rollupCatchUp(now: Date(timeIntervalSince1970: now))
+        #expect(try await Self.storeAllPeaks(f, now: now) == 6)
+        try await f.db.deleteNode(nodeId: b, purgeHistory: false, now: Date(timeIntervalSince1970: t0 - 3 * hour + 600))
+        // The hours from the deletion's on are no longer known; those before it still are.
+        #expect(
+            try await Self.count(
+                f, "SELECT COUNT(*) FROM rollup_fleet_hour WHERE peak_known = 1 AND bucket_start NOT IN (SELECT bucket_start FROM rollup_fleet_dirty)"
+            ) == 3)
+        try await Self.expectStoredPeaksRight(f, since: t0 - 5 * hour - 1800, now: now, "right after the deletion")
+        _ = try await f.db.rollupCatchUp(now: Date(timeIntervalSince1970: now))
+        #expect(try await Self.storeAllPeaks(f, now: now) == 6)
+        #expect(try await Self.count(f, "SELECT saved_peak FROM rollup_fleet_hour WHERE bucket_start = \(Int64(t0 - hour))") == 100 * 4096)
+        try await Self.expectStoredPeaksRight(f, since: t0 - 5 * hour - 1800, now: now, "peaks stored again")
+    }
+
+    /// Peaks computed on a snapshot are not stored when the hour changed before the write: a
+    /// label change (every hour), a late sample's rollup (its hour); the rest are stored.
+    @Test func peaksComputedBeforeAChangeAreNotStored() async throws {
+        let f = try ReportFixture()
+        let a = try await f.node("a", labels: ["rack": "r1"], registeredAt: t0 - day)
+        try await f.pushSamples(a, stride(from: t0 - 6 * hour, to: t0, by: 60).map { ReportSample(at: $0, savedBytes: 100 * 4096, phase: .running) })
+        let now = Date(timeIntervalSince1970: t0 + 600)
+        _ = try await f.db.rollupCatchUp(now: now)
+        var computed = try await f.db.computeHourPeaks(now: now, limit: 50)
+        #expect(computed.count == 6)
+        _ = try await f.db.setLabels(nodeId: a, ["rack": "r2"])
+        #expect(try await f.db.storeHourPeaks(computed) == 0, "computed for the old labels")
+        computed = try await f.db.computeHourPeaks(now: now, limit: 50)
+        try await f.pushSamples(a, [ReportSample(at: t0 - 2 * hour + 30, savedBytes: 5000 * 4096, phase: .running)])
+        _ = try await f.db.rollupCatchUp(now: now)
+        // The late sample's rollup recomputes the hours within maxGapSeconds of it.
+        #expect(try await f.db.storeHourPeaks(computed) == 4, "all but the hours of the late sample")
+        #expect(try await Self.count(f, "SELECT COUNT(*) FROM rollup_fleet_hour WHERE peak_known = 0") == 2)
+        #expect(try await Self.storeAllPeaks(f, now: now.timeIntervalSince1970) == 6)
+        #expect(try await Self.count(f, "SELECT MAX(saved_peak) FROM rollup_fleet_hour") == 5000 * 4096)
+        try await Self.expectStoredPeaksRight(f, since: t0 - 5 * hour - 1800, now: now.timeIntervalSince1970, "stored")
+    }
+
+    /// An hour's peak is computed once it has been over for `maxGapSeconds` (before, a live
+    /// node's next sample still rewrites its rows of it) and then stays known while the nodes
+    /// report on, through the rollup passes of the service and of reports.
+    @Test func aLiveFleetKeepsItsStoredPeaks() async throws {
+        let f = try ReportFixture()
+        let a = try await f.node("a", registeredAt: t0 - day)
+        try await f.pushSamples(a, stride(from: t0 - 3 * hour, to: t0 + 30, by: 60).map { ReportSample(at: $0, savedBytes: 100 * 4096, phase: .running) })
+        var now = t0 + 40
+        _ = try await f.db.rollupCatchUp(now: Date(timeIntervalSince1970: now))
+        #expect(try await Self.storeAllPeaks(f, now: now) == 2, "the hour just over is not computed yet")
+        // The node reports on every minute; reports run catch-ups meanwhile.
+        var t = t0 + 60
+        for _ in 0..<8 {
+            try await f.pushSamples(a, [ReportSample(at: t, savedBytes: 100 * 4096, phase: .running)])
+            now = t + 10
+            _ = try await f.db.savingsReport(
+                since: Date(timeIntervalSince1970: t0 - hour), until: Date(timeIntervalSince1970: now), by: .node, label: nil,
+                now: Date(timeIntervalSince1970: now))
+            _ = try await Self.storeAllPeaks(f, now: now)
+            t += 60
+        }
+        #expect(try await Self.knownPeaks(f) == 3, "the hour before t0 is known since t0 + 300 s")
+        let versions = try await Self.count(f, "SELECT SUM(peak_version) FROM rollup_fleet_hour WHERE bucket_start < \(Int64(t0))")
+        for _ in 0..<5 {
+            try await f.pushSamples(a, [ReportSample(at: t, savedBytes: 100 * 4096, phase: .running)])
+            now = t + 10
+            _ = try await f.db.rollupCatchUp(now: Date(timeIntervalSince1970: now))
+            t += 60
+        }
+        #expect(try await Self.knownPeaks(f) == 3)
+        #expect(try await Self.count(f, "SELECT SUM(peak_version) FROM rollup_fleet_hour WHERE bucket_start < \(Int64(t0))") == versions)
+        try await Self.expectStoredPeaksRight(f, since: t0 - 2 * hour - 1800, now: now, "a live fleet")
+    }
+
+    /// The by-day report over a day or less reads the stored hour peaks too (a wrong stored
+    /// value shows in the day's row and the total).
+    @Test func byDayReportsReadTheStoredHourPeaks() async throws {
+        let f = try ReportFixture()
+        let a = try await f.node("a", registeredAt: t0 - day)
+        try await f.pushSamples(a, stride(from: t0 - 6 * hour, to: t0, by: 60).map { ReportSample(at: $0, savedBytes: 100 * 4096, phase: .running) })
+        let now = t0 + 600
+        _ = try await f.db.rollupCatchUp(now: Date(timeIntervalSince1970: now))
+        #expect(try await Self.storeAllPeaks(f, now: now) == 6)
+        try await f.db.write { db in
+            try db.execute(sql: "UPDATE rollup_fleet_hour SET saved_peak = ? WHERE bucket_start = ?", arguments: [1 << 40, Int64(t0 - 3 * hour)])
+        }
+        let r = try await f.db.savingsReport(
+            since: Date(timeIntervalSince1970: t0 - 5 * hour - 1800), until: Date(timeIntervalSince1970: now), by: .day,
+            label: nil, policy: .default, now: Date(timeIntervalSince1970: now), exactPeaks: true, fleetRollup: true)
+        #expect(r.total.peakSavedBytes == Double(1 << 40))
+        #expect(r.rows.compactMap(\.peakSavedBytes).max() == Double(1 << 40))
+    }
 }

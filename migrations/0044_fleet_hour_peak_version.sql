@@ -1,0 +1,13 @@
+-- Which version of an hour's rows its stored peaks (0041, 0043) were computed for. The rollup
+-- service computes an hour's peaks on a snapshot and stores them only if the hour's peak_version
+-- is still the one it read there; everything that makes an hour's peaks unknown sets a new one:
+-- recomputing the hour's sum (rollup_fleet_dirty: its rollup_hour rows changed, a node was
+-- deleted or purged) and, for every hour, a change of any node's labels. The values come from
+-- the counter rollup_state 'peak_version', bumped once per such change, so a row dropped and
+-- made again never gets back a version a snapshot already saw. (Before: one counter for every
+-- hour, which every rollup pass bumped, so a pass running beside the peak computation discarded
+-- its whole batch.)
+-- Note on 0041: retention does not reset peak_known; an hour whose raw samples retention cut
+-- keeps the peak computed while they were there, and the rollup service does not compute peaks
+-- of hours before the recorded cut (rollup_state 'samples_cut').
+ALTER TABLE rollup_fleet_hour ADD COLUMN peak_version INTEGER NOT NULL DEFAULT 0;
