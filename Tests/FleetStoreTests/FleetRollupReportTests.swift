@@ -137,19 +137,25 @@ private let day = 86400.0
         return try await knownPeaks(f)
     }
 
+    /// Nodes saving a constant number of pages each, sampled every minute over the six hours
+    /// before t0, rolled up at t0 + 10 min with every hour's peaks stored.
+    static func flatHours(_ f: ReportFixture, _ nodes: [(id: String, pages: Int)]) async throws {
+        for (id, pages) in nodes {
+            try await f.pushSamples(
+                id, stride(from: t0 - 6 * hour, to: t0, by: 60).map { ReportSample(at: $0, savedBytes: Int64(pages) * 4096, phase: .running) })
+        }
+        _ = try await f.db.rollupCatchUp(now: Date(timeIntervalSince1970: t0 + 600))
+        #expect(try await storeAllPeaks(f, now: t0 + 600) == 6)
+    }
+
     /// Label reports up to 24 h long read the stored hour peaks of the label's groups, and a label
     /// change makes them unknown.
     @Test func labelReportsReadTheStoredGroupPeaks() async throws {
         let f = try ReportFixture()
         let a = try await f.node("peak-a", labels: ["rack": "r1"], registeredAt: t0 - day)
         let b = try await f.node("peak-b", labels: ["rack": "r2"], registeredAt: t0 - day)
-        for (id, pages) in [(a, 100), (b, 300)] {
-            try await f.pushSamples(
-                id, stride(from: t0 - 6 * hour, to: t0, by: 60).map { ReportSample(at: $0, savedBytes: Int64(pages) * 4096, phase: .running) })
-        }
+        try await Self.flatHours(f, [(a, 100), (b, 300)])
         let now = t0 + 600
-        _ = try await f.db.rollupCatchUp(now: Date(timeIntervalSince1970: now))
-        #expect(try await Self.storeAllPeaks(f, now: now) == 6)
         func peaks() async throws -> [String: Double?] {
             let r = try await f.db.savingsReport(
                 since: Date(timeIntervalSince1970: t0 - 5 * hour - 1800), until: Date(timeIntervalSince1970: now), by: .label,
@@ -249,13 +255,8 @@ private let day = 86400.0
         let f = try ReportFixture()
         let a = try await f.node("a", registeredAt: t0 - day)
         let b = try await f.node("b", registeredAt: t0 - day)
-        for (id, pages) in [(a, 100), (b, 300)] {
-            try await f.pushSamples(
-                id, stride(from: t0 - 6 * hour, to: t0, by: 60).map { ReportSample(at: $0, savedBytes: Int64(pages) * 4096, phase: .running) })
-        }
+        try await Self.flatHours(f, [(a, 100), (b, 300)])
         let now = t0 + 600
-        _ = try await f.db.rollupCatchUp(now: Date(timeIntervalSince1970: now))
-        #expect(try await Self.storeAllPeaks(f, now: now) == 6)
         try await f.db.deleteNode(nodeId: b, purgeHistory: false, now: Date(timeIntervalSince1970: t0 - 3 * hour + 600))
         // The hours from the deletion's on are no longer known; those before it still are.
         #expect(
@@ -331,10 +332,8 @@ private let day = 86400.0
     @Test func byDayReportsReadTheStoredHourPeaks() async throws {
         let f = try ReportFixture()
         let a = try await f.node("a", registeredAt: t0 - day)
-        try await f.pushSamples(a, stride(from: t0 - 6 * hour, to: t0, by: 60).map { ReportSample(at: $0, savedBytes: 100 * 4096, phase: .running) })
+        try await Self.flatHours(f, [(a, 100)])
         let now = t0 + 600
-        _ = try await f.db.rollupCatchUp(now: Date(timeIntervalSince1970: now))
-        #expect(try await Self.storeAllPeaks(f, now: now) == 6)
         try await f.db.write { db in
             try db.execute(sql: "UPDATE rollup_fleet_hour SET saved_peak = ? WHERE bucket_start = ?", arguments: [1 << 40, Int64(t0 - 3 * hour)])
         }
