@@ -137,7 +137,10 @@ public final class FleetDatabase: Sendable {
         }
     }
 
-    /// Applies the embedded migrations that the database lacks, all in one transaction.
+    /// Applies the embedded migrations that the database lacks, all in one transaction, in
+    /// number order: every one not recorded in `schema_migrations`, not only those above the
+    /// highest recorded (a migration that landed after a higher-numbered one, from work merged
+    /// out of order, is applied too instead of being skipped for good).
     private func migrate() throws {
         let path = self.path
         let migrations = engine == .sqlite ? allMigrations : allPostgresMigrations
@@ -154,12 +157,13 @@ public final class FleetDatabase: Sendable {
                     CREATE TABLE IF NOT EXISTS schema_migrations (
                       version BIGINT PRIMARY KEY NOT NULL, name TEXT NOT NULL, applied_at BIGINT NOT NULL)
                     """)
-            let current = try Int.fetchOne(db, sql: "SELECT MAX(version) FROM schema_migrations") ?? 0
+            let recorded = Set(try Int.fetchAll(db, sql: "SELECT version FROM schema_migrations"))
+            let current = recorded.max() ?? 0
             if current > latest {
                 throw StoreError.databaseTooNew(path: path, database: current, supported: latest)
             }
             var names: [String] = []
-            for m in migrations where m.number > current {
+            for m in migrations.sorted(by: { $0.number < $1.number }) where !recorded.contains(m.number) {
                 try db.executeScript(m.sql)
                 try db.execute(
                     sql: "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",

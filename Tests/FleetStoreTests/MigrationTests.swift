@@ -33,6 +33,29 @@ import Testing
         #expect(rows == allMigrations.count)
     }
 
+    /// A migration missing below the highest one recorded (it landed after a higher-numbered
+    /// one) is applied at the next start, not skipped because the database looks up to date.
+    @Test func aMigrationMissingBelowTheLatestIsApplied() async throws {
+        let (db, dir) = try makeSQLiteDatabase()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let missing = try #require(allMigrations.first { $0.name.contains("process_savings_month") })
+        try await db.pool.write { db in
+            try db.execute(sql: "DROP TABLE process_savings_month")
+            try db.execute(sql: "DELETE FROM schema_migrations WHERE version = ?", arguments: [missing.number])
+        }
+        #expect(try await db.schemaVersion() == latestSchemaVersion)
+        try db.close()
+        let again = try FleetDatabase(path: dir.appending(path: "ksmfleet.sqlite").path)
+        let (rows, tables) = try await again.pool.read { db in
+            (
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM schema_migrations"),
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM sqlite_master WHERE name = 'process_savings_month'")
+            )
+        }
+        #expect(rows == allMigrations.count)
+        #expect(tables == 1, "\(missing.name) applied again")
+    }
+
     @Test func aNewerDatabaseIsRefusedWithAClearMessage() async throws {
         let (db, dir) = try makeSQLiteDatabase()
         defer { try? FileManager.default.removeItem(at: dir) }
