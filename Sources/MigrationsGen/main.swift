@@ -1,6 +1,9 @@
 import Foundation
 
-// Usage: MigrationsGen OUTPUT.swift migrations/0001_name.sql ... migrations/postgres/0001_name.sql ...
+// Usage: MigrationsGen OUTPUT.swift migrations migrations/postgres
+//        (or the files themselves: migrations/0001_name.sql ... migrations/postgres/0001_name.sql ...)
+// A directory stands for the .sql files in it, read when the command runs: the plugin is not
+// evaluated again when a file is added, but the command runs again (the directory changed).
 // Emits `embeddedMigrations` (SQLite, `migrations/*.sql`) and `embeddedPostgresMigrations`
 // (`migrations/postgres/*.sql`), each ordered by number, and fails the build on a file whose
 // name does not start with a number or on a number repeated within one series.
@@ -10,7 +13,17 @@ guard let output = args.first else {
     exit(2)
 }
 var series: [String: [(Int, String, String)]] = ["sqlite": [], "postgres": []]
-for path in args.dropFirst() {
+var paths: [String] = []
+for arg in args.dropFirst() {
+    var isDirectory: ObjCBool = false
+    if FileManager.default.fileExists(atPath: arg, isDirectory: &isDirectory), isDirectory.boolValue {
+        let names = try FileManager.default.contentsOfDirectory(atPath: arg).filter { $0.hasSuffix(".sql") }.sorted()
+        paths += names.map { URL(fileURLWithPath: arg).appending(path: $0).path }
+    } else {
+        paths.append(arg)
+    }
+}
+for path in paths {
     let engine = URL(fileURLWithPath: path).deletingLastPathComponent().lastPathComponent == "postgres"
         ? "postgres" : "sqlite"
     var entries = series[engine]!
