@@ -65,10 +65,12 @@ start_server
 echo "catch-up (first request, rolls up raw samples): $(curl -s -o /dev/null -w '%{time_total}' \
   -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/api/v1/reports/savings?since=-1h") s"
 # A running server's rollup service stores the exact fleet peak of every hour that ended (a day of
-# hours every 10 s): wait for it, as a server that has been up a while has them, and time apart.
+# hours every 10 s) once it has been over for 300 s (maxGapSeconds: until then a live node's next
+# sample still changes it): wait for it, as a server that has been up a while has them, and time
+# apart.
 PENDING_SQL="SELECT COUNT(*) FROM rollup_fleet_hour WHERE peak_known = 0
   AND bucket_start >= ((SELECT MIN(taken_at) FROM samples) / 1000 - 300) / 3600 * 3600
-  AND bucket_start <= (SELECT MAX(taken_at) FROM samples) / 1000 - 3600
+  AND bucket_start <= (SELECT MAX(taken_at) FROM samples) / 1000 - 3600 - 300
   AND bucket_start NOT IN (SELECT bucket_start FROM rollup_fleet_dirty)"
 pending() {
   if [ -n "${POSTGRES:-}" ]; then psql "$DB_URL" -Atc "$PENDING_SQL"; else sqlite3 "$DATA/ksmfleet.sqlite" "$PENDING_SQL"; fi
