@@ -13,6 +13,7 @@ struct MigrationsPlugin: BuildToolPlugin {
         let pgNames = (try? FileManager.default.contentsOfDirectory(atPath: pgDir.path)) ?? []
         let inputs = names.filter { $0.hasSuffix(".sql") }.sorted().map { dir.appending(path: $0) }
             + pgNames.filter { $0.hasSuffix(".sql") }.sorted().map { pgDir.appending(path: $0) }
+        let dirs = [dir, pgDir].filter { FileManager.default.fileExists(atPath: $0.path) }
         let output = context.pluginWorkDirectoryURL.appending(path: "Migrations.generated.swift")
         // SwiftPM does not evaluate this plugin again when a file is added to the directories
         // (only when the manifest or the plugin changes), so the file list above can be stale.
@@ -22,8 +23,8 @@ struct MigrationsPlugin: BuildToolPlugin {
             .buildCommand(
                 displayName: "Embedding SQL migrations",
                 executable: try context.tool(named: "MigrationsGen").url,
-                arguments: [output.path, dir.path, pgDir.path],
-                inputFiles: inputs + [dir, pgDir],
+                arguments: [output.path] + dirs.map(\.path),
+                inputFiles: inputs + dirs,
                 outputFiles: [output])
         ]
     }

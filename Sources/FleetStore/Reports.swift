@@ -258,19 +258,26 @@ extension FleetDatabase {
     }
 
     /// Exact peaks of the groups of label key `label` over `window` (what `exactGroupPeaks` gives
-    /// grouping by the nodes' values of it), or nil when they cannot be exact; with `stored`,
-    /// from the hour peaks `fleetPeakPass` stored per label group (see `storedPeaks`).
+    /// grouping by the nodes' values of it) and the fleet's, or nil when they cannot be exact;
+    /// with `stored`, from the hour peaks `fleetPeakPass` stored per label group and for the fleet
+    /// (see `storedPeaks`), one sweep serving both.
     static func exactLabelPeaks(
         _ db: StoreDB, window: Interval, nodes: [ReportNode], label: String, policy: ReportPolicy, now: Double,
         enabled: Bool, stored: Bool, reads: RawReads? = nil
-    ) throws -> [String: Double]? {
+    ) throws -> (groups: [String: Double], fleet: Double?)? {
         let group: (ReportNode) -> String = { n in n.labels[label] ?? "" }
         guard stored, policy == .default else {
-            return try exactGroupPeaks(db, period: window, nodes: nodes, group: group, policy: policy, now: now, enabled: enabled)
+            guard let streams = try peakStreams(db, period: window, nodes: nodes, policy: policy, now: now, enabled: enabled)
+            else { return nil }
+            return (streams.peaks(within: window, group: group), streams.peaks(within: window, group: { _ in "fleet" })["fleet"])
         }
-        return try storedPeaks(
-            db, window: window, nodes: nodes, label: label, group: group, policy: policy, now: now, enabled: enabled,
-            reads: reads)
+        var fleet: Double?
+        guard
+            let groups = try storedPeaks(
+                db, window: window, nodes: nodes, label: label, group: group, policy: policy, now: now, enabled: enabled,
+                reads: reads, fleet: &fleet)
+        else { return nil }
+        return (groups, fleet)
     }
 
     /// Group peaks over `window` from stored hour peaks: the fleet's (`label` nil, key "fleet")
@@ -279,10 +286,22 @@ extension FleetDatabase {
     /// peaks are not known), with the raw samples already read where `reads` has them — the
     /// same value as one sweep of the window, since a peak is a maximum over moments and sums of
     /// whole bytes are exact in any order. nil when the peaks cannot be exact
-    /// (`exactPeaksPossible`).
+    /// (`exactPeaksPossible`). With `label`, `fleet` gets the fleet's peak from the same sweeps
+    /// and the fleet's stored hour peaks (an hour whose label peaks are known has its fleet peak
+    /// known too: they are stored together, and only a label change forgets one without the other).
     static func storedPeaks(
         _ db: StoreDB, window: Interval, nodes: [ReportNode], label: String?, group: (ReportNode) -> String,
         policy: ReportPolicy, now: Double, enabled: Bool, reads: RawReads?
+    ) throws -> [String: Double]? {
+        var unused: Double?
+        return try storedPeaks(
+            db, window: window, nodes: nodes, label: label, group: group, policy: policy, now: now, enabled: enabled,
+            reads: reads, fleet: &unused)
+    }
+
+    static func storedPeaks(
+        _ db: StoreDB, window: Interval, nodes: [ReportNode], label: String?, group: (ReportNode) -> String,
+        policy: ReportPolicy, now: Double, enabled: Bool, reads: RawReads?, fleet: inout Double?
     ) throws -> [String: Double]? {
         guard try exactPeaksPossible(db, period: window, policy: policy, enabled: enabled) else { return nil }
         let hs = (window.from / ReportTime.hour).rounded(.up) * ReportTime.hour
@@ -309,6 +328,16 @@ extension FleetDatabase {
                     if known.last != h { known.append(h) }
                     if let p = r[2] as Int64? { note(r[1], Double(p)) }
                 }
+                for p in try Int64.fetchAll(
+                    db,
+                    sql: """
+                        SELECT saved_peak FROM rollup_fleet_hour
+                        WHERE bucket_start >= ? AND bucket_start < ? AND peak_known = 1 AND saved_peak IS NOT NULL
+                          AND \(notDirty)
+                        """, arguments: [Int64(hs), Int64(he), Int64(hs), Int64(he)])
+                {
+                    fleet = max(fleet ?? Double(p), Double(p))
+                }
             } else {
                 let rows = try StoreRow.fetchAll(
                     db,
@@ -331,12 +360,14 @@ extension FleetDatabase {
         }
         if t < window.to { sweep.append(Interval(t, window.to)) }
         for w in sweep {
-            for (key, p) in try peakStreams(db, period: w, nodes: nodes, policy: policy, now: now, reads: reads)?
-                .peaks(within: w, group: group) ?? [:]
-            {
-                note(key, p)
+            guard let streams = try peakStreams(db, period: w, nodes: nodes, policy: policy, now: now, reads: reads)
+            else { continue }
+            for (key, p) in streams.peaks(within: w, group: group) { note(key, p) }
+            if label != nil, let p = streams.peaks(within: w, group: { _ in "fleet" })["fleet"] {
+                fleet = max(fleet ?? p, p)
             }
         }
+        if label == nil { fleet = best["fleet"] }
         return best
     }
 
@@ -727,20 +758,17 @@ extension FleetDatabase {
                         key: "fleet", nodes: inputs, period: period, series: series["fleet"] ?? [:],
                         exactPeak: peak, basis: basis)
                 } else if fleetRollup {
-                    // Label groups and the fleet from their stored hour peaks.
+                    // Label groups and the fleet from their stored hour peaks, one sweep of the rest.
                     let exact = try Self.exactLabelPeaks(
                         db, window: period, nodes: nodes, label: labelKey, policy: policy, now: nowT, enabled: exactPeaks,
                         stored: true, reads: reads)
                     rows = ReportAggregation.labelRows(
-                        inputs, label: labelKey, period: period, series: series, exactPeaks: exact, basis: basis
+                        inputs, label: labelKey, period: period, series: series, exactPeaks: exact?.groups, basis: basis
                     ).map(SavingsRow.init)
                     var fleet: [Double: Double] = [:]
                     for s in series.values { for (k, v) in s { fleet[k, default: 0] += v } }
-                    let fleetPeak = try Self.exactFleetPeak(
-                        db, window: period, nodes: nodes, policy: policy, now: nowT, enabled: exactPeaks, stored: true,
-                        reads: reads)
                     total = ReportAggregation.groupRow(
-                        key: "fleet", nodes: inputs, period: period, series: fleet, exactPeak: fleetPeak, basis: basis)
+                        key: "fleet", nodes: inputs, period: period, series: fleet, exactPeak: exact?.fleet, basis: basis)
                 } else {
                     let streams = try Self.peakStreams(
                         db, period: period, nodes: nodes, policy: policy, now: nowT, enabled: exactPeaks)

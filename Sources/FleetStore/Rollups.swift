@@ -559,6 +559,10 @@ extension FleetDatabase {
                 WHERE bucket_start >= ? ON CONFLICT DO NOTHING
                 """, arguments: [Int64(ReportTime.hourStart(from))])
         try bumpRollupPass(db)
+        // On PostgreSQL a flush committed after this transaction's snapshot may have made a fleet
+        // hour row it did not see (so did not mark): both bump the version counter, so one of the
+        // two conflicts and is retried on a snapshot that sees the other.
+        _ = try nextPeakVersion(db)
     }
 
     /// A new `peak_version` for hours whose stored peaks become unknown (bumps its counter).

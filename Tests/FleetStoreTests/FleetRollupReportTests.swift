@@ -343,4 +343,58 @@ private let day = 86400.0
         #expect(r.total.peakSavedBytes == Double(1 << 40))
         #expect(r.rows.compactMap(\.peakSavedBytes).max() == Double(1 << 40))
     }
+
+    /// PostgreSQL, two replicas: a fleet-hour flush that read an hour's sum on its snapshot while
+    /// the other replica's rollup pass changed the hour's rows and committed must not delete the
+    /// hour's dirty mark with the old sum (it is retried on a new snapshot instead).
+    @Test func aFlushRacingAnotherReplicasRollupKeepsTheHourRight() async throws {
+        guard TestStore.isPostgres else {
+            try Test.cancel("two replicas on one PostgreSQL database: runs on the PostgreSQL pass of make test")
+        }
+        let f = try ReportFixture()
+        let other = try FleetDatabase.open(try TestStore.location(for: f.dir))
+        defer { try? other.close() }
+        let a = try await f.node("a", registeredAt: t0 - day)
+        try await Self.flatHours(f, [(a, 100)])
+        let h = Int64(t0 - 3 * hour)
+        let now = Date(timeIntervalSince1970: t0 + 600)
+        // The hour is dirty (a late sample rolled up, the fleet row not recomputed yet), and
+        // another late sample waits for the next rollup pass.
+        try await f.pushSamples(a, [ReportSample(at: t0 - 3 * hour + 30, savedBytes: 900 * 4096, phase: .running)])
+        _ = try await f.db.rollupPass(now: now)
+        try await f.pushSamples(a, [ReportSample(at: t0 - 3 * hour + 90, savedBytes: 5000 * 4096, phase: .running)])
+        let attempts = Counter()
+        let snapshotTaken = DispatchSemaphore(value: 0)
+        let otherCommitted = DispatchSemaphore(value: 0)
+        // This replica's flush takes its snapshot, then waits while the other replica rolls up.
+        async let flushed = f.db.backgroundWrite { db -> Int in
+            if attempts.next() == 1 {
+                _ = try FleetDatabase.fleetHourSum(db, hour: h)
+                snapshotTaken.signal()
+                otherCommitted.wait()
+            }
+            return try FleetDatabase.flushFleetHours(db, limit: 1000)
+        }
+        await Task.detached { snapshotTaken.wait() }.value
+        let pass = try await other.rollupPass(now: now)
+        otherCommitted.signal()
+        _ = try await flushed
+        #expect(pass.samples == 1)
+        #expect(attempts.value == 2, "the flush conflicted with the other replica's marks and ran again")
+        let (stored, dirty, fresh) = try await f.db.read { db in
+            (
+                try Double.fetchOne(db, sql: "SELECT saved_byte_seconds FROM rollup_fleet_hour WHERE bucket_start = ?", arguments: [h]),
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM rollup_fleet_dirty WHERE bucket_start = ?", arguments: [h]) ?? 0,
+                try FleetDatabase.fleetHourSum(db, hour: h)
+            )
+        }
+        #expect(dirty == 1 || stored == fresh, "the hour's fleet sum \(String(describing: stored)) is not its rows' \(String(describing: fresh)), and nothing marks it")
+    }
+
+    final class Counter: @unchecked Sendable {
+        private let lock = NSLock()
+        private var n = 0
+        func next() -> Int { lock.withLock { n += 1; return n } }
+        var value: Int { lock.withLock { n } }
+    }
 }

@@ -43,6 +43,8 @@ import Testing
             try db.execute(sql: "DROP TABLE process_savings_month")
             try db.execute(sql: "DELETE FROM schema_migrations WHERE version = ?", arguments: [missing.number])
         }
+        // The precondition of the case: the highest recorded version is still the latest, so a
+        // runner that compares with it alone finds nothing to apply.
         #expect(try await db.schemaVersion() == latestSchemaVersion)
         try db.close()
         let again = try FleetDatabase(path: dir.appending(path: "ksmfleet.sqlite").path)
