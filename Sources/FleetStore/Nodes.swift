@@ -329,6 +329,17 @@ extension FleetDatabase {
                     try db.execute(sql: "DELETE FROM \(StoreDB.quoted(table)) WHERE node_id = ?", arguments: [nodeId])
                 }
                 try db.execute(sql: "DELETE FROM nodes WHERE id = ?", arguments: [nodeId])
+                // SQLite numbers a new row one past the highest rowid left (samples has no
+                // AUTOINCREMENT): when this node held the newest samples, the next ones would get
+                // rowids at or below the watermark and never be rolled up. Nothing lies between
+                // the newest row left and the watermark now, so the watermark comes down to it
+                // (retention keeps the newest row for the same reason; PostgreSQL's identity never
+                // reuses a value, and lowering it there re-reads nothing).
+                try db.execute(
+                    sql: """
+                        UPDATE rollup_state SET value = (SELECT COALESCE(MAX(rowid), 0) FROM samples)
+                        WHERE key = ? AND value > (SELECT COALESCE(MAX(rowid), 0) FROM samples)
+                        """, arguments: [Self.watermarkKey])
                 // Its hour rows' triggers marked the fleet hours they were in dirty; the hours of
                 // its samples not rolled up yet (and those their tail reaches) are made dirty here.
                 // Either way a peak computed from its samples is not stored, nor a rollup pass

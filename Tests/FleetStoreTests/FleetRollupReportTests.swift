@@ -249,6 +249,31 @@ private let day = 86400.0
         try await Self.expectStoredPeaksRight(f, since: t0 - 5 * hour - 1800, now: now, "peaks stored again")
     }
 
+    /// A purge of the node that holds the newest samples, all rolled up: on SQLite the next
+    /// samples get the rowids the purged rows had, at or below the rollup watermark. They are
+    /// rolled up like any other (the purge brings the watermark down to the newest row left).
+    @Test func samplesAfterAPurgeOfTheNewestRowsAreRolledUp() async throws {
+        let f = try ReportFixture()
+        let a = try await f.node("a", registeredAt: t0 - day)
+        let b = try await f.node("b", registeredAt: t0 - day)
+        try await Self.flatHours(f, [(a, 100)])
+        try await f.pushSamples(b, stride(from: t0 - 3 * hour, to: t0 - 2 * hour, by: 60).map { ReportSample(at: $0, savedBytes: 1000 * 4096, phase: .running) })
+        let now = Date(timeIntervalSince1970: t0 + 600)
+        _ = try await f.db.rollupCatchUp(now: now)
+        try await f.db.deleteNode(nodeId: b, purgeHistory: true, now: now)
+        let c = try await f.node("c", registeredAt: t0 - day)
+        try await f.pushSamples(c, stride(from: t0 - 2 * hour, to: t0 - hour, by: 60).map { ReportSample(at: $0, savedBytes: 500 * 4096, phase: .running) })
+        _ = try await f.db.rollupCatchUp(now: now)
+        #expect(try await Self.count(f, "SELECT COUNT(*) FROM rollup_hour WHERE node_id = '\(c)' AND bucket_start = \(Int64(t0 - 2 * hour))") == 1)
+        let report = try await f.db.savingsReport(
+            since: Date(timeIntervalSince1970: t0 - 2 * hour), until: Date(timeIntervalSince1970: t0 - hour), by: .node, label: nil,
+            now: now)
+        #expect(report.rows.first { $0.key == c }?.avgSavedBytes == Double(500 * 4096))
+        #expect(report.total.avgSavedBytes == Double(600 * 4096))
+        #expect(try await Self.storeAllPeaks(f, now: t0 + 600) == 6)
+        try await Self.expectStoredPeaksRight(f, since: t0 - 5 * hour - 1800, now: t0 + 600, "after the purge and c's samples")
+    }
+
     /// A deletion dated in the past (the node's data ends there): the hour peaks from then on
     /// are forgotten and computed again without the samples after it.
     @Test func deletionForgetsThePeaksAfterIt() async throws {
