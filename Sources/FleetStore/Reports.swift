@@ -305,7 +305,15 @@ extension FleetDatabase {
     ) throws -> [String: Double]? {
         guard try exactPeaksPossible(db, period: window, policy: policy, enabled: enabled) else { return nil }
         let hs = (window.from / ReportTime.hour).rounded(.up) * ReportTime.hour
-        let he = ReportTime.hourStart(window.to)
+        var he = ReportTime.hourStart(window.to)
+        // Samples stored after the last rollup pass (after the report's catch-up, or on another
+        // replica) may lie in hours whose peaks were stored without them: from the first hour
+        // the earliest of them reaches, stored peaks are not used (the sweep reads them).
+        let watermark =
+            try Int64.fetchOne(db, sql: "SELECT value FROM rollup_state WHERE key = ?", arguments: [Self.watermarkKey]) ?? 0
+        if let t = try Int64.fetchOne(db, sql: "SELECT MIN(taken_at) FROM samples WHERE rowid > ?", arguments: [watermark]) {
+            he = min(he, ReportTime.hourStart(Double(t) / 1000 - policy.maxGapSeconds))
+        }
         var best: [String: Double] = [:]
         func note(_ key: String, _ p: Double) { best[key] = max(best[key] ?? p, p) }
         var known: [Double] = []

@@ -274,6 +274,22 @@ private let day = 86400.0
         try await Self.expectStoredPeaksRight(f, since: t0 - 5 * hour - 1800, now: t0 + 600, "after the purge and c's samples")
     }
 
+    /// A late sample stored after the last rollup pass (after a report's catch-up, or through
+    /// another replica) in an hour whose peak is stored: the report does not take that stored
+    /// peak, it sweeps the hours the sample reaches.
+    @Test func aSampleNotRolledUpYetOverridesStoredPeaks() async throws {
+        let f = try ReportFixture()
+        let a = try await f.node("a", registeredAt: t0 - day)
+        try await Self.flatHours(f, [(a, 100)])
+        #expect(try await Self.storeAllPeaks(f, now: t0 + 600) == 6)
+        try await f.pushSamples(a, [ReportSample(at: t0 - 3 * hour + 30, savedBytes: 2000 * 4096, phase: .running)])
+        try await Self.expectStoredPeaksRight(f, since: t0 - 5 * hour - 1800, now: t0 + 600, "before the sample's rollup")
+        let report = try await f.db.savingsReport(
+            since: Date(timeIntervalSince1970: t0 - 5 * hour), until: Date(timeIntervalSince1970: t0), by: .node, label: nil,
+            policy: .default, now: Date(timeIntervalSince1970: t0 + 600), exactPeaks: true, fleetRollup: true)
+        #expect(report.total.peakSavedBytes == Double(2000 * 4096))
+    }
+
     /// A deletion dated in the past (the node's data ends there): the hour peaks from then on
     /// are forgotten and computed again without the samples after it.
     @Test func deletionForgetsThePeaksAfterIt() async throws {
