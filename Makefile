@@ -6,7 +6,7 @@ APT_PACKAGES := libsqlite3-dev libcurl4-openssl-dev bsdutils
 DATA_DIR ?= $(CURDIR)/data
 PORT ?= 8080
 
-.PHONY: run test deps build release agent-static test-swift test-postgres test-metrics test-schemathesis test-dashboard test-units bench bench-server bench-fleet bench-agent bench-report bench-ksm clean
+.PHONY: run test deps build release agent-static test-swift test-postgres test-metrics test-schemathesis test-dashboard test-units bench bench-server bench-fleet bench-agent bench-report bench-pg-marks bench-ksm clean
 
 ## Install the system libraries the build links against (sudo only when not root).
 deps:
@@ -100,6 +100,11 @@ bench-agent: deps
 
 bench-report: deps
 	Benchmarks/report-bench.sh
+
+## PostgreSQL's fleet-hour dirty marks, the three trigger forms (a throwaway server on loopback).
+bench-pg-marks:
+	$(MAKE) deps EXTRA_APT=postgresql
+	Benchmarks/pg-dirty-marks.sh $(BENCH_ARGS)
 
 ## KSM policies on the real kernel (root; about 25 minutes; holds the kernel test lock).
 ## BENCH_ARGS="--procs 4 --mib 512 --only adaptive full-speed" narrows it.
