@@ -28,7 +28,10 @@ struct PeriodOptions: ParsableArguments {
             throw .usage("--since (\(Fmt.isoSeconds(s))) must be before --until (\(Fmt.isoSeconds(u)))")
         }
         if let s, u == nil, s >= now { throw .usage("--since \(Fmt.isoSeconds(s)) is in the future") }
-        return (s, u)
+        // A period with a start and no end ends now, by this clock: left to the server, "now" is
+        // read a moment later, and `--since 24h` was 24 h and a fraction long (its group peaks then
+        // came from rollups, not from the raw samples that make them exact up to 24 h).
+        return (s, s == nil ? u : (u ?? now))
     }
 }
 

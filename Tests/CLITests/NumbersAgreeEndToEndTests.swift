@@ -106,6 +106,11 @@ struct NumbersAgreeEndToEndTests {
             let cliParsed = try cliReport.json(SavingsReport.self)
             #expect(cliParsed.total.peakSavedBytes == Double(Self.gib), "\(cliReport)")
             #expect((cliParsed.rows.first?.coverage ?? 0) > 0.99)
+            // `--since 24h`: 24 h to the second, so the peak is exact (from the samples), as at -1h.
+            let dayReport = try await cli(["report", "savings", "--since", "24h", "-o", "json"]).json(SavingsReport.self)
+            #expect(dayReport.until.timeIntervalSince(dayReport.since) == 86400)
+            #expect(dayReport.total.peakBasis == .samples)
+            #expect(dayReport.total.peakSavedBytes == Double(Self.gib))
 
             // The dashboard shows the same "saved now" and peak.
             var browser = try DashboardBrowser(server)
