@@ -18,6 +18,9 @@ struct PeriodOptions: ParsableArguments {
     var until: String?
 
     func resolved(now: Date = Date()) throws(CLIError) -> (Date?, Date?) {
+        // In whole seconds, as the client sends times, and rounded up: a period that ends now
+        // takes in every sample taken up to now.
+        let now = Date(timeIntervalSince1970: now.timeIntervalSince1970.rounded(.up))
         let s = try since.map { t throws(CLIError) in
             try TimeArgument.parse(t, option: "--since", direction: .past, now: now)
         }
@@ -30,7 +33,8 @@ struct PeriodOptions: ParsableArguments {
         if let s, u == nil, s >= now { throw .usage("--since \(Fmt.isoSeconds(s)) is in the future") }
         // A period with a start and no end ends now, by this clock: left to the server, "now" is
         // read a moment later, and `--since 24h` was 24 h and a fraction long (its group peaks then
-        // came from rollups, not from the raw samples that make them exact up to 24 h).
+        // came from rollups, not from the raw samples that make them exact up to 24 h). The
+        // server takes no sample after its own now, whatever the period's end.
         return (s, s == nil ? u : (u ?? now))
     }
 }
