@@ -319,11 +319,7 @@ extension FleetDatabase {
             if purgeHistory {
                 // Samples not rolled up yet have no hour rows whose deletion would make their
                 // hours' fleet peaks unknown, yet a peak may have been computed from them.
-                let watermark =
-                    try Int64.fetchOne(db, sql: "SELECT value FROM rollup_state WHERE key = ?", arguments: [Self.watermarkKey]) ?? 0
-                let unrolled = try Int64.fetchOne(
-                    db, sql: "SELECT MIN(taken_at) FROM samples WHERE node_id = ? AND rowid > ?",
-                    arguments: [nodeId, watermark])
+                let unrolled = try Self.firstUnrolledSample(db, nodeId: nodeId)
                 let tables = try db.tablesWithColumn("node_id").filter { !["nodes", "audit_log", "node_configs"].contains($0) }
                 for table in tables {
                     try db.execute(sql: "DELETE FROM \(StoreDB.quoted(table)) WHERE node_id = ?", arguments: [nodeId])
@@ -335,18 +331,17 @@ extension FleetDatabase {
                 // the newest row left and the watermark now, so the watermark comes down to it
                 // (retention keeps the newest row for the same reason; PostgreSQL's identity never
                 // reuses a value, and lowering it there re-reads nothing).
-                try db.execute(
-                    sql: """
-                        UPDATE rollup_state SET value = (SELECT COALESCE(MAX(rowid), 0) FROM samples)
-                        WHERE key = ? AND value > (SELECT COALESCE(MAX(rowid), 0) FROM samples)
-                        """, arguments: [Self.watermarkKey])
+                let newest = try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(rowid), 0) FROM samples") ?? 0
+                if newest < (try Self.stateValue(db, Self.watermarkKey) ?? 0) {
+                    try db.execute(
+                        sql: "UPDATE rollup_state SET value = ? WHERE key = ?", arguments: [newest, Self.watermarkKey])
+                }
                 // Its hour rows' triggers marked the fleet hours they were in dirty; the hours of
                 // its samples not rolled up yet (and those their tail reaches) are made dirty here.
                 // Either way a peak computed from its samples is not stored, nor a rollup pass
                 // that read them (the pass counter).
                 if let unrolled {
-                    try Self.invalidateFleetHours(
-                        db, from: Double(unrolled) / 1000 - ReportPolicy.default.maxGapSeconds)
+                    try Self.invalidateFleetHours(db, from: unrolled - ReportPolicy.default.maxGapSeconds)
                 } else {
                     try Self.bumpRollupPass(db)
                 }

@@ -230,9 +230,7 @@ extension FleetDatabase {
     /// it applied is recorded by `retentionPass`).
     static func exactPeaksPossible(_ db: StoreDB, period: Interval, policy: ReportPolicy, enabled: Bool) throws -> Bool {
         guard enabled, period.length <= exactPeakMaxSeconds, period.length > 0 else { return false }
-        if let cut = try Int64.fetchOne(
-            db, sql: "SELECT value FROM rollup_state WHERE key = ?", arguments: [Self.samplesCutKey]),
-            Double(cut) / 1000 > period.from - policy.maxGapSeconds
+        if let cut = try stateValue(db, samplesCutKey), Double(cut) / 1000 > period.from - policy.maxGapSeconds
         {
             return false
         }
@@ -309,10 +307,8 @@ extension FleetDatabase {
         // Samples stored after the last rollup pass (after the report's catch-up, or on another
         // replica) may lie in hours whose peaks were stored without them: from the first hour
         // the earliest of them reaches, stored peaks are not used (the sweep reads them).
-        let watermark =
-            try Int64.fetchOne(db, sql: "SELECT value FROM rollup_state WHERE key = ?", arguments: [Self.watermarkKey]) ?? 0
-        if let t = try Int64.fetchOne(db, sql: "SELECT MIN(taken_at) FROM samples WHERE rowid > ?", arguments: [watermark]) {
-            he = min(he, ReportTime.hourStart(Double(t) / 1000 - policy.maxGapSeconds))
+        if let t = try Self.firstUnrolledSample(db) {
+            he = min(he, ReportTime.hourStart(t - policy.maxGapSeconds))
         }
         var best: [String: Double] = [:]
         func note(_ key: String, _ p: Double) { best[key] = max(best[key] ?? p, p) }

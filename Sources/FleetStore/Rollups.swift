@@ -142,7 +142,7 @@ extension FleetDatabase {
     /// The highest samples rowid already rolled up.
     public func rollupWatermark() async throws -> Int64 {
         try await read { db in
-            try Int64.fetchOne(db, sql: "SELECT value FROM rollup_state WHERE key = ?", arguments: [Self.watermarkKey]) ?? 0
+            try Self.stateValue(db, Self.watermarkKey) ?? 0
         }
     }
 
@@ -186,9 +186,8 @@ extension FleetDatabase {
         let computedAt = pendingRefresh > 0 ? pendingComputedAt.withLock { $0 } : [:]
         let bound = try await committedRowidBound()
         let computed: Computed? = try await read { db in
-            let pass = try Int64.fetchOne(db, sql: "SELECT value FROM rollup_state WHERE key = ?", arguments: [Self.passKey]) ?? 0
-            let watermark =
-                try Int64.fetchOne(db, sql: "SELECT value FROM rollup_state WHERE key = ?", arguments: [key]) ?? 0
+            let pass = try Self.stateValue(db, Self.passKey) ?? 0
+            let watermark = try Self.stateValue(db, key) ?? 0
             // Hours whose last sample's tail was cut at "now" by an earlier pass: recomputed until
             // the tail is whole, so an hour never claims time that had not passed and still gets
             // all of it once it has.
@@ -282,9 +281,8 @@ extension FleetDatabase {
         // catch-up, or another replica's) that stored first makes this computation stale, so it
         // is dropped and redone.
         let stored = try await backgroundWrite { db -> Bool in
-            let pass = try Int64.fetchOne(db, sql: "SELECT value FROM rollup_state WHERE key = ?", arguments: [Self.passKey]) ?? 0
-            let current =
-                try Int64.fetchOne(db, sql: "SELECT value FROM rollup_state WHERE key = ?", arguments: [key]) ?? 0
+            let pass = try Self.stateValue(db, Self.passKey) ?? 0
+            let current = try Self.stateValue(db, key) ?? 0
             guard pass == computed.pass, current == computed.watermark else { return false }
             for level in RollupLevel.allCases {
                 let buckets = level == .hour ? computed.hours : level == .day ? computed.days : computed.months
@@ -478,9 +476,7 @@ extension FleetDatabase {
             // at no cost), nor do hours whose samples retention cut.
             guard let first = try Int64.fetchOne(db, sql: "SELECT MIN(taken_at) FROM samples") else { return [] }
             var lower = ReportTime.hourStart(Double(first) / 1000 - policy.maxGapSeconds)
-            if let cut = try Int64.fetchOne(
-                db, sql: "SELECT value FROM rollup_state WHERE key = ?", arguments: [Self.samplesCutKey])
-            {
+            if let cut = try Self.stateValue(db, Self.samplesCutKey) {
                 let firstWhole = ((Double(cut) / 1000 + policy.maxGapSeconds) / ReportTime.hour).rounded(.up) * ReportTime.hour
                 lower = max(lower, firstWhole)
             }
@@ -565,6 +561,24 @@ extension FleetDatabase {
         _ = try nextPeakVersion(db)
     }
 
+    /// A value kept in `rollup_state` (watermark, counters, retention cuts); nil when never set.
+    static func stateValue(_ db: StoreDB, _ key: String) throws -> Int64? {
+        try Int64.fetchOne(db, sql: "SELECT value FROM rollup_state WHERE key = ?", arguments: [key])
+    }
+
+    /// When the earliest sample not rolled up yet (above the watermark) was taken, in unix
+    /// seconds; only `nodeId`'s with one. nil when every sample is rolled up.
+    static func firstUnrolledSample(_ db: StoreDB, nodeId: String? = nil) throws -> Double? {
+        let watermark = try stateValue(db, watermarkKey) ?? 0
+        var sql = "SELECT MIN(taken_at) FROM samples WHERE rowid > ?"
+        var arguments: StoreArguments = [watermark]
+        if let nodeId {
+            sql += " AND node_id = ?"
+            arguments += [nodeId]
+        }
+        return try Int64.fetchOne(db, sql: sql, arguments: arguments).map { Double($0) / 1000 }
+    }
+
     /// A new `peak_version` for hours whose stored peaks become unknown (bumps its counter).
     static func nextPeakVersion(_ db: StoreDB) throws -> Int64 {
         try db.execute(
@@ -572,8 +586,7 @@ extension FleetDatabase {
                 INSERT INTO rollup_state (key, value) VALUES (?, 1)
                 ON CONFLICT (key) DO UPDATE SET value = rollup_state.value + 1
                 """, arguments: [Self.peakVersionKey])
-        return try Int64.fetchOne(
-            db, sql: "SELECT value FROM rollup_state WHERE key = ?", arguments: [Self.peakVersionKey]) ?? 1
+        return try stateValue(db, peakVersionKey) ?? 1
     }
 
     /// Bumps the pass counter (see `invalidateFleetHours`).
