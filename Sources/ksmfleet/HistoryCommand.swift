@@ -33,8 +33,9 @@ struct PeriodOptions: ParsableArguments {
         if let s, u == nil, s >= now { throw .usage("--since \(Fmt.isoSeconds(s)) is in the future") }
         // A period with a start and no end ends now, by this clock: left to the server, "now" is
         // read a moment later, and `--since 24h` was 24 h and a fraction long (its group peaks then
-        // came from rollups, not from the raw samples that make them exact up to 24 h). The
-        // server takes no sample after its own now, whatever the period's end.
+        // came from rollups, not from the raw samples that make them exact up to 24 h). An end up
+        // to a second past the server's now adds nothing: time after now is outside every node's
+        // life (docs/numbers.md), neither data nor a gap.
         return (s, s == nil ? u : (u ?? now))
     }
 }
