@@ -98,6 +98,31 @@ struct SamplesByNode {
     }
 }
 
+/// How many hours of raw samples one report's exact group peaks may still sweep beside the
+/// stored hour peaks (`storedPeaks`): as many as a period of `exactPeakMaxSeconds` swept whole
+/// reaches (24 whole hours and its two partial edge hours). A period of any length whose hours'
+/// peaks are stored is exact; one whose unknown hours (not computed yet, or every hour's label
+/// peaks just after a label change) would take more gets the rollup lower bound, as a period
+/// longer than a day always did, until the rollup service has computed them.
+final class PeakSweepBudget {
+    static let defaultHours = Int(FleetDatabase.exactPeakMaxSeconds / ReportTime.hour) + 2
+    private(set) var hours: Int
+    /// Whether a sweep was refused: the peaks it was for are not exact.
+    private(set) var refused = false
+
+    init(hours: Int = PeakSweepBudget.defaultHours) { self.hours = hours }
+
+    /// Takes `n` hours if that many are left; otherwise takes none and returns false.
+    func take(hours n: Int) -> Bool {
+        guard n <= hours else {
+            refused = true
+            return false
+        }
+        hours -= n
+        return true
+    }
+}
+
 /// Raw samples a report has read (by node, in read order), with the range of `taken_at` read
 /// and the nodes it kept, so that the exact-peak sweep of the same edges reuses them instead of
 /// reading them again. Lives for one report, inside one read transaction.
@@ -180,18 +205,20 @@ extension FleetDatabase {
         return first
     }
 
-    /// Periods up to this long get exact group peaks from the raw samples.
+    /// Periods up to this long get exact group peaks from one sweep of all their raw samples
+    /// (longer ones only from stored hour peaks: see `storedPeaks`).
     static let exactPeakMaxSeconds = ReportTime.day
 
     /// The raw sample streams exact group peaks are computed from (`PeakStreams`), read once
-    /// for every grouping and window of a report; nil when the period is longer than
-    /// `exactPeakMaxSeconds` or its raw samples are no longer all kept (retention), so that the
-    /// caller falls back to rollups.
+    /// for every grouping and window of a report; nil when the period is longer than `sweepCap`
+    /// or its raw samples are no longer all kept (retention), so that the caller falls back to
+    /// rollups.
     static func peakStreams(
         _ db: StoreDB, period: Interval, nodes: [ReportNode], policy: ReportPolicy, now: Double, enabled: Bool = true,
-        reads: RawReads? = nil
+        reads: RawReads? = nil, sweepCap: Double = exactPeakMaxSeconds
     ) throws -> PeakStreams? {
-        guard try exactPeaksPossible(db, period: period, policy: policy, enabled: enabled) else { return nil }
+        guard try exactPeaksPossible(db, period: period, policy: policy, enabled: enabled, sweepCap: sweepCap)
+        else { return nil }
         var known: [String: ReportNode] = [:]
         for n in nodes { known[n.id] = n }
         let from = Int64(((period.from - policy.maxGapSeconds) * 1000).rounded(.down))
@@ -225,11 +252,13 @@ extension FleetDatabase {
             }, policy: policy)
     }
 
-    /// Whether a period's group peaks can be exact: it is up to `exactPeakMaxSeconds` long and
-    /// its raw samples are complete, which they are unless retention has cut into them (the cut
-    /// it applied is recorded by `retentionPass`).
-    static func exactPeaksPossible(_ db: StoreDB, period: Interval, policy: ReportPolicy, enabled: Bool) throws -> Bool {
-        guard enabled, period.length <= exactPeakMaxSeconds, period.length > 0 else { return false }
+    /// Whether a period's group peaks can be exact: it is up to `sweepCap` long and its raw
+    /// samples are complete, which they are unless retention has cut into them (the cut it
+    /// applied is recorded by `retentionPass`).
+    static func exactPeaksPossible(
+        _ db: StoreDB, period: Interval, policy: ReportPolicy, enabled: Bool, sweepCap: Double = exactPeakMaxSeconds
+    ) throws -> Bool {
+        guard enabled, period.length <= sweepCap, period.length > 0 else { return false }
         if let cut = try stateValue(db, samplesCutKey), Double(cut) / 1000 > period.from - policy.maxGapSeconds
         {
             return false
@@ -243,16 +272,18 @@ extension FleetDatabase {
     /// swept again: see `storedPeaks`.
     static func exactFleetPeak(
         _ db: StoreDB, window: Interval, nodes: [ReportNode], policy: ReportPolicy, now: Double, enabled: Bool,
-        stored: Bool, reads: RawReads? = nil
+        stored: Bool, reads: RawReads? = nil, budget: PeakSweepBudget = PeakSweepBudget(),
+        sweepCap: Double = exactPeakMaxSeconds
     ) throws -> Double? {
         let fleet: (ReportNode) -> String = { _ in "fleet" }
         guard stored, policy == .default else {
             return try exactGroupPeaks(
-                db, period: window, nodes: nodes, group: fleet, policy: policy, now: now, enabled: enabled)?["fleet"]
+                db, period: window, nodes: nodes, group: fleet, policy: policy, now: now, enabled: enabled,
+                sweepCap: sweepCap)?["fleet"]
         }
         return try storedPeaks(
             db, window: window, nodes: nodes, label: nil, group: fleet, policy: policy, now: now, enabled: enabled,
-            reads: reads)?["fleet"]
+            reads: reads, budget: budget)?["fleet"]
     }
 
     /// Exact peaks of the groups of label key `label` over `window` (what `exactGroupPeaks` gives
@@ -261,7 +292,7 @@ extension FleetDatabase {
     /// (see `storedPeaks`), one sweep serving both.
     static func exactLabelPeaks(
         _ db: StoreDB, window: Interval, nodes: [ReportNode], label: String, policy: ReportPolicy, now: Double,
-        enabled: Bool, stored: Bool, reads: RawReads? = nil
+        enabled: Bool, stored: Bool, reads: RawReads? = nil, budget: PeakSweepBudget = PeakSweepBudget()
     ) throws -> (groups: [String: Double], fleet: Double?)? {
         let group: (ReportNode) -> String = { n in n.labels[label] ?? "" }
         guard stored, policy == .default else {
@@ -273,7 +304,7 @@ extension FleetDatabase {
         guard
             let groups = try storedPeaks(
                 db, window: window, nodes: nodes, label: label, group: group, policy: policy, now: now, enabled: enabled,
-                reads: reads, fleet: &fleet)
+                reads: reads, budget: budget, fleet: &fleet)
         else { return nil }
         return (groups, fleet)
     }
@@ -283,25 +314,29 @@ extension FleetDatabase {
     /// peaks and of a sweep of the rest (the partial hours at the window's edges, hours whose
     /// peaks are not known), with the raw samples already read where `reads` has them — the
     /// same value as one sweep of the window, since a peak is a maximum over moments and sums of
-    /// whole bytes are exact in any order. nil when the peaks cannot be exact
-    /// (`exactPeaksPossible`). With `label`, `fleet` gets the fleet's peak from the same sweeps
-    /// and the fleet's stored hour peaks (an hour whose label peaks are known has its fleet peak
-    /// known too: they are stored together, and only a label change forgets one without the other).
+    /// whole bytes are exact in any order. A window of any length whose raw samples are all kept
+    /// can be exact this way; nil when the peaks cannot be exact (`exactPeaksPossible`) or when
+    /// the rest would take more of the report's sweep `budget` than it has left. With `label`,
+    /// `fleet` gets the fleet's peak from the same sweeps and the fleet's stored hour peaks (an
+    /// hour whose label peaks are known has its fleet peak known too: they are stored together,
+    /// and only a label change forgets one without the other).
     static func storedPeaks(
         _ db: StoreDB, window: Interval, nodes: [ReportNode], label: String?, group: (ReportNode) -> String,
-        policy: ReportPolicy, now: Double, enabled: Bool, reads: RawReads?
+        policy: ReportPolicy, now: Double, enabled: Bool, reads: RawReads?, budget: PeakSweepBudget
     ) throws -> [String: Double]? {
         var unused: Double?
         return try storedPeaks(
             db, window: window, nodes: nodes, label: label, group: group, policy: policy, now: now, enabled: enabled,
-            reads: reads, fleet: &unused)
+            reads: reads, budget: budget, fleet: &unused)
     }
 
     static func storedPeaks(
         _ db: StoreDB, window: Interval, nodes: [ReportNode], label: String?, group: (ReportNode) -> String,
-        policy: ReportPolicy, now: Double, enabled: Bool, reads: RawReads?, fleet: inout Double?
+        policy: ReportPolicy, now: Double, enabled: Bool, reads: RawReads?, budget: PeakSweepBudget,
+        fleet: inout Double?
     ) throws -> [String: Double]? {
-        guard try exactPeaksPossible(db, period: window, policy: policy, enabled: enabled) else { return nil }
+        guard try exactPeaksPossible(db, period: window, policy: policy, enabled: enabled, sweepCap: .infinity)
+        else { return nil }
         let hs = (window.from / ReportTime.hour).rounded(.up) * ReportTime.hour
         var he = ReportTime.hourStart(window.to)
         // Samples stored after the last rollup pass (after the report's catch-up, or on another
@@ -312,48 +347,49 @@ extension FleetDatabase {
         }
         var best: [String: Double] = [:]
         func note(_ key: String, _ p: Double) { best[key] = max(best[key] ?? p, p) }
+        // The fleet's hour rows the window reaches: every hour with data has one; its peak is
+        // known when computed since its last change and the hour is not dirty.
+        let lo = Int64(ReportTime.hourStart(window.from))
+        let hi = Int64(window.to.rounded(.up))
+        let fleetRows = try StoreRow.fetchAll(
+            db,
+            sql: """
+                SELECT bucket_start, saved_peak,
+                  CAST(CASE WHEN peak_known = 1 AND bucket_start NOT IN
+                    (SELECT bucket_start FROM rollup_fleet_dirty WHERE bucket_start >= ? AND bucket_start < ?)
+                    THEN 1 ELSE 0 END AS BIGINT) AS known
+                FROM rollup_fleet_hour WHERE bucket_start >= ? AND bucket_start < ? ORDER BY bucket_start
+                """, arguments: [lo, hi, lo, hi]
+        ).map { r -> (hour: Double, peak: Int64?, known: Bool) in
+            (Double(r[0] as Int64), r[1], (r[2] as Int64) == 1)
+        }
+        let withData = Set(fleetRows.map(\.hour))
+        let fleetKnown = fleetRows.filter { $0.known && $0.hour >= hs && $0.hour < he }
         var known: [Double] = []
-        if hs < he {
-            let notDirty = "bucket_start NOT IN (SELECT bucket_start FROM rollup_fleet_dirty WHERE bucket_start >= ? AND bucket_start < ?)"
-            if let label {
-                // An hour is known for the key when its label peaks are (labels_known) and it has
-                // rows of the key (a key no node had when they were computed has none).
-                let rows = try StoreRow.fetchAll(
-                    db,
-                    sql: """
-                        SELECT l.bucket_start, l.label_value, l.saved_peak FROM rollup_label_hour l
-                        JOIN rollup_fleet_hour f ON f.bucket_start = l.bucket_start
-                        WHERE l.label_key = ? AND l.bucket_start >= ? AND l.bucket_start < ?
-                          AND f.peak_known = 1 AND f.labels_known = 1 AND f.\(notDirty)
-                        ORDER BY l.bucket_start
-                        """, arguments: [label, Int64(hs), Int64(he), Int64(hs), Int64(he)])
-                for r in rows {
-                    let h = Double(r[0] as Int64)
-                    if known.last != h { known.append(h) }
-                    if let p = r[2] as Int64? { note(r[1], Double(p)) }
-                }
-                for p in try Int64.fetchAll(
-                    db,
-                    sql: """
-                        SELECT saved_peak FROM rollup_fleet_hour
-                        WHERE bucket_start >= ? AND bucket_start < ? AND peak_known = 1 AND saved_peak IS NOT NULL
-                          AND \(notDirty)
-                        """, arguments: [Int64(hs), Int64(he), Int64(hs), Int64(he)])
-                {
-                    fleet = max(fleet ?? Double(p), Double(p))
-                }
-            } else {
-                let rows = try StoreRow.fetchAll(
-                    db,
-                    sql: """
-                        SELECT bucket_start, saved_peak FROM rollup_fleet_hour
-                        WHERE bucket_start >= ? AND bucket_start < ? AND peak_known = 1 AND \(notDirty)
-                        ORDER BY bucket_start
-                        """, arguments: [Int64(hs), Int64(he), Int64(hs), Int64(he)])
-                for r in rows {
-                    known.append(Double(r[0] as Int64))
-                    if let p = r[1] as Int64? { note("fleet", Double(p)) }
-                }
+        if let label, hs < he {
+            // An hour is known for the key when its label peaks are (labels_known, and its fleet
+            // peak is known) and it has rows of the key (a key no node had when they were
+            // computed has none).
+            let fleetHours = Set(fleetKnown.map(\.hour))
+            let rows = try StoreRow.fetchAll(
+                db,
+                sql: """
+                    SELECT l.bucket_start, l.label_value, l.saved_peak FROM rollup_label_hour l
+                    JOIN rollup_fleet_hour f ON f.bucket_start = l.bucket_start
+                    WHERE l.label_key = ? AND l.bucket_start >= ? AND l.bucket_start < ? AND f.labels_known = 1
+                    ORDER BY l.bucket_start
+                    """, arguments: [label, Int64(hs), Int64(he)])
+            for r in rows {
+                let h = Double(r[0] as Int64)
+                guard fleetHours.contains(h) else { continue }
+                if known.last != h { known.append(h) }
+                if let p = r[2] as Int64? { note(r[1], Double(p)) }
+            }
+            for r in fleetKnown { if let p = r.peak { fleet = max(fleet ?? Double(p), Double(p)) } }
+        } else if label == nil {
+            for r in fleetKnown {
+                known.append(r.hour)
+                if let p = r.peak { note("fleet", Double(p)) }
             }
         }
         var sweep: [Interval] = []
@@ -363,8 +399,22 @@ extension FleetDatabase {
             t = h + ReportTime.hour
         }
         if t < window.to { sweep.append(Interval(t, window.to)) }
+        // What the sweep costs: the hours it reaches that hold data (a fleet hour row), and every
+        // hour from `he` on (samples not rolled up yet have no row). Hours without data cost a
+        // read of nothing.
+        var cost = 0
         for w in sweep {
-            guard let streams = try peakStreams(db, period: w, nodes: nodes, policy: policy, now: now, reads: reads)
+            var h = ReportTime.hourStart(w.from)
+            while h < w.to {
+                if h >= he || withData.contains(h) { cost += 1 }
+                h += ReportTime.hour
+            }
+        }
+        guard budget.take(hours: cost) else { return nil }
+        for w in sweep {
+            guard
+                let streams = try peakStreams(
+                    db, period: w, nodes: nodes, policy: policy, now: now, reads: reads, sweepCap: .infinity)
             else { continue }
             for (key, p) in streams.peaks(within: w, group: group) { note(key, p) }
             if label != nil, let p = streams.peaks(within: w, group: { _ in "fleet" })["fleet"] {
@@ -378,9 +428,9 @@ extension FleetDatabase {
     /// Exact group peaks per group key (see `PeakStreams.peaks`), or nil (see `peakStreams`).
     static func exactGroupPeaks(
         _ db: StoreDB, period: Interval, nodes: [ReportNode], group: (ReportNode) -> String, policy: ReportPolicy,
-        now: Double, enabled: Bool = true
+        now: Double, enabled: Bool = true, sweepCap: Double = exactPeakMaxSeconds
     ) throws -> [String: Double]? {
-        try peakStreams(db, period: period, nodes: nodes, policy: policy, now: now, enabled: enabled)?
+        try peakStreams(db, period: period, nodes: nodes, policy: policy, now: now, enabled: enabled, sweepCap: sweepCap)?
             .peaks(within: period, group: group)
     }
 
@@ -741,7 +791,11 @@ extension FleetDatabase {
         let period = Interval(since.timeIntervalSince1970, until.timeIntervalSince1970)
         let nowT = now.timeIntervalSince1970
         let basis = Self.peakBasis(period)
+        // The reference (`fleetRollup: false`) sweeps every raw sample of a period of any length
+        // whose raw samples are kept; reports read stored hour peaks and sweep within a budget.
+        let sweepCap = fleetRollup ? Self.exactPeakMaxSeconds : .infinity
         return try await read { db in
+            let budget = PeakSweepBudget()
             var rows: [SavingsRow] = []
             let total: ReportRowFigures
             switch by {
@@ -757,7 +811,7 @@ extension FleetDatabase {
                     // The fleet is one group: its stored hour peaks spare most of the raw read.
                     let peak = try Self.exactFleetPeak(
                         db, window: period, nodes: nodes, policy: policy, now: nowT, enabled: exactPeaks,
-                        stored: fleetRollup, reads: reads)
+                        stored: fleetRollup, reads: reads, budget: budget, sweepCap: sweepCap)
                     total = ReportAggregation.groupRow(
                         key: "fleet", nodes: inputs, period: period, series: series["fleet"] ?? [:],
                         exactPeak: peak, basis: basis)
@@ -765,7 +819,7 @@ extension FleetDatabase {
                     // Label groups and the fleet from their stored hour peaks, one sweep of the rest.
                     let exact = try Self.exactLabelPeaks(
                         db, window: period, nodes: nodes, label: labelKey, policy: policy, now: nowT, enabled: exactPeaks,
-                        stored: true, reads: reads)
+                        stored: true, reads: reads, budget: budget)
                     rows = ReportAggregation.labelRows(
                         inputs, label: labelKey, period: period, series: series, exactPeaks: exact?.groups, basis: basis
                     ).map(SavingsRow.init)
@@ -775,7 +829,7 @@ extension FleetDatabase {
                         key: "fleet", nodes: inputs, period: period, series: fleet, exactPeak: exact?.fleet, basis: basis)
                 } else {
                     let streams = try Self.peakStreams(
-                        db, period: period, nodes: nodes, policy: policy, now: nowT, enabled: exactPeaks)
+                        db, period: period, nodes: nodes, policy: policy, now: nowT, enabled: exactPeaks, sweepCap: sweepCap)
                     let exact = streams?.peaks(within: period, group: group)
                     rows = ReportAggregation.labelRows(
                         inputs, label: labelKey, period: period, series: series, exactPeaks: exact, basis: basis
@@ -795,13 +849,18 @@ extension FleetDatabase {
                     db, period: period, candidates: candidates, now: nowT, fleetRollup: fleetRollup)
                 // The reference reads every raw sample of the period once. With stored fleet hour
                 // peaks each day sweeps only what has none, and the period's peak is the highest
-                // of its days' (when the period's raw samples are all kept).
+                // of its days' (when the period's raw samples are all kept and no day's sweep
+                // was refused by the budget). Without them (another policy) up to 24 h are swept.
                 let streams =
-                    period.length <= Self.exactPeakMaxSeconds && !fleetRollup
+                    !fleetRollup
                     ? try Self.peakStreams(
-                        db, period: period, nodes: candidates, policy: policy, now: nowT, enabled: exactPeaks) : nil
+                        db, period: period, nodes: candidates, policy: policy, now: nowT, enabled: exactPeaks,
+                        sweepCap: sweepCap) : nil
                 let storedPeaks =
-                    try fleetRollup && Self.exactPeaksPossible(db, period: period, policy: policy, enabled: exactPeaks)
+                    try fleetRollup
+                    && Self.exactPeaksPossible(
+                        db, period: period, policy: policy, enabled: exactPeaks,
+                        sweepCap: policy == .default ? .infinity : Self.exactPeakMaxSeconds)
                 var highestDay: Double?
                 while d < period.to {
                     let window = Interval(max(d, period.from), min(d + ReportTime.day, period.to))
@@ -823,10 +882,12 @@ extension FleetDatabase {
                     var dayPeak: Double?
                     if let streams {
                         dayPeak = streams.peaks(within: window, group: { _ in "fleet" })["fleet"]
-                    } else if period.length <= Self.exactPeakMaxSeconds {
+                    } else if storedPeaks && !budget.refused {
+                        // Days in order take the sweep budget; once it refused one, the total
+                        // and the days after it get rollup peaks (no more reads for them).
                         dayPeak = try Self.exactFleetPeak(
                             db, window: window, nodes: dayNodes, policy: policy, now: nowT, enabled: exactPeaks,
-                            stored: fleetRollup, reads: reads)
+                            stored: fleetRollup, reads: reads, budget: budget)
                         if let p = dayPeak { highestDay = max(highestDay ?? p, p) }
                     }
                     rows.append(
@@ -848,7 +909,9 @@ extension FleetDatabase {
                     d += ReportTime.day
                 }
                 let fleetPeak =
-                    storedPeaks ? highestDay : streams?.peaks(within: period, group: { _ in "fleet" })["fleet"]
+                    storedPeaks
+                    ? (budget.refused ? nil : highestDay)
+                    : streams?.peaks(within: period, group: { _ in "fleet" })["fleet"]
                 total = ReportAggregation.groupRow(
                     key: "fleet", nodes: all.values.sorted { $0.nodeId < $1.nodeId }, period: period, series: fleetSeries,
                     exactPeak: fleetPeak, basis: .hour)

@@ -97,7 +97,7 @@ extension ReportCommand {
             out += t.render()
             if (r.rows + [r.total]).contains(where: { $0.peakBasis != nil && $0.peakBasis != .samples }) {
                 out +=
-                    "\n\n* peak from rollups (periods over 24 h): the higher of the highest hourly (daily) average of the group's total and"
+                    "\n\n* peak from rollups (raw samples no longer kept, or hour peaks not computed yet): the higher of the highest hourly (daily) average of the group's total and"
                     + " the highest single-node peak, a lower bound of the peak at one moment (docs/numbers.md)"
             }
             let gappy = r.rows.filter { !$0.gaps.isEmpty }
