@@ -52,7 +52,8 @@ public enum Ksmtuned {
     /// mode that honours `thresCoef` (ksmtuned modes, adaptive, advisor).
     public static func aboveThresholdReason(config: KSMConfig, memory: MemorySnapshot) -> String {
         let avail = Percent.format(memory.availablePercent, against: config.thresCoef)
-        return "Stopped: MemAvailable \(avail) % is above the \(config.thresCoef) % threshold (KSM runs only below it)"
+        let side = memory.memAvailableKB * 100 == memory.memTotalKB * Int64(config.thresCoef) ? "at" : "above"
+        return "Stopped: MemAvailable \(avail) % is \(side) the \(config.thresCoef) % threshold (KSM runs only below it)"
     }
 
     /// One step of the loop for run=run in a ksmtuned mode (standard, high, customized).
@@ -87,11 +88,12 @@ public enum Ksmtuned {
 }
 
 /// Percent formatting for reasons: whole numbers, unless rounding would make a value look equal
-/// to the threshold it is compared with.
+/// to the threshold it is compared with (any value but the threshold itself: 19.99995 % is
+/// below a 20 % threshold and is shown so, "19.99").
 public enum Percent {
     public static func format(_ value: Double, against threshold: Int) -> String {
         let rounded = value.rounded()
-        if Int(rounded) == threshold && abs(value - rounded) > 0.0001 {
+        if Int(rounded) == threshold && value != Double(threshold) {
             let tenth = (value * 10).rounded() / 10
             if tenth == Double(threshold) {
                 return value < Double(threshold) ? "\(threshold - 1).99" : "\(threshold).01"

@@ -1,4 +1,5 @@
 import KSMCore
+import TestSupport
 import Testing
 
 /// 16 GiB host in kB.
@@ -116,6 +117,41 @@ struct KsmtunedTests {
         #expect(Percent.format(19.96, against: 20) == "19.99")
         #expect(Percent.format(19.6, against: 20) == "19.6")
         #expect(Percent.format(81.2, against: 20) == "81")
+        #expect(Percent.format(19.99995, against: 20) == "19.99")
+        #expect(Percent.format(20.00005, against: 20) == "20.01")
+        #expect(Percent.format(20, against: 20) == "20")
+    }
+
+    /// The WHY column of `ksmfleet history` (the tuner's reason) and its MEM AVAIL column
+    /// (`Display.memAvailable`, also the dashboard's) show the same MemAvailable, on the side of
+    /// the threshold the decision took: random hosts with MemAvailable within a few kB or a few
+    /// tenths of a percent of the threshold, where rounding decides what is shown.
+    @Test("the reason's MemAvailable is the one shown beside it, on the decision's side", arguments: [UInt64(1), 2, 3])
+    func reasonAndColumnAgree(seed: UInt64) {
+        var rng = SeededRandom(seed: seed)
+        for _ in 0..<5_000 {
+            let coef = Int.random(in: 1...99, using: &rng)
+            let total = Int64.random(in: (1 << 20)...(1 << 32), using: &rng)
+            let exact = total * Int64(coef) / 100
+            let near =
+                Bool.random(using: &rng)
+                ? Int64.random(in: -3...3, using: &rng) : Int64.random(in: -(total / 300)...(total / 300), using: &rng)
+            let m = MemorySnapshot(memTotalKB: total, memAvailableKB: min(max(exact + near, 0), total))
+            let config = KSMConfig(run: .run, mode: .standard, thresCoef: coef).normalized()
+            let d = Ksmtuned.step(config: config, memory: m, state: TunerState())
+            let shown = Display.memAvailable(m, thresCoef: coef)
+            #expect(d.reason.contains("MemAvailable \(shown) "), "\(d.reason) / \(shown)")
+            guard let value = Double(shown.dropLast(2)) else {
+                Issue.record("not a number: \(shown)")
+                continue
+            }
+            if d.phase == .running {
+                #expect(value < Double(coef), "\(d.reason) (\(m.memAvailableKB) of \(m.memTotalKB) kB)")
+            } else {
+                #expect(value >= Double(coef), "\(d.reason) (\(m.memAvailableKB) of \(m.memTotalKB) kB)")
+                #expect(value > Double(coef) || m.memAvailableKB * 100 == m.memTotalKB * Int64(coef), "\(d.reason)")
+            }
+        }
     }
 }
 
