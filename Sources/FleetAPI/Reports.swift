@@ -19,7 +19,8 @@ import KSMCore
 // than the server's `maxGapSeconds`; the last sample before such a silence holds `tailSeconds`.
 
 /// How finely `GET /nodes/{id}/history` answers. Without `resolution` the server picks raw for
-/// spans up to 6 hours, hour up to 14 days, day beyond.
+/// spans up to 24 hours (hour when the node sent more samples than one answer carries), hour up
+/// to 14 days, day beyond.
 public enum HistoryResolution: String, Codable, Sendable, CaseIterable {
     case raw, hour, day
 
@@ -34,7 +35,7 @@ public enum HistoryResolution: String, Codable, Sendable, CaseIterable {
 
     /// The resolution the server picks for a span when none is asked for.
     public static func automatic(spanSeconds: Double) -> HistoryResolution {
-        if spanSeconds <= 6 * 3600 { return .raw }
+        if spanSeconds <= 24 * 3600 { return .raw }
         if spanSeconds <= 14 * 86400 { return .hour }
         return .day
     }
@@ -165,6 +166,9 @@ public struct HistoryResponse: Codable, Sendable, Equatable {
     public var until: Date
     public var resolution: HistoryResolution
     public var samples: [HistorySample]?
+    /// With `samples`: how many samples of the period come after the last one sent (an answer
+    /// carries at most `HistoryResponse.maxSamples`); nil when none.
+    public var omittedSamples: Int?
     public var buckets: [HistoryBucket]?
     /// Intervals of `existence` with no data (the node existed but sent nothing).
     public var gaps: [TimeRange]
@@ -172,9 +176,13 @@ public struct HistoryResponse: Codable, Sendable, Equatable {
     /// deletion or now. nil when it did not exist in the period at all. Outside it is not a gap.
     public var existence: TimeRange?
 
+    /// The most raw samples one answer of `GET /nodes/{id}/history` carries.
+    public static let maxSamples = 20_000
+
     public init(
         nodeId: String, name: String, since: Date, until: Date, resolution: HistoryResolution,
-        samples: [HistorySample]? = nil, buckets: [HistoryBucket]? = nil, gaps: [TimeRange], existence: TimeRange? = nil
+        samples: [HistorySample]? = nil, omittedSamples: Int? = nil, buckets: [HistoryBucket]? = nil, gaps: [TimeRange],
+        existence: TimeRange? = nil
     ) {
         self.nodeId = nodeId
         self.name = name
@@ -182,6 +190,7 @@ public struct HistoryResponse: Codable, Sendable, Equatable {
         self.until = until
         self.resolution = resolution
         self.samples = samples
+        self.omittedSamples = omittedSamples
         self.buckets = buckets
         self.gaps = gaps
         self.existence = existence

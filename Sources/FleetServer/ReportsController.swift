@@ -43,18 +43,27 @@ struct ReportsController<Context: RequestContext>: Sendable {
         let now = Date()
         let (since, until) = try Self.period(request, now: now, defaultSpan: 86400)
         var resolution = HistoryResolution.automatic(spanSeconds: until.timeIntervalSince(since))
+        var automatic = true
         if let r = HTTP.query(request, "resolution"), !r.isEmpty {
             guard let v = HistoryResolution(rawValue: r.lowercased()) else {
                 throw APIError.invalidValue("resolution", "'\(r)' is not a resolution; expected raw, hour or day")
             }
             resolution = v
+            automatic = false
         }
         // A live node by id or name; a deleted node's history by its id.
         let id = try await state.database.node(idOrName: raw)?.id ?? raw
         guard
-            let answer = try await state.database.history(
+            var answer = try await state.database.history(
                 nodeId: id, since: since, until: until, resolution: resolution)
         else { throw APIError.notFound("node '\(raw)' not found") }
+        // Picked for the span, raw would leave samples out (a node sampling every few seconds
+        // over a day): hours instead. Asked for, the answer says how many it left out.
+        if automatic, answer.omittedSamples != nil,
+            let hourly = try await state.database.history(nodeId: id, since: since, until: until, resolution: .hour)
+        {
+            answer = hourly
+        }
         return try HTTP.json(answer)
     }
 

@@ -930,7 +930,7 @@ extension FleetDatabase {
     /// outside the node's life (`existence` in the reply).
     public func history(
         nodeId: String, since: Date, until: Date, resolution: HistoryResolution, policy: ReportPolicy = .default,
-        maxSamples: Int = 20_000, now: Date = Date()
+        maxSamples: Int = HistoryResponse.maxSamples, now: Date = Date()
     ) async throws -> HistoryResponse? {
         if resolution != .raw { try await rollupCatchUp(policy: policy, now: now) }
         let period = Interval(since.timeIntervalSince1970, until.timeIntervalSince1970)
@@ -954,7 +954,8 @@ extension FleetDatabase {
                 // Times are whole seconds on the wire: samples less than a second apart share a
                 // taken_at, and PostgreSQL returns ties in any order (SQLite in insertion order).
                 // Ties go by sequence number, the agent's order, on both engines.
-                let rows = try StoreRow.fetchAll(
+                let (lo, hi) = (Int64(period.from * 1000), Int64(period.to * 1000))
+                var rows = try StoreRow.fetchAll(
                     db,
                     sql: """
                         SELECT seq, taken_at, phase, phase_reason, run, pages_to_scan, sleep_millisecs, pages_shared,
@@ -962,7 +963,16 @@ extension FleetDatabase {
                           mem_total_kb, mem_available_kb, ksmd_cpu_percent, ksmd_cpu_seconds, applied_generation, apply_error
                         FROM samples WHERE node_id = ? AND taken_at >= ? AND taken_at < ? ORDER BY taken_at, seq LIMIT ?
                         """,
-                    arguments: [nodeId, Int64(period.from * 1000), Int64(period.to * 1000), maxSamples])
+                    arguments: [nodeId, lo, hi, maxSamples + 1])
+                // More than `maxSamples`: the first ones, and how many more there are.
+                var omitted: Int?
+                if rows.count > maxSamples {
+                    rows.removeLast(rows.count - maxSamples)
+                    let all = try Int.fetchOne(
+                        db, sql: "SELECT COUNT(*) FROM samples WHERE node_id = ? AND taken_at >= ? AND taken_at < ?",
+                        arguments: [nodeId, lo, hi])
+                    omitted = (all ?? maxSamples) - maxSamples
+                }
                 let samples = rows.map { r -> HistorySample in
                     let phase: String = r["phase"]
                     return HistorySample(
@@ -986,7 +996,7 @@ extension FleetDatabase {
                     horizon: nowT)
                 return HistoryResponse(
                     nodeId: nodeId, name: name, since: since, until: until, resolution: .raw, samples: samples,
-                    gaps: gapsWithin(integ.covered), existence: existence.map(TimeRange.init))
+                    omittedSamples: omitted, gaps: gapsWithin(integ.covered), existence: existence.map(TimeRange.init))
             case .hour, .day:
                 let level: RollupLevel = resolution == .hour ? .hour : .day
                 let from = level == .hour ? ReportTime.hourStart(period.from) : ReportTime.dayStart(period.from)

@@ -32,8 +32,9 @@ struct PeriodOptions: ParsableArguments {
         }
         if let s, u == nil, s >= now { throw .usage("--since \(Fmt.isoSeconds(s)) is in the future") }
         // A period with a start and no end ends now, by this clock: left to the server, "now" is
-        // read a moment later, and `--since 24h` was 24 h and a fraction long (its group peaks then
-        // came from rollups, not from the raw samples that make them exact up to 24 h). An end up
+        // read a moment later, and `--since 24h` was 24 h and a fraction long: past the 24 h up to
+        // which a history's automatic resolution is raw samples (and, before stored hour peaks
+        // made longer periods exact, a report's group peaks came from rollups). An end up
         // to a second past the server's now adds nothing: time after now is outside every node's
         // life (docs/numbers.md), neither data nor a gap.
         return (s, s == nil ? u : (u ?? now))
@@ -90,6 +91,11 @@ struct HistoryCommand: AsyncParsableCommand {
                     ])
                 }
                 if !samples.isEmpty { print(t.render()) }
+                if let more = h.omittedSamples, let last = samples.last {
+                    print(
+                        "\n\(more) more samples after \(Fmt.isoSeconds(last.takenAt)) not shown (the server sends at most"
+                            + " \(HistoryResponse.maxSamples) at a time): narrow the period with --since/--until, or use --resolution hour")
+                }
             }
             if let buckets = h.buckets {
                 if buckets.isEmpty { print("no data in this period") }

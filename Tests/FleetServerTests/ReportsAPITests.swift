@@ -118,6 +118,46 @@ private func seeded() async throws -> (TestServer, FleetClient, alpha: String, b
         #expect(hours.gaps.count == 1)
     }
 
+    /// Without `resolution`, up to 24 h are raw samples unless the node sent more than one
+    /// answer carries; raw asked for says how many it left out.
+    @Test func historyPicksRawUpTo24HoursWhileTheSamplesFit() async throws {
+        let (server, admin, _, beta) = try await seeded()
+        defer { server.removeDataDir() }
+        let day = try await admin.history(
+            beta, since: Date(timeIntervalSince1970: t0), until: Date(timeIntervalSince1970: t0 + 86400))
+        // A node sampling every second for 5 h 35 min: more samples than an answer carries.
+        let enroll = try await server.makeEnrollmentToken()
+        let reg = try await admin.register(
+            RegisterRequest(
+                hostname: "chatty", machineId: "m-chatty", kernel: "6.8", memTotalBytes: 64 * gib, numaNodes: 1,
+                ksmFeatures: ["run"], agentVersion: "test", pageSize: 4096),
+            enrollmentToken: enroll)
+        let node = try FleetClient(ClientOptions(serverURL: server.baseURL, token: reg.nodeToken))
+        let count = HistoryResponse.maxSamples + 100
+        for start in stride(from: 0, to: count, by: SampleBatch.maxSamples) {
+            let samples = (start..<min(start + SampleBatch.maxSamples, count)).map { i in
+                StatusSample(
+                    seq: Int64(i + 1), takenAt: Date(timeIntervalSince1970: t0 + Double(i)),
+                    status: KSMStatus(run: 1, pagesSharing: 100),
+                    memory: MemorySnapshot(memTotalKB: 64 << 20, memAvailableKB: 8 << 20), pageSize: 4096,
+                    ksmdCPUPercent: 1, ksmdCPUSeconds: Double(i) / 100, phase: .running, phaseReason: "test")
+            }
+            _ = try await node.pushSamples(nodeId: reg.nodeId, SampleBatch(samples: samples))
+        }
+        let since = Date(timeIntervalSince1970: t0)
+        let picked = try await admin.history(reg.nodeId, since: since, until: Date(timeIntervalSince1970: t0 + 6 * 3600))
+        let raw = try await admin.history(
+            reg.nodeId, since: since, until: Date(timeIntervalSince1970: t0 + 6 * 3600), resolution: .raw)
+        let fits = try await admin.history(reg.nodeId, since: since, until: Date(timeIntervalSince1970: t0 + 3 * 3600))
+        await server.stop()
+        #expect(day.resolution == .raw && day.samples?.count == 31 && day.omittedSamples == nil)
+        #expect(picked.resolution == .hour && picked.buckets?.count == 6 && picked.samples == nil)
+        #expect(picked.buckets?.map(\.samples).reduce(0, +) == count)
+        #expect(raw.resolution == .raw && raw.samples?.count == HistoryResponse.maxSamples && raw.omittedSamples == 100)
+        #expect(raw.samples?.last?.takenAt == Date(timeIntervalSince1970: t0 + Double(HistoryResponse.maxSamples - 1)))
+        #expect(fits.resolution == .raw && fits.samples?.count == 3 * 3600 && fits.omittedSamples == nil)
+    }
+
     @Test func rollupServiceRollsUpInTheBackground() async throws {
         let (server, _, alpha, _) = try await seeded()
         defer { server.removeDataDir() }

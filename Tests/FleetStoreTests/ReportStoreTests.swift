@@ -156,7 +156,20 @@ private func range(_ a: Double, _ b: Double) -> TimeRange {
                 nodeId: id, since: Date(timeIntervalSince1970: t0), until: Date(timeIntervalSince1970: t0 + 7200),
                 resolution: .raw))
         #expect(hist.samples?.count == 61)
+        #expect(hist.omittedSamples == nil)
         #expect(hist.gaps == [range(t0 + 1860, t0 + 5400)])
+        // Fewer samples per answer than the period has: the first ones, and how many more.
+        let first = try #require(
+            try await f.db.history(
+                nodeId: id, since: Date(timeIntervalSince1970: t0), until: Date(timeIntervalSince1970: t0 + 7200),
+                resolution: .raw, maxSamples: 40))
+        #expect(first.samples?.count == 40 && first.omittedSamples == 21)
+        #expect(first.samples?.last?.takenAt == Date(timeIntervalSince1970: t0 + 5400 + 8 * 60))
+        #expect(first.gaps == hist.gaps)
+        let exactly = try await f.db.history(
+            nodeId: id, since: Date(timeIntervalSince1970: t0), until: Date(timeIntervalSince1970: t0 + 7200),
+            resolution: .raw, maxSamples: 61)
+        #expect(exactly?.samples?.count == 61 && exactly?.omittedSamples == nil)
         let hours = try #require(
             try await f.db.history(
                 nodeId: id, since: Date(timeIntervalSince1970: t0), until: Date(timeIntervalSince1970: t0 + 7200),
