@@ -234,8 +234,9 @@ public struct SavingsRow: Codable, Sendable, Equatable {
     /// Average memory saved (bytes); nil without data.
     public var avgSavedBytes: Double?
     /// Node rows: the highest sample. Group rows: the highest sum of the nodes' values at one
-    /// moment, exact from the raw samples for periods up to 24 h; for longer periods a lower bound
-    /// from rollups (see `peakBasis` and docs/numbers.md). Never below any member's peak.
+    /// moment, exact from the raw samples (and the hour peaks stored from them) while they are
+    /// kept; otherwise a lower bound from rollups (see `peakBasis` and docs/numbers.md). Never
+    /// below any member's peak.
     public var peakSavedBytes: Double?
     /// What `peakSavedBytes` was computed from: `samples` (exact), or `hour`/`day`/`month` rollups.
     public var peakBasis: PeakBasis?

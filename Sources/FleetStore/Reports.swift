@@ -357,35 +357,40 @@ extension FleetDatabase {
                 SELECT bucket_start, saved_peak,
                   CAST(CASE WHEN peak_known = 1 AND bucket_start NOT IN
                     (SELECT bucket_start FROM rollup_fleet_dirty WHERE bucket_start >= ? AND bucket_start < ?)
-                    THEN 1 ELSE 0 END AS BIGINT) AS known
+                    THEN 1 ELSE 0 END AS BIGINT) AS known,
+                  CAST(CASE WHEN labels_known = 1 THEN 1 ELSE 0 END AS BIGINT) AS labels_known
                 FROM rollup_fleet_hour WHERE bucket_start >= ? AND bucket_start < ? ORDER BY bucket_start
                 """, arguments: [lo, hi, lo, hi]
-        ).map { r -> (hour: Double, peak: Int64?, known: Bool) in
-            (Double(r[0] as Int64), r[1], (r[2] as Int64) == 1)
+        ).map { r -> (hour: Double, peak: Int64?, known: Bool, labelsKnown: Bool) in
+            (Double(r[0] as Int64), r[1], (r[2] as Int64) == 1, (r[3] as Int64) == 1)
         }
         let withData = Set(fleetRows.map(\.hour))
         let fleetKnown = fleetRows.filter { $0.known && $0.hour >= hs && $0.hour < he }
         var known: [Double] = []
         if let label, hs < he {
-            // An hour is known for the key when its label peaks are (labels_known, and its fleet
-            // peak is known) and it has rows of the key (a key no node had when they were
-            // computed has none).
-            let fleetHours = Set(fleetKnown.map(\.hour))
-            let rows = try StoreRow.fetchAll(
+            // An hour is known for the key when its fleet peak and its label peaks are
+            // (labels_known: computed since the last label change). Its rows of the key are its
+            // groups' peaks; with none, no node of the hour had the key when they were computed,
+            // so all of them were the group "" and its peak is the fleet's.
+            var byHour: [Double: [(String, Int64?)]] = [:]
+            for r in try StoreRow.fetchAll(
                 db,
                 sql: """
-                    SELECT l.bucket_start, l.label_value, l.saved_peak FROM rollup_label_hour l
-                    JOIN rollup_fleet_hour f ON f.bucket_start = l.bucket_start
-                    WHERE l.label_key = ? AND l.bucket_start >= ? AND l.bucket_start < ? AND f.labels_known = 1
-                    ORDER BY l.bucket_start
+                    SELECT bucket_start, label_value, saved_peak FROM rollup_label_hour
+                    WHERE label_key = ? AND bucket_start >= ? AND bucket_start < ?
                     """, arguments: [label, Int64(hs), Int64(he)])
-            for r in rows {
-                let h = Double(r[0] as Int64)
-                guard fleetHours.contains(h) else { continue }
-                if known.last != h { known.append(h) }
-                if let p = r[2] as Int64? { note(r[1], Double(p)) }
+            {
+                byHour[Double(r[0] as Int64), default: []].append((r[1], r[2]))
             }
-            for r in fleetKnown { if let p = r.peak { fleet = max(fleet ?? Double(p), Double(p)) } }
+            for r in fleetKnown where r.labelsKnown {
+                known.append(r.hour)
+                if let p = r.peak { fleet = max(fleet ?? Double(p), Double(p)) }
+                guard let groups = byHour[r.hour] else {
+                    if let p = r.peak { note("", Double(p)) }
+                    continue
+                }
+                for (value, peak) in groups { if let p = peak { note(value, Double(p)) } }
+            }
         } else if label == nil {
             for r in fleetKnown {
                 known.append(r.hour)
@@ -400,13 +405,13 @@ extension FleetDatabase {
         }
         if t < window.to { sweep.append(Interval(t, window.to)) }
         // What the sweep costs: the hours it reaches that hold data (a fleet hour row), and every
-        // hour from `he` on (samples not rolled up yet have no row). Hours without data cost a
-        // read of nothing.
+        // hour from `he` up to now (samples not rolled up yet have no row). Hours without data
+        // cost a read of nothing.
         var cost = 0
         for w in sweep {
             var h = ReportTime.hourStart(w.from)
             while h < w.to {
-                if h >= he || withData.contains(h) { cost += 1 }
+                if (h >= he && h < now + policy.maxGapSeconds) || withData.contains(h) { cost += 1 }
                 h += ReportTime.hour
             }
         }
@@ -768,9 +773,9 @@ extension FleetDatabase {
 
     /// The savings report over [since, until). Rolls up samples that just arrived first.
     ///
-    /// `exactPeaks: false` skips reading the raw samples for exact group peaks (periods up to
-    /// 24 h): for callers that do not show peaks (the dashboard's overview cards), since on a big
-    /// fleet that read is most of the report's cost. The peaks then come from rollups.
+    /// `exactPeaks: false` skips reading the raw samples and stored hour peaks for exact group
+    /// peaks: for callers that do not show peaks (the dashboard's overview cards), since on a big
+    /// fleet that read is most of a short report's cost. The peaks then come from rollups.
     public func savingsReport(
         since: Date, until: Date, by: ReportGrouping, label: String?, policy: ReportPolicy = .default,
         now: Date = Date(), exactPeaks: Bool = true
@@ -825,8 +830,16 @@ extension FleetDatabase {
                     ).map(SavingsRow.init)
                     var fleet: [Double: Double] = [:]
                     for s in series.values { for (k, v) in s { fleet[k, default: 0] += v } }
+                    // The label groups' sweep refused (their peaks not computed yet, e.g. after a
+                    // label change): the fleet's own stored hour peaks may still make its peak exact.
+                    let fleetPeak =
+                        try exact == nil
+                        ? Self.exactFleetPeak(
+                            db, window: period, nodes: nodes, policy: policy, now: nowT, enabled: exactPeaks,
+                            stored: true, reads: reads, budget: budget)
+                        : exact?.fleet
                     total = ReportAggregation.groupRow(
-                        key: "fleet", nodes: inputs, period: period, series: fleet, exactPeak: exact?.fleet, basis: basis)
+                        key: "fleet", nodes: inputs, period: period, series: fleet, exactPeak: fleetPeak, basis: basis)
                 } else {
                     let streams = try Self.peakStreams(
                         db, period: period, nodes: nodes, policy: policy, now: nowT, enabled: exactPeaks, sweepCap: sweepCap)
@@ -847,20 +860,23 @@ extension FleetDatabase {
                 let candidates = try Self.reportNodes(db, period: period)
                 let whole = try Self.wholeDayInputs(
                     db, period: period, candidates: candidates, now: nowT, fleetRollup: fleetRollup)
-                // The reference reads every raw sample of the period once. With stored fleet hour
-                // peaks each day sweeps only what has none, and the period's peak is the highest
-                // of its days' (when the period's raw samples are all kept and no day's sweep
-                // was refused by the budget). Without them (another policy) up to 24 h are swept.
+                // Each day with data whose raw samples are kept gets an exact peak. With stored
+                // fleet hour peaks (the default policy) it sweeps only what has none, within the
+                // report's budget, days in order (once it refused a day, the days after it get
+                // rollup peaks, with no more reads); without them (another policy) only periods
+                // up to 24 h are swept. The reference reads every raw sample of the period once,
+                // or of each day when retention cut into the period. The period's peak is the
+                // highest of its days' when its raw samples are all kept and no day was refused.
+                let periodExact = try Self.exactPeaksPossible(
+                    db, period: period, policy: policy, enabled: exactPeaks, sweepCap: .infinity)
                 let streams =
-                    !fleetRollup
+                    !fleetRollup && periodExact
                     ? try Self.peakStreams(
                         db, period: period, nodes: candidates, policy: policy, now: nowT, enabled: exactPeaks,
-                        sweepCap: sweepCap) : nil
-                let storedPeaks =
-                    try fleetRollup
-                    && Self.exactPeaksPossible(
-                        db, period: period, policy: policy, enabled: exactPeaks,
-                        sweepCap: policy == .default ? .infinity : Self.exactPeakMaxSeconds)
+                        sweepCap: .infinity) : nil
+                let daysExact = exactPeaks && (!fleetRollup || policy == .default || period.length <= Self.exactPeakMaxSeconds)
+                // Days before retention's cut (and its margin) have no exact peak: not asked for.
+                let rawFrom = try Self.stateValue(db, Self.samplesCutKey).map { Double($0) / 1000 + policy.maxGapSeconds }
                 var highestDay: Double?
                 while d < period.to {
                     let window = Interval(max(d, period.from), min(d + ReportTime.day, period.to))
@@ -878,16 +894,17 @@ extension FleetDatabase {
                         (inputs, s) = (i, series["fleet"] ?? [:])
                         if fleetRollup { dayNodes = nodes }
                     }
-                    // Read once for every day; a day after a retention cut inside the period reads its own.
                     var dayPeak: Double?
-                    if let streams {
+                    if !daysExact || !inputs.contains(where: { $0.stats.dataSeconds > 0 }) {
+                        // No exact day peaks, or no data: no peak to read.
+                    } else if let streams {
                         dayPeak = streams.peaks(within: window, group: { _ in "fleet" })["fleet"]
-                    } else if storedPeaks && !budget.refused {
-                        // Days in order take the sweep budget; once it refused one, the total
-                        // and the days after it get rollup peaks (no more reads for them).
+                    } else if window.from < rawFrom ?? -.infinity || (fleetRollup && budget.refused) {
+                        // Raw samples cut, or the budget is spent: a rollup peak.
+                    } else {
                         dayPeak = try Self.exactFleetPeak(
                             db, window: window, nodes: dayNodes, policy: policy, now: nowT, enabled: exactPeaks,
-                            stored: fleetRollup, reads: reads, budget: budget)
+                            stored: fleetRollup, reads: reads, budget: budget, sweepCap: .infinity)
                         if let p = dayPeak { highestDay = max(highestDay ?? p, p) }
                     }
                     rows.append(
@@ -909,8 +926,8 @@ extension FleetDatabase {
                     d += ReportTime.day
                 }
                 let fleetPeak =
-                    storedPeaks
-                    ? (budget.refused ? nil : highestDay)
+                    fleetRollup
+                    ? (periodExact && daysExact && !budget.refused ? highestDay : nil)
                     : streams?.peaks(within: period, group: { _ in "fleet" })["fleet"]
                 total = ReportAggregation.groupRow(
                     key: "fleet", nodes: all.values.sorted { $0.nodeId < $1.nodeId }, period: period, series: fleetSeries,

@@ -52,7 +52,9 @@ public enum Ksmtuned {
     /// mode that honours `thresCoef` (ksmtuned modes, adaptive, advisor).
     public static func aboveThresholdReason(config: KSMConfig, memory: MemorySnapshot) -> String {
         let avail = Percent.format(memory.availablePercent, against: config.thresCoef)
-        let side = memory.memAvailableKB * 100 == memory.memTotalKB * Int64(config.thresCoef) ? "at" : "above"
+        let side =
+            memory.memTotalKB > 0 && memory.memAvailableKB * 100 == memory.memTotalKB * Int64(config.thresCoef)
+            ? "at" : "above"
         return "Stopped: MemAvailable \(avail) % is \(side) the \(config.thresCoef) % threshold (KSM runs only below it)"
     }
 

@@ -427,10 +427,12 @@ private let day = 86400.0
         }
         let now = t0 + 600
         let page = 4096.0
-        func report(_ by: ReportGrouping, since: Double = t0 - 7 * day + 1234) async throws -> SavingsReport {
+        func report(
+            _ by: ReportGrouping, since: Double = t0 - 7 * day + 1234, key: String = "rack"
+        ) async throws -> SavingsReport {
             try await f.db.savingsReport(
                 since: Date(timeIntervalSince1970: since), until: Date(timeIntervalSince1970: now), by: by,
-                label: by == .label ? "rack" : nil, now: Date(timeIntervalSince1970: now))
+                label: by == .label ? key : nil, now: Date(timeIntervalSince1970: now))
         }
         func peaks(_ r: SavingsReport) -> [String: Double] {
             var out: [String: Double] = [:]
@@ -454,10 +456,19 @@ private let day = 86400.0
         #expect(byDay.rows.allSatisfy { $0.peakBasis == .samples || $0.peakBasis == nil })
         // Fourteen days, the default raw retention.
         #expect(try await report(.node, since: now - 14 * day).total.peakSavedBytes == 2050 * page)
+        // A key no node has: every node is in its group "", whose peak is the fleet's.
+        #expect(peaks(try await report(.label, key: "zone")) == ["": 2050 * page, "fleet": 2050 * page])
+        // A sample stored after the report's catch-up (here: none run) is swept from its hour on,
+        // up to now; hours after now hold nothing and cost nothing, however far the period goes.
+        try await f.pushSamples(a, [ReportSample(at: now - 100, savedBytes: 100 * 4096, phase: .running)])
+        let ahead = try await f.db.savingsReport(
+            since: Date(timeIntervalSince1970: t0 - 7 * day), until: Date(timeIntervalSince1970: now + 3 * day), by: .node,
+            label: nil, policy: .default, now: Date(timeIntervalSince1970: now), exactPeaks: true, fleetRollup: true)
+        #expect(ahead.total.peakBasis == .samples && ahead.total.peakSavedBytes == 2050 * page)
 
         // c joins r1: the label peaks are forgotten (the fleet's stay), computed again by the service.
         _ = try await f.db.setLabels(nodeId: c, ["rack": "r1"])
-        #expect(peaks(try await report(.label)).isEmpty)
+        #expect(peaks(try await report(.label)) == ["fleet": 2050 * page], "the fleet's own hour peaks are still known")
         #expect(try await report(.node).total.peakSavedBytes == 2050 * page)
         _ = try await Self.storeAllPeaks(f, now: now)
         #expect(peaks(try await report(.label)) == ["r1": 2050 * page, "fleet": 2050 * page])
@@ -469,6 +480,12 @@ private let day = 86400.0
         #expect(try await report(.node).total.peakBasis == .hour)
         let after = try await report(.node, since: t0 - 3 * day - 1800)
         #expect(after.total.peakBasis == .samples && after.total.peakSavedBytes == 2050 * page)
+        // By day across the cut: the days after it (and its margin) are exact, the total is not.
+        let days = try await report(.day)
+        #expect(days.total.peakBasis == .hour)
+        #expect(days.rows.first { $0.key == ReportTime.dayKey(spike) }?.peakBasis == .samples)
+        #expect(days.rows.first { $0.key == ReportTime.dayKey(spike) }?.peakSavedBytes == 2050 * page)
+        #expect(days.rows.first { $0.key == ReportTime.dayKey(t0 - 5 * day) }?.peakBasis == .hour)
     }
 
     /// PostgreSQL, two replicas: a fleet-hour flush that read an hour's sum on its snapshot while

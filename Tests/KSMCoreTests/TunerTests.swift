@@ -120,6 +120,12 @@ struct KsmtunedTests {
         #expect(Percent.format(19.99995, against: 20) == "19.99")
         #expect(Percent.format(20.00005, against: 20) == "20.01")
         #expect(Percent.format(20, against: 20) == "20")
+        let at = Ksmtuned.aboveThresholdReason(
+            config: KSMConfig(run: .run, thresCoef: 20), memory: MemorySnapshot(memTotalKB: 1000, memAvailableKB: 200))
+        #expect(at == "Stopped: MemAvailable 20 % is at the 20 % threshold (KSM runs only below it)")
+        let unknown = Ksmtuned.aboveThresholdReason(
+            config: KSMConfig(run: .run, thresCoef: 20), memory: MemorySnapshot(memTotalKB: 0, memAvailableKB: 0))
+        #expect(!unknown.contains(" at the "))
     }
 
     /// The WHY column of `ksmfleet history` (the tuner's reason) and its MEM AVAIL column
@@ -149,7 +155,9 @@ struct KsmtunedTests {
                 #expect(value < Double(coef), "\(d.reason) (\(m.memAvailableKB) of \(m.memTotalKB) kB)")
             } else {
                 #expect(value >= Double(coef), "\(d.reason) (\(m.memAvailableKB) of \(m.memTotalKB) kB)")
-                #expect(value > Double(coef) || m.memAvailableKB * 100 == m.memTotalKB * Int64(coef), "\(d.reason)")
+                let at = m.memAvailableKB * 100 == m.memTotalKB * Int64(coef)
+                #expect(value > Double(coef) || at, "\(d.reason)")
+                #expect(d.reason.contains(at ? " % is at the " : " % is above the "), "\(d.reason)")
             }
         }
     }

@@ -103,7 +103,7 @@ extension DashboardController {
         let r24 = try await state.database.savingsReport(
             since: now.addingTimeInterval(-86400), until: now, by: .node, label: nil, now: now, exactPeaks: false)
         let r30 = try await state.database.savingsReport(
-            since: now.addingTimeInterval(-30 * 86400), until: now, by: .node, label: nil, now: now)
+            since: now.addingTimeInterval(-30 * 86400), until: now, by: .node, label: nil, now: now, exactPeaks: false)
         let from = now.addingTimeInterval(-7 * 86400)
         let series = try await state.database.fleetSeries(since: from, until: now, level: .hour)
         let page = OverviewPage(nodes: nodes, last24h: r24, last30d: r30, series: series, seriesFrom: from, now: now)
