@@ -5,6 +5,10 @@ import PackageDescription
 let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .unsafeFlags(["-warnings-as-errors"]),
+    // Release objects put each function in a section of its own, so the link's --gc-sections and
+    // --icf work per function, not per file (the static agent, stripped: 16,572,504 bytes without
+    // this, 16,412,760 with it; docs/benchmarks.md).
+    .unsafeFlags(["-Xfrontend", "-function-sections"], .when(configuration: .release)),
 ]
 
 let package = Package(
@@ -116,7 +120,15 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            swiftSettings: swiftSettings),
+            swiftSettings: swiftSettings,
+            // The static agent's size (≤ 16 MiB stripped; docs/benchmarks.md). The toolchain's
+            // static-stdlib link passes -export-dynamic: every symbol of our objects goes into the
+            // dynamic symbol table (nothing looks them up; no dlopen) and is kept as a
+            // --gc-sections root. --icf=safe folds identical functions whose address is not taken
+            // (gold, the toolchain's default linker, and lld; not ld.bfd).
+            linkerSettings: [
+                .unsafeFlags(["-Xlinker", "--no-export-dynamic", "-Xlinker", "--icf=safe"], .when(configuration: .release)),
+            ]),
         .executableTarget(
             name: "ksmfleet",
             dependencies: [
