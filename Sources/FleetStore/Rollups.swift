@@ -570,7 +570,11 @@ extension FleetDatabase {
     /// seconds; only `nodeId`'s with one. nil when every sample is rolled up.
     static func firstUnrolledSample(_ db: StoreDB, nodeId: String? = nil) throws -> Double? {
         let watermark = try stateValue(db, watermarkKey) ?? 0
-        var sql = "SELECT MIN(taken_at) FROM samples WHERE rowid > ?"
+        // `+taken_at`: SQLite would otherwise answer MIN from the taken_at index, walking it from
+        // the oldest sample until one is past the watermark (every raw sample when none is:
+        // 0.2 s for 3.5 M samples, once per window of a report); the rowid range holds only the
+        // samples not rolled up yet.
+        var sql = "SELECT MIN(+taken_at) FROM samples WHERE rowid > ?"
         var arguments: StoreArguments = [watermark]
         if let nodeId {
             sql += " AND node_id = ?"
