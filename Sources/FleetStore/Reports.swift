@@ -106,7 +106,7 @@ struct SamplesByNode {
 /// longer than a day always did, until the rollup service has computed them.
 final class PeakSweepBudget {
     static let defaultHours = Int(FleetDatabase.exactPeakMaxSeconds / ReportTime.hour) + 2
-    private(set) var hours: Int
+    private var hours: Int
     /// Whether a sweep was refused: the peaks it was for are not exact.
     private(set) var refused = false
 
