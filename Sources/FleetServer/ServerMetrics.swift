@@ -3,104 +3,89 @@ import FleetStore
 import Foundation
 import Hummingbird
 import KSMCore
-import Prometheus
 import Synchronization
 
-/// `/metrics`: what is counted as it happens (request counts and latencies, samples stored,
-/// duplicated, refused) lives in a swift-prometheus registry (one per app, so tests may run many
-/// servers in one process); the figures of the fleet and of each node are read from the database
-/// at every scrape and written straight into the text after the registry's. Nothing per node is
-/// kept between scrapes: a deleted or renamed node's series are gone from the next one, and a
-/// scrape costs time linear in the fleet (registering tens of thousands of labelled series in
-/// the registry copied its dictionary at each one, a first scrape of 10,000 nodes took 51 s).
+/// `/metrics`, written one way: every family goes through `Exposition`, the text format by hand.
+/// What is counted as it happens (request counts and latencies, samples stored, duplicated,
+/// refused) lives here between scrapes (one per app, so tests may run many servers in one
+/// process); the figures of the fleet and of each node are read from the database at every
+/// scrape. Nothing per node is kept between scrapes: a deleted or renamed node's series are gone
+/// from the next one, and a scrape costs time linear in the fleet.
+///
+/// Not swift-prometheus: its registry copies a family's whole label dictionary for each new
+/// series, so holding a series per node and family made a first scrape of 10,000 nodes take 51 s
+/// (1.1 s written here), and writing the per-node families beside the registry was two ways of
+/// exporting. ServerMetricsTests checks this text line for line against what swift-prometheus's
+/// registry writes for the same series, and `make test` runs `promtool check metrics` on a live
+/// server's.
 final class ServerMetrics: Sendable {
-    let registry = PrometheusCollectorRegistry()
-    private static var requests: MetricNameDescriptor {
-        MetricNameDescriptor(
-            namespace: "ksmfleet", subsystem: "http", metricName: "requests", unitName: "total",
-            helpText: "HTTP requests by route, method and status")
-    }
-    private static var latency: MetricNameDescriptor {
-        MetricNameDescriptor(
-            namespace: "ksmfleet", subsystem: "http", metricName: "request_duration", unitName: "seconds",
-            helpText: "HTTP request latency by route, method and status (long-polls included)")
-    }
-    private static var samples: MetricNameDescriptor {
-        MetricNameDescriptor(
-            namespace: "ksmfleet", subsystem: "samples", metricName: "stored", unitName: "total",
-            helpText: "Status samples stored")
-    }
-    private static var duplicates: MetricNameDescriptor {
-        MetricNameDescriptor(
-            namespace: "ksmfleet", subsystem: "samples", metricName: "duplicate", unitName: "total",
-            helpText: "Status samples received again and ignored")
-    }
-    private static var refused: MetricNameDescriptor {
-        MetricNameDescriptor(
-            namespace: "ksmfleet", subsystem: "samples", metricName: "refused_batches", unitName: "total",
-            helpText: "Sample batches refused because a sample held what no agent could send, by field (the server log names the node)")
-    }
+    static let requests = ExpositionFamily(
+        "http", "requests", "total", "HTTP requests by route, method and status", .counter)
+    static let latency = ExpositionFamily(
+        "http", "request_duration", "seconds", "HTTP request latency by route, method and status (long-polls included)",
+        .histogram)
+    static let stored = ExpositionFamily("samples", "stored", "total", "Status samples stored", .counter)
+    static let duplicates = ExpositionFamily(
+        "samples", "duplicate", "total", "Status samples received again and ignored", .counter)
+    static let refused = ExpositionFamily(
+        "samples", "refused_batches", "total",
+        "Sample batches refused because a sample held what no agent could send, by field (the server log names the node)",
+        .counter)
     static let buckets: [Duration] = [
         .milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
         .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5),
         .seconds(10), .seconds(30), .seconds(60),
     ]
 
-    /// The registry builds each metric's name and looks it up under a lock on every `make…`
-    /// call; the series are created once and kept here instead (a few dozen routes × statuses).
-    private struct RequestKey: Hashable {
+    private struct RequestKey: Hashable, Comparable {
         let route: String, method: String, status: Int
+        static func < (a: Self, b: Self) -> Bool { (a.route, a.method, a.status) < (b.route, b.method, b.status) }
     }
-    private let requestSeries = Mutex([RequestKey: (Counter, DurationHistogram)]())
-    private let storedCounter: Counter
+    /// One route, method and status: its count and latency histogram under one lock, its labels
+    /// written once. The series are made on the first request and kept (a few dozen).
+    private final class RequestSeries: Sendable {
+        let labels: [UInt8]
+        let histogram = Mutex(Histogram(buckets: ServerMetrics.buckets.count))
+        init(_ key: RequestKey) {
+            labels = Exposition.labels(["route": key.route, "method": key.method, "status": "\(key.status)"])
+        }
+    }
+    private let requestSeries = Mutex([RequestKey: RequestSeries]())
+    private let storedCount = Atomic<Int>(0)
+    private let duplicateCount = Atomic<Int>(0)
     /// By field without its index (`takenAt`, `status.pagesUnshared`): a bounded set.
-    private let refusedSeries = Mutex([String: Counter]())
-    private let duplicateCounter: Counter
+    private let refusedCounts = Mutex([String: Int]())
 
-    init() {
-        storedCounter = registry.makeCounter(descriptor: Self.samples)
-        duplicateCounter = registry.makeCounter(descriptor: Self.duplicates)
-    }
+    init() {}
 
     func record(route: String, method: String, status: Int, duration: Duration) {
         let key = RequestKey(route: route, method: method, status: status)
-        let (counter, histogram) = requestSeries.withLock { series in
+        let series = requestSeries.withLock { series in
             if let known = series[key] { return known }
-            let labels = [("route", route), ("method", method), ("status", "\(status)")]
-            let made = (
-                registry.makeCounter(descriptor: Self.requests, labels: labels),
-                registry.makeDurationHistogram(descriptor: Self.latency, labels: labels, buckets: Self.buckets)
-            )
+            let made = RequestSeries(key)
             series[key] = made
             return made
         }
-        counter.increment()
-        histogram.record(duration)
+        series.histogram.withLock { $0.record(duration, buckets: Self.buckets) }
     }
 
     func samplesStored(_ stored: Int, duplicates dup: Int) {
-        storedCounter.increment(by: Int64(stored))
-        duplicateCounter.increment(by: Int64(dup))
+        storedCount.add(stored, ordering: .relaxed)
+        duplicateCount.add(dup, ordering: .relaxed)
     }
 
     func sampleBatchRefused(field: String) {
-        let counter = refusedSeries.withLock { series in
-            if let known = series[field] { return known }
-            let made = registry.makeCounter(descriptor: Self.refused, labels: [("field", field)])
-            series[field] = made
-            return made
-        }
-        counter.increment()
+        refusedCounts.withLock { $0[field, default: 0] += 1 }
     }
 
-    /// The whole exposition: the registry's text, then the fleet's and the nodes' series as of
-    /// `nodes`, in a buffer for the response. Holds no lock of its own: concurrent scrapes
-    /// share nothing but the registry.
+    /// The whole exposition: what was counted, then the fleet's and the nodes' series as of
+    /// `nodes`, in a buffer for the response. Concurrent scrapes share only the counts' locks,
+    /// each taken for a copy.
     func page(nodes: [NodeInfo], waiting: Int, now: Date = Date()) -> ByteBuffer {
         var out = Exposition()
         // ~1.2 kB a node (14 families, two labels), so a large fleet's page is not regrown 20 times.
         out.bytes.reserveCapacity(16_384 + nodes.count * 1_280)
-        registry.emit(into: &out.bytes)
+        writeCounted(into: &out)
         FleetFamilies.write(nodes, waiting: waiting, into: &out)
         NodeFamily.write(nodes, now: now, into: &out)
         return ByteBuffer(bytes: out.bytes)
@@ -110,24 +95,70 @@ final class ServerMetrics: Sendable {
     func render(nodes: [NodeInfo], waiting: Int, now: Date = Date()) -> String {
         String(buffer: page(nodes: nodes, waiting: waiting, now: now))
     }
+
+    /// The request families (routes in order, none before the first request), the samples'
+    /// counters (always), the refusals by field (none before the first).
+    private func writeCounted(into out: inout Exposition) {
+        let requests = requestSeries.withLock { $0.sorted { $0.key < $1.key } }.map { ($0.value.labels, $0.value.histogram.withLock { $0 }) }
+        if !requests.isEmpty {
+            out.declare(Self.requests)
+            for (labels, histogram) in requests {
+                out.series(Self.requests, labels: labels, value: Double(histogram.count))
+            }
+            out.declare(Self.latency)
+            for (labels, histogram) in requests {
+                out.histogram(Self.latency, labels: labels, histogram, buckets: Self.buckets)
+            }
+        }
+        out.declare(Self.stored)
+        out.series(Self.stored, labels: [], value: Double(storedCount.load(ordering: .relaxed)))
+        out.declare(Self.duplicates)
+        out.series(Self.duplicates, labels: [], value: Double(duplicateCount.load(ordering: .relaxed)))
+        let refused = refusedCounts.withLock { $0 }.sorted { $0.key < $1.key }
+        if !refused.isEmpty {
+            out.declare(Self.refused)
+            for (field, count) in refused {
+                out.series(Self.refused, labels: Exposition.labels(["field": field]), value: Double(count))
+            }
+        }
+    }
 }
 
-/// One family written at scrape time: its name, help text and type, and its values formatted
-/// as swift-prometheus's `Gauge` and `Counter` do (`/metrics` reads the same either way).
+/// A latency histogram's state: how many observations fell at or below each bucket's bound
+/// (not yet cumulative), their count and their exact sum.
+struct Histogram: Sendable {
+    var perBucket: [Int]
+    var count = 0
+    var sum = Duration.zero
+
+    init(buckets: Int) { perBucket = Array(repeating: 0, count: buckets) }
+
+    /// Counted in the first bucket whose bound is at least `value` (none past the last bound:
+    /// only `+Inf` and the count hold it).
+    mutating func record(_ value: Duration, buckets: [Duration]) {
+        if let i = buckets.firstIndex(where: { value <= $0 }) { perBucket[i] += 1 }
+        count += 1
+        sum += value
+    }
+}
+
+/// One family: its name (`ksmfleet_<subsystem>_<name>_<unit>`), help text and type. Values are
+/// formatted as swift-prometheus formats its gauges and counters (ServerMetricsTests compares).
 struct ExpositionFamily: Sendable {
-    enum Kind: String, Sendable { case gauge, counter }
+    enum Kind: String, Sendable { case gauge, counter, histogram }
     let name: String
     let help: String
     let kind: Kind
 
-    init(_ descriptor: MetricNameDescriptor, _ kind: Kind) {
-        name = descriptor.name
-        help = descriptor.helpText ?? ""
+    init(_ subsystem: String?, _ metricName: String, _ unit: String, _ help: String, _ kind: Kind) {
+        name = ["ksmfleet", subsystem, metricName, unit].compactMap { $0?.isEmpty == false ? $0 : nil }
+            .joined(separator: "_")
+        self.help = help
         self.kind = kind
     }
 
-    /// A gauge's value as `Double.description`; a counter's whole values below 9e15 as integers
-    /// (the registry's counter held those in its integer part), others as `Double.description`.
+    /// A gauge's value as `Double.description`; a counter's whole values below 9e15 as integers,
+    /// others as `Double.description`.
     func text(_ value: Double) -> String {
         if kind == .counter, value == value.rounded(.towardZero), value < 9e15 { return "\(Int64(value))" }
         return "\(value)"
@@ -155,6 +186,39 @@ struct Exposition {
         bytes.append(UInt8(ascii: " "))
         bytes.append(contentsOf: family.text(value).utf8)
         bytes.append(UInt8(ascii: "\n"))
+    }
+
+    /// A histogram's `_bucket` series (cumulative, `le` each bound in seconds, then `+Inf`), its
+    /// `_sum` in seconds and its `_count`.
+    mutating func histogram(_ family: ExpositionFamily, labels: [UInt8], _ h: Histogram, buckets: [Duration]) {
+        // `labels` is `{…}` or empty: `le` goes inside the braces, after the others.
+        let inner = labels.isEmpty ? [] : Array(labels.dropFirst().dropLast()) + [UInt8(ascii: ",")]
+        var cumulative = 0
+        for (bound, n) in zip(buckets.map(Self.seconds) + ["+Inf"], h.perBucket + [h.count - h.perBucket.reduce(0, +)]) {
+            cumulative += n
+            bytes.append(contentsOf: family.name.utf8)
+            bytes.append(contentsOf: "_bucket{".utf8)
+            bytes.append(contentsOf: inner)
+            bytes.append(contentsOf: "le=\"\(bound)\"} \(cumulative)\n".utf8)
+        }
+        bytes.append(contentsOf: family.name.utf8)
+        bytes.append(contentsOf: "_sum".utf8)
+        bytes.append(contentsOf: labels)
+        bytes.append(contentsOf: " \(Self.seconds(h.sum))\n".utf8)
+        bytes.append(contentsOf: family.name.utf8)
+        bytes.append(contentsOf: "_count".utf8)
+        bytes.append(contentsOf: labels)
+        bytes.append(contentsOf: " \(h.count)\n".utf8)
+    }
+
+    /// A duration in seconds, exact: whole seconds, a point, the fraction's digits without
+    /// trailing zeros (at least one): `0.001`, `2.5`, `60.0`.
+    static func seconds(_ d: Duration) -> String {
+        let (whole, attos) = d.components
+        var fraction = String(attos)
+        fraction = String(repeating: "0", count: 18 - fraction.count) + fraction
+        while fraction.count > 1, fraction.last == "0" { fraction.removeLast() }
+        return "\(whole).\(fraction)"
     }
 
     /// `{name="value",…}` with each value's backslashes, double quotes and line feeds escaped,
@@ -204,10 +268,7 @@ enum FleetFamilies {
     private static func gauge(_ subsystem: String?, _ metricName: String, _ unit: String, _ help: String)
         -> ExpositionFamily
     {
-        ExpositionFamily(
-            MetricNameDescriptor(
-                namespace: "ksmfleet", subsystem: subsystem, metricName: metricName, unitName: unit, helpText: help),
-            .gauge)
+        ExpositionFamily(subsystem, metricName, unit, help, .gauge)
     }
 
     static func write(_ nodes: [NodeInfo], waiting: Int, into out: inout Exposition) {
@@ -243,17 +304,13 @@ struct NodeFamily: Sendable {
     static func gauge(
         _ metricName: String, unit: String = "", _ help: String, _ value: @escaping @Sendable (NodeInfo, Date) -> Double?
     ) -> Self {
-        NodeFamily(family: ExpositionFamily(descriptor(metricName, unit, help), .gauge), value: value)
+        NodeFamily(family: ExpositionFamily("node", metricName, unit, help, .gauge), value: value)
     }
     /// Counters' names end in `_total`.
     static func counter(
         _ metricName: String, _ help: String, _ value: @escaping @Sendable (NodeInfo, Date) -> Double?
     ) -> Self {
-        NodeFamily(family: ExpositionFamily(descriptor(metricName, "total", help), .counter), value: value)
-    }
-
-    private static func descriptor(_ metricName: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
-        MetricNameDescriptor(namespace: "ksmfleet", subsystem: "node", metricName: metricName, unitName: unit, helpText: help)
+        NodeFamily(family: ExpositionFamily("node", metricName, "total", help, .counter), value: value)
     }
 
     /// The node's value, if it is one: not-a-number and infinities are no measurement, and a

@@ -8,8 +8,9 @@ import Testing
 @testable import FleetServer
 
 /// The exposition on its own: counters named `…_total` and typed as counters, per-node series
-/// that follow the nodes (deleted, renamed, hostile names), and the text written at scrape time
-/// line for line what swift-prometheus's registry wrote when those series lived in it.
+/// that follow the nodes (deleted, renamed, hostile names), and the whole text line for line what
+/// swift-prometheus's registry writes for the same series (the server wrote its request counters
+/// and histograms through that registry until they joined the rest in `Exposition`).
 @Suite struct ServerMetricsTests {
     let now = Date(timeIntervalSince1970: 1_790_000_100)
 
@@ -160,6 +161,7 @@ import Testing
                 guard let value = family.measurement(node, now: now) else { continue }
                 switch family.family.kind {
                 case .gauge: gauge(family.family, value, labels)
+                case .histogram: Issue.record("\(family.family.name): a node family is a histogram")
                 case .counter:
                     let descriptor = MetricNameDescriptor(
                         metricName: family.family.name, unitName: "", helpText: family.family.help)
@@ -197,14 +199,108 @@ import Testing
 
     func lines(_ text: String) -> [Substring] { text.split(separator: "\n").sorted() }
 
+    /// What the server counts as it happens, done alike to a `ServerMetrics` and to a
+    /// swift-prometheus registry (`registryText`).
+    struct Counted {
+        var requests: [(route: String, method: String, status: Int, duration: Duration)] = []
+        var refused: [String] = []
+        var stored = 0
+        var duplicates = 0
+
+        func apply(to metrics: ServerMetrics) {
+            for r in requests { metrics.record(route: r.route, method: r.method, status: r.status, duration: r.duration) }
+            for field in refused { metrics.sampleBatchRefused(field: field) }
+            metrics.samplesStored(stored, duplicates: duplicates)
+        }
+
+        func registryText() -> String {
+            let registry = PrometheusCollectorRegistry()
+            func descriptor(_ f: ExpositionFamily) -> MetricNameDescriptor {
+                MetricNameDescriptor(metricName: f.name, unitName: "", helpText: f.help)
+            }
+            registry.makeCounter(descriptor: descriptor(ServerMetrics.stored)).increment(by: Int64(stored))
+            registry.makeCounter(descriptor: descriptor(ServerMetrics.duplicates)).increment(by: Int64(duplicates))
+            for r in requests {
+                let labels = [("route", r.route), ("method", r.method), ("status", "\(r.status)")]
+                registry.makeCounter(descriptor: descriptor(ServerMetrics.requests), labels: labels).increment()
+                registry.makeDurationHistogram(
+                    descriptor: descriptor(ServerMetrics.latency), labels: labels, buckets: ServerMetrics.buckets
+                ).record(r.duration)
+            }
+            for field in refused {
+                registry.makeCounter(descriptor: descriptor(ServerMetrics.refused), labels: [("field", field)]).increment()
+            }
+            return registry.emitToString()
+        }
+    }
+
+    /// Latencies on the bucket bounds, between them, zero and past the last; routes, methods and
+    /// statuses apart; refusals by two fields.
+    static let counted = Counted(
+        requests: [
+            ("/healthz", "GET", 200, .milliseconds(2)), ("/healthz", "GET", 200, .milliseconds(1)),
+            ("/healthz", "GET", 200, .zero), ("/healthz", "GET", 503, .nanoseconds(1)),
+            ("/v1/agent/nodes/:id/samples", "POST", 200, .microseconds(1_234)),
+            ("/v1/agent/nodes/:id/samples", "POST", 200, .seconds(2.5)),
+            ("/v1/agent/nodes/:id/config", "GET", 200, .seconds(55)),
+            ("/v1/agent/nodes/:id/config", "GET", 200, .seconds(61)),
+            ("/v1/agent/nodes/:id/config", "GET", 200, .milliseconds(60_000)),
+            ("/v1/nodes", "PATCH", 412, Duration(secondsComponent: 0, attosecondsComponent: 123_456_789_012_345_678)),
+        ],
+        refused: ["takenAt", "status.pagesUnshared", "takenAt"], stored: 1_234, duplicates: 5)
+
+    @Test func countedSeriesAreWhatTheRegistryWrites() {
+        let metrics = ServerMetrics()
+        let empty = metrics.render(nodes: [], waiting: 0, now: now)
+        expectWellFormed(empty)
+        #expect(lines(empty) == lines(Counted().registryText() + registryText(nodes: [], waiting: 0)))
+        #expect(!empty.contains("ksmfleet_http_"), "a request family before the first request")
+
+        Self.counted.apply(to: metrics)
+        let text = metrics.render(nodes: [], waiting: 0, now: now)
+        expectWellFormed(text)
+        #expect(lines(text) == lines(Self.counted.registryText() + registryText(nodes: [], waiting: 0)))
+        let m = MetricsText(text)
+        let config = #"{route="/v1/agent/nodes/:id/config",method="GET",status="200""#
+        #expect(m.values["ksmfleet_http_requests_total\(config)}"] == 3)
+        #expect(m.values["ksmfleet_http_request_duration_seconds_bucket\(config),le=\"30.0\"}"] == 0)
+        #expect(m.values["ksmfleet_http_request_duration_seconds_bucket\(config),le=\"60.0\"}"] == 2)
+        #expect(m.values["ksmfleet_http_request_duration_seconds_bucket\(config),le=\"+Inf\"}"] == 3)
+        #expect(text.contains("ksmfleet_http_request_duration_seconds_sum\(config)} 176.0\n"))
+        #expect(m.values["ksmfleet_samples_refused_batches_total{field=\"takenAt\"}"] == 2)
+        #expect(m.values["ksmfleet_samples_stored_total"] == 1_234)
+    }
+
+    @Test func requestsCountedFromManyTasksAtOnceAreAllThere() async {
+        let metrics = ServerMetrics()
+        await withTaskGroup(of: Void.self) { group in
+            for task in 0..<8 {
+                group.addTask {
+                    for i in 0..<500 {
+                        metrics.record(
+                            route: "/r\(i % 3)", method: "GET", status: 200 + task % 2, duration: .microseconds(task * 500 + i))
+                        metrics.samplesStored(1, duplicates: task % 2)
+                    }
+                }
+            }
+        }
+        let m = MetricsText(metrics.render(nodes: [], waiting: 0, now: now))
+        let requests = m.values.filter { $0.key.hasPrefix("ksmfleet_http_requests_total{") }
+        #expect(requests.count == 6)
+        #expect(requests.values.reduce(0, +) == 4_000)
+        let counts = m.values.filter { $0.key.hasPrefix("ksmfleet_http_request_duration_seconds_count{") }
+        #expect(counts.values.reduce(0, +) == 4_000)
+        #expect(m.values["ksmfleet_samples_stored_total"] == 4_000)
+        #expect(m.values["ksmfleet_samples_duplicate_total"] == 2_000)
+    }
+
     @Test func theScrapeWritesWhatTheRegistryWroteAndForgetsRemovedNodes() {
         let metrics = ServerMetrics()
-        metrics.record(route: "/healthz", method: "GET", status: 200, duration: .milliseconds(2))
-        metrics.sampleBatchRefused(field: "takenAt")
+        Self.counted.apply(to: metrics)
+        let own = Self.counted.registryText()
         let nodes = edgeNodes()
         let first = metrics.render(nodes: nodes, waiting: 3, now: now)
         expectWellFormed(first)
-        let own = metrics.registry.emitToString()
         #expect(lines(first) == lines(own + registryText(nodes: nodes, waiting: 3)))
         #expect(first.contains(#"node="web\"1\\x\nevil 1"}"#))
         #expect(first.contains("ksmfleet_node_ksmd_cpu_seconds_total{node_id=\"n1\",node=\"web\\\"1\\\\x\\nevil 1\"} 3.5\n"))
@@ -226,7 +322,7 @@ import Testing
         let rest = [nodes[3], renamed]
         let second = metrics.render(nodes: rest, waiting: 0, now: now)
         expectWellFormed(second)
-        #expect(lines(second) == lines(metrics.registry.emitToString() + registryText(nodes: rest, waiting: 0)))
+        #expect(lines(second) == lines(own + registryText(nodes: rest, waiting: 0)))
         #expect(!second.contains("evil"))
         #expect(!second.contains("\"n1\""))
         #expect(!second.contains("node=\"never\""))
@@ -236,7 +332,7 @@ import Testing
         // No node at all: the fleet's series only.
         let empty = metrics.render(nodes: [], waiting: 0, now: now)
         expectWellFormed(empty)
-        #expect(lines(empty) == lines(metrics.registry.emitToString() + registryText(nodes: [], waiting: 0)))
+        #expect(lines(empty) == lines(own + registryText(nodes: [], waiting: 0)))
         #expect(!empty.contains("ksmfleet_node_"))
     }
 }
