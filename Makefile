@@ -6,7 +6,7 @@ APT_PACKAGES := libsqlite3-dev libcurl4-openssl-dev bsdutils
 DATA_DIR ?= $(CURDIR)/data
 PORT ?= 8080
 
-.PHONY: run test deps build release agent-static test-swift test-postgres test-metrics test-schemathesis test-dashboard test-units bench bench-server bench-fleet bench-agent bench-report bench-pg-marks bench-ksm clean
+.PHONY: run test deps build release agent-static test-swift test-postgres test-metrics test-schemathesis test-dashboard test-units bench bench-server bench-fleet bench-agent bench-agent-systemd bench-report bench-pg-marks bench-ksm clean
 
 ## Install the system libraries the build links against (sudo only when not root).
 deps:
@@ -97,6 +97,11 @@ bench-fleet: deps
 
 bench-agent: deps
 	Benchmarks/agent-footprint.sh
+
+## The agent under the shipped systemd unit, in a throwaway systemd-nspawn container of this host
+## (root; about 7 minutes; MINUTES=N for longer).
+bench-agent-systemd: deps
+	Benchmarks/agent-systemd.sh
 
 bench-report: deps
 	Benchmarks/report-bench.sh
