@@ -58,8 +58,12 @@ final class ServerMetrics: Sendable {
 
     init() {}
 
+    /// The methods a request series is labelled with; any other is counted as "OTHER", so that
+    /// clients cannot grow the label set (routes are the router's patterns, statuses are few).
+    static let methods: Set<String> = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
     func record(route: String, method: String, status: Int, duration: Duration) {
-        let key = RequestKey(route: route, method: method, status: status)
+        let key = RequestKey(route: route, method: Self.methods.contains(method) ? method : "OTHER", status: status)
         let series = requestSeries.withLock { series in
             if let known = series[key] { return known }
             let made = RequestSeries(key)

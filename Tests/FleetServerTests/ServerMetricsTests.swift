@@ -271,6 +271,67 @@ import Testing
         #expect(m.values["ksmfleet_samples_stored_total"] == 1_234)
     }
 
+    /// Each histogram's lines in the order the text format wants: its buckets by rising bound,
+    /// `+Inf` last among them, then `_sum` and `_count`; counts never falling.
+    @Test func histogramLinesComeInOrder() {
+        let metrics = ServerMetrics()
+        Self.counted.apply(to: metrics)
+        let lines = metrics.render(nodes: [], waiting: 0, now: now).split(separator: "\n")
+        let latency = ServerMetrics.latency.name
+        var bySeries: [String: [Substring]] = [:]
+        for line in lines where line.hasPrefix(latency) {
+            let labels = line.firstIndex(of: "{").map { line[$0...].prefix { $0 != "}" } } ?? ""
+            let series = labels.replacing(/,?le="[^"]*"/, with: "")
+            bySeries[String(series), default: []].append(line)
+        }
+        #expect(bySeries.count == 5)
+        for (series, group) in bySeries {
+            let kinds = group.map { line -> String in
+                if line.hasPrefix(latency + "_bucket") { return "bucket" }
+                return line.hasPrefix(latency + "_sum") ? "sum" : "count"
+            }
+            #expect(kinds == Array(repeating: "bucket", count: ServerMetrics.buckets.count + 1) + ["sum", "count"], "\(series)")
+            let bounds = group.prefix(ServerMetrics.buckets.count + 1).map { line -> Double in
+                let le = line.split(separator: "le=\"")[1].prefix { $0 != "\"" }
+                return le == "+Inf" ? .infinity : Double(le)!
+            }
+            #expect(bounds == bounds.sorted() && bounds.last == .infinity, "\(series)")
+            let counts = group.prefix(ServerMetrics.buckets.count + 1).map { Double($0.split(separator: " ").last!)! }
+            #expect(counts == counts.sorted(), "\(series)")
+        }
+    }
+
+    /// A histogram without labels (the writer takes one; every request histogram has labels) is
+    /// what swift-prometheus writes for it.
+    @Test func anUnlabelledHistogramIsWhatTheRegistryWrites() {
+        var h = Histogram(buckets: ServerMetrics.buckets.count)
+        let registry = PrometheusCollectorRegistry()
+        let family = ExpositionFamily("test", "wait", "seconds", "A test histogram", .histogram)
+        let theirs = registry.makeDurationHistogram(
+            descriptor: MetricNameDescriptor(metricName: family.name, unitName: "", helpText: family.help),
+            buckets: ServerMetrics.buckets)
+        for d: Duration in [.zero, .milliseconds(5), .seconds(0.75), .seconds(61)] {
+            h.record(d, buckets: ServerMetrics.buckets)
+            theirs.record(d)
+        }
+        var out = Exposition()
+        out.declare(family)
+        out.histogram(family, labels: [], h, buckets: ServerMetrics.buckets)
+        #expect(String(decoding: out.bytes, as: UTF8.self) == registry.emitToString())
+    }
+
+    /// A method the server does not serve is counted, under "OTHER", so clients cannot add series.
+    @Test func unknownMethodsShareOneSeries() {
+        let metrics = ServerMetrics()
+        for m in ["BREW", "PROPFIND", "get", "GET"] {
+            metrics.record(route: "unknown", method: m, status: 405, duration: .milliseconds(1))
+        }
+        let m = MetricsText(metrics.render(nodes: [], waiting: 0, now: now))
+        #expect(m.values[#"ksmfleet_http_requests_total{route="unknown",method="OTHER",status="405"}"#] == 3)
+        #expect(m.values[#"ksmfleet_http_requests_total{route="unknown",method="GET",status="405"}"#] == 1)
+        #expect(m.values.keys.filter { $0.hasPrefix("ksmfleet_http_requests_total{") }.count == 2)
+    }
+
     @Test func requestsCountedFromManyTasksAtOnceAreAllThere() async {
         let metrics = ServerMetrics()
         await withTaskGroup(of: Void.self) { group in
