@@ -46,25 +46,24 @@ strip -o "$agent.stripped" "$agent"
 swift build --product ksmfleet-server --scratch-path "$SCRATCH" >/dev/null
 server="$(swift build --scratch-path "$SCRATCH" --show-bin-path)/ksmfleet-server"
 
-work=$(mktemp -d /tmp/ksmfleet-systemd.XXXXXX)
 machine="ksmfleet-sd-$$"
 pids=()
 nspawn_pid=""
 leader=""
-# The cgroups below this shell's own, in every hierarchy, before the container: what is new
-# afterwards is the container's, removed (when empty) at the end.
-cgroup_dirs() {
-    awk -F: '{print $2 "\t" $3}' /proc/self/cgroup | while IFS=$'\t' read -r ctrl path; do
-        local root
-        case $ctrl in
-            "") root=/sys/fs/cgroup/unified ;;
-            name=systemd) root=/sys/fs/cgroup/systemd ;;
-            *) root=/sys/fs/cgroup/${ctrl%%,*} ;;
-        esac
-        [ -d "$root$path" ] && find "$root$path" -mindepth 1 -type d 2>/dev/null
-    done | sort -u
-}
-cgroup_dirs >"$work/cgroups.before"
+work=""
+# A cgroup of the container's own below this shell's, in every hierarchy it is in: nspawn starts
+# in them (--keep-unit), so the container's systemd sees and writes only that subtree (here the
+# shell sits at the root of most v1 hierarchies), and the end removes only it.
+own_cgroups=()
+while IFS=: read -r _ ctrl path; do
+    case $ctrl in
+        "") if [ -f /sys/fs/cgroup/cgroup.controllers ]; then root=/sys/fs/cgroup; else root=/sys/fs/cgroup/unified; fi ;;
+        name=systemd) root=/sys/fs/cgroup/systemd ;;
+        *) root=/sys/fs/cgroup/${ctrl%%,*} ;;
+    esac
+    [ -d "$root$path" ] || continue
+    own_cgroups+=("${root%/}${path%/}/$machine")
+done </proc/self/cgroup
 
 cleanup() {
     set +e
@@ -81,16 +80,26 @@ cleanup() {
     # The container's cgroups, deepest first (rmdir removes only empty ones); nspawn removes some
     # itself as it exits, so a few rounds before anything left is reported.
     for round in 1 2 3 4 5; do
-        left=$(cgroup_dirs | comm -13 "$work/cgroups.before" - | awk '{print length, $0}' | sort -rn | cut -d' ' -f2-)
-        [ -z "$left" ] && break
-        while read -r d; do rmdir "$d" 2>/dev/null; done <<<"$left"
+        left=0
+        for c in "${own_cgroups[@]}"; do
+            [ -d "$c" ] || continue
+            find "$c" -depth -type d -exec rmdir {} \; 2>/dev/null
+            [ -d "$c" ] && left=1
+        done
+        [ $left = 0 ] && break
         sleep 1
     done
-    cgroup_dirs | comm -13 "$work/cgroups.before" - | sed 's/^/agent-systemd: could not remove cgroup /' >&2
+    for c in "${own_cgroups[@]}"; do [ -d "$c" ] && echo "agent-systemd: could not remove cgroup $c" >&2; done
     rmdir /run/systemd/nspawn/propagate/"$machine" /run/systemd/nspawn/propagate /run/systemd/nspawn 2>/dev/null
-    rm -rf "$work"
+    [ -n "$work" ] && rm -rf "$work"
 }
 trap cleanup EXIT
+work=$(mktemp -d /tmp/ksmfleet-systemd.XXXXXX)
+for c in "${own_cgroups[@]}"; do
+    mkdir "$c"
+    # a new cpuset cgroup has no CPUs and no memory nodes: no process may join it until set
+    for f in cpuset.cpus cpuset.mems; do [ -f "$c/$f" ] && cat "$(dirname "$c")/$f" >"$c/$f"; done
+done
 
 # --- the server on the host's loopback ------------------------------------------------------
 admin=$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')
@@ -130,14 +139,18 @@ EOF
 }
 
 # --- boot -----------------------------------------------------------------------------------
-setsid systemd-nspawn --quiet --volatile=yes -D / -b --register=no --keep-unit -M "$machine" \
+# In its own cgroups first (the subshell moves itself, then becomes nspawn).
+(
+    for c in "${own_cgroups[@]}"; do echo "$BASHPID" >"$c/cgroup.procs"; done
+    exec setsid systemd-nspawn --quiet --volatile=yes -D / -b --register=no --keep-unit -M "$machine" \
     --bind="$work/ksm:/sys/kernel/mm/ksm" \
     --bind-ro="$work/bin:/usr/local/bin" \
     --bind-ro="$UNIT:/etc/systemd/system/ksmfleet-agent.service" \
     --bind-ro="$work/etc:/etc/ksmfleet" \
     --bind-ro=/dev/null:/etc/systemd/system/systemd-networkd-wait-online.service \
     --bind-ro=/dev/null:/etc/systemd/system/ifupdown-wait-online.service \
-    --console=read-only systemd.firstboot=off systemd.unit=basic.target >"$work/nspawn.log" 2>&1 </dev/null &
+    --console=read-only systemd.firstboot=off systemd.unit=basic.target
+) >"$work/nspawn.log" 2>&1 </dev/null &
 nspawn_pid=$!
 for _ in $(seq 300); do
     leader=$(pgrep -P "$nspawn_pid" | head -1 || true)
@@ -199,7 +212,8 @@ echo "|---|---|---|---|---|---|---|"
 sleep 15
 reading "15 s"
 for m in $(seq "$MINUTES"); do
-    sleep $((start + 60 * m - $(date +%s)))
+    wait_s=$((start + 60 * m - $(date +%s)))
+    [ "$wait_s" -gt 0 ] && sleep "$wait_s"
     reading "$m min"
 done
 echo
