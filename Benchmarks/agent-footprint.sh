@@ -35,12 +35,8 @@ REAL_SECONDS=${REAL_SECONDS:-300}
 CGROUP=${CGROUP:-1}
 SPEEDUP=100
 
-echo "building the static agent and the server ($SCRATCH)…" >&2
-swift build -c release --product ksmfleet-agent --static-swift-stdlib -Xlinker -lcurl --scratch-path "$SCRATCH" >/dev/null
-agent="$SCRATCH/release/ksmfleet-agent"
-strip -o "$agent.stripped" "$agent"
-swift build --product ksmfleet-server --scratch-path "$SCRATCH" >/dev/null
-server="$(swift build --scratch-path "$SCRATCH" --show-bin-path)/ksmfleet-server"
+source Benchmarks/agent-common.sh
+build_agent_and_server
 
 work=$(mktemp -d /tmp/ksmfleet-footprint.XXXXXX)
 pids=()
@@ -87,42 +83,8 @@ cg_measure() {
         echo "$(($(cat "$c/memory.usage_in_bytes") / 1024)) $(awk '$1 == "rss" {print int($2 / 1024)}' "$c/memory.stat") $(awk '$1 == "cache" {print int($2 / 1024)}' "$c/memory.stat")"
     fi
 }
-evict_page_cache() {
-    python3 - "$agent.stripped" $(ldd "$agent.stripped" | awk '$3 ~ /^\// {print $3}') <<'EOF'
-import os, sys
-for path in sys.argv[1:]:
-    fd = os.open(os.path.realpath(path), os.O_RDONLY)
-    try:
-        os.fsync(fd)  # a freshly stripped binary's pages are dirty: written back first, or they stay
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
-EOF
-}
-
 # --- the server -----------------------------------------------------------------------------
-admin=$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')
-KSMFLEET_ADMIN_TOKEN="$admin" "$server" --host 127.0.0.1 --port 0 --data-dir "$work/data" \
-    --port-file "$work/port" --log-level error >"$work/server.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.1; done
-port=$(cat "$work/port")
-url="http://127.0.0.1:$port"
-
-new_token() {
-    curl -sf -X POST -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' \
-        -d '{"description":"footprint"}' "$url/api/v1/enrollment-tokens" |
-        python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])'
-}
-
-fake_sysfs() {
-    mkdir -p "$1"
-    for kv in run=0 pages_to_scan=100 sleep_millisecs=20 pages_shared=0 pages_sharing=0 pages_unshared=0 \
-        pages_volatile=0 full_scans=0 merge_across_nodes=1 max_page_sharing=256 stable_node_chains=0 \
-        stable_node_dups=0 use_zero_pages=0; do
-        echo "${kv#*=}" >"$1/${kv%%=*}"
-    done
-}
+start_server "$work"
 
 tck=$(getconf CLK_TCK)
 # "rss_kb pss_kb anon_kb cpu_seconds" of a process
@@ -158,7 +120,7 @@ start_agent() {
     local name=$1 cg=${4:-} token
     fake_sysfs "$work/$name/ksm"
     mkdir -p "$work/$name/watch"
-    token=$(new_token)
+    token=$(new_token footprint)
     (
         if [ -n "$cg" ]; then echo "$BASHPID" >"$cg/cgroup.procs"; fi
         exec "$agent.stripped" run --server "$url" --enroll-token "$token" --state-dir "$work/$name/state" \
@@ -190,7 +152,7 @@ cg=""
 if [ $cg_kind != none ]; then
     cg=$(make_cgroup sim)
     cgroups+=("$cg")
-    evict_page_cache
+    evict_page_cache "$agent.stripped"
 fi
 pid=$(start_agent sim "$sim_sample" "$sim_tune" "$cg")
 pids+=("$pid")

@@ -39,12 +39,8 @@ if ! command -v systemd-nspawn >/dev/null; then
 fi
 [ -x /lib/systemd/systemd ] || { echo "agent-systemd: no /lib/systemd/systemd on this host" >&2; exit 1; }
 
-echo "building the static agent and the server ($SCRATCH)…" >&2
-swift build -c release --product ksmfleet-agent --static-swift-stdlib -Xlinker -lcurl --scratch-path "$SCRATCH" >/dev/null
-agent="$SCRATCH/release/ksmfleet-agent"
-strip -o "$agent.stripped" "$agent"
-swift build --product ksmfleet-server --scratch-path "$SCRATCH" >/dev/null
-server="$(swift build --scratch-path "$SCRATCH" --show-bin-path)/ksmfleet-server"
+source Benchmarks/agent-common.sh
+build_agent_and_server
 
 machine="ksmfleet-sd-$$"
 pids=()
@@ -102,41 +98,15 @@ for c in "${own_cgroups[@]}"; do
 done
 
 # --- the server on the host's loopback ------------------------------------------------------
-admin=$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')
-KSMFLEET_ADMIN_TOKEN="$admin" "$server" --host 127.0.0.1 --port 0 --data-dir "$work/data" \
-    --port-file "$work/port" --log-level error >"$work/server.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.1; done
-url="http://127.0.0.1:$(cat "$work/port")"
-token=$(curl -sf -X POST -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' \
-    -d '{"description":"agent-systemd"}' "$url/api/v1/enrollment-tokens" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+start_server "$work"
+token=$(new_token agent-systemd)
 
 # --- what the container sees ----------------------------------------------------------------
-mkdir -p "$work/ksm" "$work/bin" "$work/etc"
-for kv in run=0 pages_to_scan=100 sleep_millisecs=20 pages_shared=0 pages_sharing=0 pages_unshared=0 \
-    pages_volatile=0 full_scans=0 merge_across_nodes=1 max_page_sharing=256 stable_node_chains=0 \
-    stable_node_dups=0 use_zero_pages=0; do
-    echo "${kv#*=}" >"$work/ksm/${kv%%=*}"
-done
+mkdir -p "$work/bin" "$work/etc"
+fake_sysfs "$work/ksm"
 cp "$agent.stripped" "$work/bin/ksmfleet-agent"
 printf 'server=%s\nenroll-token=%s\n' "$url" "$token" >"$work/etc/agent.conf"
 chmod 600 "$work/etc/agent.conf"
-
-# The binary's and its libraries' pages out of the page cache (written back first), so the file
-# pages the agent brings in are charged to its cgroup as on a freshly booted host.
-evict_page_cache() {
-    python3 - "$work/bin/ksmfleet-agent" $(ldd "$work/bin/ksmfleet-agent" | awk '$3 ~ /^\// {print $3}') <<'EOF'
-import os, sys
-for path in sys.argv[1:]:
-    fd = os.open(os.path.realpath(path), os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
-EOF
-}
 
 # --- boot -----------------------------------------------------------------------------------
 # In its own cgroups first (the subshell moves itself, then becomes nspawn).
@@ -171,7 +141,7 @@ done
 "${E[@]}" systemctl daemon-reexec
 sleep 1
 "${E[@]}" systemctl daemon-reload
-evict_page_cache
+evict_page_cache "$work/bin/ksmfleet-agent"
 "${E[@]}" systemctl start ksmfleet-agent
 start=$(date +%s)
 
