@@ -45,7 +45,7 @@ final class ServerMetrics: Sendable {
     /// written once. The series are made on the first request and kept (a few dozen).
     private final class RequestSeries: Sendable {
         let labels: [UInt8]
-        let histogram = Mutex(Histogram(buckets: ServerMetrics.buckets.count))
+        let histogram = Mutex(LatencyHistogram(buckets: ServerMetrics.buckets.count))
         init(_ key: RequestKey) {
             labels = Exposition.labels(["route": key.route, "method": key.method, "status": "\(key.status)"])
         }
@@ -55,8 +55,6 @@ final class ServerMetrics: Sendable {
     private let duplicateCount = Atomic<Int>(0)
     /// By field without its index (`takenAt`, `status.pagesUnshared`): a bounded set.
     private let refusedCounts = Mutex([String: Int]())
-
-    init() {}
 
     /// The methods a request series is labelled with; any other is counted as "OTHER", so that
     /// clients cannot grow the label set (routes are the router's patterns, statuses are few).
@@ -103,7 +101,8 @@ final class ServerMetrics: Sendable {
     /// The request families (routes in order, none before the first request), the samples'
     /// counters (always), the refusals by field (none before the first).
     private func writeCounted(into out: inout Exposition) {
-        let requests = requestSeries.withLock { $0.sorted { $0.key < $1.key } }.map { ($0.value.labels, $0.value.histogram.withLock { $0 }) }
+        let requests = requestSeries.withLock { $0.sorted { $0.key < $1.key } }
+            .map { ($0.value.labels, $0.value.histogram.withLock { $0 }) }
         if !requests.isEmpty {
             out.declare(Self.requests)
             for (labels, histogram) in requests {
@@ -130,7 +129,7 @@ final class ServerMetrics: Sendable {
 
 /// A latency histogram's state: how many observations fell at or below each bucket's bound
 /// (not yet cumulative), their count and their exact sum.
-struct Histogram: Sendable {
+struct LatencyHistogram: Sendable {
     var perBucket: [Int]
     var count = 0
     var sum = Duration.zero
@@ -194,7 +193,7 @@ struct Exposition {
 
     /// A histogram's `_bucket` series (cumulative, `le` each bound in seconds, then `+Inf`), its
     /// `_sum` in seconds and its `_count`.
-    mutating func histogram(_ family: ExpositionFamily, labels: [UInt8], _ h: Histogram, buckets: [Duration]) {
+    mutating func histogram(_ family: ExpositionFamily, labels: [UInt8], _ h: LatencyHistogram, buckets: [Duration]) {
         // `labels` is `{…}` or empty: `le` goes inside the braces, after the others.
         let inner = labels.isEmpty ? [] : Array(labels.dropFirst().dropLast()) + [UInt8(ascii: ",")]
         var cumulative = 0

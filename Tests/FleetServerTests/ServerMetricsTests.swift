@@ -304,7 +304,7 @@ import Testing
     /// A histogram without labels (the writer takes one; every request histogram has labels) is
     /// what swift-prometheus writes for it.
     @Test func anUnlabelledHistogramIsWhatTheRegistryWrites() {
-        var h = Histogram(buckets: ServerMetrics.buckets.count)
+        var h = LatencyHistogram(buckets: ServerMetrics.buckets.count)
         let registry = PrometheusCollectorRegistry()
         let family = ExpositionFamily("test", "wait", "seconds", "A test histogram", .histogram)
         let theirs = registry.makeDurationHistogram(
