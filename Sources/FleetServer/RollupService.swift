@@ -63,6 +63,13 @@ struct RollupService: Service {
                     logger.error("rollup pass failed", metadata: ["error": "\(error)"])
                 }
                 do {
+                    // The fleet's day rows the by-day report reads (today's changes every pass).
+                    let n = try await database.flushFleetDays()
+                    if n > 1 { logger.info("folded the fleet's day rows", metadata: ["days": "\(n)"]) }
+                } catch {
+                    logger.error("fleet day fold failed", metadata: ["error": "\(error)"])
+                }
+                do {
                     // Exact fleet peaks of the hours that ended (a day's worth at most a round).
                     let n = try await database.fleetPeakPass()
                     if n > 0 {

@@ -93,10 +93,10 @@ struct DataCopy {
     let progressEvery: Int
     let progress: (String, Int) -> Void
 
-    /// Tables that triggers fill from other tables' changes (rollup_hour → rollup_fleet_dirty):
-    /// emptied and copied last, so that they end up equal to the source whether triggers fired
-    /// during the copy or not.
-    static let filledByTriggers: Set<String> = ["rollup_fleet_dirty"]
+    /// Tables that triggers fill from other tables' changes (rollup_hour → rollup_fleet_dirty,
+    /// rollup_day → rollup_fleet_day_dirty): emptied and copied last, so that they end up equal
+    /// to the source whether triggers fired during the copy or not.
+    static let filledByTriggers: Set<String> = ["rollup_fleet_dirty", "rollup_fleet_day_dirty"]
     /// Postgres accepts at most 65535 parameters per statement.
     static let maxParameters = 65535
 

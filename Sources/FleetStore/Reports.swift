@@ -690,12 +690,39 @@ extension FleetDatabase {
         return (inputs, series, nodes)
     }
 
-    /// Per-node inputs and the fleet's hourly series for every whole UTC day of `period`, read
-    /// in two queries (day rollups, and hour sums for the day's busiest hour) instead of one
-    /// report per day.
-    static func wholeDayInputs(
+    /// One whole UTC day of a by-day report: the fleet's sums and gaps over the day, and its
+    /// hourly series (for the day's rollup peak).
+    struct WholeDay: Sendable {
+        var sums: GroupSums
+        var gaps: [Interval]
+        var series: [Double: Double]
+    }
+
+    /// The fleet's sums and gaps over one whole UTC day from its nodes' day rows, folded in node
+    /// id order with each node existing the whole day: what `rollup_fleet_day` stores
+    /// (`flushFleetDays`). The by-day report folds the same way itself the days whose stored row
+    /// it cannot use (`wholeDays`), so the two are the same to the last bit.
+    static func foldFleetDay(
+        _ day: Interval, _ rows: [(id: String, stats: BucketStats, gaps: [Interval])]
+    ) -> (sums: GroupSums, gaps: [Interval]) {
+        let inputs = rows.sorted { $0.id < $1.id }.map { r in
+            NodeReportInput(
+                nodeId: r.id, name: "", existence: day, stats: r.stats, gaps: ReportMath.clip(ReportMath.coalesce(r.gaps), to: day))
+        }
+        return (GroupSums(inputs), ReportAggregation.groupGaps(inputs))
+    }
+
+    /// The fleet's figures and hourly series for every whole UTC day of `period`.
+    ///
+    /// A day is read from its `rollup_fleet_day` row (migrations/0045_rollup_fleet_day.sql) when
+    /// that row is up to date (the day is not marked dirty) and every node of `candidates` existed
+    /// either the whole day or not at all, since the row was folded with every node existing
+    /// the whole day; its time is then 86,400 s per node that existed. Other days (and every day
+    /// with `fleetRollup: false`, the reference) are folded here from the day's rollup_day rows:
+    /// one input per node that existed in the day, existence clipped to it, in node id order.
+    static func wholeDays(
         _ db: StoreDB, period: Interval, candidates: [ReportNode], now: Double, fleetRollup: Bool = true
-    ) throws -> [Double: (inputs: [NodeReportInput], series: [Double: Double])] {
+    ) throws -> [Double: WholeDay] {
         let first = (period.from / ReportTime.day).rounded(.up) * ReportTime.day
         let last = ReportTime.dayStart(period.to)
         guard first < last else { return [:] }
@@ -707,27 +734,113 @@ extension FleetDatabase {
                 nodes.append(n)
             }
         }
-        // Day × node slots (365 k rows over a year): one hash look-up a row, no nested dictionaries.
-        var slot: [String: Int] = [:]
-        for (i, n) in nodes.enumerated() { slot[n.id] = i }
+        nodes.sort { $0.id < $1.id }
         let days = Int(((last - first) / ReportTime.day).rounded())
-        var rowsByDay = [[(BucketStats, [Interval])?]](repeating: [], count: days)
-        let rows = try StoreRow.fetchCursor(
-            db,
-            sql: "SELECT node_id, bucket_start, \(rollupColumns) FROM rollup_day WHERE bucket_start >= ? AND bucket_start < ?",
-            arguments: [Int64(first), Int64(last)])
-        while let r = try rows.next() {
-            guard let i = slot[r[0] as String] else { continue }
-            let di = Int(((Double(r[1] as Int64) - first) / ReportTime.day).rounded(.down))
-            guard di >= 0 && di < days else { continue }
-            if rowsByDay[di].isEmpty { rowsByDay[di] = Array(repeating: nil, count: nodes.count) }
-            let gapText: String? = r[17]
-            rowsByDay[di][i] = (stats(r, at: 2), gapText == nil ? [] : decodeGaps(gapText))
+        func dayIndex(_ start: Int64) -> Int? {
+            let di = Int(((Double(start) - first) / ReportTime.day).rounded(.down))
+            return di >= 0 && di < days ? di : nil
         }
-        var hourSums: [Double: [Double: Double]] = [:]
+        // Per day: nodes that existed the whole day, and whether some existed only part of it.
+        var whole = [Int](repeating: 0, count: days)
+        var partial = [Bool](repeating: false, count: days)
+        for n in nodes {
+            guard let e = existence[n.id] else { continue }
+            for di in 0..<days {
+                let from = first + Double(di) * ReportTime.day
+                let overlap = min(e.to, from + ReportTime.day) - max(e.from, from)
+                if overlap >= ReportTime.day {
+                    whole[di] += 1
+                } else if overlap > 0 {
+                    partial[di] = true
+                }
+            }
+        }
+        var out: [Double: WholeDay] = [:]
+        var folded = [Bool](repeating: false, count: days)
+        if fleetRollup {
+            var dirty = Set<Int>()
+            for b in try Int64.fetchAll(
+                db, sql: "SELECT bucket_start FROM rollup_fleet_day_dirty WHERE bucket_start >= ? AND bucket_start < ?",
+                arguments: [Int64(first), Int64(last)])
+            {
+                if let di = dayIndex(b) { dirty.insert(di) }
+            }
+            var stored: [Int: (rows: Int, sums: GroupSums, gaps: [Interval])] = [:]
+            let rows = try StoreRow.fetchCursor(
+                db,
+                sql: "SELECT bucket_start, \(fleetDayColumns) FROM rollup_fleet_day WHERE bucket_start >= ? AND bucket_start < ?",
+                arguments: [Int64(first), Int64(last)])
+            while let r = try rows.next() {
+                guard let di = dayIndex(r[0]) else { continue }
+                let st = BucketStats(
+                    dataSeconds: r[3], samples: Int(r[4] as Int64), savedByteSeconds: r[5], peakSavedBytes: r[6],
+                    cpuSeconds: r[7], peakCPUPercent: r[8], fullScans: r[9], runningSeconds: r[10], stoppedSeconds: r[11],
+                    prunedSeconds: r[12], unmanagedSeconds: r[13], profitByteSeconds: r[14], profitSeconds: r[15])
+                let sums = GroupSums(
+                    total: st, withData: Int(r[2] as Int64), avgSaved: r[16], avgCores: r[17], netProfit: r[18],
+                    periodSeconds: 0)
+                let gapText: String? = r[19]
+                stored[di] = (Int(r[1] as Int64), sums, decodeGaps(gapText))
+            }
+            for di in 0..<days where !dirty.contains(di) && !partial[di] {
+                let d = first + Double(di) * ReportTime.day
+                var (rows, sums, gaps) = stored[di] ?? (0, GroupSums(), [Interval(d, d + ReportTime.day)])
+                // A row folded from a node that did not exist that day (not expected: a node has no
+                // data outside its existence) would count it: the day is folded here instead.
+                guard rows <= whole[di] else { continue }
+                sums.periodSeconds = Double(whole[di]) * ReportTime.day
+                if whole[di] == 0 { gaps = [] }
+                out[d] = WholeDay(sums: sums, gaps: gaps, series: [:])
+                folded[di] = true
+            }
+        }
+        // The other days, from their rollup_day rows: one query for the whole range when most
+        // days need it (the reference; a database whose fleet days are not folded yet).
+        let left = (0..<days).filter { !folded[$0] }
+        if !left.isEmpty {
+            var slot: [String: Int] = [:]
+            for (i, n) in nodes.enumerated() { slot[n.id] = i }
+            var rowsByDay: [Int: [(BucketStats, [Interval])?]] = [:]
+            func read(_ sql: String, _ arguments: StoreArguments) throws {
+                let rows = try StoreRow.fetchCursor(db, sql: sql, arguments: arguments)
+                while let r = try rows.next() {
+                    guard let i = slot[r[0] as String], let di = dayIndex(r[1]), !folded[di] else { continue }
+                    let gapText: String? = r[17]
+                    rowsByDay[di, default: Array(repeating: nil, count: nodes.count)][i] =
+                        (stats(r, at: 2), gapText == nil ? [] : decodeGaps(gapText))
+                }
+            }
+            let select = "SELECT node_id, bucket_start, \(rollupColumns) FROM rollup_day"
+            if left.count * 4 > days {
+                try read("\(select) WHERE bucket_start >= ? AND bucket_start < ?", [Int64(first), Int64(last)])
+            } else {
+                for di in left { try read("\(select) WHERE bucket_start = ?", [Int64(first + Double(di) * ReportTime.day)]) }
+            }
+            for di in left {
+                let d = first + Double(di) * ReportTime.day
+                let day = Interval(d, d + ReportTime.day)
+                let dayRows = rowsByDay[di]
+                var inputs: [NodeReportInput] = []
+                inputs.reserveCapacity(nodes.count)
+                for (i, n) in nodes.enumerated() {
+                    guard let e = existence[n.id] else { continue }
+                    let ex = Interval(max(day.from, e.from), min(day.to, e.to))
+                    guard ex.length > 0 else { continue }
+                    var stats = BucketStats()
+                    var gaps = [ex]
+                    if let (st, g) = dayRows?[i] {
+                        stats = st
+                        gaps = ReportMath.clip(ReportMath.coalesce(g), to: ex)
+                    }
+                    inputs.append(
+                        NodeReportInput(nodeId: n.id, name: n.name, existence: ex, stats: stats, gaps: gaps))
+                }
+                out[d] = WholeDay(sums: GroupSums(inputs), gaps: ReportAggregation.groupGaps(inputs), series: [:])
+            }
+        }
         if fleetRollup {
             for (b, v) in try fleetHourSeries(db, range: Interval(first, last)) {
-                hourSums[ReportTime.dayStart(b), default: [:]][b] = v
+                out[ReportTime.dayStart(b)]?.series[b] = v
             }
         } else {
             let hours = try StoreRow.fetchCursor(
@@ -738,35 +851,8 @@ extension FleetDatabase {
                     """, arguments: [Int64(first), Int64(last)])
             while let r = try hours.next() {
                 let b = Double(r["b"] as Int64)
-                hourSums[ReportTime.dayStart(b), default: [:]][b] = r["s"]
+                out[ReportTime.dayStart(b)]?.series[b] = r["s"]
             }
-        }
-        var out: [Double: (inputs: [NodeReportInput], series: [Double: Double])] = [:]
-        var d = first
-        var di = 0
-        while d < last {
-            let day = Interval(d, d + ReportTime.day)
-            let dayRows = rowsByDay[di]
-            var inputs: [NodeReportInput] = []
-            inputs.reserveCapacity(nodes.count)
-            for (i, n) in nodes.enumerated() {
-                guard let e = existence[n.id] else { continue }
-                let ex = Interval(max(day.from, e.from), min(day.to, e.to))
-                guard ex.length > 0 else { continue }
-                var stats = BucketStats()
-                var gaps = [ex]
-                if !dayRows.isEmpty, let (st, g) = dayRows[i] {
-                    stats = st
-                    gaps = ReportMath.clip(ReportMath.coalesce(g), to: ex)
-                }
-                inputs.append(
-                    NodeReportInput(
-                        nodeId: n.id, name: n.name, labels: n.labels, deleted: n.deletedAt != nil, existence: ex,
-                        stats: stats, gaps: gaps))
-            }
-            out[d] = (inputs, hourSums[d] ?? [:])
-            d += ReportTime.day
-            di += 1
         }
         return out
     }
@@ -856,10 +942,8 @@ extension FleetDatabase {
             case .day:
                 var d = ReportTime.dayStart(period.from)
                 var fleetSeries: [Double: Double] = [:]
-                var all: [String: NodeReportInput] = [:]
                 let candidates = try Self.reportNodes(db, period: period)
-                let whole = try Self.wholeDayInputs(
-                    db, period: period, candidates: candidates, now: nowT, fleetRollup: fleetRollup)
+                let whole = try Self.wholeDays(db, period: period, candidates: candidates, now: nowT, fleetRollup: fleetRollup)
                 // Each day with data whose raw samples are kept gets an exact peak. With stored
                 // fleet hour peaks (the default policy) it sweeps only what has none, within the
                 // report's budget, days in order (once it refused a day, the days after it get
@@ -880,22 +964,25 @@ extension FleetDatabase {
                 var highestDay: Double?
                 while d < period.to {
                     let window = Interval(max(d, period.from), min(d + ReportTime.day, period.to))
-                    let inputs: [NodeReportInput]
+                    let sums: GroupSums
+                    let gaps: [Interval]
                     let s: [Double: Double]
                     // A partial day's raw edges serve its peak's sweep (with the nodes that existed in it).
                     let reads = fleetRollup ? RawReads() : nil
                     var dayNodes = candidates
                     if let w = whole[d] {
-                        (inputs, s) = w
+                        (sums, gaps, s) = (w.sums, w.gaps, w.series)
                     } else {
+                        // A partial day: its nodes in id order, as whole days are folded.
                         let (i, series, nodes) = try Self.nodeInputs(
                             db, period: window, policy: policy, now: nowT, groups: { _ in "fleet" },
                             candidates: candidates, fleetRollup: fleetRollup, reads: reads)
-                        (inputs, s) = (i, series["fleet"] ?? [:])
+                        let inputs = i.sorted { $0.nodeId < $1.nodeId }
+                        (sums, gaps, s) = (GroupSums(inputs), ReportAggregation.groupGaps(inputs), series["fleet"] ?? [:])
                         if fleetRollup { dayNodes = nodes }
                     }
                     var dayPeak: Double?
-                    if !daysExact || !inputs.contains(where: { $0.stats.dataSeconds > 0 }) {
+                    if !daysExact || !(sums.total.dataSeconds > 0) {
                         // No exact day peaks, or no data: no peak to read.
                     } else if let streams {
                         dayPeak = streams.peaks(within: window, group: { _ in "fleet" })["fleet"]
@@ -910,27 +997,24 @@ extension FleetDatabase {
                     rows.append(
                         SavingsRow(
                             ReportAggregation.groupRow(
-                                key: ReportTime.dayKey(d), nodes: inputs, period: window, series: s, exactPeak: dayPeak,
+                                key: ReportTime.dayKey(d), sums: sums, series: s, gaps: gaps, exactPeak: dayPeak,
                                 basis: .hour)))
                     for (k, v) in s { fleetSeries[k, default: 0] += v }
-                    for n in inputs {
-                        if var prev = all[n.nodeId] {
-                            prev.stats.merge(n.stats)
-                            prev.gaps += n.gaps
-                            prev.existence = Interval(min(prev.existence.from, n.existence.from), max(prev.existence.to, n.existence.to))
-                            all[n.nodeId] = prev
-                        } else {
-                            all[n.nodeId] = n
-                        }
-                    }
                     d += ReportTime.day
                 }
+                // The period's total: every node's figures over the whole period, read as the
+                // by-node report reads them (month, day and hour rollups, raw edges), so that
+                // the two reports' totals are the same.
+                let inputs = try Self.nodeInputs(
+                    db, period: period, policy: policy, now: nowT, groups: nil, candidates: candidates,
+                    fleetRollup: fleetRollup
+                ).inputs
                 let fleetPeak =
                     fleetRollup
                     ? (periodExact && daysExact && !budget.refused ? highestDay : nil)
                     : streams?.peaks(within: period, group: { _ in "fleet" })["fleet"]
                 total = ReportAggregation.groupRow(
-                    key: "fleet", nodes: all.values.sorted { $0.nodeId < $1.nodeId }, period: period, series: fleetSeries,
+                    key: "fleet", nodes: inputs, period: period, series: fleetSeries,
                     exactPeak: fleetPeak, basis: .hour)
             }
             return SavingsReport(

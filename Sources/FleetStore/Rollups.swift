@@ -439,6 +439,68 @@ extension FleetDatabase {
         }
     }
 
+    /// The columns of `rollup_fleet_day` (migrations/0045_rollup_fleet_day.sql) after `bucket_start`.
+    static let fleetDayColumns = """
+        nodes, with_data, data_seconds, samples, saved_byte_seconds, saved_peak, cpu_seconds, cpu_pct_peak, full_scans,
+        running_seconds, stopped_seconds, pruned_seconds, unmanaged_seconds, profit_byte_seconds, profit_seconds,
+        saved_avg_sum, cpu_cores_sum, net_profit_sum, gaps
+        """
+
+    /// Folds again up to `limit` fleet day rows (`rollup_fleet_day`) whose days the triggers on
+    /// `rollup_day` marked dirty, each from the day's rollup_day rows with the fold the by-day
+    /// report runs over them itself (`foldFleetDay`). Returns how many days it folded.
+    static func flushFleetDays(_ db: StoreDB, limit: Int) throws -> Int {
+        let days = try Int64.fetchAll(
+            db, sql: "SELECT bucket_start FROM rollup_fleet_day_dirty ORDER BY bucket_start LIMIT ?", arguments: [limit])
+        guard !days.isEmpty else { return 0 }
+        let columns = fleetDayColumns.split(separator: ",").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+        let put = try db.cachedStatement(
+            sql: """
+                INSERT INTO rollup_fleet_day (bucket_start, \(fleetDayColumns))
+                VALUES (?\(String(repeating: ", ?", count: columns.count)))
+                ON CONFLICT (bucket_start) DO UPDATE SET \(columns.map { "\($0) = excluded.\($0)" }.joined(separator: ", "))
+                """)
+        let drop = try db.cachedStatement(sql: "DELETE FROM rollup_fleet_day WHERE bucket_start = ?")
+        let clean = try db.cachedStatement(sql: "DELETE FROM rollup_fleet_day_dirty WHERE bucket_start = ?")
+        for d in days {
+            var nodes: [(id: String, stats: BucketStats, gaps: [Interval])] = []
+            let cursor = try StoreRow.fetchCursor(
+                db, sql: "SELECT node_id, \(rollupColumns) FROM rollup_day WHERE bucket_start = ?", arguments: [d])
+            while let r = try cursor.next() {
+                let gapText: String? = r[16]
+                nodes.append((r[0], stats(r, at: 1), gapText == nil ? [] : decodeGaps(gapText)))
+            }
+            if nodes.isEmpty {
+                try drop.execute(arguments: [d])
+            } else {
+                let day = Double(d)
+                let fold = foldFleetDay(Interval(day, day + ReportTime.day), nodes)
+                let st = fold.sums.total
+                let values: [(any StoreBindable)?] = [
+                    d, Int64(nodes.count), Int64(fold.sums.withData), st.dataSeconds, Int64(st.samples),
+                    st.savedByteSeconds, st.peakSavedBytes, st.cpuSeconds, st.peakCPUPercent, st.fullScans,
+                    st.runningSeconds, st.stoppedSeconds, st.prunedSeconds, st.unmanagedSeconds, st.profitByteSeconds,
+                    st.profitSeconds, fold.sums.avgSaved, fold.sums.avgCores, fold.sums.netProfit, encodeGaps(fold.gaps),
+                ]
+                try put.execute(arguments: StoreArguments(values))
+            }
+            try clean.execute(arguments: [d])
+        }
+        return days.count
+    }
+
+    /// Folds every dirty fleet day again, in short write transactions.
+    @discardableResult
+    public func flushFleetDays(batch: Int = 30) async throws -> Int {
+        var total = 0
+        while true {
+            let n = try await backgroundWrite { db in try Self.flushFleetDays(db, limit: batch) }
+            total += n
+            if n < batch { return total }
+            await Task.yield()
+        }
+    }
+
     /// Computes the exact fleet peak (`ReportMath.groupPeak` over every node's raw samples, what a
     /// report up to 24 h long would sweep) of up to `limit` hours whose peak is not known, newest
     /// first, and with it the exact peak of every group of every label key the nodes have

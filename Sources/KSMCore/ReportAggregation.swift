@@ -101,43 +101,42 @@ public enum ReportAggregation {
         key: String, nodes: [NodeReportInput], period: Interval, series given: [Double: Double]? = nil,
         exactPeak: Double? = nil, basis: PeakBasis = .hour
     ) -> ReportRowFigures {
-        var total = BucketStats()
-        var avgSaved: Double?
-        var avgCores: Double?
-        var netProfit: Double?
-        var withData = 0
-        var periodSeconds = 0.0
         var series: [Double: Double] = [:]
-        var covered: [Interval] = []
-        for n in nodes {
-            total.merge(n.stats)
-            periodSeconds += n.existence.length
-            if let a = n.stats.avgSavedBytes {
-                withData += 1
-                avgSaved = (avgSaved ?? 0) + a
-            }
-            if let c = n.stats.avgCPUCores { avgCores = (avgCores ?? 0) + c }
-            if let p = n.stats.avgNetProfitBytes { netProfit = (netProfit ?? 0) + p }
-            if given == nil { for (k, v) in n.series { series[k, default: 0] += v } }
-            covered.append(contentsOf: n.covered)
-        }
-        if let given { series = given }
+        if given == nil { for n in nodes { for (k, v) in n.series { series[k, default: 0] += v } } }
+        return groupRow(
+            key: key, sums: GroupSums(nodes), series: given ?? series, gaps: groupGaps(nodes), exactPeak: exactPeak,
+            basis: basis)
+    }
+
+    /// A group's gaps: where some of its nodes existed and none had data.
+    public static func groupGaps(_ nodes: [NodeReportInput]) -> [Interval] {
+        let covered = nodes.flatMap(\.covered)
+        return ReportMath.coalesce(nodes.map(\.existence)).flatMap { ReportMath.complement(of: covered, within: $0) }
+    }
+
+    /// A group's row from its sums (`GroupSums`), its series and its gaps: the figures of
+    /// `groupRow(key:nodes:…)`, for a group whose sums were folded ahead (the fleet's day rows,
+    /// `rollup_fleet_day`).
+    public static func groupRow(
+        key: String, sums: GroupSums, series: [Double: Double], gaps: [Interval], exactPeak: Double? = nil,
+        basis: PeakBasis = .hour
+    ) -> ReportRowFigures {
+        let total = sums.total
+        let withData = sums.withData
         let memberPeak = total.peakSavedBytes.map(Double.init)
         let peak = exactPeak ?? maxOpt(series.values.max(), memberPeak)
         let data = total.dataSeconds / 3600
-        let periodHours = periodSeconds / 3600
+        let periodHours = sums.periodSeconds / 3600
         return ReportRowFigures(
-            key: key, name: nil, deleted: nil, nodes: withData, avgSavedBytes: avgSaved,
+            key: key, name: nil, deleted: nil, nodes: withData, avgSavedBytes: sums.avgSaved,
             peakSavedBytes: withData > 0 ? peak : nil,
             peakBasis: withData > 0 && peak != nil ? (exactPeak != nil ? .samples : basis) : nil,
             savedGiBHours: total.savedGiBHours,
-            ksmdCPUHours: total.cpuSeconds / 3600, avgKsmdCPUCores: avgCores,
-            efficiencyGiBPerCore: efficiency(avgSaved: avgSaved, avgCores: avgCores), avgNetProfitBytes: netProfit,
+            ksmdCPUHours: total.cpuSeconds / 3600, avgKsmdCPUCores: sums.avgCores,
+            efficiencyGiBPerCore: efficiency(avgSaved: sums.avgSaved, avgCores: sums.avgCores),
+            avgNetProfitBytes: sums.netProfit,
             phaseHours: phaseHours(total), dataHours: data, periodHours: periodHours,
-            coverage: periodHours > 0 ? min(1, data / periodHours) : 0,
-            gaps: ReportMath.coalesce(nodes.map(\.existence)).flatMap {
-                ReportMath.complement(of: covered, within: $0)
-            })
+            coverage: periodHours > 0 ? min(1, data / periodHours) : 0, gaps: gaps)
     }
 
     /// Rows grouped by the value of `label` (nodes without it under ""), sorted by value.
@@ -152,5 +151,49 @@ public enum ReportAggregation {
                 key: key, nodes: groups[key] ?? [], period: period, series: series.map { $0[key] ?? [:] },
                 exactPeak: exactPeaks?[key], basis: basis)
         }
+    }
+}
+
+/// What a group's row is computed from, folded over its nodes in their order: the merged
+/// figures, the sums of the nodes' averages (each node counts once however long it had data),
+/// the number of nodes with data, and the time the nodes existed.
+public struct GroupSums: Sendable, Equatable {
+    public var total = BucketStats()
+    /// Nodes with an average (data in the period).
+    public var withData = 0
+    /// Sums of the nodes' averages: nil when no node has one.
+    public var avgSaved: Double?
+    public var avgCores: Double?
+    public var netProfit: Double?
+    /// The sum of the nodes' existence within the period.
+    public var periodSeconds = 0.0
+
+    public init() {}
+
+    public init(
+        total: BucketStats, withData: Int, avgSaved: Double?, avgCores: Double?, netProfit: Double?, periodSeconds: Double
+    ) {
+        self.total = total
+        self.withData = withData
+        self.avgSaved = avgSaved
+        self.avgCores = avgCores
+        self.netProfit = netProfit
+        self.periodSeconds = periodSeconds
+    }
+
+    public init(_ nodes: [NodeReportInput]) {
+        for n in nodes { add(n.stats, existence: n.existence.length) }
+    }
+
+    /// Folds one node in.
+    public mutating func add(_ st: BucketStats, existence: Double) {
+        total.merge(st)
+        periodSeconds += existence
+        if let a = st.avgSavedBytes {
+            withData += 1
+            avgSaved = (avgSaved ?? 0) + a
+        }
+        if let c = st.avgCPUCores { avgCores = (avgCores ?? 0) + c }
+        if let p = st.avgNetProfitBytes { netProfit = (netProfit ?? 0) + p }
     }
 }

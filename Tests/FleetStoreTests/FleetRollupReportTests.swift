@@ -77,6 +77,17 @@ private let day = 86400.0
                 }
                 let fast = try await report(true)
                 let reference = try await report(false)
+                if by == .day {
+                    // The by-day total is the by-node total (its peak aside: read per day).
+                    var total = fast.total
+                    let byNode = try await f.db.savingsReport(
+                        since: Date(timeIntervalSince1970: a), until: Date(timeIntervalSince1970: b), by: .node,
+                        label: nil, policy: .default, now: Date(timeIntervalSince1970: now), exactPeaks: true,
+                        fleetRollup: true
+                    ).total
+                    (total.peakSavedBytes, total.peakBasis) = (byNode.peakSavedBytes, byNode.peakBasis)
+                    #expect(total == byNode, "\(note): by-day total \(a - t0)…\(b - t0)")
+                }
                 #expect(fast.rows.count == reference.rows.count)
                 let what: Comment = "\(note): \(by) \(a - t0)…\(b - t0)"
                 if allPeaksStored || Int((b - a) / hour) + 2 <= PeakSweepBudget.defaultHours {
@@ -108,11 +119,16 @@ private let day = 86400.0
         let dirty = try await f.db.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM rollup_fleet_dirty") }
         #expect((dirty ?? 0) > 0, "seed \(seed): the triggers mark the hours they change")
         try await Self.expectSameReports(f, days: days, now: now, "seed \(seed), fleet hours dirty")
-        // Recomputed by the rollup service.
+        // Recomputed by the rollup service: the fleet hours, then the fleet days.
         _ = try await f.db.rollupCatchUp(now: Date(timeIntervalSince1970: now))
         let left = try await f.db.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM rollup_fleet_dirty") }
         #expect(left == 0)
-        try await Self.expectSameReports(f, days: days, now: now, "seed \(seed), fleet hours recomputed")
+        #expect(try await Self.count(f, "SELECT COUNT(*) FROM rollup_fleet_day_dirty") > 0, "seed \(seed): days marked")
+        try await Self.expectSameReports(f, days: days, now: now, "seed \(seed), fleet hours recomputed, days dirty")
+        #expect(try await f.db.flushFleetDays(batch: 3) > days / 2)
+        #expect(try await Self.count(f, "SELECT COUNT(*) FROM rollup_fleet_day_dirty") == 0)
+        #expect(try await Self.count(f, "SELECT COUNT(*) FROM rollup_fleet_day") > days / 2)
+        try await Self.expectSameReports(f, days: days, now: now, "seed \(seed), fleet hours and days recomputed")
         // Exact fleet peaks stored for some hours (newest first), then for every hour.
         try await f.db.fleetPeakPass(now: Date(timeIntervalSince1970: now), limit: 7)
         #expect(try await Self.knownPeaks(f) == 7)
@@ -136,6 +152,7 @@ private let day = 86400.0
             rollupsBefore: Date(timeIntervalSince1970: t0 + day + 5 * hour))
         try await Self.expectSameReports(f, days: days, now: now + 60, "seed \(seed), after purge and retention")
         _ = try await f.db.rollupCatchUp(now: Date(timeIntervalSince1970: now + 60))
+        try await f.db.flushFleetDays()
         try await Self.expectSameReports(f, days: days, now: now + 60, "seed \(seed), recomputed again")
         _ = try await Self.storeAllPeaks(f, now: now + 60)
         // Hours after the retention cut (and its margin) get their peaks again.
@@ -199,6 +216,50 @@ private let day = 86400.0
         #expect(try await peaks() == ["r1": 400 * 4096, "fleet": 400 * 4096])
         #expect(try await Self.storeAllPeaks(f, now: now) == 6)
         #expect(try await peaks() == ["r1": 400 * 4096, "fleet": 400 * 4096])
+    }
+
+    /// The by-day report reads each whole day from its `rollup_fleet_day` row (a wrong stored
+    /// value shows) while the row is up to date; a day whose rows changed since, or in which a
+    /// node registered, is folded from rollup_day by the report itself.
+    @Test func byDayReportsReadTheStoredFleetDays() async throws {
+        let f = try ReportFixture()
+        let a = try await f.node("day-a", labels: [:], registeredAt: t0 - 4 * day)
+        let b = try await f.node("day-b", labels: [:], registeredAt: t0 - 4 * day)
+        for (id, pages) in [(a, 100), (b, 300)] {
+            try await f.pushSamples(
+                id, stride(from: t0 - 3 * day, to: t0, by: 300).map { ReportSample(at: $0, savedBytes: Int64(pages) * 4096, phase: .running) })
+        }
+        let now = t0 + 600
+        _ = try await f.db.rollupCatchUp(now: Date(timeIntervalSince1970: now))
+        #expect(try await f.db.flushFleetDays() >= 3)
+        func averages() async throws -> [String: Double?] {
+            let r = try await f.db.savingsReport(
+                since: Date(timeIntervalSince1970: t0 - 3 * day), until: Date(timeIntervalSince1970: t0), by: .day,
+                label: nil, policy: .default, now: Date(timeIntervalSince1970: now), exactPeaks: true, fleetRollup: true)
+            var out: [String: Double?] = [:]
+            for row in r.rows { out[row.key] = row.avgSavedBytes }
+            return out
+        }
+        let middle = ReportTime.dayKey(t0 - 2 * day)
+        #expect(try await averages()[middle] == 400 * 4096)
+        try await f.db.write { db in
+            try db.execute(
+                sql: "UPDATE rollup_fleet_day SET saved_avg_sum = 7 WHERE bucket_start = ?", arguments: [Int64(t0 - 2 * day)])
+        }
+        #expect(try await averages()[middle] == 7, "the stored day row is read, not folded again")
+        // A node registers in the middle of that day: the stored row does not know its existence.
+        let c = try await f.node("day-c", labels: [:], registeredAt: t0 - 2 * day + 3600)
+        #expect(try await averages()[middle] == 400 * 4096, "a day a node registered in is folded by the report")
+        try await f.db.deleteNode(nodeId: c, purgeHistory: true, now: Date(timeIntervalSince1970: now))
+        #expect(try await averages()[middle] == 7)
+        // A late sample of that day: its rows change, the stale row is not read.
+        try await f.pushSamples(a, [ReportSample(at: t0 - 2 * day + 150, savedBytes: 100 * 4096, phase: .running)])
+        _ = try await f.db.rollupCatchUp(now: Date(timeIntervalSince1970: now))
+        #expect(try await Self.count(f, "SELECT COUNT(*) FROM rollup_fleet_day_dirty") > 0)
+        #expect(try await averages()[middle] == 400 * 4096)
+        #expect(try await f.db.flushFleetDays() >= 1)
+        #expect(try await averages()[middle] == 400 * 4096)
+        #expect(try await Self.count(f, "SELECT COUNT(*) FROM rollup_fleet_day WHERE saved_avg_sum = 7") == 0)
     }
 
     /// The reports up to 24 h long read the stored hour peaks (a wrong stored value shows), and
