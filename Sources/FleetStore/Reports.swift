@@ -136,15 +136,13 @@ final class RawReads {
     /// What reading `taken_at` in [from, to) for `nodes` would give, from a read that covers it
     /// (every wanted node's samples in that range, in the same order); nil without one.
     func samples(from: Int64, to: Int64, nodes: [String: ReportNode]) -> [(String, [ReportSample])]? {
-        samples(from: from, to: to, wanted: Set(nodes.keys))
-    }
-
-    /// The same for the nodes in `wanted`.
-    func samples(from: Int64, to: Int64, wanted: Set<String>) -> [(String, [ReportSample])]? {
-        guard let read = reads.first(where: { r in r.from <= from && r.to >= to && wanted.isSubset(of: r.wanted) })
+        guard
+            let read = reads.first(where: { r in
+                r.from <= from && r.to >= to && nodes.keys.allSatisfy { r.wanted.contains($0) }
+            })
         else { return nil }
         return read.samples.compactMap { (id, list) in
-            guard wanted.contains(id) else { return nil }
+            guard nodes[id] != nil else { return nil }
             let inside = list.filter { s in
                 let ms = Int64((s.at * 1000).rounded())
                 return ms >= from && ms < to
@@ -605,35 +603,27 @@ extension FleetDatabase {
     ) throws {
         let from = Int64(((range.from - policy.maxGapSeconds) * 1000).rounded(.down))
         let to = Int64(((range.to + policy.maxGapSeconds) * 1000).rounded(.up))
-        let wanted = Set(acc.keys)
-        // An edge another part of the report read already (a by-day report's total and its
-        // partial days read the same edges): the same samples in the same order.
-        let sorted: [(String, [ReportSample])]
-        if let read = reads?.samples(from: from, to: to, wanted: wanted) {
-            sorted = read
-        } else {
-            let rows = try StoreRow.fetchCursor(
-                db,
-                sql: """
-                    SELECT node_id, taken_at, saved_bytes, ksmd_cpu_seconds, ksmd_cpu_percent, full_scans, phase, general_profit,
-                      ends_data
-                    FROM samples \(db.indexedBy("samples_taken_at")) WHERE taken_at >= ? AND taken_at < ? ORDER BY \(db.sampleOrder)
-                    """,
-                arguments: [from, to])
-            var byNode = SamplesByNode()
-            // Columns by position: millions of rows over a day.
-            while let r = try rows.next() {
-                guard let i = byNode.slot(r[0], if: { wanted.contains($0) }) else { continue }
-                let phase: String = r[6]
-                byNode.lists[i].append(
-                    ReportSample(
-                        at: Double(r[1] as Int64) / 1000, savedBytes: r[2], cpuSeconds: r[3], cpuPercent: r[4],
-                        fullScans: (r[5] as Int64?) ?? 0, phase: KSMPhase(rawValue: phase) ?? .stopped,
-                        netProfit: r[7], endsData: ((r[8] as Int64?) ?? 0) != 0))
-            }
-            sorted = byNode.sorted
-            reads?.add(from: from, to: to, wanted: wanted, samples: sorted)
+        let rows = try StoreRow.fetchCursor(
+            db,
+            sql: """
+                SELECT node_id, taken_at, saved_bytes, ksmd_cpu_seconds, ksmd_cpu_percent, full_scans, phase, general_profit,
+                  ends_data
+                FROM samples \(db.indexedBy("samples_taken_at")) WHERE taken_at >= ? AND taken_at < ? ORDER BY \(db.sampleOrder)
+                """,
+            arguments: [from, to])
+        var byNode = SamplesByNode()
+        // Columns by position: millions of rows over a day.
+        while let r = try rows.next() {
+            guard let i = byNode.slot(r[0], if: { acc[$0] != nil }) else { continue }
+            let phase: String = r[6]
+            byNode.lists[i].append(
+                ReportSample(
+                    at: Double(r[1] as Int64) / 1000, savedBytes: r[2], cpuSeconds: r[3], cpuPercent: r[4],
+                    fullScans: (r[5] as Int64?) ?? 0, phase: KSMPhase(rawValue: phase) ?? .stopped,
+                    netProfit: r[7], endsData: ((r[8] as Int64?) ?? 0) != 0))
         }
+        let sorted = byNode.sorted
+        reads?.add(from: from, to: to, wanted: Set(acc.keys), samples: sorted)
         for (id, samples) in sorted {
             let result = ReportMath.integrate(
                 samples, from: range.from, to: range.to, bucketSeconds: ReportTime.hour, policy: policy,
@@ -953,14 +943,6 @@ extension FleetDatabase {
                 var d = ReportTime.dayStart(period.from)
                 var fleetSeries: [Double: Double] = [:]
                 let candidates = try Self.reportNodes(db, period: period)
-                // The period's total: every node's figures over the whole period, read as the
-                // by-node report reads them (month, day and hour rollups, raw edges), so that
-                // the two reports' totals are the same. Its raw edges are the partial days' too.
-                let shared = fleetRollup ? RawReads() : nil
-                let inputs = try Self.nodeInputs(
-                    db, period: period, policy: policy, now: nowT, groups: nil, candidates: candidates,
-                    fleetRollup: fleetRollup, reads: shared
-                ).inputs
                 let whole = try Self.wholeDays(db, period: period, candidates: candidates, now: nowT, fleetRollup: fleetRollup)
                 // Each day with data whose raw samples are kept gets an exact peak. With stored
                 // fleet hour peaks (the default policy) it sweeps only what has none, within the
@@ -986,7 +968,7 @@ extension FleetDatabase {
                     let gaps: [Interval]
                     let s: [Double: Double]
                     // A partial day's raw edges serve its peak's sweep (with the nodes that existed in it).
-                    let reads = shared
+                    let reads = fleetRollup ? RawReads() : nil
                     var dayNodes = candidates
                     if let w = whole[d] {
                         (sums, gaps, s) = (w.sums, w.gaps, w.series)
@@ -1020,6 +1002,13 @@ extension FleetDatabase {
                     for (k, v) in s { fleetSeries[k, default: 0] += v }
                     d += ReportTime.day
                 }
+                // The period's total: every node's figures over the whole period, read as the
+                // by-node report reads them (month, day and hour rollups, raw edges), so that
+                // the two reports' totals are the same.
+                let inputs = try Self.nodeInputs(
+                    db, period: period, policy: policy, now: nowT, groups: nil, candidates: candidates,
+                    fleetRollup: fleetRollup
+                ).inputs
                 let fleetPeak =
                     fleetRollup
                     ? (periodExact && daysExact && !budget.refused ? highestDay : nil)
