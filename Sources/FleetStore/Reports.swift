@@ -18,15 +18,16 @@ enum ReportSource: Sendable, Equatable {
 
     /// How a period [since, until) splits: raw samples for partial hours at the edges, hour
     /// rollups for whole hours, day rollups for whole days when the period is longer than
-    /// 7 days (so that group peaks stay hourly for periods up to a week), and month rollups
-    /// for whole calendar months when it is longer than 62 days.
-    static func plan(_ period: Interval) -> [ReportSource] {
+    /// `dayRowsAfter` (7 days: so that group series, and the peaks built from them, stay hourly
+    /// for periods up to a week), and month rollups for whole calendar months when it is longer
+    /// than 62 days.
+    static func plan(_ period: Interval, dayRowsAfter: Double = 7 * ReportTime.day) -> [ReportSource] {
         let hs = (period.from / ReportTime.hour).rounded(.up) * ReportTime.hour
         let he = ReportTime.hourStart(period.to)
         guard hs < he else { return period.length > 0 ? [.raw(period)] : [] }
         var out: [ReportSource] = []
         if period.from < hs { out.append(.raw(Interval(period.from, hs))) }
-        if period.length > 7 * ReportTime.day {
+        if period.length > dayRowsAfter {
             let ds = (hs / ReportTime.day).rounded(.up) * ReportTime.day
             let de = ReportTime.dayStart(he)
             if ds < de {
@@ -641,10 +642,11 @@ extension FleetDatabase {
     }
 
     /// Every node's figures over `period`, and the series of each group named in `groups`
-    /// (node id → group key) for group peaks.
+    /// (node id → group key) for group peaks. `dayRowsAfter`: see `ReportSource.plan`.
     static func nodeInputs(
         _ db: StoreDB, period: Interval, policy: ReportPolicy, now: Double, groups: ((ReportNode) -> String)?,
-        candidates: [ReportNode]? = nil, fleetRollup: Bool = true, reads: RawReads? = nil
+        candidates: [ReportNode]? = nil, fleetRollup: Bool = true, reads: RawReads? = nil,
+        dayRowsAfter: Double = 7 * ReportTime.day
     ) throws -> (inputs: [NodeReportInput], series: [String: [Double: Double]], nodes: [ReportNode]) {
         var nodes: [ReportNode] = []
         var existence: [String: Interval] = [:]
@@ -667,7 +669,7 @@ extension FleetDatabase {
             groupMap = m
         }
         var series: [String: [Double: Double]] = [:]
-        for source in ReportSource.plan(period) {
+        for source in ReportSource.plan(period, dayRowsAfter: dayRowsAfter) {
             switch source {
             case .rollup(.month, let range):
                 try accumulateMonths(db, range: range, into: &acc, groups: groupMap, series: &series)
@@ -943,6 +945,32 @@ extension FleetDatabase {
                 var d = ReportTime.dayStart(period.from)
                 var fleetSeries: [Double: Double] = [:]
                 let candidates = try Self.reportNodes(db, period: period)
+                // The period's total: every node's figures over the whole days in one read (day
+                // rows for whole days whatever the period's length, months over 62 days), merged
+                // with its figures over the partial first and last days, read below.
+                var all: [String: NodeReportInput] = [:]
+                func merge(_ inputs: [NodeReportInput]) {
+                    for n in inputs {
+                        if var prev = all[n.nodeId] {
+                            prev.stats.merge(n.stats)
+                            prev.gaps += n.gaps
+                            prev.existence = Interval(
+                                min(prev.existence.from, n.existence.from), max(prev.existence.to, n.existence.to))
+                            all[n.nodeId] = prev
+                        } else {
+                            all[n.nodeId] = n
+                        }
+                    }
+                }
+                let first = (period.from / ReportTime.day).rounded(.up) * ReportTime.day
+                let last = ReportTime.dayStart(period.to)
+                if first < last {
+                    merge(
+                        try Self.nodeInputs(
+                            db, period: Interval(first, last), policy: policy, now: nowT, groups: nil,
+                            candidates: candidates, fleetRollup: fleetRollup, dayRowsAfter: 0
+                        ).inputs)
+                }
                 let whole = try Self.wholeDays(db, period: period, candidates: candidates, now: nowT, fleetRollup: fleetRollup)
                 // Each day with data whose raw samples are kept gets an exact peak. With stored
                 // fleet hour peaks (the default policy) it sweeps only what has none, within the
@@ -979,6 +1007,7 @@ extension FleetDatabase {
                             candidates: candidates, fleetRollup: fleetRollup, reads: reads)
                         let inputs = i.sorted { $0.nodeId < $1.nodeId }
                         (sums, gaps, s) = (GroupSums(inputs), ReportAggregation.groupGaps(inputs), series["fleet"] ?? [:])
+                        merge(inputs)
                         if fleetRollup { dayNodes = nodes }
                     }
                     var dayPeak: Double?
@@ -1002,19 +1031,12 @@ extension FleetDatabase {
                     for (k, v) in s { fleetSeries[k, default: 0] += v }
                     d += ReportTime.day
                 }
-                // The period's total: every node's figures over the whole period, read as the
-                // by-node report reads them (month, day and hour rollups, raw edges), so that
-                // the two reports' totals are the same.
-                let inputs = try Self.nodeInputs(
-                    db, period: period, policy: policy, now: nowT, groups: nil, candidates: candidates,
-                    fleetRollup: fleetRollup
-                ).inputs
                 let fleetPeak =
                     fleetRollup
                     ? (periodExact && daysExact && !budget.refused ? highestDay : nil)
                     : streams?.peaks(within: period, group: { _ in "fleet" })["fleet"]
                 total = ReportAggregation.groupRow(
-                    key: "fleet", nodes: inputs, period: period, series: fleetSeries,
+                    key: "fleet", nodes: all.values.sorted { $0.nodeId < $1.nodeId }, period: period, series: fleetSeries,
                     exactPeak: fleetPeak, basis: .hour)
             }
             return SavingsReport(
