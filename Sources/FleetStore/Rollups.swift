@@ -430,9 +430,15 @@ extension FleetDatabase {
     /// Recomputes every dirty fleet hour, in short write transactions.
     @discardableResult
     public func flushFleetHours(batch: Int = 200) async throws -> Int {
+        try await inBatches(batch) { db in try Self.flushFleetHours(db, limit: batch) }
+    }
+
+    /// Runs `step` (up to `batch` items in one short write transaction) until it does fewer;
+    /// returns how many it did.
+    func inBatches(_ batch: Int, _ step: @escaping @Sendable (StoreDB) throws -> Int) async throws -> Int {
         var total = 0
         while true {
-            let n = try await backgroundWrite { db in try Self.flushFleetHours(db, limit: batch) }
+            let n = try await backgroundWrite(step)
             total += n
             if n < batch { return total }
             await Task.yield()
@@ -492,13 +498,7 @@ extension FleetDatabase {
     /// Folds every dirty fleet day again, in short write transactions.
     @discardableResult
     public func flushFleetDays(batch: Int = 30) async throws -> Int {
-        var total = 0
-        while true {
-            let n = try await backgroundWrite { db in try Self.flushFleetDays(db, limit: batch) }
-            total += n
-            if n < batch { return total }
-            await Task.yield()
-        }
+        try await inBatches(batch) { db in try Self.flushFleetDays(db, limit: batch) }
     }
 
     /// Computes the exact fleet peak (`ReportMath.groupPeak` over every node's raw samples, what a
