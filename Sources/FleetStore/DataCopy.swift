@@ -77,6 +77,14 @@ extension FleetDatabase {
 }
 
 extension FleetDatabase {
+    /// Gathers PostgreSQL's planner statistics for every table (`ANALYZE`), as PostgreSQL advises
+    /// after a bulk load such as `copyData`: until then the planner takes the freshly filled tables
+    /// for empty ones, until autovacuum gets to them. Nothing on SQLite.
+    public func analyze() async throws {
+        guard case .postgres(let engine) = backend else { return }
+        try await engine.write { db in try db.execute(sql: "ANALYZE") }
+    }
+
     /// An error as an operator should read it: PostgreSQL's own message and SQLSTATE
     /// (postgres-nio's errors print only a generic text), never a bound value or a password.
     public static func describe(_ error: any Error) -> String {

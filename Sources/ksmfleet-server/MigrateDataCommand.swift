@@ -75,6 +75,8 @@ struct MigrateData: AsyncParsableCommand {
             copies = try await FleetDatabase.copyData(from: source, to: target) { table, rows in
                 standardError("  \(table): \(rows) \(rows == 1 ? "row" : "rows")\n")
             }
+            standardError("gathering the planner's statistics of the copied tables (ANALYZE) …\n")
+            try await target.analyze()
         } catch {
             fail(FleetDatabase.describe(error))
         }

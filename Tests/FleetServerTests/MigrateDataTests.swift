@@ -92,6 +92,9 @@ struct MigrateDataTests {
         #expect(first.stdout.contains("--database postgres://postgres@"), "\(first.stdout)")
         #expect(!first.stdout.contains("s3cret-pw") && !first.stderr.contains("s3cret-pw"))
         #expect(first.stderr.contains("samples: 30 rows"), "progress: \(first.stderr)")
+        // The planner's statistics are gathered (pg_class.reltuples is -1 for a table never analyzed).
+        #expect(first.stderr.contains("(ANALYZE)"), "progress: \(first.stderr)")
+        #expect(try TestStore.psql(target, "SELECT reltuples::bigint FROM pg_class WHERE relname = 'samples'") == "30")
 
         // Again into the same database (named by KSMFLEET_DATABASE this time): refused, nothing written.
         let second = try await Self.run(["migrate-data", "--from", "sqlite:" + sqlite], in: dir, database: targetURL)
