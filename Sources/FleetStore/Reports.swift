@@ -159,6 +159,19 @@ struct NodeAccumulator: Sendable {
     var covered: [Interval] = []
 }
 
+/// Nodes' first data instants (`FleetDatabase.firstData`), each read at most once: for the
+/// reads of one report, within one transaction.
+final class FirstDataMemo {
+    private var known: [String: Double?] = [:]
+
+    func firstData(_ db: StoreDB, nodeId: String) throws -> Double? {
+        if let v = known[nodeId] { return v }
+        let v = try FleetDatabase.firstData(db, nodeId: nodeId)
+        known[nodeId] = v
+        return v
+    }
+}
+
 extension FleetDatabase {
     static func reportNodes(_ db: StoreDB, period: Interval) throws -> [ReportNode] {
         let rows = try StoreRow.fetchAll(
@@ -178,10 +191,19 @@ extension FleetDatabase {
 
     /// The part of `period` a node existed, up to `now` (`ReportMath.existence`): from its
     /// registration, or from its first data when history predates the registration (replayed).
-    static func existence(_ db: StoreDB, node: ReportNode, period: Interval, now: Double) throws -> Interval? {
+    ///
+    /// `firstData`: nodes' first data instants already read in this transaction (a by-day report
+    /// asks for the existence of every node in its whole days, its total and each partial day).
+    static func existence(
+        _ db: StoreDB, node: ReportNode, period: Interval, now: Double, firstData known: FirstDataMemo? = nil
+    ) throws -> Interval? {
         var firstData: Double?
         if node.registeredAt > period.from - ReportPolicy.default.maxGapSeconds {
-            firstData = try Self.firstData(db, nodeId: node.id)
+            if let known {
+                firstData = try known.firstData(db, nodeId: node.id)
+            } else {
+                firstData = try Self.firstData(db, nodeId: node.id)
+            }
         }
         return ReportMath.existence(
             registeredAt: node.registeredAt, firstData: firstData, deletedAt: node.deletedAt, period: period,
@@ -646,12 +668,12 @@ extension FleetDatabase {
     static func nodeInputs(
         _ db: StoreDB, period: Interval, policy: ReportPolicy, now: Double, groups: ((ReportNode) -> String)?,
         candidates: [ReportNode]? = nil, fleetRollup: Bool = true, reads: RawReads? = nil,
-        dayRowsAfter: Double = 7 * ReportTime.day
+        dayRowsAfter: Double = 7 * ReportTime.day, firstData: FirstDataMemo? = nil
     ) throws -> (inputs: [NodeReportInput], series: [String: [Double: Double]], nodes: [ReportNode]) {
         var nodes: [ReportNode] = []
         var existence: [String: Interval] = [:]
         for n in try candidates ?? reportNodes(db, period: period) {
-            if let e = try self.existence(db, node: n, period: period, now: now) {
+            if let e = try self.existence(db, node: n, period: period, now: now, firstData: firstData) {
                 nodes.append(n)
                 existence[n.id] = e
             }
@@ -707,11 +729,19 @@ extension FleetDatabase {
     static func foldFleetDay(
         _ day: Interval, _ rows: [(id: String, stats: BucketStats, gaps: [Interval])]
     ) -> (sums: GroupSums, gaps: [Interval]) {
-        let inputs = rows.sorted { $0.id < $1.id }.map { r in
-            NodeReportInput(
-                nodeId: r.id, name: "", existence: day, stats: r.stats, gaps: ReportMath.clip(ReportMath.coalesce(r.gaps), to: day))
-        }
+        let inputs = rows.sorted { $0.id < $1.id }.map { r in dayInput(r.id, existence: day, row: (r.stats, r.gaps)) }
         return (GroupSums(inputs), ReportAggregation.groupGaps(inputs))
+    }
+
+    /// A node's input for (part of) one day: its day row's figures, and the row's gaps within the
+    /// part it existed; no row: no figures, and that part is all gap.
+    static func dayInput(_ id: String, existence: Interval, row: (BucketStats, [Interval])?) -> NodeReportInput {
+        guard let (stats, gaps) = row else {
+            return NodeReportInput(nodeId: id, name: "", existence: existence, stats: BucketStats(), gaps: [existence])
+        }
+        return NodeReportInput(
+            nodeId: id, name: "", existence: existence, stats: stats,
+            gaps: ReportMath.clip(ReportMath.coalesce(gaps), to: existence))
     }
 
     /// The fleet's figures and hourly series for every whole UTC day of `period`.
@@ -723,40 +753,25 @@ extension FleetDatabase {
     /// with `fleetRollup: false`, the reference) are folded here from the day's rollup_day rows:
     /// one input per node that existed in the day, existence clipped to it, in node id order.
     static func wholeDays(
-        _ db: StoreDB, period: Interval, candidates: [ReportNode], now: Double, fleetRollup: Bool = true
+        _ db: StoreDB, period: Interval, candidates: [ReportNode], now: Double, fleetRollup: Bool = true,
+        firstData: FirstDataMemo? = nil
     ) throws -> [Double: WholeDay] {
         let first = (period.from / ReportTime.day).rounded(.up) * ReportTime.day
         let last = ReportTime.dayStart(period.to)
         guard first < last else { return [:] }
-        var existence: [String: Interval] = [:]
-        var nodes: [ReportNode] = []
+        var existence: [(node: ReportNode, existence: Interval)] = []
         for n in candidates {
-            if let e = try Self.existence(db, node: n, period: period, now: now) {
-                existence[n.id] = e
-                nodes.append(n)
+            if let e = try Self.existence(db, node: n, period: period, now: now, firstData: firstData) {
+                existence.append((n, e))
             }
         }
-        nodes.sort { $0.id < $1.id }
+        existence.sort { $0.node.id < $1.node.id }
         let days = Int(((last - first) / ReportTime.day).rounded())
         func dayIndex(_ start: Int64) -> Int? {
             let di = Int(((Double(start) - first) / ReportTime.day).rounded(.down))
             return di >= 0 && di < days ? di : nil
         }
-        // Per day: nodes that existed the whole day, and whether some existed only part of it.
-        var whole = [Int](repeating: 0, count: days)
-        var partial = [Bool](repeating: false, count: days)
-        for n in nodes {
-            guard let e = existence[n.id] else { continue }
-            for di in 0..<days {
-                let from = first + Double(di) * ReportTime.day
-                let overlap = min(e.to, from + ReportTime.day) - max(e.from, from)
-                if overlap >= ReportTime.day {
-                    whole[di] += 1
-                } else if overlap > 0 {
-                    partial[di] = true
-                }
-            }
-        }
+        let (whole, partial) = Self.dayCoverage(existence.map(\.existence), first: first, days: days)
         var out: [Double: WholeDay] = [:]
         var folded = [Bool](repeating: false, count: days)
         if fleetRollup {
@@ -801,14 +816,14 @@ extension FleetDatabase {
         let left = (0..<days).filter { !folded[$0] }
         if !left.isEmpty {
             var slot: [String: Int] = [:]
-            for (i, n) in nodes.enumerated() { slot[n.id] = i }
+            for (i, n) in existence.enumerated() { slot[n.node.id] = i }
             var rowsByDay: [Int: [(BucketStats, [Interval])?]] = [:]
             func read(_ sql: String, _ arguments: StoreArguments) throws {
                 let rows = try StoreRow.fetchCursor(db, sql: sql, arguments: arguments)
                 while let r = try rows.next() {
                     guard let i = slot[r[0] as String], let di = dayIndex(r[1]), !folded[di] else { continue }
                     let gapText: String? = r[17]
-                    rowsByDay[di, default: Array(repeating: nil, count: nodes.count)][i] =
+                    rowsByDay[di, default: Array(repeating: nil, count: existence.count)][i] =
                         (stats(r, at: 2), gapText == nil ? [] : decodeGaps(gapText))
                 }
             }
@@ -823,19 +838,11 @@ extension FleetDatabase {
                 let day = Interval(d, d + ReportTime.day)
                 let dayRows = rowsByDay[di]
                 var inputs: [NodeReportInput] = []
-                inputs.reserveCapacity(nodes.count)
-                for (i, n) in nodes.enumerated() {
-                    guard let e = existence[n.id] else { continue }
+                inputs.reserveCapacity(existence.count)
+                for (i, (n, e)) in existence.enumerated() {
                     let ex = Interval(max(day.from, e.from), min(day.to, e.to))
                     guard ex.length > 0 else { continue }
-                    var stats = BucketStats()
-                    var gaps = [ex]
-                    if let (st, g) = dayRows?[i] {
-                        stats = st
-                        gaps = ReportMath.clip(ReportMath.coalesce(g), to: ex)
-                    }
-                    inputs.append(
-                        NodeReportInput(nodeId: n.id, name: n.name, existence: ex, stats: stats, gaps: gaps))
+                    inputs.append(dayInput(n.id, existence: ex, row: dayRows?[i] ?? nil))
                 }
                 out[d] = WholeDay(sums: GroupSums(inputs), gaps: ReportAggregation.groupGaps(inputs), series: [:])
             }
@@ -857,6 +864,35 @@ extension FleetDatabase {
             }
         }
         return out
+    }
+
+    /// Per day of `days` whole UTC days from `first`: how many of the existences span the whole
+    /// day, and whether one covers only part of it. From each existence's ends: whole days lie
+    /// between them, and a day is partial when an end falls inside it.
+    static func dayCoverage(_ existences: [Interval], first: Double, days: Int) -> (whole: [Int], partial: [Bool]) {
+        var starts = [Int](repeating: 0, count: days + 1)
+        var partial = [Bool](repeating: false, count: days)
+        for e in existences where e.to > e.from {
+            let from = (e.from - first) / ReportTime.day
+            let to = (e.to - first) / ReportTime.day
+            let lo = max(0, Int(from.rounded(.up)))
+            let hi = min(days, Int(to.rounded(.down)))
+            if lo < hi {
+                starts[lo] += 1
+                starts[hi] -= 1
+            }
+            for end in [from, to] where end.rounded(.down) != end {
+                let di = Int(end.rounded(.down))
+                if di >= 0 && di < days { partial[di] = true }
+            }
+        }
+        var whole = [Int](repeating: 0, count: days)
+        var running = 0
+        for di in 0..<days {
+            running += starts[di]
+            whole[di] = running
+        }
+        return (whole, partial)
     }
 
     /// The savings report over [since, until). Rolls up samples that just arrived first.
@@ -945,6 +981,7 @@ extension FleetDatabase {
                 var d = ReportTime.dayStart(period.from)
                 var fleetSeries: [Double: Double] = [:]
                 let candidates = try Self.reportNodes(db, period: period)
+                let firstData = FirstDataMemo()
                 // The period's total: every node's figures over the whole days in one read (day
                 // rows for whole days whatever the period's length, months over 62 days), merged
                 // with its figures over the partial first and last days, read below.
@@ -968,10 +1005,11 @@ extension FleetDatabase {
                     merge(
                         try Self.nodeInputs(
                             db, period: Interval(first, last), policy: policy, now: nowT, groups: nil,
-                            candidates: candidates, fleetRollup: fleetRollup, dayRowsAfter: 0
+                            candidates: candidates, fleetRollup: fleetRollup, dayRowsAfter: 0, firstData: firstData
                         ).inputs)
                 }
-                let whole = try Self.wholeDays(db, period: period, candidates: candidates, now: nowT, fleetRollup: fleetRollup)
+                let whole = try Self.wholeDays(
+                    db, period: period, candidates: candidates, now: nowT, fleetRollup: fleetRollup, firstData: firstData)
                 // Each day with data whose raw samples are kept gets an exact peak. With stored
                 // fleet hour peaks (the default policy) it sweeps only what has none, within the
                 // report's budget, days in order (once it refused a day, the days after it get
@@ -1004,7 +1042,7 @@ extension FleetDatabase {
                         // A partial day: its nodes in id order, as whole days are folded.
                         let (i, series, nodes) = try Self.nodeInputs(
                             db, period: window, policy: policy, now: nowT, groups: { _ in "fleet" },
-                            candidates: candidates, fleetRollup: fleetRollup, reads: reads)
+                            candidates: candidates, fleetRollup: fleetRollup, reads: reads, firstData: firstData)
                         let inputs = i.sorted { $0.nodeId < $1.nodeId }
                         (sums, gaps, s) = (GroupSums(inputs), ReportAggregation.groupGaps(inputs), series["fleet"] ?? [:])
                         merge(inputs)

@@ -273,6 +273,36 @@ private let day = 86400.0
         #expect(try await Self.count(f, "SELECT COUNT(*) FROM rollup_fleet_day WHERE saved_avg_sum = 7") == 0)
     }
 
+    /// `dayCoverage` (from existences' ends) counts what measuring each existence's overlap
+    /// with each day counts: random existences, many of them starting or ending on a day's edge,
+    /// before the first day or after the last.
+    @Test(arguments: [UInt64(1), 2, 3, 4]) func dayCoverageIsEachDaysOverlap(seed: UInt64) {
+        var rng = SeededRandom(seed: seed)
+        let first = (t0 / day).rounded(.down) * day
+        let days = Int.random(in: 1...40, using: &rng)
+        func instant() -> Double {
+            let d = Double(Int.random(in: -2...(days + 2), using: &rng))
+            return Bool.random(using: &rng) ? first + d * day : first + d * day + Double.random(in: 0.001..<day, using: &rng)
+        }
+        let existences = (0..<60).map { _ -> Interval in
+            let (a, b) = (instant(), instant())
+            return Interval(min(a, b), max(a, b))
+        }
+        var whole = [Int](repeating: 0, count: days)
+        var partial = [Bool](repeating: false, count: days)
+        for e in existences where e.to > e.from {
+            for di in 0..<days {
+                let from = first + Double(di) * day
+                let overlap = min(e.to, from + day) - max(e.from, from)
+                if overlap >= day { whole[di] += 1 } else if overlap > 0 { partial[di] = true }
+            }
+        }
+        let got = FleetDatabase.dayCoverage(existences, first: first, days: days)
+        #expect(got.whole == whole)
+        #expect(got.partial == partial)
+        #expect(whole.contains { $0 > 0 } && partial.contains(true), "the case tests both")
+    }
+
     /// The reports up to 24 h long read the stored hour peaks (a wrong stored value shows), and
     /// a change to an hour's rows makes its peak unknown again until the pass recomputes it.
     @Test func reportsReadTheStoredHourPeaks() async throws {
