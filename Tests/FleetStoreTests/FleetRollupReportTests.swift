@@ -637,6 +637,56 @@ private let day = 86400.0
         #expect(dirty == 1 || stored == fresh, "the hour's fleet sum \(String(describing: stored)) is not its rows' \(String(describing: fresh)), and nothing marks it")
     }
 
+    /// The same race for a fleet day row: a day flush that folded the day's rows on its snapshot
+    /// while the other replica's rollup pass changed one and committed must not delete the day's
+    /// dirty mark with the old fold.
+    @Test func aDayFlushRacingAnotherReplicasRollupKeepsTheDayRight() async throws {
+        guard TestStore.isPostgres else {
+            try Test.cancel("two replicas on one PostgreSQL database: runs on the PostgreSQL pass of make test")
+        }
+        let f = try ReportFixture()
+        let other = try FleetDatabase.open(try TestStore.location(for: f.dir))
+        defer { try? other.close() }
+        let a = try await f.node("a", registeredAt: t0 - 2 * day)
+        try await Self.flatHours(f, [(a, 100)])
+        let d = Int64(t0 - day)
+        let now = Date(timeIntervalSince1970: t0 + 600)
+        _ = try await f.db.flushFleetDays()
+        // The day is dirty (a late sample rolled up, its fleet row not folded again yet), and
+        // another late sample waits for the next rollup pass.
+        try await f.pushSamples(a, [ReportSample(at: t0 - 3 * hour + 30, savedBytes: 900 * 4096, phase: .running)])
+        _ = try await f.db.rollupPass(now: now)
+        #expect(try await Self.count(f, "SELECT COUNT(*) FROM rollup_fleet_day_dirty") == 1)
+        try await f.pushSamples(a, [ReportSample(at: t0 - 3 * hour + 90, savedBytes: 5000 * 4096, phase: .running)])
+        let attempts = Counter()
+        let snapshotTaken = DispatchSemaphore(value: 0)
+        let otherCommitted = DispatchSemaphore(value: 0)
+        // This replica's flush takes its snapshot, then waits while the other replica rolls up.
+        async let flushed = f.db.backgroundWrite { db -> Int in
+            if attempts.next() == 1 {
+                _ = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM rollup_day WHERE bucket_start = ?", arguments: [d])
+                snapshotTaken.signal()
+                otherCommitted.wait()
+            }
+            return try FleetDatabase.flushFleetDays(db, limit: 1000)
+        }
+        await Task.detached { snapshotTaken.wait() }.value
+        let pass = try await other.rollupPass(now: now)
+        otherCommitted.signal()
+        _ = try await flushed
+        #expect(pass.samples == 1)
+        #expect(attempts.value == 2, "the flush conflicted with the other replica's marks and ran again")
+        let (stored, dirty, fresh) = try await f.db.read { db in
+            (
+                try Double.fetchOne(db, sql: "SELECT saved_byte_seconds FROM rollup_fleet_day WHERE bucket_start = ?", arguments: [d]),
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM rollup_fleet_day_dirty WHERE bucket_start = ?", arguments: [d]) ?? 0,
+                try Double.fetchOne(db, sql: "SELECT saved_byte_seconds FROM rollup_day WHERE bucket_start = ?", arguments: [d])
+            )
+        }
+        #expect(stored != nil && fresh != nil)
+        #expect(dirty == 1 || stored == fresh, "the day's fleet row \(String(describing: stored)) is not its rows' fold \(String(describing: fresh)), and nothing marks it")
+    }
+
     final class Counter: @unchecked Sendable {
         private let lock = NSLock()
         private var n = 0
