@@ -15,8 +15,8 @@
 #      the filled SQLite database is copied with `ksmfleet-server migrate-data` into a new
 #      database there, and the server is timed on it; the server's CPU column then leaves out
 #      PostgreSQL's own). After the catch-up it waits (up to 15 min) until the rollup service has
-#      stored the exact fleet peak of every hour the raw samples reach, and folded every fleet day
-#      row (rollup_fleet_day) again (sqlite3 or psql reads it).
+#      stored the exact fleet peak of every hour the raw samples reach, and folded the fleet day
+#      row (rollup_fleet_day) of every day that is over again (sqlite3 or psql reads it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NODES="${1:-1000}"
@@ -67,15 +67,15 @@ echo "catch-up (first request, rolls up raw samples): $(curl -s -o /dev/null -w 
   -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/api/v1/reports/savings?since=-1h") s"
 # A running server's rollup service stores the exact fleet peak of every hour that ended (a day of
 # hours every 10 s) once it has been over for 300 s (maxGapSeconds: until then a live node's next
-# sample still changes it): wait for it, as a server that has been up a while has them, and time
-# apart.
-PENDING_SQL="SELECT (SELECT COUNT(*) FROM rollup_fleet_hour WHERE peak_known = 0
-  AND bucket_start >= ((SELECT MIN(taken_at) FROM samples) / 1000 - 300) / 3600 * 3600
-  AND bucket_start <= (SELECT MAX(taken_at) FROM samples) / 1000 - 3600 - 300
-  AND bucket_start NOT IN (SELECT bucket_start FROM rollup_fleet_dirty))
-  + (SELECT COUNT(*) FROM rollup_fleet_day_dirty)"
+# sample still changes it), and folds the fleet row of every day that is over: wait for it, as a
+# server that has been up a while has them, and time apart.
 pending() {
-  if [ -n "${POSTGRES:-}" ]; then psql "$DB_URL" -Atc "$PENDING_SQL"; else sqlite3 "$DATA/ksmfleet.sqlite" "$PENDING_SQL"; fi
+  local sql="SELECT (SELECT COUNT(*) FROM rollup_fleet_hour WHERE peak_known = 0
+    AND bucket_start >= ((SELECT MIN(taken_at) FROM samples) / 1000 - 300) / 3600 * 3600
+    AND bucket_start <= (SELECT MAX(taken_at) FROM samples) / 1000 - 3600 - 300
+    AND bucket_start NOT IN (SELECT bucket_start FROM rollup_fleet_dirty))
+    + (SELECT COUNT(*) FROM rollup_fleet_day_dirty WHERE bucket_start < $(( $(date +%s) / 86400 * 86400 )))"
+  if [ -n "${POSTGRES:-}" ]; then psql "$DB_URL" -Atc "$sql"; else sqlite3 "$DATA/ksmfleet.sqlite" "$sql"; fi
 }
 t0=$(date +%s)
 while [ "$(pending)" != 0 ] && [ $(( $(date +%s) - t0 )) -lt 900 ]; do sleep 5; done

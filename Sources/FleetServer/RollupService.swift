@@ -63,7 +63,7 @@ struct RollupService: Service {
                     logger.error("rollup pass failed", metadata: ["error": "\(error)"])
                 }
                 do {
-                    // The fleet's day rows the by-day report reads (today's changes every pass).
+                    // The fleet's day rows the by-day report reads, for days that are over.
                     let n = try await database.flushFleetDays()
                     if n > 1 { logger.info("folded the fleet's day rows", metadata: ["days": "\(n)"]) }
                 } catch {

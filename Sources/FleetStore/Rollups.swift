@@ -455,9 +455,15 @@ extension FleetDatabase {
     /// Folds again up to `limit` fleet day rows (`rollup_fleet_day`) whose days the triggers on
     /// `rollup_day` marked dirty, each from the day's rollup_day rows with the fold the by-day
     /// report runs over them itself (`foldFleetDay`). Returns how many days it folded.
-    static func flushFleetDays(_ db: StoreDB, limit: Int) throws -> Int {
+    ///
+    /// Only days that started before `before` (the start of today): a report reads a day's row
+    /// only when every node with data existed the whole day (`wholeDays`), so never before the
+    /// day is over, and every rollup pass rewrites today's rows while agents push. Today stays
+    /// marked and is folded once, after midnight (and again if its last rows still change).
+    static func flushFleetDays(_ db: StoreDB, limit: Int, before: Int64 = .max) throws -> Int {
         let days = try Int64.fetchAll(
-            db, sql: "SELECT bucket_start FROM rollup_fleet_day_dirty ORDER BY bucket_start LIMIT ?", arguments: [limit])
+            db, sql: "SELECT bucket_start FROM rollup_fleet_day_dirty WHERE bucket_start < ? ORDER BY bucket_start LIMIT ?",
+            arguments: [before, limit])
         guard !days.isEmpty else { return 0 }
         let columns = fleetDayColumns.split(separator: ",").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
         let put = try db.cachedStatement(
@@ -495,10 +501,11 @@ extension FleetDatabase {
         return days.count
     }
 
-    /// Folds every dirty fleet day again, in short write transactions.
+    /// Folds every dirty fleet day that is over at `now` again, in short write transactions.
     @discardableResult
-    public func flushFleetDays(batch: Int = 30) async throws -> Int {
-        try await inBatches(batch) { db in try Self.flushFleetDays(db, limit: batch) }
+    public func flushFleetDays(batch: Int = 30, now: Date = Date()) async throws -> Int {
+        let today = Int64(ReportTime.dayStart(now.timeIntervalSince1970))
+        return try await inBatches(batch) { db in try Self.flushFleetDays(db, limit: batch, before: today) }
     }
 
     /// Computes the exact fleet peak (`ReportMath.groupPeak` over every node's raw samples, what a

@@ -273,6 +273,32 @@ private let day = 86400.0
         #expect(try await Self.count(f, "SELECT COUNT(*) FROM rollup_fleet_day WHERE saved_avg_sum = 7") == 0)
     }
 
+    /// Today's fleet day row is not folded while the day runs (each rollup pass rewrites its rows,
+    /// and no report reads it: no node has existed the whole day yet); it is once the day is over.
+    @Test func aFleetDayIsFoldedOnceItIsOver() async throws {
+        let f = try ReportFixture()
+        let a = try await f.node("today-a", labels: [:], registeredAt: t0 - day)
+        try await f.pushSamples(
+            a, stride(from: t0 - 2 * hour, to: t0 + 2 * hour, by: 300).map { ReportSample(at: $0, savedBytes: 100 * 4096, phase: .running) })
+        let now = Date(timeIntervalSince1970: t0 + 2 * hour)
+        _ = try await f.db.rollupCatchUp(now: now)
+        let today = "SELECT COUNT(*) FROM %@ WHERE bucket_start = \(Int64(t0))"
+        #expect(try await Self.count(f, String(format: today, "rollup_fleet_day_dirty")) == 1)
+        #expect(try await f.db.flushFleetDays(now: now) == 1, "yesterday only")
+        #expect(try await Self.count(f, String(format: today, "rollup_fleet_day_dirty")) == 1)
+        #expect(try await Self.count(f, String(format: today, "rollup_fleet_day")) == 0)
+        let r = try await f.db.savingsReport(
+            since: Date(timeIntervalSince1970: t0 - day), until: now, by: .day, label: nil, policy: .default, now: now,
+            exactPeaks: true, fleetRollup: true)
+        #expect(r.rows.map(\.key) == [ReportTime.dayKey(t0 - day), ReportTime.dayKey(t0)])
+        // Today, folded by the report: data from midnight to the last sample's 60 s tail, 240 s before now.
+        #expect(abs((r.rows.last?.avgSavedBytes ?? 0) - 100 * 4096) < 1e-6)
+        #expect(abs((r.rows.last?.coverage ?? 0) - (2 * hour - 240) / (2 * hour)) < 1e-12)
+        #expect(try await f.db.flushFleetDays(now: now.addingTimeInterval(day)) == 1)
+        #expect(try await Self.count(f, String(format: today, "rollup_fleet_day_dirty")) == 0)
+        #expect(try await Self.count(f, String(format: today, "rollup_fleet_day")) == 1)
+    }
+
     /// `dayCoverage` (from existences' ends) counts what measuring each existence's overlap
     /// with each day counts: random existences, many of them starting or ending on a day's edge,
     /// before the first day or after the last.
