@@ -256,8 +256,9 @@ public struct SavingsRow: Codable, Sendable, Equatable {
     public var dataHours: Double
     /// Hours the row's nodes existed in the period (registration and deletion clip it).
     public var periodHours: Double
-    /// dataHours / periodHours (0...1).
-    public var coverage: Double
+    /// dataHours / periodHours (0...1); absent when none of the row's nodes existed in the
+    /// period (e.g. a day before the first registration).
+    public var coverage: Double?
     /// Node rows: the node's intervals without data. Group rows: intervals where some of its
     /// nodes existed and none had data.
     public var gaps: [TimeRange]
@@ -266,7 +267,7 @@ public struct SavingsRow: Codable, Sendable, Equatable {
         key: String, name: String? = nil, deleted: Bool? = nil, nodes: Int, avgSavedBytes: Double?,
         peakSavedBytes: Double?, peakBasis: PeakBasis? = nil, savedGiBHours: Double, ksmdCPUHours: Double, avgKsmdCPUCores: Double?,
         efficiencyGiBPerCore: Double?, avgNetProfitBytes: Double?, phaseHours: [String: Double],
-        dataHours: Double, periodHours: Double, coverage: Double, gaps: [TimeRange]
+        dataHours: Double, periodHours: Double, coverage: Double?, gaps: [TimeRange]
     ) {
         self.key = key
         self.name = name

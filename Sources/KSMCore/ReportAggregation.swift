@@ -59,7 +59,9 @@ public struct ReportRowFigures: Sendable, Equatable {
     public var phaseHours: [String: Double]
     public var dataHours: Double
     public var periodHours: Double
-    public var coverage: Double
+    /// dataHours / periodHours; nil when none of the row's nodes existed in its period (a day
+    /// before the first registration): nothing was expected, so nothing is missing either.
+    public var coverage: Double?
     public var gaps: [Interval]
 }
 
@@ -86,7 +88,7 @@ public enum ReportAggregation {
             peakBasis: st.peakSavedBytes == nil ? nil : .samples, savedGiBHours: st.savedGiBHours, ksmdCPUHours: st.cpuSeconds / 3600, avgKsmdCPUCores: st.avgCPUCores,
             efficiencyGiBPerCore: efficiency(avgSaved: st.avgSavedBytes, avgCores: st.avgCPUCores),
             avgNetProfitBytes: st.avgNetProfitBytes, phaseHours: phaseHours(st), dataHours: data,
-            periodHours: period, coverage: period > 0 ? min(1, data / period) : 0, gaps: n.gaps)
+            periodHours: period, coverage: period > 0 ? min(1, data / period) : nil, gaps: n.gaps)
     }
 
     /// A group's row (label value, day, fleet): averages are sums of the nodes' averages, hour
@@ -136,7 +138,7 @@ public enum ReportAggregation {
             efficiencyGiBPerCore: efficiency(avgSaved: sums.avgSaved, avgCores: sums.avgCores),
             avgNetProfitBytes: sums.netProfit,
             phaseHours: phaseHours(total), dataHours: data, periodHours: periodHours,
-            coverage: periodHours > 0 ? min(1, data / periodHours) : 0, gaps: gaps)
+            coverage: periodHours > 0 ? min(1, data / periodHours) : nil, gaps: gaps)
     }
 
     /// Rows grouped by the value of `label` (nodes without it under ""), sorted by value.

@@ -83,7 +83,7 @@ extension ReportCommand {
                     Fmt.bytes(row.peakSavedBytes) + (row.peakBasis.map { $0 == .samples ? "" : "*" } ?? ""),
                     Display.number(row.savedGiBHours), Display.number(row.ksmdCPUHours),
                     row.avgKsmdCPUCores.map { Fmt.percent($0 * 100) } ?? "-", Fmt.number(row.efficiencyGiBPerCore),
-                    Display.hours(running), Display.fraction(row.coverage),
+                    Display.hours(running), row.coverage.map(Display.fraction) ?? "-",
                 ])
             }
             func label(_ row: SavingsRow) -> String {

@@ -60,16 +60,17 @@ import Testing
         }
     }
 
-    @Test(arguments: seeds) func coverageIsAtMostOneAndOneWithoutGaps(seed: UInt64) {
+    @Test(arguments: seeds) func coverageIsAtMostOneAndOneWithoutGaps(seed: UInt64) throws {
         let fleet = RandomFleet.make(seed: seed, policy: Self.policy)
         var inputs: [NodeReportInput] = []
         for (i, n) in fleet.nodes.enumerated() {
             guard let (input, _) = Self.input(n, fleet: fleet, id: "n\(i)") else { continue }
             inputs.append(input)
             let row = ReportAggregation.nodeRow(input)
-            #expect(row.coverage >= 0 && row.coverage <= 1, "seed \(seed) node \(i)")
+            let coverage = try #require(row.coverage, "seed \(seed) node \(i): a node's row is only made for a node that existed")
+            #expect(coverage >= 0 && coverage <= 1, "seed \(seed) node \(i)")
             if n.gapless {
-                #expect(abs(row.coverage - 1) < 1e-9, "seed \(seed) node \(i): coverage \(row.coverage)")
+                #expect(abs(coverage - 1) < 1e-9, "seed \(seed) node \(i): coverage \(coverage)")
                 #expect(input.gaps.isEmpty, "seed \(seed) node \(i): gaps \(input.gaps)")
             }
             // Gaps lie inside the node's life, never before its registration or after now.
@@ -79,7 +80,15 @@ import Testing
             }
         }
         let fleetRow = ReportAggregation.groupRow(key: "fleet", nodes: inputs, period: fleet.period)
-        #expect(fleetRow.coverage >= 0 && fleetRow.coverage <= 1, "seed \(seed)")
+        if inputs.isEmpty {
+            #expect(fleetRow.coverage == nil, "seed \(seed): no node existed in the period")
+        } else {
+            let coverage = try #require(fleetRow.coverage, "seed \(seed)")
+            #expect(coverage >= 0 && coverage <= 1, "seed \(seed)")
+        }
+        // No node existed in the period (a day before the first registration): no coverage, not 0.
+        let empty = ReportAggregation.groupRow(key: "before", nodes: [], period: fleet.period)
+        #expect(empty.periodHours == 0 && empty.coverage == nil && empty.gaps.isEmpty, "seed \(seed)")
         // A group's gaps lie inside some member's life: not before the first registration.
         let lives = ReportMath.coalesce(inputs.map(\.existence))
         for g in fleetRow.gaps {
