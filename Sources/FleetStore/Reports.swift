@@ -17,34 +17,29 @@ enum ReportSource: Sendable, Equatable {
     case raw(Interval)
 
     /// How a period [since, until) splits: raw samples for partial hours at the edges, hour
-    /// rollups for whole hours, day rollups for whole days when the period is longer than
-    /// `dayRowsAfter` (7 days: so that group series, and the peaks built from them, stay hourly
-    /// for periods up to a week), and month rollups for whole calendar months when it is longer
-    /// than 62 days.
-    static func plan(_ period: Interval, dayRowsAfter: Double = 7 * ReportTime.day) -> [ReportSource] {
+    /// rollups for whole hours, day rollups for whole days, and month rollups for whole calendar
+    /// months when the period is longer than 62 days. (Group series stay hourly for periods up
+    /// to a week: `nodeInputs` reads them apart from hour rows where the figures come from days.)
+    static func plan(_ period: Interval) -> [ReportSource] {
         let hs = (period.from / ReportTime.hour).rounded(.up) * ReportTime.hour
         let he = ReportTime.hourStart(period.to)
         guard hs < he else { return period.length > 0 ? [.raw(period)] : [] }
         var out: [ReportSource] = []
         if period.from < hs { out.append(.raw(Interval(period.from, hs))) }
-        if period.length > dayRowsAfter {
-            let ds = (hs / ReportTime.day).rounded(.up) * ReportTime.day
-            let de = ReportTime.dayStart(he)
-            if ds < de {
-                if hs < ds { out.append(.rollup(.hour, Interval(hs, ds))) }
-                let ms = ReportTime.monthStart(ds) == ds ? ds : ReportTime.nextMonthStart(ds)
-                let me = ReportTime.monthStart(de)
-                if period.length > 62 * ReportTime.day && ms < me {
-                    if ds < ms { out.append(.rollup(.day, Interval(ds, ms))) }
-                    out.append(.rollup(.month, Interval(ms, me)))
-                    if me < de { out.append(.rollup(.day, Interval(me, de))) }
-                } else {
-                    out.append(.rollup(.day, Interval(ds, de)))
-                }
-                if de < he { out.append(.rollup(.hour, Interval(de, he))) }
+        let ds = (hs / ReportTime.day).rounded(.up) * ReportTime.day
+        let de = ReportTime.dayStart(he)
+        if ds < de {
+            if hs < ds { out.append(.rollup(.hour, Interval(hs, ds))) }
+            let ms = ReportTime.monthStart(ds) == ds ? ds : ReportTime.nextMonthStart(ds)
+            let me = ReportTime.monthStart(de)
+            if period.length > 62 * ReportTime.day && ms < me {
+                if ds < ms { out.append(.rollup(.day, Interval(ds, ms))) }
+                out.append(.rollup(.month, Interval(ms, me)))
+                if me < de { out.append(.rollup(.day, Interval(me, de))) }
             } else {
-                out.append(.rollup(.hour, Interval(hs, he)))
+                out.append(.rollup(.day, Interval(ds, de)))
             }
+            if de < he { out.append(.rollup(.hour, Interval(de, he))) }
         } else {
             out.append(.rollup(.hour, Interval(hs, he)))
         }
@@ -537,6 +532,17 @@ extension FleetDatabase {
             let clipped = Interval(max(span.from, range.from), min(span.to, range.to))
             acc[id]?.covered.append(contentsOf: ReportMath.complement(of: holes[id] ?? [], within: clipped))
         }
+        try accumulateSeries(db, level: level, range: range, groups: groups, series: &series, fleetRollup: fleetRollup)
+    }
+
+    /// Adds each group's series over `range` at `level` (bucket start → value) to `series`.
+    static func accumulateSeries(
+        _ db: StoreDB, level: RollupLevel, range: Interval, groups: [String: String]?,
+        series: inout [String: [Double: Double]], fleetRollup: Bool
+    ) throws {
+        let table = level.table
+        let len = level.seconds
+        let args: StoreArguments = [Int64(range.from), Int64(range.to)]
         // A group's series value for a bucket is the time average of its nodes' summed saving over
         // the whole bucket (a node without data adds nothing): never above what the group saved at
         // some moment of it, so the peak built from it is a lower bound. (Summing the nodes'
@@ -664,11 +670,13 @@ extension FleetDatabase {
     }
 
     /// Every node's figures over `period`, and the series of each group named in `groups`
-    /// (node id → group key) for group peaks. `dayRowsAfter`: see `ReportSource.plan`.
+    /// (node id → group key) for group peaks: hourly for periods up to 7 days (`peakBasis`), also
+    /// over the whole days whose figures come from day rows (read apart, from the fleet's hour
+    /// rows for the fleet), by day or month beyond.
     static func nodeInputs(
         _ db: StoreDB, period: Interval, policy: ReportPolicy, now: Double, groups: ((ReportNode) -> String)?,
         candidates: [ReportNode]? = nil, fleetRollup: Bool = true, reads: RawReads? = nil,
-        dayRowsAfter: Double = 7 * ReportTime.day, firstData: FirstDataMemo? = nil
+        firstData: FirstDataMemo? = nil
     ) throws -> (inputs: [NodeReportInput], series: [String: [Double: Double]], nodes: [ReportNode]) {
         var nodes: [ReportNode] = []
         var existence: [String: Interval] = [:]
@@ -691,8 +699,12 @@ extension FleetDatabase {
             groupMap = m
         }
         var series: [String: [Double: Double]] = [:]
-        for source in ReportSource.plan(period, dayRowsAfter: dayRowsAfter) {
+        let hourlySeries = peakBasis(period) == .hour
+        for source in ReportSource.plan(period) {
             switch source {
+            case .rollup(.day, let range) where hourlySeries && groupMap != nil:
+                try accumulate(db, level: .day, range: range, into: &acc, groups: nil, series: &series, fleetRollup: fleetRollup)
+                try accumulateSeries(db, level: .hour, range: range, groups: groupMap, series: &series, fleetRollup: fleetRollup)
             case .rollup(.month, let range):
                 try accumulateMonths(db, range: range, into: &acc, groups: groupMap, series: &series)
             case .rollup(let level, let range):
@@ -983,8 +995,8 @@ extension FleetDatabase {
                 let candidates = try Self.reportNodes(db, period: period)
                 let firstData = FirstDataMemo()
                 // The period's total: every node's figures over the whole days in one read (day
-                // rows for whole days whatever the period's length, months over 62 days), merged
-                // with its figures over the partial first and last days, read below.
+                // rows, months over 62 days), merged with its figures over the partial first and
+                // last days, read below.
                 var all: [String: NodeReportInput] = [:]
                 func merge(_ inputs: [NodeReportInput]) {
                     for n in inputs {
@@ -1005,7 +1017,7 @@ extension FleetDatabase {
                     merge(
                         try Self.nodeInputs(
                             db, period: Interval(first, last), policy: policy, now: nowT, groups: nil,
-                            candidates: candidates, fleetRollup: fleetRollup, dayRowsAfter: 0, firstData: firstData
+                            candidates: candidates, fleetRollup: fleetRollup, firstData: firstData
                         ).inputs)
                 }
                 let whole = try Self.wholeDays(

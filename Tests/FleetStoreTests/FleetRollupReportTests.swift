@@ -273,6 +273,36 @@ private let day = 86400.0
         #expect(try await Self.count(f, "SELECT COUNT(*) FROM rollup_fleet_day WHERE saved_avg_sum = 7") == 0)
     }
 
+    /// Periods up to a week read their nodes' whole days from day rows, but their group series
+    /// (the peak from rollups) stay hourly: two nodes' simultaneous one-hour spike inside a whole
+    /// day is the fleet's and the rack's rollup peak, above either node's own peak.
+    @Test func periodsUpToAWeekKeepHourlySeries() async throws {
+        let f = try ReportFixture()
+        let a = try await f.node("week-a", labels: ["rack": "r1"], registeredAt: t0 - 4 * day)
+        let b = try await f.node("week-b", labels: ["rack": "r1"], registeredAt: t0 - 4 * day)
+        let spike = Interval(t0 - 2 * day + 5 * hour, t0 - 2 * day + 6 * hour)
+        for id in [a, b] {
+            try await f.pushSamples(
+                id,
+                stride(from: t0 - 3 * day - hour, to: t0, by: 300).map { at in
+                    ReportSample(at: at, savedBytes: (spike.from <= at && at < spike.to ? 1000 : 100) * 4096, phase: .running)
+                })
+        }
+        let now = Date(timeIntervalSince1970: t0 + 600)
+        _ = try await f.db.rollupCatchUp(now: now)
+        for (by, fleetRollup) in [(ReportGrouping.node, true), (.label, true), (.node, false), (.label, false)] {
+            let r = try await f.db.savingsReport(
+                since: Date(timeIntervalSince1970: t0 - 3 * day - 1800), until: Date(timeIntervalSince1970: t0), by: by,
+                label: "rack", policy: .default, now: now, exactPeaks: false, fleetRollup: fleetRollup)
+            let what = "\(by), fleetRollup \(fleetRollup)"
+            #expect(r.total.peakBasis == .hour, "\(what)")
+            // The hour's average, summed over its rows: equal up to rounding.
+            func spikeHour(_ v: Double?) -> Bool { abs((v ?? 0) / (2000 * 4096) - 1) < 1e-9 }
+            #expect(spikeHour(r.total.peakSavedBytes), "\(what): the fleet's spike hour, not \(String(describing: r.total.peakSavedBytes))")
+            if by == .label { #expect(spikeHour(r.rows.first { $0.key == "r1" }?.peakSavedBytes), "\(what)") }
+        }
+    }
+
     /// Today's fleet day row is not folded while the day runs (each rollup pass rewrites its rows,
     /// and no report reads it: no node has existed the whole day yet); it is once the day is over.
     @Test func aFleetDayIsFoldedOnceItIsOver() async throws {
