@@ -6,7 +6,7 @@ APT_PACKAGES := libsqlite3-dev libcurl4-openssl-dev bsdutils
 DATA_DIR ?= $(CURDIR)/data
 PORT ?= 8080
 
-.PHONY: run test deps build release agent-static test-swift test-postgres test-metrics test-schemathesis test-dashboard test-units bench bench-server bench-fleet bench-agent bench-agent-systemd bench-report bench-pg-marks bench-ksm clean
+.PHONY: run test deps build release agent-static test-swift test-postgres test-metrics test-schemathesis test-dashboard test-units bench bench-server bench-fleet bench-agent bench-agent-systemd bench-report bench-report-ab bench-pg-marks bench-ksm clean
 
 ## Install the system libraries the build links against (sudo only when not root).
 deps:
@@ -105,6 +105,11 @@ bench-agent-systemd: deps
 
 bench-report: deps
 	Benchmarks/report-bench.sh
+
+## Two report servers side by side, requests alternating (BENCH_ARGS="SERVER_A DATA_A SERVER_B
+## DATA_B 'by=node&since=-7d' ...": release binaries, each on its own copy of a filled data dir).
+bench-report-ab:
+	Benchmarks/report-ab.sh $(BENCH_ARGS)
 
 ## PostgreSQL's fleet-hour dirty marks, the three trigger forms (a throwaway server on loopback).
 bench-pg-marks:
