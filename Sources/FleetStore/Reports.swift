@@ -247,22 +247,7 @@ extension FleetDatabase {
                     known[id].map { n in (n, samples, min(now, n.deletedAt ?? now)) }
                 }, policy: policy)
         }
-        // In time order (the `taken_at` index: a range, not a scan of every node's samples),
-        // split by node; each node's samples keep the order (taken_at, rowid) that reading by
-        // (node_id, taken_at) gave.
-        let rows = try StoreRow.fetchCursor(
-            db,
-            sql: """
-                SELECT node_id, taken_at, saved_bytes, ends_data FROM samples \(db.indexedBy("samples_taken_at"))
-                WHERE taken_at >= ? AND taken_at < ? ORDER BY \(db.sampleOrder)
-                """,
-            arguments: [from, to])
-        var byNode = SamplesByNode()
-        while let r = try rows.next() {
-            guard let i = byNode.slot(r[0], if: { known[$0] != nil }) else { continue }
-            byNode.lists[i].append(
-                ReportSample(at: Double(r[1] as Int64) / 1000, savedBytes: r[2], endsData: ((r[3] as Int64?) ?? 0) != 0))
-        }
+        let byNode = try rawSamples(db, from: from, to: to, full: false, wanted: { known[$0] != nil })
         return PeakStreams(
             streams: byNode.sorted.compactMap { (id, samples) -> (node: ReportNode, samples: [ReportSample], horizon: Double)? in
                 guard let n = known[id], !samples.isEmpty else { return nil }
@@ -632,25 +617,7 @@ extension FleetDatabase {
     ) throws {
         let from = Int64(((range.from - policy.maxGapSeconds) * 1000).rounded(.down))
         let to = Int64(((range.to + policy.maxGapSeconds) * 1000).rounded(.up))
-        let rows = try StoreRow.fetchCursor(
-            db,
-            sql: """
-                SELECT node_id, taken_at, saved_bytes, ksmd_cpu_seconds, ksmd_cpu_percent, full_scans, phase, general_profit,
-                  ends_data
-                FROM samples \(db.indexedBy("samples_taken_at")) WHERE taken_at >= ? AND taken_at < ? ORDER BY \(db.sampleOrder)
-                """,
-            arguments: [from, to])
-        var byNode = SamplesByNode()
-        // Columns by position: millions of rows over a day.
-        while let r = try rows.next() {
-            guard let i = byNode.slot(r[0], if: { acc[$0] != nil }) else { continue }
-            let phase: String = r[6]
-            byNode.lists[i].append(
-                ReportSample(
-                    at: Double(r[1] as Int64) / 1000, savedBytes: r[2], cpuSeconds: r[3], cpuPercent: r[4],
-                    fullScans: (r[5] as Int64?) ?? 0, phase: KSMPhase(rawValue: phase) ?? .stopped,
-                    netProfit: r[7], endsData: ((r[8] as Int64?) ?? 0) != 0))
-        }
+        let byNode = try rawSamples(db, from: from, to: to, full: true, wanted: { acc[$0] != nil })
         let sorted = byNode.sorted
         reads?.add(from: from, to: to, wanted: Set(acc.keys), samples: sorted)
         for (id, samples) in sorted {

@@ -1,0 +1,87 @@
+import Foundation
+import GRDB
+import GRDBSQLite
+import KSMCore
+
+extension FleetDatabase {
+    /// Every wanted node's raw samples with `taken_at` in [from, to) (ms), split by node, each
+    /// node's in time order (`sampleOrder`; the `taken_at` index: a range, not a scan of every
+    /// node's samples). `full`: with the CPU, scan, phase and profit columns a node's figures
+    /// need; otherwise only what peaks need (time, saving, end of data).
+    ///
+    /// On SQLite the rows are read straight off the statement (`RawSampleCursor`): the edge hours
+    /// of a 24-hour report over 1,000 nodes are about 100,000 rows, and through row objects the
+    /// retains and releases per column cost more than SQLite's own read (docs/benchmarks.md).
+    static func rawSamples(
+        _ db: StoreDB, from: Int64, to: Int64, full: Bool, wanted: (String) -> Bool
+    ) throws -> SamplesByNode {
+        let columns = "node_id, taken_at, saved_bytes, ends_data" + (full ? RawSampleCursor.figureColumns : "")
+        let sql = """
+            SELECT \(columns) FROM samples \(db.indexedBy("samples_taken_at"))
+            WHERE taken_at >= ? AND taken_at < ? ORDER BY \(db.sampleOrder)
+            """
+        var byNode = SamplesByNode()
+        if let sqlite = db.sqlite {
+            let cursor = try RawSampleCursor(try sqlite.cachedStatement(sql: sql), arguments: [from, to], full: full)
+            try cursor.forEach { id, sample in
+                if let i = byNode.slot(id, if: wanted) { byNode.lists[i].append(sample) }
+            }
+            return byNode
+        }
+        let rows = try StoreRow.fetchCursor(db, sql: sql, arguments: [from, to])
+        while let r = try rows.next() {
+            guard let i = byNode.slot(r[0], if: wanted) else { continue }
+            var sample = ReportSample(
+                at: Double(r[1] as Int64) / 1000, savedBytes: r[2], endsData: ((r[3] as Int64?) ?? 0) != 0)
+            if full {
+                let phase: String = r[7]
+                sample.cpuSeconds = r[4]
+                sample.cpuPercent = r[5]
+                sample.fullScans = (r[6] as Int64?) ?? 0
+                sample.phase = KSMPhase(rawValue: phase) ?? .stopped
+                sample.netProfit = r[8]
+            }
+            byNode.lists[i].append(sample)
+        }
+        return byNode
+    }
+}
+
+/// Raw sample rows (`FleetDatabase.rawSamples`) read with `sqlite3_column_*` from the statement
+/// GRDB steps: a node id and a `ReportSample` per row, no row object.
+final class RawSampleCursor: DatabaseCursor {
+    typealias Element = (String, ReportSample)
+    /// After `node_id, taken_at, saved_bytes, ends_data`, for `full`.
+    static let figureColumns = ", ksmd_cpu_seconds, ksmd_cpu_percent, full_scans, phase, general_profit"
+    let _statement: Statement
+    var _isDone = false
+    let full: Bool
+
+    init(_ statement: Statement, arguments: StatementArguments, full: Bool) throws {
+        _statement = statement
+        self.full = full
+        try statement.setArguments(arguments)
+    }
+
+    func _element(sqliteStatement s: SQLiteStatement) -> (String, ReportSample) {
+        func int(_ i: Int32) -> Int64? { sqlite3_column_type(s, i) == SQLITE_NULL ? nil : sqlite3_column_int64(s, i) }
+        func double(_ i: Int32) -> Double? {
+            sqlite3_column_type(s, i) == SQLITE_NULL ? nil : sqlite3_column_double(s, i)
+        }
+        func text(_ i: Int32) -> String {
+            guard let p = sqlite3_column_text(s, i) else { return "" }
+            return String(decoding: UnsafeBufferPointer(start: p, count: Int(sqlite3_column_bytes(s, i))), as: UTF8.self)
+        }
+        var sample = ReportSample(
+            at: Double(sqlite3_column_int64(s, 1)) / 1000, savedBytes: sqlite3_column_int64(s, 2),
+            endsData: (int(3) ?? 0) != 0)
+        if full {
+            sample.cpuSeconds = double(4)
+            sample.cpuPercent = double(5)
+            sample.fullScans = int(6) ?? 0
+            sample.phase = KSMPhase(rawValue: text(7)) ?? .stopped
+            sample.netProfit = int(8)
+        }
+        return (text(0), sample)
+    }
+}
