@@ -665,24 +665,9 @@ private let day = 86400.0
         try await f.pushSamples(a, [ReportSample(at: t0 - 3 * hour + 30, savedBytes: 900 * 4096, phase: .running)])
         _ = try await f.db.rollupPass(now: now)
         try await f.pushSamples(a, [ReportSample(at: t0 - 3 * hour + 90, savedBytes: 5000 * 4096, phase: .running)])
-        let attempts = Counter()
-        let snapshotTaken = DispatchSemaphore(value: 0)
-        let otherCommitted = DispatchSemaphore(value: 0)
-        // This replica's flush takes its snapshot, then waits while the other replica rolls up.
-        async let flushed = f.db.backgroundWrite { db -> Int in
-            if attempts.next() == 1 {
-                _ = try FleetDatabase.fleetHourSum(db, hour: h)
-                snapshotTaken.signal()
-                otherCommitted.wait()
-            }
-            return try FleetDatabase.flushFleetHours(db, limit: 1000)
-        }
-        await Task.detached { snapshotTaken.wait() }.value
-        let pass = try await other.rollupPass(now: now)
-        otherCommitted.signal()
-        _ = try await flushed
-        #expect(pass.samples == 1)
-        #expect(attempts.value == 2, "the flush conflicted with the other replica's marks and ran again")
+        try await Self.flushRacingARollupPass(
+            f.db, other: other, now: now, snapshot: { db in _ = try FleetDatabase.fleetHourSum(db, hour: h) },
+            flush: { db in try FleetDatabase.flushFleetHours(db, limit: 1000) })
         let (stored, dirty, fresh) = try await f.db.read { db in
             (
                 try Double.fetchOne(db, sql: "SELECT saved_byte_seconds FROM rollup_fleet_hour WHERE bucket_start = ?", arguments: [h]),
@@ -714,24 +699,12 @@ private let day = 86400.0
         _ = try await f.db.rollupPass(now: now)
         #expect(try await Self.count(f, "SELECT COUNT(*) FROM rollup_fleet_day_dirty") == 1)
         try await f.pushSamples(a, [ReportSample(at: t0 - 3 * hour + 90, savedBytes: 5000 * 4096, phase: .running)])
-        let attempts = Counter()
-        let snapshotTaken = DispatchSemaphore(value: 0)
-        let otherCommitted = DispatchSemaphore(value: 0)
-        // This replica's flush takes its snapshot, then waits while the other replica rolls up.
-        async let flushed = f.db.backgroundWrite { db -> Int in
-            if attempts.next() == 1 {
+        try await Self.flushRacingARollupPass(
+            f.db, other: other, now: now,
+            snapshot: { db in
                 _ = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM rollup_day WHERE bucket_start = ?", arguments: [d])
-                snapshotTaken.signal()
-                otherCommitted.wait()
-            }
-            return try FleetDatabase.flushFleetDays(db, limit: 1000)
-        }
-        await Task.detached { snapshotTaken.wait() }.value
-        let pass = try await other.rollupPass(now: now)
-        otherCommitted.signal()
-        _ = try await flushed
-        #expect(pass.samples == 1)
-        #expect(attempts.value == 2, "the flush conflicted with the other replica's marks and ran again")
+            },
+            flush: { db in try FleetDatabase.flushFleetDays(db, limit: 1000) })
         let (stored, dirty, fresh) = try await f.db.read { db in
             (
                 try Double.fetchOne(db, sql: "SELECT saved_byte_seconds FROM rollup_fleet_day WHERE bucket_start = ?", arguments: [d]),
@@ -741,6 +714,32 @@ private let day = 86400.0
         }
         #expect(stored != nil && fresh != nil)
         #expect(dirty == 1 || stored == fresh, "the day's fleet row \(String(describing: stored)) is not its rows' fold \(String(describing: fresh)), and nothing marks it")
+    }
+
+    /// Runs `flush` on this replica so that its first attempt takes its snapshot (`snapshot`),
+    /// then waits while `other` rolls up the one sample waiting and commits; expects the flush to
+    /// have conflicted with the other replica's marks and run again.
+    static func flushRacingARollupPass(
+        _ database: FleetDatabase, other: FleetDatabase, now: Date, snapshot: @escaping @Sendable (StoreDB) throws -> Void,
+        flush: @escaping @Sendable (StoreDB) throws -> Int
+    ) async throws {
+        let attempts = Counter()
+        let snapshotTaken = DispatchSemaphore(value: 0)
+        let otherCommitted = DispatchSemaphore(value: 0)
+        async let flushed = database.backgroundWrite { db -> Int in
+            if attempts.next() == 1 {
+                try snapshot(db)
+                snapshotTaken.signal()
+                otherCommitted.wait()
+            }
+            return try flush(db)
+        }
+        await Task.detached { snapshotTaken.wait() }.value
+        let pass = try await other.rollupPass(now: now)
+        otherCommitted.signal()
+        _ = try await flushed
+        #expect(pass.samples == 1)
+        #expect(attempts.value == 2, "the flush conflicted with the other replica's marks and ran again")
     }
 
     final class Counter: @unchecked Sendable {
