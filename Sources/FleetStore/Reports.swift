@@ -194,11 +194,7 @@ extension FleetDatabase {
     ) throws -> Interval? {
         var firstData: Double?
         if node.registeredAt > period.from - ReportPolicy.default.maxGapSeconds {
-            if let known {
-                firstData = try known.firstData(db, nodeId: node.id)
-            } else {
-                firstData = try Self.firstData(db, nodeId: node.id)
-            }
+            firstData = try (known ?? FirstDataMemo()).firstData(db, nodeId: node.id)
         }
         return ReportMath.existence(
             registeredAt: node.registeredAt, firstData: firstData, deletedAt: node.deletedAt, period: period,
