@@ -5,8 +5,9 @@ import Logging
 import ServiceLifecycle
 
 /// Background upkeep of history: rolls new samples up into hour/day rollups every few seconds,
-/// and now and then deletes raw samples past the retention window and rollups past theirs, in
-/// small batches so that ingest is never blocked for long. Stops on graceful shutdown.
+/// and now and then deletes raw samples past the retention window and rollups past theirs (by
+/// whole months: `FleetDatabase.rollupCut`), in small batches so that ingest is never blocked for
+/// long. Stops on graceful shutdown.
 struct RollupService: Service {
     let database: FleetDatabase
     let logger: Logger
@@ -84,13 +85,17 @@ struct RollupService: Service {
                     retentionDue = retentionInterval
                     do {
                         let now = Date()
+                        let cut = FleetDatabase.rollupCut(now: now, keepDays: rollupRetentionDays)
                         let r = try await database.retentionPass(
-                            samplesBefore: now.addingTimeInterval(-Double(rawRetentionDays) * 86400),
-                            rollupsBefore: now.addingTimeInterval(-Double(rollupRetentionDays) * 86400))
-                        if r.samples + r.hours + r.days > 0 {
+                            samplesBefore: now.addingTimeInterval(-Double(rawRetentionDays) * 86400), rollupsBefore: cut)
+                        if r.samples + r.hours + r.days + r.months + r.processDays + r.processMonths > 0 {
                             logger.info(
                                 "retention removed old history",
-                                metadata: ["samples": "\(r.samples)", "hourRollups": "\(r.hours)", "dayRollups": "\(r.days)"])
+                                metadata: [
+                                    "samples": "\(r.samples)", "hourRollups": "\(r.hours)", "dayRollups": "\(r.days)",
+                                    "monthRollups": "\(r.months)", "processDays": "\(r.processDays)",
+                                    "processMonths": "\(r.processMonths)", "rollupsBefore": "\(cut.formatted(.iso8601))",
+                                ])
                         }
                     } catch {
                         logger.error("retention pass failed", metadata: ["error": "\(error)"])

@@ -737,9 +737,19 @@ extension FleetDatabase {
         return total
     }
 
+    /// The cut rollup retention takes for `keepDays` days before `now`: the start of the UTC month
+    /// holding `now − keepDays`. Rollups go by whole months, so a month's hour, day and month rows
+    /// go together: a cut inside a day would delete that day's row (and its month's) and keep its
+    /// later hours, and a report, which reads whole days from day rows, would show a gap where
+    /// the hours still hold data. Rollups are kept `keepDays` days at least, a month more at most.
+    public static func rollupCut(now: Date, keepDays: Int) -> Date {
+        Date(timeIntervalSince1970: ReportTime.monthStart(now.timeIntervalSince1970 - Double(keepDays) * ReportTime.day))
+    }
+
     /// Deletes, in small batches (one short write transaction each), raw samples taken before
-    /// `samplesBefore` that are already rolled up, and rollups before `rollupsBefore`. The newest
-    /// sample row is always kept so that rowids never go back below the watermark.
+    /// `samplesBefore` that are already rolled up, and rollups before `rollupsBefore` (the server
+    /// passes a month start: `rollupCut`). The newest sample row is always kept so that rowids
+    /// never go back below the watermark.
     public func retentionPass(samplesBefore: Date, rollupsBefore: Date, batch: Int = 1000, maxBatches: Int = 1000) async throws
         -> RetentionResult
     {

@@ -70,7 +70,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Days of raw samples to keep (rollups keep the long history).")
     var rawRetentionDays = 14
 
-    @Option(help: "Days of hourly/daily rollups to keep (the history reports read).")
+    @Option(help: "Days of hourly/daily rollups to keep (the history reports read); deleted by whole months, so up to a month more is kept.")
     var rollupRetentionDays = 730
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")

@@ -378,6 +378,65 @@ private func range(_ a: Double, _ b: Double) -> TimeRange {
         #expect(old.samples == 59)  // the newest row always stays
         #expect(old.hours == 2 && old.days == 1 && old.months == 1)
     }
+
+    /// Rollup retention as the server runs it (`rollupCut`) goes by whole months: every report of
+    /// a period after the retention window's start (now − days, here inside a day) is the same
+    /// after the pass as before it, whether it reads hour, day or month rows; only months wholly
+    /// before the window go. (A cut at now − days itself deleted that day's and month's rows and
+    /// kept their later hours: a gap in the day's report where the hours still held data.)
+    @Test func rollupRetentionGoesByWholeMonths() async throws {
+        let f = try ReportFixture()
+        let day = ReportTime.day
+        let oct20 = t0 - 13 * day
+        let id = try await f.node("old", registeredAt: oct20 - day)
+        // Hourly from 2026-10-20 to 2026-12-19 (a gap after each sample), every 5 minutes over
+        // 2026-11-21 … 23, around the window's start (few samples: ingest is slower on PostgreSQL).
+        let nov21 = t0 + 19 * day
+        let nov24 = nov21 + 3 * day
+        try await f.push(id, start: oct20, step: 3600, count: Int((nov21 - oct20) / 3600))
+        try await f.push(id, start: nov21, step: 300, count: 3 * 288, cpuStart: 10_000)
+        try await f.push(id, start: nov24, step: 3600, count: 26 * 24, cpuStart: 20_000)
+        let now = t0 + 60 * day + 13 * 3600  // 2027-01-01 13:00
+        let keep = 40
+        let window = now - Double(keep) * day  // 2026-11-22 13:00
+        let cut = FleetDatabase.rollupCut(now: Date(timeIntervalSince1970: now), keepDays: keep)
+        #expect(ReportTime.iso(window) == "2026-11-22T13:00:00Z")
+        #expect(cut == Date(timeIntervalSince1970: t0 - day), "2026-11-01, the start of the month holding the window's start")
+        _ = try await f.db.rollupCatchUp(now: Date(timeIntervalSince1970: now))
+        // Raw samples go first (as at the default retentions), so that only the rollups' cut differs below.
+        _ = try await f.db.retentionPass(
+            samplesBefore: Date(timeIntervalSince1970: now - 14 * day), rollupsBefore: Date(timeIntervalSince1970: 0))
+        let periods: [(Double, Double, ReportGrouping)] = [
+            (ReportTime.dayStart(window), ReportTime.dayStart(window) + day, .node),  // the window's first day, from its day row
+            (window, window + day, .node),
+            (ReportTime.dayStart(window), ReportTime.dayStart(window) + 7 * day, .node),
+            (window, now, .node),  // over the month rows of November (its remainder) and December
+            (cut.timeIntervalSince1970, now, .day),
+            (cut.timeIntervalSince1970, now, .label),
+        ]
+        func reports() async throws -> [SavingsReport] {
+            var out: [SavingsReport] = []
+            for (since, until, by) in periods {
+                out.append(
+                    try await f.db.savingsReport(
+                        since: Date(timeIntervalSince1970: since), until: Date(timeIntervalSince1970: until), by: by,
+                        label: by == .label ? "rack" : nil, now: Date(timeIntervalSince1970: now)))
+            }
+            return out
+        }
+        let before = try await reports()
+        #expect(before[0].rows.first?.coverage == 1 && before[0].rows.first?.savedGiBHours == 24)
+        let r = try await f.db.retentionPass(
+            samplesBefore: Date(timeIntervalSince1970: now - 14 * day), rollupsBefore: cut)
+        #expect(r.hours == 12 * 24 && r.days == 12 && r.months == 1, "October's rows (from the 20th) go")
+        let after = try await reports()
+        for (i, (b, a)) in zip(before, after).enumerated() {
+            #expect(a == b, "period \(i): \(ReportTime.iso(periods[i].0)) … \(ReportTime.iso(periods[i].1)) by \(periods[i].2)")
+        }
+        // October is a gap now.
+        let october = try await f.report(oct20, t0 - day)
+        #expect(october.rows.first?.dataHours == 0 && october.rows.first?.gaps == [range(oct20, t0 - day)])
+    }
 }
 
 /// The store's reports (rollups for whole hours, raw samples at the edges, "now" inside an hour)
