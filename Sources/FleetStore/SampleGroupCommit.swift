@@ -28,6 +28,9 @@ final class SampleGroupCommit: @unchecked Sendable {
     /// Upper bound of samples in one transaction (at most five full 1,000-sample batches), so
     /// that one commit never holds the writer for long; a group always takes at least one batch.
     static let maxSamplesPerCommit = 5_000
+    /// A lone batch of at most this many rows is written row by row even where a group writer
+    /// exists: on PostgreSQL that is 2 + rows round trips against the group writer's 5.
+    static let rowsWrittenOneByOne = 2
     /// The commit thread ends after this long without work.
     static let idleSeconds = 1.0
 
@@ -86,10 +89,14 @@ final class SampleGroupCommit: @unchecked Sendable {
                 let write = self.write
                 let writeGroup = self.writeGroup
                 results = try transaction { db in
-                    // One batch (an agent's normal push on a quiet server): the transaction is its
-                    // savepoint, a failure rolls it back and fails the batch alone — two
-                    // statements fewer (on PostgreSQL two round trips) on the common path.
-                    if group.count == 1 { return [.success(try write(db, group[0].batch))] }
+                    // One small batch (an agent's normal push on a quiet server): the transaction
+                    // is its savepoint, a failure rolls it back and fails the batch alone — two
+                    // statements fewer (on PostgreSQL two round trips) on the common path. A
+                    // larger one (an agent's backlog after an outage) goes the group's way where
+                    // there is one: a statement per row was a round trip per row on PostgreSQL.
+                    if group.count == 1, writeGroup == nil || group[0].batch.rows.count <= Self.rowsWrittenOneByOne {
+                        return [.success(try write(db, group[0].batch))]
+                    }
                     if let writeGroup, let results = try writeGroup(db, group.map(\.batch)) { return results }
                     return try group.map { w in
                         do {

@@ -65,6 +65,15 @@ import Testing
         let again = try await db.insertSamples(nodeId: live, [sample(2)])
         #expect(again.stored == 0 && again.duplicates == 1 && again.highestSeq == 2)
         #expect(try await db.sampleSeqs(nodeId: live) == [1, 2])
+        // A larger batch alone (an agent's backlog; on PostgreSQL written the group writer's way):
+        // the same acks, a row sent twice counted once.
+        await #expect(throws: StoreError.nodeNotFound(gone)) {
+            try await db.insertSamples(nodeId: gone, [sample(1), sample(2), sample(3)])
+        }
+        let backlog = try await db.insertSamples(nodeId: live, [sample(2), sample(3), sample(5), sample(3), sample(4)])
+        #expect(backlog.stored == 3 && backlog.duplicates == 2 && backlog.highestSeq == 5)
+        #expect(try await db.node(idOrName: live)?.lastSeq == 5)
+        #expect(try await db.sampleSeqs(nodeId: live) == [1, 2, 3, 4, 5])
         #expect(try await db.sampleSeqs(nodeId: gone).isEmpty)
     }
 
