@@ -5,7 +5,8 @@
 # hits both alike. Prints, per query, each server's median curl time_total over the last REPS of
 # REPS+2 requests.
 # Usage: Benchmarks/report-ab.sh SERVER_A DATA_A SERVER_B DATA_B 'by=node&since=-7d' ...
-# env: REPS (10).
+# env: REPS (10), DATABASE (a postgres:// URL both servers use, e.g. a database `migrate-data`
+#      filled; each still needs a data dir of its own).
 set -euo pipefail
 [ $# -ge 5 ] || { sed -n 2,8p "$0"; exit 2; }
 SA="$1" DA="$2" SB="$3" DB="$4"
@@ -17,7 +18,7 @@ trap 'kill "${PIDS[@]}" 2>/dev/null || true' EXIT
 start() {
   rm -f "$2/port"
   KSMFLEET_ADMIN_TOKEN="$TOKEN" "$1" --host 127.0.0.1 --port 0 --data-dir "$2" --port-file "$2/port" \
-    --log-level warning >"$2/server.log" 2>&1 &
+    ${DATABASE:+--database "$DATABASE"} --log-level warning >"$2/server.log" 2>&1 &
   PIDS+=($!)
 }
 start "$SA" "$DA"

@@ -66,6 +66,15 @@ public final class PostgresSession {
     /// so a result of 3.5 million rows took 52 s of CPU, quadratic in the rows.
     @discardableResult
     func run(_ sql: String, _ arguments: StoreArguments) throws -> [ValueRow] {
+        let collected = RowCollector()
+        try each(sql, arguments) { row in try collected.add(row) }
+        return collected.rows
+    }
+
+    /// Runs a statement and hands each row to `onRow` as postgres-nio reads it, on its event
+    /// loop while this thread waits for the statement's end (which orders the two): for large
+    /// results read into something other than engine-neutral rows (`rawSamples`).
+    func each(_ sql: String, _ arguments: StoreArguments, _ onRow: @escaping @Sendable (PostgresRow) throws -> Void) throws {
         var binds = PostgresBindings(capacity: arguments.values.count)
         for value in arguments.values {
             switch value {
@@ -77,11 +86,9 @@ public final class PostgresSession {
             }
         }
         let query = PostgresQuery(unsafeSQL: Placeholders.numbered(sql), binds: binds)
-        let collected = RowCollector()
         do {
-            let metadata = try connection.query(query, logger: logger) { row in try collected.add(row) }.wait()
+            let metadata = try connection.query(query, logger: logger, onRow).wait()
             lastChanges = metadata.rows ?? 0
-            return collected.rows
         } catch {
             let e = PostgresError(error, sql: sql)
             if e.endsTransaction { transactionDoomed = true }

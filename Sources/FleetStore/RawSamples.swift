@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import GRDBSQLite
 import KSMCore
+import PostgresNIO
 
 extension FleetDatabase {
     /// Every wanted node's raw samples with `taken_at` in [from, to) (ms), split by node, each
@@ -13,7 +14,7 @@ extension FleetDatabase {
     /// of a 24-hour report over 1,000 nodes are about 100,000 rows, and through row objects the
     /// retains and releases per column cost more than SQLite's own read (docs/benchmarks.md).
     static func rawSamples(
-        _ db: StoreDB, from: Int64, to: Int64, full: Bool, wanted: (String) -> Bool
+        _ db: StoreDB, from: Int64, to: Int64, full: Bool, wanted: @escaping (String) -> Bool
     ) throws -> SamplesByNode {
         let columns = "node_id, taken_at, saved_bytes, ends_data" + (full ? RawSampleCursor.figureColumns : "")
         let sql = """
@@ -28,21 +29,12 @@ extension FleetDatabase {
             }
             return byNode
         }
-        let rows = try StoreRow.fetchCursor(db, sql: sql, arguments: [from, to])
-        while let r = try rows.next() {
-            guard let i = byNode.slot(r[0], if: wanted) else { continue }
-            var sample = ReportSample(
-                at: Double(r[1] as Int64) / 1000, savedBytes: r[2], endsData: ((r[3] as Int64?) ?? 0) != 0)
-            if full {
-                let phase: String = r[7]
-                sample.cpuSeconds = r[4]
-                sample.cpuPercent = r[5]
-                sample.fullScans = (r[6] as Int64?) ?? 0
-                sample.phase = KSMPhase(rawValue: phase) ?? .stopped
-                sample.netProfit = r[8]
-            }
-            byNode.lists[i].append(sample)
-        }
+        guard let session = db.postgres else { fatalError("rawSamples: an engine that is neither SQLite nor PostgreSQL") }
+        // On PostgreSQL each row is decoded as postgres-nio reads it, by position into the sample
+        // (not through an engine-neutral row: a value array and two strings per row).
+        let sink = RawSampleSink(full: full, wanted: wanted)
+        try session.each(sql, [from, to]) { row in try sink.add(row) }
+        byNode = sink.byNode
         return byNode
     }
 }
@@ -83,5 +75,37 @@ final class RawSampleCursor: DatabaseCursor {
             sample.netProfit = int(8)
         }
         return (text(0), sample)
+    }
+}
+
+/// Raw sample rows (`FleetDatabase.rawSamples`) decoded from postgres-nio's rows by position.
+/// Used from postgres-nio's event loop while the reading thread waits for the statement's end.
+private final class RawSampleSink: @unchecked Sendable {
+    var byNode = SamplesByNode()
+    let full: Bool
+    let wanted: (String) -> Bool
+
+    init(full: Bool, wanted: @escaping (String) -> Bool) {
+        self.full = full
+        self.wanted = wanted
+    }
+
+    func add(_ row: PostgresRow) throws {
+        if full {
+            let (id, at, saved, ends, cpuSeconds, cpuPercent, scans, phase, profit) = try row.decode(
+                (String, Int64, Int64, Int64, Double?, Double?, Int64?, String, Int64?).self)
+            guard let i = byNode.slot(id, if: wanted) else { return }
+            var sample = ReportSample(at: Double(at) / 1000, savedBytes: saved, endsData: ends != 0)
+            sample.cpuSeconds = cpuSeconds
+            sample.cpuPercent = cpuPercent
+            sample.fullScans = scans ?? 0
+            sample.phase = KSMPhase(rawValue: phase) ?? .stopped
+            sample.netProfit = profit
+            byNode.lists[i].append(sample)
+        } else {
+            let (id, at, saved, ends) = try row.decode((String, Int64, Int64, Int64).self)
+            guard let i = byNode.slot(id, if: wanted) else { return }
+            byNode.lists[i].append(ReportSample(at: Double(at) / 1000, savedBytes: saved, endsData: ends != 0))
+        }
     }
 }

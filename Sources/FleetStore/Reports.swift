@@ -243,7 +243,7 @@ extension FleetDatabase {
                     known[id].map { n in (n, samples, min(now, n.deletedAt ?? now)) }
                 }, policy: policy)
         }
-        let byNode = try rawSamples(db, from: from, to: to, full: false, wanted: { known[$0] != nil })
+        let byNode = try rawSamples(db, from: from, to: to, full: false, wanted: { [known] in known[$0] != nil })
         return PeakStreams(
             streams: byNode.sorted.compactMap { (id, samples) -> (node: ReportNode, samples: [ReportSample], horizon: Double)? in
                 guard let n = known[id], !samples.isEmpty else { return nil }
@@ -613,9 +613,10 @@ extension FleetDatabase {
     ) throws {
         let from = Int64(((range.from - policy.maxGapSeconds) * 1000).rounded(.down))
         let to = Int64(((range.to + policy.maxGapSeconds) * 1000).rounded(.up))
-        let byNode = try rawSamples(db, from: from, to: to, full: true, wanted: { acc[$0] != nil })
+        let wanted = Set(acc.keys)
+        let byNode = try rawSamples(db, from: from, to: to, full: true, wanted: { wanted.contains($0) })
         let sorted = byNode.sorted
-        reads?.add(from: from, to: to, wanted: Set(acc.keys), samples: sorted)
+        reads?.add(from: from, to: to, wanted: wanted, samples: sorted)
         for (id, samples) in sorted {
             let result = ReportMath.integrate(
                 samples, from: range.from, to: range.to, bucketSeconds: ReportTime.hour, policy: policy,

@@ -320,6 +320,11 @@ public final class StoreDB {
         if case .sqlite(let db) = kind { return db }
         return nil
     }
+    /// The PostgreSQL session (its fast paths).
+    var postgres: PostgresSession? {
+        if case .postgres(let session) = kind { return session }
+        return nil
+    }
 
     /// Runs one statement (on SQLite also several, separated by `;`, without arguments).
     public func execute(sql: String, arguments: StoreArguments = []) throws {
