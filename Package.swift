@@ -164,6 +164,8 @@ let package = Package(
                 "FleetStore", "FleetAPI", "KSMCore", "TestSupport",
                 // Raw SQL on the writer's connection (SampleSavepointTests).
                 .product(name: "GRDB", package: "GRDB.swift"),
+                // Cells of PostgreSQL's binary arrays built by hand (PostgresArrayTests).
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             swiftSettings: swiftSettings),
         .testTarget(

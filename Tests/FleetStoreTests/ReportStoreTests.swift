@@ -77,7 +77,8 @@ final class ReportFixture {
             batch.append(
                 StatusSample(
                     seq: seq, takenAt: Date(timeIntervalSince1970: s.at),
-                    status: KSMStatus(run: 1, pagesSharing: s.savedBytes / Int64(pageSize), fullScans: s.fullScans),
+                    status: KSMStatus(
+                        run: 1, pagesSharing: s.savedBytes / Int64(pageSize), fullScans: s.fullScans, generalProfit: s.netProfit),
                     memory: MemorySnapshot(memTotalKB: 64 * 1024 * 1024, memAvailableKB: 8 * 1024 * 1024),
                     pageSize: pageSize, ksmdCPUPercent: s.cpuPercent, ksmdCPUSeconds: s.cpuSeconds, phase: s.phase,
                     phaseReason: "test"))
