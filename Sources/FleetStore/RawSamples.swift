@@ -170,9 +170,11 @@ enum PostgresArray {
         return Int(count)
     }
 
-    /// The elements of an array of 8-byte values, each given to `make` (no slice per element).
-    static func fixed8<T>(
-        _ cell: PostgresCell, _ type: PostgresDataType, _ name: String, _ make: (UInt64) -> T
+    /// The elements, each read by `read` from the bytes after its length (no slice per element);
+    /// nil for NULL.
+    static func elements<T>(
+        _ cell: PostgresCell, _ type: PostgresDataType, _ name: String,
+        _ read: (inout ByteBuffer, Int32) throws -> T
     ) throws -> [T?] {
         guard var b = cell.bytes else { return [] }
         let count = try header(cell, type, name, &b)
@@ -180,14 +182,19 @@ enum PostgresArray {
         out.reserveCapacity(count)
         for _ in 0..<count {
             guard let length = b.readInteger(as: Int32.self) else { throw Malformed(what: "a short element") }
-            if length < 0 {
-                out.append(nil)
-                continue
-            }
-            guard length == 8, let v = b.readInteger(as: UInt64.self) else { throw Malformed(what: "a \(name) element of \(length) bytes") }
-            out.append(make(v))
+            out.append(length < 0 ? nil : try read(&b, length))
         }
         return out
+    }
+
+    /// The elements of an array of 8-byte values, each given to `make`.
+    static func fixed8<T>(
+        _ cell: PostgresCell, _ type: PostgresDataType, _ name: String, _ make: (UInt64) -> T
+    ) throws -> [T?] {
+        try elements(cell, type, name) { b, length in
+            guard length == 8, let v = b.readInteger(as: UInt64.self) else { throw Malformed(what: "a \(name) element of \(length) bytes") }
+            return make(v)
+        }
     }
 
     /// BIGINT[] (8-byte big-endian elements).
@@ -202,19 +209,9 @@ enum PostgresArray {
 
     /// TEXT[] (UTF-8 elements).
     static func texts(_ cell: PostgresCell) throws -> [String?] {
-        guard var b = cell.bytes else { return [] }
-        let count = try header(cell, .textArray, "text[]", &b)
-        var out: [String?] = []
-        out.reserveCapacity(count)
-        for _ in 0..<count {
-            guard let length = b.readInteger(as: Int32.self) else { throw Malformed(what: "a short element") }
-            if length < 0 {
-                out.append(nil)
-                continue
-            }
+        try elements(cell, .textArray, "text[]") { b, length in
             guard let text = b.readString(length: Int(length)) else { throw Malformed(what: "a short element") }
-            out.append(text)
+            return text
         }
-        return out
     }
 }
