@@ -1,6 +1,8 @@
+import Foundation
 import KSMCore
 import NIOCore
 import PostgresNIO
+import TestSupport
 import Testing
 
 @testable import FleetStore
@@ -88,20 +90,30 @@ import Testing
                 s(t + 60, 4, cpu: 2, profit: nil), s(t + 3600, 9, cpu: 9, profit: 9),
             ])
         try await f.pushSamples(b, [s(t + 30, 8, cpu: 1, profit: 1)])
+        // Two more of one second, the higher seq sent first (a replayed spool): SQLite keeps ties
+        // in the order they were stored, PostgreSQL has none and puts them in seq order
+        // (`sampleOrder`).
+        for (seq, pages) in [(Int64(20), Int64(20)), (10, 10)] {
+            var late = sample(seq)
+            late.takenAt = Date(timeIntervalSince1970: t + 300)
+            late.status.pagesSharing = pages
+            _ = try await f.db.insertSamples(nodeId: a, [late])
+        }
+        let tie: [Int64] = TestStore.isPostgres ? [10, 20] : [20, 10]
         let from = Int64((t - 600) * 1000)
         let to = Int64((t + 600) * 1000)
         let full = try await f.db.read { db in try FleetDatabase.rawSamples(db, from: from, to: to, full: true, wanted: { $0 == a }) }
         let got = full.sorted
         #expect(got.map(\.0) == [a], "b is not wanted; a's sample an hour later is outside the range")
         let samples = try #require(got.first?.1)
-        #expect(samples.map(\.at) == [t, t, t + 60, t + 120])
-        #expect(samples.map(\.savedBytes) == [2, 3, 4, 1].map { $0 * 4096 }, "ties in seq order")
-        #expect(samples.map(\.cpuSeconds) == [nil, 1.5, 2, 5])
-        #expect(samples.map(\.cpuPercent) == [nil, 0.15, 0.2, 0.5])
-        #expect(samples.map(\.netProfit) == [nil, -4, nil, 7])
-        #expect(samples.map(\.phase) == [.running, .stopped, .running, .running])
+        #expect(samples.map(\.at) == [t, t, t + 60, t + 120, t + 300, t + 300])
+        #expect(samples.map(\.savedBytes) == ([2, 3, 4, 1] + tie).map { $0 * 4096 })
+        #expect(samples.prefix(4).map(\.cpuSeconds) == [nil, 1.5, 2, 5])
+        #expect(samples.prefix(4).map(\.cpuPercent) == [nil, 0.15, 0.2, 0.5])
+        #expect(samples.prefix(4).map(\.netProfit) == [nil, -4, nil, 7])
+        #expect(samples.map(\.phase) == [.running, .stopped, .running, .running, .running, .running])
         let peaks = try await f.db.read { db in try FleetDatabase.rawSamples(db, from: from, to: to, full: false, wanted: { _ in true }) }
         #expect(peaks.sorted.map(\.0) == [a, b].sorted())
-        #expect(peaks.sorted.first { $0.0 == a }?.1.map(\.savedBytes) == [2, 3, 4, 1].map { $0 * 4096 })
+        #expect(peaks.sorted.first { $0.0 == a }?.1.map(\.savedBytes) == ([2, 3, 4, 1] + tie).map { $0 * 4096 })
     }
 }
