@@ -318,8 +318,14 @@ final class PostgresEngine: @unchecked Sendable {
             v += 1
             return v
         }
-        return try PostgresConnection.connect(on: group.next(), configuration: configuration, id: id, logger: logger)
-            .wait()
+        // With the server's own words (postgres-nio's error prints only "Generic description"):
+        // a start on a database that does not exist must say so.
+        do {
+            return try PostgresConnection.connect(on: group.next(), configuration: configuration, id: id, logger: logger)
+                .wait()
+        } catch {
+            throw PostgresError(error, sql: nil)
+        }
     }
 
     /// Runs `body` in a write transaction on the writer connection (blocking).

@@ -11,6 +11,16 @@ struct PostgresReplicaStoreTests {
     static let postgresOnly: Comment =
         "replicas share a PostgreSQL database: runs on the PostgreSQL pass of make test (KSMFLEET_TEST_POSTGRES)"
 
+    @Test("a database that does not exist: the error says so in the server's words")
+    func aMissingDatabaseIsNamed() throws {
+        guard let server = TestStore.postgresURL else { try Test.cancel(Self.postgresOnly) }
+        var c = try #require(URLComponents(string: server))
+        c.path = "/ksmfleet_missing_database"
+        let error = #expect(throws: (any Error).self) { try FleetDatabase.open(c.string!) }
+        let text = "\(error.map { "\($0)" } ?? "")"
+        #expect(text.contains("database \"ksmfleet_missing_database\" does not exist") && text.contains("3D000"), "\(text)")
+    }
+
     @Test("two stores on one database: exactly one holds the background lock; the other takes it when the first closes")
     func oneHolderOfTheBackgroundLock() async throws {
         guard let server = TestStore.postgresURL else { try Test.cancel(Self.postgresOnly) }
