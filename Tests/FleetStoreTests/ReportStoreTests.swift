@@ -1,9 +1,10 @@
 import FleetAPI
-import FleetStore
 import Foundation
 import KSMCore
 import TestSupport
 import Testing
+
+@testable import FleetStore
 
 /// 2026-11-02T00:00:00Z.
 private let t0: Double = 1_793_577_600
@@ -427,6 +428,18 @@ private func range(_ a: Double, _ b: Double) -> TimeRange {
         }
         let before = try await reports()
         #expect(before[0].rows.first?.coverage == 1 && before[0].rows.first?.savedGiBHours == 24)
+        // The fleet's own rows (hours, days, label hours) of the months that go.
+        func fleetRowsBeforeCut() async throws -> [Int] {
+            _ = try await f.db.flushFleetDays(now: Date(timeIntervalSince1970: now))
+            return try await f.db.read { db in
+                try ["rollup_fleet_hour", "rollup_fleet_day", "rollup_label_hour"].map { table in
+                    try Int.fetchOne(
+                        db, sql: "SELECT COUNT(*) FROM \(table) WHERE bucket_start < ?", arguments: [Int64(cut.timeIntervalSince1970)]) ?? 0
+                }
+            }
+        }
+        let fleetBefore = try await fleetRowsBeforeCut()
+        #expect(fleetBefore[0] == 12 * 24 && fleetBefore[1] == 12, "\(fleetBefore)")
         let r = try await f.db.retentionPass(
             samplesBefore: Date(timeIntervalSince1970: now - 14 * day), rollupsBefore: cut)
         #expect(r.hours == 12 * 24 && r.days == 12 && r.months == 1, "October's rows (from the 20th) go")
@@ -437,6 +450,8 @@ private func range(_ a: Double, _ b: Double) -> TimeRange {
         // October is a gap now.
         let october = try await f.report(oct20, t0 - day)
         #expect(october.rows.first?.dataHours == 0 && october.rows.first?.gaps == [range(oct20, t0 - day)])
+        // The deletions marked the fleet's hours and days for the rollup service, which drops them.
+        #expect(try await fleetRowsBeforeCut() == [0, 0, 0])
     }
 }
 
