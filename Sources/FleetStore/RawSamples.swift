@@ -5,44 +5,44 @@ import KSMCore
 import PostgresNIO
 
 extension FleetDatabase {
+    /// The columns a node's figures need besides time, saving and end of data, in the order both
+    /// readers take them (`RawSampleCursor`, `RawSampleSink`).
+    static let rawSampleFigureColumns = ["ksmd_cpu_seconds", "ksmd_cpu_percent", "full_scans", "phase", "general_profit"]
+
     /// Every wanted node's raw samples with `taken_at` in [from, to) (ms), split by node, each
     /// node's in time order (`sampleOrder`; the `taken_at` index: a range, not a scan of every
     /// node's samples). `full`: with the CPU, scan, phase and profit columns a node's figures
     /// need; otherwise only what peaks need (time, saving, end of data).
     ///
-    /// On SQLite the rows are read straight off the statement (`RawSampleCursor`): the edge hours
-    /// of a 24-hour report over 1,000 nodes are about 100,000 rows, and through row objects the
-    /// retains and releases per column cost more than SQLite's own read (docs/benchmarks.md).
+    /// The edge hours of a 24-hour report over 1,000 nodes are about 100,000 rows, and the cost
+    /// per row of each engine's general row path was most of such a report (docs/benchmarks.md):
+    /// - SQLite: the rows are read straight off the statement (`RawSampleCursor`), no row object;
+    /// - PostgreSQL: one row per node, its samples' columns as arrays (`RawSampleSink`), since
+    ///   postgres-nio makes a row and a cell per column for every row it reads.
     static func rawSamples(
         _ db: StoreDB, from: Int64, to: Int64, full: Bool, wanted: @escaping (String) -> Bool
     ) throws -> SamplesByNode {
-        var byNode = SamplesByNode()
-        guard let session = db.postgres else {
-            let columns = "node_id, taken_at, saved_bytes, ends_data" + (full ? RawSampleCursor.figureColumns : "")
+        if let session = db.postgres {
+            // The arrays of one group are filled from the same rows in the same order (aligned);
+            // each node's samples are put in time order by the sink.
+            let columns = ["taken_at", "seq", "saved_bytes", "ends_data"] + (full ? rawSampleFigureColumns : [])
             let sql = """
-                SELECT \(columns) FROM samples \(db.indexedBy("samples_taken_at"))
-                WHERE taken_at >= ? AND taken_at < ? ORDER BY \(db.sampleOrder)
+                SELECT node_id, \(columns.map { "array_agg(\($0))" }.joined(separator: ", ")) FROM samples
+                WHERE taken_at >= ? AND taken_at < ? GROUP BY node_id
                 """
-            let cursor = try RawSampleCursor(try db.sqlite!.cachedStatement(sql: sql), arguments: [from, to], full: full)
-            try cursor.forEach { id, sample in
-                if let i = byNode.slot(id, if: wanted) { byNode.lists[i].append(sample) }
-            }
-            return byNode
+            let sink = RawSampleSink(full: full, wanted: wanted)
+            try session.each(sql, [from, to]) { row in try sink.add(row) }
+            return sink.byNode
         }
-        // On PostgreSQL one row per node, its samples' columns as arrays: postgres-nio's cost is
-        // per row (a row, a cell per column, each retained and released), which made a 24-hour
-        // report's 100,000 edge samples most of its server CPU. The arrays of one group are
-        // filled from the same rows in the same order (aligned); each node's samples are then put
-        // in time order here.
-        let columns = ["taken_at", "seq", "saved_bytes", "ends_data"]
-            + (full ? ["ksmd_cpu_seconds", "ksmd_cpu_percent", "full_scans", "phase", "general_profit"] : [])
         let sql = """
-            SELECT node_id, \(columns.map { "array_agg(\($0))" }.joined(separator: ", ")) FROM samples
-            WHERE taken_at >= ? AND taken_at < ? GROUP BY node_id
+            SELECT node_id, taken_at, saved_bytes, ends_data\(full ? ", " + rawSampleFigureColumns.joined(separator: ", ") : "") FROM samples
+            \(db.indexedBy("samples_taken_at")) WHERE taken_at >= ? AND taken_at < ? ORDER BY \(db.sampleOrder)
             """
-        let sink = RawSampleSink(full: full, wanted: wanted)
-        try session.each(sql, [from, to]) { row in try sink.add(row) }
-        byNode = sink.byNode
+        var byNode = SamplesByNode()
+        let cursor = try RawSampleCursor(try db.sqlite!.cachedStatement(sql: sql), arguments: [from, to], full: full)
+        try cursor.forEach { id, sample in
+            if let i = byNode.slot(id, if: wanted) { byNode.lists[i].append(sample) }
+        }
         return byNode
     }
 }
@@ -51,8 +51,6 @@ extension FleetDatabase {
 /// GRDB steps: a node id and a `ReportSample` per row, no row object.
 final class RawSampleCursor: DatabaseCursor {
     typealias Element = (String, ReportSample)
-    /// After `node_id, taken_at, saved_bytes, ends_data`, for `full`.
-    static let figureColumns = ", ksmd_cpu_seconds, ksmd_cpu_percent, full_scans, phase, general_profit"
     let _statement: Statement
     var _isDone = false
     let full: Bool
@@ -139,7 +137,7 @@ private final class RawSampleSink: @unchecked Sendable {
             let (x, y) = (at[a] ?? 0, at[b] ?? 0)
             return x != y ? x < y : (seq[a] ?? 0) < (seq[b] ?? 0)
         }
-        if (1..<max(n, 1)).allSatisfy({ !before($0, $0 - 1) }) {
+        if n < 2 || (1..<n).allSatisfy({ !before($0, $0 - 1) }) {
             byNode.lists[slot].append(contentsOf: samples)
         } else {
             byNode.lists[slot].append(contentsOf: (0..<n).sorted(by: before).map { samples[$0] })
