@@ -10,8 +10,9 @@ enum HTTP {
     {
         var headers = headers
         headers[.contentType] = "application/json; charset=utf-8"
-        let data = try StrictJSON.encoder().encode(value)
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        // StrictJSON.encoder()'s bytes, without Foundation's tree (big reports: SortedJSONEncoder).
+        let bytes = try SortedJSONEncoder().encode(value)
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 
     /// JSON already rendered (a hot path's small reply).

@@ -1,0 +1,527 @@
+import Foundation
+
+/// The JSON `StrictJSON.encoder()` writes (keys sorted by their UTF-8 bytes, ISO 8601 dates to
+/// the second, slashes escaped, integral doubles without ".0"), byte for byte, without
+/// Foundation's intermediate tree: the API's big replies (a savings report by node, a year of a
+/// node's hourly history: 0.5–3 MB) spent most of their time in `JSONEncoder`, which allocates an
+/// object per scalar and hashes every key of every object. Here each scalar is written once into
+/// one byte buffer; objects and arrays only keep where their members' bytes are, and are put in
+/// order when the whole value is written out. No library on the package mirror does this
+/// (measured in docs/benchmarks.md; `SortedJSONEncoderTests` compares it with `JSONEncoder` on
+/// random values of the API's types).
+///
+/// Values Foundation's encoder treats specially besides `Date` (`Data`, `URL`, `Decimal`) are
+/// written by `JSONEncoder` itself, so they come out the same too.
+public struct SortedJSONEncoder: Sendable {
+    public init() {}
+
+    public func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
+        let state = JSONEncodingState()
+        let root = try state.encodeValue(value, codingPath: [])
+        guard let root else {
+            throw EncodingError.invalidValue(
+                value, .init(codingPath: [], debugDescription: "Top-level \(T.self) did not encode any values."))
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(state.scratch.count + state.scratch.count / 4 + 16)
+        state.write(root, into: &out)
+        return out
+    }
+
+    public func encodeData<T: Encodable>(_ value: T) throws -> Data { Data(try encode(value)) }
+}
+
+/// A value being encoded: bytes already written (a scalar, or a value rendered by Foundation),
+/// or an object or array whose members are still open.
+enum JSONNode {
+    case bytes(Range<Int>)
+    case object(JSONObjectBox)
+    case array(JSONArrayBox)
+}
+
+final class JSONObjectBox {
+    var keys: [String] = []
+    var values: [JSONNode] = []
+
+    /// Sets `key` (a key set twice keeps its first place and its last value, like a dictionary).
+    func set(_ key: String, _ node: JSONNode) {
+        if let i = keys.lastIndex(of: key) {
+            values[i] = node
+        } else {
+            keys.append(key)
+            values.append(node)
+        }
+    }
+}
+
+final class JSONArrayBox {
+    var items: [JSONNode] = []
+}
+
+final class JSONEncodingState {
+    var scratch: [UInt8] = []
+    /// The last object's key order and its sorted permutation: the rows of an array are mostly
+    /// one type, whose keys come in the same order.
+    private var lastKeys: [String] = []
+    private var lastOrder: [Int] = []
+
+    init() { scratch.reserveCapacity(1 << 16) }
+
+    // MARK: scalars
+
+    func append(_ s: StaticString) -> JSONNode {
+        let start = scratch.count
+        s.withUTF8Buffer { scratch.append(contentsOf: $0) }
+        return .bytes(start..<scratch.count)
+    }
+
+    func null() -> JSONNode { append("null") }
+    func bool(_ b: Bool) -> JSONNode { b ? append("true") : append("false") }
+
+    func integer<I: BinaryInteger>(_ v: I) -> JSONNode {
+        let start = scratch.count
+        if v == 0 {
+            scratch.append(UInt8(ascii: "0"))
+            return .bytes(start..<scratch.count)
+        }
+        var digits: (UInt64, Bool)
+        if let small = Int64(exactly: v) {
+            digits = (small.magnitude, small < 0)
+        } else {
+            // Beyond Int64 (UInt64's upper half, or wider types): as the type prints itself.
+            scratch.append(contentsOf: Array(String(v).utf8))
+            return .bytes(start..<scratch.count)
+        }
+        if digits.1 { scratch.append(UInt8(ascii: "-")) }
+        var n = digits.0
+        let from = scratch.count
+        while n > 0 {
+            scratch.append(UInt8(ascii: "0") + UInt8(n % 10))
+            n /= 10
+        }
+        scratch[from...].reverse()
+        return .bytes(start..<scratch.count)
+    }
+
+    func double(_ v: Double, _ codingPath: [any CodingKey]) throws -> JSONNode {
+        guard v.isFinite else {
+            throw EncodingError.invalidValue(
+                v, .init(codingPath: codingPath, debugDescription: "Unable to encode Double.\(v) directly in JSON."))
+        }
+        return floatText(v.description)
+    }
+
+    func float(_ v: Float, _ codingPath: [any CodingKey]) throws -> JSONNode {
+        guard v.isFinite else {
+            throw EncodingError.invalidValue(
+                v, .init(codingPath: codingPath, debugDescription: "Unable to encode Float.\(v) directly in JSON."))
+        }
+        return floatText(v.description)
+    }
+
+    /// A float's shortest round-trip text, without the ".0" of an integral value (as JSONEncoder).
+    private func floatText(_ text: String) -> JSONNode {
+        let start = scratch.count
+        var utf8 = Array(text.utf8)
+        if utf8.count >= 2, utf8[utf8.count - 2] == UInt8(ascii: "."), utf8[utf8.count - 1] == UInt8(ascii: "0") {
+            utf8.removeLast(2)
+        }
+        scratch.append(contentsOf: utf8)
+        return .bytes(start..<scratch.count)
+    }
+
+    func string(_ s: String) -> JSONNode {
+        let start = scratch.count
+        writeString(s, into: &scratch)
+        return .bytes(start..<scratch.count)
+    }
+
+    /// A JSON string as JSONEncoder writes it: `"`, `\` and `/` escaped, the control characters
+    /// below 0x20 as `\b \f \n \r \t` or `\u00XX`, every other character as its UTF-8.
+    func writeString(_ s: String, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        var s = s
+        s.withUTF8 { bytes in
+            var runStart = 0
+            for i in 0..<bytes.count {
+                let b = bytes[i]
+                let escape: UInt8?
+                switch b {
+                case UInt8(ascii: "\""): escape = UInt8(ascii: "\"")
+                case UInt8(ascii: "\\"): escape = UInt8(ascii: "\\")
+                case UInt8(ascii: "/"): escape = UInt8(ascii: "/")
+                case 0x08: escape = UInt8(ascii: "b")
+                case 0x0C: escape = UInt8(ascii: "f")
+                case 0x0A: escape = UInt8(ascii: "n")
+                case 0x0D: escape = UInt8(ascii: "r")
+                case 0x09: escape = UInt8(ascii: "t")
+                case 0..<0x20: escape = UInt8(ascii: "u")
+                default: continue
+                }
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<i]))
+                runStart = i + 1
+                out.append(UInt8(ascii: "\\"))
+                out.append(escape!)
+                if escape == UInt8(ascii: "u") {
+                    let hex = Array("0123456789abcdef".utf8)
+                    out.append(contentsOf: [UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(b >> 4)], hex[Int(b & 0xF)]])
+                }
+            }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<bytes.count]))
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+
+    /// An instant as ISO 8601 in UTC to the second, the seconds rounded down (JSONEncoder's
+    /// `.iso8601` strategy), in the Gregorian calendar for years 1600–9999; other years by
+    /// Foundation's formatter (which turns Julian before October 1582).
+    func date(_ d: Date) -> JSONNode {
+        let t = d.timeIntervalSince1970
+        let seconds = t.rounded(.down)
+        guard seconds >= -11_676_096_000, seconds < 253_402_300_800 else {
+            return string(d.formatted(.iso8601))
+        }
+        let total = Int64(seconds)
+        var days = total / 86_400
+        var rest = total % 86_400
+        if rest < 0 {
+            rest += 86_400
+            days -= 1
+        }
+        // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let day = doy - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
+        let start = scratch.count
+        scratch.append(UInt8(ascii: "\""))
+        func digits(_ v: Int64, _ width: Int) {
+            var buf = [UInt8](repeating: UInt8(ascii: "0"), count: width)
+            var n = v
+            for i in stride(from: width - 1, through: 0, by: -1) {
+                buf[i] = UInt8(ascii: "0") + UInt8(n % 10)
+                n /= 10
+            }
+            scratch.append(contentsOf: buf)
+        }
+        digits(year, 4)
+        scratch.append(UInt8(ascii: "-"))
+        digits(month, 2)
+        scratch.append(UInt8(ascii: "-"))
+        digits(day, 2)
+        scratch.append(UInt8(ascii: "T"))
+        digits(rest / 3_600, 2)
+        scratch.append(UInt8(ascii: ":"))
+        digits(rest / 60 % 60, 2)
+        scratch.append(UInt8(ascii: ":"))
+        digits(rest % 60, 2)
+        scratch.append(contentsOf: [UInt8(ascii: "Z"), UInt8(ascii: "\"")])
+        return .bytes(start..<scratch.count)
+    }
+
+    // MARK: values
+
+    /// Encodes any value; nil when it encoded nothing (an empty `encode(to:)`).
+    func encodeValue<T: Encodable>(_ value: T, codingPath: [any CodingKey]) throws -> JSONNode? {
+        switch value {
+        case let v as Double: return try double(v, codingPath)
+        case let v as String: return string(v)
+        case let v as Int: return integer(v)
+        case let v as Int64: return integer(v)
+        case let v as Bool: return bool(v)
+        case let v as Date: return date(v)
+        case let v as Float: return try float(v, codingPath)
+        case is Data, is URL, is Decimal:
+            // Foundation's own forms (base64, the absolute string, the decimal's text).
+            let encoder = StrictJSON.encoder()
+            let bytes = try encoder.encode(value)
+            let start = scratch.count
+            scratch.append(contentsOf: bytes)
+            return .bytes(start..<scratch.count)
+        default:
+            let encoder = NodeEncoder(state: self, codingPath: codingPath)
+            try value.encode(to: encoder)
+            return encoder.node
+        }
+    }
+
+    // MARK: output
+
+    func write(_ node: JSONNode, into out: inout [UInt8]) {
+        switch node {
+        case .bytes(let r):
+            scratch.withUnsafeBufferPointer { out.append(contentsOf: UnsafeBufferPointer(rebasing: $0[r])) }
+        case .array(let a):
+            out.append(UInt8(ascii: "["))
+            for (i, item) in a.items.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                write(item, into: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        case .object(let o):
+            out.append(UInt8(ascii: "{"))
+            for (n, i) in sortedOrder(o.keys).enumerated() {
+                if n > 0 { out.append(UInt8(ascii: ",")) }
+                writeString(o.keys[i], into: &out)
+                out.append(UInt8(ascii: ":"))
+                write(o.values[i], into: &out)
+            }
+            out.append(UInt8(ascii: "}"))
+        }
+    }
+
+    /// The indices of `keys` in the order of their UTF-8 bytes.
+    private func sortedOrder(_ keys: [String]) -> [Int] {
+        if keys == lastKeys { return lastOrder }
+        let order = keys.indices.sorted { keys[$0].utf8.lexicographicallyPrecedes(keys[$1].utf8) }
+        lastKeys = keys
+        lastOrder = order
+        return order
+    }
+}
+
+/// The `Encoder` a value encodes itself into: it holds the value's node once a container was
+/// asked for (asking again for a keyed container returns the same object, as Foundation does).
+final class NodeEncoder: Encoder {
+    let state: JSONEncodingState
+    let codingPath: [any CodingKey]
+    var userInfo: [CodingUserInfoKey: Any] { [:] }
+    var node: JSONNode?
+
+    init(state: JSONEncodingState, codingPath: [any CodingKey]) {
+        self.state = state
+        self.codingPath = codingPath
+    }
+
+    func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
+        let box: JSONObjectBox
+        if case .object(let existing) = node {
+            box = existing
+        } else {
+            box = JSONObjectBox()
+            node = .object(box)
+        }
+        return KeyedEncodingContainer(NodeKeyedContainer<Key>(state: state, box: box, codingPath: codingPath))
+    }
+
+    func unkeyedContainer() -> any UnkeyedEncodingContainer {
+        let box: JSONArrayBox
+        if case .array(let existing) = node {
+            box = existing
+        } else {
+            box = JSONArrayBox()
+            node = .array(box)
+        }
+        return NodeUnkeyedContainer(state: state, box: box, codingPath: codingPath)
+    }
+
+    func singleValueContainer() -> any SingleValueEncodingContainer { NodeSingleValueContainer(encoder: self) }
+}
+
+struct NodeKeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
+    let state: JSONEncodingState
+    let box: JSONObjectBox
+    let codingPath: [any CodingKey]
+
+    private func put(_ node: JSONNode, _ key: Key) { box.set(key.stringValue, node) }
+
+    mutating func encodeNil(forKey key: Key) throws { put(state.null(), key) }
+    mutating func encode(_ value: Bool, forKey key: Key) throws { put(state.bool(value), key) }
+    mutating func encode(_ value: String, forKey key: Key) throws { put(state.string(value), key) }
+    mutating func encode(_ value: Double, forKey key: Key) throws {
+        put(try state.double(value, codingPath + [key]), key)
+    }
+    mutating func encode(_ value: Float, forKey key: Key) throws { put(try state.float(value, codingPath + [key]), key) }
+    mutating func encode(_ value: Int, forKey key: Key) throws { put(state.integer(value), key) }
+    mutating func encode(_ value: Int8, forKey key: Key) throws { put(state.integer(value), key) }
+    mutating func encode(_ value: Int16, forKey key: Key) throws { put(state.integer(value), key) }
+    mutating func encode(_ value: Int32, forKey key: Key) throws { put(state.integer(value), key) }
+    mutating func encode(_ value: Int64, forKey key: Key) throws { put(state.integer(value), key) }
+    mutating func encode(_ value: UInt, forKey key: Key) throws { put(state.integer(value), key) }
+    mutating func encode(_ value: UInt8, forKey key: Key) throws { put(state.integer(value), key) }
+    mutating func encode(_ value: UInt16, forKey key: Key) throws { put(state.integer(value), key) }
+    mutating func encode(_ value: UInt32, forKey key: Key) throws { put(state.integer(value), key) }
+    mutating func encode(_ value: UInt64, forKey key: Key) throws { put(state.integer(value), key) }
+    mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws {
+        // A value that encodes nothing is an empty object, as with JSONEncoder.
+        put(try state.encodeValue(value, codingPath: codingPath + [key]) ?? .object(JSONObjectBox()), key)
+    }
+
+    mutating func nestedContainer<NestedKey: CodingKey>(
+        keyedBy keyType: NestedKey.Type, forKey key: Key
+    ) -> KeyedEncodingContainer<NestedKey> {
+        let nested = JSONObjectBox()
+        put(.object(nested), key)
+        return KeyedEncodingContainer(
+            NodeKeyedContainer<NestedKey>(state: state, box: nested, codingPath: codingPath + [key]))
+    }
+
+    mutating func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer {
+        let nested = JSONArrayBox()
+        put(.array(nested), key)
+        return NodeUnkeyedContainer(state: state, box: nested, codingPath: codingPath + [key])
+    }
+
+    mutating func superEncoder() -> any Encoder { superEncoder(key: "super") }
+    mutating func superEncoder(forKey key: Key) -> any Encoder { superEncoder(key: key.stringValue) }
+
+    private func superEncoder(key: String) -> any Encoder {
+        // The encoder's value becomes the member's once it asks for a container: an object or
+        // array node is shared, so set it now as an empty object and replace it on first use.
+        let encoder = SlotEncoder(state: state, codingPath: codingPath + [AnyJSONKey(key)]) { [box] node in
+            box.set(key, node)
+        }
+        box.set(key, .object(JSONObjectBox()))
+        return encoder
+    }
+}
+
+struct NodeUnkeyedContainer: UnkeyedEncodingContainer {
+    let state: JSONEncodingState
+    let box: JSONArrayBox
+    let codingPath: [any CodingKey]
+    var count: Int { box.items.count }
+
+    private func add(_ node: JSONNode) { box.items.append(node) }
+    private var nextPath: [any CodingKey] { codingPath + [AnyJSONKey(index: box.items.count)] }
+
+    mutating func encodeNil() throws { add(state.null()) }
+    mutating func encode(_ value: Bool) throws { add(state.bool(value)) }
+    mutating func encode(_ value: String) throws { add(state.string(value)) }
+    mutating func encode(_ value: Double) throws { add(try state.double(value, nextPath)) }
+    mutating func encode(_ value: Float) throws { add(try state.float(value, nextPath)) }
+    mutating func encode(_ value: Int) throws { add(state.integer(value)) }
+    mutating func encode(_ value: Int8) throws { add(state.integer(value)) }
+    mutating func encode(_ value: Int16) throws { add(state.integer(value)) }
+    mutating func encode(_ value: Int32) throws { add(state.integer(value)) }
+    mutating func encode(_ value: Int64) throws { add(state.integer(value)) }
+    mutating func encode(_ value: UInt) throws { add(state.integer(value)) }
+    mutating func encode(_ value: UInt8) throws { add(state.integer(value)) }
+    mutating func encode(_ value: UInt16) throws { add(state.integer(value)) }
+    mutating func encode(_ value: UInt32) throws { add(state.integer(value)) }
+    mutating func encode(_ value: UInt64) throws { add(state.integer(value)) }
+    mutating func encode<T: Encodable>(_ value: T) throws {
+        add(try state.encodeValue(value, codingPath: nextPath) ?? .object(JSONObjectBox()))
+    }
+
+    mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type) -> KeyedEncodingContainer<NestedKey> {
+        let nested = JSONObjectBox()
+        let path = nextPath
+        add(.object(nested))
+        return KeyedEncodingContainer(NodeKeyedContainer<NestedKey>(state: state, box: nested, codingPath: path))
+    }
+
+    mutating func nestedUnkeyedContainer() -> any UnkeyedEncodingContainer {
+        let nested = JSONArrayBox()
+        let path = nextPath
+        add(.array(nested))
+        return NodeUnkeyedContainer(state: state, box: nested, codingPath: path)
+    }
+
+    mutating func superEncoder() -> any Encoder {
+        let index = box.items.count
+        let path = nextPath
+        add(.object(JSONObjectBox()))
+        return SlotEncoder(state: state, codingPath: path) { [box] node in box.items[index] = node }
+    }
+}
+
+struct NodeSingleValueContainer: SingleValueEncodingContainer {
+    let encoder: NodeEncoder
+    var codingPath: [any CodingKey] { encoder.codingPath }
+    private var state: JSONEncodingState { encoder.state }
+    private func set(_ node: JSONNode) { encoder.node = node }
+
+    mutating func encodeNil() throws { set(state.null()) }
+    mutating func encode(_ value: Bool) throws { set(state.bool(value)) }
+    mutating func encode(_ value: String) throws { set(state.string(value)) }
+    mutating func encode(_ value: Double) throws { set(try state.double(value, codingPath)) }
+    mutating func encode(_ value: Float) throws { set(try state.float(value, codingPath)) }
+    mutating func encode(_ value: Int) throws { set(state.integer(value)) }
+    mutating func encode(_ value: Int8) throws { set(state.integer(value)) }
+    mutating func encode(_ value: Int16) throws { set(state.integer(value)) }
+    mutating func encode(_ value: Int32) throws { set(state.integer(value)) }
+    mutating func encode(_ value: Int64) throws { set(state.integer(value)) }
+    mutating func encode(_ value: UInt) throws { set(state.integer(value)) }
+    mutating func encode(_ value: UInt8) throws { set(state.integer(value)) }
+    mutating func encode(_ value: UInt16) throws { set(state.integer(value)) }
+    mutating func encode(_ value: UInt32) throws { set(state.integer(value)) }
+    mutating func encode(_ value: UInt64) throws { set(state.integer(value)) }
+    mutating func encode<T: Encodable>(_ value: T) throws {
+        set(try state.encodeValue(value, codingPath: codingPath) ?? .object(JSONObjectBox()))
+    }
+}
+
+/// A `superEncoder`'s encoder: whatever node it comes to hold is placed by `place`.
+final class SlotEncoder: Encoder {
+    let inner: NodeEncoder
+    let place: (JSONNode) -> Void
+    var codingPath: [any CodingKey] { inner.codingPath }
+    var userInfo: [CodingUserInfoKey: Any] { [:] }
+
+    init(state: JSONEncodingState, codingPath: [any CodingKey], place: @escaping (JSONNode) -> Void) {
+        inner = NodeEncoder(state: state, codingPath: codingPath)
+        self.place = place
+    }
+
+    func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
+        let c = inner.container(keyedBy: type)
+        if let node = inner.node { place(node) }
+        return c
+    }
+
+    func unkeyedContainer() -> any UnkeyedEncodingContainer {
+        let c = inner.unkeyedContainer()
+        if let node = inner.node { place(node) }
+        return c
+    }
+
+    func singleValueContainer() -> any SingleValueEncodingContainer { SlotSingleValueContainer(slot: self) }
+}
+
+/// A single value through a `superEncoder`: placed as soon as it is encoded.
+struct SlotSingleValueContainer: SingleValueEncodingContainer {
+    let slot: SlotEncoder
+    var codingPath: [any CodingKey] { slot.codingPath }
+
+    private mutating func with(_ body: (inout NodeSingleValueContainer) throws -> Void) rethrows {
+        var c = NodeSingleValueContainer(encoder: slot.inner)
+        try body(&c)
+        if let node = slot.inner.node { slot.place(node) }
+    }
+
+    mutating func encodeNil() throws { try with { try $0.encodeNil() } }
+    mutating func encode(_ value: Bool) throws { try with { try $0.encode(value) } }
+    mutating func encode(_ value: String) throws { try with { try $0.encode(value) } }
+    mutating func encode(_ value: Double) throws { try with { try $0.encode(value) } }
+    mutating func encode(_ value: Float) throws { try with { try $0.encode(value) } }
+    mutating func encode(_ value: Int) throws { try with { try $0.encode(value) } }
+    mutating func encode(_ value: Int8) throws { try with { try $0.encode(value) } }
+    mutating func encode(_ value: Int16) throws { try with { try $0.encode(value) } }
+    mutating func encode(_ value: Int32) throws { try with { try $0.encode(value) } }
+    mutating func encode(_ value: Int64) throws { try with { try $0.encode(value) } }
+    mutating func encode(_ value: UInt) throws { try with { try $0.encode(value) } }
+    mutating func encode(_ value: UInt8) throws { try with { try $0.encode(value) } }
+    mutating func encode(_ value: UInt16) throws { try with { try $0.encode(value) } }
+    mutating func encode(_ value: UInt32) throws { try with { try $0.encode(value) } }
+    mutating func encode(_ value: UInt64) throws { try with { try $0.encode(value) } }
+    mutating func encode<T: Encodable>(_ value: T) throws { try with { try $0.encode(value) } }
+}
+
+/// A coding key for paths in errors (array indices, `super`).
+struct AnyJSONKey: CodingKey {
+    var stringValue: String
+    var intValue: Int?
+    init(_ string: String) { stringValue = string }
+    init(index: Int) {
+        stringValue = "Index \(index)"
+        intValue = index
+    }
+    init?(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { self.init(index: intValue) }
+}
