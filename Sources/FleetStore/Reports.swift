@@ -1145,11 +1145,13 @@ extension FleetDatabase {
                         """,
                     arguments: [nodeId, Int64(from), Int64(period.to)])
                 var covered: [Interval] = []
+                // By position (a year of hours is 8,760 rows; a name is looked up per column and row).
                 let buckets = rows.map { r -> HistoryBucket in
-                    let start = Double(r["bucket_start"] as Int64)
+                    let start = Double(r[0] as Int64)
+                    let gapText: String? = r[16]
                     covered += ReportMath.complement(
-                        of: Self.decodeGaps(r["gaps"]), within: Interval(start, start + level.seconds))
-                    return HistoryBucket(start: start, seconds: level.seconds, stats: Self.stats(r))
+                        of: gapText == nil ? [] : Self.decodeGaps(gapText), within: Interval(start, start + level.seconds))
+                    return HistoryBucket(start: start, seconds: level.seconds, stats: Self.stats(r, at: 1))
                 }
                 return HistoryResponse(
                     nodeId: nodeId, name: name, since: since, until: until, resolution: resolution, buckets: buckets,
