@@ -5,6 +5,8 @@
 # hits both alike. Prints, per query, each server's median curl time_total over the last REPS of
 # REPS+2 requests.
 # Usage: Benchmarks/report-ab.sh SERVER_A DATA_A SERVER_B DATA_B 'by=node&since=-7d' ...
+#   (a query is the savings report's; one that starts with / is a whole path, e.g.
+#   '/api/v1/nodes/bench-00050/history?since=-365d&resolution=hour')
 # env: REPS (10), DATABASE (a postgres:// URL both servers use, e.g. a database `migrate-data`
 #      filled; each still needs a data dir of its own).
 set -euo pipefail
@@ -29,8 +31,9 @@ PA="$(cat "$DA/port")" PB="$(cat "$DB/port")"
 sleep "${SETTLE:-20}"
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 time_once() {
-  curl -s -o /dev/null -w '%{time_total}\n' -H "Authorization: Bearer $TOKEN" \
-    "http://127.0.0.1:$1/api/v1/reports/savings?$2"
+  local path="/api/v1/reports/savings?$2"
+  [ "${2:0:1}" = / ] && path="$2"
+  curl -s -o /dev/null -w '%{time_total}\n' -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$1$path"
 }
 echo "| query | A: $SA | B: $SB |"
 echo "|---|---|---|"
