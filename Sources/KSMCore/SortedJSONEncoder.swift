@@ -17,7 +17,7 @@ public struct SortedJSONEncoder: Sendable {
 
     public func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
         let state = JSONEncodingState()
-        let root = try state.encodeValue(value, codingPath: [])
+        let root = try state.encodeValue(value, path: nil)
         guard let root else {
             throw EncodingError.invalidValue(
                 value, .init(codingPath: [], debugDescription: "Top-level \(T.self) did not encode any values."))
@@ -43,14 +43,10 @@ final class JSONObjectBox {
     var keys: [String] = []
     var values: [JSONNode] = []
 
-    /// Sets `key` (a key set twice keeps its first place and its last value, like a dictionary).
+    /// Adds `key`; a key set twice is written once, with its last value (`JSONEncodingState.write`).
     func set(_ key: String, _ node: JSONNode) {
-        if let i = keys.lastIndex(of: key) {
-            values[i] = node
-        } else {
-            keys.append(key)
-            values.append(node)
-        }
+        keys.append(key)
+        values.append(node)
     }
 }
 
@@ -60,10 +56,10 @@ final class JSONArrayBox {
 
 final class JSONEncodingState {
     var scratch: [UInt8] = []
-    /// The last object's key order and its sorted permutation: the rows of an array are mostly
-    /// one type, whose keys come in the same order.
-    private var lastKeys: [String] = []
-    private var lastOrder: [Int] = []
+    /// The key orders of the last few objects and their sorted permutations: the objects of a
+    /// reply are mostly a few types (a row and its nested values), whose keys come in one order.
+    private var orders: [(keys: [String], order: [Int])] = []
+    private var nextOrder = 0
 
     init() { scratch.reserveCapacity(1 << 16) }
 
@@ -103,18 +99,18 @@ final class JSONEncodingState {
         return .bytes(start..<scratch.count)
     }
 
-    func double(_ v: Double, _ codingPath: [any CodingKey]) throws -> JSONNode {
+    func double(_ v: Double, _ path: JSONPath?, _ key: (any CodingKey)? = nil) throws -> JSONNode {
         guard v.isFinite else {
             throw EncodingError.invalidValue(
-                v, .init(codingPath: codingPath, debugDescription: "Unable to encode Double.\(v) directly in JSON."))
+                v, .init(codingPath: JSONPath.keys(path, key), debugDescription: "Unable to encode Double.\(v) directly in JSON."))
         }
         return floatText(v.description)
     }
 
-    func float(_ v: Float, _ codingPath: [any CodingKey]) throws -> JSONNode {
+    func float(_ v: Float, _ path: JSONPath?, _ key: (any CodingKey)? = nil) throws -> JSONNode {
         guard v.isFinite else {
             throw EncodingError.invalidValue(
-                v, .init(codingPath: codingPath, debugDescription: "Unable to encode Float.\(v) directly in JSON."))
+                v, .init(codingPath: JSONPath.keys(path, key), debugDescription: "Unable to encode Float.\(v) directly in JSON."))
         }
         return floatText(v.description)
     }
@@ -122,11 +118,11 @@ final class JSONEncodingState {
     /// A float's shortest round-trip text, without the ".0" of an integral value (as JSONEncoder).
     private func floatText(_ text: String) -> JSONNode {
         let start = scratch.count
-        var utf8 = Array(text.utf8)
-        if utf8.count >= 2, utf8[utf8.count - 2] == UInt8(ascii: "."), utf8[utf8.count - 1] == UInt8(ascii: "0") {
-            utf8.removeLast(2)
+        scratch.append(contentsOf: text.utf8)
+        let n = scratch.count
+        if n - start >= 2, scratch[n - 2] == UInt8(ascii: "."), scratch[n - 1] == UInt8(ascii: "0") {
+            scratch.removeLast(2)
         }
-        scratch.append(contentsOf: utf8)
         return .bytes(start..<scratch.count)
     }
 
@@ -201,13 +197,13 @@ final class JSONEncodingState {
         let start = scratch.count
         scratch.append(UInt8(ascii: "\""))
         func digits(_ v: Int64, _ width: Int) {
-            var buf = [UInt8](repeating: UInt8(ascii: "0"), count: width)
+            let at = scratch.count
             var n = v
-            for i in stride(from: width - 1, through: 0, by: -1) {
-                buf[i] = UInt8(ascii: "0") + UInt8(n % 10)
+            for _ in 0..<width {
+                scratch.append(UInt8(ascii: "0") + UInt8(n % 10))
                 n /= 10
             }
-            scratch.append(contentsOf: buf)
+            scratch[at...].reverse()
         }
         digits(year, 4)
         scratch.append(UInt8(ascii: "-"))
@@ -227,15 +223,17 @@ final class JSONEncodingState {
     // MARK: values
 
     /// Encodes any value; nil when it encoded nothing (an empty `encode(to:)`).
-    func encodeValue<T: Encodable>(_ value: T, codingPath: [any CodingKey]) throws -> JSONNode? {
+    func encodeValue<T: Encodable>(_ value: T, path: JSONPath?) throws -> JSONNode? {
+        // Metatype comparisons: cheaper than a cast per value, and most values are none of these.
+        let type = T.self
+        if type == Double.self { return try double(value as! Double, path) }
+        if type == String.self { return string(value as! String) }
+        if type == Int.self { return integer(value as! Int) }
+        if type == Int64.self { return integer(value as! Int64) }
+        if type == Bool.self { return bool(value as! Bool) }
+        if type == Date.self { return date(value as! Date) }
+        if type == Float.self { return try float(value as! Float, path) }
         switch value {
-        case let v as Double: return try double(v, codingPath)
-        case let v as String: return string(v)
-        case let v as Int: return integer(v)
-        case let v as Int64: return integer(v)
-        case let v as Bool: return bool(v)
-        case let v as Date: return date(v)
-        case let v as Float: return try float(v, codingPath)
         case is Data, is URL, is Decimal:
             // Foundation's own forms (base64, the absolute string, the decimal's text).
             let encoder = StrictJSON.encoder()
@@ -244,7 +242,7 @@ final class JSONEncodingState {
             scratch.append(contentsOf: bytes)
             return .bytes(start..<scratch.count)
         default:
-            let encoder = NodeEncoder(state: self, codingPath: codingPath)
+            let encoder = NodeEncoder(state: self, path: path)
             try value.encode(to: encoder)
             return encoder.node
         }
@@ -275,12 +273,24 @@ final class JSONEncodingState {
         }
     }
 
-    /// The indices of `keys` in the order of their UTF-8 bytes.
+    /// The indices of `keys` in the order of their UTF-8 bytes; of a key set more than once only
+    /// the last (as a dictionary keeps it).
     private func sortedOrder(_ keys: [String]) -> [Int] {
-        if keys == lastKeys { return lastOrder }
-        let order = keys.indices.sorted { keys[$0].utf8.lexicographicallyPrecedes(keys[$1].utf8) }
-        lastKeys = keys
-        lastOrder = order
+        for cached in orders where cached.keys == keys { return cached.order }
+        let sorted = keys.indices.sorted { a, b in
+            keys[a] == keys[b] ? a < b : keys[a].utf8.lexicographicallyPrecedes(keys[b].utf8)
+        }
+        var order: [Int] = []
+        order.reserveCapacity(sorted.count)
+        for (n, i) in sorted.enumerated() where n + 1 == sorted.count || keys[sorted[n + 1]] != keys[i] {
+            order.append(i)
+        }
+        if orders.count < 8 {
+            orders.append((keys, order))
+        } else {
+            orders[nextOrder] = (keys, order)
+            nextOrder = (nextOrder + 1) % 8
+        }
         return order
     }
 }
@@ -289,13 +299,14 @@ final class JSONEncodingState {
 /// asked for (asking again for a keyed container returns the same object, as Foundation does).
 final class NodeEncoder: Encoder {
     let state: JSONEncodingState
-    let codingPath: [any CodingKey]
+    let path: JSONPath?
+    var codingPath: [any CodingKey] { JSONPath.keys(path) }
     var userInfo: [CodingUserInfoKey: Any] { [:] }
     var node: JSONNode?
 
-    init(state: JSONEncodingState, codingPath: [any CodingKey]) {
+    init(state: JSONEncodingState, path: JSONPath?) {
         self.state = state
-        self.codingPath = codingPath
+        self.path = path
     }
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
@@ -306,7 +317,7 @@ final class NodeEncoder: Encoder {
             box = JSONObjectBox()
             node = .object(box)
         }
-        return KeyedEncodingContainer(NodeKeyedContainer<Key>(state: state, box: box, codingPath: codingPath))
+        return KeyedEncodingContainer(NodeKeyedContainer<Key>(state: state, box: box, path: path))
     }
 
     func unkeyedContainer() -> any UnkeyedEncodingContainer {
@@ -317,7 +328,7 @@ final class NodeEncoder: Encoder {
             box = JSONArrayBox()
             node = .array(box)
         }
-        return NodeUnkeyedContainer(state: state, box: box, codingPath: codingPath)
+        return NodeUnkeyedContainer(state: state, box: box, path: path)
     }
 
     func singleValueContainer() -> any SingleValueEncodingContainer { NodeSingleValueContainer(encoder: self) }
@@ -326,7 +337,8 @@ final class NodeEncoder: Encoder {
 struct NodeKeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
     let state: JSONEncodingState
     let box: JSONObjectBox
-    let codingPath: [any CodingKey]
+    let path: JSONPath?
+    var codingPath: [any CodingKey] { JSONPath.keys(path) }
 
     private func put(_ node: JSONNode, _ key: Key) { box.set(key.stringValue, node) }
 
@@ -334,9 +346,9 @@ struct NodeKeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
     mutating func encode(_ value: Bool, forKey key: Key) throws { put(state.bool(value), key) }
     mutating func encode(_ value: String, forKey key: Key) throws { put(state.string(value), key) }
     mutating func encode(_ value: Double, forKey key: Key) throws {
-        put(try state.double(value, codingPath + [key]), key)
+        put(try state.double(value, path, key), key)
     }
-    mutating func encode(_ value: Float, forKey key: Key) throws { put(try state.float(value, codingPath + [key]), key) }
+    mutating func encode(_ value: Float, forKey key: Key) throws { put(try state.float(value, path, key), key) }
     mutating func encode(_ value: Int, forKey key: Key) throws { put(state.integer(value), key) }
     mutating func encode(_ value: Int8, forKey key: Key) throws { put(state.integer(value), key) }
     mutating func encode(_ value: Int16, forKey key: Key) throws { put(state.integer(value), key) }
@@ -349,7 +361,7 @@ struct NodeKeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
     mutating func encode(_ value: UInt64, forKey key: Key) throws { put(state.integer(value), key) }
     mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws {
         // A value that encodes nothing is an empty object, as with JSONEncoder.
-        put(try state.encodeValue(value, codingPath: codingPath + [key]) ?? .object(JSONObjectBox()), key)
+        put(try state.encodeValue(value, path: JSONPath(path, key)) ?? .object(JSONObjectBox()), key)
     }
 
     mutating func nestedContainer<NestedKey: CodingKey>(
@@ -358,13 +370,13 @@ struct NodeKeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
         let nested = JSONObjectBox()
         put(.object(nested), key)
         return KeyedEncodingContainer(
-            NodeKeyedContainer<NestedKey>(state: state, box: nested, codingPath: codingPath + [key]))
+            NodeKeyedContainer<NestedKey>(state: state, box: nested, path: JSONPath(path, key)))
     }
 
     mutating func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer {
         let nested = JSONArrayBox()
         put(.array(nested), key)
-        return NodeUnkeyedContainer(state: state, box: nested, codingPath: codingPath + [key])
+        return NodeUnkeyedContainer(state: state, box: nested, path: JSONPath(path, key))
     }
 
     mutating func superEncoder() -> any Encoder { superEncoder(key: "super") }
@@ -373,7 +385,7 @@ struct NodeKeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
     private func superEncoder(key: String) -> any Encoder {
         // The encoder's value becomes the member's once it asks for a container: an object or
         // array node is shared, so set it now as an empty object and replace it on first use.
-        let encoder = SlotEncoder(state: state, codingPath: codingPath + [AnyJSONKey(key)]) { [box] node in
+        let encoder = SlotEncoder(state: state, path: JSONPath(path, AnyJSONKey(key))) { [box] node in
             box.set(key, node)
         }
         box.set(key, .object(JSONObjectBox()))
@@ -384,17 +396,19 @@ struct NodeKeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
 struct NodeUnkeyedContainer: UnkeyedEncodingContainer {
     let state: JSONEncodingState
     let box: JSONArrayBox
-    let codingPath: [any CodingKey]
+    let path: JSONPath?
+    var codingPath: [any CodingKey] { JSONPath.keys(path) }
     var count: Int { box.items.count }
 
     private func add(_ node: JSONNode) { box.items.append(node) }
-    private var nextPath: [any CodingKey] { codingPath + [AnyJSONKey(index: box.items.count)] }
+    private var nextKey: AnyJSONKey { AnyJSONKey(index: box.items.count) }
+    private var nextPath: JSONPath { JSONPath(path, nextKey) }
 
     mutating func encodeNil() throws { add(state.null()) }
     mutating func encode(_ value: Bool) throws { add(state.bool(value)) }
     mutating func encode(_ value: String) throws { add(state.string(value)) }
-    mutating func encode(_ value: Double) throws { add(try state.double(value, nextPath)) }
-    mutating func encode(_ value: Float) throws { add(try state.float(value, nextPath)) }
+    mutating func encode(_ value: Double) throws { add(try state.double(value, path, nextKey)) }
+    mutating func encode(_ value: Float) throws { add(try state.float(value, path, nextKey)) }
     mutating func encode(_ value: Int) throws { add(state.integer(value)) }
     mutating func encode(_ value: Int8) throws { add(state.integer(value)) }
     mutating func encode(_ value: Int16) throws { add(state.integer(value)) }
@@ -406,28 +420,28 @@ struct NodeUnkeyedContainer: UnkeyedEncodingContainer {
     mutating func encode(_ value: UInt32) throws { add(state.integer(value)) }
     mutating func encode(_ value: UInt64) throws { add(state.integer(value)) }
     mutating func encode<T: Encodable>(_ value: T) throws {
-        add(try state.encodeValue(value, codingPath: nextPath) ?? .object(JSONObjectBox()))
+        add(try state.encodeValue(value, path: nextPath) ?? .object(JSONObjectBox()))
     }
 
     mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type) -> KeyedEncodingContainer<NestedKey> {
         let nested = JSONObjectBox()
-        let path = nextPath
+        let nestedPath = nextPath
         add(.object(nested))
-        return KeyedEncodingContainer(NodeKeyedContainer<NestedKey>(state: state, box: nested, codingPath: path))
+        return KeyedEncodingContainer(NodeKeyedContainer<NestedKey>(state: state, box: nested, path: nestedPath))
     }
 
     mutating func nestedUnkeyedContainer() -> any UnkeyedEncodingContainer {
         let nested = JSONArrayBox()
-        let path = nextPath
+        let nestedPath = nextPath
         add(.array(nested))
-        return NodeUnkeyedContainer(state: state, box: nested, codingPath: path)
+        return NodeUnkeyedContainer(state: state, box: nested, path: nestedPath)
     }
 
     mutating func superEncoder() -> any Encoder {
         let index = box.items.count
-        let path = nextPath
+        let nestedPath = nextPath
         add(.object(JSONObjectBox()))
-        return SlotEncoder(state: state, codingPath: path) { [box] node in box.items[index] = node }
+        return SlotEncoder(state: state, path: nestedPath) { [box] node in box.items[index] = node }
     }
 }
 
@@ -440,8 +454,8 @@ struct NodeSingleValueContainer: SingleValueEncodingContainer {
     mutating func encodeNil() throws { set(state.null()) }
     mutating func encode(_ value: Bool) throws { set(state.bool(value)) }
     mutating func encode(_ value: String) throws { set(state.string(value)) }
-    mutating func encode(_ value: Double) throws { set(try state.double(value, codingPath)) }
-    mutating func encode(_ value: Float) throws { set(try state.float(value, codingPath)) }
+    mutating func encode(_ value: Double) throws { set(try state.double(value, encoder.path)) }
+    mutating func encode(_ value: Float) throws { set(try state.float(value, encoder.path)) }
     mutating func encode(_ value: Int) throws { set(state.integer(value)) }
     mutating func encode(_ value: Int8) throws { set(state.integer(value)) }
     mutating func encode(_ value: Int16) throws { set(state.integer(value)) }
@@ -453,7 +467,7 @@ struct NodeSingleValueContainer: SingleValueEncodingContainer {
     mutating func encode(_ value: UInt32) throws { set(state.integer(value)) }
     mutating func encode(_ value: UInt64) throws { set(state.integer(value)) }
     mutating func encode<T: Encodable>(_ value: T) throws {
-        set(try state.encodeValue(value, codingPath: codingPath) ?? .object(JSONObjectBox()))
+        set(try state.encodeValue(value, path: encoder.path) ?? .object(JSONObjectBox()))
     }
 }
 
@@ -464,8 +478,8 @@ final class SlotEncoder: Encoder {
     var codingPath: [any CodingKey] { inner.codingPath }
     var userInfo: [CodingUserInfoKey: Any] { [:] }
 
-    init(state: JSONEncodingState, codingPath: [any CodingKey], place: @escaping (JSONNode) -> Void) {
-        inner = NodeEncoder(state: state, codingPath: codingPath)
+    init(state: JSONEncodingState, path: JSONPath?, place: @escaping (JSONNode) -> Void) {
+        inner = NodeEncoder(state: state, path: path)
         self.place = place
     }
 
@@ -511,6 +525,27 @@ struct SlotSingleValueContainer: SingleValueEncodingContainer {
     mutating func encode(_ value: UInt32) throws { try with { try $0.encode(value) } }
     mutating func encode(_ value: UInt64) throws { try with { try $0.encode(value) } }
     mutating func encode<T: Encodable>(_ value: T) throws { try with { try $0.encode(value) } }
+}
+
+/// Where a value is, for errors: its container's place and its key (`codingPath` is built only
+/// when asked for, not for every value).
+final class JSONPath {
+    let parent: JSONPath?
+    let key: any CodingKey
+    init(_ parent: JSONPath?, _ key: any CodingKey) {
+        self.parent = parent
+        self.key = key
+    }
+
+    static func keys(_ path: JSONPath?, _ last: (any CodingKey)? = nil) -> [any CodingKey] {
+        var out: [any CodingKey] = last.map { [$0] } ?? []
+        var at = path
+        while let p = at {
+            out.append(p.key)
+            at = p.parent
+        }
+        return out.reversed()
+    }
 }
 
 /// A coding key for paths in errors (array indices, `super`).

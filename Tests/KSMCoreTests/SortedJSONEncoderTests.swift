@@ -68,6 +68,21 @@ import TestSupport
             #expect(throws: EncodingError.self) { try SortedJSONEncoder().encode(["x": bad]) }
             #expect(throws: EncodingError.self) { try StrictJSON.encoder().encode(["x": bad]) }
         }
+        // The error names where the value is, as JSONEncoder does.
+        struct Row: Encodable { var values: [Double] }
+        struct Rows: Encodable { var rows: [Row] }
+        let bad = Rows(rows: [Row(values: [1]), Row(values: [2, .nan])])
+        func path(_ encode: () throws -> Void) -> [String] {
+            do {
+                try encode()
+            } catch EncodingError.invalidValue(_, let context) {
+                return context.codingPath.map(\.stringValue)
+            } catch {}
+            return ["no invalidValue error"]
+        }
+        let expected = path { _ = try StrictJSON.encoder().encode(bad) }
+        #expect(expected.count == 4)
+        #expect(path { _ = try SortedJSONEncoder().encode(bad) } == expected)
         #expect(throws: EncodingError.self) { try SortedJSONEncoder().encode(Empty()) }
         #expect(throws: EncodingError.self) { try StrictJSON.encoder().encode(Empty()) }
     }
