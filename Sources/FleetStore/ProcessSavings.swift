@@ -144,6 +144,16 @@ extension FleetDatabase {
             let text = { (c: String) in db.engine == .postgres ? "\(p)\(c) COLLATE \"C\"" : "\(p)\(c)" }
             return "\(p)peak DESC, \(text("node_id")), \(text("kind")), \(text("name"))"
         }
+        // The days before the months and those after them, each range grouped on its own: one
+        // range is read in the primary key's order, where the two as one condition (`days`) made
+        // SQLite merge two index reads and sort every row for the grouping (a year's report:
+        // 0.20 s for the day rows alone, 0.15 s as two ranges).
+        let dayGroups = """
+            SELECT d.node_id, d.kind, d.name, SUM(d.reports) AS reports, MAX(d.peak_merged_bytes) AS peak,
+              MAX(d.last_at) AS last_at, \(db.sum("d.sum_merged_bytes", orderedBy: "d.day_start")) AS total,
+              MIN(d.day_start) AS start
+            FROM process_savings_day d
+            """
         let sql = """
             SELECT t.node_id, n.name AS node_name, t.kind, t.name, t.reports, t.peak,
               (SELECT MIN(x.v) FROM (\(peakAt.sql)) x) AS peak_at,
@@ -155,11 +165,9 @@ extension FleetDatabase {
               SELECT node_id, kind, name, SUM(reports) AS reports, MAX(peak) AS peak, MAX(last_at) AS last_at,
                 \(db.sum("total", orderedBy: "start")) AS total
               FROM (
-                SELECT d.node_id, d.kind, d.name, SUM(d.reports) AS reports, MAX(d.peak_merged_bytes) AS peak,
-                  MAX(d.last_at) AS last_at, \(db.sum("d.sum_merged_bytes", orderedBy: "d.day_start")) AS total,
-                  MIN(d.day_start) AS start
-                FROM process_savings_day d WHERE \(days)\(filter)
-                GROUP BY d.node_id, d.kind, d.name
+                \(dayGroups) WHERE d.day_start >= ? AND d.day_start < ?\(filter) GROUP BY d.node_id, d.kind, d.name
+                UNION ALL
+                \(dayGroups) WHERE d.day_start >= ? AND d.day_start < ?\(filter) GROUP BY d.node_id, d.kind, d.name
                 UNION ALL
                 SELECT m.node_id, m.kind, m.name, SUM(m.reports), MAX(m.peak_merged_bytes), MAX(m.last_at),
                   \(db.sum("m.sum_merged_bytes", orderedBy: "m.month_start")), MIN(m.month_start)
@@ -171,7 +179,11 @@ extension FleetDatabase {
             ORDER BY \(order("t."))
             """
         var arguments = peakAt.arguments
-        for more in [last.arguments, processes.arguments, dayArgs, filterArgs, monthArgs, filterArgs, [limit]] {
+        let headArgs: StoreArguments = [plan.head.lowerBound, plan.head.upperBound]
+        let tailArgs: StoreArguments = [plan.tail.lowerBound, plan.tail.upperBound]
+        for more in [
+            last.arguments, processes.arguments, headArgs, filterArgs, tailArgs, filterArgs, monthArgs, filterArgs, [limit],
+        ] {
             arguments += more
         }
         return try StoreRow.fetchAll(db, sql: sql, arguments: arguments).compactMap { r in
