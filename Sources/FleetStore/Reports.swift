@@ -176,11 +176,15 @@ extension FleetDatabase {
                 WHERE deleted_at IS NULL OR deleted_at > ? ORDER BY name, id
                 """,
             arguments: [Int64(period.from * 1000)])
+        // Nodes mostly share a few label sets (a rack, a zone): each distinct text decoded once.
+        var decoded: [String: [String: String]] = [:]
         return try rows.map { r in
-            ReportNode(
-                id: r["id"], name: r["name"], labels: try StoredJSON.decode([String: String].self, r["labels"]),
-                registeredAt: Double(r["registered_at"] as Int64) / 1000,
-                deletedAt: (r["deleted_at"] as Int64?).map { Double($0) / 1000 })
+            let text: String = r[2]
+            let labels = try decoded[text] ?? StoredJSON.decode([String: String].self, text)
+            decoded[text] = labels
+            return ReportNode(
+                id: r[0], name: r[1], labels: labels, registeredAt: Double(r[3] as Int64) / 1000,
+                deletedAt: (r[4] as Int64?).map { Double($0) / 1000 })
         }
     }
 
