@@ -1,4 +1,10 @@
+// FoundationEssentials where it exists: KSMCore is linked into the agent, which must not pull in
+// full Foundation (AgentBinaryTests).
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// The JSON `StrictJSON.encoder()` writes (keys sorted by their UTF-8 bytes, ISO 8601 dates to
 /// the second, slashes escaped, integral doubles without ".0"), byte for byte, without
