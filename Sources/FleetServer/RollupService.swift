@@ -15,6 +15,9 @@ struct RollupService: Service {
     let rollupRetentionDays: Int
     let rollupInterval: Duration
     let retentionInterval: Duration
+    /// How often the SQLite planner's statistics are refreshed (`refreshPlannerStatistics`),
+    /// after a first refresh at start: the rollup tables grow by a day of rows a day.
+    let statisticsInterval: Duration
     /// A current hour that no new sample touched is recomputed at most this often (seconds) by
     /// the service; a live node's next sample recomputes it anyway, and reports bring every hour
     /// up to now before they read.
@@ -22,7 +25,7 @@ struct RollupService: Service {
 
     init(
         state: ServerState, rollupInterval: Duration = .seconds(10),
-        retentionInterval: Duration = .seconds(600)
+        retentionInterval: Duration = .seconds(600), statisticsInterval: Duration = .seconds(3600)
     ) {
         database = state.database
         logger = state.logger
@@ -30,11 +33,27 @@ struct RollupService: Service {
         rollupRetentionDays = state.config.rollupRetentionDays
         self.rollupInterval = rollupInterval
         self.retentionInterval = retentionInterval
+        self.statisticsInterval = statisticsInterval
+    }
+
+    /// Refreshes the planner's statistics (SQLite), logging how long it took.
+    private func refreshStatistics() async {
+        let clock = ContinuousClock()
+        let start = clock.now
+        do {
+            if try await database.refreshPlannerStatistics() {
+                let ms = (clock.now - start) / .milliseconds(1)
+                logger.debug("refreshed the query planner's statistics", metadata: ["ms": "\(Int(ms))"])
+            }
+        } catch {
+            logger.error("refreshing the query planner's statistics failed", metadata: ["error": "\(error)"])
+        }
     }
 
     func run() async throws {
         try? await cancelWhenGracefulShutdown {
             var sinceRetention = Duration.zero
+            var sinceStatistics = Duration.zero
             // First retention pass shortly after start, then every retentionInterval.
             var retentionDue = Duration.seconds(30)
             do {
@@ -43,6 +62,9 @@ struct RollupService: Service {
             } catch {
                 logger.error("month rollup backfill failed", metadata: ["error": "\(error)"])
             }
+            // Before the first reports: a database that never had statistics (every one before
+            // this) gets plans that sort every rollup row of a report.
+            await refreshStatistics()
             var leading: Bool? = nil
             while !Task.isCancelled {
                 // Replicas on one PostgreSQL database: one of them does this work at a time.
@@ -101,8 +123,13 @@ struct RollupService: Service {
                         logger.error("retention pass failed", metadata: ["error": "\(error)"])
                     }
                 }
+                if sinceStatistics >= statisticsInterval {
+                    sinceStatistics = .zero
+                    await refreshStatistics()
+                }
                 try await Task.sleep(for: rollupInterval)
                 sinceRetention += rollupInterval
+                sinceStatistics += rollupInterval
             }
         }
         // Another replica takes the work over now rather than when this process is gone.

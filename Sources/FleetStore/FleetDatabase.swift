@@ -105,6 +105,30 @@ public final class FleetDatabase: Sendable {
         try migrate()
     }
 
+    /// How many entries of each index SQLite's `ANALYZE` reads (`PRAGMA analysis_limit`): enough
+    /// for the planner to know a rollup table holds many rows per node (a year's day rows of 1,000
+    /// nodes: 30 ms on the bench's 1.7 GB file), bounded whatever the database's size.
+    static let sqliteAnalysisLimit = 1000
+
+    /// Refreshes the query planner's statistics on SQLite (`ANALYZE`, within
+    /// `sqliteAnalysisLimit`), and makes the readers load them: a reader connection keeps the
+    /// statistics it opened with. Without them SQLite's planner assumes few rows per key prefix
+    /// and reads the reports' per-node sums through the `bucket_start` indexes, then sorts every
+    /// row for the grouping, where with them it reads each node's range of the primary key
+    /// (docs/benchmarks.md). The server runs it at start and hourly (`RollupService`). Returns
+    /// false on PostgreSQL, whose autovacuum keeps its statistics (and `migrate-data` analyzes
+    /// after a copy).
+    @discardableResult
+    public func refreshPlannerStatistics() async throws -> Bool {
+        guard case .sqlite(let pool, _) = backend else { return false }
+        try await pool.write { db in
+            try db.execute(sql: "PRAGMA analysis_limit = \(Self.sqliteAnalysisLimit)")
+            try db.execute(sql: "ANALYZE")
+        }
+        pool.invalidateReadOnlyConnections()
+        return true
+    }
+
     /// The default logger: notices and up (tests and tools open databases often).
     public static var quietLogger: Logger {
         var logger = Logger(label: "ksmfleet.store")
