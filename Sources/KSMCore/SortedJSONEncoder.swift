@@ -185,26 +185,17 @@ final class JSONEncodingState {
         guard seconds >= -11_676_096_000, seconds < 253_402_300_800 else {
             return string(d.formatted(.iso8601))
         }
-        let total = Int64(seconds)
+        let total = Int(seconds)
         var days = total / 86_400
         var rest = total % 86_400
         if rest < 0 {
             rest += 86_400
             days -= 1
         }
-        // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let day = doy - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
+        let (year, month, day) = ReportTime.civilFromDays(days)
         let start = scratch.count
         scratch.append(UInt8(ascii: "\""))
-        func digits(_ v: Int64, _ width: Int) {
+        func digits(_ v: Int, _ width: Int) {
             let at = scratch.count
             var n = v
             for _ in 0..<width {
