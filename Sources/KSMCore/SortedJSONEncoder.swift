@@ -33,16 +33,16 @@ public struct SortedJSONEncoder: Sendable {
         state.write(root, into: &out)
         return out
     }
-
-    public func encodeData<T: Encodable>(_ value: T) throws -> Data { Data(try encode(value)) }
 }
 
 /// A value being encoded: bytes already written (a scalar, or a value rendered by Foundation),
-/// or an object or array whose members are still open.
+/// an object or array whose members are still open, or what a `superEncoder` comes to hold (an
+/// empty object if nothing).
 enum JSONNode {
     case bytes(Range<Int>)
     case object(JSONObjectBox)
     case array(JSONArrayBox)
+    case encoder(NodeEncoder)
 }
 
 // Single-threaded within one `encode` call, with no overlapping access: the exclusivity checks
@@ -84,49 +84,33 @@ final class JSONEncodingState {
 
     func integer<I: BinaryInteger>(_ v: I) -> JSONNode {
         let start = scratch.count
-        if v == 0 {
-            scratch.append(UInt8(ascii: "0"))
+        guard let small = Int64(exactly: v) else {
+            // Beyond Int64 (UInt64's upper half): as the type prints itself.
+            scratch.append(contentsOf: String(v).utf8)
             return .bytes(start..<scratch.count)
         }
-        var digits: (UInt64, Bool)
-        if let small = Int64(exactly: v) {
-            digits = (small.magnitude, small < 0)
-        } else {
-            // Beyond Int64 (UInt64's upper half, or wider types): as the type prints itself.
-            scratch.append(contentsOf: Array(String(v).utf8))
-            return .bytes(start..<scratch.count)
-        }
-        if digits.1 { scratch.append(UInt8(ascii: "-")) }
-        var n = digits.0
+        if small < 0 { scratch.append(UInt8(ascii: "-")) }
+        var n = small.magnitude
         let from = scratch.count
-        while n > 0 {
+        repeat {
             scratch.append(UInt8(ascii: "0") + UInt8(n % 10))
             n /= 10
-        }
+        } while n > 0
         scratch[from...].reverse()
         return .bytes(start..<scratch.count)
     }
 
-    func double(_ v: Double, _ path: JSONPath?, _ key: (any CodingKey)? = nil) throws -> JSONNode {
+    /// A Double or Float as its shortest round-trip text, without the ".0" of an integral value;
+    /// JSONEncoder's error for NaN and the infinities (at `path` and `key`).
+    func float<F: BinaryFloatingPoint & CustomStringConvertible>(
+        _ v: F, _ path: JSONPath?, _ key: (any CodingKey)? = nil
+    ) throws -> JSONNode {
         guard v.isFinite else {
             throw EncodingError.invalidValue(
-                v, .init(codingPath: JSONPath.keys(path, key), debugDescription: "Unable to encode Double.\(v) directly in JSON."))
+                v, .init(codingPath: JSONPath.keys(path, key), debugDescription: "Unable to encode \(F.self).\(v) directly in JSON."))
         }
-        return floatText(v.description)
-    }
-
-    func float(_ v: Float, _ path: JSONPath?, _ key: (any CodingKey)? = nil) throws -> JSONNode {
-        guard v.isFinite else {
-            throw EncodingError.invalidValue(
-                v, .init(codingPath: JSONPath.keys(path, key), debugDescription: "Unable to encode Float.\(v) directly in JSON."))
-        }
-        return floatText(v.description)
-    }
-
-    /// A float's shortest round-trip text, without the ".0" of an integral value (as JSONEncoder).
-    private func floatText(_ text: String) -> JSONNode {
         let start = scratch.count
-        scratch.append(contentsOf: text.utf8)
+        scratch.append(contentsOf: v.description.utf8)
         let n = scratch.count
         if n - start >= 2, scratch[n - 2] == UInt8(ascii: "."), scratch[n - 1] == UInt8(ascii: "0") {
             scratch.removeLast(2)
@@ -225,7 +209,7 @@ final class JSONEncodingState {
     func encodeValue<T: Encodable>(_ value: T, path: JSONPath?) throws -> JSONNode? {
         // Metatype comparisons: cheaper than a cast per value, and most values are none of these.
         let type = T.self
-        if type == Double.self { return try double(value as! Double, path) }
+        if type == Double.self { return try float(value as! Double, path) }
         if type == String.self { return string(value as! String) }
         if type == Int.self { return integer(value as! Int) }
         if type == Int64.self { return integer(value as! Int64) }
@@ -245,6 +229,12 @@ final class JSONEncodingState {
             try value.encode(to: encoder)
             return encoder.node
         }
+    }
+
+    /// A member of an object or array: a value that encodes nothing is an empty object, as with
+    /// JSONEncoder.
+    func member<T: Encodable>(_ value: T, path: JSONPath?) throws -> JSONNode {
+        try encodeValue(value, path: path) ?? .object(JSONObjectBox())
     }
 
     // MARK: output
@@ -269,6 +259,8 @@ final class JSONEncodingState {
                 write(o.values[i], into: &out)
             }
             out.append(UInt8(ascii: "}"))
+        case .encoder(let e):
+            write(e.node ?? .object(JSONObjectBox()), into: &out)
         }
     }
 
@@ -344,9 +336,7 @@ struct NodeKeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
     mutating func encodeNil(forKey key: Key) throws { put(state.null(), key) }
     mutating func encode(_ value: Bool, forKey key: Key) throws { put(state.bool(value), key) }
     mutating func encode(_ value: String, forKey key: Key) throws { put(state.string(value), key) }
-    mutating func encode(_ value: Double, forKey key: Key) throws {
-        put(try state.double(value, path, key), key)
-    }
+    mutating func encode(_ value: Double, forKey key: Key) throws { put(try state.float(value, path, key), key) }
     mutating func encode(_ value: Float, forKey key: Key) throws { put(try state.float(value, path, key), key) }
     mutating func encode(_ value: Int, forKey key: Key) throws { put(state.integer(value), key) }
     mutating func encode(_ value: Int8, forKey key: Key) throws { put(state.integer(value), key) }
@@ -359,8 +349,7 @@ struct NodeKeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
     mutating func encode(_ value: UInt32, forKey key: Key) throws { put(state.integer(value), key) }
     mutating func encode(_ value: UInt64, forKey key: Key) throws { put(state.integer(value), key) }
     mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws {
-        // A value that encodes nothing is an empty object, as with JSONEncoder.
-        put(try state.encodeValue(value, path: JSONPath(path, key)) ?? .object(JSONObjectBox()), key)
+        put(try state.member(value, path: JSONPath(path, key)), key)
     }
 
     mutating func nestedContainer<NestedKey: CodingKey>(
@@ -382,12 +371,8 @@ struct NodeKeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
     mutating func superEncoder(forKey key: Key) -> any Encoder { superEncoder(key: key.stringValue) }
 
     private func superEncoder(key: String) -> any Encoder {
-        // The encoder's value becomes the member's once it asks for a container: an object or
-        // array node is shared, so set it now as an empty object and replace it on first use.
-        let encoder = SlotEncoder(state: state, path: JSONPath(path, AnyJSONKey(key))) { [box] node in
-            box.set(key, node)
-        }
-        box.set(key, .object(JSONObjectBox()))
+        let encoder = NodeEncoder(state: state, path: JSONPath(path, AnyJSONKey(key)))
+        box.set(key, .encoder(encoder))
         return encoder
     }
 }
@@ -406,7 +391,7 @@ struct NodeUnkeyedContainer: UnkeyedEncodingContainer {
     mutating func encodeNil() throws { add(state.null()) }
     mutating func encode(_ value: Bool) throws { add(state.bool(value)) }
     mutating func encode(_ value: String) throws { add(state.string(value)) }
-    mutating func encode(_ value: Double) throws { add(try state.double(value, path, nextKey)) }
+    mutating func encode(_ value: Double) throws { add(try state.float(value, path, nextKey)) }
     mutating func encode(_ value: Float) throws { add(try state.float(value, path, nextKey)) }
     mutating func encode(_ value: Int) throws { add(state.integer(value)) }
     mutating func encode(_ value: Int8) throws { add(state.integer(value)) }
@@ -419,7 +404,7 @@ struct NodeUnkeyedContainer: UnkeyedEncodingContainer {
     mutating func encode(_ value: UInt32) throws { add(state.integer(value)) }
     mutating func encode(_ value: UInt64) throws { add(state.integer(value)) }
     mutating func encode<T: Encodable>(_ value: T) throws {
-        add(try state.encodeValue(value, path: nextPath) ?? .object(JSONObjectBox()))
+        add(try state.member(value, path: nextPath))
     }
 
     mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type) -> KeyedEncodingContainer<NestedKey> {
@@ -437,10 +422,9 @@ struct NodeUnkeyedContainer: UnkeyedEncodingContainer {
     }
 
     mutating func superEncoder() -> any Encoder {
-        let index = box.items.count
-        let nestedPath = nextPath
-        add(.object(JSONObjectBox()))
-        return SlotEncoder(state: state, path: nestedPath) { [box] node in box.items[index] = node }
+        let encoder = NodeEncoder(state: state, path: nextPath)
+        add(.encoder(encoder))
+        return encoder
     }
 }
 
@@ -453,7 +437,7 @@ struct NodeSingleValueContainer: SingleValueEncodingContainer {
     mutating func encodeNil() throws { set(state.null()) }
     mutating func encode(_ value: Bool) throws { set(state.bool(value)) }
     mutating func encode(_ value: String) throws { set(state.string(value)) }
-    mutating func encode(_ value: Double) throws { set(try state.double(value, encoder.path)) }
+    mutating func encode(_ value: Double) throws { set(try state.float(value, encoder.path)) }
     mutating func encode(_ value: Float) throws { set(try state.float(value, encoder.path)) }
     mutating func encode(_ value: Int) throws { set(state.integer(value)) }
     mutating func encode(_ value: Int8) throws { set(state.integer(value)) }
@@ -466,64 +450,8 @@ struct NodeSingleValueContainer: SingleValueEncodingContainer {
     mutating func encode(_ value: UInt32) throws { set(state.integer(value)) }
     mutating func encode(_ value: UInt64) throws { set(state.integer(value)) }
     mutating func encode<T: Encodable>(_ value: T) throws {
-        set(try state.encodeValue(value, path: encoder.path) ?? .object(JSONObjectBox()))
+        set(try state.member(value, path: encoder.path))
     }
-}
-
-/// A `superEncoder`'s encoder: whatever node it comes to hold is placed by `place`.
-final class SlotEncoder: Encoder {
-    let inner: NodeEncoder
-    let place: (JSONNode) -> Void
-    var codingPath: [any CodingKey] { inner.codingPath }
-    var userInfo: [CodingUserInfoKey: Any] { [:] }
-
-    init(state: JSONEncodingState, path: JSONPath?, place: @escaping (JSONNode) -> Void) {
-        inner = NodeEncoder(state: state, path: path)
-        self.place = place
-    }
-
-    func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
-        let c = inner.container(keyedBy: type)
-        if let node = inner.node { place(node) }
-        return c
-    }
-
-    func unkeyedContainer() -> any UnkeyedEncodingContainer {
-        let c = inner.unkeyedContainer()
-        if let node = inner.node { place(node) }
-        return c
-    }
-
-    func singleValueContainer() -> any SingleValueEncodingContainer { SlotSingleValueContainer(slot: self) }
-}
-
-/// A single value through a `superEncoder`: placed as soon as it is encoded.
-struct SlotSingleValueContainer: SingleValueEncodingContainer {
-    let slot: SlotEncoder
-    var codingPath: [any CodingKey] { slot.codingPath }
-
-    private mutating func with(_ body: (inout NodeSingleValueContainer) throws -> Void) rethrows {
-        var c = NodeSingleValueContainer(encoder: slot.inner)
-        try body(&c)
-        if let node = slot.inner.node { slot.place(node) }
-    }
-
-    mutating func encodeNil() throws { try with { try $0.encodeNil() } }
-    mutating func encode(_ value: Bool) throws { try with { try $0.encode(value) } }
-    mutating func encode(_ value: String) throws { try with { try $0.encode(value) } }
-    mutating func encode(_ value: Double) throws { try with { try $0.encode(value) } }
-    mutating func encode(_ value: Float) throws { try with { try $0.encode(value) } }
-    mutating func encode(_ value: Int) throws { try with { try $0.encode(value) } }
-    mutating func encode(_ value: Int8) throws { try with { try $0.encode(value) } }
-    mutating func encode(_ value: Int16) throws { try with { try $0.encode(value) } }
-    mutating func encode(_ value: Int32) throws { try with { try $0.encode(value) } }
-    mutating func encode(_ value: Int64) throws { try with { try $0.encode(value) } }
-    mutating func encode(_ value: UInt) throws { try with { try $0.encode(value) } }
-    mutating func encode(_ value: UInt8) throws { try with { try $0.encode(value) } }
-    mutating func encode(_ value: UInt16) throws { try with { try $0.encode(value) } }
-    mutating func encode(_ value: UInt32) throws { try with { try $0.encode(value) } }
-    mutating func encode(_ value: UInt64) throws { try with { try $0.encode(value) } }
-    mutating func encode<T: Encodable>(_ value: T) throws { try with { try $0.encode(value) } }
 }
 
 /// Where a value is, for errors: its container's place and its key (`codingPath` is built only
