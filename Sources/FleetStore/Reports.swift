@@ -1152,9 +1152,8 @@ extension FleetDatabase {
                 // By position (a year of hours is 8,760 rows; a name is looked up per column and row).
                 let buckets = rows.map { r -> HistoryBucket in
                     let start = Double(r[0] as Int64)
-                    let gapText: String? = r[16]
                     covered += ReportMath.complement(
-                        of: gapText == nil ? [] : Self.decodeGaps(gapText), within: Interval(start, start + level.seconds))
+                        of: Self.decodeGaps(r[16]), within: Interval(start, start + level.seconds))
                     return HistoryBucket(start: start, seconds: level.seconds, stats: Self.stats(r, at: 1))
                 }
                 return HistoryResponse(
