@@ -93,6 +93,17 @@ struct RollupService: Service {
                     logger.error("fleet day fold failed", metadata: ["error": "\(error)"])
                 }
                 do {
+                    // The label groups' hourly sums after a label change (or, once, for the hours
+                    // stored before they were kept), newest hours first.
+                    let logger = logger
+                    let n = try await database.flushLabelSums { done in
+                        if done % 1000 == 0 { logger.info("computing label groups' hourly sums", metadata: ["hours": "\(done)"]) }
+                    }
+                    if n > 0 { logger.log(level: n >= 100 ? .info : .debug, "computed label groups' hourly sums", metadata: ["hours": "\(n)"]) }
+                } catch {
+                    logger.error("label sums pass failed", metadata: ["error": "\(error)"])
+                }
+                do {
                     // Exact fleet peaks of the hours that ended (a day's worth at most a round).
                     let n = try await database.fleetPeakPass()
                     if n > 0 {

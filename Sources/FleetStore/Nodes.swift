@@ -287,12 +287,13 @@ extension FleetDatabase {
             guard let before = try Self.fetchNode(db, id: nodeId) else { throw StoreError.nodeNotFound(nodeId) }
             try db.execute(
                 sql: "UPDATE nodes SET labels = ? WHERE id = ?", arguments: [try StoredJSON.encode(labels), nodeId])
-            // Label groups are the nodes' current labels: every stored hour peak of a label group
-            // may now be wrong (the rollup service computes them again), and so may one being
-            // computed on a snapshot from before (a new version: see `fleetPeakPass`).
+            // Label groups are the nodes' current labels: every stored hour peak and sum of a
+            // label group may now be wrong (the rollup service computes them again), and so may
+            // one being computed on a snapshot from before (a new version: see `fleetPeakPass`;
+            // on PostgreSQL this update makes such a write conflict: see `flushLabelSums`).
             if before.labels != labels {
                 try db.execute(
-                    sql: "UPDATE rollup_fleet_hour SET labels_known = 0, peak_version = ?",
+                    sql: "UPDATE rollup_fleet_hour SET labels_known = 0, label_sums_known = 0, peak_version = ?",
                     arguments: [try Self.nextPeakVersion(db)])
             }
             try Self.audit(

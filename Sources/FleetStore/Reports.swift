@@ -452,7 +452,8 @@ extension FleetDatabase {
     /// their recorded gaps; optionally the per-group series of bucket averages.
     static func accumulate(
         _ db: StoreDB, level: RollupLevel, range: Interval, into acc: inout [String: NodeAccumulator],
-        groups: [String: String]?, series: inout [String: [Double: Double]], fleetRollup: Bool = true
+        groups: [String: String]?, label: String? = nil, series: inout [String: [Double: Double]],
+        fleetRollup: Bool = true
     ) throws {
         let table = level.table
         let len = level.seconds
@@ -517,12 +518,15 @@ extension FleetDatabase {
             let clipped = Interval(max(span.from, range.from), min(span.to, range.to))
             acc[id]?.covered.append(contentsOf: ReportMath.complement(of: holes[id] ?? [], within: clipped))
         }
-        try accumulateSeries(db, level: level, range: range, groups: groups, series: &series, fleetRollup: fleetRollup)
+        try accumulateSeries(
+            db, level: level, range: range, groups: groups, label: label, series: &series, fleetRollup: fleetRollup)
     }
 
     /// Adds each group's series over `range` at `level` (bucket start → value) to `series`.
+    /// `label`: the key the groups are the values of (a report by label), whose hourly sums the
+    /// rollup service stores (`labelHourSeries`).
     static func accumulateSeries(
-        _ db: StoreDB, level: RollupLevel, range: Interval, groups: [String: String]?,
+        _ db: StoreDB, level: RollupLevel, range: Interval, groups: [String: String]?, label: String? = nil,
         series: inout [String: [Double: Double]], fleetRollup: Bool
     ) throws {
         let table = level.table
@@ -549,6 +553,10 @@ extension FleetDatabase {
             while let r = try rows.next() {
                 series[only, default: [:]][Double(r["b"] as Int64)] = r["s"]
             }
+        } else if level == .hour, let label, groups?.isEmpty == false {
+            for (value, hours) in try labelHourSeries(db, range: range, key: label, stored: fleetRollup) {
+                series[value, default: [:]].merge(hours) { _, new in new }
+            }
         } else if let groups {
             let map = String(decoding: try JSONEncoder().encode(groups), as: UTF8.self)
             let rows = try StoreRow.fetchCursor(
@@ -562,6 +570,64 @@ extension FleetDatabase {
                 series[r["grp"], default: [:]][Double(r["b"] as Int64)] = r["s"]
             }
         }
+    }
+
+    /// The hourly series of the groups of label key `key` over `range` (value → hour start → the
+    /// sum of its nodes' `saved_byte_seconds` in that hour over the hour's length), by
+    /// `labelHourSums`. `stored`: the hours whose sums the rollup service stored
+    /// (`rollup_label_sum`) and that did not change since (not dirty, no label change) are read
+    /// from there, the others summed here; otherwise every hour is summed here (the reference).
+    static func labelHourSeries(_ db: StoreDB, range: Interval, key: String, stored: Bool) throws -> [String: [Double: Double]] {
+        let (from, to) = (Int64(range.from), Int64(range.to))
+        var out: [String: [Double: Double]] = [:]
+        func add(_ hour: Int64, _ value: String, _ sum: Double) { out[value, default: [:]][Double(hour)] = sum / ReportTime.hour }
+        var summed: [Range<Int64>] = [from..<to]
+        if stored {
+            var known: [Int64: Bool] = [:]
+            let hours = try StoreRow.fetchCursor(
+                db,
+                sql: """
+                    SELECT bucket_start, CAST(label_sums_known AS BIGINT) FROM rollup_fleet_hour
+                    WHERE bucket_start >= ? AND bucket_start < ?
+                    """, arguments: [from, to])
+            while let r = try hours.next() { known[r[0]] = (r[1] as Int64) == 1 }
+            let dirty = try Int64.fetchAll(
+                db, sql: "SELECT bucket_start FROM rollup_fleet_dirty WHERE bucket_start >= ? AND bucket_start < ?",
+                arguments: [from, to])
+            for h in dirty { known[h] = false }
+            var read: Set<Int64> = []
+            let rows = try StoreRow.fetchCursor(
+                db,
+                sql: """
+                    SELECT bucket_start, label_value, saved_byte_seconds FROM rollup_label_sum
+                    WHERE bucket_start >= ? AND bucket_start < ? AND label_key = ?
+                    """, arguments: [from, to, key])
+            while let r = try rows.next() {
+                let h: Int64 = r[0]
+                guard known[h] == true else { continue }
+                add(h, r[1], r[2])
+                read.insert(h)
+            }
+            // Hours not read: not stored, changed since, or stored before any node had the key.
+            // Runs of them are summed here, one range each.
+            summed = []
+            for h in known.keys.sorted() where !read.contains(h) {
+                let next = h + Int64(ReportTime.hour)
+                if let last = summed.last, last.upperBound == h {
+                    summed[summed.count - 1] = last.lowerBound..<next
+                } else {
+                    summed.append(h..<next)
+                }
+            }
+        }
+        guard !summed.isEmpty else { return out }
+        let labels = try nodeLabels(db)
+        for r in summed {
+            for (hour, sums) in try labelHourSums(db, from: r.lowerBound, to: r.upperBound, keys: [key], labels: labels) {
+                for (value, sum) in sums[key] ?? [:] { add(hour, value, sum) }
+            }
+        }
+        return out
     }
 
     /// The fleet's hourly series over [from, to): hour start → the sum of every node's
@@ -643,7 +709,7 @@ extension FleetDatabase {
     /// rows for the fleet), by day or month beyond.
     static func nodeInputs(
         _ db: StoreDB, period: Interval, policy: ReportPolicy, now: Double, groups: ((ReportNode) -> String)?,
-        candidates: [ReportNode]? = nil, fleetRollup: Bool = true, reads: RawReads? = nil,
+        label: String? = nil, candidates: [ReportNode]? = nil, fleetRollup: Bool = true, reads: RawReads? = nil,
         firstData: FirstDataMemo? = nil
     ) throws -> (inputs: [NodeReportInput], series: [String: [Double: Double]], nodes: [ReportNode]) {
         var nodes: [ReportNode] = []
@@ -672,12 +738,14 @@ extension FleetDatabase {
             switch source {
             case .rollup(.day, let range) where hourlySeries && groupMap != nil:
                 try accumulate(db, level: .day, range: range, into: &acc, groups: nil, series: &series, fleetRollup: fleetRollup)
-                try accumulateSeries(db, level: .hour, range: range, groups: groupMap, series: &series, fleetRollup: fleetRollup)
+                try accumulateSeries(
+                    db, level: .hour, range: range, groups: groupMap, label: label, series: &series, fleetRollup: fleetRollup)
             case .rollup(.month, let range):
                 try accumulateMonths(db, range: range, into: &acc, groups: groupMap, series: &series)
             case .rollup(let level, let range):
                 try accumulate(
-                    db, level: level, range: range, into: &acc, groups: groupMap, series: &series, fleetRollup: fleetRollup)
+                    db, level: level, range: range, into: &acc, groups: groupMap, label: label, series: &series,
+                    fleetRollup: fleetRollup)
             case .raw(let range):
                 try accumulateRaw(
                     db, range: range, policy: policy, now: now, horizons: deletions, into: &acc, groups: groupMap,
@@ -914,7 +982,8 @@ extension FleetDatabase {
                 // The raw edges read for the figures serve the fleet peak's sweep of the same edges.
                 let reads = fleetRollup ? RawReads() : nil
                 let (inputs, series, nodes) = try Self.nodeInputs(
-                    db, period: period, policy: policy, now: nowT, groups: group, fleetRollup: fleetRollup, reads: reads)
+                    db, period: period, policy: policy, now: nowT, groups: group, label: by == .label ? labelKey : nil,
+                    fleetRollup: fleetRollup, reads: reads)
                 if by == .node {
                     rows = inputs.map { SavingsRow(ReportAggregation.nodeRow($0)) }
                     // The fleet is one group: its stored hour peaks spare most of the raw read.

@@ -398,25 +398,132 @@ extension FleetDatabase {
         guard !hours.isEmpty else { return 0 }
         // A peak computed on a snapshot from before this change must not be stored.
         let version = try nextPeakVersion(db)
+        // The label groups' sums of each hour are redone with it (`storeLabelSums`).
         let put = try db.cachedStatement(
             sql: """
-                INSERT INTO rollup_fleet_hour (bucket_start, saved_byte_seconds, peak_version) VALUES (?, ?, ?)
+                INSERT INTO rollup_fleet_hour (bucket_start, saved_byte_seconds, peak_version, label_sums_known)
+                VALUES (?, ?, ?, 1)
                 ON CONFLICT (bucket_start) DO UPDATE SET saved_byte_seconds = excluded.saved_byte_seconds,
-                  saved_peak = NULL, peak_known = 0, labels_known = 0, peak_version = excluded.peak_version
+                  saved_peak = NULL, peak_known = 0, labels_known = 0, peak_version = excluded.peak_version,
+                  label_sums_known = 1
                 """)
         let dropLabels = try db.cachedStatement(sql: "DELETE FROM rollup_label_hour WHERE bucket_start = ?")
         let drop = try db.cachedStatement(sql: "DELETE FROM rollup_fleet_hour WHERE bucket_start = ?")
         let clean = try db.cachedStatement(sql: "DELETE FROM rollup_fleet_dirty WHERE bucket_start = ?")
+        var kept: [Int64] = []
         for h in hours {
             if let sum = try fleetHourSum(db, hour: h) {
                 try put.execute(arguments: [h, sum, version])
+                kept.append(h)
             } else {
                 try drop.execute(arguments: [h])
             }
             try dropLabels.execute(arguments: [h])
             try clean.execute(arguments: [h])
         }
+        try storeLabelSums(db, hours: hours, computed: kept)
         return hours.count
+    }
+
+    /// Every node's current labels (deleted nodes' too: their rows stay in reports until purged).
+    static func nodeLabels(_ db: StoreDB) throws -> [String: [String: String]] {
+        var decoded: [String: [String: String]] = [:]
+        var out: [String: [String: String]] = [:]
+        for r in try StoreRow.fetchAll(db, sql: "SELECT id, labels FROM nodes") {
+            let text: String = r[1]
+            let labels = try decoded[text] ?? StoredJSON.decode([String: String].self, text)
+            decoded[text] = labels
+            out[r[0]] = labels
+        }
+        return out
+    }
+
+    /// The sums of `saved_byte_seconds` of each group of each label key in `keys`, per hour of
+    /// [from, to) (hour → key → value → sum): a node is in the group of its current value of the
+    /// key (`labels`), "" without it. Each hour's rows are added in one fixed order (SQLite: the
+    /// covering index `rollup_hour_start`'s; PostgreSQL: node id), whatever range is asked for,
+    /// so the sum of an hour is the same double whether one hour or a week is read: the rollup
+    /// service stores hours with it (`rollup_label_sum`) and reports sum the hours not stored,
+    /// and the reference report every hour, with it.
+    static func labelHourSums(
+        _ db: StoreDB, from: Int64, to: Int64, keys: [String], labels: [String: [String: String]]
+    ) throws -> [Int64: [String: [String: Double]]] {
+        let order =
+            db.engine == .sqlite
+            ? "\(db.indexedBy("rollup_hour_start")) WHERE bucket_start >= ? AND bucket_start < ?"
+                + " ORDER BY bucket_start, saved_avg, cpu_pct_avg, saved_byte_seconds, node_id"
+            : "WHERE bucket_start >= ? AND bucket_start < ? ORDER BY bucket_start, node_id"
+        let rows = try StoreRow.fetchCursor(
+            db, sql: "SELECT bucket_start, node_id, saved_byte_seconds FROM rollup_hour \(order)", arguments: [from, to])
+        var out: [Int64: [String: [String: Double]]] = [:]
+        var hour: Int64?
+        var sums: [String: [String: Double]] = [:]
+        while let r = try rows.next() {
+            let h: Int64 = r[0]
+            if h != hour {
+                if let hour { out[hour] = sums }
+                hour = h
+                sums = [:]
+            }
+            let nodeLabels = labels[r[1] as String] ?? [:]
+            let saved: Double = r[2]
+            for key in keys { sums[key, default: [:]][nodeLabels[key] ?? "", default: 0] += saved }
+        }
+        if let hour { out[hour] = sums }
+        return out
+    }
+
+    /// Stores the label groups' sums (`labelHourSums`) of the hours in `computed`, for every key a
+    /// node has, and drops the stored sums of the other `hours` (no rows left).
+    static func storeLabelSums(_ db: StoreDB, hours: [Int64], computed: [Int64]) throws {
+        let clear = try db.cachedStatement(sql: "DELETE FROM rollup_label_sum WHERE bucket_start = ?")
+        for h in hours { try clear.execute(arguments: [h]) }
+        guard !computed.isEmpty else { return }
+        let labels = try nodeLabels(db)
+        let keys = Set(labels.values.flatMap(\.keys)).sorted()
+        guard !keys.isEmpty else { return }
+        var rows: [StoreArguments] = []
+        for h in computed {
+            let sums = try labelHourSums(db, from: h, to: h + Int64(ReportTime.hour), keys: keys, labels: labels)[h] ?? [:]
+            for key in keys {
+                for (value, sum) in (sums[key] ?? [:]).sorted(by: { $0.key < $1.key }) { rows.append([h, key, value, sum]) }
+            }
+        }
+        try db.executeValues("INSERT INTO rollup_label_sum (bucket_start, label_key, label_value, saved_byte_seconds)", rows)
+    }
+
+    /// Recomputes the label groups' sums of up to `limit` hours whose sums are not known (after a
+    /// label change, or never computed: hours older than migration 0046), newest first, skipping
+    /// dirty hours (`flushFleetHours` redoes those). Returns how many hours it did.
+    static func flushLabelSums(_ db: StoreDB, limit: Int) throws -> Int {
+        let hours = try Int64.fetchAll(
+            db,
+            sql: """
+                SELECT bucket_start FROM rollup_fleet_hour WHERE label_sums_known = 0
+                  AND bucket_start NOT IN (SELECT bucket_start FROM rollup_fleet_dirty)
+                ORDER BY bucket_start DESC LIMIT ?
+                """, arguments: [limit])
+        guard !hours.isEmpty else { return 0 }
+        try storeLabelSums(db, hours: hours, computed: hours)
+        // On PostgreSQL a label change committed after this transaction's snapshot updated these
+        // rows too: a serialization failure here, and the write is retried on a newer snapshot.
+        let known = try db.cachedStatement(sql: "UPDATE rollup_fleet_hour SET label_sums_known = 1 WHERE bucket_start = ?")
+        for h in hours { try known.execute(arguments: [h]) }
+        return hours.count
+    }
+
+    /// Recomputes the label groups' sums of every hour whose sums are not known, in short write
+    /// transactions, newest hours first; logs progress through `progress` (hours done so far).
+    @discardableResult
+    public func flushLabelSums(batch: Int = 100, progress: (@Sendable (Int) -> Void)? = nil) async throws -> Int {
+        var total = 0
+        while true {
+            let n = try await backgroundWrite { db in try Self.flushLabelSums(db, limit: batch) }
+            total += n
+            if n < batch { return total }
+            progress?(total)
+            await Task.yield()
+        }
     }
 
     /// The sum of `saved_byte_seconds` over every node's row of one hour (nil without rows), read

@@ -77,6 +77,19 @@ private let day = 86400.0
                 }
                 let fast = try await report(true)
                 let reference = try await report(false)
+                if let label {
+                    // The groups' series themselves (peaks show them only where no member's own
+                    // peak is higher): stored fleet and label sums where stored, else summed.
+                    func series(_ fleetRollup: Bool) async throws -> [String: [Double: Double]] {
+                        try await f.db.read { db in
+                            try FleetDatabase.nodeInputs(
+                                db, period: Interval(a, b), policy: .default, now: now, groups: { $0.labels[label] ?? "" },
+                                label: label, fleetRollup: fleetRollup
+                            ).series
+                        }
+                    }
+                    #expect(try await series(true) == series(false), "\(note): \(label) series \(a - t0)…\(b - t0)")
+                }
                 if by == .day {
                     // The by-day total is the by-node total (its peak aside: read per day), up to
                     // rounding: the two add the same rows in other orders.
@@ -134,6 +147,13 @@ private let day = 86400.0
         _ = try await f.db.rollupCatchUp(now: Date(timeIntervalSince1970: now))
         let left = try await f.db.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM rollup_fleet_dirty") }
         #expect(left == 0)
+        // With the fleet hours, the label groups' sums of each hour; those of the hours no sample
+        // changed after the last node got its labels are computed by their own pass.
+        #expect(try await Self.count(f, "SELECT COUNT(*) FROM rollup_fleet_hour WHERE label_sums_known = 0") > 0)
+        try await Self.expectSameReports(f, days: days, now: now, "seed \(seed), some label sums stored")
+        #expect(try await f.db.flushLabelSums() > 0)
+        #expect(try await Self.count(f, "SELECT COUNT(*) FROM rollup_fleet_hour WHERE label_sums_known = 0") == 0)
+        #expect(try await Self.count(f, "SELECT COUNT(DISTINCT bucket_start) FROM rollup_label_sum WHERE label_key = 'rack'") > 24)
         #expect(try await Self.count(f, "SELECT COUNT(*) FROM rollup_fleet_day_dirty") > 0, "seed \(seed): days marked")
         try await Self.expectSameReports(f, days: days, now: now, "seed \(seed), fleet hours recomputed, days dirty")
         #expect(try await f.db.flushFleetDays(batch: 3, now: Date(timeIntervalSince1970: now + day)) > days / 2)
@@ -151,7 +171,14 @@ private let day = 86400.0
         // A node moves to another rack: every stored label peak is forgotten until recomputed.
         _ = try await f.db.setLabels(nodeId: ids[2], ["rack": "z"])
         #expect(try await Self.count(f, "SELECT COUNT(*) FROM rollup_fleet_hour WHERE labels_known = 1") == 0)
+        #expect(try await Self.count(f, "SELECT COUNT(*) FROM rollup_fleet_hour WHERE label_sums_known = 1") == 0)
         try await Self.expectSameReports(f, days: days, now: now, "seed \(seed), labels changed")
+        // The label groups' sums of some hours (newest first), then of all of them, again.
+        let hours = try await Self.count(f, "SELECT COUNT(*) FROM rollup_fleet_hour")
+        #expect(try await f.db.flushLabelSums(batch: 5) == hours)
+        #expect(try await Self.count(f, "SELECT COUNT(*) FROM rollup_fleet_hour WHERE label_sums_known = 0") == 0)
+        #expect(try await Self.count(f, "SELECT COUNT(*) FROM rollup_label_sum WHERE label_value = 'z'") > 0)
+        try await Self.expectSameReports(f, days: days, now: now, "seed \(seed), label sums stored again")
         _ = try await Self.storeAllPeaks(f, now: now)
         #expect(try await Self.count(f, "SELECT COUNT(*) FROM rollup_fleet_hour WHERE labels_known = 1") == stored)
         try await Self.expectSameReports(f, days: days, now: now, "seed \(seed), label peaks stored again", allPeaksStored: true)
@@ -227,6 +254,56 @@ private let day = 86400.0
         #expect(try await peaks() == ["r1": 400 * 4096, "fleet": 400 * 4096])
         #expect(try await Self.storeAllPeaks(f, now: now) == 6)
         #expect(try await peaks() == ["r1": 400 * 4096, "fleet": 400 * 4096])
+    }
+
+    /// Label reports up to a week long read each group's hourly series from the sums the rollup
+    /// service stored (a wrong stored value shows), sum themselves an hour whose rows changed
+    /// since, and forget every stored sum when a node's labels change, until the service computes
+    /// them again.
+    @Test func labelReportsReadTheStoredGroupSums() async throws {
+        let f = try ReportFixture()
+        let a = try await f.node("sum-a", labels: ["rack": "r1"], registeredAt: t0 - 3 * day)
+        let b = try await f.node("sum-b", labels: ["rack": "r2", "zone": "east"], registeredAt: t0 - 3 * day)
+        for (id, pages) in [(a, 100), (b, 300)] {
+            try await f.pushSamples(
+                id, stride(from: t0 - 2 * day, to: t0, by: 300).map { ReportSample(at: $0, savedBytes: Int64(pages) * 4096, phase: .running) })
+        }
+        _ = try await f.db.rollupCatchUp(now: Date(timeIntervalSince1970: t0 + 600))
+        // Peaks from the hourly series (no exact peaks): each group's highest hour.
+        func peaks(_ label: String = "rack") async throws -> [String: Double?] {
+            let r = try await f.db.savingsReport(
+                since: Date(timeIntervalSince1970: t0 - 2 * day), until: Date(timeIntervalSince1970: t0), by: .label,
+                label: label, policy: .default, now: Date(timeIntervalSince1970: t0 + 600), exactPeaks: false, fleetRollup: true)
+            var out: [String: Double?] = [:]
+            for row in r.rows { out[row.key] = row.peakSavedBytes }
+            out["fleet"] = r.total.peakSavedBytes
+            return out
+        }
+        #expect(try await peaks() == ["r1": 100 * 4096, "r2": 300 * 4096, "fleet": 400 * 4096])
+        #expect(try await peaks("zone") == ["": 100 * 4096, "east": 300 * 4096, "fleet": 400 * 4096])
+        let hour10 = Int64(t0 - 10 * hour)
+        try await f.db.write { db in
+            try db.execute(
+                sql: "UPDATE rollup_label_sum SET saved_byte_seconds = ? WHERE bucket_start = ? AND label_value = 'r1'",
+                arguments: [Double(1 << 40) * hour, hour10])
+        }
+        #expect(try await peaks()["r1"] == Double(1 << 40), "the stored sum of r1 is read, not summed")
+        // The hour's rows changed (not recomputed yet): the report sums the hour itself.
+        try await f.db.write { db in
+            try db.execute(sql: "INSERT INTO rollup_fleet_dirty (bucket_start) VALUES (?)", arguments: [hour10])
+        }
+        #expect(try await peaks()["r1"] == 100 * 4096)
+        try await f.db.write { db in try db.execute(sql: "DELETE FROM rollup_fleet_dirty") }
+        #expect(try await peaks()["r1"] == Double(1 << 40))
+        // b joins r1: every stored sum is forgotten (the fake is gone) until computed again.
+        _ = try await f.db.setLabels(nodeId: b, ["rack": "r1"])
+        #expect(try await peaks() == ["r1": 400 * 4096, "fleet": 400 * 4096])
+        #expect(try await peaks("zone") == ["": 400 * 4096, "fleet": 400 * 4096])
+        #expect(try await f.db.flushLabelSums() >= 48)
+        #expect(try await Self.count(f, "SELECT COUNT(*) FROM rollup_label_sum WHERE label_value = 'r2'") == 0)
+        #expect(try await Self.count(f, "SELECT COUNT(*) FROM rollup_label_sum WHERE label_key = 'zone'") == 0)
+        #expect(try await peaks() == ["r1": 400 * 4096, "fleet": 400 * 4096])
+        #expect(try await f.db.flushLabelSums() == 0, "nothing left")
     }
 
     /// The by-day report reads each whole day from its `rollup_fleet_day` row (a wrong stored
