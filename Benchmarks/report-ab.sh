@@ -8,7 +8,9 @@
 #   (a query is the savings report's; one that starts with / is a whole path, e.g.
 #   '/api/v1/nodes/bench-00050/history?since=-365d&resolution=hour')
 # env: REPS (10), DATABASE (a postgres:// URL both servers use, e.g. a database `migrate-data`
-#      filled; each still needs a data dir of its own).
+#      filled; each still needs a data dir of its own), DATABASE_A / DATABASE_B (one server's
+#      own database instead, e.g. when B's migrations would change the schema A runs on: a copy
+#      made with `CREATE DATABASE b TEMPLATE a`).
 set -euo pipefail
 [ $# -ge 5 ] || { sed -n 2,8p "$0"; exit 2; }
 SA="$1" DA="$2" SB="$3" DB="$4"
@@ -20,11 +22,11 @@ trap 'kill "${PIDS[@]}" 2>/dev/null || true' EXIT
 start() {
   rm -f "$2/port"
   KSMFLEET_ADMIN_TOKEN="$TOKEN" "$1" --host 127.0.0.1 --port 0 --data-dir "$2" --port-file "$2/port" \
-    ${DATABASE:+--database "$DATABASE"} --log-level warning >"$2/server.log" 2>&1 &
+    ${3:+--database "$3"} --log-level warning >"$2/server.log" 2>&1 &
   PIDS+=($!)
 }
-start "$SA" "$DA"
-start "$SB" "$DB"
+start "$SA" "$DA" "${DATABASE_A:-${DATABASE:-}}"
+start "$SB" "$DB" "${DATABASE_B:-${DATABASE:-}}"
 for d in "$DA" "$DB"; do for _ in $(seq 1 600); do [ -s "$d/port" ] && break; sleep 0.1; done; done
 PA="$(cat "$DA/port")" PB="$(cat "$DB/port")"
 # The rollup services' first passes (catch-up, peaks) run right after the start: let them settle.

@@ -49,11 +49,13 @@ func secret(_ info: CredentialInfo, sourceLocation: SourceLocation = #_sourceLoc
         defer { Task { await h.finish() } }
         let db = try h.database()
         defer { try? db.close() }
-        let info = try await db.createCredential(
-            name: "short", role: .admin, expiresAt: Date().addingTimeInterval(1), now: Date())
+        // Three seconds: the first request must finish before the expiry on a loaded machine too
+        // (with one second it once did not, at a load of 5).
+        let expiresAt = Date().addingTimeInterval(3)
+        let info = try await db.createCredential(name: "short", role: .admin, expiresAt: expiresAt, now: Date())
         let client = try Fixtures.client(h.server.baseURL, token: try secret(info))
         _ = try await client.listNodes()
-        try await Task.sleep(for: .milliseconds(1200))
+        try await Task.sleep(for: .milliseconds(Int(expiresAt.timeIntervalSinceNow * 1000) + 200))
         let (status, _) = try #require(await apiError { _ = try await client.listNodes() })
         #expect(status == 401)
     }
