@@ -38,30 +38,37 @@ extension FleetDatabase {
             SELECT node_id, taken_at, saved_bytes, ends_data\(full ? ", " + rawSampleFigureColumns.joined(separator: ", ") : "") FROM samples
             \(db.indexedBy("samples_taken_at")) WHERE taken_at >= ? AND taken_at < ? ORDER BY \(db.sampleOrder)
             """
-        var byNode = SamplesByNode()
-        let cursor = try RawSampleCursor(try db.sqlite!.cachedStatement(sql: sql), arguments: [from, to], full: full)
-        try cursor.forEach { id, sample in
-            if let i = byNode.slot(id, if: wanted) { byNode.lists[i].append(sample) }
+        let cursor = try RawSampleCursor(
+            try db.sqlite!.cachedStatement(sql: sql), arguments: [from, to], full: full, wanted: wanted)
+        try cursor.forEach { slot, sample in
+            if let slot { cursor.byNode.lists[slot].append(sample) }
         }
-        return byNode
+        return cursor.byNode
     }
 }
 
 /// Raw sample rows (`FleetDatabase.rawSamples`) read with `sqlite3_column_*` from the statement
-/// GRDB steps: a node id and a `ReportSample` per row, no row object.
+/// GRDB steps: the slot of the row's node in `byNode` (looked up by the id's bytes; nil: a node
+/// not wanted, whose other columns are not read) and a `ReportSample` per row, no row object.
 final class RawSampleCursor: DatabaseCursor {
-    typealias Element = (String, ReportSample)
+    typealias Element = (Int?, ReportSample)
     let _statement: Statement
     var _isDone = false
     let full: Bool
+    let wanted: (String) -> Bool
+    var byNode = SamplesByNode()
 
-    init(_ statement: Statement, arguments: StatementArguments, full: Bool) throws {
+    init(_ statement: Statement, arguments: StatementArguments, full: Bool, wanted: @escaping (String) -> Bool) throws {
         _statement = statement
         self.full = full
+        self.wanted = wanted
         try statement.setArguments(arguments)
     }
 
-    func _element(sqliteStatement s: SQLiteStatement) -> (String, ReportSample) {
+    func _element(sqliteStatement s: SQLiteStatement) -> (Int?, ReportSample) {
+        guard let slot = byNode.slot(utf8: sqlite3_column_text(s, 0), count: Int(sqlite3_column_bytes(s, 0)), if: wanted) else {
+            return (nil, ReportSample(at: 0, savedBytes: 0))
+        }
         func int(_ i: Int32) -> Int64? { sqlite3_column_type(s, i) == SQLITE_NULL ? nil : sqlite3_column_int64(s, i) }
         func double(_ i: Int32) -> Double? {
             sqlite3_column_type(s, i) == SQLITE_NULL ? nil : sqlite3_column_double(s, i)
@@ -80,7 +87,7 @@ final class RawSampleCursor: DatabaseCursor {
             sample.phase = KSMPhase(rawValue: text(7)) ?? .stopped
             sample.netProfit = int(8)
         }
-        return (text(0), sample)
+        return (slot, sample)
     }
 }
 

@@ -73,6 +73,37 @@ struct SamplesByNode {
     private var refused: Set<String> = []
     private var ids: [String] = []
     var lists: [[ReportSample]] = []
+    /// The ids seen by `slot(utf8:count:if:)`, by their bytes: an open-addressing table of
+    /// indexes into `seen` (-1: empty), a power of two long, at most half full.
+    private var table = [Int32](repeating: -1, count: 64)
+    private var seen: [(hash: UInt64, bytes: [UInt8], slot: Int?)] = []
+
+    /// `slot(_:if:)` of the id whose UTF-8 is the `count` bytes at `bytes` (as SQLite hands a
+    /// column over): a String is made only for an id not seen before.
+    mutating func slot(utf8 bytes: UnsafePointer<UInt8>?, count: Int, if wanted: (String) -> Bool) -> Int? {
+        let key = UnsafeBufferPointer(start: bytes, count: bytes == nil ? 0 : count)
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a
+        for b in key { hash = (hash ^ UInt64(b)) &* 0x100_0000_01b3 }
+        let mask = table.count - 1
+        var i = Int(truncatingIfNeeded: hash) & mask
+        while table[i] >= 0 {
+            let e = seen[Int(table[i])]
+            if e.hash == hash && e.bytes.elementsEqual(key) { return e.slot }
+            i = (i + 1) & mask
+        }
+        let slot = slot(String(decoding: key, as: UTF8.self), if: wanted)
+        table[i] = Int32(seen.count)
+        seen.append((hash, Array(key), slot))
+        if seen.count * 2 > table.count {
+            table = [Int32](repeating: -1, count: table.count * 2)
+            for (n, e) in seen.enumerated() {
+                var j = Int(truncatingIfNeeded: e.hash) & (table.count - 1)
+                while table[j] >= 0 { j = (j + 1) & (table.count - 1) }
+                table[j] = Int32(n)
+            }
+        }
+        return slot
+    }
 
     /// The slot of node `id`'s list, made when first seen if `wanted(id)`; nil when not wanted.
     mutating func slot(_ id: String, if wanted: (String) -> Bool) -> Int? {
@@ -139,12 +170,24 @@ final class RawReads {
         else { return nil }
         return read.samples.compactMap { (id, list) in
             guard nodes[id] != nil else { return nil }
-            let inside = list.filter { s in
-                let ms = Int64((s.at * 1000).rounded())
-                return ms >= from && ms < to
-            }
-            return inside.isEmpty ? nil : (id, inside)
+            // A node's samples are in time order: the range is one slice of them (the whole
+            // list, shared, when it holds nothing outside), found by two binary searches.
+            let lo = Self.firstIndex(in: list, atOrAfter: from)
+            let hi = Self.firstIndex(in: list, atOrAfter: to)
+            guard lo < hi else { return nil }
+            return (id, lo == 0 && hi == list.count ? list : Array(list[lo..<hi]))
         }
+    }
+
+    /// The first index of `list` (in time order) whose sample was taken at or after `ms`, as
+    /// `taken_at` (milliseconds) reads it; `list.count` if none.
+    static func firstIndex(in list: [ReportSample], atOrAfter ms: Int64) -> Int {
+        var (lo, hi) = (0, list.count)
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if Int64((list[mid].at * 1000).rounded()) < ms { lo = mid + 1 } else { hi = mid }
+        }
+        return lo
     }
 }
 
