@@ -82,6 +82,7 @@ extension FleetDatabase {
         let toDay = to - ((to % 86400) + 86400) % 86400 + (to % 86400 == 0 ? 0 : 86400)
         guard limit > 0, fromDay < toDay else { return [] }
         return try await read { db in
+            try db.reportWorkMemory()
             let cut = try Self.stateValue(db, Self.processCutKey)
             let plan = try ProcessSavingsPlan(fromDay: fromDay, toDay: toDay, cut: cut) { lo, hi in
                 // Any day row of [lo, hi) (of the node asked for)?

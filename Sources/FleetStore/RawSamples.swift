@@ -23,10 +23,8 @@ extension FleetDatabase {
         _ db: StoreDB, from: Int64, to: Int64, full: Bool, wanted: @escaping (String) -> Bool
     ) throws -> SamplesByNode {
         if let session = db.postgres {
-            // Grouping an hour of 1,000 nodes' samples by node (about 160,000 rows) takes a 29 MB
-            // hash; at PostgreSQL's default work_mem of 4 MB it sorted on disk instead (143 ms
-            // against 96 ms in EXPLAIN ANALYZE). For this transaction only.
-            try db.execute(sql: "SET LOCAL work_mem = '64MB'")
+            // Grouping an hour of 1,000 nodes' samples by node takes a 29 MB hash.
+            try db.reportWorkMemory()
             // The arrays of one group are filled from the same rows in the same order (aligned);
             // each node's samples are put in time order by the sink.
             let columns = ["taken_at", "seq", "saved_bytes", "ends_data"] + (full ? rawSampleFigureColumns : [])

@@ -1015,6 +1015,7 @@ extension FleetDatabase {
         // whose raw samples are kept; reports read stored hour peaks and sweep within a budget.
         let sweepCap = fleetRollup ? Self.exactPeakMaxSeconds : .infinity
         return try await read { db in
+            try db.reportWorkMemory()
             let budget = PeakSweepBudget()
             var rows: [SavingsRow] = []
             let total: ReportRowFigures
@@ -1282,7 +1283,8 @@ extension FleetDatabase {
     {
         try await rollupCatchUp()
         return try await read { db in
-            try StoreRow.fetchAll(
+            try db.reportWorkMemory()
+            return try StoreRow.fetchAll(
                 db,
                 sql: """
                     SELECT bucket_start, \(db.sum("saved_avg", orderedBy: "node_id")) AS s, \(db.sum("cpu_pct_avg", orderedBy: "node_id")) AS c, COUNT(*) AS n FROM \(level.table)

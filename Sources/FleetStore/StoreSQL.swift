@@ -326,6 +326,14 @@ public final class StoreDB {
         return nil
     }
 
+    /// PostgreSQL: gives the sorts and hashes of the rest of this transaction a `work_mem` of
+    /// 64 MB (`SET LOCAL`). At the default 4 MB a report's grouping spilled to disk: 30 days of
+    /// 1,000 nodes' day rows by node (112 ms against 66 ms in EXPLAIN ANALYZE), an hour of their
+    /// raw samples (143 against 96 ms). Nothing on SQLite.
+    func reportWorkMemory() throws {
+        if engine == .postgres { try execute(sql: "SET LOCAL work_mem = '64MB'") }
+    }
+
     /// Runs one statement (on SQLite also several, separated by `;`, without arguments).
     public func execute(sql: String, arguments: StoreArguments = []) throws {
         switch kind {
