@@ -22,6 +22,9 @@ struct RollupService: Service {
     /// the service; a live node's next sample recomputes it anyway, and reports bring every hour
     /// up to now before they read.
     static let pendingRefresh = 60.0
+    /// Hours whose label group sums a round computes at most (about 0.7 s of a year's 6 s on
+    /// SQLite for 1,000 nodes): after a label change the rest waits for the next rounds.
+    static let labelSumHoursPerRound = 1000
 
     init(
         state: ServerState, rollupInterval: Duration = .seconds(10),
@@ -93,13 +96,16 @@ struct RollupService: Service {
                     logger.error("fleet day fold failed", metadata: ["error": "\(error)"])
                 }
                 do {
-                    // The label groups' hourly sums after a label change (or, once, for the hours
-                    // stored before they were kept), newest hours first.
-                    let logger = logger
-                    let n = try await database.flushLabelSums { done in
-                        if done % 1000 == 0 { logger.info("computing label groups' hourly sums", metadata: ["hours": "\(done)"]) }
+                    // The label groups' hourly sums of the hours that changed, and after a label
+                    // change (or, once, for the hours stored before they were kept) of every
+                    // hour: newest first, a bounded number a round.
+                    let n = try await database.flushLabelSums(maxHours: Self.labelSumHoursPerRound)
+                    if n >= Self.labelSumHoursPerRound {
+                        let left = try await database.labelSumsLeft()
+                        logger.info("computing label groups' hourly sums", metadata: ["hours": "\(n)", "left": "\(left)"])
+                    } else if n > 0 {
+                        logger.debug("computed label groups' hourly sums", metadata: ["hours": "\(n)"])
                     }
-                    if n > 0 { logger.log(level: n >= 100 ? .info : .debug, "computed label groups' hourly sums", metadata: ["hours": "\(n)"]) }
                 } catch {
                     logger.error("label sums pass failed", metadata: ["error": "\(error)"])
                 }

@@ -1046,7 +1046,9 @@ extension FleetDatabase {
                         inputs, label: labelKey, period: period, series: series, exactPeaks: exact?.groups, basis: basis
                     ).map(SavingsRow.init)
                     var fleet: [Double: Double] = [:]
-                    for s in series.values { for (k, v) in s { fleet[k, default: 0] += v } }
+                    // The groups in key order: a dictionary's own order differs from one
+                    // instance to the next, and so would the double sums.
+                    for (_, s) in series.sorted(by: { $0.key < $1.key }) { for (k, v) in s { fleet[k, default: 0] += v } }
                     // The label groups' sweep refused (their peaks not computed yet, e.g. after a
                     // label change): the fleet's own stored hour peaks may still make its peak exact.
                     let fleetPeak =
@@ -1065,7 +1067,9 @@ extension FleetDatabase {
                         inputs, label: labelKey, period: period, series: series, exactPeaks: exact, basis: basis
                     ).map(SavingsRow.init)
                     var fleet: [Double: Double] = [:]
-                    for s in series.values { for (k, v) in s { fleet[k, default: 0] += v } }
+                    // The groups in key order: a dictionary's own order differs from one
+                    // instance to the next, and so would the double sums.
+                    for (_, s) in series.sorted(by: { $0.key < $1.key }) { for (k, v) in s { fleet[k, default: 0] += v } }
                     let fleetPeak = streams?.peaks(within: period, group: { _ in "fleet" })["fleet"]
                     total = ReportAggregation.groupRow(
                         key: "fleet", nodes: inputs, period: period, series: fleet, exactPeak: fleetPeak, basis: basis)

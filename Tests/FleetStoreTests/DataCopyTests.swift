@@ -101,6 +101,9 @@ struct DataCopyTests {
         try await push(db, b, seq: &seqB, start: t0 + 600, count: 90)
         try await push(db, c, seq: &seqC, start: t0, count: 40)
         _ = try await db.rollupCatchUp(now: Date(timeIntervalSince1970: t0 + 4 * 3600))
+        // Label groups' hourly sums stored (added in SQLite's order).
+        _ = try await db.setLabels(nodeId: a, ["rack": "r1"])
+        #expect(try await db.flushLabelSums() > 0)
         // Retired raw samples leave gaps in the rowids; then a gap in time, and samples no rollup
         // pass has seen yet (the watermark is below the newest rowid).
         _ = try await db.retentionPass(
@@ -169,7 +172,7 @@ struct DataCopyTests {
         for table in [
             "nodes", "node_configs", "samples", "rollup_hour", "rollup_day", "rollup_state", "audit_log",
             "enrollment_tokens", "credentials", "dashboard_sessions", "pending_registrations", "process_savings_day", "process_savings_month",
-            "settings",
+            "settings", "rollup_label_sum",
         ] {
             #expect((counts[table] ?? 0) > 0, "\(table) holds rows to copy")
         }
@@ -196,6 +199,10 @@ struct DataCopyTests {
             .split(separator: "\n").map { Int64($0)! }
         #expect(pgDirty == sqliteDirty)
         #expect(!sqliteDirty.isEmpty && sqliteDirty.count < (counts["rollup_fleet_hour"] ?? 0))
+        // The label groups' sums are computed again on PostgreSQL, in its order (`labelHourSums`).
+        let knownSums = "SELECT COUNT(*) FROM rollup_fleet_hour WHERE label_sums_known = 1"
+        #expect(try await sqlite.pool.read { db in try Int.fetchOne(db, sql: knownSums) ?? 0 } > 0)
+        #expect(try TestStore.psql(url, knownSums) == "0")
 
         // The store reads the same on both.
         #expect(try await pg.nodes(includeDeleted: true) == (try await sqlite.nodes(includeDeleted: true)))
