@@ -23,8 +23,8 @@ extension FleetDatabase {
         _ db: StoreDB, from: Int64, to: Int64, full: Bool, wanted: @escaping (String) -> Bool
     ) throws -> SamplesByNode {
         if let session = db.postgres {
-            // Grouping an hour of 1,000 nodes' samples by node takes a 29 MB hash.
-            try db.reportWorkMemory()
+            // Grouping an hour of 1,000 nodes' samples by node takes a 29 MB hash: the callers'
+            // transactions set `reportWorkMemory` (a report, the peak pass).
             // The arrays of one group are filled from the same rows in the same order (aligned);
             // each node's samples are put in time order by the sink.
             let columns = ["taken_at", "seq", "saved_bytes", "ends_data"] + (full ? rawSampleFigureColumns : [])

@@ -210,6 +210,19 @@ final class FirstDataMemo {
     }
 }
 
+/// Nodes' label JSON decoded once per distinct text: nodes mostly share a few label sets (a rack,
+/// a zone).
+struct LabelTexts {
+    private var decoded: [String: [String: String]] = [:]
+
+    mutating func labels(_ text: String) throws -> [String: String] {
+        if let labels = decoded[text] { return labels }
+        let labels = try StoredJSON.decode([String: String].self, text)
+        decoded[text] = labels
+        return labels
+    }
+}
+
 extension FleetDatabase {
     static func reportNodes(_ db: StoreDB, period: Interval) throws -> [ReportNode] {
         let rows = try StoreRow.fetchAll(
@@ -219,14 +232,10 @@ extension FleetDatabase {
                 WHERE deleted_at IS NULL OR deleted_at > ? ORDER BY name, id
                 """,
             arguments: [Int64(period.from * 1000)])
-        // Nodes mostly share a few label sets (a rack, a zone): each distinct text decoded once.
-        var decoded: [String: [String: String]] = [:]
+        var texts = LabelTexts()
         return try rows.map { r in
-            let text: String = r[2]
-            let labels = try decoded[text] ?? StoredJSON.decode([String: String].self, text)
-            decoded[text] = labels
-            return ReportNode(
-                id: r[0], name: r[1], labels: labels, registeredAt: Double(r[3] as Int64) / 1000,
+            ReportNode(
+                id: r[0], name: r[1], labels: try texts.labels(r[2]), registeredAt: Double(r[3] as Int64) / 1000,
                 deletedAt: (r[4] as Int64?).map { Double($0) / 1000 })
         }
     }
@@ -613,6 +622,15 @@ extension FleetDatabase {
                 series[r["grp"], default: [:]][Double(r["b"] as Int64)] = r["s"]
             }
         }
+    }
+
+    /// The fleet's series as the sum of its groups' (bucket start → value), the groups added in key
+    /// order: a dictionary's own order differs from one instance to the next, and so would the
+    /// double sums.
+    static func fleetSeries(ofGroups series: [String: [Double: Double]]) -> [Double: Double] {
+        var fleet: [Double: Double] = [:]
+        for (_, s) in series.sorted(by: { $0.key < $1.key }) { for (k, v) in s { fleet[k, default: 0] += v } }
+        return fleet
     }
 
     /// The hourly series of the groups of label key `key` over `range` (value → hour start → the
@@ -1045,10 +1063,7 @@ extension FleetDatabase {
                     rows = ReportAggregation.labelRows(
                         inputs, label: labelKey, period: period, series: series, exactPeaks: exact?.groups, basis: basis
                     ).map(SavingsRow.init)
-                    var fleet: [Double: Double] = [:]
-                    // The groups in key order: a dictionary's own order differs from one
-                    // instance to the next, and so would the double sums.
-                    for (_, s) in series.sorted(by: { $0.key < $1.key }) { for (k, v) in s { fleet[k, default: 0] += v } }
+                    let fleet = Self.fleetSeries(ofGroups: series)
                     // The label groups' sweep refused (their peaks not computed yet, e.g. after a
                     // label change): the fleet's own stored hour peaks may still make its peak exact.
                     let fleetPeak =
@@ -1066,10 +1081,7 @@ extension FleetDatabase {
                     rows = ReportAggregation.labelRows(
                         inputs, label: labelKey, period: period, series: series, exactPeaks: exact, basis: basis
                     ).map(SavingsRow.init)
-                    var fleet: [Double: Double] = [:]
-                    // The groups in key order: a dictionary's own order differs from one
-                    // instance to the next, and so would the double sums.
-                    for (_, s) in series.sorted(by: { $0.key < $1.key }) { for (k, v) in s { fleet[k, default: 0] += v } }
+                    let fleet = Self.fleetSeries(ofGroups: series)
                     let fleetPeak = streams?.peaks(within: period, group: { _ in "fleet" })["fleet"]
                     total = ReportAggregation.groupRow(
                         key: "fleet", nodes: inputs, period: period, series: fleet, exactPeak: fleetPeak, basis: basis)

@@ -426,14 +426,9 @@ extension FleetDatabase {
 
     /// Every node's current labels (deleted nodes' too: their rows stay in reports until purged).
     static func nodeLabels(_ db: StoreDB) throws -> [String: [String: String]] {
-        var decoded: [String: [String: String]] = [:]
+        var texts = LabelTexts()
         var out: [String: [String: String]] = [:]
-        for r in try StoreRow.fetchAll(db, sql: "SELECT id, labels FROM nodes") {
-            let text: String = r[1]
-            let labels = try decoded[text] ?? StoredJSON.decode([String: String].self, text)
-            decoded[text] = labels
-            out[r[0]] = labels
-        }
+        for r in try StoreRow.fetchAll(db, sql: "SELECT id, labels FROM nodes") { out[r[0]] = try texts.labels(r[1]) }
         return out
     }
 
@@ -656,6 +651,8 @@ extension FleetDatabase {
         let policy = ReportPolicy.default
         let nowT = now.timeIntervalSince1970
         return try await read { db in
+            // Each hour's raw samples grouped by node, as a report reads them.
+            try db.reportWorkMemory()
             // Hours with no raw sample within reach hold no peak to compute (reports sweep them
             // at no cost), nor do hours whose samples retention cut.
             guard let first = try Int64.fetchOne(db, sql: "SELECT MIN(taken_at) FROM samples") else { return [] }
