@@ -93,6 +93,11 @@ extension FleetDatabase {
     }
 }
 
+extension FleetDatabase {
+    /// Tables `migrate-data` leaves empty, for the rollup service to fill again (`DataCopy.remade`).
+    public static var tablesRemadeAfterCopy: [String] { DataCopy.remade.sorted() }
+}
+
 /// One copy: the SQLite snapshot and the PostgreSQL transaction.
 struct DataCopy {
     let source: StoreDB
@@ -105,6 +110,11 @@ struct DataCopy {
     /// rollup_day → rollup_fleet_day_dirty): emptied and copied last, so that they end up equal
     /// to the source whether triggers fired during the copy or not.
     static let filledByTriggers: Set<String> = ["rollup_fleet_dirty", "rollup_fleet_day_dirty"]
+    /// Tables not copied: the rollup service makes their rows again on the target. The packs of
+    /// raw samples (`RawHourPack`) hold the rows in SQLite's read order (taken_at, then rowid),
+    /// PostgreSQL reads them by taken_at, then seq; and they are as large as a quarter of the
+    /// samples, which are copied anyway.
+    static let remade: Set<String> = ["raw_hour_pack"]
     /// Postgres accepts at most 65535 parameters per statement.
     static let maxParameters = 65535
 
@@ -123,6 +133,7 @@ struct DataCopy {
                     WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' AND table_name <> 'schema_migrations'
                     """))
         for table in sourceTables where !targetTables.contains(table) { throw DataCopyError.missingTable(table) }
+        let copied = sourceTables.filter { !Self.remade.contains($0) }
 
         // An empty target only: checked inside the transaction that writes it.
         var occupied: [String: Int] = [:]
@@ -143,7 +154,7 @@ struct DataCopy {
         }
 
         var copies: [TableCopy] = []
-        for table in try copyOrder(sourceTables) {
+        for table in try copyOrder(copied) {
             if Self.filledByTriggers.contains(table) {
                 try target.execute(sql: "DELETE FROM \(StoreDB.quoted(table))")
             }

@@ -18,10 +18,63 @@ extension FleetDatabase {
     /// per row of each engine's general row path was most of such a report (docs/benchmarks.md):
     /// - SQLite: the rows are read straight off the statement (`RawSampleCursor`), no row object;
     /// - PostgreSQL: one row per node, its samples' columns as arrays (`RawSampleSink`), since
-    ///   postgres-nio makes a row and a cell per column for every row it reads.
+    ///   postgres-nio makes a row and a cell per column for every row it reads;
+    /// - both: whole hours from their packs (`RawHourPack`, one row an hour) where they are
+    ///   current, when `packs` (the reports' fast path; not the reference reports, nor the rollup
+    ///   service making them).
     static func rawSamples(
-        _ db: StoreDB, from: Int64, to: Int64, full: Bool, wanted: @escaping (String) -> Bool
+        _ db: StoreDB, from: Int64, to: Int64, full: Bool, packs: Bool, wanted: @escaping (String) -> Bool
     ) throws -> SamplesByNode {
+        var byNode = SamplesByNode()
+        // Whole hours in one blob each where their pack is current (`hourPacks`), the rows of the
+        // rest; in time order, so each node's list stays in it.
+        var rawFrom = from
+        if packs {
+            for (hour, data) in try hourPacks(db, from: from, to: to) {
+                let hourMs = hour * 1000
+                let (segmentFrom, segmentTo) = (max(from, hourMs), min(to, hourMs + 3_600_000))
+                if rawFrom < segmentFrom {
+                    try rawRows(db, from: rawFrom, to: segmentFrom, full: full, wanted: wanted, into: &byNode)
+                }
+                try data.withUnsafeBytes {
+                    try RawHourPack.decode(
+                        $0, hourMs: hourMs, fromMs: segmentFrom, toMs: segmentTo, full: full, wanted: wanted, into: &byNode)
+                }
+                rawFrom = segmentTo
+            }
+        }
+        if rawFrom < to { try rawRows(db, from: rawFrom, to: to, full: full, wanted: wanted, into: &byNode) }
+        return byNode
+    }
+
+    /// The current packs (`RawHourPack`) of the hours that [from, to) (ms) reaches, by hour
+    /// (unix seconds), in time order. A pack is current while its hour's `peak_version` is the
+    /// one it was made from and the hour is not dirty: every change of the hour's rows (a
+    /// rollup pass that rewrote one of its node rows, a deletion, a purge) makes it dirty and
+    /// then gives it a new version. Not from the first hour a sample not rolled up yet reaches
+    /// (stored after the report's catch-up, or through another replica): the pack was made
+    /// without it. Retention deletes the packs of the hours it cut into.
+    static func hourPacks(_ db: StoreDB, from: Int64, to: Int64) throws -> [(Int64, Data)] {
+        let lo = Int64(ReportTime.hourStart(Double(from) / 1000))
+        var hi = (to + 999) / 1000
+        if let t = try firstUnrolledSample(db) { hi = min(hi, Int64(ReportTime.hourStart(t))) }
+        guard lo < hi else { return [] }
+        return try StoreRow.fetchAll(
+            db,
+            sql: """
+                SELECT p.bucket_start, p.data FROM raw_hour_pack p
+                JOIN rollup_fleet_hour f ON f.bucket_start = p.bucket_start AND f.peak_version = p.peak_version
+                WHERE p.bucket_start >= ? AND p.bucket_start < ?
+                  AND NOT EXISTS (SELECT 1 FROM rollup_fleet_dirty d WHERE d.bucket_start = p.bucket_start)
+                ORDER BY p.bucket_start
+                """, arguments: [lo, hi]
+        ).map { r in (r[0], r[1]) }
+    }
+
+    /// `rawSamples` from the rows of `samples`, added to `byNode`.
+    static func rawRows(
+        _ db: StoreDB, from: Int64, to: Int64, full: Bool, wanted: @escaping (String) -> Bool, into byNode: inout SamplesByNode
+    ) throws {
         if let session = db.postgres {
             // Grouping an hour of 1,000 nodes' samples by node takes a 29 MB hash: the callers'
             // transactions set `reportWorkMemory` (a report, the peak pass).
@@ -32,20 +85,21 @@ extension FleetDatabase {
                 SELECT node_id, \(columns.map { "array_agg(\($0))" }.joined(separator: ", ")) FROM samples
                 WHERE taken_at >= ? AND taken_at < ? GROUP BY node_id
                 """
-            let sink = RawSampleSink(full: full, wanted: wanted)
+            let sink = RawSampleSink(full: full, wanted: wanted, byNode: byNode)
             try session.each(sql, [from, to]) { row in try sink.add(row) }
-            return sink.byNode
+            byNode = sink.byNode
+            return
         }
         let sql = """
             SELECT node_id, taken_at, saved_bytes, ends_data\(full ? ", " + rawSampleFigureColumns.joined(separator: ", ") : "") FROM samples
             \(db.indexedBy("samples_taken_at")) WHERE taken_at >= ? AND taken_at < ? ORDER BY \(db.sampleOrder)
             """
         let cursor = try RawSampleCursor(
-            try db.sqlite!.cachedStatement(sql: sql), arguments: [from, to], full: full, wanted: wanted)
+            try db.sqlite!.cachedStatement(sql: sql), arguments: [from, to], full: full, wanted: wanted, byNode: byNode)
         try cursor.forEach { slot, sample in
             if let slot { cursor.byNode.lists[slot].append(sample) }
         }
-        return cursor.byNode
+        byNode = cursor.byNode
     }
 }
 
@@ -58,10 +112,14 @@ final class RawSampleCursor: DatabaseCursor {
     var _isDone = false
     let full: Bool
     let wanted: (String) -> Bool
-    var byNode = SamplesByNode()
+    var byNode: SamplesByNode
 
-    init(_ statement: Statement, arguments: StatementArguments, full: Bool, wanted: @escaping (String) -> Bool) throws {
+    init(
+        _ statement: Statement, arguments: StatementArguments, full: Bool, wanted: @escaping (String) -> Bool,
+        byNode: SamplesByNode
+    ) throws {
         _statement = statement
+        self.byNode = byNode
         self.full = full
         self.wanted = wanted
         try statement.setArguments(arguments)
@@ -96,11 +154,12 @@ final class RawSampleCursor: DatabaseCursor {
 /// Raw sample rows (`FleetDatabase.rawSamples`) from PostgreSQL, a node's columns as arrays.
 /// Used from postgres-nio's event loop while the reading thread waits for the statement's end.
 private final class RawSampleSink: @unchecked Sendable {
-    var byNode = SamplesByNode()
+    var byNode: SamplesByNode
     let full: Bool
     let wanted: (String) -> Bool
 
-    init(full: Bool, wanted: @escaping (String) -> Bool) {
+    init(full: Bool, wanted: @escaping (String) -> Bool, byNode: SamplesByNode) {
+        self.byNode = byNode
         self.full = full
         self.wanted = wanted
     }

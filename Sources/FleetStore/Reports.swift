@@ -285,7 +285,7 @@ extension FleetDatabase {
     /// rollups.
     static func peakStreams(
         _ db: StoreDB, period: Interval, nodes: [ReportNode], policy: ReportPolicy, now: Double, enabled: Bool = true,
-        reads: RawReads? = nil, sweepCap: Double = exactPeakMaxSeconds
+        reads: RawReads? = nil, sweepCap: Double = exactPeakMaxSeconds, packs: Bool = false
     ) throws -> PeakStreams? {
         guard try exactPeaksPossible(db, period: period, policy: policy, enabled: enabled, sweepCap: sweepCap)
         else { return nil }
@@ -299,7 +299,7 @@ extension FleetDatabase {
                     known[id].map { n in (n, samples, min(now, n.deletedAt ?? now)) }
                 }, policy: policy)
         }
-        let byNode = try rawSamples(db, from: from, to: to, full: false, wanted: { [known] in known[$0] != nil })
+        let byNode = try rawSamples(db, from: from, to: to, full: false, packs: packs, wanted: { [known] in known[$0] != nil })
         return PeakStreams(
             streams: byNode.sorted.compactMap { (id, samples) -> (node: ReportNode, samples: [ReportSample], horizon: Double)? in
                 guard let n = known[id], !samples.isEmpty else { return nil }
@@ -474,7 +474,7 @@ extension FleetDatabase {
         for w in sweep {
             guard
                 let streams = try peakStreams(
-                    db, period: w, nodes: nodes, policy: policy, now: now, reads: reads, sweepCap: .infinity)
+                    db, period: w, nodes: nodes, policy: policy, now: now, reads: reads, sweepCap: .infinity, packs: true)
             else { continue }
             for (key, p) in streams.peaks(within: w, group: group) { note(key, p) }
             if label != nil, let p = streams.peaks(within: w, group: { _ in "fleet" })["fleet"] {
@@ -740,12 +740,12 @@ extension FleetDatabase {
     static func accumulateRaw(
         _ db: StoreDB, range: Interval, policy: ReportPolicy, now: Double, horizons: [String: Double],
         into acc: inout [String: NodeAccumulator],
-        groups: [String: String]?, series: inout [String: [Double: Double]], reads: RawReads? = nil
+        groups: [String: String]?, series: inout [String: [Double: Double]], reads: RawReads? = nil, packs: Bool
     ) throws {
         let from = Int64(((range.from - policy.maxGapSeconds) * 1000).rounded(.down))
         let to = Int64(((range.to + policy.maxGapSeconds) * 1000).rounded(.up))
         let wanted = Set(acc.keys)
-        let byNode = try rawSamples(db, from: from, to: to, full: true, wanted: { wanted.contains($0) })
+        let byNode = try rawSamples(db, from: from, to: to, full: true, packs: packs, wanted: { wanted.contains($0) })
         let sorted = byNode.sorted
         reads?.add(from: from, to: to, wanted: wanted, samples: sorted)
         for (id, samples) in sorted {
@@ -810,7 +810,7 @@ extension FleetDatabase {
             case .raw(let range):
                 try accumulateRaw(
                     db, range: range, policy: policy, now: now, horizons: deletions, into: &acc, groups: groupMap,
-                    series: &series, reads: reads)
+                    series: &series, reads: reads, packs: fleetRollup)
             }
         }
         let inputs = nodes.compactMap { n -> NodeReportInput? in

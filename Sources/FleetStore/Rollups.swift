@@ -628,7 +628,11 @@ extension FleetDatabase {
     /// a snapshot; an hour's peaks are stored only if the hour's `peak_version` is still the one
     /// read there and it is not dirty: a change of the hour's rows (`flushFleetHours`, after a
     /// rollup pass, deletion or purge) or of any node's labels (`setLabels`) sets a new version,
-    /// and makes the stored peaks unknown again. Returns how many hours it stored.
+    /// and makes the stored peaks unknown again. From the same read it stores the hour's raw
+    /// samples in one blob (`RawHourPack`, under the same condition), which reports read for the
+    /// partial hours at their edges; hours whose peaks are known but whose pack is not current
+    /// (older than packs, or made unknown by a label change, which also sets a new version) are
+    /// read for it too. Returns how many hours it stored peaks or a pack of.
     @discardableResult
     public func fleetPeakPass(now: Date = Date(), limit: Int = 24) async throws -> Int {
         let computed = try await computeHourPeaks(now: now, limit: limit)
@@ -644,6 +648,8 @@ extension FleetDatabase {
         var fleet: Int64?
         /// label key → value → peak (nil: no node of the group had data).
         var labels: [String: [String: Int64?]]
+        /// The hour's raw samples (`RawHourPack`), from the same read.
+        var pack: [UInt8]
     }
 
     /// The read half of `fleetPeakPass`: the peaks of up to `limit` hours, on one snapshot.
@@ -665,7 +671,10 @@ extension FleetDatabase {
                 db,
                 sql: """
                     SELECT bucket_start, peak_version FROM rollup_fleet_hour
-                    WHERE (peak_known = 0 OR labels_known = 0) AND bucket_start >= ? AND bucket_start <= ?
+                    WHERE (peak_known = 0 OR labels_known = 0
+                        OR NOT EXISTS (SELECT 1 FROM raw_hour_pack p
+                          WHERE p.bucket_start = rollup_fleet_hour.bucket_start AND p.peak_version = rollup_fleet_hour.peak_version))
+                      AND bucket_start >= ? AND bucket_start <= ?
                       AND bucket_start NOT IN (SELECT bucket_start FROM rollup_fleet_dirty)
                     ORDER BY bucket_start DESC LIMIT ?
                     """, arguments: [Int64(lower), Int64(nowT - ReportTime.hour - policy.maxGapSeconds), limit]
@@ -674,8 +683,18 @@ extension FleetDatabase {
             for (h, version) in hours {
                 let window = Interval(Double(h), Double(h) + ReportTime.hour)
                 let nodes = try Self.reportNodes(db, period: window)
+                // One read of the hour's rows (with the sweep's margins), every node's and every
+                // column: the pack is made from it, the peaks swept from it.
+                guard try Self.exactPeaksPossible(db, period: window, policy: policy, enabled: true) else { continue }
+                let from = Int64(((window.from - policy.maxGapSeconds) * 1000).rounded(.down))
+                let to = Int64(((window.to + policy.maxGapSeconds) * 1000).rounded(.up))
+                let read = try Self.rawSamples(db, from: from, to: to, full: true, packs: false, wanted: { _ in true }).sorted
+                let pack = RawHourPack.encode(read, fromMs: h * 1000, toMs: (h + Int64(ReportTime.hour)) * 1000)
+                let reads = RawReads()
+                reads.add(from: from, to: to, wanted: Set(nodes.map(\.id) + read.map(\.0)), samples: read)
                 guard
-                    let streams = try Self.peakStreams(db, period: window, nodes: nodes, policy: policy, now: nowT)
+                    let streams = try Self.peakStreams(
+                        db, period: window, nodes: nodes, policy: policy, now: nowT, reads: reads)
                 else { continue }
                 let fleet = streams.peaks(within: window, group: { _ in "fleet" })["fleet"].map { Int64($0) }
                 var labels: [String: [String: Int64?]] = [:]
@@ -688,7 +707,7 @@ extension FleetDatabase {
                     }
                     labels[key] = groups
                 }
-                out.append(HourPeaks(hour: h, version: version, fleet: fleet, labels: labels))
+                out.append(HourPeaks(hour: h, version: version, fleet: fleet, labels: labels, pack: pack))
             }
             return out
         }
@@ -708,10 +727,24 @@ extension FleetDatabase {
                       AND NOT EXISTS (SELECT 1 FROM rollup_fleet_dirty d WHERE d.bucket_start = ?)
                     """)
             let clear = try db.cachedStatement(sql: "DELETE FROM rollup_label_hour WHERE bucket_start = ?")
+            // The pack, under the same condition as the peaks (its hour unchanged since the read),
+            // also for an hour whose peaks were known already (made before packs existed).
+            let putPack = try db.cachedStatement(
+                sql: """
+                    INSERT INTO raw_hour_pack (bucket_start, peak_version, data)
+                    SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM rollup_fleet_hour WHERE bucket_start = ? AND peak_version = ?)
+                      AND NOT EXISTS (SELECT 1 FROM rollup_fleet_dirty d WHERE d.bucket_start = ?)
+                    ON CONFLICT (bucket_start) DO UPDATE SET peak_version = excluded.peak_version, data = excluded.data
+                    """)
             var stored = 0
             for hp in computed {
+                try putPack.execute(arguments: [hp.hour, hp.version, Data(hp.pack), hp.hour, hp.version, hp.hour])
+                let packed = db.changesCount == 1
                 try put.execute(arguments: [hp.fleet, hp.hour, hp.version, hp.hour])
-                guard db.changesCount == 1 else { continue }
+                guard db.changesCount == 1 else {
+                    if packed { stored += 1 }
+                    continue
+                }
                 stored += 1
                 try clear.execute(arguments: [hp.hour])
                 var rows: [StoreArguments] = []
@@ -882,6 +915,10 @@ extension FleetDatabase {
                     arguments: [sampleCut, key, batch])
                 let deleted = db.changesCount
                 if deleted > 0 {
+                    // The packs of the hours it cut into: they hold samples no longer kept.
+                    try db.execute(
+                        sql: "DELETE FROM raw_hour_pack WHERE bucket_start < ?",
+                        arguments: [Int64((Double(sampleCut) / 1000).rounded(.up))])
                     // Reports read raw samples only after this (exact group peaks).
                     try db.execute(
                         sql: """

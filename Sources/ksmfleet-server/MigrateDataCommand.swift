@@ -96,6 +96,8 @@ struct MigrateData: AsyncParsableCommand {
         var lines = ["copied sqlite:\(source) to \(target)", "", line("table", "rows")]
         for c in copies.sorted(by: { $0.table < $1.table }) { lines.append(line(c.table, "\(c.rows)")) }
         lines.append(line("total (\(copies.count) tables)", "\(total)"))
+        lines.append(
+            "not copied: \(FleetDatabase.tablesRemadeAfterCopy.joined(separator: ", ")) (the rollup service makes them again)")
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         lines.append("")
         lines.append("took \(String(format: "%.1f", seconds)) s")

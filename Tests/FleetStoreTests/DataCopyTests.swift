@@ -104,6 +104,8 @@ struct DataCopyTests {
         // Label groups' hourly sums stored (added in SQLite's order).
         _ = try await db.setLabels(nodeId: a, ["rack": "r1"])
         #expect(try await db.flushLabelSums() > 0)
+        // Hour peaks and packs of raw samples (`raw_hour_pack`) stored.
+        #expect(try await db.fleetPeakPass(now: Date(timeIntervalSince1970: t0 + 4 * 3600)) > 0)
         // Retired raw samples leave gaps in the rowids; then a gap in time, and samples no rollup
         // pass has seen yet (the watermark is below the newest rowid).
         _ = try await db.retentionPass(
@@ -163,7 +165,7 @@ struct DataCopyTests {
 
         // Every table, every row.
         let counts = try await Self.sqliteCounts(sqlite)
-        #expect(Set(copies.map(\.table)) == Set(counts.keys))
+        #expect(Set(copies.map(\.table)) == Set(counts.keys).subtracting(FleetDatabase.tablesRemadeAfterCopy))
         #expect(copies.last?.table == "rollup_fleet_dirty", "filled by triggers: copied last")
         for c in copies {
             #expect(c.rows == counts[c.table], "\(c.table)")
@@ -203,6 +205,10 @@ struct DataCopyTests {
         let knownSums = "SELECT COUNT(*) FROM rollup_fleet_hour WHERE label_sums_known = 1"
         #expect(try await sqlite.pool.read { db in try Int.fetchOne(db, sql: knownSums) ?? 0 } > 0)
         #expect(try TestStore.psql(url, knownSums) == "0")
+        // The packs of raw samples are not copied (SQLite's order of samples at one instant, and
+        // their size): the rollup service makes them again.
+        #expect((counts["raw_hour_pack"] ?? 0) > 0)
+        #expect(try Self.postgresCount(url, "raw_hour_pack") == 0)
 
         // The store reads the same on both.
         #expect(try await pg.nodes(includeDeleted: true) == (try await sqlite.nodes(includeDeleted: true)))

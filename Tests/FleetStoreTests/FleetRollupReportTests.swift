@@ -224,6 +224,81 @@ private let day = 86400.0
         #expect(try await storeAllPeaks(f, now: t0 + 600) == 6)
     }
 
+    /// Reports read a partial edge hour from its pack (`raw_hour_pack`) while the pack is current
+    /// (a wrong pack shows), and from the rows once a sample not rolled up yet reaches the hour,
+    /// the hour's rows changed, or a label changed (every hour's version); the rollup service
+    /// makes the packs again; retention deletes the packs of the hours it cut into.
+    @Test func edgeHoursAreReadFromTheirPacksWhileCurrent() async throws {
+        let f = try ReportFixture()
+        let a = try await f.node("pack-a", labels: ["rack": "r1"], registeredAt: t0 - day)
+        let b = try await f.node("pack-b", labels: ["rack": "r2"], registeredAt: t0 - day)
+        try await Self.flatHours(f, [(a, 100), (b, 300)])
+        var now = t0 + 600
+        func current() async throws -> Int {
+            try await Self.count(
+                f,
+                """
+                SELECT COUNT(*) FROM raw_hour_pack p JOIN rollup_fleet_hour h
+                  ON h.bucket_start = p.bucket_start AND h.peak_version = p.peak_version
+                """)
+        }
+        #expect(try await current() == 6, "a pack for every hour with its peaks")
+        func report(_ fleetRollup: Bool) async throws -> SavingsReport {
+            try await f.db.savingsReport(
+                since: Date(timeIntervalSince1970: t0 - 5 * hour - 1800), until: Date(timeIntervalSince1970: t0 - 1800), by: .node,
+                label: nil, policy: .default, now: Date(timeIntervalSince1970: now), exactPeaks: true, fleetRollup: fleetRollup)
+        }
+        func saving(_ r: SavingsReport, _ id: String) -> Double? { r.rows.first { $0.key == id }?.avgSavedBytes }
+        #expect(try await report(true) == report(false))
+        #expect(saving(try await report(true), a) == 100 * 4096)
+        // The first edge hour's pack says a saved twice as much: the fast report reads it.
+        let edge = Int64(t0 - 6 * hour)
+        let fake = try await f.db.read { db -> [UInt8] in
+            var read = try FleetDatabase.rawSamples(
+                db, from: edge * 1000, to: (edge + 3600) * 1000, full: true, packs: false, wanted: { _ in true }
+            ).sorted
+            for i in read.indices where read[i].0 == a {
+                for j in read[i].1.indices { read[i].1[j].savedBytes *= 2 }
+            }
+            return RawHourPack.encode(read, fromMs: edge * 1000, toMs: (edge + 3600) * 1000)
+        }
+        try await f.db.write { db in
+            try db.execute(sql: "UPDATE raw_hour_pack SET data = ? WHERE bucket_start = ?", arguments: [Data(fake), edge])
+        }
+        let faked = try #require(saving(try await report(true), a))
+        #expect(faked > 100 * 4096 && faked < 200 * 4096, "half the period's first hour read from the pack")
+        #expect(saving(try await report(false), a) == 100 * 4096, "the reference reads the rows")
+        // A late sample in that hour, not rolled up yet: the rows are read (with it).
+        try await f.pushSamples(b, [ReportSample(at: Double(edge) + 1810, savedBytes: 900 * 4096, phase: .running)])
+        #expect(try await f.db.read { db in try FleetDatabase.firstUnrolledSample(db) } != nil)
+        let lateNow = now
+        let late = try await f.db.read { db in
+            try FleetDatabase.nodeInputs(
+                db, period: Interval(t0 - 5 * hour - 1800, t0 - 1800), policy: .default, now: lateNow, groups: nil)
+        }
+        #expect(late.inputs.first { $0.nodeId == a }?.stats.savedByteSeconds == 100 * 4096 * 5 * hour)
+        // Rolled up: the hour's rows changed, a new version, so the pack is not current any more.
+        now += 60
+        _ = try await f.db.rollupCatchUp(now: Date(timeIntervalSince1970: now))
+        #expect(try await current() == 5)
+        #expect(try await report(true) == report(false))
+        #expect(saving(try await report(true), a) == 100 * 4096)
+        #expect(try await Self.storeAllPeaks(f, now: now) == 6)
+        #expect(try await current() == 6, "made again")
+        // A label change gives every hour a new version: the packs are made again with the peaks.
+        _ = try await f.db.setLabels(nodeId: b, ["rack": "r1"])
+        #expect(try await current() == 0)
+        #expect(try await report(true) == report(false))
+        #expect(try await Self.storeAllPeaks(f, now: now) == 6)
+        #expect(try await current() == 6)
+        // Retention into the second hour: the packs of the first two hours go with their samples.
+        _ = try await f.db.retentionPass(
+            samplesBefore: Date(timeIntervalSince1970: t0 - 5 * hour + 600), rollupsBefore: Date(timeIntervalSince1970: 0))
+        #expect(try await Self.count(f, "SELECT COUNT(*) FROM raw_hour_pack") == 4)
+        #expect(try await Self.count(f, "SELECT MIN(bucket_start) FROM raw_hour_pack") == Int(t0 - 4 * hour))
+        #expect(try await report(true) == report(false))
+    }
+
     /// Label reports up to 24 h long read the stored hour peaks of the label's groups, and a label
     /// change makes them unknown.
     @Test func labelReportsReadTheStoredGroupPeaks() async throws {

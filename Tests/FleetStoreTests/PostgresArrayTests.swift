@@ -102,7 +102,7 @@ import Testing
         let tie: [Int64] = TestStore.isPostgres ? [10, 20] : [20, 10]
         let from = Int64((t - 600) * 1000)
         let to = Int64((t + 600) * 1000)
-        let full = try await f.db.read { db in try FleetDatabase.rawSamples(db, from: from, to: to, full: true, wanted: { $0 == a }) }
+        let full = try await f.db.read { db in try FleetDatabase.rawSamples(db, from: from, to: to, full: true, packs: false, wanted: { $0 == a }) }
         let got = full.sorted
         #expect(got.map(\.0) == [a], "b is not wanted; a's sample an hour later is outside the range")
         let samples = try #require(got.first?.1)
@@ -112,7 +112,7 @@ import Testing
         #expect(samples.prefix(4).map(\.cpuPercent) == [nil, 0.15, 0.2, 0.5])
         #expect(samples.prefix(4).map(\.netProfit) == [nil, -4, nil, 7])
         #expect(samples.map(\.phase) == [.running, .stopped, .running, .running, .running, .running])
-        let peaks = try await f.db.read { db in try FleetDatabase.rawSamples(db, from: from, to: to, full: false, wanted: { _ in true }) }
+        let peaks = try await f.db.read { db in try FleetDatabase.rawSamples(db, from: from, to: to, full: false, packs: false, wanted: { _ in true }) }
         #expect(peaks.sorted.map(\.0) == [a, b].sorted())
         #expect(peaks.sorted.first { $0.0 == a }?.1.map(\.savedBytes) == ([2, 3, 4, 1] + tie).map { $0 * 4096 })
     }
