@@ -56,10 +56,9 @@ extension FleetDatabase {
     /// without it. Retention deletes the packs of the hours it cut into.
     static func hourPacks(_ db: StoreDB, from: Int64, to: Int64) throws -> [(Int64, Data)] {
         let lo = Int64(ReportTime.hourStart(Double(from) / 1000))
-        var hi = (to + 999) / 1000
-        if let t = try firstUnrolledSample(db) { hi = min(hi, Int64(ReportTime.hourStart(t))) }
+        let hi = (to + 999) / 1000
         guard lo < hi else { return [] }
-        return try StoreRow.fetchAll(
+        let packs: [(Int64, Data)] = try StoreRow.fetchAll(
             db,
             sql: """
                 SELECT p.bucket_start, p.data FROM raw_hour_pack p
@@ -69,6 +68,11 @@ extension FleetDatabase {
                 ORDER BY p.bucket_start
                 """, arguments: [lo, hi]
         ).map { r in (r[0], r[1]) }
+        // Asked only when there are packs (each query is a round trip on PostgreSQL; edges with
+        // none, such as the hour under way, are the common case).
+        guard !packs.isEmpty, let t = try firstUnrolledSample(db) else { return packs }
+        let reached = Int64(ReportTime.hourStart(t))
+        return packs.filter { $0.0 < reached }
     }
 
     /// `rawSamples` from the rows of `samples`, added to `byNode`.
