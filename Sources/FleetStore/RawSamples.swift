@@ -54,9 +54,20 @@ extension FleetDatabase {
     /// then gives it a new version. Not from the first hour a sample not rolled up yet reaches
     /// (stored after the report's catch-up, or through another replica): the pack was made
     /// without it. Retention deletes the packs of the hours it cut into.
+    ///
+    /// Only hours of which the range holds at least `packMinimumMs`: a pack is decoded whole,
+    /// about a twentieth of what reading its samples' rows costs per sample, so a few minutes of
+    /// an hour (the sweep's margins either side of an edge) are cheaper as rows. In an A/B on
+    /// PostgreSQL, reports over 7 days whose only pack was reached by a 5-minute margin were
+    /// 7-20 ms slower with it read.
     static func hourPacks(_ db: StoreDB, from: Int64, to: Int64) throws -> [(Int64, Data)] {
-        let lo = Int64(ReportTime.hourStart(Double(from) / 1000))
-        let hi = (to + 999) / 1000
+        guard from < to else { return [] }
+        let hourMs: Int64 = 3_600_000
+        var first = Int64(ReportTime.hourStart(Double(from) / 1000)) * 1000
+        if min(first + hourMs, to) - from < packMinimumMs { first += hourMs }
+        var last = Int64(ReportTime.hourStart(Double(to - 1) / 1000)) * 1000
+        if to - max(last, from) < packMinimumMs { last -= hourMs }
+        let (lo, hi) = (first / 1000, last / 1000 + 3600)
         guard lo < hi else { return [] }
         let packs: [(Int64, Data)] = try StoreRow.fetchAll(
             db,
@@ -74,6 +85,9 @@ extension FleetDatabase {
         let reached = Int64(ReportTime.hourStart(t))
         return packs.filter { $0.0 < reached }
     }
+
+    /// The least part of an hour read from its pack rather than its rows (`hourPacks`).
+    static let packMinimumMs: Int64 = 10 * 60_000
 
     /// `rawSamples` from the rows of `samples`, added to `byNode`.
     static func rawRows(

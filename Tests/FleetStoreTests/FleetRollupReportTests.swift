@@ -268,6 +268,12 @@ private let day = 86400.0
         let faked = try #require(saving(try await report(true), a))
         #expect(faked > 100 * 4096 && faked < 200 * 4096, "half the period's first hour read from the pack")
         #expect(saving(try await report(false), a) == 100 * 4096, "the reference reads the rows")
+        // One minute of the hour (six with the margin before it: less than `packMinimumMs`) is
+        // read from its rows.
+        let short = try await f.db.savingsReport(
+            since: Date(timeIntervalSince1970: t0 - 5 * hour - 60), until: Date(timeIntervalSince1970: t0 - 1800), by: .node,
+            label: nil, policy: .default, now: Date(timeIntervalSince1970: now), exactPeaks: true, fleetRollup: true)
+        #expect(abs(try #require(saving(short, a)) - 100 * 4096) < 1, "a doubled minute would add 1,200 bytes")
         // A late sample in that hour, not rolled up yet: the rows are read (with it).
         try await f.pushSamples(b, [ReportSample(at: Double(edge) + 1810, savedBytes: 900 * 4096, phase: .running)])
         #expect(try await f.db.read { db in try FleetDatabase.firstUnrolledSample(db) } != nil)
