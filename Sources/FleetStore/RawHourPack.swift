@@ -77,10 +77,12 @@ enum RawHourPack {
         var r = Reader(bytes: pack)
         guard try r.byte() == format else { throw Malformed(what: "an unknown format") }
         while !r.atEnd {
-            let idLength = Int(try r.varint())
-            let id = try r.take(idLength)
-            let count = Int(try r.varint())
-            let length = Int(try r.varint())
+            let id = try r.take(try r.count())
+            let count = try r.count()
+            let length = try r.count()
+            // A sample takes at least 4 bytes: a count that cannot fit is refused before room is
+            // made for it.
+            guard count <= length / 4, length <= r.left else { throw Malformed(what: "a node's count or length") }
             let start = r.offset
             let slot = byNode.slot(utf8: id.baseAddress, count: id.count, if: wanted)
             guard let slot else {
@@ -146,6 +148,7 @@ enum RawHourPack {
         let bytes: UnsafeRawBufferPointer
         var offset = 0
         var atEnd: Bool { offset >= bytes.count }
+        var left: Int { bytes.count - offset }
 
         mutating func byte() throws -> UInt8 {
             guard offset < bytes.count else { throw Malformed(what: "cut short") }
@@ -158,11 +161,18 @@ enum RawHourPack {
             var shift: UInt64 = 0
             while true {
                 let b = try byte()
-                guard shift < 64 else { throw Malformed(what: "a varint too long") }
+                // The tenth byte holds the 64th bit only.
+                guard shift < 63 || (shift == 63 && b <= 1) else { throw Malformed(what: "a varint too long") }
                 value |= UInt64(b & 0x7f) << shift
                 if b < 0x80 { return value }
                 shift += 7
             }
+        }
+
+        /// A varint that counts something in the pack (a length, a number of samples).
+        mutating func count() throws -> Int {
+            guard let n = Int(exactly: try varint()), n <= bytes.count else { throw Malformed(what: "a count too large") }
+            return n
         }
 
         mutating func zigzag() throws -> Int64 {

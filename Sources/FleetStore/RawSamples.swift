@@ -53,7 +53,9 @@ extension FleetDatabase {
     /// rollup pass that rewrote one of its node rows, a deletion, a purge) makes it dirty and
     /// then gives it a new version. Not from the first hour a sample not rolled up yet reaches
     /// (stored after the report's catch-up, or through another replica): the pack was made
-    /// without it. Retention deletes the packs of the hours it cut into.
+    /// without it. Retention deletes the packs of the hours it cut into; a pack of such an hour
+    /// stored anyway (made on a snapshot from before the cut, stored after it: retention does not
+    /// change the version) is not used either, by the cut recorded with the deletion.
     ///
     /// Only hours of which the range holds at least `packMinimumMs`: a pack is decoded whole,
     /// about a twentieth of what reading its samples' rows costs per sample, so a few minutes of
@@ -76,8 +78,9 @@ extension FleetDatabase {
                 JOIN rollup_fleet_hour f ON f.bucket_start = p.bucket_start AND f.peak_version = p.peak_version
                 WHERE p.bucket_start >= ? AND p.bucket_start < ?
                   AND NOT EXISTS (SELECT 1 FROM rollup_fleet_dirty d WHERE d.bucket_start = p.bucket_start)
+                  AND p.bucket_start * 1000 >= COALESCE((SELECT value FROM rollup_state WHERE key = ?), 0)
                 ORDER BY p.bucket_start
-                """, arguments: [lo, hi]
+                """, arguments: [lo, hi, samplesCutKey]
         ).map { r in (r[0], r[1]) }
         // Asked only when there are packs (each query is a round trip on PostgreSQL; edges with
         // none, such as the hour under way, are the common case).

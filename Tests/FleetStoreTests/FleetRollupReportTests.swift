@@ -274,6 +274,20 @@ private let day = 86400.0
             since: Date(timeIntervalSince1970: t0 - 5 * hour - 60), until: Date(timeIntervalSince1970: t0 - 1800), by: .node,
             label: nil, policy: .default, now: Date(timeIntervalSince1970: now), exactPeaks: true, fleetRollup: true)
         #expect(abs(try #require(saving(short, a)) - 100 * 4096) < 1, "a doubled minute would add 1,200 bytes")
+        // The same at a period's end: its first minute of the hour.
+        let end = try await f.db.savingsReport(
+            since: Date(timeIntervalSince1970: t0 - 7 * hour), until: Date(timeIntervalSince1970: t0 - 6 * hour + 60), by: .node,
+            label: nil, policy: .default, now: Date(timeIntervalSince1970: now), exactPeaks: true, fleetRollup: true)
+        #expect(abs(try #require(saving(end, a)) - 100 * 4096) < 1, "the pack would say 200 pages")
+        // A retention cut into the hour recorded, its pack left behind (a peak pass that read the
+        // hour before the cut and stored the pack after it): the pack is not read.
+        try await f.db.write { db in
+            try db.execute(
+                sql: "INSERT INTO rollup_state (key, value) VALUES ('samples_cut', ?)", arguments: [edge * 1000 + 1])
+        }
+        #expect(saving(try await report(true), a) == 100 * 4096)
+        try await f.db.write { db in try db.execute(sql: "DELETE FROM rollup_state WHERE key = 'samples_cut'") }
+        #expect(saving(try await report(true), a) == faked)
         // A late sample in that hour, not rolled up yet: the rows are read (with it).
         try await f.pushSamples(b, [ReportSample(at: Double(edge) + 1810, savedBytes: 900 * 4096, phase: .running)])
         #expect(try await f.db.read { db in try FleetDatabase.firstUnrolledSample(db) } != nil)

@@ -28,7 +28,12 @@ import Testing
                 func double() -> Double? {
                     switch Int.random(in: 0..<4, using: &rng) {
                     case 0: return nil
-                    case 1: return [0, -0.0, .greatestFiniteMagnitude, .leastNonzeroMagnitude, 1e-300][Int.random(in: 0..<5, using: &rng)]
+                    case 1:
+                        let odd: [Double] = [
+                            0, -0.0, .greatestFiniteMagnitude, .leastNonzeroMagnitude, 1e-300, .nan, .infinity,
+                            Double(bitPattern: 0x7ff8_0000_0000_1234),
+                        ]
+                        return odd[Int.random(in: 0..<odd.count, using: &rng)]
                     default: return Double.random(in: -1e6...1e9, using: &rng)
                     }
                 }
@@ -108,6 +113,17 @@ import Testing
                     try RawHourPack.decode(
                         $0, hourMs: Self.hourMs, fromMs: 0, toMs: .max, full: true, wanted: { _ in true }, into: &byNode)
                 }
+            }
+        }
+        // Bytes that are not a pack are refused or read, never trap (a count or a length out of
+        // reach, a varint too long).
+        for _ in 0..<2_000 {
+            var junk = [RawHourPack.format] + (0..<Int.random(in: 0...40, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            if Bool.random(using: &rng) { junk += [UInt8](repeating: 0xff, count: 12) }
+            var byNode = SamplesByNode()
+            _ = try? junk.withUnsafeBytes {
+                try RawHourPack.decode(
+                    $0, hourMs: Self.hourMs, fromMs: 0, toMs: .max, full: true, wanted: { _ in true }, into: &byNode)
             }
         }
         var other = pack
