@@ -61,7 +61,7 @@ extension FleetDatabase {
     /// about a twentieth of what reading its samples' rows costs per sample, so a few minutes of
     /// an hour (the sweep's margins either side of an edge) are cheaper as rows. In an A/B on
     /// PostgreSQL, reports over 7 days whose only pack was reached by a 5-minute margin were
-    /// 7-20 ms slower with it read.
+    /// 6-20 ms slower with it read.
     static func hourPacks(_ db: StoreDB, from: Int64, to: Int64) throws -> [(Int64, Data)] {
         guard from < to else { return [] }
         let hourMs: Int64 = 3_600_000

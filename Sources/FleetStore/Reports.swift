@@ -53,6 +53,16 @@ struct PeakStreams {
     var streams: [(node: ReportNode, samples: [ReportSample], horizon: Double)]
     var policy: ReportPolicy
 
+    /// The streams of the `nodes` among samples read by node (others' and empty lists left
+    /// out), each node's data ending at its deletion or `now`.
+    init(_ read: [(String, [ReportSample])], nodes: [String: ReportNode], now: Double, policy: ReportPolicy) {
+        streams = read.compactMap { (id, samples) in
+            guard let n = nodes[id], !samples.isEmpty else { return nil }
+            return (n, samples, min(now, n.deletedAt ?? now))
+        }
+        self.policy = policy
+    }
+
     /// Exact group peaks (`ReportMath.groupPeak`) per group key over `window` (inside the
     /// period read): a node's samples outside the window and its margins make no segment in it.
     func peaks(within window: Interval, group: (ReportNode) -> String) -> [String: Double] {
@@ -294,17 +304,10 @@ extension FleetDatabase {
         let from = Int64(((period.from - policy.maxGapSeconds) * 1000).rounded(.down))
         let to = Int64(((period.to + policy.maxGapSeconds) * 1000).rounded(.up))
         if let cached = reads?.samples(from: from, to: to, nodes: known) {
-            return PeakStreams(
-                streams: cached.compactMap { (id, samples) in
-                    known[id].map { n in (n, samples, min(now, n.deletedAt ?? now)) }
-                }, policy: policy)
+            return PeakStreams(cached, nodes: known, now: now, policy: policy)
         }
         let byNode = try rawSamples(db, from: from, to: to, full: false, packs: packs, wanted: { [known] in known[$0] != nil })
-        return PeakStreams(
-            streams: byNode.sorted.compactMap { (id, samples) -> (node: ReportNode, samples: [ReportSample], horizon: Double)? in
-                guard let n = known[id], !samples.isEmpty else { return nil }
-                return (n, samples, min(now, n.deletedAt ?? now))
-            }, policy: policy)
+        return PeakStreams(byNode.sorted, nodes: known, now: now, policy: policy)
     }
 
     /// Whether a period's group peaks can be exact: it is up to `sweepCap` long and its raw

@@ -690,12 +690,9 @@ extension FleetDatabase {
                 let to = Int64(((window.to + policy.maxGapSeconds) * 1000).rounded(.up))
                 let read = try Self.rawSamples(db, from: from, to: to, full: true, packs: false, wanted: { _ in true }).sorted
                 let pack = RawHourPack.encode(read, fromMs: h * 1000, toMs: (h + Int64(ReportTime.hour)) * 1000)
-                let reads = RawReads()
-                reads.add(from: from, to: to, wanted: Set(nodes.map(\.id) + read.map(\.0)), samples: read)
-                guard
-                    let streams = try Self.peakStreams(
-                        db, period: window, nodes: nodes, policy: policy, now: nowT, reads: reads)
-                else { continue }
+                var known: [String: ReportNode] = [:]
+                for n in nodes { known[n.id] = n }
+                let streams = PeakStreams(read, nodes: known, now: nowT, policy: policy)
                 let fleet = streams.peaks(within: window, group: { _ in "fleet" })["fleet"].map { Int64($0) }
                 var labels: [String: [String: Int64?]] = [:]
                 for key in Set(nodes.flatMap(\.labels.keys)) {
@@ -741,11 +738,9 @@ extension FleetDatabase {
                 try putPack.execute(arguments: [hp.hour, hp.version, Data(hp.pack), hp.hour, hp.version, hp.hour])
                 let packed = db.changesCount == 1
                 try put.execute(arguments: [hp.fleet, hp.hour, hp.version, hp.hour])
-                guard db.changesCount == 1 else {
-                    if packed { stored += 1 }
-                    continue
-                }
-                stored += 1
+                let peaks = db.changesCount == 1
+                if packed || peaks { stored += 1 }
+                guard peaks else { continue }
                 try clear.execute(arguments: [hp.hour])
                 var rows: [StoreArguments] = []
                 for (key, groups) in hp.labels.sorted(by: { $0.key < $1.key }) {

@@ -243,9 +243,11 @@ private let day = 86400.0
                 """)
         }
         #expect(try await current() == 6, "a pack for every hour with its peaks")
-        func report(_ fleetRollup: Bool) async throws -> SavingsReport {
+        func report(
+            _ fleetRollup: Bool, since: Double = t0 - 5 * hour - 1800, until: Double = t0 - 1800
+        ) async throws -> SavingsReport {
             try await f.db.savingsReport(
-                since: Date(timeIntervalSince1970: t0 - 5 * hour - 1800), until: Date(timeIntervalSince1970: t0 - 1800), by: .node,
+                since: Date(timeIntervalSince1970: since), until: Date(timeIntervalSince1970: until), by: .node,
                 label: nil, policy: .default, now: Date(timeIntervalSince1970: now), exactPeaks: true, fleetRollup: fleetRollup)
         }
         func saving(_ r: SavingsReport, _ id: String) -> Double? { r.rows.first { $0.key == id }?.avgSavedBytes }
@@ -270,14 +272,10 @@ private let day = 86400.0
         #expect(saving(try await report(false), a) == 100 * 4096, "the reference reads the rows")
         // One minute of the hour (six with the margin before it: less than `packMinimumMs`) is
         // read from its rows.
-        let short = try await f.db.savingsReport(
-            since: Date(timeIntervalSince1970: t0 - 5 * hour - 60), until: Date(timeIntervalSince1970: t0 - 1800), by: .node,
-            label: nil, policy: .default, now: Date(timeIntervalSince1970: now), exactPeaks: true, fleetRollup: true)
+        let short = try await report(true, since: t0 - 5 * hour - 60)
         #expect(abs(try #require(saving(short, a)) - 100 * 4096) < 1, "a doubled minute would add 1,200 bytes")
         // The same at a period's end: its first minute of the hour.
-        let end = try await f.db.savingsReport(
-            since: Date(timeIntervalSince1970: t0 - 7 * hour), until: Date(timeIntervalSince1970: t0 - 6 * hour + 60), by: .node,
-            label: nil, policy: .default, now: Date(timeIntervalSince1970: now), exactPeaks: true, fleetRollup: true)
+        let end = try await report(true, since: t0 - 7 * hour, until: t0 - 6 * hour + 60)
         #expect(abs(try #require(saving(end, a)) - 100 * 4096) < 1, "the pack would say 200 pages")
         // A retention cut into the hour recorded, its pack left behind (a peak pass that read the
         // hour before the cut and stored the pack after it): the pack is not read.
