@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 
 // The store's SQL layer: one store logic (every file of FleetStore) over two engines. A method
 // writes its SQL once, with `?` placeholders, and runs it through `StoreDB`: on SQLite through
@@ -148,7 +149,7 @@ extension StoreValue {
     /// The first column of the first row; nil without a row or for NULL.
     public static func fetchOne(_ db: StoreDB, sql: String, arguments: StoreArguments = []) throws -> Self? {
         switch db.kind {
-        case .sqlite(let grdb): return try Self.fetchOne(grdb, sql: sql, arguments: arguments.grdb)
+        case .sqlite(let grdb): return try Self.fetchOne(grdb.reusableStatement(sql: sql), arguments: arguments.grdb)
         case .postgres(let session): return try session.rows(sql, arguments).first.flatMap { Self.from($0.value(at: 0)) }
         }
     }
@@ -156,7 +157,7 @@ extension StoreValue {
     public static func fetchAll(_ db: StoreDB, sql: String, arguments: StoreArguments = []) throws -> [Self] {
         switch db.kind {
         case .sqlite(let grdb):
-            return try Row.fetchAll(grdb, sql: sql, arguments: arguments.grdb).compactMap { $0[0] as Self? }
+            return try Row.fetchAll(grdb.reusableStatement(sql: sql), arguments: arguments.grdb).compactMap { $0[0] as Self? }
         case .postgres(let session): return try session.rows(sql, arguments).compactMap { Self.from($0.value(at: 0)) }
         }
     }
@@ -167,6 +168,21 @@ extension StoreValue {
         case .postgres(let session, let sql):
             return try session.rows(sql, arguments).first.flatMap { Self.from($0.value(at: 0)) }
         }
+    }
+}
+
+extension Database {
+    /// This connection's prepared statement for `sql`, compiled once and kept (GRDB's statement
+    /// cache) instead of compiled on every call. Compiling, with GRDB's authorizer that runs
+    /// while SQLite compiles, was 11 % of the server's CPU in a steady 5,000-node fleet
+    /// (docs/benchmarks.md): every long-poll's config read compiled its query anew. The texts
+    /// are the store's own, a bounded set: values are always bound, never spliced in. A
+    /// statement still stepped by an open cursor (the same query asked inside its own loop) is
+    /// not reset under it: that caller gets a statement of its own.
+    func reusableStatement(sql: String) throws -> Statement {
+        let statement = try cachedStatement(sql: sql)
+        if sqlite3_stmt_busy(statement.sqliteStatement) != 0 { return try makeStatement(sql: sql) }
+        return statement
     }
 }
 
@@ -243,13 +259,15 @@ public struct StoreRow {
 
     public static func fetchOne(_ db: StoreDB, sql: String, arguments: StoreArguments = []) throws -> StoreRow? {
         switch db.kind {
-        case .sqlite(let grdb): return try Row.fetchOne(grdb, sql: sql, arguments: arguments.grdb).map { StoreRow(storage: .sqlite($0)) }
+        case .sqlite(let grdb):
+            return try Row.fetchOne(grdb.reusableStatement(sql: sql), arguments: arguments.grdb).map { StoreRow(storage: .sqlite($0)) }
         case .postgres(let session): return try session.rows(sql, arguments).first.map { StoreRow(storage: .values($0)) }
         }
     }
     public static func fetchAll(_ db: StoreDB, sql: String, arguments: StoreArguments = []) throws -> [StoreRow] {
         switch db.kind {
-        case .sqlite(let grdb): return try Row.fetchAll(grdb, sql: sql, arguments: arguments.grdb).map { StoreRow(storage: .sqlite($0)) }
+        case .sqlite(let grdb):
+            return try Row.fetchAll(grdb.reusableStatement(sql: sql), arguments: arguments.grdb).map { StoreRow(storage: .sqlite($0)) }
         case .postgres(let session): return try session.rows(sql, arguments).map { StoreRow(storage: .values($0)) }
         }
     }
@@ -257,7 +275,8 @@ public struct StoreRow {
     /// it); on PostgreSQL the result is read whole first.
     public static func fetchCursor(_ db: StoreDB, sql: String, arguments: StoreArguments = []) throws -> StoreCursor {
         switch db.kind {
-        case .sqlite(let grdb): return StoreCursor(kind: .sqlite(try Row.fetchCursor(grdb, sql: sql, arguments: arguments.grdb)))
+        case .sqlite(let grdb):
+            return StoreCursor(kind: .sqlite(try Row.fetchCursor(grdb.reusableStatement(sql: sql), arguments: arguments.grdb)))
         case .postgres(let session): return StoreCursor(kind: .values(try session.rows(sql, arguments)[...]))
         }
     }
@@ -337,7 +356,12 @@ public final class StoreDB {
     /// Runs one statement (on SQLite also several, separated by `;`, without arguments).
     public func execute(sql: String, arguments: StoreArguments = []) throws {
         switch kind {
-        case .sqlite(let db): try db.execute(sql: sql, arguments: arguments.grdb)
+        case .sqlite(let db):
+            if sql.utf8.contains(UInt8(ascii: ";")) {
+                try db.execute(sql: sql, arguments: arguments.grdb)
+            } else {
+                try db.reusableStatement(sql: sql).execute(arguments: arguments.grdb)
+            }
         case .postgres(let session): _ = try session.run(sql, arguments)
         }
     }
