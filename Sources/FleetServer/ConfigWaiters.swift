@@ -3,8 +3,13 @@ import ServiceLifecycle
 import Synchronization
 
 /// Long-poll waiters, in memory: one continuation per waiting request, keyed by node, woken by
-/// every config write. A waiting agent costs no thread and no database query; the new config
-/// travels with the wake-up, so 10,000 woken agents do not stampede the database.
+/// every config write. A waiting agent costs no thread, no task of its own and no database
+/// query; the new config travels with the wake-up, so 10,000 woken agents do not stampede the
+/// database. Timeouts are kept in 100 ms buckets that one reaper task empties while anything
+/// waits (a wait ends up to one bucket after its timeout, never before), instead of a task
+/// group with a sleeping child and a waiting child per request: those two child tasks and
+/// their timer were most of a held long-poll's memory beside its connection (heaptrack,
+/// docs/benchmarks.md).
 ///
 /// Every node has an epoch that each notification increments. A handler reads the epoch before
 /// it reads the config from the database and waits "since" that epoch, so a change committed
@@ -16,16 +21,35 @@ final class ConfigWaiters: Sendable {
         case timedOut
     }
 
+    /// A timeout bucket's width: a wait ends at most this much after its timeout.
+    static let tick: Duration = .milliseconds(100)
+
+    private struct Due {
+        let nodeId: String
+        let id: UInt64
+    }
+
     private struct State {
         var epochs: [String: UInt64] = [:]
         var latest: [String: NodeConfig] = [:]
         var waiters: [String: [UInt64: CheckedContinuation<Outcome, Never>]] = [:]
+        /// Waits by the tick their timeout falls in (entries of waits already ended are skipped).
+        var due: [Int64: [Due]] = [:]
+        var reaping = false
         var cancelledBeforeRegistration: Set<UInt64> = []
         var nextID: UInt64 = 0
         var shuttingDown = false
+
+        /// Takes a waiter out (nil when it is not waiting any more).
+        mutating func removeWaiter(_ nodeId: String, _ id: UInt64) -> CheckedContinuation<Outcome, Never>? {
+            guard let c = waiters[nodeId]?.removeValue(forKey: id) else { return nil }
+            if waiters[nodeId]?.isEmpty == true { waiters[nodeId] = nil }
+            return c
+        }
     }
 
     private let state = Mutex(State())
+    private let origin = ContinuousClock.now
 
     /// Current epoch of a node's config.
     func epoch(_ nodeId: String) -> UInt64 {
@@ -41,7 +65,6 @@ final class ConfigWaiters: Sendable {
     var waitingNodeIds: [String] {
         state.withLock { Array($0.waiters.keys) }
     }
-
     /// Wakes every waiter of a node with its new config (nil when the node was deleted).
     /// Call after the change is committed.
     func notify(_ nodeId: String, config: NodeConfig?) {
@@ -74,57 +97,80 @@ final class ConfigWaiters: Sendable {
 
     /// Waits until the node's epoch moves past `since`, or `timeout` passes.
     func wait(_ nodeId: String, since: UInt64, timeout: Duration) async -> Outcome {
-        let immediate: Outcome? = state.withLock { s in
-            if s.shuttingDown { return .timedOut }
+        enum Start { case now(Outcome), wait(UInt64) }
+        let start: Start = state.withLock { s in
+            if s.shuttingDown { return .now(.timedOut) }
             let e = s.epochs[nodeId] ?? 0
-            return e != since ? .changed(s.latest[nodeId], epoch: e) : nil
-        }
-        if let immediate { return immediate }
-        let id = state.withLock { s in
+            if e != since { return .now(.changed(s.latest[nodeId], epoch: e)) }
             s.nextID &+= 1
-            return s.nextID
+            return .wait(s.nextID)
         }
+        guard case .wait(let id) = start else {
+            if case .now(let outcome) = start { return outcome }
+            return .timedOut
+        }
+        let dueTick = tick(after: ContinuousClock.now + timeout)
         let outcome = await withGracefulShutdownHandler {
-            await withTaskGroup(of: Outcome.self) { group in
-                group.addTask { await self.suspend(nodeId, id: id, since: since) }
-                group.addTask {
-                    try? await Task.sleep(for: timeout)
-                    return .timedOut
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { (c: CheckedContinuation<Outcome, Never>) in
+                    let (immediate, startReaper): (Outcome?, Bool) = state.withLock { s in
+                        if s.shuttingDown || s.cancelledBeforeRegistration.remove(id) != nil { return (.timedOut, false) }
+                        let e = s.epochs[nodeId] ?? 0
+                        if e != since { return (.changed(s.latest[nodeId], epoch: e), false) }
+                        s.waiters[nodeId, default: [:]][id] = c
+                        s.due[dueTick, default: []].append(Due(nodeId: nodeId, id: id))
+                        if s.reaping { return (nil, false) }
+                        s.reaping = true
+                        return (nil, true)
+                    }
+                    if let immediate { c.resume(returning: immediate) }
+                    if startReaper { Task { await self.reap() } }
                 }
-                let first = await group.next() ?? .timedOut
-                group.cancelAll()
-                return first
+            } onCancel: {
+                let c: CheckedContinuation<Outcome, Never>? = state.withLock { s in
+                    if let c = s.removeWaiter(nodeId, id) { return c }
+                    s.cancelledBeforeRegistration.insert(id)
+                    return nil
+                }
+                c?.resume(returning: .timedOut)
             }
         } onGracefulShutdown: {
             self.shutdown()
         }
-        // Every child has finished: a cancellation that raced the registration left its mark.
+        // The cancellation handler cannot run any more: a cancellation that came after the
+        // wait had ended left its mark.
         _ = state.withLock { $0.cancelledBeforeRegistration.remove(id) }
         return outcome
     }
 
-    private func suspend(_ nodeId: String, id: UInt64, since: UInt64) async -> Outcome {
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (c: CheckedContinuation<Outcome, Never>) in
-                let immediate: Outcome? = state.withLock { s in
-                    if s.shuttingDown || s.cancelledBeforeRegistration.remove(id) != nil { return .timedOut }
-                    let e = s.epochs[nodeId] ?? 0
-                    if e != since { return .changed(s.latest[nodeId], epoch: e) }
-                    s.waiters[nodeId, default: [:]][id] = c
-                    return nil
+    /// The first tick that starts after `instant` (the reaper ends a tick's waits once it
+    /// has started).
+    private func tick(after instant: ContinuousClock.Instant) -> Int64 {
+        let width = Self.milliseconds(Self.tick)
+        return (Self.milliseconds(instant - origin) + width) / width
+    }
+
+    private static func milliseconds(_ d: Duration) -> Int64 {
+        d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
+    }
+
+    /// Ends the waits whose timeout has come, a tick at a time, until nothing waits.
+    private func reap() async {
+        while true {
+            try? await Task.sleep(for: Self.tick, tolerance: Self.tick / 2)
+            let now = Self.milliseconds(ContinuousClock.now - origin) / Self.milliseconds(Self.tick)
+            let (expired, more): ([CheckedContinuation<Outcome, Never>], Bool) = state.withLock { s in
+                var expired: [CheckedContinuation<Outcome, Never>] = []
+                for tick in s.due.keys.filter({ $0 <= now }) {
+                    for d in s.due.removeValue(forKey: tick) ?? [] {
+                        if let c = s.removeWaiter(d.nodeId, d.id) { expired.append(c) }
+                    }
                 }
-                if let immediate { c.resume(returning: immediate) }
+                if s.due.isEmpty && s.waiters.isEmpty { s.reaping = false }
+                return (expired, s.reaping)
             }
-        } onCancel: {
-            let c: CheckedContinuation<Outcome, Never>? = state.withLock { s in
-                if let c = s.waiters[nodeId]?.removeValue(forKey: id) {
-                    if s.waiters[nodeId]?.isEmpty == true { s.waiters[nodeId] = nil }
-                    return c
-                }
-                s.cancelledBeforeRegistration.insert(id)
-                return nil
-            }
-            c?.resume(returning: .timedOut)
+            for c in expired { c.resume(returning: .timedOut) }
+            if !more { return }
         }
     }
 }

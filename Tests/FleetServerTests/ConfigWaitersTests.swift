@@ -71,4 +71,53 @@ import Testing
         _ = await waiters.wait("c", since: 0, timeout: .seconds(30))
         #expect(ContinuousClock.now - start < .seconds(20))  // not the 30 s timeout
     }
+
+    /// Timeouts come from one reaper's 100 ms buckets: no wait ends before its timeout, each
+    /// ends, a wait woken early leaves nothing behind for the reaper to resume a second time,
+    /// and the reaper starts again for waits after it stopped.
+    @Test func timeoutsEndEachWaitNoEarlierThanAsked() async {
+        let waiters = ConfigWaiters()
+        let started = ContinuousClock.now
+        let ended = await withTaskGroup(of: (Duration, Duration, Bool).self) { group in
+            for i in 0..<40 {
+                let timeout = Duration.milliseconds(50 + 10 * i)
+                group.addTask {
+                    let outcome = await waiters.wait("n\(i % 7)", since: 0, timeout: timeout)
+                    if case .changed = outcome { return (timeout, ContinuousClock.now - started, false) }
+                    return (timeout, ContinuousClock.now - started, true)
+                }
+            }
+            var all: [(Duration, Duration, Bool)] = []
+            for await r in group { all.append(r) }
+            return all
+        }
+        #expect(ended.count == 40)
+        for (timeout, after, timedOut) in ended {
+            #expect(timedOut)
+            #expect(after >= timeout, "a wait of \(timeout) ended after \(after)")
+        }
+        #expect(waiters.waitingCount == 0)
+
+        // Woken by a change before its timeout; its bucket entry must not resume it again
+        // (a second resume of a checked continuation traps) once that tick comes.
+        let epoch = waiters.epoch("a")
+        let woken = Task { await waiters.wait("a", since: epoch, timeout: .milliseconds(300)) }
+        let deadline = ContinuousClock.now + .seconds(20)
+        while waiters.waitingCount < 1 && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(5)) }
+        waiters.notify("a", config: config(9))
+        guard case .changed(let c, _) = await woken.value else {
+            Issue.record("the change did not end the wait")
+            return
+        }
+        #expect(c?.generation == 9)
+        try? await Task.sleep(for: .milliseconds(600))  // past the woken wait's tick
+
+        // The reaper stopped with nothing left to wait for; a new wait starts it again.
+        let start = ContinuousClock.now
+        if case .changed = await waiters.wait("b", since: waiters.epoch("b"), timeout: .milliseconds(150)) {
+            Issue.record("a wait with no change reported one")
+        }
+        #expect(ContinuousClock.now - start >= .milliseconds(150))
+        #expect(waiters.waitingCount == 0)
+    }
 }
