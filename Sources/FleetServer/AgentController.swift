@@ -108,19 +108,21 @@ struct AgentController<Context: RequestContext>: Sendable {
             wait = min(v, APIPaths.maxWaitSeconds)
         }
         var epoch = state.waiters.epoch(id)
-        guard var current = try await state.database.config(nodeId: id) else {
-            throw APIError.notFound("node '\(raw)' not found")
-        }
-        guard let known = tag.generation, known == current.generation else {
-            return try configResponse(current)
+        // Most polls find the generation their agent already has: the config is not decoded.
+        let known: Int64
+        switch try await state.database.config(nodeId: id, unlessGeneration: tag.generation) {
+        case nil: throw APIError.notFound("node '\(raw)' not found")
+        case .config(let config)?: return try configResponse(config)
+        case .unchanged(let generation)?: known = generation
         }
         let deadline = ContinuousClock.now + .seconds(wait)
         while ContinuousClock.now < deadline {
             switch await state.waiters.wait(id, since: epoch, timeout: deadline - ContinuousClock.now) {
             case .timedOut:
-                return notModified(current)
+                return notModified(generation: known)
             case .changed(let config, let newEpoch):
                 epoch = newEpoch
+                let current: NodeConfig
                 if let config {
                     current = config
                 } else {
@@ -132,7 +134,7 @@ struct AgentController<Context: RequestContext>: Sendable {
                 if current.generation != known { return try configResponse(current) }
             }
         }
-        return notModified(current)
+        return notModified(generation: known)
     }
 
     func configResponse(_ config: NodeConfig) throws -> Response {
@@ -142,9 +144,9 @@ struct AgentController<Context: RequestContext>: Sendable {
         return try HTTP.json(config, headers: headers)
     }
 
-    func notModified(_ config: NodeConfig) -> Response {
+    func notModified(generation: Int64) -> Response {
         var headers = HTTPFields()
-        headers[.eTag] = HTTP.etag(config.generation)
+        headers[.eTag] = HTTP.etag(generation)
         return Response(status: .notModified, headers: headers)
     }
 

@@ -12,6 +12,14 @@ public struct ConfigChange: Sendable, Equatable {
     public var changed: Bool { before != after }
 }
 
+/// A long-poll's first read (`FleetDatabase.config(nodeId:unlessGeneration:)`).
+public enum ConfigRead: Sendable, Equatable {
+    /// The config, whose generation is not the one the agent has.
+    case config(NodeConfig)
+    /// The agent has the current generation; the config was not decoded.
+    case unchanged(generation: Int64)
+}
+
 /// One node's result in a fleet-wide apply.
 public struct ApplyItem: Sendable, Equatable {
     public enum Status: String, Sendable {
@@ -36,7 +44,18 @@ extension FleetDatabase {
         try await read { db in try Self.fetchConfig(db, nodeId: nodeId) }
     }
 
+    /// What a long-poll reads first: a live node's config, or only that its generation is
+    /// still `known` (its agent has this config; nothing is decoded). nil: no such live node.
+    public func config(nodeId: String, unlessGeneration known: Int64?) async throws -> ConfigRead? {
+        try await read { db in try Self.fetchConfig(db, nodeId: nodeId, unlessGeneration: known) }
+    }
+
     static func fetchConfig(_ db: StoreDB, nodeId: String) throws -> NodeConfig? {
+        guard case .config(let c) = try fetchConfig(db, nodeId: nodeId, unlessGeneration: nil) else { return nil }
+        return c
+    }
+
+    static func fetchConfig(_ db: StoreDB, nodeId: String, unlessGeneration known: Int64?) throws -> ConfigRead? {
         guard
             let row = try StoreRow.fetchOne(
                 db,
@@ -45,9 +64,12 @@ extension FleetDatabase {
                     JOIN nodes n ON n.id = c.node_id WHERE c.node_id = ? AND n.deleted_at IS NULL
                     """, arguments: [nodeId])
         else { return nil }
-        return NodeConfig(
-            generation: row["generation"], kickCounter: row["kick_counter"],
-            config: try StoredJSON.decode(KSMConfig.self, row["config_json"]))
+        let generation: Int64 = row["generation"]
+        if generation == known { return .unchanged(generation: generation) }
+        return .config(
+            NodeConfig(
+                generation: generation, kickCounter: row["kick_counter"],
+                config: try StoredJSON.decode(KSMConfig.self, row["config_json"])))
     }
 
     /// Writes a new config (inside the transaction) and its audit entry; bumps the generation.

@@ -87,6 +87,10 @@ import Testing
         }
         let kicked = try await db.kick(nodeId: id)
         #expect(kicked.generation == 3 && kicked.kickCounter == 1)
+        // A long-poll's first read: the generation its agent has comes back undecoded.
+        #expect(try await db.config(nodeId: id, unlessGeneration: 3) == .unchanged(generation: 3))
+        #expect(try await db.config(nodeId: id, unlessGeneration: 2) == .config(kicked))
+        #expect(try await db.config(nodeId: id, unlessGeneration: nil) == .config(kicked))
         let audit = try await db.auditLog(nodeId: id)
         #expect(audit.map(\.action) == ["kick", "patch", "create"])
     }
@@ -100,6 +104,7 @@ import Testing
         _ = try await db.insertSamples(nodeId: b, [sample(1)])
         try await db.deleteNode(nodeId: a, purgeHistory: false)
         #expect(try await db.config(nodeId: a) == nil)
+        #expect(try await db.config(nodeId: a, unlessGeneration: 1) == nil)
         #expect(try await db.nodeID(forTokenHash: Secrets.hash("kn_a")) == nil)
         #expect(try await db.node(idOrName: a) == nil)
         #expect(try await db.sampleCount(nodeId: a) == 2)
