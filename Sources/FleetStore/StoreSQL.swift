@@ -149,7 +149,7 @@ extension StoreValue {
     /// The first column of the first row; nil without a row or for NULL.
     public static func fetchOne(_ db: StoreDB, sql: String, arguments: StoreArguments = []) throws -> Self? {
         switch db.kind {
-        case .sqlite(let grdb): return try Self.fetchOne(grdb.reusableStatement(sql: sql), arguments: arguments.grdb)
+        case .sqlite(let grdb): return try Self.fetchOne(db.reusableStatement(grdb, sql: sql), arguments: arguments.grdb)
         case .postgres(let session): return try session.rows(sql, arguments).first.flatMap { Self.from($0.value(at: 0)) }
         }
     }
@@ -157,7 +157,7 @@ extension StoreValue {
     public static func fetchAll(_ db: StoreDB, sql: String, arguments: StoreArguments = []) throws -> [Self] {
         switch db.kind {
         case .sqlite(let grdb):
-            return try Row.fetchAll(grdb.reusableStatement(sql: sql), arguments: arguments.grdb).compactMap { $0[0] as Self? }
+            return try Row.fetchAll(db.reusableStatement(grdb, sql: sql), arguments: arguments.grdb).compactMap { $0[0] as Self? }
         case .postgres(let session): return try session.rows(sql, arguments).compactMap { Self.from($0.value(at: 0)) }
         }
     }
@@ -168,21 +168,6 @@ extension StoreValue {
         case .postgres(let session, let sql):
             return try session.rows(sql, arguments).first.flatMap { Self.from($0.value(at: 0)) }
         }
-    }
-}
-
-extension Database {
-    /// This connection's prepared statement for `sql`, compiled once and kept (GRDB's statement
-    /// cache) instead of compiled on every call. Compiling, with GRDB's authorizer that runs
-    /// while SQLite compiles, was 11 % of the server's CPU in a steady 5,000-node fleet
-    /// (docs/benchmarks.md): every long-poll's config read compiled its query anew. The texts
-    /// are the store's own, a bounded set: values are always bound, never spliced in. A
-    /// statement still stepped by an open cursor (the same query asked inside its own loop) is
-    /// not reset under it: that caller gets a statement of its own.
-    func reusableStatement(sql: String) throws -> Statement {
-        let statement = try cachedStatement(sql: sql)
-        if sqlite3_stmt_busy(statement.sqliteStatement) != 0 { return try makeStatement(sql: sql) }
-        return statement
     }
 }
 
@@ -260,14 +245,14 @@ public struct StoreRow {
     public static func fetchOne(_ db: StoreDB, sql: String, arguments: StoreArguments = []) throws -> StoreRow? {
         switch db.kind {
         case .sqlite(let grdb):
-            return try Row.fetchOne(grdb.reusableStatement(sql: sql), arguments: arguments.grdb).map { StoreRow(storage: .sqlite($0)) }
+            return try Row.fetchOne(db.reusableStatement(grdb, sql: sql), arguments: arguments.grdb).map { StoreRow(storage: .sqlite($0)) }
         case .postgres(let session): return try session.rows(sql, arguments).first.map { StoreRow(storage: .values($0)) }
         }
     }
     public static func fetchAll(_ db: StoreDB, sql: String, arguments: StoreArguments = []) throws -> [StoreRow] {
         switch db.kind {
         case .sqlite(let grdb):
-            return try Row.fetchAll(grdb.reusableStatement(sql: sql), arguments: arguments.grdb).map { StoreRow(storage: .sqlite($0)) }
+            return try Row.fetchAll(db.reusableStatement(grdb, sql: sql), arguments: arguments.grdb).map { StoreRow(storage: .sqlite($0)) }
         case .postgres(let session): return try session.rows(sql, arguments).map { StoreRow(storage: .values($0)) }
         }
     }
@@ -276,7 +261,11 @@ public struct StoreRow {
     public static func fetchCursor(_ db: StoreDB, sql: String, arguments: StoreArguments = []) throws -> StoreCursor {
         switch db.kind {
         case .sqlite(let grdb):
-            return StoreCursor(kind: .sqlite(try Row.fetchCursor(grdb.reusableStatement(sql: sql), arguments: arguments.grdb)))
+            let statement = try db.reusableStatement(grdb, sql: sql)
+            let cursor = StoreCursor(kind: .sqlite(try Row.fetchCursor(statement, arguments: arguments.grdb)))
+            db.cursorStatements.insert(ObjectIdentifier(statement))
+            cursor.onClose = { [weak db] in _ = db?.cursorStatements.remove(ObjectIdentifier(statement)) }
+            return cursor
         case .postgres(let session): return StoreCursor(kind: .values(try session.rows(sql, arguments)[...]))
         }
     }
@@ -289,7 +278,10 @@ public final class StoreCursor {
         case values(ArraySlice<ValueRow>)
     }
     private var kind: Kind
+    /// Called when the cursor goes away (SQLite: its statement is free for others again).
+    var onClose: (() -> Void)?
     init(kind: Kind) { self.kind = kind }
+    deinit { onClose?() }
 
     public func next() throws -> StoreRow? {
         switch kind {
@@ -330,6 +322,25 @@ public final class StoreDB {
     let kind: Kind
     init(_ kind: Kind) { self.kind = kind }
 
+    /// SQLite: the statements that open `StoreCursor`s of this transaction step.
+    var cursorStatements: Set<ObjectIdentifier> = []
+
+    /// SQLite: this connection's prepared statement for `sql`, compiled once and kept (GRDB's
+    /// statement cache) instead of compiled on every call. Compiling, with GRDB's authorizer
+    /// that runs while SQLite compiles, was 11 % of the server's CPU in a steady 5,000-node
+    /// fleet (docs/benchmarks.md): every long-poll's config read compiled its query anew. The
+    /// texts are the store's own, a bounded set: values are always bound, never spliced in.
+    /// A statement that an open cursor owns (made, stepping, or done but not yet released:
+    /// GRDB's cursor resets its statement when it goes) is never handed out again: the caller
+    /// gets a fresh one, so a query asked inside its own loop cannot reset or rebind it.
+    func reusableStatement(_ grdb: Database, sql: String) throws -> Statement {
+        let statement = try grdb.cachedStatement(sql: sql)
+        if cursorStatements.contains(ObjectIdentifier(statement)) || sqlite3_stmt_busy(statement.sqliteStatement) != 0 {
+            return try grdb.makeStatement(sql: sql)
+        }
+        return statement
+    }
+
     public var engine: StoreEngine {
         if case .sqlite = kind { return .sqlite }
         return .postgres
@@ -360,7 +371,7 @@ public final class StoreDB {
             if sql.utf8.contains(UInt8(ascii: ";")) {
                 try db.execute(sql: sql, arguments: arguments.grdb)
             } else {
-                try db.reusableStatement(sql: sql).execute(arguments: arguments.grdb)
+                try reusableStatement(db, sql: sql).execute(arguments: arguments.grdb)
             }
         case .postgres(let session): _ = try session.run(sql, arguments)
         }
