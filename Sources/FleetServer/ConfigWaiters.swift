@@ -6,7 +6,7 @@ import Synchronization
 /// every config write. A waiting agent costs no thread, no task of its own and no database
 /// query; the new config travels with the wake-up, so 10,000 woken agents do not stampede the
 /// database. Timeouts are kept in 100 ms buckets that one reaper task empties while anything
-/// waits (a wait ends up to one bucket after its timeout, never before), instead of a task
+/// waits (a wait ends within about a bucket after its timeout, never before), instead of a task
 /// group with a sleeping child and a waiting child per request: those two child tasks and
 /// their timer were most of a held long-poll's memory beside its connection (heaptrack,
 /// docs/benchmarks.md).
@@ -21,7 +21,8 @@ final class ConfigWaiters: Sendable {
         case timedOut
     }
 
-    /// A timeout bucket's width: a wait ends at most this much after its timeout.
+    /// A timeout bucket's width: a wait ends about this much after its timeout at most (and
+    /// the reaper's own lateness), never before.
     static let tick: Duration = .milliseconds(100)
 
     private struct Due {
@@ -90,6 +91,7 @@ final class ConfigWaiters: Sendable {
             s.shuttingDown = true
             let list = s.waiters.values.flatMap { $0.values }
             s.waiters = [:]
+            s.due = [:]
             return list
         }
         for c in all { c.resume(returning: .timedOut) }
@@ -124,7 +126,8 @@ final class ConfigWaiters: Sendable {
                         return (nil, true)
                     }
                     if let immediate { c.resume(returning: immediate) }
-                    if startReaper { Task { await self.reap() } }
+                    // Detached: the reaper outlives this request and must not carry its task-locals.
+                    if startReaper { Task.detached { await self.reap() } }
                 }
             } onCancel: {
                 let c: CheckedContinuation<Outcome, Never>? = state.withLock { s in
@@ -154,11 +157,13 @@ final class ConfigWaiters: Sendable {
         d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
     }
 
-    /// Ends the waits whose timeout has come, a tick at a time, until nothing waits.
+    /// Ends the waits whose timeout has come, at each tick's start, until nothing waits.
     private func reap() async {
+        let width = Self.milliseconds(Self.tick)
         while true {
-            try? await Task.sleep(for: Self.tick, tolerance: Self.tick / 2)
-            let now = Self.milliseconds(ContinuousClock.now - origin) / Self.milliseconds(Self.tick)
+            let next = Self.milliseconds(ContinuousClock.now - origin) / width + 1
+            try? await Task.sleep(until: origin + .milliseconds(next * width), tolerance: .milliseconds(5))
+            let now = Self.milliseconds(ContinuousClock.now - origin) / width
             let (expired, more): ([CheckedContinuation<Outcome, Never>], Bool) = state.withLock { s in
                 var expired: [CheckedContinuation<Outcome, Never>] = []
                 for tick in s.due.keys.filter({ $0 <= now }) {
@@ -166,7 +171,12 @@ final class ConfigWaiters: Sendable {
                         if let c = s.removeWaiter(d.nodeId, d.id) { expired.append(c) }
                     }
                 }
-                if s.due.isEmpty && s.waiters.isEmpty { s.reaping = false }
+                // Nothing waits: what is left in the buckets are waits that a change, a
+                // cancellation or a shutdown ended.
+                if s.waiters.isEmpty {
+                    s.due = [:]
+                    s.reaping = false
+                }
                 return (expired, s.reaping)
             }
             for c in expired { c.resume(returning: .timedOut) }
