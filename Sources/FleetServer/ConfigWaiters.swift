@@ -23,7 +23,7 @@ final class ConfigWaiters: Sendable {
 
     /// A timeout bucket's width: a wait ends about this much after its timeout at most (and
     /// the reaper's own lateness), never before.
-    static let tick: Duration = .milliseconds(100)
+    static let tick: Duration = .milliseconds(tickMs)
 
     private struct Due {
         let nodeId: String
@@ -34,7 +34,7 @@ final class ConfigWaiters: Sendable {
         var epochs: [String: UInt64] = [:]
         var latest: [String: NodeConfig] = [:]
         var waiters: [String: [UInt64: CheckedContinuation<Outcome, Never>]] = [:]
-        /// Waits by the tick their timeout falls in (entries of waits already ended are skipped).
+        /// Waits by the tick that ends them (entries of waits already ended are skipped).
         var due: [Int64: [Due]] = [:]
         var reaping = false
         var cancelledBeforeRegistration: Set<UInt64> = []
@@ -66,6 +66,7 @@ final class ConfigWaiters: Sendable {
     var waitingNodeIds: [String] {
         state.withLock { Array($0.waiters.keys) }
     }
+
     /// Wakes every waiter of a node with its new config (nil when the node was deleted).
     /// Call after the change is committed.
     func notify(_ nodeId: String, config: NodeConfig?) {
@@ -107,11 +108,12 @@ final class ConfigWaiters: Sendable {
             s.nextID &+= 1
             return .wait(s.nextID)
         }
-        guard case .wait(let id) = start else {
-            if case .now(let outcome) = start { return outcome }
-            return .timedOut
+        let id: UInt64
+        switch start {
+        case .now(let outcome): return outcome
+        case .wait(let n): id = n
         }
-        let dueTick = tick(after: ContinuousClock.now + timeout)
+        let dueTick = tick(of: ContinuousClock.now + timeout) + 1
         let outcome = await withGracefulShutdownHandler {
             await withTaskCancellationHandler {
                 await withCheckedContinuation { (c: CheckedContinuation<Outcome, Never>) in
@@ -120,6 +122,8 @@ final class ConfigWaiters: Sendable {
                         let e = s.epochs[nodeId] ?? 0
                         if e != since { return (.changed(s.latest[nodeId], epoch: e), false) }
                         s.waiters[nodeId, default: [:]][id] = c
+                        // The reaper ends a tick's waits once the tick has started: the first
+                        // tick after the deadline's, never early.
                         s.due[dueTick, default: []].append(Due(nodeId: nodeId, id: id))
                         if s.reaping { return (nil, false) }
                         s.reaping = true
@@ -146,24 +150,20 @@ final class ConfigWaiters: Sendable {
         return outcome
     }
 
-    /// The first tick that starts after `instant` (the reaper ends a tick's waits once it
-    /// has started).
-    private func tick(after instant: ContinuousClock.Instant) -> Int64 {
-        let width = Self.milliseconds(Self.tick)
-        return (Self.milliseconds(instant - origin) + width) / width
+    /// The tick `instant` falls in (ticks counted from `origin`).
+    private func tick(of instant: ContinuousClock.Instant) -> Int64 {
+        let d = instant - origin
+        return (d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000) / Self.tickMs
     }
 
-    private static func milliseconds(_ d: Duration) -> Int64 {
-        d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
-    }
+    private static let tickMs: Int64 = 100
 
     /// Ends the waits whose timeout has come, at each tick's start, until nothing waits.
     private func reap() async {
-        let width = Self.milliseconds(Self.tick)
         while true {
-            let next = Self.milliseconds(ContinuousClock.now - origin) / width + 1
-            try? await Task.sleep(until: origin + .milliseconds(next * width), tolerance: .milliseconds(5))
-            let now = Self.milliseconds(ContinuousClock.now - origin) / width
+            let next = tick(of: .now) + 1
+            try? await Task.sleep(until: origin + Self.tick * next, tolerance: .milliseconds(5))
+            let now = tick(of: .now)
             let (expired, more): ([CheckedContinuation<Outcome, Never>], Bool) = state.withLock { s in
                 var expired: [CheckedContinuation<Outcome, Never>] = []
                 for tick in s.due.keys.filter({ $0 <= now }) {
