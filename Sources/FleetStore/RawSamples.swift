@@ -116,7 +116,7 @@ extension FleetDatabase {
             \(db.indexedBy("samples_taken_at")) WHERE taken_at >= ? AND taken_at < ? ORDER BY \(db.sampleOrder)
             """
         let cursor = try RawSampleCursor(
-            try db.sqlite!.cachedStatement(sql: sql), arguments: [from, to], full: full, wanted: wanted, byNode: byNode)
+            try db.reusableStatement(db.sqlite!, sql: sql), arguments: [from, to], full: full, wanted: wanted, byNode: byNode)
         try cursor.forEach { slot, sample in
             if let slot { cursor.byNode.lists[slot].append(sample) }
         }

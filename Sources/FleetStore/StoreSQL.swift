@@ -435,10 +435,10 @@ public final class StoreDB {
         }
     }
 
-    /// A statement to run many times (SQLite: from GRDB's statement cache).
+    /// A statement to run many times (SQLite: the connection's cached one, `reusableStatement`).
     public func cachedStatement(sql: String) throws -> StoreStatement {
         switch kind {
-        case .sqlite(let db): return StoreStatement(kind: .sqlite(try db.cachedStatement(sql: sql)))
+        case .sqlite(let db): return StoreStatement(kind: .sqlite(try reusableStatement(db, sql: sql)))
         case .postgres(let session): return StoreStatement(kind: .postgres(session, sql))
         }
     }
