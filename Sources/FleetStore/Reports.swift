@@ -53,6 +53,14 @@ struct PeakStreams {
     var streams: [(node: ReportNode, samples: [ReportSample], horizon: Double)]
     var policy: ReportPolicy
 
+    /// The raw samples a sweep over `period` reads, in unix milliseconds: the period and
+    /// `maxGapSeconds` either side (a sample before the period holds into it; one after ends a
+    /// gap in it).
+    static func readRange(_ period: Interval, policy: ReportPolicy) -> (from: Int64, to: Int64) {
+        (Int64(((period.from - policy.maxGapSeconds) * 1000).rounded(.down)),
+         Int64(((period.to + policy.maxGapSeconds) * 1000).rounded(.up)))
+    }
+
     /// The streams of the `nodes` among samples read by node (others' and empty lists left
     /// out), each node's data ending at its deletion or `now`.
     init(_ read: [(String, [ReportSample])], nodes: [String: ReportNode], now: Double, policy: ReportPolicy) {
@@ -301,8 +309,7 @@ extension FleetDatabase {
         else { return nil }
         var known: [String: ReportNode] = [:]
         for n in nodes { known[n.id] = n }
-        let from = Int64(((period.from - policy.maxGapSeconds) * 1000).rounded(.down))
-        let to = Int64(((period.to + policy.maxGapSeconds) * 1000).rounded(.up))
+        let (from, to) = PeakStreams.readRange(period, policy: policy)
         if let cached = reads?.samples(from: from, to: to, nodes: known) {
             return PeakStreams(cached, nodes: known, now: now, policy: policy)
         }
@@ -745,8 +752,7 @@ extension FleetDatabase {
         into acc: inout [String: NodeAccumulator],
         groups: [String: String]?, series: inout [String: [Double: Double]], reads: RawReads? = nil, packs: Bool
     ) throws {
-        let from = Int64(((range.from - policy.maxGapSeconds) * 1000).rounded(.down))
-        let to = Int64(((range.to + policy.maxGapSeconds) * 1000).rounded(.up))
+        let (from, to) = PeakStreams.readRange(range, policy: policy)
         let wanted = Set(acc.keys)
         let byNode = try rawSamples(db, from: from, to: to, full: true, packs: packs, wanted: { wanted.contains($0) })
         let sorted = byNode.sorted

@@ -686,8 +686,7 @@ extension FleetDatabase {
                 // One read of the hour's rows (with the sweep's margins), every node's and every
                 // column: the pack is made from it, the peaks swept from it.
                 guard try Self.exactPeaksPossible(db, period: window, policy: policy, enabled: true) else { continue }
-                let from = Int64(((window.from - policy.maxGapSeconds) * 1000).rounded(.down))
-                let to = Int64(((window.to + policy.maxGapSeconds) * 1000).rounded(.up))
+                let (from, to) = PeakStreams.readRange(window, policy: policy)
                 let read = try Self.rawSamples(db, from: from, to: to, full: true, packs: false, wanted: { _ in true }).sorted
                 let pack = RawHourPack.encode(read, fromMs: h * 1000, toMs: (h + Int64(ReportTime.hour)) * 1000)
                 var known: [String: ReportNode] = [:]
