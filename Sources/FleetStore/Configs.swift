@@ -41,13 +41,13 @@ public struct ApplyItem: Sendable, Equatable {
 extension FleetDatabase {
     /// A live node's desired config.
     public func config(nodeId: String) async throws -> NodeConfig? {
-        try await read { db in try Self.fetchConfig(db, nodeId: nodeId) }
+        try await readStatement { db in try Self.fetchConfig(db, nodeId: nodeId) }
     }
 
     /// What a long-poll reads first: a live node's config, or only that its generation is
     /// still `known` (its agent has this config; nothing is decoded). nil: no such live node.
     public func config(nodeId: String, unlessGeneration known: Int64?) async throws -> ConfigRead? {
-        try await read { db in try Self.fetchConfig(db, nodeId: nodeId, unlessGeneration: known) }
+        try await readStatement { db in try Self.fetchConfig(db, nodeId: nodeId, unlessGeneration: known) }
     }
 
     static func fetchConfig(_ db: StoreDB, nodeId: String) throws -> NodeConfig? {

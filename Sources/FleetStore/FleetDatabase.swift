@@ -144,6 +144,17 @@ public final class FleetDatabase: Sendable {
         }
     }
 
+    /// Runs `body`, which makes exactly one query, as `read` does: on SQLite in a read
+    /// transaction; on PostgreSQL outside a transaction block, where a lone statement has a
+    /// snapshot of its own (`PostgresEngine.readStatement`: a round trip instead of three). For
+    /// the reads made per request, such as a long-poll's first.
+    func readStatement<T: Sendable>(_ body: @escaping @Sendable (StoreDB) throws -> T) async throws -> T {
+        switch backend {
+        case .sqlite(let pool, _): return try await pool.read { db in try body(StoreDB(.sqlite(db))) }
+        case .postgres(let engine): return try await engine.readStatement(body)
+        }
+    }
+
     /// Runs `body` in a write transaction: committed when it returns, rolled back when it throws.
     func write<T: Sendable>(_ body: @escaping @Sendable (StoreDB) throws -> T) async throws -> T {
         switch backend {

@@ -53,9 +53,15 @@ public final class PostgresSession {
     /// connection): savepoints cannot undo it, the engine retries or fails the transaction.
     private(set) var transactionDoomed = false
 
-    init(connection: PostgresConnection, logger: Logger) {
+    /// Set for a session outside a transaction block (`PostgresEngine.readStatementSync`): it may
+    /// run one query (SELECT or WITH) and nothing else, because a second statement would see
+    /// another snapshot.
+    private var singleQueryLeft: Bool?
+
+    init(connection: PostgresConnection, logger: Logger, singleQuery: Bool = false) {
         self.connection = connection
         self.logger = logger
+        singleQueryLeft = singleQuery ? true : nil
     }
 
     /// Runs a statement with `?` placeholders; returns its rows (engine-neutral values).
@@ -75,6 +81,13 @@ public final class PostgresSession {
     /// loop while this thread waits for the statement's end (which orders the two): for large
     /// results read into something other than engine-neutral rows (`rawSamples`).
     func each(_ sql: String, _ arguments: StoreArguments, _ onRow: @escaping @Sendable (PostgresRow) throws -> Void) throws {
+        if let left = singleQueryLeft {
+            let head = sql.drop(while: { $0.isWhitespace }).prefix(6).uppercased()
+            guard left, head == "SELECT" || head.hasPrefix("WITH") else {
+                throw PostgresError(SingleQueryMisuse(), sql: sql)
+            }
+            singleQueryLeft = false
+        }
         var binds = PostgresBindings(capacity: arguments.values.count)
         for value in arguments.values {
             switch value {
@@ -132,6 +145,12 @@ public final class PostgresSession {
 
 /// Decodes rows as postgres-nio hands them over (on its event loop; read after the query's
 /// future completed, which orders the two).
+/// A single-statement read (`PostgresEngine.readStatementSync`) asked for a second statement, or
+/// for one that is not a query: a mistake in the store's code, which its tests catch.
+struct SingleQueryMisuse: Error, CustomStringConvertible {
+    var description: String { "a single-statement read may run one query (SELECT or WITH) and nothing else" }
+}
+
 private final class RowCollector: @unchecked Sendable {
     private(set) var rows: [ValueRow] = []
     private var columns: ColumnIndex?
@@ -346,6 +365,29 @@ final class PostgresEngine: @unchecked Sendable {
     /// Runs `body` in a read-only snapshot on a reader connection (blocking).
     func readSync<T>(_ body: (StoreDB) throws -> T) throws -> T {
         try transaction(slots: readers, begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", body)
+    }
+
+    /// Runs `body`, which makes exactly one query, on a reader connection outside a transaction
+    /// block (blocking). PostgreSQL runs a lone statement in a transaction of its own, with one
+    /// snapshot, so the result is what `readSync` would give, without the `BEGIN` and `COMMIT`
+    /// round trips: two of the three a long-poll's first read cost. A second statement, or one
+    /// that is not a query, throws (`PostgresSession`).
+    func readStatementSync<T>(_ body: (StoreDB) throws -> T) throws -> T {
+        let connection = try readers.acquire(connect: connect)
+        do {
+            let value = try body(StoreDB(.postgres(PostgresSession(connection: connection, logger: logger, singleQuery: true))))
+            readers.release(connection)
+            return value
+        } catch {
+            readers.release(connection, broken: connection.isClosed)
+            throw error
+        }
+    }
+
+    func readStatement<T: Sendable>(_ body: @escaping @Sendable (StoreDB) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            readThreads.submit { continuation.resume(with: Result { try self.readStatementSync(body) }) }
+        }
     }
 
     func write<T: Sendable>(_ body: @escaping @Sendable (StoreDB) throws -> T) async throws -> T {
