@@ -113,16 +113,45 @@ extension FleetDatabase {
         var out: [ReportSample] = []
         // By position (the SELECT's order): looking columns up by name cost more than the rest
         // of the row, and a rollup pass reads every sample of each hour it touches.
-        while let r = try rows.next() {
-            let phase: String = r[5]
-            out.append(
-                ReportSample(
-                    at: Double(r[0] as Int64) / 1000, savedBytes: r[1],
-                    cpuSeconds: r[2], cpuPercent: r[3],
-                    fullScans: (r[4] as Int64?) ?? 0, phase: KSMPhase(rawValue: phase) ?? .stopped,
-                    netProfit: r[6], endsData: ((r[7] as Int64?) ?? 0) != 0))
-        }
+        while let r = try rows.next() { out.append(reportSample(r)) }
         return out
+    }
+
+    /// Several nodes' samples with `taken_at` in [from, to), reduced for the report math, by node.
+    static func reportSamples(_ db: StoreDB, nodeIds: [String], from: Double, to: Double) throws -> [String: [ReportSample]] {
+        let rows = try StoreRow.fetchCursor(
+            db,
+            sql: """
+                SELECT taken_at, saved_bytes, ksmd_cpu_seconds, ksmd_cpu_percent, full_scans, phase, general_profit,
+                  ends_data, node_id
+                FROM samples WHERE node_id IN \(db.jsonArrayValues()) AND taken_at >= ? AND taken_at < ?
+                ORDER BY node_id, \(db.sampleOrder)
+                """,
+            arguments: [try StoredJSON.encode(nodeIds), Int64((from * 1000).rounded(.down)), Int64((to * 1000).rounded(.up))])
+        var out: [String: [ReportSample]] = [:]
+        var node = ""
+        var list: [ReportSample] = []
+        while let r = try rows.next() {
+            let id: String = r[8]
+            if id != node {
+                if !list.isEmpty { out[node] = list }
+                node = id
+                list = out[id] ?? []
+            }
+            list.append(reportSample(r))
+        }
+        if !list.isEmpty { out[node] = list }
+        return out
+    }
+
+    /// A row of `reportSamples`' SELECT, by position.
+    static func reportSample(_ r: StoreRow) -> ReportSample {
+        let phase: String = r[5]
+        return ReportSample(
+            at: Double(r[0] as Int64) / 1000, savedBytes: r[1],
+            cpuSeconds: r[2], cpuPercent: r[3],
+            fullScans: (r[4] as Int64?) ?? 0, phase: KSMPhase(rawValue: phase) ?? .stopped,
+            netProfit: r[6], endsData: ((r[7] as Int64?) ?? 0) != 0)
     }
 
     /// The highest samples rowid below which no sample can still appear. SQLite has one writer,
@@ -164,8 +193,11 @@ extension FleetDatabase {
     /// rows, in batches of 5,000: 29 passes each re-reading nearly every node's hour, 34 s); in
     /// batches of 50,000 each node-hour is read a few times. A pass's result is a row per
     /// node-hour touched, so its write stays small either way.
+    ///
+    /// `readChunk`: how many nodes' rows one query reads (tests vary it; the result is the same).
     public func rollupPass(
-        batch: Int = FleetDatabase.rollupBatch, policy: ReportPolicy = .default, now: Date = Date(), pendingRefresh: Double = 0
+        batch: Int = FleetDatabase.rollupBatch, policy: ReportPolicy = .default, now: Date = Date(), pendingRefresh: Double = 0,
+        readChunk: Int = FleetDatabase.rollupReadChunk
     ) async throws -> RollupPassResult {
         struct Computed: Sendable {
             var pass: Int64
@@ -221,56 +253,81 @@ extension FleetDatabase {
             var hours: [(NodeBucket, RollupBucket?)] = []
             var days: [(NodeBucket, RollupBucket?)] = []
             var months: [(NodeBucket, RollupBucket?)] = []
-            for (node, set) in touched.sorted(by: { $0.key < $1.key }) {
+            // Nodes a chunk at a time, each read made for the whole chunk (nodes that need the
+            // same range share a query): on PostgreSQL every query is a round trip, and a live
+            // fleet touches every node's current hour pass after pass (10,000 nodes: 40,000
+            // queries a minute, one node at a time).
+            let nodes = touched.keys.sorted()
+            for first in stride(from: 0, to: nodes.count, by: max(1, readChunk)) {
+                let chunk = Array(nodes[first..<min(first + max(1, readChunk), nodes.count)])
                 // Runs of nearby hours share one fetch.
-                var runs: [(Double, Double)] = []
-                for h in set.sorted() {
-                    if let last = runs.last, h - last.1 <= 2 * ReportTime.hour {
-                        runs[runs.count - 1].1 = h
-                    } else {
-                        runs.append((h, h))
+                var runsOf: [String: [Interval]] = [:]
+                for node in chunk {
+                    var runs: [Interval] = []
+                    for h in touched[node, default: []].sorted() {
+                        if let last = runs.last, h - last.to <= 2 * ReportTime.hour {
+                            runs[runs.count - 1].to = h
+                        } else {
+                            runs.append(Interval(h, h))
+                        }
                     }
+                    runsOf[node] = runs
                 }
                 // A deleted node's data ends at its deletion, as in the raw reads of reports.
-                let deletedAt = try Int64.fetchOne(
-                    db, sql: "SELECT deleted_at FROM nodes WHERE id = ?", arguments: [node]
-                ).map { Double($0) / 1000 }
-                let nodeHorizon = min(horizon, deletedAt ?? horizon)
-                var nodeHours: [Double: RollupBucket?] = [:]
-                for (a, b) in runs {
-                    let from = a
-                    let to = b + ReportTime.hour
-                    let samples = try Self.reportSamples(
-                        db, nodeId: node, from: from - policy.maxGapSeconds, to: to + policy.maxGapSeconds)
-                    let result = ReportMath.integrate(
-                        samples, from: from, to: to, bucketSeconds: ReportTime.hour, policy: policy,
-                        horizon: nodeHorizon)
-                    // Cut at now (not at a deletion, which is final): recomputed while time passes.
-                    if result.clippedAtHorizon && nodeHorizon == horizon {
-                        // The cut tail lies in the hour of `now`, or spills into the next one.
-                        cut.insert(NodeBucket(nodeId: node, start: ReportTime.hourStart(horizon)))
-                        cut.insert(NodeBucket(nodeId: node, start: ReportTime.hourStart(horizon + policy.tailSeconds)))
+                let deletedAt = try Self.deletedAt(db, nodeIds: chunk)
+                var samplesOf: [String: [[ReportSample]]] = [:]  // a list per run
+                for (runs, group) in Self.grouped(chunk, by: { runsOf[$0] ?? [] }) {
+                    for run in runs {
+                        let read = try Self.reportSamples(
+                            db, nodeIds: group, from: run.from - policy.maxGapSeconds,
+                            to: run.to + ReportTime.hour + policy.maxGapSeconds)
+                        for node in group { samplesOf[node, default: []].append(read[node] ?? []) }
                     }
-                    var h = from
-                    while h < to {
-                        if let st = result.buckets[h], st.dataSeconds > 0 || st.samples > 0 {
-                            let gaps = ReportMath.clip(result.gaps, to: Interval(h, h + ReportTime.hour))
-                            nodeHours[h] = .some(RollupBucket(st, gaps: gaps))
-                        } else {
-                            nodeHours[h] = .some(nil)
+                }
+                var hoursOf: [String: [Double: RollupBucket?]] = [:]
+                for node in chunk {
+                    let nodeHorizon = min(horizon, deletedAt[node] ?? horizon)
+                    var nodeHours: [Double: RollupBucket?] = [:]
+                    for (run, samples) in zip(runsOf[node] ?? [], samplesOf[node] ?? []) {
+                        let from = run.from
+                        let to = run.to + ReportTime.hour
+                        let result = ReportMath.integrate(
+                            samples, from: from, to: to, bucketSeconds: ReportTime.hour, policy: policy,
+                            horizon: nodeHorizon)
+                        // Cut at now (not at a deletion, which is final): recomputed while time passes.
+                        if result.clippedAtHorizon && nodeHorizon == horizon {
+                            // The cut tail lies in the hour of `now`, or spills into the next one.
+                            cut.insert(NodeBucket(nodeId: node, start: ReportTime.hourStart(horizon)))
+                            cut.insert(NodeBucket(nodeId: node, start: ReportTime.hourStart(horizon + policy.tailSeconds)))
                         }
-                        h += ReportTime.hour
+                        var h = from
+                        while h < to {
+                            if let st = result.buckets[h], st.dataSeconds > 0 || st.samples > 0 {
+                                let gaps = ReportMath.clip(result.gaps, to: Interval(h, h + ReportTime.hour))
+                                nodeHours[h] = .some(RollupBucket(st, gaps: gaps))
+                            } else {
+                                nodeHours[h] = .some(nil)
+                            }
+                            h += ReportTime.hour
+                        }
                     }
+                    hoursOf[node] = nodeHours
                 }
                 // The days holding those hours and the months holding those days, from this
                 // snapshot's rows with the new hours (and then days) in place of the old ones.
-                let newDays = try Self.rebuilt(
-                    db, .day, from: .hour, nodeId: node, children: nodeHours, starts: Set(nodeHours.keys.map(ReportTime.dayStart)))
-                let newMonths = try Self.rebuilt(
-                    db, .month, from: .day, nodeId: node, children: newDays, starts: Set(newDays.keys.map(ReportTime.monthStart)))
-                for (h, b) in nodeHours.sorted(by: { $0.key < $1.key }) { hours.append((NodeBucket(nodeId: node, start: h), b)) }
-                for (d, b) in newDays.sorted(by: { $0.key < $1.key }) { days.append((NodeBucket(nodeId: node, start: d), b)) }
-                for (m, b) in newMonths.sorted(by: { $0.key < $1.key }) { months.append((NodeBucket(nodeId: node, start: m), b)) }
+                let daysOf = try Self.rebuilt(db, .day, from: .hour, chunk, children: hoursOf)
+                let monthsOf = try Self.rebuilt(db, .month, from: .day, chunk, children: daysOf)
+                for node in chunk {
+                    for (h, b) in (hoursOf[node] ?? [:]).sorted(by: { $0.key < $1.key }) {
+                        hours.append((NodeBucket(nodeId: node, start: h), b))
+                    }
+                    for (d, b) in (daysOf[node] ?? [:]).sorted(by: { $0.key < $1.key }) {
+                        days.append((NodeBucket(nodeId: node, start: d), b))
+                    }
+                    for (m, b) in (monthsOf[node] ?? [:]).sorted(by: { $0.key < $1.key }) {
+                        months.append((NodeBucket(nodeId: node, start: m), b))
+                    }
+                }
             }
             return Computed(
                 pass: pass, watermark: watermark, maxRowid: maxRowid, samples: rows.count, hours: hours, days: days,
@@ -336,15 +393,40 @@ extension FleetDatabase {
         try db.executeValues("DELETE FROM \(level.table) WHERE (node_id, bucket_start) IN (", deletes, tail: ")")
     }
 
-    /// The `level` rows starting at `starts` for one node, merged from its stored `child` rows
-    /// in their range with `children` (new values; nil: the child is gone) in their place. Nil
-    /// for a row left without children.
+    /// The `level` rows holding each node's `children` (new child rows; nil: the child is gone),
+    /// merged from the node's stored `child` rows in their range with `children` in their place;
+    /// nil for a row left without children. Nodes whose rows span the same range are read with
+    /// one query.
     static func rebuilt(
-        _ db: StoreDB, _ level: RollupLevel, from child: RollupLevel, nodeId: String, children: [Double: RollupBucket?],
+        _ db: StoreDB, _ level: RollupLevel, from child: RollupLevel, _ nodeIds: [String],
+        children: [String: [Double: RollupBucket?]]
+    ) throws -> [String: [Double: RollupBucket?]] {
+        var startsOf: [String: Set<Double>] = [:]
+        for node in nodeIds {
+            let starts = Set((children[node] ?? [:]).keys.map { level == .day ? ReportTime.dayStart($0) : ReportTime.monthStart($0) })
+            if !starts.isEmpty { startsOf[node] = starts }
+        }
+        var out: [String: [Double: RollupBucket?]] = [:]
+        let withRows = nodeIds.filter { startsOf[$0] != nil }
+        for (range, group) in grouped(withRows, by: { node -> [Double] in
+            let starts = startsOf[node] ?? []
+            return [starts.min() ?? 0, level.end(of: starts.max() ?? 0)]
+        }) {
+            let rows = try rollupRows(db, child, nodeIds: group, from: range[0], to: range[1])
+            for node in group {
+                out[node] = merged(
+                    level, from: child, rows: rows[node] ?? [:], children: children[node] ?? [:], starts: startsOf[node] ?? [])
+            }
+        }
+        return out
+    }
+
+    /// The `level` rows at `starts` from their child `rows` with `children` in their place.
+    static func merged(
+        _ level: RollupLevel, from child: RollupLevel, rows stored: [Double: RollupBucket], children: [Double: RollupBucket?],
         starts: Set<Double>
-    ) throws -> [Double: RollupBucket?] {
-        guard let first = starts.min(), let last = starts.max() else { return [:] }
-        var rows = try rollupRows(db, child, nodeId: nodeId, from: first, to: level.end(of: last))
+    ) -> [Double: RollupBucket?] {
+        var rows = stored
         for (start, bucket) in children { rows[start] = bucket }
         var out: [Double: RollupBucket?] = [:]
         for start in starts {
@@ -352,6 +434,48 @@ extension FleetDatabase {
             out[start] = .some(merged(level, from: child, start: start, rows.filter { $0.key >= start && $0.key < end }))
         }
         return out
+    }
+
+    /// Several nodes' `level` rows starting in [from, to), by node.
+    static func rollupRows(_ db: StoreDB, _ level: RollupLevel, nodeIds: [String], from: Double, to: Double) throws
+        -> [String: [Double: RollupBucket]]
+    {
+        let rows = try StoreRow.fetchCursor(
+            db,
+            sql: """
+                SELECT node_id, bucket_start, \(rollupColumns) FROM \(level.table)
+                WHERE node_id IN \(db.jsonArrayValues()) AND bucket_start >= ? AND bucket_start < ?
+                """,
+            arguments: [try StoredJSON.encode(nodeIds), Int64(from), Int64(to)])
+        var out: [String: [Double: RollupBucket]] = [:]
+        while let r = try rows.next() {
+            out[r[0] as String, default: [:]][Double(r[1] as Int64)] = RollupBucket(
+                stats: stats(r, at: 2), storedGaps: decodeGaps(r[17]))
+        }
+        return out
+    }
+
+    /// When each of these nodes was deleted (Unix seconds); live nodes are absent.
+    static func deletedAt(_ db: StoreDB, nodeIds: [String]) throws -> [String: Double] {
+        let rows = try StoreRow.fetchAll(
+            db, sql: "SELECT id, deleted_at FROM nodes WHERE id IN \(db.jsonArrayValues()) AND deleted_at IS NOT NULL",
+            arguments: [try StoredJSON.encode(nodeIds)])
+        var out: [String: Double] = [:]
+        for r in rows { out[r[0] as String] = Double(r[1] as Int64) / 1000 }
+        return out
+    }
+
+    /// `items` in groups that share `key`, each group in the items' order, groups in the order of
+    /// their first item.
+    static func grouped<Key: Hashable>(_ items: [String], by key: (String) -> Key) -> [(Key, [String])] {
+        var order: [Key] = []
+        var groups: [Key: [String]] = [:]
+        for item in items {
+            let k = key(item)
+            if groups[k] == nil { order.append(k) }
+            groups[k, default: []].append(item)
+        }
+        return order.map { ($0, groups[$0] ?? []) }
     }
 
     /// A node's `level` rows starting in [from, to).
@@ -812,6 +936,8 @@ extension FleetDatabase {
 
     /// Samples a rollup pass takes at most (see `rollupPass`).
     public static let rollupBatch = 50_000
+    /// Nodes whose rows a rollup pass reads with one query each (`rollupPass`).
+    public static let rollupReadChunk = 200
 
     static func pendingHours(_ db: StoreDB) throws -> Set<NodeBucket> {
         var out: Set<NodeBucket> = []

@@ -108,6 +108,55 @@ private let lateNovember: Double = t0 + 27 * 86400
         }
     }
 
+    /// A pass reads its nodes' samples and rows a chunk of nodes at a time, nodes that need the
+    /// same range in one query. Nodes with different hours touched (late samples), a deleted
+    /// node, chunks that split the fleet anywhere: the rows stored are those of one node a
+    /// query (`readChunk: 1`).
+    @Test(arguments: [UInt64(4), 5]) func nodesReadTogetherRollUpAsNodesReadAlone(seed: UInt64) async throws {
+        let nodes = Self.fleet(seed: seed) + Self.fleet(seed: seed + 10)
+        let end = lateNovember + 3 * 86400 + 600
+        var rng = SeededRandom(seed: seed + 200)
+        // Arrivals in time order, except a few samples held back and sent late (their hours are
+        // then touched again, apart from the other nodes').
+        var arrivals = nodes.flatMap { n in n.samples.map { (n.name, $0) } }.sorted { $0.1.at < $1.1.at }
+        var late: [(String, ReportSample)] = []
+        for _ in 0..<12 { late.append(arrivals.remove(at: Int.random(in: 0..<arrivals.count, using: &rng))) }
+        let deleted = nodes[1].name
+        var rounds: [[(String, ReportSample)]] = []
+        while !arrivals.isEmpty {
+            let chunk = Array(arrivals.prefix(Int.random(in: 40...300, using: &rng)))
+            arrivals.removeFirst(chunk.count)
+            rounds.append(chunk + (late.isEmpty || Bool.random(using: &rng) ? [] : [late.removeLast()]))
+        }
+        rounds[rounds.count - 1] += late
+        var dumps: [Int: [String: [[SQLValue]]]] = [:]
+        for readChunk in [1, 2, 3, FleetDatabase.rollupReadChunk] {
+            let f = try ReportFixture()
+            var ids: [String: String] = [:]
+            for n in nodes { ids[n.name] = try await f.node(n.name, registeredAt: lateNovember - 3 * 86400) }
+            for (i, round) in rounds.enumerated() {
+                for name in Set(round.map(\.0)).sorted() where !(name == deleted && i > rounds.count / 2) {
+                    try await f.pushSamples(ids[name]!, round.filter { $0.0 == name }.map(\.1).sorted { $0.at < $1.at })
+                }
+                if i == rounds.count / 2 {
+                    let at = Date(timeIntervalSince1970: round.last!.1.at - 1800)
+                    try await f.db.deleteNode(nodeId: ids[deleted]!, purgeHistory: false, now: at)
+                }
+                let now = Date(timeIntervalSince1970: round.map(\.1.at).max()! + 30)
+                while try await f.db.rollupPass(batch: 97, now: now, readChunk: readChunk).more {}
+            }
+            try await f.db.rollupCatchUp(now: Date(timeIntervalSince1970: end))
+            dumps[readChunk] = try await Self.dump(f.db)
+        }
+        let alone = try #require(dumps[1])
+        #expect((alone["rollup_hour"]?.count ?? 0) > 100 && (alone["rollup_month"]?.count ?? 0) >= nodes.count)
+        for (readChunk, got) in dumps.sorted(by: { $0.key < $1.key }) where readChunk != 1 {
+            for table in alone.keys.sorted() {
+                #expect(got[table] == alone[table], "seed \(seed), readChunk \(readChunk), \(table)")
+            }
+        }
+    }
+
     /// The service's passes recompute a current hour that no new sample touched only when this
     /// process computed it at least `pendingRefresh` seconds ago; reports (0) always do.
     @Test func aCurrentHourIsRefreshedWhenDue() async throws {
