@@ -66,7 +66,28 @@ final class ConfigWaiters: Sendable {
         state.withLock { Array($0.waiters.keys) }
     }
 
-    /// Wakes every waiter of a node with its new config (nil when the node was deleted).
+    /// What a change of a node to `generation`, committed elsewhere and heard of now, means here.
+    enum Interest: Equatable {
+        /// This process has already notified that generation or a newer one: its own change
+        /// coming back as a notification. Every wait that began before that notify was woken
+        /// by it, and every read after it began after the commit.
+        case known
+        /// No request of the node waits here: only the epoch must move (`notify` with nil), so
+        /// that a request between its epoch and its wait reads the config again.
+        case idle
+        /// A request of the node waits: it gets the new config.
+        case waiting
+    }
+
+    func interest(_ nodeId: String, generation: Int64) -> Interest {
+        state.withLock { s in
+            if let known = s.latest[nodeId]?.generation, known >= generation { return .known }
+            return s.waiters[nodeId] == nil ? .idle : .waiting
+        }
+    }
+
+    /// Wakes every waiter of a node with its new config, or with nil when the node was deleted
+    /// or its config must be read from the store (a waiter woken with nil reads it).
     /// Call after the change is committed.
     func notify(_ nodeId: String, config: NodeConfig?) {
         let (woken, outcome): ([CheckedContinuation<Outcome, Never>], Outcome) = state.withLock { s in

@@ -268,14 +268,32 @@ enum StoredJSON {
     }
 }
 
-/// A config change another replica committed (PostgreSQL notifications).
+/// A config change another replica committed (PostgreSQL notifications). The config itself is
+/// decoded only when asked for (`config`): a replica hears every change of the fleet, its own
+/// included, and most of them concern nodes that wait on another replica or that it has woken
+/// already (`ConfigWaiters.interest`).
 public struct ConfigChangeNotice: Sendable, Equatable {
     public var nodeId: String
-    /// The new config; nil when the node was deleted, or when it did not fit the notification
-    /// (`needsRead`).
-    public var config: NodeConfig?
-    /// The config was too long to travel with the notice: read it from the store.
-    public var needsRead: Bool
+    /// The node was deleted.
+    public var deleted: Bool
+    /// The new generation (nil when deleted, or in an unreadable notice).
+    public var generation: Int64?
+    var kickCounter: Int64
+    /// The new config as stored; nil when deleted or when it did not fit the notification.
+    var configJSON: String?
+
+    /// The config was too long to travel with the notice (or the notice was unreadable): read
+    /// it from the store.
+    public var needsRead: Bool { !deleted && (generation == nil || configJSON == nil) }
+
+    /// The new config, decoded; nil when the node was deleted, or when the config must be read
+    /// from the store (`needsRead`, or JSON that does not decode).
+    public var config: NodeConfig? {
+        guard !deleted, let generation, let configJSON,
+            let config = try? StoredJSON.decode(KSMConfig.self, configJSON)
+        else { return nil }
+        return NodeConfig(generation: generation, kickCounter: kickCounter, config: config)
+    }
 
     /// Parses a `ksmfleet_config` payload (migrations/postgres/0002_config_notify.sql).
     static func parse(_ payload: String) -> ConfigChangeNotice? {
@@ -287,12 +305,10 @@ public struct ConfigChangeNotice: Sendable, Equatable {
             var deleted: Bool?
         }
         guard let p = try? JSONDecoder().decode(Payload.self, from: Data(payload.utf8)) else { return nil }
-        if p.deleted == true { return ConfigChangeNotice(nodeId: p.n, config: nil, needsRead: false) }
-        guard let g = p.g, let c = p.c, let config = try? StoredJSON.decode(KSMConfig.self, c) else {
-            return ConfigChangeNotice(nodeId: p.n, config: nil, needsRead: true)
+        if p.deleted == true {
+            return ConfigChangeNotice(nodeId: p.n, deleted: true, generation: nil, kickCounter: 0, configJSON: nil)
         }
-        return ConfigChangeNotice(
-            nodeId: p.n, config: NodeConfig(generation: g, kickCounter: p.k ?? 0, config: config), needsRead: false)
+        return ConfigChangeNotice(nodeId: p.n, deleted: false, generation: p.g, kickCounter: p.k ?? 0, configJSON: p.c)
     }
 }
 

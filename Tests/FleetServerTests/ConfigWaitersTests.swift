@@ -55,6 +55,34 @@ import Testing
         #expect(kept?.generation == 5 && later == newEpoch + 1)
     }
 
+    /// A notice of another replica's (or this one's own) change: ignored when this process has
+    /// notified that generation already, an epoch move only when nothing of the node waits here.
+    @Test func aNoticeIsKnownIdleOrAwaited() async {
+        let waiters = ConfigWaiters()
+        #expect(waiters.interest("a", generation: 1) == .idle)
+        let e = waiters.epoch("a")
+        let waiting = Task { await waiters.wait("a", since: e, timeout: .seconds(30)) }
+        let deadline = ContinuousClock.now + .seconds(20)
+        while waiters.waitingCount < 1 && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(5)) }
+        #expect(waiters.interest("a", generation: 1) == .waiting)
+        #expect(waiters.interest("b", generation: 1) == .idle)
+        // This process's own change: its waiters are woken with it, and the notice of the same
+        // generation (or an older one) that comes back is known.
+        waiters.notify("a", config: config(7))
+        guard case .changed(let c, _) = await waiting.value else {
+            Issue.record("the waiter was not woken")
+            return
+        }
+        #expect(c?.generation == 7)
+        #expect(waiters.interest("a", generation: 7) == .known)
+        #expect(waiters.interest("a", generation: 6) == .known)
+        #expect(waiters.interest("a", generation: 8) == .idle)
+        // A wake-up without a config (read it from the store) forgets the generation: a later
+        // notice of it is not skipped.
+        waiters.notify("a", config: nil)
+        #expect(waiters.interest("a", generation: 7) == .idle)
+    }
+
     @Test func cancellationAndShutdownEndEveryWait() async {
         let waiters = ConfigWaiters()
         let cancelled = Task { await waiters.wait("a", since: 0, timeout: .seconds(60)) }
