@@ -258,10 +258,11 @@ enum Time {
     static func date(_ ms: Int64?) -> Date? { ms.map { date($0) } }
 }
 
-/// JSON as stored in TEXT columns (the wire encoding: ISO 8601 dates, sorted keys).
+/// JSON as stored in TEXT columns (the wire encoding: ISO 8601 dates, sorted keys). Written by
+/// `SortedJSONEncoder`: the bytes of `StrictJSON.encoder()` in about half the time.
 enum StoredJSON {
     static func encode<T: Encodable>(_ value: T) throws -> String {
-        String(decoding: try StrictJSON.encoder().encode(value), as: UTF8.self)
+        String(decoding: try SortedJSONEncoder().encode(value), as: UTF8.self)
     }
     static func decode<T: Decodable>(_ type: T.Type, _ text: String) throws -> T {
         try StrictJSON.decoder().decode(type, from: Data(text.utf8))
