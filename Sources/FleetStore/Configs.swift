@@ -160,6 +160,10 @@ extension FleetDatabase {
             let wanted = Set(nodeIds)
             var current: [String: (name: String, config: NodeConfig, json: String)] = [:]
             var kernels: [String: (kernel: String, features: [String])] = [:]
+            // A fleet shares a few distinct configs: each text is decoded once, and each new
+            // config (the patch applied to one distinct old config) encoded once.
+            var decoded: [String: KSMConfig] = [:]
+            var encodedAfter: [String: String] = [:]
             // Only the targets' rows (a selector's few nodes are not a whole fleet's read).
             let rows = try StoreRow.fetchCursor(
                 db,
@@ -172,12 +176,15 @@ extension FleetDatabase {
                 let id: String = row["id"]
                 let json: String = row["config_json"]
                 kernels[id] = (row["kernel"], (try? StoredJSON.decode([String].self, row["ksm_features"])) ?? [])
+                let config: KSMConfig
+                if let known = decoded[json] {
+                    config = known
+                } else {
+                    config = try StoredJSON.decode(KSMConfig.self, json)
+                    decoded[json] = config
+                }
                 current[id] = (
-                    row["name"],
-                    NodeConfig(
-                        generation: row["generation"], kickCounter: row["kick_counter"],
-                        config: try StoredJSON.decode(KSMConfig.self, json)),
-                    json
+                    row["name"], NodeConfig(generation: row["generation"], kickCounter: row["kick_counter"], config: config), json
                 )
             }
             var items: [ApplyItem] = []
@@ -216,10 +223,14 @@ extension FleetDatabase {
                     continue
                 }
                 let after = NodeConfig(generation: before.generation + 1, kickCounter: before.kickCounter, config: config)
-                writes.append(
-                    ConfigWrite(
-                        nodeId: id, generation: after.generation, beforeJSON: beforeJSON,
-                        afterJSON: try StoredJSON.encode(config)))
+                let afterJSON: String
+                if let known = encodedAfter[beforeJSON] {
+                    afterJSON = known
+                } else {
+                    afterJSON = try StoredJSON.encode(config)
+                    encodedAfter[beforeJSON] = afterJSON
+                }
+                writes.append(ConfigWrite(nodeId: id, generation: after.generation, beforeJSON: beforeJSON, afterJSON: afterJSON))
                 items.append(
                     ApplyItem(
                         nodeId: id, name: name, status: .changed, generation: after.generation, changes: changes,
