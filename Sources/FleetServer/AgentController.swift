@@ -131,7 +131,9 @@ struct AgentController<Context: RequestContext>: Sendable {
                     }
                     current = fresh
                 }
-                if current.generation != known { return try configResponse(current) }
+                // Generations only grow: a wake-up with an older one than the store gave (a
+                // notification still queued behind the read) is not news for this agent.
+                if current.generation > known { return try configResponse(current) }
             }
         }
         return notModified(generation: known)

@@ -33,7 +33,7 @@ struct ConfigNotificationService: Service {
                     // fleet-wide change of 10,000 nodes, a third of the applying replica's CPU).
                     switch state.waiters.interest(notice.nodeId, generation: generation) {
                     case .known: return
-                    case .idle: state.waiters.notify(notice.nodeId, config: nil)
+                    case .idle: state.waiters.notify(notice.nodeId, generation: generation)
                     case .waiting:
                         if let config = notice.config {
                             state.waiters.notify(notice.nodeId, config: config)

@@ -32,6 +32,9 @@ final class ConfigWaiters: Sendable {
     private struct State {
         var epochs: [String: UInt64] = [:]
         var latest: [String: NodeConfig] = [:]
+        /// The highest generation notified per node, with or without its config: a config
+        /// older than it is never handed to a waiter (it reads the store instead).
+        var highest: [String: Int64] = [:]
         var waiters: [String: [UInt64: CheckedContinuation<Outcome, Never>]] = [:]
         /// Waits by the tick that ends them (entries of waits already ended are skipped).
         var due: [Int64: [Due]] = [:]
@@ -39,6 +42,13 @@ final class ConfigWaiters: Sendable {
         var cancelledBeforeRegistration: Set<UInt64> = []
         var nextID: UInt64 = 0
         var shuttingDown = false
+
+        /// The newest config notified, unless a newer generation was notified without its
+        /// config (nil: read the store).
+        func current(_ nodeId: String) -> NodeConfig? {
+            guard let config = latest[nodeId] else { return nil }
+            return config.generation >= (highest[nodeId] ?? Int64.min) ? config : nil
+        }
 
         /// Takes a waiter out (nil when it is not waiting any more).
         mutating func removeWaiter(_ nodeId: String, _ id: UInt64) -> CheckedContinuation<Outcome, Never>? {
@@ -72,8 +82,8 @@ final class ConfigWaiters: Sendable {
         /// coming back as a notification. Every wait that began before that notify was woken
         /// by it, and every read after it began after the commit.
         case known
-        /// No request of the node waits here: only the epoch must move (`notify` with nil), so
-        /// that a request between its epoch and its wait reads the config again.
+        /// No request of the node waits here: only the epoch must move (`notify(_:generation:)`),
+        /// so that a request between its epoch and its wait reads the config again.
         case idle
         /// A request of the node waits: it gets the new config.
         case waiting
@@ -81,7 +91,7 @@ final class ConfigWaiters: Sendable {
 
     func interest(_ nodeId: String, generation: Int64) -> Interest {
         state.withLock { s in
-            if let known = s.latest[nodeId]?.generation, known >= generation { return .known }
+            if let known = s.highest[nodeId], known >= generation { return .known }
             return s.waiters[nodeId] == nil ? .idle : .waiting
         }
     }
@@ -96,13 +106,29 @@ final class ConfigWaiters: Sendable {
             if let config {
                 // Two writers may notify out of order; keep the newest generation.
                 if (s.latest[nodeId]?.generation ?? Int64.min) <= config.generation { s.latest[nodeId] = config }
+                s.highest[nodeId] = max(s.highest[nodeId] ?? Int64.min, config.generation)
             } else {
                 s.latest[nodeId] = nil
+                s.highest[nodeId] = nil
             }
             let list = s.waiters.removeValue(forKey: nodeId).map { Array($0.values) } ?? []
-            return (list, .changed(config == nil ? nil : s.latest[nodeId], epoch: e))
+            return (list, .changed(config == nil ? nil : s.current(nodeId), epoch: e))
         }
         for c in woken { c.resume(returning: outcome) }
+    }
+
+    /// A change of a node to `generation` whose config is not at hand (a notification for a node
+    /// that no request waits for here): the epoch moves and any waiter reads the store; a config
+    /// older than `generation` notified later (a writer's own notify that comes late) is not
+    /// handed out.
+    func notify(_ nodeId: String, generation: Int64) {
+        let (woken, e): ([CheckedContinuation<Outcome, Never>], UInt64) = state.withLock { s in
+            let e = (s.epochs[nodeId] ?? 0) &+ 1
+            s.epochs[nodeId] = e
+            s.highest[nodeId] = max(s.highest[nodeId] ?? Int64.min, generation)
+            return (s.waiters.removeValue(forKey: nodeId).map { Array($0.values) } ?? [], e)
+        }
+        for c in woken { c.resume(returning: .changed(nil, epoch: e)) }
     }
 
     /// Ends every wait at once (graceful shutdown: long-polls answer 304 instead of holding
@@ -124,7 +150,7 @@ final class ConfigWaiters: Sendable {
         let start: Start = state.withLock { s in
             if s.shuttingDown { return .now(.timedOut) }
             let e = s.epochs[nodeId] ?? 0
-            if e != since { return .now(.changed(s.latest[nodeId], epoch: e)) }
+            if e != since { return .now(.changed(s.current(nodeId), epoch: e)) }
             s.nextID &+= 1
             return .wait(s.nextID)
         }
@@ -140,7 +166,7 @@ final class ConfigWaiters: Sendable {
                     let (immediate, startReaper): (Outcome?, Bool) = state.withLock { s in
                         if s.shuttingDown || s.cancelledBeforeRegistration.remove(id) != nil { return (.timedOut, false) }
                         let e = s.epochs[nodeId] ?? 0
-                        if e != since { return (.changed(s.latest[nodeId], epoch: e), false) }
+                        if e != since { return (.changed(s.current(nodeId), epoch: e), false) }
                         s.waiters[nodeId, default: [:]][id] = c
                         // The reaper ends a tick's waits once the tick has started: the first
                         // tick after the deadline's, never early.

@@ -77,8 +77,21 @@ import Testing
         #expect(waiters.interest("a", generation: 7) == .known)
         #expect(waiters.interest("a", generation: 6) == .known)
         #expect(waiters.interest("a", generation: 8) == .idle)
-        // A wake-up without a config (read it from the store) forgets the generation: a later
-        // notice of it is not skipped.
+        // A newer generation heard of without its config (the node waited elsewhere): known,
+        // and a config older than it, notified late (a writer's own notify after its
+        // fleet-wide apply), is not handed to a waiter: it reads the store.
+        waiters.notify("a", generation: 9)
+        #expect(waiters.interest("a", generation: 9) == .known)
+        let e2 = waiters.epoch("a")
+        let late = Task { await waiters.wait("a", since: e2, timeout: .seconds(30)) }
+        while waiters.waitingCount < 1 && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(5)) }
+        waiters.notify("a", config: config(8))
+        guard case .changed(let stale, _) = await late.value else {
+            Issue.record("the waiter was not woken")
+            return
+        }
+        #expect(stale == nil, "woken with generation \(stale.map { "\($0.generation)" } ?? "nil") below the 9 heard of")
+        // A deletion forgets the node.
         waiters.notify("a", config: nil)
         #expect(waiters.interest("a", generation: 7) == .idle)
     }
