@@ -24,6 +24,14 @@ public enum RollupLevel: String, Sendable, CaseIterable {
     public func end(of start: Double) -> Double {
         self == .month ? ReportTime.nextMonthStart(start) : start + seconds
     }
+    /// The start of the bucket holding `t`.
+    public func start(of t: Double) -> Double {
+        switch self {
+        case .hour: return ReportTime.hourStart(t)
+        case .day: return ReportTime.dayStart(t)
+        case .month: return ReportTime.monthStart(t)
+        }
+    }
 }
 
 /// What one rollup pass did.
@@ -403,16 +411,16 @@ extension FleetDatabase {
     ) throws -> [String: [Double: RollupBucket?]] {
         var startsOf: [String: Set<Double>] = [:]
         for node in nodeIds {
-            let starts = Set((children[node] ?? [:]).keys.map { level == .day ? ReportTime.dayStart($0) : ReportTime.monthStart($0) })
+            let starts = Set((children[node] ?? [:]).keys.map(level.start(of:)))
             if !starts.isEmpty { startsOf[node] = starts }
         }
         var out: [String: [Double: RollupBucket?]] = [:]
         let withRows = nodeIds.filter { startsOf[$0] != nil }
-        for (range, group) in grouped(withRows, by: { node -> [Double] in
+        for (range, group) in grouped(withRows, by: { node -> Interval in
             let starts = startsOf[node] ?? []
-            return [starts.min() ?? 0, level.end(of: starts.max() ?? 0)]
+            return Interval(starts.min() ?? 0, level.end(of: starts.max() ?? 0))
         }) {
-            let rows = try rollupRows(db, child, nodeIds: group, from: range[0], to: range[1])
+            let rows = try rollupRows(db, child, nodeIds: group, from: range.from, to: range.to)
             for node in group {
                 out[node] = merged(
                     level, from: child, rows: rows[node] ?? [:], children: children[node] ?? [:], starts: startsOf[node] ?? [])
@@ -482,18 +490,7 @@ extension FleetDatabase {
     static func rollupRows(_ db: StoreDB, _ level: RollupLevel, nodeId: String, from: Double, to: Double) throws
         -> [Double: RollupBucket]
     {
-        let rows = try StoreRow.fetchCursor(
-            db,
-            sql: """
-                SELECT bucket_start, \(rollupColumns) FROM \(level.table)
-                WHERE node_id = ? AND bucket_start >= ? AND bucket_start < ?
-                """,
-            arguments: [nodeId, Int64(from), Int64(to)])
-        var out: [Double: RollupBucket] = [:]
-        while let r = try rows.next() {
-            out[Double(r[0] as Int64)] = RollupBucket(stats: stats(r, at: 1), storedGaps: decodeGaps(r[16]))
-        }
-        return out
+        try rollupRows(db, level, nodeIds: [nodeId], from: from, to: to)[nodeId] ?? [:]
     }
 
     /// One `level` row from its `child` rows (any order): their sums, and as gaps what they do
