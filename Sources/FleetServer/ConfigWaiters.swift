@@ -100,21 +100,17 @@ final class ConfigWaiters: Sendable {
     /// or its config must be read from the store (a waiter woken with nil reads it).
     /// Call after the change is committed.
     func notify(_ nodeId: String, config: NodeConfig?) {
-        let (woken, outcome): ([CheckedContinuation<Outcome, Never>], Outcome) = state.withLock { s in
-            let e = (s.epochs[nodeId] ?? 0) &+ 1
-            s.epochs[nodeId] = e
-            if let config {
-                // Two writers may notify out of order; keep the newest generation.
-                if (s.latest[nodeId]?.generation ?? Int64.min) <= config.generation { s.latest[nodeId] = config }
-                s.highest[nodeId] = max(s.highest[nodeId] ?? Int64.min, config.generation)
-            } else {
+        wake(nodeId) { s in
+            guard let config else {
                 s.latest[nodeId] = nil
                 s.highest[nodeId] = nil
+                return nil
             }
-            let list = s.waiters.removeValue(forKey: nodeId).map { Array($0.values) } ?? []
-            return (list, .changed(config == nil ? nil : s.current(nodeId), epoch: e))
+            // Two writers may notify out of order; keep the newest generation.
+            if (s.latest[nodeId]?.generation ?? Int64.min) <= config.generation { s.latest[nodeId] = config }
+            s.highest[nodeId] = max(s.highest[nodeId] ?? Int64.min, config.generation)
+            return s.current(nodeId)
         }
-        for c in woken { c.resume(returning: outcome) }
     }
 
     /// A change of a node to `generation` whose config is not at hand (a notification for a node
@@ -122,13 +118,22 @@ final class ConfigWaiters: Sendable {
     /// older than `generation` notified later (a writer's own notify that comes late) is not
     /// handed out.
     func notify(_ nodeId: String, generation: Int64) {
-        let (woken, e): ([CheckedContinuation<Outcome, Never>], UInt64) = state.withLock { s in
+        wake(nodeId) { s in
+            s.highest[nodeId] = max(s.highest[nodeId] ?? Int64.min, generation)
+            return nil
+        }
+    }
+
+    /// Moves a node's epoch, records the change (`update`, which returns the config the
+    /// waiters get: nil, read the store) and wakes every waiter of the node.
+    private func wake(_ nodeId: String, _ update: (inout State) -> NodeConfig?) {
+        let (woken, outcome): ([CheckedContinuation<Outcome, Never>], Outcome) = state.withLock { s in
             let e = (s.epochs[nodeId] ?? 0) &+ 1
             s.epochs[nodeId] = e
-            s.highest[nodeId] = max(s.highest[nodeId] ?? Int64.min, generation)
-            return (s.waiters.removeValue(forKey: nodeId).map { Array($0.values) } ?? [], e)
+            let config = update(&s)
+            return (s.waiters.removeValue(forKey: nodeId).map { Array($0.values) } ?? [], .changed(config, epoch: e))
         }
-        for c in woken { c.resume(returning: .changed(nil, epoch: e)) }
+        for c in woken { c.resume(returning: outcome) }
     }
 
     /// Ends every wait at once (graceful shutdown: long-polls answer 304 instead of holding
