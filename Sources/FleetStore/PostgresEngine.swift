@@ -53,23 +53,15 @@ public final class PostgresSession {
     /// connection): savepoints cannot undo it, the engine retries or fails the transaction.
     private(set) var transactionDoomed = false
 
-    /// What a session outside a transaction block may still run (`PostgresEngine.readStatementSync`,
-    /// `writeStatementSync`): one statement, because a second would see another snapshot and
-    /// commit on its own. Nil inside a transaction block.
-    enum Limit {
-        /// One query (SELECT or WITH) and nothing else.
-        case oneQuery
-        /// One statement of any kind.
-        case oneStatement
-    }
-    private let limit: Limit?
-    /// The one statement `limit` allows has run.
-    private var spent = false
+    /// Set for a session outside a transaction block (`PostgresEngine.readStatementSync`): it may
+    /// run one query (SELECT or WITH) and nothing else, because a second statement would see
+    /// another snapshot.
+    private var singleQueryLeft: Bool?
 
-    init(connection: PostgresConnection, logger: Logger, limit: Limit? = nil) {
+    init(connection: PostgresConnection, logger: Logger, singleQuery: Bool = false) {
         self.connection = connection
         self.logger = logger
-        self.limit = limit
+        singleQueryLeft = singleQuery ? true : nil
     }
 
     /// Runs a statement with `?` placeholders; returns its rows (engine-neutral values).
@@ -89,12 +81,12 @@ public final class PostgresSession {
     /// loop while this thread waits for the statement's end (which orders the two): for large
     /// results read into something other than engine-neutral rows (`rawSamples`).
     func each(_ sql: String, _ arguments: StoreArguments, _ onRow: @escaping @Sendable (PostgresRow) throws -> Void) throws {
-        if let limit {
+        if let left = singleQueryLeft {
             let head = sql.drop(while: { $0.isWhitespace }).prefix(6).uppercased()
-            guard !spent, limit == .oneStatement || head == "SELECT" || head.hasPrefix("WITH") else {
-                throw PostgresError(SingleStatementMisuse(limit: limit), sql: sql)
+            guard left, head == "SELECT" || head.hasPrefix("WITH") else {
+                throw PostgresError(SingleQueryMisuse(), sql: sql)
             }
-            spent = true
+            singleQueryLeft = false
         }
         var binds = PostgresBindings(capacity: arguments.values.count)
         for value in arguments.values {
@@ -151,20 +143,14 @@ public final class PostgresSession {
     }
 }
 
-/// A session outside a transaction block (`PostgresEngine.readStatementSync`,
-/// `writeStatementSync`) asked for a second statement, or a single-query read for one that is
-/// not a query: a mistake in the store's code, which its tests catch.
-struct SingleStatementMisuse: Error, CustomStringConvertible {
-    let limit: PostgresSession.Limit
-    var description: String {
-        limit == .oneQuery
-            ? "a single-statement read may run one query (SELECT or WITH) and nothing else"
-            : "a single-statement session may run one statement and nothing else"
-    }
-}
-
 /// Decodes rows as postgres-nio hands them over (on its event loop; read after the query's
 /// future completed, which orders the two).
+/// A single-statement read (`PostgresEngine.readStatementSync`) asked for a second statement, or
+/// for one that is not a query: a mistake in the store's code, which its tests catch.
+struct SingleQueryMisuse: Error, CustomStringConvertible {
+    var description: String { "a single-statement read may run one query (SELECT or WITH) and nothing else" }
+}
+
 private final class RowCollector: @unchecked Sendable {
     private(set) var rows: [ValueRow] = []
     private var columns: ColumnIndex?
@@ -312,11 +298,6 @@ final class PostgresEngine: @unchecked Sendable {
     let location: PostgresLocation
     let logger: Logger
     private let configuration: PostgresConnection.Configuration
-    /// The writer's: a statement it runs outside a transaction block (`writeStatementSync`)
-    /// runs at REPEATABLE READ, as its transactions do, so that a concurrent change of a row it
-    /// updates is a serialization failure (run again) rather than an update of a row its other
-    /// parts read in an older state.
-    private let writerConfiguration: PostgresConnection.Configuration
     private let group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     private let readers: ConnectionSlots
     private let writer: ConnectionSlots
@@ -338,9 +319,6 @@ final class PostgresEngine: @unchecked Sendable {
         self.location = location
         self.logger = logger
         configuration = try location.configuration()
-        var writerConfiguration = configuration
-        writerConfiguration.options.additionalStartupParameters.append(("default_transaction_isolation", "repeatable read"))
-        self.writerConfiguration = writerConfiguration
         readers = ConnectionSlots(limit: maxReaders)
         writer = ConnectionSlots(limit: 1)
         background = ConnectionSlots(limit: 1)
@@ -354,9 +332,7 @@ final class PostgresEngine: @unchecked Sendable {
     }
 
     /// A new connection (blocking).
-    func connect() throws -> PostgresConnection { try connect(configuration) }
-
-    private func connect(_ configuration: PostgresConnection.Configuration) throws -> PostgresConnection {
+    func connect() throws -> PostgresConnection {
         let id = nextID.withLock { v -> Int in
             v += 1
             return v
@@ -397,17 +373,15 @@ final class PostgresEngine: @unchecked Sendable {
     /// round trips: two of the three a long-poll's first read cost. A second statement, or one
     /// that is not a query, throws (`PostgresSession`).
     func readStatementSync<T>(_ body: (StoreDB) throws -> T) throws -> T {
-        try transaction(slots: readers, begin: nil, limit: .oneQuery, body)
-    }
-
-    /// Runs `body`, which makes exactly one statement, on the writer connection outside a
-    /// transaction block (blocking): the statement is its own transaction (at REPEATABLE READ,
-    /// `writerConfiguration`), run again on a serialization failure or deadlock like any write
-    /// transaction. A round trip instead of the three of `BEGIN`, the statement and `COMMIT`:
-    /// an agent's normal sample push (`FleetDatabase.writeLoneSampleBatch`). A second statement
-    /// throws (`PostgresSession`).
-    func writeStatementSync<T>(_ body: (StoreDB) throws -> T) throws -> T {
-        try transaction(slots: writer, begin: nil, limit: .oneStatement, body)
+        let connection = try readers.acquire(connect: connect)
+        do {
+            let value = try body(StoreDB(.postgres(PostgresSession(connection: connection, logger: logger, singleQuery: true))))
+            readers.release(connection)
+            return value
+        } catch {
+            readers.release(connection, broken: connection.isClosed)
+            throw error
+        }
     }
 
     func readStatement<T: Sendable>(_ body: @escaping @Sendable (StoreDB) throws -> T) async throws -> T {
@@ -445,22 +419,12 @@ final class PostgresEngine: @unchecked Sendable {
         await withCheckedContinuation { continuation in readThreads.submit { continuation.resume(returning: body()) } }
     }
 
-    /// Runs `body` in a transaction that `begin` starts, or with `begin` nil outside a
-    /// transaction block, where the session allows one statement (`limit`). Run again from the
-    /// start after a serialization failure or a deadlock.
-    private func transaction<T>(
-        slots: ConnectionSlots, begin: String?, limit: PostgresSession.Limit? = nil, _ body: (StoreDB) throws -> T
-    ) throws -> T {
+    private func transaction<T>(slots: ConnectionSlots, begin: String, _ body: (StoreDB) throws -> T) throws -> T {
         var attempt = 1
         while true {
-            let connection = try slots.acquire(connect: slots === writer ? { try self.connect(self.writerConfiguration) } : connect)
+            let connection = try slots.acquire(connect: connect)
+            let session = PostgresSession(connection: connection, logger: logger)
             do {
-                guard let begin else {
-                    let value = try body(StoreDB(.postgres(PostgresSession(connection: connection, logger: logger, limit: limit))))
-                    slots.release(connection)
-                    return value
-                }
-                let session = PostgresSession(connection: connection, logger: logger)
                 try session.run(begin, [])
                 let value: T
                 do {
