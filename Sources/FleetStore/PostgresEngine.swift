@@ -298,6 +298,9 @@ final class PostgresEngine: @unchecked Sendable {
     let location: PostgresLocation
     let logger: Logger
     private let configuration: PostgresConnection.Configuration
+    /// The readers': read-only outside a transaction block too, so that a single-statement read
+    /// (`readStatementSync`) cannot write, whatever its text (a WITH may hold an UPDATE).
+    private let readerConfiguration: PostgresConnection.Configuration
     private let group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     private let readers: ConnectionSlots
     private let writer: ConnectionSlots
@@ -319,6 +322,9 @@ final class PostgresEngine: @unchecked Sendable {
         self.location = location
         self.logger = logger
         configuration = try location.configuration()
+        var readerConfiguration = configuration
+        readerConfiguration.options.additionalStartupParameters.append(("default_transaction_read_only", "on"))
+        self.readerConfiguration = readerConfiguration
         readers = ConnectionSlots(limit: maxReaders)
         writer = ConnectionSlots(limit: 1)
         background = ConnectionSlots(limit: 1)
@@ -332,7 +338,12 @@ final class PostgresEngine: @unchecked Sendable {
     }
 
     /// A new connection (blocking).
-    func connect() throws -> PostgresConnection {
+    func connect() throws -> PostgresConnection { try connect(configuration) }
+
+    /// A new reader connection (blocking).
+    private func connectReader() throws -> PostgresConnection { try connect(readerConfiguration) }
+
+    private func connect(_ configuration: PostgresConnection.Configuration) throws -> PostgresConnection {
         let id = nextID.withLock { v -> Int in
             v += 1
             return v
@@ -371,9 +382,10 @@ final class PostgresEngine: @unchecked Sendable {
     /// block (blocking). PostgreSQL runs a lone statement in a transaction of its own, with one
     /// snapshot, so the result is what `readSync` would give, without the `BEGIN` and `COMMIT`
     /// round trips: two of the three a long-poll's first read cost. A second statement, or one
-    /// that is not a query, throws (`PostgresSession`).
+    /// that is not a query, throws (`PostgresSession`); a write inside a query (a WITH holding an
+    /// UPDATE) is refused by the reader connection, read-only by default (`readerConfiguration`).
     func readStatementSync<T>(_ body: (StoreDB) throws -> T) throws -> T {
-        let connection = try readers.acquire(connect: connect)
+        let connection = try readers.acquire(connect: connectReader)
         do {
             let value = try body(StoreDB(.postgres(PostgresSession(connection: connection, logger: logger, singleQuery: true))))
             readers.release(connection)
@@ -422,7 +434,7 @@ final class PostgresEngine: @unchecked Sendable {
     private func transaction<T>(slots: ConnectionSlots, begin: String, _ body: (StoreDB) throws -> T) throws -> T {
         var attempt = 1
         while true {
-            let connection = try slots.acquire(connect: connect)
+            let connection = try slots.acquire(connect: slots === readers ? connectReader : connect)
             let session = PostgresSession(connection: connection, logger: logger)
             do {
                 try session.run(begin, [])

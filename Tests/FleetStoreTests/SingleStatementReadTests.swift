@@ -46,7 +46,7 @@ struct SingleStatementReadTests {
         #expect(try await db.read { sdb in try String.fetchOne(sdb, sql: sql) } == "repeatable read")
     }
 
-    @Test("PostgreSQL: a second statement, or one that is not a query, throws and changes nothing")
+    @Test("PostgreSQL: a second statement, one that is not a query, or a write inside a query throws and changes nothing")
     func oneQueryOnly() async throws {
         guard let server = TestStore.postgresURL else { try Test.cancel(Self.postgresOnly) }
         let db = try FleetDatabase.open(try TestStore.createDatabase(on: server))
@@ -62,6 +62,15 @@ struct SingleStatementReadTests {
         await #expect(throws: PostgresError.self) {
             try await db.readStatement { sdb in try sdb.execute(sql: "UPDATE nodes SET name = 'renamed' WHERE id = ?", arguments: [node]) }
         }
+        // A write inside a query's text passes the text check; the reader connection refuses it.
+        let hidden = await #expect(throws: PostgresError.self) {
+            try await db.readStatement { sdb in
+                try String.fetchOne(
+                    sdb, sql: "WITH x AS (UPDATE nodes SET name = 'renamed' WHERE id = ? RETURNING id) SELECT id FROM x",
+                    arguments: [node])
+            }
+        }
+        #expect("\(hidden.map { "\($0)" } ?? "")".contains("read-only"))
         #expect(try await db.node(idOrName: node)?.name != "renamed")
         // The connections are fine afterwards, in and out of transactions.
         for _ in 0..<10 {
