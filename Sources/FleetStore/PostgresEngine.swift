@@ -298,8 +298,10 @@ final class PostgresEngine: @unchecked Sendable {
     let location: PostgresLocation
     let logger: Logger
     private let configuration: PostgresConnection.Configuration
-    /// The readers': read-only outside a transaction block too, so that a single-statement read
-    /// (`readStatementSync`) cannot write, whatever its text (a WITH may hold an UPDATE).
+    /// The readers': read-only outside a transaction block too, so that PostgreSQL refuses a
+    /// write inside a single-statement read (`readStatementSync`) that its text check lets
+    /// through (a WITH holding an UPDATE). The store's own SQL, not a defence against hostile
+    /// SQL: a `set_config` could still turn it off for the connection.
     private let readerConfiguration: PostgresConnection.Configuration
     private let group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     private let readers: ConnectionSlots
