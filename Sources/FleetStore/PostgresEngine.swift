@@ -57,11 +57,14 @@ public final class PostgresSession {
     /// run one query (SELECT or WITH) and nothing else, because a second statement would see
     /// another snapshot.
     private var singleQueryLeft: Bool?
+    /// The engine's prepared statements (nil: every statement runs unnamed).
+    let prepared: PreparedStatements?
 
-    init(connection: PostgresConnection, logger: Logger, singleQuery: Bool = false) {
+    init(connection: PostgresConnection, logger: Logger, singleQuery: Bool = false, prepared: PreparedStatements? = nil) {
         self.connection = connection
         self.logger = logger
         singleQueryLeft = singleQuery ? true : nil
+        self.prepared = prepared
     }
 
     /// Runs a statement with `?` placeholders; returns its rows (engine-neutral values).
@@ -89,6 +92,8 @@ public final class PostgresSession {
             singleQueryLeft = false
         }
         var binds = PostgresBindings(capacity: arguments.values.count)
+        var types: [UInt8] = []
+        types.reserveCapacity(arguments.values.count)
         for value in arguments.values {
             switch value {
             case .null: binds.appendNull()
@@ -97,14 +102,23 @@ public final class PostgresSession {
             case .text(let v): binds.append(v)
             case .blob(let v): binds.append(ByteBuffer(bytes: v))
             }
+            types.append(value.typeCode)
         }
-        let query = PostgresQuery(unsafeSQL: Placeholders.numbered(sql), binds: binds)
+        let text = Placeholders.numbered(sql)
+        let key = PreparedStatements.Key(sql: text, types: types)
+        let named = prepared?.lookup(key)
         do {
-            let metadata = try connection.query(query, logger: logger, onRow).wait()
-            lastChanges = metadata.rows ?? 0
+            if let (name, kind) = named {
+                lastChanges = try connection.executePrepared(
+                    name: name, sql: text, bindings: binds, kind: kind, logger: logger, onRow)
+            } else {
+                let metadata = try connection.query(PostgresQuery(unsafeSQL: text, binds: binds), logger: logger, onRow).wait()
+                lastChanges = metadata.rows ?? 0
+            }
         } catch {
             let e = PostgresError(error, sql: sql)
             if e.endsTransaction { transactionDoomed = true }
+            if named != nil { prepared?.failed(key, e) }
             throw e
         }
     }
@@ -192,8 +206,13 @@ public struct PostgresError: Error, CustomStringConvertible {
         }
     }
 
-    /// Serialization failure or deadlock: the transaction may succeed when run again.
-    var retryable: Bool { sqlState == "40001" || sqlState == "40P01" }
+    /// Serialization failure or deadlock, or a prepared statement whose table changed shape under
+    /// it (`planChanged`): the transaction may succeed when run again.
+    var retryable: Bool { sqlState == "40001" || sqlState == "40P01" || planChanged }
+    /// A prepared statement's table changed (a migration by another replica, say) so that its
+    /// rows would not have the shape it was prepared with; PostgreSQL refuses it from then on,
+    /// and it is prepared again under a new name (`PreparedStatements.failed`).
+    var planChanged: Bool { sqlState == "0A000" && message.hasPrefix("cached plan must not change result type") }
     /// No server answer (a lost connection), or a failure that aborts the transaction as a whole.
     var endsTransaction: Bool { sqlState == nil || retryable }
 
@@ -224,6 +243,22 @@ enum Placeholders {
         }
         cache.withLock { if $0.count < 4096 { $0[sql] = out } }
         return out
+    }
+
+    /// Whether `word` appears in `sql` as a word of code (outside quotes and comments), in any case.
+    static func hasWord(_ word: String, in sql: String) -> Bool {
+        let target = word.uppercased()
+        var current = ""
+        var found = false
+        scan(sql) { ch, code in
+            if code && (ch.isLetter || ch == "_") {
+                current.append(contentsOf: ch.uppercased())
+            } else {
+                if current == target { found = true }
+                current = ""
+            }
+        }
+        return found || current == target
     }
 
     /// A script's statements: split at `;` outside quotes, `$$` bodies and `--` comments.
@@ -319,10 +354,13 @@ final class PostgresEngine: @unchecked Sendable {
     static let maxAttempts = 8
     private var reaper: RepeatedTask? = nil
     private let nextID = Mutex(0)
+    /// Statements run often enough to be prepared on the connections that run them.
+    let prepared: PreparedStatements
 
     init(location: PostgresLocation, maxReaders: Int = 8, logger: Logger) throws {
         self.location = location
         self.logger = logger
+        prepared = PreparedStatements(logger: logger)
         configuration = try location.configuration()
         var readerConfiguration = configuration
         readerConfiguration.options.additionalStartupParameters.append(("default_transaction_read_only", "on"))
@@ -372,7 +410,7 @@ final class PostgresEngine: @unchecked Sendable {
     /// snapshot is the one the lock statement took before its wait, and the replica that waited
     /// applies every migration again (`relation "nodes" already exists`).
     func migrateSync<T>(_ body: (StoreDB) throws -> T) throws -> T {
-        try transaction(slots: writer, begin: "BEGIN ISOLATION LEVEL READ COMMITTED", body)
+        try transaction(slots: writer, begin: "BEGIN ISOLATION LEVEL READ COMMITTED", prepare: false, body)
     }
 
     /// Runs `body` in a read-only snapshot on a reader connection (blocking).
@@ -389,7 +427,8 @@ final class PostgresEngine: @unchecked Sendable {
     func readStatementSync<T>(_ body: (StoreDB) throws -> T) throws -> T {
         let connection = try readers.acquire(connect: connectReader)
         do {
-            let value = try body(StoreDB(.postgres(PostgresSession(connection: connection, logger: logger, singleQuery: true))))
+            let session = PostgresSession(connection: connection, logger: logger, singleQuery: true, prepared: prepared)
+            let value = try body(StoreDB(.postgres(session)))
             readers.release(connection)
             return value
         } catch {
@@ -433,11 +472,15 @@ final class PostgresEngine: @unchecked Sendable {
         await withCheckedContinuation { continuation in readThreads.submit { continuation.resume(returning: body()) } }
     }
 
-    private func transaction<T>(slots: ConnectionSlots, begin: String, _ body: (StoreDB) throws -> T) throws -> T {
+    /// `prepare`: whether the session may run prepared statements, which block on a task
+    /// (`PostgresConnection.executePrepared`): not on a thread that may be Swift concurrency's.
+    private func transaction<T>(
+        slots: ConnectionSlots, begin: String, prepare: Bool = true, _ body: (StoreDB) throws -> T
+    ) throws -> T {
         var attempt = 1
         while true {
             let connection = try slots.acquire(connect: slots === readers ? connectReader : connect)
-            let session = PostgresSession(connection: connection, logger: logger)
+            let session = PostgresSession(connection: connection, logger: logger, prepared: prepare ? prepared : nil)
             do {
                 try session.run(begin, [])
                 let value: T

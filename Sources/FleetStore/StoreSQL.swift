@@ -24,6 +24,17 @@ public enum SQLValue: Sendable, Equatable {
     case text(String)
     case blob([UInt8])
 
+    /// The case, as a number (a prepared statement's argument types, `PreparedStatements.Key`).
+    var typeCode: UInt8 {
+        switch self {
+        case .null: 0
+        case .int: 1
+        case .double: 2
+        case .text: 3
+        case .blob: 4
+        }
+    }
+
     /// A value read by GRDB.
     init(_ value: DatabaseValue) {
         switch value.storage {
