@@ -6,7 +6,7 @@ APT_PACKAGES := libsqlite3-dev libcurl4-openssl-dev bsdutils
 DATA_DIR ?= $(CURDIR)/data
 PORT ?= 8080
 
-.PHONY: run test deps build release agent-static test-swift test-postgres test-metrics test-schemathesis test-dashboard test-units bench bench-server bench-fleet bench-agent bench-agent-systemd bench-report bench-report-ab bench-pg-marks bench-ksm clean
+.PHONY: run test deps build release agent-static test-swift test-postgres test-metrics test-schemathesis test-dashboard test-units bench bench-server bench-fleet bench-agent bench-agent-systemd bench-report bench-report-ab bench-pg-marks bench-pg-prepared bench-ksm clean
 
 ## Install the system libraries the build links against (sudo only when not root).
 deps:
@@ -52,11 +52,13 @@ test-swift:
 
 ## The store and server suites (and the replica and failover tests) again, on PostgreSQL: a
 ## throwaway server, a database per test data directory, stopped at the end whatever the result.
+## KSMFLEET_POSTGRES_PREPARE_AFTER=1: every statement that may run prepared is prepared at its
+## first run, so the suites run each one prepared (a server prepares after 3 runs).
 PG_SUITES := FleetStoreTests|FleetServerTests|AgentFailoverTests|ReplicaDeploymentTests
 PG_DIR := $(CURDIR)/.build/postgres
 test-postgres:
 	url="$$(./scripts/postgres-test-server.sh start $(PG_DIR))" || exit 1; \
-	KSMFLEET_TEST_POSTGRES="$$url" $(SWIFT) test --skip-build --no-parallel --filter '$(PG_SUITES)' 2>&1 | tee .build/swift-postgres-test.log; \
+	KSMFLEET_TEST_POSTGRES="$$url" KSMFLEET_POSTGRES_PREPARE_AFTER=1 $(SWIFT) test --skip-build --no-parallel --filter '$(PG_SUITES)' 2>&1 | tee .build/swift-postgres-test.log; \
 	rc=$${PIPESTATUS[0]}; ./scripts/postgres-test-server.sh stop $(PG_DIR); exit $$rc
 
 ## The shipped systemd units' exposure (`systemd-analyze security --offline=true`) under their ceilings.
@@ -115,6 +117,12 @@ bench-report-ab:
 bench-pg-marks:
 	$(MAKE) deps EXTRA_APT=postgresql
 	Benchmarks/pg-dirty-marks.sh $(BENCH_ARGS)
+
+## PostgreSQL's CPU for the server's hot statements sent unnamed against prepared (pgbench, a
+## throwaway server on loopback; about a minute).
+bench-pg-prepared:
+	$(MAKE) deps EXTRA_APT=postgresql
+	Benchmarks/pg-prepared.sh $(BENCH_ARGS)
 
 ## KSM policies on the real kernel (root; about 25 minutes; holds the kernel test lock).
 ## BENCH_ARGS="--procs 4 --mib 512 --only adaptive full-speed" narrows it.

@@ -111,6 +111,7 @@ public final class PostgresSession {
             if let (name, kind) = named {
                 lastChanges = try connection.executePrepared(
                     name: name, sql: text, bindings: binds, kind: kind, logger: logger, onRow)
+                prepared?.succeeded(key, connection: connection.id)
             } else {
                 let metadata = try connection.query(PostgresQuery(unsafeSQL: text, binds: binds), logger: logger, onRow).wait()
                 lastChanges = metadata.rows ?? 0
@@ -118,7 +119,7 @@ public final class PostgresSession {
         } catch {
             let e = PostgresError(error, sql: sql)
             if e.endsTransaction { transactionDoomed = true }
-            if named != nil { prepared?.failed(key, e) }
+            if named != nil { prepared?.failed(key, connection: connection.id, e) }
             throw e
         }
     }
@@ -183,6 +184,12 @@ public struct PostgresError: Error, CustomStringConvertible {
     public let sqlState: String?
     public let message: String
     public let sql: String?
+
+    init(sqlState: String?, message: String, sql: String?) {
+        self.sqlState = sqlState
+        self.message = message
+        self.sql = sql
+    }
 
     init(_ error: any Error, sql: String?) {
         if let e = error as? PostgresError {
@@ -251,7 +258,7 @@ enum Placeholders {
         var current = ""
         var found = false
         scan(sql) { ch, code in
-            if code && (ch.isLetter || ch == "_") {
+            if code && (ch.isLetter || ch.isNumber || ch == "_") {
                 current.append(contentsOf: ch.uppercased())
             } else {
                 if current == target { found = true }
@@ -259,6 +266,13 @@ enum Placeholders {
             }
         }
         return found || current == target
+    }
+
+    /// Whether `character` appears in `sql` as code (outside quotes and comments).
+    static func hasCode(_ character: Character, in sql: String) -> Bool {
+        var found = false
+        scan(sql) { ch, code in if code && ch == character { found = true } }
+        return found
     }
 
     /// A script's statements: split at `;` outside quotes, `$$` bodies and `--` comments.
@@ -360,7 +374,7 @@ final class PostgresEngine: @unchecked Sendable {
     init(location: PostgresLocation, maxReaders: Int = 8, logger: Logger) throws {
         self.location = location
         self.logger = logger
-        prepared = PreparedStatements(logger: logger)
+        prepared = PreparedStatements(threshold: PreparedStatements.thresholdFromEnvironment(), logger: logger)
         configuration = try location.configuration()
         var readerConfiguration = configuration
         readerConfiguration.options.additionalStartupParameters.append(("default_transaction_read_only", "on"))

@@ -20,23 +20,33 @@ import Synchronization
 /// argument leaves its parameter's type to PostgreSQL, so it is another statement), exactly what
 /// the unnamed statement would have declared.
 ///
-/// postgres-nio remembers a failed preparation for good on that connection and answers every
-/// later use of the name with the same error. A failure that can only come from running a
-/// statement (a constraint, a serialization failure or deadlock, bad data) leaves the name alone;
-/// any other gives the statement a new name, so that a failure of the moment (a lock timeout
-/// during a migration, a plan whose result type changed under it) does not stick to a connection;
-/// a statement that fails so `maxRevisions` times is run unnamed from then on.
+/// postgres-nio remembers a failed preparation for the connection's life and answers every later
+/// use of the name there with the same error, without asking the server. PostgreSQL takes locks
+/// while it parses, so even a deadlock or a lock timeout can fail a preparation. So a failure on a
+/// connection where the name has not yet run well gives the statement a new name (a failure of
+/// the moment does not stick), unless it cannot have come from preparing (a constraint) or the
+/// connection is gone; a failure where the name ran well before (a serialization failure, most
+/// often) leaves it alone. A statement renamed `maxRevisions` times runs unnamed from then on.
 final class PreparedStatements: Sendable {
-    /// Executions in this process before a statement is prepared: one-off statements (a
-    /// report's) stay unnamed and cost nothing on the server.
-    static let threshold = 3
+    /// Executions in this process before a statement is prepared (`KSMFLEET_POSTGRES_PREPARE_AFTER`;
+    /// 0: never): one-off statements (a report's) stay unnamed and cost nothing on the server.
+    let threshold: Int
+    static let defaultThreshold = 3
     /// At most this many statements are prepared (each prepared statement holds memory in every
-    /// PostgreSQL backend that prepared it; statements that never run prepared count too); later
-    /// ones run unnamed.
+    /// PostgreSQL backend that prepared it); later ones run unnamed.
     static let maxPrepared = 192
-    /// Statements counted towards the threshold; past this many the counts start again.
+    /// Statements with more arguments run unnamed: the multi-row statements of a group commit
+    /// or a rollup pass (up to 7,424 arguments) spread their planning over their rows already,
+    /// their NULLs make a new statement of nearly every call, and a prepared one would hold a
+    /// large plan in every backend. An agent's lone push has 29.
+    static let maxArguments = 64
+    /// Statements counted towards the threshold, and statements known never to run prepared;
+    /// past this many either starts again.
     static let maxCounted = 4_096
-    static let maxRevisions = 8
+    static let maxRevisions = 32
+    /// Connections remembered per statement as having run its name well; past this many the
+    /// statement forgets them (a later failure then renames it, which costs one preparation).
+    static let maxConfirmed = 64
 
     struct Key: Hashable {
         /// The text sent (`$n` placeholders).
@@ -47,53 +57,95 @@ final class PreparedStatements: Sendable {
 
     private struct Entry {
         var id: Int
-        /// Nil: a statement that never runs prepared (`kind(of:)`).
-        var kind: Kind?
+        var kind: Kind
         var revision = 0
         var disabled = false
-        var name: String? { disabled || kind == nil ? nil : "ksmfleet_\(id)_\(revision)" }
+        /// Connections (`PostgresConnection.id`) on which the current name ran well.
+        var confirmed: Set<Int> = []
+        var name: String? { disabled ? nil : "ksmfleet_\(id)_\(revision)" }
     }
 
     private struct State {
         var counts: [Key: Int] = [:]
         var known: [Key: Entry] = [:]
+        var unnamed: Set<Key> = []
         var nextID = 1
+        var limitLogged = false
     }
 
     private let state = Mutex(State())
     private let logger: Logger
 
-    init(logger: Logger) { self.logger = logger }
+    init(threshold: Int = PreparedStatements.defaultThreshold, logger: Logger) {
+        self.threshold = threshold
+        self.logger = logger
+    }
+
+    /// The threshold from the environment (`KSMFLEET_POSTGRES_PREPARE_AFTER`), or the default.
+    static func thresholdFromEnvironment() -> Int {
+        ProcessInfo.processInfo.environment["KSMFLEET_POSTGRES_PREPARE_AFTER"].flatMap { Int($0) }.map { max(0, $0) }
+            ?? defaultThreshold
+    }
 
     /// The statement's name and how to read its result when it is to run prepared (counting
     /// this execution); nil to run it unnamed.
     func lookup(_ key: Key) -> (name: String, kind: Kind)? {
-        state.withLock { s -> (String, Kind)? in
+        guard threshold > 0, key.types.count <= Self.maxArguments else { return nil }
+        var reachedLimit = false
+        let found = state.withLock { s -> (String, Kind)? in
             if let entry = s.known[key] {
-                guard let name = entry.name, let kind = entry.kind else { return nil }
-                return (name, kind)
+                guard let name = entry.name else { return nil }
+                return (name, entry.kind)
             }
+            if s.unnamed.contains(key) { return nil }
             let count = (s.counts[key] ?? 0) + 1
-            guard count >= Self.threshold, s.known.count < Self.maxPrepared else {
+            guard count >= threshold, s.known.count < Self.maxPrepared else {
+                if count >= threshold && !s.limitLogged {
+                    s.limitLogged = true
+                    reachedLimit = true
+                }
                 if s.counts.count >= Self.maxCounted { s.counts.removeAll(keepingCapacity: true) }
                 s.counts[key] = count
                 return nil
             }
             s.counts[key] = nil
-            let entry = Entry(id: s.nextID, kind: Self.kind(of: key.sql))
+            guard let kind = Self.kind(of: key.sql) else {
+                if s.unnamed.count >= Self.maxCounted { s.unnamed.removeAll(keepingCapacity: true) }
+                s.unnamed.insert(key)
+                return nil
+            }
+            let entry = Entry(id: s.nextID, kind: kind)
             s.nextID += 1
             s.known[key] = entry
-            guard let name = entry.name, let kind = entry.kind else { return nil }
-            return (name, kind)
+            return (entry.name!, kind)
+        }
+        if reachedLimit {
+            logger.notice(
+                "PostgreSQL prepared statements: the limit is reached, statements run often from now on run unnamed",
+                metadata: ["limit": "\(Self.maxPrepared)"])
+        }
+        return found
+    }
+
+    /// A prepared execution of `key` ran well on `connection`.
+    func succeeded(_ key: Key, connection: Int) {
+        state.withLock { s in
+            guard s.known[key]?.confirmed.contains(connection) == false else { return }
+            if s.known[key]!.confirmed.count >= Self.maxConfirmed { s.known[key]!.confirmed.removeAll() }
+            s.known[key]!.confirmed.insert(connection)
         }
     }
 
-    /// A prepared execution of `key` failed with `error`.
-    func failed(_ key: Key, _ error: PostgresError) {
-        if let state = error.sqlState, ["22", "23", "40"].contains(state.prefix(2)) { return }
+    /// A prepared execution of `key` failed on `connection` with `error`.
+    func failed(_ key: Key, connection: Int, _ error: PostgresError) {
+        // No server answer: the connection is gone, and what it had prepared with it. A
+        // constraint is checked when a statement runs, never when it is prepared.
+        guard let sqlState = error.sqlState, !sqlState.hasPrefix("23") else { return }
         let (revision, disabled) = state.withLock { s -> (Int, Bool) in
-            guard var entry = s.known[key], !entry.disabled else { return (0, false) }
+            guard var entry = s.known[key], !entry.disabled, !entry.confirmed.contains(connection) || error.planChanged
+            else { return (0, false) }
             entry.revision += 1
+            entry.confirmed = []
             entry.disabled = entry.revision >= Self.maxRevisions
             s.known[key] = entry
             return (entry.revision, entry.disabled)
@@ -102,11 +154,14 @@ final class PreparedStatements: Sendable {
         logger.log(
             level: disabled ? .warning : .debug,
             disabled ? "prepared statement failed too often, runs unnamed from now on" : "prepared statement renamed after a failure",
-            metadata: ["revision": "\(revision)", "error": "\(error)"])
+            metadata: ["revision": "\(revision)", "connection": "\(connection)", "error": "\(error)"])
     }
 
     /// How many statements run prepared (tests).
     var preparedCount: Int { state.withLock { s in s.known.values.filter { $0.name != nil }.count } }
+
+    /// The name `key` runs under now (tests).
+    func currentName(_ key: Key) -> String? { state.withLock { s in s.known[key]?.name } }
 
     /// Whether a statement may run prepared, and how its result is read:
     /// - `.rows`: a query, or a write with RETURNING; its rows are the result, their number the
@@ -123,8 +178,7 @@ final class PreparedStatements: Sendable {
         if head.hasPrefix("SELECT") { return .rows }
         guard head.hasPrefix("INSERT") || head.hasPrefix("UPDATE") || head.hasPrefix("DELETE") else { return nil }
         if Placeholders.hasWord("RETURNING", in: sql) { return .rows }
-        let end = sql.reversed().drop(while: { $0.isWhitespace }).first
-        guard head.hasPrefix("INSERT"), end != ";", Placeholders.hasWord("VALUES", in: sql),
+        guard head.hasPrefix("INSERT"), !Placeholders.hasCode(";", in: sql), Placeholders.hasWord("VALUES", in: sql),
             !Placeholders.hasWord("SELECT", in: sql)
         else { return nil }
         return .count
@@ -173,6 +227,7 @@ extension PostgresConnection {
         name: String, sql: String, bindings: PostgresBindings, kind: PreparedStatements.Kind, logger: Logger,
         _ onRow: @escaping @Sendable (PostgresRow) throws -> Void
     ) throws -> Int {
+        precondition(!eventLoop.inEventLoop, "a prepared statement waited for on its own connection's event loop")
         let outcome = Mutex<Result<Int, any Error>?>(nil)
         let done = DispatchSemaphore(value: 0)
         Task(executorPreference: EventLoopTaskExecutor(eventLoop)) {

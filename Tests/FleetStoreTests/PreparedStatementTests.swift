@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import TestSupport
 import Testing
 
@@ -20,8 +21,73 @@ struct PreparedStatementTests {
 
     /// The ksmfleet statements prepared on the connection running `db`.
     static func preparedHere(_ db: StoreDB) throws -> [String] {
-        try StoreRow.fetchAll(db, sql: "SELECT statement FROM pg_prepared_statements WHERE name LIKE 'ksmfleet_%'")
+        try StoreRow.fetchAll(
+            db, sql: "SELECT statement FROM pg_prepared_statements WHERE name LIKE 'ksmfleet_%' AND statement NOT LIKE '%pg_prepared%'")
             .map { $0[0] as String }
+    }
+
+    @Test("the registry: names after the threshold, renames after a failure that may be a preparation's, never prepares some statements")
+    func registryRules() {
+        let r = PreparedStatements(threshold: 3, logger: Logger(label: "test"))
+        let key = PreparedStatements.Key(sql: "SELECT a FROM t WHERE k = $1", types: [1])
+        #expect(r.lookup(key) == nil && r.lookup(key) == nil)
+        let first = r.lookup(key)
+        #expect(first?.name == "ksmfleet_1_0" && first?.kind == .rows)
+        // The same text with a NULL argument is another statement.
+        #expect(r.lookup(.init(sql: key.sql, types: [0])) == nil)
+        func error(_ state: String?, _ message: String = "x") -> PostgresError {
+            PostgresError(sqlState: state, message: message, sql: key.sql)
+        }
+        // A deadlock on a connection where the name never ran: maybe the preparation's (it
+        // takes locks), which postgres-nio would answer on that connection for good.
+        r.failed(key, connection: 7, error("40P01"))
+        #expect(r.currentName(key) == "ksmfleet_1_1")
+        // Where it ran well, a serialization failure is the execution's: the name stays.
+        r.succeeded(key, connection: 7)
+        r.failed(key, connection: 7, error("40001"))
+        #expect(r.currentName(key) == "ksmfleet_1_1")
+        // On another connection, where it has not run yet, it is renamed.
+        r.failed(key, connection: 8, error("40001"))
+        #expect(r.currentName(key) == "ksmfleet_1_2")
+        // A lost connection, or a constraint: never a preparation's failure.
+        r.failed(key, connection: 9, error(nil))
+        r.failed(key, connection: 9, error("23505"))
+        #expect(r.currentName(key) == "ksmfleet_1_2")
+        // A changed result type breaks the statement wherever it ran.
+        r.succeeded(key, connection: 7)
+        r.failed(key, connection: 7, error("0A000", "cached plan must not change result type"))
+        #expect(r.currentName(key) == "ksmfleet_1_3")
+        // Renamed too often: unnamed from then on.
+        for _ in 0..<PreparedStatements.maxRevisions { r.failed(key, connection: 10, error("55P03")) }
+        #expect(r.currentName(key) == nil && r.lookup(key) == nil)
+        // Many arguments, or a threshold of 0: never.
+        let wide = PreparedStatements.Key(sql: "INSERT INTO t VALUES ($1)", types: Array(repeating: 1, count: PreparedStatements.maxArguments + 1))
+        let off = PreparedStatements(threshold: 0, logger: Logger(label: "test"))
+        for _ in 0..<5 { #expect(r.lookup(wide) == nil && off.lookup(key) == nil) }
+    }
+
+    @Test(
+        "which statements may run prepared, and how their count is read",
+        arguments: [
+            ("SELECT 1", PreparedStatements.Kind?.some(.rows)),
+            ("  select a FROM t", .rows),
+            ("INSERT INTO t (a) VALUES ($1) ON CONFLICT DO NOTHING", .count),
+            ("INSERT INTO t (x1values) VALUES ($1)", .count),
+            ("INSERT INTO t (a) VALUES ('returning')", .count),
+            ("INSERT INTO t (a) VALUES ($1) RETURNING a", .rows),
+            ("UPDATE t SET a = $1 WHERE k = $2 RETURNING a", .rows),
+            ("DELETE FROM t WHERE k = $1 RETURNING k", .rows),
+            ("UPDATE t SET a = $1", nil),
+            ("DELETE FROM t WHERE k = $1", nil),
+            ("INSERT INTO t (a) SELECT a FROM u", nil),
+            ("INSERT INTO t (a) VALUES ((SELECT max(a) FROM u))", nil),
+            ("INSERT INTO t (a) VALUES ($1); -- done", nil),
+            ("WITH x AS (SELECT 1) SELECT * FROM x", nil),
+            ("BEGIN ISOLATION LEVEL REPEATABLE READ", nil),
+            ("SAVEPOINT sample_group", nil),
+        ])
+    func kinds(_ sql: String, _ kind: PreparedStatements.Kind?) {
+        #expect(PreparedStatements.kind(of: sql) == kind)
     }
 
     @Test("random values round-trip the same prepared or not; row counts are the same too")
@@ -53,7 +119,7 @@ struct PreparedStatementTests {
             }
             #expect(changed == 1)
         }
-        // A duplicate key: 0 rows, from the command tag of a prepared INSERT.
+        // A duplicate key: 0 rows (counted from the RETURNING 1 a prepared INSERT is given).
         let duplicate = try await db.write { sdb -> Int in
             try sdb.execute(
                 sql: "INSERT INTO t (k, a, b, c, d) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
@@ -61,7 +127,7 @@ struct PreparedStatementTests {
             return sdb.changesCount
         }
         #expect(duplicate == 0)
-        // Every row read back by a query that runs unnamed twice, then prepared.
+        // Every row read back by a query that runs unnamed until the threshold, then prepared.
         for (k, row) in rows.sorted(by: { $0.key < $1.key }) {
             let read = try await db.read { sdb in
                 try StoreRow.fetchAll(sdb, sql: "SELECT a, b, c, d FROM t WHERE k = ?", arguments: [k]).map(\.values)
@@ -77,7 +143,7 @@ struct PreparedStatementTests {
             }
             #expect(updated == expected, "k > \(threshold)")
         }
-        // With RETURNING: the rows' (the first two unnamed, then prepared).
+        // With RETURNING: the rows' (unnamed until the threshold, then prepared).
         for (k, expected) in [(Int64(1000), 0), (39, 1), (35, 4), (0, 35)] {
             let deleted = try await db.write { sdb -> (Int, [Int64]) in
                 let keys = try Int64.fetchAll(sdb, sql: "DELETE FROM t WHERE k >= ? RETURNING k", arguments: [k])
@@ -104,13 +170,39 @@ struct PreparedStatementTests {
         #expect(prepared.preparedCount >= 3)
     }
 
+    @Test("a statement of many arguments, or an UPDATE without RETURNING, runs unnamed however often it runs")
+    func someStatementsStayUnnamed() async throws {
+        let (db, prepared) = try database()
+        defer { try? db.close() }
+        try await db.write { sdb in try sdb.execute(sql: "CREATE TABLE wide (k BIGINT)") }
+        let many = Array(repeating: "(?)", count: PreparedStatements.maxArguments + 1).joined(separator: ", ")
+        let few = Array(repeating: "(?)", count: PreparedStatements.maxArguments).joined(separator: ", ")
+        for round in 0..<(prepared.threshold + 2) {
+            let counts = try await db.write { sdb -> [Int] in
+                var counts: [Int] = []
+                for (values, n) in [(many, PreparedStatements.maxArguments + 1), (few, PreparedStatements.maxArguments)] {
+                    try sdb.execute(
+                        sql: "INSERT INTO wide (k) VALUES \(values)",
+                        arguments: StoreArguments((0..<n).map { Int64($0 + round * 1000) }))
+                    counts.append(sdb.changesCount)
+                }
+                try sdb.execute(sql: "UPDATE wide SET k = k WHERE k < ?", arguments: [Int64(1)])
+                counts.append(sdb.changesCount)
+                return counts
+            }
+            #expect(counts == [PreparedStatements.maxArguments + 1, PreparedStatements.maxArguments, 2])
+        }
+        let here = try await db.write { sdb in try Self.preparedHere(sdb) }
+        #expect(here.count == 1 && here.first?.hasSuffix("($\(PreparedStatements.maxArguments))\nRETURNING 1") == true)
+    }
+
     @Test("a statement whose preparation failed is prepared again under a new name once it can be")
     func aFailedPreparationDoesNotStick() async throws {
-        let (db, _) = try database()
+        let (db, prepared) = try database()
         defer { try? db.close() }
         let sql = "SELECT v FROM appears_later WHERE v > ?"
-        // Unnamed twice, then prepared on the writer connection: all fail (no such table).
-        for _ in 0..<(PreparedStatements.threshold + 1) {
+        // Unnamed until the threshold, then prepared on the writer connection: all fail (no such table).
+        for _ in 0..<(prepared.threshold + 1) {
             await #expect(throws: PostgresError.self) {
                 try await db.write { sdb in try Int64.fetchAll(sdb, sql: sql, arguments: [0]) }
             }
@@ -129,14 +221,14 @@ struct PreparedStatementTests {
 
     @Test("a table changed under a prepared statement: the transaction runs again and reads the new shape")
     func aChangedTableIsReadAgain() async throws {
-        let (db, _) = try database()
+        let (db, prepared) = try database()
         defer { try? db.close() }
         try await db.write { sdb in
             try sdb.execute(sql: "CREATE TABLE grows (a BIGINT)")
             try sdb.execute(sql: "INSERT INTO grows VALUES (1)")
         }
         let sql = "SELECT * FROM grows WHERE a >= ?"
-        for _ in 0..<(PreparedStatements.threshold + 2) {
+        for _ in 0..<(prepared.threshold + 2) {
             #expect(try await db.write { sdb in try StoreRow.fetchAll(sdb, sql: sql, arguments: [0]).map(\.values.count) } == [1])
         }
         // A migration of another replica, say.
