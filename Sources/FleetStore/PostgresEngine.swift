@@ -92,8 +92,6 @@ public final class PostgresSession {
             singleQueryLeft = false
         }
         var binds = PostgresBindings(capacity: arguments.values.count)
-        var types: [UInt8] = []
-        types.reserveCapacity(arguments.values.count)
         for value in arguments.values {
             switch value {
             case .null: binds.appendNull()
@@ -102,13 +100,12 @@ public final class PostgresSession {
             case .text(let v): binds.append(v)
             case .blob(let v): binds.append(ByteBuffer(bytes: v))
             }
-            types.append(value.typeCode)
         }
         let text = Placeholders.numbered(sql)
-        let key = PreparedStatements.Key(sql: text, types: types)
-        let named = prepared?.lookup(key)
+        let key = prepared.map { _ in PreparedStatements.Key(sql: text, values: arguments.values) }
+        let named = key.flatMap { prepared?.lookup($0) }
         do {
-            if let (name, kind) = named {
+            if let (name, kind) = named, let key {
                 lastChanges = try connection.executePrepared(
                     name: name, sql: text, bindings: binds, kind: kind, logger: logger, onRow)
                 prepared?.succeeded(key, connection: connection.id)
@@ -119,7 +116,7 @@ public final class PostgresSession {
         } catch {
             let e = PostgresError(error, sql: sql)
             if e.endsTransaction { transactionDoomed = true }
-            if named != nil { prepared?.failed(key, connection: connection.id, e) }
+            if named != nil, let key { prepared?.failed(key, connection: connection.id, e) }
             throw e
         }
     }

@@ -53,6 +53,15 @@ final class PreparedStatements: Sendable {
         var sql: String
         /// The arguments' types as declared to PostgreSQL (`SQLValue.typeCode`).
         var types: [UInt8]
+
+        init(sql: String, types: [UInt8]) {
+            self.sql = sql
+            self.types = types
+        }
+
+        init(sql: String, values: [SQLValue]) {
+            self.init(sql: sql, types: values.map(\.typeCode))
+        }
     }
 
     private struct Entry {
