@@ -1,0 +1,183 @@
+/// Reads a config notice's payload (migrations/postgres/0002_config_notify.sql): one flat JSON
+/// object whose keys are `n`, `g`, `k`, `c` and `deleted`, with string, whole-number, boolean or
+/// null values, as `json_build_object` writes it (`{"n" : "…", "g" : 2, …}`). nil for anything
+/// else (another key, a key twice, a fraction or exponent, a lone surrogate, text after the
+/// object): `ConfigChangeNotice.parse` hands those to `JSONDecoder`.
+enum NoticeScanner {
+    struct Fields: Equatable {
+        var n: String?
+        var g: Int64?
+        var k: Int64?
+        var c: String?
+        var deleted: Bool?
+    }
+
+    static func scan(_ payload: String) -> Fields? {
+        var text = payload
+        return text.withUTF8 { scan($0) }
+    }
+
+    private enum Value {
+        case string(String), number(Int64), bool(Bool), null
+    }
+
+    static func scan(_ b: UnsafeBufferPointer<UInt8>) -> Fields? {
+        var r = Reader(b: b)
+        var f = Fields()
+        var seen: UInt8 = 0
+        r.ws()
+        guard r.take(0x7B) else { return nil }  // {
+        r.ws()
+        if r.take(0x7D) { return r.atEnd() ? f : nil }  // {}
+        while true {
+            r.ws()
+            guard let key = r.string() else { return nil }
+            r.ws()
+            guard r.take(0x3A) else { return nil }  // :
+            r.ws()
+            guard let value = r.value() else { return nil }
+            let bit: UInt8
+            switch (key, value) {
+            case ("n", .string(let v)): f.n = v; bit = 1
+            case ("g", .number(let v)): f.g = v; bit = 2
+            case ("g", .null): bit = 2
+            case ("k", .number(let v)): f.k = v; bit = 4
+            case ("k", .null): bit = 4
+            case ("c", .string(let v)): f.c = v; bit = 8
+            case ("c", .null): bit = 8
+            case ("deleted", .bool(let v)): f.deleted = v; bit = 16
+            case ("deleted", .null): bit = 16
+            default: return nil
+            }
+            if seen & bit != 0 { return nil }
+            seen |= bit
+            r.ws()
+            if r.take(0x2C) { continue }  // ,
+            guard r.take(0x7D) else { return nil }  // }
+            return r.atEnd() ? f : nil
+        }
+    }
+
+    private struct Reader {
+        let b: UnsafeBufferPointer<UInt8>
+        var i = 0
+
+        mutating func ws() {
+            while i < b.count, b[i] == 0x20 || b[i] == 0x0A || b[i] == 0x0D || b[i] == 0x09 { i += 1 }
+        }
+
+        mutating func take(_ c: UInt8) -> Bool {
+            guard i < b.count, b[i] == c else { return false }
+            i += 1
+            return true
+        }
+
+        mutating func atEnd() -> Bool {
+            ws()
+            return i == b.count
+        }
+
+        mutating func literal(_ word: StaticString) -> Bool {
+            let n = word.utf8CodeUnitCount
+            guard b.count - i >= n else { return false }
+            for j in 0..<n where b[i + j] != word.utf8Start[j] { return false }
+            i += n
+            return true
+        }
+
+        mutating func value() -> Value? {
+            guard i < b.count else { return nil }
+            switch b[i] {
+            case 0x22: return string().map { .string($0) }
+            case 0x74: return literal("true") ? .bool(true) : nil
+            case 0x66: return literal("false") ? .bool(false) : nil
+            case 0x6E: return literal("null") ? .null : nil
+            default: return number().map { .number($0) }
+            }
+        }
+
+        /// A whole number as JSON writes it (no leading zeros, no fraction, no exponent).
+        mutating func number() -> Int64? {
+            let negative = take(0x2D)
+            let start = i
+            var v: Int64 = 0
+            while i < b.count, b[i] >= 0x30, b[i] <= 0x39 {
+                let d = Int64(b[i] - 0x30)
+                let (m, o1) = v.multipliedReportingOverflow(by: 10)
+                let (a, o2) = negative ? m.subtractingReportingOverflow(d) : m.addingReportingOverflow(d)
+                if o1 || o2 { return nil }
+                v = a
+                i += 1
+            }
+            let digits = i - start
+            if digits == 0 || (digits > 1 && b[start] == 0x30) { return nil }
+            if i < b.count, b[i] == 0x2E || b[i] == 0x65 || b[i] == 0x45 { return nil }  // . e E
+            return v
+        }
+
+        /// A string at its opening quote, unescaped.
+        mutating func string() -> String? {
+            guard take(0x22) else { return nil }
+            let start = i
+            while i < b.count, b[i] != 0x22, b[i] != 0x5C, b[i] >= 0x20 { i += 1 }
+            guard i < b.count else { return nil }
+            if b[i] == 0x22 {
+                defer { i += 1 }
+                return String(decoding: UnsafeBufferPointer(rebasing: b[start..<i]), as: UTF8.self)
+            }
+            var out = [UInt8](UnsafeBufferPointer(rebasing: b[start..<i]))
+            while i < b.count {
+                let c = b[i]
+                i += 1
+                if c == 0x22 { return String(decoding: out, as: UTF8.self) }
+                if c < 0x20 { return nil }
+                if c != 0x5C {
+                    out.append(c)
+                    continue
+                }
+                guard i < b.count else { return nil }
+                let e = b[i]
+                i += 1
+                switch e {
+                case 0x22, 0x5C, 0x2F: out.append(e)
+                case 0x62: out.append(0x08)
+                case 0x66: out.append(0x0C)
+                case 0x6E: out.append(0x0A)
+                case 0x72: out.append(0x0D)
+                case 0x74: out.append(0x09)
+                case 0x75:
+                    guard let u = hex4() else { return nil }
+                    var scalar: Unicode.Scalar?
+                    if u >= 0xD800 && u < 0xDC00 {
+                        guard take(0x5C), take(0x75), let low = hex4(), low >= 0xDC00, low < 0xE000 else { return nil }
+                        scalar = Unicode.Scalar(0x10000 + ((u - 0xD800) << 10) + (low - 0xDC00))
+                    } else {
+                        scalar = Unicode.Scalar(u)  // nil for a lone low surrogate
+                    }
+                    guard let scalar else { return nil }
+                    out.append(contentsOf: String(Character(scalar)).utf8)
+                default: return nil
+                }
+            }
+            return nil
+        }
+
+        mutating func hex4() -> UInt32? {
+            guard b.count - i >= 4 else { return nil }
+            var v: UInt32 = 0
+            for _ in 0..<4 {
+                let c = b[i]
+                let d: UInt32
+                switch c {
+                case 0x30...0x39: d = UInt32(c - 0x30)
+                case 0x41...0x46: d = UInt32(c - 0x41 + 10)
+                case 0x61...0x66: d = UInt32(c - 0x61 + 10)
+                default: return nil
+                }
+                v = v << 4 | d
+                i += 1
+            }
+            return v
+        }
+    }
+}

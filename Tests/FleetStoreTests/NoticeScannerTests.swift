@@ -1,0 +1,124 @@
+import Foundation
+import Testing
+
+@testable import FleetStore
+
+/// The config notices' own scanner against Foundation's `JSONDecoder` (`ConfigChangeNotice.decoded`):
+/// random payloads in PostgreSQL's spacing and compact, escaped minimally or with every non-ASCII
+/// character as `\u` (surrogate pairs included), keys in any order, and broken ones.
+@Suite struct NoticeScannerTests {
+    struct Rng: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    static let pieces: [String] = [
+        "a", "Z", "0", "-", " ", "\"", "\\", "/", "\n", "\t", "\u{01}", "\u{1F}", "é", "€", "😀", "\u{7F}", "{", "}",
+        ":", ",", "n-1dd0a1c44928",
+        #"{"mode":"standard","parameters":{"boost":0,"maxPages":100},"run":"stop","thresCoef":20}"#,
+    ]
+
+    func randomString(_ rng: inout Rng) -> String {
+        (0..<Int.random(in: 0...6, using: &rng)).map { _ in Self.pieces.randomElement(using: &rng)! }.joined()
+    }
+
+    /// JSON string syntax: PostgreSQL's (quote, backslash and control characters escaped, the rest
+    /// as is) or ASCII only (everything else as \u, astral characters as surrogate pairs).
+    func quoted(_ s: String, asciiOnly: Bool, _ rng: inout Rng) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += Bool.random(using: &rng) ? "\\n" : "\\u000a"
+            case "\t": out += "\\t"
+            case "/": out += Bool.random(using: &rng) ? "\\/" : "/"
+            default:
+                if u.value < 0x20 || (asciiOnly && u.value > 0x7E) {
+                    for unit in String(u).utf16 { out += String(format: "\\u%04X", unit) }
+                } else {
+                    out.unicodeScalars.append(u)
+                }
+            }
+        }
+        return out + "\""
+    }
+
+    func randomPayload(_ rng: inout Rng) -> String {
+        let asciiOnly = Bool.random(using: &rng)
+        let spaced = Bool.random(using: &rng)
+        func number() -> String {
+            switch Int.random(in: 0..<5, using: &rng) {
+            case 0: return "\(Int64.max)"
+            case 1: return "\(Int64.min)"
+            case 2: return "0"
+            case 3: return "null"
+            default: return "\(Int64.random(in: -1_000_000...1_000_000_000, using: &rng))"
+            }
+        }
+        var fields: [(String, String)] = [("n", quoted(randomString(&rng), asciiOnly: asciiOnly, &rng))]
+        if Bool.random(using: &rng) {
+            fields.append(("deleted", ["true", "false", "null"].randomElement(using: &rng)!))
+        } else {
+            fields.append(("g", number()))
+            if Bool.random(using: &rng) { fields.append(("k", number())) }
+            if Int.random(in: 0..<4, using: &rng) > 0 {
+                fields.append(("c", Bool.random(using: &rng) ? quoted(randomString(&rng), asciiOnly: asciiOnly, &rng) : "null"))
+            }
+        }
+        fields.shuffle(using: &rng)
+        let sep = spaced ? " : " : ":"
+        let comma = spaced ? ", " : ","
+        return "{" + fields.map { "\"\($0.0)\"\(sep)\($0.1)" }.joined(separator: comma) + "}"
+    }
+
+    @Test func theScannerReadsWhatJSONDecoderReads() throws {
+        var rng = Rng(state: 0x5EED_0002)
+        var scanned = 0
+        for round in 0..<20_000 {
+            let payload = randomPayload(&rng)
+            let reference = ConfigChangeNotice.decoded(payload)
+            #expect(reference != nil, "the reference refused a well-formed payload: \(payload)")
+            let fast = NoticeScanner.scan(payload)
+            #expect(fast != nil, "the scanner left a payload as PostgreSQL writes it to JSONDecoder: \(payload)")
+            if fast != nil { scanned += 1 }
+            let parsed = ConfigChangeNotice.parse(payload)
+            #expect(parsed == reference, "round \(round): \(payload)")
+            if parsed != reference { return }
+        }
+        #expect(scanned == 20_000)
+    }
+
+    @Test func brokenPayloadsAreReadAsJSONDecoderReadsThem() {
+        var rng = Rng(state: 0x5EED_0003)
+        let odd = [
+            #"{"n" : "a", "g" : 2.0}"#, #"{"n" : "a", "g" : 1e3}"#, #"{"n" : "a", "g" : 01}"#, #"{"n" : "a", "g" : -}"#,
+            #"{"n" : "a", "g" : 9223372036854775808}"#, #"{"n" : "a", "x" : 1}"#, #"{"n" : "a", "n" : "b"}"#,
+            #"{"n" : null}"#, #"{"g" : 1}"#, #"{}"#, #"[]"#, #"{"n" : "\ud83d"}"#, #"{"n" : "\ude00"}"#,
+            #"{"n" : "a\q"}"#, "{\"n\" : \"a\u{01}\"}", #"{"n" : "a"} x"#, #"{"n" : "a",}"#, #"{"n" : "a" "g" : 1}"#,
+            #"{"n" : "a", "deleted" : "yes"}"#, #"{"n" : "a", "deleted" : tru}"#, " {\"n\" : \"a\"} \n",
+        ]
+        for payload in odd {
+            #expect(ConfigChangeNotice.parse(payload) == ConfigChangeNotice.decoded(payload), "\(payload)")
+        }
+        for _ in 0..<20_000 {
+            var bytes = Array(randomPayload(&rng).utf8)
+            switch Int.random(in: 0..<3, using: &rng) {
+            case 0: bytes = Array(bytes.prefix(Int.random(in: 0..<bytes.count, using: &rng)))
+            case 1: bytes[Int.random(in: 0..<bytes.count, using: &rng)] = UInt8.random(in: 0x20...0x7E, using: &rng)
+            default: bytes.remove(at: Int.random(in: 0..<bytes.count, using: &rng))
+            }
+            let payload = String(decoding: bytes, as: UTF8.self)
+            let parsed = ConfigChangeNotice.parse(payload)
+            let reference = ConfigChangeNotice.decoded(payload)
+            #expect(parsed == reference, "\(payload)")
+            if parsed != reference { return }
+        }
+    }
+}
