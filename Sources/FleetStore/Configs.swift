@@ -163,6 +163,7 @@ extension FleetDatabase {
             // A fleet shares a few distinct configs: each text is decoded once, and each new
             // config (the patch applied to one distinct old config) encoded once.
             var decoded: [String: KSMConfig] = [:]
+            var decodedFeatures: [String: [String]] = [:]
             var encodedAfter: [String: String] = [:]
             // Only the targets' rows (a selector's few nodes are not a whole fleet's read).
             let rows = try StoreRow.fetchCursor(
@@ -175,7 +176,15 @@ extension FleetDatabase {
             while let row = try rows.next() {
                 let id: String = row["id"]
                 let json: String = row["config_json"]
-                kernels[id] = (row["kernel"], (try? StoredJSON.decode([String].self, row["ksm_features"])) ?? [])
+                let featuresText: String = row["ksm_features"]
+                let features: [String]
+                if let known = decodedFeatures[featuresText] {
+                    features = known
+                } else {
+                    features = (try? StoredJSON.decode([String].self, featuresText)) ?? []
+                    decodedFeatures[featuresText] = features
+                }
+                kernels[id] = (row["kernel"], features)
                 let config: KSMConfig
                 if let known = decoded[json] {
                     config = known

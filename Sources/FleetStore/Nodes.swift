@@ -273,8 +273,16 @@ extension FleetDatabase {
     /// needs (a fleet-wide change), without reading each node's last sample and config.
     public func liveNodeKeys() async throws -> [(id: String, name: String, labels: [String: String])] {
         try await read { db in
-            try StoreRow.fetchAll(db, sql: "SELECT id, name, labels FROM nodes WHERE deleted_at IS NULL ORDER BY name, id")
-                .map { r in (r[0], r[1], try StoredJSON.decode([String: String].self, r[2] as String)) }
+            // A fleet shares a few label sets: each text is decoded once.
+            var decoded: [String: [String: String]] = [:]
+            return try StoreRow.fetchAll(db, sql: "SELECT id, name, labels FROM nodes WHERE deleted_at IS NULL ORDER BY name, id")
+                .map { r in
+                    let text: String = r[2]
+                    if let known = decoded[text] { return (r[0], r[1], known) }
+                    let labels = try StoredJSON.decode([String: String].self, text)
+                    decoded[text] = labels
+                    return (r[0], r[1], labels)
+                }
         }
     }
 
