@@ -4,10 +4,14 @@ import Foundation
 import Hummingbird
 import KSMCore
 import Logging
+import Synchronization
 
 /// The agent's side of the API: register, long-poll its config, push samples.
 struct AgentController<Context: RequestContext>: Sendable {
     let state: ServerState
+    /// The bodies of the configs handed out last: a fleet-wide change hands one config to
+    /// thousands of polls at once.
+    let bodies = ConfigBodies()
 
     func addRoutes(to router: CheckedRouter<Context>) {
         router.on(.post, "/api/v1/register", use: register)
@@ -107,13 +111,20 @@ struct AgentController<Context: RequestContext>: Sendable {
             }
             wait = min(v, APIPaths.maxWaitSeconds)
         }
-        var epoch = state.waiters.epoch(id)
-        // Most polls find the generation their agent already has: the config is not decoded.
+        let start = state.waiters.pollStart(id, agentHas: tag.generation)
+        var epoch = start.epoch
         let known: Int64
-        switch try await state.database.config(nodeId: id, unlessGeneration: tag.generation) {
-        case nil: throw APIError.notFound("node '\(raw)' not found")
-        case .config(let config)?: return try configResponse(config)
-        case .unchanged(let generation)?: known = generation
+        if start.current, let generation = tag.generation {
+            // The agent has the newest generation heard of, and every change since will be:
+            // after a fleet-wide change each agent asks again at once, and none reads the store.
+            known = generation
+        } else {
+            // Most polls find the generation their agent already has: the config is not decoded.
+            switch try await state.database.config(nodeId: id, unlessGeneration: tag.generation) {
+            case nil: throw APIError.notFound("node '\(raw)' not found")
+            case .config(let config)?: return try configResponse(config)
+            case .unchanged(let generation)?: known = generation
+            }
         }
         let deadline = ContinuousClock.now + .seconds(wait)
         while ContinuousClock.now < deadline {
@@ -143,7 +154,8 @@ struct AgentController<Context: RequestContext>: Sendable {
         var headers = HTTPFields()
         headers[.eTag] = HTTP.etag(config.generation)
         headers[.cacheControl] = "no-store"
-        return try HTTP.json(config, headers: headers)
+        headers[.contentType] = "application/json; charset=utf-8"
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: try bodies.body(of: config)))
     }
 
     func notModified(generation: Int64) -> Response {
@@ -189,5 +201,25 @@ struct AgentController<Context: RequestContext>: Sendable {
             "samples stored",
             metadata: ["node": "\(id)", "stored": "\(ack.stored)", "duplicates": "\(ack.duplicates)", "highestSeq": "\(ack.highestSeq)"])
         return HTTP.jsonText(ack.json)
+    }
+}
+
+/// The last few configs' JSON (`HTTP.json`'s bytes), so that a config handed to many polls is
+/// encoded once: after a fleet-wide change every node gets the same config, and mostly the same
+/// generation.
+final class ConfigBodies: Sendable {
+    private static let kept = 8
+    private let recent = Mutex<[(config: NodeConfig, body: ByteBuffer)]>([])
+
+    func body(of config: NodeConfig) throws -> ByteBuffer {
+        if let hit = recent.withLock({ r in r.first(where: { $0.config == config })?.body }) { return hit }
+        let body = ByteBuffer(bytes: try SortedJSONEncoder().encode(config))
+        recent.withLock { r in
+            if !r.contains(where: { $0.config == config }) {
+                if r.count == Self.kept { r.removeFirst() }
+                r.append((config, body))
+            }
+        }
+        return body
     }
 }

@@ -44,8 +44,10 @@ struct ConfigNotificationService: Service {
                 },
                 resync: { first in
                     // Changes committed before listening began (at start, or while the listening
-                    // connection was down) were not heard: every waiting node gets its config
+                    // connection was down) were not heard: nothing heard of before is trusted
+                    // (a poll reads the store again), and every waiting node gets its config
                     // read again.
+                    state.waiters.changeFeedStarted()
                     let nodes = state.waiters.waitingNodeIds
                     if first {
                         logger.info("listening for config changes of other replicas", metadata: ["waiting": "\(nodes.count)"])
@@ -56,7 +58,8 @@ struct ConfigNotificationService: Service {
                     }
                     if nodes.isEmpty { return }
                     Task { for id in nodes { await Self.readAndWake(state, nodeId: id) } }
-                })
+                },
+                interrupted: { state.waiters.changeFeedStopped() })
         }
     }
 

@@ -13,6 +13,13 @@ import Synchronization
 /// Every node has an epoch that each notification increments. A handler reads the epoch before
 /// it reads the config from the database and waits "since" that epoch, so a change committed
 /// between the read and the wait is never missed.
+///
+/// While this process hears of every committed change (its change feed: on SQLite every write
+/// is its own; on PostgreSQL while LISTEN is in place), the highest generation it has heard of
+/// for a node is the store's, or one whose successor is on its way and will move the epoch. A
+/// poll whose agent has that generation then waits without reading the store
+/// (`pollStart`): after a fleet-wide change every agent asks again at once with the generation
+/// it was just handed, 10,000 reads in a second that would tell nothing new.
 final class ConfigWaiters: Sendable {
     enum Outcome: Sendable {
         /// The config changed (nil: the node was deleted); `epoch` is the epoch after the change.
@@ -35,6 +42,10 @@ final class ConfigWaiters: Sendable {
         /// The highest generation notified per node, with or without its config: a config
         /// older than it is never handed to a waiter (it reads the store instead).
         var highest: [String: Int64] = [:]
+        /// When each node's highest generation was last notified (ticks): it is trusted to be
+        /// the store's for `trustTicks` after, a bound on what a write path that notifies
+        /// nothing (a second server on one SQLite file, which nothing supports) could hide.
+        var heardAt: [String: Int64] = [:]
         var waiters: [String: [UInt64: CheckedContinuation<Outcome, Never>]] = [:]
         /// Waits by the tick that ends them (entries of waits already ended are skipped).
         var due: [Int64: [Due]] = [:]
@@ -42,6 +53,8 @@ final class ConfigWaiters: Sendable {
         var cancelledBeforeRegistration: Set<UInt64> = []
         var nextID: UInt64 = 0
         var shuttingDown = false
+        /// Every committed change is heard of (`changeFeedStarted` / `changeFeedStopped`).
+        var feedLive: Bool
 
         /// The newest config notified, unless a newer generation was notified without its
         /// config (nil: read the store).
@@ -58,12 +71,51 @@ final class ConfigWaiters: Sendable {
         }
     }
 
-    private let state = Mutex(State())
+    private let state: Mutex<State>
     private let origin = ContinuousClock.now
+
+    /// `changeFeedLive`: whether every committed config change is notified here from the start
+    /// (one process on its own store); false until `changeFeedStarted` otherwise.
+    init(changeFeedLive: Bool = true) {
+        state = Mutex(State(feedLive: changeFeedLive))
+    }
 
     /// Current epoch of a node's config.
     func epoch(_ nodeId: String) -> UInt64 {
         state.withLock { $0.epochs[nodeId] ?? 0 }
+    }
+
+    /// A long-poll's start: the node's epoch (wait since it), and whether `generation`, the one
+    /// its agent has, is the newest this process has heard of with its change feed in place all
+    /// along. Then the store holds that generation, or a newer one whose notification is on its
+    /// way and will move the epoch, so the poll need not read it.
+    func pollStart(_ nodeId: String, agentHas generation: Int64?) -> (epoch: UInt64, current: Bool) {
+        let now = tick(of: .now)
+        return state.withLock { s in
+            let current =
+                s.feedLive && generation != nil && s.highest[nodeId] == generation
+                && now - (s.heardAt[nodeId] ?? Int64.min / 2) < Self.trustTicks
+            return (s.epochs[nodeId] ?? 0, current)
+        }
+    }
+
+    /// The change feed is in place again (or for the first time): changes committed while it was
+    /// not were never heard. Every generation heard of is forgotten, and the epoch of each node
+    /// that had one moves, so a poll that started trusting one reads the store when it comes
+    /// to wait. Call before re-reading the configs of the nodes waiting here.
+    func changeFeedStarted() {
+        state.withLock { s in
+            for id in s.highest.keys { s.epochs[id] = (s.epochs[id] ?? 0) &+ 1 }
+            s.highest = [:]
+            s.heardAt = [:]
+            s.latest = [:]
+            s.feedLive = true
+        }
+    }
+
+    /// The change feed was lost: nothing heard of is trusted until it is in place again.
+    func changeFeedStopped() {
+        state.withLock { $0.feedLive = false }
     }
 
     /// Number of requests waiting now (metrics, tests).
@@ -100,15 +152,18 @@ final class ConfigWaiters: Sendable {
     /// or its config must be read from the store (a waiter woken with nil reads it).
     /// Call after the change is committed.
     func notify(_ nodeId: String, config: NodeConfig?) {
+        let now = tick(of: .now)
         wake(nodeId) { s in
             guard let config else {
                 s.latest[nodeId] = nil
                 s.highest[nodeId] = nil
+                s.heardAt[nodeId] = nil
                 return nil
             }
             // Two writers may notify out of order; keep the newest generation.
             if (s.latest[nodeId]?.generation ?? Int64.min) <= config.generation { s.latest[nodeId] = config }
             s.highest[nodeId] = max(s.highest[nodeId] ?? Int64.min, config.generation)
+            s.heardAt[nodeId] = now
             return s.current(nodeId)
         }
     }
@@ -118,8 +173,10 @@ final class ConfigWaiters: Sendable {
     /// older than `generation` notified later (a writer's own notify that comes late) is not
     /// handed out.
     func notify(_ nodeId: String, generation: Int64) {
+        let now = tick(of: .now)
         wake(nodeId) { s in
             s.highest[nodeId] = max(s.highest[nodeId] ?? Int64.min, generation)
+            s.heardAt[nodeId] = now
             return nil
         }
     }
@@ -208,6 +265,10 @@ final class ConfigWaiters: Sendable {
     }
 
     private static let tickMs: Int64 = 100
+
+    /// How long a generation heard of is trusted to be the store's (`State.heardAt`): ten
+    /// minutes, ten times a long-poll's longest wait.
+    static let trustTicks: Int64 = 600_000 / tickMs
 
     /// Ends the waits whose timeout has come, at each tick's start, until nothing waits.
     private func reap() async {

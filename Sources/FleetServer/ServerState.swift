@@ -35,7 +35,9 @@ final class ServerState: Sendable {
             rotationSeconds: config.tokenRotationDays > 0 ? config.tokenRotationDays * 86400 : nil)
         self.registrationLimiter = RateLimiter(limit: config.registrationRateLimit, window: 60)
         self.failedAuthLimiter = RateLimiter(limit: config.failedAuthRateLimit, window: 60)
-        self.waiters = ConfigWaiters()
+        // Replicas hear of each other's changes only while LISTEN is in place
+        // (ConfigNotificationService); a lone server makes every change itself.
+        self.waiters = ConfigWaiters(changeFeedLive: !database.isShared)
         self.metrics = ServerMetrics()
         self.logger = logger
         self.transport = TransportSecurity(

@@ -559,9 +559,11 @@ final class PostgresEngine: @unchecked Sendable {
     /// Listens on `channel` until the task is cancelled, handing every payload to `handler`;
     /// reconnects after a lost connection. `onListening(first)` is called each time LISTEN is in
     /// place: changes committed before (at start, or while disconnected) were not heard.
+    /// `onInterrupted` is called when it no longer is (the connection was lost).
     func listen(
         channel: String, handler: @escaping @Sendable (String) -> Void,
-        onListening: @escaping @Sendable (_ first: Bool) -> Void
+        onListening: @escaping @Sendable (_ first: Bool) -> Void,
+        onInterrupted: @escaping @Sendable () -> Void = {}
     ) async {
         var delay = 0.5
         var first = true
@@ -573,6 +575,7 @@ final class PostgresEngine: @unchecked Sendable {
                 let wasFirst = first
                 first = false
                 do {
+                    defer { onInterrupted() }
                     try await connection.listen(on: channel) { notifications in
                         onListening(wasFirst)
                         for try await n in notifications { handler(n.payload) }

@@ -1,4 +1,6 @@
 import FleetAPI
+import Foundation
+import NIOCore
 import KSMCore
 import Testing
 
@@ -96,6 +98,53 @@ import Testing
         #expect(waiters.interest("a", generation: 7) == .idle)
     }
 
+    /// A poll whose agent has the newest generation heard of here needs no store read, but only
+    /// while the change feed lives: a generation heard of before the feed started, or while it
+    /// was lost, may hide a newer one committed meanwhile. A feed that starts again forgets what
+    /// was heard and moves the epochs of the nodes it had heard of, so a poll that trusted one
+    /// just before reads the store when it comes to wait.
+    @Test func aPollTrustsTheGenerationHeardOfOnlyWhileTheFeedLives() async {
+        let waiters = ConfigWaiters(changeFeedLive: false)
+        waiters.notify("a", config: config(3))
+        #expect(!waiters.pollStart("a", agentHas: 3).current, "trusted before the change feed was in place")
+        waiters.changeFeedStarted()
+        #expect(!waiters.pollStart("a", agentHas: 3).current, "heard of before the change feed started, and trusted")
+        waiters.notify("a", config: config(4))
+        #expect(waiters.pollStart("a", agentHas: 4).current)
+        #expect(!waiters.pollStart("a", agentHas: 3).current, "an agent behind is not current")
+        #expect(!waiters.pollStart("a", agentHas: nil).current, "an agent that names no generation is not current")
+        #expect(!waiters.pollStart("b", agentHas: 4).current, "a node never heard of is not current")
+        waiters.notify("a", generation: 6)  // a notice of a node idle here: no config, a generation
+        #expect(waiters.pollStart("a", agentHas: 6).current)
+        #expect(!waiters.pollStart("a", agentHas: 4).current)
+
+        // The feed is lost: nothing heard of is trusted, nor after it is back.
+        let trusting = waiters.pollStart("a", agentHas: 6)
+        #expect(trusting.current)
+        waiters.changeFeedStopped()
+        #expect(!waiters.pollStart("a", agentHas: 6).current, "trusted while the change feed was lost")
+        waiters.changeFeedStarted()
+        #expect(!waiters.pollStart("a", agentHas: 6).current, "heard of before the feed was lost, and trusted")
+        // The poll that trusted generation 6 before the loss: its wait ends at once without a
+        // config, so it reads the store (a timeout here is a failure).
+        guard case .changed(let c, _) = await waiters.wait("a", since: trusting.epoch, timeout: .seconds(1)) else {
+            Issue.record("a poll that trusted a generation heard of before the feed started again waited")
+            return
+        }
+        #expect(c == nil)
+
+        // A deletion forgets the node.
+        waiters.notify("a", config: config(7))
+        #expect(waiters.pollStart("a", agentHas: 7).current)
+        waiters.notify("a", config: nil)
+        #expect(!waiters.pollStart("a", agentHas: 7).current)
+
+        // A lone server (SQLite) makes every change itself: its feed lives from the start.
+        let lone = ConfigWaiters()
+        lone.notify("a", config: config(2))
+        #expect(lone.pollStart("a", agentHas: 2).current)
+    }
+
     @Test func cancellationAndShutdownEndEveryWait() async {
         let waiters = ConfigWaiters()
         let cancelled = Task { await waiters.wait("a", since: 0, timeout: .seconds(60)) }
@@ -160,5 +209,26 @@ import Testing
         }
         #expect(ContinuousClock.now - start >= .milliseconds(150))
         #expect(waiters.waitingCount == 0)
+    }
+}
+
+/// The config bodies kept for polls: each is the bytes `HTTP.json` writes for that config (its
+/// generation, kick counter and settings), whichever configs came before it.
+@Suite struct ConfigBodiesTests {
+    @Test func eachBodyIsItsOwnConfigsJSON() throws {
+        let bodies = ConfigBodies()
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<2_000 {
+            var settings = KSMConfig.standardDefault
+            settings.thresCoef = Int.random(in: 0...3, using: &rng)
+            settings.run = Bool.random(using: &rng) ? .run : .stop
+            let config = NodeConfig(
+                generation: Int64.random(in: 1...4, using: &rng), kickCounter: Int64.random(in: 0...1, using: &rng),
+                config: settings)
+            let body = try bodies.body(of: config)
+            let expected = try SortedJSONEncoder().encode(config)
+            #expect(Array(body.readableBytesView) == Array(expected), "\(config)")
+            #expect(try JSONDecoder().decode(NodeConfig.self, from: Data(body.readableBytesView)) == config)
+        }
     }
 }

@@ -97,4 +97,62 @@ struct ReplicaTests {
         await b.server.stop()
         await a.finish()
     }
+
+    /// What B's LISTEN connection missed must not be hidden by what B heard before: a replica
+    /// that handed a poll a generation trusts it to be the store's while LISTEN lives (the next
+    /// poll asking with it reads nothing), and forgets it when LISTEN is lost.
+    @Test("a change committed while a replica was not listening reaches the next poll there, though it asks with the generation that replica handed out")
+    func aChangeMissedWhileNotListeningReachesTheNextPoll() async throws {
+        guard TestStore.isPostgres else { try Test.cancel(Self.postgresOnly) }
+        let a = try await Harness.start()
+        let b: Harness
+        do {
+            b = try await Harness.start(dataDir: a.server.dataDir, adminToken: a.server.adminToken)
+        } catch {
+            await a.finish()
+            throw error
+        }
+        do {
+            let database = try TestStore.location(for: a.server.dataDir)
+            let listeners =
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+            #expect(
+                await waitUntil(timeout: .seconds(20), poll: .milliseconds(20)) {
+                    (try? TestStore.psql(database, listeners))?.trimmingCharacters(in: .whitespacesAndNewlines) == "2"
+                }, "the replicas are not both listening")
+            let (reg, _) = try await a.register(hostname: "unheard")
+            let nodeOnB = try Fixtures.client(b.server.baseURL, token: reg.nodeToken)
+            let current = try #require(try await nodeOnB.config(nodeId: reg.nodeId, ifNoneMatch: nil, waitSeconds: nil))
+            // B hands a poll the change made through A: B has heard of that generation.
+            let poll = Task { try await nodeOnB.config(nodeId: reg.nodeId, ifNoneMatch: current.generation, waitSeconds: 30) }
+            #expect(await waiters(b, count: 1), "the long-poll is not waiting on the second replica")
+            let first = try await a.admin.patchConfig(reg.nodeId, ConfigPatch(thresCoef: 55))
+            #expect(try await poll.value?.generation == first.generation)
+
+            // PostgreSQL ends both replicas' LISTEN connections; the next change commits through
+            // A before B listens again (it waits half a second before reconnecting).
+            try TestStore.psql(
+                database,
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'")
+            let second = try await a.admin.patchConfig(reg.nodeId, ConfigPatch(thresCoef: 60))
+            #expect(
+                await waitUntil(timeout: .seconds(20), poll: .milliseconds(20)) {
+                    (try? TestStore.psql(database, listeners))?.trimmingCharacters(in: .whitespacesAndNewlines) == "2"
+                }, "the replicas did not listen again")
+
+            // The agent asks B with the generation B handed it: B must not trust it any more.
+            let clock = ContinuousClock()
+            let asked = clock.now
+            let got = try await nodeOnB.config(nodeId: reg.nodeId, ifNoneMatch: first.generation, waitSeconds: 20)
+            let took = clock.now - asked
+            #expect(got?.generation == second.generation, "B answered \(String(describing: got?.generation)) after \(took)")
+            #expect(took < .seconds(10), "B answered only after \(took)")
+        } catch {
+            await b.server.stop()
+            await a.finish()
+            throw error
+        }
+        await b.server.stop()
+        await a.finish()
+    }
 }
