@@ -878,6 +878,11 @@ def run_fleet(a, nodes):
         "p50": round(pct(xs, .5), 3), "p99": round(pct(xs, .99), 3), "max": round(max(xs), 3)}
     changed = [(i, c - t_apply) for o in outs for i, c in o["changed_at"] if c is not None]
     result["change_received"] = len(changed)
+    if a.dump_changes:  # per node: seconds from the admin's request to its long-poll returning the change, replica
+        with open(a.dump_changes, "w") as f:
+            f.write(f"# apply request {result.get('apply_request_s')} s\n")
+            for i, c in sorted(changed, key=lambda x: x[1]):
+                f.write(f"{c:.4f} {i % replicas}\n")
     result["change_within_2s"] = sum(1 for _, c in changed if c <= 2.0)
     result["change_s"] = spread([c for _, c in changed])
     if replicas > 1:
@@ -968,6 +973,7 @@ def main():
                     help="pushes the p99 target is judged on: the steady window, or all after the fleet is up "
                          "(the burst after the fleet-wide change included)")
     ap.add_argument("--dump-latencies", help="write every push (start, latency) to this file")
+    ap.add_argument("--dump-changes", help="write, per node, the seconds until the fleet-wide change reached it, and its replica")
     ap.add_argument("--postgres", metavar="URL",
                     help="a PostgreSQL server (postgres://user@127.0.0.1:PORT/postgres): each run gets a fresh database "
                          "on it (dropped after) and --replicas servers on that database instead of one on SQLite")
