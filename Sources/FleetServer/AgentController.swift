@@ -114,7 +114,7 @@ struct AgentController<Context: RequestContext>: Sendable {
         let start = state.waiters.pollStart(id, agentHas: tag.generation)
         var epoch = start.epoch
         let known: Int64
-        if start.current, let generation = tag.generation {
+        if start.current, wait >= ConfigWaiters.trustMinimumWait, let generation = tag.generation {
             // The agent has the newest generation heard of, and every change since will be:
             // after a fleet-wide change each agent asks again at once, and none reads the store.
             known = generation

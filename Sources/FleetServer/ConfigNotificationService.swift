@@ -36,7 +36,7 @@ struct ConfigNotificationService: Service {
                     case .idle: state.waiters.notify(notice.nodeId, generation: generation)
                     case .waiting:
                         if let config = notice.config {
-                            state.waiters.notify(notice.nodeId, config: config)
+                            state.waiters.notify(notice.nodeId, config: config, fromFeed: true)
                         } else {
                             Task { await Self.readAndWake(state, nodeId: notice.nodeId) }
                         }

@@ -15,11 +15,14 @@ import Synchronization
 /// between the read and the wait is never missed.
 ///
 /// While this process hears of every committed change (its change feed: on SQLite every write
-/// is its own; on PostgreSQL while LISTEN is in place), the highest generation it has heard of
-/// for a node is the store's, or one whose successor is on its way and will move the epoch. A
-/// poll whose agent has that generation then waits without reading the store
-/// (`pollStart`): after a fleet-wide change every agent asks again at once with the generation
-/// it was just handed, 10,000 reads in a second that would tell nothing new.
+/// is its own; on PostgreSQL the notices LISTEN delivers), the highest generation it has heard
+/// of for a node is the store's, or one whose successor is on its way and will move the epoch.
+/// A poll whose agent has that generation then waits without reading the store (`pollStart`):
+/// after a fleet-wide change every agent asks again at once with the generation it was just
+/// handed, 10,000 reads in a second that would tell nothing new. On PostgreSQL only a notice
+/// vouches for a generation (its commit came after LISTEN was in place): a replica's own write,
+/// or a read, may have been overtaken by a change that LISTEN, lost meanwhile, never delivered,
+/// so they count once their notice comes back (`interest`).
 final class ConfigWaiters: Sendable {
     enum Outcome: Sendable {
         /// The config changed (nil: the node was deleted); `epoch` is the epoch after the change.
@@ -42,9 +45,11 @@ final class ConfigWaiters: Sendable {
         /// The highest generation notified per node, with or without its config: a config
         /// older than it is never handed to a waiter (it reads the store instead).
         var highest: [String: Int64] = [:]
-        /// When each node's highest generation was last notified (ticks): it is trusted to be
-        /// the store's for `trustTicks` after, a bound on what a write path that notifies
-        /// nothing (a second server on one SQLite file, which nothing supports) could hide.
+        /// When each node's highest generation was last vouched for by the change feed (ticks):
+        /// it is trusted to be the store's for `trustTicks` after. That bounds what a lost
+        /// LISTEN connection that nothing reports (a half-open TCP connection) could hide, or a
+        /// write that notifies nothing (a second server on one SQLite file, which nothing
+        /// supports).
         var heardAt: [String: Int64] = [:]
         var waiters: [String: [UInt64: CheckedContinuation<Outcome, Never>]] = [:]
         /// Waits by the tick that ends them (entries of waits already ended are skipped).
@@ -55,6 +60,9 @@ final class ConfigWaiters: Sendable {
         var shuttingDown = false
         /// Every committed change is heard of (`changeFeedStarted` / `changeFeedStopped`).
         var feedLive: Bool
+        /// This process's own writes are the whole feed (a lone server): its `notify` calls
+        /// vouch for their generations.
+        let ownWritesAreTheFeed: Bool
 
         /// The newest config notified, unless a newer generation was notified without its
         /// config (nil: read the store).
@@ -77,7 +85,7 @@ final class ConfigWaiters: Sendable {
     /// `changeFeedLive`: whether every committed config change is notified here from the start
     /// (one process on its own store); false until `changeFeedStarted` otherwise.
     init(changeFeedLive: Bool = true) {
-        state = Mutex(State(feedLive: changeFeedLive))
+        state = Mutex(State(feedLive: changeFeedLive, ownWritesAreTheFeed: changeFeedLive))
     }
 
     /// Current epoch of a node's config.
@@ -141,9 +149,15 @@ final class ConfigWaiters: Sendable {
         case waiting
     }
 
+    /// A notice of the newest generation heard of (this process's own change coming back)
+    /// vouches for it: see `heardAt`.
     func interest(_ nodeId: String, generation: Int64) -> Interest {
-        state.withLock { s in
-            if let known = s.highest[nodeId], known >= generation { return .known }
+        let now = tick(of: .now)
+        return state.withLock { s in
+            if let known = s.highest[nodeId], known >= generation {
+                if known == generation { s.heardAt[nodeId] = now }
+                return .known
+            }
             return s.waiters[nodeId] == nil ? .idle : .waiting
         }
     }
@@ -151,7 +165,9 @@ final class ConfigWaiters: Sendable {
     /// Wakes every waiter of a node with its new config, or with nil when the node was deleted
     /// or its config must be read from the store (a waiter woken with nil reads it).
     /// Call after the change is committed.
-    func notify(_ nodeId: String, config: NodeConfig?) {
+    /// `fromFeed`: a notice of the change feed (LISTEN), which vouches for the generation; this
+    /// process's own write, or a read, does only on a lone server.
+    func notify(_ nodeId: String, config: NodeConfig?, fromFeed: Bool = false) {
         let now = tick(of: .now)
         wake(nodeId) { s in
             guard let config else {
@@ -163,7 +179,7 @@ final class ConfigWaiters: Sendable {
             // Two writers may notify out of order; keep the newest generation.
             if (s.latest[nodeId]?.generation ?? Int64.min) <= config.generation { s.latest[nodeId] = config }
             s.highest[nodeId] = max(s.highest[nodeId] ?? Int64.min, config.generation)
-            s.heardAt[nodeId] = now
+            if fromFeed || s.ownWritesAreTheFeed { s.heardAt[nodeId] = now }
             return s.current(nodeId)
         }
     }
@@ -171,7 +187,7 @@ final class ConfigWaiters: Sendable {
     /// A change of a node to `generation` whose config is not at hand (a notification for a node
     /// that no request waits for here): the epoch moves and any waiter reads the store; a config
     /// older than `generation` notified later (a writer's own notify that comes late) is not
-    /// handed out.
+    /// handed out. A notice: it vouches for the generation (`heardAt`).
     func notify(_ nodeId: String, generation: Int64) {
         let now = tick(of: .now)
         wake(nodeId) { s in
@@ -266,9 +282,13 @@ final class ConfigWaiters: Sendable {
 
     private static let tickMs: Int64 = 100
 
-    /// How long a generation heard of is trusted to be the store's (`State.heardAt`): ten
-    /// minutes, ten times a long-poll's longest wait.
-    static let trustTicks: Int64 = 600_000 / tickMs
+    /// How long a generation heard of is trusted to be the store's (`State.heardAt`): 30 s, long
+    /// enough for the polls that follow a fleet-wide change, short beside a long-poll's wait.
+    static let trustTicks: Int64 = 30_000 / tickMs
+
+    /// The shortest wait of a poll that may trust a generation heard of: a change committed
+    /// but not yet notified here (its notice behind thousands of others) must arrive within it.
+    static let trustMinimumWait = 10
 
     /// Ends the waits whose timeout has come, at each tick's start, until nothing waits.
     private func reap() async {

@@ -99,24 +99,35 @@ import Testing
     }
 
     /// A poll whose agent has the newest generation heard of here needs no store read, but only
-    /// while the change feed lives: a generation heard of before the feed started, or while it
-    /// was lost, may hide a newer one committed meanwhile. A feed that starts again forgets what
-    /// was heard and moves the epochs of the nodes it had heard of, so a poll that trusted one
-    /// just before reads the store when it comes to wait.
+    /// while the change feed lives, and on PostgreSQL only once a notice vouched for it: a
+    /// generation this replica wrote or read itself may have been overtaken by a change that a
+    /// lost LISTEN never delivered. A feed that starts again forgets what was heard and moves
+    /// the epochs of the nodes it had heard of, so a poll that trusted one just before reads
+    /// the store when it comes to wait.
     @Test func aPollTrustsTheGenerationHeardOfOnlyWhileTheFeedLives() async {
         let waiters = ConfigWaiters(changeFeedLive: false)
-        waiters.notify("a", config: config(3))
+        #expect(waiters.interest("a", generation: 3) == .idle)
+        waiters.notify("a", generation: 3)  // a notice of a node idle here
         #expect(!waiters.pollStart("a", agentHas: 3).current, "trusted before the change feed was in place")
         waiters.changeFeedStarted()
         #expect(!waiters.pollStart("a", agentHas: 3).current, "heard of before the change feed started, and trusted")
+        // This replica's own write: trusted only when its notice comes back.
         waiters.notify("a", config: config(4))
+        #expect(!waiters.pollStart("a", agentHas: 4).current, "an own write trusted before its notice came back")
+        #expect(waiters.interest("a", generation: 4) == .known)
         #expect(waiters.pollStart("a", agentHas: 4).current)
         #expect(!waiters.pollStart("a", agentHas: 3).current, "an agent behind is not current")
         #expect(!waiters.pollStart("a", agentHas: nil).current, "an agent that names no generation is not current")
         #expect(!waiters.pollStart("b", agentHas: 4).current, "a node never heard of is not current")
-        waiters.notify("a", generation: 6)  // a notice of a node idle here: no config, a generation
+        // Notices: of a node idle here (a generation), and of one waiting here (its config).
+        waiters.notify("a", generation: 6)
         #expect(waiters.pollStart("a", agentHas: 6).current)
         #expect(!waiters.pollStart("a", agentHas: 4).current)
+        waiters.notify("c", config: config(2), fromFeed: true)
+        #expect(waiters.pollStart("c", agentHas: 2).current)
+        // A read (the resync after a lost LISTEN) vouches for nothing either.
+        waiters.notify("d", config: config(5))
+        #expect(!waiters.pollStart("d", agentHas: 5).current)
 
         // The feed is lost: nothing heard of is trusted, nor after it is back.
         let trusting = waiters.pollStart("a", agentHas: 6)
@@ -125,6 +136,7 @@ import Testing
         #expect(!waiters.pollStart("a", agentHas: 6).current, "trusted while the change feed was lost")
         waiters.changeFeedStarted()
         #expect(!waiters.pollStart("a", agentHas: 6).current, "heard of before the feed was lost, and trusted")
+        #expect(!waiters.pollStart("c", agentHas: 2).current, "heard of before the feed was lost, and trusted")
         // The poll that trusted generation 6 before the loss: its wait ends at once without a
         // config, so it reads the store (a timeout here is a failure).
         guard case .changed(let c, _) = await waiters.wait("a", since: trusting.epoch, timeout: .seconds(1)) else {
@@ -134,12 +146,12 @@ import Testing
         #expect(c == nil)
 
         // A deletion forgets the node.
-        waiters.notify("a", config: config(7))
+        waiters.notify("a", config: config(7), fromFeed: true)
         #expect(waiters.pollStart("a", agentHas: 7).current)
         waiters.notify("a", config: nil)
         #expect(!waiters.pollStart("a", agentHas: 7).current)
 
-        // A lone server (SQLite) makes every change itself: its feed lives from the start.
+        // A lone server (SQLite) makes every change itself: its own writes vouch for theirs.
         let lone = ConfigWaiters()
         lone.notify("a", config: config(2))
         #expect(lone.pollStart("a", agentHas: 2).current)

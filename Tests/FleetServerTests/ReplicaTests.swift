@@ -131,14 +131,25 @@ struct ReplicaTests {
 
             // PostgreSQL ends both replicas' LISTEN connections; the next change commits through
             // A before B listens again (it waits half a second before reconnecting).
-            try TestStore.psql(
+            let old = try TestStore.psql(
                 database,
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'")
+                "SELECT string_agg(pid::text, ',') FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+            ).trimmingCharacters(in: .whitespacesAndNewlines)
+            try TestStore.psql(database, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid IN (\(old))")
             let second = try await a.admin.patchConfig(reg.nodeId, ConfigPatch(thresCoef: 60))
             #expect(
                 await waitUntil(timeout: .seconds(20), poll: .milliseconds(20)) {
-                    (try? TestStore.psql(database, listeners))?.trimmingCharacters(in: .whitespacesAndNewlines) == "2"
+                    (try? TestStore.psql(database, listeners + " AND pid NOT IN (\(old))"))?
+                        .trimmingCharacters(in: .whitespacesAndNewlines) == "2"
                 }, "the replicas did not listen again")
+            // Both listen again since after the change committed: B never heard of it.
+            let late = try TestStore.psql(
+                database,
+                listeners
+                    + " AND backend_start > (SELECT to_timestamp(updated_at / 1000.0) FROM node_configs WHERE node_id = :'node')",
+                variables: ["node": reg.nodeId]
+            ).trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(late == "2", "a replica listened again before the change committed: the case was not tried")
 
             // The agent asks B with the generation B handed it: B must not trust it any more.
             let clock = ContinuousClock()
