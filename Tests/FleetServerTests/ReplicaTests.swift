@@ -22,11 +22,9 @@ struct ReplicaTests {
         }
     }
 
-    @Test(
-        "a config change through one replica ends a long-poll held by the other at once; deleting the node through it ends one with 404"
-    )
-    func longPollsWakeAcrossReplicas() async throws {
-        guard TestStore.isPostgres else { try Test.cancel(Self.postgresOnly) }
+    /// Two servers on one database (one data directory, one admin token), stopped afterwards
+    /// whatever `body` does.
+    func withTwoReplicas(_ body: (Harness, Harness) async throws -> Void) async throws {
         let a = try await Harness.start()
         let b: Harness
         do {
@@ -36,6 +34,22 @@ struct ReplicaTests {
             throw error
         }
         do {
+            try await body(a, b)
+        } catch {
+            await b.server.stop()
+            await a.finish()
+            throw error
+        }
+        await b.server.stop()
+        await a.finish()
+    }
+
+    @Test(
+        "a config change through one replica ends a long-poll held by the other at once; deleting the node through it ends one with 404"
+    )
+    func longPollsWakeAcrossReplicas() async throws {
+        guard TestStore.isPostgres else { try Test.cancel(Self.postgresOnly) }
+        try await withTwoReplicas { a, b in
             let (reg, _) = try await a.register(hostname: "replicated")
             let nodeOnB = try Fixtures.client(b.server.baseURL, token: reg.nodeToken)
             let current = try #require(try await nodeOnB.config(nodeId: reg.nodeId, ifNoneMatch: nil, waitSeconds: nil))
@@ -89,13 +103,7 @@ struct ReplicaTests {
             #expect(error?.0 == 404, "\(String(describing: error))")
             #expect(deleteLatency < .seconds(10), "the long-poll on B ended only after \(deleteLatency)")
             #expect(await waiters(b, count: 0))
-        } catch {
-            await b.server.stop()
-            await a.finish()
-            throw error
         }
-        await b.server.stop()
-        await a.finish()
     }
 
     /// What B's LISTEN connection missed must not be hidden by what B heard before: a replica
@@ -104,15 +112,7 @@ struct ReplicaTests {
     @Test("a change committed while a replica was not listening reaches the next poll there, though it asks with the generation that replica handed out")
     func aChangeMissedWhileNotListeningReachesTheNextPoll() async throws {
         guard TestStore.isPostgres else { try Test.cancel(Self.postgresOnly) }
-        let a = try await Harness.start()
-        let b: Harness
-        do {
-            b = try await Harness.start(dataDir: a.server.dataDir, adminToken: a.server.adminToken)
-        } catch {
-            await a.finish()
-            throw error
-        }
-        do {
+        try await withTwoReplicas { a, b in
             let database = try TestStore.location(for: a.server.dataDir)
             let listeners =
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'"
@@ -158,12 +158,6 @@ struct ReplicaTests {
             let took = clock.now - asked
             #expect(got?.generation == second.generation, "B answered \(String(describing: got?.generation)) after \(took)")
             #expect(took < .seconds(10), "B answered only after \(took)")
-        } catch {
-            await b.server.stop()
-            await a.finish()
-            throw error
         }
-        await b.server.stop()
-        await a.finish()
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import FleetStore
@@ -7,30 +8,19 @@ import Testing
 /// random payloads in PostgreSQL's spacing and compact, escaped minimally or with every non-ASCII
 /// character as `\u` (surrogate pairs included), keys in any order, and broken ones.
 @Suite struct NoticeScannerTests {
-    struct Rng: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     static let pieces: [String] = [
         "a", "Z", "0", "-", " ", "\"", "\\", "/", "\n", "\t", "\u{01}", "\u{1F}", "é", "€", "😀", "\u{7F}", "{", "}",
         ":", ",", "n-1dd0a1c44928",
         #"{"mode":"standard","parameters":{"boost":0,"maxPages":100},"run":"stop","thresCoef":20}"#,
     ]
 
-    func randomString(_ rng: inout Rng) -> String {
+    func randomString(_ rng: inout SeededRandom) -> String {
         (0..<Int.random(in: 0...6, using: &rng)).map { _ in Self.pieces.randomElement(using: &rng)! }.joined()
     }
 
     /// JSON string syntax: PostgreSQL's (quote, backslash and control characters escaped, the rest
     /// as is) or ASCII only (everything else as \u, astral characters as surrogate pairs).
-    func quoted(_ s: String, asciiOnly: Bool, _ rng: inout Rng) -> String {
+    func quoted(_ s: String, asciiOnly: Bool, _ rng: inout SeededRandom) -> String {
         var out = "\""
         for u in s.unicodeScalars {
             switch u {
@@ -50,7 +40,7 @@ import Testing
         return out + "\""
     }
 
-    func randomPayload(_ rng: inout Rng) -> String {
+    func randomPayload(_ rng: inout SeededRandom) -> String {
         let asciiOnly = Bool.random(using: &rng)
         let spaced = Bool.random(using: &rng)
         func number() -> String {
@@ -79,7 +69,7 @@ import Testing
     }
 
     @Test func theScannerReadsWhatJSONDecoderReads() throws {
-        var rng = Rng(state: 0x5EED_0002)
+        var rng = SeededRandom(seed: 0x5EED_0002)
         var scanned = 0
         for round in 0..<20_000 {
             let payload = randomPayload(&rng)
@@ -96,7 +86,7 @@ import Testing
     }
 
     @Test func brokenPayloadsAreReadAsJSONDecoderReadsThem() {
-        var rng = Rng(state: 0x5EED_0003)
+        var rng = SeededRandom(seed: 0x5EED_0003)
         let odd = [
             #"{"n" : "a", "g" : 2.0}"#, #"{"n" : "a", "g" : 1e3}"#, #"{"n" : "a", "g" : 01}"#, #"{"n" : "a", "g" : -}"#,
             #"{"n" : "a", "g" : 9223372036854775808}"#, #"{"n" : "a", "x" : 1}"#, #"{"n" : "a", "n" : "b"}"#,
