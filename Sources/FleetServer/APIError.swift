@@ -81,9 +81,7 @@ struct APIError: Error, HTTPResponseError, Sendable {
     }
 
     func response(from request: Request, context: some RequestContext) throws -> Response {
-        var headers = self.headers
-        headers[.contentType] = "application/json; charset=utf-8"
         let data = try StrictJSON.encoder().encode(Body(error: detail, issues: issues))
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        return HTTP.json(bytes: ByteBuffer(bytes: data), status: status, headers: headers)
     }
 }

@@ -154,8 +154,7 @@ struct AgentController<Context: RequestContext>: Sendable {
         var headers = HTTPFields()
         headers[.eTag] = HTTP.etag(config.generation)
         headers[.cacheControl] = "no-store"
-        headers[.contentType] = "application/json; charset=utf-8"
-        return Response(status: .ok, headers: headers, body: .init(byteBuffer: try bodies.body(of: config)))
+        return HTTP.json(bytes: try bodies.body(of: config), headers: headers)
     }
 
     func notModified(generation: Int64) -> Response {

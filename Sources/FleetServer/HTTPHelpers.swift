@@ -5,19 +5,26 @@ import KSMCore
 
 /// JSON in and out, ETags, query parameters.
 enum HTTP {
+    /// Every JSON answer's content type (replies and errors alike).
+    static let jsonContentType = "application/json; charset=utf-8"
+
     static func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) throws
         -> Response
     {
-        var headers = headers
-        headers[.contentType] = "application/json; charset=utf-8"
         // StrictJSON.encoder()'s bytes, without Foundation's tree (big reports: SortedJSONEncoder).
-        let bytes = try SortedJSONEncoder().encode(value)
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+        json(bytes: ByteBuffer(bytes: try SortedJSONEncoder().encode(value)), status: status, headers: headers)
+    }
+
+    /// JSON already encoded (a body kept for many answers).
+    static func json(bytes: ByteBuffer, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
+        var headers = headers
+        headers[.contentType] = jsonContentType
+        return Response(status: status, headers: headers, body: .init(byteBuffer: bytes))
     }
 
     /// JSON already rendered (a hot path's small reply).
     static func jsonText(_ json: String, status: HTTPResponse.Status = .ok) -> Response {
-        text(json, contentType: "application/json; charset=utf-8", status: status)
+        text(json, contentType: jsonContentType, status: status)
     }
 
     static func text(_ text: String, contentType: String, status: HTTPResponse.Status = .ok) -> Response {
