@@ -5,7 +5,7 @@ import ServiceLifecycle
 /// Replicas on one PostgreSQL database: wakes this replica's long-polls when another replica
 /// changes a config (the store's LISTEN/NOTIFY, `FleetDatabase.followConfigChanges`). A change
 /// made here wakes its waiters directly and comes back as a notice too, which is then known
-/// (`ConfigWaiters.interest`) and ignored. On SQLite (one server) it does nothing.
+/// (`ConfigWaiters.hear`) and ignored. On SQLite (one server) it does nothing.
 struct ConfigNotificationService: Service {
     let state: ServerState
 
@@ -31,7 +31,7 @@ struct ConfigNotificationService: Service {
                     // The config is decoded only for a node waiting here: a replica hears the
                     // whole fleet's changes, its own included (10,000 decodes per replica for a
                     // fleet-wide change of 10,000 nodes, a third of the applying replica's CPU).
-                    switch state.waiters.interest(notice.nodeId, generation: generation) {
+                    switch state.waiters.hear(notice.nodeId, generation: generation) {
                     case .known: return
                     case .idle: state.waiters.notify(notice.nodeId, generation: generation)
                     case .waiting:

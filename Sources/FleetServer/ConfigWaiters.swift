@@ -22,7 +22,7 @@ import Synchronization
 /// handed, 10,000 reads in a second that would tell nothing new. On PostgreSQL only a notice
 /// vouches for a generation (its commit came after LISTEN was in place): a replica's own write,
 /// or a read, may have been overtaken by a change that LISTEN, lost meanwhile, never delivered,
-/// so they count once their notice comes back (`interest`).
+/// so they count once their notice comes back (`hear`).
 final class ConfigWaiters: Sendable {
     enum Outcome: Sendable {
         /// The config changed (nil: the node was deleted); `epoch` is the epoch after the change.
@@ -88,11 +88,6 @@ final class ConfigWaiters: Sendable {
         state = Mutex(State(feedLive: changeFeedLive, ownWritesAreTheFeed: changeFeedLive))
     }
 
-    /// Current epoch of a node's config.
-    func epoch(_ nodeId: String) -> UInt64 {
-        state.withLock { $0.epochs[nodeId] ?? 0 }
-    }
-
     /// A long-poll's start: the node's epoch (wait since it), and whether `generation`, the one
     /// its agent has, is the newest this process has heard of with its change feed in place all
     /// along. Then the store holds that generation, or a newer one whose notification is on its
@@ -149,9 +144,10 @@ final class ConfigWaiters: Sendable {
         case waiting
     }
 
-    /// A notice of the newest generation heard of (this process's own change coming back)
-    /// vouches for it: see `heardAt`.
-    func interest(_ nodeId: String, generation: Int64) -> Interest {
+    /// A notice of a node's change to `generation` is heard: what it means here. A notice of the
+    /// newest generation heard of (this process's own change coming back) vouches for it: see
+    /// `heardAt`.
+    func hear(_ nodeId: String, generation: Int64) -> Interest {
         let now = tick(of: .now)
         return state.withLock { s in
             if let known = s.highest[nodeId], known >= generation {

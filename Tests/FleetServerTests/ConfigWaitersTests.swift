@@ -13,7 +13,7 @@ import Testing
 
     @Test func manyWaitersWakeOnOneNotifyAndOthersTimeOut() async {
         let waiters = ConfigWaiters()
-        let e = waiters.epoch("a")
+        let e = waiters.pollStart("a", agentHas: nil).epoch
         let woken = Task {
             await withTaskGroup(of: Int64?.self) { group in
                 for _ in 0..<500 {
@@ -27,7 +27,7 @@ import Testing
                 return out
             }
         }
-        let other = Task { await waiters.wait("b", since: waiters.epoch("b"), timeout: .milliseconds(200)) }
+        let other = Task { await waiters.wait("b", since: waiters.pollStart("b", agentHas: nil).epoch, timeout: .milliseconds(200)) }
         let deadline = ContinuousClock.now + .seconds(20)
         while waiters.waitingCount < 500 && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(5)) }
         #expect(waiters.waitingCount >= 500)
@@ -40,7 +40,7 @@ import Testing
 
     @Test func aChangeBeforeTheWaitIsNotMissed() async {
         let waiters = ConfigWaiters()
-        let e = waiters.epoch("a")
+        let e = waiters.pollStart("a", agentHas: nil).epoch
         waiters.notify("a", config: config(5))  // between reading the config and waiting
         guard case .changed(let c, let newEpoch) = await waiters.wait("a", since: e, timeout: .seconds(30)) else {
             Issue.record("the change was missed")
@@ -61,13 +61,13 @@ import Testing
     /// notified that generation already, an epoch move only when nothing of the node waits here.
     @Test func aNoticeIsKnownIdleOrAwaited() async {
         let waiters = ConfigWaiters()
-        #expect(waiters.interest("a", generation: 1) == .idle)
-        let e = waiters.epoch("a")
+        #expect(waiters.hear("a", generation: 1) == .idle)
+        let e = waiters.pollStart("a", agentHas: nil).epoch
         let waiting = Task { await waiters.wait("a", since: e, timeout: .seconds(30)) }
         let deadline = ContinuousClock.now + .seconds(20)
         while waiters.waitingCount < 1 && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(5)) }
-        #expect(waiters.interest("a", generation: 1) == .waiting)
-        #expect(waiters.interest("b", generation: 1) == .idle)
+        #expect(waiters.hear("a", generation: 1) == .waiting)
+        #expect(waiters.hear("b", generation: 1) == .idle)
         // This process's own change: its waiters are woken with it, and the notice of the same
         // generation (or an older one) that comes back is known.
         waiters.notify("a", config: config(7))
@@ -76,15 +76,15 @@ import Testing
             return
         }
         #expect(c?.generation == 7)
-        #expect(waiters.interest("a", generation: 7) == .known)
-        #expect(waiters.interest("a", generation: 6) == .known)
-        #expect(waiters.interest("a", generation: 8) == .idle)
+        #expect(waiters.hear("a", generation: 7) == .known)
+        #expect(waiters.hear("a", generation: 6) == .known)
+        #expect(waiters.hear("a", generation: 8) == .idle)
         // A newer generation heard of without its config (the node waited elsewhere): known,
         // and a config older than it, notified late (a writer's own notify after its
         // fleet-wide apply), is not handed to a waiter: it reads the store.
         waiters.notify("a", generation: 9)
-        #expect(waiters.interest("a", generation: 9) == .known)
-        let e2 = waiters.epoch("a")
+        #expect(waiters.hear("a", generation: 9) == .known)
+        let e2 = waiters.pollStart("a", agentHas: nil).epoch
         let late = Task { await waiters.wait("a", since: e2, timeout: .seconds(30)) }
         while waiters.waitingCount < 1 && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(5)) }
         waiters.notify("a", config: config(8))
@@ -95,7 +95,7 @@ import Testing
         #expect(stale == nil, "woken with generation \(stale.map { "\($0.generation)" } ?? "nil") below the 9 heard of")
         // A deletion forgets the node.
         waiters.notify("a", config: nil)
-        #expect(waiters.interest("a", generation: 7) == .idle)
+        #expect(waiters.hear("a", generation: 7) == .idle)
     }
 
     /// A poll whose agent has the newest generation heard of here needs no store read, but only
@@ -106,7 +106,7 @@ import Testing
     /// the store when it comes to wait.
     @Test func aPollTrustsTheGenerationHeardOfOnlyWhileTheFeedLives() async {
         let waiters = ConfigWaiters(changeFeedLive: false)
-        #expect(waiters.interest("a", generation: 3) == .idle)
+        #expect(waiters.hear("a", generation: 3) == .idle)
         waiters.notify("a", generation: 3)  // a notice of a node idle here
         #expect(!waiters.pollStart("a", agentHas: 3).current, "trusted before the change feed was in place")
         waiters.changeFeedStarted()
@@ -114,7 +114,7 @@ import Testing
         // This replica's own write: trusted only when its notice comes back.
         waiters.notify("a", config: config(4))
         #expect(!waiters.pollStart("a", agentHas: 4).current, "an own write trusted before its notice came back")
-        #expect(waiters.interest("a", generation: 4) == .known)
+        #expect(waiters.hear("a", generation: 4) == .known)
         #expect(waiters.pollStart("a", agentHas: 4).current)
         #expect(!waiters.pollStart("a", agentHas: 3).current, "an agent behind is not current")
         #expect(!waiters.pollStart("a", agentHas: nil).current, "an agent that names no generation is not current")
@@ -202,7 +202,7 @@ import Testing
 
         // Woken by a change before its timeout; its bucket entry must not resume it again
         // (a second resume of a checked continuation traps) once that tick comes.
-        let epoch = waiters.epoch("a")
+        let epoch = waiters.pollStart("a", agentHas: nil).epoch
         let woken = Task { await waiters.wait("a", since: epoch, timeout: .milliseconds(300)) }
         let deadline = ContinuousClock.now + .seconds(20)
         while waiters.waitingCount < 1 && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(5)) }
@@ -216,7 +216,7 @@ import Testing
 
         // The reaper stopped with nothing left to wait for; a new wait starts it again.
         let start = ContinuousClock.now
-        if case .changed = await waiters.wait("b", since: waiters.epoch("b"), timeout: .milliseconds(150)) {
+        if case .changed = await waiters.wait("b", since: waiters.pollStart("b", agentHas: nil).epoch, timeout: .milliseconds(150)) {
             Issue.record("a wait with no change reported one")
         }
         #expect(ContinuousClock.now - start >= .milliseconds(150))
