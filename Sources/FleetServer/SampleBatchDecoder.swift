@@ -500,66 +500,13 @@ private struct Parser {
         throw Unusual()
     }
 
+    /// A string with escapes, from its first byte `start` (`i` at its first backslash).
     mutating func escapedString(_ start: Int) throws(Unusual) -> String {
         var out: [UInt8] = Array(UnsafeBufferPointer(start: p + start, count: i - start))
-        while i < n {
-            let c = p[i]
-            if c == 0x22 {
-                i += 1
-                guard let s = String(validating: out, as: UTF8.self) else { throw Unusual() }
-                return s
-            }
-            guard c >= 0x20 else { throw Unusual() }
-            if c != 0x5C {
-                out.append(c)
-                i += 1
-                continue
-            }
-            i += 1
-            let e = try next()
-            switch e {
-            case 0x22, 0x5C, 0x2F: out.append(e)
-            case 0x62: out.append(0x08)
-            case 0x66: out.append(0x0C)
-            case 0x6E: out.append(0x0A)
-            case 0x72: out.append(0x0D)
-            case 0x74: out.append(0x09)
-            case 0x75:
-                var scalar = try hex4()
-                if scalar >= 0xD800 && scalar < 0xDC00 {
-                    guard i + 6 <= n, p[i] == 0x5C, p[i + 1] == 0x75 else { throw Unusual() }
-                    i += 2
-                    let low = try hex4()
-                    guard low >= 0xDC00 && low < 0xE000 else { throw Unusual() }
-                    scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
-                } else if scalar >= 0xDC00 && scalar < 0xE000 {
-                    throw Unusual()
-                }
-                guard let u = Unicode.Scalar(scalar) else { throw Unusual() }
-                out.append(contentsOf: UTF8.encode(u)!)
-            default:
-                throw Unusual()
-            }
-        }
-        throw Unusual()
-    }
-
-    mutating func hex4() throws(Unusual) -> UInt32 {
-        guard i + 4 <= n else { throw Unusual() }
-        var v: UInt32 = 0
-        for _ in 0..<4 {
-            let c = p[i]
-            let d: UInt8
-            switch c {
-            case 0x30...0x39: d = c - 0x30
-            case 0x41...0x46: d = c - 0x41 + 10
-            case 0x61...0x66: d = c - 0x61 + 10
-            default: throw Unusual()
-            }
-            v = v << 4 | UInt32(d)
-            i += 1
-        }
-        return v
+        guard JSONEscapes.readRest(p, count: n, at: &i, into: &out),
+            let s = String(validating: out, as: UTF8.self)
+        else { throw Unusual() }
+        return s
     }
 
     mutating func phase() throws(Unusual) -> KSMPhase {

@@ -1,3 +1,5 @@
+import FleetAPI
+
 /// Reads a config notice's payload (migrations/postgres/0002_config_notify.sql): one flat JSON
 /// object whose keys are `n`, `g`, `k`, `c` and `deleted`, with string, whole-number, boolean or
 /// null values, as `json_build_object` writes it (`{"n" : "…", "g" : 2, …}`). nil for anything
@@ -126,58 +128,8 @@ enum NoticeScanner {
                 return String(decoding: UnsafeBufferPointer(rebasing: b[start..<i]), as: UTF8.self)
             }
             var out = [UInt8](UnsafeBufferPointer(rebasing: b[start..<i]))
-            while i < b.count {
-                let c = b[i]
-                i += 1
-                if c == 0x22 { return String(decoding: out, as: UTF8.self) }
-                if c < 0x20 { return nil }
-                if c != 0x5C {
-                    out.append(c)
-                    continue
-                }
-                guard i < b.count else { return nil }
-                let e = b[i]
-                i += 1
-                switch e {
-                case 0x22, 0x5C, 0x2F: out.append(e)
-                case 0x62: out.append(0x08)
-                case 0x66: out.append(0x0C)
-                case 0x6E: out.append(0x0A)
-                case 0x72: out.append(0x0D)
-                case 0x74: out.append(0x09)
-                case 0x75:
-                    guard let u = hex4() else { return nil }
-                    var scalar: Unicode.Scalar?
-                    if u >= 0xD800 && u < 0xDC00 {
-                        guard take(0x5C), take(0x75), let low = hex4(), low >= 0xDC00, low < 0xE000 else { return nil }
-                        scalar = Unicode.Scalar(0x10000 + ((u - 0xD800) << 10) + (low - 0xDC00))
-                    } else {
-                        scalar = Unicode.Scalar(u)  // nil for a lone low surrogate
-                    }
-                    guard let scalar else { return nil }
-                    out.append(contentsOf: String(Character(scalar)).utf8)
-                default: return nil
-                }
-            }
-            return nil
-        }
-
-        mutating func hex4() -> UInt32? {
-            guard b.count - i >= 4 else { return nil }
-            var v: UInt32 = 0
-            for _ in 0..<4 {
-                let c = b[i]
-                let d: UInt32
-                switch c {
-                case 0x30...0x39: d = UInt32(c - 0x30)
-                case 0x41...0x46: d = UInt32(c - 0x41 + 10)
-                case 0x61...0x66: d = UInt32(c - 0x61 + 10)
-                default: return nil
-                }
-                v = v << 4 | d
-                i += 1
-            }
-            return v
+            guard JSONEscapes.readRest(b.baseAddress!, count: b.count, at: &i, into: &out) else { return nil }
+            return String(decoding: out, as: UTF8.self)
         }
     }
 }
