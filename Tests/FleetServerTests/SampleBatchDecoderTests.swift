@@ -10,9 +10,10 @@ import Testing
 @Suite struct SampleBatchDecoderTests {
     // MARK: equal results on generated batches
 
-    @Test func agentEncodedBatchesTakeTheFastPathAndDecodeAsStrictJSONDoes() throws {
+    @Test func agentEncodedBatchesTakeTheFastPathAndDecodeAsStrictJSONDoes() async throws {
         var rng = SplitMix(seed: 0x5EED_0001)
         for round in 0..<300 {
+            await Task.yield()  // CPU-bound: leave the cooperative pool to the suites in parallel
             let samples = (0..<rng.int(0...20)).map { _ in Gen.sample(&rng) }
             let data = try StrictJSON.encoder().encode(SampleBatch(samples: samples))
             let strict = try StrictJSON.decode(SampleBatch.self, from: data)
@@ -23,13 +24,14 @@ import Testing
         }
     }
 
-    @Test func handWrittenBatchesDecodeAsStrictJSONDoes() throws {
+    @Test func handWrittenBatchesDecodeAsStrictJSONDoes() async throws {
         // Random key order, whitespace, optional fields absent or null, escapes and unicode in
         // strings, numbers at the Int64 limits and in every JSON number form, dates with and
         // without fractional seconds and offsets.
         var rng = SplitMix(seed: 0x5EED_0002)
         var fastCount = 0
         for round in 0..<400 {
+            await Task.yield()  // CPU-bound: leave the cooperative pool to the suites in parallel
             let count = rng.int(0...12)
             let data = Data(Gen.batchJSON(&rng, count: count).utf8)
             let strict = try StrictJSON.decode(SampleBatch.self, from: data)
@@ -45,9 +47,10 @@ import Testing
         #expect(fastCount == 400)
     }
 
-    @Test func takenAtMatchesFoundationToTheBit() throws {
+    @Test func takenAtMatchesFoundationToTheBit() async throws {
         var rng = SplitMix(seed: 0x5EED_0003)
         for _ in 0..<2000 {
+            await Task.yield()  // CPU-bound: leave the cooperative pool to the suites in parallel
             let date = Gen.dateText(&rng)
             let json = Data(#"{"samples":[\#(Gen.minimalSample(seq: 1, takenAt: date))]}"#.utf8)
             let strict = try StrictJSON.decode(SampleBatch.self, from: json)
@@ -132,11 +135,12 @@ import Testing
 
     /// Random byte edits of good batches: whatever the fast path takes, StrictJSON takes and
     /// decodes the same; whatever it refuses, `decode` answers exactly as StrictJSON.
-    @Test func randomEditsNeverMakeTheFastPathDisagree() throws {
+    @Test func randomEditsNeverMakeTheFastPathDisagree() async throws {
         var rng = SplitMix(seed: 0x5EED_0004)
         let alphabet = Array(#"{}[]:,"\ -.0123456789eEnultrsfaxZT+"#.utf8) + [0x0A, 0xC3, 0xA9, 0xFF]
         var taken = 0
         for round in 0..<3000 {
+            await Task.yield()  // CPU-bound: leave the cooperative pool to the suites in parallel
             var bytes = Array(Gen.batchJSON(&rng, count: rng.int(1...3)).utf8)
             for _ in 0..<rng.int(1...3) {
                 let at = rng.int(0...(bytes.count - 1))
