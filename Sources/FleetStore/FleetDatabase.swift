@@ -340,10 +340,11 @@ extension FleetDatabase {
     /// task is cancelled. Only PostgreSQL has other processes to hear from (LISTEN/NOTIFY); on
     /// SQLite it returns at once. `resync(first)` is called each time listening starts (at
     /// start, `first`, and after a lost connection came back): changes committed before it were
-    /// not heard. `interrupted` is called when listening stops (a lost connection).
+    /// not heard. `interrupted` is called when listening stops (a lost connection, or one that
+    /// did not answer a check within `check`: it is asked every `check`).
     public func followConfigChanges(
         _ handler: @escaping @Sendable (ConfigChangeNotice) -> Void, resync: @escaping @Sendable (_ first: Bool) -> Void,
-        interrupted: @escaping @Sendable () -> Void = {}
+        interrupted: @escaping @Sendable () -> Void = {}, check: Duration = .seconds(10)
     ) async {
         guard case .postgres(let engine) = backend else { return }
         let logger = self.logger
@@ -355,7 +356,7 @@ extension FleetDatabase {
                     return
                 }
                 handler(notice)
-            }, onListening: resync, onInterrupted: interrupted)
+            }, onListening: resync, onInterrupted: interrupted, check: check)
     }
 
     /// True when this process should run the background work (rollups, retention) now. On

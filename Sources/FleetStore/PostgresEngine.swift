@@ -559,11 +559,14 @@ final class PostgresEngine: @unchecked Sendable {
     /// Listens on `channel` until the task is cancelled, handing every payload to `handler`;
     /// reconnects after a lost connection. `onListening(first)` is called each time LISTEN is in
     /// place: changes committed before (at start, or while disconnected) were not heard.
-    /// `onInterrupted` is called when it no longer is (the connection was lost).
+    /// `onInterrupted` is called when it no longer is (the connection was lost). Every `check`
+    /// the connection must answer a `SELECT 1` within `check` again, or it is closed and a new
+    /// one listens (`ListenCheckFailed`).
     func listen(
         channel: String, handler: @escaping @Sendable (String) -> Void,
         onListening: @escaping @Sendable (_ first: Bool) -> Void,
-        onInterrupted: @escaping @Sendable () -> Void = {}
+        onInterrupted: @escaping @Sendable () -> Void = {},
+        check: Duration = .seconds(10)
     ) async {
         var delay = 0.5
         var first = true
@@ -576,9 +579,19 @@ final class PostgresEngine: @unchecked Sendable {
                 first = false
                 do {
                     defer { onInterrupted() }
-                    try await connection.listen(on: channel) { notifications in
-                        onListening(wasFirst)
-                        for try await n in notifications { handler(n.payload) }
+                    let logger = self.logger
+                    try await withThrowingTaskGroup(of: Void.self) { tasks in
+                        tasks.addTask {
+                            try await connection.listen(on: channel) { notifications in
+                                onListening(wasFirst)
+                                for try await n in notifications { handler(n.payload) }
+                            }
+                        }
+                        tasks.addTask { try await Self.checkAnswers(connection, every: check, logger: logger) }
+                        // The first to end ends the other: a failed check has closed the
+                        // connection, which ends the notifications.
+                        defer { tasks.cancelAll() }
+                        try await tasks.next()
                     }
                 } catch {
                     if !Task.isCancelled {
@@ -592,6 +605,48 @@ final class PostgresEngine: @unchecked Sendable {
             }
             try? await Task.sleep(for: .seconds(delay))
             delay = min(delay * 2, 10)
+        }
+    }
+
+    /// The listening connection did not answer a check in time.
+    struct ListenCheckFailed: Error, CustomStringConvertible {
+        let waited: Duration
+        var description: String {
+            "the listening connection did not answer a check within \(waited); closed it to listen on a new one"
+        }
+    }
+
+    /// Asks `connection` to answer a `SELECT 1` every `interval`, until cancelled; throws (and
+    /// closes it, which fails whatever waits on it) when one is not answered within `interval`.
+    static func checkAnswers(_ connection: PostgresConnection, every interval: Duration, logger: Logger) async throws {
+        while true {
+            try await Task.sleep(for: interval)
+            // A hung query ignores cancellation; closing the connection ends it.
+            enum Answer: Sendable { case answered, failed(any Error), late }
+            let answer: Answer = await withTaskGroup(of: Answer.self) { group in
+                group.addTask {
+                    do {
+                        for try await _ in try await connection.query("SELECT 1", logger: logger) {}
+                        return .answered
+                    } catch {
+                        return .failed(error)
+                    }
+                }
+                group.addTask {
+                    do { try await Task.sleep(for: interval) } catch { return .failed(error) }
+                    return .late
+                }
+                let first = await group.next() ?? .late
+                if case .late = first { try? await connection.close() }
+                group.cancelAll()
+                await group.waitForAll()
+                return first
+            }
+            switch answer {
+            case .answered: continue
+            case .failed(let error): throw error
+            case .late: throw ListenCheckFailed(waited: interval)
+            }
         }
     }
 

@@ -1,5 +1,6 @@
 import FleetAPI
 import FleetClient
+import FleetServer
 import FleetTestSupport
 import Foundation
 import KSMCore
@@ -24,11 +25,13 @@ struct ReplicaTests {
 
     /// Two servers on one database (one data directory, one admin token), stopped afterwards
     /// whatever `body` does.
-    func withTwoReplicas(_ body: (Harness, Harness) async throws -> Void) async throws {
-        let a = try await Harness.start()
+    func withTwoReplicas(
+        configure: (inout ServerConfig) -> Void = { _ in }, _ body: (Harness, Harness) async throws -> Void
+    ) async throws {
+        let a = try await Harness.start(configure: configure)
         let b: Harness
         do {
-            b = try await Harness.start(dataDir: a.server.dataDir, adminToken: a.server.adminToken)
+            b = try await Harness.start(dataDir: a.server.dataDir, adminToken: a.server.adminToken, configure: configure)
         } catch {
             await a.finish()
             throw error
@@ -158,6 +161,63 @@ struct ReplicaTests {
             let took = clock.now - asked
             #expect(got?.generation == second.generation, "B answered \(String(describing: got?.generation)) after \(took)")
             #expect(took < .seconds(10), "B answered only after \(took)")
+        }
+    }
+
+    /// A LISTEN connection that stops answering without an error (its backend frozen with
+    /// SIGSTOP: the TCP connection stays up, nothing is delivered, as with a half-open
+    /// connection) is found by the replica's check, closed, and replaced; a change committed
+    /// meanwhile reaches the poll held there, long before the poll's own timeout.
+    @Test("a LISTEN connection that stops answering is replaced, and a change committed meanwhile reaches the poll held on that replica")
+    func aListenConnectionThatStopsAnsweringIsReplaced() async throws {
+        guard TestStore.isPostgres else { try Test.cancel(Self.postgresOnly) }
+        try await withTwoReplicas(configure: { $0.listenCheckSeconds = 1 }) { a, b in
+            let database = try TestStore.location(for: a.server.dataDir)
+            let listeners =
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+            #expect(
+                await waitUntil(timeout: .seconds(20), poll: .milliseconds(20)) {
+                    (try? TestStore.psql(database, listeners))?.trimmingCharacters(in: .whitespacesAndNewlines) == "2"
+                }, "the replicas are not both listening")
+            let (reg, _) = try await a.register(hostname: "frozen-listener")
+            let nodeOnB = try Fixtures.client(b.server.baseURL, token: reg.nodeToken)
+            let current = try #require(try await nodeOnB.config(nodeId: reg.nodeId, ifNoneMatch: nil, waitSeconds: nil))
+            let clock = ContinuousClock()
+            let poll = Task {
+                let c = try await nodeOnB.config(nodeId: reg.nodeId, ifNoneMatch: current.generation, waitSeconds: 30)
+                return (c, clock.now)
+            }
+            #expect(await waiters(b, count: 1), "the long-poll is not waiting on the second replica")
+
+            // Freeze both replicas' LISTEN backends, then commit a change through A.
+            let frozen = try TestStore.psql(
+                database,
+                "SELECT string_agg(pid::text, ',') FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+            ).trimmingCharacters(in: .whitespacesAndNewlines)
+            let pids = frozen.split(separator: ",").compactMap { pid_t($0) }
+            #expect(pids.count == 2, "LISTEN backends: \(frozen)")
+            for pid in pids { kill(pid, SIGSTOP) }
+            // Thawed at the end whatever happens: they find their connections closed and exit.
+            defer { for pid in pids { kill(pid, SIGCONT) } }
+            let sent = clock.now
+            let changed = try await a.admin.patchConfig(reg.nodeId, ConfigPatch(thresCoef: 44))
+
+            let (got, returned) = try await poll.value
+            let took = returned - sent
+            print("ReplicaTests: with its LISTEN backend frozen, the change reached the poll on B \(took) after the request")
+            #expect(got?.generation == changed.generation, "the poll on B returned \(String(describing: got?.generation))")
+            #expect(took < .seconds(15), "the poll on B returned only after \(took)")
+            // The case was tried: the frozen backends are still there (nothing but the check
+            // closed their connections), and the replicas listen on new ones.
+            #expect(
+                await waitUntil(timeout: .seconds(20), poll: .milliseconds(20)) {
+                    (try? TestStore.psql(database, listeners + " AND pid NOT IN (\(frozen))"))?
+                        .trimmingCharacters(in: .whitespacesAndNewlines) == "2"
+                }, "the replicas did not listen again on new connections")
+            let stillFrozen = try TestStore.psql(
+                database, "SELECT count(*) FROM pg_stat_activity WHERE pid IN (\(frozen)) AND state <> 'active'"
+            ).trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(stillFrozen == "2", "a frozen backend went away by itself: the check was not what replaced it")
         }
     }
 }
