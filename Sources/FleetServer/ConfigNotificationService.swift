@@ -59,7 +59,8 @@ struct ConfigNotificationService: Service {
                     if nodes.isEmpty { return }
                     Task { for id in nodes { await Self.readAndWake(state, nodeId: id) } }
                 },
-                interrupted: { state.waiters.changeFeedStopped() })
+                interrupted: { state.waiters.changeFeedStopped() },
+                check: .milliseconds(Int64(state.config.listenCheckSeconds * 1000)))
         }
     }
 
