@@ -23,6 +23,26 @@ struct ReplicaTests {
         }
     }
 
+    /// The query that counts the LISTEN connections on the test database.
+    static let listeners =
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+
+    /// Waits until `count` connections LISTEN on `database` (`extra`: more conditions).
+    func listening(_ database: String, count: Int, _ extra: String = "") async -> Bool {
+        await waitUntil(timeout: .seconds(20), poll: .milliseconds(20)) {
+            (try? TestStore.psql(database, Self.listeners + extra))?.trimmingCharacters(in: .whitespacesAndNewlines)
+                == String(count)
+        }
+    }
+
+    /// The backend pids of the LISTEN connections, comma-separated.
+    func listenerPids(_ database: String) throws -> String {
+        try TestStore.psql(
+            database,
+            "SELECT string_agg(pid::text, ',') FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+        ).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
     /// Two servers on one database (one data directory, one admin token), stopped afterwards
     /// whatever `body` does.
     func withTwoReplicas(
@@ -117,12 +137,7 @@ struct ReplicaTests {
         guard TestStore.isPostgres else { try Test.cancel(Self.postgresOnly) }
         try await withTwoReplicas { a, b in
             let database = try TestStore.location(for: a.server.dataDir)
-            let listeners =
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'"
-            #expect(
-                await waitUntil(timeout: .seconds(20), poll: .milliseconds(20)) {
-                    (try? TestStore.psql(database, listeners))?.trimmingCharacters(in: .whitespacesAndNewlines) == "2"
-                }, "the replicas are not both listening")
+            #expect(await listening(database, count: 2), "the replicas are not both listening")
             let (reg, _) = try await a.register(hostname: "unheard")
             let nodeOnB = try Fixtures.client(b.server.baseURL, token: reg.nodeToken)
             let current = try #require(try await nodeOnB.config(nodeId: reg.nodeId, ifNoneMatch: nil, waitSeconds: nil))
@@ -134,21 +149,14 @@ struct ReplicaTests {
 
             // PostgreSQL ends both replicas' LISTEN connections; the next change commits through
             // A before B listens again (it waits half a second before reconnecting).
-            let old = try TestStore.psql(
-                database,
-                "SELECT string_agg(pid::text, ',') FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'"
-            ).trimmingCharacters(in: .whitespacesAndNewlines)
+            let old = try listenerPids(database)
             try TestStore.psql(database, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid IN (\(old))")
             let second = try await a.admin.patchConfig(reg.nodeId, ConfigPatch(thresCoef: 60))
-            #expect(
-                await waitUntil(timeout: .seconds(20), poll: .milliseconds(20)) {
-                    (try? TestStore.psql(database, listeners + " AND pid NOT IN (\(old))"))?
-                        .trimmingCharacters(in: .whitespacesAndNewlines) == "2"
-                }, "the replicas did not listen again")
+            #expect(await listening(database, count: 2, " AND pid NOT IN (\(old))"), "the replicas did not listen again")
             // Both listen again since after the change committed: B never heard of it.
             let late = try TestStore.psql(
                 database,
-                listeners
+                Self.listeners
                     + " AND backend_start > (SELECT to_timestamp(updated_at / 1000.0) FROM node_configs WHERE node_id = :'node')",
                 variables: ["node": reg.nodeId]
             ).trimmingCharacters(in: .whitespacesAndNewlines)
@@ -173,12 +181,7 @@ struct ReplicaTests {
         guard TestStore.isPostgres else { try Test.cancel(Self.postgresOnly) }
         try await withTwoReplicas(configure: { $0.listenCheckSeconds = 1 }) { a, b in
             let database = try TestStore.location(for: a.server.dataDir)
-            let listeners =
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'"
-            #expect(
-                await waitUntil(timeout: .seconds(20), poll: .milliseconds(20)) {
-                    (try? TestStore.psql(database, listeners))?.trimmingCharacters(in: .whitespacesAndNewlines) == "2"
-                }, "the replicas are not both listening")
+            #expect(await listening(database, count: 2), "the replicas are not both listening")
             let (reg, _) = try await a.register(hostname: "frozen-listener")
             let nodeOnB = try Fixtures.client(b.server.baseURL, token: reg.nodeToken)
             let current = try #require(try await nodeOnB.config(nodeId: reg.nodeId, ifNoneMatch: nil, waitSeconds: nil))
@@ -190,10 +193,7 @@ struct ReplicaTests {
             #expect(await waiters(b, count: 1), "the long-poll is not waiting on the second replica")
 
             // Freeze both replicas' LISTEN backends, then commit a change through A.
-            let frozen = try TestStore.psql(
-                database,
-                "SELECT string_agg(pid::text, ',') FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'"
-            ).trimmingCharacters(in: .whitespacesAndNewlines)
+            let frozen = try listenerPids(database)
             let pids = frozen.split(separator: ",").compactMap { pid_t($0) }
             #expect(pids.count == 2, "LISTEN backends: \(frozen)")
             for pid in pids { kill(pid, SIGSTOP) }
@@ -210,10 +210,8 @@ struct ReplicaTests {
             // The case was tried: the frozen backends are still there (nothing but the check
             // closed their connections), and the replicas listen on new ones.
             #expect(
-                await waitUntil(timeout: .seconds(20), poll: .milliseconds(20)) {
-                    (try? TestStore.psql(database, listeners + " AND pid NOT IN (\(frozen))"))?
-                        .trimmingCharacters(in: .whitespacesAndNewlines) == "2"
-                }, "the replicas did not listen again on new connections")
+                await listening(database, count: 2, " AND pid NOT IN (\(frozen))"),
+                "the replicas did not listen again on new connections")
             let stillFrozen = try TestStore.psql(
                 database, "SELECT count(*) FROM pg_stat_activity WHERE pid IN (\(frozen)) AND state <> 'active'"
             ).trimmingCharacters(in: .whitespacesAndNewlines)
