@@ -121,6 +121,11 @@ final class ConfigWaiters: Sendable {
         state.withLock { $0.feedLive = false }
     }
 
+    /// Whether every committed change is heard of now (metrics: `ksmfleet_config_feed_live`).
+    var changeFeedLive: Bool {
+        state.withLock { $0.feedLive }
+    }
+
     /// Number of requests waiting now (metrics, tests).
     var waitingCount: Int {
         state.withLock { $0.waiters.values.reduce(0) { $0 + $1.count } }

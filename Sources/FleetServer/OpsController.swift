@@ -18,7 +18,8 @@ struct OpsController<Context: RequestContext>: Sendable {
         router.on(.get, "/metrics") { _, _ in
             let nodes = try await state.database.nodes().map { state.nodeInfo($0) }
             return HTTP.text(
-                state.metrics.page(nodes: nodes, waiting: state.waiters.waitingCount),
+                state.metrics.page(
+                    nodes: nodes, waiting: state.waiters.waitingCount, feedLive: state.waiters.changeFeedLive),
                 contentType: "text/plain; version=0.0.4; charset=utf-8")
         }
         router.on(.get, "/openapi.yaml") { _, _ in

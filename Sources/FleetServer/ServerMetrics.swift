@@ -83,19 +83,20 @@ final class ServerMetrics: Sendable {
     /// The whole exposition: what was counted, then the fleet's and the nodes' series as of
     /// `nodes`, in a buffer for the response. Concurrent scrapes share only the counts' locks,
     /// each taken for a copy.
-    func page(nodes: [NodeInfo], waiting: Int, now: Date = Date()) -> ByteBuffer {
+    /// `feedLive`: whether this server hears of every config change committed (`ConfigWaiters`).
+    func page(nodes: [NodeInfo], waiting: Int, feedLive: Bool = true, now: Date = Date()) -> ByteBuffer {
         var out = Exposition()
         // ~1.2 kB a node (14 families, two labels), so a large fleet's page is not regrown 20 times.
         out.bytes.reserveCapacity(16_384 + nodes.count * 1_280)
         writeCounted(into: &out)
-        FleetFamilies.write(nodes, waiting: waiting, into: &out)
+        FleetFamilies.write(nodes, waiting: waiting, feedLive: feedLive, into: &out)
         NodeFamily.write(nodes, now: now, into: &out)
         return ByteBuffer(bytes: out.bytes)
     }
 
     /// `page` as text.
-    func render(nodes: [NodeInfo], waiting: Int, now: Date = Date()) -> String {
-        String(buffer: page(nodes: nodes, waiting: waiting, now: now))
+    func render(nodes: [NodeInfo], waiting: Int, feedLive: Bool = true, now: Date = Date()) -> String {
+        String(buffer: page(nodes: nodes, waiting: waiting, feedLive: feedLive, now: now))
     }
 
     /// The request families (routes in order, none before the first request), the samples'
@@ -258,6 +259,10 @@ struct Exposition {
 enum FleetFamilies {
     static let nodes = gauge(nil, "nodes", "", "Live registered nodes")
     static let waiters = gauge("config", "waiters", "", "Config long-polls waiting now")
+    static let feedLive = gauge(
+        "config", "feed_live", "",
+        "1 while this server hears of every config change committed (SQLite: always; PostgreSQL: while its LISTEN connection is in place and answers its checks)"
+    )
     static let saved = gauge(
         "fleet", "saved", "bytes", "Memory KSM saves now on the nodes that are reporting (sum of their last samples)")
     static let notReportingSaved = gauge(
@@ -274,10 +279,11 @@ enum FleetFamilies {
         ExpositionFamily(subsystem, metricName, unit, help, .gauge)
     }
 
-    static func write(_ nodes: [NodeInfo], waiting: Int, into out: inout Exposition) {
+    static func write(_ nodes: [NodeInfo], waiting: Int, feedLive: Bool, into out: inout Exposition) {
         let fleet = FleetNow.of(nodes)
         for (family, value) in [
-            (Self.nodes, Double(nodes.count)), (waiters, Double(waiting)), (saved, Double(fleet.savedBytes)),
+            (Self.nodes, Double(nodes.count)), (waiters, Double(waiting)), (Self.feedLive, feedLive ? 1 : 0),
+            (saved, Double(fleet.savedBytes)),
             (notReportingSaved, Double(fleet.lastKnownSavedBytesNotReporting)), (cpu, fleet.ksmdCPUPercent),
         ] {
             out.declare(family)

@@ -106,10 +106,12 @@ import Testing
     /// the store when it comes to wait.
     @Test func aPollTrustsTheGenerationHeardOfOnlyWhileTheFeedLives() async {
         let waiters = ConfigWaiters(changeFeedLive: false)
+        #expect(!waiters.changeFeedLive)
         #expect(waiters.hear("a", generation: 3) == .idle)
         waiters.notify("a", generation: 3)  // a notice of a node idle here
         #expect(!waiters.pollStart("a", agentHas: 3).current, "trusted before the change feed was in place")
         waiters.changeFeedStarted()
+        #expect(waiters.changeFeedLive)
         #expect(!waiters.pollStart("a", agentHas: 3).current, "heard of before the change feed started, and trusted")
         // This replica's own write: trusted only when its notice comes back.
         waiters.notify("a", config: config(4))
@@ -133,8 +135,10 @@ import Testing
         let trusting = waiters.pollStart("a", agentHas: 6)
         #expect(trusting.current)
         waiters.changeFeedStopped()
+        #expect(!waiters.changeFeedLive)
         #expect(!waiters.pollStart("a", agentHas: 6).current, "trusted while the change feed was lost")
         waiters.changeFeedStarted()
+        #expect(waiters.changeFeedLive)
         #expect(!waiters.pollStart("a", agentHas: 6).current, "heard of before the feed was lost, and trusted")
         #expect(!waiters.pollStart("c", agentHas: 2).current, "heard of before the feed was lost, and trusted")
         // The poll that trusted generation 6 before the loss: its wait ends at once without a

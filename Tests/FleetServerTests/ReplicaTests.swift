@@ -216,6 +216,10 @@ struct ReplicaTests {
                 database, "SELECT count(*) FROM pg_stat_activity WHERE pid IN (\(frozen)) AND state <> 'active'"
             ).trimmingCharacters(in: .whitespacesAndNewlines)
             #expect(stillFrozen == "2", "a frozen backend went away by itself: the check was not what replaced it")
+            for h in [a, b] {
+                let m = MetricsText(try await h.admin.send(method: "GET", path: "/metrics").text)
+                #expect(m.values["ksmfleet_config_feed_live"] == 1, "a replica does not say it hears every change again")
+            }
         }
     }
 }

@@ -42,6 +42,8 @@ import Testing
         #expect(m.types["ksmfleet_node_full_scans"] == nil)
         #expect(m.values["ksmfleet_nodes"] == 1)
         #expect(m.values["ksmfleet_config_waiters"] == 2)
+        #expect(m.values["ksmfleet_config_feed_live"] == 1)
+        #expect(MetricsText(metrics.render(nodes: [], waiting: 0, feedLive: false, now: now)).values["ksmfleet_config_feed_live"] == 0)
         #expect(m.values["ksmfleet_samples_stored_total"] == 3)
         #expect(m.values["ksmfleet_samples_duplicate_total"] == 1)
         #expect(m.values["ksmfleet_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"}"] == 1)
@@ -139,7 +141,7 @@ import Testing
 
     /// What the server wrote while every series lived in its registry: the fleet's gauges and a
     /// labelled gauge or counter per node per family, set as `ServerMetrics` set them.
-    func registryText(nodes: [NodeInfo], waiting: Int) -> String {
+    func registryText(nodes: [NodeInfo], waiting: Int, feedLive: Bool = true) -> String {
         let registry = PrometheusCollectorRegistry()
         func gauge(_ family: ExpositionFamily, _ value: Double, _ labels: [(String, String)] = []) {
             let descriptor = MetricNameDescriptor(metricName: family.name, unitName: "", helpText: family.help)
@@ -148,6 +150,7 @@ import Testing
         let fleet = FleetNow.of(nodes)
         gauge(FleetFamilies.nodes, Double(nodes.count))
         gauge(FleetFamilies.waiters, Double(waiting))
+        gauge(FleetFamilies.feedLive, feedLive ? 1 : 0)
         gauge(FleetFamilies.saved, Double(fleet.savedBytes))
         gauge(FleetFamilies.notReportingSaved, Double(fleet.lastKnownSavedBytesNotReporting))
         gauge(FleetFamilies.cpu, fleet.ksmdCPUPercent)
