@@ -60,8 +60,14 @@ struct ConfigNotificationService: Service {
                     Task { for id in nodes { await Self.readAndWake(state, nodeId: id) } }
                 },
                 interrupted: { state.waiters.changeFeedStopped() },
-                check: .milliseconds(Int64(state.config.listenCheckSeconds * 1000)))
+                check: Self.checkInterval(state.config.listenCheckSeconds))
         }
+    }
+
+    /// `ServerConfig.listenCheckSeconds` as a duration: 0.1 s to an hour (10 s if not a number).
+    static func checkInterval(_ seconds: Double) -> Duration {
+        guard seconds.isFinite else { return .seconds(10) }
+        return .milliseconds(Int64(min(max(seconds, 0.1), 3600) * 1000))
     }
 
     static func readAndWake(_ state: ServerState, nodeId: String) async {

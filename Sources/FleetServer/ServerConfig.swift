@@ -82,9 +82,10 @@ public struct ServerConfig: Sendable {
     public var database: String? = nil
 
     /// PostgreSQL replicas: how often the connection that LISTENs for other replicas' config
-    /// changes is asked to answer (`SELECT 1`). One not answered within as long again is closed
-    /// and a new one listens: a connection lost without an error (a half-open TCP connection, a
-    /// stalled backend) would otherwise deliver nothing, and wake nothing, until the OS gives up.
+    /// changes is asked to answer (`SELECT 1`; 0.1 s to an hour). One not answered within twice
+    /// that is closed and a new one listens: a connection lost without an error (a half-open TCP
+    /// connection, a stalled backend) would otherwise deliver nothing, and wake nothing, until
+    /// the OS gives up.
     public var listenCheckSeconds: Double = 10
 
     /// The SQLite file inside the data directory.

@@ -560,23 +560,28 @@ final class PostgresEngine: @unchecked Sendable {
     /// reconnects after a lost connection. `onListening(first)` is called each time LISTEN is in
     /// place: changes committed before (at start, or while disconnected) were not heard.
     /// `onInterrupted` is called when it no longer is (the connection was lost). Every `check`
-    /// the connection must answer a `SELECT 1` within `check` again, or it is closed and a new
-    /// one listens (`ListenCheckFailed`).
+    /// the connection must answer a `SELECT 1` within twice `check`, or it is closed and a new
+    /// one listens (`checkAnswers`).
     func listen(
         channel: String, handler: @escaping @Sendable (String) -> Void,
         onListening: @escaping @Sendable (_ first: Bool) -> Void,
         onInterrupted: @escaping @Sendable () -> Void = {},
         check: Duration = .seconds(10)
     ) async {
+        // Named, so that operators (and tests) find it in pg_stat_activity: its `query` column
+        // shows the last check's `SELECT 1`, not the LISTEN.
+        var listenConfiguration = configuration
+        listenConfiguration.options.additionalStartupParameters.append(("application_name", Self.listenApplicationName))
         var delay = 0.5
         var first = true
         while !Task.isCancelled {
+            var answered = false
             do {
                 let connection = try await PostgresConnection.connect(
-                    on: group.next(), configuration: configuration, id: 0, logger: logger)
-                delay = 0.5
+                    on: group.next(), configuration: listenConfiguration, id: 0, logger: logger)
                 let wasFirst = first
                 first = false
+                let checks = ListenChecks()
                 do {
                     defer { onInterrupted() }
                     let logger = self.logger
@@ -587,7 +592,7 @@ final class PostgresEngine: @unchecked Sendable {
                                 for try await n in notifications { handler(n.payload) }
                             }
                         }
-                        tasks.addTask { try await Self.checkAnswers(connection, every: check, logger: logger) }
+                        tasks.addTask { try await Self.checkAnswers(connection, every: check, checks: checks, logger: logger) }
                         // The first to end ends the other: a failed check has closed the
                         // connection, which ends the notifications.
                         defer { tasks.cancelAll() }
@@ -595,18 +600,30 @@ final class PostgresEngine: @unchecked Sendable {
                     }
                 } catch {
                     if !Task.isCancelled {
-                        logger.warning("config notifications interrupted", metadata: ["error": "\(Self.describe(error))"])
+                        // After a failed check the notifications usually end first ("the client
+                        // closed the connection"): the check says why.
+                        let reason = checks.failure.map { "\($0)" } ?? Self.describe(error)
+                        logger.warning("config notifications interrupted", metadata: ["error": "\(reason)"])
                     }
                 }
+                answered = checks.answered
                 try? await connection.close()
             } catch {
                 logger.warning(
                     "cannot listen for config changes", metadata: ["error": "\(Self.describe(error))", "retryIn": "\(delay)s"])
             }
+            // A connection that answered a check was sound: after its loss the wait starts short
+            // again. One lost before (or failing its first check, a PostgreSQL too slow to
+            // answer) waits longer each time, up to 10 s, instead of re-reading every waiting
+            // node's config every few seconds.
+            if answered { delay = 0.5 }
             try? await Task.sleep(for: .seconds(delay))
             delay = min(delay * 2, 10)
         }
     }
+
+    /// The `application_name` of the listening connection.
+    static let listenApplicationName = "ksmfleet-listen"
 
     /// The listening connection did not answer a check in time.
     struct ListenCheckFailed: Error, CustomStringConvertible {
@@ -616,12 +633,27 @@ final class PostgresEngine: @unchecked Sendable {
         }
     }
 
-    /// Asks `connection` to answer a `SELECT 1` every `interval`, until cancelled; throws (and
-    /// closes it, which fails whatever waits on it) when one is not answered within `interval`.
-    static func checkAnswers(_ connection: PostgresConnection, every interval: Duration, logger: Logger) async throws {
+    /// What the checks of one listening connection found (`checkAnswers`).
+    final class ListenChecks: Sendable {
+        private let state = Mutex<(answered: Bool, failure: ListenCheckFailed?)>((false, nil))
+        /// Whether it answered a check.
+        var answered: Bool { state.withLock { $0.answered } }
+        /// The check it did not answer in time.
+        var failure: ListenCheckFailed? { state.withLock { $0.failure } }
+        func noteAnswer() { state.withLock { $0.answered = true } }
+        func note(_ failure: ListenCheckFailed) { state.withLock { $0.failure = failure } }
+    }
+
+    /// Sends `connection` a `SELECT 1` every `interval`, until cancelled; throws (and closes it,
+    /// which fails whatever waits on it) when one is not answered within twice `interval`: one
+    /// slow answer of a busy PostgreSQL is no reason to listen again, which makes every waiting
+    /// node's config be read again.
+    static func checkAnswers(
+        _ connection: PostgresConnection, every interval: Duration, checks: ListenChecks, logger: Logger
+    ) async throws {
+        let deadline = interval * 2
         while true {
             try await Task.sleep(for: interval)
-            // A hung query ignores cancellation; closing the connection ends it.
             enum Answer: Sendable { case answered, failed(any Error), late }
             let answer: Answer = await withTaskGroup(of: Answer.self) { group in
                 group.addTask {
@@ -633,19 +665,24 @@ final class PostgresEngine: @unchecked Sendable {
                     }
                 }
                 group.addTask {
-                    do { try await Task.sleep(for: interval) } catch { return .failed(error) }
+                    do { try await Task.sleep(for: deadline) } catch { return .failed(error) }
                     return .late
                 }
                 let first = await group.next() ?? .late
-                if case .late = first { try? await connection.close() }
+                // A query waiting for an answer ignores cancellation: closing the connection
+                // ends it (late, or this task cancelled while it waits).
+                if case .answered = first {} else {
+                    if case .late = first { checks.note(ListenCheckFailed(waited: deadline)) }
+                    try? await connection.close()
+                }
                 group.cancelAll()
                 await group.waitForAll()
                 return first
             }
             switch answer {
-            case .answered: continue
+            case .answered: checks.noteAnswer()
             case .failed(let error): throw error
-            case .late: throw ListenCheckFailed(waited: interval)
+            case .late: throw ListenCheckFailed(waited: deadline)
             }
         }
     }

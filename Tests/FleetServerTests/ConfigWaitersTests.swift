@@ -248,3 +248,17 @@ import Testing
         }
     }
 }
+
+@Suite struct ListenCheckIntervalTests {
+    /// `ServerConfig.listenCheckSeconds` as the LISTEN check's interval: within 0.1 s and an
+    /// hour, the default for a value that is not a number (never a crash converting it).
+    @Test func theCheckIntervalIsKeptWithinItsBounds() {
+        #expect(ConfigNotificationService.checkInterval(2.5) == .milliseconds(2500))
+        #expect(ConfigNotificationService.checkInterval(10) == .seconds(10))
+        #expect(ConfigNotificationService.checkInterval(0) == .milliseconds(100))
+        #expect(ConfigNotificationService.checkInterval(-3) == .milliseconds(100))
+        #expect(ConfigNotificationService.checkInterval(1e12) == .seconds(3600))
+        #expect(ConfigNotificationService.checkInterval(.infinity) == .seconds(10))
+        #expect(ConfigNotificationService.checkInterval(.nan) == .seconds(10))
+    }
+}

@@ -23,9 +23,10 @@ struct ReplicaTests {
         }
     }
 
-    /// The query that counts the LISTEN connections on the test database.
+    /// The query that counts the LISTEN connections on the test database (by their name: the
+    /// `query` column shows their last check's `SELECT 1`).
     static let listeners =
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'ksmfleet-listen'"
 
     /// Waits until `count` connections LISTEN on `database` (`extra`: more conditions).
     func listening(_ database: String, count: Int, _ extra: String = "") async -> Bool {
@@ -39,8 +40,32 @@ struct ReplicaTests {
     func listenerPids(_ database: String) throws -> String {
         try TestStore.psql(
             database,
-            "SELECT string_agg(pid::text, ',') FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+            "SELECT string_agg(pid::text, ',') FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'ksmfleet-listen'"
         ).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Freezes the LISTEN backends (SIGSTOP) of the test database, which must be `count`
+    /// processes of the local test server; returns their pids, to thaw with SIGCONT.
+    func freezeListeners(_ database: String, count: Int) throws -> [pid_t] {
+        let listed = try listenerPids(database)
+        let pids = listed.split(separator: ",").compactMap { pid_t($0) }
+        try #require(pids.count == count, "LISTEN backends: \(listed)")
+        // Only backends of a PostgreSQL on this machine (the test server) can be frozen.
+        for pid in pids {
+            let comm = (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) ?? ""
+            if !comm.hasPrefix("postgres") {
+                try Test.cancel("the LISTEN backends are not processes of this machine (pid \(pid): \(comm))")
+            }
+        }
+        var stopped: [pid_t] = []
+        for pid in pids {
+            guard kill(pid, SIGSTOP) == 0 else {
+                for p in stopped { kill(p, SIGCONT) }
+                throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EPERM)
+            }
+            stopped.append(pid)
+        }
+        return stopped
     }
 
     /// Two servers on one database (one data directory, one admin token), stopped afterwards
@@ -193,10 +218,8 @@ struct ReplicaTests {
             #expect(await waiters(b, count: 1), "the long-poll is not waiting on the second replica")
 
             // Freeze both replicas' LISTEN backends, then commit a change through A.
-            let frozen = try listenerPids(database)
-            let pids = frozen.split(separator: ",").compactMap { pid_t($0) }
-            #expect(pids.count == 2, "LISTEN backends: \(frozen)")
-            for pid in pids { kill(pid, SIGSTOP) }
+            let pids = try freezeListeners(database, count: 2)
+            let frozen = pids.map(String.init).joined(separator: ",")
             // Thawed at the end whatever happens: they find their connections closed and exit.
             defer { for pid in pids { kill(pid, SIGCONT) } }
             let sent = clock.now
@@ -212,14 +235,63 @@ struct ReplicaTests {
             #expect(
                 await listening(database, count: 2, " AND pid NOT IN (\(frozen))"),
                 "the replicas did not listen again on new connections")
-            let stillFrozen = try TestStore.psql(
-                database, "SELECT count(*) FROM pg_stat_activity WHERE pid IN (\(frozen)) AND state <> 'active'"
-            ).trimmingCharacters(in: .whitespacesAndNewlines)
+            let stillFrozen = try TestStore.psql(database, "SELECT count(*) FROM pg_stat_activity WHERE pid IN (\(frozen))")
+                .trimmingCharacters(in: .whitespacesAndNewlines)
             #expect(stillFrozen == "2", "a frozen backend went away by itself: the check was not what replaced it")
             for h in [a, b] {
-                let m = MetricsText(try await h.admin.send(method: "GET", path: "/metrics").text)
-                #expect(m.values["ksmfleet_config_feed_live"] == 1, "a replica does not say it hears every change again")
+                #expect(
+                    await waitUntil(timeout: .seconds(20), poll: .milliseconds(50)) {
+                        guard let m = try? await h.admin.send(method: "GET", path: "/metrics") else { return false }
+                        return MetricsText(m.text).values["ksmfleet_config_feed_live"] == 1
+                    }, "a replica does not say it hears every change again")
             }
         }
+    }
+
+    /// A query waiting for a frozen backend ignores cancellation: a server stopped while its
+    /// check waits must close the connection, not wait for an answer that never comes.
+    @Test("a server stopped while its LISTEN check waits on a frozen backend stops at once")
+    func aStopWhileTheCheckWaitsEnds() async throws {
+        guard TestStore.isPostgres else { try Test.cancel(Self.postgresOnly) }
+        let h = try await Harness.start(configure: { $0.listenCheckSeconds = 1 })
+        let database = try TestStore.location(for: h.server.dataDir)
+        guard await listening(database, count: 1) else {
+            await h.finish()
+            Issue.record("the server is not listening")
+            return
+        }
+        let pids: [pid_t]
+        do { pids = try freezeListeners(database, count: 1) } catch {
+            await h.finish()
+            throw error
+        }
+        // A check goes out within a second of the freeze and waits two for its answer: stop the
+        // server while it waits.
+        try? await Task.sleep(for: .milliseconds(1200))
+        let clock = ContinuousClock()
+        let asked = clock.now
+        let stopping = Task { await h.server.stop() }
+        let stopped = await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                await stopping.value
+                return true
+            }
+            group.addTask {
+                try? await Task.sleep(for: .seconds(15))
+                return false
+            }
+            let first = await group.next() ?? false
+            // A stop that hangs is released by thawing the backend, so that the test ends.
+            if !first { for pid in pids { kill(pid, SIGCONT) } }
+            group.cancelAll()
+            await group.waitForAll()
+            return first
+        }
+        let took = clock.now - asked
+        for pid in pids { kill(pid, SIGCONT) }
+        await h.finish()
+        print("ReplicaTests: a server whose LISTEN check waited on a frozen backend stopped in \(took)")
+        #expect(stopped, "the server did not stop within 15 s")
+        #expect(took < .seconds(10), "the server took \(took) to stop")
     }
 }
