@@ -580,7 +580,6 @@ final class PostgresEngine: @unchecked Sendable {
                 let connection = try await PostgresConnection.connect(
                     on: group.next(), configuration: listenConfiguration, id: 0, logger: logger)
                 let wasFirst = first
-                first = false
                 let checks = ListenChecks()
                 do {
                     defer { onInterrupted() }
@@ -588,6 +587,7 @@ final class PostgresEngine: @unchecked Sendable {
                     try await withThrowingTaskGroup(of: Void.self) { tasks in
                         tasks.addTask {
                             try await connection.listen(on: channel) { notifications in
+                                checks.noteListening()
                                 onListening(wasFirst)
                                 for try await n in notifications { handler(n.payload) }
                             }
@@ -602,12 +602,15 @@ final class PostgresEngine: @unchecked Sendable {
                     if !Task.isCancelled {
                         // After a failed check the notifications usually end first ("the client
                         // closed the connection"): the check says why.
-                        let reason = checks.failure.map { "\($0)" } ?? Self.describe(error)
+                        let reason = checks.failure.map { $0 is ListenCheckFailed ? "\($0)" : Self.describe($0) } ?? Self.describe(error)
                         logger.warning("config notifications interrupted", metadata: ["error": "\(reason)"])
                     }
                 }
                 answered = checks.answered
-                try? await connection.close()
+                // "Resumed" only after a LISTEN that was in place.
+                if checks.listened { first = false }
+                // Not waited for: a TLS close waits up to 5 s for a vanished peer's reply.
+                connection.close().whenComplete { _ in _ = connection }
             } catch {
                 logger.warning(
                     "cannot listen for config changes", metadata: ["error": "\(Self.describe(error))", "retryIn": "\(delay)s"])
@@ -633,15 +636,24 @@ final class PostgresEngine: @unchecked Sendable {
         }
     }
 
-    /// What the checks of one listening connection found (`checkAnswers`).
+    /// What became of one listening connection: whether LISTEN was in place, whether it
+    /// answered a check, and why a check failed (`checkAnswers`).
     final class ListenChecks: Sendable {
-        private let state = Mutex<(answered: Bool, failure: ListenCheckFailed?)>((false, nil))
+        private struct State {
+            var listened = false
+            var answered = false
+            var failure: (any Error)?
+        }
+        private let state = Mutex(State())
+        var listened: Bool { state.withLock { $0.listened } }
         /// Whether it answered a check.
         var answered: Bool { state.withLock { $0.answered } }
-        /// The check it did not answer in time.
-        var failure: ListenCheckFailed? { state.withLock { $0.failure } }
+        /// Why a check failed (it then closed the connection, so the notifications' own error
+        /// is only "the client closed the connection").
+        var failure: (any Error)? { state.withLock { $0.failure } }
+        func noteListening() { state.withLock { $0.listened = true } }
         func noteAnswer() { state.withLock { $0.answered = true } }
-        func note(_ failure: ListenCheckFailed) { state.withLock { $0.failure = failure } }
+        func note(_ failure: any Error) { state.withLock { $0.failure = failure } }
     }
 
     /// Sends `connection` a `SELECT 1` every `interval`, until cancelled; throws (and closes it,
@@ -671,9 +683,16 @@ final class PostgresEngine: @unchecked Sendable {
                 let first = await group.next() ?? .late
                 // A query waiting for an answer ignores cancellation: closing the connection
                 // ends it (late, or this task cancelled while it waits).
+                switch first {
+                case .answered: break
+                case .late: checks.note(ListenCheckFailed(waited: deadline))
+                case .failed(let error) where !(error is CancellationError): checks.note(error)
+                case .failed: break
+                }
                 if case .answered = first {} else {
-                    if case .late = first { checks.note(ListenCheckFailed(waited: deadline)) }
-                    try? await connection.close()
+                    // Without waiting for the close: a TLS close would wait up to 5 s for the
+                    // frozen or vanished peer's reply. The waiting query fails at once.
+                    connection.close().whenComplete { _ in _ = connection }
                 }
                 group.cancelAll()
                 await group.waitForAll()

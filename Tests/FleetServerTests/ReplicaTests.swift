@@ -253,7 +253,7 @@ struct ReplicaTests {
     @Test("a server stopped while its LISTEN check waits on a frozen backend stops at once")
     func aStopWhileTheCheckWaitsEnds() async throws {
         guard TestStore.isPostgres else { try Test.cancel(Self.postgresOnly) }
-        let h = try await Harness.start(configure: { $0.listenCheckSeconds = 1 })
+        let h = try await Harness.start(configure: { $0.listenCheckSeconds = 3 })
         let database = try TestStore.location(for: h.server.dataDir)
         guard await listening(database, count: 1) else {
             await h.finish()
@@ -265,9 +265,14 @@ struct ReplicaTests {
             await h.finish()
             throw error
         }
-        // A check goes out within a second of the freeze and waits two for its answer: stop the
-        // server while it waits.
-        try? await Task.sleep(for: .milliseconds(1200))
+        // A check goes out within 3 s of the freeze and waits 6 s for its answer: stop the
+        // server while it waits (the connection not replaced yet).
+        try? await Task.sleep(for: .milliseconds(3500))
+        let frozen = pids.map(String.init).joined(separator: ",")
+        #expect(
+            try TestStore.psql(database, Self.listeners + " AND pid NOT IN (\(frozen))")
+                .trimmingCharacters(in: .whitespacesAndNewlines) == "0",
+            "the frozen connection was replaced before the stop: the case was not tried")
         let clock = ContinuousClock()
         let asked = clock.now
         let stopping = Task { await h.server.stop() }
