@@ -566,7 +566,7 @@ final class PostgresEngine: @unchecked Sendable {
         channel: String, handler: @escaping @Sendable (String) -> Void,
         onListening: @escaping @Sendable (_ first: Bool) -> Void,
         onInterrupted: @escaping @Sendable () -> Void = {},
-        check: Duration = .seconds(10)
+        check: Duration
     ) async {
         // Named, so that operators (and tests) find it in pg_stat_activity: its `query` column
         // shows the last check's `SELECT 1`, not the LISTEN.
@@ -682,26 +682,24 @@ final class PostgresEngine: @unchecked Sendable {
                 }
                 let first = await group.next() ?? .late
                 // A query waiting for an answer ignores cancellation: closing the connection
-                // ends it (late, or this task cancelled while it waits).
-                switch first {
-                case .answered: break
-                case .late: checks.note(ListenCheckFailed(waited: deadline))
-                case .failed(let error) where !(error is CancellationError): checks.note(error)
-                case .failed: break
-                }
-                if case .answered = first {} else {
-                    // Without waiting for the close: a TLS close would wait up to 5 s for the
-                    // frozen or vanished peer's reply. The waiting query fails at once.
-                    connection.close().whenComplete { _ in _ = connection }
-                }
+                // ends it (late, or this task cancelled while it waits). Without waiting for the
+                // close: a TLS close would wait up to 5 s for the frozen or vanished peer's reply.
+                if case .answered = first {} else { connection.close().whenComplete { _ in _ = connection } }
                 group.cancelAll()
                 await group.waitForAll()
                 return first
             }
+            // Recorded for the log (`listen` reads it once both its tasks have ended).
             switch answer {
-            case .answered: checks.noteAnswer()
-            case .failed(let error): throw error
-            case .late: throw ListenCheckFailed(waited: deadline)
+            case .answered:
+                checks.noteAnswer()
+            case .failed(let error):
+                if !(error is CancellationError) { checks.note(error) }
+                throw error
+            case .late:
+                let failure = ListenCheckFailed(waited: deadline)
+                checks.note(failure)
+                throw failure
             }
         }
     }
