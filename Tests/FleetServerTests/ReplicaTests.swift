@@ -68,6 +68,24 @@ struct ReplicaTests {
         return stopped
     }
 
+    /// A node registered through A, its config read through B, and a 30 s long-poll of it held
+    /// by B (counted there) with the generation it has: the poll ends with the config it got
+    /// and when.
+    func pollHeldOnB(_ a: Harness, _ b: Harness, hostname: String) async throws
+        -> (reg: RegisterResponse, nodeOnB: FleetClient, current: NodeConfig,
+            poll: Task<(NodeConfig?, ContinuousClock.Instant), any Error>)
+    {
+        let (reg, _) = try await a.register(hostname: hostname)
+        let nodeOnB = try Fixtures.client(b.server.baseURL, token: reg.nodeToken)
+        let current = try #require(try await nodeOnB.config(nodeId: reg.nodeId, ifNoneMatch: nil, waitSeconds: nil))
+        let poll = Task {
+            let c = try await nodeOnB.config(nodeId: reg.nodeId, ifNoneMatch: current.generation, waitSeconds: 30)
+            return (c, ContinuousClock.now)
+        }
+        #expect(await waiters(b, count: 1), "the long-poll is not waiting on the second replica")
+        return (reg, nodeOnB, current, poll)
+    }
+
     /// Two servers on one database (one data directory, one admin token), stopped afterwards
     /// whatever `body` does.
     func withTwoReplicas(
@@ -98,17 +116,9 @@ struct ReplicaTests {
     func longPollsWakeAcrossReplicas() async throws {
         guard TestStore.isPostgres else { try Test.cancel(Self.postgresOnly) }
         try await withTwoReplicas { a, b in
-            let (reg, _) = try await a.register(hostname: "replicated")
-            let nodeOnB = try Fixtures.client(b.server.baseURL, token: reg.nodeToken)
-            let current = try #require(try await nodeOnB.config(nodeId: reg.nodeId, ifNoneMatch: nil, waitSeconds: nil))
-
             // A long-poll held by B (its waiter counted there, none on A) …
+            let (reg, nodeOnB, current, poll) = try await pollHeldOnB(a, b, hostname: "replicated")
             let clock = ContinuousClock()
-            let poll = Task {
-                let c = try await nodeOnB.config(nodeId: reg.nodeId, ifNoneMatch: current.generation, waitSeconds: 30)
-                return (c, clock.now)
-            }
-            #expect(await waiters(b, count: 1), "the long-poll is not waiting on the second replica")
             #expect(await waiters(a, count: 0))
             // … ends with the change made through A, long before its 30 s are up.
             let sent = clock.now
@@ -207,15 +217,8 @@ struct ReplicaTests {
         try await withTwoReplicas(configure: { $0.listenCheckSeconds = 1 }) { a, b in
             let database = try TestStore.location(for: a.server.dataDir)
             #expect(await listening(database, count: 2), "the replicas are not both listening")
-            let (reg, _) = try await a.register(hostname: "frozen-listener")
-            let nodeOnB = try Fixtures.client(b.server.baseURL, token: reg.nodeToken)
-            let current = try #require(try await nodeOnB.config(nodeId: reg.nodeId, ifNoneMatch: nil, waitSeconds: nil))
+            let (reg, _, _, poll) = try await pollHeldOnB(a, b, hostname: "frozen-listener")
             let clock = ContinuousClock()
-            let poll = Task {
-                let c = try await nodeOnB.config(nodeId: reg.nodeId, ifNoneMatch: current.generation, waitSeconds: 30)
-                return (c, clock.now)
-            }
-            #expect(await waiters(b, count: 1), "the long-poll is not waiting on the second replica")
 
             // Freeze both replicas' LISTEN backends, then commit a change through A.
             let pids = try freezeListeners(database, count: 2)
