@@ -194,8 +194,8 @@ public enum ReportMath {
         _ input: [ReportSample], from: Double, to: Double, bucketSeconds: Double, policy: ReportPolicy = .default,
         horizon: Double = .infinity
     ) -> Integration {
-        let samples = input.sorted { $0.at < $1.at }
-        var buckets: [Double: BucketStats] = [:]
+        let samples = timeOrdered(input)
+        var buckets = BucketFill()
         var covered: [Interval] = []
         var clipped = false
         func bucketStart(_ t: Double) -> Double { (t / bucketSeconds).rounded(.down) * bucketSeconds }
@@ -226,12 +226,16 @@ public enum ReportMath {
             let percent = rateNum * 100 / rateDen
 
             if s.at >= from && s.at < to {
-                buckets[bucketStart(s.at), default: BucketStats()].samples += 1
+                buckets.open(bucketStart(s.at))
+                buckets.current.samples += 1
             }
             // Full scans completed between this sample and the next.
             if let n = next, contiguous, n.at >= from, n.at < to {
                 let d = counterDelta(from: s.fullScans, to: n.fullScans)
-                if d != 0 { buckets[bucketStart(n.at), default: BucketStats()].fullScans += d }
+                if d != 0 {
+                    buckets.open(bucketStart(n.at))
+                    buckets.current.fullScans += d
+                }
             }
 
             let a = max(s.at, from)
@@ -247,24 +251,61 @@ public enum ReportMath {
                 let bs = bucketStart(t)
                 let e = min(b, bs + bucketSeconds)
                 let dur = e - t
-                var st = buckets[bs] ?? BucketStats()
-                st.dataSeconds += dur
-                st.savedByteSeconds += Double(s.savedBytes) * dur
-                st.peakSavedBytes = maxOpt(st.peakSavedBytes, s.savedBytes)
-                st.cpuSeconds += rateNum * dur / rateDen
-                st.peakCPUPercent = maxOpt(st.peakCPUPercent, percent)
-                st.addPhase(s.phase, dur)
+                buckets.open(bs)
+                buckets.current.dataSeconds += dur
+                buckets.current.savedByteSeconds += Double(s.savedBytes) * dur
+                buckets.current.peakSavedBytes = maxOpt(buckets.current.peakSavedBytes, s.savedBytes)
+                buckets.current.cpuSeconds += rateNum * dur / rateDen
+                buckets.current.peakCPUPercent = maxOpt(buckets.current.peakCPUPercent, percent)
+                buckets.current.addPhase(s.phase, dur)
                 if let p = s.netProfit {
-                    st.profitByteSeconds += Double(p) * dur
-                    st.profitSeconds += dur
+                    buckets.current.profitByteSeconds += Double(p) * dur
+                    buckets.current.profitSeconds += dur
                 }
-                buckets[bs] = st
                 t = e
             }
         }
         return Integration(
-            buckets: buckets, gaps: complement(of: covered, within: Interval(from, to)), covered: covered,
+            buckets: buckets.finished(), gaps: complement(of: covered, within: Interval(from, to)), covered: covered,
             clippedAtHorizon: clipped)
+    }
+
+    /// `integrate`'s buckets: the one being added to is kept out of the dictionary until another
+    /// is wanted. A node's samples come in time order, so nearly every segment, sample and scan
+    /// falls in the bucket of the one before: one look-up a bucket, not two a segment (hashing
+    /// Doubles was a sixth of a live 24 h report's integration). Each bucket gets the same
+    /// additions in the same order as before, so the same doubles.
+    struct BucketFill {
+        var buckets: [Double: BucketStats] = [:]
+        var current = BucketStats()
+        var start = 0.0
+        var isOpen = false
+
+        /// Makes the bucket starting at `bucketStart` the current one.
+        @inline(__always) mutating func open(_ bucketStart: Double) {
+            if isOpen && bucketStart == start { return }
+            if isOpen { buckets[start] = current }
+            current = buckets[bucketStart] ?? BucketStats()
+            start = bucketStart
+            isOpen = true
+        }
+
+        mutating func finished() -> [Double: BucketStats] {
+            if isOpen { buckets[start] = current }
+            isOpen = false
+            return buckets
+        }
+    }
+
+    /// `samples` in time order: as they are when already in it (a node's samples nearly always
+    /// are, as read), without the copy and sort.
+    static func timeOrdered(_ samples: [ReportSample]) -> [ReportSample] {
+        var i = 1
+        while i < samples.count {
+            if samples[i].at < samples[i - 1].at { return samples.sorted { $0.at < $1.at } }
+            i += 1
+        }
+        return samples
     }
 
     /// Where the value of sample `s` stops holding (before any horizon): the next sample when it
@@ -281,15 +322,24 @@ public enum ReportMath {
         _ input: [ReportSample], from: Double, to: Double, policy: ReportPolicy = .default,
         horizon: Double = .infinity
     ) -> [(Interval, Int64)] {
-        let samples = input.sorted { $0.at < $1.at }
         var out: [(Interval, Int64)] = []
-        for (i, s) in samples.enumerated() {
-            let next: ReportSample? = i + 1 < samples.count ? samples[i + 1] : nil
-            let a = max(s.at, from)
-            let b = min(segmentEnd(s, next: next, policy: policy), horizon, to)
-            if b > a { out.append((Interval(a, b), s.savedBytes)) }
-        }
+        forEachSavedSegment(input, from: from, to: to, policy: policy, horizon: horizon) { out.append(($0, $1)) }
         return out
+    }
+
+    /// `savedSegments`, each handed to `body` in time order instead of collected.
+    @inline(__always)
+    static func forEachSavedSegment(
+        _ input: [ReportSample], from: Double, to: Double, policy: ReportPolicy, horizon: Double,
+        _ body: (Interval, Int64) -> Void
+    ) {
+        let samples = timeOrdered(input)
+        for i in samples.indices {
+            let s = samples[i]
+            let a = max(s.at, from)
+            let b = min(segmentEnd(s, next: i + 1 < samples.count ? samples[i + 1] : nil, policy: policy), horizon, to)
+            if b > a { body(Interval(a, b), s.savedBytes) }
+        }
     }
 
     /// A group's peak: the highest sum of its nodes' saved bytes at one moment of [from, to)
@@ -307,15 +357,17 @@ public enum ReportMath {
         _ streams: [(samples: [ReportSample], horizon: Double)], from: Double, to: Double,
         policy: ReportPolicy = .default
     ) -> Double? {
+        // Every segment's start (+ its value) and end (− its value), stream after stream.
         var events: [(Double, Double)] = []
+        events.reserveCapacity(2 * streams.reduce(0) { $0 + $1.samples.count })
         for (stream, horizon) in streams {
-            for (iv, v) in savedSegments(stream, from: from, to: to, policy: policy, horizon: horizon) {
+            forEachSavedSegment(stream, from: from, to: to, policy: policy, horizon: horizon) { iv, v in
                 events.append((iv.from, Double(v)))
                 events.append((iv.to, -Double(v)))
             }
         }
         guard !events.isEmpty else { return nil }
-        events.sort { $0.0 < $1.0 }
+        events = timeSorted(events, within: Interval(from, to))
         var sum = 0.0
         var best: Double?
         var i = 0
@@ -329,6 +381,55 @@ public enum ReportMath {
             if i < events.count && events[i].0 > t { best = max(best ?? sum, sum) }
         }
         return best
+    }
+
+    /// `events` (times within `range`, each with a value) in time order, equal times in their
+    /// order in `events`: what a stable sort gives, so sums over them add in the same order. A
+    /// counting sort into about one slot per two events, then each slot's few put in order: a
+    /// group's events spread over the range, and sorting them whole was most of a live report's
+    /// peak sweep (docs/benchmarks.md).
+    static func timeSorted(_ events: [(Double, Double)], within range: Interval) -> [(Double, Double)] {
+        let n = events.count
+        let perSecond = Double(max(1, n / 2)) / (range.to - range.from)
+        // One slot when the range cannot be divided: a plain sort.
+        let slots = perSecond.isFinite && perSecond > 0 ? max(1, n / 2) : 1
+        // Monotonic in t, so slots hold times in order and equal times share one.
+        func slot(_ t: Double) -> Int {
+            guard slots > 1 else { return 0 }
+            let x = (t - range.from) * perSecond
+            return x <= 0 ? 0 : x >= Double(slots - 1) ? slots - 1 : Int(x)
+        }
+        var first = [Int](repeating: 0, count: slots + 1)
+        for e in events { first[slot(e.0) + 1] += 1 }
+        for k in 0..<slots { first[k + 1] += first[k] }
+        var next = first
+        var out = [(Double, Double)](repeating: (0, 0), count: n)
+        for e in events {
+            let k = slot(e.0)
+            out[next[k]] = e
+            next[k] += 1
+        }
+        // Each slot holds its events in their order in `events`; put them in time order.
+        for k in 0..<slots where first[k + 1] - first[k] > 1 {
+            let (lo, hi) = (first[k], first[k + 1])
+            if hi - lo <= 16 {
+                for j in lo + 1..<hi {
+                    let e = out[j]
+                    var m = j
+                    while m > lo && out[m - 1].0 > e.0 {
+                        out[m] = out[m - 1]
+                        m -= 1
+                    }
+                    out[m] = e
+                }
+            } else {
+                // Ties by position, so the order does not rest on the sort's stability.
+                var part = out[lo..<hi].enumerated().map { ($0.element, $0.offset) }
+                part.sort { $0.0.0 != $1.0.0 ? $0.0.0 < $1.0.0 : $0.1 < $1.1 }
+                for (j, p) in part.enumerated() { out[lo + j] = p.0 }
+            }
+        }
+        return out
     }
 
     /// The part of `period` a node existed and time has passed: from its registration to its
