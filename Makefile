@@ -6,7 +6,7 @@ APT_PACKAGES := libsqlite3-dev libcurl4-openssl-dev bsdutils
 DATA_DIR ?= $(CURDIR)/data
 PORT ?= 8080
 
-.PHONY: run test deps build release agent-static test-swift test-postgres test-metrics test-schemathesis test-dashboard test-units bench bench-server bench-fleet bench-agent bench-agent-systemd bench-report bench-report-ab bench-pg-marks bench-pg-prepared bench-ksm clean
+.PHONY: run test deps build release agent-static test-swift test-postgres test-metrics test-schemathesis test-dashboard test-units bench bench-server bench-fleet bench-agent bench-agent-systemd bench-report bench-report-math bench-report-ab bench-pg-marks bench-pg-prepared bench-ksm clean
 
 ## Install the system libraries the build links against (sudo only when not root).
 deps:
@@ -107,6 +107,11 @@ bench-agent-systemd: deps
 
 bench-report: deps
 	Benchmarks/report-bench.sh
+
+## The report math alone (integration and the peak sweep of 1,000 nodes' raw samples; no store).
+bench-report-math:
+	$(SWIFT) build -c release --package-path Benchmarks/report-math --scratch-path .build-report-math
+	.build-report-math/release/report-math $(BENCH_ARGS)
 
 ## Two report servers side by side, requests alternating (BENCH_ARGS="SERVER_A DATA_A SERVER_B
 ## DATA_B 'by=node&since=-7d' ...": release binaries, each on its own copy of a filled data dir).
