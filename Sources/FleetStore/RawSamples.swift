@@ -57,18 +57,14 @@ extension FleetDatabase {
     /// stored anyway (made on a snapshot from before the cut, stored after it: retention does not
     /// change the version) is not used either, by the cut recorded with the deletion.
     ///
-    /// Only hours of which the range holds at least `packMinimumMs`: a pack is decoded whole,
-    /// about a twentieth of what reading its samples' rows costs per sample, so a few minutes of
-    /// an hour (the sweep's margins either side of an edge) are cheaper as rows. In an A/B on
-    /// PostgreSQL, reports over 7 days whose only pack was reached by a 5-minute margin were
-    /// 6-20 ms slower with it read.
+    /// Only hours of which the range holds at least `packMinimumMs` of its engine.
     static func hourPacks(_ db: StoreDB, from: Int64, to: Int64) throws -> [(Int64, Data)] {
         guard from < to else { return [] }
         let hourMs: Int64 = 3_600_000
         var first = Int64(ReportTime.hourStart(Double(from) / 1000)) * 1000
-        if min(first + hourMs, to) - from < packMinimumMs { first += hourMs }
+        if min(first + hourMs, to) - from < packMinimumMs(db.engine) { first += hourMs }
         var last = Int64(ReportTime.hourStart(Double(to - 1) / 1000)) * 1000
-        if to - max(last, from) < packMinimumMs { last -= hourMs }
+        if to - max(last, from) < packMinimumMs(db.engine) { last -= hourMs }
         let (lo, hi) = (first / 1000, last / 1000 + 3600)
         guard lo < hi else { return [] }
         let packs: [(Int64, Data)] = try StoreRow.fetchAll(
@@ -89,8 +85,15 @@ extension FleetDatabase {
         return packs.filter { $0.0 < reached }
     }
 
-    /// The least part of an hour read from its pack rather than its rows (`hourPacks`).
-    static let packMinimumMs: Int64 = 10 * 60_000
+    /// The least part of an hour read from its pack rather than its rows (`hourPacks`). A pack is
+    /// decoded whole.
+    /// - PostgreSQL: 10 minutes. A pack costs about a twentieth of its samples' rows per sample,
+    ///   but it is sent whole; in an A/B, reports over 7 days whose only pack was reached by a
+    ///   5-minute margin were 6-20 ms slower with it read.
+    /// - SQLite: any part. A row read through the `taken_at` index cost about 40 times a sample
+    ///   decoded from a pack, so even the sweep's 5-minute margins (12,000 rows for 1,000 nodes)
+    ///   cost more as rows than the whole hour's pack (docs/benchmarks.md).
+    static func packMinimumMs(_ engine: StoreEngine) -> Int64 { engine == .postgres ? 10 * 60_000 : 0 }
 
     /// `rawSamples` from the rows of `samples`, added to `byNode`.
     static func rawRows(
