@@ -119,6 +119,13 @@ struct RollupService: Service {
                 } catch {
                     logger.error("fleet peak pass failed", metadata: ["error": "\(error)"])
                 }
+                do {
+                    // The hour under way's ten-minute slices that are over, packed for reports.
+                    let n = try await database.slicePackPass()
+                    if n > 0 { logger.debug("packed raw sample slices", metadata: ["slices": "\(n)"]) }
+                } catch {
+                    logger.error("slice pack pass failed", metadata: ["error": "\(error)"])
+                }
                 if sinceRetention >= retentionDue {
                     sinceRetention = .zero
                     retentionDue = retentionInterval

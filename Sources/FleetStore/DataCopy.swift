@@ -111,10 +111,11 @@ struct DataCopy {
     /// to the source whether triggers fired during the copy or not.
     static let filledByTriggers: Set<String> = ["rollup_fleet_dirty", "rollup_fleet_day_dirty"]
     /// Tables not copied: the rollup service makes their rows again on the target. The packs of
-    /// raw samples (`RawHourPack`) hold the rows in SQLite's read order (taken_at, then rowid),
-    /// PostgreSQL reads them by taken_at, then seq; and they are as large as a quarter of the
-    /// samples, which are copied anyway.
-    static let remade: Set<String> = ["raw_hour_pack"]
+    /// raw samples (`RawHourPack`, of hours and of slices) hold the rows in SQLite's read order
+    /// (taken_at, then rowid), PostgreSQL reads them by taken_at, then seq; and they are as large
+    /// as a quarter of the samples, which are copied anyway. (A slice without its row gets one
+    /// again only from a sample rolled up in it: until the hour's own pack, it is read as rows.)
+    static let remade: Set<String> = ["raw_hour_pack", "raw_slice_pack"]
     /// Postgres accepts at most 65535 parameters per statement.
     static let maxParameters = 65535
 

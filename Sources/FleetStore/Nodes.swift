@@ -354,6 +354,8 @@ extension FleetDatabase {
                 } else {
                     try Self.bumpRollupPass(db)
                 }
+                // Its samples were in the slice packs too.
+                try Self.invalidateSlicePacks(db)
             } else {
                 try db.execute(
                     sql: """

@@ -6,7 +6,8 @@ import KSMCore
 /// the agent's 60 s, each 0.7 µs on SQLite and more through postgres-nio). The rollup service
 /// writes it from the rows it reads anyway for the hour's peaks; it holds exactly what a read of
 /// the hour's rows gives (`FleetDatabase.rawSamples`), in the same order, and is used only
-/// while its hour's `peak_version` is the one it was made from (see `FleetDatabase.hourPacks`).
+/// while its hour's `peak_version` is the one it was made from (see `FleetDatabase.packPieces`).
+/// Ten-minute slices of the hour under way use the same format (`FleetDatabase.slicePackPass`).
 ///
 /// Per node: the id (length, UTF-8), the sample count, the byte length of its samples (a node a
 /// report does not want is skipped whole), then per sample: the milliseconds since the previous

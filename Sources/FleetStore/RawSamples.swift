@@ -19,81 +19,130 @@ extension FleetDatabase {
     /// - SQLite: the rows are read straight off the statement (`RawSampleCursor`), no row object;
     /// - PostgreSQL: one row per node, its samples' columns as arrays (`RawSampleSink`), since
     ///   postgres-nio makes a row and a cell per column for every row it reads;
-    /// - both: whole hours from their packs (`RawHourPack`, one row an hour) where they are
-    ///   current, when `packs` (the reports' fast path; not the reference reports, nor the rollup
-    ///   service making them).
+    /// - both: whole hours, and slices of the hour under way, from their packs (`RawHourPack`,
+    ///   one row an hour or ten minutes) where they are current (`packPieces`), when `packs` (the
+    ///   reports' fast path; not the reference reports, nor the rollup service making them).
     static func rawSamples(
         _ db: StoreDB, from: Int64, to: Int64, full: Bool, packs: Bool, wanted: @escaping (String) -> Bool
     ) throws -> SamplesByNode {
         var byNode = SamplesByNode()
-        // Whole hours in one blob each where their pack is current (`hourPacks`), the rows of the
-        // rest; in time order, so each node's list stays in it.
+        // The parts read from packs, the rows of the rest; in time order, so each node's list
+        // stays in it.
         var rawFrom = from
         if packs {
-            for (hour, data) in try hourPacks(db, from: from, to: to) {
-                let hourMs = hour * 1000
-                let (segmentFrom, segmentTo) = (max(from, hourMs), min(to, hourMs + 3_600_000))
-                if rawFrom < segmentFrom {
-                    try rawRows(db, from: rawFrom, to: segmentFrom, full: full, wanted: wanted, into: &byNode)
+            for piece in try packPieces(db, from: from, to: to) {
+                if rawFrom < piece.from {
+                    try rawRows(db, from: rawFrom, to: piece.from, full: full, wanted: wanted, into: &byNode)
                 }
-                try data.withUnsafeBytes {
+                try piece.data.withUnsafeBytes {
                     try RawHourPack.decode(
-                        $0, hourMs: hourMs, fromMs: segmentFrom, toMs: segmentTo, full: full, wanted: wanted, into: &byNode)
+                        $0, hourMs: piece.baseMs, fromMs: piece.from, toMs: piece.to, full: full, wanted: wanted, into: &byNode)
                 }
-                rawFrom = segmentTo
+                rawFrom = piece.to
             }
         }
         if rawFrom < to { try rawRows(db, from: rawFrom, to: to, full: full, wanted: wanted, into: &byNode) }
         return byNode
     }
 
-    /// The current packs (`RawHourPack`) of the hours that [from, to) (ms) reaches, by hour
-    /// (unix seconds), in time order. A pack is current while its hour's `peak_version` is the
-    /// one it was made from and the hour is not dirty: every change of the hour's rows (a
-    /// rollup pass that rewrote one of its node rows, a deletion, a purge) makes it dirty and
-    /// then gives it a new version. Not from the first hour a sample not rolled up yet reaches
-    /// (stored after the report's catch-up, or through another replica): the pack was made
-    /// without it. Retention deletes the packs of the hours it cut into; a pack of such an hour
-    /// stored anyway (made on a snapshot from before the cut, stored after it: retention does not
-    /// change the version) is not used either, by the cut recorded with the deletion.
-    ///
-    /// Only hours of which the range holds at least `packMinimumMs` of its engine.
-    static func hourPacks(_ db: StoreDB, from: Int64, to: Int64) throws -> [(Int64, Data)] {
+    /// A pack read for part of a range: its samples taken in [from, to) (ms); `baseMs`, the start
+    /// of the pack's hour or slice.
+    struct PackPiece {
+        var baseMs: Int64
+        var from: Int64
+        var to: Int64
+        var data: Data
+    }
+
+    /// The parts of [from, to) (ms) to read from packs, in time order, each from one pack:
+    /// - **Hours** (`raw_hour_pack`): current while the hour's `peak_version` is the one the pack
+    ///   was made from and the hour is not dirty. Every change of the hour's rows (a rollup pass
+    ///   that rewrote one of its node rows, a deletion, a purge) makes it dirty and then gives it
+    ///   a new version.
+    /// - **Slices** of ten minutes (`raw_slice_pack`, `slicePackPass`), for the hour under way
+    ///   and hours not packed yet: current while the slice's version is the one its pack was made
+    ///   at. Every rollup pass that rolls up a sample taken in the slice, and a purge, moves it.
+    /// - **Both**: not from the first hour or slice a sample not rolled up yet reaches (stored
+    ///   after the report's catch-up, or through another replica): the pack was made without it.
+    ///   Retention deletes the packs it cut into; one of them stored anyway (made on a snapshot
+    ///   from before the cut, stored after it: retention does not change versions) is not used
+    ///   either, by the cut recorded with the deletion.
+    /// - Only packs of which the range holds at least `packMinimumMs` of its engine. Where a
+    ///   slice and its hour both could serve, the slices are read while they cover the rest of
+    ///   the hour in the range; otherwise the hour, decoded once.
+    static func packPieces(_ db: StoreDB, from: Int64, to: Int64) throws -> [PackPiece] {
         guard from < to else { return [] }
-        let hourMs: Int64 = 3_600_000
-        var first = Int64(ReportTime.hourStart(Double(from) / 1000)) * 1000
-        if min(first + hourMs, to) - from < packMinimumMs(db.engine) { first += hourMs }
-        var last = Int64(ReportTime.hourStart(Double(to - 1) / 1000)) * 1000
-        if to - max(last, from) < packMinimumMs(db.engine) { last -= hourMs }
-        let (lo, hi) = (first / 1000, last / 1000 + 3600)
-        guard lo < hi else { return [] }
-        let packs: [(Int64, Data)] = try StoreRow.fetchAll(
+        // The starts (unix seconds) of the packs of `length` ms that the range holds enough of.
+        func reach(_ length: Int64) -> (Int64, Int64) {
+            let minimum = packMinimumMs(db.engine, of: length)
+            var first = from / length * length
+            if min(first + length, to) - from < minimum { first += length }
+            var last = (to - 1) / length * length
+            if to - max(last, from) < minimum { last -= length }
+            return (first / 1000, last / 1000 + 1)
+        }
+        let (hourLo, hourHi) = reach(3_600_000)
+        let (sliceLo, sliceHi) = reach(sliceSeconds * 1000)
+        guard hourLo < hourHi || sliceLo < sliceHi else { return [] }
+        let cut = "COALESCE((SELECT value FROM rollup_state WHERE key = ?), 0)"
+        let found: [(start: Int64, end: Int64, data: Data)] = try StoreRow.fetchAll(
             db,
             sql: """
-                SELECT p.bucket_start, p.data FROM raw_hour_pack p
+                SELECT p.bucket_start, p.bucket_start + 3600, p.data FROM raw_hour_pack p
                 JOIN rollup_fleet_hour f ON f.bucket_start = p.bucket_start AND f.peak_version = p.peak_version
                 WHERE p.bucket_start >= ? AND p.bucket_start < ?
                   AND NOT EXISTS (SELECT 1 FROM rollup_fleet_dirty d WHERE d.bucket_start = p.bucket_start)
-                  AND p.bucket_start * 1000 >= COALESCE((SELECT value FROM rollup_state WHERE key = ?), 0)
-                ORDER BY p.bucket_start
-                """, arguments: [lo, hi, samplesCutKey]
-        ).map { r in (r[0], r[1]) }
+                  AND p.bucket_start * 1000 >= \(cut)
+                UNION ALL
+                SELECT s.slice_start, s.slice_start + \(sliceSeconds), s.data FROM raw_slice_pack s
+                WHERE s.slice_start >= ? AND s.slice_start < ? AND s.pack_version = s.version
+                  AND s.slice_start * 1000 >= \(cut)
+                """, arguments: [hourLo, hourHi, samplesCutKey, sliceLo, sliceHi, samplesCutKey]
+        ).map { r in ((r[0] as Int64) * 1000, (r[1] as Int64) * 1000, r[2]) }
         // Asked only when there are packs (each query is a round trip on PostgreSQL; edges with
-        // none, such as the hour under way, are the common case).
-        guard !packs.isEmpty, let t = try firstUnrolledSample(db) else { return packs }
-        let reached = Int64(ReportTime.hourStart(t))
-        return packs.filter { $0.0 < reached }
+        // none are the common case on PostgreSQL).
+        guard !found.isEmpty else { return [] }
+        let unrolled = try firstUnrolledSample(db).map { Int64(($0 * 1000).rounded(.down)) } ?? .max
+        let packs = found.filter { $0.end <= unrolled }
+        let hourMs: Int64 = 3_600_000
+        var pieces: [PackPiece] = []
+        var p = from
+        while p < to {
+            let covering = packs.filter { $0.start <= p && p < $0.end }
+            let hour = covering.first { $0.end - $0.start == hourMs }
+            // The slices from p on, one after the other, up to q.
+            var sliceRun: [(start: Int64, end: Int64, data: Data)] = []
+            var q = p
+            while q < to, let s = packs.first(where: { $0.end - $0.start < hourMs && $0.start <= q && q < $0.end }) {
+                sliceRun.append(s)
+                q = s.end
+            }
+            if let hour, q < min(to, hour.end) {
+                pieces.append(PackPiece(baseMs: hour.start, from: p, to: min(to, hour.end), data: hour.data))
+                p = min(to, hour.end)
+            } else if !sliceRun.isEmpty {
+                for s in sliceRun where p < to {
+                    pieces.append(PackPiece(baseMs: s.start, from: p, to: min(to, s.end), data: s.data))
+                    p = min(to, s.end)
+                }
+            } else {
+                // Rows up to the next pack, if any.
+                guard let next = packs.map(\.start).filter({ $0 > p }).min(), next < to else { break }
+                p = next
+            }
+        }
+        return pieces
     }
 
-    /// The least part of an hour read from its pack rather than its rows (`hourPacks`). A pack is
-    /// decoded whole.
-    /// - PostgreSQL: 10 minutes. A pack costs about a twentieth of its samples' rows per sample,
-    ///   but it is sent whole; in an A/B, reports over 7 days whose only pack was reached by a
-    ///   5-minute margin were 6-20 ms slower with it read.
+    /// The least part of a pack `length` ms long read from it rather than its rows (`packPieces`).
+    /// A pack is decoded whole.
+    /// - PostgreSQL: a sixth (10 minutes of an hour). A pack costs about a twentieth of its
+    ///   samples' rows per sample, but it is sent whole; in an A/B, reports over 7 days whose only
+    ///   pack was reached by a 5-minute margin were 6-20 ms slower with it read.
     /// - SQLite: any part. A row read through the `taken_at` index cost about 40 times a sample
     ///   decoded from a pack, so even the sweep's 5-minute margins (12,000 rows for 1,000 nodes)
     ///   cost more as rows than the whole hour's pack (docs/benchmarks.md).
-    static func packMinimumMs(_ engine: StoreEngine) -> Int64 { engine == .postgres ? 10 * 60_000 : 0 }
+    static func packMinimumMs(_ engine: StoreEngine, of length: Int64) -> Int64 { engine == .postgres ? length / 6 : 0 }
 
     /// `rawSamples` from the rows of `samples`, added to `byNode`.
     static func rawRows(

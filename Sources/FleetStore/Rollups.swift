@@ -220,6 +220,8 @@ extension FleetDatabase {
             var pending: Set<NodeBucket>
             /// The hours this pass cut at "now".
             var cut: Set<NodeBucket>
+            /// The slices (`raw_slice_pack`) its samples were taken in.
+            var slices: Set<Int64>
         }
         let key = Self.watermarkKey
         let horizon = now.timeIntervalSince1970
@@ -236,11 +238,13 @@ extension FleetDatabase {
                 db, sql: "SELECT rowid, node_id, taken_at FROM samples WHERE rowid > ? AND rowid <= ? ORDER BY rowid LIMIT ?",
                 arguments: [watermark, bound, batch])
             var touched: [String: Set<Double>] = [:]
+            var slices: Set<Int64> = []
             var maxRowid = watermark
             for r in rows {
                 let rowid: Int64 = r[0]
                 maxRowid = max(maxRowid, rowid)
                 let t = Double(r[2] as Int64) / 1000
+                slices.insert(Self.sliceStart(t))
                 var h = ReportTime.hourStart(t - policy.maxGapSeconds)
                 let last = ReportTime.hourStart(t + policy.maxGapSeconds)
                 while h <= last {
@@ -339,7 +343,7 @@ extension FleetDatabase {
             }
             return Computed(
                 pass: pass, watermark: watermark, maxRowid: maxRowid, samples: rows.count, hours: hours, days: days,
-                months: months, pendingBefore: pendingBefore, pending: pending.union(cut), cut: cut)
+                months: months, pendingBefore: pendingBefore, pending: pending.union(cut), cut: cut, slices: slices)
         }
         guard let computed else { return RollupPassResult(samples: 0, hours: 0, days: 0, more: false) }
         // Compare-and-set on the pass counter: a concurrent pass (the service and a report's
@@ -356,6 +360,11 @@ extension FleetDatabase {
             try db.executeValues(
                 "INSERT INTO rollup_state (key, value)", [[key, computed.maxRowid], [Self.passKey, pass + 1]],
                 tail: "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            // Each slice a rolled-up sample was taken in gets this pass's number as its version: a
+            // pack made of it before is not current any more (`slicePackPass`).
+            try db.executeValues(
+                "INSERT INTO raw_slice_pack (slice_start, version)", computed.slices.sorted().map { [$0, pass + 1] },
+                tail: "ON CONFLICT (slice_start) DO UPDATE SET version = excluded.version")
             // Only the rows that changed: a live node's hour stays pending pass after pass.
             try db.executeValues(
                 "DELETE FROM rollup_pending WHERE (node_id, bucket_start) IN (",
@@ -1035,6 +1044,9 @@ extension FleetDatabase {
                     // The packs of the hours it cut into: they hold samples no longer kept.
                     try db.execute(
                         sql: "DELETE FROM raw_hour_pack WHERE bucket_start < ?",
+                        arguments: [Int64((Double(sampleCut) / 1000).rounded(.up))])
+                    try db.execute(
+                        sql: "DELETE FROM raw_slice_pack WHERE slice_start < ?",
                         arguments: [Int64((Double(sampleCut) / 1000).rounded(.up))])
                     // Reports read raw samples only after this (exact group peaks).
                     try db.execute(

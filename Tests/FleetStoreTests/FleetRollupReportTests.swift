@@ -147,6 +147,9 @@ private let day = 86400.0
         _ = try await f.db.rollupCatchUp(now: Date(timeIntervalSince1970: now))
         let left = try await f.db.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM rollup_fleet_dirty") }
         #expect(left == 0)
+        // The last hour's slices packed (the fast reports read them from here on).
+        try await f.db.slicePackPass(now: Date(timeIntervalSince1970: now), limit: 100)
+        #expect(try await Self.currentSlices(f) == Self.packableSlices(f, now: now), "seed \(seed)")
         // The label groups' sums of each hour are computed by their own pass.
         #expect(try await Self.count(f, "SELECT COUNT(*) FROM rollup_fleet_hour WHERE label_sums_known = 1") == 0)
         try await Self.expectSameReports(f, days: days, now: now, "seed \(seed), some label sums stored")
@@ -187,8 +190,11 @@ private let day = 86400.0
         _ = try await f.db.retentionPass(
             samplesBefore: Date(timeIntervalSince1970: t0 + 2 * day),
             rollupsBefore: Date(timeIntervalSince1970: t0 + day + 5 * hour))
+        #expect(try await Self.currentSlices(f) == 0, "seed \(seed): the purge moved every slice's version")
         try await Self.expectSameReports(f, days: days, now: now + 60, "seed \(seed), after purge and retention")
         _ = try await f.db.rollupCatchUp(now: Date(timeIntervalSince1970: now + 60))
+        try await f.db.slicePackPass(now: Date(timeIntervalSince1970: now + 60), limit: 100)
+        #expect(try await Self.currentSlices(f) == Self.packableSlices(f, now: now + 60), "seed \(seed): packed again")
         try await f.db.flushFleetDays(now: Date(timeIntervalSince1970: now + 60 + day))
         try await Self.expectSameReports(f, days: days, now: now + 60, "seed \(seed), recomputed again")
         _ = try await Self.storeAllPeaks(f, now: now + 60)
@@ -201,6 +207,17 @@ private let day = 86400.0
 
     static func count(_ f: ReportFixture, _ sql: String) async throws -> Int {
         try await f.db.read { db in try Int.fetchOne(db, sql: sql) } ?? 0
+    }
+
+    /// Slices whose pack is current.
+    static func currentSlices(_ f: ReportFixture) async throws -> Int {
+        try await count(f, "SELECT COUNT(*) FROM raw_slice_pack WHERE pack_version = version")
+    }
+
+    /// Slices a slice pass at `now` packs (over by `sliceSettleSeconds`, kept).
+    static func packableSlices(_ f: ReportFixture, now: Double) async throws -> Int {
+        let (lo, hi) = (Int64(now - FleetDatabase.sliceKeepSeconds), Int64(now - FleetDatabase.sliceSettleSeconds) - 600)
+        return try await count(f, "SELECT COUNT(*) FROM raw_slice_pack WHERE slice_start >= \(lo) AND slice_start <= \(hi)")
     }
 
     static func knownPeaks(_ f: ReportFixture) async throws -> Int {
@@ -272,7 +289,7 @@ private let day = 86400.0
         #expect(saving(try await report(false), a) == 100 * 4096, "the reference reads the rows")
         // One minute of the hour (six with the margin before it) is read from its rows on
         // PostgreSQL (less than its `packMinimumMs`), from the pack on SQLite (any part).
-        let fromPack = FleetDatabase.packMinimumMs(f.db.engine) <= 6 * 60_000
+        let fromPack = FleetDatabase.packMinimumMs(f.db.engine, of: 3_600_000) <= 6 * 60_000
         let short = try #require(saving(try await report(true, since: t0 - 5 * hour - 60), a))
         if fromPack {
             #expect(short > 100 * 4096 + 1000, "a doubled minute adds 1,360 bytes")
@@ -324,6 +341,97 @@ private let day = 86400.0
         #expect(try await Self.count(f, "SELECT COUNT(*) FROM raw_hour_pack") == 4)
         #expect(try await Self.count(f, "SELECT MIN(bucket_start) FROM raw_hour_pack") == Int(t0 - 4 * hour))
         #expect(try await report(true) == report(false))
+    }
+
+    /// The hour under way is read from its ten-minute slices' packs (`raw_slice_pack`) while they
+    /// are current (a wrong pack shows), and from the rows once a sample not rolled up yet
+    /// reaches a slice, a rollup pass moved its version, or a purge moved every version; a pack
+    /// made before its slice's version moved is not stored; retention and age drop slices.
+    @Test func slicesOfTheHourUnderWayAreReadFromTheirPacksWhileCurrent() async throws {
+        let f = try ReportFixture()
+        let a = try await f.node("slice-a", labels: ["rack": "r1"], registeredAt: t0 - day)
+        let b = try await f.node("slice-b", labels: ["rack": "r2"], registeredAt: t0 - day)
+        // Every minute from two hours before t0 to t0 + 39 min; t0 is on the hour.
+        for (id, pages) in [(a, 100), (b, 300)] {
+            try await f.pushSamples(
+                id, stride(from: t0 - 2 * hour, to: t0 + 2400, by: 60).map { ReportSample(at: $0, savedBytes: Int64(pages) * 4096, phase: .running) })
+        }
+        let now = t0 + 2460
+        _ = try await f.db.rollupCatchUp(now: Date(timeIntervalSince1970: now))
+        func report(_ fast: Bool) async throws -> SavingsReport {
+            try await f.db.savingsReport(
+                since: Date(timeIntervalSince1970: t0 - hour - 1800), until: Date(timeIntervalSince1970: now), by: .node,
+                label: nil, policy: .default, now: Date(timeIntervalSince1970: now), exactPeaks: true, fleetRollup: fast)
+        }
+        func saving(_ r: SavingsReport, _ id: String) -> Double? { r.rows.first { $0.key == id }?.avgSavedBytes }
+        func pieces() async throws -> [Int64] {
+            try await f.db.read { db in
+                try FleetDatabase.packPieces(db, from: Int64(t0 - 2 * hour) * 1000, to: Int64(now) * 1000).map(\.baseMs)
+            }
+        }
+        #expect(try await pieces().isEmpty)
+        // Over by two minutes: the twelve slices before t0 and three of the hour under way (the
+        // one ending at t0 + 40 min is not yet), newest first, a limited number a pass.
+        #expect(try await f.db.slicePackPass(now: Date(timeIntervalSince1970: now), limit: 10) == 10)
+        #expect(try await f.db.slicePackPass(now: Date(timeIntervalSince1970: now), limit: 10) == 5)
+        #expect(try await Self.currentSlices(f) == 15)
+        #expect(try await pieces() == stride(from: Int64(t0 - 2 * hour) * 1000, to: Int64(t0 + 1800) * 1000, by: 600_000).map { $0 })
+        #expect(try await report(true) == report(false))
+        #expect(saving(try await report(true), a) == 100 * 4096)
+        // The first slice of the hour under way says a saved twice as much: the fast report reads it.
+        let slice = Int64(t0)
+        let fake = try await f.db.read { db -> [UInt8] in
+            var read = try FleetDatabase.rawSamples(
+                db, from: slice * 1000, to: (slice + 600) * 1000, full: true, packs: false, wanted: { _ in true }
+            ).sorted
+            for i in read.indices where read[i].0 == a {
+                for j in read[i].1.indices { read[i].1[j].savedBytes *= 2 }
+            }
+            return RawHourPack.encode(read, fromMs: slice * 1000, toMs: (slice + 600) * 1000)
+        }
+        try await f.db.write { db in
+            try db.execute(sql: "UPDATE raw_slice_pack SET data = ? WHERE slice_start = ?", arguments: [Data(fake), slice])
+        }
+        let faked = try #require(saving(try await report(true), a))
+        // 100 pages more for 600 of the 7,800 s with data.
+        #expect(abs(faked - (100 * 4096 + 100 * 4096 * 600 / 7800)) < 1, "the slice's pack is read")
+        #expect(saving(try await report(false), a) == 100 * 4096, "the reference reads the rows")
+        // A late sample in that slice, not rolled up yet: no pack from that slice on.
+        try await f.pushSamples(b, [ReportSample(at: t0 + 330, savedBytes: 900 * 4096, phase: .running)])
+        #expect(try await pieces() == stride(from: Int64(t0 - 2 * hour) * 1000, to: Int64(t0) * 1000, by: 600_000).map { $0 })
+        // Rolled up: the slice's version moved, so its pack is not current any more.
+        _ = try await f.db.rollupCatchUp(now: Date(timeIntervalSince1970: now))
+        #expect(try await Self.currentSlices(f) == 14)
+        #expect(try await report(true) == report(false))
+        #expect(saving(try await report(true), a) == 100 * 4096)
+        #expect(try await f.db.slicePackPass(now: Date(timeIntervalSince1970: now)) == 1, "made again")
+        #expect(try await report(true) == report(false))
+        // A pack made before its slice's version moved is not stored.
+        try await f.pushSamples(b, [ReportSample(at: t0 + 630, savedBytes: 900 * 4096, phase: .running)])
+        _ = try await f.db.rollupCatchUp(now: Date(timeIntervalSince1970: now))
+        let made = try await f.db.computeSlicePacks(now: Date(timeIntervalSince1970: now), limit: 50)
+        #expect(made.map(\.start) == [Int64(t0 + 600)])
+        try await f.pushSamples(b, [ReportSample(at: t0 + 660, savedBytes: 900 * 4096, phase: .running)])
+        _ = try await f.db.rollupCatchUp(now: Date(timeIntervalSince1970: now))
+        #expect(try await f.db.storeSlicePacks(made, now: Date(timeIntervalSince1970: now)) == 0)
+        #expect(try await Self.currentSlices(f) == 14)
+        #expect(try await report(true) == report(false))
+        #expect(try await f.db.slicePackPass(now: Date(timeIntervalSince1970: now)) == 1)
+        #expect(try await report(true) == report(false))
+        // A purge moves every slice's version: the rows are read until they are packed again.
+        try await f.db.deleteNode(nodeId: b, purgeHistory: true, now: Date(timeIntervalSince1970: now))
+        #expect(try await Self.currentSlices(f) == 0)
+        #expect(try await report(true) == report(false))
+        #expect(try await f.db.slicePackPass(now: Date(timeIntervalSince1970: now), limit: 50) == 15)
+        #expect(try await report(true) == report(false))
+        // Retention into the first slice drops it.
+        _ = try await f.db.retentionPass(
+            samplesBefore: Date(timeIntervalSince1970: t0 - 2 * hour + 300), rollupsBefore: Date(timeIntervalSince1970: 0))
+        #expect(try await Self.count(f, "SELECT MIN(slice_start) FROM raw_slice_pack") == Int(t0 - 2 * hour + 600))
+        #expect(try await report(true) == report(false))
+        // Six hours on, no slice is kept.
+        #expect(try await f.db.slicePackPass(now: Date(timeIntervalSince1970: t0 + 7 * hour)) == 0)
+        #expect(try await Self.count(f, "SELECT COUNT(*) FROM raw_slice_pack") == 0)
     }
 
     /// Label reports up to 24 h long read the stored hour peaks of the label's groups, and a label
