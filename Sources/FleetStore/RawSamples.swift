@@ -110,12 +110,13 @@ extension FleetDatabase {
         while p < to {
             let covering = packs.filter { $0.start <= p && p < $0.end }
             let hour = covering.first { $0.end - $0.start == hourMs }
-            // The slices from p on, one after the other, up to q.
+            // The slices from p on, one after the other, up to q, within p's hour.
             var sliceRun: [(start: Int64, end: Int64, data: Data)] = []
             var q = p
             while q < to, let s = packs.first(where: { $0.end - $0.start < hourMs && $0.start <= q && q < $0.end }) {
                 sliceRun.append(s)
                 q = s.end
+                if q % hourMs == 0 { break }
             }
             if let hour, q < min(to, hour.end) {
                 pieces.append(PackPiece(baseMs: hour.start, from: p, to: min(to, hour.end), data: hour.data))

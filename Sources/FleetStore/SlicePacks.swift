@@ -31,7 +31,9 @@ extension FleetDatabase {
     /// slices older than `sliceKeepSeconds`. Returns how many packs it stored.
     @discardableResult
     public func slicePackPass(now: Date = Date(), limit: Int = 12) async throws -> Int {
-        let computed = try await computeSlicePacks(now: now, limit: limit)
+        let (computed, old) = try await computeSlicePacks(now: now, limit: limit)
+        // A write transaction only when there is something to write.
+        guard !computed.isEmpty || old else { return 0 }
         return try await storeSlicePacks(computed, now: now)
     }
 
@@ -42,10 +44,17 @@ extension FleetDatabase {
         var pack: [UInt8]
     }
 
-    /// The read half of `slicePackPass`: the packs of up to `limit` slices, on one snapshot.
-    func computeSlicePacks(now: Date, limit: Int) async throws -> [SlicePack] {
+    /// The read half of `slicePackPass`: the packs of up to `limit` slices, on one snapshot, and
+    /// whether there are rows older than `sliceKeepSeconds` to drop.
+    func computeSlicePacks(now: Date, limit: Int) async throws -> (packs: [SlicePack], old: Bool) {
         let t = now.timeIntervalSince1970
+        let keep = Int64(t - Self.sliceKeepSeconds)
         return try await read { db in
+            let old = try Int64.fetchOne(db, sql: "SELECT MIN(slice_start) FROM raw_slice_pack").map { $0 < keep - Self.sliceSeconds } ?? false
+            // Not from the slice a sample not rolled up yet was taken in: it would be packed
+            // without that sample, and its pass moves the version anyway.
+            let unrolled = try Self.firstUnrolledSample(db).map { Int64(($0 * 1000).rounded(.down)) } ?? .max
+            let last = min(Int64(t - Self.sliceSettleSeconds), unrolled == .max ? .max : unrolled / 1000) - Self.sliceSeconds
             let slices = try StoreRow.fetchAll(
                 db,
                 sql: """
@@ -53,21 +62,19 @@ extension FleetDatabase {
                     WHERE (pack_version IS NULL OR pack_version <> version) AND slice_start >= ? AND slice_start <= ?
                     ORDER BY slice_start DESC LIMIT ?
                     """,
-                arguments: [
-                    Int64(t - Self.sliceKeepSeconds), Int64(t - Self.sliceSettleSeconds) - Self.sliceSeconds, limit,
-                ]
+                arguments: [keep, last, limit]
             ).map { r -> (Int64, Int64) in (r[0], r[1]) }
-            guard !slices.isEmpty else { return [] }
-            // A slice that a sample not rolled up yet was taken in (or before) would be packed
-            // without the rows of that sample's pass.
-            let unrolled = try Self.firstUnrolledSample(db).map { Int64(($0 * 1000).rounded(.down)) } ?? .max
+            guard !slices.isEmpty else { return ([], old) }
+            // On PostgreSQL the read groups the slice's rows by node (`rawRows`).
+            try db.reportWorkMemory()
             var out: [SlicePack] = []
-            for (start, version) in slices where (start + Self.sliceSeconds) * 1000 <= unrolled {
+            // Oldest first, the order rollup passes write slice rows in.
+            for (start, version) in slices.reversed() where (start + Self.sliceSeconds) * 1000 <= unrolled {
                 let (fromMs, toMs) = (start * 1000, (start + Self.sliceSeconds) * 1000)
                 let read = try Self.rawSamples(db, from: fromMs, to: toMs, full: true, packs: false, wanted: { _ in true })
                 out.append(SlicePack(start: start, version: version, pack: RawHourPack.encode(read.sorted, fromMs: fromMs, toMs: toMs)))
             }
-            return out
+            return (out, old)
         }
     }
 
