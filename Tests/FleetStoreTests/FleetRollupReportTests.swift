@@ -209,6 +209,25 @@ private let day = 86400.0
         try await f.db.read { db in try Int.fetchOne(db, sql: sql) } ?? 0
     }
 
+    /// Replaces the pack of the hour or slice at `start` (`table`, keyed by `key`) with one in
+    /// which `node` saved twice as much as its rows say.
+    static func fakePack(
+        _ f: ReportFixture, table: String, key: String, start: Int64, seconds: Int64, doubling node: String
+    ) async throws {
+        let (fromMs, toMs) = (start * 1000, (start + seconds) * 1000)
+        let fake = try await f.db.read { db -> [UInt8] in
+            var read = try FleetDatabase.rawSamples(db, from: fromMs, to: toMs, full: true, packs: false, wanted: { _ in true }).sorted
+            for i in read.indices where read[i].0 == node {
+                for j in read[i].1.indices { read[i].1[j].savedBytes *= 2 }
+            }
+            return RawHourPack.encode(read, fromMs: fromMs, toMs: toMs)
+        }
+        try await f.db.write { db in
+            try db.execute(sql: "UPDATE \(table) SET data = ? WHERE \(key) = ?", arguments: [Data(fake), start])
+            #expect(db.changesCount == 1, "a pack to replace")
+        }
+    }
+
     /// Slices whose pack is current.
     static func currentSlices(_ f: ReportFixture) async throws -> Int {
         try await count(f, "SELECT COUNT(*) FROM raw_slice_pack WHERE pack_version = version")
@@ -272,18 +291,7 @@ private let day = 86400.0
         #expect(saving(try await report(true), a) == 100 * 4096)
         // The first edge hour's pack says a saved twice as much: the fast report reads it.
         let edge = Int64(t0 - 6 * hour)
-        let fake = try await f.db.read { db -> [UInt8] in
-            var read = try FleetDatabase.rawSamples(
-                db, from: edge * 1000, to: (edge + 3600) * 1000, full: true, packs: false, wanted: { _ in true }
-            ).sorted
-            for i in read.indices where read[i].0 == a {
-                for j in read[i].1.indices { read[i].1[j].savedBytes *= 2 }
-            }
-            return RawHourPack.encode(read, fromMs: edge * 1000, toMs: (edge + 3600) * 1000)
-        }
-        try await f.db.write { db in
-            try db.execute(sql: "UPDATE raw_hour_pack SET data = ? WHERE bucket_start = ?", arguments: [Data(fake), edge])
-        }
+        try await Self.fakePack(f, table: "raw_hour_pack", key: "bucket_start", start: edge, seconds: 3600, doubling: a)
         let faked = try #require(saving(try await report(true), a))
         #expect(faked > 100 * 4096 && faked < 200 * 4096, "half the period's first hour read from the pack")
         #expect(saving(try await report(false), a) == 100 * 4096, "the reference reads the rows")
@@ -379,19 +387,7 @@ private let day = 86400.0
         #expect(try await report(true) == report(false))
         #expect(saving(try await report(true), a) == 100 * 4096)
         // The first slice of the hour under way says a saved twice as much: the fast report reads it.
-        let slice = Int64(t0)
-        let fake = try await f.db.read { db -> [UInt8] in
-            var read = try FleetDatabase.rawSamples(
-                db, from: slice * 1000, to: (slice + 600) * 1000, full: true, packs: false, wanted: { _ in true }
-            ).sorted
-            for i in read.indices where read[i].0 == a {
-                for j in read[i].1.indices { read[i].1[j].savedBytes *= 2 }
-            }
-            return RawHourPack.encode(read, fromMs: slice * 1000, toMs: (slice + 600) * 1000)
-        }
-        try await f.db.write { db in
-            try db.execute(sql: "UPDATE raw_slice_pack SET data = ? WHERE slice_start = ?", arguments: [Data(fake), slice])
-        }
+        try await Self.fakePack(f, table: "raw_slice_pack", key: "slice_start", start: Int64(t0), seconds: 600, doubling: a)
         let faked = try #require(saving(try await report(true), a))
         // 100 pages more for 600 of the 7,800 s with data.
         #expect(abs(faked - (100 * 4096 + 100 * 4096 * 600 / 7800)) < 1, "the slice's pack is read")
