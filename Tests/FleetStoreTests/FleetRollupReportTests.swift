@@ -222,10 +222,11 @@ private let day = 86400.0
             }
             return RawHourPack.encode(read, fromMs: fromMs, toMs: toMs)
         }
-        try await f.db.write { db in
+        let replaced = try await f.db.write { db in
             try db.execute(sql: "UPDATE \(table) SET data = ? WHERE \(key) = ?", arguments: [Data(fake), start])
-            #expect(db.changesCount == 1, "a pack to replace")
+            return db.changesCount
         }
+        #expect(replaced == 1, "a pack to replace")
     }
 
     /// Slices whose pack is current.
@@ -413,6 +414,17 @@ private let day = 86400.0
         #expect(try await Self.currentSlices(f) == 14)
         #expect(try await report(true) == report(false))
         #expect(try await f.db.slicePackPass(now: Date(timeIntervalSince1970: now)) == 1)
+        #expect(try await report(true) == report(false))
+        // Slices from the one a sample not rolled up yet was taken in are left out before the
+        // limit, so an older slice is still packed.
+        let late = [t0 - 270, t0 + 690].map { ReportSample(at: $0, savedBytes: 900 * 4096, phase: .running) }
+        try await f.pushSamples(b, late)
+        _ = try await f.db.rollupCatchUp(now: Date(timeIntervalSince1970: now))
+        try await f.pushSamples(b, [ReportSample(at: t0 + 130, savedBytes: 900 * 4096, phase: .running)])
+        #expect(try await f.db.computeSlicePacks(now: Date(timeIntervalSince1970: now), limit: 1).packs.map(\.start) == [Int64(t0 - 600)])
+        _ = try await f.db.rollupCatchUp(now: Date(timeIntervalSince1970: now))
+        #expect(try await f.db.slicePackPass(now: Date(timeIntervalSince1970: now), limit: 50) == 3)
+        #expect(try await Self.currentSlices(f) == 15)
         #expect(try await report(true) == report(false))
         // A purge moves every slice's version, and they are packed again. (The reports cannot
         // tell: the purged node's samples are not read for them either way.)
