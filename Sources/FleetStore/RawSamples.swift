@@ -102,7 +102,7 @@ extension FleetDatabase {
         // Asked only when there are packs (each query is a round trip on PostgreSQL; edges with
         // none are the common case on PostgreSQL).
         guard !found.isEmpty else { return [] }
-        let unrolled = try firstUnrolledSample(db).map { Int64(($0 * 1000).rounded(.down)) } ?? .max
+        let unrolled = try firstUnrolledSampleMs(db) ?? .max
         let packs = found.filter { $0.end <= unrolled }
         let hourMs: Int64 = 3_600_000
         var pieces: [PackPiece] = []

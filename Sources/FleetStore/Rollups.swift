@@ -907,6 +907,11 @@ extension FleetDatabase {
     /// When the earliest sample not rolled up yet (above the watermark) was taken, in unix
     /// seconds; only `nodeId`'s with one. nil when every sample is rolled up.
     static func firstUnrolledSample(_ db: StoreDB, nodeId: String? = nil) throws -> Double? {
+        try firstUnrolledSampleMs(db, nodeId: nodeId).map { Double($0) / 1000 }
+    }
+
+    /// `firstUnrolledSample` in unix milliseconds, as stored (what the pack readers compare).
+    static func firstUnrolledSampleMs(_ db: StoreDB, nodeId: String? = nil) throws -> Int64? {
         let watermark = try stateValue(db, watermarkKey) ?? 0
         // `+taken_at`: SQLite would otherwise answer MIN from the taken_at index, walking it from
         // the oldest sample until one is past the watermark (every raw sample when none is:
@@ -918,7 +923,7 @@ extension FleetDatabase {
             sql += " AND node_id = ?"
             arguments += [nodeId]
         }
-        return try Int64.fetchOne(db, sql: sql, arguments: arguments).map { Double($0) / 1000 }
+        return try Int64.fetchOne(db, sql: sql, arguments: arguments)
     }
 
     /// A new `peak_version` for hours whose stored peaks become unknown (bumps its counter).

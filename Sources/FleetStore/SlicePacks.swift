@@ -53,7 +53,7 @@ extension FleetDatabase {
             let old = try Int64.fetchOne(db, sql: "SELECT MIN(slice_start) FROM raw_slice_pack").map { $0 < keep - Self.sliceSeconds } ?? false
             // Not from the slice a sample not rolled up yet was taken in: it would be packed
             // without that sample, and its pass moves the version anyway.
-            let unrolled = try Self.firstUnrolledSample(db).map { Int64(($0 * 1000).rounded(.down)) } ?? .max
+            let unrolled = try Self.firstUnrolledSampleMs(db) ?? .max
             let last = min(Int64(t - Self.sliceSettleSeconds), unrolled == .max ? .max : unrolled / 1000) - Self.sliceSeconds
             let slices = try StoreRow.fetchAll(
                 db,
