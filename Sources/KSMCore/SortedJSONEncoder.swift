@@ -84,122 +84,32 @@ final class JSONEncodingState {
 
     func integer<I: BinaryInteger>(_ v: I) -> JSONNode {
         let start = scratch.count
-        guard let small = Int64(exactly: v) else {
-            // Beyond Int64 (UInt64's upper half): as the type prints itself.
-            scratch.append(contentsOf: String(v).utf8)
-            return .bytes(start..<scratch.count)
-        }
-        if small < 0 { scratch.append(UInt8(ascii: "-")) }
-        var n = small.magnitude
-        let from = scratch.count
-        repeat {
-            scratch.append(UInt8(ascii: "0") + UInt8(n % 10))
-            n /= 10
-        } while n > 0
-        scratch[from...].reverse()
+        JSONText.integer(v, into: &scratch)
         return .bytes(start..<scratch.count)
     }
 
-    /// A Double or Float as its shortest round-trip text, without the ".0" of an integral value;
-    /// JSONEncoder's error for NaN and the infinities (at `path` and `key`).
+    /// A Double or Float as `JSONText.float` writes it; JSONEncoder's error for NaN and the
+    /// infinities (at `path` and `key`).
     func float<F: BinaryFloatingPoint & CustomStringConvertible>(
         _ v: F, _ path: JSONPath?, _ key: (any CodingKey)? = nil
     ) throws -> JSONNode {
-        guard v.isFinite else {
+        let start = scratch.count
+        guard JSONText.float(v, into: &scratch) else {
             throw EncodingError.invalidValue(
                 v, .init(codingPath: JSONPath.keys(path, key), debugDescription: "Unable to encode \(F.self).\(v) directly in JSON."))
-        }
-        let start = scratch.count
-        scratch.append(contentsOf: v.description.utf8)
-        let n = scratch.count
-        if n - start >= 2, scratch[n - 2] == UInt8(ascii: "."), scratch[n - 1] == UInt8(ascii: "0") {
-            scratch.removeLast(2)
         }
         return .bytes(start..<scratch.count)
     }
 
     func string(_ s: String) -> JSONNode {
         let start = scratch.count
-        writeString(s, into: &scratch)
+        JSONText.string(s, into: &scratch)
         return .bytes(start..<scratch.count)
     }
 
-    /// A JSON string as JSONEncoder writes it: `"`, `\` and `/` escaped, the control characters
-    /// below 0x20 as `\b \f \n \r \t` or `\u00XX`, every other character as its UTF-8.
-    func writeString(_ s: String, into out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\""))
-        var s = s
-        s.withUTF8 { bytes in
-            var runStart = 0
-            for i in 0..<bytes.count {
-                let b = bytes[i]
-                let escape: UInt8?
-                switch b {
-                case UInt8(ascii: "\""): escape = UInt8(ascii: "\"")
-                case UInt8(ascii: "\\"): escape = UInt8(ascii: "\\")
-                case UInt8(ascii: "/"): escape = UInt8(ascii: "/")
-                case 0x08: escape = UInt8(ascii: "b")
-                case 0x0C: escape = UInt8(ascii: "f")
-                case 0x0A: escape = UInt8(ascii: "n")
-                case 0x0D: escape = UInt8(ascii: "r")
-                case 0x09: escape = UInt8(ascii: "t")
-                case 0..<0x20: escape = UInt8(ascii: "u")
-                default: continue
-                }
-                out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<i]))
-                runStart = i + 1
-                out.append(UInt8(ascii: "\\"))
-                out.append(escape!)
-                if escape == UInt8(ascii: "u") {
-                    let hex = Array("0123456789abcdef".utf8)
-                    out.append(contentsOf: [UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(b >> 4)], hex[Int(b & 0xF)]])
-                }
-            }
-            out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<bytes.count]))
-        }
-        out.append(UInt8(ascii: "\""))
-    }
-
-    /// An instant as ISO 8601 in UTC to the second, the seconds rounded down (JSONEncoder's
-    /// `.iso8601` strategy), in the Gregorian calendar for years 1600–9999; other years by
-    /// Foundation's formatter (which turns Julian before October 1582).
     func date(_ d: Date) -> JSONNode {
-        let t = d.timeIntervalSince1970
-        let seconds = t.rounded(.down)
-        guard seconds >= -11_676_096_000, seconds < 253_402_300_800 else {
-            return string(d.formatted(.iso8601))
-        }
-        let total = Int(seconds)
-        var days = total / 86_400
-        var rest = total % 86_400
-        if rest < 0 {
-            rest += 86_400
-            days -= 1
-        }
-        let (year, month, day) = ReportTime.civilFromDays(days)
         let start = scratch.count
-        scratch.append(UInt8(ascii: "\""))
-        func digits(_ v: Int, _ width: Int) {
-            let at = scratch.count
-            var n = v
-            for _ in 0..<width {
-                scratch.append(UInt8(ascii: "0") + UInt8(n % 10))
-                n /= 10
-            }
-            scratch[at...].reverse()
-        }
-        digits(year, 4)
-        scratch.append(UInt8(ascii: "-"))
-        digits(month, 2)
-        scratch.append(UInt8(ascii: "-"))
-        digits(day, 2)
-        scratch.append(UInt8(ascii: "T"))
-        digits(rest / 3_600, 2)
-        scratch.append(UInt8(ascii: ":"))
-        digits(rest / 60 % 60, 2)
-        scratch.append(UInt8(ascii: ":"))
-        digits(rest % 60, 2)
-        scratch.append(contentsOf: [UInt8(ascii: "Z"), UInt8(ascii: "\"")])
+        JSONText.date(d, into: &scratch)
         return .bytes(start..<scratch.count)
     }
 
@@ -254,7 +164,7 @@ final class JSONEncodingState {
             out.append(UInt8(ascii: "{"))
             for (n, i) in sortedOrder(o.keys).enumerated() {
                 if n > 0 { out.append(UInt8(ascii: ",")) }
-                writeString(o.keys[i], into: &out)
+                JSONText.string(o.keys[i], into: &out)
                 out.append(UInt8(ascii: ":"))
                 write(o.values[i], into: &out)
             }
