@@ -15,8 +15,9 @@
 #      the filled SQLite database is copied with `ksmfleet-server migrate-data` into a new
 #      database there, and the server is timed on it; the server's CPU column then leaves out
 #      PostgreSQL's own). After the catch-up it waits (up to 15 min) until the rollup service has
-#      stored the exact fleet peak of every hour the raw samples reach, and folded the fleet day
-#      row (rollup_fleet_day) of every day that is over again (sqlite3 or psql reads it).
+#      stored the exact fleet peak and the raw sample pack of every hour the raw samples reach,
+#      the label groups' sums of every hour, and folded the fleet day row (rollup_fleet_day) of
+#      every day that is over again (sqlite3 or psql reads it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NODES="${1:-1000}"
@@ -67,19 +68,29 @@ echo "catch-up (first request, rolls up raw samples): $(curl -s -o /dev/null -w 
   -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/api/v1/reports/savings?since=-1h") s"
 # A running server's rollup service stores the exact fleet peak of every hour that ended (a day of
 # hours every 10 s) once it has been over for 300 s (maxGapSeconds: until then a live node's next
-# sample still changes it), and folds the fleet row of every day that is over: wait for it, as a
-# server that has been up a while has them, and time apart.
+# sample still changes it), with the pack of the hour's raw samples (raw_hour_pack) from the same
+# read, folds the fleet row of every day that is over, and stores the label groups' sums of every
+# hour (rollup_label_sum; 1,000 hours every 10 s, newest first): wait for them, as a server that
+# has been up a while has them, and time apart. A fill has none of them, and the shapes timed
+# would otherwise share the CPU with their making: about 24 packs of 0.2-0.3 s of CPU each, and
+# the label sums of a year of hours, about 90 s of work (what made the 365-day tables of
+# 2026-12-03 slower than the 2-day ones: docs/benchmarks.md).
 pending() {
-  local sql="SELECT (SELECT COUNT(*) FROM rollup_fleet_hour WHERE peak_known = 0
+  local sql="SELECT (SELECT COUNT(*) FROM rollup_fleet_hour f WHERE (peak_known = 0
+      OR NOT EXISTS (SELECT 1 FROM raw_hour_pack p WHERE p.bucket_start = f.bucket_start
+        AND p.peak_version = f.peak_version))
     AND bucket_start >= ((SELECT MIN(taken_at) FROM samples) / 1000 - 300) / 3600 * 3600
     AND bucket_start <= (SELECT MAX(taken_at) FROM samples) / 1000 - 3600 - 300
     AND bucket_start NOT IN (SELECT bucket_start FROM rollup_fleet_dirty))
-    + (SELECT COUNT(*) FROM rollup_fleet_day_dirty WHERE bucket_start < $(( $(date +%s) / 86400 * 86400 )))"
+    + (SELECT COUNT(*) FROM rollup_fleet_day_dirty WHERE bucket_start < $(( $(date +%s) / 86400 * 86400 )))
+    + (SELECT COUNT(*) FROM rollup_fleet_hour WHERE label_sums_known = 0
+        AND bucket_start < (SELECT MAX(taken_at) FROM samples) / 1000 / 3600 * 3600
+        AND bucket_start NOT IN (SELECT bucket_start FROM rollup_fleet_dirty))"
   if [ -n "${POSTGRES:-}" ]; then psql "$DB_URL" -Atc "$sql"; else sqlite3 "$DATA/ksmfleet.sqlite" "$sql"; fi
 }
 t0=$(date +%s)
 while [ "$(pending)" != 0 ] && [ $(( $(date +%s) - t0 )) -lt 900 ]; do sleep 5; done
-echo "fleet hour peaks and fleet day rows stored after $(( $(date +%s) - t0 )) s ($(pending) hours and days left)"
+echo "fleet hour peaks, hour packs, label sums and fleet day rows stored after $(( $(date +%s) - t0 )) s ($(pending) hours and days left)"
 stop_server
 start_server
 echo "database: $(du -sh "$DATA/ksmfleet.sqlite" | cut -f1) ($(cat "$DATA/filled"))${POSTGRES:+, on PostgreSQL}; $(uptime)"
