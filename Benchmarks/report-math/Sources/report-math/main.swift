@@ -1,10 +1,14 @@
 // What a live report over 1,000 nodes does with the raw samples of its partial hours: each node's
 // samples integrated into hour buckets (`ReportMath.integrate`), and the fleet's peak swept over
 // all of them (`ReportMath.groupPeak`). Samples every 10-60 s (by node) over 46 minutes and the
-// 5-minute margins either side, as in the report bench's fill. Prints the best of 15 rounds.
+// 5-minute margins either side, as in the report bench's fill. Then the JSON of a savings report
+// by node over as many nodes, as `SortedJSONEncoder` (any Encodable) and `SavingsReport.json()`
+// (member by member) write it. Prints the best of 15 rounds.
 #if canImport(Glibc)
 import Glibc
 #endif
+import FleetAPI
+import Foundation
 import KSMCore
 
 func seconds() -> Double {
@@ -51,4 +55,38 @@ func ms(_ s: Double) -> String { String(Double(Int(s * 10_000)) / 10) }
 print("\(nodes) nodes, \(samples) samples; best of 15 rounds:")
 print("  integrate (every node): \(ms(best.integrate)) ms, \(Int(best.integrate / Double(samples) * 1e9)) ns a sample")
 print("  groupPeak (the fleet):  \(ms(best.peak)) ms, \(Int(best.peak / Double(samples) * 1e9)) ns a sample")
+
+// A report by node as the API answers it: every row with its name, a peak basis, a phase or two,
+// every 50th node with a gap.
+func row(_ n: Int, _ rng: inout SystemRandomNumberGenerator) -> SavingsRow {
+    let avg = Double.random(in: 1e8...4e9, using: &rng)
+    let gaps =
+        n % 50 == 0
+        ? [TimeRange(from: Date(timeIntervalSince1970: from + 600), to: Date(timeIntervalSince1970: from + 1_800))] : []
+    return SavingsRow(
+        key: "n-\(String(n * 7_919 + 100_000_000_000, radix: 16))", name: "bench-\(n)", nodes: 1, avgSavedBytes: avg,
+        peakSavedBytes: avg * 1.3, peakBasis: .samples, savedGiBHours: avg / 1_073_741_824 * 23.7,
+        ksmdCPUHours: Double.random(in: 0...2, using: &rng), avgKsmdCPUCores: Double.random(in: 0...0.1, using: &rng),
+        efficiencyGiBPerCore: Double.random(in: 10...900, using: &rng), avgNetProfitBytes: avg * 0.97,
+        phaseHours: n % 7 == 0 ? ["Running": 20.5, "Stopped": 3.2] : ["Running": 23.7], dataHours: 23.7,
+        periodHours: 24, coverage: 23.7 / 24, gaps: gaps)
+}
+let report = SavingsReport(
+    since: Date(timeIntervalSince1970: from), until: Date(timeIntervalSince1970: to), by: .node, label: nil,
+    generatedAt: Date(timeIntervalSince1970: to), rows: (0..<nodes).map { row($0, &rng) }, total: row(nodes, &rng), maxGapSeconds: 300)
+var json = (generic: Double.infinity, direct: Double.infinity)
+var bytes = 0
+for _ in 0..<15 {
+    var t0 = seconds()
+    let a = try SortedJSONEncoder().encode(report)
+    json.generic = min(json.generic, seconds() - t0)
+    t0 = seconds()
+    let b = try report.json()
+    json.direct = min(json.direct, seconds() - t0)
+    precondition(a == b, "SavingsReport.json() differs from SortedJSONEncoder")
+    bytes = b.count
+}
+print("savings report by node, \(nodes + 1) rows, \(bytes / 1024) KB of JSON; best of 15 rounds:")
+print("  SortedJSONEncoder (Encodable): \(ms(json.generic)) ms")
+print("  SavingsReport.json():          \(ms(json.direct)) ms")
 if sink.isNaN { print("") }
