@@ -719,15 +719,25 @@ extension FleetDatabase {
     }
 
     /// Adds month rollups (few rows per node: aggregated here rather than in SQL).
+    ///
+    /// Read in node id and month order: each node's figures add its months in month order, and
+    /// each group's month series adds its nodes in id order, on both engines and whatever plan
+    /// the engine picks, so that two reads of the same rows give the same doubles. (Without the
+    /// order, SQLite returned them in `rollup_month_start`'s order, by each month's average
+    /// saving, and PostgreSQL in the table's physical order, which updates and vacuums change.)
+    /// On SQLite the unary `+` keeps the `bucket_start` index out: the primary key's scan is
+    /// already in that order, and was faster than the index and a sort (16 against 21 ms for
+    /// 11,000 rows of a 365-day report).
     static func accumulateMonths(
         _ db: StoreDB, range: Interval, into acc: inout [String: NodeAccumulator], groups: [String: String]?,
         series: inout [String: [Double: Double]]
     ) throws {
+        let start = db.engine == .sqlite ? "+bucket_start" : "bucket_start"
         let rows = try StoreRow.fetchCursor(
             db,
             sql: """
                 SELECT node_id, bucket_start, \(rollupColumns) FROM rollup_month
-                WHERE bucket_start >= ? AND bucket_start < ?
+                WHERE \(start) >= ? AND \(start) < ? ORDER BY node_id, bucket_start
                 """, arguments: [Int64(range.from), Int64(range.to)])
         while let r = try rows.next() {
             let id: String = r[0]

@@ -1,0 +1,60 @@
+import Foundation
+import KSMCore
+import Testing
+
+@testable import FleetStore
+
+/// Reports add month rows in node id and month order (`accumulateMonths`), whatever order the
+/// engine would hand them over in: a node's figures add its months in month order, a group's
+/// month series adds its nodes in id order. Doubles added in another order are other doubles.
+/// The rows here are written in reverse (PostgreSQL's sequential scan returns them so), and the
+/// node that sorts first has the highest monthly average (SQLite's `rollup_month_start` index
+/// returns it last), with values whose sums depend on the order (2^53 + 1 + 1 is 2^53 added
+/// from the left, 2^53 + 2 added from the right).
+@Suite struct MonthRowOrderTests {
+    static let jan = 1_767_225_600  // 2026-01-01
+    static let feb = 1_769_904_000
+    static let mar = 1_772_323_200
+    static let apr = 1_775_001_600
+
+    @Test func monthRowsAreAddedInNodeAndMonthOrder() async throws {
+        let (db, dir) = try makeDatabase()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let big = 9_007_199_254_740_992.0  // 2^53
+        // (node, month, saved byte-seconds, data seconds), written in this order: reversed.
+        let rows: [(String, Int, Double, Double)] = [
+            ("n-c", Self.jan, 2, 10), ("n-b", Self.jan, 2, 10),
+            ("n-a", Self.mar, 5, 1), ("n-a", Self.feb, 5, 1), ("n-a", Self.jan, big, big),
+        ]
+        try await db.write { db in
+            for (node, month, saved, data) in rows {
+                try db.execute(
+                    sql: """
+                        INSERT INTO rollup_month (node_id, bucket_start, data_seconds, samples, saved_byte_seconds,
+                          saved_avg, cpu_seconds, cpu_pct_avg, full_scans, running_seconds, stopped_seconds,
+                          pruned_seconds, unmanaged_seconds, profit_byte_seconds, profit_seconds)
+                        VALUES (?, ?, ?, 1, ?, ?, 0, 0, 0, ?, 0, 0, 0, 0, 0)
+                        """, arguments: [node, Int64(month), data, saved, saved / data, data])
+            }
+        }
+        let (acc, series) = try await db.read { db in
+            var acc: [String: NodeAccumulator] = ["n-a": .init(), "n-b": .init(), "n-c": .init()]
+            var series: [String: [Double: Double]] = [:]
+            try FleetDatabase.accumulateMonths(
+                db, range: Interval(Double(Self.jan), Double(Self.apr)), into: &acc,
+                groups: ["n-a": "fleet", "n-b": "fleet", "n-c": "fleet"], series: &series)
+            return (acc, series)
+        }
+        // n-a's months in month order: 2^53 first, then 1 and 1, each lost to rounding.
+        let monthOrder = (big + 1) + 1
+        #expect(monthOrder != (1 + 1) + big, "the values must tell the orders apart")
+        #expect(acc["n-a"]?.stats.dataSeconds == monthOrder)
+        #expect(acc["n-a"]?.stats.runningSeconds == monthOrder)
+        // January's fleet series: n-a, n-b, n-c, each over January's length.
+        let length = Double(Self.feb - Self.jan)
+        let idOrder = ((0 + big / length) + 2 / length) + 2 / length
+        #expect(idOrder != ((0 + 2 / length) + 2 / length) + big / length, "the values must tell the orders apart")
+        #expect(series["fleet"]?[Double(Self.jan)] == idOrder)
+        #expect(series["fleet"]?[Double(Self.feb)] == 5 / (Double(Self.mar - Self.feb)))
+    }
+}
