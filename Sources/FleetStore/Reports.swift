@@ -620,7 +620,8 @@ extension FleetDatabase {
                 series[value, default: [:]].merge(hours) { _, new in new }
             }
         } else if let groups {
-            let map = String(decoding: try JSONEncoder().encode(groups), as: UTF8.self)
+            // Sorted keys: SQLite walks the map in its text's order, and the sum follows it.
+            let map = try StoredJSON.encode(groups)
             let rows = try StoreRow.fetchCursor(
                 db,
                 sql: """

@@ -58,3 +58,69 @@ import Testing
         #expect(series["fleet"]?[Double(Self.feb)] == 5 / (Double(Self.mar - Self.feb)))
     }
 }
+
+/// A label group's day series adds its nodes in id order (`accumulateSeries`), however the
+/// node → group map was built: SQLite walks the map's JSON in its text's order, which was the
+/// dictionary's own (it differs from one dictionary to the next), so two reports of the same
+/// rows could give a group other doubles.
+@Suite struct GroupSeriesOrderTests {
+    @Test func aGroupsSeriesAddsItsNodesInIdOrderWhateverTheMapsOrder() async throws {
+        let (db, dir) = try makeDatabase()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let big = 9_007_199_254_740_992.0  // 2^53
+        let day = 1_767_225_600
+        // n-a saved 2^53 byte-seconds, n-b and n-c one each: 2^53 + 1 + 1 is 2^53 added from the
+        // left, 2^53 + 2 from the right.
+        let saved: [String: Double] = ["n-a": big, "n-b": 1, "n-c": 1]
+        try await db.write { db in
+            for (node, s) in saved {
+                try db.execute(
+                    sql: """
+                        INSERT INTO rollup_day (node_id, bucket_start, data_seconds, samples, saved_byte_seconds,
+                          saved_avg, cpu_seconds, cpu_pct_avg, full_scans, running_seconds, stopped_seconds,
+                          pruned_seconds, unmanaged_seconds, profit_byte_seconds, profit_seconds)
+                        VALUES (?, ?, 86400, 1, ?, ?, 0, 0, 0, 86400, 0, 0, 0, 0, 0)
+                        """, arguments: [node, Int64(day), s, s / 86_400])
+            }
+            // Other nodes' days before it (as any fleet's rollups after a while): with the
+            // statistics below, SQLite plans what it plans for a real fleet, walking the map first.
+            var rows: [StoreArguments] = []
+            for n in 0..<40 {
+                for d in 1...60 {
+                    rows.append([
+                        "node-\(n)", Int64(day - d * 86_400), 86_400.0, 1, 1e12, 1e7, 0.0, 0.0, 0, 86_400.0, 0.0, 0.0,
+                        0.0, 0.0, 0.0,
+                    ])
+                }
+            }
+            try db.executeValues(
+                """
+                INSERT INTO rollup_day (node_id, bucket_start, data_seconds, samples, saved_byte_seconds, saved_avg,
+                  cpu_seconds, cpu_pct_avg, full_scans, running_seconds, stopped_seconds, pruned_seconds,
+                  unmanaged_seconds, profit_byte_seconds, profit_seconds)
+                """, rows)
+        }
+        try await db.refreshPlannerStatistics()
+        let idOrder = ((big + 1) + 1) / 86_400
+        #expect(idOrder != ((1 + 1) + big) / 86_400, "the values must tell the orders apart")
+        // Maps of the same pairs built in every insertion order and at several capacities:
+        // dictionaries whose own orders differ.
+        let ids = ["n-a", "n-b", "n-c"]
+        let orders = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]]
+        for capacity in [0, 3, 17, 64, 1000] {
+            for order in orders {
+                var groups = [String: String](minimumCapacity: capacity)
+                for i in order { groups[ids[i]] = "g" }
+                groups["n-z"] = "other"
+                let map = groups
+                let series = try await db.read { db in
+                    var series: [String: [Double: Double]] = [:]
+                    try FleetDatabase.accumulateSeries(
+                        db, level: .day, range: Interval(Double(day), Double(day + 86_400)), groups: map, series: &series, fleetRollup: true)
+                    return series
+                }
+                #expect(series["g"]?[Double(day)] == idOrder, "capacity \(capacity), order \(order)")
+            }
+        }
+    }
+}
