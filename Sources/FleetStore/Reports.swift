@@ -242,12 +242,18 @@ struct LabelTexts {
 }
 
 extension FleetDatabase {
+    /// The nodes a report over `period` may read, in the bytes order of their names (then ids):
+    /// the order of a by-node report's rows, and the order its total and each label group add
+    /// their nodes in. PostgreSQL's text order follows the column's collation (the database's by
+    /// default, which may look past punctuation: `web1` before `web-2`), so it is told "C",
+    /// SQLite's own.
     static func reportNodes(_ db: StoreDB, period: Interval) throws -> [ReportNode] {
+        let name = db.engine == .postgres ? "name COLLATE \"C\"" : "name"
         let rows = try StoreRow.fetchAll(
             db,
             sql: """
                 SELECT id, name, labels, registered_at, deleted_at FROM nodes
-                WHERE deleted_at IS NULL OR deleted_at > ? ORDER BY name, id
+                WHERE deleted_at IS NULL OR deleted_at > ? ORDER BY \(name), id
                 """,
             arguments: [Int64(period.from * 1000)])
         var texts = LabelTexts()

@@ -124,3 +124,35 @@ import Testing
         }
     }
 }
+
+/// Reports fold their nodes in the bytes order of their names (`reportNodes`): a by-node report's
+/// rows come in that order and its total, and each label group's, adds them in that order. On
+/// PostgreSQL a name's order follows the column's collation, the database's by default: under
+/// one that looks past punctuation (glibc's en_US, ICU's `ka-shifted`) `web1` sorts before
+/// `web-2`, in bytes (SQLite's, and the C collation the test server uses) after it.
+@Suite struct ReportNodeOrderTests {
+    @Test func nodesComeInTheBytesOrderOfTheirNamesWhateverTheCollation() async throws {
+        let (db, dir) = try makeDatabase()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        if db.engine == .postgres {
+            try await db.write { db in
+                try db.execute(
+                    sql: "CREATE COLLATION IF NOT EXISTS ksmfleet_test_shifted (provider = icu, locale = 'en-u-ka-shifted')")
+                try db.execute(sql: "ALTER TABLE nodes ALTER COLUMN name TYPE TEXT COLLATE ksmfleet_test_shifted")
+            }
+        }
+        let names = ["web1", "web-2", "web-10", "db.a", "db-b", "web2"]
+        for (i, host) in names.enumerated() {
+            let enrollment = try await db.createEnrollmentToken(description: nil, expiresAt: nil)
+            _ = try await db.register(
+                registerRequest("m-\(i)", host: host), enrollmentTokenHash: Secrets.hash(enrollment.token ?? ""),
+                nodeTokenHash: Secrets.hash("kn_\(i)"))
+        }
+        let read = try await db.read { db in
+            try FleetDatabase.reportNodes(db, period: Interval(0, 4e9)).map(\.name)
+        }
+        let bytes = names.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        #expect(read == bytes)
+        #expect(bytes.firstIndex(of: "web-2")! < bytes.firstIndex(of: "web1")!)
+    }
+}
