@@ -9,16 +9,18 @@ import TestSupport
 /// random JSON trees, and on a probe that takes every path of the `Encoder` protocol.
 @Suite struct SortedJSONEncoderTests {
     static func expectSame<T: Encodable>(_ value: T, _ note: @autoclosure () -> String = "") throws {
-        let reference = try StrictJSON.encoder().encode(value)
-        let fast = try SortedJSONEncoder().encode(value)
-        if Array(reference) != fast {
-            let a = String(decoding: reference, as: UTF8.self)
-            let b = String(decoding: fast, as: UTF8.self)
-            let at = zip(a, b).prefix { $0 == $1 }.count
-            Issue.record(
-                "\(T.self) \(note()): differs at character \(at):\n JSONEncoder: …\(a.dropFirst(max(0, at - 40)).prefix(120))\n sorted:      …\(b.dropFirst(max(0, at - 40)).prefix(120))"
-            )
-        }
+        expectSameBytes(try StrictJSON.encoder().encode(value), try SortedJSONEncoder().encode(value), "\(T.self) \(note())")
+    }
+
+    /// Records where `written` first differs from JSONEncoder's `reference`, with both around it.
+    static func expectSameBytes(_ reference: Data, _ written: [UInt8], _ note: String) {
+        guard Array(reference) != written else { return }
+        let a = String(decoding: reference, as: UTF8.self)
+        let b = String(decoding: written, as: UTF8.self)
+        let at = zip(a, b).prefix { $0 == $1 }.count
+        Issue.record(
+            "\(note): differs at character \(at):\n JSONEncoder: …\(a.dropFirst(max(0, at - 60)).prefix(140))\n written:     …\(b.dropFirst(max(0, at - 60)).prefix(140))"
+        )
     }
 
     @Test(arguments: 0..<40)
