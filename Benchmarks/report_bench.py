@@ -77,6 +77,15 @@ def fill(path, nodes, days, groups=4):
         drows = []
         for d, a in sorted(day_rows.items()):
             lo, hi = max(d, start), min(d + 86400, end)
+            # The silent span (24 h from an hour that is not midnight) leaves the hours it covers
+            # out of the days on either side: a day row's gaps name them, as the rollup
+            # service's do (a row's data time short of its span without gaps would say nothing
+            # of where, and reports would count the whole day covered).
+            if silent_day is not None:
+                if d < silent_day < d + 86400:
+                    hi = min(hi, silent_day)
+                if d < silent_day + 86400 < d + 86400:
+                    lo = max(lo, silent_day + 86400)
             gaps = []
             if lo > d:
                 gaps.append([d, lo])
