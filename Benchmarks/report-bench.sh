@@ -84,7 +84,8 @@ pending() {
     AND bucket_start NOT IN (SELECT bucket_start FROM rollup_fleet_dirty))
     + (SELECT COUNT(*) FROM rollup_fleet_day_dirty WHERE bucket_start < $(( $(date +%s) / 86400 * 86400 )))
     + (SELECT COUNT(*) FROM rollup_fleet_hour WHERE label_sums_known = 0
-        AND bucket_start < (SELECT MAX(taken_at) FROM samples) / 1000 / 3600 * 3600
+        AND bucket_start < COALESCE((SELECT MAX(taken_at) FROM samples) / 1000 / 3600 * 3600,
+          $(( $(date +%s) / 3600 * 3600 )))
         AND bucket_start NOT IN (SELECT bucket_start FROM rollup_fleet_dirty))"
   if [ -n "${POSTGRES:-}" ]; then psql "$DB_URL" -Atc "$sql"; else sqlite3 "$DATA/ksmfleet.sqlite" "$sql"; fi
 }
