@@ -142,7 +142,7 @@ extension FleetDatabase {
         // Largest peak first, then by node, kind and name in byte order (PostgreSQL's text order
         // depends on the database's collation; SQLite's is bytes, and so was the merge in Swift).
         func order(_ p: String) -> String {
-            let text = { (c: String) in db.engine == .postgres ? "\(p)\(c) COLLATE \"C\"" : "\(p)\(c)" }
+            let text = { (c: String) in db.byteOrder("\(p)\(c)") }
             return "\(p)peak DESC, \(text("node_id")), \(text("kind")), \(text("name"))"
         }
         // The days before the months and those after them, each range grouped on its own: one

@@ -244,16 +244,13 @@ struct LabelTexts {
 extension FleetDatabase {
     /// The nodes a report over `period` may read, in the bytes order of their names (then ids):
     /// the order of a by-node report's rows, and the order its total and each label group add
-    /// their nodes in. PostgreSQL's text order follows the column's collation (the database's by
-    /// default, which may look past punctuation: `web1` before `web-2`), so it is told "C",
-    /// SQLite's own.
+    /// their nodes in (`byteOrder`: whatever PostgreSQL's collation).
     static func reportNodes(_ db: StoreDB, period: Interval) throws -> [ReportNode] {
-        let name = db.engine == .postgres ? "name COLLATE \"C\"" : "name"
         let rows = try StoreRow.fetchAll(
             db,
             sql: """
                 SELECT id, name, labels, registered_at, deleted_at FROM nodes
-                WHERE deleted_at IS NULL OR deleted_at > ? ORDER BY \(name), id
+                WHERE deleted_at IS NULL OR deleted_at > ? ORDER BY \(db.byteOrder("name")), id
                 """,
             arguments: [Int64(period.from * 1000)])
         var texts = LabelTexts()
@@ -626,15 +623,15 @@ extension FleetDatabase {
                 series[value, default: [:]].merge(hours) { _, new in new }
             }
         } else if let groups {
-            // SQLite adds in the order the join hands the rows over: the map first (`CROSS JOIN`
-            // fixes SQLite's join order), walked in its text's order, which sorted keys make node
-            // id order, each node's rows then found by the primary key. PostgreSQL orders the sum.
+            // SQLite adds in the order the join hands the rows over: the map first
+            // (`joinInWrittenOrder`), walked in its text's order, which sorted keys make node id
+            // order, each node's rows then found by the primary key. PostgreSQL orders the sum.
             let map = try StoredJSON.encode(groups)
             let rows = try StoreRow.fetchCursor(
                 db,
                 sql: """
                     SELECT g.value AS grp, r.bucket_start AS b, \(db.sum("r.saved_byte_seconds", orderedBy: "r.node_id")) / \(len) AS s
-                    FROM \(db.jsonObjectEntries()) g \(db.engine == .sqlite ? "CROSS JOIN" : "JOIN") \(table) r ON g.key = r.node_id
+                    FROM \(db.jsonObjectEntries()) g \(db.joinInWrittenOrder) \(table) r ON g.key = r.node_id
                     WHERE r.bucket_start >= ? AND r.bucket_start < ? GROUP BY grp, b
                     """, arguments: [map, Int64(range.from), Int64(range.to)])
             while let r = try rows.next() {

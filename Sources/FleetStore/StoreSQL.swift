@@ -485,6 +485,16 @@ public final class StoreDB {
     func jsonObjectEntries() -> String {
         engine == .sqlite ? "json_each(?)" : "json_each_text(CAST(? AS json))"
     }
+    /// A text column ordered by its bytes on both engines (an `ORDER BY` term): SQLite's own
+    /// order; PostgreSQL's follows the column's collation (the database's by default, which may
+    /// look past punctuation: `web1` before `web-2`) unless told "C".
+    func byteOrder(_ column: String) -> String {
+        engine == .postgres ? "\(column) COLLATE \"C\"" : column
+    }
+    /// A join whose left side is read first: SQLite's `CROSS JOIN` (its planner keeps the order
+    /// written), where a sum adds rows in the order the join hands them over; PostgreSQL's
+    /// `JOIN` (a sum that needs an order says so: `sum(_:orderedBy:)`).
+    var joinInWrittenOrder: String { engine == .sqlite ? "CROSS JOIN" : "JOIN" }
     /// The tables that have a column of this name.
     func tablesWithColumn(_ column: String) throws -> [String] {
         switch engine {
