@@ -169,11 +169,9 @@ struct DataCopy {
             let found = try Int.fetchOne(target, sql: "SELECT COUNT(*) FROM \(StoreDB.quoted(c.table))") ?? 0
             if found != c.rows { throw DataCopyError.countMismatch(table: c.table, copied: c.rows, found: found) }
         }
-        // The label groups' hourly sums were added in SQLite's order; PostgreSQL's reports add an
-        // hour's rows in node id order (`labelHourSums`): the rollup service computes them again.
-        if targetTables.contains("rollup_label_sum") {
-            try target.execute(sql: "UPDATE rollup_fleet_hour SET label_sums_known = 0")
-        }
+        // The fleet's and the label groups' hourly sums are copied as they are: both engines add
+        // an hour's rows in one order (`StoreDB.bucketRowOrder`), so they are what PostgreSQL
+        // would compute.
         return copies
     }
 

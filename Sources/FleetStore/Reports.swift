@@ -612,7 +612,8 @@ extension FleetDatabase {
             let rows = try StoreRow.fetchCursor(
                 db,
                 sql: """
-                    SELECT bucket_start AS b, \(db.fleetSum("saved_byte_seconds")) / \(len) AS s FROM \(table)
+                    SELECT bucket_start AS b, \(db.fleetSum("saved_byte_seconds")) / \(len) AS s
+                    FROM \(table) \(db.indexedBy("\(table)_start"))
                     WHERE bucket_start >= ? AND bucket_start < ? GROUP BY bucket_start
                     """, arguments: args)
             while let r = try rows.next() {
@@ -630,7 +631,7 @@ extension FleetDatabase {
             let rows = try StoreRow.fetchCursor(
                 db,
                 sql: """
-                    SELECT g.value AS grp, r.bucket_start AS b, \(db.sum("r.saved_byte_seconds", orderedBy: "r.node_id")) / \(len) AS s
+                    SELECT g.value AS grp, r.bucket_start AS b, \(db.sum("r.saved_byte_seconds", orderedBy: db.byteOrder("r.node_id"))) / \(len) AS s
                     FROM \(db.jsonObjectEntries()) g \(db.joinInWrittenOrder) \(table) r ON g.key = r.node_id
                     WHERE r.bucket_start >= ? AND r.bucket_start < ? GROUP BY grp, b
                     """, arguments: [map, Int64(range.from), Int64(range.to)])
@@ -988,7 +989,8 @@ extension FleetDatabase {
             let hours = try StoreRow.fetchCursor(
                 db,
                 sql: """
-                    SELECT bucket_start AS b, \(db.fleetSum("saved_byte_seconds")) / 3600.0 AS s FROM rollup_hour
+                    SELECT bucket_start AS b, \(db.fleetSum("saved_byte_seconds")) / 3600.0 AS s
+                    FROM rollup_hour \(db.indexedBy("rollup_hour_start"))
                     WHERE bucket_start >= ? AND bucket_start < ? GROUP BY bucket_start
                     """, arguments: [Int64(first), Int64(last)])
             while let r = try hours.next() {
@@ -1317,7 +1319,8 @@ extension FleetDatabase {
     }
 
     /// The fleet's saved bytes per bucket over [since, until) (sum of the nodes' bucket averages),
-    /// and the ksmd CPU % summed likewise, for the dashboard's savings chart.
+    /// and the ksmd CPU % summed likewise, for the dashboard's savings chart; each bucket's rows
+    /// added in `bucketRowOrder` on both engines.
     public func fleetSeries(since: Date, until: Date, level: RollupLevel) async throws
         -> [(start: Date, savedBytes: Double, cpuPercent: Double, nodes: Int)]
     {
@@ -1327,7 +1330,8 @@ extension FleetDatabase {
             return try StoreRow.fetchAll(
                 db,
                 sql: """
-                    SELECT bucket_start, \(db.sum("saved_avg", orderedBy: "node_id")) AS s, \(db.sum("cpu_pct_avg", orderedBy: "node_id")) AS c, COUNT(*) AS n FROM \(level.table)
+                    SELECT bucket_start, \(db.fleetSum("saved_avg")) AS s, \(db.fleetSum("cpu_pct_avg")) AS c, COUNT(*) AS n
+                    FROM \(level.table) \(db.indexedBy("\(level.table)_start"))
                     WHERE bucket_start >= ? AND bucket_start < ? GROUP BY bucket_start ORDER BY bucket_start
                     """,
                 arguments: [Int64(since.timeIntervalSince1970), Int64(until.timeIntervalSince1970)]

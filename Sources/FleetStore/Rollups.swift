@@ -564,21 +564,20 @@ extension FleetDatabase {
 
     /// The sums of `saved_byte_seconds` of each group of each label key in `keys`, per hour of
     /// [from, to) (hour → key → value → sum): a node is in the group of its current value of the
-    /// key (`labels`), "" without it. Each hour's rows are added in one fixed order (SQLite: the
-    /// covering index `rollup_hour_start`'s; PostgreSQL: node id), whatever range is asked for,
+    /// key (`labels`), "" without it. Each hour's rows are added in one fixed order on both
+    /// engines (`bucketRowOrder`, the covering index `rollup_hour_start`'s), whatever range is asked for,
     /// so the sum of an hour is the same double whether one hour or a week is read: the rollup
     /// service stores hours with it (`rollup_label_sum`) and reports sum the hours not stored,
     /// and the reference report every hour, with it.
     static func labelHourSums(
         _ db: StoreDB, from: Int64, to: Int64, keys: [String], labels: [String: [String: String]]
     ) throws -> [Int64: [String: [String: Double]]] {
-        let order =
-            db.engine == .sqlite
-            ? "\(db.indexedBy("rollup_hour_start")) WHERE bucket_start >= ? AND bucket_start < ?"
-                + " ORDER BY bucket_start, saved_avg, cpu_pct_avg, saved_byte_seconds, node_id"
-            : "WHERE bucket_start >= ? AND bucket_start < ? ORDER BY bucket_start, node_id"
         let rows = try StoreRow.fetchCursor(
-            db, sql: "SELECT bucket_start, node_id, saved_byte_seconds FROM rollup_hour \(order)", arguments: [from, to])
+            db,
+            sql: """
+                SELECT bucket_start, node_id, saved_byte_seconds FROM rollup_hour \(db.indexedBy("rollup_hour_start"))
+                WHERE bucket_start >= ? AND bucket_start < ? ORDER BY bucket_start, \(db.bucketRowOrder)
+                """, arguments: [from, to])
         var out: [Int64: [String: [String: Double]]] = [:]
         var hour: Int64?
         var sums: [String: [String: Double]] = [:]
@@ -660,7 +659,8 @@ extension FleetDatabase {
     }
 
     /// The sum of `saved_byte_seconds` over every node's row of one hour (nil without rows), read
-    /// from the covering index `rollup_hour_start` in its order, as the fleet series always was.
+    /// in `bucketRowOrder` (on SQLite, from the covering index `rollup_hour_start` in its order),
+    /// as the fleet series always was.
     static func fleetHourSum(_ db: StoreDB, hour: Int64) throws -> Double? {
         let sum = try db.cachedStatement(
             sql: "SELECT \(db.fleetSum("saved_byte_seconds")) FROM rollup_hour \(db.indexedBy("rollup_hour_start")) WHERE bucket_start = ?")

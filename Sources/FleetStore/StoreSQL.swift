@@ -519,11 +519,20 @@ public final class StoreDB {
     static func quoted(_ name: String) -> String {
         "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
-    /// The sum of a column over the nodes' rows of one bucket, always added in the same order, so
-    /// that the fleet rollup and a sum over rollup_hour are the same double (0040): SQLite adds
-    /// in the order of the index both queries use; PostgreSQL's SUM has no defined order (it may
-    /// even run in parallel) unless one is given.
-    func fleetSum(_ column: String) -> String { sum(column, orderedBy: "node_id") }
+    /// The order the nodes' rows of one bucket are added in for the fleet's and the label
+    /// groups' sums, on both engines: the order of the covering index `rollup_<level>_start`
+    /// (`bucket_start, saved_avg, cpu_pct_avg, saved_byte_seconds`, then the key's `node_id` in
+    /// bytes), which SQLite reads the rows in (`INDEXED BY`) and PostgreSQL is told. Rows tied on
+    /// the index's columns have the same `saved_byte_seconds`, so the order among them does not
+    /// change a sum of it; `node_id` only makes the order total. Both engines thus give the same
+    /// doubles, and sums copied by `migrate-data` are the ones PostgreSQL computes.
+    var bucketRowOrder: String { "saved_avg, cpu_pct_avg, saved_byte_seconds, \(byteOrder("node_id"))" }
+    /// The sum of a column over the nodes' rows of one bucket, added in `bucketRowOrder`, so
+    /// that the fleet rollup and a sum over rollup_hour are the same double (0040) on either
+    /// engine. On SQLite the query must read the bucket's rows through the `rollup_<level>_start`
+    /// index (`indexedBy`); PostgreSQL's SUM has no defined order (it may even run in parallel)
+    /// unless one is given.
+    func fleetSum(_ column: String) -> String { sum(column, orderedBy: bucketRowOrder) }
     /// `SUM(column)` with its rows added in a fixed order: SQLite adds them in the order its plan
     /// reads them (for a GROUP BY on a key prefix, the key's), PostgreSQL in whatever order its
     /// plan of the moment gives (a hash aggregate over the heap, or an index) unless told: a

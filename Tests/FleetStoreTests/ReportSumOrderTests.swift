@@ -1,5 +1,6 @@
 import Foundation
 import KSMCore
+import TestSupport
 import Testing
 
 @testable import FleetStore
@@ -154,5 +155,113 @@ import Testing
         let bytes = names.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
         #expect(read == bytes)
         #expect(bytes.firstIndex(of: "web-2")! < bytes.firstIndex(of: "web1")!)
+    }
+}
+
+/// The fleet's and the label groups' sums over the nodes' rows of one bucket add them in one
+/// order on both engines (`StoreDB.bucketRowOrder`): that of the covering index
+/// `rollup_<level>_start`, by average saving, as SQLite reads them. PostgreSQL added them in node
+/// id order, so the same rows gave the two engines other doubles, and `migrate-data` copied sums
+/// PostgreSQL would not have computed. Here the node first by id saves 2^53 byte-seconds and has
+/// the highest average, so it comes last in the index: 1 + 1 + 2^53 is 2^53 + 2, while
+/// 2^53 + 1 + 1 (node id order) is 2^53.
+@Suite struct BucketRowOrderTests {
+    static let hour = 1_767_225_600  // 2026-01-01 00:00
+    static let big = 9_007_199_254_740_992.0  // 2^53
+    static let saved: [(node: String, saved: Double)] = [("n-a", big), ("n-b", 1), ("n-c", 1)]
+    /// 1 + 1 + 2^53, each divided by `length` first when it is given.
+    static func indexOrder(over length: Double = 1) -> Double { ((1 / length + 1 / length) + big / length) }
+    static func idOrder(over length: Double = 1) -> Double { ((big / length + 1 / length) + 1 / length) }
+
+    static func insert(_ db: StoreDB, table: String, start: Int, length: Double, node: String, saved: Double) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO \(table) (node_id, bucket_start, data_seconds, samples, saved_byte_seconds,
+                  saved_avg, cpu_seconds, cpu_pct_avg, full_scans, running_seconds, stopped_seconds,
+                  pruned_seconds, unmanaged_seconds, profit_byte_seconds, profit_seconds)
+                VALUES (?, ?, ?, 1, ?, ?, 0, ?, 0, ?, 0, 0, 0, 0, 0)
+                """, arguments: [node, Int64(start), length, saved, saved / length, saved / length, length])
+    }
+
+    @Test func bucketSumsAddTheRowsInTheIndexsOrderOnBothEngines() async throws {
+        let (db, dir) = try makeDatabase()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        #expect(Self.indexOrder() != Self.idOrder(), "the values must tell the orders apart")
+        #expect(Self.indexOrder(over: 3600) != Self.idOrder(over: 3600), "the values must tell the orders apart")
+        #expect(Self.indexOrder() / 86_400 != Self.idOrder() / 86_400, "the values must tell the orders apart")
+        try await db.write { db in
+            for (node, saved) in Self.saved {
+                try Self.insert(db, table: "rollup_hour", start: Self.hour, length: 3600, node: node, saved: saved)
+                try Self.insert(db, table: "rollup_day", start: Self.hour, length: 86_400, node: node, saved: saved)
+            }
+            // Other nodes' earlier rows, as in any fleet after a while, and the planner's
+            // statistics of them: SQLite then plans as it does for a real fleet.
+            for n in 0..<40 {
+                for h in 1...48 {
+                    try Self.insert(db, table: "rollup_hour", start: Self.hour - h * 3600, length: 3600, node: "node-\(n)", saved: 1e12)
+                }
+            }
+            _ = try FleetDatabase.flushFleetHours(db, limit: 1000)
+        }
+        try await db.refreshPlannerStatistics()
+        let hour = Int64(Self.hour)
+        let labels = ["n-a": ["rack": "r1"], "n-b": ["rack": "r1"], "n-c": ["rack": "r1"]]
+        let (stored, summed, byLabel, hourSeries, daySeries) = try await db.read { db in
+            let stored = try Double.fetchOne(
+                db, sql: "SELECT saved_byte_seconds FROM rollup_fleet_hour WHERE bucket_start = ?", arguments: [hour])
+            let summed = try FleetDatabase.fleetHourSum(db, hour: hour)
+            let byLabel = try FleetDatabase.labelHourSums(db, from: hour, to: hour + 3600, keys: ["rack"], labels: labels)
+            let fleet = ["n-a": "fleet", "n-b": "fleet", "n-c": "fleet"]
+            var hourSeries: [String: [Double: Double]] = [:]
+            try FleetDatabase.accumulateSeries(
+                db, level: .hour, range: Interval(Double(hour), Double(hour + 3600)), groups: fleet,
+                series: &hourSeries, fleetRollup: false)
+            var daySeries: [String: [Double: Double]] = [:]
+            try FleetDatabase.accumulateSeries(
+                db, level: .day, range: Interval(Double(hour), Double(hour + 86_400)), groups: fleet,
+                series: &daySeries, fleetRollup: true)
+            return (stored, summed, byLabel, hourSeries, daySeries)
+        }
+        #expect(stored == Self.indexOrder(), "the stored fleet hour")
+        #expect(summed == Self.indexOrder(), "the fleet hour summed")
+        #expect(byLabel[hour]?["rack"]?["r1"] == Self.indexOrder(), "the label group's hour")
+        #expect(hourSeries["fleet"]?[Double(hour)] == Self.indexOrder() / 3600, "the fleet's hour series")
+        #expect(daySeries["fleet"]?[Double(hour)] == Self.indexOrder() / 86_400, "the fleet's day series")
+        // The dashboard's chart adds the rows' averages (saved and CPU %) in the same order.
+        let chart = try await db.fleetSeries(
+            since: Date(timeIntervalSince1970: Double(hour)), until: Date(timeIntervalSince1970: Double(hour + 3600)),
+            level: .hour)
+        #expect(chart.count == 1)
+        #expect(chart.first?.savedBytes == Self.indexOrder(over: 3600), "the chart's saved bytes")
+        #expect(chart.first?.cpuPercent == Self.indexOrder(over: 3600), "the chart's CPU %")
+        #expect(chart.first?.nodes == 3)
+    }
+
+    /// PostgreSQL's migration 0013 computes the stored fleet hours again in the index's order
+    /// (they were added in node id order) and leaves the label groups' sums to be computed again.
+    @Test(.enabled(if: TestStore.isPostgres, "PostgreSQL's migration (only the PostgreSQL pass runs it)"))
+    func postgresStoredSumsAreAddedAgainInTheIndexsOrder() async throws {
+        let (db, dir) = try makeDatabase()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let hour = Int64(Self.hour)
+        let migration = try #require(allPostgresMigrations.first { $0.name.hasSuffix("bucket_row_order") })
+        let (stored, labelsKnown) = try await db.write { db in
+            for (node, saved) in Self.saved {
+                try Self.insert(db, table: "rollup_hour", start: Self.hour, length: 3600, node: node, saved: saved)
+            }
+            _ = try FleetDatabase.flushFleetHours(db, limit: 1000)
+            // What an earlier PostgreSQL server stored: the rows added in node id order.
+            try db.execute(
+                sql: "UPDATE rollup_fleet_hour SET saved_byte_seconds = ?, label_sums_known = 1 WHERE bucket_start = ?",
+                arguments: [Self.idOrder(), hour])
+            try db.executeScript(migration.sql)
+            let stored = try Double.fetchOne(
+                db, sql: "SELECT saved_byte_seconds FROM rollup_fleet_hour WHERE bucket_start = ?", arguments: [hour])
+            let known = try Int64.fetchOne(
+                db, sql: "SELECT label_sums_known FROM rollup_fleet_hour WHERE bucket_start = ?", arguments: [hour])
+            return (stored, known)
+        }
+        #expect(stored == Self.indexOrder())
+        #expect(labelsKnown == 0)
     }
 }
