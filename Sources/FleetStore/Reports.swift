@@ -513,17 +513,32 @@ extension FleetDatabase {
         return period.length > 7 * ReportTime.day ? .day : .hour
     }
 
-    /// Adds one rollup source to the accumulators: sums by SQL, coverage from bucket rows and
-    /// their recorded gaps; optionally the per-group series of bucket averages.
+    /// Adds one rollup source to the accumulators: each node's rows summed in bucket order
+    /// (SQLite: by `accumulateRows`, from the rows; PostgreSQL: by SQL, `accumulateSums`; the
+    /// same doubles), coverage from bucket rows and their recorded gaps; optionally the
+    /// per-group series of bucket averages.
     static func accumulate(
         _ db: StoreDB, level: RollupLevel, range: Interval, into acc: inout [String: NodeAccumulator],
         groups: [String: String]?, label: String? = nil, series: inout [String: [Double: Double]],
         fleetRollup: Bool = true
     ) throws {
+        if db.engine == .sqlite {
+            try accumulateRows(db, level: level, range: range, into: &acc)
+        } else {
+            try accumulateSums(db, level: level, range: range, into: &acc)
+        }
+        try accumulateSeries(
+            db, level: level, range: range, groups: groups, label: label, series: &series, fleetRollup: fleetRollup)
+    }
+
+    /// `accumulate`'s sums on PostgreSQL, by SQL: each node's rows added in bucket order (as
+    /// `accumulateRows` adds them on SQLite), its missing buckets and recorded gaps read apart.
+    static func accumulateSums(
+        _ db: StoreDB, level: RollupLevel, range: Interval, into acc: inout [String: NodeAccumulator]
+    ) throws {
         let table = level.table
         let len = level.seconds
         let args: StoreArguments = [Int64(range.from), Int64(range.to)]
-        // Each node's rows added in bucket order on both engines (SQLite reads them so by the key).
         let sum = { (column: String) in db.sum(column, orderedBy: "bucket_start") }
         let sums = try StoreRow.fetchCursor(
             db,
@@ -583,8 +598,6 @@ extension FleetDatabase {
             let clipped = Interval(max(span.from, range.from), min(span.to, range.to))
             acc[id]?.covered.append(contentsOf: ReportMath.complement(of: holes[id] ?? [], within: clipped))
         }
-        try accumulateSeries(
-            db, level: level, range: range, groups: groups, label: label, series: &series, fleetRollup: fleetRollup)
     }
 
     /// Adds each group's series over `range` at `level` (bucket start → value) to `series`.
@@ -732,34 +745,38 @@ extension FleetDatabase {
     /// the engine picks, so that two reads of the same rows give the same doubles. (Without the
     /// order, SQLite returned them in `rollup_month_start`'s order, by each month's average
     /// saving, and PostgreSQL in the table's physical order, which updates and vacuums change.)
-    /// SQLite sorts what its `bucket_start` index finds (4 ms more for the 11,000 rows of a
-    /// 365-day report); the primary key's scan needs no sort and was faster on a year of
-    /// history, but it reads every month kept (two years by default) whatever the period.
+    /// SQLite walks the nodes by their key and finds each one's months by the primary key
+    /// (`sqliteRollupRows`: no sort, and only the period's months); PostgreSQL sorts.
     static func accumulateMonths(
         _ db: StoreDB, range: Interval, into acc: inout [String: NodeAccumulator], groups: [String: String]?,
         series: inout [String: [Double: Double]]
     ) throws {
+        func add(_ r: RollupRow) {
+            let id = r.nodeId
+            guard acc[id] != nil else { return }
+            let start = Double(r.start)
+            acc[id]?.stats.merge(r.stats)
+            let bucket = Interval(start, min(ReportTime.nextMonthStart(start), range.to))
+            acc[id]?.covered.append(
+                contentsOf: ReportMath.complement(of: r.gaps == nil ? [] : decodeGaps(r.gaps), within: bucket))
+            if let g = groups?[id] {
+                // Time average over the whole month (see `accumulate`).
+                series[g, default: [:]][start, default: 0] += r.stats.savedByteSeconds / (ReportTime.nextMonthStart(start) - start)
+            }
+        }
+        let (from, to) = (Int64(range.from), Int64(range.to))
+        if db.engine == .sqlite {
+            let rows = try sqliteRollupRows(db, table: "rollup_month", from: from, to: to)
+            while let r = try rows.next() { add(r) }
+            return
+        }
         let rows = try StoreRow.fetchCursor(
             db,
             sql: """
                 SELECT node_id, bucket_start, \(rollupColumns) FROM rollup_month
-                WHERE bucket_start >= ? AND bucket_start < ? ORDER BY node_id, bucket_start
-                """, arguments: [Int64(range.from), Int64(range.to)])
-        while let r = try rows.next() {
-            let id: String = r[0]
-            guard acc[id] != nil else { continue }
-            let start = Double(r[1] as Int64)
-            let st = stats(r, at: 2)
-            acc[id]?.stats.merge(st)
-            let bucket = Interval(start, min(ReportTime.nextMonthStart(start), range.to))
-            let gapText: String? = r[17]
-            acc[id]?.covered.append(
-                contentsOf: ReportMath.complement(of: gapText == nil ? [] : decodeGaps(gapText), within: bucket))
-            if let g = groups?[id] {
-                // Time average over the whole month (see `accumulate`).
-                series[g, default: [:]][start, default: 0] += st.savedByteSeconds / (ReportTime.nextMonthStart(start) - start)
-            }
-        }
+                WHERE bucket_start >= ? AND bucket_start < ? ORDER BY \(db.byteOrder("node_id")), bucket_start
+                """, arguments: [from, to])
+        while let r = try rows.next() { add(RollupRow(nodeId: r[0], start: r[1], stats: stats(r, at: 2), gaps: r[17])) }
     }
 
     /// Adds raw samples over a partial-hour edge. Read in time order (see `peakStreams`).

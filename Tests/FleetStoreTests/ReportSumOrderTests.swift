@@ -28,6 +28,15 @@ import Testing
             ("n-a", Self.mar, 5, 1), ("n-a", Self.feb, 5, 1), ("n-a", Self.jan, big, big),
         ]
         try await db.write { db in
+            // The nodes, as registration writes them (reports read the rows of known nodes).
+            for node in ["n-a", "n-b", "n-c"] {
+                try db.execute(
+                    sql: """
+                        INSERT INTO nodes (id, name, machine_id, kernel, mem_total_bytes, numa_nodes, agent_version,
+                          registered_at)
+                        VALUES (?, ?, ?, '6.8.0', 17179869184, 1, 'test', 0)
+                        """, arguments: [node, node, "m-\(node)"])
+            }
             for (node, month, saved, data) in rows {
                 try db.execute(
                     sql: """

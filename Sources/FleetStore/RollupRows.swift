@@ -1,0 +1,130 @@
+import Foundation
+import GRDB
+import GRDBSQLite
+import KSMCore
+
+/// One node's rollup row as a report reads it.
+struct RollupRow {
+    var nodeId: String
+    var start: Int64
+    var stats: BucketStats
+    var gaps: String?
+}
+
+extension FleetDatabase {
+    /// The rollup rows of `table` with `bucket_start` in [from, to), every node's in bucket order,
+    /// nodes in the bytes order of their ids, on SQLite: the `nodes` table walked by its key and
+    /// each node's rows found by the rollup table's primary key (`CROSS JOIN`: no sort, and no
+    /// skip-scan of every node's other rows), read off the statement (`RollupRowCursor`).
+    ///
+    /// A year's report reads about 52,000 such rows over 1,000 nodes (the days and hours at the
+    /// edges of its whole months): SQLite's own `SUM`s over them cost about 1 µs a row, and
+    /// sorting the month rows that its `bucket_start` index found cost as much as reading them
+    /// (docs/benchmarks.md).
+    static func sqliteRollupRows(_ db: StoreDB, table: String, from: Int64, to: Int64) throws -> RollupRowCursor {
+        let sql = """
+            SELECT n.id, m.bucket_start, m.data_seconds, m.samples, m.saved_byte_seconds, m.saved_peak, m.cpu_seconds,
+              m.cpu_pct_peak, m.full_scans, m.running_seconds, m.stopped_seconds, m.pruned_seconds, m.unmanaged_seconds,
+              m.profit_byte_seconds, m.profit_seconds, m.gaps
+            FROM nodes n CROSS JOIN \(table) m ON m.node_id = n.id
+            WHERE m.bucket_start >= ? AND m.bucket_start < ? ORDER BY n.id, m.bucket_start
+            """
+        return try RollupRowCursor(try db.reusableStatement(db.sqlite!, sql: sql), arguments: [from, to])
+    }
+
+    /// Adds one node's rows of one rollup source (in bucket order) to its accumulator, as the
+    /// SQL of `accumulate` does on PostgreSQL: the figures summed over the rows in bucket order
+    /// (as `SUM` adds them) and then merged; covered time is [first, last + length) clipped to
+    /// `range`, less the buckets missing in between and the rows' recorded gaps.
+    struct NodeRollupFold {
+        var stats = BucketStats()
+        var first: Int64 = 0
+        var last: Int64 = 0
+        var missing: [Interval] = []
+        var gaps: [Interval] = []
+
+        init(_ row: RollupRow) {
+            first = row.start
+            last = row.start
+            stats.merge(row.stats)
+            if let g = row.gaps { gaps.append(contentsOf: FleetDatabase.decodeGaps(g)) }
+        }
+
+        mutating func add(_ row: RollupRow, length: Int64) {
+            if row.start - last > length { missing.append(Interval(Double(last + length), Double(row.start))) }
+            last = row.start
+            stats.merge(row.stats)
+            if let g = row.gaps { gaps.append(contentsOf: FleetDatabase.decodeGaps(g)) }
+        }
+
+        func finish(into acc: inout NodeAccumulator, range: Interval, length: Int64) {
+            acc.stats.merge(stats)
+            let clipped = Interval(max(Double(first), range.from), min(Double(last + length), range.to))
+            acc.covered.append(contentsOf: ReportMath.complement(of: missing + gaps, within: clipped))
+        }
+    }
+
+    /// `accumulate`'s sums, holes and gaps from the rows themselves (SQLite): see
+    /// `sqliteRollupRows` and `NodeRollupFold`.
+    static func accumulateRows(
+        _ db: StoreDB, level: RollupLevel, range: Interval, into acc: inout [String: NodeAccumulator]
+    ) throws {
+        let length = Int64(level.seconds)
+        let rows = try sqliteRollupRows(db, table: level.table, from: Int64(range.from), to: Int64(range.to))
+        var current: (id: String, fold: NodeRollupFold)?
+        func finish() {
+            if let (id, fold) = current { fold.finish(into: &acc[id]!, range: range, length: length) }
+        }
+        while let row = try rows.next() {
+            if let c = current, c.id == row.nodeId {
+                current!.fold.add(row, length: length)
+                continue
+            }
+            finish()
+            current = acc[row.nodeId] == nil ? nil : (row.nodeId, NodeRollupFold(row))
+        }
+        finish()
+    }
+}
+
+/// Rollup rows (`FleetDatabase.sqliteRollupRows`) read with `sqlite3_column_*` from the
+/// statement GRDB steps, no row object: the node id is made a String once per node (rows come
+/// node by node), the figures straight into `BucketStats`.
+final class RollupRowCursor: DatabaseCursor {
+    typealias Element = RollupRow
+    let _statement: Statement
+    var _isDone = false
+    private var idBytes: [UInt8] = []
+    private var id = ""
+
+    init(_ statement: Statement, arguments: StatementArguments) throws {
+        _statement = statement
+        try statement.setArguments(arguments)
+    }
+
+    func _element(sqliteStatement s: SQLiteStatement) -> RollupRow {
+        let count = Int(sqlite3_column_bytes(s, 0))
+        if let p = sqlite3_column_text(s, 0) {
+            let bytes = UnsafeBufferPointer(start: p, count: count)
+            if !bytes.elementsEqual(idBytes) {
+                idBytes = Array(bytes)
+                id = String(decoding: bytes, as: UTF8.self)
+            }
+        }
+        let start = sqlite3_column_int64(s, 1)
+        func null(_ i: Int32) -> Bool { sqlite3_column_type(s, i) == SQLITE_NULL }
+        let stats = BucketStats(
+            dataSeconds: sqlite3_column_double(s, 2), samples: Int(sqlite3_column_int64(s, 3)),
+            savedByteSeconds: sqlite3_column_double(s, 4), peakSavedBytes: null(5) ? nil : sqlite3_column_int64(s, 5),
+            cpuSeconds: sqlite3_column_double(s, 6), peakCPUPercent: null(7) ? nil : sqlite3_column_double(s, 7),
+            fullScans: sqlite3_column_int64(s, 8), runningSeconds: sqlite3_column_double(s, 9),
+            stoppedSeconds: sqlite3_column_double(s, 10), prunedSeconds: sqlite3_column_double(s, 11),
+            unmanagedSeconds: sqlite3_column_double(s, 12), profitByteSeconds: sqlite3_column_double(s, 13),
+            profitSeconds: sqlite3_column_double(s, 14))
+        var gaps: String?
+        if !null(15), let p = sqlite3_column_text(s, 15) {
+            gaps = String(decoding: UnsafeBufferPointer(start: p, count: Int(sqlite3_column_bytes(s, 15))), as: UTF8.self)
+        }
+        return RollupRow(nodeId: id, start: start, stats: stats, gaps: gaps)
+    }
+}
