@@ -523,12 +523,22 @@ extension FleetDatabase {
         fleetRollup: Bool = true
     ) throws {
         if db.engine == .sqlite {
-            try accumulateRows(db, level: level, range: range, into: &acc)
+            // Groups that are not the whole fleet and not label groups' stored hours: their series
+            // come from the same rows (`accumulateSeries` reads them by SQL otherwise).
+            let fromRows = groups.map { g in !Self.isOneGroup(g) && !(level == .hour && label != nil) } ?? false
+            try accumulateRows(db, level: level, range: range, into: &acc, groups: fromRows ? groups : nil, series: &series)
+            if fromRows { return }
         } else {
             try accumulateSums(db, level: level, range: range, into: &acc)
         }
         try accumulateSeries(
             db, level: level, range: range, groups: groups, label: label, series: &series, fleetRollup: fleetRollup)
+    }
+
+    /// Whether every node of a group map is in one group (the fleet's series: `accumulateSeries`).
+    static func isOneGroup(_ groups: [String: String]) -> Bool {
+        guard let only = groups.values.first else { return false }
+        return groups.values.allSatisfy { $0 == only }
     }
 
     /// `accumulate`'s sums on PostgreSQL, by SQL: each node's rows added in bucket order (as
@@ -615,7 +625,7 @@ extension FleetDatabase {
         // some moment of it, so the peak built from it is a lower bound. (Summing the nodes'
         // averages over their own data time is not: a node that left at 10:30 and one that came
         // at 10:30 would add up to both at once.)
-        if let groups, let only = groups.values.first, groups.values.allSatisfy({ $0 == only }) {
+        if let groups, Self.isOneGroup(groups), let only = groups.values.first {
             // One group (the fleet): a plain sum per bucket, no join; hours from the fleet rollup.
             if level == .hour && fleetRollup {
                 let hours = try fleetHourSeries(db, range: range)

@@ -65,25 +65,34 @@ extension FleetDatabase {
     }
 
     /// `accumulate`'s sums, holes and gaps from the rows themselves (SQLite): see
-    /// `sqliteRollupRows` and `NodeRollupFold`.
+    /// `sqliteRollupRows` and `NodeRollupFold`. With `groups` (node id → group key), also each
+    /// group's series over the buckets (bucket start → the sum of its nodes' `saved_byte_seconds`
+    /// over the bucket's length, the nodes added in id order as the rows come), what
+    /// `accumulateSeries` reads by SQL for groups that are not the whole fleet.
     static func accumulateRows(
-        _ db: StoreDB, level: RollupLevel, range: Interval, into acc: inout [String: NodeAccumulator]
+        _ db: StoreDB, level: RollupLevel, range: Interval, into acc: inout [String: NodeAccumulator],
+        groups: [String: String]? = nil, series: inout [String: [Double: Double]]
     ) throws {
         let length = Int64(level.seconds)
         let rows = try sqliteRollupRows(db, table: level.table, from: Int64(range.from), to: Int64(range.to))
-        var current: (id: String, fold: NodeRollupFold)?
+        var current: (id: String, group: String?, fold: NodeRollupFold)?
+        var sums: [String: [Int64: Double]] = [:]
         func finish() {
-            if let (id, fold) = current { fold.finish(into: &acc[id]!, range: range, length: length) }
+            if let (id, _, fold) = current { fold.finish(into: &acc[id]!, range: range, length: length) }
         }
         while let row = try rows.next() {
             if let c = current, c.id == row.nodeId {
                 current!.fold.add(row, length: length)
-                continue
+            } else {
+                finish()
+                current = acc[row.nodeId] == nil ? nil : (row.nodeId, groups?[row.nodeId], NodeRollupFold(row))
             }
-            finish()
-            current = acc[row.nodeId] == nil ? nil : (row.nodeId, NodeRollupFold(row))
+            if let g = current?.group { sums[g, default: [:]][row.start, default: 0] += row.stats.savedByteSeconds }
         }
         finish()
+        for (g, buckets) in sums {
+            for (b, sum) in buckets { series[g, default: [:]][Double(b)] = sum / level.seconds }
+        }
     }
 }
 

@@ -119,12 +119,30 @@ import Testing
             let span = Interval(max(Double(first.start), range.from), min(Double(last.start + Self.day), range.to))
             expected[node]!.covered.append(contentsOf: ReportMath.complement(of: holes, within: span))
         }
-        let got = try await db.read { db in
+        // Each group's day series: its nodes' saved byte-seconds added in node id order (bytes),
+        // over the day's length.
+        let groups = Dictionary(uniqueKeysWithValues: wanted.enumerated().map { ($1, "g\($0 % 3)") })
+        var groupSums: [String: [Double: Double]] = [:]
+        for node in wanted.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
+            for row in rows where row.node == node && Double(row.start) >= range.from && Double(row.start) < range.to {
+                groupSums[groups[node]!, default: [:]][Double(row.start), default: 0] += row.stats.savedByteSeconds
+            }
+        }
+        let expectedSeries = groupSums.mapValues { $0.mapValues { $0 / Double(Self.day) } }
+        var reversedSums: [String: [Double: Double]] = [:]
+        for node in wanted.sorted(by: { $1.utf8.lexicographicallyPrecedes($0.utf8) }) {
+            for row in rows where row.node == node && Double(row.start) >= range.from && Double(row.start) < range.to {
+                reversedSums[groups[node]!, default: [:]][Double(row.start), default: 0] += row.stats.savedByteSeconds
+            }
+        }
+        #expect(reversedSums != groupSums, "the values must make the order of the nodes matter")
+        let (got, series) = try await db.read { db in
             var acc = before
             var series: [String: [Double: Double]] = [:]
-            try FleetDatabase.accumulate(db, level: .day, range: range, into: &acc, groups: nil, series: &series)
-            return acc
+            try FleetDatabase.accumulate(db, level: .day, range: range, into: &acc, groups: groups, series: &series)
+            return (acc, series)
         }
+        #expect(series == expectedSeries)
         #expect(Set(got.keys) == Set(wanted))
         for node in wanted {
             #expect(got[node]?.stats == expected[node]?.stats, "\(node)")
