@@ -663,8 +663,8 @@ extension FleetDatabase {
     /// as the fleet series always was.
     static func fleetHourSum(_ db: StoreDB, hour: Int64) throws -> Double? {
         let sum = try db.cachedStatement(
-            sql: "SELECT \(db.fleetSum("saved_byte_seconds")) FROM rollup_hour \(db.indexedBy("rollup_hour_start")) WHERE bucket_start = ?")
-        return try Double.fetchOne(sum, arguments: [hour])
+            sql: "SELECT SUM(saved_byte_seconds) FROM \(db.bucketRows("rollup_hour", columns: "saved_byte_seconds"))")
+        return try Double.fetchOne(sum, arguments: [hour, hour + 1])
     }
 
     /// Recomputes every dirty fleet hour, in short write transactions.

@@ -527,12 +527,21 @@ public final class StoreDB {
     /// change a sum of it; `node_id` only makes the order total. Both engines thus give the same
     /// doubles, and sums copied by `migrate-data` are the ones PostgreSQL computes.
     var bucketRowOrder: String { "saved_avg, cpu_pct_avg, saved_byte_seconds, \(byteOrder("node_id"))" }
-    /// The sum of a column over the nodes' rows of one bucket, added in `bucketRowOrder`, so
-    /// that the fleet rollup and a sum over rollup_hour are the same double (0040) on either
-    /// engine. On SQLite the query must read the bucket's rows through the `rollup_<level>_start`
-    /// index (`indexedBy`); PostgreSQL's SUM has no defined order (it may even run in parallel)
-    /// unless one is given.
-    func fleetSum(_ column: String) -> String { sum(column, orderedBy: bucketRowOrder) }
+    /// The rows of rollup table `table` with `bucket_start` in [?, ?) (two placeholders), as the
+    /// FROM item of a query whose plain `SUM`s per `bucket_start` add each bucket's rows in
+    /// `bucketRowOrder`, so that the fleet rollup and a sum over rollup_hour are the same double
+    /// (0040) on either engine: SQLite reads them through the `rollup_<level>_start` index, in its
+    /// order; PostgreSQL sorts them in a subquery (`columns`: what the query reads), whose order
+    /// its aggregate keeps (see `accumulateSums`). `SUM(x ORDER BY …)` sorted each bucket's rows
+    /// again for each sum.
+    func bucketRows(_ table: String, columns: String) -> String {
+        engine == .sqlite
+            ? "\(table) INDEXED BY \(table)_start WHERE bucket_start >= ? AND bucket_start < ?"
+            : """
+            (SELECT bucket_start, \(columns) FROM \(table) WHERE bucket_start >= ? AND bucket_start < ?
+              ORDER BY bucket_start, \(bucketRowOrder)) AS r
+            """
+    }
     /// `SUM(column)` with its rows added in a fixed order: SQLite adds them in the order its plan
     /// reads them (for a GROUP BY on a key prefix, the key's), PostgreSQL in whatever order its
     /// plan of the moment gives (a hash aggregate over the heap, or an index) unless told: a
