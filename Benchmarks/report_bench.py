@@ -143,6 +143,12 @@ def fill(path, nodes, days, groups=4):
             db.commit()
             print(f"  {i + 1} nodes, {time.time() - t:.0f} s", flush=True)
     db.execute("INSERT OR REPLACE INTO rollup_state (key, value) VALUES ('rollup_rowid', COALESCE((SELECT MAX(rowid) FROM samples), 0))")
+    # No raw samples of these hours: the retention cut of a server that kept rollups, not raw
+    # samples, this long (`fill-raw` moves it back to its first sample). Without it reports take
+    # the raw samples for complete: they look for exact peaks of the year's hours, and read the
+    # year's fleet hour rows before they give up (a server with the default 14 days of raw
+    # samples has the cut, and does not).
+    db.execute("INSERT OR REPLACE INTO rollup_state (key, value) VALUES ('samples_cut', ?)", (now * 1000,))
     db.commit()
     # The month rows of those days, as the migration that created the table fills them (the
     # server writes both as reports arrive; the report reads whole months from the month rows).
@@ -205,6 +211,9 @@ def fill_raw(path, nodes, interval):
     hour_start = (now - now % 3600) * 1000
     db.execute("INSERT OR REPLACE INTO rollup_state (key, value) VALUES ('rollup_rowid',"
                " COALESCE((SELECT MAX(rowid) FROM samples WHERE taken_at < ?), 0))", (hour_start,))
+    # Raw samples start here: the retention cut a server records when it retires older ones
+    # (`samples_cut`), which tells reports that peaks before it cannot be exact (see `fill`).
+    db.execute("INSERT OR REPLACE INTO rollup_state (key, value) VALUES ('samples_cut', ?)", (start * 1000,))
     db.commit()
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
