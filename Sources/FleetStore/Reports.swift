@@ -659,16 +659,30 @@ extension FleetDatabase {
                 series[value, default: [:]].merge(hours) { _, new in new }
             }
         } else if let groups {
-            // SQLite adds in the order the join hands the rows over: the map first
-            // (`joinInWrittenOrder`), walked in its text's order, which sorted keys make node id
-            // order, each node's rows then found by the primary key. PostgreSQL orders the sum.
+            // Each group's nodes added in id order (bytes). SQLite adds in the order the join
+            // hands the rows over: the map first (`joinInWrittenOrder`), walked in its text's
+            // order, which sorted keys make node id order, each node's rows then found by the
+            // primary key. PostgreSQL adds them in the order of a sorted subquery (see
+            // `accumulateSums`; `SUM(… ORDER BY …)` sorted each group's rows again).
             let map = try StoredJSON.encode(groups)
+            let from =
+                db.engine == .sqlite
+                ? """
+                \(db.jsonObjectEntries()) g \(db.joinInWrittenOrder) \(table) r ON g.key = r.node_id
+                WHERE r.bucket_start >= ? AND r.bucket_start < ?
+                """
+                : """
+                (SELECT g.value AS value, r.bucket_start, r.saved_byte_seconds
+                  FROM \(db.jsonObjectEntries()) g JOIN \(table) r ON g.key = r.node_id
+                  WHERE r.bucket_start >= ? AND r.bucket_start < ?
+                  ORDER BY g.value, r.bucket_start, \(db.byteOrder("r.node_id"))) AS r
+                """
+            let group = db.engine == .sqlite ? "g.value" : "r.value"
             let rows = try StoreRow.fetchCursor(
                 db,
                 sql: """
-                    SELECT g.value AS grp, r.bucket_start AS b, \(db.sum("r.saved_byte_seconds", orderedBy: db.byteOrder("r.node_id"))) / \(len) AS s
-                    FROM \(db.jsonObjectEntries()) g \(db.joinInWrittenOrder) \(table) r ON g.key = r.node_id
-                    WHERE r.bucket_start >= ? AND r.bucket_start < ? GROUP BY grp, b
+                    SELECT \(group) AS grp, r.bucket_start AS b, SUM(r.saved_byte_seconds) / \(len) AS s
+                    FROM \(from) GROUP BY grp, b
                     """, arguments: [map, Int64(range.from), Int64(range.to)])
             while let r = try rows.next() {
                 series[r["grp"], default: [:]][Double(r["b"] as Int64)] = r["s"]
