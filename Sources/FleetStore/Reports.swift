@@ -561,9 +561,10 @@ extension FleetDatabase {
         let sums = try StoreRow.fetchCursor(
             db,
             sql: """
-                SELECT node_id, SUM(data_seconds) AS data_seconds, SUM(samples) AS samples,
+                SELECT node_id, SUM(data_seconds) AS data_seconds, CAST(SUM(samples) AS BIGINT) AS samples,
                   SUM(saved_byte_seconds) AS saved_byte_seconds, MAX(saved_peak) AS saved_peak,
-                  SUM(cpu_seconds) AS cpu_seconds, MAX(cpu_pct_peak) AS cpu_pct_peak, SUM(full_scans) AS full_scans,
+                  SUM(cpu_seconds) AS cpu_seconds, MAX(cpu_pct_peak) AS cpu_pct_peak,
+                  CAST(SUM(full_scans) AS BIGINT) AS full_scans,
                   SUM(running_seconds) AS running_seconds, SUM(stopped_seconds) AS stopped_seconds,
                   SUM(pruned_seconds) AS pruned_seconds, SUM(unmanaged_seconds) AS unmanaged_seconds,
                   SUM(profit_byte_seconds) AS profit_byte_seconds, SUM(profit_seconds) AS profit_seconds,
@@ -782,7 +783,8 @@ extension FleetDatabase {
     /// order, SQLite returned them in `rollup_month_start`'s order, by each month's average
     /// saving, and PostgreSQL in the table's physical order, which updates and vacuums change.)
     /// SQLite walks the nodes by their key and finds each one's months by the primary key
-    /// (`sqliteRollupRows`: no sort, and only the period's months); PostgreSQL sorts.
+    /// (`sqliteRollupRows`: no sort, and only the period's months); PostgreSQL sorts, and its
+    /// cells are read from their binary form (`postgresMonthRows`).
     static func accumulateMonths(
         _ db: StoreDB, range: Interval, into acc: inout [String: NodeAccumulator], groups: [String: String]?,
         series: inout [String: [Double: Double]]
@@ -806,13 +808,7 @@ extension FleetDatabase {
             while let r = try rows.next() { add(r) }
             return
         }
-        let rows = try StoreRow.fetchCursor(
-            db,
-            sql: """
-                SELECT node_id, bucket_start, \(rollupColumns) FROM rollup_month
-                WHERE bucket_start >= ? AND bucket_start < ? ORDER BY \(db.byteOrder("node_id")), bucket_start
-                """, arguments: [from, to])
-        while let r = try rows.next() { add(RollupRow(nodeId: r[0], start: r[1], stats: stats(r, at: 2), gaps: r[17])) }
+        for r in try postgresMonthRows(db.postgres!, from: from, to: to) { add(r) }
     }
 
     /// Adds raw samples over a partial-hour edge. Read in time order (see `peakStreams`).
