@@ -532,14 +532,17 @@ public final class StoreDB {
     /// `bucketRowOrder`, so that the fleet rollup and a sum over rollup_hour are the same double
     /// (0040) on either engine: SQLite reads them through the `rollup_<level>_start` index, in its
     /// order; PostgreSQL sorts them in a subquery (`columns`: what the query reads), whose order
-    /// its aggregate keeps (see `accumulateSums`). `SUM(x ORDER BY …)` sorted each bucket's rows
-    /// again for each sum.
+    /// its aggregate keeps (see `accumulateSums`). The subquery's order leaves `node_id` out: rows
+    /// tied on the index's columns have the same `saved_byte_seconds`, `saved_avg` and
+    /// `cpu_pct_avg`, so a sum of any of them is the same whatever their order, and the index
+    /// gives the rest of the order without a sort (a month's fleet day series: 38 against 4 ms in
+    /// `EXPLAIN ANALYZE`). `SUM(x ORDER BY …)` sorted each bucket's rows again for each sum.
     func bucketRows(_ table: String, columns: String) -> String {
         engine == .sqlite
             ? "\(table) INDEXED BY \(table)_start WHERE bucket_start >= ? AND bucket_start < ?"
             : """
             (SELECT bucket_start, \(columns) FROM \(table) WHERE bucket_start >= ? AND bucket_start < ?
-              ORDER BY bucket_start, \(bucketRowOrder)) AS r
+              ORDER BY bucket_start, saved_avg, cpu_pct_avg, saved_byte_seconds) AS r
             """
     }
     /// `SUM(column)` with its rows added in a fixed order: SQLite adds them in the order its plan
