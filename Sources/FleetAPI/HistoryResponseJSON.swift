@@ -5,7 +5,7 @@ import Foundation
 #endif
 import KSMCore
 
-extension HistoryResponse {
+extension HistoryResponse: JSONMemberWriting {
     /// The history as JSON: the bytes `SortedJSONEncoder` (and so `StrictJSON.encoder()`) writes
     /// for it, written member by member in the keys' sorted order instead of through `Encodable`,
     /// as `SavingsReport.json()` is. A year of one node's hours is 8,760 buckets of 14 members
@@ -15,10 +15,7 @@ extension HistoryResponse {
     /// A value JSON cannot say (NaN, an infinity) goes to `SortedJSONEncoder`, which throws the
     /// error JSONEncoder throws, with its path.
     public func json() throws -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(330 * (buckets?.count ?? 0) + 420 * (samples?.count ?? 0) + 100 * gaps.count + 256)
-        guard write(into: &out) else { return try SortedJSONEncoder().encode(self) }
-        return out
+        try json(reserving: 330 * (buckets?.count ?? 0) + 420 * (samples?.count ?? 0) + 100 * gaps.count + 256)
     }
 
     /// Members in the order of their keys' UTF-8 bytes, optionals left out when nil as the

@@ -5,7 +5,25 @@ import Foundation
 #endif
 import KSMCore
 
-extension SavingsReport {
+/// A wire value that writes its own JSON member by member (`write(into:)`: the bytes
+/// `SortedJSONEncoder` writes for it, false at a value JSON cannot say), falling back to
+/// `SortedJSONEncoder` for its error.
+protocol JSONMemberWriting: Encodable {
+    func write(into out: inout [UInt8]) -> Bool
+}
+
+extension JSONMemberWriting {
+    /// The value as JSON, `capacity` bytes reserved; a value JSON cannot say (NaN, an infinity)
+    /// throws the error JSONEncoder throws, with its path.
+    func json(reserving capacity: Int) throws -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(capacity)
+        guard write(into: &out) else { return try SortedJSONEncoder().encode(self) }
+        return out
+    }
+}
+
+extension SavingsReport: JSONMemberWriting {
     /// The report as JSON: the bytes `SortedJSONEncoder` (and so `StrictJSON.encoder()`) writes
     /// for it, written member by member in the keys' sorted order instead of through `Encodable`.
     /// A report by node is 1,000 rows of 17 members on a 1,000-node fleet; the generic encoder
@@ -15,10 +33,7 @@ extension SavingsReport {
     /// A value JSON cannot say (NaN, an infinity) goes to `SortedJSONEncoder`, which throws the
     /// error JSONEncoder throws, with its path.
     public func json() throws -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(600 * (rows.count + 1) + 256)
-        guard write(into: &out) else { return try SortedJSONEncoder().encode(self) }
-        return out
+        try json(reserving: 600 * (rows.count + 1) + 256)
     }
 
     /// Members in the order of their keys' UTF-8 bytes: by, generatedAt, label, maxGapSeconds,

@@ -38,14 +38,7 @@ import TestSupport
         var history = HistoryResponse(
             nodeId: "n-1", name: "web-1", since: g.date(), until: g.date(), resolution: .hour, samples: nil,
             buckets: (0..<3).map { _ in g.historyBucket() }, gaps: [], existence: nil)
-        func path(_ encode: () throws -> Any) -> [String]? {
-            do {
-                _ = try encode()
-            } catch EncodingError.invalidValue(_, let context) {
-                return context.codingPath.map(\.stringValue)
-            } catch {}
-            return nil
-        }
+        let path = SortedJSONEncoderTests.invalidValuePath
         history.buckets?[1].savedByteHours = .nan
         #expect(path { try history.json() } == path { try StrictJSON.encoder().encode(history) })
         #expect(path { try history.json() } == ["buckets", "Index 1", "savedByteHours"])

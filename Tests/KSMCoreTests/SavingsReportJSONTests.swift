@@ -38,14 +38,7 @@ import TestSupport
         var report = SavingsReport(
             since: g.date(), until: g.date(), by: .node, label: nil, generatedAt: g.date(), rows: rows,
             total: g.savingsRow(), maxGapSeconds: 300)
-        func path(_ encode: () throws -> Any) -> [String]? {
-            do {
-                _ = try encode()
-            } catch EncodingError.invalidValue(_, let context) {
-                return context.codingPath.map(\.stringValue)
-            } catch {}
-            return nil
-        }
+        let path = SortedJSONEncoderTests.invalidValuePath
         let expected = path { try StrictJSON.encoder().encode(report) }
         #expect(expected == ["rows", "Index 1", "savedGiBHours"])
         #expect(path { try report.json() } == expected)

@@ -13,6 +13,17 @@ import TestSupport
     }
 
     /// Records where `written` first differs from JSONEncoder's `reference`, with both around it.
+    /// The coding path of the `EncodingError.invalidValue` that `encode` throws, nil when it
+    /// throws none (or another error).
+    static func invalidValuePath(_ encode: () throws -> Any) -> [String]? {
+        do {
+            _ = try encode()
+        } catch EncodingError.invalidValue(_, let context) {
+            return context.codingPath.map(\.stringValue)
+        } catch {}
+        return nil
+    }
+
     static func expectSameBytes(_ reference: Data, _ written: [UInt8], _ note: String) {
         guard Array(reference) != written else { return }
         let a = String(decoding: reference, as: UTF8.self)
