@@ -160,8 +160,8 @@ extension FleetDatabase {
 }
 
 /// Rollup rows from PostgreSQL (`FleetDatabase.postgresMonthRows`): BIGINT and DOUBLE PRECISION
-/// cells read from their 8 big-endian bytes, TEXT as UTF-8, NULL as nil; a cell of another type
-/// is an error (the query above fixes the types). Used from postgres-nio's event loop while the
+/// cells read from their 8 big-endian bytes (binary format), TEXT as UTF-8, NULL as nil; a cell
+/// of another type or format is an error (the query above fixes the types). Used from postgres-nio's event loop while the
 /// reading thread waits for the statement's end.
 final class RollupRowSink: @unchecked Sendable {
     private(set) var rows: [RollupRow] = []
@@ -175,7 +175,9 @@ final class RollupRowSink: @unchecked Sendable {
         }
         func fixed8(_ cell: PostgresCell, _ type: PostgresDataType) throws -> UInt64? {
             guard var b = cell.bytes else { return nil }
-            guard cell.dataType == type, b.readableBytes == 8, let v = b.readInteger(as: UInt64.self) else {
+            guard cell.format == .binary, cell.dataType == type, b.readableBytes == 8,
+                let v = b.readInteger(as: UInt64.self)
+            else {
                 throw PostgresArray.Malformed(what: "a \(cell.columnName) cell of type \(cell.dataType)")
             }
             return v
@@ -184,7 +186,7 @@ final class RollupRowSink: @unchecked Sendable {
         func double(_ cell: PostgresCell) throws -> Double? { try fixed8(cell, .float8).map { Double(bitPattern: $0) } }
         func text(_ cell: PostgresCell) throws -> String? {
             guard var b = cell.bytes else { return nil }
-            guard let s = b.readString(length: b.readableBytes) else {
+            guard cell.dataType == .text, let s = b.readString(length: b.readableBytes) else {
                 throw PostgresArray.Malformed(what: "a \(cell.columnName) cell")
             }
             return s
