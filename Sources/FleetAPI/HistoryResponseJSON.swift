@@ -21,52 +21,41 @@ extension HistoryResponse: JSONMemberWriting {
     /// Members in the order of their keys' UTF-8 bytes, optionals left out when nil as the
     /// synthesized `Encodable` leaves them out. false at a value JSON cannot say.
     func write(into out: inout [UInt8]) -> Bool {
-        var first = true
+        var m = MemberWriter()
         out.append(UInt8(ascii: "{"))
         if let buckets {
-            JSONText.member("buckets", first: &first, into: &out)
-            out.append(UInt8(ascii: "["))
-            for (i, b) in buckets.enumerated() {
-                if i > 0 { out.append(UInt8(ascii: ",")) }
-                guard b.write(into: &out) else { return false }
-            }
-            out.append(UInt8(ascii: "]"))
+            JSONText.member("buckets", first: &m.first, into: &out)
+            guard Self.array(buckets, into: &out, { $0.write(into: &$1) }) else { return false }
         }
         if let existence {
-            JSONText.member("existence", first: &first, into: &out)
+            JSONText.member("existence", first: &m.first, into: &out)
             existence.write(into: &out)
         }
-        JSONText.member("gaps", first: &first, into: &out)
+        m.ranges("gaps", gaps, into: &out)
+        m.string("name", name, into: &out)
+        m.string("nodeId", nodeId, into: &out)
+        m.integer("omittedSamples", omittedSamples, into: &out)
+        m.string("resolution", resolution.rawValue, into: &out)
+        if let samples {
+            JSONText.member("samples", first: &m.first, into: &out)
+            guard Self.array(samples, into: &out, { $0.write(into: &$1) }) else { return false }
+        }
+        m.date("since", since, into: &out)
+        m.date("until", until, into: &out)
+        out.append(UInt8(ascii: "}"))
+        return true
+    }
+
+    /// `[…]` of `elements`, each written by `write`; false at the first that returns false.
+    private static func array<T>(
+        _ elements: [T], into out: inout [UInt8], _ write: (T, inout [UInt8]) -> Bool
+    ) -> Bool {
         out.append(UInt8(ascii: "["))
-        for (i, gap) in gaps.enumerated() {
+        for (i, e) in elements.enumerated() {
             if i > 0 { out.append(UInt8(ascii: ",")) }
-            gap.write(into: &out)
+            guard write(e, &out) else { return false }
         }
         out.append(UInt8(ascii: "]"))
-        JSONText.member("name", first: &first, into: &out)
-        JSONText.string(name, into: &out)
-        JSONText.member("nodeId", first: &first, into: &out)
-        JSONText.string(nodeId, into: &out)
-        if let omittedSamples {
-            JSONText.member("omittedSamples", first: &first, into: &out)
-            JSONText.integer(omittedSamples, into: &out)
-        }
-        JSONText.member("resolution", first: &first, into: &out)
-        JSONText.string(resolution.rawValue, into: &out)
-        if let samples {
-            JSONText.member("samples", first: &first, into: &out)
-            out.append(UInt8(ascii: "["))
-            for (i, s) in samples.enumerated() {
-                if i > 0 { out.append(UInt8(ascii: ",")) }
-                guard s.write(into: &out) else { return false }
-            }
-            out.append(UInt8(ascii: "]"))
-        }
-        JSONText.member("since", first: &first, into: &out)
-        JSONText.date(since, into: &out)
-        JSONText.member("until", first: &first, into: &out)
-        JSONText.date(until, into: &out)
-        out.append(UInt8(ascii: "}"))
         return true
     }
 }
@@ -81,37 +70,6 @@ extension TimeRange {
         JSONText.member("to", first: &first, into: &out)
         JSONText.date(to, into: &out)
         out.append(UInt8(ascii: "}"))
-    }
-}
-
-/// The members of one object being written, in the order given (which must be the keys' bytes
-/// order): doubles that JSON cannot say make `ok` false.
-private struct MemberWriter {
-    var first = true
-    var ok = true
-
-    mutating func double(_ name: StaticString, _ v: Double, into out: inout [UInt8]) {
-        JSONText.member(name, first: &first, into: &out)
-        if !JSONText.float(v, into: &out) { ok = false }
-    }
-    mutating func double(_ name: StaticString, _ v: Double?, into out: inout [UInt8]) {
-        if let v { double(name, v, into: &out) }
-    }
-    mutating func integer<I: BinaryInteger>(_ name: StaticString, _ v: I, into out: inout [UInt8]) {
-        JSONText.member(name, first: &first, into: &out)
-        JSONText.integer(v, into: &out)
-    }
-    mutating func integer<I: BinaryInteger>(_ name: StaticString, _ v: I?, into out: inout [UInt8]) {
-        if let v { integer(name, v, into: &out) }
-    }
-    mutating func string(_ name: StaticString, _ v: String?, into out: inout [UInt8]) {
-        guard let v else { return }
-        JSONText.member(name, first: &first, into: &out)
-        JSONText.string(v, into: &out)
-    }
-    mutating func date(_ name: StaticString, _ v: Date, into out: inout [UInt8]) {
-        JSONText.member(name, first: &first, into: &out)
-        JSONText.date(v, into: &out)
     }
 }
 
@@ -130,17 +88,7 @@ extension HistoryBucket {
         m.double("ksmdCPUSeconds", ksmdCPUSeconds, into: &out)
         m.double("peakKsmdCPUPercent", peakKsmdCPUPercent, into: &out)
         m.integer("peakSavedBytes", peakSavedBytes, into: &out)
-        JSONText.member("phaseSeconds", first: &m.first, into: &out)
-        out.append(UInt8(ascii: "{"))
-        var phaseFirst = true
-        for (phase, seconds) in phaseSeconds.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }) {
-            if !phaseFirst { out.append(UInt8(ascii: ",")) }
-            phaseFirst = false
-            JSONText.string(phase, into: &out)
-            out.append(UInt8(ascii: ":"))
-            if !JSONText.float(seconds, into: &out) { m.ok = false }
-        }
-        out.append(UInt8(ascii: "}"))
+        m.doubles("phaseSeconds", phaseSeconds, into: &out)
         m.double("runningSeconds", runningSeconds, into: &out)
         m.integer("samples", samples, into: &out)
         m.double("savedByteHours", savedByteHours, into: &out)

@@ -73,67 +73,85 @@ extension SavingsRow {
     /// Members in the order of their keys' UTF-8 bytes (capitals first), optionals left out when
     /// nil as the synthesized `Encodable` leaves them out. false at a value JSON cannot say.
     func write(into out: inout [UInt8]) -> Bool {
-        var first = true
-        var ok = true
-        func double(_ name: StaticString, _ v: Double) {
-            JSONText.member(name, first: &first, into: &out)
-            if !JSONText.float(v, into: &out) { ok = false }
-        }
-        func double(_ name: StaticString, _ v: Double?) {
-            if let v { double(name, v) }
-        }
+        var m = MemberWriter()
         out.append(UInt8(ascii: "{"))
-        double("avgKsmdCPUCores", avgKsmdCPUCores)
-        double("avgNetProfitBytes", avgNetProfitBytes)
-        double("avgSavedBytes", avgSavedBytes)
-        double("coverage", coverage)
-        double("dataHours", dataHours)
-        if let deleted {
-            JSONText.member("deleted", first: &first, into: &out)
-            out.append(contentsOf: deleted ? "true".utf8 : "false".utf8)
-        }
-        double("efficiencyGiBPerCore", efficiencyGiBPerCore)
-        JSONText.member("gaps", first: &first, into: &out)
-        out.append(UInt8(ascii: "["))
-        for (i, gap) in gaps.enumerated() {
-            if i > 0 { out.append(UInt8(ascii: ",")) }
-            var inner = true
-            out.append(UInt8(ascii: "{"))
-            JSONText.member("from", first: &inner, into: &out)
-            JSONText.date(gap.from, into: &out)
-            JSONText.member("to", first: &inner, into: &out)
-            JSONText.date(gap.to, into: &out)
-            out.append(UInt8(ascii: "}"))
-        }
-        out.append(UInt8(ascii: "]"))
-        JSONText.member("key", first: &first, into: &out)
-        JSONText.string(key, into: &out)
-        double("ksmdCPUHours", ksmdCPUHours)
-        if let name {
-            JSONText.member("name", first: &first, into: &out)
-            JSONText.string(name, into: &out)
-        }
-        JSONText.member("nodes", first: &first, into: &out)
-        JSONText.integer(nodes, into: &out)
-        if let peakBasis {
-            JSONText.member("peakBasis", first: &first, into: &out)
-            JSONText.string(peakBasis.rawValue, into: &out)
-        }
-        double("peakSavedBytes", peakSavedBytes)
-        double("periodHours", periodHours)
-        JSONText.member("phaseHours", first: &first, into: &out)
-        out.append(UInt8(ascii: "{"))
-        var phaseFirst = true
-        for (phase, hours) in phaseHours.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }) {
-            if !phaseFirst { out.append(UInt8(ascii: ",")) }
-            phaseFirst = false
-            JSONText.string(phase, into: &out)
-            out.append(UInt8(ascii: ":"))
-            if !JSONText.float(hours, into: &out) { ok = false }
-        }
+        m.double("avgKsmdCPUCores", avgKsmdCPUCores, into: &out)
+        m.double("avgNetProfitBytes", avgNetProfitBytes, into: &out)
+        m.double("avgSavedBytes", avgSavedBytes, into: &out)
+        m.double("coverage", coverage, into: &out)
+        m.double("dataHours", dataHours, into: &out)
+        m.bool("deleted", deleted, into: &out)
+        m.double("efficiencyGiBPerCore", efficiencyGiBPerCore, into: &out)
+        m.ranges("gaps", gaps, into: &out)
+        m.string("key", key, into: &out)
+        m.double("ksmdCPUHours", ksmdCPUHours, into: &out)
+        m.string("name", name, into: &out)
+        m.integer("nodes", nodes, into: &out)
+        m.string("peakBasis", peakBasis?.rawValue, into: &out)
+        m.double("peakSavedBytes", peakSavedBytes, into: &out)
+        m.double("periodHours", periodHours, into: &out)
+        m.doubles("phaseHours", phaseHours, into: &out)
+        m.double("savedGiBHours", savedGiBHours, into: &out)
         out.append(UInt8(ascii: "}"))
-        double("savedGiBHours", savedGiBHours)
-        out.append(UInt8(ascii: "}"))
-        return ok
+        return m.ok
     }
 }
+
+/// The members of one object being written, in the order given (which must be the keys' bytes
+/// order): doubles that JSON cannot say make `ok` false.
+struct MemberWriter {
+    var first = true
+    var ok = true
+
+    mutating func double(_ name: StaticString, _ v: Double, into out: inout [UInt8]) {
+        JSONText.member(name, first: &first, into: &out)
+        if !JSONText.float(v, into: &out) { ok = false }
+    }
+    mutating func double(_ name: StaticString, _ v: Double?, into out: inout [UInt8]) {
+        if let v { double(name, v, into: &out) }
+    }
+    mutating func integer<I: BinaryInteger>(_ name: StaticString, _ v: I, into out: inout [UInt8]) {
+        JSONText.member(name, first: &first, into: &out)
+        JSONText.integer(v, into: &out)
+    }
+    mutating func integer<I: BinaryInteger>(_ name: StaticString, _ v: I?, into out: inout [UInt8]) {
+        if let v { integer(name, v, into: &out) }
+    }
+    mutating func string(_ name: StaticString, _ v: String?, into out: inout [UInt8]) {
+        guard let v else { return }
+        JSONText.member(name, first: &first, into: &out)
+        JSONText.string(v, into: &out)
+    }
+    mutating func date(_ name: StaticString, _ v: Date, into out: inout [UInt8]) {
+        JSONText.member(name, first: &first, into: &out)
+        JSONText.date(v, into: &out)
+    }
+    mutating func bool(_ name: StaticString, _ v: Bool?, into out: inout [UInt8]) {
+        guard let v else { return }
+        JSONText.member(name, first: &first, into: &out)
+        out.append(contentsOf: v ? "true".utf8 : "false".utf8)
+    }
+    /// An array of `{"from":…,"to":…}`.
+    mutating func ranges(_ name: StaticString, _ v: [TimeRange], into out: inout [UInt8]) {
+        JSONText.member(name, first: &first, into: &out)
+        out.append(UInt8(ascii: "["))
+        for (i, r) in v.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            r.write(into: &out)
+        }
+        out.append(UInt8(ascii: "]"))
+    }
+    /// An object of doubles, its keys in the order of their bytes (as JSONEncoder sorts them).
+    mutating func doubles(_ name: StaticString, _ v: [String: Double], into out: inout [UInt8]) {
+        JSONText.member(name, first: &first, into: &out)
+        out.append(UInt8(ascii: "{"))
+        for (i, (key, value)) in v.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }).enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            JSONText.string(key, into: &out)
+            out.append(UInt8(ascii: ":"))
+            if !JSONText.float(value, into: &out) { ok = false }
+        }
+        out.append(UInt8(ascii: "}"))
+    }
+}
+
