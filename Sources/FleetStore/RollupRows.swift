@@ -159,49 +159,50 @@ extension FleetDatabase {
     }
 }
 
-/// Rollup rows from PostgreSQL (`FleetDatabase.postgresMonthRows`): BIGINT and DOUBLE PRECISION
-/// cells read from their 8 big-endian bytes (binary format), TEXT as UTF-8, NULL as nil; a cell
-/// of another type or format is an error (the query above fixes the types). Used from postgres-nio's event loop while the
-/// reading thread waits for the statement's end.
+/// Rollup rows from PostgreSQL (`FleetDatabase.postgresMonthRows`), each cell read by
+/// `PostgresSession.value` (binary BIGINT, DOUBLE PRECISION and TEXT straight from their bytes)
+/// into the row's figures, no engine-neutral row; a cell of another type is an error (the query
+/// above fixes the types). Used from postgres-nio's event loop while the reading thread waits for
+/// the statement's end.
 final class RollupRowSink: @unchecked Sendable {
     private(set) var rows: [RollupRow] = []
-    private var id = ""
 
     func add(_ row: PostgresRow) throws {
         var cells = row.makeIterator()
-        func next() throws -> PostgresCell {
+        func next() throws -> SQLValue {
             guard let cell = cells.next() else { throw PostgresArray.Malformed(what: "a row with fewer columns than read") }
-            return cell
+            return try PostgresSession.value(cell)
         }
-        func fixed8(_ cell: PostgresCell, _ type: PostgresDataType) throws -> UInt64? {
-            guard var b = cell.bytes else { return nil }
-            guard cell.format == .binary, cell.dataType == type, b.readableBytes == 8,
-                let v = b.readInteger(as: UInt64.self)
-            else {
-                throw PostgresArray.Malformed(what: "a \(cell.columnName) cell of type \(cell.dataType)")
+        func wrong(_ v: SQLValue) -> PostgresArray.Malformed { PostgresArray.Malformed(what: "a rollup cell \(v)") }
+        func int() throws -> Int64? {
+            switch try next() {
+            case .null: return nil
+            case .int(let v): return v
+            case let v: throw wrong(v)
             }
-            return v
         }
-        func int(_ cell: PostgresCell) throws -> Int64? { try fixed8(cell, .int8).map { Int64(bitPattern: $0) } }
-        func double(_ cell: PostgresCell) throws -> Double? { try fixed8(cell, .float8).map { Double(bitPattern: $0) } }
-        func text(_ cell: PostgresCell) throws -> String? {
-            guard var b = cell.bytes else { return nil }
-            guard cell.dataType == .text, let s = b.readString(length: b.readableBytes) else {
-                throw PostgresArray.Malformed(what: "a \(cell.columnName) cell")
+        func double() throws -> Double? {
+            switch try next() {
+            case .null: return nil
+            case .double(let v): return v
+            case let v: throw wrong(v)
             }
-            return s
         }
-        let node = try text(try next()) ?? ""
-        if node != id { id = node }
-        let start = try int(try next()) ?? 0
+        func text() throws -> String? {
+            switch try next() {
+            case .null: return nil
+            case .text(let v): return v
+            case let v: throw wrong(v)
+            }
+        }
+        let node = try text() ?? ""
+        let start = try int() ?? 0
         let stats = BucketStats(
-            dataSeconds: try double(try next()) ?? 0, samples: Int(try int(try next()) ?? 0),
-            savedByteSeconds: try double(try next()) ?? 0, peakSavedBytes: try int(try next()),
-            cpuSeconds: try double(try next()) ?? 0, peakCPUPercent: try double(try next()),
-            fullScans: try int(try next()) ?? 0, runningSeconds: try double(try next()) ?? 0,
-            stoppedSeconds: try double(try next()) ?? 0, prunedSeconds: try double(try next()) ?? 0,
-            unmanagedSeconds: try double(try next()) ?? 0, profitByteSeconds: try double(try next()) ?? 0,
-            profitSeconds: try double(try next()) ?? 0)
-        rows.append(RollupRow(nodeId: id, start: start, stats: stats, gaps: try text(try next())))
+            dataSeconds: try double() ?? 0, samples: Int(try int() ?? 0), savedByteSeconds: try double() ?? 0,
+            peakSavedBytes: try int(), cpuSeconds: try double() ?? 0, peakCPUPercent: try double(),
+            fullScans: try int() ?? 0, runningSeconds: try double() ?? 0, stoppedSeconds: try double() ?? 0,
+            prunedSeconds: try double() ?? 0, unmanagedSeconds: try double() ?? 0,
+            profitByteSeconds: try double() ?? 0, profitSeconds: try double() ?? 0)
+        rows.append(RollupRow(nodeId: node, start: start, stats: stats, gaps: try text()))
     }
 }
