@@ -1,0 +1,174 @@
+import FleetAPI
+import Foundation
+import KSMCore
+import TestSupport
+import Testing
+
+@testable import FleetStore
+
+/// The process report's rows of a plan are the same on both engines: SQLite folds the rows it
+/// reads (`sqliteProcessSavingsRows`), PostgreSQL adds them up in SQL
+/// (`postgresProcessSavingsRows`). Both are held here to one fold written out in the test, on day
+/// and month rows written straight into the tables: sums whose doubles depend on the order they
+/// are added in, peaks and latest reports tied within a part and across parts, kinds the report
+/// does not know, names that differ only in case, and random plans.
+@Suite struct ProcessSavingsFoldTests {
+    static let day: Int64 = 86_400
+    static let start: Int64 = 1_767_225_600  // 2026-01-01
+
+    struct Row {
+        var node: String, start: Int64, kind: String, name: String, reports: Int64, peak: Int64, peakAt: Int64
+        var last: Int64, lastAt: Int64, processes: Int64, sum: Double
+    }
+
+    static func randomRow(_ r: inout SeededRandom, node: String, start: Int64, kind: String, name: String) -> Row {
+        // Few peak and report-time values within a bucket, so that ties happen; lastAt sometimes
+        // one value for every row, so that ties happen across rows and parts.
+        let peak = Int64([4096, 8192, 8192, 1 << 30][Int(r.next() % 4)])
+        let lastAt = r.next() % 4 == 0 ? 1_800_000_000_000 : start * 1000 + Int64(r.next() % 3) * 1000
+        let sum = Double(r.next() % 1_000_000) * pow(2, Double(r.next() % 40)) / Double(1 + r.next() % 7)
+        return Row(
+            node: node, start: start, kind: kind, name: name, reports: Int64(1 + r.next() % 50), peak: peak,
+            // Not in time order across rows (the report takes the earliest of the tied peaks').
+            peakAt: start * 1000 + Int64(r.next() % 3) * 1000 - Int64(r.next() % 3) * 40 * day * 1000, last: Int64(r.next() % 5) * 4096, lastAt: lastAt,
+            processes: Int64(1 + r.next() % 4), sum: sum)
+    }
+
+    static func insert(_ db: FleetDatabase, nodes: [String], days: [Row], months: [Row]) async throws {
+        try await db.write { db in
+            for node in nodes {
+                try db.execute(
+                    sql: """
+                        INSERT INTO nodes (id, name, machine_id, kernel, mem_total_bytes, numa_nodes, agent_version,
+                          registered_at)
+                        VALUES (?, ?, ?, '6.8.0', 17179869184, 1, 'test', 0)
+                        """, arguments: [node, "name of \(node)", "m-\(node)"])
+            }
+            // Written in reverse: no engine hands them over in time order by accident.
+            for (table, column, rows) in [("process_savings_day", "day_start", days), ("process_savings_month", "month_start", months)] {
+                for row in rows.reversed() {
+                    try db.execute(
+                        sql: """
+                            INSERT INTO \(table) (node_id, \(column), kind, name, reports, peak_merged_bytes, peak_at,
+                              last_merged_bytes, last_at, processes, sum_merged_bytes)
+                            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                            """,
+                        arguments: [
+                            row.node, row.start, row.kind, row.name, row.reports, row.peak, row.peakAt, row.last,
+                            row.lastAt, row.processes, row.sum,
+                        ])
+                }
+            }
+        }
+    }
+
+    /// The report as the test defines it: per group the plan's parts (head days, months, tail
+    /// days), each part's rows in time order; a part's sum from its first row on, the parts' sums
+    /// added in that order (`nested`), or every row's added in one run (not nested).
+    static func reference(
+        days: [Row], months: [Row], plan: ProcessSavingsPlan, nodeId: String?, limit: Int, nested: Bool = true
+    ) -> [ProcessSavingsRow] {
+        struct Key: Hashable { var node: String, kind: String, name: String }
+        struct Fold {
+            var rows: [Row] = []
+            var parts: [Double] = []
+        }
+        var folds: [Key: Fold] = [:]
+        var order: [Key] = []
+        let parts: [[Row]] = [
+            days.filter { plan.head.contains($0.start) }, months.filter { plan.months.contains($0.start) },
+            days.filter { plan.tail.contains($0.start) },
+        ]
+        for part in parts {
+            var sums: [Key: Double] = [:]
+            for row in part.sorted(by: { $0.start < $1.start })
+            where ProcessGroupKind(rawValue: row.kind) != nil && (nodeId == nil || row.node == nodeId) {
+                let key = Key(node: row.node, kind: row.kind, name: row.name)
+                if folds[key] == nil { order.append(key) }
+                folds[key, default: Fold()].rows.append(row)
+                sums[key] = sums[key].map { $0 + row.sum } ?? row.sum
+            }
+            for (key, sum) in sums { folds[key]!.parts.append(sum) }
+        }
+        var out: [ProcessSavingsRow] = []
+        for key in order {
+            let f = folds[key]!
+            let peak = f.rows.map(\.peak).max()!
+            let peakAt = f.rows.filter { $0.peak == peak }.map(\.peakAt).min()!
+            let lastAt = f.rows.map(\.lastAt).max()!
+            let latest = f.rows.last { $0.lastAt == lastAt }!  // the rows are in time order
+            let total = nested ? f.parts.dropFirst().reduce(f.parts[0], +) : f.rows.dropFirst().reduce(f.rows[0].sum) { $0 + $1.sum }
+            let reports = f.rows.reduce(0) { $0 + $1.reports }
+            out.append(
+                ProcessSavingsRow(
+                    nodeId: key.node, nodeName: "name of \(key.node)", kind: ProcessGroupKind(rawValue: key.kind)!,
+                    name: key.name, reports: Int(reports), peakMergedBytes: peak, peakAt: Time.date(peakAt),
+                    avgMergedBytes: total / Double(max(reports, 1)), lastMergedBytes: latest.last,
+                    lastAt: Time.date(lastAt), processes: Int(latest.processes)))
+        }
+        out.sort { a, b in
+            if a.peakMergedBytes != b.peakMergedBytes { return a.peakMergedBytes > b.peakMergedBytes }
+            for (x, y) in [(a.nodeId, b.nodeId), (a.kind.rawValue, b.kind.rawValue), (a.name, b.name)] where x != y {
+                return x.utf8.lexicographicallyPrecedes(y.utf8)
+            }
+            return false
+        }
+        return Array(out.prefix(limit))
+    }
+
+    @Test(arguments: [1, 2, 3])
+    func bothEnginesAddUpAPlansRowsAsTheTestDoes(seed: UInt64) async throws {
+        let (db, dir) = try makeDatabase()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var r = SeededRandom(seed: seed)
+        // Ids whose byte order is not their order of registration; one not ASCII.
+        let nodes = ["n-b", "n-a", "N-c", "n-\u{e9}", "n-a1", "n-0"]
+        let groups: [(String, String)] = [
+            ("vm", "web-1"), ("vm", "Web-1"), ("container", "db"), ("command", "java"), ("command", "\u{e9}t\u{e9}"),
+            ("unit", "a"), ("not-a-kind", "x"),
+        ]
+        // Day rows over 2026-01-01 … 2026-04-10, month rows of January to April (their figures
+        // need not match the days: the plan says which are read).
+        var days: [Row] = []
+        var months: [Row] = []
+        var monthStarts: [Int64] = []
+        var m = Double(Self.start)
+        for _ in 0..<4 {
+            monthStarts.append(Int64(m))
+            m = ReportTime.nextMonthStart(m)
+        }
+        for node in nodes {
+            for (kind, name) in groups where r.next() % 5 != 0 {
+                for d in 0..<100 where r.next() % 3 != 0 {
+                    days.append(Self.randomRow(&r, node: node, start: Self.start + Int64(d) * Self.day, kind: kind, name: name))
+                }
+                for s in monthStarts where r.next() % 4 != 0 {
+                    months.append(Self.randomRow(&r, node: node, start: s, kind: kind, name: name))
+                }
+            }
+        }
+        try await Self.insert(db, nodes: nodes, days: days, months: months)
+
+        var nestedDiffers = false
+        for round in 0..<40 {
+            let fromDay = Self.start + Int64(r.next() % 60) * Self.day
+            let toDay = fromDay + Int64(1 + r.next() % 60) * Self.day
+            let choice = r.next() % 3
+            let plan = ProcessSavingsPlan(fromDay: fromDay, toDay: toDay, cut: nil) { _, _ in choice == 0 }
+            let nodeId: String? = r.next() % 4 == 0 ? nodes[Int(r.next() % UInt64(nodes.count))] : nil
+            let limit = [1, 5, 1000, Int(1 + r.next() % 30)][Int(r.next() % 4)]
+            let got = try await db.read { db in
+                try FleetDatabase.processSavingsRows(db, plan: plan, nodeId: nodeId, limit: limit)
+            }
+            let want = Self.reference(days: days, months: months, plan: plan, nodeId: nodeId, limit: limit)
+            #expect(got == want, "seed \(seed) round \(round): \(plan) node \(nodeId ?? "all") limit \(limit)")
+            if got != want { return }
+            let all = Self.reference(days: days, months: months, plan: plan, nodeId: nil, limit: 1000)
+            if Self.reference(days: days, months: months, plan: plan, nodeId: nil, limit: 1000, nested: false) != all {
+                nestedDiffers = true
+            }
+        }
+        #expect(nestedDiffers, "the values must make the order of the sums matter")
+        #expect(days.contains { ProcessGroupKind(rawValue: $0.kind) == nil }, "rows of an unknown kind are there to skip")
+    }
+}
