@@ -135,7 +135,7 @@ public final class PostgresSession {
     static func value(_ cell: PostgresCell) throws -> SQLValue {
         guard var bytes = cell.bytes else { return .null }
         // The common cells of a report's rows read from their binary form here: postgres-nio's
-        // generic `decode` costs several times the read (`RollupRowSink` does the same).
+        // generic `decode` costs several times the read.
         if cell.format == .binary {
             switch cell.dataType {
             case .int8 where bytes.readableBytes == 8:

@@ -783,8 +783,8 @@ extension FleetDatabase {
     /// order, SQLite returned them in `rollup_month_start`'s order, by each month's average
     /// saving, and PostgreSQL in the table's physical order, which updates and vacuums change.)
     /// SQLite walks the nodes by their key and finds each one's months by the primary key
-    /// (`sqliteRollupRows`: no sort, and only the period's months); PostgreSQL sorts, and its
-    /// cells are read from their binary form (`postgresMonthRows`).
+    /// (`sqliteRollupRows`: no sort, and only the period's months); PostgreSQL sends each node's
+    /// months as arrays, put in order here (`postgresMonthRows`).
     static func accumulateMonths(
         _ db: StoreDB, range: Interval, into acc: inout [String: NodeAccumulator], groups: [String: String]?,
         series: inout [String: [Double: Double]]

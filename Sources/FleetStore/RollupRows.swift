@@ -141,68 +141,79 @@ final class RollupRowCursor: DatabaseCursor {
 
 extension FleetDatabase {
     /// The month rows of [from, to) on PostgreSQL, every node's in month order, nodes in the
-    /// bytes order of their ids (as `sqliteRollupRows` hands them over on SQLite), each row's
-    /// cells read straight from their binary form (`RollupRowSink`): a year's report reads
-    /// 11,000 of them, and the engine-neutral rows (`SQLValue` per cell) cost more than the
-    /// report's own work on them.
+    /// bytes order of their ids (as `sqliteRollupRows` hands them over on SQLite). PostgreSQL
+    /// sends one row per node, each column as an array of its months (`MonthRowArrays`): a year's
+    /// report reads 11,000 month rows, and postgres-nio's cell per value (16 per row) cost more
+    /// than the report's own work on them (docs/benchmarks.md).
     static func postgresMonthRows(_ session: PostgresSession, from: Int64, to: Int64) throws -> [RollupRow] {
-        let sink = RollupRowSink()
+        let sink = MonthRowArrays()
+        let columns = MonthRowArrays.columns.map { "array_agg(\($0))" }.joined(separator: ", ")
         try session.each(
-            """
-            SELECT node_id, bucket_start, data_seconds, samples, saved_byte_seconds, saved_peak, cpu_seconds,
-              cpu_pct_peak, full_scans, running_seconds, stopped_seconds, pruned_seconds, unmanaged_seconds,
-              profit_byte_seconds, profit_seconds, gaps
-            FROM rollup_month WHERE bucket_start >= ? AND bucket_start < ? ORDER BY node_id COLLATE "C", bucket_start
-            """, [from, to]
+            "SELECT node_id, \(columns) FROM rollup_month WHERE bucket_start >= ? AND bucket_start < ? GROUP BY node_id",
+            [from, to]
         ) { row in try sink.add(row) }
-        return sink.rows
+        return sink.rows()
     }
 }
 
-/// Rollup rows from PostgreSQL (`FleetDatabase.postgresMonthRows`), each cell read by
-/// `PostgresSession.value` (binary BIGINT, DOUBLE PRECISION and TEXT straight from their bytes)
-/// into the row's figures, no engine-neutral row; a cell of another type is an error (the query
-/// above fixes the types). Used from postgres-nio's event loop while the reading thread waits for
-/// the statement's end.
-final class RollupRowSink: @unchecked Sendable {
-    private(set) var rows: [RollupRow] = []
+/// Month rows from PostgreSQL (`FleetDatabase.postgresMonthRows`): per node, its columns as
+/// arrays filled from the same rows in the same order (one aggregate pass), read from their
+/// binary form (`PostgresArray`); the node's rows are then put in month order, the nodes in the
+/// bytes order of their ids. Used from postgres-nio's event loop while the reading thread waits
+/// for the statement's end.
+final class MonthRowArrays: @unchecked Sendable {
+    static let columns = [
+        "bucket_start", "data_seconds", "samples", "saved_byte_seconds", "saved_peak", "cpu_seconds", "cpu_pct_peak",
+        "full_scans", "running_seconds", "stopped_seconds", "pruned_seconds", "unmanaged_seconds",
+        "profit_byte_seconds", "profit_seconds", "gaps",
+    ]
+    private var nodes: [(id: String, rows: [RollupRow])] = []
 
     func add(_ row: PostgresRow) throws {
         var cells = row.makeIterator()
-        func next() throws -> SQLValue {
+        func next() throws -> PostgresCell {
             guard let cell = cells.next() else { throw PostgresArray.Malformed(what: "a row with fewer columns than read") }
-            return try PostgresSession.value(cell)
+            return cell
         }
-        func wrong(_ v: SQLValue) -> PostgresArray.Malformed { PostgresArray.Malformed(what: "a rollup cell \(v)") }
-        func int() throws -> Int64? {
-            switch try next() {
-            case .null: return nil
-            case .int(let v): return v
-            case let v: throw wrong(v)
-            }
+        let id = try next().decode(String.self)
+        let starts = try PostgresArray.ints(try next())
+        let n = starts.count
+        func aligned<T>(_ values: [T?]) throws -> [T?] {
+            guard values.count == n else { throw PostgresArray.Malformed(what: "arrays of unequal length") }
+            return values
         }
-        func double() throws -> Double? {
-            switch try next() {
-            case .null: return nil
-            case .double(let v): return v
-            case let v: throw wrong(v)
-            }
+        let data = try aligned(PostgresArray.doubles(try next()))
+        let samples = try aligned(PostgresArray.ints(try next()))
+        let saved = try aligned(PostgresArray.doubles(try next()))
+        let savedPeak = try aligned(PostgresArray.ints(try next()))
+        let cpu = try aligned(PostgresArray.doubles(try next()))
+        let cpuPeak = try aligned(PostgresArray.doubles(try next()))
+        let scans = try aligned(PostgresArray.ints(try next()))
+        let running = try aligned(PostgresArray.doubles(try next()))
+        let stopped = try aligned(PostgresArray.doubles(try next()))
+        let pruned = try aligned(PostgresArray.doubles(try next()))
+        let unmanaged = try aligned(PostgresArray.doubles(try next()))
+        let profitBytes = try aligned(PostgresArray.doubles(try next()))
+        let profit = try aligned(PostgresArray.doubles(try next()))
+        let gaps = try aligned(PostgresArray.texts(try next()))
+        var rows: [RollupRow] = []
+        rows.reserveCapacity(n)
+        for i in 0..<n {
+            let stats = BucketStats(
+                dataSeconds: data[i] ?? 0, samples: Int(samples[i] ?? 0), savedByteSeconds: saved[i] ?? 0,
+                peakSavedBytes: savedPeak[i], cpuSeconds: cpu[i] ?? 0, peakCPUPercent: cpuPeak[i],
+                fullScans: scans[i] ?? 0, runningSeconds: running[i] ?? 0, stoppedSeconds: stopped[i] ?? 0,
+                prunedSeconds: pruned[i] ?? 0, unmanagedSeconds: unmanaged[i] ?? 0,
+                profitByteSeconds: profitBytes[i] ?? 0, profitSeconds: profit[i] ?? 0)
+            rows.append(RollupRow(nodeId: id, start: starts[i] ?? 0, stats: stats, gaps: gaps[i]))
         }
-        func text() throws -> String? {
-            switch try next() {
-            case .null: return nil
-            case .text(let v): return v
-            case let v: throw wrong(v)
-            }
-        }
-        let node = try text() ?? ""
-        let start = try int() ?? 0
-        let stats = BucketStats(
-            dataSeconds: try double() ?? 0, samples: Int(try int() ?? 0), savedByteSeconds: try double() ?? 0,
-            peakSavedBytes: try int(), cpuSeconds: try double() ?? 0, peakCPUPercent: try double(),
-            fullScans: try int() ?? 0, runningSeconds: try double() ?? 0, stoppedSeconds: try double() ?? 0,
-            prunedSeconds: try double() ?? 0, unmanagedSeconds: try double() ?? 0,
-            profitByteSeconds: try double() ?? 0, profitSeconds: try double() ?? 0)
-        rows.append(RollupRow(nodeId: node, start: start, stats: stats, gaps: try text()))
+        // A node has one row per month: the starts are distinct.
+        if !zip(rows, rows.dropFirst()).allSatisfy({ $0.start < $1.start }) { rows.sort { $0.start < $1.start } }
+        nodes.append((id, rows))
+    }
+
+    /// Every node's rows, nodes in the bytes order of their ids.
+    func rows() -> [RollupRow] {
+        nodes.sorted { $0.id.utf8.lexicographicallyPrecedes($1.id.utf8) }.flatMap(\.rows)
     }
 }

@@ -188,7 +188,8 @@ import Testing
         try await Self.insert(db, table: "rollup_month", rows, nodes: nodes)
         let range = Interval(Double(months[1]), Double(months[10]))
         let before = Self.startingAccumulators(&r, wanted: wanted)
-        let groups = Dictionary(uniqueKeysWithValues: wanted.map { ($0, "g\($0.last!)") })
+        // Groups of several nodes: their series add the nodes' rows in id order (bytes).
+        let groups = Dictionary(uniqueKeysWithValues: wanted.enumerated().map { ($1, "g\($0 % 2)") })
 
         var expected = before
         var expectedSeries: [String: [Double: Double]] = [:]
@@ -215,5 +216,14 @@ import Testing
             #expect(got[node]?.covered == expected[node]?.covered, "\(node)")
         }
         #expect(series == expectedSeries)
+        var reversedSeries: [String: [Double: Double]] = [:]
+        for node in wanted.sorted(by: { $1.utf8.lexicographicallyPrecedes($0.utf8) }) {
+            for row in rows where row.node == node && Double(row.start) >= range.from && Double(row.start) < range.to {
+                let s = Double(row.start)
+                reversedSeries[groups[node]!, default: [:]][s, default: 0] +=
+                    row.stats.savedByteSeconds / (ReportTime.nextMonthStart(s) - s)
+            }
+        }
+        #expect(reversedSeries != expectedSeries, "the values must make the order of the nodes matter")
     }
 }
