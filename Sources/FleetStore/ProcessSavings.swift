@@ -109,9 +109,8 @@ extension FleetDatabase {
             : try postgresProcessSavingsRows(db, plan: plan, nodeId: nodeId, limit: limit)
     }
 
-    /// The head days, the months and the tail days each summed in time order, the three sums then
-    /// added in that order; the peak at its earliest report; the latest report's figures (of the
-    /// later part on a tie).
+    /// The sums exact (see `ProcessSavingsFold`); the peak at its earliest report; the latest
+    /// report's figures (of the later part on a tie).
     static func postgresProcessSavingsRows(_ db: StoreDB, plan: ProcessSavingsPlan, nodeId: String?, limit: Int) throws
         -> [ProcessSavingsRow]
     {
@@ -156,12 +155,11 @@ extension FleetDatabase {
             let text = { (c: String) in db.byteOrder("\(p)\(c)") }
             return "\(p)peak DESC, \(text("node_id")), \(text("kind")), \(text("name"))"
         }
-        // The days before the months and those after them, each range grouped on its own (its
-        // own part of the sum, as on SQLite).
-        let dayGroups = """
-            SELECT d.node_id, d.kind, d.name, SUM(d.reports) AS reports, MAX(d.peak_merged_bytes) AS peak,
-              MAX(d.last_at) AS last_at, \(db.sum("d.sum_merged_bytes", orderedBy: "d.day_start")) AS total,
-              MIN(d.day_start) AS start
+        // The sums are exact (`ProcessSavingsFold.exact`), so the rows are added in whatever order
+        // the plan of the moment reads them: one hash aggregate, no sort.
+        let rows = """
+            SELECT d.node_id, d.kind, d.name, d.reports, d.peak_merged_bytes AS peak, d.last_at,
+              CAST(d.sum_merged_bytes AS BIGINT) AS total
             FROM process_savings_day d
             """
         let sql = """
@@ -172,17 +170,16 @@ extension FleetDatabase {
               (SELECT x.v FROM (\(processes.sql)) x ORDER BY x.start DESC LIMIT 1) AS processes,
               t.total
             FROM (
-              SELECT node_id, kind, name, SUM(reports) AS reports, MAX(peak) AS peak, MAX(last_at) AS last_at,
-                \(db.sum("total", orderedBy: "start")) AS total
+              SELECT node_id, kind, name, CAST(SUM(reports) AS BIGINT) AS reports, MAX(peak) AS peak,
+                MAX(last_at) AS last_at, CAST(SUM(total) AS DOUBLE PRECISION) AS total
               FROM (
-                \(dayGroups) WHERE d.day_start >= ? AND d.day_start < ?\(filter) GROUP BY d.node_id, d.kind, d.name
+                \(rows) WHERE d.day_start >= ? AND d.day_start < ?\(filter)
                 UNION ALL
-                \(dayGroups) WHERE d.day_start >= ? AND d.day_start < ?\(filter) GROUP BY d.node_id, d.kind, d.name
+                \(rows) WHERE d.day_start >= ? AND d.day_start < ?\(filter)
                 UNION ALL
-                SELECT m.node_id, m.kind, m.name, SUM(m.reports), MAX(m.peak_merged_bytes), MAX(m.last_at),
-                  \(db.sum("m.sum_merged_bytes", orderedBy: "m.month_start")), MIN(m.month_start)
+                SELECT m.node_id, m.kind, m.name, m.reports, m.peak_merged_bytes, m.last_at,
+                  CAST(m.sum_merged_bytes AS BIGINT)
                 FROM process_savings_month m WHERE \(months)\(monthFilter)
-                GROUP BY m.node_id, m.kind, m.name
               ) AS u
               GROUP BY node_id, kind, name ORDER BY \(order("")) LIMIT ?
             ) AS t LEFT JOIN nodes n ON n.id = t.node_id

@@ -7,9 +7,9 @@ import KSMCore
 extension FleetDatabase {
     /// `processSavingsRows` on SQLite: the plan's rows read node by node (the `nodes` key, then
     /// each table's primary key: no sort) and folded in Swift (`ProcessSavingsFold`), as the SQL
-    /// does on PostgreSQL: the head days, the months and the tail days each summed in time order,
-    /// the three sums then added in that order; the peak at its earliest report; the figures of
-    /// the latest report, of the latest row when reports of one millisecond fall in two rows.
+    /// does on PostgreSQL: reports and merged bytes summed exactly; the peak at its earliest
+    /// report; the figures of the latest report, of the latest row when reports of one
+    /// millisecond fall in two rows.
     ///
     /// A report over 30 days or a year reads a month's worth of edge days (4 groups × 1,000 nodes
     /// × 28 days: 112,000 rows): SQLite grouped them by a sort of every row and summed them with
@@ -58,8 +58,9 @@ extension FleetDatabase {
 
 /// The groups of a process report being added up (`sqliteProcessSavingsRows`): the rows of one
 /// part of the period (head days, months, tail days) come node by node, each node's in time
-/// order; a row is matched to its group among its node's by the bytes of its kind and name, no
-/// string made per row.
+/// order (the parts in time order too: the latest report's figures are the last row's); a row
+/// is matched to its group among its node's by the bytes of its kind and name, no string made
+/// per row.
 struct ProcessSavingsFold {
     struct Group {
         var nodeId: String
@@ -72,9 +73,8 @@ struct ProcessSavingsFold {
         var last: Int64 = 0
         var lastAt: Int64 = .min
         var processes: Int64 = 0
-        /// The sum of the parts finished, and of the part being read.
-        var total: Double?
-        var partTotal: Double?
+        /// The sum of the rows' `sum_merged_bytes`, exact (`exact`).
+        var total: Int128 = 0
     }
 
     private(set) var groups: [Group] = []
@@ -127,24 +127,29 @@ struct ProcessSavingsFold {
             groups[index].last = sqlite3_column_int64(s, 7)
             groups[index].processes = sqlite3_column_int64(s, 9)
         }
-        groups[index].partTotal = groups[index].partTotal.map { $0 + sum } ?? sum
+        groups[index].total += Self.exact(sum)
     }
 
     static func equal(_ a: [UInt8], _ b: UnsafeBufferPointer<UInt8>) -> Bool {
         a.count == b.count && a.withUnsafeBufferPointer { a in a.count == 0 || memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0 }
     }
 
-    /// The part read is over: its sums are added to the parts before it.
+    /// A stored `sum_merged_bytes` as the whole number it is: the sum of whole byte counts, kept
+    /// as a double (exact up to 2^53, and a whole number above). Summed as integers, a group's
+    /// total is the same whatever order the rows come in: PostgreSQL adds them as `BIGINT`s into
+    /// a `NUMERIC` (`CAST(… AS BIGINT)` rounds half to even, as here), and both round the exact
+    /// total to the nearest double. (A year of 60-second reports of a group merging 17 GB passes
+    /// 2^53, where double sums would depend on their order.)
+    static func exact(_ value: Double) -> Int128 {
+        value.isFinite ? Int128(value.rounded(.toNearestOrEven)) : 0
+    }
+
+    /// The part read is over (a statement's rows).
     mutating func endPart() {
         if nodeBytes != nil { byNode[nodeId] = nodeGroups }
         nodeBytes = nil
         nodeId = ""
         nodeGroups = []
-        for i in groups.indices {
-            guard let part = groups[i].partTotal else { continue }
-            groups[i].total = groups[i].total.map { $0 + part } ?? part
-            groups[i].partTotal = nil
-        }
     }
 
     /// The report's rows: largest peak first, then by node, kind and name in bytes order; at most
@@ -164,7 +169,7 @@ struct ProcessSavingsFold {
             return ProcessSavingsRow(
                 nodeId: g.nodeId, nodeName: g.nodeName, kind: kind, name: String(decoding: g.name, as: UTF8.self),
                 reports: Int(g.reports), peakMergedBytes: g.peak, peakAt: Time.date(g.peakAt),
-                avgMergedBytes: (g.total ?? 0) / Double(max(g.reports, 1)), lastMergedBytes: g.last,
+                avgMergedBytes: Double(g.total) / Double(max(g.reports, 1)), lastMergedBytes: g.last,
                 lastAt: Time.date(g.lastAt), processes: Int(g.processes))
         }
     }
