@@ -287,9 +287,9 @@ private final class RawSampleSink: @unchecked Sendable {
     }
 }
 
-/// One-dimensional PostgreSQL arrays in the binary format postgres-nio receives results in:
-/// ndim, has-nulls flag, element type, then per dimension its length and lower bound, then
-/// per element its length (-1: NULL) and bytes.
+/// PostgreSQL arrays of one or two dimensions (a two-dimensional one read row after row) in the
+/// binary format postgres-nio receives results in: ndim, has-nulls flag, element type, then per
+/// dimension its length and lower bound, then per element its length (-1: NULL) and bytes.
 enum PostgresArray {
     struct Malformed: Error, CustomStringConvertible {
         var what: String
@@ -304,10 +304,16 @@ enum PostgresArray {
             bytes.readInteger(as: UInt32.self) != nil
         else { throw Malformed(what: "a short header") }
         if ndim == 0 { return 0 }
-        guard ndim == 1, let count = bytes.readInteger(as: Int32.self), bytes.readInteger(as: Int32.self) != nil, count >= 0 else {
-            throw Malformed(what: "\(ndim) dimensions")
+        guard ndim == 1 || ndim == 2 else { throw Malformed(what: "\(ndim) dimensions") }
+        // A two-dimensional array (`array_agg` of arrays) is read row after row, as one list.
+        var count = 1
+        for _ in 0..<ndim {
+            guard let length = bytes.readInteger(as: Int32.self), bytes.readInteger(as: Int32.self) != nil, length >= 0 else {
+                throw Malformed(what: "a short header")
+            }
+            count *= Int(length)
         }
-        return Int(count)
+        return count
     }
 
     /// The elements, each read by `read` from the bytes after its length (no slice per element);

@@ -142,30 +142,35 @@ final class RollupRowCursor: DatabaseCursor {
 extension FleetDatabase {
     /// The month rows of [from, to) on PostgreSQL, every node's in month order, nodes in the
     /// bytes order of their ids (as `sqliteRollupRows` hands them over on SQLite). PostgreSQL
-    /// sends one row per node, each column as an array of its months (`MonthRowArrays`): a year's
-    /// report reads 11,000 month rows, and postgres-nio's cell per value (16 per row) cost more
-    /// than the report's own work on them (docs/benchmarks.md).
+    /// sends one row per node: its months' integer columns as one two-dimensional array, their
+    /// double columns as another, their gaps as a third (`MonthRowArrays`). A year's report reads
+    /// 11,000 month rows: postgres-nio's cell per value (16 per row) cost more than the report's
+    /// own work on them, and an array per column more of PostgreSQL's time than the rows
+    /// (docs/benchmarks.md).
     static func postgresMonthRows(_ session: PostgresSession, from: Int64, to: Int64) throws -> [RollupRow] {
         let sink = MonthRowArrays()
-        let columns = MonthRowArrays.columns.map { "array_agg(\($0))" }.joined(separator: ", ")
         try session.each(
-            "SELECT node_id, \(columns) FROM rollup_month WHERE bucket_start >= ? AND bucket_start < ? GROUP BY node_id",
-            [from, to]
+            """
+            SELECT node_id, array_agg(ARRAY[\(MonthRowArrays.ints.joined(separator: ", "))]),
+              array_agg(ARRAY[\(MonthRowArrays.doubles.joined(separator: ", "))]), array_agg(gaps)
+            FROM rollup_month WHERE bucket_start >= ? AND bucket_start < ? GROUP BY node_id
+            """, [from, to]
         ) { row in try sink.add(row) }
         return sink.rows()
     }
 }
 
-/// Month rows from PostgreSQL (`FleetDatabase.postgresMonthRows`): per node, its columns as
-/// arrays filled from the same rows in the same order (one aggregate pass), read from their
-/// binary form (`PostgresArray`); the node's rows are then put in month order, the nodes in the
-/// bytes order of their ids. Used from postgres-nio's event loop while the reading thread waits
+/// Month rows from PostgreSQL (`FleetDatabase.postgresMonthRows`): per node, its months' integer
+/// columns (`ints`, one row of the two-dimensional array a month) and double columns (`doubles`),
+/// and their gaps, filled from the same rows in the same order (one aggregate pass), read from
+/// their binary form (`PostgresArray`); the node's rows are then put in month order, the nodes in
+/// the bytes order of their ids. Used from postgres-nio's event loop while the reading thread waits
 /// for the statement's end.
 final class MonthRowArrays: @unchecked Sendable {
-    static let columns = [
-        "bucket_start", "data_seconds", "samples", "saved_byte_seconds", "saved_peak", "cpu_seconds", "cpu_pct_peak",
-        "full_scans", "running_seconds", "stopped_seconds", "pruned_seconds", "unmanaged_seconds",
-        "profit_byte_seconds", "profit_seconds", "gaps",
+    static let ints = ["bucket_start", "samples", "saved_peak", "full_scans"]
+    static let doubles = [
+        "data_seconds", "saved_byte_seconds", "cpu_seconds", "cpu_pct_peak", "running_seconds", "stopped_seconds",
+        "pruned_seconds", "unmanaged_seconds", "profit_byte_seconds", "profit_seconds",
     ]
     private var nodes: [(id: String, rows: [RollupRow])] = []
 
@@ -176,36 +181,26 @@ final class MonthRowArrays: @unchecked Sendable {
             return cell
         }
         let id = try next().decode(String.self)
-        let starts = try PostgresArray.ints(try next())
-        let n = starts.count
-        func aligned<T>(_ values: [T?]) throws -> [T?] {
-            guard values.count == n else { throw PostgresArray.Malformed(what: "arrays of unequal length") }
-            return values
+        let ints = try PostgresArray.ints(try next())
+        let doubles = try PostgresArray.doubles(try next())
+        let gaps = try PostgresArray.texts(try next())
+        let n = gaps.count
+        guard ints.count == n * Self.ints.count, doubles.count == n * Self.doubles.count else {
+            throw PostgresArray.Malformed(what: "arrays of unequal length")
         }
-        let data = try aligned(PostgresArray.doubles(try next()))
-        let samples = try aligned(PostgresArray.ints(try next()))
-        let saved = try aligned(PostgresArray.doubles(try next()))
-        let savedPeak = try aligned(PostgresArray.ints(try next()))
-        let cpu = try aligned(PostgresArray.doubles(try next()))
-        let cpuPeak = try aligned(PostgresArray.doubles(try next()))
-        let scans = try aligned(PostgresArray.ints(try next()))
-        let running = try aligned(PostgresArray.doubles(try next()))
-        let stopped = try aligned(PostgresArray.doubles(try next()))
-        let pruned = try aligned(PostgresArray.doubles(try next()))
-        let unmanaged = try aligned(PostgresArray.doubles(try next()))
-        let profitBytes = try aligned(PostgresArray.doubles(try next()))
-        let profit = try aligned(PostgresArray.doubles(try next()))
-        let gaps = try aligned(PostgresArray.texts(try next()))
         var rows: [RollupRow] = []
         rows.reserveCapacity(n)
         for i in 0..<n {
+            let a = i * Self.ints.count
+            let d = i * Self.doubles.count
+            func double(_ k: Int) -> Double { doubles[d + k] ?? 0 }
             let stats = BucketStats(
-                dataSeconds: data[i] ?? 0, samples: Int(samples[i] ?? 0), savedByteSeconds: saved[i] ?? 0,
-                peakSavedBytes: savedPeak[i], cpuSeconds: cpu[i] ?? 0, peakCPUPercent: cpuPeak[i],
-                fullScans: scans[i] ?? 0, runningSeconds: running[i] ?? 0, stoppedSeconds: stopped[i] ?? 0,
-                prunedSeconds: pruned[i] ?? 0, unmanagedSeconds: unmanaged[i] ?? 0,
-                profitByteSeconds: profitBytes[i] ?? 0, profitSeconds: profit[i] ?? 0)
-            rows.append(RollupRow(nodeId: id, start: starts[i] ?? 0, stats: stats, gaps: gaps[i]))
+                dataSeconds: double(0), samples: Int(ints[a + 1] ?? 0), savedByteSeconds: double(1),
+                peakSavedBytes: ints[a + 2], cpuSeconds: double(2), peakCPUPercent: doubles[d + 3],
+                fullScans: ints[a + 3] ?? 0, runningSeconds: double(4), stoppedSeconds: double(5),
+                prunedSeconds: double(6), unmanagedSeconds: double(7), profitByteSeconds: double(8),
+                profitSeconds: double(9))
+            rows.append(RollupRow(nodeId: id, start: ints[a] ?? 0, stats: stats, gaps: gaps[i]))
         }
         // A node has one row per month: the starts are distinct.
         if !zip(rows, rows.dropFirst()).allSatisfy({ $0.start < $1.start }) { rows.sort { $0.start < $1.start } }
