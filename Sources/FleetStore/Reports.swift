@@ -513,23 +513,25 @@ extension FleetDatabase {
         return period.length > 7 * ReportTime.day ? .day : .hour
     }
 
-    /// Adds one rollup source to the accumulators: each node's rows summed in bucket order
-    /// (SQLite: by `accumulateRows`, from the rows; PostgreSQL: by SQL, `accumulateSums`; the
-    /// same doubles), coverage from bucket rows and their recorded gaps; optionally the
-    /// per-group series of bucket averages.
+    /// Adds one rollup source to the accumulators: each node's rows summed in bucket order,
+    /// coverage from bucket rows and their recorded gaps; optionally the per-group series of
+    /// bucket averages. Groups that are not the whole fleet and not label groups' stored hours
+    /// have their series from the same rows, folded in Swift (`accumulateRows`), on both
+    /// engines. Otherwise SQLite folds the rows too, and PostgreSQL sums them in SQL
+    /// (`accumulateSums`; the same doubles): sending every row costs it more than the sums
+    /// (a year by node 0.083 against 0.099 s, by label 0.121 against 0.101 s the other way;
+    /// docs/benchmarks.md). The fleet's and stored hours' series: `accumulateSeries`.
     static func accumulate(
         _ db: StoreDB, level: RollupLevel, range: Interval, into acc: inout [String: NodeAccumulator],
         groups: [String: String]?, label: String? = nil, series: inout [String: [Double: Double]],
         fleetRollup: Bool = true
     ) throws {
-        if db.engine == .sqlite {
-            // Groups that are not the whole fleet and not label groups' stored hours: their series
-            // come from the same rows (`accumulateSeries` reads them by SQL otherwise).
-            let fromRows = groups.map { g in !Self.isOneGroup(g) && !(level == .hour && label != nil) } ?? false
+        let fromRows = groups.map { g in !Self.isOneGroup(g) && !(level == .hour && label != nil) } ?? false
+        if db.engine == .postgres && !fromRows {
+            try accumulateSums(db, level: level, range: range, into: &acc)
+        } else {
             try accumulateRows(db, level: level, range: range, into: &acc, groups: fromRows ? groups : nil, series: &series)
             if fromRows { return }
-        } else {
-            try accumulateSums(db, level: level, range: range, into: &acc)
         }
         try accumulateSeries(
             db, level: level, range: range, groups: groups, label: label, series: &series, fleetRollup: fleetRollup)
@@ -541,8 +543,9 @@ extension FleetDatabase {
         return groups.values.allSatisfy { $0 == only }
     }
 
-    /// `accumulate`'s sums on PostgreSQL, by SQL: each node's rows added in bucket order (as
-    /// `accumulateRows` adds them on SQLite), its missing buckets and recorded gaps read apart.
+    /// `accumulate`'s sums on PostgreSQL, by SQL, where no group series is read from the rows:
+    /// each node's rows added in bucket order (as `accumulateRows` adds them), its missing
+    /// buckets and recorded gaps read apart.
     ///
     /// The rows come to plain `SUM`s from a subquery sorted by node and bucket: PostgreSQL keeps
     /// a subquery's `ORDER BY` (such a subquery is not merged into the query) and its group
@@ -660,34 +663,10 @@ extension FleetDatabase {
                 series[value, default: [:]].merge(hours) { _, new in new }
             }
         } else if let groups {
-            // Each group's nodes added in id order (bytes). SQLite adds in the order the join
-            // hands the rows over: the map first (`joinInWrittenOrder`), walked in its text's
-            // order, which sorted keys make node id order, each node's rows then found by the
-            // primary key. PostgreSQL adds them in the order of a sorted subquery (see
-            // `accumulateSums`; `SUM(… ORDER BY …)` sorted each group's rows again).
-            let map = try StoredJSON.encode(groups)
-            let from =
-                db.engine == .sqlite
-                ? """
-                \(db.jsonObjectEntries()) g \(db.joinInWrittenOrder) \(table) r ON g.key = r.node_id
-                WHERE r.bucket_start >= ? AND r.bucket_start < ?
-                """
-                : """
-                (SELECT g.value AS value, r.bucket_start, r.saved_byte_seconds
-                  FROM \(db.jsonObjectEntries()) g JOIN \(table) r ON g.key = r.node_id
-                  WHERE r.bucket_start >= ? AND r.bucket_start < ?
-                  ORDER BY g.value, r.bucket_start, \(db.byteOrder("r.node_id"))) AS r
-                """
-            let group = db.engine == .sqlite ? "g.value" : "r.value"
-            let rows = try StoreRow.fetchCursor(
-                db,
-                sql: """
-                    SELECT \(group) AS grp, r.bucket_start AS b, SUM(r.saved_byte_seconds) / \(len) AS s
-                    FROM \(from) GROUP BY grp, b
-                    """, arguments: [map, Int64(range.from), Int64(range.to)])
-            while let r = try rows.next() {
-                series[r["grp"], default: [:]][Double(r["b"] as Int64)] = r["s"]
-            }
+            // Other groups: from the rows, as `accumulate` builds them (each group's nodes added
+            // in id order, bytes, as the rows come).
+            var scratch = Dictionary(uniqueKeysWithValues: groups.keys.map { ($0, NodeAccumulator()) })
+            try accumulateRows(db, level: level, range: range, into: &scratch, groups: groups, series: &series)
         }
     }
 
@@ -784,7 +763,7 @@ extension FleetDatabase {
     /// saving, and PostgreSQL in the table's physical order, which updates and vacuums change.)
     /// SQLite walks the nodes by their key and finds each one's months by the primary key
     /// (`sqliteRollupRows`: no sort, and only the period's months); PostgreSQL sends each node's
-    /// months as arrays, put in order here (`postgresMonthRows`).
+    /// months as arrays, put in that order (`postgresRollupRows`).
     static func accumulateMonths(
         _ db: StoreDB, range: Interval, into acc: inout [String: NodeAccumulator], groups: [String: String]?,
         series: inout [String: [Double: Double]]
@@ -802,13 +781,8 @@ extension FleetDatabase {
                 series[g, default: [:]][start, default: 0] += r.stats.savedByteSeconds / (ReportTime.nextMonthStart(start) - start)
             }
         }
-        let (from, to) = (Int64(range.from), Int64(range.to))
-        if db.engine == .sqlite {
-            let rows = try sqliteRollupRows(db, table: "rollup_month", from: from, to: to)
-            while let r = try rows.next() { add(r) }
-            return
-        }
-        for r in try postgresMonthRows(db.postgres!, from: from, to: to) { add(r) }
+        let rows = try rollupRows(db, table: "rollup_month", from: Int64(range.from), to: Int64(range.to))
+        while let r = try rows.next() { add(r) }
     }
 
     /// Adds raw samples over a partial-hour edge. Read in time order (see `peakStreams`).

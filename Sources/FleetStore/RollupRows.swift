@@ -65,17 +65,28 @@ extension FleetDatabase {
         }
     }
 
-    /// `accumulate`'s sums, holes and gaps from the rows themselves (SQLite): see
-    /// `sqliteRollupRows` and `NodeRollupFold`. With `groups` (node id → group key), also each
-    /// group's series over the buckets (bucket start → the sum of its nodes' `saved_byte_seconds`
-    /// over the bucket's length, the nodes added in id order as the rows come), what
-    /// `accumulateSeries` reads by SQL for groups that are not the whole fleet.
+    /// The rollup rows of `table` with `bucket_start` in [from, to), every node's in bucket order,
+    /// nodes in the bytes order of their ids, on either engine: SQLite's off the statement
+    /// (`sqliteRollupRows`), PostgreSQL's as arrays per node put in that order
+    /// (`postgresRollupRows`).
+    static func rollupRows(_ db: StoreDB, table: String, from: Int64, to: Int64) throws -> RollupRowSource {
+        if let session = db.postgres {
+            return RollupRowSource(nodes: try postgresRollupRows(session, table: table, from: from, to: to))
+        }
+        return RollupRowSource(cursor: try sqliteRollupRows(db, table: table, from: from, to: to))
+    }
+
+    /// `accumulate`'s sums, holes and gaps from the rows themselves (`rollupRows`,
+    /// `NodeRollupFold`), the same fold on both engines. With `groups` (node id → group key),
+    /// also each group's series over the buckets (bucket start → the sum of its nodes'
+    /// `saved_byte_seconds` over the bucket's length, the nodes added in id order as the rows
+    /// come).
     static func accumulateRows(
         _ db: StoreDB, level: RollupLevel, range: Interval, into acc: inout [String: NodeAccumulator],
         groups: [String: String]? = nil, series: inout [String: [Double: Double]]
     ) throws {
         let length = Int64(level.seconds)
-        let rows = try sqliteRollupRows(db, table: level.table, from: Int64(range.from), to: Int64(range.to))
+        let rows = try rollupRows(db, table: level.table, from: Int64(range.from), to: Int64(range.to))
         var current: (id: String, group: String?, fold: NodeRollupFold)?
         var sums: [String: [Int64: Double]] = [:]
         func finish() {
@@ -94,6 +105,38 @@ extension FleetDatabase {
         for (g, buckets) in sums {
             for (b, sum) in buckets { series[g, default: [:]][Double(b)] = sum / level.seconds }
         }
+    }
+}
+
+/// Rollup rows in node and bucket order (`FleetDatabase.rollupRows`): off SQLite's statement,
+/// or from PostgreSQL's rows of each node.
+final class RollupRowSource {
+    private let cursor: RollupRowCursor?
+    private let nodes: [[RollupRow]]
+    private var node = 0
+    private var row = 0
+
+    init(cursor: RollupRowCursor) {
+        self.cursor = cursor
+        nodes = []
+    }
+
+    init(nodes: [[RollupRow]]) {
+        cursor = nil
+        self.nodes = nodes
+    }
+
+    func next() throws -> RollupRow? {
+        if let cursor { return try cursor.next() }
+        while node < nodes.count {
+            if row < nodes[node].count {
+                row += 1
+                return nodes[node][row - 1]
+            }
+            node += 1
+            row = 0
+        }
+        return nil
     }
 }
 
@@ -140,33 +183,37 @@ final class RollupRowCursor: DatabaseCursor {
 }
 
 extension FleetDatabase {
-    /// The month rows of [from, to) on PostgreSQL, every node's in month order, nodes in the
-    /// bytes order of their ids (as `sqliteRollupRows` hands them over on SQLite). PostgreSQL
-    /// sends one row per node: its months' integer columns as one two-dimensional array, their
-    /// double columns as another, their gaps as a third (`MonthRowArrays`). A year's report reads
-    /// 11,000 month rows: postgres-nio's cell per value (16 per row) cost more than the report's
-    /// own work on them, and an array per column more of PostgreSQL's time than the rows
+    /// The rollup rows of `table` with `bucket_start` in [from, to) on PostgreSQL, every node's
+    /// in bucket order, nodes in the bytes order of their ids (as `sqliteRollupRows` hands them
+    /// over on SQLite). PostgreSQL sends one row per node: its buckets' integer columns as one
+    /// two-dimensional array, their double columns as another, their gaps as a third
+    /// (`RollupRowArrays`). A year's report reads about 11,000 month rows and 50,000 hour and day
+    /// rows: postgres-nio's cell per value (16 per row) cost more than the report's own work on
+    /// them, and an array per column more of PostgreSQL's time than the rows
     /// (docs/benchmarks.md).
-    static func postgresMonthRows(_ session: PostgresSession, from: Int64, to: Int64) throws -> [RollupRow] {
-        let sink = MonthRowArrays()
+    static func postgresRollupRows(_ session: PostgresSession, table: String, from: Int64, to: Int64) throws
+        -> [[RollupRow]]
+    {
+        let sink = RollupRowArrays()
         try session.each(
             """
-            SELECT node_id, array_agg(ARRAY[\(MonthRowArrays.ints.joined(separator: ", "))]),
-              array_agg(ARRAY[\(MonthRowArrays.doubles.joined(separator: ", "))]), array_agg(gaps)
-            FROM rollup_month WHERE bucket_start >= ? AND bucket_start < ? GROUP BY node_id
+            SELECT node_id, array_agg(ARRAY[\(RollupRowArrays.ints.joined(separator: ", "))]),
+              array_agg(ARRAY[\(RollupRowArrays.doubles.joined(separator: ", "))]), array_agg(gaps)
+            FROM \(table) WHERE bucket_start >= ? AND bucket_start < ? GROUP BY node_id
             """, [from, to]
         ) { row in try sink.add(row) }
         return sink.rows()
     }
 }
 
-/// Month rows from PostgreSQL (`FleetDatabase.postgresMonthRows`): per node, its months' integer
-/// columns (`ints`, one row of the two-dimensional array a month) and double columns (`doubles`),
+/// Rollup rows from PostgreSQL (`FleetDatabase.postgresRollupRows`): per node, its buckets'
+/// integer columns (`ints`, one row of the two-dimensional array a bucket) and double columns
+/// (`doubles`),
 /// and their gaps, filled from the same rows in the same order (one aggregate pass), read from
-/// their binary form (`PostgresArray`); the node's rows are then put in month order, the nodes in
-/// the bytes order of their ids. Used from postgres-nio's event loop while the reading thread waits
+/// their binary form (`PostgresArray`); the node's rows are then put in bucket order, the nodes
+/// in the bytes order of their ids. Used from postgres-nio's event loop while the reading thread waits
 /// for the statement's end.
-final class MonthRowArrays: @unchecked Sendable {
+final class RollupRowArrays: @unchecked Sendable {
     static let ints = ["bucket_start", "samples", "saved_peak", "full_scans"]
     static let doubles = [
         "data_seconds", "saved_byte_seconds", "cpu_seconds", "cpu_pct_peak", "running_seconds", "stopped_seconds",
@@ -202,13 +249,13 @@ final class MonthRowArrays: @unchecked Sendable {
                 profitSeconds: double(9))
             rows.append(RollupRow(nodeId: id, start: ints[a] ?? 0, stats: stats, gaps: gaps[i]))
         }
-        // A node has one row per month: the starts are distinct.
+        // A node has one row per bucket: the starts are distinct.
         if !zip(rows, rows.dropFirst()).allSatisfy({ $0.start < $1.start }) { rows.sort { $0.start < $1.start } }
         nodes.append((id, rows))
     }
 
-    /// Every node's rows, nodes in the bytes order of their ids.
-    func rows() -> [RollupRow] {
-        nodes.sorted { $0.id.utf8.lexicographicallyPrecedes($1.id.utf8) }.flatMap(\.rows)
+    /// Each node's rows, nodes in the bytes order of their ids.
+    func rows() -> [[RollupRow]] {
+        nodes.sorted { $0.id.utf8.lexicographicallyPrecedes($1.id.utf8) }.map(\.rows)
     }
 }

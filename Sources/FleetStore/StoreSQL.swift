@@ -491,10 +491,6 @@ public final class StoreDB {
     func byteOrder(_ column: String) -> String {
         engine == .postgres ? "\(column) COLLATE \"C\"" : column
     }
-    /// A join whose left side is read first: SQLite's `CROSS JOIN` (its planner keeps the order
-    /// written), where a sum adds rows in the order the join hands them over; PostgreSQL's
-    /// `JOIN` (a sum that needs an order says so: `sum(_:orderedBy:)`).
-    var joinInWrittenOrder: String { engine == .sqlite ? "CROSS JOIN" : "JOIN" }
     /// The tables that have a column of this name.
     func tablesWithColumn(_ column: String) throws -> [String] {
         switch engine {
@@ -532,7 +528,8 @@ public final class StoreDB {
     /// `bucketRowOrder`, so that the fleet rollup and a sum over rollup_hour are the same double
     /// (0040) on either engine: SQLite reads them through the `rollup_<level>_start` index, in its
     /// order; PostgreSQL sorts them in a subquery (`columns`: what the query reads), whose order
-    /// its aggregate keeps (see `accumulateSums`). The subquery's order leaves `node_id` out: rows
+    /// its aggregate keeps (such a subquery is not merged into the query, and an aggregate adds
+    /// the rows in the order they come). The subquery's order leaves `node_id` out: rows
     /// tied on the index's columns have the same `saved_byte_seconds`, `saved_avg` and
     /// `cpu_pct_avg`, so a sum of any of them is the same whatever their order, and the index
     /// gives the rest of the order without a sort (a month's fleet day series: 38 against 4 ms in

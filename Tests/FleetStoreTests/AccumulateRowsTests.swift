@@ -6,10 +6,12 @@ import Testing
 @testable import FleetStore
 
 /// A report's figures from rollup rows (`accumulate`, `accumulateMonths`) are the same doubles on
-/// both engines: SQLite folds the rows it reads (`accumulateRows`), PostgreSQL sums them in SQL
-/// (`accumulateSums`). Both are held here to one fold written out in the test, on random rows
-/// whose sums depend on the order they are added in (magnitudes from 1 to 2^60), with missing
-/// buckets, recorded gaps, NULL peaks, nodes the report does not want and rows outside the range.
+/// both engines: both fold the rows they read (`accumulateRows`), SQLite's off the statement,
+/// PostgreSQL's sent as arrays per node (`postgresRollupRows`), but PostgreSQL sums them in SQL
+/// where no group series comes from them (`accumulateSums`). All are held here to one fold
+/// written out in the test, on random rows whose sums depend on the order they are added in
+/// (magnitudes from 1 to 2^60), with missing buckets, recorded gaps, NULL peaks, nodes the report
+/// does not want and rows outside the range.
 @Suite struct AccumulateRowsTests {
     static let day = 86_400
     static let start = 1_767_225_600  // 2026-01-01
@@ -53,14 +55,7 @@ import Testing
 
     static func insert(_ db: FleetDatabase, table: String, _ rows: [Row], nodes: [String]) async throws {
         try await db.write { db in
-            for node in nodes {
-                try db.execute(
-                    sql: """
-                        INSERT INTO nodes (id, name, machine_id, kernel, mem_total_bytes, numa_nodes, agent_version,
-                          registered_at)
-                        VALUES (?, ?, ?, '6.8.0', 17179869184, 1, 'test', 0)
-                        """, arguments: [node, node, "m-\(node)"])
-            }
+            try insertBareNodes(db, nodes)
             // Written in reverse: no engine hands them over in bucket order by accident.
             for row in rows.reversed() {
                 let s = row.stats
@@ -143,10 +138,19 @@ import Testing
             return (acc, series)
         }
         #expect(series == expectedSeries)
-        #expect(Set(got.keys) == Set(wanted))
-        for node in wanted {
-            #expect(got[node]?.stats == expected[node]?.stats, "\(node)")
-            #expect(got[node]?.covered == expected[node]?.covered, "\(node)")
+        // Without groups (a report by node): on PostgreSQL summed in SQL (`accumulateSums`).
+        let alone = try await db.read { db in
+            var acc = before
+            var series: [String: [Double: Double]] = [:]
+            try FleetDatabase.accumulate(db, level: .day, range: range, into: &acc, groups: nil, series: &series)
+            return acc
+        }
+        for (label, got) in [("with groups", got), ("without groups", alone)] {
+            #expect(Set(got.keys) == Set(wanted), "\(label)")
+            for node in wanted {
+                #expect(got[node]?.stats == expected[node]?.stats, "\(label): \(node)")
+                #expect(got[node]?.covered == expected[node]?.covered, "\(label): \(node)")
+            }
         }
         // The values tell the orders apart: summed from the last row, some figure differs.
         var differs = false

@@ -38,14 +38,7 @@ import Testing
 
     static func insert(_ db: FleetDatabase, nodes: [String], days: [Row], months: [Row]) async throws {
         try await db.write { db in
-            for node in nodes {
-                try db.execute(
-                    sql: """
-                        INSERT INTO nodes (id, name, machine_id, kernel, mem_total_bytes, numa_nodes, agent_version,
-                          registered_at)
-                        VALUES (?, ?, ?, '6.8.0', 17179869184, 1, 'test', 0)
-                        """, arguments: [node, "name of \(node)", "m-\(node)"])
-            }
+            try insertBareNodes(db, nodes) { "name of \($0)" }
             // Written in reverse: no engine hands them over in time order by accident.
             for (table, column, rows) in [("process_savings_day", "day_start", days), ("process_savings_month", "month_start", months)] {
                 for row in rows.reversed() {

@@ -29,14 +29,7 @@ import Testing
         ]
         try await db.write { db in
             // The nodes, as registration writes them (reports read the rows of known nodes).
-            for node in ["n-a", "n-b", "n-c"] {
-                try db.execute(
-                    sql: """
-                        INSERT INTO nodes (id, name, machine_id, kernel, mem_total_bytes, numa_nodes, agent_version,
-                          registered_at)
-                        VALUES (?, ?, ?, '6.8.0', 17179869184, 1, 'test', 0)
-                        """, arguments: [node, node, "m-\(node)"])
-            }
+            try insertBareNodes(db, ["n-a", "n-b", "n-c"])
             for (node, month, saved, data) in rows {
                 try db.execute(
                     sql: """
@@ -69,10 +62,10 @@ import Testing
     }
 }
 
-/// A label group's day series adds its nodes in id order (`accumulateSeries`), however the
-/// node → group map was built: SQLite walks the map's JSON in its text's order, which was the
-/// dictionary's own (it differs from one dictionary to the next), so two reports of the same
-/// rows could give a group other doubles.
+/// A label group's day series adds its nodes in id order (`accumulateSeries`, from the rows),
+/// however the node → group map was built: SQLite once walked the map's JSON in its text's
+/// order, which was the dictionary's own (it differs from one dictionary to the next), so two
+/// reports of the same rows could give a group other doubles.
 @Suite struct GroupSeriesOrderTests {
     @Test func aGroupsSeriesAddsItsNodesInIdOrderWhateverTheMapsOrder() async throws {
         let (db, dir) = try makeDatabase()
@@ -83,6 +76,8 @@ import Testing
         // left, 2^53 + 2 from the right.
         let saved: [String: Double] = ["n-a": big, "n-b": 1, "n-c": 1]
         try await db.write { db in
+            // The nodes (a report reads the rows of the nodes it knows).
+            try insertBareNodes(db, Array(saved.keys) + (0..<40).map { "node-\($0)" })
             for (node, s) in saved {
                 try db.execute(
                     sql: """

@@ -1,5 +1,5 @@
 import FleetAPI
-import FleetStore
+@testable import FleetStore
 import Foundation
 import KSMCore
 import TestSupport
@@ -45,4 +45,16 @@ func registerNode(
     return try await db.register(
         request, enrollmentTokenHash: Secrets.hash(enrollment.token ?? ""),
         nodeTokenHash: Secrets.hash(nodeToken))
+}
+
+/// Node rows with only what reports read, for tests that write rollup or process rows straight
+/// into the tables (a report reads the rows of the nodes it knows).
+func insertBareNodes(_ db: StoreDB, _ ids: [String], name: (String) -> String = { $0 }) throws {
+    for id in ids {
+        try db.execute(
+            sql: """
+                INSERT INTO nodes (id, name, machine_id, kernel, mem_total_bytes, numa_nodes, agent_version, registered_at)
+                VALUES (?, ?, ?, '6.8.0', 17179869184, 1, 'test', 0)
+                """, arguments: [id, name(id), "m-\(id)"])
+    }
 }
