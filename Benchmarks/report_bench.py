@@ -235,7 +235,7 @@ def shapes(days):
             extra = "&label=rack" if by == "label" else ""
             out.append((f"savings CSV by {by}, {p}", f"/api/v1/reports/savings?since=-{p}&by={by}{extra}&format=csv"))
     out.append((f"savings CSV by label, {days}d", f"/api/v1/reports/savings?since=-{days}d&by=label&label=rack&format=csv"))
-    for p in ["24h", "7d", f"{days}d"]:
+    for p in ["24h", "7d", "30d", f"{days}d"]:
         out.append((f"processes (top 100), {p}", f"/api/v1/reports/processes?since=-{p}"))
     out.append((f"processes of one node, {days}d", f"/api/v1/reports/processes?since=-{days}d&node=bench-00007"))
     node = "bench-00050"  # has a silent day: gaps
