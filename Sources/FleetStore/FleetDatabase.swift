@@ -80,6 +80,7 @@ public final class FleetDatabase: Sendable {
             // Reports read tens of megabytes of rollup pages: through the mapping rather than a
             // pread copy of every page into SQLite's small page cache each time.
             try db.execute(sql: "PRAGMA mmap_size = \(FleetDatabase.sqliteMmapBytes)")
+            try LeftToRightSum.register(db)
         }
         let pool = try DatabasePool(path: path, configuration: config)
         let checkpointer = WALCheckpointer(path: path)

@@ -652,7 +652,7 @@ extension FleetDatabase {
             let rows = try StoreRow.fetchCursor(
                 db,
                 sql: """
-                    SELECT bucket_start AS b, SUM(saved_byte_seconds) / \(len) AS s
+                    SELECT bucket_start AS b, \(db.orderedSum("saved_byte_seconds")) / \(len) AS s
                     FROM \(db.bucketRows(table, columns: "saved_byte_seconds")) GROUP BY bucket_start
                     """, arguments: args)
             while let r = try rows.next() {
@@ -1012,7 +1012,7 @@ extension FleetDatabase {
             let hours = try StoreRow.fetchCursor(
                 db,
                 sql: """
-                    SELECT bucket_start AS b, SUM(saved_byte_seconds) / 3600.0 AS s
+                    SELECT bucket_start AS b, \(db.orderedSum("saved_byte_seconds")) / 3600.0 AS s
                     FROM \(db.bucketRows("rollup_hour", columns: "saved_byte_seconds")) GROUP BY bucket_start
                     """, arguments: [Int64(first), Int64(last)])
             while let r = try hours.next() {
@@ -1352,7 +1352,7 @@ extension FleetDatabase {
             return try StoreRow.fetchAll(
                 db,
                 sql: """
-                    SELECT bucket_start, SUM(saved_avg) AS s, SUM(cpu_pct_avg) AS c, COUNT(*) AS n
+                    SELECT bucket_start, \(db.orderedSum("saved_avg")) AS s, \(db.orderedSum("cpu_pct_avg")) AS c, COUNT(*) AS n
                     FROM \(db.bucketRows(level.table, columns: "saved_avg, cpu_pct_avg"))
                     GROUP BY bucket_start ORDER BY bucket_start
                     """,

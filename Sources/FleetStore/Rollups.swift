@@ -663,7 +663,10 @@ extension FleetDatabase {
     /// as the fleet series always was.
     static func fleetHourSum(_ db: StoreDB, hour: Int64) throws -> Double? {
         let sum = try db.cachedStatement(
-            sql: "SELECT SUM(saved_byte_seconds) FROM \(db.bucketRows("rollup_hour", columns: "saved_byte_seconds"))")
+            sql: """
+                SELECT \(db.orderedSum("saved_byte_seconds"))
+                FROM \(db.bucketRows("rollup_hour", columns: "saved_byte_seconds"))
+                """)
         return try Double.fetchOne(sum, arguments: [hour, hour + 1])
     }
 

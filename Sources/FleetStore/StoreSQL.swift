@@ -524,7 +524,7 @@ public final class StoreDB {
     /// doubles, and sums copied by `migrate-data` are the ones PostgreSQL computes.
     var bucketRowOrder: String { "saved_avg, cpu_pct_avg, saved_byte_seconds, \(byteOrder("node_id"))" }
     /// The rows of rollup table `table` with `bucket_start` in [?, ?) (two placeholders), as the
-    /// FROM item of a query whose plain `SUM`s per `bucket_start` add each bucket's rows in
+    /// FROM item of a query whose `orderedSum`s per `bucket_start` add each bucket's rows in
     /// `bucketRowOrder`, so that the fleet rollup and a sum over rollup_hour are the same double
     /// (0040) on either engine: SQLite reads them through the `rollup_<level>_start` index, in its
     /// order; PostgreSQL sorts them in a subquery (`columns`: what the query reads), whose order
@@ -542,12 +542,11 @@ public final class StoreDB {
               ORDER BY bucket_start, saved_avg, cpu_pct_avg, saved_byte_seconds) AS r
             """
     }
-    /// `SUM(column)` with its rows added in a fixed order: SQLite adds them in the order its plan
-    /// reads them (for a GROUP BY on a key prefix, the key's), PostgreSQL in whatever order its
-    /// plan of the moment gives (a hash aggregate over the heap, or an index) unless told: a
-    /// double sum then changes in its last bits from one call to the next.
-    func sum(_ column: String, orderedBy order: String) -> String {
-        engine == .sqlite ? "SUM(\(column))" : "SUM(\(column) ORDER BY \(order))"
+    /// A sum of doubles added left to right in the order the query hands its rows over (a
+    /// `bucketRows` FROM item): SQLite's `ksm_sum` (`LeftToRightSum`: its own `SUM` compensates
+    /// from 3.43 on), PostgreSQL's `SUM`.
+    func orderedSum(_ column: String) -> String {
+        engine == .sqlite ? "\(LeftToRightSum.name)(\(column))" : "SUM(\(column))"
     }
     /// Raw samples in time order, ties (samples of one second) in the order they were sent:
     /// SQLite's taken_at indexes keep ties in rowid order (as stored) without a sort; PostgreSQL
