@@ -241,6 +241,38 @@ import Testing
         #expect(chart.first?.nodes == 3)
     }
 
+    /// SQLite's migration 0049 adds the stored fleet hours again left to right (`ksm_sum`): a
+    /// server built against SQLite 3.43 or later stored compensated sums. A stored hour without
+    /// rows keeps its value.
+    @Test(.enabled(if: !TestStore.isPostgres, "SQLite's migration (only the SQLite pass runs it)"))
+    func sqliteStoredSumsAreAddedAgainLeftToRight() async throws {
+        let (db, dir) = try makeDatabase()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let hour = Int64(Self.hour)
+        let empty = hour - 3600
+        let migration = try #require(allMigrations.first { $0.name.hasSuffix("fleet_hour_left_to_right") })
+        let (stored, kept) = try await db.write { db in
+            for (node, saved) in Self.saved {
+                try Self.insert(db, table: "rollup_hour", start: Self.hour, length: 3600, node: node, saved: saved)
+            }
+            _ = try FleetDatabase.flushFleetHours(db, limit: 1000)
+            // What an earlier server stored: another sum of the same rows, and an hour whose rows
+            // are gone.
+            try db.execute(
+                sql: "UPDATE rollup_fleet_hour SET saved_byte_seconds = ? WHERE bucket_start = ?",
+                arguments: [Self.idOrder(), hour])
+            try db.execute(
+                sql: "INSERT INTO rollup_fleet_hour (bucket_start, saved_byte_seconds) VALUES (?, 7)", arguments: [empty])
+            try db.executeScript(migration.sql)
+            let fetch = { (h: Int64) in
+                try Double.fetchOne(db, sql: "SELECT saved_byte_seconds FROM rollup_fleet_hour WHERE bucket_start = ?", arguments: [h])
+            }
+            return (try fetch(hour), try fetch(empty))
+        }
+        #expect(stored == Self.indexOrder())
+        #expect(kept == 7)
+    }
+
     /// PostgreSQL's migration 0013 computes the stored fleet hours again in the index's order
     /// (they were added in node id order) and leaves the label groups' sums to be computed again.
     @Test(.enabled(if: TestStore.isPostgres, "PostgreSQL's migration (only the PostgreSQL pass runs it)"))
