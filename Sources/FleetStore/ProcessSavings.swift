@@ -156,20 +156,21 @@ extension FleetDatabase {
             return "\(p)peak DESC, \(text("node_id")), \(text("kind")), \(text("name"))"
         }
         // The sums are exact (`ProcessSavingsFold.exact`), so the rows are added in whatever order
-        // the plan of the moment reads them: one hash aggregate, no sort.
+        // the plan of the moment reads them (a hash aggregate here, no sort).
         let rows = """
             SELECT d.node_id, d.kind, d.name, d.reports, d.peak_merged_bytes AS peak, d.last_at,
               CAST(d.sum_merged_bytes AS BIGINT) AS total
             FROM process_savings_day d
             """
         let sql = """
-            SELECT t.node_id, n.name AS node_name, t.kind, t.name, t.reports, t.peak,
+            SELECT t.node_id, t.node_name, t.kind, t.name, t.reports, t.peak,
               (SELECT MIN(x.v) FROM (\(peakAt.sql)) x) AS peak_at,
               (SELECT x.v FROM (\(last.sql)) x ORDER BY x.start DESC LIMIT 1) AS last_merged_bytes,
               t.last_at,
               (SELECT x.v FROM (\(processes.sql)) x ORDER BY x.start DESC LIMIT 1) AS processes,
               t.total
             FROM (
+              SELECT g.*, n.name AS node_name FROM (
               SELECT node_id, kind, name, CAST(SUM(reports) AS BIGINT) AS reports, MAX(peak) AS peak,
                 MAX(last_at) AS last_at, CAST(SUM(total) AS DOUBLE PRECISION) AS total
               FROM (
@@ -181,8 +182,10 @@ extension FleetDatabase {
                   CAST(m.sum_merged_bytes AS BIGINT)
                 FROM process_savings_month m WHERE \(months)\(monthFilter)
               ) AS u
-              GROUP BY node_id, kind, name ORDER BY \(order("")) LIMIT ?
-            ) AS t LEFT JOIN nodes n ON n.id = t.node_id
+              GROUP BY node_id, kind, name
+              ) AS g JOIN nodes n ON n.id = g.node_id
+              ORDER BY \(order("g.")) LIMIT ?
+            ) AS t
             ORDER BY \(order("t."))
             """
         var arguments = peakAt.arguments

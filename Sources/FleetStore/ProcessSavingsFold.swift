@@ -52,6 +52,13 @@ extension FleetDatabase {
         try read(days, plan.head)
         try read(months, plan.months)
         try read(days, plan.tail)
+        if let column = fold.outOfRange {
+            // As PostgreSQL's statement fails ("bigint out of range"): no report with a figure
+            // made up.
+            throw DatabaseError(
+                resultCode: .SQLITE_RANGE,
+                message: "process savings rows out of range: a group's \(column) does not fit a 64-bit integer (a damaged row)")
+        }
         return fold.rows(limit: limit)
     }
 }
@@ -78,6 +85,9 @@ struct ProcessSavingsFold {
     }
 
     private(set) var groups: [Group] = []
+    /// The first column a row held a value the fold cannot add up (a count past `Int64`, a sum
+    /// outside `BIGINT`'s range, where PostgreSQL's statement fails): only a damaged row does.
+    private(set) var outOfRange: String?
     /// Each node's groups (indices into `groups`), and the node being read.
     private var byNode: [String: [Int]] = [:]
     private var nodeBytes: [UInt8]?
@@ -114,7 +124,9 @@ struct ProcessSavingsFold {
         let peakAt = sqlite3_column_int64(s, 6)
         let lastAt = sqlite3_column_int64(s, 8)
         let sum = sqlite3_column_double(s, 10)
-        groups[index].reports += sqlite3_column_int64(s, 4)
+        let (reports, overflow) = groups[index].reports.addingReportingOverflow(sqlite3_column_int64(s, 4))
+        if overflow { outOfRange = outOfRange ?? "reports" }
+        groups[index].reports = reports
         if peak > groups[index].peak {
             groups[index].peak = peak
             groups[index].peakAt = peakAt
@@ -127,7 +139,11 @@ struct ProcessSavingsFold {
             groups[index].last = sqlite3_column_int64(s, 7)
             groups[index].processes = sqlite3_column_int64(s, 9)
         }
-        groups[index].total += Self.exact(sum)
+        if let exact = Self.exact(sum) {
+            groups[index].total += exact
+        } else {
+            outOfRange = outOfRange ?? "sum_merged_bytes"
+        }
     }
 
     static func equal(_ a: [UInt8], _ b: UnsafeBufferPointer<UInt8>) -> Bool {
@@ -138,10 +154,14 @@ struct ProcessSavingsFold {
     /// as a double (exact up to 2^53, and a whole number above). Summed as integers, a group's
     /// total is the same whatever order the rows come in: PostgreSQL adds them as `BIGINT`s into
     /// a `NUMERIC` (`CAST(… AS BIGINT)` rounds half to even, as here), and both round the exact
-    /// total to the nearest double. (A year of 60-second reports of a group merging 17 GB passes
-    /// 2^53, where double sums would depend on their order.)
-    static func exact(_ value: Double) -> Int128 {
-        value.isFinite ? Int128(value.rounded(.toNearestOrEven)) : 0
+    /// total to the nearest double. (A year of 60-second reports of a group merging 17 GiB passes
+    /// 2^53, where double sums would depend on their order.) Nil outside `BIGINT`'s range
+    /// (PostgreSQL's cast fails there too: only a damaged row holds such a value).
+    static func exact(_ value: Double) -> Int128? {
+        let rounded = value.rounded(.toNearestOrEven)
+        // -2^63 ... 2^63 (exclusive), the doubles a BIGINT holds.
+        guard rounded >= -0x1p63, rounded < 0x1p63 else { return nil }
+        return Int128(rounded)
     }
 
     /// The part read is over (a statement's rows).

@@ -36,9 +36,12 @@ import Testing
             processes: Int64(1 + r.next() % 4), sum: sum)
     }
 
+    /// Rows of a node the `nodes` table does not hold (neither engine counts them).
+    static let gone = "n-gone"
+
     static func insert(_ db: FleetDatabase, nodes: [String], days: [Row], months: [Row]) async throws {
         try await db.write { db in
-            try insertBareNodes(db, nodes) { "name of \($0)" }
+            try insertBareNodes(db, nodes.filter { $0 != Self.gone }) { "name of \($0)" }
             // Written in reverse: no engine hands them over in time order by accident.
             for (table, column, rows) in [("process_savings_day", "day_start", days), ("process_savings_month", "month_start", months)] {
                 for row in rows.reversed() {
@@ -75,7 +78,7 @@ import Testing
         ]
         for part in parts {
             for row in part.sorted(by: { $0.start < $1.start })
-            where ProcessGroupKind(rawValue: row.kind) != nil && (nodeId == nil || row.node == nodeId) {
+            where ProcessGroupKind(rawValue: row.kind) != nil && (nodeId == nil || row.node == nodeId) && row.node != gone {
                 let key = Key(node: row.node, kind: row.kind, name: row.name)
                 if folds[key] == nil { order.append(key) }
                 folds[key, default: Fold()].rows.append(row)
@@ -114,7 +117,7 @@ import Testing
         defer { try? FileManager.default.removeItem(at: dir) }
         var r = SeededRandom(seed: seed)
         // Ids whose byte order is not their order of registration; one not ASCII.
-        let nodes = ["n-b", "n-a", "N-c", "n-\u{e9}", "n-a1", "n-0"]
+        let nodes = ["n-b", "n-a", "N-c", "n-\u{e9}", "n-a1", "n-0", Self.gone]
         let groups: [(String, String)] = [
             ("vm", "web-1"), ("vm", "Web-1"), ("container", "db"), ("command", "java"), ("command", "\u{e9}t\u{e9}"),
             ("unit", "a"), ("not-a-kind", "x"),
@@ -146,7 +149,9 @@ import Testing
             let fromDay = Self.start + Int64(r.next() % 60) * Self.day
             let toDay = fromDay + Int64(1 + r.next() % 60) * Self.day
             let choice = r.next() % 3
-            let plan = ProcessSavingsPlan(fromDay: fromDay, toDay: toDay, cut: nil) { _, _ in choice == 0 }
+            // A retention cut now and then: the months it cuts are read from their days.
+            let cut: Int64? = r.next() % 3 == 0 ? Self.start + Int64(r.next() % 100) * Self.day + 5 : nil
+            let plan = ProcessSavingsPlan(fromDay: fromDay, toDay: toDay, cut: cut) { _, _ in choice == 0 }
             let nodeId: String? = r.next() % 4 == 0 ? nodes[Int(r.next() % UInt64(nodes.count))] : nil
             let limit = [1, 5, 1000, Int(1 + r.next() % 30)][Int(r.next() % 4)]
             let got = try await db.read { db in
@@ -161,6 +166,37 @@ import Testing
             }
         }
         #expect(exactDiffers, "the values must make a double sum differ from the exact one")
+        #expect(days.contains { $0.node == Self.gone }, "rows of a node not in the nodes table are there to skip")
         #expect(days.contains { ProcessGroupKind(rawValue: $0.kind) == nil }, "rows of an unknown kind are there to skip")
+    }
+
+    /// A row whose sum or count does not fit a 64-bit integer (only a damaged row holds one)
+    /// fails the report on both engines, as PostgreSQL's casts do, instead of a made-up figure.
+    @Test(arguments: ["sum", "reports"])
+    func aFigureOutOfRangeFailsTheReportOnBothEngines(what: String) async throws {
+        let (db, dir) = try makeDatabase()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var r = SeededRandom(seed: 9)
+        var a = Self.randomRow(&r, node: "n-a", start: Self.start, kind: "vm", name: "web")
+        var b = Self.randomRow(&r, node: "n-a", start: Self.start + Self.day, kind: "vm", name: "web")
+        switch what {
+        case "sum": a.sum = 0x1p63
+        default: (a.reports, b.reports) = (Int64.max / 2 + 1, Int64.max / 2 + 1)
+        }
+        try await Self.insert(db, nodes: ["n-a"], days: [a, b], months: [])
+        // Other days exist: the two days are read as days.
+        let plan = ProcessSavingsPlan(fromDay: Self.start, toDay: Self.start + 2 * Self.day, cut: nil) { _, _ in true }
+        await #expect(throws: (any Error).self, "\(what)") {
+            try await db.read { db in try FleetDatabase.processSavingsRows(db, plan: plan, nodeId: nil, limit: 10) }
+        }
+        // Just inside the range, the report is made.
+        if what == "sum" {
+            let (db2, dir2) = try makeDatabase()
+            defer { try? FileManager.default.removeItem(at: dir2) }
+            a.sum = 0x1p63 - 1024
+            try await Self.insert(db2, nodes: ["n-a"], days: [a, b], months: [])
+            let rows = try await db2.read { db in try FleetDatabase.processSavingsRows(db, plan: plan, nodeId: nil, limit: 10) }
+            #expect(rows.count == 1)
+        }
     }
 }
