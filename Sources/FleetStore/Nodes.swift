@@ -100,6 +100,9 @@ extension FleetDatabase {
     /// - A machine id a live node has: the same node (token replaced, config kept) only when
     ///   `request.nodeToken` is that node's current (or still valid previous) token, or when an
     ///   admin accepted this agent's pending registration (matched by its registration key).
+    ///   Also when the attempt carries the registration key the node was registered with and
+    ///   its token may never have reached the agent (`answerMayHaveBeenLost`): the answer was
+    ///   lost (a timeout, a reset connection) and the agent asks again.
     ///   Otherwise the node is left alone and the attempt is kept as a pending registration:
     ///   throws `.registrationPending` (or `.registrationRejected` once an admin rejected it).
     /// - A machine id only a deleted node had: pending too (a deleted node does not come back by
@@ -126,6 +129,18 @@ extension FleetDatabase {
         return try outcome.get()
     }
 
+    /// How long after a registration (or re-registration) an agent that lost the answer may ask
+    /// again with its registration key alone: an agent retries within seconds or minutes.
+    static let lostAnswerWindowMs: Int64 = 3_600_000
+
+    /// Whether the node's last registration answer (its token) may never have reached the agent:
+    /// the token was issued within `lostAnswerWindowMs` and no sample came since (an agent that got
+    /// its token pushes a sample at once; a push moves `last_seen_at` past `token_issued_at`).
+    static func answerMayHaveBeenLost(tokenIssuedAt: Int64?, lastSeenAt: Int64?, now: Date) -> Bool {
+        guard let issued = tokenIssuedAt else { return false }
+        return Time.ms(now) - issued < lostAnswerWindowMs && (lastSeenAt ?? issued) <= issued
+    }
+
     static func register(
         _ db: StoreDB, _ request: RegisterRequest, _ enrollmentTokenHash: String, _ nodeTokenHash: String,
         _ source: String?, _ now: Date
@@ -150,10 +165,13 @@ extension FleetDatabase {
             let live = try StoreRow.fetchOne(
                 db,
                 sql: """
-                    SELECT id, token_hash, previous_token_hash, previous_token_expires_at FROM nodes
+                    SELECT id, token_hash, previous_token_hash, previous_token_expires_at, registration_key_hash,
+                      token_issued_at, last_seen_at
+                    FROM nodes
                     WHERE machine_id = ? AND deleted_at IS NULL
                     """,
                 arguments: [request.machineId])
+            let keyHash = request.registrationKey.flatMap { $0.isEmpty ? nil : Secrets.hash($0) }
             var existing: String?
             if let live {
                 let id: String = live["id"]
@@ -166,6 +184,12 @@ extension FleetDatabase {
                     proven =
                         current.map { Secrets.constantTimeEqual($0, h) } == true
                         || (previous.map { Secrets.constantTimeEqual($0, h) } == true && (previousUntil ?? 0) > Time.ms(now))
+                }
+                if !proven, let keyHash, let stored: String = live["registration_key_hash"] {
+                    proven =
+                        Secrets.constantTimeEqual(stored, keyHash)
+                        && Self.answerMayHaveBeenLost(
+                            tokenIssuedAt: live["token_issued_at"], lastSeenAt: live["last_seen_at"], now: now)
                 }
                 if !proven {
                     let claim = try Self.pendingAttempt(
@@ -182,12 +206,14 @@ extension FleetDatabase {
                         UPDATE nodes SET name = ?, kernel = ?, mem_total_bytes = ?, numa_nodes = ?, ksm_features = ?,
                           agent_version = ?, page_size = COALESCE(?, page_size), token_hash = ?, last_seen_at = ?,
                           token_issued_at = ?, token_rotate_requested_at = NULL, previous_token_hash = NULL,
-                          previous_token_expires_at = NULL, last_source = ?
+                          previous_token_expires_at = NULL, last_source = ?,
+                          registration_key_hash = COALESCE(?, registration_key_hash)
                         WHERE id = ?
                         """,
                     arguments: [
                         name, request.kernel, request.memTotalBytes, request.numaNodes, features,
-                        request.agentVersion, request.pageSize, nodeTokenHash, Time.ms(now), Time.ms(now), source, id,
+                        request.agentVersion, request.pageSize, nodeTokenHash, Time.ms(now), Time.ms(now), source,
+                        keyHash, id,
                     ])
             } else {
                 let deleted = try String.fetchOne(
@@ -213,13 +239,13 @@ extension FleetDatabase {
                     sql: """
                         INSERT INTO nodes (id, name, machine_id, labels, kernel, mem_total_bytes, numa_nodes,
                           ksm_features, agent_version, page_size, registered_at, last_seen_at, token_hash,
-                          token_issued_at, last_source)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                          token_issued_at, last_source, registration_key_hash)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                         """,
                     arguments: [
                         id, name, request.machineId, try StoredJSON.encode([String: String]()), request.kernel,
                         request.memTotalBytes, request.numaNodes, features, request.agentVersion, request.pageSize,
-                        Time.ms(now), Time.ms(now), nodeTokenHash, Time.ms(now), source,
+                        Time.ms(now), Time.ms(now), nodeTokenHash, Time.ms(now), source, keyHash,
                     ])
             }
             let hasConfig = try Bool.fetchOne(

@@ -32,6 +32,39 @@ import Testing
         #expect(try await db.nodeID(forTokenHash: Secrets.hash("kn_thief")) == nil)
     }
 
+    /// An agent whose registration answer was lost (a timeout, a reset connection) asks again
+    /// with its registration key and no token: it gets its node back, with a new token, while the
+    /// first token may never have reached it (no sample since, within the hour). Another key, no
+    /// key, a node that has pushed since, or a retry after the hour: pending, node left alone.
+    @Test func anAgentWhoseAnswerWasLostGetsItsNodeBackWithItsKey() async throws {
+        let (db, dir) = try makeDatabase()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        func pending(_ body: () async throws -> Registration) async -> Bool {
+            do {
+                _ = try await body()
+                return false
+            } catch { if case .registrationPending = error as? StoreError { return true } else { return false } }
+        }
+        let t0 = Date().addingTimeInterval(-600)
+        let first = try await registerNode(db, nodeToken: "kn_lost", key: "rk-1", now: t0)
+        #expect(await pending { try await registerNode(db, nodeToken: "kn_other", key: "rk-2", now: t0 + 20) })
+        #expect(await pending { try await registerNode(db, nodeToken: "kn_nokey", now: t0 + 20) })
+        let again = try await registerNode(db, nodeToken: "kn_again", key: "rk-1", now: t0 + 30)
+        #expect(again.reregistered)
+        #expect(again.node.id == first.node.id)
+        #expect(try await db.nodeID(forTokenHash: Secrets.hash("kn_lost")) == nil)
+        #expect(try await db.nodeID(forTokenHash: Secrets.hash("kn_again")) == first.node.id)
+        #expect(try await db.nodeID(forTokenHash: Secrets.hash("kn_other")) == nil)
+        // The token reached the agent: it pushed. The key alone no longer proves anything.
+        _ = try await db.insertSamples(nodeId: first.node.id, [sample(1)])
+        #expect(await pending { try await registerNode(db, nodeToken: "kn_late", key: "rk-1") })
+        #expect(try await db.nodeID(forTokenHash: Secrets.hash("kn_again")) == first.node.id)
+        // No sample, but the retry comes more than an hour after the registration.
+        let old = try await registerNode(db, machine: "m-2", nodeToken: "kn_m2", key: "rk-m2", now: Date().addingTimeInterval(-3700))
+        #expect(await pending { try await registerNode(db, machine: "m-2", nodeToken: "kn_m2b", key: "rk-m2") })
+        #expect(try await db.nodeID(forTokenHash: Secrets.hash("kn_m2")) == old.node.id)
+    }
+
     @Test func reRegistrationWithProofKeepsTheNodeAndRotatesItsToken() async throws {
         let (db, dir) = try makeDatabase()
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -37,14 +37,16 @@ func sample(_ seq: Int64, sharing: Int64 = 10, phase: KSMPhase = .running, appli
 
 /// Registers a node with a fresh enrollment token; returns its id.
 func registerNode(
-    _ db: FleetDatabase, machine: String = "m-1", nodeToken: String = "kn_test", proof: String? = nil
+    _ db: FleetDatabase, machine: String = "m-1", nodeToken: String = "kn_test", proof: String? = nil,
+    key: String? = nil, now: Date = Date()
 ) async throws -> Registration {
     let enrollment = try await db.createEnrollmentToken(description: nil, expiresAt: nil)
     var request = registerRequest(machine)
     request.nodeToken = proof
+    request.registrationKey = key
     return try await db.register(
         request, enrollmentTokenHash: Secrets.hash(enrollment.token ?? ""),
-        nodeTokenHash: Secrets.hash(nodeToken))
+        nodeTokenHash: Secrets.hash(nodeToken), now: now)
 }
 
 /// Node rows with only what reports read, for tests that write rollup or process rows straight
