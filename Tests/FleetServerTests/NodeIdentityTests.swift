@@ -126,6 +126,38 @@ import Testing
         #expect(try await newClient.config(nodeId: old.nodeId, ifNoneMatch: nil, waitSeconds: nil) != nil)
     }
 
+    @Test("an agent whose registration answer was lost asks again with its key and gets its node back; another key, or once the node pushed, is pending")
+    func lostRegistrationAnswer() async throws {
+        let h = try await Harness.start()
+        defer { Task { await h.finish() } }
+        // The server commits the node, and the answer never reaches the agent (a timeout).
+        guard case .success(let lost) = try await attempt(h, machineId: "slow-link", hostname: "slow-link", key: "kr_slow")
+        else {
+            Issue.record("the first registration failed")
+            return
+        }
+        // Another host with the same machine id and no key, or another key: pending, as before.
+        #expect(code(try await attempt(h, machineId: "slow-link", hostname: "slow-link"))?.0 == 409)
+        #expect(code(try await attempt(h, machineId: "slow-link", hostname: "slow-link", key: "kr_other"))?.0 == 409)
+        // The agent asks again with its key: the same node, a new token; the lost one is dead.
+        guard case .success(let again) = try await attempt(h, machineId: "slow-link", hostname: "slow-link", key: "kr_slow")
+        else {
+            Issue.record("the agent whose answer was lost was not given its node back")
+            return
+        }
+        #expect(again.nodeId == lost.nodeId && again.reregistered && again.nodeToken != lost.nodeToken)
+        let lostClient = try Fixtures.client(h.server.baseURL, token: lost.nodeToken)
+        let refused = await apiError { _ = try await lostClient.config(nodeId: lost.nodeId, ifNoneMatch: nil, waitSeconds: nil) }
+        #expect(refused?.0 == 401)
+        #expect(try await h.admin.listNodes().nodes.count == 1)
+        // Once the node pushed with its token, the answer evidently arrived: the key alone no longer
+        // takes the node (a copy of the agent's state on another host, say).
+        let client = try Fixtures.client(h.server.baseURL, token: again.nodeToken)
+        _ = try await client.pushSamples(nodeId: again.nodeId, Fixtures.batch(1...1))
+        #expect(code(try await attempt(h, machineId: "slow-link", hostname: "slow-link", key: "kr_slow"))?.0 == 409)
+        #expect(try await client.config(nodeId: again.nodeId, ifNoneMatch: nil, waitSeconds: nil) != nil)
+    }
+
     @Test("token rotation on demand and on schedule: every push across it is acknowledged and stored")
     func rotationLosesNoSample() async throws {
         let h = try await Harness.start()
