@@ -168,6 +168,66 @@ import Testing
         #expect(differs, "the rows' values must make the order of the sum matter")
     }
 
+    /// The edges the random rows rarely make: a node with one row in the range, a wanted node
+    /// whose rows all lie outside it, node ids of other lengths than the rest (bytes order), a
+    /// range of no length, and a range past every row.
+    @Test func edgesOneRowNoRowsEmptyRange() async throws {
+        let (db, dir) = try makeDatabase()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var r = SeededRandom(seed: 9)
+        let day = Self.day
+        let bulk = (0..<4).map { "n-\(String(format: "%012x", $0 * 65_537))" }
+        let single = "n-1", outside = "n-ffffffffffffff"
+        let nodes = bulk + [single, outside]
+        var rows = Self.randomRows(&r, nodes: bulk, length: day, buckets: 20)
+        let lone = Row(
+            node: single, start: Self.start + 10 * day, stats: Self.randomStats(&r),
+            gaps: [Interval(Double(Self.start + 10 * day + 600), Double(Self.start + 10 * day + 1200))])
+        rows.append(lone)
+        for b in [1, 2, 18, 19] {
+            rows.append(Row(node: outside, start: Self.start + b * day, stats: Self.randomStats(&r), gaps: []))
+        }
+        try await Self.insert(db, table: "rollup_day", rows, nodes: nodes)
+        let groups = Dictionary(uniqueKeysWithValues: nodes.enumerated().map { ($1, "g\($0 % 2)") })
+        let before = Self.startingAccumulators(&r, wanted: nodes)
+        func run(_ range: Interval, groups: [String: String]?) async throws -> ([String: NodeAccumulator], [String: [Double: Double]]) {
+            try await db.read { db in
+                var acc = before
+                var series: [String: [Double: Double]] = [:]
+                try FleetDatabase.accumulate(db, level: .day, range: range, into: &acc, groups: groups, series: &series)
+                return (acc, series)
+            }
+        }
+        for g in [groups, nil] as [[String: String]?] {
+            let label = g == nil ? "without groups" : "with groups"
+            let range = Interval(Double(Self.start + 3 * day), Double(Self.start + 17 * day))
+            let (got, series) = try await run(range, groups: g)
+            // The lone row: its figures once, its day less its gap covered.
+            var one = before[single]!
+            one.stats.merge(lone.stats)
+            let s = Double(lone.start)
+            one.covered.append(contentsOf: ReportMath.complement(of: lone.gaps, within: Interval(s, s + Double(day))))
+            #expect(got[single]?.stats == one.stats, "\(label)")
+            #expect(got[single]?.covered == one.covered, "\(label)")
+            // Rows only outside the range: the node's figures are what they were, nothing covered.
+            #expect(got[outside]?.stats == before[outside]?.stats, "\(label)")
+            #expect(got[outside]?.covered == before[outside]?.covered, "\(label)")
+            if g != nil {
+                #expect(series[groups[single]!]?[s] != nil, "the lone row is in its group's series")
+                #expect(!series.values.contains { $0.keys.contains { $0 < range.from || $0 >= range.to } })
+            }
+            // A range of no length, and one past every row: nothing changes, no series.
+            for empty in [Interval(range.from, range.from), Interval(Double(Self.start + 40 * day), Double(Self.start + 50 * day))] {
+                let (same, none) = try await run(empty, groups: g)
+                #expect(none.isEmpty, "\(label): \(empty)")
+                for node in nodes {
+                    #expect(same[node]?.stats == before[node]?.stats, "\(label): \(empty) \(node)")
+                    #expect(same[node]?.covered == before[node]?.covered, "\(label): \(empty) \(node)")
+                }
+            }
+        }
+    }
+
     @Test(arguments: [4, 5])
     func monthRowsAreMergedOneByOneInNodeAndMonthOrder(seed: UInt64) async throws {
         let (db, dir) = try makeDatabase()
