@@ -134,10 +134,13 @@ extension FleetDatabase {
     static let lostAnswerWindowMs: Int64 = 3_600_000
 
     /// Whether the node's last registration answer (its token) may never have reached the agent:
-    /// the token was issued within `lostAnswerWindowMs` and no sample came since (an agent that got
-    /// its token pushes a sample at once; a push moves `last_seen_at` past `token_issued_at`).
-    static func answerMayHaveBeenLost(tokenIssuedAt: Int64?, lastSeenAt: Int64?, now: Date) -> Bool {
-        guard let issued = tokenIssuedAt else { return false }
+    /// the token was issued by a registration within `lostAnswerWindowMs` and no sample came since
+    /// (an agent that got its token pushes a sample at once; a push moves `last_seen_at` past
+    /// `token_issued_at`). A token from a rotation (`rotated`: the node has a previous token, which
+    /// every rotation sets and only a registration clears) reached its agent, which asked for it
+    /// with the token before: the window stays shut until the node registers again.
+    static func answerMayHaveBeenLost(tokenIssuedAt: Int64?, lastSeenAt: Int64?, rotated: Bool, now: Date) -> Bool {
+        guard let issued = tokenIssuedAt, !rotated else { return false }
         return Time.ms(now) - issued < lostAnswerWindowMs && (lastSeenAt ?? issued) <= issued
     }
 
@@ -176,6 +179,9 @@ extension FleetDatabase {
             if let live {
                 let id: String = live["id"]
                 var proven = false
+                // Taken over through an admin's acceptance: the node's key becomes the newcomer's
+                // (none, for an agent without one), so the displaced agent's key no longer proves it.
+                var accepted = false
                 if let proof = request.nodeToken, !proof.isEmpty {
                     let h = Secrets.hash(proof)
                     let current: String? = live["token_hash"]
@@ -189,7 +195,8 @@ extension FleetDatabase {
                     proven =
                         Secrets.constantTimeEqual(stored, keyHash)
                         && Self.answerMayHaveBeenLost(
-                            tokenIssuedAt: live["token_issued_at"], lastSeenAt: live["last_seen_at"], now: now)
+                            tokenIssuedAt: live["token_issued_at"], lastSeenAt: live["last_seen_at"],
+                            rotated: (live["previous_token_hash"] as String?) != nil, now: now)
                 }
                 if !proven {
                     let claim = try Self.pendingAttempt(
@@ -198,6 +205,7 @@ extension FleetDatabase {
                         // Unreachable: pendingAttempt throws unless the registration was accepted.
                         throw StoreError.nodeNotFound(id)
                     }
+                    accepted = true
                 }
                 existing = id
                 let name = try Self.uniqueName(db, wantedName, exceptNode: id)
@@ -207,7 +215,7 @@ extension FleetDatabase {
                           agent_version = ?, page_size = COALESCE(?, page_size), token_hash = ?, last_seen_at = ?,
                           token_issued_at = ?, token_rotate_requested_at = NULL, previous_token_hash = NULL,
                           previous_token_expires_at = NULL, last_source = ?,
-                          registration_key_hash = COALESCE(?, registration_key_hash)
+                          registration_key_hash = \(accepted ? "?" : "COALESCE(?, registration_key_hash)")
                         WHERE id = ?
                         """,
                     arguments: [

@@ -65,6 +65,41 @@ import Testing
         #expect(try await db.nodeID(forTokenHash: Secrets.hash("kn_m2")) == old.node.id)
     }
 
+    /// The key proves a lost answer only for a token a registration issued: after a rotation (the
+    /// agent asked for it with the token before) and after an admin gave the node to another host,
+    /// the key alone gets a pending registration, whatever the node pushed.
+    @Test func theKeyStopsProvingAfterARotationOrAnAdminsTakeover() async throws {
+        let (db, dir) = try makeDatabase()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        func pending(_ body: () async throws -> Registration) async -> Bool {
+            do {
+                _ = try await body()
+                return false
+            } catch { if case .registrationPending = error as? StoreError { return true } else { return false } }
+        }
+        let t0 = Date().addingTimeInterval(-600)
+        // Rotated before any sample: a copy of the agent's state (same key, the token before the
+        // rotation) cannot take the node in the gap before the next push.
+        let a = try await registerNode(db, nodeToken: "kn_a1", key: "rk-a", now: t0)
+        try await db.rotateNodeToken(
+            nodeId: a.node.id, presentedHash: Secrets.hash("kn_a1"), newHash: Secrets.hash("kn_a2"), now: t0 + 10)
+        #expect(await pending { try await registerNode(db, nodeToken: "kn_copy", key: "rk-a", now: t0 + 20) })
+        #expect(try await db.nodeID(forTokenHash: Secrets.hash("kn_a2")) == a.node.id)
+        // An admin gives the node to another host (with a key, and without one): the displaced
+        // agent's key no longer proves anything, though the newcomer has not pushed yet.
+        for (i, newcomerKey) in [("1", "rk-b" as String?), ("2", nil)] {
+            let machine = "m-take-\(i)"
+            let old = try await registerNode(db, machine: machine, nodeToken: "kn_old\(i)", key: "rk-old\(i)", now: t0)
+            #expect(await pending { try await registerNode(db, machine: machine, nodeToken: "kn_b\(i)", key: newcomerKey, now: t0 + 30) })
+            let p = try #require(try await db.pendingRegistrations().first { $0.machineId == machine })
+            _ = try await db.decideRegistration(id: p.id, accept: true, now: t0 + 40)
+            let taken = try await registerNode(db, machine: machine, nodeToken: "kn_b\(i)", key: newcomerKey, now: t0 + 50)
+            #expect(taken.node.id == old.node.id && taken.reregistered)
+            #expect(await pending { try await registerNode(db, machine: machine, nodeToken: "kn_back\(i)", key: "rk-old\(i)", now: t0 + 60) })
+            #expect(try await db.nodeID(forTokenHash: Secrets.hash("kn_b\(i)")) == old.node.id)
+        }
+    }
+
     @Test func reRegistrationWithProofKeepsTheNodeAndRotatesItsToken() async throws {
         let (db, dir) = try makeDatabase()
         defer { try? FileManager.default.removeItem(at: dir) }
