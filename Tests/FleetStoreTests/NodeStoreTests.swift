@@ -39,16 +39,10 @@ import Testing
     @Test func anAgentWhoseAnswerWasLostGetsItsNodeBackWithItsKey() async throws {
         let (db, dir) = try makeDatabase()
         defer { try? FileManager.default.removeItem(at: dir) }
-        func pending(_ body: () async throws -> Registration) async -> Bool {
-            do {
-                _ = try await body()
-                return false
-            } catch { if case .registrationPending = error as? StoreError { return true } else { return false } }
-        }
         let t0 = Date().addingTimeInterval(-600)
         let first = try await registerNode(db, nodeToken: "kn_lost", key: "rk-1", now: t0)
-        #expect(await pending { try await registerNode(db, nodeToken: "kn_other", key: "rk-2", now: t0 + 20) })
-        #expect(await pending { try await registerNode(db, nodeToken: "kn_nokey", now: t0 + 20) })
+        #expect(await isPending { try await registerNode(db, nodeToken: "kn_other", key: "rk-2", now: t0 + 20) })
+        #expect(await isPending { try await registerNode(db, nodeToken: "kn_nokey", now: t0 + 20) })
         let again = try await registerNode(db, nodeToken: "kn_again", key: "rk-1", now: t0 + 30)
         #expect(again.reregistered)
         #expect(again.node.id == first.node.id)
@@ -57,11 +51,11 @@ import Testing
         #expect(try await db.nodeID(forTokenHash: Secrets.hash("kn_other")) == nil)
         // The token reached the agent: it pushed. The key alone no longer proves anything.
         _ = try await db.insertSamples(nodeId: first.node.id, [sample(1)])
-        #expect(await pending { try await registerNode(db, nodeToken: "kn_late", key: "rk-1") })
+        #expect(await isPending { try await registerNode(db, nodeToken: "kn_late", key: "rk-1") })
         #expect(try await db.nodeID(forTokenHash: Secrets.hash("kn_again")) == first.node.id)
         // No sample, but the retry comes more than an hour after the registration.
         let old = try await registerNode(db, machine: "m-2", nodeToken: "kn_m2", key: "rk-m2", now: Date().addingTimeInterval(-3700))
-        #expect(await pending { try await registerNode(db, machine: "m-2", nodeToken: "kn_m2b", key: "rk-m2") })
+        #expect(await isPending { try await registerNode(db, machine: "m-2", nodeToken: "kn_m2b", key: "rk-m2") })
         #expect(try await db.nodeID(forTokenHash: Secrets.hash("kn_m2")) == old.node.id)
     }
 
@@ -71,31 +65,25 @@ import Testing
     @Test func theKeyStopsProvingAfterARotationOrAnAdminsTakeover() async throws {
         let (db, dir) = try makeDatabase()
         defer { try? FileManager.default.removeItem(at: dir) }
-        func pending(_ body: () async throws -> Registration) async -> Bool {
-            do {
-                _ = try await body()
-                return false
-            } catch { if case .registrationPending = error as? StoreError { return true } else { return false } }
-        }
         let t0 = Date().addingTimeInterval(-600)
         // Rotated before any sample: a copy of the agent's state (same key, the token before the
         // rotation) cannot take the node in the gap before the next push.
         let a = try await registerNode(db, nodeToken: "kn_a1", key: "rk-a", now: t0)
         try await db.rotateNodeToken(
             nodeId: a.node.id, presentedHash: Secrets.hash("kn_a1"), newHash: Secrets.hash("kn_a2"), now: t0 + 10)
-        #expect(await pending { try await registerNode(db, nodeToken: "kn_copy", key: "rk-a", now: t0 + 20) })
+        #expect(await isPending { try await registerNode(db, nodeToken: "kn_copy", key: "rk-a", now: t0 + 20) })
         #expect(try await db.nodeID(forTokenHash: Secrets.hash("kn_a2")) == a.node.id)
         // An admin gives the node to another host (with a key, and without one): the displaced
         // agent's key no longer proves anything, though the newcomer has not pushed yet.
         for (i, newcomerKey) in [("1", "rk-b" as String?), ("2", nil)] {
             let machine = "m-take-\(i)"
             let old = try await registerNode(db, machine: machine, nodeToken: "kn_old\(i)", key: "rk-old\(i)", now: t0)
-            #expect(await pending { try await registerNode(db, machine: machine, nodeToken: "kn_b\(i)", key: newcomerKey, now: t0 + 30) })
+            #expect(await isPending { try await registerNode(db, machine: machine, nodeToken: "kn_b\(i)", key: newcomerKey, now: t0 + 30) })
             let p = try #require(try await db.pendingRegistrations().first { $0.machineId == machine })
             _ = try await db.decideRegistration(id: p.id, accept: true, now: t0 + 40)
             let taken = try await registerNode(db, machine: machine, nodeToken: "kn_b\(i)", key: newcomerKey, now: t0 + 50)
             #expect(taken.node.id == old.node.id && taken.reregistered)
-            #expect(await pending { try await registerNode(db, machine: machine, nodeToken: "kn_back\(i)", key: "rk-old\(i)", now: t0 + 60) })
+            #expect(await isPending { try await registerNode(db, machine: machine, nodeToken: "kn_back\(i)", key: "rk-old\(i)", now: t0 + 60) })
             #expect(try await db.nodeID(forTokenHash: Secrets.hash("kn_b\(i)")) == old.node.id)
         }
     }
@@ -192,4 +180,12 @@ import Testing
         let again = try await registerNode(db, machine: "b", nodeToken: "kn_b2")
         #expect(!again.reregistered && again.node.id != b)
     }
+}
+
+/// Whether the registration was kept pending (`StoreError.registrationPending`).
+private func isPending(_ body: () async throws -> Registration) async -> Bool {
+    do {
+        _ = try await body()
+        return false
+    } catch { if case .registrationPending = error as? StoreError { return true } else { return false } }
 }
