@@ -171,7 +171,7 @@ extension FleetDatabase {
                 sql: """
                     SELECT n.id, n.name, n.kernel, n.ksm_features, c.generation, c.kick_counter, c.config_json
                     FROM nodes n JOIN node_configs c ON c.node_id = n.id
-                    WHERE n.deleted_at IS NULL AND n.id IN \(db.jsonArrayValues())
+                    WHERE n.deleted_at IS NULL AND \(db.inJSONArray("n.id"))
                     """, arguments: [try StoredJSON.encode(Array(wanted))])
             while let row = try rows.next() {
                 let id: String = row["id"]

@@ -475,7 +475,7 @@ extension FleetDatabase {
     /// When each of these nodes was deleted (Unix seconds); live nodes are absent.
     static func deletedAt(_ db: StoreDB, nodeIds: [String]) throws -> [String: Double] {
         let rows = try StoreRow.fetchAll(
-            db, sql: "SELECT id, deleted_at FROM nodes WHERE id IN \(db.jsonArrayValues()) AND deleted_at IS NOT NULL",
+            db, sql: "SELECT id, deleted_at FROM nodes WHERE \(db.inJSONArray("id")) AND deleted_at IS NOT NULL",
             arguments: [try StoredJSON.encode(nodeIds)])
         var out: [String: Double] = [:]
         for r in rows { out[r[0] as String] = Double(r[1] as Int64) / 1000 }

@@ -85,7 +85,7 @@ extension FleetDatabase {
         var previous: [String: Int64?] = [:]
         let ids = Array(Set(batches.map(\.nodeId)))
         for row in try StoreRow.fetchAll(
-            db, sql: "SELECT id, last_seq FROM nodes WHERE deleted_at IS NULL AND id IN \(db.jsonArrayValues())",
+            db, sql: "SELECT id, last_seq FROM nodes WHERE deleted_at IS NULL AND \(db.inJSONArray("id"))",
             arguments: [try StoredJSON.encode(ids)])
         {
             previous[row[0] as String] = .some(row[1] as Int64?)

@@ -480,6 +480,16 @@ public final class StoreDB {
         engine == .sqlite
             ? "(SELECT value FROM json_each(?))" : "(SELECT value FROM json_array_elements_text(CAST(? AS json)))"
     }
+    /// `column` is one of the strings of a JSON array bound to the next placeholder (a `WHERE`
+    /// term). On PostgreSQL `= ANY(ARRAY(…))` rather than `IN (SELECT …)`: the planner takes the
+    /// set-returning function for 100 rows, and for an `IN` it then hashes a scan of the whole
+    /// table (the group commit's node check read all 10,000 nodes for three ids, 1.4 ms a call);
+    /// the array goes to the column's index (0.01 ms).
+    func inJSONArray(_ column: String) -> String {
+        engine == .sqlite
+            ? "\(column) IN (SELECT value FROM json_each(?))"
+            : "\(column) = ANY(ARRAY(SELECT json_array_elements_text(CAST(? AS json))))"
+    }
     /// A table of `key`, `value` (text): the entries of a JSON object of strings bound to the
     /// next placeholder.
     func jsonObjectEntries() -> String {
