@@ -179,11 +179,13 @@ extension FleetDatabase {
     /// Records an attempt that claims `nodeId`'s machine id without proof. Returns true when an
     /// admin accepted this agent's registration (the caller goes on to hand out the node; the
     /// pending row is removed); throws `.registrationPending` / `.registrationRejected` otherwise.
+    /// `keyHash`: the attempt's registration key, hashed by `register`; attempts without one share
+    /// the hash of the empty key.
     static func pendingAttempt(
-        _ db: StoreDB, _ request: RegisterRequest, reason: String, nodeId: String, enrollmentTokenId: String,
-        source: String?, now: Date
+        _ db: StoreDB, _ request: RegisterRequest, keyHash: String?, reason: String, nodeId: String,
+        enrollmentTokenId: String, source: String?, now: Date
     ) throws -> Bool {
-        let keyHash = Secrets.hash(request.registrationKey ?? "")
+        let keyHash = keyHash ?? Secrets.hash("")
         let features = try StoredJSON.encode(request.ksmFeatures)
         if let row = try StoreRow.fetchOne(
             db, sql: "SELECT id, status FROM pending_registrations WHERE machine_id = ? AND registration_key_hash = ?",

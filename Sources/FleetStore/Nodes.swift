@@ -174,6 +174,7 @@ extension FleetDatabase {
                     WHERE machine_id = ? AND deleted_at IS NULL
                     """,
                 arguments: [request.machineId])
+            // Hashed once for the node's row and a pending attempt; an empty key is no key.
             let keyHash = request.registrationKey.flatMap { $0.isEmpty ? nil : Secrets.hash($0) }
             var existing: String?
             if let live {
@@ -200,7 +201,8 @@ extension FleetDatabase {
                 }
                 if !proven {
                     let claim = try Self.pendingAttempt(
-                        db, request, reason: "conflict", nodeId: id, enrollmentTokenId: tokenId, source: source, now: now)
+                        db, request, keyHash: keyHash, reason: "conflict", nodeId: id, enrollmentTokenId: tokenId,
+                        source: source, now: now)
                     guard claim else {
                         // Unreachable: pendingAttempt throws unless the registration was accepted.
                         throw StoreError.nodeNotFound(id)
@@ -230,7 +232,8 @@ extension FleetDatabase {
                     arguments: [request.machineId])
                 if let deleted {
                     _ = try Self.pendingAttempt(
-                        db, request, reason: "deleted", nodeId: deleted, enrollmentTokenId: tokenId, source: source, now: now)
+                        db, request, keyHash: keyHash, reason: "deleted", nodeId: deleted, enrollmentTokenId: tokenId,
+                        source: source, now: now)
                 }
             }
             let id: String

@@ -487,7 +487,7 @@ public final class StoreDB {
     /// the array goes to the column's index (0.01 ms).
     func inJSONArray(_ column: String) -> String {
         engine == .sqlite
-            ? "\(column) IN (SELECT value FROM json_each(?))"
+            ? "\(column) IN \(jsonArrayValues())"
             : "\(column) = ANY(ARRAY(SELECT json_array_elements_text(CAST(? AS json))))"
     }
     /// A table of `key`, `value` (text): the entries of a JSON object of strings bound to the
