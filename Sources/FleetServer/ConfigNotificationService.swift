@@ -19,26 +19,31 @@ struct ConfigNotificationService: Service {
         let logger = state.logger
         await cancelWhenGracefulShutdown {
             await state.database.followConfigChanges(
-                { notice in
-                    if notice.deleted {
-                        state.waiters.notify(notice.nodeId, config: nil)
-                        return
-                    }
-                    guard let generation = notice.generation, !notice.needsRead else {
-                        Task { await Self.readAndWake(state, nodeId: notice.nodeId) }
-                        return
-                    }
-                    // The config is decoded only for a node waiting here: a replica hears the
-                    // whole fleet's changes, its own included (10,000 decodes per replica for a
-                    // fleet-wide change of 10,000 nodes, a third of the applying replica's CPU).
-                    switch state.waiters.hear(notice.nodeId, generation: generation) {
-                    case .known: return
-                    case .idle: state.waiters.notify(notice.nodeId, generation: generation)
-                    case .waiting:
-                        if let config = notice.config {
-                            state.waiters.notify(notice.nodeId, config: config, fromFeed: true)
-                        } else {
+                { notices in
+                    // The nodes of one notification share their config: it is decoded once,
+                    // and only for a node waiting here. A replica hears the whole fleet's
+                    // changes, its own included.
+                    var decoding = ConfigDecoding()
+                    for notice in notices {
+                        if notice.deleted {
+                            state.waiters.notify(notice.nodeId, config: nil)
+                            continue
+                        }
+                        guard let generation = notice.generation else {
                             Task { await Self.readAndWake(state, nodeId: notice.nodeId) }
+                            continue
+                        }
+                        // Without its config (too long for the notification) the store is read,
+                        // and only for a node waiting here.
+                        switch state.waiters.hear(notice.nodeId, generation: generation) {
+                        case .known: continue
+                        case .idle: state.waiters.notify(notice.nodeId, generation: generation)
+                        case .waiting:
+                            if let config = notice.config(decoding: &decoding) {
+                                state.waiters.notify(notice.nodeId, config: config, fromFeed: true)
+                            } else {
+                                Task { await Self.readAndWake(state, nodeId: notice.nodeId) }
+                            }
                         }
                     }
                 },

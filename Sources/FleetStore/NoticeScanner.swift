@@ -1,10 +1,12 @@
 import FleetAPI
 
-/// Reads a config notice's payload (migrations/postgres/0002_config_notify.sql): one flat JSON
-/// object whose keys are `n`, `g`, `k`, `c` and `deleted`, with string, whole-number, boolean or
-/// null values, as `json_build_object` writes it (`{"n" : "…", "g" : 2, …}`). nil for anything
-/// else (another key, a key twice, a fraction or exponent, a lone surrogate, text after the
-/// object): `ConfigChangeNotice.parse` hands those to `JSONDecoder`.
+/// Reads a config notice's payload, as `json_build_object` writes it: one JSON object whose keys
+/// are `n`, `g`, `k`, `c` and `deleted` (migrations/postgres/0002_config_notify.sql: `{"n" : "…",
+/// "g" : 2, …}`), or `c` and `u` (0015_config_notify_grouped.sql: `{"c" : "…", "u" : [["…", 2, 0],
+/// …]}`), with string, whole-number, boolean or null values and `u`'s array of `[string, whole
+/// number, whole number]` arrays. nil for anything else (another key, a key twice, a fraction or
+/// exponent, a lone surrogate, text after the object): `ConfigChangeNotice.parse` hands those to
+/// `JSONDecoder`.
 enum NoticeScanner {
     struct Fields: Equatable {
         var n: String?
@@ -12,6 +14,14 @@ enum NoticeScanner {
         var k: Int64?
         var c: String?
         var deleted: Bool?
+        /// The grouped form's nodes: id, generation, kick counter.
+        var u: [Entry]?
+    }
+
+    struct Entry: Equatable {
+        var n: String
+        var g: Int64
+        var k: Int64
     }
 
     static func scan(_ payload: String) -> Fields? {
@@ -20,7 +30,7 @@ enum NoticeScanner {
     }
 
     private enum Value {
-        case string(String), number(Int64), bool(Bool), null
+        case string(String), number(Int64), bool(Bool), null, entries([Entry])
     }
 
     static func scan(_ b: UnsafeBufferPointer<UInt8>) -> Fields? {
@@ -49,6 +59,8 @@ enum NoticeScanner {
             case ("c", .null): bit = 8
             case ("deleted", .bool(let v)): f.deleted = v; bit = 16
             case ("deleted", .null): bit = 16
+            case ("u", .entries(let v)): f.u = v; bit = 32
+            case ("u", .null): bit = 32
             default: return nil
             }
             if seen & bit != 0 { return nil }
@@ -94,7 +106,36 @@ enum NoticeScanner {
             case 0x74: return literal("true") ? .bool(true) : nil
             case 0x66: return literal("false") ? .bool(false) : nil
             case 0x6E: return literal("null") ? .null : nil
+            case 0x5B: return entries().map { .entries($0) }
             default: return number().map { .number($0) }
+            }
+        }
+
+        /// `[["id", g, k], …]` at its opening bracket.
+        mutating func entries() -> [Entry]? {
+            guard take(0x5B) else { return nil }  // [
+            var out: [Entry] = []
+            ws()
+            if take(0x5D) { return out }  // ]
+            while true {
+                ws()
+                guard take(0x5B) else { return nil }
+                ws()
+                guard let n = string() else { return nil }
+                ws()
+                guard take(0x2C) else { return nil }
+                ws()
+                guard let g = number() else { return nil }
+                ws()
+                guard take(0x2C) else { return nil }
+                ws()
+                guard let k = number() else { return nil }
+                ws()
+                guard take(0x5D) else { return nil }
+                out.append(Entry(n: n, g: g, k: k))
+                ws()
+                if take(0x2C) { continue }
+                return take(0x5D) ? out : nil
             }
         }
 

@@ -151,8 +151,9 @@ import Testing
         #expect(try await db.auditLog(AuditFilter(action: "apply")).map(\.nodeId).reversed() == [a, b, a])
     }
 
-    /// On PostgreSQL, every changed node's new config is announced to the replicas (the
-    /// node_configs trigger fires once per row of the multi-row UPDATE).
+    /// On PostgreSQL, every changed node's new config is announced to the replicas: one
+    /// notification per UPDATE statement here (three statements of at most two nodes, one
+    /// config), not one per node.
     @Test func everyChangedNodeIsAnnounced() async throws {
         guard TestStore.isPostgres else {
             try Test.cancel("notifications: runs on the PostgreSQL pass of make test (KSMFLEET_TEST_POSTGRES)")
@@ -165,11 +166,15 @@ import Testing
         var ids: [String] = []
         for i in 0..<5 { ids.append(try await Self.register(db, "n\(i)")) }
         let heard = Mutex<[String: NodeConfig]>([:])
+        let notifications = Mutex(0)
         let listening = Mutex(false)
         let follower = Task {
             await db.followConfigChanges(
-                { notice in
-                    if let config = notice.config { heard.withLock { $0[notice.nodeId] = config } }
+                { notices in
+                    notifications.withLock { $0 += 1 }
+                    for notice in notices {
+                        if let config = notice.config { heard.withLock { $0[notice.nodeId] = config } }
+                    }
                 }, resync: { _ in listening.withLock { $0 = true } })
         }
         defer { follower.cancel() }
@@ -183,5 +188,89 @@ import Testing
         }
         #expect(all, "announced: \(heard.withLock { $0.keys.sorted() }) of \(ids.sorted())")
         for item in items { #expect(heard.withLock { $0[item.nodeId] } == item.config) }
+        #expect(notifications.withLock { $0 } == 3)
+    }
+
+    /// On PostgreSQL an UPDATE of many nodes is announced grouped by config, in chunks that fit
+    /// a notification (8,000 bytes: the UPDATE fails otherwise): each node exactly once, with its
+    /// generation, kick counter and config, and without the config when that is longer than
+    /// 3,000 bytes as a JSON string (the replica reads it then). Nodes and configs are written
+    /// with SQL here, to reach the edges: configs of exactly 3,000 and 3,002 bytes once escaped,
+    /// and generations and kick counters of 19 digits.
+    @Test func updatesAreAnnouncedGroupedInChunksThatFit() async throws {
+        guard TestStore.isPostgres else {
+            try Test.cancel("notifications: runs on the PostgreSQL pass of make test (KSMFLEET_TEST_POSTGRES)")
+        }
+        let (db, dir) = try makeDatabase()
+        defer {
+            try? db.close()
+            try? FileManager.default.removeItem(at: dir)
+        }
+        let count = 3000
+        try await db.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO nodes (id, name, machine_id, kernel, mem_total_bytes, numa_nodes, agent_version, registered_at)
+                    SELECT 'n-' || lpad(to_hex(i), 12, '0'), 'host-' || i, 'm-' || i, '6.8.0', 1, 1, 'test', 0
+                    FROM generate_series(1, \(count)) AS i
+                    """)
+            try db.execute(
+                sql: """
+                    INSERT INTO node_configs (node_id, generation, kick_counter, config_json, updated_at, updated_by)
+                    SELECT 'n-' || lpad(to_hex(i), 12, '0'),
+                           CASE WHEN i % 5 = 0 THEN 9000000000000000000 + i ELSE i END,
+                           CASE WHEN i % 7 = 0 THEN 9100000000000000000 + i ELSE 0 END, '{}', 0, 'test'
+                    FROM generate_series(1, \(count)) AS i
+                    """)
+        }
+        let heard = Mutex<[String: [ConfigChangeNotice]]>([:])
+        let notifications = Mutex(0)
+        let listening = Mutex(false)
+        let follower = Task {
+            await db.followConfigChanges(
+                { notices in
+                    notifications.withLock { $0 += 1 }
+                    heard.withLock { h in for n in notices { h[n.nodeId, default: []].append(n) } }
+                }, resync: { _ in listening.withLock { $0 = true } })
+        }
+        defer { follower.cancel() }
+        #expect(await waitUntil(timeout: .seconds(15)) { listening.withLock { $0 } }, "never listening")
+
+        // 1,499 quotes are 3,000 bytes as a JSON string (each escaped, and the two around);
+        // 1,500 are 3,002.
+        let fits = String(repeating: "\"", count: 1499)
+        let tooLong = String(repeating: "\"", count: 1500)
+        let small = #"{"run":"stop"}"#
+        try await db.write { db in
+            try db.execute(
+                sql: """
+                    UPDATE node_configs SET generation = generation + 1,
+                      config_json = CASE generation % 3 WHEN 0 THEN ? WHEN 1 THEN ? ELSE ? END
+                    """, arguments: [fits, tooLong, small])
+        }
+        let all = await waitUntil(timeout: .seconds(30)) { heard.withLock { $0.count } == count }
+        #expect(all, "heard of \(heard.withLock { $0.count }) of \(count) nodes")
+        let stored = try await db.read { db in
+            try StoreRow.fetchAll(db, sql: "SELECT node_id, generation, kick_counter, config_json FROM node_configs")
+                .map { row -> ConfigChangeNotice in
+                    let json: String = row["config_json"]
+                    return ConfigChangeNotice(
+                        nodeId: row["node_id"], deleted: false, generation: row["generation"],
+                        kickCounter: row["kick_counter"], configJSON: json == tooLong ? nil : json)
+                }
+        }
+        #expect(stored.count == count)
+        #expect(Set(stored.map(\.configJSON)) == [fits, nil, small])
+        let byNode = heard.withLock { $0 }
+        var mismatches: [String] = []
+        for expected in stored {
+            let id = expected.nodeId
+            if byNode[id] != [expected] { mismatches.append("\(id): \(byNode[id] ?? []) ≠ \(expected)") }
+        }
+        #expect(mismatches.isEmpty, "\(mismatches.count) nodes: \(mismatches.prefix(3))")
+        // Three configs of 1,000 nodes each; an entry is 24 to 60 bytes, so a chunk of about
+        // 4,000 bytes holds 66 to 166 nodes: 3 × 7 to 3 × 16 notifications, not 3,000.
+        let sent = notifications.withLock { $0 }
+        #expect((21...48).contains(sent), "\(sent) notifications")
     }
 }

@@ -52,6 +52,27 @@ import Testing
             default: return "\(Int64.random(in: -1_000_000...1_000_000_000, using: &rng))"
             }
         }
+        let sep = spaced ? " : " : ":"
+        let comma = spaced ? ", " : ","
+        if Int.random(in: 0..<3, using: &rng) == 0 {
+            // The grouped form (0015): a config and its nodes.
+            // A node's generation and kick counter are never null (NOT NULL columns).
+            func whole() -> String {
+                let n = number()
+                return n == "null" ? "\(Int64.random(in: 0...9, using: &rng))" : n
+            }
+            var entries: [String] = []
+            for _ in 0..<Int.random(in: 0...4, using: &rng) {
+                let values = [quoted(randomString(&rng), asciiOnly: asciiOnly, &rng), whole(), whole()]
+                entries.append("[" + values.joined(separator: comma) + "]")
+            }
+            var fields: [(String, String)] = [("u", "[" + entries.joined(separator: comma) + "]")]
+            if Int.random(in: 0..<4, using: &rng) > 0 {
+                fields.append(("c", Bool.random(using: &rng) ? quoted(randomString(&rng), asciiOnly: asciiOnly, &rng) : "null"))
+            }
+            fields.shuffle(using: &rng)
+            return "{" + fields.map { "\"\($0.0)\"\(sep)\($0.1)" }.joined(separator: comma) + "}"
+        }
         var fields: [(String, String)] = [("n", quoted(randomString(&rng), asciiOnly: asciiOnly, &rng))]
         if Bool.random(using: &rng) {
             fields.append(("deleted", ["true", "false", "null"].randomElement(using: &rng)!))
@@ -63,8 +84,6 @@ import Testing
             }
         }
         fields.shuffle(using: &rng)
-        let sep = spaced ? " : " : ":"
-        let comma = spaced ? ", " : ","
         return "{" + fields.map { "\"\($0.0)\"\(sep)\($0.1)" }.joined(separator: comma) + "}"
     }
 
@@ -94,6 +113,12 @@ import Testing
             #"{"n" : null}"#, #"{"g" : 1}"#, #"{}"#, #"[]"#, #"{"n" : "\ud83d"}"#, #"{"n" : "\ude00"}"#,
             #"{"n" : "a\q"}"#, "{\"n\" : \"a\u{01}\"}", #"{"n" : "a"} x"#, #"{"n" : "a",}"#, #"{"n" : "a" "g" : 1}"#,
             #"{"n" : "a", "deleted" : "yes"}"#, #"{"n" : "a", "deleted" : tru}"#, " {\"n\" : \"a\"} \n",
+            #"{"c" : null, "u" : [["a", 1]]}"#, #"{"c" : null, "u" : [["a", 1, 0, 2]]}"#,
+            #"{"c" : null, "u" : [["a", null, 0]]}"#, #"{"c" : null, "u" : [["a", 1, 0],]}"#,
+            #"{"c" : null, "u" : [["a", 1, 0]"#, #"{"c" : null, "u" : [[1, 1, 0]]}"#, #"{"c" : null, "u" : [[]]}"#,
+            #"{"c" : null, "u" : []}"#, #"{"u" : null}"#, #"{"n" : "a", "u" : [["b", 1, 0]]}"#,
+            #"{"g" : 1, "u" : [["b", 1, 0]]}"#, #"{"deleted" : false, "u" : []}"#, #"{"u" : [["b", 1, 0]], "u" : []}"#,
+            #"{"c" : "x", "u" : {"n" : "a"}}"#, #"{"c" : "x", "u" : [["a", 1.5, 0]]}"#,
         ]
         for payload in odd {
             #expect(ConfigChangeNotice.parse(payload) == ConfigChangeNotice.decoded(payload), "\(payload)")
