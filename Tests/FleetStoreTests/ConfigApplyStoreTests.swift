@@ -165,30 +165,20 @@ import Testing
         }
         var ids: [String] = []
         for i in 0..<5 { ids.append(try await Self.register(db, "n\(i)")) }
-        let heard = Mutex<[String: NodeConfig]>([:])
-        let notifications = Mutex(0)
-        let listening = Mutex(false)
-        let follower = Task {
-            await db.followConfigChanges(
-                { notices in
-                    notifications.withLock { $0 += 1 }
-                    for notice in notices {
-                        if let config = notice.config { heard.withLock { $0[notice.nodeId] = config } }
-                    }
-                }, resync: { _ in listening.withLock { $0 = true } })
-        }
-        defer { follower.cancel() }
-        #expect(await waitUntil(timeout: .seconds(15)) { listening.withLock { $0 } }, "never listening")
+        let recorder = try await NoticeRecorder(db)
+        defer { recorder.stop() }
 
         let items = try await db.apply(
             ConfigPatch(run: .run), to: ids, dryRun: false, actor: "admin", now: Date(), chunkRows: 2)
         #expect(items.allSatisfy { $0.status == .changed })
         let all = await waitUntil(timeout: .seconds(15)) {
-            heard.withLock { h in ids.allSatisfy { h[$0]?.generation == 2 } }
+            let heard = recorder.byNode
+            return ids.allSatisfy { heard[$0]?.last?.generation == 2 }
         }
-        #expect(all, "announced: \(heard.withLock { $0.keys.sorted() }) of \(ids.sorted())")
-        for item in items { #expect(heard.withLock { $0[item.nodeId] } == item.config) }
-        #expect(notifications.withLock { $0 } == 3)
+        let heard = recorder.byNode
+        #expect(all, "announced: \(heard.keys.sorted()) of \(ids.sorted())")
+        for item in items { #expect(heard[item.nodeId]?.last?.config == item.config) }
+        #expect(recorder.notifications == 3)
     }
 
     /// On PostgreSQL an UPDATE of many nodes is announced grouped by config, in chunks that fit
@@ -223,18 +213,8 @@ import Testing
                     FROM generate_series(1, \(count)) AS i
                     """)
         }
-        let heard = Mutex<[String: [ConfigChangeNotice]]>([:])
-        let notifications = Mutex(0)
-        let listening = Mutex(false)
-        let follower = Task {
-            await db.followConfigChanges(
-                { notices in
-                    notifications.withLock { $0 += 1 }
-                    heard.withLock { h in for n in notices { h[n.nodeId, default: []].append(n) } }
-                }, resync: { _ in listening.withLock { $0 = true } })
-        }
-        defer { follower.cancel() }
-        #expect(await waitUntil(timeout: .seconds(15)) { listening.withLock { $0 } }, "never listening")
+        let recorder = try await NoticeRecorder(db)
+        defer { recorder.stop() }
 
         // 1,499 quotes are 3,000 bytes as a JSON string (each escaped, and the two around);
         // 1,500 are 3,002.
@@ -248,8 +228,8 @@ import Testing
                       config_json = CASE generation % 3 WHEN 0 THEN ? WHEN 1 THEN ? ELSE ? END
                     """, arguments: [fits, tooLong, small])
         }
-        let all = await waitUntil(timeout: .seconds(30)) { heard.withLock { $0.count } == count }
-        #expect(all, "heard of \(heard.withLock { $0.count }) of \(count) nodes")
+        let all = await waitUntil(timeout: .seconds(30)) { recorder.byNode.count == count }
+        #expect(all, "heard of \(recorder.byNode.count) of \(count) nodes")
         let stored = try await db.read { db in
             try StoreRow.fetchAll(db, sql: "SELECT node_id, generation, kick_counter, config_json FROM node_configs")
                 .map { row -> ConfigChangeNotice in
@@ -261,7 +241,7 @@ import Testing
         }
         #expect(stored.count == count)
         #expect(Set(stored.map(\.configJSON)) == [fits, nil, small])
-        let byNode = heard.withLock { $0 }
+        let byNode = recorder.byNode
         var mismatches: [String] = []
         for expected in stored {
             let id = expected.nodeId
@@ -270,7 +250,46 @@ import Testing
         #expect(mismatches.isEmpty, "\(mismatches.count) nodes: \(mismatches.prefix(3))")
         // Three configs of 1,000 nodes each; an entry is 24 to 60 bytes, so a chunk of about
         // 4,000 bytes holds 66 to 166 nodes: 3 × 7 to 3 × 16 notifications, not 3,000.
-        let sent = notifications.withLock { $0 }
+        let sent = recorder.notifications
         #expect((21...48).contains(sent), "\(sent) notifications")
     }
+}
+
+/// Follows a store's config notifications (PostgreSQL) and keeps every notice, per node in the
+/// order heard, and how many notifications brought them.
+private final class NoticeRecorder: Sendable {
+    private final class Heard: Sendable {
+        let state = Mutex<(byNode: [String: [ConfigChangeNotice]], notifications: Int)>(([:], 0))
+        func withLock<T>(_ body: (inout (byNode: [String: [ConfigChangeNotice]], notifications: Int)) -> T) -> T {
+            state.withLock { body(&$0) }
+        }
+    }
+    private let heard: Heard
+    private let follower: Task<Void, Never>
+
+    /// Starts following; returns once listening (throws if it is not within 15 s).
+    init(_ db: FleetDatabase) async throws {
+        let heard = Heard()
+        self.heard = heard
+        let listening = Mutex(false)
+        follower = Task {
+            await db.followConfigChanges(
+                { notices in
+                    heard.withLock { h in
+                        h.notifications += 1
+                        for n in notices { h.byNode[n.nodeId, default: []].append(n) }
+                    }
+                }, resync: { _ in listening.withLock { $0 = true } })
+        }
+        guard await waitUntil(timeout: .seconds(15), { listening.withLock { $0 } }) else {
+            follower.cancel()
+            throw RecorderError.neverListening
+        }
+    }
+
+    enum RecorderError: Error { case neverListening }
+
+    var byNode: [String: [ConfigChangeNotice]] { heard.withLock { $0.byNode } }
+    var notifications: Int { heard.withLock { $0.notifications } }
+    func stop() { follower.cancel() }
 }
