@@ -260,7 +260,8 @@ extension FleetDatabase {
 
     /// Writes new configs (generation and config; the kick counter stays) and their audit rows,
     /// in the order given, `chunkRows` nodes a statement (inside the caller's transaction). On
-    /// PostgreSQL the UPDATE still fires node_configs_notify once per changed row.
+    /// PostgreSQL each UPDATE statement announces its rows grouped by config
+    /// (migrations/postgres/0015_config_notify_grouped.sql).
     static func storeConfigs(
         _ db: StoreDB, _ writes: [ConfigWrite], who: AuditWho, action: String, at: Int64, chunkRows: Int
     ) throws {
