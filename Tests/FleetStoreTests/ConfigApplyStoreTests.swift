@@ -217,30 +217,33 @@ import Testing
         defer { recorder.stop() }
 
         // 1,499 quotes are 3,000 bytes as a JSON string (each escaped, and the two around);
-        // 1,500 are 3,002.
+        // 1,500 are 3,002. So are 1,499 and 1,500 "é" (two bytes each in UTF-8).
         let fits = String(repeating: "\"", count: 1499)
         let tooLong = String(repeating: "\"", count: 1500)
+        let fitsInBytes = String(repeating: "é", count: 1499)
+        let tooManyBytes = String(repeating: "é", count: 1500)
         let small = #"{"run":"stop"}"#
         try await db.write { db in
             try db.execute(
                 sql: """
                     UPDATE node_configs SET generation = generation + 1,
-                      config_json = CASE generation % 3 WHEN 0 THEN ? WHEN 1 THEN ? ELSE ? END
-                    """, arguments: [fits, tooLong, small])
+                      config_json = CASE generation % 5 WHEN 0 THEN ? WHEN 1 THEN ? WHEN 2 THEN ? WHEN 3 THEN ? ELSE ? END
+                    """, arguments: [fits, tooLong, small, fitsInBytes, tooManyBytes])
         }
-        let all = await waitUntil(timeout: .seconds(30)) { recorder.byNode.count == count }
-        #expect(all, "heard of \(recorder.byNode.count) of \(count) nodes")
+        try await recorder.sentinel(db)
+        #expect(recorder.byNode.count == count, "heard of \(recorder.byNode.count) of \(count) nodes")
         let stored = try await db.read { db in
             try StoreRow.fetchAll(db, sql: "SELECT node_id, generation, kick_counter, config_json FROM node_configs")
                 .map { row -> ConfigChangeNotice in
                     let json: String = row["config_json"]
                     return ConfigChangeNotice(
                         nodeId: row["node_id"], deleted: false, generation: row["generation"],
-                        kickCounter: row["kick_counter"], configJSON: json == tooLong ? nil : json)
+                        kickCounter: row["kick_counter"],
+                        configJSON: json == tooLong || json == tooManyBytes ? nil : json)
                 }
         }
         #expect(stored.count == count)
-        #expect(Set(stored.map(\.configJSON)) == [fits, nil, small])
+        #expect(Set(stored.map(\.configJSON)) == [fits, nil, small, fitsInBytes])
         let byNode = recorder.byNode
         var mismatches: [String] = []
         for expected in stored {
@@ -248,35 +251,78 @@ import Testing
             if byNode[id] != [expected] { mismatches.append("\(id): \(byNode[id] ?? []) ≠ \(expected)") }
         }
         #expect(mismatches.isEmpty, "\(mismatches.count) nodes: \(mismatches.prefix(3))")
-        // Three configs of 1,000 nodes each; an entry is 24 to 60 bytes, so a chunk of about
-        // 4,000 bytes holds 66 to 166 nodes: 3 × 7 to 3 × 16 notifications, not 3,000.
-        let sent = recorder.notifications
-        #expect((21...48).contains(sent), "\(sent) notifications")
+        // Five configs of 600 nodes each; an entry is 26 to 62 bytes, so a chunk of about
+        // 4,000 bytes holds 65 to 154 nodes: 5 × 4 to 5 × 10 notifications, not 3,000.
+        let sent = recorder.notifications - 1  // the sentinel
+        #expect((20...50).contains(sent), "\(sent) notifications")
+    }
+
+    /// On PostgreSQL an inserted config is announced per row (0002's form) and left out of the
+    /// notification when it is longer than 7,000 bytes as a JSON string: 4,000 "é" are 4,000
+    /// characters but 8,002 bytes (the INSERT failed with "payload string too long" when the
+    /// limit counted characters), 3,499 are 7,000 bytes and travel with it.
+    @Test func anInsertedConfigTooLongInBytesIsAnnouncedWithoutIt() async throws {
+        guard TestStore.isPostgres else {
+            try Test.cancel("notifications: runs on the PostgreSQL pass of make test (KSMFLEET_TEST_POSTGRES)")
+        }
+        let (db, dir) = try makeDatabase()
+        defer {
+            try? db.close()
+            try? FileManager.default.removeItem(at: dir)
+        }
+        let recorder = try await NoticeRecorder(db)
+        defer { recorder.stop() }
+        let long = String(repeating: "é", count: 4000)
+        let fits = String(repeating: "é", count: 3499)
+        try await db.write { db in
+            for (id, config) in [("n-00000000000a", long), ("n-00000000000b", fits)] {
+                try db.execute(
+                    sql: """
+                        INSERT INTO nodes (id, name, machine_id, kernel, mem_total_bytes, numa_nodes, agent_version, registered_at)
+                        VALUES (?, ?, ?, '6.8.0', 1, 1, 'test', 0)
+                        """, arguments: [id, id, id])
+                try db.execute(
+                    sql: """
+                        INSERT INTO node_configs (node_id, generation, kick_counter, config_json, updated_at, updated_by)
+                        VALUES (?, 1, 0, ?, 0, 'test')
+                        """, arguments: [id, config])
+            }
+        }
+        try await recorder.sentinel(db)
+        #expect(
+            recorder.byNode == [
+                "n-00000000000a": [ConfigChangeNotice(nodeId: "n-00000000000a", deleted: false, generation: 1, kickCounter: 0, configJSON: nil)],
+                "n-00000000000b": [ConfigChangeNotice(nodeId: "n-00000000000b", deleted: false, generation: 1, kickCounter: 0, configJSON: fits)],
+            ])
     }
 }
 
 /// Follows a store's config notifications (PostgreSQL) and keeps every notice, per node in the
 /// order heard, and how many notifications brought them.
 private final class NoticeRecorder: Sendable {
-    private final class Heard: Sendable {
-        let state = Mutex<(byNode: [String: [ConfigChangeNotice]], notifications: Int)>(([:], 0))
-        func withLock<T>(_ body: (inout (byNode: [String: [ConfigChangeNotice]], notifications: Int)) -> T) -> T {
-            state.withLock { body(&$0) }
-        }
+    private struct Heard {
+        var byNode: [String: [ConfigChangeNotice]] = [:]
+        var notifications = 0
+        /// Notifications with no node in them (`sentinel`'s).
+        var empty = 0
     }
-    private let heard: Heard
+    private final class Box: Sendable {
+        let state = Mutex(Heard())
+    }
+    private let heard: Box
     private let follower: Task<Void, Never>
 
     /// Starts following; returns once listening (throws if it is not within 15 s).
     init(_ db: FleetDatabase) async throws {
-        let heard = Heard()
+        let heard = Box()
         self.heard = heard
         let listening = Mutex(false)
         follower = Task {
             await db.followConfigChanges(
                 { notices in
-                    heard.withLock { h in
+                    heard.state.withLock { h in
                         h.notifications += 1
+                        if notices.isEmpty { h.empty += 1 }
                         for n in notices { h.byNode[n.nodeId, default: []].append(n) }
                     }
                 }, resync: { _ in listening.withLock { $0 = true } })
@@ -287,9 +333,22 @@ private final class NoticeRecorder: Sendable {
         }
     }
 
-    enum RecorderError: Error { case neverListening }
+    enum RecorderError: Error { case neverListening, noSentinel }
 
-    var byNode: [String: [ConfigChangeNotice]] { heard.withLock { $0.byNode } }
-    var notifications: Int { heard.withLock { $0.notifications } }
+    /// Commits a notification of no node and waits until it is heard: every notification
+    /// committed before it has been heard then (PostgreSQL delivers them in commit order).
+    func sentinel(_ db: FleetDatabase) async throws {
+        let before = heard.state.withLock { $0.empty }
+        try await db.write { db in
+            try db.execute(sql: #"SELECT pg_notify('ksmfleet_config', '{"u" : []}')"#)
+        }
+        let heard = self.heard
+        guard await waitUntil(timeout: .seconds(30), { heard.state.withLock { $0.empty } > before }) else {
+            throw RecorderError.noSentinel
+        }
+    }
+
+    var byNode: [String: [ConfigChangeNotice]] { heard.state.withLock { $0.byNode } }
+    var notifications: Int { heard.state.withLock { $0.notifications } }
     func stop() { follower.cancel() }
 }
