@@ -33,8 +33,6 @@ struct ConfigNotificationService: Service {
                             Task { await Self.readAndWake(state, nodeId: notice.nodeId) }
                             continue
                         }
-                        // Without its config (too long for the notification) the store is read,
-                        // and only for a node waiting here.
                         switch state.waiters.hear(notice.nodeId, generation: generation) {
                         case .known: continue
                         case .idle: state.waiters.notify(notice.nodeId, generation: generation)
@@ -42,7 +40,11 @@ struct ConfigNotificationService: Service {
                             if let config = notice.config(decoding: &decoding) {
                                 state.waiters.notify(notice.nodeId, config: config, fromFeed: true)
                             } else {
-                                Task { await Self.readAndWake(state, nodeId: notice.nodeId) }
+                                // Without its config (too long for the notification): the
+                                // generation is recorded and the waiters, woken without a
+                                // config, read the store themselves (a failed read is their
+                                // request's error, not a wait until the timeout).
+                                state.waiters.notify(notice.nodeId, generation: generation)
                             }
                         }
                     }
