@@ -105,6 +105,30 @@ import Testing
         #expect(scanned == 20_000)
     }
 
+    /// The grouped form as PostgreSQL writes it is read by the scanner itself, to these values.
+    @Test func theGroupedFormIsScanned() {
+        let one = #"{"c" : "{\"run\":\"run\"}", "u" : [["n-1", 2, 0], ["n-2", 9223372036854775807, 3]]}"#
+        #expect(NoticeScanner.scan(one) != nil)
+        #expect(
+            ConfigChangeNotice.parse(one) == [
+                ConfigChangeNotice(nodeId: "n-1", deleted: false, generation: 2, kickCounter: 0, configJSON: #"{"run":"run"}"#),
+                ConfigChangeNotice(
+                    nodeId: "n-2", deleted: false, generation: Int64.max, kickCounter: 3, configJSON: #"{"run":"run"}"#),
+            ])
+        let none = #"{"c" : null, "u" : [["n-1", 2, 0]]}"#
+        #expect(NoticeScanner.scan(none) != nil)
+        #expect(
+            ConfigChangeNotice.parse(none) == [
+                ConfigChangeNotice(nodeId: "n-1", deleted: false, generation: 2, kickCounter: 0, configJSON: nil)
+            ])
+        #expect(NoticeScanner.scan(#"{"u" : []}"#) != nil)
+        #expect(ConfigChangeNotice.parse(#"{"u" : []}"#) == [])
+        // Not the grouped form: refused by the scanner, then by JSONDecoder.
+        for odd in [#"{"c" : null, "u" : [["n-1", 2]]}"#, #"{"n" : "a", "u" : []}"#, #"{"u" : [["n-1", 2, 0, 1]]}"#] {
+            #expect(ConfigChangeNotice.parse(odd) == nil, "\(odd)")
+        }
+    }
+
     @Test func brokenPayloadsAreReadAsJSONDecoderReadsThem() async {
         var rng = SeededRandom(seed: 0x5EED_0003)
         let odd = [
