@@ -7,8 +7,8 @@
 -- An UPDATE of node_configs now sends, at commit, one notification per config per chunk of nodes:
 --   {"c": config_json, "u": [[node_id, generation, kick_counter], …]}
 -- "c" is null when the config, as a JSON string, is longer than 3,000 bytes (the replica reads
--- it then). The nodes are chunked by their bytes in the payload (about 4,000 bytes: 160 nodes
--- of today's 14-character ids), so a payload stays under PostgreSQL's 8,000-byte limit: at most
+-- it then). The nodes are chunked by their bytes in the payload (about 4,000 bytes: 153 nodes
+-- of today's 14-character ids with one-digit generations), so a payload stays under PostgreSQL's 8,000-byte limit: at most
 -- 3,000 for "c", 4,000 plus one node's entry for "u", and the object's own bytes. Node ids are
 -- the server's own ("n-" and 12 hex digits). Inserts (a registration's first config) and deletes
 -- still notify per row, in 0002's form.
