@@ -20,34 +20,9 @@ struct ConfigNotificationService: Service {
         await cancelWhenGracefulShutdown {
             await state.database.followConfigChanges(
                 { notices in
-                    // The nodes of one notification share their config: it is decoded once,
-                    // and only for a node waiting here. A replica hears the whole fleet's
-                    // changes, its own included.
+                    // The nodes of one notification share their config: it is decoded once.
                     var decoding = ConfigDecoding()
-                    for notice in notices {
-                        if notice.deleted {
-                            state.waiters.notify(notice.nodeId, config: nil)
-                            continue
-                        }
-                        guard let generation = notice.generation else {
-                            Task { await Self.readAndWake(state, nodeId: notice.nodeId) }
-                            continue
-                        }
-                        switch state.waiters.hear(notice.nodeId, generation: generation) {
-                        case .known: continue
-                        case .idle: state.waiters.notify(notice.nodeId, generation: generation)
-                        case .waiting:
-                            if let config = notice.config(decoding: &decoding) {
-                                state.waiters.notify(notice.nodeId, config: config, fromFeed: true)
-                            } else {
-                                // Without its config (too long for the notification): the
-                                // generation is recorded and the waiters, woken without a
-                                // config, read the store themselves (a failed read is their
-                                // request's error, not a wait until the timeout).
-                                state.waiters.notify(notice.nodeId, generation: generation)
-                            }
-                        }
-                    }
+                    for notice in notices { Self.hear(notice, state, &decoding) }
                 },
                 resync: { first in
                     // Changes committed before listening began (at start, or while the listening
@@ -75,6 +50,32 @@ struct ConfigNotificationService: Service {
     static func checkInterval(_ seconds: Double) -> Duration {
         guard seconds.isFinite else { return .seconds(10) }
         return .milliseconds(Int64(min(max(seconds, 0.1), 3600) * 1000))
+    }
+
+    /// One node's change committed by any replica, this one's included. Its config is decoded
+    /// only for a node waiting here: a replica hears the whole fleet's changes.
+    static func hear(_ notice: ConfigChangeNotice, _ state: ServerState, _ decoding: inout ConfigDecoding) {
+        if notice.deleted {
+            state.waiters.notify(notice.nodeId, config: nil)
+            return
+        }
+        guard let generation = notice.generation else {
+            Task { await readAndWake(state, nodeId: notice.nodeId) }
+            return
+        }
+        switch state.waiters.hear(notice.nodeId, generation: generation) {
+        case .known: return
+        case .waiting:
+            if let config = notice.config(decoding: &decoding) {
+                state.waiters.notify(notice.nodeId, config: config, fromFeed: true)
+                return
+            }
+            // Without its config (too long for the notification): as for an idle node, the
+            // generation is recorded; the waiters, woken without a config, read the store
+            // themselves (a failed read is their request's error, not a wait until the timeout).
+            state.waiters.notify(notice.nodeId, generation: generation)
+        case .idle: state.waiters.notify(notice.nodeId, generation: generation)
+        }
     }
 
     static func readAndWake(_ state: ServerState, nodeId: String) async {
