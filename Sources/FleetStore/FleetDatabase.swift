@@ -102,7 +102,11 @@ public final class FleetDatabase: Sendable {
         backend = .postgres(engine)
         sampleWriter = SampleGroupCommit(
             transaction: { body in try engine.writeSync(body) }, afterCommits: {}, write: FleetDatabase.writeSampleBatch,
-            writeGroup: FleetDatabase.writeSampleGroup)
+            writeGroup: FleetDatabase.writeSampleGroup,
+            writeAlone: { batch in
+                guard FleetDatabase.writesInOneStatement(batch) else { return nil }
+                return try engine.writeStatementSync { db in try FleetDatabase.writeLoneSampleBatch(db, batch) }
+            })
         try migrate()
     }
 

@@ -53,17 +53,25 @@ public final class PostgresSession {
     /// connection): savepoints cannot undo it, the engine retries or fails the transaction.
     private(set) var transactionDoomed = false
 
-    /// Set for a session outside a transaction block (`PostgresEngine.readStatementSync`): it may
-    /// run one query (SELECT or WITH) and nothing else, because a second statement would see
-    /// another snapshot.
-    private var singleQueryLeft: Bool?
+    /// What a session outside a transaction block may still run (`PostgresEngine.readStatementSync`,
+    /// `writeStatementSync`): one statement, because a second would see another snapshot and
+    /// commit on its own. Nil inside a transaction block.
+    enum Limit {
+        /// One query (SELECT or WITH) and nothing else.
+        case oneQuery
+        /// One statement of any kind.
+        case oneStatement
+    }
+    private let limit: Limit?
+    /// The one statement `limit` allows has run.
+    private var spent = false
     /// The engine's prepared statements (nil: every statement runs unnamed).
     let prepared: PreparedStatements?
 
-    init(connection: PostgresConnection, logger: Logger, singleQuery: Bool = false, prepared: PreparedStatements? = nil) {
+    init(connection: PostgresConnection, logger: Logger, limit: Limit? = nil, prepared: PreparedStatements? = nil) {
         self.connection = connection
         self.logger = logger
-        singleQueryLeft = singleQuery ? true : nil
+        self.limit = limit
         self.prepared = prepared
     }
 
@@ -84,12 +92,12 @@ public final class PostgresSession {
     /// loop while this thread waits for the statement's end (which orders the two): for large
     /// results read into something other than engine-neutral rows (`rawSamples`).
     func each(_ sql: String, _ arguments: StoreArguments, _ onRow: @escaping @Sendable (PostgresRow) throws -> Void) throws {
-        if let left = singleQueryLeft {
+        if let limit {
             let head = sql.drop(while: { $0.isWhitespace }).prefix(6).uppercased()
-            guard left, head == "SELECT" || head.hasPrefix("WITH") else {
-                throw PostgresError(SingleQueryMisuse(), sql: sql)
+            guard !spent, limit == .oneStatement || head == "SELECT" || head.hasPrefix("WITH") else {
+                throw PostgresError(SingleStatementMisuse(limit: limit), sql: sql)
             }
-            singleQueryLeft = false
+            spent = true
         }
         var binds = PostgresBindings(capacity: arguments.values.count)
         for value in arguments.values {
@@ -172,8 +180,13 @@ public final class PostgresSession {
 /// future completed, which orders the two).
 /// A single-statement read (`PostgresEngine.readStatementSync`) asked for a second statement, or
 /// for one that is not a query: a mistake in the store's code, which its tests catch.
-struct SingleQueryMisuse: Error, CustomStringConvertible {
-    var description: String { "a single-statement read may run one query (SELECT or WITH) and nothing else" }
+struct SingleStatementMisuse: Error, CustomStringConvertible {
+    let limit: PostgresSession.Limit
+    var description: String {
+        limit == .oneQuery
+            ? "a single-statement read may run one query (SELECT or WITH) and nothing else"
+            : "a single-statement session may run one statement and nothing else"
+    }
 }
 
 private final class RowCollector: @unchecked Sendable {
@@ -278,6 +291,29 @@ enum Placeholders {
         return found || current == target
     }
 
+    /// The verb of a statement's main part: its first word of code outside parentheses among
+    /// SELECT, INSERT, UPDATE and DELETE, uppercased. For `WITH … (…) SELECT …` that is the
+    /// SELECT after the common table expressions, whatever they hold. Nil when there is none.
+    static func mainVerb(_ sql: String) -> String? {
+        let verbs: Set<String> = ["SELECT", "INSERT", "UPDATE", "DELETE"]
+        var depth = 0
+        var current = ""
+        var found: String?
+        scan(sql) { ch, code in
+            guard found == nil else { return }
+            if code && (ch.isLetter || ch.isNumber || ch == "_") {
+                current.append(contentsOf: ch.uppercased())
+                return
+            }
+            if depth == 0, verbs.contains(current) { found = current }
+            current = ""
+            if code && ch == "(" { depth += 1 }
+            if code && ch == ")" { depth = max(0, depth - 1) }
+        }
+        if found == nil, depth == 0, verbs.contains(current) { found = current }
+        return found
+    }
+
     /// Whether `character` appears in `sql` as code (outside quotes and comments).
     static func hasCode(_ character: Character, in sql: String) -> Bool {
         var found = false
@@ -362,6 +398,11 @@ final class PostgresEngine: @unchecked Sendable {
     /// through (a WITH holding an UPDATE). The store's own SQL, not a defence against hostile
     /// SQL: a `set_config` could still turn it off for the connection.
     private let readerConfiguration: PostgresConnection.Configuration
+    /// The writer's: a statement it runs outside a transaction block (`writeStatementSync`)
+    /// runs at REPEATABLE READ, as its transactions do, so that a concurrent change of a row it
+    /// updates is a serialization failure (run again) rather than an update of a row its other
+    /// parts read in an older state.
+    private let writerConfiguration: PostgresConnection.Configuration
     private let group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     private let readers: ConnectionSlots
     private let writer: ConnectionSlots
@@ -389,6 +430,9 @@ final class PostgresEngine: @unchecked Sendable {
         var readerConfiguration = configuration
         readerConfiguration.options.additionalStartupParameters.append(("default_transaction_read_only", "on"))
         self.readerConfiguration = readerConfiguration
+        var writerConfiguration = configuration
+        writerConfiguration.options.additionalStartupParameters.append(("default_transaction_isolation", "repeatable read"))
+        self.writerConfiguration = writerConfiguration
         readers = ConnectionSlots(limit: maxReaders)
         writer = ConnectionSlots(limit: 1)
         background = ConnectionSlots(limit: 1)
@@ -406,6 +450,9 @@ final class PostgresEngine: @unchecked Sendable {
 
     /// A new reader connection (blocking).
     private func connectReader() throws -> PostgresConnection { try connect(readerConfiguration) }
+
+    /// A new writer connection (blocking).
+    private func connectWriter() throws -> PostgresConnection { try connect(writerConfiguration) }
 
     private func connect(_ configuration: PostgresConnection.Configuration) throws -> PostgresConnection {
         let id = nextID.withLock { v -> Int in
@@ -451,7 +498,7 @@ final class PostgresEngine: @unchecked Sendable {
     func readStatementSync<T>(_ body: (StoreDB) throws -> T) throws -> T {
         let connection = try readers.acquire(connect: connectReader)
         do {
-            let session = PostgresSession(connection: connection, logger: logger, singleQuery: true, prepared: prepared)
+            let session = PostgresSession(connection: connection, logger: logger, limit: .oneQuery, prepared: prepared)
             let value = try body(StoreDB(.postgres(session)))
             readers.release(connection)
             return value
@@ -459,6 +506,16 @@ final class PostgresEngine: @unchecked Sendable {
             readers.release(connection, broken: connection.isClosed)
             throw error
         }
+    }
+
+    /// Runs `body`, which makes exactly one statement, on the writer connection outside a
+    /// transaction block (blocking): the statement is its own transaction (at REPEATABLE READ,
+    /// `writerConfiguration`), run again on a serialization failure or deadlock like any write
+    /// transaction. One round trip instead of the three of `BEGIN`, the statement and `COMMIT`:
+    /// an agent's normal sample push (`FleetDatabase.writeLoneSampleBatch`). A second statement
+    /// throws (`PostgresSession`).
+    func writeStatementSync<T>(_ body: (StoreDB) throws -> T) throws -> T {
+        try transaction(slots: writer, begin: nil, limit: .oneStatement, body)
     }
 
     func readStatement<T: Sendable>(_ body: @escaping @Sendable (StoreDB) throws -> T) async throws -> T {
@@ -496,16 +553,27 @@ final class PostgresEngine: @unchecked Sendable {
         await withCheckedContinuation { continuation in readThreads.submit { continuation.resume(returning: body()) } }
     }
 
-    /// `prepare`: whether the session may run prepared statements, which block on a task
-    /// (`PostgresConnection.executePrepared`): not on a thread that may be Swift concurrency's.
+    /// Runs `body` in a transaction that `begin` starts, or with `begin` nil outside a
+    /// transaction block, where the session allows one statement (`limit`). Run again from the
+    /// start after a serialization failure or a deadlock. `prepare`: whether the session may run
+    /// prepared statements, which block on a task (`PostgresConnection.executePrepared`): not on
+    /// a thread that may be Swift concurrency's.
     private func transaction<T>(
-        slots: ConnectionSlots, begin: String, prepare: Bool = true, _ body: (StoreDB) throws -> T
+        slots: ConnectionSlots, begin: String?, limit: PostgresSession.Limit? = nil, prepare: Bool = true,
+        _ body: (StoreDB) throws -> T
     ) throws -> T {
         var attempt = 1
         while true {
-            let connection = try slots.acquire(connect: slots === readers ? connectReader : connect)
-            let session = PostgresSession(connection: connection, logger: logger, prepared: prepare ? prepared : nil)
+            let connection = try slots.acquire(
+                connect: slots === readers ? connectReader : slots === writer ? connectWriter : connect)
+            let session = PostgresSession(
+                connection: connection, logger: logger, limit: begin == nil ? limit : nil, prepared: prepare ? prepared : nil)
             do {
+                guard let begin else {
+                    let value = try body(StoreDB(.postgres(session)))
+                    slots.release(connection)
+                    return value
+                }
                 try session.run(begin, [])
                 let value: T
                 do {

@@ -47,6 +47,10 @@ final class SampleGroupCommit: @unchecked Sendable {
     /// A whole group in a few statements (PostgreSQL, where every statement is a round trip):
     /// nil when it did not apply, and the group is then written batch by batch.
     private let writeGroup: (@Sendable (StoreDB, [PendingSampleBatch]) throws -> GroupResults?)?
+    /// A batch alone, in a single statement outside `transaction` (PostgreSQL, where BEGIN and
+    /// COMMIT are round trips of their own): nil when it does not take this batch, which is then
+    /// written in a transaction.
+    private let writeAlone: (@Sendable (PendingSampleBatch) throws -> SampleBatchAck?)?
     // Guarded by `condition`.
     private let condition = NSCondition()
     private var queue: [Waiting] = []
@@ -56,12 +60,14 @@ final class SampleGroupCommit: @unchecked Sendable {
         transaction: @escaping @Sendable (_ body: (StoreDB) throws -> GroupResults) throws -> GroupResults,
         afterCommits: @escaping @Sendable () -> Void,
         write: @escaping @Sendable (StoreDB, PendingSampleBatch) throws -> SampleBatchAck,
-        writeGroup: (@Sendable (StoreDB, [PendingSampleBatch]) throws -> GroupResults?)? = nil
+        writeGroup: (@Sendable (StoreDB, [PendingSampleBatch]) throws -> GroupResults?)? = nil,
+        writeAlone: (@Sendable (PendingSampleBatch) throws -> SampleBatchAck?)? = nil
     ) {
         self.transaction = transaction
         self.afterCommits = afterCommits
         self.write = write
         self.writeGroup = writeGroup
+        self.writeAlone = writeAlone
     }
 
     /// Queues the batch and waits for the commit that includes it.
@@ -86,32 +92,10 @@ final class SampleGroupCommit: @unchecked Sendable {
         while let group = nextGroup() {
             let results: GroupResults
             do {
-                let write = self.write
-                let writeGroup = self.writeGroup
-                results = try transaction { db in
-                    // One small batch (an agent's normal push on a quiet server): the transaction
-                    // is its savepoint, a failure rolls it back and fails the batch alone — two
-                    // statements fewer (on PostgreSQL two round trips) on the common path. A
-                    // larger one (an agent's backlog after an outage) goes the group's way where
-                    // there is one: a statement per row was a round trip per row on PostgreSQL.
-                    if group.count == 1, writeGroup == nil || group[0].batch.rows.count <= Self.rowsWrittenOneByOne {
-                        return [.success(try write(db, group[0].batch))]
-                    }
-                    if let writeGroup, let results = try writeGroup(db, group.map(\.batch)) { return results }
-                    return try group.map { w in
-                        do {
-                            return .success(try Self.inSavepoint(db) { try write(db, w.batch) })
-                        } catch {
-                            // Some SQLite failures (disk full, I/O error) roll back the whole
-                            // transaction, the batches before this one included: then none of
-                            // the group is stored and all of it must fail. So must it when the
-                            // failed batch could not be undone on its own. (On PostgreSQL a
-                            // serialization failure or deadlock ends the transaction too; the
-                            // engine then runs the whole group again.)
-                            guard db.isInsideTransaction, !(error is SavepointRollbackFailed) else { throw error }
-                            return .failure(error)
-                        }
-                    }
+                if group.count == 1, let writeAlone, let ack = try writeAlone(group[0].batch) {
+                    results = [.success(ack)]
+                } else {
+                    results = try inTransaction(group)
                 }
             } catch {
                 results = Array(repeating: .failure(error), count: group.count)
@@ -121,6 +105,37 @@ final class SampleGroupCommit: @unchecked Sendable {
             if commitsSinceCheckpoint >= Self.commitsPerCheckpoint {
                 commitsSinceCheckpoint = 0
                 afterCommits()
+            }
+        }
+    }
+
+    /// Writes a group in one transaction.
+    private func inTransaction(_ group: [Waiting]) throws -> GroupResults {
+        let write = self.write
+        let writeGroup = self.writeGroup
+        return try transaction { db in
+            // One small batch (an agent's normal push on a quiet server): the transaction
+            // is its savepoint, a failure rolls it back and fails the batch alone — two
+            // statements fewer (on PostgreSQL two round trips) on the common path. A
+            // larger one (an agent's backlog after an outage) goes the group's way where
+            // there is one: a statement per row was a round trip per row on PostgreSQL.
+            if group.count == 1, writeGroup == nil || group[0].batch.rows.count <= Self.rowsWrittenOneByOne {
+                return [.success(try write(db, group[0].batch))]
+            }
+            if let writeGroup, let results = try writeGroup(db, group.map(\.batch)) { return results }
+            return try group.map { w in
+                do {
+                    return .success(try Self.inSavepoint(db) { try write(db, w.batch) })
+                } catch {
+                    // Some SQLite failures (disk full, I/O error) roll back the whole
+                    // transaction, the batches before this one included: then none of
+                    // the group is stored and all of it must fail. So must it when the
+                    // failed batch could not be undone on its own. (On PostgreSQL a
+                    // serialization failure or deadlock ends the transaction too; the
+                    // engine then runs the whole group again.)
+                    guard db.isInsideTransaction, !(error is SavepointRollbackFailed) else { throw error }
+                    return .failure(error)
+                }
             }
         }
     }

@@ -56,6 +56,49 @@ extension FleetDatabase {
 }
 
 extension FleetDatabase {
+    /// Most rows a batch written alone in one statement (`writeLoneSampleBatch`) may hold: an
+    /// agent's normal push is one sample, a few after a short outage; a longer backlog goes the
+    /// group's way (`writeSampleGroup`), whose statement texts the placeholder cache already holds.
+    /// The statement of one sample (40 arguments) runs prepared, planned once per connection
+    /// (`PreparedStatements.maxArguments`); those of 2 to 8 are planned at each use, rare as they
+    /// are (0.5 ms of PostgreSQL's planning, measured in docs/benchmarks.md).
+    static let loneStatementRows = 8
+
+    /// Whether `writeLoneSampleBatch` writes `batch`: not an empty one (it only touches the node),
+    /// one with a process report (those write the report's rows too) nor a long backlog.
+    static func writesInOneStatement(_ batch: PendingSampleBatch) -> Bool {
+        (1...loneStatementRows).contains(batch.rows.count) && batch.rows.allSatisfy { $0.0.processes == nil }
+    }
+
+    /// Writes one batch (without process reports, `writesInOneStatement`) in a single statement,
+    /// outside a transaction block on PostgreSQL (`PostgresEngine.writeStatementSync`): one round
+    /// trip where `writeSampleBatch` in its transaction takes five (BEGIN, the node's last seq, the
+    /// INSERT, the node's UPDATE, COMMIT), most of what PostgreSQL ran for a fleet's pushes. The
+    /// same outcome as `writeSampleBatch`: data-modifying CTEs share the statement's snapshot, so
+    /// the highest seq is the larger of the rows stored before and the ones inserted now.
+    static func writeLoneSampleBatch(_ db: StoreDB, _ batch: PendingSampleBatch) throws -> SampleBatchAck {
+        let nodeId = batch.nodeId
+        precondition(writesInOneStatement(batch))
+        // The node's state comes from the newest sample, unless the node sent a newer one before
+        // (as `writeSampleBatch`: the first of equal seqs).
+        let (newest, newestJSON) = batch.rows.max(by: { $0.0.seq < $1.0.seq })!
+        var arguments: StoreArguments = [newest.seq, nodeId]
+        for (s, json) in batch.rows {
+            arguments += SampleSQL.insertArguments(nodeId: nodeId, s, json: json, receivedAt: batch.receivedAt)
+        }
+        arguments += [
+            batch.receivedAt, newest.phase.rawValue, newest.phaseReason, newest.appliedGeneration, newest.applyError,
+            newestJSON, newest.pageSize, nodeId, nodeId,
+        ]
+        guard let row = try StoreRow.fetchOne(db, sql: SampleSQL.loneBatches[batch.rows.count - 1], arguments: arguments),
+            (row[0] as Int64) > 0
+        else { throw StoreError.nodeNotFound(nodeId) }
+        let stored = Int(row[1] as Int64)
+        return SampleBatchAck(highestSeq: row[2] as Int64? ?? -1, stored: stored, duplicates: batch.rows.count - stored)
+    }
+}
+
+extension FleetDatabase {
     /// Writes a group of batches (PostgreSQL) in a few statements instead of five per batch:
     /// which nodes are live, every row in multi-row INSERTs, every node's update in multi-row
     /// UPDATEs. The same outcome as writing the batches one after the other (`writeSampleBatch`):
@@ -203,6 +246,44 @@ enum SampleSQL {
             s.ksmdCPUPercent, s.ksmdCPUSeconds, s.appliedGeneration, s.applyError, json,
             Int64(s.agentStopped == true ? 1 : 0),
         ]
+    }
+    /// The PostgreSQL types of `insertColumns`, in order: a VALUES list outside an INSERT's own
+    /// VALUES does not take its columns' types, and a NULL there would be text.
+    static let insertTypes = [
+        "text", "bigint", "bigint", "bigint", "text", "text",
+    ] + Array(repeating: "bigint", count: 17) + [
+        "double precision", "double precision", "bigint", "text", "text", "bigint",
+    ]
+    /// `writeLoneSampleBatch`'s statement for a batch of `rows` rows. Arguments: the batch's
+    /// newest seq and the node's id; each row's `insertArguments`; the time received, the newest
+    /// sample's phase, reason, applied generation, apply error, JSON and page size; the node's id
+    /// twice. Returns one row: whether the node is live (1 or 0), the rows stored, the node's
+    /// highest seq.
+    static let loneBatches = (1...FleetDatabase.loneStatementRows).map(loneBatch)
+    static func loneBatch(rows: Int) -> String {
+        precondition(insertTypes.count == 29)
+        let tuple = "(" + insertTypes.map { "?::\($0)" }.joined(separator: ", ") + ")"
+        // Each column of the node's state is the newest sample's when `newer`, else kept.
+        let kept = [
+            ("phase", "text"), ("phase_reason", "text"), ("applied_generation", "bigint"), ("apply_error", "text"),
+            ("last_sample_json", "text"), ("page_size", "bigint"),
+        ].map { column, type in "\(column) = CASE WHEN node.newer THEN ?::\(type) ELSE nodes.\(column) END" }
+        return """
+            WITH node AS (
+              SELECT last_seq IS NULL OR ?::bigint >= last_seq AS newer FROM nodes WHERE id = ? AND deleted_at IS NULL
+            ), inserted AS (
+              INSERT INTO samples (\(insertColumns))
+              SELECT * FROM (VALUES \(repeatElement(tuple, count: rows).joined(separator: ", "))) AS v
+              WHERE EXISTS (SELECT 1 FROM node)
+              ON CONFLICT DO NOTHING RETURNING seq
+            ), updated AS (
+              UPDATE nodes SET last_seen_at = ?::bigint, \(kept.joined(separator: ", ")),
+                last_seq = GREATEST((SELECT MAX(seq) FROM samples WHERE node_id = ?), (SELECT MAX(seq) FROM inserted))
+              FROM node WHERE nodes.id = ?
+              RETURNING nodes.last_seq
+            )
+            SELECT (SELECT count(*) FROM node), (SELECT count(*) FROM inserted), (SELECT last_seq FROM updated)
+            """
     }
     static let maxSeq = "SELECT MAX(seq) FROM samples WHERE node_id = ?"
     static let updateNode = """

@@ -82,7 +82,12 @@ struct PreparedStatementTests {
             ("INSERT INTO t (a) SELECT a FROM u", nil),
             ("INSERT INTO t (a) VALUES ((SELECT max(a) FROM u))", nil),
             ("INSERT INTO t (a) VALUES ($1); -- done", nil),
-            ("WITH x AS (SELECT 1) SELECT * FROM x", nil),
+            ("WITH x AS (SELECT 1) SELECT * FROM x", .rows),
+            ("with x as (insert into t (a) values ($1) returning a), y AS (SELECT 2) select (select count(*) from x)", .rows),
+            ("WITH x AS (SELECT 1) UPDATE t SET a = 1", nil),
+            ("WITH x AS (UPDATE t SET a = 1 RETURNING a) DELETE FROM u WHERE k IN (SELECT a FROM x)", nil),
+            ("WITH x AS (SELECT ')') INSERT INTO t (a) SELECT 1 RETURNING a", nil),
+            ("WITH x AS (SELECT 1)", nil),
             ("BEGIN ISOLATION LEVEL REPEATABLE READ", nil),
             ("SAVEPOINT sample_group", nil),
         ])
