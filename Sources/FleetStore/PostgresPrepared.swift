@@ -38,7 +38,7 @@ final class PreparedStatements: Sendable {
     /// Statements with more arguments run unnamed: the multi-row statements of a group commit
     /// or a rollup pass (up to 7,424 arguments) spread their planning over their rows already,
     /// their NULLs make a new statement of nearly every call, and a prepared one would hold a
-    /// large plan in every backend. An agent's lone push has 29.
+    /// large plan in every backend. An agent's lone push of one sample has 40.
     static let maxArguments = 64
     /// Statements counted towards the threshold, and statements known never to run prepared;
     /// past this many either starts again.
@@ -187,7 +187,10 @@ final class PreparedStatements: Sendable {
         let head = sql.drop(while: { $0.isWhitespace }).prefix(7).uppercased()
         // Common table expressions (data-modifying ones included) before a main SELECT: rows.
         // Before an INSERT, UPDATE or DELETE a RETURNING may be a CTE's, not the main part's.
-        if head.hasPrefix("WITH") { return Placeholders.mainVerb(sql) == "SELECT" ? .rows : nil }
+        // (`Placeholders.scan` knows quotes, `$$` and `--` comments, not `/* */`: with one, unnamed.)
+        if head.hasPrefix("WITH") {
+            return !sql.contains("/*") && Placeholders.mainVerb(sql) == "SELECT" ? .rows : nil
+        }
         if head.hasPrefix("SELECT") { return .rows }
         guard head.hasPrefix("INSERT") || head.hasPrefix("UPDATE") || head.hasPrefix("DELETE") else { return nil }
         if Placeholders.hasWord("RETURNING", in: sql) { return .rows }

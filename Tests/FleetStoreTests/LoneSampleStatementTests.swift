@@ -62,7 +62,8 @@ struct LoneSampleStatementTests {
         #expect(got == expected, "seed \(seed): \(zip(got, expected).filter { $0.0 != $0.1 }.prefix(3))")
     }
 
-    /// An agent's normal push, one sample, must run prepared (planned once per connection):
+    /// An agent's normal push, one sample, must be written by the one statement, and run it
+    /// prepared (planned once per connection):
     /// unnamed, PostgreSQL planned the statement on every push, which cost it more than the five
     /// statements the one replaces (docs/benchmarks.md, "A push in one statement").
     @Test func aOneSamplePushRunsPrepared() async throws {
@@ -71,9 +72,9 @@ struct LoneSampleStatementTests {
         let engine = try Self.engine(db)
         guard engine.prepared.threshold > 0 else { try Test.cancel("prepared statements are off (KSMFLEET_POSTGRES_PREPARE_AFTER=0)") }
         let node = try await registerNode(db).node.id
+        // Through the store's own push path (the group commit hands a lone batch to the statement).
         for seq in 1...Int64(engine.prepared.threshold + 1) {
-            let batch = PendingSampleBatch(nodeId: node, rows: [(sample(seq), try StoredJSON.encode(sample(seq)))], receivedAt: seq)
-            #expect(try await Self.writeAlone(db, batch).get().stored == 1)
+            #expect(try await db.insertSamples(nodeId: node, [sample(seq)]).stored == 1)
         }
         let prepared = await engine.onThread {
             Result { try engine.writeStatementSync { sdb in try PreparedStatementTests.preparedHere(sdb) } }
@@ -115,13 +116,17 @@ struct LoneSampleStatementTests {
         defer { try? other.close() }
         let node = try await registerNode(db).node.id
         #expect(try await db.insertSamples(nodeId: node, [sample(1)]).stored == 1)
+        let held = FleetRollupReportTests.Counter()
         let deleting = Task {
             try await other.write { sdb in
                 try sdb.execute(sql: "UPDATE nodes SET deleted_at = 1 WHERE id = ?", arguments: [node])
-                _ = try String.fetchOne(sdb, sql: "SELECT pg_sleep(1.5)::text")
+                _ = held.next()
+                _ = try String.fetchOne(sdb, sql: "SELECT pg_sleep(2)::text")
             }
         }
-        try await Task.sleep(for: .milliseconds(500))  // the deletion holds the node's row
+        // The push starts once the deletion holds the node's row (its UPDATE ran, uncommitted).
+        for _ in 0..<1000 where held.value == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(held.value == 1)
         let batch = PendingSampleBatch(nodeId: node, rows: [(sample(2), try StoredJSON.encode(sample(2)))], receivedAt: 1)
         let pushed = try await Self.writeAlone(db, batch)
         try await deleting.value

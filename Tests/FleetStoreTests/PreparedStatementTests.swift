@@ -88,6 +88,8 @@ struct PreparedStatementTests {
             ("WITH x AS (UPDATE t SET a = 1 RETURNING a) DELETE FROM u WHERE k IN (SELECT a FROM x)", nil),
             ("WITH x AS (SELECT ')') INSERT INTO t (a) SELECT 1 RETURNING a", nil),
             ("WITH x AS (SELECT 1)", nil),
+            ("WITH x AS (SELECT 1) /* select */ UPDATE t SET a = 1", nil),
+            ("WITH \"update\" AS (SELECT 1) SELECT * FROM \"update\"", .rows),
             ("BEGIN ISOLATION LEVEL REPEATABLE READ", nil),
             ("SAVEPOINT sample_group", nil),
         ])

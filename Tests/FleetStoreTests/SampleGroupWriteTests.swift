@@ -41,23 +41,26 @@ struct SampleGroupWriteTests {
             let m = machines[Int.random(in: 0..<machines.count, using: &rng)]
             let first = Int64.random(in: 1...12, using: &rng)
             let rows = try (first..<first + Int64.random(in: 1...4, using: &rng)).map { seq in
-                let s = sample(
+                var s = sample(
                     seq, sharing: Int64.random(in: 0...1000, using: &rng),
                     phase: [KSMPhase.running, .stopped, .pruned][Int.random(in: 0..<3, using: &rng)],
                     applied: Bool.random(using: &rng) ? Int64(i) : nil)
+                if Int.random(in: 0..<4, using: &rng) == 0 { s.applyError = "cannot write run (batch \(i))" }
                 return (s, try StoredJSON.encode(s))
             }
             return PendingSampleBatch(nodeId: ids[m]!, rows: rows, receivedAt: 1_800_000_000_000 + Int64(i))
         }
     }
 
-    /// Samples and node state by machine id.
+    /// Samples (every column the writers insert but the node id) and node state by machine id.
     static func state(_ db: FleetDatabase) async throws -> [[SQLValue]] {
-        try await db.read { db in
+        let columns = SampleSQL.insertColumns.split(separator: ",").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+            .filter { $0 != "node_id" }.map { "s.\($0)" }.joined(separator: ", ")
+        return try await db.read { db in
             try StoreRow.fetchAll(
                 db,
                 sql: """
-                    SELECT n.machine_id, s.seq, s.taken_at, s.received_at, s.phase, s.pages_sharing, s.sample_json
+                    SELECT n.machine_id, \(columns)
                     FROM samples s JOIN nodes n ON n.id = s.node_id ORDER BY n.machine_id, s.seq
                     """
             ).map(\.values)
@@ -65,7 +68,7 @@ struct SampleGroupWriteTests {
                     db,
                     sql: """
                         SELECT machine_id, last_seq, last_seen_at, phase, phase_reason, applied_generation,
-                          last_sample_json, page_size
+                          apply_error, last_sample_json, page_size
                         FROM nodes WHERE deleted_at IS NULL ORDER BY machine_id
                         """
                 ).map(\.values)
