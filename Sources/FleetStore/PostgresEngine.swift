@@ -176,10 +176,9 @@ public final class PostgresSession {
     }
 }
 
-/// Decodes rows as postgres-nio hands them over (on its event loop; read after the query's
-/// future completed, which orders the two).
-/// A single-statement read (`PostgresEngine.readStatementSync`) asked for a second statement, or
-/// for one that is not a query: a mistake in the store's code, which its tests catch.
+/// A session outside a transaction block (`PostgresEngine.readStatementSync`,
+/// `writeStatementSync`) asked for a second statement, or a single-query read for one that is not
+/// a query: a mistake in the store's code, which its tests catch.
 struct SingleStatementMisuse: Error, CustomStringConvertible {
     let limit: PostgresSession.Limit
     var description: String {
@@ -189,6 +188,8 @@ struct SingleStatementMisuse: Error, CustomStringConvertible {
     }
 }
 
+/// Decodes rows as postgres-nio hands them over (on its event loop; read after the query's
+/// future completed, which orders the two).
 private final class RowCollector: @unchecked Sendable {
     private(set) var rows: [ValueRow] = []
     private var columns: ColumnIndex?
@@ -496,16 +497,7 @@ final class PostgresEngine: @unchecked Sendable {
     /// that is not a query, throws (`PostgresSession`); a write inside a query (a WITH holding an
     /// UPDATE) is refused by the reader connection, read-only by default (`readerConfiguration`).
     func readStatementSync<T>(_ body: (StoreDB) throws -> T) throws -> T {
-        let connection = try readers.acquire(connect: connectReader)
-        do {
-            let session = PostgresSession(connection: connection, logger: logger, limit: .oneQuery, prepared: prepared)
-            let value = try body(StoreDB(.postgres(session)))
-            readers.release(connection)
-            return value
-        } catch {
-            readers.release(connection, broken: connection.isClosed)
-            throw error
-        }
+        try transaction(slots: readers, begin: nil, limit: .oneQuery, body)
     }
 
     /// Runs `body`, which makes exactly one statement, on the writer connection outside a
@@ -554,10 +546,10 @@ final class PostgresEngine: @unchecked Sendable {
     }
 
     /// Runs `body` in a transaction that `begin` starts, or with `begin` nil outside a
-    /// transaction block, where the session allows one statement (`limit`). Run again from the
-    /// start after a serialization failure or a deadlock. `prepare`: whether the session may run
-    /// prepared statements, which block on a task (`PostgresConnection.executePrepared`): not on
-    /// a thread that may be Swift concurrency's.
+    /// transaction block, where the session allows one statement (`limit`, given only then).
+    /// Run again from the start after a serialization failure or a deadlock. `prepare`: whether
+    /// the session may run prepared statements, which block on a task
+    /// (`PostgresConnection.executePrepared`): not on a thread that may be Swift concurrency's.
     private func transaction<T>(
         slots: ConnectionSlots, begin: String?, limit: PostgresSession.Limit? = nil, prepare: Bool = true,
         _ body: (StoreDB) throws -> T
@@ -566,8 +558,7 @@ final class PostgresEngine: @unchecked Sendable {
         while true {
             let connection = try slots.acquire(
                 connect: slots === readers ? connectReader : slots === writer ? connectWriter : connect)
-            let session = PostgresSession(
-                connection: connection, logger: logger, limit: begin == nil ? limit : nil, prepared: prepare ? prepared : nil)
+            let session = PostgresSession(connection: connection, logger: logger, limit: limit, prepared: prepare ? prepared : nil)
             do {
                 guard let begin else {
                     let value = try body(StoreDB(.postgres(session)))

@@ -181,8 +181,8 @@ final class PreparedStatements: Sendable {
     /// postgres-nio 1.33 gives no command tag for a prepared statement: its rows' sequence keeps
     /// it, and its `execute` for statements without rows stops the process (it reads the tag of a
     /// result nobody consumed). So an UPDATE or DELETE without RETURNING, whose changed rows
-    /// could be many, and anything else (transaction control, a WITH whose main part is not a SELECT, DDL) runs
-    /// unnamed.
+    /// could be many, and anything else (transaction control, a WITH whose main part is not a
+    /// SELECT, DDL) runs unnamed.
     static func kind(of sql: String) -> Kind? {
         let head = sql.drop(while: { $0.isWhitespace }).prefix(7).uppercased()
         // Common table expressions (data-modifying ones included) before a main SELECT: rows.

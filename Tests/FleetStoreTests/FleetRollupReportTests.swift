@@ -1066,11 +1066,4 @@ private let day = 86400.0
         #expect(pass.samples == 1)
         #expect(attempts.value == 2, "the flush conflicted with the other replica's marks and ran again")
     }
-
-    final class Counter: @unchecked Sendable {
-        private let lock = NSLock()
-        private var n = 0
-        func next() -> Int { lock.withLock { n += 1; return n } }
-        var value: Int { lock.withLock { n } }
-    }
 }

@@ -116,7 +116,7 @@ struct LoneSampleStatementTests {
         defer { try? other.close() }
         let node = try await registerNode(db).node.id
         #expect(try await db.insertSamples(nodeId: node, [sample(1)]).stored == 1)
-        let held = FleetRollupReportTests.Counter()
+        let held = Counter()
         let deleting = Task {
             try await other.write { sdb in
                 try sdb.execute(sql: "UPDATE nodes SET deleted_at = 1 WHERE id = ?", arguments: [node])

@@ -60,3 +60,11 @@ func insertBareNodes(_ db: StoreDB, _ ids: [String], name: (String) -> String = 
                 """, arguments: [id, name(id), "m-\(id)"])
     }
 }
+
+/// A count shared across threads (a store's thread and the test's task).
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var n = 0
+    func next() -> Int { lock.withLock { n += 1; return n } }
+    var value: Int { lock.withLock { n } }
+}
