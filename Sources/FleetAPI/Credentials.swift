@@ -111,14 +111,20 @@ public struct AuditRecord: Codable, Sendable, Equatable {
     public var source: String?
     public var nodeId: String?
     public var action: String
-    /// What else the change was about (a credential or enrollment token id).
+    /// What else the change was about (a credential or enrollment token id), or the nodes a
+    /// fleet-wide apply asked for (`all`, `selector env=prod`).
     public var target: String?
     public var generation: Int64?
     public var before: String?
     public var after: String?
+    /// A change made to several nodes at once with the same configs before and after (a
+    /// fleet-wide apply) is one record: how many nodes it changed. Listed alone it names no node
+    /// and no generation; filtered by a node it is that node's record, with the generation the
+    /// node got.
+    public var nodeCount: Int?
     public init(
         id: Int64, at: Date, credential: String, credentialId: String?, source: String?, nodeId: String?, action: String,
-        target: String?, generation: Int64?, before: String?, after: String?
+        target: String?, generation: Int64?, before: String?, after: String?, nodeCount: Int? = nil
     ) {
         self.id = id
         self.at = at
@@ -131,6 +137,7 @@ public struct AuditRecord: Codable, Sendable, Equatable {
         self.generation = generation
         self.before = before
         self.after = after
+        self.nodeCount = nodeCount
     }
 }
 

@@ -39,7 +39,9 @@ struct ApplyController<Context: RequestContext>: Sendable {
         var seen = Set<String>()
         ids = ids.filter { seen.insert($0).inserted }
         let dryRun = body.dryRun ?? false
-        let items = try await state.database.apply(body.change, to: ids, dryRun: dryRun)
+        // For the audit trail: which nodes were asked for (a list of nodes names them in its rows).
+        let target = body.all == true ? "all" : body.selector.map { "selector \($0)" }
+        let items = try await state.database.apply(body.change, to: ids, dryRun: dryRun, target: target)
         if !dryRun {
             for item in items where item.status == .changed {
                 guard let config = item.config else { continue }

@@ -83,12 +83,26 @@ extension FleetDatabase {
     }
 
     /// Audit records matching `filter`, newest first.
+    ///
+    /// A change shared by several nodes is one row (`storeConfigs`): listed as such (no node, its
+    /// `nodeCount`), and filtered by a node as that node's record (its id and the generation it
+    /// got, `nodeCount` still saying how many the change was made to).
     public func auditLog(_ filter: AuditFilter) async throws -> [AuditRecord] {
         try await read { db in
+            let columns =
+                "id, at, actor, credential_id, source, node_id, action, target, generation, before_json, after_json, node_count"
+            var from = "audit_log"
             var clauses: [String] = []
             var arguments: [(any StoreBindable)?] = []
             if let n = filter.nodeId {
-                clauses.append("node_id = ?")
+                from = """
+                    (SELECT \(columns) FROM audit_log WHERE node_id = ?
+                     UNION ALL
+                     SELECT a.id, a.at, a.actor, a.credential_id, a.source, m.node_id, a.action, a.target, m.generation,
+                       a.before_json, a.after_json, a.node_count
+                     FROM audit_nodes m JOIN audit_log a ON a.id = m.audit_id WHERE m.node_id = ?) AS r
+                    """
+                arguments.append(n)
                 arguments.append(n)
             }
             if let c = filter.credential {
@@ -110,14 +124,14 @@ extension FleetDatabase {
             }
             arguments.append(max(1, min(filter.limit, 10_000)))
             let sql =
-                "SELECT * FROM audit_log" + (clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND "))
+                "SELECT \(columns) FROM \(from)" + (clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND "))
                 + " ORDER BY id DESC LIMIT ?"
             return try StoreRow.fetchAll(db, sql: sql, arguments: StoreArguments(arguments)).map { row in
                 AuditRecord(
                     id: row["id"], at: Time.date(row["at"] as Int64), credential: row["actor"],
                     credentialId: row["credential_id"], source: row["source"], nodeId: row["node_id"],
                     action: row["action"], target: row["target"], generation: row["generation"],
-                    before: row["before_json"], after: row["after_json"])
+                    before: row["before_json"], after: row["after_json"], nodeCount: row["node_count"])
             }
         }
     }

@@ -140,10 +140,16 @@ extension FleetDatabase {
     /// audit row), and the changed rows are written by multi-row statements, `applyChunkRows`
     /// nodes each (on PostgreSQL every statement is a network round trip: one UPDATE and one
     /// INSERT per node took 1.5 ms a node).
+    ///
+    /// `target` says which nodes were asked for (`all`, `selector env=prod`), for the audit trail.
+    /// Nodes that end up with the same config from the same one are audited together, once
+    /// (`storeConfigs`).
     public func apply(
-        _ patch: ConfigPatch, to nodeIds: [String], dryRun: Bool, actor: String = "admin", now: Date = Date()
+        _ patch: ConfigPatch, to nodeIds: [String], dryRun: Bool, target: String? = nil, actor: String = "admin",
+        now: Date = Date()
     ) async throws -> [ApplyItem] {
-        try await apply(patch, to: nodeIds, dryRun: dryRun, actor: actor, now: now, chunkRows: Self.applyChunkRows)
+        try await apply(
+            patch, to: nodeIds, dryRun: dryRun, target: target, actor: actor, now: now, chunkRows: Self.applyChunkRows)
     }
 
     /// Nodes per multi-row statement of `apply`: 9,216 parameters for the audit rows (9 a row),
@@ -153,7 +159,8 @@ extension FleetDatabase {
 
     /// `apply` with the chunk size given (tests write several chunks with a few nodes).
     func apply(
-        _ patch: ConfigPatch, to nodeIds: [String], dryRun: Bool, actor: String, now: Date, chunkRows: Int
+        _ patch: ConfigPatch, to nodeIds: [String], dryRun: Bool, target: String? = nil, actor: String, now: Date,
+        chunkRows: Int
     ) async throws -> [ApplyItem] {
         let who = AuditWho.current(default: actor)
         return try await write { db in
@@ -245,7 +252,8 @@ extension FleetDatabase {
                         nodeId: id, name: name, status: .changed, generation: after.generation, changes: changes,
                         config: after))
             }
-            try Self.storeConfigs(db, writes, who: who, action: "apply", at: Time.ms(now), chunkRows: chunkRows)
+            try Self.storeConfigs(
+                db, writes, who: who, action: "apply", target: target, at: Time.ms(now), chunkRows: chunkRows)
             return items
         }
     }
@@ -258,12 +266,20 @@ extension FleetDatabase {
         var afterJSON: String
     }
 
-    /// Writes new configs (generation and config; the kick counter stays) and their audit rows,
+    /// Writes new configs (generation and config; the kick counter stays) and their audit record,
     /// in the order given, `chunkRows` nodes a statement (inside the caller's transaction). On
     /// PostgreSQL each UPDATE statement announces its rows grouped by config
     /// (migrations/postgres/0015_config_notify_grouped.sql).
+    ///
+    /// The audit record is one row for each distinct pair of configs before and after: a node
+    /// alone in its pair gets its own row (`node_id` set), as a one-node change does; two or more
+    /// share one row (`node_id` NULL, `node_count` set) and each has a narrow `audit_nodes` row
+    /// with its new generation (migrations 0051 / postgres 0017). A fleet-wide change of 30,000
+    /// nodes wrote 30,000 audit rows, each with the config twice (about 11 MB of JSON, a third of
+    /// the apply's transaction on PostgreSQL); a fleet sharing one config now writes one.
     static func storeConfigs(
-        _ db: StoreDB, _ writes: [ConfigWrite], who: AuditWho, action: String, at: Int64, chunkRows: Int
+        _ db: StoreDB, _ writes: [ConfigWrite], who: AuditWho, action: String, target: String? = nil, at: Int64,
+        chunkRows: Int
     ) throws {
         // Both engines name a VALUES list's columns column1, column2, …; the parameters' types
         // (bigint, text) come with the values on PostgreSQL, so the list needs no casts. A node
@@ -272,10 +288,56 @@ extension FleetDatabase {
             "UPDATE node_configs SET generation = v.column2, config_json = v.column3, updated_at = ?, updated_by = ? FROM (",
             writes.map { [$0.nodeId, $0.generation, $0.afterJSON] }, leading: [at, who.name],
             tail: ") AS v WHERE node_configs.node_id = v.column1", chunk: chunkRows)
+        // The pairs in the order their first node comes in `writes`; each pair's nodes once.
+        struct Pair: Hashable {
+            var before: String
+            var after: String
+        }
+        var order: [Pair] = []
+        var members: [Pair: [ConfigWrite]] = [:]
+        var seen = Set<String>()
+        for w in writes where seen.insert(w.nodeId).inserted {
+            let pair = Pair(before: w.beforeJSON, after: w.afterJSON)
+            if members[pair] == nil { order.append(pair) }
+            members[pair, default: []].append(w)
+        }
+        let alone = order.filter { members[$0]!.count == 1 }.map { members[$0]![0] }
+        let shared = order.filter { members[$0]!.count > 1 }
         // One multi-row VALUES: rows are inserted (and their ids assigned) in list order.
         try db.executeValues(
-            "INSERT INTO audit_log (at, actor, credential_id, source, node_id, action, generation, before_json, after_json)",
-            writes.map { [at, who.name, who.credentialId, who.source, $0.nodeId, action, $0.generation, $0.beforeJSON, $0.afterJSON] },
+            "INSERT INTO audit_log (at, actor, credential_id, source, node_id, action, target, generation, before_json, after_json)",
+            alone.map {
+                [at, who.name, who.credentialId, who.source, $0.nodeId, action, target, $0.generation, $0.beforeJSON, $0.afterJSON]
+            },
             chunk: chunkRows)
+        guard !shared.isEmpty else { return }
+        // The shared rows' ids come back with their pair (RETURNING's order is not the list's
+        // on either engine); a pair is unique among them.
+        var ids: [Pair: Int64] = [:]
+        try db.executeValues(
+            "INSERT INTO audit_log (at, actor, credential_id, source, node_id, action, target, generation, before_json, after_json, node_count)",
+            shared.map {
+                [at, who.name, who.credentialId, who.source, nil, action, target, nil, $0.before, $0.after, members[$0]!.count]
+            },
+            tail: "RETURNING id, before_json, after_json", chunk: chunkRows
+        ) { row in
+            ids[Pair(before: row["before_json"], after: row["after_json"])] = row["id"]
+        }
+        var nodeRows: [StoreArguments] = []
+        for pair in shared {
+            guard let id = ids[pair] else { throw SharedAuditRowMissing() }
+            for w in members[pair]! { nodeRows.append([id, w.nodeId, w.generation]) }
+        }
+        try db.executeValues(
+            "INSERT INTO audit_nodes (audit_id, node_id, generation)", nodeRows, chunk: Self.auditNodeChunkRows)
     }
+
+    /// Rows per statement of `audit_nodes` (3 parameters a row).
+    static let auditNodeChunkRows = 4096
+}
+
+/// The database did not return the id of a shared audit row it inserted (never seen: the
+/// transaction is rolled back rather than leave nodes out of the audit trail).
+struct SharedAuditRowMissing: Error, CustomStringConvertible {
+    var description: String { "the audit row of a change shared by several nodes was not returned by its INSERT" }
 }

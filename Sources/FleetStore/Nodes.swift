@@ -366,7 +366,7 @@ extension FleetDatabase {
                 // Samples not rolled up yet have no hour rows whose deletion would make their
                 // hours' fleet peaks unknown, yet a peak may have been computed from them.
                 let unrolled = try Self.firstUnrolledSample(db, nodeId: nodeId)
-                let tables = try db.tablesWithColumn("node_id").filter { !["nodes", "audit_log", "node_configs"].contains($0) }
+                let tables = try db.tablesWithColumn("node_id").filter { !["nodes", "audit_log", "audit_nodes", "node_configs"].contains($0) }
                 for table in tables {
                     try db.execute(sql: "DELETE FROM \(StoreDB.quoted(table)) WHERE node_id = ?", arguments: [nodeId])
                 }

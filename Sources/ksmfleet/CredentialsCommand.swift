@@ -174,7 +174,8 @@ struct AuditCommand: AsyncParsableCommand {
             var t = Table("TIME", "CREDENTIAL", "FROM", "ACTION", "NODE", "TARGET", "GEN")
             for e in list.entries {
                 t.add([
-                    Fmt.isoSeconds(e.at), e.credential, e.source ?? "-", e.action, e.nodeId ?? "-", e.target ?? "-",
+                    Fmt.isoSeconds(e.at), e.credential, e.source ?? "-", e.action,
+                    e.nodeId ?? e.nodeCount.map { "\($0) nodes" } ?? "-", e.target ?? "-",
                     e.generation.map(String.init) ?? "-",
                 ])
             }

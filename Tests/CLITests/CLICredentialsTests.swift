@@ -38,6 +38,18 @@ struct CLICredentialsTests {
             let table = try await f.cli(["audit", "--action", "credential-create"])
             #expect(table.stdout.contains("bootstrap") && table.stdout.contains("credential-create"), "\(table)")
 
+            // A change to a selector's nodes is one record: how many nodes, which selector; by
+            // node, the node's own record with the generation it got.
+            let applied = try await f.cli(["config", "apply", "--selector", "env=prod", "--thres-coef", "44"], token: token)
+            #expect(applied.status == Exit.ok, "\(applied)")
+            let fleetTable = try await f.cli(["audit", "--action", "apply"])
+            #expect(fleetTable.stdout.contains("2 nodes") && fleetTable.stdout.contains("selector env=prod"), "\(fleetTable)")
+            let byNode = try await f.cli(["audit", "--node", "web-2", "--action", "apply", "-o", "json"])
+            let record = try #require(try byNode.json(AuditList.self).entries.first)
+            let web2 = try f.id("web-2")
+            #expect(record.nodeId == web2 && record.nodeCount == 2 && record.credential == "ops-alice", "\(byNode)")
+            #expect(record.generation != nil && record.after?.contains("44") == true, "\(byNode)")
+
             let list = try await f.cli(["credentials", "list"])
             #expect(list.stdout.contains("ops-alice") && !list.stdout.contains(token), "\(list)")
             let revoked = try await f.cli(["credentials", "revoke", info.id])

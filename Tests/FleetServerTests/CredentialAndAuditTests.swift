@@ -99,6 +99,43 @@ func secret(_ info: CredentialInfo, sourceLocation: SourceLocation = #_sourceLoc
         #expect(bad.status == 422 && errorBody(bad)?.error.field == "limit")
     }
 
+    /// A fleet-wide apply is one audit record (the nodes sharing configs before and after), with
+    /// how many nodes and which were asked for; each node finds it by node with its generation.
+    @Test func aFleetApplyIsOneAuditRecord() async throws {
+        let h = try await Harness.start()
+        defer { Task { await h.finish() } }
+        var ids: [String] = []
+        for name in ["fa", "fb", "fc"] { ids.append(try await h.register(hostname: name).0.nodeId) }
+        let response = try await h.admin.applyConfig(ApplyRequest(all: true, change: ConfigPatch(thresCoef: 44)))
+        #expect(response.results.map(\.status) == ["changed", "changed", "changed"])
+        let records = try await h.admin.audit(action: "apply").entries
+        #expect(records.count == 1)
+        let record = try #require(records.first)
+        #expect(record.nodeCount == 3 && record.nodeId == nil && record.generation == nil && record.target == "all")
+        #expect(record.credential == "bootstrap" && record.source == "127.0.0.1")
+        #expect(record.after?.contains("44") == true && record.before?.contains("44") == false)
+        for result in response.results {
+            let mine = try await h.admin.audit(node: result.nodeId, action: "apply").entries
+            #expect(mine.count == 1 && mine.first?.id == record.id, "\(result.nodeId)")
+            #expect(mine.first?.nodeId == result.nodeId && mine.first?.generation == result.generation)
+        }
+        // A selector is named as given; a list of nodes names them in its rows.
+        try await h.admin.setLabels(ids[0], ["rack": "r1"])
+        _ = try await h.admin.applyConfig(ApplyRequest(selector: "rack=r1", change: ConfigPatch(thresCoef: 45)))
+        let bySelector = try #require(try await h.admin.audit(action: "apply").entries.first)
+        #expect(bySelector.target == "selector rack=r1" && bySelector.nodeId == ids[0] && bySelector.nodeCount == nil)
+        // The raw JSON has the field (the dashboard and the CLI read it).
+        let raw = try await h.admin.send(method: "GET", path: APIPaths.audit, query: [("action", "apply"), ("limit", "2")])
+        #expect(String(decoding: raw.body, as: UTF8.self).contains(#""nodeCount":3"#))
+        // The dashboard's audit page: the shared record as "3 nodes", the node's page its own.
+        var browser = try DashboardBrowser(h.server)
+        try await browser.signIn(adminToken: h.server.adminToken)
+        let page = try await browser.get("/audit?action=apply")
+        #expect(page.status == 200 && page.text.contains("<td>3 nodes</td>") && page.text.contains("<td>all</td>"))
+        let nodePage = try await browser.get("/nodes/\(ids[1])")
+        #expect(nodePage.text.contains(">\(ids[1])</a>") && nodePage.text.contains("<td>all</td>"))
+    }
+
     @Test func xForwardedForCountsOnlyFromANamedTrustedProxy() async throws {
         let h = try await Harness.start(configure: { $0.trustedProxies = ["127.0.0.1"] })
         defer { Task { await h.finish() } }

@@ -32,8 +32,9 @@ import Testing
     }
 
     /// Several nodes, more changed ones than one statement takes: every changed node gets its
-    /// config and generation and one audit row (in the order asked), the others nothing.
-    @Test func applyWritesEachChangedNodeAndItsAuditRowInOrder() async throws {
+    /// config and generation, and its audit record (shared by the nodes that had the same
+    /// config and got the same one), the others nothing.
+    @Test func applyWritesEachChangedNodeAndItsAuditRecord() async throws {
         let (db, dir) = try makeDatabase()
         defer {
             try? db.close()
@@ -78,7 +79,7 @@ import Testing
 
         // 5 changed nodes, 2 a statement: three statements of each kind.
         let items = try await AuditContext.$current.withValue(who) {
-            try await db.apply(patch, to: ids, dryRun: false, actor: "admin", now: now, chunkRows: 2)
+            try await db.apply(patch, to: ids, dryRun: false, target: "all", actor: "admin", now: now, chunkRows: 2)
         }
         #expect(items.map(\.nodeId) == ids)
         #expect(items.map(\.status) == [
@@ -108,22 +109,43 @@ import Testing
         }
         #expect(try await db.config(nodeId: c3)?.kickCounter == 1, "the kick counter stays")
 
-        // One audit row per changed node, in the order of the request, with what changed.
+        // The audit: c2's config was its own (one row naming it); c5, c1, c3 and c4 went from the
+        // same config to the same one (one row for the four, each node in `audit_nodes`).
         let all = try await db.auditLog(limit: 1000)
         let added = Array(all.filter { a in !auditBefore.contains { $0.id == a.id } }.reversed())
-        #expect(added.map(\.nodeId) == changed)
-        #expect(added.map(\.id) == added.map(\.id).sorted(), "audit ids follow the order of the request")
-        for (record, id) in zip(added, changed) {
-            let old = try #require(before[id] ?? nil)
+        #expect(added.count == 2)
+        let own = try #require(added.first { $0.nodeId != nil })
+        let shared = try #require(added.first { $0.nodeId == nil })
+        #expect(own.nodeId == c2 && own.nodeCount == nil && own.generation == (before[c2] ?? nil).map { $0.generation + 1 })
+        #expect(shared.nodeCount == 4 && shared.generation == nil)
+        for record in added {
             #expect(record.action == "apply")
             #expect(record.credential == "ops" && record.credentialId == "cred-1" && record.source == "192.0.2.7")
             #expect(record.at == Time.date(Time.ms(now)))
-            #expect(record.target == nil)
+            #expect(record.target == "all")
+        }
+        // Filtered by node, each changed node's record: its generation, its configs before and after.
+        for id in changed {
+            let records = try await db.auditLog(AuditFilter(nodeId: id, action: "apply"))
+            #expect(records.count == 1, "\(id)")
+            let record = try #require(records.first)
+            let old = try #require(before[id] ?? nil)
+            #expect(record.id == (id == c2 ? own.id : shared.id))
+            #expect(record.nodeId == id)
+            #expect(record.nodeCount == (id == c2 ? nil : 4))
             #expect(record.generation == old.generation + 1)
+            #expect(record.credential == "ops" && record.target == "all")
             let recordedBefore = try StoredJSON.decode(KSMConfig.self, try #require(record.before))
             let recordedAfter = try StoredJSON.decode(KSMConfig.self, try #require(record.after))
             #expect(recordedBefore == old.config)
             #expect(recordedAfter == (try patch.applied(to: old.config)))
+            // The other filters apply to the shared row too.
+            #expect(try await db.auditLog(AuditFilter(nodeId: id, credential: "cred-1", action: "apply")).count == 1)
+            #expect(try await db.auditLog(AuditFilter(nodeId: id, credential: "someone-else", action: "apply")).isEmpty)
+            #expect(try await db.auditLog(AuditFilter(nodeId: id, action: "apply", since: now.addingTimeInterval(1))).isEmpty)
+        }
+        for id in [same, noAdvisor] {
+            #expect(try await db.auditLog(AuditFilter(nodeId: id, action: "apply")).isEmpty, "\(id) was not changed")
         }
 
         // Applied again: nothing left to change, nothing written.
@@ -132,8 +154,67 @@ import Testing
         #expect(try await db.auditLog(limit: 1000).count == all.count)
     }
 
-    /// A node named twice gets its change once (one generation), reported and audited twice, as
-    /// when every node was written by statements of its own.
+    /// A fleet of three configs changed at once: one audit row for each pair of configs before
+    /// and after that two or more nodes share, a row of its own for a node alone in its pair;
+    /// each node's record found by node, also after another node of its group is purged.
+    @Test func aFleetChangeIsAuditedOncePerPairOfConfigs() async throws {
+        let (db, dir) = try makeDatabase()
+        defer {
+            try? db.close()
+            try? FileManager.default.removeItem(at: dir)
+        }
+        var ids: [String] = []
+        for i in 0..<12 { ids.append(try await Self.register(db, "f\(i)")) }
+        for (i, id) in ids.enumerated() where i % 3 == 1 || i == 11 {
+            let coef = i == 11 ? 40 : 30
+            _ = try await db.updateConfig(nodeId: id, action: "patch") { base throws(ConfigValidationError) in
+                try ConfigPatch(thresCoef: coef).applied(to: base)
+            }
+        }
+        let groupA = ids.enumerated().filter { $0.offset % 3 != 1 && $0.offset != 11 }.map(\.element)
+        let groupB = ids.enumerated().filter { $0.offset % 3 == 1 && $0.offset != 11 }.map(\.element)
+        #expect(groupA.count == 7 && groupB.count == 4)
+        let generations = try await db.apply(
+            ConfigPatch(thresCoef: 50), to: ids, dryRun: false, target: "selector env=prod", actor: "admin", now: Date(),
+            chunkRows: 3
+        ).reduce(into: [String: Int64]()) { $0[$1.nodeId] = $1.generation }
+        #expect(generations.count == 12)
+
+        let records = try await db.auditLog(AuditFilter(action: "apply"))
+        #expect(records.count == 3)
+        #expect(Set(records.map(\.nodeCount)) == [7, 4, nil])
+        #expect(records.allSatisfy { $0.target == "selector env=prod" })
+        #expect(records.first { $0.nodeCount == nil }?.nodeId == ids[11])
+        struct Member: Sendable {
+            var auditId: Int64
+            var nodeId: String
+            var generation: Int64
+        }
+        let stored = try await db.read { db in
+            try StoreRow.fetchAll(db, sql: "SELECT audit_id, node_id, generation FROM audit_nodes ORDER BY node_id").map {
+                Member(auditId: $0["audit_id"], nodeId: $0["node_id"], generation: $0["generation"])
+            }
+        }
+        #expect(stored.map(\.nodeId) == (groupA + groupB).sorted())
+        for m in stored { #expect(m.generation == generations[m.nodeId]) }
+        for (group, count) in [(groupA, 7), (groupB, 4)] {
+            let row = try #require(records.first { $0.nodeCount == count })
+            #expect(Set(stored.filter { $0.auditId == row.id }.map(\.nodeId)) == Set(group))
+            let coefBefore = try StoredJSON.decode(KSMConfig.self, try #require(row.before)).thresCoef
+            #expect(coefBefore == (count == 7 ? KSMConfig().thresCoef : 30))
+            #expect(try StoredJSON.decode(KSMConfig.self, try #require(row.after)).thresCoef == 50)
+        }
+
+        // A purged node's history goes; the audit trail of the change stays, for it and the others.
+        try await db.deleteNode(nodeId: groupA[0], purgeHistory: true)
+        for id in groupA {
+            let mine = try await db.auditLog(AuditFilter(nodeId: id, action: "apply"))
+            #expect(mine.map(\.nodeCount) == [7] && mine.map(\.generation) == [generations[id]], "\(id)")
+        }
+        #expect(try await db.auditLog(AuditFilter(action: "apply")).count == 3)
+    }
+
+    /// A node named twice gets its change once (one generation), reported twice and audited once.
     @Test func aNodeNamedTwiceChangesOnce() async throws {
         let (db, dir) = try makeDatabase()
         defer {
@@ -148,7 +229,11 @@ import Testing
         #expect(items.map(\.generation) == [2, 2, 2])
         #expect(try await db.config(nodeId: a)?.generation == 2)
         #expect(try await db.config(nodeId: b)?.generation == 2)
-        #expect(try await db.auditLog(AuditFilter(action: "apply")).map(\.nodeId).reversed() == [a, b, a])
+        let records = try await db.auditLog(AuditFilter(action: "apply"))
+        #expect(records.map(\.nodeCount) == [2] && records.map(\.nodeId) == [nil])
+        for id in [a, b] {
+            #expect(try await db.auditLog(AuditFilter(nodeId: id, action: "apply")).map(\.generation) == [2])
+        }
     }
 
     /// On PostgreSQL, every changed node's new config is announced to the replicas: one

@@ -90,6 +90,9 @@ struct DataCopyTests {
             try ConfigPatch(run: .run, mode: .high).applied(to: base)
         }
         _ = try await db.kick(nodeId: b)
+        // A change shared by b and c: one audit row and its nodes (`audit_nodes`).
+        let shared = try await db.apply(ConfigPatch(thresCoef: 25), to: [b, c], dryRun: false, target: "all")
+        #expect(shared.map(\.status) == [.changed, .changed])
         await #expect(throws: StoreError.self) { _ = try await registerNode(db, machine: "m-b", nodeToken: "kn_thief") }
         let revoked = try await db.createEnrollmentToken(description: "revoked", expiresAt: nil)
         _ = try await db.revokeEnrollmentToken(id: revoked.id)
@@ -172,7 +175,7 @@ struct DataCopyTests {
             #expect(try Self.postgresCount(url, c.table) == c.rows, "\(c.table)")
         }
         for table in [
-            "nodes", "node_configs", "samples", "rollup_hour", "rollup_day", "rollup_state", "audit_log",
+            "nodes", "node_configs", "samples", "rollup_hour", "rollup_day", "rollup_state", "audit_log", "audit_nodes",
             "enrollment_tokens", "credentials", "dashboard_sessions", "pending_registrations", "process_savings_day", "process_savings_month",
             "settings", "rollup_label_sum",
         ] {
@@ -218,6 +221,11 @@ struct DataCopyTests {
             #expect(try await pg.config(nodeId: id) == (try await sqlite.config(nodeId: id)))
         }
         #expect(try await pg.auditLog(limit: 10_000) == (try await sqlite.auditLog(limit: 10_000)))
+        for id in filled.nodes {
+            let records = try await pg.auditLog(nodeId: id)
+            #expect(records == (try await sqlite.auditLog(nodeId: id)))
+            if id != filled.nodes[0] { #expect(records.contains { $0.nodeCount == 2 }, "the shared change, by node") }
+        }
         #expect(try await pg.credentials() == (try await sqlite.credentials()))
         #expect(try await pg.enrollmentTokens() == (try await sqlite.enrollmentTokens()))
         #expect(try await pg.pendingRegistrations() == (try await sqlite.pendingRegistrations()))

@@ -30,7 +30,7 @@ struct AuditTable: Sendable, Equatable {
     static func row(_ r: AuditRecord) -> Row {
         Row(
             at: r.at.formatted(.iso8601), credential: r.credential, source: r.source ?? "", action: r.action,
-            nodeId: r.nodeId ?? "", nodeHref: r.nodeId.map { "/nodes/" + HTML.q($0) }, target: r.target ?? "",
+            nodeId: r.nodeId ?? r.nodeCount.map { "\($0) nodes" } ?? "", nodeHref: r.nodeId.map { "/nodes/" + HTML.q($0) }, target: r.target ?? "",
             before: cut(r.before), after: cut(r.after))
     }
 }
