@@ -172,6 +172,7 @@ extension FleetDatabase {
             var decoded: [String: KSMConfig] = [:]
             var decodedFeatures: [String: [String]] = [:]
             var encodedAfter: [String: String] = [:]
+            var diffs: [String: [String]] = [:]
             // Only the targets' rows (a selector's few nodes are not a whole fleet's read).
             let rows = try StoreRow.fetchCursor(
                 db,
@@ -231,7 +232,14 @@ extension FleetDatabase {
                         ApplyItem(nodeId: id, name: name, status: .unchanged, generation: before.generation, changes: []))
                     continue
                 }
-                let changes = configDiff(before.config, config)
+                // The same old config with the same patch: the same new one, the same changes.
+                let changes: [String]
+                if let known = diffs[beforeJSON] {
+                    changes = known
+                } else {
+                    changes = configDiff(before.config, config)
+                    diffs[beforeJSON] = changes
+                }
                 if dryRun {
                     items.append(
                         ApplyItem(
