@@ -6,7 +6,7 @@ APT_PACKAGES := libsqlite3-dev libcurl4-openssl-dev bsdutils
 DATA_DIR ?= $(CURDIR)/data
 PORT ?= 8080
 
-.PHONY: run test deps build release agent-static test-swift test-postgres test-metrics test-schemathesis test-dashboard test-units bench bench-server bench-fleet bench-agent bench-agent-systemd bench-report bench-report-math bench-report-ab bench-pg-marks bench-pg-prepared bench-ksm clean
+.PHONY: run test deps build release agent-static test-swift test-postgres test-metrics test-schemathesis test-dashboard test-units bench bench-server bench-fleet bench-agent bench-agent-systemd bench-report bench-report-math bench-report-ab bench-pg-marks bench-pg-prepared bench-apply bench-ksm clean
 
 ## Install the system libraries the build links against (sudo only when not root).
 deps:
@@ -128,6 +128,13 @@ bench-pg-marks:
 bench-pg-prepared:
 	$(MAKE) deps EXTRA_APT=postgresql
 	Benchmarks/pg-prepared.sh $(BENCH_ARGS)
+
+## A fleet-wide change alone on PostgreSQL: the apply request's time, the server's CPU and what the
+## audit trail grew by (BENCH_ARGS="--nodes 30000 --rounds 3 SERVER_BINARY...": release binaries,
+## alternated round by round; a throwaway server on loopback).
+bench-apply:
+	$(MAKE) deps EXTRA_APT=postgresql
+	Benchmarks/apply-bench.sh $(BENCH_ARGS)
 
 ## KSM policies on the real kernel (root; about 25 minutes; holds the kernel test lock).
 ## BENCH_ARGS="--procs 4 --mib 512 --only adaptive full-speed" narrows it.
