@@ -4,9 +4,9 @@
 -- got. A fleet shares a few configs, so a change to 30,000 nodes is one or a few audit rows, not
 -- 30,000 rows each holding the config twice (FleetDatabase.storeConfigs). A change to one node
 -- keeps its own audit_log row, node_id set and node_count NULL. The audit trail filtered by a
--- node reads both (FleetDatabase.auditLog), here by the key, so the table has no other index. No
--- foreign key to audit_log: audit rows are never deleted, and on PostgreSQL a foreign key is a
--- trigger run for each of the 30,000 rows.
+-- node reads both (FleetDatabase.auditLog) by the key; the nodes of one shared row are read by
+-- the second index (`GET /api/v1/audit?record=ID`). No foreign key to audit_log: audit rows are
+-- never deleted, and on PostgreSQL a foreign key is a trigger run for each of the 30,000 rows.
 ALTER TABLE audit_log ADD COLUMN node_count INTEGER;
 CREATE TABLE audit_nodes (
   audit_id INTEGER NOT NULL,
@@ -14,3 +14,4 @@ CREATE TABLE audit_nodes (
   generation INTEGER NOT NULL,
   PRIMARY KEY (node_id, audit_id)
 ) WITHOUT ROWID;
+CREATE INDEX audit_nodes_record ON audit_nodes (audit_id, node_id);

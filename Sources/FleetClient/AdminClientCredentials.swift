@@ -32,10 +32,12 @@ extension FleetClient {
     /// ISO 8601, a date, `now`, or `-24h`).
     public func audit(
         node: String? = nil, credential: String? = nil, action: String? = nil, since: String? = nil,
-        until: String? = nil, limit: Int? = nil
+        until: String? = nil, record: Int64? = nil, afterNode: String? = nil, limit: Int? = nil
     ) async throws(ClientError) -> AuditList {
         var query: [(String, String)] = []
         if let node { query.append(("node", node)) }
+        if let record { query.append(("record", String(record))) }
+        if let afterNode { query.append(("afterNode", afterNode)) }
         if let credential { query.append(("credential", credential)) }
         if let action { query.append(("action", action)) }
         if let since { query.append(("since", since)) }

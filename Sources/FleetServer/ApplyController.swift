@@ -9,6 +9,12 @@ import Logging
 struct ApplyController<Context: RequestContext>: Sendable {
     let state: ServerState
 
+    /// A list of nodes as the audit trail's target: `nodes web-1,web-2`, cut at 200 characters.
+    static func listTarget(_ names: [String]) -> String {
+        let text = "nodes " + names.joined(separator: ",")
+        return text.count > 200 ? String(text.prefix(199)) + "…" : text
+    }
+
     func addRoutes(to router: CheckedRouter<Context>) {
         router.on(.post, "/api/v1/config/apply", use: apply)
     }
@@ -39,8 +45,9 @@ struct ApplyController<Context: RequestContext>: Sendable {
         var seen = Set<String>()
         ids = ids.filter { seen.insert($0).inserted }
         let dryRun = body.dryRun ?? false
-        // For the audit trail: which nodes were asked for (a list of nodes names them in its rows).
-        let target = body.all == true ? "all" : body.selector.map { "selector \($0)" }
+        // For the audit trail: which nodes were asked for (the nodes a change reached are its
+        // record's, `GET /api/v1/audit?record=ID`).
+        let target = body.all == true ? "all" : body.selector.map { "selector \($0)" } ?? body.nodes.map(Self.listTarget)
         let items = try await state.database.apply(body.change, to: ids, dryRun: dryRun, target: target)
         if !dryRun {
             for item in items where item.status == .changed {

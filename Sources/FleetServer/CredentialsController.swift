@@ -63,7 +63,8 @@ struct AuditController<Context: RequestContext>: Sendable {
         router.on(.get, "/api/v1/audit", use: list)
     }
 
-    /// The filter of an audit query (`node`, `credential`, `action`, `since`, `until`, `limit`).
+    /// The filter of an audit query (`node`, `credential`, `action`, `since`, `until`, `record`,
+    /// `afterNode`, `limit`).
     static func filter(_ request: Request, state: ServerState) async throws -> AuditFilter {
         var filter = AuditFilter()
         let now = Date()
@@ -84,6 +85,18 @@ struct AuditController<Context: RequestContext>: Sendable {
         if let n = HTTP.query(request, "node"), !n.isEmpty {
             // A name of a live node means its id; else the text as given (a deleted node's id).
             filter.nodeId = try await state.database.node(idOrName: n)?.id ?? n
+        }
+        if let r = HTTP.query(request, "record"), !r.isEmpty {
+            guard let v = Int64(r), v > 0 else {
+                throw APIError.invalidValue("record", "record must be an audit record's id (a whole number from 1)")
+            }
+            filter.record = v
+        }
+        if let a = HTTP.query(request, "afterNode"), !a.isEmpty {
+            guard filter.record != nil else {
+                throw APIError.invalidValue("afterNode", "afterNode pages the nodes of one record: give record too")
+            }
+            filter.afterNode = a
         }
         if let c = HTTP.query(request, "credential"), !c.isEmpty { filter.credential = c }
         if let a = HTTP.query(request, "action"), !a.isEmpty { filter.action = a }

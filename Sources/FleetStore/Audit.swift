@@ -36,16 +36,23 @@ public struct AuditFilter: Sendable, Equatable {
     public var action: String?
     public var since: Date?
     public var until: Date?
+    /// The nodes of one record (a change shared by several nodes: one record per node, by node
+    /// id; a record of one node: that record).
+    public var record: Int64?
+    /// With `record`: the nodes after this node id (the next page).
+    public var afterNode: String?
     public var limit: Int
     public init(
         nodeId: String? = nil, credential: String? = nil, action: String? = nil, since: Date? = nil, until: Date? = nil,
-        limit: Int = 100
+        record: Int64? = nil, afterNode: String? = nil, limit: Int = 100
     ) {
         self.nodeId = nodeId
         self.credential = credential
         self.action = action
         self.since = since
         self.until = until
+        self.record = record
+        self.afterNode = afterNode
         self.limit = limit
     }
 }
@@ -82,26 +89,38 @@ extension FleetDatabase {
         }
     }
 
-    /// Audit records matching `filter`, newest first.
+    /// Audit records matching `filter`, newest first; with `filter.record`, that record's nodes
+    /// by node id.
     ///
     /// A change shared by several nodes is one row (`storeConfigs`): listed as such (no node, its
-    /// `nodeCount`), and filtered by a node as that node's record (its id and the generation it
-    /// got, `nodeCount` still saying how many the change was made to).
+    /// `nodeCount`), and filtered by a node, or listed by `record`, as each node's record (its id
+    /// and the generation it got, `nodeCount` still saying how many the change was made to).
     public func auditLog(_ filter: AuditFilter) async throws -> [AuditRecord] {
         try await read { db in
             let columns =
                 "id, at, actor, credential_id, source, node_id, action, target, generation, before_json, after_json, node_count"
+            let shared = """
+                SELECT a.id, a.at, a.actor, a.credential_id, a.source, m.node_id, a.action, a.target, m.generation,
+                  a.before_json, a.after_json, a.node_count
+                FROM audit_nodes m JOIN audit_log a ON a.id = m.audit_id
+                """
             var from = "audit_log"
             var clauses: [String] = []
             var arguments: [(any StoreBindable)?] = []
-            if let n = filter.nodeId {
-                from = """
-                    (SELECT \(columns) FROM audit_log WHERE node_id = ?
-                     UNION ALL
-                     SELECT a.id, a.at, a.actor, a.credential_id, a.source, m.node_id, a.action, a.target, m.generation,
-                       a.before_json, a.after_json, a.node_count
-                     FROM audit_nodes m JOIN audit_log a ON a.id = m.audit_id WHERE m.node_id = ?) AS r
-                    """
+            if let r = filter.record {
+                from = "(\(shared) WHERE m.audit_id = ? UNION ALL SELECT \(columns) FROM audit_log WHERE id = ? AND node_count IS NULL) AS r"
+                arguments.append(r)
+                arguments.append(r)
+                if let n = filter.nodeId {
+                    clauses.append("node_id = ?")
+                    arguments.append(n)
+                }
+                if let after = filter.afterNode {
+                    clauses.append("\(db.byteOrder("node_id")) > ?")
+                    arguments.append(after)
+                }
+            } else if let n = filter.nodeId {
+                from = "(SELECT \(columns) FROM audit_log WHERE node_id = ? UNION ALL \(shared) WHERE m.node_id = ?) AS r"
                 arguments.append(n)
                 arguments.append(n)
             }
@@ -125,7 +144,7 @@ extension FleetDatabase {
             arguments.append(max(1, min(filter.limit, 10_000)))
             let sql =
                 "SELECT \(columns) FROM \(from)" + (clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND "))
-                + " ORDER BY id DESC LIMIT ?"
+                + (filter.record == nil ? " ORDER BY id DESC LIMIT ?" : " ORDER BY \(db.byteOrder("node_id")) LIMIT ?")
             return try StoreRow.fetchAll(db, sql: sql, arguments: StoreArguments(arguments)).map { row in
                 AuditRecord(
                     id: row["id"], at: Time.date(row["at"] as Int64), credential: row["actor"],

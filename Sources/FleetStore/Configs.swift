@@ -152,9 +152,10 @@ extension FleetDatabase {
             patch, to: nodeIds, dryRun: dryRun, target: target, actor: actor, now: now, chunkRows: Self.applyChunkRows)
     }
 
-    /// Nodes per multi-row statement of `apply`: 9,216 parameters for the audit rows (9 a row),
-    /// well below PostgreSQL's 65,535 and SQLite's default SQLITE_MAX_VARIABLE_NUMBER, 32,766
-    /// (Debian's libsqlite3 allows 250,000).
+    /// Nodes per multi-row statement of `apply`: at most 11,264 parameters (an audit row shared
+    /// by several nodes has 11; a node's own, 10; `audit_nodes` rows, 3, go 3 × this many a
+    /// statement), well below PostgreSQL's 65,535 and SQLite's default
+    /// SQLITE_MAX_VARIABLE_NUMBER, 32,766 (Debian's libsqlite3 allows 250,000).
     static let applyChunkRows = 1024
 
     /// `apply` with the chunk size given (tests write several chunks with a few nodes).
@@ -336,12 +337,8 @@ extension FleetDatabase {
             guard let id = ids[pair] else { throw SharedAuditRowMissing() }
             for w in members[pair]! { nodeRows.append([id, w.nodeId, w.generation]) }
         }
-        try db.executeValues(
-            "INSERT INTO audit_nodes (audit_id, node_id, generation)", nodeRows, chunk: Self.auditNodeChunkRows)
+        try db.executeValues("INSERT INTO audit_nodes (audit_id, node_id, generation)", nodeRows, chunk: 3 * chunkRows)
     }
-
-    /// Rows per statement of `audit_nodes` (3 parameters a row).
-    static let auditNodeChunkRows = 4096
 }
 
 /// The database did not return the id of a shared audit row it inserted (never seen: the

@@ -147,6 +147,12 @@ struct AuditCommand: AsyncParsableCommand {
     @Option(help: "Until this time: ISO 8601 or a duration back from now.")
     var until: String?
 
+    @Option(help: "The nodes of one record, by node id (a change made to many nodes at once is one record: \"N nodes\").")
+    var record: Int64?
+
+    @Option(help: "With --record: the nodes after this node id (the next page).")
+    var afterNode: String?
+
     @Option(help: "At most this many records (newest first, 1-10000).")
     var limit: Int = 50
 
@@ -155,6 +161,8 @@ struct AuditCommand: AsyncParsableCommand {
     func run() async throws {
         let (s, u) = orExit { () throws(CLIError) -> (String?, String?) in
             if !(1...10_000).contains(limit) { throw .usage("--limit must be from 1 to 10000") }
+            if let record, record < 1 { throw .usage("--record must be an audit record's id (from 1)") }
+            if afterNode != nil && record == nil { throw .usage("--after-node pages the nodes of one record: give --record too") }
             var s: String?, u: String?
             if let since { s = Fmt.isoSeconds(try TimeArgument.parse(since, option: "--since", direction: .past)) }
             if let until { u = Fmt.isoSeconds(try TimeArgument.parse(until, option: "--until", direction: .past)) }
@@ -162,7 +170,8 @@ struct AuditCommand: AsyncParsableCommand {
         }
         try await global.run { session in
             let list = try await session.client.audit(
-                node: node, credential: credential, action: action, since: s, until: u, limit: limit)
+                node: node, credential: credential, action: action, since: s, until: u, record: record,
+                afterNode: afterNode, limit: limit)
             if session.json {
                 try printJSON(list)
                 return
@@ -171,15 +180,20 @@ struct AuditCommand: AsyncParsableCommand {
                 print("no audit records match")
                 return
             }
-            var t = Table("TIME", "CREDENTIAL", "FROM", "ACTION", "NODE", "TARGET", "GEN")
+            var t = Table("ID", "TIME", "CREDENTIAL", "FROM", "ACTION", "NODE", "TARGET", "GEN")
             for e in list.entries {
                 t.add([
-                    Fmt.isoSeconds(e.at), e.credential, e.source ?? "-", e.action,
+                    String(e.id), Fmt.isoSeconds(e.at), e.credential, e.source ?? "-", e.action,
                     e.nodeId ?? e.nodeCount.map { "\($0) nodes" } ?? "-", e.target ?? "-",
                     e.generation.map(String.init) ?? "-",
                 ])
             }
             print(t.render())
+            if let record, list.entries.count == limit, let last = list.entries.last?.nodeId {
+                print("more nodes may follow: ksmfleet audit --record \(record) --after-node \(last)")
+            } else if record == nil, list.entries.contains(where: { $0.nodeId == nil && $0.nodeCount != nil }) {
+                print("a change to several nodes is one record: its nodes with ksmfleet audit --record ID")
+            }
         }
     }
 }

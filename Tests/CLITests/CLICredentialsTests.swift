@@ -49,6 +49,12 @@ struct CLICredentialsTests {
             let web2 = try f.id("web-2")
             #expect(record.nodeId == web2 && record.nodeCount == 2 && record.credential == "ops-alice", "\(byNode)")
             #expect(record.generation != nil && record.after?.contains("44") == true, "\(byNode)")
+            let nodes = try await f.cli(["audit", "--record", String(record.id)])
+            let db1 = try f.id("db-1")
+            #expect(nodes.status == Exit.ok && nodes.stdout.contains(web2) && nodes.stdout.contains(web1), "\(nodes)")
+            #expect(!nodes.stdout.contains(db1), "\(nodes)")
+            let noRecord = try await f.cli(["audit", "--after-node", web2])
+            #expect(noRecord.status == Exit.usage, "\(noRecord)")
 
             let list = try await f.cli(["credentials", "list"])
             #expect(list.stdout.contains("ops-alice") && !list.stdout.contains(token), "\(list)")

@@ -119,21 +119,41 @@ func secret(_ info: CredentialInfo, sourceLocation: SourceLocation = #_sourceLoc
             #expect(mine.count == 1 && mine.first?.id == record.id, "\(result.nodeId)")
             #expect(mine.first?.nodeId == result.nodeId && mine.first?.generation == result.generation)
         }
-        // A selector is named as given; a list of nodes names them in its rows.
+        // The record's nodes, by node id, with their generations.
+        let nodes = try await h.admin.audit(record: record.id).entries
+        #expect(nodes.map(\.nodeId) == ids.sorted() && nodes.allSatisfy { $0.id == record.id })
+        #expect(nodes.map(\.generation) == ids.sorted().map { id in response.results.first { $0.nodeId == id }?.generation })
+        let page = try await h.admin.audit(record: record.id, afterNode: ids.sorted()[0], limit: 1).entries
+        #expect(page.map(\.nodeId) == [ids.sorted()[1]])
+        // A selector is named as given; a list of nodes by its names.
         try await h.admin.setLabels(ids[0], ["rack": "r1"])
         _ = try await h.admin.applyConfig(ApplyRequest(selector: "rack=r1", change: ConfigPatch(thresCoef: 45)))
         let bySelector = try #require(try await h.admin.audit(action: "apply").entries.first)
         #expect(bySelector.target == "selector rack=r1" && bySelector.nodeId == ids[0] && bySelector.nodeCount == nil)
+        _ = try await h.admin.applyConfig(ApplyRequest(nodes: ["fb", "fc"], change: ConfigPatch(thresCoef: 46)))
+        let byList = try #require(try await h.admin.audit(action: "apply").entries.first)
+        #expect(byList.target == "nodes fb,fc" && byList.nodeCount == 2)
+        #expect(try await h.admin.audit(record: byList.id).entries.map(\.nodeId) == [ids[1], ids[2]].sorted())
+        // Bad paging is a JSON error naming the field.
+        let bad = try await h.admin.send(method: "GET", path: APIPaths.audit, query: [("record", "0")])
+        #expect(bad.status == 422 && errorBody(bad)?.error.field == "record")
+        let alone = try await h.admin.send(method: "GET", path: APIPaths.audit, query: [("afterNode", "n-1")])
+        #expect(alone.status == 422 && errorBody(alone)?.error.field == "afterNode")
         // The raw JSON has the field (the dashboard and the CLI read it).
-        let raw = try await h.admin.send(method: "GET", path: APIPaths.audit, query: [("action", "apply"), ("limit", "2")])
+        let raw = try await h.admin.send(method: "GET", path: APIPaths.audit, query: [("action", "apply"), ("limit", "3")])
         #expect(String(decoding: raw.body, as: UTF8.self).contains(#""nodeCount":3"#))
-        // The dashboard's audit page: the shared record as "3 nodes", the node's page its own.
+        // The dashboard's audit page: the shared record as "3 nodes", a link to its nodes; the
+        // node's page lists the node's part of it.
         var browser = try DashboardBrowser(h.server)
         try await browser.signIn(adminToken: h.server.adminToken)
-        let page = try await browser.get("/audit?action=apply")
-        #expect(page.status == 200 && page.text.contains("<td>3 nodes</td>") && page.text.contains("<td>all</td>"))
+        let auditPage = try await browser.get("/audit?action=apply")
+        #expect(auditPage.status == 200)
+        #expect(auditPage.text.contains(#"<a href="/audit?record=\#(record.id)" class="audit-nodes">3 nodes</a>"#))
+        let recordPage = try await browser.get("/audit?record=\(record.id)")
+        #expect(recordPage.status == 200 && recordPage.text.contains("record \(record.id): 3 nodes"))
+        for id in ids { #expect(recordPage.text.contains(">\(id)</a>")) }
         let nodePage = try await browser.get("/nodes/\(ids[1])")
-        #expect(nodePage.text.contains(">\(ids[1])</a>") && nodePage.text.contains("<td>all</td>"))
+        #expect(nodePage.text.contains(#"<tr data-action="apply">"#) && nodePage.text.contains("<td>all</td>"))
     }
 
     @Test func xForwardedForCountsOnlyFromANamedTrustedProxy() async throws {

@@ -77,7 +77,7 @@ import Testing
         #expect(try await db.auditLog(limit: 1000) == auditBefore, "a dry run writes no audit row")
         for id in ids { #expect(try await db.config(nodeId: id) == before[id], "a dry run changes no config") }
 
-        // 5 changed nodes, 2 a statement: three statements of each kind.
+        // 5 changed nodes, 2 a statement: three UPDATE statements.
         let items = try await AuditContext.$current.withValue(who) {
             try await db.apply(patch, to: ids, dryRun: false, target: "all", actor: "admin", now: now, chunkRows: 2)
         }
@@ -154,9 +154,11 @@ import Testing
         #expect(try await db.auditLog(limit: 1000).count == all.count)
     }
 
-    /// A fleet of three configs changed at once: one audit row for each pair of configs before
+    /// A fleet of four configs changed at once: one audit row for each pair of configs before
     /// and after that two or more nodes share, a row of its own for a node alone in its pair;
-    /// each node's record found by node, also after another node of its group is purged.
+    /// each node's record found by node and in its record's node list (paged), also after
+    /// another node of its group is purged. Small statements: the shared rows and their nodes
+    /// take several statements each.
     @Test func aFleetChangeIsAuditedOncePerPairOfConfigs() async throws {
         let (db, dir) = try makeDatabase()
         defer {
@@ -165,24 +167,28 @@ import Testing
         }
         var ids: [String] = []
         for i in 0..<12 { ids.append(try await Self.register(db, "f\(i)")) }
-        for (i, id) in ids.enumerated() where i % 3 == 1 || i == 11 {
-            let coef = i == 11 ? 40 : 30
+        // Group A keeps the standard config, B gets 30, C 35; the last node alone 40.
+        func group(_ i: Int) -> String { i == 11 ? "alone" : ["A", "B", "C", "A"][i % 4] }
+        let coef = ["B": 30, "C": 35, "alone": 40]
+        for (i, id) in ids.enumerated() {
+            guard let c = coef[group(i)] else { continue }
             _ = try await db.updateConfig(nodeId: id, action: "patch") { base throws(ConfigValidationError) in
-                try ConfigPatch(thresCoef: coef).applied(to: base)
+                try ConfigPatch(thresCoef: c).applied(to: base)
             }
         }
-        let groupA = ids.enumerated().filter { $0.offset % 3 != 1 && $0.offset != 11 }.map(\.element)
-        let groupB = ids.enumerated().filter { $0.offset % 3 == 1 && $0.offset != 11 }.map(\.element)
-        #expect(groupA.count == 7 && groupB.count == 4)
+        let members = { (g: String) in ids.enumerated().filter { group($0.offset) == g }.map(\.element) }
+        let standard = try #require(try await db.config(nodeId: ids[0])).config.thresCoef
+        #expect(members("A").count == 5 && members("B").count == 3 && members("C").count == 3)
+        // Two rows a statement: the three shared rows in two statements, their 11 nodes in three.
         let generations = try await db.apply(
             ConfigPatch(thresCoef: 50), to: ids, dryRun: false, target: "selector env=prod", actor: "admin", now: Date(),
-            chunkRows: 3
+            chunkRows: 2
         ).reduce(into: [String: Int64]()) { $0[$1.nodeId] = $1.generation }
         #expect(generations.count == 12)
 
         let records = try await db.auditLog(AuditFilter(action: "apply"))
-        #expect(records.count == 3)
-        #expect(Set(records.map(\.nodeCount)) == [7, 4, nil])
+        #expect(records.count == 4)
+        #expect(records.map(\.nodeCount).sorted { ($0 ?? 0) < ($1 ?? 0) } == [nil, 3, 3, 5])
         #expect(records.allSatisfy { $0.target == "selector env=prod" })
         #expect(records.first { $0.nodeCount == nil }?.nodeId == ids[11])
         struct Member: Sendable {
@@ -195,23 +201,40 @@ import Testing
                 Member(auditId: $0["audit_id"], nodeId: $0["node_id"], generation: $0["generation"])
             }
         }
-        #expect(stored.map(\.nodeId) == (groupA + groupB).sorted())
+        #expect(stored.map(\.nodeId) == (members("A") + members("B") + members("C")).sorted())
         for m in stored { #expect(m.generation == generations[m.nodeId]) }
-        for (group, count) in [(groupA, 7), (groupB, 4)] {
-            let row = try #require(records.first { $0.nodeCount == count })
-            #expect(Set(stored.filter { $0.auditId == row.id }.map(\.nodeId)) == Set(group))
-            let coefBefore = try StoredJSON.decode(KSMConfig.self, try #require(row.before)).thresCoef
-            #expect(coefBefore == (count == 7 ? KSMConfig().thresCoef : 30))
+        for (g, before) in [("A", standard), ("B", 30), ("C", 35)] {
+            // The shared row whose config before was this group's.
+            let shared = records.filter { $0.nodeCount != nil }
+            let befores = try shared.map { try StoredJSON.decode(KSMConfig.self, $0.before ?? "").thresCoef }
+            let row = try #require(zip(shared, befores).first { $0.1 == before }?.0)
+            #expect(row.nodeCount == members(g).count)
+            #expect(Set(stored.filter { $0.auditId == row.id }.map(\.nodeId)) == Set(members(g)), "\(g)")
             #expect(try StoredJSON.decode(KSMConfig.self, try #require(row.after)).thresCoef == 50)
+            // The record's nodes, by node id, two a page.
+            var listed: [AuditRecord] = []
+            var after: String?
+            for _ in 0..<10 {  // bounded: a filter that ignored afterNode would repeat its first page
+                let page = try await db.auditLog(AuditFilter(record: row.id, afterNode: after, limit: 2))
+                listed += page
+                guard page.count == 2 else { break }
+                after = page.last?.nodeId
+            }
+            #expect(listed.map(\.nodeId) == members(g).sorted(), "\(g)")
+            #expect(listed.allSatisfy { $0.id == row.id && $0.nodeCount == row.nodeCount && $0.after == row.after })
+            #expect(listed.map(\.generation) == members(g).sorted().map { generations[$0] })
         }
+        // A record of one node lists that node.
+        let own = try #require(records.first { $0.nodeCount == nil })
+        #expect(try await db.auditLog(AuditFilter(record: own.id)) == [own])
 
         // A purged node's history goes; the audit trail of the change stays, for it and the others.
-        try await db.deleteNode(nodeId: groupA[0], purgeHistory: true)
-        for id in groupA {
+        try await db.deleteNode(nodeId: members("A")[0], purgeHistory: true)
+        for id in members("A") {
             let mine = try await db.auditLog(AuditFilter(nodeId: id, action: "apply"))
-            #expect(mine.map(\.nodeCount) == [7] && mine.map(\.generation) == [generations[id]], "\(id)")
+            #expect(mine.map(\.nodeCount) == [5] && mine.map(\.generation) == [generations[id]], "\(id)")
         }
-        #expect(try await db.auditLog(AuditFilter(action: "apply")).count == 3)
+        #expect(try await db.auditLog(AuditFilter(action: "apply")).count == 4)
     }
 
     /// A node named twice gets its change once (one generation), reported twice and audited once.

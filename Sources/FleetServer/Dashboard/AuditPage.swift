@@ -14,6 +14,8 @@ struct AuditTable: Sendable, Equatable {
         var action: String
         var nodeId: String
         var nodeHref: String?
+        /// A change shared by several nodes: the page of its nodes.
+        var nodesHref: String?
         var target: String
         var before: String
         var after: String
@@ -30,7 +32,8 @@ struct AuditTable: Sendable, Equatable {
     static func row(_ r: AuditRecord) -> Row {
         Row(
             at: r.at.formatted(.iso8601), credential: r.credential, source: r.source ?? "", action: r.action,
-            nodeId: r.nodeId ?? r.nodeCount.map { "\($0) nodes" } ?? "", nodeHref: r.nodeId.map { "/nodes/" + HTML.q($0) }, target: r.target ?? "",
+            nodeId: r.nodeId ?? r.nodeCount.map { "\($0) nodes" } ?? "", nodeHref: r.nodeId.map { "/nodes/" + HTML.q($0) },
+            nodesHref: r.nodeId == nil && r.nodeCount != nil ? "/audit?record=\(r.id)" : nil, target: r.target ?? "",
             before: cut(r.before), after: cut(r.after))
     }
 }
@@ -45,6 +48,8 @@ struct AuditPage: Sendable, Equatable {
     var filterError: String?
     var table: AuditTable
     var count: String
+    /// The next page of a record's nodes.
+    var nextHref: String?
 }
 
 extension DashboardController {
@@ -54,14 +59,21 @@ extension DashboardController {
             node: HTTP.query(request, "node") ?? "", credential: HTTP.query(request, "credential") ?? "",
             action: HTTP.query(request, "action") ?? "", since: HTTP.query(request, "since") ?? "",
             until: HTTP.query(request, "until") ?? "", filterError: nil,
-            table: AuditTable(tableId: "audit-table", rows: []), count: "")
+            table: AuditTable(tableId: "audit-table", rows: []), count: "", nextHref: nil)
         var status = HTTPResponse.Status.ok
         do {
             var filter = try await AuditController<Context>.filter(request, state: state)
             if HTTP.query(request, "limit") == nil { filter.limit = 500 }
             let records = try await state.database.auditLog(filter)
             page.table.rows = records.map(AuditTable.row)
-            page.count = "\(records.count) record\(records.count == 1 ? "" : "s") (newest first, at most \(filter.limit))"
+            if let record = filter.record {
+                page.count = "record \(record): \(records.count) node\(records.count == 1 ? "" : "s") (by node id, at most \(filter.limit) a page)"
+                if records.count == filter.limit, let last = records.last?.nodeId {
+                    page.nextHref = "/audit?record=\(record)&afterNode=" + HTML.q(last)
+                }
+            } else {
+                page.count = "\(records.count) record\(records.count == 1 ? "" : "s") (newest first, at most \(filter.limit))"
+            }
         } catch let e as APIError {
             page.filterError = e.detail.message
             status = .badRequest
