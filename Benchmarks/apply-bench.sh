@@ -107,7 +107,7 @@ for line in sys.stdin:
     n, ms = kinds.get(key, (0, 0.0))
     kinds[key] = (n + 1, ms + float(m.group(1)))
 for key, (n, ms) in sorted(kinds.items(), key=lambda kv: -kv[1][1])[:12]:
-    print(f"    {ms:9.1f} ms {n:6d}x  {key}")
+    print(f"    {ms:9.1f} ms {n:6d} log entries (parse, bind, execute)  {key}")
 '
     fi
     printf '%-40s %5s %7s %9s %8.3f %11.2f %12s %10s\n' "$(basename "$bin")" "$round" "$nodes" "$changed" \
