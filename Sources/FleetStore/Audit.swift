@@ -37,7 +37,7 @@ public struct AuditFilter: Sendable, Equatable {
     public var since: Date?
     public var until: Date?
     /// The nodes of one record (a change shared by several nodes: one record per node, by node
-    /// id; a record of one node: that record).
+    /// id; a record of one node: that record; a record of no node, or none: nothing).
     public var record: Int64?
     /// With `record`: the nodes after this node id (the next page).
     public var afterNode: String?
@@ -108,7 +108,7 @@ extension FleetDatabase {
             var clauses: [String] = []
             var arguments: [(any StoreBindable)?] = []
             if let r = filter.record {
-                from = "(\(shared) WHERE m.audit_id = ? UNION ALL SELECT \(columns) FROM audit_log WHERE id = ? AND node_count IS NULL) AS r"
+                from = "(\(shared) WHERE m.audit_id = ? UNION ALL SELECT \(columns) FROM audit_log WHERE id = ? AND node_count IS NULL AND node_id IS NOT NULL) AS r"
                 arguments.append(r)
                 arguments.append(r)
                 if let n = filter.nodeId {

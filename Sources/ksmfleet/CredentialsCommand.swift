@@ -153,7 +153,7 @@ struct AuditCommand: AsyncParsableCommand {
     @Option(help: "With --record: the nodes after this node id (the next page).")
     var afterNode: String?
 
-    @Option(help: "At most this many records (newest first, 1-10000).")
+    @Option(help: "At most this many records (newest first, or by node id with --record; 1-10000).")
     var limit: Int = 50
 
     @OptionGroup var global: GlobalOptions

@@ -153,7 +153,10 @@ func secret(_ info: CredentialInfo, sourceLocation: SourceLocation = #_sourceLoc
         #expect(recordPage.status == 200 && recordPage.text.contains("record \(record.id): 3 nodes"))
         for id in ids { #expect(recordPage.text.contains(">\(id)</a>")) }
         let nodePage = try await browser.get("/nodes/\(ids[1])")
-        #expect(nodePage.text.contains(#"<tr data-action="apply">"#) && nodePage.text.contains("<td>all</td>"))
+        #expect(nodePage.text.contains(#"<td>apply</td><td><a href="/nodes/\#(ids[1])">\#(ids[1])</a></td><td>all</td>"#))
+        // A record of no node (a sign-in) has no nodes to list.
+        let signIn = try #require(try await h.admin.audit(action: "login").entries.first)
+        #expect(try await h.admin.audit(record: signIn.id).entries.isEmpty)
     }
 
     @Test func xForwardedForCountsOnlyFromANamedTrustedProxy() async throws {

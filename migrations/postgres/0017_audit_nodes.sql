@@ -14,4 +14,6 @@ CREATE TABLE audit_nodes (
   generation BIGINT NOT NULL,
   PRIMARY KEY (node_id, audit_id)
 );
-CREATE INDEX audit_nodes_record ON audit_nodes (audit_id, node_id);
+-- The record's nodes are listed and paged in byte order (`COLLATE "C"`, as on SQLite): the index
+-- must be in that collation for PostgreSQL to read a page from it instead of sorting them all.
+CREATE INDEX audit_nodes_record ON audit_nodes (audit_id, node_id COLLATE "C");
