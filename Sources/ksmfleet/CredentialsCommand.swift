@@ -154,7 +154,9 @@ struct AuditCommand: AsyncParsableCommand {
     var afterNode: String?
 
     @Option(help: "At most this many records (newest first, or by node id with --record; 1-10000).")
-    var limit: Int = 50
+    var limit: Int = Self.defaultLimit
+
+    static let defaultLimit = 50
 
     @OptionGroup var global: GlobalOptions
 
@@ -190,7 +192,9 @@ struct AuditCommand: AsyncParsableCommand {
             }
             print(t.render())
             if let record, list.entries.count == limit, let last = list.entries.last?.nodeId {
-                print("more nodes may follow: ksmfleet audit --record \(record) --after-node \(last)")
+                // The next page keeps this page's size (a default-sized page says nothing more).
+                let size = limit == Self.defaultLimit ? "" : " --limit \(limit)"
+                print("more nodes may follow: ksmfleet audit --record \(record) --after-node \(last)\(size)")
             } else if record == nil, list.entries.contains(where: { $0.nodeId == nil && $0.nodeCount != nil }) {
                 print("a change to several nodes is one record: its nodes with ksmfleet audit --record ID")
             }

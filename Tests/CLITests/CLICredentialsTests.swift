@@ -53,6 +53,13 @@ struct CLICredentialsTests {
             let db1 = try f.id("db-1")
             #expect(nodes.status == Exit.ok && nodes.stdout.contains(web2) && nodes.stdout.contains(web1), "\(nodes)")
             #expect(!nodes.stdout.contains(db1), "\(nodes)")
+            // A page of one node names the next page, of one node too; following it gives the other.
+            let firstPage = try await f.cli(["audit", "--record", String(record.id), "--limit", "1"])
+            let (low, high) = (min(web1, web2), max(web1, web2))
+            let hint = "ksmfleet audit --record \(record.id) --after-node \(low) --limit 1"
+            #expect(firstPage.stdout.contains(low) && firstPage.stdout.contains(hint), "\(firstPage)")
+            let nextPage = try await f.cli(["audit", "--record", String(record.id), "--after-node", low, "--limit", "1"])
+            #expect(nextPage.stdout.contains(high) && !nextPage.stdout.contains(low), "\(nextPage)")
             let noRecord = try await f.cli(["audit", "--after-node", web2])
             #expect(noRecord.status == Exit.usage, "\(noRecord)")
 

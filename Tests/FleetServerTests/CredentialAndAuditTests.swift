@@ -152,6 +152,13 @@ func secret(_ info: CredentialInfo, sourceLocation: SourceLocation = #_sourceLoc
         let recordPage = try await browser.get("/audit?record=\(record.id)")
         #expect(recordPage.status == 200 && recordPage.text.contains("record \(record.id): 3 nodes"))
         for id in ids { #expect(recordPage.text.contains(">\(id)</a>")) }
+        #expect(!recordPage.text.contains("audit-next"))
+        // A page of one node links to the next page of one node, which holds the second node.
+        let first = try await browser.get("/audit?record=\(record.id)&limit=1")
+        let next = "/audit?record=\(record.id)&afterNode=\(ids.sorted()[0])&limit=1"
+        #expect(first.text.contains(#"<a href="\#(next.replacingOccurrences(of: "&", with: "&amp;"))" id="audit-next">"#), "\(first.text)")
+        let second = try await browser.get(next)
+        #expect(second.text.contains(">\(ids.sorted()[1])</a>") && !second.text.contains(">\(ids.sorted()[0])</a>"))
         let nodePage = try await browser.get("/nodes/\(ids[1])")
         #expect(nodePage.text.contains(#"<td>apply</td><td><a href="/nodes/\#(ids[1])">\#(ids[1])</a></td><td>all</td>"#))
         // A record of no node (a sign-in) has no nodes to list.

@@ -69,7 +69,9 @@ extension DashboardController {
             if let record = filter.record {
                 page.count = "record \(record): \(records.count) node\(records.count == 1 ? "" : "s") (by node id, at most \(filter.limit) a page)"
                 if records.count == filter.limit, let last = records.last?.nodeId {
-                    page.nextHref = "/audit?record=\(record)&afterNode=" + HTML.q(last)
+                    // The next page keeps a page size asked for.
+                    let size = HTTP.query(request, "limit") == nil ? "" : "&limit=\(filter.limit)"
+                    page.nextHref = "/audit?record=\(record)&afterNode=" + HTML.q(last) + size
                 }
             } else {
                 page.count = "\(records.count) record\(records.count == 1 ? "" : "s") (newest first, at most \(filter.limit))"
