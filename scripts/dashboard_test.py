@@ -428,6 +428,34 @@ def main():
               "bootstrap" in audit_text and "credential-create" in audit_text and "browser-viewer" in audit_text,
               audit_text[:400])
         shot("14-audit")
+        # A change to the whole fleet is one record per (config before, after) pair: "N nodes",
+        # a link to its nodes, paged by node id with the page size kept.
+        st, applied = api(base, "POST", "/api/v1/config/apply", {"all": True, "change": {"thresCoef": 33}})
+        changed = sorted(r["nodeId"] for r in applied["results"] if r["status"] == "changed") if st == 200 else []
+        check("fleet apply: every node changed", st == 200 and len(changed) >= 3, f"{st} {applied}")
+        driver.get(base + "/audit?action=apply")
+        wait.until(lambda d: d.find_elements(By.ID, "audit-table"))
+        links = driver.find_elements(By.CSS_SELECTOR, "a.audit-nodes")
+        counts = [int(a.text.split()[0]) for a in links]
+        check("audit page: the fleet apply's nodes are one record per pair of configs",
+              links and sum(counts) + len(driver.find_elements(By.CSS_SELECTOR, "#audit-table tbody tr")) - len(links)
+              == len(changed) and max(counts) >= 2, text("#audit-table")[:400])
+        shared = links[counts.index(max(counts))].get_attribute("href") if links else base + "/audit"
+        driver.get(shared + "&limit=1")
+        wait.until(lambda d: d.find_elements(By.ID, "audit-table"))
+        first_page = text("#audit-table")
+        shot("14b-audit-record")
+        nxt = driver.find_elements(By.ID, "audit-next")
+        check("record page: one node a page, and a next page", len(nxt) == 1 and "record " in text("#audit-count"),
+              text("#audit-count"))
+        if nxt:
+            nxt[0].click()
+            wait.until(lambda d: "afterNode=" in d.current_url)
+            second_page = text("#audit-table")
+            check("record page: the next page keeps its size and holds the next node",
+                  "limit=1" in driver.current_url and second_page != first_page
+                  and len(driver.find_elements(By.CSS_SELECTOR, "#audit-table tbody tr")) == 1,
+                  driver.current_url + " " + second_page[:200])
         check("viewer: no Credentials link", not driver.find_elements(By.CSS_SELECTOR, "a[href='/credentials']"))
         driver.delete_all_cookies()
         # Open redirect: a `next` with an encoded tab (%09) that a browser drops, which turned

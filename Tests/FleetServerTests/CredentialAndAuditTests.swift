@@ -150,13 +150,14 @@ func secret(_ info: CredentialInfo, sourceLocation: SourceLocation = #_sourceLoc
         #expect(auditPage.status == 200)
         #expect(auditPage.text.contains(#"<a href="/audit?record=\#(record.id)" class="audit-nodes">3 nodes</a>"#))
         let recordPage = try await browser.get("/audit?record=\(record.id)")
-        #expect(recordPage.status == 200 && recordPage.text.contains("record \(record.id): 3 nodes"))
+        #expect(recordPage.status == 200 && recordPage.text.contains("record \(record.id), a change to 3 nodes: 3 nodes on this page"))
         for id in ids { #expect(recordPage.text.contains(">\(id)</a>")) }
         #expect(!recordPage.text.contains("audit-next"))
         // A page of one node links to the next page of one node, which holds the second node.
         let first = try await browser.get("/audit?record=\(record.id)&limit=1")
         let next = "/audit?record=\(record.id)&afterNode=\(ids.sorted()[0])&limit=1"
         #expect(first.text.contains(#"<a href="\#(next.replacingOccurrences(of: "&", with: "&amp;"))" id="audit-next">"#), "\(first.text)")
+        #expect(first.text.contains("record \(record.id), a change to 3 nodes: 1 node on this page"))
         let second = try await browser.get(next)
         #expect(second.text.contains(">\(ids.sorted()[1])</a>") && !second.text.contains(">\(ids.sorted()[0])</a>"))
         let nodePage = try await browser.get("/nodes/\(ids[1])")

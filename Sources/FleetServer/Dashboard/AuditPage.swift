@@ -67,7 +67,13 @@ extension DashboardController {
             let records = try await state.database.auditLog(filter)
             page.table.rows = records.map(AuditTable.row)
             if let record = filter.record {
-                page.count = "record \(record): \(records.count) node\(records.count == 1 ? "" : "s") (by node id, at most \(filter.limit) a page)"
+                let here = "\(records.count) node\(records.count == 1 ? "" : "s")"
+                if let total = records.first?.nodeCount {
+                    // A page of a shared record: how many it reached in all, how many are here.
+                    page.count = "record \(record), a change to \(total) nodes: \(here) on this page (by node id, at most \(filter.limit) a page)"
+                } else {
+                    page.count = "record \(record): \(here) (by node id, at most \(filter.limit) a page)"
+                }
                 if records.count == filter.limit, let last = records.last?.nodeId {
                     // The next page keeps a page size asked for.
                     let size = HTTP.query(request, "limit") == nil ? "" : "&limit=\(filter.limit)"
