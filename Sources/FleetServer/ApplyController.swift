@@ -50,14 +50,11 @@ struct ApplyController<Context: RequestContext>: Sendable {
         let target = body.all == true ? "all" : body.selector.map { "selector \($0)" } ?? body.nodes.map(Self.listTarget)
         let items = try await state.database.apply(body.change, to: ids, dryRun: dryRun, target: target)
         if !dryRun {
-            // Every waiting agent is woken first (the lock once per slice of nodes), then the
-            // changes are logged: 30,000 log lines must not stand between the commit and the
-            // last node's wake-up.
-            let changed = items.compactMap { i in i.status == .changed ? i.config.map { (i.nodeId, $0) } : nil }
-            state.waiters.notify(changed.map { ($0.0, .config($0.1, fromFeed: false)) })
-            for (nodeId, config) in changed {
+            for item in items where item.status == .changed {
+                guard let config = item.config else { continue }
+                state.waiters.notify(item.nodeId, config: config)
                 state.logger.info(
-                    "config changed by fleet apply", metadata: ["node": "\(nodeId)", "generation": "\(config.generation)"])
+                    "config changed by fleet apply", metadata: ["node": "\(item.nodeId)", "generation": "\(config.generation)"])
             }
         }
         let results = items.map { i in

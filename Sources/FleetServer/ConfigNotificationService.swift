@@ -19,7 +19,11 @@ struct ConfigNotificationService: Service {
         let logger = state.logger
         await cancelWhenGracefulShutdown {
             await state.database.followConfigChanges(
-                { notices in Self.hear(notices, state) },
+                { notices in
+                    // The nodes of one notification share their config: it is decoded once.
+                    var decoding = ConfigDecoding()
+                    for notice in notices { Self.hear(notice, state, &decoding) }
+                },
                 resync: { first in
                     // Changes committed before listening began (at start, or while the listening
                     // connection was down) were not heard: nothing heard of before is trusted
@@ -48,43 +52,30 @@ struct ConfigNotificationService: Service {
         return .milliseconds(Int64(min(max(seconds, 0.1), 3600) * 1000))
     }
 
-    /// The nodes' changes of one notification, committed by any replica, this one's included:
-    /// what each means here is worked out at once (`ConfigWaiters.hear`), and the changes this
-    /// replica has not notified itself are recorded at once, waking their waiters. A config is
-    /// decoded only for a node waiting here (a replica hears the whole fleet's changes), and once
-    /// for the nodes of a notification, which share it.
-    static func hear(_ notices: [ConfigChangeNotice], _ state: ServerState) {
-        var heard: [(nodeId: String, generation: Int64)] = []
-        for notice in notices where !notice.deleted {
-            if let generation = notice.generation { heard.append((notice.nodeId, generation)) }
+    /// One node's change committed by any replica, this one's included. Its config is decoded
+    /// only for a node waiting here: a replica hears the whole fleet's changes.
+    static func hear(_ notice: ConfigChangeNotice, _ state: ServerState, _ decoding: inout ConfigDecoding) {
+        if notice.deleted {
+            state.waiters.notify(notice.nodeId, config: nil)
+            return
         }
-        var interests = state.waiters.hear(heard).makeIterator()
-        var changes: [(nodeId: String, change: ConfigWaiters.Change)] = []
-        var decoding = ConfigDecoding()
-        for notice in notices {
-            if notice.deleted {
-                changes.append((notice.nodeId, .deleted))
-                continue
-            }
-            guard let generation = notice.generation else {
-                Task { await readAndWake(state, nodeId: notice.nodeId) }
-                continue
-            }
-            switch interests.next() {
-            case .known, nil: continue
-            case .waiting:
-                if let config = notice.config(decoding: &decoding) {
-                    changes.append((notice.nodeId, .config(config, fromFeed: true)))
-                    continue
-                }
-                // Without its config (too long for the notification): as for an idle node, the
-                // generation is recorded; the waiters, woken without a config, read the store
-                // themselves (a failed read is their request's error, not a wait until the timeout).
-                changes.append((notice.nodeId, .generation(generation)))
-            case .idle: changes.append((notice.nodeId, .generation(generation)))
-            }
+        guard let generation = notice.generation else {
+            Task { await readAndWake(state, nodeId: notice.nodeId) }
+            return
         }
-        if !changes.isEmpty { state.waiters.notify(changes) }
+        switch state.waiters.hear(notice.nodeId, generation: generation) {
+        case .known: return
+        case .waiting:
+            if let config = notice.config(decoding: &decoding) {
+                state.waiters.notify(notice.nodeId, config: config, fromFeed: true)
+                return
+            }
+            // Without its config (too long for the notification): as for an idle node, the
+            // generation is recorded; the waiters, woken without a config, read the store
+            // themselves (a failed read is their request's error, not a wait until the timeout).
+            state.waiters.notify(notice.nodeId, generation: generation)
+        case .idle: state.waiters.notify(notice.nodeId, generation: generation)
+        }
     }
 
     static func readAndWake(_ state: ServerState, nodeId: String) async {

@@ -71,42 +71,6 @@ final class ConfigWaiters: Sendable {
             return config.generation >= (highest[nodeId] ?? Int64.min) ? config : nil
         }
 
-        /// Records a node's change, moves its epoch and takes its waiters out, with what they
-        /// get: the config (nil when the node was deleted or its config must be read from the
-        /// store) and the epoch after the change.
-        mutating func wake(_ nodeId: String, _ change: Change, now: Int64) -> ([CheckedContinuation<Outcome, Never>], Outcome) {
-            let e = (epochs[nodeId] ?? 0) &+ 1
-            epochs[nodeId] = e
-            let config: NodeConfig?
-            switch change {
-            case .deleted:
-                latest[nodeId] = nil
-                highest[nodeId] = nil
-                heardAt[nodeId] = nil
-                config = nil
-            case .config(let c, let fromFeed):
-                // Two writers may notify out of order; keep the newest generation.
-                if (latest[nodeId]?.generation ?? Int64.min) <= c.generation { latest[nodeId] = c }
-                highest[nodeId] = max(highest[nodeId] ?? Int64.min, c.generation)
-                if fromFeed || ownWritesAreTheFeed { heardAt[nodeId] = now }
-                config = current(nodeId)
-            case .generation(let g):
-                highest[nodeId] = max(highest[nodeId] ?? Int64.min, g)
-                heardAt[nodeId] = now
-                config = nil
-            }
-            return (waiters.removeValue(forKey: nodeId).map { Array($0.values) } ?? [], .changed(config, epoch: e))
-        }
-
-        /// What a notice of a node's change to `generation` means here (`ConfigWaiters.hear`).
-        mutating func heard(_ nodeId: String, generation: Int64, now: Int64) -> Interest {
-            if let known = highest[nodeId], known >= generation {
-                if known == generation { heardAt[nodeId] = now }
-                return .known
-            }
-            return waiters[nodeId] == nil ? .idle : .waiting
-        }
-
         /// Takes a waiter out (nil when it is not waiting any more).
         mutating func removeWaiter(_ nodeId: String, _ id: UInt64) -> CheckedContinuation<Outcome, Never>? {
             guard let c = waiters[nodeId]?.removeValue(forKey: id) else { return nil }
@@ -190,25 +154,13 @@ final class ConfigWaiters: Sendable {
     /// `heardAt`.
     func hear(_ nodeId: String, generation: Int64) -> Interest {
         let now = tick(of: .now)
-        return state.withLock { $0.heard(nodeId, generation: generation, now: now) }
-    }
-
-    /// `hear` for the nodes of one notification at once (up to about 150: a replica hears the
-    /// whole fleet's changes, its own included), taking the lock once: in the order given.
-    func hear(_ notices: [(nodeId: String, generation: Int64)]) -> [Interest] {
-        let now = tick(of: .now)
-        return state.withLock { s in notices.map { s.heard($0.nodeId, generation: $0.generation, now: now) } }
-    }
-
-    /// A change of a node, as `notify` records it.
-    enum Change: Sendable {
-        /// The node's new config. `fromFeed`: a notice of the change feed, which vouches for the
-        /// generation (see `notify(_:config:fromFeed:)`).
-        case config(NodeConfig, fromFeed: Bool)
-        /// A change to this generation whose config is not at hand (`notify(_:generation:)`).
-        case generation(Int64)
-        /// The node was deleted.
-        case deleted
+        return state.withLock { s in
+            if let known = s.highest[nodeId], known >= generation {
+                if known == generation { s.heardAt[nodeId] = now }
+                return .known
+            }
+            return s.waiters[nodeId] == nil ? .idle : .waiting
+        }
     }
 
     /// Wakes every waiter of a node with its new config, or with nil when the node was deleted
@@ -217,7 +169,20 @@ final class ConfigWaiters: Sendable {
     /// `fromFeed`: a notice of the change feed (LISTEN), which vouches for the generation; this
     /// process's own write, or a read, does only on a lone server.
     func notify(_ nodeId: String, config: NodeConfig?, fromFeed: Bool = false) {
-        notify([(nodeId, config.map { .config($0, fromFeed: fromFeed) } ?? .deleted)])
+        let now = tick(of: .now)
+        wake(nodeId) { s in
+            guard let config else {
+                s.latest[nodeId] = nil
+                s.highest[nodeId] = nil
+                s.heardAt[nodeId] = nil
+                return nil
+            }
+            // Two writers may notify out of order; keep the newest generation.
+            if (s.latest[nodeId]?.generation ?? Int64.min) <= config.generation { s.latest[nodeId] = config }
+            s.highest[nodeId] = max(s.highest[nodeId] ?? Int64.min, config.generation)
+            if fromFeed || s.ownWritesAreTheFeed { s.heardAt[nodeId] = now }
+            return s.current(nodeId)
+        }
     }
 
     /// A change of a node to `generation` whose config is not at hand (a notification for a node
@@ -225,31 +190,24 @@ final class ConfigWaiters: Sendable {
     /// older than `generation` notified later (a writer's own notify that comes late) is not
     /// handed out. A notice: it vouches for the generation (`heardAt`).
     func notify(_ nodeId: String, generation: Int64) {
-        notify([(nodeId, .generation(generation))])
+        let now = tick(of: .now)
+        wake(nodeId) { s in
+            s.highest[nodeId] = max(s.highest[nodeId] ?? Int64.min, generation)
+            s.heardAt[nodeId] = now
+            return nil
+        }
     }
 
-    /// Many changes at once, in the order given, each as `notify(_:config:fromFeed:)` or
-    /// `notify(_:generation:)` records it (a fleet-wide apply, a notification's nodes): the lock
-    /// is taken once per `slice` changes instead of once per node, and each slice's waiters are
-    /// woken as soon as the lock is released, so polls starting meanwhile wait a slice at most.
-    func notify(_ changes: [(nodeId: String, change: Change)], slice: Int = 512) {
-        let now = tick(of: .now)
-        var start = changes.startIndex
-        while start < changes.endIndex {
-            let end = min(start + max(slice, 1), changes.endIndex)
-            let woken: [([CheckedContinuation<Outcome, Never>], Outcome)] = state.withLock { s in
-                var woken: [([CheckedContinuation<Outcome, Never>], Outcome)] = []
-                for (nodeId, change) in changes[start..<end] {
-                    let w = s.wake(nodeId, change, now: now)
-                    if !w.0.isEmpty { woken.append(w) }
-                }
-                return woken
-            }
-            for (continuations, outcome) in woken {
-                for c in continuations { c.resume(returning: outcome) }
-            }
-            start = end
+    /// Moves a node's epoch, records the change (`update`, which returns the config the
+    /// waiters get: nil, read the store) and wakes every waiter of the node.
+    private func wake(_ nodeId: String, _ update: (inout State) -> NodeConfig?) {
+        let (woken, outcome): ([CheckedContinuation<Outcome, Never>], Outcome) = state.withLock { s in
+            let e = (s.epochs[nodeId] ?? 0) &+ 1
+            s.epochs[nodeId] = e
+            let config = update(&s)
+            return (s.waiters.removeValue(forKey: nodeId).map { Array($0.values) } ?? [], .changed(config, epoch: e))
         }
+        for c in woken { c.resume(returning: outcome) }
     }
 
     /// Ends every wait at once (graceful shutdown: long-polls answer 304 instead of holding

@@ -98,54 +98,6 @@ import Testing
         #expect(waiters.hear("a", generation: 7) == .idle)
     }
 
-    /// Many changes at once (a fleet-wide apply, a notification's nodes), in slices smaller than
-    /// the batch: each node's waiters get that node's change, in the order given, and what is
-    /// recorded is what one notify per node would have recorded.
-    @Test func aBatchOfChangesWakesEachNodesWaitersWithItsOwn() async {
-        let waiters = ConfigWaiters()
-        let nodes = ["a", "b", "c", "d", "e"]
-        var epochs: [String: UInt64] = [:]
-        for n in nodes { epochs[n] = waiters.pollStart(n, agentHas: nil).epoch }
-        // Two waiters on "a", one on each of b, c, d; none on e.
-        let waiting = ["a", "a", "b", "c", "d"]
-        let since = epochs
-        let tasks = waiting.map { n in Task { (n, await waiters.wait(n, since: since[n]!, timeout: .seconds(30))) } }
-        let deadline = ContinuousClock.now + .seconds(20)
-        while waiters.waitingCount < waiting.count && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(5)) }
-        #expect(waiters.waitingCount == waiting.count)
-        #expect(waiters.hear([("a", 3), ("e", 1), ("b", 2)]) == [.waiting, .idle, .waiting])
-        waiters.notify(
-            [
-                ("a", .config(config(3), fromFeed: false)), ("b", .generation(4)), ("c", .deleted),
-                ("e", .config(config(2), fromFeed: false)), ("a", .config(config(5), fromFeed: false)),
-            ], slice: 2)
-        var got: [String: [Int64?]] = [:]
-        for t in tasks.dropLast() {  // d's waits on
-            let (n, outcome) = await t.value
-            guard case .changed(let c, _) = outcome else {
-                Issue.record("\(n) was not woken")
-                continue
-            }
-            got[n, default: []].append(c?.generation)
-        }
-        // "a" woken by its first change; "b" without a config (read the store); "c" deleted.
-        #expect(got["a"] == [3, 3] && got["b"] == [nil] && got["c"] == [nil], "\(got)")
-        #expect(got["d"] == nil && waiters.waitingCount == 1)
-        // Each change moved its node's epoch once; d's did not move.
-        for (n, moves) in [("a", 2), ("b", 1), ("c", 1), ("d", 0), ("e", 1)] {
-            #expect(waiters.pollStart(n, agentHas: nil).epoch == epochs[n]! + UInt64(moves), "\(n)")
-        }
-        // What was recorded, as the notices coming back find it: a's newest, e's and b's
-        // generations known, c forgotten.
-        #expect(waiters.hear([("a", 5), ("a", 6), ("b", 4), ("c", 1), ("e", 2)]) == [.known, .idle, .known, .idle, .known])
-        waiters.notify("d", config: config(1))
-        guard case (_, .changed(let d, _)) = await tasks.last!.value else {
-            Issue.record("d was not woken")
-            return
-        }
-        #expect(d?.generation == 1 && waiters.waitingCount == 0)
-    }
-
     /// A poll whose agent has the newest generation heard of here needs no store read, but only
     /// while the change feed lives, and on PostgreSQL only once a notice vouched for it: a
     /// generation this replica wrote or read itself may have been overtaken by a change that a
