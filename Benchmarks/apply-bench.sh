@@ -11,6 +11,9 @@
 # APPLY_BENCH_PERF=DIR records each apply's server with `perf record -g` (DIR/<binary>-<round>.data).
 # APPLY_BENCH_STATEMENTS=1 prints PostgreSQL's time for each kind of statement of each apply
 # (log_min_duration_statement = 0 on the bench's database; parse, bind and execute added up).
+# APPLY_BENCH_SETTLE=S keeps counting the server's CPU (and recording it) for S seconds after the
+# answer: the apply's notifications come back to the server from LISTEN after its commit, and are
+# heard then (default 0: the request alone).
 #   Benchmarks/apply-bench.sh [--nodes N] [--rounds R] SERVER_BINARY...   (default: 30000 nodes, 3 rounds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -87,6 +90,7 @@ for round in $(seq 1 "$rounds"); do
     curl -fsS -o "$work/answer.json" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
       -d "{\"all\":true,\"change\":{\"thresCoef\":$((20 + round))}}" "http://127.0.0.1:$port/api/v1/config/apply"
     end=$(date +%s.%N)
+    sleep "${APPLY_BENCH_SETTLE:-0}"
     cpu_after=$(cpu "$pid")
     if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true; fi
     changed=$(grep -o '"status":"changed"' "$work/answer.json" | wc -l)
