@@ -46,7 +46,9 @@ token="ka_bench_apply_$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
 cpu() { awk '{ print ($14 + $15) / 100 }' "/proc/$1/stat"; }
 sql() { psql "$db" -qAt -v ON_ERROR_STOP=1 -c "$1"; }
 
-printf '%-40s %5s %7s %9s %8s %11s %12s %10s\n' server round nodes changed "apply s" "server CPU s" "audit rows" "audit KiB"
+cpu_head="server CPU s"
+[ "${APPLY_BENCH_SETTLE:-0}" = 0 ] || cpu_head="CPU s (+${APPLY_BENCH_SETTLE} s)"
+printf '%-40s %5s %7s %9s %8s %11s %12s %10s\n' server round nodes changed "apply s" "$cpu_head" "audit rows" "audit KiB"
 for round in $(seq 1 "$rounds"); do
   for bin in "${servers[@]}"; do
     PGOPTIONS="-c client_min_messages=warning" psql "$url" -qAt -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS bench_apply" -c "CREATE DATABASE bench_apply" >/dev/null

@@ -430,32 +430,40 @@ def main():
         shot("14-audit")
         # A change to the whole fleet is one record per (config before, after) pair: "N nodes",
         # a link to its nodes, paged by node id with the page size kept.
+        since = iso(time.time() - 1)
         st, applied = api(base, "POST", "/api/v1/config/apply", {"all": True, "change": {"thresCoef": 33}})
-        changed = sorted(r["nodeId"] for r in applied["results"] if r["status"] == "changed") if st == 200 else []
-        check("fleet apply: every node changed", st == 200 and len(changed) >= 3, f"{st} {applied}")
-        driver.get(base + "/audit?action=apply")
+        apply_results = applied.get("results", []) if st == 200 and isinstance(applied, dict) else []
+        changed = sorted(r["nodeId"] for r in apply_results if r["status"] == "changed")
+        check("fleet apply: every node changed", st == 200 and len(changed) >= 3 and len(changed) == len(apply_results),
+              f"{st} {applied}")
+        driver.get(base + "/audit?action=apply&since=" + urllib.parse.quote(since))
         wait.until(lambda d: d.find_elements(By.ID, "audit-table"))
         links = driver.find_elements(By.CSS_SELECTOR, "a.audit-nodes")
         counts = [int(a.text.split()[0]) for a in links]
+        rows = driver.find_elements(By.CSS_SELECTOR, "#audit-table tbody tr")
         check("audit page: the fleet apply's nodes are one record per pair of configs",
-              links and sum(counts) + len(driver.find_elements(By.CSS_SELECTOR, "#audit-table tbody tr")) - len(links)
-              == len(changed) and max(counts) >= 2, text("#audit-table")[:400])
-        shared = links[counts.index(max(counts))].get_attribute("href") if links else base + "/audit"
-        driver.get(shared + "&limit=1")
-        wait.until(lambda d: d.find_elements(By.ID, "audit-table"))
-        first_page = text("#audit-table")
-        shot("14b-audit-record")
-        nxt = driver.find_elements(By.ID, "audit-next")
-        check("record page: one node a page, and a next page", len(nxt) == 1 and "record " in text("#audit-count"),
-              text("#audit-count"))
-        if nxt:
-            nxt[0].click()
-            wait.until(lambda d: "afterNode=" in d.current_url)
-            second_page = text("#audit-table")
-            check("record page: the next page keeps its size and holds the next node",
-                  "limit=1" in driver.current_url and second_page != first_page
-                  and len(driver.find_elements(By.CSS_SELECTOR, "#audit-table tbody tr")) == 1,
-                  driver.current_url + " " + second_page[:200])
+              bool(links) and sum(counts) + len(rows) - len(links) == len(changed) and max(counts) >= 2,
+              text("#audit-table")[:400])
+        if links:
+            def page_nodes():
+                return [a.text for a in driver.find_elements(By.CSS_SELECTOR, "#audit-table tbody tr td a")]
+            driver.get(links[counts.index(max(counts))].get_attribute("href") + "&limit=1")
+            wait.until(lambda d: d.find_elements(By.ID, "audit-table"))
+            first_nodes = page_nodes()
+            shot("14b-audit-record")
+            nxt = driver.find_elements(By.ID, "audit-next")
+            check("record page: one node a page of the whole record, and a next page",
+                  len(nxt) == 1 and len(first_nodes) == 1
+                  and f"a change to {max(counts)} nodes: 1 node on this page" in text("#audit-count"),
+                  f"{first_nodes} {text('#audit-count')}")
+            if nxt and first_nodes:
+                nxt[0].click()
+                wait.until(lambda d: "afterNode=" in d.current_url)
+                second_nodes = page_nodes()
+                check("record page: the next page keeps its size and holds the next node by id",
+                      "limit=1" in driver.current_url and f"afterNode={first_nodes[0]}" in driver.current_url
+                      and len(second_nodes) == 1 and second_nodes[0] > first_nodes[0],
+                      f"{driver.current_url} {second_nodes}")
         check("viewer: no Credentials link", not driver.find_elements(By.CSS_SELECTOR, "a[href='/credentials']"))
         driver.delete_all_cookies()
         # Open redirect: a `next` with an encoded tab (%09) that a browser drops, which turned

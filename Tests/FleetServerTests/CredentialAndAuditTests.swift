@@ -160,6 +160,11 @@ func secret(_ info: CredentialInfo, sourceLocation: SourceLocation = #_sourceLoc
         #expect(first.text.contains("record \(record.id), a change to 3 nodes: 1 node on this page"))
         let second = try await browser.get(next)
         #expect(second.text.contains(">\(ids.sorted()[1])</a>") && !second.text.contains(">\(ids.sorted()[0])</a>"))
+        let past = try await browser.get("/audit?record=\(record.id)&afterNode=\(ids.sorted()[2])&limit=1")
+        #expect(past.text.contains("record \(record.id): no more nodes after \(ids.sorted()[2])") && !past.text.contains("audit-next"))
+        // A record of one node lists that node, and its page says so without a total.
+        let lonePage = try await browser.get("/audit?record=\(bySelector.id)")
+        #expect(lonePage.text.contains("record \(bySelector.id): 1 node (by node id") && lonePage.text.contains(">\(ids[0])</a>"))
         let nodePage = try await browser.get("/nodes/\(ids[1])")
         #expect(nodePage.text.contains(#"<td>apply</td><td><a href="/nodes/\#(ids[1])">\#(ids[1])</a></td><td>all</td>"#))
         // A record of no node (a sign-in) has no nodes to list.

@@ -68,7 +68,10 @@ extension DashboardController {
             page.table.rows = records.map(AuditTable.row)
             if let record = filter.record {
                 let here = "\(records.count) node\(records.count == 1 ? "" : "s")"
-                if let total = records.first?.nodeCount {
+                if records.isEmpty, let after = filter.afterNode {
+                    // Past the last page (the one before was exactly full).
+                    page.count = "record \(record): no more nodes after \(after) (by node id)"
+                } else if let total = records.first?.nodeCount {
                     // A page of a shared record: how many it reached in all, how many are here.
                     page.count = "record \(record), a change to \(total) nodes: \(here) on this page (by node id, at most \(filter.limit) a page)"
                 } else {
