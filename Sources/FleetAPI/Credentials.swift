@@ -122,6 +122,11 @@ public struct AuditRecord: Codable, Sendable, Equatable {
     /// and no generation; filtered by a node it is that node's record, with the generation the
     /// node got.
     public var nodeCount: Int?
+
+    /// The node column as the CLI and the dashboard show it: the node, or "N nodes" for a
+    /// change shared by several nodes (nil: a record of no node).
+    public var nodeLabel: String? { nodeId ?? nodeCount.map { "\($0) nodes" } }
+
     public init(
         id: Int64, at: Date, credential: String, credentialId: String?, source: String?, nodeId: String?, action: String,
         target: String?, generation: Int64?, before: String?, after: String?, nodeCount: Int? = nil

@@ -297,21 +297,25 @@ extension FleetDatabase {
             "UPDATE node_configs SET generation = v.column2, config_json = v.column3, updated_at = ?, updated_by = ? FROM (",
             writes.map { [$0.nodeId, $0.generation, $0.afterJSON] }, leading: [at, who.name],
             tail: ") AS v WHERE node_configs.node_id = v.column1", chunk: chunkRows)
-        // The pairs in the order their first node comes in `writes`; each pair's nodes once.
+        // The pairs in the order their first node comes in `writes`, each with its nodes once.
         struct Pair: Hashable {
             var before: String
             var after: String
         }
-        var order: [Pair] = []
-        var members: [Pair: [ConfigWrite]] = [:]
+        var groups: [(pair: Pair, writes: [ConfigWrite])] = []
+        var index: [Pair: Int] = [:]
         var seen = Set<String>()
         for w in writes where seen.insert(w.nodeId).inserted {
             let pair = Pair(before: w.beforeJSON, after: w.afterJSON)
-            if members[pair] == nil { order.append(pair) }
-            members[pair, default: []].append(w)
+            if let i = index[pair] {
+                groups[i].writes.append(w)
+            } else {
+                index[pair] = groups.count
+                groups.append((pair, [w]))
+            }
         }
-        let alone = order.filter { members[$0]!.count == 1 }.map { members[$0]![0] }
-        let shared = order.filter { members[$0]!.count > 1 }
+        let alone = groups.filter { $0.writes.count == 1 }.map { $0.writes[0] }
+        let shared = groups.filter { $0.writes.count > 1 }
         // One multi-row VALUES: rows are inserted (and their ids assigned) in list order.
         try db.executeValues(
             "INSERT INTO audit_log (at, actor, credential_id, source, node_id, action, target, generation, before_json, after_json)",
@@ -326,16 +330,16 @@ extension FleetDatabase {
         try db.executeValues(
             "INSERT INTO audit_log (at, actor, credential_id, source, node_id, action, target, generation, before_json, after_json, node_count)",
             shared.map {
-                [at, who.name, who.credentialId, who.source, nil, action, target, nil, $0.before, $0.after, members[$0]!.count]
+                [at, who.name, who.credentialId, who.source, nil, action, target, nil, $0.pair.before, $0.pair.after, $0.writes.count]
             },
             tail: "RETURNING id, before_json, after_json", chunk: chunkRows
         ) { row in
             ids[Pair(before: row["before_json"], after: row["after_json"])] = row["id"]
         }
         var nodeRows: [StoreArguments] = []
-        for pair in shared {
-            guard let id = ids[pair] else { throw SharedAuditRowMissing() }
-            for w in members[pair]! { nodeRows.append([id, w.nodeId, w.generation]) }
+        for group in shared {
+            guard let id = ids[group.pair] else { throw SharedAuditRowMissing() }
+            for w in group.writes { nodeRows.append([id, w.nodeId, w.generation]) }
         }
         try db.executeValues("INSERT INTO audit_nodes (audit_id, node_id, generation)", nodeRows, chunk: 3 * chunkRows)
     }

@@ -186,7 +186,7 @@ struct AuditCommand: AsyncParsableCommand {
             for e in list.entries {
                 t.add([
                     String(e.id), Fmt.isoSeconds(e.at), e.credential, e.source ?? "-", e.action,
-                    e.nodeId ?? e.nodeCount.map { "\($0) nodes" } ?? "-", e.target ?? "-",
+                    e.nodeLabel ?? "-", e.target ?? "-",
                     e.generation.map(String.init) ?? "-",
                 ])
             }

@@ -32,7 +32,7 @@ struct AuditTable: Sendable, Equatable {
     static func row(_ r: AuditRecord) -> Row {
         Row(
             at: r.at.formatted(.iso8601), credential: r.credential, source: r.source ?? "", action: r.action,
-            nodeId: r.nodeId ?? r.nodeCount.map { "\($0) nodes" } ?? "", nodeHref: r.nodeId.map { "/nodes/" + HTML.q($0) },
+            nodeId: r.nodeLabel ?? "", nodeHref: r.nodeId.map { "/nodes/" + HTML.q($0) },
             nodesHref: r.nodeId == nil && r.nodeCount != nil ? "/audit?record=\(r.id)" : nil, target: r.target ?? "",
             before: cut(r.before), after: cut(r.after))
     }
@@ -63,7 +63,8 @@ extension DashboardController {
         var status = HTTPResponse.Status.ok
         do {
             var filter = try await AuditController<Context>.filter(request, state: state)
-            if HTTP.query(request, "limit") == nil { filter.limit = 500 }
+            let limitAsked = HTTP.query(request, "limit") != nil
+            if !limitAsked { filter.limit = 500 }
             let records = try await state.database.auditLog(filter)
             page.table.rows = records.map(AuditTable.row)
             if let record = filter.record {
@@ -79,7 +80,7 @@ extension DashboardController {
                 }
                 if records.count == filter.limit, let last = records.last?.nodeId {
                     // The next page keeps a page size asked for.
-                    let size = HTTP.query(request, "limit") == nil ? "" : "&limit=\(filter.limit)"
+                    let size = limitAsked ? "&limit=\(filter.limit)" : ""
                     page.nextHref = "/audit?record=\(record)&afterNode=" + HTML.q(last) + size
                 }
             } else {
