@@ -23,7 +23,9 @@ default: a process here cannot open more than 20,000 files, and one process of 1
 long-poll timeouts of its own) and source addresses 127.0.0.2..., waits for every
 long-poll to be held, measures a steady window (server CPU seconds and RSS from /proc), makes one
 fleet-wide change (`POST /api/v1/config/apply {"all": true}`) and measures for every node the
-time until its long-poll returns the new generation, then stops the workers (each pushes what it
+time until its long-poll returns the new generation (when the simulator reads it, and when it
+reached the node's socket: the kernel's last receive time, TCP_INFO, so a worker's own backlog
+after the change is told apart from the server's), then stops the workers (each pushes what it
 has left), stops the server and counts in its SQLite file the samples stored per node against
 the samples acknowledged to the simulator.
 
@@ -50,6 +52,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from server_bench import Server, sample  # noqa: E402  (the same sample body as the ingest bench)
 
 IP_BIND_ADDRESS_NO_PORT = 24  # linux/in.h: the port is picked at connect(), per 4-tuple
+TCPI_LAST_DATA_RECV = 52  # linux/tcp.h: offset of struct tcp_info's tcpi_last_data_recv (u32, ms)
 BATCH = 500  # AgentOptions.batchSize
 LONG_POLL_WAIT = (30, 55)  # AgentOptions.longPollWait
 REQUEST_TIMEOUT = 30.0  # AgentOptions.requestTimeout
@@ -64,7 +67,7 @@ class Conn:
 
     def __init__(self, port, source):
         self.port, self.source = port, source
-        self.reader = self.writer = None
+        self.reader = self.writer = self.sock = None
 
     async def open(self):
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -77,6 +80,18 @@ class Conn:
             sock.close()
             raise
         self.reader, self.writer = await asyncio.open_connection(sock=sock)
+        self.sock = sock
+
+    def data_arrived_ago(self):
+        """Seconds since the kernel last received data on this connection (TCP_INFO's
+        tcpi_last_data_recv, in jiffies: 4 ms steps at HZ=250). Read right after a response,
+        it tells when the response reached this machine's socket, apart from how long this
+        process took to get to it (one event loop for thousands of simulated nodes)."""
+        try:
+            info = self.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, TCPI_LAST_DATA_RECV + 4)
+            return int.from_bytes(info[TCPI_LAST_DATA_RECV:TCPI_LAST_DATA_RECV + 4], "little") / 1000
+        except (OSError, AttributeError):
+            return None
 
     async def request(self, method, path, token=None, body=None, headers=None):
         if self.writer is None:
@@ -110,7 +125,7 @@ class Conn:
     def close(self):
         if self.writer is not None:
             self.writer.close()
-        self.reader = self.writer = None
+        self.reader = self.writer = self.sock = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -119,7 +134,7 @@ class Conn:
 
 class Node:
     __slots__ = ("i", "port", "id", "token", "source", "gen", "initial_gen", "next_seq", "outbox", "signal",
-                 "acked", "acked_highest", "poll", "push", "changed_at", "failures", "retry_at", "polling")
+                 "acked", "acked_highest", "poll", "push", "changed_at", "changed_wire_at", "failures", "retry_at", "polling")
 
     def __init__(self, i, port, source):
         self.i, self.port, self.source = i, port, source  # port: the replica of this node (i % R)
@@ -131,6 +146,7 @@ class Node:
         self.acked = 0  # samples acknowledged (stored or duplicate: the server holds them)
         self.acked_highest = 0
         self.changed_at = None  # monotonic time the long-poll returned a new generation
+        self.changed_wire_at = None  # monotonic time that answer reached the socket (Conn.data_arrived_ago)
         self.failures = 0
         self.retry_at = 0.0
         self.poll = self.push = None
@@ -206,6 +222,9 @@ class Worker:
                     if gen != node.gen:
                         if node.changed_at is None and gen > node.initial_gen:
                             node.changed_at = time.monotonic()
+                            ago = node.poll.data_arrived_ago()
+                            if ago is not None:
+                                node.changed_wire_at = node.changed_at - ago
                         node.gen = gen
                         # The agent reports a new config at once (FleetAgent.handleConfig).
                         self.take_sample(node)
@@ -338,7 +357,7 @@ class Worker:
                     c.close()
         emit({"event": "done", "stats": self.stats,
               "nodes": [[n.id, n.acked, n.acked_highest, n.next_seq - 1, len(n.outbox)] for n in self.nodes if n.id],
-              "changed_at": [[n.i, n.changed_at] for n in self.nodes if n.id],
+              "changed_at": [[n.i, n.changed_at, n.changed_wire_at] for n in self.nodes if n.id],
               "push_lat": self.push_lat, "error_times": self.error_times})
 
 
@@ -876,20 +895,29 @@ def run_fleet(a, nodes):
     # Config change: per node, from the admin sending the request to its long-poll returning it.
     spread = lambda xs: None if not xs else {
         "p50": round(pct(xs, .5), 3), "p99": round(pct(xs, .99), 3), "max": round(max(xs), 3)}
-    changed = [(i, c - t_apply) for o in outs for i, c in o["changed_at"] if c is not None]
+    changed = [(i, c - t_apply) for o in outs for i, c, _ in o["changed_at"] if c is not None]
+    # The same, to the moment the answer reached the node's socket (the kernel's receive time): a
+    # real agent, alone on its machine, reads it then; a simulator process reads it when its one
+    # event loop, busy with thousands of nodes after the change, gets to it.
+    wire = {i: w - t_apply for o in outs for i, c, w in o["changed_at"] if c is not None and w is not None}
     result["change_received"] = len(changed)
-    if a.dump_changes:  # per node: seconds from the admin's request to its long-poll returning the change, replica
-        with open(a.dump_changes, "w") as f:
+    if a.dump_changes:  # per node: seconds from the admin's request to its long-poll returning the change
+        with open(a.dump_changes, "w") as f:  # (read by the simulator; reached the socket), replica
             f.write(f"# apply request {result.get('apply_request_s')} s\n")
             for i, c in sorted(changed, key=lambda x: x[1]):
-                f.write(f"{c:.4f} {i % replicas}\n")
+                w = wire.get(i)
+                f.write(f"{c:.4f} {'-' if w is None else f'{w:.4f}'} {i % replicas}\n")
     result["change_within_2s"] = sum(1 for _, c in changed if c <= 2.0)
     result["change_s"] = spread([c for _, c in changed])
+    result["change_at_socket_within_2s"] = sum(1 for w in wire.values() if w <= 2.0)
+    result["change_at_socket_s"] = spread(list(wire.values()))
     if replicas > 1:
         # Nodes of replica 0 (woken by the replica that made the change) and of the others
         # (woken through LISTEN/NOTIFY).
         result["change_s_replica0"] = spread([c for i, c in changed if i % replicas == 0])
         result["change_s_other_replicas"] = spread([c for i, c in changed if i % replicas != 0])
+        result["change_at_socket_s_replica0"] = spread([w for i, w in wire.items() if i % replicas == 0])
+        result["change_at_socket_s_other_replicas"] = spread([w for i, w in wire.items() if i % replicas != 0])
     per10k = 10000 / nodes
     result["server_cpu_pct_per_10k"] = round(result["server_cpu_pct_steady"] * per10k, 2)
     result["server_cpu_s_per_min_per_10k"] = round(result["server_cpu_s_steady"] / steady_s * 60 * per10k, 2)
@@ -917,7 +945,7 @@ def run_fleet(a, nodes):
 def table(results):
     pg = any(r.get("database") == "postgres" for r in results)
     cols = ["nodes", "procs", "pushes", "errors", "lost", "acked", "push ms (run) p50/p99/max", "steady p99", "burst p99",
-            "change s p50/p99/max", "≤2 s", "CPU %", "CPU %/10k", "CPU s/min/10k", "RSS MiB", "RSS/10k", "fds",
+            "change s p50/p99/max", "≤2 s", "≤2 s at socket", "CPU %", "CPU %/10k", "CPU s/min/10k", "RSS MiB", "RSS/10k", "fds",
             "load", "pass"]
     if pg:  # PostgreSQL mode: the replicas, and the PostgreSQL server and the simulator measured too
         cols[1:1] = ["replicas"]
@@ -933,7 +961,7 @@ def table(results):
         row = [r["nodes"], r.get("sim_processes"), r["pushes"], r["errors"], r["lost"], r["samples_acked"],
                f"{p.get('p50')}/{p.get('p99')}/{p.get('max')}", ps.get("p99"), pb.get("p99"),
                f"{c.get('p50')}/{c.get('p99')}/{c.get('max')}", f"{r['change_within_2s']}/{r['nodes']}",
-               r["server_cpu_pct_steady"], r["server_cpu_pct_per_10k"], r["server_cpu_s_per_min_per_10k"],
+               f"{r.get('change_at_socket_within_2s')}/{r['nodes']}", r["server_cpu_pct_steady"], r["server_cpu_pct_per_10k"], r["server_cpu_s_per_min_per_10k"],
                r["server_rss_mib"], r["server_rss_mib_per_10k"], r["server_fds"], r["load_steady"],
                "yes" if r["pass"] else "NO: " + ", ".join(k for k, v in r["targets"].items() if not v)]
         if pg:
