@@ -164,6 +164,68 @@ struct ReplicaTests {
         }
     }
 
+    /// A fleet-wide apply does not wake the long-polls of the replica it went through directly
+    /// while that replica's change feed is live: its own notices do, as on every other replica
+    /// (`ConfigWaiters.feedWakesOwnWrites`). Nor when the notices never come (the LISTEN backends
+    /// frozen, so the feed still counts as live when the change commits): the check replaces the
+    /// connection and the resync reads the waiting nodes' configs.
+    @Test("a fleet-wide change through a replica reaches the long-polls held on it, by its own notices, and on the other; also when its LISTEN backend is frozen as the change commits")
+    func aFleetApplyWakesTheApplyingReplicasPolls() async throws {
+        guard TestStore.isPostgres else { try Test.cancel(Self.postgresOnly) }
+        try await withTwoReplicas(configure: { $0.listenCheckSeconds = 1 }) { a, b in
+            let database = try TestStore.location(for: a.server.dataDir)
+            #expect(await listening(database, count: 2), "the replicas are not both listening")
+            func feedLive(_ h: Harness) async -> Bool {
+                guard let m = try? await h.admin.send(method: "GET", path: "/metrics") else { return false }
+                return MetricsText(m.text).values["ksmfleet_config_feed_live"] == 1
+            }
+            let live = await waitUntil(timeout: .seconds(20), poll: .milliseconds(20)) { await feedLive(a) }
+            try #require(live, "replica A's change feed is not live: the notices' path would not be tried")
+            let (regA, _) = try await a.register(hostname: "held-on-a")
+            let (regB, _) = try await a.register(hostname: "held-on-b")
+            let onA = try Fixtures.client(a.server.baseURL, token: regA.nodeToken)
+            let onB = try Fixtures.client(b.server.baseURL, token: regB.nodeToken)
+            let clock = ContinuousClock()
+
+            /// Polls held on A and B with the generations their nodes have; `before`, then a
+            /// fleet-wide change through A: both polls must end with its generations.
+            func applyAndCheck(thresCoef: Int, within: Duration, before: () async throws -> Void = {}) async throws {
+                let genA = try #require(try await onA.config(nodeId: regA.nodeId, ifNoneMatch: nil, waitSeconds: nil)).generation
+                let genB = try #require(try await onB.config(nodeId: regB.nodeId, ifNoneMatch: nil, waitSeconds: nil)).generation
+                let pollA = Task { try await onA.config(nodeId: regA.nodeId, ifNoneMatch: genA, waitSeconds: 30) }
+                let pollB = Task { try await onB.config(nodeId: regB.nodeId, ifNoneMatch: genB, waitSeconds: 30) }
+                #expect(await waiters(a, count: 1), "the long-poll is not waiting on replica A")
+                #expect(await waiters(b, count: 1), "the long-poll is not waiting on replica B")
+                try await before()
+                let sent = clock.now
+                let applied = try await a.admin.applyConfig(ApplyRequest(all: true, change: ConfigPatch(thresCoef: thresCoef)))
+                let generations = Dictionary(uniqueKeysWithValues: applied.results.map { ($0.nodeId, $0.generation) })
+                let gotA = try await pollA.value
+                let tookA = clock.now - sent
+                let gotB = try await pollB.value
+                let tookB = clock.now - sent
+                print("ReplicaTests: a fleet-wide change through A reached the poll on A after \(tookA), on B after \(tookB)")
+                #expect(gotA?.generation == generations[regA.nodeId] ?? nil, "A's poll: \(String(describing: gotA)) after \(tookA)")
+                #expect(gotA?.config.thresCoef == thresCoef)
+                #expect(gotB?.generation == generations[regB.nodeId] ?? nil, "B's poll: \(String(describing: gotB)) after \(tookB)")
+                #expect(tookA < within, "the long-poll on A returned only after \(tookA)")
+                #expect(tookB < within, "the long-poll on B returned only after \(tookB)")
+            }
+
+            try await applyAndCheck(thresCoef: 55, within: .seconds(10))
+            // Both LISTEN backends frozen: nothing is delivered and nothing fails until the
+            // check (every second here) finds no answer, so A still counts its feed live.
+            var pids: [pid_t] = []
+            defer { for pid in pids { kill(pid, SIGCONT) } }
+            try await applyAndCheck(thresCoef: 60, within: .seconds(15)) {
+                pids = try freezeListeners(database, count: 2)
+                #expect(await feedLive(a), "A's feed was found lost before the change: the case was not tried")
+            }
+            let frozen = pids.map(String.init).joined(separator: ",")
+            #expect(await listening(database, count: 2, " AND pid NOT IN (\(frozen))"), "the replicas did not listen again")
+        }
+    }
+
     /// What B's LISTEN connection missed must not be hidden by what B heard before: a replica
     /// that handed a poll a generation trusts it to be the store's while LISTEN lives (the next
     /// poll asking with it reads nothing), and forgets it when LISTEN is lost.
