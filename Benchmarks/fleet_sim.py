@@ -134,7 +134,7 @@ class Conn:
 
 class Node:
     __slots__ = ("i", "port", "id", "token", "source", "gen", "initial_gen", "next_seq", "outbox", "signal",
-                 "acked", "acked_highest", "poll", "push", "changed_at", "changed_wire_at", "failures", "retry_at", "polling")
+                 "acked", "acked_highest", "poll", "push", "changed_at", "changed_wire_at", "changed_asked_at", "failures", "retry_at", "polling")
 
     def __init__(self, i, port, source):
         self.i, self.port, self.source = i, port, source  # port: the replica of this node (i % R)
@@ -147,6 +147,7 @@ class Node:
         self.acked_highest = 0
         self.changed_at = None  # monotonic time the long-poll returned a new generation
         self.changed_wire_at = None  # monotonic time that answer reached the socket (Conn.data_arrived_ago)
+        self.changed_asked_at = None  # monotonic time the poll that returned it was sent
         self.failures = 0
         self.retry_at = 0.0
         self.poll = self.push = None
@@ -206,6 +207,7 @@ class Worker:
         backoff = 1.0
         while not self.stopping:
             wait = random.randint(*LONG_POLL_WAIT)
+            asked = time.monotonic()
             try:
                 node.polling = True
                 try:
@@ -225,6 +227,7 @@ class Worker:
                             ago = node.poll.data_arrived_ago()
                             if ago is not None:
                                 node.changed_wire_at = node.changed_at - ago
+                            node.changed_asked_at = asked
                         node.gen = gen
                         # The agent reports a new config at once (FleetAgent.handleConfig).
                         self.take_sample(node)
@@ -357,7 +360,7 @@ class Worker:
                     c.close()
         emit({"event": "done", "stats": self.stats,
               "nodes": [[n.id, n.acked, n.acked_highest, n.next_seq - 1, len(n.outbox)] for n in self.nodes if n.id],
-              "changed_at": [[n.i, n.changed_at, n.changed_wire_at] for n in self.nodes if n.id],
+              "changed_at": [[n.i, n.changed_at, n.changed_wire_at, n.changed_asked_at] for n in self.nodes if n.id],
               "push_lat": self.push_lat, "error_times": self.error_times})
 
 
@@ -895,22 +898,27 @@ def run_fleet(a, nodes):
     # Config change: per node, from the admin sending the request to its long-poll returning it.
     spread = lambda xs: None if not xs else {
         "p50": round(pct(xs, .5), 3), "p99": round(pct(xs, .99), 3), "max": round(max(xs), 3)}
-    changed = [(i, c - t_apply) for o in outs for i, c, _ in o["changed_at"] if c is not None]
+    changed = [(i, c - t_apply) for o in outs for i, c, _, _ in o["changed_at"] if c is not None]
     # The same, to the moment the answer reached the node's socket (the kernel's receive time): a
     # real agent, alone on its machine, reads it then; a simulator process reads it when its one
     # event loop, busy with thousands of nodes after the change, gets to it.
-    wire = {i: w - t_apply for o in outs for i, c, w in o["changed_at"] if c is not None and w is not None}
+    wire = {i: w - t_apply for o in outs for i, c, w, _ in o["changed_at"] if c is not None and w is not None}
+    # Nodes whose long-poll was not held when the change was made: the one that returned it was
+    # sent after the request (its last poll had ended just before, and the worker asked again
+    # only later). Their agents were between two polls, not waiting for the server.
+    asked_late = {i for o in outs for i, c, _, s in o["changed_at"] if c is not None and s is not None and s > t_apply}
     result["change_received"] = len(changed)
     if a.dump_changes:  # per node: seconds from the admin's request to its long-poll returning the change
         with open(a.dump_changes, "w") as f:  # (read by the simulator; reached the socket), replica
             f.write(f"# apply request {result.get('apply_request_s')} s\n")
             for i, c in sorted(changed, key=lambda x: x[1]):
                 w = wire.get(i)
-                f.write(f"{c:.4f} {'-' if w is None else f'{w:.4f}'} {i % replicas}\n")
+                f.write(f"{c:.4f} {'-' if w is None else f'{w:.4f}'} {i % replicas}{' asked-after' if i in asked_late else ''}\n")
     result["change_within_2s"] = sum(1 for _, c in changed if c <= 2.0)
     result["change_s"] = spread([c for _, c in changed])
     result["change_at_socket_within_2s"] = sum(1 for w in wire.values() if w <= 2.0)
     result["change_at_socket_s"] = spread(list(wire.values()))
+    result["change_polls_sent_after_the_change"] = len(asked_late)
     if replicas > 1:
         # Nodes of replica 0 (woken by the replica that made the change) and of the others
         # (woken through LISTEN/NOTIFY).

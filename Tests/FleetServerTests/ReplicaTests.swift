@@ -23,6 +23,12 @@ struct ReplicaTests {
         }
     }
 
+    /// Whether the server of `h` says it hears every config change now (its /metrics).
+    func feedLive(_ h: Harness) async -> Bool {
+        guard let m = try? await h.admin.send(method: "GET", path: "/metrics") else { return false }
+        return MetricsText(m.text).values["ksmfleet_config_feed_live"] == 1
+    }
+
     /// The query that counts the LISTEN connections on the test database (by their name: the
     /// `query` column shows their last check's `SELECT 1`).
     static let listeners =
@@ -175,10 +181,6 @@ struct ReplicaTests {
         try await withTwoReplicas(configure: { $0.listenCheckSeconds = 1 }) { a, b in
             let database = try TestStore.location(for: a.server.dataDir)
             #expect(await listening(database, count: 2), "the replicas are not both listening")
-            func feedLive(_ h: Harness) async -> Bool {
-                guard let m = try? await h.admin.send(method: "GET", path: "/metrics") else { return false }
-                return MetricsText(m.text).values["ksmfleet_config_feed_live"] == 1
-            }
             let live = await waitUntil(timeout: .seconds(20), poll: .milliseconds(20)) { await feedLive(a) }
             try #require(live, "replica A's change feed is not live: the notices' path would not be tried")
             let (regA, _) = try await a.register(hostname: "held-on-a")
@@ -305,10 +307,8 @@ struct ReplicaTests {
             #expect(stillFrozen == "2", "a frozen backend went away by itself: the check was not what replaced it")
             for h in [a, b] {
                 #expect(
-                    await waitUntil(timeout: .seconds(20), poll: .milliseconds(50)) {
-                        guard let m = try? await h.admin.send(method: "GET", path: "/metrics") else { return false }
-                        return MetricsText(m.text).values["ksmfleet_config_feed_live"] == 1
-                    }, "a replica does not say it hears every change again")
+                    await waitUntil(timeout: .seconds(20), poll: .milliseconds(50)) { await feedLive(h) },
+                    "a replica does not say it hears every change again")
             }
         }
     }
