@@ -53,7 +53,7 @@ struct ApplyController<Context: RequestContext>: Sendable {
             // With the change feed live, this commit's notices wake this replica's long-polls as
             // they wake every other replica's. Waking 20,000 nodes here too, on one of the
             // machine's two cooperative threads, held this replica's answers back until the
-            // loop ended: its nodes got the change 0.5–0.7 s after the other replicas' did
+            // loop ended: its nodes got the change 0.6–0.8 s after the other replicas' did
             // (docs/benchmarks.md, "The applying replica's answers").
             let wakeHere = !state.waiters.feedWakesOwnWrites
             for item in items where item.status == .changed {
