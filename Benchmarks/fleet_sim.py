@@ -45,7 +45,7 @@ once every replica has stopped. R must leave each replica at most ~9,000 nodes (
       --replicas 2 --nodes 10000
 Everything is bounded: counts, and a deadline on every wait.
 """
-import argparse, asyncio, glob, json, math, os, random, resource, select, shutil, signal, socket, sqlite3, subprocess, sys
+import argparse, asyncio, glob, json, math, os, random, resource, select, shutil, signal, socket, sqlite3, struct, subprocess, sys
 import tempfile, threading, time, urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -68,6 +68,7 @@ class Conn:
     def __init__(self, port, source):
         self.port, self.source = port, source
         self.reader = self.writer = self.sock = None
+        self.closed_arrived_ago = None  # data_arrived_ago, read before a `Connection: close` closed it
 
     async def open(self):
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -84,13 +85,15 @@ class Conn:
 
     def data_arrived_ago(self):
         """Seconds since the kernel last received data on this connection (TCP_INFO's
-        tcpi_last_data_recv, in jiffies: 4 ms steps at HZ=250). Read right after a response,
-        it tells when the response reached this machine's socket, apart from how long this
-        process took to get to it (one event loop for thousands of simulated nodes)."""
+        tcpi_last_data_recv: milliseconds, in steps of a jiffy, 4 ms at HZ=250). Read right after
+        a response, it tells when the response reached this machine's socket, apart from how
+        long this process took to get to it (one event loop for thousands of simulated nodes)."""
+        if self.sock is None:
+            return self.closed_arrived_ago
         try:
             info = self.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, TCPI_LAST_DATA_RECV + 4)
-            return int.from_bytes(info[TCPI_LAST_DATA_RECV:TCPI_LAST_DATA_RECV + 4], "little") / 1000
-        except (OSError, AttributeError):
+            return struct.unpack_from("=I", info, TCPI_LAST_DATA_RECV)[0] / 1000
+        except OSError:
             return None
 
     async def request(self, method, path, token=None, body=None, headers=None):
@@ -119,7 +122,9 @@ class Conn:
                 close = True
         payload = await self.reader.readexactly(length) if length else b""
         if close:
+            ago = self.data_arrived_ago()
             self.close()
+            self.closed_arrived_ago = ago
         return status, payload
 
     def close(self):
@@ -903,10 +908,11 @@ def run_fleet(a, nodes):
     # real agent, alone on its machine, reads it then; a simulator process reads it when its one
     # event loop, busy with thousands of nodes after the change, gets to it.
     wire = {i: w - t_apply for o in outs for i, c, w, _ in o["changed_at"] if c is not None and w is not None}
-    # Nodes whose long-poll was not held when the change was made: the one that returned it was
-    # sent after the request (its last poll had ended just before, and the worker asked again
-    # only later). Their agents were between two polls, not waiting for the server.
-    asked_late = {i for o in outs for i, c, _, s in o["changed_at"] if c is not None and s is not None and s > t_apply}
+    # Nodes whose long-poll was not held when the change committed: the one that returned it was
+    # sent after the apply had answered (so after its commit; their last poll had ended, and the
+    # worker asked again only later). Their agents were between two polls, not waiting for the
+    # server.
+    asked_late = {i for o in outs for i, c, _, s in o["changed_at"] if c is not None and s is not None and s > t_reply}
     result["change_received"] = len(changed)
     if a.dump_changes:  # per node: seconds from the admin's request to its long-poll returning the change
         with open(a.dump_changes, "w") as f:  # (read by the simulator; reached the socket), replica
@@ -919,6 +925,7 @@ def run_fleet(a, nodes):
     result["change_at_socket_within_2s"] = sum(1 for w in wire.values() if w <= 2.0)
     result["change_at_socket_s"] = spread(list(wire.values()))
     result["change_polls_sent_after_the_change"] = len(asked_late)
+    result["change_at_socket_missing"] = len(changed) - len(wire)  # answers whose arrival could not be read
     if replicas > 1:
         # Nodes of replica 0 (woken by the replica that made the change) and of the others
         # (woken through LISTEN/NOTIFY).

@@ -54,8 +54,11 @@ struct ApplyController<Context: RequestContext>: Sendable {
             // they wake every other replica's. Waking 20,000 nodes here too, on one of the
             // machine's two cooperative threads, held this replica's answers back until the
             // loop ended: its nodes got the change 0.6–0.8 s after the other replicas' did
-            // (docs/benchmarks.md, "The applying replica's answers").
-            let wakeHere = !state.waiters.feedWakesOwnWrites
+            // (docs/benchmarks.md, "The applying replica's answers"). A small apply still wakes
+            // them here at once (`ServerConfig.applyDirectWakeLimit`): cheap, and its polls do
+            // not wait for a LISTEN connection that may have stopped delivering unnoticed.
+            let changed = items.reduce(0) { $0 + ($1.status == .changed ? 1 : 0) }
+            let wakeHere = changed <= state.config.applyDirectWakeLimit || !state.waiters.feedWakesOwnWrites
             for item in items where item.status == .changed {
                 guard let config = item.config else { continue }
                 if wakeHere { state.waiters.notify(item.nodeId, config: config) }

@@ -88,6 +88,13 @@ public struct ServerConfig: Sendable {
     /// the OS gives up.
     public var listenCheckSeconds: Double = 10
 
+    /// PostgreSQL replicas: a fleet-wide apply changing at most this many nodes wakes their
+    /// long-polls on its own replica directly; a larger one leaves that to the commit's
+    /// notifications while LISTEN is in place, as on every other replica (waking 20,000 nodes
+    /// directly held that replica's answers back by 0.6–0.8 s). Not an option of the command:
+    /// tests set it to 0 to try the notifications' path with a few nodes.
+    public var applyDirectWakeLimit: Int = 256
+
     /// The SQLite file inside the data directory.
     public var databasePath: URL { dataDir.appending(path: "ksmfleet.sqlite") }
     /// Where a generated admin token is written.

@@ -178,7 +178,11 @@ struct ReplicaTests {
     @Test("a fleet-wide change through a replica reaches the long-polls held on it, by its own notices, and on the other; also when its LISTEN backend is frozen as the change commits")
     func aFleetApplyWakesTheApplyingReplicasPolls() async throws {
         guard TestStore.isPostgres else { try Test.cancel(Self.postgresOnly) }
-        try await withTwoReplicas(configure: { $0.listenCheckSeconds = 1 }) { a, b in
+        // Every apply leaves the wake-up to the notices (a few nodes would be woken directly).
+        try await withTwoReplicas(configure: {
+            $0.listenCheckSeconds = 2
+            $0.applyDirectWakeLimit = 0
+        }) { a, b in
             let database = try TestStore.location(for: a.server.dataDir)
             #expect(await listening(database, count: 2), "the replicas are not both listening")
             let live = await waitUntil(timeout: .seconds(20), poll: .milliseconds(20)) { await feedLive(a) }
@@ -201,6 +205,8 @@ struct ReplicaTests {
                 try await before()
                 let sent = clock.now
                 let applied = try await a.admin.applyConfig(ApplyRequest(all: true, change: ConfigPatch(thresCoef: thresCoef)))
+                // Still live once the apply has answered: it was when the apply chose not to wake.
+                #expect(await feedLive(a), "A's feed was not live at the apply: the notices' path was not tried")
                 let generations = Dictionary(uniqueKeysWithValues: applied.results.map { ($0.nodeId, $0.generation) })
                 let gotA = try await pollA.value
                 let tookA = clock.now - sent
@@ -216,15 +222,42 @@ struct ReplicaTests {
 
             try await applyAndCheck(thresCoef: 55, within: .seconds(10))
             // Both LISTEN backends frozen: nothing is delivered and nothing fails until the
-            // check (every second here) finds no answer, so A still counts its feed live.
+            // check (every 2 s here, answered within 4 s) finds no answer, so A still counts its
+            // feed live.
             var pids: [pid_t] = []
             defer { for pid in pids { kill(pid, SIGCONT) } }
-            try await applyAndCheck(thresCoef: 60, within: .seconds(15)) {
+            try await applyAndCheck(thresCoef: 60, within: .seconds(20)) {
                 pids = try freezeListeners(database, count: 2)
-                #expect(await feedLive(a), "A's feed was found lost before the change: the case was not tried")
             }
             let frozen = pids.map(String.init).joined(separator: ",")
             #expect(await listening(database, count: 2, " AND pid NOT IN (\(frozen))"), "the replicas did not listen again")
+        }
+    }
+
+    /// An apply of a few nodes wakes them on its own replica at once (`applyDirectWakeLimit`),
+    /// without waiting for notices: here none come (the LISTEN backends frozen, checked only
+    /// every 10 s), and the poll on A still ends at once.
+    @Test("a fleet-wide change of a few nodes wakes the long-polls of the replica it went through at once, without its notices")
+    func aSmallApplyWakesItsReplicasPollsDirectly() async throws {
+        guard TestStore.isPostgres else { try Test.cancel(Self.postgresOnly) }
+        try await withTwoReplicas { a, b in
+            let database = try TestStore.location(for: a.server.dataDir)
+            #expect(await listening(database, count: 2), "the replicas are not both listening")
+            let (reg, _) = try await a.register(hostname: "small-apply")
+            let onA = try Fixtures.client(a.server.baseURL, token: reg.nodeToken)
+            let current = try #require(try await onA.config(nodeId: reg.nodeId, ifNoneMatch: nil, waitSeconds: nil))
+            let poll = Task { try await onA.config(nodeId: reg.nodeId, ifNoneMatch: current.generation, waitSeconds: 30) }
+            #expect(await waiters(a, count: 1), "the long-poll is not waiting on replica A")
+            let pids = try freezeListeners(database, count: 2)
+            defer { for pid in pids { kill(pid, SIGCONT) } }
+            let clock = ContinuousClock()
+            let sent = clock.now
+            let applied = try await a.admin.applyConfig(ApplyRequest(nodes: [reg.nodeId], change: ConfigPatch(thresCoef: 33)))
+            #expect(await feedLive(a), "A's feed was not live at the apply: the case was not tried")
+            let got = try await poll.value
+            let took = clock.now - sent
+            #expect(got?.generation == applied.results.first?.generation, "A's poll: \(String(describing: got)) after \(took)")
+            #expect(took < .seconds(5), "the long-poll on A returned only after \(took): it waited for the notices")
         }
     }
 
