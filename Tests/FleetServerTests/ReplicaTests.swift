@@ -76,7 +76,7 @@ struct ReplicaTests {
 
     /// A node registered through A, its config read through B, and a 30 s long-poll of it held
     /// by B (counted there) with the generation it has: the poll ends with the config it got
-    /// and when.
+    /// and when. (B may be A: the poll is then held where the node registered.)
     func pollHeldOnB(_ a: Harness, _ b: Harness, hostname: String) async throws
         -> (reg: RegisterResponse, nodeOnB: FleetClient, current: NodeConfig,
             poll: Task<(NodeConfig?, ContinuousClock.Instant), any Error>)
@@ -243,18 +243,15 @@ struct ReplicaTests {
         try await withTwoReplicas { a, b in
             let database = try TestStore.location(for: a.server.dataDir)
             #expect(await listening(database, count: 2), "the replicas are not both listening")
-            let (reg, _) = try await a.register(hostname: "small-apply")
-            let onA = try Fixtures.client(a.server.baseURL, token: reg.nodeToken)
-            let current = try #require(try await onA.config(nodeId: reg.nodeId, ifNoneMatch: nil, waitSeconds: nil))
-            let poll = Task { try await onA.config(nodeId: reg.nodeId, ifNoneMatch: current.generation, waitSeconds: 30) }
-            #expect(await waiters(a, count: 1), "the long-poll is not waiting on replica A")
+            // Held on A itself this time.
+            let (reg, _, _, poll) = try await pollHeldOnB(a, a, hostname: "small-apply")
             let pids = try freezeListeners(database, count: 2)
             defer { for pid in pids { kill(pid, SIGCONT) } }
             let clock = ContinuousClock()
             let sent = clock.now
             let applied = try await a.admin.applyConfig(ApplyRequest(nodes: [reg.nodeId], change: ConfigPatch(thresCoef: 33)))
             #expect(await feedLive(a), "A's feed was not live at the apply: the case was not tried")
-            let got = try await poll.value
+            let (got, _) = try await poll.value
             let took = clock.now - sent
             #expect(got?.generation == applied.results.first?.generation, "A's poll: \(String(describing: got)) after \(took)")
             #expect(took < .seconds(5), "the long-poll on A returned only after \(took): it waited for the notices")
