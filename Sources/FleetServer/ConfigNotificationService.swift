@@ -3,11 +3,11 @@ import Logging
 import ServiceLifecycle
 
 /// Replicas on one PostgreSQL database: wakes this replica's long-polls when another replica
-/// changes a config (the store's LISTEN/NOTIFY, `FleetDatabase.followConfigChanges`). A one-node
-/// change made here wakes its waiters directly and comes back as a notice too, which is then
-/// known (`ConfigWaiters.hear`) and ignored; a change of many nodes made here is woken by its
-/// notices alone while they come (`ConfigWaiters.feedWakesOwnWrites`). On SQLite (one server) it
-/// does nothing.
+/// changes a config (the store's LISTEN/NOTIFY, `FleetDatabase.followConfigChanges`). A change
+/// made here wakes its waiters directly and comes back as a notice too, which is then known
+/// (`ConfigWaiters.hear`) and ignored; but a fleet apply of more than
+/// `ServerConfig.applyDirectWakeLimit` nodes made here is woken by its notices alone while they
+/// come (`ConfigWaiters.feedWakesOwnWrites`). On SQLite (one server) it does nothing.
 struct ConfigNotificationService: Service {
     let state: ServerState
 

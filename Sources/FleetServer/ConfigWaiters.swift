@@ -128,8 +128,9 @@ final class ConfigWaiters: Sendable {
 
     /// Whether this process's own config writes come back to it through the change feed, now: a
     /// replica of a shared store with LISTEN in place (never a lone server, whose writes are the
-    /// whole feed). A write of many nodes then leaves its wake-ups to its notices, as every other
-    /// replica does; waking them directly as well did the work twice (`ApplyController`). Should
+    /// whole feed). A fleet apply of more than `ServerConfig.applyDirectWakeLimit` nodes then
+    /// leaves its wake-ups to its notices, as every other replica does; waking them directly as
+    /// well did the work twice (`ApplyController`). Should
     /// the feed be lost before the notices arrive, its resync reads every waiting node's config.
     var feedWakesOwnWrites: Bool {
         state.withLock { $0.feedLive && !$0.ownWritesAreTheFeed }
