@@ -177,7 +177,10 @@ local threads, batch = %(threads)d, %(batch)d
 local counter = 0
 function setup(thread) thread:set("tid", counter); counter = counter + 1 end
 local mine, seqs, k = {}, {}, 0
-local base = os.time()
+-- takenAt advances 10 ms a seq from a minute ago, as close to the server's clock as an agent's:
+-- whole seconds a seq ran 600 s ahead after 600 pushes a node, and the server refuses a sample
+-- more than 10 min ahead (422), which a 10 s run at 6,000 pushes/s already reaches.
+local base = os.time() - 60
 local template = '{"seq":%%d,"takenAt":"%%s","status":{"run":1,"pagesToScan":100,"sleepMillisecs":20,' ..
   '"pagesShared":%%d,"pagesSharing":%%d,"pagesUnshared":20000,"pagesVolatile":300,"fullScans":%%d},' ..
   '"memory":{"memTotalKB":16000000,"memAvailableKB":2500000,"memFreeKB":1000000,"buffersKB":10000,' ..
@@ -195,7 +198,8 @@ function request()
   seqs[id] = first + batch
   local parts = {}
   for s = first, first + batch - 1 do
-    parts[#parts + 1] = string.format(template, s, os.date("!%%Y-%%m-%%dT%%H:%%M:%%SZ", base + s),
+    local at = os.date("!%%Y-%%m-%%dT%%H:%%M:%%S", base + math.floor(s / 100)) .. string.format(".%%02dZ", s %% 100)
+    parts[#parts + 1] = string.format(template, s, at,
       1000 + s %% 50, 9000 + s %% 500, math.floor(s / 10), s * 0.7)
   end
   return wrk.format("POST", "/api/v1/nodes/" .. id .. "/samples",
@@ -326,6 +330,9 @@ async def bench_ingest_wrk(server, agents, batch, connections, seconds, threads=
             "requests": n, "non_2xx": int(bad.group(1)) if bad else 0,
             "socket_errors": errors.group(1) if errors else None, "duplicates": int(dups),
             "stored": int(stored), "seconds": elapsed, "requests_per_second": round(n / elapsed),
+            # A refused request (4xx) is cheap and acknowledges nothing: the rate that counts is
+            # of 2xx answers.
+            "acknowledged_per_second": round((n - (int(bad.group(1)) if bad else 0)) / elapsed),
             "samples_per_second": round(stored / elapsed),
             # Less noisy than the rate on a shared machine: the server's own CPU time per sample.
             "server_cpu_s": round(cpu, 2), "server_cpu_us_per_sample": round(cpu * 1e6 / max(stored, 1), 1),
@@ -440,11 +447,14 @@ def main():
         run("ingest batch=1", lambda s: bench_ingest_wrk(s, agents=args.agents, batch=1,
                                                          connections=args.connections, seconds=args.seconds))
         push = results[-1]
+        # Pushes are the acknowledged ones; a run with refusals is reported, never counted as met.
+        acked = push["acknowledged_per_second"]
         summary = {"bench": "push vs nginx", "nginx_rps": floor["requests_per_second"],
-                   "healthz_rps": results[-2]["requests_per_second"], "push_rps": push["requests_per_second"],
-                   "push_over_nginx": round(push["requests_per_second"] / floor["requests_per_second"], 3),
+                   "healthz_rps": results[-2]["requests_per_second"], "push_rps": acked,
+                   "refused": push["non_2xx"],
+                   "push_over_nginx": round(acked / floor["requests_per_second"], 3),
                    "server_cpu_us_per_push": push["server_cpu_us_per_request"], "push_p99": push["latency_p99"],
-                   "target_0_5x_met": push["requests_per_second"] >= 0.5 * floor["requests_per_second"]}
+                   "target_0_5x_met": push["non_2xx"] == 0 and acked >= 0.5 * floor["requests_per_second"]}
         print(json.dumps(summary), flush=True)
         results.append(summary)
         return results
