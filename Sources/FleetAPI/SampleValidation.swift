@@ -68,39 +68,43 @@ extension StatusSample {
 }
 
 extension KSMStatus {
-    /// Every counter the kernel reports as a count of pages, scans or milliseconds, never negative.
-    /// `general_profit` alone may be (the rmap overhead can exceed what merging saves), so it is
-    /// not here. Built once: the check runs on every ingested sample.
-    static let nonNegative: [(String, @Sendable (KSMStatus) -> Int64?)] = [
-        ("run", { Int64($0.run) }), ("pagesToScan", { Int64($0.pagesToScan) }),
-        ("sleepMillisecs", { Int64($0.sleepMillisecs) }), ("pagesShared", \.pagesShared),
-        ("pagesSharing", \.pagesSharing), ("pagesUnshared", \.pagesUnshared), ("pagesVolatile", \.pagesVolatile),
-        ("fullScans", \.fullScans), ("mergeAcrossNodes", { $0.mergeAcrossNodes.map(Int64.init) }),
-        ("maxPageSharing", { $0.maxPageSharing.map(Int64.init) }), ("stableNodeChains", \.stableNodeChains),
-        ("stableNodeDups", \.stableNodeDups), ("useZeroPages", { $0.useZeroPages.map(Int64.init) }),
-        ("ksmZeroPages", \.ksmZeroPages), ("pagesScanned", \.pagesScanned), ("pagesSkipped", \.pagesSkipped),
-        ("smartScan", { $0.smartScan.map(Int64.init) }), ("advisorTargetScanTime", \.advisorTargetScanTime),
-        ("advisorMinPagesToScan", \.advisorMinPagesToScan), ("advisorMaxPagesToScan", \.advisorMaxPagesToScan),
-        ("advisorMaxCPU", \.advisorMaxCPU),
-    ]
-
     /// The first counter the kernel could not report (a negative one); nil when all are plausible.
+    /// Every counter the kernel reports as a count of pages, scans or milliseconds is never
+    /// negative; `general_profit` alone may be (the rmap overhead can exceed what merging saves),
+    /// so it is not checked. Plain comparisons in field order: this runs on every ingested
+    /// sample, and a table of key paths over the struct cost more than the rest of the push's
+    /// validation (a copy of the struct and a key-path projection per field: docs/benchmarks.md).
     public func invalidField() -> (field: String, message: String)? {
-        for (name, value) in Self.nonNegative where (value(self) ?? 0) < 0 { return (name, "\(name) must not be negative") }
-        return nil
+        func negative(_ v: Int64?) -> Bool { (v ?? 0) < 0 }
+        func negative(_ v: Int?) -> Bool { (v ?? 0) < 0 }
+        let name: String? =
+            if run < 0 { "run" } else if pagesToScan < 0 { "pagesToScan" }
+            else if sleepMillisecs < 0 { "sleepMillisecs" } else if pagesShared < 0 { "pagesShared" }
+            else if pagesSharing < 0 { "pagesSharing" } else if pagesUnshared < 0 { "pagesUnshared" }
+            else if pagesVolatile < 0 { "pagesVolatile" } else if fullScans < 0 { "fullScans" }
+            else if negative(mergeAcrossNodes) { "mergeAcrossNodes" }
+            else if negative(maxPageSharing) { "maxPageSharing" }
+            else if negative(stableNodeChains) { "stableNodeChains" }
+            else if negative(stableNodeDups) { "stableNodeDups" }
+            else if negative(useZeroPages) { "useZeroPages" } else if negative(ksmZeroPages) { "ksmZeroPages" }
+            else if negative(pagesScanned) { "pagesScanned" } else if negative(pagesSkipped) { "pagesSkipped" }
+            else if negative(smartScan) { "smartScan" }
+            else if negative(advisorTargetScanTime) { "advisorTargetScanTime" }
+            else if negative(advisorMinPagesToScan) { "advisorMinPagesToScan" }
+            else if negative(advisorMaxPagesToScan) { "advisorMaxPagesToScan" }
+            else if negative(advisorMaxCPU) { "advisorMaxCPU" } else { nil }
+        return name.map { ($0, "\($0) must not be negative") }
     }
 }
 
 extension MemorySnapshot {
-    /// /proc/meminfo figures, kilobyte counts that are never negative. Built once (see above).
-    static let nonNegative: [(String, @Sendable (MemorySnapshot) -> Int64)] = [
-        ("memTotalKB", \.memTotalKB), ("memAvailableKB", \.memAvailableKB), ("memFreeKB", \.memFreeKB),
-        ("buffersKB", \.buffersKB), ("cachedKB", \.cachedKB), ("anonPagesKB", \.anonPagesKB),
-    ]
-
-    /// The first /proc/meminfo figure no kernel reports (a negative one); nil when all are plausible.
+    /// The first /proc/meminfo figure no kernel reports (a negative one); nil when all are
+    /// plausible. Kilobyte counts, never negative; plain comparisons as above.
     public func invalidField() -> (field: String, message: String)? {
-        for (name, value) in Self.nonNegative where value(self) < 0 { return (name, "\(name) must not be negative") }
-        return nil
+        let name: String? =
+            if memTotalKB < 0 { "memTotalKB" } else if memAvailableKB < 0 { "memAvailableKB" }
+            else if memFreeKB < 0 { "memFreeKB" } else if buffersKB < 0 { "buffersKB" }
+            else if cachedKB < 0 { "cachedKB" } else if anonPagesKB < 0 { "anonPagesKB" } else { nil }
+        return name.map { ($0, "\($0) must not be negative") }
     }
 }
