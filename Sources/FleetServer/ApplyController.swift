@@ -56,7 +56,8 @@ struct ApplyController<Context: RequestContext>: Sendable {
             // loop ended: its nodes got the change 0.6–0.8 s after the other replicas' did
             // (docs/benchmarks.md, "The applying replica's answers"). A small apply still wakes
             // them here at once (`ServerConfig.applyDirectWakeLimit`): cheap, and its polls do
-            // not wait for a LISTEN connection that may have stopped delivering unnoticed.
+            // not wait for a LISTEN connection that may have stopped delivering unnoticed. A
+            // larger one checks after a grace period that its notices came back (`wakeUnheard`).
             let changed = items.reduce(0) { $0 + ($1.status == .changed ? 1 : 0) }
             let wakeHere = changed <= state.config.applyDirectWakeLimit || !state.waiters.feedWakesOwnWrites
             for item in items where item.status == .changed {
@@ -64,6 +65,10 @@ struct ApplyController<Context: RequestContext>: Sendable {
                 if wakeHere { state.waiters.notify(item.nodeId, config: config) }
                 state.logger.info(
                     "config changed by fleet apply", metadata: ["node": "\(item.nodeId)", "generation": "\(config.generation)"])
+            }
+            if !wakeHere {
+                let changes = items.compactMap { i in i.status == .changed ? i.config.map { (i.nodeId, $0) } : nil }
+                Task { await Self.wakeUnheard(state, changes, after: state.config.applyNoticeGraceSeconds) }
             }
         }
         let results = items.map { i in
@@ -75,5 +80,30 @@ struct ApplyController<Context: RequestContext>: Sendable {
                 } ?? (i.status == .notFound ? APIErrorBody.Detail(code: APIErrorCode.notFound, message: "node '\(i.nodeId)' not found") : nil))
         }
         return try HTTP.json(ApplyResponse(results: results, dryRun: dryRun))
+    }
+
+    /// A fleet apply that left its wake-ups to its notices: `seconds` after, a node still
+    /// waiting here that has not heard of its change is woken with it directly, and the replica
+    /// says so. The notices come back well within that (20,000 in under a second); one that has
+    /// not means the LISTEN connection stalled without an error, which its next check
+    /// (`ServerConfig.listenCheckSeconds`) replaces, and the polls here need not wait for that.
+    /// The other replicas' polls do: they have nothing but their own LISTEN.
+    static func wakeUnheard(_ state: ServerState, _ changes: [(nodeId: String, config: NodeConfig)], after seconds: Double) async {
+        guard !changes.isEmpty, seconds.isFinite else { return }
+        try? await Task.sleep(for: .milliseconds(Int64(max(seconds, 0) * 1000)))
+        var woken = 0
+        var first: (nodeId: String, generation: Int64)?
+        for (nodeId, config) in changes where state.waiters.waitsUnheard(nodeId, generation: config.generation) {
+            state.waiters.notify(nodeId, config: config)
+            woken += 1
+            if first == nil { first = (nodeId, config.generation) }
+        }
+        guard let first else { return }
+        state.logger.warning(
+            "notices of a fleet apply had not come back in time (LISTEN stalled, or this replica overloaded); woke the nodes waiting here directly",
+            metadata: [
+                "nodes": "\(woken)", "changed": "\(changes.count)", "after_seconds": "\(seconds)",
+                "node": "\(first.nodeId)", "generation": "\(first.generation)",
+            ])
     }
 }

@@ -6,8 +6,10 @@ import ServiceLifecycle
 /// changes a config (the store's LISTEN/NOTIFY, `FleetDatabase.followConfigChanges`). A change
 /// made here wakes its waiters directly and comes back as a notice too, which is then known
 /// (`ConfigWaiters.hear`) and ignored; but a fleet apply of more than
-/// `ServerConfig.applyDirectWakeLimit` nodes made here is woken by its notices alone while they
-/// come (`ConfigWaiters.feedWakesOwnWrites`). On SQLite (one server) it does nothing.
+/// `ServerConfig.applyDirectWakeLimit` nodes made here is woken by its notices while they come
+/// (`ConfigWaiters.feedWakesOwnWrites`; a node whose notice has not come back after
+/// `ServerConfig.applyNoticeGraceSeconds` is woken by the apply). On SQLite (one server) it does
+/// nothing.
 struct ConfigNotificationService: Service {
     let state: ServerState
 

@@ -131,9 +131,18 @@ final class ConfigWaiters: Sendable {
     /// whole feed). A fleet apply of more than `ServerConfig.applyDirectWakeLimit` nodes then
     /// leaves its wake-ups to its notices, as every other replica does; waking them directly as
     /// well did the work twice (`ApplyController`). Should
-    /// the feed be lost before the notices arrive, its resync reads every waiting node's config.
+    /// the feed be lost before the notices arrive, its resync reads every waiting node's config;
+    /// should they not come back at all (a stalled connection), the apply wakes those nodes
+    /// itself after `ServerConfig.applyNoticeGraceSeconds` (`waitsUnheard`).
     var feedWakesOwnWrites: Bool {
         state.withLock { $0.feedLive && !$0.ownWritesAreTheFeed }
+    }
+
+    /// Whether a request of the node waits here and this process has heard of neither
+    /// `generation` nor a newer one: a fleet apply's change whose notice has not come back
+    /// (`ApplyController.wakeUnheard`).
+    func waitsUnheard(_ nodeId: String, generation: Int64) -> Bool {
+        state.withLock { s in s.waiters[nodeId] != nil && (s.highest[nodeId] ?? Int64.min) < generation }
     }
 
     /// Number of requests waiting now (metrics, tests).

@@ -95,6 +95,14 @@ public struct ServerConfig: Sendable {
     /// tests set it to 0 to try the notifications' path with a few nodes.
     public var applyDirectWakeLimit: Int = 256
 
+    /// PostgreSQL replicas: how long after its commit a fleet apply that left its wake-ups to
+    /// its notifications (`applyDirectWakeLimit`) checks that they came back. A node still
+    /// waiting here without the change is then woken directly and the replica logs a warning:
+    /// a LISTEN connection that stalled without an error delivers nothing until its next check
+    /// (`listenCheckSeconds`). The notices of 20,000 nodes come back within a second
+    /// (docs/benchmarks.md). Not an option of the command: tests shorten it.
+    public var applyNoticeGraceSeconds: Double = 2
+
     /// The SQLite file inside the data directory.
     public var databasePath: URL { dataDir.appending(path: "ksmfleet.sqlite") }
     /// Where a generated admin token is written.

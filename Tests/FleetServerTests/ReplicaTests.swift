@@ -173,7 +173,8 @@ struct ReplicaTests {
     /// A fleet-wide apply does not wake the long-polls of the replica it went through directly
     /// while that replica's change feed is live: its own notices do, as on every other replica
     /// (`ConfigWaiters.feedWakesOwnWrites`). Nor when the notices never come (the LISTEN backends
-    /// frozen, so the feed still counts as live when the change commits): the check replaces the
+    /// frozen, so the feed still counts as live when the change commits): A's poll is woken by
+    /// the apply's own check after its grace period (2 s), B's when the LISTEN check replaces the
     /// connection and the resync reads the waiting nodes' configs.
     @Test("a fleet-wide change through a replica reaches the long-polls held on it, by its own notices, and on the other; also when its LISTEN backend is frozen as the change commits")
     func aFleetApplyWakesTheApplyingReplicasPolls() async throws {
@@ -255,6 +256,40 @@ struct ReplicaTests {
             let took = clock.now - sent
             #expect(got?.generation == applied.results.first?.generation, "A's poll: \(String(describing: got)) after \(took)")
             #expect(took < .seconds(5), "the long-poll on A returned only after \(took): it waited for the notices")
+        }
+    }
+
+    /// A fleet apply that leaves its wake-ups to its notices does not leave its own replica's
+    /// polls waiting when none come back (both LISTEN backends frozen, the check that would
+    /// replace them an hour away): `applyNoticeGraceSeconds` after the commit it wakes them
+    /// itself (`ApplyController.wakeUnheard`).
+    @Test("a fleet-wide change whose notices never come back reaches the long-polls of the replica it went through after the grace period")
+    func aFleetApplyWhoseNoticesStallStillWakesItsReplicasPolls() async throws {
+        guard TestStore.isPostgres else { try Test.cancel(Self.postgresOnly) }
+        try await withTwoReplicas(configure: {
+            $0.listenCheckSeconds = 3600
+            $0.applyDirectWakeLimit = 0
+            $0.applyNoticeGraceSeconds = 1
+        }) { a, b in
+            let database = try TestStore.location(for: a.server.dataDir)
+            #expect(await listening(database, count: 2), "the replicas are not both listening")
+            let live = await waitUntil(timeout: .seconds(20), poll: .milliseconds(20)) { await feedLive(a) }
+            try #require(live, "replica A's change feed is not live: the notices' path would not be tried")
+            let (reg, _, _, poll) = try await pollHeldOnB(a, a, hostname: "stalled-notices")
+            let pids = try freezeListeners(database, count: 2)
+            defer { for pid in pids { kill(pid, SIGCONT) } }
+            let clock = ContinuousClock()
+            let sent = clock.now
+            let applied = try await a.admin.applyConfig(ApplyRequest(all: true, change: ConfigPatch(thresCoef: 33)))
+            #expect(await feedLive(a), "A's feed was not live at the apply: the notices' path was not tried")
+            let (got, _) = try await poll.value
+            let took = clock.now - sent
+            let expected = applied.results.first { $0.nodeId == reg.nodeId }?.generation
+            #expect(expected != nil && got?.generation == expected, "A's poll: \(String(describing: got)) after \(took)")
+            // Woken by the check after the grace period, not at once (that is the small apply's
+            // path) nor at the poll's 30 s.
+            #expect(took >= .milliseconds(900), "the long-poll on A returned after \(took): not the grace period's wake-up")
+            #expect(took < .seconds(10), "the long-poll on A returned only after \(took)")
         }
     }
 
