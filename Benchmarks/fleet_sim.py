@@ -625,21 +625,28 @@ class MemoryGuard:
 
 
 def server_log_errors(tmp, servers):
-    """Lines at level error or critical in the servers' logs: a count per replica, and the first few."""
-    counts, first = [], []
+    """Lines at level error or critical in the servers' logs: a count per replica, and the first
+    few; warnings the same way (e.g. a fleet apply whose notices came back late)."""
+    counts, first, warnings, first_warnings = [], [], [], []
     for s in servers:
-        n = 0
+        n = w = 0
         try:
             with open(s.log.name, errors="replace") as f:
                 for line in f:
-                    if " error " in line[:48] or " critical " in line[:48]:  # "<timestamp> <level> <label>: …"
+                    head = line[:48]  # "<timestamp> <level> <label>: …"
+                    if " error " in head or " critical " in head:
                         n += 1
                         if len(first) < 5:
                             first.append(line.strip()[:300])
+                    elif " warning " in head:
+                        w += 1
+                        if len(first_warnings) < 5:
+                            first_warnings.append(line.strip()[:400])
         except OSError:
             pass
         counts.append(n)
-    return {"per_replica": counts, "first": first}
+        warnings.append(w)
+    return {"per_replica": counts, "first": first, "warnings_per_replica": warnings, "first_warnings": first_warnings}
 
 
 def run_fleet(a, nodes):
