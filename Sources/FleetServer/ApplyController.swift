@@ -60,15 +60,19 @@ struct ApplyController<Context: RequestContext>: Sendable {
             // larger one checks after a grace period that its notices came back (`wakeUnheard`).
             let changed = items.reduce(0) { $0 + ($1.status == .changed ? 1 : 0) }
             let wakeHere = changed <= state.config.applyDirectWakeLimit || !state.waiters.feedWakesOwnWrites
+            if !wakeHere {
+                let changes = items.compactMap { i in
+                    i.status == .changed ? i.config.map { (nodeId: i.nodeId, generation: $0.generation) } : nil
+                }
+                let check = ContinuousClock.now + ConfigNotificationService.checkInterval(state.config.applyNoticeGraceSeconds)
+                let feedStarts = state.waiters.feedStarts
+                Task { await Self.wakeUnheard(state, changes, at: check, feedStarts: feedStarts) }
+            }
             for item in items where item.status == .changed {
                 guard let config = item.config else { continue }
                 if wakeHere { state.waiters.notify(item.nodeId, config: config) }
                 state.logger.info(
                     "config changed by fleet apply", metadata: ["node": "\(item.nodeId)", "generation": "\(config.generation)"])
-            }
-            if !wakeHere {
-                let changes = items.compactMap { i in i.status == .changed ? i.config.map { (i.nodeId, $0) } : nil }
-                Task { await Self.wakeUnheard(state, changes, after: state.config.applyNoticeGraceSeconds) }
             }
         }
         let results = items.map { i in
@@ -82,27 +86,34 @@ struct ApplyController<Context: RequestContext>: Sendable {
         return try HTTP.json(ApplyResponse(results: results, dryRun: dryRun))
     }
 
-    /// A fleet apply that left its wake-ups to its notices: `seconds` after, a node still
-    /// waiting here that has not heard of its change is woken with it directly, and the replica
-    /// says so. The notices come back well within that (20,000 in under a second); one that has
-    /// not means the LISTEN connection stalled without an error, which its next check
+    /// A fleet apply that left its wake-ups to its notices, at `deadline` (about
+    /// `ServerConfig.applyNoticeGraceSeconds` after its commit): a node still waiting here that
+    /// has not heard of its change is woken to read the store (`ConfigWaiters.wakeUnheard`), and
+    /// the replica says so. The notices come back well within that (at 30,000 nodes on a
+    /// saturated machine within 0.6 s of the apply's answer); one that has not means the LISTEN
+    /// connection stalled without an error, which its next check
     /// (`ServerConfig.listenCheckSeconds`) replaces, and the polls here need not wait for that.
-    /// The other replicas' polls do: they have nothing but their own LISTEN.
-    static func wakeUnheard(_ state: ServerState, _ changes: [(nodeId: String, config: NodeConfig)], after seconds: Double) async {
-        guard !changes.isEmpty, seconds.isFinite else { return }
-        try? await Task.sleep(for: .milliseconds(Int64(max(seconds, 0) * 1000)))
+    /// The other replicas' polls do: they have nothing but their own LISTEN. If the feed started
+    /// again meanwhile, its resync reads every waiting node's config and this check stands down.
+    static func wakeUnheard(
+        _ state: ServerState, _ changes: [(nodeId: String, generation: Int64)], at deadline: ContinuousClock.Instant,
+        feedStarts: UInt64
+    ) async {
+        guard !changes.isEmpty else { return }
+        try? await Task.sleep(until: deadline)
         var woken = 0
         var first: (nodeId: String, generation: Int64)?
-        for (nodeId, config) in changes where state.waiters.waitsUnheard(nodeId, generation: config.generation) {
-            state.waiters.notify(nodeId, config: config)
+        for change in changes
+        where state.waiters.wakeUnheard(change.nodeId, generation: change.generation, feedStarts: feedStarts) {
             woken += 1
-            if first == nil { first = (nodeId, config.generation) }
+            if first == nil { first = change }
         }
         guard let first else { return }
         state.logger.warning(
-            "notices of a fleet apply had not come back in time (LISTEN stalled, or this replica overloaded); woke the nodes waiting here directly",
+            "notices of a fleet apply had not come back in time (LISTEN stalled, or this replica overloaded); woke the nodes waiting here to read their configs",
             metadata: [
-                "nodes": "\(woken)", "changed": "\(changes.count)", "after_seconds": "\(seconds)",
+                "nodes": "\(woken)", "changed": "\(changes.count)",
+                "after_seconds": "\(state.config.applyNoticeGraceSeconds)",
                 "node": "\(first.nodeId)", "generation": "\(first.generation)",
             ])
     }

@@ -41,6 +41,10 @@ final class ConfigWaiters: Sendable {
 
     private struct State {
         var epochs: [String: UInt64] = [:]
+        /// Added to every node's epoch; moves when the change feed starts (again), so that every
+        /// poll between its read and its wait then reads the store again, whatever node it is
+        /// for (`changeFeedStarted`).
+        var epochBase: UInt64 = 0
         var latest: [String: NodeConfig] = [:]
         /// The highest generation notified per node, with or without its config: a config
         /// older than it is never handed to a waiter (it reads the store instead).
@@ -63,6 +67,9 @@ final class ConfigWaiters: Sendable {
         /// This process's own writes are the whole feed (a lone server): its `notify` calls
         /// vouch for their generations.
         let ownWritesAreTheFeed: Bool
+
+        /// A node's epoch (`epochBase` included).
+        func epoch(_ nodeId: String) -> UInt64 { (epochs[nodeId] ?? 0) &+ epochBase }
 
         /// The newest config notified, unless a newer generation was notified without its
         /// config (nil: read the store).
@@ -98,17 +105,20 @@ final class ConfigWaiters: Sendable {
             let current =
                 s.feedLive && generation != nil && s.highest[nodeId] == generation
                 && now - (s.heardAt[nodeId] ?? Int64.min / 2) < Self.trustTicks
-            return (s.epochs[nodeId] ?? 0, current)
+            return (s.epoch(nodeId), current)
         }
     }
 
     /// The change feed is in place again (or for the first time): changes committed while it was
-    /// not were never heard. Every generation heard of is forgotten, and the epoch of each node
-    /// that had one moves, so a poll that started trusting one reads the store when it comes
-    /// to wait. Call before re-reading the configs of the nodes waiting here.
+    /// not were never heard. Every generation heard of is forgotten, and every node's epoch
+    /// moves: a poll that started trusting a generation, or that read the store before such a
+    /// change committed and comes to wait only now, after the resync has listed the nodes
+    /// waiting, reads the store when it comes to wait. (Moving only the epochs of the nodes
+    /// heard of left the second kind waiting with the old config until its timeout.) Call
+    /// before re-reading the configs of the nodes waiting here.
     func changeFeedStarted() {
         state.withLock { s in
-            for id in s.highest.keys { s.epochs[id] = (s.epochs[id] ?? 0) &+ 1 }
+            s.epochBase &+= 1
             s.highest = [:]
             s.heardAt = [:]
             s.latest = [:]
@@ -133,16 +143,33 @@ final class ConfigWaiters: Sendable {
     /// well did the work twice (`ApplyController`). Should
     /// the feed be lost before the notices arrive, its resync reads every waiting node's config;
     /// should they not come back at all (a stalled connection), the apply wakes those nodes
-    /// itself after `ServerConfig.applyNoticeGraceSeconds` (`waitsUnheard`).
+    /// itself after `ServerConfig.applyNoticeGraceSeconds` (`wakeUnheard`).
     var feedWakesOwnWrites: Bool {
         state.withLock { $0.feedLive && !$0.ownWritesAreTheFeed }
     }
 
-    /// Whether a request of the node waits here and this process has heard of neither
-    /// `generation` nor a newer one: a fleet apply's change whose notice has not come back
-    /// (`ApplyController.wakeUnheard`).
-    func waitsUnheard(_ nodeId: String, generation: Int64) -> Bool {
-        state.withLock { s in s.waiters[nodeId] != nil && (s.highest[nodeId] ?? Int64.min) < generation }
+    /// How many times the change feed has started (`changeFeedStarted`), for a fleet apply's
+    /// later check (`wakeUnheard`).
+    var feedStarts: UInt64 {
+        state.withLock { $0.epochBase }
+    }
+
+    /// A fleet apply's check of its own notices (`ApplyController.wakeUnheard`): if a request
+    /// of the node waits here, this process has heard of neither `generation` nor a newer one,
+    /// and the feed has not started again since `feedStarts` (its resync reads every waiting
+    /// node's config), the node's waiters are woken without a config, to read the store: by
+    /// now another replica may have changed or deleted the node, unheard here as well, so the
+    /// apply's config is not handed out, nor recorded as heard. True when it woke any.
+    func wakeUnheard(_ nodeId: String, generation: Int64, feedStarts: UInt64) -> Bool {
+        let (woken, epoch): ([CheckedContinuation<Outcome, Never>], UInt64) = state.withLock { s in
+            guard s.epochBase == feedStarts, (s.highest[nodeId] ?? Int64.min) < generation,
+                let waiting = s.waiters.removeValue(forKey: nodeId)
+            else { return ([], 0) }
+            s.epochs[nodeId] = (s.epochs[nodeId] ?? 0) &+ 1
+            return (Array(waiting.values), s.epoch(nodeId))
+        }
+        for c in woken { c.resume(returning: .changed(nil, epoch: epoch)) }
+        return !woken.isEmpty
     }
 
     /// Number of requests waiting now (metrics, tests).
@@ -221,8 +248,8 @@ final class ConfigWaiters: Sendable {
     /// waiters get: nil, read the store) and wakes every waiter of the node.
     private func wake(_ nodeId: String, _ update: (inout State) -> NodeConfig?) {
         let (woken, outcome): ([CheckedContinuation<Outcome, Never>], Outcome) = state.withLock { s in
-            let e = (s.epochs[nodeId] ?? 0) &+ 1
-            s.epochs[nodeId] = e
+            s.epochs[nodeId] = (s.epochs[nodeId] ?? 0) &+ 1
+            let e = s.epoch(nodeId)
             let config = update(&s)
             return (s.waiters.removeValue(forKey: nodeId).map { Array($0.values) } ?? [], .changed(config, epoch: e))
         }
@@ -247,7 +274,7 @@ final class ConfigWaiters: Sendable {
         enum Start { case now(Outcome), wait(UInt64) }
         let start: Start = state.withLock { s in
             if s.shuttingDown { return .now(.timedOut) }
-            let e = s.epochs[nodeId] ?? 0
+            let e = s.epoch(nodeId)
             if e != since { return .now(.changed(s.current(nodeId), epoch: e)) }
             s.nextID &+= 1
             return .wait(s.nextID)
@@ -263,7 +290,7 @@ final class ConfigWaiters: Sendable {
                 await withCheckedContinuation { (c: CheckedContinuation<Outcome, Never>) in
                     let (immediate, startReaper): (Outcome?, Bool) = state.withLock { s in
                         if s.shuttingDown || s.cancelledBeforeRegistration.remove(id) != nil { return (.timedOut, false) }
-                        let e = s.epochs[nodeId] ?? 0
+                        let e = s.epoch(nodeId)
                         if e != since { return (.changed(s.current(nodeId), epoch: e), false) }
                         s.waiters[nodeId, default: [:]][id] = c
                         // The reaper ends a tick's waits once the tick has started: the first

@@ -97,7 +97,8 @@ public struct ServerConfig: Sendable {
 
     /// PostgreSQL replicas: how long after its commit a fleet apply that left its wake-ups to
     /// its notifications (`applyDirectWakeLimit`) checks that they came back. A node still
-    /// waiting here without the change is then woken directly and the replica logs a warning:
+    /// waiting here without the change is then woken to read the store, and the replica logs a
+    /// warning:
     /// a LISTEN connection that stalled without an error delivers nothing until its next check
     /// (`listenCheckSeconds`). The notices of 20,000 nodes come back within a second
     /// (docs/benchmarks.md). Not an option of the command: tests shorten it.

@@ -161,6 +161,68 @@ import Testing
         #expect(lone.pollStart("a", agentHas: 2).current)
     }
 
+    /// The other side of a resync: a poll that read the store before a change committed while
+    /// the feed was lost, and comes to wait only after the feed started again (after the resync
+    /// listed the nodes waiting, so it was not among them), reads the store again at once, for
+    /// a node never heard of too; it does not wait with the old config until its timeout.
+    @Test func aPollThatReadBeforeTheFeedStartedAgainReadsAgain() async {
+        let waiters = ConfigWaiters(changeFeedLive: false)
+        waiters.changeFeedStarted()
+        let start = waiters.pollStart("quiet", agentHas: 3)  // then it reads generation 3
+        #expect(!start.current)
+        waiters.changeFeedStopped()
+        // Generation 4 commits now, unheard; LISTEN is back and the resync lists the waiting.
+        waiters.changeFeedStarted()
+        #expect(waiters.waitingNodeIds.isEmpty)
+        let clock = ContinuousClock()
+        let began = clock.now
+        guard case .changed(let c, _) = await waiters.wait("quiet", since: start.epoch, timeout: .seconds(2)) else {
+            Issue.record("a poll that read the store before the feed started again waited until its timeout")
+            return
+        }
+        #expect(c == nil, "it must read the store, not take a config from memory")
+        #expect(clock.now - began < .seconds(1))
+    }
+
+    /// A fleet apply's check of its own notices (`ApplyController.wakeUnheard`): only a node
+    /// that waits here, has not heard of the apply's generation, and whose feed has not started
+    /// again since the apply, is woken, and without a config (it reads the store: another
+    /// replica may have changed or deleted it since), which is not recorded as heard.
+    @Test func anApplysCheckWakesOnlyUnheardWaitersToReadTheStore() async {
+        let waiters = ConfigWaiters(changeFeedLive: false)
+        waiters.changeFeedStarted()
+        let starts = waiters.feedStarts
+        func waitOn(_ node: String) -> Task<ConfigWaiters.Outcome, Never> {
+            let e = waiters.pollStart(node, agentHas: 1).epoch
+            return Task { await waiters.wait(node, since: e, timeout: .seconds(5)) }
+        }
+        let deadline = ContinuousClock.now + .seconds(20)
+        let unheard = waitOn("unheard")
+        while waiters.waitingCount < 1 && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(5)) }
+        // Not waiting here: nothing to wake.
+        #expect(!waiters.wakeUnheard("idle", generation: 2, feedStarts: starts))
+        // Its notice came back: it was woken by it.
+        waiters.notify("heard", config: config(2), fromFeed: true)
+        #expect(!waiters.wakeUnheard("heard", generation: 2, feedStarts: starts))
+        // Waiting, unheard: woken without a config, and generation 2 is not taken as heard.
+        #expect(waiters.wakeUnheard("unheard", generation: 2, feedStarts: starts))
+        guard case .changed(let c, _) = await unheard.value else {
+            Issue.record("the unheard waiter was not woken")
+            return
+        }
+        #expect(c == nil, "woken with the apply's config instead of reading the store")
+        #expect(waiters.hear("unheard", generation: 2) != .known, "the check recorded the generation as heard")
+        // The feed started again since the apply: its resync reads every waiting node, the check
+        // stands down.
+        let later = waitOn("later")
+        while waiters.waitingCount < 1 && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(5)) }
+        waiters.changeFeedStarted()
+        #expect(!waiters.wakeUnheard("later", generation: 2, feedStarts: starts))
+        #expect(waiters.waitingCount == 1)
+        waiters.shutdown()
+        _ = await later.value
+    }
+
     @Test func cancellationAndShutdownEndEveryWait() async {
         let waiters = ConfigWaiters()
         let cancelled = Task { await waiters.wait("a", since: 0, timeout: .seconds(60)) }

@@ -282,8 +282,8 @@ struct ReplicaTests {
             let sent = clock.now
             let applied = try await a.admin.applyConfig(ApplyRequest(all: true, change: ConfigPatch(thresCoef: 33)))
             #expect(await feedLive(a), "A's feed was not live at the apply: the notices' path was not tried")
-            let (got, _) = try await poll.value
-            let took = clock.now - sent
+            let (got, returned) = try await poll.value
+            let took = returned - sent
             let expected = applied.results.first { $0.nodeId == reg.nodeId }?.generation
             #expect(expected != nil && got?.generation == expected, "A's poll: \(String(describing: got)) after \(took)")
             // Woken by the check after the grace period, not at once (that is the small apply's

@@ -55,8 +55,9 @@ struct SampleValidationTests {
         for (name, path) in ksmCounters { check(name) { $0[keyPath: path] = -1 } }
         // Every field of KSMStatus but generalProfit (which may be negative) and advisorMode (a
         // name): a field added to the struct fails here until it is checked and listed above.
-        #expect(names.count == 21)
-        #expect(Mirror(reflecting: Self.full()).children.count == names.count + 2)
+        let fields = Set(Mirror(reflecting: Self.full()).children.compactMap(\.label))
+        #expect(names.count == 21 && Set(names).count == names.count)
+        #expect(fields == Set(names).union(["generalProfit", "advisorMode"]))
         var profit = Self.full()
         profit.generalProfit = -4096
         #expect(profit.invalidField() == nil)
@@ -76,6 +77,8 @@ struct SampleValidationTests {
             ("memTotalKB", \.memTotalKB), ("memAvailableKB", \.memAvailableKB), ("memFreeKB", \.memFreeKB),
             ("buffersKB", \.buffersKB), ("cachedKB", \.cachedKB), ("anonPagesKB", \.anonPagesKB),
         ]
+        // Every field of MemorySnapshot, once.
+        #expect(Set(Mirror(reflecting: good).children.compactMap(\.label)) == Set(fields.map(\.0)))
         for (name, path) in fields {
             var m = good
             m[keyPath: path] = -1
