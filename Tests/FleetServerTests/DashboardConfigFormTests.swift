@@ -132,6 +132,12 @@ import Testing
             try db.close()
             #expect(audit.first?.credential == "bootstrap" && audit.first?.action == "patch")
             #expect(audit.first?.generation == generation + 1)
+            // The node page's audit trail names the generation the change gave, as the CLI does.
+            let page = try await browser.get("/nodes/\(reg.nodeId)")
+            #expect(page.text.contains("<th>Gen</th>"))
+            #expect(
+                page.text.contains("<td>patch</td>") && page.text.contains("<td class=\"audit-generation\">\(generation + 1)</td>"),
+                "\(page.text.components(separatedBy: "node-audit").last?.prefix(600) ?? "")")
 
             // A stale form (the generation moved on) is refused, nothing stored.
             let stale = try await browser.post(

@@ -17,6 +17,9 @@ struct AuditTable: Sendable, Equatable {
         /// A change shared by several nodes: the page of its nodes.
         var nodesHref: String?
         var target: String
+        /// The generation the change gave the node (blank for a record of several nodes listed
+        /// as one, or of no node), as the CLI's GEN column.
+        var generation: String
         var before: String
         var after: String
     }
@@ -34,7 +37,7 @@ struct AuditTable: Sendable, Equatable {
             at: r.at.formatted(.iso8601), credential: r.credential, source: r.source ?? "", action: r.action,
             nodeId: r.nodeLabel ?? "", nodeHref: r.nodeId.map { "/nodes/" + HTML.q($0) },
             nodesHref: r.nodeId == nil && r.nodeCount != nil ? "/audit?record=\(r.id)" : nil, target: r.target ?? "",
-            before: cut(r.before), after: cut(r.after))
+            generation: r.generation.map(String.init) ?? "", before: cut(r.before), after: cut(r.after))
     }
 }
 
