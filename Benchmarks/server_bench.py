@@ -453,6 +453,9 @@ def main():
                    "healthz_rps": results[-2]["requests_per_second"], "push_rps": acked,
                    "refused": push["non_2xx"],
                    "push_over_nginx": round(acked / floor["requests_per_second"], 3),
+                   # The server's own floor: what a push costs beside a request with no auth, body
+                   # or database on the same stack (the measure proposed in docs/benchmarks.md).
+                   "push_over_healthz": round(acked / max(results[-2]["requests_per_second"], 1), 3),
                    # CPU per acknowledged push (refused ones cost CPU too, but acknowledge nothing).
                    "server_cpu_us_per_push": round(push["server_cpu_s"] * 1e6 / max(acked * push["seconds"], 1), 1),
                    "push_p99": push["latency_p99"],
