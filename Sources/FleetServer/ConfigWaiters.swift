@@ -140,7 +140,7 @@ final class ConfigWaiters: Sendable {
     /// replica of a shared store with LISTEN in place (never a lone server, whose writes are the
     /// whole feed). A fleet apply of more than `ServerConfig.applyDirectWakeLimit` nodes then
     /// leaves its wake-ups to its notices, as every other replica does; waking them directly as
-    /// well did the work twice (`ApplyController`). Should
+    /// well did the work twice (`ServerState.fleetApplied`). Should
     /// the feed be lost before the notices arrive, its resync reads every waiting node's config;
     /// should they not come back at all (a stalled connection), the apply wakes those nodes
     /// itself after `ServerConfig.applyNoticeGraceSeconds` (`wakeUnheard`).
@@ -154,22 +154,16 @@ final class ConfigWaiters: Sendable {
         state.withLock { $0.epochBase }
     }
 
-    /// A fleet apply's check of its own notices (`ApplyController.wakeUnheard`): if a request
+    /// A fleet apply's check of its own notices (`ServerState.wakeUnheard`): if a request
     /// of the node waits here, this process has heard of neither `generation` nor a newer one,
     /// and the feed has not started again since `feedStarts` (its resync reads every waiting
     /// node's config), the node's waiters are woken without a config, to read the store: by
     /// now another replica may have changed or deleted the node, unheard here as well, so the
     /// apply's config is not handed out, nor recorded as heard. True when it woke any.
     func wakeUnheard(_ nodeId: String, generation: Int64, feedStarts: UInt64) -> Bool {
-        let (woken, epoch): ([CheckedContinuation<Outcome, Never>], UInt64) = state.withLock { s in
-            guard s.epochBase == feedStarts, (s.highest[nodeId] ?? Int64.min) < generation,
-                let waiting = s.waiters.removeValue(forKey: nodeId)
-            else { return ([], 0) }
-            s.epochs[nodeId] = (s.epochs[nodeId] ?? 0) &+ 1
-            return (Array(waiting.values), s.epoch(nodeId))
-        }
-        for c in woken { c.resume(returning: .changed(nil, epoch: epoch)) }
-        return !woken.isEmpty
+        wake(nodeId, if: { s in
+            s.epochBase == feedStarts && (s.highest[nodeId] ?? Int64.min) < generation && s.waiters[nodeId] != nil
+        }) { _ in nil }
     }
 
     /// Number of requests waiting now (metrics, tests).
@@ -245,15 +239,21 @@ final class ConfigWaiters: Sendable {
     }
 
     /// Moves a node's epoch, records the change (`update`, which returns the config the
-    /// waiters get: nil, read the store) and wakes every waiter of the node.
-    private func wake(_ nodeId: String, _ update: (inout State) -> NodeConfig?) {
+    /// waiters get: nil, read the store) and wakes every waiter of the node; all of it only if
+    /// `condition` holds, decided under the same lock. Whether any waiter was woken.
+    @discardableResult
+    private func wake(
+        _ nodeId: String, if condition: (State) -> Bool = { _ in true }, _ update: (inout State) -> NodeConfig?
+    ) -> Bool {
         let (woken, outcome): ([CheckedContinuation<Outcome, Never>], Outcome) = state.withLock { s in
+            guard condition(s) else { return ([], .timedOut) }
             s.epochs[nodeId] = (s.epochs[nodeId] ?? 0) &+ 1
             let e = s.epoch(nodeId)
             let config = update(&s)
             return (s.waiters.removeValue(forKey: nodeId).map { Array($0.values) } ?? [], .changed(config, epoch: e))
         }
         for c in woken { c.resume(returning: outcome) }
+        return !woken.isEmpty
     }
 
     /// Ends every wait at once (graceful shutdown: long-polls answer 304 instead of holding

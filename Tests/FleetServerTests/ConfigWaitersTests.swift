@@ -184,7 +184,7 @@ import Testing
         #expect(clock.now - began < .seconds(1))
     }
 
-    /// A fleet apply's check of its own notices (`ApplyController.wakeUnheard`): only a node
+    /// A fleet apply's check of its own notices (`ServerState.wakeUnheard`): only a node
     /// that waits here, has not heard of the apply's generation, and whose feed has not started
     /// again since the apply, is woken, and without a config (it reads the store: another
     /// replica may have changed or deleted it since), which is not recorded as heard.
