@@ -29,6 +29,16 @@ struct ReplicaTests {
         return MetricsText(m.text).values["ksmfleet_config_feed_live"] == 1
     }
 
+    /// Both replicas listen and A's change feed is live, so a fleet apply through A takes the
+    /// notices' path: the test database's location.
+    func listeningWithFeedLive(_ a: Harness) async throws -> String {
+        let database = try TestStore.location(for: a.server.dataDir)
+        #expect(await listening(database, count: 2), "the replicas are not both listening")
+        let live = await waitUntil(timeout: .seconds(20), poll: .milliseconds(20)) { await feedLive(a) }
+        try #require(live, "replica A's change feed is not live: the notices' path would not be tried")
+        return database
+    }
+
     /// The query that counts the LISTEN connections on the test database (by their name: the
     /// `query` column shows their last check's `SELECT 1`).
     static let listeners =
@@ -184,10 +194,7 @@ struct ReplicaTests {
             $0.listenCheckSeconds = 2
             $0.applyDirectWakeLimit = 0
         }) { a, b in
-            let database = try TestStore.location(for: a.server.dataDir)
-            #expect(await listening(database, count: 2), "the replicas are not both listening")
-            let live = await waitUntil(timeout: .seconds(20), poll: .milliseconds(20)) { await feedLive(a) }
-            try #require(live, "replica A's change feed is not live: the notices' path would not be tried")
+            let database = try await listeningWithFeedLive(a)
             let (regA, _) = try await a.register(hostname: "held-on-a")
             let (regB, _) = try await a.register(hostname: "held-on-b")
             let onA = try Fixtures.client(a.server.baseURL, token: regA.nodeToken)
@@ -262,7 +269,7 @@ struct ReplicaTests {
     /// A fleet apply that leaves its wake-ups to its notices does not leave its own replica's
     /// polls waiting when none come back (both LISTEN backends frozen, the check that would
     /// replace them an hour away): `applyNoticeGraceSeconds` after the commit it wakes them
-    /// itself (`ApplyController.wakeUnheard`).
+    /// itself (`ServerState.wakeUnheard`).
     @Test("a fleet-wide change whose notices never come back reaches the long-polls of the replica it went through after the grace period")
     func aFleetApplyWhoseNoticesStallStillWakesItsReplicasPolls() async throws {
         guard TestStore.isPostgres else { try Test.cancel(Self.postgresOnly) }
@@ -271,10 +278,7 @@ struct ReplicaTests {
             $0.applyDirectWakeLimit = 0
             $0.applyNoticeGraceSeconds = 1
         }) { a, b in
-            let database = try TestStore.location(for: a.server.dataDir)
-            #expect(await listening(database, count: 2), "the replicas are not both listening")
-            let live = await waitUntil(timeout: .seconds(20), poll: .milliseconds(20)) { await feedLive(a) }
-            try #require(live, "replica A's change feed is not live: the notices' path would not be tried")
+            let database = try await listeningWithFeedLive(a)
             let (reg, _, _, poll) = try await pollHeldOnB(a, a, hostname: "stalled-notices")
             let pids = try freezeListeners(database, count: 2)
             defer { for pid in pids { kill(pid, SIGCONT) } }
