@@ -29,11 +29,18 @@ struct ReplicaTests {
         return MetricsText(m.text).values["ksmfleet_config_feed_live"] == 1
     }
 
+    /// Both replicas of the test listen (their LISTEN connections on the database of `a`): the
+    /// test database's location.
+    func bothListening(_ a: Harness) async throws -> String {
+        let database = try TestStore.location(for: a.server.dataDir)
+        #expect(await listening(database, count: 2), "the replicas are not both listening")
+        return database
+    }
+
     /// Both replicas listen and A's change feed is live, so a fleet apply through A takes the
     /// notices' path: the test database's location.
     func listeningWithFeedLive(_ a: Harness) async throws -> String {
-        let database = try TestStore.location(for: a.server.dataDir)
-        #expect(await listening(database, count: 2), "the replicas are not both listening")
+        let database = try await bothListening(a)
         let live = await waitUntil(timeout: .seconds(20), poll: .milliseconds(20)) { await feedLive(a) }
         try #require(live, "replica A's change feed is not live: the notices' path would not be tried")
         return database
@@ -249,8 +256,7 @@ struct ReplicaTests {
     func aSmallApplyWakesItsReplicasPollsDirectly() async throws {
         guard TestStore.isPostgres else { try Test.cancel(Self.postgresOnly) }
         try await withTwoReplicas { a, b in
-            let database = try TestStore.location(for: a.server.dataDir)
-            #expect(await listening(database, count: 2), "the replicas are not both listening")
+            let database = try await bothListening(a)
             // Held on A itself this time.
             let (reg, _, _, poll) = try await pollHeldOnB(a, a, hostname: "small-apply")
             let pids = try freezeListeners(database, count: 2)
@@ -304,8 +310,7 @@ struct ReplicaTests {
     func aChangeMissedWhileNotListeningReachesTheNextPoll() async throws {
         guard TestStore.isPostgres else { try Test.cancel(Self.postgresOnly) }
         try await withTwoReplicas { a, b in
-            let database = try TestStore.location(for: a.server.dataDir)
-            #expect(await listening(database, count: 2), "the replicas are not both listening")
+            let database = try await bothListening(a)
             let (reg, _) = try await a.register(hostname: "unheard")
             let nodeOnB = try Fixtures.client(b.server.baseURL, token: reg.nodeToken)
             let current = try #require(try await nodeOnB.config(nodeId: reg.nodeId, ifNoneMatch: nil, waitSeconds: nil))
@@ -348,8 +353,7 @@ struct ReplicaTests {
     func aListenConnectionThatStopsAnsweringIsReplaced() async throws {
         guard TestStore.isPostgres else { try Test.cancel(Self.postgresOnly) }
         try await withTwoReplicas(configure: { $0.listenCheckSeconds = 1 }) { a, b in
-            let database = try TestStore.location(for: a.server.dataDir)
-            #expect(await listening(database, count: 2), "the replicas are not both listening")
+            let database = try await bothListening(a)
             let (reg, _, _, poll) = try await pollHeldOnB(a, b, hostname: "frozen-listener")
             let clock = ContinuousClock()
 
