@@ -71,14 +71,16 @@ struct RollupService: Service {
             var leading: Bool? = nil
             while !Task.isCancelled {
                 // Replicas on one PostgreSQL database: one of them does this work at a time.
-                let lead = await database.holdsBackgroundLock()
-                if lead != leading {
-                    leading = lead
-                    if database.isShared {
-                        logger.info(lead ? "this replica runs rollups and retention" : "another replica runs rollups and retention")
+                let asked = await database.holdsBackgroundLock()
+                if asked != leading {
+                    // Nil: the database did not answer (the store logged it); the next answer
+                    // says who runs the work after the outage.
+                    leading = asked
+                    if let asked, database.isShared {
+                        logger.info(asked ? "this replica runs rollups and retention" : "another replica runs rollups and retention")
                     }
                 }
-                if !lead {
+                if asked != true {
                     try await Task.sleep(for: rollupInterval)
                     continue
                 }

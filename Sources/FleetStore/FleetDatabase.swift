@@ -405,8 +405,10 @@ extension FleetDatabase {
 
     /// True when this process should run the background work (rollups, retention) now. On
     /// SQLite always (one server per file); on PostgreSQL for the one replica holding the
-    /// background advisory lock; another takes over when that replica's connection ends.
-    public func holdsBackgroundLock() async -> Bool {
+    /// background advisory lock; another takes over when that replica's connection ends. Nil
+    /// when PostgreSQL could not be asked (it does not answer): neither this replica nor, as far
+    /// as it knows, another runs the work.
+    public func holdsBackgroundLock() async -> Bool? {
         guard case .postgres(let engine) = backend else { return true }
         return await engine.onThread { engine.holdsBackgroundLock() }
     }

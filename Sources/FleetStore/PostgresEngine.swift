@@ -208,14 +208,21 @@ public struct PostgresError: Error, CustomStringConvertible {
     public let sqlState: String?
     public let message: String
     public let sql: String?
+    /// The connection could not be made (whatever the server said: not accepting connections,
+    /// starting up, too many clients, a password changed) or was lost with no answer from the
+    /// server (refused, reset, closed, timed out): PostgreSQL is down, restarting, out of reach
+    /// or refuses this server.
+    let connectionFailed: Bool
 
     init(sqlState: String?, message: String, sql: String?) {
         self.sqlState = sqlState
         self.message = message
         self.sql = sql
+        connectionFailed = false
     }
 
-    init(_ error: any Error, sql: String?) {
+    /// `connecting`: the error came from opening a connection.
+    init(_ error: any Error, sql: String?, connecting: Bool = false) {
         if let e = error as? PostgresError {
             self = e
             return
@@ -223,6 +230,10 @@ public struct PostgresError: Error, CustomStringConvertible {
         self.sql = sql
         if let e = error as? PSQLError {
             sqlState = e.serverInfo?[.sqlState]
+            connectionFailed =
+                connecting
+                || (e.serverInfo == nil
+                    && [.connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown].contains(e.code))
             if let info = e.serverInfo {
                 var text = info[.message] ?? "error"
                 if let detail = info[.detail] { text += " (\(detail))" }
@@ -234,7 +245,21 @@ public struct PostgresError: Error, CustomStringConvertible {
         } else {
             sqlState = nil
             message = "\(error)"
+            connectionFailed = connecting
         }
+    }
+
+    /// Why PostgreSQL cannot serve requests now, when this error says so: no connection (down,
+    /// restarting, out of reach, refusing this server), a shutdown under way (SQLSTATE 57P01–57P03: a restart, a
+    /// fast stop, a crash's recovery, a server still starting), a connection exception (class
+    /// 08), no free connection slot (53300) or no disk space (53100). Nil for anything else (a
+    /// statement's own error is not an outage).
+    var unavailableReason: String? {
+        let outage =
+            connectionFailed
+            || sqlState.map { $0.hasPrefix("08") || ["57P01", "57P02", "57P03", "53300", "53100"].contains($0) } ?? false
+        guard outage else { return nil }
+        return "PostgreSQL: \(message)" + (sqlState.map { " [SQLSTATE \($0)]" } ?? "")
     }
 
     /// Serialization failure or deadlock, or a prepared statement whose table changed shape under
@@ -466,7 +491,7 @@ final class PostgresEngine: @unchecked Sendable {
             return try PostgresConnection.connect(on: group.next(), configuration: configuration, id: id, logger: logger)
                 .wait()
         } catch {
-            throw PostgresError(error, sql: nil)
+            throw PostgresError(error, sql: nil, connecting: true)
         }
     }
 
@@ -605,8 +630,9 @@ final class PostgresEngine: @unchecked Sendable {
 
     /// True while this process holds the background lock: takes it when free (a session lock on
     /// a connection of its own, so it ends with the process or its connection), keeps it while
-    /// that connection lives. Blocking.
-    func holdsBackgroundLock() -> Bool {
+    /// that connection lives; false while another holds it; nil when it could not ask (the
+    /// database does not answer: logged). Blocking.
+    func holdsBackgroundLock() -> Bool? {
         if let held = leader.withLock({ $0 }), !held.isClosed { return true }
         do {
             let connection = try connect()
@@ -622,7 +648,7 @@ final class PostgresEngine: @unchecked Sendable {
             return false
         } catch {
             logger.warning("could not ask for the background lock", metadata: ["error": "\(Self.describe(error))"])
-            return false
+            return nil
         }
     }
 

@@ -36,7 +36,11 @@ struct PostgresReplicaStoreTests {
         // Both ask at the same time: one gets it.
         async let askFirst = first.holdsBackgroundLock()
         async let askSecond = second.holdsBackgroundLock()
-        let (one, two) = await (askFirst, askSecond)
+        let (answerOne, answerTwo) = await (askFirst, askSecond)
+        guard let one = answerOne, let two = answerTwo else {
+            Issue.record("a store could not ask for the background lock: first \(String(describing: answerOne)), second \(String(describing: answerTwo))")
+            return
+        }
         #expect(one != two, "both asked at once: first \(one), second \(two); exactly one must hold the lock")
         // Asked again, the same one (the holder keeps it; the other still cannot have it).
         #expect(await first.holdsBackgroundLock() == one)
@@ -48,12 +52,12 @@ struct PostgresReplicaStoreTests {
         let clock = ContinuousClock()
         let closedAt = clock.now
         let tookOver = await waitUntil(timeout: .seconds(15), poll: .milliseconds(50)) {
-            await waiter.holdsBackgroundLock()
+            await waiter.holdsBackgroundLock() == true
         }
         #expect(tookOver, "the other store did not take the background lock after the holder closed")
         print("PostgresReplicaStoreTests: the background lock changed hands \(clock.now - closedAt) after close()")
         // And keeps it.
-        #expect(await waiter.holdsBackgroundLock())
+        #expect(await waiter.holdsBackgroundLock() == true)
     }
 
     @Test("four stores opened at once on an empty database: all open, and every migration is applied once")
