@@ -38,6 +38,9 @@ public enum APIErrorCode {
     public static let registrationRejected = "registration_rejected"
     /// 429: too many requests (registrations, failed token checks, logins) from one address.
     public static let rateLimited = "rate_limited"
+    /// 503: the database cannot serve the request now (down, restarting, out of reach, locked
+    /// or full); the message says why, `Retry-After` when to try again. Nothing was changed.
+    public static let databaseUnavailable = "database_unavailable"
 }
 
 extension InputError {

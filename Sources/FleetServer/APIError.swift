@@ -45,6 +45,16 @@ struct APIError: Error, HTTPResponseError, Sendable {
         e.headers[.retryAfter] = String(max(1, retryAfter))
         return e
     }
+    /// 503 `database_unavailable`: the database cannot serve the request now (`reason`, the
+    /// engine's words); try again in a few seconds. Nothing was changed (a write that failed so
+    /// was not committed; a sample batch not acknowledged is sent again by its agent).
+    static func databaseUnavailable(_ reason: String) -> APIError {
+        var e = APIError(
+            .serviceUnavailable, code: APIErrorCode.databaseUnavailable,
+            message: "the database is unavailable, try again shortly: \(reason)")
+        e.headers[.retryAfter] = "5"
+        return e
+    }
     static func notFound(_ message: String) -> APIError {
         APIError(.notFound, code: APIErrorCode.notFound, message: message)
     }

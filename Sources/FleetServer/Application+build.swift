@@ -27,7 +27,7 @@ public func buildApplication(_ config: ServerConfig) async throws -> some Applic
     router.add(middleware: MetricsMiddleware(metrics: state.metrics))
     // Secure cookies and HSTS over HTTPS (own TLS or a trusted proxy's X-Forwarded-Proto).
     router.add(middleware: TransportSecurityMiddleware(security: state.transport))
-    router.add(middleware: ErrorMiddleware())
+    router.add(middleware: ErrorMiddleware(outage: state.outage))
     router.add(
         middleware: FailedAuthLimitMiddleware(limiter: state.failedAuthLimiter) { request, context in
             state.clientAddress(request, context: context)
@@ -55,6 +55,7 @@ public func buildApplication(_ config: ServerConfig) async throws -> some Applic
         ConfigNotificationService(state: state),
         ShutdownLogService(logger: logger),
         TLSReloadService(tls: tls, logger: logger),
+        DatabaseOutageService(outage: state.outage, database: database),
     ]
 
     let connections = ConnectionLimit(limit: config.maxConnections ?? ConnectionLimit.fromFileLimit(), logger: logger)

@@ -7,18 +7,44 @@ import Logging
 /// Turns every error, ours or Hummingbird's (unknown route, body too large), into the JSON
 /// error body with the right status, so clients parse one shape.
 struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    /// Where requests refused because the database cannot serve them are counted and logged.
+    let outage: DatabaseOutage
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
         async throws -> Response
     {
         do {
             return try await next(request, context)
         } catch {
-            return try Self.apiError(for: error, request: request, logger: context.logger)
-                .response(from: request, context: context)
+            let e = Self.apiError(for: error, request: request, logger: context.logger, outage: outage)
+            if e.detail.code == APIErrorCode.databaseUnavailable, APIRoutes.allowedMethods(request.uri.path) == nil {
+                // A dashboard page (not an API or operations route): a page a browser shows.
+                return Self.unavailablePage(e, request: request)
+            }
+            return try e.response(from: request, context: context)
         }
     }
 
-    static func apiError(for error: any Error, request: Request, logger: Logger) -> APIError {
+    /// The dashboard's answer while the database is unavailable (its pages, even the session
+    /// check, need it): the reason, and a reload every 5 s for a page; a form's change was not
+    /// saved, and the page says so rather than send it again by itself.
+    static func unavailablePage(_ e: APIError, request: Request) -> Response {
+        let read = request.method == .get || request.method == .head
+        let html = """
+            <!doctype html>
+            <html lang="en"><head><meta charset="utf-8">\(read ? #"<meta http-equiv="refresh" content="5">"# : "")
+            <title>Database unavailable · ksmfleet</title></head>
+            <body><h1>The database is unavailable</h1>
+            <p id="unavailable-reason">\(HTML.esc(e.detail.message))</p>
+            <p>\(read ? "This page loads again every 5 seconds." : "Nothing was saved: go back and send the form again once the database answers.")</p>
+            </body></html>
+            """
+        var response = HTTP.text(html, contentType: "text/html; charset=utf-8", status: e.status)
+        response.headers[.retryAfter] = e.headers[.retryAfter]
+        return response
+    }
+
+    static func apiError(for error: any Error, request: Request, logger: Logger, outage: DatabaseOutage) -> APIError {
         switch error {
         case let e as APIError:
             return e
@@ -56,6 +82,11 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
                     message: message ?? status.reasonPhrase)
             }
         default:
+            if let reason = DatabaseUnavailable.reason(error) {
+                // Logged once per outage (DatabaseOutage), not once per request.
+                outage.refused(reason, path: request.uri.path)
+                return .databaseUnavailable(reason)
+            }
             logger.error("request failed", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
             return APIError(.internalServerError, code: APIErrorCode.internalError, message: "internal error; see the server log")
         }

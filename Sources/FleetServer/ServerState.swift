@@ -26,6 +26,8 @@ final class ServerState: Sendable {
     /// dropped when a batch of it is stored. At most one entry per node; in memory, as the agent
     /// sends again within seconds.
     let sampleRefusals = Mutex([String: (reason: String, at: Date)]())
+    /// Requests refused because the database could not serve them: one outage in the log.
+    let outage: DatabaseOutage
 
     init(config: ServerConfig, database: FleetDatabase, adminTokenHash: String, logger: Logger) {
         self.config = config
@@ -40,6 +42,7 @@ final class ServerState: Sendable {
         self.waiters = ConfigWaiters(changeFeedLive: !database.isShared)
         self.metrics = ServerMetrics()
         self.logger = logger
+        self.outage = DatabaseOutage(logger: logger)
         self.transport = TransportSecurity(
             servesTLS: config.tls != nil, trustedProxies: Set(config.trustedProxies))
         self.loginThrottle = LoginThrottle(maxFailures: config.loginMaxFailures, window: config.loginThrottleSeconds)
