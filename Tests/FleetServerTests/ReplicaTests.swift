@@ -437,4 +437,85 @@ struct ReplicaTests {
         #expect(stopped, "the server did not stop within 15 s")
         #expect(took < .seconds(10), "the server took \(took) to stop")
     }
+    /// The advisory locks granted on the test database (the background lock is the only one).
+    static let advisoryLocks =
+        "FROM pg_locks l JOIN pg_database d ON d.oid = l.database WHERE l.locktype = 'advisory' AND l.granted AND d.datname = current_database()"
+    /// The backend holding the background lock (one row while one replica holds it).
+    static let lockHolder = "SELECT string_agg(l.pid::text, ',') " + advisoryLocks
+
+    /// How many advisory locks are granted on the test database.
+    func backgroundLockHolders(_ database: String) throws -> String {
+        try TestStore.psql(database, "SELECT count(*) " + Self.advisoryLocks).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// What a restart of PostgreSQL (or a failover) does to the replicas: every connection they
+    /// hold ends at once — the pools' idle ones, the LISTEN connections, the background lock's.
+    /// Each request after it is stored or answered 503 (never 500, never acknowledged and lost);
+    /// both replicas take pushes and changes again, the polls they hold hear changes, and one of
+    /// them takes the background work again. (DatabaseOutageTests: a database refusing
+    /// connections for a while.)
+    @Test("every connection the replicas hold is ended at once, as in a restart of PostgreSQL: pushes and changes go on, polls hear them, and one replica takes the background work again")
+    func everyDatabaseConnectionEndedAtOnce() async throws {
+        guard TestStore.isPostgres else { try Test.cancel(Self.postgresOnly) }
+        try await withTwoReplicas { a, b in
+            let database = try await bothListening(a)
+            let (reg, nodeOnA) = try await a.register(hostname: "cut-off")
+            let nodeOnB = try Fixtures.client(b.server.baseURL, token: reg.nodeToken)
+            _ = try await nodeOnA.pushSamples(nodeId: reg.nodeId, Fixtures.batch([1]))
+            _ = try await nodeOnB.pushSamples(nodeId: reg.nodeId, Fixtures.batch([2]))
+            let leading = await waitUntil(timeout: .seconds(20), poll: .milliseconds(50)) {
+                (try? backgroundLockHolders(database)) == "1"
+            }
+            try #require(leading, "no replica holds the background lock before the cut")
+            let lockHolder = try TestStore.psql(
+                database, Self.lockHolder
+            ).trimmingCharacters(in: .whitespacesAndNewlines)
+
+            let ended = try TestStore.psql(
+                database,
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).trimmingCharacters(in: .whitespacesAndNewlines)
+            // At least each replica's LISTEN connection, the lock's and a pool's.
+            #expect((Int(ended) ?? 0) >= 4, "ended \(ended) connections")
+
+            // Pushes through either replica: stored, or refused with 503 and sent again.
+            var acknowledged: [Int64] = [1, 2]
+            for seq in Int64(3)...8 {
+                let client = seq % 2 == 0 ? nodeOnB : nodeOnA
+                let stored = await waitUntil(timeout: .seconds(10), poll: .milliseconds(100)) {
+                    guard let r = try? await client.send(
+                        method: "POST", path: APIPaths.samples(reg.nodeId), body: try jsonBody(Fixtures.batch([seq])))
+                    else { return false }
+                    #expect(r.status == 200 || (r.status == 503 && errorBody(r)?.error.code == APIErrorCode.databaseUnavailable),
+                            "push \(seq) after the cut: \(r.status) \(String(decoding: r.body, as: UTF8.self))")
+                    return r.status == 200
+                }
+                #expect(stored, "push \(seq) was not stored within 10 s of the cut")
+                if stored { acknowledged.append(seq) }
+            }
+            let store = try a.database()
+            #expect(try await store.sampleSeqs(nodeId: reg.nodeId) == acknowledged)
+            try store.close()
+
+            // Both listen again, and a change through A reaches the poll held on B.
+            #expect(await listening(database, count: 2), "the replicas did not listen again")
+            let (other, _, _, poll) = try await pollHeldOnB(a, b, hostname: "after-the-cut")
+            let clock = ContinuousClock()
+            let sent = clock.now
+            let changed = try await a.admin.patchConfig(other.nodeId, ConfigPatch(thresCoef: 41))
+            let (got, returned) = try await poll.value
+            #expect(got?.generation == changed.generation, "the poll on B returned \(String(describing: got?.generation))")
+            #expect(returned - sent < .seconds(5), "the poll on B returned only after \(returned - sent)")
+
+            // One replica runs the background work again (the lock is on a new connection).
+            let again = await waitUntil(timeout: .seconds(25), poll: .milliseconds(100)) {
+                (try? backgroundLockHolders(database)) == "1"
+            }
+            #expect(again, "no replica took the background lock again")
+            let newHolder = try TestStore.psql(
+                database, Self.lockHolder
+            ).trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(newHolder != lockHolder, "the lock is still on the ended connection \(lockHolder)")
+        }
+    }
 }
