@@ -7,10 +7,11 @@ import Synchronization
 /// down or restarting, SQLite's file locked by another process, a full disk), logged as one
 /// outage: a warning at the first refusal (the reason, the request's path), a line at most every
 /// `summaryInterval` while it lasts (how many were refused since, the latest reason), and a
-/// notice when the database answers again (`DatabaseOutageService` asks it every
-/// `probeInterval`), with how long the outage lasted and how many requests it refused. A line
-/// per request would be thousands a second for a fleet's pushes, and would bury the one line
-/// that says what happened.
+/// notice when the database answers again, with how long the outage lasted and how many
+/// requests it refused. It is over when the database answers a query (`DatabaseOutageService`
+/// asks every `probeInterval`) and no request was refused for `quietInterval`: a full disk or a
+/// read-only file still answers reads while every write fails. A line per request would be
+/// thousands a second for a fleet's pushes, and would bury the one line that says what happened.
 final class DatabaseOutage: Sendable {
     private struct State {
         /// When the outage began; nil while there is none.
@@ -18,6 +19,7 @@ final class DatabaseOutage: Sendable {
         var refused = 0
         var refusedSinceLine = 0
         var reason = ""
+        var lastRefused: ContinuousClock.Instant?
     }
     private let state = Mutex(State())
     private let logger: Logger
@@ -26,11 +28,16 @@ final class DatabaseOutage: Sendable {
     private let begin: AsyncStream<Void>.Continuation
     let probeInterval: Duration
     let summaryInterval: Duration
+    let quietInterval: Duration
 
-    init(logger: Logger, probeInterval: Duration = .seconds(1), summaryInterval: Duration = .seconds(10)) {
+    init(
+        logger: Logger, probeInterval: Duration = .seconds(1), summaryInterval: Duration = .seconds(10),
+        quietInterval: Duration = .seconds(3)
+    ) {
         self.logger = logger
         self.probeInterval = probeInterval
         self.summaryInterval = summaryInterval
+        self.quietInterval = quietInterval
         (beginnings, begin) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
@@ -44,6 +51,7 @@ final class DatabaseOutage: Sendable {
             s.refused += 1
             s.refusedSinceLine += 1
             s.reason = reason
+            s.lastRefused = .now
             guard s.began == nil else { return false }
             s.began = .now
             s.refused = 1
@@ -57,14 +65,15 @@ final class DatabaseOutage: Sendable {
         begin.yield()
     }
 
-    /// Until `probe` says the database answers: a summary line every `summaryInterval`, then the
-    /// outage's end.
+    /// Until `probe` says the database answers and no request was refused for `quietInterval`:
+    /// a summary line every `summaryInterval`, then the outage's end.
     func watch(probe: () async -> Bool) async {
         var sinceLine = Duration.zero
         while !Task.isCancelled {
             try? await Task.sleep(for: probeInterval)
             if Task.isCancelled { return }
-            if await probe() {
+            let quiet = state.withLock { s in s.lastRefused.map { ContinuousClock.now - $0 >= quietInterval } ?? true }
+            if quiet, await probe() {
                 let (began, refused) = state.withLock { s -> (ContinuousClock.Instant?, Int) in
                     defer { s = State() }
                     return (s.began, s.refused)

@@ -92,11 +92,94 @@ struct DatabaseOutageTests {
         await h.finish()
     }
 
+    /// Runs a tool (mount, umount); its exit status.
+    @discardableResult
+    func tool(_ path: String, _ arguments: [String]) -> Int32 {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: path)
+        p.arguments = arguments
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        do { try p.run() } catch { return -1 }
+        p.waitUntilExit()
+        return p.terminationStatus
+    }
+
+    /// A real full disk under SQLite: the server's data directory on a small tmpfs of its own,
+    /// filled up by another file. Pushes are refused 503 with the reason, none acknowledged and
+    /// lost; once space is freed the agent's batch is stored.
+    @Test(
+        "SQLite on a full disk: 503 database_unavailable saying the disk is full, nothing acknowledged lost, stored again once there is space"
+    )
+    func sqliteOnAFullDisk() async throws {
+        guard !TestStore.isPostgres else {
+            try Test.cancel("the SQLite pass only (on PostgreSQL the data directory does not hold the database)")
+        }
+        let mountPoint = makeTemporaryDirectory(prefix: "ksmfleet-fulldisk")
+        defer { try? FileManager.default.removeItem(at: mountPoint) }
+        guard tool("/bin/mount", ["-t", "tmpfs", "-o", "size=6m,mode=0700", "tmpfs", mountPoint.path]) == 0 else {
+            try Test.cancel("cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN): the full-disk case was not tried")
+        }
+        defer { tool("/bin/umount", ["-l", mountPoint.path]) }
+        let h = try await Harness.start(dataDir: mountPoint.appending(path: "data"))
+        do {
+            let (reg, node) = try await h.register(hostname: "full-disk")
+            _ = try await node.pushSamples(nodeId: reg.nodeId, Fixtures.batch([1]))
+            // Fill the disk: one file, 64 KB at a time, until the file system says no more.
+            let filler = mountPoint.appending(path: "filler")
+            try #require(FileManager.default.createFile(atPath: filler.path, contents: nil))
+            let handle = try FileHandle(forWritingTo: filler)
+            let chunk = Data(repeating: 0xA5, count: 65_536)
+            var filled = 0
+            while filled < 64 << 20, (try? handle.write(contentsOf: chunk)) != nil { filled += chunk.count }
+            try? handle.close()
+
+            // Batches of 1,000 samples until one is refused (the WAL grows into the full disk).
+            var acknowledged: [Int64] = [1]
+            var refusal: HTTPResponse?
+            var next: Int64 = 2
+            for _ in 0..<40 {
+                let seqs = Array(next..<next + 1000)
+                let r = try await node.send(
+                    method: "POST", path: APIPaths.samples(reg.nodeId), body: try jsonBody(Fixtures.batch(seqs)))
+                if r.status == 200 {
+                    acknowledged += seqs
+                    next += 1000
+                    continue
+                }
+                refusal = r
+                break
+            }
+            let refused = try #require(refusal, "40 batches of 1,000 samples were all stored on a full 6 MB disk")
+            let answer = unavailable(refused)
+            #expect(refused.status == 503 && answer.code == APIErrorCode.databaseUnavailable, "\(refused.status) \(answer.message)")
+            #expect(answer.message.contains("SQLite: the disk holding the database is full"), "\(answer.message)")
+            #expect(answer.retryAfter == 5)
+
+            // Space again: the same batch (the agent sends it again) is stored.
+            try FileManager.default.removeItem(at: filler)
+            let seqs = Array(next..<next + 1000)
+            let stored = await waitUntil(timeout: .seconds(20), poll: .milliseconds(200)) {
+                (try? await node.pushSamples(nodeId: reg.nodeId, Fixtures.batch(seqs))) != nil
+            }
+            #expect(stored, "the batch was not stored once the disk had space again")
+            if stored { acknowledged += seqs }
+            let database = try h.database()
+            #expect(try await database.sampleSeqs(nodeId: reg.nodeId) == acknowledged)
+            try database.close()
+        } catch {
+            await h.finish()
+            throw error
+        }
+        await h.finish()
+    }
+
     @Test("an outage is logged once, summed up while it lasts, and its end with its length and the requests it refused")
     func anOutageIsLoggedOnce() async {
         let capture = LogCapture()
         let outage = DatabaseOutage(
-            logger: capture.logger(), probeInterval: .milliseconds(20), summaryInterval: .milliseconds(100))
+            logger: capture.logger(), probeInterval: .milliseconds(20), summaryInterval: .milliseconds(100),
+            quietInterval: .milliseconds(250))
         for i in 0..<500 { outage.refused("PostgreSQL: gone", path: "/api/v1/nodes/n-\(i)/samples") }
         #expect(outage.active)
         let began = capture.messages(containing: "the database is unavailable")
@@ -118,7 +201,24 @@ struct DatabaseOutageTests {
         #expect(ended.first.flatMap { Double($0.metadata["outage_s"] ?? "") }.map { $0 >= 0.1 && $0 < 10 } == true)
 
         // The next refusal is a new outage, logged again.
-        outage.refused("SQLite: locked", path: "/api/v1/nodes")
+        outage.refused("SQLite: full", path: "/api/v1/nodes")
+        #expect(capture.messages(containing: "the database is unavailable").count == 2)
+        // The database answers reads (a full disk), but writes are still refused: not over
+        // while refusals go on, over once they stopped for the quiet interval.
+        let refusing = Task {
+            for _ in 0..<15 {
+                outage.refused("SQLite: full", path: "/api/v1/nodes/n-1/samples")
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        let clock = ContinuousClock()
+        let start = clock.now
+        await outage.watch { true }
+        let took = clock.now - start
+        await refusing.value
+        #expect(took >= .milliseconds(300), "the outage ended after \(took), while requests were still refused")
+        let second = capture.messages(containing: "the database answers again").last
+        #expect(second?.metadata["refused_requests"] == "16", "\(String(describing: second?.metadata))")
         #expect(capture.messages(containing: "the database is unavailable").count == 2)
     }
 }
