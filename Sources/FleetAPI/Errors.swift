@@ -39,7 +39,9 @@ public enum APIErrorCode {
     /// 429: too many requests (registrations, failed token checks, logins) from one address.
     public static let rateLimited = "rate_limited"
     /// 503: the database cannot serve the request now (down, restarting, out of reach, locked
-    /// or full); the message says why, `Retry-After` when to try again. Nothing was changed.
+    /// or full); the message says why, `Retry-After` when to try again. Nothing was acknowledged;
+    /// a write whose commit the connection was lost in may still have been made (send a config
+    /// change again with `If-Match`: 409 if it was).
     public static let databaseUnavailable = "database_unavailable"
 }
 

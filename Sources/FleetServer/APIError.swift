@@ -46,8 +46,10 @@ struct APIError: Error, HTTPResponseError, Sendable {
         return e
     }
     /// 503 `database_unavailable`: the database cannot serve the request now (`reason`, the
-    /// engine's words); try again in a few seconds. Nothing was changed (a write that failed so
-    /// was not committed; a sample batch not acknowledged is sent again by its agent).
+    /// engine's words); try again in a few seconds. Nothing was acknowledged: an agent sends its
+    /// batch again (stored once by sequence number); a write whose commit the connection was
+    /// lost in may have been made all the same (a config change sent again with `If-Match` then
+    /// gets 409).
     static func databaseUnavailable(_ reason: String) -> APIError {
         var e = APIError(
             .serviceUnavailable, code: APIErrorCode.databaseUnavailable,

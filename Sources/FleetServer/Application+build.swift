@@ -16,6 +16,7 @@ public func buildApplication(_ config: ServerConfig) async throws -> some Applic
         at: config.dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
     let database = try FleetDatabase.open(config.database ?? config.databasePath.path, logger: logger)
     logger.info("store opened", metadata: ["engine": "\(database.engine)", "database": "\(database.path)"])
+    database.setRequestDeadline(.milliseconds(Int64(max(0.1, config.databaseRequestDeadlineSeconds) * 1000)))
     let adminHash = try await AdminToken.settle(config, database: database, logger: logger)
     let state = ServerState(config: config, database: database, adminTokenHash: adminHash, logger: logger)
 

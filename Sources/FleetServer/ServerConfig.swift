@@ -104,6 +104,13 @@ public struct ServerConfig: Sendable {
     /// command: tests shorten it.
     public var applyNoticeGraceSeconds: Double = 2
 
+    /// PostgreSQL: how long a request's transaction may wait for the database before its
+    /// connection is closed and the request answered 503 `database_unavailable` (a partition or
+    /// a hung host answers nothing, and TCP would hold every request for about 15 minutes).
+    /// Long enough for a year's report of a large fleet. Not an option of the command: tests
+    /// shorten it.
+    public var databaseRequestDeadlineSeconds: Double = 60
+
     /// The SQLite file inside the data directory.
     public var databasePath: URL { dataDir.appending(path: "ksmfleet.sqlite") }
     /// Where a generated admin token is written.

@@ -415,6 +415,16 @@ extension FleetDatabase {
 }
 
 extension FleetDatabase {
+    /// How long a request's transaction may wait for PostgreSQL before its connection is closed
+    /// and the request fails as the database being unavailable (default 60 s); SQLite has its
+    /// own busy timeout and nothing to wait for over a network.
+    public func setRequestDeadline(_ deadline: Duration) {
+        guard case .postgres(let engine) = backend else { return }
+        engine.requestDeadline.withLock { $0 = deadline }
+    }
+}
+
+extension FleetDatabase {
     /// Gives up the background lock (at shutdown: another replica takes the work over at once
     /// instead of when this process's connection ends).
     public func releaseBackgroundLock() async {

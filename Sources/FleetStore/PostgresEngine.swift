@@ -443,6 +443,12 @@ final class PostgresEngine: @unchecked Sendable {
     private let writeThread = WorkerThreads(name: "ksmfleet-pg-write", max: 1)
     private let backgroundThread = WorkerThreads(name: "ksmfleet-pg-background", max: 1)
     static let maxAttempts = 8
+    /// How long a request's transaction may take before its connection is closed (the request
+    /// then fails as the database being unavailable): a PostgreSQL that stopped answering (a
+    /// network partition, a hung host) would otherwise hold every request, and the engine's
+    /// threads, until TCP gives up (about 15 minutes on Linux). Background work and migrations
+    /// have no such limit. `FleetDatabase.setRequestDeadline`.
+    let requestDeadline = Mutex<Duration>(.seconds(60))
     private var reaper: RepeatedTask? = nil
     private let nextID = Mutex(0)
     /// Statements run often enough to be prepared on the connections that run them.
@@ -497,7 +503,7 @@ final class PostgresEngine: @unchecked Sendable {
 
     /// Runs `body` in a write transaction on the writer connection (blocking).
     func writeSync<T>(_ body: (StoreDB) throws -> T) throws -> T {
-        try transaction(slots: writer, begin: "BEGIN ISOLATION LEVEL REPEATABLE READ", body)
+        try transaction(slots: writer, begin: "BEGIN ISOLATION LEVEL REPEATABLE READ", deadline: true, body)
     }
 
     /// Runs `body` in a READ COMMITTED write transaction on the writer connection (blocking):
@@ -512,7 +518,7 @@ final class PostgresEngine: @unchecked Sendable {
 
     /// Runs `body` in a read-only snapshot on a reader connection (blocking).
     func readSync<T>(_ body: (StoreDB) throws -> T) throws -> T {
-        try transaction(slots: readers, begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", body)
+        try transaction(slots: readers, begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", deadline: true, body)
     }
 
     /// Runs `body`, which makes exactly one query, on a reader connection outside a transaction
@@ -522,7 +528,7 @@ final class PostgresEngine: @unchecked Sendable {
     /// that is not a query, throws (`PostgresSession`); a write inside a query (a WITH holding an
     /// UPDATE) is refused by the reader connection, read-only by default (`readerConfiguration`).
     func readStatementSync<T>(_ body: (StoreDB) throws -> T) throws -> T {
-        try transaction(slots: readers, begin: nil, limit: .oneQuery, body)
+        try transaction(slots: readers, begin: nil, limit: .oneQuery, deadline: true, body)
     }
 
     /// Runs `body`, which makes exactly one statement, on the writer connection outside a
@@ -532,7 +538,7 @@ final class PostgresEngine: @unchecked Sendable {
     /// an agent's normal sample push (`FleetDatabase.writeLoneSampleBatch`). A second statement
     /// throws (`PostgresSession`).
     func writeStatementSync<T>(_ body: (StoreDB) throws -> T) throws -> T {
-        try transaction(slots: writer, begin: nil, limit: .oneStatement, body)
+        try transaction(slots: writer, begin: nil, limit: .oneStatement, deadline: true, body)
     }
 
     func readStatement<T: Sendable>(_ body: @escaping @Sendable (StoreDB) throws -> T) async throws -> T {
@@ -575,15 +581,19 @@ final class PostgresEngine: @unchecked Sendable {
     /// Run again from the start after a serialization failure or a deadlock. `prepare`: whether
     /// the session may run prepared statements, which block on a task
     /// (`PostgresConnection.executePrepared`): not on a thread that may be Swift concurrency's.
+    /// `deadline`: a request's transaction, whose connection is closed when it runs past
+    /// `requestDeadline` (it then throws `NoAnswer`).
     private func transaction<T>(
         slots: ConnectionSlots, begin: String?, limit: PostgresSession.Limit? = nil, prepare: Bool = true,
-        _ body: (StoreDB) throws -> T
+        deadline: Bool = false, _ body: (StoreDB) throws -> T
     ) throws -> T {
         var attempt = 1
         while true {
             let connection = try slots.acquire(
                 connect: slots === readers ? connectReader : slots === writer ? connectWriter : connect)
             let session = PostgresSession(connection: connection, logger: logger, limit: limit, prepared: prepare ? prepared : nil)
+            let watchdog = deadline ? Watchdog(connection, after: requestDeadline.withLock { $0 }) : nil
+            defer { watchdog?.cancel() }
             do {
                 guard let begin else {
                     let value = try body(StoreDB(.postgres(session)))
@@ -602,7 +612,10 @@ final class PostgresEngine: @unchecked Sendable {
                 slots.release(connection)
                 return value
             } catch {
-                slots.release(connection, broken: connection.isClosed)
+                slots.release(connection, broken: connection.isClosed || watchdog?.fired == true)
+                if let watchdog, watchdog.fired {
+                    throw PostgresError(NoAnswer(waited: watchdog.after), sql: nil, connecting: true)
+                }
                 guard Self.retryable(error), attempt < Self.maxAttempts else { throw error }
                 logger.debug(
                     "postgres transaction retried", metadata: ["attempt": "\(attempt)", "error": "\(Self.describe(error))"])
@@ -721,6 +734,41 @@ final class PostgresEngine: @unchecked Sendable {
             try? await Task.sleep(for: .seconds(delay))
             delay = min(delay * 2, 10)
         }
+    }
+
+    /// A request's transaction ran past `requestDeadline`: PostgreSQL did not answer.
+    struct NoAnswer: Error, CustomStringConvertible {
+        let waited: Duration
+        var description: String {
+            "no answer from PostgreSQL within \(waited.components.seconds) s; closed the connection"
+        }
+    }
+
+    /// Closes a connection when a transaction on it runs past its deadline, which fails the
+    /// query waiting on it (a blocked `wait()` returns with an error), unless cancelled first.
+    final class Watchdog: Sendable {
+        let after: Duration
+        private let task: Scheduled<Void>
+        private let closed: Flag
+
+        final class Flag: Sendable {
+            let value = Mutex(false)
+        }
+
+        init(_ connection: PostgresConnection, after: Duration) {
+            self.after = after
+            let closed = Flag()
+            self.closed = closed
+            task = connection.eventLoop.scheduleTask(in: .nanoseconds(Int64(after / .nanoseconds(1)))) {
+                closed.value.withLock { $0 = true }
+                connection.close().whenComplete { _ in _ = connection }  // kept until closed (postgres-nio asserts it)
+            }
+        }
+
+        /// Whether the deadline passed and the connection was closed.
+        var fired: Bool { closed.value.withLock { $0 } }
+
+        func cancel() { task.cancel() }
     }
 
     /// The `application_name` of the listening connection.

@@ -92,6 +92,68 @@ struct DatabaseOutageTests {
         await h.finish()
     }
 
+    /// A PostgreSQL that stops answering without an error (every backend of the server's
+    /// database frozen with SIGSTOP, as a hung host or a network partition: TCP stays up,
+    /// nothing comes back): a request's transaction is cut at the deadline and answered 503,
+    /// instead of holding the request (and the engine's thread) until TCP gives up; the next
+    /// request gets a new connection and is stored.
+    @Test(
+        "PostgreSQL stops answering: a request is answered 503 at the deadline, not held; the next one gets a new connection"
+    )
+    func postgresStopsAnswering() async throws {
+        guard TestStore.isPostgres else {
+            try Test.cancel("needs PostgreSQL: runs on the PostgreSQL pass of make test (KSMFLEET_TEST_POSTGRES)")
+        }
+        let h = try await Harness.start(configure: { $0.databaseRequestDeadlineSeconds = 2 })
+        let location = try TestStore.location(for: h.server.dataDir)
+        let (reg, node) = try await h.register(hostname: "hung")
+        _ = try await node.pushSamples(nodeId: reg.nodeId, Fixtures.batch([1]))
+        _ = try await h.admin.listNodes()
+
+        let listed = try TestStore.psql(
+            location,
+            "SELECT string_agg(pid::text, ',') FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        let pids = listed.split(separator: ",").compactMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        try #require(!pids.isEmpty, "no backend of the server's database")
+        for pid in pids {
+            let comm = (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) ?? ""
+            if !comm.hasPrefix("postgres") {
+                await h.finish()
+                try Test.cancel("the backends are not processes of this machine (pid \(pid): \(comm))")
+            }
+        }
+        for pid in pids { kill(pid, SIGSTOP) }
+        defer { for pid in pids { kill(pid, SIGCONT) } }
+        do {
+            let clock = ContinuousClock()
+            let asked = clock.now
+            let push = try await node.send(
+                method: "POST", path: APIPaths.samples(reg.nodeId), body: try jsonBody(Fixtures.batch([2])), timeout: 30)
+            let took = clock.now - asked
+            let answer = unavailable(push)
+            #expect(push.status == 503 && answer.code == APIErrorCode.databaseUnavailable, "\(push.status) \(answer.message)")
+            #expect(answer.message.contains("no answer from PostgreSQL within 2 s"), "\(answer.message)")
+            #expect(took < .seconds(15), "the push was held \(took)")
+            print("DatabaseOutageTests: with PostgreSQL's backends frozen, the push was answered 503 after \(took)")
+            // The frozen backends stay frozen; new connections are answered.
+            let stored = await waitUntil(timeout: .seconds(20), poll: .milliseconds(200)) {
+                (try? await node.pushSamples(nodeId: reg.nodeId, Fixtures.batch([2]))) != nil
+            }
+            #expect(stored, "no push was stored on a new connection")
+            let list = try await h.admin.send(method: "GET", path: APIPaths.nodes, timeout: 30)
+            #expect(list.status == 200 || list.status == 503, "\(list.status)")
+        } catch {
+            for pid in pids { kill(pid, SIGCONT) }
+            await h.finish()
+            throw error
+        }
+        for pid in pids { kill(pid, SIGCONT) }
+        let database = try h.database()
+        #expect(try await database.sampleSeqs(nodeId: reg.nodeId) == [1, 2])
+        try database.close()
+        await h.finish()
+    }
+
     /// Runs a tool (mount, umount); its exit status.
     @discardableResult
     func tool(_ path: String, _ arguments: [String]) -> Int32 {
