@@ -449,7 +449,9 @@ final class PostgresEngine: @unchecked Sendable {
     /// threads, until TCP gives up (about 15 minutes on Linux). Background work and migrations
     /// have no such limit. `FleetDatabase.setRequestDeadline`.
     let requestDeadline = Mutex<Duration>(.seconds(60))
+    private let deadlines = Deadlines()
     private var reaper: RepeatedTask? = nil
+    private var deadlineChecks: RepeatedTask? = nil
     private let nextID = Mutex(0)
     /// Statements run often enough to be prepared on the connections that run them.
     let prepared: PreparedStatements
@@ -474,6 +476,10 @@ final class PostgresEngine: @unchecked Sendable {
         let slots = [self.readers, self.writer, self.background]
         reaper = group.next().scheduleRepeatedTask(initialDelay: .seconds(5), delay: .seconds(5)) { _ in
             for s in slots { s.closeIdle(olderThan: ConnectionSlots.idleSeconds) }
+        }
+        let deadlines = self.deadlines
+        deadlineChecks = group.next().scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+            deadlines.cutOverdue()
         }
     }
 
@@ -582,7 +588,7 @@ final class PostgresEngine: @unchecked Sendable {
     /// the session may run prepared statements, which block on a task
     /// (`PostgresConnection.executePrepared`): not on a thread that may be Swift concurrency's.
     /// `deadline`: a request's transaction, whose connection is closed when it runs past
-    /// `requestDeadline` (it then throws `NoAnswer`).
+    /// `requestDeadline` (give or take the second between checks; it then throws `NoAnswer`).
     private func transaction<T>(
         slots: ConnectionSlots, begin: String?, limit: PostgresSession.Limit? = nil, prepare: Bool = true,
         deadline: Bool = false, _ body: (StoreDB) throws -> T
@@ -592,29 +598,31 @@ final class PostgresEngine: @unchecked Sendable {
             let connection = try slots.acquire(
                 connect: slots === readers ? connectReader : slots === writer ? connectWriter : connect)
             let session = PostgresSession(connection: connection, logger: logger, limit: limit, prepared: prepare ? prepared : nil)
-            let watchdog = deadline ? Watchdog(connection, after: requestDeadline.withLock { $0 }) : nil
-            defer { watchdog?.cancel() }
+            let watch = deadline ? deadlines.start(connection, after: requestDeadline.withLock { $0 }) : nil
+            // Ends the watch (once per attempt): whether it cut the connection.
+            let cut = { watch.map { self.deadlines.end($0) } ?? false }
             do {
-                guard let begin else {
-                    let value = try body(StoreDB(.postgres(session)))
-                    slots.release(connection)
-                    return value
-                }
-                try session.run(begin, [])
                 let value: T
-                do {
+                if let begin {
+                    try session.run(begin, [])
+                    do {
+                        value = try body(StoreDB(.postgres(session)))
+                    } catch {
+                        _ = try? session.run("ROLLBACK", [])
+                        throw error
+                    }
+                    try session.run("COMMIT", [])
+                } else {
                     value = try body(StoreDB(.postgres(session)))
-                } catch {
-                    _ = try? session.run("ROLLBACK", [])
-                    throw error
                 }
-                try session.run("COMMIT", [])
-                slots.release(connection)
+                // Cut just as it ended: the answer came, the connection is closing.
+                slots.release(connection, broken: cut() || connection.isClosed)
                 return value
             } catch {
-                slots.release(connection, broken: connection.isClosed || watchdog?.fired == true)
-                if let watchdog, watchdog.fired {
-                    throw PostgresError(NoAnswer(waited: watchdog.after), sql: nil, connecting: true)
+                let wasCut = cut()
+                slots.release(connection, broken: wasCut || connection.isClosed)
+                if wasCut {
+                    throw PostgresError(NoAnswer(waited: requestDeadline.withLock { $0 }), sql: nil, connecting: true)
                 }
                 guard Self.retryable(error), attempt < Self.maxAttempts else { throw error }
                 logger.debug(
@@ -744,31 +752,47 @@ final class PostgresEngine: @unchecked Sendable {
         }
     }
 
-    /// Closes a connection when a transaction on it runs past its deadline, which fails the
-    /// query waiting on it (a blocked `wait()` returns with an error), unless cancelled first.
-    final class Watchdog: Sendable {
-        let after: Duration
-        private let task: Scheduled<Void>
-        private let closed: Flag
-
-        final class Flag: Sendable {
-            let value = Mutex(false)
+    /// Request transactions under way, each with its connection and deadline: `cutOverdue`
+    /// (every second) closes the connection of one past its deadline, which fails the query
+    /// waiting on it (a blocked `wait()` returns with an error). A lock and a dictionary entry
+    /// per transaction: a timer per transaction would wake an event loop twice per push.
+    final class Deadlines: Sendable {
+        private struct Entry {
+            let connection: PostgresConnection
+            let deadline: ContinuousClock.Instant
+            var cut = false
         }
+        private let entries = Mutex<(next: Int, byId: [Int: Entry])>((0, [:]))
 
-        init(_ connection: PostgresConnection, after: Duration) {
-            self.after = after
-            let closed = Flag()
-            self.closed = closed
-            task = connection.eventLoop.scheduleTask(in: .nanoseconds(Int64(after / .nanoseconds(1)))) {
-                closed.value.withLock { $0 = true }
-                connection.close().whenComplete { _ in _ = connection }  // kept until closed (postgres-nio asserts it)
+        /// Watches a transaction on `connection` from now; the id to end the watch with.
+        func start(_ connection: PostgresConnection, after: Duration) -> Int {
+            let deadline = ContinuousClock.now + after
+            return entries.withLock { e in
+                e.next &+= 1
+                e.byId[e.next] = Entry(connection: connection, deadline: deadline)
+                return e.next
             }
         }
 
-        /// Whether the deadline passed and the connection was closed.
-        var fired: Bool { closed.value.withLock { $0 } }
+        /// Ends the watch of transaction `id`: true when its connection was cut.
+        func end(_ id: Int) -> Bool {
+            entries.withLock { $0.byId.removeValue(forKey: id)?.cut ?? false }
+        }
 
-        func cancel() { task.cancel() }
+        /// Closes the connections of the transactions past their deadlines (once each).
+        func cutOverdue(now: ContinuousClock.Instant = .now) {
+            let overdue = entries.withLock { e -> [PostgresConnection] in
+                var cut: [PostgresConnection] = []
+                for (id, entry) in e.byId where !entry.cut && entry.deadline <= now {
+                    e.byId[id]?.cut = true
+                    cut.append(entry.connection)
+                }
+                return cut
+            }
+            for connection in overdue {
+                connection.close().whenComplete { _ in _ = connection }  // kept until closed (postgres-nio asserts it)
+            }
+        }
     }
 
     /// The `application_name` of the listening connection.
@@ -864,6 +888,7 @@ final class PostgresEngine: @unchecked Sendable {
 
     func close() {
         reaper?.cancel()
+        deadlineChecks?.cancel()
         readThreads.close()
         writeThread.close()
         backgroundThread.close()
