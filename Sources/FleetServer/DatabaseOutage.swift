@@ -45,6 +45,9 @@ final class DatabaseOutage: Sendable {
     /// since).
     var active: Bool { state.withLock { $0.began != nil } }
 
+    /// The latest refusal's reason while an outage is under way, nil otherwise.
+    var reason: String? { state.withLock { $0.began == nil ? nil : $0.reason } }
+
     /// Counts a request refused for `reason`; the first of an outage logs it and wakes the watcher.
     func refused(_ reason: String, path: String) {
         let first = state.withLock { s -> Bool in

@@ -13,6 +13,11 @@ struct OpsController<Context: RequestContext>: Sendable {
             guard await state.database.ping() else {
                 throw APIError(.serviceUnavailable, code: "not_ready", message: "the database does not answer")
             }
+            // It answers a query, but requests were refused lately (a full disk: reads work,
+            // writes fail): not ready until the outage is over (`DatabaseOutage`).
+            if let reason = state.outage.reason {
+                throw APIError(.serviceUnavailable, code: "not_ready", message: "the database refuses requests: \(reason)")
+            }
             return try HTTP.json(["status": "ready"])
         }
         router.on(.get, "/metrics") { _, _ in

@@ -217,6 +217,9 @@ struct DatabaseOutageTests {
             #expect(refused.status == 503 && answer.code == APIErrorCode.databaseUnavailable, "\(refused.status) \(answer.message)")
             #expect(answer.message.contains("SQLite: the disk holding the database is full"), "\(answer.message)")
             #expect(answer.retryAfter == 5)
+            // The server is not ready while writes fail, though the database answers reads.
+            let ready = try await h.admin.send(method: "GET", path: "/readyz")
+            #expect(ready.status == 503 && unavailable(ready).message.contains("disk holding the database is full"), "\(ready.status) \(unavailable(ready).message)")
 
             // Space again: the same batch (the agent sends it again) is stored.
             try FileManager.default.removeItem(at: filler)
@@ -226,6 +229,11 @@ struct DatabaseOutageTests {
             }
             #expect(stored, "the batch was not stored once the disk had space again")
             if stored { acknowledged += seqs }
+            // Ready again once no request was refused for a while (the outage is over).
+            let readyAgain = await waitUntil(timeout: .seconds(15), poll: .milliseconds(200)) {
+                (try? await h.admin.send(method: "GET", path: "/readyz"))?.status == 200
+            }
+            #expect(readyAgain, "/readyz did not say ready again after the disk had space")
             let database = try h.database()
             #expect(try await database.sampleSeqs(nodeId: reg.nodeId) == acknowledged)
             try database.close()
