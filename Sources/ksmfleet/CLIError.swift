@@ -10,7 +10,7 @@ enum ExitStatus {
     static let usage: Int32 = 64
     /// The server refused the request (4xx other than auth).
     static let refused: Int32 = 65
-    /// The server could not be reached.
+    /// The server could not be reached, or its database cannot serve now (EX_UNAVAILABLE).
     static let unreachable: Int32 = 69
     /// The server failed (5xx) or its reply could not be read.
     static let serverError: Int32 = 70
@@ -83,6 +83,12 @@ struct CLIError: Error, CustomStringConvertible {
                 return CLIError(
                     ExitStatus.auth,
                     "access denied (403 \(d.code): \(d.message)); use a credential whose role allows this (--token / KSMFLEET_TOKEN)")
+            case 503 where d.code == APIErrorCode.databaseUnavailable:
+                // Not the server's fault, nor a lasting one: the same request works once the
+                // database is back.
+                return CLIError(
+                    ExitStatus.unreachable,
+                    "the server's database is unavailable (503 \(d.code): \(d.message)); try again shortly")
             case 500...:
                 return CLIError(
                     ExitStatus.serverError,

@@ -21,7 +21,7 @@ struct FleetCLI: AsyncParsableCommand {
               0   success
               64  usage: a bad flag or value, refused before sending
               65  the server refused (4xx); its code, message, field shown
-              69  the server could not be reached
+              69  the server could not be reached, or its database is unavailable
               70  the server failed (5xx) or its reply was unreadable
               77  auth: the server refused the token (401/403)
 

@@ -71,6 +71,27 @@ struct StubServerCLITests {
         #expect(forbidden.stderr.contains("a credential whose role allows this"), "\(forbidden)")
     }
 
+    @Test("the server's database unavailable (503 database_unavailable) gives exit 69 and its reason; another 503 gives 70")
+    func databaseUnavailable() async throws {
+        let stub = try StubServer { _, path in
+            switch path {
+            case "/api/v1/nodes":
+                return .init(
+                    status: 503,
+                    body: #"{"error":{"code":"database_unavailable","message":"the database is unavailable, try again shortly: PostgreSQL: connection refused"}}"#)
+            default:
+                return .init(status: 503, body: #"{"error":{"code":"http_503","message":"overloaded"}}"#)
+            }
+        }
+        defer { stub.stop() }
+        let r = try await CLI.run(["nodes", "list", "--server", stub.baseURL, "--token", "t"])
+        #expect(r.status == Exit.unreachable, "\(r)")
+        #expect(r.stderr.contains("the server's database is unavailable") && r.stderr.contains("PostgreSQL: connection refused"), "\(r)")
+        #expect(r.stderr.contains("try again shortly"), "\(r)")
+        let other = try await CLI.run(["tokens", "list", "--server", stub.baseURL, "--token", "t"])
+        #expect(other.status == Exit.serverError, "\(other)")
+    }
+
     @Test("refused values send no request at all")
     func noRequestForBadValues() async throws {
         let stub = try StubServer { _, _ in .init(status: 500, body: "{}") }
