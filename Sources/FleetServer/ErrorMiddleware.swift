@@ -26,8 +26,8 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 
     /// The dashboard's answer while the database is unavailable (its pages, even the session
-    /// check, need it): the reason, and a reload every 5 s for a page; a form's change was not
-    /// saved, and the page says so rather than send it again by itself.
+    /// check, need it): the reason, and a reload every 5 s for a page; a form is not sent again
+    /// by itself, and the page says what to do.
     static func unavailablePage(_ e: APIError, request: Request) -> Response {
         let read = request.method == .get || request.method == .head
         let html = """
@@ -36,7 +36,7 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             <title>Database unavailable · ksmfleet</title></head>
             <body><h1>The database is unavailable</h1>
             <p id="unavailable-reason">\(HTML.esc(e.detail.message))</p>
-            <p>\(read ? "This page loads again every 5 seconds." : "Nothing was saved: go back and send the form again once the database answers.")</p>
+            <p>\(read ? "This page loads again every 5 seconds." : "The form was not saved (unless the database went away during its commit): go back and send it again once the database answers; a config form saved after all then says the config changed meanwhile.")</p>
             </body></html>
             """
         var response = HTTP.text(html, contentType: "text/html; charset=utf-8", status: e.status)
