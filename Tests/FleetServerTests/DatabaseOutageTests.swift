@@ -71,6 +71,10 @@ struct DatabaseOutageTests {
                 page.status == 503 && page.text.contains("<h1>The database is unavailable</h1>"),
                 "\(page.status) \(page.text)")
             #expect(page.text.contains("PostgreSQL") && page.text.contains(#"http-equiv="refresh""#))
+            // A form is not sent again by a reload; the page says what to do.
+            let kick = try await browser.post("/nodes/\(reg.nodeId)/kick", [])
+            #expect(kick.status == 503 && kick.text.contains("The form was not saved"), "\(kick.status) \(kick.text)")
+            #expect(!kick.text.contains("http-equiv"))
             // The process answers what needs no database.
             #expect(try await h.admin.send(method: "GET", path: "/healthz").status == 200)
 
