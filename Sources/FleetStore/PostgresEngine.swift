@@ -755,7 +755,8 @@ final class PostgresEngine: @unchecked Sendable {
     /// Request transactions under way, each with its connection and deadline: `cutOverdue`
     /// (every second) closes the connection of one past its deadline, which fails the query
     /// waiting on it (a blocked `wait()` returns with an error). A lock and a dictionary entry
-    /// per transaction: a timer per transaction would wake an event loop twice per push.
+    /// per transaction: a timer scheduled per transaction from an engine thread would wake an
+    /// event loop (a syscall and a loop tick) at every push.
     final class Deadlines: Sendable {
         private struct Entry {
             let connection: PostgresConnection
