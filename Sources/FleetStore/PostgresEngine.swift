@@ -213,6 +213,11 @@ public struct PostgresError: Error, CustomStringConvertible {
     /// server (refused, reset, closed, timed out): PostgreSQL is down, restarting, out of reach
     /// or refuses this server.
     let connectionFailed: Bool
+    /// A write connection was refused a write as read-only (SQLSTATE 25006): the database is a
+    /// standby (a failover pointed the server at the old primary) or was made read-only
+    /// (`default_transaction_read_only`). On a reader connection, read-only by design, the same
+    /// code would be the server's own mistake, not an outage.
+    var writeRefusedAsReadOnly = false
 
     init(sqlState: String?, message: String, sql: String?) {
         self.sqlState = sqlState
@@ -239,8 +244,16 @@ public struct PostgresError: Error, CustomStringConvertible {
                 if let detail = info[.detail] { text += " (\(detail))" }
                 message = text
             } else {
-                // No server answer: what failed underneath (connection refused, TLS).
-                message = "\(e.code)" + (e.underlying.map { ": \($0)" } ?? "")
+                // No server answer: what failed underneath (connection refused, TLS). A
+                // PSQLError underneath prints only postgres-nio's "Generic description".
+                let words: String =
+                    switch e.code {
+                    case .serverClosedConnection: "PostgreSQL closed the connection"
+                    case .clientClosedConnection: "the connection was closed (lost, or cut by this server)"
+                    case .uncleanShutdown: "the connection ended without a proper shutdown"
+                    default: "\(e.code)"
+                    }
+                message = words + (e.underlying.flatMap { $0 is PSQLError ? nil : ": \($0)" } ?? "")
             }
         } else {
             sqlState = nil
@@ -255,6 +268,9 @@ public struct PostgresError: Error, CustomStringConvertible {
     /// 08), no free connection slot (53300) or no disk space (53100). Nil for anything else (a
     /// statement's own error is not an outage).
     var unavailableReason: String? {
+        if writeRefusedAsReadOnly {
+            return "PostgreSQL refuses writes (a standby, or a database made read-only): \(message) [SQLSTATE 25006]"
+        }
         let outage =
             connectionFailed
             || sqlState.map { $0.hasPrefix("08") || ["57P01", "57P02", "57P03", "53300", "53100"].contains($0) } ?? false
@@ -620,9 +636,17 @@ final class PostgresEngine: @unchecked Sendable {
                 return value
             } catch {
                 let wasCut = cut()
-                slots.release(connection, broken: wasCut || connection.isClosed)
+                // A write connection refused writes: its session keeps the read-only setting it
+                // started with, so it is closed, and the next write connects anew (to the new
+                // primary, or to the database made writable again).
+                let readOnly = slots !== readers && (error as? PostgresError)?.sqlState == "25006"
+                slots.release(connection, broken: wasCut || readOnly || connection.isClosed)
                 if wasCut {
                     throw PostgresError(NoAnswer(waited: requestDeadline.withLock { $0 }), sql: nil, connecting: true)
+                }
+                if readOnly, var e = error as? PostgresError {
+                    e.writeRefusedAsReadOnly = true
+                    throw e
                 }
                 guard Self.retryable(error), attempt < Self.maxAttempts else { throw error }
                 logger.debug(
@@ -748,7 +772,7 @@ final class PostgresEngine: @unchecked Sendable {
     struct NoAnswer: Error, CustomStringConvertible {
         let waited: Duration
         var description: String {
-            "no answer from PostgreSQL within \(waited.components.seconds) s; closed the connection"
+            "no answer within \(waited.components.seconds) s; closed the connection"
         }
     }
 

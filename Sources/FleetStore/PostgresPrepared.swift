@@ -24,8 +24,8 @@ import Synchronization
 /// use of the name there with the same error, without asking the server. PostgreSQL takes locks
 /// while it parses, so even a deadlock or a lock timeout can fail a preparation. So a failure on a
 /// connection where the name has not yet run well gives the statement a new name (a failure of
-/// the moment does not stick), unless it cannot have come from preparing (a constraint) or the
-/// connection is gone; a failure where the name ran well before (a serialization failure, most
+/// the moment does not stick), unless it cannot have come from preparing (a constraint, a write
+/// refused as read-only) or the connection is gone (no answer, a shutdown, a connection failure); a failure where the name ran well before (a serialization failure, most
 /// often) leaves it alone. A statement renamed `maxRevisions` times runs unnamed from then on.
 final class PreparedStatements: Sendable {
     /// Executions in this process before a statement is prepared (`KSMFLEET_POSTGRES_PREPARE_AFTER`;
@@ -147,9 +147,16 @@ final class PreparedStatements: Sendable {
 
     /// A prepared execution of `key` failed on `connection` with `error`.
     func failed(_ key: Key, connection: Int, _ error: PostgresError) {
-        // No server answer: the connection is gone, and what it had prepared with it. A
-        // constraint is checked when a statement runs, never when it is prepared.
-        guard let sqlState = error.sqlState, !sqlState.hasPrefix("23") else { return }
+        // No server answer: the connection is gone, and what it had prepared with it; so it is
+        // after a shutdown or a connection failure (57P01–57P03, class 08: the server ends the
+        // connection). A constraint, or a write refused in a read-only transaction (25006: a
+        // standby, a database made read-only), is checked when a statement runs, never when it
+        // is prepared. (Counted, a minute of a read-only database's refused pushes on new
+        // connections would rename the push's statement past `maxRevisions`, and it would run
+        // unnamed, parsed and planned at every push, for the rest of the process's life.)
+        guard let sqlState = error.sqlState, !sqlState.hasPrefix("23"), !sqlState.hasPrefix("08"),
+            !sqlState.hasPrefix("57P"), sqlState != "25006"
+        else { return }
         let (revision, disabled) = state.withLock { s -> (Int, Bool) in
             guard var entry = s.known[key], !entry.disabled, !entry.confirmed.contains(connection) || error.planChanged
             else { return (0, false) }

@@ -96,6 +96,62 @@ struct DatabaseOutageTests {
         await h.finish()
     }
 
+    /// A PostgreSQL that refuses writes (a failover left the server on the old primary, now a
+    /// standby; or an operator made the database read-only): 503 saying so, reads still
+    /// answered; once writable again the next write connects anew and is stored (the old
+    /// session would keep its read-only setting).
+    @Test("PostgreSQL refusing writes (read-only): pushes 503 saying so, reads answered; writes stored again once it is writable")
+    func postgresReadOnly() async throws {
+        guard let serverURL = TestStore.postgresURL else {
+            try Test.cancel("needs PostgreSQL: runs on the PostgreSQL pass of make test (KSMFLEET_TEST_POSTGRES)")
+        }
+        let h = try await Harness.start()
+        let location = try TestStore.location(for: h.server.dataDir)
+        let name = try #require(URLComponents(string: location)?.path.dropFirst().description)
+        let (reg, node) = try await h.register(hostname: "read-only")
+        _ = try await node.pushSamples(nodeId: reg.nodeId, Fixtures.batch([1]))
+        // New sessions start read-only; the server's are ended so that it opens new ones.
+        func endSessions() throws {
+            try TestStore.psql(
+                serverURL,
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '\(name)' AND application_name <> 'ksmfleet-listen'")
+        }
+        try TestStore.psql(serverURL, "ALTER DATABASE \(name) SET default_transaction_read_only = on")
+        do {
+            try endSessions()
+            // The first request after the cut may meet a closed connection; the next ones the
+            // read-only database.
+            var push: HTTPResponse?
+            for _ in 0..<5 {
+                let r = try await node.send(
+                    method: "POST", path: APIPaths.samples(reg.nodeId), body: try jsonBody(Fixtures.batch([2])))
+                push = r
+                if unavailable(r).message.contains("refuses writes") { break }
+            }
+            let refused = try #require(push)
+            let answer = unavailable(refused)
+            #expect(refused.status == 503 && answer.code == APIErrorCode.databaseUnavailable, "\(refused.status) \(answer.message)")
+            #expect(answer.message.contains("PostgreSQL refuses writes"), "\(answer.message)")
+            // Reads are answered.
+            #expect(try await h.admin.send(method: "GET", path: APIPaths.nodes).status == 200)
+
+            // Writable again (only new sessions see it: the server's write session is not ended).
+            try TestStore.psql(serverURL, "ALTER DATABASE \(name) RESET default_transaction_read_only")
+            let stored = await waitUntil(timeout: .seconds(20), poll: .milliseconds(200)) {
+                (try? await node.pushSamples(nodeId: reg.nodeId, Fixtures.batch([2]))) != nil
+            }
+            #expect(stored, "the push was not stored once the database was writable again")
+            let database = try h.database()
+            #expect(try await database.sampleSeqs(nodeId: reg.nodeId) == [1, 2])
+            try database.close()
+        } catch {
+            _ = try? TestStore.psql(serverURL, "ALTER DATABASE \(name) RESET default_transaction_read_only")
+            await h.finish()
+            throw error
+        }
+        await h.finish()
+    }
+
     /// A PostgreSQL that stops answering without an error (every backend of the server's
     /// database frozen with SIGSTOP, as a hung host or a network partition: TCP stays up,
     /// nothing comes back): a request's transaction is cut at the deadline and answered 503,
@@ -136,7 +192,7 @@ struct DatabaseOutageTests {
             let took = clock.now - asked
             let answer = unavailable(push)
             #expect(push.status == 503 && answer.code == APIErrorCode.databaseUnavailable, "\(push.status) \(answer.message)")
-            #expect(answer.message.contains("no answer from PostgreSQL within 2 s"), "\(answer.message)")
+            #expect(answer.message.contains("PostgreSQL: no answer within 2 s"), "\(answer.message)")
             #expect(took < .seconds(15), "the push was held \(took)")
             print("DatabaseOutageTests: with PostgreSQL's backends frozen, the push was answered 503 after \(took)")
             // The frozen backends stay frozen; new connections are answered.

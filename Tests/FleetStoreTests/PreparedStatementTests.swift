@@ -49,9 +49,11 @@ struct PreparedStatementTests {
         // On another connection, where it has not run yet, it is renamed.
         r.failed(key, connection: 8, error("40001"))
         #expect(r.currentName(key) == "ksmfleet_1_2")
-        // A lost connection, or a constraint: never a preparation's failure.
-        r.failed(key, connection: 9, error(nil))
-        r.failed(key, connection: 9, error("23505"))
+        // A lost connection, or a constraint: never a preparation's failure. Nor a write refused
+        // as read-only, nor a shutdown or connection failure (the connection ends with it).
+        for state in [nil, "23505", "25006", "57P01", "57P03", "08006"] {
+            r.failed(key, connection: 9, error(state))
+        }
         #expect(r.currentName(key) == "ksmfleet_1_2")
         // A changed result type breaks the statement wherever it ran.
         r.succeeded(key, connection: 7)
