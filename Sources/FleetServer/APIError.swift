@@ -53,7 +53,7 @@ struct APIError: Error, HTTPResponseError, Sendable {
     static func databaseUnavailable(_ reason: String) -> APIError {
         var e = APIError(
             .serviceUnavailable, code: APIErrorCode.databaseUnavailable,
-            message: "the database is unavailable, try again shortly: \(reason)")
+            message: "the database is unavailable (\(reason)); try again in a few seconds")
         e.headers[.retryAfter] = "5"
         return e
     }

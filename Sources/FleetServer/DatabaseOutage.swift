@@ -4,24 +4,30 @@ import ServiceLifecycle
 import Synchronization
 
 /// Requests refused because the database cannot serve them (`DatabaseUnavailable`: PostgreSQL
-/// down or restarting, SQLite's file locked by another process, a full disk), logged as one
-/// outage: a warning at the first refusal (the reason, the request's path), a line at most every
-/// `summaryInterval` while it lasts (how many were refused since, the latest reason), and a
-/// notice when the database answers again, with how long the outage lasted and how many
-/// requests it refused. It is over when the database answers a query (`DatabaseOutageService`
-/// asks every `probeInterval`) and no request was refused for `quietInterval`: a full disk or a
-/// read-only file still answers reads while every write fails. A line per request would be
-/// thousands a second for a fleet's pushes, and would bury the one line that says what happened.
+/// down, restarting, read-only or not answering; SQLite's file locked, a full disk), logged as
+/// one outage: a warning at the first refusal (the database's words, the request's path), a line
+/// at most every `summaryInterval` while it lasts (how many were refused since, the latest
+/// words), and a notice at its end, with how long it lasted and how many requests it refused.
+/// It is over when the database answers a query (`DatabaseOutageService` asks every
+/// `probeInterval`) and either a write request succeeded since the last refusal or none was
+/// refused for `quietInterval`: a full disk or a read-only database answers reads while every
+/// write fails, and agents back off for up to a minute between pushes. A line per request would
+/// be thousands a second for a fleet's pushes, and would bury the one line that says what
+/// happened.
 final class DatabaseOutage: Sendable {
     private struct State {
         /// When the outage began; nil while there is none.
         var began: ContinuousClock.Instant?
         var refused = 0
         var refusedSinceLine = 0
-        var reason = ""
+        var latest: DatabaseUnavailable?
         var lastRefused: ContinuousClock.Instant?
+        /// A write request succeeded after the last refusal.
+        var wroteSince = false
     }
     private let state = Mutex(State())
+    /// Whether an outage is under way, read without the lock on every write request.
+    private let underWay = Atomic<Bool>(false)
     private let logger: Logger
     /// Wakes the watcher at an outage's first refusal.
     let beginnings: AsyncStream<Void>
@@ -32,7 +38,7 @@ final class DatabaseOutage: Sendable {
 
     init(
         logger: Logger, probeInterval: Duration = .seconds(1), summaryInterval: Duration = .seconds(10),
-        quietInterval: Duration = .seconds(3)
+        quietInterval: Duration = .seconds(30)
     ) {
         self.logger = logger
         self.probeInterval = probeInterval
@@ -41,47 +47,55 @@ final class DatabaseOutage: Sendable {
         (beginnings, begin) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
-    /// Whether an outage is under way (a request was refused and the database has not answered
-    /// since).
-    var active: Bool { state.withLock { $0.began != nil } }
+    /// Whether an outage is under way (a request was refused and the outage has not ended).
+    var active: Bool { underWay.load(ordering: .relaxed) }
 
-    /// The latest refusal's reason while an outage is under way, nil otherwise.
-    var reason: String? { state.withLock { $0.began == nil ? nil : $0.reason } }
+    /// What the latest refusal was, if one came within `within` (`/readyz`).
+    func refused(within: Duration) -> DatabaseUnavailable? {
+        state.withLock { s in
+            guard let last = s.lastRefused, ContinuousClock.now - last < within else { return nil }
+            return s.latest
+        }
+    }
 
-    /// Counts a request refused for `reason`; the first of an outage logs it and wakes the watcher.
-    func refused(_ reason: String, path: String) {
+    /// Counts a request refused for `why`; the first of an outage logs it and wakes the watcher.
+    func refused(_ why: DatabaseUnavailable, path: String) {
         let first = state.withLock { s -> Bool in
             s.refused += 1
             s.refusedSinceLine += 1
-            s.reason = reason
+            s.latest = why
             s.lastRefused = .now
+            s.wroteSince = false
             guard s.began == nil else { return false }
             s.began = .now
             s.refused = 1
             s.refusedSinceLine = 0
+            underWay.store(true, ordering: .relaxed)
             return true
         }
         guard first else { return }
         logger.warning(
             "the database is unavailable: requests that need it are answered 503 until it answers again",
-            metadata: ["reason": "\(reason)", "path": "\(path)"])
+            metadata: ["reason": "\(why.detail)", "path": "\(path)"])
         begin.yield()
     }
 
-    /// Until `probe` says the database answers and no request was refused for `quietInterval`:
-    /// a summary line every `summaryInterval`, then the outage's end.
+    /// A write request succeeded (called only while an outage is under way).
+    func writeSucceeded() {
+        state.withLock { s in
+            if s.began != nil { s.wroteSince = true }
+        }
+    }
+
+    /// Until `probe` says the database answers and a write succeeded since the last refusal (or
+    /// none came for `quietInterval`): a summary line every `summaryInterval`, then the end.
     func watch(probe: () async -> Bool) async {
         var sinceLine = Duration.zero
         while !Task.isCancelled {
             try? await Task.sleep(for: probeInterval)
             if Task.isCancelled { return }
-            let quiet = state.withLock { s in s.lastRefused.map { ContinuousClock.now - $0 >= quietInterval } ?? true }
-            if quiet, await probe() {
-                let (began, refused) = state.withLock { s -> (ContinuousClock.Instant?, Int) in
-                    defer { s = State() }
-                    return (s.began, s.refused)
-                }
-                let seconds = began.map { (ContinuousClock.now - $0) / .seconds(1) } ?? 0
+            if await probe(), let (began, refused) = endIfSettled() {
+                let seconds = (ContinuousClock.now - began) / .seconds(1)
                 logger.notice(
                     "the database answers again",
                     metadata: ["outage_s": "\((seconds * 10).rounded() / 10)", "refused_requests": "\(refused)"])
@@ -90,14 +104,33 @@ final class DatabaseOutage: Sendable {
             sinceLine += probeInterval
             if sinceLine >= summaryInterval {
                 sinceLine = .zero
-                let (refused, reason) = state.withLock { s -> (Int, String) in
+                let (refused, latest) = state.withLock { s -> (Int, DatabaseUnavailable?) in
                     defer { s.refusedSinceLine = 0 }
-                    return (s.refusedSinceLine, s.reason)
+                    return (s.refusedSinceLine, s.latest)
                 }
                 logger.warning(
                     "the database is still unavailable",
-                    metadata: ["refused_requests": "\(refused)", "reason": "\(reason)"])
+                    metadata: ["refused_requests": "\(refused)", "reason": "\(latest?.detail ?? "")"])
             }
+        }
+    }
+
+    /// Whether requests say the outage may be over: a write went through since the last
+    /// refusal, or none came for `quietInterval`.
+    private func settled(_ s: State) -> Bool {
+        s.wroteSince || s.lastRefused.map { ContinuousClock.now - $0 >= quietInterval } ?? true
+    }
+
+    /// Ends the outage if it is still settled after the probe (a refusal may have come while it
+    /// ran): when it began and how many requests it refused.
+    private func endIfSettled() -> (ContinuousClock.Instant, Int)? {
+        state.withLock { s -> (ContinuousClock.Instant, Int)? in
+            guard settled(s), let began = s.began else { return nil }
+            defer {
+                s = State()
+                underWay.store(false, ordering: .relaxed)
+            }
+            return (began, s.refused)
         }
     }
 }

@@ -14,7 +14,12 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         async throws -> Response
     {
         do {
-            return try await next(request, context)
+            let response = try await next(request, context)
+            // During an outage, a write that went through says the database takes writes again.
+            if outage.active, request.method != .get, request.method != .head, response.status.code < 400 {
+                outage.writeSucceeded()
+            }
+            return response
         } catch {
             let e = Self.apiError(for: error, request: request, logger: context.logger, outage: outage)
             if e.detail.code == APIErrorCode.databaseUnavailable, APIRoutes.allowedMethods(request.uri.path) == nil {
@@ -82,10 +87,11 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
                     message: message ?? status.reasonPhrase)
             }
         default:
-            if let reason = DatabaseUnavailable.reason(error) {
-                // Logged once per outage (DatabaseOutage), not once per request.
-                outage.refused(reason, path: request.uri.path)
-                return .databaseUnavailable(reason)
+            if let unavailable = DatabaseUnavailable.of(error) {
+                // Logged once per outage (DatabaseOutage), not once per request; the client is
+                // told the kind of failure, the log the database's own words.
+                outage.refused(unavailable, path: request.uri.path)
+                return .databaseUnavailable(unavailable.summary)
             }
             logger.error("request failed", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
             return APIError(.internalServerError, code: APIErrorCode.internalError, message: "internal error; see the server log")

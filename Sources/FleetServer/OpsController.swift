@@ -13,10 +13,11 @@ struct OpsController<Context: RequestContext>: Sendable {
             guard await state.database.ping() else {
                 throw APIError(.serviceUnavailable, code: "not_ready", message: "the database does not answer")
             }
-            // It answers a query, but requests were refused lately (a full disk: reads work,
-            // writes fail): not ready until the outage is over (`DatabaseOutage`).
-            if let reason = state.outage.reason {
-                throw APIError(.serviceUnavailable, code: "not_ready", message: "the database refuses requests: \(reason)")
+            // It answers a query, but requests were refused in the last seconds (a full disk, a
+            // read-only database: reads work, writes fail).
+            if let refused = state.outage.refused(within: .seconds(5)) {
+                throw APIError(
+                    .serviceUnavailable, code: "not_ready", message: "the database refuses requests: \(refused.summary)")
             }
             return try HTTP.json(["status": "ready"])
         }

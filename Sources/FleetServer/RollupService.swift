@@ -54,6 +54,13 @@ struct RollupService: Service {
     }
 
     func run() async throws {
+        // Not held to the request deadline: a pass over a large fleet may take longer.
+        await DatabaseWork.$isBackground.withValue(true) { await work() }
+        // Another replica takes the work over now rather than when this process is gone.
+        await database.releaseBackgroundLock()
+    }
+
+    private func work() async {
         try? await cancelWhenGracefulShutdown {
             var sinceRetention = Duration.zero
             var sinceStatistics = Duration.zero
@@ -158,7 +165,5 @@ struct RollupService: Service {
                 sinceStatistics += rollupInterval
             }
         }
-        // Another replica takes the work over now rather than when this process is gone.
-        await database.releaseBackgroundLock()
     }
 }

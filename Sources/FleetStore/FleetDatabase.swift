@@ -101,7 +101,7 @@ public final class FleetDatabase: Sendable {
         let engine = try PostgresEngine(location: location, logger: logger)
         backend = .postgres(engine)
         sampleWriter = SampleGroupCommit(
-            transaction: { body in try engine.writeSync(body) }, afterCommits: {}, write: FleetDatabase.writeSampleBatch,
+            transaction: { body in try engine.writeSync(deadline: engine.requestDeadline.withLock { $0 }, body) }, afterCommits: {}, write: FleetDatabase.writeSampleBatch,
             writeGroup: FleetDatabase.writeSampleGroup,
             writeAlone: { batch in
                 guard FleetDatabase.writesInOneStatement(batch) else { return nil }
@@ -416,9 +416,10 @@ extension FleetDatabase {
 
 extension FleetDatabase {
     /// How long a request's transaction may wait for PostgreSQL before its connection is closed
-    /// and the request fails as the database being unavailable (default 60 s); SQLite has its
-    /// own busy timeout and nothing to wait for over a network.
-    public func setRequestDeadline(_ deadline: Duration) {
+    /// and the request fails as the database being unavailable (none until set: the server sets
+    /// it; work marked `DatabaseWork.isBackground` has none); SQLite has its own busy timeout
+    /// and nothing to wait for over a network.
+    public func setRequestDeadline(_ deadline: Duration?) {
         guard case .postgres(let engine) = backend else { return }
         engine.requestDeadline.withLock { $0 = deadline }
     }

@@ -218,12 +218,17 @@ public struct PostgresError: Error, CustomStringConvertible {
     /// (`default_transaction_read_only`). On a reader connection, read-only by design, the same
     /// code would be the server's own mistake, not an outage.
     var writeRefusedAsReadOnly = false
+    /// The error came from opening a connection.
+    let connecting: Bool
+    /// The request's transaction was cut at this deadline (`Deadlines`).
+    var cutAfter: Duration?
 
     init(sqlState: String?, message: String, sql: String?) {
         self.sqlState = sqlState
         self.message = message
         self.sql = sql
         connectionFailed = false
+        connecting = false
     }
 
     /// `connecting`: the error came from opening a connection.
@@ -233,6 +238,7 @@ public struct PostgresError: Error, CustomStringConvertible {
             return
         }
         self.sql = sql
+        self.connecting = connecting
         if let e = error as? PSQLError {
             sqlState = e.serverInfo?[.sqlState]
             connectionFailed =
@@ -253,7 +259,9 @@ public struct PostgresError: Error, CustomStringConvertible {
                     case .uncleanShutdown: "the connection ended without a proper shutdown"
                     default: "\(e.code)"
                     }
-                message = words + (e.underlying.flatMap { $0 is PSQLError ? nil : ": \($0)" } ?? "")
+                // An underlying PSQLError prints only its generic text: its code says more.
+                let underneath = e.underlying.map { ($0 as? PSQLError).map { ": \($0.code)" } ?? ": \($0)" } ?? ""
+                message = words + underneath
             }
         } else {
             sqlState = nil
@@ -263,19 +271,28 @@ public struct PostgresError: Error, CustomStringConvertible {
     }
 
     /// Why PostgreSQL cannot serve requests now, when this error says so: no connection (down,
-    /// restarting, out of reach, refusing this server), a shutdown under way (SQLSTATE 57P01–57P03: a restart, a
-    /// fast stop, a crash's recovery, a server still starting), a connection exception (class
-    /// 08), no free connection slot (53300) or no disk space (53100). Nil for anything else (a
-    /// statement's own error is not an outage).
-    var unavailableReason: String? {
-        if writeRefusedAsReadOnly {
-            return "PostgreSQL refuses writes (a standby, or a database made read-only): \(message) [SQLSTATE 25006]"
+    /// restarting, out of reach, refusing this server), a request cut at its deadline, writes
+    /// refused as read-only, a shutdown under way (SQLSTATE 57P01–57P03: a restart, a fast stop,
+    /// a crash's recovery, a server still starting), a connection exception (class 08, but not
+    /// 08P01: a protocol violation, such as a bind with the wrong number of parameters, is this
+    /// server's mistake and leaves the connection open), no free connection slot (53300) or no
+    /// disk space (53100). Nil for anything else (a statement's own error is not an outage).
+    var unavailable: DatabaseUnavailable? {
+        let summary: String
+        switch sqlState {
+        case _ where writeRefusedAsReadOnly: summary = "PostgreSQL refuses writes (a standby, or a database made read-only)"
+        case _ where cutAfter != nil: summary = "PostgreSQL did not finish within \(PostgresEngine.NoAnswer.seconds(cutAfter!))"
+        case "57P01", "57P02": summary = "PostgreSQL is shutting down or restarting"
+        case "57P03": summary = "PostgreSQL is starting up or shutting down"
+        case "53300": summary = "PostgreSQL has no free connection slots"
+        case "53100": summary = "PostgreSQL is out of disk space"
+        case let state? where state.hasPrefix("08") && state != "08P01": summary = "the connection to PostgreSQL failed"
+        case _ where connecting: summary = "PostgreSQL refuses this server's connections or cannot be reached"
+        case nil where connectionFailed: summary = "the connection to PostgreSQL was lost"
+        default: return nil
         }
-        let outage =
-            connectionFailed
-            || sqlState.map { $0.hasPrefix("08") || ["57P01", "57P02", "57P03", "53300", "53100"].contains($0) } ?? false
-        guard outage else { return nil }
-        return "PostgreSQL: \(message)" + (sqlState.map { " [SQLSTATE \($0)]" } ?? "")
+        return DatabaseUnavailable(
+            summary: summary, detail: "PostgreSQL: \(message)" + (sqlState.map { " [SQLSTATE \($0)]" } ?? ""))
     }
 
     /// Serialization failure or deadlock, or a prepared statement whose table changed shape under
@@ -462,10 +479,24 @@ final class PostgresEngine: @unchecked Sendable {
     /// How long a request's transaction may take before its connection is closed (the request
     /// then fails as the database being unavailable): a PostgreSQL that stopped answering (a
     /// network partition, a hung host) would otherwise hold every request, and the engine's
-    /// threads, until TCP gives up (about 15 minutes on Linux). Background work and migrations
-    /// have no such limit. `FleetDatabase.setRequestDeadline`.
-    let requestDeadline = Mutex<Duration>(.seconds(60))
+    /// threads, until TCP gives up (about 15 minutes on Linux). Nil (the default: tools such as
+    /// `migrate-data`) for no limit; the server sets it (`FleetDatabase.setRequestDeadline`).
+    /// Work marked `DatabaseWork.isBackground` (rollups, retention), background writes and
+    /// migrations have no limit.
+    let requestDeadline = Mutex<Duration?>(nil)
+
+    /// The deadline for work submitted now by the calling task.
+    private func deadlineForCaller() -> Duration? {
+        DatabaseWork.isBackground ? nil : requestDeadline.withLock { $0 }
+    }
+
     private let deadlines = Deadlines()
+    /// The last failed attempt to connect, and when (`connect`).
+    private let lastConnectFailure = Mutex<(at: ContinuousClock.Instant, error: PostgresError)?>(nil)
+    /// When a write connection was last closed for refusing writes as read-only.
+    private let lastReadOnlyClose = Mutex<ContinuousClock.Instant?>(nil)
+    /// Whether the last ask for the background lock failed (logged once until one succeeds).
+    private let lockAskFailing = Mutex(false)
     private var reaper: RepeatedTask? = nil
     private var deadlineChecks: RepeatedTask? = nil
     private let nextID = Mutex(0)
@@ -479,9 +510,13 @@ final class PostgresEngine: @unchecked Sendable {
         configuration = try location.configuration()
         var readerConfiguration = configuration
         readerConfiguration.options.additionalStartupParameters.append(("default_transaction_read_only", "on"))
+        // Named, so that operators (and tests) tell the requests' connections in pg_stat_activity
+        // from the background work's, the background lock's and LISTEN's.
+        readerConfiguration.options.additionalStartupParameters.append(("application_name", "ksmfleet-read"))
         self.readerConfiguration = readerConfiguration
         var writerConfiguration = configuration
         writerConfiguration.options.additionalStartupParameters.append(("default_transaction_isolation", "repeatable read"))
+        writerConfiguration.options.additionalStartupParameters.append(("application_name", "ksmfleet-write"))
         self.writerConfiguration = writerConfiguration
         readers = ConnectionSlots(limit: maxReaders)
         writer = ConnectionSlots(limit: 1)
@@ -513,19 +548,30 @@ final class PostgresEngine: @unchecked Sendable {
             v += 1
             return v
         }
+        // Within a second of a failed attempt the same failure, without trying: while PostgreSQL
+        // is out of reach every attempt waits up to the connect timeout (10 s), and requests
+        // queued behind the one write thread would each wait that long in turn.
+        if let recent = lastConnectFailure.withLock({ $0 }), ContinuousClock.now - recent.at < .seconds(1) {
+            throw recent.error
+        }
         // With the server's own words (postgres-nio's error prints only "Generic description"):
         // a start on a database that does not exist must say so.
         do {
-            return try PostgresConnection.connect(on: group.next(), configuration: configuration, id: id, logger: logger)
-                .wait()
+            let connection = try PostgresConnection.connect(
+                on: group.next(), configuration: configuration, id: id, logger: logger
+            ).wait()
+            lastConnectFailure.withLock { $0 = nil }
+            return connection
         } catch {
-            throw PostgresError(error, sql: nil, connecting: true)
+            let failure = PostgresError(error, sql: nil, connecting: true)
+            lastConnectFailure.withLock { $0 = (ContinuousClock.now, failure) }
+            throw failure
         }
     }
 
     /// Runs `body` in a write transaction on the writer connection (blocking).
-    func writeSync<T>(_ body: (StoreDB) throws -> T) throws -> T {
-        try transaction(slots: writer, begin: "BEGIN ISOLATION LEVEL REPEATABLE READ", deadline: true, body)
+    func writeSync<T>(deadline: Duration?, _ body: (StoreDB) throws -> T) throws -> T {
+        try transaction(slots: writer, begin: "BEGIN ISOLATION LEVEL REPEATABLE READ", deadline: deadline, body)
     }
 
     /// Runs `body` in a READ COMMITTED write transaction on the writer connection (blocking):
@@ -539,8 +585,8 @@ final class PostgresEngine: @unchecked Sendable {
     }
 
     /// Runs `body` in a read-only snapshot on a reader connection (blocking).
-    func readSync<T>(_ body: (StoreDB) throws -> T) throws -> T {
-        try transaction(slots: readers, begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", deadline: true, body)
+    func readSync<T>(deadline: Duration?, _ body: (StoreDB) throws -> T) throws -> T {
+        try transaction(slots: readers, begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", deadline: deadline, body)
     }
 
     /// Runs `body`, which makes exactly one query, on a reader connection outside a transaction
@@ -549,8 +595,8 @@ final class PostgresEngine: @unchecked Sendable {
     /// round trips: two of the three a long-poll's first read cost. A second statement, or one
     /// that is not a query, throws (`PostgresSession`); a write inside a query (a WITH holding an
     /// UPDATE) is refused by the reader connection, read-only by default (`readerConfiguration`).
-    func readStatementSync<T>(_ body: (StoreDB) throws -> T) throws -> T {
-        try transaction(slots: readers, begin: nil, limit: .oneQuery, deadline: true, body)
+    func readStatementSync<T>(deadline: Duration?, _ body: (StoreDB) throws -> T) throws -> T {
+        try transaction(slots: readers, begin: nil, limit: .oneQuery, deadline: deadline, body)
     }
 
     /// Runs `body`, which makes exactly one statement, on the writer connection outside a
@@ -560,18 +606,20 @@ final class PostgresEngine: @unchecked Sendable {
     /// an agent's normal sample push (`FleetDatabase.writeLoneSampleBatch`). A second statement
     /// throws (`PostgresSession`).
     func writeStatementSync<T>(_ body: (StoreDB) throws -> T) throws -> T {
-        try transaction(slots: writer, begin: nil, limit: .oneStatement, deadline: true, body)
+        try transaction(slots: writer, begin: nil, limit: .oneStatement, deadline: requestDeadline.withLock { $0 }, body)
     }
 
     func readStatement<T: Sendable>(_ body: @escaping @Sendable (StoreDB) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
-            readThreads.submit { continuation.resume(with: Result { try self.readStatementSync(body) }) }
+            let deadline = deadlineForCaller()
+            readThreads.submit { continuation.resume(with: Result { try self.readStatementSync(deadline: deadline, body) }) }
         }
     }
 
     func write<T: Sendable>(_ body: @escaping @Sendable (StoreDB) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
-            writeThread.submit { continuation.resume(with: Result { try self.writeSync(body) }) }
+            let deadline = deadlineForCaller()
+            writeThread.submit { continuation.resume(with: Result { try self.writeSync(deadline: deadline, body) }) }
         }
     }
 
@@ -589,7 +637,8 @@ final class PostgresEngine: @unchecked Sendable {
 
     func read<T: Sendable>(_ body: @escaping @Sendable (StoreDB) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
-            readThreads.submit { continuation.resume(with: Result { try self.readSync(body) }) }
+            let deadline = deadlineForCaller()
+            readThreads.submit { continuation.resume(with: Result { try self.readSync(deadline: deadline, body) }) }
         }
     }
 
@@ -603,18 +652,18 @@ final class PostgresEngine: @unchecked Sendable {
     /// Run again from the start after a serialization failure or a deadlock. `prepare`: whether
     /// the session may run prepared statements, which block on a task
     /// (`PostgresConnection.executePrepared`): not on a thread that may be Swift concurrency's.
-    /// `deadline`: a request's transaction, whose connection is closed when it runs past
-    /// `requestDeadline` (give or take the second between checks; it then throws `NoAnswer`).
+    /// `deadline`: a request's limit; its connection is closed when the transaction runs past
+    /// it (give or take the second between checks; it then throws `NoAnswer`).
     private func transaction<T>(
         slots: ConnectionSlots, begin: String?, limit: PostgresSession.Limit? = nil, prepare: Bool = true,
-        deadline: Bool = false, _ body: (StoreDB) throws -> T
+        deadline: Duration? = nil, _ body: (StoreDB) throws -> T
     ) throws -> T {
         var attempt = 1
         while true {
             let connection = try slots.acquire(
                 connect: slots === readers ? connectReader : slots === writer ? connectWriter : connect)
             let session = PostgresSession(connection: connection, logger: logger, limit: limit, prepared: prepare ? prepared : nil)
-            let watch = deadline ? deadlines.start(connection, after: requestDeadline.withLock { $0 }) : nil
+            let watch = deadline.map { deadlines.start(connection, after: $0) }
             // Ends the watch (once per attempt): whether it cut the connection.
             let cut = { watch.map { self.deadlines.end($0) } ?? false }
             do {
@@ -624,7 +673,12 @@ final class PostgresEngine: @unchecked Sendable {
                     do {
                         value = try body(StoreDB(.postgres(session)))
                     } catch {
-                        _ = try? session.run("ROLLBACK", [])
+                        // Not on a connection that is gone or closing (no server answer: lost,
+                        // or cut at its deadline): postgres-nio never answers a query sent to a
+                        // connection being closed, and PostgreSQL ends the transaction itself.
+                        if (error as? PostgresError)?.connectionFailed != true && !connection.isClosed {
+                            _ = try? session.run("ROLLBACK", [])
+                        }
                         throw error
                     }
                     try session.run("COMMIT", [])
@@ -640,9 +694,21 @@ final class PostgresEngine: @unchecked Sendable {
                 // started with, so it is closed, and the next write connects anew (to the new
                 // primary, or to the database made writable again).
                 let readOnly = slots !== readers && (error as? PostgresError)?.sqlState == "25006"
-                slots.release(connection, broken: wasCut || readOnly || connection.isClosed)
+                // At most once a second: a standby refuses every push, and reconnecting for each
+                // would be a connection a push.
+                let reconnect =
+                    readOnly
+                    && lastReadOnlyClose.withLock { last in
+                        let now = ContinuousClock.now
+                        guard last.map({ now - $0 >= .seconds(1) }) ?? true else { return false }
+                        last = now
+                        return true
+                    }
+                slots.release(connection, broken: wasCut || reconnect || connection.isClosed)
                 if wasCut {
-                    throw PostgresError(NoAnswer(waited: requestDeadline.withLock { $0 }), sql: nil, connecting: true)
+                    var e = PostgresError(NoAnswer(waited: deadline ?? .zero), sql: nil)
+                    e.cutAfter = deadline
+                    throw e
                 }
                 if readOnly, var e = error as? PostgresError {
                     e.writeRefusedAsReadOnly = true
@@ -679,12 +745,15 @@ final class PostgresEngine: @unchecked Sendable {
     /// database does not answer: logged). Blocking.
     func holdsBackgroundLock() -> Bool? {
         if let held = leader.withLock({ $0 }), !held.isClosed { return true }
+        var opened: PostgresConnection?
         do {
             let connection = try connect()
+            opened = connection
             let rows = try connection.query(
                 PostgresQuery(unsafeSQL: "SELECT pg_try_advisory_lock(\(PostgresLocks.background))"), logger: logger
             ).wait().rows
             let got = try rows.first?.first.map { try $0.decode(Bool.self) } ?? false
+            lockAskFailing.withLock { $0 = false }
             if got {
                 leader.withLock { $0 = connection }
                 return true
@@ -692,7 +761,15 @@ final class PostgresEngine: @unchecked Sendable {
             connection.close().whenComplete { _ in _ = connection }  // kept until closed (postgres-nio asserts it)
             return false
         } catch {
-            logger.warning("could not ask for the background lock", metadata: ["error": "\(Self.describe(error))"])
+            if let opened { opened.close().whenComplete { _ in _ = opened } }
+            // Once per outage (the server logs the outage itself); again after an answer.
+            let first = lockAskFailing.withLock { failing in
+                defer { failing = true }
+                return !failing
+            }
+            logger.log(
+                level: first ? .warning : .debug, "could not ask for the background lock",
+                metadata: ["error": "\(Self.describe(error))"])
             return nil
         }
     }
@@ -768,11 +845,17 @@ final class PostgresEngine: @unchecked Sendable {
         }
     }
 
-    /// A request's transaction ran past `requestDeadline`: PostgreSQL did not answer.
+    /// A request's transaction ran past its deadline: PostgreSQL stopped answering, or the
+    /// work was too slow.
     struct NoAnswer: Error, CustomStringConvertible {
         let waited: Duration
+        /// "60 s", "0.5 s".
+        static func seconds(_ d: Duration) -> String {
+            let s = Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+            return (s == s.rounded() ? "\(Int64(s))" : "\(s)") + " s"
+        }
         var description: String {
-            "no answer within \(waited.components.seconds) s; closed the connection"
+            "did not finish within \(Self.seconds(waited)) (no answer, or too slow); closed the connection"
         }
     }
 

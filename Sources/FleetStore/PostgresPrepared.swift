@@ -148,13 +148,14 @@ final class PreparedStatements: Sendable {
     /// A prepared execution of `key` failed on `connection` with `error`.
     func failed(_ key: Key, connection: Int, _ error: PostgresError) {
         // No server answer: the connection is gone, and what it had prepared with it; so it is
-        // after a shutdown or a connection failure (57P01–57P03, class 08: the server ends the
-        // connection). A constraint, or a write refused in a read-only transaction (25006: a
+        // after a shutdown or a connection failure (57P01–57P03, class 08 but for 08P01, a
+        // protocol violation such as a wrong bind, which leaves the connection open and may be
+        // the preparation's). A constraint, or a write refused in a read-only transaction (25006: a
         // standby, a database made read-only), is checked when a statement runs, never when it
         // is prepared. (Counted, a minute of a read-only database's refused pushes on new
         // connections would rename the push's statement past `maxRevisions`, and it would run
         // unnamed, parsed and planned at every push, for the rest of the process's life.)
-        guard let sqlState = error.sqlState, !sqlState.hasPrefix("23"), !sqlState.hasPrefix("08"),
+        guard let sqlState = error.sqlState, !sqlState.hasPrefix("23"), !sqlState.hasPrefix("08") || sqlState == "08P01",
             !sqlState.hasPrefix("57P"), sqlState != "25006"
         else { return }
         let (revision, disabled) = state.withLock { s -> (Int, Bool) in

@@ -88,7 +88,7 @@ struct CLIError: Error, CustomStringConvertible {
                 // database is back.
                 return CLIError(
                     ExitStatus.unreachable,
-                    "the server's database is unavailable (503 \(d.code): \(d.message)); try again shortly")
+                    "the server's database is unavailable (503 \(d.code): \(d.message))")
             case 500...:
                 return CLIError(
                     ExitStatus.serverError,

@@ -78,7 +78,7 @@ struct StubServerCLITests {
             case "/api/v1/nodes":
                 return .init(
                     status: 503,
-                    body: #"{"error":{"code":"database_unavailable","message":"the database is unavailable, try again shortly: PostgreSQL: connection refused"}}"#)
+                    body: #"{"error":{"code":"database_unavailable","message":"the database is unavailable (PostgreSQL refuses this server's connections or cannot be reached); try again in a few seconds"}}"#)
             default:
                 return .init(status: 503, body: #"{"error":{"code":"http_503","message":"overloaded"}}"#)
             }
@@ -86,8 +86,8 @@ struct StubServerCLITests {
         defer { stub.stop() }
         let r = try await CLI.run(["nodes", "list", "--server", stub.baseURL, "--token", "t"])
         #expect(r.status == Exit.unreachable, "\(r)")
-        #expect(r.stderr.contains("the server's database is unavailable") && r.stderr.contains("PostgreSQL: connection refused"), "\(r)")
-        #expect(r.stderr.contains("try again shortly"), "\(r)")
+        #expect(r.stderr.contains("the server's database is unavailable") && r.stderr.contains("PostgreSQL refuses this server's connections"), "\(r)")
+        #expect(r.stderr.contains("try again in a few seconds"), "\(r)")
         let other = try await CLI.run(["tokens", "list", "--server", stub.baseURL, "--token", "t"])
         #expect(other.status == Exit.serverError, "\(other)")
     }

@@ -1,48 +1,109 @@
 import Foundation
 import GRDB
+import TestSupport
 import Testing
 
 @testable import FleetStore
 
 /// Which failures mean the database cannot serve requests now (the server answers them 503
-/// `database_unavailable`; DatabaseOutageTests in the server suite tries a real one).
+/// `database_unavailable`; DatabaseOutageTests in the server suite tries real ones), and what a
+/// client is told about them: the kind of failure, never the engine's words (which can hold the
+/// database's address, user and names), those go to the log.
 @Suite("database unavailable: which failures")
 struct DatabaseUnavailableTests {
-    @Test(
-        "which failures are an outage: connection failures and PostgreSQL's shutdown, connection and resource states, SQLite's lock, disk and file errors; not a statement's own error"
-    )
-    func whichFailuresAreAnOutage() {
-        // PostgreSQL, by SQLSTATE (the server answered).
-        for state in ["57P01", "57P02", "57P03", "53300", "53100", "08006", "08001"] {
-            let e = PostgresError(sqlState: state, message: "m", sql: nil)
-            #expect(DatabaseUnavailable.reason(e) == "PostgreSQL: m [SQLSTATE \(state)]", "\(state)")
-        }
-        for state in ["23505", "40001", "42P01", "22003", "55000"] {
-            #expect(
-                DatabaseUnavailable.reason(PostgresError(sqlState: state, message: "m", sql: nil)) == nil, "\(state)")
-        }
-        // SQLite, by result code.
-        for code in [
-            ResultCode.SQLITE_BUSY, .SQLITE_LOCKED, .SQLITE_FULL, .SQLITE_IOERR, .SQLITE_READONLY, .SQLITE_CANTOPEN,
-        ] {
-            let reason = DatabaseUnavailable.reason(DatabaseError(resultCode: code, message: "x"))
-            #expect(reason?.hasPrefix("SQLite: ") == true && reason?.hasSuffix(" (x)") == true, "\(code)")
-        }
-        // Extended codes count by their primary one (a busy snapshot, a short read).
-        #expect(DatabaseUnavailable.reason(DatabaseError(resultCode: .SQLITE_BUSY_SNAPSHOT)) != nil)
-        #expect(DatabaseUnavailable.reason(DatabaseError(resultCode: .SQLITE_IOERR_SHORT_READ)) != nil)
-        for code in [ResultCode.SQLITE_CONSTRAINT, .SQLITE_ERROR, .SQLITE_MISMATCH, .SQLITE_CONSTRAINT_UNIQUE] {
-            #expect(DatabaseUnavailable.reason(DatabaseError(resultCode: code)) == nil, "\(code)")
-        }
-        #expect(DatabaseUnavailable.reason(CancellationError()) == nil)
+    func postgres(_ state: String?, _ message: String = "m at 10.0.0.5:5432 for user fleet") -> PostgresError {
+        PostgresError(sqlState: state, message: message, sql: nil)
     }
 
     @Test(
-        "a PostgreSQL connection that could not be opened is an outage whatever the server said; one lost without an answer too"
+        "which failures are an outage: PostgreSQL's shutdown, connection and resource states, SQLite's lock, disk and file errors; not a statement's own error"
     )
-    func connectionFailures() {
+    func whichFailuresAreAnOutage() throws {
+        let summaries = [
+            "57P01": "PostgreSQL is shutting down or restarting", "57P02": "PostgreSQL is shutting down or restarting",
+            "57P03": "PostgreSQL is starting up or shutting down", "53300": "PostgreSQL has no free connection slots",
+            "53100": "PostgreSQL is out of disk space", "08006": "the connection to PostgreSQL failed",
+            "08001": "the connection to PostgreSQL failed",
+        ]
+        for (state, summary) in summaries {
+            let u = try #require(DatabaseUnavailable.of(postgres(state)), "\(state)")
+            #expect(u.summary == summary, "\(state)")
+            #expect(u.detail == "PostgreSQL: m at 10.0.0.5:5432 for user fleet [SQLSTATE \(state)]")
+            #expect(!u.summary.contains("10.0.0.5") && !u.summary.contains("fleet"))
+        }
+        // A protocol violation (08P01: a bind that does not fit) is this server's mistake.
+        for state in ["23505", "40001", "42P01", "22003", "55000", "08P01", "25006"] {
+            #expect(DatabaseUnavailable.of(postgres(state)) == nil, "\(state)")
+        }
+        // SQLite, by result code; extended codes count by their primary one.
+        let codes: [ResultCode] = [
+            .SQLITE_BUSY, .SQLITE_LOCKED, .SQLITE_FULL, .SQLITE_IOERR, .SQLITE_READONLY, .SQLITE_CANTOPEN,
+            .SQLITE_BUSY_SNAPSHOT, .SQLITE_IOERR_SHORT_READ,
+        ]
+        for code in codes {
+            let u = try #require(DatabaseUnavailable.of(DatabaseError(resultCode: code, message: "x")), "\(code)")
+            #expect(u.summary.hasPrefix("SQLite: ") && u.detail == u.summary + " (x)", "\(code)")
+        }
+        #expect(
+            DatabaseUnavailable.of(DatabaseError(resultCode: .SQLITE_FULL))?.summary
+                == "SQLite: the disk holding the database is full")
+        for code in [ResultCode.SQLITE_CONSTRAINT, .SQLITE_ERROR, .SQLITE_MISMATCH, .SQLITE_CONSTRAINT_UNIQUE] {
+            #expect(DatabaseUnavailable.of(DatabaseError(resultCode: code)) == nil, "\(code)")
+        }
+        #expect(DatabaseUnavailable.of(CancellationError()) == nil)
+    }
+
+    @Test(
+        "a connection that could not be opened is an outage whatever the server said; a write refused as read-only on a write connection, and a request cut at its deadline, too"
+    )
+    func connectionFailuresReadOnlyAndDeadlines() throws {
         let refused = PostgresError(CancellationError(), sql: nil, connecting: true)
-        #expect(DatabaseUnavailable.reason(refused) != nil)
-        #expect(DatabaseUnavailable.reason(PostgresError(CancellationError(), sql: nil)) == nil)
+        #expect(
+            DatabaseUnavailable.of(refused)?.summary
+                == "PostgreSQL refuses this server's connections or cannot be reached")
+        #expect(DatabaseUnavailable.of(PostgresError(CancellationError(), sql: nil)) == nil)
+        var readOnly = postgres("25006", "cannot execute INSERT in a read-only transaction")
+        readOnly.writeRefusedAsReadOnly = true
+        let u = try #require(DatabaseUnavailable.of(readOnly))
+        #expect(u.summary == "PostgreSQL refuses writes (a standby, or a database made read-only)")
+        #expect(u.detail.contains("cannot execute INSERT in a read-only transaction"))
+        var cut = PostgresError(PostgresEngine.NoAnswer(waited: .seconds(60)), sql: nil)
+        cut.cutAfter = .seconds(60)
+        #expect(DatabaseUnavailable.of(cut)?.summary == "PostgreSQL did not finish within 60 s")
+        #expect(DatabaseUnavailable.of(cut)?.detail.contains("no answer, or too slow") == true)
+    }
+}
+
+/// The request deadline on PostgreSQL (`FleetDatabase.setRequestDeadline`): it cuts a request's
+/// transaction that runs past it, and nothing else — not the server's background work (rollup
+/// passes over a large fleet), not a store that never set one (`migrate-data`'s copy).
+@Suite("PostgreSQL request deadline: what it cuts")
+struct RequestDeadlineTests {
+    @Test("a read past the deadline is cut as 'did not finish'; the same read as background work, or without a deadline set, finishes")
+    func onlyRequestsAreCut() async throws {
+        guard let server = TestStore.postgresURL else {
+            try Test.cancel("needs PostgreSQL: runs on the PostgreSQL pass of make test (KSMFLEET_TEST_POSTGRES)")
+        }
+        let url = try TestStore.createDatabase(on: server)
+        let database = try FleetDatabase.open(url)
+        defer { try? database.close() }
+        let slow: @Sendable (StoreDB) throws -> Int = { db in
+            try Int.fetchOne(db, sql: "SELECT 1 FROM (SELECT pg_sleep(2.5)) AS slow") ?? 0
+        }
+        // No deadline set (a tool's store): the slow read finishes.
+        #expect(try await database.read(slow) == 1)
+
+        database.setRequestDeadline(.milliseconds(500))
+        do {
+            _ = try await database.read(slow)
+            Issue.record("a read of 2.5 s finished under a 0.5 s deadline")
+        } catch {
+            #expect(DatabaseUnavailable.of(error)?.summary == "PostgreSQL did not finish within 0.5 s", "\(error)")
+        }
+        // Background work is not held to it.
+        let background = try await DatabaseWork.$isBackground.withValue(true) { try await database.read(slow) }
+        #expect(background == 1)
+        // And the store answers requests again on a new connection.
+        #expect(await database.ping())
     }
 }
