@@ -43,7 +43,7 @@ struct ConfigNotificationService: Service {
                             metadata: ["nodes": "\(nodes.count)"])
                     }
                     if nodes.isEmpty { return }
-                    Task { for id in nodes { await Self.readAndWake(state, nodeId: id) } }
+                    Task { await Self.reread(nodes, state) }
                 },
                 interrupted: { state.waiters.changeFeedStopped() },
                 check: Self.checkInterval(state.config.listenCheckSeconds))
@@ -79,6 +79,35 @@ struct ConfigNotificationService: Service {
             // themselves (a failed read is their request's error, not a wait until the timeout).
             state.waiters.notify(notice.nodeId, generation: generation)
         case .idle: state.waiters.notify(notice.nodeId, generation: generation)
+        }
+    }
+
+    /// Reads the config of each of `nodes` and wakes its waiters (after LISTEN resumed). While
+    /// the database cannot serve (a PostgreSQL still starting up after a restart: LISTEN may
+    /// connect before reads do) it waits a second and goes on with the same node, up to a minute,
+    /// saying so once rather than once per waiting node.
+    static func reread(_ nodes: [String], _ state: ServerState) async {
+        var pending = nodes[...]
+        var waited = 0
+        while let nodeId = pending.first {
+            do {
+                let config = try await state.database.config(nodeId: nodeId)
+                state.waiters.notify(nodeId, config: config)
+            } catch {
+                if let unavailable = DatabaseUnavailable.of(error), waited < 60 {
+                    if waited == 0 {
+                        state.logger.warning(
+                            "cannot re-read the configs of waiting nodes yet; retrying every second",
+                            metadata: ["nodes": "\(pending.count)", "reason": "\(unavailable.detail)"])
+                    }
+                    waited += 1
+                    try? await Task.sleep(for: .seconds(1))
+                    continue
+                }
+                state.logger.error(
+                    "could not read a changed config", metadata: ["node": "\(nodeId)", "error": "\(error)"])
+            }
+            pending.removeFirst()
         }
     }
 

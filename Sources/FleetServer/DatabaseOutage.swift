@@ -94,7 +94,8 @@ final class DatabaseOutage: Sendable {
         while !Task.isCancelled {
             try? await Task.sleep(for: probeInterval)
             if Task.isCancelled { return }
-            if await probe(), let (began, refused) = endIfSettled() {
+            let answers = await probe()
+            if answers, let (began, refused) = endIfSettled() {
                 let seconds = (ContinuousClock.now - began) / .seconds(1)
                 logger.notice(
                     "the database answers again",
@@ -102,7 +103,8 @@ final class DatabaseOutage: Sendable {
                 return
             }
             sinceLine += probeInterval
-            if sinceLine >= summaryInterval {
+            // While it answers (a write has yet to go through) there is nothing new to say.
+            if sinceLine >= summaryInterval, !answers {
                 sinceLine = .zero
                 let (refused, latest) = state.withLock { s -> (Int, DatabaseUnavailable?) in
                     defer { s.refusedSinceLine = 0 }

@@ -339,25 +339,25 @@ struct DatabaseOutageTests {
         #expect(outage.refused(within: .seconds(5))?.summary == "PostgreSQL is shutting down or restarting")
         #expect(outage.refused(within: .zero) == nil)
 
-        // Probes 1–3 fail; from 4 on the database answers reads. Probe 4: a write had gone
-        // through, but a request is refused while the probe runs: not over. Probes 5–7: it
-        // answers, but no write went through since: not over. Probe 8: a write went through.
+        // Probes 1–6 fail (a summary at the 5th: 50 ms); from 7 on the database answers reads.
+        // Probe 7: a write had gone through, but a request is refused while the probe runs: not
+        // over. Probes 8–9: it answers, but no write went through since: not over, and no
+        // summary (nothing new to say). Probe 10: a write went through: over.
         let probes = Counter()
         await outage.watch {
             let n = probes.next()
-            if n == 4 {
+            if n == 7 {
                 outage.writeSucceeded()
                 outage.refused(gone, path: "/api/v1/nodes/n-1/samples")
             }
-            if n == 8 { outage.writeSucceeded() }
-            return n >= 4
+            if n == 10 { outage.writeSucceeded() }
+            return n >= 7
         }
-        #expect(probes.next() == 9, "the outage ended at another probe")
+        #expect(probes.next() == 11, "the outage ended at another probe")
         #expect(!outage.active)
-        // Seven probe intervals of 10 ms before the end: one summary at 50 ms.
         let summaries = capture.messages(containing: "the database is still unavailable")
         #expect(
-            summaries.count == 1 && summaries.first?.metadata["refused_requests"] == "500",
+            summaries.count == 1 && summaries.first?.metadata["refused_requests"] == "499",
             "\(summaries.map(\.metadata))")
         let ended = capture.messages(containing: "the database answers again")
         #expect(ended.count == 1 && ended.first?.metadata["refused_requests"] == "501", "\(ended.map(\.metadata))")
