@@ -24,18 +24,36 @@ struct DatabaseOutageTests {
         return (body?.error.code, body?.error.message ?? String(decoding: r.body, as: UTF8.self), retry)
     }
 
+    /// A server on its own PostgreSQL database with one node that has stored sample 1: the
+    /// PostgreSQL server's URL (to reach the maintenance database), the database's name and URL.
+    struct OnPostgres {
+        let serverURL: String
+        let name: String
+        let location: String
+        let h: Harness
+        let reg: RegisterResponse
+        let node: FleetClient
+    }
+
+    func onPostgres(hostname: String, configure: (inout ServerConfig) -> Void = { _ in }) async throws -> OnPostgres {
+        guard let serverURL = TestStore.postgresURL else {
+            try Test.cancel("needs PostgreSQL: runs on the PostgreSQL pass of make test (KSMFLEET_TEST_POSTGRES)")
+        }
+        let h = try await Harness.start(configure: configure)
+        let location = try TestStore.location(for: h.server.dataDir)
+        let name = try #require(URLComponents(string: location)?.path.dropFirst().description)
+        let (reg, node) = try await h.register(hostname: hostname)
+        _ = try await node.pushSamples(nodeId: reg.nodeId, Fixtures.batch([1]))
+        return OnPostgres(serverURL: serverURL, name: name, location: location, h: h, reg: reg, node: node)
+    }
+
     @Test(
         "PostgreSQL ends the server's connections and refuses new ones: 503 database_unavailable with the reason and Retry-After, nothing stored but what was acknowledged, and pushes stored again once it takes connections"
     )
     func postgresRefusingConnections() async throws {
-        guard let serverURL = TestStore.postgresURL else {
-            try Test.cancel("needs PostgreSQL: runs on the PostgreSQL pass of make test (KSMFLEET_TEST_POSTGRES)")
-        }
-        let h = try await Harness.start()
-        let location = try TestStore.location(for: h.server.dataDir)
-        let name = try #require(URLComponents(string: location)?.path.dropFirst().description)
-        let (reg, node) = try await h.register(hostname: "outage")
-        _ = try await node.pushSamples(nodeId: reg.nodeId, Fixtures.batch([1, 2]))
+        let p = try await onPostgres(hostname: "outage")
+        let (serverURL, name, h, reg, node) = (p.serverURL, p.name, p.h, p.reg, p.node)
+        _ = try await node.pushSamples(nodeId: reg.nodeId, Fixtures.batch([2]))
         var browser = try DashboardBrowser(h.server)
         try await browser.signIn(adminToken: h.server.adminToken)
 
@@ -104,14 +122,8 @@ struct DatabaseOutageTests {
         "PostgreSQL refusing writes (read-only): pushes 503 saying so, reads answered; writes stored again once it is writable"
     )
     func postgresReadOnly() async throws {
-        guard let serverURL = TestStore.postgresURL else {
-            try Test.cancel("needs PostgreSQL: runs on the PostgreSQL pass of make test (KSMFLEET_TEST_POSTGRES)")
-        }
-        let h = try await Harness.start()
-        let location = try TestStore.location(for: h.server.dataDir)
-        let name = try #require(URLComponents(string: location)?.path.dropFirst().description)
-        let (reg, node) = try await h.register(hostname: "read-only")
-        _ = try await node.pushSamples(nodeId: reg.nodeId, Fixtures.batch([1]))
+        let p = try await onPostgres(hostname: "read-only")
+        let (serverURL, name, h, reg, node) = (p.serverURL, p.name, p.h, p.reg, p.node)
         // New sessions start read-only; the server's are ended so that it opens new ones.
         func endSessions() throws {
             try TestStore.psql(
@@ -167,13 +179,8 @@ struct DatabaseOutageTests {
         "PostgreSQL stops answering: a request is answered 503 at the deadline, not held; the next one gets a new connection"
     )
     func postgresStopsAnswering() async throws {
-        guard TestStore.isPostgres else {
-            try Test.cancel("needs PostgreSQL: runs on the PostgreSQL pass of make test (KSMFLEET_TEST_POSTGRES)")
-        }
-        let h = try await Harness.start(configure: { $0.databaseRequestDeadlineSeconds = 2 })
-        let location = try TestStore.location(for: h.server.dataDir)
-        let (reg, node) = try await h.register(hostname: "hung")
-        _ = try await node.pushSamples(nodeId: reg.nodeId, Fixtures.batch([1]))
+        let p = try await onPostgres(hostname: "hung", configure: { $0.databaseRequestDeadlineSeconds = 2 })
+        let (location, h, reg, node) = (p.location, p.h, p.reg, p.node)
         _ = try await h.admin.listNodes()
 
         let listed = try TestStore.psql(
