@@ -103,16 +103,19 @@ final class DatabaseOutage: Sendable {
                 return
             }
             sinceLine += probeInterval
-            // While it answers (a write has yet to go through) there is nothing new to say.
-            if sinceLine >= summaryInterval, !answers {
+            if sinceLine >= summaryInterval {
                 sinceLine = .zero
                 let (refused, latest) = state.withLock { s -> (Int, DatabaseUnavailable?) in
                     defer { s.refusedSinceLine = 0 }
                     return (s.refusedSinceLine, s.latest)
                 }
-                logger.warning(
-                    "the database is still unavailable",
-                    metadata: ["refused_requests": "\(refused)", "reason": "\(latest?.detail ?? "")"])
+                // While it answers and nothing was refused, a write is all that is awaited:
+                // nothing new to say. Refusals while it answers reads: a full disk, a standby.
+                if !answers || refused > 0 {
+                    logger.warning(
+                        "the database is still unavailable",
+                        metadata: ["refused_requests": "\(refused)", "reason": "\(latest?.detail ?? "")"])
+                }
             }
         }
     }

@@ -15,8 +15,11 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     {
         do {
             let response = try await next(request, context)
-            // During an outage, a write that went through says the database takes writes again.
-            if outage.active, request.method != .get, request.method != .head, response.status.code < 400 {
+            // During an outage, an API write that went through (a push, a change) says the
+            // database takes writes again.
+            if outage.active, [.post, .put, .patch, .delete].contains(request.method), (200..<300).contains(response.status.code),
+                request.uri.path.hasPrefix(APIPaths.prefix + "/")
+            {
                 outage.writeSucceeded()
             }
             return response

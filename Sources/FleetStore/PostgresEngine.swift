@@ -118,8 +118,11 @@ public final class PostgresSession {
                     name: name, sql: text, bindings: binds, kind: kind, logger: logger, onRow)
                 prepared?.succeeded(key, connection: connection.id)
             } else {
-                let metadata = try connection.query(PostgresQuery(unsafeSQL: text, binds: binds), logger: logger, onRow).wait()
-                lastChanges = metadata.rows ?? 0
+                let answer = connection.eventLoop.makePromise(of: PostgresQueryMetadata.self)
+                PendingAnswers.waiting(on: connection) { answer.fail(PostgresError.connectionClosed(sql: sql)) }
+                defer { PendingAnswers.answered(connection) }
+                connection.query(PostgresQuery(unsafeSQL: text, binds: binds), logger: logger, onRow).cascade(to: answer)
+                lastChanges = try answer.futureResult.wait().rows ?? 0
             }
         } catch {
             let e = PostgresError(error, sql: sql)
@@ -212,7 +215,10 @@ public struct PostgresError: Error, CustomStringConvertible {
     /// starting up, too many clients, a password changed) or was lost with no answer from the
     /// server (refused, reset, closed, timed out): PostgreSQL is down, restarting, out of reach
     /// or refuses this server.
-    let connectionFailed: Bool
+    var connectionFailed: Bool { failedToConnectOrLost || closed }
+    private let failedToConnectOrLost: Bool
+    /// Set by `connectionClosed`.
+    private var closed = false
     /// A write connection was refused a write as read-only (SQLSTATE 25006): the database is a
     /// standby (a failover pointed the server at the old primary) or was made read-only
     /// (`default_transaction_read_only`). On a reader connection, read-only by design, the same
@@ -227,8 +233,17 @@ public struct PostgresError: Error, CustomStringConvertible {
         self.sqlState = sqlState
         self.message = message
         self.sql = sql
-        connectionFailed = false
+        failedToConnectOrLost = false
         connecting = false
+    }
+
+    /// The connection closed before the statement was answered: a statement written to a closed
+    /// channel is dropped without an answer (NIO removes its handlers), so a wait for one (after
+    /// a cut between two statements, say) must end on the close instead.
+    static func connectionClosed(sql: String?) -> PostgresError {
+        var e = PostgresError(sqlState: nil, message: "the connection closed before the statement was answered", sql: sql)
+        e.closed = true
+        return e
     }
 
     /// `connecting`: the error came from opening a connection.
@@ -241,7 +256,7 @@ public struct PostgresError: Error, CustomStringConvertible {
         self.connecting = connecting
         if let e = error as? PSQLError {
             sqlState = e.serverInfo?[.sqlState]
-            connectionFailed =
+            failedToConnectOrLost =
                 connecting
                 || (e.serverInfo == nil
                     && [.connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown].contains(e.code))
@@ -266,7 +281,7 @@ public struct PostgresError: Error, CustomStringConvertible {
         } else {
             sqlState = nil
             message = "\(error)"
-            connectionFailed = connecting
+            failedToConnectOrLost = connecting
         }
     }
 
@@ -487,8 +502,14 @@ final class PostgresEngine: @unchecked Sendable {
 
     /// The deadline for work submitted now by the calling task.
     private func deadlineForCaller() -> Duration? {
-        DatabaseWork.isBackground ? nil : requestDeadline.withLock { $0 }
+        guard let deadline = requestDeadline.withLock({ $0 }) else { return nil }
+        return DatabaseWork.isBackground ? max(deadline, Self.backgroundDeadline) : deadline
     }
+
+    /// The limit of background work's transactions where requests have one: a pass takes
+    /// seconds, and one held for good by a partition would hold the background thread, which
+    /// reports also use to catch their rollups up, until TCP gives up.
+    static let backgroundDeadline = Duration.seconds(600)
 
     private let deadlines = Deadlines()
     /// The last failed attempt to connect, and when (`connect`).
@@ -560,6 +581,7 @@ final class PostgresEngine: @unchecked Sendable {
             let connection = try PostgresConnection.connect(
                 on: group.next(), configuration: configuration, id: id, logger: logger
             ).wait()
+            PendingAnswers.watch(connection)
             lastConnectFailure.withLock { $0 = nil }
             return connection
         } catch {
@@ -626,10 +648,13 @@ final class PostgresEngine: @unchecked Sendable {
     /// A write transaction of background work, on its own connection and thread.
     func backgroundWrite<T: Sendable>(_ body: @escaping @Sendable (StoreDB) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
+            // A report catching its rollups up comes this way too, with a request's limit.
+            let deadline = deadlineForCaller()
             backgroundThread.submit {
                 continuation.resume(
                     with: Result {
-                        try self.transaction(slots: self.background, begin: "BEGIN ISOLATION LEVEL REPEATABLE READ", body)
+                        try self.transaction(
+                            slots: self.background, begin: "BEGIN ISOLATION LEVEL REPEATABLE READ", deadline: deadline, body)
                     })
             }
         }
@@ -704,7 +729,8 @@ final class PostgresEngine: @unchecked Sendable {
                         last = now
                         return true
                     }
-                slots.release(connection, broken: wasCut || reconnect || connection.isClosed)
+                let lost = (error as? PostgresError)?.connectionFailed == true
+                slots.release(connection, broken: wasCut || reconnect || lost || connection.isClosed)
                 if wasCut {
                     var e = PostgresError(NoAnswer(waited: deadline ?? .zero), sql: nil)
                     e.cutAfter = deadline
@@ -1159,5 +1185,35 @@ final class WorkerThreads: @unchecked Sendable {
             job()
             condition.lock()
         }
+    }
+}
+
+/// The answer an engine thread waits for on each connection, failed when the connection closes
+/// first: a statement written to a closed channel is dropped without an answer (NIO removes its
+/// handlers), so a thread that sent one after the close (PostgreSQL ending the connection, or a
+/// deadline cutting it, between two statements of a transaction) would wait for good. One close
+/// callback per connection (`watch`, at connect), not one per statement: a connection runs
+/// millions.
+enum PendingAnswers {
+    private static let byConnection = Mutex<[ObjectIdentifier: @Sendable () -> Void]>([:])
+
+    /// Fails the waiting answer, if any, when `connection` closes.
+    static func watch(_ connection: PostgresConnection) {
+        connection.closeFuture.whenComplete { _ in
+            byConnection.withLock { $0.removeValue(forKey: ObjectIdentifier(connection)) }?()
+        }
+    }
+
+    /// A thread is about to wait on `connection`; `fail` ends its wait if the connection closes
+    /// (at once if it has closed already).
+    static func waiting(on connection: PostgresConnection, fail: @escaping @Sendable () -> Void) {
+        byConnection.withLock { $0[ObjectIdentifier(connection)] = fail }
+        if connection.isClosed {
+            byConnection.withLock { $0.removeValue(forKey: ObjectIdentifier(connection)) }?()
+        }
+    }
+
+    static func answered(_ connection: PostgresConnection) {
+        byConnection.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(connection)) }
     }
 }

@@ -254,6 +254,12 @@ extension PostgresConnection {
         precondition(!eventLoop.inEventLoop, "a prepared statement waited for on its own connection's event loop")
         let outcome = Mutex<Result<Int, any Error>?>(nil)
         let done = DispatchSemaphore(value: 0)
+        // Ends the wait if the connection closes before the answer (`PendingAnswers`).
+        PendingAnswers.waiting(on: self) {
+            outcome.withLock { if $0 == nil { $0 = .failure(PostgresError.connectionClosed(sql: sql)) } }
+            done.signal()
+        }
+        defer { PendingAnswers.answered(self) }
         Task(executorPreference: EventLoopTaskExecutor(eventLoop)) {
             let result: Result<Int, any Error>
             do {
@@ -270,7 +276,7 @@ extension PostgresConnection {
             } catch {
                 result = .failure(error)
             }
-            outcome.withLock { $0 = result }
+            outcome.withLock { if $0 == nil { $0 = result } }
             done.signal()
         }
         done.wait()

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Synchronization
 import TestSupport
 import Testing
 
@@ -106,4 +107,49 @@ struct RequestDeadlineTests {
         // And the store answers requests again on a new connection.
         #expect(await database.ping())
     }
+}
+
+/// A statement sent on a connection PostgreSQL ended between two statements of a transaction
+/// is dropped without an answer (NIO removes a closed channel's handlers): the engine must fail
+/// it, not wait for good (`PendingAnswers`).
+@Suite("PostgreSQL: a connection ended between two statements")
+struct ConnectionEndedMidTransactionTests {
+    @Test("the next statement fails at once as the database being unavailable; the store answers again")
+    func theNextStatementFails() async throws {
+        guard let server = TestStore.postgresURL else {
+            try Test.cancel("needs PostgreSQL: runs on the PostgreSQL pass of make test (KSMFLEET_TEST_POSTGRES)")
+        }
+        let url = try TestStore.createDatabase(on: server)
+        let database = try FleetDatabase.open(url)
+        let done = Done()
+        let attempt = Task {
+            defer { done.set() }
+            return try await database.read { db in
+                _ = try Int.fetchOne(db, sql: "SELECT 1")
+                // PostgreSQL ends this very connection (FATAL 57P01), then the channel closes.
+                _ = try? Int.fetchOne(db, sql: "SELECT 1 FROM (SELECT pg_terminate_backend(pg_backend_pid())) AS t")
+                Thread.sleep(forTimeInterval: 0.3)
+                return try Int.fetchOne(db, sql: "SELECT 2") ?? 0
+            }
+        }
+        let finished = await waitUntil(timeout: .seconds(20), poll: .milliseconds(50)) { done.value }
+        guard finished else {
+            // The engine's thread waits for good: the store cannot be closed.
+            Issue.record("a statement on a connection PostgreSQL ended was never answered")
+            return
+        }
+        switch await attempt.result {
+        case .success(let v): Issue.record("the read returned \(v) on an ended connection")
+        case .failure(let error): #expect(DatabaseUnavailable.of(error) != nil, "\(error)")
+        }
+        #expect(await database.ping())
+        try database.close()
+    }
+}
+
+/// Set once, read from anywhere.
+private final class Done: Sendable {
+    private let state = Mutex(false)
+    func set() { state.withLock { $0 = true } }
+    var value: Bool { state.withLock { $0 } }
 }
