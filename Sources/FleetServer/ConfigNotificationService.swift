@@ -91,8 +91,7 @@ struct ConfigNotificationService: Service {
         var waited = 0
         while let nodeId = pending.first {
             do {
-                let config = try await state.database.config(nodeId: nodeId)
-                state.waiters.notify(nodeId, config: config)
+                try await wakeWithStoredConfig(state, nodeId: nodeId)
             } catch {
                 if let unavailable = DatabaseUnavailable.of(error), waited < 60 {
                     if waited == 0 {
@@ -104,8 +103,7 @@ struct ConfigNotificationService: Service {
                     try? await Task.sleep(for: .seconds(1))
                     continue
                 }
-                state.logger.error(
-                    "could not read a changed config", metadata: ["node": "\(nodeId)", "error": "\(error)"])
+                logReadFailure(state, nodeId: nodeId, error)
             }
             pending.removeFirst()
         }
@@ -113,11 +111,19 @@ struct ConfigNotificationService: Service {
 
     static func readAndWake(_ state: ServerState, nodeId: String) async {
         do {
-            let config = try await state.database.config(nodeId: nodeId)
-            state.waiters.notify(nodeId, config: config)
+            try await wakeWithStoredConfig(state, nodeId: nodeId)
         } catch {
-            state.logger.error(
-                "could not read a changed config", metadata: ["node": "\(nodeId)", "error": "\(error)"])
+            logReadFailure(state, nodeId: nodeId, error)
         }
+    }
+
+    /// Reads the node's config from the store and hands it to the node's waiters.
+    private static func wakeWithStoredConfig(_ state: ServerState, nodeId: String) async throws {
+        let config = try await state.database.config(nodeId: nodeId)
+        state.waiters.notify(nodeId, config: config)
+    }
+
+    private static func logReadFailure(_ state: ServerState, nodeId: String, _ error: any Error) {
+        state.logger.error("could not read a changed config", metadata: ["node": "\(nodeId)", "error": "\(error)"])
     }
 }
