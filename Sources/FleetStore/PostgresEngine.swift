@@ -215,10 +215,7 @@ public struct PostgresError: Error, CustomStringConvertible {
     /// starting up, too many clients, a password changed) or was lost with no answer from the
     /// server (refused, reset, closed, timed out): PostgreSQL is down, restarting, out of reach
     /// or refuses this server.
-    var connectionFailed: Bool { failedToConnectOrLost || closed }
-    private let failedToConnectOrLost: Bool
-    /// Set by `connectionClosed`.
-    private var closed = false
+    private(set) var connectionFailed: Bool
     /// A write connection was refused a write as read-only (SQLSTATE 25006): the database is a
     /// standby (a failover pointed the server at the old primary) or was made read-only
     /// (`default_transaction_read_only`). On a reader connection, read-only by design, the same
@@ -233,7 +230,7 @@ public struct PostgresError: Error, CustomStringConvertible {
         self.sqlState = sqlState
         self.message = message
         self.sql = sql
-        failedToConnectOrLost = false
+        connectionFailed = false
         connecting = false
     }
 
@@ -242,7 +239,7 @@ public struct PostgresError: Error, CustomStringConvertible {
     /// a cut between two statements, say) must end on the close instead.
     static func connectionClosed(sql: String?) -> PostgresError {
         var e = PostgresError(sqlState: nil, message: "the connection closed before the statement was answered", sql: sql)
-        e.closed = true
+        e.connectionFailed = true
         return e
     }
 
@@ -256,7 +253,7 @@ public struct PostgresError: Error, CustomStringConvertible {
         self.connecting = connecting
         if let e = error as? PSQLError {
             sqlState = e.serverInfo?[.sqlState]
-            failedToConnectOrLost =
+            connectionFailed =
                 connecting
                 || (e.serverInfo == nil
                     && [.connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown].contains(e.code))
@@ -281,7 +278,7 @@ public struct PostgresError: Error, CustomStringConvertible {
         } else {
             sqlState = nil
             message = "\(error)"
-            failedToConnectOrLost = connecting
+            connectionFailed = connecting
         }
     }
 
@@ -500,8 +497,9 @@ final class PostgresEngine: @unchecked Sendable {
     /// migrations have no limit.
     let requestDeadline = Mutex<Duration?>(nil)
 
-    /// The deadline for work submitted now by the calling task.
-    private func deadlineForCaller() -> Duration? {
+    /// The deadline for work submitted now by the calling task (on a thread outside Swift
+    /// concurrency, such as the sample group commit's, a request's).
+    func deadlineForCaller() -> Duration? {
         guard let deadline = requestDeadline.withLock({ $0 }) else { return nil }
         return DatabaseWork.isBackground ? max(deadline, Self.backgroundDeadline) : deadline
     }
@@ -628,7 +626,7 @@ final class PostgresEngine: @unchecked Sendable {
     /// an agent's normal sample push (`FleetDatabase.writeLoneSampleBatch`). A second statement
     /// throws (`PostgresSession`).
     func writeStatementSync<T>(_ body: (StoreDB) throws -> T) throws -> T {
-        try transaction(slots: writer, begin: nil, limit: .oneStatement, deadline: requestDeadline.withLock { $0 }, body)
+        try transaction(slots: writer, begin: nil, limit: .oneStatement, deadline: deadlineForCaller(), body)
     }
 
     func readStatement<T: Sendable>(_ body: @escaping @Sendable (StoreDB) throws -> T) async throws -> T {
