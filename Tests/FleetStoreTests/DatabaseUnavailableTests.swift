@@ -82,11 +82,7 @@ struct DatabaseUnavailableTests {
 struct RequestDeadlineTests {
     @Test("a read past the deadline is cut as 'did not finish'; the same read as background work, or without a deadline set, finishes")
     func onlyRequestsAreCut() async throws {
-        guard let server = TestStore.postgresURL else {
-            try Test.cancel("needs PostgreSQL: runs on the PostgreSQL pass of make test (KSMFLEET_TEST_POSTGRES)")
-        }
-        let url = try TestStore.createDatabase(on: server)
-        let database = try FleetDatabase.open(url)
+        let database = try openFreshPostgresStore()
         defer { try? database.close() }
         let slow: @Sendable (StoreDB) throws -> Int = { db in
             try Int.fetchOne(db, sql: "SELECT 1 FROM (SELECT pg_sleep(2.5)) AS slow") ?? 0
@@ -116,11 +112,7 @@ struct RequestDeadlineTests {
 struct ConnectionEndedMidTransactionTests {
     @Test("the next statement fails at once as the database being unavailable; the store answers again")
     func theNextStatementFails() async throws {
-        guard let server = TestStore.postgresURL else {
-            try Test.cancel("needs PostgreSQL: runs on the PostgreSQL pass of make test (KSMFLEET_TEST_POSTGRES)")
-        }
-        let url = try TestStore.createDatabase(on: server)
-        let database = try FleetDatabase.open(url)
+        let database = try openFreshPostgresStore()
         let done = Done()
         let attempt = Task {
             defer { done.set() }
@@ -152,4 +144,12 @@ private final class Done: Sendable {
     private let state = Mutex(false)
     func set() { state.withLock { $0 = true } }
     var value: Bool { state.withLock { $0 } }
+}
+
+/// A store on a new database of the test PostgreSQL (cancels the test on the SQLite pass).
+private func openFreshPostgresStore() throws -> FleetDatabase {
+    guard let server = TestStore.postgresURL else {
+        try Test.cancel("needs PostgreSQL: runs on the PostgreSQL pass of make test (KSMFLEET_TEST_POSTGRES)")
+    }
+    return try FleetDatabase.open(try TestStore.createDatabase(on: server))
 }
