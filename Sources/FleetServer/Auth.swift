@@ -58,6 +58,7 @@ struct Auth: Sendable {
     /// Scheduled node token rotation (nil: only on an admin's request).
     let rotationSeconds: Double?
     private let known = NodeTokenCache()
+    private let scrapers = Scrapers()
 
     init(database: FleetDatabase, adminTokenHash: String, metricsPublic: Bool = false, rotationSeconds: Double? = nil) {
         self.database = database
@@ -113,7 +114,7 @@ struct Auth: Sendable {
         if token.hasPrefix(Secrets.Kind.node.rawValue) {
             if let node = try await nodeToken(hash) { return .node(node.nodeId, rotationDue: node.rotationDue) }
         } else if token.hasPrefix(Secrets.Kind.credential.rawValue) {
-            if let c = try await database.credential(forTokenHash: hash) { return .credential(c) }
+            if let c = try await namedCredential(hash, for: access) { return .credential(c) }
         } else if token.hasPrefix(Secrets.Kind.enrollment.rawValue), try await database.isEnrollmentToken(hash: hash) {
             throw APIError.forbidden(
                 "this is an enrollment token: it only registers nodes (POST /api/v1/register); "
@@ -131,6 +132,24 @@ struct Auth: Sendable {
             throw APIError.unauthorized(
                 "wrong token: it is neither this server's admin token (kept in <data-dir>/admin-token, or set "
                     + "with KSMFLEET_ADMIN_TOKEN) nor a live named credential (revoked or expired ones stop working)")
+        }
+    }
+
+    /// A named credential by its token's hash. A scrape's credential is also remembered: while
+    /// the database cannot be read, a scrape with a credential seen valid in the last
+    /// `Scrapers.trust` still gets `/metrics` (which then says `ksmfleet_database_up 0` and has
+    /// no fleet series) instead of a 503 that Prometheus can only count as the target down.
+    /// Nothing else is served on the remembered credential, and what that page shows during an
+    /// outage is the server's own request counters.
+    private func namedCredential(_ hash: String, for access: Access) async throws -> Credential? {
+        guard access == .metrics else { return try await database.credential(forTokenHash: hash) }
+        do {
+            let credential = try await database.credential(forTokenHash: hash)
+            scrapers.saw(hash, credential)
+            return credential
+        } catch where DatabaseUnavailable.of(error) != nil {
+            guard let remembered = scrapers.recent(hash) else { throw error }
+            return remembered
         }
     }
 
@@ -279,6 +298,34 @@ final class CheckedRouter<Context: RequestContext> {
 
 /// Node token hash → node id, with a generation so that a lookup racing a `clear()` does not
 /// put back a token that was just rotated or deleted.
+/// The named credentials `/metrics` was scraped with lately (`Auth.namedCredential`): a few
+/// Prometheus servers, not a cache of every credential.
+final class Scrapers: Sendable {
+    /// How long a credential seen valid is trusted for a scrape while the database cannot say.
+    static let trust: TimeInterval = 15 * 60
+    private let seen = Mutex<[String: (credential: Credential, at: ContinuousClock.Instant)]>([:])
+
+    /// The lookup's answer for `hash`: remembered when it is a credential, forgotten when it is
+    /// none (revoked, expired, unknown).
+    func saw(_ hash: String, _ credential: Credential?) {
+        seen.withLock { seen in
+            guard let credential else {
+                seen.removeValue(forKey: hash)
+                return
+            }
+            if seen.count >= 64, seen[hash] == nil { seen.removeAll() }
+            seen[hash] = (credential, .now)
+        }
+    }
+
+    /// The credential `hash` was when last seen, if that was within `trust`.
+    func recent(_ hash: String) -> Credential? {
+        seen.withLock { seen in
+            seen[hash].flatMap { .now - $0.at <= .seconds(Self.trust) ? $0.credential : nil }
+        }
+    }
+}
+
 final class NodeTokenCache: Sendable {
     struct Entry: Sendable {
         var node: String

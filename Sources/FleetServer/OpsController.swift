@@ -21,11 +21,21 @@ struct OpsController<Context: RequestContext>: Sendable {
             }
             return try HTTP.json(["status": "ready"])
         }
-        router.on(.get, "/metrics") { _, _ in
-            let nodes = try await state.database.nodes().map { state.nodeInfo($0) }
+        router.on(.get, "/metrics") { request, _ in
+            // While the database cannot be read the page still answers, with what this server
+            // knows itself and `ksmfleet_database_up` 0: a scrape that fails would only say the
+            // target is down. The refusal counts in the outage like any other request's.
+            var nodes: [NodeInfo]?
+            do {
+                nodes = try await state.database.nodes().map { state.nodeInfo($0) }
+            } catch {
+                guard let unavailable = DatabaseUnavailable.of(error) else { throw error }
+                state.outage.refused(unavailable, path: request.uri.path)
+            }
             return HTTP.text(
                 state.metrics.page(
-                    nodes: nodes, waiting: state.waiters.waitingCount, feedLive: state.waiters.changeFeedLive),
+                    nodes: nodes, waiting: state.waiters.waitingCount, feedLive: state.waiters.changeFeedLive,
+                    databaseUp: state.outage.refused(within: .seconds(5)) == nil),
                 contentType: "text/plain; version=0.0.4; charset=utf-8")
         }
         router.on(.get, "/openapi.yaml") { _, _ in

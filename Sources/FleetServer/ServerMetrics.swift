@@ -84,19 +84,28 @@ final class ServerMetrics: Sendable {
     /// `nodes`, in a buffer for the response. Concurrent scrapes share only the counts' locks,
     /// each taken for a copy.
     /// `feedLive`: whether this server hears of every config change committed (`ConfigWaiters`).
-    func page(nodes: [NodeInfo], waiting: Int, feedLive: Bool = true, now: Date = Date()) -> ByteBuffer {
+    /// `nodes` nil: the database could not be read for this scrape; the page then has what this
+    /// server counted and knows itself, `ksmfleet_database_up` 0, and no fleet or node series
+    /// (absent, not zero: a saving of 0 would be a false figure). `databaseUp` false: the nodes
+    /// were read, but the database refused a request moments ago (`/readyz` says the same).
+    func page(
+        nodes: [NodeInfo]?, waiting: Int, feedLive: Bool = true, databaseUp: Bool = true, now: Date = Date()
+    ) -> ByteBuffer {
         var out = Exposition()
         // ~1.2 kB a node (14 families, two labels), so a large fleet's page is not regrown 20 times.
-        out.bytes.reserveCapacity(16_384 + nodes.count * 1_280)
+        out.bytes.reserveCapacity(16_384 + (nodes?.count ?? 0) * 1_280)
         writeCounted(into: &out)
-        FleetFamilies.write(nodes, waiting: waiting, feedLive: feedLive, into: &out)
-        NodeFamily.write(nodes, now: now, into: &out)
+        FleetFamilies.write(
+            nodes, waiting: waiting, feedLive: feedLive, databaseUp: databaseUp && nodes != nil, into: &out)
+        if let nodes { NodeFamily.write(nodes, now: now, into: &out) }
         return ByteBuffer(bytes: out.bytes)
     }
 
     /// `page` as text.
-    func render(nodes: [NodeInfo], waiting: Int, feedLive: Bool = true, now: Date = Date()) -> String {
-        String(buffer: page(nodes: nodes, waiting: waiting, feedLive: feedLive, now: now))
+    func render(
+        nodes: [NodeInfo]?, waiting: Int, feedLive: Bool = true, databaseUp: Bool = true, now: Date = Date()
+    ) -> String {
+        String(buffer: page(nodes: nodes, waiting: waiting, feedLive: feedLive, databaseUp: databaseUp, now: now))
     }
 
     /// The request families (routes in order, none before the first request), the samples'
@@ -263,6 +272,10 @@ enum FleetFamilies {
         "config", "feed_live", "",
         "1 while this server hears of every config change committed (SQLite: always; PostgreSQL: while its LISTEN connection is in place and answers its checks)"
     )
+    static let databaseUp = gauge(
+        "database", "up", "",
+        "1 when this scrape read the nodes from the database and no request was refused for the database's sake in the last 5 s; 0 otherwise (the fleet and node series are then absent if the read failed)"
+    )
     static let saved = gauge(
         "fleet", "saved", "bytes", "Memory KSM saves now on the nodes that are reporting (sum of their last samples)")
     static let notReportingSaved = gauge(
@@ -279,16 +292,24 @@ enum FleetFamilies {
         ExpositionFamily(subsystem, metricName, unit, help, .gauge)
     }
 
-    static func write(_ nodes: [NodeInfo], waiting: Int, feedLive: Bool, into out: inout Exposition) {
-        let fleet = FleetNow.of(nodes)
-        for (family, value) in [
-            (Self.nodes, Double(nodes.count)), (waiters, Double(waiting)), (Self.feedLive, feedLive ? 1 : 0),
-            (saved, Double(fleet.savedBytes)),
-            (notReportingSaved, Double(fleet.lastKnownSavedBytesNotReporting)), (cpu, fleet.ksmdCPUPercent),
-        ] {
-            out.declare(family)
-            out.series(family, labels: [], value: value)
+    /// The server's own gauges, then, when `nodes` were read, the fleet's.
+    static func write(_ nodes: [NodeInfo]?, waiting: Int, feedLive: Bool, databaseUp: Bool, into out: inout Exposition) {
+        func gauges(_ values: [(ExpositionFamily, Double)]) {
+            for (family, value) in values {
+                out.declare(family)
+                out.series(family, labels: [], value: value)
+            }
         }
+        guard let nodes else {
+            gauges([(waiters, Double(waiting)), (Self.feedLive, feedLive ? 1 : 0), (Self.databaseUp, 0)])
+            return
+        }
+        let fleet = FleetNow.of(nodes)
+        gauges([
+            (Self.nodes, Double(nodes.count)), (waiters, Double(waiting)), (Self.feedLive, feedLive ? 1 : 0),
+            (Self.databaseUp, databaseUp ? 1 : 0), (saved, Double(fleet.savedBytes)),
+            (notReportingSaved, Double(fleet.lastKnownSavedBytesNotReporting)), (cpu, fleet.ksmdCPUPercent),
+        ])
         out.declare(byConnection)
         for connection in NodeConnection.allCases {
             let count =

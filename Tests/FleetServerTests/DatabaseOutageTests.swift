@@ -56,6 +56,20 @@ struct DatabaseOutageTests {
         _ = try await node.pushSamples(nodeId: reg.nodeId, Fixtures.batch([2]))
         var browser = try DashboardBrowser(h.server)
         try await browser.signIn(adminToken: h.server.adminToken)
+        // Prometheus scrapes with a viewer credential; another scraper's credential is revoked
+        // (its next scrape refused), a third never scraped before the outage.
+        func scraper(_ name: String) async throws -> FleetClient {
+            let created = try await h.admin.createCredential(CreateCredentialRequest(name: name, role: .viewer))
+            return try Fixtures.client(h.server.baseURL, token: created.token)
+        }
+        let prometheus = try await scraper("prometheus")
+        let revoked = try await scraper("old-prometheus")
+        let late = try await scraper("late-prometheus")
+        #expect(try await prometheus.send(method: "GET", path: "/metrics").status == 200)
+        #expect(try await revoked.send(method: "GET", path: "/metrics").status == 200)
+        let oldId = try #require(try await h.admin.credentials().credentials.first { $0.name == "old-prometheus" }).id
+        _ = try await h.admin.revokeCredential(oldId)
+        #expect(try await revoked.send(method: "GET", path: "/metrics").status == 401)
 
         // As in a restart: every connection of the server's database ends, and no new one is
         // accepted (the test's own psql connects to the server's maintenance database).
@@ -95,6 +109,17 @@ struct DatabaseOutageTests {
             #expect(!kick.text.contains("http-equiv"))
             // The process answers what needs no database.
             #expect(try await h.admin.send(method: "GET", path: "/healthz").status == 200)
+            // A scrape says the database is down, with the server's own counts and no fleet
+            // figures; only on the credential seen valid before the outage.
+            let scrape = try await prometheus.send(method: "GET", path: "/metrics")
+            let text = String(decoding: scrape.body, as: UTF8.self)
+            #expect(scrape.status == 200, "\(scrape.status) \(text)")
+            let m = MetricsText(text)
+            #expect(m.values["ksmfleet_database_up"] == 0, "\(text)")
+            #expect(m.values["ksmfleet_samples_stored_total"] != nil && m.values["ksmfleet_nodes"] == nil)
+            #expect(!text.contains("ksmfleet_node_") && !text.contains("ksmfleet_fleet_saved"))
+            #expect(try await late.send(method: "GET", path: "/metrics").status == 503)
+            #expect(try await revoked.send(method: "GET", path: "/metrics").status == 503)
 
             allow()
             // The agent sends the batch again; stored once PostgreSQL takes connections.
@@ -102,6 +127,14 @@ struct DatabaseOutageTests {
                 (try? await node.pushSamples(nodeId: reg.nodeId, Fixtures.batch([3]))) != nil
             }
             #expect(stored, "the push was not stored after PostgreSQL took connections again")
+            // Up again once no request has been refused for 5 s, the fleet's figures back.
+            var lastScrape = ""
+            let up = await waitUntil(timeout: .seconds(15), poll: .milliseconds(500)) {
+                guard let r = try? await prometheus.send(method: "GET", path: "/metrics") else { return false }
+                lastScrape = String(decoding: r.body, as: UTF8.self)
+                return MetricsText(lastScrape).values["ksmfleet_database_up"] == 1
+            }
+            #expect(up && MetricsText(lastScrape).values["ksmfleet_nodes"] == 1, "\(lastScrape)")
             let database = try h.database()
             #expect(try await database.sampleSeqs(nodeId: reg.nodeId) == [1, 2, 3])
             try database.close()
@@ -302,6 +335,10 @@ struct DatabaseOutageTests {
             #expect(
                 ready.status == 503 && unavailable(ready).message.contains("disk holding the database is full"),
                 "\(ready.status) \(unavailable(ready).message)")
+            // A scrape says the same: the database is not up, the nodes (read) still shown.
+            let scrape = try await h.admin.send(method: "GET", path: "/metrics")
+            let m = MetricsText(String(decoding: scrape.body, as: UTF8.self))
+            #expect(scrape.status == 200 && m.values["ksmfleet_database_up"] == 0 && m.values["ksmfleet_nodes"] == 1)
 
             // Space again: the same batch (the agent sends it again) is stored.
             try FileManager.default.removeItem(at: filler)
@@ -316,6 +353,8 @@ struct DatabaseOutageTests {
                 (try? await h.admin.send(method: "GET", path: "/readyz"))?.status == 200
             }
             #expect(readyAgain, "/readyz did not say ready again after the disk had space")
+            let up = try await h.admin.send(method: "GET", path: "/metrics")
+            #expect(MetricsText(String(decoding: up.body, as: UTF8.self)).values["ksmfleet_database_up"] == 1)
             let database = try h.database()
             #expect(try await database.sampleSeqs(nodeId: reg.nodeId) == acknowledged)
             try database.close()

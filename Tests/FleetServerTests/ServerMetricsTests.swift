@@ -50,6 +50,32 @@ import Testing
         #expect(m.node("ksmfleet_node_seconds_since_last_seen", id: "n1", node: "web-1") == 30)
     }
 
+    /// The database unreadable for a scrape: what the server counted and knows itself, database
+    /// up 0, and no fleet or node series at all (a saving of 0 would be a false figure); the
+    /// nodes read but a request refused moments ago: database up 0, the fleet's series as read.
+    @Test func aScrapeWithoutTheDatabaseSaysSoAndShowsNoFleetFigures() {
+        let metrics = ServerMetrics()
+        metrics.record(route: "/api/v1/nodes", method: "GET", status: 503, duration: .milliseconds(3))
+        metrics.samplesStored(5, duplicates: 0)
+        let down = metrics.render(nodes: nil, waiting: 4, feedLive: false, now: now)
+        expectWellFormed(down)
+        let m = MetricsText(down)
+        #expect(m.values["ksmfleet_database_up"] == 0)
+        #expect(m.values["ksmfleet_config_waiters"] == 4)
+        #expect(m.values["ksmfleet_config_feed_live"] == 0)
+        #expect(m.values["ksmfleet_samples_stored_total"] == 5)
+        #expect(m.values["ksmfleet_http_requests_total{route=\"/api/v1/nodes\",method=\"GET\",status=\"503\"}"] == 1)
+        for absent in ["ksmfleet_nodes ", "ksmfleet_fleet_", "ksmfleet_nodes_by_connection", "ksmfleet_node_"] {
+            #expect(!down.contains(absent), "\(absent) with the database unread")
+        }
+
+        let refused = MetricsText(metrics.render(nodes: [node("n1", "a")], waiting: 0, databaseUp: false, now: now))
+        #expect(refused.values["ksmfleet_database_up"] == 0)
+        #expect(refused.values["ksmfleet_nodes"] == 1)
+        #expect(refused.node("ksmfleet_node_online", id: "n1", node: "a") == 1)
+        #expect(MetricsText(metrics.render(nodes: [], waiting: 0, now: now)).values["ksmfleet_database_up"] == 1)
+    }
+
     @Test func fleetFiguresAreTheFleetNowFiguresAndStoppedAgentsShowApart() {
         let metrics = ServerMetrics()
         var stopped = node("n2", "b")
@@ -151,6 +177,7 @@ import Testing
         gauge(FleetFamilies.nodes, Double(nodes.count))
         gauge(FleetFamilies.waiters, Double(waiting))
         gauge(FleetFamilies.feedLive, feedLive ? 1 : 0)
+        gauge(FleetFamilies.databaseUp, 1)
         gauge(FleetFamilies.saved, Double(fleet.savedBytes))
         gauge(FleetFamilies.notReportingSaved, Double(fleet.lastKnownSavedBytesNotReporting))
         gauge(FleetFamilies.cpu, fleet.ksmdCPUPercent)
