@@ -9,7 +9,7 @@ import ServiceLifecycle
 
 /// Builds the server: opens (and migrates) the database in `config.dataDir`, settles the admin
 /// token, and wires the routes. The executable and the tests start it the same way.
-public func buildApplication(_ config: ServerConfig) async throws -> some ApplicationProtocol {
+public func buildApplication(_ config: ServerConfig) async throws -> FleetServerService {
     var logger = Logger(label: "ksmfleet.server")
     logger.logLevel = config.logLevel
     try FileManager.default.createDirectory(
@@ -54,7 +54,6 @@ public func buildApplication(_ config: ServerConfig) async throws -> some Applic
         // ---- Background services (rollups, retention) register here, one line each: ----
         RollupService(state: state),
         ConfigNotificationService(state: state),
-        ShutdownLogService(logger: logger),
         TLSReloadService(tls: tls, logger: logger),
         DatabaseOutageService(outage: state.outage, database: database),
     ]
@@ -78,7 +77,11 @@ public func buildApplication(_ config: ServerConfig) async throws -> some Applic
             await onRunning?(port)
         },
         logger: logger)
-    return app
+    return FleetServerService(
+        app: app,
+        shutdown: ShutdownStart(
+            logger: logger, database: database,
+            databaseGrace: .milliseconds(Int64(max(0, config.shutdownDatabaseGraceSeconds) * 1000))))
 }
 
 /// The admin token: from the environment/flag (overrides), else the stored hash, else a new

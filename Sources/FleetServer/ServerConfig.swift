@@ -111,6 +111,11 @@ public struct ServerConfig: Sendable {
     /// shorten it.
     public var databaseRequestDeadlineSeconds: Double = 60
 
+    /// How long a graceful shutdown lets database work under way finish before giving it up
+    /// (`ShutdownService`): requests and passes end in milliseconds when the database answers.
+    /// Not an option of the command: tests shorten it.
+    public var shutdownDatabaseGraceSeconds: Double = 5
+
     /// The SQLite file inside the data directory.
     public var databasePath: URL { dataDir.appending(path: "ksmfleet.sqlite") }
     /// Where a generated admin token is written.

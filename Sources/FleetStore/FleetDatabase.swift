@@ -426,6 +426,15 @@ extension FleetDatabase {
 }
 
 extension FleetDatabase {
+    /// At the end of a shutdown's grace: gives up the database work still under way (PostgreSQL:
+    /// closes its connections, its transactions roll back, and no new one starts) so that a
+    /// database that stopped answering does not hold the process. How many transactions were
+    /// cut. SQLite has nothing to wait for over a network: 0.
+    public func abandonWorkUnderWay() -> Int {
+        guard case .postgres(let engine) = backend else { return 0 }
+        return engine.abandonWorkUnderWay()
+    }
+
     /// Gives up the background lock (at shutdown: another replica takes the work over at once
     /// instead of when this process's connection ends).
     public func releaseBackgroundLock() async {

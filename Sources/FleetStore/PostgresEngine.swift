@@ -225,6 +225,8 @@ public struct PostgresError: Error, CustomStringConvertible {
     let connecting: Bool
     /// The request's transaction was cut at this deadline (`Deadlines`).
     var cutAfter: Duration?
+    /// The server is shutting down and gave up its database work under way (`abandonAll`).
+    var abandonedAtShutdown = false
 
     init(sqlState: String?, message: String, sql: String?) {
         self.sqlState = sqlState
@@ -240,6 +242,14 @@ public struct PostgresError: Error, CustomStringConvertible {
     static func connectionClosed(sql: String?) -> PostgresError {
         var e = PostgresError(sqlState: nil, message: "the connection closed before the statement was answered", sql: sql)
         e.connectionFailed = true
+        return e
+    }
+
+    /// The work was given up by a server shutting down (`PostgresEngine.abandonWorkUnderWay`).
+    static func abandoned() -> PostgresError {
+        var e = PostgresError(
+            sqlState: nil, message: "the server is shutting down and gave up its database work under way", sql: nil)
+        e.abandonedAtShutdown = true
         return e
     }
 
@@ -283,7 +293,8 @@ public struct PostgresError: Error, CustomStringConvertible {
     }
 
     /// Why PostgreSQL cannot serve requests now, when this error says so: no connection (down,
-    /// restarting, out of reach, refusing this server), a request cut at its deadline, writes
+    /// restarting, out of reach, refusing this server), a request cut at its deadline or given
+    /// up by a server shutting down, writes
     /// refused as read-only, a shutdown under way (SQLSTATE 57P01–57P03: a restart, a fast stop,
     /// a crash's recovery, a server still starting), a connection exception (class 08, but not
     /// 08P01: a protocol violation, such as a bind with the wrong number of parameters, is this
@@ -294,6 +305,7 @@ public struct PostgresError: Error, CustomStringConvertible {
         switch sqlState {
         case _ where writeRefusedAsReadOnly: summary = "PostgreSQL refuses writes (a standby, or a database made read-only)"
         case _ where cutAfter != nil: summary = "PostgreSQL did not finish within \(PostgresEngine.NoAnswer.seconds(cutAfter!))"
+        case _ where abandonedAtShutdown: summary = "the server is shutting down"
         case "57P01", "57P02": summary = "PostgreSQL is shutting down or restarting"
         case "57P03": summary = "PostgreSQL is starting up or shutting down"
         case "53300": summary = "PostgreSQL has no free connection slots"
@@ -686,9 +698,15 @@ final class PostgresEngine: @unchecked Sendable {
             let connection = try slots.acquire(
                 connect: slots === readers ? connectReader : slots === writer ? connectWriter : connect)
             let session = PostgresSession(connection: connection, logger: logger, limit: limit, prepared: prepare ? prepared : nil)
-            let watch = deadline.map { deadlines.start(connection, after: $0) }
-            // Ends the watch (once per attempt): whether it cut the connection.
-            let cut = { watch.map { self.deadlines.end($0) } ?? false }
+            let watch: Int
+            do {
+                watch = try deadlines.start(connection, after: deadline)
+            } catch {
+                slots.release(connection, broken: false)
+                throw error
+            }
+            // Ends the watch (once per attempt): why it cut the connection, if it did.
+            let cut = { self.deadlines.end(watch) }
             do {
                 let value: T
                 if let begin {
@@ -709,7 +727,7 @@ final class PostgresEngine: @unchecked Sendable {
                     value = try body(StoreDB(.postgres(session)))
                 }
                 // Cut just as it ended: the answer came, the connection is closing.
-                slots.release(connection, broken: cut() || connection.isClosed)
+                slots.release(connection, broken: cut() != nil || connection.isClosed)
                 return value
             } catch {
                 let wasCut = cut()
@@ -728,11 +746,14 @@ final class PostgresEngine: @unchecked Sendable {
                         return true
                     }
                 let lost = (error as? PostgresError)?.connectionFailed == true
-                slots.release(connection, broken: wasCut || reconnect || lost || connection.isClosed)
-                if wasCut {
+                slots.release(connection, broken: wasCut != nil || reconnect || lost || connection.isClosed)
+                switch wasCut {
+                case .deadline:
                     var e = PostgresError(NoAnswer(waited: deadline ?? .zero), sql: nil)
                     e.cutAfter = deadline
                     throw e
+                case .shutdown: throw PostgresError.abandoned()
+                case nil: break
                 }
                 if readOnly, var e = error as? PostgresError {
                     e.writeRefusedAsReadOnly = true
@@ -883,47 +904,72 @@ final class PostgresEngine: @unchecked Sendable {
         }
     }
 
-    /// Request transactions under way, each with its connection and deadline: `cutOverdue`
-    /// (every second) closes the connection of one past its deadline, which fails the query
-    /// waiting on it (a blocked `wait()` returns with an error). A lock and a dictionary entry
-    /// per transaction: a timer scheduled per transaction from an engine thread would wake an
-    /// event loop (a syscall and a loop tick) at every push.
+    /// Transactions under way, each with its connection and deadline (nil: none, such as
+    /// `migrate-data`'s): `cutOverdue` (every second) closes the connection of one past its
+    /// deadline, which fails the query waiting on it (a blocked `wait()` returns with an error);
+    /// `abandonAll` (at shutdown) closes every one's. A lock and a dictionary entry per
+    /// transaction: a timer scheduled per transaction from an engine thread would wake an event
+    /// loop (a syscall and a loop tick) at every push.
     final class Deadlines: Sendable {
+        /// Why a transaction's connection was closed under it.
+        enum Cut: Sendable { case deadline, shutdown }
         private struct Entry {
             let connection: PostgresConnection
-            let deadline: ContinuousClock.Instant
-            var cut = false
+            let deadline: ContinuousClock.Instant?
+            var cut: Cut?
         }
-        private let entries = Mutex<(next: Int, byId: [Int: Entry])>((0, [:]))
+        private struct State {
+            var next = 0
+            var byId: [Int: Entry] = [:]
+            /// `abandonAll` was called: no transaction starts from then on.
+            var abandoned = false
+        }
+        private let entries = Mutex(State())
 
-        /// Watches a transaction on `connection` from now; the id to end the watch with.
-        func start(_ connection: PostgresConnection, after: Duration) -> Int {
-            let deadline = ContinuousClock.now + after
-            return entries.withLock { e in
+        /// Watches a transaction on `connection` from now; the id to end the watch with. Throws
+        /// once the work under way was abandoned (under the same lock as `abandonAll`, so no
+        /// transaction starts unwatched after it).
+        func start(_ connection: PostgresConnection, after: Duration?) throws -> Int {
+            let deadline = after.map { ContinuousClock.now + $0 }
+            return try entries.withLock { e in
+                if e.abandoned { throw PostgresError.abandoned() }
                 e.next &+= 1
                 e.byId[e.next] = Entry(connection: connection, deadline: deadline)
                 return e.next
             }
         }
 
-        /// Ends the watch of transaction `id`: true when its connection was cut.
-        func end(_ id: Int) -> Bool {
-            entries.withLock { $0.byId.removeValue(forKey: id)?.cut ?? false }
+        /// Ends the watch of transaction `id`: why its connection was cut, if it was.
+        func end(_ id: Int) -> Cut? {
+            entries.withLock { $0.byId.removeValue(forKey: id)?.cut }
         }
 
         /// Closes the connections of the transactions past their deadlines (once each).
         func cutOverdue(now: ContinuousClock.Instant = .now) {
-            let overdue = entries.withLock { e -> [PostgresConnection] in
-                var cut: [PostgresConnection] = []
-                for (id, entry) in e.byId where !entry.cut && entry.deadline <= now {
-                    e.byId[id]?.cut = true
-                    cut.append(entry.connection)
+            _ = cut(.deadline) { $0.deadline.map { $0 <= now } ?? false }
+        }
+
+        /// Closes the connection of every transaction under way and refuses new ones: how many
+        /// were cut.
+        @discardableResult
+        func abandonAll() -> Int {
+            entries.withLock { $0.abandoned = true }
+            return cut(.shutdown) { _ in true }
+        }
+
+        private func cut(_ why: Cut, _ due: (Entry) -> Bool) -> Int {
+            let closing = entries.withLock { e -> [PostgresConnection] in
+                var closing: [PostgresConnection] = []
+                for (id, entry) in e.byId where entry.cut == nil && due(entry) {
+                    e.byId[id]?.cut = why
+                    closing.append(entry.connection)
                 }
-                return cut
+                return closing
             }
-            for connection in overdue {
+            for connection in closing {
                 connection.close().whenComplete { _ in _ = connection }  // kept until closed (postgres-nio asserts it)
             }
+            return closing.count
         }
     }
 
@@ -1016,6 +1062,15 @@ final class PostgresEngine: @unchecked Sendable {
         }) {
             try? held.close().wait()
         }
+    }
+
+    /// At shutdown, once the grace for work under way is over: closes the connection of every
+    /// transaction still running (a database that stopped answering would otherwise hold the
+    /// process until their deadlines: ten minutes for background work) and refuses new ones.
+    /// Their transactions roll back in PostgreSQL; the callers get `PostgresError.abandoned`.
+    /// How many were cut.
+    func abandonWorkUnderWay() -> Int {
+        deadlines.abandonAll()
     }
 
     func close() {

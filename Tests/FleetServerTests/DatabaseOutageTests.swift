@@ -202,6 +202,71 @@ struct DatabaseOutageTests {
         await h.finish()
     }
 
+    /// Freezes (SIGSTOP) the backends of the server's request connections (`ksmfleet-read`,
+    /// `ksmfleet-write`), after a read that opens one: PostgreSQL then answers nothing on them,
+    /// with no error, as a hung host or a partition. Cancels the test (the server stopped) where
+    /// they are not processes of this machine. The caller sends SIGCONT.
+    func freezeRequestBackends(_ p: OnPostgres) async throws -> [pid_t] {
+        _ = try await p.h.admin.listNodes()
+        let listed = try TestStore.psql(
+            p.location,
+            "SELECT string_agg(pid::text, ',') FROM pg_stat_activity WHERE datname = current_database() AND application_name IN ('ksmfleet-read', 'ksmfleet-write')"
+        )
+        let pids = listed.split(separator: ",").compactMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        try #require(!pids.isEmpty, "no backend of the server's database")
+        for pid in pids {
+            let comm = (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) ?? ""
+            if !comm.hasPrefix("postgres") {
+                await p.h.finish()
+                try Test.cancel("the backends are not processes of this machine (pid \(pid): \(comm))")
+            }
+        }
+        for pid in pids { kill(pid, SIGSTOP) }
+        return pids
+    }
+
+    /// A server stopped (SIGTERM, `systemctl stop`) while PostgreSQL answers nothing: the work
+    /// under way is given up after the shutdown's grace, so the process stops within seconds,
+    /// not at the request deadline (a minute) or a rollup pass's (ten), which systemd would
+    /// end with SIGKILL (`TimeoutStopSec=30`). The request held is answered 503, and its batch,
+    /// sent again, is stored once.
+    @Test(
+        "a server stopped while PostgreSQL answers nothing stops within seconds: work under way given up after the grace, the held push answered 503"
+    )
+    func stopWhilePostgresAnswersNothing() async throws {
+        let p = try await onPostgres(hostname: "hung-stop", configure: { $0.shutdownDatabaseGraceSeconds = 1 })
+        let pids = try await freezeRequestBackends(p)
+        defer { for pid in pids { kill(pid, SIGCONT) } }
+        let push = Task {
+            try await p.node.send(
+                method: "POST", path: APIPaths.samples(p.reg.nodeId), body: try jsonBody(Fixtures.batch([2])), timeout: 90)
+        }
+        // The push waits on a frozen backend (its deadline: the default minute).
+        try await Task.sleep(for: .milliseconds(700))
+        let clock = ContinuousClock()
+        let began = clock.now
+        await p.h.server.stop()
+        let took = clock.now - began
+        print("DatabaseOutageTests: stopped with PostgreSQL's backends frozen in \(took)")
+        #expect(took < .seconds(15), "the stop was held \(took) by database work on a frozen backend")
+        let answer = try? await push.value
+        #expect(answer?.status == 503, "\(answer.map { "\($0.status)" } ?? "no answer")")
+        if let answer {
+            #expect(unavailable(answer).message.contains("the server is shutting down"), "\(unavailable(answer).message)")
+        }
+        for pid in pids { kill(pid, SIGCONT) }
+        // The 503 promised nothing (PostgreSQL may still run a statement it had been sent when
+        // its backend runs again): the agent sends the batch again, to the server started anew,
+        // and it is stored once.
+        let again = try await Harness.start(dataDir: p.h.server.dataDir, adminToken: p.h.server.adminToken)
+        let node = try Fixtures.client(again.server.baseURL, token: p.reg.nodeToken)
+        _ = try await node.pushSamples(nodeId: p.reg.nodeId, Fixtures.batch([2]))
+        let database = try again.database()
+        #expect(try await database.sampleSeqs(nodeId: p.reg.nodeId) == [1, 2])
+        try database.close()
+        await again.finish()
+    }
+
     /// A PostgreSQL that stops answering without an error (the backends of the server's request
     /// connections frozen with SIGSTOP, as a hung host or a network partition: TCP stays up,
     /// nothing comes back; not the background work's, which may hold locks a new connection
@@ -213,23 +278,8 @@ struct DatabaseOutageTests {
     )
     func postgresStopsAnswering() async throws {
         let p = try await onPostgres(hostname: "hung", configure: { $0.databaseRequestDeadlineSeconds = 2 })
-        let (location, h, reg, node) = (p.location, p.h, p.reg, p.node)
-        _ = try await h.admin.listNodes()
-
-        let listed = try TestStore.psql(
-            location,
-            "SELECT string_agg(pid::text, ',') FROM pg_stat_activity WHERE datname = current_database() AND application_name IN ('ksmfleet-read', 'ksmfleet-write')"
-        )
-        let pids = listed.split(separator: ",").compactMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
-        try #require(!pids.isEmpty, "no backend of the server's database")
-        for pid in pids {
-            let comm = (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) ?? ""
-            if !comm.hasPrefix("postgres") {
-                await h.finish()
-                try Test.cancel("the backends are not processes of this machine (pid \(pid): \(comm))")
-            }
-        }
-        for pid in pids { kill(pid, SIGSTOP) }
+        let (h, reg, node) = (p.h, p.reg, p.node)
+        let pids = try await freezeRequestBackends(p)
         defer { for pid in pids { kill(pid, SIGCONT) } }
         do {
             let clock = ContinuousClock()
