@@ -92,8 +92,9 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         default:
             if let unavailable = DatabaseUnavailable.of(error) {
                 // Logged once per outage (DatabaseOutage), not once per request; the client is
-                // told the kind of failure, the log the database's own words.
-                outage.refused(unavailable, path: request.uri.path)
+                // told the kind of failure, the log the database's own words. Work given up by
+                // this server's shutdown is no outage (the shutdown logs it).
+                if !unavailable.atShutdown { outage.refused(unavailable, path: request.uri.path) }
                 return .databaseUnavailable(unavailable.summary)
             }
             logger.error("request failed", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])

@@ -30,7 +30,7 @@ struct OpsController<Context: RequestContext>: Sendable {
                 nodes = try await state.database.nodes().map { state.nodeInfo($0) }
             } catch {
                 guard let unavailable = DatabaseUnavailable.of(error) else { throw error }
-                state.outage.refused(unavailable, path: request.uri.path)
+                if !unavailable.atShutdown { state.outage.refused(unavailable, path: request.uri.path) }
             }
             return HTTP.text(
                 state.metrics.page(

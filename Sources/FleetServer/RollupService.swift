@@ -60,6 +60,19 @@ struct RollupService: Service {
         await database.releaseBackgroundLock()
     }
 
+    /// Runs one pass of the round, unless the service is stopping; logs its failure, except
+    /// one that comes while it stops (the shutdown gives up work a database that stopped
+    /// answering holds, and says so once itself).
+    private func pass(_ what: String, _ body: () async throws -> Void) async {
+        guard !Task.isCancelled else { return }
+        do {
+            try await body()
+        } catch {
+            let stopping = Task.isCancelled || database.workAbandoned
+            logger.log(level: stopping ? .debug : .error, "\(what) failed", metadata: ["error": "\(error)"])
+        }
+    }
+
     private func work() async {
         try? await cancelWhenGracefulShutdown {
             var sinceRetention = Duration.zero
@@ -91,20 +104,16 @@ struct RollupService: Service {
                     try await Task.sleep(for: rollupInterval)
                     continue
                 }
-                do {
+                await pass("rollup pass") {
                     let n = try await database.rollupCatchUp(pendingRefresh: Self.pendingRefresh)
                     if n > 0 { logger.debug("rolled up samples", metadata: ["samples": "\(n)"]) }
-                } catch {
-                    logger.error("rollup pass failed", metadata: ["error": "\(error)"])
                 }
-                do {
+                await pass("fleet day fold") {
                     // The fleet's day rows the by-day report reads, for days that are over.
                     let n = try await database.flushFleetDays()
                     if n > 1 { logger.info("folded the fleet's day rows", metadata: ["days": "\(n)"]) }
-                } catch {
-                    logger.error("fleet day fold failed", metadata: ["error": "\(error)"])
                 }
-                do {
+                await pass("label sums pass") {
                     // The label groups' hourly sums of the hours that changed, and after a label
                     // change (or, once, for the hours stored before they were kept) of every
                     // hour: newest first, a bounded number a round.
@@ -115,30 +124,24 @@ struct RollupService: Service {
                     } else if n > 0 {
                         logger.debug("computed label groups' hourly sums", metadata: ["hours": "\(n)"])
                     }
-                } catch {
-                    logger.error("label sums pass failed", metadata: ["error": "\(error)"])
                 }
-                do {
+                await pass("fleet peak pass") {
                     // Exact fleet peaks of the hours that ended (a day's worth at most a round).
                     let n = try await database.fleetPeakPass()
                     if n > 0 {
                         logger.log(
                             level: n >= 24 ? .info : .debug, "computed exact fleet peaks", metadata: ["hours": "\(n)"])
                     }
-                } catch {
-                    logger.error("fleet peak pass failed", metadata: ["error": "\(error)"])
                 }
-                do {
+                await pass("slice pack pass") {
                     // The hour under way's ten-minute slices that are over, packed for reports.
                     let n = try await database.slicePackPass()
                     if n > 0 { logger.debug("packed raw sample slices", metadata: ["slices": "\(n)"]) }
-                } catch {
-                    logger.error("slice pack pass failed", metadata: ["error": "\(error)"])
                 }
                 if sinceRetention >= retentionDue {
                     sinceRetention = .zero
                     retentionDue = retentionInterval
-                    do {
+                    await pass("retention pass") {
                         let now = Date()
                         let cut = FleetDatabase.rollupCut(now: now, keepDays: rollupRetentionDays)
                         let r = try await database.retentionPass(
@@ -152,8 +155,6 @@ struct RollupService: Service {
                                     "processMonths": "\(r.processMonths)", "rollupsBefore": "\(cut.formatted(.iso8601))",
                                 ])
                         }
-                    } catch {
-                        logger.error("retention pass failed", metadata: ["error": "\(error)"])
                     }
                 }
                 if sinceStatistics >= statisticsInterval {

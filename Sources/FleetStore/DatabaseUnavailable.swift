@@ -13,6 +13,9 @@ public struct DatabaseUnavailable: Sendable, Equatable {
     public let summary: String
     /// What the server's log says: the engine's words.
     public let detail: String
+    /// The server itself gave the work up, shutting down (`FleetDatabase.abandonWorkUnderWay`):
+    /// not the database's doing, so not an outage to log.
+    public var atShutdown = false
 
     public init(summary: String, detail: String) {
         self.summary = summary

@@ -435,6 +435,12 @@ extension FleetDatabase {
         return engine.abandonWorkUnderWay()
     }
 
+    /// Whether `abandonWorkUnderWay` was called: work failing from then on fails because of it.
+    public var workAbandoned: Bool {
+        guard case .postgres(let engine) = backend else { return false }
+        return engine.workAbandoned
+    }
+
     /// Gives up the background lock (at shutdown: another replica takes the work over at once
     /// instead of when this process's connection ends).
     public func releaseBackgroundLock() async {

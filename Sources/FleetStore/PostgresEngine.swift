@@ -315,8 +315,10 @@ public struct PostgresError: Error, CustomStringConvertible {
         case nil where connectionFailed: summary = "the connection to PostgreSQL was lost"
         default: return nil
         }
-        return DatabaseUnavailable(
+        var unavailable = DatabaseUnavailable(
             summary: summary, detail: "PostgreSQL: \(message)" + (sqlState.map { " [SQLSTATE \($0)]" } ?? ""))
+        unavailable.atShutdown = abandonedAtShutdown
+        return unavailable
     }
 
     /// Serialization failure or deadlock, or a prepared statement whose table changed shape under
@@ -939,6 +941,9 @@ final class PostgresEngine: @unchecked Sendable {
             }
         }
 
+        /// Whether `abandonAll` was called.
+        var abandoned: Bool { entries.withLock { $0.abandoned } }
+
         /// Ends the watch of transaction `id`: why its connection was cut, if it was.
         func end(_ id: Int) -> Cut? {
             entries.withLock { $0.byId.removeValue(forKey: id)?.cut }
@@ -1072,6 +1077,9 @@ final class PostgresEngine: @unchecked Sendable {
     func abandonWorkUnderWay() -> Int {
         deadlines.abandonAll()
     }
+
+    /// Whether `abandonWorkUnderWay` was called.
+    var workAbandoned: Bool { deadlines.abandoned }
 
     func close() {
         reaper?.cancel()
