@@ -49,7 +49,7 @@ KERNEL_SUITES := ^KernelTests\.|\.RealKernelAgentTests
 
 test-swift:
 	$(SWIFT) test --skip-build --no-parallel --skip '$(KERNEL_SUITES)' 2>&1 | tee .build/swift-test.log; exit $${PIPESTATUS[0]}
-	./scripts/ksm-guard.sh $(SWIFT) test --skip-build --no-parallel --filter '$(KERNEL_SUITES)' 2>&1 | tee .build/swift-kernel-test.log; exit $${PIPESTATUS[0]}
+	./scripts/ksm-guard.sh $(SWIFT) test --skip-build --no-parallel --filter '$(KERNEL_SUITES)' 2>&1 | tee -i .build/swift-kernel-test.log; exit $${PIPESTATUS[0]}
 
 ## The store and server suites (and the replica and failover tests) again, on PostgreSQL: a
 ## throwaway server, a database per test data directory, stopped at the end whatever the result.

@@ -10,6 +10,8 @@
 #
 # Where /sys/kernel/mm/ksm is not writable it just runs the command (the suites skip there).
 set -uo pipefail
+# Ctrl-C ends `tee` in `make test`'s pipe too: the restore's messages must not kill the restore.
+trap '' PIPE
 
 KSM=${KSM_SYSFS:-/sys/kernel/mm/ksm}
 # Tunables in the order they are put back (after advisor_mode); `run` last, unmerging meanwhile.
@@ -35,39 +37,51 @@ if [ -r "$KSM/advisor_mode" ]; then
     saved[advisor_mode]=$(sed -n 's/.*\[\([^]]*\)\].*/\1/p' "$KSM/advisor_mode")
 fi
 
+# A tunable's value now (advisor_mode: the bracketed word of "[none] scan-time").
+current() {
+    if [ "$1" = advisor_mode ]; then
+        sed -n 's/.*\[\([^]]*\)\].*/\1/p' "$KSM/$1"
+    else
+        cat "$KSM/$1"
+    fi
+}
+
+# Puts back what differs from the saved settings, and only that.
 restore() {
-    local changed=()
-    for t in "${TUNABLES[@]}" advisor_mode run; do
+    local changed=() names=() t now
+    for t in advisor_mode "${TUNABLES[@]}" run; do
         [ -n "${saved[$t]+x}" ] || continue
-        local now
-        if [ "$t" = advisor_mode ]; then
-            now=$(sed -n 's/.*\[\([^]]*\)\].*/\1/p' "$KSM/$t")
-        else
-            now=$(<"$KSM/$t")
+        now=$(current "$t")
+        if [ "$now" != "${saved[$t]}" ]; then
+            changed+=("$t $now → ${saved[$t]}")
+            names+=("$t")
         fi
-        [ "$now" = "${saved[$t]}" ] || changed+=("$t $now → ${saved[$t]}")
     done
-    if [ ${#changed[@]} -eq 0 ]; then
+    if [ ${#names[@]} -eq 0 ]; then
         echo "ksm-guard: KSM settings as they were before the run"
         return 0
     fi
     echo "ksm-guard: the run left KSM changed; putting back: $(IFS=,; echo "${changed[*]}" | sed 's/,/, /g')"
-    # Unmerge first: merge_across_nodes can change only with no shared pages, and the pages the
-    # run merged belong to processes that are gone or about to be.
-    echo 2 > "$KSM/run"
-    local waited=0
-    while [ "$(<"$KSM/pages_shared")" != 0 ] && [ $waited -lt 600 ]; do
-        sleep 0.1
-        waited=$((waited + 1))
-    done
-    [ "$(<"$KSM/pages_shared")" = 0 ] || echo "ksm-guard: pages_shared still $(<"$KSM/pages_shared") after 60 s of unmerging"
+    # merge_across_nodes and max_page_sharing change only with no page shared: unmerge for
+    # them alone (it unmerges every process's pages on the host, not only the run's).
+    if [[ " ${names[*]} " == *" merge_across_nodes "* || " ${names[*]} " == *" max_page_sharing "* ]]; then
+        echo 2 > "$KSM/run"
+        local waited=0
+        while [ "$(<"$KSM/pages_shared")" != 0 ] && [ $waited -lt 600 ]; do
+            sleep 0.1
+            waited=$((waited + 1))
+        done
+        [ "$(<"$KSM/pages_shared")" = 0 ] || echo "ksm-guard: pages_shared still $(<"$KSM/pages_shared") after 60 s of unmerging"
+    fi
     local failed=0
-    # advisor_mode first: while the advisor is in charge the kernel refuses pages_to_scan.
-    for t in advisor_mode "${TUNABLES[@]}"; do
-        [ -n "${saved[$t]+x}" ] || continue
+    # In the order of `names`: advisor_mode first, `run` last.
+    for t in "${names[@]}"; do
+        # While the advisor is in charge it sets pages_to_scan, and the kernel refuses a write.
+        [ "$t" = pages_to_scan ] && [ "${saved[advisor_mode]:-none}" = scan-time ] && continue
         echo "${saved[$t]}" > "$KSM/$t" 2>/dev/null || { echo "ksm-guard: could not write $t=${saved[$t]}"; failed=1; }
     done
-    echo "${saved[run]}" > "$KSM/run" || failed=1
+    # Unmerging above left run at 2 when run itself was as saved.
+    [ "$(<"$KSM/run")" = "${saved[run]}" ] || echo "${saved[run]}" > "$KSM/run" || failed=1
     [ $failed = 0 ] && echo "ksm-guard: KSM settings put back (run=${saved[run]})"
 }
 
@@ -78,16 +92,31 @@ tree() {
     echo "$1"
 }
 
+# Whether any of the pids still runs.
+alive() {
+    local p
+    for p in "$@"; do kill -0 "$p" 2>/dev/null && return 0; done
+    return 1
+}
+
 child=
 on_signal() {
-    local sig=$1
-    # SIGTERM, not the signal received: a background job of a script ignores SIGINT.
+    local sig=$1 pids
+    # Once: a second Ctrl-C while the first is handled (an unmerge can take a while) is ignored.
+    trap '' INT TERM HUP
     if [ -n "$child" ]; then
-        kill -TERM $(tree "$child") 2>/dev/null
+        # SIGTERM, not the signal received: a background job of a script ignores SIGINT.
+        pids=$(tree "$child")
+        kill -TERM $pids 2>/dev/null
         wait "$child" 2>/dev/null
+        child=
+        # The test binary under `swift test` too, for up to 10 s.
+        for _ in $(seq 100); do
+            alive $pids || break
+            sleep 0.1
+        done
     fi
     restore
-    trap - "$sig"
     case $sig in INT) exit 130 ;; TERM) exit 143 ;; HUP) exit 129 ;; esac
 }
 trap 'on_signal INT' INT
