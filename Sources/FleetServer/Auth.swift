@@ -14,28 +14,30 @@ struct NodeAuth: Sendable, Equatable {
 
 /// Who sent a request.
 enum Principal: Sendable, Equatable {
-    /// The bootstrap admin token or a named credential, with its role.
-    case credential(Credential)
+    /// The bootstrap admin token or a named credential, with its role. `remembered`: a scrape's
+    /// named credential taken from memory because the database could not be asked
+    /// (`Auth.namedCredential`); `/metrics` then shows no fleet data.
+    case credential(Credential, remembered: Bool = false)
     /// A node's own token, and whether its agent should replace that token now (rotation on a
     /// schedule or on an admin's request; the sample reply says so). Worked out once, in the
     /// token check, so the push does not hash the bearer token a second time.
     case node(String, rotationDue: Bool = false)
 
     var role: Role? {
-        if case .credential(let c) = self { return c.role }
+        if case .credential(let c, _) = self { return c.role }
         return nil
     }
 
     /// The name the audit trail records.
     var name: String {
         switch self {
-        case .credential(let c): c.name
+        case .credential(let c, _): c.name
         case .node(let id, _): "node:\(id)"
         }
     }
 
     var credentialId: String? {
-        if case .credential(let c) = self { return c.id }
+        if case .credential(let c, _) = self { return c.id }
         return nil
     }
 }
@@ -114,7 +116,9 @@ struct Auth: Sendable {
         if token.hasPrefix(Secrets.Kind.node.rawValue) {
             if let node = try await nodeToken(hash) { return .node(node.nodeId, rotationDue: node.rotationDue) }
         } else if token.hasPrefix(Secrets.Kind.credential.rawValue) {
-            if let c = try await namedCredential(hash, for: access) { return .credential(c) }
+            if let (c, remembered) = try await namedCredential(hash, for: access) {
+                return .credential(c, remembered: remembered)
+            }
         } else if token.hasPrefix(Secrets.Kind.enrollment.rawValue), try await database.isEnrollmentToken(hash: hash) {
             throw APIError.forbidden(
                 "this is an enrollment token: it only registers nodes (POST /api/v1/register); "
@@ -135,22 +139,33 @@ struct Auth: Sendable {
         }
     }
 
-    /// A named credential by its token's hash. A scrape's credential is also remembered: while
-    /// the database cannot be read, a scrape with a credential seen valid in the last
-    /// `Scrapers.trust` still gets `/metrics` (which then says `ksmfleet_database_up 0` and has
-    /// no fleet series) instead of a 503 that Prometheus can only count as the target down.
-    /// Nothing else is served on the remembered credential, and what that page shows during an
-    /// outage is the server's own request counters.
-    private func namedCredential(_ hash: String, for access: Access) async throws -> Credential? {
-        guard access == .metrics else { return try await database.credential(forTokenHash: hash) }
+    /// A named credential by its token's hash, and whether it was taken from memory. A scrape's
+    /// credential is remembered: while the database cannot be asked (within
+    /// `Scrapers.lookupDeadline`, so that the scrape still answers within Prometheus's timeout),
+    /// a scrape with a credential seen valid in the last `Scrapers.trust` (and not expired since,
+    /// nor revoked on this replica) still gets `/metrics`, with `ksmfleet_database_up 0` and no
+    /// fleet series, instead of a 503 that Prometheus can only count as the target down. Nothing
+    /// else is served on a remembered credential.
+    private func namedCredential(_ hash: String, for access: Access) async throws -> (Credential, remembered: Bool)? {
+        guard access == .metrics else { return try await database.credential(forTokenHash: hash).map { ($0, false) } }
+        let generation = scrapers.generation
         do {
-            let credential = try await database.credential(forTokenHash: hash)
-            scrapers.saw(hash, credential)
-            return credential
+            let credential = try await DatabaseWork.$deadline.withValue(Scrapers.lookupDeadline) {
+                try await database.credential(forTokenHash: hash)
+            }
+            scrapers.saw(hash, credential, ifStill: generation)
+            return credential.map { ($0, false) }
         } catch where DatabaseUnavailable.of(error) != nil {
             guard let remembered = scrapers.recent(hash) else { throw error }
-            return remembered
+            return (remembered, true)
         }
+    }
+
+    /// Revokes a named credential, and forgets it as a scrape's (`namedCredential`).
+    func revokeCredential(id: String) async throws -> CredentialInfo {
+        scrapers.forget(credentialId: id)
+        defer { scrapers.forget(credentialId: id) }
+        return try await database.revokeCredential(id: id)
     }
 
     /// A node token: its node and whether its agent should replace it now (rotation on a
@@ -225,7 +240,7 @@ struct Auth: Sendable {
                 throw APIError.forbidden("samples are pushed with the node's own token")
             case (.node, _):
                 throw APIError.forbidden("a node token only serves its agent; this route needs \(Self.needs(spec.access))")
-            case (.credential(let c), _):
+            case (.credential(let c, _), _):
                 throw APIError.forbidden(
                     "the credential '\(c.name)' has the \(c.role.rawValue) role; this route needs \(Self.needs(spec.access))")
             }
@@ -296,36 +311,61 @@ final class CheckedRouter<Context: RequestContext> {
     }
 }
 
-/// Node token hash → node id, with a generation so that a lookup racing a `clear()` does not
-/// put back a token that was just rotated or deleted.
 /// The named credentials `/metrics` was scraped with lately (`Auth.namedCredential`): a few
-/// Prometheus servers, not a cache of every credential.
+/// Prometheus servers, not a cache of every credential. A generation, as in `NodeTokenCache`:
+/// a lookup that read the database before a revocation on this replica never puts the
+/// credential back.
 final class Scrapers: Sendable {
     /// How long a credential seen valid is trusted for a scrape while the database cannot say.
     static let trust: TimeInterval = 15 * 60
-    private let seen = Mutex<[String: (credential: Credential, at: ContinuousClock.Instant)]>([:])
+    /// How long a scrape's credential lookup may take before the credential is taken from
+    /// memory: with the nodes' read (`OpsController.metricsReadDeadline`) within Prometheus's
+    /// default scrape timeout of 10 s.
+    static let lookupDeadline = Duration.seconds(2)
+    private struct State {
+        var seen: [String: (credential: Credential, at: Date)] = [:]
+        var generation: UInt64 = 0
+    }
+    private let state = Mutex(State())
+
+    var generation: UInt64 { state.withLock { $0.generation } }
 
     /// The lookup's answer for `hash`: remembered when it is a credential, forgotten when it is
-    /// none (revoked, expired, unknown).
-    func saw(_ hash: String, _ credential: Credential?) {
-        seen.withLock { seen in
+    /// none (revoked, expired, unknown); nothing is remembered if a revocation came meanwhile.
+    func saw(_ hash: String, _ credential: Credential?, ifStill generation: UInt64, now: Date = Date()) {
+        state.withLock { s in
             guard let credential else {
-                seen.removeValue(forKey: hash)
+                s.seen.removeValue(forKey: hash)
                 return
             }
-            if seen.count >= 64, seen[hash] == nil { seen.removeAll() }
-            seen[hash] = (credential, .now)
+            guard s.generation == generation else { return }
+            if s.seen.count >= 64, s.seen[hash] == nil { s.seen.removeAll() }
+            s.seen[hash] = (credential, now)
         }
     }
 
-    /// The credential `hash` was when last seen, if that was within `trust`.
-    func recent(_ hash: String) -> Credential? {
-        seen.withLock { seen in
-            seen[hash].flatMap { .now - $0.at <= .seconds(Self.trust) ? $0.credential : nil }
+    /// The credential `hash` was when last seen, if that was within `trust` and it has not
+    /// expired since.
+    func recent(_ hash: String, now: Date = Date()) -> Credential? {
+        state.withLock { s in
+            guard let entry = s.seen[hash], now.timeIntervalSince(entry.at) <= Self.trust,
+                entry.credential.expiresAt.map({ $0 > now }) ?? true
+            else { return nil }
+            return entry.credential
+        }
+    }
+
+    /// Forgets a credential (revoked here), and any lookup of it under way.
+    func forget(credentialId: String) {
+        state.withLock { s in
+            s.seen = s.seen.filter { $0.value.credential.id != credentialId }
+            s.generation &+= 1
         }
     }
 }
 
+/// Node token hash → node id, with a generation so that a lookup racing a `clear()` does not
+/// put back a token that was just rotated or deleted.
 final class NodeTokenCache: Sendable {
     struct Entry: Sendable {
         var node: String

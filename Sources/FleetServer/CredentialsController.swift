@@ -18,7 +18,7 @@ struct CredentialsController<Context: RequestContext>: Sendable {
     }
 
     @Sendable func whoami(_ request: Request, context: Context) async throws -> Response {
-        guard case .credential(let c) = Caller.current else { throw APIError.forbidden("not a credential") }
+        guard case .credential(let c, _) = Caller.current else { throw APIError.forbidden("not a credential") }
         return try HTTP.json(WhoAmI(name: c.name, role: c.role, credentialId: c.id))
     }
 
@@ -48,7 +48,7 @@ struct CredentialsController<Context: RequestContext>: Sendable {
 
     @Sendable func revoke(_ request: Request, context: Context) async throws -> Response {
         let id = try context.parameters.require("id")
-        let info = try await state.database.revokeCredential(id: id)
+        let info = try await state.auth.revokeCredential(id: id)
         state.logger.info(
             "credential revoked", metadata: ["credential": "\(id)", "by": "\(AuditContext.current?.name ?? "-")"])
         return try HTTP.json(info)

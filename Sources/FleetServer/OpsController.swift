@@ -7,6 +7,11 @@ import Hummingbird
 struct OpsController<Context: RequestContext>: Sendable {
     let state: ServerState
 
+    /// How long a scrape's read of the nodes may take on PostgreSQL before the page answers
+    /// without them: with the credential's lookup (`Scrapers.lookupDeadline`), within
+    /// Prometheus's default scrape timeout of 10 s.
+    static var metricsReadDeadline: Duration { .seconds(7) }
+
     func addRoutes(to router: CheckedRouter<Context>) {
         router.on(.get, "/healthz") { _, _ in try HTTP.json(["status": "ok"]) }
         router.on(.get, "/readyz") { _, _ in
@@ -22,15 +27,23 @@ struct OpsController<Context: RequestContext>: Sendable {
             return try HTTP.json(["status": "ready"])
         }
         router.on(.get, "/metrics") { request, _ in
-            // While the database cannot be read the page still answers, with what this server
-            // knows itself and `ksmfleet_database_up` 0: a scrape that fails would only say the
-            // target is down. The refusal counts in the outage like any other request's.
+            // While the database cannot be read (within `metricsReadDeadline`) the page still
+            // answers, with what this server knows itself and `ksmfleet_database_up` 0: a scrape
+            // that fails would only say the target is down. The refusal counts in the outage like
+            // any other request's. A credential taken from memory (the database could not be
+            // asked about it) gets no fleet data, whatever a read would give now.
             var nodes: [NodeInfo]?
-            do {
-                nodes = try await state.database.nodes().map { state.nodeInfo($0) }
-            } catch {
-                guard let unavailable = DatabaseUnavailable.of(error) else { throw error }
-                if !unavailable.atShutdown { state.outage.refused(unavailable, path: request.uri.path) }
+            if case .credential(_, remembered: true) = Caller.current {
+                nodes = nil
+            } else {
+                do {
+                    nodes = try await DatabaseWork.$deadline.withValue(Self.metricsReadDeadline) {
+                        try await state.database.nodes().map { state.nodeInfo($0) }
+                    }
+                } catch {
+                    guard let unavailable = DatabaseUnavailable.of(error) else { throw error }
+                    if !unavailable.atShutdown { state.outage.refused(unavailable, path: request.uri.path) }
+                }
             }
             return HTTP.text(
                 state.metrics.page(

@@ -1,15 +1,18 @@
 import FleetAPI
 import Foundation
 
-/// A credential as the server checks it: who (its name, for the audit trail), its id and role.
+/// A credential as the server checks it: who (its name, for the audit trail), its id and role,
+/// and when it expires (nil: never).
 public struct Credential: Sendable, Equatable {
     public var id: String
     public var name: String
     public var role: Role
-    public init(id: String, name: String, role: Role) {
+    public var expiresAt: Date?
+    public init(id: String, name: String, role: Role, expiresAt: Date? = nil) {
         self.id = id
         self.name = name
         self.role = role
+        self.expiresAt = expiresAt
     }
 
     /// The bootstrap admin token (`KSMFLEET_ADMIN_TOKEN` or the generated `admin-token` file).
@@ -47,6 +50,13 @@ extension FleetDatabase {
         }
     }
 
+    /// A live credential's row (`id`, `name`, `role`, `expires_at`) as the server checks it.
+    static func credential(_ row: StoreRow) -> Credential? {
+        Role(rawValue: row["role"]).map {
+            Credential(id: row["id"], name: row["name"], role: $0, expiresAt: Time.date(row["expires_at"] as Int64?))
+        }
+    }
+
     static func credentialInfo(_ row: StoreRow) -> CredentialInfo {
         CredentialInfo(
             id: row["id"], name: row["name"], role: Role(rawValue: row["role"]) ?? .viewer,
@@ -74,12 +84,10 @@ extension FleetDatabase {
             try StoreRow.fetchOne(
                 db,
                 sql: """
-                    SELECT id, name, role FROM credentials WHERE token_hash = ? AND revoked_at IS NULL
+                    SELECT id, name, role, expires_at FROM credentials WHERE token_hash = ? AND revoked_at IS NULL
                       AND (expires_at IS NULL OR expires_at > ?)
                     """, arguments: [hash, Time.ms(now)]
-            ).flatMap { row in
-                Role(rawValue: row["role"]).map { Credential(id: row["id"], name: row["name"], role: $0) }
-            }
+            ).flatMap(Self.credential)
         }
     }
 
@@ -90,12 +98,10 @@ extension FleetDatabase {
             try StoreRow.fetchOne(
                 db,
                 sql: """
-                    SELECT id, name, role FROM credentials WHERE id = ? AND revoked_at IS NULL
+                    SELECT id, name, role, expires_at FROM credentials WHERE id = ? AND revoked_at IS NULL
                       AND (expires_at IS NULL OR expires_at > ?)
                     """, arguments: [id, Time.ms(now)]
-            ).flatMap { row in
-                Role(rawValue: row["role"]).map { Credential(id: row["id"], name: row["name"], role: $0) }
-            }
+            ).flatMap(Self.credential)
         }
     }
 

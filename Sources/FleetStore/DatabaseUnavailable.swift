@@ -60,4 +60,7 @@ public enum DatabaseWork {
     /// the request deadline (`FleetDatabase.setRequestDeadline`); a pass over a large fleet may
     /// take longer than any request should.
     @TaskLocal public static var isBackground = false
+    /// A shorter limit than the request deadline for this task's work (PostgreSQL), such as a
+    /// scrape's, which must answer within Prometheus's timeout. Nil: the request deadline.
+    @TaskLocal public static var deadline: Duration? = nil
 }

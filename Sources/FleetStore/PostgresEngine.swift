@@ -515,7 +515,8 @@ final class PostgresEngine: @unchecked Sendable {
     /// concurrency, such as the sample group commit's, a request's).
     func deadlineForCaller() -> Duration? {
         guard let deadline = requestDeadline.withLock({ $0 }) else { return nil }
-        return DatabaseWork.isBackground ? max(deadline, Self.backgroundDeadline) : deadline
+        if DatabaseWork.isBackground { return max(deadline, Self.backgroundDeadline) }
+        return DatabaseWork.deadline.map { min($0, deadline) } ?? deadline
     }
 
     /// The limit of background work's transactions where requests have one: a pass takes
@@ -697,8 +698,16 @@ final class PostgresEngine: @unchecked Sendable {
     ) throws -> T {
         var attempt = 1
         while true {
-            let connection = try slots.acquire(
-                connect: slots === readers ? connectReader : slots === writer ? connectWriter : connect)
+            // Given up at shutdown: no new connection either (one that does not answer would
+            // hold the caller for the connect timeout).
+            if deadlines.abandoned { throw PostgresError.abandoned() }
+            let connection: PostgresConnection
+            do {
+                connection = try slots.acquire(
+                    connect: slots === readers ? connectReader : slots === writer ? connectWriter : connect)
+            } catch {
+                throw deadlines.abandoned ? PostgresError.abandoned() : error
+            }
             let session = PostgresSession(connection: connection, logger: logger, limit: limit, prepared: prepare ? prepared : nil)
             let watch: Int
             do {
@@ -796,9 +805,19 @@ final class PostgresEngine: @unchecked Sendable {
         do {
             let connection = try connect()
             opened = connection
-            let rows = try connection.query(
-                PostgresQuery(unsafeSQL: "SELECT pg_try_advisory_lock(\(PostgresLocks.background))"), logger: logger
-            ).wait().rows
+            // Watched like a transaction: a database that stops answering mid-ask would hold the
+            // rollup service (and a shutdown) for good.
+            let watch = try deadlines.start(connection, after: deadlineForCaller())
+            let rows: [PostgresRow]
+            do {
+                rows = try connection.query(
+                    PostgresQuery(unsafeSQL: "SELECT pg_try_advisory_lock(\(PostgresLocks.background))"), logger: logger
+                ).wait().rows
+                _ = deadlines.end(watch)
+            } catch {
+                _ = deadlines.end(watch)
+                throw error
+            }
             let got = try rows.first?.first.map { try $0.decode(Bool.self) } ?? false
             lockAskFailing.withLock { $0 = false }
             if got {
@@ -809,6 +828,8 @@ final class PostgresEngine: @unchecked Sendable {
             return false
         } catch {
             if let opened { opened.close().whenComplete { _ in _ = opened } }
+            // The shutdown gave the work up: nothing to say.
+            if deadlines.abandoned { return nil }
             // Once per outage (the server logs the outage itself); again after an answer.
             let first = lockAskFailing.withLock { failing in
                 defer { failing = true }

@@ -147,6 +147,49 @@ struct DatabaseOutageTests {
         await h.finish()
     }
 
+    /// A scrape whose credential the database does not confirm in time (here a lock held on the
+    /// credentials table; as well a hung database) is answered within Prometheus's timeout on the
+    /// credential seen before, with `ksmfleet_database_up` 0 and no fleet data, even though the
+    /// nodes themselves could be read: a credential taken from memory (it may have been revoked
+    /// on another replica meanwhile) gets nothing but the server's own counts.
+    @Test(
+        "a scrape's credential not confirmed within 2 s: the page from memory, database_up 0, no fleet data though the nodes could be read"
+    )
+    func scrapeWithCredentialLookupHeld() async throws {
+        let p = try await onPostgres(hostname: "scrape")
+        let created = try await p.h.admin.createCredential(CreateCredentialRequest(name: "prometheus", role: .viewer))
+        let prometheus = try Fixtures.client(p.h.server.baseURL, token: created.token)
+        let first = MetricsText(String(decoding: try await prometheus.send(method: "GET", path: "/metrics").body, as: UTF8.self))
+        #expect(first.values["ksmfleet_database_up"] == 1 && first.values["ksmfleet_nodes"] == 1)
+
+        // Another session holds the credentials table for 6 s.
+        let held = Mutex<Result<String, any Error>?>(nil)
+        let location = p.location
+        Thread.detachNewThread {
+            let r = Result {
+                try TestStore.psql(location, "BEGIN; LOCK TABLE credentials IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(6); COMMIT;")
+            }
+            held.withLock { $0 = r }
+        }
+        let locked = await waitUntil(timeout: .seconds(5), poll: .milliseconds(100)) {
+            (try? TestStore.psql(location, "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'credentials' AND l.mode = 'AccessExclusiveLock' AND l.granted")) == "1"
+        }
+        try #require(locked, "the lock on the credentials table was not taken")
+        let clock = ContinuousClock()
+        let asked = clock.now
+        let scrape = try await prometheus.send(method: "GET", path: "/metrics", timeout: 30)
+        let took = clock.now - asked
+        let text = String(decoding: scrape.body, as: UTF8.self)
+        let m = MetricsText(text)
+        #expect(scrape.status == 200, "\(scrape.status) \(text)")
+        #expect(took < .seconds(5), "the scrape took \(took)")
+        #expect(m.values["ksmfleet_database_up"] == 0, "\(text)")
+        #expect(m.values["ksmfleet_nodes"] == nil && !text.contains("ksmfleet_node_"), "fleet data on a remembered credential")
+        _ = await waitUntil(timeout: .seconds(10), poll: .milliseconds(200)) { held.withLock { $0 != nil } }
+        if case .failure(let error) = held.withLock({ $0 }) { Issue.record("the lock holder failed: \(error)") }
+        await p.h.finish()
+    }
+
     /// A PostgreSQL that refuses writes (a failover left the server on the old primary, now a
     /// standby; or an operator made the database read-only): 503 saying so, reads still
     /// answered; once writable again the next write connects anew and is stored (the old

@@ -72,6 +72,10 @@ struct DatabaseUnavailableTests {
         cut.cutAfter = .seconds(60)
         #expect(DatabaseUnavailable.of(cut)?.summary == "PostgreSQL did not finish within 60 s")
         #expect(DatabaseUnavailable.of(cut)?.detail.contains("no answer, or too slow") == true)
+        #expect(DatabaseUnavailable.of(cut)?.atShutdown == false)
+        // Work the server gave up shutting down: a 503, but no outage of the database's.
+        let abandoned = DatabaseUnavailable.of(PostgresError.abandoned())
+        #expect(abandoned?.summary == "the server is shutting down" && abandoned?.atShutdown == true)
     }
 }
 

@@ -114,7 +114,7 @@ extension DashboardController {
         }
         let id = try context.parameters.require("id")
         do {
-            _ = try await state.database.revokeCredential(id: id)
+            _ = try await state.auth.revokeCredential(id: id)
         } catch StoreError.credentialNotFound {
             return try pages.render(
                 "not-found", title: "Not found", section: .credentials, session: session, page: NotFoundPage(name: id),
