@@ -25,30 +25,50 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return response
         } catch {
             let e = Self.apiError(for: error, request: request, logger: context.logger, outage: outage)
-            if e.detail.code == APIErrorCode.databaseUnavailable, APIRoutes.allowedMethods(request.uri.path) == nil {
-                // A dashboard page (not an API or operations route): a page a browser shows.
-                return Self.unavailablePage(e, request: request)
+            if Self.isDashboardPath(request.uri.path) {
+                // A browser's: a page it shows, not the API's JSON.
+                return Self.errorPage(e, request: request)
             }
             return try e.response(from: request, context: context)
         }
     }
 
-    /// The dashboard's answer while the database is unavailable (its pages, even the session
-    /// check, need it): the reason, and a reload every 5 s for a page; a form is not sent again
-    /// by itself, and the page says what to do.
-    static func unavailablePage(_ e: APIError, request: Request) -> Response {
+    /// Whether a path is the dashboard's (its pages, forms, sign-in, or a path that is none of
+    /// them, typed into a browser), not the API's (`/api/…`) or an operations route (`/metrics`,
+    /// `/healthz`, `/readyz`, `/openapi.yaml`), whose callers parse JSON.
+    static func isDashboardPath(_ path: String) -> Bool {
+        !path.hasPrefix("/api/") && path != "/api" && APIRoutes.allowedMethods(path) == nil
+    }
+
+    /// The dashboard's answer to an error its own pages did not render (those say "not found",
+    /// "refused" and the like in the page frame): a plain page with the reason, since the frame
+    /// needs a session and the session the database. While the database is unavailable (every
+    /// page needs it) a page reloads every 5 s; a form is not sent again by itself, and the page
+    /// says what to do. The API's headers that matter to a retry (`Retry-After`, `Allow`) stay.
+    static func errorPage(_ e: APIError, request: Request) -> Response {
         let read = request.method == .get || request.method == .head
+        let unavailable = e.detail.code == APIErrorCode.databaseUnavailable
+        let heading = unavailable ? "The database is unavailable" : e.status.reasonPhrase
+        let advice =
+            if unavailable {
+                read
+                    ? "This page loads again every 5 seconds."
+                    : "The form was not saved (unless the database went away during its commit): go back and send it again once the database answers; a config form saved after all then says the config changed meanwhile."
+            } else {
+                #"<a href="/">The fleet overview</a>"#
+            }
         let html = """
             <!doctype html>
-            <html lang="en"><head><meta charset="utf-8">\(read ? #"<meta http-equiv="refresh" content="5">"# : "")
-            <title>Database unavailable · ksmfleet</title></head>
-            <body><h1>The database is unavailable</h1>
-            <p id="unavailable-reason">\(HTML.esc(e.detail.message))</p>
-            <p>\(read ? "This page loads again every 5 seconds." : "The form was not saved (unless the database went away during its commit): go back and send it again once the database answers; a config form saved after all then says the config changed meanwhile.")</p>
+            <html lang="en"><head><meta charset="utf-8">\(unavailable && read ? #"<meta http-equiv="refresh" content="5">"# : "")
+            <title>\(HTML.esc(heading)) · ksmfleet</title></head>
+            <body><h1>\(HTML.esc(heading))</h1>
+            <p id="error-reason">\(HTML.esc(e.detail.message))</p>
+            <p>\(advice)</p>
             </body></html>
             """
         var response = HTTP.text(html, contentType: "text/html; charset=utf-8", status: e.status)
         response.headers[.retryAfter] = e.headers[.retryAfter]
+        response.headers[.allow] = e.headers[.allow]
         return response
     }
 

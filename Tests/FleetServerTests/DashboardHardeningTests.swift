@@ -151,6 +151,43 @@ import TestSupport
         #expect(refused.headers["set-cookie"]?.contains("ksmfleet_session=") != true)
     }
 
+    /// An error no dashboard page renders itself (a mistyped path, a form that is not
+    /// URL-encoded data) is a page a browser shows, with the reason escaped and a way back; the
+    /// API and the operations routes keep their JSON.
+    @Test func errorsOnDashboardPathsArePagesAndOnTheAPIJSON() async throws {
+        let server = try await TestServer.start()
+        defer {
+            Task {
+                await server.stop(); server.removeDataDir()
+            }
+        }
+        var browser = try DashboardBrowser(server)
+        try await browser.signIn(adminToken: server.adminToken)
+        let typo = try await browser.get("/nodez")
+        #expect(typo.status == 404 && typo.headers["content-type"]?.hasPrefix("text/html") == true, "\(typo.headers)")
+        #expect(typo.text.contains("<h1>Not Found</h1>") && typo.text.contains("no route GET /nodez"), "\(typo.text)")
+        #expect(typo.text.contains(#"<a href="/">"#))
+        let hostile = try await browser.get("/x<script>alert(1)</script>")
+        #expect(hostile.status == 404 && !hostile.text.contains("<script>"), "\(hostile.text)")
+        // A form body that is not URL-encoded data (a hand-made request): 400 as a page.
+        let raw = try await browser.client.send(
+            method: "POST", path: "/nodes/n-000000000000/kick",
+            headers: ["Cookie": "ksmfleet_session=\(browser.session)", "Content-Type": DashboardBrowser.form],
+            body: Data("csrf=%zz".utf8))
+        #expect(
+            raw.status == 400 && raw.headers["content-type"]?.hasPrefix("text/html") == true
+                && raw.text.contains("<h1>Bad Request</h1>"), "\(raw.status) \(raw.text)")
+
+        let admin = try Fixtures.client(server.baseURL, token: server.adminToken)
+        for path in ["/api/v1/nodez", "/api/v2/nodes", "/api"] {
+            let api = try await admin.send(method: "GET", path: path)
+            #expect(api.status == 404 && api.headers["content-type"]?.hasPrefix("application/json") == true, "\(path)")
+            #expect(errorBody(api)?.error.code == "not_found", "\(path): \(api.text)")
+        }
+        let wrongMethod = try await admin.send(method: "DELETE", path: "/metrics")
+        #expect(wrongMethod.status == 405 && errorBody(wrongMethod)?.error.code == "method_not_allowed")
+    }
+
     @Test func theThrottleForgetsAfterItsWindowAndOnSuccess() {
         let throttle = LoginThrottle(maxFailures: 2, window: 60)
         let t0 = Date(timeIntervalSince1970: 1_000_000)
