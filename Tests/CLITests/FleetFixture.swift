@@ -47,17 +47,7 @@ struct Fleet: Sendable {
     }
 
     static func with(offlineAfterSeconds: Double = 60, _ body: (Fleet) async throws -> Void) async throws {
-        let server = try await TestServer.start(offlineAfterSeconds: offlineAfterSeconds)
-        do {
-            let fleet = try await make(server)
-            try await body(fleet)
-        } catch {
-            await server.stop()
-            server.removeDataDir()
-            throw error
-        }
-        await server.stop()
-        server.removeDataDir()
+        try await TestServer.with(offlineAfterSeconds: offlineAfterSeconds) { server in try await body(try await make(server)) }
     }
 
     static func make(_ server: TestServer) async throws -> Fleet {

@@ -34,6 +34,16 @@ import TestSupport
 
 /// The dashboard's sign-in as a browser sees it over HTTP: redirects, cookies, HSTS, throttling.
 @Suite struct DashboardSignInHardeningTests {
+    /// Runs `body` with a new server and a browser signed in to it as the admin; stops the
+    /// server and removes its data after.
+    static func signedIn(_ body: (TestServer, DashboardBrowser) async throws -> Void) async throws {
+        try await TestServer.with { server in
+            var browser = try DashboardBrowser(server)
+            try await browser.signIn(adminToken: server.adminToken)
+            try await body(server, browser)
+        }
+    }
+
     /// GET /login (with `next`), then POST the form as a browser would; returns the reply.
     static func signIn(
         _ client: FleetClient, token: String, next: String, headers: [String: String] = [:]
@@ -155,14 +165,10 @@ import TestSupport
     /// URL-encoded data) is a page a browser shows, with the reason escaped and a way back; the
     /// API and the operations routes keep their JSON.
     @Test func errorsOnDashboardPathsArePagesAndOnTheAPIJSON() async throws {
-        let server = try await TestServer.start()
-        defer {
-            Task {
-                await server.stop(); server.removeDataDir()
-            }
-        }
-        var browser = try DashboardBrowser(server)
-        try await browser.signIn(adminToken: server.adminToken)
+        try await Self.signedIn { server, browser in try await Self.expectErrorPages(server, browser) }
+    }
+
+    static func expectErrorPages(_ server: TestServer, _ browser: DashboardBrowser) async throws {
         let typo = try await browser.get("/nodez")
         #expect(typo.status == 404 && typo.headers["content-type"]?.hasPrefix("text/html") == true, "\(typo.headers)")
         #expect(typo.text.contains("<h1>Not Found</h1>") && typo.text.contains("no route GET /nodez"), "\(typo.text)")
@@ -205,14 +211,10 @@ import TestSupport
 
     /// The session is a row keyed by the hash of the cookie's value; signing out removes it.
     @Test func sessionsAreStoredHashedAndSignOutRemovesThem() async throws {
-        let server = try await TestServer.start()
-        defer {
-            Task {
-                await server.stop(); server.removeDataDir()
-            }
-        }
-        var browser = try DashboardBrowser(server)
-        try await browser.signIn(adminToken: server.adminToken)
+        try await Self.signedIn { server, browser in try await Self.expectSessionsHashed(server, browser) }
+    }
+
+    static func expectSessionsHashed(_ server: TestServer, _ browser: DashboardBrowser) async throws {
         let database = try FleetDatabase.open(try TestStore.location(for: server.dataDir))
         #expect(try await database.dashboardSessionCount() == 1)
         for file in ["ksmfleet.sqlite", "ksmfleet.sqlite-wal"] {

@@ -97,6 +97,24 @@ public final class TestServer: Sendable {
         return token
     }
 
+    /// Starts a server, runs `body` with it, then stops it and removes its data directory, also
+    /// when `body` throws.
+    public static func with<T>(
+        offlineAfterSeconds: Double = 60, _ body: (TestServer) async throws -> T
+    ) async throws -> T {
+        let server = try await start(offlineAfterSeconds: offlineAfterSeconds)
+        do {
+            let value = try await body(server)
+            await server.stop()
+            server.removeDataDir()
+            return value
+        } catch {
+            await server.stop()
+            server.removeDataDir()
+            throw error
+        }
+    }
+
     /// Graceful shutdown; waiting long-polls are answered at once.
     public func stop() async {
         await group.triggerGracefulShutdown()
