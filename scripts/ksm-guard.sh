@@ -10,8 +10,6 @@
 #
 # Where /sys/kernel/mm/ksm is not writable it just runs the command (the suites skip there).
 set -uo pipefail
-# Ctrl-C ends `tee` in `make test`'s pipe too: the restore's messages must not kill the restore.
-trap '' PIPE
 
 KSM=${KSM_SYSFS:-/sys/kernel/mm/ksm}
 # Tunables in the order they are put back (after advisor_mode); `run` last, unmerging meanwhile.
@@ -48,6 +46,9 @@ current() {
 
 # Puts back what differs from the saved settings, and only that.
 restore() {
+    # Ctrl-C ends `tee` in `make test`'s pipe too: the messages below must not kill the restore
+    # with SIGPIPE. (Set here, not for the command: an ignored signal is inherited.)
+    trap '' PIPE
     local changed=() names=() t now
     for t in advisor_mode "${TUNABLES[@]}" run; do
         [ -n "${saved[$t]+x}" ] || continue
