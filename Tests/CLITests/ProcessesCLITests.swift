@@ -1,6 +1,7 @@
 import FleetAPI
 import Foundation
 import KSMCore
+import TestSupport
 import Testing
 
 /// `nodes show` and `status` with who benefits and the findings, from a stub server.

@@ -1,6 +1,7 @@
 import FleetAPI
 import Foundation
 import KSMCore
+import TestSupport
 import Testing
 
 /// Replies a real server gives only in a race or a failure, from a stub on loopback.

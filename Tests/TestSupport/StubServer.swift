@@ -4,27 +4,40 @@ import Synchronization
 /// A tiny HTTP/1.1 server on 127.0.0.1 that answers from a routing closure, for replies a real
 /// server gives only in a race (409) or a failure (5xx). One connection at a time on its own
 /// thread (never on the cooperative pool), `Connection: close`, every wait bounded.
-final class StubServer: Sendable {
-    struct Reply: Sendable {
-        var status: Int
-        var body: String
-        var contentType = "application/json"
+public final class StubServer: Sendable {
+    public struct Reply: Sendable {
+        public var status: Int
+        public var body: String
+        public var contentType: String
+        /// Further headers (`Retry-After`, …).
+        public var headers: [String: String]
+
+        public init(status: Int, body: String, contentType: String = "application/json", headers: [String: String] = [:]) {
+            self.status = status
+            self.body = body
+            self.contentType = contentType
+            self.headers = headers
+        }
     }
 
-    typealias Route = @Sendable (_ method: String, _ path: String) -> Reply
+    public struct StartError: Error, CustomStringConvertible {
+        public let description: String
+    }
 
-    let baseURL: String
+    public typealias Route = @Sendable (_ method: String, _ path: String) -> Reply
+
+    public let baseURL: String
     private let fd: Int32
     private let stopped = Atomic<Bool>(false)
     private let requests = Mutex<[String]>([])
     private let done = DispatchSemaphore(value: 0)
 
     /// "METHOD /path?query" of every request served, in order.
-    var requestLines: [String] { requests.withLock { $0 } }
+    public var requestLines: [String] { requests.withLock { $0 } }
 
-    init(route: @escaping Route) throws {
+    public init(route: @escaping Route) throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw CLIRunnerError("socket() failed") }
+        guard fd >= 0 else { throw StartError(description: "socket() failed") }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = 0
@@ -40,7 +53,7 @@ final class StubServer: Sendable {
         }
         guard ok == 0, named == 0, listen(fd, 16) == 0 else {
             close(fd)
-            throw CLIRunnerError("cannot listen on 127.0.0.1")
+            throw StartError(description: "cannot listen on 127.0.0.1")
         }
         self.fd = fd
         baseURL = "http://127.0.0.1:\(UInt16(bigEndian: addr.sin_port))"
@@ -52,7 +65,7 @@ final class StubServer: Sendable {
     }
 
     /// Stops accepting and waits (bounded) for the serving thread to end.
-    func stop() {
+    public func stop() {
         stopped.store(true, ordering: .sequentiallyConsistent)
         _ = done.wait(timeout: .now() + 10)
         close(fd)
@@ -100,8 +113,9 @@ final class StubServer: Sendable {
         let path = String(target.split(separator: "?", maxSplits: 1).first ?? "")
         let reply = route(method, path)
         let body = Array(reply.body.utf8)
+        let extra = reply.headers.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)\r\n" }.joined()
         let response =
-            "HTTP/1.1 \(reply.status) Stub\r\nContent-Type: \(reply.contentType)\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n"
+            "HTTP/1.1 \(reply.status) Stub\r\nContent-Type: \(reply.contentType)\r\nContent-Length: \(body.count)\r\n\(extra)Connection: close\r\n\r\n"
         let bytes = Array(response.utf8) + body
         var sent = 0
         while sent < bytes.count {
