@@ -95,7 +95,7 @@ final class AgentRegistration {
         do {
             response = try await anonymous.register(request, enrollmentToken: token)
         } catch {
-            if case .api(_, let body) = error,
+            if case .api(_, let body, _) = error,
                 body.error.code == APIErrorCode.registrationPending || body.error.code == APIErrorCode.registrationRejected
             {
                 let rejected = body.error.code == APIErrorCode.registrationRejected
@@ -104,7 +104,7 @@ final class AgentRegistration {
                     ? "waiting: an admin rejected this host's registration; \(body.error.message)"
                     : "waiting for an admin: \(body.error.message)"
                 waitingReason = reason
-                throw .pending(reason, retryAfter: rejected ? 3600 : 60)
+                throw .pending(reason, retryAfter: error.retryAfter ?? (rejected ? 3600 : 60))
             }
             if error.status == 401 || error.status == 403 {
                 // Retrying cannot help: the token is wrong, expired or revoked.

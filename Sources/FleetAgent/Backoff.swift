@@ -1,6 +1,12 @@
 /// Capped exponential backoff with full jitter: the n-th consecutive failure waits a random
-/// time in [base·2ⁿ / 2, base·2ⁿ], never more than `cap`. A success resets it.
+/// time in [base·2ⁿ / 2, base·2ⁿ], never more than `cap`. A success resets it. A server that
+/// says how long to wait (`Retry-After`) is heeded: `next(hint:)`.
 public struct Backoff: Sendable {
+    /// The longest `Retry-After` heeded, 15 minutes (the longest wait between two asks of a
+    /// pending registration): an hours-long hint from a misconfigured proxy must not silence an
+    /// agent that long (its samples wait in the spool meanwhile).
+    public static let longestHint: Double = 900
+
     public var base: Double
     public var cap: Double
     public private(set) var failures = 0
@@ -21,6 +27,23 @@ public struct Backoff: Sendable {
     public mutating func next() -> Double {
         var rng = SystemRandomNumberGenerator()
         return next(using: &rng)
+    }
+
+    /// Seconds to wait after one more failure whose reply asked for `hint` seconds
+    /// (`ClientError.retryAfter`; nil: it did not say): the longer of the backoff's own wait and
+    /// the hint (at most `longestHint`), the hint spread over [hint, 1.2 × hint] so that a fleet
+    /// told the same number (every agent of a replica whose database went away) does not come
+    /// back in the same second.
+    public mutating func next<G: RandomNumberGenerator>(hint: Double?, using rng: inout G) -> Double {
+        let own = next(using: &rng)
+        guard let hint, hint > 0 else { return own }
+        let asked = min(hint, Self.longestHint)
+        return max(own, Double.random(in: asked...(asked * 1.2), using: &rng))
+    }
+
+    public mutating func next(hint: Double?) -> Double {
+        var rng = SystemRandomNumberGenerator()
+        return next(hint: hint, using: &rng)
     }
 
     public mutating func reset() { failures = 0 }

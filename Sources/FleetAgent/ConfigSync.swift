@@ -93,21 +93,26 @@ final class ConfigSync {
     }
 
     /// A poll failed: logs it (the first failures, then every 20th, so a long outage does not
-    /// flood the journal) and returns the seconds to wait before the next one. `backOff` false:
+    /// flood the journal) and returns the seconds to wait before the next one (the backoff, or
+    /// the server's `Retry-After` when that is longer). `backOff` false:
     /// the agent switched to another server (`AgentRegistration.serverFailed` logged it), which
     /// is asked at once.
     func serverIsAway(_ error: AgentError, backOff: Bool = true) -> Double {
         serverReachable = false
         guard backOff else { return 0 }
         pollFailuresLogged += 1
+        var asked: Double? = nil
+        if case .server(let clientError) = error { asked = clientError.retryAfter }
+        let delay = pollBackoff.next(hint: asked)
         if pollFailuresLogged <= 3 || pollFailuresLogged % 20 == 0 {
-            logger.warning(
-                "server unavailable; keeping the last good config",
-                metadata: [
-                    "error": "\(error)", "failures": "\(pollFailuresLogged)",
-                    "generation": "\(current.map { String($0.generation) } ?? "-")",
-                ])
+            var metadata: Logger.Metadata = [
+                "error": "\(error)", "failures": "\(pollFailuresLogged)",
+                "generation": "\(current.map { String($0.generation) } ?? "-")",
+                "retry_in_s": "\(Int(delay.rounded(.up)))",
+            ]
+            if let asked { metadata["retry_after_s"] = "\(Int(asked.rounded(.up)))" }
+            logger.warning("server unavailable; keeping the last good config", metadata: metadata)
         }
-        return pollBackoff.next()
+        return delay
     }
 }

@@ -153,16 +153,16 @@ final class SamplePipeline {
                     (client, nodeId) = next
                     continue
                 }
-                let delay = pushBackoff.next()
+                let delay = pushBackoff.next(hint: error.retryAfter)
                 nextPushAttempt = monotonicSeconds() + delay
                 if pushBackoff.failures <= 3 || pushBackoff.failures % 20 == 0 {
-                    logger.warning(
-                        "cannot push samples; spooling them",
-                        metadata: [
-                            "error": "\(error)", "server": "\(client.options.serverURL)",
-                            "spooled": "\(spool.count + outbox.count)",
-                            "retry_in_s": "\(Int(delay.rounded(.up)))",
-                        ])
+                    var metadata: Logger.Metadata = [
+                        "error": "\(error)", "server": "\(client.options.serverURL)",
+                        "spooled": "\(spool.count + outbox.count)",
+                        "retry_in_s": "\(Int(delay.rounded(.up)))",
+                    ]
+                    if let asked = error.retryAfter { metadata["retry_after_s"] = "\(Int(asked.rounded(.up)))" }
+                    logger.warning("cannot push samples; spooling them", metadata: metadata)
                 }
                 spoolOutbox()
                 return error
@@ -215,7 +215,7 @@ final class SamplePipeline {
     static func isTransient(_ error: ClientError) -> Bool {
         switch error {
         case .unreachable: return true
-        case .api(let status, _): return status >= 500 || status == 408 || status == 429
+        case .api(let status, _, _): return status >= 500 || status == 408 || status == 429
         case .invalidURL, .decoding: return false
         }
     }

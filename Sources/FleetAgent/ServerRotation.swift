@@ -63,7 +63,7 @@ public struct ServerRotation: Sendable, Equatable {
     public static func failsOver(_ error: ClientError) -> Bool {
         switch error {
         case .unreachable: return true
-        case .api(let status, _): return (500...599).contains(status)
+        case .api(let status, _, _): return (500...599).contains(status)
         case .invalidURL, .decoding: return false
         }
     }

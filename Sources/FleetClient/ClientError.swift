@@ -28,8 +28,9 @@ public enum ClientError: Error, CustomStringConvertible, Sendable {
     /// Connection refused, DNS, TLS failure, timeout: `cannot reach http://…: Connection refused`.
     case unreachable(String)
     /// The server answered with an error status; `body` is its JSON error (synthesized when the
-    /// reply was not JSON, with code `http_<status>`).
-    case api(status: Int, body: APIErrorBody)
+    /// reply was not JSON, with code `http_<status>`); `retryAfter` is the reply's `Retry-After`
+    /// in seconds from now (`RetryAfter.seconds`), nil when it sent none or one that does not parse.
+    case api(status: Int, body: APIErrorBody, retryAfter: Double? = nil)
     /// A 2xx reply whose body does not decode as expected.
     case decoding(String)
 
@@ -37,7 +38,7 @@ public enum ClientError: Error, CustomStringConvertible, Sendable {
         switch self {
         case .invalidURL(let s): return "invalid server URL: \(s)"
         case .unreachable(let s): return s
-        case .api(let status, let body):
+        case .api(let status, let body, _):
             let field = body.error.field.map { " (field \($0))" } ?? ""
             return "server refused (HTTP \(status)) \(body.error.code): \(body.error.message)\(field)"
         case .decoding(let s): return "unexpected reply from the server: \(s)"
@@ -46,13 +47,21 @@ public enum ClientError: Error, CustomStringConvertible, Sendable {
 
     /// The HTTP status of an `.api` error, nil otherwise.
     public var status: Int? {
-        if case .api(let status, _) = self { return status }
+        if case .api(let status, _, _) = self { return status }
         return nil
     }
 
     /// The API error code of an `.api` error (`unauthorized`, `not_found`, …), nil otherwise.
     public var code: String? {
-        if case .api(_, let body) = self { return body.error.code }
+        if case .api(_, let body, _) = self { return body.error.code }
+        return nil
+    }
+
+    /// The seconds the server asked the client to wait before trying again (`Retry-After` on an
+    /// error reply: 503 while its database is away or it is shutting down, 429 when rate-limited),
+    /// nil when it did not say.
+    public var retryAfter: Double? {
+        if case .api(_, _, let after) = self { return after }
         return nil
     }
 

@@ -158,10 +158,13 @@ public final class FleetClient: Sendable {
     /// Throws `.api` for a status outside 2xx, with the server's JSON error or a synthesized one.
     public static func throwIfError(_ response: HTTPResponse) throws(ClientError) {
         guard !(200..<300).contains(response.status) else { return }
+        let after = response.headers["retry-after"].flatMap { RetryAfter.seconds($0) }
         if let body = try? StrictJSON.decoder().decode(APIErrorBody.self, from: response.body) {
-            throw .api(status: response.status, body: body)
+            throw .api(status: response.status, body: body, retryAfter: after)
         }
-        throw .api(status: response.status, body: ClientError.synthesized(status: response.status, body: response.body))
+        throw .api(
+            status: response.status, body: ClientError.synthesized(status: response.status, body: response.body),
+            retryAfter: after)
     }
 
     /// Decodes a 2xx JSON body (`NoContent` accepts any body).

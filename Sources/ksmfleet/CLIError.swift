@@ -70,7 +70,7 @@ struct CLIError: Error, CustomStringConvertible {
                 ExitStatus.serverError,
                 "the server's reply could not be read (\(detail)); check that --server points at a ksmfleet-server of a matching version"
             )
-        case .api(let status, let body):
+        case .api(let status, let body, _):
             let d = body.error
             let field = d.field.map { " (field \($0))" } ?? ""
             switch status {

@@ -62,7 +62,7 @@ struct KickCommand: AsyncParsableCommand {
                             nodeId: t.id, name: t.name, mode: t.config.config.mode, kickCounter: k.kickCounter,
                             generation: k.generation))
                 } catch {
-                    guard case .api(let status, let body) = error, (400..<500).contains(status), status != 401,
+                    guard case .api(let status, let body, _) = error, (400..<500).contains(status), status != 401,
                         status != 403
                     else { throw error }
                     results.append(Result(nodeId: t.id, name: t.name, mode: t.config.config.mode, error: body.error))

@@ -85,7 +85,7 @@ struct ClientServerTests {
                 Issue.record("an invalid thresCoef was accepted")
             } catch {
                 #expect(error.status == 422)
-                guard case .api(_, let body) = error else { throw error }
+                guard case .api(_, let body, _) = error else { throw error }
                 #expect(body.error.field?.contains("thresCoef") == true)
             }
         } catch {

@@ -25,7 +25,7 @@ import Testing
     }
 
     func code(_ r: Result<RegisterResponse, ClientError>) -> (Int, String)? {
-        guard case .failure(.api(let status, let body)) = r else { return nil }
+        guard case .failure(.api(let status, let body, _)) = r else { return nil }
         return (status, body.error.code)
     }
 
@@ -228,7 +228,7 @@ import Testing
         let h = try await Harness.start()
         defer { Task { await h.finish() } }
         let r = try await attempt(h, machineId: "m-hostile", hostname: name)
-        guard case .failure(.api(let status, let body)) = r else {
+        guard case .failure(.api(let status, let body, _)) = r else {
             Issue.record("name \(name.debugDescription) was accepted")
             return
         }

@@ -58,7 +58,7 @@ func apiError(_ body: () async throws -> Void, sourceLocation: SourceLocation = 
         try await body()
         Issue.record("expected an API error", sourceLocation: sourceLocation)
     } catch let error as ClientError {
-        if case .api(let status, let body) = error { return (status, body) }
+        if case .api(let status, let body, _) = error { return (status, body) }
         Issue.record("expected an API error, got \(error)", sourceLocation: sourceLocation)
     } catch {
         Issue.record("expected an API error, got \(error)", sourceLocation: sourceLocation)

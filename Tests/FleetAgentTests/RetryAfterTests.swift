@@ -1,0 +1,120 @@
+import FleetAPI
+import FleetAgent
+import FleetClient
+import FleetTestSupport
+import Foundation
+import KSMCore
+import TestSupport
+import Testing
+
+/// `Retry-After`: the client reads it off an error reply, and the agent waits at least that long
+/// (up to `Backoff.longestHint`) before it pushes or polls again, rather than its own backoff of
+/// a second or two: a fleet whose server said "5 s" (its database is away) does not come back
+/// every second, nor all in the same second.
+@Suite("Retry-After: read by the client, heeded by the agent")
+struct RetryAfterTests {
+    @Test("delay-seconds and IMF-fixdate parse; anything else is nil")
+    func parse() {
+        let now = Date(timeIntervalSince1970: 784_111_777)  // Sun, 06 Nov 1994 08:49:37 GMT
+        #expect(RetryAfter.seconds("120", now: now) == 120)
+        #expect(RetryAfter.seconds(" 5 ", now: now) == 5)
+        #expect(RetryAfter.seconds("0", now: now) == 0)
+        #expect(RetryAfter.seconds("99999999999999999999", now: now) == Double(365 * 86_400))
+        #expect(RetryAfter.seconds("Sun, 06 Nov 1994 08:49:37 GMT", now: now) == 0)
+        #expect(RetryAfter.seconds("Sun, 06 Nov 1994 08:51:07 GMT", now: now) == 90)
+        #expect(RetryAfter.seconds("Wed, 01 Mar 2028 00:00:00 GMT", now: Date(timeIntervalSince1970: 1_835_481_600 - 86_400)) == 86_400)
+        // Already past: now.
+        #expect(RetryAfter.seconds("Sat, 05 Nov 1994 08:49:37 GMT", now: now) == 0)
+        for bad in [
+            "", "soon", "-5", "1.5", "5s", "Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994",
+            "Sun, 06 Nov 1994 08:49:37 UTC", "Sun, 6 Nov 1994 08:49:37 GMT", "Sun, 29 Feb 1900 00:00:00 GMT",
+            "Sun, 06 Foo 1994 08:49:37 GMT", "Sun, 06 Nov 1994 24:00:00 GMT",
+        ] {
+            #expect(RetryAfter.seconds(bad, now: now) == nil, "\(bad)")
+        }
+        #expect(RetryAfter.seconds("Thu, 29 Feb 2024 12:00:00 GMT", now: now) != nil)
+    }
+
+    @Test("the backoff waits the longer of its own wait and the hint, the hint spread by up to 20 % and capped")
+    func backoffHint() {
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<200 {
+            var b = Backoff(base: 1, cap: 8)
+            let first = b.next(hint: 30, using: &rng)
+            #expect(first >= 30 && first <= 36)
+            #expect(b.failures == 1, "a hinted failure counts as a failure")
+            let own = b.next(hint: 0.01, using: &rng)
+            #expect(own >= 1 && own <= 2, "a short hint does not shorten the backoff: \(own)")
+            let capped = b.next(hint: 86_400, using: &rng)
+            #expect(capped >= Backoff.longestHint && capped <= Backoff.longestHint * 1.2)
+            let none = b.next(hint: nil, using: &rng)
+            #expect(none >= 4 && none <= 8)
+        }
+        // The spread: a fleet told the same number does not all come back in one second.
+        var waits = [Double]()
+        for _ in 0..<200 {
+            var b = Backoff(base: 1, cap: 8)
+            waits.append(b.next(hint: 5, using: &rng))
+        }
+        #expect((waits.max() ?? 0) - (waits.min() ?? 0) > 0.5, "no spread: \(waits.min() ?? 0)...\(waits.max() ?? 0)")
+    }
+
+    @Test("the client carries the real server's Retry-After of a 429 in its error")
+    func fromTheServer() async throws {
+        let server = try await TestServer.start(configure: { $0.failedAuthRateLimit = 2 })
+        defer { server.removeDataDir() }
+        let guesser = try Fixtures.client(server.baseURL, token: "ka_guess")
+        var last: ClientError?
+        for _ in 0..<3 {
+            do { _ = try await guesser.listNodes() } catch { last = error }
+        }
+        await server.stop()
+        let error = try #require(last)
+        #expect(error.status == 429)
+        let after = try #require(error.retryAfter, "no Retry-After in \(error)")
+        #expect(after >= 1 && after <= 60)
+    }
+
+    @Test(
+        "the agent heeds Retry-After on a refused push and a refused poll: one try each, the push again only after the hint"
+    )
+    func agentWaits() async throws {
+        let config = NodeConfig(generation: 1, config: .standardDefault)
+        let registered = String(
+            decoding: try StrictJSON.encoder().encode(
+                RegisterResponse(nodeId: "n-retry", nodeToken: "kn_stub", config: config, reregistered: false)),
+            as: UTF8.self)
+        let unavailable = #"{"error":{"code":"database_unavailable","message":"the database is unavailable (stub); try again in a few seconds"}}"#
+        let stub = try StubServer { method, path in
+            if method == "POST" && path == APIPaths.register { return .init(status: 200, body: registered) }
+            if path.hasSuffix("/config") {
+                return .init(status: 503, body: unavailable, headers: ["Retry-After": "30"])
+            }
+            if path.hasSuffix("/samples") {
+                return .init(status: 503, body: unavailable, headers: ["Retry-After": "3"])
+            }
+            return .init(status: 404, body: #"{"error":{"code":"not_found","message":"stub"}}"#)
+        }
+        defer { stub.stop() }
+        let root = makeTemporaryDirectory(prefix: "ksmfleet-retry-after").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        // Its own backoff would try again after 0.05-0.5 s: many tries in the windows below.
+        var o = testAgentOptions(server: stub.baseURL, enrollToken: "ksme_stub", stateDir: root + "/state", name: "retry")
+        o.serverURLs = [stub.baseURL]
+        let agent = try RunningAgent.start(o, name: "retry")
+        func count(_ suffix: String) -> Int { stub.requestLines.filter { $0.hasSuffix(suffix) || $0.contains(suffix + "?") }.count }
+        let firstPush = await waitUntil(timeout: .seconds(15), poll: .milliseconds(20)) { count("/samples") >= 1 }
+        let pushedAt = ContinuousClock.now
+        #expect(firstPush, "no push reached the stub: \(stub.requestLines)")
+        try await Task.sleep(for: .milliseconds(2_500))
+        #expect(count("/samples") == 1, "pushed again within the 3 s asked: \(stub.requestLines)")
+        let again = await waitUntil(timeout: .seconds(5), poll: .milliseconds(20)) { count("/samples") >= 2 }
+        let waited = elapsedSeconds(since: pushedAt)
+        #expect(again, "no push after the 3 s asked (silenced): \(stub.requestLines)")
+        #expect(waited >= 2.9 && waited < 5, "the second push came \(waited) s after the first")
+        #expect(count("/config") == 1, "polled again within the 30 s asked: \(stub.requestLines)")
+        await agent.stop()
+        let status = await agent.agent.status()
+        #expect(status.lastAckedSeq == nil && status.spooled > 0, "samples kept for later: \(status)")
+    }
+}
