@@ -47,11 +47,14 @@ struct ShutdownStart: Sendable {
         let (logger, database, grace) = (logger, database, databaseGrace)
         Task.detached {
             try? await Task.sleep(for: grace)
-            let cut = database.abandonWorkUnderWay()
-            if cut > 0 {
+            let given = database.abandonWorkUnderWay()
+            if !given.isEmpty {
                 logger.warning(
                     "database work still under way at the end of the shutdown grace was given up (its transactions roll back)",
-                    metadata: ["transactions": "\(cut)", "grace_s": "\(grace / .seconds(1))"])
+                    metadata: [
+                        "transactions": "\(given.transactions)", "connecting": "\(given.connecting)",
+                        "grace_s": "\(grace / .seconds(1))",
+                    ])
             }
         }
     }

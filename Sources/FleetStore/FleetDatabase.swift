@@ -425,13 +425,22 @@ extension FleetDatabase {
     }
 }
 
+/// The database work a shutdown gave up (`FleetDatabase.abandonWorkUnderWay`).
+public struct AbandonedWork: Sendable, Equatable {
+    /// Transactions whose connections were closed under them (they roll back).
+    public var transactions: Int
+    /// Connections being opened, given up before PostgreSQL answered.
+    public var connecting: Int
+    public var isEmpty: Bool { transactions == 0 && connecting == 0 }
+}
+
 extension FleetDatabase {
     /// At the end of a shutdown's grace: gives up the database work still under way (PostgreSQL:
-    /// closes its connections, its transactions roll back, and no new one starts) so that a
-    /// database that stopped answering does not hold the process. How many transactions were
-    /// cut. SQLite has nothing to wait for over a network: 0.
-    public func abandonWorkUnderWay() -> Int {
-        guard case .postgres(let engine) = backend else { return 0 }
+    /// closes its connections, its transactions roll back, connections being opened are given
+    /// up, and nothing new starts) so that a database that stopped answering does not hold the
+    /// process. What was given up. SQLite has nothing to wait for over a network: none.
+    public func abandonWorkUnderWay() -> AbandonedWork {
+        guard case .postgres(let engine) = backend else { return AbandonedWork(transactions: 0, connecting: 0) }
         return engine.abandonWorkUnderWay()
     }
 

@@ -588,15 +588,30 @@ final class PostgresEngine: @unchecked Sendable {
         if let recent = lastConnectFailure.withLock({ $0 }), ContinuousClock.now - recent.at < .seconds(1) {
             throw recent.error
         }
+        // The caller waits on `answer`, not on the attempt itself, so that a shutdown can give
+        // the attempt up (`Deadlines.abandonAll`): a PostgreSQL that accepts the TCP connection
+        // and answers nothing would hold the caller, and the process's stop, for the connect
+        // timeout (10 s). A connection that comes after that is closed.
+        let loop = group.next()
+        let answer = loop.makePromise(of: PostgresConnection.self)
+        let watch = try deadlines.startConnect(answer)
+        let deadlines = self.deadlines
+        PostgresConnection.connect(on: loop, configuration: configuration, id: id, logger: logger).whenComplete { result in
+            if deadlines.endConnect(watch) {
+                answer.completeWith(result)
+            } else if case .success(let late) = result {
+                late.close().whenComplete { _ in _ = late }  // kept until closed (postgres-nio asserts it)
+            }
+        }
         // With the server's own words (postgres-nio's error prints only "Generic description"):
         // a start on a database that does not exist must say so.
         do {
-            let connection = try PostgresConnection.connect(
-                on: group.next(), configuration: configuration, id: id, logger: logger
-            ).wait()
+            let connection = try answer.futureResult.wait()
             PendingAnswers.watch(connection)
             lastConnectFailure.withLock { $0 = nil }
             return connection
+        } catch let given as PostgresError where given.abandonedAtShutdown {
+            throw given
         } catch {
             let failure = PostgresError(error, sql: nil, connecting: true)
             lastConnectFailure.withLock { $0 = (ContinuousClock.now, failure) }
@@ -944,7 +959,9 @@ final class PostgresEngine: @unchecked Sendable {
         private struct State {
             var next = 0
             var byId: [Int: Entry] = [:]
-            /// `abandonAll` was called: no transaction starts from then on.
+            /// Connection attempts under way: what their callers wait on.
+            var connecting: [Int: EventLoopPromise<PostgresConnection>] = [:]
+            /// `abandonAll` was called: no transaction or connection attempt starts from then on.
             var abandoned = false
         }
         private let entries = Mutex(State())
@@ -965,6 +982,23 @@ final class PostgresEngine: @unchecked Sendable {
         /// Whether `abandonAll` was called.
         var abandoned: Bool { entries.withLock { $0.abandoned } }
 
+        /// Watches a connection attempt whose caller waits on `answer`; the id to end the watch
+        /// with. Throws once the work under way was abandoned.
+        func startConnect(_ answer: EventLoopPromise<PostgresConnection>) throws -> Int {
+            try entries.withLock { e in
+                if e.abandoned { throw PostgresError.abandoned() }
+                e.next &+= 1
+                e.connecting[e.next] = answer
+                return e.next
+            }
+        }
+
+        /// Ends the watch of connection attempt `id`: true when it was still watched (the
+        /// attempt's result goes to its caller), false when `abandonAll` failed it already.
+        func endConnect(_ id: Int) -> Bool {
+            entries.withLock { $0.connecting.removeValue(forKey: id) != nil }
+        }
+
         /// Ends the watch of transaction `id`: why its connection was cut, if it was.
         func end(_ id: Int) -> Cut? {
             entries.withLock { $0.byId.removeValue(forKey: id)?.cut }
@@ -975,12 +1009,18 @@ final class PostgresEngine: @unchecked Sendable {
             _ = cut(.deadline) { $0.deadline.map { $0 <= now } ?? false }
         }
 
-        /// Closes the connection of every transaction under way and refuses new ones: how many
-        /// were cut.
+        /// Closes the connection of every transaction under way, gives up every connection
+        /// attempt under way (its caller gets `PostgresError.abandoned`) and refuses new ones:
+        /// how many of each were given up.
         @discardableResult
-        func abandonAll() -> Int {
-            entries.withLock { $0.abandoned = true }
-            return cut(.shutdown) { _ in true }
+        func abandonAll() -> AbandonedWork {
+            let attempts = entries.withLock { e -> [EventLoopPromise<PostgresConnection>] in
+                e.abandoned = true
+                defer { e.connecting = [:] }
+                return Array(e.connecting.values)
+            }
+            for answer in attempts { answer.fail(PostgresError.abandoned()) }
+            return AbandonedWork(transactions: cut(.shutdown) { _ in true }, connecting: attempts.count)
         }
 
         private func cut(_ why: Cut, _ due: (Entry) -> Bool) -> Int {
@@ -1094,8 +1134,8 @@ final class PostgresEngine: @unchecked Sendable {
     /// transaction still running (a database that stopped answering would otherwise hold the
     /// process until their deadlines: ten minutes for background work) and refuses new ones.
     /// Their transactions roll back in PostgreSQL; the callers get `PostgresError.abandoned`.
-    /// How many were cut.
-    func abandonWorkUnderWay() -> Int {
+    /// Connections being opened are given up too (`connect`).
+    func abandonWorkUnderWay() -> AbandonedWork {
         deadlines.abandonAll()
     }
 

@@ -280,23 +280,10 @@ struct DatabaseOutageTests {
         let p = try await onPostgres(hostname: "hung-stop", configure: { $0.shutdownDatabaseGraceSeconds = 1 })
         let pids = try await freezeRequestBackends(p)
         defer { for pid in pids { kill(pid, SIGCONT) } }
-        let push = Task {
-            try await p.node.send(
-                method: "POST", path: APIPaths.samples(p.reg.nodeId), body: try jsonBody(Fixtures.batch([2])), timeout: 90)
-        }
         // The push waits on a frozen backend (its deadline: the default minute).
-        try await Task.sleep(for: .milliseconds(700))
-        let clock = ContinuousClock()
-        let began = clock.now
-        await p.h.server.stop()
-        let took = clock.now - began
+        let took = try await stopWithPushHeld(p)
         print("DatabaseOutageTests: stopped with PostgreSQL's backends frozen in \(took)")
         #expect(took < .seconds(15), "the stop was held \(took) by database work on a frozen backend")
-        let answer = try? await push.value
-        #expect(answer?.status == 503, "\(answer.map { "\($0.status)" } ?? "no answer")")
-        if let answer {
-            #expect(unavailable(answer).message.contains("the server is shutting down"), "\(unavailable(answer).message)")
-        }
         for pid in pids { kill(pid, SIGCONT) }
         // The 503 promised nothing (PostgreSQL may still run a statement it had been sent when
         // its backend runs again): the agent sends the batch again, to the server started anew,
@@ -308,6 +295,62 @@ struct DatabaseOutageTests {
         #expect(try await database.sampleSeqs(nodeId: p.reg.nodeId) == [1, 2])
         try database.close()
         await again.finish()
+    }
+
+    /// The same stop while the server is opening a connection that PostgreSQL does not answer
+    /// (its postmaster frozen with SIGSTOP, as a hung host: the kernel accepts the TCP connection,
+    /// nothing answers the startup): the attempt is given up with the work under way, so the
+    /// process stops within the grace, not after the attempt's own limit.
+    @Test(
+        "a server stopped while a connection to PostgreSQL is being opened and not answered stops within seconds; the request waiting on it is answered 503"
+    )
+    func stopWhileConnecting() async throws {
+        let p = try await onPostgres(hostname: "connect-stop", configure: { $0.shutdownDatabaseGraceSeconds = 1 })
+        let pids = try await freezeRequestBackends(p)
+        let postmaster = try parentPID(of: pids[0])
+        // The server's request connections end (their backends continued, then terminated), so
+        // the next request opens a new one; then nothing accepts it.
+        for pid in pids { kill(pid, SIGCONT) }
+        _ = try TestStore.psql(
+            p.location,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name IN ('ksmfleet-read', 'ksmfleet-write')"
+        )
+        try await Task.sleep(for: .milliseconds(300))
+        kill(postmaster, SIGSTOP)
+        defer { kill(postmaster, SIGCONT) }
+        let took = try await stopWithPushHeld(p)
+        kill(postmaster, SIGCONT)
+        print("DatabaseOutageTests: stopped while connecting to a frozen PostgreSQL in \(took)")
+        #expect(took < .seconds(6), "the stop was held \(took) by a connection being opened")
+        await p.h.finish()
+    }
+
+    /// Sends a push, stops the server 0.7 s later (the push held by the database meanwhile) and
+    /// expects the push answered 503 "the server is shutting down": how long the stop took.
+    func stopWithPushHeld(_ p: OnPostgres) async throws -> Duration {
+        let push = Task {
+            try await p.node.send(
+                method: "POST", path: APIPaths.samples(p.reg.nodeId), body: try jsonBody(Fixtures.batch([2])), timeout: 90)
+        }
+        try await Task.sleep(for: .milliseconds(700))
+        let clock = ContinuousClock()
+        let began = clock.now
+        await p.h.server.stop()
+        let took = clock.now - began
+        let answer = try? await push.value
+        #expect(answer?.status == 503, "\(answer.map { "\($0.status) \($0.text)" } ?? "no answer")")
+        if let answer {
+            #expect(unavailable(answer).message.contains("the server is shutting down"), "\(unavailable(answer).message)")
+        }
+        return took
+    }
+
+    /// The parent of a process (PostgreSQL's postmaster, of a backend), from /proc.
+    func parentPID(of pid: pid_t) throws -> pid_t {
+        let stat = try String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)
+        // "pid (comm) state ppid ...": comm may hold spaces, so from the last ")".
+        let fields = try #require(stat.split(separator: ")").last?.split(separator: " "))
+        return try #require(fields.count > 1 ? pid_t(fields[1]) : nil, "no parent in \(stat)")
     }
 
     /// A PostgreSQL that stops answering without an error (the backends of the server's request
