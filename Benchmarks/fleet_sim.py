@@ -12,7 +12,9 @@ keep-alive from asyncio (stdlib only):
   - takes a sample every --interval seconds (the first at a random phase in the interval: a
     fleet's agents started at different moments) and pushes its outbox (up to 500 samples, seq
     numbered from 1) on a second connection; one push in flight per node; a failed push keeps
-    the samples for the next one after a backoff (1 s doubling to 60 s), as the agent's spool does.
+    the samples for the next one after a backoff (1 s doubling to 60 s, full jitter), as the agent's spool does;
+    a failed push or poll whose reply said `Retry-After: S` waits at least S (spread over 1-1.2 S,
+    at most 15 minutes), as the agent does (Backoff.next(hint:)).
 So the server holds two connections per node, as with real agents (libcurl keeps the push
 connection alive between pushes 60 s apart: its idle limit is 118 s, the server has none).
 
@@ -59,7 +61,29 @@ REQUEST_TIMEOUT = 30.0  # AgentOptions.requestTimeout
 
 
 class HTTPError(Exception):
-    pass
+    def __init__(self, message, retry_after=None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+LONGEST_HINT = 900  # Backoff.longestHint
+
+
+def backoff_wait(failures):
+    """The agent's Backoff (base 1 s, cap 60 s, full jitter): the n-th failure in a row waits a
+    random time in [c/2, c], c = min(60, 2^(n-1))."""
+    ceiling = min(2 ** min(failures - 1, 30), 60)
+    return random.uniform(ceiling / 2, ceiling)
+
+
+def heeding(own, error):
+    """The agent's wait after a failure: its own backoff, or the server's Retry-After (delay-seconds),
+    spread over 1-1.2x and capped at 15 minutes, when that is longer."""
+    hint = getattr(error, "retry_after", None)
+    if not hint or hint <= 0:
+        return own
+    hint = min(hint, LONGEST_HINT)
+    return max(own, random.uniform(hint, hint * 1.2))
 
 
 class Conn:
@@ -69,6 +93,7 @@ class Conn:
         self.port, self.source = port, source
         self.reader = self.writer = self.sock = None
         self.closed_arrived_ago = None  # data_arrived_ago, read before a `Connection: close` closed it
+        self.retry_after = None  # the last reply's Retry-After (delay-seconds), None without one
 
     async def open(self):
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -113,6 +138,7 @@ class Conn:
         status = int(status_line.split(" ", 2)[1])
         length = 0
         close = False
+        self.retry_after = None
         for h in rest.split("\r\n"):
             name, _, value = h.partition(":")
             name = name.lower()
@@ -120,6 +146,8 @@ class Conn:
                 length = int(value)
             elif name == "connection" and value.strip().lower() == "close":
                 close = True
+            elif name == "retry-after" and value.strip().isdigit():
+                self.retry_after = int(value.strip())
         payload = await self.reader.readexactly(length) if length else b""
         if close:
             ago = self.data_arrived_ago()
@@ -209,7 +237,7 @@ class Worker:
 
     async def poll_loop(self, node):
         node.poll = Conn(node.port, node.source)
-        backoff = 1.0
+        failures = 0
         while not self.stopping:
             wait = random.randint(*LONG_POLL_WAIT)
             asked = time.monotonic()
@@ -237,8 +265,8 @@ class Worker:
                         # The agent reports a new config at once (FleetAgent.handleConfig).
                         self.take_sample(node)
                 else:
-                    raise HTTPError(f"config {st} {body[:200]!r}")
-                backoff = 1.0
+                    raise HTTPError(f"config {st} {body[:200]!r}", node.poll.retry_after)
+                failures = 0
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # noqa: BLE001 — counted, then the agent's backoff
@@ -247,8 +275,8 @@ class Worker:
                 self.stats["poll_errors"] += 1
                 self.error("poll", e)
                 node.poll.close()
-                await asyncio.sleep(min(backoff, 60) * random.uniform(0.9, 1.1))
-                backoff *= 2
+                failures += 1
+                await asyncio.sleep(heeding(backoff_wait(failures), e))
 
     async def push_loop(self, node):
         node.push = Conn(node.port, node.source)
@@ -271,7 +299,7 @@ class Worker:
                 st, resp = await asyncio.wait_for(
                     node.push.request("POST", f"/api/v1/nodes/{node.id}/samples", node.token, body), REQUEST_TIMEOUT)
                 if st != 200:
-                    raise HTTPError(f"samples {st} {resp[:200]!r}")
+                    raise HTTPError(f"samples {st} {resp[:200]!r}", node.push.retry_after)
                 ack = json.loads(resp)
             except asyncio.CancelledError:
                 raise
@@ -280,7 +308,7 @@ class Worker:
                 self.error("push", e)
                 node.push.close()
                 node.failures += 1
-                node.retry_at = time.monotonic() + min(2 ** (node.failures - 1), 60)
+                node.retry_at = time.monotonic() + heeding(backoff_wait(node.failures), e)
                 continue
             self.push_lat.append((round(t0, 4), round(time.monotonic() - t0, 5), len(batch), node.i % len(self.ports)))
             self.stats["pushes"] += 1
