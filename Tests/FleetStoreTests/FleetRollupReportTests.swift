@@ -136,12 +136,7 @@ private let day = 86400.0
     /// time, and one after the other these took 94 s of the PostgreSQL pass (the test process
     /// decoding rows in a debug build; 13 s on SQLite). Most expectations name their seed.
     @Test func fleetRollupReportsAreTheReferenceReports() async throws {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for seed in [UInt64(1), 2, 3, 4, 5, 6] {
-                group.addTask { try await Self.referenceReports(seed: seed) }
-            }
-            try await group.waitForAll()
-        }
+        try await forEachSeedAtOnce([1, 2, 3, 4, 5, 6], Self.referenceReports(seed:))
     }
 
     static func referenceReports(seed: UInt64) async throws {

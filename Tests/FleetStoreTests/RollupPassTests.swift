@@ -62,7 +62,13 @@ private let lateNovember: Double = t0 + 27 * 86400
         }
     }
 
-    @Test(arguments: [UInt64(1), 2, 3]) func passesAsSamplesArriveEndAsOnePassOverAll(seed: UInt64) async throws {
+    /// Three random fleets at once, each on databases of its own (`make test` runs tests one at a
+    /// time; one after the other they took 13 s of the PostgreSQL pass, waiting on round trips).
+    @Test func passesAsSamplesArriveEndAsOnePassOverAll() async throws {
+        try await forEachSeedAtOnce([1, 2, 3], Self.passesAsSamplesArrive(seed:))
+    }
+
+    static func passesAsSamplesArrive(seed: UInt64) async throws {
         let nodes = Self.fleet(seed: seed)
         let end = lateNovember + 3 * 86400 + 600
         // All at once.
@@ -112,7 +118,13 @@ private let lateNovember: Double = t0 + 27 * 86400
     /// same range in one query. Nodes with different hours touched (late samples), a deleted
     /// node, chunks that split the fleet anywhere: the rows stored are those of one node a
     /// query (`readChunk: 1`).
-    @Test(arguments: [UInt64(4), 5]) func nodesReadTogetherRollUpAsNodesReadAlone(seed: UInt64) async throws {
+    /// Two seeds at once, and in each the four chunk sizes at once, each on a database of its own
+    /// (one after the other: 31 s of the PostgreSQL pass).
+    @Test func nodesReadTogetherRollUpAsNodesReadAlone() async throws {
+        try await forEachSeedAtOnce([4, 5], Self.nodesReadTogether(seed:))
+    }
+
+    static func nodesReadTogether(seed: UInt64) async throws {
         let nodes = Self.fleet(seed: seed) + Self.fleet(seed: seed + 10)
         let end = lateNovember + 3 * 86400 + 600
         var rng = SeededRandom(seed: seed + 200)
@@ -129,24 +141,31 @@ private let lateNovember: Double = t0 + 27 * 86400
             rounds.append(chunk + (late.isEmpty || Bool.random(using: &rng) ? [] : [late.removeLast()]))
         }
         rounds[rounds.count - 1] += late
-        var dumps: [Int: [String: [[SQLValue]]]] = [:]
-        for readChunk in [1, 2, 3, FleetDatabase.rollupReadChunk] {
-            let f = try ReportFixture()
-            var ids: [String: String] = [:]
-            for n in nodes { ids[n.name] = try await f.node(n.name, registeredAt: lateNovember - 3 * 86400) }
-            for (i, round) in rounds.enumerated() {
-                for name in Set(round.map(\.0)).sorted() where !(name == deleted && i > rounds.count / 2) {
-                    try await f.pushSamples(ids[name]!, round.filter { $0.0 == name }.map(\.1).sorted { $0.at < $1.at })
+        let fixed = rounds
+        let dumps = try await withThrowingTaskGroup(of: (Int, [String: [[SQLValue]]]).self) { group in
+            for readChunk in [1, 2, 3, FleetDatabase.rollupReadChunk] {
+                group.addTask {
+                    let f = try ReportFixture()
+                    var ids: [String: String] = [:]
+                    for n in nodes { ids[n.name] = try await f.node(n.name, registeredAt: lateNovember - 3 * 86400) }
+                    for (i, round) in fixed.enumerated() {
+                        for name in Set(round.map(\.0)).sorted() where !(name == deleted && i > fixed.count / 2) {
+                            try await f.pushSamples(ids[name]!, round.filter { $0.0 == name }.map(\.1).sorted { $0.at < $1.at })
+                        }
+                        if i == fixed.count / 2 {
+                            let at = Date(timeIntervalSince1970: round.last!.1.at - 1800)
+                            try await f.db.deleteNode(nodeId: ids[deleted]!, purgeHistory: false, now: at)
+                        }
+                        let now = Date(timeIntervalSince1970: round.map(\.1.at).max()! + 30)
+                        while try await f.db.rollupPass(batch: 97, now: now, readChunk: readChunk).more {}
+                    }
+                    try await f.db.rollupCatchUp(now: Date(timeIntervalSince1970: end))
+                    return (readChunk, try await Self.dump(f.db))
                 }
-                if i == rounds.count / 2 {
-                    let at = Date(timeIntervalSince1970: round.last!.1.at - 1800)
-                    try await f.db.deleteNode(nodeId: ids[deleted]!, purgeHistory: false, now: at)
-                }
-                let now = Date(timeIntervalSince1970: round.map(\.1.at).max()! + 30)
-                while try await f.db.rollupPass(batch: 97, now: now, readChunk: readChunk).more {}
             }
-            try await f.db.rollupCatchUp(now: Date(timeIntervalSince1970: end))
-            dumps[readChunk] = try await Self.dump(f.db)
+            var dumps: [Int: [String: [[SQLValue]]]] = [:]
+            for try await (readChunk, dump) in group { dumps[readChunk] = dump }
+            return dumps
         }
         let alone = try #require(dumps[1])
         #expect((alone["rollup_hour"]?.count ?? 0) > 100 && (alone["rollup_month"]?.count ?? 0) >= nodes.count)
