@@ -594,7 +594,13 @@ final class PostgresEngine: @unchecked Sendable {
         // timeout (10 s). A connection that comes after that is closed.
         let loop = group.next()
         let answer = loop.makePromise(of: PostgresConnection.self)
-        let watch = try deadlines.startConnect(answer)
+        let watch: Int
+        do {
+            watch = try deadlines.startConnect(answer)
+        } catch {
+            answer.fail(error)  // a promise dropped unfulfilled is a crash in debug builds (NIO's leak check)
+            throw error
+        }
         let deadlines = self.deadlines
         PostgresConnection.connect(on: loop, configuration: configuration, id: id, logger: logger).whenComplete { result in
             if deadlines.endConnect(watch) {

@@ -143,6 +143,29 @@ struct ConnectionEndedMidTransactionTests {
     }
 }
 
+/// After a shutdown gave the work up, nothing new starts: a connection asked for (the
+/// background lock's ask opens one directly, outside any transaction) fails at once as the
+/// shutdown, without trying, and so does a transaction.
+@Suite("PostgreSQL: after the work was given up at shutdown")
+struct AbandonedWorkTests {
+    @Test("a new connection and a new transaction fail at once as 'shutting down'; nothing was under way to give up")
+    func nothingNewStarts() async throws {
+        let database = try openFreshPostgresStore()
+        defer { try? database.close() }
+        #expect(await database.ping())
+        #expect(database.abandonWorkUnderWay() == AbandonedWork(transactions: 0, connecting: 0))
+        #expect(database.workAbandoned)
+        // A connection of its own, refused before it is tried: no answer, not an outage.
+        #expect(await database.holdsBackgroundLock() == nil)
+        do {
+            _ = try await database.read { db in try Int.fetchOne(db, sql: "SELECT 1") }
+            Issue.record("a read started after the work was given up")
+        } catch {
+            #expect(DatabaseUnavailable.of(error)?.atShutdown == true, "\(error)")
+        }
+    }
+}
+
 /// Set once, read from anywhere.
 private final class Done: Sendable {
     private let state = Mutex(false)
