@@ -112,9 +112,13 @@ public struct ServerConfig: Sendable {
     public var databaseRequestDeadlineSeconds: Double = 60
 
     /// How long a graceful shutdown lets database work under way finish before giving it up
-    /// (`ShutdownService`): requests and passes end in milliseconds when the database answers.
+    /// (`ShutdownStart`): requests and passes end in milliseconds when the database answers.
     /// Not an option of the command: tests shorten it.
     public var shutdownDatabaseGraceSeconds: Double = 5
+
+    /// The pause between two rounds of the background service (`RollupService`: rollups, the
+    /// fleet's day rows, label sums, retention). Not an option of the command: tests shorten it.
+    public var rollupIntervalSeconds: Double = 10
 
     /// The SQLite file inside the data directory.
     public var databasePath: URL { dataDir.appending(path: "ksmfleet.sqlite") }

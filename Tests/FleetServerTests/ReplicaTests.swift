@@ -457,7 +457,8 @@ struct ReplicaTests {
     @Test("every connection the replicas hold is ended at once, as in a restart of PostgreSQL: pushes and changes go on, polls hear them, and one replica takes the background work again")
     func everyDatabaseConnectionEndedAtOnce() async throws {
         guard TestStore.isPostgres else { try Test.cancel(Self.postgresOnly) }
-        try await withTwoReplicas { a, b in
+        // The background service asks for its lock every round: a round a second, not every 10 s.
+        try await withTwoReplicas(configure: { $0.rollupIntervalSeconds = 1 }) { a, b in
             let database = try await bothListening(a)
             let (reg, nodeOnA) = try await a.register(hostname: "cut-off")
             let nodeOnB = try Fixtures.client(b.server.baseURL, token: reg.nodeToken)

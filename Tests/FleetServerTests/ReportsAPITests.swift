@@ -1,5 +1,6 @@
 import FleetAPI
 import FleetClient
+import FleetServer
 import FleetStore
 import FleetTestSupport
 import Foundation
@@ -21,8 +22,10 @@ private func header(_ r: HTTPResponse, _ name: String) -> String? {
 
 /// A server with two nodes: alpha (rack=r1) steady for two hours; beta (rack=r2) for the first
 /// half hour only.
-private func seeded() async throws -> (TestServer, FleetClient, alpha: String, beta: String) {
-    let server = try await TestServer.start()
+private func seeded(
+    configure: (inout ServerConfig) -> Void = { _ in }
+) async throws -> (TestServer, FleetClient, alpha: String, beta: String) {
+    let server = try await TestServer.start(configure: configure)
     let admin = try FleetClient(ClientOptions(serverURL: server.baseURL, token: server.adminToken))
     let enroll = try await server.makeEnrollmentToken()
     var ids: [String] = []
@@ -159,7 +162,8 @@ private func seeded() async throws -> (TestServer, FleetClient, alpha: String, b
     }
 
     @Test func rollupServiceRollsUpInTheBackground() async throws {
-        let (server, _, alpha, _) = try await seeded()
+        // A round every half second, not every 10 s: its first round may come before the samples.
+        let (server, _, alpha, _) = try await seeded(configure: { $0.rollupIntervalSeconds = 0.5 })
         defer { server.removeDataDir() }
         // A second connection to the same WAL database watches the service's watermark; no
         // report is asked for, so only the background service can move it.
