@@ -39,8 +39,8 @@ test:
 	$(MAKE) test-schemathesis
 	$(MAKE) test-dashboard
 
-# Tests run one at a time (about 9 minutes in all: 2.5 on SQLite, under 1 for the kernel suites,
-# 5.5 on PostgreSQL), a conservative choice for CI, not a workaround. The suites also pass in parallel (`swift test` alone); the stalls once seen in
+# Tests run one at a time (about 8 minutes in all: 2.4 on SQLite, under 1 for the kernel suites,
+# 5.3 on PostgreSQL; `make test` on a clean clone 18 min with the build), a conservative choice for CI, not a workaround. The suites also pass in parallel (`swift test` alone); the stalls once seen in
 # parallel runs had a cause that was found and fixed (README.md, Development). The real-kernel
 # suites run in a process of their own, after the rest, so ksmd scanning their buffers never
 # shares a process with the other suites. scripts/ksm-guard.sh saves the host's KSM settings before
