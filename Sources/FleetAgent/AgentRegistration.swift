@@ -104,7 +104,8 @@ final class AgentRegistration {
                     ? "waiting: an admin rejected this host's registration; \(body.error.message)"
                     : "waiting for an admin: \(body.error.message)"
                 waitingReason = reason
-                throw .pending(reason, retryAfter: error.retryAfter ?? (rejected ? 3600 : 60))
+                // The server's hint (60 s, an hour after a rejection), never more than an hour.
+                throw .pending(reason, retryAfter: min(error.retryAfter ?? (rejected ? 3600 : 60), 3600))
             }
             if error.status == 401 || error.status == 403 {
                 // Retrying cannot help: the token is wrong, expired or revoked.
