@@ -246,6 +246,13 @@ public struct PostgresError: Error, CustomStringConvertible {
     }
 
     /// The work was given up by a server shutting down (`PostgresEngine.abandonWorkUnderWay`).
+    /// Work cut at its deadline (`PostgresEngine.NoAnswer`): "did not finish within …".
+    static func noAnswer(within limit: Duration) -> PostgresError {
+        var e = PostgresError(PostgresEngine.NoAnswer(waited: limit), sql: nil)
+        e.cutAfter = limit
+        return e
+    }
+
     static func abandoned() -> PostgresError {
         var e = PostgresError(
             sqlState: nil, message: "the server is shutting down and gave up its database work under way", sql: nil)
@@ -563,7 +570,9 @@ final class PostgresEngine: @unchecked Sendable {
             for s in slots { s.closeIdle(olderThan: ConnectionSlots.idleSeconds) }
         }
         let deadlines = self.deadlines
-        deadlineChecks = group.next().scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+        // Four times a second: a scrape's 2 s lookup and 7 s read, each cut up to one check
+        // late, must still answer within Prometheus's 10 s (at one a second: up to 11 s).
+        deadlineChecks = group.next().scheduleRepeatedTask(initialDelay: .milliseconds(250), delay: .milliseconds(250)) { _ in
             deadlines.cutOverdue()
         }
     }
@@ -571,13 +580,15 @@ final class PostgresEngine: @unchecked Sendable {
     /// A new connection (blocking).
     func connect() throws -> PostgresConnection { try connect(configuration) }
 
-    /// A new reader connection (blocking).
-    private func connectReader() throws -> PostgresConnection { try connect(readerConfiguration) }
+    /// The configuration of a new connection of `slots`.
+    private func configuration(for slots: ConnectionSlots) -> PostgresConnection.Configuration {
+        slots === readers ? readerConfiguration : slots === writer ? writerConfiguration : configuration
+    }
 
-    /// A new writer connection (blocking).
-    private func connectWriter() throws -> PostgresConnection { try connect(writerConfiguration) }
-
-    private func connect(_ configuration: PostgresConnection.Configuration) throws -> PostgresConnection {
+    /// A new connection (blocking). `due`: the caller's deadline, which the attempt counts
+    /// against: past it the caller gets `NoAnswer` (a scrape's 2 s lookup must not wait the 10 s
+    /// connect timeout of a host that accepts connections and answers nothing).
+    private func connect(_ configuration: PostgresConnection.Configuration, due: Due? = nil) throws -> PostgresConnection {
         let id = nextID.withLock { v -> Int in
             v += 1
             return v
@@ -596,7 +607,7 @@ final class PostgresEngine: @unchecked Sendable {
         let answer = loop.makePromise(of: PostgresConnection.self)
         let watch: Int
         do {
-            watch = try deadlines.startConnect(answer)
+            watch = try deadlines.startConnect(answer, due: due)
         } catch {
             answer.fail(error)  // a promise dropped unfulfilled is a crash in debug builds (NIO's leak check)
             throw error
@@ -616,7 +627,9 @@ final class PostgresEngine: @unchecked Sendable {
             PendingAnswers.watch(connection)
             lastConnectFailure.withLock { $0 = nil }
             return connection
-        } catch let given as PostgresError where given.abandonedAtShutdown {
+        } catch let given as PostgresError where given.abandonedAtShutdown || given.cutAfter != nil {
+            // Given up (shutdown) or past the caller's deadline: not a failure of the database
+            // to connect that the next callers should share (`lastConnectFailure`).
             throw given
         } catch {
             let failure = PostgresError(error, sql: nil, connecting: true)
@@ -712,7 +725,7 @@ final class PostgresEngine: @unchecked Sendable {
     /// the session may run prepared statements, which block on a task
     /// (`PostgresConnection.executePrepared`): not on a thread that may be Swift concurrency's.
     /// `deadline`: a request's limit; its connection is closed when the transaction runs past
-    /// it (give or take the second between checks; it then throws `NoAnswer`).
+    /// it (up to a quarter second late, the time between checks; it then throws `NoAnswer`).
     private func transaction<T>(
         slots: ConnectionSlots, begin: String?, limit: PostgresSession.Limit? = nil, prepare: Bool = true,
         deadline: Duration? = nil, _ body: (StoreDB) throws -> T
@@ -722,17 +735,19 @@ final class PostgresEngine: @unchecked Sendable {
             // Given up at shutdown: no new connection either (one that does not answer would
             // hold the caller for the connect timeout).
             if deadlines.abandoned { throw PostgresError.abandoned() }
+            // From here: opening a connection, if it takes one, counts against the deadline.
+            let due = deadline.map { Due(at: ContinuousClock.now + $0, limit: $0) }
             let connection: PostgresConnection
             do {
-                connection = try slots.acquire(
-                    connect: slots === readers ? connectReader : slots === writer ? connectWriter : connect)
+                let configuration = self.configuration(for: slots)
+                connection = try slots.acquire(connect: { try self.connect(configuration, due: due) })
             } catch {
                 throw deadlines.abandoned ? PostgresError.abandoned() : error
             }
             let session = PostgresSession(connection: connection, logger: logger, limit: limit, prepared: prepare ? prepared : nil)
             let watch: Int
             do {
-                watch = try deadlines.start(connection, after: deadline)
+                watch = try deadlines.start(connection, due: due)
             } catch {
                 slots.release(connection, broken: false)
                 throw error
@@ -780,10 +795,7 @@ final class PostgresEngine: @unchecked Sendable {
                 let lost = (error as? PostgresError)?.connectionFailed == true
                 slots.release(connection, broken: wasCut != nil || reconnect || lost || connection.isClosed)
                 switch wasCut {
-                case .deadline:
-                    var e = PostgresError(NoAnswer(waited: deadline ?? .zero), sql: nil)
-                    e.cutAfter = deadline
-                    throw e
+                case .deadline: throw PostgresError.noAnswer(within: deadline ?? .zero)
                 case .shutdown: throw PostgresError.abandoned()
                 case nil: break
                 }
@@ -824,20 +836,26 @@ final class PostgresEngine: @unchecked Sendable {
         if let held = leader.withLock({ $0 }), !held.isClosed { return true }
         var opened: PostgresConnection?
         do {
-            let connection = try connect()
-            opened = connection
             // Watched like a transaction: a database that stops answering mid-ask would hold the
             // rollup service (and a shutdown) for good.
-            let watch = try deadlines.start(connection, after: deadlineForCaller())
+            let due = deadlineForCaller().map { Due(at: ContinuousClock.now + $0, limit: $0) }
+            let connection = try connect(configuration, due: due)
+            opened = connection
+            let watch = try deadlines.start(connection, due: due)
             let rows: [PostgresRow]
             do {
                 rows = try connection.query(
                     PostgresQuery(unsafeSQL: "SELECT pg_try_advisory_lock(\(PostgresLocks.background))"), logger: logger
                 ).wait().rows
-                _ = deadlines.end(watch)
             } catch {
                 _ = deadlines.end(watch)
                 throw error
+            }
+            // Cut as the answer came: the connection (and the lock with it) is going away.
+            switch deadlines.end(watch) {
+            case .deadline: throw PostgresError.noAnswer(within: due?.limit ?? .zero)
+            case .shutdown: throw PostgresError.abandoned()
+            case nil: break
             }
             let got = try rows.first?.first.map { try $0.decode(Bool.self) } ?? false
             lockAskFailing.withLock { $0 = false }
@@ -948,8 +966,14 @@ final class PostgresEngine: @unchecked Sendable {
         }
     }
 
+    /// A caller's deadline: the instant, and the limit it came from (for the message).
+    struct Due: Sendable {
+        let at: ContinuousClock.Instant
+        let limit: Duration
+    }
+
     /// Transactions under way, each with its connection and deadline (nil: none, such as
-    /// `migrate-data`'s): `cutOverdue` (every second) closes the connection of one past its
+    /// `migrate-data`'s): `cutOverdue` (four times a second) closes the connection of one past its
     /// deadline, which fails the query waiting on it (a blocked `wait()` returns with an error);
     /// `abandonAll` (at shutdown) closes every one's. A lock and a dictionary entry per
     /// transaction: a timer scheduled per transaction from an engine thread would wake an event
@@ -962,11 +986,16 @@ final class PostgresEngine: @unchecked Sendable {
             let deadline: ContinuousClock.Instant?
             var cut: Cut?
         }
+        /// A connection attempt: what its caller waits on, and the caller's deadline.
+        private struct Attempt {
+            let answer: EventLoopPromise<PostgresConnection>
+            let due: Due?
+        }
         private struct State {
             var next = 0
             var byId: [Int: Entry] = [:]
-            /// Connection attempts under way: what their callers wait on.
-            var connecting: [Int: EventLoopPromise<PostgresConnection>] = [:]
+            /// Connection attempts under way.
+            var connecting: [Int: Attempt] = [:]
             /// `abandonAll` was called: no transaction or connection attempt starts from then on.
             var abandoned = false
         }
@@ -975,12 +1004,11 @@ final class PostgresEngine: @unchecked Sendable {
         /// Watches a transaction on `connection` from now; the id to end the watch with. Throws
         /// once the work under way was abandoned (under the same lock as `abandonAll`, so no
         /// transaction starts unwatched after it).
-        func start(_ connection: PostgresConnection, after: Duration?) throws -> Int {
-            let deadline = after.map { ContinuousClock.now + $0 }
-            return try entries.withLock { e in
+        func start(_ connection: PostgresConnection, due: Due?) throws -> Int {
+            try entries.withLock { e in
                 if e.abandoned { throw PostgresError.abandoned() }
                 e.next &+= 1
-                e.byId[e.next] = Entry(connection: connection, deadline: deadline)
+                e.byId[e.next] = Entry(connection: connection, deadline: due?.at)
                 return e.next
             }
         }
@@ -988,19 +1016,21 @@ final class PostgresEngine: @unchecked Sendable {
         /// Whether `abandonAll` was called.
         var abandoned: Bool { entries.withLock { $0.abandoned } }
 
-        /// Watches a connection attempt whose caller waits on `answer`; the id to end the watch
-        /// with. Throws once the work under way was abandoned.
-        func startConnect(_ answer: EventLoopPromise<PostgresConnection>) throws -> Int {
+        /// Watches a connection attempt whose caller waits on `answer` (and fails it with
+        /// `NoAnswer` once `due` is past); the id to end the watch with. Throws once the work
+        /// under way was abandoned.
+        func startConnect(_ answer: EventLoopPromise<PostgresConnection>, due: Due?) throws -> Int {
             try entries.withLock { e in
                 if e.abandoned { throw PostgresError.abandoned() }
                 e.next &+= 1
-                e.connecting[e.next] = answer
+                e.connecting[e.next] = Attempt(answer: answer, due: due)
                 return e.next
             }
         }
 
         /// Ends the watch of connection attempt `id`: true when it was still watched (the
-        /// attempt's result goes to its caller), false when `abandonAll` failed it already.
+        /// attempt's result goes to its caller), false when its deadline or `abandonAll` failed
+        /// it already.
         func endConnect(_ id: Int) -> Bool {
             entries.withLock { $0.connecting.removeValue(forKey: id) != nil }
         }
@@ -1010,9 +1040,15 @@ final class PostgresEngine: @unchecked Sendable {
             entries.withLock { $0.byId.removeValue(forKey: id)?.cut }
         }
 
-        /// Closes the connections of the transactions past their deadlines (once each).
+        /// Closes the connections of the transactions past their deadlines (once each), and
+        /// fails the connection attempts past theirs.
         func cutOverdue(now: ContinuousClock.Instant = .now) {
             _ = cut(.deadline) { $0.deadline.map { $0 <= now } ?? false }
+            let overdue = entries.withLock { e -> [Attempt] in
+                let ids = e.connecting.filter { $0.value.due.map { $0.at <= now } ?? false }.map(\.key)
+                return ids.compactMap { e.connecting.removeValue(forKey: $0) }
+            }
+            for attempt in overdue { attempt.answer.fail(PostgresError.noAnswer(within: attempt.due?.limit ?? .zero)) }
         }
 
         /// Closes the connection of every transaction under way, gives up every connection
@@ -1020,12 +1056,12 @@ final class PostgresEngine: @unchecked Sendable {
         /// how many of each were given up.
         @discardableResult
         func abandonAll() -> AbandonedWork {
-            let attempts = entries.withLock { e -> [EventLoopPromise<PostgresConnection>] in
+            let attempts = entries.withLock { e -> [Attempt] in
                 e.abandoned = true
                 defer { e.connecting = [:] }
                 return Array(e.connecting.values)
             }
-            for answer in attempts { answer.fail(PostgresError.abandoned()) }
+            for attempt in attempts { attempt.answer.fail(PostgresError.abandoned()) }
             return AbandonedWork(transactions: cut(.shutdown) { _ in true }, connecting: attempts.count)
         }
 

@@ -143,6 +143,51 @@ struct ConnectionEndedMidTransactionTests {
     }
 }
 
+/// A deadline counts the opening of a connection too: with PostgreSQL's host accepting the TCP
+/// connection and answering nothing (its postmaster frozen), a read with a 1 s limit that needs
+/// a new connection fails after about a second as "did not finish within 1 s", not after the
+/// 10 s connect timeout (a scrape's 2 s credential lookup must answer within Prometheus's 10 s).
+@Suite("PostgreSQL: a deadline counts the connection's opening")
+struct ConnectDeadlineTests {
+    @Test("a read that must open a connection to a PostgreSQL answering nothing fails at its deadline, not the connect timeout")
+    func connectingCountsAgainstTheDeadline() async throws {
+        guard let server = TestStore.postgresURL else {
+            try Test.cancel("needs PostgreSQL: runs on the PostgreSQL pass of make test (KSMFLEET_TEST_POSTGRES)")
+        }
+        let location = try TestStore.createDatabase(on: server)
+        let name = try #require(URLComponents(string: location)?.path.dropFirst().description)
+        let database = try FleetDatabase.open(location)
+        defer { try? database.close() }
+        database.setRequestDeadline(.seconds(60))
+        let backend = try #require(try await database.read { db in try Int.fetchOne(db, sql: "SELECT pg_backend_pid()") })
+        let stat = try String(contentsOfFile: "/proc/\(backend)/stat", encoding: .utf8)
+        guard let ppid = stat.split(separator: ")").last?.split(separator: " ").dropFirst().first.flatMap({ pid_t($0) }),
+            (try? String(contentsOfFile: "/proc/\(ppid)/comm", encoding: .utf8))?.hasPrefix("postgres") == true
+        else { try Test.cancel("PostgreSQL's processes are not on this machine") }
+        // Every connection of this store ends, so the next read opens one; then nothing answers.
+        _ = try TestStore.psql(server, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '\(name)'")
+        try await Task.sleep(for: .milliseconds(300))
+        kill(ppid, SIGSTOP)
+        defer { kill(ppid, SIGCONT) }
+        let clock = ContinuousClock()
+        let began = clock.now
+        do {
+            _ = try await DatabaseWork.$deadline.withValue(.seconds(1)) {
+                try await database.read { db in try Int.fetchOne(db, sql: "SELECT 1") }
+            }
+            Issue.record("a read answered while PostgreSQL's postmaster was frozen")
+        } catch {
+            #expect(DatabaseUnavailable.of(error)?.summary == "PostgreSQL did not finish within 1 s", "\(error)")
+        }
+        let took = clock.now - began
+        kill(ppid, SIGCONT)
+        #expect(took < .seconds(4), "the read waited \(took) for a connection")
+        // PostgreSQL answers again: so does the store, on a new connection.
+        let back = await waitUntil(timeout: .seconds(20), poll: .milliseconds(200)) { await database.ping() }
+        #expect(back)
+    }
+}
+
 /// After a shutdown gave the work up, nothing new starts: a connection asked for (the
 /// background lock's ask opens one directly, outside any transaction) fails at once as the
 /// shutdown, without trying, and so does a transaction.
