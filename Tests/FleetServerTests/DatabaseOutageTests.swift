@@ -307,7 +307,7 @@ struct DatabaseOutageTests {
     func stopWhileConnecting() async throws {
         let p = try await onPostgres(hostname: "connect-stop", configure: { $0.shutdownDatabaseGraceSeconds = 1 })
         let pids = try await freezeRequestBackends(p)
-        let postmaster = try parentPID(of: pids[0])
+        let postmaster = try #require(TestStore.postmasterPID(ofBackend: pids[0]), "no postmaster for backend \(pids[0])")
         // The server's request connections end (their backends continued, then terminated), so
         // the next request opens a new one; then nothing accepts it.
         for pid in pids { kill(pid, SIGCONT) }
@@ -343,14 +343,6 @@ struct DatabaseOutageTests {
             #expect(unavailable(answer).message.contains("the server is shutting down"), "\(unavailable(answer).message)")
         }
         return took
-    }
-
-    /// The parent of a process (PostgreSQL's postmaster, of a backend), from /proc.
-    func parentPID(of pid: pid_t) throws -> pid_t {
-        let stat = try String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)
-        // "pid (comm) state ppid ...": comm may hold spaces, so from the last ")".
-        let fields = try #require(stat.split(separator: ")").last?.split(separator: " "))
-        return try #require(fields.count > 1 ? pid_t(fields[1]) : nil, "no parent in \(stat)")
     }
 
     /// A PostgreSQL that stops answering without an error (the backends of the server's request

@@ -160,10 +160,9 @@ struct ConnectDeadlineTests {
         defer { try? database.close() }
         database.setRequestDeadline(.seconds(60))
         let backend = try #require(try await database.read { db in try Int.fetchOne(db, sql: "SELECT pg_backend_pid()") })
-        let stat = try String(contentsOfFile: "/proc/\(backend)/stat", encoding: .utf8)
-        guard let ppid = stat.split(separator: ")").last?.split(separator: " ").dropFirst().first.flatMap({ pid_t($0) }),
-            (try? String(contentsOfFile: "/proc/\(ppid)/comm", encoding: .utf8))?.hasPrefix("postgres") == true
-        else { try Test.cancel("PostgreSQL's processes are not on this machine") }
+        guard let ppid = TestStore.postmasterPID(ofBackend: pid_t(backend)) else {
+            try Test.cancel("PostgreSQL's processes are not on this machine")
+        }
         // Every connection of this store ends, so the next read opens one; then nothing answers.
         _ = try TestStore.psql(server, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '\(name)'")
         try await Task.sleep(for: .milliseconds(300))

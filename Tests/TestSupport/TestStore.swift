@@ -89,3 +89,16 @@ public struct TestStoreError: Error, CustomStringConvertible {
     public var message: String
     public var description: String { message }
 }
+
+extension TestStore {
+    /// PostgreSQL's postmaster, found as the parent of one of its backends (`/proc/PID/stat`):
+    /// nil when it is not a process of this machine, or not PostgreSQL's.
+    public static func postmasterPID(ofBackend pid: pid_t) -> pid_t? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            // "pid (comm) state ppid ...": comm may hold spaces, so from the last ")".
+            let ppid = stat.split(separator: ")").last?.split(separator: " ").dropFirst().first.flatMap({ pid_t($0) }),
+            (try? String(contentsOfFile: "/proc/\(ppid)/comm", encoding: .utf8))?.hasPrefix("postgres") == true
+        else { return nil }
+        return ppid
+    }
+}
