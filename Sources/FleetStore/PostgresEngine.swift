@@ -736,7 +736,7 @@ final class PostgresEngine: @unchecked Sendable {
             // hold the caller for the connect timeout).
             if deadlines.abandoned { throw PostgresError.abandoned() }
             // From here: opening a connection, if it takes one, counts against the deadline.
-            let due = deadline.map { Due(at: ContinuousClock.now + $0, limit: $0) }
+            let due = Due.after(deadline)
             let connection: PostgresConnection
             do {
                 let configuration = self.configuration(for: slots)
@@ -794,11 +794,7 @@ final class PostgresEngine: @unchecked Sendable {
                     }
                 let lost = (error as? PostgresError)?.connectionFailed == true
                 slots.release(connection, broken: wasCut != nil || reconnect || lost || connection.isClosed)
-                switch wasCut {
-                case .deadline: throw PostgresError.noAnswer(within: deadline ?? .zero)
-                case .shutdown: throw PostgresError.abandoned()
-                case nil: break
-                }
+                if let wasCut { throw wasCut.error(limit: deadline) }
                 if readOnly, var e = error as? PostgresError {
                     e.writeRefusedAsReadOnly = true
                     throw e
@@ -838,7 +834,7 @@ final class PostgresEngine: @unchecked Sendable {
         do {
             // Watched like a transaction: a database that stops answering mid-ask would hold the
             // rollup service (and a shutdown) for good.
-            let due = deadlineForCaller().map { Due(at: ContinuousClock.now + $0, limit: $0) }
+            let due = Due.after(deadlineForCaller())
             let connection = try connect(configuration, due: due)
             opened = connection
             let watch = try deadlines.start(connection, due: due)
@@ -852,11 +848,7 @@ final class PostgresEngine: @unchecked Sendable {
                 throw error
             }
             // Cut as the answer came: the connection (and the lock with it) is going away.
-            switch deadlines.end(watch) {
-            case .deadline: throw PostgresError.noAnswer(within: due?.limit ?? .zero)
-            case .shutdown: throw PostgresError.abandoned()
-            case nil: break
-            }
+            if let cut = deadlines.end(watch) { throw cut.error(limit: due?.limit) }
             let got = try rows.first?.first.map { try $0.decode(Bool.self) } ?? false
             lockAskFailing.withLock { $0 = false }
             if got {
@@ -970,6 +962,11 @@ final class PostgresEngine: @unchecked Sendable {
     struct Due: Sendable {
         let at: ContinuousClock.Instant
         let limit: Duration
+
+        /// `limit` from now; nil for none.
+        static func after(_ limit: Duration?) -> Due? {
+            limit.map { Due(at: ContinuousClock.now + $0, limit: $0) }
+        }
     }
 
     /// Transactions under way, each with its connection and deadline (nil: none, such as
@@ -980,7 +977,15 @@ final class PostgresEngine: @unchecked Sendable {
     /// loop (a syscall and a loop tick) at every push.
     final class Deadlines: Sendable {
         /// Why a transaction's connection was closed under it.
-        enum Cut: Sendable { case deadline, shutdown }
+        enum Cut: Sendable {
+            case deadline, shutdown
+
+            /// What the transaction's caller gets: "did not finish within `limit`", or the
+            /// shutdown's.
+            func error(limit: Duration?) -> PostgresError {
+                self == .deadline ? .noAnswer(within: limit ?? .zero) : .abandoned()
+            }
+        }
         private struct Entry {
             let connection: PostgresConnection
             let deadline: ContinuousClock.Instant?
