@@ -1308,7 +1308,9 @@ final class WorkerThreads: @unchecked Sendable {
     func submit(_ job: @escaping () -> Void) {
         condition.lock()
         jobs.append(job)
-        let spawn = idle == 0 && running < max
+        // A thread more when the jobs waiting outnumber the idle threads: an idle thread not yet
+        // woken for an earlier job of a burst is not free for this one.
+        let spawn = jobs.count - head > idle && running < max
         if spawn { running += 1 }
         condition.signal()
         condition.unlock()
@@ -1317,6 +1319,13 @@ final class WorkerThreads: @unchecked Sendable {
             thread.name = name
             thread.start()
         }
+    }
+
+    /// Threads started and not ended.
+    var live: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return running
     }
 
     func close() {

@@ -1,0 +1,77 @@
+import Foundation
+import Synchronization
+import Testing
+
+@testable import FleetStore
+
+/// The PostgreSQL engine's threads for blocking work (`WorkerThreads`): a burst of jobs gets a
+/// thread each, up to the limit, also when a thread sat idle before it. Until 2026-12-05 a new
+/// thread was started only when no thread was idle: an idle thread that had not yet woken for
+/// the first job of a burst counted as free for every other, and the burst ran one after another
+/// on it (eight reads of 3 s each took 24 s instead of 3).
+@Suite("PostgreSQL engine threads")
+struct WorkerThreadsTests {
+    @Test("a burst of blocking jobs after an idle spell runs side by side, one thread each up to the limit")
+    func aBurstGetsAThreadEach() async throws {
+        let threads = WorkerThreads(name: "test-worker", max: 4)
+        defer { threads.close() }
+        // One thread started and left idle.
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in threads.submit { done.resume() } }
+        try await Task.sleep(for: .milliseconds(50))
+        // Four jobs at once, each waiting (up to 5 s) until all four are running.
+        let running = Rendezvous(count: 4)
+        let met = await withTaskGroup(of: Bool.self) { group in
+            for _ in 0..<4 {
+                group.addTask {
+                    await withCheckedContinuation { done in threads.submit { done.resume(returning: running.arriveAndWait(timeout: 5)) } }
+                }
+            }
+            return await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(met == [true, true, true, true], "the jobs did not all run at once: \(met)")
+        #expect(threads.live == 4)
+        // Eight more at once (more than the limit): the four threads take them, none is added.
+        let ran = Tally()
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<8 {
+                group.addTask {
+                    await withCheckedContinuation { done in
+                        threads.submit {
+                            usleep(20_000)
+                            ran.add()
+                            done.resume()
+                        }
+                    }
+                }
+            }
+        }
+        #expect(ran.value == 8)
+        #expect(threads.live == 4)
+    }
+}
+
+/// Threads meeting: `arriveAndWait` returns true once `count` have arrived, false at its timeout.
+private final class Rendezvous: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var arrived = 0
+    private let count: Int
+    init(count: Int) { self.count = count }
+
+    func arriveAndWait(timeout: TimeInterval) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        arrived += 1
+        condition.broadcast()
+        let until = Date(timeIntervalSinceNow: timeout)
+        while arrived < count {
+            if !condition.wait(until: until) { return arrived >= count }
+        }
+        return true
+    }
+}
+
+private final class Tally: Sendable {
+    private let count = Mutex(0)
+    func add() { count.withLock { $0 += 1 } }
+    var value: Int { count.withLock { $0 } }
+}
