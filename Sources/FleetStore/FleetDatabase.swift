@@ -101,7 +101,7 @@ public final class FleetDatabase: Sendable {
         let engine = try PostgresEngine(location: location, logger: logger)
         backend = .postgres(engine)
         sampleWriter = SampleGroupCommit(
-            transaction: { body in try engine.writeSync(deadline: engine.deadlineForCaller(), body) }, afterCommits: {}, write: FleetDatabase.writeSampleBatch,
+            transaction: { body in try engine.writeSync(due: engine.dueForCaller(), body) }, afterCommits: {}, write: FleetDatabase.writeSampleBatch,
             writeGroup: FleetDatabase.writeSampleGroup,
             writeAlone: { batch in
                 guard FleetDatabase.writesInOneStatement(batch) else { return nil }

@@ -247,8 +247,9 @@ public struct PostgresError: Error, CustomStringConvertible {
 
     /// The work was given up by a server shutting down (`PostgresEngine.abandonWorkUnderWay`).
     /// Work cut at its deadline (`PostgresEngine.NoAnswer`): "did not finish within …".
-    static func noAnswer(within limit: Duration) -> PostgresError {
-        var e = PostgresError(PostgresEngine.NoAnswer(waited: limit), sql: nil)
+    /// `queued`: it never got one of the engine's threads, every one busy.
+    static func noAnswer(within limit: Duration, queued: Bool = false) -> PostgresError {
+        var e = PostgresError(PostgresEngine.NoAnswer(waited: limit, queued: queued), sql: nil)
         e.cutAfter = limit
         return e
     }
@@ -544,7 +545,10 @@ final class PostgresEngine: @unchecked Sendable {
     /// Statements run often enough to be prepared on the connections that run them.
     let prepared: PreparedStatements
 
-    init(location: PostgresLocation, maxReaders: Int = 8, logger: Logger) throws {
+    /// Reader connections and threads of an engine.
+    static let defaultReaders = 8
+
+    init(location: PostgresLocation, maxReaders: Int = defaultReaders, logger: Logger) throws {
         self.location = location
         self.logger = logger
         prepared = PreparedStatements(threshold: PreparedStatements.thresholdFromEnvironment(), logger: logger)
@@ -639,8 +643,8 @@ final class PostgresEngine: @unchecked Sendable {
     }
 
     /// Runs `body` in a write transaction on the writer connection (blocking).
-    func writeSync<T>(deadline: Duration?, _ body: (StoreDB) throws -> T) throws -> T {
-        try transaction(slots: writer, begin: "BEGIN ISOLATION LEVEL REPEATABLE READ", deadline: deadline, body)
+    func writeSync<T>(due: Due?, _ body: (StoreDB) throws -> T) throws -> T {
+        try transaction(slots: writer, begin: "BEGIN ISOLATION LEVEL REPEATABLE READ", due: due, body)
     }
 
     /// Runs `body` in a READ COMMITTED write transaction on the writer connection (blocking):
@@ -654,8 +658,8 @@ final class PostgresEngine: @unchecked Sendable {
     }
 
     /// Runs `body` in a read-only snapshot on a reader connection (blocking).
-    func readSync<T>(deadline: Duration?, _ body: (StoreDB) throws -> T) throws -> T {
-        try transaction(slots: readers, begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", deadline: deadline, body)
+    func readSync<T>(due: Due?, _ body: (StoreDB) throws -> T) throws -> T {
+        try transaction(slots: readers, begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", due: due, body)
     }
 
     /// Runs `body`, which makes exactly one query, on a reader connection outside a transaction
@@ -664,8 +668,8 @@ final class PostgresEngine: @unchecked Sendable {
     /// round trips: two of the three a long-poll's first read cost. A second statement, or one
     /// that is not a query, throws (`PostgresSession`); a write inside a query (a WITH holding an
     /// UPDATE) is refused by the reader connection, read-only by default (`readerConfiguration`).
-    func readStatementSync<T>(deadline: Duration?, _ body: (StoreDB) throws -> T) throws -> T {
-        try transaction(slots: readers, begin: nil, limit: .oneQuery, deadline: deadline, body)
+    func readStatementSync<T>(due: Due?, _ body: (StoreDB) throws -> T) throws -> T {
+        try transaction(slots: readers, begin: nil, limit: .oneQuery, due: due, body)
     }
 
     /// Runs `body`, which makes exactly one statement, on the writer connection outside a
@@ -675,42 +679,50 @@ final class PostgresEngine: @unchecked Sendable {
     /// an agent's normal sample push (`FleetDatabase.writeLoneSampleBatch`). A second statement
     /// throws (`PostgresSession`).
     func writeStatementSync<T>(_ body: (StoreDB) throws -> T) throws -> T {
-        try transaction(slots: writer, begin: nil, limit: .oneStatement, deadline: deadlineForCaller(), body)
+        try transaction(slots: writer, begin: nil, limit: .oneStatement, due: dueForCaller(), body)
     }
 
+    /// The calling task's deadline from now (`deadlineForCaller`).
+    func dueForCaller() -> Due? { Due.after(deadlineForCaller()) }
+
     func readStatement<T: Sendable>(_ body: @escaping @Sendable (StoreDB) throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            let deadline = deadlineForCaller()
-            readThreads.submit { continuation.resume(with: Result { try self.readStatementSync(deadline: deadline, body) }) }
-        }
+        try await submit(to: readThreads) { due in try self.readStatementSync(due: due, body) }
     }
 
     func write<T: Sendable>(_ body: @escaping @Sendable (StoreDB) throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            let deadline = deadlineForCaller()
-            writeThread.submit { continuation.resume(with: Result { try self.writeSync(deadline: deadline, body) }) }
-        }
+        try await submit(to: writeThread) { due in try self.writeSync(due: due, body) }
     }
 
     /// A write transaction of background work, on its own connection and thread.
     func backgroundWrite<T: Sendable>(_ body: @escaping @Sendable (StoreDB) throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            // A report catching its rollups up comes this way too, with a request's limit.
-            let deadline = deadlineForCaller()
-            backgroundThread.submit {
-                continuation.resume(
-                    with: Result {
-                        try self.transaction(
-                            slots: self.background, begin: "BEGIN ISOLATION LEVEL REPEATABLE READ", deadline: deadline, body)
-                    })
-            }
+        // A report catching its rollups up comes this way too, with a request's limit.
+        try await submit(to: backgroundThread) { due in
+            try self.transaction(slots: self.background, begin: "BEGIN ISOLATION LEVEL REPEATABLE READ", due: due, body)
         }
     }
 
     func read<T: Sendable>(_ body: @escaping @Sendable (StoreDB) throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            let deadline = deadlineForCaller()
-            readThreads.submit { continuation.resume(with: Result { try self.readSync(deadline: deadline, body) }) }
+        try await submit(to: readThreads) { due in try self.readSync(due: due, body) }
+    }
+
+    /// Runs `job` on one of `threads` with the calling task's deadline, which counts from now:
+    /// the wait for a free thread is part of it. While PostgreSQL answers nothing every thread
+    /// can be held by work waiting out its own limit (a minute for a request), and work queued
+    /// behind it would start its limit only when it got a thread: a scrape's 2 s credential
+    /// lookup could wait a minute before its 2 s began. Queued work past its deadline fails then
+    /// (`NoAnswer`, as a cut transaction does; `Deadlines.cutOverdue`) and never runs.
+    private func submit<T: Sendable>(
+        to threads: WorkerThreads, _ job: @escaping @Sendable (Due?) throws -> T
+    ) async throws -> T {
+        let due = dueForCaller()
+        let deadlines = self.deadlines
+        return try await withCheckedThrowingContinuation { continuation in
+            let queued = due.map { deadlines.startQueued(due: $0) { continuation.resume(throwing: $0) } }
+            threads.submit {
+                // Failed at its deadline while it waited: its caller has the error already.
+                if let queued, !deadlines.endQueued(queued) { return }
+                continuation.resume(with: Result { try job(due) })
+            }
         }
     }
 
@@ -724,19 +736,21 @@ final class PostgresEngine: @unchecked Sendable {
     /// Run again from the start after a serialization failure or a deadlock. `prepare`: whether
     /// the session may run prepared statements, which block on a task
     /// (`PostgresConnection.executePrepared`): not on a thread that may be Swift concurrency's.
-    /// `deadline`: a request's limit; its connection is closed when the transaction runs past
-    /// it (up to a quarter second late, the time between checks; it then throws `NoAnswer`).
+    /// `due`: a request's deadline, for every attempt; its connection is closed when the
+    /// transaction runs past it (up to a quarter second late, the time between checks; it then
+    /// throws `NoAnswer`).
     private func transaction<T>(
         slots: ConnectionSlots, begin: String?, limit: PostgresSession.Limit? = nil, prepare: Bool = true,
-        deadline: Duration? = nil, _ body: (StoreDB) throws -> T
+        due: Due? = nil, _ body: (StoreDB) throws -> T
     ) throws -> T {
         var attempt = 1
         while true {
             // Given up at shutdown: no new connection either (one that does not answer would
             // hold the caller for the connect timeout).
             if deadlines.abandoned { throw PostgresError.abandoned() }
-            // From here: opening a connection, if it takes one, counts against the deadline.
-            let due = Due.after(deadline)
+            // The deadline covers every attempt (and the caller's wait for a thread, `submit`);
+            // opening a connection, if it takes one, counts against it too.
+            if let due, due.at <= .now { throw PostgresError.noAnswer(within: due.limit) }
             let connection: PostgresConnection
             do {
                 let configuration = self.configuration(for: slots)
@@ -794,7 +808,7 @@ final class PostgresEngine: @unchecked Sendable {
                     }
                 let lost = (error as? PostgresError)?.connectionFailed == true
                 slots.release(connection, broken: wasCut != nil || reconnect || lost || connection.isClosed)
-                if let wasCut { throw wasCut.error(limit: deadline) }
+                if let wasCut { throw wasCut.error(limit: due?.limit) }
                 if readOnly, var e = error as? PostgresError {
                     e.writeRefusedAsReadOnly = true
                     throw e
@@ -948,13 +962,18 @@ final class PostgresEngine: @unchecked Sendable {
     /// work was too slow.
     struct NoAnswer: Error, CustomStringConvertible {
         let waited: Duration
+        /// It waited for a free engine thread all that time (every one held by work on a slow or
+        /// silent PostgreSQL), and never started.
+        var queued = false
         /// "60 s", "0.5 s".
         static func seconds(_ d: Duration) -> String {
             let s = Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
             return (s == s.rounded() ? "\(Int64(s))" : "\(s)") + " s"
         }
         var description: String {
-            "did not finish within \(Self.seconds(waited)) (no answer, or too slow); closed the connection"
+            queued
+                ? "did not finish within \(Self.seconds(waited)): waited all of it for a free connection thread, every one busy with earlier work (PostgreSQL slow or not answering)"
+                : "did not finish within \(Self.seconds(waited)) (no answer, or too slow); closed the connection"
         }
     }
 
@@ -996,11 +1015,19 @@ final class PostgresEngine: @unchecked Sendable {
             let answer: EventLoopPromise<PostgresConnection>
             let due: Due?
         }
+        /// Work waiting for an engine thread.
+        private struct Queued {
+            let due: Due
+            let fail: @Sendable (PostgresError) -> Void
+        }
         private struct State {
             var next = 0
             var byId: [Int: Entry] = [:]
             /// Connection attempts under way.
             var connecting: [Int: Attempt] = [:]
+            /// Work waiting for a thread (`PostgresEngine.submit`): its deadline, and how to fail
+            /// its caller.
+            var queued: [Int: Queued] = [:]
             /// `abandonAll` was called: no transaction or connection attempt starts from then on.
             var abandoned = false
         }
@@ -1033,6 +1060,22 @@ final class PostgresEngine: @unchecked Sendable {
             }
         }
 
+        /// Watches work waiting for a thread: `fail` gets `NoAnswer` once `due` is past (and the
+        /// work, when it gets its thread, must not run: `endQueued`). The id to end the watch with.
+        func startQueued(due: Due, fail: @escaping @Sendable (PostgresError) -> Void) -> Int {
+            entries.withLock { e in
+                e.next &+= 1
+                e.queued[e.next] = Queued(due: due, fail: fail)
+                return e.next
+            }
+        }
+
+        /// Ends the watch of queued work `id`, which got its thread: true when it was still
+        /// watched (it runs), false when its deadline failed it already (it must not).
+        func endQueued(_ id: Int) -> Bool {
+            entries.withLock { $0.queued.removeValue(forKey: id) != nil }
+        }
+
         /// Ends the watch of connection attempt `id`: true when it was still watched (the
         /// attempt's result goes to its caller), false when its deadline or `abandonAll` failed
         /// it already.
@@ -1054,6 +1097,11 @@ final class PostgresEngine: @unchecked Sendable {
                 return ids.compactMap { e.connecting.removeValue(forKey: $0) }
             }
             for attempt in overdue { attempt.answer.fail(PostgresError.noAnswer(within: attempt.due?.limit ?? .zero)) }
+            let waited = entries.withLock { e -> [Queued] in
+                let ids = e.queued.filter { $0.value.due.at <= now }.map(\.key)
+                return ids.compactMap { e.queued.removeValue(forKey: $0) }
+            }
+            for work in waited { work.fail(PostgresError.noAnswer(within: work.due.limit, queued: true)) }
         }
 
         /// Closes the connection of every transaction under way, gives up every connection

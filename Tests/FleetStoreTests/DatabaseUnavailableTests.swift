@@ -187,6 +187,63 @@ struct ConnectDeadlineTests {
     }
 }
 
+/// A deadline counts the wait for one of the engine's threads too: with every read thread held
+/// by slow work (here `pg_sleep`; in an outage, requests waiting out their minute on a database
+/// that answers nothing), a read with a 1 s limit fails after about a second as "did not finish
+/// within 1 s", and never runs. Before, its second began only when it got a thread: it waited
+/// the others out and then answered (a scrape's 2 s lookup behind requests held a minute each).
+@Suite("PostgreSQL: a deadline counts the wait for a thread")
+struct QueuedDeadlineTests {
+    @Test("a read queued behind busy threads fails at its deadline and never runs; the busy ones finish")
+    func waitingForAThreadCountsAgainstTheDeadline() async throws {
+        guard let server = TestStore.postgresURL else {
+            try Test.cancel("needs PostgreSQL: runs on the PostgreSQL pass of make test (KSMFLEET_TEST_POSTGRES)")
+        }
+        let database = try FleetDatabase.open(try TestStore.createDatabase(on: server))
+        defer { try? database.close() }
+        database.setRequestDeadline(.seconds(60))
+        #expect(await database.ping())
+        let threads = PostgresEngine.defaultReaders
+        let clock = ContinuousClock()
+        let held = Task {
+            try await withThrowingTaskGroup(of: Int?.self) { group in
+                for _ in 0..<threads {
+                    group.addTask { try await database.read { db in try Int.fetchOne(db, sql: "SELECT 7 FROM pg_sleep(3)") } }
+                }
+                return try await group.reduce(into: [Int?]()) { $0.append($1) }
+            }
+        }
+        // Every read thread is in its sleep (each statement shows in pg_stat_activity).
+        let busy = await waitUntil(timeout: .seconds(10), poll: .milliseconds(50)) {
+            let n = try? TestStore.psql(
+                server, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT 7 FROM pg_sleep%' AND state = 'active'")
+            return n?.trimmingCharacters(in: .whitespacesAndNewlines) == "\(threads)"
+        }
+        try #require(busy, "the \(threads) sleeping reads did not all start")
+        let ran = Done()
+        let began = clock.now
+        do {
+            _ = try await DatabaseWork.$deadline.withValue(.seconds(1)) {
+                try await database.read { db in
+                    ran.set()
+                    return try Int.fetchOne(db, sql: "SELECT 1")
+                }
+            }
+            Issue.record("a read answered after waiting \(clock.now - began) for a thread, past its 1 s")
+        } catch {
+            let unavailable = DatabaseUnavailable.of(error)
+            #expect(unavailable?.summary == "PostgreSQL did not finish within 1 s", "\(error)")
+            #expect(unavailable?.detail.contains("free connection thread") == true, "\(error)")
+        }
+        let took = clock.now - began
+        #expect(took < .milliseconds(2500), "the read waited \(took) for a thread")
+        // The sleeping reads were not disturbed; the one that gave up never ran, not even later.
+        #expect(try await held.value == Array(repeating: 7, count: threads))
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(!ran.value, "the read that failed at its deadline ran when a thread came free")
+    }
+}
+
 /// After a shutdown gave the work up, nothing new starts: a connection asked for (the
 /// background lock's ask opens one directly, outside any transaction) fails at once as the
 /// shutdown, without trying, and so does a transaction.
