@@ -249,8 +249,9 @@ public actor FleetAgent {
                 }
                 registration.serverAnswered(server)
                 if configSync.serverAnswered(spooled: samples.spooled) {
-                    // Replay the spool now rather than at the next sample.
-                    samples.retryNow()
+                    // Replay the spool now rather than at the next sample (or when a refused
+                    // push's Retry-After from this server ends).
+                    samples.serverBack(server)
                     pushSignal.yield()
                 }
                 if let config { await handleConfig(config) }

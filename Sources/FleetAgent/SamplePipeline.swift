@@ -36,6 +36,10 @@ final class SamplePipeline {
     private var pushBackoff: Backoff
     /// Monotonic seconds before which a push is not tried again (unless forced).
     private var nextPushAttempt = 0.0
+    /// The last failed push's `Retry-After`: the server that asked, and the monotonic second
+    /// until which it asked not to be called again. A poll answered meanwhile by that server
+    /// (`serverBack`) does not cut the wait short; one answered by another server does.
+    private var askedToWait: (server: String, until: Double)?
 
     init(stateDir: AgentStateDir, options: AgentOptions, logger: Logger) throws(AgentFileError) {
         self.logger = logger
@@ -91,10 +95,14 @@ final class SamplePipeline {
 
     // MARK: - pushing
 
-    /// The server is back: the next push goes at once, without waiting for the backoff.
-    func retryNow() {
+    /// `server` answered a poll after a failure: the next push goes at once, without waiting
+    /// for the backoff, unless that server's last refusal asked for a wait still running
+    /// (`Retry-After`: a rate limit that refused pushes may let polls through, and the first
+    /// poll answered after a start, held from before the refusal, is not the server taking
+    /// pushes again).
+    func serverBack(_ server: String) {
         pushBackoff.reset()
-        nextPushAttempt = 0
+        nextPushAttempt = askedToWait.flatMap { $0.server == server ? $0.until : nil } ?? 0
     }
 
     /// Pushes the spool (oldest first), then the samples in memory, to the registration's
@@ -154,7 +162,9 @@ final class SamplePipeline {
                     continue
                 }
                 let delay = pushBackoff.next(hint: error.retryAfter)
-                nextPushAttempt = monotonicSeconds() + delay
+                let now = monotonicSeconds()
+                nextPushAttempt = now + delay
+                askedToWait = error.retryAfter.map { (client.options.serverURL, now + min($0, Backoff.longestHint)) }
                 if pushBackoff.failures <= 3 || pushBackoff.failures % 20 == 0 {
                     var metadata: Logger.Metadata = [
                         "error": "\(error)", "server": "\(client.options.serverURL)",
@@ -223,7 +233,9 @@ final class SamplePipeline {
     // MARK: - acknowledgements
 
     private func accepted(_ ack: SampleBatchAck, batch: [StatusSample], reported: Int64, fromSpool: Bool, last: StatusSample) {
-        retryNow()
+        pushBackoff.reset()
+        nextPushAttempt = 0
+        askedToWait = nil
         lastAckedSeq = ack.highestSeq
         if ack.rotateToken == true { rotationDue = true }
         do {

@@ -4,6 +4,7 @@ import FleetClient
 import FleetTestSupport
 import Foundation
 import KSMCore
+import Synchronization
 import TestSupport
 import Testing
 
@@ -116,5 +117,74 @@ struct RetryAfterTests {
         await agent.stop()
         let status = await agent.agent.status()
         #expect(status.lastAckedSeq == nil && status.spooled > 0, "samples kept for later: \(status)")
+    }
+
+    @Test(
+        "a poll answered after a refused push does not cut the push's Retry-After short when the same server asked for it"
+    )
+    func answeredPollKeepsThePushWait() async throws {
+        let config = NodeConfig(generation: 1, config: .standardDefault)
+        let registered = String(
+            decoding: try StrictJSON.encoder().encode(
+                RegisterResponse(nodeId: "n-retry-poll", nodeToken: "kn_stub", config: config, reregistered: false)),
+            as: UTF8.self)
+        let limited = #"{"error":{"code":"rate_limited","message":"too many pushes (stub)"}}"#
+        let unavailable = #"{"error":{"code":"database_unavailable","message":"the database is unavailable (stub)"}}"#
+        // Polls fail (the agent counts the server away) until a push has been refused; then one
+        // poll is answered (the server is back, as far as polls tell), then they fail for 30 s.
+        let state = StubState()
+        let stub = try StubServer { method, path in
+            if method == "POST" && path == APIPaths.register { return .init(status: 200, body: registered) }
+            if path.hasSuffix("/config") {
+                switch state.nextPoll() {
+                case .failBriefly: return .init(status: 503, body: unavailable, headers: ["Retry-After": "1"])
+                case .answer: return .init(status: 304, body: "")
+                case .failLong: return .init(status: 503, body: unavailable, headers: ["Retry-After": "30"])
+                }
+            }
+            if path.hasSuffix("/samples") {
+                state.pushRefused()
+                return .init(status: 429, body: limited, headers: ["Retry-After": "4"])
+            }
+            return .init(status: 404, body: #"{"error":{"code":"not_found","message":"stub"}}"#)
+        }
+        defer { stub.stop() }
+        let root = makeTemporaryDirectory(prefix: "ksmfleet-retry-after-poll").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        var o = testAgentOptions(server: stub.baseURL, enrollToken: "ksme_stub", stateDir: root + "/state", name: "retry-poll")
+        o.serverURLs = [stub.baseURL]
+        let agent = try RunningAgent.start(o, name: "retry-poll")
+        func count(_ suffix: String) -> Int { stub.requestLines.filter { $0.hasSuffix(suffix) || $0.contains(suffix + "?") }.count }
+        let firstPush = await waitUntil(timeout: .seconds(15), poll: .milliseconds(20)) { count("/samples") >= 1 }
+        let pushedAt = ContinuousClock.now
+        #expect(firstPush, "no push reached the stub: \(stub.requestLines)")
+        // The poll answered 304 within about 1.2 s of the refusal: the agent saw its server back.
+        let answered = await waitUntil(timeout: .seconds(3), poll: .milliseconds(20)) { state.answered }
+        #expect(answered, "no poll was answered after the refused push: \(stub.requestLines)")
+        let again = await waitUntil(timeout: .seconds(8), poll: .milliseconds(20)) { count("/samples") >= 2 }
+        let waited = elapsedSeconds(since: pushedAt)
+        #expect(again, "no push after the 4 s asked (silenced): \(stub.requestLines)")
+        #expect(waited >= 3.9, "the second push came \(waited) s after the first, inside the 4 s the server asked")
+        await agent.stop()
+    }
+}
+
+/// The poll answers of `answeredPollKeepsThePushWait`, by what happened so far.
+private final class StubState: Sendable {
+    enum Poll { case failBriefly, answer, failLong }
+    private struct State {
+        var pushRefused = false
+        var answered = false
+    }
+    private let state = Mutex(State())
+    var answered: Bool { state.withLock { $0.answered } }
+    func pushRefused() { state.withLock { $0.pushRefused = true } }
+    func nextPoll() -> Poll {
+        state.withLock { s in
+            guard s.pushRefused else { return .failBriefly }
+            if s.answered { return .failLong }
+            s.answered = true
+            return .answer
+        }
     }
 }
