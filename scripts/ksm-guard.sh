@@ -100,17 +100,18 @@ alive() {
     return 1
 }
 
-child=
 on_signal() {
-    local sig=$1 pids
+    local sig=$1 pids child
     # Once: a second Ctrl-C while the first is handled (an unmerge can take a while) is ignored.
     trap '' INT TERM HUP
+    # The command, from the shell's job table rather than a variable set after it started: a
+    # signal in the instant between the start and `child=$!` must stop it too.
+    child=$(jobs -p)
     if [ -n "$child" ]; then
         # SIGTERM, not the signal received: a background job of a script ignores SIGINT.
-        pids=$(tree "$child")
+        pids=$(for c in $child; do tree "$c"; done)
         kill -TERM $pids 2>/dev/null
-        wait "$child" 2>/dev/null
-        child=
+        wait $child 2>/dev/null
         # The test binary under `swift test` too, for up to 10 s.
         for _ in $(seq 100); do
             alive $pids || break
@@ -125,10 +126,11 @@ trap 'on_signal TERM' TERM
 trap 'on_signal HUP' HUP
 
 "$@" &
-child=$!
-wait "$child"
+wait $!
 rc=$?
 # A trapped signal interrupts `wait` with 128+n; the handler has already restored and exited.
-child=
+# The command ended by itself: the restore runs to its end and the command's status is kept. A
+# Ctrl-C now (during an unmerge, say) would otherwise run the restore a second time and exit 130.
+trap 'echo "ksm-guard: putting the KSM settings back first; the exit status stays the command'"'"'s ($rc)" >&2' INT TERM HUP
 restore
 exit $rc
