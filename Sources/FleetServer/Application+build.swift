@@ -52,7 +52,7 @@ public func buildApplication(_ config: ServerConfig) async throws -> FleetServer
     try routes.verify()
     let services: [any Service] = [
         // ---- Background services (rollups, retention) register here, one line each: ----
-        RollupService(state: state, rollupInterval: .seconds(config.rollupIntervalSeconds)),
+        RollupService(state: state, rollupInterval: .seconds(max(0.1, config.rollupIntervalSeconds))),
         ConfigNotificationService(state: state),
         TLSReloadService(tls: tls, logger: logger),
         DatabaseOutageService(outage: state.outage, database: database),

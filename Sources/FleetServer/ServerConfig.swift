@@ -117,7 +117,8 @@ public struct ServerConfig: Sendable {
     public var shutdownDatabaseGraceSeconds: Double = 5
 
     /// The pause between two rounds of the background service (`RollupService`: rollups, the
-    /// fleet's day rows, label sums, retention). Not an option of the command: tests shorten it.
+    /// fleet's day rows, label sums, retention). Not an option of the command: tests shorten it
+    /// (at least 0.1 s: 0 or less would run the rounds back to back).
     public var rollupIntervalSeconds: Double = 10
 
     /// The SQLite file inside the data directory.

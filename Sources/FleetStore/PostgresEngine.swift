@@ -1105,16 +1105,22 @@ final class PostgresEngine: @unchecked Sendable {
         }
 
         /// Closes the connection of every transaction under way, gives up every connection
-        /// attempt under way (its caller gets `PostgresError.abandoned`) and refuses new ones:
+        /// attempt under way and all work waiting for a thread (their callers get
+        /// `PostgresError.abandoned`) and refuses new ones:
         /// how many of each were given up.
         @discardableResult
         func abandonAll() -> AbandonedWork {
-            let attempts = entries.withLock { e -> [Attempt] in
+            let (attempts, waiting) = entries.withLock { e -> ([Attempt], [Queued]) in
                 e.abandoned = true
-                defer { e.connecting = [:] }
-                return Array(e.connecting.values)
+                defer {
+                    e.connecting = [:]
+                    e.queued = [:]
+                }
+                return (Array(e.connecting.values), Array(e.queued.values))
             }
             for attempt in attempts { attempt.answer.fail(PostgresError.abandoned()) }
+            // Work still waiting for a thread is answered now, as the shutdown, and never runs.
+            for work in waiting { work.fail(PostgresError.abandoned()) }
             return AbandonedWork(transactions: cut(.shutdown) { _ in true }, connecting: attempts.count)
         }
 
