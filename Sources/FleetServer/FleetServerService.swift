@@ -52,7 +52,7 @@ struct ShutdownStart: Sendable {
                 logger.warning(
                     "database work still under way at the end of the shutdown grace was given up (its transactions roll back)",
                     metadata: [
-                        "transactions": "\(given.transactions)", "connecting": "\(given.connecting)",
+                        "transactions": "\(given.transactions)", "connecting": "\(given.connecting)", "queued": "\(given.queued)",
                         "grace_s": "\(grace / .seconds(1))",
                     ])
             }

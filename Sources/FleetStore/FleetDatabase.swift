@@ -431,7 +431,15 @@ public struct AbandonedWork: Sendable, Equatable {
     public var transactions: Int
     /// Connections being opened, given up before PostgreSQL answered.
     public var connecting: Int
-    public var isEmpty: Bool { transactions == 0 && connecting == 0 }
+    /// Work still waiting for a connection thread, answered as the shutdown without running.
+    public var queued: Int
+    public var isEmpty: Bool { transactions == 0 && connecting == 0 && queued == 0 }
+
+    public init(transactions: Int, connecting: Int, queued: Int = 0) {
+        self.transactions = transactions
+        self.connecting = connecting
+        self.queued = queued
+    }
 }
 
 extension FleetDatabase {

@@ -750,11 +750,11 @@ final class PostgresEngine: @unchecked Sendable {
             if deadlines.abandoned { throw PostgresError.abandoned() }
             // The deadline covers every attempt (and the caller's wait for a thread, `submit`);
             // opening a connection, if it takes one, counts against it too.
-            if let due, due.at <= .now { throw PostgresError.noAnswer(within: due.limit) }
+            if let due, due.at <= .now { throw PostgresError.noAnswer(within: due.limit, queued: attempt == 1) }
             let connection: PostgresConnection
             do {
                 let configuration = self.configuration(for: slots)
-                connection = try slots.acquire(connect: { try self.connect(configuration, due: due) })
+                connection = try slots.acquire(due: due, connect: { try self.connect(configuration, due: due) })
             } catch {
                 throw deadlines.abandoned ? PostgresError.abandoned() : error
             }
@@ -962,8 +962,8 @@ final class PostgresEngine: @unchecked Sendable {
     /// work was too slow.
     struct NoAnswer: Error, CustomStringConvertible {
         let waited: Duration
-        /// It waited for a free engine thread all that time (every one held by work on a slow or
-        /// silent PostgreSQL), and never started.
+        /// It waited for a free engine thread or connection all that time (every one held by work
+        /// on a slow or silent PostgreSQL), and never started.
         var queued = false
         /// "60 s", "0.5 s".
         static func seconds(_ d: Duration) -> String {
@@ -972,7 +972,7 @@ final class PostgresEngine: @unchecked Sendable {
         }
         var description: String {
             queued
-                ? "did not finish within \(Self.seconds(waited)): waited all of it for a free connection thread, every one busy with earlier work (PostgreSQL slow or not answering)"
+                ? "did not finish within \(Self.seconds(waited)): waited all of it for a free connection or thread, every one busy with earlier work (PostgreSQL slow or not answering)"
                 : "did not finish within \(Self.seconds(waited)) (no answer, or too slow); closed the connection"
         }
     }
@@ -1121,7 +1121,7 @@ final class PostgresEngine: @unchecked Sendable {
             for attempt in attempts { attempt.answer.fail(PostgresError.abandoned()) }
             // Work still waiting for a thread is answered now, as the shutdown, and never runs.
             for work in waiting { work.fail(PostgresError.abandoned()) }
-            return AbandonedWork(transactions: cut(.shutdown) { _ in true }, connecting: attempts.count)
+            return AbandonedWork(transactions: cut(.shutdown) { _ in true }, connecting: attempts.count, queued: waiting.count)
         }
 
         private func cut(_ why: Cut, _ due: (Entry) -> Bool) -> Int {
@@ -1272,7 +1272,11 @@ final class ConnectionSlots: @unchecked Sendable {
 
     init(limit: Int) { self.limit = limit }
 
-    func acquire(connect: () throws -> PostgresConnection) throws -> PostgresConnection {
+    /// A connection of these slots: an idle one, a new one while under the limit, or the next
+    /// one released. Past `due` (the caller's deadline) the wait for one released ends with
+    /// `NoAnswer`: the writer's one connection is shared by the write thread and the sample
+    /// group commit, and one of them can hold it for its whole limit on a silent database.
+    func acquire(due: PostgresEngine.Due? = nil, connect: () throws -> PostgresConnection) throws -> PostgresConnection {
         condition.lock()
         while true {
             while let c = idle.popLast() {
@@ -1296,7 +1300,16 @@ final class ConnectionSlots: @unchecked Sendable {
                     throw error
                 }
             }
-            condition.wait()
+            if let due {
+                let left = due.at - .now
+                let seconds = Double(left.components.seconds) + Double(left.components.attoseconds) / 1e18
+                if seconds <= 0 || !condition.wait(until: Date(timeIntervalSinceNow: seconds)) && ContinuousClock.now >= due.at {
+                    condition.unlock()
+                    throw PostgresError.noAnswer(within: due.limit, queued: true)
+                }
+            } else {
+                condition.wait()
+            }
         }
     }
 

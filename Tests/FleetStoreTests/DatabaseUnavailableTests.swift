@@ -188,7 +188,7 @@ struct ConnectDeadlineTests {
 }
 
 /// A deadline counts the wait for one of the engine's threads too: with every read thread held
-/// by slow work (here `pg_sleep`; in an outage, requests waiting out their minute on a database
+/// by slow work (here `pg_sleep` of 6 s; in an outage, requests waiting out their minute on a database
 /// that answers nothing), a read with a 1 s limit fails after about a second as "did not finish
 /// within 1 s", and never runs. Before, its second began only when it got a thread: it waited
 /// the others out and then answered (a scrape's 2 s lookup behind requests held a minute each).
@@ -208,7 +208,7 @@ struct QueuedDeadlineTests {
         let held = Task {
             try await withThrowingTaskGroup(of: Int?.self) { group in
                 for _ in 0..<threads {
-                    group.addTask { try await database.read { db in try Int.fetchOne(db, sql: "SELECT 7 FROM pg_sleep(3)") } }
+                    group.addTask { try await database.read { db in try Int.fetchOne(db, sql: "SELECT 7 FROM pg_sleep(6)") } }
                 }
                 return try await group.reduce(into: [Int?]()) { $0.append($1) }
             }
@@ -233,7 +233,7 @@ struct QueuedDeadlineTests {
         } catch {
             let unavailable = DatabaseUnavailable.of(error)
             #expect(unavailable?.summary == "PostgreSQL did not finish within 1 s", "\(error)")
-            #expect(unavailable?.detail.contains("free connection thread") == true, "\(error)")
+            #expect(unavailable?.detail.contains("free connection or thread") == true, "\(error)")
         }
         let took = clock.now - began
         #expect(took < .milliseconds(2500), "the read waited \(took) for a thread")
@@ -241,6 +241,52 @@ struct QueuedDeadlineTests {
         #expect(try await held.value == Array(repeating: 7, count: threads))
         try await Task.sleep(for: .milliseconds(300))
         #expect(!ran.value, "the read that failed at its deadline ran when a thread came free")
+    }
+
+    /// The writer's one connection is shared by the write thread and the sample group commit's:
+    /// a write with a 1 s limit waiting for it behind a 6 s transaction fails after about a
+    /// second, and never runs (before: it waited the 6 s, then ran past its deadline).
+    @Test("a write waiting for the writer connection fails at its deadline and never runs")
+    func waitingForTheWriterCountsAgainstTheDeadline() async throws {
+        guard let server = TestStore.postgresURL else {
+            try Test.cancel("needs PostgreSQL: runs on the PostgreSQL pass of make test (KSMFLEET_TEST_POSTGRES)")
+        }
+        let database = try FleetDatabase.open(try TestStore.createDatabase(on: server))
+        defer { try? database.close() }
+        guard case .postgres(let engine) = database.backend else { try Test.cancel("not PostgreSQL") }
+        let holding = Task {
+            await engine.onThread {
+                Result { try engine.writeSync(due: nil) { db in try Int.fetchOne(db, sql: "SELECT 8 FROM pg_sleep(6)") } }
+            }
+        }
+        let busy = await waitUntil(timeout: .seconds(10), poll: .milliseconds(50)) {
+            let n = try? TestStore.psql(
+                server, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT 8 FROM pg_sleep%' AND state = 'active'")
+            return n?.trimmingCharacters(in: .whitespacesAndNewlines) == "1"
+        }
+        try #require(busy, "the 6 s write did not start")
+        let ran = Done()
+        let clock = ContinuousClock()
+        let began = clock.now
+        let outcome = await engine.onThread {
+            Result {
+                try engine.writeSync(due: PostgresEngine.Due.after(.seconds(1))) { db in
+                    ran.set()
+                    return try Int.fetchOne(db, sql: "SELECT 1")
+                }
+            }
+        }
+        let took = clock.now - began
+        switch outcome {
+        case .success: Issue.record("the write ran after waiting \(took) for the writer connection, past its 1 s")
+        case .failure(let error):
+            let unavailable = DatabaseUnavailable.of(error)
+            #expect(unavailable?.summary == "PostgreSQL did not finish within 1 s", "\(error)")
+            #expect(unavailable?.detail.contains("free connection or thread") == true, "\(error)")
+        }
+        #expect(took < .milliseconds(2500), "the write waited \(took) for the writer connection")
+        #expect(try await holding.value.get() == 8)
+        #expect(!ran.value, "the write that failed at its deadline ran")
     }
 }
 
