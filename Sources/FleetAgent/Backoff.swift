@@ -10,6 +10,9 @@ public struct Backoff: Sendable {
     public var base: Double
     public var cap: Double
     public private(set) var failures = 0
+    /// The last failure's hint as waited: spread over [hint, 1.2 × hint], at most
+    /// `longestHint` × 1.2 (nil when it had none). The backoff's own wait may be longer.
+    public private(set) var lastHintWait: Double?
 
     public init(base: Double = 1, cap: Double = 60) {
         self.base = max(base, 0.001)
@@ -20,6 +23,7 @@ public struct Backoff: Sendable {
     public mutating func next<G: RandomNumberGenerator>(using rng: inout G) -> Double {
         let exp = min(failures, 30)
         failures += 1
+        lastHintWait = nil
         let ceiling = min(cap, base * Double(1 << exp))
         return Double.random(in: (ceiling / 2)...ceiling, using: &rng)
     }
@@ -38,7 +42,9 @@ public struct Backoff: Sendable {
         let own = next(using: &rng)
         guard let hint, hint > 0 else { return own }
         let asked = min(hint, Self.longestHint)
-        return max(own, Double.random(in: asked...(asked * 1.2), using: &rng))
+        let spread = Double.random(in: asked...(asked * 1.2), using: &rng)
+        lastHintWait = spread
+        return max(own, spread)
     }
 
     public mutating func next(hint: Double?) -> Double {
@@ -46,5 +52,8 @@ public struct Backoff: Sendable {
         return next(hint: hint, using: &rng)
     }
 
-    public mutating func reset() { failures = 0 }
+    public mutating func reset() {
+        failures = 0
+        lastHintWait = nil
+    }
 }

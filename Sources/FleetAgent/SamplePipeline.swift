@@ -164,7 +164,9 @@ final class SamplePipeline {
                 let delay = pushBackoff.next(hint: error.retryAfter)
                 let now = monotonicSeconds()
                 nextPushAttempt = now + delay
-                askedToWait = error.retryAfter.map { (client.options.serverURL, now + min($0, Backoff.longestHint)) }
+                // The hint as spread (a fleet whose polls are answered must not all push at the
+                // same second either), without the backoff's own part.
+                askedToWait = pushBackoff.lastHintWait.map { (client.options.serverURL, now + $0) }
                 if pushBackoff.failures <= 3 || pushBackoff.failures % 20 == 0 {
                     var metadata: Logger.Metadata = [
                         "error": "\(error)", "server": "\(client.options.serverURL)",
