@@ -59,7 +59,7 @@ test-swift:
 ## placeholder scanner, hour packs, sums, the config waiters, the scrapers' cache) ran in the
 ## SQLite pass already, on the same binary: not run again (23 s of the pass).
 PG_SUITES := FleetStoreTests|FleetServerTests|AgentFailoverTests|ReplicaDeploymentTests
-PG_SKIP := \.(SampleBatchDecoderTests|NoticeScannerTests|PlaceholderTests|RawHourPackTests|LeftToRightSumTests|ConfigWaitersTests|ConfigBodiesTests|ScrapersTests|WorkerThreadsTests)/
+PG_SKIP := \.(SampleBatchDecoderTests|NoticeScannerTests|PlaceholderTests|RawHourPackTests|LeftToRightSumTests|ConfigWaitersTests|ConfigBodiesTests|ScrapersTests|WorkerThreadsTests|WorkerThreadNameTests)/
 PG_DIR := $(CURDIR)/.build/postgres
 test-postgres:
 	url="$$(./scripts/postgres-test-server.sh start $(PG_DIR))" || exit 1; \

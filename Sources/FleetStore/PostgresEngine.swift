@@ -507,8 +507,8 @@ final class PostgresEngine: @unchecked Sendable {
     /// Threads the blocking closures run on: threads of their own, not Dispatch's shared pool
     /// (on Linux it is also the pool of Swift concurrency; blocking it stalls the server).
     private let readThreads: WorkerThreads
-    private let writeThread = WorkerThreads(name: "ksmfleet-pg-write", max: 1)
-    private let backgroundThread = WorkerThreads(name: "ksmfleet-pg-background", max: 1)
+    private let writeThread = WorkerThreads(name: "pg-write", max: 1)
+    private let backgroundThread = WorkerThreads(name: "pg-background", max: 1)
     static let maxAttempts = 8
     /// How long a request's transaction may take before its connection is closed (the request
     /// then fails as the database being unavailable): a PostgreSQL that stopped answering (a
@@ -566,7 +566,7 @@ final class PostgresEngine: @unchecked Sendable {
         readers = ConnectionSlots(limit: maxReaders)
         writer = ConnectionSlots(limit: 1)
         background = ConnectionSlots(limit: 1)
-        readThreads = WorkerThreads(name: "ksmfleet-pg-read", max: maxReaders)
+        readThreads = WorkerThreads(name: "pg-read", max: maxReaders)
         // Connections idle for a while are closed (a quiet server holds none; a busy one keeps
         // what it uses). The task holds the slots, not the engine.
         let slots = [self.readers, self.writer, self.background]
@@ -1367,7 +1367,12 @@ final class WorkerThreads: @unchecked Sendable {
     private var closed = false
     static let idleSeconds = 10.0
 
+    /// `name`: the threads' name as `top -H`, `perf` and gdb show it, set by each thread itself:
+    /// Foundation on Linux does not pass on a name given before `start()`, and the thread kept
+    /// the name of the thread that started it (Dispatch's "oot.default-qos"). At most 15 bytes:
+    /// Linux keeps no more (`pthread_setname_np` refuses a longer one).
     init(name: String, max: Int) {
+        precondition(name.utf8.count <= 15, "a thread name Linux keeps has at most 15 bytes: \(name)")
         self.name = name
         self.max = max
     }
@@ -1382,8 +1387,11 @@ final class WorkerThreads: @unchecked Sendable {
         condition.signal()
         condition.unlock()
         if spawn {
-            let thread = Thread { self.loop() }
-            thread.name = name
+            let name = self.name
+            let thread = Thread {
+                Thread.current.name = name  // set from the thread itself, or Linux never sees it
+                self.loop()
+            }
             thread.start()
         }
     }

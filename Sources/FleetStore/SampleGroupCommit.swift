@@ -80,8 +80,11 @@ final class SampleGroupCommit: @unchecked Sendable {
             condition.signal()
             condition.unlock()
             if start {
-                let thread = Thread { self.commitLoop() }
-                thread.name = "ksmfleet-sample-commit"
+                let thread = Thread {
+                    // From the thread itself, at most 15 bytes (`WorkerThreads.init`).
+                    Thread.current.name = "sample-commit"
+                    self.commitLoop()
+                }
                 thread.start()
             }
         }

@@ -40,8 +40,11 @@ final class WALCheckpointer: @unchecked Sendable {
         due = true
         if !threadRunning {
             threadRunning = true
-            let thread = Thread { self.loop() }
-            thread.name = "ksmfleet-checkpoint"
+            let thread = Thread {
+                // From the thread itself, at most 15 bytes (`WorkerThreads.init`).
+                Thread.current.name = "wal-checkpoint"
+                self.loop()
+            }
             thread.start()
         }
         condition.signal()

@@ -78,3 +78,22 @@ private final class Tally: Sendable {
     func add() { count.withLock { $0 += 1 } }
     var value: Int { count.withLock { $0 } }
 }
+
+/// The engine's threads carry their names (`top -H`, `perf`, gdb). Until 2026-12-05 the name
+/// was given before `start()`, which Foundation on Linux does not pass on: every engine thread
+/// showed the name of the Dispatch thread that started it ("oot.default-qos"; seen here).
+@Suite("PostgreSQL engine threads: names")
+struct WorkerThreadNameTests {
+    @Test("a job runs on a thread named as its pool")
+    func named() async {
+        let threads = WorkerThreads(name: "pg-read", max: 1)
+        defer { threads.close() }
+        let name = await withCheckedContinuation { (done: CheckedContinuation<String, Never>) in
+            threads.submit {
+                let comm = (try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? "?"
+                done.resume(returning: comm.trimmingCharacters(in: .whitespacesAndNewlines))
+            }
+        }
+        #expect(name == "pg-read")
+    }
+}
