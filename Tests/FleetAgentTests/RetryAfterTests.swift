@@ -82,30 +82,15 @@ struct RetryAfterTests {
         "the agent heeds Retry-After on a refused push and a refused poll: one try each, the push again only after the hint"
     )
     func agentWaits() async throws {
-        let config = NodeConfig(generation: 1, config: .standardDefault)
-        let registered = String(
-            decoding: try StrictJSON.encoder().encode(
-                RegisterResponse(nodeId: "n-retry", nodeToken: "kn_stub", config: config, reregistered: false)),
-            as: UTF8.self)
         let unavailable = #"{"error":{"code":"database_unavailable","message":"the database is unavailable (stub); try again in a few seconds"}}"#
-        let stub = try StubServer { method, path in
-            if method == "POST" && path == APIPaths.register { return .init(status: 200, body: registered) }
-            if path.hasSuffix("/config") {
-                return .init(status: 503, body: unavailable, headers: ["Retry-After": "30"])
-            }
-            if path.hasSuffix("/samples") {
-                return .init(status: 503, body: unavailable, headers: ["Retry-After": "3"])
-            }
-            return .init(status: 404, body: #"{"error":{"code":"not_found","message":"stub"}}"#)
-        }
-        defer { stub.stop() }
-        let root = makeTemporaryDirectory(prefix: "ksmfleet-retry-after").path
-        defer { try? FileManager.default.removeItem(atPath: root) }
         // Its own backoff would try again after 0.05-0.5 s: many tries in the windows below.
-        var o = testAgentOptions(server: stub.baseURL, enrollToken: "ksme_stub", stateDir: root + "/state", name: "retry")
-        o.serverURLs = [stub.baseURL]
-        let agent = try RunningAgent.start(o, name: "retry")
-        func count(_ suffix: String) -> Int { stub.requestLines.filter { $0.hasSuffix(suffix) || $0.contains(suffix + "?") }.count }
+        let run = try StubbedAgent(name: "retry") { path in
+            if path.hasSuffix("/config") { return .init(status: 503, body: unavailable, headers: ["Retry-After": "30"]) }
+            if path.hasSuffix("/samples") { return .init(status: 503, body: unavailable, headers: ["Retry-After": "3"]) }
+            return nil
+        }
+        defer { run.cleanUp() }
+        let (stub, agent, count) = (run.stub, run.agent, run.count)
         let firstPush = await waitUntil(timeout: .seconds(15), poll: .milliseconds(20)) { count("/samples") >= 1 }
         let pushedAt = ContinuousClock.now
         #expect(firstPush, "no push reached the stub: \(stub.requestLines)")
@@ -125,18 +110,12 @@ struct RetryAfterTests {
         "a poll answered after a refused push does not cut the push's Retry-After short when the same server asked for it"
     )
     func answeredPollKeepsThePushWait() async throws {
-        let config = NodeConfig(generation: 1, config: .standardDefault)
-        let registered = String(
-            decoding: try StrictJSON.encoder().encode(
-                RegisterResponse(nodeId: "n-retry-poll", nodeToken: "kn_stub", config: config, reregistered: false)),
-            as: UTF8.self)
         let limited = #"{"error":{"code":"rate_limited","message":"too many pushes (stub)"}}"#
         let unavailable = #"{"error":{"code":"database_unavailable","message":"the database is unavailable (stub)"}}"#
         // Polls fail (the agent counts the server away) until a push has been refused; then one
         // poll is answered (the server is back, as far as polls tell), then they fail for 30 s.
         let state = StubState()
-        let stub = try StubServer { method, path in
-            if method == "POST" && path == APIPaths.register { return .init(status: 200, body: registered) }
+        let run = try StubbedAgent(name: "retry-poll") { path in
             if path.hasSuffix("/config") {
                 switch state.nextPoll() {
                 case .failBriefly: return .init(status: 503, body: unavailable, headers: ["Retry-After": "1"])
@@ -148,15 +127,10 @@ struct RetryAfterTests {
                 state.pushRefused()
                 return .init(status: 429, body: limited, headers: ["Retry-After": "4"])
             }
-            return .init(status: 404, body: #"{"error":{"code":"not_found","message":"stub"}}"#)
+            return nil
         }
-        defer { stub.stop() }
-        let root = makeTemporaryDirectory(prefix: "ksmfleet-retry-after-poll").path
-        defer { try? FileManager.default.removeItem(atPath: root) }
-        var o = testAgentOptions(server: stub.baseURL, enrollToken: "ksme_stub", stateDir: root + "/state", name: "retry-poll")
-        o.serverURLs = [stub.baseURL]
-        let agent = try RunningAgent.start(o, name: "retry-poll")
-        func count(_ suffix: String) -> Int { stub.requestLines.filter { $0.hasSuffix(suffix) || $0.contains(suffix + "?") }.count }
+        defer { run.cleanUp() }
+        let (stub, agent, count) = (run.stub, run.agent, run.count)
         let firstPush = await waitUntil(timeout: .seconds(15), poll: .milliseconds(20)) { count("/samples") >= 1 }
         #expect(firstPush, "no push reached the stub: \(stub.requestLines)")
         // The poll answered 304 within about 1.2 s of the refusal: the agent saw its server back.
@@ -171,6 +145,47 @@ struct RetryAfterTests {
             #expect(gap >= .seconds(4), "the second push came \(gap) after the first, inside the 4 s the server asked")
         }
         await agent.stop()
+    }
+}
+
+/// A stub server that registers node `n-NAME` and answers the rest with `route` (nil: 404), and
+/// an agent started against it with a state directory of its own.
+private struct StubbedAgent {
+    let stub: StubServer
+    let agent: RunningAgent
+    let root: String
+
+    init(name: String, route: @escaping @Sendable (_ path: String) -> StubServer.Reply?) throws {
+        let registered = String(
+            decoding: try StrictJSON.encoder().encode(
+                RegisterResponse(
+                    nodeId: "n-\(name)", nodeToken: "kn_stub", config: NodeConfig(generation: 1, config: .standardDefault),
+                    reregistered: false)),
+            as: UTF8.self)
+        let stub = try StubServer { method, path in
+            if method == "POST" && path == APIPaths.register { return .init(status: 200, body: registered) }
+            return route(path) ?? .init(status: 404, body: #"{"error":{"code":"not_found","message":"stub"}}"#)
+        }
+        root = makeTemporaryDirectory(prefix: "ksmfleet-\(name)").path
+        var o = testAgentOptions(server: stub.baseURL, enrollToken: "ksme_stub", stateDir: root + "/state", name: name)
+        o.serverURLs = [stub.baseURL]
+        do {
+            agent = try RunningAgent.start(o, name: name)
+        } catch {
+            stub.stop()
+            throw error
+        }
+        self.stub = stub
+    }
+
+    /// Requests whose path ends with `suffix` (a query string allowed).
+    func count(_ suffix: String) -> Int {
+        stub.requestLines.filter { $0.hasSuffix(suffix) || $0.contains(suffix + "?") }.count
+    }
+
+    func cleanUp() {
+        stub.stop()
+        try? FileManager.default.removeItem(atPath: root)
     }
 }
 

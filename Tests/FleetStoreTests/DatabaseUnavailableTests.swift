@@ -196,10 +196,7 @@ struct ConnectDeadlineTests {
 struct QueuedDeadlineTests {
     @Test("a read queued behind busy threads fails at its deadline and never runs; the busy ones finish")
     func waitingForAThreadCountsAgainstTheDeadline() async throws {
-        guard let server = TestStore.postgresURL else {
-            try Test.cancel("needs PostgreSQL: runs on the PostgreSQL pass of make test (KSMFLEET_TEST_POSTGRES)")
-        }
-        let database = try FleetDatabase.open(try TestStore.createDatabase(on: server))
+        let (server, database) = try freshPostgresStore()
         defer { try? database.close() }
         database.setRequestDeadline(.seconds(60))
         #expect(await database.ping())
@@ -214,11 +211,7 @@ struct QueuedDeadlineTests {
             }
         }
         // Every read thread is in its sleep (each statement shows in pg_stat_activity).
-        let busy = await waitUntil(timeout: .seconds(10), poll: .milliseconds(50)) {
-            let n = try? TestStore.psql(
-                server, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT 7 FROM pg_sleep%' AND state = 'active'")
-            return n?.trimmingCharacters(in: .whitespacesAndNewlines) == "\(threads)"
-        }
+        let busy = await statementsRunning(server, like: "SELECT 7 FROM pg_sleep%", count: threads)
         try #require(busy, "the \(threads) sleeping reads did not all start")
         let ran = Done()
         let began = clock.now
@@ -248,10 +241,7 @@ struct QueuedDeadlineTests {
     /// second, and never runs (before: it waited the 6 s, then ran past its deadline).
     @Test("a write waiting for the writer connection fails at its deadline and never runs")
     func waitingForTheWriterCountsAgainstTheDeadline() async throws {
-        guard let server = TestStore.postgresURL else {
-            try Test.cancel("needs PostgreSQL: runs on the PostgreSQL pass of make test (KSMFLEET_TEST_POSTGRES)")
-        }
-        let database = try FleetDatabase.open(try TestStore.createDatabase(on: server))
+        let (server, database) = try freshPostgresStore()
         defer { try? database.close() }
         guard case .postgres(let engine) = database.backend else { try Test.cancel("not PostgreSQL") }
         let holding = Task {
@@ -259,11 +249,7 @@ struct QueuedDeadlineTests {
                 Result { try engine.writeSync(due: nil) { db in try Int.fetchOne(db, sql: "SELECT 8 FROM pg_sleep(6)") } }
             }
         }
-        let busy = await waitUntil(timeout: .seconds(10), poll: .milliseconds(50)) {
-            let n = try? TestStore.psql(
-                server, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT 8 FROM pg_sleep%' AND state = 'active'")
-            return n?.trimmingCharacters(in: .whitespacesAndNewlines) == "1"
-        }
+        let busy = await statementsRunning(server, like: "SELECT 8 FROM pg_sleep%", count: 1)
         try #require(busy, "the 6 s write did not start")
         let ran = Done()
         let clock = ContinuousClock()
@@ -320,10 +306,25 @@ private final class Done: Sendable {
     var value: Bool { state.withLock { $0 } }
 }
 
+/// Whether `count` statements matching `pattern` (LIKE) run at once on `server` within 10 s.
+private func statementsRunning(_ server: String, like pattern: String, count: Int) async -> Bool {
+    await waitUntil(timeout: .seconds(10), poll: .milliseconds(50)) {
+        let n = try? TestStore.psql(
+            server, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '\(pattern)' AND state = 'active'")
+        return n?.trimmingCharacters(in: .whitespacesAndNewlines) == "\(count)"
+    }
+}
+
 /// A store on a new database of the test PostgreSQL (cancels the test on the SQLite pass).
 private func openFreshPostgresStore() throws -> FleetDatabase {
+    try freshPostgresStore().database
+}
+
+/// The test PostgreSQL's URL and a store on a new database of it (cancels the test on the
+/// SQLite pass).
+private func freshPostgresStore() throws -> (server: String, database: FleetDatabase) {
     guard let server = TestStore.postgresURL else {
         try Test.cancel("needs PostgreSQL: runs on the PostgreSQL pass of make test (KSMFLEET_TEST_POSTGRES)")
     }
-    return try FleetDatabase.open(try TestStore.createDatabase(on: server))
+    return (server, try FleetDatabase.open(try TestStore.createDatabase(on: server)))
 }
