@@ -245,15 +245,15 @@ public struct PostgresError: Error, CustomStringConvertible {
         return e
     }
 
-    /// The work was given up by a server shutting down (`PostgresEngine.abandonWorkUnderWay`).
     /// Work cut at its deadline (`PostgresEngine.NoAnswer`): "did not finish within …".
-    /// `queued`: it never got one of the engine's threads, every one busy.
+    /// `queued`: it never got one of the engine's threads or connections, every one busy.
     static func noAnswer(within limit: Duration, queued: Bool = false) -> PostgresError {
         var e = PostgresError(PostgresEngine.NoAnswer(waited: limit, queued: queued), sql: nil)
         e.cutAfter = limit
         return e
     }
 
+    /// The work was given up by a server shutting down (`PostgresEngine.abandonWorkUnderWay`).
     static func abandoned() -> PostgresError {
         var e = PostgresError(
             sqlState: nil, message: "the server is shutting down and gave up its database work under way", sql: nil)
@@ -1092,16 +1092,17 @@ final class PostgresEngine: @unchecked Sendable {
         /// fails the connection attempts past theirs.
         func cutOverdue(now: ContinuousClock.Instant = .now) {
             _ = cut(.deadline) { $0.deadline.map { $0 <= now } ?? false }
-            let overdue = entries.withLock { e -> [Attempt] in
-                let ids = e.connecting.filter { $0.value.due.map { $0.at <= now } ?? false }.map(\.key)
-                return ids.compactMap { e.connecting.removeValue(forKey: $0) }
+            let (overdue, waited) = entries.withLock { e in
+                (Self.take(from: &e.connecting) { $0.due.map { $0.at <= now } ?? false }, Self.take(from: &e.queued) { $0.due.at <= now })
             }
             for attempt in overdue { attempt.answer.fail(PostgresError.noAnswer(within: attempt.due?.limit ?? .zero)) }
-            let waited = entries.withLock { e -> [Queued] in
-                let ids = e.queued.filter { $0.value.due.at <= now }.map(\.key)
-                return ids.compactMap { e.queued.removeValue(forKey: $0) }
-            }
             for work in waited { work.fail(PostgresError.noAnswer(within: work.due.limit, queued: true)) }
+        }
+
+        /// Removes from `entries` the values `due` picks, and returns them.
+        private static func take<V>(from entries: inout [Int: V], _ due: (V) -> Bool) -> [V] {
+            let ids = entries.filter { due($0.value) }.map(\.key)
+            return ids.compactMap { entries.removeValue(forKey: $0) }
         }
 
         /// Closes the connection of every transaction under way, gives up every connection
@@ -1300,16 +1301,16 @@ final class ConnectionSlots: @unchecked Sendable {
                     throw error
                 }
             }
-            if let due {
-                let left = due.at - .now
-                let seconds = Double(left.components.seconds) + Double(left.components.attoseconds) / 1e18
-                if seconds <= 0 || !condition.wait(until: Date(timeIntervalSinceNow: seconds)) && ContinuousClock.now >= due.at {
-                    condition.unlock()
-                    throw PostgresError.noAnswer(within: due.limit, queued: true)
-                }
-            } else {
+            guard let due else {
                 condition.wait()
+                continue
             }
+            // Checked at every wake, and at least four times a second (as `Deadlines` checks).
+            if ContinuousClock.now >= due.at {
+                condition.unlock()
+                throw PostgresError.noAnswer(within: due.limit, queued: true)
+            }
+            _ = condition.wait(until: Date(timeIntervalSinceNow: 0.25))
         }
     }
 
@@ -1354,6 +1355,19 @@ final class ConnectionSlots: @unchecked Sendable {
     }
 }
 
+/// Starts a thread named `name`, as `top -H`, `perf` and gdb show it, running `body`. The thread
+/// names itself: Foundation on Linux does not pass on a name given before `start()` (the thread
+/// kept the name of the one that started it, Dispatch's "oot.default-qos"). At most 15 bytes:
+/// Linux keeps no more (`pthread_setname_np` refuses a longer name).
+func startNamedThread(_ name: String, _ body: @escaping @Sendable () -> Void) {
+    precondition(name.utf8.count <= 15, "a thread name Linux keeps has at most 15 bytes: \(name)")
+    let thread = Thread {
+        Thread.current.name = name
+        body()
+    }
+    thread.start()
+}
+
 /// Threads for blocking jobs: started as jobs come (up to `max`), ended after a while idle or
 /// at `close()`.
 final class WorkerThreads: @unchecked Sendable {
@@ -1367,12 +1381,8 @@ final class WorkerThreads: @unchecked Sendable {
     private var closed = false
     static let idleSeconds = 10.0
 
-    /// `name`: the threads' name as `top -H`, `perf` and gdb show it, set by each thread itself:
-    /// Foundation on Linux does not pass on a name given before `start()`, and the thread kept
-    /// the name of the thread that started it (Dispatch's "oot.default-qos"). At most 15 bytes:
-    /// Linux keeps no more (`pthread_setname_np` refuses a longer one).
+    /// `name`: the threads' name (`startNamedThread`).
     init(name: String, max: Int) {
-        precondition(name.utf8.count <= 15, "a thread name Linux keeps has at most 15 bytes: \(name)")
         self.name = name
         self.max = max
     }
@@ -1386,14 +1396,7 @@ final class WorkerThreads: @unchecked Sendable {
         if spawn { running += 1 }
         condition.signal()
         condition.unlock()
-        if spawn {
-            let name = self.name
-            let thread = Thread {
-                Thread.current.name = name  // set from the thread itself, or Linux never sees it
-                self.loop()
-            }
-            thread.start()
-        }
+        if spawn { startNamedThread(name) { self.loop() } }
     }
 
     /// Threads started and not ended.

@@ -79,14 +79,7 @@ final class SampleGroupCommit: @unchecked Sendable {
             threadRunning = true
             condition.signal()
             condition.unlock()
-            if start {
-                let thread = Thread {
-                    // From the thread itself, at most 15 bytes (`WorkerThreads.init`).
-                    Thread.current.name = "sample-commit"
-                    self.commitLoop()
-                }
-                thread.start()
-            }
+            if start { startNamedThread("sample-commit") { self.commitLoop() } }
         }
     }
 

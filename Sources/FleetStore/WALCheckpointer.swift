@@ -40,12 +40,7 @@ final class WALCheckpointer: @unchecked Sendable {
         due = true
         if !threadRunning {
             threadRunning = true
-            let thread = Thread {
-                // From the thread itself, at most 15 bytes (`WorkerThreads.init`).
-                Thread.current.name = "wal-checkpoint"
-                self.loop()
-            }
-            thread.start()
+            startNamedThread("wal-checkpoint") { self.loop() }
         }
         condition.signal()
     }
