@@ -39,8 +39,8 @@ test:
 	$(MAKE) test-schemathesis
 	$(MAKE) test-dashboard
 
-# Tests run one at a time (about 8 minutes in all: 2.4 on SQLite, under 1 for the kernel suites,
-# 5.3 on PostgreSQL; `make test` on a clean clone 18 min with the build), a conservative choice for CI, not a workaround. The suites also pass in parallel (`swift test` alone); the stalls once seen in
+# Tests run one at a time (about 9 minutes in all: 2.4 on SQLite, under 1 for the kernel suites,
+# 6 on PostgreSQL; `make test` on a clean clone 18-19 min with the build), a conservative choice for CI, not a workaround. The suites also pass in parallel (`swift test` alone); the stalls once seen in
 # parallel runs had a cause that was found and fixed (README.md, Development). The real-kernel
 # suites run in a process of their own, after the rest, so ksmd scanning their buffers never
 # shares a process with the other suites. scripts/ksm-guard.sh saves the host's KSM settings before
@@ -56,7 +56,8 @@ test-swift:
 ## KSMFLEET_POSTGRES_PREPARE_AFTER=1: every statement that may run prepared is prepared at its
 ## first run, so the suites run each one prepared (a server prepares after 3 runs).
 ## Suites of those targets that use no database (the batch decoder, the notice scanner, the
-## placeholder scanner, hour packs, sums, the config waiters, the scrapers' cache) ran in the
+## placeholder scanner, hour packs, sums, the config waiters, the scrapers' cache, the engine's
+## thread pools) ran in the
 ## SQLite pass already, on the same binary: not run again (23 s of the pass).
 PG_SUITES := FleetStoreTests|FleetServerTests|AgentFailoverTests|ReplicaDeploymentTests
 PG_SKIP := \.(SampleBatchDecoderTests|NoticeScannerTests|PlaceholderTests|RawHourPackTests|LeftToRightSumTests|ConfigWaitersTests|ConfigBodiesTests|ScrapersTests|WorkerThreadsTests|WorkerThreadNameTests)/

@@ -97,9 +97,8 @@ final class SamplePipeline {
 
     /// `server` answered a poll after a failure: the next push goes at once, without waiting
     /// for the backoff, unless that server's last refusal asked for a wait still running
-    /// (`Retry-After`: a rate limit that refused pushes may let polls through, and the first
-    /// poll answered after a start, held from before the refusal, is not the server taking
-    /// pushes again).
+    /// (`Retry-After`: a long-poll held since before the refusal answers when its wait ends,
+    /// which is not the server taking pushes again).
     func serverBack(_ server: String) {
         pushBackoff.reset()
         nextPushAttempt = askedToWait.flatMap { $0.server == server ? $0.until : nil } ?? 0
