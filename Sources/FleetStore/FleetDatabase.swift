@@ -86,7 +86,7 @@ public final class FleetDatabase: Sendable {
         let checkpointer = WALCheckpointer(path: path)
         backend = .sqlite(pool, checkpointer)
         sampleWriter = SampleGroupCommit(
-            transaction: { body in try pool.write { db in try body(StoreDB(.sqlite(db))) } },
+            transaction: { _, body in try pool.write { db in try body(StoreDB(.sqlite(db))) } },
             afterCommits: { checkpointer.request() }, write: FleetDatabase.writeSampleBatch)
         try migrate()
     }
@@ -101,11 +101,13 @@ public final class FleetDatabase: Sendable {
         let engine = try PostgresEngine(location: location, logger: logger)
         backend = .postgres(engine)
         sampleWriter = SampleGroupCommit(
-            transaction: { body in try engine.writeSync(due: engine.dueForCaller(), body) }, afterCommits: {}, write: FleetDatabase.writeSampleBatch,
+            transaction: { due, body in try engine.writeSync(due: due, body) },
+            dueForCaller: { engine.dueForCaller() },
+            afterCommits: {}, write: FleetDatabase.writeSampleBatch,
             writeGroup: FleetDatabase.writeSampleGroup,
-            writeAlone: { batch in
+            writeAlone: { batch, due in
                 guard FleetDatabase.writesInOneStatement(batch) else { return nil }
-                return try engine.writeStatementSync { db in try FleetDatabase.writeLoneSampleBatch(db, batch) }
+                return try engine.writeStatementSync(due: due) { db in try FleetDatabase.writeLoneSampleBatch(db, batch) }
             })
         try migrate()
     }

@@ -678,8 +678,8 @@ final class PostgresEngine: @unchecked Sendable {
     /// transaction. One round trip instead of the three of `BEGIN`, the statement and `COMMIT`:
     /// an agent's normal sample push (`FleetDatabase.writeLoneSampleBatch`). A second statement
     /// throws (`PostgresSession`).
-    func writeStatementSync<T>(_ body: (StoreDB) throws -> T) throws -> T {
-        try transaction(slots: writer, begin: nil, limit: .oneStatement, due: dueForCaller(), body)
+    func writeStatementSync<T>(due: Due?, _ body: (StoreDB) throws -> T) throws -> T {
+        try transaction(slots: writer, begin: nil, limit: .oneStatement, due: due, body)
     }
 
     /// The calling task's deadline from now (`deadlineForCaller`).

@@ -19,10 +19,25 @@ struct PendingSampleBatch: Sendable {
 /// The commits run on a thread of their own, started when batches arrive and ended after a
 /// second without any: on the cooperative pool the next commit waited behind every request
 /// being decoded, and the writer sat idle while requests queued.
+///
+/// Where requests have a deadline (PostgreSQL), a batch's is taken when it is queued, and the
+/// wait for its group counts: a group's transaction has the earliest deadline of its batches,
+/// and a batch still queued at its deadline fails when the next group forms, without being
+/// written. (Before, a group took a whole limit from the moment it started, so in a partition a
+/// push queued behind a group that was cut waited for two limits, twice the minute, long after
+/// its agent had given up at 30 s, and with more pushes a minute than a group takes
+/// (`maxSamplesPerCommit`) the queue grew for as long as the partition lasted.)
 final class SampleGroupCommit: @unchecked Sendable {
     private struct Waiting {
         let batch: PendingSampleBatch
+        /// The request's deadline, from when it was queued; nil for none (SQLite).
+        let due: PostgresEngine.Due?
         let continuation: CheckedContinuation<SampleBatchAck, any Error>
+    }
+    /// A group to commit, and the earliest deadline of its batches.
+    private struct Group {
+        let batches: [Waiting]
+        let due: PostgresEngine.Due?
     }
 
     /// Upper bound of samples in one transaction (at most five full 1,000-sample batches), so
@@ -36,8 +51,11 @@ final class SampleGroupCommit: @unchecked Sendable {
 
     /// One results array per group.
     typealias GroupResults = [Result<SampleBatchAck, any Error>]
-    /// Runs a group's closure in one write transaction of the engine (blocking).
-    private let transaction: @Sendable (_ body: (StoreDB) throws -> GroupResults) throws -> GroupResults
+    /// Runs a group's closure in one write transaction of the engine (blocking), by the deadline.
+    private let transaction:
+        @Sendable (_ due: PostgresEngine.Due?, _ body: (StoreDB) throws -> GroupResults) throws -> GroupResults
+    /// The calling request's deadline from now (`PostgresEngine.dueForCaller`); nil for none.
+    private let dueForCaller: @Sendable () -> PostgresEngine.Due?
     /// Called every `commitsPerCheckpoint` commits (SQLite: a WAL checkpoint request).
     private let afterCommits: @Sendable () -> Void
     /// Commits between checkpoint requests.
@@ -50,20 +68,24 @@ final class SampleGroupCommit: @unchecked Sendable {
     /// A batch alone, in a single statement outside `transaction` (PostgreSQL, where BEGIN and
     /// COMMIT are round trips of their own): nil when it does not take this batch, which is then
     /// written in a transaction.
-    private let writeAlone: (@Sendable (PendingSampleBatch) throws -> SampleBatchAck?)?
+    private let writeAlone: (@Sendable (PendingSampleBatch, PostgresEngine.Due?) throws -> SampleBatchAck?)?
     // Guarded by `condition`.
     private let condition = NSCondition()
     private var queue: [Waiting] = []
     private var threadRunning = false
 
     init(
-        transaction: @escaping @Sendable (_ body: (StoreDB) throws -> GroupResults) throws -> GroupResults,
+        transaction: @escaping @Sendable (
+            _ due: PostgresEngine.Due?, _ body: (StoreDB) throws -> GroupResults
+        ) throws -> GroupResults,
+        dueForCaller: @escaping @Sendable () -> PostgresEngine.Due? = { nil },
         afterCommits: @escaping @Sendable () -> Void,
         write: @escaping @Sendable (StoreDB, PendingSampleBatch) throws -> SampleBatchAck,
         writeGroup: (@Sendable (StoreDB, [PendingSampleBatch]) throws -> GroupResults?)? = nil,
-        writeAlone: (@Sendable (PendingSampleBatch) throws -> SampleBatchAck?)? = nil
+        writeAlone: (@Sendable (PendingSampleBatch, PostgresEngine.Due?) throws -> SampleBatchAck?)? = nil
     ) {
         self.transaction = transaction
+        self.dueForCaller = dueForCaller
         self.afterCommits = afterCommits
         self.write = write
         self.writeGroup = writeGroup
@@ -72,9 +94,11 @@ final class SampleGroupCommit: @unchecked Sendable {
 
     /// Queues the batch and waits for the commit that includes it.
     func submit(_ batch: PendingSampleBatch) async throws -> SampleBatchAck {
-        try await withCheckedThrowingContinuation { continuation in
+        // Taken here, in the request's task: its limit (`DatabaseWork`) and its start.
+        let due = dueForCaller()
+        return try await withCheckedThrowingContinuation { continuation in
             condition.lock()
-            queue.append(Waiting(batch: batch, continuation: continuation))
+            queue.append(Waiting(batch: batch, due: due, continuation: continuation))
             let start = !threadRunning
             threadRunning = true
             condition.signal()
@@ -85,13 +109,14 @@ final class SampleGroupCommit: @unchecked Sendable {
 
     /// Commits queued batches, a group per transaction; returns after `idleSeconds` without any.
     private func commitLoop() {
-        while let group = nextGroup() {
+        while let next = nextGroup() {
+            let group = next.batches
             let results: GroupResults
             do {
-                if group.count == 1, let writeAlone, let ack = try writeAlone(group[0].batch) {
+                if group.count == 1, let writeAlone, let ack = try writeAlone(group[0].batch, next.due) {
                     results = [.success(ack)]
                 } else {
-                    results = try inTransaction(group)
+                    results = try inTransaction(group, due: next.due)
                 }
             } catch {
                 results = Array(repeating: .failure(error), count: group.count)
@@ -106,10 +131,10 @@ final class SampleGroupCommit: @unchecked Sendable {
     }
 
     /// Writes a group in one transaction.
-    private func inTransaction(_ group: [Waiting]) throws -> GroupResults {
+    private func inTransaction(_ group: [Waiting], due: PostgresEngine.Due?) throws -> GroupResults {
         let write = self.write
         let writeGroup = self.writeGroup
-        return try transaction { db in
+        return try transaction(due) { db in
             // One small batch (an agent's normal push on a quiet server): the transaction
             // is its savepoint, a failure rolls it back and fails the batch alone — two
             // statements fewer (on PostgreSQL two round trips) on the common path. A
@@ -167,15 +192,30 @@ final class SampleGroupCommit: @unchecked Sendable {
     }
 
     /// The next group to commit, waiting for one; nil (and the thread ends) after
-    /// `idleSeconds` without work.
-    private func nextGroup() -> [Waiting]? {
+    /// `idleSeconds` without work. Batches queued past their deadline fail here, unwritten.
+    private func nextGroup() -> Group? {
+        var overdue: [Waiting] = []
+        defer {
+            for w in overdue {
+                if let due = w.due { w.continuation.resume(throwing: PostgresError.noAnswer(within: due.limit, queued: true)) }
+            }
+        }
         condition.lock()
         defer { condition.unlock() }
-        while queue.isEmpty {
-            if !condition.wait(until: Date(timeIntervalSinceNow: Self.idleSeconds)) && queue.isEmpty {
-                threadRunning = false
-                return nil
+        while true {
+            while queue.isEmpty {
+                if !condition.wait(until: Date(timeIntervalSinceNow: Self.idleSeconds)) && queue.isEmpty {
+                    threadRunning = false
+                    return nil
+                }
             }
+            let now = ContinuousClock.now
+            let isOverdue = { (w: Waiting) in w.due.map { $0.at <= now } ?? false }
+            if queue.contains(where: isOverdue) {
+                overdue += queue.filter(isOverdue)
+                queue.removeAll(where: isOverdue)
+            }
+            if !queue.isEmpty { break }
         }
         var count = 0
         var samples = 0
@@ -186,6 +226,7 @@ final class SampleGroupCommit: @unchecked Sendable {
         }
         let group = Array(queue.prefix(count))
         queue.removeFirst(count)
-        return group
+        let due = group.compactMap(\.due).min { $0.at < $1.at }
+        return Group(batches: group, due: due)
     }
 }

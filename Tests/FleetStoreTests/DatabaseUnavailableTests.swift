@@ -274,6 +274,74 @@ struct QueuedDeadlineTests {
         #expect(try await holding.value.get() == 8)
         #expect(!ran.value, "the write that failed at its deadline ran")
     }
+
+    /// The sample group commit counts a batch's wait for its group: the group's transaction has
+    /// its oldest batch's deadline, and a batch queued past its own fails when the next group
+    /// forms, unwritten. Before, a group took a whole limit from its start, so a push queued behind
+    /// a group that was cut waited for nearly two limits (here about 3.5 s of a 2 s limit; in a
+    /// partition two minutes, where the agent gives up after 30 s).
+    @Test("a sample batch queued behind a stuck group fails at its own deadline; one past it when the next group forms, unwritten")
+    func sampleBatchesQueuedBehindAStuckGroup() async throws {
+        let (server, database) = try freshPostgresStore()
+        defer { try? database.close() }
+        guard case .postgres(let engine) = database.backend else { try Test.cancel("not PostgreSQL") }
+        var registered: [String] = []
+        for i in 0..<3 { registered.append(try await registerNode(database, machine: "m-\(i)", nodeToken: "kn_\(i)").node.id) }
+        let nodes = registered
+        database.setRequestDeadline(.seconds(2))
+        // Every write of samples waits for this lock for 6 s (another connection; background
+        // work, so its own limit is long).
+        let holding = Task {
+            try await DatabaseWork.$isBackground.withValue(true) {
+                try await engine.backgroundWrite { db in
+                    try db.execute(sql: "LOCK TABLE samples IN EXCLUSIVE MODE")
+                    return try Int.fetchOne(db, sql: "SELECT 9 FROM pg_sleep(6)")
+                }
+            }
+        }
+        let locked = await statementsRunning(server, like: "SELECT 9 FROM pg_sleep%", count: 1)
+        try #require(locked, "the lock was not taken")
+        let clock = ContinuousClock()
+        func push(_ node: Int, limit: Duration? = nil) -> Task<(Duration, (any Error)?), Never> {
+            Task {
+                let began = clock.now
+                do {
+                    _ = try await DatabaseWork.$deadline.withValue(limit) {
+                        try await database.insertSamples(nodeId: nodes[node], [sample(1)])
+                    }
+                    return (clock.now - began, nil)
+                } catch { return (clock.now - began, error) }
+            }
+        }
+        // The first batch's group waits for the lock; two more queue behind it, one with a
+        // shorter limit than the group's.
+        let first = push(0)
+        let waiting = await waitUntil(timeout: .seconds(5), poll: .milliseconds(20)) {
+            let n = try? TestStore.psql(
+                server, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%samples%'")
+            return n?.trimmingCharacters(in: .whitespacesAndNewlines) == "1"
+        }
+        try #require(waiting, "the first batch's write did not wait for the lock")
+        try await Task.sleep(for: .milliseconds(500))
+        let second = push(1)
+        let third = push(2, limit: .milliseconds(500))
+
+        let (firstTook, firstError) = await first.value
+        #expect(firstError.flatMap(DatabaseUnavailable.of)?.summary == "PostgreSQL did not finish within 2 s", "\(String(describing: firstError))")
+        #expect(firstTook < .milliseconds(2600), "the first batch took \(firstTook)")
+        let (secondTook, secondError) = await second.value
+        #expect(secondError.flatMap(DatabaseUnavailable.of)?.summary == "PostgreSQL did not finish within 2 s", "\(String(describing: secondError))")
+        #expect(secondTook < .milliseconds(2600), "the batch queued behind the stuck group was answered after \(secondTook) (limit 2 s)")
+        let (thirdTook, thirdError) = await third.value
+        #expect(thirdError.flatMap(DatabaseUnavailable.of)?.detail.contains("free connection or thread") == true, "\(String(describing: thirdError))")
+        #expect(thirdTook < .milliseconds(2600), "the batch past its deadline was answered after \(thirdTook)")
+
+        // Nothing of them was stored; once the lock is gone the writer goes on.
+        #expect(try await holding.value == 9)
+        for node in nodes { #expect(try await database.sampleSeqs(nodeId: node).isEmpty) }
+        let ack = try await database.insertSamples(nodeId: nodes[2], [sample(1)])
+        #expect(ack.stored == 1)
+    }
 }
 
 /// After a shutdown gave the work up, nothing new starts: a connection asked for (the

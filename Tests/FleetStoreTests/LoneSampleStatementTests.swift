@@ -23,7 +23,7 @@ struct LoneSampleStatementTests {
     static func writeAlone(_ db: FleetDatabase, _ batch: PendingSampleBatch) async throws -> Outcome {
         let engine = try engine(db)
         return await engine.onThread {
-            Result { try engine.writeStatementSync { sdb in try FleetDatabase.writeLoneSampleBatch(sdb, batch) } }
+            Result { try engine.writeStatementSync(due: nil) { sdb in try FleetDatabase.writeLoneSampleBatch(sdb, batch) } }
         }
     }
 
@@ -77,7 +77,7 @@ struct LoneSampleStatementTests {
             #expect(try await db.insertSamples(nodeId: node, [sample(seq)]).stored == 1)
         }
         let prepared = await engine.onThread {
-            Result { try engine.writeStatementSync { sdb in try PreparedStatementTests.preparedHere(sdb) } }
+            Result { try engine.writeStatementSync(due: nil) { sdb in try PreparedStatementTests.preparedHere(sdb) } }
         }
         let names = try prepared.get()
         #expect(names.contains { $0.contains("WITH node AS") }, "\(names)")
@@ -88,12 +88,12 @@ struct LoneSampleStatementTests {
         defer { try? FileManager.default.removeItem(at: dir) }
         let engine = try Self.engine(db)
         let sql = "SELECT current_setting('transaction_isolation')"
-        let level = await engine.onThread { Result { try engine.writeStatementSync { sdb in try String.fetchOne(sdb, sql: sql) } } }
+        let level = await engine.onThread { Result { try engine.writeStatementSync(due: nil) { sdb in try String.fetchOne(sdb, sql: sql) } } }
         #expect(try level.get() == "repeatable read")
         let node = try await registerNode(db).node.id
         let second = await engine.onThread {
             Result {
-                try engine.writeStatementSync { sdb in
+                try engine.writeStatementSync(due: nil) { sdb in
                     try sdb.execute(sql: "UPDATE nodes SET name = 'renamed' WHERE id = ?", arguments: [node])
                     try sdb.execute(sql: "UPDATE nodes SET name = 'twice' WHERE id = ?", arguments: [node])
                 }
