@@ -248,6 +248,14 @@ public actor FleetAgent {
                     throw AgentError.server(error)
                 }
                 registration.serverAnswered(server)
+                // At debug: a poll's answer every minute or so (which server, whether the config
+                // changed), for an operator following a failover or a refused push's wait.
+                logger.debug(
+                    "config poll answered",
+                    metadata: [
+                        "server": "\(server)", "changed": "\(config != nil)",
+                        "generation": "\((config?.generation ?? generation).map(String.init) ?? "-")",
+                    ])
                 if configSync.serverAnswered(spooled: samples.spooled) {
                     // Replay the spool now rather than at the next sample (or when a refused
                     // push's Retry-After from this server ends).

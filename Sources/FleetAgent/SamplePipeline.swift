@@ -147,6 +147,12 @@ final class SamplePipeline {
             switch result {
             case .accepted(let ack):
                 registration.serverAnswered(client.options.serverURL)
+                logger.debug(
+                    "samples accepted",
+                    metadata: [
+                        "server": "\(client.options.serverURL)", "count": "\(batch.count)", "stored": "\(ack.stored)",
+                        "duplicates": "\(ack.duplicates)", "highest_seq": "\(ack.highestSeq)",
+                    ])
                 accepted(ack, batch: batch, reported: reported, fromSpool: fromSpool, last: last)
             case .refused(let error):
                 logger.error(

@@ -88,7 +88,8 @@ struct AgentEndToEndTests {
         let root = makeTemporaryDirectory(prefix: "ksmfleet-outage").path
         let enroll = try await server.makeEnrollmentToken()
         let o = testAgentOptions(server: server.baseURL, enrollToken: enroll, stateDir: root + "/a", name: "outage")
-        let a = try RunningAgent.start(o, name: "outage")
+        let log = LogCapture()
+        let a = try RunningAgent.start(o, name: "outage", logger: log.logger())
         var serverUp = true
         do {
             let pushed = await waitUntil(timeout: .seconds(20)) { (await a.agent.status().lastAckedSeq ?? 0) >= 3 }
@@ -118,6 +119,10 @@ struct AgentEndToEndTests {
             let seqs = try await storedSeqs(try adminClient(server), nodeId: nodeId)
             // Exactly once and in order: every number the agent issued, each once, increasing.
             #expect(seqs == Array(1..<finalNext), "stored seqs: \(seqs)")
+            // The debug log of accepted pushes adds up to what the server stored, spool included.
+            let accepted = log.messages(containing: "samples accepted")
+            #expect(accepted.allSatisfy { $0.level == .debug && $0.metadata["server"] == server.baseURL })
+            #expect(accepted.reduce(0) { $0 + (Int($1.metadata["stored"] ?? "") ?? 0) } == seqs.count, "\(accepted.map(\.metadata))")
         } catch {
             await a.stop()
             if serverUp { await server.stop() }

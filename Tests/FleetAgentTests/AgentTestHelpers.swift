@@ -52,9 +52,9 @@ struct RunningAgent {
     let stateDir: String
 
     static func start(
-        _ options: AgentOptions, kernel: FakeKSMKernel = FakeKSMKernel(), name: String
+        _ options: AgentOptions, kernel: FakeKSMKernel = FakeKSMKernel(), name: String, logger: Logger? = nil
     ) throws -> RunningAgent {
-        let agent = try FleetAgent(options: options, kernel: kernel, logger: agentLogger(name))
+        let agent = try FleetAgent(options: options, kernel: kernel, logger: logger ?? agentLogger(name))
         let task = Task<AgentError?, Never> {
             do throws(AgentError) {
                 try await agent.run()

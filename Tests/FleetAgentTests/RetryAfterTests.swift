@@ -4,6 +4,7 @@ import FleetClient
 import FleetTestSupport
 import Foundation
 import KSMCore
+import Logging
 import Synchronization
 import TestSupport
 import Testing
@@ -115,7 +116,8 @@ struct RetryAfterTests {
         // Polls fail (the agent counts the server away) until a push has been refused; then one
         // poll is answered (the server is back, as far as polls tell), then they fail for 30 s.
         let state = StubState()
-        let run = try StubbedAgent(name: "retry-poll") { path in
+        let log = LogCapture()
+        let run = try StubbedAgent(name: "retry-poll", logger: log.logger()) { path in
             if path.hasSuffix("/config") {
                 switch state.nextPoll() {
                 case .failBriefly: return .init(status: 503, body: unavailable, headers: ["Retry-After": "1"])
@@ -145,6 +147,14 @@ struct RetryAfterTests {
             #expect(gap >= .seconds(4), "the second push came \(gap) after the first, inside the 4 s the server asked")
         }
         await agent.stop()
+        // What an operator sees at --log-level debug: the answered poll, from which server, and
+        // that no push was accepted.
+        let polls = log.messages(containing: "config poll answered")
+        #expect(polls.count == 1, "\(polls)")
+        #expect(polls.first?.level == .debug)
+        #expect(polls.first?.metadata["server"] == stub.baseURL && polls.first?.metadata["changed"] == "false", "\(polls)")
+        #expect(polls.first?.metadata["generation"] == "1", "\(polls)")
+        #expect(log.messages(containing: "samples accepted").isEmpty)
     }
 }
 
@@ -155,7 +165,7 @@ private struct StubbedAgent {
     let agent: RunningAgent
     let root: String
 
-    init(name: String, route: @escaping @Sendable (_ path: String) -> StubServer.Reply?) throws {
+    init(name: String, logger: Logger? = nil, route: @escaping @Sendable (_ path: String) -> StubServer.Reply?) throws {
         let registered = String(
             decoding: try StrictJSON.encoder().encode(
                 RegisterResponse(
@@ -170,7 +180,7 @@ private struct StubbedAgent {
         var o = testAgentOptions(server: stub.baseURL, enrollToken: "ksme_stub", stateDir: root + "/state", name: name)
         o.serverURLs = [stub.baseURL]
         do {
-            agent = try RunningAgent.start(o, name: name)
+            agent = try RunningAgent.start(o, name: name, logger: logger)
         } catch {
             stub.stop()
             throw error
