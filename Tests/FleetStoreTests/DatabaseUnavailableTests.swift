@@ -365,6 +365,40 @@ struct AbandonedWorkTests {
             #expect(DatabaseUnavailable.of(error)?.atShutdown == true, "\(error)")
         }
     }
+
+    /// What the shutdown's log line counts (`FleetServerService`): the transactions it closed
+    /// under their work, and the work still waiting for a thread, which is answered as the
+    /// shutdown and never runs.
+    @Test("work under way and work queued for a thread are given up, counted apart, and answered as the shutdown")
+    func queuedWorkIsCounted() async throws {
+        let (server, database) = try freshPostgresStore()
+        defer { try? database.close() }
+        database.setRequestDeadline(.seconds(60))
+        #expect(await database.ping())
+        let threads = PostgresEngine.defaultReaders
+        let ran = Done()
+        let reads = (0...threads).map { i in
+            Task { () -> (any Error)? in
+                do {
+                    _ = try await database.read { db in
+                        if i == threads { ran.set() }
+                        return try Int.fetchOne(db, sql: i == threads ? "SELECT 1" : "SELECT 5 FROM pg_sleep(6)")
+                    }
+                    return nil
+                } catch { return error }
+            }
+        }
+        let busy = await statementsRunning(server, like: "SELECT 5 FROM pg_sleep%", count: threads)
+        try #require(busy, "the \(threads) sleeping reads did not all start")
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(database.abandonWorkUnderWay() == AbandonedWork(transactions: threads, connecting: 0, queued: 1))
+        for (i, read) in reads.enumerated() {
+            let error = await read.value
+            #expect(error.flatMap(DatabaseUnavailable.of)?.atShutdown == true, "read \(i): \(String(describing: error))")
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(!ran.value, "the queued read ran after the shutdown gave it up")
+    }
 }
 
 /// Set once, read from anywhere.
