@@ -23,10 +23,12 @@ struct PendingSampleBatch: Sendable {
 /// Where requests have a deadline (PostgreSQL), a batch's is taken when it is queued, and the
 /// wait for its group counts: a group's transaction has the earliest deadline of its batches,
 /// and a batch still queued at its deadline fails when the next group forms, without being
-/// written. (Before, a group took a whole limit from the moment it started, so in a partition a
-/// push queued behind a group that was cut waited for two limits, twice the minute, long after
-/// its agent had given up at 30 s, and with more pushes a minute than a group takes
-/// (`maxSamplesPerCommit`) the queue grew for as long as the partition lasted.)
+/// written. (Before, a group took a whole limit from the moment it started: where PostgreSQL
+/// took connections but did not finish writes (a lock held, a stalled disk), a push queued
+/// behind a group that was cut waited for two limits, twice the minute, long after its agent
+/// had given up at 30 s, and with more pushes a minute than a group takes
+/// (`maxSamplesPerCommit`) the queue kept growing. A database answering nothing at all fails
+/// the next group's new connection within the connect timeout.)
 final class SampleGroupCommit: @unchecked Sendable {
     private struct Waiting {
         let batch: PendingSampleBatch
