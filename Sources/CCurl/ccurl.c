@@ -15,6 +15,7 @@ struct ccurl_transfer {
     long status;
     int code;
     long os_errno;
+    int no_reply;
     struct ccurl_buf body;
     struct ccurl_buf headers;
     char errbuf[CURL_ERROR_SIZE];
@@ -97,6 +98,7 @@ int ccurl_perform(CURL *h, ccurl_transfer *t, const ccurl_request *r) {
     t->headers.len = 0;
     t->status = 0;
     t->os_errno = 0;
+    t->no_reply = 0;
 
     curl_easy_setopt(h, CURLOPT_URL, r->url);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -146,6 +148,11 @@ int ccurl_perform(CURL *h, ccurl_transfer *t, const ccurl_request *r) {
         long os_errno = 0;
         curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
         t->os_errno = os_errno;
+        // Timed out after the request went out, before the whole reply came: the server (or
+        // what it waits for) is stuck or slow, which is not the same as unreachable.
+        long sent = 0;
+        curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &sent);
+        t->no_reply = rc == CURLE_OPERATION_TIMEDOUT && sent > 0;
     }
     if (rc != CURLE_OK && t->errbuf[0] == 0) {
         strncpy(t->errbuf, curl_easy_strerror(rc), CURL_ERROR_SIZE - 1);
@@ -179,6 +186,8 @@ const char *ccurl_transfer_headers(const ccurl_transfer *t, size_t *len) {
 const char *ccurl_transfer_error(const ccurl_transfer *t) { return t->errbuf; }
 
 long ccurl_transfer_os_errno(const ccurl_transfer *t) { return t->os_errno; }
+
+int ccurl_transfer_no_reply(const ccurl_transfer *t) { return t->no_reply; }
 
 int ccurl_code_is_invalid_url(int code) {
     return code == CURLE_URL_MALFORMAT || code == CURLE_UNSUPPORTED_PROTOCOL;

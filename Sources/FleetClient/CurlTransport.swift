@@ -81,8 +81,9 @@ final class TransferBox: Sendable {
 /// What one transfer produced.
 enum TransferResult: Sendable {
     case response(HTTPResponse)
-    /// curl code, libcurl's error text, the OS errno of a failed connect.
-    case failure(code: Int32, message: String, osErrno: Int)
+    /// curl code, libcurl's error text, the OS errno of a failed connect; `noReply`: timed out
+    /// after the request was sent, before the whole reply came.
+    case failure(code: Int32, message: String, osErrno: Int, noReply: Bool = false)
 }
 
 struct PreparedRequest: Sendable {
@@ -148,7 +149,9 @@ private func blockingPerform(_ r: PreparedRequest, transfer: CPointer, pool: Eas
     pool.give(handle)
     if code != 0 {
         let message = ccurl_transfer_error(t).map { String(cString: $0) } ?? "error \(code)"
-        return .failure(code: code, message: message, osErrno: Int(ccurl_transfer_os_errno(t)))
+        return .failure(
+            code: code, message: message, osErrno: Int(ccurl_transfer_os_errno(t)),
+            noReply: ccurl_transfer_no_reply(t) != 0)
     }
     var bodyLen = 0
     var body = Data()

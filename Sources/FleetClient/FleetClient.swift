@@ -86,8 +86,14 @@ public final class FleetClient: Sendable {
         switch await performTransfer(request, pool: pool) {
         case .response(let response):
             return response
-        case .failure(let code, let message, let osErrno):
+        case .failure(let code, let message, let osErrno, let noReply):
             if ccurl_code_is_invalid_url(code) != 0 { throw .invalidURL("\(target): \(message)") }
+            if noReply {
+                // Reached, and asked: the server (or its database) is stuck or slow; "cannot
+                // reach" would send an operator after the network.
+                throw .unreachable(
+                    "no reply from \(base) within \(Self.seconds(request.timeoutMs)): connected and sent the request, the reply did not come")
+            }
             throw .unreachable("cannot reach \(base): \(Self.reason(message: message, osErrno: osErrno))")
         }
     }
@@ -181,6 +187,11 @@ public final class FleetClient: Sendable {
     static func milliseconds(_ seconds: Double) -> Int {
         guard seconds.isFinite, seconds > 0 else { return 0 }
         return Int(min(seconds, 86_400) * 1000)
+    }
+
+    /// "30 s", "1.5 s".
+    static func seconds(_ ms: Int) -> String {
+        ms % 1000 == 0 ? "\(ms / 1000) s" : "\(Double(ms) / 1000) s"
     }
 
     static func reason(message: String, osErrno: Int) -> String {

@@ -1,5 +1,6 @@
 import FleetAPI
 import Foundation
+import Glibc
 import Testing
 
 @testable import FleetClient
@@ -19,6 +20,28 @@ struct ClientUnitTests {
             }
             #expect(message.hasPrefix("cannot reach http://127.0.0.1:1"))
             #expect(message.contains("Connection refused"))
+        }
+    }
+
+    /// A server that takes the connection and never answers (a stopped process, a database
+    /// stall behind it): the error says so, not "cannot reach", which would send an operator
+    /// after the network. Still `.unreachable`, so an agent moves on to its next server.
+    @Test("a request sent and not answered within the timeout is 'no reply', not 'cannot reach'")
+    func noReply() async throws {
+        let listener = try SilentListener()
+        defer { listener.close() }
+        let base = "http://127.0.0.1:\(listener.port)"
+        let client = try FleetClient(ClientOptions(serverURL: base, connectTimeout: 2, requestTimeout: 1))
+        do {
+            _ = try await client.send(method: "POST", path: "/api/v1/nodes/n1/samples", body: Data("{}".utf8))
+            Issue.record("expected an error")
+        } catch {
+            guard case .unreachable(let message) = error else {
+                Issue.record("expected .unreachable, got \(error)")
+                return
+            }
+            #expect(
+                message == "no reply from \(base) within 1 s: connected and sent the request, the reply did not come")
         }
     }
 
@@ -89,4 +112,34 @@ struct ClientUnitTests {
             #expect(error.description.contains("thresCoef"))
         }
     }
+}
+
+/// A loopback TCP port that completes connections (the kernel's backlog) and never reads or
+/// answers.
+private final class SilentListener: Sendable {
+    let fd: Int32
+    let port: Int
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) }
+        }
+        guard fd >= 0, bound == 0, listen(fd, 16) == 0 else {
+            _ = Glibc.close(fd)
+            throw POSIXError(.EADDRNOTAVAIL)
+        }
+        _ = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+        }
+        self.fd = fd
+        port = Int(UInt16(bigEndian: addr.sin_port))
+    }
+
+    func close() { _ = Glibc.close(fd) }
 }

@@ -46,6 +46,9 @@ const char *ccurl_transfer_error(const ccurl_transfer *t);
 /// errno of the failed connect (ECONNREFUSED, …), 0 when none.
 long ccurl_transfer_os_errno(const ccurl_transfer *t);
 
+/// 1 when the transfer timed out after its request was sent, before the whole reply came.
+int ccurl_transfer_no_reply(const ccurl_transfer *t);
+
 /// True for codes that mean the URL itself is wrong (malformed, unsupported scheme).
 int ccurl_code_is_invalid_url(int code);
 
