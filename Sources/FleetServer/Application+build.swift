@@ -16,7 +16,7 @@ public func buildApplication(_ config: ServerConfig) async throws -> FleetServer
         at: config.dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
     let database = try FleetDatabase.open(config.database ?? config.databasePath.path, logger: logger)
     logger.info("store opened", metadata: ["engine": "\(database.engine)", "database": "\(database.path)"])
-    database.setRequestDeadline(.milliseconds(Int64(max(0.1, config.databaseRequestDeadlineSeconds) * 1000)))
+    database.setRequestDeadline(ServerConfig.duration(config.databaseRequestDeadlineSeconds, ifNotANumber: 60))
     let adminHash = try await AdminToken.settle(config, database: database, logger: logger)
     let state = ServerState(config: config, database: database, adminTokenHash: adminHash, logger: logger)
 
@@ -52,7 +52,7 @@ public func buildApplication(_ config: ServerConfig) async throws -> FleetServer
     try routes.verify()
     let services: [any Service] = [
         // ---- Background services (rollups, retention) register here, one line each: ----
-        RollupService(state: state, rollupInterval: .seconds(max(0.1, config.rollupIntervalSeconds))),
+        RollupService(state: state, rollupInterval: ServerConfig.duration(config.rollupIntervalSeconds, ifNotANumber: 10)),
         ConfigNotificationService(state: state),
         TLSReloadService(tls: tls, logger: logger),
         DatabaseOutageService(outage: state.outage, database: database),
@@ -81,7 +81,7 @@ public func buildApplication(_ config: ServerConfig) async throws -> FleetServer
         app: app,
         shutdown: ShutdownStart(
             logger: logger, database: database,
-            databaseGrace: .milliseconds(Int64(max(0, config.shutdownDatabaseGraceSeconds) * 1000))))
+            databaseGrace: ServerConfig.duration(config.shutdownDatabaseGraceSeconds, atLeast: 0, ifNotANumber: 5)))
 }
 
 /// The admin token: from the environment/flag (overrides), else the stored hash, else a new

@@ -46,14 +46,8 @@ struct ConfigNotificationService: Service {
                     Task { await Self.reread(nodes, state) }
                 },
                 interrupted: { state.waiters.changeFeedStopped() },
-                check: Self.checkInterval(state.config.listenCheckSeconds))
+                check: ServerConfig.duration(state.config.listenCheckSeconds, atMost: 3600, ifNotANumber: 10))
         }
-    }
-
-    /// `ServerConfig.listenCheckSeconds` as a duration: 0.1 s to an hour (10 s if not a number).
-    static func checkInterval(_ seconds: Double) -> Duration {
-        guard seconds.isFinite else { return .seconds(10) }
-        return .milliseconds(Int64(min(max(seconds, 0.1), 3600) * 1000))
     }
 
     /// One node's change committed by any replica, this one's included. Its config is decoded

@@ -121,6 +121,15 @@ public struct ServerConfig: Sendable {
     /// (at least 0.1 s: 0 or less would run the rounds back to back).
     public var rollupIntervalSeconds: Double = 10
 
+    /// A field of seconds as a duration: at least `atLeast` (an interval of 0 or less would spin),
+    /// at most `atMost`, `ifNotANumber` for NaN or infinity (never a crash converting it).
+    static func duration(
+        _ seconds: Double, atLeast: Double = 0.1, atMost: Double = 86_400, ifNotANumber: Double
+    ) -> Duration {
+        guard seconds.isFinite else { return .milliseconds(Int64(ifNotANumber * 1000)) }
+        return .milliseconds(Int64(min(max(seconds, atLeast), atMost) * 1000))
+    }
+
     /// The SQLite file inside the data directory.
     public var databasePath: URL { dataDir.appending(path: "ksmfleet.sqlite") }
     /// Where a generated admin token is written.

@@ -66,7 +66,7 @@ extension ServerState {
         let changed = items.compactMap { i in i.status == .changed ? i.config.map { (nodeId: i.nodeId, config: $0) } : nil }
         let wakeHere = changed.count <= config.applyDirectWakeLimit || !waiters.feedWakesOwnWrites
         if !wakeHere {
-            let check = ContinuousClock.now + ConfigNotificationService.checkInterval(config.applyNoticeGraceSeconds)
+            let check = ContinuousClock.now + ServerConfig.duration(config.applyNoticeGraceSeconds, atMost: 3600, ifNotANumber: 2)
             let feedStarts = waiters.feedStarts
             let changes = changed.map { (nodeId: $0.nodeId, generation: $0.config.generation) }
             Task { await self.wakeUnheard(changes, at: check, feedStarts: feedStarts) }

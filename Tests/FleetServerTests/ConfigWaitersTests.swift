@@ -311,16 +311,20 @@ import Testing
     }
 }
 
-@Suite struct ListenCheckIntervalTests {
-    /// `ServerConfig.listenCheckSeconds` as the LISTEN check's interval: within 0.1 s and an
-    /// hour, the default for a value that is not a number (never a crash converting it).
-    @Test func theCheckIntervalIsKeptWithinItsBounds() {
-        #expect(ConfigNotificationService.checkInterval(2.5) == .milliseconds(2500))
-        #expect(ConfigNotificationService.checkInterval(10) == .seconds(10))
-        #expect(ConfigNotificationService.checkInterval(0) == .milliseconds(100))
-        #expect(ConfigNotificationService.checkInterval(-3) == .milliseconds(100))
-        #expect(ConfigNotificationService.checkInterval(1e12) == .seconds(3600))
-        #expect(ConfigNotificationService.checkInterval(.infinity) == .seconds(10))
-        #expect(ConfigNotificationService.checkInterval(.nan) == .seconds(10))
+@Suite struct ConfiguredDurationTests {
+    /// `ServerConfig`'s fields of seconds as durations (the LISTEN check, the apply's notice
+    /// grace, the request deadline, the rollup interval, the shutdown grace): within their
+    /// bounds, the default for a value that is not a number (never a crash converting it).
+    @Test func secondsAreKeptWithinTheirBounds() {
+        func check(_ s: Double) -> Duration { ServerConfig.duration(s, atMost: 3600, ifNotANumber: 10) }
+        #expect(check(2.5) == .milliseconds(2500))
+        #expect(check(10) == .seconds(10))
+        #expect(check(0) == .milliseconds(100))
+        #expect(check(-3) == .milliseconds(100))
+        #expect(check(1e12) == .seconds(3600))
+        #expect(check(.infinity) == .seconds(10))
+        #expect(check(.nan) == .seconds(10))
+        #expect(ServerConfig.duration(1e12, ifNotANumber: 60) == .seconds(86_400))
+        #expect(ServerConfig.duration(-1, atLeast: 0, ifNotANumber: 5) == .zero)
     }
 }
