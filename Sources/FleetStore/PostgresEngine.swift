@@ -414,62 +414,72 @@ enum Placeholders {
         return found
     }
 
-    /// A script's statements: split at `;` outside quotes, `$$` bodies and `--` comments.
+    /// A script's statements: split at `;` outside quotes, `$$` bodies and comments; what is
+    /// only blanks and comments is dropped.
     static func statements(_ sql: String) -> [String] {
         var out: [String] = []
         var current = ""
+        var hasCode = false
         scan(sql) { ch, code in
             if code && ch == ";" {
-                out.append(current)
-                current = ""
-            } else {
-                current.append(ch)
+                if hasCode { out.append(current) }
+                (current, hasCode) = ("", false)
+                return
             }
+            current.append(ch)
+            if code && !ch.isWhitespace { hasCode = true }
         }
-        out.append(current)
-        // Drop what is only blanks and comments.
-        return out.filter { piece in
-            piece.split(separator: "\n").contains { line in
-                let t = line.trimmingCharacters(in: .whitespaces)
-                return !t.isEmpty && !t.hasPrefix("--")
-            }
-        }
+        if hasCode { out.append(current) }
+        return out
     }
 
     /// Hands every character of `sql` to `body`, saying whether it is code: false inside quotes
-    /// ('…', "…"), `$$` bodies and `--` comments (their delimiters included).
+    /// ('…', "…"), `$$` bodies, `--` comments and `/* */` comments, which nest in PostgreSQL
+    /// (their delimiters included).
     static func scan(_ sql: String, _ body: (Character, Bool) -> Void) {
+        let chars = Array(sql)
         var quote: Character? = nil
         var dollar = false
         var lineComment = false
-        var previous: Character = " "
-        for ch in sql {
-            var code = false
-            if lineComment {
+        var blockDepth = 0
+        var i = 0
+        /// Whether `a` and `b` start at `i`; if so, both are handed over as not code.
+        func delimiter(_ a: Character, _ b: Character) -> Bool {
+            guard chars[i] == a, i + 1 < chars.count, chars[i + 1] == b else { return false }
+            body(a, false)
+            body(b, false)
+            i += 2
+            return true
+        }
+        while i < chars.count {
+            let ch = chars[i]
+            if blockDepth > 0 {
+                if delimiter("/", "*") { blockDepth += 1; continue }
+                if delimiter("*", "/") { blockDepth -= 1; continue }
+            } else if lineComment {
                 if ch == "\n" { lineComment = false }
             } else if dollar {
-                if ch == "$" && previous == "$" {
-                    dollar = false
-                    body(ch, false)
-                    previous = " "
-                    continue
-                }
+                if delimiter("$", "$") { dollar = false; continue }
             } else if let q = quote {
                 if ch == q { quote = nil }
             } else if ch == "'" || ch == "\"" {
                 quote = ch
-            } else if ch == "-" && previous == "-" {
+            } else if delimiter("-", "-") {
                 lineComment = true
-            } else if ch == "$" && previous == "$" {
+                continue
+            } else if delimiter("/", "*") {
+                blockDepth = 1
+                continue
+            } else if delimiter("$", "$") {
                 dollar = true
-                body(ch, false)
-                previous = " "
                 continue
             } else {
-                code = true
+                body(ch, true)
+                i += 1
+                continue
             }
-            body(ch, code)
-            previous = ch
+            body(ch, false)
+            i += 1
         }
     }
 }

@@ -195,9 +195,8 @@ final class PreparedStatements: Sendable {
         let head = sql.drop(while: { $0.isWhitespace }).prefix(7).uppercased()
         // Common table expressions (data-modifying ones included) before a main SELECT: rows.
         // Before an INSERT, UPDATE or DELETE a RETURNING may be a CTE's, not the main part's.
-        // (`Placeholders.scan` knows quotes, `$$` and `--` comments, not `/* */`: with one, unnamed.)
         if head.hasPrefix("WITH") {
-            return !sql.contains("/*") && Placeholders.mainVerb(sql) == "SELECT" ? .rows : nil
+            return Placeholders.mainVerb(sql) == "SELECT" ? .rows : nil
         }
         if head.hasPrefix("SELECT") { return .rows }
         guard head.hasPrefix("INSERT") || head.hasPrefix("UPDATE") || head.hasPrefix("DELETE") else { return nil }
