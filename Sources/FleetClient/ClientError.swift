@@ -26,7 +26,7 @@ public enum ClientError: Error, CustomStringConvertible, Sendable {
     /// The server URL (or a path built from it) is not a usable http/https URL.
     case invalidURL(String)
     /// Connection refused, DNS, TLS failure, timeout: `cannot reach http://…: Connection refused`;
-    /// a request sent and not answered in full in time: `no reply from http://… within 30 s: …`.
+    /// a request sent and not answered in full in time: `no complete reply from http://… within 30 s …`.
     case unreachable(String)
     /// The server answered with an error status; `body` is its JSON error (synthesized when the
     /// reply was not JSON, with code `http_<status>`); `retryAfter` is the reply's `Retry-After`

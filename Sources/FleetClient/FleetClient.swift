@@ -92,7 +92,7 @@ public final class FleetClient: Sendable {
                 // Reached, and asked: the server (or its database) is stuck or slow; "cannot
                 // reach" would send an operator after the network.
                 throw .unreachable(
-                    "no reply from \(base) within \(Self.seconds(request.timeoutMs)): connected and sent the request, the reply did not come")
+                    "no complete reply from \(base) within \(Self.seconds(request.timeoutMs)) after connecting and sending the request")
             }
             throw .unreachable("cannot reach \(base): \(Self.reason(message: message, osErrno: osErrno))")
         }

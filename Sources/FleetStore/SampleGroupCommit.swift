@@ -21,7 +21,8 @@ struct PendingSampleBatch: Sendable {
 /// being decoded, and the writer sat idle while requests queued.
 ///
 /// Where requests have a deadline (PostgreSQL), a batch's is taken when it is queued, and the
-/// wait for its group counts: a group's transaction has the earliest deadline of its batches,
+/// wait for its group counts: a group's transaction has the earliest deadline of its batches
+/// (at least `leastGroupTime` from its start),
 /// and a batch still queued at its deadline fails when the next group forms, without being
 /// written. (Before, a group took a whole limit from the moment it started: where PostgreSQL
 /// took connections but did not finish writes (a lock held, a stalled disk), a push queued
@@ -50,6 +51,8 @@ final class SampleGroupCommit: @unchecked Sendable {
     static let rowsWrittenOneByOne = 2
     /// The commit thread ends after this long without work.
     static let idleSeconds = 1.0
+    /// The least time a group's transaction is given, whatever its oldest batch has left.
+    static let leastGroupTime = Duration.milliseconds(250)
 
     /// One results array per group.
     typealias GroupResults = [Result<SampleBatchAck, any Error>]
@@ -113,6 +116,7 @@ final class SampleGroupCommit: @unchecked Sendable {
     private func commitLoop() {
         while let next = nextGroup() {
             let group = next.batches
+            if group.isEmpty { continue }  // only overdue batches, answered already
             let results: GroupResults
             do {
                 if group.count == 1, let writeAlone, let ack = try writeAlone(group[0].batch, next.due) {
@@ -194,7 +198,8 @@ final class SampleGroupCommit: @unchecked Sendable {
     }
 
     /// The next group to commit, waiting for one; nil (and the thread ends) after
-    /// `idleSeconds` without work. Batches queued past their deadline fail here, unwritten.
+    /// `idleSeconds` without work. Batches queued past their deadline fail here, unwritten (an
+    /// empty group when they were all there was).
     private func nextGroup() -> Group? {
         var overdue: [Waiting] = []
         defer {
@@ -204,20 +209,19 @@ final class SampleGroupCommit: @unchecked Sendable {
         }
         condition.lock()
         defer { condition.unlock() }
-        while true {
-            while queue.isEmpty {
-                if !condition.wait(until: Date(timeIntervalSinceNow: Self.idleSeconds)) && queue.isEmpty {
-                    threadRunning = false
-                    return nil
-                }
+        while queue.isEmpty {
+            if !condition.wait(until: Date(timeIntervalSinceNow: Self.idleSeconds)) && queue.isEmpty {
+                threadRunning = false
+                return nil
             }
-            let now = ContinuousClock.now
-            let isOverdue = { (w: Waiting) in w.due.map { $0.at <= now } ?? false }
-            if queue.contains(where: isOverdue) {
-                overdue += queue.filter(isOverdue)
-                queue.removeAll(where: isOverdue)
-            }
-            if !queue.isEmpty { break }
+        }
+        let now = ContinuousClock.now
+        let isOverdue = { (w: Waiting) in w.due.map { $0.at <= now } ?? false }
+        if queue.contains(where: isOverdue) {
+            overdue = queue.filter(isOverdue)
+            queue.removeAll(where: isOverdue)
+            // Answered now (the defer), not when the next batch comes or the thread ends.
+            if queue.isEmpty { return Group(batches: [], due: nil) }
         }
         var count = 0
         var samples = 0
@@ -228,7 +232,13 @@ final class SampleGroupCommit: @unchecked Sendable {
         }
         let group = Array(queue.prefix(count))
         queue.removeFirst(count)
-        let due = group.compactMap(\.due).min { $0.at < $1.at }
+        // The oldest batch's deadline, but some time for the group: a batch with milliseconds
+        // left (it waited out a stall in the queue) would otherwise fail the whole group on a
+        // database that just came back. It may be answered up to that much past its own, about
+        // what the deadline checks' own interval allows.
+        let due = group.compactMap(\.due).min { $0.at < $1.at }.map { oldest in
+            PostgresEngine.Due(at: max(oldest.at, now + Self.leastGroupTime), limit: oldest.limit)
+        }
         return Group(batches: group, due: due)
     }
 }

@@ -26,7 +26,7 @@ struct ClientUnitTests {
     /// A server that takes the connection and never answers (a stopped process, a database
     /// stall behind it): the error says so, not "cannot reach", which would send an operator
     /// after the network. Still `.unreachable`, so an agent moves on to its next server.
-    @Test("a request sent and not answered within the timeout is 'no reply', not 'cannot reach'")
+    @Test("a request sent and not answered within the timeout is 'no complete reply', not 'cannot reach'")
     func noReply() async throws {
         let listener = try SilentListener()
         defer { listener.close() }
@@ -41,7 +41,7 @@ struct ClientUnitTests {
                 return
             }
             #expect(
-                message == "no reply from \(base) within 1 s: connected and sent the request, the reply did not come")
+                message == "no complete reply from \(base) within 1 s after connecting and sending the request")
         }
     }
 
