@@ -57,10 +57,10 @@ test-swift:
 ## first run, so the suites run each one prepared (a server prepares after 3 runs).
 ## Suites of those targets that use no database (the batch decoder, the notice scanner, the
 ## placeholder scanner, hour packs, sums, the config waiters, the scrapers' cache, the engine's
-## thread pools) ran in the
+## thread pools, the group commit's deadlines) ran in the
 ## SQLite pass already, on the same binary: not run again (23 s of the pass).
 PG_SUITES := FleetStoreTests|FleetServerTests|AgentFailoverTests|ReplicaDeploymentTests
-PG_SKIP := \.(SampleBatchDecoderTests|NoticeScannerTests|PlaceholderTests|RawHourPackTests|LeftToRightSumTests|ConfigWaitersTests|ConfigBodiesTests|ScrapersTests|WorkerThreadsTests|WorkerThreadNameTests)/
+PG_SKIP := \.(SampleBatchDecoderTests|NoticeScannerTests|PlaceholderTests|RawHourPackTests|LeftToRightSumTests|ConfigWaitersTests|ConfigBodiesTests|ScrapersTests|WorkerThreadsTests|WorkerThreadNameTests|SampleGroupDeadlineTests)/
 PG_DIR := $(CURDIR)/.build/postgres
 test-postgres:
 	url="$$(./scripts/postgres-test-server.sh start $(PG_DIR))" || exit 1; \
