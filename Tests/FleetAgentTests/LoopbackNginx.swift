@@ -99,9 +99,15 @@ struct LoopbackNginx {
 /// A TCP port on 127.0.0.1 that nothing listens on now (the kernel picks it; a small race with
 /// other processes remains until the caller binds it).
 func freeLoopbackPort() throws -> Int {
+    let (fd, port) = try boundLoopbackSocket()
+    close(fd)
+    return port
+}
+
+/// A TCP socket bound to a port of 127.0.0.1 the kernel picks, and that port.
+func boundLoopbackSocket() throws -> (fd: Int32, port: Int) {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw LoopbackNginx.StartError(description: "socket: errno \(errno)") }
-    defer { close(fd) }
     var addr = sockaddr_in()
     addr.sin_family = sa_family_t(AF_INET)
     addr.sin_addr.s_addr = inet_addr("127.0.0.1")
@@ -112,8 +118,11 @@ func freeLoopbackPort() throws -> Int {
             bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0
         }
     }
-    guard bound else { throw LoopbackNginx.StartError(description: "bind: errno \(errno)") }
-    return Int(UInt16(bigEndian: addr.sin_port))
+    guard bound else {
+        close(fd)
+        throw LoopbackNginx.StartError(description: "bind: errno \(errno)")
+    }
+    return (fd, Int(UInt16(bigEndian: addr.sin_port)))
 }
 
 /// Whether something accepts TCP connections on 127.0.0.1:`port`.

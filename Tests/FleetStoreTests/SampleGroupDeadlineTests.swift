@@ -61,15 +61,21 @@ import Testing
         }
     }
 
+    /// A group commit whose first group (one batch, node `n-1`) is in its transaction, held.
+    static func stuckGroup() async throws -> (StuckWriter, SampleGroupCommit, Task<(Duration, (any Error)?), Never>) {
+        let writer = StuckWriter()
+        let commit = writer.commit()
+        let first = submit(commit, "n-1")
+        let started = await waitUntil(timeout: .seconds(5), poll: .milliseconds(10)) { writer.dues.withLock { $0.count } == 1 }
+        try #require(started, "the first group did not start")
+        return (writer, commit, first)
+    }
+
     /// A batch whose deadline passed while the group ahead of it was stuck, and that is all the
     /// queue holds: answered as soon as that group ends, not when the next batch comes or the
     /// commit thread's idle second runs out (which was 1 s later).
     @Test func aLoneOverdueBatchIsAnsweredWhenTheGroupAheadEnds() async throws {
-        let writer = StuckWriter()
-        let commit = writer.commit()
-        let first = Self.submit(commit, "n-1")
-        let started = await waitUntil(timeout: .seconds(5), poll: .milliseconds(10)) { writer.dues.withLock { $0.count } == 1 }
-        try #require(started)
+        let (writer, commit, first) = try await Self.stuckGroup()
         writer.nextLimit.withLock { $0 = .milliseconds(100) }
         let late = Self.submit(commit, "n-2")
         try await Task.sleep(for: .milliseconds(400))
@@ -85,12 +91,8 @@ import Testing
     /// A group's transaction has its oldest batch's deadline, but at least `leastGroupTime`:
     /// a batch with milliseconds left does not fail the fresh ones queued with it.
     @Test func aGroupHasItsOldestBatchsDeadlineButSomeTime() async throws {
-        let writer = StuckWriter()
-        let commit = writer.commit()
         let clock = ContinuousClock()
-        let first = Self.submit(commit, "n-1")
-        let started = await waitUntil(timeout: .seconds(5), poll: .milliseconds(10)) { writer.dues.withLock { $0.count } == 1 }
-        try #require(started)
+        let (writer, commit, first) = try await Self.stuckGroup()
         // Queued behind the stuck group: one with 0.6 s, then one with 10 s.
         writer.nextLimit.withLock { $0 = .milliseconds(600) }
         let soon = Self.submit(commit, "n-2")
@@ -108,11 +110,7 @@ import Testing
         #expect(groupDue.limit == .milliseconds(600))
         #expect(groupDue.at - clock.now < .milliseconds(600), "the fresh batch's deadline, not the oldest's")
         // Released with less than a quarter second left: the group still gets a quarter second.
-        let writer2 = StuckWriter()
-        let commit2 = writer2.commit()
-        let first2 = Self.submit(commit2, "n-1")
-        let started2 = await waitUntil(timeout: .seconds(5), poll: .milliseconds(10)) { writer2.dues.withLock { $0.count } == 1 }
-        try #require(started2)
+        let (writer2, commit2, first2) = try await Self.stuckGroup()
         writer2.nextLimit.withLock { $0 = .milliseconds(500) }
         let almost = Self.submit(commit2, "n-2")
         try await Task.sleep(for: .milliseconds(300))
