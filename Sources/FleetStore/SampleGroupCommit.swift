@@ -22,9 +22,8 @@ struct PendingSampleBatch: Sendable {
 ///
 /// Where requests have a deadline (PostgreSQL), a batch's is taken when it is queued, and the
 /// wait for its group counts: a group's transaction has the earliest deadline of its batches
-/// (at least `leastGroupTime` from its start),
-/// and a batch still queued at its deadline fails when the next group forms, without being
-/// written. (Before, a group took a whole limit from the moment it started: where PostgreSQL
+/// (at least `leastGroupTime` from its start), and a batch still queued at its deadline fails
+/// when the next group forms, without being written. (Before, a group took a whole limit from the moment it started: where PostgreSQL
 /// took connections but did not finish writes (a lock held, a stalled disk), a push queued
 /// behind a group that was cut waited for two limits, twice the minute, long after its agent
 /// had given up at 30 s, and with more pushes a minute than a group takes
