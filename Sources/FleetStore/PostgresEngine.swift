@@ -557,12 +557,23 @@ final class PostgresEngine: @unchecked Sendable {
 
     /// Reader connections and threads of an engine.
     static let defaultReaders = 8
+    /// How often PostgreSQL checks, while it runs a statement, that the connection is still
+    /// there (`client_connection_check_interval`).
+    static let clientCheckMilliseconds = 1000
 
     init(location: PostgresLocation, maxReaders: Int = defaultReaders, logger: Logger) throws {
         self.location = location
         self.logger = logger
         prepared = PreparedStatements(threshold: PreparedStatements.thresholdFromEnvironment(), logger: logger)
-        configuration = try location.configuration()
+        var configuration = try location.configuration()
+        // A statement whose connection the server closed (a request's deadline, a shutdown)
+        // ends within a second in PostgreSQL too: by default the backend notices only when it
+        // answers, so a query ran to its end for nobody, and a lone write waiting for a lock
+        // (a sample push) committed once it got it, after its request was answered 503.
+        // PostgreSQL 14 or newer.
+        configuration.options.additionalStartupParameters.append(
+            ("client_connection_check_interval", "\(Self.clientCheckMilliseconds)"))
+        self.configuration = configuration
         var readerConfiguration = configuration
         readerConfiguration.options.additionalStartupParameters.append(("default_transaction_read_only", "on"))
         // Named, so that operators (and tests) tell the requests' connections in pg_stat_activity

@@ -107,6 +107,27 @@ struct RequestDeadlineTests {
         // And the store answers requests again on a new connection.
         #expect(await database.ping())
     }
+
+    /// PostgreSQL ends a statement whose connection the server closed at its deadline within
+    /// about a second (`client_connection_check_interval`), instead of running it to its end
+    /// for nobody (and committing it, for a lone write that waited for a lock).
+    @Test("a statement cut at its deadline ends in PostgreSQL too, long before it would have finished")
+    func aCutStatementEndsInPostgres() async throws {
+        let (server, database) = try freshPostgresStore()
+        defer { try? database.close() }
+        database.setRequestDeadline(.milliseconds(500))
+        let clock = ContinuousClock()
+        let began = clock.now
+        do {
+            _ = try await database.read { db in try Int.fetchOne(db, sql: "SELECT 6 FROM pg_sleep(30)") }
+            Issue.record("a read of 30 s finished under a 0.5 s deadline")
+        } catch {
+            #expect(DatabaseUnavailable.of(error)?.summary == "PostgreSQL did not finish within 0.5 s", "\(error)")
+        }
+        let gone = await statementsRunning(server, like: "SELECT 6 FROM pg_sleep%", count: 0)
+        #expect(gone, "the cut statement still runs in PostgreSQL")
+        #expect(clock.now - began < .seconds(10), "gone after \(clock.now - began)")
+    }
 }
 
 /// A statement sent on a connection PostgreSQL ended between two statements of a transaction
