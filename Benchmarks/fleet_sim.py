@@ -297,7 +297,8 @@ class Worker:
             t0 = time.monotonic()
             try:
                 st, resp = await asyncio.wait_for(
-                    node.push.request("POST", f"/api/v1/nodes/{node.id}/samples", node.token, body), REQUEST_TIMEOUT)
+                    node.push.request("POST", f"/api/v1/nodes/{node.id}/samples", node.token, body,
+                                      {"KSMFleet-Timeout": "30"}), REQUEST_TIMEOUT)
                 if st != 200:
                     raise HTTPError(f"samples {st} {resp[:200]!r}", node.push.retry_after)
                 ack = json.loads(resp)

@@ -153,7 +153,7 @@ async def bench_ingest(server, agents, batch, connections, total):
             next_seq[node_id] = seq + batch
             now = time.time()
             body = json.dumps({"samples": [sample(s, now) for s in range(seq, seq + batch)]}).encode()
-            st, resp = await c.request("POST", f"/api/v1/nodes/{node_id}/samples", token, body)
+            st, resp = await c.request("POST", f"/api/v1/nodes/{node_id}/samples", token, body, {"KSMFleet-Timeout": "30"})
             assert st == 200, resp
             stored += json.loads(resp)["stored"]
             sent += batch
@@ -203,7 +203,7 @@ function request()
       1000 + s %% 50, 9000 + s %% 500, math.floor(s / 10), s * 0.7)
   end
   return wrk.format("POST", "/api/v1/nodes/" .. id .. "/samples",
-    {["Authorization"] = "Bearer " .. token, ["Content-Type"] = "application/json"},
+    {["Authorization"] = "Bearer " .. token, ["Content-Type"] = "application/json", ["KSMFleet-Timeout"] = "30"},
     '{"samples":[' .. table.concat(parts, ",") .. ']}')
 end
 """

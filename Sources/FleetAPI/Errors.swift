@@ -80,3 +80,35 @@ public enum APIPaths {
     /// Longest long-poll the server grants.
     public static let maxWaitSeconds = 60
 }
+
+/// How long a client waits for a sample push's answer, told to the server in the header
+/// `KSMFleet-Timeout` (seconds) so that the server answers before the client gives up: the
+/// push's database work may take `serverLimit` of it (and at most the server's own request
+/// deadline). Without it a push stuck behind a database stall was held by the server for up to
+/// its 60 s while the agent had given up at 30 s, and the agent saw a timeout instead of the
+/// server's 503 with its reason and `Retry-After`.
+public enum ClientTimeout {
+    public static let header = "KSMFleet-Timeout"
+    /// The seconds of a client's timeout the server's database work may take: all but 10 % of it
+    /// and at least 1 s (the server notices a deadline up to a quarter second late, and the
+    /// answer has its way back to make), and at least half of it. 30 s: 27 s; 6 s: 5 s.
+    public static func serverLimit(_ seconds: Double) -> Double {
+        max(seconds / 2, seconds - max(1, seconds * 0.1))
+    }
+    /// Longest timeout the header may state (seconds).
+    public static let maxSeconds = 3600.0
+
+    /// The header's value for `seconds`: "30", "2.5".
+    public static func value(_ seconds: Double) -> String {
+        seconds == seconds.rounded() ? String(Int(seconds)) : String(seconds)
+    }
+
+    /// The seconds a header value states; nil for anything but a number over 0 and at most
+    /// `maxSeconds`.
+    public static func parse(_ text: String) -> Double? {
+        guard let s = Double(text), s.isFinite, s > 0, s <= maxSeconds else {
+            return nil
+        }
+        return s
+    }
+}

@@ -4,6 +4,7 @@ import Foundation
 import Hummingbird
 import KSMCore
 import Logging
+import HTTPTypes
 import Synchronization
 
 /// The agent's side of the API: register, long-poll its config, push samples.
@@ -163,8 +164,21 @@ struct AgentController<Context: RequestContext>: Sendable {
         return Response(status: .notModified, headers: headers)
     }
 
+    /// The limit of a push's database work from the client's `KSMFleet-Timeout`: nil without the
+    /// header (the server's request deadline alone); a value that is not seconds is refused.
+    static func databaseLimit(_ request: Request) throws -> Duration? {
+        guard let text = request.headers[clientTimeoutField] else { return nil }
+        guard let seconds = ClientTimeout.parse(text) else {
+            throw APIError.invalidValue(
+                ClientTimeout.header,
+                "must be the seconds the client waits for the answer, over 0 and at most \(Int(ClientTimeout.maxSeconds)); got \"\(text.prefix(40))\"")
+        }
+        return .milliseconds(Int64(ClientTimeout.serverLimit(seconds) * 1000))
+    }
+
     @Sendable func pushSamples(_ request: Request, context: Context) async throws -> Response {
         let id = try context.parameters.require("id")
+        let databaseLimit = try Self.databaseLimit(request)
         // Room for a full batch: about 1.5 KiB of JSON per sample.
         let limit = max(state.config.maxBodyBytes, SampleBatch.maxSamples * 2048)
         let data = try await HTTP.body(request, limit: limit)
@@ -188,10 +202,13 @@ struct AgentController<Context: RequestContext>: Sendable {
                 throw APIError.invalidValue("samples[\(i)].\(bad.field)", bad.message)
             }
         }
-        var ack = try await state.database.insertSamples(
-            nodeId: id, batch.samples,
-            json: decoded.sampleRanges.map { SampleBatchDecoder.sampleJSON(data, $0) }
-                ?? FastJSON.sampleSlices(data).flatMap { $0.count == batch.samples.count ? $0 : nil })
+        let json = decoded.sampleRanges.map { SampleBatchDecoder.sampleJSON(data, $0) }
+            ?? FastJSON.sampleSlices(data).flatMap { $0.count == batch.samples.count ? $0 : nil }
+        // Answered before the agent gives up (`ClientTimeout`), a 503 with the reason rather
+        // than its timeout, and no work kept up for a push nobody waits for.
+        var ack = try await DatabaseWork.$deadline.withValue(databaseLimit) {
+            try await state.database.insertSamples(nodeId: id, batch.samples, json: json)
+        }
         // The token check (CheckedRouter) found whether this node's token is due for rotation.
         if case .node(_, rotationDue: true) = Caller.current { ack.rotateToken = true }
         state.metrics.samplesStored(ack.stored, duplicates: ack.duplicates)
@@ -222,3 +239,6 @@ final class ConfigBodies: Sendable {
         return body
     }
 }
+
+/// The header a sample push states its client's timeout in (`ClientTimeout`).
+private let clientTimeoutField = HTTPField.Name(ClientTimeout.header)!

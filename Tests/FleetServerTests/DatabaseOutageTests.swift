@@ -190,6 +190,51 @@ struct DatabaseOutageTests {
         await p.h.finish()
     }
 
+    /// A push behind a stalled write (here the samples table locked by another session) is
+    /// answered 503, with the reason and Retry-After, before its client gives up: the client
+    /// states its timeout (`KSMFleet-Timeout`) and the push's database work gets all but a
+    /// second of it. Before, the server held it for its own minute and the client saw a
+    /// timeout.
+    @Test("a push behind a stalled write is answered 503 within the client's timeout, not held for the server's minute")
+    func pushAnsweredWithinTheClientsTimeout() async throws {
+        let p = try await onPostgres(hostname: "stalled-push")
+        let held = Mutex<Result<String, any Error>?>(nil)
+        let location = p.location
+        Thread.detachNewThread {
+            let r = Result {
+                try TestStore.psql(location, "BEGIN; LOCK TABLE samples IN EXCLUSIVE MODE; SELECT pg_sleep(9); COMMIT;")
+            }
+            held.withLock { $0 = r }
+        }
+        let locked = await waitUntil(timeout: .seconds(5), poll: .milliseconds(100)) {
+            (try? TestStore.psql(location, "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'samples' AND l.mode = 'ExclusiveLock' AND l.granted")) == "1"
+        }
+        try #require(locked, "the lock on the samples table was not taken")
+        let agent = try FleetClient(
+            ClientOptions(serverURL: p.h.server.baseURL, token: p.reg.nodeToken, connectTimeout: 2, requestTimeout: 6))
+        let clock = ContinuousClock()
+        let asked = clock.now
+        do {
+            _ = try await agent.pushSamples(nodeId: p.reg.nodeId, Fixtures.batch([2]))
+            Issue.record("a push was stored while the samples table was locked")
+        } catch {
+            guard case .api(let status, let body, let retryAfter) = error else {
+                Issue.record("not the server's answer: \(error)")
+                return
+            }
+            #expect(status == 503 && body.error.code == "database_unavailable", "\(status) \(body)")
+            #expect(body.error.message.contains("did not finish within 5 s"), "\(body.error.message)")
+            #expect(retryAfter == 5)
+        }
+        let took = clock.now - asked
+        #expect(took >= .seconds(5) && took < .seconds(6), "answered after \(took)")
+        _ = await waitUntil(timeout: .seconds(10), poll: .milliseconds(200)) { held.withLock { $0 != nil } }
+        if case .failure(let error) = held.withLock({ $0 }) { Issue.record("the lock holder failed: \(error)") }
+        // Nothing of it was stored; the same push goes through now.
+        #expect(try await agent.pushSamples(nodeId: p.reg.nodeId, Fixtures.batch([2])).stored == 1)
+        await p.h.finish()
+    }
+
     /// A PostgreSQL that refuses writes (a failover left the server on the old primary, now a
     /// standby; or an operator made the database read-only): 503 saying so, reads still
     /// answered; once writable again the next write connects anew and is stored (the old

@@ -58,7 +58,17 @@ import Testing
             #expect(errorBody(r)?.error.code == code, "\(r.text)")
             if let field { #expect(errorBody(r)?.error.field == field, "\(r.text)") }
         }
-        // A good batch after all that, stored as the bytes received.
+        // The client's timeout header (`ClientTimeout`): seconds over 0 and at most an hour, or
+        // the push is refused naming the header, and nothing is stored.
+        let body = try jsonBody(Fixtures.batch([1]))
+        for bad in ["0", "-5", "abc", "3601", "inf", "nan", "30s"] {
+            let r = try await node.send(
+                method: "POST", path: APIPaths.samples(reg.nodeId),
+                headers: ["Content-Type": "application/json", ClientTimeout.header: bad], body: body)
+            #expect(r.status == 422 && errorBody(r)?.error.field == ClientTimeout.header, "\(bad): \(r.status) \(r.text)")
+        }
+        #expect(try await h.admin.node(reg.nodeId).lastSample == nil)
+        // A good batch after all that (the client sends its timeout), stored as the bytes received.
         #expect(try await node.pushSamples(nodeId: reg.nodeId, Fixtures.batch([1, 2])).stored == 2)
         let info = try await h.admin.node(reg.nodeId)
         #expect(info.lastSample == Fixtures.sample(2))
