@@ -163,18 +163,7 @@ struct DatabaseOutageTests {
         #expect(first.values["ksmfleet_database_up"] == 1 && first.values["ksmfleet_nodes"] == 1)
 
         // Another session holds the credentials table for 6 s.
-        let held = Mutex<Result<String, any Error>?>(nil)
-        let location = p.location
-        Thread.detachNewThread {
-            let r = Result {
-                try TestStore.psql(location, "BEGIN; LOCK TABLE credentials IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(6); COMMIT;")
-            }
-            held.withLock { $0 = r }
-        }
-        let locked = await waitUntil(timeout: .seconds(5), poll: .milliseconds(100)) {
-            (try? TestStore.psql(location, "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'credentials' AND l.mode = 'AccessExclusiveLock' AND l.granted")) == "1"
-        }
-        try #require(locked, "the lock on the credentials table was not taken")
+        let held = try await TableLock.take(p.location, "credentials", mode: "ACCESS EXCLUSIVE", seconds: 6)
         let clock = ContinuousClock()
         let asked = clock.now
         let scrape = try await prometheus.send(method: "GET", path: "/metrics", timeout: 30)
@@ -185,8 +174,7 @@ struct DatabaseOutageTests {
         #expect(took < .seconds(5), "the scrape took \(took)")
         #expect(m.values["ksmfleet_database_up"] == 0, "\(text)")
         #expect(m.values["ksmfleet_nodes"] == nil && !text.contains("ksmfleet_node_"), "fleet data on a remembered credential")
-        _ = await waitUntil(timeout: .seconds(10), poll: .milliseconds(200)) { held.withLock { $0 != nil } }
-        if case .failure(let error) = held.withLock({ $0 }) { Issue.record("the lock holder failed: \(error)") }
+        await held.ended()
         await p.h.finish()
     }
 
@@ -198,18 +186,7 @@ struct DatabaseOutageTests {
     @Test("a push behind a stalled write is answered 503 within the client's timeout, not held for the server's minute")
     func pushAnsweredWithinTheClientsTimeout() async throws {
         let p = try await onPostgres(hostname: "stalled-push")
-        let held = Mutex<Result<String, any Error>?>(nil)
-        let location = p.location
-        Thread.detachNewThread {
-            let r = Result {
-                try TestStore.psql(location, "BEGIN; LOCK TABLE samples IN EXCLUSIVE MODE; SELECT pg_sleep(9); COMMIT;")
-            }
-            held.withLock { $0 = r }
-        }
-        let locked = await waitUntil(timeout: .seconds(5), poll: .milliseconds(100)) {
-            (try? TestStore.psql(location, "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'samples' AND l.mode = 'ExclusiveLock' AND l.granted")) == "1"
-        }
-        try #require(locked, "the lock on the samples table was not taken")
+        let held = try await TableLock.take(p.location, "samples", mode: "EXCLUSIVE", seconds: 9)
         let agent = try FleetClient(
             ClientOptions(serverURL: p.h.server.baseURL, token: p.reg.nodeToken, connectTimeout: 2, requestTimeout: 6))
         let clock = ContinuousClock()
@@ -228,8 +205,7 @@ struct DatabaseOutageTests {
         }
         let took = clock.now - asked
         #expect(took >= .seconds(5) && took < .seconds(6), "answered after \(took)")
-        _ = await waitUntil(timeout: .seconds(10), poll: .milliseconds(200)) { held.withLock { $0 != nil } }
-        if case .failure(let error) = held.withLock({ $0 }) { Issue.record("the lock holder failed: \(error)") }
+        await held.ended()
         // Nothing of it was stored; the same push goes through now.
         #expect(try await agent.pushSamples(nodeId: p.reg.nodeId, Fixtures.batch([2])).stored == 1)
         await p.h.finish()
@@ -601,5 +577,39 @@ private final class Counter: Sendable {
             $0 += 1
             return $0
         }
+    }
+}
+
+/// A table locked by another session (psql) for a while: a database that takes connections and
+/// does not finish what needs the table.
+final class TableLock: Sendable {
+    private let outcome = Mutex<Result<String, any Error>?>(nil)
+
+    /// Locks `table` of `location` in `mode` ("ACCESS EXCLUSIVE", "EXCLUSIVE") for `seconds`;
+    /// returns once PostgreSQL granted it.
+    static func take(_ location: String, _ table: String, mode: String, seconds: Int) async throws -> TableLock {
+        let held = TableLock()
+        Thread.detachNewThread {
+            let r = Result {
+                try TestStore.psql(location, "BEGIN; LOCK TABLE \(table) IN \(mode) MODE; SELECT pg_sleep(\(seconds)); COMMIT;")
+            }
+            held.outcome.withLock { $0 = r }
+        }
+        // pg_locks names the mode "AccessExclusiveLock", "ExclusiveLock".
+        let named = mode.split(separator: " ").map { $0.prefix(1) + $0.dropFirst().lowercased() }.joined() + "Lock"
+        let locked = await waitUntil(timeout: .seconds(5), poll: .milliseconds(100)) {
+            (try? TestStore.psql(
+                location,
+                "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = '\(table)' AND l.mode = '\(named)' AND l.granted"
+            )) == "1"
+        }
+        try #require(locked, "the lock on the \(table) table was not taken")
+        return held
+    }
+
+    /// Waits for the holder to end (up to 10 s) and records it if it failed.
+    func ended() async {
+        _ = await waitUntil(timeout: .seconds(10), poll: .milliseconds(200)) { outcome.withLock { $0 != nil } }
+        if case .failure(let error) = outcome.withLock({ $0 }) { Issue.record("the lock holder failed: \(error)") }
     }
 }
