@@ -90,17 +90,24 @@ public enum APIPaths {
 public enum ClientTimeout {
     public static let header = "KSMFleet-Timeout"
     /// The seconds of a client's timeout the server's database work may take: all but 10 % of it
-    /// and at least 1 s (the server notices a deadline up to a quarter second late, and the
-    /// answer has its way back to make), and at least half of it. 30 s: 27 s; 6 s: 5 s.
+    /// and at least 2 s (the server notices a deadline up to a quarter second late, and the
+    /// answer has its way back to make), at least half of it, and never under `leastServerLimit`
+    /// (a push's deadline can shorten its whole group commit's). 30 s: 27 s; 6 s: 4 s; 1 s: 2 s.
     public static func serverLimit(_ seconds: Double) -> Double {
-        max(seconds / 2, seconds - max(1, seconds * 0.1))
+        max(leastServerLimit, seconds / 2, seconds - max(2, seconds * 0.1))
     }
+    /// The least a push's database work is given whatever its client says: the group commit
+    /// gives a group the earliest deadline of its pushes, and one client stating a tiny timeout
+    /// would otherwise cut its neighbours' pushes short on a slow database.
+    public static let leastServerLimit = 2.0
     /// Longest timeout the header may state (seconds).
     public static let maxSeconds = 3600.0
 
-    /// The header's value for `seconds`: "30", "2.5".
-    public static func value(_ seconds: Double) -> String {
-        seconds == seconds.rounded() ? String(Int(seconds)) : String(seconds)
+    /// The header's value for `seconds` ("30", "2.5"); nil for what `parse` would refuse (the
+    /// header is then not sent).
+    public static func value(_ seconds: Double) -> String? {
+        guard seconds.isFinite, seconds > 0, seconds <= maxSeconds else { return nil }
+        return seconds == seconds.rounded() ? String(Int(seconds)) : String(seconds)
     }
 
     /// The seconds a header value states; nil for anything but a number over 0 and at most

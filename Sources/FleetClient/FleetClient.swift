@@ -138,9 +138,9 @@ public final class FleetClient: Sendable {
 
     /// `POST /api/v1/nodes/{id}/samples`.
     public func pushSamples(nodeId: String, _ batch: SampleBatch) async throws(ClientError) -> SampleBatchAck {
-        try await request(
-            "POST", APIPaths.samples(nodeId), headers: [ClientTimeout.header: ClientTimeout.value(options.requestTimeout)],
-            json: batch, as: SampleBatchAck.self)
+        var headers: [String: String] = [:]
+        if let timeout = ClientTimeout.value(options.requestTimeout) { headers[ClientTimeout.header] = timeout }
+        return try await request("POST", APIPaths.samples(nodeId), headers: headers, json: batch, as: SampleBatchAck.self)
     }
 
     // MARK: - helpers

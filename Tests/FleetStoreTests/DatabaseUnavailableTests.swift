@@ -126,7 +126,8 @@ struct RequestDeadlineTests {
         }
         let gone = await statementsRunning(server, like: "SELECT 6 FROM pg_sleep%", count: 0)
         #expect(gone, "the cut statement still runs in PostgreSQL")
-        #expect(clock.now - began < .seconds(10), "gone after \(clock.now - began)")
+        // The cut at 0.5 s (up to a quarter second late), then PostgreSQL's check once a second.
+        #expect(clock.now - began < .seconds(4), "gone after \(clock.now - began)")
     }
 }
 
