@@ -91,8 +91,8 @@ public final class FleetClient: Sendable {
             if noReply {
                 // Reached, and asked: the server (or its database) is stuck or slow; "cannot
                 // reach" would send an operator after the network.
-                throw .unreachable(
-                    "no complete reply from \(base) within \(Self.seconds(request.timeoutMs)) after connecting and sending the request")
+                let within = Self.seconds(request.timeoutMs)
+                throw .unreachable("no complete reply from \(base) within \(within) after connecting and sending the request")
             }
             throw .unreachable("cannot reach \(base): \(Self.reason(message: message, osErrno: osErrno))")
         }
@@ -140,7 +140,8 @@ public final class FleetClient: Sendable {
     public func pushSamples(nodeId: String, _ batch: SampleBatch) async throws(ClientError) -> SampleBatchAck {
         var headers: [String: String] = [:]
         if let timeout = ClientTimeout.value(options.requestTimeout) { headers[ClientTimeout.header] = timeout }
-        return try await request("POST", APIPaths.samples(nodeId), headers: headers, json: batch, as: SampleBatchAck.self)
+        return try await request(
+            "POST", APIPaths.samples(nodeId), headers: headers, json: batch, as: SampleBatchAck.self)
     }
 
     // MARK: - helpers

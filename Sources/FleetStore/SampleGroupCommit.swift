@@ -23,12 +23,12 @@ struct PendingSampleBatch: Sendable {
 /// Where requests have a deadline (PostgreSQL), a batch's is taken when it is queued, and the
 /// wait for its group counts: a group's transaction has the earliest deadline of its batches
 /// (at least `leastGroupTime` from its start), and a batch still queued at its deadline fails
-/// when the next group forms, without being written. (Before, a group took a whole limit from the moment it started: where PostgreSQL
-/// took connections but did not finish writes (a lock held, a stalled disk), a push queued
-/// behind a group that was cut waited for two limits, twice the minute, long after its agent
-/// had given up at 30 s, and with more pushes a minute than a group takes
-/// (`maxSamplesPerCommit`) the queue kept growing. A database answering nothing at all fails
-/// the next group's new connection within the connect timeout.)
+/// when the next group forms, without being written. (Before, a group took a whole limit from
+/// the moment it started: where PostgreSQL took connections but did not finish writes (a lock
+/// held, a stalled disk), a push queued behind a group that was cut waited for two limits,
+/// twice the minute, long after its agent had given up at 30 s, and with more pushes a minute
+/// than a group takes (`maxSamplesPerCommit`) the queue kept growing. A database answering
+/// nothing at all fails the next group's new connection within the connect timeout.)
 final class SampleGroupCommit: @unchecked Sendable {
     private struct Waiting {
         let batch: PendingSampleBatch
@@ -50,7 +50,7 @@ final class SampleGroupCommit: @unchecked Sendable {
     static let rowsWrittenOneByOne = 2
     /// The commit thread ends after this long without work.
     static let idleSeconds = 1.0
-    /// The least time a group's transaction is given, whatever its oldest batch has left.
+    /// The least time a group's transaction is given, whatever its earliest deadline leaves.
     static let leastGroupTime = Duration.milliseconds(250)
 
     /// One results array per group.
@@ -203,7 +203,8 @@ final class SampleGroupCommit: @unchecked Sendable {
         var overdue: [Waiting] = []
         defer {
             for w in overdue {
-                if let due = w.due { w.continuation.resume(throwing: PostgresError.noAnswer(within: due.limit, queued: true)) }
+                guard let due = w.due else { continue }
+                w.continuation.resume(throwing: PostgresError.noAnswer(within: due.limit, queued: true))
             }
         }
         condition.lock()
@@ -231,12 +232,12 @@ final class SampleGroupCommit: @unchecked Sendable {
         }
         let group = Array(queue.prefix(count))
         queue.removeFirst(count)
-        // The oldest batch's deadline, but some time for the group: a batch with milliseconds
-        // left (it waited out a stall in the queue) would otherwise fail the whole group on a
-        // database that just came back. It may be answered up to that much past its own, about
-        // what the deadline checks' own interval allows.
-        let due = group.compactMap(\.due).min { $0.at < $1.at }.map { oldest in
-            PostgresEngine.Due(at: max(oldest.at, now + Self.leastGroupTime), limit: oldest.limit)
+        // The earliest deadline of its batches, but some time for the group: a batch with
+        // milliseconds left (it waited out a stall in the queue) would otherwise fail the whole
+        // group on a database that just came back. It may be answered up to that much past its
+        // own, about what the deadline checks' own interval allows.
+        let due = group.compactMap(\.due).min { $0.at < $1.at }.map { earliest in
+            PostgresEngine.Due(at: max(earliest.at, now + Self.leastGroupTime), limit: earliest.limit)
         }
         return Group(batches: group, due: due)
     }

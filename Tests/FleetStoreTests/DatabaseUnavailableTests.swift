@@ -298,10 +298,10 @@ struct QueuedDeadlineTests {
     }
 
     /// The sample group commit counts a batch's wait for its group: the group's transaction has
-    /// its oldest batch's deadline, and a batch queued past its own fails when the next group
-    /// forms, unwritten. Before, a group took a whole limit from its start, so a push queued behind
-    /// a group that was cut waited for nearly two limits (here about 5 s of a 3 s limit; with the
-    /// server's minute, two minutes, where the agent gives up after 30 s).
+    /// the earliest deadline of its batches, and a batch queued past its own fails when the next
+    /// group forms, unwritten. Before, a group took a whole limit from its start, so a push queued
+    /// behind a group that was cut waited for nearly two limits (here about 5 s of a 3 s limit;
+    /// with the server's minute, two minutes, where the agent gives up after 30 s).
     @Test("a sample batch queued behind a stuck group fails at its own deadline; one past it when the next group forms, unwritten")
     func sampleBatchesQueuedBehindAStuckGroup() async throws {
         let (server, database) = try freshPostgresStore()

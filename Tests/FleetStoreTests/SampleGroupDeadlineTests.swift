@@ -88,7 +88,7 @@ import Testing
         #expect(writer.dues.withLock { $0.count } == 1, "the overdue batch was written")
     }
 
-    /// A group's transaction has its oldest batch's deadline, but at least `leastGroupTime`:
+    /// A group's transaction has the earliest deadline of its batches, but at least `leastGroupTime`:
     /// a batch with milliseconds left does not fail the fresh ones queued with it.
     @Test func aGroupHasItsOldestBatchsDeadlineButSomeTime() async throws {
         let clock = ContinuousClock()
@@ -108,7 +108,7 @@ import Testing
         try #require(dues.count == 2, "\(dues)")
         let groupDue = try #require(dues[1])
         #expect(groupDue.limit == .milliseconds(600))
-        #expect(groupDue.at - clock.now < .milliseconds(600), "the fresh batch's deadline, not the oldest's")
+        #expect(groupDue.at - clock.now < .milliseconds(600), "the group got the fresh batch's deadline, not the earliest")
         // Released with less than a quarter second left: the group still gets a quarter second.
         let (writer2, commit2, first2) = try await Self.stuckGroup()
         writer2.nextLimit.withLock { $0 = .milliseconds(500) }
