@@ -113,9 +113,7 @@ public enum ClientTimeout {
     /// The seconds a header value states; nil for anything but a number over 0 and at most
     /// `maxSeconds`.
     public static func parse(_ text: String) -> Double? {
-        guard let s = Double(text), s.isFinite, s > 0, s <= maxSeconds else {
-            return nil
-        }
+        guard let s = Double(text), s > 0, s <= maxSeconds else { return nil }  // NaN fails both
         return s
     }
 }

@@ -192,9 +192,9 @@ public final class FleetClient: Sendable {
         return Int(min(seconds, 86_400) * 1000)
     }
 
-    /// "30 s", "1.5 s".
+    /// "30 s", "1.5 s" (written as the push's timeout header writes seconds).
     static func seconds(_ ms: Int) -> String {
-        ms % 1000 == 0 ? "\(ms / 1000) s" : "\(Double(ms) / 1000) s"
+        "\(ClientTimeout.value(Double(ms) / 1000) ?? String(Double(ms) / 1000)) s"
     }
 
     static func reason(message: String, osErrno: Int) -> String {
