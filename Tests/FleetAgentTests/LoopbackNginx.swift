@@ -59,7 +59,7 @@ struct LoopbackNginx {
                         proxy_set_header Connection "";
                         proxy_connect_timeout 2s;
                         proxy_read_timeout 120s;
-                        proxy_next_upstream error timeout http_502 http_503 non_idempotent;
+                        proxy_next_upstream error timeout http_502 non_idempotent;
                     }
                 }
             }
