@@ -11,9 +11,14 @@ import Synchronization
 /// It is over when the database answers a query (`DatabaseOutageService` asks every
 /// `probeInterval`) and either a write request succeeded since the last refusal or none was
 /// refused for `quietInterval`: a full disk or a read-only database answers reads while every
-/// write fails, and agents back off for up to a minute between pushes. A line per request would
-/// be thousands a second for a fleet's pushes, and would bury the one line that says what
-/// happened.
+/// write fails. The write must be to a route whose writes were refused (a push, when pushes
+/// were): a table locked by another session (an operator's `LOCK TABLE`, a long `ALTER`) stalls
+/// only the writes that need it, and a registration going through meanwhile says nothing about
+/// them. The quiet is longer than one agent's refusals are apart: its push waits up to
+/// the server's limit (27 s of the agent's 30) before the 503, then the agent backs off up to
+/// a minute. With 30 s, a small fleet's pushes behind a locked table were an outage begun and
+/// ended per push. A line per request would be thousands a second for a fleet's pushes, and
+/// would bury the one line that says what happened.
 final class DatabaseOutage: Sendable {
     private struct State {
         /// When the outage began; nil while there is none.
@@ -22,8 +27,11 @@ final class DatabaseOutage: Sendable {
         var refusedSinceLine = 0
         var latest: DatabaseUnavailable?
         var lastRefused: ContinuousClock.Instant?
-        /// A write request succeeded after the last refusal.
+        /// A write request succeeded after the last refusal, to a route in `refusedWrites` (to
+        /// any route while that is empty).
         var wroteSince = false
+        /// The routes (`APIRoutes.route`) of the write requests refused during the outage.
+        var refusedWrites: Set<String> = []
     }
     private let state = Mutex(State())
     /// Whether an outage is under way, read without the lock on every write request.
@@ -38,7 +46,7 @@ final class DatabaseOutage: Sendable {
 
     init(
         logger: Logger, probeInterval: Duration = .seconds(1), summaryInterval: Duration = .seconds(10),
-        quietInterval: Duration = .seconds(30)
+        quietInterval: Duration = .seconds(90)
     ) {
         self.logger = logger
         self.probeInterval = probeInterval
@@ -58,14 +66,17 @@ final class DatabaseOutage: Sendable {
         }
     }
 
-    /// Counts a request refused for `why`; the first of an outage logs it and wakes the watcher.
-    func refused(_ why: DatabaseUnavailable, path: String) {
+    /// Counts a request refused for `why` (`write`: a POST, PUT, PATCH or DELETE); the first of
+    /// an outage logs it and wakes the watcher.
+    func refused(_ why: DatabaseUnavailable, path: String, write: Bool) {
+        let route = write ? APIRoutes.route(path) : nil
         let first = state.withLock { s -> Bool in
             s.refused += 1
             s.refusedSinceLine += 1
             s.latest = why
             s.lastRefused = .now
             s.wroteSince = false
+            if let route { s.refusedWrites.insert(route) }
             guard s.began == nil else { return false }
             s.began = .now
             s.refused = 1
@@ -80,10 +91,12 @@ final class DatabaseOutage: Sendable {
         begin.yield()
     }
 
-    /// A write request succeeded (called only while an outage is under way).
-    func writeSucceeded() {
+    /// A write request to `path` succeeded (called only while an outage is under way). It
+    /// counts if writes to its route were refused, or no write was.
+    func writeSucceeded(path: String) {
+        let route = APIRoutes.route(path)
         state.withLock { s in
-            if s.began != nil { s.wroteSince = true }
+            if s.began != nil, s.refusedWrites.isEmpty || s.refusedWrites.contains(route) { s.wroteSince = true }
         }
     }
 

@@ -17,10 +17,10 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             let response = try await next(request, context)
             // During an outage, an API write that went through (a push, a change) says the
             // database takes writes again.
-            if outage.active, [.post, .put, .patch, .delete].contains(request.method), (200..<300).contains(response.status.code),
+            if outage.active, Self.isWrite(request.method), (200..<300).contains(response.status.code),
                 request.uri.path.hasPrefix(APIPaths.prefix + "/")
             {
-                outage.writeSucceeded()
+                outage.writeSucceeded(path: request.uri.path)
             }
             return response
         } catch {
@@ -31,6 +31,11 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             }
             return try e.response(from: request, context: context)
         }
+    }
+
+    /// Whether a request of `method` writes (what ends an outage of writes).
+    static func isWrite(_ method: HTTPRequest.Method) -> Bool {
+        [.post, .put, .patch, .delete].contains(method)
     }
 
     /// Whether a path is the dashboard's (its pages, forms, sign-in, or a path that is none of
@@ -114,7 +119,9 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
                 // Logged once per outage (DatabaseOutage), not once per request; the client is
                 // told the kind of failure, the log the database's own words. Work given up by
                 // this server's shutdown is no outage (the shutdown logs it).
-                if !unavailable.atShutdown { outage.refused(unavailable, path: request.uri.path) }
+                if !unavailable.atShutdown {
+                    outage.refused(unavailable, path: request.uri.path, write: isWrite(request.method))
+                }
                 return .databaseUnavailable(unavailable.summary)
             }
             logger.error("request failed", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
@@ -140,6 +147,16 @@ enum APIRoutes {
         }
         return byPath.map { ($0.0.split(separator: "/"), $0.1) }
     }()
+
+    /// The route `path` matches, its ids as `*` ("api/v1/nodes/*/samples"); the path itself when
+    /// it matches none.
+    static func route(_ path: String) -> String {
+        let parts = path.split(separator: "/")
+        for (pattern, _) in table where pattern.count == parts.count {
+            if zip(pattern, parts).allSatisfy({ $0 == "*" || $0 == $1 }) { return pattern.joined(separator: "/") }
+        }
+        return path
+    }
 
     /// The methods a known path accepts, nil for an unknown path.
     static func allowedMethods(_ path: String) -> [String]? {

@@ -42,7 +42,7 @@ struct OpsController<Context: RequestContext>: Sendable {
                     }
                 } catch {
                     guard let unavailable = DatabaseUnavailable.of(error) else { throw error }
-                    if !unavailable.atShutdown { state.outage.refused(unavailable, path: request.uri.path) }
+                    if !unavailable.atShutdown { state.outage.refused(unavailable, path: request.uri.path, write: false) }
                 }
             }
             return HTTP.text(

@@ -525,7 +525,7 @@ struct DatabaseOutageTests {
             quietInterval: .seconds(3600))
         let gone = DatabaseUnavailable(
             summary: "PostgreSQL is shutting down or restarting", detail: "PostgreSQL: gone at 10.0.0.5")
-        for i in 0..<500 { outage.refused(gone, path: "/api/v1/nodes/n-\(i)/samples") }
+        for i in 0..<500 { outage.refused(gone, path: "/api/v1/nodes/n-\(i)/samples", write: true) }
         #expect(outage.active)
         let began = capture.messages(containing: "the database is unavailable")
         #expect(began.count == 1 && began.first?.level == .warning)
@@ -542,10 +542,10 @@ struct DatabaseOutageTests {
         await outage.watch {
             let n = probes.next()
             if n == 7 {
-                outage.writeSucceeded()
-                outage.refused(gone, path: "/api/v1/nodes/n-1/samples")
+                outage.writeSucceeded(path: "/api/v1/nodes/n-7/samples")
+                outage.refused(gone, path: "/api/v1/nodes/n-1/samples", write: true)
             }
-            if n == 10 { outage.writeSucceeded() }
+            if n == 10 { outage.writeSucceeded(path: "/api/v1/nodes/n-8/samples") }
             return n >= 7
         }
         #expect(probes.next() == 11, "the outage ended at another probe")
@@ -561,11 +561,56 @@ struct DatabaseOutageTests {
         let quiet = DatabaseOutage(
             logger: capture.logger(), probeInterval: .milliseconds(10), summaryInterval: .seconds(60),
             quietInterval: .milliseconds(30))
-        quiet.refused(gone, path: "/api/v1/nodes")
+        quiet.refused(gone, path: "/api/v1/nodes", write: false)
         await quiet.watch { true }
         #expect(!quiet.active)
         #expect(capture.messages(containing: "the database is unavailable").count == 2)
         #expect(capture.messages(containing: "the database answers again").count == 2)
+    }
+}
+
+extension DatabaseOutageTests {
+    @Test(
+        "a stall of one route's writes (a locked table) is not ended by writes to other routes; an outage of reads alone is ended by any write"
+    )
+    func otherRoutesWritesDoNotEndAnOutageOfPushes() async {
+        let capture = LogCapture()
+        let outage = DatabaseOutage(
+            logger: capture.logger(), probeInterval: .milliseconds(10), summaryInterval: .seconds(60),
+            quietInterval: .seconds(3600))
+        let locked = DatabaseUnavailable(
+            summary: "the database did not finish within 27 s", detail: "PostgreSQL: statement cut at its deadline")
+        outage.refused(locked, path: "/api/v1/nodes/n-1/samples", write: true)
+        outage.refused(locked, path: "/api/v1/nodes/n-2/samples", write: true)
+        // The database answers every probe. Probe 3: a registration and a config change went
+        // through (their tables are not locked): not over. Probe 5: a push went through: over.
+        let probes = Counter()
+        await outage.watch {
+            let n = probes.next()
+            if n == 3 {
+                outage.writeSucceeded(path: "/api/v1/register")
+                outage.writeSucceeded(path: "/api/v1/nodes/n-1/config")
+                outage.writeSucceeded(path: "/api/v1/config/apply")
+            }
+            if n == 5 { outage.writeSucceeded(path: "/api/v1/nodes/n-3/samples") }
+            return true
+        }
+        #expect(probes.next() == 6, "the outage of pushes did not end at the push that went through")
+        #expect(capture.messages(containing: "the database is unavailable").count == 1)
+        #expect(capture.messages(containing: "the database answers again").count == 1)
+
+        // Only a read was refused (a report cut at its deadline): any write ends it.
+        let reads = DatabaseOutage(
+            logger: capture.logger(), probeInterval: .milliseconds(10), summaryInterval: .seconds(60),
+            quietInterval: .seconds(3600))
+        reads.refused(locked, path: "/api/v1/reports/savings", write: false)
+        let readProbes = Counter()
+        await reads.watch {
+            if readProbes.next() == 2 { reads.writeSucceeded(path: "/api/v1/register") }
+            return true
+        }
+        #expect(readProbes.next() == 3)
+        #expect(!reads.active)
     }
 }
 
