@@ -109,7 +109,8 @@ extension FleetClient {
 extension FleetClient {
     /// `POST /api/v1/nodes/{id}/token` with the node's token: a new token for the node.
     public func rotateNodeToken(nodeId: String) async throws(ClientError) -> TokenRotationResponse {
-        try await request("POST", APIPaths.nodeToken(percentEncode(nodeId)), as: TokenRotationResponse.self)
+        try await request(
+            "POST", APIPaths.nodeToken(percentEncode(nodeId)), headers: timeoutHeader, as: TokenRotationResponse.self)
     }
 
     /// `POST /api/v1/nodes/{id}/rotate-token` (admin): the agent replaces its token at its next push.

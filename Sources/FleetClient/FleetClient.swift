@@ -111,9 +111,9 @@ public final class FleetClient: Sendable {
 
     /// `POST /api/v1/register` with the enrollment token.
     public func register(_ req: RegisterRequest, enrollmentToken: String) async throws(ClientError) -> RegisterResponse {
-        try await request(
-            "POST", APIPaths.register, headers: ["Authorization": "Bearer \(enrollmentToken)"], json: req,
-            as: RegisterResponse.self)
+        var headers = timeoutHeader
+        headers["Authorization"] = "Bearer \(enrollmentToken)"
+        return try await request("POST", APIPaths.register, headers: headers, json: req, as: RegisterResponse.self)
     }
 
     /// `GET /api/v1/nodes/{id}/config`; with a generation it is a conditional long-poll
@@ -138,10 +138,15 @@ public final class FleetClient: Sendable {
 
     /// `POST /api/v1/nodes/{id}/samples`.
     public func pushSamples(nodeId: String, _ batch: SampleBatch) async throws(ClientError) -> SampleBatchAck {
-        var headers: [String: String] = [:]
-        if let timeout = ClientTimeout.value(options.requestTimeout) { headers[ClientTimeout.header] = timeout }
-        return try await request(
-            "POST", APIPaths.samples(nodeId), headers: headers, json: batch, as: SampleBatchAck.self)
+        try await request(
+            "POST", APIPaths.samples(nodeId), headers: timeoutHeader, json: batch, as: SampleBatchAck.self)
+    }
+
+    /// `KSMFleet-Timeout` with this client's request timeout, sent with an agent's writes (a
+    /// push, a registration, its token's rotation) so that the server gives up their database
+    /// work, and answers, before this client gives up on them (`ClientTimeout`).
+    var timeoutHeader: [String: String] {
+        ClientTimeout.value(options.requestTimeout).map { [ClientTimeout.header: $0] } ?? [:]
     }
 
     // MARK: - helpers

@@ -31,6 +31,7 @@ struct AgentController<Context: RequestContext>: Sendable {
         guard let enrollment = Auth.bearer(request) else {
             throw APIError.unauthorized("missing enrollment token: send 'Authorization: Bearer <enrollment token>'")
         }
+        let databaseLimit = try Self.databaseLimit(request)
         var body = try await HTTP.decode(RegisterRequest.self, request, limit: state.config.maxBodyBytes)
         if body.machineId.trimmingCharacters(in: .whitespaces).isEmpty {
             throw APIError.invalidValue("machineId", "must not be empty")
@@ -49,9 +50,14 @@ struct AgentController<Context: RequestContext>: Sendable {
         let nodeToken = Secrets.newToken(.node)
         let reg: Registration
         do {
-            reg = try await state.database.register(
-                body, enrollmentTokenHash: Secrets.hash(enrollment), nodeTokenHash: Secrets.hash(nodeToken),
-                source: source)
+            // Given up, and answered 503, before the agent gives up: a registration the agent no
+            // longer waits for would otherwise commit after its retry did and replace the token
+            // the retry got (one more 401 and registration).
+            reg = try await DatabaseWork.$deadline.withValue(databaseLimit) {
+                try await state.database.register(
+                    body, enrollmentTokenHash: Secrets.hash(enrollment), nodeTokenHash: Secrets.hash(nodeToken),
+                    source: source)
+            }
         } catch let e as StoreError {
             switch e {
             case .registrationPending(let p), .registrationRejected(let p):
@@ -84,9 +90,12 @@ struct AgentController<Context: RequestContext>: Sendable {
     @Sendable func rotateToken(_ request: Request, context: Context) async throws -> Response {
         let id = try context.parameters.require("id")
         guard let presented = Auth.bearer(request) else { throw APIError.unauthorized("missing token") }
+        let databaseLimit = try Self.databaseLimit(request)
         let newToken = Secrets.newToken(.node)
-        try await state.database.rotateNodeToken(
-            nodeId: id, presentedHash: Secrets.hash(presented), newHash: Secrets.hash(newToken))
+        try await DatabaseWork.$deadline.withValue(databaseLimit) {
+            try await state.database.rotateNodeToken(
+                nodeId: id, presentedHash: Secrets.hash(presented), newHash: Secrets.hash(newToken))
+        }
         state.auth.forgetNodeTokens(of: id)
         state.logger.info("node token rotated", metadata: ["node": "\(id)"])
         var headers = HTTPFields()
@@ -164,8 +173,9 @@ struct AgentController<Context: RequestContext>: Sendable {
         return Response(status: .notModified, headers: headers)
     }
 
-    /// The limit of a push's database work from the client's `KSMFleet-Timeout`: nil without the
-    /// header (the server's request deadline alone); a value that is not seconds is refused.
+    /// The limit of an agent's write's database work (a push, a registration, a token rotation)
+    /// from the client's `KSMFleet-Timeout`: nil without the header (the server's request deadline
+    /// alone); a value that is not seconds is refused.
     static func databaseLimit(_ request: Request) throws -> Duration? {
         guard let text = request.headers[clientTimeoutField] else { return nil }
         guard let seconds = ClientTimeout.parse(text) else {
@@ -240,5 +250,5 @@ final class ConfigBodies: Sendable {
     }
 }
 
-/// The header a sample push states its client's timeout in (`ClientTimeout`).
+/// The header an agent's write states its client's timeout in (`ClientTimeout`).
 private let clientTimeoutField = HTTPField.Name(ClientTimeout.header)!

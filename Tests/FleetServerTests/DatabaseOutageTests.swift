@@ -211,6 +211,56 @@ struct DatabaseOutageTests {
         await p.h.finish()
     }
 
+    /// An agent's registration and token rotation state their timeout too. A registration the
+    /// server went on with after its agent gave up committed after the agent's retry did and
+    /// replaced the token the retry got: one more 401 and registration. Now it is given up, and
+    /// answered, within the agent's timeout, and the retry registers the machine once.
+    @Test(
+        "a registration and a token rotation behind a stalled write are answered 503 within the client's timeout; the registration is not stored, and its retry registers the machine once"
+    )
+    func registrationAnsweredWithinTheClientsTimeout() async throws {
+        let p = try await onPostgres(hostname: "stalled-registration")
+        let enroll = try await p.h.server.makeEnrollmentToken()
+        var request = Fixtures.registerRequest(hostname: "late")
+        request.registrationKey = String(repeating: "k", count: 43)
+        let held = try await TableLock.take(p.location, "nodes", mode: "EXCLUSIVE", seconds: 12)
+        let options = { (token: String) in
+            ClientOptions(serverURL: p.h.server.baseURL, token: token, connectTimeout: 2, requestTimeout: 6)
+        }
+        let agent = try FleetClient(options(enroll))
+        let node = try FleetClient(options(p.reg.nodeToken))
+        let clock = ContinuousClock()
+        func expectUnavailableInTime(_ what: String, _ call: () async throws(ClientError) -> Void) async {
+            let asked = clock.now
+            do {
+                try await call()
+                Issue.record("\(what) went through while the nodes table was locked")
+            } catch {
+                if case .api(let status, let body, _) = error {
+                    #expect(status == 503 && body.error.message.contains("did not finish within 4 s"), "\(what): \(status) \(body)")
+                } else {
+                    Issue.record("\(what): not the server's answer: \(error)")
+                }
+            }
+            let took = clock.now - asked
+            #expect(took >= .seconds(4) && took < .seconds(6), "\(what) answered after \(took)")
+        }
+        await expectUnavailableInTime("the registration") { () async throws(ClientError) in
+            _ = try await agent.register(request, enrollmentToken: enroll)
+        }
+        await expectUnavailableInTime("the token rotation") { () async throws(ClientError) in
+            _ = try await node.rotateNodeToken(nodeId: p.reg.nodeId)
+        }
+        await held.ended()
+        // The first attempt was not stored: the retry is a new node (201), not the lost answer's
+        // node given back (200, reregistered).
+        let again = try await agent.register(request, enrollmentToken: enroll)
+        #expect(again.reregistered != true)
+        let named = try await p.h.admin.listNodes().nodes.filter { $0.name == "late" }
+        #expect(named.map(\.id) == [again.nodeId])
+        await p.h.finish()
+    }
+
     /// A PostgreSQL that refuses writes (a failover left the server on the old primary, now a
     /// standby; or an operator made the database read-only): 503 saying so, reads still
     /// answered; once writable again the next write connects anew and is stored (the old

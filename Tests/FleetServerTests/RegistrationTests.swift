@@ -84,9 +84,19 @@ import Testing
         }
         #expect(past?.0 == 422 && past?.1.error.field == "expiresAt")
         #expect(try await h.admin.listNodes().nodes.isEmpty)
-        // A valid, unexpired one works.
+        // A valid, unexpired one works, but not with a client timeout (`KSMFleet-Timeout`) that
+        // is not seconds over 0 and at most an hour: refused naming the header, nothing stored.
         let fresh = try await h.admin.createEnrollmentToken(CreateEnrollmentTokenRequest(expiresAt: Date(timeIntervalSinceNow: 3600)))
-        _ = try await anon.register(Fixtures.registerRequest(), enrollmentToken: try #require(fresh.token))
+        let freshToken = try #require(fresh.token)
+        for bad in ["0", "-1", "soon", "7200"] {
+            let r = try await anon.send(
+                method: "POST", path: APIPaths.register,
+                headers: ["Content-Type": "application/json", "Authorization": "Bearer \(freshToken)", ClientTimeout.header: bad],
+                body: try jsonBody(Fixtures.registerRequest()))
+            #expect(r.status == 422 && errorBody(r)?.error.field == ClientTimeout.header, "\(bad): \(r.status) \(r.text)")
+        }
+        #expect(try await h.admin.listNodes().nodes.isEmpty)
+        _ = try await anon.register(Fixtures.registerRequest(), enrollmentToken: freshToken)
         #expect(try await h.admin.listNodes().nodes.count == 1)
     }
 
