@@ -108,7 +108,8 @@ public final class FleetDatabase: Sendable {
             writeAlone: { batch, due in
                 guard FleetDatabase.writesInOneStatement(batch) else { return nil }
                 return try engine.writeStatementSync(due: due) { db in try FleetDatabase.writeLoneSampleBatch(db, batch) }
-            })
+            },
+            queueWatch: engine.queueWatch)
         try migrate()
     }
 

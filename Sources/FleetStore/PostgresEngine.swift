@@ -706,6 +706,14 @@ final class PostgresEngine: @unchecked Sendable {
     /// The calling task's deadline from now (`deadlineForCaller`).
     func dueForCaller() -> Due? { Due.after(deadlineForCaller()) }
 
+    /// The deadline checks for work queued outside the engine (the group commit's batches), as
+    /// for work waiting for an engine thread.
+    var queueWatch: SampleGroupCommit.QueueWatch {
+        let deadlines = self.deadlines
+        return SampleGroupCommit.QueueWatch(
+            start: { due, fail in deadlines.startQueued(due: due, fail: fail) }, end: { deadlines.endQueued($0) })
+    }
+
     func readStatement<T: Sendable>(_ body: @escaping @Sendable (StoreDB) throws -> T) async throws -> T {
         try await submit(to: readThreads) { due in try self.readStatementSync(due: due, body) }
     }

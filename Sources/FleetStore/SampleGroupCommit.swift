@@ -23,7 +23,10 @@ struct PendingSampleBatch: Sendable {
 /// Where requests have a deadline (PostgreSQL), a batch's is taken when it is queued, and the
 /// wait for its group counts: a group's transaction has the earliest deadline of its batches
 /// (at least `leastGroupTime` from its start), and a batch still queued at its deadline fails
-/// when the next group forms, without being written. (Before, a group took a whole limit from
+/// then, without being written: the engine's deadline checks (`QueueWatch`, four times a
+/// second) answer it while the group ahead of it is still under way, and the next group
+/// leaves it out. (Until the watch, a batch whose client stated a shorter timeout than its
+/// neighbours' waited for the running group to end, up to that group's whole limit. Before, a group took a whole limit from
 /// the moment it started: where PostgreSQL took connections but did not finish writes (a lock
 /// held, a stalled disk), a push queued behind a group that was cut waited for two limits,
 /// twice the minute, long after its agent had given up at 30 s, and with more pushes a minute
@@ -34,7 +37,18 @@ final class SampleGroupCommit: @unchecked Sendable {
         let batch: PendingSampleBatch
         /// The request's deadline, from when it was queued; nil for none (SQLite).
         let due: PostgresEngine.Due?
+        /// Its watch (`QueueWatch.start`), which fails it at its deadline while it is queued.
+        let watch: Int?
         let continuation: CheckedContinuation<SampleBatchAck, any Error>
+    }
+
+    /// Watches queued batches for their deadlines (PostgreSQL: `PostgresEngine.Deadlines`, the
+    /// checks that fail work waiting for an engine thread): `start` registers a batch and how to
+    /// fail it, and returns its id; `end` takes it out of the watch when its group takes it,
+    /// false when its deadline failed it already (it is then not written).
+    struct QueueWatch: Sendable {
+        let start: @Sendable (PostgresEngine.Due, @escaping @Sendable (PostgresError) -> Void) -> Int
+        let end: @Sendable (Int) -> Bool
     }
     /// A group to commit, and the earliest deadline of its batches.
     private struct Group {
@@ -73,6 +87,7 @@ final class SampleGroupCommit: @unchecked Sendable {
     /// COMMIT are round trips of their own): nil when it does not take this batch, which is then
     /// written in a transaction.
     private let writeAlone: (@Sendable (PendingSampleBatch, PostgresEngine.Due?) throws -> SampleBatchAck?)?
+    private let queueWatch: QueueWatch?
     // Guarded by `condition`.
     private let condition = NSCondition()
     private var queue: [Waiting] = []
@@ -86,7 +101,8 @@ final class SampleGroupCommit: @unchecked Sendable {
         afterCommits: @escaping @Sendable () -> Void,
         write: @escaping @Sendable (StoreDB, PendingSampleBatch) throws -> SampleBatchAck,
         writeGroup: (@Sendable (StoreDB, [PendingSampleBatch]) throws -> GroupResults?)? = nil,
-        writeAlone: (@Sendable (PendingSampleBatch, PostgresEngine.Due?) throws -> SampleBatchAck?)? = nil
+        writeAlone: (@Sendable (PendingSampleBatch, PostgresEngine.Due?) throws -> SampleBatchAck?)? = nil,
+        queueWatch: QueueWatch? = nil
     ) {
         self.transaction = transaction
         self.dueForCaller = dueForCaller
@@ -94,15 +110,18 @@ final class SampleGroupCommit: @unchecked Sendable {
         self.write = write
         self.writeGroup = writeGroup
         self.writeAlone = writeAlone
+        self.queueWatch = queueWatch
     }
 
     /// Queues the batch and waits for the commit that includes it.
     func submit(_ batch: PendingSampleBatch) async throws -> SampleBatchAck {
         // Taken here, in the request's task: its limit (`DatabaseWork`) and its start.
         let due = dueForCaller()
+        let queueWatch = self.queueWatch
         return try await withCheckedThrowingContinuation { continuation in
+            let watch = due.flatMap { due in queueWatch?.start(due) { continuation.resume(throwing: $0) } }
             condition.lock()
-            queue.append(Waiting(batch: batch, due: due, continuation: continuation))
+            queue.append(Waiting(batch: batch, due: due, watch: watch, continuation: continuation))
             let start = !threadRunning
             threadRunning = true
             condition.signal()
@@ -197,8 +216,9 @@ final class SampleGroupCommit: @unchecked Sendable {
     }
 
     /// The next group to commit, waiting for one; nil (and the thread ends) after
-    /// `idleSeconds` without work. Batches queued past their deadline fail here, unwritten (an
-    /// empty group when they were all there was).
+    /// `idleSeconds` without work. Batches the watch failed at their deadline are left out, and
+    /// those past it that it has not failed yet fail here, unwritten (an empty group when they
+    /// were all there was).
     private func nextGroup() -> Group? {
         var overdue: [Waiting] = []
         defer {
@@ -216,22 +236,23 @@ final class SampleGroupCommit: @unchecked Sendable {
             }
         }
         let now = ContinuousClock.now
-        let isOverdue = { (w: Waiting) in w.due.map { $0.at <= now } ?? false }
-        if queue.contains(where: isOverdue) {
-            overdue = queue.filter(isOverdue)
-            queue.removeAll(where: isOverdue)
-            // Answered now (the defer), not when the next batch comes or the thread ends.
-            if queue.isEmpty { return Group(batches: [], due: nil) }
-        }
-        var count = 0
+        var group: [Waiting] = []
         var samples = 0
+        var taken = 0
         for w in queue {
-            if count > 0 && samples + w.batch.rows.count > Self.maxSamplesPerCommit { break }
+            if !group.isEmpty && samples + w.batch.rows.count > Self.maxSamplesPerCommit { break }
+            taken += 1
+            // Answered by the watch at its deadline already: nothing to write or answer.
+            if let watch = w.watch, let queueWatch, !queueWatch.end(watch) { continue }
+            // Answered now (the defer), not when the next batch comes or the thread ends.
+            if let due = w.due, due.at <= now {
+                overdue.append(w)
+                continue
+            }
             samples += w.batch.rows.count
-            count += 1
+            group.append(w)
         }
-        let group = Array(queue.prefix(count))
-        queue.removeFirst(count)
+        queue.removeFirst(taken)
         // The earliest deadline of its batches, but some time for the group: a batch with
         // milliseconds left (it waited out a stall in the queue) would otherwise fail the whole
         // group on a database that just came back. It may be answered up to that much past its

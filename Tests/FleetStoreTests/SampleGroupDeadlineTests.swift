@@ -35,11 +35,12 @@ import Testing
             throw Stored()
         }
 
-        func commit() -> SampleGroupCommit {
+        func commit(watch: SampleGroupCommit.QueueWatch? = nil) -> SampleGroupCommit {
             SampleGroupCommit(
                 transaction: { due, body in try self.transaction(due, body) },
                 dueForCaller: { PostgresEngine.Due.after(self.nextLimit.withLock { $0 }) },
-                afterCommits: {}, write: { _, _ in SampleBatchAck(highestSeq: 1, stored: 1, duplicates: 0) })
+                afterCommits: {}, write: { _, _ in SampleBatchAck(highestSeq: 1, stored: 1, duplicates: 0) },
+                queueWatch: watch)
         }
     }
 
@@ -62,9 +63,11 @@ import Testing
     }
 
     /// A group commit whose first group (one batch, node `n-1`) is in its transaction, held.
-    static func stuckGroup() async throws -> (StuckWriter, SampleGroupCommit, Task<(Duration, (any Error)?), Never>) {
+    static func stuckGroup(watch: SampleGroupCommit.QueueWatch? = nil) async throws -> (
+        StuckWriter, SampleGroupCommit, Task<(Duration, (any Error)?), Never>
+    ) {
         let writer = StuckWriter()
-        let commit = writer.commit()
+        let commit = writer.commit(watch: watch)
         let first = submit(commit, "n-1")
         let started = await waitUntil(timeout: .seconds(5), poll: .milliseconds(10)) { writer.dues.withLock { $0.count } == 1 }
         try #require(started, "the first group did not start")
@@ -121,5 +124,44 @@ import Testing
         try #require(dues2.count == 2, "\(dues2)")
         let due2 = try #require(dues2[1])
         #expect(due2.at - releasedAt >= SampleGroupCommit.leastGroupTime, "the group got \(due2.at - releasedAt)")
+    }
+
+    /// With the engine's deadline checks watching the queue (as on PostgreSQL), a batch whose
+    /// client gave less time than the group ahead of it has is answered at its own deadline,
+    /// while that group is still under way, and is never written. Before, it waited for the
+    /// group to end: up to the group's whole limit.
+    @Test func aQueuedBatchIsAnsweredAtItsDeadlineWhileTheGroupAheadRuns() async throws {
+        let deadlines = PostgresEngine.Deadlines()
+        let checks = Task {
+            // The engine's checks, four times a second.
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(250))
+                deadlines.cutOverdue()
+            }
+        }
+        defer { checks.cancel() }
+        let watch = SampleGroupCommit.QueueWatch(
+            start: { due, fail in deadlines.startQueued(due: due, fail: fail) }, end: { deadlines.endQueued($0) })
+        let (writer, commit, first) = try await Self.stuckGroup(watch: watch)
+        writer.nextLimit.withLock { $0 = .milliseconds(300) }
+        let short = Self.submit(commit, "n-2")
+        // The group ahead is held for 2.5 s (without the watch, the short batch waited for it).
+        let release = Task {
+            try? await Task.sleep(for: .milliseconds(2500))
+            writer.release()
+        }
+        let (took, error) = await short.value
+        #expect(
+            error.flatMap(DatabaseUnavailable.of)?.detail.contains("free connection or thread") == true,
+            "\(String(describing: error))")
+        #expect(took >= .milliseconds(300) && took < .milliseconds(1500), "answered \(took) after it was queued")
+        // The group ahead ends; the short batch is not written, the next one is.
+        writer.nextLimit.withLock { $0 = .seconds(10) }
+        let later = Self.submit(commit, "n-3")
+        await release.value
+        _ = await first.value
+        let (_, laterError) = await later.value
+        #expect(laterError is Stored, "\(String(describing: laterError))")
+        #expect(writer.dues.withLock { $0.count } == 2, "the failed batch was written, or the next was not")
     }
 }
