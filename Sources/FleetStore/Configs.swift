@@ -149,7 +149,8 @@ extension FleetDatabase {
         now: Date = Date()
     ) async throws -> [ApplyItem] {
         try await apply(
-            patch, to: nodeIds, dryRun: dryRun, target: target, actor: actor, now: now, chunkRows: Self.applyChunkRows)
+            patch, to: nodeIds, dryRun: dryRun, target: target, actor: actor, now: now, chunkRows: Self.applyChunkRows,
+            nodesPerSetUpdate: Self.nodesPerSetUpdate)
     }
 
     /// Nodes per multi-row statement of `apply`: at most 11,264 parameters (an audit row shared
@@ -158,10 +159,16 @@ extension FleetDatabase {
     /// SQLITE_MAX_VARIABLE_NUMBER, 32,766 (Debian's libsqlite3 allows 250,000).
     static let applyChunkRows = 1024
 
-    /// `apply` with the chunk size given (tests write several chunks with a few nodes).
+    /// Nodes given the same new config from which `storeConfigs` writes it in one statement for
+    /// all of them instead of a row of a VALUES list each: a fleet-wide change to 30,000 nodes
+    /// of one config was 30 statements of 1,024 rows and 92,160 parameters.
+    static let nodesPerSetUpdate = 64
+
+    /// `apply` with the statement sizes given (tests write several chunks with a few nodes, and
+    /// a config given to a few nodes in one statement).
     func apply(
         _ patch: ConfigPatch, to nodeIds: [String], dryRun: Bool, target: String? = nil, actor: String, now: Date,
-        chunkRows: Int
+        chunkRows: Int, nodesPerSetUpdate: Int = nodesPerSetUpdate
     ) async throws -> [ApplyItem] {
         let who = AuditWho.current(default: actor)
         return try await write { db in
@@ -262,7 +269,8 @@ extension FleetDatabase {
                         config: after))
             }
             try Self.storeConfigs(
-                db, writes, who: who, action: "apply", target: target, at: Time.ms(now), chunkRows: chunkRows)
+                db, writes, who: who, action: "apply", target: target, at: Time.ms(now), chunkRows: chunkRows,
+                nodesPerSetUpdate: nodesPerSetUpdate)
             return items
         }
     }
@@ -286,17 +294,40 @@ extension FleetDatabase {
     /// with its new generation (migrations 0051 / postgres 0017). A fleet-wide change of 30,000
     /// nodes wrote 30,000 audit rows, each with the config twice (about 11 MB of JSON, a third of
     /// the apply's transaction on PostgreSQL); a fleet sharing one config now writes one.
+    ///
+    /// Each write's generation is its node's current one plus one, read in the same transaction
+    /// (`apply`'s): a new config given to at least `nodesPerSetUpdate` nodes is written in one
+    /// statement for all of them, `generation = generation + 1`, the nodes named by a JSON array.
     static func storeConfigs(
         _ db: StoreDB, _ writes: [ConfigWrite], who: AuditWho, action: String, target: String? = nil, at: Int64,
-        chunkRows: Int
+        chunkRows: Int, nodesPerSetUpdate: Int
     ) throws {
-        // Both engines name a VALUES list's columns column1, column2, …; the parameters' types
-        // (bigint, text) come with the values on PostgreSQL, so the list needs no casts. A node
-        // named twice is in it twice with the same values: either row updates it.
+        // The nodes of each new config, each once, the configs in the order of their first node.
+        var nodesOf: [String: [String]] = [:]
+        var afterOrder: [String] = []
+        var counted = Set<String>()
+        for w in writes where counted.insert(w.nodeId).inserted {
+            if nodesOf[w.afterJSON] == nil { afterOrder.append(w.afterJSON) }
+            nodesOf[w.afterJSON, default: []].append(w.nodeId)
+        }
+        var manyNodes = Set<String>()
+        for after in afterOrder {
+            guard let ids = nodesOf[after], ids.count >= nodesPerSetUpdate else { continue }
+            manyNodes.insert(after)
+            try db.execute(
+                sql: """
+                    UPDATE node_configs SET generation = generation + 1, config_json = ?, updated_at = ?, updated_by = ?
+                    WHERE \(db.inJSONArray("node_id"))
+                    """, arguments: [after, at, who.name, try StoredJSON.encode(ids)])
+        }
+        // The rest by a VALUES list of each node's generation and config. Both engines name a
+        // VALUES list's columns column1, column2, …; the parameters' types (bigint, text) come
+        // with the values on PostgreSQL, so the list needs no casts. A node named twice is in it
+        // twice with the same values: either row updates it.
         try db.executeValues(
             "UPDATE node_configs SET generation = v.column2, config_json = v.column3, updated_at = ?, updated_by = ? FROM (",
-            writes.map { [$0.nodeId, $0.generation, $0.afterJSON] }, leading: [at, who.name],
-            tail: ") AS v WHERE node_configs.node_id = v.column1", chunk: chunkRows)
+            writes.filter { !manyNodes.contains($0.afterJSON) }.map { [$0.nodeId, $0.generation, $0.afterJSON] },
+            leading: [at, who.name], tail: ") AS v WHERE node_configs.node_id = v.column1", chunk: chunkRows)
         // The pairs in the order their first node comes in `writes`, each with its nodes once.
         struct Pair: Hashable {
             var before: String

@@ -77,9 +77,11 @@ import Testing
         #expect(try await db.auditLog(limit: 1000) == auditBefore, "a dry run writes no audit row")
         for id in ids { #expect(try await db.config(nodeId: id) == before[id], "a dry run changes no config") }
 
-        // 5 changed nodes, 2 a statement: three UPDATE statements.
+        // 5 changed nodes: the four given the same config in one UPDATE (generation + 1; c3's was
+        // raised by its kick), c2 alone by a VALUES list.
         let items = try await AuditContext.$current.withValue(who) {
-            try await db.apply(patch, to: ids, dryRun: false, target: "all", actor: "admin", now: now, chunkRows: 2)
+            try await db.apply(
+                patch, to: ids, dryRun: false, target: "all", actor: "admin", now: now, chunkRows: 2, nodesPerSetUpdate: 3)
         }
         #expect(items.map(\.nodeId) == ids)
         #expect(items.map(\.status) == [
@@ -237,8 +239,10 @@ import Testing
         #expect(try await db.auditLog(AuditFilter(action: "apply")).count == 4)
     }
 
-    /// A node named twice gets its change once (one generation), reported twice and audited once.
-    @Test func aNodeNamedTwiceChangesOnce() async throws {
+    /// A node named twice gets its change once (one generation), reported twice and audited once:
+    /// written by a VALUES list (up to 64 nodes of a config), and in one statement for the nodes
+    /// of a config.
+    @Test(arguments: [64, 2]) func aNodeNamedTwiceChangesOnce(nodesPerSetUpdate: Int) async throws {
         let (db, dir) = try makeDatabase()
         defer {
             try? db.close()
@@ -247,7 +251,8 @@ import Testing
         let a = try await Self.register(db, "a")
         let b = try await Self.register(db, "b")
         let items = try await db.apply(
-            ConfigPatch(run: .run), to: [a, b, a], dryRun: false, actor: "admin", now: Date(), chunkRows: 2)
+            ConfigPatch(run: .run), to: [a, b, a], dryRun: false, actor: "admin", now: Date(), chunkRows: 2,
+            nodesPerSetUpdate: nodesPerSetUpdate)
         #expect(items.map(\.status) == [.changed, .changed, .changed])
         #expect(items.map(\.generation) == [2, 2, 2])
         #expect(try await db.config(nodeId: a)?.generation == 2)
