@@ -173,14 +173,24 @@ extension FleetDatabase {
         let who = AuditWho.current(default: actor)
         return try await write { db in
             let wanted = Set(nodeIds)
-            var current: [String: (name: String, config: NodeConfig, json: String)] = [:]
-            var kernels: [String: (kernel: String, features: [String])] = [:]
-            // A fleet shares a few distinct configs: each text is decoded once, and each new
-            // config (the patch applied to one distinct old config) encoded once.
-            var decoded: [String: KSMConfig] = [:]
-            var decodedFeatures: [String: [String]] = [:]
-            var encodedAfter: [String: String] = [:]
-            var diffs: [String: [String]] = [:]
+            // A fleet shares a few distinct configs and kernels' feature lists: each text is
+            // decoded once, and each config's outcome under the patch (the new config, its
+            // changes, its JSON) worked out once. Nodes refer to them by index, so no config's
+            // text is hashed again per node.
+            var configIndex: [String: Int] = [:]
+            var configs: [(json: String, config: KSMConfig)] = []
+            var featureIndex: [String: Int] = [:]
+            var featureLists: [[String]] = []
+            struct Target {
+                var name: String
+                var generation: Int64
+                var kickCounter: Int64
+                var config: Int
+                var kernel: String
+                var features: Int
+            }
+            var current: [String: Target] = [:]
+            current.reserveCapacity(wanted.count)
             // Only the targets' rows (a selector's few nodes are not a whole fleet's read).
             let rows = try StoreRow.fetchCursor(
                 db,
@@ -190,83 +200,112 @@ extension FleetDatabase {
                     WHERE n.deleted_at IS NULL AND \(db.inJSONArray("n.id"))
                     """, arguments: [try StoredJSON.encode(Array(wanted))])
             while let row = try rows.next() {
-                let id: String = row["id"]
                 let json: String = row["config_json"]
-                let featuresText: String = row["ksm_features"]
-                let features: [String]
-                if let known = decodedFeatures[featuresText] {
-                    features = known
-                } else {
-                    features = (try? StoredJSON.decode([String].self, featuresText)) ?? []
-                    decodedFeatures[featuresText] = features
-                }
-                kernels[id] = (row["kernel"], features)
-                let config: KSMConfig
-                if let known = decoded[json] {
+                let config: Int
+                if let known = configIndex[json] {
                     config = known
                 } else {
-                    config = try StoredJSON.decode(KSMConfig.self, json)
-                    decoded[json] = config
+                    config = configs.count
+                    configs.append((json, try StoredJSON.decode(KSMConfig.self, json)))
+                    configIndex[json] = config
                 }
-                current[id] = (
-                    row["name"], NodeConfig(generation: row["generation"], kickCounter: row["kick_counter"], config: config), json
-                )
+                let featuresText: String = row["ksm_features"]
+                let features: Int
+                if let known = featureIndex[featuresText] {
+                    features = known
+                } else {
+                    features = featureLists.count
+                    featureLists.append((try? StoredJSON.decode([String].self, featuresText)) ?? [])
+                    featureIndex[featuresText] = features
+                }
+                current[row["id"]] = Target(
+                    name: row["name"], generation: row["generation"], kickCounter: row["kick_counter"], config: config,
+                    kernel: row["kernel"], features: features)
+            }
+            // Each old config's outcome: the patch's error, or the new config (nil: unchanged),
+            // with its changes, its JSON and that JSON's index among the new configs.
+            struct Outcome {
+                var result: Result<KSMConfig?, ConfigValidationError>
+                var changes: [String] = []
+                var json = ""
+                var after = 0
+            }
+            var outcomes: [Outcome?] = Array(repeating: nil, count: configs.count)
+            var afterIndex: [String: Int] = [:]
+            func outcome(_ index: Int) throws -> Outcome {
+                if let known = outcomes[index] { return known }
+                let before = configs[index].config
+                var o: Outcome
+                do throws(ConfigValidationError) {
+                    let config = try patch.applied(to: before)
+                    o = Outcome(result: .success(config == before ? nil : config))
+                } catch {
+                    o = Outcome(result: .failure(error))
+                }
+                if case .success(let changed?) = o.result {
+                    o.changes = configDiff(before, changed)
+                    if !dryRun {
+                        o.json = try StoredJSON.encode(changed)
+                        if let known = afterIndex[o.json] {
+                            o.after = known
+                        } else {
+                            o.after = afterIndex.count
+                            afterIndex[o.json] = o.after
+                        }
+                    }
+                }
+                outcomes[index] = o
+                return o
             }
             var items: [ApplyItem] = []
             items.reserveCapacity(nodeIds.count)
             // The changed nodes, in the order of `nodeIds` (their audit rows are inserted in it).
             var writes: [ConfigWrite] = []
             for id in nodeIds {
-                guard let (name, before, beforeJSON) = current[id] else {
+                guard let target = current[id] else {
                     items.append(ApplyItem(nodeId: id, name: nil, status: .notFound, generation: nil, changes: []))
                     continue
                 }
+                let o = try outcome(target.config)
+                let before = configs[target.config].config
                 let config: KSMConfig
                 do throws(ConfigValidationError) {
-                    config = try patch.applied(to: before.config)
+                    guard let changed = try o.result.get() else {
+                        items.append(
+                            ApplyItem(
+                                nodeId: id, name: target.name, status: .unchanged, generation: target.generation,
+                                changes: []))
+                        continue
+                    }
+                    config = changed
                     // What this node's kernel cannot do fails this node (mode advisor before 6.7).
-                    let k = kernels[id] ?? ("?", [])
-                    let issues = config.issues(onKernelWith: k.features, kernel: k.kernel)
-                    if !issues.isEmpty && config.mode != before.config.mode { throw ConfigValidationError(issues) }
+                    if config.mode != before.mode {
+                        let issues = config.issues(onKernelWith: featureLists[target.features], kernel: target.kernel)
+                        if !issues.isEmpty { throw ConfigValidationError(issues) }
+                    }
                 } catch {
                     items.append(
                         ApplyItem(
-                            nodeId: id, name: name, status: .failed, generation: before.generation, changes: [],
+                            nodeId: id, name: target.name, status: .failed, generation: target.generation, changes: [],
                             error: error))
                     continue
-                }
-                if config == before.config {
-                    items.append(
-                        ApplyItem(nodeId: id, name: name, status: .unchanged, generation: before.generation, changes: []))
-                    continue
-                }
-                // The same old config with the same patch: the same new one, the same changes.
-                let changes: [String]
-                if let known = diffs[beforeJSON] {
-                    changes = known
-                } else {
-                    changes = configDiff(before.config, config)
-                    diffs[beforeJSON] = changes
                 }
                 if dryRun {
                     items.append(
                         ApplyItem(
-                            nodeId: id, name: name, status: .wouldChange, generation: before.generation, changes: changes))
+                            nodeId: id, name: target.name, status: .wouldChange, generation: target.generation,
+                            changes: o.changes))
                     continue
                 }
-                let after = NodeConfig(generation: before.generation + 1, kickCounter: before.kickCounter, config: config)
-                let afterJSON: String
-                if let known = encodedAfter[beforeJSON] {
-                    afterJSON = known
-                } else {
-                    afterJSON = try StoredJSON.encode(config)
-                    encodedAfter[beforeJSON] = afterJSON
-                }
-                writes.append(ConfigWrite(nodeId: id, generation: after.generation, beforeJSON: beforeJSON, afterJSON: afterJSON))
+                let after = NodeConfig(generation: target.generation + 1, kickCounter: target.kickCounter, config: config)
+                writes.append(
+                    ConfigWrite(
+                        nodeId: id, generation: after.generation, beforeJSON: configs[target.config].json,
+                        afterJSON: o.json, pair: target.config, after: o.after))
                 items.append(
                     ApplyItem(
-                        nodeId: id, name: name, status: .changed, generation: after.generation, changes: changes,
-                        config: after))
+                        nodeId: id, name: target.name, status: .changed, generation: after.generation,
+                        changes: o.changes, config: after))
             }
             try Self.storeConfigs(
                 db, writes, who: who, action: "apply", target: target, at: Time.ms(now), chunkRows: chunkRows,
@@ -281,6 +320,11 @@ extension FleetDatabase {
         var generation: Int64
         var beforeJSON: String
         var afterJSON: String
+        /// Equal for writes with equal configs before and after (`apply`: the old config's index;
+        /// one patch gives one old config one new one).
+        var pair: Int
+        /// Equal for writes with an equal `afterJSON`.
+        var after: Int
     }
 
     /// Writes new configs (generation and config; the kick counter stays) and their audit record,
@@ -297,56 +341,60 @@ extension FleetDatabase {
     ///
     /// Each write's generation is its node's current one plus one, read in the same transaction
     /// (`apply`'s): a new config given to at least `nodesPerSetUpdate` nodes is written in one
-    /// statement for all of them, `generation = generation + 1`, the nodes named by a JSON array.
+    /// statement for all of them, `generation = generation + 1`, the nodes named by a JSON array,
+    /// and a pair of configs shared by that many nodes has its `audit_nodes` rows inserted from
+    /// their configs just written, in one statement too.
     static func storeConfigs(
         _ db: StoreDB, _ writes: [ConfigWrite], who: AuditWho, action: String, target: String? = nil, at: Int64,
         chunkRows: Int, nodesPerSetUpdate: Int
     ) throws {
-        // The nodes of each new config, each once, the configs in the order of their first node.
-        var nodesOf: [String: [String]] = [:]
-        var afterOrder: [String] = []
-        var counted = Set<String>()
-        for w in writes where counted.insert(w.nodeId).inserted {
-            if nodesOf[w.afterJSON] == nil { afterOrder.append(w.afterJSON) }
-            nodesOf[w.afterJSON, default: []].append(w.nodeId)
+        // Each node once (a node named twice is written once), in the order of `writes`.
+        var seen = Set<String>()
+        seen.reserveCapacity(writes.count)
+        let unique = writes.filter { seen.insert($0.nodeId).inserted }
+        // The nodes of each new config, the configs in the order of their first node.
+        var byAfter: [[ConfigWrite]] = []
+        var afterSlot: [Int: Int] = [:]
+        for w in unique {
+            if let i = afterSlot[w.after] {
+                byAfter[i].append(w)
+            } else {
+                afterSlot[w.after] = byAfter.count
+                byAfter.append([w])
+            }
         }
-        var manyNodes = Set<String>()
-        for after in afterOrder {
-            guard let ids = nodesOf[after], ids.count >= nodesPerSetUpdate else { continue }
-            manyNodes.insert(after)
+        var rest: [ConfigWrite] = []
+        for group in byAfter {
+            guard group.count >= nodesPerSetUpdate else {
+                rest += group
+                continue
+            }
             try db.execute(
                 sql: """
                     UPDATE node_configs SET generation = generation + 1, config_json = ?, updated_at = ?, updated_by = ?
                     WHERE \(db.inJSONArray("node_id"))
-                    """, arguments: [after, at, who.name, try StoredJSON.encode(ids)])
+                    """, arguments: [group[0].afterJSON, at, who.name, try StoredJSON.encode(group.map(\.nodeId))])
         }
         // The rest by a VALUES list of each node's generation and config. Both engines name a
         // VALUES list's columns column1, column2, …; the parameters' types (bigint, text) come
-        // with the values on PostgreSQL, so the list needs no casts. A node named twice is in it
-        // twice with the same values: either row updates it.
+        // with the values on PostgreSQL, so the list needs no casts.
         try db.executeValues(
             "UPDATE node_configs SET generation = v.column2, config_json = v.column3, updated_at = ?, updated_by = ? FROM (",
-            writes.filter { !manyNodes.contains($0.afterJSON) }.map { [$0.nodeId, $0.generation, $0.afterJSON] },
+            rest.map { [$0.nodeId, $0.generation, $0.afterJSON] },
             leading: [at, who.name], tail: ") AS v WHERE node_configs.node_id = v.column1", chunk: chunkRows)
         // The pairs in the order their first node comes in `writes`, each with its nodes once.
-        struct Pair: Hashable {
-            var before: String
-            var after: String
-        }
-        var groups: [(pair: Pair, writes: [ConfigWrite])] = []
-        var index: [Pair: Int] = [:]
-        var seen = Set<String>()
-        for w in writes where seen.insert(w.nodeId).inserted {
-            let pair = Pair(before: w.beforeJSON, after: w.afterJSON)
-            if let i = index[pair] {
-                groups[i].writes.append(w)
+        var groups: [[ConfigWrite]] = []
+        var pairSlot: [Int: Int] = [:]
+        for w in unique {
+            if let i = pairSlot[w.pair] {
+                groups[i].append(w)
             } else {
-                index[pair] = groups.count
-                groups.append((pair, [w]))
+                pairSlot[w.pair] = groups.count
+                groups.append([w])
             }
         }
-        let alone = groups.filter { $0.writes.count == 1 }.map { $0.writes[0] }
-        let shared = groups.filter { $0.writes.count > 1 }
+        let alone = groups.filter { $0.count == 1 }.map { $0[0] }
+        let shared = groups.filter { $0.count > 1 }
         // One multi-row VALUES: rows are inserted (and their ids assigned) in list order.
         try db.executeValues(
             "INSERT INTO audit_log (at, actor, credential_id, source, node_id, action, target, generation, before_json, after_json)",
@@ -357,11 +405,15 @@ extension FleetDatabase {
         guard !shared.isEmpty else { return }
         // The shared rows' ids come back with their pair (RETURNING's order is not the list's
         // on either engine); a pair is unique among them.
+        struct Pair: Hashable {
+            var before: String
+            var after: String
+        }
         var ids: [Pair: Int64] = [:]
         try db.executeValues(
             "INSERT INTO audit_log (at, actor, credential_id, source, node_id, action, target, generation, before_json, after_json, node_count)",
             shared.map {
-                [at, who.name, who.credentialId, who.source, nil, action, target, nil, $0.pair.before, $0.pair.after, $0.writes.count]
+                [at, who.name, who.credentialId, who.source, nil, action, target, nil, $0[0].beforeJSON, $0[0].afterJSON, $0.count]
             },
             tail: "RETURNING id, before_json, after_json", chunk: chunkRows
         ) { row in
@@ -369,8 +421,19 @@ extension FleetDatabase {
         }
         var nodeRows: [StoreArguments] = []
         for group in shared {
-            guard let id = ids[group.pair] else { throw SharedAuditRowMissing() }
-            for w in group.writes { nodeRows.append([id, w.nodeId, w.generation]) }
+            guard let id = ids[Pair(before: group[0].beforeJSON, after: group[0].afterJSON)] else {
+                throw SharedAuditRowMissing()
+            }
+            guard group.count >= nodesPerSetUpdate else {
+                for w in group { nodeRows.append([id, w.nodeId, w.generation]) }
+                continue
+            }
+            // Each node's generation as just written (its `generation`).
+            try db.execute(
+                sql: """
+                    INSERT INTO audit_nodes (audit_id, node_id, generation)
+                    SELECT ?, node_id, generation FROM node_configs WHERE \(db.inJSONArray("node_id"))
+                    """, arguments: [id, try StoredJSON.encode(group.map(\.nodeId))])
         }
         try db.executeValues("INSERT INTO audit_nodes (audit_id, node_id, generation)", nodeRows, chunk: 3 * chunkRows)
     }
