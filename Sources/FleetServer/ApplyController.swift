@@ -58,6 +58,6 @@ struct ApplyController<Context: RequestContext>: Sendable {
                         ?? APIErrorBody.Detail(code: APIErrorCode.invalidValue, message: e.description)
                 } ?? (i.status == .notFound ? APIErrorBody.Detail(code: APIErrorCode.notFound, message: "node '\(i.nodeId)' not found") : nil))
         }
-        return try HTTP.json(ApplyResponse(results: results, dryRun: dryRun))
+        return HTTP.json(bytes: ByteBuffer(bytes: try ApplyResponse(results: results, dryRun: dryRun).json()))
     }
 }
