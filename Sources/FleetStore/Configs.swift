@@ -198,7 +198,7 @@ extension FleetDatabase {
                     SELECT n.id, n.name, n.kernel, n.ksm_features, c.generation, c.kick_counter, c.config_json
                     FROM nodes n JOIN node_configs c ON c.node_id = n.id
                     WHERE n.deleted_at IS NULL AND \(db.inJSONArray("n.id"))
-                    """, arguments: [try StoredJSON.encode(Array(wanted))])
+                    """, arguments: [StoredJSON.strings(wanted)])
             while let row = try rows.next() {
                 let json: String = row["config_json"]
                 let config: Int
@@ -373,7 +373,7 @@ extension FleetDatabase {
                 sql: """
                     UPDATE node_configs SET generation = generation + 1, config_json = ?, updated_at = ?, updated_by = ?
                     WHERE \(db.inJSONArray("node_id"))
-                    """, arguments: [group[0].afterJSON, at, who.name, try StoredJSON.encode(group.map(\.nodeId))])
+                    """, arguments: [group[0].afterJSON, at, who.name, StoredJSON.strings(group.map(\.nodeId))])
         }
         // The rest by a VALUES list of each node's generation and config. Both engines name a
         // VALUES list's columns column1, column2, …; the parameters' types (bigint, text) come
@@ -433,7 +433,7 @@ extension FleetDatabase {
                 sql: """
                     INSERT INTO audit_nodes (audit_id, node_id, generation)
                     SELECT ?, node_id, generation FROM node_configs WHERE \(db.inJSONArray("node_id"))
-                    """, arguments: [id, try StoredJSON.encode(group.map(\.nodeId))])
+                    """, arguments: [id, StoredJSON.strings(group.map(\.nodeId))])
         }
         try db.executeValues("INSERT INTO audit_nodes (audit_id, node_id, generation)", nodeRows, chunk: 3 * chunkRows)
     }

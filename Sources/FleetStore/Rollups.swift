@@ -135,7 +135,7 @@ extension FleetDatabase {
                 FROM samples WHERE node_id IN \(db.jsonArrayValues()) AND taken_at >= ? AND taken_at < ?
                 ORDER BY node_id, \(db.sampleOrder)
                 """,
-            arguments: [try StoredJSON.encode(nodeIds), Int64((from * 1000).rounded(.down)), Int64((to * 1000).rounded(.up))])
+            arguments: [StoredJSON.strings(nodeIds), Int64((from * 1000).rounded(.down)), Int64((to * 1000).rounded(.up))])
         var out: [String: [ReportSample]] = [:]
         var node = ""
         var list: [ReportSample] = []
@@ -463,7 +463,7 @@ extension FleetDatabase {
                 SELECT node_id, bucket_start, \(rollupColumns) FROM \(level.table)
                 WHERE node_id IN \(db.jsonArrayValues()) AND bucket_start >= ? AND bucket_start < ?
                 """,
-            arguments: [try StoredJSON.encode(nodeIds), Int64(from), Int64(to)])
+            arguments: [StoredJSON.strings(nodeIds), Int64(from), Int64(to)])
         var out: [String: [Double: RollupBucket]] = [:]
         while let r = try rows.next() {
             out[r[0] as String, default: [:]][Double(r[1] as Int64)] = RollupBucket(
@@ -476,7 +476,7 @@ extension FleetDatabase {
     static func deletedAt(_ db: StoreDB, nodeIds: [String]) throws -> [String: Double] {
         let rows = try StoreRow.fetchAll(
             db, sql: "SELECT id, deleted_at FROM nodes WHERE \(db.inJSONArray("id")) AND deleted_at IS NOT NULL",
-            arguments: [try StoredJSON.encode(nodeIds)])
+            arguments: [StoredJSON.strings(nodeIds)])
         var out: [String: Double] = [:]
         for r in rows { out[r[0] as String] = Double(r[1] as Int64) / 1000 }
         return out

@@ -129,7 +129,7 @@ extension FleetDatabase {
         let ids = Array(Set(batches.map(\.nodeId)))
         for row in try StoreRow.fetchAll(
             db, sql: "SELECT id, last_seq FROM nodes WHERE deleted_at IS NULL AND \(db.inJSONArray("id"))",
-            arguments: [try StoredJSON.encode(ids)])
+            arguments: [StoredJSON.strings(ids)])
         {
             previous[row[0] as String] = .some(row[1] as Int64?)
         }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 @testable import FleetStore
 
@@ -42,5 +43,16 @@ import Testing
             #expect(plan.contains("Index Scan using nodes_pkey"), "\(plan)")
         }
         #expect(!plan.contains("SCAN nodes") && !plan.contains("Seq Scan on nodes"), "\(plan)")
+    }
+
+    /// `StoredJSON.strings` writes the bytes `StoredJSON.encode` writes for an array of strings,
+    /// on random ones with every character JSON escapes.
+    @Test(arguments: 0..<20) func stringsAsTheEncoderWritesThem(seed: UInt64) throws {
+        var rng = SeededRandom(seed: seed &+ 101)
+        let pool: [Character] = ["a", "0", "-", " ", "\"", "\\", "/", "\n", "\t", "\u{0}", "\u{1F}", "é", "€", "😀", "\u{2028}"]
+        let values = (0..<Int.random(in: 0...30, using: &rng)).map { _ in
+            String((0..<Int.random(in: 0...10, using: &rng)).map { _ in pool.randomElement(using: &rng)! })
+        }
+        #expect(StoredJSON.strings(values) == (try StoredJSON.encode(values)), "seed \(seed)")
     }
 }
