@@ -327,6 +327,22 @@ extension FleetDatabase {
         var after: Int
     }
 
+    /// `writes` in groups of equal `key`, the groups in the order of their first write, each in
+    /// the order given.
+    static func grouped(_ writes: [ConfigWrite], by key: (ConfigWrite) -> Int) -> [[ConfigWrite]] {
+        var groups: [[ConfigWrite]] = []
+        var slot: [Int: Int] = [:]
+        for w in writes {
+            if let i = slot[key(w)] {
+                groups[i].append(w)
+            } else {
+                slot[key(w)] = groups.count
+                groups.append([w])
+            }
+        }
+        return groups
+    }
+
     /// Writes new configs (generation and config; the kick counter stays) and their audit record,
     /// in the order given, `chunkRows` nodes a statement (inside the caller's transaction). On
     /// PostgreSQL each UPDATE statement announces its rows grouped by config
@@ -353,18 +369,8 @@ extension FleetDatabase {
         seen.reserveCapacity(writes.count)
         let unique = writes.filter { seen.insert($0.nodeId).inserted }
         // The nodes of each new config, the configs in the order of their first node.
-        var byAfter: [[ConfigWrite]] = []
-        var afterSlot: [Int: Int] = [:]
-        for w in unique {
-            if let i = afterSlot[w.after] {
-                byAfter[i].append(w)
-            } else {
-                afterSlot[w.after] = byAfter.count
-                byAfter.append([w])
-            }
-        }
         var rest: [ConfigWrite] = []
-        for group in byAfter {
+        for group in Self.grouped(unique, by: \.after) {
             guard group.count >= nodesPerSetUpdate else {
                 rest += group
                 continue
@@ -383,16 +389,7 @@ extension FleetDatabase {
             rest.map { [$0.nodeId, $0.generation, $0.afterJSON] },
             leading: [at, who.name], tail: ") AS v WHERE node_configs.node_id = v.column1", chunk: chunkRows)
         // The pairs in the order their first node comes in `writes`, each with its nodes once.
-        var groups: [[ConfigWrite]] = []
-        var pairSlot: [Int: Int] = [:]
-        for w in unique {
-            if let i = pairSlot[w.pair] {
-                groups[i].append(w)
-            } else {
-                pairSlot[w.pair] = groups.count
-                groups.append([w])
-            }
-        }
+        let groups = Self.grouped(unique, by: \.pair)
         let alone = groups.filter { $0.count == 1 }.map { $0[0] }
         let shared = groups.filter { $0.count > 1 }
         // One multi-row VALUES: rows are inserted (and their ids assigned) in list order.
