@@ -84,9 +84,10 @@ public enum APIPaths {
 /// How long a client waits for the answer to an agent's write (a sample push, a registration,
 /// a token rotation), told to the server in the header `KSMFleet-Timeout` (seconds) so that the
 /// server answers before the client gives up: the request's database work may take
-/// `serverLimit` of it (and at most the server's own request deadline). Without it a push stuck behind a database stall was held by the server for up to
-/// its 60 s while the agent had given up at 30 s, and the agent saw a timeout instead of the
-/// server's 503 with its reason and `Retry-After`.
+/// `serverLimit` of it (and at most the server's own request deadline). Without it a push stuck
+/// behind a database stall was held by the server for up to its 60 s while the agent had given
+/// up at 30 s, and the agent saw a timeout instead of the server's 503 with its reason and
+/// `Retry-After`; a registration went on and committed after the agent's retry.
 public enum ClientTimeout {
     public static let header = "KSMFleet-Timeout"
     /// The seconds of a client's timeout the server's database work may take: all but 10 % of it

@@ -26,12 +26,13 @@ struct PendingSampleBatch: Sendable {
 /// then, without being written: the engine's deadline checks (`QueueWatch`, four times a
 /// second) answer it while the group ahead of it is still under way, and the next group
 /// leaves it out. (Until the watch, a batch whose client stated a shorter timeout than its
-/// neighbours' waited for the running group to end, up to that group's whole limit. Before, a group took a whole limit from
-/// the moment it started: where PostgreSQL took connections but did not finish writes (a lock
-/// held, a stalled disk), a push queued behind a group that was cut waited for two limits,
-/// twice the minute, long after its agent had given up at 30 s, and with more pushes a minute
-/// than a group takes (`maxSamplesPerCommit`) the queue kept growing. A database answering
-/// nothing at all fails the next group's new connection within the connect timeout.)
+/// neighbours' waited for the running group to end, up to that group's whole limit. Before,
+/// a group took a whole limit from the moment it started: where PostgreSQL took connections but
+/// did not finish writes (a lock held, a stalled disk), a push queued behind a group that was
+/// cut waited for two limits, twice the minute, long after its agent had given up at 30 s, and
+/// with more pushes a minute than a group takes (`maxSamplesPerCommit`) the queue kept
+/// growing. A database answering nothing at all fails the next group's new connection within
+/// the connect timeout.)
 final class SampleGroupCommit: @unchecked Sendable {
     private struct Waiting {
         let batch: PendingSampleBatch
