@@ -104,17 +104,29 @@ public enum ClientTimeout {
     /// Longest timeout the header may state (seconds).
     public static let maxSeconds = 3600.0
 
-    /// The header's value for `seconds` ("30", "2.5"); nil for what `parse` would refuse (the
-    /// header is then not sent).
+    /// The header's value for `seconds`, to the millisecond ("30", "2.5", "0.3" for
+    /// 0.30000000000000004); nil for what `parse` would refuse (the header is then not sent).
     public static func value(_ seconds: Double) -> String? {
         guard seconds.isFinite, seconds > 0, seconds <= maxSeconds else { return nil }
-        return seconds == seconds.rounded() ? String(Int(seconds)) : String(seconds)
+        let ms = Int((seconds * 1000).rounded())
+        guard ms > 0 else { return nil }
+        guard ms % 1000 != 0 else { return String(ms / 1000) }
+        var fraction = String(ms % 1000)
+        fraction = String(repeating: "0", count: 3 - fraction.count) + fraction
+        while fraction.hasSuffix("0") { fraction.removeLast() }
+        return "\(ms / 1000).\(fraction)"
     }
 
-    /// The seconds a header value states; nil for anything but a number over 0 and at most
-    /// `maxSeconds`.
+    /// The seconds a header value states: digits, at most three after a point (openapi.yaml's
+    /// pattern), over 0 and at most `maxSeconds`; nil for anything else ("+30", "1e1", "0x10"
+    /// and "inf" are numbers to `Double(_:)`, not to the header).
     public static func parse(_ text: String) -> Double? {
-        guard let s = Double(text), s > 0, s <= maxSeconds else { return nil }  // NaN fails both
+        let parts = text.utf8.split(separator: UInt8(ascii: "."), maxSplits: 1, omittingEmptySubsequences: false)
+        guard let whole = parts.first, (1...4).contains(whole.count),
+            parts.count == 1 || (1...3).contains(parts[1].count),
+            parts.allSatisfy({ $0.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) } }),
+            let s = Double(text), s > 0, s <= maxSeconds
+        else { return nil }
         return s
     }
 }

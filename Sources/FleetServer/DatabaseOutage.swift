@@ -66,19 +66,20 @@ final class DatabaseOutage: Sendable {
         }
     }
 
-    /// Counts a request refused for `why` (`write`: a POST, PUT, PATCH or DELETE); the first of
-    /// an outage logs it and wakes the watcher.
+    /// Counts a request refused for `why` (`write`: an API request that writes, a POST, PUT,
+    /// PATCH or DELETE under `/api/v1/`); the first of an outage logs it and wakes the watcher.
     func refused(_ why: DatabaseUnavailable, path: String, write: Bool) {
         let route = write ? APIRoutes.route(path) : nil
         let first = state.withLock { s -> Bool in
+            let now = ContinuousClock.now
             s.refused += 1
             s.refusedSinceLine += 1
             s.latest = why
-            s.lastRefused = .now
+            s.lastRefused = now
             s.wroteSince = false
             if let route { s.refusedWrites.insert(route) }
             guard s.began == nil else { return false }
-            s.began = .now
+            s.began = now
             s.refused = 1
             s.refusedSinceLine = 0
             underWay.store(true, ordering: .relaxed)
@@ -108,11 +109,16 @@ final class DatabaseOutage: Sendable {
             try? await Task.sleep(for: probeInterval)
             if Task.isCancelled { return }
             let answers = await probe()
-            if answers, let (began, refused) = endIfSettled() {
-                let seconds = (ContinuousClock.now - began) / .seconds(1)
+            if answers, let (began, ended, byWrite, refused) = endIfSettled() {
+                let seconds = (ended - began) / .seconds(1)
+                // Ended by quiet, the outage is counted to its last refusal, not to the end of
+                // the quiet (up to `quietInterval` later).
                 logger.notice(
                     "the database answers again",
-                    metadata: ["outage_s": "\((seconds * 10).rounded() / 10)", "refused_requests": "\(refused)"])
+                    metadata: [
+                        "outage_s": "\((seconds * 10).rounded() / 10)", "refused_requests": "\(refused)",
+                        "ended_by": "\(byWrite ? "a write" : "no refusal for \(quietInterval)")",
+                    ])
                 return
             }
             sinceLine += probeInterval
@@ -140,15 +146,16 @@ final class DatabaseOutage: Sendable {
     }
 
     /// Ends the outage if it is still settled after the probe (a refusal may have come while it
-    /// ran): when it began and how many requests it refused.
-    private func endIfSettled() -> (ContinuousClock.Instant, Int)? {
-        state.withLock { s -> (ContinuousClock.Instant, Int)? in
+    /// ran): when it began, when it ended (now, or its last refusal when quiet ended it), whether
+    /// a write ended it, and how many requests it refused.
+    private func endIfSettled() -> (ContinuousClock.Instant, ContinuousClock.Instant, Bool, Int)? {
+        state.withLock { s -> (ContinuousClock.Instant, ContinuousClock.Instant, Bool, Int)? in
             guard settled(s), let began = s.began else { return nil }
             defer {
                 s = State()
                 underWay.store(false, ordering: .relaxed)
             }
-            return (began, s.refused)
+            return (began, s.wroteSince ? .now : s.lastRefused ?? .now, s.wroteSince, s.refused)
         }
     }
 }

@@ -120,7 +120,10 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
                 // told the kind of failure, the log the database's own words. Work given up by
                 // this server's shutdown is no outage (the shutdown logs it).
                 if !unavailable.atShutdown {
-                    outage.refused(unavailable, path: request.uri.path, write: isWrite(request.method))
+                    // An API write's route, which only an API write going through matches
+                    // (`handle`); a dashboard form's refusal does not hold the outage open.
+                    let apiWrite = isWrite(request.method) && request.uri.path.hasPrefix(APIPaths.prefix + "/")
+                    outage.refused(unavailable, path: request.uri.path, write: apiWrite)
                 }
                 return .databaseUnavailable(unavailable.summary)
             }

@@ -448,7 +448,9 @@ public struct AbandonedWork: Sendable, Equatable {
     public var transactions: Int
     /// Connections being opened, given up before PostgreSQL answered.
     public var connecting: Int
-    /// Work still waiting for a connection thread, answered as the shutdown without running.
+    /// Work still waiting for a connection thread, and sample batches waiting for their group
+    /// commit (with a deadline: `SampleGroupCommit.QueueWatch`), answered as the shutdown
+    /// without running.
     public var queued: Int
     public var isEmpty: Bool { transactions == 0 && connecting == 0 && queued == 0 }
 

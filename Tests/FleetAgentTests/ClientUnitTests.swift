@@ -50,7 +50,16 @@ struct ClientUnitTests {
         #expect(ClientTimeout.value(30) == "30" && ClientTimeout.value(2.5) == "2.5")
         #expect(ClientTimeout.value(0) == nil && ClientTimeout.value(.infinity) == nil && ClientTimeout.value(3601) == nil)
         #expect(ClientTimeout.parse("30") == 30 && ClientTimeout.parse("2.5") == 2.5 && ClientTimeout.parse("3600") == 3600)
-        for bad in ["", "0", "-1", "3601", "inf", "nan", "30s", " 30"] { #expect(ClientTimeout.parse(bad) == nil, "\(bad)") }
+        for bad in ["", "0", "-1", "3601", "inf", "nan", "30s", " 30", "+30", "1e1", "0x10", "1.2345", "30.", ".5", "0.000", "1.2.3"] {
+            #expect(ClientTimeout.parse(bad) == nil, "\(bad)")
+        }
+        #expect(ClientTimeout.parse("0.001") == 0.001 && ClientTimeout.parse("12.5") == 12.5)
+        // To the millisecond, as parse takes it back.
+        #expect(ClientTimeout.value(0.1 + 0.2) == "0.3")
+        #expect(ClientTimeout.value(0.0004) == nil && ClientTimeout.value(0.05) == "0.05")
+        for seconds in [0.001, 0.25, 2.5, 29.999, 30, 1234.567, 3600] {
+            #expect(ClientTimeout.value(seconds).flatMap(ClientTimeout.parse) == seconds, "\(seconds)")
+        }
         #expect(ClientTimeout.serverLimit(30) == 27 && ClientTimeout.serverLimit(6) == 4)
         #expect(ClientTimeout.serverLimit(1) == 2 && ClientTimeout.serverLimit(0.001) == 2, "never under the least")
     }
