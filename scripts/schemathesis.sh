@@ -93,9 +93,12 @@ headers = { Authorization = "Bearer ${ST_TOKEN}" }
 include-operation-id = "register"
 headers = { Authorization = "Bearer ${ENROLL_TOKEN}" }
 
+# The client's timeout is the agent's own (30): a fuzzed one would be refused (422) before the
+# batch is read, and the run must get some fuzzed batches stored (checked below). Its bad values
+# have their own tests (SampleAndDeleteTests, ClientUnitTests).
 [[operations]]
 include-operation-id = "pushSamples"
-headers = { Authorization = "Bearer ${NODE_TOKEN}" }
+headers = { Authorization = "Bearer ${NODE_TOKEN}", "KSMFleet-Timeout" = "30" }
 parameters = { "path.id" = "${NODE_ID}" }
 
 [[operations]]
