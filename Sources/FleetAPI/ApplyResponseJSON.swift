@@ -40,12 +40,7 @@ extension ApplyResult {
         var m = MemberWriter()
         out.append(UInt8(ascii: "{"))
         JSONText.member("changes", first: &m.first, into: &out)
-        out.append(UInt8(ascii: "["))
-        for (i, c) in changes.enumerated() {
-            if i > 0 { out.append(UInt8(ascii: ",")) }
-            JSONText.string(c, into: &out)
-        }
-        out.append(UInt8(ascii: "]"))
+        JSONText.strings(changes, into: &out)
         if let error {
             JSONText.member("error", first: &m.first, into: &out)
             var e = MemberWriter()

@@ -278,12 +278,7 @@ enum StoredJSON {
     static func strings(_ values: some Collection<String>) -> String {
         var out: [UInt8] = []
         out.reserveCapacity(values.count * 18 + 2)
-        out.append(UInt8(ascii: "["))
-        for (i, v) in values.enumerated() {
-            if i > 0 { out.append(UInt8(ascii: ",")) }
-            JSONText.string(v, into: &out)
-        }
-        out.append(UInt8(ascii: "]"))
+        JSONText.strings(values, into: &out)
         return String(decoding: out, as: UTF8.self)
     }
     static func decode<T: Decodable>(_ type: T.Type, _ text: String) throws -> T {

@@ -77,6 +77,18 @@ public enum JSONText {
         out.append(UInt8(ascii: "\""))
     }
 
+    /// `[…]` of JSON strings, each as `string` writes it.
+    public static func strings(_ values: some Sequence<String>, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "["))
+        var first = true
+        for v in values {
+            if !first { out.append(UInt8(ascii: ",")) }
+            first = false
+            string(v, into: &out)
+        }
+        out.append(UInt8(ascii: "]"))
+    }
+
     /// An instant as ISO 8601 in UTC to the second, the seconds rounded down (JSONEncoder's
     /// `.iso8601` strategy), in the Gregorian calendar for years 1600–9999; other years by
     /// Foundation's formatter (which turns Julian before October 1582).
