@@ -22,10 +22,16 @@ public final class FleetClient: Sendable {
     /// `scheme://host[:port][/prefix]` without a trailing slash.
     private let base: String
     private let pool = EasyHandlePool()
+    /// `KSMFleet-Timeout` with this client's request timeout, sent with an agent's writes (a
+    /// push, a registration, its token's rotation) so that the server gives up their database
+    /// work, and answers, before this client gives up on them (`ClientTimeout`). Written once:
+    /// the options do not change.
+    let timeoutHeader: [String: String]
 
     public init(_ options: ClientOptions) throws(ClientError) {
         self.options = options
         base = try Self.checkedBase(options.serverURL)
+        timeoutHeader = ClientTimeout.value(options.requestTimeout).map { [ClientTimeout.header: $0] } ?? [:]
     }
 
     /// The server URL, checked: http or https, a host, no query or fragment; returned without
@@ -140,13 +146,6 @@ public final class FleetClient: Sendable {
     public func pushSamples(nodeId: String, _ batch: SampleBatch) async throws(ClientError) -> SampleBatchAck {
         try await request(
             "POST", APIPaths.samples(nodeId), headers: timeoutHeader, json: batch, as: SampleBatchAck.self)
-    }
-
-    /// `KSMFleet-Timeout` with this client's request timeout, sent with an agent's writes (a
-    /// push, a registration, its token's rotation) so that the server gives up their database
-    /// work, and answers, before this client gives up on them (`ClientTimeout`).
-    var timeoutHeader: [String: String] {
-        ClientTimeout.value(options.requestTimeout).map { [ClientTimeout.header: $0] } ?? [:]
     }
 
     // MARK: - helpers
