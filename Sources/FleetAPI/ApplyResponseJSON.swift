@@ -9,7 +9,7 @@ extension ApplyResponse: JSONMemberWriting {
     /// The answer as JSON: the bytes `SortedJSONEncoder` (and so `StrictJSON.encoder()`) writes
     /// for it, written member by member in the keys' sorted order instead of through `Encodable`,
     /// as `SavingsReport.json()` is. A fleet-wide change to 30,000 nodes answers 30,000 results;
-    /// the generic encoder was about 15 % of the server's CPU for the apply (docs/benchmarks.md).
+    /// the generic encoder was about a tenth of the server's CPU for the apply (docs/benchmarks.md).
     /// `ApplyResponseJSONTests` holds the two the same on random answers; a member added to
     /// `ApplyResponse`, `ApplyResult` or `APIErrorBody.Detail` without being added here fails it.
     public func json() throws -> [UInt8] {
