@@ -110,11 +110,7 @@ public enum ClientTimeout {
         guard seconds.isFinite, seconds > 0, seconds <= maxSeconds else { return nil }
         let ms = Int((seconds * 1000).rounded())
         guard ms > 0 else { return nil }
-        guard ms % 1000 != 0 else { return String(ms / 1000) }
-        var fraction = String(ms % 1000)
-        fraction = String(repeating: "0", count: 3 - fraction.count) + fraction
-        while fraction.hasSuffix("0") { fraction.removeLast() }
-        return "\(ms / 1000).\(fraction)"
+        return SecondsText.of(milliseconds: ms)
     }
 
     /// The seconds a header value states: digits, at most three after a point (openapi.yaml's
@@ -128,5 +124,25 @@ public enum ClientTimeout {
             let s = Double(text), s > 0, s <= maxSeconds
         else { return nil }
         return s
+    }
+}
+
+/// Seconds as the header and the messages about time limits write them: to the millisecond,
+/// without trailing zeros ("30", "2.5", "0.3", "7200").
+public enum SecondsText {
+    public static func of(milliseconds ms: Int) -> String {
+        let sign = ms < 0 ? "-" : ""
+        let ms = ms.magnitude
+        guard ms % 1000 != 0 else { return sign + String(ms / 1000) }
+        var fraction = String(ms % 1000)
+        fraction = String(repeating: "0", count: 3 - fraction.count) + fraction
+        while fraction.hasSuffix("0") { fraction.removeLast() }
+        return "\(sign)\(ms / 1000).\(fraction)"
+    }
+
+    /// `d` to the nearest millisecond.
+    public static func of(_ d: Duration) -> String {
+        let (whole, attos) = d.components
+        return of(milliseconds: Int(whole) * 1000 + Int((Double(attos) / 1e15).rounded()))
     }
 }

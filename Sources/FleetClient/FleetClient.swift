@@ -197,9 +197,7 @@ public final class FleetClient: Sendable {
     }
 
     /// "30 s", "1.5 s" (written as the push's timeout header writes seconds).
-    static func seconds(_ ms: Int) -> String {
-        "\(ClientTimeout.value(Double(ms) / 1000) ?? String(Double(ms) / 1000)) s"
-    }
+    static func seconds(_ ms: Int) -> String { "\(SecondsText.of(milliseconds: ms)) s" }
 
     static func reason(message: String, osErrno: Int) -> String {
         guard osErrno != 0, let s = strerror(Int32(osErrno)) else { return message }

@@ -154,19 +154,19 @@ enum APIRoutes {
     /// The route `path` matches, its ids as `*` ("api/v1/nodes/*/samples"); the path itself when
     /// it matches none.
     static func route(_ path: String) -> String {
-        let parts = path.split(separator: "/")
-        for (pattern, _) in table where pattern.count == parts.count {
-            if zip(pattern, parts).allSatisfy({ $0 == "*" || $0 == $1 }) { return pattern.joined(separator: "/") }
-        }
-        return path
+        match(path).map { $0.pattern.joined(separator: "/") } ?? path
     }
 
     /// The methods a known path accepts, nil for an unknown path.
     static func allowedMethods(_ path: String) -> [String]? {
+        match(path)?.methods
+    }
+
+    /// The table's entry `path` matches: a `*` stands for any one segment.
+    private static func match(_ path: String) -> (pattern: [Substring], methods: [String])? {
         let parts = path.split(separator: "/")
-        for (pattern, methods) in table where pattern.count == parts.count {
-            if zip(pattern, parts).allSatisfy({ $0 == "*" || $0 == $1 }) { return methods }
-        }
-        return nil
+        return table.first { pattern, _ in
+            pattern.count == parts.count && zip(pattern, parts).allSatisfy { $0 == "*" || $0 == $1 }
+        }.map { (pattern: $0.0, methods: $0.1) }
     }
 }

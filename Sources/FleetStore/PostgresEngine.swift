@@ -1,3 +1,4 @@
+import FleetAPI
 import Foundation
 import Logging
 import NIOCore
@@ -708,11 +709,7 @@ final class PostgresEngine: @unchecked Sendable {
 
     /// The deadline checks for work queued outside the engine (the group commit's batches), as
     /// for work waiting for an engine thread.
-    var queueWatch: SampleGroupCommit.QueueWatch {
-        let deadlines = self.deadlines
-        return SampleGroupCommit.QueueWatch(
-            start: { due, fail in deadlines.startQueued(due: due, fail: fail) }, end: { deadlines.endQueued($0) })
-    }
+    var queueWatch: SampleGroupCommit.QueueWatch { deadlines.queueWatch }
 
     func readStatement<T: Sendable>(_ body: @escaping @Sendable (StoreDB) throws -> T) async throws -> T {
         try await submit(to: readThreads) { due in try self.readStatementSync(due: due, body) }
@@ -995,10 +992,7 @@ final class PostgresEngine: @unchecked Sendable {
         /// on a slow or silent PostgreSQL), and never started.
         var queued = false
         /// "60 s", "0.5 s".
-        static func seconds(_ d: Duration) -> String {
-            let s = Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
-            return (s == s.rounded() ? "\(Int64(s))" : "\(s)") + " s"
-        }
+        static func seconds(_ d: Duration) -> String { "\(SecondsText.of(d)) s" }
         var description: String {
             queued
                 ? "did not finish within \(Self.seconds(waited)): waited all of it for a free connection or thread, every one busy with earlier work (PostgreSQL slow or not answering)"
@@ -1103,6 +1097,11 @@ final class PostgresEngine: @unchecked Sendable {
         /// watched (it runs), false when its deadline failed it already (it must not).
         func endQueued(_ id: Int) -> Bool {
             entries.withLock { $0.queued.removeValue(forKey: id) != nil }
+        }
+
+        /// `startQueued` and `endQueued` as the group commit's watch of its queued batches.
+        var queueWatch: SampleGroupCommit.QueueWatch {
+            SampleGroupCommit.QueueWatch(start: { due, fail in self.startQueued(due: due, fail: fail) }, end: self.endQueued)
         }
 
         /// Ends the watch of connection attempt `id`: true when it was still watched (the

@@ -64,6 +64,16 @@ struct ClientUnitTests {
         #expect(ClientTimeout.serverLimit(1) == 2 && ClientTimeout.serverLimit(0.001) == 2, "never under the least")
     }
 
+    @Test("seconds in messages are written as the header writes them, past the header's hour too")
+    func secondsText() {
+        #expect(SecondsText.of(milliseconds: 30_000) == "30" && SecondsText.of(milliseconds: 300) == "0.3")
+        #expect(SecondsText.of(milliseconds: 1_050) == "1.05" && SecondsText.of(milliseconds: 7_200_000) == "7200")
+        #expect(SecondsText.of(.milliseconds(2500)) == "2.5" && SecondsText.of(.seconds(60)) == "60")
+        #expect(SecondsText.of(.nanoseconds(1_499_999)) == "0.001", "to the nearest millisecond")
+        // The client's message for a two-hour timeout (the header refuses it; "7200.0 s" before).
+        #expect(FleetClient.seconds(7_200_000) == "7200 s" && FleetClient.seconds(1_500) == "1.5 s")
+    }
+
     @Test("typed calls report an unreachable server the same way")
     func unreachableTyped() async throws {
         let client = try FleetClient(ClientOptions(serverURL: "http://127.0.0.1:1/", token: "t", connectTimeout: 2))

@@ -570,9 +570,7 @@ struct DatabaseOutageTests {
     func anOutageIsLoggedOnce() async {
         let capture = LogCapture()
         // Only a write ends it here (an hour of quiet would too); the probe's count drives it.
-        let outage = DatabaseOutage(
-            logger: capture.logger(), probeInterval: .milliseconds(10), summaryInterval: .milliseconds(50),
-            quietInterval: .seconds(3600))
+        let outage = probedOften(capture, summaryInterval: .milliseconds(50))
         let gone = DatabaseUnavailable(
             summary: "PostgreSQL is shutting down or restarting", detail: "PostgreSQL: gone at 10.0.0.5")
         for i in 0..<500 { outage.refused(gone, path: "/api/v1/nodes/n-\(i)/samples", write: true) }
@@ -608,9 +606,7 @@ struct DatabaseOutageTests {
         #expect(ended.count == 1 && ended.first?.metadata["refused_requests"] == "501", "\(ended.map(\.metadata))")
 
         // The next refusal is a new outage, logged again; ended by quiet when no write comes.
-        let quiet = DatabaseOutage(
-            logger: capture.logger(), probeInterval: .milliseconds(10), summaryInterval: .seconds(60),
-            quietInterval: .milliseconds(30))
+        let quiet = probedOften(capture, quietInterval: .milliseconds(30))
         quiet.refused(gone, path: "/api/v1/nodes", write: false)
         await quiet.watch { true }
         #expect(!quiet.active)
@@ -628,9 +624,7 @@ extension DatabaseOutageTests {
     )
     func otherRoutesWritesDoNotEndAnOutageOfPushes() async {
         let capture = LogCapture()
-        let outage = DatabaseOutage(
-            logger: capture.logger(), probeInterval: .milliseconds(10), summaryInterval: .seconds(60),
-            quietInterval: .seconds(3600))
+        let outage = probedOften(capture)
         let locked = DatabaseUnavailable(
             summary: "the database did not finish within 27 s", detail: "PostgreSQL: statement cut at its deadline")
         outage.refused(locked, path: "/api/v1/nodes/n-1/samples", write: true)
@@ -654,9 +648,7 @@ extension DatabaseOutageTests {
         #expect(ended.count == 1 && ended.first?.metadata["ended_by"] == "a write", "\(ended.map(\.metadata))")
 
         // Only a read was refused (a report cut at its deadline): any write ends it.
-        let reads = DatabaseOutage(
-            logger: capture.logger(), probeInterval: .milliseconds(10), summaryInterval: .seconds(60),
-            quietInterval: .seconds(3600))
+        let reads = probedOften(capture)
         reads.refused(locked, path: "/api/v1/reports/savings", write: false)
         let readProbes = Counter()
         await reads.watch {
@@ -666,6 +658,16 @@ extension DatabaseOutageTests {
         #expect(readProbes.next() == 3)
         #expect(!reads.active)
     }
+}
+
+/// An outage log into `capture` whose probes run every 10 ms; by default it sums up once a
+/// minute and only a write ends it (an hour of quiet would too).
+private func probedOften(
+    _ capture: LogCapture, summaryInterval: Duration = .seconds(60), quietInterval: Duration = .seconds(3600)
+) -> DatabaseOutage {
+    DatabaseOutage(
+        logger: capture.logger(), probeInterval: .milliseconds(10), summaryInterval: summaryInterval,
+        quietInterval: quietInterval)
 }
 
 /// Counts calls (a probe's).

@@ -140,9 +140,7 @@ import Testing
             }
         }
         defer { checks.cancel() }
-        let watch = SampleGroupCommit.QueueWatch(
-            start: { due, fail in deadlines.startQueued(due: due, fail: fail) }, end: { deadlines.endQueued($0) })
-        let (writer, commit, first) = try await Self.stuckGroup(watch: watch)
+        let (writer, commit, first) = try await Self.stuckGroup(watch: deadlines.queueWatch)
         writer.nextLimit.withLock { $0 = .milliseconds(300) }
         let short = Self.submit(commit, "n-2")
         // The group ahead is held for 2.5 s (without the watch, the short batch waited for it).
