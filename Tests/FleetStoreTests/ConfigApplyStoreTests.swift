@@ -370,6 +370,97 @@ import Testing
         #expect((20...50).contains(sent), "\(sent) notifications")
     }
 
+    /// A fleet-wide apply on PostgreSQL announces the nodes of a config given to many of them
+    /// itself (`ConfigNotices`, the trigger off for those statements: postgres migration 0018);
+    /// the rest are the trigger's. Every changed node is heard exactly once (the trigger and the
+    /// writer both sending would be twice), with the generation, kick counter and config stored;
+    /// generations and kick counters of 19 digits included.
+    @Test func anApplyAnnouncesEachChangedNodeOnceWithWhatItStored() async throws {
+        guard TestStore.isPostgres else {
+            try Test.cancel("notifications: runs on the PostgreSQL pass of make test (KSMFLEET_TEST_POSTGRES)")
+        }
+        let (db, dir) = try makeDatabase()
+        defer {
+            try? db.close()
+            try? FileManager.default.removeItem(at: dir)
+        }
+        // 1,000 nodes: 700 of one config and 280 of another (each written in one statement),
+        // 20 of a third (a VALUES list: announced by the trigger).
+        let count = 1000
+        try await db.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO nodes (id, name, machine_id, kernel, mem_total_bytes, numa_nodes, agent_version, registered_at)
+                    SELECT 'n-' || lpad(to_hex(i), 12, '0'), 'host-' || i, 'm-' || i, '6.8.0', 1, 1, 'test', 0
+                    FROM generate_series(1, \(count)) AS i
+                    """)
+            try db.execute(
+                sql: """
+                    INSERT INTO node_configs (node_id, generation, kick_counter, config_json, updated_at, updated_by)
+                    SELECT 'n-' || lpad(to_hex(i), 12, '0'),
+                           CASE WHEN i % 5 = 0 THEN 9000000000000000000 + i ELSE i END,
+                           CASE WHEN i % 7 = 0 THEN 9100000000000000000 + i ELSE i % 3 END,
+                           CASE WHEN i <= 700 THEN '{"mode":"standard","run":"stop","thresCoef":20}'
+                                WHEN i <= 980 THEN '{"mode":"standard","run":"run","thresCoef":20}'
+                                ELSE '{"mode":"advisor","run":"run","thresCoef":30}' END, 0, 'test'
+                    FROM generate_series(1, \(count)) AS i
+                    """)
+        }
+        let ids = (1...count).map { "n-" + String(repeating: "0", count: 12 - String($0, radix: 16).count) + String($0, radix: 16) }
+        let recorder = try await NoticeRecorder(db)
+        defer { recorder.stop() }
+        let items = try await db.apply(ConfigPatch(thresCoef: 25), to: ids, dryRun: false, actor: "admin", now: Date())
+        #expect(items.filter { $0.status == .changed }.count == count)
+        try await recorder.sentinel(db)
+        let stored = try await db.read { db in
+            try StoreRow.fetchAll(db, sql: "SELECT node_id, generation, kick_counter, config_json FROM node_configs")
+                .map { row -> ConfigChangeNotice in
+                    ConfigChangeNotice(
+                        nodeId: row["node_id"], deleted: false, generation: row["generation"],
+                        kickCounter: row["kick_counter"], configJSON: row["config_json"])
+                }
+        }
+        #expect(Set(stored.compactMap(\.configJSON)).count == 3)
+        let byNode = recorder.byNode
+        var mismatches: [String] = []
+        for expected in stored where byNode[expected.nodeId] != [expected] {
+            mismatches.append("\(expected.nodeId): \(byNode[expected.nodeId] ?? []) ≠ \(expected)")
+        }
+        #expect(mismatches.isEmpty, "\(mismatches.count) nodes: \(mismatches.prefix(3))")
+        #expect(byNode.count == count, "heard of \(byNode.count) nodes")
+        // About 150 entries a chunk: 5 + 2 + 1 notifications, not 1,000.
+        let sent = recorder.notifications - 1  // the sentinel
+        #expect((6...20).contains(sent), "\(sent) notifications")
+    }
+
+    /// The writer's notifications are the trigger's form and limits: parsed back to every node
+    /// once, each payload within PostgreSQL's 8,000 bytes, and a config over 3,000 bytes as a JSON
+    /// string left out (3,000 fit: 1,499 quotes, each escaped, and the two around).
+    @Test func theWritersNoticesParseBackAndFit() {
+        var nodes: [(id: String, generation: Int64, kick: Int64)] = []
+        for i in 0..<2000 {
+            let generation: Int64 = i % 3 == 0 ? Int64.max - Int64(i) : Int64(i)
+            let kick: Int64 = i % 7 == 0 ? Int64.max : 0
+            nodes.append((id: "n-" + String(i, radix: 16), generation: generation, kick: kick))
+        }
+        let configs: [(String, Bool)] = [
+            (#"{"run":"stop"}"#, true), (String(repeating: "\"", count: 1499), true),
+            (String(repeating: "\"", count: 1500), false), (String(repeating: "é", count: 1500), false),
+        ]
+        for (config, travels) in configs {
+            let payloads = ConfigNotices.payloads(configJSON: config, nodes)
+            let longest = payloads.map { $0.utf8.count }.max() ?? 0
+            #expect(longest < 8000, "\(longest) bytes")
+            #expect(payloads.count > 10 && payloads.count < 40, "\(payloads.count) payloads")
+            let notices = payloads.flatMap { ConfigChangeNotice.parse($0) ?? [] }
+            #expect(notices.map { $0.nodeId } == nodes.map { $0.id })
+            #expect(notices.map { $0.generation } == nodes.map { Optional($0.generation) })
+            #expect(notices.map { $0.kickCounter } == nodes.map { $0.kick })
+            #expect(notices.allSatisfy { $0.configJSON == (travels ? config : nil) && !$0.deleted })
+        }
+        #expect(ConfigNotices.payloads(configJSON: "{}", []).isEmpty)
+    }
+
     /// On PostgreSQL an inserted config is announced per row (0002's form) and left out of the
     /// notification when it is longer than 7,000 bytes as a JSON string: 4,000 "é" are 4,000
     /// characters but 8,002 bytes (the INSERT failed with "payload string too long" when the
