@@ -294,6 +294,27 @@ import Testing
         #expect(recorder.notifications == 3)
     }
 
+    /// Nodes n-000000000001… with SQL (PostgreSQL), their configs `configSQL` (of `i`, the
+    /// node's number), every fifth generation and seventh kick counter of 19 digits.
+    static func insertNodes(_ db: FleetDatabase, count: Int, configSQL: String) async throws {
+        try await db.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO nodes (id, name, machine_id, kernel, mem_total_bytes, numa_nodes, agent_version, registered_at)
+                    SELECT 'n-' || lpad(to_hex(i), 12, '0'), 'host-' || i, 'm-' || i, '6.8.0', 1, 1, 'test', 0
+                    FROM generate_series(1, \(count)) AS i
+                    """)
+            try db.execute(
+                sql: """
+                    INSERT INTO node_configs (node_id, generation, kick_counter, config_json, updated_at, updated_by)
+                    SELECT 'n-' || lpad(to_hex(i), 12, '0'),
+                           CASE WHEN i % 5 = 0 THEN 9000000000000000000 + i ELSE i END,
+                           CASE WHEN i % 7 = 0 THEN 9100000000000000000 + i ELSE i % 3 END, \(configSQL), 0, 'test'
+                    FROM generate_series(1, \(count)) AS i
+                    """)
+        }
+    }
+
     /// On PostgreSQL an UPDATE of many nodes is announced grouped by config, in chunks that fit
     /// a notification (8,000 bytes: the UPDATE fails otherwise): each node exactly once, with its
     /// generation, kick counter and config, and without the config when that is longer than
@@ -310,22 +331,7 @@ import Testing
             try? FileManager.default.removeItem(at: dir)
         }
         let count = 3000
-        try await db.write { db in
-            try db.execute(
-                sql: """
-                    INSERT INTO nodes (id, name, machine_id, kernel, mem_total_bytes, numa_nodes, agent_version, registered_at)
-                    SELECT 'n-' || lpad(to_hex(i), 12, '0'), 'host-' || i, 'm-' || i, '6.8.0', 1, 1, 'test', 0
-                    FROM generate_series(1, \(count)) AS i
-                    """)
-            try db.execute(
-                sql: """
-                    INSERT INTO node_configs (node_id, generation, kick_counter, config_json, updated_at, updated_by)
-                    SELECT 'n-' || lpad(to_hex(i), 12, '0'),
-                           CASE WHEN i % 5 = 0 THEN 9000000000000000000 + i ELSE i END,
-                           CASE WHEN i % 7 = 0 THEN 9100000000000000000 + i ELSE 0 END, '{}', 0, 'test'
-                    FROM generate_series(1, \(count)) AS i
-                    """)
-        }
+        try await Self.insertNodes(db, count: count, configSQL: "'{}'")
         let recorder = try await NoticeRecorder(db)
         defer { recorder.stop() }
 
@@ -387,25 +393,13 @@ import Testing
         // 1,000 nodes: 700 of one config and 280 of another (each written in one statement),
         // 20 of a third (a VALUES list: announced by the trigger).
         let count = 1000
-        try await db.write { db in
-            try db.execute(
-                sql: """
-                    INSERT INTO nodes (id, name, machine_id, kernel, mem_total_bytes, numa_nodes, agent_version, registered_at)
-                    SELECT 'n-' || lpad(to_hex(i), 12, '0'), 'host-' || i, 'm-' || i, '6.8.0', 1, 1, 'test', 0
-                    FROM generate_series(1, \(count)) AS i
-                    """)
-            try db.execute(
-                sql: """
-                    INSERT INTO node_configs (node_id, generation, kick_counter, config_json, updated_at, updated_by)
-                    SELECT 'n-' || lpad(to_hex(i), 12, '0'),
-                           CASE WHEN i % 5 = 0 THEN 9000000000000000000 + i ELSE i END,
-                           CASE WHEN i % 7 = 0 THEN 9100000000000000000 + i ELSE i % 3 END,
-                           CASE WHEN i <= 700 THEN '{"mode":"standard","run":"stop","thresCoef":20}'
-                                WHEN i <= 980 THEN '{"mode":"standard","run":"run","thresCoef":20}'
-                                ELSE '{"mode":"advisor","run":"run","thresCoef":30}' END, 0, 'test'
-                    FROM generate_series(1, \(count)) AS i
-                    """)
-        }
+        try await Self.insertNodes(
+            db, count: count,
+            configSQL: """
+                CASE WHEN i <= 700 THEN '{"mode":"standard","run":"stop","thresCoef":20}'
+                     WHEN i <= 980 THEN '{"mode":"standard","run":"run","thresCoef":20}'
+                     ELSE '{"mode":"advisor","run":"run","thresCoef":30}' END
+                """)
         let ids = (1...count).map { "n-" + String(repeating: "0", count: 12 - String($0, radix: 16).count) + String($0, radix: 16) }
         let recorder = try await NoticeRecorder(db)
         defer { recorder.stop() }
