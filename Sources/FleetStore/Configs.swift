@@ -348,7 +348,9 @@ extension FleetDatabase {
 
     /// Writes new configs (generation and config; the kick counter stays) and their audit record,
     /// in the order given, `chunkRows` nodes a statement (inside the caller's transaction). On
-    /// PostgreSQL each UPDATE statement announces its rows grouped by config
+    /// PostgreSQL the nodes of a config written in one statement are announced from here
+    /// (`ConfigNotices`, the trigger off for those statements: postgres migration 0018); the
+    /// VALUES lists' rows by the statement trigger, grouped by config
     /// (migrations/postgres/0015_config_notify_grouped.sql).
     ///
     /// The audit record is one row for each distinct pair of configs before and after: a node
@@ -463,11 +465,13 @@ struct SharedAuditRowMissing: Error, CustomStringConvertible {
 }
 
 /// The notifications of config updates that `FleetDatabase.storeConfigs` sends itself on
-/// PostgreSQL for the statements that give one config to many nodes, in the form of the
-/// statement trigger's (postgres migration 0015): `{"c": config, "u": [[node_id, generation,
-/// kick_counter], …]}`, the nodes chunked at about 4,000 bytes of entries, `"c"` null for a
-/// config longer than 3,000 bytes as a JSON string (the replica reads it then), so a payload
-/// stays under PostgreSQL's 8,000 bytes. The trigger built them in PL/pgSQL with a sort, a
+/// PostgreSQL for the statements that give one config to many nodes, in the structure of the
+/// statement trigger's (postgres migration 0015), written compactly: `{"c":config,"u":[[node_id,
+/// generation,kick_counter],…]}`, the nodes chunked at about 4,000 bytes of entries, `"c"` null
+/// for a config longer than 3,000 bytes as a JSON string (the replica reads it then), so a
+/// payload stays under PostgreSQL's 8,000 bytes. The length is the string as written here, with
+/// `/` escaped (`to_json` leaves it): a config with slashes near the limit goes without `"c"`
+/// a little sooner than the trigger's would. The trigger built them in PL/pgSQL with a sort, a
 /// window and an aggregate over the statement's rows: 103 ms of a 30,000-node `UPDATE`'s
 /// 275–340 ms (EXPLAIN ANALYZE); the apply has every value at hand.
 enum ConfigNotices {

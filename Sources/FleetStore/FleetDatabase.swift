@@ -325,7 +325,7 @@ public struct ConfigChangeNotice: Sendable, Equatable {
 
     /// Parses a `ksmfleet_config` payload: one node's change or deletion
     /// (migrations/postgres/0002_config_notify.sql), or the nodes an UPDATE gave one config
-    /// (0015_config_notify_grouped.sql). nil: unreadable.
+    /// (0015_config_notify_grouped.sql, or the apply's own: `ConfigNotices`). nil: unreadable.
     ///
     /// A replica parses every notice of the fleet, its own included: `NoticeScanner` reads the
     /// objects PostgreSQL's `json_build_object` writes in about a tenth of Foundation's

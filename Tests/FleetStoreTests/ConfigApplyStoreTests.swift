@@ -422,7 +422,7 @@ import Testing
         }
         #expect(mismatches.isEmpty, "\(mismatches.count) nodes: \(mismatches.prefix(3))")
         #expect(byNode.count == count, "heard of \(byNode.count) nodes")
-        // About 150 entries a chunk: 5 + 2 + 1 notifications, not 1,000.
+        // About 117 entries a chunk with these numbers: 6 + 3 + 1 notifications, not 1,000.
         let sent = recorder.notifications - 1  // the sentinel
         #expect((6...20).contains(sent), "\(sent) notifications")
     }
@@ -435,17 +435,21 @@ import Testing
         for i in 0..<2000 {
             let generation: Int64 = i % 3 == 0 ? Int64.max - Int64(i) : Int64(i)
             let kick: Int64 = i % 7 == 0 ? Int64.max : 0
-            nodes.append((id: "n-" + String(i, radix: 16), generation: generation, kick: kick))
+            let hex = String(i, radix: 16)
+            nodes.append((id: "n-" + String(repeating: "0", count: 12 - hex.count) + hex, generation: generation, kick: kick))
         }
         let configs: [(String, Bool)] = [
             (#"{"run":"stop"}"#, true), (String(repeating: "\"", count: 1499), true),
             (String(repeating: "\"", count: 1500), false), (String(repeating: "é", count: 1500), false),
+            (#"{"run":"stop","note":"a/b"}"#, true),
         ]
         for (config, travels) in configs {
             let payloads = ConfigNotices.payloads(configJSON: config, nodes)
             let longest = payloads.map { $0.utf8.count }.max() ?? 0
             #expect(longest < 8000, "\(longest) bytes")
             #expect(payloads.count > 10 && payloads.count < 40, "\(payloads.count) payloads")
+            // Read by the fast scanner, not left to the decoder.
+            #expect(payloads.allSatisfy { NoticeScanner.scan($0) != nil })
             let notices = payloads.flatMap { ConfigChangeNotice.parse($0) ?? [] }
             #expect(notices.map { $0.nodeId } == nodes.map { $0.id })
             #expect(notices.map { $0.generation } == nodes.map { Optional($0.generation) })

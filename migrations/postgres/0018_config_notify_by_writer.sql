@@ -3,8 +3,9 @@
 -- statements that give one config to many nodes itself, in 0015's form, from the values it
 -- already holds (FleetDatabase.storeConfigs, ConfigNotices). Building them here took a sort, a
 -- window and an aggregate over the statement's rows: 103 ms of a 30,000-node UPDATE's 275-340 ms
--- (EXPLAIN ANALYZE). Every other update, and a server of an earlier version, leaves the setting
--- unset, and the trigger announces as before.
+-- (EXPLAIN ANALYZE). Every other update finds the setting unset or 'off' (the apply turns it off
+-- again before its other statements), as does every update of a server of an earlier version,
+-- and the trigger announces as before.
 -- Never edit a migration once released: add migrations/postgres/NNNN_what.sql instead.
 CREATE OR REPLACE FUNCTION ksmfleet_config_notify_updated() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
