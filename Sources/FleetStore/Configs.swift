@@ -384,6 +384,7 @@ extension FleetDatabase {
                 rest += group
                 continue
             }
+            // The first such statement turns the trigger off (`notices` is empty until then).
             if announcesHere && notices.isEmpty {
                 try db.execute(sql: "SELECT set_config('\(ConfigNotices.setting)', 'on', true)")
             }
@@ -400,7 +401,9 @@ extension FleetDatabase {
         if !notices.isEmpty {
             try db.execute(sql: "SELECT set_config('\(ConfigNotices.setting)', 'off', true)")
             try db.execute(
-                sql: "SELECT count(*) FROM (SELECT pg_notify('ksmfleet_config', p) FROM json_array_elements_text(?::json) AS p) AS sent",
+                sql: """
+                    SELECT count(*) FROM (SELECT pg_notify('ksmfleet_config', p) FROM json_array_elements_text(?::json) AS p) AS sent
+                    """,
                 arguments: [StoredJSON.strings(notices)])
         }
         // The rest by a VALUES list of each node's generation and config. Both engines name a
