@@ -71,7 +71,8 @@ private func seeded(
         #expect(a.ksmdCPUHours == 0.2 && a.efficiencyGiBPerCore == 10 && a.coverage == 1 && a.gaps.isEmpty)
         let b = report.rows[1]
         // beta: 0:00–0:30 plus the last sample's minute, then nothing: a gap, not zeros.
-        #expect(b.savedGiBHours == 2 * 1860.0 / 3600)
+        let betaGiBHours: Double = 2 * 1860.0 / 3600
+        #expect(b.savedGiBHours == betaGiBHours)
         #expect(b.avgSavedBytes == Double(2 * gib))
         #expect(b.gaps == [TimeRange(from: Date(timeIntervalSince1970: t0 + 1860), to: Date(timeIntervalSince1970: t0 + 7200))])
         #expect(report.total.avgSavedBytes == Double(3 * gib))

@@ -190,7 +190,8 @@ import Testing
 
         let records = try await db.auditLog(AuditFilter(action: "apply"))
         #expect(records.count == 4)
-        #expect(records.map(\.nodeCount).sorted { ($0 ?? 0) < ($1 ?? 0) } == [nil, 3, 3, 5])
+        let nodeCounts: [Int?] = records.map(\.nodeCount).sorted { ($0 ?? 0) < ($1 ?? 0) }
+        #expect(nodeCounts == [nil, 3, 3, 5])
         #expect(records.allSatisfy { $0.target == "selector env=prod" })
         #expect(records.first { $0.nodeCount == nil }?.nodeId == ids[11])
         struct Member: Sendable {
@@ -205,7 +206,8 @@ import Testing
         }
         #expect(stored.map(\.nodeId) == (members("A") + members("B") + members("C")).sorted())
         for m in stored { #expect(m.generation == generations[m.nodeId]) }
-        for (g, before) in [("A", standard), ("B", 30), ("C", 35)] {
+        let groups: [(String, Int)] = [("A", standard), ("B", 30), ("C", 35)]
+        for (g, before) in groups {
             // The shared row whose config before was this group's.
             let shared = records.filter { $0.nodeCount != nil }
             let befores = try shared.map { try StoredJSON.decode(KSMConfig.self, $0.before ?? "").thresCoef }

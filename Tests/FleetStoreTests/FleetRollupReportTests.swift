@@ -11,6 +11,9 @@ import Testing
 private let t0: Double = 1_793_577_600
 private let hour = 3600.0
 private let day = 86400.0
+/// Bytes of a page, a Double: the expected peaks below are dictionaries of `Double?`, which
+/// integer literals times 4096 made take 25 s to type-check.
+private let page = 4096.0
 
 /// Reports that read the fleet's hourly series from `rollup_fleet_hour` (maintained beside
 /// `rollup_hour`) against the same reports summing `rollup_hour` per request, as they did before
@@ -486,7 +489,7 @@ private let day = 86400.0
             out["fleet"] = r.total.peakSavedBytes
             return out
         }
-        #expect(try await peaks() == ["r1": 100 * 4096, "r2": 300 * 4096, "fleet": 400 * 4096])
+        #expect(try await peaks() == ["r1": 100 * page, "r2": 300 * page, "fleet": 400 * page])
         try await f.db.write { db in
             try db.execute(
                 sql: "UPDATE rollup_label_hour SET saved_peak = ? WHERE bucket_start = ? AND label_value = 'r1'",
@@ -495,9 +498,9 @@ private let day = 86400.0
         #expect(try await peaks()["r1"] == Double(1 << 40), "the stored peak of r1 is read, not swept")
         // b joins r1: the stored label peaks are forgotten, the report sweeps (and the fake is gone).
         _ = try await f.db.setLabels(nodeId: b, ["rack": "r1"])
-        #expect(try await peaks() == ["r1": 400 * 4096, "fleet": 400 * 4096])
+        #expect(try await peaks() == ["r1": 400 * page, "fleet": 400 * page])
         #expect(try await Self.storeAllPeaks(f, now: now) == 6)
-        #expect(try await peaks() == ["r1": 400 * 4096, "fleet": 400 * 4096])
+        #expect(try await peaks() == ["r1": 400 * page, "fleet": 400 * page])
     }
 
     /// Label reports up to a week long read each group's hourly series from the sums the rollup
@@ -529,8 +532,8 @@ private let day = 86400.0
             out["fleet"] = r.total.peakSavedBytes
             return out
         }
-        #expect(try await peaks() == ["r1": 100 * 4096, "r2": 300 * 4096, "fleet": 400 * 4096])
-        #expect(try await peaks("zone") == ["": 100 * 4096, "east": 300 * 4096, "fleet": 400 * 4096])
+        #expect(try await peaks() == ["r1": 100 * page, "r2": 300 * page, "fleet": 400 * page])
+        #expect(try await peaks("zone") == ["": 100 * page, "east": 300 * page, "fleet": 400 * page])
         let hour10 = Int64(t0 - 10 * hour)
         try await f.db.write { db in
             try db.execute(
@@ -542,17 +545,17 @@ private let day = 86400.0
         try await f.db.write { db in
             try db.execute(sql: "INSERT INTO rollup_fleet_dirty (bucket_start) VALUES (?)", arguments: [hour10])
         }
-        #expect(try await peaks()["r1"] == 100 * 4096)
+        #expect(try await peaks()["r1"] == 100 * page)
         try await f.db.write { db in try db.execute(sql: "DELETE FROM rollup_fleet_dirty") }
         #expect(try await peaks()["r1"] == Double(1 << 40))
         // b joins r1: every stored sum is forgotten (the fake is gone) until computed again.
         _ = try await f.db.setLabels(nodeId: b, ["rack": "r1"])
-        #expect(try await peaks() == ["r1": 400 * 4096, "fleet": 400 * 4096])
-        #expect(try await peaks("zone") == ["": 400 * 4096, "fleet": 400 * 4096])
+        #expect(try await peaks() == ["r1": 400 * page, "fleet": 400 * page])
+        #expect(try await peaks("zone") == ["": 400 * page, "fleet": 400 * page])
         #expect(try await f.db.flushLabelSums() >= 48)
         #expect(try await Self.count(f, "SELECT COUNT(*) FROM rollup_label_sum WHERE label_value = 'r2'") == 0)
         #expect(try await Self.count(f, "SELECT COUNT(*) FROM rollup_label_sum WHERE label_key = 'zone'") == 0)
-        #expect(try await peaks() == ["r1": 400 * 4096, "fleet": 400 * 4096])
+        #expect(try await peaks() == ["r1": 400 * page, "fleet": 400 * page])
         #expect(try await f.db.flushLabelSums() == 0, "nothing left")
     }
 
