@@ -120,21 +120,21 @@ TOML
 CHECKS="not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,unsupported_method,refusals_are_401_or_403_json"
 export PYTHONPATH="$PWD/scripts${PYTHONPATH:+:$PYTHONPATH}" SCHEMATHESIS_HOOKS=schemathesis_hooks
 status=0
-run() {  # run LABEL TOKEN MAX_TIME EXTRA_CHECKS [schemathesis options...]
+run() {  # run LABEL TOKEN MAX_TIME EXTRA_CHECKS [schemathesis options...]; returns schemathesis's status
   local label="$1" token="$2" max_time="$3" extra="$4"
   shift 4
   echo "schemathesis.sh: run as $label"
   ST_TOKEN="$token" $ST --config-file "$WORK/schemathesis.toml" run "$BASE/openapi.yaml" --url "$BASE" \
     --checks "$CHECKS$extra" --max-examples "$MAX_EXAMPLES" --max-time "$max_time" --mode all \
     --phases examples,coverage,fuzzing --request-timeout 10 --workers "$WORKERS" --seed 42 \
-    --suppress-health-check all --report junit --report-dir "$WORK/report-$label" "$@" || status=$?
+    --suppress-health-check all --report junit --report-dir "$WORK/report-$label" "$@"
 }
 # The agent's operations carry their own tokens (enrollment, node), so the role runs leave them out.
 # The agent's operations first, in a run of their own: the admin run deletes and purges the
 # nodes it finds (the node list links to them), after which a node token is only ever answered
 # 401 and the push would never be fuzzed past its token.
 AGENT_OPS="--include-operation-id register --include-operation-id pushSamples --include-operation-id getConfig --include-operation-id rotateNodeToken"
-run agent "$KSMFLEET_ADMIN_TOKEN" "$AGENT_MAX_TIME" "" $AGENT_OPS
+run agent "$KSMFLEET_ADMIN_TOKEN" "$AGENT_MAX_TIME" "" $AGENT_OPS || status=$?
 # The push must have been exercised past validation: some fuzzed batches stored.
 STORED="$(python3 -c 'import sqlite3,sys; db=sqlite3.connect("file:"+sys.argv[1]+"?mode=ro", uri=True); print(db.execute("SELECT COUNT(*) FROM samples WHERE node_id=?", (sys.argv[2],)).fetchone()[0])' "$WORK/data/ksmfleet.sqlite" "$NODE_ID")"
 echo "schemathesis.sh: $STORED fuzzed samples stored for $NODE_ID"
@@ -142,7 +142,7 @@ if [ "$STORED" -eq 0 ]; then
   echo "schemathesis.sh: no pushed sample was ever accepted: pushSamples was not tested past its token" >&2
   status=1
 fi
-run admin "$KSMFLEET_ADMIN_TOKEN" "$MAX_TIME" "" ${AGENT_OPS//--include/--exclude}
+run admin "$KSMFLEET_ADMIN_TOKEN" "$MAX_TIME" "" ${AGENT_OPS//--include/--exclude} || status=$?
 # The role credentials are made after the admin run: it revokes credentials it finds (the
 # list links to them), and theirs must stay live.
 OPERATOR_TOKEN="$(api POST /api/v1/credentials '{"name":"st-operator","role":"operator"}' | json '["token"]')"
@@ -153,10 +153,17 @@ ENROLL="$(api POST /api/v1/enrollment-tokens '{"description":"schemathesis roles
 ROLES_NODE_ID="$(register st-roles | json '["nodeId"]')"
 [ -n "$ROLES_NODE_ID" ] || { echo "schemathesis.sh: could not register the role runs' node" >&2; exit 1; }
 export ADMIN_NODE_ID="$ROLES_NODE_ID"
-run operator "$OPERATOR_TOKEN" "$ROLE_MAX_TIME" "" \
-  --exclude-operation-id register --exclude-operation-id pushSamples --exclude-operation-id getConfig
-run viewer "$VIEWER_TOKEN" "$ROLE_MAX_TIME" ",viewer_never_writes" \
-  --exclude-operation-id register --exclude-operation-id pushSamples --exclude-operation-id getConfig
+# The operator and viewer runs at the same time, each for its whole budget (each is one Python
+# process; the server is not their bottleneck): neither can delete a node or revoke a credential,
+# so neither takes the other's node or token away. Their output is shown one after the other.
+ROLE_OPS="--exclude-operation-id register --exclude-operation-id pushSamples --exclude-operation-id getConfig"
+run operator "$OPERATOR_TOKEN" "$ROLE_MAX_TIME" "" $ROLE_OPS >"$WORK/operator.out" 2>&1 &
+OPERATOR_RUN=$!
+run viewer "$VIEWER_TOKEN" "$ROLE_MAX_TIME" ",viewer_never_writes" $ROLE_OPS >"$WORK/viewer.out" 2>&1 &
+VIEWER_RUN=$!
+wait "$OPERATOR_RUN" || status=$?
+wait "$VIEWER_RUN" || status=$?
+cat "$WORK/operator.out" "$WORK/viewer.out"
 
 if grep -qiE "fatal|panic" "$WORK/server.log"; then
   echo "schemathesis.sh: the server log shows a crash:" >&2
