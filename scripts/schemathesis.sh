@@ -2,7 +2,7 @@
 # Runs schemathesis against a live ksmfleet-server and its own /openapi.yaml: no 5xx, and every
 # response (status, content type, headers, body) as the spec says. Four runs: the agent's own
 # operations (enrollment and node tokens; some fuzzed samples must be stored), then with the
-# admin token, with an operator credential and with a viewer credential (issue 14); in the
+# admin token, then with an operator and a viewer credential at once (issue 14); in the
 # viewer run a writing route (POST/PUT/PATCH/DELETE) must never answer 2xx (check
 # `viewer_never_writes` in scripts/schemathesis_hooks.py). Bounded: a few examples per
 # operation and a time budget per run.
