@@ -476,6 +476,6 @@ extension FleetDatabase {
     /// instead of when this process's connection ends).
     public func releaseBackgroundLock() async {
         guard case .postgres(let engine) = backend else { return }
-        await engine.onThread { engine.releaseBackgroundLock() }
+        await engine.releaseBackgroundLock()
     }
 }

@@ -1251,12 +1251,14 @@ final class PostgresEngine: @unchecked Sendable {
     deinit { close() }
 
     /// Gives the background lock up (graceful shutdown: another replica takes over at once).
-    func releaseBackgroundLock() {
+    /// Awaits the close without a thread of the engine: at shutdown every read thread may be
+    /// held by work a database that stopped answering holds, until `abandonAll`.
+    func releaseBackgroundLock() async {
         if let held = leader.withLock({ l -> PostgresConnection? in
             defer { l = nil }
             return l
         }) {
-            try? held.close().wait()
+            try? await held.close().get()
         }
     }
 

@@ -383,6 +383,53 @@ struct QueuedDeadlineTests {
     }
 }
 
+/// At shutdown the rollup service gives the background lock up, so that another replica takes
+/// the work over at once. Every read thread may then be held by work a database that stopped
+/// answering holds: the release must not wait for one of them.
+@Suite("PostgreSQL: the background lock given up at shutdown")
+struct BackgroundLockReleaseTests {
+    @Test("given up while every read thread is busy: another store holds it before they finish")
+    func releasedWhileEveryReadThreadIsBusy() async throws {
+        guard let server = TestStore.postgresURL else {
+            try Test.cancel("needs PostgreSQL: runs on the PostgreSQL pass of make test (KSMFLEET_TEST_POSTGRES)")
+        }
+        let url = try TestStore.createDatabase(on: server)
+        let holder = try FleetDatabase.open(url)
+        defer { try? holder.close() }
+        let other = try FleetDatabase.open(url)
+        defer { try? other.close() }
+        #expect(await holder.holdsBackgroundLock() == true)
+        #expect(await other.holdsBackgroundLock() == false)
+        let threads = PostgresEngine.defaultReaders
+        let finished = Done()
+        let held = Task { () async throws -> [Int?] in
+            defer { finished.set() }
+            return try await withThrowingTaskGroup(of: Int?.self) { group in
+                for _ in 0..<threads {
+                    group.addTask { try await holder.read { db in try Int.fetchOne(db, sql: "SELECT 3 FROM pg_sleep(4)") } }
+                }
+                return try await group.reduce(into: [Int?]()) { $0.append($1) }
+            }
+        }
+        let busy = await statementsRunning(server, like: "SELECT 3 FROM pg_sleep%", count: threads)
+        try #require(busy, "the \(threads) sleeping reads did not all start")
+        // The reads sleep 4 s from before this point: a release that waited for one of their
+        // threads took 3.9 s (6.0 s of a 6 s sleep, when it ran on a read thread).
+        let clock = ContinuousClock()
+        let began = clock.now
+        await holder.releaseBackgroundLock()
+        let took = clock.now - began
+        #expect(took < .seconds(2), "the release took \(took): it waited for a read thread")
+        // PostgreSQL frees the lock when it sees the connection end, a moment after the close.
+        let tookOver = await waitUntil(timeout: .seconds(2), poll: .milliseconds(50)) {
+            await other.holdsBackgroundLock() == true
+        }
+        #expect(tookOver, "the other store could not take the lock")
+        #expect(!finished.value, "the other store took the lock only after the sleeping reads")
+        #expect(try await held.value == Array(repeating: 3, count: threads))
+    }
+}
+
 /// After a shutdown gave the work up, nothing new starts: a connection asked for (the
 /// background lock's ask opens one directly, outside any transaction) fails at once as the
 /// shutdown, without trying, and so does a transaction.
