@@ -223,10 +223,23 @@ EOF
     echo "$url"
 }
 
+# Sends SIGCONT to the server of $data and its processes. The outage tests freeze the
+# postmaster or backends with SIGSTOP and let them go on themselves; a test process killed in
+# between (a timeout, ^C) left them frozen, and a frozen process handles no shutdown signal: the
+# stop below then waited out both its timeouts and failed, and the server stayed, frozen.
+thaw_server() {
+    local pid
+    pid=$(head -n 1 "$data/postmaster.pid" 2>/dev/null || true)
+    [[ $pid =~ ^[0-9]+$ ]] || return 0
+    kill -CONT "$pid" 2>/dev/null || true
+    pkill -CONT -P "$pid" 2>/dev/null || true
+}
+
 # Stops the server of $data (and only it: pg_ctl signals the pid in that directory's
 # postmaster.pid). Fast shutdown first, immediate if that does not finish in 30 s.
 stop_server() {
     is_running || return 0
+    thaw_server
     if as_pg "$PG_BIN/pg_ctl" stop -D "$data" -m fast -w -t 30 >&2 || ! is_running; then
         return 0
     fi
