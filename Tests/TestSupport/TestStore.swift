@@ -51,19 +51,30 @@ public enum TestStore {
     }
 
     /// Runs SQL on a data directory's store with psql (PostgreSQL), `variables` bound as psql
-    /// variables (`:'name'` in the SQL quotes one as a literal).
+    /// variables (`:'name'` in the SQL quotes one as a literal). Killed after `psqlLimit`
+    /// seconds: a PostgreSQL frozen by an outage test (SIGSTOP) answers nothing, and a psql
+    /// waiting on it would hold its thread for good (the longest legitimate call here holds a
+    /// table lock for 12 s).
     @discardableResult
     public static func psql(_ url: String, _ sql: String, variables: [String: String] = [:]) throws -> String {
         var arguments = [url, "-v", "ON_ERROR_STOP=1", "-qtA"]
         for (k, v) in variables.sorted(by: { $0.key < $1.key }) { arguments += ["-v", "\(k)=\(v)"] }
         // -c does not expand variables; the SQL goes in on standard input.
-        return try run("/usr/bin/psql", arguments, input: sql)
+        return try run("/usr/bin/psql", arguments, input: sql, limit: psqlLimit)
     }
 
-    static func run(_ binary: String, _ arguments: [String], input: String? = nil) throws -> String {
+    static let psqlLimit = 120
+
+    /// Runs `binary`; with `limit`, under /usr/bin/timeout, killed after that many seconds.
+    static func run(_ binary: String, _ arguments: [String], input: String? = nil, limit: Int? = nil) throws -> String {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: binary)
-        p.arguments = arguments
+        if let limit {
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
+            p.arguments = ["-k", "5", "\(limit)", binary] + arguments
+        } else {
+            p.executableURL = URL(fileURLWithPath: binary)
+            p.arguments = arguments
+        }
         let inPipe = Pipe()
         p.standardInput = input == nil ? FileHandle.nullDevice : inPipe
         let out = Pipe()
@@ -78,6 +89,9 @@ public enum TestStore {
         let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         let errText = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
+        if let limit, p.terminationStatus == 124 || p.terminationStatus == 137 {
+            throw TestStoreError(message: "\(binary) gave no answer within \(limit) s on \(arguments.dropFirst()) \(input ?? "")")
+        }
         guard p.terminationStatus == 0 else {
             throw TestStoreError(message: "\(binary) failed (\(p.terminationStatus)) on \(arguments.dropFirst()) \(input ?? ""): \(errText)")
         }
