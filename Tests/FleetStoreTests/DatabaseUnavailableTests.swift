@@ -224,17 +224,7 @@ struct QueuedDeadlineTests {
         #expect(await database.ping())
         let threads = PostgresEngine.defaultReaders
         let clock = ContinuousClock()
-        let held = Task {
-            try await withThrowingTaskGroup(of: Int?.self) { group in
-                for _ in 0..<threads {
-                    group.addTask { try await database.read { db in try Int.fetchOne(db, sql: "SELECT 7 FROM pg_sleep(6)") } }
-                }
-                return try await group.reduce(into: [Int?]()) { $0.append($1) }
-            }
-        }
-        // Every read thread is in its sleep (each statement shows in pg_stat_activity).
-        let busy = await statementsRunning(server, like: "SELECT 7 FROM pg_sleep%", count: threads)
-        try #require(busy, "the \(threads) sleeping reads did not all start")
+        let held = try await holdEveryReadThread(of: database, on: server, marker: 7, seconds: 6)
         let ran = Done()
         let began = clock.now
         do {
@@ -402,17 +392,7 @@ struct BackgroundLockReleaseTests {
         #expect(await other.holdsBackgroundLock() == false)
         let threads = PostgresEngine.defaultReaders
         let finished = Done()
-        let held = Task { () async throws -> [Int?] in
-            defer { finished.set() }
-            return try await withThrowingTaskGroup(of: Int?.self) { group in
-                for _ in 0..<threads {
-                    group.addTask { try await holder.read { db in try Int.fetchOne(db, sql: "SELECT 3 FROM pg_sleep(4)") } }
-                }
-                return try await group.reduce(into: [Int?]()) { $0.append($1) }
-            }
-        }
-        let busy = await statementsRunning(server, like: "SELECT 3 FROM pg_sleep%", count: threads)
-        try #require(busy, "the \(threads) sleeping reads did not all start")
+        let held = try await holdEveryReadThread(of: holder, on: server, marker: 3, seconds: 4, finished: finished)
         // The reads sleep 4 s from before this point: a release that waited for one of their
         // threads took 3.9 s (6.0 s of a 6 s sleep, when it ran on a read thread).
         let clock = ContinuousClock()
@@ -492,6 +472,29 @@ private final class Done: Sendable {
     private let state = Mutex(false)
     func set() { state.withLock { $0 = true } }
     var value: Bool { state.withLock { $0 } }
+}
+
+/// Every read thread of `database` in `SELECT marker FROM pg_sleep(seconds)`, all of them
+/// running (each statement shows in pg_stat_activity) when this returns; the task ends with
+/// their answers, after setting `finished`.
+private func holdEveryReadThread(
+    of database: FleetDatabase, on server: String, marker: Int, seconds: Int, finished: Done? = nil
+) async throws -> Task<[Int?], any Error> {
+    let threads = PostgresEngine.defaultReaders
+    let held = Task { () async throws -> [Int?] in
+        defer { finished?.set() }
+        return try await withThrowingTaskGroup(of: Int?.self) { group in
+            for _ in 0..<threads {
+                group.addTask {
+                    try await database.read { db in try Int.fetchOne(db, sql: "SELECT \(marker) FROM pg_sleep(\(seconds))") }
+                }
+            }
+            return try await group.reduce(into: [Int?]()) { $0.append($1) }
+        }
+    }
+    let busy = await statementsRunning(server, like: "SELECT \(marker) FROM pg_sleep%", count: threads)
+    try #require(busy, "the \(threads) sleeping reads did not all start")
+    return held
 }
 
 /// Whether `count` statements matching `pattern` (LIKE) run at once on `server` within 10 s.
