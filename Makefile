@@ -43,8 +43,9 @@ test:
 # suites, 6.4-7.2 on PostgreSQL; `make test` on a clean clone 19-21 min with the build), a conservative choice for CI, not a workaround. The suites also pass in parallel (`swift test` alone); the stalls once seen in
 # parallel runs had a cause that was found and fixed (README.md, Development). The PostgreSQL pass
 # must run one at a time: its outage tests freeze the shared test server (SIGSTOP). Run in
-# parallel, 22 of its tests started and none ended in 14 minutes, the server frozen; the test
-# process killed, the server stayed frozen (its stop now lets go on it first). The real-kernel
+# parallel once, it hung: its test process still ran 14 minutes later, the server frozen, and a
+# run after it on that server had 22 tests started and none ended 4.5 minutes on (a killed run
+# left the server frozen; its stop now lets go on it first). The real-kernel
 # suites run in a process of their own, after the rest, so ksmd scanning their buffers never
 # shares a process with the other suites. scripts/ksm-guard.sh saves the host's KSM settings before
 # them and puts them back after, also when the test process is killed before its own restore.
