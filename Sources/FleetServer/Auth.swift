@@ -49,7 +49,9 @@ enum Caller {
 
 /// Bearer-token checks. The bootstrap admin token's hash is held in memory; node tokens are
 /// looked up by hash (an indexed read) and remembered, so a busy agent costs no query per
-/// request. Every registration (token rotation) and node deletion forgets them all. Named
+/// request. A rotation, a re-registration, an admin's rotation request or the node's deletion
+/// forgets the node's entries, on every replica of a shared store (PostgreSQL migration 0019's
+/// notices; until they are heard, nothing is remembered: `NodeTokenCache`). Named
 /// credentials are looked up on every request (so a revocation or expiry takes effect at once).
 /// Secrets are never logged.
 struct Auth: Sendable {
@@ -59,11 +61,13 @@ struct Auth: Sendable {
     let metricsPublic: Bool
     /// Scheduled node token rotation (nil: only on an admin's request).
     let rotationSeconds: Double?
-    private let known = NodeTokenCache()
+    private let known: NodeTokenCache
     private let scrapers = Scrapers()
 
     init(database: FleetDatabase, adminTokenHash: String, metricsPublic: Bool = false, rotationSeconds: Double? = nil) {
         self.database = database
+        // Replicas on one store: another replica's rotation must reach this one's memory.
+        self.known = NodeTokenCache(othersHeard: !database.isShared)
         self.adminTokenHash = adminTokenHash
         self.metricsPublic = metricsPublic
         self.rotationSeconds = rotationSeconds
@@ -73,6 +77,14 @@ struct Auth: Sendable {
     /// a rotation was requested). Other nodes' entries stay: a fleet enrolling thousands of nodes
     /// must not send every push of the others back to the database.
     func forgetNodeTokens(of nodeId: String) { known.forget(node: nodeId) }
+
+    /// The other replicas' changes are heard from now on (config notifications listened to,
+    /// `ConfigNotificationService`): their token changes forget this replica's entries.
+    func nodeTokenChangesHeard() { known.changesHeard() }
+
+    /// The other replicas' changes are no longer heard (the listening connection was lost): no
+    /// node token is taken from memory until they are again.
+    func nodeTokenChangesUnheard() { known.changesUnheard() }
 
     /// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive, spaces
     /// and tabs around the token ignored), nil when there is none. Runs on every request, so
@@ -364,8 +376,15 @@ final class Scrapers: Sendable {
     }
 }
 
-/// Node token hash → node id, with a generation so that a lookup racing a `clear()` does not
-/// put back a token that was just rotated or deleted.
+/// Node token hash → node id, with a generation so that a lookup racing a `forget` does not
+/// put back a token that was just rotated or deleted. Entries are found by hash and forgotten by
+/// node, each in constant time: every replica forgets a node's entries at every rotation in the
+/// fleet (`ConfigNotificationService`), thousands of them when a schedule brings a fleet's
+/// tokens due together.
+///
+/// On a store several replicas share, an entry stays true only while the other replicas'
+/// changes are heard (their notices forget it): nothing is remembered until they are
+/// (`changesHeard`), and everything is forgotten when they no longer are (`changesUnheard`).
 final class NodeTokenCache: Sendable {
     struct Entry: Sendable {
         var node: String
@@ -374,19 +393,41 @@ final class NodeTokenCache: Sendable {
     }
     private struct State {
         var map: [String: Entry] = [:]
+        /// The hashes remembered for each node (one, or two across a rotation).
+        var byNode: [String: [String]] = [:]
         var generation: UInt64 = 0
+        var heard: Bool
+
+        mutating func forgetAll(heard: Bool) {
+            map.removeAll()
+            byNode.removeAll()
+            generation &+= 1
+            self.heard = heard
+        }
     }
-    private let state = Mutex(State())
+    static let capacity = 200_000
+    private let state: Mutex<State>
+
+    /// `othersHeard`: false on a store shared with other replicas until their changes are heard.
+    init(othersHeard: Bool = true) {
+        state = Mutex(State(heard: othersHeard))
+    }
 
     var generation: UInt64 { state.withLock { $0.generation } }
+
+    var count: Int { state.withLock { $0.map.count } }
 
     func node(for hash: String) -> Entry? { state.withLock { $0.map[hash] } }
 
     func remember(_ hash: String, node: String, dueAt: Date? = nil, ifStill generation: UInt64) {
         state.withLock { s in
-            guard s.generation == generation else { return }
-            if s.map.count > 200_000 { s.map.removeAll() }
-            s.map[hash] = Entry(node: node, dueAt: dueAt)
+            guard s.heard, s.generation == generation else { return }
+            if s.map.count >= Self.capacity { s.forgetAll(heard: true) }
+            if let old = s.map.updateValue(Entry(node: node, dueAt: dueAt), forKey: hash) {
+                if old.node == node { return }
+                s.byNode[old.node]?.removeAll { $0 == hash }
+            }
+            s.byNode[node, default: []].append(hash)
         }
     }
 
@@ -394,8 +435,16 @@ final class NodeTokenCache: Sendable {
     /// before this never stores what it read (it may be the token just replaced).
     func forget(node: String) {
         state.withLock { s in
-            s.map = s.map.filter { $0.value.node != node }
+            for hash in s.byNode.removeValue(forKey: node) ?? [] { s.map.removeValue(forKey: hash) }
             s.generation &+= 1
         }
     }
+
+    /// The other replicas' changes are heard from now on: what was remembered before may have
+    /// been changed meanwhile unheard, and is forgotten.
+    func changesHeard() { state.withLock { $0.forgetAll(heard: true) } }
+
+    /// The other replicas' changes are no longer heard: everything is forgotten, and nothing is
+    /// remembered until `changesHeard` (every request looks its token up).
+    func changesUnheard() { state.withLock { $0.forgetAll(heard: false) } }
 }

@@ -3,7 +3,8 @@ import Logging
 import ServiceLifecycle
 
 /// Replicas on one PostgreSQL database: wakes this replica's long-polls when another replica
-/// changes a config (the store's LISTEN/NOTIFY, `FleetDatabase.followConfigChanges`). A change
+/// changes a config (the store's LISTEN/NOTIFY, `FleetDatabase.followConfigChanges`), and forgets
+/// the node tokens it remembered when another replica replaces them (`Auth`, `NodeTokenCache`). A change
 /// made here wakes its waiters directly and comes back as a notice too, which is then known
 /// (`ConfigWaiters.hear`) and ignored; but a fleet apply of more than
 /// `ServerConfig.applyDirectWakeLimit` nodes made here is woken by its notices while they come
@@ -34,6 +35,8 @@ struct ConfigNotificationService: Service {
                     // (a poll reads the store again), and every waiting node gets its config
                     // read again.
                     state.waiters.changeFeedStarted()
+                    // Token changes made meanwhile were not heard either.
+                    state.auth.nodeTokenChangesHeard()
                     let nodes = state.waiters.waitingNodeIds
                     if first {
                         logger.info("listening for config changes of other replicas", metadata: ["waiting": "\(nodes.count)"])
@@ -45,15 +48,24 @@ struct ConfigNotificationService: Service {
                     if nodes.isEmpty { return }
                     Task { await Self.reread(nodes, state) }
                 },
-                interrupted: { state.waiters.changeFeedStopped() },
+                interrupted: {
+                    state.waiters.changeFeedStopped()
+                    state.auth.nodeTokenChangesUnheard()
+                },
                 check: ServerConfig.duration(state.config.listenCheckSeconds, atMost: 3600, ifNotANumber: 10))
         }
     }
 
     /// One node's change committed by any replica, this one's included. Its config is decoded
     /// only for a node waiting here: a replica hears the whole fleet's changes.
+    /// A node's token change (or deletion) makes this replica forget the node's tokens.
     static func hear(_ notice: ConfigChangeNotice, _ state: ServerState, _ decoding: inout ConfigDecoding) {
+        if notice.tokenChanged {
+            state.auth.forgetNodeTokens(of: notice.nodeId)
+            return
+        }
         if notice.deleted {
+            state.auth.forgetNodeTokens(of: notice.nodeId)
             state.waiters.notify(notice.nodeId, config: nil)
             return
         }

@@ -299,6 +299,10 @@ public struct ConfigChangeNotice: Sendable, Equatable {
     var kickCounter: Int64
     /// The new config as stored; nil when deleted or when it did not fit the notification.
     var configJSON: String?
+    /// Not a config change: the node's token changed (a rotation, a re-registration, an admin's
+    /// rotation request, the node's deletion; postgres migration 0019). A replica forgets what
+    /// it remembered of the node's tokens.
+    public var tokenChanged = false
 
     /// The new config, decoded; nil when the node was deleted, or when the config must be read
     /// from the store (it was too long to travel with the notice, or its JSON does not decode).
@@ -324,8 +328,9 @@ public struct ConfigChangeNotice: Sendable, Equatable {
     }
 
     /// Parses a `ksmfleet_config` payload: one node's change or deletion
-    /// (migrations/postgres/0002_config_notify.sql), or the nodes an UPDATE gave one config
-    /// (0015_config_notify_grouped.sql, or the apply's own: `ConfigNotices`). nil: unreadable.
+    /// (migrations/postgres/0002_config_notify.sql), one node's token change (0019), or the
+    /// nodes an UPDATE gave one config (0015_config_notify_grouped.sql, or the apply's own:
+    /// `ConfigNotices`). nil: unreadable.
     ///
     /// A replica parses every notice of the fleet, its own included: `NoticeScanner` reads the
     /// objects PostgreSQL's `json_build_object` writes in about a tenth of Foundation's
@@ -334,7 +339,7 @@ public struct ConfigChangeNotice: Sendable, Equatable {
     /// key, a number that is not a whole one) goes to `JSONDecoder`, which then decides.
     static func parse(_ payload: String) -> [ConfigChangeNotice]? {
         if let f = NoticeScanner.scan(payload) {
-            return notices(n: f.n, g: f.g, k: f.k, c: f.c, deleted: f.deleted, u: f.u)
+            return notices(n: f.n, g: f.g, k: f.k, c: f.c, deleted: f.deleted, u: f.u, token: f.token)
         }
         return decoded(payload)
     }
@@ -359,16 +364,22 @@ public struct ConfigChangeNotice: Sendable, Equatable {
             var c: String?
             var deleted: Bool?
             var u: [Entry]?
+            var token: Bool?
         }
         guard let p = try? JSONDecoder().decode(Payload.self, from: Data(payload.utf8)) else { return nil }
-        return notices(n: p.n, g: p.g, k: p.k, c: p.c, deleted: p.deleted, u: p.u?.map(\.entry))
+        return notices(n: p.n, g: p.g, k: p.k, c: p.c, deleted: p.deleted, u: p.u?.map(\.entry), token: p.token)
     }
 
     /// The notices of a payload's fields: with `u`, each of its nodes with config `c` (`n`, `g`,
-    /// `k` and `deleted` must be absent); otherwise node `n`'s change or deletion.
+    /// `k`, `deleted` and `token` must be absent); with `token`, node `n`'s token change (nothing
+    /// else may be there); otherwise node `n`'s change or deletion.
     private static func notices(
-        n: String?, g: Int64?, k: Int64?, c: String?, deleted: Bool?, u: [NoticeScanner.Entry]?
+        n: String?, g: Int64?, k: Int64?, c: String?, deleted: Bool?, u: [NoticeScanner.Entry]?, token: Bool?
     ) -> [ConfigChangeNotice]? {
+        if let token {
+            guard token, let n, g == nil, k == nil, c == nil, deleted == nil, u == nil else { return nil }
+            return [ConfigChangeNotice(nodeId: n, deleted: false, generation: nil, kickCounter: 0, configJSON: nil, tokenChanged: true)]
+        }
         if let u {
             guard n == nil, g == nil, k == nil, deleted == nil else { return nil }
             return u.map { ConfigChangeNotice(nodeId: $0.n, deleted: false, generation: $0.g, kickCounter: $0.k, configJSON: c) }

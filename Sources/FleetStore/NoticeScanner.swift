@@ -2,7 +2,7 @@ import FleetAPI
 
 /// Reads a config notice's payload, as `json_build_object` writes it: one JSON object whose keys
 /// are `n`, `g`, `k`, `c` and `deleted` (migrations/postgres/0002_config_notify.sql: `{"n" : "…",
-/// "g" : 2, …}`), or `c` and `u` (0015_config_notify_grouped.sql: `{"c" : "…", "u" : [["…", 2, 0],
+/// "g" : 2, …}`), `n` and `token` (0019_node_token_notify.sql), or `c` and `u` (0015_config_notify_grouped.sql: `{"c" : "…", "u" : [["…", 2, 0],
 /// …]}`; the apply's own, `ConfigNotices`, the same without spaces), with string, whole-number,
 /// boolean or null values and `u`'s array of `[string, whole number, whole number]` arrays. nil for anything else (another key, a key twice, a fraction or
 /// exponent, a lone surrogate, text after the object): `ConfigChangeNotice.parse` hands those to
@@ -16,6 +16,8 @@ enum NoticeScanner {
         var deleted: Bool?
         /// The grouped form's nodes: id, generation, kick counter.
         var u: [Entry]?
+        /// A node's token changed (0019_node_token_notify.sql: `{"n" : "…", "token" : true}`).
+        var token: Bool?
     }
 
     struct Entry: Equatable {
@@ -61,6 +63,8 @@ enum NoticeScanner {
             case ("deleted", .null): bit = 16
             case ("u", .entries(let v)): f.u = v; bit = 32
             case ("u", .null): bit = 32
+            case ("token", .bool(let v)): f.token = v; bit = 64
+            case ("token", .null): bit = 64
             default: return nil
             }
             if seen & bit != 0 { return nil }

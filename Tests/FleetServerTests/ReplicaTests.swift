@@ -187,6 +187,70 @@ struct ReplicaTests {
         }
     }
 
+    /// A replica remembers which node a token is after its first lookup (`NodeTokenCache`). A
+    /// token replaced, a rotation asked for or a node deleted through another replica reaches
+    /// that memory by the other replica's notice (postgres migration 0019): the old token ends on
+    /// both replicas alike, and the agent is told to rotate wherever it pushes.
+    @Test(
+        "a rotation asked for, a token replaced or a node deleted through one replica holds on the other at once, though that one remembered the token"
+    )
+    func tokenChangesReachTheOtherReplica() async throws {
+        guard TestStore.isPostgres else { try Test.cancel(Self.postgresOnly) }
+        try await withTwoReplicas { a, b in
+            let database = try await bothListening(a)
+            let (reg, nodeOnA) = try await a.register(hostname: "rotated")
+            let nodeOnB = try Fixtures.client(b.server.baseURL, token: reg.nodeToken)
+            var seq: Int64 = 0
+            /// A one-sample push of `client`'s token through its replica: the status, and whether
+            /// the answer says to rotate.
+            func push(_ client: FleetClient) async throws -> (status: Int, rotate: Bool) {
+                seq += 1
+                let r = try await client.send(
+                    method: "POST", path: APIPaths.samples(reg.nodeId), body: try jsonBody(Fixtures.batch([seq])))
+                let ack = r.status == 200 ? try StrictJSON.decoder().decode(SampleBatchAck.self, from: r.body) : nil
+                return (r.status, ack?.rotateToken == true)
+            }
+            let clock = ContinuousClock()
+            // B looks the token up once and remembers it.
+            #expect(try await push(nodeOnB) == (200, false))
+            #expect(try await push(nodeOnB) == (200, false))
+
+            // An admin asks for a rotation through A: B says so at the agent's next push.
+            let asked = clock.now
+            _ = try await a.admin.requestTokenRotation(reg.nodeId)
+            let told = await waitUntil(timeout: .seconds(10), poll: .milliseconds(20)) {
+                (try? await push(nodeOnB)) ?? (0, false) == (200, true)
+            }
+            print("ReplicaTests: a rotation asked for through A was told by B \(clock.now - asked) after the request")
+            #expect(told, "B never told the agent of the rotation asked for through A")
+
+            // The agent rotates through A and uses its new token there; its old one ends (its
+            // grace cut short here) and B refuses it as A does.
+            let rotated = try await nodeOnA.rotateNodeToken(nodeId: reg.nodeId)
+            let newOnA = try Fixtures.client(a.server.baseURL, token: rotated.nodeToken)
+            #expect(try await push(newOnA) == (200, false))
+            _ = try TestStore.psql(
+                database, "UPDATE nodes SET previous_token_expires_at = 0 WHERE id = '\(reg.nodeId)'")
+            #expect(try await push(nodeOnA).status == 401)
+            let refused = await waitUntil(timeout: .seconds(10), poll: .milliseconds(20)) {
+                (try? await push(nodeOnB))?.status == 401
+            }
+            #expect(refused, "B still takes the token replaced through A")
+            let newOnB = try Fixtures.client(b.server.baseURL, token: rotated.nodeToken)
+            #expect(try await push(newOnB) == (200, false))
+            #expect(try await push(newOnB) == (200, false))
+
+            // The node deleted through A: B refuses its token as unknown.
+            try await a.admin.deleteNode(reg.nodeId)
+            var last = 0
+            let gone = await waitUntil(timeout: .seconds(10), poll: .milliseconds(20)) {
+                last = (try? await push(newOnB))?.status ?? 0
+                return last == 401
+            }
+            #expect(gone, "B answers \(last) to the token of a node deleted through A")
+        }
+    }
+
     /// A fleet-wide apply does not wake the long-polls of the replica it went through directly
     /// while that replica's change feed is live: its own notices do, as on every other replica
     /// (`ConfigWaiters.feedWakesOwnWrites`). Nor when the notices never come (the LISTEN backends

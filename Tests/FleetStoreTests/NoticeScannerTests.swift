@@ -74,7 +74,10 @@ import Testing
             return "{" + fields.map { "\"\($0.0)\"\(sep)\($0.1)" }.joined(separator: comma) + "}"
         }
         var fields: [(String, String)] = [("n", quoted(randomString(&rng), asciiOnly: asciiOnly, &rng))]
-        if Bool.random(using: &rng) {
+        if Int.random(in: 0..<5, using: &rng) == 0 {
+            // A token change (0019); with null, a change without a generation.
+            fields.append(("token", ["true", "true", "null"].randomElement(using: &rng)!))
+        } else if Bool.random(using: &rng) {
             fields.append(("deleted", ["true", "false", "null"].randomElement(using: &rng)!))
         } else {
             fields.append(("g", number()))
@@ -127,6 +130,30 @@ import Testing
         for odd in [#"{"c" : null, "u" : [["n-1", 2]]}"#, #"{"n" : "a", "u" : []}"#, #"{"u" : [["n-1", 2, 0, 1]]}"#] {
             #expect(ConfigChangeNotice.parse(odd) == nil, "\(odd)")
         }
+    }
+
+    /// A token change as the trigger of postgres migration 0019 writes it: the scanner's own, a
+    /// notice of nothing but the token; with anything else beside it, unreadable either way.
+    @Test func theTokenFormIsScanned() {
+        let payload = #"{"n" : "n-1", "token" : true}"#
+        #expect(NoticeScanner.scan(payload) != nil)
+        let notices = ConfigChangeNotice.parse(payload)
+        #expect(
+            notices == [
+                ConfigChangeNotice(
+                    nodeId: "n-1", deleted: false, generation: nil, kickCounter: 0, configJSON: nil, tokenChanged: true)
+            ])
+        #expect(ConfigChangeNotice.decoded(payload) == notices)
+        // Nothing a config change would carry.
+        #expect(notices?.first?.config == nil)
+        for odd in [
+            #"{"n" : "n-1", "token" : false}"#, #"{"n" : "n-1", "token" : true, "g" : 2}"#, #"{"token" : true}"#,
+            #"{"n" : "n-1", "token" : true, "deleted" : true}"#, #"{"c" : null, "u" : [], "token" : true}"#,
+        ] {
+            #expect(ConfigChangeNotice.parse(odd) == nil, "\(odd)")
+        }
+        // A config change is not a token change.
+        #expect(ConfigChangeNotice.parse(#"{"n" : "n-1", "g" : 2, "token" : null}"#)?.first?.tokenChanged == false)
     }
 
     @Test func brokenPayloadsAreReadAsJSONDecoderReadsThem() async {
