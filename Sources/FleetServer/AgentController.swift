@@ -208,7 +208,18 @@ struct AgentController<Context: RequestContext>: Sendable {
                     "sample batch refused",
                     metadata: ["node": "\(id)", "field": "samples[\(i)].\(bad.field)", "reason": "\(bad.message)"])
                 state.metrics.sampleBatchRefused(field: bad.field)
-                state.sampleRefusals.withLock { $0[id] = ("samples[\(i)].\(bad.field): \(bad.message)", now) }
+                // In the store, so the node's finding shows through every replica. The agent
+                // gets its 422 whether or not this could be written.
+                do {
+                    try await DatabaseWork.$deadline.withValue(databaseLimit) {
+                        try await state.database.recordSampleRefusal(
+                            nodeId: id, reason: "samples[\(i)].\(bad.field): \(bad.message)", at: now)
+                    }
+                } catch {
+                    state.logger.warning(
+                        "could not record the refusal for the node's findings",
+                        metadata: ["node": "\(id)", "error": "\(error)"])
+                }
                 throw APIError.invalidValue("samples[\(i)].\(bad.field)", bad.message)
             }
         }
@@ -222,7 +233,6 @@ struct AgentController<Context: RequestContext>: Sendable {
         // The token check (CheckedRouter) found whether this node's token is due for rotation.
         if case .node(_, rotationDue: true) = Caller.current { ack.rotateToken = true }
         state.metrics.samplesStored(ack.stored, duplicates: ack.duplicates)
-        state.sampleRefusals.withLock { if !$0.isEmpty { $0[id] = nil } }
         state.logger.debug(
             "samples stored",
             metadata: ["node": "\(id)", "stored": "\(ack.stored)", "duplicates": "\(ack.duplicates)", "highestSeq": "\(ack.highestSeq)"])

@@ -4,7 +4,6 @@ import KSMCore
 import Foundation
 import Hummingbird
 import Logging
-import Synchronization
 
 /// What every controller shares: the database, auth, long-poll waiters, metrics and options.
 /// Controllers added by other features (reports, dashboard) take this in their initializer.
@@ -22,10 +21,6 @@ final class ServerState: Sendable {
     let transport: TransportSecurity
     /// Failed dashboard sign-ins per address.
     let loginThrottle: LoginThrottle
-    /// Per node, why its newest sample batch was refused and when (a `samples_refused` finding);
-    /// dropped when a batch of it is stored. At most one entry per node; in memory, as the agent
-    /// sends again within seconds.
-    let sampleRefusals = Mutex([String: (reason: String, at: Date)]())
     /// Requests refused because the database could not serve them: one outage in the log.
     let outage: DatabaseOutage
 
@@ -99,13 +94,13 @@ final class ServerState: Sendable {
             connection: connection, config: config, phase: n.phase, phaseReason: n.phaseReason, appliedGeneration: n.appliedGeneration,
             applyError: n.applyError, drift: drift, driftReason: reason, lastSample: n.lastSample,
             processes: n.processes, processesAt: n.processesAt,
-            findings: Self.findings(n, refusal: sampleRefusals.withLock { $0[n.id] }))
+            findings: Self.findings(n))
     }
 
     /// Why KSM saves little on the node, from its newest sample and process report. The ksmd CPU
     /// finding measures against the node's budget (`maxCpuPercent`) when its config sets one,
     /// `Findings.defaultCPUBudgetPercent` otherwise.
-    static func findings(_ n: StoredNode, refusal: (reason: String, at: Date)? = nil) -> [Finding] {
+    static func findings(_ n: StoredNode) -> [Finding] {
         guard n.deletedAt == nil else { return [] }
         let s = n.lastSample
         return Findings.evaluate(
@@ -114,6 +109,6 @@ final class ServerState: Sendable {
                 ksmdCPUPercent: s?.ksmdCPUPercent, cpuBudgetPercent: n.config?.config.maxCpuPercent,
                 applyError: n.applyError,
                 processes: n.processes,
-                sampleRefusal: refusal.map { ($0.reason, ReportTime.iso($0.at.timeIntervalSince1970)) }))
+                sampleRefusal: n.sampleRefusal.map { ($0.reason, ReportTime.iso($0.at.timeIntervalSince1970)) }))
     }
 }

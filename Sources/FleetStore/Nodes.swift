@@ -28,6 +28,17 @@ public struct StoredNode: Sendable, Equatable {
     /// The newest process report (who benefits) and its sample time.
     public var processes: ProcessReport? = nil
     public var processesAt: Date? = nil
+    /// Why the server last refused the node's samples ("samples[i].field: message") and when;
+    /// nil when no batch was refused since the newest one stored (`recordSampleRefusal`).
+    public var sampleRefusal: (reason: String, at: Date)? {
+        guard let sampleRefusalReason, let sampleRefusedAt,
+            sampleRefusedAt > (lastSeenAt ?? .distantPast)
+        else { return nil }
+        return (sampleRefusalReason, sampleRefusedAt)
+    }
+    /// The last refusal as stored, whether or not a batch was stored since.
+    public var sampleRefusalReason: String? = nil
+    public var sampleRefusedAt: Date? = nil
 }
 
 /// The outcome of `register`.
@@ -43,7 +54,7 @@ extension FleetDatabase {
         n.id, n.name, n.machine_id, n.labels, n.kernel, n.mem_total_bytes, n.numa_nodes, n.ksm_features,
         n.agent_version, n.page_size, n.registered_at, n.last_seen_at, n.phase, n.phase_reason,
         n.applied_generation, n.apply_error, n.last_seq, n.last_sample_json, n.deleted_at, n.processes_json,
-        n.processes_at,
+        n.processes_at, n.sample_refusal, n.sample_refused_at,
         c.generation, c.kick_counter, c.config_json
         """
     static let nodeFrom = "nodes n LEFT JOIN node_configs c ON c.node_id = n.id"
@@ -74,6 +85,8 @@ extension FleetDatabase {
         // A report that no longer decodes (an older shape) is left out rather than failing the node.
         node.processes = processes.flatMap { try? StoredJSON.decode(ProcessReport.self, $0) }
         node.processesAt = Time.date(row["processes_at"] as Int64?)
+        node.sampleRefusalReason = row["sample_refusal"]
+        node.sampleRefusedAt = Time.date(row["sample_refused_at"] as Int64?)
         return node
     }
 
@@ -292,6 +305,17 @@ extension FleetDatabase {
                     LIMIT 1
                     """, arguments: [idOrName.lowercased()]
             ).map(Self.node)
+        }
+    }
+
+    /// The server refused a batch of the node's samples: why ("samples[i].field: message") and
+    /// when, kept until a later batch is stored (`StoredNode.sampleRefusal`). A refused batch
+    /// costs this one small write instead of the batch's.
+    public func recordSampleRefusal(nodeId: String, reason: String, at: Date = Date()) async throws {
+        try await write { db in
+            try db.execute(
+                sql: "UPDATE nodes SET sample_refusal = ?, sample_refused_at = ? WHERE id = ? AND deleted_at IS NULL",
+                arguments: [reason, Time.ms(at), nodeId])
         }
     }
 

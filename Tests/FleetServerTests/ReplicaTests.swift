@@ -251,6 +251,26 @@ struct ReplicaTests {
         }
     }
 
+    /// Why a node's samples are refused is kept in the store: the finding shows through the
+    /// replica the operator asks, whichever the agent pushes to, and a batch stored through
+    /// another replica ends it.
+    @Test("a node's samples refused through one replica: its finding shows through the other, and a batch stored through that one ends it")
+    func sampleRefusalsShowThroughEveryReplica() async throws {
+        guard TestStore.isPostgres else { try Test.cancel(Self.postgresOnly) }
+        try await withTwoReplicas { a, b in
+            let (reg, nodeOnA) = try await a.register(hostname: "skewed")
+            var ahead = Fixtures.sample(1)
+            ahead.takenAt = Date().addingTimeInterval(3600)
+            let refused = await apiError { _ = try await nodeOnA.pushSamples(nodeId: reg.nodeId, SampleBatch(samples: [ahead])) }
+            #expect(refused?.0 == 422 && refused?.1.error.field == "samples[0].takenAt", "\(String(describing: refused))")
+            let seen = try await b.admin.node(reg.nodeId).findings?.first { $0.code == "samples_refused" }
+            #expect(seen?.message.contains("samples[0].takenAt") == true, "through B: \(String(describing: seen))")
+            let nodeOnB = try Fixtures.client(b.server.baseURL, token: reg.nodeToken)
+            #expect(try await nodeOnB.pushSamples(nodeId: reg.nodeId, Fixtures.batch([1])).stored == 1)
+            #expect(try await a.admin.node(reg.nodeId).findings?.contains { $0.code == "samples_refused" } == false)
+        }
+    }
+
     /// A fleet-wide apply does not wake the long-polls of the replica it went through directly
     /// while that replica's change feed is live: its own notices do, as on every other replica
     /// (`ConfigWaiters.feedWakesOwnWrites`). Nor when the notices never come (the LISTEN backends

@@ -129,6 +129,13 @@ import Testing
         #expect(try await node.pushSamples(nodeId: reg.nodeId, SampleBatch(samples: [Fixtures.sample(1), edge])).stored == 2)
         // A stored batch ends the finding.
         #expect(try await h.admin.node(reg.nodeId).findings?.contains { $0.code == "samples_refused" } == false)
+        // A refusal is kept in the store: a server started anew on the same data still says so.
+        _ = await apiError { _ = try await node.pushSamples(nodeId: reg.nodeId, SampleBatch(samples: [cases[0].0])) }
+        await h.server.stop()
+        let again = try await Harness.start(dataDir: h.server.dataDir, adminToken: h.server.adminToken)
+        let kept = try await again.admin.node(reg.nodeId).findings?.first { $0.code == "samples_refused" }
+        #expect(kept?.message.contains("samples[0].takenAt") == true, "after a restart: \(String(describing: kept))")
+        await again.finish()
     }
 
     @Test func deleteRemovesConfigAndTokenButKeepsHistoryUnlessPurged() async throws {
