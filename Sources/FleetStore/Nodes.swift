@@ -310,7 +310,7 @@ extension FleetDatabase {
 
     /// The server refused a batch of the node's samples: why ("samples[i].field: message") and
     /// when, kept until a later batch is stored (`StoredNode.sampleRefusal`). A refused batch
-    /// costs this one small write instead of the batch's.
+    /// costs this one small write, a transaction of its own (not in the group commit).
     public func recordSampleRefusal(nodeId: String, reason: String, at: Date = Date()) async throws {
         try await write { db in
             try db.execute(
