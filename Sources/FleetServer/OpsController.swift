@@ -32,8 +32,17 @@ struct OpsController<Context: RequestContext>: Sendable {
             // that fails would only say the target is down. The refusal counts in the outage like
             // any other request's. A credential taken from memory (the database could not be
             // asked about it) gets no fleet data, whatever a read would give now.
+            //
+            // `?fleet=false`: this process's own series only (requests, samples stored, waiting
+            // polls, the change feed, whether the database answers), without reading the nodes.
+            // Replicas on one database each serve the same fleet and node series: Prometheus
+            // scrapes every replica with it and takes the fleet's from one job (README).
+            let fleet = try HTTP.boolQuery(request, "fleet") ?? true
             var nodes: [NodeInfo]?
-            if case .credential(_, remembered: true) = Caller.current {
+            var answers = true
+            if !fleet {
+                answers = await DatabaseWork.$deadline.withValue(Self.metricsReadDeadline) { await state.database.ping() }
+            } else if case .credential(_, remembered: true) = Caller.current {
                 nodes = nil
             } else {
                 do {
@@ -48,7 +57,7 @@ struct OpsController<Context: RequestContext>: Sendable {
             return HTTP.text(
                 state.metrics.page(
                     nodes: nodes, waiting: state.waiters.waitingCount, feedLive: state.waiters.changeFeedLive,
-                    databaseUp: state.outage.refused(within: .seconds(5)) == nil),
+                    databaseUp: answers && state.outage.refused(within: .seconds(5)) == nil, fleet: fleet),
                 contentType: "text/plain; version=0.0.4; charset=utf-8")
         }
         router.on(.get, "/openapi.yaml") { _, _ in

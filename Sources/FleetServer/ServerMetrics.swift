@@ -88,15 +88,18 @@ final class ServerMetrics: Sendable {
     /// server counted and knows itself, `ksmfleet_database_up` 0, and no fleet or node series
     /// (absent, not zero: a saving of 0 would be a false figure). `databaseUp` false: the nodes
     /// were read, but the database refused a request moments ago (`/readyz` says the same).
+    /// `fleet` false: the fleet was not asked for (`/metrics?fleet=false`, this process's own
+    /// series): `nodes` is nil and `databaseUp` says all there is to say of the database.
     func page(
-        nodes: [NodeInfo]?, waiting: Int, feedLive: Bool = true, databaseUp: Bool = true, now: Date = Date()
+        nodes: [NodeInfo]?, waiting: Int, feedLive: Bool = true, databaseUp: Bool = true, fleet: Bool = true,
+        now: Date = Date()
     ) -> ByteBuffer {
         var out = Exposition()
         // ~1.2 kB a node (14 families, two labels), so a large fleet's page is not regrown 20 times.
         out.bytes.reserveCapacity(16_384 + (nodes?.count ?? 0) * 1_280)
         writeCounted(into: &out)
         FleetFamilies.write(
-            nodes, waiting: waiting, feedLive: feedLive, databaseUp: databaseUp && nodes != nil, into: &out)
+            nodes, waiting: waiting, feedLive: feedLive, databaseUp: databaseUp && (nodes != nil || !fleet), into: &out)
         if let nodes { NodeFamily.write(nodes, now: now, into: &out) }
         return ByteBuffer(bytes: out.bytes)
     }
@@ -292,7 +295,8 @@ enum FleetFamilies {
         ExpositionFamily(subsystem, metricName, unit, help, .gauge)
     }
 
-    /// The server's own gauges, then, when `nodes` were read, the fleet's.
+    /// The server's own gauges, then, when `nodes` were read, the fleet's (`databaseUp` false
+    /// whenever they were asked for and could not be read: `ServerMetrics.page`).
     static func write(_ nodes: [NodeInfo]?, waiting: Int, feedLive: Bool, databaseUp: Bool, into out: inout Exposition) {
         func gauges(_ values: [(ExpositionFamily, Double)]) {
             for (family, value) in values {
@@ -301,7 +305,7 @@ enum FleetFamilies {
             }
         }
         guard let nodes else {
-            gauges([(waiters, Double(waiting)), (Self.feedLive, feedLive ? 1 : 0), (Self.databaseUp, 0)])
+            gauges([(waiters, Double(waiting)), (Self.feedLive, feedLive ? 1 : 0), (Self.databaseUp, databaseUp ? 1 : 0)])
             return
         }
         let fleet = FleetNow.of(nodes)

@@ -118,6 +118,9 @@ struct DatabaseOutageTests {
             #expect(m.values["ksmfleet_database_up"] == 0, "\(text)")
             #expect(m.values["ksmfleet_samples_stored_total"] != nil && m.values["ksmfleet_nodes"] == nil)
             #expect(!text.contains("ksmfleet_node_") && !text.contains("ksmfleet_fleet_saved"))
+            // This process's own series say the same (a ping, not the nodes' read).
+            let own = try await prometheus.send(method: "GET", path: "/metrics?fleet=false")
+            #expect(own.status == 200 && MetricsText(own.text).values["ksmfleet_database_up"] == 0, "\(own.text)")
             #expect(try await late.send(method: "GET", path: "/metrics").status == 503)
             #expect(try await revoked.send(method: "GET", path: "/metrics").status == 503)
 
