@@ -12,6 +12,8 @@ drives it with plain HTTP/1.1 keep-alive connections from asyncio (no third-part
             (-t2, --connections), nginx (Debian's, one worker) answering `return 204` on loopback,
             the server's GET /healthz, and single-sample pushes from 100 nodes, each with its own
             token; prints each rate, pushes/s as a fraction of nginx's, and server CPU µs per push.
+  scrape    N nodes with a sample each; the full /metrics against /metrics?fleet=false (a
+            replica's own series), alternating: wall and server CPU ms per scrape, page bytes.
   longpoll  W agents, each with its own node and token, wait on GET /config with
             If-None-Match and wait=60; one fleet-wide change (POST /config/apply all=true)
             must wake them all; reports how many woke and the wake-up latency.
@@ -404,10 +406,52 @@ async def bench_longpoll(server, waiters):
             "woken_within_1s_of_apply_reply": sum(1 for x in lat if x <= (t_applied - t0) * 1000 + 1000)}
 
 
+async def bench_scrape(server, nodes_count, scrapes):
+    """N nodes with one sample each; `scrapes` scrapes of the full /metrics and as many of
+    /metrics?fleet=false (a replica's own series), alternating: wall ms and server CPU ms each."""
+    nodes = await register_nodes(server, nodes_count, concurrency=64)
+    queue = asyncio.Queue()
+    for n in nodes:
+        queue.put_nowait(n)
+
+    async def pusher():
+        c = Conn(server.port)
+        while not queue.empty():
+            node_id, token, gen = queue.get_nowait()
+            s = sample(1, time.time())
+            s["appliedGeneration"] = gen
+            st, body = await c.request("POST", f"/api/v1/nodes/{node_id}/samples", token, {"samples": [s]})
+            assert st == 200, body
+        c.close()
+
+    await asyncio.gather(*(pusher() for _ in range(32)))
+    admin = Conn(server.port)
+    times = {"full": [], "own": []}
+    sizes = {}
+    for i in range(scrapes * 2):
+        kind = "full" if i % 2 == 0 else "own"
+        path = "/metrics" if kind == "full" else "/metrics?fleet=false"
+        cpu0, t0 = server.cpu_seconds(), time.perf_counter()
+        st, body = await admin.request("GET", path, server.token)
+        wall, cpu = time.perf_counter() - t0, server.cpu_seconds() - cpu0
+        assert st == 200, body[:200]
+        times[kind].append((wall, cpu))
+        sizes[kind] = len(body)
+    admin.close()
+    out = {"nodes": nodes_count, "scrapes_each": scrapes}
+    for kind, rows in times.items():
+        out[f"{kind}_wall_ms_median"] = round(statistics.median(w for w, _ in rows) * 1000, 1)
+        out[f"{kind}_server_cpu_ms_median"] = round(statistics.median(c for _, c in rows) * 1000, 1)
+        out[f"{kind}_bytes"] = sizes[kind]
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--server", required=True)
-    ap.add_argument("--only", choices=["ingest", "push", "longpoll"])
+    ap.add_argument("--only", choices=["ingest", "push", "longpoll", "scrape"])
+    ap.add_argument("--scrape-nodes", type=int, default=10000, help="nodes in --only scrape")
+    ap.add_argument("--scrapes", type=int, default=7, help="scrapes of each kind in --only scrape")
     ap.add_argument("--waiters", type=int, default=10000)
     ap.add_argument("--ingest-total", type=int, default=200_000)
     ap.add_argument("--driver", choices=["wrk", "python"], default="wrk" if shutil.which("wrk") else "python",
@@ -462,6 +506,9 @@ def main():
                    "target_0_5x_met": push["non_2xx"] == 0 and acked >= 0.5 * floor["requests_per_second"]}
         print(json.dumps(summary), flush=True)
         results.append(summary)
+        return results
+    if args.only == "scrape":
+        run("scrape", lambda s: bench_scrape(s, args.scrape_nodes, args.scrapes))
         return results
     if args.only in (None, "ingest") and args.driver == "wrk":
         run("http floor", lambda s: bench_http_floor(s, connections=args.connections, seconds=args.seconds))
