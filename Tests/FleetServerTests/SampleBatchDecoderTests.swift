@@ -1,5 +1,6 @@
 import FleetAPI
 import FleetServer
+import FleetTestSupport
 import Foundation
 import KSMCore
 import Testing
@@ -45,6 +46,31 @@ import Testing
         }
         // Everything generated here is plain enough for the fast path.
         #expect(fastCount == 400)
+    }
+
+    /// A node's newest sample as the store keeps it (one object, as the agent sent it) reads as
+    /// `StrictJSON` reads it; what is not one plain object is left to `StrictJSON`.
+    @Test func oneSampleDecodesAsStrictJSONDoes() async throws {
+        var rng = SplitMix(seed: 0x5EED_0005)
+        var fastCount = 0
+        for round in 0..<400 {
+            await Task.yield()  // CPU-bound: leave the cooperative pool to the suites in parallel
+            let text =
+                rng.bool()
+                ? String(decoding: try StrictJSON.encoder().encode(Gen.sample(&rng)), as: UTF8.self)
+                : Gen.sampleJSON(&rng)
+            let strict = try StrictJSON.decode(StatusSample.self, from: Data(text.utf8))
+            if let fast = SampleBatchDecoder.fastSample(text) {
+                fastCount += 1
+                #expect(fast == strict, "round \(round): \(text)")
+            }
+        }
+        #expect(fastCount == 400)
+        let one = String(decoding: try StrictJSON.encoder().encode(Fixtures.sample(1)), as: UTF8.self)
+        #expect(SampleBatchDecoder.fastSample(" \(one)\n") == Fixtures.sample(1))
+        for odd in [one + " x", "[\(one)]", "", "{}", #"{"samples":[\#(one)]}"#, String(one.dropLast())] {
+            #expect(SampleBatchDecoder.fastSample(odd) == nil, "\(odd)")
+        }
     }
 
     @Test func takenAtMatchesFoundationToTheBit() async throws {

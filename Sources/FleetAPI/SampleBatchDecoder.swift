@@ -3,7 +3,6 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
-import FleetAPI
 import KSMCore
 
 /// A hand-written, single-pass decoder for `SampleBatch`, the one body the server takes in bulk.
@@ -28,6 +27,22 @@ public enum SampleBatchDecoder {
     public static func decode(_ data: Data) throws(InputError) -> Decoded {
         if let fast = fastDecode(data) { return fast }
         return Decoded(batch: try StrictJSON.decode(SampleBatch.self, from: data), sampleRanges: nil)
+    }
+
+    /// One sample object, as `StrictJSON` decodes it, by the same fast path: a node's newest
+    /// sample as the store keeps it (the object the agent sent), read for every node in the
+    /// fleet's listings and `/metrics`. nil when the fast path cannot decide (the caller then
+    /// takes `StrictJSON`).
+    public static func fastSample(_ text: String) -> StatusSample? {
+        var text = text
+        return text.withUTF8 { b -> StatusSample? in
+            guard let base = b.baseAddress else { return nil }
+            var p = Parser(base, b.count)
+            p.ws()
+            guard let sample = try? p.sample() else { return nil }
+            p.ws()
+            return p.i == p.n ? sample : nil
+        }
     }
 
     /// The fast path alone: nil when it cannot decide (the caller then takes `StrictJSON`).
