@@ -117,6 +117,12 @@ def seed(base):
         for i in range(0, len(samples), 500):
             st, ack = api(base, "POST", f"/api/v1/nodes/{nid}/samples", {"samples": samples[i:i + 500]}, token=ntok)
             assert st == 200, (st, ack)
+        if name == "delta":
+            # Its clock jumped an hour ahead: the next batch is refused (422), and the node's page
+            # says why its data stops.
+            ahead = sample(seq + 1, now + 3600, saved, round(cpu, 3), pct, seq + 1, phase, reason, gen)
+            st, _ = api(base, "POST", f"/api/v1/nodes/{nid}/samples", {"samples": [ahead]}, token=ntok)
+            assert st == 422, st
     # echo: an agent that stopped cleanly two minutes ago (its last sample is a goodbye).
     # foxtrot: registered ten minutes ago; its saving ramps from 0 to 768 MiB, a sample every 10 s.
     for name in ["echo", "foxtrot"]:
@@ -301,6 +307,9 @@ def main():
         check("node: the silent day is shaded as a gap", "<title>no data</title>" in saved_svg)
         paths = [e.get_attribute("d") or "" for e in driver.find_elements(By.CSS_SELECTOR, "#chart-node-saved path")]
         check("node: the line breaks at the gap", len(paths) == 1 and paths[0].count("M") == 2, paths)
+        refused = text("#finding-samples_refused")
+        check("node: refused samples are a finding that names the field", "samples[0].takenAt" in refused
+              and "refuses this node's samples" in refused, refused)
         shot("04b-node-with-gap")
         driver.get(base + f"/nodes/{alpha}")
 
