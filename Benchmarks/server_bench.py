@@ -13,7 +13,8 @@ drives it with plain HTTP/1.1 keep-alive connections from asyncio (no third-part
             the server's GET /healthz, and single-sample pushes from 100 nodes, each with its own
             token; prints each rate, pushes/s as a fraction of nginx's, and server CPU µs per push.
   scrape    N nodes with a sample each; the full /metrics against /metrics?fleet=false (a
-            replica's own series), alternating: wall and server CPU ms per scrape, page bytes.
+            replica's own series), and GET /api/v1/nodes, in turn: wall and server CPU ms per
+            request, bytes.
   longpoll  W agents, each with its own node and token, wait on GET /config with
             If-None-Match and wait=60; one fleet-wide change (POST /config/apply all=true)
             must wake them all; reports how many woke and the wake-up latency.
@@ -426,11 +427,13 @@ async def bench_scrape(server, nodes_count, scrapes):
 
     await asyncio.gather(*(pusher() for _ in range(32)))
     admin = Conn(server.port)
-    times = {"full": [], "own": []}
+    # The same nodes' read serves the listing (`ksmfleet nodes`): timed beside the scrapes.
+    paths = {"full": "/metrics", "own": "/metrics?fleet=false", "list": "/api/v1/nodes"}
+    times = {kind: [] for kind in paths}
     sizes = {}
-    for i in range(scrapes * 2):
-        kind = "full" if i % 2 == 0 else "own"
-        path = "/metrics" if kind == "full" else "/metrics?fleet=false"
+    for i in range(scrapes * len(paths)):
+        kind = list(paths)[i % len(paths)]
+        path = paths[kind]
         cpu0, t0 = server.cpu_seconds(), time.perf_counter()
         st, body = await admin.request("GET", path, server.token)
         wall, cpu = time.perf_counter() - t0, server.cpu_seconds() - cpu0
