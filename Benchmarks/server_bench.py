@@ -408,8 +408,9 @@ async def bench_longpoll(server, waiters):
 
 
 async def bench_scrape(server, nodes_count, scrapes):
-    """N nodes with one sample each; `scrapes` scrapes of the full /metrics and as many of
-    /metrics?fleet=false (a replica's own series), alternating: wall ms and server CPU ms each."""
+    """N nodes with one sample each; `scrapes` scrapes of the full /metrics, as many of
+    /metrics?fleet=false (a replica's own series) and as many GET /api/v1/nodes, in turn: wall
+    ms and server CPU ms each (CPU in the kernel's 10 ms ticks)."""
     nodes = await register_nodes(server, nodes_count, concurrency=64)
     queue = asyncio.Queue()
     for n in nodes:
@@ -454,7 +455,7 @@ def main():
     ap.add_argument("--server", required=True)
     ap.add_argument("--only", choices=["ingest", "push", "longpoll", "scrape"])
     ap.add_argument("--scrape-nodes", type=int, default=10000, help="nodes in --only scrape")
-    ap.add_argument("--scrapes", type=int, default=7, help="scrapes of each kind in --only scrape")
+    ap.add_argument("--scrapes", type=int, default=7, help="requests of each kind in --only scrape (at least 1)")
     ap.add_argument("--waiters", type=int, default=10000)
     ap.add_argument("--ingest-total", type=int, default=200_000)
     ap.add_argument("--driver", choices=["wrk", "python"], default="wrk" if shutil.which("wrk") else "python",
@@ -511,6 +512,8 @@ def main():
         results.append(summary)
         return results
     if args.only == "scrape":
+        if args.scrapes < 1:
+            raise SystemExit("--scrapes must be at least 1")
         run("scrape", lambda s: bench_scrape(s, args.scrape_nodes, args.scrapes))
         return results
     if args.only in (None, "ingest") and args.driver == "wrk":
