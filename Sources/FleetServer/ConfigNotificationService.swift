@@ -3,10 +3,10 @@ import Logging
 import ServiceLifecycle
 
 /// Replicas on one PostgreSQL database: wakes this replica's long-polls when another replica
-/// changes a config (the store's LISTEN/NOTIFY, `FleetDatabase.followConfigChanges`), and forgets
-/// the node tokens it remembered when another replica replaces them (`Auth`, `NodeTokenCache`). A change
-/// made here wakes its waiters directly and comes back as a notice too, which is then known
-/// (`ConfigWaiters.hear`) and ignored; but a fleet apply of more than
+/// changes a config (the store's LISTEN/NOTIFY, `FleetDatabase.followConfigChanges`), and
+/// forgets the node tokens it remembered when another replica replaces them (`Auth`,
+/// `NodeTokenCache`). A change made here wakes its waiters directly and comes back as a notice
+/// too, which is then known (`ConfigWaiters.hear`) and ignored; but a fleet apply of more than
 /// `ServerConfig.applyDirectWakeLimit` nodes made here is woken by its notices while they come
 /// (`ConfigWaiters.feedWakesOwnWrites`; a node whose notice has not come back after
 /// `ServerConfig.applyNoticeGraceSeconds` is woken by the apply). On SQLite (one server) it does
@@ -57,8 +57,9 @@ struct ConfigNotificationService: Service {
     }
 
     /// One node's change committed by any replica, this one's included. Its config is decoded
-    /// only for a node waiting here: a replica hears the whole fleet's changes.
-    /// A node's token change (or deletion) makes this replica forget the node's tokens.
+    /// only for a node waiting here: a replica hears the whole fleet's changes. A node's token
+    /// change, or its deletion (a purge sends no token change: its row is deleted, not updated),
+    /// makes this replica forget the node's tokens.
     static func hear(_ notice: ConfigChangeNotice, _ state: ServerState, _ decoding: inout ConfigDecoding) {
         if notice.tokenChanged {
             state.auth.forgetNodeTokens(of: notice.nodeId)

@@ -2,11 +2,12 @@ import FleetAPI
 
 /// Reads a config notice's payload, as `json_build_object` writes it: one JSON object whose keys
 /// are `n`, `g`, `k`, `c` and `deleted` (migrations/postgres/0002_config_notify.sql: `{"n" : "…",
-/// "g" : 2, …}`), `n` and `token` (0019_node_token_notify.sql), or `c` and `u` (0015_config_notify_grouped.sql: `{"c" : "…", "u" : [["…", 2, 0],
-/// …]}`; the apply's own, `ConfigNotices`, the same without spaces), with string, whole-number,
-/// boolean or null values and `u`'s array of `[string, whole number, whole number]` arrays. nil for anything else (another key, a key twice, a fraction or
-/// exponent, a lone surrogate, text after the object): `ConfigChangeNotice.parse` hands those to
-/// `JSONDecoder`.
+/// "g" : 2, …}`), `n` and `token` (0019_node_token_notify.sql), or `c` and `u`
+/// (0015_config_notify_grouped.sql: `{"c" : "…", "u" : [["…", 2, 0], …]}`; the apply's own,
+/// `ConfigNotices`, the same without spaces), with string, whole-number, boolean or null values
+/// and `u`'s array of `[string, whole number, whole number]` arrays. nil for anything else
+/// (another key, a key twice, a fraction or exponent, a lone surrogate, text after the object):
+/// `ConfigChangeNotice.parse` hands those to `JSONDecoder`.
 enum NoticeScanner {
     struct Fields: Equatable {
         var n: String?

@@ -173,10 +173,7 @@ struct ConnectionEndedMidTransactionTests {
 struct ConnectDeadlineTests {
     @Test("a read that must open a connection to a PostgreSQL answering nothing fails at its deadline, not the connect timeout")
     func connectingCountsAgainstTheDeadline() async throws {
-        guard let server = TestStore.postgresURL else {
-            try Test.cancel("needs PostgreSQL: runs on the PostgreSQL pass of make test (KSMFLEET_TEST_POSTGRES)")
-        }
-        let location = try TestStore.createDatabase(on: server)
+        let (server, location) = try freshPostgresDatabase()
         let name = try #require(URLComponents(string: location)?.path.dropFirst().description)
         let database = try FleetDatabase.open(location)
         defer { try? database.close() }
@@ -380,10 +377,7 @@ struct QueuedDeadlineTests {
 struct BackgroundLockReleaseTests {
     @Test("given up while every read thread is busy: another store holds it before they finish")
     func releasedWhileEveryReadThreadIsBusy() async throws {
-        guard let server = TestStore.postgresURL else {
-            try Test.cancel("needs PostgreSQL: runs on the PostgreSQL pass of make test (KSMFLEET_TEST_POSTGRES)")
-        }
-        let url = try TestStore.createDatabase(on: server)
+        let (server, url) = try freshPostgresDatabase()
         let holder = try FleetDatabase.open(url)
         defer { try? holder.close() }
         let other = try FleetDatabase.open(url)
@@ -514,8 +508,15 @@ private func openFreshPostgresStore() throws -> FleetDatabase {
 /// The test PostgreSQL's URL and a store on a new database of it (cancels the test on the
 /// SQLite pass).
 private func freshPostgresStore() throws -> (server: String, database: FleetDatabase) {
+    let (server, location) = try freshPostgresDatabase()
+    return (server, try FleetDatabase.open(location))
+}
+
+/// The test PostgreSQL's URL and a new database on it, its location (cancels the test on the
+/// SQLite pass).
+private func freshPostgresDatabase() throws -> (server: String, location: String) {
     guard let server = TestStore.postgresURL else {
         try Test.cancel("needs PostgreSQL: runs on the PostgreSQL pass of make test (KSMFLEET_TEST_POSTGRES)")
     }
-    return (server, try FleetDatabase.open(try TestStore.createDatabase(on: server)))
+    return (server, try TestStore.createDatabase(on: server))
 }
