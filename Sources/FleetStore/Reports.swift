@@ -1061,7 +1061,8 @@ extension FleetDatabase {
         since: Date, until: Date, by: ReportGrouping, label: String?, policy: ReportPolicy = .default,
         now: Date = Date(), exactPeaks: Bool = true
     ) async throws -> SavingsReport {
-        try await rollupCatchUp(policy: policy, now: now)
+        let period = Interval(since.timeIntervalSince1970, until.timeIntervalSince1970)
+        try await rollupCatchUp(policy: policy, now: now, scope: .wholeHoursIn(period))
         return try await savingsReport(
             since: since, until: until, by: by, label: label, policy: policy, now: now, exactPeaks: exactPeaks,
             fleetRollup: true)
@@ -1250,7 +1251,7 @@ extension FleetDatabase {
         nodeId: String, since: Date, until: Date, resolution: HistoryResolution, policy: ReportPolicy = .default,
         maxSamples: Int = HistoryResponse.maxSamples, now: Date = Date()
     ) async throws -> HistoryResponse? {
-        if resolution != .raw { try await rollupCatchUp(policy: policy, now: now) }
+        if resolution != .raw { try await rollupCatchUp(policy: policy, now: now, scope: .node(nodeId)) }
         let period = Interval(since.timeIntervalSince1970, until.timeIntervalSince1970)
         let nowT = now.timeIntervalSince1970
         return try await read { db -> HistoryResponse? in
@@ -1342,11 +1343,15 @@ extension FleetDatabase {
 
     /// The fleet's saved bytes per bucket over [since, until) (sum of the nodes' bucket averages),
     /// and the ksmd CPU % summed likewise, for the dashboard's savings chart; each bucket's rows
-    /// added in `bucketRowOrder` on both engines.
+    /// added in `bucketRowOrder` on both engines. Every stored sample is in it; the hour under
+    /// way is as the rollup service last cut it (its pending rows are refreshed at least every
+    /// minute, and whenever a node's sample arrives), not recomputed for each chart: on a live
+    /// fleet that is every node's row.
     public func fleetSeries(since: Date, until: Date, level: RollupLevel) async throws
         -> [(start: Date, savedBytes: Double, cpuPercent: Double, nodes: Int)]
     {
-        try await rollupCatchUp()
+        try await rollupCatchUp(
+            scope: .wholeHoursIn(Interval(since.timeIntervalSince1970, until.timeIntervalSince1970)))
         return try await read { db in
             try db.reportWorkMemory()
             return try StoreRow.fetchAll(

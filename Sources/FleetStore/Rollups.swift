@@ -202,10 +202,15 @@ extension FleetDatabase {
     /// batches of 50,000 each node-hour is read a few times. A pass's result is a row per
     /// node-hour touched, so its write stays small either way.
     ///
+    /// `scope`: which of those pending hours a pass may recompute at all. A reader that wants its
+    /// rows as of now asks only for the hours it reads (`PendingScope`); the others stay pending,
+    /// for the service or a later reader. The samples the pass takes are rolled up whatever the
+    /// scope: the watermark only moves past rows whose hours are computed.
+    ///
     /// `readChunk`: how many nodes' rows one query reads (tests vary it; the result is the same).
     public func rollupPass(
         batch: Int = FleetDatabase.rollupBatch, policy: ReportPolicy = .default, now: Date = Date(), pendingRefresh: Double = 0,
-        readChunk: Int = FleetDatabase.rollupReadChunk
+        scope: PendingScope = .all, readChunk: Int = FleetDatabase.rollupReadChunk
     ) async throws -> RollupPassResult {
         struct Computed: Sendable {
             var pass: Int64
@@ -256,6 +261,8 @@ extension FleetDatabase {
             for p in pendingBefore where !(touched[p.nodeId]?.contains(p.start) ?? false) {
                 if let at = computedAt[p], horizon - at < pendingRefresh {
                     pending.insert(p)  // computed a moment ago: stays pending, refreshed later
+                } else if !scope.includes(p) {
+                    pending.insert(p)  // not read by the caller: stays pending, as it was
                 } else {
                     touched[p.nodeId, default: []].insert(p.start)
                 }
@@ -1002,13 +1009,18 @@ extension FleetDatabase {
     /// Runs rollup passes until every stored sample is rolled up (bounded by `maxPasses`).
     /// Reports call this first so that they include samples that just arrived (and the current
     /// hours as of now: `pendingRefresh` 0, see `rollupPass`).
+    ///
+    /// `scope`: the pending hours the caller reads (the others are left to the service): a
+    /// report reads the rows of whole hours only, so on a live fleet, whose every node has its
+    /// hour under way pending, a report ending now recomputes none of them.
     @discardableResult
     public func rollupCatchUp(
-        policy: ReportPolicy = .default, maxPasses: Int = 1000, now: Date = Date(), pendingRefresh: Double = 0
+        policy: ReportPolicy = .default, maxPasses: Int = 1000, now: Date = Date(), pendingRefresh: Double = 0,
+        scope: PendingScope = .all
     ) async throws -> Int {
         var total = 0
         for _ in 0..<maxPasses {
-            let r = try await rollupPass(policy: policy, now: now, pendingRefresh: pendingRefresh)
+            let r = try await rollupPass(policy: policy, now: now, pendingRefresh: pendingRefresh, scope: scope)
             total += r.samples
             if !r.more { break }
         }
@@ -1124,6 +1136,28 @@ extension FleetDatabase {
                 INSERT INTO rollup_state (key, value) VALUES (?, ?)
                 ON CONFLICT (key) DO UPDATE SET value = \(db.greatest("rollup_state.value", "excluded.value"))
                 """, arguments: [processCutKey, cut])
+    }
+}
+
+/// Which pending rollup hours (hours a pass cut at "now") a rollup pass recomputes besides
+/// those its new samples touch (`rollupPass(scope:)`).
+public enum PendingScope: Sendable, Equatable {
+    /// Every one: the rollups as of now everywhere (the background service, tests).
+    case all
+    /// Those whose rows a reader of `period` reads: the hours wholly inside it. A day or month
+    /// row is read only when wholly inside the period too, and then so is every hour it holds.
+    /// Partial hours at a period's edges are read from raw samples, not rows: the hour under
+    /// way of a period ending now is one of them.
+    case wholeHoursIn(Interval)
+    /// One node's, any hour (a node's history shows its hour under way from its row).
+    case node(String)
+
+    func includes(_ p: NodeBucket) -> Bool {
+        switch self {
+        case .all: return true
+        case .wholeHoursIn(let period): return p.start >= period.from && p.start + ReportTime.hour <= period.to
+        case .node(let id): return p.nodeId == id
+        }
     }
 }
 

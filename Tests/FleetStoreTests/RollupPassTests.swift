@@ -211,4 +211,78 @@ private let lateNovember: Double = t0 + 27 * 86400
         #expect(try await pass(4870, refresh: 600).samples == 1)
         #expect(try await dataSeconds() == 1270)
     }
+    /// Readers recompute only the pending hours they read (`PendingScope`): a report ending now
+    /// leaves every node's hour under way as the service cut it, and gives what it gives after
+    /// a refresh of everything. Reports ending mid-hour and just after an hour ended (whose
+    /// last sample's tail the service cut), by node, by label, by day over 30 days, ending on the
+    /// whole hour; a node's history.
+    @Test func readersRefreshWhatTheyReadAndGiveWhatAFullRefreshGives() async throws {
+        try await forEachSeedAtOnce([7, 8], Self.readersRefreshWhatTheyRead(seed:))
+    }
+
+    static func readersRefreshWhatTheyRead(seed: UInt64) async throws {
+        let nodes = Self.fleet(seed: seed)
+        var rng = SeededRandom(seed: seed + 300)
+        let midHour = lateNovember + 86400 + 1200 + Double(Int.random(in: 0...1800, using: &rng))
+        let justAfterAnHour = ReportTime.hourStart(lateNovember + 86400 + 7200) + 20
+        for now in [midHour, justAfterAnHour] {
+            let f = try ReportFixture()
+            var ids: [String] = []
+            for (i, n) in nodes.enumerated() {
+                let id = try await f.node(n.name, labels: ["rack": "r\(i % 2)"], registeredAt: lateNovember - 3 * 86400)
+                // The last sample 55 s before now: its 60 s tail runs past the service's "now".
+                var samples = n.samples.filter { $0.at < now - 55 }
+                if var last = samples.last {
+                    last.at = now - 55
+                    samples.append(last)
+                }
+                try await f.pushSamples(id, samples)
+                ids.append(id)
+            }
+            // The service a while ago: every sample rolled up, the hours under way cut then.
+            try await f.db.rollupCatchUp(now: Date(timeIntervalSince1970: now - 50))
+            let cut = try await Self.dump(f.db)
+            // The hour the service's "now" was in: the hour under way, or the one that just ended.
+            let underWay = ReportTime.hourStart(now - 50)
+            #expect(cut["rollup_pending"]?.contains { $0[1] == .int(Int64(underWay)) } == true, "seed \(seed): a pending hour under way")
+            let at = Date(timeIntervalSince1970: now)
+            func reports() async throws -> [SavingsReport] {
+                let day = Date(timeIntervalSince1970: now - 86400)
+                let hourEnded = Date(timeIntervalSince1970: ReportTime.hourStart(now))
+                // Ending on the whole hour first: on its own, the reports after it would refresh
+                // the hour that just ended for it.
+                return [
+                    try await f.db.savingsReport(since: day, until: hourEnded, by: .node, label: nil, now: at),
+                    try await f.db.savingsReport(since: day, until: at, by: .node, label: nil, now: at),
+                    try await f.db.savingsReport(since: day, until: at, by: .label, label: "rack", now: at),
+                    try await f.db.savingsReport(
+                        since: Date(timeIntervalSince1970: now - 30 * 86400), until: at, by: .day, label: nil, now: at),
+                ]
+            }
+            let scoped = try await reports()
+            let history = try await f.db.history(
+                nodeId: ids[0], since: Date(timeIntervalSince1970: now - 86400), until: at, resolution: .hour, now: at)
+            // What the readers left: the hours under way of the nodes but the one whose history
+            // was read, as cut 50 s ago; an hour that ended since is read whole, so recomputed.
+            let left = try await Self.dump(f.db)
+            func underWayRows(_ d: [String: [[SQLValue]]], but name: String) -> [[SQLValue]] {
+                (d["rollup_hour"] ?? []).filter { $0[1] == .int(Int64(underWay)) && $0[0] != .text(name) }
+            }
+            #expect(!underWayRows(cut, but: nodes[0].name).isEmpty)
+            if underWay == ReportTime.hourStart(now) {
+                #expect(underWayRows(left, but: nodes[0].name) == underWayRows(cut, but: nodes[0].name), "seed \(seed)")
+            } else {
+                #expect(underWayRows(left, but: nodes[0].name) != underWayRows(cut, but: nodes[0].name), "seed \(seed)")
+            }
+            // Every pending hour recomputed as of now: the same figures.
+            try await f.db.rollupCatchUp(now: at)
+            let full = try await reports()
+            for (a, b) in zip(scoped, full) {
+                #expect(a == b, "seed \(seed), now \(now), by \(a.by.rawValue) until \(a.until)")
+            }
+            let fullHistory = try await f.db.history(
+                nodeId: ids[0], since: Date(timeIntervalSince1970: now - 86400), until: at, resolution: .hour, now: at)
+            #expect(history == fullHistory, "seed \(seed)")
+        }
+    }
 }
