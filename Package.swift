@@ -177,6 +177,8 @@ let package = Package(
                 // /metrics compared line for line with what swift-prometheus's registry writes for the
                 // same series (ServerMetricsTests): a test oracle only, the server does not link it.
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                // The dashboard's rows by name held to what Mustache's Mirror lookup gives.
+                .product(name: "Mustache", package: "swift-mustache"),
             ],
             swiftSettings: swiftSettings),
         .testTarget(

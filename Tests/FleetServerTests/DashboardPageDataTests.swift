@@ -2,6 +2,7 @@ import FleetAPI
 import FleetTestSupport
 import Foundation
 import KSMCore
+import Mustache
 import Testing
 
 @testable import FleetServer
@@ -58,6 +59,33 @@ import Testing
         let bad = NodesPage(nodes: Self.fleet, filters: .init(label: "rack"), now: Self.now)
         #expect(bad.filterError != nil)
         #expect(NodesPage(nodes: [], filters: .init(), now: Self.now).count == "0 nodes")
+    }
+
+    /// A fleet bigger than a page: the page asked for, links before and after it that keep the
+    /// filters and the order, the last page for a number past the end.
+    @Test func nodesTableComesInPages() {
+        let fleet = (1...7).map { Self.node("node\($0)", labels: ["rack": $0 == 5 ? "r2" : "r1"]) }
+        func page(_ n: Int, _ filters: NodesPage.Filters = .init()) -> NodesPage {
+            var f = filters
+            f.page = n
+            return NodesPage(nodes: fleet, filters: f, now: Self.now, pageSize: 3)
+        }
+        let first = page(1)
+        #expect(first.rows.map(\.name) == ["node1", "node2", "node3"])
+        #expect(first.count == "nodes 1–3 of 7" && first.previousHref == nil)
+        #expect(first.nextHref == "/nodes?dir=asc&page=2&sort=name")
+        let second = page(2, .init(label: "rack=r1", sort: "name", descending: true))
+        #expect(second.rows.map(\.name) == ["node3", "node2", "node1"], "rack r1 is six nodes, from the end")
+        #expect(second.count == "nodes 4–6 of 6" && second.nextHref == nil)
+        #expect(second.previousHref == "/nodes?dir=desc&label=rack%3Dr1&page=1&sort=name")
+        let past = page(9)
+        #expect(past.rows.map(\.name) == ["node7"] && past.count == "nodes 7–7 of 7")
+        #expect(page(0).rows.map(\.name) == first.rows.map(\.name))
+        // Sorting starts again at the first page.
+        #expect(second.columns.allSatisfy { !($0.href ?? "").contains("page=") })
+        let one = NodesPage(nodes: Array(fleet.prefix(3)), filters: .init(), now: Self.now, pageSize: 3)
+        #expect(one.count == "3 nodes" && one.previousHref == nil && one.nextHref == nil && !one.paged)
+        #expect(first.paged && past.paged)
     }
 
     @Test func nodePageShowsTheFormAsTypedWithItsErrors() {
@@ -243,6 +271,41 @@ import Testing
         #expect(Self.shadowingOptionals(Outer(name: "a", rows: [Inner(name: nil)])) == ["page.rows[].name"])
         for page in pages {
             #expect(Self.shadowingOptionals(page) == [], "\(type(of: page))")
+        }
+    }
+    /// Values that give Mustache their fields by name (`MustacheParent`, for speed) give every
+    /// stored field, as `Mirror` would: a field added without its name would render empty.
+    static func namesAgreeWithMirror(_ value: some MustacheParent) -> [String] {
+        var wrong: [String] = []
+        for child in Mirror(reflecting: value).children {
+            guard let label = child.label else { continue }
+            // What Mustache's Mirror lookup gives: an optional's value, nil for none (the name
+            // is then looked up in the values around it, as if the field were not there).
+            let field = Mirror(reflecting: child.value)
+            let expected: Any? = field.displayStyle == .optional ? field.children.first?.value : child.value
+            let named = value.child(named: label)
+            switch (expected, named) {
+            case (nil, nil): continue
+            case (nil, let n?): wrong.append("\(label): \(n) where Mirror gives nil")
+            case (_?, nil): wrong.append("\(label): missing")
+            case (let e?, let n?):
+                if String(describing: n) != String(describing: e) || type(of: n) != type(of: e) {
+                    wrong.append("\(label): \(n) where Mirror gives \(e)")
+                }
+            }
+        }
+        if value.child(named: "noSuchField") != nil { wrong.append("an unknown name answered") }
+        return wrong
+    }
+
+    @Test func rowsByNameGiveWhatMirrorGives() {
+        var nolabels = Self.node("delta", online: false, drift: true)
+        nolabels.labels = [:]
+        let rows = NodesPage(nodes: Self.fleet + [nolabels], filters: .init(), now: Self.now).rows
+        #expect(rows.contains { $0.labels == nil } && rows.contains { $0.labels != nil })
+        for row in rows {
+            #expect(Self.namesAgreeWithMirror(row) == [], "\(row.name)")
+            #expect(Self.namesAgreeWithMirror(row.phase) == [])
         }
     }
 }

@@ -1,5 +1,6 @@
 import FleetAPI
 import KSMCore
+import Mustache
 
 /// A status badge (`badge.mustache`).
 struct Badge: Sendable, Equatable {
@@ -33,5 +34,16 @@ struct Badge: Sendable, Equatable {
     /// "drift" (bad when the agent reported an apply error) or "in sync".
     static func drift(_ n: NodeInfo) -> Badge {
         n.drift ? Badge(text: "drift", kind: n.applyError != nil ? "bad" : "warn") : Badge(text: "in sync", kind: "ok")
+    }
+}
+
+/// By name, not by `Mirror` (a badge is rendered three times a row of the nodes table).
+extension Badge: MustacheParent {
+    func child(named name: String) -> Any? {
+        switch name {
+        case "text": return text
+        case "kind": return kind
+        default: return nil
+        }
     }
 }
