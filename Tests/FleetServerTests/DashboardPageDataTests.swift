@@ -196,6 +196,40 @@ import Testing
         let none = ReportsPage.row(row(""), query: byLabel, total: false)
         #expect(none.name == "(no rack label)" && none.nameMuted)
         #expect(ReportsPage.row(row("fleet"), query: byLabel, total: true).name == "Fleet total")
+        // By name as by Mirror, with every optional set and unset.
+        var full = row("n-c", name: "charlie")
+        full.avgNetProfitBytes = 4096
+        full.gaps = [TimeRange(from: Self.now, to: Self.now.addingTimeInterval(600))]
+        let rich = ReportsPage.row(full, query: byNode, total: false)
+        #expect(rich.net != nil && rich.gaps != nil)
+        for r in [live, gone, none, rich] {
+            #expect(Self.namesAgreeWithMirror(r) == [], "\(r.name)")
+        }
+    }
+
+    /// A report with more rows than a page: the rows of the page asked for, the total on every
+    /// page, links that keep the report's query.
+    @Test func reportRowsComeInPages() {
+        let rows = (1...7).map { i in
+            SavingsRow(
+                key: "n-\(i)", name: "node\(i)", nodes: 1, avgSavedBytes: 1024, peakSavedBytes: 2048, savedGiBHours: 1,
+                ksmdCPUHours: 0.5, avgKsmdCPUCores: 0.02, efficiencyGiBPerCore: 3, avgNetProfitBytes: nil, phaseHours: [:],
+                dataHours: 2, periodHours: 2, coverage: 1, gaps: [])
+        }
+        let report = SavingsReport(
+            since: Self.now, until: Self.now, by: .node, label: nil, generatedAt: Self.now, rows: rows, total: rows[0],
+            maxGapSeconds: 300)
+        let q = ReportQuery(since: "-24h", until: "now", by: "node", label: nil, now: Self.now)
+        let second = ReportsPage(query: q, report: report, page: 2, rowsPerPage: 3)
+        #expect(second.rows.map(\.name) == ["node4", "node5", "node6"] && second.total.name == "Fleet total")
+        #expect(second.rowsShown == "rows 4–6 of 7")
+        #expect(second.previousHref == "/reports?since=-24h&until=now&by=node&page=1")
+        #expect(second.nextHref == "/reports?since=-24h&until=now&by=node&page=3")
+        let last = ReportsPage(query: q, report: report, page: 40, rowsPerPage: 3)
+        #expect(last.rows.map(\.name) == ["node7"] && last.nextHref == nil && last.rowsShown == "rows 7–7 of 7")
+        #expect(second.csvHref == "/reports/savings.csv?since=-24h&until=now&by=node", "the CSV has every row")
+        let one = ReportsPage(query: q, report: report, rowsPerPage: 7)
+        #expect(one.rows.count == 7 && one.rowsShown == nil && one.previousHref == nil && one.nextHref == nil)
     }
 
     @Test func everyTemplateParsesAndTheLayoutFramesThePage() throws {

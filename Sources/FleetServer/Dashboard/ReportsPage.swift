@@ -2,6 +2,7 @@ import FleetAPI
 import Foundation
 import Hummingbird
 import KSMCore
+import Mustache
 
 /// The savings report's period and grouping from a page's query string. A period that does not
 /// parse, or is not one, falls back to the last 7 days with `error` saying why.
@@ -121,8 +122,20 @@ struct ReportsPage: Sendable {
     var processRows: [ProcessRow]
     /// Stored, not computed: the templates see stored properties only.
     var hasProcessRows: Bool
+    /// "rows 501–1000 of 10000" when the report's rows take more than one page; nil otherwise.
+    var rowsShown: String?
+    /// The pages of rows before and after this one, for the same report; nil at either end.
+    var previousHref: String?
+    var nextHref: String?
 
-    init(query q: ReportQuery, report: SavingsReport, processes: [ProcessSavingsRow] = []) {
+    /// Rows a page shows (the total row is on every page; the CSV has them all): a report by
+    /// node of a 10,000-node fleet was a 4.5 MB page.
+    static let rowsPerPage = 500
+
+    init(
+        query q: ReportQuery, report: SavingsReport, processes: [ProcessSavingsRow] = [], page: Int = 1,
+        rowsPerPage: Int = ReportsPage.rowsPerPage
+    ) {
         processRows = processes.map {
             ProcessRow(
                 node: $0.nodeName ?? $0.nodeId, nodeHref: "/nodes/" + HTML.q($0.nodeId), group: $0.name,
@@ -148,7 +161,17 @@ struct ReportsPage: Sendable {
         reportError = q.error
         period = "\(HTML.time(q.since)) – \(HTML.time(q.until))"
         groupTitle = q.by == .day ? "Day (UTC)" : (q.by == .label ? "Label" : "Node")
-        rows = report.rows.map { Self.row($0, query: q, total: false) }
+        // The page asked for, or the last one.
+        let pages = max(1, (report.rows.count + rowsPerPage - 1) / rowsPerPage)
+        let page = min(max(1, page), pages)
+        let first = (page - 1) * rowsPerPage
+        let shown = report.rows[first..<min(report.rows.count, first + rowsPerPage)]
+        rows = shown.map { Self.row($0, query: q, total: false) }
+        if pages > 1 {
+            rowsShown = "rows \(first + 1)–\(first + shown.count) of \(report.rows.count)"
+            if page > 1 { previousHref = "/reports?\(q.query)&page=\(page - 1)" }
+            if page < pages { nextHref = "/reports?\(q.query)&page=\(page + 1)" }
+        }
         total = Self.row(report.total, query: q, total: true)
         anyRollupPeak = (report.rows + [report.total]).contains { $0.peakBasis != nil && $0.peakBasis != .samples }
     }
@@ -202,7 +225,8 @@ extension DashboardController {
             since: q.since, until: q.until, by: q.by, label: q.by == .label ? q.label : nil, now: now)
         let processes = try await state.database.processSavings(
             nodeId: nil, since: q.since, until: q.until, limit: ReportsPage.processRowLimit)
-        let page = ReportsPage(query: q, report: report, processes: processes)
+        let page = ReportsPage(
+            query: q, report: report, processes: processes, page: HTTP.query(request, "page").flatMap { Int($0) } ?? 1)
         return try pages.render("reports", title: "Savings report", section: .reports, session: session, page: page)
     }
 
@@ -217,5 +241,32 @@ extension DashboardController {
         r.headers[.contentDisposition] =
             "attachment; filename=\"ksm-savings-\(ReportTime.dayKey(q.since.timeIntervalSince1970))-\(ReportTime.dayKey(q.until.timeIntervalSince1970))-by-\(q.by.rawValue).csv\""
         return r
+    }
+}
+
+/// By name, not by `Mirror`, as the nodes table's rows (`NodesPage.Row`): a page of 500 rows
+/// looks up fifteen names a row.
+extension ReportsPage.Row: MustacheParent {
+    func child(named name: String) -> Any? {
+        switch name {
+        case "key": return key
+        case "isTotal": return isTotal
+        case "name": return self.name
+        case "nameHref": return nameHref  // nil as Mustache's Mirror gives it: not found here
+        case "nameMuted": return nameMuted
+        case "deleted": return deleted
+        case "nodes": return nodes
+        case "avgSaved": return avgSaved
+        case "peakSaved": return peakSaved
+        case "gibHours": return gibHours
+        case "cpuHours": return cpuHours
+        case "cores": return cores
+        case "efficiency": return efficiency
+        case "net": return net
+        case "phases": return phases
+        case "coverage": return coverage
+        case "gaps": return gaps
+        default: return nil
+        }
     }
 }
