@@ -238,7 +238,9 @@ extension FleetDatabase {
             // Hours whose last sample's tail was cut at "now" by an earlier pass: recomputed until
             // the tail is whole, so an hour never claims time that had not passed and still gets
             // all of it once it has.
-            let pendingBefore = try Self.pendingHours(db)
+            // Only those in scope: a reader asks for a few of a live fleet's (every node's hour
+            // under way), and on PostgreSQL reading them all is a transfer of every row.
+            let pendingBefore = try Self.pendingHours(db, scope: scope)
             let rows = try StoreRow.fetchAll(
                 db, sql: "SELECT rowid, node_id, taken_at FROM samples WHERE rowid > ? AND rowid <= ? ORDER BY rowid LIMIT ?",
                 arguments: [watermark, bound, batch])
@@ -261,8 +263,6 @@ extension FleetDatabase {
             for p in pendingBefore where !(touched[p.nodeId]?.contains(p.start) ?? false) {
                 if let at = computedAt[p], horizon - at < pendingRefresh {
                     pending.insert(p)  // computed a moment ago: stays pending, refreshed later
-                } else if !scope.includes(p) {
-                    pending.insert(p)  // not read by the caller: stays pending, as it was
                 } else {
                     touched[p.nodeId, default: []].insert(p.start)
                 }
@@ -385,7 +385,8 @@ extension FleetDatabase {
         }
         guard stored else { return RollupPassResult(samples: 0, hours: 0, days: 0, more: true) }
         pendingComputedAt.withLock { at in
-            at = at.filter { computed.pending.contains($0.key) }
+            // The pending hours out of scope were not read: when they were computed still holds.
+            at = at.filter { computed.pending.contains($0.key) || !scope.includes($0.key) }
             for p in computed.cut { at[p] = horizon }
         }
         return RollupPassResult(
@@ -960,10 +961,26 @@ extension FleetDatabase {
     /// Nodes whose rows a rollup pass reads with one query each (`rollupPass`).
     public static let rollupReadChunk = 200
 
-    static func pendingHours(_ db: StoreDB) throws -> Set<NodeBucket> {
+    /// The pending hours `scope` includes. A pass that read only these leaves the others as they
+    /// are: it deletes only pending rows it read, and its cut hours are inserted if not there.
+    static func pendingHours(_ db: StoreDB, scope: PendingScope = .all) throws -> Set<NodeBucket> {
+        var sql = "SELECT node_id, bucket_start FROM rollup_pending"
+        var arguments: StoreArguments = []
+        switch scope {
+        case .all: break
+        case .node(let id):
+            sql += " WHERE node_id = ?"
+            arguments = [id]
+        case .wholeHoursIn(let period):
+            sql += " WHERE bucket_start >= ? AND bucket_start <= ?"
+            arguments = [Int64(period.from.rounded(.up)), Int64((period.to - ReportTime.hour).rounded(.down))]
+        }
         var out: Set<NodeBucket> = []
-        let rows = try StoreRow.fetchCursor(db, sql: "SELECT node_id, bucket_start FROM rollup_pending")
-        while let r = try rows.next() { out.insert(NodeBucket(nodeId: r[0], start: Double(r[1] as Int64))) }
+        let rows = try StoreRow.fetchCursor(db, sql: sql, arguments: arguments)
+        while let r = try rows.next() {
+            let p = NodeBucket(nodeId: r[0], start: Double(r[1] as Int64))
+            if scope.includes(p) { out.insert(p) }
+        }
         return out
     }
 

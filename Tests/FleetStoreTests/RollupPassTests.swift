@@ -13,7 +13,7 @@ private let lateNovember: Double = t0 + 27 * 86400
 
 /// The rollup pass as it runs in the server: samples arriving a few at a time, passes with a
 /// small batch between them, the background service's `pendingRefresh` skipping current hours it
-/// computed a moment ago. Whatever the order, the stored hours, days and months must end the
+/// computed a moment ago, readers' passes recomputing only the pending hours they read. Whatever the order, the stored hours, days and months must end the
 /// same as one pass over everything.
 @Suite struct RollupPassTests {
     /// Random nodes sampling every 1–10 minutes from 27 November to 2 December, with silences.
@@ -92,9 +92,15 @@ private let lateNovember: Double = t0 + 27 * 86400
             }
             let now = chunk.last!.1.at + Double(Int.random(in: 0...90, using: &rng))
             let refresh = [0.0, 60, 600][Int.random(in: 0..<3, using: &rng)]
+            // Readers' passes too: one node's pending hours, or the whole hours of a period.
+            let around = now - Double(Int.random(in: 0...(3 * 86400), using: &rng))
+            let scope: PendingScope = [
+                .all, .node(ids[nodes[Int.random(in: 0..<nodes.count, using: &rng)].name]!),
+                .wholeHoursIn(Interval(around - Double(Int.random(in: 0...86400, using: &rng)), around)),
+            ][Int.random(in: 0..<3, using: &rng)]
             while true {
                 let r = try await live.db.rollupPass(
-                    batch: 37, now: Date(timeIntervalSince1970: now), pendingRefresh: refresh)
+                    batch: 37, now: Date(timeIntervalSince1970: now), pendingRefresh: refresh, scope: scope)
                 passes += 1
                 if !r.more { break }
             }
