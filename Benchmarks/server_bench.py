@@ -15,6 +15,11 @@ drives it with plain HTTP/1.1 keep-alive connections from asyncio (no third-part
   scrape    N nodes with a sample each; the full /metrics against /metrics?fleet=false (a
             replica's own series), and GET /api/v1/nodes, in turn: wall and server CPU ms per
             request, bytes.
+  pages     N nodes with a sample each, just registered (a young fleet: every node's hour under
+            way pending, every node registered within the reports' periods); what an operator
+            opens, in turn: the dashboard's overview, nodes table, node, reports and audit pages,
+            GET /api/v1/nodes, savings reports (by node over 24 h and 30 d, by day over 30 d) and
+            one node's history: wall and server CPU ms per request, bytes.
   longpoll  W agents, each with its own node and token, wait on GET /config with
             If-None-Match and wait=60; one fleet-wide change (POST /config/apply all=true)
             must wake them all; reports how many woke and the wake-up latency.
@@ -407,10 +412,8 @@ async def bench_longpoll(server, waiters):
             "woken_within_1s_of_apply_reply": sum(1 for x in lat if x <= (t_applied - t0) * 1000 + 1000)}
 
 
-async def bench_scrape(server, nodes_count, scrapes):
-    """N nodes with one sample each; `scrapes` scrapes of the full /metrics, as many of
-    /metrics?fleet=false (a replica's own series) and as many GET /api/v1/nodes, in turn: wall
-    ms and server CPU ms each (CPU in the kernel's 10 ms ticks)."""
+async def nodes_with_a_sample(server, nodes_count):
+    """N registered nodes, each with one sample just taken; [(id, token, generation)]."""
     nodes = await register_nodes(server, nodes_count, concurrency=64)
     queue = asyncio.Queue()
     for n in nodes:
@@ -427,22 +430,27 @@ async def bench_scrape(server, nodes_count, scrapes):
         c.close()
 
     await asyncio.gather(*(pusher() for _ in range(32)))
-    admin = Conn(server.port)
-    # The same nodes' read serves the listing (`ksmfleet nodes`): timed beside the scrapes.
-    paths = {"full": "/metrics", "own": "/metrics?fleet=false", "list": "/api/v1/nodes"}
+    return nodes
+
+
+async def timed_in_turn(server, paths, rounds, headers_of=lambda kind: {}):
+    """Each of `paths` ({kind: path}) `rounds` times, in turn, with the admin token (or the
+    headers `headers_of(kind)` gives): medians of wall ms and server CPU ms (in the kernel's
+    10 ms ticks), and bytes."""
+    conn = Conn(server.port)
     times = {kind: [] for kind in paths}
     sizes = {}
-    for i in range(scrapes * len(paths)):
+    for i in range(rounds * len(paths)):
         kind = list(paths)[i % len(paths)]
-        path = paths[kind]
+        headers = headers_of(kind)
         cpu0, t0 = server.cpu_seconds(), time.perf_counter()
-        st, body = await admin.request("GET", path, server.token)
+        st, body = await conn.request("GET", paths[kind], None if headers else server.token, headers=headers)
         wall, cpu = time.perf_counter() - t0, server.cpu_seconds() - cpu0
-        assert st == 200, body[:200]
+        assert st == 200, (paths[kind], st, body[:200])
         times[kind].append((wall, cpu))
         sizes[kind] = len(body)
-    admin.close()
-    out = {"nodes": nodes_count, "scrapes_each": scrapes}
+    conn.close()
+    out = {}
     for kind, rows in times.items():
         out[f"{kind}_wall_ms_median"] = round(statistics.median(w for w, _ in rows) * 1000, 1)
         out[f"{kind}_server_cpu_ms_median"] = round(statistics.median(c for _, c in rows) * 1000, 1)
@@ -450,12 +458,65 @@ async def bench_scrape(server, nodes_count, scrapes):
     return out
 
 
+async def bench_scrape(server, nodes_count, scrapes):
+    """N nodes with one sample each; `scrapes` scrapes of the full /metrics, as many of
+    /metrics?fleet=false (a replica's own series) and as many GET /api/v1/nodes, in turn: wall
+    ms and server CPU ms each (CPU in the kernel's 10 ms ticks)."""
+    await nodes_with_a_sample(server, nodes_count)
+    # The same nodes' read serves the listing (`ksmfleet nodes`): timed beside the scrapes.
+    paths = {"full": "/metrics", "own": "/metrics?fleet=false", "list": "/api/v1/nodes"}
+    out = {"nodes": nodes_count, "scrapes_each": scrapes}
+    out.update(await timed_in_turn(server, paths, scrapes))
+    return out
+
+
+async def dashboard_session(server):
+    """A dashboard session cookie for the admin token (the login form, as a browser posts it)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+
+    async def exchange(request):
+        writer.write(request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        length = next((int(h.split(":", 1)[1]) for h in lines if h.lower().startswith("content-length:")), 0)
+        body = await reader.readexactly(length) if length else b""
+        cookies = [h.split(":", 1)[1].strip().split(";")[0] for h in lines if h.lower().startswith("set-cookie:")]
+        return body, cookies
+
+    page, cookies = await exchange(b"GET /login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n")
+    csrf = re.search(rb'name="csrf" value="([^"]+)"', page).group(1).decode()
+    form = f"csrf={csrf}&token={server.token}&next=%2F".encode()
+    _, session = await exchange(
+        b"POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        + f"Cookie: {cookies[0]}\r\nContent-Length: {len(form)}\r\n\r\n".encode() + form)
+    writer.close()
+    return next(c for c in session if c.startswith("ksmfleet_session=") and not c.endswith("="))
+
+
+async def bench_pages(server, nodes_count, rounds):
+    """N nodes with one sample each; what an operator opens, `rounds` times each in turn."""
+    nodes = await nodes_with_a_sample(server, nodes_count)
+    session = await dashboard_session(server)
+    node = nodes[0][0]
+    paths = {"overview": "/", "nodes_page": "/nodes", "node_page": f"/nodes/{node}", "reports_page": "/reports",
+             "audit_page": "/audit", "list": "/api/v1/nodes",
+             "by_node_24h": "/api/v1/reports/savings?by=node&since=-24h",
+             "by_node_30d": "/api/v1/reports/savings?by=node&since=-30d",
+             "by_day_30d": "/api/v1/reports/savings?by=day&since=-30d",
+             "history": f"/api/v1/nodes/{node}/history?resolution=hour"}
+    dashboard = {"overview", "nodes_page", "node_page", "reports_page", "audit_page"}
+    out = {"nodes": nodes_count, "rounds": rounds}
+    out.update(await timed_in_turn(server, paths, rounds, lambda kind: {"Cookie": session} if kind in dashboard else {}))
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--server", required=True)
-    ap.add_argument("--only", choices=["ingest", "push", "longpoll", "scrape"])
-    ap.add_argument("--scrape-nodes", type=int, default=10000, help="nodes in --only scrape")
-    ap.add_argument("--scrapes", type=int, default=7, help="requests of each kind in --only scrape (at least 1)")
+    ap.add_argument("--only", choices=["ingest", "push", "longpoll", "scrape", "pages"])
+    ap.add_argument("--scrape-nodes", type=int, default=10000, help="nodes in --only scrape and --only pages")
+    ap.add_argument("--scrapes", type=int, default=7,
+                    help="requests of each kind in --only scrape and --only pages (at least 1)")
     ap.add_argument("--waiters", type=int, default=10000)
     ap.add_argument("--ingest-total", type=int, default=200_000)
     ap.add_argument("--driver", choices=["wrk", "python"], default="wrk" if shutil.which("wrk") else "python",
@@ -515,6 +576,11 @@ def main():
         if args.scrapes < 1:
             raise SystemExit("--scrapes must be at least 1")
         run("scrape", lambda s: bench_scrape(s, args.scrape_nodes, args.scrapes))
+        return results
+    if args.only == "pages":
+        if args.scrapes < 1:
+            raise SystemExit("--scrapes must be at least 1")
+        run("pages", lambda s: bench_pages(s, args.scrape_nodes, args.scrapes))
         return results
     if args.only in (None, "ingest") and args.driver == "wrk":
         run("http floor", lambda s: bench_http_floor(s, connections=args.connections, seconds=args.seconds))
