@@ -3,6 +3,7 @@ import FleetTestSupport
 import Foundation
 import KSMCore
 import Mustache
+import TestSupport
 import Testing
 
 @testable import FleetServer
@@ -83,6 +84,25 @@ import Testing
         #expect(page(0).rows.map(\.name) == first.rows.map(\.name))
         // Sorting starts again at the first page.
         #expect(second.columns.allSatisfy { !($0.href ?? "").contains("page=") })
+        // Ties (the same name, the same saving) in a strict order: every node on exactly one page,
+        // whatever order the store gave them in for each page's request.
+        let twins = (1...7).map { i in
+            var n = Self.node("twin")
+            n.id = "n-twin-\(i)"
+            return n
+        }
+        var rng = SeededRandom(seed: 45)
+        for sort in ["name", "saved", "phase"] {
+            for descending in [false, true] {
+                let ids = (1...3).flatMap { p in
+                    NodesPage(
+                        nodes: twins.shuffled(using: &rng), filters: .init(sort: sort, descending: descending, page: p),
+                        now: Self.now, pageSize: 3
+                    ).rows.map(\.id)
+                }
+                #expect(ids.sorted() == twins.map(\.id).sorted(), "\(sort), descending \(descending)")
+            }
+        }
         let one = NodesPage(nodes: Array(fleet.prefix(3)), filters: .init(), now: Self.now, pageSize: 3)
         #expect(one.count == "3 nodes" && one.previousHref == nil && one.nextHref == nil && !one.paged)
         #expect(first.paged && past.paged)

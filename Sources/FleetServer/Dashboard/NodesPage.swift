@@ -98,7 +98,7 @@ struct NodesPage: Sendable {
     var filterError: String?
     var columns: [Column]
     var rows: [Row]
-    /// "3 nodes", or "nodes 501–1,000 of 10,000" when they take more than one page.
+    /// "3 nodes", or "nodes 501–1000 of 10000" when they take more than one page.
     var count: String
     /// The pages before and after this one, with the same filters and order; nil at either end.
     var previousHref: String?
@@ -127,15 +127,22 @@ struct NodesPage: Sendable {
             default: return 0
             }
         }
-        nodes.sort { a, b in
-            let less: Bool
+        // A strict order, ties broken by id: with pages, a node must not land on two of them.
+        func less(_ a: NodeInfo, _ b: NodeInfo) -> Bool {
             switch f.sort {
-            case "phase": less = (a.phase?.rawValue ?? "", a.name) < (b.phase?.rawValue ?? "", b.name)
-            case "saved", "cpu", "seen": less = key(a) == key(b) ? a.name < b.name : key(a) < key(b)
-            default: less = a.name.localizedStandardCompare(b.name) == .orderedAscending
+            case "phase":
+                return (a.phase?.rawValue ?? "", a.name, a.id) < (b.phase?.rawValue ?? "", b.name, b.id)
+            case "saved", "cpu", "seen":
+                return key(a) == key(b) ? (a.name, a.id) < (b.name, b.id) : key(a) < key(b)
+            default:
+                switch a.name.localizedStandardCompare(b.name) {
+                case .orderedAscending: return true
+                case .orderedDescending: return false
+                case .orderedSame: return a.id < b.id
+                }
             }
-            return f.descending ? !less : less
         }
+        nodes.sort { a, b in f.descending ? less(b, a) : less(a, b) }
         let direction = f.descending ? "desc" : "asc"
         label = f.label
         sort = f.sort
