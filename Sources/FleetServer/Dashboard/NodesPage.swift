@@ -238,7 +238,7 @@ extension DashboardController {
 
 /// The table's rows by name, not by `Mirror`: a row's dozen fields were reflected for each of
 /// the twenty names the row's template looks up, 90 % of the page's time at 10,000 nodes (3 s).
-/// `DashboardRenderTests` holds every field to what `Mirror` gives.
+/// `DashboardPageDataTests.rowsByNameGiveWhatMirrorGives` holds every field to what `Mirror` gives.
 extension NodesPage.Row: MustacheParent {
     func child(named name: String) -> Any? {
         switch name {
