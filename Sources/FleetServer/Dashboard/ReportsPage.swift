@@ -161,16 +161,12 @@ struct ReportsPage: Sendable {
         reportError = q.error
         period = "\(HTML.time(q.since)) – \(HTML.time(q.until))"
         groupTitle = q.by == .day ? "Day (UTC)" : (q.by == .label ? "Label" : "Node")
-        // The page asked for, or the last one.
-        let pages = max(1, (report.rows.count + rowsPerPage - 1) / rowsPerPage)
-        let page = min(max(1, page), pages)
-        let first = (page - 1) * rowsPerPage
-        let shown = report.rows[first..<min(report.rows.count, first + rowsPerPage)]
-        rows = shown.map { Self.row($0, query: q, total: false) }
-        if pages > 1 {
-            rowsShown = "rows \(first + 1)–\(first + shown.count) of \(report.rows.count)"
-            if page > 1 { previousHref = "/reports?\(q.query)&page=\(page - 1)" }
-            if page < pages { nextHref = "/reports?\(q.query)&page=\(page + 1)" }
+        let paging = Paging(count: report.rows.count, asked: page, perPage: rowsPerPage)
+        rows = report.rows[paging.rows].map { Self.row($0, query: q, total: false) }
+        if paging.pages > 1 {
+            rowsShown = "rows " + paging.span
+            previousHref = paging.previous.map { "/reports?\(q.query)&page=\($0)" }
+            nextHref = paging.next.map { "/reports?\(q.query)&page=\($0)" }
         }
         total = Self.row(report.total, query: q, total: true)
         anyRollupPeak = (report.rows + [report.total]).contains { $0.peakBasis != nil && $0.peakBasis != .samples }
