@@ -1393,7 +1393,7 @@ extension FleetDatabase {
     /// The fleet's saved bytes per bucket over [since, until) (sum of the nodes' bucket averages),
     /// and the ksmd CPU % summed likewise, for the dashboard's savings chart; each bucket's rows
     /// added in `bucketRowOrder` on both engines. Every stored sample is in it; the hour under
-    /// way is as the rollup service last cut it (its pending rows are refreshed at least every
+    /// way is as the rollup service last cut it (its pending rows are refreshed about every
     /// minute, and whenever a node's sample arrives), not recomputed for each chart: on a live
     /// fleet that is every node's row.
     public func fleetSeries(since: Date, until: Date, level: RollupLevel) async throws
