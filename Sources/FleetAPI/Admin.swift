@@ -85,11 +85,25 @@ public struct NodeInfo: Codable, Sendable, Equatable, KnownFields {
 public struct NodeList: Codable, Sendable, Equatable {
     public var nodes: [NodeInfo]
     /// The listed nodes' figures now (`FleetNow.summarize`), the one source of "saved now".
+    /// Present when the answer lists every node that matches (one page of a longer list does not
+    /// say what the rest hold).
     public var summary: FleetNow?
-    public init(nodes: [NodeInfo], summary: FleetNow? = nil) {
+    /// Asked with `limit` and more matching nodes follow: the `after` of the next page (the name
+    /// of this page's last node).
+    public var next: String?
+    public init(nodes: [NodeInfo], summary: FleetNow? = nil, next: String? = nil) {
         self.nodes = nodes
         self.summary = summary
+        self.next = next
     }
+}
+
+/// Pages of `GET /api/v1/nodes` (`limit`, `after`): nodes by name in byte order.
+public enum NodePages {
+    /// The most nodes one page holds.
+    public static let maxLimit = 10_000
+    /// The page the CLI asks for: at about 1.1 kB a node, a 1 MB answer.
+    public static let clientPage = 1_000
 }
 
 extension FleetNow {

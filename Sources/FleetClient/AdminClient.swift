@@ -13,16 +13,37 @@ extension FleetClient {
     // MARK: nodes
 
     /// `GET /api/v1/nodes`, filtered: label selector `k=v,k2=v2` (all must match), phase,
-    /// online/offline, drift only.
+    /// online/offline, drift only. With `limit`, one page: the first `limit` matching nodes by
+    /// name after `after`, and `next` when more follow.
     public func listNodes(
-        selector: String? = nil, phase: KSMPhase? = nil, online: Bool? = nil, drift: Bool? = nil
+        selector: String? = nil, phase: KSMPhase? = nil, online: Bool? = nil, drift: Bool? = nil,
+        limit: Int? = nil, after: String? = nil
     ) async throws(ClientError) -> NodeList {
         var query: [(String, String)] = []
         if let selector { query.append(("selector", selector)) }
         if let phase { query.append(("phase", phase.rawValue)) }
         if let online { query.append(("online", online ? "true" : "false")) }
         if let drift { query.append(("drift", drift ? "true" : "false")) }
+        if let limit { query.append(("limit", "\(limit)")) }
+        if let after { query.append(("after", after)) }
         return try await request("GET", APIPaths.nodes, query: query, as: NodeList.self)
+    }
+
+    /// Every matching node, read a page of `pageSize` at a time (no answer the size of the
+    /// whole fleet: about 1.1 kB a node). The summary is the server's when one page held them
+    /// all, else `FleetNow.of` the nodes read: the same sum of the same nodes' figures.
+    public func allNodes(
+        selector: String? = nil, phase: KSMPhase? = nil, online: Bool? = nil, drift: Bool? = nil,
+        pageSize: Int = NodePages.clientPage
+    ) async throws(ClientError) -> NodeList {
+        var page = try await listNodes(selector: selector, phase: phase, online: online, drift: drift, limit: pageSize)
+        if page.next == nil { return page }
+        var nodes = page.nodes
+        while let next = page.next {
+            page = try await listNodes(selector: selector, phase: phase, online: online, drift: drift, limit: pageSize, after: next)
+            nodes += page.nodes
+        }
+        return NodeList(nodes: nodes, summary: FleetNow.of(nodes))
     }
 
     /// `GET /api/v1/nodes/{id}`: by node id, or by exact name.

@@ -43,15 +43,56 @@ struct NodesController<Context: RequestContext>: Sendable {
         }
         let online = try HTTP.boolQuery(request, "online")
         let drift = try HTTP.boolQuery(request, "drift")
+        var limit: Int?
+        if let l = HTTP.query(request, "limit") {
+            guard let v = Int(l), (1...NodePages.maxLimit).contains(v) else {
+                throw APIError.invalidValue("limit", "'\(l)' is not a node count from 1 to \(NodePages.maxLimit)")
+            }
+            limit = v
+        }
+        let after = HTTP.query(request, "after")
         let now = Date()
-        let nodes = try await state.database.nodes().map { state.nodeInfo($0, now: now) }.filter { n in
+        func matches(_ n: NodeInfo) -> Bool {
             if let selector, !selector.allSatisfy({ n.labels[$0.key] == $0.value }) { return false }
             if let phase, n.phase != phase { return false }
             if let online, n.online != online { return false }
             if let drift, n.drift != drift { return false }
             return true
         }
-        return try HTTP.json(NodeList(nodes: nodes, summary: FleetNow.of(nodes)))
+        guard let limit else {
+            if after != nil { throw APIError.invalidValue("after", "after pages the list: give limit too") }
+            let nodes = try await state.database.nodes().map { state.nodeInfo($0, now: now) }.filter(matches)
+            return try HTTP.json(NodeList(nodes: nodes, summary: FleetNow.of(nodes)))
+        }
+        let page = try await self.page(after: after, limit: limit, now: now, filtered: selector != nil || phase != nil || online != nil || drift != nil, matches)
+        return try HTTP.json(page)
+    }
+
+    /// One page of the listing: the first `limit` matching nodes after `after`, by name, read
+    /// from the store in name ranges and filtered here (phase, online and drift are worked out
+    /// from each node, not stored). One node past the page is looked for, so `next` is there
+    /// only when another matching node follows. Unfiltered, a page reads `limit + 1` nodes;
+    /// filtered, ranges of at least 1,000 until the page is full or the nodes end.
+    func page(after: String?, limit: Int, now: Date, filtered: Bool, _ matches: (NodeInfo) -> Bool) async throws -> NodeList {
+        let batch = filtered ? max(limit + 1, 1_000) : limit + 1
+        var nodes: [NodeInfo] = []
+        var cursor = after
+        scan: while true {
+            let stored = try await state.database.nodes(after: cursor, limit: batch)
+            for s in stored {
+                let n = state.nodeInfo(s, now: now)
+                guard matches(n) else { continue }
+                nodes.append(n)
+                if nodes.count > limit { break scan }
+            }
+            guard stored.count == batch, let last = stored.last else { break }
+            cursor = last.name
+        }
+        let more = nodes.count > limit
+        if more { nodes.removeLast() }
+        // The whole list in one page: its summary is the list's.
+        let whole = after == nil && !more
+        return NodeList(nodes: nodes, summary: whole ? FleetNow.of(nodes) : nil, next: more ? nodes.last?.name : nil)
     }
 
     @Sendable func show(_ request: Request, context: Context) async throws -> Response {

@@ -376,15 +376,37 @@ extension FleetDatabase {
         }
     }
 
-    /// Every live node (or every node, deleted ones included), by name.
+    /// Every live node (or every node, deleted ones included), by name (in byte order, as the
+    /// listing's pages: `nodes(after:limit:)`).
     public func nodes(includeDeleted: Bool = false) async throws -> [StoredNode] {
         try await read { db in
             var decoding = NodeDecoding()
             return try StoreRow.fetchAll(
                 db,
                 sql: "SELECT \(Self.nodeColumns) FROM \(Self.nodeFrom)"
-                    + (includeDeleted ? "" : " WHERE n.deleted_at IS NULL") + " ORDER BY n.name, n.id"
+                    + (includeDeleted ? "" : " WHERE n.deleted_at IS NULL") + " ORDER BY \(db.byteOrder("n.name")), n.id"
             ).map { row in try Self.node(row, &decoding) }
+        }
+    }
+
+    /// At most `limit` live nodes whose names sort after `after` (all when nil), by name in byte
+    /// order on both engines: a page of the listing. Live names are unique, so the last name of a
+    /// page is where the next one starts, whatever was registered or deleted in between; the read
+    /// is the index range after it (`nodes_live_name` on SQLite, `nodes_live_name_bytes` on
+    /// PostgreSQL, whose default collation may order `web-2` after `web1`).
+    public func nodes(after: String?, limit: Int) async throws -> [StoredNode] {
+        try await read { db in
+            var decoding = NodeDecoding()
+            let name = db.byteOrder("n.name")
+            var arguments: StoreArguments = []
+            var sql = "SELECT \(Self.nodeColumns) FROM \(Self.nodeFrom) WHERE n.deleted_at IS NULL"
+            if let after {
+                sql += " AND \(name) > ?"
+                arguments += [after]
+            }
+            sql += " ORDER BY \(name) LIMIT ?"
+            arguments += [limit]
+            return try StoreRow.fetchAll(db, sql: sql, arguments: arguments).map { row in try Self.node(row, &decoding) }
         }
     }
 

@@ -48,7 +48,7 @@ struct KickCommand: AsyncParsableCommand {
         try await global.run { session in
             var targets: [NodeInfo] = []
             if let selector {
-                targets = try await session.client.listNodes(selector: selector).nodes
+                targets = try await session.client.allNodes(selector: selector).nodes
                 if targets.isEmpty { throw CLIError(ExitStatus.refused, "no node matches --selector \(selector)") }
             } else {
                 for node in nodes { targets.append(try await session.resolve(node)) }

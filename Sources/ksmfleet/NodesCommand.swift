@@ -30,7 +30,16 @@ extension NodesCommand {
         @Flag(help: "Only nodes whose applied config lags the desired one.")
         var drift = false
 
+        @Option(help: .hidden)
+        var pageSize = NodePages.clientPage
+
         @OptionGroup var global: GlobalOptions
+
+        func validate() throws {
+            guard (1...NodePages.maxLimit).contains(pageSize) else {
+                throw ValidationError("--page-size must be from 1 to \(NodePages.maxLimit)")
+            }
+        }
 
         func run() async throws {
             var selector: String? = nil
@@ -44,8 +53,9 @@ extension NodesCommand {
                 selector = text
             }
             try await global.run { session in
-                let list = try await session.client.listNodes(
-                    selector: selector, phase: phase, online: offline ? false : nil, drift: drift ? true : nil)
+                let list = try await session.client.allNodes(
+                    selector: selector, phase: phase, online: offline ? false : nil, drift: drift ? true : nil,
+                    pageSize: pageSize)
                 if session.json {
                     try printJSON(list)
                     return

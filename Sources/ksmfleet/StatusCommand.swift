@@ -79,7 +79,7 @@ struct StatusCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await global.run { session in
-            let reply = try await session.client.listNodes()
+            let reply = try await session.client.allNodes()
             let list = reply.nodes
             let status = FleetStatus(list, summary: reply.summary)
             if session.json {

@@ -33,6 +33,13 @@ struct CLIAgainstServerTests {
             #expect(Set(all.nodes.map(\.name)) == ["web-1", "web-2", "db-1"])
             let prod = try await f.cli(["nodes", "list", "--label", "env=prod", "-o", "json"]).json(NodeList.self)
             #expect(Set(prod.nodes.map(\.name)) == ["web-1", "web-2"])
+            // Read a page at a time (of one node here): the same list, the same summary.
+            let paged = try await f.cli(["nodes", "list", "--page-size", "1", "-o", "json"]).json(NodeList.self)
+            #expect(paged.nodes.map(\.name) == all.nodes.map(\.name) && paged.summary == all.summary && paged.next == nil)
+            let pagedProd = try await f.cli(["nodes", "list", "--label", "env=prod", "--page-size", "1", "-o", "json"])
+                .json(NodeList.self)
+            #expect(pagedProd.nodes.map(\.name) == prod.nodes.map(\.name))
+            #expect(try await f.cli(["nodes", "list", "--page-size", "0"]).status == Exit.usage)
             let both = try await f.cli(["nodes", "list", "--label", "env=prod", "--label", "role=db", "-o", "json"])
                 .json(NodeList.self)
             #expect(both.nodes.isEmpty)
