@@ -500,6 +500,9 @@ async def bench_pages(server, nodes_count, rounds):
     node = nodes[0][0]
     paths = {"overview": "/", "nodes_page": "/nodes", "node_page": f"/nodes/{node}", "reports_page": "/reports",
              "audit_page": "/audit", "list": "/api/v1/nodes",
+             # One page of the listing (what the CLI asks for), the first and one from the middle.
+             "list_page_first": "/api/v1/nodes?limit=1000",
+             "list_page_mid": f"/api/v1/nodes?limit=1000&after=bench-{nodes_count // 2:05d}",
              "by_node_24h": "/api/v1/reports/savings?by=node&since=-24h",
              "by_node_30d": "/api/v1/reports/savings?by=node&since=-30d",
              "by_day_30d": "/api/v1/reports/savings?by=day&since=-30d",
@@ -507,7 +510,33 @@ async def bench_pages(server, nodes_count, rounds):
     dashboard = {"overview", "nodes_page", "node_page", "reports_page", "audit_page"}
     out = {"nodes": nodes_count, "rounds": rounds}
     out.update(await timed_in_turn(server, paths, rounds, lambda kind: {"Cookie": session} if kind in dashboard else {}))
+    out.update(await all_pages(server, 1000, rounds))
     return out
+
+
+async def all_pages(server, limit, rounds):
+    """The whole listing read page by page (`limit` nodes each, following `next`), as the CLI
+    reads it, `rounds` times: medians of wall ms and server CPU ms for all the pages, the pages'
+    largest answer and the nodes read."""
+    conn = Conn(server.port)
+    rows, largest, nodes = [], 0, 0
+    for _ in range(rounds):
+        cpu0, t0 = server.cpu_seconds(), time.perf_counter()
+        after, nodes, pages = None, 0, 0
+        while True:
+            path = f"/api/v1/nodes?limit={limit}" + (f"&after={after}" if after else "")
+            st, body = await conn.request("GET", path, server.token)
+            assert st == 200, (path, st, body[:200])
+            page = json.loads(body)
+            nodes, pages, largest = nodes + len(page["nodes"]), pages + 1, max(largest, len(body))
+            after = page.get("next")
+            if not after:
+                break
+        rows.append((time.perf_counter() - t0, server.cpu_seconds() - cpu0))
+    conn.close()
+    return {"list_all_pages_wall_ms_median": round(statistics.median(w for w, _ in rows) * 1000, 1),
+            "list_all_pages_server_cpu_ms_median": round(statistics.median(c for _, c in rows) * 1000, 1),
+            "list_all_pages_pages": pages, "list_all_pages_nodes": nodes, "list_all_pages_largest_bytes": largest}
 
 
 def main():
