@@ -352,6 +352,27 @@ import Testing
         return wrong
     }
 
+    @Test func auditRowsByNameGiveWhatMirrorGives() {
+        let at = Date(timeIntervalSince1970: 1_790_000_000)
+        let records = [
+            AuditRecord(
+                id: 1, at: at, credential: "ops", credentialId: "c-1", source: "10.0.0.1", nodeId: "n-1", action: "patch",
+                target: "n-1", generation: 3, before: #"{"run":"stop"}"#, after: #"{"run":"run"}"#),
+            // A change to many nodes listed as one record: no node link, a link to its nodes.
+            AuditRecord(
+                id: 2, at: at, credential: "bootstrap", credentialId: nil, source: nil, nodeId: nil, action: "apply",
+                target: "all", generation: nil, before: nil, after: String(repeating: "x", count: 400), nodeCount: 12),
+            AuditRecord(
+                id: 3, at: at, credential: "ops", credentialId: nil, source: nil, nodeId: nil, action: "login", target: nil,
+                generation: nil, before: nil, after: nil),
+        ]
+        let rows = records.map(AuditTable.row)
+        #expect(rows.contains { $0.nodeHref == nil } && rows.contains { $0.nodesHref != nil })
+        for r in rows {
+            #expect(Self.namesAgreeWithMirror(r) == [], "\(r.action)")
+        }
+    }
+
     @Test func rowsByNameGiveWhatMirrorGives() {
         var nolabels = Self.node("delta", online: false, drift: true)
         nolabels.labels = [:]
