@@ -98,6 +98,16 @@ public struct NodeList: Codable, Sendable, Equatable {
     }
 }
 
+extension NodeList {
+    /// Nodes read in several pages, each once: a node in two pages (renamed between them) is
+    /// kept where it was read last.
+    public static func lastOfEach(_ nodes: [NodeInfo]) -> [NodeInfo] {
+        var last: [String: Int] = [:]
+        for (i, n) in nodes.enumerated() { last[n.id] = i }
+        return nodes.enumerated().filter { last[$0.element.id] == $0.offset }.map(\.element)
+    }
+}
+
 /// Pages of `GET /api/v1/nodes` (`limit`, `after`): nodes by name in byte order.
 public enum NodePages {
     /// The most nodes one page holds.

@@ -50,7 +50,8 @@ struct NodesController<Context: RequestContext>: Sendable {
             }
             limit = v
         }
-        let after = HTTP.query(request, "after")
+        // An empty cursor is no cursor (as the audit's afterNode).
+        let after = HTTP.query(request, "after").flatMap { $0.isEmpty ? nil : $0 }
         let now = Date()
         func matches(_ n: NodeInfo) -> Bool {
             if let selector, !selector.allSatisfy({ n.labels[$0.key] == $0.value }) { return false }
@@ -68,31 +69,12 @@ struct NodesController<Context: RequestContext>: Sendable {
         return try HTTP.json(page)
     }
 
-    /// One page of the listing: the first `limit` matching nodes after `after`, by name, read
-    /// from the store in name ranges and filtered here (phase, online and drift are worked out
-    /// from each node, not stored). One node past the page is looked for, so `next` is there
-    /// only when another matching node follows. Unfiltered, a page reads `limit + 1` nodes;
-    /// filtered, ranges of at least 1,000 until the page is full or the nodes end.
+    /// One page of the listing, read from the store (`NodeListPage.read`).
     func page(after: String?, limit: Int, now: Date, filtered: Bool, _ matches: (NodeInfo) -> Bool) async throws -> NodeList {
-        let batch = filtered ? max(limit + 1, 1_000) : limit + 1
-        var nodes: [NodeInfo] = []
-        var cursor = after
-        scan: while true {
-            let stored = try await state.database.nodes(after: cursor, limit: batch)
-            for s in stored {
-                let n = state.nodeInfo(s, now: now)
-                guard matches(n) else { continue }
-                nodes.append(n)
-                if nodes.count > limit { break scan }
-            }
-            guard stored.count == batch, let last = stored.last else { break }
-            cursor = last.name
-        }
-        let more = nodes.count > limit
-        if more { nodes.removeLast() }
-        // The whole list in one page: its summary is the list's.
-        let whole = after == nil && !more
-        return NodeList(nodes: nodes, summary: whole ? FleetNow.of(nodes) : nil, next: more ? nodes.last?.name : nil)
+        try await NodeListPage.read(
+            after: after, limit: limit, batch: filtered ? max(limit + 1, NodeListPage.filteredBatch) : limit + 1,
+            from: { try await state.database.nodes(after: $0, limit: $1) }, name: \.name,
+            info: { state.nodeInfo($0, now: now) }, matches: matches)
     }
 
     @Sendable func show(_ request: Request, context: Context) async throws -> Response {
@@ -190,5 +172,38 @@ struct NodesController<Context: RequestContext>: Sendable {
         let node = try await resolve(context)
         let config = try await state.kick(nodeId: node.id, actor: "admin")
         return try HTTP.json(KickResponse(nodeId: node.id, kickCounter: config.kickCounter, generation: config.generation))
+    }
+}
+
+/// A page of the listing: the first `limit` matching nodes after `after`, by name, read in name
+/// ranges of `batch` and filtered here (phase, online and drift are worked out from each node,
+/// not stored). One matching node past the page is looked for, so `next` is there only when
+/// another follows. The next range starts after the last node read, matching or not.
+enum NodeListPage {
+    /// The least a filtered page reads at a time: a filter may match few nodes.
+    static let filteredBatch = 1_000
+
+    static func read<Stored>(
+        after: String?, limit: Int, batch: Int, from read: (String?, Int) async throws -> [Stored],
+        name: (Stored) -> String, info: (Stored) -> NodeInfo, matches: (NodeInfo) -> Bool
+    ) async throws -> NodeList {
+        var nodes: [NodeInfo] = []
+        var cursor = after
+        scan: while true {
+            let stored = try await read(cursor, batch)
+            for s in stored {
+                let n = info(s)
+                guard matches(n) else { continue }
+                nodes.append(n)
+                if nodes.count > limit { break scan }
+            }
+            guard stored.count == batch, let last = stored.last else { break }
+            cursor = name(last)
+        }
+        let more = nodes.count > limit
+        if more { nodes.removeLast() }
+        // The whole list in one page: its summary is the list's.
+        let whole = after == nil && !more
+        return NodeList(nodes: nodes, summary: whole ? FleetNow.of(nodes) : nil, next: more ? nodes.last?.name : nil)
     }
 }

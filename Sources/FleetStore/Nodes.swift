@@ -397,17 +397,17 @@ extension FleetDatabase {
     public func nodes(after: String?, limit: Int) async throws -> [StoredNode] {
         try await read { db in
             var decoding = NodeDecoding()
-            let name = db.byteOrder("n.name")
-            var arguments: StoreArguments = []
-            var sql = "SELECT \(Self.nodeColumns) FROM \(Self.nodeFrom) WHERE n.deleted_at IS NULL"
-            if let after {
-                sql += " AND \(name) > ?"
-                arguments += [after]
-            }
-            sql += " ORDER BY \(name) LIMIT ?"
-            arguments += [limit]
-            return try StoreRow.fetchAll(db, sql: sql, arguments: arguments).map { row in try Self.node(row, &decoding) }
+            let arguments: StoreArguments = after.map { [$0, limit] } ?? [limit]
+            return try StoreRow.fetchAll(db, sql: Self.nodesPageSQL(db, after: after != nil), arguments: arguments)
+                .map { row in try Self.node(row, &decoding) }
         }
+    }
+
+    /// The page's statement: (the name after, when `after`) and the count.
+    static func nodesPageSQL(_ db: StoreDB, after: Bool) -> String {
+        let name = db.byteOrder("n.name")
+        return "SELECT \(nodeColumns) FROM \(nodeFrom) WHERE n.deleted_at IS NULL" + (after ? " AND \(name) > ?" : "")
+            + " ORDER BY \(name) LIMIT ?"
     }
 
     /// Every live node's id, name and labels, by name: what picking nodes by name or label

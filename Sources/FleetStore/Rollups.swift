@@ -1211,8 +1211,8 @@ struct RollupBucket: Sendable, Equatable {
     }
 }
 
-/// `[[a,b],[c,d],…]` with each number `-?(0|[1-9][0-9]*)(\.[0-9]+)?`, as `encodeGaps` writes
-/// it: nil for anything else. A JSON number of that form is read by `Double(_:)` to the same
+/// `[[a,b],[c,d],…]` with each number `-?(0|[1-9][0-9]*)(\.[0-9]+)?` of at most 20 digits each
+/// side of the point, as `encodeGaps` writes it: nil for anything else. A JSON number of that form is read by `Double(_:)` to the same
 /// value as by the JSON decoder (both round the decimal to the nearest double).
 enum GapText {
     static func parse(_ text: String) -> [Interval]? {
@@ -1225,13 +1225,15 @@ enum GapText {
                 if i < n && b[i] == UInt8(ascii: "-") { i += 1 }
                 let digits = i
                 while i < n && b[i] >= UInt8(ascii: "0") && b[i] <= UInt8(ascii: "9") { i += 1 }
-                // No leading zero but "0" itself; at least one digit.
-                guard i > digits, b[digits] != UInt8(ascii: "0") || i == digits + 1 else { return nil }
+                // No leading zero but "0" itself; at least one digit. At most 20 digits each
+                // side of the point (encodeGaps writes 16 and 3): beyond, the JSON decoder
+                // refuses what overflows or underflows, where Double(_:) gives inf or 0.
+                guard i > digits, i - digits <= 20, b[digits] != UInt8(ascii: "0") || i == digits + 1 else { return nil }
                 if i < n && b[i] == UInt8(ascii: ".") {
                     i += 1
                     let fraction = i
                     while i < n && b[i] >= UInt8(ascii: "0") && b[i] <= UInt8(ascii: "9") { i += 1 }
-                    guard i > fraction else { return nil }
+                    guard i > fraction, i - fraction <= 20 else { return nil }
                 }
                 return Double(Substring(decoding: UnsafeBufferPointer(rebasing: b[start..<i]), as: UTF8.self))
             }

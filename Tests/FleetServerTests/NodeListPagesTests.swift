@@ -5,6 +5,8 @@ import Foundation
 import KSMCore
 import Testing
 
+@testable import FleetServer
+
 /// `GET /api/v1/nodes?limit=&after=`: one page at a time instead of the whole fleet in one
 /// answer (about 1.1 kB a node: 11 MB at 10,000 nodes).
 @Suite("the nodes listing in pages")
@@ -112,7 +114,60 @@ struct NodeListPagesTests {
         }
         let r = try await h.admin.send(method: "GET", path: APIPaths.nodes, query: [("after", "a")])
         #expect(r.status == 422 && errorBody(r)?.error.field == "after")
-        let ok = try await h.admin.send(method: "GET", path: APIPaths.nodes, query: [("limit", "10000"), ("after", "")])
-        #expect(ok.status == 200, "an empty cursor is the start")
+        // An empty cursor is none: the whole list, with its summary.
+        let empty = try await h.admin.send(method: "GET", path: APIPaths.nodes, query: [("limit", "10000"), ("after", "")])
+        let list = try StrictJSON.decoder().decode(NodeList.self, from: empty.body)
+        #expect(empty.status == 200 && list.nodes.count == 1 && list.summary != nil && list.next == nil)
+        #expect(try await h.admin.send(method: "GET", path: APIPaths.nodes, query: [("after", "")]).status == 200)
+    }
+
+    /// The page's loop over name ranges, on nodes in memory: ranges smaller than a page and than
+    /// the matches between two of them, so that a page takes several ranges, for every filter
+    /// density; each page against the whole list filtered and cut.
+    @Test func aPageReadsAsManyRangesAsItNeeds() async throws {
+        let names = (0..<23).map { String(format: "n%02d", $0) }
+        let nodes = names.enumerated().map { i, name in
+            DashboardPageDataTests.node(name, online: i % 3 != 0, drift: i % 7 == 0)
+        }
+        let filters: [(String, (NodeInfo) -> Bool)] = [
+            ("all", { _ in true }), ("online", \.online), ("drift", \.drift), ("none", { _ in false }),
+            ("the last", { $0.name == "n22" }),
+        ]
+        for (what, matches) in filters {
+            let whole = nodes.filter(matches).map(\.name)
+            for (limit, batch) in [(1, 1), (1, 2), (2, 1), (3, 2), (4, 4), (5, 30), (30, 3)] {
+                var reads = 0
+                var read: [String] = []
+                var after: String?
+                var pages = 0
+                repeat {
+                    let page = try await NodeListPage.read(
+                        after: after, limit: limit, batch: batch,
+                        from: { cursor, count in
+                            reads += 1
+                            return Array(nodes.filter { cursor == nil || $0.name > cursor! }.prefix(count))
+                        }, name: \.name, info: { $0 }, matches: matches)
+                    #expect(page.nodes.count <= limit)
+                    read += page.nodes.map(\.name)
+                    after = page.next
+                    #expect(page.next == nil || page.next == page.nodes.last?.name)
+                    pages += 1
+                } while after != nil && pages <= nodes.count
+                let context: Comment = "\(what), limit \(limit), ranges of \(batch)"
+                #expect(read == whole, context)
+                #expect(pages == max(1, (whole.count + limit - 1) / limit), context)
+                // A range no longer than a page cannot hold the page and the node past it.
+                if batch <= limit && whole.count > 1 { #expect(reads > pages, "some page read several ranges: \(context)") }
+            }
+        }
+    }
+
+    /// A node renamed between two pages comes in both: the CLI keeps it once, as read last.
+    @Test func nodesReadTwiceAreKeptOnceAsReadLast() {
+        var renamed = DashboardPageDataTests.node("b")
+        let before = renamed
+        renamed.name = "z"
+        let read = [DashboardPageDataTests.node("a"), before, DashboardPageDataTests.node("c"), renamed]
+        #expect(NodeList.lastOfEach(read).map(\.name) == ["a", "c", "z"])
     }
 }

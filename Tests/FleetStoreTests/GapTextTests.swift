@@ -41,9 +41,19 @@ import TestSupport
         " [[1,2]]", "[[1, 2]]", "[[1,2] ]", "[[1e3,2]]", "[[1.5E-2,2]]", "[[01,2]]", "[[.5,2]]", "[[1.,2]]",
         "[[+1,2]]", "[[1,2,3]]", "[[1]]", "[[1,2],[3]]", "[[1,2],]", "[[1,2]", "[1,2]", "", "null", "[[\"1\",2]]",
         "[[1,2]]x", "[[-,2]]", "[[1.5.5,2]]", "[[1,2]][[3,4]]",
+        // Past a double: the decoder refuses what overflows or underflows (Double(_:) gives inf
+        // or 0); at the 20-digit bounds, still read by hand.
+        "[[1" + String(repeating: "0", count: 320) + ",2]]", "[[0." + String(repeating: "0", count: 330) + "1,2]]",
+        "[[12345678901234567890.12345678901234567890,2]]", "[[123456789012345678901,2]]",
     ])
     func anyTextReadsAsJSONDoes(_ text: String) {
         #expect(Self.bits(FleetDatabase.decodeGaps(text)) == Self.bits(FleetDatabase.decodeGapsAsJSON(text)))
+    }
+
+    @Test func theHandReaderStopsAtTwentyDigits() {
+        #expect(GapText.parse("[[12345678901234567890.12345678901234567890,2]]") != nil)
+        #expect(GapText.parse("[[123456789012345678901,2]]") == nil)
+        #expect(GapText.parse("[[0.123456789012345678901,2]]") == nil)
     }
 
     @Test func noTextIsNoGap() {

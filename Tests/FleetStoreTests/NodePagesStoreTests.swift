@@ -42,6 +42,17 @@ import TestSupport
                 try String.fetchAll(db, sql: "SELECT name FROM nodes WHERE deleted_at IS NULL ORDER BY name")
             }
             #expect(own != live, "the database's collation orders these names as bytes do: \(own)")
+            // A page is a range of the index in bytes (migration 0021), not a sort of every live
+            // node: the plan can take it (a table this small is read whole when it may be).
+            for after in [false, true] {
+                let plan = try await db.read { db in
+                    try db.execute(sql: "SET LOCAL enable_seqscan = off")
+                    return try String.fetchAll(
+                        db, sql: "EXPLAIN " + FleetDatabase.nodesPageSQL(db, after: after),
+                        arguments: after ? ["m", 3] : [3])
+                }.joined(separator: "\n")
+                #expect(plan.contains("nodes_live_name_bytes") && !plan.contains("Sort"), "\(plan)")
+            }
         }
         #expect(try await db.nodes().map(\.name) == live)
         for limit in 1...(live.count + 1) {
