@@ -39,8 +39,9 @@ test:
 	$(MAKE) test-schemathesis
 	$(MAKE) test-dashboard
 
-# Tests run one at a time (about 10 minutes in all: 2.6-2.8 on SQLite, under 1 for the kernel
-# suites, 6.4-7.2 on PostgreSQL; `make test` on a clean clone 19-21 min with the build), a conservative choice for CI, not a workaround. The suites also pass in parallel (`swift test` alone); the stalls once seen in
+# Tests run one at a time (about 11 minutes in all: 2.6-3.1 on SQLite, under 1 for the kernel
+# suites, 6.8-7.4 on PostgreSQL; `make test` on a clean clone 20-23 min with the build, 23 on
+# 2026-12-06 for a commit that took 20 the day before), a conservative choice for CI, not a workaround. The suites also pass in parallel (`swift test` alone); the stalls once seen in
 # parallel runs had a cause that was found and fixed (README.md, Development). Not always the tests
 # with a time bound on what they check: run in parallel with the rest of FleetServerTests and
 # FleetStoreTests on 2 cores (2026-12-06), SampleGroupDeadlineTests saw a batch answered 1.9 s
