@@ -111,8 +111,8 @@ extension FleetDatabase {
         return GapText.parse(text) ?? decodeGapsAsJSON(text)
     }
 
-    static func decodeGapsAsJSON(_ text: String?) -> [Interval] {
-        guard let text, let data = text.data(using: .utf8),
+    static func decodeGapsAsJSON(_ text: String) -> [Interval] {
+        guard let data = text.data(using: .utf8),
             let pairs = try? JSONDecoder().decode([[Double]].self, from: data)
         else { return [] }
         return pairs.compactMap { $0.count == 2 ? Interval($0[0], $0[1]) : nil }
@@ -1212,8 +1212,9 @@ struct RollupBucket: Sendable, Equatable {
 }
 
 /// `[[a,b],[c,d],…]` with each number `-?(0|[1-9][0-9]*)(\.[0-9]+)?` of at most 20 digits each
-/// side of the point, as `encodeGaps` writes it: nil for anything else. A JSON number of that form is read by `Double(_:)` to the same
-/// value as by the JSON decoder (both round the decimal to the nearest double).
+/// side of the point, as `encodeGaps` writes it: nil for anything else. A JSON number of that
+/// form is read by `Double(_:)` to the same value as by the JSON decoder (both round the decimal
+/// to the nearest double).
 enum GapText {
     static func parse(_ text: String) -> [Interval]? {
         var text = text
