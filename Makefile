@@ -6,7 +6,7 @@ APT_PACKAGES := libsqlite3-dev libcurl4-openssl-dev bsdutils
 DATA_DIR ?= $(CURDIR)/data
 PORT ?= 8080
 
-.PHONY: run test deps build release agent-static test-swift test-postgres test-metrics test-schemathesis test-dashboard test-units bench bench-server bench-fleet bench-agent bench-agent-systemd bench-report bench-report-math bench-report-ab bench-pg-marks bench-pg-prepared bench-apply bench-ksm clean
+.PHONY: run test deps build release agent-static test-swift test-sqlite test-kernel test-postgres test-metrics test-schemathesis test-dashboard test-units bench bench-server bench-fleet bench-agent bench-agent-systemd bench-report bench-report-math bench-report-ab bench-pg-marks bench-pg-prepared bench-apply bench-ksm clean
 
 ## Install the system libraries the build links against (sudo only when not root).
 deps:
@@ -33,48 +33,61 @@ test:
 	$(MAKE) deps EXTRA_APT="$(TEST_APT_PACKAGES)"
 	$(MAKE) test-units
 	$(SWIFT) build --build-tests
-	$(MAKE) test-swift
-	$(MAKE) test-postgres
+	$(MAKE) -j2 test-sqlite test-postgres
+	$(MAKE) test-kernel
 	$(MAKE) test-metrics
 	$(MAKE) test-schemathesis
 	$(MAKE) test-dashboard
 
-# Tests run one at a time (about 11 minutes in all: 2.6-3.1 on SQLite, under 1 for the kernel
-# suites, 6.8-7.4 on PostgreSQL; `make test` on a clean clone 20-23 min with the build, 23 on
-# 2026-12-06 for a commit that took 20 the day before), a conservative choice for CI, not a workaround. The suites also pass in parallel (`swift test` alone); the stalls once seen in
-# parallel runs had a cause that was found and fixed (README.md, Development). Not always the tests
-# with a time bound on what they check: run in parallel with the rest of FleetServerTests and
-# FleetStoreTests on 2 cores (2026-12-06), SampleGroupDeadlineTests saw a batch answered 1.9 s
-# after it was queued against its 1 s bound, and a group's deadline taken 8 s late; alone, or one
-# test at a time, they pass. The PostgreSQL pass
-# must run one at a time: its outage tests freeze the shared test server (SIGSTOP). Run in
-# parallel once, it hung: its test process still ran 14 minutes later, the server frozen, and a
-# run after it on that server had 22 tests started and none ended 4.5 minutes on (a killed run
-# left the server frozen; its stop now lets go on it first). The real-kernel
-# suites run in a process of their own, after the rest, so ksmd scanning their buffers never
-# shares a process with the other suites. scripts/ksm-guard.sh saves the host's KSM settings before
-# them and puts them back after, also when the test process is killed before its own restore.
+# Each pass runs its tests one at a time, a conservative choice for CI, not a workaround; the
+# SQLite pass and the PostgreSQL pass's two halves (three test processes) run at the same time,
+# then the real-kernel suites alone. One at a time, the passes kept this 2-core machine 35 %
+# (SQLite, 182 s) and 53 % (PostgreSQL, 448 s) busy: the tests mostly wait (on PostgreSQL, on
+# sleeps, on their servers). Three at once took 347 s for both (2026-12-06; docs/benchmarks.md,
+# "make test's time"); `make test` on a clean clone took 20-23 minutes before, with the build.
+# The suites also pass in parallel (`swift test` alone); the stalls once seen in parallel runs had
+# a cause that was found and fixed (README.md, Development). Not always the tests with a time
+# bound on what they check: run in parallel with the rest of FleetServerTests and FleetStoreTests
+# on 2 cores (2026-12-06), SampleGroupDeadlineTests saw a batch answered 1.9 s after it was
+# queued against its 1 s bound, and a group's deadline taken 8 s late; alone, one test at a time,
+# or one test at a time beside the PostgreSQL halves, they pass. Each PostgreSQL half has a
+# server of its own: its outage tests freeze their server (SIGSTOP). The PostgreSQL pass run in
+# parallel on one server once hung: its test process still ran 14 minutes later, the server
+# frozen, and a run after it on that server had 22 tests started and none ended 4.5 minutes on
+# (a killed run left the server frozen; its stop now lets go on it first). The real-kernel
+# suites run in a process of their own, after the rest and alone, so ksmd scanning their buffers
+# never shares a process with the other suites nor competes with them for the CPU.
+# scripts/ksm-guard.sh saves the host's KSM settings before them and puts them back after, also
+# when the test process is killed before its own restore.
 KERNEL_SUITES := ^KernelTests\.|\.RealKernelAgentTests
 
-test-swift:
-	$(SWIFT) test --skip-build --no-parallel --skip '$(KERNEL_SUITES)' 2>&1 | tee .build/swift-test.log; exit $${PIPESTATUS[0]}
+## Every suite on SQLite, then the real-kernel suites (what `make test` runs of them, one after the other).
+test-swift: test-sqlite test-kernel
+
+# Lines to the terminal carry the pass's name ([sqlite]): `make test` runs it beside the
+# PostgreSQL halves. .build/swift-test.log holds them as they came.
+test-sqlite:
+	$(SWIFT) test --skip-build --no-parallel --skip '$(KERNEL_SUITES)' 2>&1 | tee .build/swift-test.log | sed -u 's/^/[sqlite] /'; exit $${PIPESTATUS[0]}
+
+test-kernel:
 	./scripts/ksm-guard.sh $(SWIFT) test --skip-build --no-parallel --filter '$(KERNEL_SUITES)' 2>&1 | tee -i .build/swift-kernel-test.log; exit $${PIPESTATUS[0]}
 
-## The store and server suites (and the replica and failover tests) again, on PostgreSQL: a
-## throwaway server, a database per test data directory, stopped at the end whatever the result.
+## The store and server suites (and the replica and failover tests) again, on PostgreSQL, in two
+## halves at once (scripts/postgres-pass.sh): each half one test at a time on a throwaway server
+## of its own, a database per test data directory, both stopped at the end whatever the result.
 ## KSMFLEET_POSTGRES_PREPARE_AFTER=1: every statement that may run prepared is prepared at its
 ## first run, so the suites run each one prepared (a server prepares after 3 runs).
 ## Suites of those targets that use no database (the batch decoder, the notice scanner, the
 ## placeholder scanner, hour packs, sums, the config waiters, the scrapers' cache, the engine's
 ## thread pools, the group commit's deadlines) ran in the
 ## SQLite pass already, on the same binary: not run again (23 s of the pass).
+## PG_SECOND: the second half (271-300 s of tests against the first's 289-328 s, 2026-12-06).
 PG_SUITES := FleetStoreTests|FleetServerTests|AgentFailoverTests|ReplicaDeploymentTests
 PG_SKIP := \.(SampleBatchDecoderTests|NoticeScannerTests|PlaceholderTests|RawHourPackTests|LeftToRightSumTests|ConfigWaitersTests|ConfigBodiesTests|ScrapersTests|WorkerThreadsTests|WorkerThreadNameTests|SampleGroupDeadlineTests)/
+PG_SECOND := FleetServerTests|AgentFailoverTests|ReplicaDeploymentTests|\.RollupPassTests/
 PG_DIR := $(CURDIR)/.build/postgres
 test-postgres:
-	url="$$(./scripts/postgres-test-server.sh start $(PG_DIR))" || exit 1; \
-	KSMFLEET_TEST_POSTGRES="$$url" KSMFLEET_POSTGRES_PREPARE_AFTER=1 $(SWIFT) test --skip-build --no-parallel --filter '$(PG_SUITES)' --skip '$(PG_SKIP)' 2>&1 | tee .build/swift-postgres-test.log; \
-	rc=$${PIPESTATUS[0]}; ./scripts/postgres-test-server.sh stop $(PG_DIR); exit $$rc
+	./scripts/postgres-pass.sh "$$($(SWIFT) build --show-bin-path)" $(PG_DIR) '$(PG_SUITES)' '$(PG_SKIP)' '$(PG_SECOND)'
 
 ## The shipped systemd units' exposure (`systemd-analyze security --offline=true`) under their ceilings.
 test-units:
