@@ -76,12 +76,7 @@ struct AuditController<Context: RequestContext>: Sendable {
             }
             if name == "since" { filter.since = d } else { filter.until = d }
         }
-        if let l = HTTP.query(request, "limit") {
-            guard let v = Int(l), (1...10_000).contains(v) else {
-                throw APIError.invalidValue("limit", "limit must be a whole number from 1 to 10000")
-            }
-            filter.limit = v
-        }
+        if let v = try HTTP.intQuery(request, "limit", in: 1...10_000, what: "a record count") { filter.limit = v }
         if let n = HTTP.query(request, "node"), !n.isEmpty {
             // A name of a live node means its id; else the text as given (a deleted node's id).
             filter.nodeId = try await state.database.node(idOrName: n)?.id ?? n

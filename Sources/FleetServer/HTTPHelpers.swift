@@ -90,6 +90,17 @@ enum HTTP {
         request.uri.queryParameters[Substring(name)].map(String.init)
     }
 
+    /// The whole number in query parameter `name`, in `range`; nil when it is absent or empty
+    /// (as the other parameters: an empty value is none). Anything else is 422 naming the
+    /// parameter: "'x' is not a `what` from 1 to 10000".
+    static func intQuery(_ request: Request, _ name: String, in range: ClosedRange<Int>, what: String) throws -> Int? {
+        guard let text = query(request, name), !text.isEmpty else { return nil }
+        guard let v = Int(text), range.contains(v) else {
+            throw APIError.invalidValue(name, "'\(text)' is not \(what) from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return v
+    }
+
     static func boolQuery(_ request: Request, _ name: String) throws -> Bool? {
         guard let v = query(request, name) else { return nil }
         switch v.lowercased() {

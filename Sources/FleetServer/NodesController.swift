@@ -43,13 +43,7 @@ struct NodesController<Context: RequestContext>: Sendable {
         }
         let online = try HTTP.boolQuery(request, "online")
         let drift = try HTTP.boolQuery(request, "drift")
-        var limit: Int?
-        if let l = HTTP.query(request, "limit") {
-            guard let v = Int(l), (1...NodePages.maxLimit).contains(v) else {
-                throw APIError.invalidValue("limit", "'\(l)' is not a node count from 1 to \(NodePages.maxLimit)")
-            }
-            limit = v
-        }
+        let limit = try HTTP.intQuery(request, "limit", in: 1...NodePages.maxLimit, what: "a node count")
         // An empty cursor is no cursor (as the audit's afterNode).
         let after = HTTP.query(request, "after").flatMap { $0.isEmpty ? nil : $0 }
         let now = Date()

@@ -113,13 +113,7 @@ struct ReportsController<Context: RequestContext>: Sendable {
             // A live node by id or name; a deleted node's history by its id.
             nodeId = try await state.database.node(idOrName: raw)?.id ?? raw
         }
-        var limit = 100
-        if let l = HTTP.query(request, "limit"), !l.isEmpty {
-            guard let v = Int(l), (1...10_000).contains(v) else {
-                throw APIError.invalidValue("limit", "'\(l)' is not a row count from 1 to 10000")
-            }
-            limit = v
-        }
+        let limit = try HTTP.intQuery(request, "limit", in: 1...10_000, what: "a row count") ?? 100
         let rows = try await state.database.processSavings(nodeId: nodeId, since: since, until: until, limit: limit)
         return try HTTP.json(
             ProcessSavingsReport(since: since, until: until, node: nodeId, generatedAt: now, rows: rows))

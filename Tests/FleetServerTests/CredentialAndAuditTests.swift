@@ -97,6 +97,9 @@ func secret(_ info: CredentialInfo, sourceLocation: SourceLocation = #_sourceLoc
         // A bad filter is a JSON error.
         let bad = try await viewer.send(method: "GET", path: APIPaths.audit, query: [("limit", "0")])
         #expect(bad.status == 422 && errorBody(bad)?.error.field == "limit")
+        #expect(errorBody(bad)?.error.message == "'0' is not a record count from 1 to 10000")
+        // An empty one is none: the default page.
+        #expect(try await viewer.send(method: "GET", path: APIPaths.audit, query: [("limit", "")]).status == 200)
     }
 
     /// A fleet-wide apply is one audit record (the nodes sharing configs before and after), with

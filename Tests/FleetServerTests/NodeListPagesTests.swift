@@ -102,15 +102,16 @@ struct NodeListPagesTests {
         #expect(all.nodes == unpaged.nodes && all.summary == unpaged.summary && all.next == nil)
     }
 
-    @Test("a page size outside 1-10000, or a cursor without a page size: 422 with the field")
+    @Test("a page size outside 1-10000, or a cursor without a page size: 422 with the field; empty values are none")
     func badPageArguments() async throws {
         let h = try await Harness.start()
         defer { Task { await h.finish() } }
         _ = try await h.register(hostname: "a")
-        for bad in ["0", "-1", "10001", "ten", "1.5", ""] {
+        for bad in ["0", "-1", "10001", "ten", "1.5", " 5"] {
             let r = try await h.admin.send(method: "GET", path: APIPaths.nodes, query: [("limit", bad)])
             #expect(r.status == 422, "limit=\(bad)")
             #expect(errorBody(r)?.error.field == "limit" && errorBody(r)?.error.code == APIErrorCode.invalidValue, "limit=\(bad)")
+            #expect(errorBody(r)?.error.message == "'\(bad)' is not a node count from 1 to 10000", "limit=\(bad)")
         }
         let r = try await h.admin.send(method: "GET", path: APIPaths.nodes, query: [("after", "a")])
         #expect(r.status == 422 && errorBody(r)?.error.field == "after")
@@ -119,6 +120,10 @@ struct NodeListPagesTests {
         let list = try StrictJSON.decoder().decode(NodeList.self, from: empty.body)
         #expect(empty.status == 200 && list.nodes.count == 1 && list.summary != nil && list.next == nil)
         #expect(try await h.admin.send(method: "GET", path: APIPaths.nodes, query: [("after", "")]).status == 200)
+        // An empty page size is none, as every other parameter: the whole list.
+        let noLimit = try await h.admin.send(method: "GET", path: APIPaths.nodes, query: [("limit", "")])
+        let whole = try StrictJSON.decoder().decode(NodeList.self, from: noLimit.body)
+        #expect(noLimit.status == 200 && whole.nodes.count == 1 && whole.summary != nil && whole.next == nil)
     }
 
     /// The page's loop over name ranges, on nodes in memory: ranges smaller than a page and than
