@@ -82,7 +82,7 @@ struct APIError: Error, HTTPResponseError, Sendable {
             return APIError(.conflict, code: APIErrorCode.generationConflict, message: error.description, field: "generation")
         case .invalidConfig(let e):
             return .invalid(e)
-        case .databaseTooNew, .badDatabaseURL:
+        case .databaseTooNew, .databaseNotUTF8, .badDatabaseURL:
             return APIError(.internalServerError, code: APIErrorCode.internalError, message: error.description)
         }
     }

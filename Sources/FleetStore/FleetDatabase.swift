@@ -93,7 +93,8 @@ public final class FleetDatabase: Sendable {
 
     /// Connects to the PostgreSQL database at `url` (`postgres://user:password@host:port/db`)
     /// and brings its schema up to date (`migrations/postgres/`), under an advisory lock so that
-    /// replicas starting together apply each migration once.
+    /// replicas starting together apply each migration once. Throws `StoreError.databaseNotUTF8`
+    /// for a database whose encoding is not UTF8.
     public init(postgres url: String, logger: Logger = FleetDatabase.quietLogger) throws {
         guard let location = PostgresLocation(url: url) else { throw StoreError.badDatabaseURL(url) }
         path = location.description
@@ -190,6 +191,11 @@ public final class FleetDatabase: Sendable {
         let latest = migrations.map(\.number).max() ?? 0
         let body: (StoreDB) throws -> [String] = { db in
             if db.engine == .postgres {
+                // Text goes to the server as UTF-8: a database in another encoding converts it
+                // (and fails a request on a character it lacks) or, in SQL_ASCII, stores any bytes.
+                let encoding = try String.fetchOne(
+                    db, sql: "SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = current_database()")
+                guard encoding == "UTF8" else { throw StoreError.databaseNotUTF8(path: path, encoding: encoding ?? "unknown") }
                 // Replicas starting together: the second waits here, then finds nothing to do
                 // (READ COMMITTED, `migrateSync`: the statements after the wait see what the
                 // first one committed).

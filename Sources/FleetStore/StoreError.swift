@@ -5,6 +5,8 @@ import KSMCore
 public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The database was written by a newer ksmfleet-server (schema `database` > `supported`).
     case databaseTooNew(path: String, database: Int, supported: Int)
+    /// The PostgreSQL database at `path` stores text in `encoding`, not UTF8.
+    case databaseNotUTF8(path: String, encoding: String)
     /// No live node with this id (or name).
     case nodeNotFound(String)
     /// `--database` is neither a SQLite path nor a `postgres://` URL the store can use.
@@ -30,6 +32,12 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
         case .databaseTooNew(let path, let database, let supported):
             return
                 "the database \(path) has schema version \(database), but this ksmfleet-server supports up to version \(supported); it was written by a newer server. Run that newer version (or restore a backup made for this one); refusing to start so as not to damage it"
+        case .databaseNotUTF8(let path, let encoding):
+            let why =
+                encoding == "SQL_ASCII"
+                ? "it stores any bytes unchecked" : "a name, label or description with a character \(encoding) lacks would fail its request"
+            return
+                "the PostgreSQL database \(path) stores text as \(encoding), not UTF8: \(why). Create it in UTF8 (createdb --encoding UTF8 --locale C --template template0 …; an existing database's data moves across with pg_dump and pg_restore); refusing to start"
         case .nodeNotFound(let id): return "node '\(id)' not found"
         case .badDatabaseURL(let url):
             return "'\(url)' is not a database this server can open: give postgres://user:password@host:port/database or a SQLite file path"
