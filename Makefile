@@ -43,8 +43,8 @@ test:
 # SQLite pass and the PostgreSQL pass's two halves (three test processes) run at the same time,
 # then the real-kernel suites alone. One at a time, the passes kept this 2-core machine 35 %
 # (SQLite, 182 s) and 53 % (PostgreSQL, 448 s) busy: the tests mostly wait (on PostgreSQL, on
-# sleeps, on their servers). Three at once took 347 s for both (2026-12-06; docs/benchmarks.md,
-# "make test's time"); `make test` on a clean clone took 20-23 minutes before, with the build.
+# sleeps, on their servers). Three at once took 330-347 s for both (2026-12-06; docs/benchmarks.md,
+# "make test's time"): `make test` on a clean clone 16 min 50 s with the build, 20-23 minutes before.
 # The suites also pass in parallel (`swift test` alone); the stalls once seen in parallel runs had
 # a cause that was found and fixed (README.md, Development). Not always the tests with a time
 # bound on what they check: run in parallel with the rest of FleetServerTests and FleetStoreTests
