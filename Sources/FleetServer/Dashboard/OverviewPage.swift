@@ -98,15 +98,19 @@ extension DashboardController {
     @Sendable func overview(_ request: Request, context: Context) async throws -> Response {
         guard let session = try await sessions.signedIn(request) else { return DashboardPages.toLogin(request) }
         let now = Date()
-        let nodes = try await state.database.nodes().map { state.nodeInfo($0, now: now) }
+        let database = state.database
+        // Four reads of their own, at once (each a read transaction of the pool, or of its own
+        // PostgreSQL connection): the page waits for the longest, not for their sum.
+        async let nodeRows = database.nodes()
         // The cards show averages, hours and coverage, not peaks: no raw read for exact peaks.
-        let r24 = try await state.database.savingsReport(
+        async let r24 = database.savingsReport(
             since: now.addingTimeInterval(-86400), until: now, by: .node, label: nil, now: now, exactPeaks: false)
-        let r30 = try await state.database.savingsReport(
+        async let r30 = database.savingsReport(
             since: now.addingTimeInterval(-30 * 86400), until: now, by: .node, label: nil, now: now, exactPeaks: false)
         let from = now.addingTimeInterval(-7 * 86400)
-        let series = try await state.database.fleetSeries(since: from, until: now, level: .hour)
-        let page = OverviewPage(nodes: nodes, last24h: r24, last30d: r30, series: series, seriesFrom: from, now: now)
+        async let series = database.fleetSeries(since: from, until: now, level: .hour)
+        let nodes = try await nodeRows.map { state.nodeInfo($0, now: now) }
+        let page = try await OverviewPage(nodes: nodes, last24h: r24, last30d: r30, series: series, seriesFrom: from, now: now)
         return try pages.render("overview", title: "Overview", section: .overview, session: session, page: page)
     }
 }

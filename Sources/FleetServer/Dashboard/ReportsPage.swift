@@ -217,11 +217,12 @@ extension DashboardController {
         guard let session = try await sessions.signedIn(request) else { return DashboardPages.toLogin(request) }
         let now = Date()
         let q = ReportQuery(request, now: now)
-        let report = try await state.database.savingsReport(
+        // The two reads at once, as the overview's.
+        async let report = state.database.savingsReport(
             since: q.since, until: q.until, by: q.by, label: q.by == .label ? q.label : nil, now: now)
-        let processes = try await state.database.processSavings(
+        async let processes = state.database.processSavings(
             nodeId: nil, since: q.since, until: q.until, limit: ReportsPage.processRowLimit)
-        let page = ReportsPage(
+        let page = try await ReportsPage(
             query: q, report: report, processes: processes, page: HTTP.query(request, "page").flatMap { Int($0) } ?? 1)
         return try pages.render("reports", title: "Savings report", section: .reports, session: session, page: page)
     }
