@@ -8,17 +8,22 @@ import Testing
 /// before any migration: in LATIN1 a label or a description with a character LATIN1 lacks would
 /// fail its request; in SQL_ASCII any bytes are stored unchecked.
 @Suite struct DatabaseEncodingTests {
-    @Test(arguments: ["LATIN1", "SQL_ASCII"])
-    func aDatabaseNotInUTF8IsRefusedBeforeAnyMigration(encoding: String) throws {
+    /// A new database in `encoding` on the test server, locale C: its URL, and its drop.
+    static func database(encoding: String) throws -> (location: String, drop: () -> Void) {
         guard let server = TestStore.postgresURL else {
             try Test.cancel("PostgreSQL only: runs on the PostgreSQL pass of make test (KSMFLEET_TEST_POSTGRES)")
         }
         let name = "ksmfleet_test_enc_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12).lowercased()
         _ = try TestStore.psql(server, "CREATE DATABASE \(name) TEMPLATE template0 ENCODING '\(encoding)' LOCALE 'C'")
-        defer { _ = try? TestStore.psql(server, "DROP DATABASE \(name) WITH (FORCE)") }
         var url = try #require(URLComponents(string: server))
         url.path = "/" + name
-        let location = try #require(url.string)
+        return (try #require(url.string), { _ = try? TestStore.psql(server, "DROP DATABASE \(name) WITH (FORCE)") })
+    }
+
+    @Test(arguments: ["LATIN1", "SQL_ASCII"])
+    func aDatabaseNotInUTF8IsRefusedBeforeAnyMigration(encoding: String) throws {
+        let (location, drop) = try Self.database(encoding: encoding)
+        defer { drop() }
         do {
             let db = try FleetDatabase.open(location)
             try? db.close()
@@ -34,17 +39,11 @@ import Testing
     /// The same database made in UTF8 opens and is migrated (the test server's own databases
     /// are UTF8 and every other suite opens them; this one has the same locale as the refused).
     @Test func aDatabaseInUTF8Opens() throws {
-        guard let server = TestStore.postgresURL else {
-            try Test.cancel("PostgreSQL only: runs on the PostgreSQL pass of make test (KSMFLEET_TEST_POSTGRES)")
-        }
-        let name = "ksmfleet_test_enc_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12).lowercased()
-        _ = try TestStore.psql(server, "CREATE DATABASE \(name) TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C'")
-        defer { _ = try? TestStore.psql(server, "DROP DATABASE \(name) WITH (FORCE)") }
-        var url = try #require(URLComponents(string: server))
-        url.path = "/" + name
-        let db = try FleetDatabase.open(try #require(url.string))
+        let (location, drop) = try Self.database(encoding: "UTF8")
+        defer { drop() }
+        let db = try FleetDatabase.open(location)
         try db.close()
-        let version = try TestStore.psql(try #require(url.string), "SELECT MAX(version) FROM schema_migrations")
+        let version = try TestStore.psql(location, "SELECT MAX(version) FROM schema_migrations")
         #expect(Int(version.trimmingCharacters(in: .whitespacesAndNewlines)) == allPostgresMigrations.map(\.number).max())
     }
 }
