@@ -152,6 +152,11 @@ func secret(_ info: CredentialInfo, sourceLocation: SourceLocation = #_sourceLoc
         let auditPage = try await browser.get("/audit?action=apply")
         #expect(auditPage.status == 200)
         #expect(auditPage.text.contains(#"<a href="/audit?record=\#(record.id)" class="audit-nodes">3 nodes</a>"#))
+        // An empty limit is none: the page's own 500, as without one.
+        for query in ["", "&limit="] {
+            let page = try await browser.get("/audit?action=apply" + query)
+            #expect(page.text.contains("(newest first, at most 500)"), "limit \(query)")
+        }
         let recordPage = try await browser.get("/audit?record=\(record.id)")
         #expect(recordPage.status == 200 && recordPage.text.contains("record \(record.id), a change to 3 nodes: 3 nodes on this page"))
         for id in ids { #expect(recordPage.text.contains(">\(id)</a>")) }

@@ -89,7 +89,8 @@ extension DashboardController {
         var status = HTTPResponse.Status.ok
         do {
             var filter = try await AuditController<Context>.filter(request, state: state)
-            let limitAsked = HTTP.query(request, "limit") != nil
+            // An empty limit is none, as in the API: the page's own 500.
+            let limitAsked = HTTP.query(request, "limit").map { !$0.isEmpty } ?? false
             if !limitAsked { filter.limit = 500 }
             let records = try await state.database.auditLog(filter)
             page.table.rows = records.map(AuditTable.row)
