@@ -8,13 +8,14 @@
 #
 # BIN_DIR holds the built ksmfleetPackageTests.xctest (`swift build --show-bin-path`); PG_DIR the
 # two servers' directories (PG_DIR/a, PG_DIR/b). SUITES and SKIP are the regular expressions of
-# the pass (`--filter`, `--skip`); SECOND picks the second half among them. The first half is
-# SUITES without SKIP and without SECOND, the second SECOND without SKIP: between them every test
-# of the pass runs once, whatever SECOND says.
+# the pass (`--filter`, `--skip`); SECOND picks the second half among them and must pick nothing
+# SUITES does not (anchor it: `FleetStoreTests\.RollupPassTests/`, not `RollupPassTests`). The
+# first half is SUITES without SKIP and without SECOND, the second SECOND without SKIP: between
+# them every test of the pass runs once.
 #
 # Why halves: one test at a time, the pass kept 1.06 of this machine's 2 cores busy (the test
 # process decoding rows in a debug build, then waiting on PostgreSQL; 483 core-seconds in
-# 448 s). Why a server each: the outage tests freeze their server (SIGSTOP), which must not
+# 458 s). Why a server each: the outage tests freeze their server (SIGSTOP), which must not
 # stall the other half's tests.
 #
 # The test binary is run directly, as `swift test --skip-build` runs it: two `swift test` at once
@@ -22,6 +23,11 @@
 #
 # Output: each line prefixed with its half ([pg-a], [pg-b]); the whole of each half in
 # .build/swift-postgres-test-a.log and -b.log.
+#
+# A half that runs longer than PG_HALF_TIMEOUT seconds (default 1200; a half takes 5-6 minutes)
+# is stopped and fails, rather than holding `make test` until CI's limit. Interrupted (Ctrl-C,
+# SIGTERM, SIGHUP), the script stops both halves before their servers: background commands of
+# a script ignore SIGINT, so the test processes would otherwise run on against stopped servers.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,10 +50,21 @@ half() {
     local name=$1 url=$2
     shift 2
     NO_COLOR=1 KSMFLEET_TEST_POSTGRES="$url" KSMFLEET_POSTGRES_PREPARE_AFTER=1 \
-        "$tests" --testing-library swift-testing --no-parallel "$@" 2>&1 \
+        timeout -k 30 "${PG_HALF_TIMEOUT:-1200}" "$tests" --testing-library swift-testing --no-parallel "$@" 2>&1 \
         | tee ".build/swift-postgres-test-$name.log" | sed -u "s/^/[pg-$name] /"
-    return "${PIPESTATUS[0]}"
+    local rc=${PIPESTATUS[0]}
+    [[ $rc -ne 124 ]] || echo "postgres-pass: half $name stopped after ${PG_HALF_TIMEOUT:-1200} s" >&2
+    return "$rc"
 }
+pid_a= pid_b=
+interrupted() {
+    echo "postgres-pass: interrupted; stopping both halves" >&2
+    # The halves' own processes: timeout (which passes the signal on to the tests), tee, sed.
+    for p in $pid_a $pid_b; do pkill -TERM -P "$p" 2>/dev/null; done
+    wait
+    exit 130
+}
+trap interrupted INT TERM HUP
 half a "$url_a" --filter "$suites" --skip "$skip|$second" &
 pid_a=$!
 half b "$url_b" --filter "$second" --skip "$skip" &

@@ -1,9 +1,9 @@
 import Foundation
 
-/// Which engine the store and server suites run on. `make test` runs them twice: on SQLite, then
-/// with `KSMFLEET_TEST_POSTGRES` naming the throwaway PostgreSQL that
-/// `scripts/postgres-test-server.sh` started (each data directory then gets a database of its
-/// own in it).
+/// Which engine the store and server suites run on. `make test` runs them twice, at the same
+/// time: on SQLite, and in two halves with `KSMFLEET_TEST_POSTGRES` naming each half's own
+/// throwaway PostgreSQL, which `scripts/postgres-pass.sh` started (each data directory then gets
+/// a database of its own in it).
 public enum TestStore {
     /// The PostgreSQL server of this run, or nil (SQLite).
     public static let postgresURL: String? = {
