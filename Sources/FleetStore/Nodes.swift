@@ -416,7 +416,9 @@ extension FleetDatabase {
         try await read { db in
             // A fleet shares a few label sets: each text is decoded once.
             var decoded: [String: [String: String]] = [:]
-            return try StoreRow.fetchAll(db, sql: "SELECT id, name, labels FROM nodes WHERE deleted_at IS NULL ORDER BY name, id")
+            // By name in byte order, as the listing: a fleet-wide apply answers node by node in it.
+            return try StoreRow.fetchAll(
+                db, sql: "SELECT id, name, labels FROM nodes WHERE deleted_at IS NULL ORDER BY \(db.byteOrder("name")), id")
                 .map { r in
                     let text: String = r[2]
                     if let known = decoded[text] { return (r[0], r[1], known) }

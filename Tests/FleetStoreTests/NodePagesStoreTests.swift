@@ -55,6 +55,8 @@ import TestSupport
             }
         }
         #expect(try await db.nodes().map(\.name) == live)
+        // The nodes a fleet-wide apply goes through (and answers in), in the same order.
+        #expect(try await db.liveNodeKeys().map(\.name) == live)
         for limit in 1...(live.count + 1) {
             var read: [String] = []
             var after: String?
