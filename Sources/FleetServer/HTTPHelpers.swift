@@ -91,8 +91,8 @@ enum HTTP {
     }
 
     /// The whole number in query parameter `name`, in `range`; nil when it is absent or empty
-    /// (as the other parameters: an empty value is none). Anything else is 422 naming the
-    /// parameter: "'x' is not a `what` from 1 to 10000".
+    /// (as the text parameters: node, after, since, …; `boolQuery` still refuses an empty
+    /// value). Anything else is 422 naming the parameter: "'x' is not a `what` from 1 to 10000".
     static func intQuery(_ request: Request, _ name: String, in range: ClosedRange<Int>, what: String) throws -> Int? {
         guard let text = query(request, name), !text.isEmpty else { return nil }
         guard let v = Int(text), range.contains(v) else {
