@@ -65,7 +65,9 @@ struct AuditController<Context: RequestContext>: Sendable {
 
     /// The filter of an audit query (`node`, `credential`, `action`, `since`, `until`, `record`,
     /// `afterNode`, `limit`).
-    static func filter(_ request: Request, state: ServerState) async throws -> AuditFilter {
+    /// The audit query's filter; without a `limit` (or with an empty one) `defaultLimit` when
+    /// given (the dashboard's page size), the filter's own otherwise.
+    static func filter(_ request: Request, state: ServerState, defaultLimit: Int? = nil) async throws -> AuditFilter {
         var filter = AuditFilter()
         let now = Date()
         for name in ["since", "until"] {
@@ -76,7 +78,11 @@ struct AuditController<Context: RequestContext>: Sendable {
             }
             if name == "since" { filter.since = d } else { filter.until = d }
         }
-        if let v = try HTTP.intQuery(request, "limit", in: 1...10_000, what: "a record count") { filter.limit = v }
+        if let v = try HTTP.intQuery(request, "limit", in: 1...10_000, what: "a record count") {
+            filter.limit = v
+        } else if let defaultLimit {
+            filter.limit = defaultLimit
+        }
         if let n = HTTP.query(request, "node"), !n.isEmpty {
             // A name of a live node means its id; else the text as given (a deleted node's id).
             filter.nodeId = try await state.database.node(idOrName: n)?.id ?? n

@@ -91,8 +91,8 @@ enum HTTP {
     }
 
     /// The whole number in query parameter `name`, in `range`; nil when it is absent or empty
-    /// (as the text parameters: node, after, since, …; `boolQuery` still refuses an empty
-    /// value). Anything else is 422 naming the parameter: "'x' is not a `what` from 1 to 10000".
+    /// (as every parameter of a query: node, after, since, online, …). Anything else is 422
+    /// naming the parameter: "'x' is not a `what` from 1 to 10000".
     static func intQuery(_ request: Request, _ name: String, in range: ClosedRange<Int>, what: String) throws -> Int? {
         guard let text = query(request, name), !text.isEmpty else { return nil }
         guard let v = Int(text), range.contains(v) else {
@@ -101,8 +101,11 @@ enum HTTP {
         return v
     }
 
+    /// true or false in query parameter `name` (`true`/`1`/`yes`, `false`/`0`/`no`, any case);
+    /// nil when it is absent or empty, as `intQuery`: `?online=&drift=` lists every node, and
+    /// `purgeHistory=` purges nothing. Anything else is 422 naming the parameter.
     static func boolQuery(_ request: Request, _ name: String) throws -> Bool? {
-        guard let v = query(request, name) else { return nil }
+        guard let v = query(request, name), !v.isEmpty else { return nil }
         switch v.lowercased() {
         case "true", "1", "yes": return true
         case "false", "0", "no": return false

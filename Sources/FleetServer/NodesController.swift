@@ -30,11 +30,13 @@ struct NodesController<Context: RequestContext>: Sendable {
 
     @Sendable func list(_ request: Request, context: Context) async throws -> Response {
         var selector: [String: String]?
-        if let s = HTTP.query(request, "selector") {
+        // An empty value is none here, as for every parameter of the listing (the apply's body
+        // refuses an empty selector: there "all" must be said).
+        if let s = HTTP.query(request, "selector"), !s.isEmpty {
             do { selector = try parseSelector(s) } catch { throw HTTP.inputError(error) }
         }
         var phase: KSMPhase?
-        if let p = HTTP.query(request, "phase") {
+        if let p = HTTP.query(request, "phase"), !p.isEmpty {
             guard let v = KSMPhase.allCases.first(where: { $0.rawValue.lowercased() == p.lowercased() }) else {
                 throw APIError.invalidValue(
                     "phase", "'\(p)' is not a phase; expected one of: \(KSMPhase.allCases.map(\.rawValue).joined(separator: ", "))")

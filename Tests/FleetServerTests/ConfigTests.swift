@@ -46,6 +46,22 @@ import Testing
         #expect(kicked?.kickCounter == 1 && kicked?.generation == 3)
     }
 
+    @Test("the long-poll's wait: empty is none (answered at once), anything but whole seconds is 422 naming it")
+    func longPollWaitParameter() async throws {
+        let h = try await Harness.start()
+        defer { Task { await h.finish() } }
+        let (reg, node) = try await h.register()
+        let path = APIPaths.config(reg.nodeId)
+        let clock = ContinuousClock()
+        let start = clock.now
+        let empty = try await node.send(method: "GET", path: path, query: [("wait", "")], headers: ["If-None-Match": "\"1\""])
+        #expect(empty.status == 304 && clock.now - start < .seconds(20), "\(empty.status) \(empty.text)")
+        for bad in ["-1", "ten", "1.5"] {
+            let r = try await node.send(method: "GET", path: path, query: [("wait", bad)], headers: ["If-None-Match": "\"1\""])
+            #expect(r.status == 422 && errorBody(r)?.error.field == "wait", "wait=\(bad): \(r.status) \(r.text)")
+        }
+    }
+
     /// The test agent registers a kernel without advisor_mode: mode advisor is refused for it,
     /// by PATCH and by a fleet-wide apply, with the field and the reason.
     @Test func advisorModeIsRefusedForAKernelWithoutTheAdvisor() async throws {

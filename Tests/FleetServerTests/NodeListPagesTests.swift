@@ -126,6 +126,33 @@ struct NodeListPagesTests {
         #expect(noLimit.status == 200 && whole.nodes.count == 1 && whole.summary != nil && whole.next == nil)
     }
 
+    @Test("every filter of the listing takes an empty value as none; a value that is not one is 422 with the field")
+    func emptyFiltersAreNone() async throws {
+        let h = try await Harness.start()
+        defer { Task { await h.finish() } }
+        _ = try await h.register(hostname: "a")
+        _ = try await h.register(hostname: "b")
+        // A template with its variables unset: every node, as with no parameter at all.
+        for name in ["selector", "phase", "online", "drift", "limit", "after"] {
+            let r = try await h.admin.send(method: "GET", path: APIPaths.nodes, query: [(name, "")])
+            let list = try? StrictJSON.decoder().decode(NodeList.self, from: r.body)
+            #expect(r.status == 200 && list?.nodes.map(\.name) == ["a", "b"], "\(name)=: \(r.status) \(r.text)")
+        }
+        let all = try await h.admin.send(
+            method: "GET", path: APIPaths.nodes,
+            query: [("selector", ""), ("phase", ""), ("online", ""), ("drift", ""), ("limit", ""), ("after", "")])
+        #expect(try StrictJSON.decoder().decode(NodeList.self, from: all.body).nodes.count == 2)
+        // The filters still filter: both nodes are online (seen at their registration).
+        let online = try await h.admin.send(method: "GET", path: APIPaths.nodes, query: [("online", "yes")])
+        #expect(try StrictJSON.decoder().decode(NodeList.self, from: online.body).nodes.count == 2)
+        let offline = try await h.admin.send(method: "GET", path: APIPaths.nodes, query: [("online", "no"), ("phase", "")])
+        #expect(try StrictJSON.decoder().decode(NodeList.self, from: offline.body).nodes.isEmpty)
+        for (name, bad) in [("online", "maybe"), ("drift", " "), ("phase", "Sleeping"), ("selector", "rack")] {
+            let r = try await h.admin.send(method: "GET", path: APIPaths.nodes, query: [(name, bad)])
+            #expect(r.status == 422 && errorBody(r)?.error.field == name, "\(name)=\(bad): \(r.status) \(r.text)")
+        }
+    }
+
     /// The page's loop over name ranges, on nodes in memory: ranges smaller than a page and than
     /// the matches between two of them, so that a page takes several ranges, for every filter
     /// density; each page against the whole list filtered and cut.

@@ -47,6 +47,8 @@ import Testing
         #expect(o.values["ksmfleet_nodes"] == nil && !own.text.contains("ksmfleet_node_"), "\(own.text)")
         #expect(o.values["ksmfleet_http_requests_total{route=\"/api/v1/nodes/{id}/samples\",method=\"POST\",status=\"200\"}"] == 1)
         #expect(try await h.admin.send(method: "GET", path: "/metrics?fleet=true").text.contains("ksmfleet_node_saved_bytes{"))
+        // An empty value is none: the default, the fleet's series.
+        #expect(try await h.admin.send(method: "GET", path: "/metrics?fleet=").text.contains("ksmfleet_node_saved_bytes{"))
         let odd = try await h.admin.send(method: "GET", path: "/metrics?fleet=maybe")
         #expect(odd.status == 422 && errorBody(odd)?.error.field == "fleet", "\(odd.status) \(odd.text)")
         #expect(try await anon.send(method: "GET", path: "/metrics?fleet=false").status == 401)

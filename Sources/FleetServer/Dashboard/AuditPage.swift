@@ -66,6 +66,8 @@ extension AuditTable.Row: MustacheParent {
 
 /// The fleet-wide audit page (`audit.mustache`): filters as typed, the matching records.
 struct AuditPage: Sendable, Equatable {
+    /// Records a page without a `limit`; a next link keeps any other size asked for.
+    static let pageSize = 500
     var node: String
     var credential: String
     var action: String
@@ -88,10 +90,8 @@ extension DashboardController {
             table: AuditTable(tableId: "audit-table", rows: []), count: "", nextHref: nil)
         var status = HTTPResponse.Status.ok
         do {
-            var filter = try await AuditController<Context>.filter(request, state: state)
-            // An empty limit is none, as in the API: the page's own 500.
-            let limitAsked = HTTP.query(request, "limit").map { !$0.isEmpty } ?? false
-            if !limitAsked { filter.limit = 500 }
+            // Without a limit (or with an empty one, as in the API), the page's own.
+            let filter = try await AuditController<Context>.filter(request, state: state, defaultLimit: AuditPage.pageSize)
             let records = try await state.database.auditLog(filter)
             page.table.rows = records.map(AuditTable.row)
             if let record = filter.record {
@@ -107,7 +107,7 @@ extension DashboardController {
                 }
                 if records.count == filter.limit, let last = records.last?.nodeId {
                     // The next page keeps a page size asked for.
-                    let size = limitAsked ? "&limit=\(filter.limit)" : ""
+                    let size = filter.limit == AuditPage.pageSize ? "" : "&limit=\(filter.limit)"
                     page.nextHref = "/audit?record=\(record)&afterNode=" + HTML.q(last) + size
                 }
             } else {
