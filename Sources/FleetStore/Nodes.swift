@@ -214,6 +214,12 @@ extension FleetDatabase {
         return Time.ms(now) - issued < lostAnswerWindowMs && (lastSeenAt ?? issued) <= issued
     }
 
+    /// The newest deleted node of a machine id, which a registration with no live node of that
+    /// machine looks for: the index of migration 0053 (postgres 0022), not the whole table
+    /// (`RegistrationPlanTests`).
+    static let newestDeletedOfMachineSQL =
+        "SELECT id FROM nodes WHERE machine_id = ? AND deleted_at IS NOT NULL ORDER BY deleted_at DESC LIMIT 1"
+
     static func register(
         _ db: StoreDB, _ request: RegisterRequest, _ enrollmentTokenHash: String, _ nodeTokenHash: String,
         _ source: String?, _ now: Date
@@ -296,10 +302,7 @@ extension FleetDatabase {
                         keyHash, id,
                     ])
             } else {
-                let deleted = try String.fetchOne(
-                    db,
-                    sql: "SELECT id FROM nodes WHERE machine_id = ? AND deleted_at IS NOT NULL ORDER BY deleted_at DESC LIMIT 1",
-                    arguments: [request.machineId])
+                let deleted = try String.fetchOne(db, sql: Self.newestDeletedOfMachineSQL, arguments: [request.machineId])
                 if let deleted {
                     _ = try Self.pendingAttempt(
                         db, request, keyHash: keyHash, reason: "deleted", nodeId: deleted, enrollmentTokenId: tokenId,
@@ -329,8 +332,11 @@ extension FleetDatabase {
                         Time.ms(now), Time.ms(now), nodeTokenHash, Time.ms(now), source, keyHash,
                     ])
             }
-            let hasConfig = try Bool.fetchOne(
-                db, sql: "SELECT 1 FROM node_configs WHERE node_id = ?", arguments: [id]) == true
+            // A new node's id was just inserted: no config refers to it (node_configs' key is a
+            // reference to nodes), so only a node registering again asks.
+            let hasConfig =
+                try existing != nil
+                && Bool.fetchOne(db, sql: "SELECT 1 FROM node_configs WHERE node_id = ?", arguments: [id]) == true
             if !hasConfig {
                 let standard = KSMConfig.standardDefault.normalized()
                 try db.execute(
