@@ -20,6 +20,9 @@ drives it with plain HTTP/1.1 keep-alive connections from asyncio (no third-part
             opens, in turn: the dashboard's overview, nodes table, node, reports and audit pages,
             GET /api/v1/nodes, savings reports (by node over 24 h and 30 d, by day over 30 d) and
             one node's history: wall and server CPU ms per request, bytes.
+  register  N new nodes registered, 32 at a time, in blocks (--register-nodes, --register-block):
+            registrations a second and server CPU µs each per block, to see whether a
+            registration's cost grows with the fleet already registered.
   longpoll  W agents, each with its own node and token, wait on GET /config with
             If-None-Match and wait=60; one fleet-wide change (POST /config/apply all=true)
             must wake them all; reports how many woke and the wake-up latency.
@@ -138,6 +141,43 @@ async def register_nodes(server, count, concurrency=32):
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return nodes
+
+
+async def bench_register(server, count, block, concurrency=32):
+    """Registers `count` new nodes, `block` at a time (each block `concurrency` at once over
+    keep-alive connections); per block: registrations a second and the server's CPU µs each. A
+    registration's cost should not grow with the nodes already registered."""
+    admin = Conn(server.port)
+    st, body = await admin.request("POST", "/api/v1/enrollment-tokens", server.token, {"description": "bench"})
+    assert st == 201, body
+    enroll = json.loads(body)["token"]
+    admin.close()
+    conns = [Conn(server.port) for _ in range(concurrency)]
+    blocks = []
+    for first in range(0, count, block):
+        queue = asyncio.Queue()
+        for i in range(first, min(first + block, count)):
+            queue.put_nowait(i)
+
+        async def worker(c):
+            while not queue.empty():
+                i = queue.get_nowait()
+                req = {"hostname": f"reg-{i:06d}", "machineId": f"reg-machine-{i:06d}", "kernel": "6.8",
+                       "memTotalBytes": 17179869184, "numaNodes": 1, "ksmFeatures": ["run"],
+                       "agentVersion": "bench", "pageSize": 4096}
+                st, body = await c.request("POST", "/api/v1/register", enroll, req)
+                assert st == 201, body
+
+        cpu0, t0 = server.cpu_seconds(), time.monotonic()
+        await asyncio.gather(*(worker(c) for c in conns))
+        seconds, cpu = time.monotonic() - t0, server.cpu_seconds() - cpu0
+        n = min(first + block, count) - first
+        blocks.append({"registered_before": first, "per_second": round(n / seconds), "server_cpu_us_each": round(cpu * 1e6 / n)})
+        print(json.dumps({"block": blocks[-1]}), flush=True)
+    for c in conns:
+        c.close()
+    return {"nodes": count, "block": block, "concurrency": concurrency, "blocks": blocks,
+            "first_block_per_second": blocks[0]["per_second"], "last_block_per_second": blocks[-1]["per_second"]}
 
 
 async def bench_ingest(server, agents, batch, connections, total):
@@ -542,11 +582,14 @@ async def all_pages(server, limit, rounds):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--server", required=True)
-    ap.add_argument("--only", choices=["ingest", "push", "longpoll", "scrape", "pages"])
+    ap.add_argument("--only", choices=["ingest", "push", "longpoll", "scrape", "pages", "register"])
     ap.add_argument("--scrape-nodes", type=int, default=10000, help="nodes in --only scrape and --only pages")
     ap.add_argument("--scrapes", type=int, default=7,
                     help="requests of each kind in --only scrape and --only pages (at least 1)")
     ap.add_argument("--waiters", type=int, default=10000)
+    ap.add_argument("--register-nodes", type=int, default=20000, help="nodes registered in --only register")
+    ap.add_argument("--register-block", type=int, default=2000,
+                    help="--only register: the rate and CPU are printed per this many registrations")
     ap.add_argument("--ingest-total", type=int, default=200_000)
     ap.add_argument("--driver", choices=["wrk", "python"], default="wrk" if shutil.which("wrk") else "python",
                     help="ingest load generator (default: wrk when installed)")
@@ -605,6 +648,9 @@ def main():
         if args.scrapes < 1:
             raise SystemExit("--scrapes must be at least 1")
         run("scrape", lambda s: bench_scrape(s, args.scrape_nodes, args.scrapes))
+        return results
+    if args.only == "register":
+        run("register", lambda s: bench_register(s, args.register_nodes, args.register_block))
         return results
     if args.only == "pages":
         if args.scrapes < 1:
