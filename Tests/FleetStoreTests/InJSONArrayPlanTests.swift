@@ -14,10 +14,7 @@ import TestSupport
         defer { try? FileManager.default.removeItem(at: dir) }
         let ids = (0..<10_000).map { "n-\(String(format: "%012x", $0))" }
         try await db.write { db in
-            try db.executeValues(
-                """
-                INSERT INTO nodes (id, name, machine_id, kernel, mem_total_bytes, numa_nodes, agent_version, registered_at)
-                """, ids.map { [$0, $0, "m-\($0)", "6.8.0", Int64(17_179_869_184), Int64(1), "test", Int64(0)] })
+            try insertManyBareNodes(db, ids)
         }
         // The node check of the group commit, as `writeSampleGroupRows` writes it.
         let plan: String = try await db.write { db in

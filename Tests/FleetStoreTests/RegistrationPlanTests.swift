@@ -15,10 +15,7 @@ import TestSupport
         defer { try? FileManager.default.removeItem(at: dir) }
         let ids = (0..<2_000).map { "n-\(String(format: "%012x", $0))" }
         try await db.write { db in
-            try db.executeValues(
-                """
-                INSERT INTO nodes (id, name, machine_id, kernel, mem_total_bytes, numa_nodes, agent_version, registered_at)
-                """, ids.map { [$0, $0, "m-\($0)", "6.8.0", Int64(17_179_869_184), Int64(1), "test", Int64(0)] })
+            try insertManyBareNodes(db, ids)
             // Three deleted nodes of one machine, a live one of it, and deleted nodes of others.
             try db.execute(sql: "UPDATE nodes SET machine_id = 'm-x', deleted_at = 30 WHERE id = ?", arguments: [ids[10]])
             try db.execute(sql: "UPDATE nodes SET machine_id = 'm-x', deleted_at = 50 WHERE id = ?", arguments: [ids[11]])

@@ -61,6 +61,14 @@ func insertBareNodes(_ db: StoreDB, _ ids: [String], name: (String) -> String = 
     }
 }
 
+/// Many bare nodes in one statement (`executeValues`), named by their ids, machine `m-<id>`.
+func insertManyBareNodes(_ db: StoreDB, _ ids: [String]) throws {
+    try db.executeValues(
+        """
+        INSERT INTO nodes (id, name, machine_id, kernel, mem_total_bytes, numa_nodes, agent_version, registered_at)
+        """, ids.map { [$0, $0, "m-\($0)", "6.8.0", Int64(17_179_869_184), Int64(1), "test", Int64(0)] })
+}
+
 /// A count shared across threads (a store's thread and the test's task).
 final class Counter: @unchecked Sendable {
     private let lock = NSLock()
