@@ -64,9 +64,8 @@ struct AuditController<Context: RequestContext>: Sendable {
     }
 
     /// The filter of an audit query (`node`, `credential`, `action`, `since`, `until`, `record`,
-    /// `afterNode`, `limit`).
-    /// The audit query's filter; without a `limit` (or with an empty one) `defaultLimit` when
-    /// given (the dashboard's page size), the filter's own otherwise.
+    /// `afterNode`, `limit`). Without a `limit` (or with an empty one): `defaultLimit` when given
+    /// (the dashboard's page size), the filter's own otherwise.
     static func filter(_ request: Request, state: ServerState, defaultLimit: Int? = nil) async throws -> AuditFilter {
         var filter = AuditFilter()
         let now = Date()

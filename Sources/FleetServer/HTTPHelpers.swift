@@ -102,10 +102,12 @@ enum HTTP {
     }
 
     /// true or false in query parameter `name` (`true`/`1`/`yes`, `false`/`0`/`no`, any case);
-    /// nil when it is absent or empty, as `intQuery`: `?online=&drift=` lists every node, and
-    /// `purgeHistory=` purges nothing. Anything else is 422 naming the parameter.
-    static func boolQuery(_ request: Request, _ name: String) throws -> Bool? {
-        guard let v = query(request, name), !v.isEmpty else { return nil }
+    /// nil when it is absent or empty, as `intQuery`: `?online=&drift=` lists every node.
+    /// `emptyIsNone: false` for a parameter of an action that destroys something (a deletion's
+    /// `purgeHistory`): a bare `?purgeHistory` or an unset variable must not go through as a
+    /// deletion that kept what its caller meant to purge. Anything else is 422 naming the parameter.
+    static func boolQuery(_ request: Request, _ name: String, emptyIsNone: Bool = true) throws -> Bool? {
+        guard let v = query(request, name), !(emptyIsNone && v.isEmpty) else { return nil }
         switch v.lowercased() {
         case "true", "1", "yes": return true
         case "false", "0", "no": return false

@@ -79,7 +79,7 @@ struct NodesController<Context: RequestContext>: Sendable {
 
     @Sendable func delete(_ request: Request, context: Context) async throws -> Response {
         let node = try await resolve(context)
-        let purge = try HTTP.boolQuery(request, "purgeHistory") ?? false
+        let purge = try HTTP.boolQuery(request, "purgeHistory", emptyIsNone: false) ?? false
         try await state.database.deleteNode(nodeId: node.id, purgeHistory: purge)
         state.auth.forgetNodeTokens(of: node.id)
         state.waiters.notify(node.id, config: nil)

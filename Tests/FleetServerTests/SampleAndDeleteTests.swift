@@ -147,6 +147,13 @@ import Testing
         // A waiting long-poll of the deleted node ends (404), it does not hang.
         let waiting = Task { try await nodeA.config(nodeId: a.nodeId, ifNoneMatch: 1, waitSeconds: 30) }
         try await Task.sleep(for: .milliseconds(300))
+        // A purge asked for without saying true or false (an unset variable, a bare flag): 422,
+        // nothing deleted, rather than a deletion that kept the history.
+        for query in ["purgeHistory=", "purgeHistory"] {
+            let r = try await h.admin.send(method: "DELETE", path: APIPaths.node(a.nodeId) + "?" + query)
+            #expect(r.status == 422 && errorBody(r)?.error.field == "purgeHistory", "\(query): \(r.status) \(r.text)")
+        }
+        #expect(try await h.admin.node(a.nodeId).id == a.nodeId)
         try await h.admin.deleteNode(a.nodeId)
         let ended = await apiError { _ = try await waiting.value }
         #expect(ended?.0 == 401 || ended?.0 == 404)
