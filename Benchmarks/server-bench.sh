@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Server benchmarks (ingest rate, long-poll capacity, /metrics scrapes, an operator's pages) on a release build. Results: docs/benchmarks.md.
-#   Benchmarks/server-bench.sh [--only ingest|push|longpoll|scrape|pages] [--waiters N] [--scrape-nodes N] [--batches 1,10,100,1000]
+# Server benchmarks (ingest rate, long-poll capacity, /metrics scrapes, an operator's pages, registrations as the fleet grows) on a release build. Results: docs/benchmarks.md.
+#   Benchmarks/server-bench.sh [--only ingest|push|longpoll|scrape|pages|register] [--waiters N] [--scrape-nodes N] [--batches 1,10,100,1000]
+#                              [--register-nodes 20000] [--register-block 2500]
 #                              [--seconds 10] [--connections 16] [--driver wrk|python]
 # The ingest load comes from wrk (Debian package `wrk`; `make bench-server` installs it) when it is
 # installed, else from the Python asyncio client.

@@ -650,6 +650,8 @@ def main():
         run("scrape", lambda s: bench_scrape(s, args.scrape_nodes, args.scrapes))
         return results
     if args.only == "register":
+        if args.register_nodes < 1 or args.register_block < 1:
+            raise SystemExit("--register-nodes and --register-block must be at least 1")
         run("register", lambda s: bench_register(s, args.register_nodes, args.register_block))
         return results
     if args.only == "pages":
