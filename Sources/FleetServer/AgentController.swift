@@ -115,7 +115,7 @@ struct AgentController<Context: RequestContext>: Sendable {
             throw APIError(.badRequest, code: APIErrorCode.invalidValue, message: "If-None-Match must be a generation such as \"7\"", field: "If-None-Match")
         }
         var wait = 0
-        if let w = HTTP.query(request, "wait"), !w.isEmpty {
+        if let w = HTTP.param(request, "wait") {
             guard let v = Int(w), v >= 0 else {
                 throw APIError.invalidValue("wait", "wait must be a whole number of seconds (0–\(APIPaths.maxWaitSeconds))")
             }

@@ -70,7 +70,7 @@ struct AuditController<Context: RequestContext>: Sendable {
         var filter = AuditFilter()
         let now = Date()
         for name in ["since", "until"] {
-            guard let text = HTTP.query(request, name), !text.isEmpty else { continue }
+            guard let text = HTTP.param(request, name) else { continue }
             guard let d = ReportTime.parseDate(text, now: now) else {
                 throw APIError.invalidValue(
                     name, "'\(text)' is not a time: use ISO 8601 (2026-11-01T00:00:00Z), a date (2026-11-01), now, or -24h / -30d")
@@ -82,24 +82,24 @@ struct AuditController<Context: RequestContext>: Sendable {
         } else if let defaultLimit {
             filter.limit = defaultLimit
         }
-        if let n = HTTP.query(request, "node"), !n.isEmpty {
+        if let n = HTTP.param(request, "node") {
             // A name of a live node means its id; else the text as given (a deleted node's id).
             filter.nodeId = try await state.database.node(idOrName: n)?.id ?? n
         }
-        if let r = HTTP.query(request, "record"), !r.isEmpty {
+        if let r = HTTP.param(request, "record") {
             guard let v = Int64(r), v > 0 else {
                 throw APIError.invalidValue("record", "record must be an audit record's id (a whole number from 1)")
             }
             filter.record = v
         }
-        if let a = HTTP.query(request, "afterNode"), !a.isEmpty {
+        if let a = HTTP.param(request, "afterNode") {
             guard filter.record != nil else {
                 throw APIError.invalidValue("afterNode", "afterNode pages the nodes of one record: give record too")
             }
             filter.afterNode = a
         }
-        if let c = HTTP.query(request, "credential"), !c.isEmpty { filter.credential = c }
-        if let a = HTTP.query(request, "action"), !a.isEmpty { filter.action = a }
+        if let c = HTTP.param(request, "credential") { filter.credential = c }
+        if let a = HTTP.param(request, "action") { filter.action = a }
         return filter
     }
 

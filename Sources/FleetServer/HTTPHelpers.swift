@@ -86,15 +86,22 @@ enum HTTP {
 
     static func etag(_ generation: Int64) -> String { "\"\(generation)\"" }
 
+    /// Query parameter `name` as given: "" for `?name=` or a bare `?name`. The dashboard's forms
+    /// and a deletion's `purgeHistory` read it so; the API's parameters through `param`.
     static func query(_ request: Request, _ name: String) -> String? {
         request.uri.queryParameters[Substring(name)].map(String.init)
     }
 
+    /// Query parameter `name` of an API request; nil when it is absent or empty: an API parameter
+    /// given empty (a template with its variable unset) is as if not given (openapi.yaml).
+    static func param(_ request: Request, _ name: String) -> String? {
+        query(request, name).flatMap { $0.isEmpty ? nil : $0 }
+    }
+
     /// The whole number in query parameter `name`, in `range`; nil when it is absent or empty
-    /// (as every parameter of a query: node, after, since, online, …). Anything else is 422
-    /// naming the parameter: "'x' is not a `what` from 1 to 10000".
+    /// (`param`). Anything else is 422 naming the parameter: "'x' is not a `what` from 1 to 10000".
     static func intQuery(_ request: Request, _ name: String, in range: ClosedRange<Int>, what: String) throws -> Int? {
-        guard let text = query(request, name), !text.isEmpty else { return nil }
+        guard let text = param(request, name) else { return nil }
         guard let v = Int(text), range.contains(v) else {
             throw APIError.invalidValue(name, "'\(text)' is not \(what) from \(range.lowerBound) to \(range.upperBound)")
         }
@@ -102,12 +109,12 @@ enum HTTP {
     }
 
     /// true or false in query parameter `name` (`true`/`1`/`yes`, `false`/`0`/`no`, any case);
-    /// nil when it is absent or empty, as `intQuery`: `?online=&drift=` lists every node.
+    /// nil when it is absent or empty (`param`): `?online=&drift=` lists every node.
     /// `emptyIsNone: false` for a parameter of an action that destroys something (a deletion's
     /// `purgeHistory`): a bare `?purgeHistory` or an unset variable must not go through as a
     /// deletion that kept what its caller meant to purge. Anything else is 422 naming the parameter.
     static func boolQuery(_ request: Request, _ name: String, emptyIsNone: Bool = true) throws -> Bool? {
-        guard let v = query(request, name), !(emptyIsNone && v.isEmpty) else { return nil }
+        guard let v = emptyIsNone ? param(request, name) : query(request, name) else { return nil }
         switch v.lowercased() {
         case "true", "1", "yes": return true
         case "false", "0", "no": return false

@@ -30,13 +30,13 @@ struct NodesController<Context: RequestContext>: Sendable {
 
     @Sendable func list(_ request: Request, context: Context) async throws -> Response {
         var selector: [String: String]?
-        // An empty value is none here, as for every parameter of the listing (the apply's body
-        // refuses an empty selector: there "all" must be said).
-        if let s = HTTP.query(request, "selector"), !s.isEmpty {
+        // An empty selector is none here (`param`); the apply's body refuses one: there "all"
+        // must be said.
+        if let s = HTTP.param(request, "selector") {
             do { selector = try parseSelector(s) } catch { throw HTTP.inputError(error) }
         }
         var phase: KSMPhase?
-        if let p = HTTP.query(request, "phase"), !p.isEmpty {
+        if let p = HTTP.param(request, "phase") {
             guard let v = KSMPhase.allCases.first(where: { $0.rawValue.lowercased() == p.lowercased() }) else {
                 throw APIError.invalidValue(
                     "phase", "'\(p)' is not a phase; expected one of: \(KSMPhase.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -46,8 +46,7 @@ struct NodesController<Context: RequestContext>: Sendable {
         let online = try HTTP.boolQuery(request, "online")
         let drift = try HTTP.boolQuery(request, "drift")
         let limit = try HTTP.intQuery(request, "limit", in: 1...NodePages.maxLimit, what: "a node count")
-        // An empty cursor is no cursor (as the audit's afterNode).
-        let after = HTTP.query(request, "after").flatMap { $0.isEmpty ? nil : $0 }
+        let after = HTTP.param(request, "after")
         let now = Date()
         func matches(_ n: NodeInfo) -> Bool {
             if let selector, !selector.allSatisfy({ n.labels[$0.key] == $0.value }) { return false }

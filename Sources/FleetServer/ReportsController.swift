@@ -20,7 +20,7 @@ struct ReportsController<Context: RequestContext>: Sendable {
     /// `since`/`until` from the query: until defaults to now, since to until − `defaultSpan`.
     static func period(_ request: Request, now: Date, defaultSpan: Double) throws -> (Date, Date) {
         func parse(_ name: String) throws -> Date? {
-            guard let text = HTTP.query(request, name), !text.isEmpty else { return nil }
+            guard let text = HTTP.param(request, name) else { return nil }
             guard let d = ReportTime.parseDate(text, now: now) else {
                 throw APIError.invalidValue(
                     name, "'\(text)' is not a time: use ISO 8601 (2026-11-01T00:00:00Z), a date (2026-11-01), now, or -24h / -30d")
@@ -44,7 +44,7 @@ struct ReportsController<Context: RequestContext>: Sendable {
         let (since, until) = try Self.period(request, now: now, defaultSpan: 86400)
         var resolution = HistoryResolution.automatic(spanSeconds: until.timeIntervalSince(since))
         var automatic = true
-        if let r = HTTP.query(request, "resolution"), !r.isEmpty {
+        if let r = HTTP.param(request, "resolution") {
             guard let v = HistoryResolution(rawValue: r.lowercased()) else {
                 throw APIError.invalidValue("resolution", "'\(r)' is not a resolution; expected raw, hour or day")
             }
@@ -72,18 +72,18 @@ struct ReportsController<Context: RequestContext>: Sendable {
         let now = Date()
         let (since, until) = try Self.period(request, now: now, defaultSpan: 86400)
         var by = ReportGrouping.node
-        if let b = HTTP.query(request, "by"), !b.isEmpty {
+        if let b = HTTP.param(request, "by") {
             guard let v = ReportGrouping(rawValue: b.lowercased()) else {
                 throw APIError.invalidValue("by", "'\(b)' is not a grouping; expected node, label or day")
             }
             by = v
         }
-        let label = HTTP.query(request, "label").flatMap { $0.isEmpty ? nil : $0 }
+        let label = HTTP.param(request, "label")
         if by == .label && label == nil {
             throw APIError.invalidValue("label", "by=label needs label=KEY (the label to group by)")
         }
         var csv = request.headers[.accept].map { $0.lowercased().contains("text/csv") } ?? false
-        if let f = HTTP.query(request, "format"), !f.isEmpty {
+        if let f = HTTP.param(request, "format") {
             switch f.lowercased() {
             case "csv": csv = true
             case "json": csv = false
@@ -109,7 +109,7 @@ struct ReportsController<Context: RequestContext>: Sendable {
         let now = Date()
         let (since, until) = try Self.period(request, now: now, defaultSpan: 86400)
         var nodeId: String?
-        if let raw = HTTP.query(request, "node"), !raw.isEmpty {
+        if let raw = HTTP.param(request, "node") {
             // A live node by id or name; a deleted node's history by its id.
             nodeId = try await state.database.node(idOrName: raw)?.id ?? raw
         }
