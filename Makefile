@@ -69,11 +69,16 @@ test-swift:
 
 # Lines to the terminal carry the pass's name ([sqlite]): `make test` runs it beside the
 # PostgreSQL halves. .build/swift-test.log holds them as they came.
+# The test binary is run directly, as `swift test --skip-build` runs it (the suites are all
+# swift-testing's): `swift test` spent 7.5 s loading the package before each run, one of them on
+# the way of the kernel suites, which run alone. NO_COLOR: plain lines, as `swift test` wrote
+# them to a pipe.
+TEST_BINARY = "$(or $(BIN_DIR),$$($(SWIFT) build --show-bin-path))/ksmfleetPackageTests.xctest" --testing-library swift-testing --no-parallel
 test-sqlite:
-	$(SWIFT) test --skip-build --no-parallel --skip '$(KERNEL_SUITES)' 2>&1 | tee .build/swift-test.log | sed -u 's/^/[sqlite] /'; exit $${PIPESTATUS[0]}
+	NO_COLOR=1 $(TEST_BINARY) --skip '$(KERNEL_SUITES)' 2>&1 | tee .build/swift-test.log | sed -u 's/^/[sqlite] /'; exit $${PIPESTATUS[0]}
 
 test-kernel:
-	./scripts/ksm-guard.sh $(SWIFT) test --skip-build --no-parallel --filter '$(KERNEL_SUITES)' 2>&1 | tee -i .build/swift-kernel-test.log; exit $${PIPESTATUS[0]}
+	NO_COLOR=1 ./scripts/ksm-guard.sh $(TEST_BINARY) --filter '$(KERNEL_SUITES)' 2>&1 | tee -i .build/swift-kernel-test.log; exit $${PIPESTATUS[0]}
 
 ## The store and server suites (and the replica and failover tests) again, on PostgreSQL, in two
 ## halves at once (scripts/postgres-pass.sh): each half one test at a time on a throwaway server
