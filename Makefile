@@ -70,10 +70,11 @@ test-swift:
 # Lines to the terminal carry the pass's name ([sqlite]): `make test` runs it beside the
 # PostgreSQL halves. .build/swift-test.log holds them as they came.
 # The test binary is run directly, as `swift test --skip-build` runs it (the suites are all
-# swift-testing's): `swift test` spent 7.5 s loading the package before each run, one of them on
+# swift-testing's): `swift test` spent 7.6 s loading the package before each run (the binary alone: 0.1 s), one of them on
 # the way of the kernel suites, which run alone. NO_COLOR: plain lines, as `swift test` wrote
 # them to a pipe.
-TEST_BINARY = "$(or $(BIN_DIR),$$($(SWIFT) build --show-bin-path))/ksmfleetPackageTests.xctest" --testing-library swift-testing --no-parallel
+TEST_BIN_DIR = $(or $(BIN_DIR),$$($(SWIFT) build --show-bin-path))
+TEST_BINARY = "$(TEST_BIN_DIR)/ksmfleetPackageTests.xctest" --testing-library swift-testing --no-parallel
 test-sqlite:
 	NO_COLOR=1 $(TEST_BINARY) --skip '$(KERNEL_SUITES)' 2>&1 | tee .build/swift-test.log | sed -u 's/^/[sqlite] /'; exit $${PIPESTATUS[0]}
 
@@ -99,7 +100,7 @@ PG_SKIP := \.(SampleBatchDecoderTests|NoticeScannerTests|PlaceholderTests|RawHou
 PG_SECOND := FleetServerTests|AgentFailoverTests|ReplicaDeploymentTests|FleetStoreTests\.(RollupPassTests|ReportStoreTests|DataCopyTests)/
 PG_DIR := $(CURDIR)/.build/postgres
 test-postgres:
-	./scripts/postgres-pass.sh "$(or $(BIN_DIR),$$($(SWIFT) build --show-bin-path))" $(PG_DIR) '$(PG_SUITES)' '$(PG_SKIP)' '$(PG_SECOND)'
+	./scripts/postgres-pass.sh "$(TEST_BIN_DIR)" $(PG_DIR) '$(PG_SUITES)' '$(PG_SKIP)' '$(PG_SECOND)'
 
 ## The shipped systemd units' exposure (`systemd-analyze security --offline=true`) under their ceilings.
 test-units:
