@@ -104,6 +104,21 @@ struct RollupService: Service {
                     try await Task.sleep(for: rollupInterval)
                     continue
                 }
+                await pass("planner statistics pass") {
+                    // PostgreSQL: the tables that doubled since the planner's statistics (a new
+                    // database's, during an enrolment), before autovacuum gets to them.
+                    let clock = ContinuousClock()
+                    let start = clock.now
+                    let tables = try await database.analyzeGrownTables()
+                    if !tables.isEmpty {
+                        logger.info(
+                            "gathered the query planner's statistics of grown tables",
+                            metadata: [
+                                "tables": "\(tables.map { "\($0.name) (\($0.pagesKnown) → \($0.pages) pages)" }.joined(separator: ", "))",
+                                "ms": "\(Int((clock.now - start) / .milliseconds(1)))",
+                            ])
+                    }
+                }
                 await pass("rollup pass") {
                     let n = try await database.rollupCatchUp(pendingRefresh: Self.pendingRefresh)
                     if n > 0 { logger.debug("rolled up samples", metadata: ["samples": "\(n)"]) }

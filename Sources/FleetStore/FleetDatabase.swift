@@ -125,8 +125,9 @@ public final class FleetDatabase: Sendable {
     /// and reads the reports' per-node sums through the `bucket_start` indexes, then sorts every
     /// row for the grouping, where with them it reads each node's range of the primary key
     /// (docs/benchmarks.md). The server runs it at start and hourly (`RollupService`). Returns
-    /// false on PostgreSQL, whose autovacuum keeps its statistics (and `migrate-data` analyzes
-    /// after a copy).
+    /// false on PostgreSQL, whose autovacuum keeps its statistics, with `analyzeGrownTables`
+    /// for the tables that grow faster than it comes round (and `migrate-data` analyzes after a
+    /// copy).
     @discardableResult
     public func refreshPlannerStatistics() async throws -> Bool {
         guard case .sqlite(let pool, _) = backend else { return false }
@@ -136,6 +137,66 @@ public final class FleetDatabase: Sendable {
         }
         pool.invalidateReadOnlyConnections()
         return true
+    }
+
+    /// A table has this many pages at least (256 KiB) before `analyzeGrownTables` gathers its
+    /// statistics: below it every plan reads a few pages whatever the index.
+    static let postgresAnalyzeFloorPages: Int64 = 32
+
+    /// A table `analyzeGrownTables` analyzed: the pages its statistics knew (0: none) and the
+    /// pages it had.
+    public struct AnalyzedTable: Sendable, Equatable {
+        public var name: String
+        public var pagesKnown: Int64
+        public var pages: Int64
+    }
+
+    /// On PostgreSQL, gathers the planner's statistics (`ANALYZE`) of each of the schema's tables
+    /// that has grown to twice the pages its statistics know, and to `postgresAnalyzeFloorPages`
+    /// at least; returns them (none on SQLite, whose statistics `refreshPlannerStatistics` keeps).
+    /// A new database's tables were never analyzed, and on a never-analyzed table the
+    /// planner prices every index alike: the registration's machine look-up, prepared while
+    /// `nodes` was empty, kept a generic plan that read the whole `nodes_live_name_bytes`
+    /// index (1.9 ms at 5,000 nodes, against 0.04 ms through `nodes_live_machine_id`) until
+    /// autovacuum's first analyze, a minute or more into an enrolment. An `ANALYZE` makes every
+    /// connection plan such statements again. Doubling bounds the work: a table that grows
+    /// to 2^k pages is analyzed about k times, whatever autovacuum does besides. Each table in
+    /// a transaction of its own, on the background connection, giving up after 1 s on the lock
+    /// (autovacuum may hold it; the next pass asks again); tables this role does not own are
+    /// left to autovacuum (PostgreSQL would skip them with a warning).
+    public func analyzeGrownTables() async throws -> [AnalyzedTable] {
+        guard case .postgres(let engine) = backend else { return [] }
+        let floor = Self.postgresAnalyzeFloorPages
+        let grown = try await engine.backgroundWrite { db in
+            try StoreRow.fetchAll(
+                db,
+                sql: """
+                    SELECT relname, relpages, pages FROM (
+                      SELECT c.relname::text AS relname, c.relpages::bigint AS relpages,
+                        pg_relation_size(c.oid) / current_setting('block_size')::bigint AS pages
+                      FROM pg_class c
+                      WHERE c.relkind = 'r' AND pg_has_role(c.relowner, 'MEMBER')
+                        AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())
+                    ) t
+                    WHERE pages >= GREATEST(2 * relpages, \(floor))
+                    ORDER BY pages
+                    """
+            ).map { AnalyzedTable(name: $0["relname"], pagesKnown: $0["relpages"], pages: $0["pages"]) }
+        }
+        var analyzed: [AnalyzedTable] = []
+        for table in grown {
+            let quoted = "\"" + table.name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+            do {
+                try await engine.backgroundWrite { db in
+                    try db.execute(sql: "SET LOCAL lock_timeout = '1s'")
+                    try db.execute(sql: "ANALYZE \(quoted)")
+                }
+                analyzed.append(table)
+            } catch let error as PostgresError where error.sqlState == "55P03" {
+                logger.debug("left a table's statistics for the next pass: its lock is held", metadata: ["table": "\(table.name)"])
+            }
+        }
+        return analyzed
     }
 
     /// The default logger: notices and up (tests and tools open databases often).
