@@ -73,6 +73,36 @@ struct RollupService: Service {
         }
     }
 
+    /// How often the replica running the background work looks, between rounds, for tables
+    /// that doubled since their planner statistics (PostgreSQL; `analyzeGrownTables`): a new
+    /// database's enrolment registers hundreds of nodes a second, each read with the plans of an
+    /// empty table until `nodes` is analyzed. The look is a catalog query.
+    static let growthCheckInterval = Duration.seconds(1)
+
+    /// Sleeps `rollupInterval`; on PostgreSQL gathers the statistics of grown tables every
+    /// `growthCheckInterval` meanwhile, logging which.
+    private func sleepCheckingGrowth() async throws {
+        guard database.isShared else { return try await Task.sleep(for: rollupInterval) }
+        var left = rollupInterval
+        while left > .zero {
+            let step = min(left, Self.growthCheckInterval)
+            try await Task.sleep(for: step)
+            left -= step
+            await pass("planner statistics pass") {
+                let clock = ContinuousClock()
+                let start = clock.now
+                let tables = try await database.analyzeGrownTables()
+                guard !tables.isEmpty else { return }
+                logger.info(
+                    "gathered the query planner's statistics of grown tables",
+                    metadata: [
+                        "tables": "\(tables.map { "\($0.name) (\($0.pagesKnown) → \($0.pages) pages)" }.joined(separator: ", "))",
+                        "ms": "\(Int((clock.now - start) / .milliseconds(1)))",
+                    ])
+            }
+        }
+    }
+
     private func work() async {
         try? await cancelWhenGracefulShutdown {
             var sinceRetention = Duration.zero
@@ -103,21 +133,6 @@ struct RollupService: Service {
                 if asked != true {
                     try await Task.sleep(for: rollupInterval)
                     continue
-                }
-                await pass("planner statistics pass") {
-                    // PostgreSQL: the tables that doubled since the planner's statistics (a new
-                    // database's, during an enrolment), before autovacuum gets to them.
-                    let clock = ContinuousClock()
-                    let start = clock.now
-                    let tables = try await database.analyzeGrownTables()
-                    if !tables.isEmpty {
-                        logger.info(
-                            "gathered the query planner's statistics of grown tables",
-                            metadata: [
-                                "tables": "\(tables.map { "\($0.name) (\($0.pagesKnown) → \($0.pages) pages)" }.joined(separator: ", "))",
-                                "ms": "\(Int((clock.now - start) / .milliseconds(1)))",
-                            ])
-                    }
                 }
                 await pass("rollup pass") {
                     let n = try await database.rollupCatchUp(pendingRefresh: Self.pendingRefresh)
@@ -176,7 +191,7 @@ struct RollupService: Service {
                     sinceStatistics = .zero
                     await refreshStatistics()
                 }
-                try await Task.sleep(for: rollupInterval)
+                try await sleepCheckingGrowth()
                 sinceRetention += rollupInterval
                 sinceStatistics += rollupInterval
             }
