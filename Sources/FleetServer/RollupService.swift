@@ -80,25 +80,32 @@ struct RollupService: Service {
     static let growthCheckInterval = Duration.seconds(1)
 
     /// Sleeps `rollupInterval`; on PostgreSQL gathers the statistics of grown tables every
-    /// `growthCheckInterval` meanwhile, logging which.
+    /// `growthCheckInterval` meanwhile, logging which. A failed check ends the checks until the
+    /// next round, logged at debug level: it is upkeep the next round's sleep does again, and a
+    /// database that stopped answering is logged once by the store, not every second here.
     private func sleepCheckingGrowth() async throws {
         guard database.isShared else { return try await Task.sleep(for: rollupInterval) }
         var left = rollupInterval
+        var checking = true
         while left > .zero {
-            let step = min(left, Self.growthCheckInterval)
+            let step = checking ? min(left, Self.growthCheckInterval) : left
             try await Task.sleep(for: step)
             left -= step
-            await pass("planner statistics pass") {
-                let clock = ContinuousClock()
-                let start = clock.now
+            guard checking, !Task.isCancelled else { continue }
+            let clock = ContinuousClock()
+            let start = clock.now
+            do {
                 let tables = try await database.analyzeGrownTables()
-                guard !tables.isEmpty else { return }
+                guard !tables.isEmpty else { continue }
                 logger.info(
                     "gathered the query planner's statistics of grown tables",
                     metadata: [
                         "tables": "\(tables.map { "\($0.name) (\($0.pagesKnown) → \($0.pages) pages)" }.joined(separator: ", "))",
                         "ms": "\(Int((clock.now - start) / .milliseconds(1)))",
                     ])
+            } catch {
+                checking = false
+                logger.debug("looking for grown tables failed; again after the next round", metadata: ["error": "\(error)"])
             }
         }
     }
