@@ -153,47 +153,66 @@ public final class FleetDatabase: Sendable {
 
     /// On PostgreSQL, gathers the planner's statistics (`ANALYZE`) of each of the schema's tables
     /// that has grown to twice the pages its statistics know, and to `postgresAnalyzeFloorPages`
-    /// at least; returns them (none on SQLite, whose statistics `refreshPlannerStatistics` keeps).
-    /// A new database's tables were never analyzed, and on a never-analyzed table the
-    /// planner prices every index alike: the registration's machine look-up, prepared while
-    /// `nodes` was empty, kept a generic plan that read the whole `nodes_live_name_bytes`
-    /// index (1.9 ms at 5,000 nodes, against 0.04 ms through `nodes_live_machine_id`) until
-    /// autovacuum's first analyze, a minute or more into an enrolment. An `ANALYZE` makes every
-    /// connection plan such statements again. Doubling bounds the work: a table that grows
-    /// to 2^k pages is analyzed about k times, whatever autovacuum does besides. Each table in
-    /// a transaction of its own, on the background connection, giving up after 1 s on the lock
-    /// (autovacuum may hold it; the next pass asks again); tables this role does not own are
-    /// left to autovacuum (PostgreSQL would skip them with a warning).
+    /// at least; returns those it analyzed (none on SQLite, whose statistics
+    /// `refreshPlannerStatistics` keeps). A new database's tables were never analyzed, and on a
+    /// never-analyzed table the planner prices every index alike: the registration's machine
+    /// look-up, prepared while `nodes` was empty, kept a generic plan that read the whole
+    /// `nodes_live_name_bytes` index (1.9 ms at 5,000 nodes, against 0.04 ms through
+    /// `nodes_live_machine_id`) until autovacuum's first analyze, up to a minute
+    /// (`autovacuum_naptime`) into an enrolment. An `ANALYZE` makes every connection plan such
+    /// statements again. Doubling bounds the work: a table that grows to 2^k pages is analyzed
+    /// about k times, whatever autovacuum does besides.
+    ///
+    /// On the background connection, never waiting on a lock: the look gives up after 1 s (a
+    /// migration or an operator's `ALTER` may hold a table; nothing is analyzed this time), and
+    /// each table's `ANALYZE (SKIP_LOCKED)` in a transaction of its own skips a table autovacuum
+    /// is working on. A table counts as analyzed when its statistics then know its pages; one
+    /// skipped, or one this role may not analyze (PostgreSQL skips it with a warning), is looked
+    /// at again next time. A table that went away meanwhile is left out.
     public func analyzeGrownTables() async throws -> [AnalyzedTable] {
         guard case .postgres(let engine) = backend else { return [] }
         let floor = Self.postgresAnalyzeFloorPages
-        let grown = try await engine.backgroundWrite { db in
-            try StoreRow.fetchAll(
-                db,
-                sql: """
-                    SELECT relname, relpages, pages FROM (
-                      SELECT c.relname::text AS relname, c.relpages::bigint AS relpages,
-                        pg_relation_size(c.oid) / current_setting('block_size')::bigint AS pages
-                      FROM pg_class c
-                      WHERE c.relkind = 'r' AND pg_has_role(c.relowner, 'MEMBER')
-                        AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())
-                    ) t
-                    WHERE pages >= GREATEST(2 * relpages, \(floor))
-                    ORDER BY pages
-                    """
-            ).map { AnalyzedTable(name: $0["relname"], pagesKnown: $0["relpages"], pages: $0["pages"]) }
+        let grown: [AnalyzedTable]
+        do {
+            grown = try await engine.backgroundWrite { db in
+                try db.execute(sql: "SET LOCAL lock_timeout = '1s'")
+                return try StoreRow.fetchAll(
+                    db,
+                    sql: """
+                        SELECT relname, relpages, pages FROM (
+                          SELECT c.relname::text AS relname, c.relpages::bigint AS relpages,
+                            pg_relation_size(c.oid) / current_setting('block_size')::bigint AS pages
+                          FROM pg_class c
+                          WHERE c.relkind = 'r' AND pg_has_role(c.relowner, 'USAGE')
+                            AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())
+                        ) t
+                        WHERE pages >= GREATEST(2 * relpages, \(floor))
+                        ORDER BY pages
+                        """
+                ).map { AnalyzedTable(name: $0["relname"], pagesKnown: $0["relpages"], pages: $0["pages"]) }
+            }
+        } catch let error as PostgresError where error.sqlState == "55P03" {
+            logger.debug("left the tables' statistics for the next look: a table's lock is held")
+            return []
         }
         var analyzed: [AnalyzedTable] = []
         for table in grown {
             let quoted = "\"" + table.name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
             do {
-                try await engine.backgroundWrite { db in
-                    try db.execute(sql: "SET LOCAL lock_timeout = '1s'")
-                    try db.execute(sql: "ANALYZE \(quoted)")
+                let known = try await engine.backgroundWrite { db in
+                    try db.execute(sql: "ANALYZE (SKIP_LOCKED) \(quoted)")
+                    return try Int64.fetchOne(
+                        db, sql: "SELECT relpages::bigint FROM pg_class WHERE oid = to_regclass(?)", arguments: [quoted])
                 }
-                analyzed.append(table)
-            } catch let error as PostgresError where error.sqlState == "55P03" {
-                logger.debug("left a table's statistics for the next pass: its lock is held", metadata: ["table": "\(table.name)"])
+                if let known, known != table.pagesKnown {
+                    analyzed.append(table)
+                } else {
+                    logger.debug("left a table's statistics for the next look: skipped", metadata: ["table": "\(table.name)"])
+                }
+            } catch let error as PostgresError where error.sqlState != nil {
+                // PostgreSQL's refusal of this table (it went away, say): the others go on.
+                logger.debug(
+                    "left a table's statistics for the next look", metadata: ["table": "\(table.name)", "error": "\(error)"])
             }
         }
         return analyzed

@@ -140,7 +140,16 @@ struct ReplicaTests {
         guard TestStore.isPostgres else { try Test.cancel(Self.postgresOnly) }
         // Rounds a minute apart: only the checks between them can analyze in time.
         let h = try await Harness.start(configure: { $0.rollupIntervalSeconds = 60 })
-        defer { Task { await h.finish() } }
+        do {
+            try await grownNodesAreAnalyzed(h)
+        } catch {
+            await h.finish()
+            throw error
+        }
+        await h.finish()
+    }
+
+    func grownNodesAreAnalyzed(_ h: Harness) async throws {
         let database = try TestStore.location(for: h.server.dataDir)
         // Only the server may analyze the table here.
         _ = try TestStore.psql(database, "ALTER TABLE nodes SET (autovacuum_enabled = false)")
