@@ -46,7 +46,7 @@ test:
 # the passes kept this 2-core machine 35 % (SQLite, 182 s) and 53 % (PostgreSQL, 458 s) busy: the
 # tests mostly wait (on PostgreSQL, on sleeps, on their servers). Three at once took 335-347 s for both (2026-12-06; docs/benchmarks.md,
 # "make test's time"): `make test` on a clean clone 16 min 50 s to 20 min 50 s with the build (seven
-# runs), 20-23 minutes before; 23 min 28 s to 26 min 44 s late at night on a slower machine (the same build 670-884 s).
+# runs), 20-23 minutes before; 22 min 27 s to 26 min 44 s late at night on a slower machine (the same build 666-884 s).
 # The suites also pass in parallel (`swift test` alone); the stalls once seen in parallel runs had
 # a cause that was found and fixed (README.md, Development). Not always the tests with a time
 # bound on what they check: run in parallel with the rest of FleetServerTests and FleetStoreTests

@@ -163,10 +163,10 @@ public final class FleetDatabase: Sendable {
     /// statements again. Doubling bounds the work: a table that grows to 2^k pages is analyzed
     /// about k times, whatever autovacuum does besides.
     ///
-    /// On the background connection, never waiting on a lock: the look gives up after 1 s (a
+    /// On the background connection, waiting at most 1 s on a lock: the look gives up then (a
     /// migration or an operator's `ALTER` may hold a table; nothing is analyzed this time), and
-    /// each table's `ANALYZE (SKIP_LOCKED)` in a transaction of its own skips a table autovacuum
-    /// is working on. A table counts as analyzed when its statistics then know its pages; one
+    /// each table's `ANALYZE (SKIP_LOCKED)` in a transaction of its own skips, without waiting,
+    /// a table autovacuum is working on. A table counts as analyzed when its statistics then know its pages; one
     /// skipped, or one this role may not analyze (PostgreSQL skips it with a warning), is looked
     /// at again next time. A table that went away meanwhile is left out.
     public func analyzeGrownTables() async throws -> [AnalyzedTable] {

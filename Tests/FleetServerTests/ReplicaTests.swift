@@ -141,32 +141,28 @@ struct ReplicaTests {
         // Rounds a minute apart: only the checks between them can analyze in time.
         let h = try await Harness.start(configure: { $0.rollupIntervalSeconds = 60 })
         do {
-            try await grownNodesAreAnalyzed(h)
+            let database = try TestStore.location(for: h.server.dataDir)
+            // Only the server may analyze the table here.
+            _ = try TestStore.psql(database, "ALTER TABLE nodes SET (autovacuum_enabled = false)")
+            let pages = "SELECT relpages FROM pg_class WHERE relname = 'nodes'"
+            #expect(try TestStore.psql(database, pages).trimmingCharacters(in: .whitespacesAndNewlines) == "0")
+            _ = try TestStore.psql(
+                database,
+                """
+                INSERT INTO nodes (id, name, machine_id, kernel, mem_total_bytes, numa_nodes, agent_version, registered_at)
+                SELECT 'n-' || g, 'grown-' || g, 'm-grown-' || g, '6.8.0', 17179869184, 1, 'test', 0
+                FROM generate_series(1, 5000) g
+                """)
+            // Well before the next round (60 s): the 1 s checks between rounds.
+            let analyzed = await waitUntil(timeout: .seconds(20), poll: .milliseconds(100)) {
+                (Int((try? TestStore.psql(database, pages))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0) >= 32
+            }
+            #expect(analyzed, "nodes was not analyzed within 20 s of growing to 5,000 rows")
         } catch {
             await h.finish()
             throw error
         }
         await h.finish()
-    }
-
-    func grownNodesAreAnalyzed(_ h: Harness) async throws {
-        let database = try TestStore.location(for: h.server.dataDir)
-        // Only the server may analyze the table here.
-        _ = try TestStore.psql(database, "ALTER TABLE nodes SET (autovacuum_enabled = false)")
-        let pages = "SELECT relpages FROM pg_class WHERE relname = 'nodes'"
-        #expect(try TestStore.psql(database, pages).trimmingCharacters(in: .whitespacesAndNewlines) == "0")
-        _ = try TestStore.psql(
-            database,
-            """
-            INSERT INTO nodes (id, name, machine_id, kernel, mem_total_bytes, numa_nodes, agent_version, registered_at)
-            SELECT 'n-' || g, 'grown-' || g, 'm-grown-' || g, '6.8.0', 17179869184, 1, 'test', 0
-            FROM generate_series(1, 5000) g
-            """)
-        // Well before the next round (60 s): the 1 s checks between rounds.
-        let analyzed = await waitUntil(timeout: .seconds(20), poll: .milliseconds(100)) {
-            (Int((try? TestStore.psql(database, pages))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0) >= 32
-        }
-        #expect(analyzed, "nodes was not analyzed within 20 s of growing to 5,000 rows")
     }
 
     @Test(
