@@ -28,8 +28,8 @@ run: build
 ## are test services: nginx goes in front of server replicas, on loopback, started and stopped by
 ## the tests; two PostgreSQL servers are started by `test-postgres` (scripts/postgres-pass.sh,
 ## through scripts/postgres-test-server.sh: data directories .build/postgres/a and b, loopback
-## only, an unprivileged user) and stopped at its end.
-TEST_APT_PACKAGES := nginx-light postgresql
+## only, an unprivileged user, TLS certificates made at start with openssl) and stopped at its end.
+TEST_APT_PACKAGES := nginx-light postgresql openssl
 test:
 	$(MAKE) deps EXTRA_APT="$(TEST_APT_PACKAGES)"
 	$(MAKE) test-units
@@ -86,7 +86,7 @@ test-kernel:
 ## of its own, a database per test data directory, both stopped at the end whatever the result.
 ## KSMFLEET_POSTGRES_PREPARE_AFTER=1: every statement that may run prepared is prepared at its
 ## first run, so the suites run each one prepared (a server prepares after 3 runs).
-## Suites of those targets that use no database (the batch decoder, the notice scanner, the
+## Suites of those targets that use no database (the database URL, the batch decoder, the notice scanner, the
 ## placeholder scanner, hour packs, sums, the config waiters, the scrapers' cache, the engine's
 ## thread pools, the group commit's deadlines) ran in the
 ## SQLite pass already, on the same binary: not run again (23 s of the pass).
@@ -96,7 +96,7 @@ test-kernel:
 ## with one core idle (docs/benchmarks.md, "make test's time"). BIN_DIR: where the test binary is (`make test` works it
 ## out once, before the passes start).
 PG_SUITES := FleetStoreTests|FleetServerTests|AgentFailoverTests|ReplicaDeploymentTests
-PG_SKIP := \.(SampleBatchDecoderTests|NoticeScannerTests|PlaceholderTests|RawHourPackTests|LeftToRightSumTests|ConfigWaitersTests|ConfigBodiesTests|ScrapersTests|WorkerThreadsTests|WorkerThreadNameTests|SampleGroupDeadlineTests)/
+PG_SKIP := \.(PostgresURLTests|SampleBatchDecoderTests|NoticeScannerTests|PlaceholderTests|RawHourPackTests|LeftToRightSumTests|ConfigWaitersTests|ConfigBodiesTests|ScrapersTests|WorkerThreadsTests|WorkerThreadNameTests|SampleGroupDeadlineTests)/
 PG_SECOND := FleetServerTests|AgentFailoverTests|ReplicaDeploymentTests|FleetStoreTests\.(RollupPassTests|ReportStoreTests|DataCopyTests)/
 PG_DIR := $(CURDIR)/.build/postgres
 test-postgres:

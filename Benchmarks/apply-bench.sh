@@ -39,7 +39,9 @@ cleanup() {
   scripts/postgres-test-server.sh stop "$dir" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
-db="${url%/*}/bench_apply"
+# The database swapped in, the parameters (sslmode) kept.
+base="${url%%\?*}"
+db="${base%/*}/bench_apply${url#"$base"}"
 token="ka_bench_apply_$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
 
 # The server's CPU seconds (user + system, from /proc; clock ticks of 1/100 s).

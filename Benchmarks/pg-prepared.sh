@@ -22,7 +22,9 @@ PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 work=$(mktemp -d)
 trap 'rm -rf "$work"; scripts/postgres-test-server.sh stop "$dir" >/dev/null 2>&1 || true' EXIT
 
-db="${url%/*}/bench_prepared"
+# The database swapped in, the parameters (sslmode) kept.
+base="${url%%\?*}"
+db="${base%/*}/bench_prepared${url#"$base"}"
 psql "$url" -qAt -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS bench_prepared" -c "CREATE DATABASE bench_prepared" >/dev/null
 for f in migrations/postgres/*.sql; do psql "$db" -qAt -v ON_ERROR_STOP=1 -f "$f" >/dev/null; done
 psql "$db" -qAt -v ON_ERROR_STOP=1 <<'SQL' >/dev/null

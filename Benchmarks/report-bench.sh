@@ -55,7 +55,9 @@ fi
 if [ -n "${POSTGRES:-}" ]; then
   db="ksmfleet_bench_$$"
   psql "$POSTGRES" -qc "CREATE DATABASE $db"
-  DB_URL="${POSTGRES%/*}/$db"
+  # The database swapped in, the parameters (sslmode) kept.
+  base="${POSTGRES%%\?*}"
+  DB_URL="${base%/*}/$db${POSTGRES#"$base"}"
   echo "copying into PostgreSQL ($db)..."
   time "$SERVER" migrate-data --from "sqlite:$DATA/ksmfleet.sqlite" --to "$DB_URL"
   DB_ARGS=(--database "$DB_URL")

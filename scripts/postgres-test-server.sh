@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # Starts and stops a throwaway PostgreSQL server for the test suites.
 #
-#   scripts/postgres-test-server.sh start DIR   # prints postgres://postgres@127.0.0.1:PORT/postgres
+#   scripts/postgres-test-server.sh start DIR   # prints postgres://postgres@127.0.0.1:PORT/postgres?sslmode=disable
 #   scripts/postgres-test-server.sh stop DIR    # stops it and removes its data
 #
 # DIR is e.g. "$(pwd)/.build/postgres". The server's data lives in DIR/data, its unix socket in
 # DIR/socket, its log in DIR/postgres.log and its URL in DIR/url (the one line `start` prints).
 # `start` is idempotent: with a server from DIR already running it prints that server's URL.
 # `stop` only ever stops the server of DIR's data directory (pg_ctl stop), nothing else.
+#
+# The server also speaks TLS, with certificates made at start by a CA of its own (DATA/tls:
+# ca.crt; the server's certificate names localhost only, not 127.0.0.1; client.crt and client.key
+# are a client certificate for the role ksmfleet_tls_cert, which may only log in with it;
+# other-ca.crt is a CA that signed nothing here). The printed URL asks for a plain connection
+# (sslmode=disable), as every suite and benchmark connects; PostgresTLSTests finds the files
+# through `SHOW ssl_ca_file`.
 #
 # Uses the Debian package `postgresql` (the newest /usr/lib/postgresql/*/bin), never whatever
 # `pg_ctl` happens to be first on PATH.
@@ -91,6 +98,33 @@ is_running() {
     [[ -n $stat && $stat != Z* ]]
 }
 
+# make_tls DIR: a CA, the server's certificate (for localhost only), a client certificate for
+# the role ksmfleet_tls_cert, and a second CA that signed none of them. P-256 keys: made in
+# milliseconds. The server's files belong to the server user (PostgreSQL refuses a key others
+# may read); the client's key stays the caller's, mode 0600.
+make_tls() {
+    local t=$1
+    command -v openssl >/dev/null || die "openssl is missing; install it with: apt-get install openssl"
+    mkdir -p "$t"
+    ossl() { openssl "$@" >>"$t/openssl.log" 2>&1 || { cat "$t/openssl.log" >&2; die "openssl $1 failed"; }; }
+    local key=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
+    local ca_ext=(-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign")
+    ossl req -x509 "${key[@]}" -days 30 -subj "/CN=ksmfleet test CA" "${ca_ext[@]}" -keyout "$t/ca.key" -out "$t/ca.crt"
+    ossl req -x509 "${key[@]}" -days 30 -subj "/CN=ksmfleet other test CA" "${ca_ext[@]}" -keyout "$t/other-ca.key" -out "$t/other-ca.crt"
+    ossl req -new "${key[@]}" -subj "/CN=localhost" -keyout "$t/server.key" -out "$t/server.csr"
+    printf 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' >"$t/server.ext"
+    ossl x509 -req -in "$t/server.csr" -CA "$t/ca.crt" -CAkey "$t/ca.key" -CAcreateserial -days 30 -extfile "$t/server.ext" -out "$t/server.crt"
+    ossl req -new "${key[@]}" -subj "/CN=ksmfleet_tls_cert" -keyout "$t/client.key" -out "$t/client.csr"
+    printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n' >"$t/client.ext"
+    ossl x509 -req -in "$t/client.csr" -CA "$t/ca.crt" -CAkey "$t/ca.key" -CAcreateserial -days 30 -extfile "$t/client.ext" -out "$t/client.crt"
+    rm -f -- "$t"/*.csr "$t"/*.ext "$t"/*.srl "$t/ca.key" "$t/other-ca.key"
+    chmod 600 "$t/server.key" "$t/client.key"
+    chmod 644 "$t"/*.crt
+    if [[ $EUID -eq 0 ]]; then
+        chown "$PG_USER:" "$t" "$t/server.key" "$t/server.crt" "$t/ca.crt"
+    fi
+}
+
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
@@ -109,7 +143,7 @@ start() {
     read_location
     if is_running && [[ -s $url_file ]]; then
         local old_port
-        old_port=$(sed -n 's|^postgres://postgres@127.0.0.1:\([0-9]*\)/postgres$|\1|p' "$url_file")
+        old_port=$(sed -n 's|^postgres://postgres@127.0.0.1:\([0-9]*\)/postgres?sslmode=disable$|\1|p' "$url_file")
         if [[ -n $old_port ]] && "$PG_ISREADY" -q -h 127.0.0.1 -p "$old_port" -t 10; then
             cat "$url_file"
             return 0
@@ -169,10 +203,14 @@ start() {
         cat "$log_file" >&2
         die "initdb failed (log: $log_file)"
     fi
+    make_tls "$data/tls"
     cat >"$data/pg_hba.conf" <<'EOF'
-# Throwaway test server: trust, but only over the unix socket and loopback.
-local all all               trust
-host  all all 127.0.0.1/32  trust
+# Throwaway test server: trust, but only over the unix socket and loopback. The role
+# ksmfleet_tls_cert logs in over TLS with its client certificate only.
+local   all all               trust
+hostssl all ksmfleet_tls_cert 127.0.0.1/32 cert
+host    all ksmfleet_tls_cert 127.0.0.1/32 reject
+host    all all               127.0.0.1/32 trust
 EOF
     echo "include 'ksmfleet-test.conf'" >>"$data/postgresql.conf"
     [[ $EUID -ne 0 ]] || chown "$PG_USER:" "$data/pg_hba.conf" "$data/postgresql.conf"
@@ -191,6 +229,10 @@ synchronous_commit = on
 full_page_writes = off
 max_connections = 300
 shared_buffers = 128MB
+ssl = on
+ssl_cert_file = '$data/tls/server.crt'
+ssl_key_file = '$data/tls/server.key'
+ssl_ca_file = '$data/tls/ca.crt'
 EOF
         [[ $EUID -ne 0 ]] || chown "$PG_USER:" "$data/ksmfleet-test.conf"
         if as_pg "$PG_BIN/pg_ctl" start -D "$data" -l "$log_file" -w -t 30 >&2; then
@@ -218,7 +260,7 @@ EOF
         sleep 0.2
     done
 
-    local url="postgres://postgres@127.0.0.1:$port/postgres"
+    local url="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
     echo "$url" >"$url_file"
     echo "$url"
 }

@@ -96,7 +96,9 @@ public final class FleetDatabase: Sendable {
     /// replicas starting together apply each migration once. Throws `StoreError.databaseNotUTF8`
     /// for a database whose encoding is not UTF8.
     public init(postgres url: String, logger: Logger = FleetDatabase.quietLogger) throws {
-        guard let location = PostgresLocation(url: url) else { throw StoreError.badDatabaseURL(url) }
+        guard let location = try PostgresLocation(url: url) else {
+            throw StoreError.badDatabaseURL("not a postgres:// URL: give postgres://user:password@host:port/database")
+        }
         path = location.description
         self.logger = logger
         let engine = try PostgresEngine(location: location, logger: logger)

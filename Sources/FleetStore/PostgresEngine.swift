@@ -3,44 +3,9 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import PostgresNIO
 import Synchronization
-
-/// Where a PostgreSQL store lives, from a `postgres://user:password@host:port/database` URL
-/// (`?sslmode=require` asks for TLS; the default is a plain connection, as on loopback).
-public struct PostgresLocation: Sendable, CustomStringConvertible {
-    public var host: String
-    public var port: Int
-    public var username: String
-    public var password: String?
-    public var database: String
-    public var requireTLS: Bool
-
-    /// Nil when `url` is not a postgres URL.
-    public init?(url: String) {
-        guard let c = URLComponents(string: url), c.scheme == "postgres" || c.scheme == "postgresql",
-            let host = c.host, !host.isEmpty
-        else { return nil }
-        self.host = host
-        port = c.port ?? 5432
-        username = c.user ?? "postgres"
-        password = c.password
-        let path = c.path.hasPrefix("/") ? String(c.path.dropFirst()) : c.path
-        database = path.isEmpty ? username : path
-        let mode = c.queryItems?.first { $0.name == "sslmode" }?.value ?? "disable"
-        requireTLS = ["require", "verify-ca", "verify-full"].contains(mode)
-    }
-
-    /// The URL without its password (for logs).
-    public var description: String { "postgres://\(username)@\(host):\(port)/\(database)" }
-
-    func configuration() throws -> PostgresConnection.Configuration {
-        let tls: PostgresConnection.Configuration.TLS =
-            requireTLS ? .require(try NIOSSLContext(configuration: .makeClientConfiguration())) : .disable
-        return PostgresConnection.Configuration(
-            host: host, port: port, username: username, password: password, database: database, tls: tls)
-    }
-}
 
 /// One PostgreSQL connection lent to a store closure, inside a transaction. Its calls block the
 /// calling thread (never a Swift concurrency thread: `PostgresEngine` runs closures on threads
@@ -285,6 +250,8 @@ public struct PostgresError: Error, CustomStringConvertible {
                 // PSQLError underneath prints only postgres-nio's "Generic description".
                 let words: String =
                     switch e.code {
+                    case .sslUnsupported:
+                        "PostgreSQL does not offer TLS (its ssl setting is off), and the URL's sslmode asks for it"
                     case .serverClosedConnection: "PostgreSQL closed the connection"
                     case .clientClosedConnection: "the connection was closed (lost, or cut by this server)"
                     case .uncleanShutdown: "the connection ended without a proper shutdown"
@@ -292,13 +259,28 @@ public struct PostgresError: Error, CustomStringConvertible {
                     }
                 // An underlying PSQLError prints only its generic text: its code says more.
                 let underneath = e.underlying.map { ($0 as? PSQLError).map { ": \($0.code)" } ?? ": \($0)" } ?? ""
-                message = words + underneath
+                message = (e.underlying.flatMap(Self.tlsFailure).map { $0 + "; " } ?? "") + words + underneath
             }
         } else {
             sqlState = nil
             message = "\(error)"
             connectionFailed = connecting
         }
+    }
+
+    /// What a TLS failure under a connection attempt means to an operator, in the URL's terms
+    /// (`PostgresLocation`), or nil for any other failure.
+    static func tlsFailure(_ error: any Error) -> String? {
+        if let e = error as? NIOSSLExtraError, e == .failedToValidateHostname {
+            return "TLS to PostgreSQL failed: its certificate does not name the URL's host "
+                + "(sslmode=verify-full checks the name, or the IP address for an IP host; verify-ca does not)"
+        }
+        guard error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError else { return nil }
+        if "\(error)".contains("CERTIFICATE_VERIFY_FAILED") {
+            return "TLS to PostgreSQL failed: its certificate is not signed by a CA this server trusts "
+                + "(sslrootcert names the CA file to trust; without it, the system's CAs)"
+        }
+        return "TLS to PostgreSQL failed"
     }
 
     /// Why PostgreSQL cannot serve requests now, when this error says so: no connection (down,

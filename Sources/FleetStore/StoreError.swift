@@ -9,7 +9,8 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     case databaseNotUTF8(path: String, encoding: String)
     /// No live node with this id (or name).
     case nodeNotFound(String)
-    /// `--database` is neither a SQLite path nor a `postgres://` URL the store can use.
+    /// `--database` is a `postgres://` URL the store cannot use as written: why, without the
+    /// URL (it may hold a password).
     case badDatabaseURL(String)
     case enrollmentTokenNotFound(String)
     case credentialNotFound(String)
@@ -39,8 +40,8 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
             return
                 "the PostgreSQL database \(path) stores text as \(encoding), not UTF8: \(why). Create it in UTF8 (createdb --encoding UTF8 --locale C --template template0 …; an existing database's data moves across with pg_dump and pg_restore); refusing to start"
         case .nodeNotFound(let id): return "node '\(id)' not found"
-        case .badDatabaseURL(let url):
-            return "'\(url)' is not a database this server can open: give postgres://user:password@host:port/database or a SQLite file path"
+        case .badDatabaseURL(let why):
+            return why
         case .enrollmentTokenNotFound(let id): return "enrollment token '\(id)' not found"
         case .credentialNotFound(let id): return "credential '\(id)' not found"
         case .credentialNameTaken(let name):

@@ -39,8 +39,14 @@ struct MigrateData: AsyncParsableCommand {
         guard let url = targetURL else {
             throw ValidationError("name the PostgreSQL database with --to or KSMFLEET_DATABASE")
         }
-        guard PostgresLocation(url: url) != nil else {
-            // The URL is not repeated: it may hold a password.
+        let location: PostgresLocation?
+        do {
+            location = try PostgresLocation(url: url)
+        } catch {
+            // Why, without the URL: it may hold a password.
+            throw ValidationError("--to (or KSMFLEET_DATABASE): \(error)")
+        }
+        guard location != nil else {
             throw ValidationError(
                 "--to (or KSMFLEET_DATABASE) must be a postgres://user:password@host:port/database URL")
         }
@@ -59,7 +65,7 @@ struct MigrateData: AsyncParsableCommand {
     func run() async throws {
         let path = sourcePath
         // Both checked by validate().
-        guard let url = targetURL, let location = PostgresLocation(url: url) else { throw ExitCode.validationFailure }
+        guard let url = targetURL, let location = try? PostgresLocation(url: url) else { throw ExitCode.validationFailure }
         // Opening a missing file would create an empty store and copy nothing.
         guard FileManager.default.fileExists(atPath: path) else {
             fail("no SQLite database at \(path)")

@@ -29,7 +29,7 @@ import Testing
             try? db.close()
             Issue.record("a database in \(encoding) was opened")
         } catch let error as StoreError {
-            #expect(error == .databaseNotUTF8(path: try #require(PostgresLocation(url: location)).description, encoding: encoding))
+            #expect(error == .databaseNotUTF8(path: try #require(try PostgresLocation(url: location)).description, encoding: encoding))
             #expect(error.description.contains("as \(encoding), not UTF8") && error.description.contains("--encoding UTF8"))
         }
         let tables = try TestStore.psql(location, "SELECT COUNT(*) FROM pg_tables WHERE schemaname = 'public'")
