@@ -11,7 +11,8 @@
 #
 # The server also speaks TLS, with certificates made at start by a CA of its own (DATA/tls:
 # ca.crt; the server's certificate names localhost only, not 127.0.0.1; client.crt and client.key
-# are a client certificate for the role ksmfleet_tls_cert, which may only log in with it;
+# are a client certificate for the role ksmfleet_tls_cert, which may only log in with it (and
+# the role ksmfleet_password only with a password);
 # other-ca.crt is a CA that signed nothing here). The printed URL asks for a plain connection
 # (sslmode=disable), as every suite and benchmark connects; PostgresTLSTests finds the files
 # through `SHOW ssl_ca_file`.
@@ -104,6 +105,10 @@ is_running() {
 # may read); the client's key stays the caller's, mode 0600.
 make_tls() {
     local t=$1
+    # Keys are never readable by others, not even between their writing and the chmod below.
+    local old_umask
+    old_umask=$(umask)
+    umask 077
     command -v openssl >/dev/null || die "openssl is missing; install it with: apt-get install openssl"
     mkdir -p "$t"
     ossl() { openssl "$@" >>"$t/openssl.log" 2>&1 || { cat "$t/openssl.log" >&2; die "openssl $1 failed"; }; }
@@ -118,7 +123,9 @@ make_tls() {
     printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n' >"$t/client.ext"
     ossl x509 -req -in "$t/client.csr" -CA "$t/ca.crt" -CAkey "$t/ca.key" -CAcreateserial -days 30 -extfile "$t/client.ext" -out "$t/client.crt"
     rm -f -- "$t"/*.csr "$t"/*.ext "$t"/*.srl "$t/ca.key" "$t/other-ca.key"
+    umask "$old_umask"
     chmod 600 "$t/server.key" "$t/client.key"
+    chmod 755 "$t"
     chmod 644 "$t"/*.crt
     if [[ $EUID -eq 0 ]]; then
         chown "$PG_USER:" "$t" "$t/server.key" "$t/server.crt" "$t/ca.crt"
@@ -206,10 +213,12 @@ start() {
     make_tls "$data/tls"
     cat >"$data/pg_hba.conf" <<'EOF'
 # Throwaway test server: trust, but only over the unix socket and loopback. The role
-# ksmfleet_tls_cert logs in over TLS with its client certificate only.
+# ksmfleet_tls_cert logs in over TLS with its client certificate only, ksmfleet_password with
+# its password.
 local   all all               trust
 hostssl all ksmfleet_tls_cert 127.0.0.1/32 cert
 host    all ksmfleet_tls_cert 127.0.0.1/32 reject
+host    all ksmfleet_password 127.0.0.1/32 scram-sha-256
 host    all all               127.0.0.1/32 trust
 EOF
     echo "include 'ksmfleet-test.conf'" >>"$data/postgresql.conf"

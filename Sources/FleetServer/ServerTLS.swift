@@ -1,3 +1,4 @@
+import FleetStore
 import Foundation
 import Logging
 import NIOSSL
@@ -90,11 +91,14 @@ public final class ServerTLS: Sendable {
     }
 }
 
-/// Reloads the server's TLS identity on every SIGHUP until shutdown. Without TLS a SIGHUP is
+/// Reloads the server's TLS identity on every SIGHUP until shutdown, and the files the
+/// PostgreSQL URL names (`passfile`, `sslrootcert`, `sslcert`, `sslkey`: a rotated password or
+/// certificate, for the connections made from then on). With nothing to reload a SIGHUP is
 /// logged and ignored (rather than ending the process, its default action), so that
 /// `systemctl reload` is always safe.
 struct TLSReloadService: Service {
     let tls: ServerTLS?
+    let database: FleetDatabase
     let logger: Logger
 
     func run() async throws {
@@ -104,7 +108,13 @@ struct TLSReloadService: Service {
                 "TLS: serving the certificate; SIGHUP reloads it",
                 metadata: ["certificate": "\(tls.files.certificatePath)"])
         }
+        if !database.connectionFiles.isEmpty {
+            logger.info(
+                "database connection files: SIGHUP re-reads them",
+                metadata: ["parameters": "\(database.connectionFiles.joined(separator: ","))"])
+        }
         for await _ in signals.cancelOnGracefulShutdown() {
+            reloadDatabaseFiles()
             guard let tls else {
                 logger.notice("SIGHUP: no TLS certificate to reload (plain HTTP)")
                 continue
@@ -116,6 +126,21 @@ struct TLSReloadService: Service {
                 logger.error(
                     "TLS reload refused, the previous certificate stays in use", metadata: ["error": "\(error)"])
             }
+        }
+    }
+
+    /// The database URL's files read again, logged either way (never their contents).
+    func reloadDatabaseFiles() {
+        do {
+            let files = try database.reloadConnectionFiles()
+            guard !files.isEmpty else { return }
+            logger.notice(
+                "database connection files re-read; new connections use them, open ones go on",
+                metadata: ["parameters": "\(files.joined(separator: ","))", "database": "\(database.path)"])
+        } catch {
+            logger.error(
+                "database connection files refused, the ones read before stay in use",
+                metadata: ["error": "\(error)", "database": "\(database.path)"])
         }
     }
 }

@@ -57,6 +57,22 @@ public final class FleetDatabase: Sendable {
         return try FleetDatabase(path: path, logger: logger)
     }
 
+    /// Reads the files the PostgreSQL URL names again (`passfile`, `sslrootcert`, `sslcert`,
+    /// `sslkey`; SIGHUP): connections made from now on use them, open ones go on. Throws,
+    /// keeping the files read before, when one cannot be used. Returns the parameters re-read:
+    /// none on SQLite or for a URL that names no file.
+    @discardableResult
+    public func reloadConnectionFiles() throws -> [String] {
+        guard case .postgres(let engine) = backend else { return [] }
+        return try engine.reloadConnectionFiles()
+    }
+
+    /// The parameters of the PostgreSQL URL naming files `reloadConnectionFiles` reads again.
+    public var connectionFiles: [String] {
+        guard case .postgres(let engine) = backend else { return [] }
+        return engine.location.files
+    }
+
     /// How much of the database file each SQLite connection maps (SQLite caps it at its
     /// compile-time maximum, 2 GB in Debian's build). The mapped pages are the kernel's page
     /// cache, shared by every connection, and count in the server's RSS while mapped.

@@ -277,8 +277,8 @@ public struct PostgresError: Error, CustomStringConvertible {
         }
         guard error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError else { return nil }
         if "\(error)".contains("CERTIFICATE_VERIFY_FAILED") {
-            return "TLS to PostgreSQL failed: its certificate is not signed by a CA this server trusts "
-                + "(sslrootcert names the CA file to trust; without it, the system's CAs)"
+            return "TLS to PostgreSQL failed: its certificate did not verify "
+                + "(not signed by a CA of the URL's sslrootcert, expired, or not valid yet)"
         }
         return "TLS to PostgreSQL failed"
     }
@@ -478,17 +478,42 @@ enum Placeholders {
 final class PostgresEngine: @unchecked Sendable {
     let location: PostgresLocation
     let logger: Logger
-    private let configuration: PostgresConnection.Configuration
-    /// The readers': read-only outside a transaction block too, so that PostgreSQL refuses a
-    /// write inside a single-statement read (`readStatementSync`) that its text check lets
-    /// through (a WITH holding an UPDATE). The store's own SQL, not a defence against hostile
-    /// SQL: a `set_config` could still turn it off for the connection.
-    private let readerConfiguration: PostgresConnection.Configuration
-    /// The writer's: a statement it runs outside a transaction block (`writeStatementSync`)
-    /// runs at REPEATABLE READ, as its transactions do, so that a concurrent change of a row it
-    /// updates is a serialization failure (run again) rather than an update of a row its other
-    /// parts read in an older state.
-    private let writerConfiguration: PostgresConnection.Configuration
+    /// How new connections are made: from the URL and the files it names, which
+    /// `reloadConnectionFiles` reads again (SIGHUP).
+    struct Configurations {
+        var base: PostgresConnection.Configuration
+        /// The readers': read-only outside a transaction block too, so that PostgreSQL refuses a
+        /// write inside a single-statement read (`readStatementSync`) that its text check lets
+        /// through (a WITH holding an UPDATE). The store's own SQL, not a defence against hostile
+        /// SQL: a `set_config` could still turn it off for the connection.
+        var reader: PostgresConnection.Configuration
+        /// The writer's: a statement it runs outside a transaction block (`writeStatementSync`)
+        /// runs at REPEATABLE READ, as its transactions do, so that a concurrent change of a row it
+        /// updates is a serialization failure (run again) rather than an update of a row its other
+        /// parts read in an older state.
+        var writer: PostgresConnection.Configuration
+
+        init(_ location: PostgresLocation) throws {
+            base = try location.configuration()
+            // A statement whose connection the server closed (a request's deadline, a shutdown)
+            // ends within a second in PostgreSQL too: by default the backend notices only when it
+            // answers, so a query ran to its end for nobody, and a lone write waiting for a lock
+            // (a sample push) committed once it got it, after its request was answered 503.
+            // PostgreSQL 14 or newer.
+            base.options.additionalStartupParameters.append(
+                ("client_connection_check_interval", "\(PostgresEngine.clientCheckMilliseconds)"))
+            reader = base
+            reader.options.additionalStartupParameters.append(("default_transaction_read_only", "on"))
+            // Named, so that operators (and tests) tell the requests' connections in pg_stat_activity
+            // from the background work's, the background lock's and LISTEN's.
+            reader.options.additionalStartupParameters.append(("application_name", "ksmfleet-read"))
+            writer = base
+            writer.options.additionalStartupParameters.append(("default_transaction_isolation", "repeatable read"))
+            writer.options.additionalStartupParameters.append(("application_name", "ksmfleet-write"))
+        }
+    }
+    private let configurations: Mutex<Configurations>
+    private var configuration: PostgresConnection.Configuration { configurations.withLock { $0.base } }
     private let group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     private let readers: ConnectionSlots
     private let writer: ConnectionSlots
@@ -548,25 +573,7 @@ final class PostgresEngine: @unchecked Sendable {
         self.location = location
         self.logger = logger
         prepared = PreparedStatements(threshold: PreparedStatements.thresholdFromEnvironment(), logger: logger)
-        var configuration = try location.configuration()
-        // A statement whose connection the server closed (a request's deadline, a shutdown)
-        // ends within a second in PostgreSQL too: by default the backend notices only when it
-        // answers, so a query ran to its end for nobody, and a lone write waiting for a lock
-        // (a sample push) committed once it got it, after its request was answered 503.
-        // PostgreSQL 14 or newer.
-        configuration.options.additionalStartupParameters.append(
-            ("client_connection_check_interval", "\(Self.clientCheckMilliseconds)"))
-        self.configuration = configuration
-        var readerConfiguration = configuration
-        readerConfiguration.options.additionalStartupParameters.append(("default_transaction_read_only", "on"))
-        // Named, so that operators (and tests) tell the requests' connections in pg_stat_activity
-        // from the background work's, the background lock's and LISTEN's.
-        readerConfiguration.options.additionalStartupParameters.append(("application_name", "ksmfleet-read"))
-        self.readerConfiguration = readerConfiguration
-        var writerConfiguration = configuration
-        writerConfiguration.options.additionalStartupParameters.append(("default_transaction_isolation", "repeatable read"))
-        writerConfiguration.options.additionalStartupParameters.append(("application_name", "ksmfleet-write"))
-        self.writerConfiguration = writerConfiguration
+        configurations = Mutex(try Configurations(location))
         readers = ConnectionSlots(limit: maxReaders)
         writer = ConnectionSlots(limit: 1)
         background = ConnectionSlots(limit: 1)
@@ -590,7 +597,23 @@ final class PostgresEngine: @unchecked Sendable {
 
     /// The configuration of a new connection of `slots`.
     private func configuration(for slots: ConnectionSlots) -> PostgresConnection.Configuration {
-        slots === readers ? readerConfiguration : slots === writer ? writerConfiguration : configuration
+        configurations.withLock { c in slots === readers ? c.reader : slots === writer ? c.writer : c.base }
+    }
+
+    /// Reads the files the URL names again (`passfile`, `sslrootcert`, `sslcert`, `sslkey`):
+    /// connections made from now on use them; open ones go on as they are (as a rotated
+    /// password or certificate leaves PostgreSQL's open sessions). Throws, keeping the files
+    /// read before, when one cannot be read or is refused. Returns the parameters re-read (none
+    /// when the URL names no file).
+    @discardableResult
+    func reloadConnectionFiles() throws -> [String] {
+        let files = location.files
+        guard !files.isEmpty else { return [] }
+        let fresh = try Configurations(try location.rereadingPassword())
+        configurations.withLock { $0 = fresh }
+        // A failure of the files read before (a password changed) is not this one's: try again.
+        lastConnectFailure.withLock { $0 = nil }
+        return files
     }
 
     /// A new connection (blocking). `due`: the caller's deadline, which the attempt counts
@@ -671,14 +694,14 @@ final class PostgresEngine: @unchecked Sendable {
     /// snapshot, so the result is what `readSync` would give, without the `BEGIN` and `COMMIT`
     /// round trips: two of the three a long-poll's first read cost. A second statement, or one
     /// that is not a query, throws (`PostgresSession`); a write inside a query (a WITH holding an
-    /// UPDATE) is refused by the reader connection, read-only by default (`readerConfiguration`).
+    /// UPDATE) is refused by the reader connection, read-only by default (`Configurations.reader`).
     func readStatementSync<T>(due: Due?, _ body: (StoreDB) throws -> T) throws -> T {
         try transaction(slots: readers, begin: nil, limit: .oneQuery, due: due, body)
     }
 
     /// Runs `body`, which makes exactly one statement, on the writer connection outside a
     /// transaction block (blocking): the statement is its own transaction (at REPEATABLE READ,
-    /// `writerConfiguration`), run again on a serialization failure or deadlock like any write
+    /// `Configurations.writer`), run again on a serialization failure or deadlock like any write
     /// transaction. One round trip instead of the three of `BEGIN`, the statement and `COMMIT`:
     /// an agent's normal sample push (`FleetDatabase.writeLoneSampleBatch`). A second statement
     /// throws (`PostgresSession`).

@@ -2,24 +2,30 @@ import Foundation
 import NIOSSL
 import PostgresNIO
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Where a PostgreSQL store lives, from a `postgres://user:password@host:port/database` URL and
-/// the parameters libpq gives such a URL for TLS and the password, with libpq's meanings
-/// (README.md, "Connecting"):
+/// the parameters libpq gives such a URL for TLS and the password (README.md, "Connecting"):
 ///
-/// - `sslmode`: `disable` (plain), `allow` and `prefer` (TLS when the server offers it; the
-///   default, as libpq's; `allow` asks for TLS first too), `require` (TLS or no connection),
-///   `verify-ca` (and the server's certificate signed by a trusted CA), `verify-full` (and
-///   naming the host: its DNS name, or its IP address for an IP host).
-/// - `sslrootcert`: a PEM file of the CAs to trust, or `system` (the system's trust store). With
-///   it the server's certificate is checked in every mode that uses TLS, as libpq checks it
-///   when its root certificate file exists; `verify-ca` and `verify-full` without it trust the
-///   system's CAs.
+/// - `sslmode`: `disable` (plain), `allow` and `prefer` (TLS when the server offers it; `prefer`
+///   is the default, as libpq's; `allow` asks for TLS first too), `require` (TLS or no
+///   connection), `verify-ca` (and the server's certificate signed by a CA of `sslrootcert`),
+///   `verify-full` (and naming the host: its DNS name, or its IP address for an IP host). Unlike
+///   libpq, `allow` and `prefer` never fall back to a plain connection after a failed TLS one.
+/// - `sslrootcert`: a PEM file of the CAs to trust, or `system` (the system's trust store, with
+///   `verify-full` only, its default then: any CA of the system's would vouch for anyone in the
+///   other modes, as libpq 16 rules). With a file the server's certificate is checked in every
+///   mode that uses TLS, as libpq checks it when it has a root certificate. `verify-ca` and
+///   `verify-full` need it (libpq's `~/.postgresql/root.crt` is not read).
 /// - `sslcert` and `sslkey`: a client certificate (PEM) and its key, for PostgreSQL's `cert`
 ///   authentication; the key file readable by its owner only (0600), or 0640 when root owns it.
 /// - `passfile`: a password file in libpq's format (`host:port:database:user:password` lines,
 ///   `*` matching anything), readable by its owner only, read when the URL has no password.
 /// - `host`: a directory holding PostgreSQL's unix socket (`.s.PGSQL.<port>`), for a URL
-///   without a host (`postgres://user@/database?host=/var/run/postgresql`). No TLS there.
+///   without a host (`postgres://user@/database?host=/var/run/postgresql`). No TLS there: a
+///   mode that requires it is refused rather than ignored as libpq ignores it.
 ///
 /// Any other parameter, an `sslmode` libpq does not know, or a file that cannot be read is an
 /// error naming the parameter (`StoreError.badDatabaseURL`), never a connection made with less
@@ -46,6 +52,8 @@ public struct PostgresLocation: Sendable, CustomStringConvertible {
     /// `sslcert` and `sslkey`.
     public var clientCertificate: String?
     public var clientKey: String?
+    /// `passfile`, when the URL has no password of its own.
+    public var passwordFile: String?
 
     /// The URL parameters the store understands.
     public static let parameters = ["sslmode", "sslrootcert", "sslcert", "sslkey", "passfile", "host"]
@@ -55,19 +63,29 @@ public struct PostgresLocation: Sendable, CustomStringConvertible {
     public init?(url: String) throws {
         guard url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") else { return nil }
         func bad(_ why: String) -> StoreError { .badDatabaseURL(why) }
-        guard let c = URLComponents(string: url) else {
-            throw bad("the postgres URL is not a valid URL (a password with reserved characters must be percent-encoded)")
-        }
+        let encodePassword = "a password with reserved characters (such as / ? # @ :) must be percent-encoded"
+        guard let c = URLComponents(string: url) else { throw bad("the postgres URL is not a valid URL (\(encodePassword))") }
+        // An '@' after the host: the user part ended early, at a reserved character of the
+        // password, whose rest is now read as the port, the path, the query or the fragment.
+        // Said without any of them, since they hold the password.
+        guard ![c.percentEncodedPath, c.percentEncodedQuery ?? "", c.percentEncodedFragment ?? ""].contains(where: { $0.contains("@") })
+        else { throw bad("the postgres URL has an '@' after its host: \(encodePassword)") }
+        guard c.fragment == nil else { throw bad("the postgres URL has a fragment ('#'): \(encodePassword)") }
         var query: [String: String] = [:]
         for item in c.queryItems ?? [] {
             guard Self.parameters.contains(item.name) else {
+                // A parameter's name is said (a misspelling); anything else is not repeated.
+                let named = item.name.count <= 40 && item.name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }
                 throw bad(
-                    "the postgres URL has the parameter '\(item.name)', which this server does not use; it knows "
+                    "the postgres URL has \(named ? "the parameter '\(item.name)'" : "a parameter"), which this server does not use; it knows "
                         + Self.parameters.joined(separator: ", "))
             }
             guard query[item.name] == nil else { throw bad("the postgres URL gives '\(item.name)' twice") }
             guard let value = item.value, !value.isEmpty else { throw bad("the postgres URL's '\(item.name)' is empty") }
             query[item.name] = value
+        }
+        if c.port == nil, c.rangeOfPort.map({ !url[$0].isEmpty }) == true {
+            throw bad("the postgres URL's port is not a number of 1-65535 (\(encodePassword))")
         }
         port = c.port ?? 5432
         guard (1...65535).contains(port) else { throw bad("the postgres URL's port \(port) is not 1-65535") }
@@ -84,11 +102,15 @@ public struct PostgresLocation: Sendable, CustomStringConvertible {
             guard let h = c.host, !h.isEmpty else {
                 throw bad("the postgres URL has no host: give postgres://user:password@host:port/database")
             }
+            guard !h.hasPrefix("/"), c.percentEncodedHost?.lowercased().hasPrefix("%2f") != true else {
+                throw bad("the postgres URL names a unix socket directory as its host: give it as ?host=/directory")
+            }
             host = h.hasPrefix("[") && h.hasSuffix("]") ? String(h.dropFirst().dropLast()) : h
         }
         username = c.user ?? "postgres"
         let path = c.path.hasPrefix("/") ? String(c.path.dropFirst()) : c.path
         database = path.isEmpty ? username : path
+        rootCertificates = query["sslrootcert"]
         if let mode = query["sslmode"] {
             guard let m = TLSMode(rawValue: mode) else {
                 throw bad(
@@ -97,9 +119,18 @@ public struct PostgresLocation: Sendable, CustomStringConvertible {
             }
             tlsMode = m
         } else {
-            tlsMode = .prefer
+            tlsMode = rootCertificates == "system" ? .verifyFull : .prefer
         }
-        rootCertificates = query["sslrootcert"]
+        if rootCertificates == "system", tlsMode != .verifyFull {
+            throw bad(
+                "the postgres URL's sslrootcert=system trusts every CA of the system's, so it needs sslmode=verify-full "
+                    + "(the name checked too), not \(tlsMode.rawValue); give the database's own CA file to check a certificate without its name")
+        }
+        if rootCertificates == nil, tlsMode == .verifyCA || tlsMode == .verifyFull {
+            throw bad(
+                "the postgres URL's sslmode=\(tlsMode.rawValue) needs sslrootcert: the CA file that signed the database's certificate"
+                    + (tlsMode == .verifyFull ? ", or sslrootcert=system for the system's CAs" : ""))
+        }
         clientCertificate = query["sslcert"]
         clientKey = query["sslkey"]
         guard (clientCertificate == nil) == (clientKey == nil) else {
@@ -108,14 +139,37 @@ public struct PostgresLocation: Sendable, CustomStringConvertible {
         if socketDirectory != nil, tlsMode == .require || tlsMode == .verifyCA || tlsMode == .verifyFull {
             throw bad("the postgres URL names a unix socket ('host' parameter), which has no TLS, and sslmode=\(tlsMode.rawValue)")
         }
-        if let p = c.password {
-            password = p
-        } else if let file = query["passfile"] {
-            password = try Self.password(
-                inFile: file, host: socketDirectory == nil ? host : "localhost", port: port, database: database, username: username)
-        } else {
-            password = nil
+        password = c.password
+        if c.password == nil, let file = query["passfile"] {
+            passwordFile = file
+            self = try rereadingPassword()
         }
+    }
+
+    /// The parameters naming files read when connections are made from this location.
+    public var files: [String] {
+        guard socketDirectory == nil, tls.use else { return passwordFile == nil ? [] : ["passfile"] }
+        return [
+            ("passfile", passwordFile), ("sslrootcert", rootCertificates == "system" ? nil : rootCertificates),
+            ("sslcert", clientCertificate), ("sslkey", clientKey),
+        ].compactMap { $0.1 == nil ? nil : $0.0 }
+    }
+
+    /// The host a password file's line names for this location: the host, or for a unix socket
+    /// its directory, or `localhost` for the default directories (Debian's libpq's and
+    /// PostgreSQL's own), as libpq matches them.
+    var passwordFileHost: String {
+        guard let socketDirectory else { return host }
+        return ["/var/run/postgresql", "/tmp"].contains(socketDirectory) ? "localhost" : socketDirectory
+    }
+
+    /// This location with the password read again from `passwordFile` (itself when it has none).
+    func rereadingPassword() throws -> PostgresLocation {
+        guard let passwordFile else { return self }
+        var l = self
+        l.password = try Self.password(
+            inFile: passwordFile, host: passwordFileHost, port: port, database: database, username: username)
+        return l
     }
 
     /// Where the store is, without the password (for logs).
@@ -150,15 +204,25 @@ public struct PostgresLocation: Sendable, CustomStringConvertible {
             switch rootCertificates {
             case nil, "system": config.trustRoots = .default
             case let file?:
-                config.trustRoots = .certificates(try Self.read("sslrootcert", file) { try NIOSSLCertificate.fromPEMFile($0) })
+                config.trustRoots = .certificates(
+                    try Self.read("sslrootcert", file, as: "PEM certificates") { try NIOSSLCertificate.fromPEMFile($0) })
             }
             if let clientCertificate, let clientKey {
-                config.certificateChain = try Self.read("sslcert", clientCertificate) { try NIOSSLCertificate.fromPEMFile($0) }
-                    .map { .certificate($0) }
-                try Self.checkKeyFileMode(clientKey)
-                config.privateKey = .privateKey(try Self.read("sslkey", clientKey) { try NIOSSLPrivateKey(file: $0, format: .pem) })
+                config.certificateChain = try Self.read("sslcert", clientCertificate, as: "PEM certificates") {
+                    try NIOSSLCertificate.fromPEMFile($0)
+                }.map { .certificate($0) }
+                try Self.checkSecretFile(clientKey, parameter: "sslkey", rootGroupMayRead: true)
+                config.privateKey = .privateKey(
+                    try Self.read("sslkey", clientKey, as: "a PEM private key") { try NIOSSLPrivateKey(file: $0, format: .pem) })
             }
-            let context = try NIOSSLContext(configuration: config)
+            let context: NIOSSLContext
+            do {
+                context = try NIOSSLContext(configuration: config)
+            } catch {
+                throw StoreError.badDatabaseURL(
+                    "TLS for the postgres URL's sslmode=\(tlsMode.rawValue) could not be set up (\(error))"
+                        + (rootCertificates == "system" ? ": the system's CA certificates may be missing (apt-get install ca-certificates)" : ""))
+            }
             mode = tls.required ? .require(context) : .prefer(context)
         }
         return PostgresConnection.Configuration(
@@ -166,70 +230,80 @@ public struct PostgresLocation: Sendable, CustomStringConvertible {
     }
 
     /// `load(file)`, its failure said as the parameter's.
-    static func read<T>(_ parameter: String, _ file: String, _ load: (String) throws -> T) throws -> T {
+    static func read<T>(_ parameter: String, _ file: String, as what: String, _ load: (String) throws -> T) throws -> T {
         guard FileManager.default.isReadableFile(atPath: file) else {
             throw StoreError.badDatabaseURL("the postgres URL's \(parameter) \(file) cannot be read")
         }
         do {
             let value = try load(file)
             if let list = value as? [Any], list.isEmpty {
-                throw StoreError.badDatabaseURL("the postgres URL's \(parameter) \(file) holds no PEM certificate")
+                throw StoreError.badDatabaseURL("the postgres URL's \(parameter) \(file) holds no \(what)")
             }
             return value
         } catch let error as StoreError {
             throw error
         } catch {
-            throw StoreError.badDatabaseURL("the postgres URL's \(parameter) \(file) is not a PEM file this server can read (\(error))")
+            throw StoreError.badDatabaseURL("the postgres URL's \(parameter) \(file) does not hold \(what) this server can read (\(error))")
         }
     }
 
-    /// libpq's rule for a secret file: no access for others or the group, but for a group read
-    /// when root owns it (a file shared with the service's group).
-    static func checkKeyFileMode(_ file: String, parameter: String = "sslkey") throws {
-        guard let attributes = try? FileManager.default.attributesOfItem(atPath: file),
-            let mode = (attributes[.posixPermissions] as? NSNumber)?.intValue
-        else { throw StoreError.badDatabaseURL("the postgres URL's \(parameter) \(file) cannot be read") }
-        let owner = (attributes[.ownerAccountID] as? NSNumber)?.intValue
-        let allowed = owner == 0 ? 0o640 : 0o600
-        guard mode & 0o777 & ~allowed == 0 else {
+    /// libpq's rule for a file holding a secret: a regular file (a symbolic link is followed),
+    /// with no access for the group or others, but for a group read of a key file root owns
+    /// (`rootGroupMayRead`: a key shared with the service's group).
+    static func checkSecretFile(_ file: String, parameter: String, rootGroupMayRead: Bool) throws {
+        var st = stat()
+        guard stat(file, &st) == 0 else { throw StoreError.badDatabaseURL("the postgres URL's \(parameter) \(file) cannot be read") }
+        guard st.st_mode & S_IFMT == S_IFREG else {
+            throw StoreError.badDatabaseURL("the postgres URL's \(parameter) \(file) is not a regular file")
+        }
+        let mode = Int(st.st_mode & 0o777)
+        let groupRead = rootGroupMayRead && st.st_uid == 0
+        let allowed = groupRead ? 0o740 : 0o700
+        guard mode & ~allowed == 0 else {
             throw StoreError.badDatabaseURL(
-                "the postgres URL's \(parameter) \(file) has mode \(String(mode & 0o777, radix: 8)): it holds a secret and must be 0600"
-                    + (owner == 0 ? " (or 0640, owned by root)" : "") + "; chmod 600 it")
+                "the postgres URL's \(parameter) \(file) has mode \(String(mode, radix: 8)): it holds a secret and must be 0600"
+                    + (groupRead ? " (or 0640, owned by root)" : "") + "; chmod 600 it")
         }
     }
 
     /// The password of the first line of `file` (libpq's password file) that matches, or nil.
     static func password(inFile file: String, host: String, port: Int, database: String, username: String) throws -> String? {
-        try checkKeyFileMode(file, parameter: "passfile")
-        let text = try read("passfile", file) { try String(contentsOfFile: $0, encoding: .utf8) }
+        try checkSecretFile(file, parameter: "passfile", rootGroupMayRead: false)
+        let text = try read("passfile", file, as: "UTF-8 text") { try String(contentsOfFile: $0, encoding: .utf8) }
+        let wanted = [host, String(port), database, username]
         for line in text.split(whereSeparator: \.isNewline) where !line.hasPrefix("#") {
             let fields = passfileFields(Substring(line))
             guard fields.count == 5 else { continue }
-            let wanted = [host, String(port), database, username]
-            if zip(fields.prefix(4), wanted).allSatisfy({ $0 == "*" || $0 == $1 }) { return fields[4] }
+            if zip(fields.prefix(4), wanted).allSatisfy({ $0.any || $0.text == $1 }) { return fields[4].text }
         }
         return nil
     }
 
-    /// A password file line's fields: split at `:`, with `\:` and `\\` taken as the characters.
-    static func passfileFields(_ line: Substring) -> [String] {
-        var fields: [String] = []
+    /// A password file line's fields as libpq reads them: split at each `:` not escaped by a
+    /// backslash (`\:` and `\\` are the characters), the password ending at the fifth field's
+    /// end like the others; `any`: the field is a lone `*`, not escaped.
+    static func passfileFields(_ line: Substring) -> [(text: String, any: Bool)] {
+        var fields: [(text: String, any: Bool)] = []
         var current = ""
+        var escapedAny = false
         var escaped = false
         for ch in line {
             if escaped {
                 current.append(ch)
+                escapedAny = true
                 escaped = false
             } else if ch == "\\" {
                 escaped = true
-            } else if ch == ":" && fields.count < 4 {
-                fields.append(current)
+            } else if ch == ":" {
+                fields.append((current, current == "*" && !escapedAny))
+                if fields.count == 5 { return fields }
                 current = ""
+                escapedAny = false
             } else {
                 current.append(ch)
             }
         }
-        fields.append(current)
+        fields.append((current, current == "*" && !escapedAny))
         return fields
     }
 }

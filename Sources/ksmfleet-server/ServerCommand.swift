@@ -60,7 +60,7 @@ struct Serve: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "The store: a postgres://user:password@host:port/database URL (several replicas may share it), else the SQLite file in --data-dir. Also KSMFLEET_DATABASE.",
+            "The store: a postgres://user:password@host:port/database URL (several replicas may share it), else the SQLite file in --data-dir. Also KSMFLEET_DATABASE. libpq's parameters: sslmode (default prefer), sslrootcert, sslcert, sslkey, passfile, host=/socket-dir; SIGHUP re-reads their files.",
             valueName: "url"))
     var database: String?
 

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import PostgresNIO
+import Synchronization
 import TestSupport
 import Testing
 
@@ -28,29 +29,31 @@ import Testing
         #expect(plain.host == "db.example" && plain.port == 6432 && plain.database == "fleet" && plain.password == "pw")
         #expect(plain.tls.use && !plain.tls.required && plain.tls.verification == .none)
         for mode in PostgresLocation.TLSMode.allCases {
-            let l = try Self.location("postgresql://ksm@db.example/fleet?sslmode=\(mode.rawValue)")
-            #expect(l.tlsMode == mode)
+            // A CA file: verify-ca and verify-full need one, and it makes every TLS mode check the
+            // chain, as in libpq.
+            let l = try Self.location("postgresql://ksm@db.example/fleet?sslmode=\(mode.rawValue)&sslrootcert=/etc/ksmfleet/pg-ca.crt")
+            #expect(l.tlsMode == mode && l.rootCertificates == "/etc/ksmfleet/pg-ca.crt")
             let tls = l.tls
             switch mode {
             case .disable: #expect(!tls.use)
-            case .allow, .prefer: #expect(tls.use && !tls.required && tls.verification == .none)
-            case .require: #expect(tls.required && tls.verification == .none)
-            case .verifyCA: #expect(tls.required && tls.verification == .noHostnameVerification)
+            case .allow, .prefer: #expect(tls.use && !tls.required && tls.verification == .noHostnameVerification)
+            case .require, .verifyCA: #expect(tls.required && tls.verification == .noHostnameVerification)
             case .verifyFull: #expect(tls.required && tls.verification == .fullVerification)
             }
+            guard mode != .verifyCA, mode != .verifyFull else { continue }
+            let unchecked = try Self.location("postgresql://ksm@db.example/fleet?sslmode=\(mode.rawValue)").tls
+            #expect(unchecked.use == (mode != .disable) && unchecked.required == (mode == .require) && unchecked.verification == .none)
         }
-        // A root certificate file makes every TLS mode check the chain, as in libpq.
-        for mode in ["prefer", "require"] {
-            let l = try Self.location("postgres://ksm@db.example/fleet?sslmode=\(mode)&sslrootcert=/etc/ksmfleet/pg-ca.crt")
-            #expect(l.tls.verification == .noHostnameVerification && l.rootCertificates == "/etc/ksmfleet/pg-ca.crt")
-        }
+        // The system's CAs vouch for anyone's name: only with the name checked, and then by default.
+        let system = try Self.location("postgres://ksm@db.example/fleet?sslrootcert=system")
+        #expect(system.tlsMode == .verifyFull && system.tls.verification == .fullVerification)
         let v6 = try Self.location("postgres://ksm@[::1]:5433/fleet")
         #expect(v6.host == "::1" && v6.description == "postgres://ksm@[::1]:5433/fleet")
         #expect(try Self.location("postgres://db.example").database == "postgres" && Self.location("postgres://db.example").username == "postgres")
     }
 
     @Test func whatTheStoreCannotUseIsRefusedByName() throws {
-        let secret = "s3cret-Pa55"
+        let secret = "hunter2"
         let cases: [(String, String)] = [
             ("postgres://ksm:\(secret)@db/fleet?sslmode=requre", "sslmode 'requre' is not one of disable, allow, prefer, require"),
             ("postgres://ksm:\(secret)@db/fleet?ssl=true", "the parameter 'ssl', which this server does not use"),
@@ -58,23 +61,37 @@ import Testing
             ("postgres://ksm:\(secret)@db/fleet?sslrootcert=", "'sslrootcert' is empty"),
             ("postgres://ksm:\(secret)@db/fleet?sslcert=/etc/c.crt", "sslcert without sslkey"),
             ("postgres://ksm:\(secret)@db/fleet?sslkey=/etc/c.key", "sslkey without sslcert"),
+            ("postgres://ksm:\(secret)@db/fleet?sslmode=verify-ca", "sslmode=verify-ca needs sslrootcert"),
+            ("postgres://ksm:\(secret)@db/fleet?sslmode=verify-full", "or sslrootcert=system for the system's CAs"),
+            ("postgres://ksm:\(secret)@db/fleet?sslmode=verify-ca&sslrootcert=system", "needs sslmode=verify-full"),
+            ("postgres://ksm:\(secret)@db/fleet?sslmode=require&sslrootcert=system", "needs sslmode=verify-full"),
             ("postgres://ksm:\(secret)@/fleet", "has no host"),
+            ("postgres://ksm:\(secret)@%2Frun%2Fpostgresql/fleet", "give it as ?host=/directory"),
             ("postgres://ksm:\(secret)@db/fleet?host=run/postgresql", "absolute path of the unix socket's directory"),
             ("postgres://ksm:\(secret)@db/fleet?host=/run/postgresql", "both a host and a unix socket directory"),
-            ("postgres://ksm:\(secret)@/fleet?host=/run/postgresql&sslmode=verify-full", "which has no TLS, and sslmode=verify-full"),
+            ("postgres://ksm:\(secret)@/fleet?host=/run/postgresql&sslmode=require", "which has no TLS, and sslmode=require"),
             ("postgres://ksm:\(secret)@db:70000/fleet", "port 70000 is not 1-65535"),
+            ("postgres://ksm:\(secret)@db:99999999999999999999/fleet", "port is not a number"),
+            // A password with a reserved character, not percent-encoded: its rest would read as
+            // a parameter, a database or a fragment.
+            ("postgres://ksm:?\(secret)@db/fleet", "must be percent-encoded"),
+            ("postgres://ksm:12345/\(secret)@db/fleet", "must be percent-encoded"),
+            ("postgres://ksm:ab#\(secret)@db/fleet", "must be percent-encoded"),
+            ("postgres://ksm:pw@db/fleet?\(secret)-x=1", "has a parameter, which this server does not use"),
         ]
         for (url, words) in cases {
             let refusal = try #require(Self.refusal(url), "\(url) was taken")
             #expect(refusal.contains(words), "\(url): \(refusal)")
             #expect(!refusal.contains(secret), "the refusal repeats the password: \(refusal)")
         }
+        #expect(try Self.location("postgres://ksm:ab%2F%3F%23%40%3Acd@db/fleet").password == "ab/?#@:cd", "percent-encoded")
         // Through the store's entry point and the server's error text alike.
         #expect(throws: StoreError.self) { try FleetDatabase.open("postgres://ksm:\(secret)@db/fleet?sslmode=on") }
         #expect(!"\(try Self.location("postgres://ksm:\(secret)@db/fleet"))".contains(secret))
     }
 
-    /// A file whose contents and mode are `text` and `mode`, in a directory removed at the end.
+    /// A file whose contents and mode are `text` and `mode`, in `dir`.
+    @discardableResult
     static func file(_ text: String, mode: Int, in dir: URL, _ name: String) throws -> String {
         let path = dir.appending(path: name).path
         try Data(text.utf8).write(to: URL(fileURLWithPath: path))
@@ -82,37 +99,73 @@ import Testing
         return path
     }
 
-    @Test func thePasswordFileIsLibpqsAndMustBePrivate() throws {
-        let dir = FileManager.default.temporaryDirectory.appending(path: "ksmfleet-passfile-\(UUID().uuidString)")
+    static func scratch(_ name: String) throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appending(path: "ksmfleet-\(name)-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    @Test func thePasswordFileIsLibpqsAndMustBePrivate() throws {
+        let dir = try Self.scratch("passfile")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let lines = """
+        let lines = #"""
             # host:port:database:user:password
             other.example:5432:fleet:ksm:not-this-one
             db.example:5432:other:ksm:nor-this
-            db.example:*:fleet:ksm:pa\\:ss\\\\word:with:colons
+            \*:5432:fleet:ksm:an-escaped-star-is-a-star
+            db.example:*:fleet:ksm:pa\:ss\\word:the-rest-ignored
+            /srv/pg:5432:fleet:ksm:by-the-directory
+            localhost:5432:fleet:ksm:local-one
             *:*:*:*:the-catch-all
-            """
+            """#
         let pass = try Self.file(lines, mode: 0o600, in: dir, "pgpass")
-        #expect(try Self.location("postgres://ksm@db.example/fleet?passfile=\(pass)").password == "pa:ss\\word:with:colons")
-        #expect(try Self.location("postgres://ksm@db.example/elsewhere?passfile=\(pass)").password == "the-catch-all")
-        #expect(try Self.location("postgres://ksm:given@db.example/fleet?passfile=\(pass)").password == "given", "the URL's own wins")
-        // A unix socket matches as localhost, as in libpq.
-        let local = try Self.file("localhost:5432:fleet:ksm:local-one\n", mode: 0o600, in: dir, "local")
-        #expect(try Self.location("postgres://ksm@/fleet?host=/run/postgresql&passfile=\(local)").password == "local-one")
-        #expect(try Self.location("postgres://ksm@db.example/fleet?passfile=\(local)").password == nil, "no line matches")
-        // Readable by others: refused, saying how to mend it, without the password.
-        let open = try Self.file("*:*:*:*:leaked-secret\n", mode: 0o644, in: dir, "open")
-        let refusal = try #require(Self.refusal("postgres://ksm@db.example/fleet?passfile=\(open)"))
-        #expect(refusal.contains("has mode 644") && refusal.contains("chmod 600"), "\(refusal)")
-        #expect(!refusal.contains("leaked-secret"))
+        func password(_ url: String) throws -> String? { try Self.location(url + "passfile=\(pass)").password }
+        #expect(try password("postgres://ksm@db.example/fleet?") == #"pa:ss\word"#)
+        #expect(try password("postgres://ksm@db.example/elsewhere?") == "the-catch-all")
+        #expect(try password("postgres://ksm@*/fleet?") == "an-escaped-star-is-a-star")
+        #expect(try password("postgres://ksm:given@db.example/fleet?") == "given", "the URL's own wins")
+        // A unix socket matches by its directory; the default directories as localhost, as in libpq.
+        #expect(try password("postgres://ksm@/fleet?host=/srv/pg&") == "by-the-directory")
+        #expect(try password("postgres://ksm@/fleet?host=/var/run/postgresql&") == "local-one")
+        let none = try Self.file("other.example:*:*:*:x\n", mode: 0o600, in: dir, "none")
+        #expect(try Self.location("postgres://ksm@db.example/fleet?passfile=\(none)").password == nil, "no line matches")
+        // Through a symbolic link (as a Kubernetes secret volume mounts it): the file's own mode.
+        try FileManager.default.createSymbolicLink(atPath: dir.appending(path: "link").path, withDestinationPath: pass)
+        #expect(try Self.location("postgres://ksm@db.example/fleet?passfile=\(dir.path)/link").password == #"pa:ss\word"#)
+        // Readable by others, or by the group (root's too): refused, saying how to mend it, without the password.
+        for mode in [0o644, 0o640] {
+            let open = try Self.file("*:*:*:*:leaked-secret\n", mode: mode, in: dir, "open-\(mode)")
+            let refusal = try #require(Self.refusal("postgres://ksm@db.example/fleet?passfile=\(open)"))
+            #expect(refusal.contains("has mode \(String(mode, radix: 8))") && refusal.contains("chmod 600"), "\(refusal)")
+            #expect(!refusal.contains("leaked-secret"))
+        }
         #expect(Self.refusal("postgres://ksm@db.example/fleet?passfile=\(dir.path)/missing")?.contains("cannot be read") == true)
+        #expect(Self.refusal("postgres://ksm@db.example/fleet?passfile=\(dir.path)")?.contains("is not a regular file") == true)
+    }
+
+    /// Runs openssl in `dir`.
+    static func openssl(_ arguments: [String], in dir: URL) throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl") else {
+            try Test.cancel("openssl is missing (make test installs it)")
+        }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        p.arguments = arguments
+        p.currentDirectoryURL = dir
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        try #require(p.terminationStatus == 0, "openssl \(arguments.joined(separator: " "))")
     }
 
     @Test func certificateFilesAreCheckedWhenTheStoreOpens() throws {
-        let dir = FileManager.default.temporaryDirectory.appending(path: "ksmfleet-tlsfiles-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = try Self.scratch("tlsfiles")
         defer { try? FileManager.default.removeItem(at: dir) }
+        try Self.openssl(
+            ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=client",
+             "-keyout", "client.key", "-out", "client.crt"], in: dir)
+        let (crt, key) = (dir.appending(path: "client.crt").path, dir.appending(path: "client.key").path)
         let notPEM = try Self.file("not a certificate\n", mode: 0o644, in: dir, "ca.crt")
         let refusal = { (url: String) -> String? in
             do {
@@ -122,17 +175,110 @@ import Testing
                 return "\(error)"
             }
         }
-        #expect(refusal("postgres://ksm@db/fleet?sslrootcert=\(notPEM)")?.contains("sslrootcert \(notPEM) is not a PEM file") == true)
+        #expect(refusal("postgres://ksm@db/fleet?sslrootcert=\(notPEM)")?.contains("sslrootcert \(notPEM) does not hold PEM certificates") == true)
         #expect(refusal("postgres://ksm@db/fleet?sslrootcert=\(dir.path)/none.crt")?.contains("sslrootcert \(dir.path)/none.crt cannot be read") == true)
         #expect(refusal("postgres://ksm@db/fleet?sslrootcert=system") == nil, "the system's CAs")
+        #expect(refusal("postgres://ksm@db/fleet?sslrootcert=\(crt)") == nil, "a CA file")
         #expect(refusal("postgres://ksm@db/fleet?sslmode=disable&sslrootcert=\(notPEM)") == nil, "no TLS, nothing read")
-        // A client key others may read is refused before it is read.
-        let key = try Self.file("-----BEGIN PRIVATE KEY-----\n", mode: 0o644, in: dir, "client.key")
-        let keyRefusal = refusal("postgres://ksm@db/fleet?sslmode=require&sslcert=\(notPEM)&sslkey=\(key)")
-        #expect(keyRefusal?.contains("is not a PEM file") == true, "the certificate is read first: \(keyRefusal ?? "")")
-        #expect(throws: StoreError.self) { try PostgresLocation.checkKeyFileMode(key) }
+        // The client key: its mode checked before it is read, through a link as well.
+        let url = "postgres://ksm@db/fleet?sslmode=require&sslcert=\(crt)&sslkey="
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: key)
+        #expect(refusal(url + key)?.contains("sslkey \(key) has mode 644") == true, "\(refusal(url + key) ?? "taken")")
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: key)
-        try PostgresLocation.checkKeyFileMode(key)
+        #expect(refusal(url + key) == nil)
+        try FileManager.default.createSymbolicLink(atPath: dir.appending(path: "key-link").path, withDestinationPath: key)
+        #expect(refusal(url + dir.appending(path: "key-link").path) == nil, "a link to a 0600 key")
+        #expect(refusal(url + notPEM)?.contains("has mode 644") == true, "the mode first")
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: notPEM)
+        #expect(refusal(url + notPEM)?.contains("does not hold a PEM private key") == true)
+        // A group may read a key root owns (the service's group), not one another user owns.
+        if getuid() == 0 {
+            try FileManager.default.setAttributes([.posixPermissions: 0o640], ofItemAtPath: key)
+            #expect(refusal(url + key) == nil, "0640, owned by root")
+            try FileManager.default.setAttributes([.ownerAccountID: 65534], ofItemAtPath: key)
+            #expect(refusal(url + key)?.contains("has mode 640") == true, "0640, owned by nobody")
+        }
+    }
+
+    /// A server that answers TLS's request with "N" (TLS off) and records what the client sends
+    /// next: `require` must give up, `prefer` go on in plain text.
+    @Test(arguments: ["require", "prefer"]) func aServerWithoutTLS(mode: String) async throws {
+        let server = try NoTLSServer()
+        defer { server.stop() }
+        let url = "postgres://ksm:pw@127.0.0.1:\(server.port)/fleet?sslmode=\(mode)"
+        let engine = try PostgresEngine(location: try Self.location(url), logger: FleetDatabase.quietLogger)
+        defer { engine.close() }
+        do {
+            let c = try engine.connect()
+            try? await c.close()
+            Issue.record("connected to a server that closes after the startup message")
+        } catch let error as FleetStore.PostgresError {
+            if mode == "require" {
+                #expect(error.message.contains("PostgreSQL does not offer TLS"), "\(error.message)")
+            }
+        }
+        let seen = server.seen()
+        #expect(seen.first == "TLS asked", "\(seen)")
+        #expect(seen.contains("startup in plain text") == (mode == "prefer"), "\(seen)")
+    }
+}
+
+/// One connection on 127.0.0.1: reads PostgreSQL's SSLRequest, answers "N", then reads whether
+/// a StartupMessage follows, and closes. Its own thread, every wait bounded (5 s).
+final class NoTLSServer: Sendable {
+    let port: Int
+    private let fd: Int32
+    private let log = Mutex<[String]>([])
+    private let done = DispatchSemaphore(value: 0)
+
+    func seen() -> [String] {
+        _ = done.wait(timeout: .now() + 10)
+        return log.withLock { $0 }
+    }
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+        }
+        try #require(fd >= 0 && ok && listen(fd, 1) == 0, "listen on 127.0.0.1")
+        self.fd = fd
+        port = Int(UInt16(bigEndian: addr.sin_port))
+        let thread = Thread { [self] in
+            defer { done.signal() }
+            var timeout = timeval(tv_sec: 5, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            let c = accept(fd, nil, nil)
+            guard c >= 0 else { return }
+            defer { close(c) }
+            setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            func read8() -> [UInt8]? {
+                var buf = [UInt8](repeating: 0, count: 8)
+                var got = 0
+                while got < 8 {
+                    let n = buf.withUnsafeMutableBytes { recv(c, $0.baseAddress! + got, 8 - got, 0) }
+                    guard n > 0 else { return nil }
+                    got += n
+                }
+                return buf
+            }
+            // SSLRequest: length 8, code 80877103.
+            guard read8() == [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f] else { return }
+            log.withLock { $0.append("TLS asked") }
+            _ = send(c, [UInt8(ascii: "N")], 1, 0)
+            // StartupMessage: its length, then protocol 3.0.
+            if let m = read8(), m[4...] == [0, 3, 0, 0] { log.withLock { $0.append("startup in plain text") } }
+        }
+        thread.start()
+    }
+
+    func stop() {
+        shutdown(fd, Int32(SHUT_RDWR))
+        close(fd)
     }
 }
 
@@ -163,6 +309,11 @@ import Testing
     static func connect(_ url: String) async throws -> Result<(ssl: Bool, user: String), FleetStore.PostgresError> {
         let engine = try PostgresEngine(location: try #require(try PostgresLocation(url: url)), logger: FleetDatabase.quietLogger)
         defer { engine.close() }
+        return try await connect(engine)
+    }
+
+    /// A new connection of `engine`: TLS's or not, and as whom; or the error it failed with.
+    static func connect(_ engine: PostgresEngine) async throws -> Result<(ssl: Bool, user: String), FleetStore.PostgresError> {
         let connection: PostgresConnection
         do {
             connection = try engine.connect()
@@ -194,10 +345,9 @@ import Testing
             (url(s.host, "sslmode=require&sslrootcert=\(ca)"), true, ""),
             (url(s.host, "sslmode=verify-ca&sslrootcert=\(ca)"), true, ""),
             (url("localhost", "sslmode=verify-full&sslrootcert=\(ca)"), true, ""),
-            (url(s.host, "sslmode=require&sslrootcert=\(other)"), nil, "not signed by a CA this server trusts"),
-            (url(s.host, "sslmode=prefer&sslrootcert=\(other)"), nil, "not signed by a CA this server trusts"),
-            (url("localhost", "sslmode=verify-full"), nil, "not signed by a CA this server trusts"),
-            (url("localhost", "sslmode=verify-ca&sslrootcert=system"), nil, "not signed by a CA this server trusts"),
+            (url(s.host, "sslmode=require&sslrootcert=\(other)"), nil, "its certificate did not verify"),
+            (url(s.host, "sslmode=prefer&sslrootcert=\(other)"), nil, "its certificate did not verify"),
+            (url("localhost", "sslrootcert=system"), nil, "its certificate did not verify"),
             (url(s.host, "sslmode=verify-full&sslrootcert=\(ca)"), nil, "does not name the URL's host"),
         ]
         for (u, ssl, words) in cases {
@@ -249,6 +399,48 @@ import Testing
         ).trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "|").compactMap { Int($0) }
         #expect(seen.count == 3 && seen[0] >= 3 && seen[0] == seen[1], "connections, TLS ones, names: \(seen)")
         #expect(seen.count == 3 && seen[2] >= 3, "the readers', the writer's and another's: \(seen)")
+    }
+
+    /// The files the URL names, read again (SIGHUP): a rotated password (`passfile`), a CA
+    /// file replaced; a file refused keeps the ones read before.
+    @Test func aReloadReadsTheFilesAgain() async throws {
+        let s = try Self.server()
+        try TestStore.psql(
+            s.url,
+            """
+            DO $$BEGIN CREATE ROLE ksmfleet_password LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END$$;
+            ALTER ROLE ksmfleet_password PASSWORD 'first-password';
+            """)
+        let dir = try PostgresURLTests.scratch("reload")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let pass = try PostgresURLTests.file("*:*:*:ksmfleet_password:first-password\n", mode: 0o600, in: dir, "pgpass")
+        let ca = dir.appending(path: "ca.crt").path
+        try FileManager.default.copyItem(atPath: "\(s.tls)/other-ca.crt", toPath: ca)
+        let url = "postgres://ksmfleet_password@\(s.host):\(s.port)/postgres?sslmode=verify-ca&sslrootcert=\(ca)&passfile=\(pass)"
+        let engine = try PostgresEngine(location: try #require(try PostgresLocation(url: url)), logger: FleetDatabase.quietLogger)
+        defer { engine.close() }
+        func failure() async throws -> String? {
+            guard case .failure(let e) = try await Self.connect(engine) else { return nil }
+            return e.message
+        }
+        #expect(try await failure()?.contains("its certificate did not verify") == true, "the other CA's file")
+        // The database's CA in the file's place: taken at the reload, not before.
+        try FileManager.default.removeItem(atPath: ca)
+        try FileManager.default.copyItem(atPath: "\(s.tls)/ca.crt", toPath: ca)
+        #expect(try engine.reloadConnectionFiles() == ["passfile", "sslrootcert"])
+        let first = try await Self.connect(engine).get()
+        #expect(first.ssl && first.user == "ksmfleet_password")
+        // The password rotated: refused until the file has it and is read again.
+        try TestStore.psql(s.url, "ALTER ROLE ksmfleet_password PASSWORD 'second-password'")
+        #expect(try await failure()?.contains("password authentication failed") == true)
+        try PostgresURLTests.file("*:*:*:ksmfleet_password:second-password\n", mode: 0o600, in: dir, "pgpass")
+        #expect(try await failure() != nil, "nothing read before the reload")
+        try engine.reloadConnectionFiles()
+        #expect(try await Self.connect(engine).get().user == "ksmfleet_password")
+        // A file refused at the reload: the error says which, the files read before stay.
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: pass)
+        #expect(throws: StoreError.self) { try engine.reloadConnectionFiles() }
+        #expect(try await Self.connect(engine).get().user == "ksmfleet_password")
     }
 
     /// The server's unix socket (`host=/dir`): no TLS, no TCP.
