@@ -114,9 +114,13 @@ struct TLSReloadService: Service {
                 metadata: ["parameters": "\(database.connectionFiles.joined(separator: ","))"])
         }
         for await _ in signals.cancelOnGracefulShutdown() {
-            reloadDatabaseFiles()
+            let databaseFiles = await reloadDatabaseFiles()
             guard let tls else {
-                logger.notice("SIGHUP: no TLS certificate to reload (plain HTTP)")
+                if databaseFiles {
+                    logger.info("SIGHUP: HTTP is plain, no certificate of its own to reload")
+                } else {
+                    logger.notice("SIGHUP: nothing to reload (plain HTTP; the database URL names no file)")
+                }
                 continue
             }
             do {
@@ -129,11 +133,17 @@ struct TLSReloadService: Service {
         }
     }
 
-    /// The database URL's files read again, logged either way (never their contents).
-    func reloadDatabaseFiles() {
+    /// The database URL's files read again, logged either way (never their contents); false
+    /// when it names none. On a thread of its own: files on a stalled mount must not hold one
+    /// of Swift concurrency's threads.
+    func reloadDatabaseFiles() async -> Bool {
+        guard !database.connectionFiles.isEmpty else { return false }
+        let database = self.database
+        let result: Result<[String], any Error> = await withCheckedContinuation { done in
+            Thread { done.resume(returning: Result { try database.reloadConnectionFiles() }) }.start()
+        }
         do {
-            let files = try database.reloadConnectionFiles()
-            guard !files.isEmpty else { return }
+            let files = try result.get()
             logger.notice(
                 "database connection files re-read; new connections use them, open ones go on",
                 metadata: ["parameters": "\(files.joined(separator: ","))", "database": "\(database.path)"])
@@ -142,5 +152,6 @@ struct TLSReloadService: Service {
                 "database connection files refused, the ones read before stay in use",
                 metadata: ["error": "\(error)", "database": "\(database.path)"])
         }
+        return true
     }
 }

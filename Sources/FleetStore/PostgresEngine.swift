@@ -612,6 +612,8 @@ final class PostgresEngine: @unchecked Sendable {
         let fresh = try Configurations(try location.rereadingPassword())
         configurations.withLock { $0 = fresh }
         // A failure of the files read before (a password changed) is not this one's: try again.
+        // (An attempt under way with the files read before may still fail after this and be
+        // remembered for its second; harmless.)
         lastConnectFailure.withLock { $0 = nil }
         return files
     }
@@ -784,8 +786,9 @@ final class PostgresEngine: @unchecked Sendable {
             if let due, due.at <= .now { throw PostgresError.noAnswer(within: due.limit, queued: attempt == 1) }
             let connection: PostgresConnection
             do {
-                let configuration = self.configuration(for: slots)
-                connection = try slots.acquire(due: due, connect: { try self.connect(configuration, due: due) })
+                // The configuration as it is when a connection is opened: the wait for a slot may
+                // outlast a reload (SIGHUP).
+                connection = try slots.acquire(due: due, connect: { try self.connect(self.configuration(for: slots), due: due) })
             } catch {
                 throw deadlines.abandoned ? PostgresError.abandoned() : error
             }
@@ -932,14 +935,15 @@ final class PostgresEngine: @unchecked Sendable {
         onInterrupted: @escaping @Sendable () -> Void = {},
         check: Duration
     ) async {
-        // Named, so that operators (and tests) find it in pg_stat_activity: its `query` column
-        // shows the last check's `SELECT 1`, not the LISTEN.
-        var listenConfiguration = configuration
-        listenConfiguration.options.additionalStartupParameters.append(("application_name", Self.listenApplicationName))
         var delay = 0.5
         var first = true
         while !Task.isCancelled {
             var answered = false
+            // Named, so that operators (and tests) find it in pg_stat_activity: its `query` column
+            // shows the last check's `SELECT 1`, not the LISTEN. Taken at each attempt: a reload
+            // (SIGHUP) may have changed the password or certificates since the last.
+            var listenConfiguration = configuration
+            listenConfiguration.options.additionalStartupParameters.append(("application_name", Self.listenApplicationName))
             do {
                 let connection = try await PostgresConnection.connect(
                     on: group.next(), configuration: listenConfiguration, id: 0, logger: logger)

@@ -63,13 +63,14 @@ public struct PostgresLocation: Sendable, CustomStringConvertible {
     public init?(url: String) throws {
         guard url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") else { return nil }
         func bad(_ why: String) -> StoreError { .badDatabaseURL(why) }
-        let encodePassword = "a password with reserved characters (such as / ? # @ :) must be percent-encoded"
+        let encodePassword = "a password with reserved characters (/ ? # @) must be percent-encoded"
         guard let c = URLComponents(string: url) else { throw bad("the postgres URL is not a valid URL (\(encodePassword))") }
-        // An '@' after the host: the user part ended early, at a reserved character of the
-        // password, whose rest is now read as the port, the path, the query or the fragment.
-        // Said without any of them, since they hold the password.
-        guard ![c.percentEncodedPath, c.percentEncodedQuery ?? "", c.percentEncodedFragment ?? ""].contains(where: { $0.contains("@") })
-        else { throw bad("the postgres URL has an '@' after its host: \(encodePassword)") }
+        // No user, and an '@' after the host: the user part ended early, at a reserved character
+        // of the password, whose rest is now read as the port, the path, the query or the
+        // fragment. Said without any of them, since they hold the password. (With a user, an
+        // '@' in a parameter's value, a file path, is what it seems.)
+        guard c.user != nil || ![c.percentEncodedPath, c.percentEncodedQuery ?? "", c.percentEncodedFragment ?? ""].contains(where: { $0.contains("@") })
+        else { throw bad("the postgres URL has no user and an '@' after its host (\(encodePassword); an '@' in a parameter without a user in the URL as %40)") }
         guard c.fragment == nil else { throw bad("the postgres URL has a fragment ('#'): \(encodePassword)") }
         var query: [String: String] = [:]
         for item in c.queryItems ?? [] {
@@ -84,7 +85,8 @@ public struct PostgresLocation: Sendable, CustomStringConvertible {
             guard let value = item.value, !value.isEmpty else { throw bad("the postgres URL's '\(item.name)' is empty") }
             query[item.name] = value
         }
-        if c.port == nil, c.rangeOfPort.map({ !url[$0].isEmpty }) == true {
+        // (The range is in the URL as parsed, which may have percent-encoded characters of `url`.)
+        if c.port == nil, let range = c.rangeOfPort, let parsed = c.string, !parsed[range].isEmpty {
             throw bad("the postgres URL's port is not a number of 1-65535 (\(encodePassword))")
         }
         port = c.port ?? 5432
@@ -139,8 +141,9 @@ public struct PostgresLocation: Sendable, CustomStringConvertible {
         if socketDirectory != nil, tlsMode == .require || tlsMode == .verifyCA || tlsMode == .verifyFull {
             throw bad("the postgres URL names a unix socket ('host' parameter), which has no TLS, and sslmode=\(tlsMode.rawValue)")
         }
-        password = c.password
-        if c.password == nil, let file = query["passfile"] {
+        // An empty password is none, as in libpq: the password file is read then.
+        password = c.password.flatMap { $0.isEmpty ? nil : $0 }
+        if password == nil, let file = query["passfile"] {
             passwordFile = file
             self = try rereadingPassword()
         }
@@ -164,11 +167,19 @@ public struct PostgresLocation: Sendable, CustomStringConvertible {
     }
 
     /// This location with the password read again from `passwordFile` (itself when it has none).
+    /// A file with no line for this database is refused (libpq would connect without a
+    /// password): at a reload, a file being rewritten must not take the password away.
     func rereadingPassword() throws -> PostgresLocation {
         guard let passwordFile else { return self }
         var l = self
-        l.password = try Self.password(
-            inFile: passwordFile, host: passwordFileHost, port: port, database: database, username: username)
+        guard
+            let password = try Self.password(
+                inFile: passwordFile, host: passwordFileHost, port: port, database: database, username: username)
+        else {
+            throw StoreError.badDatabaseURL(
+                "the postgres URL's passfile \(passwordFile) has no line for \(passwordFileHost):\(port):\(database):\(username)")
+        }
+        l.password = password
         return l
     }
 
@@ -303,6 +314,7 @@ public struct PostgresLocation: Sendable, CustomStringConvertible {
                 current.append(ch)
             }
         }
+        if escaped { current.append("\\") }  // a lone backslash at the end is kept, as by libpq
         fields.append((current, current == "*" && !escapedAny))
         return fields
     }

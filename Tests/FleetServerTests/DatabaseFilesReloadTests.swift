@@ -58,6 +58,13 @@ import Testing
                 await waitUntil(timeout: .seconds(10)) { server.output().contains("database connection files re-read") },
                 "\(server.output())")
             #expect(await waitUntil(timeout: .seconds(15)) { (try? await status()) == 200 }, "\(server.output())")
+            // The config notifications' LISTEN, cut with the rest, listens again with the new
+            // password (it retries every 10 s at most).
+            let listening = "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = :'db' AND application_name = 'ksmfleet-listen'"
+            #expect(
+                await waitUntil(timeout: .seconds(25)) {
+                    (try? TestStore.psql(serverURL, listening, variables: ["db": name]))?.trimmingCharacters(in: .whitespacesAndNewlines) == "1"
+                }, "\(server.output())")
             #expect(!server.output().contains("second-password") && !server.output().contains("first-password"))
 
             // A file others may read is refused at the next SIGHUP; the password read before stays.

@@ -128,7 +128,13 @@ import Testing
         #expect(try password("postgres://ksm@/fleet?host=/srv/pg&") == "by-the-directory")
         #expect(try password("postgres://ksm@/fleet?host=/var/run/postgresql&") == "local-one")
         let none = try Self.file("other.example:*:*:*:x\n", mode: 0o600, in: dir, "none")
-        #expect(try Self.location("postgres://ksm@db.example/fleet?passfile=\(none)").password == nil, "no line matches")
+        // No line for the database: refused (libpq would connect without a password).
+        #expect(Self.refusal("postgres://ksm@db.example/fleet?passfile=\(none)")?.contains("has no line for db.example:5432:fleet:ksm") == true)
+        // An empty password in the URL is none: the file's (libpq's rule).
+        #expect(try password("postgres://ksm:@db.example/fleet?") == #"pa:ss\word"#)
+        // With a user in the URL, an '@' in a file's path is the path's.
+        let at = try Self.file("*:*:*:*:from-the-at-file\\\n", mode: 0o600, in: dir, "team@prod")
+        #expect(try Self.location("postgres://ksm@db.example/fleet?passfile=\(at)").password == "from-the-at-file\\", "a lone backslash at the end is kept")
         // Through a symbolic link (as a Kubernetes secret volume mounts it): the file's own mode.
         try FileManager.default.createSymbolicLink(atPath: dir.appending(path: "link").path, withDestinationPath: pass)
         #expect(try Self.location("postgres://ksm@db.example/fleet?passfile=\(dir.path)/link").password == #"pa:ss\word"#)
@@ -434,10 +440,14 @@ final class NoTLSServer: Sendable {
         try TestStore.psql(s.url, "ALTER ROLE ksmfleet_password PASSWORD 'second-password'")
         #expect(try await failure()?.contains("password authentication failed") == true)
         try PostgresURLTests.file("*:*:*:ksmfleet_password:second-password\n", mode: 0o600, in: dir, "pgpass")
-        #expect(try await failure() != nil, "nothing read before the reload")
+        try await Task.sleep(for: .milliseconds(1100))  // past the engine's memory of the last failure (1 s)
+        #expect(try await failure()?.contains("password authentication failed") == true, "nothing read before the reload")
         try engine.reloadConnectionFiles()
         #expect(try await Self.connect(engine).get().user == "ksmfleet_password")
-        // A file refused at the reload: the error says which, the files read before stay.
+        // A file refused at the reload, or one without the database's line (half written): the
+        // error says which, the files read before stay.
+        try PostgresURLTests.file("other.example:*:*:*:x\n", mode: 0o600, in: dir, "pgpass")
+        #expect(throws: StoreError.self) { try engine.reloadConnectionFiles() }
         try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: pass)
         #expect(throws: StoreError.self) { try engine.reloadConnectionFiles() }
         #expect(try await Self.connect(engine).get().user == "ksmfleet_password")
