@@ -183,11 +183,18 @@ public struct PostgresLocation: Sendable, CustomStringConvertible {
         return l
     }
 
-    /// Where the store is, without the password (for logs).
+    /// Where the store is and how it is reached, without the password (for logs, and to give
+    /// again: the parameters are file paths and modes, no secret). `sslmode` always, so that a
+    /// log says whether the connection is checked.
     public var description: String {
-        if let socketDirectory { return "postgres://\(username)@/\(database)?host=\(socketDirectory)&port=\(port)" }
+        let files = [
+            ("sslrootcert", rootCertificates), ("sslcert", clientCertificate), ("sslkey", clientKey), ("passfile", passwordFile),
+        ].compactMap { name, value in value.map { "\(name)=\($0)" } }
+        if let socketDirectory {
+            return "postgres://\(username)@/\(database)?" + (["host=\(socketDirectory)", "port=\(port)"] + files).joined(separator: "&")
+        }
         let h = host.contains(":") ? "[\(host)]" : host
-        return "postgres://\(username)@\(h):\(port)/\(database)"
+        return "postgres://\(username)@\(h):\(port)/\(database)?" + (["sslmode=\(tlsMode.rawValue)"] + files).joined(separator: "&")
     }
 
     /// Whether the connection is TLS's, and which certificates are checked (sslmode).

@@ -110,7 +110,7 @@ struct MigrateData: AsyncParsableCommand {
         let dataDir = URL(fileURLWithPath: source).deletingLastPathComponent().path
         lines.append(
             "The server can now run on PostgreSQL: ksmfleet-server --data-dir \(dataDir) --database \(target)"
-                + " (the URL with its password, or in KSMFLEET_DATABASE)")
+                + " (the URL as given, with its password if it has one, or in KSMFLEET_DATABASE)")
         return lines.joined(separator: "\n")
     }
 

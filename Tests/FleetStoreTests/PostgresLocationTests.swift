@@ -48,7 +48,11 @@ import Testing
         let system = try Self.location("postgres://ksm@db.example/fleet?sslrootcert=system")
         #expect(system.tlsMode == .verifyFull && system.tls.verification == .fullVerification)
         let v6 = try Self.location("postgres://ksm@[::1]:5433/fleet")
-        #expect(v6.host == "::1" && v6.description == "postgres://ksm@[::1]:5433/fleet")
+        #expect(v6.host == "::1" && v6.description == "postgres://ksm@[::1]:5433/fleet?sslmode=prefer")
+        // What the logs and migrate-data show: the parameters (paths, no secret), not the password.
+        let full = try Self.location("postgres://ksm:pw@db.example/fleet?sslmode=verify-full&sslrootcert=/etc/ca.crt&sslcert=/etc/c.crt&sslkey=/etc/c.key")
+        #expect(full.description == "postgres://ksm@db.example:5432/fleet?sslmode=verify-full&sslrootcert=/etc/ca.crt&sslcert=/etc/c.crt&sslkey=/etc/c.key")
+        #expect(try Self.location("postgres://ksm@/fleet?host=/srv/pg").description == "postgres://ksm@/fleet?host=/srv/pg&port=5432")
         #expect(try Self.location("postgres://db.example").database == "postgres" && Self.location("postgres://db.example").username == "postgres")
     }
 
