@@ -109,7 +109,7 @@ struct MigrateData: AsyncParsableCommand {
         lines.append("took \(String(format: "%.1f", seconds)) s")
         let dataDir = URL(fileURLWithPath: source).deletingLastPathComponent().path
         lines.append(
-            "The server can now run on PostgreSQL: ksmfleet-server --data-dir \(dataDir) --database \(target)"
+            "The server can now run on PostgreSQL: ksmfleet-server --data-dir \(dataDir) --database '\(target)'"
                 + " (the URL as given, with its password if it has one, or in KSMFLEET_DATABASE)")
         return lines.joined(separator: "\n")
     }
