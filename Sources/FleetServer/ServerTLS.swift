@@ -100,6 +100,12 @@ struct TLSReloadService: Service {
     let tls: ServerTLS?
     let database: FleetDatabase
     let logger: Logger
+    /// A reload of the database's files is under way (on its thread).
+    let databaseReloading = ReloadUnderWay()
+
+    final class ReloadUnderWay: Sendable {
+        let flag = Atomic<Bool>(false)
+    }
 
     func run() async throws {
         let signals = await UnixSignalsSequence(trapping: .sighup)
@@ -114,7 +120,7 @@ struct TLSReloadService: Service {
                 metadata: ["parameters": "\(database.connectionFiles.joined(separator: ","))"])
         }
         for await _ in signals.cancelOnGracefulShutdown() {
-            let databaseFiles = await reloadDatabaseFiles()
+            let databaseFiles = reloadDatabaseFiles()
             guard let tls else {
                 if databaseFiles {
                     logger.info("SIGHUP: HTTP is plain, no certificate of its own to reload")
@@ -133,25 +139,32 @@ struct TLSReloadService: Service {
         }
     }
 
-    /// The database URL's files read again, logged either way (never their contents); false
-    /// when it names none. On a thread of its own: files on a stalled mount must not hold one
-    /// of Swift concurrency's threads.
-    func reloadDatabaseFiles() async -> Bool {
+    /// Starts reading the database URL's files again, on a thread of its own that logs the
+    /// outcome (never the files' contents); false when the URL names none. Not awaited: files on
+    /// a stalled mount must hold neither this loop (the certificate's reload, later SIGHUPs, a
+    /// shutdown) nor one of Swift concurrency's threads. While one reload is under way, another
+    /// SIGHUP's is skipped, and logged.
+    func reloadDatabaseFiles() -> Bool {
         guard !database.connectionFiles.isEmpty else { return false }
-        let database = self.database
-        let result: Result<[String], any Error> = await withCheckedContinuation { done in
-            Thread { done.resume(returning: Result { try database.reloadConnectionFiles() }) }.start()
+        guard databaseReloading.flag.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
+        else {
+            logger.warning("SIGHUP: the database files' last reload has not finished (a stalled file system?); not started again")
+            return true
         }
-        do {
-            let files = try result.get()
-            logger.notice(
-                "database connection files re-read; new connections use them, open ones go on",
-                metadata: ["parameters": "\(files.joined(separator: ","))", "database": "\(database.path)"])
-        } catch {
-            logger.error(
-                "database connection files refused, the ones read before stay in use",
-                metadata: ["error": "\(error)", "database": "\(database.path)"])
-        }
+        let (database, logger, reloading) = (self.database, self.logger, databaseReloading)
+        Thread {
+            defer { reloading.flag.store(false, ordering: .releasing) }
+            do {
+                let files = try database.reloadConnectionFiles()
+                logger.notice(
+                    "database connection files re-read; new connections use them, open ones go on",
+                    metadata: ["parameters": "\(files.joined(separator: ","))", "database": "\(database.path)"])
+            } catch {
+                logger.error(
+                    "database connection files refused, the ones read before stay in use",
+                    metadata: ["error": "\(error)", "database": "\(database.path)"])
+            }
+        }.start()
         return true
     }
 }

@@ -65,12 +65,15 @@ public struct PostgresLocation: Sendable, CustomStringConvertible {
         func bad(_ why: String) -> StoreError { .badDatabaseURL(why) }
         let encodePassword = "a password with reserved characters (/ ? # @) must be percent-encoded"
         guard let c = URLComponents(string: url) else { throw bad("the postgres URL is not a valid URL (\(encodePassword))") }
-        // No user, and an '@' after the host: the user part ended early, at a reserved character
-        // of the password, whose rest is now read as the port, the path, the query or the
-        // fragment. Said without any of them, since they hold the password. (With a user, an
-        // '@' in a parameter's value, a file path, is what it seems.)
-        guard c.user != nil || ![c.percentEncodedPath, c.percentEncodedQuery ?? "", c.percentEncodedFragment ?? ""].contains(where: { $0.contains("@") })
-        else { throw bad("the postgres URL has no user and an '@' after its host (\(encodePassword); an '@' in a parameter without a user in the URL as %40)") }
+        // An '@' after the host: the user part ended early, at a reserved character of the
+        // password (the user part ends at the last '@' before the first '/', '?' or '#'), whose
+        // rest is now read as the host, the path, the query or the fragment. Said without any of
+        // them, since they hold the password. Only in a parameter's value (a file path), and
+        // with a user in the URL, is an '@' what it seems; a database name writes it as %40.
+        let hasUser = !(c.user ?? "").isEmpty
+        guard !c.percentEncodedPath.contains("@"), !(c.percentEncodedFragment ?? "").contains("@"),
+            hasUser || !(c.percentEncodedQuery ?? "").contains("@")
+        else { throw bad("the postgres URL has an '@' after its host (\(encodePassword); an '@' in a database name as %40)") }
         guard c.fragment == nil else { throw bad("the postgres URL has a fragment ('#'): \(encodePassword)") }
         var query: [String: String] = [:]
         for item in c.queryItems ?? [] {
@@ -184,18 +187,27 @@ public struct PostgresLocation: Sendable, CustomStringConvertible {
     }
 
     /// Where the store is and how it is reached, without the password (for logs, and to give
-    /// again: the parameters are file paths and modes, no secret). `sslmode` always, so that a
-    /// log says whether the connection is checked.
+    /// again: the parameters are file paths and modes, no secret). `sslmode` always over TCP,
+    /// so that a log says whether the connection is checked.
     public var description: String {
         let files = [
             ("sslrootcert", rootCertificates), ("sslcert", clientCertificate), ("sslkey", clientKey), ("passfile", passwordFile),
-        ].compactMap { name, value in value.map { "\(name)=\($0)" } }
-        if let socketDirectory {
-            return "postgres://\(username)@/\(database)?" + (["host=\(socketDirectory)", "port=\(port)"] + files).joined(separator: "&")
+        ].compactMap { name, value in value.map { "\(name)=\(Self.encoded($0))" } }
+        let (user, db) = (Self.encoded(username), Self.encoded(database))
+        if let socketDirectory {  // (no TLS on a socket: no sslmode)
+            return "postgres://\(user)@:\(port)/\(db)?" + (["host=\(Self.encoded(socketDirectory))"] + files).joined(separator: "&")
         }
         let h = host.contains(":") ? "[\(host)]" : host
-        return "postgres://\(username)@\(h):\(port)/\(database)?" + (["sslmode=\(tlsMode.rawValue)"] + files).joined(separator: "&")
+        return "postgres://\(user)@\(h):\(port)/\(db)?" + (["sslmode=\(tlsMode.rawValue)"] + files).joined(separator: "&")
     }
+
+    /// `text` percent-encoded but for the characters a path needs (letters, digits, `-._~/`):
+    /// the description reads back as the same URL, and holds no `&`, `#`, `'` or space that a
+    /// URL or a shell would take for something else.
+    static func encoded(_ text: String) -> String {
+        text.addingPercentEncoding(withAllowedCharacters: Self.plain) ?? text
+    }
+    private static let plain = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~/")
 
     /// Whether the connection is TLS's, and which certificates are checked (sslmode).
     var tls: (use: Bool, required: Bool, verification: CertificateVerification) {

@@ -52,7 +52,20 @@ import Testing
         // What the logs and migrate-data show: the parameters (paths, no secret), not the password.
         let full = try Self.location("postgres://ksm:pw@db.example/fleet?sslmode=verify-full&sslrootcert=/etc/ca.crt&sslcert=/etc/c.crt&sslkey=/etc/c.key")
         #expect(full.description == "postgres://ksm@db.example:5432/fleet?sslmode=verify-full&sslrootcert=/etc/ca.crt&sslcert=/etc/c.crt&sslkey=/etc/c.key")
-        #expect(try Self.location("postgres://ksm@/fleet?host=/srv/pg").description == "postgres://ksm@/fleet?host=/srv/pg&port=5432")
+        #expect(try Self.location("postgres://ksm@/fleet?host=/srv/pg").description == "postgres://ksm@:5432/fleet?host=/srv/pg")
+        // It reads back as the same URL (migrate-data prints it to paste), its values encoded:
+        // no '&', '#', quote or space a URL or a shell would take for something else.
+        for url in [
+            "postgres://ksm@db.example:6432/fleet?sslmode=require&sslrootcert=/etc/pg%20ca/it's%26%23.crt",
+            "postgres://ksm@:5433/fleet?host=/srv/pg%20sock&passfile=/etc/ksmfleet/pgpass",
+            "postgres://ksm@[::1]/fl%40eet?sslmode=disable",
+        ] {
+            let l = try Self.location(url.contains("passfile") ? url.replacingOccurrences(of: "passfile=/etc/ksmfleet/pgpass", with: "sslmode=prefer") : url)
+            let again = try Self.location(l.description)
+            #expect(again.description == l.description && again.host == l.host && again.port == l.port && again.database == l.database)
+            #expect(again.rootCertificates == l.rootCertificates && again.socketDirectory == l.socketDirectory && again.tlsMode == l.tlsMode)
+            #expect(!l.description.contains(" ") && !l.description.contains("'") && !l.description.contains("#"), "\(l.description)")
+        }
         #expect(try Self.location("postgres://db.example").database == "postgres" && Self.location("postgres://db.example").username == "postgres")
     }
 
@@ -89,6 +102,13 @@ import Testing
             #expect(!refusal.contains(secret), "the refusal repeats the password: \(refusal)")
         }
         #expect(try Self.location("postgres://ksm:ab%2F%3F%23%40%3Acd@db/fleet").password == "ab/?#@:cd", "percent-encoded")
+        // The user part ends at the last '@' before the first '/': a password with an '@' and a
+        // '/' puts its pieces in the host and the database. Refused, naming none of them.
+        for url in ["postgres://ksm:Zq9@Xv7/Wp3@db.example:5432/fleet", "postgres://:Zq9@Xv7/Wp3@db/fleet", "postgres://:Zq9/Wp3@db/fleet?x=1"] {
+            let refusal = try #require(Self.refusal(url), "\(url) was taken")
+            #expect(refusal.contains("must be percent-encoded"), "\(refusal)")
+            #expect(!["Zq9", "Xv7", "Wp3"].contains { refusal.contains($0) }, "\(refusal)")
+        }
         // Through the store's entry point and the server's error text alike.
         #expect(throws: StoreError.self) { try FleetDatabase.open("postgres://ksm:\(secret)@db/fleet?sslmode=on") }
         #expect(!"\(try Self.location("postgres://ksm:\(secret)@db/fleet"))".contains(secret))
