@@ -54,7 +54,7 @@ public func buildApplication(_ config: ServerConfig) async throws -> FleetServer
         // ---- Background services (rollups, retention) register here, one line each: ----
         RollupService(state: state, rollupInterval: ServerConfig.duration(config.rollupIntervalSeconds, ifNotANumber: 10)),
         ConfigNotificationService(state: state),
-        TLSReloadService(tls: tls, database: database, logger: logger),
+        ReloadService(tls: tls, database: database, logger: logger),
         DatabaseOutageService(outage: state.outage, database: database),
     ]
 

@@ -96,7 +96,7 @@ public final class ServerTLS: Sendable {
 /// certificate, for the connections made from then on). With nothing to reload a SIGHUP is
 /// logged and ignored (rather than ending the process, its default action), so that
 /// `systemctl reload` is always safe.
-struct TLSReloadService: Service {
+struct ReloadService: Service {
     let tls: ServerTLS?
     let database: FleetDatabase
     let logger: Logger

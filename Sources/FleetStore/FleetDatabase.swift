@@ -50,7 +50,7 @@ public final class FleetDatabase: Sendable {
     /// Opens the store at `location`: a `postgres://` URL, or a SQLite file (a path, or
     /// `sqlite:PATH`).
     public static func open(_ location: String, logger: Logger = FleetDatabase.quietLogger) throws -> FleetDatabase {
-        if location.hasPrefix("postgres://") || location.hasPrefix("postgresql://") {
+        if PostgresLocation.isPostgres(location) {
             return try FleetDatabase(postgres: location, logger: logger)
         }
         let path = location.hasPrefix("sqlite:") ? String(location.dropFirst("sqlite:".count)) : location

@@ -55,13 +55,18 @@ public struct PostgresLocation: Sendable, CustomStringConvertible {
     /// `passfile`, when the URL has no password of its own.
     public var passwordFile: String?
 
+    /// Whether `location` names a PostgreSQL database (else it is a SQLite path).
+    public static func isPostgres(_ location: String) -> Bool {
+        location.hasPrefix("postgres://") || location.hasPrefix("postgresql://")
+    }
+
     /// The URL parameters the store understands.
     public static let parameters = ["sslmode", "sslrootcert", "sslcert", "sslkey", "passfile", "host"]
 
     /// Nil when `url` is not a postgres URL (it is then a SQLite path). Throws
     /// `StoreError.badDatabaseURL` for a postgres URL the store cannot use as written.
     public init?(url: String) throws {
-        guard url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") else { return nil }
+        guard Self.isPostgres(url) else { return nil }
         func bad(_ why: String) -> StoreError { .badDatabaseURL(why) }
         let encodePassword = "a password with reserved characters (/ ? # @) must be percent-encoded"
         guard let c = URLComponents(string: url) else { throw bad("the postgres URL is not a valid URL (\(encodePassword))") }
@@ -152,13 +157,17 @@ public struct PostgresLocation: Sendable, CustomStringConvertible {
         }
     }
 
-    /// The parameters naming files read when connections are made from this location.
+    /// The URL's parameters that name files, with their values.
+    private var fileParameters: [(name: String, value: String)] {
+        [("passfile", passwordFile), ("sslrootcert", rootCertificates), ("sslcert", clientCertificate), ("sslkey", clientKey)]
+            .compactMap { name, value in value.map { (name, $0) } }
+    }
+
+    /// The parameters naming files read when connections are made from this location: the TLS
+    /// ones only when TLS is used, `sslrootcert` not when it is `system`.
     public var files: [String] {
-        guard socketDirectory == nil, tls.use else { return passwordFile == nil ? [] : ["passfile"] }
-        return [
-            ("passfile", passwordFile), ("sslrootcert", rootCertificates == "system" ? nil : rootCertificates),
-            ("sslcert", clientCertificate), ("sslkey", clientKey),
-        ].compactMap { $0.1 == nil ? nil : $0.0 }
+        let usesTLS = socketDirectory == nil && tls.use
+        return fileParameters.filter { $0.name == "passfile" || (usesTLS && $0.value != "system") }.map(\.name)
     }
 
     /// The host a password file's line names for this location: the host, or for a unix socket
@@ -190,9 +199,7 @@ public struct PostgresLocation: Sendable, CustomStringConvertible {
     /// again: the parameters are file paths and modes, no secret). `sslmode` always over TCP,
     /// so that a log says whether the connection is checked.
     public var description: String {
-        let files = [
-            ("sslrootcert", rootCertificates), ("sslcert", clientCertificate), ("sslkey", clientKey), ("passfile", passwordFile),
-        ].compactMap { name, value in value.map { "\(name)=\(Self.encoded($0))" } }
+        let files = fileParameters.map { "\($0.name)=\(Self.encoded($0.value))" }
         let (user, db) = (Self.encoded(username), Self.encoded(database))
         if let socketDirectory {  // (no TLS on a socket: no sslmode)
             return "postgres://\(user)@:\(port)/\(db)?" + (["host=\(Self.encoded(socketDirectory))"] + files).joined(separator: "&")

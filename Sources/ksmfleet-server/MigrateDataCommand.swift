@@ -64,19 +64,21 @@ struct MigrateData: AsyncParsableCommand {
 
     func run() async throws {
         let path = sourcePath
-        // Both checked by validate().
-        guard let url = targetURL, let location = try? PostgresLocation(url: url) else { throw ExitCode.validationFailure }
+        // Checked by validate().
+        guard let url = targetURL else { throw ExitCode.validationFailure }
         // Opening a missing file would create an empty store and copy nothing.
         guard FileManager.default.fileExists(atPath: path) else {
             fail("no SQLite database at \(path)")
         }
         let started = ContinuousClock.now
         let copies: [TableCopy]
+        let location: String
         do {
             let source = try FleetDatabase.open("sqlite:" + path)
             defer { try? source.close() }
             let target = try FleetDatabase.open(url)
             defer { try? target.close() }
+            location = target.path  // the URL without its password
             standardError("copying sqlite:\(path) to \(location) …\n")
             copies = try await FleetDatabase.copyData(from: source, to: target) { table, rows in
                 standardError("  \(table): \(rows) \(rows == 1 ? "row" : "rows")\n")
@@ -91,7 +93,7 @@ struct MigrateData: AsyncParsableCommand {
     }
 
     /// The table of rows copied, the total, the time, and how to start the server on the copy.
-    static func summary(_ copies: [TableCopy], source: String, target: PostgresLocation, elapsed: Duration) -> String {
+    static func summary(_ copies: [TableCopy], source: String, target: String, elapsed: Duration) -> String {
         let width = max(24, (copies.map(\.table.count).max() ?? 0) + 2)
         let total = copies.reduce(0) { $0 + $1.rows }
         func line(_ name: String, _ rows: String) -> String {
