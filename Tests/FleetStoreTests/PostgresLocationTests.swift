@@ -173,29 +173,17 @@ import Testing
         #expect(Self.refusal("postgres://ksm@db.example/fleet?passfile=\(dir.path)")?.contains("is not a regular file") == true)
     }
 
-    /// Runs openssl in `dir`.
-    static func openssl(_ arguments: [String], in dir: URL) throws {
-        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl") else {
-            try Test.cancel("openssl is missing (make test installs it)")
-        }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        p.arguments = arguments
-        p.currentDirectoryURL = dir
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        p.waitUntilExit()
-        try #require(p.terminationStatus == 0, "openssl \(arguments.joined(separator: " "))")
-    }
-
     @Test func certificateFilesAreCheckedWhenTheStoreOpens() throws {
         let dir = try Self.scratch("tlsfiles")
         defer { try? FileManager.default.removeItem(at: dir) }
-        try Self.openssl(
-            ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=client",
-             "-keyout", "client.key", "-out", "client.crt"], in: dir)
         let (crt, key) = (dir.appending(path: "client.crt").path, dir.appending(path: "client.key").path)
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl") else {
+            try Test.cancel("openssl is missing (make test installs it)")
+        }
+        try TestStore.run(
+            "/usr/bin/openssl",
+            ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=client",
+             "-keyout", key, "-out", crt])
         let notPEM = try Self.file("not a certificate\n", mode: 0o644, in: dir, "ca.crt")
         let refusal = { (url: String) -> String? in
             do {

@@ -66,7 +66,9 @@ public enum TestStore {
     static let psqlLimit = 120
 
     /// Runs `binary`; with `limit`, under /usr/bin/timeout, killed after that many seconds.
-    static func run(_ binary: String, _ arguments: [String], input: String? = nil, limit: Int? = nil) throws -> String {
+    /// Returns its standard output; throws with its standard error when it fails.
+    @discardableResult
+    public static func run(_ binary: String, _ arguments: [String], input: String? = nil, limit: Int? = nil) throws -> String {
         let p = Process()
         if let limit {
             p.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
