@@ -187,6 +187,20 @@ import Testing
         #expect(thinned.contains { $0.v == 99 })
     }
 
+    @Test func anEmptyChartHasNoScale() {
+        let empty = Charts.line(
+            id: "c", title: "saved", points: [], gaps: [], from: 0, to: 3600, maxStep: 60, unit: { HTML.bytes($0) },
+            binary: true)
+        #expect(empty.contains("no data in this period"))
+        // No labels of values nobody measured (the axis read 0 B to 4 B).
+        #expect(!empty.contains("text-anchor=\"end\""))
+        // A chart of zeros is a measurement: its scale is drawn.
+        let zeros = Charts.line(
+            id: "c", title: "saved", points: [.init(t: 10, v: 0), .init(t: 70, v: 0)], gaps: [], from: 0, to: 3600,
+            maxStep: 60, unit: { HTML.bytes($0) }, binary: true)
+        #expect(zeros.components(separatedBy: "text-anchor=\"end\"").count - 1 == 5)
+    }
+
     @Test func reportQueryFallsBackToTheLastWeekWithAReason() {
         let bad = ReportQuery(since: "yesterday", until: nil, by: "node", label: nil, now: Self.now)
         #expect(bad.error?.contains("'yesterday' is not a time") == true)

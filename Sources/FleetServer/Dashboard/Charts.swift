@@ -56,7 +56,11 @@ enum Charts {
             let v = ymax * Double(i) / 4
             let yy = y(v)
             svg += "<line x1=\"\(f(left))\" x2=\"\(f(w - right))\" y1=\"\(f(yy))\" y2=\"\(f(yy))\" stroke=\"#e5e7eb\"/>"
-            svg += "<text x=\"\(f(left - 6))\" y=\"\(f(yy + 4))\" text-anchor=\"end\">\(HTML.esc(unit(v)))</text>"
+            // No points, no scale: an empty chart's labels would read 0 to 4 B (or 0 to 4 %),
+            // values nobody measured.
+            if !points.isEmpty {
+                svg += "<text x=\"\(f(left - 6))\" y=\"\(f(yy + 4))\" text-anchor=\"end\">\(HTML.esc(unit(v)))</text>"
+            }
         }
         // X labels: on UTC midnights (every few days) for long spans, on whole hours otherwise.
         let step: Double
