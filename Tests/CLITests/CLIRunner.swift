@@ -142,21 +142,7 @@ enum Exit {
 /// Runs `body` with the URL of an address where nothing listens: a loopback port held bound
 /// (so no other test can take it) but never listening, so every connection is refused.
 func withDeadServer<T>(_ body: (String) async throws -> T) async throws -> T {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw CLIRunnerError("socket() failed") }
+    let (fd, port) = try LoopbackSocket.bound()
     defer { close(fd) }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_port = 0
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let bound = withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard bound == 0 else { throw CLIRunnerError("bind() failed") }
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let named = withUnsafeMutablePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
-    }
-    guard named == 0 else { throw CLIRunnerError("getsockname() failed") }
-    return try await body("http://127.0.0.1:\(UInt16(bigEndian: addr.sin_port))")
+    return try await body("http://127.0.0.1:\(port)")
 }

@@ -1,6 +1,7 @@
 import FleetAPI
 import Foundation
 import Glibc
+import TestSupport
 import Testing
 
 @testable import FleetClient
@@ -150,12 +151,7 @@ private final class SilentListener: Sendable {
     let port: Int
 
     init() throws {
-        let (fd, port) = try boundLoopbackSocket()
-        guard listen(fd, 16) == 0 else {
-            _ = Glibc.close(fd)
-            throw POSIXError(.EADDRNOTAVAIL)
-        }
-        (self.fd, self.port) = (fd, port)
+        (fd, port) = try LoopbackSocket.listening(backlog: 16)
     }
 
     func close() { _ = Glibc.close(fd) }

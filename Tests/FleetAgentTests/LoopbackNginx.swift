@@ -99,30 +99,9 @@ struct LoopbackNginx {
 /// A TCP port on 127.0.0.1 that nothing listens on now (the kernel picks it; a small race with
 /// other processes remains until the caller binds it).
 func freeLoopbackPort() throws -> Int {
-    let (fd, port) = try boundLoopbackSocket()
+    let (fd, port) = try LoopbackSocket.bound()
     close(fd)
     return port
-}
-
-/// A TCP socket bound to a port of 127.0.0.1 the kernel picks, and that port.
-func boundLoopbackSocket() throws -> (fd: Int32, port: Int) {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw LoopbackNginx.StartError(description: "socket: errno \(errno)") }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    addr.sin_port = 0
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0
-        }
-    }
-    guard bound else {
-        close(fd)
-        throw LoopbackNginx.StartError(description: "bind: errno \(errno)")
-    }
-    return (fd, Int(UInt16(bigEndian: addr.sin_port)))
 }
 
 /// Whether something accepts TCP connections on 127.0.0.1:`port`.

@@ -255,17 +255,9 @@ final class NoTLSServer: Sendable {
     }
 
     init() throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
-        }
-        try #require(fd >= 0 && ok && listen(fd, 1) == 0, "listen on 127.0.0.1")
+        let (fd, port) = try LoopbackSocket.listening(backlog: 1)
         self.fd = fd
-        port = Int(UInt16(bigEndian: addr.sin_port))
+        self.port = port
         let thread = Thread { [self] in
             defer { done.signal() }
             var timeout = timeval(tv_sec: 5, tv_usec: 0)

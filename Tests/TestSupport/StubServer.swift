@@ -20,10 +20,6 @@ public final class StubServer: Sendable {
         }
     }
 
-    public struct StartError: Error, CustomStringConvertible {
-        public let description: String
-    }
-
     public typealias Route = @Sendable (_ method: String, _ path: String) -> Reply
 
     public let baseURL: String
@@ -36,27 +32,9 @@ public final class StubServer: Sendable {
     public var requestLines: [String] { requests.withLock { $0 } }
 
     public init(route: @escaping Route) throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw StartError(description: "socket() failed") }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = 0
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let ok = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let named = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
-        }
-        guard ok == 0, named == 0, listen(fd, 16) == 0 else {
-            close(fd)
-            throw StartError(description: "cannot listen on 127.0.0.1")
-        }
+        let (fd, port) = try LoopbackSocket.listening(backlog: 16)
         self.fd = fd
-        baseURL = "http://127.0.0.1:\(UInt16(bigEndian: addr.sin_port))"
+        baseURL = "http://127.0.0.1:\(port)"
         let thread = Thread { [self] in
             serve(route)
             done.signal()
