@@ -36,9 +36,14 @@ bin=$1 pg_dir=$2 suites=$3 skip=$4 second=$5
 tests=$bin/ksmfleetPackageTests.xctest
 [[ -x $tests ]] || { echo "postgres-pass: $tests is not built (swift build --build-tests first)" >&2; exit 1; }
 
+# Both at once: a stop removes its data directory (a database per test data directory), about
+# 10 s each after a pass, which the real-kernel suites waited out one after the other.
 stop_all() {
-    ./scripts/postgres-test-server.sh stop "$pg_dir/a" || true
-    ./scripts/postgres-test-server.sh stop "$pg_dir/b" || true
+    ./scripts/postgres-test-server.sh stop "$pg_dir/a" &
+    local stop_a=$!
+    ./scripts/postgres-test-server.sh stop "$pg_dir/b" &
+    local stop_b=$!
+    wait "$stop_a" "$stop_b" || true
 }
 trap stop_all EXIT
 url_a=$(./scripts/postgres-test-server.sh start "$pg_dir/a") || exit 1
