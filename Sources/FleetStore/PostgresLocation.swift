@@ -167,7 +167,9 @@ public struct PostgresLocation: Sendable, CustomStringConvertible {
     /// ones only when TLS is used, `sslrootcert` not when it is `system`.
     public var files: [String] {
         let usesTLS = socketDirectory == nil && tls.use
-        return fileParameters.filter { $0.name == "passfile" || (usesTLS && $0.value != "system") }.map(\.name)
+        return fileParameters.filter { p in
+            p.name == "passfile" || (usesTLS && !(p.name == "sslrootcert" && p.value == "system"))
+        }.map(\.name)
     }
 
     /// The host a password file's line names for this location: the host, or for a unix socket

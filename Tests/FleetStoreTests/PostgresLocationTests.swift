@@ -53,6 +53,12 @@ import Testing
         let full = try Self.location("postgres://ksm:pw@db.example/fleet?sslmode=verify-full&sslrootcert=/etc/ca.crt&sslcert=/etc/c.crt&sslkey=/etc/c.key")
         #expect(full.description == "postgres://ksm@db.example:5432/fleet?sslmode=verify-full&sslrootcert=/etc/ca.crt&sslcert=/etc/c.crt&sslkey=/etc/c.key")
         #expect(try Self.location("postgres://ksm@/fleet?host=/srv/pg").description == "postgres://ksm@:5432/fleet?host=/srv/pg")
+        // The files a SIGHUP reads again: the TLS ones only with TLS; sslrootcert=system is the
+        // system's store, not a file, while a client certificate is a file whatever its name.
+        #expect(full.files == ["sslrootcert", "sslcert", "sslkey"])
+        #expect(system.files.isEmpty)
+        #expect(try Self.location("postgres://ksm@db.example/fleet?sslrootcert=system&sslcert=system&sslkey=/etc/c.key").files == ["sslcert", "sslkey"])
+        #expect(try Self.location("postgres://ksm@db.example/fleet?sslmode=disable&sslrootcert=/etc/ca.crt").files.isEmpty)
         // It reads back as the same URL (migrate-data prints it to paste), its values encoded:
         // no '&', '#', quote or space a URL or a shell would take for something else.
         for url in [
