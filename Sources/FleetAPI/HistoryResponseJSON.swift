@@ -23,10 +23,7 @@ extension HistoryResponse: JSONMemberWriting {
     func write(into out: inout [UInt8]) -> Bool {
         var m = MemberWriter()
         out.append(UInt8(ascii: "{"))
-        if let buckets {
-            JSONText.member("buckets", first: &m.first, into: &out)
-            guard Self.array(buckets, into: &out, { $0.write(into: &$1) }) else { return false }
-        }
+        if let buckets { m.array("buckets", buckets, into: &out) { $0.write(into: &$1) } }
         if let existence {
             JSONText.member("existence", first: &m.first, into: &out)
             existence.write(into: &out)
@@ -36,27 +33,11 @@ extension HistoryResponse: JSONMemberWriting {
         m.string("nodeId", nodeId, into: &out)
         m.integer("omittedSamples", omittedSamples, into: &out)
         m.string("resolution", resolution.rawValue, into: &out)
-        if let samples {
-            JSONText.member("samples", first: &m.first, into: &out)
-            guard Self.array(samples, into: &out, { $0.write(into: &$1) }) else { return false }
-        }
+        if let samples { m.array("samples", samples, into: &out) { $0.write(into: &$1) } }
         m.date("since", since, into: &out)
         m.date("until", until, into: &out)
         out.append(UInt8(ascii: "}"))
-        return true
-    }
-
-    /// `[…]` of `elements`, each written by `write`; false at the first that returns false.
-    private static func array<T>(
-        _ elements: [T], into out: inout [UInt8], _ write: (T, inout [UInt8]) -> Bool
-    ) -> Bool {
-        out.append(UInt8(ascii: "["))
-        for (i, e) in elements.enumerated() {
-            if i > 0 { out.append(UInt8(ascii: ",")) }
-            guard write(e, &out) else { return false }
-        }
-        out.append(UInt8(ascii: "]"))
-        return true
+        return m.ok
     }
 }
 

@@ -126,6 +126,43 @@ struct MemberWriter {
         JSONText.member(name, first: &first, into: &out)
         JSONText.date(v, into: &out)
     }
+    mutating func date(_ name: StaticString, _ v: Date?, into out: inout [UInt8]) {
+        if let v { date(name, v, into: &out) }
+    }
+    /// `[…]` of JSON strings.
+    mutating func strings(_ name: StaticString, _ v: [String], into out: inout [UInt8]) {
+        JSONText.member(name, first: &first, into: &out)
+        JSONText.strings(v, into: &out)
+    }
+    /// An object of strings, its keys in the order of their bytes (as JSONEncoder sorts them).
+    mutating func stringMap(_ name: StaticString, _ v: [String: String], into out: inout [UInt8]) {
+        JSONText.member(name, first: &first, into: &out)
+        out.append(UInt8(ascii: "{"))
+        for (i, (key, value)) in v.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }).enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            JSONText.string(key, into: &out)
+            out.append(UInt8(ascii: ":"))
+            JSONText.string(value, into: &out)
+        }
+        out.append(UInt8(ascii: "}"))
+    }
+    /// A nested value written by `write` (false: a value JSON cannot say).
+    mutating func object(_ name: StaticString, into out: inout [UInt8], _ write: (inout [UInt8]) -> Bool) {
+        JSONText.member(name, first: &first, into: &out)
+        if !write(&out) { ok = false }
+    }
+    /// `[…]` of `elements`, each written by `write`.
+    mutating func array<T>(
+        _ name: StaticString, _ elements: [T], into out: inout [UInt8], _ write: (T, inout [UInt8]) -> Bool
+    ) {
+        JSONText.member(name, first: &first, into: &out)
+        out.append(UInt8(ascii: "["))
+        for (i, e) in elements.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            if !write(e, &out) { ok = false }
+        }
+        out.append(UInt8(ascii: "]"))
+    }
     mutating func bool(_ name: StaticString, _ v: Bool?, into out: inout [UInt8]) {
         guard let v else { return }
         JSONText.member(name, first: &first, into: &out)

@@ -58,10 +58,11 @@ struct NodesController<Context: RequestContext>: Sendable {
         guard let limit else {
             if after != nil { throw APIError.invalidValue("after", "after pages the list: give limit too") }
             let nodes = try await state.database.nodes().map { state.nodeInfo($0, now: now) }.filter(matches)
-            return try HTTP.json(NodeList(nodes: nodes, summary: FleetNow.of(nodes)))
+            // Written member by member (`NodeList.json()`): the same bytes as `HTTP.json`'s.
+            return HTTP.json(bytes: ByteBuffer(bytes: try NodeList(nodes: nodes, summary: FleetNow.of(nodes)).json()))
         }
         let page = try await self.page(after: after, limit: limit, now: now, filtered: selector != nil || phase != nil || online != nil || drift != nil, matches)
-        return try HTTP.json(page)
+        return HTTP.json(bytes: ByteBuffer(bytes: try page.json()))
     }
 
     /// One page of the listing, read from the store (`NodeListPage.read`).
@@ -73,7 +74,7 @@ struct NodesController<Context: RequestContext>: Sendable {
     }
 
     @Sendable func show(_ request: Request, context: Context) async throws -> Response {
-        return try HTTP.json(state.nodeInfo(try await resolve(context)))
+        return HTTP.json(bytes: ByteBuffer(bytes: try state.nodeInfo(try await resolve(context)).json()))
     }
 
     @Sendable func delete(_ request: Request, context: Context) async throws -> Response {
@@ -101,7 +102,7 @@ struct NodesController<Context: RequestContext>: Sendable {
         }
         let updated = try await state.database.setLabels(nodeId: node.id, body.labels)
         state.logger.info("node labels set", metadata: ["node": "\(node.id)", "labels": "\(body.labels)"])
-        return try HTTP.json(state.nodeInfo(updated))
+        return HTTP.json(bytes: ByteBuffer(bytes: try state.nodeInfo(updated).json()))
     }
 
     /// `If-Match` as a generation, or nil; 400 for a value that is not one.
