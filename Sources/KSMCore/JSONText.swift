@@ -12,20 +12,34 @@ import Foundation
 /// report by node: `SavingsReport.json()`) writes its members with them directly, in its keys'
 /// sorted order, without going through `Encodable` at all.
 public enum JSONText {
+    @inlinable
     public static func integer<I: BinaryInteger>(_ v: I, into out: inout [UInt8]) {
         guard let small = Int64(exactly: v) else {
             // Beyond Int64 (UInt64's upper half): as the type prints itself.
             out.append(contentsOf: String(v).utf8)
             return
         }
-        if small < 0 { out.append(UInt8(ascii: "-")) }
-        var n = small.magnitude
-        let from = out.count
-        repeat {
-            out.append(UInt8(ascii: "0") + UInt8(n % 10))
-            n /= 10
-        } while n > 0
-        out[from...].reverse()
+        int64(small, into: &out)
+    }
+
+    /// An Int64 in decimal: its digits written right to left into 20 bytes on the stack, then
+    /// appended at once (reversing them in place in `out` went through a copy of the slice).
+    public static func int64(_ v: Int64, into out: inout [UInt8]) {
+        var n = v.magnitude
+        if v >= 0 && n < 10 {
+            out.append(UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: n))
+            return
+        }
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            var at = 20
+            repeat {
+                at -= 1
+                digits[at] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: n % 10)
+                n /= 10
+            } while n > 0
+            if v < 0 { out.append(UInt8(ascii: "-")) }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: digits[at...]))
+        }
     }
 
     /// A Double or Float as its shortest round-trip text, without the ".0" of an integral value.
@@ -109,13 +123,12 @@ public enum JSONText {
         let (year, month, day) = ReportTime.civilFromDays(days)
         out.append(UInt8(ascii: "\""))
         func digits(_ v: Int, _ width: Int) {
-            let at = out.count
-            var n = v
-            for _ in 0..<width {
-                out.append(UInt8(ascii: "0") + UInt8(n % 10))
-                n /= 10
+            var unit = 1
+            for _ in 1..<width { unit *= 10 }
+            while unit > 0 {
+                out.append(UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: v / unit % 10))
+                unit /= 10
             }
-            out[at...].reverse()
         }
         digits(year, 4)
         out.append(UInt8(ascii: "-"))
