@@ -101,9 +101,17 @@ public struct StoreArguments: ExpressibleByArrayLiteral, Sendable {
 public protocol StoreValue: DatabaseValueConvertible, StatementColumnConvertible {
     /// The value from an engine-neutral one; nil when it does not convert (NULL included).
     static func from(_ value: SQLValue) -> Self?
+    /// The value of a SQLite column stored as this type's own kind (an integer for the integers
+    /// and Bool, text for String, a real for Double, a blob for Data), as GRDB decodes it; nil for
+    /// any other kind, which GRDB's decoding then converts (or refuses) as before.
+    static func sameKind(_ value: DatabaseValue) -> Self?
 }
 
 extension Int64: StoreValue {
+    public static func sameKind(_ value: DatabaseValue) -> Int64? {
+        if case .int64(let v) = value.storage { return v }
+        return nil
+    }
     public static func from(_ value: SQLValue) -> Int64? {
         switch value {
         case .int(let v): return v
@@ -114,9 +122,17 @@ extension Int64: StoreValue {
     }
 }
 extension Int: StoreValue {
+    public static func sameKind(_ value: DatabaseValue) -> Int? {
+        if case .int64(let v) = value.storage { return Int(exactly: v) }
+        return nil
+    }
     public static func from(_ value: SQLValue) -> Int? { Int64.from(value).flatMap { Int(exactly: $0) } }
 }
 extension Double: StoreValue {
+    public static func sameKind(_ value: DatabaseValue) -> Double? {
+        if case .double(let v) = value.storage { return v }
+        return nil
+    }
     public static func from(_ value: SQLValue) -> Double? {
         switch value {
         case .int(let v): return Double(v)
@@ -127,6 +143,10 @@ extension Double: StoreValue {
     }
 }
 extension String: StoreValue {
+    public static func sameKind(_ value: DatabaseValue) -> String? {
+        if case .string(let v) = value.storage { return v }
+        return nil
+    }
     public static func from(_ value: SQLValue) -> String? {
         switch value {
         case .text(let s): return s
@@ -138,6 +158,10 @@ extension String: StoreValue {
     }
 }
 extension Bool: StoreValue {
+    public static func sameKind(_ value: DatabaseValue) -> Bool? {
+        if case .int64(let v) = value.storage { return v != 0 }
+        return nil
+    }
     public static func from(_ value: SQLValue) -> Bool? {
         switch value {
         case .int(let v): return v != 0
@@ -147,6 +171,10 @@ extension Bool: StoreValue {
     }
 }
 extension Data: StoreValue {
+    public static func sameKind(_ value: DatabaseValue) -> Data? {
+        if case .blob(let v) = value.storage { return v }
+        return nil
+    }
     public static func from(_ value: SQLValue) -> Data? {
         switch value {
         case .blob(let b): return Data(b)
@@ -230,7 +258,11 @@ public struct StoreRow {
     }
     public subscript<T: StoreValue>(_ index: Int) -> T {
         switch storage {
-        case .sqlite(let row): return row[index]
+        case .sqlite(let row):
+            // The column's value read without GRDB's generic decoding when it is of the type's own
+            // kind: GRDB's decoding of a copied row looked up `Optional<T>`'s metadata for every
+            // value, about a fifth of reading the fleet's nodes (docs/benchmarks.md).
+            return T.sameKind(Self.databaseValue(row, index)) ?? row[index]
         case .values(let row):
             guard let v = T.from(row.value(at: index)) else {
                 preconditionFailure("column \(index) is NULL or not a \(T.self)")
@@ -240,9 +272,18 @@ public struct StoreRow {
     }
     public subscript<T: StoreValue>(_ index: Int) -> T? {
         switch storage {
-        case .sqlite(let row): return row[index]
+        case .sqlite(let row):
+            let value = Self.databaseValue(row, index)
+            if value.isNull { return nil }
+            return T.sameKind(value) ?? row[index]
         case .values(let row): return T.from(row.value(at: index))
         }
+    }
+
+    /// A SQLite row's value at `index`, as GRDB holds it (`Row`'s (name, value) pairs: no
+    /// decoding).
+    private static func databaseValue(_ row: Row, _ index: Int) -> DatabaseValue {
+        row[row.startIndex.advanced(by: index)].1
     }
 
     /// Every column's value, in the order of the query's columns (copying rows generically).
