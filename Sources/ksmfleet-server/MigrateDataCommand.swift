@@ -110,9 +110,10 @@ struct MigrateData: AsyncParsableCommand {
         lines.append("")
         lines.append("took \(String(format: "%.1f", seconds)) s")
         let dataDir = URL(fileURLWithPath: source).deletingLastPathComponent().path
+        lines.append("The server can now run on PostgreSQL:")
+        lines.append("  ksmfleet-server --data-dir \(dataDir) --database '\(target)'")
         lines.append(
-            "The server can now run on PostgreSQL: ksmfleet-server --data-dir \(dataDir) --database '\(target)'"
-                + " (the URL as given, with its password if it has one, or in KSMFLEET_DATABASE)")
+            "A password in the URL is not printed: pass the URL you gave here, or set KSMFLEET_DATABASE instead of --database.")
         return lines.joined(separator: "\n")
     }
 

@@ -91,6 +91,7 @@ struct MigrateDataTests {
         #expect(first.stdout.contains(" s\n"), "the time taken: \(first.stdout)")
         // Quoted: the URL's parameters are joined by '&', which a shell would take as "run in the background".
         #expect(first.stdout.contains("--database 'postgres://postgres@"), "\(first.stdout)")
+        #expect(first.stdout.contains("A password in the URL is not printed"), "\(first.stdout)")
         #expect(!first.stdout.contains("s3cret-pw") && !first.stderr.contains("s3cret-pw"))
         #expect(first.stderr.contains("samples: 30 rows"), "progress: \(first.stderr)")
         // The planner's statistics are gathered (pg_class.reltuples is -1 for a table never analyzed).
