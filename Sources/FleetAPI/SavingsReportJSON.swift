@@ -136,13 +136,23 @@ struct MemberWriter {
     }
     /// An object of strings, its keys in the order of their bytes (as JSONEncoder sorts them).
     mutating func stringMap(_ name: StaticString, _ v: [String: String], into out: inout [UInt8]) {
+        map(name, v, into: &out) { value, out in
+            JSONText.string(value, into: &out)
+            return true
+        }
+    }
+    /// An object of `v`'s values, its keys in the order of their bytes (as JSONEncoder sorts
+    /// them), each value written by `write`.
+    mutating func map<V>(
+        _ name: StaticString, _ v: [String: V], into out: inout [UInt8], _ write: (V, inout [UInt8]) -> Bool
+    ) {
         JSONText.member(name, first: &first, into: &out)
         out.append(UInt8(ascii: "{"))
         for (i, (key, value)) in v.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }).enumerated() {
             if i > 0 { out.append(UInt8(ascii: ",")) }
             JSONText.string(key, into: &out)
             out.append(UInt8(ascii: ":"))
-            JSONText.string(value, into: &out)
+            if !write(value, &out) { ok = false }
         }
         out.append(UInt8(ascii: "}"))
     }
@@ -170,25 +180,14 @@ struct MemberWriter {
     }
     /// An array of `{"from":…,"to":…}`.
     mutating func ranges(_ name: StaticString, _ v: [TimeRange], into out: inout [UInt8]) {
-        JSONText.member(name, first: &first, into: &out)
-        out.append(UInt8(ascii: "["))
-        for (i, r) in v.enumerated() {
-            if i > 0 { out.append(UInt8(ascii: ",")) }
-            r.write(into: &out)
+        array(name, v, into: &out) { range, out in
+            range.write(into: &out)
+            return true
         }
-        out.append(UInt8(ascii: "]"))
     }
     /// An object of doubles, its keys in the order of their bytes (as JSONEncoder sorts them).
     mutating func doubles(_ name: StaticString, _ v: [String: Double], into out: inout [UInt8]) {
-        JSONText.member(name, first: &first, into: &out)
-        out.append(UInt8(ascii: "{"))
-        for (i, (key, value)) in v.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }).enumerated() {
-            if i > 0 { out.append(UInt8(ascii: ",")) }
-            JSONText.string(key, into: &out)
-            out.append(UInt8(ascii: ":"))
-            if !JSONText.float(value, into: &out) { ok = false }
-        }
-        out.append(UInt8(ascii: "}"))
+        map(name, v, into: &out) { JSONText.float($0, into: &$1) }
     }
 }
 
