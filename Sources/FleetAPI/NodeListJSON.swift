@@ -8,9 +8,9 @@ import KSMCore
 extension NodeList: JSONMemberWriting {
     /// The listing as JSON: the bytes `SortedJSONEncoder` (and so `StrictJSON.encoder()`) writes
     /// for it, written member by member in the keys' sorted order instead of through `Encodable`,
-    /// as `SavingsReport.json()` is. At 10,000 nodes (11 MB) the generic encoder was about two
-    /// thirds of `GET /api/v1/nodes`' server CPU, each node's 24 members, its config's, its newest
-    /// sample's and its kernel counters' each a node of the encoder's tree (docs/benchmarks.md).
+    /// as `SavingsReport.json()` is. At 10,000 nodes (11 MB) the generic encoder was about half of
+    /// `GET /api/v1/nodes`' server CPU, each node's 24 members, its config's, its newest sample's
+    /// and its kernel counters' each a node of the encoder's tree (docs/benchmarks.md).
     /// `NodeListJSONTests` holds the two the same on random listings; a member added to any of
     /// these types without being added here fails it. A value JSON cannot say (NaN, an infinity)
     /// goes to `SortedJSONEncoder`, which throws the error JSONEncoder throws, with its path.
