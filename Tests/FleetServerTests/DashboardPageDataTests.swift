@@ -108,6 +108,47 @@ import Testing
         #expect(first.paged && past.paged)
     }
 
+    /// The nodes table by name is in `localizedStandardCompare`'s order (ties by id), however
+    /// the names look and whatever order the store gave them in: the cheap presort
+    /// (`NameOrder`) changes only the time. Names of letters of either case, digits with and
+    /// without leading zeros, punctuation and a few non-ASCII letters, many sharing prefixes.
+    @Test(arguments: 0..<8)
+    func byNameIsFindersOrder(seed: UInt64) {
+        var rng = SeededRandom(seed: seed &+ 77)
+        let parts = ["web", "Web", "db", "DB", "-", "_", ".", "0", "00", "7", "9", "10", "010", "123", "é", "Ä", "x", "rack"]
+        let fleet = (0..<300).map { i -> NodeInfo in
+            let name = (0..<Int.random(in: 1...5, using: &rng)).map { _ in parts.randomElement(using: &rng)! }.joined()
+            var n = Self.node(name)
+            n.id = "n-\(i)"
+            return n
+        }
+        func before(_ a: NodeInfo, _ b: NodeInfo) -> Bool {
+            switch a.name.localizedStandardCompare(b.name) {
+            case .orderedAscending: true
+            case .orderedDescending: false
+            case .orderedSame: a.id < b.id
+            }
+        }
+        for descending in [false, true] {
+            let rows = NodesPage(
+                nodes: fleet.shuffled(using: &rng), filters: .init(sort: "name", descending: descending), now: Self.now,
+                pageSize: 1000
+            ).rows.map(\.id)
+            let expected = fleet.sorted { descending ? before($1, $0) : before($0, $1) }.map(\.id)
+            #expect(rows == expected, "seed \(seed), descending \(descending)")
+        }
+    }
+
+    /// The presort's order: case ignored, numbers by value.
+    @Test func theRoughNameOrder() {
+        #expect(NameOrder.roughlyBefore("web-9", "web-10"))
+        #expect(!NameOrder.roughlyBefore("web-10", "web-9"))
+        #expect(NameOrder.roughlyBefore("Web-2", "web-10"))
+        #expect(NameOrder.roughlyBefore("web-007", "web-10") && NameOrder.roughlyBefore("web", "web-1"))
+        #expect(!NameOrder.roughlyBefore("WEB-1", "web-01") && !NameOrder.roughlyBefore("web-01", "WEB-1"))
+        #expect(NameOrder.roughlyBefore("a99", "b1") && NameOrder.roughlyBefore("rack2-host9", "rack10-host1"))
+    }
+
     @Test func nodePageShowsTheFormAsTypedWithItsErrors() {
         var form = ConfigForm(Self.fleet[2].config)
         form.thresCoef = "x"

@@ -142,6 +142,16 @@ struct NodesPage: Sendable {
                 }
             }
         }
+        if !["phase", "saved", "cpu", "seen"].contains(f.sort) {
+            // By name as Finder orders names (`localizedStandardCompare`, about 2 µs a comparison:
+            // 10,000 nodes took 190,000 of them, 0.35 s, most of this page). Put first in a cheap
+            // natural order of the names' bytes, the exact sort below finds them already in order
+            // where the two orders agree (Swift's sort takes runs already in order as they are):
+            // one comparison a node for names like `web-12`. The order is the exact sort's either way.
+            nodes.sort { a, b in
+                f.descending ? NameOrder.roughlyBefore(b.name, a.name) : NameOrder.roughlyBefore(a.name, b.name)
+            }
+        }
         nodes.sort { a, b in f.descending ? less(b, a) : less(a, b) }
         let direction = f.descending ? "desc" : "asc"
         label = f.label
@@ -252,5 +262,48 @@ extension NodesPage.Row: MustacheParent {
         case "lastSeen": return lastSeen
         default: return nil
         }
+    }
+}
+
+/// A cheap approximation of `localizedStandardCompare`'s order of node names, to put names
+/// nearly in order before the exact sort: bytes compared with ASCII letters' case ignored and
+/// runs of digits by their value (leading zeros ignored), so `web-9` comes before `web-10`.
+/// Only the time of the exact sort depends on it, never the order.
+enum NameOrder {
+    static func roughlyBefore(_ a: String, _ b: String) -> Bool {
+        var a = a
+        var b = b
+        return a.withUTF8 { x in b.withUTF8 { y in before(x, y) } }
+    }
+
+    static func before(_ x: UnsafeBufferPointer<UInt8>, _ y: UnsafeBufferPointer<UInt8>) -> Bool {
+        func isDigit(_ c: UInt8) -> Bool { c >= 0x30 && c <= 0x39 }
+        func lower(_ c: UInt8) -> UInt8 { c >= 0x41 && c <= 0x5A ? c + 0x20 : c }
+        var i = 0
+        var j = 0
+        while i < x.count && j < y.count {
+            if isDigit(x[i]) && isDigit(y[j]) {
+                // Each run without its leading zeros: the longer is the larger, then digit by digit.
+                while i < x.count && x[i] == 0x30 { i += 1 }
+                while j < y.count && y[j] == 0x30 { j += 1 }
+                var ei = i
+                while ei < x.count && isDigit(x[ei]) { ei += 1 }
+                var ej = j
+                while ej < y.count && isDigit(y[ej]) { ej += 1 }
+                if ei - i != ej - j { return ei - i < ej - j }
+                while i < ei {
+                    if x[i] != y[j] { return x[i] < y[j] }
+                    i += 1
+                    j += 1
+                }
+                continue
+            }
+            let c = lower(x[i])
+            let d = lower(y[j])
+            if c != d { return c < d }
+            i += 1
+            j += 1
+        }
+        return x.count - i < y.count - j
     }
 }
