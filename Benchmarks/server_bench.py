@@ -130,7 +130,7 @@ async def register_nodes(server, count, concurrency=32):
         c = Conn(server.port)
         while not queue.empty():
             i = queue.get_nowait()
-            req = {"hostname": f"bench-{i:05d}", "machineId": f"bench-machine-{i:05d}", "kernel": "6.8",
+            req = {"hostname": node_name(i), "machineId": f"bench-machine-{i:05d}", "kernel": "6.8",
                    "memTotalBytes": 17179869184, "numaNodes": 1, "ksmFeatures": ["run"], "agentVersion": "bench",
                    "pageSize": 4096}
             st, body = await c.request("POST", "/api/v1/register", enroll, req)
@@ -542,7 +542,7 @@ async def bench_pages(server, nodes_count, rounds):
              "audit_page": "/audit", "list": "/api/v1/nodes",
              # One page of the listing (what the CLI asks for), the first and one from the middle.
              "list_page_first": "/api/v1/nodes?limit=1000",
-             "list_page_mid": f"/api/v1/nodes?limit=1000&after=bench-{nodes_count // 2:05d}",
+             "list_page_mid": f"/api/v1/nodes?limit=1000&after={node_name(nodes_count // 2)}",
              "by_node_24h": "/api/v1/reports/savings?by=node&since=-24h",
              "by_node_30d": "/api/v1/reports/savings?by=node&since=-30d",
              "by_day_30d": "/api/v1/reports/savings?by=day&since=-30d",
@@ -579,11 +579,23 @@ async def all_pages(server, limit, rounds):
             "list_all_pages_pages": pages, "list_all_pages_nodes": nodes, "list_all_pages_largest_bytes": largest}
 
 
+# Node names: bench-00042 (zero-padded, the default: byte order is the dashboard's name order),
+# or with --plain-names bench-42, as hosts are often named (byte order puts bench-10 before bench-9,
+# which the nodes table's name order does not).
+PLAIN_NAMES = False
+
+
+def node_name(i):
+    return f"bench-{i}" if PLAIN_NAMES else f"bench-{i:05d}"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--server", required=True)
     ap.add_argument("--only", choices=["ingest", "push", "longpoll", "scrape", "pages", "register"])
     ap.add_argument("--scrape-nodes", type=int, default=10000, help="nodes in --only scrape and --only pages")
+    ap.add_argument("--plain-names", action="store_true",
+                    help="nodes named bench-42 instead of bench-00042 (--only scrape and pages)")
     ap.add_argument("--scrapes", type=int, default=7,
                     help="requests of each kind in --only scrape and --only pages (at least 1)")
     ap.add_argument("--waiters", type=int, default=10000)
@@ -599,6 +611,8 @@ def main():
     ap.add_argument("--batches", default="1,10,100,500,1000",
                     help="samples per push: 1 is an agent's normal push, 500 its spool replay, 1000 the limit")
     args = ap.parse_args()
+    global PLAIN_NAMES
+    PLAIN_NAMES = args.plain_names
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     results = []
