@@ -127,22 +127,23 @@ struct NodesPage: Sendable {
             default: return 0
             }
         }
+        // Any other sort is by name.
+        let byName = !["phase", "saved", "cpu", "seen"].contains(f.sort)
         // A strict order, ties broken by id: with pages, a node must not land on two of them.
         func less(_ a: NodeInfo, _ b: NodeInfo) -> Bool {
-            switch f.sort {
-            case "phase":
-                return (a.phase?.rawValue ?? "", a.name, a.id) < (b.phase?.rawValue ?? "", b.name, b.id)
-            case "saved", "cpu", "seen":
-                return key(a) == key(b) ? (a.name, a.id) < (b.name, b.id) : key(a) < key(b)
-            default:
+            if byName {
                 switch a.name.localizedStandardCompare(b.name) {
                 case .orderedAscending: return true
                 case .orderedDescending: return false
                 case .orderedSame: return a.id < b.id
                 }
             }
+            if f.sort == "phase" {
+                return (a.phase?.rawValue ?? "", a.name, a.id) < (b.phase?.rawValue ?? "", b.name, b.id)
+            }
+            return key(a) == key(b) ? (a.name, a.id) < (b.name, b.id) : key(a) < key(b)
         }
-        if !["phase", "saved", "cpu", "seen"].contains(f.sort) {
+        if byName {
             // By name as Finder orders names (`localizedStandardCompare`, about 2 µs a comparison).
             // The store gives the nodes in their names' bytes' order, far from it for names like
             // `web-12` (`web-10` before `web-9`): 107,000 comparisons at 10,000 nodes, about 0.3 s,
