@@ -233,6 +233,7 @@ final class FirstDataMemo {
     /// SQLite, and on PostgreSQL each a round trip).
     func prefetch(_ db: StoreDB, nodes: [ReportNode], period: Interval) throws {
         let wanted = nodes.filter { FleetDatabase.needsFirstData($0, period: period) && known[$0.id] == nil }.map(\.id)
+        known.reserveCapacity(known.count + wanted.count)
         for first in stride(from: 0, to: wanted.count, by: 500) {
             let chunk = Array(wanted[first..<min(wanted.count, first + 500)])
             for (id, v) in try FleetDatabase.firstData(db, nodeIds: chunk) { known.updateValue(v, forKey: id) }
@@ -326,6 +327,7 @@ extension FleetDatabase {
                 FROM nodes n WHERE \(db.inJSONArray("n.id"))
                 """, arguments: [StoredJSON.strings(nodeIds)])
         var out: [String: Double?] = [:]
+        out.reserveCapacity(rows.count)
         for r in rows {
             var first: Double? = (r[2] as Int64?).map { firstCovered(start: $0, gaps: r[3]) } ?? nil
             if let raw = r[1] as Int64? { first = min(first ?? .infinity, Double(raw) / 1000) }
@@ -844,8 +846,10 @@ extension FleetDatabase {
             let result = ReportMath.integrate(
                 samples, from: range.from, to: range.to, bucketSeconds: ReportTime.hour, policy: policy,
                 horizon: min(now, horizons[id] ?? now))
-            acc[id]?.stats.merge(result.total)
-            acc[id]?.covered.append(contentsOf: result.covered)
+            if let i = acc.index(forKey: id) {
+                acc.values[i].stats.merge(result.total)
+                acc.values[i].covered.append(contentsOf: result.covered)
+            }
             if let g = groups?[id] {
                 // Time average over the part of the hour in the range and past (see `accumulate`).
                 for (b, st) in result.buckets {
@@ -865,27 +869,30 @@ extension FleetDatabase {
         label: String? = nil, candidates: [ReportNode]? = nil, fleetRollup: Bool = true, reads: RawReads? = nil,
         firstData: FirstDataMemo? = nil
     ) throws -> (inputs: [NodeReportInput], series: [String: [Double: Double]], nodes: [ReportNode]) {
-        var nodes: [ReportNode] = []
-        var existence: [String: Interval] = [:]
         let candidates = try candidates ?? reportNodes(db, period: period)
         let firstData = firstData ?? FirstDataMemo()
         try firstData.prefetch(db, nodes: candidates, period: period)
+        // Sized once: grown a node at a time, these tables were rehashed at every doubling, 14
+        // times up to 10,000 nodes (docs/benchmarks.md, "The overview's dictionaries").
+        var nodes: [(node: ReportNode, existence: Interval)] = []
+        nodes.reserveCapacity(candidates.count)
         for n in candidates {
             if let e = try self.existence(db, node: n, period: period, now: now, firstData: firstData) {
-                nodes.append(n)
-                existence[n.id] = e
+                nodes.append((n, e))
             }
         }
         var acc: [String: NodeAccumulator] = [:]
+        acc.reserveCapacity(nodes.count)
         var deletions: [String: Double] = [:]
-        for n in nodes {
+        for (n, _) in nodes {
             acc[n.id] = NodeAccumulator()
             if let d = n.deletedAt { deletions[n.id] = d }
         }
         var groupMap: [String: String]?
         if let groups {
             var m: [String: String] = [:]
-            for n in nodes { m[n.id] = groups(n) }
+            m.reserveCapacity(nodes.count)
+            for (n, _) in nodes { m[n.id] = groups(n) }
             groupMap = m
         }
         var series: [String: [Double: Double]] = [:]
@@ -908,14 +915,14 @@ extension FleetDatabase {
                     series: &series, reads: reads, packs: fleetRollup)
             }
         }
-        let inputs = nodes.compactMap { n -> NodeReportInput? in
-            guard let e = existence[n.id], let a = acc[n.id] else { return nil }
+        let inputs = nodes.compactMap { n, e -> NodeReportInput? in
+            guard let a = acc[n.id] else { return nil }
             let covered = ReportMath.clip(ReportMath.coalesce(a.covered), to: e)
             return NodeReportInput(
                 nodeId: n.id, name: n.name, labels: n.labels, deleted: n.deletedAt != nil, existence: e,
                 stats: a.stats, gaps: ReportMath.complement(of: covered, within: e))
         }
-        return (inputs, series, nodes)
+        return (inputs, series, nodes.map(\.node))
     }
 
     /// One whole UTC day of a by-day report: the fleet's sums and gaps over the day, and its
