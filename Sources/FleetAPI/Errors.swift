@@ -21,6 +21,8 @@ public struct APIErrorBody: Codable, Sendable, Equatable {
 /// Error codes the server uses, so clients can branch on them.
 public enum APIErrorCode {
     public static let malformedJSON = "malformed_json"
+    /// 400: one object of the body names a key twice (`field` is its path).
+    public static let duplicateField = "duplicate_field"
     public static let unknownField = "unknown_field"
     public static let missingField = "missing_field"
     public static let invalidType = "invalid_type"

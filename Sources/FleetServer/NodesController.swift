@@ -123,11 +123,7 @@ struct NodesController<Context: RequestContext>: Sendable {
         var expected = try ifMatch(request)
         let config: KSMConfig
         let value: JSONValue
-        do {
-            value = try StrictJSON.decoder().decode(JSONValue.self, from: data)
-        } catch {
-            throw APIError(.badRequest, code: APIErrorCode.malformedJSON, message: "the body is not valid JSON")
-        }
+        do { value = try StrictJSON.value(from: data) } catch { throw HTTP.inputError(error) }
         if case .object(let o) = value, o["generation"] != nil || o["kickCounter"] != nil {
             let nc: NodeConfig
             do { nc = try StrictJSON.decode(NodeConfig.self, from: value, originalData: data) } catch {

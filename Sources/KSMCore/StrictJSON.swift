@@ -106,7 +106,8 @@ public struct InputError: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String { field.map { "\($0): \(message)" } ?? message }
 }
 
-/// Decoding that refuses malformed JSON, unknown fields and wrong types with the field named.
+/// Decoding that refuses malformed JSON, a key named twice, unknown fields and wrong types with
+/// the field named.
 public enum StrictJSON {
     public static func decoder() -> JSONDecoder {
         let d = JSONDecoder()
@@ -122,13 +123,7 @@ public enum StrictJSON {
     }
 
     public static func decode<T: Decodable & KnownFields>(_ type: T.Type, from data: Data) throws(InputError) -> T {
-        let value: JSONValue
-        do {
-            value = try decoder().decode(JSONValue.self, from: data)
-        } catch {
-            throw InputError(code: "malformed_json", field: nil, message: "the body is not valid JSON: \(describe(error))")
-        }
-        return try decode(type, from: value, originalData: data)
+        try decode(type, from: value(from: data), originalData: data)
     }
 
     public static func decode<T: Decodable & KnownFields>(

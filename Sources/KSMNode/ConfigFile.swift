@@ -16,7 +16,7 @@ import KSMCore
 /// A config file that cannot be used, with where and why: the file, the field (unknown, wrong
 /// type, invalid value) and the reason.
 public struct ConfigFileError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// `unreadable`, `empty`, `malformed_json`, `yaml_not_supported`, `unknown_field`, `invalid_type`,
+    /// `unreadable`, `empty`, `malformed_json`, `duplicate_field`, `yaml_not_supported`, `unknown_field`, `invalid_type`,
     /// `missing_field`, `invalid_value`, or a validation code (`out_of_range`, `min_above_max`…).
     public var code: String
     public var path: String?
@@ -101,6 +101,11 @@ public enum ConfigFile {
                 code: "malformed_json", path: path, message: "not valid JSON: \(describeJSONError(error))")
         }
         if value == .null { throw ConfigFileError(code: "empty", path: path, message: "the file is empty") }
+        if let key = StrictJSON.duplicateKey(in: Data(text.utf8)) {
+            throw ConfigFileError(
+                code: "duplicate_field", path: path, field: key.path,
+                message: "'\(key.name)' appears twice in one object; write each field once")
+        }
         return value
     }
 

@@ -204,6 +204,12 @@ struct BadInput: Sendable, CustomTestStringConvertible {
         BadInput(name: "unknown nested field", method: "PUT", path: config, token: .admin,
                  body: Data((custom + #"{"boost":1,"decay":1,"minPages":1,"maxPages":2,"sleepMsec":5,"x":1}}"#).utf8),
                  status: 400, code: "unknown_field", field: "parameters.x"),
+        // Python and JavaScript keep a repeated key's last value, Foundation its first: refused.
+        BadInput(name: "key named twice", method: "PATCH", path: config, token: .admin,
+                 body: Data(#"{"thresCoef":30,"thresCoef":101}"#.utf8), status: 400, code: "duplicate_field", field: "thresCoef"),
+        BadInput(name: "nested key named twice", method: "PUT", path: config, token: .admin,
+                 body: Data((custom + #"{"boost":1,"decay":1,"minPages":1,"maxPages":2,"sleepMsec":5,"boost":3}}"#).utf8),
+                 status: 400, code: "duplicate_field", field: "parameters.boost"),
         BadInput(name: "minPages > maxPages", method: "PUT", path: config, token: .admin,
                  body: Data((custom + #"{"boost":1,"decay":1,"minPages":500,"maxPages":100,"sleepMsec":5}}"#).utf8),
                  status: 422, code: "min_above_max", field: "parameters.minPages"),

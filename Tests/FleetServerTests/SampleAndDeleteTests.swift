@@ -44,13 +44,23 @@ import Testing
         status["turbo"] = 1
         samples[0]["status"] = status
         good["samples"] = samples
-        let cases: [(Data, Int, String, String?)] = [
+        var cases: [(Data, Int, String, String?)] = [
             (try JSONSerialization.data(withJSONObject: good), 400, "unknown_field", "samples[0].status.turbo"),
             (Data(#"{"samples": [{"seq": 1"#.utf8), 400, "malformed_json", nil),
             (Data(#"{"samples": [{"seq": 1}]}"#.utf8), 400, "missing_field", nil),
             (Data(#"{"samples": [], "extra": true}"#.utf8), 400, "unknown_field", "extra"),
             (Data(#"{"sampl\u0065s": [], "x": 1}"#.utf8), 400, "unknown_field", "x"),
         ]
+        // A key named twice in one object: refused, whichever copy a reader would keep (a body
+        // whose first `samples` was checked and whose last was stored once broke every listing).
+        let goodText = String(decoding: try jsonBody(Fixtures.batch([1])), as: UTF8.self)
+        let sampleStart = try #require(goodText.range(of: #""samples":["#)?.upperBound)
+        let cases2: [(String, String)] = [
+            (String(goodText.dropLast()) + #","samples":[0]}"#, "samples"),
+            (String(goodText.dropLast()) + #","sampl\u0065s":[]}"#, "samples"),
+            (goodText.replacingCharacters(in: sampleStart..<goodText.index(after: sampleStart), with: #"{"seq":9,"#), "samples[0].seq"),
+        ]
+        cases += cases2.map { (Data($0.0.utf8), 400, "duplicate_field", $0.1) }
         for (body, status, code, field) in cases {
             let r = try await node.send(
                 method: "POST", path: APIPaths.samples(reg.nodeId), headers: ["Content-Type": "application/json"], body: body)

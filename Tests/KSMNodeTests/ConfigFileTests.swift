@@ -46,6 +46,26 @@ struct ConfigFileTests {
         }
     }
 
+    @Test func keyNamedTwiceIsRefusedWithItsPath() {
+        // Escaped or not, in one object: JSON leaves which copy counts to the reader.
+        for (text, field) in [
+            (#"{"run": "run", "mode": "standard", "thresCoef": 20, "thresCoef": 90}"#, "thresCoef"),
+            (#"{"run": "run", "mode": "standard", "thresCoef": 20, "r\u0075n": "stop"}"#, "run"),
+            (#"{"run": "run", "mode": "customized", "thresCoef": 20, "parameters": {"boost": 1, "decay": 1, "minPages": 1, "maxPages": 2, "sleepMsec": 5, "decay": 9}}"#, "parameters.decay"),
+        ] {
+            do {
+                _ = try ConfigFile.parse(text)
+                Issue.record("expected a refusal: \(text)")
+            } catch {
+                #expect(error.code == "duplicate_field")
+                #expect(error.field == field)
+            }
+        }
+        // The same key in two objects is not a repeat.
+        #expect(StrictJSON.duplicateKey(in: Data(#"{"a": {"x": 1}, "b": {"x": [{"x": 2}, {"x": "}"}]}}"#.utf8)) == nil)
+        #expect(StrictJSON.duplicateKey(in: Data(#"[{"x": 1}, {"y": "\"x\"", "y2": 1, "y": 0}]"#.utf8))?.path == "[1].y")
+    }
+
     @Test func generationIsNotPartOfAStandaloneFile() {
         do {
             _ = try ConfigFile.parse(#"{"generation": 3, "run": "stop", "mode": "standard", "thresCoef": 20}"#)
