@@ -1384,11 +1384,15 @@ extension FleetDatabase {
                     arguments: [nodeId, Int64(from), Int64(period.to)])
                 var covered: [Interval] = []
                 // By position (a year of hours is 8,760 rows; a name is looked up per column and row).
-                let buckets = rows.map { r -> HistoryBucket in
+                let buckets = rows.compactMap { r -> HistoryBucket? in
                     let start = Double(r[0] as Int64)
                     covered += ReportMath.complement(
                         of: Self.decodeGaps(r[16]), within: Interval(start, start + level.seconds))
-                    return HistoryBucket(start: start, seconds: level.seconds, stats: Self.stats(r, at: 1))
+                    let stats = Self.stats(r, at: 1)
+                    // A row without data time (its only sample an agent's goodbye after a gap,
+                    // which holds no time) is no data: left out, its time a gap, not a bucket of 0 B.
+                    guard stats.dataSeconds > 0 else { return nil }
+                    return HistoryBucket(start: start, seconds: level.seconds, stats: stats)
                 }
                 return HistoryResponse(
                     nodeId: nodeId, name: name, since: since, until: until, resolution: resolution, buckets: buckets,

@@ -82,7 +82,7 @@ final class ReportFixture {
                         run: 1, pagesSharing: s.savedBytes / Int64(pageSize), fullScans: s.fullScans, generalProfit: s.netProfit),
                     memory: MemorySnapshot(memTotalKB: 64 * 1024 * 1024, memAvailableKB: 8 * 1024 * 1024),
                     pageSize: pageSize, ksmdCPUPercent: s.cpuPercent, ksmdCPUSeconds: s.cpuSeconds, phase: s.phase,
-                    phaseReason: "test"))
+                    phaseReason: "test", agentStopped: s.endsData ? true : nil))
             if batch.count == 500 {
                 _ = try await db.insertSamples(nodeId: id, batch)
                 batch = []
@@ -178,6 +178,25 @@ private func range(_ a: Double, _ b: Double) -> TimeRange {
                 resolution: .hour))
         #expect(hours.gaps == [range(t0 + 1860, t0 + 5400)])
         #expect(hours.buckets?.map(\.dataSeconds) == [1860, 1800])
+    }
+
+    /// An hour whose only sample is an agent's goodbye after a gap holds no data time: the
+    /// history leaves it out (its time is a gap), never a bucket of 0 B saved.
+    @Test func goodbyeAloneInAnHourIsNoBucket() async throws {
+        let f = try ReportFixture()
+        let id = try await f.node("bye")
+        try await f.push(id, start: t0, step: 10, count: 61)  // 0:00 … 0:10
+        try await f.pushSamples(id, [ReportSample(at: t0 + 4800, savedBytes: gib, endsData: true)])  // 1:20
+        for resolution in [HistoryResolution.hour, .day] {
+            let h = try #require(
+                try await f.db.history(
+                    nodeId: id, since: Date(timeIntervalSince1970: t0), until: Date(timeIntervalSince1970: t0 + 7200),
+                    resolution: resolution))
+            #expect(h.buckets?.map(\.start) == [Date(timeIntervalSince1970: t0)], "\(resolution)")
+            #expect(h.buckets?.map(\.dataSeconds) == [660], "\(resolution)")
+            #expect(h.buckets?.allSatisfy { $0.avgSavedBytes == Double(gib) } == true, "\(resolution)")
+            #expect(h.gaps == [range(t0 + 660, t0 + 7200)], "\(resolution)")
+        }
     }
 
     @Test func counterResetAfterHostReboot() async throws {
