@@ -115,6 +115,20 @@ public enum Findings {
         x >= 10 ? "\(Int(x.rounded())) %" : "\((x * 10).rounded() / 10) %"
     }
 
+    /// `x` as `percent` writes it, with the decimals that tell it from `limit` when both would
+    /// read the same (25.4 over a 25 % budget is "25.4 %", not "25 %" over "25 %").
+    static func percent(_ x: Double, beside limit: Double) -> String {
+        let plain = percent(x)
+        guard x != limit, plain == percent(limit) else { return plain }
+        var scale = 10.0
+        while scale <= 1e6 {
+            let a = (x * scale).rounded() / scale
+            if a != (limit * scale).rounded() / scale { return "\(a) %" }
+            scale *= 10
+        }
+        return "\(x) %"
+    }
+
     static func noMergeableMemory(_ s: KSMStatus, _ p: ProcessReport?) -> Finding? {
         let advice =
             "KSM scans only memory a process marked mergeable. QEMU marks guest RAM unless started with "
@@ -221,7 +235,7 @@ public enum Findings {
         return Finding(
             code: "ksmd_cpu_over_budget", severity: .warning,
             message: "ksmd uses more CPU than \(source) allows",
-            evidence: ["ksmd used \(percent(used)) of one core over the last sample interval; \(source) is \(percent(budget))"],
+            evidence: ["ksmd used \(percent(used, beside: budget)) of one core over the last sample interval; \(source) is \(percent(budget))"],
             advice:
                 "Scan fewer pages per wake-up (pages_to_scan, maxPages) or sleep longer (sleepMsec), or use a mode "
                 + "that slows down once passes stop paying; a new guest or container can speed it up again with a kick.")

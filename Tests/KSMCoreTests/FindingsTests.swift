@@ -96,6 +96,11 @@ struct FindingsTests {
         #expect(over.message.contains("default"))
         #expect(Self.codes(NodeFacts(status: Self.healthy, ksmdCPUPercent: 20)).isEmpty)
         #expect(Self.codes(NodeFacts(status: Self.healthy, ksmdCPUPercent: 20, cpuBudgetPercent: 10)) == ["ksmd_cpu_over_budget"])
+        // Just over the budget: the evidence tells the two apart (not "25 %" over "25 %").
+        for (used, shown) in [(25.4, "25.4 %"), (25.04, "25.04 %"), (60.0, "60 %")] {
+            let f = try #require(Findings.evaluate(NodeFacts(status: Self.healthy, ksmdCPUPercent: used)).first)
+            #expect(f.evidence == ["ksmd used \(shown) of one core over the last sample interval; the default threshold is 25 %"])
+        }
     }
 
     @Test func aConfigThatCannotApplyComesFirstWithAdviceForItsError() throws {
