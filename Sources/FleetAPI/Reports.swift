@@ -335,17 +335,19 @@ extension SavingsRow {
     /// guidance: see `CSVCell`); gaps as `from/to` ISO pairs separated by `;`.
     public func csvLine() -> String {
         func field(_ s: String) -> String { CSVCell.text(s) }
-        func num(_ v: Double?, _ places: Int = 3) -> String { v.map { ReportTime.decimal($0, places: places) } ?? "" }
+        // Every digit of the JSON's double (docs/numbers.md): a rounding wrote 0 for a tiny
+        // efficiency and 1 for a coverage of 0.9999996.
+        func num(_ v: Double?) -> String { v.map { ReportTime.exactDecimal($0) } ?? "" }
         let gapText = gaps.map {
             ReportTime.iso($0.from.timeIntervalSince1970) + "/" + ReportTime.iso($0.to.timeIntervalSince1970)
         }.joined(separator: ";")
         let cols: [String] = [
             field(key), field(name ?? ""), deleted.map { $0 ? "true" : "false" } ?? "", String(nodes),
-            num(avgSavedBytes, 0), num(peakSavedBytes, 0), num(savedGiBHours, 6), num(ksmdCPUHours, 6),
-            num(avgKsmdCPUCores, 6), num(efficiencyGiBPerCore, 3), num(avgNetProfitBytes, 0),
-            num(phaseHours[KSMPhase.running.rawValue] ?? 0, 6), num(phaseHours[KSMPhase.stopped.rawValue] ?? 0, 6),
-            num(phaseHours[KSMPhase.pruned.rawValue] ?? 0, 6), num(phaseHours[KSMPhase.unmanaged.rawValue] ?? 0, 6),
-            num(dataHours, 6), num(periodHours, 6), num(coverage, 6), field(gapText), peakBasis?.rawValue ?? "",
+            num(avgSavedBytes), num(peakSavedBytes), num(savedGiBHours), num(ksmdCPUHours),
+            num(avgKsmdCPUCores), num(efficiencyGiBPerCore), num(avgNetProfitBytes),
+            num(phaseHours[KSMPhase.running.rawValue] ?? 0), num(phaseHours[KSMPhase.stopped.rawValue] ?? 0),
+            num(phaseHours[KSMPhase.pruned.rawValue] ?? 0), num(phaseHours[KSMPhase.unmanaged.rawValue] ?? 0),
+            num(dataHours), num(periodHours), num(coverage), field(gapText), peakBasis?.rawValue ?? "",
         ]
         return cols.joined(separator: ",")
     }

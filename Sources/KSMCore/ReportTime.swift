@@ -112,6 +112,30 @@ public enum ReportTime {
 
     /// A decimal with at most `places` digits after the point, trailing zeros removed
     /// (`1.5`, `2`, `0.333`), for CSV and the dashboard. No exponent notation.
+    /// `v` with every digit it has, without an exponent: the shortest text that reads back as
+    /// the same double (Swift's `description`), its exponent written out (`0.00019073486328125`,
+    /// `1073741824`). What the CSV carries: the JSON's value, not a rounding of it.
+    public static func exactDecimal(_ v: Double) -> String {
+        guard v.isFinite else { return "" }
+        if v == v.rounded(), abs(v) < 1e15 { return String(Int64(v)) }
+        let text = "\(v)"
+        guard let e = text.firstIndex(where: { $0 == "e" || $0 == "E" }), let exponent = Int(text[text.index(after: e)...])
+        else { return text }
+        var mantissa = text[..<e]
+        let negative = mantissa.hasPrefix("-")
+        if negative { mantissa.removeFirst() }
+        let parts = mantissa.split(separator: ".", omittingEmptySubsequences: false)
+        let digits = String(parts[0]) + (parts.count > 1 ? String(parts[1]) : "")
+        let point = parts[0].count + exponent
+        let plain =
+            point <= 0
+            ? "0." + String(repeating: "0", count: -point) + digits
+            : point >= digits.count
+                ? digits + String(repeating: "0", count: point - digits.count)
+                : String(digits.prefix(point)) + "." + String(digits.dropFirst(point))
+        return (negative ? "-" : "") + plain
+    }
+
     public static func decimal(_ v: Double, places: Int = 3) -> String {
         guard v.isFinite else { return "" }
         var scale = 1.0

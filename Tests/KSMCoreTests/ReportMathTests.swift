@@ -228,6 +228,30 @@ func series(
         #expect(ReportTime.decimal(-0.25, places: 1) == "-0.3")
     }
 
+    /// The CSV's numbers: every digit of the double, never an exponent, read back as the same double.
+    @Test func csvNumbersAreTheExactDoubles() {
+        for (v, text) in [
+            (0.00019073486328125, "0.00019073486328125"), (0.9999996, "0.9999996"), (1073741824, "1073741824"),
+            (-0.0, "0"), (1e20, "100000000000000000000"), (1.5, "1.5"), (1e-7, "0.0000001"), (-2.5e-5, "-0.000025"),
+            (123456789.125, "123456789.125"),
+        ] as [(Double, String)] {
+            #expect(ReportTime.exactDecimal(v) == text)
+        }
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<2000 {
+            let v = Double(sign: Bool.random(using: &rng) ? .minus : .plus, exponent: Int.random(in: -40...60, using: &rng),
+                           significand: Double.random(in: 1..<2, using: &rng))
+            let text = ReportTime.exactDecimal(v)
+            #expect(Double(text) == v && !text.contains("e"), "\(v) → \(text)")
+        }
+        let tiny = SavingsRow(
+            key: "n", name: nil, nodes: 1, avgSavedBytes: 102400, peakSavedBytes: 102400, savedGiBHours: 0.0000316,
+            ksmdCPUHours: 0.1, avgKsmdCPUCores: 0.5, efficiencyGiBPerCore: 0.00019073486328125, avgNetProfitBytes: nil,
+            phaseHours: [:], dataHours: 0.2, periodHours: 0.2, coverage: 0.9999996, gaps: [])
+        let cells = tiny.csvLine().split(separator: ",", omittingEmptySubsequences: false)
+        #expect(cells[9] == "0.00019073486328125" && cells[17] == "0.9999996", "\(cells)")
+    }
+
     @Test func csvQuotesAndListsGaps() {
         let row = SavingsRow(
             key: "rack,1", name: "say \"hi\"", nodes: 1, avgSavedBytes: 1024, peakSavedBytes: 2048, savedGiBHours: 1.5,
