@@ -78,6 +78,8 @@ let package = Package(
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                // HTTPParserError: a malformed chunked body is the client's error (400).
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 // SIGHUP reloads the TLS certificate.
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Mustache", package: "swift-mustache"),

@@ -3,6 +3,7 @@ import FleetStore
 import Hummingbird
 import KSMCore
 import Logging
+import NIOHTTP1
 
 /// Turns every error, ours or Hummingbird's (unknown route, body too large), into the JSON
 /// error body with the right status, so clients parse one shape.
@@ -87,6 +88,10 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return .badRequest(e)
         case let e as ConfigValidationError:
             return .invalid(e)
+        case let e as HTTPParserError:
+            // A body the HTTP parser refused while the route read it (a chunk size that is not
+            // hex): the client's fault, said as such (400), not logged as the server's.
+            return APIError(.badRequest, code: "bad_request", message: "the request is not valid HTTP: \(e)")
         case let e as any HTTPResponseError:
             let status = e.status
             let message = (e as? HTTPError)?.body

@@ -34,7 +34,12 @@ import Glibc
         /// Sends a GET and returns what came back before the server closed or 5 s passed ("" when
         /// the server closed the connection without a word).
         func get(_ path: String) -> String {
-            let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+            exchange("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        }
+
+        /// Sends `request` as it is (bytes an HTTP client would not send) and returns what came
+        /// back before the server closed or 5 s passed.
+        func exchange(_ request: String) -> String {
             _ = request.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
             var reply = [UInt8]()
             var buffer = [UInt8](repeating: 0, count: 4096)
