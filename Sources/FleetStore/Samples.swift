@@ -47,9 +47,10 @@ extension FleetDatabase {
             }
         }
         // The node's state comes from the newest sample it ever sent: an old batch replayed
-        // out of order must not roll the phase back.
+        // out of order must not roll the phase back, nor a sample sent again under the newest
+        // seq (a duplicate, not stored) replace the state of the one that was.
         var newest = rows.max(by: { $0.0.seq < $1.0.seq })
-        if let n = newest, n.0.seq < (previousHighest ?? Int64.min) { newest = nil }
+        if let n = newest, n.0.seq <= (previousHighest ?? Int64.min) { newest = nil }
         let highest = try statements.finish(nodeId, newest: newest, receivedAt: received) ?? -1
         return SampleBatchAck(highestSeq: highest, stored: stored, duplicates: rows.count - stored)
     }
@@ -163,20 +164,21 @@ extension FleetDatabase {
                 if s.processes != nil { try Self.writeProcessReport(db, nodeId: batch.nodeId, sample: s) }
             }
         }
-        // Each node's newest sample in the group, kept when not older than what it sent before;
-        // its last-seen time from its latest batch.
+        // Each node's newest sample in the group (the first batch's of a seq sent twice: the
+        // stored one), kept when newer than what it sent before; its last-seen time from its
+        // latest batch.
         var newest: [String: (StatusSample, String)] = [:]
         var seen: [String: Int64] = [:]
         for batch in batches where previous[batch.nodeId] != nil {
             seen[batch.nodeId] = max(seen[batch.nodeId] ?? Int64.min, batch.receivedAt)
-            for (s, json) in batch.rows where s.seq >= (newest[batch.nodeId]?.0.seq ?? Int64.min) {
+            for (s, json) in batch.rows where s.seq > (newest[batch.nodeId]?.0.seq ?? Int64.min) {
                 newest[batch.nodeId] = (s, json)
             }
         }
         var updates: [StoreArguments] = []
         var touches: [StoreArguments] = []
         for (id, at) in seen.sorted(by: { $0.key < $1.key }) {
-            if let (s, json) = newest[id], s.seq >= ((previous[id] ?? nil) ?? Int64.min) {
+            if let (s, json) = newest[id], s.seq > ((previous[id] ?? nil) ?? Int64.min) {
                 updates.append([id, at, s.phase.rawValue, s.phaseReason, s.appliedGeneration, s.applyError, json, s.pageSize])
             } else {
                 touches.append([id, at])
@@ -270,7 +272,7 @@ enum SampleSQL {
         ].map { column, type in "\(column) = CASE WHEN node.newer THEN ?::\(type) ELSE nodes.\(column) END" }
         return """
             WITH node AS (
-              SELECT last_seq IS NULL OR ?::bigint >= last_seq AS newer FROM nodes WHERE id = ? AND deleted_at IS NULL
+              SELECT last_seq IS NULL OR ?::bigint > last_seq AS newer FROM nodes WHERE id = ? AND deleted_at IS NULL
             ), inserted AS (
               INSERT INTO samples (\(insertColumns))
               SELECT * FROM (VALUES \(repeatElement(tuple, count: rows).joined(separator: ", "))) AS v

@@ -26,6 +26,14 @@ import Testing
         let info = try await h.admin.node(id)
         #expect(info.lastSample?.seq == 7)
         #expect(info.appliedGeneration == 1 && !info.drift && info.online && info.phase == .running)
+        // The newest seq sent again with other values is a duplicate: acknowledged, not stored,
+        // and the node's state stays that of the sample stored under it.
+        var again = Fixtures.sample(7, pagesSharing: 999_999, phase: .stopped, appliedGeneration: 0)
+        again.phaseReason = "sent again"
+        ack = try await node.pushSamples(nodeId: id, SampleBatch(samples: [again]))
+        #expect(ack == SampleBatchAck(highestSeq: 7, stored: 0, duplicates: 1))
+        let unchanged = try await h.admin.node(id)
+        #expect(unchanged.lastSample == info.lastSample && unchanged.phase == .running && unchanged.appliedGeneration == 1)
         // Batch size limit.
         let tooMany = await apiError {
             _ = try await node.pushSamples(nodeId: id, Fixtures.batch(Int64(100)...Int64(100 + SampleBatch.maxSamples)))
