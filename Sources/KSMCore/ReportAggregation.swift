@@ -77,6 +77,22 @@ public enum ReportAggregation {
         st.phaseSeconds.mapValues { $0 / 3600 }
     }
 
+    /// Coverage: time with data over the time the row's nodes existed (docs/numbers.md), at most
+    /// 1; nil when they did not exist at all (nothing was expected, so nothing is missing). Both
+    /// in one unit.
+    public static func coverage(data: Double, life: Double) -> Double? {
+        life > 0 ? min(1, data / life) : nil
+    }
+
+    /// A history bucket's coverage: its data time over the part of it the node existed
+    /// (`existence`: from its registration to its deletion or now), as a report's row has it. A
+    /// node that registered mid-hour, or the hour under way, is covered whole when no sample
+    /// was missed.
+    public static func coverage(dataSeconds: Double, bucket: Interval, existence: Interval?) -> Double? {
+        guard let e = existence else { return nil }
+        return coverage(data: dataSeconds, life: Interval(max(bucket.from, e.from), min(bucket.to, e.to)).length)
+    }
+
     /// A node's row.
     public static func nodeRow(_ n: NodeReportInput) -> ReportRowFigures {
         let st = n.stats
@@ -88,7 +104,7 @@ public enum ReportAggregation {
             peakBasis: st.peakSavedBytes == nil ? nil : .samples, savedGiBHours: st.savedGiBHours, ksmdCPUHours: st.cpuSeconds / 3600, avgKsmdCPUCores: st.avgCPUCores,
             efficiencyGiBPerCore: efficiency(avgSaved: st.avgSavedBytes, avgCores: st.avgCPUCores),
             avgNetProfitBytes: st.avgNetProfitBytes, phaseHours: phaseHours(st), dataHours: data,
-            periodHours: period, coverage: period > 0 ? min(1, data / period) : nil, gaps: n.gaps)
+            periodHours: period, coverage: coverage(data: data, life: period), gaps: n.gaps)
     }
 
     /// A group's row (label value, day, fleet): averages are sums of the nodes' averages, hour
@@ -138,7 +154,7 @@ public enum ReportAggregation {
             efficiencyGiBPerCore: efficiency(avgSaved: sums.avgSaved, avgCores: sums.avgCores),
             avgNetProfitBytes: sums.netProfit,
             phaseHours: phaseHours(total), dataHours: data, periodHours: periodHours,
-            coverage: periodHours > 0 ? min(1, data / periodHours) : nil, gaps: gaps)
+            coverage: coverage(data: data, life: periodHours), gaps: gaps)
     }
 
     /// Rows grouped by the value of `label` (nodes without it under ""), sorted by value.

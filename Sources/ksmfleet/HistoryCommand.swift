@@ -105,14 +105,19 @@ struct HistoryCommand: AsyncParsableCommand {
                         ("AVG CPU", .right), ("CPU SEC", .right), ("FULL SCANS", .right), ("RUNNING", .right),
                         ("COVERED", .right),
                     ])
+                let existence = h.existence.map { Interval($0.from.timeIntervalSince1970, $0.to.timeIntervalSince1970) }
                 for b in buckets {
-                    let span = b.end.timeIntervalSince(b.start)
+                    // The report's coverage, of the part of the bucket the node existed (its
+                    // registration's hour and the hour under way are not "missing" their rest).
+                    let covered = ReportAggregation.coverage(
+                        dataSeconds: b.dataSeconds,
+                        bucket: Interval(b.start.timeIntervalSince1970, b.end.timeIntervalSince1970), existence: existence)
                     t.add([
                         Fmt.isoSeconds(b.start), "\(b.samples)", Display.bytes(b.avgSavedBytes),
                         Fmt.bytes(b.peakSavedBytes),
                         Fmt.percent(b.avgKsmdCPUPercent), Display.number(b.ksmdCPUSeconds), "\(b.fullScans)",
                         Fmt.duration(Int(b.runningSeconds)),
-                        span > 0 ? Display.fraction(b.dataSeconds / span) : "-",
+                        covered.map(Display.fraction) ?? "-",
                     ])
                 }
                 if !buckets.isEmpty { print(t.render()) }

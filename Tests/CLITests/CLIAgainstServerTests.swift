@@ -383,6 +383,11 @@ struct CLIAgainstServerTests {
             let hourly = try await f.cli(["history", "web-2", "--since", "-2d", "--until", "now", "-o", "json"])
             #expect(hourly.status == Exit.ok, "\(hourly)")
             #expect(try hourly.json(HistoryResponse.self).resolution == .hour)
+            // A node that registered a minute ago and missed no sample is covered whole in its
+            // hours (as its report says), not 60 s of 3,600.
+            let hourTable = try await f.cli(["history", "web-2", "--since", "-2d", "--until", "now"])
+            let rows = hourTable.stdout.split(separator: "\n").filter { $0.hasPrefix("20") }
+            #expect(!rows.isEmpty && rows.allSatisfy { $0.hasSuffix("100 %") }, "\(hourTable)")
         }
     }
 

@@ -53,6 +53,18 @@ func series(
         #expect(row.phaseHours == ["Running": 2])
     }
 
+    /// A history bucket's coverage is the report's: data over the part of the bucket the node
+    /// existed (registered mid-hour, or the hour under way, is no missing data).
+    @Test func bucketCoverageCountsOnlyTheNodesLife() {
+        let hour = Interval(t0, t0 + 3600)
+        #expect(ReportAggregation.coverage(dataSeconds: 1800, bucket: hour, existence: Interval(t0 + 1800, t0 + 7200)) == 1)
+        #expect(ReportAggregation.coverage(dataSeconds: 2714, bucket: hour, existence: Interval(t0 - 60, t0 + 2714)) == 1)
+        #expect(ReportAggregation.coverage(dataSeconds: 1800, bucket: hour, existence: Interval(t0 - 60, t0 + 7200)) == 0.5)
+        #expect(ReportAggregation.coverage(dataSeconds: 900, bucket: hour, existence: Interval(t0 + 1800, t0 + 7200)) == 0.5)
+        #expect(ReportAggregation.coverage(dataSeconds: 0, bucket: hour, existence: Interval(t0 + 3600, t0 + 7200)) == nil)
+        #expect(ReportAggregation.coverage(dataSeconds: 0, bucket: hour, existence: nil) == nil)
+    }
+
     @Test func offlineNodeShowsAGapNotZeros() {
         // Up for 30 min, offline, back at 1:30 until 2:00. The counter ran on while offline.
         let before = series(start: t0, count: 31)  // t0 … t0+1800
