@@ -23,7 +23,9 @@ public struct NodeIdentity: Codable, Sendable, Equatable {
 /// - `node.json`: node id + node token;
 /// - `config.json`: the last good config (with its generation and kick counter);
 /// - `seq`: the next sequence number reserved on disk (see `reserveSequence`);
-/// - `spool/`: samples not yet accepted by the server (see `SampleSpool`).
+/// - `spool/`: samples not yet accepted by the server (see `SampleSpool`);
+/// - `initial-settings.json`: the KSM settings found before the agent first wrote to the kernel
+///   (see `InitialCapture`).
 public struct AgentStateDir: Sendable {
     public let path: String
     public var nodeFile: String { path + "/node.json" }
@@ -33,6 +35,7 @@ public struct AgentStateDir: Sendable {
     /// registration an admin accepted is claimed by this agent and no other host.
     public var registrationKeyFile: String { path + "/registration-key" }
     public var spoolDir: String { path + "/spool" }
+    public var initialSettingsFile: String { path + "/initial-settings.json" }
 
     public init(_ path: String) throws(AgentFileError) {
         var p = path
@@ -70,6 +73,14 @@ public struct AgentStateDir: Sendable {
 
     public func saveConfig(_ config: NodeConfig) throws(AgentFileError) {
         try saveJSON(config, configFile)
+    }
+
+    public func loadInitialCapture() throws(AgentFileError) -> InitialCapture? {
+        try loadJSON(InitialCapture.self, initialSettingsFile)
+    }
+
+    public func saveInitialCapture(_ capture: InitialCapture) throws(AgentFileError) {
+        try saveJSON(capture, initialSettingsFile)
     }
 
     /// The first sequence number this run may use. Sequence numbers are reserved on disk in

@@ -31,11 +31,17 @@ public actor FleetAgent {
         self.options = options
         let kernel = kernel ?? LinuxKSMKernel(root: options.sysfsRoot, proc: options.procRoot)
         self.logger = logger
+        let stateDir: AgentStateDir
+        do {
+            stateDir = try AgentStateDir(options.stateDir)
+        } catch {
+            throw .state(error)
+        }
         let engine: NodeEngine
         do {
             engine = try NodeEngine(
                 kernel: kernel, logger: logger,
-                unmergeTimeout: .milliseconds(Int64(max(options.unmergeTimeout, 0.001) * 1000)))
+                unmergeTimeout: .milliseconds(Int64(max(options.unmergeTimeout, 0.001) * 1000)), stateDir: stateDir)
         } catch {
             throw .kernel("cannot read \(options.sysfsRoot): \(error)")
         }
@@ -45,7 +51,6 @@ public actor FleetAgent {
             scanner: kernel is LinuxKSMKernel || options.procRoot != "/proc" ? ProcessScanner(proc: options.procRoot) : nil,
             interval: options.processInterval)
         do {
-            let stateDir = try AgentStateDir(options.stateDir)
             samples = try SamplePipeline(stateDir: stateDir, options: options, logger: logger)
             registration = try AgentRegistration(options: options, stateDir: stateDir, kernel: kernel, logger: logger)
             configSync = try ConfigSync(engine: engine, stateDir: stateDir, options: options, logger: logger)

@@ -1,3 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 import KSMCore
 import KSMNode
 import Logging
@@ -65,9 +70,17 @@ public actor NodeEngine {
     let logger: Logger
     let unmergeTimeout: Duration
 
-    /// The kernel's KSM settings when the engine started (throttle's initial level, and what
-    /// `restoreInitial()` puts back).
-    public nonisolated let initialSettings: KernelSettings
+    /// The KSM settings found before the agent first wrote to the kernel (throttle's initial
+    /// level, and what `restoreInitial()` puts back): kept in the state directory by the first
+    /// start that writes, read back by every later one; without a state directory, the kernel's
+    /// settings when the engine started.
+    public nonisolated let initialCapture: InitialCapture
+    /// The file `initialCapture` came from, nil when it was read from the kernel at this start.
+    public nonisolated let initialCaptureFile: String?
+    public nonisolated var initialSettings: KernelSettings { initialCapture.settings }
+    let stateDir: AgentStateDir?
+    /// A capture from the kernel still to be kept in the state directory (before the first write).
+    private var captureToKeep: InitialCapture?
 
     /// The config in force; nil until the first `setConfig`.
     public private(set) var config: KSMConfig?
@@ -82,15 +95,68 @@ public actor NodeEngine {
     /// applies every second; a kernel without a configured file would fill the journal).
     private var lastWarnings: [String] = []
 
+    /// With `stateDir`, the settings kept there by an earlier start are the initial ones; the
+    /// first start captures the kernel's and keeps them there before it first writes (an
+    /// unmanaged agent never writes, so it keeps nothing and captures afresh each start).
     public init(
         kernel: any KSMKernel, clock: any MonotonicClock = SystemMonotonicClock(), logger: Logger,
-        unmergeTimeout: Duration = .seconds(60)
+        unmergeTimeout: Duration = .seconds(60), stateDir: AgentStateDir? = nil
     ) throws {
         self.kernel = kernel
         self.clock = clock
         self.logger = logger
         self.unmergeTimeout = unmergeTimeout
-        self.initialSettings = try kernel.readStatus().tunables
+        self.stateDir = stateDir
+        let status = try kernel.readStatus()
+        var kept: InitialCapture?
+        var keepable = stateDir != nil
+        if let stateDir {
+            let file = stateDir.initialSettingsFile
+            do {
+                kept = try stateDir.loadInitialCapture()
+                if let problem = kept?.problem {
+                    throw AgentFileError(path: file, message: "not a usable capture: \(problem)")
+                }
+            } catch {
+                // Not overwritten: the kernel's settings now may be this agent's own from before
+                // a restart; the operator decides (deleting the file makes the next start capture).
+                kept = nil
+                keepable = false
+                logger.warning(
+                    "cannot read the KSM settings kept from an earlier start: using the kernel's settings now for this run; delete the file to capture them again and keep them",
+                    metadata: ["file": "\(file)", "error": "\(error)"])
+            }
+        }
+        let capture: InitialCapture
+        let file: String
+        if var kept, let stateDir {
+            if status.advisorMode == nil {
+                // Kept on a kernel with the advisor (6.7+), started on one without it.
+                kept.settings.advisorMode = nil
+            }
+            capture = kept
+            initialCaptureFile = stateDir.initialSettingsFile
+            captureToKeep = nil
+            file = stateDir.initialSettingsFile
+        } else {
+            // Whole seconds: the file keeps no more (ISO 8601), and a restart then logs the same time.
+            let now = Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down))
+            capture = InitialCapture(settings: status.tunables, capturedAt: now)
+            initialCaptureFile = nil
+            captureToKeep = keepable ? capture : nil
+            file =
+                keepable
+                ? (stateDir?.initialSettingsFile ?? "") + " (written before the agent first writes to the kernel)"
+                : "none: not kept across restarts"
+        }
+        initialCapture = capture
+        logger.info(
+            initialCaptureFile == nil
+                ? "KSM settings captured from the kernel at start: the throttle's idle level and a restore put them back"
+                : "KSM settings kept from an earlier start are in force: the throttle's idle level and a restore put them back (delete the file to capture the kernel's again)",
+            metadata: [
+                "captured": "\(capture.summary)", "captured_at": "\(capture.capturedAt)", "file": "\(file)",
+            ])
     }
 
     /// Installs a new config (already validated) and applies it at once (one tuning step).
@@ -148,6 +214,7 @@ public actor NodeEngine {
             return record(
                 EngineOutcome(decision: decision, appliedGeneration: appliedGeneration, applyError: nil, report: nil))
         }
+        keepInitialCapture()
         do {
             let report = try await Applier.apply(
                 decision.settings, to: kernel, unmergeTimeout: unmergeTimeout, logger: logger)
@@ -272,8 +339,32 @@ public actor NodeEngine {
             applyError: applyError)
     }
 
-    /// Puts back the settings captured at start (for --restore-on-exit).
+    /// Keeps the capture in the state directory before the agent first writes to the kernel, so
+    /// that a later start does not capture the agent's own settings.
+    private func keepInitialCapture() {
+        guard let capture = captureToKeep, let stateDir else { return }
+        captureToKeep = nil
+        do {
+            try stateDir.saveInitialCapture(capture)
+            logger.info(
+                "kept the KSM settings captured at start",
+                metadata: ["file": "\(stateDir.initialSettingsFile)", "captured": "\(capture.summary)"])
+        } catch {
+            logger.warning(
+                "cannot keep the KSM settings captured at start: a restart will capture the kernel's settings again",
+                metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Puts back the settings captured at start (for --restore-on-exit). Nothing is written
+    /// while the config is unmanaged (or there is none yet): the agent then never writes.
     public func restoreInitial() async throws {
+        guard let config, config.run != .unmanaged else {
+            logger.info(
+                "the KSM settings captured at start not restored: the config is unmanaged (or none yet), nothing is written"
+            )
+            return
+        }
         let report = try await Applier.restore(
             initialSettings, to: kernel, unmergeTimeout: unmergeTimeout, logger: logger)
         logger.info("restored the KSM settings captured at start", metadata: ["written": "\(report)"])

@@ -25,11 +25,16 @@ public struct StandaloneOptions: Sendable {
     public var unmergeTimeout: Double
     public var sysfsRoot: String
     public var procRoot: String
+    /// Where the KSM settings found before the first write are kept across restarts
+    /// (`initial-settings.json`); nil keeps nothing: each start captures the kernel's settings.
+    public var stateDir: String?
 
     public init(
         configPath: String, interval: Double = 60, sampleInterval: Double? = nil, restoreOnExit: Bool = false,
-        unmergeTimeout: Double = 60, sysfsRoot: String = "/sys/kernel/mm/ksm", procRoot: String = "/proc"
+        unmergeTimeout: Double = 60, sysfsRoot: String = "/sys/kernel/mm/ksm", procRoot: String = "/proc",
+        stateDir: String? = nil
     ) {
+        self.stateDir = stateDir
         self.configPath = configPath
         self.interval = interval
         self.sampleInterval = sampleInterval
@@ -62,22 +67,32 @@ public enum Standalone {
         let signals = Signals.stream([SIGUSR1, SIGTERM, SIGINT])
 
         let kernel = kernel ?? LinuxKSMKernel(root: options.sysfsRoot, proc: options.procRoot)
+        var stateDir: AgentStateDir?
+        if let path = options.stateDir {
+            do {
+                stateDir = try AgentStateDir(path)
+            } catch {
+                StandardError.write("ksmfleet-agent: cannot use the state directory: \(error)\n")
+                return exitFailure
+            }
+        }
         let engine: NodeEngine
         do {
             engine = try NodeEngine(
-                kernel: kernel, logger: logger, unmergeTimeout: .milliseconds(Int64(options.unmergeTimeout * 1000)))
+                kernel: kernel, logger: logger, unmergeTimeout: .milliseconds(Int64(options.unmergeTimeout * 1000)),
+                stateDir: stateDir)
         } catch {
             StandardError.write("ksmfleet-agent: cannot read KSM: \(error)\n")
             return exitFailure
         }
-        let initial = engine.initialSettings
         logger.info(
             "standalone mode started",
             metadata: [
                 "config": "\(options.configPath)", "interval_s": "\(format(options.interval))",
                 "run": "\(config.run.rawValue)", "mode": "\(config.mode.rawValue)",
-                "captured":
-                    "run=\(initial.run ?? -1) pages_to_scan=\(initial.pagesToScan ?? -1) sleep_millisecs=\(initial.sleepMillisecs ?? -1)",
+                "captured": "\(engine.initialCapture.summary)",
+                "captured_from": "\(engine.initialCaptureFile ?? "the kernel at this start")",
+                "state_dir": "\(options.stateDir ?? "none (the capture is not kept across restarts)")",
                 "restore_on_exit": "\(options.restoreOnExit)",
             ])
 

@@ -34,6 +34,13 @@ struct StandaloneCommand: AsyncParsableCommand {
     @Option(name: .long, help: "The KSM sysfs directory.")
     var sysfs: String = "/sys/kernel/mm/ksm"
 
+    @Option(
+        name: .customLong("state-dir"),
+        help: ArgumentHelp(
+            "A directory (0700) where the KSM settings found before the first write are kept across restarts (initial-settings.json): the throttle's idle level and --restore-on-exit put those back. Without it, each start captures the kernel's settings, which after a restart may be the agent's own."
+        ))
+    var stateDir: String?
+
     @Option(name: .long, help: ArgumentHelp("The procfs directory.", visibility: .hidden))
     var proc: String = "/proc"
 
@@ -54,7 +61,7 @@ struct StandaloneCommand: AsyncParsableCommand {
         LoggingSystem.bootstrap { label in StderrLogHandler(label: label, level: level) }
         let options = StandaloneOptions(
             configPath: config, interval: interval, sampleInterval: sampleInterval, restoreOnExit: process.restoreOnExit,
-            unmergeTimeout: unmergeTimeout, sysfsRoot: sysfs, procRoot: proc)
+            unmergeTimeout: unmergeTimeout, sysfsRoot: sysfs, procRoot: proc, stateDir: stateDir)
         let code = await Standalone.run(options, logger: Logger(label: "ksmfleet-agent"))
         if code != 0 { throw ExitCode(code) }
     }
