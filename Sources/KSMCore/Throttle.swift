@@ -65,7 +65,9 @@ public struct ThrottleState: Codable, Sendable, Equatable, Hashable {
 
 public enum Throttle {
     /// The kernel settings of a level. Scan sizes are AnonPages divided by the level's divisor
-    /// (at least 1 page); the initial level puts back what was captured at start.
+    /// (at least 1 page); the initial level puts back what was captured at start: run,
+    /// sleep_millisecs, the advisor's mode and settings, and pages_to_scan unless the advisor
+    /// picks it.
     public static func settings(
         level: ThrottleLevel, throttle: ThrottleSettings, memory: MemorySnapshot, pageSize: Int,
         initial: KernelSettings
@@ -76,8 +78,14 @@ public enum Throttle {
         }
         switch level {
         case .initial:
+            // The kernel advisor's mode and settings too: the other levels switch it off. While
+            // it runs (scan-time) it picks pages_to_scan itself, so that is left to it.
             return KernelSettings(
-                run: initial.run, pagesToScan: initial.pagesToScan, sleepMillisecs: initial.sleepMillisecs)
+                run: initial.run, pagesToScan: initial.advisorMode == "scan-time" ? nil : initial.pagesToScan,
+                sleepMillisecs: initial.sleepMillisecs, advisorMode: initial.advisorMode,
+                advisorTargetScanTime: initial.advisorTargetScanTime, advisorMaxCPU: initial.advisorMaxCPU,
+                advisorMinPagesToScan: initial.advisorMinPagesToScan,
+                advisorMaxPagesToScan: initial.advisorMaxPagesToScan)
         case .aggressive:
             return KernelSettings(
                 run: 1, pagesToScan: scan(throttle.aggressiveDivisor), sleepMillisecs: throttle.aggressiveSleepMsec)

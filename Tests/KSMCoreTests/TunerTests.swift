@@ -262,6 +262,36 @@ struct ThrottleTests {
         #expect(s(.initial) == initial)
     }
 
+    @Test("the idle level puts back the captured advisor mode and settings, and leaves pages_to_scan to scan-time")
+    func idleLevelRestoresTheAdvisor() {
+        var captured = initial
+        captured.advisorMode = "scan-time"
+        captured.advisorTargetScanTime = 30
+        captured.advisorMaxCPU = 50
+        captured.advisorMinPagesToScan = 400
+        captured.advisorMaxPagesToScan = 9000
+        let config = KSMConfig(run: .run, mode: .throttle)
+        let input = TunerInput(memory: mem, pageSize: 4096, initial: captured, now: 0)
+        let kicked = Tuner.decide(config: config, input: input, state: Tuner.kick(state: TunerState(), now: 0))
+        #expect(kicked.settings.advisorMode == "none")
+        var idleInput = input
+        idleInput.now = 1000
+        let idle = Tuner.decide(config: config, input: idleInput, state: kicked.state)
+        #expect(idle.state.throttle.level == .initial)
+        #expect(idle.settings.advisorMode == "scan-time")
+        #expect(idle.settings.pagesToScan == nil)
+        #expect(idle.settings.run == captured.run && idle.settings.sleepMillisecs == captured.sleepMillisecs)
+        #expect(idle.settings.advisorTargetScanTime == 30 && idle.settings.advisorMaxCPU == 50)
+        #expect(idle.settings.advisorMinPagesToScan == 400 && idle.settings.advisorMaxPagesToScan == 9000)
+
+        // Captured with the advisor off: pages_to_scan is put back, and the advisor stays off.
+        captured.advisorMode = "none"
+        idleInput.initial = captured
+        let off = Tuner.decide(config: config, input: idleInput, state: kicked.state)
+        #expect(off.settings.advisorMode == "none")
+        #expect(off.settings.pagesToScan == captured.pagesToScan)
+    }
+
     @Test("no anonymous memory still scans at least one page, never 0 with run 1")
     func neverZero() {
         let empty = MemorySnapshot(memTotalKB: gib16, memAvailableKB: gib16, anonPagesKB: 0)
