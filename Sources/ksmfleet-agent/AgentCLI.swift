@@ -11,6 +11,10 @@ struct AgentCLI: AsyncParsableCommand {
 
 /// What both modes do with the process around the tuning: the KSM settings at exit.
 struct ProcessFlags: ParsableArguments {
-    @Flag(name: .customLong("restore-on-exit"), help: "Put back the KSM settings captured at start when stopping.")
+    @Flag(
+        name: .customLong("restore-on-exit"),
+        help:
+            "Put back the KSM settings found before the first write (kept in the state directory as initial-settings.json) when stopping."
+    )
     var restoreOnExit = false
 }
