@@ -47,6 +47,11 @@ import Testing
         #expect(report.text.contains("id=\"process-report-table\""), "\(report.text)")
         #expect(report.text.contains("&lt;script&gt;alert(1)&lt;/script&gt;"))
         #expect(!report.text.contains(Self.hostile))
+        // Its average ksmd CPU is the API's cores in % of one CPU, written as the CLI writes it.
+        let api = try await h.admin.savingsReport(since: Date().addingTimeInterval(-86400), until: Date())
+        let cores = try #require(api.rows.first { $0.key == reg.nodeId }?.avgKsmdCPUCores)
+        #expect(report.text.contains("<td class=\"num\">\(Display.percent(cores * 100))</td>"), "\(cores)")
+        #expect(report.text.contains("Avg ksmd CPU"))
 
         // A node without a report says why there is no table.
         let (other, _) = try await h.register(hostname: "node-b")

@@ -206,7 +206,7 @@ struct ReportsPage: Sendable {
             // A peak from rollups is a lower bound of the peak at one moment: marked, as in the CLI.
             peakSaved: HTML.bytes(r.peakSavedBytes) + (r.peakBasis.map { $0 == .samples ? "" : "*" } ?? ""),
             gibHours: HTML.num(r.savedGiBHours), cpuHours: HTML.num(r.ksmdCPUHours),
-            cores: HTML.num(r.avgKsmdCPUCores), efficiency: HTML.num(r.efficiencyGiBPerCore),
+            cores: HTML.percent(r.avgKsmdCPUCores.map { $0 * 100 }), efficiency: HTML.num(r.efficiencyGiBPerCore),
             net: r.avgNetProfitBytes.map { HTML.bytes($0) }, phases: phases.isEmpty ? "—" : phases,
             coverage: HTML.fraction(r.coverage), gaps: gaps)
     }
