@@ -175,6 +175,7 @@ public enum Standalone {
             return
         }
         let s = snap.status
+        let thresCoef = await engine.config?.thresCoef ?? KSMConfig().thresCoef
         var metadata: Logger.Metadata = [
             "phase": "\(snap.phase.rawValue)",
             "reason": "\(snap.phaseReason)",
@@ -187,7 +188,9 @@ public enum Standalone {
             "pages_volatile": "\(s.pagesVolatile)",
             "full_scans": "\(s.fullScans)",
             "saved_mib": "\(format(Double(snap.savedBytes) / 1_048_576))",
-            "mem_available_pct": "\(format(snap.memory.availablePercent))",
+            // As the reason beside it writes it (`Percent.format`): 19.97 against a 20 % threshold
+            // is 19.97, not 20.
+            "mem_available_pct": "\(Percent.format(snap.memory.availablePercent, against: thresCoef))",
             "ksmd_cpu_pct": "\(snap.ksmdCPUPercent.map { format($0) } ?? "-")",
         ]
         if let z = s.ksmZeroPages { metadata["ksm_zero_pages"] = "\(z)" }
