@@ -24,6 +24,10 @@ public enum APIErrorCode {
     /// 400: one object of the body names a key twice (`field` is its path).
     public static let duplicateField = "duplicate_field"
     public static let unknownField = "unknown_field"
+    /// 400: a query parameter the operation does not read (`field` names it).
+    public static let unknownParameter = "unknown_parameter"
+    /// 400: a query parameter given more than once (`field` names it).
+    public static let repeatedParameter = "repeated_parameter"
     public static let missingField = "missing_field"
     public static let invalidType = "invalid_type"
     public static let invalidValue = "invalid_value"

@@ -298,6 +298,7 @@ final class CheckedRouter<Context: RequestContext> {
         let state = self.state
         router.on(RouterPath(path), method: method) { request, context in
             let principal = try await state.auth.check(spec, request, nodeId: context.parameters.get("id"))
+            if spec.path.hasPrefix(APIPaths.prefix + "/") { try HTTP.checkQuery(request, reads: spec.query) }
             let who = AuditWho(
                 name: principal?.name ?? "anonymous", credentialId: principal?.credentialId,
                 source: state.clientAddress(request, context: context))

@@ -86,6 +86,26 @@ enum HTTP {
 
     static func etag(_ generation: Int64) -> String { "\"\(generation)\"" }
 
+    /// Refuses an API request's query parameter its route does not read (`reads`, the route
+    /// table's): a typo such as `?purgehistory=true` was ignored, and the node deleted with its
+    /// history kept; and one given twice (`?limit=1&limit=5`), where which copy counts is a guess.
+    static func checkQuery(_ request: Request, reads: Set<String>) throws {
+        var seen: Set<Substring> = []
+        for (name, _) in request.uri.queryParameters {
+            guard reads.contains(String(name)) else {
+                let known = reads.isEmpty ? "none" : reads.sorted().joined(separator: ", ")
+                throw APIError(
+                    .badRequest, code: APIErrorCode.unknownParameter,
+                    message: "unknown query parameter '\(name)'; this operation reads: \(known)", field: String(name))
+            }
+            guard seen.insert(name).inserted else {
+                throw APIError(
+                    .badRequest, code: APIErrorCode.repeatedParameter,
+                    message: "query parameter '\(name)' is given more than once; give it once", field: String(name))
+            }
+        }
+    }
+
     /// Query parameter `name` as given: "" for `?name=` or a bare `?name`. The dashboard's forms
     /// and a deletion's `purgeHistory` read it so; the API's parameters through `param`.
     static func query(_ request: Request, _ name: String) -> String? {

@@ -36,6 +36,9 @@ struct RouteSpec: Sendable, Equatable, Hashable {
     var access: Access
     /// A dashboard page or form (session cookie, HTML) rather than the JSON API (bearer token).
     var dashboard: Bool = false
+    /// The query parameters an API route reads (openapi.yaml lists the same: `RouteRoleTests`);
+    /// any other, or one given twice, is refused (`HTTP.checkQuery`).
+    var query: Set<String> = []
 
     var key: String { "\(method.rawValue) \(path)" }
 
@@ -56,18 +59,26 @@ enum RouteTable {
         RouteSpec(method: .get, path: "/openapi.yaml", access: .anyone),
         // Agents
         RouteSpec(method: .post, path: "/api/v1/register", access: .enrollment),
-        RouteSpec(method: .get, path: "/api/v1/nodes/:id/config", access: .nodeOrRole(.viewer)),
+        RouteSpec(method: .get, path: "/api/v1/nodes/:id/config", access: .nodeOrRole(.viewer), query: ["wait"]),
         RouteSpec(method: .post, path: "/api/v1/nodes/:id/samples", access: .node),
         RouteSpec(method: .post, path: "/api/v1/nodes/:id/token", access: .node),
         // Reading
         RouteSpec(method: .get, path: "/api/v1/whoami", access: .role(.viewer)),
-        RouteSpec(method: .get, path: "/api/v1/nodes", access: .role(.viewer)),
+        RouteSpec(
+            method: .get, path: "/api/v1/nodes", access: .role(.viewer),
+            query: ["selector", "phase", "online", "drift", "limit", "after"]),
         RouteSpec(method: .get, path: "/api/v1/nodes/:id", access: .role(.viewer)),
-        RouteSpec(method: .get, path: "/api/v1/nodes/:id/history", access: .role(.viewer)),
-        RouteSpec(method: .get, path: "/api/v1/reports/savings", access: .role(.viewer)),
-        RouteSpec(method: .get, path: "/api/v1/reports/processes", access: .role(.viewer)),
-        RouteSpec(method: .get, path: "/api/v1/registrations", access: .role(.viewer)),
-        RouteSpec(method: .get, path: "/api/v1/audit", access: .role(.viewer)),
+        RouteSpec(
+            method: .get, path: "/api/v1/nodes/:id/history", access: .role(.viewer), query: ["since", "until", "resolution"]),
+        RouteSpec(
+            method: .get, path: "/api/v1/reports/savings", access: .role(.viewer),
+            query: ["since", "until", "by", "label", "format"]),
+        RouteSpec(
+            method: .get, path: "/api/v1/reports/processes", access: .role(.viewer), query: ["since", "until", "node", "limit"]),
+        RouteSpec(method: .get, path: "/api/v1/registrations", access: .role(.viewer), query: ["all"]),
+        RouteSpec(
+            method: .get, path: "/api/v1/audit", access: .role(.viewer),
+            query: ["node", "credential", "action", "since", "until", "record", "afterNode", "limit"]),
         // Operating
         RouteSpec(method: .put, path: "/api/v1/nodes/:id/labels", access: .role(.operator)),
         RouteSpec(method: .put, path: "/api/v1/nodes/:id/config", access: .role(.operator)),
@@ -75,7 +86,7 @@ enum RouteTable {
         RouteSpec(method: .post, path: "/api/v1/nodes/:id/kick", access: .role(.operator)),
         RouteSpec(method: .post, path: "/api/v1/config/apply", access: .role(.operator)),
         // Administering
-        RouteSpec(method: .delete, path: "/api/v1/nodes/:id", access: .role(.admin)),
+        RouteSpec(method: .delete, path: "/api/v1/nodes/:id", access: .role(.admin), query: ["purgeHistory"]),
         RouteSpec(method: .post, path: "/api/v1/registrations/:id/accept", access: .role(.admin)),
         RouteSpec(method: .post, path: "/api/v1/registrations/:id/reject", access: .role(.admin)),
         RouteSpec(method: .post, path: "/api/v1/nodes/:id/rotate-token", access: .role(.admin)),

@@ -251,6 +251,56 @@ import Testing
         }
     }
 
+    /// openapi.yaml lists each API operation's query parameters as the route table has them (the
+    /// server refuses any other), read off the spec's `parameters` (`- name:` then `in: query`,
+    /// or a `$ref` to `components.parameters`).
+    @Test func theSpecListsEveryRoutesQueryParameters() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let lines = try String(contentsOf: root.appending(path: "openapi.yaml"), encoding: .utf8)
+            .split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        // components.parameters: Name -> (name, in)
+        var shared: [String: (name: String, place: String)] = [:]
+        if let start = lines.firstIndex(of: "  parameters:") {
+            var current = ""
+            for line in lines[(start + 1)...] {
+                if !line.hasPrefix("    ") && !line.isEmpty { break }
+                if line.hasPrefix("    "), !line.hasPrefix("     "), line.hasSuffix(":") {
+                    current = String(line.dropFirst(4).dropLast())
+                } else if line.hasPrefix("      name: ") {
+                    shared[current, default: ("", "")].name = String(line.dropFirst("      name: ".count))
+                } else if line.hasPrefix("      in: ") {
+                    shared[current, default: ("", "")].place = String(line.dropFirst("      in: ".count))
+                }
+            }
+        }
+        var query: [String: Set<String>] = [:]
+        var path = "", method = "", pending: String?
+        for line in lines {
+            if line.hasPrefix("components:") { break }
+            if line.hasPrefix("  /"), line.hasSuffix(":") {
+                path = String(line.dropFirst(2).dropLast())
+                method = ""
+            } else if line.hasPrefix("    "), !line.hasPrefix("     "), line.hasSuffix(":") {
+                method = line.trimmingCharacters(in: .whitespaces).dropLast().uppercased()
+                query["\(method) \(path)"] = query["\(method) \(path)"] ?? []
+            } else if line.hasPrefix("        - name: ") {
+                pending = String(line.dropFirst("        - name: ".count))
+            } else if line == "          in: query", let name = pending, !method.isEmpty {
+                query["\(method) \(path)", default: []].insert(name)
+                pending = nil
+            } else if line.hasPrefix("        - $ref: \"#/components/parameters/"), !method.isEmpty {
+                let ref = String(line.dropFirst("        - $ref: \"#/components/parameters/".count).dropLast())
+                if let p = shared[ref], p.place == "query" { query["\(method) \(path)", default: []].insert(p.name) }
+            }
+        }
+        #expect(query["GET /api/v1/audit"]?.contains("since") == true, "the scanner reads the shared parameters")
+        for r in RouteTable.routes where r.path.hasPrefix(APIPaths.prefix + "/") {
+            let key = "\(r.method.rawValue) " + r.path.replacing(/:(\w+)/) { "{\($0.output.1)}" }
+            #expect(query[key] == r.query, "\(key): the spec lists \(query[key]?.sorted() ?? []), the server reads \(r.query.sorted())")
+        }
+    }
+
     /// The table has no duplicates, and its roles keep the issue's rules: a viewer changes
     /// nothing, credentials, enrollment tokens and deletes are the admin's.
     @Test func theRouteTableKeepsTheRoleRules() {

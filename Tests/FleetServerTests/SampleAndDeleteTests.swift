@@ -41,6 +41,29 @@ import Testing
         #expect(tooMany?.0 == 413 && tooMany?.1.error.field == "samples")
     }
 
+    /// A query parameter the operation does not read is refused before anything happens: a
+    /// typo in a deletion's `purgeHistory` deleted the node and kept its history. So is one
+    /// given twice.
+    @Test func unknownAndRepeatedQueryParametersAreRefused() async throws {
+        let h = try await Harness.start()
+        defer { Task { await h.finish() } }
+        let (reg, node) = try await h.register()
+        _ = try await node.pushSamples(nodeId: reg.nodeId, Fixtures.batch([1]))
+        let typo = try await h.admin.send(
+            method: "DELETE", path: APIPaths.node(reg.nodeId), query: [("purgehistory", "true")])
+        #expect(typo.status == 400 && errorBody(typo)?.error.code == "unknown_parameter", "\(typo.text)")
+        #expect(errorBody(typo)?.error.field == "purgehistory")
+        #expect(try await h.admin.node(reg.nodeId).lastSample?.seq == 1, "the node is still there")
+        let twice = try await h.admin.send(method: "GET", path: APIPaths.nodes, query: [("limit", "1"), ("limit", "abc")])
+        #expect(twice.status == 400 && errorBody(twice)?.error.code == "repeated_parameter", "\(twice.text)")
+        #expect(errorBody(twice)?.error.field == "limit")
+        // The agent's long-poll and the listing's own parameters go through.
+        let poll = try await node.send(method: "GET", path: APIPaths.config(reg.nodeId), query: [("wait", "0")])
+        #expect(poll.status == 200, "\(poll.text)")
+        let page = try await h.admin.send(method: "GET", path: APIPaths.nodes, query: [("limit", "1"), ("online", "true")])
+        #expect(page.status == 200, "\(page.text)")
+    }
+
     /// The fast sample path gives the same errors as every other endpoint.
     @Test func badSampleBatchesFollowTheErrorContract() async throws {
         let h = try await Harness.start()
