@@ -133,6 +133,10 @@ public struct LabelsRequest: Codable, Sendable, Equatable, KnownFields {
     public var labels: [String: String]
     public init(labels: [String: String]) { self.labels = labels }
     public static let fieldNames: Set<String> = ["labels"]
+    /// Labels a node may carry, and their sizes in bytes (Kubernetes' label names are 63 too).
+    public static let maxLabels = 64
+    public static let maxKeyBytes = 63
+    public static let maxValueBytes = 253
 }
 
 /// `POST /api/v1/config/apply`: a change to many nodes, by ids or by label selector

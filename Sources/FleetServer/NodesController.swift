@@ -92,12 +92,29 @@ struct NodesController<Context: RequestContext>: Sendable {
     @Sendable func setLabels(_ request: Request, context: Context) async throws -> Response {
         let node = try await resolve(context)
         let body = try await HTTP.decode(LabelsRequest.self, request, limit: state.config.maxBodyBytes)
+        // Bounded, and only what a selector (`k=v,k2=v2`, values trimmed) can name: a value
+        // with spaces at its ends could never be selected.
+        if body.labels.count > LabelsRequest.maxLabels {
+            throw APIError.invalidValue("labels", "at most \(LabelsRequest.maxLabels) labels a node; got \(body.labels.count)")
+        }
+        func control(_ c: Character) -> Bool { c.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F } }
         for key in body.labels.keys.sorted() {
-            if key.isEmpty || key.contains(where: { $0 == "=" || $0 == "," || $0.isWhitespace }) {
+            if key.isEmpty || key.contains(where: { $0 == "=" || $0 == "," || $0.isWhitespace || control($0) }) {
                 throw APIError.invalidValue("labels.\(key)", "label keys must be non-empty without '=', ',' or spaces")
             }
-            if let v = body.labels[key], v.contains(",") {
-                throw APIError.invalidValue("labels.\(key)", "label values may not contain ','")
+            if key.utf8.count > LabelsRequest.maxKeyBytes {
+                throw APIError.invalidValue(
+                    "labels", "label keys are at most \(LabelsRequest.maxKeyBytes) bytes; '\(key.prefix(40))…' has \(key.utf8.count)")
+            }
+            guard let v = body.labels[key] else { continue }
+            if v.contains(",") || v.contains(where: control) {
+                throw APIError.invalidValue("labels.\(key)", "label values may not contain ',' or control characters")
+            }
+            if v.first?.isWhitespace == true || v.last?.isWhitespace == true {
+                throw APIError.invalidValue("labels.\(key)", "label values may not start or end with a space (a selector could not name them)")
+            }
+            if v.utf8.count > LabelsRequest.maxValueBytes {
+                throw APIError.invalidValue("labels.\(key)", "label values are at most \(LabelsRequest.maxValueBytes) bytes; got \(v.utf8.count)")
             }
         }
         let updated = try await state.database.setLabels(nodeId: node.id, body.labels)

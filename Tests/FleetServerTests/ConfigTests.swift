@@ -181,6 +181,36 @@ import Testing
     }
 }
 
+/// Labels are bounded, and only what a selector can name (`k=v`, values trimmed).
+@Suite struct LabelRulesTests {
+    @Test func labelsAreBoundedAndSelectable() async throws {
+        let h = try await Harness.start()
+        defer { Task { await h.finish() } }
+        let (reg, _) = try await h.register()
+        let cases: [([String: String], String)] = [
+            (["rack": " r1"], "labels.rack"), (["rack": "r1 "], "labels.rack"), (["rack": "a,b"], "labels.rack"),
+            (["rack": "a\u{7}b"], "labels.rack"), (["rack": String(repeating: "x", count: 254)], "labels.rack"),
+            ([String(repeating: "k", count: 64): "v"], "labels"), (["ra ck": "1"], "labels.ra ck"),
+            (Dictionary(uniqueKeysWithValues: (0..<65).map { ("k\($0)", "v") }), "labels"),
+        ]
+        for (labels, field) in cases {
+            let r = try await h.admin.send(
+                method: "PUT", path: APIPaths.labels(reg.nodeId), headers: ["Content-Type": "application/json"],
+                body: try JSONEncoder().encode(["labels": labels]))
+            #expect(r.status == 422 && errorBody(r)?.error.field == field, "\(field): \(r.status) \(r.text.prefix(200))")
+        }
+        #expect(try await h.admin.node(reg.nodeId).labels.isEmpty, "nothing was stored")
+        // At the limits: stored, and a selector names them (a space inside a value is fine).
+        let long = String(repeating: "x", count: 253)
+        try await h.admin.setLabels(reg.nodeId, ["rack": long, "env": "prod west"])
+        for selector in ["env=prod west", "rack=\(long)"] {
+            let r = try await h.admin.send(method: "GET", path: APIPaths.nodes, query: [("selector", selector)])
+            let list = try StrictJSON.decoder().decode(NodeList.self, from: r.body)
+            #expect(list.nodes.map(\.id) == [reg.nodeId], "\(selector)")
+        }
+    }
+}
+
 struct BadInput: Sendable, CustomTestStringConvertible {
     enum Token: Sendable { case admin, none, wrong }
     var name: String
