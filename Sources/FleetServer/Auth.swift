@@ -211,7 +211,8 @@ struct Auth: Sendable {
 
     static func needs(_ access: Access) -> String {
         switch access {
-        case .role(let r), .nodeOrRole(let r): "a credential with the \(r.rawValue) role or above"
+        case .role(let r): "a credential with the \(r.rawValue) role or above"
+        case .nodeOrRole(let r): "the node's own token, or a credential with the \(r.rawValue) role or above"
         case .metrics: "a credential with the viewer role or above"
         case .node: "the node's own token"
         case .anyone, .enrollment: "no credential"
@@ -249,7 +250,9 @@ struct Auth: Sendable {
             case (.node(let id, _), .node), (.node(let id, _), .nodeOrRole):
                 throw APIError.forbidden("a node token may only touch its own node (\(id))")
             case (.credential, .node):
-                throw APIError.forbidden("samples are pushed with the node's own token")
+                // Samples and the node's own token rotation: the agent's calls (an admin asks
+                // for a rotation with POST /nodes/{id}/rotate-token).
+                throw APIError.forbidden("this route takes the node's own token (its agent's), not a credential")
             case (.node, _):
                 throw APIError.forbidden("a node token only serves its agent; this route needs \(Self.needs(spec.access))")
             case (.credential(let c, _), _):

@@ -139,6 +139,16 @@ import Testing
                         "\(spec.key) as \(who.rawValue): expected 401/403, got \(reply.status) \(reply.text.prefix(200))")
                     #expect(errorBody(reply)?.error.code != nil, "\(spec.key) as \(who.rawValue): JSON error body")
                     if who == .none { #expect(reply.status == 401, "\(spec.key) without a credential: 401") }
+                    // A route an agent calls says so to a credential or enrollment token it refuses.
+                    switch spec.access {
+                    case .node, .nodeOrRole:
+                        if reply.status == 403, who != .node {
+                            #expect(
+                                errorBody(reply)?.error.message.contains("the node's own token") == true,
+                                "\(spec.key) as \(who.rawValue): \(reply.text.prefix(200))")
+                        }
+                    default: break
+                    }
                 }
                 walked += 1
             }
