@@ -134,6 +134,18 @@ public enum StrictJSON {
             let data = try originalData ?? encoder().encode(value)
             return try decoder().decode(type, from: data)
         } catch let error as DecodingError {
+            // Foundation names no field for a number that does not fit an integer ("The given
+            // data was not valid JSON."), and the object, not the field, for a date that is not
+            // ISO 8601: the value decoder names the field, when it finds one further down.
+            if case .dataCorrupted(let ctx) = error {
+                do {
+                    _ = try JSONValueDecoder.decode(type, value, path: [])
+                } catch let precise as DecodingError {
+                    if case .dataCorrupted(let p) = precise, p.codingPath.count > ctx.codingPath.count {
+                        throw inputError(precise)
+                    }
+                } catch {}
+            }
             throw inputError(error)
         } catch {
             throw InputError(code: "invalid_value", field: nil, message: "\(error)")

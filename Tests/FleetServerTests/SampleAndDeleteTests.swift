@@ -92,6 +92,10 @@ import Testing
             (goodText.replacingCharacters(in: sampleStart..<goodText.index(after: sampleStart), with: #"{"seq":9,"#), "samples[0].seq"),
         ]
         cases += cases2.map { (Data($0.0.utf8), 400, "duplicate_field", $0.1) }
+        // A date that is not ISO 8601, named down to its field (Foundation names none).
+        let badDate = goodText.replacing(/"takenAt":"[^"]*"/, with: #""takenAt":"yesterday""#)
+        #expect(badDate != goodText)
+        cases.append((Data(badDate.utf8), 422, "invalid_value", "samples[0].takenAt"))
         for (body, status, code, field) in cases {
             let r = try await node.send(
                 method: "POST", path: APIPaths.samples(reg.nodeId), headers: ["Content-Type": "application/json"], body: body)

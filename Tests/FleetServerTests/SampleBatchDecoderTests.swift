@@ -105,7 +105,8 @@ import Testing
             (#"{}"#, "missing_field", "samples"),
             (replaceNth(good, #""pageSize":4096"#, 1, #""pageSize":"4096""#), "invalid_type", "samples[1].pageSize"),
             (replaceNth(good, #""pageSize":4096"#, 1, #""pageSize":null"#), "invalid_type", "samples[1].pageSize"),
-            (replaceNth(good, #""run":1"#, 2, #""run":1.5"#), "invalid_value", nil),
+            (replaceNth(good, #""run":1"#, 2, #""run":1.5"#), "invalid_value", "samples[2].status.run"),
+            (replaceNth(good, #""seq":"#, 0, #""seq":1,"seq":"#), "duplicate_field", "samples[0].seq"),
             (replaceNth(good, #""seq":1,"#, 0, #""seq":9223372036854775808,"#), "", nil),  // overflow (any error)
             (replaceNth(good, #""seq":2,"#, 0, #""seq":-9223372036854775809,"#), "", nil),
             (replaceNth(good, #""ksmdCPUPercent":3.5"#, 0, #""ksmdCPUPercent":"3.5""#), "invalid_type", "samples[0].ksmdCPUPercent"),
@@ -115,12 +116,12 @@ import Testing
             (#"{"samples":[1]}"#, "invalid_type", "samples[0]"),
             (replaceNth(good, #""phase":"Running""#, 3, #""phase":"Runing""#), "invalid_value", "samples[3].phase"),
             (replaceNth(good, #""phase":"Running""#, 3, #""phase":"running""#), "invalid_value", "samples[3].phase"),
-            // StrictJSON names the sample for a bad date.
-            (replaceNth(good, #"T10:00:01Z"#, 0, "T10:00:01"), "invalid_value", "samples[1]"),
-            (replaceNth(good, #"2026-11-23T10:00:02Z"#, 0, "2026-11-23 10:00:02Z"), "invalid_value", "samples[2]"),
-            (replaceNth(good, #"2026-11-23T10:00:02Z"#, 0, "yesterday"), "invalid_value", "samples[2]"),
-            (replaceNth(good, #"T10:00:03Z"#, 0, "T10:00:03+18:01"), "invalid_value", "samples[3]"),
-            (replaceNth(good, #"T10:00:03Z"#, 0, "T10:00:03.1234567891Z"), "invalid_value", "samples[3]"),
+            // StrictJSON names the field of a bad date.
+            (replaceNth(good, #"T10:00:01Z"#, 0, "T10:00:01"), "invalid_value", "samples[1].takenAt"),
+            (replaceNth(good, #"2026-11-23T10:00:02Z"#, 0, "2026-11-23 10:00:02Z"), "invalid_value", "samples[2].takenAt"),
+            (replaceNth(good, #"2026-11-23T10:00:02Z"#, 0, "yesterday"), "invalid_value", "samples[2].takenAt"),
+            (replaceNth(good, #"T10:00:03Z"#, 0, "T10:00:03+18:01"), "invalid_value", "samples[3].takenAt"),
+            (replaceNth(good, #"T10:00:03Z"#, 0, "T10:00:03.1234567891Z"), "invalid_value", "samples[3].takenAt"),
             (String(good.dropLast()), "malformed_json", nil),
             (good + "x", "malformed_json", nil),
             (good.replacingOccurrences(of: #","takenAt""#, with: #",,"takenAt""#), "malformed_json", nil),
@@ -146,7 +147,6 @@ import Testing
         let good = goodBatchText(count: 3)
         let bodies = [
             good.replacingOccurrences(of: #""phaseReason""#, with: #""phase\u0052eason""#),  // escaped key
-            replaceNth(good, #""seq":"#, 0, #""seq":1,"seq":"#),  // duplicate key
             replaceNth(good, #""pageSize":4096"#, 0, #""pageSize":4.096e3"#),  // integer written as a float
             replaceNth(good, #""phase":"Running""#, 0, #""phase":"Runn\u0069ng""#),  // escaped enum value
         ]
