@@ -146,6 +146,11 @@ struct NodesController<Context: RequestContext>: Sendable {
             do { nc = try StrictJSON.decode(NodeConfig.self, from: value, originalData: data) } catch {
                 throw HTTP.inputError(error)
             }
+            // The kick counter is the server's (POST /nodes/{id}/kick raises it): a body read back
+            // from GET carries it and it is left as it is; a value no GET gave is refused.
+            if nc.kickCounter < 0 {
+                throw APIError.invalidValue("kickCounter", "kickCounter is the server's (0 or more; POST …/kick raises it); got \(nc.kickCounter)")
+            }
             if let e = expected, e != nc.generation {
                 throw APIError(
                     .conflict, code: APIErrorCode.generationConflict,
