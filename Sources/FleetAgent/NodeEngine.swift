@@ -324,11 +324,21 @@ public actor NodeEngine {
         } else {
             lastCPU = nil
         }
-        let phase: KSMPhase
-        let reason: String
+        var phase: KSMPhase
+        var reason: String
         if let decision = lastOutcome?.decision, self.config != nil {
             phase = decision.phase
             reason = decision.reason
+            // The decision did not reach the kernel: say what the kernel does, and why not.
+            if let error = applyError, decision.phase != .unmanaged {
+                let actual: KSMPhase = status.run == 1 ? .running : status.run == 2 ? .pruned : .stopped
+                if actual != decision.phase {
+                    phase = actual
+                    reason =
+                        "\(actual.rawValue): the kernel's run is \(status.run); applying the decision failed (\(error)); "
+                        + "the decision was \(decision.reason)"
+                }
+            }
         } else {
             phase = .unmanaged
             reason = "Unmanaged: no config yet; the agent only reports (kernel run is \(status.run))"
