@@ -109,6 +109,8 @@ final class ServerState: Sendable {
                 ksmdCPUPercent: s?.ksmdCPUPercent, cpuBudgetPercent: n.config?.config.maxCpuPercent,
                 applyError: n.applyError,
                 processes: n.processes,
-                sampleRefusal: n.sampleRefusal.map { ($0.reason, ReportTime.iso($0.at.timeIntervalSince1970)) }))
+                sampleRefusal: n.sampleRefusal.map { ($0.reason, ReportTime.iso($0.at.timeIntervalSince1970)) },
+                // The config as the operator set it, against the kernel the agent last told of.
+                configIssues: n.config?.config.issues(onKernelWith: n.ksmFeatures, kernel: n.kernel).map(\.message) ?? []))
     }
 }

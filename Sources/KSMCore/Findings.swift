@@ -51,10 +51,15 @@ public struct NodeFacts: Sendable, Equatable {
     /// Why the server refused the node's newest sample batch (field: message), and when; nil when
     /// its newest batch was stored.
     public var sampleRefusal: (reason: String, at: String)?
+    /// What the node's desired config asks of a kernel that this node's kernel (as its agent
+    /// last told the server) does not have: `KSMConfig.issues(onKernelWith:kernel:)`'s messages,
+    /// e.g. mode advisor after a boot into a kernel before 6.7. Empty when it has everything.
+    public var configIssues: [String]
 
     public init(
         status: KSMStatus?, pageSize: Int = 4096, ksmdCPUPercent: Double? = nil, cpuBudgetPercent: Double? = nil,
-        applyError: String? = nil, processes: ProcessReport? = nil, sampleRefusal: (reason: String, at: String)? = nil
+        applyError: String? = nil, processes: ProcessReport? = nil, sampleRefusal: (reason: String, at: String)? = nil,
+        configIssues: [String] = []
     ) {
         self.status = status
         self.pageSize = pageSize
@@ -63,12 +68,14 @@ public struct NodeFacts: Sendable, Equatable {
         self.applyError = applyError
         self.processes = processes
         self.sampleRefusal = sampleRefusal
+        self.configIssues = configIssues
     }
 
     public static func == (a: NodeFacts, b: NodeFacts) -> Bool {
         a.status == b.status && a.pageSize == b.pageSize && a.ksmdCPUPercent == b.ksmdCPUPercent
             && a.cpuBudgetPercent == b.cpuBudgetPercent && a.applyError == b.applyError && a.processes == b.processes
             && a.sampleRefusal?.reason == b.sampleRefusal?.reason && a.sampleRefusal?.at == b.sampleRefusal?.at
+            && a.configIssues == b.configIssues
     }
 }
 
@@ -96,6 +103,17 @@ public enum Findings {
                     advice:
                         "Fix what the message names; most often the node's clock (run chrony or systemd-timesyncd). "
                         + "The agent drops each refused batch, and the gap ends with the first batch the server stores."))
+        }
+        if !f.configIssues.isEmpty {
+            out.append(
+                Finding(
+                    code: "config_unsupported", severity: .error,
+                    message: "This node's config asks for what its kernel does not have, so the agent cannot apply it",
+                    evidence: f.configIssues + (f.applyError.map { ["the agent reports: \($0)"] } ?? []),
+                    advice:
+                        "The server keeps the config as it was set (the kernel changed under it, e.g. a boot into an "
+                        + "older kernel). Set what this kernel can do (for mode advisor: ksmfleet config set NODE "
+                        + "--mode adaptive), or boot a kernel that has the feature (the KSM advisor: Linux 6.7+)."))
         }
         if let e = f.applyError { out.append(configNotApplied(e, status: f.status)) }
         if let s = f.status, s.run == 1 {

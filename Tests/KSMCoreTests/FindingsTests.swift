@@ -115,4 +115,20 @@ struct FindingsTests {
         let missing = Findings.evaluate(NodeFacts(status: nil, applyError: "smart_scan: ENOENT (No such file or directory)"))
         #expect(missing.first?.advice.contains("newer kernel") == true)
     }
+
+    /// A config the node's kernel (as last told) cannot do: an error finding that quotes why,
+    /// with the agent's own report when it has one; none when the kernel can.
+    @Test func aConfigTheKernelCannotDoIsAnError() throws {
+        let advisor = KSMConfig(run: .run, mode: .advisor)
+        let issues = advisor.issues(onKernelWith: ["run", "pages_to_scan"], kernel: "6.1.0-old").map(\.message)
+        #expect(advisor.issues(onKernelWith: ["run", "advisor_mode"], kernel: "6.8.0").isEmpty)
+        #expect(Self.codes(NodeFacts(status: nil, configIssues: [])).isEmpty)
+        let applyError = "mode advisor needs the kernel's KSM advisor (advisor_mode, Linux 6.7+); this kernel has none, so nothing was written"
+        let all = Findings.evaluate(NodeFacts(status: Self.healthy, applyError: applyError, configIssues: issues))
+        #expect(all.map(\.code) == ["config_unsupported", "config_not_applied"])
+        let f = try #require(all.first)
+        #expect(f.severity == .error)
+        #expect(f.evidence.first?.contains("6.1.0-old") == true && f.evidence.last?.contains(applyError) == true)
+        #expect(f.advice.contains("--mode adaptive"))
+    }
 }
