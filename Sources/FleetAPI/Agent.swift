@@ -48,6 +48,73 @@ public struct RegisterRequest: Codable, Sendable, Equatable, KnownFields {
     ]
 }
 
+/// `PUT /api/v1/nodes/{id}/facts` (the node's own token): what the host is now. The agent sends
+/// it each time it starts with an identity it already has, and again after it lost the server,
+/// so that a kernel or agent upgrade (or downgrade) reaches the server without registering
+/// again (which would replace the token). Validated like the same fields of `RegisterRequest`.
+public struct NodeFactsRequest: Codable, Sendable, Equatable, KnownFields {
+    public var kernel: String
+    public var memTotalBytes: Int64
+    public var numaNodes: Int
+    /// KSM files found under /sys/kernel/mm/ksm (features are detected, never assumed).
+    public var ksmFeatures: [String]
+    public var agentVersion: String
+    public var pageSize: Int?
+
+    public init(
+        kernel: String, memTotalBytes: Int64, numaNodes: Int, ksmFeatures: [String], agentVersion: String,
+        pageSize: Int? = nil
+    ) {
+        self.kernel = kernel
+        self.memTotalBytes = memTotalBytes
+        self.numaNodes = numaNodes
+        self.ksmFeatures = ksmFeatures
+        self.agentVersion = agentVersion
+        self.pageSize = pageSize
+    }
+
+    /// The facts a registration carries.
+    public init(_ r: RegisterRequest) {
+        self.init(
+            kernel: r.kernel, memTotalBytes: r.memTotalBytes, numaNodes: r.numaNodes, ksmFeatures: r.ksmFeatures,
+            agentVersion: r.agentVersion, pageSize: r.pageSize)
+    }
+
+    public static let fieldNames: Set<String> = [
+        "kernel", "memTotalBytes", "numaNodes", "ksmFeatures", "agentVersion", "pageSize",
+    ]
+
+    /// Longest kernel release and agent version the server stores.
+    public static let maxTextBytes = 256
+
+    /// The first field the server refuses, with why (nil when every field is acceptable): the
+    /// registration's own limits, shared by `POST /api/v1/register` and the facts update.
+    public var invalidField: (field: String, message: String)? {
+        for (field, value) in [("kernel", kernel), ("agentVersion", agentVersion)]
+        where value.utf8.count > Self.maxTextBytes {
+            return (field, "must be at most \(Self.maxTextBytes) bytes")
+        }
+        if memTotalBytes < 0 { return ("memTotalBytes", "must not be negative") }
+        if numaNodes < 0 { return ("numaNodes", "must not be negative") }
+        if let p = pageSize, p <= 0 { return ("pageSize", "must be positive") }
+        return nil
+    }
+}
+
+/// The answer to `PUT /api/v1/nodes/{id}/facts`: the fields whose stored value changed (empty
+/// when the server had them already).
+public struct NodeFactsResponse: Codable, Sendable, Equatable, KnownFields {
+    public var nodeId: String
+    public var changed: [String]
+
+    public init(nodeId: String, changed: [String]) {
+        self.nodeId = nodeId
+        self.changed = changed
+    }
+
+    public static let fieldNames: Set<String> = ["nodeId", "changed"]
+}
+
 public struct RegisterResponse: Codable, Sendable, Equatable, KnownFields {
     public var nodeId: String
     /// Shown once; the server keeps only its hash.

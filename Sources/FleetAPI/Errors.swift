@@ -68,6 +68,8 @@ public enum APIPaths {
     public static func node(_ id: String) -> String { "/api/v1/nodes/\(id)" }
     public static func config(_ id: String) -> String { "/api/v1/nodes/\(id)/config" }
     public static func samples(_ id: String) -> String { "/api/v1/nodes/\(id)/samples" }
+    /// The node tells what its host is now (node token).
+    public static func facts(_ id: String) -> String { "/api/v1/nodes/\(id)/facts" }
     public static func labels(_ id: String) -> String { "/api/v1/nodes/\(id)/labels" }
     public static func kick(_ id: String) -> String { "/api/v1/nodes/\(id)/kick" }
     public static func history(_ id: String) -> String { "/api/v1/nodes/\(id)/history" }

@@ -148,6 +148,13 @@ public final class FleetClient: Sendable {
             "POST", APIPaths.samples(nodeId), headers: timeoutHeader, json: batch, as: SampleBatchAck.self)
     }
 
+    /// `PUT /api/v1/nodes/{id}/facts` with the node's token: what the host is now (kernel, KSM
+    /// features, memory, agent version); the answer names the fields the server had otherwise.
+    public func putNodeFacts(nodeId: String, _ facts: NodeFactsRequest) async throws(ClientError) -> NodeFactsResponse {
+        try await request(
+            "PUT", APIPaths.facts(percentEncode(nodeId)), headers: timeoutHeader, json: facts, as: NodeFactsResponse.self)
+    }
+
     // MARK: - helpers
 
     private func sendJSON(

@@ -19,6 +19,7 @@ struct AgentController<Context: RequestContext>: Sendable {
         router.on(.get, "/api/v1/nodes/:id/config", use: getConfig)
         router.on(.post, "/api/v1/nodes/:id/samples", use: pushSamples)
         router.on(.post, "/api/v1/nodes/:id/token", use: rotateToken)
+        router.on(.put, "/api/v1/nodes/:id/facts", use: putFacts)
     }
 
     @Sendable func register(_ request: Request, context: Context) async throws -> Response {
@@ -41,12 +42,8 @@ struct AgentController<Context: RequestContext>: Sendable {
         case .success(let name): body.hostname = name
         case .failure(let why): throw APIError.invalidValue("hostname", "hostname \(why.message)")
         }
-        for (field, value) in [("kernel", body.kernel), ("agentVersion", body.agentVersion)] where value.utf8.count > 256 {
-            throw APIError.invalidValue(field, "must be at most 256 bytes")
-        }
-        if body.memTotalBytes < 0 { throw APIError.invalidValue("memTotalBytes", "must not be negative") }
-        if body.numaNodes < 0 { throw APIError.invalidValue("numaNodes", "must not be negative") }
-        if let p = body.pageSize, p <= 0 { throw APIError.invalidValue("pageSize", "must be positive") }
+        // The host's facts, by the same rules as `PUT /api/v1/nodes/{id}/facts`.
+        if let bad = NodeFactsRequest(body).invalidField { throw APIError.invalidValue(bad.field, bad.message) }
         let nodeToken = Secrets.newToken(.node)
         let reg: Registration
         do {
@@ -101,6 +98,58 @@ struct AgentController<Context: RequestContext>: Sendable {
         var headers = HTTPFields()
         headers[.cacheControl] = "no-store"
         return try HTTP.json(TokenRotationResponse(nodeId: id, nodeToken: newToken), headers: headers)
+    }
+
+    /// The node tells what its host is now (its agent started, or found the server again): the
+    /// kernel, KSM features, memory, NUMA nodes, agent version and page size are stored, so the
+    /// node's page and the config checks (mode advisor needs the kernel's advisor) follow a kernel
+    /// or agent upgrade or downgrade. Nothing else changes: not the token, the name, the config
+    /// (a config the kernel can no longer apply stays as the operator set it, and the node's
+    /// findings say why it fails), nor the audit log.
+    @Sendable func putFacts(_ request: Request, context: Context) async throws -> Response {
+        let id = try context.parameters.require("id")
+        let databaseLimit = try Self.databaseLimit(request)
+        let facts = try await HTTP.decode(NodeFactsRequest.self, request, limit: state.config.maxBodyBytes)
+        if let bad = facts.invalidField { throw APIError.invalidValue(bad.field, bad.message) }
+        let update = try await DatabaseWork.$deadline.withValue(databaseLimit) {
+            try await state.database.updateNodeFacts(nodeId: id, facts)
+        }
+        if !update.changed.isEmpty {
+            let before = update.before, after = update.after
+            var metadata: Logger.Metadata = [
+                "node": "\(id)", "name": "\(after.name)", "changed": "\(update.changed.joined(separator: ","))",
+            ]
+            if before.kernel != after.kernel {
+                metadata["kernel_before"] = "\(before.kernel)"
+                metadata["kernel"] = "\(after.kernel)"
+            }
+            if update.changed.contains("ksmFeatures") {
+                let was = Set(before.ksmFeatures), now = Set(after.ksmFeatures)
+                metadata["features_added"] = "\(now.subtracting(was).sorted().joined(separator: ","))"
+                metadata["features_removed"] = "\(was.subtracting(now).sorted().joined(separator: ","))"
+            }
+            if before.agentVersion != after.agentVersion {
+                metadata["agent_version_before"] = "\(before.agentVersion)"
+                metadata["agent_version"] = "\(after.agentVersion)"
+            }
+            let hostChanged = before.kernel != after.kernel || update.changed.contains("ksmFeatures")
+            state.logger.info(hostChanged ? "node's kernel changed" : "node's host facts changed", metadata: metadata)
+            // Left as the operator set it; said here and in the node's findings.
+            if let config = after.config?.config {
+                let issues = config.issues(onKernelWith: after.ksmFeatures, kernel: after.kernel)
+                if !issues.isEmpty {
+                    state.logger.warning(
+                        "the node's config asks for what its kernel no longer has; it stays as set, and the agent cannot apply it",
+                        metadata: [
+                            "node": "\(id)", "name": "\(after.name)",
+                            "issue": "\(issues.map { "\($0.field): \($0.message)" }.joined(separator: "; "))",
+                        ])
+                }
+            }
+        }
+        var headers = HTTPFields()
+        headers[.cacheControl] = "no-store"
+        return try HTTP.json(NodeFactsResponse(nodeId: id, changed: update.changed), headers: headers)
     }
 
     /// Long-poll: with `If-None-Match: "<generation>"` and `?wait=<s>` (up to 60), answers 200 as

@@ -250,7 +250,7 @@ struct Auth: Sendable {
             case (.node(let id, _), .node), (.node(let id, _), .nodeOrRole):
                 throw APIError.forbidden("a node token may only touch its own node (\(id))")
             case (.credential, .node):
-                // Samples and the node's own token rotation: the agent's calls (an admin asks
+                // Samples, facts and the node's own token rotation: the agent's calls (an admin asks
                 // for a rotation with POST /nodes/{id}/rotate-token).
                 throw APIError.forbidden("this route takes the node's own token (its agent's), not a credential")
             case (.node, _):

@@ -62,6 +62,7 @@ enum RouteTable {
         RouteSpec(method: .get, path: "/api/v1/nodes/:id/config", access: .nodeOrRole(.viewer), query: ["wait"]),
         RouteSpec(method: .post, path: "/api/v1/nodes/:id/samples", access: .node),
         RouteSpec(method: .post, path: "/api/v1/nodes/:id/token", access: .node),
+        RouteSpec(method: .put, path: "/api/v1/nodes/:id/facts", access: .node),
         // Reading
         RouteSpec(method: .get, path: "/api/v1/whoami", access: .role(.viewer)),
         RouteSpec(

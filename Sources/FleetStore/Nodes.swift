@@ -49,6 +49,27 @@ public struct Registration: Sendable, Equatable {
     public var reregistered: Bool
 }
 
+/// The outcome of `updateNodeFacts`: the node before and after, and the fields that changed.
+public struct NodeFactsUpdate: Sendable, Equatable {
+    public var before: StoredNode
+    public var after: StoredNode
+    /// The `NodeFactsRequest` field names whose stored value changed, in the type's order.
+    public var changed: [String]
+
+    /// The fields of `facts` that differ from `node`'s (features compared as a set; a page size
+    /// left out keeps the stored one).
+    public static func changes(from node: StoredNode, to facts: NodeFactsRequest) -> [String] {
+        var out: [String] = []
+        if node.kernel != facts.kernel { out.append("kernel") }
+        if node.memTotalBytes != facts.memTotalBytes { out.append("memTotalBytes") }
+        if node.numaNodes != facts.numaNodes { out.append("numaNodes") }
+        if Set(node.ksmFeatures) != Set(facts.ksmFeatures) { out.append("ksmFeatures") }
+        if node.agentVersion != facts.agentVersion { out.append("agentVersion") }
+        if let p = facts.pageSize, p != node.pageSize { out.append("pageSize") }
+        return out
+    }
+}
+
 extension FleetDatabase {
     /// The columns `node(_:)` reads, by position: `nodeColumns` lists them in this order, so a
     /// case's raw value is its column's index (a lookup by name, per column and row, was a
@@ -353,6 +374,31 @@ extension FleetDatabase {
                 throw StoreError.nodeNotFound(id)
             }
             return Registration(node: node, config: config, reregistered: existing != nil)
+        }
+    }
+
+    /// Stores what the node's host is now (`NodeFactsRequest`: kernel, KSM features, memory, NUMA nodes,
+    /// agent version, page size), as its agent tells at start. Only the fields that differ are
+    /// written (nothing when none does); the token, name, config and `last_seen_at` are left
+    /// alone, and no audit row is written (an agent restart is not an operator's change).
+    /// Throws `.nodeNotFound` for an unknown or deleted node.
+    public func updateNodeFacts(nodeId: String, _ facts: NodeFactsRequest) async throws -> NodeFactsUpdate {
+        try await write { db in
+            guard let before = try Self.fetchNode(db, id: nodeId) else { throw StoreError.nodeNotFound(nodeId) }
+            let changed = NodeFactsUpdate.changes(from: before, to: facts)
+            guard !changed.isEmpty else { return NodeFactsUpdate(before: before, after: before, changed: []) }
+            try db.execute(
+                sql: """
+                    UPDATE nodes SET kernel = ?, mem_total_bytes = ?, numa_nodes = ?, ksm_features = ?,
+                      agent_version = ?, page_size = COALESCE(?, page_size)
+                    WHERE id = ? AND deleted_at IS NULL
+                    """,
+                arguments: [
+                    facts.kernel, facts.memTotalBytes, facts.numaNodes, try StoredJSON.encode(facts.ksmFeatures),
+                    facts.agentVersion, facts.pageSize, nodeId,
+                ])
+            guard let after = try Self.fetchNode(db, id: nodeId) else { throw StoreError.nodeNotFound(nodeId) }
+            return NodeFactsUpdate(before: before, after: after, changed: changed)
         }
     }
 

@@ -109,6 +109,7 @@ import Testing
                 case "POST /api/v1/register":
                     body = try json(Fixtures.registerRequest(machineId: "walk-m-\(walked)", hostname: "walk-r-\(walked)"))
                 case "POST /api/v1/nodes/:id/samples": body = try json(Fixtures.batch([1]))
+                case "PUT /api/v1/nodes/:id/facts": body = try json(NodeFactsRequest(Fixtures.registerRequest()))
                 case "PUT /api/v1/nodes/:id/labels": body = try json(LabelsRequest(labels: ["rack": "r1"]))
                 case "PUT /api/v1/nodes/:id/config": body = try json(KSMConfig.standardDefault)
                 case "PATCH /api/v1/nodes/:id/config": body = try json(ConfigPatch(thresCoef: 25))
