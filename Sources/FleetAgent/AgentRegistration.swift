@@ -34,6 +34,11 @@ final class AgentRegistration {
     /// Why the server keeps this host waiting (a pending or rejected registration), in words;
     /// nil when registered.
     private(set) var waitingReason: String?
+    /// The host's facts (kernel, KSM features, memory, agent version: `NodeFactsRequest`) are to be
+    /// told to the server at the next `connect()`: at start (the host may have booted another
+    /// kernel, or the agent been upgraded, since it registered), and again after the server was
+    /// lost. A registration carries them itself.
+    private(set) var factsDue = true
 
     init(options: AgentOptions, stateDir: AgentStateDir, kernel: any KSMKernel, logger: Logger) throws(AgentFileError) {
         self.options = options
@@ -76,9 +81,14 @@ final class AgentRegistration {
     /// The client with the node token, registering first when there is no identity.
     nonisolated(nonsending) func connect() async throws(AgentError) -> Connection {
         if let identity, !mustRegister {
-            if let client { return Connection(client: client, nodeId: identity.nodeId) }
-            let c = try makeClient(token: identity.nodeToken)
-            client = c
+            let c: FleetClient
+            if let client {
+                c = client
+            } else {
+                c = try makeClient(token: identity.nodeToken)
+                client = c
+            }
+            if factsDue { try await reportFacts(c, nodeId: identity.nodeId) }
             return Connection(client: c, nodeId: identity.nodeId)
         }
         guard let token = options.enrollToken else {
@@ -121,6 +131,7 @@ final class AgentRegistration {
         identity = id
         mustRegister = false
         waitingReason = nil
+        factsDue = false
         logger[metadataKey: "node"] = "\(id.nodeId)"
         logger.info(
             response.reregistered ? "registered again (identity proven or accepted by an admin, new token)" : "registered",
@@ -131,6 +142,41 @@ final class AgentRegistration {
         let c = try makeClient(token: id.nodeToken)
         client = c
         return Connection(client: c, nodeId: id.nodeId, firstConfig: response.config)
+    }
+
+    /// Tells the server what the host is now (`PUT /api/v1/nodes/{id}/facts`). Throws when the
+    /// server cannot be reached, fails (5xx: another replica may answer) or refuses the node
+    /// token (the caller registers again, which carries the facts); any other refusal (an older
+    /// server without the route, a value it will not take) is logged and the agent goes on, as
+    /// it does when the kernel cannot be read.
+    nonisolated(nonsending) func reportFacts(_ client: FleetClient, nodeId: String) async throws(AgentError) {
+        let facts: NodeFactsRequest
+        do throws(AgentError) {
+            facts = NodeFactsRequest(try registerRequest())
+        } catch {
+            factsDue = false
+            logger.warning(
+                "cannot read this host's facts for the server; it keeps the ones it has", metadata: ["error": "\(error)"])
+            return
+        }
+        do throws(ClientError) {
+            let reply = try await client.putNodeFacts(nodeId: nodeId, facts)
+            factsDue = false
+            if !reply.changed.isEmpty {
+                logger.info(
+                    "told the server of this host's changes",
+                    metadata: [
+                        "changed": "\(reply.changed.joined(separator: ","))", "kernel": "\(facts.kernel)",
+                        "version": "\(facts.agentVersion)", "server": "\(client.options.serverURL)",
+                    ])
+            }
+        } catch {
+            if ServerRotation.failsOver(error) || error.status == 401 { throw .server(error) }
+            factsDue = false
+            logger.warning(
+                "the server did not take this host's facts (kernel, KSM features, agent version); it keeps the ones it has",
+                metadata: ["error": "\(error)", "server": "\(client.options.serverURL)"])
+        }
     }
 
     func registerRequest() throws(AgentError) -> RegisterRequest {
@@ -159,6 +205,9 @@ final class AgentRegistration {
     /// error does not fail over, or every server has failed in turn.
     func serverFailed(_ error: ClientError, on server: String) -> Bool {
         guard ServerRotation.failsOver(error) else { return false }
+        // Told again once a server answers (this one back, or another replica): one small call
+        // per reconnection.
+        factsDue = true
         switch rotation.failed(server) {
         case .alreadyLeft:
             return true
