@@ -49,6 +49,38 @@ struct AgentNodeFactsTests {
         #expect(await after.stop() == nil)
         await server.stop()
     }
+
+    /// The server is down when the agent starts on its new kernel: the facts cannot go, and the
+    /// agent does not give up on them; they reach the server once it is back (same data, same
+    /// port), before mode advisor is asked for.
+    @Test("an agent that starts while the server is down tells it its host's facts once it is back")
+    func factsReachAServerThatWasDownAtStart() async throws {
+        let first = try await TestServer.start()
+        defer { first.removeDataDir() }
+        let root = makeTemporaryDirectory(prefix: "ksmfleet-facts-down").path
+        var o = testAgentOptions(
+            server: first.baseURL, enrollToken: try await first.makeEnrollmentToken(), stateDir: "\(root)/f",
+            name: "away")
+        let before = try RunningAgent.start(o, kernel: FakeKSMKernel(features: FakeKSMKernel.Features.legacy), name: "away")
+        #expect(await waitUntil(timeout: .seconds(20)) { await before.agent.status().lastAckedSeq != nil })
+        let nodeId = try #require(await before.agent.status().nodeId)
+        #expect(await before.stop() == nil)
+        await first.stop()
+
+        o.enrollToken = nil
+        let after = try RunningAgent.start(o, kernel: FakeKSMKernel(features: FakeKSMKernel.Features.modern), name: "away")
+        // A few failed rounds (its backoff is 0.1-0.5 s).
+        try await Task.sleep(for: .seconds(1.5))
+        let second = try await TestServer.start(dataDir: first.dataDir, port: first.port, adminToken: first.adminToken)
+        let admin = try adminClient(second)
+        #expect(
+            await waitUntil(timeout: .seconds(20)) {
+                (try? await admin.node(nodeId).ksmFeatures.contains("advisor_mode")) == true
+            }, "the agent did not tell the server its host's facts once it was back")
+        #expect(try await admin.patchConfig(nodeId, ConfigPatch(mode: .advisor)).config.mode == .advisor)
+        #expect(await after.stop() == nil)
+        await second.stop()
+    }
 }
 
 /// The status of the `ClientError.api` `body` throws, nil when it throws none (or another error).
