@@ -133,7 +133,7 @@ struct AgentController<Context: RequestContext>: Sendable {
                 metadata["agent_version"] = "\(after.agentVersion)"
             }
             let hostChanged = before.kernel != after.kernel || update.changed.contains("ksmFeatures")
-            state.logger.info(hostChanged ? "node's kernel changed" : "node's host facts changed", metadata: metadata)
+            state.logger.info(hostChanged ? "node's kernel or KSM features changed" : "node's host facts changed", metadata: metadata)
             // Left as the operator set it; said here and in the node's findings.
             if let config = after.config?.config {
                 let issues = config.issues(onKernelWith: after.ksmFeatures, kernel: after.kernel)
