@@ -15,10 +15,14 @@ public struct InitialCapture: Codable, Sendable, Equatable {
     public var settings: KernelSettings
     /// When they were read from the kernel.
     public var capturedAt: Date
+    /// The boot they were read in (`/proc/sys/kernel/random/boot_id`): after a reboot the kernel
+    /// has its own settings again, and those are captured afresh. nil where unknown.
+    public var bootID: String?
 
-    public init(settings: KernelSettings, capturedAt: Date) {
+    public init(settings: KernelSettings, capturedAt: Date, bootID: String? = nil) {
         self.settings = settings
         self.capturedAt = capturedAt
+        self.bootID = bootID
     }
 
     /// Why a stored capture cannot be used (a file edited by hand or cut short), nil when it can.

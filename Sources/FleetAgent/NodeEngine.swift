@@ -126,6 +126,15 @@ public actor NodeEngine {
                     "cannot read the KSM settings kept from an earlier start: using the kernel's settings now for this run; delete the file to capture them again and keep them",
                     metadata: ["file": "\(file)", "error": "\(error)"])
             }
+            // Kept in another boot: the kernel started again from its own settings, which are
+            // the host's now (and the file is replaced at the first write).
+            let boot = kernel.bootID()
+            if let k = kept, let keptBoot = k.bootID, let boot, keptBoot != boot {
+                logger.info(
+                    "the host rebooted since the KSM settings were kept: capturing the kernel's settings again",
+                    metadata: ["file": "\(file)", "captured_at": "\(k.capturedAt)", "kept": "\(k.summary)"])
+                kept = nil
+            }
         }
         let capture: InitialCapture
         let file: String
@@ -141,7 +150,7 @@ public actor NodeEngine {
         } else {
             // Whole seconds: the file keeps no more (ISO 8601), and a restart then logs the same time.
             let now = Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down))
-            capture = InitialCapture(settings: status.tunables, capturedAt: now)
+            capture = InitialCapture(settings: status.tunables, capturedAt: now, bootID: kernel.bootID())
             initialCaptureFile = nil
             captureToKeep = keepable ? capture : nil
             file =

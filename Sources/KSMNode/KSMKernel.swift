@@ -62,9 +62,13 @@ public protocol KSMKernel: Sendable {
     func mergeableAnonPages() -> Int64?
     /// Writes a KSM file as text (`advisor_mode` takes a word; the advisor's numbers go here too).
     func writeRaw(_ name: String, _ text: String) throws(KSMKernelError)
+    /// This boot's id (`/proc/sys/kernel/random/boot_id`): KSM settings captured in another boot
+    /// are not this boot's. nil where unknown.
+    func bootID() -> String?
 }
 
 extension KSMKernel {
+    public func bootID() -> String? { nil }
     public func memoryPressureSomeAvg10() -> Double? { nil }
     public func mergeableAnonPages() -> Int64? { nil }
 

@@ -106,6 +106,11 @@ public final class LinuxKSMKernel: KSMKernel {
         return try FileIO.read(path(name)).trimmed
     }
 
+    public func bootID() -> String? {
+        guard let id = (try? FileIO.read(proc + "/sys/kernel/random/boot_id"))?.trimmed, !id.isEmpty else { return nil }
+        return id
+    }
+
     public func readMemory() throws(KSMKernelError) -> MemorySnapshot {
         let file = proc + "/meminfo"
         let text = try FileIO.read(file)

@@ -63,6 +63,35 @@ struct InitialCaptureTests {
         #expect(try k.readStatus().tunables == original)
     }
 
+    @Test("after a reboot (another boot id) the kernel's settings are captured again and kept in place of the old ones")
+    func rebootRecaptures() async throws {
+        let k = kernel()
+        let dir = try stateDir()
+        let first = try NodeEngine(kernel: k, clock: ManualClock(), logger: quietLogger(), stateDir: dir)
+        await first.setConfig(Self.throttle, generation: 1)
+        await first.kick(source: "test")
+        #expect(try dir.loadInitialCapture()?.bootID == "boot-1")
+        // The host reboots: the kernel starts from its own settings (changed by the operator since).
+        k.setBootID("boot-2")
+        k.update {
+            $0.run = 0
+            $0.pagesToScan = 555
+            $0.sleepMillisecs = 30
+        }
+        let booted = try k.readStatus().tunables
+        let capture = LogCapture()
+        let second = try NodeEngine(kernel: k, clock: ManualClock(), logger: capture.logger(), stateDir: dir)
+        #expect(second.initialSettings == booted)
+        #expect(second.initialCaptureFile == nil)
+        #expect(!capture.messages(containing: "the host rebooted since the KSM settings were kept").isEmpty)
+        await second.setConfig(Self.throttle, generation: 1)
+        #expect(try dir.loadInitialCapture()?.bootID == "boot-2")
+        #expect(try dir.loadInitialCapture()?.settings == booted)
+        // The same boot again: the kept capture holds.
+        let third = try NodeEngine(kernel: k, clock: ManualClock(), logger: quietLogger(), stateDir: dir)
+        #expect(third.initialSettings == booted && third.initialCaptureFile == dir.initialSettingsFile)
+    }
+
     @Test("deleting the file makes the next start capture the kernel's settings again")
     func deletingRecaptures() async throws {
         let k = kernel()

@@ -61,6 +61,7 @@ public final class FakeKSMKernel: KSMKernel {
         var writes: [Write] = []
         var failures: [KSMTunable: Int32] = [:]
         var statusReads = 0
+        var bootID: String? = "boot-1"
     }
 
     private let state: Mutex<State>
@@ -244,6 +245,11 @@ public final class FakeKSMKernel: KSMKernel {
     }
 
     public func setMemory(_ memory: MemorySnapshot) { state.withLock { $0.memory = memory } }
+
+    /// The host rebooted (a new boot id), or the id is unknown (nil).
+    public func setBootID(_ id: String?) { state.withLock { $0.bootID = id } }
+
+    public func bootID() -> String? { state.withLock { $0.bootID } }
 
     public func setKsmdTicks(_ ticks: UInt64?) { state.withLock { $0.ksmdTicks = ticks } }
 
