@@ -16,6 +16,11 @@ extension StrictJSON {
         } catch {
             throw InputError(code: "malformed_json", field: nil, message: "the body is not valid JSON: \(describe(error))")
         }
+        // Foundation also reads UTF-16 and UTF-32, which the key scanner below does not: JSON
+        // over HTTP is UTF-8 (RFC 8259), so anything else is refused here.
+        if notUTF8(data) {
+            throw InputError(code: "malformed_json", field: nil, message: "the body is not UTF-8 JSON (UTF-16 or UTF-32 is not accepted)")
+        }
         if let key = duplicateKey(in: data) {
             throw InputError(
                 code: "duplicate_field", field: key.path,
@@ -30,8 +35,18 @@ extension StrictJSON {
     public static func duplicateKey(in data: Data) -> (path: String, name: String)? {
         data.withUnsafeBytes { raw in
             var scanner = DuplicateKeyScanner(bytes: raw.bindMemory(to: UInt8.self))
+            // A UTF-8 byte order mark, which Foundation's decoder skips.
+            if raw.count >= 3, raw[0] == 0xEF, raw[1] == 0xBB, raw[2] == 0xBF { scanner.i = 3 }
             return scanner.value(path: "")
         }
+    }
+
+    /// Whether `data` is JSON in UTF-16 or UTF-32 (a byte order mark for either, or a NUL among
+    /// the first four bytes, as RFC 4627 told the encodings apart), which UTF-8 never is.
+    static func notUTF8(_ data: Data) -> Bool {
+        let head = Array(data.prefix(4))
+        if head.starts(with: [0xFE, 0xFF]) || head.starts(with: [0xFF, 0xFE]) { return true }
+        return head.contains(0)
     }
 }
 
@@ -44,6 +59,13 @@ private struct DuplicateKeyScanner {
 
     mutating func skipSpace() {
         while i < bytes.count, bytes[i] == 0x20 || bytes[i] == 0x0A || bytes[i] == 0x0D || bytes[i] == 0x09 { i += 1 }
+    }
+
+    /// Moves `i` past the string at `i` (its opening quote): a value, whose text is not needed.
+    mutating func skipString() {
+        i += 1
+        while i < bytes.count, bytes[i] != 0x22 { i += bytes[i] == 0x5C ? 2 : 1 }
+        i += 1
     }
 
     /// The string at `i` (its opening quote), escapes decoded; `i` moves past its closing quote.
@@ -93,7 +115,7 @@ private struct DuplicateKeyScanner {
                 index += 1
             }
         case 0x22:
-            _ = string()
+            skipString()
             return nil
         default:
             while i < bytes.count, ![0x2C, 0x7D, 0x5D, 0x20, 0x0A, 0x0D, 0x09].contains(bytes[i]) { i += 1 }

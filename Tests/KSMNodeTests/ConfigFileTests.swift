@@ -50,6 +50,7 @@ struct ConfigFileTests {
         // Escaped or not, in one object: JSON leaves which copy counts to the reader.
         for (text, field) in [
             (#"{"run": "run", "mode": "standard", "thresCoef": 20, "thresCoef": 90}"#, "thresCoef"),
+            ("\u{FEFF}" + #"{"run": "run", "mode": "standard", "thresCoef": 20, "thresCoef": 90}"#, "thresCoef"),  // a BOM
             (#"{"run": "run", "mode": "standard", "thresCoef": 20, "r\u0075n": "stop"}"#, "run"),
             (#"{"run": "run", "mode": "customized", "thresCoef": 20, "parameters": {"boost": 1, "decay": 1, "minPages": 1, "maxPages": 2, "sleepMsec": 5, "decay": 9}}"#, "parameters.decay"),
         ] {
@@ -61,6 +62,14 @@ struct ConfigFileTests {
                 #expect(error.field == field)
             }
         }
+        // UTF-16 (which Foundation reads and the key scanner does not) is refused as not UTF-8.
+        let utf16 = Data(#"{"x":1,"x":2}"#.utf16.flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] })
+        for body in [utf16, Data([0xFF, 0xFE]) + utf16] {
+            let refused = #expect(throws: InputError.self) { try StrictJSON.value(from: body) }
+            #expect(refused?.code == "malformed_json", "\(String(describing: refused))")
+        }
+        let bom = #expect(throws: InputError.self) { try StrictJSON.value(from: Data([0xEF, 0xBB, 0xBF]) + Data(#"{"x":1,"x":2}"#.utf8)) }
+        #expect(bom?.code == "duplicate_field" && bom?.field == "x")
         // The same key in two objects is not a repeat.
         #expect(StrictJSON.duplicateKey(in: Data(#"{"a": {"x": 1}, "b": {"x": [{"x": 2}, {"x": "}"}]}}"#.utf8)) == nil)
         #expect(StrictJSON.duplicateKey(in: Data(#"[{"x": 1}, {"y": "\"x\"", "y2": 1, "y": 0}]"#.utf8))?.path == "[1].y")
