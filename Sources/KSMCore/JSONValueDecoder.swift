@@ -11,11 +11,16 @@ import Foundation
 struct JSONValueDecoder: Decoder {
     let value: JSONValue
     let codingPath: [any CodingKey]
+    /// How many single-value decodes in a row at this path led here: a type whose `init(from:)`
+    /// asks its single value container for itself (a primitive this decoder does not name) is
+    /// refused instead of recursing for ever.
+    let singleDepth: Int
     var userInfo: [CodingUserInfoKey: Any] { [:] }
 
-    init(_ value: JSONValue, codingPath: [any CodingKey] = []) {
+    init(_ value: JSONValue, codingPath: [any CodingKey] = [], singleDepth: Int = 0) {
         self.value = value
         self.codingPath = codingPath
+        self.singleDepth = singleDepth
     }
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {
@@ -32,10 +37,14 @@ struct JSONValueDecoder: Decoder {
         return Unkeyed(items: items, codingPath: codingPath)
     }
 
-    func singleValueContainer() throws -> any SingleValueDecodingContainer { Single(value: value, codingPath: codingPath) }
+    func singleValueContainer() throws -> any SingleValueDecodingContainer {
+        Single(value: value, codingPath: codingPath, depth: singleDepth)
+    }
 
     /// `value` as a `T`, primitives checked here (the field's path in every error).
-    static func decode<T: Decodable>(_ type: T.Type, _ value: JSONValue, path: [any CodingKey]) throws -> T {
+    static func decode<T: Decodable>(
+        _ type: T.Type, _ value: JSONValue, path: [any CodingKey], singleDepth: Int = 0
+    ) throws -> T {
         func corrupt(_ message: String) -> DecodingError {
             .dataCorrupted(.init(codingPath: path, debugDescription: message))
         }
@@ -57,19 +66,16 @@ struct JSONValueDecoder: Decoder {
             default: throw mismatch(I.self)
             }
         }
-        switch type {
-        case is Int.Type: return try integer(Int.self) as! T
-        case is Int64.Type: return try integer(Int64.self) as! T
-        case is Int32.Type: return try integer(Int32.self) as! T
-        case is UInt64.Type: return try integer(UInt64.self) as! T
-        case is UInt32.Type: return try integer(UInt32.self) as! T
-        case is UInt.Type: return try integer(UInt.self) as! T
-        case is Double.Type:
+        func floating<F: BinaryFloatingPoint>(_: F.Type) throws -> F {
             switch value {
-            case .int(let i): return Double(i) as! T
-            case .double(let d): return d as! T
-            default: throw mismatch(Double.self)
+            case .int(let i): return F(i)
+            case .double(let d): return F(d)
+            default: throw mismatch(F.self)
             }
+        }
+        if let integerType = type as? any FixedWidthInteger.Type { return try integer(integerType) as! T }
+        if let floatType = type as? any BinaryFloatingPoint.Type { return try floating(floatType) as! T }
+        switch type {
         case is Bool.Type:
             guard case .bool(let b) = value else { throw mismatch(Bool.self) }
             return b as! T
@@ -83,7 +89,8 @@ struct JSONValueDecoder: Decoder {
             }
             return date as! T
         default:
-            return try T(from: JSONValueDecoder(value, codingPath: path))
+            guard singleDepth < 4 else { throw mismatch(T.self) }
+            return try T(from: JSONValueDecoder(value, codingPath: path, singleDepth: singleDepth + 1))
         }
     }
 
@@ -166,7 +173,10 @@ struct JSONValueDecoder: Decoder {
     struct Single: SingleValueDecodingContainer {
         let value: JSONValue
         let codingPath: [any CodingKey]
+        let depth: Int
         func decodeNil() -> Bool { value == .null }
-        func decode<T: Decodable>(_ type: T.Type) throws -> T { try JSONValueDecoder.decode(type, value, path: codingPath) }
+        func decode<T: Decodable>(_ type: T.Type) throws -> T {
+            try JSONValueDecoder.decode(type, value, path: codingPath, singleDepth: depth)
+        }
     }
 }
