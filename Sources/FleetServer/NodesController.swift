@@ -147,7 +147,8 @@ struct NodesController<Context: RequestContext>: Sendable {
                 throw HTTP.inputError(error)
             }
             // The kick counter is the server's (POST /nodes/{id}/kick raises it): a body read back
-            // from GET carries it and it is left as it is; a value no GET gave is refused.
+            // from GET carries it and any value is left as the server has it; a negative one,
+            // which no GET gave, is refused.
             if nc.kickCounter < 0 {
                 throw APIError.invalidValue("kickCounter", "kickCounter is the server's (0 or more; POST …/kick raises it); got \(nc.kickCounter)")
             }
