@@ -57,6 +57,25 @@ public struct KSMApplyError: Error, Sendable, CustomStringConvertible {
         case invalidSettings(String)
         /// The task was cancelled while waiting for the unmerge; run was restored.
         case cancelled(restoredRun: Int?)
+        /// run=2 was not written: unmerging would not leave enough memory available. Nothing that
+        /// needs the unmerge was written; KSM stays merged with `run` as it was.
+        case unmergeRefused(UnmergeShortfall)
+        /// The kernel refused run=2 (e.g. ENOMEM; it then leaves run=0 with part of the pages
+        /// still merged). `runLeft` is the run the kernel has afterwards, `restoredRun` the run
+        /// put back (nil when none was, or restoring failed: see `restoreError`).
+        case unmergeFailed(
+            purpose: String, error: KSMKernelError, runLeft: Int?, pagesShared: Int64?, restoredRun: Int?,
+            restoreError: String?)
+        /// run=2 was not tried: an earlier refusal or failure holds unmerges back (the caller's words).
+        case unmergeHeldBack(String)
+    }
+
+    /// True for the reasons that leave an unmerge undone (refused, failed or held back).
+    public var isUnmergeNotDone: Bool {
+        switch reason {
+        case .unmergeRefused, .unmergeFailed, .unmergeHeldBack: return true
+        default: return false
+        }
     }
 
     public var reason: Reason
@@ -86,7 +105,81 @@ public struct KSMApplyError: Error, Sendable, CustomStringConvertible {
             return why
         case .cancelled(let restoredRun):
             return "cancelled while waiting for the unmerge" + (restoredRun.map { "; run restored to \($0)" } ?? "")
+        case .unmergeRefused(let s):
+            return s.description
+        case .unmergeFailed(let purpose, let error, let runLeft, let shared, let restoredRun, let restoreError):
+            var text = "unmerging every KSM page (run=2, \(purpose)) failed: \(error.description)"
+            if let restoredRun {
+                text += "; run restored to \(restoredRun)"
+            } else if let restoreError {
+                text += "; restoring run failed: \(restoreError)"
+            } else if let runLeft {
+                text += "; the kernel left run \(runLeft)"
+            }
+            if let shared { text += "; pages_shared still \(shared)" }
+            return text
+        case .unmergeHeldBack(let why):
+            return why
         }
+    }
+}
+
+/// What an unmerge (run=2) would allocate against the memory available, when it does not fit.
+///
+/// Unmerging gives every page that shares a KSM page its own copy again: it allocates the memory
+/// KSM saves now (`Savings.savedBytes`: pages_sharing + ksm_zero_pages). The kernel's admin guide
+/// warns this "may suddenly require more memory than is available", and the process writing run=2
+/// is the OOM killer's first victim (`set_current_oom_origin`). The agent unmerges only when
+/// MemAvailable minus that leaves at least `reservePercent` of MemTotal available.
+public struct UnmergeShortfall: Sendable, Equatable, CustomStringConvertible {
+    /// Why the unmerge was wanted: "for prune", "to change merge_across_nodes".
+    public var purpose: String
+    public var neededBytes: Int64
+    public var memAvailableBytes: Int64
+    public var memTotalBytes: Int64
+    public var reservePercent: Double
+    /// The run value left in force.
+    public var run: Int
+
+    public init(
+        purpose: String, neededBytes: Int64, memAvailableBytes: Int64, memTotalBytes: Int64, reservePercent: Double,
+        run: Int
+    ) {
+        self.purpose = purpose
+        self.neededBytes = neededBytes
+        self.memAvailableBytes = memAvailableBytes
+        self.memTotalBytes = memTotalBytes
+        self.reservePercent = reservePercent
+        self.run = run
+    }
+
+    /// True when the unmerge leaves at least `reservePercent` of MemTotal available.
+    public var fits: Bool {
+        Double(memAvailableBytes) - Double(neededBytes) >= Double(memTotalBytes) * reservePercent / 100
+    }
+
+    public var description: String {
+        "unmerging every KSM page (run=2, \(purpose)) would need ~\(Display.bytes(neededBytes)), MemAvailable is "
+            + "\(Display.bytes(memAvailableBytes)) of \(Display.bytes(memTotalBytes)) and at least "
+            + "\(Display.number(reservePercent)) % of MemTotal must stay available: not unmerged, KSM is left merged "
+            + "with run \(run); free memory or unmerge by hand (echo 2 > /sys/kernel/mm/ksm/run)"
+    }
+}
+
+/// How the Applier guards run=2 (unmerge everything).
+public struct UnmergeGuard: Sendable, Equatable {
+    /// The share of MemTotal (in %) that must stay available after an unmerge: 10.
+    public static let defaultReservePercent = 10.0
+
+    /// The share of MemTotal (in %) that must stay available after the unmerge.
+    public var reservePercent: Double
+    /// Set while an earlier refused or failed unmerge holds new ones back: the text to report.
+    /// An unmerge that allocates nothing (no page merged) is never held back.
+    public var heldBack: String?
+
+    public init(reservePercent: Double = UnmergeGuard.defaultReservePercent, heldBack: String? = nil) {
+        self.reservePercent = reservePercent
+        self.heldBack = heldBack
     }
 }
 
@@ -102,10 +195,16 @@ public enum Applier {
     /// protocol remembers run, writes run=2, waits until pages_shared is 0 (at most
     /// `unmergeTimeout`, logging progress), writes them and restores run. A timeout restores run
     /// and throws; it never hangs.
+    ///
+    /// Every run=2 (prune, or the protocol) is guarded first (`unmergeGuard`): when unmerging
+    /// would not leave `reservePercent` of MemTotal available (`UnmergeShortfall`), or an earlier
+    /// refusal holds unmerges back, run=2 is not written and nothing that needs it is; what was
+    /// written before stays and the error says so. When the kernel refuses run=2 (it then leaves
+    /// run=0), the protocol restores run; prune leaves the kernel's run=0 (ksmd off, as asked).
     @discardableResult
     public static func apply(
         _ settings: KernelSettings, to kernel: any KSMKernel, unmergeTimeout: Duration = .seconds(60),
-        pollInterval: Duration = .milliseconds(100), logger: Logger
+        pollInterval: Duration = .milliseconds(100), unmergeGuard: UnmergeGuard = UnmergeGuard(), logger: Logger
     ) async throws(KSMApplyError) -> ApplyReport {
         var report = ApplyReport()
         func kernelCall<T>(_ body: () throws -> T) throws(KSMApplyError) -> T {
@@ -164,7 +263,70 @@ public enum Applier {
         try writeIfChanged(.sleepMillisecs, settings.sleepMillisecs, current: status.sleepMillisecs)
         try writeIfChanged(.useZeroPages, settings.useZeroPages, current: status.useZeroPages)
         try writeIfChanged(.smartScan, settings.smartScan, current: status.smartScan)
-        try writeIfChanged(.run, settings.run, current: status.run)
+
+        /// Writes run=2 if the memory allows it (see `UnmergeGuard`); on a kernel error puts
+        /// `restoreTo` back (nil: leaves the run the kernel left).
+        func unmergeAll(purpose: String, restoreTo: Int?) throws(KSMApplyError) {
+            let now = try kernelCall { try kernel.readStatus() }
+            let needed = Savings.savedBytes(now, pageSize: kernel.pageSize)
+            if needed > 0 {
+                if let held = unmergeGuard.heldBack {
+                    throw KSMApplyError(.unmergeHeldBack(held), report: report)
+                }
+                let memory = try kernelCall { try kernel.readMemory() }
+                let check = UnmergeShortfall(
+                    purpose: purpose, neededBytes: needed, memAvailableBytes: memory.memAvailableKB &* 1024,
+                    memTotalBytes: memory.memTotalKB &* 1024, reservePercent: unmergeGuard.reservePercent, run: now.run)
+                if !check.fits {
+                    logger.error(
+                        "unmerge refused: not enough memory available",
+                        metadata: [
+                            "purpose": "\(purpose)", "needed_bytes": "\(check.neededBytes)",
+                            "mem_available_bytes": "\(check.memAvailableBytes)",
+                            "mem_total_bytes": "\(check.memTotalBytes)",
+                            "reserve_percent": "\(Display.number(check.reservePercent))", "run": "\(now.run)",
+                        ])
+                    throw KSMApplyError(.unmergeRefused(check), report: report)
+                }
+            }
+            do throws(KSMKernelError) {
+                try kernel.write(.run, 2)
+            } catch {
+                if error.isPermissionDenied || error.isNotFound {
+                    throw KSMApplyError(.kernel(error), report: report)
+                }
+                let after = try? kernel.readStatus()
+                var restored: Int?
+                var restoreError: String?
+                if let restoreTo {
+                    do throws(KSMKernelError) {
+                        try kernel.write(.run, restoreTo)
+                        restored = restoreTo
+                    } catch {
+                        restoreError = error.description
+                    }
+                }
+                logger.error(
+                    "unmerge failed",
+                    metadata: [
+                        "purpose": "\(purpose)", "error": "\(error.description)",
+                        "run": "\(restored.map(String.init) ?? after.map { String($0.run) } ?? "?")",
+                        "pages_shared": "\(after.map { String($0.pagesShared) } ?? "?")",
+                    ])
+                throw KSMApplyError(
+                    .unmergeFailed(
+                        purpose: purpose, error: error, runLeft: after?.run, pagesShared: after?.pagesShared,
+                        restoredRun: restored, restoreError: restoreError), report: report)
+            }
+        }
+
+        if settings.run == 2 && status.run != 2 {
+            try unmergeAll(purpose: "for prune", restoreTo: nil)
+            report.written.append(.init(.run, from: status.run, to: 2))
+            logger.debug("wrote run", metadata: ["from": "\(status.run)", "to": "2"])
+        } else {
+            try writeIfChanged(.run, settings.run, current: status.run)
+        }
 
         // The knobs that need pages_shared == 0.
         var pending: [(KSMTunable, Int, Int?)] = []
@@ -205,12 +367,12 @@ public enum Applier {
         let names = pending.map(\.0.fileName).joined(separator: " and ")
         let remembered = status.run
         let restoreTo: Int? = remembered == 2 ? nil : remembered
+        if remembered != 2 {
+            try unmergeAll(purpose: "to change \(names)", restoreTo: remembered)
+        }
         logger.info(
             "unmerging every KSM page to change \(names)",
             metadata: ["pages_shared": "\(status.pagesShared)", "run": "\(remembered)"])
-        if remembered != 2 {
-            try kernelCall { try kernel.write(.run, 2) }
-        }
         report.unmerged = true
         report.warnings.append("unmerged every KSM page (run=2) to change \(names)")
 

@@ -204,4 +204,151 @@ struct ApplierTests {
         try await Applier.restore(captured, to: k, logger: log)
         #expect(try k.readStatus().tunables == captured)
     }
+
+    // MARK: The unmerge's memory guard
+
+    static let gib: Int64 = 1024 * 1024 * 1024
+    /// 8 GiB merged (pages_sharing of 4 KiB pages) on a 16 GiB node with `availableGiB` available.
+    static func mergedNode(availableGiB: Int64, unmerge: FakeKSMKernel.UnmergeBehaviour = .immediate) throws
+        -> FakeKSMKernel
+    {
+        let k = FakeKSMKernel(
+            memory: MemorySnapshot(memTotalKB: 16 * 1024 * 1024, memAvailableKB: availableGiB * 1024 * 1024),
+            unmerge: unmerge)
+        try k.write(.run, 1)
+        k.merge(shared: 1000, sharing: 8 * gib / 4096)
+        k.clearWrites()
+        return k
+    }
+
+    @Test("prune is refused when unmerging 8 GiB would not fit in 1 GiB MemAvailable: no run=2, the numbers in the error")
+    func pruneRefusedWithoutMemory() async throws {
+        let k = try Self.mergedNode(availableGiB: 1)
+        let capture = LogCapture()
+        do {
+            try await Applier.apply(KernelSettings(run: 2), to: k, logger: capture.logger())
+            Issue.record("expected a refusal")
+        } catch {
+            guard case .unmergeRefused(let s) = error.reason else {
+                Issue.record("unexpected \(error)")
+                return
+            }
+            #expect(s.neededBytes == 8 * Self.gib)
+            #expect(s.memAvailableBytes == 1 * Self.gib)
+            #expect(s.memTotalBytes == 16 * Self.gib)
+            #expect(error.isUnmergeNotDone)
+            #expect(
+                error.description
+                    == "unmerging every KSM page (run=2, for prune) would need ~8 GiB, MemAvailable is 1 GiB of 16 GiB and at least 10 % of MemTotal must stay available: not unmerged, KSM is left merged with run 1; free memory or unmerge by hand (echo 2 > /sys/kernel/mm/ksm/run)"
+            )
+        }
+        #expect(k.writes.isEmpty)
+        #expect(k.current.run == 1)
+        #expect(k.current.pagesSharing == 8 * Self.gib / 4096)
+        let logged = capture.messages(containing: "unmerge refused")
+        #expect(logged.count == 1)
+        #expect(logged.first?.metadata["needed_bytes"] == "\(8 * Self.gib)")
+    }
+
+    @Test("prune with enough memory writes run=2 as before")
+    func pruneWithEnoughMemory() async throws {
+        let k = try Self.mergedNode(availableGiB: 12)  // 12 - 8 = 4 GiB left, above 1.6 GiB
+        try await Applier.apply(KernelSettings(run: 2), to: k, logger: log)
+        #expect(k.writes == [.init(.run, 2)])
+        #expect(k.current.pagesSharing == 0)
+    }
+
+    @Test("the margin: unmerging must leave 10 % of MemTotal available")
+    func reserveMargin() async throws {
+        // 9.5 GiB available - 8 GiB = 1.5 GiB < 1.6 GiB: refused.
+        let k = FakeKSMKernel(
+            memory: MemorySnapshot(memTotalKB: 16 * 1024 * 1024, memAvailableKB: 9 * 1024 * 1024 + 512 * 1024))
+        k.merge(shared: 1, sharing: 8 * Self.gib / 4096)
+        await #expect(throws: KSMApplyError.self) {
+            try await Applier.apply(KernelSettings(run: 2), to: k, logger: log)
+        }
+        #expect(k.writes.isEmpty)
+        // With a 5 % margin (0.8 GiB) it fits.
+        try await Applier.apply(
+            KernelSettings(run: 2), to: k, unmergeGuard: UnmergeGuard(reservePercent: 5), logger: log)
+        #expect(k.writes == [.init(.run, 2)])
+    }
+
+    @Test("a knob change whose unmerge would not fit: the rest is written, run and the knob are left")
+    func knobChangeRefusedWithoutMemory() async throws {
+        let k = try Self.mergedNode(availableGiB: 1)
+        do {
+            try await Applier.apply(
+                KernelSettings(run: 1, pagesToScan: 200, mergeAcrossNodes: 0), to: k, logger: log)
+            Issue.record("expected a refusal")
+        } catch {
+            guard case .unmergeRefused(let s) = error.reason else {
+                Issue.record("unexpected \(error)")
+                return
+            }
+            #expect(s.purpose == "to change merge_across_nodes")
+            #expect(error.report.written.map(\.tunable) == [.pagesToScan])
+        }
+        #expect(k.writes == [.init(.pagesToScan, 200)])
+        #expect(k.current.run == 1)
+        #expect(k.current.mergeAcrossNodes == 1)
+    }
+
+    @Test("a failed unmerge (ENOMEM; the kernel leaves run=0) restores run for a knob change and says so")
+    func failedUnmergeRestoresRun() async throws {
+        let k = try Self.mergedNode(availableGiB: 12, unmerge: .fails(errno: 12))  // ENOMEM
+        do {
+            try await Applier.apply(KernelSettings(mergeAcrossNodes: 0), to: k, logger: log)
+            Issue.record("expected a failure")
+        } catch {
+            guard case .unmergeFailed(_, let e, let runLeft, _, let restored, _) = error.reason else {
+                Issue.record("unexpected \(error)")
+                return
+            }
+            #expect(e.errnoName == "ENOMEM")
+            #expect(runLeft == 0)
+            #expect(restored == 1)
+            #expect(error.description.hasPrefix("unmerging every KSM page (run=2, to change merge_across_nodes) failed:"))
+            #expect(error.description.contains("run restored to 1"))
+        }
+        #expect(k.refusedWrites == [.init(.run, 2)])
+        #expect(k.writes == [.init(.run, 1)])
+        #expect(k.current.run == 1)
+        #expect(k.current.mergeAcrossNodes == 1)
+    }
+
+    @Test("a failed prune leaves the kernel's run=0 and says so")
+    func failedPruneSaysWhatIsLeft() async throws {
+        let k = try Self.mergedNode(availableGiB: 12, unmerge: .fails(errno: 12))
+        do {
+            try await Applier.apply(KernelSettings(run: 2), to: k, logger: log)
+            Issue.record("expected a failure")
+        } catch {
+            #expect(error.isUnmergeNotDone)
+            #expect(error.description.contains("ENOMEM"))
+            #expect(error.description.contains("the kernel left run 0; pages_shared still 1000"))
+        }
+        #expect(k.current.run == 0)
+        #expect(k.writes.isEmpty)
+    }
+
+    @Test("held back: no run=2 while something is merged; with nothing merged run=2 costs nothing and is written")
+    func heldBack() async throws {
+        let k = try Self.mergedNode(availableGiB: 12)
+        do {
+            try await Applier.apply(
+                KernelSettings(run: 2), to: k, unmergeGuard: UnmergeGuard(heldBack: "refused earlier"), logger: log)
+            Issue.record("expected a refusal")
+        } catch {
+            #expect(error.description == "refused earlier")
+        }
+        #expect(k.writes.isEmpty)
+
+        let empty = FakeKSMKernel()
+        try empty.write(.run, 1)
+        empty.clearWrites()
+        try await Applier.apply(
+            KernelSettings(run: 2), to: empty, unmergeGuard: UnmergeGuard(heldBack: "refused earlier"), logger: log)
+        #expect(empty.writes == [.init(.run, 2)])
+    }
 }

@@ -25,6 +25,9 @@ public final class FakeKSMKernel: KSMKernel {
         case gradual(perRead: Int64)
         /// pages_shared never drops (a stuck unmerge), to test the timeout.
         case never
+        /// run=2 fails with this errno (ENOMEM: the kernel could not allocate the copies) and, as
+        /// the kernel does, leaves run=0 with the pages still merged.
+        case fails(errno: Int32)
     }
 
     /// One accepted write.
@@ -59,6 +62,7 @@ public final class FakeKSMKernel: KSMKernel {
         var ksmdTicks: UInt64?
         var unmerge: UnmergeBehaviour
         var writes: [Write] = []
+        var refusedWrites: [Write] = []
         var failures: [KSMTunable: Int32] = [:]
         var statusReads = 0
         var bootID: String? = "boot-1"
@@ -142,6 +146,11 @@ public final class FakeKSMKernel: KSMKernel {
             switch tunable {
             case .run:
                 guard value <= 2 else { return fail(EINVAL) }
+                if value == 2, case .fails(let code) = st.unmerge {
+                    st.status.run = 0
+                    st.refusedWrites.append(Write(tunable, value))
+                    return fail(code, "unmerge failed")
+                }
                 st.status.run = value
                 if value == 2, st.unmerge == .immediate { Self.unmergeAll(&st.status) }
             case .pagesToScan:
@@ -224,8 +233,16 @@ public final class FakeKSMKernel: KSMKernel {
     /// Every accepted write, in order.
     public var writes: [Write] { state.withLock { $0.writes } }
 
+    /// Writes the kernel refused after acting on them (run=2 with `.fails`), in order.
+    public var refusedWrites: [Write] { state.withLock { $0.refusedWrites } }
+
     /// Forgets the recorded writes.
-    public func clearWrites() { state.withLock { $0.writes = [] } }
+    public func clearWrites() {
+        state.withLock {
+            $0.writes = []
+            $0.refusedWrites = []
+        }
+    }
 
     /// The status as the fake holds it, without the side effects of a kernel read.
     public var current: KSMStatus { state.withLock { $0.status } }
