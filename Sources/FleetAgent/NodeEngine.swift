@@ -95,6 +95,14 @@ public actor NodeEngine {
     /// applies every second; a kernel without a configured file would fill the journal).
     private var lastWarnings: [String] = []
 
+    /// After an unmerge (run=2) was refused for want of memory or failed, the agent does not try
+    /// it again before this many seconds have passed, a new config arrives or a kick: a full
+    /// unmerge every tuning step (every second in the adaptive mode) would keep a node short of
+    /// memory near the OOM killer. The check itself costs nothing; the wait lets memory change.
+    public static let unmergeRetrySeconds = 300.0
+    /// The held-back unmerge: until when (monotonic seconds) and the apply error reported meanwhile.
+    private var unmergeHold: (until: Double, message: String)?
+
     /// With `stateDir`, the settings kept there by an earlier start are the initial ones; the
     /// first start captures the kernel's and keeps them there before it first writes (an
     /// unmanaged agent never writes, so it keeps nothing and captures afresh each start).
@@ -180,6 +188,7 @@ public actor NodeEngine {
         }
         self.config = config
         self.generation = generation
+        unmergeHold = nil  // a new config tries the unmerge again
         logger.info(
             "config installed",
             metadata: [
@@ -193,6 +202,7 @@ public actor NodeEngine {
     @discardableResult
     public func kick(source: String) async -> EngineOutcome {
         state = Tuner.kick(state: state, now: clock.now())
+        unmergeHold = nil  // a kick tries a held-back unmerge again
         logger.info("kick", metadata: ["source": "\(source)", "kicks": "\(state.throttle.kicks)"])
         return await tune()
     }
@@ -224,9 +234,19 @@ public actor NodeEngine {
                 EngineOutcome(decision: decision, appliedGeneration: appliedGeneration, applyError: nil, report: nil))
         }
         keepInitialCapture()
+        var unmergeGuard = UnmergeGuard()
+        if let hold = unmergeHold {
+            if input.now >= hold.until {
+                unmergeHold = nil
+                logger.info("trying the unmerge again", metadata: ["after_s": "\(Int(Self.unmergeRetrySeconds))"])
+            } else {
+                unmergeGuard.heldBack = hold.message
+            }
+        }
         do {
             let report = try await Applier.apply(
-                decision.settings, to: kernel, unmergeTimeout: unmergeTimeout, logger: logger)
+                decision.settings, to: kernel, unmergeTimeout: unmergeTimeout, unmergeGuard: unmergeGuard,
+                logger: logger)
             // The adaptive mode steps every second and retunes pages_to_scan as it measures: its
             // writes are logged at info only when its phase changes.
             let phase = decision.state.adaptive?.phase
@@ -259,14 +279,37 @@ public actor NodeEngine {
                 EngineOutcome(decision: decision, appliedGeneration: appliedGeneration, applyError: nil, report: report)
             )
         } catch {
-            let message = error.description
-            logger.error(
-                "config not applied",
-                metadata: ["generation": "\(generation.map(String.init) ?? "-")", "error": "\(message)"])
+            var message = error.description
+            var shown = decision
+            var heldBack = false
+            if case .unmergeHeldBack = error.reason { heldBack = true }
+            if error.isUnmergeNotDone {
+                if !heldBack {
+                    message +=
+                        "; the agent tries again after \(Int(Self.unmergeRetrySeconds / 60)) min, on a config change or a kick"
+                    unmergeHold = (until: input.now + Self.unmergeRetrySeconds, message: message)
+                }
+                if config.run == .prune, let status = try? kernel.readStatus(), status.run != 2 {
+                    // Not pruned: say what the node is in instead.
+                    shown.phase = KSMPhase(kernelRun: status.run)
+                    shown.reason =
+                        "\(shown.phase.rawValue): run is prune, but the unmerge was not done (see the apply error): "
+                        + (status.run == 1
+                            ? "ksmd runs and merged pages stay merged" : "ksmd is off and merged pages stay merged")
+                }
+            }
+            if heldBack {
+                // Reported as it was when the hold began, and logged then.
+                logger.debug("unmerge held back", metadata: ["error": "\(message)"])
+            } else {
+                logger.error(
+                    "config not applied",
+                    metadata: ["generation": "\(generation.map(String.init) ?? "-")", "error": "\(message)"])
+            }
             applyError = message
             return record(
                 EngineOutcome(
-                    decision: decision, appliedGeneration: appliedGeneration, applyError: message, report: error.report)
+                    decision: shown, appliedGeneration: appliedGeneration, applyError: message, report: error.report)
             )
         }
     }
