@@ -262,6 +262,7 @@ public enum Findings {
     static func configNotApplied(_ error: String, status: KSMStatus?) -> Finding {
         let lower = error.lowercased()
         var advice = "Fix the config value the error names, or remove it so the kernel's value is kept."
+        var message = "The node's config cannot be applied on this kernel"
         if lower.contains("pages_to_scan"), lower.contains("einval") || lower.contains("invalid argument"),
             status?.advisorMode == "scan-time"
         {
@@ -278,9 +279,16 @@ public enum Findings {
                 + "first; if that timed out, raise the unmerge timeout or apply the change when the node is quiet."
         } else if lower.contains("eacces") || lower.contains("eperm") || lower.contains("permission") {
             advice = "The agent may not write to /sys/kernel/mm/ksm: run it as root (see agent/README)."
+        } else if lower.contains("unmerging every ksm page") {
+            message = "The node's config needs every KSM page unmerged, and that was not done"
+            advice =
+                "Unmerging gives every merged page its own copy again, and the process that starts it is the OOM "
+                + "killer's first victim: the agent unmerges only when at least 10 % of MemTotal stays available. "
+                + "Free memory on the node (move guests away) and the agent tries again within 5 minutes, on a config "
+                + "change or a kick; or unmerge by hand (echo 2 > /sys/kernel/mm/ksm/run) if you accept the risk."
         }
         return Finding(
             code: "config_not_applied", severity: .error,
-            message: "The node's config cannot be applied on this kernel", evidence: [error], advice: advice)
+            message: message, evidence: [error], advice: advice)
     }
 }

@@ -114,6 +114,13 @@ struct FindingsTests {
         #expect(all[0].advice.contains("advisor_mode none"))
         let missing = Findings.evaluate(NodeFacts(status: nil, applyError: "smart_scan: ENOENT (No such file or directory)"))
         #expect(missing.first?.advice.contains("newer kernel") == true)
+        let unmerge = Findings.evaluate(
+            NodeFacts(
+                status: nil,
+                applyError:
+                    "unmerging every KSM page (run=2, for prune) would need ~8 GiB, MemAvailable is 1 GiB of 16 GiB"))
+        #expect(unmerge.first?.message.contains("unmerged") == true)
+        #expect(unmerge.first?.advice.contains("Free memory") == true)
     }
 
     /// A config the node's kernel (as last told) cannot do: an error finding that quotes why,
