@@ -383,7 +383,7 @@ public actor NodeEngine {
             reason = decision.reason
             // The decision did not reach the kernel: say what the kernel does, and why not.
             if let error = applyError, decision.phase != .unmanaged {
-                let actual: KSMPhase = status.run == 1 ? .running : status.run == 2 ? .pruned : .stopped
+                let actual = KSMPhase(kernelRun: status.run)
                 if actual != decision.phase {
                     phase = actual
                     reason =
