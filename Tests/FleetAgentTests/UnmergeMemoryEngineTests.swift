@@ -14,13 +14,7 @@ struct UnmergeMemoryEngineTests {
     static func node(availableGiB: Int64, unmerge: FakeKSMKernel.UnmergeBehaviour = .immediate) throws
         -> FakeKSMKernel
     {
-        let k = FakeKSMKernel(
-            memory: MemorySnapshot(memTotalKB: 16 * 1024 * 1024, memAvailableKB: availableGiB * 1024 * 1024),
-            unmerge: unmerge)
-        try k.write(.run, 1)
-        k.merge(shared: 1000, sharing: 8 * gib / 4096)
-        k.clearWrites()
-        return k
+        try FakeKSMKernel.mergedNode(availableGiB: availableGiB, unmerge: unmerge)
     }
 
     static func memory(availableGiB: Int64) -> MemorySnapshot {

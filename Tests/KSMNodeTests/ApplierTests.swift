@@ -212,13 +212,7 @@ struct ApplierTests {
     static func mergedNode(availableGiB: Int64, unmerge: FakeKSMKernel.UnmergeBehaviour = .immediate) throws
         -> FakeKSMKernel
     {
-        let k = FakeKSMKernel(
-            memory: MemorySnapshot(memTotalKB: 16 * 1024 * 1024, memAvailableKB: availableGiB * 1024 * 1024),
-            unmerge: unmerge)
-        try k.write(.run, 1)
-        k.merge(shared: 1000, sharing: 8 * gib / 4096)
-        k.clearWrites()
-        return k
+        try FakeKSMKernel.mergedNode(availableGiB: availableGiB, unmerge: unmerge)
     }
 
     @Test("prune is refused when unmerging 8 GiB would not fit in 1 GiB MemAvailable: no run=2, the numbers in the error")

@@ -263,6 +263,20 @@ public final class FakeKSMKernel: KSMKernel {
 
     public func setMemory(_ memory: MemorySnapshot) { state.withLock { $0.memory = memory } }
 
+    /// A 16 GiB node running KSM with `mergedGiB` merged (pages_sharing of 4 KiB pages) and
+    /// `availableGiB` available, its writes so far forgotten: the unmerge memory guard's node.
+    public static func mergedNode(mergedGiB: Int64 = 8, availableGiB: Int64, unmerge: UnmergeBehaviour = .immediate) throws
+        -> FakeKSMKernel
+    {
+        let k = FakeKSMKernel(
+            memory: MemorySnapshot(memTotalKB: 16 * 1024 * 1024, memAvailableKB: availableGiB * 1024 * 1024),
+            unmerge: unmerge)
+        try k.write(.run, 1)
+        k.merge(shared: 1000, sharing: mergedGiB * 1024 * 1024 * 1024 / 4096)
+        k.clearWrites()
+        return k
+    }
+
     /// The host rebooted (a new boot id), or the id is unknown (nil).
     public func setBootID(_ id: String?) { state.withLock { $0.bootID = id } }
 
