@@ -86,6 +86,9 @@ public struct NodeFactsRequest: Codable, Sendable, Equatable, KnownFields {
 
     /// Longest kernel release and agent version the server stores.
     public static let maxTextBytes = 256
+    /// Most KSM file names a node may report, and their longest (the directory has about 20).
+    public static let maxFeatures = 128
+    public static let maxFeatureBytes = 64
 
     /// The first field the server refuses, with why (nil when every field is acceptable): the
     /// registration's own limits, shared by `POST /api/v1/register` and the facts update.
@@ -93,6 +96,12 @@ public struct NodeFactsRequest: Codable, Sendable, Equatable, KnownFields {
         for (field, value) in [("kernel", kernel), ("agentVersion", agentVersion)]
         where value.utf8.count > Self.maxTextBytes {
             return (field, "must be at most \(Self.maxTextBytes) bytes")
+        }
+        if ksmFeatures.count > Self.maxFeatures {
+            return ("ksmFeatures", "at most \(Self.maxFeatures) names; got \(ksmFeatures.count)")
+        }
+        if let bad = ksmFeatures.first(where: { $0.isEmpty || $0.utf8.count > Self.maxFeatureBytes }) {
+            return ("ksmFeatures", "each name must be 1 to \(Self.maxFeatureBytes) bytes; got '\(bad.prefix(40))' (\(bad.utf8.count) bytes)")
         }
         if memTotalBytes < 0 { return ("memTotalBytes", "must not be negative") }
         if numaNodes < 0 { return ("numaNodes", "must not be negative") }

@@ -123,10 +123,15 @@ import Testing
         negativeNuma.numaNodes = -1
         var zeroPage = Self.facts()
         zeroPage.pageSize = 0
+        var manyFeatures = Self.facts()
+        manyFeatures.ksmFeatures = (0...NodeFactsRequest.maxFeatures).map { "f\($0)" }
+        var longFeature = Self.facts()
+        longFeature.ksmFeatures = ["run", String(repeating: "x", count: NodeFactsRequest.maxFeatureBytes + 1)]
         let cases: [(String, Data)] = [
             ("kernel", try jsonBody(long)), ("agentVersion", try jsonBody(longVersion)),
             ("memTotalBytes", try jsonBody(negativeMemory)), ("numaNodes", try jsonBody(negativeNuma)),
             ("pageSize", try jsonBody(zeroPage)),
+            ("ksmFeatures", try jsonBody(manyFeatures)), ("ksmFeatures", try jsonBody(longFeature)),
             ("ksmFeatures", Data(#"{"kernel":"6.9","memTotalBytes":1,"numaNodes":1,"agentVersion":"x"}"#.utf8)),
             ("numaNodes", Data(#"{"kernel":"6.9","memTotalBytes":1,"numaNodes":"one","ksmFeatures":[],"agentVersion":"x"}"#.utf8)),
             ("hostname", Data(#"{"kernel":"6.9","memTotalBytes":1,"numaNodes":1,"ksmFeatures":[],"agentVersion":"x","hostname":"h"}"#.utf8)),
