@@ -289,14 +289,20 @@ public actor NodeEngine {
                         "; the agent tries again after \(Int(Self.unmergeRetrySeconds / 60)) min, on a config change or a kick"
                     unmergeHold = (until: input.now + Self.unmergeRetrySeconds, message: message)
                 }
-                if config.run == .prune, let status = try? kernel.readStatus(), status.run != 2 {
-                    // Not pruned: say what the node is in instead.
-                    shown.phase = KSMPhase(kernelRun: status.run)
-                    shown.reason =
-                        "\(shown.phase.rawValue): run is prune, but the unmerge was not done (see the apply error): "
+            }
+            // The decision did not reach the kernel: the phase is what the kernel does, the
+            // reason says why (read once, here; samples report this outcome).
+            if decision.phase != .unmanaged, let status = try? kernel.readStatus(),
+                KSMPhase(kernelRun: status.run) != decision.phase
+            {
+                shown.phase = KSMPhase(kernelRun: status.run)
+                shown.reason =
+                    config.run == .prune && error.isUnmergeNotDone
+                    ? "\(shown.phase.rawValue): run is prune, but the unmerge was not done (see the apply error): "
                         + (status.run == 1
                             ? "ksmd runs and merged pages stay merged" : "ksmd is off and merged pages stay merged")
-                }
+                    : "\(shown.phase.rawValue): the kernel's run is \(status.run); applying the decision failed "
+                        + "(\(message)); the decision was \(decision.reason)"
             }
             if heldBack {
                 // Reported as it was when the hold began, and logged then.
@@ -376,21 +382,11 @@ public actor NodeEngine {
         } else {
             lastCPU = nil
         }
-        var phase: KSMPhase
-        var reason: String
+        let phase: KSMPhase
+        let reason: String
         if let decision = lastOutcome?.decision, self.config != nil {
             phase = decision.phase
             reason = decision.reason
-            // The decision did not reach the kernel: say what the kernel does, and why not.
-            if let error = applyError, decision.phase != .unmanaged {
-                let actual = KSMPhase(kernelRun: status.run)
-                if actual != decision.phase {
-                    phase = actual
-                    reason =
-                        "\(actual.rawValue): the kernel's run is \(status.run); applying the decision failed (\(error)); "
-                        + "the decision was \(decision.reason)"
-                }
-            }
         } else {
             phase = .unmanaged
             reason = "Unmanaged: no config yet; the agent only reports (kernel run is \(status.run))"
