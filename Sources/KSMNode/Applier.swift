@@ -367,12 +367,13 @@ public enum Applier {
         let names = pending.map(\.0.fileName).joined(separator: " and ")
         let remembered = status.run
         let restoreTo: Int? = remembered == 2 ? nil : remembered
-        if remembered != 2 {
-            try unmergeAll(purpose: "to change \(names)", restoreTo: remembered)
-        }
+        // Said before: on a real kernel the write of run=2 returns only when the unmerge is done.
         logger.info(
             "unmerging every KSM page to change \(names)",
             metadata: ["pages_shared": "\(status.pagesShared)", "run": "\(remembered)"])
+        if remembered != 2 {
+            try unmergeAll(purpose: "to change \(names)", restoreTo: remembered)
+        }
         report.unmerged = true
         report.warnings.append("unmerged every KSM page (run=2) to change \(names)")
 
