@@ -299,9 +299,10 @@ final class CheckedRouter<Context: RequestContext> {
     ) {
         guard let spec = spec(method, path) else { return }
         let state = self.state
+        let checksQuery = spec.path.hasPrefix(APIPaths.prefix + "/")
         router.on(RouterPath(path), method: method) { request, context in
             let principal = try await state.auth.check(spec, request, nodeId: context.parameters.get("id"))
-            if spec.path.hasPrefix(APIPaths.prefix + "/") { try HTTP.checkQuery(request, reads: spec.query) }
+            if checksQuery { try HTTP.checkQuery(request, reads: spec.query) }
             let who = AuditWho(
                 name: principal?.name ?? "anonymous", credentialId: principal?.credentialId,
                 source: state.clientAddress(request, context: context))
