@@ -235,29 +235,46 @@ import Testing
         #expect(doc.contains(RouteTable.markdown), "docs/security.md's table differs; it should read:\n\(RouteTable.markdown)")
     }
 
-    /// openapi.yaml states every API route's role (`x-role`) as the route table has it, so a client
-    /// written from the spec knows which credential an operation needs.
-    @Test func theSpecStatesEveryRouteWithItsRole() throws {
+    /// openapi.yaml's lines.
+    static func specLines() throws -> [String] {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent()
-        let spec = try String(contentsOf: root.appending(path: "openapi.yaml"), encoding: .utf8)
-        // "METHOD /path/{id}" -> x-role, read off the spec's `paths` (two-space path keys,
-        // four-space methods, six-space operation fields).
-        var roles: [String: String] = [:]
+        return try String(contentsOf: root.appending(path: "openapi.yaml"), encoding: .utf8)
+            .split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+    }
+
+    /// Each line of the spec's `paths` inside an operation, with its "METHOD /path/{id}" (two-space
+    /// path keys, four-space methods, deeper operation fields); `line` nil when the operation starts.
+    static func walkOperations(_ lines: [String], _ visit: (_ operation: String, _ line: String?) -> Void) {
         var path = "", method = ""
-        for line in spec.split(separator: "\n", omittingEmptySubsequences: false) {
+        for line in lines {
             if line.hasPrefix("components:") { break }
             if line.hasPrefix("  /"), line.hasSuffix(":") {
                 path = String(line.dropFirst(2).dropLast())
                 method = ""
             } else if line.hasPrefix("    "), !line.hasPrefix("     "), line.hasSuffix(":") {
                 method = line.trimmingCharacters(in: .whitespaces).dropLast().uppercased()
-            } else if line.hasPrefix("      x-role: "), !method.isEmpty {
-                roles["\(method) \(path)"] = String(line.dropFirst("      x-role: ".count))
+                visit("\(method) \(path)", nil)
+            } else if !method.isEmpty {
+                visit("\(method) \(path)", line)
             }
         }
+    }
+
+    /// A route's operation as the spec names it ("GET /api/v1/nodes/{id}").
+    static func operation(_ r: RouteSpec) -> String {
+        "\(r.method.rawValue) " + r.path.replacing(/:(\w+)/) { "{\($0.output.1)}" }
+    }
+
+    /// openapi.yaml states every API route's role (`x-role`) as the route table has it, so a client
+    /// written from the spec knows which credential an operation needs.
+    @Test func theSpecStatesEveryRouteWithItsRole() throws {
+        var roles: [String: String] = [:]
+        Self.walkOperations(try Self.specLines()) { operation, line in
+            if let line, line.hasPrefix("      x-role: ") { roles[operation] = String(line.dropFirst("      x-role: ".count)) }
+        }
         for r in RouteTable.routes where !r.dashboard && r.path != "/openapi.yaml" {
-            let key = "\(r.method.rawValue) " + r.path.replacing(/:(\w+)/) { "{\($0.output.1)}" }
+            let key = Self.operation(r)
             #expect(roles[key] == r.access.description, "\(key): x-role \(roles[key] ?? "missing"), the server says \(r.access)")
         }
     }
@@ -266,10 +283,7 @@ import Testing
     /// server refuses any other), read off the spec's `parameters` (`- name:` then `in: query`,
     /// or a `$ref` to `components.parameters`).
     @Test func theSpecListsEveryRoutesQueryParameters() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
-        let lines = try String(contentsOf: root.appending(path: "openapi.yaml"), encoding: .utf8)
-            .split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let lines = try Self.specLines()
         // components.parameters: Name -> (name, in)
         var shared: [String: (name: String, place: String)] = [:]
         if let start = lines.firstIndex(of: "  parameters:") {
@@ -286,28 +300,25 @@ import Testing
             }
         }
         var query: [String: Set<String>] = [:]
-        var path = "", method = "", pending: String?
-        for line in lines {
-            if line.hasPrefix("components:") { break }
-            if line.hasPrefix("  /"), line.hasSuffix(":") {
-                path = String(line.dropFirst(2).dropLast())
-                method = ""
-            } else if line.hasPrefix("    "), !line.hasPrefix("     "), line.hasSuffix(":") {
-                method = line.trimmingCharacters(in: .whitespaces).dropLast().uppercased()
-                query["\(method) \(path)"] = query["\(method) \(path)"] ?? []
-            } else if line.hasPrefix("        - name: ") {
+        var pending: String?
+        Self.walkOperations(lines) { operation, line in
+            guard let line else {
+                query[operation] = query[operation] ?? []
+                return
+            }
+            if line.hasPrefix("        - name: ") {
                 pending = String(line.dropFirst("        - name: ".count))
-            } else if line == "          in: query", let name = pending, !method.isEmpty {
-                query["\(method) \(path)", default: []].insert(name)
+            } else if line == "          in: query", let name = pending {
+                query[operation, default: []].insert(name)
                 pending = nil
-            } else if line.hasPrefix("        - $ref: \"#/components/parameters/"), !method.isEmpty {
+            } else if line.hasPrefix("        - $ref: \"#/components/parameters/") {
                 let ref = String(line.dropFirst("        - $ref: \"#/components/parameters/".count).dropLast())
-                if let p = shared[ref], p.place == "query" { query["\(method) \(path)", default: []].insert(p.name) }
+                if let p = shared[ref], p.place == "query" { query[operation, default: []].insert(p.name) }
             }
         }
         #expect(query["GET /api/v1/audit"]?.contains("since") == true, "the scanner reads the shared parameters")
         for r in RouteTable.routes where r.path.hasPrefix(APIPaths.prefix + "/") {
-            let key = "\(r.method.rawValue) " + r.path.replacing(/:(\w+)/) { "{\($0.output.1)}" }
+            let key = Self.operation(r)
             #expect(query[key] == r.query, "\(key): the spec lists \(query[key]?.sorted() ?? []), the server reads \(r.query.sorted())")
         }
     }
