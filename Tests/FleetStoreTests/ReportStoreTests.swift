@@ -199,6 +199,34 @@ private func range(_ a: Double, _ b: Double) -> TimeRange {
         }
     }
 
+    /// The dashboard's fleet chart, likewise: an hour in which no node has data time (one
+    /// node's goodbye alone after a gap) is not a point at 0 B, and a node whose row there holds
+    /// only its goodbye is not counted beside another node's data.
+    @Test func goodbyeAloneInAnHourIsNoPointOfTheFleetChart() async throws {
+        let f = try ReportFixture()
+        let a = try await f.node("bye")
+        try await f.push(a, start: t0, step: 10, count: 61)  // 0:00 … 0:10
+        try await f.pushSamples(a, [ReportSample(at: t0 + 4800, savedBytes: gib, endsData: true)])  // 1:20
+        let since = Date(timeIntervalSince1970: t0)
+        let chart = try await f.db.fleetSeries(
+            since: since, until: Date(timeIntervalSince1970: t0 + 3 * 3600), level: .hour)
+        #expect(chart.map(\.start) == [since], "the goodbye's hour (1:00) is a gap")
+        #expect(chart.first?.savedBytes == Double(gib))
+        #expect(chart.first?.nodes == 1)
+        // Another node with data in that hour: the hour is a point of its data alone.
+        let b = try await f.node("stays")
+        try await f.push(b, start: t0 + 3600, step: 60, count: 31, saved: 2 * gib)  // 1:00 … 1:30
+        let both = try await f.db.fleetSeries(
+            since: since, until: Date(timeIntervalSince1970: t0 + 3 * 3600), level: .hour)
+        #expect(both.map(\.start) == [since, Date(timeIntervalSince1970: t0 + 3600)])
+        #expect(both.last?.savedBytes == Double(2 * gib))
+        #expect(both.last?.nodes == 1, "the goodbye's row is not a node reporting")
+        // By day: both nodes have data time that day.
+        let day = try await f.db.fleetSeries(
+            since: since, until: Date(timeIntervalSince1970: t0 + 86_400), level: .day)
+        #expect(day.map(\.nodes) == [2])
+    }
+
     @Test func counterResetAfterHostReboot() async throws {
         let f = try ReportFixture()
         let id = try await f.node("gamma")
