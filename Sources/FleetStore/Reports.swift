@@ -1307,6 +1307,11 @@ extension FleetDatabase {
         nodeId: String, since: Date, until: Date, resolution: HistoryResolution, policy: ReportPolicy = .default,
         maxSamples: Int = HistoryResponse.maxSamples, now: Date = Date()
     ) async throws -> HistoryResponse? {
+        // "Now" to the millisecond: the hour under way is cut at it and its row stores its gaps
+        // (the part of the hour not over yet among them) to the millisecond, so the node's life,
+        // which ends at the same "now", ends where that row's data does, not a fraction of a
+        // millisecond later (a gap of "0s" at the end of the hour under way).
+        let now = Date(timeIntervalSince1970: (now.timeIntervalSince1970 * 1000).rounded(.down) / 1000)
         if resolution != .raw { try await rollupCatchUp(policy: policy, now: now, scope: .node(nodeId)) }
         let period = Interval(since.timeIntervalSince1970, until.timeIntervalSince1970)
         let nowT = now.timeIntervalSince1970

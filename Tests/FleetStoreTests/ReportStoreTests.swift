@@ -199,6 +199,23 @@ private func range(_ a: Double, _ b: Double) -> TimeRange {
         }
     }
 
+    /// The hour under way, asked at a time that is not a whole millisecond: its row is cut at
+    /// that time and stores its gaps to the millisecond, so the part of the hour after the cut
+    /// (not over yet) must not come back as a gap between the stored cut and now.
+    @Test func hourUnderWayHasNoGapAtItsEnd() async throws {
+        let f = try ReportFixture()
+        let id = try await f.node("live", registeredAt: t0)
+        try await f.push(id, start: t0, step: 60, count: 20)  // 0:00 … 0:19
+        for now in [t0 + 1180.0004567, t0 + 1180.9996, t0 + 1180.5] {
+            let h = try #require(
+                try await f.db.history(
+                    nodeId: id, since: Date(timeIntervalSince1970: t0), until: Date(timeIntervalSince1970: now),
+                    resolution: .hour, now: Date(timeIntervalSince1970: now)))
+            #expect(h.buckets?.count == 1)
+            #expect(h.gaps == [], "now \(now - t0)")
+        }
+    }
+
     /// The dashboard's fleet chart, likewise: an hour in which no node has data time (one
     /// node's goodbye alone after a gap) is not a point at 0 B, and a node whose row there holds
     /// only its goodbye is not counted beside another node's data.
