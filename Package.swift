@@ -33,6 +33,9 @@ let package = Package(
         // NIOCore's SocketAddress (the peer address for rate limits, login throttling, trusted
         // proxies and the audit trail); already in the graph through Hummingbird.
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
+        // NIOHTTPTypes: the HTTP parts a channel handler sees under Hummingbird (HTTPParseErrorHandler);
+        // already built for Hummingbird, so no build time added.
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
         // The PostgreSQL engine of the store (`--database postgres://…`): Vapor's client, built on
         // the SwiftNIO, swift-log and swift-crypto the server already links.
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
@@ -80,6 +83,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 // HTTPParserError: a malformed chunked body is the client's error (400).
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 // SIGHUP reloads the TLS certificate.
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Mustache", package: "swift-mustache"),

@@ -60,7 +60,10 @@ public func buildApplication(_ config: ServerConfig) async throws -> FleetServer
 
     let connections = ConnectionLimit(limit: config.maxConnections ?? ConnectionLimit.fromFileLimit(), logger: logger)
     logger.info("connection limit", metadata: ["max_connections": "\(connections.limit)"])
-    let http1 = HTTPServerBuilder.http1(configuration: .init(additionalChannelHandlers: [connections.handler()]))
+    // Bytes NIO's HTTP parser refuses get the API's JSON error (HTTPParseErrorHandler).
+    let parseLogger = logger
+    let http1 = HTTPServerBuilder.http1(
+        configuration: .init(additionalChannelHandlers: [connections.handler(), HTTPParseErrorHandler(logger: parseLogger)]))
     let onRunning = config.onServerRunning
     let runningLogger = logger
     let app = Application(

@@ -91,7 +91,7 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         case let e as HTTPParserError:
             // A body the HTTP parser refused while the route read it (a chunk size that is not
             // hex): the client's fault, said as such (400), not logged as the server's.
-            return APIError(.badRequest, code: "bad_request", message: "the request is not valid HTTP: \(e)")
+            return .httpParse(e)
         case let e as any HTTPResponseError:
             let status = e.status
             let message = (e as? HTTPError)?.body
