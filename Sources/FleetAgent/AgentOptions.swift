@@ -31,7 +31,8 @@ public struct AgentOptions: Sendable {
     public var watchPaths: [String] = []
     public var restoreOnExit = false
     public var once = false
-    /// Seconds to wait for pages to unmerge when merge_across_nodes/max_page_sharing change.
+    /// Seconds to wait for pages to unmerge when merge_across_nodes/max_page_sharing change;
+    /// past it the unmerge is interrupted and run put back (prune has no limit).
     public var unmergeTimeout: Double = 60
     public var sysfsRoot: String = "/sys/kernel/mm/ksm"
     public var procRoot: String = "/proc"

@@ -103,6 +103,33 @@ public actor NodeEngine {
     /// The held-back unmerge: until when (monotonic seconds) and the apply error reported meanwhile.
     private var unmergeHold: (until: Double, message: String)?
 
+    /// Applies go one at a time. Only an unmerge lets the actor serve others while it lasts (its
+    /// run=2 is written on a thread of its own, `UnmergeThread`): samples then say what is under
+    /// way (`snapshot`), and a tuning step, a new config, a kick or the restore at exit wait for
+    /// their turn instead of writing to the kernel beside it.
+    private var applying = false
+    private var applyQueue: [CheckedContinuation<Void, Never>] = []
+    /// The apply holding the turn (what it applies, since when in monotonic seconds).
+    private var applyUnderWay: (what: String, since: Double)?
+
+    private func beginApply(_ what: @autoclosure () -> String) async {
+        if applying {
+            await withCheckedContinuation { applyQueue.append($0) }
+        } else {
+            applying = true
+        }
+        applyUnderWay = (what(), clock.now())
+    }
+
+    private func endApply() {
+        applyUnderWay = nil
+        if applyQueue.isEmpty {
+            applying = false
+        } else {
+            applyQueue.removeFirst().resume()  // the turn passes on: `applying` stays true
+        }
+    }
+
     /// With `stateDir`, the settings kept there by an earlier start are the initial ones; the
     /// first start captures the kernel's and keeps them there before it first writes (an
     /// unmanaged agent never writes, so it keeps nothing and captures afresh each start).
@@ -210,7 +237,12 @@ public actor NodeEngine {
     /// One tuning step with the current config (called every tuning interval).
     @discardableResult
     public func tune() async -> EngineOutcome {
+        await beginApply("generation \(generation.map(String.init) ?? "-") (run \(config?.run.rawValue ?? "-"))")
+        defer { endApply() }
+        // The config and its generation as this step found them: a new one installed while an
+        // unmerge lets the actor serve others is the next step's.
         let config = self.config ?? KSMConfig(run: .unmanaged)
+        let generation = self.generation
         let memory: MemorySnapshot
         do {
             memory = try kernel.readMemory()
@@ -384,7 +416,14 @@ public actor NodeEngine {
         }
         let phase: KSMPhase
         let reason: String
-        if let decision = lastOutcome?.decision, self.config != nil {
+        if let under = applyUnderWay {
+            // Only an unmerge lets a snapshot in during an apply: the kernel's phase, and why.
+            phase = KSMPhase(kernelRun: status.run)
+            reason =
+                "\(phase.rawValue): applying \(under.what); the kernel is unmerging every KSM page "
+                + "(pages_sharing \(status.pagesSharing), pages_shared \(status.pagesShared), "
+                + "\(Int(clock.now() - under.since)) s so far)"
+        } else if let decision = lastOutcome?.decision, self.config != nil {
             phase = decision.phase
             reason = decision.reason
         } else {
@@ -423,6 +462,8 @@ public actor NodeEngine {
             )
             return
         }
+        await beginApply("the KSM settings captured at start")
+        defer { endApply() }
         let report = try await Applier.restore(
             initialSettings, to: kernel, unmergeTimeout: unmergeTimeout, logger: logger)
         logger.info("restored the KSM settings captured at start", metadata: ["written": "\(report)"])

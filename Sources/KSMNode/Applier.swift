@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
 import KSMCore
 import Logging
 
@@ -183,6 +188,11 @@ public struct UnmergeGuard: Sendable, Equatable {
     }
 }
 
+/// Why waiting for an unmerge stopped before the write returned.
+enum UnmergeStop {
+    case timedOut, cancelled
+}
+
 /// Writes KernelSettings to a kernel: only what differs, in a safe order, with the unmerge
 /// protocol for merge_across_nodes and max_page_sharing.
 public enum Applier {
@@ -193,8 +203,11 @@ public enum Applier {
     /// (so the tuning is in force even when their unmerge times out). Those two need
     /// pages_shared == 0: when pages are shared (or ksmd runs and could share some), the
     /// protocol remembers run, writes run=2, waits until pages_shared is 0 (at most
-    /// `unmergeTimeout`, logging progress), writes them and restores run. A timeout restores run
-    /// and throws; it never hangs.
+    /// `unmergeTimeout`, logging progress), writes them and restores run. A timeout interrupts
+    /// the kernel's unmerge, restores run and throws; it never hangs. run=2 is written on a thread
+    /// of its own (`UnmergeThread`: Linux unmerges inside that write), so the caller's actor and
+    /// threads are free while it lasts; a prune's unmerge has no time limit, a cancellation
+    /// interrupts either.
     ///
     /// Every run=2 (prune, or the protocol) is guarded first (`unmergeGuard`): when unmerging
     /// would not leave `reservePercent` of MemTotal available (`UnmergeShortfall`), or an earlier
@@ -264,9 +277,58 @@ public enum Applier {
         try writeIfChanged(.useZeroPages, settings.useZeroPages, current: status.useZeroPages)
         try writeIfChanged(.smartScan, settings.smartScan, current: status.smartScan)
 
-        /// Writes run=2 if the memory allows it (see `UnmergeGuard`); on a kernel error puts
-        /// `restoreTo` back (nil: leaves the run the kernel left).
-        func unmergeAll(purpose: String, restoreTo: Int?) throws(KSMApplyError) {
+        let clock = ContinuousClock()
+        /// Waits for `unmerge` (run=2 on its own thread) without holding a thread: looks every
+        /// few milliseconds at first, then every `pollInterval`, and says every 5 s how far it
+        /// got (pages_shared, read while the kernel unmerges). Past `deadline`, or once the task
+        /// is cancelled, it interrupts the write until the write returns; says which.
+        func wait(for unmerge: UnmergeThread, purpose: String, deadline: ContinuousClock.Instant?) async
+            -> UnmergeStop?
+        {
+            let start = clock.now
+            var lastLog = start
+            var stop: UnmergeStop?
+            var pause = Duration.milliseconds(1)
+            while !unmerge.isDone {
+                if stop == nil {
+                    if Task.isCancelled {
+                        stop = .cancelled
+                    } else if let deadline, clock.now >= deadline {
+                        stop = .timedOut
+                    }
+                }
+                if stop != nil {
+                    // The kernel looks for a signal between pages: this returns at once.
+                    unmerge.interrupt()
+                    usleep(1000)
+                    continue
+                }
+                try? await Task.sleep(for: pause)
+                pause = min(pause * 2, pollInterval)
+                let now = clock.now
+                if now - lastLog >= .seconds(5) {
+                    lastLog = now
+                    let status = try? kernel.readStatus()
+                    logger.info(
+                        "unmerging",
+                        metadata: [
+                            "purpose": "\(purpose)", "pages_sharing": "\(status.map { String($0.pagesSharing) } ?? "?")",
+                            "pages_shared": "\(status.map { String($0.pagesShared) } ?? "?")",
+                            "elapsed": "\(format(now - start))",
+                        ])
+                }
+            }
+            return stop
+        }
+
+        /// Writes run=2 if the memory allows it (see `UnmergeGuard`), on a thread of its own
+        /// (`UnmergeThread`), and waits for it. Past `deadline` (the protocol's `unmergeTimeout`;
+        /// prune has none) or on cancellation the unmerge is interrupted. When the write fails
+        /// (refused by the kernel, or interrupted: the kernel then leaves run=0), puts `restoreTo`
+        /// back (nil: leaves the run the kernel left) and throws.
+        func unmergeAll(
+            purpose: String, restoreTo: Int?, deadline: ContinuousClock.Instant?, tunables: [KSMTunable]
+        ) async throws(KSMApplyError) {
             let now = try kernelCall { try kernel.readStatus() }
             let needed = Savings.savedBytes(now, pageSize: kernel.pageSize)
             if needed > 0 {
@@ -289,39 +351,57 @@ public enum Applier {
                     throw KSMApplyError(.unmergeRefused(check), report: report)
                 }
             }
-            do throws(KSMKernelError) {
-                try kernel.write(.run, 2)
-            } catch {
-                if error.isPermissionDenied || error.isNotFound {
-                    throw KSMApplyError(.kernel(error), report: report)
-                }
-                let after = try? kernel.readStatus()
-                var restored: Int?
-                var restoreError: String?
-                if let restoreTo {
-                    do throws(KSMKernelError) {
-                        try kernel.write(.run, restoreTo)
-                        restored = restoreTo
-                    } catch {
-                        restoreError = error.description
-                    }
-                }
-                logger.error(
-                    "unmerge failed",
-                    metadata: [
-                        "purpose": "\(purpose)", "error": "\(error.description)",
-                        "run": "\(restored.map(String.init) ?? after.map { String($0.run) } ?? "?")",
-                        "pages_shared": "\(after.map { String($0.pagesShared) } ?? "?")",
-                    ])
-                throw KSMApplyError(
-                    .unmergeFailed(
-                        purpose: purpose, error: error, runLeft: after?.run, pagesShared: after?.pagesShared,
-                        restoredRun: restored, restoreError: restoreError), report: report)
+            let unmerge = UnmergeThread.start(kernel)
+            let stop = await wait(for: unmerge, purpose: purpose, deadline: deadline)
+            guard case .failure(let error) = await unmerge.result() else { return }
+            if error.isPermissionDenied || error.isNotFound {
+                throw KSMApplyError(.kernel(error), report: report)
             }
+            let after = try? kernel.readStatus()
+            var restored: Int?
+            var restoreError: String?
+            if let restoreTo {
+                do throws(KSMKernelError) {
+                    try kernel.write(.run, restoreTo)
+                    restored = restoreTo
+                } catch {
+                    restoreError = error.description
+                }
+            }
+            if let stop, error.errno == EINTR {
+                switch stop {
+                case .timedOut:
+                    logger.error(
+                        "unmerge timed out: interrupted",
+                        metadata: [
+                            "purpose": "\(purpose)", "pages_shared": "\(after.map { String($0.pagesShared) } ?? "?")",
+                            "timeout": "\(format(unmergeTimeout))",
+                            "run": "\(restored.map(String.init) ?? after.map { String($0.run) } ?? "?")",
+                        ])
+                    throw KSMApplyError(
+                        .unmergeTimeout(
+                            tunables: tunables, timeout: unmergeTimeout, pagesShared: after?.pagesShared ?? 0,
+                            restoredRun: restored, restoreError: restoreError), report: report)
+                case .cancelled:
+                    throw KSMApplyError(.cancelled(restoredRun: restored), report: report)
+                }
+            }
+            logger.error(
+                "unmerge failed",
+                metadata: [
+                    "purpose": "\(purpose)", "error": "\(error.description)",
+                    "run": "\(restored.map(String.init) ?? after.map { String($0.run) } ?? "?")",
+                    "pages_shared": "\(after.map { String($0.pagesShared) } ?? "?")",
+                ])
+            throw KSMApplyError(
+                .unmergeFailed(
+                    purpose: purpose, error: error, runLeft: after?.run, pagesShared: after?.pagesShared,
+                    restoredRun: restored, restoreError: restoreError), report: report)
         }
 
         if settings.run == 2 && status.run != 2 {
-            try unmergeAll(purpose: "for prune", restoreTo: nil)
+            logger.info("unmerging every KSM page for prune", metadata: ["pages_shared": "\(status.pagesShared)"])
+            try await unmergeAll(purpose: "for prune", restoreTo: nil, deadline: nil, tunables: [])
             report.written.append(.init(.run, from: status.run, to: 2))
             logger.debug("wrote run", metadata: ["from": "\(status.run)", "to": "2"])
         } else {
@@ -371,8 +451,11 @@ public enum Applier {
         logger.info(
             "unmerging every KSM page to change \(names)",
             metadata: ["pages_shared": "\(status.pagesShared)", "run": "\(remembered)"])
+        let start = clock.now
+        let deadline = start.advanced(by: unmergeTimeout)
         if remembered != 2 {
-            try unmergeAll(purpose: "to change \(names)", restoreTo: remembered)
+            try await unmergeAll(
+                purpose: "to change \(names)", restoreTo: remembered, deadline: deadline, tunables: pending.map(\.0))
         }
         report.unmerged = true
         report.warnings.append("unmerged every KSM page (run=2) to change \(names)")
@@ -387,9 +470,6 @@ public enum Applier {
             }
         }
 
-        let clock = ContinuousClock()
-        let start = clock.now
-        let deadline = start.advanced(by: unmergeTimeout)
         var lastLog = start
         while true {
             status = try kernelCall { try kernel.readStatus() }

@@ -27,8 +27,9 @@ enum FileIO {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// Writes `text` to an existing file in one write(2), as sysfs expects.
-    static func write(_ path: String, _ text: String) throws(KSMKernelError) {
+    /// Writes `text` to an existing file in one write(2), as sysfs expects. A write a signal
+    /// interrupted is written again, unless `retryInterrupted` is false (then EINTR is thrown).
+    static func write(_ path: String, _ text: String, retryInterrupted: Bool = true) throws(KSMKernelError) {
         let fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC)
         if fd < 0 { throw KSMKernelError(path: path, operation: .write(text), errno: errno) }
         defer { close(fd) }
@@ -36,7 +37,7 @@ enum FileIO {
         while true {
             let n = bytes.withUnsafeBytes { buf in Glibc.write(fd, buf.baseAddress, buf.count) }
             if n < 0 {
-                if errno == EINTR { continue }
+                if errno == EINTR && retryInterrupted { continue }
                 throw KSMKernelError(path: path, operation: .write(text), errno: errno)
             }
             if n != bytes.count {

@@ -95,6 +95,10 @@ public final class LinuxKSMKernel: KSMKernel {
         try FileIO.write(path(tunable.fileName), String(value))
     }
 
+    public func writeUnmerge() throws(KSMKernelError) {
+        try FileIO.write(path(KSMTunable.run.fileName), "2", retryInterrupted: false)
+    }
+
     /// Writes any KSM file as text (e.g. `advisor_mode`), for tools and tests.
     public func writeRaw(_ name: String, _ text: String) throws(KSMKernelError) {
         try FileIO.write(path(name), text)

@@ -65,7 +65,7 @@ struct ConnectedCommand: AsyncParsableCommand {
     @Flag(name: .customLong("once"), help: "One register/apply/sample/push cycle, then exit (0 on success).")
     var once = false
 
-    @Option(name: .customLong("unmerge-timeout"), help: "Longest wait, in seconds, for pages to unmerge (default 60).")
+    @Option(name: .customLong("unmerge-timeout"), help: "Longest wait, in seconds, for the unmerge before a merge_across_nodes or max_page_sharing change; past it the unmerge is interrupted and run put back (default 60).")
     var unmergeTimeout: String?
 
     @Option(name: .long, help: "The KSM sysfs directory (default /sys/kernel/mm/ksm; tests use a fake one).")

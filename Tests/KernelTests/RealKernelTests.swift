@@ -9,6 +9,12 @@ import Testing
 @Suite("Real kernel: NodeEngine", .serialized)
 struct RealKernelTests {
     static let pages = 4096
+    /// A GiB of 4 KiB pages: unmerging it takes the kernel about 0.6 s here.
+    static let gibPages = 262_144
+    /// Merges a GiB within seconds.
+    static let fastGiBMerge = KSMConfig(
+        run: .run, mode: .customized, thresCoef: 100,
+        parameters: TunerParameters(boost: 0, decay: 0, minPages: 20000, maxPages: 20000, sleepMsec: 1))
 
     @Test func runMergesTheTestPages() async throws {
         try await withRealKSM { _ in
@@ -81,6 +87,75 @@ struct RealKernelTests {
             let unmerged = await waitUntil(timeout: .seconds(10)) { (try? realStatus().pagesShared) == 0 }
             #expect(unmerged, "pages_shared not 0 after prune: \(statusText())")
             #expect(try realStatus().run == 2)
+            _ = buffer.checksum()
+        }
+    }
+
+    /// Linux unmerges inside the write of run=2 (0.6 s a GiB here): the agent writes it on a
+    /// thread of its own, so samples go on meanwhile and show the unmerge progressing.
+    @Test func samplesGoOnWhileAGiBIsUnmerged() async throws {
+        try await withRealKSM { _ in
+            let baseline = try realStatus().pagesSharing
+            let buffer = try MergeableBuffer(pages: Self.gibPages)
+            let engine = try NodeEngine(kernel: LinuxKSMKernel(), logger: quietLogger())
+            await engine.setConfig(Self.fastGiBMerge, generation: 1)
+            #expect(
+                await waitForMerge(above: baseline, pages: Int64(Self.gibPages * 9 / 10), timeout: .seconds(60)),
+                "the GiB did not merge: \(statusText())")
+            let merged = try realStatus().pagesSharing
+            let prune = Task { await engine.setConfig(KSMConfig(run: .prune), generation: 2) }
+            var during: EngineSnapshot?
+            let clock = ContinuousClock()
+            let end = clock.now + .seconds(30)
+            while clock.now < end {
+                let s = try await engine.snapshot()
+                if s.phaseReason.contains("the kernel is unmerging") {
+                    during = s
+                    break
+                }
+                try await Task.sleep(for: .milliseconds(2))
+            }
+            let outcome = await prune.value
+            let seen = try #require(during, "no sample taken while the kernel unmerged \(merged) pages")
+            #expect(seen.status.run == 2)
+            #expect(seen.phase == .pruned)
+            #expect(seen.status.pagesSharing < merged || seen.status.pagesShared > 0, "\(seen.status)")
+            #expect(outcome.applyError == nil)
+            #expect(outcome.appliedGeneration == 2)
+            #expect(try realStatus().pagesShared == 0)
+            _ = buffer.checksum()
+        }
+    }
+
+    /// An unmerge longer than --unmerge-timeout is interrupted (a signal to the writing thread;
+    /// the kernel leaves run=0 with the rest still merged): run is put back and the knob is not
+    /// written. On the real kernel the write of run=2 was the whole wait, so the timeout could
+    /// not act before.
+    @Test func anUnmergeLongerThanTheTimeoutIsInterrupted() async throws {
+        try await withRealKSM { _ in
+            guard let original = try realStatus().maxPageSharing else {
+                print("⚠️  SKIPPED: this kernel has no max_page_sharing")
+                try Test.cancel("this kernel has no max_page_sharing")
+            }
+            let baseline = try realStatus().pagesSharing
+            let buffer = try MergeableBuffer(pages: Self.gibPages)
+            let engine = try NodeEngine(
+                kernel: LinuxKSMKernel(), logger: quietLogger(), unmergeTimeout: .milliseconds(100))
+            await engine.setConfig(Self.fastGiBMerge, generation: 1)
+            #expect(
+                await waitForMerge(above: baseline, pages: Int64(Self.gibPages * 9 / 10), timeout: .seconds(60)),
+                "the GiB did not merge: \(statusText())")
+            var changed = Self.fastGiBMerge
+            changed.maxPageSharing = original == 256 ? 512 : 256
+            let outcome = await engine.setConfig(changed, generation: 2)
+            let error = try #require(outcome.applyError)
+            #expect(error.hasPrefix("max_page_sharing change timed out after 0.1 s: pages_shared still "), "\(error)")
+            #expect(error.hasSuffix("; run restored to 1"), "\(error)")
+            #expect(outcome.appliedGeneration == 1)
+            let s = try realStatus()
+            #expect(s.run == 1)
+            #expect(s.maxPageSharing == original)
+            #expect(s.pagesSharing > baseline, "everything was unmerged: the interrupt did not act (\(s))")
             _ = buffer.checksum()
         }
     }

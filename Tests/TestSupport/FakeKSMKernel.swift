@@ -28,6 +28,10 @@ public final class FakeKSMKernel: KSMKernel {
         /// run=2 fails with this errno (ENOMEM: the kernel could not allocate the copies) and, as
         /// the kernel does, leaves run=0 with the pages still merged.
         case fails(errno: Int32)
+        /// As Linux does: the write of run=2 returns only once every page is unmerged, this many
+        /// pages a millisecond, and a signal to the writing thread stops it (EINTR, run left 0,
+        /// the pages not reached still merged).
+        case blocking(perMillisecond: Int64)
     }
 
     /// One accepted write.
@@ -179,6 +183,32 @@ public final class FakeKSMKernel: KSMKernel {
             return nil
         }
         if let result { throw result }
+        if tunable == .run, value == 2, case .blocking(let step) = state.withLock({ $0.unmerge }) {
+            try unmergeBlocking(step: step)
+        }
+    }
+
+    /// `UnmergeBehaviour.blocking`: the writing thread unmerges until done or signalled.
+    private func unmergeBlocking(step: Int64) throws(KSMKernelError) {
+        while true {
+            let done = state.withLock { st -> Bool in
+                let before = st.status.pagesShared
+                guard before > 0 else {
+                    Self.unmergeAll(&st.status)
+                    return true
+                }
+                st.status.pagesShared = max(0, before - step)
+                st.status.pagesSharing = st.status.pagesSharing * st.status.pagesShared / max(before, 1)
+                return false
+            }
+            if done { return }
+            var pause = timespec(tv_sec: 0, tv_nsec: 1_000_000)
+            if nanosleep(&pause, nil) != 0 && errno == EINTR {
+                state.withLock { $0.status.run = 0 }
+                throw KSMKernelError(
+                    path: root + "/run", operation: .write("2"), errno: EINTR, detail: "interrupted (fake kernel)")
+            }
+        }
     }
 
     public func readMemory() throws(KSMKernelError) -> MemorySnapshot {
