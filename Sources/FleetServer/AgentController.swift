@@ -103,9 +103,11 @@ struct AgentController<Context: RequestContext>: Sendable {
     /// The node tells what its host is now (its agent started, or found the server again): the
     /// kernel, KSM features, memory, NUMA nodes, agent version and page size are stored, so the
     /// node's page and the config checks (mode advisor needs the kernel's advisor) follow a kernel
-    /// or agent upgrade or downgrade. Nothing else changes: not the token, the name, the config
-    /// (a config the kernel can no longer apply stays as the operator set it, and the node's
-    /// findings say why it fails), nor the audit log.
+    /// or agent upgrade or downgrade. A change (not every restart: most send the same facts) is
+    /// logged and recorded in the audit trail (`host-facts`, the changed facts before and
+    /// after). Nothing else changes: not the token, the name, nor the config (a config the
+    /// kernel can no longer apply stays as the operator set it, and the node's findings say why
+    /// it fails).
     @Sendable func putFacts(_ request: Request, context: Context) async throws -> Response {
         let id = try context.parameters.require("id")
         let databaseLimit = try Self.databaseLimit(request)

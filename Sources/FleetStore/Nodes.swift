@@ -68,6 +68,29 @@ public struct NodeFactsUpdate: Sendable, Equatable {
         if let p = facts.pageSize, p != node.pageSize { out.append("pageSize") }
         return out
     }
+
+    /// What a `host-facts` audit record shows before or after the change: the changed facts
+    /// only (features sorted), by their `NodeFactsRequest` names.
+    struct ChangedFacts: Encodable {
+        var kernel: String?
+        var memTotalBytes: Int64?
+        var numaNodes: Int?
+        var ksmFeatures: [String]?
+        var agentVersion: String?
+        var pageSize: Int?
+
+        init(_ changed: [String], kernel: String, memTotalBytes: Int64, numaNodes: Int, ksmFeatures: [String],
+            agentVersion: String, pageSize: Int?)
+        {
+            let c = Set(changed)
+            self.kernel = c.contains("kernel") ? kernel : nil
+            self.memTotalBytes = c.contains("memTotalBytes") ? memTotalBytes : nil
+            self.numaNodes = c.contains("numaNodes") ? numaNodes : nil
+            self.ksmFeatures = c.contains("ksmFeatures") ? ksmFeatures.sorted() : nil
+            self.agentVersion = c.contains("agentVersion") ? agentVersion : nil
+            self.pageSize = c.contains("pageSize") ? pageSize : nil
+        }
+    }
 }
 
 extension FleetDatabase {
@@ -382,11 +405,28 @@ extension FleetDatabase {
     /// written (nothing when none does); the token, name, config and `last_seen_at` are left
     /// alone, and no audit row is written (an agent restart is not an operator's change).
     /// Throws `.nodeNotFound` for an unknown or deleted node.
-    public func updateNodeFacts(nodeId: String, _ facts: NodeFactsRequest) async throws -> NodeFactsUpdate {
-        try await write { db in
+    public func updateNodeFacts(nodeId: String, _ facts: NodeFactsRequest, now: Date = Date()) async throws
+        -> NodeFactsUpdate
+    {
+        let who = AuditWho.current(default: "agent")
+        return try await write { db in
             guard let before = try Self.fetchNode(db, id: nodeId) else { throw StoreError.nodeNotFound(nodeId) }
             let changed = NodeFactsUpdate.changes(from: before, to: facts)
             guard !changed.isEmpty else { return NodeFactsUpdate(before: before, after: before, changed: []) }
+            // When the host changed (a new kernel, KSM features, an agent upgrade), and what it
+            // was: the audit trail's record, beside the server's log line.
+            try Self.audit(
+                db, who: who, nodeId: nodeId, action: "host-facts", generation: nil,
+                beforeJSON: try StoredJSON.encode(
+                    NodeFactsUpdate.ChangedFacts(
+                        changed, kernel: before.kernel, memTotalBytes: before.memTotalBytes, numaNodes: before.numaNodes,
+                        ksmFeatures: before.ksmFeatures, agentVersion: before.agentVersion, pageSize: before.pageSize)),
+                afterJSON: try StoredJSON.encode(
+                    NodeFactsUpdate.ChangedFacts(
+                        changed, kernel: facts.kernel, memTotalBytes: facts.memTotalBytes, numaNodes: facts.numaNodes,
+                        ksmFeatures: facts.ksmFeatures, agentVersion: facts.agentVersion,
+                        pageSize: facts.pageSize ?? before.pageSize)),
+                at: now)
             try db.execute(
                 sql: """
                     UPDATE nodes SET kernel = ?, mem_total_bytes = ?, numa_nodes = ?, ksm_features = ?,

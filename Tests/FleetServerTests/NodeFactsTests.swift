@@ -24,8 +24,9 @@ import Testing
 
     /// A host rebooted into a kernel with the advisor (and an upgraded agent) keeps its identity:
     /// the new kernel, features and agent version are stored and shown, mode advisor is accepted
-    /// then (by PATCH and by a fleet-wide apply), and nothing else about the node changes (same
-    /// token, name, config generation, no audit row).
+    /// then (by PATCH and by a fleet-wide apply), the audit trail records the change (the
+    /// changed facts before and after, once), and nothing else about the node changes (same
+    /// token, name, config generation).
     @Test func aKernelUpgradeReachesTheServerAndAdvisorModeIsAccepted() async throws {
         let h = try await Harness.start()
         defer { Task { await h.finish() } }
@@ -46,15 +47,31 @@ import Testing
         #expect(info.agentVersion == "9.9.9")
         #expect(info.name == "upgraded" && info.config.generation == 1)
         #expect(info.findings?.contains { $0.code == "config_unsupported" } == false)
-        // The same token goes on working (no rotation), and no audit row came of it.
+        // The same token goes on working (no rotation).
         #expect(try await node.config(nodeId: reg.nodeId, ifNoneMatch: nil, waitSeconds: nil)?.generation == 1)
-        #expect(try await h.admin.audit(node: reg.nodeId).entries.count == auditBefore)
+        let audit = try await h.admin.audit(node: reg.nodeId).entries
+        #expect(audit.count == auditBefore + 1)
+        let record = try #require(audit.first)
+        #expect(record.action == "host-facts")
+        #expect(record.nodeId == reg.nodeId)
+        #expect(record.credential == "node:\(reg.nodeId)", "the node's agent made it: \(record.credential)")
+        let oldSorted = Self.oldFeatures.sorted().map { "\"\($0)\"" }.joined(separator: ",")
+        let newSorted = Self.advisorFeatures.sorted().map { "\"\($0)\"" }.joined(separator: ",")
+        #expect(
+            record.before
+                == #"{"agentVersion":"test","kernel":"6.8.0-test","ksmFeatures":["# + oldSorted + "]}",
+            "\(record.before ?? "nil")")
+        #expect(
+            record.after
+                == #"{"agentVersion":"9.9.9","kernel":"6.8.0-100-generic","ksmFeatures":["# + newSorted + "]}",
+            "\(record.after ?? "nil")")
 
         // The same facts again: nothing to change.
         let again = try await node.putNodeFacts(
             nodeId: reg.nodeId,
             Self.facts(kernel: "6.8.0-100-generic", features: Self.advisorFeatures.reversed(), agentVersion: "9.9.9"))
         #expect(again.changed.isEmpty, "\(again.changed)")
+        #expect(try await h.admin.audit(node: reg.nodeId).entries.count == auditBefore + 1, "recorded once")
 
         let advisor = try await h.admin.patchConfig(reg.nodeId, ConfigPatch(mode: .advisor))
         #expect(advisor.config.mode == .advisor && advisor.generation == 2)
