@@ -154,8 +154,12 @@ public enum Findings {
             + "hugetlbfs or a share=on memory backend never merges. For a systemd service set MemoryKSM=yes "
             + "(systemd 254+, prctl PR_SET_MEMORY_MERGE on the whole process); other programs call "
             + "madvise(MADV_MERGEABLE) on their buffers."
+        // Pages KSM tracks now belong to a process that has mergeable memory now: the process
+        // report (scanned about every minute) is older than the counters, e.g. a VM started
+        // since (seen: "0 processes" beside pages_sharing 2,088,960).
+        let tracked = s.pagesShared + s.pagesSharing + s.pagesUnshared + s.pagesVolatile
         if let p, p.perProcessStats {
-            guard p.mergeableProcesses == 0, !p.truncated else { return nil }
+            guard p.mergeableProcesses == 0, !p.truncated, tracked == 0 else { return nil }
             return Finding(
                 code: "no_mergeable_memory", severity: .warning,
                 message: "KSM is running but no process has mergeable memory, so it cannot merge anything",
@@ -165,7 +169,6 @@ public enum Findings {
                 ], advice: advice)
         }
         // Without per-process figures (kernels before 6.1): ksmd completed passes over nothing.
-        let tracked = s.pagesShared + s.pagesSharing + s.pagesUnshared + s.pagesVolatile
         guard tracked == 0, s.fullScans >= 2 else { return nil }
         return Finding(
             code: "no_mergeable_memory", severity: .warning,
