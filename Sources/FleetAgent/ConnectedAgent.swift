@@ -35,7 +35,9 @@ public enum ConnectedAgent {
         let signalTask = Task {
             for await sig in signals {
                 if sig == SIGUSR1 {
-                    await agent.kick(source: "SIGUSR1")
+                    // Not awaited here: a kick waits its turn behind an apply under way (an
+                    // unmerge can take minutes), and a SIGTERM after it must not wait too.
+                    Task { await agent.kick(source: "SIGUSR1") }
                 } else {
                     logger.info("stop requested", metadata: ["signal": "\(Signals.name(sig))"])
                     await agent.stop()

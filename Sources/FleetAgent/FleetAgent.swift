@@ -72,6 +72,9 @@ public actor FleetAgent {
     /// Asks `run()` to stop: loops end, pending samples are pushed or spooled, settings restored
     /// with `restoreOnExit`.
     public func stop() {
+        // An unmerge under way (a prune has no time limit) is interrupted at once: the loops end
+        // only when their steps do.
+        engine.stopApplying()
         stopSignal.yield()
     }
 

@@ -100,8 +100,16 @@ public actor NodeEngine {
     /// unmerge every tuning step (every second in the adaptive mode) would keep a node short of
     /// memory near the OOM killer. The check itself costs nothing; the wait lets memory change.
     public static let unmergeRetrySeconds = 300.0
-    /// The held-back unmerge: until when (monotonic seconds) and the apply error reported meanwhile.
-    private var unmergeHold: (until: Double, message: String)?
+    /// The held-back unmerge: until when (monotonic seconds), the apply error reported meanwhile,
+    /// and the `holdEpoch` of the step that set it.
+    private var unmergeHold: (until: Double, message: String, epoch: Int)?
+    /// Counts new configs and kicks: either ends a hold set by a step that began before it, also
+    /// one that was under way when it came (it waits its turn, and the hold that step sets is
+    /// not its own).
+    private var holdEpoch = 0
+    /// The unmerges this engine's applies run: samples read whether one is under way, and
+    /// `stopApplying()` interrupts it.
+    private let unmergeControl = UnmergeControl()
 
     /// Applies go one at a time. Only an unmerge lets the actor serve others while it lasts (its
     /// run=2 is written on a thread of its own, `UnmergeThread`): samples then say what is under
@@ -109,8 +117,8 @@ public actor NodeEngine {
     /// their turn instead of writing to the kernel beside it.
     private var applying = false
     private var applyQueue: [CheckedContinuation<Void, Never>] = []
-    /// The apply holding the turn (what it applies, since when in monotonic seconds).
-    private var applyUnderWay: (what: String, since: Double)?
+    /// What the apply holding the turn applies (samples name it while it unmerges).
+    private var applyUnderWay: String?
 
     private func beginApply(_ what: @autoclosure () -> String) async {
         if applying {
@@ -118,7 +126,7 @@ public actor NodeEngine {
         } else {
             applying = true
         }
-        applyUnderWay = (what(), clock.now())
+        applyUnderWay = what()
     }
 
     private func endApply() {
@@ -215,7 +223,7 @@ public actor NodeEngine {
         }
         self.config = config
         self.generation = generation
-        unmergeHold = nil  // a new config tries the unmerge again
+        holdEpoch += 1  // a new config tries the unmerge again
         logger.info(
             "config installed",
             metadata: [
@@ -229,7 +237,7 @@ public actor NodeEngine {
     @discardableResult
     public func kick(source: String) async -> EngineOutcome {
         state = Tuner.kick(state: state, now: clock.now())
-        unmergeHold = nil  // a kick tries a held-back unmerge again
+        holdEpoch += 1  // a kick tries a held-back unmerge again
         logger.info("kick", metadata: ["source": "\(source)", "kicks": "\(state.throttle.kicks)"])
         return await tune()
     }
@@ -243,6 +251,10 @@ public actor NodeEngine {
         // unmerge lets the actor serve others is the next step's.
         let config = self.config ?? KSMConfig(run: .unmanaged)
         let generation = self.generation
+        let epoch = holdEpoch
+        // The agent is stopping (`stopApplying`): a step queued behind an interrupted unmerge
+        // (a kick, a config) writes nothing, or it would start another.
+        if unmergeControl.stopped, let last = lastOutcome { return last }
         let memory: MemorySnapshot
         do {
             memory = try kernel.readMemory()
@@ -267,7 +279,9 @@ public actor NodeEngine {
         }
         keepInitialCapture()
         var unmergeGuard = UnmergeGuard()
-        if let hold = unmergeHold {
+        if let hold = unmergeHold, hold.epoch != epoch {
+            unmergeHold = nil  // a new config or a kick came since
+        } else if let hold = unmergeHold {
             if input.now >= hold.until {
                 unmergeHold = nil
                 logger.info("trying the unmerge again", metadata: ["after_s": "\(Int(Self.unmergeRetrySeconds))"])
@@ -278,7 +292,7 @@ public actor NodeEngine {
         do {
             let report = try await Applier.apply(
                 decision.settings, to: kernel, unmergeTimeout: unmergeTimeout, unmergeGuard: unmergeGuard,
-                logger: logger)
+                unmergeControl: unmergeControl, logger: logger)
             // The adaptive mode steps every second and retunes pages_to_scan as it measures: its
             // writes are logged at info only when its phase changes.
             let phase = decision.state.adaptive?.phase
@@ -319,7 +333,7 @@ public actor NodeEngine {
                 if !heldBack {
                     message +=
                         "; the agent tries again after \(Int(Self.unmergeRetrySeconds / 60)) min, on a config change or a kick"
-                    unmergeHold = (until: input.now + Self.unmergeRetrySeconds, message: message)
+                    unmergeHold = (until: input.now + Self.unmergeRetrySeconds, message: message, epoch: epoch)
                 }
             }
             // The decision did not reach the kernel: the phase is what the kernel does, the
@@ -416,13 +430,13 @@ public actor NodeEngine {
         }
         let phase: KSMPhase
         let reason: String
-        if let under = applyUnderWay {
-            // Only an unmerge lets a snapshot in during an apply: the kernel's phase, and why.
+        if let since = unmergeControl.underWaySince {
+            // An apply's unmerge under way (its write begun): the kernel's phase, and why.
             phase = KSMPhase(kernelRun: status.run)
             reason =
-                "\(phase.rawValue): applying \(under.what); the kernel is unmerging every KSM page "
+                "\(phase.rawValue): applying \(applyUnderWay ?? "the config"); the kernel is unmerging every KSM page "
                 + "(pages_sharing \(status.pagesSharing), pages_shared \(status.pagesShared), "
-                + "\(Int(clock.now() - under.since)) s so far)"
+                + "\(Int((ContinuousClock.now - since) / .seconds(1))) s so far)"
         } else if let decision = lastOutcome?.decision, self.config != nil {
             phase = decision.phase
             reason = decision.reason
@@ -451,6 +465,14 @@ public actor NodeEngine {
                 "cannot keep the KSM settings captured at start: a restart will capture the kernel's settings again",
                 metadata: ["error": "\(error)"])
         }
+    }
+
+    /// The agent is stopping: interrupts the unmerge under way, if any (the kernel then leaves
+    /// run=0 with the pages not yet unmerged still merged), and no tuning step writes after it
+    /// (the restore at exit still does). Called from the signal handling, which must not wait for
+    /// the unmerge (nonisolated).
+    public nonisolated func stopApplying() {
+        unmergeControl.stop()
     }
 
     /// Puts back the settings captured at start (for --restore-on-exit). Nothing is written

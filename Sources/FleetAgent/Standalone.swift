@@ -123,7 +123,11 @@ public enum Standalone {
             }
         }
         let signalTask = Task {
-            for await sig in signals { continuation.yield(.signal(sig)) }
+            for await sig in signals {
+                // The loop below may be in a step whose unmerge lasts minutes: interrupted now.
+                if sig != SIGUSR1 { engine.stopApplying() }
+                continuation.yield(.signal(sig))
+            }
         }
 
         let clock = ContinuousClock()

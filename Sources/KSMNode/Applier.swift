@@ -75,10 +75,13 @@ public struct KSMApplyError: Error, Sendable, CustomStringConvertible {
         case unmergeHeldBack(String)
     }
 
-    /// True for the reasons that leave an unmerge undone (refused, failed or held back).
+    /// True for the reasons that leave an unmerge undone (refused, failed, timed out or held
+    /// back): the agent waits before it tries again (a timed-out unmerge put run back, so ksmd
+    /// merges again meanwhile; trying at every step would unmerge for the whole timeout, again
+    /// and again).
     public var isUnmergeNotDone: Bool {
         switch reason {
-        case .unmergeRefused, .unmergeFailed, .unmergeHeldBack: return true
+        case .unmergeRefused, .unmergeFailed, .unmergeHeldBack, .unmergeTimeout: return true
         default: return false
         }
     }
@@ -217,7 +220,8 @@ public enum Applier {
     @discardableResult
     public static func apply(
         _ settings: KernelSettings, to kernel: any KSMKernel, unmergeTimeout: Duration = .seconds(60),
-        pollInterval: Duration = .milliseconds(100), unmergeGuard: UnmergeGuard = UnmergeGuard(), logger: Logger
+        pollInterval: Duration = .milliseconds(100), unmergeGuard: UnmergeGuard = UnmergeGuard(),
+        unmergeControl: UnmergeControl? = nil, logger: Logger
     ) async throws(KSMApplyError) -> ApplyReport {
         var report = ApplyReport()
         func kernelCall<T>(_ body: () throws -> T) throws(KSMApplyError) -> T {
@@ -280,28 +284,37 @@ public enum Applier {
         let clock = ContinuousClock()
         /// Waits for `unmerge` (run=2 on its own thread) without holding a thread: looks every
         /// few milliseconds at first, then every `pollInterval`, and says every 5 s how far it
-        /// got (pages_shared, read while the kernel unmerges). Past `deadline`, or once the task
-        /// is cancelled, it interrupts the write until the write returns; says which.
+        /// got (pages_shared, read while the kernel unmerges). Past `deadline`, once the task is
+        /// cancelled, or once `unmergeControl` is stopped, it interrupts the write (the kernel
+        /// looks for a signal between pages) and waits for it to return; says which.
         func wait(for unmerge: UnmergeThread, purpose: String, deadline: ContinuousClock.Instant?) async
             -> UnmergeStop?
         {
             let start = clock.now
             var lastLog = start
-            var stop: UnmergeStop?
             var pause = Duration.milliseconds(1)
             while !unmerge.isDone {
-                if stop == nil {
-                    if Task.isCancelled {
-                        stop = .cancelled
-                    } else if let deadline, clock.now >= deadline {
-                        stop = .timedOut
-                    }
+                var stop: UnmergeStop?
+                if Task.isCancelled || unmergeControl?.stopped == true {
+                    stop = .cancelled
+                } else if let deadline, clock.now >= deadline {
+                    stop = .timedOut
                 }
-                if stop != nil {
-                    // The kernel looks for a signal between pages: this returns at once.
-                    unmerge.interrupt()
-                    usleep(1000)
-                    continue
+                if let stop {
+                    // Signals again until the write returns (one sent just before the write began
+                    // is lost), from a task of its own: this task's sleeps end at once once it is
+                    // cancelled. The wait for the result holds no thread.
+                    let repeater = Task.detached {
+                        var every = Duration.milliseconds(1)
+                        while !unmerge.isDone {
+                            unmerge.interrupt()
+                            try? await Task.sleep(for: every)
+                            every = min(every * 2, .milliseconds(100))
+                        }
+                    }
+                    _ = await unmerge.result()
+                    repeater.cancel()
+                    return stop
                 }
                 try? await Task.sleep(for: pause)
                 pause = min(pause * 2, pollInterval)
@@ -318,7 +331,7 @@ public enum Applier {
                         ])
                 }
             }
-            return stop
+            return nil
         }
 
         /// Writes run=2 if the memory allows it (see `UnmergeGuard`), on a thread of its own
@@ -351,8 +364,15 @@ public enum Applier {
                     throw KSMApplyError(.unmergeRefused(check), report: report)
                 }
             }
-            let unmerge = UnmergeThread.start(kernel)
-            let stop = await wait(for: unmerge, purpose: purpose, deadline: deadline)
+            if unmergeControl?.stopped == true {
+                throw KSMApplyError(.cancelled(restoredRun: nil), report: report)
+            }
+            let unmerge = UnmergeThread.start(kernel, started: { u in unmergeControl?.began(u) })
+            var stop = await wait(for: unmerge, purpose: purpose, deadline: deadline)
+            unmergeControl?.ended()
+            // `UnmergeControl.stop()` interrupts the thread itself: its write may return before
+            // the wait looked at the control.
+            if stop == nil, unmerge.wasInterrupted, unmergeControl?.stopped == true { stop = .cancelled }
             guard case .failure(let error) = await unmerge.result() else { return }
             if error.isPermissionDenied || error.isNotFound {
                 throw KSMApplyError(.kernel(error), report: report)

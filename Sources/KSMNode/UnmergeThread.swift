@@ -38,11 +38,20 @@ public final class UnmergeThread: Sendable {
         return sigaction(UnmergeThread.signal, &action, nil) == 0
     }()
 
-    private init(kernel: any KSMKernel) { self.kernel = kernel }
+    /// Called on the new thread just before its first write.
+    private let started: @Sendable (UnmergeThread) -> Void
 
-    /// Starts writing run=2 to `kernel` on a new thread.
-    public static func start(_ kernel: any KSMKernel) -> UnmergeThread {
-        let u = UnmergeThread(kernel: kernel)
+    private init(kernel: any KSMKernel, started: @escaping @Sendable (UnmergeThread) -> Void) {
+        self.kernel = kernel
+        self.started = started
+    }
+
+    /// Starts writing run=2 to `kernel` on a new thread; `started` is called on that thread just
+    /// before the write.
+    public static func start(_ kernel: any KSMKernel, started: @escaping @Sendable (UnmergeThread) -> Void = { _ in })
+        -> UnmergeThread
+    {
+        let u = UnmergeThread(kernel: kernel, started: started)
         _ = handlerInstalled
         let box = Unmanaged.passRetained(u).toOpaque()
         var tid = pthread_t()
@@ -73,12 +82,11 @@ public final class UnmergeThread: Sendable {
         sigaddset(&set, Self.signal)
         pthread_sigmask(SIG_UNBLOCK, &set, nil)
         let me = pthread_self()
+        state.withLock { $0.thread = me }
+        started(self)
         var result: Result<Void, KSMKernelError>
         while true {
-            let stop = state.withLock { st -> Bool in
-                st.thread = me
-                return st.interrupted
-            }
+            let stop = state.withLock { $0.interrupted }
             if stop {
                 result = .failure(
                     KSMKernelError(
@@ -133,6 +141,51 @@ public final class UnmergeThread: Sendable {
                 return nil
             }
             if let ready { c.resume(returning: ready) }
+        }
+    }
+}
+
+/// The unmerges an `Applier` runs for one owner (the agent's engine), seen from outside: whether
+/// one is under way and since when (its write begun: samples say so), and a way to stop it for
+/// good (the agent stopping: the one under way is interrupted, and none is started after).
+public final class UnmergeControl: Sendable {
+    private struct State {
+        var current: UnmergeThread?
+        var since: ContinuousClock.Instant?
+        var stopped = false
+    }
+    private let state = Mutex(State())
+
+    public init() {}
+
+    /// When the write of the unmerge under way began; nil when none is under way.
+    public var underWaySince: ContinuousClock.Instant? { state.withLock { $0.since } }
+
+    /// True once `stop()` was called.
+    public var stopped: Bool { state.withLock { $0.stopped } }
+
+    /// Interrupts the unmerge under way, if any, and any later one as soon as it begins.
+    public func stop() {
+        let current = state.withLock { st -> UnmergeThread? in
+            st.stopped = true
+            return st.current
+        }
+        current?.interrupt()
+    }
+
+    func began(_ unmerge: UnmergeThread) {
+        let stopped = state.withLock { st -> Bool in
+            st.current = unmerge
+            st.since = .now
+            return st.stopped
+        }
+        if stopped { unmerge.interrupt() }
+    }
+
+    func ended() {
+        state.withLock { st in
+            st.current = nil
+            st.since = nil
         }
     }
 }

@@ -24,7 +24,8 @@ struct UnmergeUnderWayTests {
         let end = clock.now + .milliseconds(Int64(seconds * 1000))
         while clock.now < end {
             let s = try await engine.snapshot()
-            if s.phaseReason.contains("unmerging every KSM page") { return s }
+            // The write under way (the kernel's run 2), not only about to begin.
+            if s.phaseReason.contains("unmerging every KSM page"), s.status.run == 2 { return s }
             try await Task.sleep(for: .milliseconds(5))
         }
         return nil
@@ -93,12 +94,68 @@ struct UnmergeUnderWayTests {
         let took = ContinuousClock.now - started
         let error = try #require(outcome.applyError)
         #expect(error.hasPrefix("merge_across_nodes change timed out after 0.3 s: pages_shared still "), "\(error)")
-        #expect(error.hasSuffix("; run restored to 1"), "\(error)")
+        #expect(error.contains("; run restored to 1; the agent tries again after 5 min"), "\(error)")
         #expect(took < .seconds(15), "the interrupt did not stop the unmerge: \(took)")
         #expect(outcome.appliedGeneration == 1)
         #expect(k.current.run == 1)
         #expect(k.current.mergeAcrossNodes == 1)
         #expect(k.current.pagesShared > 0 && k.current.pagesShared < 20_000, "\(k.current)")
+    }
+
+    /// A config that came while an unmerge was under way is not held back by that unmerge's
+    /// failure (here its timeout): it tries the unmerge itself.
+    @Test func aConfigThatCameDuringAFailedUnmergeIsNotHeldBackByIt() async throws {
+        let k = try Self.node(perMillisecond: 1)
+        k.merge(shared: 19_000, sharing: 0)
+        let engine = try NodeEngine(
+            kernel: k, clock: ManualClock(), logger: quietLogger(), unmergeTimeout: .milliseconds(300))
+        await engine.setConfig(Self.running, generation: 1)
+        var flip = Self.running
+        flip.mergeAcrossNodes = 0
+        let first = Task { await engine.setConfig(flip, generation: 2) }
+        _ = try #require(try await Self.snapshotDuringUnmerge(engine))
+        var next = flip
+        next.parameters = TunerParameters(boost: 0, decay: 0, minPages: 300, maxPages: 300, sleepMsec: 10)
+        let second = await engine.setConfig(next, generation: 3)
+        let a = await first.value
+        #expect(a.applyError?.contains("timed out") == true, "\(a.applyError ?? "nil")")
+        let error = try #require(second.applyError)
+        #expect(error.hasPrefix("merge_across_nodes change timed out"), "\(error)")
+        // Its own unmerge, not the first's hold: run=2 written twice.
+        #expect(k.writes.filter { $0 == FakeKSMKernel.Write(.run, 2) }.count == 2, "held back by the first's hold: \(k.writes)")
+        // Its own timeout holds the next step back.
+        k.clearWrites()
+        let third = await engine.tune()
+        #expect(third.applyError == error)
+        #expect(!k.writes.contains(FakeKSMKernel.Write(.run, 2)), "\(k.writes)")
+    }
+
+    /// The agent stopping (SIGTERM) interrupts a prune's unmerge, which has no time limit, and no
+    /// step queued behind it writes afterwards.
+    @Test func stoppingInterruptsAPruneAndNothingIsWrittenAfter() async throws {
+        let k = try Self.node(perMillisecond: 1)
+        k.merge(shared: 19_000, sharing: 0)  // 20 s
+        let engine = try NodeEngine(kernel: k, clock: ManualClock(), logger: quietLogger())
+        await engine.setConfig(Self.running, generation: 1)
+        let prune = Task { await engine.setConfig(KSMConfig(run: .prune), generation: 2) }
+        _ = try #require(try await Self.snapshotDuringUnmerge(engine))
+        // A config that would start ksmd again, waiting its turn behind the prune.
+        var slower = Self.running
+        slower.parameters = TunerParameters(boost: 0, decay: 0, minPages: 300, maxPages: 300, sleepMsec: 10)
+        let queued = Task { await engine.setConfig(slower, generation: 3) }
+        try await Task.sleep(for: .milliseconds(50))
+        let started = ContinuousClock.now
+        engine.stopApplying()
+        let outcome = await prune.value
+        _ = await queued.value
+        #expect(ContinuousClock.now - started < .seconds(10), "the prune was not interrupted")
+        #expect(outcome.applyError == "cancelled while waiting for the unmerge", "\(outcome.applyError ?? "nil")")
+        #expect(k.current.run == 0)
+        #expect(k.current.pagesShared > 0)
+        #expect(!k.writes.contains(FakeKSMKernel.Write(.pagesToScan, 300)), "the queued config wrote: \(k.writes)")
+        let writes = k.writes
+        _ = await engine.tune()
+        #expect(k.writes == writes, "a step wrote after the stop")
     }
 
     /// A cancelled apply (the agent stopping) interrupts the unmerge; prune leaves the kernel's

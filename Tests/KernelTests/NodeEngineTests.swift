@@ -99,8 +99,9 @@ struct NodeEngineTests {
 
     @Test func anUnmergeTimeoutIsReportedInWordsAndKeepsTheOldGeneration() async throws {
         let k = FakeKSMKernel(unmerge: .never)
+        let clock = ManualClock()
         let engine = try NodeEngine(
-            kernel: k, clock: ManualClock(), logger: quietLogger(), unmergeTimeout: .milliseconds(200))
+            kernel: k, clock: clock, logger: quietLogger(), unmergeTimeout: .milliseconds(200))
         await engine.setConfig(Self.fast, generation: 1)
         k.merge(shared: 1234, sharing: 5000)
         var c = Self.fast
@@ -109,15 +110,22 @@ struct NodeEngineTests {
         #expect(outcome.appliedGeneration == 1)
         #expect(
             outcome.applyError
-                == "merge_across_nodes change timed out after 0.2 s: pages_shared still 1234; run restored to 1")
+                == "merge_across_nodes change timed out after 0.2 s: pages_shared still 1234; run restored to 1"
+                + "; the agent tries again after 5 min, on a config change or a kick")
         #expect(k.current.run == 1)
         #expect(k.current.mergeAcrossNodes == 1)
         let snap = try await engine.snapshot()
         #expect(snap.applyError == outcome.applyError)
         #expect(snap.appliedGeneration == 1)
 
-        // Once the pages can be unmerged the next step applies it.
+        // Not at the next step (run is back, ksmd merges again: another unmerge would last the
+        // whole timeout again), but 5 minutes later.
         k.setUnmergeBehaviour(.immediate)
+        k.clearWrites()
+        let held = await engine.tune()
+        #expect(held.appliedGeneration == 1)
+        #expect(!k.writes.contains(FakeKSMKernel.Write(.run, 2)), "\(k.writes)")
+        clock.advance(NodeEngine.unmergeRetrySeconds)
         let retry = await engine.tune()
         #expect(retry.applyError == nil)
         #expect(retry.appliedGeneration == 2)
