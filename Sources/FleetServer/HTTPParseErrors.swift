@@ -19,7 +19,7 @@ extension APIError {
             case .unexpectedContentLength:
                 ("Transfer-Encoding", "the request has both Content-Length and Transfer-Encoding: send one")
             case .headerOverflow:
-                ("headers", "the request's header lines are larger than the server reads (80 KiB)")
+                ("headers", "the request's header is over the server's limits (80 KiB, 1,000 lines)")
             case .invalidChunkSize: ("body", "a chunk size of the chunked body is not a hexadecimal number")
             case .invalidMethod: ("method", "the request line's method is not valid")
             case .invalidURL, .invalidPath, .invalidQueryString, .invalidFragment, .invalidHost, .invalidPort:
@@ -61,14 +61,18 @@ final class HTTPParseErrorHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// The parser's error, to be answered once the requests before it are.
     private var pending: HTTPParserError?
     private var refused = false
+    /// A request asked to close the connection after its response: nothing is written after
+    /// that response (Hummingbird closes the connection).
+    private var closing = false
 
     init(logger: Logger) { self.logger = logger }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
-        case .head:
+        case .head(let request):
             unanswered += 1
             receiving = true
+            if request.headerFields[.connection]?.lowercased().contains("close") == true { closing = true }
         case .end: receiving = false
         case .body: break
         }
@@ -101,9 +105,13 @@ final class HTTPParseErrorHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     private func refuse(_ parse: HTTPParserError, context: ChannelHandlerContext) {
-        // The parser says it once; anything after is not read.
+        // The parser says it once; anything after is not read. Nothing is written after a
+        // response that said the connection closes, nor to a connection already gone (bytes cut
+        // short by the client's close are a parse error too).
         guard !refused else { return }
         refused = true
+        // Hummingbird closes the connection after the response that said so.
+        guard !closing, context.channel.isActive else { return }
         let e = APIError.httpParse(parse)
         logger.debug(
             "refused bytes that are not a valid HTTP request",

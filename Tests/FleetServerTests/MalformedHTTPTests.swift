@@ -78,6 +78,18 @@ import Testing
         #expect(parts.last?.contains(#""field":"Content-Length""#) == true, "\(reply)")
     }
 
+    /// Bad bytes after a request that asked to close the connection: its response, then the
+    /// close; nothing written after the response that said so.
+    @Test func badBytesAfterARequestThatClosesGetNoAnswer() async throws {
+        let h = try await Harness.start()
+        defer { Task { await h.finish() } }
+        let reply = try ConnectionLimitTests.RawConnection(port: h.server.port).exchange(
+            "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+                + "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: -1\r\n\r\n")
+        #expect(reply.hasPrefix("HTTP/1.1 200"), "\(reply)")
+        #expect(reply.components(separatedBy: "HTTP/1.1 ").count == 2, "\(reply)")
+    }
+
     /// A reply's head and body.
     static func split(_ reply: String) throws -> (head: String, body: String) {
         let r = try #require(reply.range(of: "\r\n\r\n"), "no head in \(reply.prefix(300))")
