@@ -402,8 +402,9 @@ extension FleetDatabase {
 
     /// Stores what the node's host is now (`NodeFactsRequest`: kernel, KSM features, memory, NUMA nodes,
     /// agent version, page size), as its agent tells at start. Only the fields that differ are
-    /// written (nothing when none does); the token, name, config and `last_seen_at` are left
-    /// alone, and no audit row is written (an agent restart is not an operator's change).
+    /// written (nothing when none does), with a `host-facts` audit row of the changed facts
+    /// before and after (an agent restart that changed nothing records nothing); the token,
+    /// name, config and `last_seen_at` are left alone.
     /// Throws `.nodeNotFound` for an unknown or deleted node.
     public func updateNodeFacts(nodeId: String, _ facts: NodeFactsRequest, now: Date = Date()) async throws
         -> NodeFactsUpdate

@@ -1429,7 +1429,8 @@ extension FleetDatabase {
             for r in try StoreRow.fetchAll(
                 db,
                 sql: """
-                    SELECT bucket_start, COUNT(*) AS n FROM \(level.table)
+                    SELECT bucket_start, COUNT(*) AS n
+                    FROM \(level.table) \(db.indexedBy(level.table + "_no_data"))
                     WHERE data_seconds = 0 AND bucket_start >= ? AND bucket_start < ? GROUP BY bucket_start
                     """, arguments: range)
             {
