@@ -34,6 +34,10 @@ public struct AgentOptions: Sendable {
     /// Seconds to wait for pages to unmerge when merge_across_nodes/max_page_sharing change;
     /// past it the unmerge is interrupted and run put back (prune has no limit).
     public var unmergeTimeout: Double = 60
+    /// The share of MemTotal (in %, 0–90) that must stay available after an unmerge (run=2):
+    /// unmerging gives every merged page its copy back, so the agent does not start one that
+    /// would leave less (`UnmergeGuard`).
+    public var unmergeReservePercent: Double = UnmergeGuard.defaultReservePercent
     public var sysfsRoot: String = "/sys/kernel/mm/ksm"
     public var procRoot: String = "/proc"
     /// Seconds between scans of /proc for per-process KSM figures (sent with the sample that
@@ -81,7 +85,7 @@ extension AgentOptions {
     /// underscores (`KSMFLEET_ENROLL_TOKEN`), and the file accepts either spelling.
     public static let settingNames: [String] = [
         "server", "enroll-token", "enroll-token-file", "ca-file", "state-dir", "sample-interval",
-        "tune-interval", "watch", "restore-on-exit", "unmerge-timeout", "sysfs", "node-name", "spool-max-samples",
+        "tune-interval", "watch", "restore-on-exit", "unmerge-timeout", "unmerge-reserve", "sysfs", "node-name", "spool-max-samples",
         "spool-max-bytes", "process-interval",
     ]
 
@@ -172,6 +176,9 @@ extension AgentOptions {
         o.sampleInterval = try number("sample-interval", o.sampleInterval)
         o.tuneInterval = try number("tune-interval", o.tuneInterval)
         o.unmergeTimeout = try number("unmerge-timeout", o.unmergeTimeout)
+        if let text = value("unmerge-reserve") {
+            o.unmergeReservePercent = try unmergeReserve(text)
+        }
         if let text = value("process-interval") {
             guard let v = Double(text), v >= 0, v.isFinite else {
                 throw AgentOptionsError("process-interval must be a number of seconds (0 turns process reports off), not '\(text)'")
@@ -188,6 +195,16 @@ extension AgentOptions {
             maxBytes: try integer("spool-max-bytes", o.spoolLimits.maxBytes))
         if let ca = o.caFile, !StateFiles.exists(ca) { throw AgentOptionsError("CA file \(ca) does not exist") }
         return o
+    }
+
+    /// `--unmerge-reserve`: a percentage of MemTotal from 0 to 90.
+    public static func unmergeReserve(_ text: String) throws(AgentOptionsError) -> Double {
+        let t = text.hasSuffix("%") ? String(text.dropLast()).trimmed : text.trimmed
+        guard let v = Double(t), v.isFinite, v >= 0, v <= 90 else {
+            throw AgentOptionsError(
+                "unmerge-reserve must be a percentage of MemTotal from 0 to 90 (0 turns the memory check off), not '\(text)'")
+        }
+        return v
     }
 
     /// The servers from the values of one source (the flag repeated, the file's key repeated, or

@@ -41,7 +41,8 @@ public actor FleetAgent {
         do {
             engine = try NodeEngine(
                 kernel: kernel, logger: logger,
-                unmergeTimeout: .milliseconds(Int64(max(options.unmergeTimeout, 0.001) * 1000)), stateDir: stateDir)
+                unmergeTimeout: .milliseconds(Int64(max(options.unmergeTimeout, 0.001) * 1000)),
+                unmergeReservePercent: options.unmergeReservePercent, stateDir: stateDir)
         } catch {
             throw .kernel("cannot read \(options.sysfsRoot): \(error)")
         }

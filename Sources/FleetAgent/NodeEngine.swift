@@ -69,6 +69,8 @@ public actor NodeEngine {
     let clock: any MonotonicClock
     let logger: Logger
     let unmergeTimeout: Duration
+    /// The share of MemTotal (in %) an unmerge must leave available (`UnmergeGuard`).
+    let unmergeReservePercent: Double
 
     /// The KSM settings found before the agent first wrote to the kernel (throttle's initial
     /// level, and what `restoreInitial()` puts back): kept in the state directory by the first
@@ -143,12 +145,14 @@ public actor NodeEngine {
     /// unmanaged agent never writes, so it keeps nothing and captures afresh each start).
     public init(
         kernel: any KSMKernel, clock: any MonotonicClock = SystemMonotonicClock(), logger: Logger,
-        unmergeTimeout: Duration = .seconds(60), stateDir: AgentStateDir? = nil
+        unmergeTimeout: Duration = .seconds(60), unmergeReservePercent: Double = UnmergeGuard.defaultReservePercent,
+        stateDir: AgentStateDir? = nil
     ) throws {
         self.kernel = kernel
         self.clock = clock
         self.logger = logger
         self.unmergeTimeout = unmergeTimeout
+        self.unmergeReservePercent = unmergeReservePercent
         self.stateDir = stateDir
         let status = try kernel.readStatus()
         var kept: InitialCapture?
@@ -278,7 +282,7 @@ public actor NodeEngine {
                 EngineOutcome(decision: decision, appliedGeneration: appliedGeneration, applyError: nil, report: nil))
         }
         keepInitialCapture()
-        var unmergeGuard = UnmergeGuard()
+        var unmergeGuard = UnmergeGuard(reservePercent: unmergeReservePercent)
         if let hold = unmergeHold, hold.epoch != epoch {
             unmergeHold = nil  // a new config or a kick came since
         } else if let hold = unmergeHold {
@@ -487,7 +491,8 @@ public actor NodeEngine {
         await beginApply("the KSM settings captured at start")
         defer { endApply() }
         let report = try await Applier.restore(
-            initialSettings, to: kernel, unmergeTimeout: unmergeTimeout, logger: logger)
+            initialSettings, to: kernel, unmergeTimeout: unmergeTimeout,
+            unmergeGuard: UnmergeGuard(reservePercent: unmergeReservePercent), logger: logger)
         logger.info("restored the KSM settings captured at start", metadata: ["written": "\(report)"])
     }
 }

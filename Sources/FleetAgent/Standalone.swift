@@ -23,6 +23,8 @@ public struct StandaloneOptions: Sendable {
     public var restoreOnExit: Bool
     /// Longest wait for pages_shared to reach 0 when merge_across_nodes/max_page_sharing change.
     public var unmergeTimeout: Double
+    /// The share of MemTotal (in %) an unmerge must leave available (`UnmergeGuard`).
+    public var unmergeReservePercent: Double
     public var sysfsRoot: String
     public var procRoot: String
     /// Where the KSM settings found before the first write are kept across restarts
@@ -31,9 +33,10 @@ public struct StandaloneOptions: Sendable {
 
     public init(
         configPath: String, interval: Double = 60, sampleInterval: Double? = nil, restoreOnExit: Bool = false,
-        unmergeTimeout: Double = 60, sysfsRoot: String = "/sys/kernel/mm/ksm", procRoot: String = "/proc",
-        stateDir: String? = nil
+        unmergeTimeout: Double = 60, unmergeReservePercent: Double = UnmergeGuard.defaultReservePercent,
+        sysfsRoot: String = "/sys/kernel/mm/ksm", procRoot: String = "/proc", stateDir: String? = nil
     ) {
+        self.unmergeReservePercent = unmergeReservePercent
         self.stateDir = stateDir
         self.configPath = configPath
         self.interval = interval
@@ -80,6 +83,7 @@ public enum Standalone {
         do {
             engine = try NodeEngine(
                 kernel: kernel, logger: logger, unmergeTimeout: .milliseconds(Int64(options.unmergeTimeout * 1000)),
+                unmergeReservePercent: options.unmergeReservePercent,
                 stateDir: stateDir)
         } catch {
             StandardError.write("ksmfleet-agent: cannot read KSM: \(error)\n")

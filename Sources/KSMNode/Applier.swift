@@ -589,9 +589,9 @@ public enum Applier {
     @discardableResult
     public static func restore(
         _ captured: KernelSettings, to kernel: any KSMKernel, unmergeTimeout: Duration = .seconds(60),
-        logger: Logger
+        unmergeGuard: UnmergeGuard = UnmergeGuard(), logger: Logger
     ) async throws(KSMApplyError) -> ApplyReport {
-        try await apply(captured, to: kernel, unmergeTimeout: unmergeTimeout, logger: logger)
+        try await apply(captured, to: kernel, unmergeTimeout: unmergeTimeout, unmergeGuard: unmergeGuard, logger: logger)
     }
 
     /// "60 s", "0.5 s".

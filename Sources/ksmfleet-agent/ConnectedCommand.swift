@@ -68,6 +68,11 @@ struct ConnectedCommand: AsyncParsableCommand {
     @Option(name: .customLong("unmerge-timeout"), help: "Longest wait, in seconds, for the unmerge before a merge_across_nodes or max_page_sharing change; past it the unmerge is interrupted and run put back (default 60).")
     var unmergeTimeout: String?
 
+    @Option(
+        name: .customLong("unmerge-reserve"),
+        help: "The share of MemTotal, in % (0-90), that must stay available after an unmerge (run=2, which gives every merged page its copy back); the agent does not start one that would leave less (default 10; 0 turns the check off).")
+    var unmergeReserve: String?
+
     @Option(name: .long, help: "The KSM sysfs directory (default /sys/kernel/mm/ksm; tests use a fake one).")
     var sysfs: String?
 
@@ -107,6 +112,7 @@ struct ConnectedCommand: AsyncParsableCommand {
         put("sample-interval", sampleInterval)
         put("tune-interval", tuneInterval)
         put("unmerge-timeout", unmergeTimeout)
+        put("unmerge-reserve", unmergeReserve)
         put("process-interval", processInterval)
         put("sysfs", sysfs)
         put("node-name", nodeName)

@@ -28,8 +28,13 @@ struct StandaloneCommand: AsyncParsableCommand {
 
     @Option(
         name: .customLong("unmerge-timeout"),
-        help: "Longest wait, in seconds, for pages to unmerge when merge_across_nodes or max_page_sharing change.")
+        help: "Longest wait, in seconds, for the unmerge before a merge_across_nodes or max_page_sharing change; past it the unmerge is interrupted and run put back (default 60).")
     var unmergeTimeout: Double = 60
+
+    @Option(
+        name: .customLong("unmerge-reserve"),
+        help: "The share of MemTotal, in % (0-90), that must stay available after an unmerge (run=2); the agent does not start one that would leave less (default 10; 0 turns the check off).")
+    var unmergeReserve: String = "10"
 
     @Option(name: .long, help: "The KSM sysfs directory.")
     var sysfs: String = "/sys/kernel/mm/ksm"
@@ -51,6 +56,7 @@ struct StandaloneCommand: AsyncParsableCommand {
         guard interval > 0 else { throw ValidationError("--interval must be greater than 0") }
         if let s = sampleInterval, s <= 0 { throw ValidationError("--sample-interval must be greater than 0") }
         guard unmergeTimeout > 0 else { throw ValidationError("--unmerge-timeout must be greater than 0") }
+        do { _ = try AgentOptions.unmergeReserve(unmergeReserve) } catch { throw ValidationError("--\(error)") }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
         }
@@ -61,7 +67,9 @@ struct StandaloneCommand: AsyncParsableCommand {
         LoggingSystem.bootstrap { label in StderrLogHandler(label: label, level: level) }
         let options = StandaloneOptions(
             configPath: config, interval: interval, sampleInterval: sampleInterval, restoreOnExit: process.restoreOnExit,
-            unmergeTimeout: unmergeTimeout, sysfsRoot: sysfs, procRoot: proc, stateDir: stateDir)
+            unmergeTimeout: unmergeTimeout,
+            unmergeReservePercent: (try? AgentOptions.unmergeReserve(unmergeReserve)) ?? 10,
+            sysfsRoot: sysfs, procRoot: proc, stateDir: stateDir)
         let code = await Standalone.run(options, logger: Logger(label: "ksmfleet-agent"))
         if code != 0 { throw ExitCode(code) }
     }

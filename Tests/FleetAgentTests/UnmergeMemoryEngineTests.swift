@@ -68,6 +68,39 @@ struct UnmergeMemoryEngineTests {
         #expect(later.appliedGeneration == 7)
     }
 
+    /// `--unmerge-reserve`: the share of MemTotal an unmerge must leave available. 8 GiB merged
+    /// and 9 GiB available leave 1 GiB (6.25 % of 16 GiB): refused at the default 10 %, done at 5 %.
+    @Test("--unmerge-reserve: 1 GiB left of 16 is refused at 10 %, unmerged at 5 %")
+    func theReserveIsTheOperators() async throws {
+        for (reserve, unmerged) in [(10.0, false), (5.0, true)] {
+            let k = try Self.node(availableGiB: 9)
+            let engine = try NodeEngine(
+                kernel: k, clock: ManualClock(), logger: quietLogger(), unmergeReservePercent: reserve)
+            let outcome = await engine.setConfig(KSMConfig(run: .prune), generation: 1)
+            #expect(k.writes.contains(.init(.run, 2)) == unmerged, "reserve \(reserve) %: \(k.writes)")
+            if unmerged {
+                #expect(outcome.applyError == nil)
+            } else {
+                #expect(
+                    outcome.applyError?.contains("at least 10 % of MemTotal must stay available") == true,
+                    "\(outcome.applyError ?? "nil")")
+            }
+        }
+    }
+
+    @Test func theReserveIsASettingFrom0To90() throws {
+        func resolve(_ env: [String: String]) throws -> AgentOptions {
+            try AgentOptions.resolve(flags: ["server": ["http://x"]], environment: env, configFile: nil)
+        }
+        #expect(try resolve([:]).unmergeReservePercent == 10)
+        #expect(try resolve(["KSMFLEET_UNMERGE_RESERVE": "5"]).unmergeReservePercent == 5)
+        #expect(try resolve(["KSMFLEET_UNMERGE_RESERVE": "2.5%"]).unmergeReservePercent == 2.5)
+        #expect(try resolve(["KSMFLEET_UNMERGE_RESERVE": "0"]).unmergeReservePercent == 0)
+        for bad in ["91", "-1", "ten", "nan", ""] {
+            #expect(throws: AgentOptionsError.self, "\(bad)") { _ = try resolve(["KSMFLEET_UNMERGE_RESERVE": bad]) }
+        }
+    }
+
     @Test("the same node with enough memory: run=2 written as before")
     func pruneWithEnoughMemory() async throws {
         let k = try Self.node(availableGiB: 12)
