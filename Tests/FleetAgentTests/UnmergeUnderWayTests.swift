@@ -31,6 +31,24 @@ struct UnmergeUnderWayTests {
         return nil
     }
 
+    /// `Self.running` with merge_across_nodes 0 (a change that needs the unmerge) applied as
+    /// generation 2 in a task of its own; returns once its unmerge is under way.
+    static func flipUnderWay(_ engine: NodeEngine) async throws -> Task<EngineOutcome, Never> {
+        var flip = running
+        flip.mergeAcrossNodes = 0
+        let task = Task { await engine.setConfig(flip, generation: 2) }
+        _ = try #require(try await snapshotDuringUnmerge(engine))
+        return task
+    }
+
+    /// `running`, merge_across_nodes 0, pages_to_scan 300: the config that comes meanwhile.
+    static var slowerFlip: KSMConfig {
+        var c = running
+        c.mergeAcrossNodes = 0
+        c.parameters = TunerParameters(boost: 0, decay: 0, minPages: 300, maxPages: 300, sleepMsec: 10)
+        return c
+    }
+
     @Test func samplesGoOnWhilePruneUnmerges() async throws {
         let k = try Self.node(perMillisecond: 1)  // 1,000 pages shared: about a second
         let engine = try NodeEngine(kernel: k, clock: ManualClock(), logger: quietLogger())
@@ -58,13 +76,8 @@ struct UnmergeUnderWayTests {
         let engine = try NodeEngine(kernel: k, clock: ManualClock(), logger: quietLogger())
         await engine.setConfig(Self.running, generation: 1)
         k.clearWrites()
-        var flip = Self.running
-        flip.mergeAcrossNodes = 0
-        let first = Task { await engine.setConfig(flip, generation: 2) }
-        _ = try #require(try await Self.snapshotDuringUnmerge(engine))
-        var slower = flip
-        slower.parameters = TunerParameters(boost: 0, decay: 0, minPages: 300, maxPages: 300, sleepMsec: 10)
-        let second = Task { await engine.setConfig(slower, generation: 3) }
+        let first = try await Self.flipUnderWay(engine)
+        let second = Task { await engine.setConfig(Self.slowerFlip, generation: 3) }
         try await Task.sleep(for: .milliseconds(100))
         let during = try #require(try await Self.snapshotDuringUnmerge(engine), "the unmerge ended too soon for the test")
         #expect(!k.writes.contains(FakeKSMKernel.Write(.pagesToScan, 300)), "written beside the unmerge: \(k.writes)")
@@ -110,13 +123,8 @@ struct UnmergeUnderWayTests {
         let engine = try NodeEngine(
             kernel: k, clock: ManualClock(), logger: quietLogger(), unmergeTimeout: .milliseconds(300))
         await engine.setConfig(Self.running, generation: 1)
-        var flip = Self.running
-        flip.mergeAcrossNodes = 0
-        let first = Task { await engine.setConfig(flip, generation: 2) }
-        _ = try #require(try await Self.snapshotDuringUnmerge(engine))
-        var next = flip
-        next.parameters = TunerParameters(boost: 0, decay: 0, minPages: 300, maxPages: 300, sleepMsec: 10)
-        let second = await engine.setConfig(next, generation: 3)
+        let first = try await Self.flipUnderWay(engine)
+        let second = await engine.setConfig(Self.slowerFlip, generation: 3)
         let a = await first.value
         #expect(a.applyError?.contains("timed out") == true, "\(a.applyError ?? "nil")")
         let error = try #require(second.applyError)
@@ -140,9 +148,7 @@ struct UnmergeUnderWayTests {
         let prune = Task { await engine.setConfig(KSMConfig(run: .prune), generation: 2) }
         _ = try #require(try await Self.snapshotDuringUnmerge(engine))
         // A config that would start ksmd again, waiting its turn behind the prune.
-        var slower = Self.running
-        slower.parameters = TunerParameters(boost: 0, decay: 0, minPages: 300, maxPages: 300, sleepMsec: 10)
-        let queued = Task { await engine.setConfig(slower, generation: 3) }
+        let queued = Task { await engine.setConfig(Self.slowerFlip, generation: 3) }
         try await Task.sleep(for: .milliseconds(50))
         let started = ContinuousClock.now
         engine.stopApplying()

@@ -92,17 +92,23 @@ struct RealKernelTests {
         }
     }
 
+    /// A GiB of identical pages (the caller keeps the buffer) merged by `engine` (generation 1).
+    static func mergeAGiB(_ engine: NodeEngine) async throws -> MergeableBuffer {
+        let baseline = try realStatus().pagesSharing
+        let buffer = try MergeableBuffer(pages: gibPages)
+        await engine.setConfig(fastGiBMerge, generation: 1)
+        #expect(
+            await waitForMerge(above: baseline, pages: Int64(gibPages * 9 / 10), timeout: .seconds(60)),
+            "the GiB did not merge: \(statusText())")
+        return buffer
+    }
+
     /// Linux unmerges inside the write of run=2 (0.6 s a GiB here): the agent writes it on a
     /// thread of its own, so samples go on meanwhile and show the unmerge progressing.
     @Test func samplesGoOnWhileAGiBIsUnmerged() async throws {
         try await withRealKSM { _ in
-            let baseline = try realStatus().pagesSharing
-            let buffer = try MergeableBuffer(pages: Self.gibPages)
             let engine = try NodeEngine(kernel: LinuxKSMKernel(), logger: quietLogger())
-            await engine.setConfig(Self.fastGiBMerge, generation: 1)
-            #expect(
-                await waitForMerge(above: baseline, pages: Int64(Self.gibPages * 9 / 10), timeout: .seconds(60)),
-                "the GiB did not merge: \(statusText())")
+            let buffer = try await Self.mergeAGiB(engine)
             let merged = try realStatus().pagesSharing
             let finished = Mutex(false)
             let prune = Task {
@@ -148,13 +154,9 @@ struct RealKernelTests {
                 try Test.cancel("this kernel has no max_page_sharing")
             }
             let baseline = try realStatus().pagesSharing
-            let buffer = try MergeableBuffer(pages: Self.gibPages)
             let engine = try NodeEngine(
                 kernel: LinuxKSMKernel(), logger: quietLogger(), unmergeTimeout: .milliseconds(100))
-            await engine.setConfig(Self.fastGiBMerge, generation: 1)
-            #expect(
-                await waitForMerge(above: baseline, pages: Int64(Self.gibPages * 9 / 10), timeout: .seconds(60)),
-                "the GiB did not merge: \(statusText())")
+            let buffer = try await Self.mergeAGiB(engine)
             var changed = Self.fastGiBMerge
             changed.maxPageSharing = original == 256 ? 512 : 256
             let outcome = await engine.setConfig(changed, generation: 2)
