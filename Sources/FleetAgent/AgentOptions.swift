@@ -202,7 +202,7 @@ extension AgentOptions {
         let t = text.hasSuffix("%") ? String(text.dropLast()).trimmed : text.trimmed
         guard let v = Double(t), v.isFinite, v >= 0, v <= 90 else {
             throw AgentOptionsError(
-                "unmerge-reserve must be a percentage of MemTotal from 0 to 90 (0 turns the memory check off), not '\(text)'")
+                "unmerge-reserve must be a percentage of MemTotal from 0 to 90 (0: no reserve; the unmerge must still fit in MemAvailable), not '\(text)'")
         }
         return v
     }

@@ -256,9 +256,6 @@ public actor NodeEngine {
         let config = self.config ?? KSMConfig(run: .unmanaged)
         let generation = self.generation
         let epoch = holdEpoch
-        // The agent is stopping (`stopApplying`): a step queued behind an interrupted unmerge
-        // (a kick, a config) writes nothing, or it would start another.
-        if unmergeControl.stopped, let last = lastOutcome { return last }
         let memory: MemorySnapshot
         do {
             memory = try kernel.readMemory()
@@ -280,6 +277,11 @@ public actor NodeEngine {
             applyError = nil
             return record(
                 EngineOutcome(decision: decision, appliedGeneration: appliedGeneration, applyError: nil, report: nil))
+        }
+        // The agent is stopping (`stopApplying`): a step queued behind an interrupted unmerge
+        // (a kick, a config) writes nothing, or it would start ksmd or another unmerge again.
+        if unmergeControl.stopped {
+            return EngineOutcome(decision: decision, appliedGeneration: appliedGeneration, applyError: applyError, report: nil)
         }
         keepInitialCapture()
         var unmergeGuard = UnmergeGuard(reservePercent: unmergeReservePercent)

@@ -100,15 +100,24 @@ public enum Standalone {
                 "restore_on_exit": "\(options.restoreOnExit)",
             ])
 
-        await engine.setConfig(config, generation: nil)
-        await logStatus(engine, logger: logger)
-
         enum Event: Sendable {
             case tune
             case sample
             case signal(Int32)
         }
         let (events, continuation) = AsyncStream<Event>.makeStream()
+        // Listening before the first step: a prune unmerges in it (later steps find run 2 and
+        // write nothing), and a SIGTERM then interrupts that unmerge at once.
+        let signalTask = Task {
+            for await sig in signals {
+                // A step under way may be in an unmerge that lasts minutes: interrupted now.
+                if sig != SIGUSR1 { engine.stopApplying() }
+                continuation.yield(.signal(sig))
+            }
+        }
+
+        await engine.setConfig(config, generation: nil)
+        await logStatus(engine, logger: logger)
         // Every interval, or every second while the mode feeds back from the kernel (adaptive).
         let tuneTask = Task {
             while !Task.isCancelled {
@@ -124,13 +133,6 @@ public enum Standalone {
                     do { try await Task.sleep(for: every) } catch { return }
                     continuation.yield(.sample)
                 }
-            }
-        }
-        let signalTask = Task {
-            for await sig in signals {
-                // The loop below may be in a step whose unmerge lasts minutes: interrupted now.
-                if sig != SIGUSR1 { engine.stopApplying() }
-                continuation.yield(.signal(sig))
             }
         }
 

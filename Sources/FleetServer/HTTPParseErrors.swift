@@ -72,7 +72,8 @@ final class HTTPParseErrorHandler: ChannelDuplexHandler, RemovableChannelHandler
         case .head(let request):
             unanswered += 1
             receiving = true
-            if request.headerFields[.connection]?.lowercased().contains("close") == true { closing = true }
+            // Hummingbird's own test: it ends the connection after the response for exactly this.
+            if request.headerFields[.connection] == "close" { closing = true }
         case .end: receiving = false
         case .body: break
         }

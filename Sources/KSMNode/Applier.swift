@@ -181,7 +181,8 @@ public struct UnmergeGuard: Sendable, Equatable {
 
     /// The share of MemTotal (in %) that must stay available after the unmerge.
     public var reservePercent: Double
-    /// Set while an earlier refused or failed unmerge holds new ones back: the text to report.
+    /// Set while an earlier refused, failed or timed-out unmerge holds new ones back: the text to
+    /// report.
     /// An unmerge that allocates nothing (no page merged) is never held back.
     public var heldBack: String?
 

@@ -70,7 +70,7 @@ struct ConnectedCommand: AsyncParsableCommand {
 
     @Option(
         name: .customLong("unmerge-reserve"),
-        help: "The share of MemTotal, in % (0-90), that must stay available after an unmerge (run=2, which gives every merged page its copy back); the agent does not start one that would leave less (default 10; 0 turns the check off).")
+        help: "The share of MemTotal, in % (0-90), that must stay available after an unmerge (run=2, which gives every merged page its copy back); the agent does not start one that would leave less (default 10; with 0 it must still fit in MemAvailable).")
     var unmergeReserve: String?
 
     @Option(name: .long, help: "The KSM sysfs directory (default /sys/kernel/mm/ksm; tests use a fake one).")

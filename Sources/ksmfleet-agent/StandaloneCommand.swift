@@ -33,7 +33,7 @@ struct StandaloneCommand: AsyncParsableCommand {
 
     @Option(
         name: .customLong("unmerge-reserve"),
-        help: "The share of MemTotal, in % (0-90), that must stay available after an unmerge (run=2); the agent does not start one that would leave less (default 10; 0 turns the check off).")
+        help: "The share of MemTotal, in % (0-90), that must stay available after an unmerge (run=2); the agent does not start one that would leave less (default 10; with 0 it must still fit in MemAvailable).")
     var unmergeReserve: String = "10"
 
     @Option(name: .long, help: "The KSM sysfs directory.")

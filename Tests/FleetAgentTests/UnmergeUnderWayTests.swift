@@ -119,9 +119,9 @@ struct UnmergeUnderWayTests {
     /// failure (here its timeout): it tries the unmerge itself.
     @Test func aConfigThatCameDuringAFailedUnmergeIsNotHeldBackByIt() async throws {
         let k = try Self.node(perMillisecond: 1)
-        k.merge(shared: 19_000, sharing: 0)
+        k.merge(shared: 19_000, sharing: 0)  // 20 s, against a 2 s timeout: time to come during it
         let engine = try NodeEngine(
-            kernel: k, clock: ManualClock(), logger: quietLogger(), unmergeTimeout: .milliseconds(300))
+            kernel: k, clock: ManualClock(), logger: quietLogger(), unmergeTimeout: .seconds(2))
         await engine.setConfig(Self.running, generation: 1)
         let first = try await Self.flipUnderWay(engine)
         let second = await engine.setConfig(Self.slowerFlip, generation: 3)
@@ -162,6 +162,17 @@ struct UnmergeUnderWayTests {
         let writes = k.writes
         _ = await engine.tune()
         #expect(k.writes == writes, "a step wrote after the stop")
+    }
+
+    /// Stopped before any step finished (SIGTERM while the first config is on its way): that
+    /// config is not applied at all.
+    @Test func nothingIsWrittenAfterAStopEvenByAFirstConfig() async throws {
+        let k = try Self.node(perMillisecond: 1)
+        let engine = try NodeEngine(kernel: k, clock: ManualClock(), logger: quietLogger())
+        engine.stopApplying()
+        let outcome = await engine.setConfig(Self.slowerFlip, generation: 1)
+        #expect(k.writes.isEmpty, "\(k.writes)")
+        #expect(outcome.appliedGeneration == nil)
     }
 
     /// A cancelled apply (the agent stopping) interrupts the unmerge; prune leaves the kernel's

@@ -88,6 +88,13 @@ import Testing
                 + "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: -1\r\n\r\n")
         #expect(reply.hasPrefix("HTTP/1.1 200"), "\(reply)")
         #expect(reply.components(separatedBy: "HTTP/1.1 ").count == 2, "\(reply)")
+        // `Connection: Close` is not Hummingbird's "close" (it keeps the connection): the bad
+        // bytes after it get their JSON error, not a connection left hanging.
+        let kept = try ConnectionLimitTests.RawConnection(port: h.server.port).exchange(
+            "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Close\r\n\r\n"
+                + "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: -1\r\n\r\n")
+        let parts = kept.components(separatedBy: "HTTP/1.1 ")
+        #expect(parts.count == 3 && parts[2].hasPrefix("400"), "\(kept)")
     }
 
     /// A reply's head and body.
