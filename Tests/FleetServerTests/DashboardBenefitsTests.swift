@@ -34,7 +34,7 @@ import Testing
         #expect(page.status == 200)
         let html = page.text
         #expect(html.contains("id=\"who-benefits\""))
-        #expect(html.contains("1 of 90 processes have mergeable memory"), "\(html)")
+        #expect(html.contains("1 of 90 processes have mergeable memory, 1 has merged pages"), "\(html)")
         #expect(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"))
         #expect(!html.contains(Self.hostile))
         #expect(html.contains("Why KSM saves little"))

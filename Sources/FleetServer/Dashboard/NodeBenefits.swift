@@ -58,7 +58,7 @@ struct NodeBenefits: Sendable, Equatable {
         }
         var line =
             "\(p.mergeableProcesses) of \(p.processesScanned) processes have mergeable memory, "
-            + "\(p.mergingProcesses) have merged pages; KSM tracks \(HTML.bytes(p.rmapItems * pageSize))"
+            + "\(p.mergingProcesses) \(p.mergingProcesses == 1 ? "has" : "have") merged pages; KSM tracks \(HTML.bytes(p.rmapItems * pageSize))"
         if let thp = p.transparentHugePages { line += "; transparent huge pages [\(thp)]" }
         if p.truncated { line += "; the scan stopped at its cap" }
         line += " (scanned \(HTML.ago(n.processesAt, now: now)))"
