@@ -112,6 +112,9 @@ public actor NodeEngine {
     /// The unmerges this engine's applies run: samples read whether one is under way, and
     /// `stopApplying()` interrupts it.
     private let unmergeControl = UnmergeControl()
+    /// The unmerge of the restore at exit (`restoreInitial`), which runs after the stop: a second
+    /// `stopApplying()` (a second SIGTERM) interrupts it.
+    private let restoreControl = UnmergeControl()
 
     /// Applies go one at a time. Only an unmerge lets the actor serve others while it lasts (its
     /// run=2 is written on a thread of its own, `UnmergeThread`): samples then say what is under
@@ -478,6 +481,9 @@ public actor NodeEngine {
     /// (the restore at exit still does). Called from the signal handling, which must not wait for
     /// the unmerge (nonisolated).
     public nonisolated func stopApplying() {
+        // A second stop (SIGTERM again) also cuts short the restore's unmerge, which the
+        // operator is then waiting for.
+        if unmergeControl.stopped { restoreControl.stop() }
         unmergeControl.stop()
     }
 
@@ -494,7 +500,8 @@ public actor NodeEngine {
         defer { endApply() }
         let report = try await Applier.restore(
             initialSettings, to: kernel, unmergeTimeout: unmergeTimeout,
-            unmergeGuard: UnmergeGuard(reservePercent: unmergeReservePercent), logger: logger)
+            unmergeGuard: UnmergeGuard(reservePercent: unmergeReservePercent), unmergeControl: restoreControl,
+            logger: logger)
         logger.info("restored the KSM settings captured at start", metadata: ["written": "\(report)"])
     }
 }

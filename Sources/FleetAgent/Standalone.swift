@@ -160,8 +160,9 @@ public enum Standalone {
         }
         tuneTask.cancel()
         sampleTask?.cancel()
-        signalTask.cancel()
         continuation.finish()
+        // Still listening during the restore: a second SIGTERM cuts its unmerge short.
+        defer { signalTask.cancel() }
 
         if options.restoreOnExit {
             do {

@@ -590,9 +590,11 @@ public enum Applier {
     @discardableResult
     public static func restore(
         _ captured: KernelSettings, to kernel: any KSMKernel, unmergeTimeout: Duration = .seconds(60),
-        unmergeGuard: UnmergeGuard = UnmergeGuard(), logger: Logger
+        unmergeGuard: UnmergeGuard = UnmergeGuard(), unmergeControl: UnmergeControl? = nil, logger: Logger
     ) async throws(KSMApplyError) -> ApplyReport {
-        try await apply(captured, to: kernel, unmergeTimeout: unmergeTimeout, unmergeGuard: unmergeGuard, logger: logger)
+        try await apply(
+            captured, to: kernel, unmergeTimeout: unmergeTimeout, unmergeGuard: unmergeGuard,
+            unmergeControl: unmergeControl, logger: logger)
     }
 
     /// "60 s", "0.5 s".

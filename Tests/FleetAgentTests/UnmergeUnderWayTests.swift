@@ -175,6 +175,28 @@ struct UnmergeUnderWayTests {
         #expect(outcome.appliedGeneration == nil)
     }
 
+    /// The restore at exit runs after the stop; its own unmerge (here to put merge_across_nodes
+    /// back) is cut short by a second stop (SIGTERM again), not by the first.
+    @Test func aSecondStopInterruptsTheRestoresUnmerge() async throws {
+        let k = try Self.node(perMillisecond: 1)  // 1,000 pages shared: about a second
+        let engine = try NodeEngine(kernel: k, clock: ManualClock(), logger: quietLogger())
+        var flip = Self.running
+        flip.mergeAcrossNodes = 0
+        #expect(await engine.setConfig(flip, generation: 1).applyError == nil)
+        k.merge(shared: 20_000, sharing: 40_000)  // merged again since: 20 s to unmerge
+        engine.stopApplying()
+        let restore = Task { try await engine.restoreInitial() }
+        let clock = ContinuousClock()
+        let end = clock.now + .seconds(10)
+        while k.current.run != 2, clock.now < end { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(k.current.run == 2, "the restore did not start its unmerge")
+        let started = clock.now
+        engine.stopApplying()
+        await #expect(throws: (any Error).self) { try await restore.value }
+        #expect(clock.now - started < .seconds(10), "the second stop did not interrupt the restore's unmerge")
+        #expect(k.current.mergeAcrossNodes == 0, "the knob needs the unmerge: left as it was")
+    }
+
     /// A cancelled apply (the agent stopping) interrupts the unmerge; prune leaves the kernel's
     /// run=0.
     @Test func cancellingInterruptsTheUnmerge() async throws {
