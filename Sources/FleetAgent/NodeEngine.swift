@@ -362,6 +362,11 @@ public actor NodeEngine {
             if heldBack {
                 // Reported as it was when the hold began, and logged then.
                 logger.debug("unmerge held back", metadata: ["error": "\(message)"])
+            } else if case .cancelled = error.reason, unmergeControl.stopped {
+                // The stop the operator asked for, not a failure.
+                logger.info(
+                    "unmerge interrupted: the agent is stopping",
+                    metadata: ["generation": "\(generation.map(String.init) ?? "-")", "error": "\(message)"])
             } else {
                 logger.error(
                     "config not applied",

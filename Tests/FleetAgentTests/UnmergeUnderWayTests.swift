@@ -143,7 +143,8 @@ struct UnmergeUnderWayTests {
     @Test func stoppingInterruptsAPruneAndNothingIsWrittenAfter() async throws {
         let k = try Self.node(perMillisecond: 1)
         k.merge(shared: 19_000, sharing: 0)  // 20 s
-        let engine = try NodeEngine(kernel: k, clock: ManualClock(), logger: quietLogger())
+        let capture = LogCapture()
+        let engine = try NodeEngine(kernel: k, clock: ManualClock(), logger: capture.logger())
         await engine.setConfig(Self.running, generation: 1)
         let prune = Task { await engine.setConfig(KSMConfig(run: .prune), generation: 2) }
         _ = try #require(try await Self.snapshotDuringUnmerge(engine))
@@ -159,6 +160,9 @@ struct UnmergeUnderWayTests {
         #expect(k.current.run == 0)
         #expect(k.current.pagesShared > 0)
         #expect(!k.writes.contains(FakeKSMKernel.Write(.pagesToScan, 300)), "the queued config wrote: \(k.writes)")
+        // Said as the stop it is, not as an error.
+        #expect(capture.messages(containing: "unmerge interrupted: the agent is stopping").map(\.level) == [.info])
+        #expect(capture.messages(containing: "config not applied").isEmpty)
         let writes = k.writes
         _ = await engine.tune()
         #expect(k.writes == writes, "a step wrote after the stop")
