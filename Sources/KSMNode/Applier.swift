@@ -282,6 +282,16 @@ public enum Applier {
         try writeIfChanged(.useZeroPages, settings.useZeroPages, current: status.useZeroPages)
         try writeIfChanged(.smartScan, settings.smartScan, current: status.smartScan)
 
+        /// Writes `run` back after an unmerge that did not take: the value written, or why not.
+        func putBack(run: Int) -> (restored: Int?, error: String?) {
+            do throws(KSMKernelError) {
+                try kernel.write(.run, run)
+                return (run, nil)
+            } catch {
+                return (nil, error.description)
+            }
+        }
+
         let clock = ContinuousClock()
         /// Waits for `unmerge` (run=2 on its own thread) without holding a thread: looks every
         /// few milliseconds at first, then every `pollInterval`, and says every 5 s how far it
@@ -379,16 +389,7 @@ public enum Applier {
                 throw KSMApplyError(.kernel(error), report: report)
             }
             let after = try? kernel.readStatus()
-            var restored: Int?
-            var restoreError: String?
-            if let restoreTo {
-                do throws(KSMKernelError) {
-                    try kernel.write(.run, restoreTo)
-                    restored = restoreTo
-                } catch {
-                    restoreError = error.description
-                }
-            }
+            let (restored, restoreError) = restoreTo.map(putBack(run:)) ?? (nil, nil)
             if let stop, error.errno == EINTR {
                 switch stop {
                 case .timedOut:
@@ -483,12 +484,7 @@ public enum Applier {
 
         func restoreRun() -> (Int?, String?) {
             guard let restoreTo else { return (2, nil) }
-            do throws(KSMKernelError) {
-                try kernel.write(.run, restoreTo)
-                return (restoreTo, nil)
-            } catch {
-                return (nil, error.description)
-            }
+            return putBack(run: restoreTo)
         }
 
         var lastLog = start
