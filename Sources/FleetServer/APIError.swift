@@ -92,8 +92,12 @@ struct APIError: Error, HTTPResponseError, Sendable {
         var issues: [APIErrorBody.Detail]?
     }
 
+    /// The error's JSON body.
+    func body() throws -> ByteBuffer {
+        ByteBuffer(bytes: try StrictJSON.encoder().encode(Body(error: detail, issues: issues)))
+    }
+
     func response(from request: Request, context: some RequestContext) throws -> Response {
-        let data = try StrictJSON.encoder().encode(Body(error: detail, issues: issues))
-        return HTTP.json(bytes: ByteBuffer(bytes: data), status: status, headers: headers)
+        HTTP.json(bytes: try body(), status: status, headers: headers)
     }
 }

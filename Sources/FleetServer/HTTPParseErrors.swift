@@ -1,7 +1,4 @@
-import FleetAPI
-import Foundation
 import Hummingbird
-import KSMCore
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -29,11 +26,6 @@ extension APIError {
             default: (nil, "the request is not valid HTTP/1.1")
             }
         return APIError(.badRequest, code: "bad_request", message: "\(what) (\(e))", field: field)
-    }
-
-    /// The error's JSON body, as `response(from:context:)` writes it.
-    func body() throws -> ByteBuffer {
-        ByteBuffer(bytes: try StrictJSON.encoder().encode(Body(error: detail, issues: issues)))
     }
 }
 
