@@ -79,17 +79,24 @@ public struct NodeFactsUpdate: Sendable, Equatable {
         var agentVersion: String?
         var pageSize: Int?
 
-        init(_ changed: [String], kernel: String, memTotalBytes: Int64, numaNodes: Int, ksmFeatures: [String],
-            agentVersion: String, pageSize: Int?)
-        {
+        init(_ changed: [String], of f: NodeFactsRequest) {
             let c = Set(changed)
-            self.kernel = c.contains("kernel") ? kernel : nil
-            self.memTotalBytes = c.contains("memTotalBytes") ? memTotalBytes : nil
-            self.numaNodes = c.contains("numaNodes") ? numaNodes : nil
-            self.ksmFeatures = c.contains("ksmFeatures") ? ksmFeatures.sorted() : nil
-            self.agentVersion = c.contains("agentVersion") ? agentVersion : nil
-            self.pageSize = c.contains("pageSize") ? pageSize : nil
+            kernel = c.contains("kernel") ? f.kernel : nil
+            memTotalBytes = c.contains("memTotalBytes") ? f.memTotalBytes : nil
+            numaNodes = c.contains("numaNodes") ? f.numaNodes : nil
+            ksmFeatures = c.contains("ksmFeatures") ? f.ksmFeatures.sorted() : nil
+            agentVersion = c.contains("agentVersion") ? f.agentVersion : nil
+            pageSize = c.contains("pageSize") ? f.pageSize : nil
         }
+    }
+}
+
+extension StoredNode {
+    /// The host facts as stored, in the shape an agent sends them.
+    var facts: NodeFactsRequest {
+        NodeFactsRequest(
+            kernel: kernel, memTotalBytes: memTotalBytes, numaNodes: numaNodes, ksmFeatures: ksmFeatures,
+            agentVersion: agentVersion, pageSize: pageSize)
     }
 }
 
@@ -418,15 +425,8 @@ extension FleetDatabase {
             // was: the audit trail's record, beside the server's log line.
             try Self.audit(
                 db, who: who, nodeId: nodeId, action: "host-facts", generation: nil,
-                beforeJSON: try StoredJSON.encode(
-                    NodeFactsUpdate.ChangedFacts(
-                        changed, kernel: before.kernel, memTotalBytes: before.memTotalBytes, numaNodes: before.numaNodes,
-                        ksmFeatures: before.ksmFeatures, agentVersion: before.agentVersion, pageSize: before.pageSize)),
-                afterJSON: try StoredJSON.encode(
-                    NodeFactsUpdate.ChangedFacts(
-                        changed, kernel: facts.kernel, memTotalBytes: facts.memTotalBytes, numaNodes: facts.numaNodes,
-                        ksmFeatures: facts.ksmFeatures, agentVersion: facts.agentVersion,
-                        pageSize: facts.pageSize ?? before.pageSize)),
+                beforeJSON: try StoredJSON.encode(NodeFactsUpdate.ChangedFacts(changed, of: before.facts)),
+                afterJSON: try StoredJSON.encode(NodeFactsUpdate.ChangedFacts(changed, of: facts)),
                 at: now)
             try db.execute(
                 sql: """
