@@ -143,6 +143,36 @@ struct RealKernelTests {
         }
     }
 
+    /// A config that arrives while the kernel unmerges (README: "a config or a kick that arrives
+    /// meanwhile is applied once the unmerge is done") waits for its turn, then is applied with
+    /// its own generation; the prune keeps its own.
+    @Test func aConfigArrivingDuringTheUnmergeIsAppliedAfterIt() async throws {
+        try await withRealKSM { _ in
+            let engine = try NodeEngine(kernel: LinuxKSMKernel(), logger: quietLogger())
+            let buffer = try await Self.mergeAGiB(engine)
+            let prune = Task { await engine.setConfig(KSMConfig(run: .prune), generation: 2) }
+            let unmerging = await waitUntil(timeout: .seconds(30), poll: .milliseconds(2)) {
+                (try? await engine.snapshot().phaseReason.contains("the kernel is unmerging")) ?? false
+            }
+            #expect(unmerging, "no sample said the kernel was unmerging: \(statusText())")
+            var next = Self.fastGiBMerge
+            next.parameters = TunerParameters(boost: 0, decay: 0, minPages: 30000, maxPages: 30000, sleepMsec: 1)
+            let outcome = await engine.setConfig(next, generation: 3)
+            let pruneOutcome = await prune.value
+            #expect(pruneOutcome.applyError == nil)
+            #expect(pruneOutcome.appliedGeneration == 2)
+            // Generation 3 last: applied beside the unmerge, the prune's end would have left run 2.
+            #expect(outcome.applyError == nil)
+            #expect(outcome.appliedGeneration == 3)
+            #expect(outcome.decision.phase == .running)
+            let s = try realStatus()
+            #expect(s.run == 1)
+            #expect(s.pagesToScan == 30000)
+            #expect(try await engine.snapshot().appliedGeneration == 3)
+            _ = buffer.checksum()
+        }
+    }
+
     /// An unmerge longer than --unmerge-timeout is interrupted (a signal to the writing thread;
     /// the kernel leaves run=0 with the rest still merged): run is put back and the knob is not
     /// written. On the real kernel the write of run=2 was the whole wait, so the timeout could
