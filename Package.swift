@@ -121,7 +121,7 @@ let package = Package(
         .executableTarget(
             name: "ksmfleet-agent",
             dependencies: [
-                "FleetAgent", "FleetLog",
+                "FleetAgent", "FleetAPI", "FleetLog",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -55,8 +55,16 @@ set_key() {  # set_key KEY VALUE: replaces or appends KEY=VALUE in the config
     mv "$tmp" "$conf"
 }
 [ -n "$server" ] && set_key server "$server"
-[ -n "$token" ] && set_key enroll-token "$token"
-[ -n "$token_file" ] && set_key enroll-token-file "$token_file"
+drop_key() {  # drop_key KEY: removes KEY's lines from the config
+    tmp="$conf.tmp.$$"
+    grep -v "^$1=" "$conf" > "$tmp" || true
+    chmod 0600 "$tmp"
+    mv "$tmp" "$conf"
+}
+# The token and its file are one setting: a new one replaces the other kind, else an old token
+# left in the file would win over a new token file given here.
+if [ -n "$token" ]; then set_key enroll-token "$token"; drop_key enroll-token-file; fi
+if [ -n "$token_file" ]; then set_key enroll-token-file "$token_file"; drop_key enroll-token; fi
 
 if [ -z "$prefix" ] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
     systemctl daemon-reload

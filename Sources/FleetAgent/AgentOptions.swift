@@ -6,6 +6,7 @@ import Foundation
 import FleetClient
 import KSMCore
 import KSMNode
+import Logging
 
 /// Everything the server-connected agent needs to run. Built from flags, environment and a
 /// key=value file by `AgentOptions.resolve`, or directly by tests.
@@ -45,8 +46,11 @@ public struct AgentOptions: Sendable {
     public var processInterval: Double = 60
     /// Reported name (default: the host name).
     public var nodeName: String?
-    /// Machine id override (default: /etc/machine-id); tests run several agents on one host.
+    /// Machine id override (default: /etc/machine-id): hosts cloned with the same
+    /// /etc/machine-id (docs/identity.md); tests run several agents on one host.
     public var machineId: String?
+    /// The log level (`trace` … `critical`).
+    public var logLevel: Logger.Level = .info
 
     // Tuning of the loops (tests shorten these).
     /// Long-poll wait, a random value in this range per request (jitter).
@@ -86,7 +90,7 @@ extension AgentOptions {
     public static let settingNames: [String] = [
         "server", "enroll-token", "enroll-token-file", "ca-file", "state-dir", "sample-interval",
         "tune-interval", "watch", "restore-on-exit", "unmerge-timeout", "unmerge-reserve", "sysfs", "node-name", "spool-max-samples",
-        "spool-max-bytes", "process-interval",
+        "spool-max-bytes", "process-interval", "log-level", "machine-id",
     ]
 
     public static func envName(_ setting: String) -> String {
@@ -160,15 +164,25 @@ extension AgentOptions {
         }
 
         var o = AgentOptions(serverURLs: try serverList(values("server") ?? []))
-        var token = value("enroll-token")
-        if token?.isEmpty == true { token = nil }
-        if token == nil, let tokenFile = value("enroll-token-file"), !tokenFile.isEmpty {
-            let text: String?
-            do { text = try StateFiles.readText(tokenFile) } catch { throw AgentOptionsError("enrollment token file \(error)") }
-            guard let text, !text.trimmed.isEmpty else {
-                throw AgentOptionsError("enrollment token file \(tokenFile) is missing or empty")
+        // The token and its file are one setting: the first source (flags, environment, file)
+        // naming either gives it, so `--enroll-token-file` on the command line wins over an
+        // `enroll-token=` left in the file. Within one source the token itself goes first.
+        var token: String?
+        let sources: [(String) -> String?] = [{ flags[$0]?.last }, { environment[envName($0)] }, { file[$0]?.last }]
+        for source in sources {
+            if let t = source("enroll-token"), !t.isEmpty {
+                token = t
+                break
             }
-            token = text.trimmed
+            if let tokenFile = source("enroll-token-file"), !tokenFile.isEmpty {
+                let text: String?
+                do { text = try StateFiles.readText(tokenFile) } catch { throw AgentOptionsError("enrollment token file \(error)") }
+                guard let text, !text.trimmed.isEmpty else {
+                    throw AgentOptionsError("enrollment token file \(tokenFile) is missing or empty")
+                }
+                token = text.trimmed
+                break
+            }
         }
         o.enrollToken = token
         o.caFile = value("ca-file").flatMap { $0.isEmpty ? nil : $0 }
@@ -190,6 +204,13 @@ extension AgentOptions {
         o.restoreOnExit = try bool("restore-on-exit")
         if let sysfs = value("sysfs"), !sysfs.isEmpty { o.sysfsRoot = sysfs }
         o.nodeName = value("node-name").flatMap { $0.isEmpty ? nil : $0 }
+        o.machineId = value("machine-id").flatMap { $0.isEmpty ? nil : $0 }
+        if let text = value("log-level") {
+            guard let level = Logger.Level(rawValue: text.lowercased()) else {
+                throw AgentOptionsError("log-level must be one of trace, debug, info, notice, warning, error, critical, not '\(text)'")
+            }
+            o.logLevel = level
+        }
         o.spoolLimits = SampleSpool.Limits(
             maxSamples: try integer("spool-max-samples", o.spoolLimits.maxSamples),
             maxBytes: try integer("spool-max-bytes", o.spoolLimits.maxBytes))

@@ -79,11 +79,11 @@ struct ConnectedCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The procfs directory.", visibility: .hidden))
     var proc: String = "/proc"
 
-    /// Several agents on one host (tests of replicas with several real agent processes) each
-    /// need a machine id of their own; a real host has /etc/machine-id.
+    /// Hosts cloned with one /etc/machine-id (docs/identity.md); tests of replicas run several
+    /// real agent processes on one host, each with a machine id of its own.
     @Option(
         name: .customLong("machine-id"),
-        help: ArgumentHelp("The machine id to register with (default: /etc/machine-id).", visibility: .hidden))
+        help: "The machine id to register with (default: /etc/machine-id), for hosts cloned with the same one.")
     var machineId: String?
 
     @Option(name: .customLong("node-name"), help: "The name to register with (default: the host name).")
@@ -92,14 +92,8 @@ struct ConnectedCommand: AsyncParsableCommand {
     @Option(name: .customLong("config-file"), help: "A key=value settings file, e.g. /etc/ksmfleet/agent.conf.")
     var configFile: String?
 
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
-    var logLevel: String = "info"
-
-    func validate() throws {
-        guard Logger.Level(rawValue: logLevel) != nil else {
-            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
-        }
-    }
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (default info).")
+    var logLevel: String?
 
     func flags() -> [String: [String]] {
         var f: [String: [String]] = [:]
@@ -116,26 +110,27 @@ struct ConnectedCommand: AsyncParsableCommand {
         put("process-interval", processInterval)
         put("sysfs", sysfs)
         put("node-name", nodeName)
+        put("machine-id", machineId)
+        put("log-level", logLevel)
         if !watch.isEmpty { f["watch"] = watch }
         if process.restoreOnExit { f["restore-on-exit"] = ["true"] }
         return f
     }
 
     func run() async throws {
-        let level = Logger.Level(rawValue: logLevel) ?? .info
-        LoggingSystem.bootstrap { label in StderrLogHandler(label: label, level: level) }
-        let logger = Logger(label: "ksmfleet-agent")
         var options: AgentOptions
         do {
             options = try AgentOptions.resolve(
                 flags: flags(), environment: processEnvironment(), configFile: configFile)
         } catch {
             StandardError.write("ksmfleet-agent: \(error)\n")
-            throw ExitCode(2)
+            throw ExitCode(AgentCLI.invalidSettings)
         }
+        let level = options.logLevel
+        LoggingSystem.bootstrap { label in StderrLogHandler(label: label, level: level) }
+        let logger = Logger(label: "ksmfleet-agent")
         options.once = once
         options.procRoot = proc
-        if let machineId, !machineId.isEmpty { options.machineId = machineId }
         let code = await ConnectedAgent.run(options, logger: logger)
         if code != 0 { throw ExitCode(code) }
     }

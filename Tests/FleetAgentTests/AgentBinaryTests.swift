@@ -42,4 +42,44 @@ struct AgentBinaryTests {
             #expect(!symbols.contains("$s\(module)"), "ksmfleet-agent contains symbols of \(module)")
         }
     }
+
+    /// agent/ksmfleet-agent.service keeps the agent stopped on exit status 2 (invalid settings):
+    /// a flag or value ArgumentParser refuses must exit 2 too, not its 64, else systemd restarts
+    /// the agent every 5 s for a typo in ExecStart=.
+    @Test(
+        "a refused flag or value exits 2 with ArgumentParser's message; help and version exit 0",
+        arguments: [
+            (["run", "--bogus"], "Unknown option '--bogus'"),
+            (["run", "--log-level", "loud", "--server", "http://127.0.0.1:1"], "log-level must be one of"),
+            (["run", "--sample-interval", "0", "--server", "http://127.0.0.1:1"], "sample-interval must be"),
+            (["standalone", "--config", "/nonexistent", "--interval", "0"], "--interval must be greater than 0"),
+            (["standalone"], "Missing expected argument '--config <config>'"),
+        ])
+    func refusedSettingsExitTwo(args: [String], message: String) async throws {
+        guard let agent = builtProduct("ksmfleet-agent") else {
+            try Test.cancel("ksmfleet-agent is not built next to the tests (swift build --build-tests builds it)")
+        }
+        let (status, _, stderr) = try await offPool { try Self.exitStatus(agent, args) }
+        #expect(status == 2, "exit \(status) for \(args): \(stderr)")
+        #expect(stderr.contains(message), "\(stderr)")
+        for ok in [["--help"], ["--version"], ["run", "--help"]] {
+            let (status, out, _) = try await offPool { try Self.exitStatus(agent, ok) }
+            #expect(status == 0 && !out.isEmpty, "\(ok): exit \(status)")
+        }
+    }
+
+    static func exitStatus(_ tool: String, _ args: [String]) throws -> (Int32, String, String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: tool)
+        p.arguments = args
+        let out = Pipe()
+        let err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+    }
 }

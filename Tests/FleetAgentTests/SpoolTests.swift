@@ -127,6 +127,56 @@ struct AgentStateTests {
         #expect(o2.serverURL == "http://flag:2")
     }
 
+    /// agent/install.sh --enroll-token-file F on a host first installed with --enroll-token T
+    /// leaves `enroll-token=T` in the file: the flag's file must win, as every flag does.
+    @Test("settings: the enrollment token and its file are one setting, from the first source naming either")
+    func enrollmentTokenSources() throws {
+        let tmp = makeTemporaryDirectory(prefix: "ksmfleet-conf").path
+        let tokenFile = tmp + "/token"
+        try "ke_from_flag_file\n".write(toFile: tokenFile, atomically: true, encoding: .utf8)
+        let conf = tmp + "/agent.conf"
+        try "server=http://x:1\nenroll-token=ke_old_in_file\n".write(toFile: conf, atomically: true, encoding: .utf8)
+        let flagFile = try AgentOptions.resolve(
+            flags: ["enroll-token-file": [tokenFile]], environment: [:], configFile: conf)
+        #expect(flagFile.enrollToken == "ke_from_flag_file")
+        let envFile = try AgentOptions.resolve(
+            flags: [:], environment: ["KSMFLEET_ENROLL_TOKEN_FILE": tokenFile], configFile: conf)
+        #expect(envFile.enrollToken == "ke_from_flag_file")
+        let fileOnly = try AgentOptions.resolve(flags: [:], environment: [:], configFile: conf)
+        #expect(fileOnly.enrollToken == "ke_old_in_file")
+        // An empty token (agent.conf.example ships `enroll-token=`) gives way to the file beside it.
+        try "server=http://x:1\nenroll-token=\nenroll-token-file=\(tokenFile)\n".write(
+            toFile: conf, atomically: true, encoding: .utf8)
+        #expect(try AgentOptions.resolve(flags: [:], environment: [:], configFile: conf).enrollToken == "ke_from_flag_file")
+        #expect(
+            try AgentOptions.resolve(flags: ["enroll-token": ["ke_flag"]], environment: [:], configFile: conf).enrollToken
+                == "ke_flag")
+    }
+
+    @Test("settings: log-level and machine-id from flags, environment or file; a bad level refused naming it")
+    func logLevelAndMachineId() throws {
+        let conf = makeTemporaryDirectory(prefix: "ksmfleet-conf").path + "/agent.conf"
+        try "server=http://x:1\nlog-level=debug\nmachine-id=clone-b\n".write(toFile: conf, atomically: true, encoding: .utf8)
+        let file = try AgentOptions.resolve(flags: [:], environment: [:], configFile: conf)
+        #expect(file.logLevel == .debug)
+        #expect(file.machineId == "clone-b")
+        let env = try AgentOptions.resolve(
+            flags: [:], environment: ["KSMFLEET_LOG_LEVEL": "warning", "KSMFLEET_MACHINE_ID": "env-id"], configFile: conf)
+        #expect(env.logLevel == .warning)
+        #expect(env.machineId == "env-id")
+        let flags = try AgentOptions.resolve(flags: ["log-level": ["error"]], environment: [:], configFile: conf)
+        #expect(flags.logLevel == .error)
+        #expect(try AgentOptions.resolve(flags: ["server": ["http://x:1"]], environment: [:], configFile: nil).logLevel == .info)
+        #expect(throws: AgentOptionsError.self) {
+            try AgentOptions.resolve(flags: ["server": ["http://x:1"], "log-level": ["loud"]], environment: [:], configFile: nil)
+        }
+        do {
+            _ = try AgentOptions.resolve(flags: ["server": ["http://x:1"], "log-level": ["loud"]], environment: [:], configFile: nil)
+        } catch {
+            #expect(error.description.contains("log-level") && error.description.contains("'loud'"), "\(error)")
+        }
+    }
+
     @Test("settings: unknown keys, bad numbers and a missing server are refused with the reason")
     func refuse() throws {
         let tmp = makeTemporaryDirectory(prefix: "ksmfleet-conf").path
