@@ -89,11 +89,18 @@ struct AgentController<Context: RequestContext>: Sendable {
         guard let presented = Auth.bearer(request) else { throw APIError.unauthorized("missing token") }
         let databaseLimit = try Self.databaseLimit(request)
         let newToken = Secrets.newToken(.node)
-        try await DatabaseWork.$deadline.withValue(databaseLimit) {
+        let rotated = try await DatabaseWork.$deadline.withValue(databaseLimit) {
             try await state.database.rotateNodeToken(
                 nodeId: id, presentedHash: Secrets.hash(presented), newHash: Secrets.hash(newToken))
         }
         state.auth.forgetNodeTokens(of: id)
+        guard rotated else {
+            state.logger.warning(
+                "node token rotation refused: the token presented is no longer the node's to replace",
+                metadata: ["node": "\(id)"])
+            throw APIError.unauthorized(
+                "this token can no longer be replaced: the node has used a newer one (or its token was replaced since)")
+        }
         state.logger.info("node token rotated", metadata: ["node": "\(id)"])
         var headers = HTTPFields()
         headers[.cacheControl] = "no-store"

@@ -95,14 +95,25 @@ extension FleetDatabase {
 
     /// Replaces a node's token (the node asked, holding `presentedHash`). The token it presented
     /// stays valid as the previous one until the new one is used; when it presented its previous
-    /// token (it lost the reply of an earlier rotation), that previous one is kept as it is.
-    public func rotateNodeToken(nodeId: String, presentedHash: String, newHash: String, now: Date = Date()) async throws {
+    /// token while the new one was never used (it lost the reply of an earlier rotation), that
+    /// previous one is kept as it is. False, and nothing changed, for any other token: a previous
+    /// token in its grace after the new one was used (the agent holds the new one: whoever
+    /// presents the old one now must not displace it), or a token the node no longer has (the
+    /// route's check ran before this transaction: an admin's decision or a rotation may have
+    /// come between).
+    public func rotateNodeToken(nodeId: String, presentedHash: String, newHash: String, now: Date = Date()) async throws -> Bool {
         try await write { db in
             guard
                 let row = try StoreRow.fetchOne(
-                    db, sql: "SELECT token_hash FROM nodes WHERE id = ? AND deleted_at IS NULL", arguments: [nodeId])
+                    db,
+                    sql: """
+                        SELECT token_hash, previous_token_hash, previous_token_expires_at FROM nodes
+                        WHERE id = ? AND deleted_at IS NULL
+                        """, arguments: [nodeId])
             else { throw StoreError.nodeNotFound(nodeId) }
             let current: String? = row["token_hash"]
+            let previous: String? = row["previous_token_hash"]
+            let previousUntil: Int64? = row["previous_token_expires_at"]
             if current == presentedHash {
                 try db.execute(
                     sql: """
@@ -112,11 +123,16 @@ extension FleetDatabase {
                     arguments: [
                         Time.ms(now.addingTimeInterval(Self.previousTokenLifetime)), newHash, Time.ms(now), nodeId,
                     ])
-            } else {
-                try db.execute(
-                    sql: "UPDATE nodes SET token_hash = ?, token_issued_at = ?, token_rotate_requested_at = NULL WHERE id = ?",
-                    arguments: [newHash, Time.ms(now), nodeId])
+                return true
             }
+            // The new token never used: its previous one's end is still a lifetime away.
+            guard previous == presentedHash, let previousUntil,
+                previousUntil > Time.ms(now.addingTimeInterval(Self.previousTokenGrace))
+            else { return false }
+            try db.execute(
+                sql: "UPDATE nodes SET token_hash = ?, token_issued_at = ?, token_rotate_requested_at = NULL WHERE id = ?",
+                arguments: [newHash, Time.ms(now), nodeId])
+            return true
         }
     }
 

@@ -180,8 +180,15 @@ import Testing
         ack = try await oldClient.pushSamples(nodeId: reg.nodeId, Fixtures.batch(41...45))
         #expect(ack.stored == 5)
         #expect(try await newClient.config(nodeId: reg.nodeId, ifNoneMatch: nil, waitSeconds: nil) != nil)
+        // The old token, still accepted for pushes in its grace, cannot replace the token the
+        // agent now uses: whoever holds it (the reason to rotate may be that it leaked) would
+        // lock the agent out and own the node.
+        let takeover = await apiError { _ = try await oldClient.rotateNodeToken(nodeId: reg.nodeId) }
+        #expect(takeover?.0 == 401, "a used rotation's old token replaced the node's token")
+        ack = try await newClient.pushSamples(nodeId: reg.nodeId, Fixtures.batch(46...46))
+        #expect(ack.stored == 1)
         let db = try h.database()
-        #expect(try await db.sampleSeqs(nodeId: reg.nodeId) == Array(1...45))
+        #expect(try await db.sampleSeqs(nodeId: reg.nodeId) == Array(1...46))
     }
 
     @Test("an agent that lost a rotation's reply is asked to rotate again, not left to run into the old token's end")
@@ -193,17 +200,34 @@ import Testing
         defer { try? db.close() }
         let old = Secrets.hash(reg.nodeToken)
         let t = Date()
-        try await db.rotateNodeToken(nodeId: reg.nodeId, presentedHash: old, newHash: Secrets.hash("kn_new"), now: t)
+        #expect(try await db.rotateNodeToken(nodeId: reg.nodeId, presentedHash: old, newHash: Secrets.hash("kn_new"), now: t))
         // Right after the rotation a push still on its way with the old token is not asked again.
         let soon = try #require(try await db.nodeCredential(forTokenHash: old, now: t.addingTimeInterval(5)))
         #expect(soon.isPrevious && !soon.rotationDue(everySeconds: nil, now: t.addingTimeInterval(5)))
         // Minutes later, the new token still unused: the reply was lost; ask again.
         let later = try #require(try await db.nodeCredential(forTokenHash: old, now: t.addingTimeInterval(600)))
         #expect(later.rotationDue(everySeconds: nil, now: t.addingTimeInterval(600)))
+        // And it may: the token it never received is replaced, its old one kept as it is.
+        #expect(
+            try await db.rotateNodeToken(
+                nodeId: reg.nodeId, presentedHash: old, newHash: Secrets.hash("kn_new2"), now: t.addingTimeInterval(600)))
+        #expect(try await db.nodeID(forTokenHash: Secrets.hash("kn_new")) == nil)
+        #expect(try await db.nodeCredential(forTokenHash: old, now: t.addingTimeInterval(600))?.isPrevious == true)
         // Once the new token was used, the old one is only a grace period's leftover: not asked.
         try await db.confirmNewToken(nodeId: reg.nodeId, now: t.addingTimeInterval(600))
         let confirmed = try #require(try await db.nodeCredential(forTokenHash: old, now: t.addingTimeInterval(601)))
         #expect(!confirmed.rotationDue(everySeconds: nil, now: t.addingTimeInterval(601)))
+        // Asked again before the new token's use, the old one may rotate (the lost reply); after
+        // it, not; and never a token the node never had.
+        #expect(
+            try await !db.rotateNodeToken(
+                nodeId: reg.nodeId, presentedHash: old, newHash: Secrets.hash("kn_thief"), now: t.addingTimeInterval(601)))
+        #expect(
+            try await !db.rotateNodeToken(
+                nodeId: reg.nodeId, presentedHash: Secrets.hash("kn_nobody"), newHash: Secrets.hash("kn_thief"),
+                now: t.addingTimeInterval(601)))
+        #expect(try await db.nodeID(forTokenHash: Secrets.hash("kn_new2")) == reg.nodeId)
+        #expect(try await db.nodeID(forTokenHash: Secrets.hash("kn_thief")) == nil)
     }
 
     @Test("scheduled rotation: the sample reply says so once the token is older than the server's setting")
