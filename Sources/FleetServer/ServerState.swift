@@ -66,8 +66,11 @@ final class ServerState: Sendable {
 
     func nodeInfo(_ n: StoredNode, now: Date = Date()) -> NodeInfo {
         let config = n.config ?? NodeConfig(generation: 0, config: .standardDefault.normalized())
+        // A registration is news from the agent (lastSeenAt) but no figure: until its first
+        // sample the node has never reported, not been online with nothing to show.
         let connection = NodeConnection.of(
-            lastSeenAt: n.lastSeenAt?.timeIntervalSince1970, agentStopped: n.lastSample?.agentStopped == true,
+            lastSeenAt: n.lastSample == nil ? nil : n.lastSeenAt?.timeIntervalSince1970,
+            agentStopped: n.lastSample?.agentStopped == true,
             now: now.timeIntervalSince1970, offlineAfter: self.config.offlineAfterSeconds)
         let online = connection == .online
         let drift = n.appliedGeneration != config.generation
@@ -75,6 +78,9 @@ final class ServerState: Sendable {
         if drift {
             if let e = n.applyError {
                 reason = "apply failed: \(e)"
+            } else if connection == .never {
+                reason = "not yet applied (the agent has sent no sample yet"
+                    + (n.lastSeenAt.map { "; registered \($0.formatted(.iso8601))" } ?? "") + ")"
             } else if !online {
                 let since =
                     n.lastSeenAt.map {

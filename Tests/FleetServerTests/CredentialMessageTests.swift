@@ -40,6 +40,24 @@ import Testing
 
 /// The agent's goodbye: the node is "agent stopped" at once, not online for another minute.
 @Suite struct GoodbyeTests {
+    /// A registration is news but no figure: the node was counted online (and a minute later
+    /// "offline, last reported …") with nothing it ever reported.
+    @Test func aNodeWithoutASampleHasNeverReported() async throws {
+        let h = try await Harness.start()
+        defer { Task { await h.finish() } }
+        let (reg, node) = try await h.register()
+        let info = try await h.admin.node(reg.nodeId)
+        #expect(info.connection == .never && !info.online, "\(info.connection)")
+        #expect(info.lastSeenAt != nil, "the registration is still when the agent was last heard from")
+        let list = try await h.admin.listNodes()
+        #expect(list.summary?.neverReported == 1 && list.summary?.online == 0, "\(String(describing: list.summary))")
+        _ = try await h.admin.replaceConfig(reg.nodeId, KSMConfig(run: .run))
+        let drift = try await h.admin.node(reg.nodeId).driftReason ?? ""
+        #expect(drift.hasPrefix("not yet applied (the agent has sent no sample yet; registered "), "\(drift)")
+        _ = try await node.pushSamples(nodeId: reg.nodeId, Fixtures.batch(1...1))
+        #expect(try await h.admin.node(reg.nodeId).connection == .online)
+    }
+
     @Test func aGoodbyeSampleMarksTheNodeAgentStoppedAtOnce() async throws {
         let h = try await Harness.start()
         defer { Task { await h.finish() } }
