@@ -48,8 +48,10 @@ final class AgentRegistration {
         rotation = ServerRotation(options.serverURLs)
         identity = try stateDir.loadIdentity()
         // The identity stays valid while the server that issued it is one of the configured
-        // replicas (they share one fleet).
-        if let identity, !options.serverURLs.contains(identity.serverURL) {
+        // replicas (they share one fleet), however spelled (a trailing slash, the host's case):
+        // a cosmetic change of the URL must not send a fleet's agents to pending registrations.
+        let configured = Set(options.serverURLs.map { FleetClient.comparableBase($0) ?? $0 })
+        if let identity, !configured.contains(FleetClient.comparableBase(identity.serverURL) ?? identity.serverURL) {
             logger.warning(
                 "the state directory belongs to another server; registering again",
                 metadata: [
@@ -117,8 +119,9 @@ final class AgentRegistration {
                 // The server's hint (60 s, an hour after a rejection), never more than an hour.
                 throw .pending(reason, retryAfter: min(error.retryAfter ?? (rejected ? 3600 : 60), 3600))
             }
-            if error.status == 401 || error.status == 403 {
-                // Retrying cannot help: the token is wrong, expired or revoked.
+            if error.isFromServer, error.status == 401 || error.status == 403 {
+                // Retrying cannot help: the token is wrong, expired or revoked. (A proxy's 401 or
+                // 403 page in front of the server is not the server's word: retried.)
                 throw .notEnrolled(
                     "the server refused the enrollment token (\(error)); create a new one (ksmfleet tokens create) and configure it"
                 )
@@ -272,7 +275,11 @@ final class AgentRegistration {
         }
     }
 
+    /// The server refused the node token. Only its own JSON answer counts: a proxy or WAF in
+    /// front of it answering 401/403 for a while (an allow list being changed) must not make
+    /// every agent behind it forget its identity and, without an enrollment token, exit.
     static func isRefusedToken(_ error: ClientError) -> Bool {
-        error.status == 401 || error.status == 403 || (error.status == 404 && error.code == APIErrorCode.notFound)
+        guard error.isFromServer else { return false }
+        return error.status == 401 || error.status == 403 || (error.status == 404 && error.code == APIErrorCode.notFound)
     }
 }

@@ -160,6 +160,12 @@ final class SamplePipeline {
                     metadata: ["count": "\(batch.count)", "first_seq": "\(batch[0].seq)", "error": "\(error)"])
                 dropBatch(batch, fromSpool: fromSpool, last: last)
             case .failed(let error):
+                // Stopping cancelled the transfer: not the server's failure (no failover, no
+                // backoff); what is left is spooled.
+                if Task.isCancelled {
+                    spoolOutbox()
+                    return error
+                }
                 if registration.serverFailed(error, on: client.options.serverURL),
                     let next = registration.connected
                 {
@@ -207,7 +213,7 @@ final class SamplePipeline {
 
     enum PushResult {
         case accepted(SampleBatchAck)
-        /// The server refused the batch for good (400/413/422): drop it, or it blocks forever.
+        /// The server refused the batch for good (`refusesTheBatch`): drop it, or it blocks forever.
         case refused(ClientError)
         case failed(ClientError)
     }
@@ -224,17 +230,18 @@ final class SamplePipeline {
             let ack = try await client.pushSamples(nodeId: nodeId, SampleBatch(samples: batch))
             return (.accepted(ack), reported)
         } catch {
-            if Self.isTransient(error) || AgentRegistration.isRefusedToken(error) { return (.failed(error), reported) }
-            return (.refused(error), reported)
+            return (Self.refusesTheBatch(error) ? .refused(error) : .failed(error), reported)
         }
     }
 
-    static func isTransient(_ error: ClientError) -> Bool {
-        switch error {
-        case .unreachable: return true
-        case .api(let status, _, _): return status >= 500 || status == 408 || status == 429
-        case .invalidURL, .decoding: return false
-        }
+    /// Whether the server refused the batch itself, for good: 400, 413 or 422 with its own JSON
+    /// error. Anything else is pushed again later: a timeout, a 5xx or 429, a refused token
+    /// (registration handles it), and whatever a proxy, load balancer or captive portal in front
+    /// of the server answers (its 404 or 405 page, a redirect, a 200 with HTML): dropping on
+    /// those emptied the whole spool in one flush, batch after batch.
+    static func refusesTheBatch(_ error: ClientError) -> Bool {
+        guard error.isFromServer, let status = error.status else { return false }
+        return status == 400 || status == 413 || status == 422
     }
 
     // MARK: - acknowledgements

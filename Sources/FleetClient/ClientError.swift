@@ -66,6 +66,14 @@ public enum ClientError: Error, CustomStringConvertible, Sendable {
         return nil
     }
 
+    /// An error the ksmfleet server answered itself, with its JSON error body: not a reply of a
+    /// proxy, load balancer or captive portal in front of it (a body that is not the API's JSON
+    /// error gets the code `http_<status>`). Only the server's own refusals are final.
+    public var isFromServer: Bool {
+        if case .api(_, let body, _) = self { return !body.error.code.hasPrefix("http_") }
+        return false
+    }
+
     /// True when the server could not be reached (worth retrying later).
     public var isUnreachable: Bool {
         if case .unreachable = self { return true }

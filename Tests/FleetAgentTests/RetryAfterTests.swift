@@ -158,6 +158,55 @@ struct RetryAfterTests {
     }
 }
 
+/// What a proxy, load balancer or WAF in front of the server answers is not the server's word:
+/// its 401/403 page is no refused token, its 404 or redirect no refused batch.
+@Suite("a proxy's answers in front of the server")
+struct ProxyAnswerTests {
+    static let html = "<html><body><h1>403 Forbidden</h1><hr>nginx</body></html>"
+
+    @Test("a proxy's 403 on polls and 404 or 301 on pushes: the identity is kept and every sample stays spooled")
+    func proxyPagesLoseNothing() async throws {
+        for pushStatus in [404, 301] {
+            let run = try StubbedAgent(name: "proxy-\(pushStatus)") { path in
+                if path.hasSuffix("/config") { return .init(status: 403, body: Self.html, contentType: "text/html") }
+                if path.hasSuffix("/samples") {
+                    return .init(
+                        status: pushStatus, body: "<html>not here</html>", contentType: "text/html",
+                        headers: pushStatus == 301 ? ["Location": "https://elsewhere.example/"] : [:])
+                }
+                return nil
+            }
+            defer { run.cleanUp() }
+            let pushed = await waitUntil(timeout: .seconds(15), poll: .milliseconds(20)) { run.count("/samples") >= 3 }
+            #expect(pushed, "the agent did not keep pushing: \(run.stub.requestLines)")
+            let status = await run.agent.agent.status()
+            #expect(status.dropped == 0, "samples dropped on a proxy's \(pushStatus): \(status)")
+            #expect(status.spooled + status.outbox >= 1 && status.lastAckedSeq == nil, "\(status)")
+            #expect(status.nodeId == "n-proxy-\(pushStatus)", "the identity was forgotten: \(status)")
+            #expect(run.count(APIPaths.register) == 1, "registered again on a proxy's 403: \(run.stub.requestLines)")
+            let ended = await run.stop()
+            #expect(ended == nil, "the agent ended with \(String(describing: ended))")
+        }
+    }
+
+    @Test("a proxy's 403 on the registration is retried, not taken for a refused enrollment token (exit 3)")
+    func proxyRefusingTheRegistration() async throws {
+        let stub = try StubServer { _, _ in .init(status: 403, body: Self.html, contentType: "text/html") }
+        defer { stub.stop() }
+        let root = makeTemporaryDirectory(prefix: "ksmfleet-proxy-reg").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        var o = testAgentOptions(server: stub.baseURL, enrollToken: "ke_stub", stateDir: root + "/state", name: "proxy-reg")
+        o.serverURLs = [stub.baseURL]
+        let agent = try RunningAgent.start(o, name: "proxy-reg")
+        let retried = await waitUntil(timeout: .seconds(15), poll: .milliseconds(20)) {
+            stub.requestLines.filter { $0.hasPrefix("POST \(APIPaths.register)") }.count >= 3
+        }
+        #expect(retried, "the registration was not retried: \(stub.requestLines)")
+        let ended = await agent.stop()
+        #expect(ended == nil, "the agent gave up: \(String(describing: ended))")
+    }
+}
+
 /// A stub server that registers node `n-NAME` and answers the rest with `route` (nil: 404), and
 /// an agent started against it with a state directory of its own.
 private struct StubbedAgent {
@@ -192,6 +241,9 @@ private struct StubbedAgent {
     func count(_ suffix: String) -> Int {
         stub.requestLines.filter { $0.hasSuffix(suffix) || $0.contains(suffix + "?") }.count
     }
+
+    /// Stops the agent; the error its run ended with, if any.
+    func stop() async -> AgentError? { await agent.stop() }
 
     func cleanUp() {
         stub.stop()
