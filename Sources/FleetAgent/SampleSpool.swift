@@ -46,6 +46,8 @@ public struct SampleSpool: Sendable {
         if let text = try StateFiles.readText(droppedFile), let v = Int64(text.trimmed) { dropped = max(v, 0) }
         for name in try StateFiles.list(directory) where name.hasPrefix("seg-") && name.hasSuffix(".jsonl") {
             let path = directory + "/" + name
+            // A line torn by a crash mid-append would swallow the next sample appended after it.
+            try StateFiles.trimTornLine(path)
             let samples = try Self.readSegment(path)
             if let first = samples.first, let last = samples.last {
                 segments.append(
@@ -86,7 +88,18 @@ public struct SampleSpool: Sendable {
             rest = rest.dropFirst(chunk.count)
             var data = Data()
             for sample in chunk { data.append(try Self.line(sample)) }
-            try StateFiles.append(directory + "/" + segments[i].name, data)
+            do {
+                try StateFiles.append(directory + "/" + segments[i].name, data)
+            } catch {
+                // Nothing of the chunk was kept (`append` cuts a short write off): a segment
+                // opened for it goes too, or the spool would look non-empty with nothing in it
+                // and hold back every push until the outbox filled up.
+                if segments[i].count == 0 {
+                    StateFiles.remove(directory + "/" + segments[i].name)
+                    segments.remove(at: i)
+                }
+                throw error
+            }
             segments[i].count += chunk.count
             segments[i].bytes += data.count
             if let last = chunk.last { segments[i].lastSeq = max(segments[i].lastSeq, last.seq) }

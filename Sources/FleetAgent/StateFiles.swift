@@ -92,12 +92,30 @@ enum StateFiles {
     }
 
     /// Appends `data` to `path` (created 0600), synced.
+    /// Appends `data` whole or not at all: a write cut short (a full disk) is cut off again, so
+    /// that no torn line is left for the next append to be glued onto.
     static func append(_ path: String, _ data: Data) throws(AgentFileError) {
         let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         if fd < 0 { throw .errno(path, "cannot open for append") }
         defer { close(fd) }
-        try writeAll(fd, data, path: path)
-        if fsync(fd) != 0 { throw .errno(path, "cannot sync") }
+        let before = lseek(fd, 0, SEEK_END)
+        do throws(AgentFileError) {
+            try writeAll(fd, data, path: path)
+            if fsync(fd) != 0 { throw AgentFileError.errno(path, "cannot sync") }
+        } catch {
+            if before >= 0 { _ = ftruncate(fd, before) }
+            throw error
+        }
+    }
+
+    /// Cuts a file after its last newline (a line torn by a crash mid-append); true when it had
+    /// to.
+    @discardableResult
+    static func trimTornLine(_ path: String) throws(AgentFileError) -> Bool {
+        guard let data = try read(path), let last = data.last, last != UInt8(ascii: "\n") else { return false }
+        let keep = data.lastIndex(of: UInt8(ascii: "\n")).map { $0 - data.startIndex + 1 } ?? 0
+        if truncate(path, off_t(keep)) != 0 { throw .errno(path, "cannot cut its torn last line") }
+        return true
     }
 
     static func writeAll(_ fd: Int32, _ data: Data, path: String) throws(AgentFileError) {

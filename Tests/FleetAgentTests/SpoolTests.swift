@@ -79,8 +79,27 @@ struct SpoolTests {
         }
         let seg = try #require(try StateFiles.list(d).first { $0.hasPrefix("seg-") })
         try StateFiles.append(d + "/" + seg, Data("{\"seq\": 4, \"takenAt".utf8))
-        let reopened = try SampleSpool(directory: d)
+        var reopened = try SampleSpool(directory: d)
         #expect(try reopened.oldest(10).map(\.seq) == [1, 2, 3])
+        // The torn line is cut at the start: the next sample is not glued onto it and lost.
+        try reopened.append([makeSample(5)])
+        #expect(try reopened.oldest(10).map(\.seq) == [1, 2, 3, 5])
+        #expect(try SampleSpool(directory: d).oldest(10).map(\.seq) == [1, 2, 3, 5])
+    }
+
+    /// A full disk (here: a directory where the segment file goes) fails the append: the segment
+    /// opened for it must not stay, empty, making the spool look non-empty with nothing to push.
+    @Test func aFailedAppendLeavesNoEmptySegment() throws {
+        let d = dir()
+        var spool = try SampleSpool(directory: d)
+        try FileManager.default.createDirectory(
+            atPath: d + "/" + SampleSpool.segmentName(1), withIntermediateDirectories: false)
+        #expect(throws: AgentFileError.self) { try spool.append([makeSample(1)]) }
+        #expect(spool.isEmpty && spool.count == 0)
+        // Once it can be written again, nothing is in the way.
+        try FileManager.default.removeItem(atPath: d + "/" + SampleSpool.segmentName(1))
+        try spool.append([makeSample(1), makeSample(2)])
+        #expect(try spool.oldest(10).map(\.seq) == [1, 2])
     }
 }
 
