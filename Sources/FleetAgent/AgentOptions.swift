@@ -239,10 +239,10 @@ extension AgentOptions {
         }
         var seen: [String: String] = [:]
         for url in urls {
-            let base: String
-            do { base = try FleetClient.checkedBase(url) } catch {
+            do { _ = try FleetClient.checkedBase(url) } catch {
                 throw AgentOptionsError("server: \(error)")
             }
+            let base = FleetClient.comparableBase(url) ?? url
             if let earlier = seen[base] {
                 throw AgentOptionsError("server: '\(url)' is listed twice (as '\(earlier)')")
             }

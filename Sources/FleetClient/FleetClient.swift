@@ -56,6 +56,16 @@ public final class FleetClient: Sendable {
         return u
     }
 
+    /// `url` as `checkedBase` gives it, scheme and host in lower case (they are
+    /// case-insensitive; a path is not): two spellings of one server compare equal
+    /// (`https://Fleet:8443/` and `https://fleet:8443`). Nil for a URL `checkedBase` refuses.
+    public static func comparableBase(_ url: String) -> String? {
+        guard let base = try? checkedBase(url), let scheme = base.firstRange(of: "://") else { return nil }
+        let rest = base[scheme.upperBound...]
+        let hostEnd = rest.firstIndex(of: "/") ?? rest.endIndex
+        return base[..<hostEnd].lowercased() + rest[hostEnd...]
+    }
+
     /// The full URL for an API path and query.
     public func url(path: String, query: [(String, String)] = []) -> String {
         var s = base + (path.hasPrefix("/") ? path : "/" + path)

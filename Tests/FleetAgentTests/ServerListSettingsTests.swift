@@ -1,6 +1,9 @@
 import FleetAgent
+import FleetClient
 import Foundation
 import Testing
+import TestSupport
+import FleetTestSupport
 
 /// `--server`, `KSMFLEET_SERVER` and `server=`: one list of replicas, one rule for all three.
 @Suite("agent settings: several servers")
@@ -44,5 +47,29 @@ struct ServerListSettingsTests {
         } catch {
             #expect(error.message.contains(message), "\(error.message)")
         }
+    }
+
+    /// Configuration management rewriting `https://fleet:8443/` as `https://fleet:8443` (or the
+    /// host's case) sent every agent to register again without its token as proof: a pending
+    /// registration per node for an admin to accept.
+    @Test("the stored identity is kept across spellings of its server's URL, dropped for another server")
+    func identityAcrossSpellings() async throws {
+        #expect(FleetClient.comparableBase("HTTPS://Fleet.Example:8443/api/") == "https://fleet.example:8443/api")
+        #expect(FleetClient.comparableBase("https://fleet.example:8443/API") == "https://fleet.example:8443/API")
+        for (stored, configured, kept) in [
+            ("http://Fleet-A:18080/", ["http://fleet-a:18080"], true),
+            ("http://fleet-a:18080", ["http://other:1", "HTTP://FLEET-A:18080//"], true),
+            ("http://fleet-a:18080", ["http://fleet-b:18080"], false),
+        ] {
+            let root = makeTemporaryDirectory(prefix: "ksmfleet-spelling").path
+            defer { try? FileManager.default.removeItem(atPath: root) }
+            try AgentStateDir(root + "/state").saveIdentity(NodeIdentity(nodeId: "n-kept", nodeToken: "kn_x", serverURL: stored))
+            var o = AgentOptions(serverURLs: configured, stateDir: root + "/state")
+            o.sysfsRoot = root + "/none"
+            let agent = try FleetAgent(options: o, kernel: FakeKSMKernel(), logger: quietLogger())
+            #expect(await agent.status().nodeId == (kept ? "n-kept" : nil), "\(stored) with \(configured)")
+        }
+        // One server listed twice in two spellings is refused as before.
+        #expect(throws: AgentOptionsError.self) { try AgentOptions.serverList(["http://a:1/", "HTTP://A:1"]) }
     }
 }
