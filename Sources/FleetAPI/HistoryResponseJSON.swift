@@ -63,6 +63,7 @@ extension HistoryBucket {
         m.double("avgKsmdCPUPercent", avgKsmdCPUPercent, into: &out)
         m.double("avgNetProfitBytes", avgNetProfitBytes, into: &out)
         m.double("avgSavedBytes", avgSavedBytes, into: &out)
+        m.double("coverage", coverage, into: &out)
         m.double("dataSeconds", dataSeconds, into: &out)
         m.date("end", end, into: &out)
         m.integer("fullScans", fullScans, into: &out)

@@ -135,11 +135,18 @@ public struct HistoryBucket: Codable, Sendable, Equatable {
     public var phaseSeconds: PhaseSeconds
     /// Time-weighted average of general_profit where the kernel reports it.
     public var avgNetProfitBytes: Double?
+    /// `dataSeconds` over the part of the bucket the node existed (from its registration, or its
+    /// first data, to its deletion or now), at most 1 (`ReportAggregation.coverage`, as a
+    /// report's row has it): the hour of its registration and the hour under way are covered
+    /// whole when no sample was missed. Worked out on the whole bucket, whatever the period's
+    /// edges. Nil when the node did not exist in the bucket.
+    public var coverage: Double?
 
     public init(
         start: Date, end: Date, dataSeconds: Double, samples: Int, avgSavedBytes: Double, peakSavedBytes: Int64,
         savedByteHours: Double, avgKsmdCPUPercent: Double, peakKsmdCPUPercent: Double?, ksmdCPUSeconds: Double,
-        fullScans: Int64, runningSeconds: Double, phaseSeconds: PhaseSeconds, avgNetProfitBytes: Double?
+        fullScans: Int64, runningSeconds: Double, phaseSeconds: PhaseSeconds, avgNetProfitBytes: Double?,
+        coverage: Double? = nil
     ) {
         self.start = start
         self.end = end
@@ -155,6 +162,7 @@ public struct HistoryBucket: Codable, Sendable, Equatable {
         self.runningSeconds = runningSeconds
         self.phaseSeconds = phaseSeconds
         self.avgNetProfitBytes = avgNetProfitBytes
+        self.coverage = coverage
     }
 }
 
@@ -396,14 +404,16 @@ extension SavingsRow {
 }
 
 extension HistoryBucket {
-    /// The wire bucket of rollup sums.
-    public init(start: Double, seconds: Double, stats s: BucketStats) {
+    /// The wire bucket of rollup sums; `existence`: the node's life within the bucket.
+    public init(start: Double, seconds: Double, stats s: BucketStats, existence: Interval?) {
+        let bucket = Interval(start, start + seconds)
         self.init(
             start: Date(timeIntervalSince1970: start), end: Date(timeIntervalSince1970: start + seconds),
             dataSeconds: s.dataSeconds, samples: s.samples, avgSavedBytes: s.avgSavedBytes ?? 0,
             peakSavedBytes: s.peakSavedBytes ?? 0, savedByteHours: s.savedByteHours,
             avgKsmdCPUPercent: s.avgCPUPercent ?? 0, peakKsmdCPUPercent: s.peakCPUPercent,
             ksmdCPUSeconds: s.cpuSeconds, fullScans: s.fullScans, runningSeconds: s.runningSeconds,
-            phaseSeconds: s.phaseSeconds, avgNetProfitBytes: s.avgNetProfitBytes)
+            phaseSeconds: s.phaseSeconds, avgNetProfitBytes: s.avgNetProfitBytes,
+            coverage: ReportAggregation.coverage(dataSeconds: s.dataSeconds, bucket: bucket, existence: existence))
     }
 }

@@ -1388,8 +1388,9 @@ extension FleetDatabase {
                         """,
                     arguments: [nodeId, Int64(from), Int64(period.to)])
                 var covered: [Interval] = []
+                let firstData = FirstDataMemo()
                 // By position (a year of hours is 8,760 rows; a name is looked up per column and row).
-                let buckets = rows.compactMap { r -> HistoryBucket? in
+                let buckets = try rows.compactMap { r -> HistoryBucket? in
                     let start = Double(r[0] as Int64)
                     covered += ReportMath.complement(
                         of: Self.decodeGaps(r[16]), within: Interval(start, start + level.seconds))
@@ -1397,7 +1398,13 @@ extension FleetDatabase {
                     // A row without data time (its only sample an agent's goodbye after a gap,
                     // which holds no time) is no data: left out, its time a gap, not a bucket of 0 B.
                     guard stats.dataSeconds > 0 else { return nil }
-                    return HistoryBucket(start: start, seconds: level.seconds, stats: stats)
+                    // Its coverage over the node's life in the whole bucket, not the life cut at
+                    // the period's edges (a bucket --since or --until falls inside of is measured
+                    // whole, as its data time is).
+                    let bucket = Interval(start, start + level.seconds)
+                    return HistoryBucket(
+                        start: start, seconds: level.seconds, stats: stats,
+                        existence: try Self.existence(db, node: node, period: bucket, now: nowT, firstData: firstData))
                 }
                 return HistoryResponse(
                     nodeId: nodeId, name: name, since: since, until: until, resolution: resolution, buckets: buckets,

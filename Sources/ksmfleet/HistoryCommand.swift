@@ -105,19 +105,10 @@ struct HistoryCommand: AsyncParsableCommand {
                         ("AVG CPU", .right), ("CPU SEC", .right), ("FULL SCANS", .right), ("RUNNING", .right),
                         ("COVERED", .right),
                     ])
-                // The node's life as the answer has it, cut at --since; a bucket's data time is its
-                // whole bucket's, so that cut is no edge of the life (a bucket --since begins
-                // inside of is measured whole, as its data time is). Its end is kept: it is "now"
-                // for a live node, and the hour under way is measured up to it.
-                let existence = h.existence.map { e in
-                    Interval(e.from == h.since ? -Double.infinity : e.from.timeIntervalSince1970, e.to.timeIntervalSince1970)
-                }
                 for b in buckets {
-                    // The report's coverage, of the part of the bucket the node existed (its
-                    // registration's hour and the hour under way are not "missing" their rest).
-                    let covered = ReportAggregation.coverage(
-                        dataSeconds: b.dataSeconds,
-                        bucket: Interval(b.start.timeIntervalSince1970, b.end.timeIntervalSince1970), existence: existence)
+                    // The server's coverage (docs/numbers.md): data time over the part of the
+                    // whole bucket the node existed.
+                    let covered = b.coverage
                     t.add([
                         Fmt.isoSeconds(b.start), "\(b.samples)", Display.bytes(b.avgSavedBytes),
                         Fmt.bytes(b.peakSavedBytes),

@@ -216,6 +216,38 @@ private func range(_ a: Double, _ b: Double) -> TimeRange {
         }
     }
 
+    /// A bucket's coverage is the server's, over the node's life in the whole bucket: the CLI
+    /// worked it out from the answer's life, cut at the period's edges, and showed 75 % for a
+    /// node that never missed a sample (registered 0:15, asked from 0:30) and 100 % for one
+    /// silent 0:00–0:20 (asked until 0:30).
+    @Test func historyCoverageIsOverTheWholeBucket() async throws {
+        let f = try ReportFixture()
+        let now = Date(timeIntervalSince1970: t0 + 2 * 3600)
+        let young = try await f.node("young", registeredAt: t0 + 900)
+        try await f.push(young, start: t0 + 900, step: 60, count: 76)  // 0:15 … 1:30
+        let fromHalfPast = try #require(
+            try await f.db.history(
+                nodeId: young, since: Date(timeIntervalSince1970: t0 + 1800), until: now, resolution: .hour, now: now))
+        #expect(fromHalfPast.buckets?.first?.start == Date(timeIntervalSince1970: t0))
+        #expect(fromHalfPast.buckets?.first?.dataSeconds == 2700)
+        #expect(fromHalfPast.buckets?.first?.coverage == 1, "\(String(describing: fromHalfPast.buckets?.first))")
+        let silent = try await f.node("silent", registeredAt: t0 - 7200)
+        try await f.push(silent, start: t0 + 1200, step: 60, count: 71)  // 0:20 … 1:30
+        let untilHalfPast = try #require(
+            try await f.db.history(
+                nodeId: silent, since: Date(timeIntervalSince1970: t0), until: Date(timeIntervalSince1970: t0 + 1800),
+                resolution: .hour, now: now))
+        #expect(untilHalfPast.buckets?.first?.dataSeconds == 2400)
+        #expect(untilHalfPast.buckets?.first?.coverage == 2400.0 / 3600, "\(String(describing: untilHalfPast.buckets?.first))")
+        // By day: the young node's day counts from its registration to now (it went silent
+        // after 1:30).
+        let day = try #require(
+            try await f.db.history(
+                nodeId: young, since: Date(timeIntervalSince1970: t0 + 1800), until: now, resolution: .day, now: now))
+        let dayBucket = try #require(day.buckets?.first)
+        #expect(dayBucket.coverage == dayBucket.dataSeconds / (7200 - 900), "\(dayBucket)")
+    }
+
     /// The dashboard's fleet chart, likewise: an hour in which no node has data time (one
     /// node's goodbye alone after a gap) is not a point at 0 B, and a node whose row there holds
     /// only its goodbye is not counted beside another node's data.
