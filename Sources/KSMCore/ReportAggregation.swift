@@ -182,7 +182,13 @@ public struct GroupSums: Sendable, Equatable {
     /// Sums of the nodes' averages: nil when no node has one.
     public var avgSaved: Double?
     public var avgCores: Double?
+    /// The sum of the nodes' net savings (`general_profit`), only while every node with data
+    /// reports it: beside the whole group's average saved, a sum over some of its nodes read as
+    /// KSM's metadata eating most of the saving (10 nodes saving 10 GiB each, one on a kernel
+    /// with general_profit: "net 9.8 GiB" beside "100 GiB"). Nil otherwise.
     public var netProfit: Double?
+    /// A node with data but no net saving was folded in: `netProfit` stays nil.
+    public private(set) var netProfitIncomplete = false
     /// The sum of the nodes' existence within the period.
     public var periodSeconds = 0.0
 
@@ -212,6 +218,12 @@ public struct GroupSums: Sendable, Equatable {
             avgSaved = (avgSaved ?? 0) + a
         }
         if let c = st.avgCPUCores { avgCores = (avgCores ?? 0) + c }
-        if let p = st.avgNetProfitBytes { netProfit = (netProfit ?? 0) + p }
+        guard st.avgSavedBytes != nil, !netProfitIncomplete else { return }
+        if let p = st.avgNetProfitBytes {
+            netProfit = (netProfit ?? 0) + p
+        } else {
+            netProfitIncomplete = true
+            netProfit = nil
+        }
     }
 }
