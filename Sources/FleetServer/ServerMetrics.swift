@@ -378,7 +378,7 @@ struct NodeFamily: Sendable {
         .counter("ksmd_cpu_seconds", "CPU time ksmd has used since the node booted (utime+stime), seconds") { n, _ in
             n.lastSample?.ksmdCPUSeconds
         },
-        .gauge("saved", unit: "bytes", "Memory KSM saves on the node, bytes") { n, _ in n.lastSample.map { Double($0.savedBytes) } },
+        .gauge("saved", unit: "bytes", "Memory KSM saved on the node at its last sample, bytes (kept for nodes not reporting: ksmfleet_node_online says which; ksmfleet_fleet_saved_bytes sums the online ones)") { n, _ in n.lastSample.map { Double($0.savedBytes) } },
         .gauge("pages_sharing", "pages_sharing at the last sample") { n, _ in n.lastSample.map { Double($0.status.pagesSharing) } },
         .gauge("pages_shared", "pages_shared at the last sample") { n, _ in n.lastSample.map { Double($0.status.pagesShared) } },
         .gauge("pages_unshared", "pages_unshared at the last sample") { n, _ in

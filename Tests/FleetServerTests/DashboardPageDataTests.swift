@@ -282,6 +282,27 @@ import Testing
         }
     }
 
+    /// The overview's busiest ksmd of the last 24 h may hold a node deleted since: no link to a
+    /// page it no longer has (a 404), marked deleted as on the reports page.
+    @Test func busiestKsmdMarksADeletedNode() throws {
+        func row(_ key: String, _ name: String, deleted: Bool?) -> SavingsRow {
+            SavingsRow(
+                key: key, name: name, deleted: deleted, nodes: 1, avgSavedBytes: 1024, peakSavedBytes: 2048,
+                savedGiBHours: 1, ksmdCPUHours: 0.5, avgKsmdCPUCores: 0.02, efficiencyGiBPerCore: 3,
+                avgNetProfitBytes: nil, phaseHours: ["Running": 2], dataHours: 2, periodHours: 2, coverage: 1, gaps: [])
+        }
+        let report = SavingsReport(
+            since: Self.now, until: Self.now, by: .node, label: nil, generatedAt: Self.now,
+            rows: [row("n-a", "alpha", deleted: nil), row("n-gone", "gone", deleted: true)],
+            total: row("fleet", "fleet", deleted: nil), maxGapSeconds: 0)
+        let page = OverviewPage(
+            nodes: Self.fleet, last24h: report, last30d: report, series: [], seriesFrom: Self.now, now: Self.now)
+        let gone = try #require(page.top.first { $0.name == "gone" })
+        #expect(gone.href == nil && gone.deleted)
+        let alpha = try #require(page.top.first { $0.name == "alpha" })
+        #expect(alpha.href == "/nodes/n-a" && !alpha.deleted)
+    }
+
     /// A report with more rows than a page: the rows of the page asked for, the total on every
     /// page, links that keep the report's query.
     @Test func reportRowsComeInPages() {

@@ -8,8 +8,10 @@ import KSMCore
 struct OverviewPage: Sendable {
     /// A row of the busiest-ksmd table.
     struct TopNode: Sendable, Equatable {
-        var href: String
+        /// Nil for a deleted node: it has no page (the reports page marks it likewise).
+        var href: String?
         var name: String
+        var deleted: Bool
         var cpu: String
         var saved: String
         var efficiency: String
@@ -87,7 +89,8 @@ struct OverviewPage: Sendable {
             })
         top = busiest.map { row in
             TopNode(
-                href: "/nodes/" + HTML.q(row.key), name: row.name ?? row.key,
+                href: row.deleted == true ? nil : "/nodes/" + HTML.q(row.key), name: row.name ?? row.key,
+                deleted: row.deleted == true,
                 cpu: HTML.percent((row.avgKsmdCPUCores ?? 0) * 100), saved: HTML.bytes(row.avgSavedBytes),
                 efficiency: HTML.num(row.efficiencyGiBPerCore))
         }
