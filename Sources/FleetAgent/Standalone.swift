@@ -198,19 +198,20 @@ public enum Standalone {
             "pages_unshared": "\(s.pagesUnshared)",
             "pages_volatile": "\(s.pagesVolatile)",
             "full_scans": "\(s.fullScans)",
-            "saved_mib": "\(format(Double(snap.savedBytes) / 1_048_576))",
+            "saved_mib": "\(Display.number(Double(snap.savedBytes) / 1_048_576))",
             // As the reason beside it writes it (`Percent.format`): 19.97 against a 20 % threshold
             // is 19.97, not 20.
             "mem_available_pct": "\(Percent.format(snap.memory.availablePercent, against: thresCoef))",
-            "ksmd_cpu_pct": "\(snap.ksmdCPUPercent.map { format($0) } ?? "-")",
+            "ksmd_cpu_pct": "\(snap.ksmdCPUPercent.map { Display.number($0) } ?? "-")",
         ]
         if let z = s.ksmZeroPages { metadata["ksm_zero_pages"] = "\(z)" }
-        if let p = s.generalProfit { metadata["general_profit_mib"] = "\(format(Double(p) / 1_048_576))" }
+        if let p = s.generalProfit { metadata["general_profit_mib"] = "\(Display.number(Double(p) / 1_048_576))" }
         if let e = snap.applyError { metadata["apply_error"] = "\(e)" }
         logger.info("status", metadata: metadata)
     }
 
-    /// One decimal at most: 12, 12.5.
+    /// One decimal at most: 12, 12.5 (the interval; figures are `Display.number`'s, never a bare
+    /// 0 for a value that is not zero).
     static func format(_ v: Double) -> String {
         guard v.isFinite else { return "\(v)" }
         let r = (v * 10).rounded() / 10
