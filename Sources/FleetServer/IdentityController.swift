@@ -31,13 +31,7 @@ struct IdentityController<Context: RequestContext>: Sendable {
 
     func decide(_ request: Request, _ context: Context, accept: Bool) async throws -> Response {
         let id = try context.parameters.require("id")
-        let decided = try await state.database.decideRegistration(id: id, accept: accept)
-        state.logger.notice(
-            accept ? "pending registration accepted" : "pending registration rejected",
-            metadata: [
-                "pending": "\(id)", "node": "\(decided.holder?.nodeId ?? "-")", "hostname": "\(decided.newcomer.hostname)",
-                "reason": "\(decided.reason)",
-            ])
+        let decided = try await state.decideRegistration(id: id, accept: accept, by: AuditContext.current?.name ?? "admin")
         return try HTTP.json(decided)
     }
 

@@ -64,6 +64,21 @@ final class ServerState: Sendable {
         return config
     }
 
+    /// An admin's decision on a pending registration, from the API or the dashboard: stored,
+    /// logged, and on acceptance the holder's token forgotten here (the store voids it; other
+    /// replicas hear of it through the token notification).
+    func decideRegistration(id: String, accept: Bool, by actor: String) async throws -> PendingRegistration {
+        let decided = try await database.decideRegistration(id: id, accept: accept)
+        if accept, let holder = decided.holder?.nodeId { auth.forgetNodeTokens(of: holder) }
+        logger.notice(
+            accept ? "pending registration accepted" : "pending registration rejected",
+            metadata: [
+                "pending": "\(id)", "node": "\(decided.holder?.nodeId ?? "-")", "hostname": "\(decided.newcomer.hostname)",
+                "reason": "\(decided.reason)", "by": "\(actor)",
+            ])
+        return decided
+    }
+
     func nodeInfo(_ n: StoredNode, now: Date = Date()) -> NodeInfo {
         let config = n.config ?? NodeConfig(generation: 0, config: .standardDefault.normalized())
         // A registration is news from the agent (lastSeenAt) but no figure: until its first

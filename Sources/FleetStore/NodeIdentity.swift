@@ -285,6 +285,18 @@ extension FleetDatabase {
             try db.execute(
                 sql: "UPDATE pending_registrations SET status = ?, decided_at = ?, decided_by = ? WHERE id = ?",
                 arguments: [accept ? "accepted" : "rejected", Time.ms(now), who.name, id])
+            // Accepting a host for a live node voids the token of the host that holds it now, at
+            // once (docs/identity.md): not when the newcomer next registers, up to its backoff
+            // later or never. Its registration key no longer proves anything either. Decided once:
+            // accepting again must not lock out the newcomer that has taken the node since.
+            if accept, p.status == "pending", p.reason == "conflict", let holder = p.holder?.nodeId {
+                try db.execute(
+                    sql: """
+                        UPDATE nodes SET token_hash = NULL, previous_token_hash = NULL, previous_token_expires_at = NULL,
+                          registration_key_hash = NULL
+                        WHERE id = ? AND deleted_at IS NULL
+                        """, arguments: [holder])
+            }
             try Self.audit(
                 db, who: who, nodeId: p.holder?.nodeId, action: accept ? "registration-accept" : "registration-reject",
                 target: id, generation: nil, beforeJSON: nil, afterJSON: try StoredJSON.encode(p.newcomer), at: now)

@@ -109,6 +109,10 @@ import Testing
         // Another host with the same machine id but another key cannot claim the acceptance.
         let p = try #require(try await h.admin.pendingRegistrations().registrations.first)
         _ = try await h.admin.decideRegistration(p.id, accept: true)
+        // The holder's token is void at once, not when the accepted host next registers (up to
+        // its backoff later, or never): a stolen token of a re-imaged host stops working now.
+        let voidNow = await apiError { _ = try await oldClient.config(nodeId: old.nodeId, ifNoneMatch: nil, waitSeconds: nil) }
+        #expect(voidNow?.0 == 401, "the holder's token still works after the acceptance")
         let other = try await attempt(h, machineId: "host-7", hostname: "host-7", key: "kr_other")
         #expect(code(other)?.0 == 409)
         let claimed = try await attempt(h, machineId: "host-7", hostname: "host-7", key: "kr_new")
@@ -123,6 +127,9 @@ import Testing
         let oldBack = try await attempt(h, machineId: "host-7", hostname: "host-7", proof: old.nodeToken, key: "kr_old")
         #expect(code(oldBack)?.0 == 409)
         let newClient = try Fixtures.client(h.server.baseURL, token: reg.nodeToken)
+        #expect(try await newClient.config(nodeId: old.nodeId, ifNoneMatch: nil, waitSeconds: nil) != nil)
+        // Accepting the decided registration again does not void the newcomer's token.
+        _ = try? await h.admin.decideRegistration(p.id, accept: true)
         #expect(try await newClient.config(nodeId: old.nodeId, ifNoneMatch: nil, waitSeconds: nil) != nil)
     }
 

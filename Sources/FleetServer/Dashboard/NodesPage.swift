@@ -229,12 +229,7 @@ extension DashboardController {
         let id = try context.parameters.require("id")
         let accept = request.uri.path.hasSuffix("/accept")
         do {
-            let p = try await state.database.decideRegistration(id: id, accept: accept)
-            state.logger.notice(
-                accept ? "pending registration accepted" : "pending registration rejected",
-                metadata: [
-                    "pending": "\(id)", "node": "\(p.holder?.nodeId ?? "-")", "by": "\(session.credential.name)",
-                ])
+            _ = try await state.decideRegistration(id: id, accept: accept, by: session.credential.name)
         } catch StoreError.registrationNotFound {
             return try notFound(id, session: session)
         }
