@@ -104,12 +104,7 @@ enum AdminToken {
         let hash = Secrets.hash(token)
         let file = config.adminTokenFile
         try? FileManager.default.removeItem(at: file)
-        guard
-            FileManager.default.createFile(
-                atPath: file.path, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600])
-        else {
-            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: file.path])
-        }
+        try writeSecret(Data((token + "\n").utf8), to: file.path)
         // A replica that started at the same moment on the same database may have stored its
         // own token first: then that one is the fleet's, and this one is thrown away.
         let stored = try await database.claimAdminTokenHash(hash)
@@ -121,5 +116,31 @@ enum AdminToken {
         logger.notice("generated an admin token", metadata: ["file": "\(file.path)"])
         config.onAdminTokenGenerated?(token, file)
         return hash
+    }
+
+    /// Writes a secret readable by its owner only from the first byte: created 0600 (whatever
+    /// the umask) under a temporary name, synced, then renamed into place. Foundation's
+    /// `createFile(attributes:)` wrote the token at the umask's mode (0644) and chmodded it after
+    /// the rename: a reader could open it meanwhile and keep the descriptor.
+    static func writeSecret(_ data: Data, to path: String) throws {
+        let tmp = path + ".tmp-\(getpid())"
+        unlink(tmp)
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: tmp]) }
+        var ok = fchmod(fd, 0o600) == 0
+        data.withUnsafeBytes { buf in
+            var offset = 0
+            while ok, offset < buf.count {
+                let n = write(fd, buf.baseAddress! + offset, buf.count - offset)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { ok = false } else { offset += n }
+            }
+        }
+        ok = ok && fsync(fd) == 0
+        close(fd)
+        guard ok, rename(tmp, path) == 0 else {
+            unlink(tmp)
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path])
+        }
     }
 }

@@ -460,3 +460,23 @@ import Testing
         }
     }
 }
+
+/// The generated admin token's file is the owner's from its first byte: it was written at the
+/// umask's mode (0644 under the usual 022) and chmodded after. (The umask is the process's, so
+/// the test leaves it as it is: under 022 a file created 0666 would be 0644.)
+@Suite struct SecretFileTests {
+    @Test func aSecretIsWrittenOwnerOnlyWhateverTheUmask() throws {
+        let dir = makeTemporaryDirectory(prefix: "ksmfleet-secret")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appending(path: "admin-token").path
+        try AdminToken.writeSecret(Data("ka_secret\n".utf8), to: path)
+        var st = stat()
+        #expect(stat(path, &st) == 0)
+        #expect(st.st_mode & 0o777 == 0o600, "mode \(String(st.st_mode & 0o777, radix: 8))")
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "ka_secret\n")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path) == ["admin-token"], "a temporary file was left")
+        // Replacing one keeps the rule.
+        try AdminToken.writeSecret(Data("ka_other\n".utf8), to: path)
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "ka_other\n")
+    }
+}
