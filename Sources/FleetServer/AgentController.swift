@@ -79,7 +79,7 @@ struct AgentController<Context: RequestContext>: Sendable {
             ])
         return try HTTP.json(
             RegisterResponse(nodeId: reg.node.id, nodeToken: nodeToken, config: reg.config, reregistered: reg.reregistered),
-            status: reg.reregistered ? .ok : .created)
+            status: reg.reregistered ? .ok : .created, headers: HTTP.noStore)
     }
 
     /// The node replaces its own token. The token it used stays valid until the new one is used
@@ -102,9 +102,7 @@ struct AgentController<Context: RequestContext>: Sendable {
                 "this token can no longer be replaced: the node has used a newer one (or its token was replaced since)")
         }
         state.logger.info("node token rotated", metadata: ["node": "\(id)"])
-        var headers = HTTPFields()
-        headers[.cacheControl] = "no-store"
-        return try HTTP.json(TokenRotationResponse(nodeId: id, nodeToken: newToken), headers: headers)
+        return try HTTP.json(TokenRotationResponse(nodeId: id, nodeToken: newToken), headers: HTTP.noStore)
     }
 
     /// The node tells what its host is now (its agent started, or found the server again): the
@@ -156,9 +154,7 @@ struct AgentController<Context: RequestContext>: Sendable {
                 }
             }
         }
-        var headers = HTTPFields()
-        headers[.cacheControl] = "no-store"
-        return try HTTP.json(NodeFactsResponse(nodeId: id, changed: update.changed), headers: headers)
+        return try HTTP.json(NodeFactsResponse(nodeId: id, changed: update.changed), headers: HTTP.noStore)
     }
 
     /// Long-poll: with `If-None-Match: "<generation>"` and `?wait=<s>` (up to 60), answers 200 as
@@ -219,9 +215,8 @@ struct AgentController<Context: RequestContext>: Sendable {
     }
 
     func configResponse(_ config: NodeConfig) throws -> Response {
-        var headers = HTTPFields()
+        var headers = HTTP.noStore
         headers[.eTag] = HTTP.etag(config.generation)
-        headers[.cacheControl] = "no-store"
         return HTTP.json(bytes: try bodies.body(of: config), headers: headers)
     }
 

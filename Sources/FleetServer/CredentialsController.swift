@@ -29,7 +29,7 @@ struct CredentialsController<Context: RequestContext>: Sendable {
     @Sendable func create(_ request: Request, context: Context) async throws -> Response {
         let body = try await HTTP.decode(CreateCredentialRequest.self, request, limit: state.config.maxBodyBytes)
         let info = try await Self.create(body, state: state)
-        return try HTTP.json(info, status: .created)
+        return try HTTP.json(info, status: .created, headers: HTTP.noStore)
     }
 
     /// Validates and creates a credential (the API and the dashboard form).

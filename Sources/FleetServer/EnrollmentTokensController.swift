@@ -28,7 +28,7 @@ struct EnrollmentTokensController<Context: RequestContext>: Sendable {
         }
         let info = try await state.database.createEnrollmentToken(description: body.description, expiresAt: body.expiresAt)
         state.logger.info("enrollment token created", metadata: ["token": "\(info.id)"])
-        return try HTTP.json(info, status: .created)
+        return try HTTP.json(info, status: .created, headers: HTTP.noStore)
     }
 
     @Sendable func revoke(_ request: Request, context: Context) async throws -> Response {

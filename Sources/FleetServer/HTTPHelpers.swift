@@ -8,6 +8,14 @@ enum HTTP {
     /// Every JSON answer's content type (replies and errors alike).
     static let jsonContentType = "application/json; charset=utf-8"
 
+    /// `Cache-Control: no-store`: for every reply that carries a secret (a token handed out
+    /// once) or a node's own state.
+    static var noStore: HTTPFields {
+        var headers = HTTPFields()
+        headers[.cacheControl] = "no-store"
+        return headers
+    }
+
     static func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) throws
         -> Response
     {

@@ -117,3 +117,29 @@ import Testing
             ).mergedBytes(pageSize: 4096) == .max)
     }
 }
+
+/// Every reply that hands out a secret once says `Cache-Control: no-store`: the registration's
+/// node token, a new credential's token, a new enrollment token (the rotation's and the
+/// dashboard's credentials page already did).
+@Suite struct SecretRepliesTests {
+    @Test func repliesCarryingASecretAreNotStored() async throws {
+        let h = try await Harness.start()
+        defer { Task { await h.finish() } }
+        let enrollment = try await h.server.makeEnrollmentToken()
+        let anon = try Fixtures.client(h.server.baseURL, token: enrollment)
+        let register = try await anon.send(
+            method: "POST", path: APIPaths.register,
+            headers: ["Content-Type": "application/json"],
+            body: try jsonBody(Fixtures.registerRequest(machineId: "m-no-store", hostname: "no-store")))
+        let credential = try await h.admin.send(
+            method: "POST", path: "/api/v1/credentials", headers: ["Content-Type": "application/json"],
+            body: Data(#"{"name":"grafana","role":"viewer"}"#.utf8))
+        let token = try await h.admin.send(
+            method: "POST", path: APIPaths.enrollmentTokens, headers: ["Content-Type": "application/json"],
+            body: Data(#"{"description":"rack-a"}"#.utf8))
+        for (what, r) in [("register", register), ("credential", credential), ("enrollment token", token)] {
+            #expect(r.status == 201, "\(what): \(r.status) \(r.text)")
+            #expect(r.headers["cache-control"] == "no-store", "\(what): \(r.headers)")
+        }
+    }
+}
