@@ -1,4 +1,5 @@
 import Foundation
+import FleetStore
 import Hummingbird
 import Synchronization
 
@@ -109,6 +110,11 @@ struct FailedAuthLimitMiddleware<Context: RequestContext>: RouterMiddleware {
             limiter.hit(source)
             throw e
         } catch let e as HTTPError where e.status == .unauthorized {
+            limiter.hit(source)
+            throw e
+        } catch let e as StoreError where APIError.from(e).status == .unauthorized {
+            // A refused enrollment token reaches here as the store's error (ErrorMiddleware
+            // makes it the 401): guessing enrollment tokens counts like any other token.
             limiter.hit(source)
             throw e
         }

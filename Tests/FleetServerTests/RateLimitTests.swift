@@ -80,4 +80,22 @@ import Testing
         let admin = await apiError { _ = try await h.admin.listNodes() }
         #expect(admin?.0 == 429)
     }
+
+    /// A refused enrollment token is a failed token check like any other: it reached the
+    /// limiter as the store's error, not yet the 401, and was not counted.
+    @Test("guessing enrollment tokens counts as failed token checks")
+    func guessedEnrollmentTokens() async throws {
+        let server = try await TestServer.start(configure: { $0.failedAuthRateLimit = 3 })
+        let h = Harness(server: server, admin: try Fixtures.client(server.baseURL, token: server.adminToken))
+        defer { Task { await h.finish() } }
+        let guesser = try Fixtures.client(server.baseURL, token: "ke_guess")
+        for i in 0..<3 {
+            let r = try await guesser.send(
+                method: "POST", path: APIPaths.register, headers: ["Content-Type": "application/json"],
+                body: try jsonBody(Fixtures.registerRequest(machineId: "m-guess-\(i)", hostname: "guess")))
+            #expect(r.status == 401, "\(r.status) \(r.text)")
+        }
+        let admin = await apiError { _ = try await h.admin.listNodes() }
+        #expect(admin?.0 == 429, "the address guessed 3 enrollment tokens and is not held back")
+    }
 }
