@@ -41,23 +41,43 @@ final class LoginThrottle: Sendable {
         }
     }
 
-    /// Counts a failed attempt.
-    func failed(_ address: String, now: Date = Date()) {
-        let window = self.window, maxAddresses = self.maxAddresses
-        entries.withLock { e in
-            if var entry = e[address], entry.windowStart.addingTimeInterval(window) > now {
-                entry.failures += 1
-                e[address] = entry
-                return
+    /// An attempt about to check a token: nil when it may go on, and then it is already counted
+    /// as failed (a success clears the address, `succeeded`; an attempt that checked no token
+    /// gives its count back, `checkedNoToken`); else the seconds until the address may try
+    /// again. Checked and counted under one lock: sign-ins sent at once all passed a check made
+    /// before any of their failures was counted, so any number of guesses went through.
+    func attempt(_ address: String, now: Date = Date()) -> Int? {
+        let window = self.window, maxFailures = self.maxFailures
+        return entries.withLock { e -> Int? in
+            if let entry = e[address], entry.windowStart.addingTimeInterval(window) > now, entry.failures >= maxFailures {
+                return max(1, Int(entry.windowStart.addingTimeInterval(window).timeIntervalSince(now).rounded(.up)))
             }
-            if e.count >= maxAddresses {
-                e = e.filter { $0.value.windowStart.addingTimeInterval(window) > now }
-                if e.count >= maxAddresses, let oldest = e.min(by: { $0.value.windowStart < $1.value.windowStart }) {
-                    e.removeValue(forKey: oldest.key)
-                }
-            }
-            e[address] = Entry(failures: 1, windowStart: now)
+            count(&e, address, now: now)
+            return nil
         }
+    }
+
+    /// An attempt counted by `attempt` that checked no token (its form had expired): not a failure.
+    func checkedNoToken(_ address: String) {
+        entries.withLock { e in
+            guard let entry = e[address] else { return }
+            if entry.failures <= 1 { e.removeValue(forKey: address) } else { e[address]?.failures -= 1 }
+        }
+    }
+
+    private func count(_ e: inout [String: Entry], _ address: String, now: Date) {
+        if var entry = e[address], entry.windowStart.addingTimeInterval(window) > now {
+            entry.failures += 1
+            e[address] = entry
+            return
+        }
+        if e.count >= maxAddresses {
+            e = e.filter { $0.value.windowStart.addingTimeInterval(window) > now }
+            if e.count >= maxAddresses, let oldest = e.min(by: { $0.value.windowStart < $1.value.windowStart }) {
+                e.removeValue(forKey: oldest.key)
+            }
+        }
+        e[address] = Entry(failures: 1, windowStart: now)
     }
 
     /// A successful sign-in: the address starts afresh.

@@ -197,16 +197,33 @@ import TestSupport
     @Test func theThrottleForgetsAfterItsWindowAndOnSuccess() {
         let throttle = LoginThrottle(maxFailures: 2, window: 60)
         let t0 = Date(timeIntervalSince1970: 1_000_000)
-        throttle.failed("a", now: t0)
+        #expect(throttle.attempt("a", now: t0) == nil)
         #expect(throttle.retryAfter("a", now: t0) == nil)
-        throttle.failed("a", now: t0.addingTimeInterval(1))
+        #expect(throttle.attempt("a", now: t0.addingTimeInterval(1)) == nil)
         #expect(throttle.retryAfter("a", now: t0.addingTimeInterval(2)) == 58)
+        #expect(throttle.attempt("a", now: t0.addingTimeInterval(2)) == 58)
         #expect(throttle.retryAfter("b", now: t0.addingTimeInterval(2)) == nil)
         #expect(throttle.retryAfter("a", now: t0.addingTimeInterval(61)) == nil)
-        throttle.failed("c", now: t0)
+        #expect(throttle.attempt("c", now: t0) == nil)
         throttle.succeeded("c")
-        throttle.failed("c", now: t0)
+        #expect(throttle.attempt("c", now: t0) == nil)
         #expect(throttle.retryAfter("c", now: t0) == nil)
+        // An attempt that checked no token (an expired form) gives its count back.
+        #expect(throttle.attempt("d", now: t0) == nil)
+        throttle.checkedNoToken("d")
+        #expect(throttle.attempt("d", now: t0) == nil)
+        #expect(throttle.retryAfter("d", now: t0) == nil)
+    }
+
+    /// Sign-ins sent at once: each is counted as it is let through, so no more than the limit
+    /// get to check a token, however many come together.
+    @Test func attemptsAtOnceAreHeldToTheLimit() async {
+        let throttle = LoginThrottle(maxFailures: 5, window: 60)
+        let through = await withTaskGroup(of: Bool.self) { group in
+            for _ in 0..<50 { group.addTask { throttle.attempt("10.0.0.9") == nil } }
+            return await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+        #expect(through == 5)
     }
 
     /// The session is a row keyed by the hash of the cookie's value; signing out removes it.

@@ -47,7 +47,8 @@ struct DashboardLoginController<Context: RemoteAddressRequestContext>: Sendable 
 
     @Sendable func login(_ request: Request, context: Context) async throws -> Response {
         let address = state.clientAddress(request, context: context)
-        if let wait = state.loginThrottle.retryAfter(address) {
+        // Counted as failed from here on, until it succeeds (`attempt`).
+        if let wait = state.loginThrottle.attempt(address) {
             state.logger.notice(
                 "dashboard sign-in throttled", metadata: ["address": "\(address)", "retryAfter": "\(wait)"])
             var r = try renderLogin(
@@ -60,11 +61,11 @@ struct DashboardLoginController<Context: RemoteAddressRequestContext>: Sendable 
         guard let pre = request.cookies[DashboardSessions.loginCookie]?.value, let posted = form.csrf,
             Secrets.constantTimeEqual(pre, posted)
         else {
+            state.loginThrottle.checkedNoToken(address)
             return try renderLogin(request, error: "The sign-in form expired. Please try again.")
         }
         let token = (form.token ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
         guard !token.isEmpty, let credential = try await state.auth.credential(token: token) else {
-            state.loginThrottle.failed(address)
             state.logger.notice("dashboard sign-in refused: wrong token", metadata: ["address": "\(address)"])
             return try renderLogin(
                 request, error: "That is neither the admin token nor a live credential (revoked or expired ones stop working).")
