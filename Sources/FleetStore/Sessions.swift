@@ -3,15 +3,26 @@ import Foundation
 /// Dashboard sessions (`dashboard_sessions`, migration 0030): keyed by the SHA-256 of the
 /// session id, with a sliding expiry. The id itself never reaches the database.
 extension FleetDatabase {
-    /// Stores a new session and removes expired ones; keeps at most `maxSessions` (the ones
-    /// closest to expiry go first).
+    /// Stores a new session and removes expired ones; keeps at most `maxPerCredential` of the
+    /// credential's own and `maxSessions` in all (the ones closest to expiry go first). The cap
+    /// per credential comes first: with the overall cap alone, one viewer signing in a thousand
+    /// times pushed every other session out, the admins' too.
     /// `credentialId`: the credential that signed in (nil: the bootstrap admin token).
     public func createDashboardSession(
         idHash: String, expiresAt: Date, address: String?, credentialId: String? = nil, maxSessions: Int,
-        now: Date = Date()
+        maxPerCredential: Int = 20, now: Date = Date()
     ) async throws {
         try await write { db in
             try db.execute(sql: "DELETE FROM dashboard_sessions WHERE expires_at <= ?", arguments: [Time.ms(now)])
+            let same = credentialId == nil ? "credential_id IS NULL" : "credential_id = ?"
+            let sameArguments: StoreArguments =
+                credentialId.map { [$0, max(0, maxPerCredential - 1)] } ?? [max(0, maxPerCredential - 1)]
+            try db.execute(
+                sql: """
+                    DELETE FROM dashboard_sessions WHERE id_hash IN (
+                      SELECT id_hash FROM dashboard_sessions WHERE \(same) ORDER BY expires_at DESC \(db.noLimit) OFFSET ?)
+                    """,
+                arguments: sameArguments)
             try db.execute(
                 sql: """
                     DELETE FROM dashboard_sessions WHERE id_hash IN (

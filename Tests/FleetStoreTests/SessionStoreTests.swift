@@ -36,6 +36,33 @@ import Testing
         #expect(try await db.dashboardSessionCount() == 1)
     }
 
+    /// One credential signing in again and again (a viewer, say) keeps at most its own cap of
+    /// sessions, its oldest going first: it no longer pushes everyone else's out, the admins'.
+    @Test func oneCredentialCannotPushTheOthersOut() async throws {
+        let (db, dir) = try makeDatabase()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try await db.createDashboardSession(
+            idHash: "admin", expiresAt: t0.addingTimeInterval(1000), address: nil, maxSessions: 25, now: t0)
+        for i in 0..<30 {
+            try await db.createDashboardSession(
+                idHash: "v\(i)", expiresAt: t0.addingTimeInterval(Double(2000 + i)), address: nil, credentialId: "c-viewer",
+                maxSessions: 25, maxPerCredential: 20, now: t0)
+        }
+        #expect(try await db.touchDashboardSession(idHash: "admin", lifetime: 1000, now: t0) != nil)
+        #expect(try await db.dashboardSessionCount() == 21)
+        #expect(try await db.touchDashboardSession(idHash: "v9", lifetime: 1000, now: t0) == nil)
+        #expect(try await db.touchDashboardSession(idHash: "v10", lifetime: 1000, now: t0) != nil)
+        // The bootstrap admin token's sessions (no credential id) have a cap of their own too.
+        for i in 0..<3 {
+            try await db.createDashboardSession(
+                idHash: "b\(i)", expiresAt: t0.addingTimeInterval(Double(3000 + i)), address: nil, maxSessions: 25,
+                maxPerCredential: 2, now: t0)
+        }
+        #expect(try await db.touchDashboardSession(idHash: "b0", lifetime: 1000, now: t0) == nil)
+        #expect(try await db.touchDashboardSession(idHash: "b2", lifetime: 1000, now: t0) != nil)
+        #expect(try await db.touchDashboardSession(idHash: "v29", lifetime: 1000, now: t0) != nil)
+    }
+
     @Test func aNewAdminTokenEndsTheSessionsSignedInWithTheOldOne() async throws {
         let (db, dir) = try makeDatabase()
         defer { try? FileManager.default.removeItem(at: dir) }
