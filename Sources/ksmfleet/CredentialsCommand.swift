@@ -141,10 +141,11 @@ struct AuditCommand: AsyncParsableCommand {
     @Option(help: "Only this action (patch, replace, apply, kick, labels, delete, purge, create, login, credential-create, …).")
     var action: String?
 
-    @Option(help: "From this time: ISO 8601 or a duration back from now (24h, 7d).")
+    // Unconditional, as history's and reports': `--since -24h` is a value, not an option.
+    @Option(parsing: .unconditional, help: "From this time: ISO 8601 or a duration back from now (24h, -24h, 7d).")
     var since: String?
 
-    @Option(help: "Until this time: ISO 8601 or a duration back from now.")
+    @Option(parsing: .unconditional, help: "Until this time: ISO 8601 or a duration back from now.")
     var until: String?
 
     @Option(help: "The nodes of one record, by node id (a change made to many nodes at once is one record: \"N nodes\").")

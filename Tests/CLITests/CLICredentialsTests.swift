@@ -37,6 +37,9 @@ struct CLICredentialsTests {
             #expect(entries.map(\.action) == ["kick"] && entries.first?.nodeId == web1)
             let table = try await f.cli(["audit", "--action", "credential-create"])
             #expect(table.stdout.contains("bootstrap") && table.stdout.contains("credential-create"), "\(table)")
+            // docs/cli.md's signed form: `--since -24h` is a value, not an unknown option.
+            let signed = try await f.cli(["audit", "--action", "credential-create", "--since", "-24h"])
+            #expect(signed.status == Exit.ok && signed.stdout.contains("credential-create"), "\(signed)")
 
             // A change to a selector's nodes is one record: how many nodes, which selector; by
             // node, the node's own record with the generation it got.
