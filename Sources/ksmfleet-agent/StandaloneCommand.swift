@@ -18,7 +18,9 @@ struct StandaloneCommand: AsyncParsableCommand {
         name: .long, help: "The JSON config file: the shape of a node config, without generation.")
     var config: String
 
-    @Option(name: .long, help: "Seconds between tuning steps.")
+    @Option(
+        name: [.customLong("interval"), .customLong("tune-interval")],
+        help: "Seconds between tuning steps (--tune-interval, as `run` names it, is the same).")
     var interval: Double = 60
 
     @Option(name: .customLong("sample-interval"), help: "Seconds between status lines (default: one per tuning step).")

@@ -70,7 +70,7 @@ struct CLIError: Error, CustomStringConvertible {
                 ExitStatus.serverError,
                 "the server's reply could not be read (\(detail)); check that --server points at a ksmfleet-server of a matching version"
             )
-        case .api(let status, let body, _):
+        case .api(let status, let body, let retryAfter):
             let d = body.error
             let field = d.field.map { " (field \($0))" } ?? ""
             switch status {
@@ -88,7 +88,12 @@ struct CLIError: Error, CustomStringConvertible {
                 // database is back.
                 return CLIError(
                     ExitStatus.unreachable,
-                    "the server's database is unavailable (503 \(d.code): \(d.message))")
+                    "the server's database is unavailable (503 \(d.code): \(d.message))"
+                        + "; a change asked for may or may not have been made: check it (ksmfleet audit, ksmfleet config get NODE) before repeating it")
+            case 429:
+                let wait = retryAfter.map { "try again in \(Int($0.rounded(.up))) s" } ?? "try again later"
+                return CLIError(
+                    ExitStatus.refused, "the server asks to slow down (429 \(d.code): \(d.message)); \(wait)")
             case 500...:
                 return CLIError(
                     ExitStatus.serverError,

@@ -56,7 +56,7 @@ extension ConfigCommand {
             if patch.isEmpty {
                 fail(
                     .usage(
-                        "nothing to change; give at least one of --run, --mode, --thres-coef, --boost, --decay, --min-pages, --max-pages, --sleep-msec, --merge-across-nodes"
+                        "nothing to change; give at least one of --run, --mode, --thres-coef, --boost, --decay, --min-pages, --max-pages, --sleep-msec, --merge-across-nodes, --max-cpu-percent"
                     ))
             }
             orExit { () throws(CLIError) in try PatchCheck.check(patch) }

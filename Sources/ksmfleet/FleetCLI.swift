@@ -11,7 +11,7 @@ struct FleetCLI: AsyncParsableCommand {
             The server URL and admin token come from --server/--token, else the environment \
             (KSMFLEET_SERVER, KSMFLEET_TOKEN), else the config file \
             $XDG_CONFIG_HOME/ksmfleet/config (default ~/.config/ksmfleet/config) with lines \
-            server=URL and token=TOKEN. NODE is a node id or its exact name.
+            server=URL and token=TOKEN. NODE is a node id or its name (case does not matter).
 
             Every command takes --output table|json; JSON is the API's own types with sorted keys, \
             stable for scripts. Times are ISO 8601 (2026-11-01, 2026-11-01T12:00:00Z) or relative \

@@ -7,7 +7,7 @@ import KSMCore
 struct KickCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kick",
-        abstract: "Kick nodes in throttle mode: ksmd scans aggressively again, then slows down.")
+        abstract: "Kick nodes in throttle or adaptive mode: ksmd scans aggressively again, then slows down.")
 
     @Argument(help: "Node ids or names.")
     var nodes: [String] = []

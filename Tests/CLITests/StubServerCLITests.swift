@@ -89,8 +89,22 @@ struct StubServerCLITests {
         #expect(r.status == Exit.unreachable, "\(r)")
         #expect(r.stderr.contains("the server's database is unavailable") && r.stderr.contains("PostgreSQL refuses this server's connections"), "\(r)")
         #expect(r.stderr.contains("try again in a few seconds"), "\(r)")
+        #expect(r.stderr.contains("may or may not have been made: check it (ksmfleet audit"), "\(r)")
         let other = try await CLI.run(["tokens", "list", "--server", stub.baseURL, "--token", "t"])
         #expect(other.status == Exit.serverError, "\(other)")
+    }
+
+    @Test("a 429 says to slow down and when to try again (its Retry-After)")
+    func rateLimited() async throws {
+        let stub = try StubServer { _, _ in
+            .init(
+                status: 429, body: #"{"error":{"code":"rate_limited","message":"too many requests from 127.0.0.1"}}"#,
+                headers: ["Retry-After": "17"])
+        }
+        defer { stub.stop() }
+        let r = try await CLI.run(["nodes", "list", "--server", stub.baseURL, "--token", "t"])
+        #expect(r.status == Exit.refused, "\(r)")
+        #expect(r.stderr.contains("asks to slow down (429 rate_limited: too many requests from 127.0.0.1); try again in 17 s"), "\(r)")
     }
 
     @Test("refused values send no request at all")
