@@ -149,6 +149,13 @@ def seed(base):
         st, ack = api(base, "POST", f"/api/v1/nodes/{reg['nodeId']}/samples", {"samples": samples},
                       token=reg["nodeToken"])
         assert st == 200, (st, ack)
+    # golf: registered, no sample yet (its agent died before the first push, or is just starting).
+    st, reg = api(base, "POST", "/api/v1/register", {
+        "hostname": "golf", "machineId": "machine-golf", "kernel": "6.8.0-test", "memTotalBytes": 64 * GIB,
+        "numaNodes": 1, "ksmFeatures": ["run"], "agentVersion": "test", "pageSize": PAGE,
+    }, token=enroll)
+    assert st in (200, 201), (st, reg)
+    ids["golf"] = reg["nodeId"]
     # charlie runs in throttle mode (kick button).
     st, _ = api(base, "PATCH", f"/api/v1/nodes/{ids['charlie']}/config", {"mode": "throttle", "run": "run"})
     assert st == 200, st
@@ -225,6 +232,8 @@ def main():
               text("#nodes-online"))
         check("overview: the stopped agent is counted apart", text("#nodes-agent-stopped") == "1",
               text("#card-nodes"))
+        check("overview: a node without a sample is 'never reported', not online",
+              "1 never reported" in text("#card-nodes") and "7 registered" in text("#card-nodes"), text("#card-nodes"))
         check("overview: saved now leaves the stopped node out and says so",
               "not counted" in text("#card-saved-now") and "256 MiB at their last report" in text("#card-saved-now"),
               text("#card-saved-now"))
@@ -254,9 +263,13 @@ def main():
         driver.get(base + "/nodes?sort=saved&dir=desc")
         rows = [r.get_attribute("data-node") for r in driver.find_elements(By.CSS_SELECTOR, "#nodes-table tbody tr[data-node]")]
         check("nodes: sorted by saved memory, largest first",
-              rows == ["charlie", "alpha", "bravo", "foxtrot", "delta", "echo"], rows)
+              rows == ["charlie", "alpha", "bravo", "foxtrot", "delta", "echo", "golf"], rows)
         # A node whose agent stopped: no live badge, its last figures marked as such.
         driver.get(base + "/nodes")
+        golf_row = driver.find_element(By.CSS_SELECTOR, "#nodes-table tr[data-node='golf']")
+        check("nodes: the node without a sample says 'never reported', with no figure, seen at its registration",
+              "never reported" in golf_row.text and "GiB" not in golf_row.text and "registered" in golf_row.text
+              and "last reported" not in golf_row.text, golf_row.text)
         echo_row = driver.find_element(By.CSS_SELECTOR, "#nodes-table tr[data-node='echo']")
         check("nodes: the stopped agent's row says so", "agent stopped" in echo_row.text
               and "Running (last reported)" in echo_row.text and "last reported" in echo_row.text, echo_row.text)

@@ -21,14 +21,15 @@ public enum NodeConnection: String, Codable, Sendable, CaseIterable {
         return now - seen <= offlineAfter ? .online : .offline
     }
 
-    /// In an operator's words, e.g. "agent stopped, last reported 5m ago".
+    /// In an operator's words, e.g. "agent stopped, last reported 5m ago"; a node that never
+    /// reported was last heard from at its registration: "never reported, registered 2m ago".
     public func describe(lastSeenAgo: String?) -> String {
         let ago = lastSeenAgo.map { ", last reported \($0) ago" } ?? ""
         switch self {
         case .online: return "online"
         case .agentStopped: return "agent stopped" + ago
         case .offline: return "offline" + ago
-        case .never: return "never reported"
+        case .never: return "never reported" + (lastSeenAgo.map { ", registered \($0) ago" } ?? "")
         }
     }
 }

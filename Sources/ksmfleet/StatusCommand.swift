@@ -125,9 +125,11 @@ struct StatusCommand: AsyncParsableCommand {
                 for a in status.attention {
                     var why: [String] = []
                     if !a.online {
+                        // A node that never reported was last heard from at its registration.
+                        let seen = a.connection == .never ? ", registered " : ", last reported "
                         why.append(
                             a.connection.describe(lastSeenAgo: nil)
-                                + (a.lastSeenAt == nil ? "" : ", last reported \(Fmt.dateAgo(a.lastSeenAt))"))
+                                + (a.lastSeenAt == nil ? "" : seen + Fmt.dateAgo(a.lastSeenAt)))
                     }
                     if a.drift {
                         why.append(

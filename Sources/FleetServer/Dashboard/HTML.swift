@@ -63,6 +63,16 @@ enum HTML {
     }
 
     /// "3 min ago", "2 h ago", for last-seen times.
+    /// A node's "last seen" cell: how long ago while it reports; "last reported …" when it
+    /// stopped; for a node that never reported, its registration (the last news from it).
+    static func lastSeen(_ n: NodeInfo, now: Date) -> String {
+        switch n.connection {
+        case .online: return ago(n.lastSeenAt, now: now)
+        case .never: return n.lastSeenAt.map { "registered " + ago($0, now: now) } ?? "never"
+        case .agentStopped, .offline: return "last reported " + ago(n.lastSeenAt, now: now)
+        }
+    }
+
     static func ago(_ d: Date?, now: Date) -> String {
         guard let d else { return "never" }
         let s = max(0, now.timeIntervalSince(d))

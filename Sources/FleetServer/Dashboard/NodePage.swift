@@ -174,7 +174,7 @@ struct NodePage: Sendable {
             n.labels.isEmpty
             ? "—" : n.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
         onlineBadge = Badge.connection(n.connection)
-        lastSeen = n.online || n.lastSeenAt == nil ? HTML.ago(n.lastSeenAt, now: now) : "last reported " + HTML.ago(n.lastSeenAt, now: now)
+        lastSeen = HTML.lastSeen(n, now: now)
         switch n.connection {
         case .online, .never: staleNote = nil
         case .agentStopped:

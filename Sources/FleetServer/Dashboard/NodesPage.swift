@@ -198,8 +198,7 @@ struct NodesPage: Sendable {
                 drift: Badge.drift(n), driftReason: n.driftReason ?? "",
                 runMode: "\(n.config.config.run.rawValue) / \(n.config.config.mode.rawValue)",
                 saved: HTML.bytes(n.lastSample?.savedBytes), cpu: HTML.percent(n.lastSample?.ksmdCPUPercent),
-                lastSeen: n.online || n.lastSeenAt == nil
-                    ? HTML.ago(n.lastSeenAt, now: now) : "last reported " + HTML.ago(n.lastSeenAt, now: now))
+                lastSeen: HTML.lastSeen(n, now: now))
         }
         count = paged ? "nodes " + paging.span : "\(nodes.count) node\(nodes.count == 1 ? "" : "s")"
     }
