@@ -237,6 +237,8 @@ extension FleetDatabase {
             var cut: Set<NodeBucket>
             /// The slices (`raw_slice_pack`) its samples were taken in.
             var slices: Set<Int64>
+            /// Stored hours of late samples' nodes kept as they were (retention cut their raw samples).
+            var kept: Int
         }
         let key = Self.watermarkKey
         let horizon = now.timeIntervalSince1970
@@ -257,6 +259,8 @@ extension FleetDatabase {
             var touched: [String: Set<Double>] = [:]
             var slices: Set<Int64> = []
             var maxRowid = watermark
+            var keptStored = 0
+            var keptOf: [String: Set<Double>] = [:]
             for r in rows {
                 let rowid: Int64 = r[0]
                 maxRowid = max(maxRowid, rowid)
@@ -269,6 +273,31 @@ extension FleetDatabase {
                     h += ReportTime.hour
                 }
             }
+            // Hours whose raw samples retention may have cut (their read reaches before the
+            // cut): recomputed from what is left, a late sample's (a spool replayed after an
+            // outage longer than the raw retention, a clock far behind) rewrote a stored hour
+            // with the late samples alone and deleted the stored hours beside it. A stored row
+            // there is kept as it is (the late samples in it go uncounted); an hour without one
+            // had no data, so the late samples are all of it and it is computed.
+            if let cut = try Self.stateValue(db, Self.samplesCutKey) {
+                let whole = ((Double(cut) / 1000 + policy.maxGapSeconds) / ReportTime.hour).rounded(.up) * ReportTime.hour
+                for (node, hours) in touched {
+                    let early = hours.filter { $0 < whole }
+                    guard let first = early.min() else { continue }
+                    let stored = Set(
+                        try Int64.fetchAll(
+                            db,
+                            sql: "SELECT bucket_start FROM rollup_hour WHERE node_id = ? AND bucket_start >= ? AND bucket_start < ?",
+                            arguments: [node, Int64(first), Int64(whole)]
+                        ).map(Double.init))
+                    let keep = early.filter { stored.contains($0) }
+                    guard !keep.isEmpty else { continue }
+                    touched[node] = hours.subtracting(keep)
+                    keptOf[node] = Set(keep)
+                    keptStored += keep.count
+                }
+                touched = touched.filter { !$0.value.isEmpty }
+            }
             var pending: Set<NodeBucket> = []
             for p in pendingBefore where !(touched[p.nodeId]?.contains(p.start) ?? false) {
                 if let at = computedAt[p], horizon - at < pendingRefresh {
@@ -277,7 +306,8 @@ extension FleetDatabase {
                     touched[p.nodeId, default: []].insert(p.start)
                 }
             }
-            guard !touched.isEmpty else { return nil }
+            // Samples whose hours were all kept still move the watermark on (an empty computation).
+            guard !touched.isEmpty || !rows.isEmpty else { return nil }
             var cut: Set<NodeBucket> = []
             var hours: [(NodeBucket, RollupBucket?)] = []
             var days: [(NodeBucket, RollupBucket?)] = []
@@ -331,6 +361,12 @@ extension FleetDatabase {
                         }
                         var h = from
                         while h < to {
+                            // A stored hour retention cut into is kept as it is (above), also
+                            // when it lies between two recomputed ones.
+                            if keptOf[node]?.contains(h) == true {
+                                h += ReportTime.hour
+                                continue
+                            }
                             if let st = result.buckets[h], st.dataSeconds > 0 || st.samples > 0 {
                                 let gaps = ReportMath.clip(result.gaps, to: Interval(h, h + ReportTime.hour))
                                 nodeHours[h] = .some(RollupBucket(st, gaps: gaps))
@@ -360,7 +396,8 @@ extension FleetDatabase {
             }
             return Computed(
                 pass: pass, watermark: watermark, maxRowid: maxRowid, samples: rows.count, hours: hours, days: days,
-                months: months, pendingBefore: pendingBefore, pending: pending.union(cut), cut: cut, slices: slices)
+                months: months, pendingBefore: pendingBefore, pending: pending.union(cut), cut: cut, slices: slices,
+                kept: keptStored)
         }
         guard let computed else { return RollupPassResult(samples: 0, hours: 0, days: 0, more: false) }
         // Compare-and-set on the pass counter: a concurrent pass (the service and a report's
@@ -394,6 +431,11 @@ extension FleetDatabase {
             return true
         }
         guard stored else { return RollupPassResult(samples: 0, hours: 0, days: 0, more: true) }
+        if computed.kept > 0 {
+            logger.notice(
+                "late samples older than the raw retention: the stored hours around them kept as they were (their samples go uncounted there)",
+                metadata: ["hours": "\(computed.kept)", "samples": "\(computed.samples)"])
+        }
         pendingComputedAt.withLock { at in
             // The pending hours out of scope were not read: when they were computed still holds.
             at = at.filter { computed.pending.contains($0.key) || !scope.includes($0.key) }

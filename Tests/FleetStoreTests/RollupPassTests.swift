@@ -291,4 +291,45 @@ private let lateNovember: Double = t0 + 27 * 86400
             #expect(history == fullHistory, "seed \(seed)")
         }
     }
+
+    /// A sample older than the raw retention's cut (a spool replayed after an outage longer than
+    /// the raw retention, a clock far behind): the stored hours around it lost their raw
+    /// samples, and recomputing them from what is left rewrote the 10:00 hour with the late
+    /// sample alone and deleted the 9:00 one. Stored hours there are kept; an hour without a
+    /// row (the node sent nothing then) is computed from the late samples.
+    @Test func aLateSampleBeforeTheRetentionCutKeepsTheStoredHours() async throws {
+        let f = try ReportFixture()
+        let id = try await f.node("late", registeredAt: t0)
+        try await f.push(id, start: t0 + 9 * 3600, step: 60, count: 62)  // 9:00 … 10:01
+        _ = try await f.db.rollupCatchUp(now: Date(timeIntervalSince1970: t0 + 11 * 3600))
+        func hour(_ h: Double) async throws -> Double? {
+            try await f.db.read { db in
+                try Double.fetchOne(
+                    db, sql: "SELECT data_seconds FROM rollup_hour WHERE node_id = ? AND bucket_start = ?",
+                    arguments: [id, Int64(t0 + h * 3600)])
+            }
+        }
+        let nine = try #require(try await hour(9))
+        let ten = try #require(try await hour(10))
+        #expect(nine == 3600)
+        // A newer sample, so that retention may take every one of the node's first ones.
+        try await f.push(id, start: t0 + 14 * 3600, step: 60, count: 1)
+        _ = try await f.db.rollupCatchUp(now: Date(timeIntervalSince1970: t0 + 14 * 3600 + 60))
+        _ = try await f.db.retentionPass(
+            samplesBefore: Date(timeIntervalSince1970: t0 + 12 * 3600), rollupsBefore: Date(timeIntervalSince1970: 0))
+        // Late: one at 10:02:30, and an hour the node had sent nothing for (11:00-11:05).
+        try await f.pushSamples(id, [ReportSample(at: t0 + 10 * 3600 + 150, savedBytes: 1 << 30, phase: .running)])
+        try await f.push(id, start: t0 + 11 * 3600 + 600, step: 60, count: 6)
+        _ = try await f.db.rollupCatchUp(now: Date(timeIntervalSince1970: t0 + 15 * 3600))
+        #expect(try await hour(9) == nine, "the 9:00 hour was rewritten or deleted")
+        #expect(try await hour(10) == ten, "the 10:00 hour was rewritten from the late sample alone")
+        #expect((try await hour(11) ?? 0) >= 300, "the hour without a row was not computed from its late samples")
+        // The day holds the kept hours and the new one.
+        let day = try await f.db.read { db in
+            try Double.fetchOne(
+                db, sql: "SELECT data_seconds FROM rollup_day WHERE node_id = ? AND bucket_start = ?",
+                arguments: [id, Int64(t0)])
+        }
+        #expect((day ?? 0) >= nine + ten + 300)
+    }
 }
