@@ -355,9 +355,16 @@ extension FleetDatabase {
                             horizon: nodeHorizon)
                         // Cut at now (not at a deletion, which is final): recomputed while time passes.
                         if result.clippedAtHorizon && nodeHorizon == horizon {
-                            // The cut tail lies in the hour of `now`, or spills into the next one.
-                            cut.insert(NodeBucket(nodeId: node, start: ReportTime.hourStart(horizon)))
-                            cut.insert(NodeBucket(nodeId: node, start: ReportTime.hourStart(horizon + policy.tailSeconds)))
+                            // The cut tail lies in the hour of `now`, or spills into the next one;
+                            // a sample dated ahead of the server (a clock up to 10 minutes fast
+                            // is accepted) holds time in a later hour still: every hour up to its
+                            // tail stays pending, or a node that stops then loses that time.
+                            let latest = max(horizon, samples.map(\.at).max() ?? horizon)
+                            var h = ReportTime.hourStart(horizon)
+                            while h <= ReportTime.hourStart(latest + policy.tailSeconds) {
+                                cut.insert(NodeBucket(nodeId: node, start: h))
+                                h += ReportTime.hour
+                            }
                         }
                         var h = from
                         while h < to {

@@ -332,4 +332,21 @@ private let lateNovember: Double = t0 + 27 * 86400
         }
         #expect((day ?? 0) >= nine + ten + 300)
     }
+
+    /// Samples dated ahead of the server (a node's clock a few minutes fast, accepted up to 10
+    /// minutes) that fall in the next hour: that hour is computed with no time yet (after
+    /// "now") and must stay pending, or a node that stops then never gets its time counted.
+    @Test func anHourAheadOfTheServersClockIsRecomputedLater() async throws {
+        let f = try ReportFixture()
+        let id = try await f.node("fast-clock", registeredAt: t0)
+        try await f.push(id, start: t0 + 10 * 3600 - 240, step: 10, count: 49)  // 9:56 … 10:04
+        _ = try await f.db.rollupCatchUp(now: Date(timeIntervalSince1970: t0 + 10 * 3600 - 230))
+        _ = try await f.db.rollupCatchUp(now: Date(timeIntervalSince1970: t0 + 12 * 3600))
+        let ten = try await f.db.read { db in
+            try Double.fetchOne(
+                db, sql: "SELECT data_seconds FROM rollup_hour WHERE node_id = ? AND bucket_start = ?",
+                arguments: [id, Int64(t0 + 10 * 3600)])
+        }
+        #expect(ten == 300, "10:00-10:04 and the last sample's 60 s tail")
+    }
 }
