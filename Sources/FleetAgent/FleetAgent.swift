@@ -326,8 +326,10 @@ public actor FleetAgent {
     func tuneLoop() async {
         while !Task.isCancelled {
             let seconds = await engine.tuneInterval(default: options.tuneInterval)
-            do { try await Task.sleep(for: .milliseconds(Int64(seconds * 1000))) } catch { return }
-            await engine.tune()
+            let woken: Bool
+            do { woken = try await engine.wakeup.sleep(seconds: seconds) } catch { return }
+            // Woken by a kick or a config (each tuned already): only the wait is worked out again.
+            if !woken { await engine.tune() }
         }
     }
 

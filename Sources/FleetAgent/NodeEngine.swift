@@ -96,6 +96,8 @@ public actor NodeEngine {
     /// The warnings of the last apply: logged again only when they change (the adaptive mode
     /// applies every second; a kernel without a configured file would fill the journal).
     private var lastWarnings: [String] = []
+    /// The apply error logged last, with its generation: the same again is logged at debug.
+    private var loggedApplyError: (generation: Int64?, message: String)?
 
     /// After an unmerge (run=2) was refused for want of memory or failed, the agent does not try
     /// it again before this many seconds have passed, a new config arrives or a kick: a full
@@ -231,6 +233,7 @@ public actor NodeEngine {
         self.config = config
         self.generation = generation
         holdEpoch += 1  // a new config tries the unmerge again
+        wakeup.signal()  // its mode may step sooner or later (`tuneInterval`)
         logger.info(
             "config installed",
             metadata: [
@@ -244,6 +247,7 @@ public actor NodeEngine {
     @discardableResult
     public func kick(source: String) async -> EngineOutcome {
         state = Tuner.kick(state: state, now: clock.now())
+        wakeup.signal()  // the next step is due sooner (`tuneInterval`)
         holdEpoch += 1  // a kick tries a held-back unmerge again
         logger.info("kick", metadata: ["source": "\(source)", "kicks": "\(state.throttle.kicks)"])
         return await tune()
@@ -278,6 +282,7 @@ public actor NodeEngine {
             // Nothing to write: the config is in force as soon as it is installed.
             appliedGeneration = generation
             applyError = nil
+            loggedApplyError = nil
             return record(
                 EngineOutcome(decision: decision, appliedGeneration: appliedGeneration, applyError: nil, report: nil))
         }
@@ -330,6 +335,7 @@ public actor NodeEngine {
             lastWarnings = report.warnings
             appliedGeneration = generation
             applyError = nil
+            loggedApplyError = nil
             return record(
                 EngineOutcome(decision: decision, appliedGeneration: appliedGeneration, applyError: nil, report: report)
             )
@@ -367,10 +373,17 @@ public actor NodeEngine {
                 logger.info(
                     "unmerge interrupted: the agent is stopping",
                     metadata: ["generation": "\(generation.map(String.init) ?? "-")", "error": "\(message)"])
+            } else if let logged = loggedApplyError, logged.generation == generation, logged.message == message {
+                // The same failure step after step (every second in the adaptive and advisor
+                // modes): logged once, as warnings are.
+                logger.debug(
+                    "config not applied, again",
+                    metadata: ["generation": "\(generation.map(String.init) ?? "-")", "error": "\(message)"])
             } else {
                 logger.error(
                     "config not applied",
                     metadata: ["generation": "\(generation.map(String.init) ?? "-")", "error": "\(message)"])
+                loggedApplyError = (generation, message)
             }
             applyError = message
             return record(
@@ -381,18 +394,31 @@ public actor NodeEngine {
     }
 
     /// How often the agent should step: every second while a mode that reads the kernel's
-    /// feedback needs it (adaptive; advisor until it has handed over), else `default`.
+    /// feedback needs it (adaptive; advisor once it has begun and until it has handed over: not
+    /// on a kernel without the advisor, nor while MemAvailable keeps KSM off), when the
+    /// throttle's next step down is due if that is sooner, else `default`.
     public func tuneInterval(default seconds: Double) -> Double {
         guard let config, config.run == .run else { return seconds }
         switch config.mode {
         case .adaptive:
             return min(seconds, AdaptiveTuning.standard.stepSeconds)
-        case .advisor where state.advisor?.handedOver != true:
+        case .advisor where state.advisor != nil && state.advisor?.handedOver != true:
             return min(seconds, AdaptiveTuning.standard.stepSeconds)
+        case .throttle:
+            guard let left = state.throttle.secondsToNext(now: clock.now(), settings: config.effectiveThrottle) else {
+                return seconds
+            }
+            return min(seconds, max(Self.shortestThrottleWait, left))
         default:
             return seconds
         }
     }
+
+    /// The shortest wait for a throttle step that is due (a timer a hair early steps at once after).
+    static let shortestThrottleWait = 0.25
+
+    /// Ends the tuning loop's sleep when a kick or a config changes when the next step is due.
+    public nonisolated let wakeup = ScheduleWakeup()
 
     /// What the feedback modes see of the kernel this step; nil for the other modes (they only
     /// need /proc/meminfo) or when the counters cannot be read (the mode then says so).

@@ -122,8 +122,10 @@ public enum Standalone {
         let tuneTask = Task {
             while !Task.isCancelled {
                 let seconds = await engine.tuneInterval(default: options.interval)
-                do { try await Task.sleep(for: .milliseconds(Int64(seconds * 1000))) } catch { return }
-                continuation.yield(.tune)
+                let woken: Bool
+                do { woken = try await engine.wakeup.sleep(seconds: seconds) } catch { return }
+                // Woken by a kick (which tuned already): only the wait is worked out again.
+                if !woken { continuation.yield(.tune) }
             }
         }
         let sampleTask = options.sampleInterval.map { seconds in

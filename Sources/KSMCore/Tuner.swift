@@ -80,8 +80,10 @@ public enum Tuner {
         let phase = KSMPhase(kernelRun: settings.run ?? 0)
         let reason: String
         if level == .initial {
-            reason =
-                "\(phase.rawValue): throttle is idle (no kick for \(t.toStandardSeconds + t.toSlowSeconds + t.toInitialSeconds) s), the KSM settings captured at start are in force"
+            let idle =
+                next.throttle.kicks == 0
+                ? "not kicked yet" : "no kick for \(t.toStandardSeconds + t.toSlowSeconds + t.toInitialSeconds) s"
+            reason = "\(phase.rawValue): throttle is idle (\(idle)), the KSM settings captured at start are in force"
         } else {
             let left = next.throttle.secondsToNext(now: input.now, settings: t).map { Int($0.rounded(.up)) } ?? 0
             reason =

@@ -82,11 +82,31 @@ struct FeedbackModesEngineTests {
 
     @Test func theAdvisorIsRefusedInWordsOnAKernelWithoutIt() async throws {
         let k = FakeKSMKernel(features: FakeKSMKernel.Features.legacy)
-        let engine = try NodeEngine(kernel: k, clock: ManualClock(), logger: quietLogger())
+        let log = LogCapture()
+        let engine = try NodeEngine(kernel: k, clock: ManualClock(), logger: log.logger())
         let outcome = await engine.setConfig(Self.advisor, generation: 1)
         let error = try #require(outcome.applyError)
         #expect(error.contains("mode advisor needs the kernel's KSM advisor (advisor_mode, Linux 6.7+)"), "\(error)")
         #expect(k.writes.isEmpty)
+        // Nothing to feed back from: no step every second (86,400 a day), and the same refusal
+        // logged once as an error, not at every step.
+        #expect(await engine.tuneInterval(default: 60) == 60)
+        for _ in 0..<5 { await engine.tune() }
+        let errors = log.messages(containing: "config not applied").filter { $0.level == .error }
+        #expect(errors.count == 1, "\(errors.count) errors logged")
+    }
+
+    /// MemAvailable above the threshold keeps KSM off: the advisor has not begun, so the agent
+    /// steps at its interval as the other modes do, not every second.
+    @Test func theAdvisorAboveTheThresholdStepsAtTheInterval() async throws {
+        let k = FakeKSMKernel()
+        let engine = try NodeEngine(kernel: k, clock: ManualClock(), logger: quietLogger())
+        var config = Self.advisor
+        config.thresCoef = 1
+        await engine.setConfig(config, generation: 1)
+        #expect(await engine.tuneInterval(default: 60) == 60)
+        await engine.setConfig(Self.advisor, generation: 2)
+        #expect(await engine.tuneInterval(default: 60) == 1)
     }
 }
 
