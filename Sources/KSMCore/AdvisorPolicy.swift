@@ -43,7 +43,7 @@ public enum AdvisorPolicy {
             advisorTargetScanTime: a.targetScanTimeSeconds, advisorMaxCPU: a.maxCpuPercent,
             advisorMinPagesToScan: a.minPagesToScan, advisorMaxPagesToScan: a.maxPagesToScan)
         let describe =
-            "the kernel advisor picks pages_to_scan to finish a full scan in \(a.targetScanTimeSeconds) s, using at most \(a.maxCpuPercent) % of a core (pages_to_scan \(a.minPagesToScan)–\(a.maxPagesToScan))"
+            "the kernel advisor picks pages_to_scan to finish a full scan in \(a.targetScanTimeSeconds) s, using up to \(a.maxCpuPercent) % of a core (pages_to_scan from \(a.minPagesToScan), at most \(a.maxPagesToScan); the kernel may go lower at first)"
         guard let obs = input.observation, obs.status.advisorMode != nil else {
             // No advisor here (or no counters): ask for it and let the apply say why it cannot.
             return TuningDecision(

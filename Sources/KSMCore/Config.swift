@@ -139,7 +139,9 @@ public struct AdvisorSettings: Codable, Sendable, Equatable, Hashable {
     public var targetScanTimeSeconds: Int
     /// ksmd CPU % the advisor may use (`advisor_max_cpu`).
     public var maxCpuPercent: Int
-    /// The pages_to_scan range the advisor may pick.
+    /// `advisor_min_pages_to_scan` and `advisor_max_pages_to_scan`: the advisor starts from the
+    /// first and never goes above the second; it may go below the first (pages_to_scan 18–70
+    /// for minutes after its first pass, KSM.md §6).
     public var minPagesToScan: Int
     public var maxPagesToScan: Int
 
