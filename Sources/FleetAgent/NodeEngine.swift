@@ -233,24 +233,30 @@ public actor NodeEngine {
         self.config = config
         self.generation = generation
         holdEpoch += 1  // a new config tries the unmerge again
-        wakeup.signal()  // its mode may step sooner or later (`tuneInterval`)
         logger.info(
             "config installed",
             metadata: [
                 "generation": "\(generation.map(String.init) ?? "-")", "run": "\(config.run.rawValue)",
                 "mode": "\(config.mode.rawValue)", "thresCoef": "\(config.thresCoef)",
             ])
-        return await tune()
+        // Once this step has run (it may wait behind an unmerge): the loop works out its wait
+        // from the state it left (`tuneInterval`), sooner or later than the one it sleeps.
+        let outcome = await tune()
+        wakeup.signal()
+        return outcome
     }
 
     /// A throttle kick (server kickCounter change, watched directory, SIGUSR1); tunes at once.
     @discardableResult
     public func kick(source: String) async -> EngineOutcome {
         state = Tuner.kick(state: state, now: clock.now())
-        wakeup.signal()  // the next step is due sooner (`tuneInterval`)
         holdEpoch += 1  // a kick tries a held-back unmerge again
         logger.info("kick", metadata: ["source": "\(source)", "kicks": "\(state.throttle.kicks)"])
-        return await tune()
+        // Once this step has run (it may wait behind an unmerge): the loop works out its wait
+        // from the state it left (`tuneInterval`), sooner or later than the one it sleeps.
+        let outcome = await tune()
+        wakeup.signal()
+        return outcome
     }
 
     /// One tuning step with the current config (called every tuning interval).

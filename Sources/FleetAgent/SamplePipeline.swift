@@ -22,6 +22,9 @@ final class SamplePipeline {
     typealias Destination = (client: FleetClient, nodeId: String)
 
     let batchSize: Int
+    /// Samples per push now: `batchSize`, halved at each 413 a proxy in front of the server
+    /// answers (its body limit below a full batch), down to 1; kept for the agent's life.
+    private var pushLimit: Int
     var logger: Logger {
         didSet { sequence.logger = logger }
     }
@@ -44,6 +47,7 @@ final class SamplePipeline {
     init(stateDir: AgentStateDir, options: AgentOptions, logger: Logger) throws(AgentFileError) {
         self.logger = logger
         batchSize = options.batchSize
+        pushLimit = max(1, options.batchSize)
         spool = try SampleSpool(directory: stateDir.spoolDir, limits: options.spoolLimits)
         sequence = try SequenceNumbers(stateDir: stateDir, lastSpooled: spool.lastSeq, logger: logger)
         pushBackoff = Backoff(base: options.backoffBase, cap: options.backoffCap)
@@ -134,13 +138,13 @@ final class SamplePipeline {
             let fromSpool = !spool.isEmpty
             let batch: [StatusSample]
             if fromSpool {
-                do { batch = try spool.oldest(batchSize) } catch {
+                do { batch = try spool.oldest(pushLimit) } catch {
                     logger.error("cannot read the spool", metadata: ["error": "\(error)"])
                     spoolOutbox()
                     return .unreachable("spool unreadable")
                 }
             } else {
-                batch = Array(outbox.prefix(batchSize))
+                batch = Array(outbox.prefix(pushLimit))
             }
             guard let last = batch.last else { return nil }
             let (result, reported) = await push(batch, nodeId: nodeId, client: client)
@@ -165,6 +169,23 @@ final class SamplePipeline {
                 if Task.isCancelled {
                     spoolOutbox()
                     return error
+                }
+                // A proxy's body limit (413 not from the server): smaller batches, at once. A
+                // single sample still too large for it is dropped and counted, or it would hold
+                // back every sample behind it for ever.
+                if error.status == 413 {
+                    if batch.count > 1 {
+                        pushLimit = max(1, batch.count / 2)
+                        logger.warning(
+                            "a proxy refused a batch as too large; pushing smaller ones",
+                            metadata: ["error": "\(error)", "samples_per_push": "\(pushLimit)"])
+                    } else {
+                        logger.error(
+                            "a proxy refused a single sample as too large; dropping it",
+                            metadata: ["seq": "\(last.seq)", "error": "\(error)"])
+                        dropBatch(batch, fromSpool: fromSpool, last: last)
+                    }
+                    continue
                 }
                 if registration.serverFailed(error, on: client.options.serverURL),
                     let next = registration.connected

@@ -3,7 +3,7 @@ import Synchronization
 /// Ends a tuning loop's sleep early. The loops sleep until the engine's next step is due
 /// (`NodeEngine.tuneInterval`), and a kick or a new config changes when that is: a throttle kick
 /// steps down 30 s later, not at the loop's next 60 s tick (kata's throttler keeps 30 s, 2 min,
-/// 2 min; on the tick alone its aggressive scanning lasted up to 89 s).
+/// 2 min; on the tick alone its aggressive scanning lasted up to 89 s). One sleeper at a time.
 public final class ScheduleWakeup: Sendable {
     private struct State {
         /// Signalled while no sleep was waiting: the next one returns at once.
@@ -60,6 +60,8 @@ public final class ScheduleWakeup: Sendable {
                         return true
                     }
                     if Task.isCancelled { return true }  // its handler may have run already
+                    // One loop sleeps on a wakeup: a second sleeper would take the first's place.
+                    precondition(s.waiter == nil, "ScheduleWakeup has one sleeper at a time")
                     s.waiter = (id, c)
                     return false
                 }

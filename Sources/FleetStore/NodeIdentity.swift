@@ -287,9 +287,10 @@ extension FleetDatabase {
                 arguments: [accept ? "accepted" : "rejected", Time.ms(now), who.name, id])
             // Accepting a host for a live node voids the token of the host that holds it now, at
             // once (docs/identity.md): not when the newcomer next registers, up to its backoff
-            // later or never. Its registration key no longer proves anything either. Decided once:
-            // accepting again must not lock out the newcomer that has taken the node since.
-            if accept, p.status == "pending", p.reason == "conflict", let holder = p.holder?.nodeId {
+            // later or never. Its registration key no longer proves anything either. Not on a
+            // second acceptance: the newcomer may have taken the node since (an acceptance after a
+            // rejection does void it).
+            if accept, p.status != "accepted", p.reason == "conflict", let holder = p.holder?.nodeId {
                 try db.execute(
                     sql: """
                         UPDATE nodes SET token_hash = NULL, previous_token_hash = NULL, previous_token_expires_at = NULL,

@@ -260,7 +260,8 @@ extension FleetDatabase {
             var slices: Set<Int64> = []
             var maxRowid = watermark
             var keptStored = 0
-            var keptOf: [String: Set<Double>] = [:]
+            /// Data time of stored hours before the raw retention's cut, by node and hour.
+            var storedEarly: [String: [Double: Double]] = [:]
             for r in rows {
                 let rowid: Int64 = r[0]
                 maxRowid = max(maxRowid, rowid)
@@ -276,27 +277,25 @@ extension FleetDatabase {
             // Hours whose raw samples retention may have cut (their read reaches before the
             // cut): recomputed from what is left, a late sample's (a spool replayed after an
             // outage longer than the raw retention, a clock far behind) rewrote a stored hour
-            // with the late samples alone and deleted the stored hours beside it. A stored row
-            // there is kept as it is (the late samples in it go uncounted); an hour without one
-            // had no data, so the late samples are all of it and it is computed.
+            // with the late samples alone and deleted the stored hours beside it. Such an hour's
+            // stored row is kept when what is left holds less data time than it does (its own
+            // samples are gone; the late samples in it go uncounted); else, as for an hour
+            // without a row (the node sent nothing then) or one an earlier pass computed from
+            // the first of the late samples, the recomputed row replaces it.
             if let cut = try Self.stateValue(db, Self.samplesCutKey) {
                 let whole = ((Double(cut) / 1000 + policy.maxGapSeconds) / ReportTime.hour).rounded(.up) * ReportTime.hour
                 for (node, hours) in touched {
-                    let early = hours.filter { $0 < whole }
-                    guard let first = early.min() else { continue }
-                    let stored = Set(
-                        try Int64.fetchAll(
-                            db,
-                            sql: "SELECT bucket_start FROM rollup_hour WHERE node_id = ? AND bucket_start >= ? AND bucket_start < ?",
-                            arguments: [node, Int64(first), Int64(whole)]
-                        ).map(Double.init))
-                    let keep = early.filter { stored.contains($0) }
-                    guard !keep.isEmpty else { continue }
-                    touched[node] = hours.subtracting(keep)
-                    keptOf[node] = Set(keep)
-                    keptStored += keep.count
+                    guard let first = hours.filter({ $0 < whole }).min() else { continue }
+                    var stored: [Double: Double] = [:]
+                    for r in try StoreRow.fetchAll(
+                        db,
+                        sql: "SELECT bucket_start, data_seconds FROM rollup_hour WHERE node_id = ? AND bucket_start >= ? AND bucket_start < ?",
+                        arguments: [node, Int64(first), Int64(whole)])
+                    {
+                        stored[Double(r[0] as Int64)] = r[1]
+                    }
+                    if !stored.isEmpty { storedEarly[node] = stored }
                 }
-                touched = touched.filter { !$0.value.isEmpty }
             }
             var pending: Set<NodeBucket> = []
             for p in pendingBefore where !(touched[p.nodeId]?.contains(p.start) ?? false) {
@@ -359,7 +358,12 @@ extension FleetDatabase {
                             // a sample dated ahead of the server (a clock up to 10 minutes fast
                             // is accepted) holds time in a later hour still: every hour up to its
                             // tail stays pending, or a node that stops then loses that time.
-                            let latest = max(horizon, samples.map(\.at).max() ?? horizon)
+                            // Bounded by the skew a sample may have when accepted (measured on
+                            // the accepting replica's clock; a later step back of this one's
+                            // must not keep a day of hours pending).
+                            let latest = min(
+                                max(horizon, samples.map(\.at).max() ?? horizon),
+                                horizon + StatusSample.maxClockAheadSeconds)
                             var h = ReportTime.hourStart(horizon)
                             while h <= ReportTime.hourStart(latest + policy.tailSeconds) {
                                 cut.insert(NodeBucket(nodeId: node, start: h))
@@ -368,9 +372,12 @@ extension FleetDatabase {
                         }
                         var h = from
                         while h < to {
-                            // A stored hour retention cut into is kept as it is (above), also
-                            // when it lies between two recomputed ones.
-                            if keptOf[node]?.contains(h) == true {
+                            // A stored hour retention cut into, with more data time than what
+                            // is left of its samples gives, is kept as it is (above).
+                            if let storedSeconds = storedEarly[node]?[h],
+                                (result.buckets[h]?.dataSeconds ?? 0) < storedSeconds
+                            {
+                                keptStored += 1
                                 h += ReportTime.hour
                                 continue
                             }

@@ -96,7 +96,8 @@ struct StatusCommand: AsyncParsableCommand {
             kv.add("Phases", phases.isEmpty ? "-" : phases.joined(separator: ", "))
             kv.add("Drift", status.driftNodes == 0 ? "none" : "\(status.driftNodes) node(s) lag their desired config")
             kv.add("Memory saved", "\(Fmt.bytes(status.savedBytes)) (online nodes, last samples)")
-            if status.online < status.nodes {
+            // Nodes that reported once and stopped (a node that never reported has no figure).
+            if status.agentStopped + status.offline > 0 {
                 kv.add(
                     "Not reporting",
                     "\(Fmt.bytes(status.lastKnownSavedBytesNotReporting)) at their last report"

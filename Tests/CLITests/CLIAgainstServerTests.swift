@@ -88,6 +88,28 @@ struct CLIAgainstServerTests {
         }
     }
 
+    /// A node that registered and sent nothing yet: never reported, seen at its registration,
+    /// not "last reported", and no "Not reporting" line of figures it never had.
+    @Test("status: a node that never reported says so, seen at its registration")
+    func neverReported() async throws {
+        try await Fleet.with { f in
+            let enroll = try await f.server.makeEnrollmentToken()
+            let anonymous = try FleetClient(ClientOptions(serverURL: f.server.baseURL))
+            _ = try await anonymous.register(
+                RegisterRequest(
+                    hostname: "fresh-1", machineId: "machine-fresh-\(UUID().uuidString)", kernel: "6.8.0-test",
+                    memTotalBytes: 16 << 30, numaNodes: 1, ksmFeatures: ["run"], agentVersion: "0.1.0-test",
+                    pageSize: Fleet.pageSize),
+                enrollmentToken: enroll)
+            let table = try await f.cli(["status"])
+            #expect(table.status == 0, "\(table)")
+            #expect(table.stdout.contains("1 never reported)"), "\(table)")
+            #expect(table.stdout.contains("never reported, registered"), "\(table)")
+            #expect(!table.stdout.contains("never reported, last reported"), "\(table)")
+            #expect(!table.stdout.contains("Not reporting:"), "a line of figures it never had: \(table)")
+        }
+    }
+
     @Test("nodes show by name and by id, and nodes label set/remove")
     func showAndLabel() async throws {
         try await Fleet.with { f in

@@ -189,6 +189,55 @@ struct ProxyAnswerTests {
         }
     }
 
+    /// A proxy whose body limit is below a full batch (ingress-nginx's 1 MiB against 500 samples
+    /// with process reports) answers 413 with its own page: retried as it was, the spool, pushed
+    /// first, never reached the server again. The agent pushes smaller batches; a single sample
+    /// still refused is dropped and counted rather than holding back every sample behind it.
+    @Test("a proxy's 413: smaller batches at once, down to one sample, which is then dropped and counted")
+    func proxyBodyLimit() async throws {
+        let log = LogCapture()
+        let pushes = Mutex(0)
+        let ack = #"{"highestSeq":1,"stored":1,"duplicates":0}"#
+        let run = try StubbedAgent(name: "proxy-413", logger: log.logger()) { path in
+            guard path.hasSuffix("/samples") else { return nil }
+            // The first pushes are too large for the proxy; then it lets them through.
+            let n = pushes.withLock { p -> Int in
+                p += 1
+                return p
+            }
+            return n <= 2
+                ? .init(status: 413, body: "<html>413 Request Entity Too Large</html>", contentType: "text/html")
+                : .init(status: 200, body: ack)
+        }
+        defer { run.cleanUp() }
+        let accepted = await waitUntil(timeout: .seconds(15), poll: .milliseconds(20)) {
+            await run.agent.agent.status().lastAckedSeq != nil
+        }
+        #expect(accepted, "no push went through after the proxy's 413s: \(run.stub.requestLines)")
+        let smaller = log.messages(containing: "pushing smaller ones")
+        #expect(!smaller.isEmpty, "no smaller batches after a 413")
+        let status = await run.agent.agent.status()
+        #expect(status.dropped == 0)
+        _ = await run.stop()
+    }
+
+    @Test("a proxy that refuses even one sample (413): it is dropped and counted, the rest goes on")
+    func proxyRefusingOneSample() async throws {
+        let log = LogCapture()
+        let run = try StubbedAgent(name: "proxy-413-one", logger: log.logger()) { path in
+            guard path.hasSuffix("/samples") else { return nil }
+            return .init(status: 413, body: "<html>413 Request Entity Too Large</html>", contentType: "text/html")
+        }
+        defer { run.cleanUp() }
+        let dropped = await waitUntil(timeout: .seconds(15), poll: .milliseconds(20)) {
+            await run.agent.agent.status().dropped > 0
+        }
+        let status = await run.agent.agent.status()
+        #expect(dropped, "a sample the proxy never takes held back the rest: \(status)")
+        #expect(!log.messages(containing: "a proxy refused a single sample as too large").isEmpty)
+        _ = await run.stop()
+    }
+
     @Test("a proxy's 403 on the registration is retried, not taken for a refused enrollment token (exit 3)")
     func proxyRefusingTheRegistration() async throws {
         let stub = try StubServer { _, _ in .init(status: 403, body: Self.html, contentType: "text/html") }

@@ -161,6 +161,30 @@ import TestSupport
         #expect(refused.headers["set-cookie"]?.contains("ksmfleet_session=") != true)
     }
 
+    /// Sign-ins that check no token (an expired form, a body that is not a form) are not counted
+    /// as guesses: the attempt counted when it was let through is given back.
+    @Test func signInsThatCheckNoTokenAreNotCounted() async throws {
+        let server = try await TestServer.start(configure: { $0.loginMaxFailures = 2 })
+        defer {
+            Task {
+                await server.stop(); server.removeDataDir()
+            }
+        }
+        let client = try Fixtures.client(server.baseURL, token: nil)
+        for _ in 0..<4 {
+            let garbled = try await client.send(
+                method: "POST", path: "/login", headers: ["Content-Type": "application/x-www-form-urlencoded"],
+                body: Data("token=%zz&csrf=%".utf8))
+            #expect(garbled.status == 400, "\(garbled.status)")
+            let expired = try await client.send(
+                method: "POST", path: "/login", headers: ["Content-Type": "application/x-www-form-urlencoded"],
+                body: Data("csrf=stale&token=ka_x".utf8))
+            #expect(expired.status == 401 && expired.text.contains("The sign-in form expired"), "\(expired.status)")
+        }
+        let ok = try await Self.signIn(client, token: server.adminToken, next: "/")
+        #expect(ok.status == 303, "the right token was throttled after attempts that checked none: \(ok.status)")
+    }
+
     /// An error no dashboard page renders itself (a mistyped path, a form that is not
     /// URL-encoded data) is a page a browser shows, with the reason escaped and a way back; the
     /// API and the operations routes keep their JSON.

@@ -57,15 +57,25 @@ struct DashboardLoginController<Context: RemoteAddressRequestContext>: Sendable 
             r.headers[.retryAfter] = "\(wait)"
             return r
         }
-        let form = try DashboardForm.decode(LoginForm.self, from: try await HTTP.body(request, limit: 16 * 1024))
-        guard let pre = request.cookies[DashboardSessions.loginCookie]?.value, let posted = form.csrf,
-            Secrets.constantTimeEqual(pre, posted)
-        else {
+        // An attempt that fails before a token is checked (a bad body, the database away during
+        // the look-up) gives its count back: an admin retrying through an outage is no guesser.
+        let form: LoginForm
+        let found: Credential?
+        do {
+            form = try DashboardForm.decode(LoginForm.self, from: try await HTTP.body(request, limit: 16 * 1024))
+            guard let pre = request.cookies[DashboardSessions.loginCookie]?.value, let posted = form.csrf,
+                Secrets.constantTimeEqual(pre, posted)
+            else {
+                state.loginThrottle.checkedNoToken(address)
+                return try renderLogin(request, error: "The sign-in form expired. Please try again.")
+            }
+            let token = (form.token ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+            found = token.isEmpty ? nil : try await state.auth.credential(token: token)
+        } catch {
             state.loginThrottle.checkedNoToken(address)
-            return try renderLogin(request, error: "The sign-in form expired. Please try again.")
+            throw error
         }
-        let token = (form.token ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !token.isEmpty, let credential = try await state.auth.credential(token: token) else {
+        guard let credential = found else {
             state.logger.notice("dashboard sign-in refused: wrong token", metadata: ["address": "\(address)"])
             return try renderLogin(
                 request, error: "That is neither the admin token nor a live credential (revoked or expired ones stop working).")
