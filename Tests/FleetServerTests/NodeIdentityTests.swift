@@ -133,6 +133,22 @@ import Testing
         #expect(try await newClient.config(nodeId: old.nodeId, ifNoneMatch: nil, waitSeconds: nil) != nil)
     }
 
+    /// Rejected by mistake, then accepted: the acceptance voids the holder's token as a first
+    /// one does (only a second acceptance leaves the node's token alone).
+    @Test("an acceptance after a rejection voids the holder's token")
+    func acceptAfterReject() async throws {
+        let h = try await Harness.start()
+        defer { Task { await h.finish() } }
+        let (old, oldClient) = try await h.register(machineId: "host-9", hostname: "host-9")
+        #expect(code(try await attempt(h, machineId: "host-9", hostname: "host-9", key: "kr_new"))?.0 == 409)
+        let p = try #require(try await h.admin.pendingRegistrations().registrations.first)
+        _ = try await h.admin.decideRegistration(p.id, accept: false)
+        #expect(try await oldClient.config(nodeId: old.nodeId, ifNoneMatch: nil, waitSeconds: nil) != nil, "a rejection voids nothing")
+        _ = try await h.admin.decideRegistration(p.id, accept: true)
+        let void = await apiError { _ = try await oldClient.config(nodeId: old.nodeId, ifNoneMatch: nil, waitSeconds: nil) }
+        #expect(void?.0 == 401, "the holder's token still works after the acceptance")
+    }
+
     @Test("an agent whose registration answer was lost asks again with its key and gets its node back; another key, or once the node pushed, is pending")
     func lostRegistrationAnswer() async throws {
         let h = try await Harness.start()
