@@ -34,6 +34,9 @@ public enum APIErrorCode {
     public static let unauthorized = "unauthorized"
     public static let forbidden = "forbidden"
     public static let notFound = "not_found"
+    /// 404: no route for this method and path (a mistyped path, or a route an older server lacks):
+    /// not `not_found`, which an agent takes for its node being gone (it registers again).
+    public static let noRoute = "no_route"
     public static let generationConflict = "generation_conflict"
     public static let bodyTooLarge = "body_too_large"
     public static let internalError = "internal_error"

@@ -104,7 +104,11 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
                     e.headers[.allow] = allowed.joined(separator: ", ")
                     return e
                 }
-                return .notFound(message ?? "no route \(request.method) \(request.uri.path)")
+                guard let message else {
+                    return APIError(
+                        .notFound, code: APIErrorCode.noRoute, message: "no route \(request.method) \(request.uri.path)")
+                }
+                return .notFound(message)
             case .methodNotAllowed:
                 return APIError(status, code: "method_not_allowed", message: message ?? "method not allowed")
             case .contentTooLarge:

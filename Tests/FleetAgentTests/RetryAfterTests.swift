@@ -196,16 +196,24 @@ struct ProxyAnswerTests {
     @Test("a proxy's 413: smaller batches at once, down to one sample, which is then dropped and counted")
     func proxyBodyLimit() async throws {
         let log = LogCapture()
-        let pushes = Mutex(0)
+        // 40 samples spooled before the start (a backlog): the first push carries them all, and
+        // the proxy refuses two pushes as too large, then lets them through.
+        let tooLarge = Mutex(0)
         let ack = #"{"highestSeq":1,"stored":1,"duplicates":0}"#
-        let run = try StubbedAgent(name: "proxy-413", logger: log.logger()) { path in
-            guard path.hasSuffix("/samples") else { return nil }
-            // The first pushes are too large for the proxy; then it lets them through.
-            let n = pushes.withLock { p -> Int in
-                p += 1
-                return p
+        let run = try StubbedAgent(
+            name: "proxy-413", logger: log.logger(),
+            prepare: { stateDir in
+                var spool = try SampleSpool(directory: try AgentStateDir(stateDir).spoolDir)
+                try spool.append((1...40).map(makeSample))
             }
-            return n <= 2
+        ) { path in
+            if path.hasSuffix("/config") { return .init(status: 304, body: "") }
+            guard path.hasSuffix("/samples") else { return nil }
+            let refuse = tooLarge.withLock { n -> Bool in
+                n += 1
+                return n <= 2
+            }
+            return refuse
                 ? .init(status: 413, body: "<html>413 Request Entity Too Large</html>", contentType: "text/html")
                 : .init(status: 200, body: ack)
         }
@@ -225,6 +233,7 @@ struct ProxyAnswerTests {
     func proxyRefusingOneSample() async throws {
         let log = LogCapture()
         let run = try StubbedAgent(name: "proxy-413-one", logger: log.logger()) { path in
+            if path.hasSuffix("/config") { return .init(status: 304, body: "") }
             guard path.hasSuffix("/samples") else { return nil }
             return .init(status: 413, body: "<html>413 Request Entity Too Large</html>", contentType: "text/html")
         }
@@ -235,6 +244,23 @@ struct ProxyAnswerTests {
         let status = await run.agent.agent.status()
         #expect(dropped, "a sample the proxy never takes held back the rest: \(status)")
         #expect(!log.messages(containing: "a proxy refused a single sample as too large").isEmpty)
+        _ = await run.stop()
+    }
+
+    /// A route the server does not have (an older server, a path a proxy maps elsewhere) is 404
+    /// `no_route`, not the `not_found` of a deleted node: the agent keeps its identity.
+    @Test("a 404 no_route on the poll is not taken for the node being gone")
+    func noRouteKeepsTheIdentity() async throws {
+        let run = try StubbedAgent(name: "no-route") { path in
+            if path.hasSuffix("/config") {
+                return .init(status: 404, body: #"{"error":{"code":"no_route","message":"no route GET /api/v1/nodes/x/config"}}"#)
+            }
+            return nil
+        }
+        defer { run.cleanUp() }
+        let polled = await waitUntil(timeout: .seconds(15), poll: .milliseconds(20)) { run.count("/config") >= 3 }
+        #expect(polled, "\(run.stub.requestLines)")
+        #expect(run.count(APIPaths.register) == 1, "registered again on a missing route: \(run.stub.requestLines)")
         _ = await run.stop()
     }
 
@@ -263,7 +289,11 @@ private struct StubbedAgent {
     let agent: RunningAgent
     let root: String
 
-    init(name: String, logger: Logger? = nil, route: @escaping @Sendable (_ path: String) -> StubServer.Reply?) throws {
+    /// `prepare` runs on the state directory before the agent starts.
+    init(
+        name: String, logger: Logger? = nil, prepare: (String) throws -> Void = { _ in },
+        route: @escaping @Sendable (_ path: String) -> StubServer.Reply?
+    ) throws {
         let registered = String(
             decoding: try StrictJSON.encoder().encode(
                 RegisterResponse(
@@ -278,6 +308,7 @@ private struct StubbedAgent {
         var o = testAgentOptions(server: stub.baseURL, enrollToken: "ksme_stub", stateDir: root + "/state", name: name)
         o.serverURLs = [stub.baseURL]
         do {
+            try prepare(root + "/state")
             agent = try RunningAgent.start(o, name: name, logger: logger)
         } catch {
             stub.stop()

@@ -277,7 +277,7 @@ struct BadInput: Sendable, CustomTestStringConvertible {
         BadInput(name: "unknown node", method: "GET", path: "/api/v1/nodes/n-000000000000", token: .admin, body: nil,
                  status: 404, code: "not_found", field: nil),
         BadInput(name: "unknown route", method: "GET", path: "/api/v1/nope", token: .admin, body: nil,
-                 status: 404, code: "not_found", field: nil),
+                 status: 404, code: "no_route", field: nil),
         BadInput(name: "wrong method", method: "DELETE", path: "/api/v1/config/apply", token: .admin, body: nil,
                  status: 405, code: "method_not_allowed", field: nil),
         BadInput(name: "bad wait", method: "GET", path: config + "?wait=soon", token: .admin, body: nil,
