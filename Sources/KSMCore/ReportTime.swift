@@ -76,12 +76,17 @@ public enum ReportTime {
     /// or from now as `direction` says, or as its sign says (`-24h` ago, `+7d` from now); a UTC
     /// date `YYYY-MM-DD`; ISO 8601 `YYYY-MM-DDTHH:MM[:SS[.fff]](Z|±HH:MM|±HHMM)` (a space may
     /// replace the T; without a zone it is UTC; `Timestamp`'s `.lenient` form); or Unix seconds
-    /// `@1700000000`. Returns Unix seconds, nil when the text is none of these.
+    /// `@1700000000` (within ±10¹¹). Returns Unix seconds, nil when the text is none of these.
     public static func parse(_ text: String, now: Double, direction: Direction = .past) -> Double? {
         let s = text.trimmed
         if s.isEmpty { return nil }
         if s.lowercased() == "now" { return now }
-        if s.hasPrefix("@") { return Double(s.dropFirst()) }
+        if s.hasPrefix("@") {
+            // Finite and within ±10¹¹ s (about the year 5138): `@nan`, `@inf` or `@1e17` trapped
+            // the server where a time becomes an integer (any signed-in viewer's report link).
+            guard let v = Double(s.dropFirst()), v.isFinite, abs(v) <= 1e11 else { return nil }
+            return v
+        }
         if let seconds = durationSeconds(s) {
             var ago = direction == .past
             if s.hasPrefix("-") { ago = true }

@@ -143,3 +143,19 @@ import Testing
         }
     }
 }
+
+/// A time no integer holds (`@nan`, `@1e17`) in a report or audit query trapped the server (a
+/// viewer could end the process with a link): refused as a value, and the server goes on.
+@Suite struct UnrepresentableTimeTests {
+    @Test func aTimeNoIntegerHoldsIsRefusedNotATrap() async throws {
+        let h = try await Harness.start()
+        defer { Task { await h.finish() } }
+        for (path, name) in [("/api/v1/audit", "since"), (APIPaths.savingsReport, "since"), (APIPaths.savingsReport, "until")] {
+            for bad in ["@nan", "@1e17", "@inf"] {
+                let r = try await h.admin.send(method: "GET", path: path, query: [(name, bad)])
+                #expect(r.status == 422 || r.status == 400, "\(path)?\(name)=\(bad): \(r.status) \(r.text)")
+            }
+        }
+        #expect(try await h.admin.listNodes().nodes.isEmpty, "the server went away")
+    }
+}

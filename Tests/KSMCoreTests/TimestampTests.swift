@@ -58,6 +58,13 @@ import Testing
         #expect(ReportTime.parse("7x", now: now) == nil)
         #expect(ReportTime.parse("-", now: now) == nil)
         #expect(ReportTime.parse("1e10d", now: now) == nil)
+        // Unix seconds, finite and within ±10¹¹: `@nan` and `@1e17` trapped the server where the
+        // time became an integer (a viewer's report or audit link).
+        #expect(ReportTime.parse("@1700000000", now: now) == 1_700_000_000)
+        #expect(ReportTime.parse("@-5", now: now) == -5)
+        for bad in ["@nan", "@inf", "@-inf", "@1e17", "@", "@x"] {
+            #expect(ReportTime.parse(bad, now: now) == nil, "\(bad)")
+        }
         #expect(ReportTime.parse("--7d", now: now) == nil)
         #expect(ReportTime.parse("2026-02-30", now: now) == nil, "calendar values are checked")
     }

@@ -27,7 +27,7 @@ struct ReportQuery: Sendable, Equatable {
         var until = ReportTime.parseDate(untilText, now: now)
         if since == nil { error = "'\(sinceText)' is not a time (use 2026-11-01, 2026-11-01T12:00:00Z or -7d)" }
         if until == nil { error = "'\(untilText)' is not a time (use 2026-11-01, 2026-11-01T12:00:00Z or now)" }
-        if let s = since, let u = until, s >= u { error = "the start must be before the end" }
+        if let s = since, let u = until, !(s < u) { error = "the start must be before the end" }
         if let s = since, let u = until, u.timeIntervalSince(s) > 3 * 366 * 86400 {
             error = "the period may be at most 3 years"
         }
