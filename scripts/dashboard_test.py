@@ -344,6 +344,14 @@ def main():
               and cfg.get("mergeAcrossNodes") == 1, cfg)
         gen = cfg.get("generation")
         shot("05-node-saved")
+        # Looking at a preset and coming back to customized keeps the node's own parameters (the
+        # preset's values stayed in the fields, and a save stored them).
+        Select(driver.find_element(By.ID, "mode")).select_by_value("high")
+        high_boost = driver.find_element(By.ID, "boost").get_attribute("value")
+        Select(driver.find_element(By.ID, "mode")).select_by_value("customized")
+        back = [driver.find_element(By.ID, f).get_attribute("value") for f in ["boost", "maxPages"]]
+        check("config form: a preset looked at and left gives the node's parameters back",
+              high_boost == "200" and back == ["300", "5000"], (high_boost, back))
 
         # An invalid edit: minPages > maxPages and thresCoef out of range.
         for fid, val in [("minPages", "6000"), ("thresCoef", "150")]:
