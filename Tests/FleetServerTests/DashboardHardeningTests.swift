@@ -161,6 +161,30 @@ import TestSupport
         #expect(refused.headers["set-cookie"]?.contains("ksmfleet_session=") != true)
     }
 
+    /// A link followed signed out comes back with its query after the sign-in (a shared report
+    /// link kept its period only as a path); a banner shows only the numbers the server puts in.
+    @Test func signInKeepsTheQueryAndBannersAreTheServers() async throws {
+        try await Self.signedIn { server, browser in
+            let client = try Fixtures.client(server.baseURL, token: nil)
+            let out = try await client.send(method: "GET", path: "/reports", query: [("since", "-30d"), ("by", "label")])
+            #expect(out.status == 303, "\(out.status)")
+            let location = out.headers["location"] ?? ""
+            #expect(location.contains("next=%2Freports%3Fsince%3D-30d%26by%3Dlabel"), "\(location)")
+            let posted = try await client.send(
+                method: "POST", path: "/nodes/n-abc/config", headers: ["Content-Type": DashboardBrowser.form],
+                body: Data("csrf=x".utf8))
+            #expect(posted.headers["location"]?.contains("next=%2Fnodes%2Fn-abc") == true, "\(posted.headers)")
+            #expect(posted.headers["location"]?.contains("config") == false, "\(posted.headers)")
+            let enroll = try await server.makeEnrollmentToken()
+            let reg = try await Fixtures.client(server.baseURL, token: nil).register(
+                Fixtures.registerRequest(machineId: "m-banner", hostname: "banner"), enrollmentToken: enroll)
+            let spoofed = try await browser.get("/nodes/\(reg.nodeId)", query: [("saved", "7 — call +1 555 0100")])
+            #expect(spoofed.status == 200 && !spoofed.text.contains("555 0100"), "a link's text in the banner")
+            let real = try await browser.get("/nodes/\(reg.nodeId)", query: [("saved", "7")])
+            #expect(real.text.contains("Saved: the config is now generation 7."))
+        }
+    }
+
     /// Sign-ins that check no token (an expired form, a body that is not a form) are not counted
     /// as guesses: the attempt counted when it was let through is given back.
     @Test func signInsThatCheckNoTokenAreNotCounted() async throws {

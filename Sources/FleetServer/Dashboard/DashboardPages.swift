@@ -50,9 +50,17 @@ struct DashboardPages: Sendable {
         return r
     }
 
-    /// To the login page, which comes back here after signing in.
+    /// To the login page, which comes back here after signing in: to the same page and query
+    /// for a GET (a shared report link keeps its period), to the path's page for a form posted
+    /// after the session ended (`/nodes/x/config` has no page of its own: its node's).
     static func toLogin(_ request: Request) -> Response {
-        redirect("/login?next=" + HTML.q(request.uri.path))
+        var back = request.uri.path
+        if request.method == .get, let query = request.uri.query, !query.isEmpty {
+            back += "?" + query
+        } else if request.method != .get, back.hasPrefix("/nodes/") {
+            back = "/nodes/" + (back.dropFirst("/nodes/".count).split(separator: "/").first.map(String.init) ?? "")
+        }
+        return redirect("/login?next=" + HTML.q(back))
     }
 
     /// 403: a form without a valid CSRF token.

@@ -260,8 +260,9 @@ extension DashboardController {
         let (raw, stored) = try await node(context)
         guard let stored else { return try notFound(raw, session: session) }
         var flash: String?
-        if let g = HTTP.query(request, "saved") { flash = "Saved: the config is now generation \(g)." }
-        if let k = HTTP.query(request, "kicked") {
+        // Numbers only: the banner is the server's word, not any text a link carries.
+        if let g = HTTP.query(request, "saved").flatMap(Int64.init) { flash = "Saved: the config is now generation \(g)." }
+        if let k = HTTP.query(request, "kicked").flatMap(Int64.init) {
             flash = "Kicked: kick counter \(k); the agent goes aggressive on its next poll."
         }
         if HTTP.query(request, "unchanged") != nil { flash = "Nothing changed." }
