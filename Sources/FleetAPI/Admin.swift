@@ -241,6 +241,13 @@ public func parseSelector(_ text: String) throws(InputError) -> [String: String]
         guard kv.count == 2, !kv[0].isEmpty else {
             throw InputError(code: "invalid_value", field: "selector", message: "'\(part)' is not key=value")
         }
+        // `env=prod,env=staging` matches no node (all must match); keeping the last value
+        // changed every env=staging node instead.
+        guard out[kv[0]] == nil else {
+            throw InputError(
+                code: "invalid_value", field: "selector",
+                message: "'\(kv[0])' is named twice; a node has one value per label (all pairs must match)")
+        }
         out[kv[0]] = kv[1]
     }
     if out.isEmpty { throw InputError(code: "invalid_value", field: "selector", message: "empty selector") }

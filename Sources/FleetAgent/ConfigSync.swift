@@ -67,7 +67,9 @@ final class ConfigSync {
             logger.error("cannot store the config in the state directory", metadata: ["error": "\(error)"])
         }
         let changed = previous?.generation != next.generation || previous?.config != next.config
-        let kicked = previous.map { $0.kickCounter != next.kickCounter } ?? false
+        // A kick is the counter going up: a lower one (the node registered anew, its counter
+        // back at 0, or the server's database restored) is taken as the new base, not a kick.
+        let kicked = previous.map { next.kickCounter > $0.kickCounter } ?? false
         if changed || previous == nil {
             let outcome = await engine.setConfig(valid, generation: next.generation)
             logger.info(

@@ -242,5 +242,7 @@ struct ConfigPatchTests {
         #expect(try parseSelector("rack=a, zone = eu") == ["rack": "a", "zone": "eu"])
         #expect(throws: InputError.self) { try parseSelector("rack") }
         #expect(throws: InputError.self) { try parseSelector("") }
+        // A key twice matches no node; keeping the last value matched every env=staging node.
+        #expect(throws: InputError.self) { try parseSelector("env=prod,env=staging") }
     }
 }
