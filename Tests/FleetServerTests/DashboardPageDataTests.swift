@@ -242,6 +242,19 @@ import Testing
         #expect(zeros.components(separatedBy: "text-anchor=\"end\"").count - 1 == 5)
     }
 
+    /// Hour buckets of a node registered mid-hour: the first begins before the chart's start.
+    /// It was left out of the line but counted as the second's neighbour, so neither a segment
+    /// nor a dot was drawn (a path of a lone "M").
+    @Test func aBucketThatBeganBeforeTheChartIsDrawnAtItsStart() {
+        let from = 1_790_000_000.0
+        let chart = Charts.line(
+            id: "c", title: "saved", points: [.init(t: from - 2400, v: 5), .init(t: from + 1200, v: 7)], gaps: [],
+            from: from, to: from + 7200, maxStep: 5400, unit: { HTML.bytes($0) }, binary: true)
+        let d = chart.components(separatedBy: "<path d=\"").dropFirst().first?.prefix(while: { $0 != "\"" }) ?? ""
+        #expect(d.contains("L") || chart.contains("<circle"), "nothing visible drawn: \(d)")
+        #expect(d.hasPrefix("M74,"), "the first bucket is drawn at the chart's start: \(d)")
+    }
+
     @Test func reportQueryFallsBackToTheLastWeekWithAReason() {
         let bad = ReportQuery(since: "yesterday", until: nil, by: "node", label: nil, now: Self.now)
         #expect(bad.error?.contains("'yesterday' is not a time") == true)

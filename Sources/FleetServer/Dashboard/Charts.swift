@@ -77,10 +77,19 @@ enum Charts {
             svg += "<text x=\"\(f(xx))\" y=\"\(f(h - 10))\" text-anchor=\"middle\">\(label)</text>"
             tick += step
         }
+        // The points drawn, once for the line and its dots: a bucket that began before `from`
+        // (an hour bucket of a period starting inside it, a node registered mid-hour) is drawn
+        // at `from`; it was left out of the line but counted as a neighbour by the dots, so a
+        // chart of two such buckets drew a lone "M" and nothing visible.
+        let sorted = points.compactMap { p -> Point? in
+            if p.t > to { return nil }
+            if p.t < from { return p.t >= from - maxStep ? Point(t: from, v: p.v) : nil }
+            return p
+        }.sorted(by: { $0.t < $1.t })
         // The line, broken at gaps.
         var path = ""
         var prev: Double?
-        for p in points.sorted(by: { $0.t < $1.t }) where p.t >= from && p.t <= to {
+        for p in sorted {
             let cmd = (prev == nil || p.t - (prev ?? 0) > maxStep) ? "M" : "L"
             path += "\(cmd)\(f(x(p.t))),\(f(y(p.v)))"
             prev = p.t
@@ -89,7 +98,6 @@ enum Charts {
             svg += "<path d=\"\(path)\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\" stroke-linejoin=\"round\"/>"
         }
         // Lone points (no neighbour within maxStep) as dots so they are not invisible.
-        let sorted = points.sorted(by: { $0.t < $1.t })
         for (i, p) in sorted.enumerated() {
             let near = (i > 0 && p.t - sorted[i - 1].t <= maxStep) || (i + 1 < sorted.count && sorted[i + 1].t - p.t <= maxStep)
             if !near { svg += "<circle cx=\"\(f(x(p.t)))\" cy=\"\(f(y(p.v)))\" r=\"2.5\" fill=\"\(color)\"/>" }
