@@ -66,11 +66,17 @@ struct AuditController<Context: RequestContext>: Sendable {
     /// The filter of an audit query (`node`, `credential`, `action`, `since`, `until`, `record`,
     /// `afterNode`, `limit`). Without a `limit` (or with an empty one): `defaultLimit` when given
     /// (the dashboard's page size), the filter's own otherwise.
-    static func filter(_ request: Request, state: ServerState, defaultLimit: Int? = nil) async throws -> AuditFilter {
+    /// `form`: the dashboard's GET form (a `+` is a space, `HTTP.formQuery`), not the API's.
+    static func filter(_ request: Request, state: ServerState, defaultLimit: Int? = nil, form: Bool = false) async throws
+        -> AuditFilter
+    {
+        func param(_ name: String) -> String? {
+            form ? HTTP.formQuery(request, name).flatMap { $0.isEmpty ? nil : $0 } : HTTP.param(request, name)
+        }
         var filter = AuditFilter()
         let now = Date()
         for name in ["since", "until"] {
-            guard let text = HTTP.param(request, name) else { continue }
+            guard let text = param(name) else { continue }
             guard let d = ReportTime.parseDate(text, now: now) else {
                 throw APIError.invalidValue(
                     name, "'\(text)' is not a time: use ISO 8601 (2026-11-01T00:00:00Z), a date (2026-11-01), now, or -24h / -30d")
@@ -82,24 +88,24 @@ struct AuditController<Context: RequestContext>: Sendable {
         } else if let defaultLimit {
             filter.limit = defaultLimit
         }
-        if let n = HTTP.param(request, "node") {
+        if let n = param("node") {
             // A name of a live node means its id; else the text as given (a deleted node's id).
             filter.nodeId = try await state.database.node(idOrName: n)?.id ?? n
         }
-        if let r = HTTP.param(request, "record") {
+        if let r = param("record") {
             guard let v = Int64(r), v > 0 else {
                 throw APIError.invalidValue("record", "record must be an audit record's id (a whole number from 1)")
             }
             filter.record = v
         }
-        if let a = HTTP.param(request, "afterNode") {
+        if let a = param("afterNode") {
             guard filter.record != nil else {
                 throw APIError.invalidValue("afterNode", "afterNode pages the nodes of one record: give record too")
             }
             filter.afterNode = a
         }
-        if let c = HTTP.param(request, "credential") { filter.credential = c }
-        if let a = HTTP.param(request, "action") { filter.action = a }
+        if let c = param("credential") { filter.credential = c }
+        if let a = param("action") { filter.action = a }
         return filter
     }
 

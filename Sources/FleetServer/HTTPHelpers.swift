@@ -120,6 +120,13 @@ enum HTTP {
         request.uri.queryParameters[Substring(name)].map(String.init)
     }
 
+    /// Query parameter `name` of a dashboard GET form: as a browser sends a form, `+` is a
+    /// space (`rack=r1, zone=a` typed in the nodes filter arrives as `rack%3Dr1%2C+zone%3Da`; a
+    /// `+` typed is sent as %2B). Not for the API, whose clients may send `+02:00` unescaped.
+    static func formQuery(_ request: Request, _ name: String) -> String? {
+        query(request, name).map { $0.replacing("+", with: " ") }
+    }
+
     /// Query parameter `name` of an API request; nil when it is absent or empty: an API parameter
     /// given empty (a template with its variable unset) is as if not given (openapi.yaml).
     static func param(_ request: Request, _ name: String) -> String? {

@@ -185,6 +185,18 @@ import TestSupport
         }
     }
 
+    /// A browser sends a GET form's spaces as `+`: the dashboard's filters read them as spaces
+    /// (a date typed as `2026-11-01 12:00` was "not a time"; `rack=r1, zone=a` became the key
+    /// `+zone` and matched nothing, without a word).
+    @Test func getFormsReadPlusAsASpace() async throws {
+        try await Self.signedIn { _, browser in
+            let report = try await browser.get("/reports?since=2026-11-01+12%3A00&until=now")
+            #expect(report.status == 200 && !report.text.contains("is not a time"), "\(report.status)")
+            let audit = try await browser.get("/audit?since=2026-11-01+12%3A00")
+            #expect(audit.status == 200 && !audit.text.contains("is not a time"), "\(audit.status)")
+        }
+    }
+
     /// Sign-ins that check no token (an expired form, a body that is not a form) are not counted
     /// as guesses: the attempt counted when it was let through is given back.
     @Test func signInsThatCheckNoTokenAreNotCounted() async throws {

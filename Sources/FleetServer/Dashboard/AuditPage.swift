@@ -84,14 +84,15 @@ extension DashboardController {
     @Sendable func auditPage(_ request: Request, context: Context) async throws -> Response {
         guard let session = try await sessions.signedIn(request) else { return DashboardPages.toLogin(request) }
         var page = AuditPage(
-            node: HTTP.query(request, "node") ?? "", credential: HTTP.query(request, "credential") ?? "",
-            action: HTTP.query(request, "action") ?? "", since: HTTP.query(request, "since") ?? "",
-            until: HTTP.query(request, "until") ?? "", filterError: nil,
+            node: HTTP.formQuery(request, "node") ?? "", credential: HTTP.formQuery(request, "credential") ?? "",
+            action: HTTP.formQuery(request, "action") ?? "", since: HTTP.formQuery(request, "since") ?? "",
+            until: HTTP.formQuery(request, "until") ?? "", filterError: nil,
             table: AuditTable(tableId: "audit-table", rows: []), count: "", nextHref: nil)
         var status = HTTPResponse.Status.ok
         do {
             // Without a limit (or with an empty one, as in the API), the page's own.
-            let filter = try await AuditController<Context>.filter(request, state: state, defaultLimit: AuditPage.pageSize)
+            let filter = try await AuditController<Context>.filter(
+                request, state: state, defaultLimit: AuditPage.pageSize, form: true)
             let records = try await state.database.auditLog(filter)
             page.table.rows = records.map(AuditTable.row)
             if let record = filter.record {

@@ -209,9 +209,9 @@ extension DashboardController {
         guard let session = try await sessions.signedIn(request) else { return DashboardPages.toLogin(request) }
         let now = Date()
         let filters = NodesPage.Filters(
-            label: (HTTP.query(request, "label") ?? "").trimmingCharacters(in: .whitespaces),
-            phase: HTTP.query(request, "phase") ?? "", online: HTTP.query(request, "online") ?? "",
-            drift: HTTP.query(request, "drift") ?? "", sort: HTTP.query(request, "sort") ?? "name",
+            label: (HTTP.formQuery(request, "label") ?? "").trimmingCharacters(in: .whitespaces),
+            phase: HTTP.formQuery(request, "phase") ?? "", online: HTTP.formQuery(request, "online") ?? "",
+            drift: HTTP.formQuery(request, "drift") ?? "", sort: HTTP.query(request, "sort") ?? "name",
             descending: HTTP.query(request, "dir") == "desc", page: HTTP.query(request, "page").flatMap { Int($0) } ?? 1)
         let nodes = try await state.database.nodes().map { state.nodeInfo($0, now: now) }
         var page = NodesPage(nodes: nodes, filters: filters, now: now)

@@ -50,8 +50,8 @@ struct ReportQuery: Sendable, Equatable {
 
     init(_ request: Request, now: Date) {
         self.init(
-            since: HTTP.query(request, "since"), until: HTTP.query(request, "until"), by: HTTP.query(request, "by"),
-            label: HTTP.query(request, "label"), now: now)
+            since: HTTP.formQuery(request, "since"), until: HTTP.formQuery(request, "until"), by: HTTP.formQuery(request, "by"),
+            label: HTTP.formQuery(request, "label"), now: now)
     }
 
     /// The query string of this report (for the CSV link).
