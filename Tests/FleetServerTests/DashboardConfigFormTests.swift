@@ -144,6 +144,26 @@ import Testing
                 "/nodes/\(reg.nodeId)/config", fields.map { $0.0 == "minPages" ? ("minPages", "5") : $0 })
             #expect(stale.status == 422 && stale.text.contains("id=\"form-error\""))
             #expect(try await harness.admin.nodeConfig(reg.nodeId).generation == generation + 1)
+
+            // Only kicks since the form was filled (a throttle node's come all day): the form
+            // applies. Its base is the page's; a change of the config itself is still a conflict.
+            let form = try await browser.get("/nodes/\(reg.nodeId)")
+            func hidden(_ name: String) -> String {
+                guard let r = form.text.range(of: "name=\"\(name)\" value=\"") else { return "" }
+                return String(form.text[r.upperBound...].prefix { $0 != "\"" })
+            }
+            let (formGeneration, base) = (hidden("generation"), hidden("base"))
+            #expect(formGeneration == String(generation + 1) && base.count == 32, "\(formGeneration) \(base)")
+            _ = try await harness.admin.kick(reg.nodeId)
+            _ = try await harness.admin.kick(reg.nodeId)
+            var afterKicks = valid.map { $0.0 == "generation" ? ("generation", formGeneration) : $0 }
+            afterKicks = afterKicks.map { $0.0 == "thresCoef" ? ("thresCoef", "33") : $0 } + [("base", base)]
+            let kicked = try await browser.post("/nodes/\(reg.nodeId)/config", afterKicks)
+            #expect(kicked.status == 303, "refused after kicks only: \(kicked.status)")
+            #expect(try await harness.admin.nodeConfig(reg.nodeId).config.thresCoef == 33)
+            let changedMeanwhile = try await browser.post(
+                "/nodes/\(reg.nodeId)/config", afterKicks.map { $0.0 == "thresCoef" ? ("thresCoef", "34") : $0 })
+            #expect(changedMeanwhile.status == 422 && changedMeanwhile.text.contains("id=\"form-error\""))
         } catch {
             await harness.finish()
             throw error

@@ -1,4 +1,5 @@
 import FleetAPI
+import FleetStore
 import Foundation
 import KSMCore
 
@@ -18,8 +19,17 @@ struct ConfigForm: Sendable, Equatable {
     var maxCpuPercent = ""
     /// The generation the form was filled from: the change applies only if it is still current.
     var generation = ""
+    /// A digest of the config the form was filled from (`digest`): a newer generation holding
+    /// the same config (only kicks came between) does not refuse the form.
+    var base = ""
 
     init() {}
+
+    /// The config's digest, as the form carries it.
+    static func digest(_ config: KSMConfig) -> String {
+        let json = (try? StrictJSON.encoder().encode(config)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        return String(Secrets.hash(json).prefix(32))
+    }
 
     init(_ c: NodeConfig) {
         let cfg = c.config
@@ -37,6 +47,7 @@ struct ConfigForm: Sendable, Equatable {
         // config on the next save of any other field).
         maxCpuPercent = cfg.maxCpuPercent.map { $0.description } ?? ""
         generation = String(c.generation)
+        base = Self.digest(cfg)
     }
 
     /// The form's errors by field, named as `ConfigValidationError` names them ("run",
@@ -102,7 +113,7 @@ struct ConfigForm: Sendable, Equatable {
 extension ConfigForm: Decodable {
     enum CodingKeys: String, CodingKey {
         case run, mode, thresCoef, mergeAcrossNodes, boost, decay, minPages, maxPages, sleepMsec, maxCpuPercent
-        case generation
+        case generation, base
     }
 
     init(from decoder: any Decoder) throws {
@@ -119,5 +130,6 @@ extension ConfigForm: Decodable {
         sleepMsec = try text(.sleepMsec)
         maxCpuPercent = try text(.maxCpuPercent)
         generation = try text(.generation)
+        base = try text(.base)
     }
 }

@@ -18,8 +18,19 @@ extension DashboardController {
         var errors: [String: String] = [:]
         do {
             let patch = try form.patch()
-            let change = try await state.patchConfig(
-                node: stored, patch, ifMatch: form.expectedGeneration, actor: session.credential.name)
+            let change: ConfigChange
+            do {
+                change = try await state.patchConfig(
+                    node: stored, patch, ifMatch: form.expectedGeneration, actor: session.credential.name)
+            } catch StoreError.generationConflict(_, let current) {
+                // Only kicks since the form was filled (each one a generation, throttle and
+                // adaptive nodes get them all day): the config is the one the form was made
+                // from, so the form applies to it. Anything else is a real conflict.
+                guard !form.base.isEmpty, let now = try await state.database.config(nodeId: stored.id),
+                    now.generation == current, ConfigForm.digest(now.config) == form.base
+                else { throw StoreError.generationConflict(expected: form.expectedGeneration ?? 0, current: current) }
+                change = try await state.patchConfig(node: stored, patch, ifMatch: current, actor: session.credential.name)
+            }
             let base = "/nodes/" + HTML.q(stored.id)
             guard change.changed else { return DashboardPages.redirect(base + "?unchanged=1") }
             return DashboardPages.redirect(base + "?saved=\(change.after.generation)")

@@ -101,6 +101,7 @@ struct NodePage: Sendable {
     var historyNote: String
     var applyError: String?
     var formGeneration: String
+    var formBase: String
     /// The error of the form as a whole (a conflicting edit).
     var formError: String?
     var run: FormField
@@ -191,6 +192,7 @@ struct NodePage: Sendable {
         benefits = NodeBenefits(n, now: now)
 
         formGeneration = form.generation
+        formBase = form.base
         formError = errors["_form"]
         func field(_ name: String, _ value: String, options: [(String, String)] = [], error key: String? = nil)
             -> FormField
