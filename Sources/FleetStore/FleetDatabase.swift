@@ -523,7 +523,11 @@ extension FleetDatabase {
             channel: "ksmfleet_config",
             handler: { payload in
                 guard let notices = ConfigChangeNotice.parse(payload) else {
+                    // Some node's config changed and nobody can tell whose: as after a lost
+                    // connection, what was heard is not trusted and the waiting polls read the
+                    // store again, rather than seeing the change at their timeout.
                     logger.warning("unreadable config notification", metadata: ["payload": "\(payload.prefix(200))"])
+                    resync(false)
                     return
                 }
                 handler(notices)
