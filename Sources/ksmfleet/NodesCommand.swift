@@ -18,7 +18,10 @@ extension NodesCommand {
         static let configuration = CommandConfiguration(
             abstract: "List nodes, optionally only those matching labels, a phase, offline or drifting.")
 
-        @Option(name: .customLong("label"), help: "Only nodes with this label (k=v); repeat to require several.")
+        /// `--selector` too, as `kick` and `config apply` name a label filter.
+        @Option(
+            name: [.customLong("label"), .customLong("selector")],
+            help: "Only nodes with this label (k=v, or k=v,k2=v2 as --selector); repeat to require several.")
         var labels: [String] = []
 
         @Option(help: "Only nodes in this phase (Running, Stopped, Pruned, Unmanaged).")

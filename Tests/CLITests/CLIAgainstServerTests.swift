@@ -43,6 +43,10 @@ struct CLIAgainstServerTests {
             let both = try await f.cli(["nodes", "list", "--label", "env=prod", "--label", "role=db", "-o", "json"])
                 .json(NodeList.self)
             #expect(both.nodes.isEmpty)
+            // `--selector`, as kick and config apply name it: the same filter.
+            let selected = try await f.cli(["nodes", "list", "--selector", "env=prod,role=web", "-o", "json"])
+                .json(NodeList.self)
+            #expect(selected.nodes.map(\.name).sorted() == ["web-1", "web-2"])
             let stopped = try await f.cli(["nodes", "list", "--phase", "Stopped", "-o", "json"]).json(NodeList.self)
             #expect(stopped.nodes.map(\.name) == ["db-1"])
             let offline = try await f.cli(["nodes", "list", "--offline", "-o", "json"]).json(NodeList.self)
