@@ -30,12 +30,17 @@ public struct StandaloneOptions: Sendable {
     /// Where the KSM settings found before the first write are kept across restarts
     /// (`initial-settings.json`); nil keeps nothing: each start captures the kernel's settings.
     public var stateDir: String?
+    /// Directories whose new entries are kicks (throttle mode), as the connected agent's
+    /// `--watch`: kata's throttler watched `/run/vc/sbs` the same way.
+    public var watchPaths: [String]
 
     public init(
         configPath: String, interval: Double = 60, sampleInterval: Double? = nil, restoreOnExit: Bool = false,
         unmergeTimeout: Double = 60, unmergeReservePercent: Double = UnmergeGuard.defaultReservePercent,
-        sysfsRoot: String = "/sys/kernel/mm/ksm", procRoot: String = "/proc", stateDir: String? = nil
+        sysfsRoot: String = "/sys/kernel/mm/ksm", procRoot: String = "/proc", stateDir: String? = nil,
+        watchPaths: [String] = []
     ) {
+        self.watchPaths = watchPaths
         self.unmergeReservePercent = unmergeReservePercent
         self.stateDir = stateDir
         self.configPath = configPath
@@ -104,6 +109,7 @@ public enum Standalone {
             case tune
             case sample
             case signal(Int32)
+            case watched(String)
         }
         let (events, continuation) = AsyncStream<Event>.makeStream()
         // Listening before the first step: a prune unmerges in it (later steps find run 2 and
@@ -138,6 +144,19 @@ public enum Standalone {
             }
         }
 
+        // Repeated or comma-separated, as the connected agent's `--watch`.
+        let watchPaths = options.watchPaths.flatMap { $0.split(whereSeparator: { $0 == "," || $0 == ":" }) }
+            .map(\.trimmed).filter { !$0.isEmpty }
+        let watcher = watchPaths.isEmpty ? nil : DirectoryWatcher(paths: watchPaths)
+        if let watcher, !watcher.start() {
+            logger.warning("cannot watch directories (inotify unavailable); kicks come from SIGUSR1 only")
+        }
+        let watchTask = watcher.map { watcher in
+            Task {
+                for await event in watcher.events { continuation.yield(.watched("\(event.directory)/\(event.name)")) }
+            }
+        }
+
         let clock = ContinuousClock()
         var lastStatus = clock.now
         let statusEvery = Duration.milliseconds(Int64(options.interval * 1000) - 50)
@@ -155,6 +174,9 @@ public enum Standalone {
             case .signal(let sig) where sig == SIGUSR1:
                 await engine.kick(source: "SIGUSR1")
                 await logStatus(engine, logger: logger)
+            case .watched(let entry):
+                await engine.kick(source: "watch:\(entry)")
+                await logStatus(engine, logger: logger)
             case .signal(let sig):
                 logger.info("stopping", metadata: ["signal": "\(Signals.name(sig))"])
                 break loop
@@ -162,6 +184,8 @@ public enum Standalone {
         }
         tuneTask.cancel()
         sampleTask?.cancel()
+        watcher?.stop()
+        watchTask?.cancel()
         continuation.finish()
         // Still listening during the restore: a second SIGTERM cuts its unmerge short.
         defer { signalTask.cancel() }

@@ -38,6 +38,11 @@ struct StandaloneCommand: AsyncParsableCommand {
         help: "The share of MemTotal, in % (0-90), that must stay available after an unmerge (run=2); the agent does not start one that would leave less (default 10; with 0 it must still fit in MemAvailable).")
     var unmergeReserve: String = "10"
 
+    @Option(
+        name: .customLong("watch"),
+        help: "A directory whose new entries are kicks in throttle mode (repeatable, or a comma-separated list), e.g. /run/libvirt/qemu, /run/vc/sbs.")
+    var watch: [String] = []
+
     @Option(name: .long, help: "The KSM sysfs directory.")
     var sysfs: String = "/sys/kernel/mm/ksm"
 
@@ -71,7 +76,7 @@ struct StandaloneCommand: AsyncParsableCommand {
             configPath: config, interval: interval, sampleInterval: sampleInterval, restoreOnExit: process.restoreOnExit,
             unmergeTimeout: unmergeTimeout,
             unmergeReservePercent: (try? AgentOptions.unmergeReserve(unmergeReserve)) ?? 10,
-            sysfsRoot: sysfs, procRoot: proc, stateDir: stateDir)
+            sysfsRoot: sysfs, procRoot: proc, stateDir: stateDir, watchPaths: watch)
         let code = await Standalone.run(options, logger: Logger(label: "ksmfleet-agent"))
         if code != 0 { throw ExitCode(code) }
     }

@@ -109,3 +109,39 @@ struct AgentProcessTests {
         #expect(text.contains("enrollment token"))
     }
 }
+
+/// `ksmfleet-agent standalone --watch DIR` (fake sysfs): a new entry in the directory is a kick
+/// in throttle mode, as for the connected agent and kata's throttler (which watched /run/vc/sbs);
+/// standalone had only SIGUSR1, though its shipped example is throttle mode.
+@Suite("ksmfleet-agent standalone --watch")
+struct StandaloneWatchTests {
+    @Test func aNewEntryInAWatchedDirectoryKicks() async throws {
+        guard let binary = builtProduct("ksmfleet-agent") else {
+            try Test.cancel("ksmfleet-agent is not built next to the tests (swift build --build-tests builds it)")
+        }
+        let root = makeTemporaryDirectory(prefix: "ksmfleet-sa-watch").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let sysfs = root + "/ksm"
+        try FakeSysfsDirectory.create(at: sysfs)
+        let watched = root + "/vms"
+        try FileManager.default.createDirectory(atPath: watched, withIntermediateDirectories: true)
+        let config = root + "/standalone.json"
+        try #"{"run":"run","mode":"throttle","thresCoef":100}"#.write(toFile: config, atomically: true, encoding: .utf8)
+        let logPath = root + "/agent.log"
+        let p = try startLogged(
+            binary, ["standalone", "--config", config, "--interval", "60", "--sysfs", sysfs, "--watch", watched],
+            logPath: logPath)
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        var log: String { readText(logPath) }
+        let started = await waitUntil(timeout: .seconds(15)) { log.contains("throttle is idle (not kicked yet)") }
+        #expect(started, "\(log)")
+        try await Task.sleep(for: .milliseconds(300))  // the watch is set up beside the first step
+        #expect(FileManager.default.createFile(atPath: watched + "/vm-1", contents: nil))
+        let kicked = await waitUntil(timeout: .seconds(10)) { log.contains("source=watch:\(watched)/vm-1") }
+        #expect(kicked, "a new entry in the watched directory was no kick: \(log)")
+        #expect(readText(sysfs + "/sleep_millisecs") == "1", "not aggressive after the kick: \(log)")
+        kill(p.processIdentifier, SIGTERM)
+        let exited = await waitUntil(timeout: .seconds(15), poll: .milliseconds(50)) { !p.isRunning }
+        #expect(exited && p.terminationStatus == 0, "\(log)")
+    }
+}
