@@ -239,11 +239,7 @@ public actor NodeEngine {
                 "generation": "\(generation.map(String.init) ?? "-")", "run": "\(config.run.rawValue)",
                 "mode": "\(config.mode.rawValue)", "thresCoef": "\(config.thresCoef)",
             ])
-        // Once this step has run (it may wait behind an unmerge): the loop works out its wait
-        // from the state it left (`tuneInterval`), sooner or later than the one it sleeps.
-        let outcome = await tune()
-        wakeup.signal()
-        return outcome
+        return await tuneAndWake()
     }
 
     /// A throttle kick (server kickCounter change, watched directory, SIGUSR1); tunes at once.
@@ -252,8 +248,13 @@ public actor NodeEngine {
         state = Tuner.kick(state: state, now: clock.now())
         holdEpoch += 1  // a kick tries a held-back unmerge again
         logger.info("kick", metadata: ["source": "\(source)", "kicks": "\(state.throttle.kicks)"])
-        // Once this step has run (it may wait behind an unmerge): the loop works out its wait
-        // from the state it left (`tuneInterval`), sooner or later than the one it sleeps.
+        return await tuneAndWake()
+    }
+
+    /// A step for a new config or a kick, then the tuning loop woken: once the step has run (it
+    /// may wait behind an unmerge), the loop works out its wait from the state it left
+    /// (`tuneInterval`), sooner or later than the one it sleeps.
+    private func tuneAndWake() async -> EngineOutcome {
         let outcome = await tune()
         wakeup.signal()
         return outcome

@@ -283,7 +283,7 @@ extension FleetDatabase {
             // without a row (the node sent nothing then) or one an earlier pass computed from
             // the first of the late samples, the recomputed row replaces it.
             if let cut = try Self.stateValue(db, Self.samplesCutKey) {
-                let whole = ((Double(cut) / 1000 + policy.maxGapSeconds) / ReportTime.hour).rounded(.up) * ReportTime.hour
+                let whole = Self.firstWholeHour(afterCut: cut, policy: policy)
                 for (node, hours) in touched {
                     guard let first = hours.filter({ $0 < whole }).min() else { continue }
                     var stored: [Double: Double] = [:]
@@ -305,8 +305,7 @@ extension FleetDatabase {
                     touched[p.nodeId, default: []].insert(p.start)
                 }
             }
-            // Samples whose hours were all kept still move the watermark on (an empty computation).
-            guard !touched.isEmpty || !rows.isEmpty else { return nil }
+            guard !touched.isEmpty else { return nil }
             var cut: Set<NodeBucket> = []
             var hours: [(NodeBucket, RollupBucket?)] = []
             var days: [(NodeBucket, RollupBucket?)] = []
@@ -871,7 +870,7 @@ extension FleetDatabase {
             guard let first = try Int64.fetchOne(db, sql: "SELECT MIN(taken_at) FROM samples") else { return [] }
             var lower = ReportTime.hourStart(Double(first) / 1000 - policy.maxGapSeconds)
             if let cut = try Self.stateValue(db, Self.samplesCutKey) {
-                let firstWhole = ((Double(cut) / 1000 + policy.maxGapSeconds) / ReportTime.hour).rounded(.up) * ReportTime.hour
+                let firstWhole = Self.firstWholeHour(afterCut: cut, policy: policy)
                 lower = max(lower, firstWhole)
             }
             let hours = try StoreRow.fetchAll(
@@ -977,6 +976,12 @@ extension FleetDatabase {
     }
 
     /// A value kept in `rollup_state` (watermark, counters, retention cuts); nil when never set.
+    /// The first hour whose read (it reaches `maxGapSeconds` back) starts after the raw
+    /// retention's cut (`samplesCutKey`, ms): the hours before it may have lost raw samples.
+    static func firstWholeHour(afterCut cut: Int64, policy: ReportPolicy) -> Double {
+        ((Double(cut) / 1000 + policy.maxGapSeconds) / ReportTime.hour).rounded(.up) * ReportTime.hour
+    }
+
     static func stateValue(_ db: StoreDB, _ key: String) throws -> Int64? {
         try Int64.fetchOne(db, sql: "SELECT value FROM rollup_state WHERE key = ?", arguments: [key])
     }
